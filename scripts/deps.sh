@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Install everything dfnet needs to build and test, on Debian (bookworm).
+# Idempotent: safe to run again; does nothing it has already done.
+#
+#  1. apt packages (compiler, cmake, nanopb, protoc, mbedTLS, cmocka, libusb, umockdev,
+#     cJSON, iproute2, clang for the fuzzers).
+#  2. libwebsockets 4.1.x from Debian's *source* package, built static against mbedTLS
+#     (Debian's binary package links OpenSSL, which dfnet does not use), with our patches
+#     from scripts/patches/libwebsockets/ applied, into .deps/ (git-ignored).
+#     A stamp (version + patch digests + build options) skips the build when unchanged.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+deps="$root/.deps"
+prefix="$deps/prefix"
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'deps: %s\n' "$*"; }
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates dpkg-dev
+  nanopb libnanopb-dev protobuf-compiler python3-protobuf
+  libmbedtls-dev libcmocka-dev libusb-1.0-0-dev
+  umockdev libumockdev-dev libcjson-dev
+  iproute2 procps clang libclang-rt-14-dev llvm
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+# Source packages: make sure a deb-src entry sits beside the deb one.
+have_src() { grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; }
+apt_updated=0
+if ! have_src; then
+  log "enabling Debian source packages"
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    $sudo sed -i -E 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources
+  fi
+  if ! have_src && [ -f /etc/apt/sources.list ]; then
+    grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' | $sudo tee -a /etc/apt/sources.list >/dev/null
+  fi
+  have_src || { log "error: could not enable deb-src entries"; exit 1; }
+  $sudo apt-get update -qq; apt_updated=1
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  [ $apt_updated = 1 ] || { $sudo apt-get update -qq; apt_updated=1; }
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- nanopb runtime sources ---------------------------------------------------------
+# The generator and headers come from Debian's nanopb packages; the runtime (pb_*.c) is
+# compiled into our build from Debian's source package of the same version, so that the
+# sanitizer and fuzzer builds instrument the decoder too.
+nanopb_version=$(dpkg-query -W -f='${Version}' nanopb)
+if [ "$(cat "$deps/nanopb/.version" 2>/dev/null)" != "$nanopb_version" ]; then
+  log "fetching nanopb $nanopb_version runtime sources"
+  rm -rf "$deps/nanopb" "$deps/nanopb-src"; mkdir -p "$deps/nanopb-src" "$deps/nanopb"
+  ( cd "$deps/nanopb-src" && apt-get source -qq --download-only "nanopb=$nanopb_version" >/dev/null 2>&1 \
+      && dpkg-source --no-check -x ./*.dsc src >/dev/null )
+  cp "$deps"/nanopb-src/src/pb*.c "$deps"/nanopb-src/src/pb*.h "$deps/nanopb/"
+  rm -rf "$deps/nanopb-src"
+  echo "$nanopb_version" > "$deps/nanopb/.version"
+fi
+
+# ---- libwebsockets (static, mbedTLS) -------------------------------------------------
+lws_opts=(
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON
+  -DLWS_WITH_MBEDTLS=ON -DLWS_WITH_SSL=ON -DLWS_WITHOUT_TESTAPPS=ON
+  -DLWS_WITH_SHARED=OFF -DLWS_WITH_STATIC=ON
+  -DLWS_WITHOUT_EXTENSIONS=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF
+  -DLWS_IPV6=ON -DLWS_WITH_LIBUV=OFF -DLWS_WITH_LIBEV=OFF -DLWS_WITH_LIBEVENT=OFF
+  -DLWS_WITH_GLIB=OFF -DLWS_WITH_SYS_SMD=OFF -DLWS_WITH_SYS_STATE=OFF
+  -DLWS_WITH_HTTP2=OFF
+)
+patches=$(ls "$root"/scripts/patches/libwebsockets/*.patch 2>/dev/null | sort || true)
+src_version=$(apt-cache showsrc libwebsockets 2>/dev/null | awk '/^Version:/ {print $2; exit}')
+[ -n "$src_version" ] || { [ $apt_updated = 1 ] || $sudo apt-get update -qq; src_version=$(apt-cache showsrc libwebsockets | awk '/^Version:/ {print $2; exit}'); }
+stamp_want=$( { echo "$src_version"; echo "${lws_opts[*]}"; for p in $patches; do sha256sum "$p"; done; } | sha256sum | cut -d' ' -f1)
+stamp="$prefix/.dfnet-lws-stamp"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_want" ] && [ -f "$prefix/lib/libwebsockets.a" ]; then
+  log "libwebsockets $src_version (mbedTLS) already built"
+  exit 0
+fi
+
+log "building libwebsockets $src_version against mbedTLS into $prefix"
+rm -rf "$deps/src" "$deps/build" "$prefix"
+mkdir -p "$deps/src" "$deps/build"
+( cd "$deps/src" && apt-get source -qq --download-only libwebsockets >/dev/null 2>&1 \
+    && dpkg-source --no-check -x ./*.dsc lws >/dev/null )
+lws_src="$deps/src/lws"
+for p in $patches; do
+  log "applying $(basename "$p")"
+  patch -d "$lws_src" -p1 --forward --quiet < "$p"
+done
+cmake -S "$lws_src" -B "$deps/build" -DCMAKE_INSTALL_PREFIX="$prefix" "${lws_opts[@]}" >"$deps/build.log" 2>&1 \
+  || { tail -40 "$deps/build.log"; exit 1; }
+cmake --build "$deps/build" -j"$(nproc)" >>"$deps/build.log" 2>&1 || { tail -40 "$deps/build.log"; exit 1; }
+cmake --install "$deps/build" >>"$deps/build.log" 2>&1 || { tail -40 "$deps/build.log"; exit 1; }
+grep -q '#define LWS_WITH_MBEDTLS' "$prefix/include/lws_config.h" \
+  || { log "error: built libwebsockets does not have LWS_WITH_MBEDTLS"; exit 1; }
+echo "$stamp_want" > "$stamp"
+log "libwebsockets $src_version built (LWS_WITH_MBEDTLS on)"
