@@ -23,14 +23,29 @@ static bool bulk_encode(pb_ostream_t *stream, const pb_field_t *field, void *con
          pb_encode_string(stream, bulk->data, bulk->size);
 }
 
+/* What the bulk decode callback needs: where to put the view, and the input's bounds. */
+typedef struct bulk_decode_ctx {
+  dfnet_bytes_t *bulk;
+  const uint8_t *input;
+  size_t input_len;
+} bulk_decode_ctx_t;
+
 /* Decode callback for Envelope.bulk: records a view into the input buffer. The stream is
- * always a buffer stream made by dfnet_envelope_decode(), whose state is the read pointer;
- * the substream's bytes_left was already checked against the input length by nanopb. */
+ * a buffer stream made by dfnet_envelope_decode(), whose state is the read pointer, and
+ * nanopb already checked bytes_left against the input. But for a non-length-delimited wire
+ * type nanopb hands us a substream over a copy on its own stack: refuse anything that does
+ * not lie inside the input (found by tests/fuzz/fuzz_envelope). */
 static bool bulk_decode(pb_istream_t *stream, const pb_field_t *field, void **arg) {
   (void)field;
-  dfnet_bytes_t *bulk = *arg;
-  bulk->data = stream->state;
-  bulk->size = stream->bytes_left;
+  const bulk_decode_ctx_t *ctx = *arg;
+  const uint8_t *at = stream->state;
+  if (at < ctx->input || at > ctx->input + ctx->input_len ||
+      stream->bytes_left > (size_t)(ctx->input + ctx->input_len - at)) {
+    PB_SET_ERROR(stream, "bulk is not length-delimited");
+    return false;
+  }
+  ctx->bulk->data = at;
+  ctx->bulk->size = stream->bytes_left;
   return pb_read(stream, NULL, stream->bytes_left);
 }
 
@@ -87,8 +102,9 @@ dfnet_status_t dfnet_envelope_decode(const uint8_t *buf, size_t len, size_t max_
     out->pb.which_msg = 0;
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
+  bulk_decode_ctx_t ctx = {&out->bulk, buf, len};
   out->pb.bulk.funcs.decode = bulk_decode;
-  out->pb.bulk.arg = &out->bulk;
+  out->pb.bulk.arg = &ctx;
   pb_istream_t stream = pb_istream_from_buffer(buf, len);
   if (!pb_decode(&stream, dfnet_v1_Envelope_fields, &out->pb)) {
     const char *msg = PB_GET_ERROR(&stream);
@@ -98,6 +114,7 @@ dfnet_status_t dfnet_envelope_decode(const uint8_t *buf, size_t len, size_t max_
     out->bulk.size = 0;
     return is_overflow(msg) ? DFNET_STATUS_RESOURCE_EXHAUSTED : DFNET_STATUS_INVALID_ARGUMENT;
   }
+  out->pb.bulk.arg = NULL; /* ctx dies with this frame */
   if (out->pb.which_msg == 0) {
     if (error)
       *error = "envelope carries no known message";

@@ -62,7 +62,8 @@ if command -v clang >/dev/null 2>&1 && [ "$fuzz_seconds" != 0 ]; then
       name=$(basename "$target")
       corpus="$fdir/corpus/$name"; mkdir -p "$corpus"
       seeds="$root/tests/fuzz/corpus/$name"
-      if "$target" -max_total_time="$fuzz_seconds" -print_final_stats=0 "$corpus" \
+      if "$target" -max_total_time="$fuzz_seconds" -print_final_stats=0 \
+           -artifact_prefix="$fdir/$name-" "$corpus" \
            $( [ -d "$seeds" ] && echo "$seeds" ) >"$fdir/$name.log" 2>&1; then
         echo "$name: ok ($(grep -Eo '#[0-9]+' "$fdir/$name.log" | tail -1 | tr -d '#') runs)"
       else

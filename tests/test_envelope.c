@@ -174,7 +174,18 @@ static void bad_truncated_length(raw_t *r) {
   r->b[r->n++] = 0x80; /* unterminated length varint */
 }
 
+/* Regression (found by fuzz_envelope): bulk sent as fixed64 made the decoder return a view
+ * into nanopb's stack copy instead of the frame. */
+static void bad_bulk_wrong_wire_type(raw_t *r) {
+  raw_tag(r, 2, 2);
+  raw_varint(r, 0);
+  raw_tag(r, 15, 1);
+  for (int i = 0; i < 8; i++)
+    r->b[r->n++] = 0xff;
+}
+
 static const bad_case_t bad_cases[] = {
+    {"bulk with a fixed64 wire type", bad_bulk_wrong_wire_type, DFNET_STATUS_INVALID_ARGUMENT},
     {"oversized string", bad_oversized_string, DFNET_STATUS_RESOURCE_EXHAUSTED},
     {"oversized nested string", bad_nested_string_overflow, DFNET_STATUS_RESOURCE_EXHAUSTED},
     {"oversized repeated field", bad_oversized_repeated, DFNET_STATUS_RESOURCE_EXHAUSTED},
