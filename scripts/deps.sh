@@ -25,6 +25,7 @@ packages=(
   libmbedtls-dev libcmocka-dev libusb-1.0-0-dev
   umockdev libumockdev-dev libcjson-dev
   iproute2 procps clang libclang-rt-14-dev llvm
+  libarchive-dev uthash-dev
 )
 
 missing=()
