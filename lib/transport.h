@@ -1,0 +1,348 @@
+/* dfnet's transport: envelopes over mutually authenticated TLS websockets
+ * (DESIGN.md "The wire" and "Security"; issue 3). libwebsockets 4.1 on mbedTLS 2.28.
+ *
+ * Model
+ *   A dfnet_transport_t is one lws context and the one thread that services it (the
+ *   "service thread": the thread inside dfnet_transport_run(), or the one started by
+ *   dfnet_transport_start()). It holds endpoints: servers (dfnet_transport_listen) and
+ *   clients that keep one connection up and reconnect with backoff
+ *   (dfnet_transport_connect). Each established, authenticated connection is a session,
+ *   named by a dfnet_session_id_t (never 0, never reused within a transport) — never by a
+ *   pointer (STYLE.md 7). One dfnet.v1.Envelope per websocket binary message.
+ *
+ * Threads
+ *   Every callback runs on the service thread, never under a lock of ours, and may call
+ *   any function of this header (including closing the session it is told about).
+ *   Functions marked "any thread" may be called from any thread at any time between
+ *   create and destroy; they hand their work to the service thread through a queue and
+ *   lws_cancel_service() (the one lws call that is thread-safe in 4.1). Functions marked
+ *   "service thread" must be called from a callback (or before the service thread starts).
+ *
+ * Trust (enforced here, not left to lws: see scripts/patches/libwebsockets/)
+ *   TLS 1.2 only; ECDHE-ECDSA with AES-GCM or ChaCha20-Poly1305; P-256 first. Mutual TLS
+ *   always: a server refuses a peer with no certificate, one not signed by its CA, expired
+ *   or not yet valid, a certificate whose role (subject OU) does not fit the subprotocol
+ *   (DFNET_SUBPROTOCOL_HOST: "host" only; DFNET_SUBPROTOCOL_CLIENT: "admin", "operator",
+ *   "viewer"), plaintext HTTP/ws on the TLS port and anything that is not a websocket
+ *   upgrade. A client refuses a server certificate not signed by its CA, whose name does
+ *   not match (DNS or IP SAN, or CN) or whose role is not the expected one ("manager" by
+ *   default). Every refusal is logged once (subsystem "transport", subject = peer address
+ *   or name) with its reason.
+ *
+ * Envelope ids
+ *   dfnet_transport_request() assigns ids: odd on the connecting side's requests, even on
+ *   the accepting side's, so that the two directions' id spaces never meet. An incoming
+ *   envelope whose id names a pending request of ours is that request's reply; every
+ *   other envelope goes to on_envelope (a peer's request, its reply to a request of ours
+ *   that already completed is dropped with a debug log). Replies to a peer's request
+ *   carry the peer's id (the caller sets pb.id and uses dfnet_transport_send()).
+ *
+ * Bounds
+ *   Receive: a message over max_message_bytes is discarded as it arrives and answered with
+ *   Status RESOURCE_EXHAUSTED carrying its id (read from its first bytes); the session
+ *   carries on. Send: each session has a send queue bounded by send_hwm_bytes; a send over
+ *   it is refused with RESOURCE_EXHAUSTED (or waits, with DFNET_SEND_WAIT, on threads
+ *   other than the service thread). Large messages go out in fragments of at most
+ *   fragment_bytes, one lws_write per writable callback, interleaved with nothing else
+ *   (websocket fragments of one message cannot interleave with another message).
+ *   Keepalive: a ping every keepalive_ms of silence; a peer silent for 3 intervals is
+ *   closed (UNAVAILABLE). TCP_NODELAY on every socket.
+ *   An envelope of a kind this build does not know (decode UNIMPLEMENTED) is answered with
+ *   Status UNIMPLEMENTED carrying its id; a malformed one is dropped with a logged reason.
+ *   Neither reaches on_envelope; the session carries on.
+ */
+#ifndef DFNET_LIB_TRANSPORT_H
+#define DFNET_LIB_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dfnet/status.h"
+#include "dfnet/v1/session.pb.h"
+#include "lib/envelope.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DFNET_SUBPROTOCOL_HOST "dfnet.host.v1"
+#define DFNET_SUBPROTOCOL_CLIENT "dfnet.client.v1"
+
+/* Defaults of dfnet_transport_limits_t (0 in a field means the default). */
+#define DFNET_TRANSPORT_MAX_MESSAGE_DEFAULT DFNET_FRAME_MAX_DEFAULT /* 4 MiB */
+#define DFNET_TRANSPORT_SEND_HWM_DEFAULT (8u * 1024u * 1024u)       /* 8 MiB */
+#define DFNET_TRANSPORT_FRAGMENT_DEFAULT (64u * 1024u)              /* 64 KiB */
+#define DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT 10000u                  /* 10 s */
+
+/* A session: one authenticated connection. 0 is "no session". Never reused. */
+typedef uint64_t dfnet_session_id_t;
+/* An endpoint (a server or a client) of a transport. 0 is "none". */
+typedef uint32_t dfnet_endpoint_id_t;
+/* A timer of dfnet_transport_timer_start(). 0 is "none". Never reused. */
+typedef uint64_t dfnet_timer_id_t;
+
+typedef struct dfnet_transport dfnet_transport_t;
+
+/* What the transport knows about a session's peer. Strings are owned by the transport and
+ * valid until the on_session_closed callback of that session returns (copy to keep). */
+typedef struct dfnet_session_info {
+  dfnet_session_id_t id;
+  dfnet_endpoint_id_t endpoint;
+  bool outgoing;            /* we connected (client endpoint) */
+  const char *peer_name;    /* verified certificate CN */
+  const char *role_name;    /* certificate OU: "host", "admin", "operator", "viewer",
+                               "manager" */
+  dfnet_v1_Role role;       /* role_name as the wire enum (ROLE_UNSPECIFIED for "manager") */
+  const char *subprotocol;  /* DFNET_SUBPROTOCOL_HOST or DFNET_SUBPROTOCOL_CLIENT */
+  const char *peer_address; /* "192.0.2.7:50312" / "[::1]:50312" */
+} dfnet_session_info_t;
+
+/* An endpoint's callbacks. All run on the service thread; all are optional (NULL). */
+typedef struct dfnet_transport_callbacks {
+  /* A session is established (TLS verified, role checked, websocket open). For a client
+   * endpoint this is the (re)connect callback: re-announce your state here. */
+  void (*on_session_open)(void *user, const dfnet_session_info_t *info);
+  /* An envelope arrived that is not a reply to a pending request of ours. `env` and
+   * env->bulk are borrowed: valid during the call only (copy what you keep). */
+  void (*on_envelope)(void *user, dfnet_session_id_t session, const dfnet_envelope_t *env);
+  /* The session is gone. reason: UNAVAILABLE (peer closed, connection lost, keepalive
+   * expired), CANCELLED (closed by dfnet_transport_session_close or destroy), or the
+   * status given to dfnet_transport_session_close. Every pending request of the session
+   * has completed (UNAVAILABLE/CANCELLED) before this is called. Called exactly once per
+   * session whose on_session_open was called, and never for others. */
+  void (*on_session_closed)(void *user, dfnet_session_id_t session, dfnet_status_t reason,
+                            const char *message);
+} dfnet_transport_callbacks_t;
+
+/* Per-session bounds (0 in a field = its default). */
+typedef struct dfnet_transport_limits {
+  uint32_t max_message_bytes; /* receive and send bound of one envelope (4 MiB) */
+  uint32_t send_hwm_bytes;    /* send queue bound per session (8 MiB); a message larger
+                                 than the bound is accepted only into an empty queue */
+  uint32_t fragment_bytes;    /* largest websocket fragment written at once (64 KiB) */
+  uint32_t keepalive_ms;      /* ping after this much silence; closed after 3x (10 s) */
+} dfnet_transport_limits_t;
+
+/* A server endpoint: listens on one address:port, both subprotocols. */
+typedef struct dfnet_server_config {
+  const char *bind_address; /* "127.0.0.1", "0.0.0.0", "::"; NULL = all interfaces */
+  uint16_t port;            /* 0 = an ephemeral port (read it from *port_out) */
+  const char *cert_file;    /* PEM: our certificate (ECDSA P-256, role "manager") */
+  const char *key_file;     /* PEM: its private key */
+  const char *ca_file;      /* PEM: the CA that signed every peer we accept */
+  dfnet_transport_limits_t limits;
+  dfnet_transport_callbacks_t callbacks;
+  void *user; /* passed to every callback */
+} dfnet_server_config_t;
+
+/* A client endpoint: keeps one session to a server, reconnecting with backoff. */
+typedef struct dfnet_client_config {
+  const char *url;          /* "wss://host:port[/path]" (only wss) */
+  const char *subprotocol;  /* DFNET_SUBPROTOCOL_HOST or DFNET_SUBPROTOCOL_CLIENT */
+  const char *cert_file;    /* PEM: our certificate */
+  const char *key_file;     /* PEM: its private key (may be cert_file if it holds both) */
+  const char *ca_file;      /* PEM: the CA that signed the server's certificate */
+  const char *server_name;  /* name the server certificate must carry (DNS/IP SAN or CN);
+                               NULL = the URL's host */
+  const char *server_role;  /* OU the server certificate must carry; NULL = "manager",
+                               "" = any role */
+  /* Reconnect backoff (RFC-free, gRPC's connection-backoff shape): the first retry after
+   * backoff_initial_ms, each next one x backoff_multiplier, capped at backoff_max_ms,
+   * each delay jittered by +-backoff_jitter_pct percent. Reset after a session opens.
+   * 0 = defaults: 500 ms, 1.6, 30000 ms, 20 %. */
+  uint32_t backoff_initial_ms;
+  double backoff_multiplier;
+  uint32_t backoff_max_ms;
+  uint32_t backoff_jitter_pct;
+  dfnet_transport_limits_t limits;
+  dfnet_transport_callbacks_t callbacks;
+  void *user;
+} dfnet_client_config_t;
+
+/* ---- Lifecycle ------------------------------------------------------------------- */
+
+/* Create a transport (an lws context without endpoints). Not yet serviced: add endpoints,
+ * then dfnet_transport_run() or dfnet_transport_start().
+ * On OK *out is a new transport the caller frees with dfnet_transport_destroy().
+ * Errors: INVALID_ARGUMENT (out NULL), INTERNAL (lws context or memory). Any thread. */
+dfnet_status_t dfnet_transport_create(dfnet_transport_t **out);
+
+/* Add a server endpoint. Strings are copied/read during the call. On OK, *endpoint_out
+ * (may be NULL) names it and *port_out (may be NULL) is the port it listens on (useful
+ * with port 0). Errors: INVALID_ARGUMENT (missing file name, bad limits),
+ * NOT_FOUND (a file missing), UNAVAILABLE (the address cannot be bound; the errno text is
+ * logged), INTERNAL. Service thread, or before the service thread starts. */
+dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_config_t *cfg,
+                                      dfnet_endpoint_id_t *endpoint_out, uint16_t *port_out);
+
+/* Add a client endpoint: it connects at once (once serviced) and after every loss of its
+ * session, with backoff. Strings are copied. Failures to connect are logged (once per
+ * attempt) and retried; they never end the endpoint. Errors: INVALID_ARGUMENT (bad URL,
+ * not wss, bad subprotocol, missing file name), NOT_FOUND (a file missing), INTERNAL.
+ * Service thread, or before the service thread starts. */
+dfnet_status_t dfnet_transport_connect(dfnet_transport_t *t, const dfnet_client_config_t *cfg,
+                                       dfnet_endpoint_id_t *endpoint_out);
+
+/* Service the transport on the calling thread until dfnet_transport_stop(). The calling
+ * thread becomes the service thread. Returns OK after stop, FAILED_PRECONDITION when
+ * already serviced. */
+dfnet_status_t dfnet_transport_run(dfnet_transport_t *t);
+
+/* Start a thread that runs dfnet_transport_run(). Errors: FAILED_PRECONDITION (already
+ * serviced), INTERNAL (pthread_create). Any thread (not the service thread). */
+dfnet_status_t dfnet_transport_start(dfnet_transport_t *t);
+
+/* Ask the service thread to leave dfnet_transport_run() (after the current callback).
+ * Sessions stay open until destroy. Any thread; idempotent. */
+void dfnet_transport_stop(dfnet_transport_t *t);
+
+/* Stop servicing (joins the thread of dfnet_transport_start(), if any), fail every
+ * pending request with CANCELLED, call on_session_closed(CANCELLED) for every open
+ * session, close every socket and free everything. NULL is a no-op. Call it from a thread
+ * that is not the service thread, after run() has returned (or from the thread that
+ * called start()). */
+void dfnet_transport_destroy(dfnet_transport_t *t);
+
+/* Is the calling thread the service thread? Any thread. */
+bool dfnet_transport_on_service_thread(const dfnet_transport_t *t);
+
+/* ---- Sessions ---------------------------------------------------------------------- */
+
+/* The current session of a client endpoint, or 0 when it is not connected. Any thread
+ * (the answer may be stale by the time it is used: sends to a closed session fail
+ * UNAVAILABLE). */
+dfnet_session_id_t dfnet_transport_client_session(dfnet_transport_t *t,
+                                                   dfnet_endpoint_id_t endpoint);
+
+/* Wait up to timeout_ms for a client endpoint to have a session; *out gets its id.
+ * Errors: DEADLINE_EXCEEDED, NOT_FOUND (no such client endpoint), FAILED_PRECONDITION
+ * (called on the service thread). Any thread but the service thread. */
+dfnet_status_t dfnet_transport_wait_session(dfnet_transport_t *t, dfnet_endpoint_id_t endpoint,
+                                            uint32_t timeout_ms, dfnet_session_id_t *out);
+
+/* Copy of a session's info: strings are copied into `buf` (cap bytes); *out's pointers
+ * point into buf. Errors: NOT_FOUND (no open session with that id), RESOURCE_EXHAUSTED
+ * (buf too small; 512 bytes always suffice). Any thread. */
+dfnet_status_t dfnet_transport_session_info(dfnet_transport_t *t, dfnet_session_id_t session,
+                                            dfnet_session_info_t *out, char *buf, size_t cap);
+
+/* Close a session: what is already queued is sent, then the websocket is closed with a
+ * close frame, then on_session_closed(reason, message) runs. Pending requests complete
+ * with CANCELLED. Errors: NOT_FOUND (no such open session: closing twice is harmless).
+ * message is copied (cut at 123 bytes for the close frame). Any thread. */
+dfnet_status_t dfnet_transport_session_close(dfnet_transport_t *t, dfnet_session_id_t session,
+                                             dfnet_status_t reason, const char *message);
+
+/* ---- Sending ------------------------------------------------------------------------ */
+
+enum {
+  /* Wait (block) while the session's send queue is over its high-water mark instead of
+   * failing RESOURCE_EXHAUSTED. Ignored (never waits) on the service thread. */
+  DFNET_SEND_WAIT = 1u << 0,
+};
+
+/* Send one envelope on a session as it is: env->pb.id is not touched (a reply carries
+ * the id of the request it answers; an event carries 0). The envelope is encoded during
+ * the call (env and env->bulk are only borrowed). Errors: NOT_FOUND (no open session
+ * with that id), INVALID_ARGUMENT (cannot be encoded, or larger than the session's
+ * max_message_bytes), RESOURCE_EXHAUSTED (send queue over its high-water mark),
+ * INTERNAL (memory). Any thread. */
+dfnet_status_t dfnet_transport_send(dfnet_transport_t *t, dfnet_session_id_t session,
+                                    dfnet_envelope_t *env, unsigned flags);
+
+/* Send a Status{code, message} envelope with the given id (a reply to a peer's request).
+ * Same errors as dfnet_transport_send. Any thread. */
+dfnet_status_t dfnet_transport_send_status(dfnet_transport_t *t, dfnet_session_id_t session,
+                                           uint64_t id, dfnet_status_t code,
+                                           const char *message);
+
+/* ---- Requests with replies --------------------------------------------------------- */
+
+/* A request's completion. Called on the service thread.
+ *   status OK, reply != NULL: a reply envelope (borrowed for the call, bulk included);
+ *       `last` says whether it is the final one (a unary request's only reply is last).
+ *   status != OK, reply == NULL, last == true: DEADLINE_EXCEEDED (deadline passed),
+ *       CANCELLED (dfnet_transport_request_cancel, session closed by us, or transport
+ *       destroyed), UNAVAILABLE (connection lost), UNIMPLEMENTED (the peer's reply was of
+ *       a kind this build does not know).
+ * The call with last == true happens exactly once per successfully started request, and
+ * nothing happens after it. A Status reply from the peer is delivered as a reply (status
+ * OK, reply->pb.which_msg == dfnet_v1_Envelope_status_tag): the peer's code is in it. */
+typedef void (*dfnet_reply_fn)(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
+                               bool last);
+
+/* Decides whether a reply of a streaming request is its last one. */
+typedef bool (*dfnet_reply_is_last_fn)(void *user, const dfnet_envelope_t *reply);
+
+typedef struct dfnet_request_opts {
+  uint32_t deadline_ms;    /* from now until DEADLINE_EXCEEDED; 0 = no deadline */
+  bool streaming;          /* several replies: the last is a Status, a Reply with
+                              end_of_stream, or what is_last says */
+  dfnet_reply_is_last_fn is_last; /* streaming only; NULL = the rule above; called on
+                                     the service thread with `user` */
+  dfnet_reply_fn on_reply; /* required */
+  void *user;
+} dfnet_request_opts_t;
+
+/* Send a request and track its replies. env->pb.id is set to a fresh id (see "Envelope
+ * ids"); env is encoded during the call and only borrowed. On OK, *id_out (may be NULL)
+ * is the id, and opts->on_reply will be called as described at dfnet_reply_fn — never
+ * during this call, even on the service thread. On error the callback is never called.
+ * Errors: NOT_FOUND (no open session), INVALID_ARGUMENT (no on_reply, env not encodable
+ * or over max_message_bytes), RESOURCE_EXHAUSTED (send queue over its high-water mark, and
+ * DFNET_SEND_WAIT not given or on the service thread), INTERNAL. Any thread. */
+dfnet_status_t dfnet_transport_request(dfnet_transport_t *t, dfnet_session_id_t session,
+                                       dfnet_envelope_t *env, const dfnet_request_opts_t *opts,
+                                       unsigned flags, uint64_t *id_out);
+
+/* Cancel a pending request: its callback fires CANCELLED (on the service thread, soon
+ * after — during this call when called on the service thread) unless it already
+ * completed. With notify_peer, a dfnet.v1.Cancel{reason} envelope with the request's id
+ * is sent to the peer. Errors: NOT_FOUND (no such pending request: already completed;
+ * cancelling twice is harmless). reason is copied. Any thread; from another thread the
+ * request may still complete otherwise before the cancel is handled (exactly one
+ * completion either way). */
+dfnet_status_t dfnet_transport_request_cancel(dfnet_transport_t *t, dfnet_session_id_t session,
+                                              uint64_t id, bool notify_peer,
+                                              const char *reason);
+
+/* Blocking unary request for threads other than the service thread: send `req`, wait for
+ * its one reply (up to deadline_ms; 0 = wait forever). On OK, *reply holds the reply; its
+ * bulk bytes (if any) are in a buffer *bulk_storage that the caller frees with free()
+ * (NULL when there is no bulk). The reply may itself be a Status carrying the peer's
+ * error: look at reply->pb.which_msg. Errors: those of dfnet_transport_request, plus
+ * DEADLINE_EXCEEDED, UNAVAILABLE, CANCELLED, UNIMPLEMENTED as for dfnet_reply_fn, and
+ * FAILED_PRECONDITION when called on the service thread. */
+dfnet_status_t dfnet_transport_request_sync(dfnet_transport_t *t, dfnet_session_id_t session,
+                                            dfnet_envelope_t *req, uint32_t deadline_ms,
+                                            dfnet_envelope_t *reply, void **bulk_storage);
+
+/* ---- Work on the service thread ----------------------------------------------------- */
+
+typedef void (*dfnet_work_fn)(void *user);
+
+/* Run fn(user) on the service thread after delay_ms (0 = on the next loop turn, never
+ * during this call). On OK *id_out (may be NULL) names the timer. Errors:
+ * INVALID_ARGUMENT (fn NULL), INTERNAL (memory). Any thread. */
+dfnet_status_t dfnet_transport_timer_start(dfnet_transport_t *t, uint32_t delay_ms,
+                                           dfnet_work_fn fn, void *user,
+                                           dfnet_timer_id_t *id_out);
+
+/* Cancel a timer that has not fired. On the service thread it never fires after this
+ * returns; from another thread it may fire before the cancel is handled. Returns true if
+ * the timer was pending (when called on the service thread; from another thread, true if
+ * the cancel was queued). Cancelling twice, or a fired timer, is harmless. Any thread. */
+bool dfnet_transport_timer_cancel(dfnet_transport_t *t, dfnet_timer_id_t id);
+
+/* Run fn(user) on the service thread soon (a timer of delay 0). Errors as
+ * dfnet_transport_timer_start. Any thread. */
+dfnet_status_t dfnet_transport_post(dfnet_transport_t *t, dfnet_work_fn fn, void *user);
+
+/* Milliseconds of a monotonic clock (CLOCK_MONOTONIC), for owners' own bookkeeping. */
+uint64_t dfnet_transport_now_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DFNET_LIB_TRANSPORT_H */
