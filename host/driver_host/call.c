@@ -1,0 +1,626 @@
+/* Calls to a driver's served methods (DESIGN.md "Calls"; proto/dfnet/v1/call.proto):
+ * unary and server-streaming, deadlines, cancellation and the credit window.
+ *
+ * Invariant: every Call gets exactly one final Reply (end_of_stream = true). A call ends
+ * either by the driver's dfnet_call_reply() or by the runtime (deadline, Cancel, driver
+ * stopping); whichever takes call->mu first and finds `ended` false sends the final Reply,
+ * the other is dropped (a late driver reply is logged at debug level).
+ *
+ * References on a call: the id table (until it ends), the queued handler task (passed to
+ * the driver when its handler runs, released by dfnet_call_reply() or after `stop`), a
+ * queued cancel callback, and short-lived lookups by the link thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host/driver_host/runtime.h"
+#include "lib/log.h"
+
+#define CALL_SUBSYS "driver-host"
+#define CALL_QUEUE_MAX 64u
+#define CALL_DEFAULT_CREDIT 16u
+
+/* ---- the id table (host->calls_mu) ----------------------------------------------------- */
+
+static unsigned bucket_of(uint64_t id) {
+  return (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 56) % DH_CALL_BUCKETS;
+}
+
+static bool table_insert(dh_host_t *host, struct dfnet_call *call) {
+  unsigned b = bucket_of(call->id);
+  pthread_mutex_lock(&host->calls_mu);
+  for (struct dfnet_call *c = host->calls[b]; c != NULL; c = c->hnext) {
+    if (c->id == call->id) {
+      pthread_mutex_unlock(&host->calls_mu);
+      return false;
+    }
+  }
+  call->hnext = host->calls[b];
+  host->calls[b] = call;
+  call->in_table = true;
+  host->live_calls++;
+  pthread_mutex_unlock(&host->calls_mu);
+  return true;
+}
+
+static struct dfnet_call *table_find_ref(dh_host_t *host, uint64_t id) {
+  struct dfnet_call *found = NULL;
+  pthread_mutex_lock(&host->calls_mu);
+  for (struct dfnet_call *c = host->calls[bucket_of(id)]; c != NULL; c = c->hnext) {
+    if (c->id == id) {
+      atomic_fetch_add(&c->refs, 1);
+      found = c;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&host->calls_mu);
+  return found;
+}
+
+/* Remove the call from the table (idempotent) and drop the table's reference. */
+static void table_remove(struct dfnet_call *call) {
+  dh_host_t *host = call->driver->host;
+  bool removed = false;
+  pthread_mutex_lock(&host->calls_mu);
+  if (call->in_table) {
+    struct dfnet_call **pp = &host->calls[bucket_of(call->id)];
+    while (*pp != call)
+      pp = &(*pp)->hnext;
+    *pp = call->hnext;
+    call->in_table = false;
+    host->live_calls--;
+    removed = true;
+  }
+  pthread_mutex_unlock(&host->calls_mu);
+  if (removed)
+    dh__call_unref(call);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+static void drop_queue(struct dfnet_call *call) {
+  while (call->q_head != NULL) {
+    dh_item_t *it = call->q_head;
+    call->q_head = it->next;
+    free(it);
+  }
+  call->q_tail = NULL;
+  call->q_len = 0;
+}
+
+static void drop_final(struct dfnet_call *call) {
+  free(call->final_message);
+  free(call->final_data);
+  call->final_message = NULL;
+  call->final_data = NULL;
+  call->final_pending = false;
+}
+
+void dh__call_unref(struct dfnet_call *call) {
+  if (atomic_fetch_sub(&call->refs, 1) != 1)
+    return;
+  dfnet_driver_t *drv = call->driver;
+  pthread_mutex_lock(&drv->mu);
+  if (call->dprev != NULL)
+    call->dprev->dnext = call->dnext;
+  else
+    drv->calls = call->dnext;
+  if (call->dnext != NULL)
+    call->dnext->dprev = call->dprev;
+  pthread_mutex_unlock(&drv->mu);
+  drop_queue(call);
+  drop_final(call);
+  free(call->request);
+  pthread_cond_destroy(&call->cv);
+  pthread_mutex_destroy(&call->mu);
+  free(call);
+}
+
+static void unref_arg(void *arg) { dh__call_unref(arg); }
+
+/* ---- ending a call ------------------------------------------------------------------------ */
+
+typedef struct cancel_task {
+  struct dfnet_call *call;
+  dfnet_call_cancel_fn fn;
+  void *arg;
+  dfnet_status_t why;
+} cancel_task_t;
+
+static void task_cancel(void *arg) {
+  cancel_task_t *t = arg;
+  t->fn(t->call->driver->ctx, t->call, t->why, t->arg);
+  dh__call_unref(t->call);
+  free(t);
+}
+
+static void drop_cancel(void *arg) {
+  cancel_task_t *t = arg;
+  dh__call_unref(t->call);
+  free(t);
+}
+
+static void post_cancel(struct dfnet_call *call, dfnet_call_cancel_fn fn, void *arg,
+                        dfnet_status_t why) {
+  cancel_task_t *t = malloc(sizeof *t);
+  if (t == NULL) {
+    DFNET_LOGE(CALL_SUBSYS, call->driver->moniker, "out of memory: cancel callback lost");
+    return;
+  }
+  atomic_fetch_add(&call->refs, 1);
+  *t = (cancel_task_t){call, fn, arg, why};
+  if (dh__dispatcher_post(&call->driver->dispatcher, 0, task_cancel, drop_cancel, t, false) !=
+      DFNET_STATUS_OK)
+    drop_cancel(t);
+}
+
+void dh__call_end(struct dfnet_call *call, dfnet_status_t status, const char *message) {
+  dfnet_call_cancel_fn fn = NULL;
+  void *fn_arg = NULL;
+  pthread_mutex_lock(&call->mu);
+  if (call->ended) {
+    pthread_mutex_unlock(&call->mu);
+    return;
+  }
+  call->ended = true;
+  call->end_status = status;
+  drop_queue(call);
+  drop_final(call);
+  dh__link_send_reply(call->driver->host, call->id, status, message, true, NULL, 0);
+  pthread_cond_broadcast(&call->cv);
+  if (!call->replied && call->cancel_fn != NULL && !call->cancel_done) {
+    call->cancel_done = true;
+    fn = call->cancel_fn;
+    fn_arg = call->cancel_arg;
+  }
+  pthread_mutex_unlock(&call->mu);
+  DFNET_LOGD(CALL_SUBSYS, call->driver->moniker, "call %llu %s ended: %s: %s",
+             (unsigned long long)call->id, call->method, dfnet_status_str(status),
+             message ? message : "");
+  if (fn != NULL)
+    post_cancel(call, fn, fn_arg, status);
+  table_remove(call);
+}
+
+/* Take a reference on every call of drv into a malloc'd array. */
+static struct dfnet_call **collect_calls(dfnet_driver_t *drv, size_t *n) {
+  struct dfnet_call **all = NULL;
+  *n = 0;
+  pthread_mutex_lock(&drv->mu);
+  size_t count = 0;
+  for (struct dfnet_call *c = drv->calls; c != NULL; c = c->dnext)
+    count++;
+  if (count > 0 && (all = malloc(count * sizeof *all)) != NULL) {
+    for (struct dfnet_call *c = drv->calls; c != NULL; c = c->dnext) {
+      atomic_fetch_add(&c->refs, 1);
+      all[(*n)++] = c;
+    }
+  }
+  pthread_mutex_unlock(&drv->mu);
+  if (count > 0 && all == NULL)
+    DFNET_LOGE(CALL_SUBSYS, drv->moniker, "out of memory collecting calls");
+  return all;
+}
+
+void dh__call_end_all(dfnet_driver_t *drv, dfnet_status_t status, const char *message) {
+  size_t n;
+  struct dfnet_call **all = collect_calls(drv, &n);
+  for (size_t i = 0; i < n; i++) {
+    dh__call_end(all[i], status, message);
+    dh__call_unref(all[i]);
+  }
+  free(all);
+}
+
+void dh__call_release_driver_refs(dfnet_driver_t *drv) {
+  size_t n;
+  struct dfnet_call **all = collect_calls(drv, &n);
+  for (size_t i = 0; i < n; i++) {
+    struct dfnet_call *c = all[i];
+    pthread_mutex_lock(&c->mu);
+    bool release = c->driver_holds && !c->replied;
+    c->driver_holds = false;
+    c->replied = true;
+    pthread_mutex_unlock(&c->mu);
+    if (release) {
+      DFNET_LOGW(CALL_SUBSYS, drv->moniker, "driver never completed call %llu (%s)",
+                 (unsigned long long)c->id, c->method);
+      dh__call_unref(c);
+    }
+    dh__call_unref(c);
+  }
+  free(all);
+}
+
+int dh__call_expire(dh_host_t *host) {
+  enum { BATCH = 64 };
+  struct dfnet_call *expired[BATCH];
+  size_t n;
+  uint64_t next = 0;
+  do {
+    uint64_t now = dh__now_ns();
+    n = 0;
+    next = 0;
+    pthread_mutex_lock(&host->calls_mu);
+    for (unsigned b = 0; host->live_calls > 0 && b < DH_CALL_BUCKETS; b++) {
+      for (struct dfnet_call *c = host->calls[b]; c != NULL; c = c->hnext) {
+        if (c->deadline_ns == 0)
+          continue;
+        if (c->deadline_ns <= now && n < BATCH) {
+          atomic_fetch_add(&c->refs, 1);
+          expired[n++] = c;
+        } else if (next == 0 || c->deadline_ns < next) {
+          next = c->deadline_ns;
+        }
+      }
+    }
+    pthread_mutex_unlock(&host->calls_mu);
+    for (size_t i = 0; i < n; i++) {
+      dh__call_end(expired[i], DFNET_STATUS_DEADLINE_EXCEEDED,
+                   "deadline exceeded at the driver host");
+      dh__call_unref(expired[i]);
+    }
+  } while (n == BATCH);
+  if (next == 0)
+    return -1;
+  uint64_t now = dh__now_ns();
+  return next <= now ? 0 : (int)((next - now + 999999u) / 1000000u);
+}
+
+/* ---- the link thread's side ------------------------------------------------------------- */
+
+static dfnet_driver_t *find_live_driver(dh_host_t *host, const char *moniker,
+                                        dh_driver_state_t *state) {
+  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
+    if (strcmp(d->moniker, moniker) != 0)
+      continue;
+    pthread_mutex_lock(&d->mu);
+    *state = d->state;
+    pthread_mutex_unlock(&d->mu);
+    if (*state != DH_DRIVER_STOPPED)
+      return d;
+  }
+  return NULL;
+}
+
+static void task_call(void *arg) {
+  struct dfnet_call *call = arg;
+  dfnet_driver_t *drv = call->driver;
+  dfnet_method_handler_t handler = NULL;
+  bool streaming = false;
+  pthread_mutex_lock(&drv->mu);
+  for (size_t i = 0; i < drv->method_count; i++) {
+    if (strcmp(drv->methods[i].path, call->method) == 0) {
+      handler = drv->methods[i].handler;
+      streaming = drv->methods[i].server_streaming;
+      break;
+    }
+  }
+  bool started = drv->started;
+  pthread_mutex_unlock(&drv->mu);
+  if (handler == NULL) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s is not served by driver %s on %s", call->method, drv->name,
+             drv->moniker);
+    dh__call_end(call, started ? DFNET_STATUS_UNIMPLEMENTED : DFNET_STATUS_UNAVAILABLE, msg);
+    dh__call_unref(call);
+    return;
+  }
+  pthread_mutex_lock(&call->mu);
+  if (call->ended) {
+    pthread_mutex_unlock(&call->mu);
+    dh__call_unref(call);
+    return;
+  }
+  call->streaming = streaming;
+  if (streaming && call->credit == 0 && !call->credit_seen)
+    call->credit = CALL_DEFAULT_CREDIT;
+  call->driver_holds = true;
+  pthread_mutex_unlock(&call->mu);
+  /* The task's reference now belongs to the driver, until dfnet_call_reply(). */
+  handler(drv->ctx, call, call->request, call->request_len);
+}
+
+void dh__call_handle(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m,
+                     dfnet_bytes_t payload) {
+  char msg[700];
+  dh_driver_state_t state = DH_DRIVER_STOPPED;
+  dfnet_driver_t *drv = find_live_driver(host, m->target, &state);
+  if (drv == NULL || state == DH_DRIVER_STOPPING) {
+    snprintf(msg, sizeof msg, drv == NULL ? "no driver on node %s in this driver host"
+                                          : "the driver on %s is stopping",
+             m->target);
+    dh__link_send_reply(host, id, drv == NULL ? DFNET_STATUS_NOT_FOUND
+                                              : DFNET_STATUS_UNAVAILABLE,
+                        msg, true, NULL, 0);
+    return;
+  }
+  struct dfnet_call *call = calloc(1, sizeof *call);
+  if (call == NULL || (payload.size > 0 && (call->request = malloc(payload.size)) == NULL)) {
+    free(call);
+    dh__link_send_reply(host, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory", true,
+                        NULL, 0);
+    return;
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&call->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&call->mu, NULL);
+  call->id = id;
+  call->driver = drv;
+  atomic_store(&call->refs, 2); /* the table and the handler task */
+  if (payload.size > 0)
+    memcpy(call->request, payload.data, payload.size);
+  call->request_len = payload.size;
+  dh__strlcpy(call->method, m->method, sizeof call->method);
+  dh__strlcpy(call->caller, m->caller, sizeof call->caller);
+  call->credit = m->credit;
+  if (m->deadline_ms > 0)
+    call->deadline_ns = dh__now_ns() + (uint64_t)m->deadline_ms * 1000000u;
+  pthread_mutex_lock(&drv->mu);
+  call->dnext = drv->calls;
+  if (drv->calls != NULL)
+    drv->calls->dprev = call;
+  drv->calls = call;
+  pthread_mutex_unlock(&drv->mu);
+  if (!table_insert(host, call)) {
+    DFNET_LOGW(CALL_SUBSYS, drv->moniker, "call id %llu is already in flight: refused",
+               (unsigned long long)id);
+    dh__link_send_reply(host, id, DFNET_STATUS_INVALID_ARGUMENT,
+                        "a call with this id is already in flight", true, NULL, 0);
+    pthread_mutex_lock(&call->mu);
+    call->ended = true; /* its reply was just sent; never again */
+    pthread_mutex_unlock(&call->mu);
+    dh__call_unref(call);
+    dh__call_unref(call);
+    return;
+  }
+  DFNET_LOGD(CALL_SUBSYS, drv->moniker, "call %llu %s (%zu bytes, deadline %u ms)",
+             (unsigned long long)id, call->method, payload.size, m->deadline_ms);
+  if (dh__dispatcher_post(&drv->dispatcher, 0, task_call, unref_arg, call, false) !=
+      DFNET_STATUS_OK) {
+    dh__call_end(call, DFNET_STATUS_UNAVAILABLE, "the driver is stopping");
+    dh__call_unref(call);
+  }
+}
+
+void dh__call_handle_cancel(dh_host_t *host, uint64_t id) {
+  struct dfnet_call *call = table_find_ref(host, id);
+  if (call == NULL) {
+    DFNET_LOGD(CALL_SUBSYS, NULL, "Cancel for call %llu, which is not in flight",
+               (unsigned long long)id);
+    return;
+  }
+  dh__call_end(call, DFNET_STATUS_CANCELLED, "cancelled by the caller");
+  dh__call_unref(call);
+}
+
+/* Send queued items while there is credit, then a pending final reply. call->mu held.
+ * Returns true when the call ended (its final reply went out). */
+static bool flush_locked(struct dfnet_call *call) {
+  dh_host_t *host = call->driver->host;
+  while (call->credit > 0 && call->q_head != NULL) {
+    dh_item_t *it = call->q_head;
+    call->q_head = it->next;
+    if (call->q_head == NULL)
+      call->q_tail = NULL;
+    call->q_len--;
+    call->credit--;
+    dh__link_send_reply(host, call->id, DFNET_STATUS_OK, NULL, false, it->data, it->len);
+    free(it);
+  }
+  pthread_cond_broadcast(&call->cv);
+  if (call->q_head != NULL || !call->final_pending)
+    return false;
+  dh__link_send_reply(host, call->id, call->final_status, call->final_message, true,
+                      call->final_data, call->final_len);
+  drop_final(call);
+  call->ended = true;
+  call->end_status = DFNET_STATUS_OK;
+  return true;
+}
+
+void dh__call_handle_credit(dh_host_t *host, uint64_t id, uint32_t credit) {
+  struct dfnet_call *call = table_find_ref(host, id);
+  if (call == NULL) {
+    DFNET_LOGD(CALL_SUBSYS, NULL, "StreamCredit for call %llu, which is not in flight",
+               (unsigned long long)id);
+    return;
+  }
+  pthread_mutex_lock(&call->mu);
+  bool ended_now = false;
+  if (!call->ended) {
+    call->credit = credit > UINT32_MAX - call->credit ? UINT32_MAX : call->credit + credit;
+    call->credit_seen = true;
+    ended_now = flush_locked(call);
+  }
+  pthread_mutex_unlock(&call->mu);
+  if (ended_now)
+    table_remove(call);
+  dh__call_unref(call);
+}
+
+/* ---- the driver's side (include/dfnet/driver.h) -------------------------------------------- */
+
+const char *dfnet_call_method(const dfnet_call_t *call) { return call->method; }
+const char *dfnet_call_caller(const dfnet_call_t *call) { return call->caller; }
+dfnet_driver_t *dfnet_call_driver(const dfnet_call_t *call) { return call->driver; }
+
+static bool may_block(const dfnet_call_t *call) {
+  dh_dispatcher_t *cur = dh__dispatcher_current();
+  return cur != &call->driver->dispatcher || cur->allow_sync_calls;
+}
+
+dfnet_status_t dfnet_call_reply(dfnet_call_t *call, dfnet_status_t status,
+                                const char *message, const uint8_t *data, size_t len) {
+  dfnet_driver_t *drv = call->driver;
+  dfnet_status_t result = DFNET_STATUS_OK;
+  bool ended_now = false;
+  if ((unsigned)status >= DFNET_STATUS_COUNT)
+    status = DFNET_STATUS_UNKNOWN;
+  if (len > DFNET_CALL_PAYLOAD_MAX) {
+    dfnet_driver_log(drv, DFNET_DRIVER_LOG_ERROR, "reply of %zu bytes to %s is over %u",
+                     len, call->method, DFNET_CALL_PAYLOAD_MAX);
+    status = DFNET_STATUS_INTERNAL;
+    message = "the driver's reply was too large";
+    data = NULL;
+    len = 0;
+    result = DFNET_STATUS_RESOURCE_EXHAUSTED;
+  }
+  pthread_mutex_lock(&call->mu);
+  call->replied = true;
+  call->driver_holds = false;
+  if (call->ended) {
+    dfnet_status_t why = call->end_status;
+    pthread_mutex_unlock(&call->mu);
+    DFNET_LOGD(CALL_SUBSYS, drv->moniker, "late reply to call %llu %s dropped (call ended: %s)",
+               (unsigned long long)call->id, call->method, dfnet_status_str(why));
+    dh__call_unref(call);
+    return why;
+  }
+  if (call->q_head != NULL) {
+    call->final_pending = true;
+    call->final_status = status;
+    call->final_message = message ? strdup(message) : NULL;
+    call->final_len = len;
+    call->final_data = len > 0 ? malloc(len) : NULL;
+    if (len > 0 && call->final_data != NULL)
+      memcpy(call->final_data, data, len);
+    if ((message && !call->final_message) || (len > 0 && !call->final_data)) {
+      drop_final(call);
+      call->final_pending = true;
+      call->final_status = DFNET_STATUS_INTERNAL;
+      call->final_len = 0;
+    }
+  } else {
+    dh__link_send_reply(drv->host, call->id, status, message, true, data, len);
+    call->ended = true;
+    call->end_status = DFNET_STATUS_OK;
+    ended_now = true;
+    pthread_cond_broadcast(&call->cv);
+  }
+  pthread_mutex_unlock(&call->mu);
+  if (ended_now)
+    table_remove(call);
+  dh__call_unref(call);
+  return result;
+}
+
+dfnet_status_t dfnet_call_send(dfnet_call_t *call, const uint8_t *data, size_t len) {
+  if (len > DFNET_CALL_PAYLOAD_MAX)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  bool blocking = may_block(call);
+  dfnet_status_t st;
+  pthread_mutex_lock(&call->mu);
+  for (;;) {
+    if (call->ended) {
+      st = call->end_status;
+      break;
+    }
+    if (!call->streaming || call->replied) {
+      st = DFNET_STATUS_FAILED_PRECONDITION;
+      break;
+    }
+    if (call->q_head == NULL && call->credit > 0) {
+      call->credit--;
+      st = dh__link_send_reply(call->driver->host, call->id, DFNET_STATUS_OK, NULL, false,
+                               data, len);
+      break;
+    }
+    if (call->q_len < CALL_QUEUE_MAX) {
+      dh_item_t *it = malloc(sizeof *it + len);
+      if (it == NULL) {
+        st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+        break;
+      }
+      it->next = NULL;
+      it->len = len;
+      if (len > 0)
+        memcpy(it->data, data, len);
+      if (call->q_tail != NULL)
+        call->q_tail->next = it;
+      else
+        call->q_head = it;
+      call->q_tail = it;
+      call->q_len++;
+      st = DFNET_STATUS_OK;
+      break;
+    }
+    if (!blocking) {
+      st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+      break;
+    }
+    pthread_cond_wait(&call->cv, &call->mu);
+  }
+  pthread_mutex_unlock(&call->mu);
+  return st;
+}
+
+dfnet_status_t dfnet_call_status(const dfnet_call_t *call) {
+  dfnet_call_t *c = (dfnet_call_t *)call;
+  pthread_mutex_lock(&c->mu);
+  dfnet_status_t st = c->ended ? c->end_status : DFNET_STATUS_OK;
+  pthread_mutex_unlock(&c->mu);
+  return st;
+}
+
+dfnet_status_t dfnet_call_wait_cancelled(dfnet_call_t *call, uint32_t timeout_ms) {
+  if (!may_block(call)) {
+    dfnet_driver_log(call->driver, DFNET_DRIVER_LOG_WARN,
+                     "dfnet_call_wait_cancelled on a dispatcher without allow_sync_calls");
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t until = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+                   (uint64_t)timeout_ms * 1000000u;
+  ts.tv_sec = (time_t)(until / 1000000000u);
+  ts.tv_nsec = (long)(until % 1000000000u);
+  pthread_mutex_lock(&call->mu);
+  int rc = 0;
+  while (!call->ended && rc != ETIMEDOUT) {
+    if (timeout_ms == UINT32_MAX)
+      rc = pthread_cond_wait(&call->cv, &call->mu);
+    else
+      rc = pthread_cond_timedwait(&call->cv, &call->mu, &ts);
+  }
+  dfnet_status_t st = call->ended ? call->end_status : DFNET_STATUS_OK;
+  pthread_mutex_unlock(&call->mu);
+  return st;
+}
+
+uint32_t dfnet_call_deadline_left_ms(const dfnet_call_t *call) {
+  if (call->deadline_ns == 0)
+    return UINT32_MAX;
+  uint64_t now = dh__now_ns();
+  if (now >= call->deadline_ns)
+    return 0;
+  uint64_t left = (call->deadline_ns - now) / 1000000u;
+  return left >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)left;
+}
+
+dfnet_status_t dfnet_call_on_cancel(dfnet_call_t *call, dfnet_call_cancel_fn fn, void *arg) {
+  bool post_now = false;
+  dfnet_status_t why = DFNET_STATUS_OK;
+  pthread_mutex_lock(&call->mu);
+  if (call->replied) {
+    pthread_mutex_unlock(&call->mu);
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  call->cancel_fn = fn;
+  call->cancel_arg = arg;
+  if (call->ended && !call->cancel_done && fn != NULL) {
+    call->cancel_done = true;
+    post_now = true;
+    why = call->end_status;
+  }
+  pthread_mutex_unlock(&call->mu);
+  if (post_now)
+    post_cancel(call, fn, arg, why);
+  return DFNET_STATUS_OK;
+}

@@ -1,0 +1,166 @@
+/* Synchronized dispatchers (spec/dfv2.md "Driver hosts and lifecycle": a synchronized
+ * dispatcher runs one callback at a time and is never reentrant). One thread per
+ * dispatcher runs its tasks in order; delayed tasks wait in a list sorted by due time.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "host/driver_host/runtime.h"
+#include "lib/log.h"
+
+static _Thread_local dh_dispatcher_t *tls_current;
+
+uint64_t dh__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+dh_dispatcher_t *dh__dispatcher_current(void) { return tls_current; }
+
+static void drop_task(dh_task_t *t) {
+  if (t->drop != NULL)
+    t->drop(t->arg);
+  free(t);
+}
+
+/* Move due delayed tasks to the ready queue. Called with d->mu held. */
+static void promote_due(dh_dispatcher_t *d, uint64_t now) {
+  while (d->delayed != NULL && d->delayed->due_ns <= now) {
+    dh_task_t *t = d->delayed;
+    d->delayed = t->next;
+    t->next = NULL;
+    if (d->tail != NULL)
+      d->tail->next = t;
+    else
+      d->head = t;
+    d->tail = t;
+  }
+}
+
+static void *dispatcher_main(void *arg) {
+  dh_dispatcher_t *d = arg;
+  tls_current = d;
+  pthread_mutex_lock(&d->mu);
+  while (!d->exit) {
+    promote_due(d, dh__now_ns());
+    if (d->head == NULL) {
+      if (d->delayed != NULL) {
+        uint64_t due = d->delayed->due_ns;
+        struct timespec ts = {.tv_sec = (time_t)(due / 1000000000u),
+                              .tv_nsec = (long)(due % 1000000000u)};
+        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+      } else {
+        pthread_cond_wait(&d->cv, &d->mu);
+      }
+      continue;
+    }
+    dh_task_t *t = d->head;
+    d->head = t->next;
+    if (d->head == NULL)
+      d->tail = NULL;
+    pthread_mutex_unlock(&d->mu);
+    atomic_store(&d->running_since_ns, dh__now_ns());
+    t->run(t->arg);
+    atomic_store(&d->running_since_ns, 0);
+    atomic_store(&d->warned_block, false);
+    free(t);
+    pthread_mutex_lock(&d->mu);
+  }
+  pthread_mutex_unlock(&d->mu);
+  tls_current = NULL;
+  return NULL;
+}
+
+dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
+                                    const char *subject) {
+  pthread_condattr_t ca;
+  pthread_mutex_init(&d->mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&d->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  d->head = d->tail = d->delayed = NULL;
+  d->closed = false;
+  d->exit = false;
+  d->allow_sync_calls = allow_sync_calls;
+  d->subject = subject;
+  atomic_store(&d->running_since_ns, 0);
+  atomic_store(&d->warned_block, false);
+  int rc = pthread_create(&d->thread, NULL, dispatcher_main, d);
+  if (rc != 0) {
+    DFNET_LOGE("driver-host", subject, "cannot create dispatcher thread: errno %d", rc);
+    pthread_cond_destroy(&d->cv);
+    pthread_mutex_destroy(&d->mu);
+    return DFNET_STATUS_INTERNAL;
+  }
+  return DFNET_STATUS_OK;
+}
+
+dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms,
+                                   void (*run)(void *), void (*drop)(void *), void *arg,
+                                   bool final) {
+  dh_task_t *t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  t->run = run;
+  t->drop = drop;
+  t->arg = arg;
+  dh_task_t *dropped = NULL;
+  pthread_mutex_lock(&d->mu);
+  if (d->closed) {
+    pthread_mutex_unlock(&d->mu);
+    free(t);
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  if (final) {
+    d->closed = true;
+    dropped = d->delayed;
+    d->delayed = NULL;
+    delay_ms = 0;
+  }
+  if (delay_ms == 0) {
+    if (d->tail != NULL)
+      d->tail->next = t;
+    else
+      d->head = t;
+    d->tail = t;
+  } else {
+    t->due_ns = dh__now_ns() + (uint64_t)delay_ms * 1000000u;
+    dh_task_t **pp = &d->delayed;
+    while (*pp != NULL && (*pp)->due_ns <= t->due_ns)
+      pp = &(*pp)->next;
+    t->next = *pp;
+    *pp = t;
+  }
+  pthread_cond_signal(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+  while (dropped != NULL) {
+    dh_task_t *next = dropped->next;
+    drop_task(dropped);
+    dropped = next;
+  }
+  return DFNET_STATUS_OK;
+}
+
+void dh__dispatcher_exit(dh_dispatcher_t *d) {
+  pthread_mutex_lock(&d->mu);
+  d->exit = true;
+  pthread_mutex_unlock(&d->mu);
+}
+
+void dh__dispatcher_join(dh_dispatcher_t *d) {
+  pthread_join(d->thread, NULL);
+  dh_task_t *lists[2] = {d->head, d->delayed};
+  d->head = d->tail = d->delayed = NULL;
+  for (int i = 0; i < 2; i++) {
+    while (lists[i] != NULL) {
+      dh_task_t *next = lists[i]->next;
+      drop_task(lists[i]);
+      lists[i] = next;
+    }
+  }
+  pthread_cond_destroy(&d->cv);
+  pthread_mutex_destroy(&d->mu);
+}

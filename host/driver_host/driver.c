@@ -1,0 +1,543 @@
+/* Drivers in a driver host: loading (dlopen + API version check), the lifecycle
+ * (start; prepare_stop -> dispatcher drained and shut down -> stop -> context freed) and
+ * the driver-facing functions of include/dfnet/driver.h about the node, children, services,
+ * the dispatcher and logging (spec/dfv2.md "Driver hosts and lifecycle").
+ *
+ * The three hooks are called only through hook_start/hook_prepare_stop/hook_stop below
+ * (STYLE.md 5): optional hooks that are NULL do nothing there.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "host/driver_host/runtime.h"
+#include "lib/log.h"
+
+#define DRV_SUBSYS "driver-host"
+#define DRV_CTX_MAX (64u * 1024u * 1024u)
+#define DRV_METHODS_MAX 64u
+
+/* ---- the one place the ops table is called ----------------------------------------- */
+
+static dfnet_status_t hook_start(dfnet_driver_t *drv) {
+  return drv->ops->start(drv, drv->ctx);
+}
+
+static void hook_prepare_stop(dfnet_driver_t *drv) {
+  if (drv->ops->prepare_stop != NULL)
+    drv->ops->prepare_stop(drv, drv->ctx);
+}
+
+static void hook_stop(dfnet_driver_t *drv) {
+  if (drv->ops->stop != NULL)
+    drv->ops->stop(drv, drv->ctx);
+}
+
+/* ---- loading ----------------------------------------------------------------------- */
+
+/* dlopen path and check its registration. On error, *msg holds the reason. */
+static dfnet_status_t load_so(const char *path, const char *url, void **out_dl,
+                              const dfnet_driver_ops_t **out_ops, char *msg, size_t cap) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) {
+    snprintf(msg, cap, "driver binary %s: %s", path, strerror(errno));
+    return errno == ENOENT ? DFNET_STATUS_NOT_FOUND : DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  dlerror();
+  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (dl == NULL) {
+    const char *e = dlerror();
+    snprintf(msg, cap, "cannot load driver %s: %s", path, e ? e : "dlopen failed");
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  dlerror();
+  const dfnet_driver_registration_t *reg = dlsym(dl, DFNET_DRIVER_SYMBOL);
+  if (reg == NULL) {
+    const char *e = dlerror();
+    snprintf(msg, cap, "driver %s exports no %s (built without DFNET_DRIVER_EXPORT?): %s",
+             path, DFNET_DRIVER_SYMBOL, e ? e : "symbol is NULL");
+    goto refused;
+  }
+  const char *who = url[0] != '\0' ? url : path;
+  if (reg->api_version != DFNET_DRIVER_API_VERSION ||
+      (reg->ops != NULL && reg->ops->api_version != DFNET_DRIVER_API_VERSION)) {
+    uint32_t v = reg->api_version != DFNET_DRIVER_API_VERSION ? reg->api_version
+                                                              : reg->ops->api_version;
+    snprintf(msg, cap, "driver %s built against driver API %u, this driver host speaks %u",
+             who, v, DFNET_DRIVER_API_VERSION);
+    dlclose(dl);
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  if (reg->ops == NULL || reg->ops->start == NULL) {
+    snprintf(msg, cap, "driver %s has no %s", who, reg->ops == NULL ? "ops table" : "start hook");
+    goto invalid;
+  }
+  if (reg->ops->ctx_size > DRV_CTX_MAX) {
+    snprintf(msg, cap, "driver %s asks for a context of %zu bytes (at most %u)", who,
+             reg->ops->ctx_size, DRV_CTX_MAX);
+    goto invalid;
+  }
+  *out_dl = dl;
+  *out_ops = reg->ops;
+  return DFNET_STATUS_OK;
+
+refused:
+  dlclose(dl);
+  return DFNET_STATUS_NOT_FOUND;
+invalid:
+  dlclose(dl);
+  return DFNET_STATUS_INVALID_ARGUMENT;
+}
+
+/* Fill drv's node data from the DriverStart. Returns false when out of memory. */
+static bool copy_node(dfnet_driver_t *drv, const dfnet_v1_DriverStart *m,
+                      dfnet_bytes_t program_json) {
+  dh__strlcpy(drv->moniker, m->node, sizeof drv->moniker);
+  const char *dot = strrchr(drv->moniker, '.');
+  drv->node_name = dot != NULL ? dot + 1 : drv->moniker;
+  dh__strlcpy(drv->url, m->url, sizeof drv->url);
+  size_t jlen = program_json.size;
+  drv->program_json = malloc(jlen > 0 ? jlen + 1 : 3);
+  drv->prop_count = m->properties_count;
+  drv->pb_props = calloc(drv->prop_count + 1, sizeof *drv->pb_props);
+  drv->props = calloc(drv->prop_count + 1, sizeof *drv->props);
+  drv->offer_count = m->offers_count;
+  drv->offer_store = calloc(drv->offer_count + 1, sizeof *drv->offer_store);
+  drv->offers = calloc(drv->offer_count + 1, sizeof *drv->offers);
+  if (!drv->program_json || !drv->pb_props || !drv->props || !drv->offer_store ||
+      !drv->offers)
+    return false;
+  if (jlen > 0) {
+    memcpy(drv->program_json, program_json.data, jlen);
+    drv->program_json[jlen] = '\0';
+  } else {
+    memcpy(drv->program_json, "{}", 3);
+  }
+  for (size_t i = 0; i < drv->prop_count; i++) {
+    dfnet_v1_NodeProperty *pb = &drv->pb_props[i];
+    dfnet_node_property_t *p = &drv->props[i];
+    *pb = m->properties[i];
+    if (pb->which_key == dfnet_v1_NodeProperty_str_key_tag)
+      p->str_key = pb->key.str_key;
+    else
+      p->int_key = pb->key.int_key;
+    switch (pb->which_value) {
+    case dfnet_v1_NodeProperty_str_value_tag:
+      p->type = DFNET_PROPERTY_STRING;
+      p->value_str = pb->value.str_value;
+      break;
+    case dfnet_v1_NodeProperty_bool_value_tag:
+      p->type = DFNET_PROPERTY_BOOL;
+      p->value_bool = pb->value.bool_value;
+      break;
+    case dfnet_v1_NodeProperty_enum_value_tag:
+      p->type = DFNET_PROPERTY_ENUM;
+      p->value_str = pb->value.enum_value;
+      break;
+    default:
+      p->type = DFNET_PROPERTY_UINT;
+      p->value_uint = pb->value.int_value;
+      break;
+    }
+  }
+  for (size_t i = 0; i < drv->offer_count; i++) {
+    dh__strlcpy(drv->offer_store[i], m->offers[i], sizeof drv->offer_store[i]);
+    drv->offers[i] = drv->offer_store[i];
+  }
+  return true;
+}
+
+static void free_driver(dfnet_driver_t *drv) {
+  while (drv->children != NULL) {
+    dh_child_t *c = drv->children;
+    drv->children = c->next;
+    free(c);
+  }
+  while (drv->stop_waiters != NULL) {
+    dh_waiter_t *w = drv->stop_waiters;
+    drv->stop_waiters = w->next;
+    free(w);
+  }
+  free(drv->methods);
+  free(drv->program_json);
+  free(drv->pb_props);
+  free(drv->props);
+  free(drv->offer_store);
+  free(drv->offers);
+  free(drv->ctx);
+  pthread_mutex_destroy(&drv->mu);
+  free(drv);
+}
+
+/* ---- lifecycle tasks (dispatcher thread) ------------------------------------------- */
+
+static void task_final(void *arg);
+
+static void task_start(void *arg) {
+  dfnet_driver_t *drv = arg;
+  dfnet_status_t st = hook_start(drv);
+  if (st == DFNET_STATUS_OK) {
+    pthread_mutex_lock(&drv->mu);
+    drv->started = true;
+    if (drv->state == DH_DRIVER_STARTING)
+      drv->state = DH_DRIVER_RUNNING;
+    pthread_mutex_unlock(&drv->mu);
+    DFNET_LOGI(DRV_SUBSYS, drv->moniker, "driver %s started", drv->name);
+    dh__link_send_status(drv->host, drv->start_id, DFNET_STATUS_OK, NULL);
+    return;
+  }
+  char msg[1024];
+  snprintf(msg, sizeof msg, "driver %s failed to start on %s: %s", drv->name, drv->moniker,
+           dfnet_status_str(st));
+  DFNET_LOGW(DRV_SUBSYS, drv->moniker, "%s", msg);
+  pthread_mutex_lock(&drv->mu);
+  drv->state = DH_DRIVER_STOPPING;
+  pthread_mutex_unlock(&drv->mu);
+  dh__call_end_all(drv, DFNET_STATUS_UNAVAILABLE, "driver failed to start");
+  dh__link_send_status(drv->host, drv->start_id, st, msg);
+  dh__dispatcher_post(&drv->dispatcher, 0, task_final, NULL, drv, true);
+}
+
+static void task_prepare_stop(void *arg) {
+  dfnet_driver_t *drv = arg;
+  if (drv->started)
+    hook_prepare_stop(drv);
+  /* Queued behind everything already posted: the dispatcher is drained, then stop. */
+  dh__dispatcher_post(&drv->dispatcher, 0, task_final, NULL, drv, true);
+}
+
+static void remove_pending_children(dfnet_driver_t *drv) {
+  dh_host_t *host = drv->host;
+  dh_pending_child_t *gone = NULL;
+  pthread_mutex_lock(&host->calls_mu);
+  dh_pending_child_t **pp = &host->pending_children;
+  while (*pp != NULL) {
+    dh_pending_child_t *p = *pp;
+    if (p->driver == drv) {
+      *pp = p->next;
+      p->next = gone;
+      gone = p;
+    } else {
+      pp = &p->next;
+    }
+  }
+  pthread_mutex_unlock(&host->calls_mu);
+  while (gone != NULL) {
+    dh_pending_child_t *next = gone->next;
+    free(gone);
+    gone = next;
+  }
+}
+
+static void task_final(void *arg) {
+  dfnet_driver_t *drv = arg;
+  if (drv->started)
+    hook_stop(drv);
+  dh__call_end_all(drv, DFNET_STATUS_UNAVAILABLE, "driver stopped");
+  dh__call_release_driver_refs(drv);
+  free(drv->ctx);
+  drv->ctx = NULL;
+  remove_pending_children(drv);
+  pthread_mutex_lock(&drv->mu);
+  drv->state = DH_DRIVER_STOPPED;
+  dh_waiter_t *waiters = drv->stop_waiters;
+  drv->stop_waiters = NULL;
+  pthread_mutex_unlock(&drv->mu);
+  if (drv->started)
+    DFNET_LOGI(DRV_SUBSYS, drv->moniker, "driver %s stopped", drv->name);
+  while (waiters != NULL) {
+    dh_waiter_t *next = waiters->next;
+    dh__link_send_status(drv->host, waiters->id, DFNET_STATUS_OK, NULL);
+    free(waiters);
+    waiters = next;
+  }
+  dh__dispatcher_exit(&drv->dispatcher);
+  dh__host_queue_reap(drv->host, drv);
+}
+
+/* ---- link-thread side ---------------------------------------------------------------- */
+
+void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_DriverStart *m,
+                             dfnet_bytes_t program_json) {
+  char msg[700];
+  char path[400];
+  void *dl = NULL;
+  const dfnet_driver_ops_t *ops = NULL;
+  dfnet_status_t st;
+  dfnet_driver_t *drv = NULL;
+
+  if (m->node[0] == '\0' || m->binary[0] == '\0') {
+    st = DFNET_STATUS_INVALID_ARGUMENT;
+    snprintf(msg, sizeof msg, "DriverStart needs a node and a binary");
+    goto refused;
+  }
+  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
+    pthread_mutex_lock(&d->mu);
+    bool live = d->state != DH_DRIVER_STOPPED && strcmp(d->moniker, m->node) == 0;
+    pthread_mutex_unlock(&d->mu);
+    if (live) {
+      st = DFNET_STATUS_ALREADY_EXISTS;
+      snprintf(msg, sizeof msg, "node %s already has a driver in this driver host", m->node);
+      goto refused;
+    }
+  }
+  if (m->local_path[0] != '\0' && m->binary[0] != '/')
+    snprintf(path, sizeof path, "%s/%s", m->local_path, m->binary);
+  else
+    snprintf(path, sizeof path, "%s", m->binary);
+  st = load_so(path, m->url, &dl, &ops, msg, sizeof msg);
+  if (st != DFNET_STATUS_OK)
+    goto refused;
+
+  drv = calloc(1, sizeof *drv);
+  if (drv == NULL)
+    goto out_of_memory;
+  pthread_mutex_init(&drv->mu, NULL);
+  drv->host = host;
+  drv->dl = dl;
+  drv->ops = ops;
+  drv->name = ops->name != NULL ? ops->name : "driver";
+  drv->start_id = id;
+  drv->state = DH_DRIVER_STARTING;
+  if (ops->ctx_size > 0 && (drv->ctx = calloc(1, ops->ctx_size)) == NULL)
+    goto out_of_memory;
+  if (!copy_node(drv, m, program_json))
+    goto out_of_memory;
+  bool allow_sync = false;
+  for (pb_size_t i = 0; i < m->dispatcher_opts_count; i++) {
+    if (strcmp(m->dispatcher_opts[i], "allow_sync_calls") == 0)
+      allow_sync = true;
+    else
+      DFNET_LOGW(DRV_SUBSYS, drv->moniker, "unknown default_dispatcher_opts entry \"%s\" ignored",
+                 m->dispatcher_opts[i]);
+  }
+  st = dh__dispatcher_start(&drv->dispatcher, allow_sync, drv->moniker);
+  if (st != DFNET_STATUS_OK) {
+    snprintf(msg, sizeof msg, "cannot create the dispatcher of %s", drv->moniker);
+    goto dispatcher_failed;
+  }
+  drv->next = host->drivers;
+  host->drivers = drv;
+  DFNET_LOGD(DRV_SUBSYS, drv->moniker, "loaded %s (%s)%s", path, drv->name,
+             allow_sync ? " with allow_sync_calls" : "");
+  /* The dispatcher was just created: this post cannot fail but for memory. */
+  if (dh__dispatcher_post(&drv->dispatcher, 0, task_start, NULL, drv, false) != DFNET_STATUS_OK) {
+    drv->state = DH_DRIVER_STOPPING;
+    dh__link_send_status(host, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    dh__dispatcher_post(&drv->dispatcher, 0, task_final, NULL, drv, true);
+  }
+  return;
+
+out_of_memory:
+  st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+  snprintf(msg, sizeof msg, "out of memory loading the driver of %s", m->node);
+dispatcher_failed:
+  if (drv != NULL) {
+    drv->dl = NULL;
+    free_driver(drv);
+  }
+  dlclose(dl);
+refused:
+  DFNET_LOGW(DRV_SUBSYS, m->node, "DriverStart refused: %s: %s", dfnet_status_str(st), msg);
+  dh__link_send_status(host, id, st, msg);
+}
+
+void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id) {
+  dh_waiter_t *w = NULL;
+  if (reply_id != 0 && (w = calloc(1, sizeof *w)) != NULL)
+    w->id = reply_id;
+  pthread_mutex_lock(&drv->mu);
+  dh_driver_state_t was = drv->state;
+  if (was == DH_DRIVER_STOPPED) {
+    pthread_mutex_unlock(&drv->mu);
+    free(w);
+    if (reply_id != 0)
+      dh__link_send_status(drv->host, reply_id, DFNET_STATUS_OK, "already stopped");
+    return;
+  }
+  if (w != NULL) {
+    w->next = drv->stop_waiters;
+    drv->stop_waiters = w;
+  }
+  drv->state = DH_DRIVER_STOPPING;
+  pthread_mutex_unlock(&drv->mu);
+  if (was == DH_DRIVER_STOPPING)
+    return; /* already under way; the waiter is answered with the others */
+  DFNET_LOGI(DRV_SUBSYS, drv->moniker, "stopping driver %s", drv->name);
+  /* Fails only when start failed and the final task is already queued. */
+  (void)dh__dispatcher_post(&drv->dispatcher, 0, task_prepare_stop, NULL, drv, false);
+  dh__call_end_all(drv, DFNET_STATUS_UNAVAILABLE, "driver stopping");
+}
+
+void dh__driver_reap(dfnet_driver_t *drv) {
+  dh__dispatcher_join(&drv->dispatcher);
+  if (drv->dl != NULL)
+    dlclose(drv->dl);
+  free_driver(drv);
+}
+
+/* ---- node ---------------------------------------------------------------------------- */
+
+const dfnet_node_property_t *dfnet_driver_properties(const dfnet_driver_t *driver,
+                                                     size_t *count) {
+  *count = driver->prop_count;
+  return driver->props;
+}
+
+const dfnet_node_property_t *dfnet_driver_property_find(const dfnet_driver_t *driver,
+                                                        uint32_t int_key, const char *str_key) {
+  for (size_t i = 0; i < driver->prop_count; i++) {
+    const dfnet_node_property_t *p = &driver->props[i];
+    if (str_key != NULL ? (p->str_key != NULL && strcmp(p->str_key, str_key) == 0)
+                        : (p->str_key == NULL && p->int_key == int_key))
+      return p;
+  }
+  return NULL;
+}
+
+const char *dfnet_driver_node_moniker(const dfnet_driver_t *driver) { return driver->moniker; }
+const char *dfnet_driver_node_name(const dfnet_driver_t *driver) { return driver->node_name; }
+const char *dfnet_driver_url(const dfnet_driver_t *driver) { return driver->url; }
+const char *dfnet_driver_program_json(const dfnet_driver_t *driver) {
+  return driver->program_json;
+}
+
+const char *const *dfnet_driver_offers(const dfnet_driver_t *driver, size_t *count) {
+  *count = driver->offer_count;
+  return driver->offers;
+}
+
+/* ---- dispatcher ---------------------------------------------------------------------- */
+
+typedef struct post_args {
+  dfnet_driver_t *driver;
+  dfnet_task_fn fn;
+  void *arg;
+} post_args_t;
+
+static void task_post(void *arg) {
+  post_args_t *p = arg;
+  p->fn(p->driver, p->driver->ctx, p->arg);
+  free(p);
+}
+
+dfnet_status_t dfnet_driver_post(dfnet_driver_t *driver, uint32_t delay_ms, dfnet_task_fn fn,
+                                 void *arg) {
+  if (fn == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  post_args_t *p = malloc(sizeof *p);
+  if (p == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  p->driver = driver;
+  p->fn = fn;
+  p->arg = arg;
+  dfnet_status_t st =
+      dh__dispatcher_post(&driver->dispatcher, delay_ms, task_post, free, p, false);
+  if (st != DFNET_STATUS_OK)
+    free(p);
+  return st;
+}
+
+bool dfnet_driver_on_dispatcher(const dfnet_driver_t *driver) {
+  return dh__dispatcher_current() == &driver->dispatcher;
+}
+
+/* ---- services ------------------------------------------------------------------------ */
+
+static bool valid_path(const char *path) {
+  /* "/<package>.<Service>/<Method>" */
+  if (path[0] != '/')
+    return false;
+  const char *slash = strchr(path + 1, '/');
+  return slash != NULL && slash > path + 1 && slash[1] != '\0' && strchr(slash + 1, '/') == NULL;
+}
+
+dfnet_status_t dfnet_driver_serve(dfnet_driver_t *driver, const char *service,
+                                  const dfnet_method_t *methods, size_t count) {
+  if (count == 0 || methods == NULL || count > DRV_METHODS_MAX) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "serve: %zu methods (1..%u)", count,
+                     DRV_METHODS_MAX);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  dh_method_t *add = calloc(count, sizeof *add);
+  if (add == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_status_t st = DFNET_STATUS_OK;
+  for (size_t i = 0; i < count; i++) {
+    int n = -1;
+    if (methods[i].name != NULL && methods[i].handler != NULL) {
+      n = service != NULL ? snprintf(add[i].path, sizeof add[i].path, "/%s/%s", service,
+                                     methods[i].name)
+                          : snprintf(add[i].path, sizeof add[i].path, "%s", methods[i].name);
+    }
+    if (n < 0 || (size_t)n >= sizeof add[i].path || !valid_path(add[i].path)) {
+      dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
+                       "serve: method %zu (%s) has no handler or a malformed path", i,
+                       methods[i].name ? methods[i].name : "NULL");
+      free(add);
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
+    add[i].handler = methods[i].handler;
+    add[i].server_streaming = methods[i].server_streaming;
+  }
+  pthread_mutex_lock(&driver->mu);
+  if (driver->state >= DH_DRIVER_STOPPING) {
+    st = DFNET_STATUS_FAILED_PRECONDITION;
+    goto unlock;
+  }
+  if (driver->method_count + count > DRV_METHODS_MAX) {
+    st = DFNET_STATUS_INVALID_ARGUMENT;
+    goto unlock;
+  }
+  for (size_t i = 0; i < count; i++) {
+    for (size_t j = 0; j < driver->method_count; j++)
+      if (strcmp(driver->methods[j].path, add[i].path) == 0)
+        st = DFNET_STATUS_ALREADY_EXISTS;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(add[j].path, add[i].path) == 0)
+        st = DFNET_STATUS_ALREADY_EXISTS;
+  }
+  if (st != DFNET_STATUS_OK)
+    goto unlock;
+  dh_method_t *grown = realloc(driver->methods, (driver->method_count + count) * sizeof *grown);
+  if (grown == NULL) {
+    st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+    goto unlock;
+  }
+  memcpy(grown + driver->method_count, add, count * sizeof *add);
+  driver->methods = grown;
+  driver->method_count += count;
+unlock:
+  pthread_mutex_unlock(&driver->mu);
+  free(add);
+  if (st != DFNET_STATUS_OK)
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "serve %s: %s", service ? service : "",
+                     dfnet_status_str(st));
+  return st;
+}
+
+/* ---- logging ------------------------------------------------------------------------- */
+
+void dfnet_driver_vlog(const dfnet_driver_t *driver, dfnet_driver_log_level_t level,
+                       const char *fmt, va_list ap) {
+  dfnet_log_level_t l = (dfnet_log_level_t)level;
+  if (level > DFNET_DRIVER_LOG_DEBUG)
+    l = DFNET_LOG_DEBUG;
+  if (!dfnet_log_enabled(l))
+    return;
+  char buf[1024];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  dfnet_log(l, driver->name, driver->moniker, "%s", buf);
+}
+
+void dfnet_driver_log(const dfnet_driver_t *driver, dfnet_driver_log_level_t level,
+                      const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  dfnet_driver_vlog(driver, level, fmt, ap);
+  va_end(ap);
+}

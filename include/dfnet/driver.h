@@ -1,0 +1,357 @@
+/* The dfnet driver API: what a driver `.so` is written against.
+ *
+ * Sources: spec/dfv2.md "Driver hosts and lifecycle" (DFv2's DriverBase: Start,
+ * PrepareStop, Stop; synchronized dispatchers and allow_sync_calls), Fuchsia's DDK
+ * `device.h` (a versioned ops table whose hooks document their thread), libusb's
+ * `struct usbi_os_backend` (ctx_size: the core allocates the private data), gRPC's status
+ * codes and server-streaming calls with a credit window (DESIGN.md "Calls").
+ *
+ * A driver is a shared object that exports one const ops table with DFNET_DRIVER_EXPORT:
+ *
+ *     static dfnet_status_t echo_start(dfnet_driver_t *driver, void *ctx) { ... }
+ *     static const dfnet_driver_ops_t echo_ops = {
+ *         .api_version = DFNET_DRIVER_API_VERSION,
+ *         .name = "echo",
+ *         .ctx_size = sizeof(struct echo),
+ *         .start = echo_start,
+ *     };
+ *     DFNET_DRIVER_EXPORT(echo_ops);
+ *
+ * The driver host (dfnet-driver-host) dlopen()s the .so, checks api_version (a mismatch is
+ * refused with FAILED_PRECONDITION), allocates a zeroed context of ctx_size bytes, creates
+ * the driver's default dispatcher and calls `start` on it. One driver host process may hold
+ * several drivers (colocation); each has its own dispatcher and context.
+ *
+ * Threads. Every hook and every method handler runs on the driver's DEFAULT DISPATCHER: a
+ * synchronized dispatcher, i.e. one callback at a time, never reentrant, in the order they
+ * were queued. A driver therefore needs no lock for state touched only from its hooks and
+ * handlers. Each driver has its own dispatcher thread, so a driver that blocks never
+ * stalls another driver in the same process; it does stall its own later calls, which
+ * queue behind it.
+ *
+ * allow_sync_calls. With `"default_dispatcher_opts": ["allow_sync_calls"]` in the manifest
+ * the driver may block on its dispatcher in the functions below that can block
+ * (dfnet_call_wait_cancelled, dfnet_call_send with a full window). Without it, those
+ * functions never block when called on the dispatcher: they return FAILED_PRECONDITION or
+ * RESOURCE_EXHAUSTED instead (like Fuchsia's ZX_ERR_BAD_STATE for a sync call on such a
+ * dispatcher). On the driver's own threads they may always block.
+ *
+ * Ownership in one sentence: the driver host owns everything it hands out (context,
+ * properties, strings, request bytes, call handles) and frees it at the point written on
+ * each function; everything a driver passes in is copied before the function returns,
+ * unless written otherwise.
+ */
+#ifndef DFNET_DRIVER_H
+#define DFNET_DRIVER_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dfnet/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of this API. Bumped on any incompatible change of the ops table or of a
+ * function's contract; a driver host refuses drivers built against another version. */
+#define DFNET_DRIVER_API_VERSION 1u
+
+/* The symbol DFNET_DRIVER_EXPORT defines; the driver host looks it up with dlsym(). */
+#define DFNET_DRIVER_SYMBOL "dfnet_driver_registration"
+
+/* The largest request, streamed item or reply payload a call carries, bytes (a frame of
+ * the wire is at most 4 MiB; the rest is room for the reply's header). */
+#define DFNET_CALL_PAYLOAD_MAX (4u * 1024u * 1024u - 16u * 1024u)
+
+/* Opaque handles. A dfnet_driver_t is valid from before `start` until `stop` returns;
+ * a dfnet_call_t from its handler until dfnet_call_reply() (or until `stop` returns). */
+typedef struct dfnet_driver dfnet_driver_t;
+typedef struct dfnet_call dfnet_call_t;
+
+/* ---------------------------------------------------------------------------------------
+ * The ops table
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct dfnet_driver_ops {
+  /* DFNET_DRIVER_API_VERSION of the header the driver was built with. First field, so a
+   * driver host of any version can read it. */
+  uint32_t api_version;
+
+  /* Short name of the driver ("echo", "virtio-rng"): used in logs. A static string. */
+  const char *name;
+
+  /* Size of the driver's context in bytes (0: none). The driver host allocates it zeroed
+   * before `start` and frees it after `stop` returns; hooks and handlers receive it as
+   * `ctx`. At most 64 MiB. */
+  size_t ctx_size;
+
+  /* start: the driver was bound to its node. REQUIRED.
+   * Thread: the default dispatcher, first callback to run on it.
+   * May block: briefly (opening a device file, reading sysfs); it delays the start reply.
+   * Does: reads the node's properties, checks the hardware, serves its service
+   *   (dfnet_driver_serve), adds children.
+   * Returns DFNET_STATUS_OK, or an error (with dfnet_driver_log explaining why) that the
+   *   manager shows on the node, e.g. FAILED_PRECONDITION when the hardware is not as the
+   *   driver expects. On error no other hook is called: `start` must release what it
+   *   acquired; the driver host removes what it registered (services, children), shuts
+   *   the dispatcher down and frees the context. */
+  dfnet_status_t (*start)(dfnet_driver_t *driver, void *ctx);
+
+  /* prepare_stop: the driver is about to be stopped (DriverStop, or the driver host is
+   * shutting down). OPTIONAL (NULL: nothing to prepare).
+   * Thread: the default dispatcher. May block: briefly.
+   * When it runs, the driver receives no new calls, and its calls still in flight have
+   *   been ended with UNAVAILABLE (their cancellation callbacks are queued behind it).
+   * Does: stops its own threads and timers so that nothing touches the context later.
+   * Returns nothing. */
+  void (*prepare_stop)(dfnet_driver_t *driver, void *ctx);
+
+  /* stop: last hook. OPTIONAL (NULL: nothing to release).
+   * Thread: the default dispatcher's thread, after the dispatcher has been drained (every
+   *   callback already queued has run) and shut down (dfnet_driver_post refuses new work).
+   * May block: briefly.
+   * Does: releases the resources referenced by the context; after it returns the driver
+   *   host frees the context, every call handle the driver still holds, and unloads the
+   *   .so when no other driver uses it.
+   * Returns nothing. */
+  void (*stop)(dfnet_driver_t *driver, void *ctx);
+} dfnet_driver_ops_t;
+
+/* What DFNET_DRIVER_EXPORT defines: the version again (readable without knowing the ops
+ * table's layout) and the table. */
+typedef struct dfnet_driver_registration {
+  uint32_t api_version;
+  const dfnet_driver_ops_t *ops;
+} dfnet_driver_registration_t;
+
+/* Export the driver's ops table `ops` (a const dfnet_driver_ops_t object, not a pointer).
+ * Use once per .so, at file scope. */
+#define DFNET_DRIVER_EXPORT(ops)                                                           \
+  __attribute__((visibility("default"))) extern const dfnet_driver_registration_t          \
+      dfnet_driver_registration;                                                           \
+  const dfnet_driver_registration_t dfnet_driver_registration = {                          \
+      .api_version = DFNET_DRIVER_API_VERSION, .ops = &(ops)}
+
+/* ---------------------------------------------------------------------------------------
+ * The node
+ * ------------------------------------------------------------------------------------- */
+
+/* The type of a property's value (DFv2 NodePropertyValue). */
+typedef enum dfnet_property_type {
+  DFNET_PROPERTY_UINT = 0,
+  DFNET_PROPERTY_STRING = 1,
+  DFNET_PROPERTY_BOOL = 2,
+  DFNET_PROPERTY_ENUM = 3, /* value_str is the fully qualified value, "a.b.C" */
+} dfnet_property_type_t;
+
+/* One node property (DFv2 NodeProperty). The key is a deprecated integer key (str_key ==
+ * NULL; e.g. 1 = fuchsia.BIND_PROTOCOL) or a string key ("fuchsia.BIND_PCI_VID" style,
+ * int_key == 0). Strings are NUL-terminated. */
+typedef struct dfnet_node_property {
+  uint32_t int_key;
+  const char *str_key;
+  dfnet_property_type_t type;
+  uint32_t value_uint;   /* DFNET_PROPERTY_UINT */
+  bool value_bool;       /* DFNET_PROPERTY_BOOL */
+  const char *value_str; /* DFNET_PROPERTY_STRING and DFNET_PROPERTY_ENUM, else NULL */
+} dfnet_node_property_t;
+
+/* The node's properties as the manager gave them, in order. *count receives the number
+ * (0..64). The array and its strings are owned by the driver host, constant, and valid
+ * until `stop` returns. Never NULL (an empty array when there are none). Any thread. */
+const dfnet_node_property_t *dfnet_driver_properties(const dfnet_driver_t *driver,
+                                                     size_t *count);
+
+/* The first property with this key: an integer key (str_key NULL) or a string key
+ * (int_key ignored). Returns a pointer into dfnet_driver_properties()' array, or NULL when
+ * the node has no such property. Any thread. */
+const dfnet_node_property_t *dfnet_driver_property_find(const dfnet_driver_t *driver,
+                                                        uint32_t int_key, const char *str_key);
+
+/* The node's moniker ("dev.lab-a.pci.00_05_0"), the node's name (its last segment,
+ * "00_05_0"), the driver's URL, and the manifest's "program" block as JSON text ("{}" when
+ * none was given). NUL-terminated strings owned by the driver host, valid until `stop`
+ * returns. Never NULL. Any thread. */
+const char *dfnet_driver_node_moniker(const dfnet_driver_t *driver);
+const char *dfnet_driver_node_name(const dfnet_driver_t *driver);
+const char *dfnet_driver_url(const dfnet_driver_t *driver);
+const char *dfnet_driver_program_json(const dfnet_driver_t *driver);
+
+/* The offers (service names) the node received from its parent. *count receives the
+ * number. Owned by the driver host, valid until `stop` returns. Any thread. */
+const char *const *dfnet_driver_offers(const dfnet_driver_t *driver, size_t *count);
+
+/* ---------------------------------------------------------------------------------------
+ * Children
+ * ------------------------------------------------------------------------------------- */
+
+/* A child node to add under the driver's node (DFv2 NodeAddArgs). */
+typedef struct dfnet_child_args {
+  const char *name;                        /* required; 1..128 bytes, no '.' */
+  const dfnet_node_property_t *properties; /* may be NULL when property_count == 0 */
+  size_t property_count;                   /* at most 64 */
+  const char *const *offers;               /* service names offered to the child's driver */
+  size_t offer_count;                      /* at most 16, each < 128 bytes */
+  const char *class_name;                  /* devfs-style class ("serial"), or NULL */
+  bool owned; /* true: the driver keeps the node (OWNED_BY_PARENT), the manager never binds
+                 it; false: the manager binds a driver to it */
+} dfnet_child_args_t;
+
+/* Called once with the manager's verdict on an added child: OK, or e.g. ALREADY_EXISTS /
+ * INVALID_ARGUMENT / UNAVAILABLE (host disconnected). Runs on the default dispatcher. */
+typedef void (*dfnet_child_added_fn)(dfnet_driver_t *driver, void *ctx, const char *name,
+                                     dfnet_status_t status, void *arg);
+
+/* Add a child node (moniker = this node's moniker + "." + name). Everything in *args is
+ * copied. The request goes to the host agent, which forwards it to the manager; `done`
+ * (may be NULL) is called once with the outcome, on the default dispatcher, unless the
+ * driver stops first.
+ * Any thread. Never blocks.
+ * Returns OK (request sent; `done` will be called); INVALID_ARGUMENT (bad name, too many
+ * properties/offers, a string over its bound); ALREADY_EXISTS (this driver already added
+ * a child of that name); FAILED_PRECONDITION (the driver is stopping); UNAVAILABLE (the
+ * link to the host agent is gone). On any error `done` is never called. */
+dfnet_status_t dfnet_driver_add_child(dfnet_driver_t *driver, const dfnet_child_args_t *args,
+                                      dfnet_child_added_fn done, void *arg);
+
+/* Remove a child this driver added (and its subtree, at the manager). `name` is copied.
+ * Idempotent from the driver's point of view: removing a name that is not (or no longer)
+ * a child returns NOT_FOUND and changes nothing. Any thread. Never blocks.
+ * Returns OK, NOT_FOUND, UNAVAILABLE (link gone). */
+dfnet_status_t dfnet_driver_remove_child(dfnet_driver_t *driver, const char *name);
+
+/* ---------------------------------------------------------------------------------------
+ * Serving a protobuf service (gRPC-like calls, DESIGN.md "Calls")
+ * ------------------------------------------------------------------------------------- */
+
+/* A method handler. Thread: the default dispatcher. `request` (len bytes, the method's
+ * encoded protobuf request) is owned by the call and valid until dfnet_call_reply().
+ * The handler must eventually complete `call` with dfnet_call_reply() exactly once - now,
+ * or later from any thread - even when the call was cancelled meanwhile (the reply is then
+ * dropped); that releases the handle. May block only with allow_sync_calls. */
+typedef void (*dfnet_method_handler_t)(void *ctx, dfnet_call_t *call, const uint8_t *request,
+                                       size_t len);
+
+/* One method of a method table. */
+typedef struct dfnet_method {
+  /* "Read" when a service name is given to dfnet_driver_serve(), else the full path
+   * "/dfnet.hw.rng.Rng/Read". */
+  const char *name;
+  dfnet_method_handler_t handler;
+  /* true: server-streaming (items with dfnet_call_send, then dfnet_call_reply). */
+  bool server_streaming;
+} dfnet_method_t;
+
+/* Serve `count` methods. `service` is the protobuf service's full name
+ * ("dfnet.hw.rng.Rng"; methods named "Read" become "/dfnet.hw.rng.Rng/Read"), or NULL when
+ * every method's name is already a full path. The table and the strings are copied.
+ * Calls to the node for a path the driver does not serve are answered UNIMPLEMENTED.
+ * Any thread (normally `start`).
+ * Returns OK; INVALID_ARGUMENT (NULL handler, malformed path, path over 255 bytes, more
+ * than 64 methods in all); ALREADY_EXISTS (a path is already served; nothing of this table
+ * is registered); FAILED_PRECONDITION (the driver is stopping). */
+dfnet_status_t dfnet_driver_serve(dfnet_driver_t *driver, const char *service,
+                                  const dfnet_method_t *methods, size_t count);
+
+/* The method path of the call ("/dfnet.test.Echo/Echo"); the caller's verified name as the
+ * manager set it ("" when unknown). Owned by the call, valid until dfnet_call_reply(). */
+const char *dfnet_call_method(const dfnet_call_t *call);
+const char *dfnet_call_caller(const dfnet_call_t *call);
+
+/* The driver that serves the call. Any thread, until dfnet_call_reply(). */
+dfnet_driver_t *dfnet_call_driver(const dfnet_call_t *call);
+
+/* Complete the call: the final status (gRPC's trailer) with a message (NULL: none) and,
+ * typically for a unary OK, the reply payload (data may be NULL when len == 0). data and
+ * message are copied. For a streaming call, items still queued for credit are sent first.
+ * Any thread; exactly once per call; the handle is invalid afterwards.
+ * Returns OK (sent, or queued behind streamed items); DEADLINE_EXCEEDED / CANCELLED /
+ * UNAVAILABLE when the call had already ended that way (the caller got that status; this
+ * reply is dropped and logged at debug level); RESOURCE_EXHAUSTED when len exceeds
+ * DFNET_CALL_PAYLOAD_MAX (the caller gets INTERNAL instead). */
+dfnet_status_t dfnet_call_reply(dfnet_call_t *call, dfnet_status_t status,
+                                const char *message, const uint8_t *data, size_t len);
+
+/* Send one item of a server-streaming call. data is copied. Each item uses one credit of
+ * the caller's window (Call.credit, then StreamCredit); without credit the item waits in
+ * a queue of at most 64 items per call. When that queue is full: on the driver's own
+ * threads, and on its dispatcher with allow_sync_calls, the function blocks until there
+ * is room or the call ends; on a dispatcher without allow_sync_calls it returns
+ * RESOURCE_EXHAUSTED at once (try again later, e.g. from dfnet_driver_post_delayed).
+ * Any thread.
+ * Returns OK; RESOURCE_EXHAUSTED (see above, or len > DFNET_CALL_PAYLOAD_MAX);
+ * FAILED_PRECONDITION (not a streaming method); CANCELLED / DEADLINE_EXCEEDED /
+ * UNAVAILABLE when the call has ended (stop sending and call dfnet_call_reply). */
+dfnet_status_t dfnet_call_send(dfnet_call_t *call, const uint8_t *data, size_t len);
+
+/* Has the call ended without the driver's reply? Returns OK while the caller still waits;
+ * CANCELLED (caller cancelled or disconnected), DEADLINE_EXCEEDED, or UNAVAILABLE (driver
+ * stopping) once it ended. Any thread; never blocks. */
+dfnet_status_t dfnet_call_status(const dfnet_call_t *call);
+
+/* Wait up to timeout_ms (UINT32_MAX: no limit) for the call to end without the driver's
+ * reply. Returns what dfnet_call_status() would, so OK means "timed out, still waiting".
+ * Blocks: on the driver's threads, and on its dispatcher with allow_sync_calls; on a
+ * dispatcher without allow_sync_calls it returns FAILED_PRECONDITION at once. */
+dfnet_status_t dfnet_call_wait_cancelled(dfnet_call_t *call, uint32_t timeout_ms);
+
+/* Milliseconds left before the call's deadline: UINT32_MAX when it has none, 0 when it
+ * has passed. Any thread. */
+uint32_t dfnet_call_deadline_left_ms(const dfnet_call_t *call);
+
+/* Called once when the call ends without the driver's reply (cancelled, deadline passed,
+ * driver stopping), with that status. Runs on the default dispatcher (so, for a handler
+ * that blocks on the dispatcher, only after it returns: use dfnet_call_wait_cancelled or
+ * dfnet_call_status there). Never called once the driver has replied.
+ * Registering when the call has already ended queues it at once. At most one per call
+ * (a second registration replaces the first if it has not run). Any thread.
+ * Returns OK, or FAILED_PRECONDITION if the handler's reply was already given. */
+typedef void (*dfnet_call_cancel_fn)(void *ctx, dfnet_call_t *call, dfnet_status_t why,
+                                     void *arg);
+dfnet_status_t dfnet_call_on_cancel(dfnet_call_t *call, dfnet_call_cancel_fn fn, void *arg);
+
+/* ---------------------------------------------------------------------------------------
+ * The dispatcher
+ * ------------------------------------------------------------------------------------- */
+
+typedef void (*dfnet_task_fn)(dfnet_driver_t *driver, void *ctx, void *arg);
+
+/* Queue fn(driver, ctx, arg) on the driver's default dispatcher, after delay_ms (0: behind
+ * what is already queued). Any thread (typically the driver's own threads, to get back to
+ * the dispatcher). A task still waiting for its delay when the dispatcher shuts down is
+ * dropped (never run); free its arg in prepare_stop/stop if it owns memory.
+ * Returns OK; FAILED_PRECONDITION when the dispatcher is shut down or shutting down (fn
+ * will never run); RESOURCE_EXHAUSTED (out of memory). */
+dfnet_status_t dfnet_driver_post(dfnet_driver_t *driver, uint32_t delay_ms, dfnet_task_fn fn,
+                                 void *arg);
+
+/* Is the calling thread the driver's default dispatcher? */
+bool dfnet_driver_on_dispatcher(const dfnet_driver_t *driver);
+
+/* ---------------------------------------------------------------------------------------
+ * Logging
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum dfnet_driver_log_level {
+  DFNET_DRIVER_LOG_ERROR = 0,
+  DFNET_DRIVER_LOG_WARN = 1,
+  DFNET_DRIVER_LOG_INFO = 2,
+  DFNET_DRIVER_LOG_DEBUG = 3,
+} dfnet_driver_log_level_t;
+
+/* Write one log line to the driver host's stderr (which the host agent keeps):
+ * "<time> <L> <driver name> <node moniker>: <message>". Lines above the driver host's
+ * level (DFNET_LOG_LEVEL, default info) are skipped. Messages are cut at 1 KiB. Any
+ * thread; never blocks on anything but stderr. */
+void dfnet_driver_log(const dfnet_driver_t *driver, dfnet_driver_log_level_t level,
+                      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void dfnet_driver_vlog(const dfnet_driver_t *driver, dfnet_driver_log_level_t level,
+                       const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DFNET_DRIVER_H */
