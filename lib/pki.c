@@ -713,6 +713,24 @@ static int write_all(int fd, const unsigned char *buf, size_t len) {
   return 0;
 }
 
+/* Make a rename in path's directory durable (best effort: a failure here loses nothing
+ * that is not already on disk under the old name, so it is only logged). */
+static void dir_sync(const char *path) {
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) != 0)
+    DFNET_LOGW(PKI_LOG, dir, "fsync of the directory: %s (errno %d)", strerror(errno), errno);
+  if (fd >= 0)
+    close(fd);
+}
+
 /* Atomically replace `path` with the parts' bytes, final mode `mode`. The temporary file
  * is created 0600 by mkstemp, so nothing is readable by others before fchmod. */
 static __attribute__((warn_unused_result)) dfnet_status_t
@@ -746,6 +764,7 @@ file_write_atomic(const char *path, const unsigned char *const *parts, const siz
   what = "renaming into place";
   if (rename(tmp, path) != 0)
     goto io_failed;
+  dir_sync(path);
   return DFNET_STATUS_OK;
 
 io_failed: {
