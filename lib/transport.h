@@ -234,6 +234,19 @@ dfnet_status_t dfnet_transport_session_info(dfnet_transport_t *t, dfnet_session_
 dfnet_status_t dfnet_transport_session_close(dfnet_transport_t *t, dfnet_session_id_t session,
                                              dfnet_status_t reason, const char *message);
 
+/* Counters of one session (for monitoring and tests). */
+typedef struct dfnet_session_stats {
+  uint64_t queued_bytes;      /* bytes in the send queue now */
+  uint64_t queued_bytes_peak; /* most bytes ever in the send queue */
+  uint64_t sent_messages;     /* envelopes fully handed to TLS */
+  uint64_t received_messages; /* envelopes received (oversized ones included) */
+  uint32_t pending_requests;  /* requests waiting for their (last) reply */
+} dfnet_session_stats_t;
+
+/* Fill *out. Errors: NOT_FOUND (no open session). Any thread. */
+dfnet_status_t dfnet_transport_session_stats(dfnet_transport_t *t, dfnet_session_id_t session,
+                                             dfnet_session_stats_t *out);
+
 /* ---- Sending ------------------------------------------------------------------------ */
 
 enum {

@@ -1,0 +1,170 @@
+/* Who is on the other end: the peer certificate checks of the transport (issue 3, "TLS and
+ * who may connect"; DESIGN.md "Security"). lws 4.1.6 with mbedTLS runs verification in
+ * mbedTLS's *optional* mode and never looks at the result on the server side, so every
+ * decision about a peer is taken here, from the certificate and verify flags that our lws
+ * patch exposes (lws_tls_peer_mbedtls_crt).
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <mbedtls/error.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/x509.h>
+#include <mbedtls/x509_crt.h>
+
+#include "lib/transport.h"
+#include "lib/transport_internal.h"
+
+const char *transport__mbedtls_strerror(int code, char *buf, size_t cap) {
+  if (code == 0) {
+    snprintf(buf, cap, "connection closed by the peer");
+    return buf;
+  }
+  char text[160];
+  mbedtls_strerror(code, text, sizeof(text));
+  snprintf(buf, cap, "%s (-0x%04x)", text, (unsigned)-code);
+  return buf;
+}
+
+/* Copy the first attribute `oid` of a distinguished name into out (NUL-terminated). */
+static bool name_attr(const mbedtls_x509_name *name, const char *oid, size_t oid_len, char *out,
+                      size_t cap) {
+  for (; name; name = name->next) {
+    if (name->oid.len != oid_len || memcmp(name->oid.p, oid, oid_len) != 0)
+      continue;
+    if (name->val.len >= cap)
+      return false;
+    memcpy(out, name->val.p, name->val.len);
+    out[name->val.len] = '\0';
+    /* a name with an embedded NUL or control character is not one of ours */
+    for (size_t i = 0; i < name->val.len; i++)
+      if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+        return false;
+    return true;
+  }
+  return false;
+}
+
+static dfnet_v1_Role role_of(const char *ou) {
+  if (strcmp(ou, "host") == 0)
+    return dfnet_v1_Role_HOST;
+  if (strcmp(ou, "admin") == 0)
+    return dfnet_v1_Role_ADMIN;
+  if (strcmp(ou, "operator") == 0)
+    return dfnet_v1_Role_OPERATOR;
+  if (strcmp(ou, "viewer") == 0)
+    return dfnet_v1_Role_VIEWER;
+  return dfnet_v1_Role_ROLE_UNSPECIFIED;
+}
+
+static void describe_flags(uint32_t flags, char *why, size_t cap, const char *cn) {
+  const char *what;
+  if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+    what = "certificate has expired";
+  else if (flags & MBEDTLS_X509_BADCERT_FUTURE)
+    what = "certificate is not yet valid";
+  else if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+    what = "certificate is not signed by our CA";
+  else if (flags & MBEDTLS_X509_BADCERT_REVOKED)
+    what = "certificate is revoked";
+  else if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE))
+    what = "certificate's key usage does not allow TLS";
+  else if (flags & (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
+                    MBEDTLS_X509_BADCERT_BAD_KEY))
+    what = "certificate uses an unacceptable algorithm or key";
+  else
+    what = "certificate verification failed";
+  snprintf(why, cap, "%s (CN=%s, mbedTLS flags 0x%x)", what, cn[0] ? cn : "?", (unsigned)flags);
+}
+
+bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
+                            size_t why_cap) {
+  uint32_t flags = 0;
+  const mbedtls_x509_crt *crt = lws_tls_peer_mbedtls_crt(wsi, &flags);
+  memset(peer, 0, sizeof(*peer));
+  if (crt == NULL) {
+    snprintf(why, why_cap, "no certificate presented (mutual TLS is required)");
+    return false;
+  }
+  if (!name_attr(&crt->subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), peer->cn,
+                 sizeof(peer->cn)))
+    peer->cn[0] = '\0';
+  if (flags != 0) {
+    describe_flags(flags, why, why_cap, peer->cn);
+    return false;
+  }
+  if (peer->cn[0] == '\0') {
+    snprintf(why, why_cap, "certificate has no usable subject CN");
+    return false;
+  }
+  if (!name_attr(&crt->subject, MBEDTLS_OID_AT_ORG_UNIT, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORG_UNIT),
+                 peer->ou, sizeof(peer->ou))) {
+    snprintf(why, why_cap, "certificate of %s carries no role (subject OU)", peer->cn);
+    return false;
+  }
+  peer->role = role_of(peer->ou);
+  return true;
+}
+
+const char *transport__role_refusal(const char *ou, const char *subprotocol) {
+  if (subprotocol == NULL || subprotocol[0] == '\0')
+    return "no websocket subprotocol requested";
+  if (strcmp(subprotocol, DFNET_SUBPROTOCOL_HOST) == 0)
+    return strcmp(ou, "host") == 0 ? NULL : "role may not use subprotocol " DFNET_SUBPROTOCOL_HOST;
+  if (strcmp(subprotocol, DFNET_SUBPROTOCOL_CLIENT) == 0) {
+    if (strcmp(ou, "admin") == 0 || strcmp(ou, "operator") == 0 || strcmp(ou, "viewer") == 0)
+      return NULL;
+    return "role may not use subprotocol " DFNET_SUBPROTOCOL_CLIENT;
+  }
+  return "unknown websocket subprotocol";
+}
+
+/* RFC 6125 §6.4.3, restricted: "*" only as the whole leftmost label. */
+static bool dns_match(const char *pattern, size_t plen, const char *host) {
+  size_t hlen = strlen(host);
+  if (plen == hlen && strncasecmp(pattern, host, plen) == 0)
+    return true;
+  if (plen > 2 && pattern[0] == '*' && pattern[1] == '.') {
+    const char *dot = strchr(host, '.');
+    if (dot == NULL || dot == host)
+      return false;
+    size_t rest = hlen - (size_t)(dot - host);
+    return rest == plen - 1 && strncasecmp(pattern + 1, dot, rest) == 0;
+  }
+  return false;
+}
+
+bool transport__peer_matches_host(struct lws *wsi, const char *host) {
+  const mbedtls_x509_crt *crt = lws_tls_peer_mbedtls_crt(wsi, NULL);
+  if (crt == NULL || host == NULL)
+    return false;
+  unsigned char ip[16];
+  size_t ip_len = 0;
+  if (inet_pton(AF_INET, host, ip) == 1)
+    ip_len = 4;
+  else if (inet_pton(AF_INET6, host, ip) == 1)
+    ip_len = 16;
+
+  bool any_san = false;
+  for (const mbedtls_x509_sequence *san = &crt->subject_alt_names; san && san->buf.p;
+       san = san->next) {
+    int tag = san->buf.tag & (MBEDTLS_ASN1_TAG_CLASS_MASK | MBEDTLS_ASN1_TAG_VALUE_MASK);
+    any_san = true;
+    if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && ip_len != 0) { /* iPAddress */
+      if (san->buf.len == ip_len && memcmp(san->buf.p, ip, ip_len) == 0)
+        return true;
+    } else if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && ip_len == 0) { /* dNSName */
+      if (dns_match((const char *)san->buf.p, san->buf.len, host))
+        return true;
+    }
+  }
+  if (any_san)
+    return false;
+  char cn[TRANSPORT__NAME_MAX + 1];
+  if (!name_attr(&crt->subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), cn,
+                 sizeof(cn)))
+    return false;
+  return strcasecmp(cn, host) == 0;
+}
