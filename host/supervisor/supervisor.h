@@ -1,0 +1,128 @@
+/* The driver-host supervisor: how the host agent spawns dfnet-driver-host processes, talks
+ * to them and learns of their death (DESIGN.md "The picture"; spec/dfv2.md "Driver hosts
+ * and lifecycle"; issue 6 "dfnet-driver-host and the runtime").
+ *
+ * Each driver host is a child process (fork + exec of dfnet-driver-host) holding one end
+ * of a socketpair as its fd 3; the other end (SOCK_CLOEXEC, non-blocking) stays here. Both
+ * sides speak length-prefixed dfnet.v1 Envelopes (lib/frame.h).
+ *
+ * Threads. The supervisor runs one thread of its own: it reads every driver host's
+ * socket, writes what could not be written at once, and notices exits through a pidfd.
+ * It never calls the agent from that thread: what it receives is queued, and the agent
+ * runs it by calling dfnet_supervisor_dispatch() on its own thread (the transport's
+ * service thread) when dfnet_supervisor_fd() is readable, or after the optional `wake`
+ * callback ran (use it to call lws_cancel_service()). All callbacks run inside
+ * dfnet_supervisor_dispatch(), one at a time, in the order received, with no lock held:
+ * they may call any dfnet_supervisor_* function but dispatch itself. The other functions
+ * are thread-safe.
+ *
+ * Ids. Requests the agent sends (Call, DriverStart, DriverStop) are renumbered on the
+ * link, so the agent may use any id it likes (e.g. the manager's): the replies (Reply,
+ * Status) come back with the agent's own id. Cancel and StreamCredit name the Call by the
+ * agent's id too. Requests from the driver host (NodeAdd, NodeRemove) keep the driver
+ * host's id; answer them with a Status carrying that id.
+ *
+ * Exactly once. Each Call sent gets exactly one final Reply (end_of_stream = true) through
+ * on_envelope, and each DriverStart / DriverStop exactly one Status: the driver host's, or,
+ * when the process dies first, one made here with UNAVAILABLE and the reason ("driver host
+ * 2 (pid 4242) exited: killed by SIGSEGV"). Late frames for requests already answered are
+ * dropped. Then on_exit reports the process's end with the nodes whose drivers died.
+ *
+ * The agent must not set SIGCHLD to SIG_IGN (the kernel would reap the children itself).
+ * A driver host's crash never reaches the agent: its writes use MSG_NOSIGNAL.
+ */
+#ifndef DFNET_HOST_SUPERVISOR_H
+#define DFNET_HOST_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dfnet/status.h"
+#include "lib/envelope.h"
+
+typedef struct dfnet_supervisor dfnet_supervisor_t;
+
+/* How a driver host ended. Strings and arrays are owned by the supervisor and valid during
+ * the on_exit callback only. */
+typedef struct dfnet_driver_host_exit {
+  uint64_t host_id;
+  pid_t pid;
+  int exit_code;            /* when it exited, else -1 */
+  int signal;               /* the signal that killed it, else 0 */
+  const char *reason;       /* "exited with code 0", "killed by SIGSEGV" */
+  const char *const *nodes; /* monikers of the drivers that ran (or were starting) in it */
+  size_t node_count;
+} dfnet_driver_host_exit_t;
+
+typedef struct dfnet_supervisor_config {
+  /* Path of the dfnet-driver-host executable. NULL: $DFNET_DRIVER_HOST, else
+   * "dfnet-driver-host" beside the running executable (/proc/self/exe). Copied. */
+  const char *driver_host_path;
+  /* Extra arguments for every driver host (e.g. {"--log-level", "debug"}), NULL-terminated
+   * or NULL. Copied. */
+  const char *const *extra_args;
+  /* After dfnet_supervisor_close() (or _free), how long a driver host may take to stop its
+   * drivers before it gets SIGKILL, ms. 0: 5000. */
+  uint32_t stop_grace_ms;
+
+  /* An envelope from driver host `host_id`: Reply / Status (with the agent's id),
+   * NodeAdd / NodeRemove (the driver host's id), or anything else it sent. `env` and its
+   * bulk bytes are valid during the call only. Required. */
+  void (*on_envelope)(void *arg, uint64_t host_id, const dfnet_envelope_t *env);
+  /* A driver host ended; its id is invalid afterwards. Required. */
+  void (*on_exit)(void *arg, const dfnet_driver_host_exit_t *exit);
+  /* Optional: called on the supervisor's thread whenever events were queued. Must be
+   * thread-safe and must not block (e.g. lws_cancel_service). */
+  void (*wake)(void *arg);
+  void *arg;
+} dfnet_supervisor_config_t;
+
+/* Create a supervisor and start its thread. The config is copied.
+ * Returns OK and *out; INVALID_ARGUMENT (a required callback missing); NOT_FOUND (no
+ * executable at the driver host path); INTERNAL (thread, eventfd or memory). */
+dfnet_status_t dfnet_supervisor_new(const dfnet_supervisor_config_t *config,
+                                    dfnet_supervisor_t **out);
+
+/* Stop every driver host (close the link, SIGKILL after the grace period), wait for them,
+ * stop the thread and free everything. Events still queued are dropped without callbacks.
+ * NULL is a no-op. Not from a callback. */
+void dfnet_supervisor_free(dfnet_supervisor_t *sup);
+
+/* An eventfd that is readable while events wait for dfnet_supervisor_dispatch(). Owned by
+ * the supervisor (do not close it). */
+int dfnet_supervisor_fd(const dfnet_supervisor_t *sup);
+
+/* Run the queued events' callbacks on the calling thread, then return. Returns how many
+ * events ran. Not reentrant: never call it from a callback. */
+size_t dfnet_supervisor_dispatch(dfnet_supervisor_t *sup);
+
+/* Spawn a driver host. *host_id receives its id (1, 2, ... never reused); *pid (may be
+ * NULL) its process id.
+ * Returns OK; UNAVAILABLE (fork/socketpair failed: errno logged); INTERNAL (memory). An
+ * exec failure shows up as an exit with code 127. */
+dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id, pid_t *pid);
+
+/* Send one envelope to driver host `host_id`. The envelope is encoded before this returns
+ * (env and its bulk bytes are only borrowed; env->pb.id is restored). Never blocks: what
+ * the socket does not take now is written by the supervisor's thread.
+ * Returns OK (a request then gets exactly one final answer through on_envelope);
+ * NOT_FOUND (no such driver host, or a Cancel/StreamCredit for a call that is not in
+ * flight); UNAVAILABLE (the driver host is exiting or gone: nothing will be answered);
+ * INVALID_ARGUMENT (cannot encode); INTERNAL (memory). */
+dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
+                                     dfnet_envelope_t *env);
+
+/* Ask a driver host to stop: its link is shut down for writing, it stops its drivers
+ * (prepare_stop, stop) and exits; SIGKILL if it is still there after stop_grace_ms.
+ * on_exit follows. Returns OK, NOT_FOUND. Idempotent. */
+dfnet_status_t dfnet_supervisor_close(dfnet_supervisor_t *sup, uint64_t host_id);
+
+/* Send signal `sig` to a driver host. Returns OK, NOT_FOUND (unknown or already exited),
+ * INVALID_ARGUMENT (bad signal). */
+dfnet_status_t dfnet_supervisor_kill(dfnet_supervisor_t *sup, uint64_t host_id, int sig);
+
+/* The process id of a running driver host, or -1. */
+pid_t dfnet_supervisor_pid(dfnet_supervisor_t *sup, uint64_t host_id);
+
+#endif /* DFNET_HOST_SUPERVISOR_H */
