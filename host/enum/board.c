@@ -1,0 +1,773 @@
+/* Platform devices from a board file (issue 6 "Enumerators": the "board driver" of the
+ * seeds; Fuchsia's platform bus publishes a node per platform device with
+ * fuchsia.BIND_PLATFORM_DEV_VID/PID/DID, fuchsia.platform bind library).
+ *
+ * Board file format (JSON, UTF-8, at most 1 MiB):
+ *
+ *   {
+ *     "board": "lab-a-rpi4",                  optional string, informational
+ *     "devices": [                            required array; one object per device
+ *       {
+ *         "name": "uart0",                    required; 1..128 chars of [A-Za-z0-9_-];
+ *                                             unique; the node is "platform.<name>"
+ *         "vid": 0, "pid": 0, "did": "0x1c",  required; uint32 as a JSON integer or a
+ *                                             string strtoul reads ("0x1c", "28")
+ *         "properties": [                     optional; extra node properties
+ *           {"key": "fuchsia.BIND_PLATFORM_DEV_INSTANCE_ID", "type": "int", "value": 0},
+ *           {"key": "dfnet.board.LABEL", "type": "string", "value": "console"},
+ *           {"key": "dfnet.board.CONSOLE", "type": "bool", "value": true},
+ *           {"key": "fuchsia.serial.CLASS", "type": "enum",
+ *            "value": "fuchsia.serial.CLASS.CONSOLE"}
+ *         ],
+ *         "resources": {                      optional; device files the driver uses
+ *           "tty": "/dev/ttyS0",                            -> "dfnet.platform.TTY"
+ *           "gpio": {"chip": "/dev/gpiochip0", "line": 17}, -> "dfnet.platform.GPIO_CHIP",
+ *                                                              "dfnet.platform.GPIO_LINE"
+ *           "i2c": {"bus": "/dev/i2c-1", "address": 80},    -> "dfnet.platform.I2C_BUS",
+ *                                                              "dfnet.platform.I2C_ADDRESS"
+ *           "spi": "/dev/spidev0.0",                        -> "dfnet.platform.SPI"
+ *           "path": "/dev/watchdog0"                        -> "dfnet.platform.PATH"
+ *         },
+ *         "comment": "free text"              optional, ignored
+ *       }
+ *     ]
+ *   }
+ *
+ * Property keys: "fuchsia.BIND_<X>" names a deprecated integer key of
+ * include/dfnet/bind_keys.h (published as that integer key; type "int" only); any other
+ * key (up to 127 characters, no spaces) is a string key. Types: "int" (uint32, written as
+ * for vid), "string" (up to 255 bytes), "bool", "enum" (a fully qualified value name,
+ * "<library>.<KEY>.<VALUE>"). One key, one value: a key given twice, or one the
+ * enumerator publishes itself, is an error. Resource paths are absolute.
+ *
+ * Every node gets fuchsia.BIND_PROTOCOL = fuchsia.platform.BIND_PROTOCOL.DEVICE,
+ * fuchsia.BIND_PLATFORM_DEV_VID/PID/DID and "dfnet.platform.NAME" = the device's name.
+ *
+ * Errors: a file that cannot be read, is not JSON, or has no "devices" array fails start.
+ * Anything wrong inside a device (an unknown key included: a typo must not publish a
+ * wrong node) skips that device with one error "<file>: <JSON path>: <problem>", e.g.
+ * "board.json: $.devices[2].resources.gpio.line: expected an unsigned 32-bit integer,
+ * got a string"; the other devices are published. An unknown top-level key is reported
+ * the same way and otherwise ignored.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bind/fuchsia_platform.h"
+#include "dfnet/bind_keys.h"
+#include "host/enum/enum.h"
+#include "lib/log.h"
+
+#define BOARD_LOG "enum.board"
+#define BOARD_FILE_MAX (1024 * 1024)
+#define BOARD_PATH_MAX 160 /* JSON path text, e.g. "$.devices[12].properties[3].value" */
+
+typedef struct board_priv {
+  char *file;
+  char **errors;
+  size_t error_count, error_cap;
+  dfnet_v1_NodeAdd node; /* scratch (large) */
+} board_priv_t;
+
+/* Record and log one problem: "<file>: <json path>: <problem>". */
+__attribute__((format(printf, 3, 4))) static void board_error(board_priv_t *priv,
+                                                               const char *json_path,
+                                                               const char *fmt, ...) {
+  char problem[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(problem, sizeof(problem), fmt, ap);
+  va_end(ap);
+  size_t len = strlen(priv->file) + strlen(json_path) + strlen(problem) + 5;
+  char *line = malloc(len);
+  if (line == NULL) {
+    DFNET_LOGE(BOARD_LOG, priv->file, "%s: %s", json_path, problem);
+    return;
+  }
+  snprintf(line, len, "%s: %s: %s", priv->file, json_path, problem);
+  DFNET_LOGE(BOARD_LOG, NULL, "%s", line);
+  if (priv->error_count == priv->error_cap) {
+    size_t cap = priv->error_cap ? priv->error_cap * 2 : 8;
+    char **grown = realloc(priv->errors, cap * sizeof(*grown));
+    if (grown == NULL) {
+      free(line);
+      return;
+    }
+    priv->errors = grown;
+    priv->error_cap = cap;
+  }
+  priv->errors[priv->error_count++] = line;
+}
+
+static void clear_errors(board_priv_t *priv) {
+  for (size_t i = 0; i < priv->error_count; i++) {
+    free(priv->errors[i]);
+  }
+  free(priv->errors);
+  priv->errors = NULL;
+  priv->error_count = priv->error_cap = 0;
+}
+
+/* base followed by the formatted suffix, in buf[cap], cut to fit (a JSON path is only
+ * used in messages). Returns buf. */
+__attribute__((format(printf, 4, 5))) static const char *subpath(char *buf, size_t cap,
+                                                                 const char *base,
+                                                                 const char *fmt, ...) {
+  size_t len = strlen(base);
+  if (len >= cap) {
+    len = cap - 1;
+  }
+  memmove(buf, base, len);
+  buf[len] = '\0';
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf + len, cap - len, fmt, ap);
+  va_end(ap);
+  return buf;
+}
+
+static const char *json_type_name(const cJSON *item) {
+  if (cJSON_IsString(item)) return "a string";
+  if (cJSON_IsNumber(item)) return "a number";
+  if (cJSON_IsBool(item)) return "a boolean";
+  if (cJSON_IsNull(item)) return "null";
+  if (cJSON_IsArray(item)) return "an array";
+  if (cJSON_IsObject(item)) return "an object";
+  return "an invalid value";
+}
+
+/* A uint32 from a JSON integer or a strtoul string ("0x1c"). Reports and returns false
+ * when it is not one. */
+static bool get_uint(board_priv_t *priv, const cJSON *item, const char *path, uint32_t max,
+                     uint32_t *out) {
+  if (cJSON_IsNumber(item)) {
+    double v = item->valuedouble;
+    if (v >= 0 && v <= (double)max && floor(v) == v) {
+      *out = (uint32_t)v;
+      return true;
+    }
+    board_error(priv, path, "expected an integer 0..%" PRIu32 ", got %g", max, v);
+    return false;
+  }
+  if (cJSON_IsString(item)) {
+    const char *s = item->valuestring;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = (s[0] >= '0' && s[0] <= '9') ? strtoull(s, &end, 0) : 0;
+    if (end != NULL && end != s && *end == '\0' && errno == 0 && v <= max) {
+      *out = (uint32_t)v;
+      return true;
+    }
+    board_error(priv, path, "expected an integer 0..%" PRIu32 ", got the string \"%.64s\"",
+                max, s);
+    return false;
+  }
+  board_error(priv, path, "expected an integer 0..%" PRIu32 ", got %s", max,
+              json_type_name(item));
+  return false;
+}
+
+static bool get_string(board_priv_t *priv, const cJSON *item, const char *path,
+                       const char **out) {
+  if (!cJSON_IsString(item)) {
+    board_error(priv, path, "expected a string, got %s", json_type_name(item));
+    return false;
+  }
+  *out = item->valuestring;
+  return true;
+}
+
+/* An absolute device path that fits a string property. */
+static bool get_device_path(board_priv_t *priv, const cJSON *item, const char *path,
+                            const char **out) {
+  if (!get_string(priv, item, path, out)) {
+    return false;
+  }
+  if ((*out)[0] != '/' || strlen(*out) > 255) {
+    board_error(priv, path, "expected an absolute path of at most 255 bytes, got \"%.64s\"",
+                *out);
+    return false;
+  }
+  return true;
+}
+
+/* Add a property built by the caller; report a failure at path. */
+static bool check_added(board_priv_t *priv, dfnet_status_t s, const char *path,
+                        const char *key) {
+  switch (s) {
+  case DFNET_STATUS_OK:
+    return true;
+  case DFNET_STATUS_ALREADY_EXISTS:
+    board_error(priv, path, "the key %s is already set on this device (one key, one value)",
+                key);
+    return false;
+  case DFNET_STATUS_RESOURCE_EXHAUSTED:
+    board_error(priv, path, "too many properties (a node has at most 64)");
+    return false;
+  default:
+    board_error(priv, path, "key or value too long for %s", key);
+    return false;
+  }
+}
+
+static bool parse_property(board_priv_t *priv, const cJSON *prop, const char *path,
+                           dfnet_v1_NodeAdd *node) {
+  char sub[BOARD_PATH_MAX];
+  if (!cJSON_IsObject(prop)) {
+    board_error(priv, path, "expected an object {\"key\", \"type\", \"value\"}, got %s",
+                json_type_name(prop));
+    return false;
+  }
+  const cJSON *field;
+  cJSON_ArrayForEach(field, prop) {
+    if (strcmp(field->string, "key") != 0 && strcmp(field->string, "type") != 0 &&
+        strcmp(field->string, "value") != 0) {
+      subpath(sub, sizeof(sub), path, ".%.40s", field->string);
+      board_error(priv, sub, "unknown key (a property has \"key\", \"type\", \"value\")");
+      return false;
+    }
+  }
+  const char *key, *type;
+  subpath(sub, sizeof(sub), path, ".key");
+  const cJSON *key_item = cJSON_GetObjectItemCaseSensitive(prop, "key");
+  if (key_item == NULL) {
+    board_error(priv, path, "missing \"key\"");
+    return false;
+  }
+  if (!get_string(priv, key_item, sub, &key)) {
+    return false;
+  }
+  if (key[0] == '\0' || strlen(key) > 127 || strpbrk(key, " \t\r\n") != NULL) {
+    board_error(priv, sub, "a key is 1..127 characters without spaces, got \"%.64s\"", key);
+    return false;
+  }
+  uint32_t int_key = 0;
+  if (strncmp(key, "fuchsia.BIND_", 13) == 0 && !dfnet_bind_key_from_name(key, &int_key)) {
+    board_error(priv, sub, "%s is not a deprecated key of fuchsia (bind_keys.h)", key);
+    return false;
+  }
+  subpath(sub, sizeof(sub), path, ".type");
+  const cJSON *type_item = cJSON_GetObjectItemCaseSensitive(prop, "type");
+  if (type_item == NULL) {
+    board_error(priv, path, "missing \"type\" (int, string, bool or enum)");
+    return false;
+  }
+  if (!get_string(priv, type_item, sub, &type)) {
+    return false;
+  }
+  const cJSON *value = cJSON_GetObjectItemCaseSensitive(prop, "value");
+  if (value == NULL) {
+    board_error(priv, path, "missing \"value\"");
+    return false;
+  }
+  if (int_key != 0 && strcmp(type, "int") != 0) {
+    board_error(priv, sub, "%s is an integer key: its type is \"int\", not \"%.32s\"", key,
+                type);
+    return false;
+  }
+  const char *str_key = int_key != 0 ? NULL : key;
+  subpath(sub, sizeof(sub), path, ".value");
+  if (strcmp(type, "int") == 0) {
+    uint32_t v;
+    return get_uint(priv, value, sub, UINT32_MAX, &v) &&
+           check_added(priv, enum__prop_int(node, int_key, str_key, v), path, key);
+  }
+  if (strcmp(type, "bool") == 0) {
+    if (!cJSON_IsBool(value)) {
+      board_error(priv, sub, "expected true or false, got %s", json_type_name(value));
+      return false;
+    }
+    return check_added(priv, enum__prop_bool(node, 0, key, cJSON_IsTrue(value)), path, key);
+  }
+  const char *text;
+  if (strcmp(type, "string") == 0) {
+    return get_string(priv, value, sub, &text) &&
+           check_added(priv, enum__prop_str(node, 0, key, text), path, key);
+  }
+  if (strcmp(type, "enum") == 0) {
+    if (!get_string(priv, value, sub, &text)) {
+      return false;
+    }
+    const char *dot = strchr(text, '.');
+    if (dot == NULL || dot == text || strrchr(text, '.')[1] == '\0') {
+      board_error(priv, sub, "an enum value is fully qualified (\"fuchsia.serial.CLASS."
+                  "CONSOLE\"), got \"%.64s\"", text);
+      return false;
+    }
+    return check_added(priv, enum__prop_enum(node, 0, key, text), path, key);
+  }
+  subpath(sub, sizeof(sub), path, ".type");
+  board_error(priv, sub, "unknown type \"%.32s\" (int, string, bool or enum)", type);
+  return false;
+}
+
+/* ---- resources, by table ----------------------------------------------------------- */
+
+typedef bool (*resource_parse_fn)(board_priv_t *priv, const cJSON *item, const char *path,
+                                  dfnet_v1_NodeAdd *node);
+
+static bool resource_path_prop(board_priv_t *priv, const cJSON *item, const char *path,
+                               dfnet_v1_NodeAdd *node, const char *key) {
+  const char *dev;
+  return get_device_path(priv, item, path, &dev) &&
+         check_added(priv, enum__prop_str(node, 0, key, dev), path, key);
+}
+
+static bool resource_tty(board_priv_t *priv, const cJSON *item, const char *path,
+                         dfnet_v1_NodeAdd *node) {
+  return resource_path_prop(priv, item, path, node, DFNET_ENUM_KEY_PLATFORM_TTY);
+}
+
+static bool resource_spi(board_priv_t *priv, const cJSON *item, const char *path,
+                         dfnet_v1_NodeAdd *node) {
+  return resource_path_prop(priv, item, path, node, DFNET_ENUM_KEY_PLATFORM_SPI);
+}
+
+static bool resource_path(board_priv_t *priv, const cJSON *item, const char *path,
+                          dfnet_v1_NodeAdd *node) {
+  return resource_path_prop(priv, item, path, node, DFNET_ENUM_KEY_PLATFORM_PATH);
+}
+
+/* {"<file member>": "/dev/...", "<number member>": N}: two properties. */
+static bool resource_pair(board_priv_t *priv, const cJSON *item, const char *path,
+                          dfnet_v1_NodeAdd *node, const char *file_member,
+                          const char *file_key, const char *num_member, const char *num_key,
+                          uint32_t num_max) {
+  char sub[BOARD_PATH_MAX];
+  if (!cJSON_IsObject(item)) {
+    board_error(priv, path, "expected an object {\"%s\", \"%s\"}, got %s", file_member,
+                num_member, json_type_name(item));
+    return false;
+  }
+  const cJSON *field;
+  cJSON_ArrayForEach(field, item) {
+    if (strcmp(field->string, file_member) != 0 && strcmp(field->string, num_member) != 0) {
+      subpath(sub, sizeof(sub), path, ".%.40s", field->string);
+      board_error(priv, sub, "unknown key (expected \"%s\" and \"%s\")", file_member,
+                  num_member);
+      return false;
+    }
+  }
+  const cJSON *file = cJSON_GetObjectItemCaseSensitive(item, file_member);
+  const cJSON *num = cJSON_GetObjectItemCaseSensitive(item, num_member);
+  if (file == NULL || num == NULL) {
+    board_error(priv, path, "missing \"%s\"", file == NULL ? file_member : num_member);
+    return false;
+  }
+  const char *dev;
+  uint32_t n;
+  subpath(sub, sizeof(sub), path, ".%s", file_member);
+  if (!get_device_path(priv, file, sub, &dev)) {
+    return false;
+  }
+  subpath(sub, sizeof(sub), path, ".%s", num_member);
+  return get_uint(priv, num, sub, num_max, &n) &&
+         check_added(priv, enum__prop_str(node, 0, file_key, dev), path, file_key) &&
+         check_added(priv, enum__prop_int(node, 0, num_key, n), path, num_key);
+}
+
+static bool resource_gpio(board_priv_t *priv, const cJSON *item, const char *path,
+                          dfnet_v1_NodeAdd *node) {
+  return resource_pair(priv, item, path, node, "chip", DFNET_ENUM_KEY_PLATFORM_GPIO_CHIP,
+                       "line", DFNET_ENUM_KEY_PLATFORM_GPIO_LINE, UINT32_MAX);
+}
+
+static bool resource_i2c(board_priv_t *priv, const cJSON *item, const char *path,
+                         dfnet_v1_NodeAdd *node) {
+  /* 7-bit and 10-bit addresses (the kernel's I2C_TENBIT range). */
+  return resource_pair(priv, item, path, node, "bus", DFNET_ENUM_KEY_PLATFORM_I2C_BUS,
+                       "address", DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS, 0x3ff);
+}
+
+static const struct {
+  const char *name;
+  resource_parse_fn parse;
+} resource_kinds[] = {
+    {"tty", resource_tty},   {"gpio", resource_gpio}, {"i2c", resource_i2c},
+    {"spi", resource_spi},   {"path", resource_path},
+};
+
+static bool parse_resources(board_priv_t *priv, const cJSON *resources, const char *path,
+                            dfnet_v1_NodeAdd *node) {
+  if (!cJSON_IsObject(resources)) {
+    board_error(priv, path, "expected an object, got %s", json_type_name(resources));
+    return false;
+  }
+  const cJSON *res;
+  cJSON_ArrayForEach(res, resources) {
+    char sub[BOARD_PATH_MAX];
+    subpath(sub, sizeof(sub), path, ".%.40s", res->string);
+    size_t k = 0;
+    size_t kinds = sizeof(resource_kinds) / sizeof(resource_kinds[0]);
+    while (k < kinds && strcmp(resource_kinds[k].name, res->string) != 0) {
+      k++;
+    }
+    if (k == kinds) {
+      board_error(priv, sub, "unknown resource (tty, gpio, i2c, spi or path)");
+      return false;
+    }
+    if (!resource_kinds[k].parse(priv, res, sub, node)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* ---- devices ----------------------------------------------------------------------- */
+
+static bool valid_name(const char *name) {
+  size_t len = strlen(name);
+  if (len == 0 || len > 128) {
+    return false;
+  }
+  for (size_t i = 0; i < len; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static const char *const device_members[] = {"name",       "vid",       "pid",    "did",
+                                             "properties", "resources", "comment"};
+
+/* Build the node of devices[index] into priv->node; reports and returns false when the
+ * device is malformed. */
+static bool parse_device(board_priv_t *priv, const cJSON *dev, size_t index) {
+  char path[BOARD_PATH_MAX], sub[BOARD_PATH_MAX];
+  snprintf(path, sizeof(path), "$.devices[%zu]", index);
+  if (!cJSON_IsObject(dev)) {
+    board_error(priv, path, "expected an object, got %s", json_type_name(dev));
+    return false;
+  }
+  const cJSON *field;
+  cJSON_ArrayForEach(field, dev) {
+    size_t k = 0, n = sizeof(device_members) / sizeof(device_members[0]);
+    while (k < n && strcmp(device_members[k], field->string) != 0) {
+      k++;
+    }
+    if (k == n) {
+      subpath(sub, sizeof(sub), path, ".%.40s", field->string);
+      board_error(priv, sub, "unknown key (name, vid, pid, did, properties, resources, "
+                  "comment)");
+      return false;
+    }
+  }
+  const char *name;
+  const cJSON *name_item = cJSON_GetObjectItemCaseSensitive(dev, "name");
+  subpath(sub, sizeof(sub), path, ".name");
+  if (name_item == NULL) {
+    board_error(priv, path, "missing \"name\"");
+    return false;
+  }
+  if (!get_string(priv, name_item, sub, &name)) {
+    return false;
+  }
+  if (!valid_name(name)) {
+    board_error(priv, sub, "a device name is 1..128 characters of A-Z a-z 0-9 _ -, got "
+                "\"%.64s\"", name);
+    return false;
+  }
+  dfnet_v1_NodeAdd *node = &priv->node;
+  if (enum__node_init(node, "platform", name) != DFNET_STATUS_OK) {
+    board_error(priv, sub, "not a valid node name");
+    return false;
+  }
+  static const struct {
+    const char *member;
+    uint32_t key;
+  } ids[] = {{"vid", DFNET_BIND_PLATFORM_DEV_VID},
+             {"pid", DFNET_BIND_PLATFORM_DEV_PID},
+             {"did", DFNET_BIND_PLATFORM_DEV_DID}};
+  if (!check_added(priv, enum__prop_int(node, DFNET_BIND_PROTOCOL, NULL,
+                                        BIND_FUCHSIA_PLATFORM_BIND_PROTOCOL_DEVICE),
+                   path, "fuchsia.BIND_PROTOCOL")) {
+    return false;
+  }
+  for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(dev, ids[i].member);
+    uint32_t v;
+    subpath(sub, sizeof(sub), path, ".%s", ids[i].member);
+    if (item == NULL) {
+      board_error(priv, path, "missing \"%s\"", ids[i].member);
+      return false;
+    }
+    if (!get_uint(priv, item, sub, UINT32_MAX, &v) ||
+        !check_added(priv, enum__prop_int(node, ids[i].key, NULL, v), sub, ids[i].member)) {
+      return false;
+    }
+  }
+  if (!check_added(priv, enum__prop_str(node, 0, DFNET_ENUM_KEY_PLATFORM_NAME, name), path,
+                   DFNET_ENUM_KEY_PLATFORM_NAME)) {
+    return false;
+  }
+  const cJSON *resources = cJSON_GetObjectItemCaseSensitive(dev, "resources");
+  subpath(sub, sizeof(sub), path, ".resources");
+  if (resources != NULL && !parse_resources(priv, resources, sub, node)) {
+    return false;
+  }
+  const cJSON *props = cJSON_GetObjectItemCaseSensitive(dev, "properties");
+  if (props != NULL) {
+    subpath(sub, sizeof(sub), path, ".properties");
+    if (!cJSON_IsArray(props)) {
+      board_error(priv, sub, "expected an array, got %s", json_type_name(props));
+      return false;
+    }
+    size_t i = 0;
+    const cJSON *prop;
+    cJSON_ArrayForEach(prop, props) {
+      subpath(sub, sizeof(sub), path, ".properties[%zu]", i++);
+      if (!parse_property(priv, prop, sub, node)) {
+        return false;
+      }
+    }
+  }
+  const cJSON *comment = cJSON_GetObjectItemCaseSensitive(dev, "comment");
+  subpath(sub, sizeof(sub), path, ".comment");
+  const char *ignored;
+  return comment == NULL || get_string(priv, comment, sub, &ignored);
+}
+
+/* ---- the file ---------------------------------------------------------------------- */
+
+/* Read the whole file (at most BOARD_FILE_MAX bytes) into a NUL-terminated buffer. */
+static dfnet_status_t read_file(board_priv_t *priv, char **out) {
+  int fd = open(priv->file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    board_error(priv, "$", "cannot open: %s", strerror(err));
+    return err == ENOENT || err == ENOTDIR ? DFNET_STATUS_NOT_FOUND
+           : err == EACCES                 ? DFNET_STATUS_PERMISSION_DENIED
+                                           : DFNET_STATUS_INTERNAL;
+  }
+  dfnet_status_t status = DFNET_STATUS_OK;
+  char *text = malloc(BOARD_FILE_MAX + 1);
+  size_t len = 0;
+  if (text == NULL) {
+    board_error(priv, "$", "out of memory");
+    status = DFNET_STATUS_RESOURCE_EXHAUSTED;
+    goto close_fd;
+  }
+  for (;;) {
+    ssize_t n = read(fd, text + len, BOARD_FILE_MAX + 1 - len);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      board_error(priv, "$", "cannot read: %s", strerror(errno));
+      status = errno == EISDIR ? DFNET_STATUS_INVALID_ARGUMENT : DFNET_STATUS_INTERNAL;
+      break;
+    }
+    if (n == 0) {
+      break;
+    }
+    len += (size_t)n;
+    if (len > BOARD_FILE_MAX) {
+      board_error(priv, "$", "larger than %d bytes", BOARD_FILE_MAX);
+      status = DFNET_STATUS_RESOURCE_EXHAUSTED;
+      break;
+    }
+  }
+  if (status != DFNET_STATUS_OK) {
+    free(text);
+    goto close_fd;
+  }
+  text[len] = '\0';
+  if (strlen(text) != len) {
+    board_error(priv, "$", "holds a NUL byte: not a JSON text");
+    free(text);
+    status = DFNET_STATUS_INVALID_ARGUMENT;
+    goto close_fd;
+  }
+  *out = text;
+close_fd:
+  close(fd);
+  return status;
+}
+
+/* Parse the text; on a syntax error report line and column of where it stopped. */
+static cJSON *parse_json(board_priv_t *priv, const char *text) {
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+  if (root != NULL) {
+    return root;
+  }
+  if (end == NULL || end < text) {
+    end = text;
+  }
+  unsigned line = 1, col = 1;
+  for (const char *c = text; c < end && *c != '\0'; c++) {
+    if (*c == '\n') {
+      line++;
+      col = 1;
+    } else {
+      col++;
+    }
+  }
+  char where[64];
+  snprintf(where, sizeof(where), "$ (line %u, column %u)", line, col);
+  int near = 0; /* the rest of the line, at most 20 bytes */
+  while (near < 20 && end[near] != '\0' && end[near] != '\n' && end[near] != '\r') {
+    near++;
+  }
+  if (*end == '\0') {
+    board_error(priv, where, "not valid JSON: the text ends too early");
+  } else {
+    board_error(priv, where, "not valid JSON: syntax error near \"%.*s\"", near, end);
+  }
+  return NULL;
+}
+
+/* Was `name` already used by an earlier, published device? */
+static bool name_seen(char **names, size_t count, const char *name) {
+  for (size_t i = 0; i < count; i++) {
+    if (strcmp(names[i], name) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+static void publish_devices(dfnet_enum_t *e, board_priv_t *priv, const cJSON *devices) {
+  size_t total = (size_t)cJSON_GetArraySize(devices);
+  char **names = calloc(total ? total : 1, sizeof(*names));
+  size_t published = 0, index = 0;
+  if (names == NULL) {
+    board_error(priv, "$.devices", "out of memory");
+    return;
+  }
+  const cJSON *dev;
+  cJSON_ArrayForEach(dev, devices) {
+    size_t i = index++;
+    if (!parse_device(priv, dev, i)) {
+      continue;
+    }
+    const char *name = priv->node.name;
+    if (name_seen(names, published, name)) {
+      char path[BOARD_PATH_MAX];
+      snprintf(path, sizeof(path), "$.devices[%zu].name", i);
+      board_error(priv, path, "duplicate device name \"%s\"", name);
+      continue;
+    }
+    names[published++] = (char *)cJSON_GetObjectItemCaseSensitive(dev, "name")->valuestring;
+    enum__node_added(e, &priv->node);
+  }
+  DFNET_LOGI(BOARD_LOG, priv->file, "%zu of %zu platform devices published", published,
+             total);
+  free(names);
+}
+
+static dfnet_status_t board_start(dfnet_enum_t *e) {
+  board_priv_t *priv = enum__priv(e);
+  clear_errors(priv);
+  char *text = NULL;
+  dfnet_status_t status = read_file(priv, &text);
+  if (status != DFNET_STATUS_OK) {
+    return status;
+  }
+  cJSON *root = parse_json(priv, text);
+  if (root == NULL) {
+    status = DFNET_STATUS_INVALID_ARGUMENT;
+    goto free_text;
+  }
+  if (!cJSON_IsObject(root)) {
+    board_error(priv, "$", "expected an object {\"devices\": [...]}, got %s",
+                json_type_name(root));
+    status = DFNET_STATUS_INVALID_ARGUMENT;
+    goto free_root;
+  }
+  const cJSON *devices = cJSON_GetObjectItemCaseSensitive(root, "devices");
+  if (devices == NULL) {
+    board_error(priv, "$", "missing \"devices\" (an array of devices)");
+    status = DFNET_STATUS_INVALID_ARGUMENT;
+    goto free_root;
+  }
+  if (!cJSON_IsArray(devices)) {
+    board_error(priv, "$.devices", "expected an array, got %s", json_type_name(devices));
+    status = DFNET_STATUS_INVALID_ARGUMENT;
+    goto free_root;
+  }
+  const cJSON *field;
+  cJSON_ArrayForEach(field, root) {
+    char path[BOARD_PATH_MAX];
+    snprintf(path, sizeof(path), "$.%.100s", field->string);
+    if (strcmp(field->string, "board") == 0) {
+      if (!cJSON_IsString(field)) {
+        board_error(priv, path, "expected a string, got %s; ignored", json_type_name(field));
+      }
+    } else if (strcmp(field->string, "devices") != 0) {
+      board_error(priv, path, "unknown key (board, devices); ignored");
+    }
+  }
+  status = enum__publish_bus(e, "platform");
+  if (status == DFNET_STATUS_OK) {
+    publish_devices(e, priv, devices);
+  }
+free_root:
+  cJSON_Delete(root);
+free_text:
+  free(text);
+  return status;
+}
+
+static void board_destroy(dfnet_enum_t *e) {
+  board_priv_t *priv = enum__priv(e);
+  clear_errors(priv);
+  free(priv->file);
+}
+
+static const dfnet_enum_ops_t board_ops = {
+    .name = "board",
+    .priv_size = sizeof(board_priv_t),
+    .start = board_start,
+    .stop = NULL,
+    .destroy = board_destroy,
+};
+
+dfnet_status_t dfnet_enum_board_new(const char *path, dfnet_enum_t **out) {
+  if (path == NULL || path[0] == '\0') {
+    DFNET_LOGE(BOARD_LOG, NULL, "board file: no path given");
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  dfnet_enum_t *e = enum__new(&board_ops);
+  if (e == NULL) {
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  }
+  board_priv_t *priv = enum__priv(e);
+  priv->file = strdup(path);
+  if (priv->file == NULL) {
+    DFNET_LOGE(BOARD_LOG, NULL, "out of memory");
+    dfnet_enum_destroy(e);
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  }
+  *out = e;
+  return DFNET_STATUS_OK;
+}
+
+size_t dfnet_enum_board_error_count(const dfnet_enum_t *e) {
+  if (e == NULL || strcmp(dfnet_enum_name(e), "board") != 0) {
+    return 0;
+  }
+  const board_priv_t *priv = enum__priv_const(e);
+  return priv->error_count;
+}
+
+const char *dfnet_enum_board_error(const dfnet_enum_t *e, size_t index) {
+  if (index >= dfnet_enum_board_error_count(e)) {
+    return NULL;
+  }
+  const board_priv_t *priv = enum__priv_const(e);
+  return priv->errors[index];
+}
