@@ -169,7 +169,8 @@ void enum__node_updated(dfnet_enum_t *e, const dfnet_v1_NodeUpdate *update);
 
 /* Report the bus node `name` (child of the host root, owned, no properties).
  * Returns OK or RESOURCE_EXHAUSTED. */
-dfnet_status_t enum__publish_bus(dfnet_enum_t *e, const char *name);
+dfnet_status_t enum__publish_bus(dfnet_enum_t *e, const char *name)
+    __attribute__((warn_unused_result));
 
 /* Reset *node to an empty NodeAdd with parent and name set.
  * Returns OK, or INVALID_ARGUMENT when either does not fit or name holds a '.'. */
