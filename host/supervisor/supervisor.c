@@ -96,6 +96,7 @@ struct dfnet_supervisor {
   sv_event_t *ev_head, *ev_tail;
   uint64_t next_host_id;
   dfnet_envelope_t *denv; /* dispatch only */
+  uint64_t late_frames;
 };
 
 static uint64_t now_ns(void) {
@@ -605,6 +606,13 @@ dfnet_status_t dfnet_supervisor_kill(dfnet_supervisor_t *sup, uint64_t host_id, 
   return st;
 }
 
+uint64_t dfnet_supervisor_late_frames(dfnet_supervisor_t *sup) {
+  pthread_mutex_lock(&sup->mu);
+  uint64_t n = sup->late_frames;
+  pthread_mutex_unlock(&sup->mu);
+  return n;
+}
+
 pid_t dfnet_supervisor_pid(dfnet_supervisor_t *sup, uint64_t host_id) {
   pthread_mutex_lock(&sup->mu);
   sv_host_t *h = find_host(sup, host_id);
@@ -778,12 +786,13 @@ static void remove_node(sv_host_t *h, const char *node) {
 }
 
 /* Map a frame's reply to the agent's id. Returns false to drop it. sup->mu held. */
-static bool account_frame(sv_host_t *h, dfnet_envelope_t *env) {
+static bool account_frame(dfnet_supervisor_t *sup, sv_host_t *h, dfnet_envelope_t *env) {
   pb_size_t which = env->pb.which_msg;
   if (which != dfnet_v1_Envelope_reply_tag && which != dfnet_v1_Envelope_status_tag)
     return true;
   pend_t *p = find_pend(h, env->pb.id);
   if (p == NULL) {
+    sup->late_frames++;
     DFNET_LOGD(SV_SUBSYS, NULL, "driver host %llu: %s for request %llu, not in flight: dropped",
                (unsigned long long)h->id, dfnet_envelope_msg_name(which),
                (unsigned long long)env->pb.id);
@@ -903,7 +912,7 @@ size_t dfnet_supervisor_dispatch(dfnet_supervisor_t *sup) {
       continue;
     }
     pthread_mutex_lock(&sup->mu);
-    bool deliver = account_frame(ev->host, sup->denv);
+    bool deliver = account_frame(sup, ev->host, sup->denv);
     pthread_mutex_unlock(&sup->mu);
     if (deliver)
       sup->cfg.on_envelope(sup->cfg.arg, ev->host->id, sup->denv);

@@ -122,6 +122,10 @@ dfnet_status_t dfnet_supervisor_close(dfnet_supervisor_t *sup, uint64_t host_id)
  * INVALID_ARGUMENT (bad signal). */
 dfnet_status_t dfnet_supervisor_kill(dfnet_supervisor_t *sup, uint64_t host_id, int sig);
 
+/* How many Reply/Status frames the driver hosts sent for requests that were no longer in
+ * flight (dropped, see "Exactly once"). A driver host that keeps its promise sends none. */
+uint64_t dfnet_supervisor_late_frames(dfnet_supervisor_t *sup);
+
 /* The process id of a running driver host, or -1. */
 pid_t dfnet_supervisor_pid(dfnet_supervisor_t *sup, uint64_t host_id);
 

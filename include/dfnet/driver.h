@@ -127,13 +127,13 @@ typedef struct dfnet_driver_registration {
   const dfnet_driver_ops_t *ops;
 } dfnet_driver_registration_t;
 
-/* Export the driver's ops table `ops` (a const dfnet_driver_ops_t object, not a pointer).
+/* Export the driver's ops table `table` (a const dfnet_driver_ops_t object, not a pointer).
  * Use once per .so, at file scope. */
-#define DFNET_DRIVER_EXPORT(ops)                                                           \
+#define DFNET_DRIVER_EXPORT(table)                                                         \
   __attribute__((visibility("default"))) extern const dfnet_driver_registration_t          \
       dfnet_driver_registration;                                                           \
   const dfnet_driver_registration_t dfnet_driver_registration = {                          \
-      .api_version = DFNET_DRIVER_API_VERSION, .ops = &(ops)}
+      .api_version = DFNET_DRIVER_API_VERSION, .ops = &(table)}
 
 /* ---------------------------------------------------------------------------------------
  * The node

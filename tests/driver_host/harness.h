@@ -1,0 +1,81 @@
+/* Test harness for dfnet-driver-host: a real supervisor (host/supervisor) spawning real
+ * driver host processes over real socketpairs, recording what comes back. */
+#ifndef DFNET_TESTS_DRIVER_HOST_HARNESS_H
+#define DFNET_TESTS_DRIVER_HOST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/supervisor/supervisor.h"
+
+typedef struct rec {
+  uint64_t host;
+  uint64_t id;
+  pb_size_t which;
+  int code;
+  char message[512];
+  bool eos;
+  uint8_t *bulk;
+  size_t bulk_len;
+  /* NodeAdd / NodeRemove */
+  char parent[512];
+  char name[129];
+  char moniker[512];
+  char class_name[32];
+  unsigned nprops;
+  bool owned;
+} rec_t;
+
+typedef struct exit_rec {
+  uint64_t host;
+  int signal;
+  int exit_code;
+  char reason[96];
+  char nodes[1024]; /* comma-separated */
+} exit_rec_t;
+
+typedef struct harness {
+  dfnet_supervisor_t *sup;
+  dfnet_envelope_t *env; /* for sending */
+  rec_t *recs;
+  size_t nrecs, cap;
+  exit_rec_t exits[16];
+  size_t nexits;
+  bool answer_node_add;  /* reply Status(node_add_code) to NodeAdd */
+  int node_add_code;
+  uint64_t next_id;
+} harness_t;
+
+harness_t *h_new(void);
+void h_free(harness_t *h);
+/* Pump events for up to ms (returns early when `until` is true). */
+typedef bool (*h_pred)(harness_t *h, const void *arg);
+bool h_pump_until(harness_t *h, int ms, h_pred until, const void *arg);
+void h_pump(harness_t *h, int ms);
+
+/* Path of a test driver .so by name ("echo"). Static buffer. */
+const char *h_driver(const char *name);
+
+uint64_t h_spawn(harness_t *h);
+/* Start driver `so` on node; props: str-key string property pairs (k, v, ..., NULL).
+ * Returns the Status code (waits up to 10 s). */
+int h_start(harness_t *h, uint64_t host, const char *node, const char *so,
+            const char *dispatcher_opt, const char *const *props, rec_t **status_out);
+int h_stop(harness_t *h, uint64_t host, const char *node);
+/* Send a Call; returns its id. */
+uint64_t h_call(harness_t *h, uint64_t host, const char *target, const char *method,
+                const void *data, size_t len, uint32_t deadline_ms, uint32_t credit);
+int h_cancel(harness_t *h, uint64_t host, uint64_t id);
+int h_credit(harness_t *h, uint64_t host, uint64_t id, uint32_t credit);
+/* Wait for the final answer (Reply eos or Status) of id. NULL after 10 s. */
+rec_t *h_final(harness_t *h, uint64_t id);
+/* Number of final answers / stream items recorded for id. */
+size_t h_count_finals(harness_t *h, uint64_t id);
+size_t h_count_items(harness_t *h, uint64_t id);
+/* Index of the final of id in the record order, or SIZE_MAX. */
+size_t h_final_index(harness_t *h, uint64_t id);
+exit_rec_t *h_wait_exit(harness_t *h, uint64_t host);
+rec_t *h_wait_msg(harness_t *h, pb_size_t which, size_t skip);
+
+#endif

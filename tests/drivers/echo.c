@@ -1,0 +1,201 @@
+/* echo: a test driver (issue 8 "Test-only drivers"). Serves dfnet.test.Echo with raw
+ * bytes payloads:
+ *   /dfnet.test.Echo/Echo      unary: replies with the request.
+ *   /dfnet.test.Echo/Stream    server-streaming: request = u32 LE count N + payload;
+ *                              N items of payload, then OK. Never blocks its dispatcher:
+ *                              when the caller's window is full it retries later.
+ *   /dfnet.test.Echo/Describe  unary: "moniker=..;name=..;props=N;program=..".
+ *   /dfnet.test.Echo/AddChild  unary: adds a child named by the request; replies with the
+ *                              manager's verdict.
+ *   /dfnet.test.Echo/RemoveChild unary: removes the child named by the request.
+ * With the string property "dfnet.test.TRACE" naming a file, it appends one line per
+ * hook ("start", "prepare_stop", "stop") there.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dfnet/driver.h"
+
+typedef struct stream {
+  struct stream *next, *prev;
+  dfnet_call_t *call;
+  uint32_t left;
+  size_t len;
+  uint8_t data[];
+} stream_t;
+
+typedef struct echo {
+  dfnet_driver_t *driver;
+  const char *trace; /* property string, owned by the driver host */
+  stream_t *streams; /* in flight; a retry may be waiting on the dispatcher */
+} echo_t;
+
+static int count_streams(const echo_t *e) {
+  int n = 0;
+  for (const stream_t *s = e->streams; s != NULL; s = s->next)
+    n++;
+  return n;
+}
+
+static void stream_free(echo_t *e, stream_t *s) {
+  if (s->prev != NULL)
+    s->prev->next = s->next;
+  else
+    e->streams = s->next;
+  if (s->next != NULL)
+    s->next->prev = s->prev;
+  free(s);
+}
+
+static void trace(echo_t *e, const char *what) {
+  if (e->trace == NULL)
+    return;
+  FILE *f = fopen(e->trace, "a");
+  if (f == NULL)
+    return;
+  fprintf(f, "%s\n", what);
+  fclose(f);
+}
+
+static void echo_echo(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
+  (void)ctx;
+  dfnet_call_reply(call, DFNET_STATUS_OK, NULL, req, len);
+}
+
+static void stream_continue(dfnet_driver_t *driver, void *ctx, void *arg) {
+  (void)driver;
+  echo_t *e = ctx;
+  stream_t *s = arg;
+  while (s->left > 0) {
+    dfnet_status_t st = dfnet_call_send(s->call, s->data, s->len);
+    if (st == DFNET_STATUS_RESOURCE_EXHAUSTED &&
+        dfnet_driver_post(e->driver, 1, stream_continue, s) == DFNET_STATUS_OK)
+      return; /* the window is full: try again in 1 ms */
+    if (st != DFNET_STATUS_OK) {
+      dfnet_call_reply(s->call, st, "stream ended", NULL, 0);
+      goto done;
+    }
+    s->left--;
+  }
+  dfnet_call_reply(s->call, DFNET_STATUS_OK, NULL, NULL, 0);
+done:
+  stream_free(e, s);
+}
+
+static void echo_stream(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
+  echo_t *e = ctx;
+  if (len < 4) {
+    dfnet_call_reply(call, DFNET_STATUS_INVALID_ARGUMENT, "want u32 count + payload", NULL, 0);
+    return;
+  }
+  stream_t *s = malloc(sizeof *s + len - 4);
+  if (s == NULL) {
+    dfnet_call_reply(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+    return;
+  }
+  s->call = call;
+  s->left = (uint32_t)req[0] | (uint32_t)req[1] << 8 | (uint32_t)req[2] << 16 |
+            (uint32_t)req[3] << 24;
+  s->len = len - 4;
+  memcpy(s->data, req + 4, len - 4);
+  s->prev = NULL;
+  s->next = e->streams;
+  if (e->streams != NULL)
+    e->streams->prev = s;
+  e->streams = s;
+  stream_continue(e->driver, e, s);
+}
+
+static void echo_describe(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
+  echo_t *e = ctx;
+  (void)req;
+  (void)len;
+  size_t nprops = 0;
+  dfnet_driver_properties(e->driver, &nprops);
+  char buf[2048];
+  int n = snprintf(buf, sizeof buf, "moniker=%s;name=%s;props=%zu;program=%s",
+                   dfnet_driver_node_moniker(e->driver), dfnet_driver_node_name(e->driver),
+                   nprops, dfnet_driver_program_json(e->driver));
+  dfnet_call_reply(call, DFNET_STATUS_OK, NULL, (const uint8_t *)buf,
+                   n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+static void child_added(dfnet_driver_t *driver, void *ctx, const char *name,
+                        dfnet_status_t status, void *arg) {
+  (void)driver;
+  (void)ctx;
+  (void)name;
+  dfnet_call_reply(arg, status, "child add verdict", NULL, 0);
+}
+
+static void echo_add_child(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
+  echo_t *e = ctx;
+  char name[129];
+  snprintf(name, sizeof name, "%.*s", (int)(len < 128 ? len : 128), (const char *)req);
+  dfnet_node_property_t props[] = {
+      {.int_key = 1, .type = DFNET_PROPERTY_UINT, .value_uint = 42},
+      {.str_key = "dfnet.test.KIND", .type = DFNET_PROPERTY_STRING, .value_str = "child"},
+  };
+  const char *offers[] = {"dfnet.test.Echo"};
+  dfnet_child_args_t args = {.name = name, .properties = props, .property_count = 2,
+                             .offers = offers, .offer_count = 1, .class_name = "echo",
+                             .owned = true};
+  dfnet_status_t st = dfnet_driver_add_child(e->driver, &args, child_added, call);
+  if (st != DFNET_STATUS_OK)
+    dfnet_call_reply(call, st, "add_child refused", NULL, 0);
+}
+
+static void echo_remove_child(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
+  echo_t *e = ctx;
+  char name[129];
+  snprintf(name, sizeof name, "%.*s", (int)(len < 128 ? len : 128), (const char *)req);
+  dfnet_call_reply(call, dfnet_driver_remove_child(e->driver, name), NULL, NULL, 0);
+}
+
+static const dfnet_method_t echo_methods[] = {
+    {"Echo", echo_echo, false},
+    {"Stream", echo_stream, true},
+    {"Describe", echo_describe, false},
+    {"AddChild", echo_add_child, false},
+    {"RemoveChild", echo_remove_child, false},
+};
+
+static dfnet_status_t echo_start(dfnet_driver_t *driver, void *ctx) {
+  echo_t *e = ctx;
+  e->driver = driver;
+  const dfnet_node_property_t *t = dfnet_driver_property_find(driver, 0, "dfnet.test.TRACE");
+  if (t != NULL && t->type == DFNET_PROPERTY_STRING)
+    e->trace = t->value_str;
+  trace(e, "start");
+  dfnet_driver_log(driver, DFNET_DRIVER_LOG_DEBUG, "echo starting");
+  return dfnet_driver_serve(driver, "dfnet.test.Echo", echo_methods,
+                            sizeof echo_methods / sizeof echo_methods[0]);
+}
+
+static void echo_prepare_stop(dfnet_driver_t *driver, void *ctx) {
+  (void)driver;
+  trace(ctx, "prepare_stop");
+}
+
+static void echo_stop(dfnet_driver_t *driver, void *ctx) {
+  echo_t *e = ctx;
+  (void)driver;
+  char line[64];
+  snprintf(line, sizeof line, "stop streams=%d", count_streams(e));
+  trace(e, line);
+  /* Retries still waiting were dropped with the dispatcher: free their state. The driver
+   * host releases the call handles. */
+  while (e->streams != NULL)
+    stream_free(e, e->streams);
+}
+
+static const dfnet_driver_ops_t echo_ops = {
+    .api_version = DFNET_DRIVER_API_VERSION,
+    .name = "echo",
+    .ctx_size = sizeof(echo_t),
+    .start = echo_start,
+    .prepare_stop = echo_prepare_stop,
+    .stop = echo_stop,
+};
+DFNET_DRIVER_EXPORT(echo_ops);
