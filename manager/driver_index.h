@@ -1,0 +1,110 @@
+/* dfnet-manager: the driver index (spec/dfv2.md "Driver index policy"; DESIGN.md
+ * "Driver packages").
+ *
+ * Drivers come from packages (lib/package.h): boot drivers from --drivers DIR and drivers
+ * registered at run time by admin clients. Each package's manifest meta/<name>.json is
+ * validated field by field and its bind bytecode verified at load; a bad package is
+ * refused with a message naming the file and field, and nothing of it enters the index.
+ *
+ * Matching (driver_index__match) follows DFv2's driver index: disabled and composite
+ * drivers are skipped; exactly one non-fallback match wins; else exactly one fallback match
+ * wins (fallbacks only once the boot drivers are indexed); several at the deciding level is
+ * FAILED_PRECONDITION ("multiple non-fallback drivers matched: ...": DFv2's NOT_SUPPORTED,
+ * which gRPC has no code for), never a ranking; none is NOT_FOUND. Composite node specs and
+ * composite drivers are handled by the binder before this is asked.
+ *
+ * Lives on the manager's event-loop thread. Drivers are never removed while the manager
+ * runs, so a driver id (1, 2, ...) stays valid for the process's life.
+ */
+#ifndef DFNET_MANAGER_DRIVER_INDEX_H
+#define DFNET_MANAGER_DRIVER_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "dfnet/bind.h"
+#include "dfnet/status.h"
+#include "lib/package.h"
+
+#define DRIVER_OPTS_MAX 4
+#define DRIVER_CATEGORIES_MAX 8
+
+typedef enum driver_source {
+  DRIVER_BOOT = 1,       /* dfnet_v1_DriverSource_BOOT */
+  DRIVER_REGISTERED = 2, /* dfnet_v1_DriverSource_REGISTERED */
+} driver_source_t;
+
+/* A validated manifest (meta/<name>.json "program" block). Strings owned. */
+typedef struct driver_manifest {
+  char *binary;  /* "driver/<name>.so" */
+  char *bind;    /* "meta/bind/<name>.bindbc" */
+  bool colocate, fallback, host_restart_on_crash;
+  char *dispatcher_opts[DRIVER_OPTS_MAX];
+  size_t dispatcher_opt_count;
+  char *categories[DRIVER_CATEGORIES_MAX][2]; /* category, subcategory */
+  size_t category_count;
+  char *program_json; /* the program block, compact JSON (sent with DriverStart) */
+} driver_manifest_t;
+
+typedef struct driver {
+  UT_hash_handle hh; /* by url */
+  uint32_t id;
+  char *name;
+  char *url;
+  uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE];
+  driver_source_t source;
+  bool disabled;
+  driver_manifest_t m;
+  dfnet_bind_program_t *program;
+  bool composite;      /* composite bind rules */
+  uint32_t device_count; /* nodes bound to it */
+} driver_t;
+
+typedef struct driver_index {
+  driver_t *by_url;   /* uthash */
+  driver_t **drivers; /* by id - 1 */
+  size_t count, cap;
+  bool boot_indexed;  /* boot drivers loaded: fallbacks may match */
+} driver_index_t;
+
+void driver_index__init(driver_index_t *idx);
+void driver_index__destroy(driver_index_t *idx);
+
+/* Parse and validate a manifest (JSON text of `len` bytes). `file` names it in messages:
+ * "meta/x.json: program.colocate: must be \"true\" or \"false\"". On OK *out owns copies
+ * (free with driver_index__manifest_free). Errors: INVALID_ARGUMENT with err set. */
+dfnet_status_t driver_index__parse_manifest(const char *text, size_t len, const char *file,
+                                            driver_manifest_t *out, char *err,
+                                            size_t err_size);
+void driver_index__manifest_free(driver_manifest_t *m);
+
+/* Load the package `name` from its archive bytes: manifest meta/<name>.json validated,
+ * binary present, bind bytecode verified. The URL follows lib/package.h (boot: no digest
+ * in it). On OK *out is the new driver (owned by the index).
+ * Errors: INVALID_ARGUMENT (bad name, manifest, missing entry, bad bytecode: err names the
+ * file and field), ALREADY_EXISTS (a driver with that URL), RESOURCE_EXHAUSTED. */
+dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name,
+                                         const uint8_t *pkg, size_t pkg_size,
+                                         driver_source_t source, driver_t **out, char *err,
+                                         size_t err_size);
+
+driver_t *driver_index__find_url(const driver_index_t *idx, const char *url);
+driver_t *driver_index__get(const driver_index_t *idx, uint32_t id);
+
+/* The index's answer for one node. */
+typedef struct driver_match {
+  dfnet_status_t status; /* OK (driver set), NOT_FOUND, FAILED_PRECONDITION (ambiguous) */
+  driver_t *driver;
+  char reason[400];      /* why not: "no driver matched", "multiple ... matched: a, b" */
+} driver_match_t;
+
+/* Match a prepared node against every enabled non-composite driver (policy above). When
+ * url_suffix is non-empty only drivers whose URL ends with it are considered (DFv2
+ * RequestBind driver_url_suffix). */
+void driver_index__match(const driver_index_t *idx, const dfnet_bind_node_t *node,
+                         const char *url_suffix, driver_match_t *out);
+
+#endif /* DFNET_MANAGER_DRIVER_INDEX_H */

@@ -1,0 +1,43 @@
+/* dfnet-manager: RequestBind from an admin client (DFv2 RequestBind{force_rebind,
+ * driver_url_suffix}): already bound and not forced -> FAILED_PRECONDITION (DFv2
+ * ALREADY_BOUND); a start pending -> ALREADY_EXISTS. Answered with the node's new state:
+ * OK when a driver is starting, else the reason it stays unbound. */
+#include "manager/manager.h"
+
+void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  const dfnet_v1_RequestBind *r = &env->pb.msg.request_bind;
+  uint64_t id = env->pb.id;
+  topology_node_t *n = topology__find(&m->topo, r->node);
+  if (n == NULL)
+    n = topology__find_class_path(&m->topo, r->node);
+  if (n == NULL) {
+    sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", r->node);
+    return;
+  }
+  if (n->starting) {
+    sessions__reply_status(m, s->id, id, DFNET_STATUS_ALREADY_EXISTS,
+                           "a bind of %s is already pending", n->moniker);
+    return;
+  }
+  if (n->state == dfnet_v1_NodeState_BOUND) {
+    if (!r->force_rebind) {
+      sessions__reply_status(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION,
+                             "ALREADY_BOUND: %s is bound", n->moniker);
+      return;
+    }
+    binder__stop_driver(m, n);
+    binder__unbind(m, n, DFNET_STATUS_OK, NULL);
+  } else if (n->state == dfnet_v1_NodeState_QUARANTINED) {
+    n->state = dfnet_v1_NodeState_UNBOUND; /* an admin asked: give it another chance */
+    n->crash_count = 0;
+  }
+  binder__bind_node(m, n, r->driver_url_suffix);
+  if (n->starting) {
+    driver_t *d = driver_index__get(&m->index, n->driver_id);
+    sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "starting %s", d ? d->url : "");
+  } else {
+    sessions__reply_status(m, s->id, id,
+                           n->unbound_code == DFNET_STATUS_OK ? DFNET_STATUS_OK : n->unbound_code,
+                           "%s", n->unbound_msg ? n->unbound_msg : "not bound");
+  }
+}

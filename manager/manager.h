@@ -1,0 +1,252 @@
+/* dfnet-manager: the state of the manager and what its files share (not public).
+ *
+ * One process, one event loop: every function here runs on the transport's service
+ * thread (lib/transport.h), so nothing is locked (STYLE.md 7). Anything kept across loop
+ * turns — a request in flight, a timer, a paced list stream — names nodes by moniker + id
+ * and hosts by id, and looks them up again when it runs.
+ *
+ * Files: topology.c (nodes), driver_index.c (drivers, policy), binder.c (matching,
+ * starting, composites, removal, crash policy), hosts.c (host sessions, grace period,
+ * reconcile), sessions.c (Hello/Welcome, roles, dispatch), handle_<message>.c (one wire
+ * message each), streams.c (paced list replies, watch events), package_store.c
+ * (content-addressed packages), main.c (command line).
+ */
+#ifndef DFNET_MANAGER_MANAGER_H
+#define DFNET_MANAGER_MANAGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "dfnet/status.h"
+#include "dfnet/v1/envelope.pb.h"
+#include "lib/envelope.h"
+#include "lib/package.h"
+#include "lib/transport.h"
+#include "manager/driver_index.h"
+#include "manager/topology.h"
+
+#define MGR_START_DEADLINE_MS 30000u  /* a DriverStart not answered by then failed */
+#define MGR_CRASH_WINDOW_MS 60000u    /* quarantine after ... */
+#define MGR_CRASH_LIMIT 5             /* ... this many crashes within the window */
+#define MGR_RESTART_BACKOFF_MS 250u   /* first restart delay; doubled per crash, capped */
+#define MGR_RESTART_BACKOFF_MAX_MS 8000u
+#define MGR_UPLOAD_MAX DFNET_PACKAGE_SIZE_MAX
+#define MGR_CHUNK_MAX (256u * 1024u)  /* bytes of one PackageChunk we send */
+
+/* A host agent known to the manager (online, or offline within its grace period). */
+typedef struct mgr_host {
+  UT_hash_handle hh;    /* by name */
+  UT_hash_handle hh_id; /* by id */
+  uint32_t id;
+  char name[64];
+  char address[64];
+  char arch[32];
+  dfnet_v1_Label labels[16];
+  pb_size_t label_count;
+  uint64_t connected_since_ms; /* Unix epoch ms */
+  dfnet_session_id_t session;  /* 0 = offline */
+  dfnet_timer_id_t grace_timer;
+  uint32_t node_count;
+} mgr_host_t;
+
+typedef enum mgr_session_kind { SESSION_HOST = 1, SESSION_CLIENT = 2 } mgr_session_kind_t;
+
+/* An upload in progress on a client session (PackageUpload chunks). */
+typedef struct mgr_upload {
+  bool active;
+  uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE];
+  char name[64];
+  uint64_t total;
+  uint8_t *data;
+  size_t size;
+} mgr_upload_t;
+
+/* One open session (host or client). */
+typedef struct mgr_session {
+  UT_hash_handle hh; /* by id */
+  dfnet_session_id_t id;
+  mgr_session_kind_t kind;
+  dfnet_v1_Role role;  /* from the certificate */
+  char name[65];       /* certificate CN */
+  char address[64];
+  bool welcomed;       /* Hello answered with Welcome */
+  uint32_t host_id;    /* SESSION_HOST after Welcome */
+  mgr_upload_t upload;
+  uint64_t watch_id;   /* request id of the Watch, 0 = none */
+  bool watch_nodes, watch_drivers, watch_hosts;
+} mgr_session_t;
+
+/* A composite: an instance of a composite driver on one host, or a composite node spec. */
+typedef struct mgr_composite_slot {
+  char name[129];     /* the rule's node name, or the spec parent's index */
+  bool primary, optional;
+  char *moniker;      /* the matched node (owned), NULL = none */
+  uint64_t node_id;
+} mgr_composite_slot_t;
+
+typedef struct mgr_composite {
+  struct mgr_composite *next;
+  uint32_t id;
+  bool from_spec;
+  char name[129];
+  uint32_t driver_id;  /* the composite driver (0: a spec with no driver yet) */
+  uint32_t host_id;    /* composite-driver instances: the host they assemble on */
+  size_t slot_count;
+  mgr_composite_slot_t slots[16];
+  dfnet_v1_CompositeNodeSpec *spec; /* from_spec: a copy of the spec (owned) */
+  char *node_moniker;  /* the assembled composite node (owned), NULL = not yet */
+  uint64_t node_id;
+  dfnet_status_t status; /* why it cannot assemble or bind (OK = fine so far) */
+  char message[256];
+} mgr_composite_t;
+
+/* A timer or request record that outlives a loop turn: refers to things by id. */
+typedef struct mgr_pending {
+  struct mgr_pending *next, *prev;
+  struct mgr *mgr;
+  dfnet_timer_id_t timer;
+  uint64_t node_id;
+  char moniker[TOPOLOGY_MONIKER_MAX + 1];
+  uint32_t driver_id;
+  uint32_t host_id;
+  dfnet_session_id_t session;
+  uint64_t request_id;
+  void *stream; /* streams.c: a paced list */
+  int kind;
+} mgr_pending_t;
+
+typedef struct mgr_config {
+  const char *listen_address; /* "127.0.0.1" */
+  uint16_t port;
+  char state_dir[1024];
+  const char *drivers_dir;    /* NULL = no boot drivers */
+  uint32_t host_grace_ms;
+  bool stop_drivers_on_exit;
+} mgr_config_t;
+
+typedef struct mgr {
+  mgr_config_t cfg;
+  dfnet_transport_t *transport;
+  uint16_t port; /* bound port */
+  topology_t topo;
+  driver_index_t index;
+  mgr_host_t *hosts;       /* by name */
+  mgr_host_t *hosts_by_id; /* by id */
+  uint32_t next_host_id;
+  mgr_session_t *sessions;
+  mgr_composite_t *composites;
+  uint32_t next_composite_id;
+  mgr_pending_t pending;   /* list head of timers in flight (sentinel) */
+  dfnet_envelope_t *scratch;   /* one envelope being built (heap: ~34 KiB) */
+  dfnet_envelope_t *event_env; /* for watch events, built while scratch may be in use */
+  uint32_t watchers;   /* sessions with a Watch open */
+  volatile int stopping;
+} mgr_t;
+
+/* The scratch envelope, reset (binder, handlers, streams: built and sent in one go). */
+dfnet_envelope_t *mgr__env(mgr_t *m);
+
+/* ---- manager-wide (main.c) ---- */
+uint64_t mgr__wall_ms(void);
+
+/* ---- sessions.c ---- */
+void sessions__on_open(void *user, const dfnet_session_info_t *info);
+void sessions__on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env);
+void sessions__on_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reason,
+                         const char *message);
+mgr_session_t *sessions__find(mgr_t *m, dfnet_session_id_t sid);
+void sessions__destroy_all(mgr_t *m);
+/* Reply Status{code, msg} to request `id` of `sid` (logs a send failure). */
+void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id,
+                            dfnet_status_t code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* ---- hosts.c ---- */
+mgr_host_t *hosts__find(mgr_t *m, const char *name);
+mgr_host_t *hosts__get(mgr_t *m, uint32_t id);
+/* Hello from a host session: register (or resume) the host; replies Welcome or Status. */
+void hosts__hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void hosts__session_closed(mgr_t *m, mgr_session_t *s);
+void hosts__destroy_all(mgr_t *m);
+
+/* ---- binder.c ---- */
+/* Match a node and act: composite specs, composite drivers, then the index; start the
+ * driver on its host, or record why it stays unbound. url_suffix may be NULL. */
+void binder__bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix);
+/* Retry every unbound node (a driver was registered or enabled). */
+void binder__bind_all_unbound(mgr_t *m);
+/* Start driver d on node n (DriverStart to the owning host). */
+void binder__start(mgr_t *m, topology_node_t *n, driver_t *d);
+/* Remove n and its subtree bottom-up; when stop_drivers, bound drivers are stopped first
+ * (DriverStop to their online hosts) in that order. */
+void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers,
+                            const char *reason);
+/* The owning host reported a driver host exit. */
+void binder__driver_host_exit(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverHostExit *e);
+/* The owning host reported a driver state change. */
+void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus *st);
+/* Composite node spec from an admin: validate, record, match existing nodes. */
+dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
+                                size_t err_size);
+/* Send DriverStop for the driver on n to its host (if online); the reply is logged. */
+void binder__stop_driver(mgr_t *m, topology_node_t *n);
+/* Restart every driver host running driver d; returns how many. */
+uint32_t binder__restart_driver(mgr_t *m, driver_t *d);
+/* A node that was bound is no longer (stop, crash, failure): counters and state. */
+void binder__unbind(mgr_t *m, topology_node_t *n, dfnet_status_t code, const char *msg);
+void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n);
+void binder__destroy_composites(mgr_t *m);
+/* Prepare a node's properties for matching. */
+void binder__bind_node_init(const topology_node_t *n, dfnet_bind_node_t *out);
+
+/* ---- pending.c: timers that refer to records by id ---- */
+mgr_pending_t *pending__new(mgr_t *m, int kind);
+void pending__free(mgr_pending_t *p);
+void pending__cancel_all(mgr_t *m);
+dfnet_status_t pending__timer(mgr_pending_t *p, uint32_t delay_ms, dfnet_work_fn fn);
+
+/* ---- package_store.c ---- */
+dfnet_status_t package_store__init(mgr_t *m);
+/* Keep a package (bytes verified by the caller) under its digest. */
+dfnet_status_t package_store__put(mgr_t *m, const uint8_t *data, size_t size,
+                                  const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE]);
+/* Read [offset, offset+max) of a stored package. *total is its size. */
+dfnet_status_t package_store__read(mgr_t *m, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                   uint64_t offset, uint8_t *buf, size_t max, size_t *got,
+                                   uint64_t *total);
+/* Load boot drivers from cfg.drivers_dir and registered ones from the state dir. */
+void package_store__load_boot(mgr_t *m);
+void package_store__load_registered(mgr_t *m);
+/* Record a registered package (name + digest) so it is reloaded at start. */
+dfnet_status_t package_store__remember(mgr_t *m, const char *name,
+                                       const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE]);
+
+/* ---- streams.c ---- */
+/* Emit a watch event to every session watching that kind. */
+void streams__event(mgr_t *m, dfnet_v1_WatchEvent_Kind kind, const char *subject,
+                    const char *detail, dfnet_status_t code);
+void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListNodes *q);
+void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id);
+void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id,
+                           const dfnet_v1_ListDrivers *q);
+void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id);
+void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_BindWhy *q);
+void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
+                             dfnet_v1_NodeInfo *out);
+
+/* ---- handle_<message>.c: one per wire message (sessions.c dispatches) ---- */
+void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__node_remove(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__node_update(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__driver_status(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__driver_host_exit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__package_fetch(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__package_upload(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__add_composite_node_spec(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__driver_control(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__watch(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+
+#endif /* DFNET_MANAGER_MANAGER_H */

@@ -1,0 +1,272 @@
+/* dfnet-manager: sessions (DESIGN.md "Security"): the first envelope is a Hello, answered
+ * with Welcome; then each message is checked against the session's kind and role and
+ * handed to its handle_<message>.c. viewer: queries and watch; operator: + calls; admin:
+ * + driver and composite changes; host: only the host messages. Anything else:
+ * PERMISSION_DENIED. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "manager/manager.h"
+
+mgr_session_t *sessions__find(mgr_t *m, dfnet_session_id_t sid) {
+  mgr_session_t *s = NULL;
+  HASH_FIND(hh, m->sessions, &sid, sizeof sid, s);
+  return s;
+}
+
+static void session_free(mgr_t *m, mgr_session_t *s) {
+  if (s->watch_id != 0 && m->watchers > 0)
+    m->watchers--;
+  HASH_DEL(m->sessions, s);
+  free(s->upload.data);
+  free(s);
+}
+
+void sessions__destroy_all(mgr_t *m) {
+  mgr_session_t *s, *tmp;
+  HASH_ITER(hh, m->sessions, s, tmp) session_free(m, s);
+}
+
+void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id,
+                            dfnet_status_t code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  dfnet_status_t st = dfnet_transport_send_status(m->transport, sid, id, code, msg);
+  if (st != DFNET_STATUS_OK && st != DFNET_STATUS_NOT_FOUND)
+    DFNET_LOGW("sessions", NULL, "session %llu: status reply not sent: %s",
+               (unsigned long long)sid, dfnet_status_str(st));
+}
+
+void sessions__on_open(void *user, const dfnet_session_info_t *info) {
+  mgr_t *m = user;
+  mgr_session_t *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    dfnet_transport_session_close(m->transport, info->id, DFNET_STATUS_RESOURCE_EXHAUSTED,
+                                  "out of memory");
+    return;
+  }
+  s->id = info->id;
+  s->kind = strcmp(info->subprotocol, DFNET_SUBPROTOCOL_HOST) == 0 ? SESSION_HOST
+                                                                   : SESSION_CLIENT;
+  s->role = info->role;
+  topology__fmt(s->name, sizeof s->name, "%s", info->peer_name ? info->peer_name : "");
+  topology__fmt(s->address, sizeof s->address, "%s", info->peer_address ? info->peer_address : "");
+  HASH_ADD(hh, m->sessions, id, sizeof s->id, s);
+  DFNET_LOGD("sessions", s->name, "open (%s, role %s, %s)", info->subprotocol,
+             info->role_name ? info->role_name : "?", s->address);
+}
+
+void sessions__on_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reason,
+                         const char *message) {
+  mgr_t *m = user;
+  mgr_session_t *s = sessions__find(m, sid);
+  if (s == NULL)
+    return;
+  DFNET_LOGD("sessions", s->name, "closed: %s %s", dfnet_status_str(reason),
+             message ? message : "");
+  if (s->kind == SESSION_HOST && !m->stopping)
+    hosts__session_closed(m, s);
+  session_free(m, s);
+}
+
+/* The least role a client message needs (lower enum value = more rights: ADMIN=2,
+ * OPERATOR=3, VIEWER=4), or 0 when it is not a client message. */
+static dfnet_v1_Role client_role_needed(pb_size_t which) {
+  switch (which) {
+  case dfnet_v1_Envelope_list_hosts_tag:
+  case dfnet_v1_Envelope_list_nodes_tag:
+  case dfnet_v1_Envelope_list_drivers_tag:
+  case dfnet_v1_Envelope_list_composites_tag:
+  case dfnet_v1_Envelope_bind_why_tag:
+  case dfnet_v1_Envelope_watch_tag:
+  case dfnet_v1_Envelope_cancel_tag:
+    return dfnet_v1_Role_VIEWER;
+  case dfnet_v1_Envelope_call_tag:
+    return dfnet_v1_Role_OPERATOR;
+  case dfnet_v1_Envelope_add_composite_node_spec_tag:
+  case dfnet_v1_Envelope_driver_control_tag:
+  case dfnet_v1_Envelope_request_bind_tag:
+  case dfnet_v1_Envelope_package_upload_tag:
+    return dfnet_v1_Role_ADMIN;
+  default:
+    return dfnet_v1_Role_ROLE_UNSPECIFIED;
+  }
+}
+
+static bool host_message(pb_size_t which) {
+  switch (which) {
+  case dfnet_v1_Envelope_node_add_tag:
+  case dfnet_v1_Envelope_node_remove_tag:
+  case dfnet_v1_Envelope_node_update_tag:
+  case dfnet_v1_Envelope_driver_status_tag:
+  case dfnet_v1_Envelope_driver_host_exit_tag:
+  case dfnet_v1_Envelope_package_fetch_tag:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static void on_hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  const dfnet_v1_Hello *h = &env->pb.msg.hello;
+  if (s->welcomed) {
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_FAILED_PRECONDITION,
+                           "Hello already received");
+    return;
+  }
+  if (h->role != dfnet_v1_Role_ROLE_UNSPECIFIED && h->role != s->role) {
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
+                           "Hello claims role %d, the certificate grants %d", (int)h->role,
+                           (int)s->role);
+    dfnet_transport_session_close(m->transport, s->id, DFNET_STATUS_PERMISSION_DENIED,
+                                  "role mismatch");
+    return;
+  }
+  if (s->kind == SESSION_HOST) {
+    hosts__hello(m, s, env);
+    return;
+  }
+  dfnet_envelope_t *w = mgr__env(m);
+  w->pb.id = env->pb.id;
+  w->pb.which_msg = dfnet_v1_Envelope_welcome_tag;
+  w->pb.msg.welcome.protocol_version = DFNET_PROTOCOL_VERSION;
+  w->pb.msg.welcome.role = s->role;
+  topology__fmt(w->pb.msg.welcome.name, sizeof w->pb.msg.welcome.name, "%s", s->name);
+  topology__fmt(w->pb.msg.welcome.server_name, sizeof w->pb.msg.welcome.server_name,
+           "dfnet-manager");
+  w->pb.msg.welcome.session_id = s->id;
+  w->pb.msg.welcome.host_grace_ms = m->cfg.host_grace_ms;
+  dfnet_transport_send(m->transport, s->id, w, 0);
+  s->welcomed = true;
+}
+
+static void on_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  if (s->watch_id != 0 && env->pb.id == s->watch_id) {
+    s->watch_id = 0;
+    if (m->watchers > 0)
+      m->watchers--;
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_CANCELLED, "watch cancelled");
+  }
+}
+
+static void dispatch_client(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  uint64_t id = env->pb.id;
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_list_hosts_tag:
+    streams__list_hosts(m, s, id);
+    break;
+  case dfnet_v1_Envelope_list_nodes_tag:
+    streams__list_nodes(m, s, id, &env->pb.msg.list_nodes);
+    break;
+  case dfnet_v1_Envelope_list_drivers_tag:
+    streams__list_drivers(m, s, id, &env->pb.msg.list_drivers);
+    break;
+  case dfnet_v1_Envelope_list_composites_tag:
+    streams__list_composites(m, s, id);
+    break;
+  case dfnet_v1_Envelope_bind_why_tag:
+    streams__bind_why(m, s, id, &env->pb.msg.bind_why);
+    break;
+  case dfnet_v1_Envelope_watch_tag:
+    handle__watch(m, s, env);
+    break;
+  case dfnet_v1_Envelope_cancel_tag:
+    on_cancel(m, s, env);
+    break;
+  case dfnet_v1_Envelope_add_composite_node_spec_tag:
+    handle__add_composite_node_spec(m, s, env);
+    break;
+  case dfnet_v1_Envelope_driver_control_tag:
+    handle__driver_control(m, s, env);
+    break;
+  case dfnet_v1_Envelope_request_bind_tag:
+    handle__request_bind(m, s, env);
+    break;
+  case dfnet_v1_Envelope_package_upload_tag:
+    handle__package_upload(m, s, env);
+    break;
+  default:
+    sessions__reply_status(m, s->id, id, DFNET_STATUS_UNIMPLEMENTED,
+                           "%s is not implemented by this manager",
+                           dfnet_envelope_msg_name(env->pb.which_msg));
+    break;
+  }
+}
+
+static void dispatch_host(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_node_add_tag:
+    handle__node_add(m, s, env);
+    break;
+  case dfnet_v1_Envelope_node_remove_tag:
+    handle__node_remove(m, s, env);
+    break;
+  case dfnet_v1_Envelope_node_update_tag:
+    handle__node_update(m, s, env);
+    break;
+  case dfnet_v1_Envelope_driver_status_tag:
+    handle__driver_status(m, s, env);
+    break;
+  case dfnet_v1_Envelope_driver_host_exit_tag:
+    handle__driver_host_exit(m, s, env);
+    break;
+  default:
+    handle__package_fetch(m, s, env);
+    break;
+  }
+}
+
+void sessions__on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+  mgr_t *m = user;
+  mgr_session_t *s = sessions__find(m, sid);
+  if (s == NULL || m->stopping)
+    return;
+  pb_size_t which = env->pb.which_msg;
+  if (which == dfnet_v1_Envelope_hello_tag) {
+    on_hello(m, s, env);
+    return;
+  }
+  if (!s->welcomed) {
+    sessions__reply_status(m, sid, env->pb.id, DFNET_STATUS_FAILED_PRECONDITION,
+                           "send Hello first");
+    return;
+  }
+  if (which == dfnet_v1_Envelope_status_tag) {
+    DFNET_LOGD("sessions", s->name, "unsolicited Status %d ignored",
+               (int)env->pb.msg.status.code);
+    return;
+  }
+  if (s->kind == SESSION_HOST) {
+    if (!host_message(which)) {
+      sessions__reply_status(m, sid, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
+                             "%s is not a host message", dfnet_envelope_msg_name(which));
+      return;
+    }
+    dispatch_host(m, s, env);
+    return;
+  }
+  dfnet_v1_Role need = client_role_needed(which);
+  if (need == dfnet_v1_Role_ROLE_UNSPECIFIED) {
+    sessions__reply_status(m, sid, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
+                           "%s is not a client message", dfnet_envelope_msg_name(which));
+    return;
+  }
+  if (s->role == dfnet_v1_Role_ROLE_UNSPECIFIED || s->role == dfnet_v1_Role_HOST ||
+      s->role > need) {
+    DFNET_LOGI("sessions", s->name, "%s refused: role too low",
+               dfnet_envelope_msg_name(which));
+    sessions__reply_status(m, sid, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
+                           "%s needs role %s", dfnet_envelope_msg_name(which),
+                           need == dfnet_v1_Role_ADMIN      ? "admin"
+                           : need == dfnet_v1_Role_OPERATOR ? "operator"
+                                                            : "viewer");
+    return;
+  }
+  dispatch_client(m, s, env);
+}

@@ -1,0 +1,526 @@
+/* dfnet-manager: the node topology (topology.h). */
+#include "manager/topology.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dfnet/bind_keys.h"
+
+#define DERIVED_SUFFIX ".ZirconTransport"
+
+void topology__fmt(char *buf, size_t size, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, size, fmt, ap);
+  va_end(ap);
+}
+
+void topology__init(topology_t *t) {
+  memset(t, 0, sizeof *t);
+  t->next_id = 1;
+}
+
+static void node_free(topology_node_t *n) {
+  free(n->moniker);
+  free(n->children);
+  free(n->props);
+  free(n->offers);
+  free(n->class_name);
+  free(n->unbound_msg);
+  free(n);
+}
+
+void topology__destroy(topology_t *t) {
+  topology_node_t *n, *tmp;
+  HASH_ITER(hh, t->by_moniker, n, tmp) {
+    HASH_DEL(t->by_moniker, n);
+    node_free(n);
+  }
+  topology_class_t *c, *ctmp;
+  HASH_ITER(hh, t->classes, c, ctmp) {
+    HASH_DEL(t->classes, c);
+    free(c->name);
+    free(c);
+  }
+  t->count = 0;
+}
+
+topology_node_t *topology__find(const topology_t *t, const char *moniker) {
+  topology_node_t *n = NULL;
+  if (moniker != NULL)
+    HASH_FIND_STR(t->by_moniker, moniker, n);
+  return n;
+}
+
+bool topology__name_valid(const char *name, const char **why) {
+  if (name == NULL || name[0] == '\0') {
+    *why = "node name missing";
+    return false;
+  }
+  size_t len = strlen(name);
+  if (len > TOPOLOGY_NAME_MAX) {
+    *why = "node name longer than 128 bytes";
+    return false;
+  }
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (c == '.') {
+      *why = "node name contains '.'";
+      return false;
+    }
+    if (c < 0x20 || c == 0x7f) {
+      *why = "node name contains a control character";
+      return false;
+    }
+  }
+  return true;
+}
+
+/* The key of a wire property as a string for comparison: int keys by deprecated name. */
+static const char *wire_key_text(const dfnet_v1_NodeProperty *p, char *buf, size_t size) {
+  if (p->which_key == dfnet_v1_NodeProperty_str_key_tag)
+    return p->key.str_key;
+  const char *name = dfnet_bind_key_name(p->key.int_key);
+  if (name != NULL)
+    return name;
+  snprintf(buf, size, "#%u", (unsigned)p->key.int_key);
+  return buf;
+}
+
+dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t count,
+                                     char *err, size_t err_size) {
+  if (count > TOPOLOGY_PROPS_MAX) {
+    snprintf(err, err_size, "%zu properties, at most %d", count, TOPOLOGY_PROPS_MAX);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  for (size_t i = 0; i < count; i++) {
+    const dfnet_v1_NodeProperty *p = &props[i];
+    if (p->which_key == 0 ||
+        (p->which_key == dfnet_v1_NodeProperty_str_key_tag && p->key.str_key[0] == '\0')) {
+      snprintf(err, err_size, "property %zu has no key", i + 1);
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
+    char ka[160], kb[160];
+    const char *key = wire_key_text(p, ka, sizeof ka);
+    if (p->which_value == 0) {
+      snprintf(err, err_size, "property %s has no value", key);
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
+    for (size_t j = 0; j < i; j++) {
+      if (strcmp(key, wire_key_text(&props[j], kb, sizeof kb)) == 0) {
+        snprintf(err, err_size, "property key %s given twice", key);
+        return DFNET_STATUS_INVALID_ARGUMENT;
+      }
+    }
+  }
+  return DFNET_STATUS_OK;
+}
+
+/* Build the property block: own properties, then derived ones for the parent's offers
+ * whose key is not already present. */
+static dfnet_status_t build_props(topology_node_t *n, const dfnet_v1_NodeProperty *props,
+                                  size_t count, const topology_node_t *parent) {
+  size_t derived = 0, bytes = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (props[i].which_key == dfnet_v1_NodeProperty_str_key_tag)
+      bytes += strlen(props[i].key.str_key) + 1;
+    if (props[i].which_value == dfnet_v1_NodeProperty_str_value_tag)
+      bytes += strlen(props[i].value.str_value) + 1;
+    else if (props[i].which_value == dfnet_v1_NodeProperty_enum_value_tag)
+      bytes += strlen(props[i].value.enum_value) + 1;
+  }
+  if (parent != NULL) {
+    for (size_t i = 0; i < parent->offer_count; i++) {
+      bool present = false;
+      for (size_t j = 0; j < count && !present; j++)
+        present = props[j].which_key == dfnet_v1_NodeProperty_str_key_tag &&
+                  strcmp(props[j].key.str_key, parent->offers[i]) == 0;
+      if (!present) {
+        derived++;
+        bytes += 2 * strlen(parent->offers[i]) + sizeof DERIVED_SUFFIX + 1;
+      }
+    }
+  }
+  size_t total = count + derived;
+  if (total == 0) {
+    free(n->props);
+    n->props = NULL;
+    n->prop_count = n->derived_count = 0;
+    return DFNET_STATUS_OK;
+  }
+  topology_prop_t *block = malloc(total * sizeof *block + bytes);
+  if (block == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  char *s = (char *)(block + total);
+  for (size_t i = 0; i < count; i++) {
+    const dfnet_v1_NodeProperty *p = &props[i];
+    topology_prop_t *q = &block[i];
+    memset(q, 0, sizeof *q);
+    if (p->which_key == dfnet_v1_NodeProperty_str_key_tag) {
+      q->str_key = strcpy(s, p->key.str_key);
+      s += strlen(s) + 1;
+    } else {
+      q->int_key = p->key.int_key;
+    }
+    switch (p->which_value) {
+    case dfnet_v1_NodeProperty_int_value_tag:
+      q->type = DFNET_BIND_VALUE_UINT;
+      q->int_value = p->value.int_value;
+      break;
+    case dfnet_v1_NodeProperty_bool_value_tag:
+      q->type = DFNET_BIND_VALUE_BOOL;
+      q->bool_value = p->value.bool_value;
+      break;
+    case dfnet_v1_NodeProperty_str_value_tag:
+      q->type = DFNET_BIND_VALUE_STRING;
+      q->str_value = strcpy(s, p->value.str_value);
+      s += strlen(s) + 1;
+      break;
+    default:
+      q->type = DFNET_BIND_VALUE_ENUM;
+      q->str_value = strcpy(s, p->value.enum_value);
+      s += strlen(s) + 1;
+      break;
+    }
+  }
+  size_t k = count;
+  for (size_t i = 0; parent != NULL && i < parent->offer_count; i++) {
+    bool present = false;
+    for (size_t j = 0; j < count && !present; j++)
+      present = props[j].which_key == dfnet_v1_NodeProperty_str_key_tag &&
+                strcmp(props[j].key.str_key, parent->offers[i]) == 0;
+    if (present)
+      continue;
+    topology_prop_t *q = &block[k++];
+    memset(q, 0, sizeof *q);
+    q->str_key = strcpy(s, parent->offers[i]);
+    s += strlen(s) + 1;
+    q->type = DFNET_BIND_VALUE_STRING;
+    q->str_value = s;
+    s += sprintf(s, "%s%s", parent->offers[i], DERIVED_SUFFIX) + 1;
+  }
+  free(n->props);
+  n->props = block;
+  n->prop_count = (uint8_t)total;
+  n->derived_count = (uint8_t)derived;
+  return DFNET_STATUS_OK;
+}
+
+static dfnet_status_t build_offers(topology_node_t *n, const char (*offers)[128],
+                                   size_t count) {
+  if (count == 0) {
+    free(n->offers);
+    n->offers = NULL;
+    n->offer_count = 0;
+    return DFNET_STATUS_OK;
+  }
+  size_t bytes = 0;
+  for (size_t i = 0; i < count; i++)
+    bytes += strnlen(offers[i], 127) + 1;
+  char **block = malloc(count * sizeof(char *) + bytes);
+  if (block == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  char *s = (char *)(block + count);
+  for (size_t i = 0; i < count; i++) {
+    size_t len = strnlen(offers[i], 127);
+    memcpy(s, offers[i], len);
+    s[len] = '\0';
+    block[i] = s;
+    s += len + 1;
+  }
+  free(n->offers);
+  n->offers = block;
+  n->offer_count = (uint8_t)count;
+  return DFNET_STATUS_OK;
+}
+
+static dfnet_status_t add_child(topology_node_t *parent, topology_node_t *child) {
+  if (parent->child_count == parent->child_cap) {
+    uint32_t cap = parent->child_cap ? 2 * parent->child_cap : 2;
+    topology_node_t **p = realloc(parent->children, cap * sizeof *p);
+    if (p == NULL)
+      return DFNET_STATUS_RESOURCE_EXHAUSTED;
+    parent->children = p;
+    parent->child_cap = cap;
+  }
+  parent->children[parent->child_count++] = child;
+  return DFNET_STATUS_OK;
+}
+
+static void remove_child(topology_node_t *parent, const topology_node_t *child) {
+  for (uint32_t i = 0; i < parent->child_count; i++) {
+    if (parent->children[i] == child) {
+      memmove(&parent->children[i], &parent->children[i + 1],
+              (parent->child_count - i - 1) * sizeof *parent->children);
+      parent->child_count--;
+      return;
+    }
+  }
+}
+
+static dfnet_status_t assign_class(topology_t *t, topology_node_t *n, const char *class_name,
+                                   char *err, size_t err_size) {
+  if (class_name == NULL || class_name[0] == '\0')
+    return DFNET_STATUS_OK;
+  size_t len = strlen(class_name);
+  for (size_t i = 0; i < len; i++) {
+    char c = class_name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '-' || c == '_') ||
+        len > TOPOLOGY_CLASS_MAX) {
+      snprintf(err, err_size, "class name '%s' is not 1..31 of [A-Za-z0-9_-]", class_name);
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
+  }
+  topology_class_t *c = NULL;
+  HASH_FIND_STR(t->classes, class_name, c);
+  if (c == NULL) {
+    c = calloc(1, sizeof *c);
+    if (c == NULL || (c->name = strdup(class_name)) == NULL) {
+      free(c);
+      return DFNET_STATUS_RESOURCE_EXHAUSTED;
+    }
+    HASH_ADD_KEYPTR(hh, t->classes, c->name, strlen(c->name), c);
+  }
+  n->class_name = strdup(class_name);
+  if (n->class_name == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  n->class_index = (int32_t)c->next++;
+  return DFNET_STATUS_OK;
+}
+
+static topology_node_t *node_new(topology_t *t, const char *parent_moniker, const char *name,
+                                 char *err, size_t err_size, dfnet_status_t *st) {
+  size_t plen = parent_moniker ? strlen(parent_moniker) + 1 : 0;
+  size_t len = plen + strlen(name);
+  if (len > TOPOLOGY_MONIKER_MAX) {
+    snprintf(err, err_size, "moniker longer than %d bytes", TOPOLOGY_MONIKER_MAX);
+    *st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+    return NULL;
+  }
+  topology_node_t *n = calloc(1, sizeof *n);
+  char *m = malloc(len + 1);
+  if (n == NULL || m == NULL) {
+    free(n);
+    free(m);
+    *st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+    return NULL;
+  }
+  if (parent_moniker) {
+    memcpy(m, parent_moniker, plen - 1);
+    m[plen - 1] = '.';
+  }
+  memcpy(m + plen, name, len - plen + 1);
+  if (topology__find(t, m) != NULL) {
+    snprintf(err, err_size, "node %s already exists", m);
+    free(m);
+    free(n);
+    *st = DFNET_STATUS_ALREADY_EXISTS;
+    return NULL;
+  }
+  n->moniker = m;
+  n->name_off = (uint16_t)plen;
+  n->id = t->next_id++;
+  n->class_index = -1;
+  n->state = dfnet_v1_NodeState_UNBOUND;
+  *st = DFNET_STATUS_OK;
+  return n;
+}
+
+dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
+                             const topology_add_args_t *args, topology_node_t **out,
+                             char *err, size_t err_size) {
+  const char *why;
+  if (parent != NULL && !topology__name_valid(args->name, &why)) {
+    snprintf(err, err_size, "%s", why);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if (args->offer_count > TOPOLOGY_OFFERS_MAX) {
+    snprintf(err, err_size, "more than %d offers", TOPOLOGY_OFFERS_MAX);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  dfnet_status_t st = topology__check_props(args->props, args->prop_count, err, err_size);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  topology_node_t *n = node_new(t, parent ? parent->moniker : NULL, args->name, err,
+                                err_size, &st);
+  if (n == NULL)
+    return st;
+  n->owned = args->owned;
+  n->host_id = args->host_id;
+  if (args->owned)
+    n->state = dfnet_v1_NodeState_OWNED_BY_PARENT;
+  st = build_props(n, args->props, args->prop_count, parent);
+  if (st == DFNET_STATUS_OK)
+    st = build_offers(n, args->offers, args->offer_count);
+  if (st == DFNET_STATUS_OK)
+    st = assign_class(t, n, args->class_name, err, err_size);
+  if (st == DFNET_STATUS_OK && parent != NULL) {
+    st = add_child(parent, n);
+    n->parents[0] = parent;
+    n->parent_count = 1;
+  }
+  if (st != DFNET_STATUS_OK) {
+    if (st == DFNET_STATUS_RESOURCE_EXHAUSTED)
+      snprintf(err, err_size, "out of memory");
+    node_free(n);
+    return st;
+  }
+  HASH_ADD_KEYPTR(hh, t->by_moniker, n->moniker, strlen(n->moniker), n);
+  t->count++;
+  *out = n;
+  return DFNET_STATUS_OK;
+}
+
+dfnet_status_t topology__add_composite(topology_t *t, topology_node_t *const *parents,
+                                       size_t parent_count, const char *name,
+                                       uint32_t host_id, topology_node_t **out, char *err,
+                                       size_t err_size) {
+  const char *why;
+  if (!topology__name_valid(name, &why)) {
+    snprintf(err, err_size, "%s", why);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if (parent_count == 0 || parent_count > TOPOLOGY_PARENTS_MAX) {
+    snprintf(err, err_size, "a composite has 1..%d parents", TOPOLOGY_PARENTS_MAX);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  dfnet_status_t st;
+  topology_node_t *n = node_new(t, parents[0]->moniker, name, err, err_size, &st);
+  if (n == NULL)
+    return st;
+  n->composite = true;
+  n->host_id = host_id;
+  size_t added = 0;
+  for (; added < parent_count; added++) {
+    if (add_child(parents[added], n) != DFNET_STATUS_OK)
+      break;
+    n->parents[added] = parents[added];
+  }
+  if (added < parent_count) {
+    for (size_t i = 0; i < added; i++)
+      remove_child(parents[i], n);
+    node_free(n);
+    snprintf(err, err_size, "out of memory");
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  }
+  n->parent_count = (uint8_t)parent_count;
+  HASH_ADD_KEYPTR(hh, t->by_moniker, n->moniker, strlen(n->moniker), n);
+  t->count++;
+  *out = n;
+  return DFNET_STATUS_OK;
+}
+
+dfnet_status_t topology__update(topology_t *t, topology_node_t *n,
+                                const dfnet_v1_NodeProperty *props, size_t prop_count,
+                                const char (*offers)[128], size_t offer_count, char *err,
+                                size_t err_size) {
+  (void)t;
+  if (offer_count > TOPOLOGY_OFFERS_MAX) {
+    snprintf(err, err_size, "more than %d offers", TOPOLOGY_OFFERS_MAX);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  dfnet_status_t st = topology__check_props(props, prop_count, err, err_size);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  st = build_props(n, props, prop_count, n->composite ? NULL : n->parents[0]);
+  if (st == DFNET_STATUS_OK)
+    st = build_offers(n, offers, offer_count);
+  if (st != DFNET_STATUS_OK)
+    snprintf(err, err_size, "out of memory");
+  return st;
+}
+
+void topology__remove(topology_t *t, topology_node_t *n) {
+  for (uint8_t i = 0; i < n->parent_count; i++)
+    remove_child(n->parents[i], n);
+  /* Children left (a caller's bug) lose their link to n rather than dangle. */
+  for (uint32_t i = 0; i < n->child_count; i++) {
+    topology_node_t *c = n->children[i];
+    for (uint8_t j = 0; j < c->parent_count; j++)
+      if (c->parents[j] == n)
+        c->parents[j] = NULL;
+  }
+  HASH_DEL(t->by_moniker, n);
+  t->count--;
+  node_free(n);
+}
+
+void topology__set_unbound(topology_node_t *n, dfnet_status_t code, const char *msg) {
+  free(n->unbound_msg);
+  n->unbound_msg = NULL;
+  n->unbound_code = code;
+  if (code != DFNET_STATUS_OK && msg != NULL)
+    n->unbound_msg = strdup(msg);
+}
+
+void topology__class_path(const topology_node_t *n, char *out, size_t out_size) {
+  if (n->class_name == NULL) {
+    if (out_size > 0)
+      out[0] = '\0';
+    return;
+  }
+  snprintf(out, out_size, "class/%s/%03d", n->class_name, (int)n->class_index);
+}
+
+topology_node_t *topology__find_class_path(const topology_t *t, const char *path) {
+  if (path == NULL || strncmp(path, "class/", 6) != 0)
+    return NULL;
+  const char *cls = path + 6;
+  const char *slash = strchr(cls, '/');
+  if (slash == NULL)
+    return NULL;
+  char *end;
+  long idx = strtol(slash + 1, &end, 10);
+  if (end == slash + 1 || *end != '\0' || idx < 0)
+    return NULL;
+  topology_node_t *n, *tmp;
+  HASH_ITER(hh, t->by_moniker, n, tmp) {
+    if (n->class_name != NULL && n->class_index == idx &&
+        strlen(n->class_name) == (size_t)(slash - cls) &&
+        strncmp(n->class_name, cls, (size_t)(slash - cls)) == 0)
+      return n;
+  }
+  return NULL;
+}
+
+const char *topology__prop_key_name(const topology_prop_t *p, char *buf, size_t buf_size) {
+  if (p->str_key != NULL)
+    return p->str_key;
+  const char *name = dfnet_bind_key_name(p->int_key);
+  if (name != NULL)
+    return name;
+  snprintf(buf, buf_size, "0x%04x", (unsigned)p->int_key);
+  return buf;
+}
+
+void topology__prop_to_wire(const topology_prop_t *p, dfnet_v1_NodeProperty *out) {
+  memset(out, 0, sizeof *out);
+  if (p->str_key != NULL) {
+    out->which_key = dfnet_v1_NodeProperty_str_key_tag;
+    snprintf(out->key.str_key, sizeof out->key.str_key, "%s", p->str_key);
+  } else {
+    out->which_key = dfnet_v1_NodeProperty_int_key_tag;
+    out->key.int_key = p->int_key;
+  }
+  switch (p->type) {
+  case DFNET_BIND_VALUE_UINT:
+    out->which_value = dfnet_v1_NodeProperty_int_value_tag;
+    out->value.int_value = p->int_value;
+    break;
+  case DFNET_BIND_VALUE_BOOL:
+    out->which_value = dfnet_v1_NodeProperty_bool_value_tag;
+    out->value.bool_value = p->bool_value;
+    break;
+  case DFNET_BIND_VALUE_STRING:
+    out->which_value = dfnet_v1_NodeProperty_str_value_tag;
+    snprintf(out->value.str_value, sizeof out->value.str_value, "%s", p->str_value);
+    break;
+  default:
+    out->which_value = dfnet_v1_NodeProperty_enum_value_tag;
+    snprintf(out->value.enum_value, sizeof out->value.enum_value, "%s", p->str_value);
+    break;
+  }
+}

@@ -1,0 +1,166 @@
+/* dfnet-manager: the node topology (spec/dfv2.md "Nodes", "devfs").
+ *
+ * Nodes form a DAG keyed by moniker (dot-joined names from the root, e.g.
+ * "dev.lab-a.pci.00_05_0"), found by a hash table (uthash). A node has one primary parent
+ * (NULL for a host's root "dev.<host>"); a composite node has several parents, and is a
+ * child of each. Properties (at most TOPOLOGY_PROPS_MAX from the wire, one value per key)
+ * are kept in one allocation per node, with the properties derived from the parent's
+ * offers appended ("<service>" = "<service>.ZirconTransport", spec/dfv2.md "Nodes").
+ * A node with a class name gets the class path class/<class>/<NNN>, numbered from 000 per
+ * class in order of appearance and never reused while the manager runs.
+ *
+ * All of it lives on the manager's one event-loop thread (STYLE.md 7): pointers between
+ * nodes are valid within a loop turn; anything kept across turns (a pending DriverStart,
+ * a timer, a list stream) refers to a node by moniker + id and looks it up again.
+ */
+#ifndef DFNET_MANAGER_TOPOLOGY_H
+#define DFNET_MANAGER_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "dfnet/bind.h"
+#include "dfnet/status.h"
+#include "dfnet/v1/node.pb.h"
+
+#define TOPOLOGY_PROPS_MAX 64       /* properties a node may be given */
+#define TOPOLOGY_OFFERS_MAX 16
+#define TOPOLOGY_NAME_MAX 128       /* bytes of one node name */
+#define TOPOLOGY_MONIKER_MAX 511    /* bytes of a moniker */
+#define TOPOLOGY_CLASS_MAX 31
+#define TOPOLOGY_PARENTS_MAX 8      /* parents of a composite node */
+
+/* One node property, in the bind matcher's form so that matching needs no conversion.
+ * Strings point into the node's property block. */
+typedef dfnet_bind_property_t topology_prop_t;
+
+typedef struct topology_node topology_node_t;
+
+struct topology_node {
+  UT_hash_handle hh; /* topology.by_moniker */
+  uint64_t id;       /* unique per manager run, never reused */
+  char *moniker;     /* owned */
+  uint16_t name_off; /* name = moniker + name_off */
+  uint8_t prop_count, derived_count; /* derived_count of the props are offer-derived */
+  uint8_t offer_count;
+  uint8_t parent_count;          /* composite nodes: > 1 possible */
+  uint8_t state;                 /* dfnet_v1_NodeState */
+  bool offline;                  /* its host's session dropped */
+  bool owned;                    /* kept by the parent's driver */
+  bool starting;                 /* a DriverStart is in flight */
+  bool composite;                /* a composite node */
+  topology_node_t *parents[TOPOLOGY_PARENTS_MAX]; /* [0] = primary parent */
+  topology_node_t **children;
+  uint32_t child_count, child_cap;
+  topology_prop_t *props; /* one block with its strings; owned */
+  char **offers;          /* one block with its strings; owned */
+  char *class_name;       /* owned, NULL when none */
+  int32_t class_index;    /* -1 when none */
+  uint32_t host_id;       /* the host session record that owns it */
+  uint32_t driver_id;     /* driver bound (or starting), 0 = none */
+  uint32_t composite_id;  /* composite record this node is the composite node of */
+  uint64_t driver_host_id;
+  uint64_t start_request; /* transport id of the DriverStart in flight */
+  dfnet_status_t unbound_code; /* why unbound: OK = not decided yet */
+  char *unbound_msg;           /* owned, NULL when none */
+  uint64_t crash_ms[5];        /* monotonic ms of the last crashes (ring) */
+  uint8_t crash_count;         /* crashes recorded in crash_ms */
+  uint8_t restart_attempt;     /* backoff exponent */
+};
+
+typedef struct topology_class {
+  UT_hash_handle hh;
+  char *name;
+  uint32_t next; /* next instance number */
+} topology_class_t;
+
+typedef struct topology {
+  topology_node_t *by_moniker; /* uthash head */
+  topology_class_t *classes;
+  uint64_t next_id;
+  size_t count;
+} topology_t;
+
+/* A node to add, as it came off the wire (borrowed for the call). */
+typedef struct topology_add_args {
+  const char *name;
+  const dfnet_v1_NodeProperty *props;
+  size_t prop_count;
+  const char (*offers)[128];
+  size_t offer_count;
+  const char *class_name; /* "" or NULL = none */
+  bool owned;
+  uint32_t host_id;
+} topology_add_args_t;
+
+/* snprintf that cuts silently (for messages: a long moniker or reason is cut, never an
+ * error). */
+void topology__fmt(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void topology__init(topology_t *t);
+/* Free every node (no callbacks). */
+void topology__destroy(topology_t *t);
+
+topology_node_t *topology__find(const topology_t *t, const char *moniker);
+static inline const char *topology__name(const topology_node_t *n) {
+  return n->moniker + n->name_off;
+}
+
+/* Is `name` a valid node name (1..128 bytes, no '.', no control characters)?
+ * On false, *why (static) says what is wrong. */
+bool topology__name_valid(const char *name, const char **why);
+
+/* Check a wire property list: at most TOPOLOGY_PROPS_MAX, every key and value set, no key
+ * twice (an integer key and its deprecated string name count as the same key).
+ * Returns OK or INVALID_ARGUMENT with the reason in err. */
+dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t count,
+                                     char *err, size_t err_size);
+
+/* Add a node under `parent` (NULL: a root whose moniker is args->name itself, which may
+ * contain dots, e.g. "dev.lab-a"). Copies everything; appends the offer-derived properties
+ * of the parent's offers; assigns the class path. State starts UNBOUND (OWNED_BY_PARENT
+ * when owned). Errors: INVALID_ARGUMENT (bad name, properties or class; err says why),
+ * ALREADY_EXISTS (a sibling with that name), RESOURCE_EXHAUSTED (moniker too long, memory).
+ * On OK *out is the node (owned by the topology). */
+dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
+                             const topology_add_args_t *args, topology_node_t **out,
+                             char *err, size_t err_size);
+
+/* Add a composite node named `name` under every parent (parents[0] primary; its moniker is
+ * the primary parent's + "." + name). Errors as topology__add. */
+dfnet_status_t topology__add_composite(topology_t *t, topology_node_t *const *parents,
+                                       size_t parent_count, const char *name,
+                                       uint32_t host_id, topology_node_t **out, char *err,
+                                       size_t err_size);
+
+/* Replace a node's own properties and offers (NodeUpdate); derived ones are kept.
+ * Errors: INVALID_ARGUMENT as topology__check_props, RESOURCE_EXHAUSTED. */
+dfnet_status_t topology__update(topology_t *t, topology_node_t *n,
+                                const dfnet_v1_NodeProperty *props, size_t prop_count,
+                                const char (*offers)[128], size_t offer_count, char *err,
+                                size_t err_size);
+
+/* Unlink a node that has no children from its parents and free it. */
+void topology__remove(topology_t *t, topology_node_t *n);
+
+/* Record why a node is unbound (message copied; NULL/OK clears it). */
+void topology__set_unbound(topology_node_t *n, dfnet_status_t code, const char *msg);
+
+/* "class/<class>/<NNN>" into out, or "" when the node has no class. */
+void topology__class_path(const topology_node_t *n, char *out, size_t out_size);
+
+/* Find a node by class path "class/<class>/<NNN>" (linear in nodes of the class). */
+topology_node_t *topology__find_class_path(const topology_t *t, const char *path);
+
+/* A property's key as text: the string key, or the deprecated integer key's name
+ * ("fuchsia.BIND_PROTOCOL"), or "0x%04x" when unknown. */
+const char *topology__prop_key_name(const topology_prop_t *p, char *buf, size_t buf_size);
+
+/* Copy a node property to the wire form. */
+void topology__prop_to_wire(const topology_prop_t *p, dfnet_v1_NodeProperty *out);
+
+#endif /* DFNET_MANAGER_TOPOLOGY_H */
