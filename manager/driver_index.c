@@ -35,10 +35,10 @@ static void driver_free(driver_t *d) {
 }
 
 void driver_index__destroy(driver_index_t *idx) {
+  HASH_CLEAR(hh, idx->by_url);
   for (size_t i = 0; i < idx->count; i++)
     driver_free(idx->drivers[i]);
   free(idx->drivers);
-  HASH_CLEAR(hh, idx->by_url);
   memset(idx, 0, sizeof *idx);
 }
 

@@ -1,0 +1,237 @@
+/* manager/driver_index: manifest validation, package loading, the DFv2 matching policy
+ * (no network). Packages are built from real bind sources compiled in-process. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "manager/driver_index.h"
+#include "testhost/testhost.h"
+
+/* ---- manifests: one named case per check ---- */
+
+static const struct manifest_case {
+  const char *name;
+  const char *json;
+  const char *want_in_error; /* NULL = valid */
+} manifest_cases[] = {
+    {"minimal", "{\"program\":{\"runner\":\"driver\",\"binary\":\"driver/x.so\","
+                "\"bind\":\"meta/bind/x.bindbc\"}}", NULL},
+    {"all_fields", "{\"program\":{\"runner\":\"driver\",\"binary\":\"driver/x.so\","
+                   "\"bind\":\"meta/bind/x.bindbc\",\"colocate\":\"true\",\"fallback\":\"false\","
+                   "\"default_dispatcher_opts\":[\"allow_sync_calls\"],"
+                   "\"host_restart_on_crash\":\"false\",\"device_categories\":"
+                   "[{\"category\":\"misc\",\"subcategory\":\"rng\"}]}}", NULL},
+    {"not_json", "{\"program\":", "not valid JSON"},
+    {"no_program", "{\"x\":1}", "program: required object missing"},
+    {"no_runner", "{\"program\":{\"binary\":\"driver/x.so\",\"bind\":\"b\"}}",
+     "program.runner: required field missing"},
+    {"wrong_runner", "{\"program\":{\"runner\":\"elf\",\"binary\":\"d\",\"bind\":\"b\"}}",
+     "program.runner: must be \"driver\""},
+    {"no_binary", "{\"program\":{\"runner\":\"driver\",\"bind\":\"b\"}}",
+     "program.binary: required field missing"},
+    {"no_bind", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\"}}",
+     "program.bind: required field missing"},
+    {"binary_escapes", "{\"program\":{\"runner\":\"driver\",\"binary\":\"../x.so\",\"bind\":\"b\"}}",
+     "program.binary: must be a relative path"},
+    {"bad_flag", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+                 "\"fallback\":\"yes\"}}", "program.fallback: must be"},
+    {"both_colocate_restart", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+                              "\"colocate\":\"true\",\"host_restart_on_crash\":\"true\"}}",
+     "Both host_restart_on_crash and colocate cannot be true"},
+    {"bad_opts", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+                 "\"default_dispatcher_opts\":[\"go_fast\"]}}",
+     "program.default_dispatcher_opts: unknown option"},
+    {"bad_categories", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+                       "\"device_categories\":[{\"sub\":1}]}}", "program.device_categories"},
+    {"unknown_field", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+                      "\"fallbak\":\"true\"}}", "program.fallbak: unknown field"},
+};
+
+static void test_manifest_table(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof manifest_cases / sizeof manifest_cases[0]; i++) {
+    const struct manifest_case *c = &manifest_cases[i];
+    driver_manifest_t m;
+    char err[512] = "";
+    dfnet_status_t st = driver_index__parse_manifest(c->json, strlen(c->json), "meta/x.json",
+                                                     &m, err, sizeof err);
+    if (c->want_in_error == NULL) {
+      if (st != DFNET_STATUS_OK)
+        fail_msg("case %s: refused: %s", c->name, err);
+      driver_index__manifest_free(&m);
+    } else {
+      if (st != DFNET_STATUS_INVALID_ARGUMENT || strstr(err, c->want_in_error) == NULL ||
+          strstr(err, "meta/x.json") == NULL)
+        fail_msg("case %s: got %s '%s', want '%s'", c->name, dfnet_status_str(st), err,
+                 c->want_in_error);
+    }
+  }
+}
+
+/* ---- packages and matching ---- */
+
+static char tmp_dir[256];
+
+static driver_t *load(driver_index_t *idx, const char *name, const char *rules,
+                      const char *extra, driver_source_t source, dfnet_status_t want,
+                      char *err_out) {
+  assert_int_equal(th_write_driver(tmp_dir, name, rules, extra), 0);
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/%s", tmp_dir, name);
+  uint8_t *pkg;
+  size_t size;
+  uint8_t digest[32];
+  assert_int_equal(th_pack(dir, &pkg, &size, digest), 0);
+  driver_t *d = NULL;
+  char err[512] = "";
+  dfnet_status_t st = driver_index__add_package(idx, name, pkg, size, source, &d, err, sizeof err);
+  free(pkg);
+  if (st != want)
+    fail_msg("load %s: got %s (%s)", name, dfnet_status_str(st), err);
+  if (err_out)
+    strcpy(err_out, err);
+  return d;
+}
+
+static void node_of(dfnet_bind_node_t *n, dfnet_bind_property_t *p, uint32_t proto) {
+  memset(p, 0, sizeof *p);
+  p->int_key = 1; /* fuchsia.BIND_PROTOCOL */
+  p->type = DFNET_BIND_VALUE_UINT;
+  p->int_value = proto;
+  assert_int_equal(dfnet_bind_node_init(n, p, 1), DFNET_STATUS_OK);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dfnet-index-test-%d", (int)getpid());
+  return th_fresh_dir(tmp_dir);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+  return system(cmd);
+}
+
+static void test_policy(void **state) {
+  (void)state;
+  driver_index_t idx;
+  driver_index__init(&idx);
+  driver_t *a = load(&idx, "a", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT,
+                     DFNET_STATUS_OK, NULL);
+  load(&idx, "b", "fuchsia.BIND_PROTOCOL == 2;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
+  load(&idx, "b2", "fuchsia.BIND_PROTOCOL == 2;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
+  driver_t *fb = load(&idx, "fb", "fuchsia.BIND_PROTOCOL == 3;", "\"fallback\": \"true\"",
+                      DRIVER_BOOT, DFNET_STATUS_OK, NULL);
+  load(&idx, "fb2", "fuchsia.BIND_PROTOCOL == 4;", "\"fallback\": \"true\"", DRIVER_BOOT,
+       DFNET_STATUS_OK, NULL);
+  load(&idx, "fb3", "fuchsia.BIND_PROTOCOL == 4;", "\"fallback\": \"true\"", DRIVER_BOOT,
+       DFNET_STATUS_OK, NULL);
+  load(&idx, "fbx", "fuchsia.BIND_PROTOCOL == 1;", "\"fallback\": \"true\"", DRIVER_BOOT,
+       DFNET_STATUS_OK, NULL);
+  assert_string_equal(a->url, "dfnet-boot:///a#meta/a.json");
+
+  dfnet_bind_node_t n;
+  dfnet_bind_property_t p;
+  driver_match_t r;
+  /* Exactly one non-fallback match wins (the fallback that also matches does not count). */
+  node_of(&n, &p, 1);
+  idx.boot_indexed = true;
+  driver_index__match(&idx, &n, NULL, &r);
+  assert_int_equal(r.status, DFNET_STATUS_OK);
+  assert_ptr_equal(r.driver, a);
+  /* Two non-fallback matches: an error naming both, never a pick. */
+  node_of(&n, &p, 2);
+  driver_index__match(&idx, &n, NULL, &r);
+  assert_int_equal(r.status, DFNET_STATUS_FAILED_PRECONDITION);
+  assert_non_null(strstr(r.reason, "multiple non-fallback drivers matched"));
+  assert_non_null(strstr(r.reason, "dfnet-boot:///b#"));
+  assert_non_null(strstr(r.reason, "dfnet-boot:///b2#"));
+  /* Suffix narrows the candidates (RequestBind driver_url_suffix). */
+  driver_index__match(&idx, &n, "b2#meta/b2.json", &r);
+  assert_int_equal(r.status, DFNET_STATUS_OK);
+  /* Fallback: only once boot drivers are indexed. */
+  node_of(&n, &p, 3);
+  idx.boot_indexed = false;
+  driver_index__match(&idx, &n, NULL, &r);
+  assert_int_equal(r.status, DFNET_STATUS_NOT_FOUND);
+  idx.boot_indexed = true;
+  driver_index__match(&idx, &n, NULL, &r);
+  assert_int_equal(r.status, DFNET_STATUS_OK);
+  assert_ptr_equal(r.driver, fb);
+  /* Two fallbacks: an error too. */
+  node_of(&n, &p, 4);
+  driver_index__match(&idx, &n, NULL, &r);
+  assert_int_equal(r.status, DFNET_STATUS_FAILED_PRECONDITION);
+  assert_non_null(strstr(r.reason, "multiple fallback drivers matched"));
+  /* Disabled drivers are skipped. */
+  fb->disabled = true;
+  node_of(&n, &p, 3);
+  driver_index__match(&idx, &n, NULL, &r);
+  assert_int_equal(r.status, DFNET_STATUS_NOT_FOUND);
+  assert_string_equal(r.reason, "no driver matched");
+  driver_index__destroy(&idx);
+}
+
+static void test_bad_packages(void **state) {
+  (void)state;
+  driver_index_t idx;
+  driver_index__init(&idx);
+  char err[512];
+  load(&idx, "good", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
+  /* Same URL twice. */
+  load(&idx, "good", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT,
+       DFNET_STATUS_ALREADY_EXISTS, NULL);
+  /* Bad manifest field: the message names the file and the field. */
+  load(&idx, "both", "fuchsia.BIND_PROTOCOL == 1;",
+       "\"colocate\": \"true\", \"host_restart_on_crash\": \"true\"", DRIVER_BOOT,
+       DFNET_STATUS_INVALID_ARGUMENT, err);
+  assert_non_null(strstr(err, "both/meta/both.json: program.host_restart_on_crash"));
+  /* Corrupt bytecode: refused at load with the verifier's reason. */
+  assert_int_equal(th_write_driver(tmp_dir, "corrupt", "fuchsia.BIND_PROTOCOL == 1;", NULL), 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/corrupt/meta/bind/corrupt.bindbc", tmp_dir);
+  FILE *f = fopen(path, "wb");
+  fputs("BIND\x02\x00\x00\x00\x07garbage", f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/corrupt", tmp_dir);
+  uint8_t *pkg;
+  size_t size;
+  uint8_t digest[32];
+  assert_int_equal(th_pack(path, &pkg, &size, digest), 0);
+  driver_t *d = NULL;
+  assert_int_equal(driver_index__add_package(&idx, "corrupt", pkg, size, DRIVER_BOOT, &d, err,
+                                             sizeof err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_non_null(strstr(err, "program.bind: bytecode refused"));
+  free(pkg);
+  /* Missing binary. */
+  snprintf(path, sizeof path, "rm %s/good/driver/good.so", tmp_dir);
+  assert_int_equal(system(path), 0);
+  snprintf(path, sizeof path, "%s/good", tmp_dir);
+  assert_int_equal(th_pack(path, &pkg, &size, digest), 0);
+  assert_int_equal(driver_index__add_package(&idx, "good", pkg, size, DRIVER_REGISTERED, &d,
+                                             err, sizeof err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_non_null(strstr(err, "program.binary"));
+  free(pkg);
+  assert_int_equal(idx.count, 1);
+  driver_index__destroy(&idx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_manifest_table),
+      cmocka_unit_test(test_policy),
+      cmocka_unit_test(test_bad_packages),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

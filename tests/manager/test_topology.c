@@ -1,0 +1,175 @@
+/* manager/topology: node DAG, names, properties, offers, class paths (no network). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "manager/topology.h"
+
+static dfnet_v1_NodeProperty prop_int(uint32_t key, uint32_t v) {
+  dfnet_v1_NodeProperty p = {0};
+  p.which_key = dfnet_v1_NodeProperty_int_key_tag;
+  p.key.int_key = key;
+  p.which_value = dfnet_v1_NodeProperty_int_value_tag;
+  p.value.int_value = v;
+  return p;
+}
+
+static dfnet_v1_NodeProperty prop_str(const char *key, const char *v) {
+  dfnet_v1_NodeProperty p = {0};
+  p.which_key = dfnet_v1_NodeProperty_str_key_tag;
+  snprintf(p.key.str_key, sizeof p.key.str_key, "%s", key);
+  p.which_value = dfnet_v1_NodeProperty_str_value_tag;
+  snprintf(p.value.str_value, sizeof p.value.str_value, "%s", v);
+  return p;
+}
+
+static topology_node_t *add(topology_t *t, topology_node_t *parent, const char *name,
+                            const dfnet_v1_NodeProperty *props, size_t n, dfnet_status_t want) {
+  topology_add_args_t a = {.name = name, .props = props, .prop_count = n, .host_id = 1};
+  topology_node_t *out = NULL;
+  char err[256] = "";
+  dfnet_status_t st = topology__add(t, parent, &a, &out, err, sizeof err);
+  if (st != want)
+    fail_msg("add %s: got %s (%s), want %s", name, dfnet_status_str(st), err,
+             dfnet_status_str(want));
+  return out;
+}
+
+static void test_names_and_monikers(void **state) {
+  (void)state;
+  topology_t t;
+  topology__init(&t);
+  topology_node_t *root = add(&t, NULL, "dev.lab-a", NULL, 0, DFNET_STATUS_OK);
+  topology_node_t *pci = add(&t, root, "pci", NULL, 0, DFNET_STATUS_OK);
+  assert_string_equal(pci->moniker, "dev.lab-a.pci");
+  assert_string_equal(topology__name(pci), "pci");
+  assert_ptr_equal(topology__find(&t, "dev.lab-a.pci"), pci);
+  add(&t, root, "pci", NULL, 0, DFNET_STATUS_ALREADY_EXISTS);
+  add(&t, root, "a.b", NULL, 0, DFNET_STATUS_INVALID_ARGUMENT);
+  add(&t, root, "", NULL, 0, DFNET_STATUS_INVALID_ARGUMENT);
+  char longname[200];
+  memset(longname, 'x', 129);
+  longname[129] = 0;
+  add(&t, root, longname, NULL, 0, DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(t.count, 2);
+  topology__remove(&t, pci);
+  assert_null(topology__find(&t, "dev.lab-a.pci"));
+  assert_int_equal(root->child_count, 0);
+  topology__destroy(&t);
+}
+
+static void test_property_checks(void **state) {
+  (void)state;
+  topology_t t;
+  topology__init(&t);
+  topology_node_t *root = add(&t, NULL, "dev.h", NULL, 0, DFNET_STATUS_OK);
+  dfnet_v1_NodeProperty dup[2] = {prop_int(0x100, 1), prop_int(0x100, 2)};
+  add(&t, root, "dup", dup, 2, DFNET_STATUS_INVALID_ARGUMENT);
+  /* The integer key and its deprecated string name are the same key. */
+  dfnet_v1_NodeProperty alias[2] = {prop_int(0x100, 1), prop_str("fuchsia.BIND_PCI_VID", "x")};
+  add(&t, root, "alias", alias, 2, DFNET_STATUS_INVALID_ARGUMENT);
+  dfnet_v1_NodeProperty many[65];
+  for (int i = 0; i < 65; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    many[i] = prop_str(k, "v");
+  }
+  add(&t, root, "many", many, 65, DFNET_STATUS_INVALID_ARGUMENT);
+  topology_node_t *ok = add(&t, root, "ok", many, 64, DFNET_STATUS_OK);
+  assert_int_equal(ok->prop_count, 64);
+  dfnet_v1_NodeProperty nokey = {0};
+  nokey.which_value = dfnet_v1_NodeProperty_int_value_tag;
+  add(&t, root, "nokey", &nokey, 1, DFNET_STATUS_INVALID_ARGUMENT);
+  topology__destroy(&t);
+}
+
+static void test_offer_derived_properties(void **state) {
+  (void)state;
+  topology_t t;
+  topology__init(&t);
+  topology_node_t *root = add(&t, NULL, "dev.h", NULL, 0, DFNET_STATUS_OK);
+  const char offers[2][128] = {"fuchsia.hardware.pci.Service", "dfnet.hardware.rng.Service"};
+  topology_add_args_t a = {.name = "bus", .offers = offers, .offer_count = 2, .host_id = 1};
+  topology_node_t *bus = NULL;
+  char err[256];
+  assert_int_equal(topology__add(&t, root, &a, &bus, err, sizeof err), DFNET_STATUS_OK);
+  dfnet_v1_NodeProperty own = prop_int(1, 31);
+  topology_node_t *child = add(&t, bus, "dev0", &own, 1, DFNET_STATUS_OK);
+  assert_int_equal(child->prop_count, 3);
+  assert_int_equal(child->derived_count, 2);
+  assert_string_equal(child->props[1].str_key, "fuchsia.hardware.pci.Service");
+  assert_string_equal(child->props[1].str_value,
+                      "fuchsia.hardware.pci.Service.ZirconTransport");
+  assert_int_equal(child->props[1].type, DFNET_BIND_VALUE_STRING);
+  topology__destroy(&t);
+}
+
+static void test_class_paths(void **state) {
+  (void)state;
+  topology_t t;
+  topology__init(&t);
+  topology_node_t *root = add(&t, NULL, "dev.h", NULL, 0, DFNET_STATUS_OK);
+  topology_node_t *n[3];
+  for (int i = 0; i < 3; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "r%d", i);
+    topology_add_args_t a = {.name = name, .class_name = "rng", .host_id = 1};
+    char err[256];
+    assert_int_equal(topology__add(&t, root, &a, &n[i], err, sizeof err), DFNET_STATUS_OK);
+  }
+  char path[64];
+  topology__class_path(n[2], path, sizeof path);
+  assert_string_equal(path, "class/rng/002");
+  /* Stable while the node lives: removing 001 does not renumber 002, nor reuse 001. */
+  topology__remove(&t, n[1]);
+  topology__class_path(n[2], path, sizeof path);
+  assert_string_equal(path, "class/rng/002");
+  assert_ptr_equal(topology__find_class_path(&t, "class/rng/002"), n[2]);
+  assert_null(topology__find_class_path(&t, "class/rng/001"));
+  assert_null(topology__find_class_path(&t, "class/rng/x"));
+  topology_add_args_t bad = {.name = "bad", .class_name = "no/slash", .host_id = 1};
+  topology_node_t *out;
+  char err[256];
+  assert_int_equal(topology__add(&t, root, &bad, &out, err, sizeof err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  topology__class_path(root, path, sizeof path);
+  assert_string_equal(path, "");
+  topology__destroy(&t);
+}
+
+static void test_composite_node(void **state) {
+  (void)state;
+  topology_t t;
+  topology__init(&t);
+  topology_node_t *root = add(&t, NULL, "dev.h", NULL, 0, DFNET_STATUS_OK);
+  topology_node_t *a = add(&t, root, "a", NULL, 0, DFNET_STATUS_OK);
+  topology_node_t *b = add(&t, root, "b", NULL, 0, DFNET_STATUS_OK);
+  topology_node_t *parents[2] = {a, b}, *c = NULL;
+  char err[256];
+  assert_int_equal(topology__add_composite(&t, parents, 2, "combo", 1, &c, err, sizeof err),
+                   DFNET_STATUS_OK);
+  assert_string_equal(c->moniker, "dev.h.a.combo");
+  assert_int_equal(c->parent_count, 2);
+  assert_int_equal(a->child_count, 1);
+  assert_int_equal(b->child_count, 1);
+  topology__remove(&t, c);
+  assert_int_equal(a->child_count, 0);
+  assert_int_equal(b->child_count, 0);
+  topology__destroy(&t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_names_and_monikers),
+      cmocka_unit_test(test_property_checks),
+      cmocka_unit_test(test_offer_derived_properties),
+      cmocka_unit_test(test_class_paths),
+      cmocka_unit_test(test_composite_node),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,155 @@
+/* A scripted test host-session and client helper for integration tests, built on the real
+ * transport (lib/transport.h) and the real dfnet-manager process: no mock of our own code.
+ *
+ *   th_manager_t mgr;                         // start dfnet-manager on an ephemeral port
+ *   th_manager_start(&mgr, "/tmp/x/state", "/tmp/x/drivers", "--host-grace", "2", NULL);
+ *   th_write_driver("/tmp/x/drivers", "rng", "fuchsia.BIND_PROTOCOL == 31;", NULL);
+ *   testhost_t *h = th_connect(&mgr, "lab-a", "host");  // certificate issued, Hello sent
+ *   th_node_add(h, "dev.lab-a", "rng0", props, n, ...); // NodeAdd, returns the Status code
+ *   th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-a.rng0", 5000, &ev);
+ *   th_close(h); th_manager_stop(&mgr);
+ *
+ * A host session answers the manager's DriverStart with DriverStatus RUNNING (driver host
+ * ids 1, 2, ... per session; the requested id when colocating), or with a Status when the
+ * URL was marked failing (th_fail_url); DriverStop with Status OK. Every envelope the
+ * manager sends is recorded in order (th_wait_event, th_events).
+ *
+ * Every function reports failure by return value and never aborts; tests assert on it.
+ */
+#ifndef DFNET_TESTS_TESTHOST_H
+#define DFNET_TESTS_TESTHOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dfnet/status.h"
+#include "lib/envelope.h"
+#include "lib/transport.h"
+
+/* A dfnet-manager child process. */
+typedef struct th_manager {
+  pid_t pid;
+  uint16_t port;
+  char state_dir[512];
+  char log_path[600];
+} th_manager_t;
+
+/* Start build/manager/dfnet-manager (DFNET_BUILD_DIR) with --listen 127.0.0.1:0,
+ * --state-dir state_dir, --drivers drivers_dir (NULL: none) and the extra arguments
+ * (NULL-terminated). Waits up to 10 s for "listening on". stderr goes to
+ * <state_dir>.log. Returns 0 or -1. */
+int th_manager_start(th_manager_t *m, const char *state_dir, const char *drivers_dir, ...);
+
+/* SIGTERM, wait (10 s, then SIGKILL). Returns the exit status (0..255), or -1 when it did
+ * not exit by itself or died by a signal. */
+int th_manager_stop(th_manager_t *m);
+
+/* Is the process still running? */
+bool th_manager_alive(th_manager_t *m);
+
+/* Write a driver package directory <dir>/<name>/ with meta/<name>.json (program block:
+ * runner, binary, bind + `extra` JSON members, e.g. "\"fallback\": \"true\"", may be NULL),
+ * meta/bind/<name>.bindbc compiled from `bind_source` (dfnet_bind_compile, the code
+ * dfnet-bindc runs), driver/<name>.so (a placeholder: the manager never loads it).
+ * Returns 0, or -1 (a compile error is printed). */
+int th_write_driver(const char *dir, const char *name, const char *bind_source,
+                    const char *extra);
+
+/* Pack a package directory and compute its digest (lib/package.h). Caller frees *data. */
+int th_pack(const char *pkg_dir, uint8_t **data, size_t *size, uint8_t digest[32]);
+
+/* `rm -rf` + mkdir -p of a fresh directory. */
+int th_fresh_dir(const char *path);
+
+typedef struct testhost testhost_t;
+
+/* One envelope the manager sent to a session. */
+typedef struct th_event {
+  pb_size_t which;
+  uint64_t id;
+  char node[512];     /* DriverStart/DriverStop node, NodeRemove moniker, WatchEvent subject */
+  char url[256];      /* DriverStart/DriverStop url, WatchEvent detail */
+  uint64_t driver_host_id; /* DriverStart: requested (0 = new) */
+  int kind;           /* WatchEvent kind */
+  size_t seq;         /* position in the session's record */
+} th_event_t;
+
+/* Connect to the manager: issue a certificate for `name` with `role` ("host", "admin",
+ * "operator", "viewer") from the manager's state dir, open the host subprotocol for
+ * "host" (else the client one), send Hello and wait for the answer.
+ * Returns the session, or NULL; *status (may be NULL) gets OK for Welcome, else the
+ * Status code of the refusal (UNAVAILABLE when no session could be opened). */
+testhost_t *th_connect(th_manager_t *m, const char *name, const char *role,
+                       dfnet_status_t *status);
+
+/* Close the session and free it (NULL is fine). */
+void th_close(testhost_t *h);
+
+/* Answer DriverStart for URLs containing `url_part` with Status `code` (OK clears). */
+void th_fail_url(testhost_t *h, const char *url_part, dfnet_status_t code);
+
+/* Send a request and wait for its one reply (copied into *reply; bulk dropped).
+ * Returns OK or the transport's error. */
+dfnet_status_t th_request(testhost_t *h, dfnet_envelope_t *req, dfnet_envelope_t *reply,
+                          uint32_t timeout_ms);
+
+/* Send without waiting (an event, id as set). */
+dfnet_status_t th_send(testhost_t *h, dfnet_envelope_t *env);
+
+/* A property for th_node_add: "KEY=u:NUM", "KEY=s:TEXT", "KEY=b:true", "KEY=e:ENUM";
+ * KEY "#N" is the integer key N. */
+typedef const char *th_prop_t;
+
+/* NodeAdd{parent, name, props, offers (NULL-terminated or NULL), class_name (may be NULL)}.
+ * Returns the Status code of the answer (or the transport error); *message (may be NULL,
+ * 512 bytes) gets its text. */
+dfnet_status_t th_node_add(testhost_t *h, const char *parent, const char *name,
+                           const th_prop_t *props, size_t nprops, const char *const *offers,
+                           const char *class_name, char *message);
+
+/* NodeAdd for reconcile: like th_node_add with driver_url and driver_host_id. */
+dfnet_status_t th_node_add_running(testhost_t *h, const char *parent, const char *name,
+                                   const th_prop_t *props, size_t nprops,
+                                   const char *driver_url, uint64_t driver_host_id);
+
+/* NodeRemove{moniker} (answered with Status). */
+dfnet_status_t th_node_remove(testhost_t *h, const char *moniker);
+
+/* DriverHostExit event for driver host `dh` with the given nodes (NULL-terminated). */
+dfnet_status_t th_driver_host_exit(testhost_t *h, uint64_t dh, const char *const *nodes);
+
+/* Wait until the session has received an envelope of kind `which` (0 = any) whose node
+ * equals `node` (NULL = any), at or after position *from (NULL = 0). On success *out is
+ * filled and *from (if given) moves past it. Returns true, or false after timeout_ms. */
+bool th_wait_event(testhost_t *h, pb_size_t which, const char *node, uint32_t timeout_ms,
+                   size_t *from, th_event_t *out);
+
+/* Count the recorded envelopes of kind `which` for `node` (NULL = any). */
+size_t th_count_events(testhost_t *h, pb_size_t which, const char *node);
+
+/* Copy of the recorded envelopes (caller frees *out). */
+size_t th_events(testhost_t *h, th_event_t **out);
+
+/* Client: a list request; every item before the closing Status is passed to `each`
+ * (borrowed envelope). Returns the closing Status code (message in *message if given). */
+dfnet_status_t th_list(testhost_t *h, dfnet_envelope_t *req,
+                       void (*each)(void *user, const dfnet_envelope_t *item), void *user,
+                       char *message);
+
+/* Client: NodeInfo of one moniker (exact ListNodes, verbose). OK or NOT_FOUND. */
+dfnet_status_t th_node_info(testhost_t *h, const char *moniker, dfnet_v1_NodeInfo *out);
+
+/* Poll th_node_info until pred(info) holds or timeout_ms passes. */
+bool th_wait_node(testhost_t *h, const char *moniker, bool (*pred)(const dfnet_v1_NodeInfo *),
+                  uint32_t timeout_ms, dfnet_v1_NodeInfo *out);
+
+/* Client: upload a package in chunks of `chunk` bytes; returns the last Status code. */
+dfnet_status_t th_upload(testhost_t *h, const char *name, const uint8_t *data, size_t size,
+                         const uint8_t digest[32], size_t chunk, char *message);
+
+/* The session's id and transport (for tests that need more). */
+dfnet_session_id_t th_session(testhost_t *h);
+
+#endif /* DFNET_TESTS_TESTHOST_H */
