@@ -1,11 +1,10 @@
 /* The driver-host supervisor (host/supervisor/supervisor.h).
  *
- * One thread (io_main) polls every driver host's socket and pidfd plus a wake eventfd;
- * what it reads is queued as events, whose bookkeeping and callbacks run in
- * dfnet_supervisor_dispatch() on the agent's thread. sup->mu guards the host list, each
- * host's out queue, pending requests and nodes, and the event queue. A host record is
- * freed by dispatch() after its exit event, which the io thread queues as its last touch
- * of the record (io_done).
+ * No thread: an epoll instance holds every driver host's socket and pidfd plus a timerfd
+ * for stop grace periods; dfnet_supervisor_dispatch() (the agent's thread) reads, reaps and
+ * runs the callbacks. sup->mu guards the host list and each host's out queue, pending
+ * requests and nodes, because dfnet_supervisor_send/close/kill may come from other
+ * threads. Host records are freed only by dispatch, after their exit was delivered.
  */
 #include "host/supervisor/supervisor.h"
 
@@ -19,9 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,13 +55,13 @@ typedef struct sv_host {
   pid_t pid;
   int fd;
   int pidfd;
-  bool eof;          /* io thread: the socket said EOF */
-  bool io_done;      /* io thread: exit queued, fds closed */
-  bool exited;       /* the exit was seen: sends are refused */
+  bool eof;          /* the socket said EOF */
+  bool exited;       /* reaped: sends are refused, fds closed */
+  bool pollout;      /* EPOLLOUT is registered */
   bool closing;
   bool killed;
   uint64_t kill_at_ns;
-  dfnet_frame_reader_t reader; /* io thread only */
+  dfnet_frame_reader_t reader; /* dispatch only */
   out_buf_t *out_head, *out_tail;
   pend_t *pend;
   size_t npend, cap_pend;
@@ -70,34 +70,24 @@ typedef struct sv_host {
   uint64_t next_link_id;
 } sv_host_t;
 
-typedef enum ev_kind { EV_FRAME, EV_EXIT } ev_kind_t;
-
-typedef struct sv_event {
-  struct sv_event *next;
-  ev_kind_t kind;
-  sv_host_t *host;
-  int exit_code;
-  int signal;
-  size_t len;
-  uint8_t data[];
-} sv_event_t;
-
 struct dfnet_supervisor {
   dfnet_supervisor_config_t cfg;
   char *path;
   char **extra;
   size_t nextra;
-  pthread_t thread;
   pthread_mutex_t mu;
-  int io_wake;      /* eventfd: wakes the io thread */
-  int ready_fd;     /* eventfd: events queued for dispatch */
-  bool stopping;
+  int epfd;         /* sockets, pidfds, timer */
+  int timer_fd;     /* next stop grace deadline */
+  bool freeing;     /* no callbacks any more */
   sv_host_t *hosts;
-  sv_event_t *ev_head, *ev_tail;
   uint64_t next_host_id;
   dfnet_envelope_t *denv; /* dispatch only */
+  uint8_t *chunk;         /* dispatch only */
   uint64_t late_frames;
 };
+
+/* epoll data: host id << 2 | what */
+enum { EP_SOCK = 0, EP_PIDFD = 1, EP_TIMER = 2 };
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -105,17 +95,6 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void poke(int efd) {
-  uint64_t one = 1;
-  if (write(efd, &one, sizeof one) < 0 && errno != EAGAIN)
-    DFNET_LOGE(SV_SUBSYS, NULL, "eventfd write: %s", strerror(errno));
-}
-
-static void drain_efd(int efd) {
-  uint64_t v;
-  if (read(efd, &v, sizeof v) < 0 && errno != EAGAIN)
-    DFNET_LOGE(SV_SUBSYS, NULL, "eventfd read: %s", strerror(errno));
-}
 
 static sv_host_t *find_host(dfnet_supervisor_t *sup, uint64_t id) {
   for (sv_host_t *h = sup->hosts; h != NULL; h = h->next)
@@ -124,70 +103,29 @@ static sv_host_t *find_host(dfnet_supervisor_t *sup, uint64_t id) {
   return NULL;
 }
 
-/* ---- io thread ------------------------------------------------------------------------- */
-
-/* Queue an event. sup->mu held. */
-static void queue_event_locked(dfnet_supervisor_t *sup, sv_event_t *ev) {
-  ev->next = NULL;
-  if (sup->ev_tail != NULL)
-    sup->ev_tail->next = ev;
-  else
-    sup->ev_head = ev;
-  sup->ev_tail = ev;
+/* Register or change the socket's epoll interest (EPOLLOUT while the out queue has data).
+ * sup->mu held. */
+static void update_pollout_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
+  bool want = h->out_head != NULL && !h->exited && !h->eof;
+  if (want == h->pollout || h->exited)
+    return;
+  struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0),
+                           .data.u64 = h->id << 2 | EP_SOCK};
+  if (epoll_ctl(sup->epfd, EPOLL_CTL_MOD, h->fd, &ev) == 0)
+    h->pollout = want;
 }
 
-static void notify(dfnet_supervisor_t *sup) {
-  poke(sup->ready_fd);
-  if (sup->cfg.wake != NULL)
-    sup->cfg.wake(sup->cfg.arg);
-}
-
-/* Read what the socket has. Returns true when something was queued. */
-static bool read_host(dfnet_supervisor_t *sup, sv_host_t *h, uint8_t *chunk) {
-  bool queued = false;
-  while (!h->eof) {
-    ssize_t got = read(h->fd, chunk, SV_READ_CHUNK);
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got < 0 && errno == EAGAIN)
-      break;
-    if (got <= 0) {
-      h->eof = true;
-      break;
-    }
-    size_t off = 0;
-    while (off < (size_t)got) {
-      size_t used = 0, flen = 0;
-      const uint8_t *frame = NULL;
-      dfnet_status_t st = dfnet_frame_reader_feed(&h->reader, chunk + off, (size_t)got - off,
-                                                  &used, &frame, &flen);
-      off += used;
-      if (st != DFNET_STATUS_OK)
-        DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu: frame skipped: %s",
-                   (unsigned long long)h->id, dfnet_status_str(st));
-      if (frame == NULL)
-        continue;
-      sv_event_t *ev = malloc(sizeof *ev + flen);
-      if (ev == NULL) {
-        DFNET_LOGE(SV_SUBSYS, NULL, "out of memory: frame of driver host %llu dropped",
-                   (unsigned long long)h->id);
-        continue;
-      }
-      ev->kind = EV_FRAME;
-      ev->host = h;
-      ev->len = flen;
-      memcpy(ev->data, frame, flen);
-      pthread_mutex_lock(&sup->mu);
-      queue_event_locked(sup, ev);
-      pthread_mutex_unlock(&sup->mu);
-      queued = true;
-    }
+static void drop_out_queue(sv_host_t *h) {
+  while (h->out_head != NULL) {
+    out_buf_t *next = h->out_head->next;
+    free(h->out_head);
+    h->out_head = next;
   }
-  return queued;
+  h->out_tail = NULL;
 }
 
 /* Write the out queue without blocking. sup->mu held. */
-static void flush_locked(sv_host_t *h) {
+static void flush_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
   while (h->out_head != NULL && !h->exited) {
     out_buf_t *b = h->out_head;
     ssize_t n = send(h->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -198,152 +136,42 @@ static void flush_locked(sv_host_t *h) {
         /* The peer is going away; its exit will answer what is pending. */
         DFNET_LOGD(SV_SUBSYS, NULL, "driver host %llu: write: %s", (unsigned long long)h->id,
                    strerror(errno));
-        while (h->out_head != NULL) {
-          out_buf_t *next = h->out_head->next;
-          free(h->out_head);
-          h->out_head = next;
-        }
-        h->out_tail = NULL;
+        drop_out_queue(h);
       }
-      return;
+      break;
     }
     b->off += (size_t)n;
     if (b->off < b->len)
-      return;
+      break;
     h->out_head = b->next;
     if (h->out_head == NULL)
       h->out_tail = NULL;
     free(b);
   }
+  update_pollout_locked(sup, h);
 }
 
-/* The process ended: collect its status, read its last frames, queue the exit. */
-static void reap_host(dfnet_supervisor_t *sup, sv_host_t *h, uint8_t *chunk) {
-  siginfo_t info;
-  memset(&info, 0, sizeof info);
-  while (waitid(P_PIDFD, (id_t)h->pidfd, &info, WEXITED) != 0 && errno == EINTR)
-    ;
-  read_host(sup, h, chunk);
-  sv_event_t *ev = calloc(1, sizeof *ev);
-  pthread_mutex_lock(&sup->mu);
-  h->exited = true;
-  h->io_done = true;
-  close(h->fd);
-  close(h->pidfd);
-  h->fd = h->pidfd = -1;
-  while (h->out_head != NULL) {
-    out_buf_t *next = h->out_head->next;
-    free(h->out_head);
-    h->out_head = next;
-  }
-  h->out_tail = NULL;
-  if (ev != NULL) {
-    ev->kind = EV_EXIT;
-    ev->host = h;
-    ev->exit_code = info.si_code == CLD_EXITED ? info.si_status : -1;
-    ev->signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
-    queue_event_locked(sup, ev);
-  }
-  pthread_mutex_unlock(&sup->mu);
-  dfnet_frame_reader_free(&h->reader);
-  if (ev == NULL)
-    DFNET_LOGE(SV_SUBSYS, NULL, "out of memory: exit of driver host %llu not reported",
-               (unsigned long long)h->id);
-}
-
-static void *io_main(void *arg) {
-  dfnet_supervisor_t *sup = arg;
-  uint8_t *chunk = malloc(SV_READ_CHUNK);
-  struct pollfd *pfd = NULL;
-  sv_host_t **who = NULL;
-  size_t cap = 0;
-  if (chunk == NULL) {
-    DFNET_LOGE(SV_SUBSYS, NULL, "out of memory: supervisor thread not running");
-    return NULL;
-  }
-  for (;;) {
-    size_t n = 1;
-    int timeout = -1;
-    uint64_t now = now_ns();
-    pthread_mutex_lock(&sup->mu);
-    size_t live = 0;
-    for (sv_host_t *h = sup->hosts; h != NULL; h = h->next)
-      live += !h->io_done;
-    if (sup->stopping && live == 0) {
-      pthread_mutex_unlock(&sup->mu);
-      break;
-    }
-    if (2 * live + 1 > cap) {
-      size_t ncap = 2 * live + 8;
-      struct pollfd *np = realloc(pfd, ncap * sizeof *np);
-      sv_host_t **nw = np ? realloc(who, ncap * sizeof *nw) : NULL;
-      if (np != NULL)
-        pfd = np;
-      if (nw == NULL) {
-        pthread_mutex_unlock(&sup->mu);
-        DFNET_LOGE(SV_SUBSYS, NULL, "out of memory in the supervisor thread");
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-        continue;
-      }
-      who = nw;
-      cap = ncap;
-    }
-    pfd[0] = (struct pollfd){.fd = sup->io_wake, .events = POLLIN};
-    who[0] = NULL;
-    for (sv_host_t *h = sup->hosts; h != NULL; h = h->next) {
-      if (h->io_done)
-        continue;
-      if (h->closing && !h->killed) {
-        if (now >= h->kill_at_ns) {
-          DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu (pid %ld) did not stop in time: SIGKILL",
-                     (unsigned long long)h->id, (long)h->pid);
-          pidfd_send_signal(h->pidfd, SIGKILL, NULL, 0);
-          h->killed = true;
-        } else {
-          int ms = (int)((h->kill_at_ns - now) / 1000000u) + 1;
-          if (timeout < 0 || ms < timeout)
-            timeout = ms;
-        }
-      }
-      pfd[n] = (struct pollfd){.fd = h->pidfd, .events = POLLIN};
-      who[n++] = h;
-      pfd[n] = (struct pollfd){.fd = h->eof ? -1 : h->fd,
-                               .events = (short)(POLLIN | (h->out_head ? POLLOUT : 0))};
-      who[n++] = h;
-    }
-    pthread_mutex_unlock(&sup->mu);
-
-    if (poll(pfd, n, timeout) < 0) {
-      if (errno != EINTR)
-        DFNET_LOGE(SV_SUBSYS, NULL, "poll: %s", strerror(errno));
+/* Arm the timer for the earliest stop grace deadline; SIGKILL the overdue. sup->mu held. */
+static void kill_timers_locked(dfnet_supervisor_t *sup) {
+  uint64_t now = now_ns(), next = 0;
+  for (sv_host_t *h = sup->hosts; h != NULL; h = h->next) {
+    if (!h->closing || h->killed || h->exited)
       continue;
+    if (now >= h->kill_at_ns) {
+      DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu (pid %ld) did not stop in time: SIGKILL",
+                 (unsigned long long)h->id, (long)h->pid);
+      pidfd_send_signal(h->pidfd, SIGKILL, NULL, 0);
+      h->killed = true;
+    } else if (next == 0 || h->kill_at_ns < next) {
+      next = h->kill_at_ns;
     }
-    if (pfd[0].revents & POLLIN)
-      drain_efd(sup->io_wake);
-    bool queued = false;
-    for (size_t i = 1; i < n; i += 2) {
-      sv_host_t *h = who[i];
-      short sock_ev = pfd[i + 1].revents;
-      if (sock_ev & POLLOUT) {
-        pthread_mutex_lock(&sup->mu);
-        flush_locked(h);
-        pthread_mutex_unlock(&sup->mu);
-      }
-      if (sock_ev & (POLLIN | POLLHUP | POLLERR))
-        queued |= read_host(sup, h, chunk);
-      if (pfd[i].revents & POLLIN) {
-        reap_host(sup, h, chunk);
-        queued = true;
-      }
-    }
-    if (queued)
-      notify(sup);
   }
-  free(pfd);
-  free(who);
-  free(chunk);
-  return NULL;
+  struct itimerspec its = {0};
+  if (next != 0) {
+    its.it_value.tv_sec = (time_t)(next / 1000000000u);
+    its.it_value.tv_nsec = (long)(next % 1000000000u);
+  }
+  timerfd_settime(sup->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------- */
@@ -374,11 +202,7 @@ static void free_host(sv_host_t *h) {
   for (size_t i = 0; i < h->nnodes; i++)
     free(h->nodes[i]);
   free(h->nodes);
-  while (h->out_head != NULL) {
-    out_buf_t *next = h->out_head->next;
-    free(h->out_head);
-    h->out_head = next;
-  }
+  drop_out_queue(h);
   dfnet_frame_reader_free(&h->reader);
   if (h->fd >= 0)
     close(h->fd);
@@ -392,6 +216,8 @@ static void free_config_copies(dfnet_supervisor_t *sup) {
   for (size_t i = 0; i < sup->nextra; i++)
     free(sup->extra[i]);
   free(sup->extra);
+  free(sup->denv);
+  free(sup->chunk);
 }
 
 dfnet_status_t dfnet_supervisor_new(const dfnet_supervisor_config_t *config,
@@ -413,84 +239,78 @@ dfnet_status_t dfnet_supervisor_new(const dfnet_supervisor_config_t *config,
   for (size_t i = 0; copied && i < sup->nextra; i++)
     copied = (sup->extra[i] = strdup(config->extra_args[i])) != NULL;
   sup->denv = malloc(sizeof *sup->denv);
-  if (!copied || sup->denv == NULL)
+  sup->chunk = malloc(SV_READ_CHUNK);
+  sup->epfd = sup->timer_fd = -1;
+  if (!copied || sup->denv == NULL || sup->chunk == NULL)
     goto copies_failed;
   sup->cfg.driver_host_path = NULL;
   sup->cfg.extra_args = NULL;
   if (access(sup->path, X_OK) != 0) {
     DFNET_LOGE(SV_SUBSYS, NULL, "driver host executable %s: %s", sup->path, strerror(errno));
     free_config_copies(sup);
-    free(sup->denv);
     free(sup);
     return DFNET_STATUS_NOT_FOUND;
   }
-  sup->io_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (sup->io_wake < 0)
-    goto io_wake_failed;
-  sup->ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (sup->ready_fd < 0)
-    goto ready_fd_failed;
+  sup->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (sup->epfd < 0)
+    goto epoll_failed;
+  sup->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EP_TIMER};
+  if (sup->timer_fd < 0 || epoll_ctl(sup->epfd, EPOLL_CTL_ADD, sup->timer_fd, &ev) != 0)
+    goto timer_failed;
   pthread_mutex_init(&sup->mu, NULL);
   sup->next_host_id = 1;
-  if (pthread_create(&sup->thread, NULL, io_main, sup) != 0)
-    goto thread_failed;
   *out = sup;
   return DFNET_STATUS_OK;
 
-thread_failed:
-  pthread_mutex_destroy(&sup->mu);
-  close(sup->ready_fd);
-ready_fd_failed:
-  close(sup->io_wake);
-io_wake_failed:
-  DFNET_LOGE(SV_SUBSYS, NULL, "cannot start the supervisor: %s", strerror(errno));
+timer_failed:
+  if (sup->timer_fd >= 0)
+    close(sup->timer_fd);
+  close(sup->epfd);
+epoll_failed:
+  DFNET_LOGE(SV_SUBSYS, NULL, "cannot create the supervisor: %s", strerror(errno));
 copies_failed:
   free_config_copies(sup);
-  free(sup->denv);
   free(sup);
   return DFNET_STATUS_INTERNAL;
 }
+
+static void process_events(dfnet_supervisor_t *sup, size_t *delivered);
 
 void dfnet_supervisor_free(dfnet_supervisor_t *sup) {
   if (sup == NULL)
     return;
   pthread_mutex_lock(&sup->mu);
-  sup->stopping = true;
-  uint64_t ids[64];
-  size_t n = 0;
-  for (sv_host_t *h = sup->hosts; h != NULL && n < 64; h = h->next)
-    ids[n++] = h->id;
-  pthread_mutex_unlock(&sup->mu);
-  for (size_t i = 0; i < n; i++)
-    dfnet_supervisor_close(sup, ids[i]);
-  pthread_mutex_lock(&sup->mu);
-  for (sv_host_t *h = sup->hosts; h != NULL; h = h->next)
-    if (!h->closing && !h->io_done) { /* beyond the first 64 */
+  sup->freeing = true;
+  uint64_t now = now_ns();
+  for (sv_host_t *h = sup->hosts; h != NULL; h = h->next) {
+    if (!h->closing && !h->exited) {
       h->closing = true;
-      h->kill_at_ns = now_ns();
+      h->kill_at_ns = now + (uint64_t)sup->cfg.stop_grace_ms * 1000000u;
+      shutdown(h->fd, SHUT_WR);
     }
+  }
+  kill_timers_locked(sup);
   pthread_mutex_unlock(&sup->mu);
-  poke(sup->io_wake);
-  pthread_join(sup->thread, NULL);
-  while (sup->ev_head != NULL) {
-    sv_event_t *next = sup->ev_head->next;
-    free(sup->ev_head);
-    sup->ev_head = next;
+  for (;;) {
+    pthread_mutex_lock(&sup->mu);
+    bool any = sup->hosts != NULL;
+    pthread_mutex_unlock(&sup->mu);
+    if (!any)
+      break;
+    struct pollfd p = {.fd = sup->epfd, .events = POLLIN};
+    poll(&p, 1, 1000);
+    size_t delivered = 0;
+    process_events(sup, &delivered);
   }
-  while (sup->hosts != NULL) {
-    sv_host_t *next = sup->hosts->next;
-    free_host(sup->hosts);
-    sup->hosts = next;
-  }
-  close(sup->io_wake);
-  close(sup->ready_fd);
+  close(sup->timer_fd);
+  close(sup->epfd);
   pthread_mutex_destroy(&sup->mu);
   free_config_copies(sup);
-  free(sup->denv);
   free(sup);
 }
 
-int dfnet_supervisor_fd(const dfnet_supervisor_t *sup) { return sup->ready_fd; }
+int dfnet_supervisor_fd(const dfnet_supervisor_t *sup) { return sup->epfd; }
 
 /* ---- spawn, close, kill ---------------------------------------------------------------------- */
 
@@ -556,10 +376,20 @@ dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id
   dfnet_frame_reader_init(&h->reader, DFNET_FRAME_MAX_DEFAULT);
   pthread_mutex_lock(&sup->mu);
   h->id = sup->next_host_id++;
+  struct epoll_event es = {.events = EPOLLIN, .data.u64 = h->id << 2 | EP_SOCK};
+  struct epoll_event ep = {.events = EPOLLIN, .data.u64 = h->id << 2 | EP_PIDFD};
+  if (epoll_ctl(sup->epfd, EPOLL_CTL_ADD, h->fd, &es) != 0 ||
+      epoll_ctl(sup->epfd, EPOLL_CTL_ADD, h->pidfd, &ep) != 0) {
+    pthread_mutex_unlock(&sup->mu);
+    DFNET_LOGE(SV_SUBSYS, NULL, "epoll_ctl: %s", strerror(errno));
+    pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+    waitpid(child, NULL, 0);
+    free_host(h);
+    return DFNET_STATUS_UNAVAILABLE;
+  }
   h->next = sup->hosts;
   sup->hosts = h;
   pthread_mutex_unlock(&sup->mu);
-  poke(sup->io_wake);
   DFNET_LOGD(SV_SUBSYS, NULL, "driver host %llu: pid %ld", (unsigned long long)h->id,
              (long)child);
   *host_id = h->id;
@@ -583,14 +413,14 @@ dfnet_status_t dfnet_supervisor_close(dfnet_supervisor_t *sup, uint64_t host_id)
     pthread_mutex_unlock(&sup->mu);
     return DFNET_STATUS_NOT_FOUND;
   }
-  if (!h->closing && !h->io_done) {
+  if (!h->closing && !h->exited) {
     h->closing = true;
     h->kill_at_ns = now_ns() + (uint64_t)sup->cfg.stop_grace_ms * 1000000u;
-    flush_locked(h);
+    flush_locked(sup, h);
     shutdown(h->fd, SHUT_WR);
+    kill_timers_locked(sup);
   }
   pthread_mutex_unlock(&sup->mu);
-  poke(sup->io_wake);
   return DFNET_STATUS_OK;
 }
 
@@ -600,7 +430,7 @@ dfnet_status_t dfnet_supervisor_kill(dfnet_supervisor_t *sup, uint64_t host_id, 
   dfnet_status_t st = DFNET_STATUS_OK;
   pthread_mutex_lock(&sup->mu);
   sv_host_t *h = find_host(sup, host_id);
-  if (h == NULL || h->io_done || pidfd_send_signal(h->pidfd, sig, NULL, 0) != 0)
+  if (h == NULL || h->exited || pidfd_send_signal(h->pidfd, sig, NULL, 0) != 0)
     st = DFNET_STATUS_NOT_FOUND;
   pthread_mutex_unlock(&sup->mu);
   return st;
@@ -616,7 +446,7 @@ uint64_t dfnet_supervisor_late_frames(dfnet_supervisor_t *sup) {
 pid_t dfnet_supervisor_pid(dfnet_supervisor_t *sup, uint64_t host_id) {
   pthread_mutex_lock(&sup->mu);
   sv_host_t *h = find_host(sup, host_id);
-  pid_t pid = h != NULL && !h->io_done ? h->pid : -1;
+  pid_t pid = h != NULL && !h->exited ? h->pid : -1;
   pthread_mutex_unlock(&sup->mu);
   return pid;
 }
@@ -689,14 +519,13 @@ dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
                                      dfnet_envelope_t *env) {
   uint64_t tag = env->pb.id;
   dfnet_status_t st = DFNET_STATUS_OK;
-  bool wake = false;
   pthread_mutex_lock(&sup->mu);
   sv_host_t *h = find_host(sup, host_id);
   if (h == NULL) {
     st = DFNET_STATUS_NOT_FOUND;
     goto unlock;
   }
-  if (h->exited || h->closing) {
+  if (h->exited || h->closing || h->eof) {
     st = DFNET_STATUS_UNAVAILABLE;
     goto unlock;
   }
@@ -747,13 +576,10 @@ dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
     h->out_head = b;
   h->out_tail = b;
   if (was_empty)
-    flush_locked(h);
-  wake = h->out_head != NULL;
+    flush_locked(sup, h);
 unlock:
   pthread_mutex_unlock(&sup->mu);
   env->pb.id = tag;
-  if (wake)
-    poke(sup->io_wake);
   return st;
 }
 
@@ -825,15 +651,92 @@ static void exit_reason(char *buf, size_t cap, int code, int sig) {
   }
 }
 
-static void run_exit(dfnet_supervisor_t *sup, sv_event_t *ev) {
-  sv_host_t *h = ev->host;
+static void exit_reason(char *buf, size_t cap, int code, int sig) {
+  if (sig != 0) {
+    const char *abbrev = sigabbrev_np(sig);
+    if (abbrev != NULL)
+      snprintf(buf, cap, "killed by SIG%s", abbrev);
+    else
+      snprintf(buf, cap, "killed by signal %d", sig);
+  } else {
+    snprintf(buf, cap, "exited with code %d", code);
+  }
+}
+
+/* Decode one frame, map its id, deliver it. */
+static void deliver_frame(dfnet_supervisor_t *sup, sv_host_t *h, const uint8_t *frame,
+                          size_t len, size_t *delivered) {
+  const char *err = NULL;
+  dfnet_status_t st = dfnet_envelope_decode(frame, len, DFNET_FRAME_MAX_DEFAULT, sup->denv, &err);
+  if (st != DFNET_STATUS_OK) {
+    DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu sent a frame that does not decode: %s: %s",
+               (unsigned long long)h->id, dfnet_status_str(st), err ? err : "?");
+    return;
+  }
+  pthread_mutex_lock(&sup->mu);
+  bool deliver = account_frame(sup, h, sup->denv) && !sup->freeing;
+  pthread_mutex_unlock(&sup->mu);
+  if (deliver) {
+    sup->cfg.on_envelope(sup->cfg.arg, h->id, sup->denv);
+    (*delivered)++;
+  }
+}
+
+/* Read and deliver what the socket has, until EAGAIN or EOF. */
+static void read_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) {
+  while (!h->eof) {
+    ssize_t got = read(h->fd, sup->chunk, SV_READ_CHUNK);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0 && errno == EAGAIN)
+      break;
+    if (got <= 0) {
+      /* EOF: the process is ending; its pidfd tells when. */
+      pthread_mutex_lock(&sup->mu);
+      h->eof = true;
+      drop_out_queue(h);
+      epoll_ctl(sup->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+      pthread_mutex_unlock(&sup->mu);
+      break;
+    }
+    size_t off = 0;
+    while (off < (size_t)got) {
+      size_t used = 0, flen = 0;
+      const uint8_t *frame = NULL;
+      dfnet_status_t st = dfnet_frame_reader_feed(&h->reader, sup->chunk + off,
+                                                  (size_t)got - off, &used, &frame, &flen);
+      off += used;
+      if (st != DFNET_STATUS_OK)
+        DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu: frame skipped: %s",
+                   (unsigned long long)h->id, dfnet_status_str(st));
+      if (frame != NULL)
+        deliver_frame(sup, h, frame, flen, delivered);
+    }
+  }
+}
+
+/* The process ended: read its last frames, answer what was in flight, report, free. */
+static void reap_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) {
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  while (waitid(P_PIDFD, (id_t)h->pidfd, &info, WEXITED) != 0 && errno == EINTR)
+    ;
+  read_host(sup, h, delivered);
+  int code = info.si_code == CLD_EXITED ? info.si_status : -1;
+  int sig = info.si_code == CLD_EXITED ? 0 : info.si_status;
   char reason[96];
   char message[200];
-  exit_reason(reason, sizeof reason, ev->exit_code, ev->signal);
+  exit_reason(reason, sizeof reason, code, sig);
   snprintf(message, sizeof message, "driver host %llu (pid %ld) exited: %s",
            (unsigned long long)h->id, (long)h->pid, reason);
   DFNET_LOGI(SV_SUBSYS, NULL, "%s", message);
+
   pthread_mutex_lock(&sup->mu);
+  h->exited = true;
+  epoll_ctl(sup->epfd, EPOLL_CTL_DEL, h->pidfd, NULL);
+  if (!h->eof)
+    epoll_ctl(sup->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+  drop_out_queue(h);
   pend_t *pend = h->pend;
   size_t npend = h->npend;
   h->pend = NULL;
@@ -841,7 +744,15 @@ static void run_exit(dfnet_supervisor_t *sup, sv_event_t *ev) {
   for (size_t i = 0; i < npend; i++)
     if (pend[i].kind == PEND_START)
       add_node(h, pend[i].node);
+  for (sv_host_t **pp = &sup->hosts; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == h) {
+      *pp = h->next;
+      break;
+    }
+  }
+  bool quiet = sup->freeing;
   pthread_mutex_unlock(&sup->mu);
+
   /* Exactly one final answer for what was in flight. */
   for (size_t i = 0; i < npend; i++) {
     dfnet_envelope_t *env = sup->denv;
@@ -857,66 +768,66 @@ static void run_exit(dfnet_supervisor_t *sup, sv_event_t *ev) {
       env->pb.msg.status.code = dfnet_v1_Code_UNAVAILABLE;
       snprintf(env->pb.msg.status.message, sizeof env->pb.msg.status.message, "%s", message);
     }
-    sup->cfg.on_envelope(sup->cfg.arg, h->id, env);
+    if (!quiet) {
+      sup->cfg.on_envelope(sup->cfg.arg, h->id, env);
+      (*delivered)++;
+    }
     free(pend[i].node);
   }
   free(pend);
-  dfnet_driver_host_exit_t info = {
+  dfnet_driver_host_exit_t x = {
       .host_id = h->id,
       .pid = h->pid,
-      .exit_code = ev->exit_code,
-      .signal = ev->signal,
+      .exit_code = code,
+      .signal = sig,
       .reason = reason,
       .nodes = (const char *const *)h->nodes,
       .node_count = h->nnodes,
   };
-  sup->cfg.on_exit(sup->cfg.arg, &info);
-  pthread_mutex_lock(&sup->mu);
-  for (sv_host_t **pp = &sup->hosts; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == h) {
-      *pp = h->next;
-      break;
-    }
+  if (!quiet) {
+    sup->cfg.on_exit(sup->cfg.arg, &x);
+    (*delivered)++;
   }
-  pthread_mutex_unlock(&sup->mu);
   free_host(h);
 }
 
-size_t dfnet_supervisor_dispatch(dfnet_supervisor_t *sup) {
-  size_t ran = 0;
-  drain_efd(sup->ready_fd);
+static void process_events(dfnet_supervisor_t *sup, size_t *delivered) {
+  struct epoll_event evs[32];
   for (;;) {
-    pthread_mutex_lock(&sup->mu);
-    sv_event_t *ev = sup->ev_head;
-    if (ev != NULL) {
-      sup->ev_head = ev->next;
-      if (sup->ev_head == NULL)
-        sup->ev_tail = NULL;
-    }
-    pthread_mutex_unlock(&sup->mu);
-    if (ev == NULL)
-      break;
-    ran++;
-    if (ev->kind == EV_EXIT) {
-      run_exit(sup, ev);
-      free(ev);
+    int n = epoll_wait(sup->epfd, evs, 32, 0);
+    if (n < 0 && errno == EINTR)
       continue;
+    if (n <= 0)
+      return;
+    for (int i = 0; i < n; i++) {
+      uint64_t what = evs[i].data.u64 & 3u, id = evs[i].data.u64 >> 2;
+      if (what == EP_TIMER) {
+        uint64_t ticks;
+        if (read(sup->timer_fd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+          DFNET_LOGE(SV_SUBSYS, NULL, "timerfd read: %s", strerror(errno));
+        pthread_mutex_lock(&sup->mu);
+        kill_timers_locked(sup);
+        pthread_mutex_unlock(&sup->mu);
+        continue;
+      }
+      /* Only dispatch frees hosts, so h stays valid after the lookup. */
+      pthread_mutex_lock(&sup->mu);
+      sv_host_t *h = find_host(sup, id);
+      if (h != NULL && what == EP_SOCK && (evs[i].events & EPOLLOUT))
+        flush_locked(sup, h);
+      pthread_mutex_unlock(&sup->mu);
+      if (h == NULL)
+        continue;
+      if (what == EP_SOCK && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        read_host(sup, h, delivered);
+      else if (what == EP_PIDFD)
+        reap_host(sup, h, delivered);
     }
-    const char *err = NULL;
-    dfnet_status_t st =
-        dfnet_envelope_decode(ev->data, ev->len, DFNET_FRAME_MAX_DEFAULT, sup->denv, &err);
-    if (st != DFNET_STATUS_OK) {
-      DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu sent a frame that does not decode: %s: %s",
-                 (unsigned long long)ev->host->id, dfnet_status_str(st), err ? err : "?");
-      free(ev);
-      continue;
-    }
-    pthread_mutex_lock(&sup->mu);
-    bool deliver = account_frame(sup, ev->host, sup->denv);
-    pthread_mutex_unlock(&sup->mu);
-    if (deliver)
-      sup->cfg.on_envelope(sup->cfg.arg, ev->host->id, sup->denv);
-    free(ev);
   }
-  return ran;
+}
+
+size_t dfnet_supervisor_dispatch(dfnet_supervisor_t *sup) {
+  size_t delivered = 0;
+  process_events(sup, &delivered);
+  return delivered;
 }

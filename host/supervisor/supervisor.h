@@ -6,15 +6,14 @@
  * of a socketpair as its fd 3; the other end (SOCK_CLOEXEC, non-blocking) stays here. Both
  * sides speak length-prefixed dfnet.v1 Envelopes (lib/frame.h).
  *
- * Threads. The supervisor runs one thread of its own: it reads every driver host's
- * socket, writes what could not be written at once, and notices exits through a pidfd.
- * It never calls the agent from that thread: what it receives is queued, and the agent
- * runs it by calling dfnet_supervisor_dispatch() on its own thread (the transport's
- * service thread) when dfnet_supervisor_fd() is readable, or after the optional `wake`
- * callback ran (use it to call lws_cancel_service()). All callbacks run inside
- * dfnet_supervisor_dispatch(), one at a time, in the order received, with no lock held:
- * they may call any dfnet_supervisor_* function but dispatch itself. The other functions
- * are thread-safe.
+ * Threads. The supervisor has no thread of its own: it is driven by the agent's loop.
+ * dfnet_supervisor_fd() is an epoll descriptor that becomes readable when a driver host
+ * sent something, exited, or a stop grace period ran out; the agent then calls
+ * dfnet_supervisor_dispatch() on its thread (with libwebsockets: adopt the fd as a raw
+ * file and dispatch on LWS_CALLBACK_RAW_RX_FILE). Every callback runs inside
+ * dfnet_supervisor_dispatch(), in the order received, with no lock held: callbacks may
+ * call any dfnet_supervisor_* function but dispatch itself. dispatch must be called from
+ * one thread at a time; the other functions are thread-safe.
  *
  * Ids. Requests the agent sends (Call, DriverStart, DriverStop) are renumbered on the
  * link, so the agent may use any id it likes (e.g. the manager's): the replies (Reply,
@@ -72,29 +71,28 @@ typedef struct dfnet_supervisor_config {
   void (*on_envelope)(void *arg, uint64_t host_id, const dfnet_envelope_t *env);
   /* A driver host ended; its id is invalid afterwards. Required. */
   void (*on_exit)(void *arg, const dfnet_driver_host_exit_t *exit);
-  /* Optional: called on the supervisor's thread whenever events were queued. Must be
-   * thread-safe and must not block (e.g. lws_cancel_service). */
-  void (*wake)(void *arg);
   void *arg;
 } dfnet_supervisor_config_t;
 
-/* Create a supervisor and start its thread. The config is copied.
+/* Create a supervisor. The config is copied.
  * Returns OK and *out; INVALID_ARGUMENT (a required callback missing); NOT_FOUND (no
- * executable at the driver host path); INTERNAL (thread, eventfd or memory). */
+ * executable at the driver host path); INTERNAL (epoll, timerfd or memory). */
 dfnet_status_t dfnet_supervisor_new(const dfnet_supervisor_config_t *config,
                                     dfnet_supervisor_t **out);
 
-/* Stop every driver host (close the link, SIGKILL after the grace period), wait for them,
- * stop the thread and free everything. Events still queued are dropped without callbacks.
- * NULL is a no-op. Not from a callback. */
+/* Stop every driver host (close the link, SIGKILL after the grace period), wait for them
+ * and free everything. No callback runs from here on. NULL is a no-op. Not from a
+ * callback. */
 void dfnet_supervisor_free(dfnet_supervisor_t *sup);
 
-/* An eventfd that is readable while events wait for dfnet_supervisor_dispatch(). Owned by
- * the supervisor (do not close it). */
+/* An epoll descriptor that is readable while dfnet_supervisor_dispatch() has work. Owned
+ * by the supervisor (do not close it). */
 int dfnet_supervisor_fd(const dfnet_supervisor_t *sup);
 
-/* Run the queued events' callbacks on the calling thread, then return. Returns how many
- * events ran. Not reentrant: never call it from a callback. */
+/* Read what the driver hosts sent, reap the ones that exited, send what waits for room,
+ * enforce stop grace periods; run the callbacks on the calling thread; never blocks.
+ * Returns how many envelopes and exits were delivered. Not reentrant: never call it from a
+ * callback. */
 size_t dfnet_supervisor_dispatch(dfnet_supervisor_t *sup);
 
 /* Spawn a driver host. *host_id receives its id (1, 2, ... never reused); *pid (may be
@@ -105,7 +103,7 @@ dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id
 
 /* Send one envelope to driver host `host_id`. The envelope is encoded before this returns
  * (env and its bulk bytes are only borrowed; env->pb.id is restored). Never blocks: what
- * the socket does not take now is written by the supervisor's thread.
+ * the socket does not take now is written by dfnet_supervisor_dispatch() when there is room.
  * Returns OK (a request then gets exactly one final answer through on_envelope);
  * NOT_FOUND (no such driver host, or a Cancel/StreamCredit for a call that is not in
  * flight); UNAVAILABLE (the driver host is exiting or gone: nothing will be answered);
