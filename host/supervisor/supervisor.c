@@ -651,18 +651,6 @@ static void exit_reason(char *buf, size_t cap, int code, int sig) {
   }
 }
 
-static void exit_reason(char *buf, size_t cap, int code, int sig) {
-  if (sig != 0) {
-    const char *abbrev = sigabbrev_np(sig);
-    if (abbrev != NULL)
-      snprintf(buf, cap, "killed by SIG%s", abbrev);
-    else
-      snprintf(buf, cap, "killed by signal %d", sig);
-  } else {
-    snprintf(buf, cap, "exited with code %d", code);
-  }
-}
-
 /* Decode one frame, map its id, deliver it. */
 static void deliver_frame(dfnet_supervisor_t *sup, sv_host_t *h, const uint8_t *frame,
                           size_t len, size_t *delivered) {
