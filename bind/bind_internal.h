@@ -103,6 +103,10 @@ _Noreturn void bind__fail(bind__ctx *ctx, const bind__file *file, bind__pos pos,
                           dfnet_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Offset of the first byte that is not valid UTF-8 (overlong forms, surrogates and code
+ * points above U+10FFFF are invalid), or n when all of s is valid. */
+size_t bind__utf8_invalid_at(const uint8_t *s, size_t n);
+
 /* ---- string -> pointer hash map (arena) ---- */
 typedef struct bind__map_entry {
   const char *key;

@@ -196,6 +196,17 @@ static void bind__lex_string(bind__lexer *lx, bind__tok *tok) {
 
 void bind__lex(bind__ctx *ctx, const bind__file *file, bind__tokens *out) {
   bind__lexer lx = {ctx, file, 0, 1, 0};
+  /* Source files are UTF-8 (Fuchsia reads them into a Rust String); symbols must be too. */
+  size_t bad = bind__utf8_invalid_at((const uint8_t *)file->text, file->len);
+  if (bad != file->len) {
+    for (size_t i = 0; i < bad; i++) {
+      if (file->text[i] == '\n') {
+        bind__newline(&lx, i);
+      }
+    }
+    bind__fail(ctx, file, bind__lexer_pos(&lx, bad), DFNET_STATUS_INVALID_ARGUMENT,
+               "invalid UTF-8 (byte 0x%02x)", (unsigned char)file->text[bad]);
+  }
   size_t cap = 64, count = 0;
   bind__tok *toks = bind__alloc(ctx, cap * sizeof(*toks));
   for (;;) {

@@ -82,45 +82,6 @@ bind__section(bind__reader *r, uint32_t magic, const char *what, uint32_t *size)
   return true;
 }
 
-static bool bind__utf8_valid(const uint8_t *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    uint8_t c = s[i];
-    size_t extra;
-    uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      extra = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (n - i <= extra) {
-      return false;
-    }
-    for (size_t k = 1; k <= extra; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) {
-        return false;
-      }
-      cp = cp << 6 | (s[i + k] & 0x3f);
-    }
-    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += extra + 1;
-  }
-  return true;
-}
-
 static bool __attribute__((warn_unused_result))
 bind__read_symbols(bind__reader *r, dfnet_bind_program_t *prog, uint8_t *owned, uint32_t size) {
   size_t end = r->at + size;
@@ -146,7 +107,7 @@ bind__read_symbols(bind__reader *r, dfnet_bind_program_t *prog, uint8_t *owned, 
     if (n > BIND__MAX_STRING) {
       return bind__reject(r, "symbol table: symbol %u is %zu bytes long (at most 255)", id, n);
     }
-    if (!bind__utf8_valid(r->p + r->at, n)) {
+    if (bind__utf8_invalid_at(r->p + r->at, n) != n) {
       return bind__reject(r, "symbol table: symbol %u is not valid UTF-8", id);
     }
     if (prog->symbol_count == cap) {

@@ -260,3 +260,42 @@ const char *bind__vtype_name(bind__vtype t) {
   }
   return "?";
 }
+
+size_t bind__utf8_invalid_at(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    uint8_t c = s[i];
+    size_t extra;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      extra = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (n - i <= extra) {
+      return i;
+    }
+    for (size_t k = 1; k <= extra; k++) {
+      if ((s[i + k] & 0xc0) != 0x80) {
+        return i;
+      }
+      cp = cp << 6 | (s[i + k] & 0x3f);
+    }
+    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return i;
+    }
+    i += extra + 1;
+  }
+  return n;
+}

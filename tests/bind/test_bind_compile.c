@@ -190,6 +190,10 @@ static const compile_case k_syntax_errors[] = {
              "cannot be empty", 2, 14),
     ERR_CASE("syntax_composite_unquoted_node_name", "composite c;\nprimary node a { true; }",
              "node's name as a string", 2, 14),
+    /* Regression (found by fuzz_bind_parser): invalid UTF-8 in a string compiled into a
+     * symbol the verifier rejects. */
+    ERR_CASE("syntax_invalid_utf8_in_string", "fuchsia.BIND_PROTOCOL == 1;\nx == \"a\x9e\";",
+             "invalid UTF-8 (byte 0x9e)", 2, 8),
     ERR_CASE("syntax_composite_missing_name", "composite ;\nprimary node \"a\" { true; }",
              "composite's name", 1, 11),
 };
