@@ -42,33 +42,37 @@
 #include <stdint.h>
 
 #include "dfnet/status.h"
+#include "bind/dfnet_pci.h"
+#include "bind/dfnet_platform.h"
+#include "bind/dfnet_usb.h"
 #include "dfnet/v1/node.pb.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* String property keys published by the enumerators (DFv2 string keys; values strings
- * unless noted). The integer keys come from include/dfnet/bind_keys.h and the values of
- * fuchsia.BIND_PROTOCOL from the generated bind library headers (bind/fuchsia_*.h). */
-#define DFNET_ENUM_KEY_PCI_SYSFS_PATH "dfnet.pci.SYSFS_PATH"       /* resolved sysfs dir */
-#define DFNET_ENUM_KEY_PCI_KERNEL_DRIVER "dfnet.pci.KERNEL_DRIVER" /* absent if none */
-#define DFNET_ENUM_KEY_PCI_SUBSYSTEM_VID "dfnet.pci.SUBSYSTEM_VID" /* uint */
-#define DFNET_ENUM_KEY_PCI_SUBSYSTEM_DID "dfnet.pci.SUBSYSTEM_DID" /* uint */
-#define DFNET_ENUM_KEY_USB_BUS "dfnet.usb.BUS"                     /* uint, bus number */
-#define DFNET_ENUM_KEY_USB_ADDRESS "dfnet.usb.ADDRESS"             /* uint, device address */
-#define DFNET_ENUM_KEY_USB_PORT_PATH "dfnet.usb.PORT_PATH"         /* "1-1.2"; root hub "1-0" */
-#define DFNET_ENUM_KEY_USB_SYSFS_NAME "dfnet.usb.SYSFS_NAME" /* kernel name: "1-1.2", "usb1",
-                                                                "1-1.2:1.0" (interface) */
-#define DFNET_ENUM_KEY_USB_CONFIGURATION "dfnet.usb.CONFIGURATION" /* uint, interfaces only */
-#define DFNET_ENUM_KEY_PLATFORM_NAME "dfnet.platform.NAME"         /* board file name */
-#define DFNET_ENUM_KEY_PLATFORM_TTY "dfnet.platform.TTY"           /* resource "tty" */
-#define DFNET_ENUM_KEY_PLATFORM_GPIO_CHIP "dfnet.platform.GPIO_CHIP" /* resource "gpio" */
-#define DFNET_ENUM_KEY_PLATFORM_GPIO_LINE "dfnet.platform.GPIO_LINE" /* uint */
-#define DFNET_ENUM_KEY_PLATFORM_I2C_BUS "dfnet.platform.I2C_BUS"   /* resource "i2c" */
-#define DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS "dfnet.platform.I2C_ADDRESS" /* uint */
-#define DFNET_ENUM_KEY_PLATFORM_SPI "dfnet.platform.SPI"           /* resource "spi" */
-#define DFNET_ENUM_KEY_PLATFORM_PATH "dfnet.platform.PATH"         /* resource "path" */
+/* String property keys published by the enumerators (DFv2 string keys). They are declared
+ * in the bind libraries bind/lib/dfnet.{pci,usb,platform}.bind (so bind rules can use
+ * them) and reach C through the headers dfnet-bindc generates from those libraries. The
+ * integer keys come from include/dfnet/bind_keys.h and the values of fuchsia.BIND_PROTOCOL
+ * from the generated headers of Fuchsia's libraries (bind/fuchsia_*.h). */
+#define DFNET_ENUM_KEY_PCI_SYSFS_PATH BIND_DFNET_PCI_SYSFS_PATH       /* resolved sysfs dir */
+#define DFNET_ENUM_KEY_PCI_KERNEL_DRIVER BIND_DFNET_PCI_KERNEL_DRIVER /* absent if none */
+#define DFNET_ENUM_KEY_PCI_SUBSYSTEM_VID BIND_DFNET_PCI_SUBSYSTEM_VID /* uint */
+#define DFNET_ENUM_KEY_PCI_SUBSYSTEM_DID BIND_DFNET_PCI_SUBSYSTEM_DID /* uint */
+#define DFNET_ENUM_KEY_USB_BUS BIND_DFNET_USB_BUS                     /* uint, bus number */
+#define DFNET_ENUM_KEY_USB_ADDRESS BIND_DFNET_USB_ADDRESS             /* uint, device address */
+#define DFNET_ENUM_KEY_USB_PORT_PATH BIND_DFNET_USB_PORT_PATH /* "1-1.2"; root hub "1-0" */
+#define DFNET_ENUM_KEY_USB_SYSFS_NAME BIND_DFNET_USB_SYSFS_NAME /* "1-1.2", "usb1", "1-1.2:1.0" */
+#define DFNET_ENUM_KEY_USB_CONFIGURATION BIND_DFNET_USB_CONFIGURATION /* uint, interfaces */
+#define DFNET_ENUM_KEY_PLATFORM_NAME BIND_DFNET_PLATFORM_NAME         /* board file name */
+#define DFNET_ENUM_KEY_PLATFORM_TTY BIND_DFNET_PLATFORM_TTY           /* resource "tty" */
+#define DFNET_ENUM_KEY_PLATFORM_GPIO_CHIP BIND_DFNET_PLATFORM_GPIO_CHIP /* resource "gpio" */
+#define DFNET_ENUM_KEY_PLATFORM_GPIO_LINE BIND_DFNET_PLATFORM_GPIO_LINE /* uint */
+#define DFNET_ENUM_KEY_PLATFORM_I2C_BUS BIND_DFNET_PLATFORM_I2C_BUS   /* resource "i2c" */
+#define DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS BIND_DFNET_PLATFORM_I2C_ADDRESS /* uint */
+#define DFNET_ENUM_KEY_PLATFORM_SPI BIND_DFNET_PLATFORM_SPI           /* resource "spi" */
+#define DFNET_ENUM_KEY_PLATFORM_PATH BIND_DFNET_PLATFORM_PATH         /* resource "path" */
 
 /* Where an enumerator reports. Copied by dfnet_enum_start(); `ctx` is the caller's. */
 typedef struct dfnet_enum_sink {
