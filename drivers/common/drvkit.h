@@ -1,0 +1,90 @@
+/* drvkit: the few things every dfnet hardware driver in drivers/ does the same way,
+ * linked statically into each driver .so (nothing here is exported from a driver).
+ *
+ *  - decode a method's request with nanopb and reply with an encoded message
+ *    (DESIGN.md "Calls": the payload is the method's protobuf message);
+ *  - end a call with a status and a message that is also logged once;
+ *  - read the node's properties (include/dfnet/driver.h) and the driver's settings
+ *    (manifest program block, else an environment variable, else a default);
+ *  - read sysfs links, also in captured trees that saved links as files holding the link
+ *    text (../shared/fixtures/sysfs-virtio-vm);
+ *  - publish the driver's devfs-style class as an owned child node (spec/dfv2.md
+ *    "devfs": class/<class>/<NNN>).
+ *
+ * Every function runs on any thread unless written otherwise and allocates nothing that
+ * outlives it unless written otherwise.
+ */
+#ifndef DFNET_DRIVERS_DRVKIT_H
+#define DFNET_DRIVERS_DRVKIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pb.h>
+
+#include "dfnet/driver.h"
+
+/* Decode `request` (len bytes) as message `fields` into *msg (zeroed first). On failure
+ * the call is completed with INVALID_ARGUMENT and nanopb's reason, and false returned:
+ * the handler must not touch `call` again. */
+bool drvkit__decode(dfnet_call_t *call, const pb_msgdesc_t *fields, void *msg,
+                    const uint8_t *request, size_t len) __attribute__((warn_unused_result));
+
+/* Encode *msg as `fields` and complete the call with OK and those bytes. An encoding
+ * failure (a bug: a field over its bound) completes it with INTERNAL instead. The
+ * message is only read. */
+void drvkit__reply(dfnet_call_t *call, const pb_msgdesc_t *fields, const void *msg);
+
+/* Complete the call with `status` (not OK) and the formatted message, logged once on
+ * the driver's log (info for the caller's mistakes: INVALID_ARGUMENT, OUT_OF_RANGE,
+ * NOT_FOUND; warn otherwise). */
+void drvkit__fail(dfnet_call_t *call, dfnet_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The status for an errno from opening or using a device file: ENOENT/ENODEV/ENXIO ->
+ * UNAVAILABLE (absent or unplugged), EACCES/EPERM -> PERMISSION_DENIED, EAGAIN/EBUSY ->
+ * UNAVAILABLE, EINVAL -> INVALID_ARGUMENT, others INTERNAL. */
+dfnet_status_t drvkit__status_from_errno(int err);
+
+/* The node's string property `key` ("dfnet.pci.SYSFS_PATH"), or NULL when absent or not
+ * a string. Owned by the driver host, valid until `stop` returns. */
+const char *drvkit__prop_string(const dfnet_driver_t *driver, const char *key);
+
+/* The node's uint property (an integer key, or a string key when str_key != NULL) into
+ * *out. Returns false when absent or not a uint. */
+bool drvkit__prop_uint(const dfnet_driver_t *driver, uint32_t int_key, const char *str_key,
+                       uint32_t *out);
+
+/* A driver setting: the string `key` of the manifest's program block if present, else
+ * the environment variable `env` (may be NULL) if set and non-empty, else `dflt`.
+ * Copied into buf[cap]. Returns OK; INVALID_ARGUMENT (the program block has `key` but
+ * not as a string); OUT_OF_RANGE (longer than cap - 1). */
+dfnet_status_t drvkit__setting(const dfnet_driver_t *driver, const char *key, const char *env,
+                               const char *dflt, char *buf, size_t cap)
+    __attribute__((warn_unused_result));
+
+/* The target of the sysfs link `path` in buf[cap] (readlink(2), or the one line of a link
+ * saved as a regular file). Returns OK; NOT_FOUND (no such entry); INVALID_ARGUMENT
+ * (neither a link nor a file holding a path); OUT_OF_RANGE (does not fit). */
+dfnet_status_t drvkit__read_link(const char *path, char *buf, size_t cap)
+    __attribute__((warn_unused_result));
+
+/* The last path component of `path` (borrowed from it). */
+const char *drvkit__basename(const char *path);
+
+/* Read the small text file `path` into buf[cap] without trailing whitespace. Returns OK,
+ * NOT_FOUND, PERMISSION_DENIED, OUT_OF_RANGE (does not fit), INTERNAL. */
+dfnet_status_t drvkit__read_text(const char *path, char *buf, size_t cap)
+    __attribute__((warn_unused_result));
+
+/* Publish the driver's class: add an owned child node named `class_name` with that class
+ * name, so the node appears as class/<class_name>/<NNN>. The manager's verdict is logged
+ * (a failure leaves the driver running, reachable by its node's moniker). Returns what
+ * dfnet_driver_add_child returns. */
+dfnet_status_t drvkit__publish_class(dfnet_driver_t *driver, const char *class_name);
+
+/* CLOCK_MONOTONIC in ms. */
+uint64_t drvkit__now_ms(void);
+
+#endif /* DFNET_DRIVERS_DRVKIT_H */

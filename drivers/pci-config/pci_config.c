@@ -1,0 +1,143 @@
+/* pci-config: the fallback driver of every PCI function; serves the function's
+ * configuration space as dfnet.hw.pci.Config (proto/dfnet/hw/pci.proto).
+ *
+ * The kernel exposes configuration space as the sysfs attribute <function>/config
+ * (Documentation/ABI/testing/sysfs-bus-pci): 256 bytes for conventional PCI, 4096 for
+ * PCI Express; its size is the file's size. Reads go through the kernel's config
+ * accessors, so they are safe while a kernel driver owns the function; a reader without
+ * CAP_SYS_ADMIN gets only the first 64 bytes (the standard header), which the driver
+ * reports as PERMISSION_DENIED rather than returning short data.
+ *
+ *   start   opens <dfnet.pci.SYSFS_PATH>/config (a missing or unreadable file fails start
+ *           with the reason), publishes class "pci", serves Config.
+ *   Read    bounds-checks offset/length against the file size and preads. A pread never
+ *           blocks for long (the kernel reads the hardware registers), so the handler
+ *           runs on the dispatcher directly.
+ *
+ * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dfnet/driver.h"
+#include "dfnet/hw/pci.pb.h"
+#include "drivers/common/drvkit.h"
+
+#define PCI_READ_MAX 4096u /* Config.Read's bound on length (pci.options) */
+
+typedef struct pci_config {
+  char path[4096]; /* <function>/config */
+  int fd;
+  uint32_t size; /* bytes of configuration space the kernel exposes */
+} pci_config_t;
+
+/* /dfnet.hw.pci.Config/Read */
+static void config_read(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
+  pci_config_t *pci = ctx;
+  dfnet_hw_pci_ReadRequest req = dfnet_hw_pci_ReadRequest_init_zero;
+  if (!drvkit__decode(call, dfnet_hw_pci_ReadRequest_fields, &req, request, len))
+    return;
+  if (req.length == 0 || req.length > PCI_READ_MAX) {
+    drvkit__fail(call, DFNET_STATUS_INVALID_ARGUMENT, "length %u: must be 1..%u bytes",
+                 req.length, PCI_READ_MAX);
+    return;
+  }
+  if (req.offset >= pci->size || req.length > pci->size - req.offset) {
+    drvkit__fail(call, DFNET_STATUS_OUT_OF_RANGE,
+                 "bytes %u..%llu are outside the %u bytes of configuration space", req.offset,
+                 (unsigned long long)req.offset + req.length - 1, pci->size);
+    return;
+  }
+  dfnet_hw_pci_ReadReply reply = dfnet_hw_pci_ReadReply_init_zero;
+  ssize_t n;
+  do
+    n = pread(pci->fd, reply.data.bytes, req.length, req.offset);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    int err = errno;
+    dfnet_status_t st = drvkit__status_from_errno(err);
+    drvkit__fail(call, st == DFNET_STATUS_INVALID_ARGUMENT ? DFNET_STATUS_UNAVAILABLE : st,
+                 "reading %s: %s", pci->path, strerror(err));
+    return;
+  }
+  if ((size_t)n < req.length) {
+    /* The kernel cut the read: only the first 64 bytes without CAP_SYS_ADMIN. */
+    drvkit__fail(call, DFNET_STATUS_PERMISSION_DENIED,
+                 "%s gave %zd of %u bytes at offset %u: configuration space past the "
+                 "standard header needs CAP_SYS_ADMIN",
+                 pci->path, n, req.length, req.offset);
+    return;
+  }
+  reply.data.size = (pb_size_t)n;
+  reply.size = pci->size;
+  drvkit__reply(call, dfnet_hw_pci_ReadReply_fields, &reply);
+}
+
+static dfnet_status_t pci_config_start(dfnet_driver_t *driver, void *ctx) {
+  pci_config_t *pci = ctx;
+  pci->fd = -1;
+  const char *sysfs_path = drvkit__prop_string(driver, "dfnet.pci.SYSFS_PATH");
+  if (sysfs_path == NULL) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
+                     "the node has no \"dfnet.pci.SYSFS_PATH\" property: not a PCI function "
+                     "published by dfnet-host");
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  if ((size_t)snprintf(pci->path, sizeof pci->path, "%s/config", sysfs_path) >=
+      sizeof pci->path) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "dfnet.pci.SYSFS_PATH is too long");
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  pci->fd = open(pci->path, O_RDONLY | O_CLOEXEC);
+  struct stat sb;
+  if (pci->fd < 0 || fstat(pci->fd, &sb) != 0) {
+    int err = errno;
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot open %s: %s", pci->path,
+                     strerror(err));
+    goto close_config;
+  }
+  if (sb.st_size < 64 || sb.st_size > 4096) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
+                     "%s is %lld bytes: not a PCI configuration space (64..4096)", pci->path,
+                     (long long)sb.st_size);
+    goto close_config;
+  }
+  pci->size = (uint32_t)sb.st_size;
+  static const dfnet_method_t methods[] = {{.name = "Read", .handler = config_read}};
+  dfnet_status_t st = dfnet_driver_serve(driver, "dfnet.hw.pci.Config", methods, 1);
+  if (st != DFNET_STATUS_OK) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot serve dfnet.hw.pci.Config: %s",
+                     dfnet_status_str(st));
+    goto close_config;
+  }
+  (void)drvkit__publish_class(driver, "pci");
+  dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %u bytes of %s", pci->size,
+                   pci->path);
+  return DFNET_STATUS_OK;
+
+close_config:
+  if (pci->fd >= 0)
+    close(pci->fd);
+  pci->fd = -1;
+  return DFNET_STATUS_FAILED_PRECONDITION;
+}
+
+static void pci_config_stop(dfnet_driver_t *driver, void *ctx) {
+  (void)driver;
+  pci_config_t *pci = ctx;
+  if (pci->fd >= 0)
+    close(pci->fd);
+}
+
+static const dfnet_driver_ops_t pci_config_ops = {
+    .api_version = DFNET_DRIVER_API_VERSION,
+    .name = "pci-config",
+    .ctx_size = sizeof(pci_config_t),
+    .start = pci_config_start,
+    .stop = pci_config_stop,
+};
+DFNET_DRIVER_EXPORT(pci_config_ops);

@@ -1,0 +1,331 @@
+/* virtio-rng: entropy from the virtio entropy device (virtio 1.2 spec section 5.4), served
+ * as dfnet.hw.rng.Rng (proto/dfnet/hw/rng.proto).
+ *
+ * The kernel already drives the device: virtio-pci binds the PCI function, virtio_rng
+ * binds the virtio device under it and registers it with the hw_random core, which
+ * exposes it as /dev/hwrng (Documentation/admin-guide/hw_random.rst). This driver is the
+ * network face of that device:
+ *
+ *   start   checks through sysfs that the kernel's virtio_rng sits on this very PCI
+ *           function (<function>/virtio<N>/driver -> virtio_rng) and that hw_random reads
+ *           from virtio_rng, opens the device file, publishes class "rng" and serves Rng.
+ *           Anything else is FAILED_PRECONDITION with the reason, which the manager shows
+ *           on the node.
+ *   Read    reads `count` bytes. /dev/hwrng is opened O_NONBLOCK (hw_random has no poll,
+ *           and a blocking read sleeps in the device driver where only a fatal signal
+ *           ends it), so a read that finds no entropy ready is retried from a timer on
+ *           the dispatcher every 5 ms until it is complete, the call is cancelled or
+ *           passes its deadline, or the device gave nothing for 5 s (a stuck device):
+ *           DEADLINE_EXCEEDED with how many bytes came. A hypervisor may rate-limit the
+ *           device (QEMU's virtio-rng gives about 10 KB/s here), so a large Read is slow
+ *           but never stuck. The dispatcher never blocks: no allow_sync_calls needed.
+ *
+ * Settings: the device file is "/dev/hwrng", or the program block's "device", or the
+ * environment variable DFNET_VIRTIO_RNG_DEVICE (tests point it at other files).
+ *
+ * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <pb_encode.h>
+
+#include "dfnet/driver.h"
+#include "dfnet/hw/rng.pb.h"
+#include "drivers/common/drvkit.h"
+
+#define RNG_READ_MAX 65536u       /* Rng.Read's bound on count, bytes */
+#define RNG_STALL_MS 5000u        /* a device that gives nothing for this long is stuck */
+#define RNG_RETRY_MS 5u           /* poll period while the device has nothing ready */
+#define RNG_DEVICE_DEFAULT "/dev/hwrng"
+
+/* One Read in progress (Reads are served in order, one at a time). */
+typedef struct rng_read {
+  dfnet_call_t *call;
+  uint8_t *buf;
+  size_t count; /* bytes asked for */
+  size_t got;   /* bytes read so far */
+  uint64_t started_ms;
+  uint64_t progress_ms; /* when the device last gave bytes (or the Read began) */
+  struct rng_read *next;
+} rng_read_t;
+
+/* The driver's context (allocated zeroed by the driver host). */
+typedef struct virtio_rng {
+  dfnet_driver_t *driver;
+  char device[256]; /* device file */
+  int fd;           /* open device file, -1 after a failure (reopened by the next Read) */
+  rng_read_t *head; /* Reads waiting, oldest first */
+  rng_read_t **tail;
+  bool retry_posted; /* a task_retry is queued */
+} virtio_rng_t;
+
+/* ---- start: is this PCI function the kernel's virtio_rng? ---------------------------- */
+
+/* Find the virtio device under the PCI function at sysfs_path and the kernel driver bound
+ * to it. OK when it is virtio_rng; else FAILED_PRECONDITION with the reason in why. */
+static dfnet_status_t check_kernel_virtio_rng(const char *sysfs_path, char *why, size_t cap) {
+  DIR *dir = opendir(sysfs_path);
+  if (dir == NULL) {
+    snprintf(why, cap, "cannot open the PCI function's sysfs directory %s: %s", sysfs_path,
+             strerror(errno));
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  char seen[160] = "";
+  dfnet_status_t st = DFNET_STATUS_FAILED_PRECONDITION;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    if (strncmp(e->d_name, "virtio", 6) != 0 || e->d_name[6] < '0' || e->d_name[6] > '9')
+      continue;
+    char path[4096], target[4096];
+    snprintf(path, sizeof path, "%s/%s/driver", sysfs_path, e->d_name);
+    const char *bound = "no driver";
+    if (drvkit__read_link(path, target, sizeof target) == DFNET_STATUS_OK)
+      bound = drvkit__basename(target);
+    if (strcmp(bound, "virtio_rng") == 0) {
+      st = DFNET_STATUS_OK;
+      break;
+    }
+    snprintf(seen, sizeof seen, "%.32s is bound to %.64s", e->d_name, bound);
+  }
+  closedir(dir);
+  if (st == DFNET_STATUS_OK)
+    return st;
+  if (seen[0] == '\0') {
+    char path[4096], target[4096];
+    snprintf(path, sizeof path, "%s/driver", sysfs_path);
+    bool has = drvkit__read_link(path, target, sizeof target) == DFNET_STATUS_OK;
+    snprintf(seen, sizeof seen, "no virtio device under it (kernel PCI driver: %.64s)",
+             has ? drvkit__basename(target) : "none");
+  }
+  snprintf(why, cap, "%.64s is not the kernel's virtio_rng (%s), so %s does not read it",
+           drvkit__basename(sysfs_path), seen, RNG_DEVICE_DEFAULT);
+  return st;
+}
+
+/* hw_random serves /dev/hwrng from its *current* source, which may be another rng (a
+ * TPM, a CPU's). When the sysfs tree holding the function has hw_random's attributes,
+ * check that the current source is a virtio_rng. Absent attributes (a captured tree, an
+ * old kernel) are not an error. */
+static dfnet_status_t check_hwrng_current(const char *sysfs_path, char *why, size_t cap) {
+  const char *devices = strstr(sysfs_path, "/devices/");
+  if (devices == NULL)
+    return DFNET_STATUS_OK;
+  char path[4096], current[128];
+  snprintf(path, sizeof path, "%.*s/class/misc/hw_random/rng_current",
+           (int)(devices - sysfs_path), sysfs_path);
+  if (drvkit__read_text(path, current, sizeof current) != DFNET_STATUS_OK)
+    return DFNET_STATUS_OK;
+  if (strncmp(current, "virtio_rng", 10) == 0)
+    return DFNET_STATUS_OK;
+  snprintf(why, cap, "hw_random's current source is \"%s\", not virtio_rng (%.200s)", current,
+           path);
+  return DFNET_STATUS_FAILED_PRECONDITION;
+}
+
+static dfnet_status_t open_device(virtio_rng_t *rng, char *why, size_t cap) {
+  rng->fd = open(rng->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (rng->fd >= 0)
+    return DFNET_STATUS_OK;
+  int err = errno;
+  snprintf(why, cap, "cannot open %s: %s", rng->device, strerror(err));
+  return drvkit__status_from_errno(err);
+}
+
+/* ---- Read ------------------------------------------------------------------------------ */
+
+static bool encode_data(pb_ostream_t *stream, const pb_field_t *field, void *const *arg) {
+  const rng_read_t *job = *arg;
+  return pb_encode_tag_for_field(stream, field) && pb_encode_string(stream, job->buf, job->got);
+}
+
+typedef enum { FILL_DONE, FILL_WAIT, FILL_FAILED } fill_t;
+
+/* Read what the device has ready into the head job. FILL_FAILED sets *st and why. */
+static fill_t fill(virtio_rng_t *rng, rng_read_t *job, dfnet_status_t *st, char *why,
+                   size_t cap) {
+  if (rng->fd < 0 && (*st = open_device(rng, why, cap)) != DFNET_STATUS_OK)
+    return FILL_FAILED;
+  while (job->got < job->count) {
+    ssize_t n = read(rng->fd, job->buf + job->got, job->count - job->got);
+    if (n > 0) {
+      job->got += (size_t)n;
+      job->progress_ms = drvkit__now_ms();
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN)
+      return FILL_WAIT;
+    int err = n < 0 ? errno : 0;
+    snprintf(why, cap, "reading %s: %s (after %zu of %zu bytes)", rng->device,
+             n == 0 ? "end of file" : strerror(err), job->got, job->count);
+    *st = n == 0 ? DFNET_STATUS_UNAVAILABLE : drvkit__status_from_errno(err);
+    if (*st == DFNET_STATUS_INVALID_ARGUMENT || *st == DFNET_STATUS_INTERNAL)
+      *st = DFNET_STATUS_UNAVAILABLE; /* the device failed, not the caller */
+    close(rng->fd);                   /* reopened by the next Read */
+    rng->fd = -1;
+    return FILL_FAILED;
+  }
+  return FILL_DONE;
+}
+
+static void pop_head(virtio_rng_t *rng) {
+  rng_read_t *job = rng->head;
+  rng->head = job->next;
+  if (rng->head == NULL)
+    rng->tail = &rng->head;
+  free(job->buf);
+  free(job);
+}
+
+static void task_retry(dfnet_driver_t *driver, void *ctx, void *arg);
+
+/* Serve the queued Reads as far as the device allows; re-arm the retry timer when it has
+ * nothing ready. Runs on the dispatcher. */
+static void pump(virtio_rng_t *rng) {
+  while (rng->head != NULL) {
+    rng_read_t *job = rng->head;
+    dfnet_status_t st = DFNET_STATUS_OK;
+    char why[400];
+    fill_t r = fill(rng, job, &st, why, sizeof why);
+    if (r == FILL_DONE) {
+      dfnet_hw_rng_ReadReply reply = dfnet_hw_rng_ReadReply_init_zero;
+      reply.data.funcs.encode = encode_data;
+      reply.data.arg = job;
+      drvkit__reply(job->call, dfnet_hw_rng_ReadReply_fields, &reply);
+    } else if (r == FILL_FAILED) {
+      drvkit__fail(job->call, st, "%s", why);
+    } else if ((st = dfnet_call_status(job->call)) != DFNET_STATUS_OK) {
+      /* Cancelled or past its deadline: the caller already has that status. */
+      (void)dfnet_call_reply(job->call, st, NULL, NULL, 0);
+    } else if (drvkit__now_ms() - job->progress_ms >= RNG_STALL_MS) {
+      drvkit__fail(job->call, DFNET_STATUS_DEADLINE_EXCEEDED,
+                   "%s gave nothing for %u ms: %zu of %zu bytes in %llu ms", rng->device,
+                   RNG_STALL_MS, job->got, job->count,
+                   (unsigned long long)(drvkit__now_ms() - job->started_ms));
+    } else {
+      if (!rng->retry_posted &&
+          dfnet_driver_post(rng->driver, RNG_RETRY_MS, task_retry, NULL) == DFNET_STATUS_OK)
+        rng->retry_posted = true;
+      return; /* stopping: stop() ends what is left */
+    }
+    pop_head(rng);
+  }
+}
+
+static void task_retry(dfnet_driver_t *driver, void *ctx, void *arg) {
+  (void)driver;
+  (void)arg;
+  virtio_rng_t *rng = ctx;
+  rng->retry_posted = false;
+  pump(rng);
+}
+
+/* /dfnet.hw.rng.Rng/Read */
+static void rng_read(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
+  virtio_rng_t *rng = ctx;
+  dfnet_hw_rng_ReadRequest req = dfnet_hw_rng_ReadRequest_init_zero;
+  if (!drvkit__decode(call, dfnet_hw_rng_ReadRequest_fields, &req, request, len))
+    return;
+  if (req.count == 0 || req.count > RNG_READ_MAX) {
+    drvkit__fail(call, DFNET_STATUS_INVALID_ARGUMENT, "count %u: must be 1..%u bytes",
+                 req.count, RNG_READ_MAX);
+    return;
+  }
+  rng_read_t *job = calloc(1, sizeof *job);
+  if (job == NULL || (job->buf = malloc(req.count)) == NULL) {
+    free(job);
+    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory for %u bytes",
+                 req.count);
+    return;
+  }
+  job->call = call;
+  job->count = req.count;
+  job->started_ms = drvkit__now_ms();
+  job->progress_ms = job->started_ms;
+  *rng->tail = job;
+  rng->tail = &job->next;
+  if (rng->head == job) /* else a pump is already waiting for the device */
+    pump(rng);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
+  virtio_rng_t *rng = ctx;
+  char why[600];
+  rng->driver = driver;
+  rng->fd = -1;
+  rng->tail = &rng->head;
+
+  const char *sysfs_path = drvkit__prop_string(driver, "dfnet.pci.SYSFS_PATH");
+  if (sysfs_path == NULL) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
+                     "the node has no \"dfnet.pci.SYSFS_PATH\" property: not a PCI function "
+                     "published by dfnet-host");
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  dfnet_status_t st = check_kernel_virtio_rng(sysfs_path, why, sizeof why);
+  if (st == DFNET_STATUS_OK)
+    st = check_hwrng_current(sysfs_path, why, sizeof why);
+  if (st != DFNET_STATUS_OK) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
+    return st;
+  }
+  st = drvkit__setting(driver, "device", "DFNET_VIRTIO_RNG_DEVICE", RNG_DEVICE_DEFAULT,
+                       rng->device, sizeof rng->device);
+  if (st != DFNET_STATUS_OK) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
+                     "setting \"device\": must be a path shorter than %zu bytes",
+                     sizeof rng->device);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if (open_device(rng, why, sizeof why) != DFNET_STATUS_OK) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  static const dfnet_method_t methods[] = {{.name = "Read", .handler = rng_read}};
+  st = dfnet_driver_serve(driver, "dfnet.hw.rng.Rng", methods, 1);
+  if (st != DFNET_STATUS_OK) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot serve dfnet.hw.rng.Rng: %s",
+                     dfnet_status_str(st));
+    goto close_device;
+  }
+  (void)drvkit__publish_class(driver, "rng");
+  dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %s for %s", rng->device,
+                   drvkit__basename(sysfs_path));
+  return DFNET_STATUS_OK;
+
+close_device:
+  close(rng->fd);
+  rng->fd = -1;
+  return st;
+}
+
+static void virtio_rng_stop(dfnet_driver_t *driver, void *ctx) {
+  (void)driver;
+  virtio_rng_t *rng = ctx;
+  /* The retry timer is dropped with the dispatcher: end the Reads it was waiting for. */
+  while (rng->head != NULL) {
+    (void)dfnet_call_reply(rng->head->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped",
+                           NULL, 0);
+    pop_head(rng);
+  }
+  if (rng->fd >= 0)
+    close(rng->fd);
+}
+
+static const dfnet_driver_ops_t virtio_rng_ops = {
+    .api_version = DFNET_DRIVER_API_VERSION,
+    .name = "virtio-rng",
+    .ctx_size = sizeof(virtio_rng_t),
+    .start = virtio_rng_start,
+    .stop = virtio_rng_stop,
+};
+DFNET_DRIVER_EXPORT(virtio_rng_ops);

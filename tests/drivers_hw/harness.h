@@ -1,0 +1,88 @@
+/* A test bench for the hardware drivers: a real dfnet-driver-host spawned through
+ * host/supervisor (as the host agent does), a driver package from the build tree started
+ * in it with DriverStart (manifest program block as the bulk, dispatcher options from the
+ * manifest, realistic node properties), and calls made with Call envelopes. The bench
+ * answers the driver's NodeAdd / NodeRemove like the agent would (OK) and keeps them for
+ * the test to inspect.
+ *
+ * Every wait is bounded (HW_WAIT_MS); a test that would hang fails instead.
+ */
+#ifndef DFNET_TESTS_DRIVERS_HW_HARNESS_H
+#define DFNET_TESTS_DRIVERS_HW_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dfnet/status.h"
+#include "host/supervisor/supervisor.h"
+
+#define HW_WAIT_MS 10000
+
+/* A property for hw_start: int_key != 0 for a deprecated integer key, else str_key. */
+typedef struct hw_prop {
+  uint32_t int_key;
+  const char *str_key;
+  bool is_string;
+  uint32_t uint_value;
+  const char *str_value;
+} hw_prop_t;
+
+#define HW_PROP_INT(k, v) {.int_key = (k), .uint_value = (v)}
+#define HW_PROP_STRKEY_INT(k, v) {.str_key = (k), .uint_value = (v)}
+#define HW_PROP_STR(k, v) {.str_key = (k), .is_string = true, .str_value = (v)}
+
+/* A reply received for a call. */
+typedef struct hw_reply {
+  dfnet_status_t code; /* the Reply's code */
+  char message[512];
+  bool end_of_stream;
+  uint8_t *data; /* payload (malloc'd, NUL-terminated beyond size), NULL when empty */
+  size_t size;
+} hw_reply_t;
+
+typedef struct hw_bench hw_bench_t;
+
+/* Spawn a driver host. */
+hw_bench_t *hw_bench_new(void);
+/* Stop the driver host (its drivers stop) and free everything. */
+void hw_bench_free(hw_bench_t *b);
+
+/* Start package `name` (from $DFNET_BUILD_DIR/drivers/<name>) on node `moniker` with
+ * these properties. `program_extra` (may be NULL) is a JSON object whose keys are merged
+ * into the manifest's program block. Returns the driver host's status for DriverStart;
+ * its message is copied to msg[cap] when msg != NULL. */
+dfnet_status_t hw_start(hw_bench_t *b, const char *name, const char *moniker,
+                        const hw_prop_t *props, size_t prop_count, const char *program_extra,
+                        char *msg, size_t cap);
+
+/* Stop the driver on `moniker` (DriverStop); returns its status. */
+dfnet_status_t hw_stop(hw_bench_t *b, const char *moniker);
+
+/* The class name of the node the driver added under `moniker`, or NULL when none. */
+const char *hw_child_class(hw_bench_t *b, const char *child_moniker);
+
+/* A unary call: waits for the final reply into *out (free with hw_reply_free).
+ * deadline_ms 0: none. Returns out->code. */
+dfnet_status_t hw_call(hw_bench_t *b, const char *target, const char *method,
+                       const void *request, size_t len, uint32_t deadline_ms, hw_reply_t *out);
+
+/* Start a server-streaming call with `credit`; returns its id (0 on failure). */
+uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method,
+                       const void *request, size_t len, uint32_t credit);
+/* The next reply of call `id` within timeout_ms: true and *out, or false on timeout. */
+bool hw_next_reply(hw_bench_t *b, uint64_t id, uint32_t timeout_ms, hw_reply_t *out);
+/* Give call `id` more credit / cancel it. */
+void hw_credit(hw_bench_t *b, uint64_t id, uint32_t credit);
+void hw_cancel(hw_bench_t *b, uint64_t id);
+
+void hw_reply_free(hw_reply_t *r);
+
+/* Everything the driver host wrote to stderr so far (its log and the drivers'), as a
+ * malloc'd string. The log is also copied to the test's stderr by hw_bench_free. */
+char *hw_bench_log(hw_bench_t *b);
+
+/* Path of package `name`'s directory in the build tree (static buffer). */
+const char *hw_package_dir(const char *name);
+
+#endif /* DFNET_TESTS_DRIVERS_HW_HARNESS_H */

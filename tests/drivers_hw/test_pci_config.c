@@ -1,0 +1,139 @@
+/* pci-config in a real dfnet-driver-host on the captured sysfs fixture: reads that match
+ * the fixture's own config files, bounds, a missing config file. */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#include "bind/fuchsia_pci.h"
+#include "dfnet/bind_keys.h"
+#include "dfnet/hw/pci.pb.h"
+#include "harness.h"
+
+#define READ "/dfnet.hw.pci.Config/Read"
+
+static const char *fixture_fn(const char *bdf) {
+  static char path[PATH_MAX];
+  const char *shared = getenv("DFNET_SHARED_DIR");
+  snprintf(path, sizeof path, "%s/fixtures/sysfs-virtio-vm/devices/pci0000:00/%s",
+           shared ? shared : "/work/shared", bdf);
+  return path;
+}
+
+static hw_bench_t *start_on(const char *moniker, const char *sysfs_path, dfnet_status_t want) {
+  hw_bench_t *b = hw_bench_new();
+  assert_non_null(b);
+  hw_prop_t props[] = {
+      HW_PROP_INT(DFNET_BIND_PROTOCOL, BIND_FUCHSIA_PCI_BIND_PROTOCOL_DEVICE),
+      HW_PROP_INT(DFNET_BIND_PCI_VID, 0x1af4),
+      HW_PROP_STR("dfnet.pci.SYSFS_PATH", sysfs_path),
+  };
+  assert_int_equal(hw_start(b, "pci-config", moniker, props, 3, NULL, NULL, 0), want);
+  return b;
+}
+
+static dfnet_status_t config_read(hw_bench_t *b, const char *moniker, uint32_t offset,
+                                  uint32_t length, dfnet_hw_pci_ReadReply *out, char *msg,
+                                  size_t cap) {
+  dfnet_hw_pci_ReadRequest req = {.offset = offset, .length = length};
+  uint8_t buf[32];
+  pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
+  assert_true(pb_encode(&os, dfnet_hw_pci_ReadRequest_fields, &req));
+  hw_reply_t r;
+  dfnet_status_t st = hw_call(b, moniker, READ, buf, os.bytes_written, 0, &r);
+  memset(out, 0, sizeof *out);
+  if (st == DFNET_STATUS_OK) {
+    pb_istream_t is = pb_istream_from_buffer(r.data, r.size);
+    assert_true(pb_decode(&is, dfnet_hw_pci_ReadReply_fields, out));
+  }
+  if (msg != NULL)
+    snprintf(msg, cap, "%s", r.message);
+  hw_reply_free(&r);
+  return st;
+}
+
+static void read_fixture_config(const char *bdf, uint8_t *out, size_t cap) {
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/config", fixture_fn(bdf));
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  assert_int_equal(fread(out, 1, cap, f), cap);
+  fclose(f);
+}
+
+/* Every function of the fixture: vendor and device at offset 0 as the fixture's
+ * `vendor`/`device` say, the whole space equal to the file. */
+static void test_reads_match_fixture(void **state) {
+  (void)state;
+  static const struct {
+    const char *bdf;
+    uint16_t vendor, device;
+  } fns[] = {{"0000:00:00.0", 0x8086, 0x0d57}, {"0000:00:03.0", 0x1af4, 0x1041},
+             {"0000:00:05.0", 0x1af4, 0x1044}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    char moniker[64];
+    snprintf(moniker, sizeof moniker, "dev.lab.pci.00_0%c_0", fns[i].bdf[9]);
+    hw_bench_t *b = start_on(moniker, fixture_fn(fns[i].bdf), DFNET_STATUS_OK);
+    char child[80];
+    snprintf(child, sizeof child, "%s.pci", moniker);
+    assert_string_equal(hw_child_class(b, child), "pci");
+    dfnet_hw_pci_ReadReply reply;
+    assert_int_equal(config_read(b, moniker, 0, 4, &reply, NULL, 0), DFNET_STATUS_OK);
+    assert_int_equal(reply.data.size, 4);
+    assert_int_equal(reply.size, 256);
+    assert_int_equal(reply.data.bytes[0] | reply.data.bytes[1] << 8, fns[i].vendor);
+    assert_int_equal(reply.data.bytes[2] | reply.data.bytes[3] << 8, fns[i].device);
+    uint8_t want[256];
+    read_fixture_config(fns[i].bdf, want, sizeof want);
+    assert_int_equal(config_read(b, moniker, 0, 256, &reply, NULL, 0), DFNET_STATUS_OK);
+    assert_memory_equal(reply.data.bytes, want, 256);
+    assert_int_equal(config_read(b, moniker, 255, 1, &reply, NULL, 0), DFNET_STATUS_OK);
+    assert_int_equal(reply.data.bytes[0], want[255]);
+    hw_bench_free(b);
+  }
+}
+
+static void test_out_of_bounds(void **state) {
+  (void)state;
+  const char *moniker = "dev.lab.pci.00_05_0";
+  hw_bench_t *b = start_on(moniker, fixture_fn("0000:00:05.0"), DFNET_STATUS_OK);
+  dfnet_hw_pci_ReadReply reply;
+  char msg[512];
+  assert_int_equal(config_read(b, moniker, 250, 8, &reply, msg, sizeof msg),
+                   DFNET_STATUS_OUT_OF_RANGE);
+  assert_non_null(strstr(msg, "outside the 256 bytes"));
+  assert_int_equal(config_read(b, moniker, 256, 1, &reply, NULL, 0), DFNET_STATUS_OUT_OF_RANGE);
+  assert_int_equal(config_read(b, moniker, 0xffffffffu, 4096, &reply, NULL, 0),
+                   DFNET_STATUS_OUT_OF_RANGE);
+  assert_int_equal(config_read(b, moniker, 0, 0, &reply, NULL, 0), DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(config_read(b, moniker, 0, 4097, &reply, NULL, 0),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  hw_bench_free(b);
+}
+
+static void test_missing_config_file(void **state) {
+  (void)state;
+  hw_bench_t *b = start_on("dev.lab.pci.00_09_0", "/nonexistent/0000:00:09.0",
+                           DFNET_STATUS_FAILED_PRECONDITION);
+  char *log = hw_bench_log(b);
+  if (strstr(log, "cannot open /nonexistent/0000:00:09.0/config: No such file") == NULL)
+    fail_msg("log lacks the reason:\n%s", log);
+  free(log);
+  hw_bench_free(b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_reads_match_fixture),
+      cmocka_unit_test(test_out_of_bounds),
+      cmocka_unit_test(test_missing_config_file),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
