@@ -26,6 +26,7 @@ packages=(
   umockdev libumockdev-dev libcjson-dev
   iproute2 procps clang libclang-rt-14-dev llvm
   libarchive-dev uthash-dev
+  inotify-tools openssl
 )
 
 missing=()
