@@ -1,0 +1,236 @@
+/* The serial driver's tty side (port.h). */
+#include "drivers/serial/port.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "drivers/common/drvkit.h"
+
+/* ---- finding the tty --------------------------------------------------------------- */
+
+/* A tty directory entry the kernel creates for a USB serial interface. */
+static bool is_tty_name(const char *name) {
+  return strncmp(name, "ttyUSB", 6) == 0 || strncmp(name, "ttyACM", 6) == 0;
+}
+
+/* Look for the tty of interface directory `ifc`: <ifc>/tty/<name> or <ifc>/<name>. */
+static bool tty_of_interface(const char *ifc, char *name, size_t cap) {
+  static const char *const subdirs[] = {"/tty", ""};
+  for (size_t i = 0; i < 2; i++) {
+    char dir[4096 + 300];
+    snprintf(dir, sizeof dir, "%s%s", ifc, subdirs[i]);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+      continue;
+    struct dirent *e;
+    bool found = false;
+    while (!found && (e = readdir(d)) != NULL) {
+      if (is_tty_name(e->d_name) && strlen(e->d_name) < cap) {
+        memcpy(name, e->d_name, strlen(e->d_name) + 1);
+        found = true;
+      }
+    }
+    closedir(d);
+    if (found)
+      return true;
+  }
+  return false;
+}
+
+/* The tty of USB interface `sysfs_name` ("1-1.2:1.1"), or of a sibling interface of the
+ * same configuration ("1-1.2:1.*": a CDC-ACM function's tty hangs off its communication
+ * interface, not its data interface). */
+static bool tty_of_usb(const char *sysfs_root, const char *sysfs_name, char *name, size_t cap) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/bus/usb/devices/%s", sysfs_root, sysfs_name);
+  if (tty_of_interface(dir, name, cap))
+    return true;
+  const char *dot = strrchr(sysfs_name, '.');
+  const char *colon = strchr(sysfs_name, ':');
+  if (dot == NULL || colon == NULL || dot < colon)
+    return false;
+  size_t prefix = (size_t)(dot - sysfs_name) + 1; /* "1-1.2:1." */
+  snprintf(dir, sizeof dir, "%s/bus/usb/devices", sysfs_root);
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return false;
+  bool found = false;
+  struct dirent *e;
+  while (!found && (e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, sysfs_name, prefix) != 0 || strcmp(e->d_name, sysfs_name) == 0)
+      continue;
+    char ifc[4096 + 256];
+    snprintf(ifc, sizeof ifc, "%s/%s", dir, e->d_name);
+    found = tty_of_interface(ifc, name, cap);
+  }
+  closedir(d);
+  return found;
+}
+
+dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t cap, char *why,
+                                size_t why_cap) {
+  const char *tty = drvkit__prop_string(driver, "dfnet.platform.TTY");
+  if (tty != NULL) {
+    if (tty[0] != '/' || strlen(tty) >= cap) {
+      snprintf(why, why_cap, "dfnet.platform.TTY \"%.200s\" is not an absolute path", tty);
+      return DFNET_STATUS_FAILED_PRECONDITION;
+    }
+    memcpy(out, tty, strlen(tty) + 1);
+    return DFNET_STATUS_OK;
+  }
+  const char *sysfs_name = drvkit__prop_string(driver, "dfnet.usb.SYSFS_NAME");
+  if (sysfs_name == NULL || strchr(sysfs_name, '/') != NULL) {
+    snprintf(why, why_cap, "the node has neither \"dfnet.platform.TTY\" (a board-file serial "
+                           "port) nor \"dfnet.usb.SYSFS_NAME\" (a USB interface)");
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  char sysfs_root[1024], dev_root[1024], name[64];
+  if (drvkit__setting(driver, "sysfs_root", "DFNET_SYSFS_ROOT", "/sys", sysfs_root,
+                      sizeof sysfs_root) != DFNET_STATUS_OK ||
+      drvkit__setting(driver, "dev_root", "DFNET_DEV_ROOT", "/dev", dev_root,
+                      sizeof dev_root) != DFNET_STATUS_OK) {
+    snprintf(why, why_cap, "settings \"sysfs_root\" / \"dev_root\" must be paths");
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  if (!tty_of_usb(sysfs_root, sysfs_name, name, sizeof name)) {
+    snprintf(why, why_cap,
+             "USB interface %.64s has no tty under %.200s/bus/usb/devices/%.64s (is the "
+             "kernel's cdc_acm or usbserial driver bound to it?)",
+             sysfs_name, sysfs_root, sysfs_name);
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  if ((size_t)snprintf(out, cap, "%s/%s", dev_root, name) >= cap) {
+    snprintf(why, why_cap, "tty path too long");
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  return DFNET_STATUS_OK;
+}
+
+/* ---- termios --------------------------------------------------------------------------- */
+
+static const struct {
+  uint32_t rate;
+  speed_t speed;
+} rates[] = {
+    {50, B50},           {75, B75},           {110, B110},         {134, B134},
+    {150, B150},         {200, B200},         {300, B300},         {600, B600},
+    {1200, B1200},       {1800, B1800},       {2400, B2400},       {4800, B4800},
+    {9600, B9600},       {19200, B19200},     {38400, B38400},     {57600, B57600},
+    {115200, B115200},   {230400, B230400},   {460800, B460800},   {500000, B500000},
+    {576000, B576000},   {921600, B921600},   {1000000, B1000000}, {1152000, B1152000},
+    {1500000, B1500000}, {2000000, B2000000}, {2500000, B2500000}, {3000000, B3000000},
+    {3500000, B3500000}, {4000000, B4000000},
+};
+
+/* Raw mode as cfmakeraw(3) has it, but keeping the line settings in c_cflag. */
+static void make_raw(struct termios *t) {
+  t->c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL);
+  t->c_oflag &= ~(tcflag_t)OPOST;
+  t->c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+  t->c_cflag |= CLOCAL | CREAD;
+  t->c_cc[VMIN] = 1;
+  t->c_cc[VTIME] = 0;
+}
+
+int serial__open_raw(const char *tty, char *why, size_t cap) {
+  int fd = open(tty, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    snprintf(why, cap, "cannot open %s: %s", tty, strerror(err));
+    errno = err;
+    return -1;
+  }
+  struct termios t;
+  if (tcgetattr(fd, &t) != 0) {
+    int err = errno;
+    snprintf(why, cap, "%s is not a terminal: %s", tty, strerror(err));
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  make_raw(&t);
+  if (tcsetattr(fd, TCSANOW, &t) != 0) {
+    int err = errno;
+    snprintf(why, cap, "cannot put %s in raw mode: %s", tty, strerror(err));
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+dfnet_status_t serial__configure(int fd, const dfnet_hw_serial_Config *want,
+                                 dfnet_hw_serial_Config *got, char *why, size_t cap) {
+  uint32_t rate = want->baud_rate != 0 ? want->baud_rate : 115200;
+  uint32_t data_bits = want->data_bits != 0 ? want->data_bits : 8;
+  uint32_t stop_bits = want->stop_bits != 0 ? want->stop_bits : 1;
+  speed_t speed = B0;
+  for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++)
+    if (rates[i].rate == rate)
+      speed = rates[i].speed;
+  if (speed == B0) {
+    snprintf(why, cap, "baud rate %u is not one of termios' rates (50 .. 4000000)", rate);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  static const tcflag_t sizes[] = {CS5, CS6, CS7, CS8};
+  if (data_bits < 5 || data_bits > 8) {
+    snprintf(why, cap, "data bits %u: must be 5..8", data_bits);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if (stop_bits > 2) {
+    snprintf(why, cap, "stop bits %u: must be 1 or 2", stop_bits);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if ((unsigned)want->parity > (unsigned)dfnet_hw_serial_Parity_PARITY_EVEN ||
+      (unsigned)want->flow_control > (unsigned)dfnet_hw_serial_FlowControl_FLOW_CONTROL_XON_XOFF) {
+    snprintf(why, cap, "unknown parity %d or flow control %d", (int)want->parity,
+             (int)want->flow_control);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  struct termios t;
+  if (tcgetattr(fd, &t) != 0) {
+    snprintf(why, cap, "tcgetattr: %s", strerror(errno));
+    return DFNET_STATUS_UNAVAILABLE;
+  }
+  make_raw(&t);
+  t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
+  t.c_cflag |= sizes[data_bits - 5];
+  if (want->parity != dfnet_hw_serial_Parity_PARITY_NONE)
+    t.c_cflag |= PARENB | (want->parity == dfnet_hw_serial_Parity_PARITY_ODD ? PARODD : 0);
+  if (stop_bits == 2)
+    t.c_cflag |= CSTOPB;
+  t.c_iflag &= ~(tcflag_t)(IXON | IXOFF | IXANY | INPCK);
+  if (want->parity != dfnet_hw_serial_Parity_PARITY_NONE)
+    t.c_iflag |= INPCK;
+  if (want->flow_control == dfnet_hw_serial_FlowControl_FLOW_CONTROL_RTS_CTS)
+    t.c_cflag |= CRTSCTS;
+  else if (want->flow_control == dfnet_hw_serial_FlowControl_FLOW_CONTROL_XON_XOFF)
+    t.c_iflag |= IXON | IXOFF;
+  if (cfsetispeed(&t, speed) != 0 || cfsetospeed(&t, speed) != 0 ||
+      tcsetattr(fd, TCSANOW, &t) != 0 || tcgetattr(fd, &t) != 0) {
+    snprintf(why, cap, "tcsetattr: %s", strerror(errno));
+    return DFNET_STATUS_UNAVAILABLE;
+  }
+  /* Report what the kernel kept (a driver may refuse a rate or a setting silently). */
+  memset(got, 0, sizeof *got);
+  speed_t now = cfgetospeed(&t);
+  for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++)
+    if (rates[i].speed == now)
+      got->baud_rate = rates[i].rate;
+  for (uint32_t i = 0; i < 4; i++)
+    if ((t.c_cflag & CSIZE) == sizes[i])
+      got->data_bits = i + 5;
+  got->parity = !(t.c_cflag & PARENB)  ? dfnet_hw_serial_Parity_PARITY_NONE
+                : (t.c_cflag & PARODD) ? dfnet_hw_serial_Parity_PARITY_ODD
+                                       : dfnet_hw_serial_Parity_PARITY_EVEN;
+  got->stop_bits = (t.c_cflag & CSTOPB) ? 2 : 1;
+  got->flow_control = (t.c_cflag & CRTSCTS) ? dfnet_hw_serial_FlowControl_FLOW_CONTROL_RTS_CTS
+                      : (t.c_iflag & IXON)  ? dfnet_hw_serial_FlowControl_FLOW_CONTROL_XON_XOFF
+                                            : dfnet_hw_serial_FlowControl_FLOW_CONTROL_NONE;
+  return DFNET_STATUS_OK;
+}
