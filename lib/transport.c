@@ -382,7 +382,7 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   info.ssl_ca_filepath = cfg->ca_file;
   /* asks the client for its certificate; lws+mbedTLS then only *records* the verdict,
    * which lws_cb enforces at the websocket upgrade */
-  info.options = LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
   ep->vhost = lws_create_vhost(t->ctx, &info);
   if (ep->vhost == NULL) {
     DFNET_LOGE(SUB, NULL, "cannot listen on %s:%u with certificate %s (address in use, or a "
@@ -550,7 +550,7 @@ dfnet_status_t dfnet_transport_connect(dfnet_transport_t *t, const dfnet_client_
   info.client_ssl_cert_filepath = ep->cert_file;
   info.client_ssl_private_key_filepath = ep->key_file; /* read by our lws patch */
   info.client_ssl_ca_filepath = ep->ca_file;
-  info.options = LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
   ep->vhost = lws_create_vhost(t->ctx, &info);
   if (ep->vhost == NULL) {
     DFNET_LOGE(SUB, cfg->url, "cannot set up the client (certificate %s, key %s, CA %s)",
@@ -1393,9 +1393,6 @@ static session_t *session_open(endpoint_t *ep, struct lws *wsi, const transport_
   }
   s->id = t->next_session_id++;
   t->sessions[t->n_sessions++] = s;
-  if (ep->is_client)
-    ep->session = s->id;
-  pthread_cond_broadcast(&t->cv);
   pthread_mutex_unlock(&t->mu);
 
   lws_sul_schedule(t->ctx, 0, &s->ka_sul, keepalive_cb,
@@ -1413,6 +1410,13 @@ static session_t *session_open(endpoint_t *ep, struct lws *wsi, const transport_
                                  .subprotocol = s->subprotocol,
                                  .peer_address = s->peer_address};
     ep->cb.on_session_open(ep->user, &info);
+  }
+  /* other threads see a client's session once its owner has re-announced its state */
+  if (ep->is_client) {
+    pthread_mutex_lock(&t->mu);
+    ep->session = s->id;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
   }
   return s;
 }
