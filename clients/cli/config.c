@@ -1,0 +1,191 @@
+/* dfnet CLI: global settings — command line, then DFNET_MANAGER / DFNET_CERT / DFNET_KEY /
+ * DFNET_CA, then the config file — and connecting with them.
+ *
+ * Config file (DFNET_CONFIG, else $XDG_CONFIG_HOME/dfnet/config, else
+ * $HOME/.config/dfnet/config; a missing default file is fine, a missing DFNET_CONFIG file
+ * is an error). Parsed simply and strictly, one setting per line:
+ *     # comment (a line whose first non-blank character is '#'); blank lines are ignored
+ *     manager = wss://127.0.0.1:7443
+ *     cert = admin.crt          # NOT a comment: values run to the end of the line
+ *     key = admin.key
+ *     ca = ca.crt
+ * Keys: manager, cert, key, ca. Spaces around '=' and at the ends are trimmed; the value
+ * must not be empty; a key may appear once; any other line is an error naming the file
+ * and line. Relative paths of cert/key/ca are relative to the config file's directory. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients/cli/cli.h"
+#include "lib/log.h"
+
+cli_globals_t cli_globals = {.connect_timeout_ms = 10000};
+
+const cli_option_t cli_global_options[] = {
+    {"manager", 0, CLI_OPT_STRING, &cli_globals.manager, 0, 0, "URL",
+     "the manager, wss://host:port (DFNET_MANAGER)"},
+    {"cert", 0, CLI_OPT_STRING, &cli_globals.cert, 0, 0, "FILE",
+     "client certificate, PEM; its OU is the role (DFNET_CERT)"},
+    {"key", 0, CLI_OPT_STRING, &cli_globals.key, 0, 0, "FILE",
+     "its private key, PEM (DFNET_KEY)"},
+    {"ca", 0, CLI_OPT_STRING, &cli_globals.ca, 0, 0, "FILE",
+     "the CA that signed the manager's certificate (DFNET_CA)"},
+    {"connect-timeout", 0, CLI_OPT_UINT, &cli_globals.connect_timeout_ms, 1, 600000, "MS",
+     "how long to wait for the session (default 10000)"},
+    {"log-level", 0, CLI_OPT_STRING, &cli_globals.log_level, 0, 0, "LEVEL",
+     "error|warn|info|debug (default warn; DFNET_LOG_LEVEL)"},
+    {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
+};
+
+int cli__fail(dfnet_status_t code, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "dfnet: %s: %s\n", dfnet_status_str(code), msg);
+  return CLI_EXIT_FAILED;
+}
+
+int cli__fail_err(const dfnet_client_error_t *err) {
+  return cli__fail(err->code, "%s", err->message[0] ? err->message
+                                                     : dfnet_status_description(err->code));
+}
+
+int cli__usage(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "dfnet: INVALID_ARGUMENT: %s\n", msg);
+  return CLI_EXIT_USAGE;
+}
+
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '\t')
+    s++;
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+    s[--n] = '\0';
+  return s;
+}
+
+/* Values read from the file live until exit (the process is short-lived). */
+static const char *file_value(const char *dir, const char *value, bool is_path) {
+  if (!is_path || value[0] == '/')
+    return strdup(value);
+  size_t n = strlen(dir) + strlen(value) + 2;
+  char *p = malloc(n);
+  if (p != NULL)
+    snprintf(p, n, "%s/%s", dir, value);
+  return p;
+}
+
+static int read_config(const char *path, bool must_exist) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    if (errno == ENOENT && !must_exist)
+      return CLI_EXIT_OK;
+    return cli__usage("config file %s: %s", path, strerror(errno));
+  }
+  char *copy = strdup(path);
+  const char *dir = copy ? dirname(copy) : ".";
+  struct {
+    const char *key;
+    const char **dest;
+    bool is_path;
+    const char *value;
+  } keys[] = {{"manager", &cli_globals.manager, false, NULL},
+              {"cert", &cli_globals.cert, true, NULL},
+              {"key", &cli_globals.key, true, NULL},
+              {"ca", &cli_globals.ca, true, NULL}};
+  char line[4096];
+  int rc = CLI_EXIT_OK;
+  for (unsigned no = 1; rc == CLI_EXIT_OK && fgets(line, sizeof line, f) != NULL; no++) {
+    if (strchr(line, '\n') == NULL && !feof(f)) {
+      rc = cli__usage("%s:%u: line longer than %zu bytes", path, no, sizeof line - 2);
+      break;
+    }
+    char *s = trim(line);
+    if (s[0] == '\0' || s[0] == '#')
+      continue;
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+      rc = cli__usage("%s:%u: expected 'key = value'", path, no);
+      break;
+    }
+    *eq = '\0';
+    char *k = trim(s), *v = trim(eq + 1);
+    size_t i = 0;
+    while (i < sizeof keys / sizeof keys[0] && strcmp(keys[i].key, k) != 0)
+      i++;
+    if (i == sizeof keys / sizeof keys[0])
+      rc = cli__usage("%s:%u: unknown key '%s' (manager, cert, key, ca)", path, no, k);
+    else if (v[0] == '\0')
+      rc = cli__usage("%s:%u: '%s' has an empty value", path, no, k);
+    else if (keys[i].value != NULL)
+      rc = cli__usage("%s:%u: '%s' given twice", path, no, k);
+    else
+      keys[i].value = file_value(dir, v, keys[i].is_path);
+  }
+  fclose(f);
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    if (rc == CLI_EXIT_OK && *keys[i].dest == NULL)
+      *keys[i].dest = keys[i].value;
+    else
+      free((void *)keys[i].value);
+  }
+  free(copy);
+  return rc;
+}
+
+int cli__config_resolve(void) {
+  const char *env[4] = {getenv("DFNET_MANAGER"), getenv("DFNET_CERT"), getenv("DFNET_KEY"),
+                        getenv("DFNET_CA")};
+  const char **dest[4] = {&cli_globals.manager, &cli_globals.cert, &cli_globals.key,
+                          &cli_globals.ca};
+  for (int i = 0; i < 4; i++)
+    if (*dest[i] == NULL && env[i] != NULL && env[i][0] != '\0')
+      *dest[i] = env[i];
+  const char *explicit_path = getenv("DFNET_CONFIG");
+  char path[4096];
+  if (explicit_path != NULL && explicit_path[0] != '\0')
+    return read_config(explicit_path, true);
+  const char *xdg = getenv("XDG_CONFIG_HOME");
+  const char *home = getenv("HOME");
+  if (xdg != NULL && xdg[0] == '/')
+    snprintf(path, sizeof path, "%s/dfnet/config", xdg);
+  else if (home != NULL && home[0] != '\0')
+    snprintf(path, sizeof path, "%s/.config/dfnet/config", home);
+  else
+    return CLI_EXIT_OK;
+  return read_config(path, false);
+}
+
+int cli__connect(dfnet_client_t **out) {
+  int rc = cli__config_resolve();
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  const char *missing = cli_globals.manager == NULL ? "--manager (or DFNET_MANAGER)"
+                        : cli_globals.cert == NULL  ? "--cert (or DFNET_CERT)"
+                        : cli_globals.key == NULL   ? "--key (or DFNET_KEY)"
+                        : cli_globals.ca == NULL    ? "--ca (or DFNET_CA)"
+                                                    : NULL;
+  if (missing != NULL)
+    return cli__usage("%s is not set (nor in the config file)", missing);
+  dfnet_client_options_t o = {.url = cli_globals.manager,
+                              .cert_file = cli_globals.cert,
+                              .key_file = cli_globals.key,
+                              .ca_file = cli_globals.ca,
+                              .connect_timeout_ms = (uint32_t)cli_globals.connect_timeout_ms};
+  dfnet_client_error_t err;
+  dfnet_status_t st = dfnet_client_connect(&o, out, &err);
+  if (st != DFNET_STATUS_OK) {
+    cli__fail_err(&err);
+    return st == DFNET_STATUS_INVALID_ARGUMENT ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+  }
+  return CLI_EXIT_OK;
+}

@@ -1,0 +1,220 @@
+/* dfnet CLI: how things are printed (spec/dfv2.md "What ffx driver prints") and small I/O
+ * helpers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clients/cli/cli.h"
+#include "dfnet/bind_keys.h"
+
+/* Integer keys by their deprecated name (Fuchsia prints an unknown one as {:#08}), string
+ * keys quoted. */
+void cli__property_key(const dfnet_client_property_t *p, char *buf, size_t cap) {
+  if (p->str_key != NULL) {
+    snprintf(buf, cap, "\"%s\"", p->str_key);
+    return;
+  }
+  const char *name = dfnet_bind_key_name(p->int_key);
+  if (name != NULL)
+    snprintf(buf, cap, "%s", name);
+  else
+    snprintf(buf, cap, "%08u", p->int_key);
+}
+
+/* uint values 0x%06x, strings quoted, bools bare, enums Enum(a.b.C). */
+void cli__property_value(const dfnet_client_property_t *p, char *buf, size_t cap) {
+  switch (p->type) {
+  case DFNET_CLIENT_VALUE_INT:
+    snprintf(buf, cap, "0x%06x", p->int_value);
+    break;
+  case DFNET_CLIENT_VALUE_STRING:
+    snprintf(buf, cap, "\"%s\"", p->str_value);
+    break;
+  case DFNET_CLIENT_VALUE_BOOL:
+    snprintf(buf, cap, "%s", p->bool_value ? "true" : "false");
+    break;
+  case DFNET_CLIENT_VALUE_ENUM:
+    snprintf(buf, cap, "Enum(%s)", p->str_value);
+    break;
+  default:
+    snprintf(buf, cap, "None");
+    break;
+  }
+}
+
+cJSON *cli__property_json(const dfnet_client_property_t *p) {
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL)
+    return NULL;
+  if (p->str_key != NULL) {
+    cJSON_AddStringToObject(o, "key", p->str_key);
+  } else {
+    cJSON_AddNumberToObject(o, "key", p->int_key);
+    const char *name = dfnet_bind_key_name(p->int_key);
+    if (name != NULL)
+      cJSON_AddStringToObject(o, "key_name", name);
+    else
+      cJSON_AddNullToObject(o, "key_name");
+  }
+  switch (p->type) {
+  case DFNET_CLIENT_VALUE_INT:
+    cJSON_AddStringToObject(o, "type", "uint");
+    cJSON_AddNumberToObject(o, "value", p->int_value);
+    break;
+  case DFNET_CLIENT_VALUE_STRING:
+    cJSON_AddStringToObject(o, "type", "string");
+    cJSON_AddStringToObject(o, "value", p->str_value);
+    break;
+  case DFNET_CLIENT_VALUE_BOOL:
+    cJSON_AddStringToObject(o, "type", "bool");
+    cJSON_AddBoolToObject(o, "value", p->bool_value);
+    break;
+  case DFNET_CLIENT_VALUE_ENUM:
+    cJSON_AddStringToObject(o, "type", "enum");
+    cJSON_AddStringToObject(o, "value", p->str_value);
+    break;
+  default:
+    cJSON_AddStringToObject(o, "type", "none");
+    cJSON_AddNullToObject(o, "value");
+    break;
+  }
+  return o;
+}
+
+int cli__json_print(cJSON *doc) {
+  char *text = doc ? cJSON_Print(doc) : NULL;
+  cJSON_Delete(doc);
+  if (text == NULL)
+    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory building JSON");
+  fputs(text, stdout);
+  fputc('\n', stdout);
+  free(text);
+  return CLI_EXIT_OK;
+}
+
+char *cli__hex(const uint8_t *data, size_t len) {
+  static const char digits[] = "0123456789abcdef";
+  char *s = malloc(len * 2 + 1);
+  if (s == NULL)
+    return NULL;
+  for (size_t i = 0; i < len; i++) {
+    s[2 * i] = digits[data[i] >> 4];
+    s[2 * i + 1] = digits[data[i] & 15];
+  }
+  s[len * 2] = '\0';
+  return s;
+}
+
+static int nibble(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int cli__unhex(const char *text, uint8_t **out, size_t *len) {
+  size_t n = strlen(text);
+  uint8_t *b = malloc(n / 2 + 1);
+  if (b == NULL)
+    return -1;
+  size_t k = 0;
+  int hi = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == ':')
+      continue;
+    int v = nibble(text[i]);
+    if (v < 0) {
+      free(b);
+      return -1;
+    }
+    if (hi < 0) {
+      hi = v;
+    } else {
+      b[k++] = (uint8_t)(hi << 4 | v);
+      hi = -1;
+    }
+  }
+  if (hi >= 0) {
+    free(b);
+    return -1;
+  }
+  *out = b;
+  *len = k;
+  return 0;
+}
+
+int cli__read_file(const char *path, size_t max, uint8_t **out, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  size_t cap = 4096, n = 0;
+  uint8_t *b = malloc(cap);
+  int rc = -1;
+  while (b != NULL) {
+    if (n == cap) {
+      if (cap >= max + 1) {
+        errno = EFBIG;
+        break;
+      }
+      cap *= 2;
+      uint8_t *nb = realloc(b, cap);
+      if (nb == NULL)
+        break;
+      b = nb;
+    }
+    ssize_t r = read(fd, b + n, cap - n);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (r == 0) {
+      rc = 0;
+      break;
+    }
+    n += (size_t)r;
+    if (n > max) {
+      errno = EFBIG;
+      break;
+    }
+  }
+  close(fd);
+  if (rc != 0) {
+    free(b);
+    return -1;
+  }
+  *out = b;
+  *len = n;
+  return 0;
+}
+
+int cli__write_all(int fd, const void *data, size_t len) {
+  const uint8_t *p = data;
+  while (len > 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+void cli__time_str(uint64_t epoch_ms, char *buf, size_t cap) {
+  time_t s = (time_t)(epoch_ms / 1000u);
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  char date[32];
+  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf, cap, "%s.%03uZ", date, (unsigned)(epoch_ms % 1000u));
+}

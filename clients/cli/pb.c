@@ -1,0 +1,92 @@
+/* dfnet CLI: just enough protobuf (https://protobuf.dev/programming-guides/encoding/) to
+ * build the few request messages of the hardware protocols' verbs (rng, serial) and to
+ * pick a bytes field out of their replies, without generating code for every .proto. */
+#include <string.h>
+
+#include "clients/cli/cli.h"
+
+static void put_varint(cli_pb_t *pb, uint64_t v) {
+  do {
+    if (pb->len >= sizeof pb->buf) {
+      pb->overflow = true;
+      return;
+    }
+    uint8_t b = v & 0x7f;
+    v >>= 7;
+    pb->buf[pb->len++] = (uint8_t)(b | (v ? 0x80 : 0));
+  } while (v);
+}
+
+void cli__pb_varint(cli_pb_t *pb, uint32_t field, uint64_t value) {
+  if (value == 0)
+    return; /* proto3: the default is not written */
+  put_varint(pb, (uint64_t)field << 3 | 0u);
+  put_varint(pb, value);
+}
+
+void cli__pb_bytes(cli_pb_t *pb, uint32_t field, const void *data, size_t len) {
+  if (len == 0)
+    return;
+  put_varint(pb, (uint64_t)field << 3 | 2u);
+  put_varint(pb, len);
+  if (pb->len + len > sizeof pb->buf) {
+    pb->overflow = true;
+    return;
+  }
+  memcpy(pb->buf + pb->len, data, len);
+  pb->len += len;
+}
+
+static int get_varint(const uint8_t *p, size_t len, size_t *off, uint64_t *out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (*off >= len)
+      return -1;
+    uint8_t b = p[(*off)++];
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+int cli__pb_find_bytes(const uint8_t *msg, size_t len, uint32_t field, const uint8_t **data,
+                       size_t *data_len) {
+  size_t off = 0;
+  while (off < len) {
+    uint64_t key, v;
+    if (get_varint(msg, len, &off, &key) != 0)
+      return -1;
+    switch (key & 7u) {
+    case 0:
+      if (get_varint(msg, len, &off, &v) != 0)
+        return -1;
+      break;
+    case 1:
+      if (len - off < 8)
+        return -1;
+      off += 8;
+      break;
+    case 5:
+      if (len - off < 4)
+        return -1;
+      off += 4;
+      break;
+    case 2:
+      if (get_varint(msg, len, &off, &v) != 0 || v > len - off)
+        return -1;
+      if ((key >> 3) == field) {
+        *data = msg + off;
+        *data_len = (size_t)v;
+        return 1;
+      }
+      off += (size_t)v;
+      break;
+    default:
+      return -1;
+    }
+  }
+  return 0;
+}

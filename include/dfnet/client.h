@@ -1,0 +1,531 @@
+/* libdfnet-client: talk to a dfnet manager from any program (issue 7; DESIGN.md "Calls",
+ * "Security"; proto/dfnet/v1/query.proto and call.proto are the wire).
+ *
+ * Model
+ *   A dfnet_client_t is one mutually authenticated TLS websocket session to a manager
+ *   (subprotocol "dfnet.client.v1") served by one library thread (the "client thread").
+ *   The role (admin, operator, viewer) comes from the client certificate's OU; the manager
+ *   tells it back in its Welcome (dfnet_client_info). When the connection drops, every
+ *   call, list and watch in flight ends with UNAVAILABLE, and the library reconnects by
+ *   itself (with backoff); later requests wait up to their deadline (or the connect
+ *   timeout) for the new session.
+ *
+ * Threads
+ *   Every function may be called from any thread at any time between connect and
+ *   dfnet_client_close, except where marked. Callbacks (calls, watches) run on the client
+ *   thread, never under a lock of the library; they may call any function of this header
+ *   except the blocking ones (dfnet_client_call, the list and control queries,
+ *   dfnet_client_stream_next), which fail FAILED_PRECONDITION there.
+ *
+ * Errors
+ *   Every function returns a gRPC status code (include/dfnet/status.h). Functions that
+ *   talk to the manager also take `dfnet_client_error_t *err` (may be NULL) that receives
+ *   the code and a human-readable message: the manager's or the driver's own message when
+ *   the status came from the wire, the library's reason otherwise. Codes common to every
+ *   request (not repeated below):
+ *     INVALID_ARGUMENT    NULL where a value is required, a string over its wire bound
+ *                         (target 511 bytes, method 255, monikers 511, URLs 255);
+ *     UNAVAILABLE         not connected (no session within the timeout), or the session
+ *                         was lost before the answer;
+ *     DEADLINE_EXCEEDED   the request's deadline passed;
+ *     PERMISSION_DENIED   the certificate's role may not do this (viewer: queries and
+ *                         watch; operator: + calls; admin: + driver and composite changes);
+ *     FAILED_PRECONDITION a blocking function called on the client thread;
+ *     RESOURCE_EXHAUSTED  the session's send queue is full, or out of memory;
+ *     any code the manager or the driver answered with.
+ *
+ * Types
+ *   No nanopb type appears here: results are plain C structs. Every list result is one
+ *   allocation tree owned by the caller and freed with its *_free function; all strings
+ *   inside it are NUL-terminated and live as long as the result.
+ */
+#ifndef DFNET_CLIENT_H
+#define DFNET_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dfnet/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define DFNET_CLIENT_API __attribute__((visibility("default")))
+#else
+#define DFNET_CLIENT_API
+#endif
+
+typedef struct dfnet_client dfnet_client_t;
+
+/* The status of a failed request, with its message (always NUL-terminated). */
+typedef struct dfnet_client_error {
+  dfnet_status_t code;
+  char message[512];
+} dfnet_client_error_t;
+
+/* ---- Connecting ------------------------------------------------------------------- */
+
+typedef struct dfnet_client_options {
+  const char *url;         /* "wss://host:port" (required) */
+  const char *cert_file;   /* PEM: the client certificate (role in its OU) (required) */
+  const char *key_file;    /* PEM: its private key (required; may equal cert_file when
+                              that file holds both) */
+  const char *ca_file;     /* PEM: the CA that signed the manager's certificate (required) */
+  const char *server_name; /* name the manager's certificate must carry; NULL = URL host */
+  uint32_t connect_timeout_ms; /* how long connect (and a request made while
+                                  reconnecting, without its own deadline) waits for a
+                                  session; 0 = 10000 */
+} dfnet_client_options_t;
+
+/* The session as the manager granted it. */
+typedef struct dfnet_client_info {
+  char role[16];        /* "admin", "operator", "viewer" */
+  char name[65];        /* our verified name (certificate CN) */
+  char server_name[65]; /* the manager's name */
+  uint64_t session_id;
+} dfnet_client_info_t;
+
+/* Connect to a manager: TLS with the given files, websocket upgrade, Hello, Welcome.
+ * Blocks until the session is welcomed or the connect timeout passes. Strings are copied.
+ * On OK *out is a new client the caller closes with dfnet_client_close().
+ * Errors: INVALID_ARGUMENT (missing option, URL not wss://host:port), NOT_FOUND (a file
+ * missing), UNAVAILABLE (no session within the timeout: the manager is not reachable, or
+ * refused our certificate — the transport logs why), PERMISSION_DENIED (the manager refused
+ * the Hello), INTERNAL. *out is NULL on error. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_connect(const dfnet_client_options_t *opts,
+                                                     dfnet_client_t **out,
+                                                     dfnet_client_error_t *err);
+
+/* End every call, stream and watch (their final callbacks run with CANCELLED, before this
+ * returns), close the session, join the client thread, free everything. NULL is a no-op.
+ * Not from the client thread (a callback). */
+DFNET_CLIENT_API void dfnet_client_close(dfnet_client_t *client);
+
+/* Copy of the current session's Welcome. Errors: UNAVAILABLE (not connected now). */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_info(dfnet_client_t *client,
+                                                  dfnet_client_info_t *out);
+
+/* ---- Calls to drivers (DESIGN.md "Calls") ------------------------------------------ */
+
+/* A call in flight. 0 is "none"; never reused within a client. */
+typedef uint64_t dfnet_client_call_id_t;
+
+typedef struct dfnet_client_call_options {
+  uint32_t deadline_ms; /* the call's deadline from now, enforced here and sent to every
+                           hop as the time left; 0 = none */
+  uint32_t credit;      /* streaming: replies the manager may send before we grant more
+                           (the flow-control window); 0 = 16 */
+} dfnet_client_call_options_t;
+
+/* Blocking unary call: send `request` (len bytes, the method's protobuf message; copied)
+ * to `method` ("/<package>.<Service>/<Method>") on `target` (a node moniker or
+ * "class/<class>/<NNN>"), wait for its reply. On OK, *reply / *reply_len hold the reply
+ * payload in a malloc'd buffer the caller frees with free() (NULL/0 for an empty reply).
+ * opts may be NULL (no deadline). A server-streaming method answered with several
+ * messages: the last payload is returned. Errors (besides the common ones): the call's
+ * final status, e.g. NOT_FOUND (unknown target), FAILED_PRECONDITION (node without a
+ * driver), UNIMPLEMENTED (the driver does not serve the method), UNAVAILABLE (host or
+ * driver gone). Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_call(dfnet_client_t *client, const char *target,
+                                                  const char *method, const void *request,
+                                                  size_t len,
+                                                  const dfnet_client_call_options_t *opts,
+                                                  uint8_t **reply, size_t *reply_len,
+                                                  dfnet_client_error_t *err);
+
+/* One message of a call (a unary reply, or one message of a stream). data is borrowed for
+ * the callback only. Runs on the client thread. When it returns, the message counts as
+ * consumed for the flow-control window. */
+typedef void (*dfnet_client_message_fn)(void *user, dfnet_client_call_id_t call,
+                                        const uint8_t *data, size_t len);
+/* The call's final status: called exactly once per started call, last. message is
+ * borrowed for the callback. Runs on the client thread. */
+typedef void (*dfnet_client_done_fn)(void *user, dfnet_client_call_id_t call,
+                                     dfnet_status_t status, const char *message);
+
+/* Start a unary or server-streaming call with callbacks (request copied). on_message may
+ * be NULL (messages dropped); on_done is required. On OK *call_out (may be NULL) names the
+ * call; on_done will run exactly once, never during this function. On error no callback
+ * ever runs. Errors: the common ones (UNAVAILABLE when not connected). Any thread, the
+ * client thread included. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_call_start(
+    dfnet_client_t *client, const char *target, const char *method, const void *request,
+    size_t len, const dfnet_client_call_options_t *opts, dfnet_client_message_fn on_message,
+    dfnet_client_done_fn on_done, void *user, dfnet_client_call_id_t *call_out);
+
+/* Cancel a call (a Cancel goes to the manager and on to the driver): on_done runs with
+ * CANCELLED soon unless the call already ended. Errors: NOT_FOUND (no such call in flight:
+ * it ended, or was cancelled already — cancelling twice is harmless). Any thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_call_cancel(dfnet_client_t *client,
+                                                         dfnet_client_call_id_t call);
+
+/* A pull-style server-streaming call: messages are queued (at most `credit` of them) and
+ * read with dfnet_client_stream_next; credit is granted back as they are read, so a slow
+ * reader slows the driver down instead of growing memory. */
+typedef struct dfnet_client_stream dfnet_client_stream_t;
+
+/* Start a streaming call (request copied). On OK *out is a stream the caller ends with
+ * dfnet_client_stream_close. Errors: as dfnet_client_call_start. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_stream_open(
+    dfnet_client_t *client, const char *target, const char *method, const void *request,
+    size_t len, const dfnet_client_call_options_t *opts, dfnet_client_stream_t **out,
+    dfnet_client_error_t *err);
+
+/* Next message, waiting up to timeout_ms (0 = forever). On OK *data and *len hold a malloc'd
+ * copy the caller frees with free() (NULL/0 for an empty message). Returns:
+ *   OK                 a message;
+ *   ABORTED            the stream ended with OK (end of stream, nothing more to read);
+ *   DEADLINE_EXCEEDED  timeout_ms passed with no message (the stream goes on);
+ *   any other code     the stream's final status (err holds its message).
+ * Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_stream_next(dfnet_client_stream_t *stream,
+                                                         uint32_t timeout_ms, uint8_t **data,
+                                                         size_t *len,
+                                                         dfnet_client_error_t *err);
+
+/* Cancel the stream if it is still running and free it. NULL is a no-op. Any thread but
+ * the client thread. */
+DFNET_CLIENT_API void dfnet_client_stream_close(dfnet_client_stream_t *stream);
+
+/* ---- Queries (the manager's client API, dfnet.client.v1) ---------------------------- */
+
+/* Options of every query: deadline from now; 0 = 30000 ms. */
+typedef struct dfnet_client_query_options {
+  uint32_t deadline_ms;
+} dfnet_client_query_options_t;
+
+typedef enum dfnet_client_value_type {
+  DFNET_CLIENT_VALUE_NONE = 0,
+  DFNET_CLIENT_VALUE_INT = 1,    /* uint32 */
+  DFNET_CLIENT_VALUE_STRING = 2,
+  DFNET_CLIENT_VALUE_BOOL = 3,
+  DFNET_CLIENT_VALUE_ENUM = 4,   /* str_value holds the fully qualified value */
+} dfnet_client_value_type_t;
+
+/* One DFv2 node property. The key is an integer key (str_key NULL) or a string key. */
+typedef struct dfnet_client_property {
+  const char *str_key;  /* NULL: the key is int_key (a deprecated fuchsia.BIND_* key) */
+  uint32_t int_key;
+  dfnet_client_value_type_t type;
+  uint32_t int_value;   /* INT */
+  bool bool_value;      /* BOOL */
+  const char *str_value; /* STRING, ENUM; NULL otherwise */
+} dfnet_client_property_t;
+
+typedef enum dfnet_client_node_state {
+  DFNET_CLIENT_NODE_UNSPECIFIED = 0,
+  DFNET_CLIENT_NODE_UNBOUND = 1,
+  DFNET_CLIENT_NODE_BOUND = 2,
+  DFNET_CLIENT_NODE_OWNED_BY_PARENT = 3,
+  DFNET_CLIENT_NODE_OWNED_BY_COMPOSITE = 4,
+  DFNET_CLIENT_NODE_QUARANTINED = 5,
+} dfnet_client_node_state_t;
+
+/* "unbound", "bound", "owned by parent", "owned by composite(s)", "quarantined",
+ * "unspecified" (static). */
+DFNET_CLIENT_API const char *dfnet_client_node_state_str(dfnet_client_node_state_t state);
+
+typedef struct dfnet_client_host {
+  const char *name;
+  const char *address;
+  const char *arch;
+  size_t label_count;
+  const char **label_keys;   /* label_count entries each */
+  const char **label_values;
+  uint64_t connected_since_ms; /* Unix epoch ms */
+  bool online;
+  uint32_t node_count;
+  uint32_t driver_host_count;
+} dfnet_client_host_t;
+
+typedef struct dfnet_client_host_list {
+  size_t count;
+  dfnet_client_host_t *items;
+} dfnet_client_host_list_t;
+
+typedef struct dfnet_client_node {
+  const char *moniker;
+  const char *name;
+  const char *host;
+  const char *class_name; /* "" when none */
+  const char *class_path; /* "class/<class>/<NNN>", "" when none */
+  dfnet_client_node_state_t state;
+  const char *driver_url; /* "" when none */
+  uint64_t driver_host_id;
+  dfnet_status_t unbound_code;    /* OK when bound or no reason known */
+  const char *unbound_message;    /* "" when none */
+  bool offline;                   /* its host's session dropped (grace period) */
+  size_t property_count;          /* verbose queries only */
+  dfnet_client_property_t *properties;
+  size_t offer_count;
+  const char **offers;
+  size_t parent_count;            /* composite nodes: every parent's moniker */
+  const char **parents;
+} dfnet_client_node_t;
+
+typedef struct dfnet_client_node_list {
+  size_t count;
+  dfnet_client_node_t *items;
+} dfnet_client_node_list_t;
+
+typedef enum dfnet_client_driver_source {
+  DFNET_CLIENT_DRIVER_SOURCE_UNSPECIFIED = 0,
+  DFNET_CLIENT_DRIVER_SOURCE_BOOT = 1,
+  DFNET_CLIENT_DRIVER_SOURCE_REGISTERED = 2,
+} dfnet_client_driver_source_t;
+
+typedef struct dfnet_client_driver {
+  const char *url;
+  const char *name;
+  uint8_t package_digest[32];
+  bool has_digest;
+  dfnet_client_driver_source_t source;
+  bool fallback, colocate, host_restart_on_crash, disabled;
+  size_t category_count;
+  const char **categories;     /* category_count entries each */
+  const char **subcategories;
+  const char *composite_name;  /* "" when not composite bind rules */
+  uint32_t device_count;       /* nodes it is bound to */
+  size_t device_list_count;    /* verbose: the first of them */
+  const char **devices;
+  size_t dispatcher_opt_count;
+  const char **dispatcher_opts;
+  const uint8_t *bind_bytecode; /* verbose: bytecode v2; NULL otherwise */
+  size_t bind_bytecode_len;
+} dfnet_client_driver_t;
+
+typedef struct dfnet_client_driver_list {
+  size_t count;
+  dfnet_client_driver_t *items;
+} dfnet_client_driver_list_t;
+
+typedef struct dfnet_client_composite_parent {
+  const char *name;    /* the rule's node name or the spec parent's index */
+  const char *moniker; /* "" = unbound */
+  bool primary;
+  bool optional;
+} dfnet_client_composite_parent_t;
+
+typedef struct dfnet_client_composite {
+  const char *name;
+  const char *driver_url;
+  const char *moniker; /* "" = not assembled */
+  bool from_spec;
+  size_t parent_count;
+  dfnet_client_composite_parent_t *parents;
+} dfnet_client_composite_t;
+
+typedef struct dfnet_client_composite_list {
+  size_t count;
+  dfnet_client_composite_t *items;
+} dfnet_client_composite_list_t;
+
+typedef enum dfnet_client_bind_result {
+  DFNET_CLIENT_BIND_UNSPECIFIED = 0,
+  DFNET_CLIENT_BIND_MATCH = 1,
+  DFNET_CLIENT_BIND_NO_MATCH = 2,
+  DFNET_CLIENT_BIND_ERROR = 3,
+} dfnet_client_bind_result_t;
+
+typedef struct dfnet_client_bind_trace {
+  const char *driver_url;
+  dfnet_client_bind_result_t result;
+  uint32_t offset;          /* byte offset of the deciding instruction */
+  const char *instruction;  /* as dumped */
+  const char *reason;
+  const char *composite_node; /* "" unless a composite rule's node */
+} dfnet_client_bind_trace_t;
+
+typedef struct dfnet_client_bind_trace_list {
+  size_t count;
+  dfnet_client_bind_trace_t *items;
+} dfnet_client_bind_trace_list_t;
+
+/* List the fleet's hosts. On OK *out is a new list (caller frees with
+ * dfnet_client_host_list_free). Errors: the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_list_hosts(dfnet_client_t *client,
+                                                        const dfnet_client_query_options_t *q,
+                                                        dfnet_client_host_list_t **out,
+                                                        dfnet_client_error_t *err);
+
+/* List nodes whose moniker contains `filter` (NULL or "" = all; exact: the whole moniker).
+ * verbose: with properties and offers. On OK *out is a new list (free with
+ * dfnet_client_node_list_free). Errors: the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_list_nodes(dfnet_client_t *client,
+                                                        const char *filter, bool exact,
+                                                        bool verbose,
+                                                        const dfnet_client_query_options_t *q,
+                                                        dfnet_client_node_list_t **out,
+                                                        dfnet_client_error_t *err);
+
+/* List the driver index (loaded: only drivers bound to a node; verbose: with bind
+ * bytecode and devices). On OK *out is new (free with dfnet_client_driver_list_free).
+ * Errors: the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_list_drivers(dfnet_client_t *client, bool loaded,
+                                                          bool verbose,
+                                                          const dfnet_client_query_options_t *q,
+                                                          dfnet_client_driver_list_t **out,
+                                                          dfnet_client_error_t *err);
+
+/* List composites (composite bind rules instances and composite node specs). On OK *out is
+ * new (free with dfnet_client_composite_list_free). Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_list_composites(
+    dfnet_client_t *client, bool verbose, const dfnet_client_query_options_t *q,
+    dfnet_client_composite_list_t **out, dfnet_client_error_t *err);
+
+/* The matcher's trace for `node` against `driver_url` (NULL or "" = every driver): one
+ * entry per driver considered. On OK *out is new (free with
+ * dfnet_client_bind_trace_list_free). Errors: NOT_FOUND (no such node or driver), the
+ * common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_bind_why(dfnet_client_t *client, const char *node,
+                                                      const char *driver_url,
+                                                      const dfnet_client_query_options_t *q,
+                                                      dfnet_client_bind_trace_list_t **out,
+                                                      dfnet_client_error_t *err);
+
+/* Free a result. NULL is a no-op. */
+DFNET_CLIENT_API void dfnet_client_host_list_free(dfnet_client_host_list_t *list);
+DFNET_CLIENT_API void dfnet_client_node_list_free(dfnet_client_node_list_t *list);
+DFNET_CLIENT_API void dfnet_client_driver_list_free(dfnet_client_driver_list_t *list);
+DFNET_CLIENT_API void dfnet_client_composite_list_free(dfnet_client_composite_list_t *list);
+DFNET_CLIENT_API void dfnet_client_bind_trace_list_free(dfnet_client_bind_trace_list_t *list);
+
+/* ---- Driver control (role admin) ------------------------------------------------------ */
+
+/* Disable / enable a driver of the index by URL. Errors: NOT_FOUND (no such driver),
+ * the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_disable(dfnet_client_t *client,
+                                                            const char *url,
+                                                            dfnet_client_error_t *err);
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_enable(dfnet_client_t *client,
+                                                           const char *url,
+                                                           dfnet_client_error_t *err);
+
+/* Restart every driver host running the driver `url`; *restarted (may be NULL) gets how
+ * many. Errors: NOT_FOUND, the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_restart(dfnet_client_t *client,
+                                                            const char *url,
+                                                            uint32_t *restarted,
+                                                            dfnet_client_error_t *err);
+
+/* Register a driver: pack the package directory `pkg_dir` (meta/<name>.json,
+ * meta/bind/<name>.bindbc, driver/<name>.so) deterministically (lib/package.h), upload it
+ * in chunks with its SHA-256, and let the manager verify and index it. On OK, url_out (may
+ * be NULL; url_cap bytes, 256 suffice) gets the driver's URL
+ * "dfnet-pkg://<12 hex>/<name>#meta/<name>.json". Errors: NOT_FOUND (pkg_dir missing),
+ * INVALID_ARGUMENT (not a package directory: no single meta/<name>.json, bad name, a link
+ * or special file), RESOURCE_EXHAUSTED (package too large), ALREADY_EXISTS (that URL is
+ * registered), DATA_LOSS (the manager's digest check failed), the manager's verdict on the
+ * manifest or bytecode (INVALID_ARGUMENT), the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_register(dfnet_client_t *client,
+                                                             const char *pkg_dir, char *url_out,
+                                                             size_t url_cap,
+                                                             dfnet_client_error_t *err);
+
+/* DFv2 RequestBind on a node (role admin): force_rebind restarts binding of a bound node;
+ * driver_url_suffix (NULL = any) restricts the candidates. Errors: NOT_FOUND,
+ * ALREADY_EXISTS (a request pending), FAILED_PRECONDITION (already bound and not forced),
+ * the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_request_bind(dfnet_client_t *client,
+                                                          const char *node, bool force_rebind,
+                                                          const char *driver_url_suffix,
+                                                          dfnet_client_error_t *err);
+
+/* A composite node spec (fuchsia.driver.framework CompositeNodeSpec): parents given as bind
+ * rules (ACCEPT: the key has one of the values; REJECT: none of them) and the properties
+ * the matching node's composite will see. Property/value pointers are borrowed. */
+typedef enum dfnet_client_condition {
+  DFNET_CLIENT_ACCEPT = 1,
+  DFNET_CLIENT_REJECT = 2,
+} dfnet_client_condition_t;
+
+typedef struct dfnet_client_bind_rule {
+  const char *str_key;  /* NULL: int_key */
+  uint32_t int_key;
+  dfnet_client_condition_t condition;
+  size_t value_count;   /* 1..4; each value's key fields are ignored */
+  const dfnet_client_property_t *values;
+} dfnet_client_bind_rule_t;
+
+typedef struct dfnet_client_parent_spec {
+  size_t rule_count;    /* 1..8 */
+  const dfnet_client_bind_rule_t *rules;
+  size_t property_count; /* 0..8 */
+  const dfnet_client_property_t *properties;
+} dfnet_client_parent_spec_t;
+
+/* Add a composite node spec (role admin). Everything is copied. Errors: INVALID_ARGUMENT
+ * (no name, no parents, over the bounds above), ALREADY_EXISTS (a spec of that name), the
+ * common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_add_composite_node_spec(
+    dfnet_client_t *client, const char *name, const dfnet_client_parent_spec_t *parents,
+    size_t parent_count, dfnet_client_error_t *err);
+
+/* ---- Watch ---------------------------------------------------------------------------- */
+
+typedef enum dfnet_client_event_kind {
+  DFNET_CLIENT_EVENT_UNSPECIFIED = 0,
+  DFNET_CLIENT_EVENT_NODE_ADDED = 1,
+  DFNET_CLIENT_EVENT_NODE_REMOVED = 2,
+  DFNET_CLIENT_EVENT_NODE_UPDATED = 3,
+  DFNET_CLIENT_EVENT_NODE_BOUND = 4,
+  DFNET_CLIENT_EVENT_NODE_UNBOUND = 5,
+  DFNET_CLIENT_EVENT_DRIVER_REGISTERED = 6,
+  DFNET_CLIENT_EVENT_DRIVER_DISABLED = 7,
+  DFNET_CLIENT_EVENT_DRIVER_ENABLED = 8,
+  DFNET_CLIENT_EVENT_DRIVER_HOST_EXITED = 9,
+  DFNET_CLIENT_EVENT_HOST_CONNECTED = 10,
+  DFNET_CLIENT_EVENT_HOST_DISCONNECTED = 11,
+  DFNET_CLIENT_EVENT_HOST_REMOVED = 12,
+} dfnet_client_event_kind_t;
+
+/* "NODE_ADDED", ... "UNSPECIFIED" (static). */
+DFNET_CLIENT_API const char *dfnet_client_event_kind_str(dfnet_client_event_kind_t kind);
+
+/* One event; every pointer is borrowed for the callback. */
+typedef struct dfnet_client_event {
+  dfnet_client_event_kind_t kind;
+  const char *subject;  /* moniker, driver URL or host name */
+  const char *detail;   /* driver URL bound, exit reason ... ("" when none) */
+  dfnet_status_t code;
+  const char *message;  /* "" when none */
+  uint64_t time_ms;     /* Unix epoch ms */
+} dfnet_client_event_t;
+
+/* A watch. 0 is "none"; never reused within a client. */
+typedef uint64_t dfnet_client_watch_id_t;
+
+enum {
+  DFNET_CLIENT_WATCH_NODES = 1u << 0,
+  DFNET_CLIENT_WATCH_DRIVERS = 1u << 1,
+  DFNET_CLIENT_WATCH_HOSTS = 1u << 2,
+  DFNET_CLIENT_WATCH_ALL = 7u,
+};
+
+typedef void (*dfnet_client_event_fn)(void *user, dfnet_client_watch_id_t watch,
+                                      const dfnet_client_event_t *event);
+
+/* Watch the fleet: on_event per event (client thread), then on_end exactly once with the
+ * watch's final status (CANCELLED after dfnet_client_watch_cancel, UNAVAILABLE when the
+ * session was lost, or what the manager ended it with); nothing runs after on_end. `what`
+ * is a set of DFNET_CLIENT_WATCH_* bits (0 = all). On error no callback ever runs.
+ * Errors: the common ones. Any thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_watch(dfnet_client_t *client, unsigned what,
+                                                   dfnet_client_event_fn on_event,
+                                                   dfnet_client_done_fn on_end, void *user,
+                                                   dfnet_client_watch_id_t *watch_out,
+                                                   dfnet_client_error_t *err);
+
+/* Stop a watch: on_end runs with CANCELLED soon, unless it already ended. Errors:
+ * NOT_FOUND (not running: ended, or cancelled already — cancelling twice is harmless).
+ * Any thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_watch_cancel(dfnet_client_t *client,
+                                                          dfnet_client_watch_id_t watch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DFNET_CLIENT_H */

@@ -1,0 +1,473 @@
+/* The scripted manager peer of scripted_server.h on the real transport. */
+#include "scripted_server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/envelope.h"
+#include "lib/pki.h"
+#include "lib/transport.h"
+
+#define MAX_STREAMS 64
+
+typedef struct ss_stream {
+  bool used;
+  dfnet_session_id_t sid;
+  uint64_t id;
+  uint32_t remaining, size, seq, credit;
+} ss_stream_t;
+
+struct scripted_server {
+  dfnet_transport_t *t;
+  dfnet_envelope_t *env; /* service thread only */
+  pthread_mutex_t mu;
+  ss_stats_t stats;
+  ss_stream_t streams[MAX_STREAMS];
+  uint8_t payload[65536];
+};
+
+int ss_make_certs(const char *dir) {
+  char state[512], out[512];
+  mkdir(dir, 0700);
+  snprintf(state, sizeof state, "%s/state", dir);
+  const char *sans[] = {"127.0.0.1"};
+  if (dfnet_pki_init_state_dir(state, "manager", sans, 1, NULL) != DFNET_STATUS_OK)
+    return -1;
+  struct {
+    dfnet_pki_role_t role;
+    const char *sub, *name;
+  } who[] = {{DFNET_PKI_ROLE_ADMIN, "admin", "alice"},
+             {DFNET_PKI_ROLE_OPERATOR, "operator", "bob"},
+             {DFNET_PKI_ROLE_VIEWER, "viewer", "carol"}};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(out, sizeof out, "%s/%s", dir, who[i].sub);
+    char crt[600];
+    snprintf(crt, sizeof crt, "%s/%s.crt", out, who[i].name);
+    struct stat sb;
+    if (stat(crt, &sb) == 0)
+      continue;
+    if (dfnet_pki_issue_to_dir(state, who[i].role, who[i].name, out, NULL, 0, 30) !=
+        DFNET_STATUS_OK)
+      return -1;
+  }
+  return 0;
+}
+
+static dfnet_envelope_t *fresh(scripted_server_t *s, uint64_t id, pb_size_t which) {
+  dfnet_envelope_init(s->env);
+  s->env->pb.id = id;
+  s->env->pb.which_msg = which;
+  return s->env;
+}
+
+static void send_reply(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
+                       dfnet_status_t code, const char *msg, bool eos, const uint8_t *data,
+                       size_t len) {
+  dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_reply_tag);
+  e->pb.msg.reply.code = (dfnet_v1_Code)code;
+  snprintf(e->pb.msg.reply.message, sizeof e->pb.msg.reply.message, "%s", msg ? msg : "");
+  e->pb.msg.reply.end_of_stream = eos;
+  e->bulk.data = data;
+  e->bulk.size = len;
+  dfnet_transport_send(s->t, sid, e, 0);
+}
+
+static dfnet_v1_Role session_role(scripted_server_t *s, dfnet_session_id_t sid) {
+  dfnet_session_info_t info;
+  char buf[512];
+  if (dfnet_transport_session_info(s->t, sid, &info, buf, sizeof buf) != DFNET_STATUS_OK)
+    return dfnet_v1_Role_ROLE_UNSPECIFIED;
+  return info.role;
+}
+
+/* Send what the stream's credit allows; end it when done. */
+static void stream_pump(scripted_server_t *s, ss_stream_t *st) {
+  while (st->remaining > 0 && st->credit > 0) {
+    memset(s->payload, (int)(st->seq & 0xff), st->size);
+    send_reply(s, st->sid, st->id, DFNET_STATUS_OK, NULL, false, s->payload, st->size);
+    st->seq++;
+    st->remaining--;
+    st->credit--;
+  }
+  if (st->remaining == 0) {
+    send_reply(s, st->sid, st->id, DFNET_STATUS_OK, NULL, true, NULL, 0);
+    st->used = false;
+  }
+}
+
+static uint32_t le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void on_call(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+  const dfnet_v1_Call *c = &env->pb.msg.call;
+  uint64_t id = env->pb.id;
+  pthread_mutex_lock(&s->mu);
+  s->stats.calls++;
+  s->stats.last_deadline_ms = c->deadline_ms;
+  s->stats.last_credit = c->credit;
+  pthread_mutex_unlock(&s->mu);
+  dfnet_v1_Role role = session_role(s, sid);
+  if (role != dfnet_v1_Role_ADMIN && role != dfnet_v1_Role_OPERATOR) {
+    dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_PERMISSION_DENIED,
+                                "Call needs role operator");
+    return;
+  }
+  if (strcmp(c->method, "/test.Echo/Unary") == 0) {
+    uint8_t *copy = malloc(env->bulk.size + 1);
+    if (env->bulk.size)
+      memcpy(copy, env->bulk.data, env->bulk.size);
+    send_reply(s, sid, id, DFNET_STATUS_OK, NULL, true, copy, env->bulk.size);
+    free(copy);
+  } else if (strcmp(c->method, "/test.Echo/Stream") == 0 && env->bulk.size >= 8) {
+    ss_stream_t *st = NULL;
+    for (size_t i = 0; i < MAX_STREAMS && st == NULL; i++)
+      if (!s->streams[i].used)
+        st = &s->streams[i];
+    if (st == NULL) {
+      send_reply(s, sid, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "too many streams", true, NULL, 0);
+      return;
+    }
+    *st = (ss_stream_t){.used = true,
+                        .sid = sid,
+                        .id = id,
+                        .remaining = le32(env->bulk.data),
+                        .size = le32(env->bulk.data + 4),
+                        .credit = c->credit ? c->credit : 1};
+    if (st->size > sizeof s->payload)
+      st->size = sizeof s->payload;
+    stream_pump(s, st);
+  } else if (strcmp(c->method, "/test.Echo/Block") == 0) {
+    /* never answered */
+  } else if (strcmp(c->method, "/test.Echo/Fail") == 0) {
+    send_reply(s, sid, id, DFNET_STATUS_NOT_FOUND, "no node 'x'", true, NULL, 0);
+  } else if (strcmp(c->method, "/test.Echo/Drop") == 0) {
+    dfnet_transport_session_close(s->t, sid, DFNET_STATUS_UNAVAILABLE, "dropped");
+  } else if (strcmp(c->method, "/dfnet.hw.rng.Rng/Read") == 0) {
+    uint32_t count = 0;
+    const uint8_t *p = env->bulk.data;
+    if (env->bulk.size >= 2 && p[0] == 0x08) { /* field 1 varint */
+      for (size_t i = 1, shift = 0; i < env->bulk.size && shift < 32; i++, shift += 7) {
+        count |= (uint32_t)(p[i] & 0x7f) << shift;
+        if (!(p[i] & 0x80))
+          break;
+      }
+    }
+    if (count == 0 || count > 65536) {
+      send_reply(s, sid, id, DFNET_STATUS_INVALID_ARGUMENT, "count must be 1..65536", true, NULL,
+                 0);
+      return;
+    }
+    uint8_t *msg = malloc(count + 8);
+    size_t k = 0;
+    msg[k++] = 0x0a; /* field 1, bytes */
+    uint32_t v = count;
+    while (v >= 0x80) {
+      msg[k++] = (uint8_t)(v | 0x80);
+      v >>= 7;
+    }
+    msg[k++] = (uint8_t)v;
+    for (uint32_t i = 0; i < count; i++)
+      msg[k++] = (uint8_t)i;
+    send_reply(s, sid, id, DFNET_STATUS_OK, NULL, true, msg, k);
+    free(msg);
+  } else {
+    send_reply(s, sid, id, DFNET_STATUS_UNIMPLEMENTED, "the driver does not serve it", true,
+               NULL, 0);
+  }
+}
+
+static void node_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id, const char *moniker,
+                      const char *driver, dfnet_v1_NodeState state, bool verbose) {
+  dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_node_info_tag);
+  dfnet_v1_NodeInfo *n = &e->pb.msg.node_info;
+  snprintf(n->moniker, sizeof n->moniker, "%s", moniker);
+  const char *dot = strrchr(moniker, '.');
+  snprintf(n->name, sizeof n->name, "%s", dot ? dot + 1 : moniker);
+  snprintf(n->host, sizeof n->host, "lab-a");
+  snprintf(n->driver_url, sizeof n->driver_url, "%s", driver);
+  n->state = state;
+  if (driver[0]) {
+    n->driver_host_id = 7;
+    snprintf(n->class_name, sizeof n->class_name, "rng");
+    snprintf(n->class_path, sizeof n->class_path, "class/rng/000");
+  } else if (state == dfnet_v1_NodeState_UNBOUND) {
+    n->has_unbound_reason = true;
+    n->unbound_reason.code = dfnet_v1_Code_NOT_FOUND;
+    snprintf(n->unbound_reason.message, sizeof n->unbound_reason.message, "no driver matched");
+  }
+  if (verbose) {
+    n->properties_count = 4;
+    n->properties[0].which_key = dfnet_v1_NodeProperty_int_key_tag;
+    n->properties[0].key.int_key = 0x0100; /* fuchsia.BIND_PCI_VID */
+    n->properties[0].which_value = dfnet_v1_NodeProperty_int_value_tag;
+    n->properties[0].value.int_value = 0x1af4;
+    n->properties[1].which_key = dfnet_v1_NodeProperty_str_key_tag;
+    snprintf(n->properties[1].key.str_key, sizeof n->properties[1].key.str_key,
+             "fuchsia.hardware.pci.Device");
+    n->properties[1].which_value = dfnet_v1_NodeProperty_bool_value_tag;
+    n->properties[1].value.bool_value = true;
+    n->properties[2].which_key = dfnet_v1_NodeProperty_str_key_tag;
+    snprintf(n->properties[2].key.str_key, sizeof n->properties[2].key.str_key, "vendor.name");
+    n->properties[2].which_value = dfnet_v1_NodeProperty_str_value_tag;
+    snprintf(n->properties[2].value.str_value, sizeof n->properties[2].value.str_value, "Red Hat");
+    n->properties[3].which_key = dfnet_v1_NodeProperty_str_key_tag;
+    snprintf(n->properties[3].key.str_key, sizeof n->properties[3].key.str_key,
+             "fuchsia.hardware.pci.Service");
+    n->properties[3].which_value = dfnet_v1_NodeProperty_enum_value_tag;
+    snprintf(n->properties[3].value.enum_value, sizeof n->properties[3].value.enum_value,
+             "fuchsia.hardware.pci.Service.ZirconTransport");
+    n->offers_count = 1;
+    snprintf(n->offers[0], sizeof n->offers[0], "fuchsia.hardware.pci.Service");
+  }
+  dfnet_transport_send(s->t, sid, e, 0);
+}
+
+static void on_list_nodes(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+  const dfnet_v1_ListNodes q = env->pb.msg.list_nodes;
+  uint64_t id = env->pb.id;
+  if (strcmp(q.filter, "many") == 0) {
+    char m[64];
+    for (int i = 0; i < 5000; i++) {
+      snprintf(m, sizeof m, "dev.lab-a.many.n%04d", i);
+      node_item(s, sid, id, m, "", dfnet_v1_NodeState_UNBOUND, q.verbose);
+    }
+  } else {
+    static const struct {
+      const char *moniker, *driver;
+      dfnet_v1_NodeState state;
+    } nodes[] = {
+        {"dev.lab-a", "", dfnet_v1_NodeState_OWNED_BY_PARENT},
+        {"dev.lab-a.pci", "", dfnet_v1_NodeState_OWNED_BY_PARENT},
+        {"dev.lab-a.pci.00_05_0", "dfnet-boot:///virtio-rng#meta/virtio-rng.json",
+         dfnet_v1_NodeState_BOUND},
+        {"dev.lab-a.pci.00_06_0", "", dfnet_v1_NodeState_UNBOUND},
+    };
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+      bool match = q.exact ? strcmp(nodes[i].moniker, q.filter) == 0
+                           : strstr(nodes[i].moniker, q.filter) != NULL;
+      if (match)
+        node_item(s, sid, id, nodes[i].moniker, nodes[i].driver, nodes[i].state, q.verbose);
+    }
+  }
+  dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
+}
+
+static void on_list_hosts(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id) {
+  for (int i = 0; i < 2; i++) {
+    dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_host_info_tag);
+    dfnet_v1_HostInfo *h = &e->pb.msg.host_info;
+    snprintf(h->name, sizeof h->name, "lab-%c", 'a' + i);
+    snprintf(h->address, sizeof h->address, "127.0.0.1:%d", 40000 + i);
+    snprintf(h->arch, sizeof h->arch, "x86_64");
+    h->online = i == 0;
+    h->node_count = 4 + (uint32_t)i;
+    h->driver_host_count = 1;
+    h->connected_since_ms = 1700000000000ull;
+    h->labels_count = 1;
+    snprintf(h->labels[0].key, sizeof h->labels[0].key, "rack");
+    snprintf(h->labels[0].value, sizeof h->labels[0].value, "r%d", i);
+    dfnet_transport_send(s->t, sid, e, 0);
+  }
+  dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
+}
+
+static void on_list_drivers(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+  static const uint8_t bytecode[] = {'B', 'I', 'N', 'D', 2, 0, 0, 0};
+  uint64_t id = env->pb.id;
+  const char *names[] = {"virtio-rng", "pci-config"};
+  for (int i = 0; i < 2; i++) {
+    if (env->pb.msg.list_drivers.loaded && i == 1)
+      continue;
+    dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_driver_info_tag);
+    dfnet_v1_DriverInfo *d = &e->pb.msg.driver_info;
+    snprintf(d->name, sizeof d->name, "%s", names[i]);
+    snprintf(d->url, sizeof d->url, "dfnet-boot:///%s#meta/%s.json", names[i], names[i]);
+    d->source = dfnet_v1_DriverSource_BOOT;
+    d->fallback = i == 1;
+    d->device_count = i == 0 ? 1 : 0;
+    d->device_categories_count = 1;
+    snprintf(d->device_categories[0].category, sizeof d->device_categories[0].category, "misc");
+    snprintf(d->device_categories[0].subcategory, sizeof d->device_categories[0].subcategory,
+             "%s", i == 0 ? "rng" : "");
+    if (i == 0) {
+      d->devices_count = 1;
+      snprintf(d->devices[0], sizeof d->devices[0], "dev.lab-a.pci.00_05_0");
+    }
+    if (env->pb.msg.list_drivers.verbose) {
+      e->bulk.data = bytecode;
+      e->bulk.size = sizeof bytecode;
+    }
+    dfnet_transport_send(s->t, sid, e, 0);
+  }
+  dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
+}
+
+static void on_misc(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+  uint64_t id = env->pb.id;
+  dfnet_v1_Role role = session_role(s, sid);
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_list_composites_tag: {
+    dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_composite_info_tag);
+    dfnet_v1_CompositeInfo *k = &e->pb.msg.composite_info;
+    snprintf(k->name, sizeof k->name, "audio");
+    snprintf(k->driver_url, sizeof k->driver_url, "dfnet-boot:///audio#meta/audio.json");
+    k->parents_count = 2;
+    snprintf(k->parents[0].name, sizeof k->parents[0].name, "i2c");
+    snprintf(k->parents[0].moniker, sizeof k->parents[0].moniker, "dev.lab-a.i2c");
+    k->parents[0].primary = true;
+    snprintf(k->parents[1].name, sizeof k->parents[1].name, "gpio");
+    dfnet_transport_send(s->t, sid, e, 0);
+    dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
+    return;
+  }
+  case dfnet_v1_Envelope_bind_why_tag: {
+    if (strcmp(env->pb.msg.bind_why.node, "dev.none") == 0) {
+      dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_NOT_FOUND, "no node 'dev.none'");
+      return;
+    }
+    dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_bind_trace_tag);
+    dfnet_v1_BindTrace *t = &e->pb.msg.bind_trace;
+    snprintf(t->driver_url, sizeof t->driver_url, "dfnet-boot:///virtio-rng#meta/virtio-rng.json");
+    t->result = dfnet_v1_BindResult_NO_MATCH;
+    t->offset = 18;
+    snprintf(t->instruction, sizeof t->instruction, "fuchsia.BIND_PCI_DID == 0x1044");
+    snprintf(t->reason, sizeof t->reason, "property fuchsia.BIND_PCI_DID is 0x1000, want 0x1044");
+    dfnet_transport_send(s->t, sid, e, 0);
+    dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
+    return;
+  }
+  case dfnet_v1_Envelope_watch_tag:
+    for (int i = 0; i < 3; i++) {
+      dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_watch_event_tag);
+      dfnet_v1_WatchEvent *w = &e->pb.msg.watch_event;
+      w->kind = i == 0 ? dfnet_v1_WatchEvent_Kind_NODE_ADDED : dfnet_v1_WatchEvent_Kind_NODE_BOUND;
+      snprintf(w->subject, sizeof w->subject, "dev.lab-a.n%d", i);
+      w->time_ms = 1700000000000ull + (uint64_t)i;
+      dfnet_transport_send(s->t, sid, e, 0);
+    }
+    return;
+  case dfnet_v1_Envelope_cancel_tag: {
+    bool is_stream = false;
+    for (size_t i = 0; i < MAX_STREAMS; i++) {
+      if (s->streams[i].used && s->streams[i].sid == sid && s->streams[i].id == id) {
+        s->streams[i].used = false;
+        is_stream = true;
+      }
+    }
+    pthread_mutex_lock(&s->mu);
+    if (strcmp(env->pb.msg.cancel.reason, "watch") == 0 || !is_stream)
+      s->stats.cancels++;
+    pthread_mutex_unlock(&s->mu);
+    dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_CANCELLED, "cancelled");
+    return;
+  }
+  case dfnet_v1_Envelope_stream_credit_tag:
+    pthread_mutex_lock(&s->mu);
+    s->stats.credits++;
+    s->stats.credit_total += env->pb.msg.stream_credit.credit;
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < MAX_STREAMS; i++) {
+      ss_stream_t *st = &s->streams[i];
+      if (st->used && st->sid == sid && st->id == id) {
+        st->credit += env->pb.msg.stream_credit.credit;
+        stream_pump(s, st);
+        break;
+      }
+    }
+    return;
+  case dfnet_v1_Envelope_driver_control_tag: {
+    const dfnet_v1_DriverControl *d = &env->pb.msg.driver_control;
+    if (role != dfnet_v1_Role_ADMIN) {
+      dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_PERMISSION_DENIED,
+                                  "driver_control needs role admin");
+    } else if (strstr(d->url, "missing") != NULL) {
+      dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_NOT_FOUND, "no driver with that URL");
+    } else if (d->action == dfnet_v1_DriverControl_Action_RESTART) {
+      dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_driver_control_result_tag);
+      e->pb.msg.driver_control_result.driver_hosts = 2;
+      dfnet_transport_send(s->t, sid, e, 0);
+    } else {
+      dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
+    }
+    return;
+  }
+  default:
+    dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_UNIMPLEMENTED, "not scripted");
+    return;
+  }
+}
+
+static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+  scripted_server_t *s = user;
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_hello_tag: {
+    dfnet_v1_Role role = session_role(s, sid);
+    dfnet_envelope_t *e = fresh(s, env->pb.id, dfnet_v1_Envelope_welcome_tag);
+    e->pb.msg.welcome.protocol_version = DFNET_PROTOCOL_VERSION;
+    e->pb.msg.welcome.role = role;
+    snprintf(e->pb.msg.welcome.server_name, sizeof e->pb.msg.welcome.server_name, "scripted");
+    e->pb.msg.welcome.session_id = sid;
+    dfnet_transport_send(s->t, sid, e, 0);
+    return;
+  }
+  case dfnet_v1_Envelope_call_tag:
+    on_call(s, sid, env);
+    return;
+  case dfnet_v1_Envelope_list_nodes_tag:
+    on_list_nodes(s, sid, env);
+    return;
+  case dfnet_v1_Envelope_list_hosts_tag:
+    on_list_hosts(s, sid, env->pb.id);
+    return;
+  case dfnet_v1_Envelope_list_drivers_tag:
+    on_list_drivers(s, sid, env);
+    return;
+  default:
+    on_misc(s, sid, env);
+    return;
+  }
+}
+
+scripted_server_t *ss_start(const char *dir, uint16_t *port) {
+  scripted_server_t *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->env = malloc(sizeof *s->env);
+  pthread_mutex_init(&s->mu, NULL);
+  char crt[600], key[600], ca[600];
+  snprintf(crt, sizeof crt, "%s/state/manager.crt", dir);
+  snprintf(key, sizeof key, "%s/state/manager.key", dir);
+  snprintf(ca, sizeof ca, "%s/state/ca.crt", dir);
+  dfnet_server_config_t cfg = {.bind_address = "127.0.0.1",
+                               .cert_file = crt,
+                               .key_file = key,
+                               .ca_file = ca,
+                               .callbacks = {.on_envelope = on_envelope},
+                               .user = s};
+  if (s->env == NULL || dfnet_transport_create(&s->t) != DFNET_STATUS_OK ||
+      dfnet_transport_listen(s->t, &cfg, NULL, port) != DFNET_STATUS_OK ||
+      dfnet_transport_start(s->t) != DFNET_STATUS_OK) {
+    ss_stop(s);
+    return NULL;
+  }
+  return s;
+}
+
+void ss_stats(scripted_server_t *s, ss_stats_t *out) {
+  pthread_mutex_lock(&s->mu);
+  *out = s->stats;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ss_stop(scripted_server_t *s) {
+  if (s == NULL)
+    return;
+  dfnet_transport_destroy(s->t);
+  pthread_mutex_destroy(&s->mu);
+  free(s->env);
+  free(s);
+}
