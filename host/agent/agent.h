@@ -1,0 +1,361 @@
+/* dfnet-host internals: the state of the host agent and the functions its files share
+ * (issue 6 "dfnet-host"; docs/architecture.md "Host session protocol (dfnet.host.v1)").
+ *
+ * Everything here is owned by the transport's service thread (see the top of main.c):
+ * no function of this header may be called from another thread, except
+ * agent__queue_push(), which is how other threads hand events in.
+ *
+ * Files: main.c (process, signals, threading), options.c (command line), nodes.c (the
+ * node table), session.c (Hello, announcing, requests from the manager), cache.c (the
+ * package cache and PackageFetch), drivers.c (DriverStart/DriverStop, driver hosts,
+ * supervisor events), calls.c (Call/Cancel/StreamCredit forwarding).
+ */
+#ifndef DFNET_HOST_AGENT_AGENT_H
+#define DFNET_HOST_AGENT_AGENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uthash.h>
+
+#include "dfnet/status.h"
+#include "dfnet/v1/envelope.pb.h"
+#include "host/enum/enum.h"
+#include "host/supervisor/supervisor.h"
+#include "lib/envelope.h"
+#include "lib/package.h"
+#include "lib/transport.h"
+
+#define AGENT_SUBSYS "host"
+#define AGENT_SOFTWARE_VERSION "dfnet 0.1.0"
+#define AGENT_MONIKER_MAX 512      /* NodeAdd.parent / Call.target bound, with the NUL */
+#define AGENT_LABELS_MAX 16        /* Hello.labels */
+#define AGENT_FETCH_CHUNK (1024u * 1024u) /* PackageFetch.max_bytes we ask for */
+#define AGENT_FETCH_DEADLINE_MS 30000u    /* per PackageFetch request */
+#define AGENT_REQUEST_DEADLINE_MS 30000u  /* Hello, NodeAdd, NodeRemove */
+
+/* ---- command line (options.c) ------------------------------------------------------ */
+
+typedef struct agent_label {
+  char key[64];
+  char value[128];
+} agent_label_t;
+
+typedef struct agent_options {
+  const char *manager_url;  /* wss://HOST:PORT[/path] */
+  const char *cert_file;
+  const char *key_file;
+  const char *ca_file;
+  const char *name;         /* NULL: the host name (see main.c for the certificate's CN) */
+  agent_label_t labels[AGENT_LABELS_MAX];
+  size_t label_count;
+  const char *sysfs_root;   /* default "/sys" */
+  const char *board_file;   /* NULL: none */
+  bool no_usb;
+  const char *cache_dir;    /* NULL: default (main.c) */
+  const char *driver_host;  /* NULL: beside this executable */
+  const char *log_level;    /* NULL: DFNET_LOG_LEVEL or info */
+  uint32_t stop_grace_ms;   /* --stop-grace-ms, default 5000 */
+  bool help;
+} agent_options_t;
+
+/* Parse argv into *out (pointers into argv; nothing allocated). On a bad flag, a missing
+ * or out-of-range value or a malformed manager URL: writes a one-line reason into
+ * err[0..err_size) and returns INVALID_ARGUMENT. Files are not opened here. */
+dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out, char *err,
+                                    size_t err_size);
+
+/* The usage text (static). */
+const char *agent__usage(void);
+
+/* ---- state -------------------------------------------------------------------------- */
+
+typedef enum agent_driver_state {
+  AGENT_DRIVER_NONE = 0, /* no driver on the node */
+  AGENT_DRIVER_FETCHING, /* DriverStart accepted, package being fetched */
+  AGENT_DRIVER_STARTING, /* DriverStart sent to the driver host */
+  AGENT_DRIVER_RUNNING,
+  AGENT_DRIVER_STOPPING, /* DriverStop sent to the driver host */
+  AGENT_DRIVER_DEAD,     /* its driver host died; calls fail UNAVAILABLE until the
+                            manager starts or stops it */
+} agent_driver_state_t;
+
+/* One node the agent publishes: from an enumerator or added by a driver. Kept in
+ * announce order (parents before children). */
+typedef struct agent_node {
+  struct agent_node *prev, *next;
+  uint64_t uid;           /* never reused: names the record across loop turns */
+  char *moniker;          /* full: "dev.<host>.pci.00_05_0" */
+  uint8_t *add;           /* the NodeAdd, protobuf-encoded (full parent moniker, no
+                             driver_url/driver_host_id) */
+  size_t add_len;
+  uint64_t origin_host;   /* 0: an enumerator's; else the driver host whose driver added it */
+  /* The driver bound to this node. */
+  agent_driver_state_t driver;
+  char *driver_url;
+  uint64_t driver_host_id;
+  /* Who waits for the answer of the DriverStart / DriverStop in progress (0: nobody,
+   * e.g. after a reconnect or a stop of our own). */
+  dfnet_session_id_t req_session;
+  uint64_t req_id;
+  uint64_t op_local_id;   /* the START / STOP op in flight, 0 when none */
+  struct agent_pending_start *pending_start; /* FETCHING: what to start once fetched */
+} agent_node_t;
+
+/* A DriverStart waiting for its package. */
+typedef struct agent_pending_start {
+  dfnet_v1_DriverStart msg;
+  uint8_t *program; /* the manifest's program JSON (bulk), copied */
+  size_t program_len;
+} agent_pending_start_t;
+
+/* Free a pending start (NULL is a no-op). */
+void agent__pending_start_free(agent_pending_start_t *ps);
+
+/* One driver host process. */
+typedef struct agent_dh {
+  struct agent_dh *next;
+  uint64_t id;
+  pid_t pid;
+  unsigned drivers; /* nodes whose driver is starting, running or stopping in it */
+  bool closing;     /* we asked it to go: its exit is not a crash */
+} agent_dh_t;
+
+/* What a request to a driver host is (ops keyed by our own id on the link). */
+typedef enum agent_op_kind {
+  AGENT_OP_START,
+  AGENT_OP_STOP,
+  AGENT_OP_CALL,
+} agent_op_kind_t;
+
+typedef struct agent_op agent_op_t;
+typedef struct agent_fetch agent_fetch_t;
+typedef struct agent_queue_item agent_queue_item_t;
+
+typedef struct agent {
+  agent_options_t opt;
+  char host_name[65];
+  char root[72];            /* "dev.<host>" */
+  char cache_dir[4096];
+  char driver_host_path[4096];
+
+  dfnet_transport_t *t;
+  dfnet_endpoint_id_t endpoint;
+  dfnet_session_id_t session; /* the current manager session, 0 when disconnected */
+  bool welcomed;              /* Welcome received on `session` */
+  uint32_t host_grace_ms;
+
+  /* One envelope to fill and send (sends encode during the call). Never held across a
+   * call that might send something else. */
+  dfnet_envelope_t *scratch;
+
+  dfnet_supervisor_t *sup;
+  /* The supervisor's watcher thread (main.c) and the dispatch it waits for. */
+  pthread_mutex_t sup_mu;
+  pthread_cond_t sup_cv;
+  bool sup_dispatched, sup_quit;
+  int sup_quit_fd;
+  pthread_mutex_t wake_mu;    /* guards transport_gone against posts from other threads */
+  bool transport_gone;     /* a dispatch is queued on the service thread */
+
+  dfnet_enum_t *enums[3];
+  size_t enum_count;
+
+  /* Events from other threads (enumerator hot-plug), in order. */
+  pthread_mutex_t queue_mu;
+  agent_queue_item_t *queue_head, *queue_tail;
+  bool queue_posted;
+
+  agent_node_t *nodes_head, *nodes_tail;
+  size_t node_count;
+  uint64_t next_uid;
+
+  agent_dh_t *dhs;
+  agent_op_t *ops_by_local; /* uthash on local_id */
+  agent_op_t *calls_by_peer; /* uthash on (session, manager id): calls only */
+  uint64_t next_local_id;
+
+  agent_fetch_t *fetches;
+
+  /* DriverHostExit events that happened while disconnected, sent after the next Welcome. */
+  dfnet_v1_DriverHostExit *pending_exits;
+  size_t pending_exit_count;
+
+  bool shutting_down;
+  bool stopped;             /* transport asked to stop */
+
+  /* counters for logs, tests and the benchmark */
+  uint64_t announces;       /* full announces done */
+  uint64_t session_opens;
+} agent_t;
+
+/* ---- queue (main.c) -------------------------------------------------------------- */
+
+/* An event from another thread. */
+struct agent_queue_item {
+  agent_queue_item_t *next;
+  enum { AGENT_Q_NODE_ADDED, AGENT_Q_NODE_REMOVED } kind;
+  char *moniker;            /* relative (enumerator), for removals */
+  uint8_t *add;             /* encoded relative NodeAdd, for additions */
+  size_t add_len;
+};
+
+/* Append an item (taking ownership) and make sure the service thread drains the queue.
+ * Any thread. */
+void agent__queue_push(agent_t *a, agent_queue_item_t *item);
+
+/* ---- nodes (nodes.c) --------------------------------------------------------------- */
+
+/* Encode / decode a NodeAdd for the table. encode: *out malloc'd (caller frees).
+ * Returns OK, INVALID_ARGUMENT (does not encode / decode), RESOURCE_EXHAUSTED (memory). */
+dfnet_status_t agent__node_add_encode(const dfnet_v1_NodeAdd *add, uint8_t **out, size_t *len);
+dfnet_status_t agent__node_add_decode(const uint8_t *buf, size_t len, dfnet_v1_NodeAdd *out);
+
+/* The node with this full moniker, or NULL. */
+agent_node_t *agent__node_find(agent_t *a, const char *moniker);
+agent_node_t *agent__node_find_uid(agent_t *a, uint64_t uid);
+
+/* Insert a node (add->parent is full; the moniker is parent.name). The parent must be
+ * known (or be the host root). Returns OK with *out; ALREADY_EXISTS; NOT_FOUND (unknown
+ * parent); INVALID_ARGUMENT (name with '.', moniker too long); RESOURCE_EXHAUSTED. */
+dfnet_status_t agent__node_insert(agent_t *a, const dfnet_v1_NodeAdd *add,
+                                  uint64_t origin_host, agent_node_t **out);
+
+/* Remove the node and its subtree from the table. A driver still live on a removed node
+ * is stopped (agent__driver_stop_local). Tells nobody else. */
+void agent__node_drop_subtree(agent_t *a, agent_node_t *node);
+
+/* Remove the nodes added by drivers below `node` (not node itself). */
+void agent__node_drop_driver_children(agent_t *a, agent_node_t *node);
+
+/* Is `moniker` equal to `ancestor` or below it? */
+bool agent__moniker_within(const char *moniker, const char *ancestor);
+
+/* Free every node (shutdown). */
+void agent__nodes_free(agent_t *a);
+
+/* ---- session (session.c) ------------------------------------------------------------ */
+
+void agent__on_session_open(void *user, const dfnet_session_info_t *info);
+void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_envelope_t *env);
+void agent__on_session_closed(void *user, dfnet_session_id_t session, dfnet_status_t reason,
+                              const char *message);
+
+/* Send NodeAdd for a node now, when welcomed (announce or new node). */
+void agent__send_node_add(agent_t *a, agent_node_t *node);
+/* Send NodeRemove{moniker} now, when welcomed. */
+void agent__send_node_remove(agent_t *a, const char *moniker);
+/* Send DriverHostExit now when welcomed, else keep it for after the next Welcome. */
+void agent__send_driver_host_exit(agent_t *a, const dfnet_v1_DriverHostExit *ex);
+
+/* Answer a manager request with a Status (if the session is still the current one). */
+void agent__reply_status(agent_t *a, dfnet_session_id_t session, uint64_t id,
+                         dfnet_status_t code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* An enumerator node (relative parent) arrived from the queue / was removed. */
+void agent__enum_node_added(agent_t *a, const dfnet_v1_NodeAdd *rel);
+void agent__enum_node_removed(agent_t *a, const char *rel_moniker);
+
+/* Requests from a driver host: a driver adds or removes a child node (step 7). */
+void agent__dh_node_add(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *req);
+void agent__dh_node_remove(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *req);
+
+/* A new envelope, zeroed (heap: Envelope is 34 KiB). NULL when out of memory. */
+dfnet_envelope_t *agent__envelope_new(void);
+
+/* ---- package cache (cache.c) -------------------------------------------------------- */
+
+/* Create the cache directory (and parents) if needed. Returns OK or the error (logged). */
+dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size);
+
+/* Is the package in the cache and sound? On OK, dir_out gets its unpacked directory.
+ * NOT_FOUND: not cached. A corrupt entry (archive digest, unpacked file differing from
+ * the archive, binary missing) is removed, logged, and NOT_FOUND returned. */
+dfnet_status_t agent__cache_lookup(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                   const char *binary, char *dir_out, size_t dir_size);
+
+/* Store verified archive bytes and unpack them. On OK dir_out gets the unpacked dir. */
+dfnet_status_t agent__cache_store(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                  const uint8_t *data, size_t size, char *dir_out,
+                                  size_t dir_size, char *err, size_t err_size);
+
+/* Fetch a package from the manager (PackageFetch chunks), verify, store; then call
+ * done(a, node_uid, status, dir, message) for every waiter. Several waiters on one digest
+ * share one fetch. done is called later (never during this call). */
+typedef void (*agent_fetch_done_fn)(agent_t *a, uint64_t node_uid, dfnet_status_t st,
+                                    const char *dir, const char *message);
+void agent__cache_fetch(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                        uint64_t node_uid, agent_fetch_done_fn done);
+
+/* Fail every fetch of this session (session closed). */
+void agent__cache_session_closed(agent_t *a, dfnet_session_id_t session);
+void agent__cache_free(agent_t *a);
+
+/* ---- drivers (drivers.c) ------------------------------------------------------------ */
+
+void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
+                                const dfnet_envelope_t *env);
+void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
+                               const dfnet_envelope_t *env);
+
+/* Stop the driver of a node on our own (no manager request), e.g. its node went away. */
+void agent__driver_stop_local(agent_t *a, agent_node_t *node);
+
+/* Supervisor callbacks (run inside dfnet_supervisor_dispatch on the service thread). */
+void agent__sup_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env);
+void agent__sup_on_exit(void *arg, const dfnet_driver_host_exit_t *exit);
+
+agent_dh_t *agent__dh_find(agent_t *a, uint64_t id);
+
+/* main.c: a driver host ended; during shutdown, finish once none is left. */
+void agent__shutdown_progress(agent_t *a);
+
+/* Shutdown: close every driver host; true when none is left. */
+bool agent__drivers_close_all(agent_t *a);
+void agent__drivers_free(agent_t *a);
+
+/* ---- ops and calls (calls.c) --------------------------------------------------------- */
+
+struct agent_op {
+  uint64_t local_id;
+  agent_op_kind_t kind;
+  uint64_t host_id;
+  uint64_t node_uid;            /* START / STOP */
+  bool fresh_host;              /* START: the host was spawned for it */
+  char *moniker;                /* START: the node (to stop an orphaned driver); owned */
+  dfnet_session_id_t session;   /* CALL: the manager session (0 once gone) */
+  uint64_t manager_id;          /* CALL: the manager's envelope id */
+  struct {
+    uint64_t session, id;
+  } peer_key;                   /* CALL: key of calls_by_peer (session, manager id) */
+  bool in_peer_table;
+  UT_hash_handle hh_local, hh_peer;
+};
+
+/* Create an op with a fresh local id (linked into ops_by_local). NULL on no memory. */
+agent_op_t *agent__op_new(agent_t *a, agent_op_kind_t kind, uint64_t host_id);
+agent_op_t *agent__op_find(agent_t *a, uint64_t local_id);
+void agent__op_free(agent_t *a, agent_op_t *op);
+void agent__ops_free(agent_t *a);
+
+void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_envelope_t *env);
+void agent__handle_call_control(agent_t *a, dfnet_session_id_t session,
+                                const dfnet_envelope_t *env); /* Cancel, StreamCredit */
+/* A Reply (or a Status) for a call op from the driver host. */
+void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env);
+/* The session went away: cancel its calls at the driver hosts. */
+void agent__calls_session_closed(agent_t *a, dfnet_session_id_t session);
+
+/* Send a final Reply{code, message, end_of_stream} with the given id. */
+void agent__reply_call_status(agent_t *a, dfnet_session_id_t session, uint64_t id,
+                              dfnet_status_t code, const char *message);
+
+/* ---- small helpers (nodes.c) ------------------------------------------------------- */
+
+/* strlcpy: copies at most size-1 bytes, always terminates; returns strlen(src). */
+size_t agent__strlcpy(char *dst, const char *src, size_t size);
+
+#endif /* DFNET_HOST_AGENT_AGENT_H */

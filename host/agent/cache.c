@@ -1,0 +1,570 @@
+/* The agent's driver package cache (issue 6 "Package cache"; DESIGN.md "Driver packages";
+ * docs/architecture.md "Host session protocol", step 4).
+ *
+ * Layout of --cache-dir:
+ *   <sha256 hex>.tar   the package archive as the manager sent it
+ *   <sha256 hex>/      the archive unpacked (lib/package.h's safe unpack)
+ * An entry is used only when the archive's SHA-256 is its name and every file of the
+ * unpacked directory equals its entry in the archive (and the driver binary is there when
+ * the archive has it). Anything else is a corrupt entry: it is removed, logged, and the
+ * package fetched again. New entries are written beside and renamed into place, so a
+ * crash never leaves a half-written entry under its final name.
+ *
+ * On a miss the package comes from the manager: PackageFetch{digest, offset, max_bytes}
+ * answered by PackageChunk (bytes in bulk) until `last`; one request at a time; one fetch
+ * per digest however many DriverStarts wait for it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/agent/agent.h"
+#include "lib/log.h"
+
+#define CACHE_SUBSYS "cache"
+
+/* ---- files ---------------------------------------------------------------------------- */
+
+static dfnet_status_t errno_status(int e) {
+  switch (e) {
+  case ENOENT:
+  case ENOTDIR:
+    return DFNET_STATUS_NOT_FOUND;
+  case EACCES:
+  case EPERM:
+  case EROFS:
+    return DFNET_STATUS_PERMISSION_DENIED;
+  case ENOSPC:
+  case EDQUOT:
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  default:
+    return DFNET_STATUS_UNAVAILABLE;
+  }
+}
+
+dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size) {
+  char path[4096];
+  if (agent__strlcpy(path, dir, sizeof path) >= sizeof path) {
+    snprintf(err, err_size, "--cache-dir %s: path too long", dir);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  for (char *p = path + 1; *p != '\0'; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+      snprintf(err, err_size, "--cache-dir %s: cannot create %s: %s", dir, path,
+               strerror(errno));
+      return errno_status(errno);
+    }
+    *p = '/';
+  }
+  if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, err_size, "--cache-dir %s: %s", dir, strerror(errno));
+    return errno_status(errno);
+  }
+  struct stat sb;
+  if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    snprintf(err, err_size, "--cache-dir %s: not a directory", dir);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if (access(path, W_OK | X_OK) != 0) {
+    snprintf(err, err_size, "--cache-dir %s: not writable: %s", dir, strerror(errno));
+    return DFNET_STATUS_PERMISSION_DENIED;
+  }
+  return DFNET_STATUS_OK;
+}
+
+/* Read a whole regular file (at most max bytes) into *out (caller frees). */
+static dfnet_status_t read_file(const char *path, size_t max, uint8_t **out, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return errno_status(errno);
+  struct stat sb;
+  dfnet_status_t st = DFNET_STATUS_OK;
+  uint8_t *buf = NULL;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    st = DFNET_STATUS_DATA_LOSS;
+    goto close_fd;
+  }
+  if ((uint64_t)sb.st_size > max) {
+    st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+    goto close_fd;
+  }
+  size_t size = (size_t)sb.st_size;
+  buf = malloc(size > 0 ? size : 1);
+  if (buf == NULL) {
+    st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+    goto close_fd;
+  }
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, buf + got, size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      st = DFNET_STATUS_DATA_LOSS;
+      goto free_buf;
+    }
+    got += (size_t)n;
+  }
+  *out = buf;
+  *len = size;
+  close(fd);
+  return DFNET_STATUS_OK;
+
+free_buf:
+  free(buf);
+close_fd:
+  close(fd);
+  return st;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+  (void)sb;
+  (void)ftw;
+  if (type == FTW_DP)
+    rmdir(path);
+  else
+    unlink(path);
+  return 0;
+}
+
+static void rm_tree(const char *path) {
+  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void entry_paths(agent_t *a, const char *hex, char *dir, size_t dir_size, char *tar,
+                        size_t tar_size) {
+  snprintf(dir, dir_size, "%s/%s", a->cache_dir, hex);
+  snprintf(tar, tar_size, "%s/%s.tar", a->cache_dir, hex);
+}
+
+static void drop_entry(agent_t *a, const char *hex, const char *why) {
+  char dir[4200], tar[4200];
+  entry_paths(a, hex, dir, sizeof dir, tar, sizeof tar);
+  DFNET_LOGW(CACHE_SUBSYS, hex, "corrupt cache entry dropped: %s", why);
+  rm_tree(dir);
+  unlink(tar);
+}
+
+/* Compare every regular file below dir (relative path rel) with the archive's entry. */
+static bool tree_matches(const char *dir, const char *rel, const uint8_t *ar, size_t ar_size,
+                         char *why, size_t why_size, int depth) {
+  if (depth > 16) {
+    snprintf(why, why_size, "%s: nested too deep", rel);
+    return false;
+  }
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    snprintf(why, why_size, "%s: %s", dir, strerror(errno));
+    return false;
+  }
+  bool ok = true;
+  struct dirent *de;
+  while (ok && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    char path[4400], sub[DFNET_PACKAGE_PATH_MAX + 2];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    int n = rel[0] ? snprintf(sub, sizeof sub, "%s/%s", rel, de->d_name)
+                   : snprintf(sub, sizeof sub, "%s", de->d_name);
+    if (n < 0 || (size_t)n >= sizeof sub) {
+      snprintf(why, why_size, "a path is too long");
+      ok = false;
+      break;
+    }
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+      snprintf(why, why_size, "%s: %s", sub, strerror(errno));
+      ok = false;
+    } else if (S_ISDIR(sb.st_mode)) {
+      ok = tree_matches(path, sub, ar, ar_size, why, why_size, depth + 1);
+    } else if (!S_ISREG(sb.st_mode)) {
+      snprintf(why, why_size, "%s is not a regular file", sub);
+      ok = false;
+    } else {
+      dfnet_package_buf_t want = {0};
+      uint8_t *have = NULL;
+      size_t have_len = 0;
+      char perr[256];
+      if (dfnet_package_read_entry(ar, ar_size, sub, DFNET_PACKAGE_ENTRY_MAX, &want, perr,
+                                   sizeof perr) != DFNET_STATUS_OK) {
+        snprintf(why, why_size, "%s is not in the archive", sub);
+        ok = false;
+      } else if (read_file(path, DFNET_PACKAGE_ENTRY_MAX, &have, &have_len) !=
+                     DFNET_STATUS_OK ||
+                 have_len != want.size || memcmp(have, want.data, have_len) != 0) {
+        snprintf(why, why_size, "%s differs from the archive", sub);
+        ok = false;
+      }
+      free(have);
+      dfnet_package_buf_free(&want);
+    }
+  }
+  closedir(d);
+  return ok;
+}
+
+/* Is `binary` a safe relative path inside a package? */
+static bool binary_path_safe(const char *binary) {
+  if (binary[0] == '\0' || binary[0] == '/' || strlen(binary) > DFNET_PACKAGE_PATH_MAX)
+    return false;
+  const char *p = binary;
+  while (*p != '\0') {
+    size_t len = strcspn(p, "/");
+    if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+      return false;
+    p += len;
+    if (*p == '/')
+      p++;
+  }
+  return true;
+}
+
+dfnet_status_t agent__cache_lookup(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                   const char *binary, char *dir_out, size_t dir_size) {
+  char hex[DFNET_PACKAGE_DIGEST_HEX_SIZE], dir[4200], tar[4200], why[512];
+  dfnet_package_digest_hex(digest, hex);
+  entry_paths(a, hex, dir, sizeof dir, tar, sizeof tar);
+  struct stat dsb, tsb;
+  bool have_dir = lstat(dir, &dsb) == 0, have_tar = lstat(tar, &tsb) == 0;
+  if (!have_dir && !have_tar)
+    return DFNET_STATUS_NOT_FOUND;
+  if (!have_dir || !have_tar || !S_ISDIR(dsb.st_mode) || !S_ISREG(tsb.st_mode)) {
+    drop_entry(a, hex, "incomplete (archive or directory missing)");
+    return DFNET_STATUS_NOT_FOUND;
+  }
+  uint8_t *ar = NULL;
+  size_t ar_size = 0;
+  dfnet_status_t st = read_file(tar, DFNET_PACKAGE_SIZE_MAX, &ar, &ar_size);
+  if (st != DFNET_STATUS_OK) {
+    snprintf(why, sizeof why, "archive unreadable: %s", dfnet_status_str(st));
+    drop_entry(a, hex, why);
+    return DFNET_STATUS_NOT_FOUND;
+  }
+  if (dfnet_package_verify(ar, ar_size, digest) != DFNET_STATUS_OK) {
+    free(ar);
+    drop_entry(a, hex, "the archive's SHA-256 is not its name");
+    return DFNET_STATUS_NOT_FOUND;
+  }
+  bool ok = tree_matches(dir, "", ar, ar_size, why, sizeof why, 0);
+  if (ok && binary != NULL && binary_path_safe(binary)) {
+    dfnet_package_buf_t so = {0};
+    char perr[64];
+    char path[4500];
+    snprintf(path, sizeof path, "%s/%s", dir, binary);
+    if (dfnet_package_read_entry(ar, ar_size, binary, DFNET_PACKAGE_ENTRY_MAX, &so, perr,
+                                 sizeof perr) == DFNET_STATUS_OK &&
+        access(path, R_OK) != 0) {
+      snprintf(why, sizeof why, "%s missing from the unpacked directory", binary);
+      ok = false;
+    }
+    dfnet_package_buf_free(&so);
+  }
+  free(ar);
+  if (!ok) {
+    drop_entry(a, hex, why);
+    return DFNET_STATUS_NOT_FOUND;
+  }
+  agent__strlcpy(dir_out, dir, dir_size);
+  return DFNET_STATUS_OK;
+}
+
+static dfnet_status_t write_file_atomic(const char *path, const uint8_t *data, size_t size,
+                                        char *err, size_t err_size) {
+  char tmp[4300];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    snprintf(err, err_size, "%s: %s", tmp, strerror(errno));
+    return errno_status(errno);
+  }
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      snprintf(err, err_size, "%s: %s", tmp, strerror(e));
+      close(fd);
+      unlink(tmp);
+      return errno_status(e);
+    }
+    done += (size_t)n;
+  }
+  if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    int e = errno;
+    snprintf(err, err_size, "%s: %s", path, strerror(e));
+    unlink(tmp);
+    return errno_status(e);
+  }
+  return DFNET_STATUS_OK;
+}
+
+dfnet_status_t agent__cache_store(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                  const uint8_t *data, size_t size, char *dir_out,
+                                  size_t dir_size, char *err, size_t err_size) {
+  char hex[DFNET_PACKAGE_DIGEST_HEX_SIZE], dir[4200], tar[4200], tmp[4300];
+  dfnet_package_digest_hex(digest, hex);
+  entry_paths(a, hex, dir, sizeof dir, tar, sizeof tar);
+  rm_tree(dir);
+  unlink(tar);
+  dfnet_status_t st = write_file_atomic(tar, data, size, err, err_size);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  snprintf(tmp, sizeof tmp, "%s/.unpack-%s-XXXXXX", a->cache_dir, hex);
+  if (mkdtemp(tmp) == NULL) {
+    int e = errno;
+    snprintf(err, err_size, "%s: %s", tmp, strerror(e));
+    unlink(tar);
+    return errno_status(e);
+  }
+  char perr[512];
+  st = dfnet_package_unpack(data, size, tmp, perr, sizeof perr);
+  if (st != DFNET_STATUS_OK) {
+    snprintf(err, err_size, "unpacking package %.12s: %s", hex, perr);
+    goto unpack_failed;
+  }
+  if (chmod(tmp, 0755) != 0 || rename(tmp, dir) != 0) {
+    st = errno_status(errno);
+    snprintf(err, err_size, "%s: %s", dir, strerror(errno));
+    goto unpack_failed;
+  }
+  agent__strlcpy(dir_out, dir, dir_size);
+  return DFNET_STATUS_OK;
+
+unpack_failed:
+  rm_tree(tmp);
+  unlink(tar);
+  return st;
+}
+
+/* ---- fetching from the manager -------------------------------------------------------- */
+
+typedef struct fetch_waiter {
+  uint64_t node_uid;
+  agent_fetch_done_fn done;
+} fetch_waiter_t;
+
+struct agent_fetch {
+  agent_fetch_t *next;
+  agent_t *a;
+  uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE];
+  char hex[DFNET_PACKAGE_DIGEST_HEX_SIZE];
+  dfnet_session_id_t session;
+  uint8_t *buf;
+  size_t size;
+  uint64_t total;
+  bool have_total;
+  fetch_waiter_t *waiters;
+  size_t waiter_count;
+  dfnet_status_t result; /* for a fetch finished from a posted work item */
+  char message[300];
+};
+
+static void fetch_unlink(agent_t *a, agent_fetch_t *f) {
+  for (agent_fetch_t **pp = &a->fetches; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == f) {
+      *pp = f->next;
+      return;
+    }
+  }
+}
+
+/* End a fetch: unlink it, tell every waiter, free it. */
+static void fetch_finish(agent_fetch_t *f, dfnet_status_t st, const char *dir,
+                         const char *message) {
+  agent_t *a = f->a;
+  fetch_unlink(a, f);
+  if (st != DFNET_STATUS_OK)
+    DFNET_LOGW(CACHE_SUBSYS, f->hex, "fetch failed: %s: %s", dfnet_status_str(st), message);
+  for (size_t i = 0; i < f->waiter_count; i++)
+    f->waiters[i].done(a, f->waiters[i].node_uid, st, dir, message);
+  free(f->waiters);
+  free(f->buf);
+  free(f);
+}
+
+static void fetch_finish_posted(void *user) {
+  agent_fetch_t *f = user;
+  fetch_finish(f, f->result, NULL, f->message);
+}
+
+/* Fail from a context where the waiters must not run now. */
+static void fetch_fail_later(agent_fetch_t *f, dfnet_status_t st, const char *message) {
+  f->result = st;
+  agent__strlcpy(f->message, message, sizeof f->message);
+  if (dfnet_transport_post(f->a->t, fetch_finish_posted, f) != DFNET_STATUS_OK) {
+    DFNET_LOGE(CACHE_SUBSYS, f->hex, "out of memory: fetch abandoned");
+    fetch_unlink(f->a, f);
+    free(f->waiters);
+    free(f->buf);
+    free(f);
+  }
+}
+
+static dfnet_status_t fetch_request(agent_fetch_t *f);
+
+static void fetch_complete(agent_fetch_t *f) {
+  agent_t *a = f->a;
+  char err[600], dir[4200];
+  if (dfnet_package_verify(f->buf, f->size, f->digest) != DFNET_STATUS_OK) {
+    fetch_finish(f, DFNET_STATUS_DATA_LOSS, NULL,
+                 "the package received does not have the SHA-256 asked for");
+    return;
+  }
+  dfnet_status_t st = agent__cache_store(a, f->digest, f->buf, f->size, dir, sizeof dir, err,
+                                         sizeof err);
+  if (st != DFNET_STATUS_OK) {
+    fetch_finish(f, st, NULL, err);
+    return;
+  }
+  DFNET_LOGI(CACHE_SUBSYS, f->hex, "package fetched (%zu bytes) and verified", f->size);
+  fetch_finish(f, DFNET_STATUS_OK, dir, "");
+}
+
+static void on_chunk(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
+                     bool last) {
+  agent_fetch_t *f = user;
+  (void)last;
+  char msg[600];
+  if (status != DFNET_STATUS_OK) {
+    snprintf(msg, sizeof msg, "PackageFetch: %s", dfnet_status_str(status));
+    fetch_finish(f, status == DFNET_STATUS_DEADLINE_EXCEEDED ? status
+                                                             : DFNET_STATUS_UNAVAILABLE,
+                 NULL, msg);
+    return;
+  }
+  if (reply->pb.which_msg == dfnet_v1_Envelope_status_tag) {
+    dfnet_status_t code = (dfnet_status_t)reply->pb.msg.status.code;
+    snprintf(msg, sizeof msg, "manager: %s", reply->pb.msg.status.message);
+    fetch_finish(f, code != DFNET_STATUS_OK ? code : DFNET_STATUS_INTERNAL, NULL, msg);
+    return;
+  }
+  if (reply->pb.which_msg != dfnet_v1_Envelope_package_chunk_tag) {
+    fetch_finish(f, DFNET_STATUS_INTERNAL, NULL, "PackageFetch answered with something else");
+    return;
+  }
+  const dfnet_v1_PackageChunk *c = &reply->pb.msg.package_chunk;
+  const char *bad = NULL;
+  if (memcmp(c->digest, f->digest, sizeof f->digest) != 0)
+    bad = "a chunk of another package";
+  else if (c->offset != f->size)
+    bad = "a chunk at the wrong offset";
+  else if (c->total_size > DFNET_PACKAGE_SIZE_MAX)
+    bad = "a package over the size bound";
+  else if (f->have_total && c->total_size != f->total)
+    bad = "the package's total size changed";
+  else if ((uint64_t)f->size + reply->bulk.size > c->total_size)
+    bad = "more bytes than the package's total size";
+  else if (!c->last && reply->bulk.size == 0)
+    bad = "an empty chunk that is not the last";
+  else if (c->last && (uint64_t)f->size + reply->bulk.size != c->total_size)
+    bad = "the last chunk ends before the total size";
+  if (bad != NULL) {
+    fetch_finish(f, DFNET_STATUS_DATA_LOSS, NULL, bad);
+    return;
+  }
+  if (!f->have_total) {
+    f->have_total = true;
+    f->total = c->total_size;
+    f->buf = malloc(f->total > 0 ? (size_t)f->total : 1);
+    if (f->buf == NULL) {
+      fetch_finish(f, DFNET_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+      return;
+    }
+  }
+  if (reply->bulk.size > 0)
+    memcpy(f->buf + f->size, reply->bulk.data, reply->bulk.size);
+  f->size += reply->bulk.size;
+  if (c->last) {
+    fetch_complete(f);
+    return;
+  }
+  dfnet_status_t st = fetch_request(f);
+  if (st != DFNET_STATUS_OK) {
+    snprintf(msg, sizeof msg, "cannot send PackageFetch: %s", dfnet_status_str(st));
+    fetch_finish(f, st, NULL, msg);
+  }
+}
+
+static dfnet_status_t fetch_request(agent_fetch_t *f) {
+  agent_t *a = f->a;
+  if (f->session == 0 || f->session != a->session)
+    return DFNET_STATUS_UNAVAILABLE;
+  dfnet_envelope_t *env = a->scratch;
+  dfnet_envelope_init(env);
+  env->pb.which_msg = dfnet_v1_Envelope_package_fetch_tag;
+  memcpy(env->pb.msg.package_fetch.digest, f->digest, sizeof f->digest);
+  env->pb.msg.package_fetch.offset = f->size;
+  env->pb.msg.package_fetch.max_bytes = AGENT_FETCH_CHUNK;
+  dfnet_request_opts_t opts = {.deadline_ms = AGENT_FETCH_DEADLINE_MS,
+                               .on_reply = on_chunk,
+                               .user = f};
+  return dfnet_transport_request(a->t, f->session, env, &opts, 0, NULL);
+}
+
+void agent__cache_fetch(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                        uint64_t node_uid, agent_fetch_done_fn done) {
+  agent_fetch_t *f = NULL;
+  for (agent_fetch_t *it = a->fetches; it != NULL; it = it->next)
+    if (memcmp(it->digest, digest, sizeof it->digest) == 0)
+      f = it;
+  bool fresh = f == NULL;
+  if (fresh) {
+    f = calloc(1, sizeof *f);
+    if (f == NULL) {
+      DFNET_LOGE(CACHE_SUBSYS, NULL, "out of memory starting a fetch");
+      return;
+    }
+    f->a = a;
+    memcpy(f->digest, digest, sizeof f->digest);
+    dfnet_package_digest_hex(digest, f->hex);
+    f->session = a->session;
+    f->next = a->fetches;
+    a->fetches = f;
+  }
+  fetch_waiter_t *grown = realloc(f->waiters, (f->waiter_count + 1) * sizeof *grown);
+  if (grown == NULL) {
+    DFNET_LOGE(CACHE_SUBSYS, f->hex, "out of memory joining a fetch");
+    if (fresh)
+      fetch_fail_later(f, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  f->waiters = grown;
+  f->waiters[f->waiter_count++] = (fetch_waiter_t){node_uid, done};
+  if (!fresh)
+    return;
+  DFNET_LOGI(CACHE_SUBSYS, f->hex, "not cached: fetching from the manager");
+  dfnet_status_t st = fetch_request(f);
+  if (st != DFNET_STATUS_OK) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "cannot send PackageFetch: %s", dfnet_status_str(st));
+    fetch_fail_later(f, st, msg);
+  }
+}
+
+void agent__cache_session_closed(agent_t *a, dfnet_session_id_t session) {
+  /* Their requests completed UNAVAILABLE before the session's close callback: nothing is
+   * left but fetches that never got a request out (they finish from their posted work). */
+  (void)a;
+  (void)session;
+}
+
+void agent__cache_free(agent_t *a) {
+  while (a->fetches != NULL) {
+    agent_fetch_t *f = a->fetches;
+    a->fetches = f->next;
+    free(f->waiters);
+    free(f->buf);
+    free(f);
+  }
+}

@@ -1,0 +1,558 @@
+/* Drivers on this host (docs/architecture.md "Host session protocol", steps 4-6;
+ * spec/dfv2.md "Driver hosts and lifecycle"): DriverStart (package from the cache or the
+ * manager, then a new driver host or the one to colocate in), DriverStop, and what the
+ * driver hosts say back through the supervisor (host/supervisor/supervisor.h).
+ *
+ * A node's driver goes NONE -> FETCHING -> STARTING -> RUNNING -> STOPPING -> NONE, or
+ * RUNNING -> DEAD when its driver host dies (calls then fail UNAVAILABLE until the manager
+ * starts the driver again or stops it). A driver host with no driver left is closed. The
+ * exit of a driver host we did not close is a crash: DriverHostExit to the manager (kept
+ * for after the reconnect when disconnected), the nodes its drivers added are dropped
+ * (the manager applies the crash policy to their subtree), and the agent carries on.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/agent/agent.h"
+#include "lib/log.h"
+
+#define DRV_SUBSYS "host"
+
+void agent__pending_start_free(agent_pending_start_t *ps) {
+  if (ps == NULL)
+    return;
+  free(ps->program);
+  free(ps);
+}
+
+agent_dh_t *agent__dh_find(agent_t *a, uint64_t id) {
+  for (agent_dh_t *d = a->dhs; d != NULL; d = d->next)
+    if (d->id == id)
+      return d;
+  return NULL;
+}
+
+static void dh_remove(agent_t *a, uint64_t id) {
+  for (agent_dh_t **pp = &a->dhs; *pp != NULL; pp = &(*pp)->next) {
+    if ((*pp)->id == id) {
+      agent_dh_t *d = *pp;
+      *pp = d->next;
+      free(d);
+      return;
+    }
+  }
+}
+
+/* Close a driver host that has no driver left. */
+static void dh_release(agent_t *a, agent_dh_t *dh) {
+  if (dh == NULL || dh->drivers > 0 || dh->closing)
+    return;
+  dh->closing = true;
+  DFNET_LOGI(DRV_SUBSYS, a->host_name, "driver host %llu (pid %ld) has no driver left: closing",
+             (unsigned long long)dh->id, (long)dh->pid);
+  dfnet_supervisor_close(a->sup, dh->id);
+}
+
+static bool digest_empty(const uint8_t *d) {
+  for (size_t i = 0; i < DFNET_PACKAGE_DIGEST_SIZE; i++)
+    if (d[i] != 0)
+      return false;
+  return true;
+}
+
+static void set_url(agent_node_t *n, const char *url) {
+  free(n->driver_url);
+  n->driver_url = strdup(url);
+}
+
+static void clear_driver(agent_node_t *n) {
+  n->driver = AGENT_DRIVER_NONE;
+  n->driver_host_id = 0;
+  n->op_local_id = 0;
+  free(n->driver_url);
+  n->driver_url = NULL;
+  agent__pending_start_free(n->pending_start);
+  n->pending_start = NULL;
+}
+
+/* The start of n's driver failed: answer whoever asked, forget it. */
+static void fail_start(agent_t *a, agent_node_t *n, dfnet_status_t code, const char *message) {
+  DFNET_LOGW(DRV_SUBSYS, n->moniker, "driver %s not started: %s: %s",
+             n->driver_url ? n->driver_url : "?", dfnet_status_str(code), message);
+  dfnet_session_id_t s = n->req_session;
+  uint64_t id = n->req_id;
+  n->req_session = 0;
+  clear_driver(n);
+  if (s != 0)
+    agent__reply_status(a, s, id, code, "%s", message);
+}
+
+static void reply_running(agent_t *a, agent_node_t *n) {
+  dfnet_session_id_t s = n->req_session;
+  n->req_session = 0;
+  if (s == 0 || s != a->session)
+    return;
+  dfnet_envelope_t *env = a->scratch;
+  dfnet_envelope_init(env);
+  env->pb.id = n->req_id;
+  env->pb.which_msg = dfnet_v1_Envelope_driver_status_tag;
+  dfnet_v1_DriverStatus *m = &env->pb.msg.driver_status;
+  agent__strlcpy(m->node, n->moniker, sizeof m->node);
+  agent__strlcpy(m->url, n->driver_url ? n->driver_url : "", sizeof m->url);
+  m->driver_host_id = n->driver_host_id;
+  m->state = dfnet_v1_DriverState_RUNNING;
+  pid_t pid = dfnet_supervisor_pid(a->sup, n->driver_host_id);
+  m->pid = pid > 0 ? (uint32_t)pid : 0;
+  dfnet_status_t st = dfnet_transport_send(a->t, s, env, 0);
+  if (st != DFNET_STATUS_OK)
+    DFNET_LOGW(DRV_SUBSYS, n->moniker, "cannot answer DriverStart: %s", dfnet_status_str(st));
+}
+
+/* Send DriverStop for a node's driver to its host; node_uid 0: nobody to tell. */
+static dfnet_status_t send_stop(agent_t *a, uint64_t host_id, const char *moniker,
+                                const char *url, uint64_t node_uid, uint64_t *op_id) {
+  agent_op_t *op = agent__op_new(a, AGENT_OP_STOP, host_id);
+  if (op == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  op->node_uid = node_uid;
+  dfnet_envelope_t *env = a->scratch;
+  dfnet_envelope_init(env);
+  env->pb.id = op->local_id;
+  env->pb.which_msg = dfnet_v1_Envelope_driver_stop_tag;
+  agent__strlcpy(env->pb.msg.driver_stop.node, moniker, sizeof env->pb.msg.driver_stop.node);
+  agent__strlcpy(env->pb.msg.driver_stop.url, url ? url : "", sizeof env->pb.msg.driver_stop.url);
+  env->pb.msg.driver_stop.driver_host_id = host_id;
+  dfnet_status_t st = dfnet_supervisor_send(a->sup, host_id, env);
+  if (st != DFNET_STATUS_OK) {
+    agent__op_free(a, op);
+    return st;
+  }
+  if (op_id != NULL)
+    *op_id = op->local_id;
+  return DFNET_STATUS_OK;
+}
+
+/* ---- DriverStart ---------------------------------------------------------------------- */
+
+static void launch(agent_t *a, agent_node_t *n, const char *dir) {
+  agent_pending_start_t *ps = n->pending_start;
+  uint64_t host_id = ps->msg.driver_host_id;
+  bool fresh = false;
+  agent_dh_t *dh = NULL;
+  if (host_id == 0) {
+    pid_t pid = -1;
+    dfnet_status_t st = dfnet_supervisor_spawn(a->sup, &host_id, &pid);
+    if (st != DFNET_STATUS_OK) {
+      fail_start(a, n, st, "cannot spawn a driver host");
+      return;
+    }
+    dh = calloc(1, sizeof *dh);
+    if (dh == NULL) {
+      dfnet_supervisor_close(a->sup, host_id);
+      fail_start(a, n, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    dh->id = host_id;
+    dh->pid = pid;
+    dh->next = a->dhs;
+    a->dhs = dh;
+    fresh = true;
+    DFNET_LOGI(DRV_SUBSYS, n->moniker, "driver host %llu spawned (pid %ld)",
+               (unsigned long long)host_id, (long)pid);
+  } else {
+    dh = agent__dh_find(a, host_id);
+    if (dh == NULL || dh->closing) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "driver host %llu is not running", (unsigned long long)host_id);
+      fail_start(a, n, DFNET_STATUS_FAILED_PRECONDITION, msg);
+      return;
+    }
+  }
+  agent_op_t *op = agent__op_new(a, AGENT_OP_START, host_id);
+  if (op == NULL) {
+    fail_start(a, n, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    dh_release(a, dh);
+    return;
+  }
+  op->node_uid = n->uid;
+  op->fresh_host = fresh;
+  op->moniker = strdup(n->moniker);
+  dfnet_envelope_t *env = a->scratch;
+  dfnet_envelope_init(env);
+  env->pb.id = op->local_id;
+  env->pb.which_msg = dfnet_v1_Envelope_driver_start_tag;
+  env->pb.msg.driver_start = ps->msg;
+  env->pb.msg.driver_start.driver_host_id = host_id;
+  agent__strlcpy(env->pb.msg.driver_start.local_path, dir,
+                 sizeof env->pb.msg.driver_start.local_path);
+  env->bulk.data = ps->program;
+  env->bulk.size = ps->program_len;
+  dfnet_status_t st = dfnet_supervisor_send(a->sup, host_id, env);
+  if (st != DFNET_STATUS_OK) {
+    agent__op_free(a, op);
+    fail_start(a, n, DFNET_STATUS_UNAVAILABLE, "the driver host is gone");
+    dh_release(a, dh);
+    return;
+  }
+  dh->drivers++;
+  n->driver = AGENT_DRIVER_STARTING;
+  n->driver_host_id = host_id;
+  n->op_local_id = op->local_id;
+  agent__pending_start_free(n->pending_start);
+  n->pending_start = NULL;
+}
+
+static void on_fetched(agent_t *a, uint64_t node_uid, dfnet_status_t st, const char *dir,
+                       const char *message) {
+  agent_node_t *n = agent__node_find_uid(a, node_uid);
+  if (n == NULL || n->driver != AGENT_DRIVER_FETCHING || n->pending_start == NULL)
+    return; /* removed or stopped meanwhile */
+  if (st != DFNET_STATUS_OK) {
+    fail_start(a, n, st, message);
+    return;
+  }
+  launch(a, n, dir);
+}
+
+void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
+                                const dfnet_envelope_t *env) {
+  const dfnet_v1_DriverStart *m = &env->pb.msg.driver_start;
+  uint64_t id = env->pb.id;
+  agent_node_t *n = agent__node_find(a, m->node);
+  if (n == NULL) {
+    agent__reply_status(a, session, id, DFNET_STATUS_NOT_FOUND, "no node %s on this host",
+                        m->node);
+    return;
+  }
+  if (digest_empty(m->package_digest) || m->binary[0] == '\0' || m->url[0] == '\0') {
+    agent__reply_status(a, session, id, DFNET_STATUS_INVALID_ARGUMENT,
+                        "DriverStart needs url, package_digest and binary");
+    return;
+  }
+  switch (n->driver) {
+  case AGENT_DRIVER_RUNNING:
+    if (n->driver_url != NULL && strcmp(n->driver_url, m->url) == 0) {
+      n->req_session = session; /* idempotent: it runs already */
+      n->req_id = id;
+      reply_running(a, n);
+    } else {
+      agent__reply_status(a, session, id, DFNET_STATUS_ALREADY_EXISTS,
+                          "%s already runs %s", n->moniker, n->driver_url);
+    }
+    return;
+  case AGENT_DRIVER_FETCHING:
+  case AGENT_DRIVER_STARTING:
+    if (n->driver_url != NULL && strcmp(n->driver_url, m->url) == 0 &&
+        (n->req_session != session)) {
+      n->req_session = session; /* a new session asks again: it gets the answer */
+      n->req_id = id;
+    } else {
+      agent__reply_status(a, session, id, DFNET_STATUS_ALREADY_EXISTS,
+                          "a driver is already starting on %s", n->moniker);
+    }
+    return;
+  case AGENT_DRIVER_STOPPING:
+    agent__reply_status(a, session, id, DFNET_STATUS_FAILED_PRECONDITION,
+                        "the driver of %s is stopping", n->moniker);
+    return;
+  case AGENT_DRIVER_NONE:
+  case AGENT_DRIVER_DEAD:
+    break;
+  }
+  agent_pending_start_t *ps = calloc(1, sizeof *ps);
+  if (ps == NULL || (env->bulk.size > 0 && (ps->program = malloc(env->bulk.size)) == NULL)) {
+    free(ps);
+    agent__reply_status(a, session, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  ps->msg = *m;
+  ps->msg.local_path[0] = '\0';
+  if (env->bulk.size > 0)
+    memcpy(ps->program, env->bulk.data, env->bulk.size);
+  ps->program_len = env->bulk.size;
+  clear_driver(n);
+  n->pending_start = ps;
+  n->driver = AGENT_DRIVER_FETCHING;
+  set_url(n, m->url);
+  n->req_session = session;
+  n->req_id = id;
+  DFNET_LOGI(DRV_SUBSYS, n->moniker, "DriverStart %s (driver host %llu)", m->url,
+             (unsigned long long)m->driver_host_id);
+
+  char dir[4200];
+  if (agent__cache_lookup(a, m->package_digest, m->binary, dir, sizeof dir) == DFNET_STATUS_OK) {
+    DFNET_LOGD(DRV_SUBSYS, n->moniker, "package cached in %s", dir);
+    launch(a, n, dir);
+    return;
+  }
+  agent__cache_fetch(a, m->package_digest, n->uid, on_fetched);
+}
+
+/* ---- DriverStop ----------------------------------------------------------------------- */
+
+void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
+                               const dfnet_envelope_t *env) {
+  const dfnet_v1_DriverStop *m = &env->pb.msg.driver_stop;
+  uint64_t id = env->pb.id;
+  agent_node_t *n = agent__node_find(a, m->node);
+  if (n == NULL) {
+    agent__reply_status(a, session, id, DFNET_STATUS_OK, "no node %s: nothing runs there",
+                        m->node);
+    return;
+  }
+  switch (n->driver) {
+  case AGENT_DRIVER_NONE:
+  case AGENT_DRIVER_DEAD:
+    clear_driver(n);
+    agent__reply_status(a, session, id, DFNET_STATUS_OK, "no driver runs on %s", n->moniker);
+    return;
+  case AGENT_DRIVER_FETCHING: {
+    dfnet_session_id_t s = n->req_session;
+    uint64_t sid = n->req_id;
+    n->req_session = 0;
+    clear_driver(n);
+    if (s != 0)
+      agent__reply_status(a, s, sid, DFNET_STATUS_CANCELLED, "stopped before it started");
+    agent__reply_status(a, session, id, DFNET_STATUS_OK, NULL);
+    return;
+  }
+  case AGENT_DRIVER_STARTING:
+    agent__reply_status(a, session, id, DFNET_STATUS_FAILED_PRECONDITION,
+                        "the driver of %s is still starting", n->moniker);
+    return;
+  case AGENT_DRIVER_STOPPING:
+    n->req_session = session;
+    n->req_id = id;
+    return;
+  case AGENT_DRIVER_RUNNING:
+    break;
+  }
+  if (m->driver_host_id != 0 && m->driver_host_id != n->driver_host_id)
+    DFNET_LOGW(DRV_SUBSYS, n->moniker, "DriverStop names driver host %llu, it runs in %llu",
+               (unsigned long long)m->driver_host_id, (unsigned long long)n->driver_host_id);
+  uint64_t op_id = 0;
+  dfnet_status_t st = send_stop(a, n->driver_host_id, n->moniker, n->driver_url, n->uid, &op_id);
+  if (st != DFNET_STATUS_OK) {
+    /* The driver host is going or gone: its exit will be reported. */
+    agent__reply_status(a, session, id, DFNET_STATUS_OK, "driver host already gone");
+    return;
+  }
+  DFNET_LOGI(DRV_SUBSYS, n->moniker, "DriverStop %s", n->driver_url ? n->driver_url : "");
+  n->driver = AGENT_DRIVER_STOPPING;
+  n->op_local_id = op_id;
+  n->req_session = session;
+  n->req_id = id;
+}
+
+void agent__driver_stop_local(agent_t *a, agent_node_t *n) {
+  switch (n->driver) {
+  case AGENT_DRIVER_FETCHING:
+  case AGENT_DRIVER_DEAD:
+  case AGENT_DRIVER_NONE:
+    clear_driver(n);
+    return;
+  case AGENT_DRIVER_STARTING: {
+    agent_op_t *op = agent__op_find(a, n->op_local_id);
+    if (op != NULL)
+      op->node_uid = 0; /* orphaned: stopped as soon as it has started */
+    clear_driver(n);
+    return;
+  }
+  case AGENT_DRIVER_STOPPING: {
+    agent_op_t *op = agent__op_find(a, n->op_local_id);
+    if (op != NULL)
+      op->node_uid = 0;
+    clear_driver(n);
+    return;
+  }
+  case AGENT_DRIVER_RUNNING:
+    break;
+  }
+  DFNET_LOGI(DRV_SUBSYS, n->moniker, "node gone: stopping its driver");
+  if (send_stop(a, n->driver_host_id, n->moniker, n->driver_url, 0, NULL) != DFNET_STATUS_OK) {
+    agent_dh_t *dh = agent__dh_find(a, n->driver_host_id);
+    if (dh != NULL && dh->drivers > 0)
+      dh->drivers--;
+    dh_release(a, dh);
+  }
+  clear_driver(n);
+}
+
+/* ---- what the driver hosts say ---------------------------------------------------------- */
+
+static void start_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, const char *message) {
+  agent_dh_t *dh = agent__dh_find(a, op->host_id);
+  agent_node_t *n = op->node_uid != 0 ? agent__node_find_uid(a, op->node_uid) : NULL;
+  if (n != NULL && (n->driver != AGENT_DRIVER_STARTING || n->op_local_id != op->local_id))
+    n = NULL;
+  uint64_t host_id = op->host_id;
+  if (code == DFNET_STATUS_OK) {
+    if (n != NULL) {
+      n->driver = AGENT_DRIVER_RUNNING;
+      n->op_local_id = 0;
+      DFNET_LOGI(DRV_SUBSYS, n->moniker, "driver %s running in driver host %llu",
+                 n->driver_url ? n->driver_url : "", (unsigned long long)host_id);
+      reply_running(a, n);
+    } else {
+      /* Its node went away (or was stopped) while it started: stop it now. */
+      DFNET_LOGI(DRV_SUBSYS, op->moniker ? op->moniker : "?",
+                 "driver started after its node went away: stopping it");
+      if (send_stop(a, host_id, op->moniker ? op->moniker : "", NULL, 0, NULL) !=
+              DFNET_STATUS_OK &&
+          dh != NULL) {
+        if (dh->drivers > 0)
+          dh->drivers--;
+        dh_release(a, dh);
+      }
+    }
+    agent__op_free(a, op);
+    return;
+  }
+  if (dh != NULL && dh->drivers > 0)
+    dh->drivers--;
+  if (n != NULL) {
+    n->op_local_id = 0;
+    fail_start(a, n, code, message);
+  }
+  agent__op_free(a, op);
+  dh_release(a, dh);
+}
+
+static void stop_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, const char *message) {
+  agent_dh_t *dh = agent__dh_find(a, op->host_id);
+  if (dh != NULL && dh->drivers > 0)
+    dh->drivers--;
+  agent_node_t *n = op->node_uid != 0 ? agent__node_find_uid(a, op->node_uid) : NULL;
+  if (n != NULL && (n->driver != AGENT_DRIVER_STOPPING || n->op_local_id != op->local_id))
+    n = NULL;
+  agent__op_free(a, op);
+  if (n != NULL) {
+    dfnet_session_id_t s = n->req_session;
+    uint64_t id = n->req_id;
+    n->req_session = 0;
+    DFNET_LOGI(DRV_SUBSYS, n->moniker, "driver %s stopped%s%s",
+               n->driver_url ? n->driver_url : "", code == DFNET_STATUS_OK ? "" : ": ",
+               code == DFNET_STATUS_OK ? "" : message);
+    clear_driver(n);
+    agent__node_drop_driver_children(a, n);
+    /* A driver host that died while stopping it has stopped it too. */
+    if (code == DFNET_STATUS_UNAVAILABLE)
+      code = DFNET_STATUS_OK;
+    if (s != 0)
+      agent__reply_status(a, s, id, code, "%s", code == DFNET_STATUS_OK ? "" : message);
+  }
+  dh_release(a, dh);
+}
+
+void agent__sup_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env) {
+  agent_t *a = arg;
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_reply_tag:
+  case dfnet_v1_Envelope_status_tag: {
+    agent_op_t *op = agent__op_find(a, env->pb.id);
+    if (op == NULL || op->host_id != host_id) {
+      DFNET_LOGD(DRV_SUBSYS, a->host_name, "driver host %llu: answer to unknown id %llu dropped",
+                 (unsigned long long)host_id, (unsigned long long)env->pb.id);
+      return;
+    }
+    if (op->kind == AGENT_OP_CALL) {
+      agent__call_answer(a, op, env);
+      return;
+    }
+    dfnet_status_t code = DFNET_STATUS_INTERNAL;
+    const char *message = "unexpected answer";
+    if (env->pb.which_msg == dfnet_v1_Envelope_status_tag) {
+      code = (dfnet_status_t)env->pb.msg.status.code;
+      message = env->pb.msg.status.message;
+    }
+    if (op->kind == AGENT_OP_START)
+      start_answered(a, op, code, message);
+    else
+      stop_answered(a, op, code, message);
+    return;
+  }
+  case dfnet_v1_Envelope_node_add_tag:
+    agent__dh_node_add(a, host_id, env);
+    return;
+  case dfnet_v1_Envelope_node_remove_tag:
+    agent__dh_node_remove(a, host_id, env);
+    return;
+  default:
+    DFNET_LOGW(DRV_SUBSYS, a->host_name, "driver host %llu sent %s: dropped",
+               (unsigned long long)host_id, dfnet_envelope_msg_name(env->pb.which_msg));
+    return;
+  }
+}
+
+void agent__sup_on_exit(void *arg, const dfnet_driver_host_exit_t *ex) {
+  agent_t *a = arg;
+  agent_dh_t *dh = agent__dh_find(a, ex->host_id);
+  bool expected = (dh != NULL && dh->closing) || a->shutting_down;
+  if (expected)
+    DFNET_LOGI(DRV_SUBSYS, a->host_name, "driver host %llu (pid %ld) ended: %s",
+               (unsigned long long)ex->host_id, (long)ex->pid, ex->reason);
+  else
+    DFNET_LOGW(DRV_SUBSYS, a->host_name, "driver host %llu (pid %ld) died: %s (%zu nodes)",
+               (unsigned long long)ex->host_id, (long)ex->pid, ex->reason, ex->node_count);
+  /* Its drivers are gone. Calls to them now fail UNAVAILABLE (DEAD) until the manager
+   * starts them again or stops them; what they added goes with them. */
+  for (agent_node_t *n = a->nodes_head; n != NULL; n = n->next) {
+    if (n->driver_host_id != ex->host_id || n->driver == AGENT_DRIVER_NONE ||
+        n->driver == AGENT_DRIVER_FETCHING)
+      continue;
+    n->op_local_id = 0;
+    if (expected) {
+      clear_driver(n);
+    } else {
+      n->driver = AGENT_DRIVER_DEAD;
+      n->req_session = 0;
+    }
+    agent__node_drop_driver_children(a, n);
+  }
+  for (agent_node_t *n = a->nodes_head; n != NULL;) {
+    agent_node_t *next = n->next;
+    if (n->origin_host == ex->host_id) {
+      agent__node_drop_subtree(a, n);
+      next = a->nodes_head; /* the list changed: walk it again */
+    }
+    n = next;
+  }
+  dh_remove(a, ex->host_id);
+  if (expected) {
+    agent__shutdown_progress(a);
+    return;
+  }
+  dfnet_v1_DriverHostExit msg;
+  memset(&msg, 0, sizeof msg);
+  msg.driver_host_id = ex->host_id;
+  msg.pid = ex->pid > 0 ? (uint32_t)ex->pid : 0;
+  msg.exit_code = ex->exit_code;
+  msg.signal = ex->signal;
+  size_t cap = sizeof msg.nodes / sizeof msg.nodes[0];
+  for (size_t i = 0; i < ex->node_count && i < cap; i++)
+    agent__strlcpy(msg.nodes[i], ex->nodes[i], sizeof msg.nodes[i]);
+  msg.nodes_count = (pb_size_t)(ex->node_count < cap ? ex->node_count : cap);
+  agent__strlcpy(msg.reason, ex->reason ? ex->reason : "", sizeof msg.reason);
+  agent__send_driver_host_exit(a, &msg);
+  agent__shutdown_progress(a);
+}
+
+bool agent__drivers_close_all(agent_t *a) {
+  for (agent_dh_t *d = a->dhs; d != NULL; d = d->next) {
+    if (!d->closing) {
+      d->closing = true;
+      dfnet_supervisor_close(a->sup, d->id);
+    }
+  }
+  return a->dhs == NULL;
+}
+
+void agent__drivers_free(agent_t *a) {
+  while (a->dhs != NULL) {
+    agent_dh_t *d = a->dhs;
+    a->dhs = d->next;
+    free(d);
+  }
+}

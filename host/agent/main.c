@@ -1,0 +1,593 @@
+/* dfnet-host: the host agent (issue 6 "dfnet-host"; DESIGN.md "The picture";
+ * docs/architecture.md "Host session protocol (dfnet.host.v1)").
+ *
+ *   dfnet-host --manager wss://HOST:PORT --cert FILE --key FILE --ca FILE [--name NAME]
+ *              [--label k=v ...] [--sysfs-root DIR] [--board FILE] [--no-usb]
+ *              [--cache-dir DIR] [--driver-host PATH] [--log-level L]
+ *
+ * It publishes the hardware of this machine as DFv2 nodes under dev.<host> (enumerators in
+ * host/enum/), keeps one session to the manager (reconnecting forever with backoff, and
+ * announcing every node again with the drivers still running on them after each
+ * reconnect), and does what the manager asks: start and stop drivers in driver host
+ * processes (host/supervisor/), with packages from its cache, and carry calls to them.
+ * SIGINT / SIGTERM: its driver hosts stop their drivers (prepare_stop, stop) and exit,
+ * the session is closed, exit 0. Bad usage or unusable files: one line on stderr, exit 2.
+ *
+ * Threads
+ *   - The main thread runs dfnet_transport_run(): it is the transport's service thread
+ *     and the only thread that touches the agent's state (agent_t, nodes, ops, fetches,
+ *     driver hosts). Every transport callback, every supervisor callback and every
+ *     enumerator event handler runs there, one at a time.
+ *   - The supervisor (host/supervisor/) has no thread: it is driven through its epoll fd.
+ *     A small watcher thread of ours poll(2)s that fd; when it is readable it posts one
+ *     dfnet_supervisor_dispatch() to the main thread (dfnet_transport_post) and waits
+ *     until that dispatch ran before polling again, so the callbacks (driver hosts'
+ *     envelopes, exits) run on the main thread, one dispatch in flight at a time.
+ *   - The USB enumerator's libusb event thread reports hot-plug. The sink copies each
+ *     event into the agent's queue (a mutex-protected FIFO, so order is kept) and posts
+ *     one drain. PCI and board events go the same way (from main(), before the loop).
+ *   - A small signal thread reads the self-pipe written by the SIGINT/SIGTERM handler and
+ *     posts the shutdown. The handler itself only write(2)s one byte.
+ *   Posting from those threads stops (under wake_mu) before the transport is destroyed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/agent/agent.h"
+#include "lib/log.h"
+#include "lib/pki.h"
+
+#define EXIT_USAGE 2
+
+static int g_signal_pipe[2] = {-1, -1};
+/* The OS host name when it differs from the certificate's CN (logged once running). */
+static char g_os_host_name[256];
+
+static void on_signal(int sig) {
+  int saved = errno;
+  unsigned char b = (unsigned char)sig;
+  ssize_t n = write(g_signal_pipe[1], &b, 1);
+  (void)n;
+  errno = saved;
+}
+
+/* ---- work posted from other threads ---------------------------------------------------- */
+
+/* Post fn unless the transport is going away. Any thread. */
+static dfnet_status_t post_guarded(agent_t *a, dfnet_work_fn fn, void *user) {
+  dfnet_status_t st = DFNET_STATUS_CANCELLED;
+  pthread_mutex_lock(&a->wake_mu);
+  if (!a->transport_gone)
+    st = dfnet_transport_post(a->t, fn, user);
+  pthread_mutex_unlock(&a->wake_mu);
+  return st;
+}
+
+static void sup_dispatch(void *user) {
+  agent_t *a = user;
+  dfnet_supervisor_dispatch(a->sup);
+  pthread_mutex_lock(&a->sup_mu);
+  a->sup_dispatched = true;
+  pthread_cond_signal(&a->sup_cv);
+  pthread_mutex_unlock(&a->sup_mu);
+}
+
+/* The supervisor's watcher: poll its epoll fd, post a dispatch, wait for it. */
+static void *sup_watch_thread(void *arg) {
+  agent_t *a = arg;
+  struct pollfd p[2] = {{.fd = dfnet_supervisor_fd(a->sup), .events = POLLIN},
+                        {.fd = a->sup_quit_fd, .events = POLLIN}};
+  for (;;) {
+    int n = poll(p, 2, -1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 || (p[1].revents & POLLIN) != 0)
+      return NULL;
+    if ((p[0].revents & (POLLIN | POLLERR | POLLHUP)) == 0)
+      continue;
+    pthread_mutex_lock(&a->sup_mu);
+    a->sup_dispatched = false;
+    pthread_mutex_unlock(&a->sup_mu);
+    if (post_guarded(a, sup_dispatch, a) != DFNET_STATUS_OK)
+      return NULL;
+    pthread_mutex_lock(&a->sup_mu);
+    while (!a->sup_dispatched && !a->sup_quit)
+      pthread_cond_wait(&a->sup_cv, &a->sup_mu);
+    bool quit = a->sup_quit;
+    pthread_mutex_unlock(&a->sup_mu);
+    if (quit)
+      return NULL;
+  }
+}
+
+static void sup_watch_stop(agent_t *a, pthread_t thread) {
+  pthread_mutex_lock(&a->sup_mu);
+  a->sup_quit = true;
+  pthread_cond_signal(&a->sup_cv);
+  pthread_mutex_unlock(&a->sup_mu);
+  uint64_t one = 1;
+  ssize_t n = write(a->sup_quit_fd, &one, sizeof one);
+  (void)n;
+  pthread_join(thread, NULL);
+}
+
+static void queue_drain(void *user) {
+  agent_t *a = user;
+  pthread_mutex_lock(&a->queue_mu);
+  agent_queue_item_t *item = a->queue_head;
+  a->queue_head = a->queue_tail = NULL;
+  a->queue_posted = false;
+  pthread_mutex_unlock(&a->queue_mu);
+  dfnet_v1_NodeAdd *add = malloc(sizeof *add);
+  while (item != NULL) {
+    agent_queue_item_t *next = item->next;
+    if (item->kind == AGENT_Q_NODE_REMOVED) {
+      agent__enum_node_removed(a, item->moniker);
+    } else if (add != NULL &&
+               agent__node_add_decode(item->add, item->add_len, add) == DFNET_STATUS_OK) {
+      agent__enum_node_added(a, add);
+    } else {
+      DFNET_LOGE(AGENT_SUBSYS, a->host_name, "an enumerator event was lost (memory)");
+    }
+    free(item->moniker);
+    free(item->add);
+    free(item);
+    item = next;
+  }
+  free(add);
+}
+
+void agent__queue_push(agent_t *a, agent_queue_item_t *item) {
+  item->next = NULL;
+  pthread_mutex_lock(&a->queue_mu);
+  if (a->queue_tail != NULL)
+    a->queue_tail->next = item;
+  else
+    a->queue_head = item;
+  a->queue_tail = item;
+  bool need_post = !a->queue_posted;
+  a->queue_posted = true;
+  pthread_mutex_unlock(&a->queue_mu);
+  if (need_post && post_guarded(a, queue_drain, a) != DFNET_STATUS_OK) {
+    pthread_mutex_lock(&a->queue_mu);
+    a->queue_posted = false;
+    pthread_mutex_unlock(&a->queue_mu);
+  }
+}
+
+static void queue_free(agent_t *a) {
+  agent_queue_item_t *item = a->queue_head;
+  while (item != NULL) {
+    agent_queue_item_t *next = item->next;
+    free(item->moniker);
+    free(item->add);
+    free(item);
+    item = next;
+  }
+  a->queue_head = a->queue_tail = NULL;
+}
+
+/* Enumerator sink: any thread (USB hot-plug comes from libusb's event thread). */
+static void sink_added(void *ctx, const dfnet_v1_NodeAdd *node) {
+  agent_t *a = ctx;
+  agent_queue_item_t *item = calloc(1, sizeof *item);
+  if (item == NULL || agent__node_add_encode(node, &item->add, &item->add_len) != DFNET_STATUS_OK) {
+    DFNET_LOGE(AGENT_SUBSYS, node->name, "node event lost (memory or encoding)");
+    free(item);
+    return;
+  }
+  item->kind = AGENT_Q_NODE_ADDED;
+  agent__queue_push(a, item);
+}
+
+static void sink_removed(void *ctx, const char *moniker) {
+  agent_t *a = ctx;
+  agent_queue_item_t *item = calloc(1, sizeof *item);
+  if (item == NULL || (item->moniker = strdup(moniker)) == NULL) {
+    DFNET_LOGE(AGENT_SUBSYS, moniker, "node removal lost (memory)");
+    free(item);
+    return;
+  }
+  item->kind = AGENT_Q_NODE_REMOVED;
+  agent__queue_push(a, item);
+}
+
+/* ---- shutdown (service thread) --------------------------------------------------------- */
+
+static void stop_now(void *user) {
+  agent_t *a = user;
+  if (!a->stopped) {
+    a->stopped = true;
+    dfnet_transport_stop(a->t);
+  }
+}
+
+static bool g_finishing;
+
+static void shutdown_finish(void *user) {
+  agent_t *a = user;
+  if (g_finishing)
+    return;
+  g_finishing = true;
+  if (a->dhs != NULL)
+    DFNET_LOGW(AGENT_SUBSYS, a->host_name, "driver hosts still running at exit: killed");
+  if (a->session != 0 &&
+      dfnet_transport_session_close(a->t, a->session, DFNET_STATUS_CANCELLED,
+                                    "host agent stopping") == DFNET_STATUS_OK) {
+    /* on_session_closed stops the loop; this timer is the safety net. */
+    (void)dfnet_transport_timer_start(a->t, 2000, stop_now, a, NULL);
+    return;
+  }
+  stop_now(a);
+}
+
+/* Called by drivers.c after a driver host ended. */
+void agent__shutdown_progress(agent_t *a) {
+  if (a->shutting_down && a->dhs == NULL)
+    shutdown_finish(a);
+}
+
+static void shutdown_begin(void *user) {
+  agent_t *a = user;
+  if (a->shutting_down)
+    return;
+  a->shutting_down = true;
+  DFNET_LOGI(AGENT_SUBSYS, a->host_name, "stopping: stopping the drivers, closing the session");
+  if (agent__drivers_close_all(a)) {
+    shutdown_finish(a);
+    return;
+  }
+  (void)dfnet_transport_timer_start(a->t, a->opt.stop_grace_ms + 2000, shutdown_finish, a,
+                                    NULL);
+}
+
+static void *signal_thread(void *arg) {
+  agent_t *a = arg;
+  for (;;) {
+    unsigned char b;
+    ssize_t n = read(g_signal_pipe[0], &b, 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0 || b == 0)
+      return NULL;
+    if (post_guarded(a, shutdown_begin, a) != DFNET_STATUS_OK)
+      return NULL;
+  }
+}
+
+/* ---- start-up checks --------------------------------------------------------------------- */
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "dfnet-host: %s\n", msg);
+  return EXIT_USAGE;
+}
+
+/* Is the file there and readable? On no: one line naming the flag and why. */
+static bool file_readable(const char *flag, const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    usage_error("%s %s: %s", flag, path, strerror(errno));
+    return false;
+  }
+  struct stat sb;
+  bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+  close(fd);
+  if (!ok)
+    usage_error("%s %s: not a regular file", flag, path);
+  return ok;
+}
+
+/* Load and check the credentials; set the host name. pki logs its one line itself. */
+static bool check_credentials(agent_t *a) {
+  const agent_options_t *o = &a->opt;
+  if (!file_readable("--cert", o->cert_file) || !file_readable("--key", o->key_file) ||
+      !file_readable("--ca", o->ca_file))
+    return false;
+  dfnet_pki_cert_t *cert = NULL, *ca = NULL;
+  dfnet_pki_key_t *key = NULL;
+  bool ok = false;
+  if (dfnet_pki_cert_load(o->cert_file, &cert) != DFNET_STATUS_OK ||
+      dfnet_pki_key_load(o->key_file, &key) != DFNET_STATUS_OK ||
+      dfnet_pki_cert_load(o->ca_file, &ca) != DFNET_STATUS_OK ||
+      dfnet_pki_key_check_pair(cert, key) != DFNET_STATUS_OK)
+    goto free_creds; /* pki has logged the one line naming the file and the problem */
+  dfnet_pki_cert_info_t info;
+  if (dfnet_pki_cert_info(cert, &info) != DFNET_STATUS_OK)
+    goto free_creds;
+  if (info.role != DFNET_PKI_ROLE_HOST) {
+    usage_error("--cert %s: a certificate with role \"%s\", a host agent needs \"host\"",
+                o->cert_file, info.ou);
+    goto free_creds;
+  }
+  if (dfnet_pki_cert_verify(ca, cert, NULL) != DFNET_STATUS_OK)
+    goto free_creds; /* logged by pki */
+  if (o->name != NULL && strcmp(o->name, info.cn) != 0) {
+    usage_error("--name %s: the certificate %s is issued to \"%s\" (the manager names hosts "
+                "by their certificate)", o->name, o->cert_file, info.cn);
+    goto free_creds;
+  }
+  if (o->name == NULL) {
+    gethostname(g_os_host_name, sizeof g_os_host_name - 1);
+    if (strcmp(g_os_host_name, info.cn) == 0)
+      g_os_host_name[0] = '\0'; /* nothing to say */
+  }
+  agent__strlcpy(a->host_name, info.cn, sizeof a->host_name);
+  snprintf(a->root, sizeof a->root, "dev.%s", a->host_name);
+  ok = true;
+free_creds:
+  dfnet_pki_cert_free(cert);
+  dfnet_pki_cert_free(ca);
+  dfnet_pki_key_free(key);
+  return ok;
+}
+
+static bool find_driver_host(agent_t *a) {
+  const char *given = a->opt.driver_host;
+  if (given == NULL)
+    given = getenv("DFNET_DRIVER_HOST");
+  if (given != NULL && given[0] != '\0') {
+    if (access(given, X_OK) != 0) {
+      usage_error("--driver-host %s: %s", given, strerror(errno));
+      return false;
+    }
+    agent__strlcpy(a->driver_host_path, given, sizeof a->driver_host_path);
+    return true;
+  }
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0)
+    return usage_error("cannot find this executable (/proc/self/exe): give --driver-host"), false;
+  self[n] = '\0';
+  char *dir = dirname(self);
+  /* Installed: beside dfnet-host; build tree: host/driver_host/ next to host/agent/. */
+  const char *candidates[] = {"dfnet-driver-host", "../driver_host/dfnet-driver-host"};
+  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, candidates[i]);
+    if (access(path, X_OK) == 0) {
+      agent__strlcpy(a->driver_host_path, path, sizeof a->driver_host_path);
+      return true;
+    }
+  }
+  usage_error("no dfnet-driver-host beside %s: give --driver-host PATH", dir);
+  return false;
+}
+
+static bool pick_cache_dir(agent_t *a) {
+  const char *dir = a->opt.cache_dir;
+  char def[4096];
+  if (dir == NULL) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg != NULL && xdg[0] == '/')
+      snprintf(def, sizeof def, "%s/dfnet-host", xdg);
+    else if (home != NULL && home[0] == '/')
+      snprintf(def, sizeof def, "%s/.cache/dfnet-host", home);
+    else
+      snprintf(def, sizeof def, "/var/cache/dfnet-host");
+    dir = def;
+  }
+  char err[600];
+  if (agent__cache_init(dir, err, sizeof err) != DFNET_STATUS_OK) {
+    usage_error("%s", err);
+    return false;
+  }
+  agent__strlcpy(a->cache_dir, dir, sizeof a->cache_dir);
+  return true;
+}
+
+static bool check_inputs(agent_t *a) {
+  struct stat sb;
+  if (stat(a->opt.sysfs_root, &sb) != 0) {
+    usage_error("--sysfs-root %s: %s", a->opt.sysfs_root, strerror(errno));
+    return false;
+  }
+  if (!S_ISDIR(sb.st_mode)) {
+    usage_error("--sysfs-root %s: not a directory", a->opt.sysfs_root);
+    return false;
+  }
+  if (a->opt.board_file != NULL && !file_readable("--board", a->opt.board_file))
+    return false;
+  return find_driver_host(a) && pick_cache_dir(a);
+}
+
+/* Create and start the enumerators. Returns false (after one line) when the board file
+ * cannot be used; PCI or USB trouble is logged and the agent goes on without them. */
+static bool start_enumerators(agent_t *a) {
+  dfnet_enum_sink_t sink = {.node_added = sink_added, .node_removed = sink_removed, .ctx = a};
+  dfnet_enum_t *e = NULL;
+  if (dfnet_enum_pci_new(a->opt.sysfs_root, &e) == DFNET_STATUS_OK) {
+    a->enums[a->enum_count++] = e;
+    if (dfnet_enum_start(e, &sink) != DFNET_STATUS_OK)
+      DFNET_LOGW(AGENT_SUBSYS, a->host_name, "PCI enumeration of %s failed: no PCI nodes",
+                 a->opt.sysfs_root);
+  }
+  if (a->opt.board_file != NULL) {
+    e = NULL;
+    if (dfnet_enum_board_new(a->opt.board_file, &e) != DFNET_STATUS_OK)
+      return usage_error("--board %s: cannot be used", a->opt.board_file), false;
+    a->enums[a->enum_count++] = e;
+    dfnet_status_t st = dfnet_enum_start(e, &sink);
+    if (st != DFNET_STATUS_OK) {
+      usage_error("--board %s: %s (see the line above)", a->opt.board_file,
+                  dfnet_status_str(st));
+      return false;
+    }
+  }
+  if (!a->opt.no_usb) {
+    e = NULL;
+    if (dfnet_enum_usb_new(&e) == DFNET_STATUS_OK) {
+      a->enums[a->enum_count++] = e;
+      if (dfnet_enum_start(e, &sink) != DFNET_STATUS_OK)
+        DFNET_LOGW(AGENT_SUBSYS, a->host_name, "USB enumeration failed: no USB nodes");
+    }
+  }
+  return true;
+}
+
+/* ---- main ---------------------------------------------------------------------------- */
+
+/* Make every thread that posts stop posting, then destroy the transport (its callbacks
+ * still run during destroy, on this thread). */
+static void transport_teardown(agent_t *a) {
+  pthread_mutex_lock(&a->wake_mu);
+  a->transport_gone = true;
+  pthread_mutex_unlock(&a->wake_mu);
+  dfnet_transport_destroy(a->t);
+  a->t = NULL;
+}
+
+/* Everything after the start-up checks. Returns the exit code. */
+static int run_agent(agent_t *a) {
+  int rc = 1;
+  pthread_t sup_thread, sig_thread;
+  bool sig_thread_started = false;
+  if (dfnet_transport_create(&a->t) != DFNET_STATUS_OK)
+    return 1;
+  const char *extra[3] = {NULL, NULL, NULL};
+  if (a->opt.log_level != NULL) {
+    extra[0] = "--log-level";
+    extra[1] = a->opt.log_level;
+  }
+  dfnet_supervisor_config_t sc = {.driver_host_path = a->driver_host_path,
+                                  .extra_args = extra,
+                                  .stop_grace_ms = a->opt.stop_grace_ms,
+                                  .on_envelope = agent__sup_on_envelope,
+                                  .on_exit = agent__sup_on_exit,
+                                  .arg = a};
+  dfnet_status_t st = dfnet_supervisor_new(&sc, &a->sup);
+  if (st != DFNET_STATUS_OK) {
+    rc = usage_error("--driver-host %s: cannot start the supervisor: %s", a->driver_host_path,
+                     dfnet_status_str(st));
+    goto destroy_transport;
+  }
+  if ((a->sup_quit_fd = eventfd(0, EFD_CLOEXEC)) < 0 ||
+      pthread_create(&sup_thread, NULL, sup_watch_thread, a) != 0) {
+    fprintf(stderr, "dfnet-host: cannot start the supervisor's watcher: %s\n", strerror(errno));
+    goto free_supervisor;
+  }
+  if (!start_enumerators(a)) {
+    rc = EXIT_USAGE;
+    goto stop_enumerators;
+  }
+  dfnet_client_config_t cc = {.url = a->opt.manager_url,
+                              .subprotocol = DFNET_SUBPROTOCOL_HOST,
+                              .cert_file = a->opt.cert_file,
+                              .key_file = a->opt.key_file,
+                              .ca_file = a->opt.ca_file,
+                              .backoff_initial_ms = 250,
+                              .backoff_multiplier = 1.6,
+                              .backoff_max_ms = 5000,
+                              .callbacks = {.on_session_open = agent__on_session_open,
+                                            .on_envelope = agent__on_envelope,
+                                            .on_session_closed = agent__on_session_closed},
+                              .user = a};
+  st = dfnet_transport_connect(a->t, &cc, &a->endpoint);
+  if (st != DFNET_STATUS_OK) {
+    rc = usage_error("--manager %s: %s", a->opt.manager_url, dfnet_status_str(st));
+    goto stop_enumerators;
+  }
+  sig_thread_started = pthread_create(&sig_thread, NULL, signal_thread, a) == 0;
+  if (g_os_host_name[0] != '\0')
+    DFNET_LOGI(AGENT_SUBSYS, a->host_name,
+               "host name \"%s\" differs from the certificate's name: publishing as \"%s\"",
+               g_os_host_name, a->host_name);
+  DFNET_LOGI(AGENT_SUBSYS, a->host_name, "%s: manager %s, cache %s, driver host %s",
+             AGENT_SOFTWARE_VERSION, a->opt.manager_url, a->cache_dir, a->driver_host_path);
+
+  st = dfnet_transport_run(a->t);
+  rc = st == DFNET_STATUS_OK ? 0 : 1;
+  if (sig_thread_started) {
+    unsigned char quit = 0;
+    ssize_t n = write(g_signal_pipe[1], &quit, 1);
+    (void)n;
+    pthread_join(sig_thread, NULL);
+  }
+  DFNET_LOGI(AGENT_SUBSYS, a->host_name, "stopped");
+
+stop_enumerators:
+  for (size_t i = 0; i < a->enum_count; i++)
+    dfnet_enum_stop(a->enums[i]);
+  sup_watch_stop(a, sup_thread);
+free_supervisor:
+  transport_teardown(a);
+  dfnet_supervisor_free(a->sup);
+  a->sup = NULL;
+  return rc;
+destroy_transport:
+  transport_teardown(a);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  static agent_t agent;
+  agent_t *a = &agent;
+  char err[512];
+  if (agent__options_parse(argc, argv, &a->opt, err, sizeof err) != DFNET_STATUS_OK)
+    return usage_error("%s", err);
+  if (a->opt.help) {
+    fputs(agent__usage(), stdout);
+    return 0;
+  }
+  if (a->opt.log_level != NULL) {
+    dfnet_log_level_t level;
+    if (dfnet_log_level_parse(a->opt.log_level, &level) == 0)
+      dfnet_log_set_level(level);
+  }
+  if (!check_credentials(a) || !check_inputs(a))
+    return EXIT_USAGE;
+
+  pthread_mutex_init(&a->queue_mu, NULL);
+  pthread_mutex_init(&a->wake_mu, NULL);
+  pthread_mutex_init(&a->sup_mu, NULL);
+  pthread_cond_init(&a->sup_cv, NULL);
+  a->sup_quit_fd = -1;
+  a->scratch = agent__envelope_new();
+  if (a->scratch == NULL || pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    fprintf(stderr, "dfnet-host: out of resources at start\n");
+    free(a->scratch);
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  int rc = run_agent(a);
+
+  for (size_t i = 0; i < a->enum_count; i++)
+    dfnet_enum_destroy(a->enums[i]);
+  queue_free(a);
+  agent__ops_free(a);
+  agent__cache_free(a);
+  agent__nodes_free(a);
+  agent__drivers_free(a);
+  free(a->pending_exits);
+  free(a->scratch);
+  if (a->sup_quit_fd >= 0)
+    close(a->sup_quit_fd);
+  close(g_signal_pipe[0]);
+  close(g_signal_pipe[1]);
+  return rc;
+}

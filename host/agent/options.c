@@ -1,0 +1,266 @@
+/* dfnet-host's command line (issue 6 "dfnet-host"), parsed by one table (STYLE.md 12):
+ * each option names its kind, where its value goes and its range; numbers go through
+ * strtoul with an end pointer and a range check. `--opt value` and `--opt=value` both work.
+ * Nothing is opened here: main.c checks the files and reports what is unreadable.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/agent/agent.h"
+#include "lib/log.h"
+
+typedef enum opt_kind {
+  OPT_STRING,    /* const char * */
+  OPT_FLAG,      /* bool, no value */
+  OPT_LABEL,     /* k=v appended to labels */
+  OPT_U32,       /* uint32_t in [min, max] */
+  OPT_URL,       /* const char *, checked as wss://HOST:PORT[/path] */
+  OPT_LOG_LEVEL, /* const char *, checked by dfnet_log_level_parse */
+} opt_kind_t;
+
+typedef struct opt_spec {
+  const char *name;
+  opt_kind_t kind;
+  size_t offset; /* into agent_options_t */
+  uint32_t min, max;
+  const char *arg;  /* value placeholder in the usage text */
+  const char *help;
+} opt_spec_t;
+
+#define OFF(field) offsetof(agent_options_t, field)
+
+static const opt_spec_t k_options[] = {
+    {"--manager", OPT_URL, OFF(manager_url), 0, 0, "wss://HOST:PORT",
+     "the manager to connect to (required)"},
+    {"--cert", OPT_STRING, OFF(cert_file), 0, 0, "FILE",
+     "this host's certificate, PEM (required)"},
+    {"--key", OPT_STRING, OFF(key_file), 0, 0, "FILE", "its private key, PEM (required)"},
+    {"--ca", OPT_STRING, OFF(ca_file), 0, 0, "FILE",
+     "the CA that signed the manager's certificate, PEM (required)"},
+    {"--name", OPT_STRING, OFF(name), 0, 0, "NAME",
+     "host name (default: the host name; must be the certificate's CN)"},
+    {"--label", OPT_LABEL, OFF(labels), 0, 0, "K=V", "a label of this host (repeatable)"},
+    {"--sysfs-root", OPT_STRING, OFF(sysfs_root), 0, 0, "DIR",
+     "where sysfs is (default /sys)"},
+    {"--board", OPT_STRING, OFF(board_file), 0, 0, "FILE",
+     "board file (JSON) of platform devices"},
+    {"--no-usb", OPT_FLAG, OFF(no_usb), 0, 0, NULL, "do not enumerate USB"},
+    {"--cache-dir", OPT_STRING, OFF(cache_dir), 0, 0, "DIR",
+     "driver package cache (default $XDG_CACHE_HOME/dfnet-host or ~/.cache/dfnet-host)"},
+    {"--driver-host", OPT_STRING, OFF(driver_host), 0, 0, "PATH",
+     "dfnet-driver-host executable (default: beside dfnet-host)"},
+    {"--stop-grace-ms", OPT_U32, OFF(stop_grace_ms), 100, 600000, "MS",
+     "time a driver host gets to stop its drivers before SIGKILL (default 5000)"},
+    {"--log-level", OPT_LOG_LEVEL, OFF(log_level), 0, 0, "LEVEL",
+     "error, warn, info or debug (default info)"},
+    {"--help", OPT_FLAG, OFF(help), 0, 0, NULL, "this text"},
+};
+
+const char *agent__usage(void) {
+  static char text[4096];
+  if (text[0] != '\0')
+    return text;
+  size_t n = (size_t)snprintf(text, sizeof text, "usage: dfnet-host --manager wss://HOST:PORT "
+                                                 "--cert FILE --key FILE --ca FILE [options]\n");
+  for (size_t i = 0; i < sizeof k_options / sizeof k_options[0] && n < sizeof text; i++) {
+    const opt_spec_t *o = &k_options[i];
+    char left[48];
+    snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    n += (size_t)snprintf(text + n, sizeof text - n, "  %-28s %s\n", left, o->help);
+  }
+  return text;
+}
+
+/* wss://HOST:PORT[/path]: HOST a name or an IPv4 literal, or [IPv6]; PORT 1..65535. */
+static bool url_valid(const char *url, char *why, size_t why_size) {
+  static const char scheme[] = "wss://";
+  if (strncmp(url, scheme, sizeof scheme - 1) != 0) {
+    snprintf(why, why_size, "must start with wss://");
+    return false;
+  }
+  const char *host = url + sizeof scheme - 1;
+  const char *colon;
+  if (*host == '[') {
+    const char *close = strchr(host, ']');
+    if (close == NULL || close == host + 1) {
+      snprintf(why, why_size, "unterminated or empty [IPv6] host");
+      return false;
+    }
+    colon = close + 1;
+    if (*colon != ':') {
+      snprintf(why, why_size, "missing :PORT after the host");
+      return false;
+    }
+  } else {
+    size_t len = strcspn(host, ":/");
+    if (len == 0) {
+      snprintf(why, why_size, "missing host");
+      return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+      char c = host[i];
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '.' || c == '-' || c == '_')) {
+        snprintf(why, why_size, "bad character '%c' in the host", c);
+        return false;
+      }
+    }
+    colon = host + len;
+    if (*colon != ':') {
+      snprintf(why, why_size, "missing :PORT after the host");
+      return false;
+    }
+  }
+  const char *port = colon + 1;
+  char *end = NULL;
+  errno = 0;
+  unsigned long v = strtoul(port, &end, 10);
+  if (end == port || errno != 0 || v == 0 || v > 65535 || (*end != '\0' && *end != '/') ||
+      *port == '-' || *port == '+') {
+    snprintf(why, why_size, "port must be 1..65535");
+    return false;
+  }
+  return true;
+}
+
+static bool label_parse(const char *text, agent_options_t *o, char *err, size_t err_size) {
+  const char *eq = strchr(text, '=');
+  if (eq == NULL || eq == text) {
+    snprintf(err, err_size, "--label %s: want KEY=VALUE", text);
+    return false;
+  }
+  size_t klen = (size_t)(eq - text), vlen = strlen(eq + 1);
+  if (o->label_count >= AGENT_LABELS_MAX) {
+    snprintf(err, err_size, "--label %s: at most %d labels", text, AGENT_LABELS_MAX);
+    return false;
+  }
+  agent_label_t *l = &o->labels[o->label_count];
+  if (klen >= sizeof l->key || vlen >= sizeof l->value) {
+    snprintf(err, err_size, "--label %s: key at most %zu bytes, value at most %zu", text,
+             sizeof l->key - 1, sizeof l->value - 1);
+    return false;
+  }
+  for (size_t i = 0; i < klen; i++) {
+    char c = text[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '-' || c == '_' || c == '/')) {
+      snprintf(err, err_size, "--label %s: bad character '%c' in the key", text, c);
+      return false;
+    }
+  }
+  memcpy(l->key, text, klen);
+  l->key[klen] = '\0';
+  memcpy(l->value, eq + 1, vlen + 1);
+  o->label_count++;
+  return true;
+}
+
+static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o, char *err,
+                  size_t err_size) {
+  char *field = (char *)o + spec->offset;
+  char why[96];
+  switch (spec->kind) {
+  case OPT_FLAG:
+    *(bool *)field = true;
+    return true;
+  case OPT_STRING:
+    if (value[0] == '\0') {
+      snprintf(err, err_size, "%s: empty value", spec->name);
+      return false;
+    }
+    *(const char **)field = value;
+    return true;
+  case OPT_URL:
+    if (!url_valid(value, why, sizeof why)) {
+      snprintf(err, err_size, "%s %s: malformed manager URL: %s", spec->name, value, why);
+      return false;
+    }
+    *(const char **)field = value;
+    return true;
+  case OPT_LOG_LEVEL: {
+    dfnet_log_level_t level;
+    if (dfnet_log_level_parse(value, &level) != 0) {
+      snprintf(err, err_size, "%s %s: want error, warn, info or debug", spec->name, value);
+      return false;
+    }
+    *(const char **)field = value;
+    return true;
+  }
+  case OPT_LABEL:
+    return label_parse(value, o, err, err_size);
+  case OPT_U32: {
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(value, &end, 10);
+    if (end == value || *end != '\0' || errno != 0 || value[0] == '-' || v < spec->min ||
+        v > spec->max) {
+      snprintf(err, err_size, "%s %s: want a number in %u..%u", spec->name, value, spec->min,
+               spec->max);
+      return false;
+    }
+    *(uint32_t *)field = (uint32_t)v;
+    return true;
+  }
+  }
+  return false;
+}
+
+dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out, char *err,
+                                    size_t err_size) {
+  memset(out, 0, sizeof *out);
+  out->sysfs_root = "/sys";
+  out->stop_grace_ms = 5000;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const char *inline_value = NULL;
+    size_t name_len = strlen(arg);
+    const char *eq = strchr(arg, '=');
+    if (strncmp(arg, "--", 2) == 0 && eq != NULL) {
+      name_len = (size_t)(eq - arg);
+      inline_value = eq + 1;
+    }
+    const opt_spec_t *spec = NULL;
+    for (size_t k = 0; k < sizeof k_options / sizeof k_options[0]; k++)
+      if (strlen(k_options[k].name) == name_len && strncmp(k_options[k].name, arg, name_len) == 0)
+        spec = &k_options[k];
+    if (spec == NULL) {
+      snprintf(err, err_size, "unknown option %s (see --help)", arg);
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
+    const char *value = NULL;
+    if (spec->kind == OPT_FLAG) {
+      if (inline_value != NULL) {
+        snprintf(err, err_size, "%s takes no value", spec->name);
+        return DFNET_STATUS_INVALID_ARGUMENT;
+      }
+    } else if (inline_value != NULL) {
+      value = inline_value;
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      snprintf(err, err_size, "%s needs a value (%s)", spec->name, spec->arg);
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
+    if (!apply(spec, value, out, err, err_size))
+      return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if (out->help)
+    return DFNET_STATUS_OK;
+  static const struct {
+    size_t offset;
+    const char *name;
+  } required[] = {{OFF(manager_url), "--manager"},
+                  {OFF(cert_file), "--cert"},
+                  {OFF(key_file), "--key"},
+                  {OFF(ca_file), "--ca"}};
+  for (size_t k = 0; k < sizeof required / sizeof required[0]; k++) {
+    if (*(const char **)((char *)out + required[k].offset) == NULL) {
+      snprintf(err, err_size, "%s is required (see --help)", required[k].name);
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
+  }
+  return DFNET_STATUS_OK;
+}

@@ -1,0 +1,765 @@
+/* dfnet-host against a scripted manager-side peer (peer.h: the real transport server, real
+ * certificates made with lib/pki.h), with the real dfnet-driver-host and the test drivers
+ * echo and crasher packed with lib/package.h. Real processes, real TLS on loopback.
+ *
+ * test_bad_usage        a table of bad command lines and files: exit 2, one line.
+ * test_session          Hello and the fixture's NodeAdds (parents first, full monikers,
+ *                       key properties); DriverStart with a package cache miss; a call
+ *                       through and back; calls to nodes without a driver; colocation;
+ *                       a crash (DriverHostExit with SIGSEGV, calls then UNAVAILABLE);
+ *                       cache hit; corrupt unpacked .so and corrupt archive (fetched
+ *                       again); a child node added by a driver; the manager restarted
+ *                       (reconnect, re-announce with driver_url / driver_host_id, the
+ *                       driver hosts not restarted); kill -9 of a driver host; SIGTERM
+ *                       (exit 0, no driver host left).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dfnet/bind_keys.h"
+#include "lib/package.h"
+#include "lib/pki.h"
+#include "peer.h"
+
+static char g_dir[256];
+static char g_state[300], g_certs[300], g_cache[300], g_board[300], g_log[300];
+static char g_host_crt[400], g_host_key[400], g_ca[400], g_viewer_crt[400], g_viewer_key[400];
+static peer_t g_peer;
+
+typedef struct pkg {
+  uint8_t *data;
+  size_t size;
+  uint8_t digest[32];
+  char hex[65];
+  char url[256];
+} pkg_t;
+static pkg_t g_echo, g_crasher;
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL)
+    return -1;
+  fputs(text, f);
+  return fclose(f);
+}
+
+static int copy_file(const char *from, const char *to) {
+  FILE *in = fopen(from, "rb");
+  if (in == NULL)
+    return -1;
+  FILE *out = fopen(to, "wb");
+  if (out == NULL) {
+    fclose(in);
+    return -1;
+  }
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+    fwrite(buf, 1, n, out);
+  fclose(in);
+  return fclose(out);
+}
+
+static int mkdirs(const char *path) {
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p == '/') {
+      *p = '\0';
+      mkdir(tmp, 0755);
+      *p = '/';
+    }
+  }
+  return mkdir(tmp, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Lay out a package <g_dir>/pkg/<name>/ with the test driver's .so and pack it. */
+static int make_pkg(const char *name, const char *so_path, pkg_t *out) {
+  char dir[600], path[700];
+  snprintf(dir, sizeof dir, "%s/pkg/%s", g_dir, name);
+  snprintf(path, sizeof path, "%s/meta", dir);
+  if (mkdirs(path) != 0)
+    return -1;
+  snprintf(path, sizeof path, "%s/driver", dir);
+  if (mkdirs(path) != 0)
+    return -1;
+  char json[512];
+  snprintf(json, sizeof json,
+           "{\"program\": {\"runner\": \"driver\", \"binary\": \"driver/%s.so\", "
+           "\"bind\": \"meta/bind/%s.bindbc\", \"colocate\": \"false\"}}\n",
+           name, name);
+  snprintf(path, sizeof path, "%s/meta/%s.json", dir, name);
+  if (write_text(path, json) != 0)
+    return -1;
+  snprintf(path, sizeof path, "%s/driver/%s.so", dir, name);
+  if (copy_file(so_path, path) != 0)
+    return -1;
+  dfnet_package_buf_t buf = {0};
+  char err[256];
+  if (dfnet_package_pack_dir(dir, &buf, err, sizeof err) != DFNET_STATUS_OK) {
+    fprintf(stderr, "pack %s: %s\n", dir, err);
+    return -1;
+  }
+  out->data = buf.data;
+  out->size = buf.size;
+  dfnet_package_digest(out->data, out->size, out->digest);
+  dfnet_package_digest_hex(out->digest, out->hex);
+  return dfnet_package_url(name, out->digest, out->url, sizeof out->url) == DFNET_STATUS_OK
+             ? 0
+             : -1;
+}
+
+static pid_t spawn_agent_v(const char *const *args, size_t n, const char *stderr_path) {
+  const char *argv[64];
+  size_t k = 0;
+  argv[k++] = DFNET_HOST_BIN;
+  for (size_t i = 0; i < n && k < 63; i++)
+    argv[k++] = args[i];
+  argv[k] = NULL;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 2);
+      dup2(fd, 1);
+      close(fd);
+    }
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* The agent against the peer, with the fixture, the board and the cache. */
+static pid_t spawn_agent(void) {
+  char url[64];
+  snprintf(url, sizeof url, "wss://127.0.0.1:%u", (unsigned)g_peer.port);
+  static char sysfs[600];
+  const char *shared = getenv("DFNET_SHARED_DIR");
+  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : "/work/shared");
+  const char *args[] = {"--manager", url,          "--cert",       g_host_crt,   "--key",
+                        g_host_key,  "--ca",       g_ca,           "--label",    "rack=b2",
+                        "--sysfs-root", sysfs,     "--no-usb",     "--board",    g_board,
+                        "--cache-dir", g_cache,    "--driver-host", DFNET_DRIVER_HOST_BIN,
+                        "--log-level", "debug",    "--stop-grace-ms", "3000"};
+  return spawn_agent_v(args, sizeof args / sizeof args[0], g_log);
+}
+
+/* Wait for pid to exit, up to timeout_ms. Returns the wait status, or -1. */
+static int wait_exit(pid_t pid, unsigned timeout_ms) {
+  for (unsigned waited = 0; waited <= timeout_ms; waited += 20) {
+    int status;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid)
+      return status;
+    if (r < 0)
+      return -1;
+    sleep_ms(20);
+  }
+  return -1;
+}
+
+static bool process_alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+static bool wait_gone(pid_t pid, unsigned timeout_ms) {
+  for (unsigned waited = 0; waited <= timeout_ms; waited += 20) {
+    if (!process_alive(pid))
+      return true;
+    /* A zombie child of the agent counts as gone once the agent reaped it; check state. */
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+      size_t n = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      buf[n] = '\0';
+      char *rp = strrchr(buf, ')');
+      if (rp != NULL && rp[1] == ' ' && rp[2] == 'Z')
+        return true;
+    }
+    sleep_ms(20);
+  }
+  return false;
+}
+
+static dfnet_envelope_t *env_new(void) {
+  dfnet_envelope_t *e = calloc(1, sizeof *e);
+  assert_non_null(e);
+  dfnet_envelope_init(e);
+  return e;
+}
+
+/* Send a request to the agent and wait for its reply. */
+static dfnet_status_t request(dfnet_envelope_t *req, dfnet_envelope_t *reply, void **bulk) {
+  dfnet_session_id_t s = peer_wait_session(&g_peer, 0, 10000);
+  if (s == 0)
+    return DFNET_STATUS_UNAVAILABLE;
+  return dfnet_transport_request_sync(g_peer.t, s, req, 30000, reply, bulk);
+}
+
+/* DriverStart; returns OK with *dh and *pid on DriverStatus RUNNING, else the Status code. */
+static dfnet_status_t driver_start(const char *node, const pkg_t *pkg, const char *name,
+                                   uint64_t colocate, uint64_t *dh, uint32_t *pid) {
+  dfnet_envelope_t *req = env_new(), *rep = env_new();
+  req->pb.which_msg = dfnet_v1_Envelope_driver_start_tag;
+  dfnet_v1_DriverStart *m = &req->pb.msg.driver_start;
+  snprintf(m->node, sizeof m->node, "%s", node);
+  snprintf(m->url, sizeof m->url, "%s", pkg->url);
+  memcpy(m->package_digest, pkg->digest, 32);
+  snprintf(m->binary, sizeof m->binary, "driver/%s.so", name);
+  m->driver_host_id = colocate;
+  static const char program[] = "{\"runner\": \"driver\", \"colocate\": \"false\"}";
+  req->bulk.data = (const uint8_t *)program;
+  req->bulk.size = sizeof program - 1;
+  void *bulk = NULL;
+  dfnet_status_t st = request(req, rep, &bulk);
+  if (st == DFNET_STATUS_OK) {
+    if (rep->pb.which_msg == dfnet_v1_Envelope_driver_status_tag &&
+        rep->pb.msg.driver_status.state == dfnet_v1_DriverState_RUNNING) {
+      assert_string_equal(rep->pb.msg.driver_status.node, node);
+      assert_string_equal(rep->pb.msg.driver_status.url, pkg->url);
+      if (dh)
+        *dh = rep->pb.msg.driver_status.driver_host_id;
+      if (pid)
+        *pid = rep->pb.msg.driver_status.pid;
+    } else if (rep->pb.which_msg == dfnet_v1_Envelope_status_tag) {
+      st = (dfnet_status_t)rep->pb.msg.status.code;
+      assert_int_not_equal(st, DFNET_STATUS_OK);
+    } else {
+      st = DFNET_STATUS_INTERNAL;
+    }
+  }
+  free(bulk);
+  free(req);
+  free(rep);
+  return st;
+}
+
+static dfnet_status_t driver_stop(const char *node, const pkg_t *pkg, uint64_t dh) {
+  dfnet_envelope_t *req = env_new(), *rep = env_new();
+  req->pb.which_msg = dfnet_v1_Envelope_driver_stop_tag;
+  snprintf(req->pb.msg.driver_stop.node, sizeof req->pb.msg.driver_stop.node, "%s", node);
+  snprintf(req->pb.msg.driver_stop.url, sizeof req->pb.msg.driver_stop.url, "%s", pkg->url);
+  req->pb.msg.driver_stop.driver_host_id = dh;
+  void *bulk = NULL;
+  dfnet_status_t st = request(req, rep, &bulk);
+  if (st == DFNET_STATUS_OK)
+    st = rep->pb.which_msg == dfnet_v1_Envelope_status_tag
+             ? (dfnet_status_t)rep->pb.msg.status.code
+             : DFNET_STATUS_INTERNAL;
+  free(bulk);
+  free(req);
+  free(rep);
+  return st;
+}
+
+/* A unary call; returns the Reply's code; the reply bytes go to out (NUL-terminated). */
+static dfnet_status_t call(const char *target, const char *method, const char *payload,
+                           char *out, size_t out_size) {
+  dfnet_envelope_t *req = env_new(), *rep = env_new();
+  req->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  snprintf(req->pb.msg.call.target, sizeof req->pb.msg.call.target, "%s", target);
+  snprintf(req->pb.msg.call.method, sizeof req->pb.msg.call.method, "%s", method);
+  req->pb.msg.call.deadline_ms = 10000;
+  req->bulk.data = (const uint8_t *)payload;
+  req->bulk.size = strlen(payload);
+  void *bulk = NULL;
+  dfnet_status_t st = request(req, rep, &bulk);
+  if (out != NULL && out_size > 0)
+    out[0] = '\0';
+  if (st == DFNET_STATUS_OK) {
+    if (rep->pb.which_msg == dfnet_v1_Envelope_reply_tag) {
+      assert_true(rep->pb.msg.reply.end_of_stream);
+      st = (dfnet_status_t)rep->pb.msg.reply.code;
+      if (out != NULL && out_size > 0) {
+        size_t n = rep->bulk.size < out_size - 1 ? rep->bulk.size : out_size - 1;
+        if (n > 0)
+          memcpy(out, rep->bulk.data, n);
+        out[n] = '\0';
+      }
+    } else {
+      st = DFNET_STATUS_INTERNAL;
+    }
+  }
+  free(bulk);
+  free(req);
+  free(rep);
+  return st;
+}
+
+static const dfnet_v1_NodeProperty *prop_int(const dfnet_v1_NodeAdd *n, uint32_t key) {
+  for (pb_size_t i = 0; i < n->properties_count; i++)
+    if (n->properties[i].which_key == dfnet_v1_NodeProperty_int_key_tag &&
+        n->properties[i].key.int_key == key)
+      return &n->properties[i];
+  return NULL;
+}
+
+static void read_log_tail(void) {
+  FILE *f = fopen(g_log, "r");
+  if (f == NULL)
+    return;
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  fseek(f, size > 6000 ? size - 6000 : 0, SEEK_SET);
+  char buf[6001];
+  size_t n = fread(buf, 1, 6000, f);
+  buf[n] = '\0';
+  fclose(f);
+  fprintf(stderr, "---- agent log (tail) ----\n%s\n----\n", buf);
+}
+
+/* ---- setup --------------------------------------------------------------------------- */
+
+static int group_setup(void **state) {
+  (void)state;
+  snprintf(g_dir, sizeof g_dir, "/tmp/dfnet-host-agent-XXXXXX");
+  if (mkdtemp(g_dir) == NULL)
+    return -1;
+  snprintf(g_state, sizeof g_state, "%s/state", g_dir);
+  snprintf(g_certs, sizeof g_certs, "%s/certs", g_dir);
+  snprintf(g_cache, sizeof g_cache, "%s/cache", g_dir);
+  snprintf(g_board, sizeof g_board, "%s/board.json", g_dir);
+  snprintf(g_log, sizeof g_log, "%s/agent.log", g_dir);
+  if (dfnet_pki_init_state_dir(g_state, "manager", NULL, 0, NULL) != DFNET_STATUS_OK ||
+      dfnet_pki_issue_to_dir(g_state, DFNET_PKI_ROLE_HOST, "lab-a", g_certs, NULL, 0, 30) !=
+          DFNET_STATUS_OK ||
+      dfnet_pki_issue_to_dir(g_state, DFNET_PKI_ROLE_VIEWER, "alice", g_certs, NULL, 0, 30) !=
+          DFNET_STATUS_OK)
+    return -1;
+  snprintf(g_host_crt, sizeof g_host_crt, "%s/lab-a.crt", g_certs);
+  snprintf(g_host_key, sizeof g_host_key, "%s/lab-a.key", g_certs);
+  snprintf(g_ca, sizeof g_ca, "%s/ca.crt", g_certs);
+  snprintf(g_viewer_crt, sizeof g_viewer_crt, "%s/alice.crt", g_certs);
+  snprintf(g_viewer_key, sizeof g_viewer_key, "%s/alice.key", g_certs);
+  if (write_text(g_board,
+                 "{\"board\": \"test-board\", \"devices\": [\n"
+                 " {\"name\": \"uart0\", \"vid\": 0, \"pid\": 0, \"did\": 28,\n"
+                 "  \"resources\": {\"tty\": \"/dev/ttyS0\"}},\n"
+                 " {\"name\": \"led\", \"vid\": 1, \"pid\": 2, \"did\": 3}\n"
+                 "]}\n") != 0)
+    return -1;
+  if (make_pkg("echo", DFNET_ECHO_SO, &g_echo) != 0 ||
+      make_pkg("crasher", DFNET_CRASHER_SO, &g_crasher) != 0)
+    return -1;
+  char mcrt[400], mkey[400], ca[400];
+  snprintf(mcrt, sizeof mcrt, "%s/manager.crt", g_state);
+  snprintf(mkey, sizeof mkey, "%s/manager.key", g_state);
+  snprintf(ca, sizeof ca, "%s/ca.crt", g_state);
+  peer_init(&g_peer, mcrt, mkey, ca);
+  peer_add_package(&g_peer, g_echo.digest, g_echo.data, g_echo.size);
+  peer_add_package(&g_peer, g_crasher.digest, g_crasher.data, g_crasher.size);
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  if (g_peer.t != NULL)
+    peer_stop(&g_peer);
+  peer_free(&g_peer);
+  free(g_echo.data);
+  free(g_crasher.data);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  if (getenv("DFNET_KEEP_TMP") == NULL && system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", g_dir);
+  return 0;
+}
+
+/* ---- bad usage ------------------------------------------------------------------------- */
+
+typedef struct usage_case {
+  const char *name;
+  const char *args[16];
+  const char *expect; /* a fragment the one line must hold */
+} usage_case_t;
+
+#define CERTS "--cert", g_host_crt, "--key", g_host_key, "--ca", g_ca
+
+static void test_bad_usage(void **state) {
+  (void)state;
+  char junk[400], missing[400];
+  snprintf(junk, sizeof junk, "%s/junk.pem", g_dir);
+  snprintf(missing, sizeof missing, "%s/no-such.pem", g_dir);
+  assert_int_equal(write_text(junk, "this is not a certificate\n"), 0);
+  const char *url = "wss://127.0.0.1:9";
+  usage_case_t cases[] = {
+      {"unknown flag", {"--bogus"}, "unknown option --bogus"},
+      {"missing manager", {CERTS}, "--manager is required"},
+      {"missing value", {"--manager"}, "--manager needs a value"},
+      {"http url", {"--manager", "http://127.0.0.1:7443", CERTS}, "malformed manager URL"},
+      {"no port", {"--manager", "wss://127.0.0.1", CERTS}, "malformed manager URL"},
+      {"port range", {"--manager", "wss://127.0.0.1:70000", CERTS}, "port must be 1..65535"},
+      {"bad host", {"--manager", "wss://a b:1", CERTS}, "malformed manager URL"},
+      {"cert missing", {"--manager", url, "--cert", missing, "--key", g_host_key, "--ca", g_ca},
+       "--cert"},
+      {"key missing", {"--manager", url, "--cert", g_host_crt, "--key", missing, "--ca", g_ca},
+       "--key"},
+      {"ca missing", {"--manager", url, "--cert", g_host_crt, "--key", g_host_key, "--ca", missing},
+       "--ca"},
+      {"ca junk", {"--manager", url, "--cert", g_host_crt, "--key", g_host_key, "--ca", junk},
+       "junk.pem"},
+      {"key of another cert",
+       {"--manager", url, "--cert", g_host_crt, "--key", g_viewer_key, "--ca", g_ca},
+       "pki"},
+      {"viewer role",
+       {"--manager", url, "--cert", g_viewer_crt, "--key", g_viewer_key, "--ca", g_ca},
+       "needs \"host\""},
+      {"name mismatch", {"--manager", url, CERTS, "--name", "lab-b"}, "issued to \"lab-a\""},
+      {"label", {"--manager", url, CERTS, "--label", "novalue"}, "KEY=VALUE"},
+      {"grace range", {"--manager", url, CERTS, "--stop-grace-ms", "5"}, "100..600000"},
+      {"log level", {"--manager", url, CERTS, "--log-level", "loud"}, "--log-level"},
+      {"board missing", {"--manager", url, CERTS, "--board", missing}, "--board"},
+      {"sysfs missing", {"--manager", url, CERTS, "--sysfs-root", missing}, "--sysfs-root"},
+      {"driver host missing", {"--manager", url, CERTS, "--driver-host", missing},
+       "--driver-host"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const usage_case_t *c = &cases[i];
+    size_t n = 0;
+    while (n < 16 && c->args[n] != NULL)
+      n++;
+    char out[400];
+    snprintf(out, sizeof out, "%s/usage-%zu.txt", g_dir, i);
+    unlink(out);
+    pid_t pid = spawn_agent_v(c->args, n, out);
+    assert_true(pid > 0);
+    int status = wait_exit(pid, 20000);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char text[4096];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    size_t lines = 0;
+    for (size_t k = 0; k < len; k++)
+      lines += text[k] == '\n';
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 2 || lines != 1 ||
+        strstr(text, c->expect) == NULL) {
+      fprintf(stderr, "case \"%s\": status %d, %zu lines:\n%s", c->name,
+              status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1, lines, text);
+      if (status == -1)
+        kill(pid, SIGKILL);
+      fail_msg("bad usage case \"%s\" did not exit 2 with one line holding \"%s\"", c->name,
+               c->expect);
+    }
+  }
+}
+
+/* ---- the session ------------------------------------------------------------------------ */
+
+static const char *const k_pci[] = {"dev.lab-a.pci.00_00_0", "dev.lab-a.pci.00_01_0",
+                                    "dev.lab-a.pci.00_02_0", "dev.lab-a.pci.00_03_0",
+                                    "dev.lab-a.pci.00_04_0", "dev.lab-a.pci.00_05_0"};
+
+/* Check one session's announcement starting at record *from: Hello, then every fixture
+ * node, parents first. Returns the index of the NodeAdd of `want_node` (or -1). */
+static long check_announce(size_t *from, const char *want_node) {
+  long hi = peer_wait(&g_peer, dfnet_v1_Envelope_hello_tag, NULL, NULL, from, 15000);
+  assert_true(hi >= 0);
+  peer_rec_t *r = calloc(1, sizeof *r);
+  assert_non_null(r);
+  assert_true(peer_get(&g_peer, (size_t)hi, r));
+  assert_string_equal(r->m.hello.name, "lab-a");
+  assert_int_equal(r->m.hello.role, dfnet_v1_Role_HOST);
+  assert_int_equal(r->m.hello.protocol_version, DFNET_PROTOCOL_VERSION);
+  assert_int_equal(r->m.hello.labels_count, 1);
+  assert_string_equal(r->m.hello.labels[0].key, "rack");
+  assert_string_equal(r->m.hello.labels[0].value, "b2");
+  size_t session_index = r->session_index;
+
+  const char *want[] = {"dev.lab-a.pci", "dev.lab-a.platform", "dev.lab-a.platform.uart0",
+                        "dev.lab-a.platform.led"};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    size_t at = *from;
+    assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, want[i], &at,
+                          10000) >= 0);
+  }
+  long want_at = -1;
+  for (size_t i = 0; i < sizeof k_pci / sizeof k_pci[0]; i++) {
+    size_t at = *from;
+    long idx = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, k_pci[i], &at,
+                         10000);
+    assert_true(idx >= 0);
+    if (want_node != NULL && strcmp(k_pci[i], want_node) == 0)
+      want_at = idx;
+  }
+  /* Parents first, full monikers, all within this session. */
+  char seen[64][700];
+  size_t nseen = 0;
+  size_t end = peer_count(&g_peer);
+  for (size_t i = (size_t)hi + 1; i < end; i++) {
+    assert_true(peer_get(&g_peer, i, r));
+    if (r->which != dfnet_v1_Envelope_node_add_tag || r->session_index != session_index)
+      continue;
+    const dfnet_v1_NodeAdd *n = &r->m.node_add;
+    bool parent_known = strcmp(n->parent, "dev.lab-a") == 0;
+    for (size_t k = 0; k < nseen && !parent_known; k++)
+      parent_known = strcmp(seen[k], n->parent) == 0;
+    if (!parent_known)
+      fail_msg("NodeAdd %s.%s before its parent", n->parent, n->name);
+    if (nseen < 64)
+      snprintf(seen[nseen++], sizeof seen[0], "%s.%s", n->parent, n->name);
+  }
+  free(r);
+  return want_at;
+}
+
+static void check_rng_props(void) {
+  size_t from = 0;
+  long i = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node,
+                     "dev.lab-a.pci.00_05_0", &from, 1000);
+  assert_true(i >= 0);
+  peer_rec_t *r = calloc(1, sizeof *r);
+  assert_true(peer_get(&g_peer, (size_t)i, r));
+  const dfnet_v1_NodeAdd *n = &r->m.node_add;
+  assert_string_equal(n->parent, "dev.lab-a.pci");
+  const dfnet_v1_NodeProperty *p = prop_int(n, DFNET_BIND_PCI_VID);
+  assert_non_null(p);
+  assert_int_equal(p->value.int_value, 0x1af4);
+  p = prop_int(n, DFNET_BIND_PCI_DID);
+  assert_non_null(p);
+  assert_int_equal(p->value.int_value, 0x1044);
+  assert_non_null(prop_int(n, DFNET_BIND_PROTOCOL));
+  assert_int_equal(n->driver_url[0], '\0');
+  assert_int_equal(n->driver_host_id, 0);
+  /* the PCI bus node is owned by the host */
+  from = 0;
+  i = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, "dev.lab-a.pci", &from,
+                1000);
+  assert_true(i >= 0);
+  assert_true(peer_get(&g_peer, (size_t)i, r));
+  assert_true(r->m.node_add.owned);
+  free(r);
+}
+
+static bool is_exit_of(const peer_rec_t *r, const void *dh) {
+  return r->which == dfnet_v1_Envelope_driver_host_exit_tag &&
+         r->m.driver_host_exit.driver_host_id == *(const uint64_t *)dh;
+}
+
+static bool exit_names(const peer_rec_t *r, const char *node) {
+  for (pb_size_t i = 0; i < r->m.driver_host_exit.nodes_count; i++)
+    if (strcmp(r->m.driver_host_exit.nodes[i], node) == 0)
+      return true;
+  return false;
+}
+
+static void corrupt_file(const char *path) {
+  int fd = open(path, O_WRONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(pwrite(fd, "XXXXXXXX", 8, 200), 8);
+  close(fd);
+}
+
+static void test_session(void **state) {
+  (void)state;
+  assert_int_equal(peer_start(&g_peer, 0), 0);
+  pid_t agent = spawn_agent();
+  assert_true(agent > 0);
+  size_t from = 0;
+  check_announce(&from, NULL);
+  check_rng_props();
+
+  /* DriverStart on the RNG function: cache miss, fetched in chunks, verified. */
+  size_t fetches0 = peer_fetches(&g_peer);
+  uint64_t dh_echo = 0;
+  uint32_t pid_echo = 0;
+  dfnet_status_t st = driver_start("dev.lab-a.pci.00_05_0", &g_echo, "echo", 0, &dh_echo, &pid_echo);
+  if (st != DFNET_STATUS_OK)
+    read_log_tail();
+  assert_int_equal(st, DFNET_STATUS_OK);
+  assert_true(dh_echo != 0);
+  assert_true(pid_echo > 0);
+  assert_true(process_alive((pid_t)pid_echo));
+  size_t fetched = peer_fetches(&g_peer) - fetches0;
+  assert_true(fetched >= 1);
+  assert_int_equal(fetched, (g_echo.size + PEER_CHUNK - 1) / PEER_CHUNK);
+  char path[700];
+  snprintf(path, sizeof path, "%s/%s.tar", g_cache, g_echo.hex);
+  assert_int_equal(access(path, R_OK), 0);
+  snprintf(path, sizeof path, "%s/%s/driver/echo.so", g_cache, g_echo.hex);
+  assert_int_equal(access(path, R_OK), 0);
+
+  /* A call through the agent and back. */
+  char out[256];
+  assert_int_equal(call("dev.lab-a.pci.00_05_0", "/dfnet.test.Echo/Echo", "hello", out, sizeof out),
+                   DFNET_STATUS_OK);
+  assert_string_equal(out, "hello");
+  assert_int_equal(call("dev.lab-a.pci.00_04_0", "/dfnet.test.Echo/Echo", "x", NULL, 0),
+                   DFNET_STATUS_FAILED_PRECONDITION);
+  assert_int_equal(call("dev.lab-a.pci.99_00_0", "/dfnet.test.Echo/Echo", "x", NULL, 0),
+                   DFNET_STATUS_NOT_FOUND);
+
+  /* An unknown package: the manager's NOT_FOUND comes back as the start's status. */
+  pkg_t unknown = g_echo;
+  unknown.digest[0] ^= 0xff;
+  assert_int_equal(driver_start("dev.lab-a.pci.00_04_0", &unknown, "echo", 0, NULL, NULL),
+                   DFNET_STATUS_NOT_FOUND);
+  /* Colocation into a driver host that does not exist. */
+  assert_int_equal(driver_start("dev.lab-a.pci.00_04_0", &g_echo, "echo", 999, NULL, NULL),
+                   DFNET_STATUS_FAILED_PRECONDITION);
+
+  /* A crash: the crasher in its own driver host dies by SIGSEGV. */
+  uint64_t dh_crash = 0;
+  uint32_t pid_crash = 0;
+  assert_int_equal(driver_start("dev.lab-a.pci.00_03_0", &g_crasher, "crasher", 0, &dh_crash,
+                                &pid_crash),
+                   DFNET_STATUS_OK);
+  assert_true(dh_crash != 0 && dh_crash != dh_echo);
+  assert_int_equal(call("dev.lab-a.pci.00_03_0", "/dfnet.test.Crasher/Ping", "", out, sizeof out),
+                   DFNET_STATUS_OK);
+  assert_string_equal(out, "pong");
+  size_t at = from;
+  assert_int_equal(call("dev.lab-a.pci.00_03_0", "/dfnet.test.Crasher/Crash", "segv", NULL, 0),
+                   DFNET_STATUS_UNAVAILABLE);
+  long xi = peer_wait(&g_peer, dfnet_v1_Envelope_driver_host_exit_tag, is_exit_of, &dh_crash,
+                      &at, 10000);
+  assert_true(xi >= 0);
+  peer_rec_t *r = calloc(1, sizeof *r);
+  assert_non_null(r);
+  assert_true(peer_get(&g_peer, (size_t)xi, r));
+  assert_int_equal(r->m.driver_host_exit.signal, SIGSEGV);
+  assert_int_equal(r->m.driver_host_exit.pid, pid_crash);
+  assert_true(exit_names(r, "dev.lab-a.pci.00_03_0"));
+  assert_non_null(strstr(r->m.driver_host_exit.reason, "SIGSEGV"));
+  assert_int_equal(call("dev.lab-a.pci.00_03_0", "/dfnet.test.Crasher/Ping", "", NULL, 0),
+                   DFNET_STATUS_UNAVAILABLE);
+  /* The echo driver did not notice. */
+  assert_int_equal(call("dev.lab-a.pci.00_05_0", "/dfnet.test.Echo/Echo", "still", out, sizeof out),
+                   DFNET_STATUS_OK);
+  assert_true(process_alive(agent));
+  /* The manager stops the dead driver: answered at once. */
+  assert_int_equal(driver_stop("dev.lab-a.pci.00_03_0", &g_crasher, dh_crash), DFNET_STATUS_OK);
+
+  /* Cache hit: stop and start echo again, no fetch. */
+  assert_int_equal(driver_stop("dev.lab-a.pci.00_05_0", &g_echo, dh_echo), DFNET_STATUS_OK);
+  assert_true(wait_gone((pid_t)pid_echo, 8000)); /* its driver host had nothing left */
+  assert_int_equal(call("dev.lab-a.pci.00_05_0", "/dfnet.test.Echo/Echo", "x", NULL, 0),
+                   DFNET_STATUS_FAILED_PRECONDITION);
+  size_t fetches1 = peer_fetches(&g_peer);
+  assert_int_equal(driver_start("dev.lab-a.pci.00_05_0", &g_echo, "echo", 0, &dh_echo, &pid_echo),
+                   DFNET_STATUS_OK);
+  assert_int_equal(peer_fetches(&g_peer), fetches1);
+
+  /* Corrupt unpacked .so: dropped and fetched again; colocated in echo's driver host. */
+  snprintf(path, sizeof path, "%s/%s/driver/echo.so", g_cache, g_echo.hex);
+  corrupt_file(path);
+  uint64_t dh_colo = 0;
+  assert_int_equal(driver_start("dev.lab-a.pci.00_01_0", &g_echo, "echo", dh_echo, &dh_colo, NULL),
+                   DFNET_STATUS_OK);
+  assert_int_equal(dh_colo, dh_echo);
+  assert_true(peer_fetches(&g_peer) > fetches1);
+  assert_int_equal(call("dev.lab-a.pci.00_01_0", "/dfnet.test.Echo/Echo", "colo", out, sizeof out),
+                   DFNET_STATUS_OK);
+  assert_string_equal(out, "colo");
+
+  /* Corrupt archive: dropped and fetched again. */
+  size_t fetches2 = peer_fetches(&g_peer);
+  snprintf(path, sizeof path, "%s/%s.tar", g_cache, g_echo.hex);
+  corrupt_file(path);
+  uint64_t dh_blk = 0;
+  uint32_t pid_blk = 0;
+  assert_int_equal(driver_start("dev.lab-a.pci.00_02_0", &g_echo, "echo", 0, &dh_blk, &pid_blk),
+                   DFNET_STATUS_OK);
+  assert_true(peer_fetches(&g_peer) > fetches2);
+  assert_true(dh_blk != dh_echo);
+
+  /* A driver adds a child: the agent forwards its NodeAdd and hands the answer back. */
+  at = peer_count(&g_peer);
+  assert_int_equal(call("dev.lab-a.pci.00_05_0", "/dfnet.test.Echo/AddChild", "kid", NULL, 0),
+                   DFNET_STATUS_OK);
+  assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node,
+                        "dev.lab-a.pci.00_05_0.kid", &at, 5000) >= 0);
+
+  /* The manager goes away and comes back: reconnect, re-announce with the running
+   * drivers, no driver host restarted. */
+  uint16_t port = g_peer.port;
+  peer_stop(&g_peer);
+  sleep_ms(700);
+  assert_true(process_alive((pid_t)pid_echo));
+  assert_true(process_alive((pid_t)pid_blk));
+  assert_int_equal(peer_start(&g_peer, port), 0);
+  from = peer_count(&g_peer);
+  long rng = check_announce(&from, "dev.lab-a.pci.00_05_0");
+  assert_true(rng >= 0);
+  assert_true(peer_get(&g_peer, (size_t)rng, r));
+  assert_string_equal(r->m.node_add.driver_url, g_echo.url);
+  assert_int_equal(r->m.node_add.driver_host_id, dh_echo);
+  at = (size_t)rng;
+  long blk = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node,
+                       "dev.lab-a.pci.00_02_0", &(size_t){from - 1}, 5000);
+  (void)at;
+  assert_true(blk >= 0);
+  assert_true(peer_get(&g_peer, (size_t)blk, r));
+  assert_int_equal(r->m.node_add.driver_host_id, dh_blk);
+  size_t kid_from = from - 1;
+  assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node,
+                        "dev.lab-a.pci.00_05_0.kid", &kid_from, 5000) >= 0);
+  /* the crashed node is announced without a driver */
+  size_t crash_from = from - 1;
+  long ci = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node,
+                      "dev.lab-a.pci.00_03_0", &crash_from, 5000);
+  assert_true(ci >= 0);
+  assert_true(peer_get(&g_peer, (size_t)ci, r));
+  assert_int_equal(r->m.node_add.driver_url[0], '\0');
+  assert_true(process_alive((pid_t)pid_echo));
+  assert_true(process_alive((pid_t)pid_blk));
+  assert_int_equal(call("dev.lab-a.pci.00_05_0", "/dfnet.test.Echo/Echo", "again", out, sizeof out),
+                   DFNET_STATUS_OK);
+  assert_string_equal(out, "again");
+
+  /* kill -9 of a driver host: DriverHostExit with SIGKILL and its nodes. */
+  at = peer_count(&g_peer);
+  assert_int_equal(kill((pid_t)pid_blk, SIGKILL), 0);
+  xi = peer_wait(&g_peer, dfnet_v1_Envelope_driver_host_exit_tag, is_exit_of, &dh_blk, &at, 10000);
+  assert_true(xi >= 0);
+  assert_true(peer_get(&g_peer, (size_t)xi, r));
+  assert_int_equal(r->m.driver_host_exit.signal, SIGKILL);
+  assert_true(exit_names(r, "dev.lab-a.pci.00_02_0"));
+  assert_int_equal(call("dev.lab-a.pci.00_02_0", "/dfnet.test.Echo/Echo", "x", NULL, 0),
+                   DFNET_STATUS_UNAVAILABLE);
+  free(r);
+
+  /* SIGTERM: the drivers stop, the session closes, exit 0, no driver host left. */
+  assert_int_equal(kill(agent, SIGTERM), 0);
+  int status = wait_exit(agent, 15000);
+  if (status == -1) {
+    kill(agent, SIGKILL);
+    waitpid(agent, &status, 0);
+    read_log_tail();
+    fail_msg("the agent did not exit after SIGTERM");
+  }
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_true(wait_gone((pid_t)pid_echo, 5000));
+  peer_stop(&g_peer);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bad_usage),
+      cmocka_unit_test(test_session),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
