@@ -126,6 +126,8 @@ typedef struct mgr_config {
   bool stop_drivers_on_exit;
 } mgr_config_t;
 
+typedef struct mgr_call mgr_call_t; /* handle_call.c: a client call in flight */
+
 typedef struct mgr {
   mgr_config_t cfg;
   dfnet_transport_t *transport;
@@ -142,6 +144,7 @@ typedef struct mgr {
   dfnet_envelope_t *scratch;   /* one envelope being built (heap: ~34 KiB) */
   dfnet_envelope_t *event_env; /* for watch events, built while scratch may be in use */
   uint32_t watchers;   /* sessions with a Watch open */
+  mgr_call_t *calls;   /* client calls in flight, by (session, call id) */
   volatile int stopping;
 } mgr_t;
 
@@ -248,5 +251,13 @@ void handle__add_composite_node_spec(mgr_t *m, mgr_session_t *s, const dfnet_env
 void handle__driver_control(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__watch(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+
+/* ---- handle_call.c: client calls routed to drivers ---- */
+void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+/* A client's Cancel of a call in flight; false when it names no call of that session. */
+bool handle__call_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__stream_credit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+/* A client session closed: cancel its calls (the drivers learn of it). */
+void calls__session_closed(mgr_t *m, dfnet_session_id_t session);
 
 #endif /* DFNET_MANAGER_MANAGER_H */

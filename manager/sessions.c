@@ -72,6 +72,8 @@ void sessions__on_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reas
              message ? message : "");
   if (s->kind == SESSION_HOST && !m->stopping)
     hosts__session_closed(m, s);
+  if (s->kind == SESSION_CLIENT)
+    calls__session_closed(m, s->id);
   session_free(m, s);
 }
 
@@ -88,6 +90,7 @@ static dfnet_v1_Role client_role_needed(pb_size_t which) {
   case dfnet_v1_Envelope_cancel_tag:
     return dfnet_v1_Role_VIEWER;
   case dfnet_v1_Envelope_call_tag:
+  case dfnet_v1_Envelope_stream_credit_tag:
     return dfnet_v1_Role_OPERATOR;
   case dfnet_v1_Envelope_add_composite_node_spec_tag:
   case dfnet_v1_Envelope_driver_control_tag:
@@ -147,6 +150,8 @@ static void on_hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
 }
 
 static void on_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  if (handle__call_cancel(m, s, env))
+    return;
   if (s->watch_id != 0 && env->pb.id == s->watch_id) {
     s->watch_id = 0;
     if (m->watchers > 0)
@@ -178,6 +183,12 @@ static void dispatch_client(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
     break;
   case dfnet_v1_Envelope_cancel_tag:
     on_cancel(m, s, env);
+    break;
+  case dfnet_v1_Envelope_call_tag:
+    handle__call(m, s, env);
+    break;
+  case dfnet_v1_Envelope_stream_credit_tag:
+    handle__stream_credit(m, s, env);
     break;
   case dfnet_v1_Envelope_add_composite_node_spec_tag:
     handle__add_composite_node_spec(m, s, env);

@@ -1,0 +1,209 @@
+/* dfnet-manager: routing a client's Call to the driver that serves it (issue 7, DESIGN.md
+ * "Calls"; docs/architecture.md "Host session protocol" step 8).
+ *
+ * client --Call(id C)--> manager --Call(id H, target = moniker)--> host agent --> driver
+ *        <--Reply(id C)--         <--Reply(id H)--
+ *
+ * The target is a node moniker or a class path ("class/<class>/<NNN>"). A node that does
+ * not exist is NOT_FOUND; one with no running driver FAILED_PRECONDITION; one whose host
+ * is offline UNAVAILABLE. The call goes on to the host as a streaming transport request
+ * with the time left (deadline_ms) as its deadline, so this hop enforces it too; every
+ * reply is relayed under the client's id, and the transport's own completions
+ * (DEADLINE_EXCEEDED, UNAVAILABLE when the host drops, CANCELLED) become a final Reply.
+ * Cancel and StreamCredit from the client travel on to the host with the id of the
+ * forwarded call; a client that disconnects cancels its calls, so the driver learns of
+ * it. Each client call gets exactly one final Reply (the transport's exactly-once
+ * completion carries that guarantee).
+ *
+ * A route is found by (client session, client call id): uthash with a two-u64 key. Routes
+ * live from the forwarded request's start to its last completion.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "manager/manager.h"
+
+typedef struct call_key {
+  uint64_t session; /* the client's session */
+  uint64_t id;      /* the client's call id */
+} call_key_t;
+
+struct mgr_call {
+  UT_hash_handle hh;
+  call_key_t key;
+  mgr_t *m;
+  dfnet_session_id_t host_session;
+  uint64_t host_request; /* the forwarded call's id on the host session */
+  bool registered;
+};
+
+static mgr_call_t *call_find(mgr_t *m, dfnet_session_id_t session, uint64_t id) {
+  call_key_t key = {session, id};
+  mgr_call_t *c = NULL;
+  HASH_FIND(hh, m->calls, &key, sizeof key, c);
+  return c;
+}
+
+/* Answer the client's call with a final Reply carrying `code` (no payload). */
+static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id,
+                        dfnet_status_t code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id,
+                        dfnet_status_t code, const char *fmt, ...) {
+  dfnet_envelope_t *w = mgr__env(m);
+  w->pb.id = id;
+  w->pb.which_msg = dfnet_v1_Envelope_reply_tag;
+  w->pb.msg.reply.code = (dfnet_v1_Code)code;
+  w->pb.msg.reply.end_of_stream = true;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->pb.msg.reply.message, sizeof w->pb.msg.reply.message, fmt, ap);
+  va_end(ap);
+  (void)dfnet_transport_send(m->transport, session, w, 0);
+}
+
+/* A reply (or the end) of a forwarded call, on the service thread. */
+static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
+                          bool last) {
+  mgr_call_t *c = user;
+  mgr_t *m = c->m;
+  bool client_open = sessions__find(m, c->key.session) != NULL;
+  if (client_open) {
+    if (status != DFNET_STATUS_OK) {
+      reply_final(m, c->key.session, c->key.id, status, "%s",
+                  status == DFNET_STATUS_UNAVAILABLE ? "the host agent is gone"
+                  : status == DFNET_STATUS_DEADLINE_EXCEEDED
+                      ? "deadline exceeded on the way to the driver"
+                      : dfnet_status_description(status));
+    } else if (reply->pb.which_msg == dfnet_v1_Envelope_reply_tag) {
+      dfnet_envelope_t *w = mgr__env(m);
+      w->pb.id = c->key.id;
+      w->pb.which_msg = dfnet_v1_Envelope_reply_tag;
+      w->pb.msg.reply = reply->pb.msg.reply;
+      w->bulk = reply->bulk;
+      dfnet_status_t st = dfnet_transport_send(m->transport, c->key.session, w, 0);
+      if (st != DFNET_STATUS_OK && !last) {
+        /* The client cannot take more (send queue over its mark): end the call rather
+         * than let memory grow; the driver learns of it through Cancel. */
+        DFNET_LOGW("calls", NULL, "client session %llu: %s; cancelling call %llu",
+                   (unsigned long long)c->key.session, dfnet_status_str(st),
+                   (unsigned long long)c->key.id);
+        (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request,
+                                             true, "the caller cannot keep up");
+        return; /* the cancel completes the call (last == true) */
+      }
+    } else if (reply->pb.which_msg == dfnet_v1_Envelope_status_tag) {
+      reply_final(m, c->key.session, c->key.id, (dfnet_status_t)reply->pb.msg.status.code,
+                  "%s", reply->pb.msg.status.message);
+    } else {
+      reply_final(m, c->key.session, c->key.id, DFNET_STATUS_INTERNAL,
+                  "the host answered a call with %s",
+                  dfnet_envelope_msg_name(reply->pb.which_msg));
+    }
+  }
+  if (!last) {
+    if (!client_open)
+      (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request,
+                                           true, "the caller went away");
+    return;
+  }
+  if (c->registered)
+    HASH_DEL(m->calls, c);
+  free(c);
+}
+
+void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  const dfnet_v1_Call *call = &env->pb.msg.call;
+  uint64_t id = env->pb.id;
+  if (call_find(m, s->id, id) != NULL) {
+    reply_final(m, s->id, id, DFNET_STATUS_ALREADY_EXISTS, "call id %llu is in use",
+                (unsigned long long)id);
+    return;
+  }
+  topology_node_t *n = strncmp(call->target, "class/", 6) == 0
+                           ? topology__find_class_path(&m->topo, call->target)
+                           : topology__find(&m->topo, call->target);
+  if (n == NULL) {
+    reply_final(m, s->id, id, DFNET_STATUS_NOT_FOUND, "no node or class entry '%s'",
+                call->target);
+    return;
+  }
+  if (n->state != dfnet_v1_NodeState_BOUND || n->driver_id == 0 || n->starting) {
+    reply_final(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION,
+                "node %s has no running driver%s%s", n->moniker,
+                n->unbound_msg ? ": " : "", n->unbound_msg ? n->unbound_msg : "");
+    return;
+  }
+  mgr_host_t *h = hosts__get(m, n->host_id);
+  if (h == NULL || h->session == 0 || n->offline) {
+    reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "the host of %s is offline",
+                n->moniker);
+    return;
+  }
+  mgr_call_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    reply_final(m, s->id, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  c->m = m;
+  c->key.session = s->id;
+  c->key.id = id;
+  c->host_session = h->session;
+
+  dfnet_envelope_t *w = mgr__env(m);
+  w->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  dfnet_v1_Call *fwd = &w->pb.msg.call;
+  topology__fmt(fwd->target, sizeof fwd->target, "%s", n->moniker);
+  memcpy(fwd->method, call->method, sizeof fwd->method);
+  fwd->deadline_ms = call->deadline_ms;
+  fwd->credit = call->credit;
+  topology__fmt(fwd->caller, sizeof fwd->caller, "%s", s->name);
+  w->bulk = env->bulk;
+  dfnet_request_opts_t opts = {
+      .deadline_ms = call->deadline_ms, .streaming = true, .on_reply = on_host_reply, .user = c};
+  dfnet_status_t st = dfnet_transport_request(m->transport, h->session, w, &opts, 0,
+                                              &c->host_request);
+  if (st != DFNET_STATUS_OK) {
+    free(c);
+    reply_final(m, s->id, id, st, "cannot forward the call to host %s: %s", h->name,
+                dfnet_status_str(st));
+    return;
+  }
+  HASH_ADD(hh, m->calls, key, sizeof c->key, c);
+  c->registered = true;
+}
+
+bool handle__call_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  mgr_call_t *c = call_find(m, s->id, env->pb.id);
+  if (c == NULL)
+    return false;
+  /* Completes the call (CANCELLED) during this call: c is freed. */
+  (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request, true,
+                                       env->pb.msg.cancel.reason[0] ? env->pb.msg.cancel.reason
+                                                                    : "cancelled by the caller");
+  return true;
+}
+
+void handle__stream_credit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  mgr_call_t *c = call_find(m, s->id, env->pb.id);
+  if (c == NULL)
+    return; /* the call already ended: nothing to credit */
+  dfnet_envelope_t *w = mgr__env(m);
+  w->pb.id = c->host_request;
+  w->pb.which_msg = dfnet_v1_Envelope_stream_credit_tag;
+  w->pb.msg.stream_credit = env->pb.msg.stream_credit;
+  (void)dfnet_transport_send(m->transport, c->host_session, w, 0);
+}
+
+void calls__session_closed(mgr_t *m, dfnet_session_id_t session) {
+  mgr_call_t *c, *tmp;
+  HASH_ITER(hh, m->calls, c, tmp) {
+    if (c->key.session == session)
+      (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request,
+                                           true, "the caller disconnected");
+  }
+}
