@@ -1,0 +1,387 @@
+/* transport_bench: figures of the dfnet transport on loopback (issue 3, "Benchmark").
+ *
+ *   rtt64        p50/p99 round trip of a 64 B envelope over one secure websocket, driven
+ *                from the client's service thread (the way the manager and agents use it)
+ *   raw-tls      the same exchange of 64 B over a raw mbedTLS TLS 1.2 socket: the floor
+ *   inflight16   request/replies per second with 16 requests in flight
+ *   mbps64k      MB/s of 64 KiB envelopes echoed (payload bytes sent per second, 4 in flight)
+ *   handshake    connect to first reply (TCP + TLS + websocket upgrade + one echo)
+ *
+ * Usage: transport_bench [SECONDS_PER_FIGURE]   (default 2)
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#include "echo_server.h"
+#include "lib/log.h"
+#include "lib/transport.h"
+#include "tls_fixture.h"
+
+static const char *dir;
+static double seconds = 2.0;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static char *p(const char *name) {
+  static char bufs[8][512];
+  static int i;
+  return (char *)fixture_path(bufs[i++ % 8], 512, dir, name);
+}
+
+/* ---- driving requests from the client's service thread -------------------------------- */
+
+typedef struct run {
+  dfnet_transport_t *t;
+  dfnet_session_id_t s;
+  size_t size;
+  uint8_t *payload;
+  unsigned inflight;
+  uint64_t deadline_ns;
+  uint64_t done, bytes;
+  uint64_t *rtts;
+  size_t nrtt, caprtt;
+  unsigned active;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool finished;
+} run_t;
+
+typedef struct slot {
+  run_t *r;
+  uint64_t sent_ns;
+} slot_t;
+
+static void issue(run_t *r, slot_t *sl);
+
+static void on_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply, bool last) {
+  slot_t *sl = user;
+  run_t *r = sl->r;
+  (void)reply;
+  (void)last;
+  uint64_t t = now_ns();
+  if (status != DFNET_STATUS_OK) {
+    fprintf(stderr, "bench: request failed: %s\n", dfnet_status_str(status));
+    exit(1);
+  }
+  r->done++;
+  r->bytes += r->size;
+  if (r->rtts && r->nrtt < r->caprtt)
+    r->rtts[r->nrtt++] = t - sl->sent_ns;
+  if (t < r->deadline_ns) {
+    issue(r, sl);
+    return;
+  }
+  free(sl);
+  if (--r->active == 0) {
+    pthread_mutex_lock(&r->mu);
+    r->finished = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+  }
+}
+
+static void issue(run_t *r, slot_t *sl) {
+  static dfnet_envelope_t env;
+  dfnet_envelope_init(&env);
+  env.pb.which_msg = dfnet_v1_Envelope_call_tag;
+  strcpy(env.pb.msg.call.method, "/echo");
+  env.bulk.data = r->payload;
+  env.bulk.size = r->size;
+  dfnet_request_opts_t o = {.deadline_ms = 10000, .on_reply = on_reply, .user = sl};
+  sl->sent_ns = now_ns();
+  dfnet_status_t st = dfnet_transport_request(r->t, r->s, &env, &o, 0, NULL);
+  if (st != DFNET_STATUS_OK) {
+    fprintf(stderr, "bench: request: %s\n", dfnet_status_str(st));
+    exit(1);
+  }
+}
+
+static void kick(void *user) {
+  run_t *r = user;
+  r->active = r->inflight;
+  for (unsigned i = 0; i < r->inflight; i++) {
+    slot_t *sl = malloc(sizeof(*sl));
+    sl->r = r;
+    issue(r, sl);
+  }
+}
+
+static void run_it(run_t *r) {
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+  r->finished = false;
+  r->deadline_ns = now_ns() + (uint64_t)(seconds * 1e9);
+  dfnet_transport_post(r->t, kick, r);
+  pthread_mutex_lock(&r->mu);
+  while (!r->finished)
+    pthread_cond_wait(&r->cv, &r->mu);
+  pthread_mutex_unlock(&r->mu);
+}
+
+static dfnet_transport_t *client(uint16_t port, dfnet_endpoint_id_t *ep) {
+  dfnet_transport_t *t;
+  char url[64];
+  snprintf(url, sizeof(url), "wss://127.0.0.1:%u/", port);
+  dfnet_client_config_t cfg = {.url = url,
+                               .subprotocol = DFNET_SUBPROTOCOL_CLIENT,
+                               .cert_file = p("operator.crt"),
+                               .key_file = p("operator.key"),
+                               .ca_file = p("ca.crt"),
+                               .backoff_initial_ms = 50};
+  if (dfnet_transport_create(&t) != DFNET_STATUS_OK ||
+      dfnet_transport_connect(t, &cfg, ep) != DFNET_STATUS_OK)
+    exit(1);
+  return t;
+}
+
+/* ---- raw mbedTLS floor ------------------------------------------------------------------ */
+
+typedef struct raw_server {
+  int lfd;
+  uint16_t port;
+} raw_server_t;
+
+static mbedtls_entropy_context ent;
+static mbedtls_ctr_drbg_context drbg;
+
+static void *raw_server_main(void *arg) {
+  raw_server_t *rs = arg;
+  mbedtls_ssl_config conf;
+  mbedtls_ssl_context ssl;
+  mbedtls_x509_crt crt, ca;
+  mbedtls_pk_context key;
+  mbedtls_net_context cl;
+  mbedtls_ssl_config_init(&conf);
+  mbedtls_ssl_init(&ssl);
+  mbedtls_x509_crt_init(&crt);
+  mbedtls_x509_crt_init(&ca);
+  mbedtls_pk_init(&key);
+  mbedtls_net_init(&cl);
+  mbedtls_x509_crt_parse_file(&crt, p("manager.crt"));
+  mbedtls_x509_crt_parse_file(&ca, p("ca.crt"));
+  mbedtls_pk_parse_keyfile(&key, p("manager.key"), NULL);
+  mbedtls_ssl_config_defaults(&conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                              MBEDTLS_SSL_PRESET_DEFAULT);
+  mbedtls_ssl_conf_min_version(&conf, 3, 3);
+  mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &drbg);
+  mbedtls_ssl_conf_ca_chain(&conf, &ca, NULL);
+  mbedtls_ssl_conf_own_cert(&conf, &crt, &key);
+  mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+  mbedtls_ssl_setup(&ssl, &conf);
+  int fd = accept(rs->lfd, NULL, NULL);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  cl.fd = fd;
+  mbedtls_ssl_set_bio(&ssl, &cl, mbedtls_net_send, mbedtls_net_recv, NULL);
+  if (mbedtls_ssl_handshake(&ssl) == 0) {
+    unsigned char buf[64];
+    for (;;) {
+      size_t got = 0;
+      while (got < sizeof(buf)) {
+        int n = mbedtls_ssl_read(&ssl, buf + got, sizeof(buf) - got);
+        if (n <= 0)
+          goto done;
+        got += (size_t)n;
+      }
+      if (mbedtls_ssl_write(&ssl, buf, sizeof(buf)) != (int)sizeof(buf))
+        break;
+    }
+  }
+done:
+  mbedtls_ssl_free(&ssl);
+  mbedtls_net_free(&cl);
+  mbedtls_ssl_config_free(&conf);
+  mbedtls_x509_crt_free(&crt);
+  mbedtls_x509_crt_free(&ca);
+  mbedtls_pk_free(&key);
+  return NULL;
+}
+
+static void raw_tls_rtt(uint64_t *p50, uint64_t *p99) {
+  raw_server_t rs;
+  rs.lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof(sa);
+  bind(rs.lfd, (struct sockaddr *)&sa, sizeof(sa));
+  listen(rs.lfd, 4);
+  getsockname(rs.lfd, (struct sockaddr *)&sa, &sl);
+  rs.port = ntohs(sa.sin_port);
+  pthread_t th;
+  pthread_create(&th, NULL, raw_server_main, &rs);
+
+  mbedtls_ssl_config conf;
+  mbedtls_ssl_context ssl;
+  mbedtls_x509_crt crt, ca;
+  mbedtls_pk_context key;
+  mbedtls_net_context net;
+  char port[8];
+  mbedtls_ssl_config_init(&conf);
+  mbedtls_ssl_init(&ssl);
+  mbedtls_x509_crt_init(&crt);
+  mbedtls_x509_crt_init(&ca);
+  mbedtls_pk_init(&key);
+  mbedtls_net_init(&net);
+  mbedtls_x509_crt_parse_file(&crt, p("operator.crt"));
+  mbedtls_x509_crt_parse_file(&ca, p("ca.crt"));
+  mbedtls_pk_parse_keyfile(&key, p("operator.key"), NULL);
+  mbedtls_ssl_config_defaults(&conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                              MBEDTLS_SSL_PRESET_DEFAULT);
+  mbedtls_ssl_conf_min_version(&conf, 3, 3);
+  mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &drbg);
+  mbedtls_ssl_conf_ca_chain(&conf, &ca, NULL);
+  mbedtls_ssl_conf_own_cert(&conf, &crt, &key);
+  mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+  mbedtls_ssl_setup(&ssl, &conf);
+  mbedtls_ssl_set_hostname(&ssl, "localhost");
+  snprintf(port, sizeof(port), "%u", rs.port);
+  if (mbedtls_net_connect(&net, "127.0.0.1", port, MBEDTLS_NET_PROTO_TCP) != 0)
+    exit(1);
+  int one = 1;
+  setsockopt(net.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  mbedtls_ssl_set_bio(&ssl, &net, mbedtls_net_send, mbedtls_net_recv, NULL);
+  if (mbedtls_ssl_handshake(&ssl) != 0) {
+    fprintf(stderr, "bench: raw TLS handshake failed\n");
+    exit(1);
+  }
+  size_t cap = 2000000, n = 0;
+  uint64_t *rtts = malloc(cap * sizeof(*rtts));
+  unsigned char buf[64] = {0};
+  uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
+  while (n < cap) {
+    uint64_t t0 = now_ns();
+    if (t0 > end)
+      break;
+    mbedtls_ssl_write(&ssl, buf, sizeof(buf));
+    size_t got = 0;
+    while (got < sizeof(buf)) {
+      int r = mbedtls_ssl_read(&ssl, buf + got, sizeof(buf) - got);
+      if (r <= 0)
+        exit(1);
+      got += (size_t)r;
+    }
+    rtts[n++] = now_ns() - t0;
+  }
+  mbedtls_ssl_close_notify(&ssl);
+  mbedtls_net_free(&net);
+  pthread_join(th, NULL);
+  close(rs.lfd);
+  qsort(rtts, n, sizeof(*rtts), cmp_u64);
+  *p50 = rtts[n / 2];
+  *p99 = rtts[n * 99 / 100];
+  free(rtts);
+  mbedtls_ssl_free(&ssl);
+  mbedtls_ssl_config_free(&conf);
+  mbedtls_x509_crt_free(&crt);
+  mbedtls_x509_crt_free(&ca);
+  mbedtls_pk_free(&key);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1)
+    seconds = atof(argv[1]);
+  if (seconds <= 0)
+    seconds = 2.0;
+  dfnet_log_set_level(DFNET_LOG_WARN);
+  dir = fixture_cert_dir();
+  if (dir == NULL)
+    return 1;
+  mbedtls_entropy_init(&ent);
+  mbedtls_ctr_drbg_init(&drbg);
+  mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, (const unsigned char *)"b", 1);
+
+  echo_server_t es;
+  if (echo_server_start(&es, dir, 0, 0, 0) != 0)
+    return 1;
+
+  /* handshake: connect to first reply */
+  enum { HS = 21 };
+  uint64_t hs[HS];
+  for (int i = 0; i < HS; i++) {
+    dfnet_endpoint_id_t ep;
+    dfnet_transport_t *t = client(es.port, &ep);
+    uint64_t t0 = now_ns();
+    dfnet_transport_start(t);
+    dfnet_session_id_t s;
+    if (dfnet_transport_wait_session(t, ep, 5000, &s) != DFNET_STATUS_OK)
+      return 1;
+    dfnet_envelope_t req, reply;
+    void *bulk;
+    dfnet_envelope_init(&req);
+    req.pb.which_msg = dfnet_v1_Envelope_call_tag;
+    if (dfnet_transport_request_sync(t, s, &req, 5000, &reply, &bulk) != DFNET_STATUS_OK)
+      return 1;
+    hs[i] = now_ns() - t0;
+    free(bulk);
+    dfnet_transport_destroy(t);
+  }
+  qsort(hs, HS, sizeof(hs[0]), cmp_u64);
+
+  dfnet_endpoint_id_t ep;
+  dfnet_transport_t *t = client(es.port, &ep);
+  dfnet_transport_start(t);
+  dfnet_session_id_t s;
+  if (dfnet_transport_wait_session(t, ep, 5000, &s) != DFNET_STATUS_OK)
+    return 1;
+  static uint8_t payload[64 * 1024];
+
+  run_t r1 = {.t = t, .s = s, .size = 64, .payload = payload, .inflight = 1};
+  r1.caprtt = 2000000;
+  r1.rtts = malloc(r1.caprtt * sizeof(uint64_t));
+  run_it(&r1);
+  qsort(r1.rtts, r1.nrtt, sizeof(uint64_t), cmp_u64);
+  uint64_t ws50 = r1.rtts[r1.nrtt / 2], ws99 = r1.rtts[r1.nrtt * 99 / 100];
+
+  run_t r16 = {.t = t, .s = s, .size = 64, .payload = payload, .inflight = 16};
+  uint64_t t0 = now_ns();
+  run_it(&r16);
+  double rps = (double)r16.done / ((double)(now_ns() - t0) / 1e9);
+
+  run_t rb = {.t = t, .s = s, .size = sizeof(payload), .payload = payload, .inflight = 4};
+  t0 = now_ns();
+  run_it(&rb);
+  double mbps = (double)rb.bytes / ((double)(now_ns() - t0) / 1e9) / 1e6;
+
+  dfnet_transport_destroy(t);
+  echo_server_stop(&es);
+
+  uint64_t raw50, raw99;
+  raw_tls_rtt(&raw50, &raw99);
+
+  printf("transport_bench (loopback, %.1f s per figure)\n", seconds);
+  printf("  rtt64      wss p50 %6.1f us  p99 %6.1f us   (%zu samples)\n", ws50 / 1e3, ws99 / 1e3,
+         r1.nrtt);
+  printf("  raw-tls    tls p50 %6.1f us  p99 %6.1f us   (mbedTLS floor)\n", raw50 / 1e3,
+         raw99 / 1e3);
+  printf("  ratio      p50 wss/raw %.2f  (target <= 1.30)\n", (double)ws50 / (double)raw50);
+  printf("  inflight16 %.0f req/s  (target >= 100000)\n", rps);
+  printf("  mbps64k    %.1f MB/s  (target >= 80)\n", mbps);
+  printf("  handshake  p50 %.2f ms  min %.2f ms  max %.2f ms  (target < 7)\n", hs[HS / 2] / 1e6,
+         hs[0] / 1e6, hs[HS - 1] / 1e6);
+  free(r1.rtts);
+  char cmd[300];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    return 1;
+  return 0;
+}
