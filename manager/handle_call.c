@@ -4,7 +4,10 @@
  * client --Call(id C)--> manager --Call(id H, target = moniker)--> host agent --> driver
  *        <--Reply(id C)--         <--Reply(id H)--
  *
- * The target is a node moniker or a class path ("class/<class>/<NNN>"). A node that does
+ * The target is a node moniker or a class path ("class/<class>/<NNN>"). A node its
+ * parent's driver keeps (OWNED_BY_PARENT, e.g. the "rng" child that publishes class/rng/000)
+ * is served by that driver, as a devfs entry is served by the driver that published it:
+ * the call goes to the nearest ancestor with a bound driver. A node that does
  * not exist is NOT_FOUND; one with no running driver FAILED_PRECONDITION; one whose host
  * is offline UNAVAILABLE. The call goes on to the host as a streaming transport request
  * with the time left (deadline_ms) as its deadline, so this hop enforces it too; every
@@ -132,7 +135,15 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
                 call->target);
     return;
   }
+  const char *addressed = n->moniker;
+  while (n->state == dfnet_v1_NodeState_OWNED_BY_PARENT && n->parent_count > 0)
+    n = n->parents[0];
   if (n->state != dfnet_v1_NodeState_BOUND || n->driver_id == 0 || n->starting) {
+    if (n->moniker != addressed) {
+      reply_final(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION,
+                  "%s is kept by %s, which has no running driver", addressed, n->moniker);
+      return;
+    }
     reply_final(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION,
                 "node %s has no running driver%s%s", n->moniker,
                 n->unbound_msg ? ": " : "", n->unbound_msg ? n->unbound_msg : "");
