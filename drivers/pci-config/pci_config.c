@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bind/dfnet_pci.h"
 #include "dfnet/driver.h"
 #include "dfnet/hw/pci.pb.h"
 #include "drivers/common/drvkit.h"
@@ -80,7 +81,7 @@ static void config_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
 static dfnet_status_t pci_config_start(dfnet_driver_t *driver, void *ctx) {
   pci_config_t *pci = ctx;
   pci->fd = -1;
-  const char *sysfs_path = drvkit__prop_string(driver, "dfnet.pci.SYSFS_PATH");
+  const char *sysfs_path = drvkit__prop_string(driver, BIND_DFNET_PCI_SYSFS_PATH);
   if (sysfs_path == NULL) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
                      "the node has no \"dfnet.pci.SYSFS_PATH\" property: not a PCI function "

@@ -9,6 +9,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "bind/dfnet_platform.h"
+#include "bind/dfnet_usb.h"
 #include "drivers/common/drvkit.h"
 
 /* ---- finding the tty --------------------------------------------------------------- */
@@ -74,7 +76,7 @@ static bool tty_of_usb(const char *sysfs_root, const char *sysfs_name, char *nam
 
 dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t cap, char *why,
                                 size_t why_cap) {
-  const char *tty = drvkit__prop_string(driver, "dfnet.platform.TTY");
+  const char *tty = drvkit__prop_string(driver, BIND_DFNET_PLATFORM_TTY);
   if (tty != NULL) {
     if (tty[0] != '/' || strlen(tty) >= cap) {
       snprintf(why, why_cap, "dfnet.platform.TTY \"%.200s\" is not an absolute path", tty);
@@ -83,7 +85,7 @@ dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t 
     memcpy(out, tty, strlen(tty) + 1);
     return DFNET_STATUS_OK;
   }
-  const char *sysfs_name = drvkit__prop_string(driver, "dfnet.usb.SYSFS_NAME");
+  const char *sysfs_name = drvkit__prop_string(driver, BIND_DFNET_USB_SYSFS_NAME);
   if (sysfs_name == NULL || strchr(sysfs_name, '/') != NULL) {
     snprintf(why, why_cap, "the node has neither \"dfnet.platform.TTY\" (a board-file serial "
                            "port) nor \"dfnet.usb.SYSFS_NAME\" (a USB interface)");

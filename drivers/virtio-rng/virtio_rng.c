@@ -35,6 +35,7 @@
 
 #include <pb_encode.h>
 
+#include "bind/dfnet_pci.h"
 #include "dfnet/driver.h"
 #include "dfnet/hw/rng.pb.h"
 #include "drivers/common/drvkit.h"
@@ -264,7 +265,7 @@ static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
   rng->fd = -1;
   rng->tail = &rng->head;
 
-  const char *sysfs_path = drvkit__prop_string(driver, "dfnet.pci.SYSFS_PATH");
+  const char *sysfs_path = drvkit__prop_string(driver, BIND_DFNET_PCI_SYSFS_PATH);
   if (sysfs_path == NULL) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
                      "the node has no \"dfnet.pci.SYSFS_PATH\" property: not a PCI function "
