@@ -38,7 +38,9 @@ static void call_message(void *user, dfnet_client_call_id_t id, const uint8_t *d
   free(hex);
 }
 
+/* The one user pointer of a call: what it prints and how the main thread waits. */
 typedef struct call_wait {
+  call_out_t out; /* first: call_message sees a call_out_t */
   int fd[2];
   dfnet_status_t status;
   char message[512];
@@ -90,14 +92,14 @@ int cmd_call(int argc, char **argv) {
     return cli__usage("--data-hex: '%s' is not an even number of hex digits", hex);
   if (file != NULL && cli__read_file(file, CALL_PAYLOAD_MAX, &req, &len) != 0)
     return cli__usage("--data-file %s: %s", file, strerror(errno));
-  call_out_t out = {.raw = raw, .json = json};
-  call_wait_t w = {.status = DFNET_STATUS_OK};
+  call_wait_t w = {.out = {.raw = raw, .json = json}, .status = DFNET_STATUS_OK};
+  call_out_t *out = &w.out;
   if (pipe(w.fd) != 0) {
     free(req);
     return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
   }
   if (json)
-    out.messages = cJSON_CreateArray();
+    out->messages = cJSON_CreateArray();
   dfnet_client_t *c = NULL;
   if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
     goto ready;
@@ -114,20 +116,20 @@ int cmd_call(int argc, char **argv) {
   fflush(stdout);
   if (w.status != DFNET_STATUS_OK) {
     rc = cli__fail(w.status, "%s", w.message[0] ? w.message : dfnet_status_description(w.status));
-  } else if (out.write_failed) {
+  } else if (out->write_failed) {
     rc = cli__fail(DFNET_STATUS_UNAVAILABLE, "writing the reply failed");
   } else if (json) {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "target", args[0]);
     cJSON_AddStringToObject(doc, "method", args[1]);
     cJSON_AddStringToObject(doc, "status", "OK");
-    cJSON_AddItemToObject(doc, "messages", out.messages);
-    out.messages = NULL;
+    cJSON_AddItemToObject(doc, "messages", out->messages);
+    out->messages = NULL;
     rc = cli__json_print(doc);
   }
 ready:
   dfnet_client_close(c);
-  cJSON_Delete(out.messages);
+  cJSON_Delete(out->messages);
   close(w.fd[0]);
   close(w.fd[1]);
   free(req);

@@ -121,9 +121,15 @@ static cJSON *node_json(const dfnet_client_node_t *n, bool verbose) {
   return o;
 }
 
+/* A node's name as ffx prints it: the moniker's last component. */
+static const char *short_name(const char *moniker) {
+  const char *dot = strrchr(moniker, '.');
+  return dot ? dot + 1 : moniker;
+}
+
 /* `ffx driver list-devices -v`, plus dfnet's State, Host, Class and Reason lines. */
 static void node_print_verbose(const dfnet_client_node_t *n) {
-  printf("%-9s: %s\n", "Name", n->name[0] ? n->name : n->moniker);
+  printf("%-9s: %s\n", "Name", short_name(n->moniker));
   printf("%-9s: %s\n", "Moniker", n->moniker);
   printf("%-9s: %s\n", "Driver", nonempty(n->driver_url, "None"));
   printf("%-9s: %s%s\n", "State", dfnet_client_node_state_str(n->state),
@@ -294,7 +300,7 @@ int cmd_node_dump(int argc, char **argv) {
   } else if (graph) {
     printf("digraph {\n");
     for (size_t i = 0; i < l->count; i++)
-      printf("  \"%s\" [label=\"%s\"]\n", l->items[i].moniker, l->items[i].name);
+      printf("  \"%s\" [label=\"%s\"]\n", l->items[i].moniker, short_name(l->items[i].moniker));
     char pbuf[600];
     for (size_t i = 0; i < l->count; i++) {
       const dfnet_client_node_t *n = &l->items[i];
@@ -310,7 +316,7 @@ int cmd_node_dump(int argc, char **argv) {
     for (size_t i = 0; i < l->count; i++) {
       const dfnet_client_node_t *n = &l->items[i];
       size_t d = depth_of(n->moniker);
-      printf("%*s[%s]", (int)(d > 0 ? (d - 1) * 2 : 0), "", n->name[0] ? n->name : n->moniker);
+      printf("%*s[%s]", (int)(d > 0 ? (d - 1) * 2 : 0), "", short_name(n->moniker));
       if (n->driver_url[0] != '\0')
         printf(" driver_host=%llu %s", (unsigned long long)n->driver_host_id, n->driver_url);
       printf("\n");

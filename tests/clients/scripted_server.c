@@ -29,6 +29,20 @@ struct scripted_server {
   uint8_t payload[65536];
 };
 
+int ss_issue(const char *state_dir, const char *role, const char *name, const char *out_dir) {
+  dfnet_pki_role_t r;
+  if (dfnet_pki_role_parse(role, &r) != DFNET_STATUS_OK)
+    return -1;
+  char crt[700];
+  snprintf(crt, sizeof crt, "%s/%s.crt", out_dir, name);
+  struct stat sb;
+  if (stat(crt, &sb) == 0)
+    return 0;
+  return dfnet_pki_issue_to_dir(state_dir, r, name, out_dir, NULL, 0, 30) == DFNET_STATUS_OK
+             ? 0
+             : -1;
+}
+
 int ss_make_certs(const char *dir) {
   char state[512], out[512];
   mkdir(dir, 0700);
@@ -36,21 +50,11 @@ int ss_make_certs(const char *dir) {
   const char *sans[] = {"127.0.0.1"};
   if (dfnet_pki_init_state_dir(state, "manager", sans, 1, NULL) != DFNET_STATUS_OK)
     return -1;
-  struct {
-    dfnet_pki_role_t role;
-    const char *sub, *name;
-  } who[] = {{DFNET_PKI_ROLE_ADMIN, "admin", "alice"},
-             {DFNET_PKI_ROLE_OPERATOR, "operator", "bob"},
-             {DFNET_PKI_ROLE_VIEWER, "viewer", "carol"}};
+  static const char *const who[3][2] = {
+      {"admin", "alice"}, {"operator", "bob"}, {"viewer", "carol"}};
   for (size_t i = 0; i < 3; i++) {
-    snprintf(out, sizeof out, "%s/%s", dir, who[i].sub);
-    char crt[600];
-    snprintf(crt, sizeof crt, "%s/%s.crt", out, who[i].name);
-    struct stat sb;
-    if (stat(crt, &sb) == 0)
-      continue;
-    if (dfnet_pki_issue_to_dir(state, who[i].role, who[i].name, out, NULL, 0, 30) !=
-        DFNET_STATUS_OK)
+    snprintf(out, sizeof out, "%s/%s", dir, who[i][0]);
+    if (ss_issue(state, who[i][0], who[i][1], out) != 0)
       return -1;
   }
   return 0;

@@ -40,6 +40,10 @@ typedef struct ss_stats {
   unsigned calls;
 } ss_stats_t;
 
+/* Issue a certificate for `name` with `role` from the CA in state_dir into out_dir
+ * (<name>.crt, .key, .pem, ca.crt) unless it is there already. 0 or -1. */
+int ss_issue(const char *state_dir, const char *role, const char *name, const char *out_dir);
+
 /* Make the certificate tree under dir (created). 0 or -1. */
 int ss_make_certs(const char *dir);
 
