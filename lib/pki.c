@@ -807,7 +807,7 @@ dfnet_status_t dfnet_pki_cert_write(const dfnet_pki_cert_t *cert, const char *pa
   if (cert == NULL || path == NULL)
     return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, path, "writing a certificate: NULL argument");
   unsigned char pem[PKI_PEM_MAX];
-  size_t len;
+  size_t len = 0;
   dfnet_status_t st = cert_pem(cert, path, pem, sizeof pem, &len);
   if (st != DFNET_STATUS_OK)
     return st;
@@ -819,7 +819,7 @@ dfnet_status_t dfnet_pki_key_write(const dfnet_pki_key_t *key, const char *path)
   if (key == NULL || path == NULL)
     return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, path, "writing a key: NULL argument");
   unsigned char pem[PKI_PEM_MAX];
-  size_t len;
+  size_t len = 0;
   dfnet_status_t st = key_pem(key, path, pem, sizeof pem, &len);
   if (st == DFNET_STATUS_OK) {
     const unsigned char *parts[] = {pem};

@@ -166,7 +166,8 @@ static void mkdirs(const char *fmt, ...) {
 
 static void write_attr(const char *dir, const char *name, const char *text) {
   char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+  assert_true(n > 0 && (size_t)n < sizeof path);
   FILE *f = fopen(path, "w");
   assert_non_null(f);
   fputs(text, f);
