@@ -429,6 +429,22 @@ void agent__on_session_closed(void *user, dfnet_session_id_t session, dfnet_stat
   }
 }
 
+/* NodeRemove from the manager. Not a step of the host session protocol (the manager sends
+ * it after a driver host crash without restart, having removed the node's subtree): nodes
+ * that drivers added are dropped here too; a hardware node stays (it is still there, and is
+ * announced again after the next reconnect). Answered OK when it carries an id. */
+static void manager_node_remove(agent_t *a, dfnet_session_id_t session,
+                                const dfnet_envelope_t *env) {
+  const dfnet_v1_NodeRemove *m = &env->pb.msg.node_remove;
+  agent_node_t *n = agent__node_find(a, m->moniker);
+  DFNET_LOGI(AGENT_SUBSYS, m->moniker, "the manager removed this node%s%s",
+             m->has_reason ? ": " : "", m->has_reason ? m->reason.message : "");
+  if (n != NULL && n->origin_host != 0)
+    agent__node_drop_subtree(a, n);
+  if (env->pb.id != 0)
+    agent__reply_status(a, session, env->pb.id, DFNET_STATUS_OK, NULL);
+}
+
 void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_envelope_t *env) {
   agent_t *a = user;
   if (session != a->session)
@@ -461,6 +477,9 @@ void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_enve
   case dfnet_v1_Envelope_cancel_tag:
   case dfnet_v1_Envelope_stream_credit_tag:
     agent__handle_call_control(a, session, env);
+    break;
+  case dfnet_v1_Envelope_node_remove_tag:
+    manager_node_remove(a, session, env);
     break;
   case dfnet_v1_Envelope_status_tag:
     DFNET_LOGD(AGENT_SUBSYS, a->host_name, "stray Status for id %llu dropped",

@@ -10,8 +10,11 @@
  *                       cache hit; corrupt unpacked .so and corrupt archive (fetched
  *                       again); a child node added by a driver; the manager restarted
  *                       (reconnect, re-announce with driver_url / driver_host_id, the
- *                       driver hosts not restarted); kill -9 of a driver host; SIGTERM
- *                       (exit 0, no driver host left).
+ *                       driver hosts not restarted); kill -9 of a driver host while
+ *                       disconnected (DriverHostExit after the next Welcome, before the
+ *                       nodes) and while connected (colocated: both nodes named; its
+ *                       driver's child gone; started again); SIGTERM (exit 0, no driver
+ *                       host left).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -706,10 +709,9 @@ static void test_session(void **state) {
   assert_true(peer_get(&g_peer, (size_t)rng, r));
   assert_string_equal(r->m.node_add.driver_url, g_echo.url);
   assert_int_equal(r->m.node_add.driver_host_id, dh_echo);
-  at = (size_t)rng;
+  at = from - 1;
   long blk = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node,
-                       "dev.lab-a.pci.00_02_0", &(size_t){from - 1}, 5000);
-  (void)at;
+                       "dev.lab-a.pci.00_02_0", &at, 5000);
   assert_true(blk >= 0);
   assert_true(peer_get(&g_peer, (size_t)blk, r));
   assert_int_equal(r->m.node_add.driver_host_id, dh_blk);
@@ -729,16 +731,59 @@ static void test_session(void **state) {
                    DFNET_STATUS_OK);
   assert_string_equal(out, "again");
 
-  /* kill -9 of a driver host: DriverHostExit with SIGKILL and its nodes. */
-  at = peer_count(&g_peer);
+  /* kill -9 of a driver host while the manager is away: the DriverHostExit is sent after
+   * the next Welcome, before the nodes, and its node comes without a driver. */
+  peer_stop(&g_peer);
   assert_int_equal(kill((pid_t)pid_blk, SIGKILL), 0);
+  assert_true(wait_gone((pid_t)pid_blk, 5000));
+  sleep_ms(300);
+  assert_int_equal(peer_start(&g_peer, port), 0);
+  from = peer_count(&g_peer);
+  size_t hello_at = from;
+  assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_hello_tag, NULL, NULL, &hello_at, 15000) >= 0);
+  at = hello_at;
   xi = peer_wait(&g_peer, dfnet_v1_Envelope_driver_host_exit_tag, is_exit_of, &dh_blk, &at, 10000);
   assert_true(xi >= 0);
   assert_true(peer_get(&g_peer, (size_t)xi, r));
   assert_int_equal(r->m.driver_host_exit.signal, SIGKILL);
+  assert_int_equal(r->m.driver_host_exit.pid, pid_blk);
   assert_true(exit_names(r, "dev.lab-a.pci.00_02_0"));
+  at = hello_at;
+  blk = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, "dev.lab-a.pci.00_02_0",
+                  &at, 10000);
+  assert_true(blk > xi);
+  assert_true(peer_get(&g_peer, (size_t)blk, r));
+  assert_int_equal(r->m.node_add.driver_url[0], '\0');
+  assert_int_equal(r->m.node_add.driver_host_id, 0);
   assert_int_equal(call("dev.lab-a.pci.00_02_0", "/dfnet.test.Echo/Echo", "x", NULL, 0),
                    DFNET_STATUS_UNAVAILABLE);
+  assert_true(process_alive((pid_t)pid_echo));
+
+  /* kill -9 of the colocated driver host while connected: one DriverHostExit naming both
+   * of its nodes; calls fail UNAVAILABLE; the manager starts the driver again. */
+  at = peer_count(&g_peer);
+  assert_int_equal(kill((pid_t)pid_echo, SIGKILL), 0);
+  xi = peer_wait(&g_peer, dfnet_v1_Envelope_driver_host_exit_tag, is_exit_of, &dh_echo, &at,
+                 10000);
+  assert_true(xi >= 0);
+  assert_true(peer_get(&g_peer, (size_t)xi, r));
+  assert_int_equal(r->m.driver_host_exit.signal, SIGKILL);
+  assert_true(exit_names(r, "dev.lab-a.pci.00_05_0"));
+  assert_true(exit_names(r, "dev.lab-a.pci.00_01_0"));
+  assert_int_equal(call("dev.lab-a.pci.00_05_0", "/dfnet.test.Echo/Echo", "x", NULL, 0),
+                   DFNET_STATUS_UNAVAILABLE);
+  assert_int_equal(call("dev.lab-a.pci.00_05_0.kid", "/dfnet.test.Echo/Echo", "x", NULL, 0),
+                   DFNET_STATUS_NOT_FOUND); /* the dead driver's child went with it */
+  uint64_t dh_again = 0;
+  uint32_t pid_again = 0;
+  assert_int_equal(driver_start("dev.lab-a.pci.00_05_0", &g_echo, "echo", 0, &dh_again,
+                                &pid_again),
+                   DFNET_STATUS_OK);
+  assert_true(dh_again != dh_echo);
+  assert_int_equal(call("dev.lab-a.pci.00_05_0", "/dfnet.test.Echo/Echo", "back", out, sizeof out),
+                   DFNET_STATUS_OK);
+  assert_string_equal(out, "back");
+  assert_true(process_alive(agent));
   free(r);
 
   /* SIGTERM: the drivers stop, the session closes, exit 0, no driver host left. */
@@ -752,7 +797,7 @@ static void test_session(void **state) {
   }
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
-  assert_true(wait_gone((pid_t)pid_echo, 5000));
+  assert_true(wait_gone((pid_t)pid_again, 5000));
   peer_stop(&g_peer);
 }
 
