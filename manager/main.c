@@ -2,7 +2,7 @@
  *
  *   dfnet-manager [--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR]
  *                 [--host-grace SECONDS] [--log-level L] [--stop-drivers-on-exit]
- *   dfnet-manager init [--state-dir DIR]
+ *   dfnet-manager init [--state-dir DIR] [--san DNS|IP]...
  *   dfnet-manager issue --role host|admin|operator|viewer --name NAME --out DIR
  *                 [--san DNS|IP]... [--days N] [--state-dir DIR]
  *
@@ -127,7 +127,11 @@ static void default_state_dir(char *out, size_t size) {
   }
 }
 
-static dfnet_status_t init_state(const char *dir) {
+/* Create the CA and the manager's certificate in `dir` unless they exist. The certificate
+ * names this host, localhost, 127.0.0.1 and ::1, plus `extra` SANs (NULL = none): the DNS
+ * names or addresses hosts and clients use to reach the manager. An existing certificate
+ * is kept as it is (to change its names: remove manager.crt/.key/.pem, init again). */
+static dfnet_status_t init_state(const char *dir, const str_list_t *extra) {
   if (mkdir_p(dir) != 0) {
     fprintf(stderr, "dfnet-manager: cannot create the parents of %s: %s\n", dir,
             strerror(errno));
@@ -136,9 +140,12 @@ static dfnet_status_t init_state(const char *dir) {
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   const char *name = dfnet_pki_name_valid(host) ? host : "dfnet-manager";
-  const char *sans[1] = {name};
+  const char *sans[17] = {name};
+  size_t nsans = 1;
+  for (size_t i = 0; extra != NULL && i < extra->count && nsans < 17; i++)
+    sans[nsans++] = extra->items[i];
   bool created = false;
-  dfnet_status_t st = dfnet_pki_init_state_dir(dir, name, sans, 1, &created);
+  dfnet_status_t st = dfnet_pki_init_state_dir(dir, name, sans, nsans, &created);
   if (st == DFNET_STATUS_OK && created)
     DFNET_LOGI("manager", dir, "state directory initialised (CA and manager certificate)");
   return st;
@@ -148,7 +155,10 @@ static dfnet_status_t init_state(const char *dir) {
 
 static int cmd_init(int argc, char **argv) {
   const char *state_dir = NULL;
-  const opt_t table[] = {{"--state-dir", OPT_STRING, &state_dir, 0, 0}, {NULL, 0, NULL, 0, 0}};
+  str_list_t sans = {0};
+  const opt_t table[] = {{"--state-dir", OPT_STRING, &state_dir, 0, 0},
+                         {"--san", OPT_LIST, &sans, 0, 0},
+                         {NULL, 0, NULL, 0, 0}};
   if (parse_options(table, argc, argv, 2) != 0)
     return EXIT_USAGE;
   char dir[1024];
@@ -156,7 +166,7 @@ static int cmd_init(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", state_dir);
   else
     default_state_dir(dir, sizeof dir);
-  dfnet_status_t st = init_state(dir);
+  dfnet_status_t st = init_state(dir, &sans);
   if (st != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: init %s failed: %s\n", dir, dfnet_status_str(st));
     return 1;
@@ -189,7 +199,7 @@ static int cmd_issue(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", state_dir);
   else
     default_state_dir(dir, sizeof dir);
-  if (init_state(dir) != DFNET_STATUS_OK)
+  if (init_state(dir, NULL) != DFNET_STATUS_OK)
     return 1;
   dfnet_status_t st = dfnet_pki_issue_to_dir(dir, r, name, out, sans.items, sans.count,
                                              (unsigned)days);
@@ -353,7 +363,7 @@ static int cmd_run(int argc, char **argv) {
   m->cfg.host_grace_ms = (uint32_t)grace * 1000u;
   m->cfg.stop_drivers_on_exit = stop_drivers;
 
-  if (init_state(m->cfg.state_dir) != DFNET_STATUS_OK) {
+  if (init_state(m->cfg.state_dir, NULL) != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: state directory %s unusable\n", m->cfg.state_dir);
     return 1;
   }
@@ -395,7 +405,7 @@ int main(int argc, char **argv) {
     printf("usage: dfnet-manager [--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR]\n"
            "                     [--host-grace SECONDS] [--log-level L] "
            "[--stop-drivers-on-exit]\n"
-           "       dfnet-manager init [--state-dir DIR]\n"
+           "       dfnet-manager init [--state-dir DIR] [--san DNS|IP]...\n"
            "       dfnet-manager issue --role host|admin|operator|viewer --name NAME --out DIR\n"
            "                     [--san DNS|IP]... [--days N] [--state-dir DIR]\n");
     return 0;
