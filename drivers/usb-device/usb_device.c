@@ -174,6 +174,8 @@ static void get_device_descriptor(void *ctx, dfnet_call_t *call, const uint8_t *
 static bool append(uint8_t *out, size_t cap, size_t *len, const void *data, size_t n) {
   if (n > cap - *len)
     return false;
+  if (n == 0)
+    return true; /* libusb leaves `extra` NULL when there is none */
   memcpy(out + *len, data, n);
   *len += n;
   return true;
