@@ -322,7 +322,7 @@ testhost_t *th_connect(th_manager_t *m, const char *name, const char *role,
   snprintf(crt, sizeof crt, "%s/%s.crt", dir, name);
   snprintf(key, sizeof key, "%s/%s.key", dir, name);
   snprintf(ca, sizeof ca, "%s/ca.crt", dir);
-  snprintf(url, sizeof url, "wss://127.0.0.1:%u", (unsigned)m->port);
+  snprintf(url, sizeof url, "wss://127.0.0.1:%u/", (unsigned)m->port);
   testhost_t *h = calloc(1, sizeof *h);
   if (h == NULL || (h->events = calloc(TH_EVENTS_MAX, sizeof *h->events)) == NULL) {
     free(h);
