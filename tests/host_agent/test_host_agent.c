@@ -15,6 +15,8 @@
  *                       nodes) and while connected (colocated: both nodes named; its
  *                       driver's child gone; started again); SIGTERM (exit 0, no driver
  *                       host left).
+ * test_usb_umockdev     the agent under umockdev-run with a recorded USB tree: the USB
+ *                       nodes reach the manager with full monikers, parents first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -801,10 +803,98 @@ static void test_session(void **state) {
   peer_stop(&g_peer);
 }
 
+/* ---- USB through the agent, under umockdev ----------------------------------------------- */
+
+/* The first child of pid (umockdev-run runs the program as its child), or -1. */
+static pid_t child_of(pid_t pid) {
+  char path[96], buf[256];
+  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)pid, (long)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  long child = strtol(buf, NULL, 10);
+  return child > 0 ? (pid_t)child : -1;
+}
+
+static void test_usb_umockdev(void **state) {
+  (void)state;
+  const char *runner = "/usr/bin/umockdev-run";
+  if (access(runner, X_OK) != 0)
+    skip();
+  char device[600];
+  const char *shared = getenv("DFNET_SHARED_DIR");
+  snprintf(device, sizeof device, "%s/fixtures/usb/canon-powershot-sx200.umockdev",
+           shared ? shared : "/work/shared");
+  peer_free(&g_peer);
+  assert_int_equal(peer_start(&g_peer, 0), 0);
+  char url[64];
+  snprintf(url, sizeof url, "wss://127.0.0.1:%u", (unsigned)g_peer.port);
+  /* Under ASan the preload library comes before the ASan runtime (set before fork: the
+   * child may not allocate). */
+  const char *old_asan = getenv("ASAN_OPTIONS");
+  char asan[700];
+  snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old_asan ? old_asan : "",
+           old_asan && old_asan[0] ? ":" : "");
+  setenv("ASAN_OPTIONS", asan, 1);
+  pid_t run = fork();
+  if (run == 0) {
+    int fd = open(g_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 2);
+      dup2(fd, 1);
+      close(fd);
+    }
+    execl(runner, runner, "-d", device, "--", DFNET_HOST_BIN, "--manager", url, "--cert",
+          g_host_crt, "--key", g_host_key, "--ca", g_ca, "--sysfs-root", g_dir, "--cache-dir",
+          g_cache, "--driver-host", DFNET_DRIVER_HOST_BIN, (char *)NULL);
+    _exit(127);
+  }
+  assert_true(run > 0);
+  size_t from = 0;
+  const char *want[] = {"dev.lab-a.usb", "dev.lab-a.usb.001_005", "dev.lab-a.usb.001_011",
+                        "dev.lab-a.usb.001_011.ifc-000"};
+  long idx[4];
+  for (size_t i = 0; i < 4; i++) {
+    size_t at = from;
+    idx[i] = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, want[i], &at, 15000);
+    if (idx[i] < 0)
+      read_log_tail();
+    assert_true(idx[i] >= 0);
+  }
+  assert_true(idx[0] < idx[2] && idx[2] < idx[3]); /* parents first */
+  peer_rec_t *r = calloc(1, sizeof *r);
+  assert_true(peer_get(&g_peer, (size_t)idx[2], r));
+  const dfnet_v1_NodeProperty *vid = prop_int(&r->m.node_add, DFNET_BIND_USB_VID);
+  assert_non_null(vid);
+  assert_int_equal(vid->value.int_value, 0x04a9);
+  assert_true(peer_get(&g_peer, (size_t)idx[3], r));
+  assert_string_equal(r->m.node_add.parent, "dev.lab-a.usb.001_011");
+  free(r);
+  pid_t agent = -1;
+  for (int i = 0; i < 100 && agent < 0; i++, sleep_ms(20))
+    agent = child_of(run);
+  assert_true(agent > 0);
+  assert_int_equal(kill(agent, SIGTERM), 0);
+  int status = wait_exit(run, 15000);
+  if (status == -1) {
+    kill(agent, SIGKILL);
+    kill(run, SIGKILL);
+    waitpid(run, &status, 0);
+    fail_msg("the agent under umockdev did not exit after SIGTERM");
+  }
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  peer_stop(&g_peer);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_usage),
       cmocka_unit_test(test_session),
+      cmocka_unit_test(test_usb_umockdev),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
