@@ -877,6 +877,32 @@ static dfnet_status_t encode_out(dfnet_envelope_t *env, uint32_t max, outmsg_t *
   return DFNET_STATUS_OK;
 }
 
+/* Service thread: write the head message of s, which is whole and small, now. */
+static void write_now(session_t *s) {
+  dfnet_transport_t *t = s->t;
+  pthread_mutex_lock(&t->mu);
+  outmsg_t *m = s->q_head;
+  pthread_mutex_unlock(&t->mu);
+  if (m == NULL)
+    return;
+  if (lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY) < (int)m->len) {
+    session_kill(s, DFNET_STATUS_UNAVAILABLE, "write failed");
+    return;
+  }
+  pthread_mutex_lock(&t->mu);
+  s->q_head = m->next;
+  if (s->q_head == NULL)
+    s->q_tail = NULL;
+  s->q_bytes -= m->len;
+  s->stats.sent_messages++;
+  bool more = s->q_head != NULL;
+  pthread_cond_broadcast(&t->cv);
+  pthread_mutex_unlock(&t->mu);
+  free(m);
+  if (more)
+    lws_callback_on_writable(s->wsi);
+}
+
 /* Queue m (and register p, its id set, when not NULL) on session `id`. Takes ownership
  * of m and p on OK; on error the caller still owns both. */
 static dfnet_status_t enqueue(dfnet_transport_t *t, dfnet_session_id_t id, outmsg_t *m,
@@ -926,11 +952,19 @@ static dfnet_status_t enqueue(dfnet_transport_t *t, dfnet_session_id_t id, outms
     s->kick = true;
     t->kicks = true;
   }
+  bool direct = on_service && s->q_head == m && s->cur_off == 0 && !s->closing &&
+                m->len <= s->ep->limits.fragment_bytes;
   pthread_mutex_unlock(&t->mu);
   if (on_service) {
-    lws_callback_on_writable(kick_wsi);
     if (p != NULL && p->deadline_ms && (t->deadline_at == 0 || p->deadline_ms < t->deadline_at))
       deadline_rearm(t);
+    /* A small message into an empty queue goes out at once: lws appends it behind any
+     * bytes it still holds for the socket, so order is kept, and it saves a poll turn per
+     * message. Everything else waits for the writable callback. */
+    if (direct)
+      write_now(s);
+    else
+      lws_callback_on_writable(kick_wsi);
   } else {
     wake(t);
   }
