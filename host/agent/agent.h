@@ -101,6 +101,11 @@ typedef struct agent_node {
   dfnet_session_id_t req_session;
   uint64_t req_id;
   uint64_t op_local_id;   /* the START / STOP op in flight, 0 when none */
+  /* A DriverStop that came while STARTING: stop as soon as it has started, then answer
+   * this request. */
+  bool stop_after_start;
+  dfnet_session_id_t stop_session;
+  uint64_t stop_id;
   struct agent_pending_start *pending_start; /* FETCHING: what to start once fetched */
 } agent_node_t;
 

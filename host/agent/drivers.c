@@ -69,6 +69,7 @@ static void set_url(agent_node_t *n, const char *url) {
 
 static void clear_driver(agent_node_t *n) {
   n->driver = AGENT_DRIVER_NONE;
+  n->stop_after_start = false;
   n->driver_host_id = 0;
   n->op_local_id = 0;
   free(n->driver_url);
@@ -319,8 +320,10 @@ void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
     return;
   }
   case AGENT_DRIVER_STARTING:
-    agent__reply_status(a, session, id, DFNET_STATUS_FAILED_PRECONDITION,
-                        "the driver of %s is still starting", n->moniker);
+    /* Stopped as soon as the driver host has started it (start_answered). */
+    n->stop_after_start = true;
+    n->stop_session = session;
+    n->stop_id = id;
     return;
   case AGENT_DRIVER_STOPPING:
     n->req_session = session;
@@ -357,6 +360,9 @@ void agent__driver_stop_local(agent_t *a, agent_node_t *n) {
     agent_op_t *op = agent__op_find(a, n->op_local_id);
     if (op != NULL)
       op->node_uid = 0; /* orphaned: stopped as soon as it has started */
+    if (n->stop_after_start && n->stop_session != 0)
+      agent__reply_status(a, n->stop_session, n->stop_id, DFNET_STATUS_OK,
+                          "node removed: its driver is stopped");
     clear_driver(n);
     return;
   }
@@ -388,6 +394,32 @@ static void start_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, cons
   if (n != NULL && (n->driver != AGENT_DRIVER_STARTING || n->op_local_id != op->local_id))
     n = NULL;
   uint64_t host_id = op->host_id;
+  if (code == DFNET_STATUS_OK && n != NULL && n->stop_after_start) {
+    /* The manager stopped it while it was starting: the start is answered CANCELLED and
+     * the stop once the driver host has stopped it. */
+    dfnet_session_id_t ss = n->req_session, stop_s = n->stop_session;
+    uint64_t sid = n->req_id, stop_id = n->stop_id;
+    n->req_session = 0;
+    n->stop_after_start = false;
+    if (ss != 0)
+      agent__reply_status(a, ss, sid, DFNET_STATUS_CANCELLED, "stopped while starting");
+    uint64_t stop_op = 0;
+    if (send_stop(a, host_id, n->moniker, n->driver_url, n->uid, &stop_op) == DFNET_STATUS_OK) {
+      n->driver = AGENT_DRIVER_STOPPING;
+      n->op_local_id = stop_op;
+      n->req_session = stop_s;
+      n->req_id = stop_id;
+    } else {
+      if (dh != NULL && dh->drivers > 0)
+        dh->drivers--;
+      clear_driver(n);
+      if (stop_s != 0)
+        agent__reply_status(a, stop_s, stop_id, DFNET_STATUS_OK, "driver host gone");
+      dh_release(a, dh);
+    }
+    agent__op_free(a, op);
+    return;
+  }
   if (code == DFNET_STATUS_OK) {
     if (n != NULL) {
       n->driver = AGENT_DRIVER_RUNNING;
@@ -413,8 +445,13 @@ static void start_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, cons
   if (dh != NULL && dh->drivers > 0)
     dh->drivers--;
   if (n != NULL) {
+    bool stop_waits = n->stop_after_start;
+    dfnet_session_id_t stop_s = n->stop_session;
+    uint64_t stop_id = n->stop_id;
     n->op_local_id = 0;
     fail_start(a, n, code, message);
+    if (stop_waits && stop_s != 0)
+      agent__reply_status(a, stop_s, stop_id, DFNET_STATUS_OK, "the driver never started");
   }
   agent__op_free(a, op);
   dh_release(a, dh);

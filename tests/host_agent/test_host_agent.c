@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #include <cmocka.h>
 
@@ -257,6 +258,46 @@ static dfnet_status_t driver_start(const char *node, const pkg_t *pkg, const cha
   free(bulk);
   free(req);
   free(rep);
+  return st;
+}
+
+/* A DriverStart sent without waiting; its answer lands here. */
+typedef struct async_start {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  pb_size_t which;
+  dfnet_status_t code;
+} async_start_t;
+
+static void on_async_start(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
+                           bool last) {
+  async_start_t *as = user;
+  if (!last)
+    return;
+  pthread_mutex_lock(&as->mu);
+  as->done = true;
+  as->code = status;
+  as->which = reply ? reply->pb.which_msg : 0;
+  if (reply != NULL && reply->pb.which_msg == dfnet_v1_Envelope_status_tag)
+    as->code = (dfnet_status_t)reply->pb.msg.status.code;
+  pthread_cond_broadcast(&as->cv);
+  pthread_mutex_unlock(&as->mu);
+}
+
+static dfnet_status_t driver_start_async(const char *node, const pkg_t *pkg, const char *name,
+                                         async_start_t *as) {
+  dfnet_envelope_t *req = env_new();
+  req->pb.which_msg = dfnet_v1_Envelope_driver_start_tag;
+  dfnet_v1_DriverStart *m = &req->pb.msg.driver_start;
+  snprintf(m->node, sizeof m->node, "%s", node);
+  snprintf(m->url, sizeof m->url, "%s", pkg->url);
+  memcpy(m->package_digest, pkg->digest, 32);
+  snprintf(m->binary, sizeof m->binary, "driver/%s.so", name);
+  dfnet_request_opts_t opts = {.deadline_ms = 30000, .on_reply = on_async_start, .user = as};
+  dfnet_status_t st = dfnet_transport_request(g_peer.t, peer_wait_session(&g_peer, 0, 10000),
+                                              req, &opts, 0, NULL);
+  free(req);
   return st;
 }
 
@@ -689,6 +730,21 @@ static void test_session(void **state) {
                    DFNET_STATUS_OK);
   assert_true(peer_fetches(&g_peer) > fetches2);
   assert_true(dh_blk != dh_echo);
+
+  /* DriverStop right behind DriverStart (the manager removed the node meanwhile): either
+   * order of events ends with the stop answered OK and no driver left on the node. */
+  async_start_t as = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+  assert_int_equal(driver_start_async("dev.lab-a.pci.00_04_0", &g_echo, "echo", &as),
+                   DFNET_STATUS_OK);
+  assert_int_equal(driver_stop("dev.lab-a.pci.00_04_0", &g_echo, 0), DFNET_STATUS_OK);
+  pthread_mutex_lock(&as.mu);
+  while (!as.done)
+    pthread_cond_wait(&as.cv, &as.mu);
+  pthread_mutex_unlock(&as.mu);
+  assert_true((as.which == dfnet_v1_Envelope_driver_status_tag && as.code == DFNET_STATUS_OK) ||
+              (as.which == dfnet_v1_Envelope_status_tag && as.code == DFNET_STATUS_CANCELLED));
+  assert_int_equal(call("dev.lab-a.pci.00_04_0", "/dfnet.test.Echo/Echo", "x", NULL, 0),
+                   DFNET_STATUS_FAILED_PRECONDITION);
 
   /* A driver adds a child: the agent forwards its NodeAdd and hands the answer back. */
   at = peer_count(&g_peer);
