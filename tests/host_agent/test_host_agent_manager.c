@@ -3,7 +3,8 @@
  * to the fixture's virtio RNG function 1af4:1044), the agent on the captured sysfs; an
  * operator client's call to dev.lab-a.pci.00_05_0 goes manager -> agent -> driver host ->
  * echo and back. Then the manager is killed and restarted on the same state: the agent
- * reconnects by itself and the call works again.
+ * reconnects by itself and the call works again. Then the agent is killed with SIGKILL:
+ * its driver host goes with it, and a new agent's node is bound and answers again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -256,6 +257,46 @@ static void test_real_manager(void **state) {
     fail_msg("echo after the manager's restart: %s", dfnet_status_str(st));
   }
   assert_string_equal(out, "again");
+
+  /* kill -9 of the agent: its driver host goes too (its link closed), and a new agent
+   * gets its node bound again. */
+  pid_t dh = -1;
+  {
+    char path[96], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)agent, (long)agent);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+      size_t n = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      buf[n] = '\0';
+      dh = (pid_t)strtol(buf, NULL, 10);
+    }
+  }
+  assert_true(dh > 0);
+  assert_int_equal(kill(agent, SIGKILL), 0);
+  waitpid(agent, NULL, 0);
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; i++, sleep_ms(20)) {
+    char path[64], stat[256] = "";
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)dh);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+      size_t n = fread(stat, 1, sizeof stat - 1, f);
+      fclose(f);
+      stat[n] = '\0';
+    }
+    const char *rp = strrchr(stat, ')');
+    gone = f == NULL || (rp != NULL && rp[1] == ' ' && rp[2] == 'Z'); /* gone, or a zombie */
+  }
+  assert_true(gone);
+  agent = spawn_agent(port, certs, log);
+  st = echo_when_bound(&c, "dev.lab-a.pci.00_05_0", "new agent", out, sizeof out, 30000);
+  if (st != DFNET_STATUS_OK) {
+    dump(log);
+    dump(mgr2.log_path);
+    fail_msg("echo after the agent's restart: %s", dfnet_status_str(st));
+  }
+  assert_string_equal(out, "new agent");
 
   dfnet_transport_destroy(c.t);
   kill(agent, SIGTERM);
