@@ -7,9 +7,10 @@
  * The target is a node moniker or a class path ("class/<class>/<NNN>"). A node its
  * parent's driver keeps (OWNED_BY_PARENT, e.g. the "rng" child that publishes class/rng/000)
  * is served by that driver, as a devfs entry is served by the driver that published it:
- * the call goes to the nearest ancestor with a bound driver. A node that does
- * not exist is NOT_FOUND; one with no running driver FAILED_PRECONDITION; one whose host
- * is offline UNAVAILABLE. The call goes on to the host as a streaming transport request
+ * the call goes to the nearest ancestor with a bound driver. A node that does not exist
+ * is NOT_FOUND; one with no driver FAILED_PRECONDITION; one whose driver is starting, or
+ * whose host is offline, UNAVAILABLE (transient: the caller may retry). The call goes on
+ * to the host as a streaming transport request
  * with the time left (deadline_ms) as its deadline, so this hop enforces it too; every
  * reply is relayed under the client's id, and the transport's own completions
  * (DEADLINE_EXCEEDED, UNAVAILABLE when the host drops, CANCELLED) become a final Reply.
@@ -138,7 +139,14 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const char *addressed = n->moniker;
   while (n->state == dfnet_v1_NodeState_OWNED_BY_PARENT && n->parent_count > 0)
     n = n->parents[0];
-  if (n->state != dfnet_v1_NodeState_BOUND || n->driver_id == 0 || n->starting) {
+  if (n->starting || n->offline) {
+    /* Transient (gRPC UNAVAILABLE: retry): the driver is being started, or the host is
+     * reconnecting within its grace period. */
+    reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "%s: %s", n->moniker,
+                n->offline ? "its host is offline" : "its driver is starting");
+    return;
+  }
+  if (n->state != dfnet_v1_NodeState_BOUND || n->driver_id == 0) {
     if (n->moniker != addressed) {
       reply_final(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION,
                   "%s is kept by %s, which has no running driver", addressed, n->moniker);
@@ -150,7 +158,7 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
     return;
   }
   mgr_host_t *h = hosts__get(m, n->host_id);
-  if (h == NULL || h->session == 0 || n->offline) {
+  if (h == NULL || h->session == 0) {
     reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "the host of %s is offline",
                 n->moniker);
     return;
