@@ -100,6 +100,7 @@ struct endpoint {
   dfnet_endpoint_id_t id;
   bool is_client;
   struct lws_vhost *vhost;
+  char vhost_name[32]; /* lws keeps the pointer given at vhost creation: it lives here */
   struct lws_protocols protocols[4];
   dfnet_transport_limits_t limits;
   dfnet_transport_callbacks_t cb;
@@ -370,9 +371,8 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
 
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof(info));
-  char vname[32];
-  snprintf(vname, sizeof(vname), "dfnet-server-%u", (unsigned)ep->id);
-  info.vhost_name = vname;
+  snprintf(ep->vhost_name, sizeof ep->vhost_name, "dfnet-server-%u", (unsigned)ep->id);
+  info.vhost_name = ep->vhost_name;
   info.port = cfg->port;
   info.iface = cfg->bind_address;
   info.protocols = ep->protocols;
@@ -541,9 +541,8 @@ dfnet_status_t dfnet_transport_connect(dfnet_transport_t *t, const dfnet_client_
                                             .rx_buffer_size = PT_SERV_BUF};
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof(info));
-  char vname[32];
-  snprintf(vname, sizeof(vname), "dfnet-client-%u", (unsigned)ep->id);
-  info.vhost_name = vname;
+  snprintf(ep->vhost_name, sizeof ep->vhost_name, "dfnet-client-%u", (unsigned)ep->id);
+  info.vhost_name = ep->vhost_name;
   info.port = CONTEXT_PORT_NO_LISTEN;
   info.protocols = ep->protocols;
   info.user = ep;
