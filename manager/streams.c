@@ -191,7 +191,8 @@ void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1
           (ns->monikers[ns->count] = strdup(n->moniker)) != NULL)
         ns->count++;
     }
-    qsort(ns->monikers, ns->count, sizeof *ns->monikers, cmp_str);
+    if (ns->count > 1) /* qsort(NULL, 0, ...) is undefined: no nodes yet */
+      qsort(ns->monikers, ns->count, sizeof *ns->monikers, cmp_str);
   }
   node_stream_send(m, ns);
 }

@@ -300,11 +300,11 @@ static long manager_rss_kib(void) {
 /* ---- set-up: certificates, driver packages, board file, manager, agents ------------- */
 
 static void write_packages(const char *drivers) {
-  static const char *const rules =
-      "using fuchsia.platform;\n"
-      "fuchsia.BIND_PROTOCOL == fuchsia.platform.BIND_PROTOCOL.DEVICE;\n"
-      "fuchsia.BIND_PLATFORM_DEV_VID == 0xd0f;\n"
-      "fuchsia.BIND_PLATFORM_DEV_DID == %d;\n";
+#define FLEET_RULES                                                                        \
+  "using fuchsia.platform;\n"                                                               \
+  "fuchsia.BIND_PROTOCOL == fuchsia.platform.BIND_PROTOCOL.DEVICE;\n"                       \
+  "fuchsia.BIND_PLATFORM_DEV_VID == 0xd0f;\n"                                              \
+  "fuchsia.BIND_PLATFORM_DEV_DID == %d;\n"
   const struct {
     const char *name, *so, *extra;
     int did;
@@ -315,7 +315,7 @@ static void write_packages(const char *drivers) {
   };
   for (size_t i = 0; i < sizeof pkgs / sizeof pkgs[0]; i++) {
     char src[512];
-    snprintf(src, sizeof src, rules, pkgs[i].did);
+    snprintf(src, sizeof src, FLEET_RULES, pkgs[i].did);
     assert_int_equal(th_write_driver(drivers, pkgs[i].name, src, pkgs[i].extra), 0);
     /* th_write_driver leaves a placeholder .so: put the real test driver there. */
     assert_int_equal(sh("cp '%s/tests/drivers/%s' '%s/%s/driver/%s.so'", F.build, pkgs[i].so,
@@ -646,9 +646,38 @@ static void test_load_while_host_restarts(void **state) {
   long rss2 = manager_rss_kib();
   print_message("fleet: manager RSS %ld KiB after round 1, %ld KiB after round 2\n", rss1, rss2);
   assert_true(rss1 > 0 && rss2 > 0);
+#if defined(__SANITIZE_ADDRESS__)
+  /* ASan's quarantine keeps freed memory resident: RSS says nothing here. LeakSanitizer
+   * checks the manager when it exits (test_manager_exits_cleanly). */
+  print_message("fleet: RSS comparison skipped in the sanitizer build\n");
+#else
   assert_true(rss2 - rss1 < 2048); /* no growth beyond allocator noise */
+#endif
   echo_ok("lab-a");
   echo_ok("lab-b");
+}
+
+/* Last: SIGTERM the manager; it must exit 0 — in the sanitizer build that also means
+ * LeakSanitizer found no leak after everything above. */
+static void test_manager_exits_cleanly(void **state) {
+  (void)state;
+  kill(F.manager, SIGTERM);
+  int status = 0;
+  pid_t got = 0;
+  for (int i = 0; i < 200 && got == 0; i++) {
+    got = waitpid(F.manager, &status, WNOHANG);
+    if (got == 0)
+      sleep_ms(50);
+  }
+  if (got != F.manager) {
+    kill(F.manager, SIGKILL);
+    waitpid(F.manager, NULL, 0);
+    F.manager = 0;
+    fail_msg("the manager did not exit within 10 s of SIGTERM");
+  }
+  F.manager = 0;
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 int main(void) {
@@ -659,6 +688,7 @@ int main(void) {
       cmocka_unit_test(test_link_outage_keeps_drivers),
       cmocka_unit_test(test_driver_crash_policy),
       cmocka_unit_test(test_load_while_host_restarts),
+      cmocka_unit_test(test_manager_exits_cleanly),
   };
   int failed = cmocka_run_group_tests(tests, fleet_setup, fleet_teardown);
   if (failed == 0 && !F.netns) {

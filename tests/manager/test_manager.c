@@ -516,6 +516,31 @@ static void test_bad_boot_package_and_bind_why(void **state) {
   fixture_free(f);
 }
 
+/* Regression: listing nodes before any node exists called qsort(NULL, 0, ...), undefined
+ * behaviour that made the sanitizer build of the manager abort (found by test_fleet). */
+static void count_item(void *user, const dfnet_envelope_t *item) {
+  (void)item;
+  (*(int *)user)++;
+}
+
+static void test_list_nodes_before_any_node(void **state) {
+  (void)state;
+  fixture_t *f = fixture_new("empty");
+  fixture_start(f, NULL);
+  testhost_t *c = th_connect(&f->mgr, "viewer-1", "viewer", NULL);
+  assert_non_null(c);
+  dfnet_envelope_t *req = calloc(1, sizeof *req);
+  req->pb.which_msg = dfnet_v1_Envelope_list_nodes_tag;
+  snprintf(req->pb.msg.list_nodes.filter, sizeof req->pb.msg.list_nodes.filter, "dev.none");
+  int items = 0;
+  assert_int_equal(th_list(c, req, count_item, &items, NULL), DFNET_STATUS_OK);
+  assert_int_equal(items, 0);
+  assert_true(th_manager_alive(&f->mgr));
+  free(req);
+  th_close(c);
+  fixture_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_binding_fallback_ambiguity),
@@ -524,6 +549,7 @@ int main(void) {
       cmocka_unit_test(test_sessions_grace_reconcile),
       cmocka_unit_test(test_composites),
       cmocka_unit_test(test_bad_boot_package_and_bind_why),
+      cmocka_unit_test(test_list_nodes_before_any_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
