@@ -88,7 +88,9 @@ static int copy_file(const char *from, const char *to) {
 
 static int mkdirs(const char *path) {
   char tmp[600];
-  snprintf(tmp, sizeof tmp, "%s", path);
+  int len = snprintf(tmp, sizeof tmp, "%s", path);
+  if (len < 0 || (size_t)len >= sizeof tmp)
+    return -1;
   for (char *p = tmp + 1; *p; p++) {
     if (*p == '/') {
       *p = '\0';
