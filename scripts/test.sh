@@ -65,7 +65,7 @@ if command -v clang >/dev/null 2>&1 && [ "$fuzz_seconds" != 0 ]; then
       if "$target" -max_total_time="$fuzz_seconds" -print_final_stats=0 \
            -artifact_prefix="$fdir/$name-" "$corpus" \
            $( [ -d "$seeds" ] && echo "$seeds" ) >"$fdir/$name.log" 2>&1; then
-        echo "$name: ok ($(grep -Eo '#[0-9]+' "$fdir/$name.log" | tail -1 | tr -d '#') runs)"
+        echo "$name: ok ($(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$fdir/$name.log" | tail -1) runs)"
       else
         echo "$name: FAILED"; tail -40 "$fdir/$name.log"; failed=1
       fi
