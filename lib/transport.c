@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -30,6 +31,16 @@
 #define MAX_ENDPOINTS 16
 #define CLOSE_FLUSH_SECS 5
 #define PT_SERV_BUF (32u * 1024u)
+/* Small messages queued together go out as one write (one TLS record): up to this many
+ * bytes of websocket frames per write. 16 KiB is the payload of one TLS record. */
+#define BATCH_BYTES (16u * 1024u)
+/* A websocket frame header: 2, 4 or 10 bytes, +4 for the client's masking key. */
+#define WS_HDR_MAX 14
+/* Messages queued on the service thread are held back until the end of the service turn,
+ * to go out together, but no more than this many (or bytes): a bound on the delay
+ * batching adds, and it lets the peer work on the first ones while we make the rest. */
+#define FLUSH_MESSAGES 4u
+#define FLUSH_BYTES (4u * 1024u)
 
 /* ---- Types ------------------------------------------------------------------------- */
 
@@ -71,6 +82,10 @@ typedef struct session {
   dfnet_session_stats_t stats;
 
   /* service thread */
+  struct session *flush_next; /* on t->flush_head */
+  bool flush_linked;
+  uint32_t unflushed;     /* messages queued since the last write, and their bytes */
+  size_t unflushed_bytes;
   size_t cur_off; /* bytes of q_head already written */
   bool closing;   /* close frame about to go */
   bool kill_reason_set;
@@ -171,7 +186,16 @@ struct dfnet_transport {
   bool kicks;
   bool deadlines_dirty;
 
+  atomic_bool wake_pending; /* lws_cancel_service() called, inbox not drained yet */
+
   /* service thread */
+  session_t *flush_head; /* sessions with queued messages to write at the end of this
+                            service turn (batched: one write for many small messages) */
+  lws_sorted_usec_list_t flush_sul;
+  bool flush_sul_armed;
+  uint8_t *batch;       /* LWS_PRE + BATCH_BYTES: frames of several messages */
+  uint8_t mask_pool[256]; /* random bytes for the client's masking keys */
+  size_t mask_left;
   ttimer_t *timers;
   lws_sorted_usec_list_t deadline_sul;
   uint64_t deadline_at; /* 0 = not scheduled */
@@ -190,6 +214,9 @@ static int base_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
                    size_t len);
 static void session_kill(session_t *s, dfnet_status_t reason, const char *msg);
 static void client_schedule_retry(endpoint_t *ep);
+static void flush_mark(session_t *s, size_t len);
+static void flush_all(dfnet_transport_t *t);
+static void flush_unlink(session_t *s);
 
 /* ---- Small helpers ------------------------------------------------------------------- */
 
@@ -216,6 +243,13 @@ static void lws_log_init(void) {
   lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 }
 
+/* The most lws may hand TLS in one go for an endpoint: a whole fragment or batch (lws
+ * otherwise cuts a write at its rx buffer size and copies the rest aside). */
+static size_t tx_packet_size(const dfnet_transport_limits_t *l) {
+  size_t n = l->fragment_bytes > BATCH_BYTES ? l->fragment_bytes : BATCH_BYTES;
+  return n + WS_HDR_MAX + 64;
+}
+
 static void limits_resolve(const dfnet_transport_limits_t *in, dfnet_transport_limits_t *out) {
   *out = *in;
   if (!out->max_message_bytes)
@@ -238,6 +272,13 @@ static session_t *session_find_locked(dfnet_transport_t *t, dfnet_session_id_t i
 
 static void wake(dfnet_transport_t *t) {
   lws_cancel_service(t->ctx);
+}
+
+/* Wake the service thread unless a wake-up is already on its way (the work was put in
+ * place under t->mu before this: the drain that clears the flag looks after it). */
+static void wake_once(dfnet_transport_t *t) {
+  if (!atomic_exchange(&t->wake_pending, true))
+    lws_cancel_service(t->ctx);
 }
 
 /* ---- Lifecycle ----------------------------------------------------------------------- */
@@ -355,19 +396,22 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   if (ep == NULL)
     return DFNET_STATUS_INTERNAL;
 
-  size_t rx = PT_SERV_BUF;
+  size_t rx = PT_SERV_BUF, tx = tx_packet_size(&ep->limits);
   ep->protocols[0] = (struct lws_protocols){.name = "dfnet-http",
                                             .callback = lws_cb,
                                             .per_session_data_size = sizeof(struct pss),
-                                            .rx_buffer_size = rx};
+                                            .rx_buffer_size = rx,
+                                            .tx_packet_size = tx};
   ep->protocols[1] = (struct lws_protocols){.name = DFNET_SUBPROTOCOL_HOST,
                                             .callback = lws_cb,
                                             .per_session_data_size = sizeof(struct pss),
-                                            .rx_buffer_size = rx};
+                                            .rx_buffer_size = rx,
+                                            .tx_packet_size = tx};
   ep->protocols[2] = (struct lws_protocols){.name = DFNET_SUBPROTOCOL_CLIENT,
                                             .callback = lws_cb,
                                             .per_session_data_size = sizeof(struct pss),
-                                            .rx_buffer_size = rx};
+                                            .rx_buffer_size = rx,
+                                            .tx_packet_size = tx};
 
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof(info));
@@ -538,7 +582,8 @@ dfnet_status_t dfnet_transport_connect(dfnet_transport_t *t, const dfnet_client_
   ep->protocols[0] = (struct lws_protocols){.name = ep->subprotocol,
                                             .callback = lws_cb,
                                             .per_session_data_size = sizeof(struct pss),
-                                            .rx_buffer_size = PT_SERV_BUF};
+                                            .rx_buffer_size = PT_SERV_BUF,
+                                            .tx_packet_size = tx_packet_size(&ep->limits)};
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof(info));
   snprintf(ep->vhost_name, sizeof ep->vhost_name, "dfnet-client-%u", (unsigned)ep->id);
@@ -581,6 +626,8 @@ dfnet_status_t dfnet_transport_run(dfnet_transport_t *t) {
   while (!atomic_load(&t->stop)) {
     if (lws_service(t->ctx, 0) < 0)
       break;
+    /* what the callbacks of this turn queued, batched per session */
+    flush_all(t);
   }
   atomic_store(&t->serviced, false);
   return DFNET_STATUS_OK;
@@ -643,6 +690,7 @@ void dfnet_transport_destroy(dfnet_transport_t *t) {
     free(s);
   }
   free(t->sessions);
+  free(t->batch);
   for (ttimer_t *tm = t->timers, *n; tm; tm = n) {
     n = tm->next;
     free(tm);
@@ -718,7 +766,7 @@ dfnet_status_t dfnet_transport_timer_start(dfnet_transport_t *t, uint32_t delay_
   if (dfnet_transport_on_service_thread(t))
     timer_schedule(t, tm);
   else
-    wake(t);
+    wake_once(t);
   return DFNET_STATUS_OK;
 }
 
@@ -751,7 +799,7 @@ static void inbox_push(dfnet_transport_t *t, work_t *w) {
     t->inbox_head = w;
   t->inbox_tail = w;
   pthread_mutex_unlock(&t->mu);
-  wake(t);
+  wake_once(t);
 }
 
 bool dfnet_transport_timer_cancel(dfnet_transport_t *t, dfnet_timer_id_t id) {
@@ -876,39 +924,12 @@ static dfnet_status_t encode_out(dfnet_envelope_t *env, uint32_t max, outmsg_t *
   return DFNET_STATUS_OK;
 }
 
-/* Service thread: write the head message of s, which is whole and small, now. */
-static void write_now(session_t *s) {
-  dfnet_transport_t *t = s->t;
-  pthread_mutex_lock(&t->mu);
-  outmsg_t *m = s->q_head;
-  pthread_mutex_unlock(&t->mu);
-  if (m == NULL)
-    return;
-  if (lws_write(s->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY) < (int)m->len) {
-    session_kill(s, DFNET_STATUS_UNAVAILABLE, "write failed");
-    return;
-  }
-  pthread_mutex_lock(&t->mu);
-  s->q_head = m->next;
-  if (s->q_head == NULL)
-    s->q_tail = NULL;
-  s->q_bytes -= m->len;
-  s->stats.sent_messages++;
-  bool more = s->q_head != NULL;
-  pthread_cond_broadcast(&t->cv);
-  pthread_mutex_unlock(&t->mu);
-  free(m);
-  if (more)
-    lws_callback_on_writable(s->wsi);
-}
-
 /* Queue m (and register p, its id set, when not NULL) on session `id`. Takes ownership
  * of m and p on OK; on error the caller still owns both. */
 static dfnet_status_t enqueue(dfnet_transport_t *t, dfnet_session_id_t id, outmsg_t *m,
                               pending_t *p, unsigned flags) {
   bool on_service = dfnet_transport_on_service_thread(t);
   bool may_wait = (flags & DFNET_SEND_WAIT) && !on_service;
-  struct lws *kick_wsi = NULL;
   pthread_mutex_lock(&t->mu);
   session_t *s;
   for (;;) {
@@ -945,27 +966,19 @@ static dfnet_status_t enqueue(dfnet_transport_t *t, dfnet_session_id_t id, outms
   s->q_bytes += m->len;
   if (s->q_bytes > s->stats.queued_bytes_peak)
     s->stats.queued_bytes_peak = s->q_bytes;
-  if (on_service) {
-    kick_wsi = s->wsi;
-  } else if (!s->kick) {
+  if (!on_service && !s->kick) {
     s->kick = true;
     t->kicks = true;
   }
-  bool direct = on_service && s->q_head == m && s->cur_off == 0 && !s->closing &&
-                m->len <= s->ep->limits.fragment_bytes;
   pthread_mutex_unlock(&t->mu);
   if (on_service) {
     if (p != NULL && p->deadline_ms && (t->deadline_at == 0 || p->deadline_ms < t->deadline_at))
       deadline_rearm(t);
-    /* A small message into an empty queue goes out at once: lws appends it behind any
-     * bytes it still holds for the socket, so order is kept, and it saves a poll turn per
-     * message. Everything else waits for the writable callback. */
-    if (direct)
-      write_now(s);
-    else
-      lws_callback_on_writable(kick_wsi);
+    /* Written at the end of this service turn, together with whatever else is queued on
+     * the session by then (see flush_all). */
+    flush_mark(s, m->len);
   } else {
-    wake(t);
+    wake_once(t);
   }
   return DFNET_STATUS_OK;
 }
@@ -1327,7 +1340,7 @@ dfnet_status_t dfnet_transport_session_close(dfnet_transport_t *t, dfnet_session
     lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_FLUSH_SECS);
     lws_callback_on_writable(wsi);
   } else {
-    wake(t);
+    wake_once(t);
   }
   return DFNET_STATUS_OK;
 }
@@ -1459,6 +1472,7 @@ static void session_finalize(session_t *s, const char *lws_reason) {
   dfnet_transport_t *t = s->t;
   endpoint_t *ep = s->ep;
   lws_sul_cancel(&s->ka_sul);
+  flush_unlink(s);
   pthread_mutex_lock(&t->mu);
   for (size_t i = 0; i < t->n_sessions; i++) {
     if (t->sessions[i] == s) {
@@ -1676,11 +1690,178 @@ static int on_receive(session_t *s, struct lws *wsi, const uint8_t *in, size_t l
 
 /* ---- Writing -------------------------------------------------------------------------- */
 
+/* Service thread: the next 4 random bytes for a client frame's masking key (RFC 6455
+ * 5.3: unpredictable per frame), drawn from a pool refilled 256 bytes at a time. */
+static bool mask_key(dfnet_transport_t *t, uint8_t key[4]) {
+  if (t->mask_left < 4) {
+    size_t got = 0;
+    while (got < sizeof(t->mask_pool)) {
+      ssize_t n = getrandom(t->mask_pool + got, sizeof(t->mask_pool) - got, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return false;
+      got += (size_t)n;
+    }
+    t->mask_left = sizeof(t->mask_pool);
+  }
+  t->mask_left -= 4;
+  memcpy(key, t->mask_pool + t->mask_left, 4);
+  return true;
+}
+
+/* Frame one message (a final binary frame) into out: header, masking key when we are the
+ * client, payload (masked when we are the client). Returns the bytes written; out has
+ * room for WS_HDR_MAX + len. */
+static size_t frame_into(dfnet_transport_t *t, bool client, uint8_t *out, const uint8_t *payload,
+                         size_t len, bool *ok) {
+  size_t h = 0;
+  uint8_t mbit = client ? 0x80 : 0;
+  out[h++] = 0x82; /* FIN, binary */
+  if (len < 126) {
+    out[h++] = (uint8_t)(mbit | len);
+  } else if (len < 65536) {
+    out[h++] = (uint8_t)(mbit | 126);
+    out[h++] = (uint8_t)(len >> 8);
+    out[h++] = (uint8_t)len;
+  } else {
+    out[h++] = (uint8_t)(mbit | 127);
+    for (int i = 7; i >= 0; i--)
+      out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+  }
+  if (!client) {
+    memcpy(out + h, payload, len);
+    return h + len;
+  }
+  uint8_t key[8];
+  if (!mask_key(t, key)) {
+    *ok = false;
+    return 0;
+  }
+  memcpy(out + h, key, 4);
+  h += 4;
+  memcpy(key + 4, key, 4);
+  uint64_t k64, w;
+  memcpy(&k64, key, 8);
+  uint8_t *d = out + h;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    memcpy(&w, payload + i, 8);
+    w ^= k64;
+    memcpy(d + i, &w, 8);
+  }
+  for (; i < len; i++)
+    d[i] = payload[i] ^ key[i & 3];
+  return h + len;
+}
+
+/* Service thread: take the n whole messages at the head of s's queue off it (they were
+ * handed to lws, in `writes` writes). */
+static void dequeue_sent(session_t *s, size_t n, uint64_t writes) {
+  dfnet_transport_t *t = s->t;
+  outmsg_t *done = NULL;
+  pthread_mutex_lock(&t->mu);
+  s->stats.writes += writes;
+  for (size_t i = 0; i < n && s->q_head; i++) {
+    outmsg_t *m = s->q_head;
+    s->q_head = m->next;
+    if (s->q_head == NULL)
+      s->q_tail = NULL;
+    s->q_bytes -= m->len;
+    s->stats.sent_messages++;
+    m->next = done;
+    done = m;
+  }
+  if (n > 0)
+    pthread_cond_broadcast(&t->cv);
+  pthread_mutex_unlock(&t->mu);
+  for (outmsg_t *m = done, *nx; m; m = nx) {
+    nx = m->next;
+    free(m);
+  }
+}
+
+/* Service thread: write what is queued on s, up to about `budget` bytes: whole messages
+ * (several small ones framed into one write, one websocket message each), or the next
+ * fragment of a large one (and nothing else in this call). Returns 1 when more is queued
+ * (the caller asks for a writable callback), 0 when the queue is empty, -1 on a write
+ * error. */
+static int write_queue(session_t *s, struct lws *wsi, size_t budget) {
+  dfnet_transport_t *t = s->t;
+  size_t frag = s->ep->limits.fragment_bytes;
+  bool client = s->ep->is_client;
+  for (;;) {
+    pthread_mutex_lock(&t->mu);
+    outmsg_t *m = s->q_head;
+    /* how many whole small messages fit in one batch? (the list past q_head is only
+     * appended to by other threads: its links we read stay valid) */
+    size_t nb = 0, bytes = 0;
+    if (m != NULL && s->cur_off == 0)
+      for (outmsg_t *x = m; x && bytes + x->len + WS_HDR_MAX <= BATCH_BYTES; x = x->next) {
+        bytes += x->len + WS_HDR_MAX;
+        nb++;
+      }
+    pthread_mutex_unlock(&t->mu);
+    if (m == NULL)
+      return 0;
+    if (budget == 0)
+      return 1;
+    if (nb >= 2) {
+      /* several messages, one write: our own frames through LWS_WRITE_RAW */
+      if (t->batch == NULL && (t->batch = malloc(LWS_PRE + BATCH_BYTES)) == NULL)
+        nb = 1;
+    }
+    if (nb >= 2) {
+      uint8_t *out = t->batch + LWS_PRE;
+      size_t off = 0;
+      bool ok = true;
+      outmsg_t *x = m;
+      for (size_t i = 0; i < nb && ok; i++, x = x->next)
+        off += frame_into(t, client, out + off, x->buf + LWS_PRE, x->len, &ok);
+      if (!ok) {
+        DFNET_LOGE(SUB, s->peer_name, "no random bytes for websocket masking keys");
+        return -1;
+      }
+      if (lws_write(wsi, out, off, LWS_WRITE_RAW) < (int)off)
+        return -1;
+      dequeue_sent(s, nb, 1);
+      budget = budget > off ? budget - off : 0;
+      continue;
+    }
+    size_t left = m->len - s->cur_off;
+    if (s->cur_off == 0 && left <= frag) {
+      /* one whole message, unfragmented, from its own buffer */
+      if (lws_write(wsi, m->buf + LWS_PRE, left, LWS_WRITE_BINARY) < (int)left)
+        return -1;
+      dequeue_sent(s, 1, 1);
+      budget = budget > left ? budget - left : 0;
+      continue;
+    }
+    /* one fragment of a large message per call */
+    size_t n = left < frag ? left : frag;
+    int flags = (s->cur_off == 0 ? LWS_WRITE_BINARY : LWS_WRITE_CONTINUATION);
+    if (n < left)
+      flags |= LWS_WRITE_NO_FIN;
+    if (lws_write(wsi, m->buf + LWS_PRE + s->cur_off, n, (enum lws_write_protocol)flags) <
+        (int)n)
+      return -1;
+    s->cur_off += n;
+    if (s->cur_off < m->len) {
+      dequeue_sent(s, 0, 1);
+      return 1;
+    }
+    s->cur_off = 0;
+    dequeue_sent(s, 1, 1);
+    pthread_mutex_lock(&t->mu);
+    bool more = s->q_head != NULL;
+    pthread_mutex_unlock(&t->mu);
+    return more ? 1 : 0;
+  }
+}
+
 /* Service thread: the socket can take more. Returns -1 to close the connection. */
 static int on_writable(session_t *s, struct lws *wsi) {
   dfnet_transport_t *t = s->t;
-  size_t frag = s->ep->limits.fragment_bytes;
-  size_t budget = frag;
   static uint8_t ping_buf[LWS_PRE + 4];
 
   if (s->ping_due && s->cur_off == 0) {
@@ -1688,48 +1869,11 @@ static int on_writable(session_t *s, struct lws *wsi) {
     if (lws_write(wsi, ping_buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
       return -1;
   }
-  for (;;) {
-    pthread_mutex_lock(&t->mu);
-    outmsg_t *m = s->q_head;
-    pthread_mutex_unlock(&t->mu);
-    if (m == NULL)
-      break;
-    size_t left = m->len - s->cur_off;
-    if (s->cur_off == 0 && left <= budget) {
-      /* a whole message, unfragmented; small ones are batched while budget lasts */
-      if (lws_write(wsi, m->buf + LWS_PRE, left, LWS_WRITE_BINARY) < (int)left)
-        return -1;
-      budget -= left;
-    } else {
-      /* one fragment of a large message per writable callback */
-      size_t n = left < frag ? left : frag;
-      int flags = (s->cur_off == 0 ? LWS_WRITE_BINARY : LWS_WRITE_CONTINUATION);
-      if (n < left)
-        flags |= LWS_WRITE_NO_FIN;
-      if (lws_write(wsi, m->buf + LWS_PRE + s->cur_off, n, (enum lws_write_protocol)flags) <
-          (int)n)
-        return -1;
-      s->cur_off += n;
-      budget = 0;
-      if (s->cur_off < m->len)
-        break;
-    }
-    s->cur_off = 0;
-    pthread_mutex_lock(&t->mu);
-    s->q_head = m->next;
-    if (s->q_head == NULL)
-      s->q_tail = NULL;
-    s->q_bytes -= m->len;
-    s->stats.sent_messages++;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-    free(m);
-    if (budget == 0)
-      break;
-  }
+  int more = write_queue(s, wsi, s->ep->limits.fragment_bytes);
+  if (more < 0)
+    return -1;
   pthread_mutex_lock(&t->mu);
-  bool more = s->q_head != NULL;
-  bool close_now = s->close_requested && !more;
+  bool close_now = s->close_requested && s->q_head == NULL;
   pthread_mutex_unlock(&t->mu);
   if (close_now) {
     lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)s->close_msg,
@@ -1741,16 +1885,102 @@ static int on_writable(session_t *s, struct lws *wsi) {
   return 0;
 }
 
+/* Service thread: write what s has queued now, outside a writable callback: only when
+ * lws holds nothing back for the socket and no large message is half sent; otherwise (or
+ * for what does not fit) ask for a writable callback. */
+static void flush_session(session_t *s) {
+  struct lws *wsi = s->wsi;
+  if (s->closing || s->kill_reason_set || s->close_requested || s->cur_off != 0 ||
+      lws_partial_buffered(wsi)) {
+    lws_callback_on_writable(wsi);
+    return;
+  }
+  int more = write_queue(s, wsi, s->ep->limits.fragment_bytes);
+  if (more < 0) {
+    session_kill(s, DFNET_STATUS_UNAVAILABLE, "write failed");
+    return;
+  }
+  if (more || lws_partial_buffered(wsi))
+    lws_callback_on_writable(wsi);
+}
+
+/* Service thread: write every session marked by flush_mark. Called at the end of each
+ * service turn (dfnet_transport_run) and from flush_sul when work was queued by a timer
+ * before lws polls. */
+static void flush_all(dfnet_transport_t *t) {
+  if (t->flush_sul_armed) {
+    t->flush_sul_armed = false;
+    lws_sul_cancel(&t->flush_sul);
+  }
+  while (t->flush_head) {
+    session_t *s = t->flush_head;
+    t->flush_head = s->flush_next;
+    s->flush_next = NULL;
+    s->flush_linked = false;
+    s->unflushed = 0;
+    s->unflushed_bytes = 0;
+    flush_session(s);
+  }
+}
+
+static void flush_sul_cb(lws_sorted_usec_list_t *sul) {
+  dfnet_transport_t *t = lws_container_of(sul, dfnet_transport_t, flush_sul);
+  t->flush_sul_armed = false;
+  flush_all(t);
+}
+
+/* Service thread: s has queued messages to write by the end of this service turn. The
+ * sul makes sure lws does not sleep in poll() first when we are called from a timer (lws
+ * runs timers before it polls). */
+static void flush_mark(session_t *s, size_t len) {
+  dfnet_transport_t *t = s->t;
+  s->unflushed++;
+  s->unflushed_bytes += len;
+  if (s->unflushed >= FLUSH_MESSAGES || s->unflushed_bytes >= FLUSH_BYTES) {
+    /* enough held back: write now, so that the peer can start on these while we go on
+     * (two sides working at once beat one batch per turn that leaves the peer idle) */
+    flush_unlink(s);
+    s->unflushed = 0;
+    s->unflushed_bytes = 0;
+    flush_session(s);
+    return;
+  }
+  if (!s->flush_linked) {
+    s->flush_linked = true;
+    s->flush_next = t->flush_head;
+    t->flush_head = s;
+  }
+  if (!t->flush_sul_armed && !t->destroying) {
+    t->flush_sul_armed = true;
+    lws_sul_schedule(t->ctx, 0, &t->flush_sul, flush_sul_cb, 1);
+  }
+}
+
+/* Service thread: s is going away: not to be flushed. */
+static void flush_unlink(session_t *s) {
+  if (!s->flush_linked)
+    return;
+  for (session_t **pp = &s->t->flush_head; *pp; pp = &(*pp)->flush_next) {
+    if (*pp == s) {
+      *pp = s->flush_next;
+      break;
+    }
+  }
+  s->flush_linked = false;
+  s->flush_next = NULL;
+}
+
 /* ---- The service thread's inbox ------------------------------------------------------ */
 
 static void drain_inbox(dfnet_transport_t *t) {
+  atomic_store(&t->wake_pending, false); /* before looking: see wake_once */
   pthread_mutex_lock(&t->mu);
   ttimer_t *timers = t->inbox_timers;
   t->inbox_timers = NULL;
   work_t *work = t->inbox_head;
   t->inbox_head = t->inbox_tail = NULL;
   bool dirty = t->deadlines_dirty;
-  struct lws *kick[64];
+  session_t *kick[64]; /* only this thread frees sessions */
   size_t nkick = 0;
   bool kicks_left = false;
   if (t->kicks) {
@@ -1765,13 +1995,14 @@ static void drain_inbox(dfnet_transport_t *t) {
       s->kick = false;
       if (s->close_requested)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_FLUSH_SECS);
-      kick[nkick++] = s->wsi;
+      kick[nkick++] = s;
     }
     t->kicks = kicks_left;
   }
   pthread_mutex_unlock(&t->mu);
+  /* written at the end of this service turn (a closing session waits for writable) */
   for (size_t i = 0; i < nkick; i++)
-    lws_callback_on_writable(kick[i]);
+    flush_mark(kick[i], 0);
   if (kicks_left)
     wake(t);
   for (ttimer_t *tm = timers, *n; tm; tm = n) {

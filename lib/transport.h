@@ -42,7 +42,11 @@
  *   Status RESOURCE_EXHAUSTED carrying its id (read from its first bytes); the session
  *   carries on. Send: each session has a send queue bounded by send_hwm_bytes; a send over
  *   it is refused with RESOURCE_EXHAUSTED (or waits, with DFNET_SEND_WAIT, on threads
- *   other than the service thread). Large messages go out in fragments of at most
+ *   other than the service thread). Sends on the service thread are written at the end
+ *   of its current turn (or once 4 messages or 4 KiB are waiting), and small messages
+ *   queued together go out in one write (still one websocket message each, in order);
+ *   sends from other threads wake the service thread once per batch of work, not once
+ *   per message. Large messages go out in fragments of at most
  *   fragment_bytes, one lws_write per writable callback, interleaved with nothing else
  *   (websocket fragments of one message cannot interleave with another message).
  *   Keepalive: a ping every keepalive_ms of silence; a peer silent for 3 intervals is
@@ -72,7 +76,8 @@ extern "C" {
 /* Defaults of dfnet_transport_limits_t (0 in a field means the default). */
 #define DFNET_TRANSPORT_MAX_MESSAGE_DEFAULT DFNET_FRAME_MAX_DEFAULT /* 4 MiB */
 #define DFNET_TRANSPORT_SEND_HWM_DEFAULT (8u * 1024u * 1024u)       /* 8 MiB */
-#define DFNET_TRANSPORT_FRAGMENT_DEFAULT (64u * 1024u)              /* 64 KiB */
+/* 128 KiB: a 64 KiB payload with its envelope goes out in one write, not two */
+#define DFNET_TRANSPORT_FRAGMENT_DEFAULT (128u * 1024u)             /* 128 KiB */
 #define DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT 10000u                  /* 10 s */
 
 /* A session: one authenticated connection. 0 is "no session". Never reused. */
@@ -120,7 +125,7 @@ typedef struct dfnet_transport_limits {
   uint32_t max_message_bytes; /* receive and send bound of one envelope (4 MiB) */
   uint32_t send_hwm_bytes;    /* send queue bound per session (8 MiB); a message larger
                                  than the bound is accepted only into an empty queue */
-  uint32_t fragment_bytes;    /* largest websocket fragment written at once (64 KiB) */
+  uint32_t fragment_bytes;    /* largest websocket fragment written at once (128 KiB) */
   uint32_t keepalive_ms;      /* ping after this much silence; closed after 3x (10 s) */
 } dfnet_transport_limits_t;
 
@@ -241,6 +246,10 @@ typedef struct dfnet_session_stats {
   uint64_t sent_messages;     /* envelopes fully handed to TLS */
   uint64_t received_messages; /* envelopes received (oversized ones included) */
   uint32_t pending_requests;  /* requests waiting for their (last) reply */
+  uint64_t writes;            /* writes handed to TLS (one TLS record up to 16 KiB each):
+                                 small messages queued together share one write, as
+                                 consecutive websocket messages, so this can be fewer
+                                 than sent_messages */
 } dfnet_session_stats_t;
 
 /* Fill *out. Errors: NOT_FOUND (no open session). Any thread. */

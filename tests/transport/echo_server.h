@@ -14,6 +14,7 @@ typedef struct echo_server {
   uint16_t port;
   _Atomic unsigned sessions_opened;
   _Atomic unsigned envelopes;
+  _Atomic dfnet_session_id_t last_session; /* the session last opened */
   char last_peer[80];
   char last_role[80];
 } echo_server_t;

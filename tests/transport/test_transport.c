@@ -324,6 +324,168 @@ static void test_echo_several_connections(void **state) {
   echo_server_stop(&es);
 }
 
+/* ---- batching: many envelopes queued in one service turn ------------------------------- */
+
+typedef struct burst {
+  pump_args_t a; /* its flow: order and content checks of flow_cb */
+  uint32_t count;
+  dfnet_status_t first_error;
+} burst_t;
+
+/* Sizes of the burst: mostly small (batched several to a write), some larger than a
+ * batch (16 KiB), one larger than a fragment (128 KiB) in the middle. */
+static size_t burst_size(uint32_t seq) {
+  if (seq == 1000)
+    return 300u * 1024u;
+  if (seq % 97 == 5)
+    return 20u * 1024u + seq;
+  return seq % 200;
+}
+
+/* On the client's service thread: queue the whole burst in this one callback, so that
+ * the transport writes it out batched. */
+static void burst_issue(void *user) {
+  burst_t *b = user;
+  uint8_t *buf = malloc(300u * 1024u);
+  assert_non_null(buf);
+  for (uint32_t seq = 0; seq < b->count; seq++) {
+    size_t n = burst_size(seq);
+    fill(buf, n, seq);
+    req_ctx_t *rc = malloc(sizeof(*rc));
+    *rc = (req_ctx_t){&b->a.f, seq, n};
+    dfnet_request_opts_t o = {.deadline_ms = 60000, .on_reply = flow_cb, .user = rc};
+    pthread_mutex_lock(&b->a.f.mu);
+    b->a.f.inflight++;
+    pthread_mutex_unlock(&b->a.f.mu);
+    dfnet_status_t st =
+        dfnet_transport_request(b->a.t, b->a.session, call_env("/echo", buf, n, seq), &o, 0, NULL);
+    if (st != DFNET_STATUS_OK) {
+      free(rc);
+      pthread_mutex_lock(&b->a.f.mu);
+      if (b->first_error == DFNET_STATUS_OK)
+        b->first_error = st;
+      b->a.f.bad++;
+      b->a.f.inflight--;
+      b->a.f.done++;
+      pthread_cond_broadcast(&b->a.f.cv);
+      pthread_mutex_unlock(&b->a.f.mu);
+    }
+  }
+  free(buf);
+}
+
+/* Small envelopes queued together go out several to a write, and still arrive as
+ * separate websocket messages (one envelope each), whole and in order, both ways (the
+ * echo server's replies to a burst are batched too). */
+static void test_batched_small_envelopes(void **state) {
+  (void)state;
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  client_t c;
+  client_init(&c, es.port, DFNET_SUBPROTOCOL_CLIENT, "operator", NULL);
+  dfnet_session_id_t s;
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 10000, &s), DFNET_STATUS_OK);
+  for (int i = 0; i < 250 && es.last_session == 0; i++)
+    sleep_ms(20);
+  dfnet_session_id_t server_s = es.last_session;
+  assert_true(server_s != 0);
+
+  static burst_t b;
+  memset(&b, 0, sizeof(b));
+  flow_init(&b.a, c.t, s, 3000);
+  b.count = 3000;
+  assert_int_equal(dfnet_transport_post(c.t, burst_issue, &b), DFNET_STATUS_OK);
+  pthread_mutex_lock(&b.a.f.mu);
+  while (b.a.f.done < b.count)
+    pthread_cond_wait(&b.a.f.cv, &b.a.f.mu);
+  pthread_mutex_unlock(&b.a.f.mu);
+  assert_int_equal(b.first_error, DFNET_STATUS_OK);
+  assert_int_equal(b.a.f.done, 3000);
+  assert_int_equal(b.a.f.bad, 0);
+  assert_int_equal(b.a.f.out_of_order, 0);
+  /* the server decoded exactly one envelope per message sent */
+  assert_int_equal(es.envelopes, 3000);
+
+  dfnet_session_stats_t cst, sst;
+  assert_int_equal(dfnet_transport_session_stats(c.t, s, &cst), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_session_stats(es.t, server_s, &sst), DFNET_STATUS_OK);
+  assert_int_equal(cst.sent_messages, 3000);
+  assert_int_equal(cst.received_messages, 3000);
+  assert_int_equal(sst.received_messages, 3000);
+  assert_int_equal(sst.sent_messages, 3000);
+  /* and they really were batched: far fewer writes than messages, each way */
+  assert_true(cst.writes > 0 && cst.writes * 2 < cst.sent_messages);
+  assert_true(sst.writes > 0 && sst.writes * 2 < sst.sent_messages);
+  dfnet_transport_destroy(c.t);
+  echo_server_stop(&es);
+}
+
+/* Several threads sending on one session at once, without waiting for each other: the
+ * service thread's wake-ups are shared between them (one per batch of work), and no
+ * send is left waiting for a wake-up that never comes. */
+typedef struct sender {
+  pump_args_t a;
+  pthread_t th;
+} sender_t;
+
+static void *send_many(void *arg) {
+  sender_t *sd = arg;
+  pump_args_t *a = &sd->a;
+  uint8_t buf[64];
+  for (uint32_t seq = 0; seq < a->count; seq++) {
+    pthread_mutex_lock(&a->f.mu);
+    while (a->f.inflight >= 64)
+      pthread_cond_wait(&a->f.cv, &a->f.mu);
+    a->f.inflight++;
+    pthread_mutex_unlock(&a->f.mu);
+    size_t n = seq % sizeof(buf);
+    fill(buf, n, seq);
+    req_ctx_t *rc = malloc(sizeof(*rc));
+    *rc = (req_ctx_t){&a->f, seq, n};
+    dfnet_request_opts_t o = {.deadline_ms = 60000, .on_reply = flow_cb, .user = rc};
+    if (dfnet_transport_request(a->t, a->session, call_env("/echo", buf, n, seq), &o,
+                                DFNET_SEND_WAIT, NULL) != DFNET_STATUS_OK) {
+      free(rc);
+      pthread_mutex_lock(&a->f.mu);
+      a->f.bad++;
+      a->f.inflight--;
+      a->f.done++;
+      pthread_mutex_unlock(&a->f.mu);
+    }
+  }
+  pthread_mutex_lock(&a->f.mu);
+  while (a->f.done < a->count)
+    pthread_cond_wait(&a->f.cv, &a->f.mu);
+  pthread_mutex_unlock(&a->f.mu);
+  return NULL;
+}
+
+static void test_threads_share_one_session(void **state) {
+  (void)state;
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  client_t c;
+  client_init(&c, es.port, DFNET_SUBPROTOCOL_CLIENT, "operator", NULL);
+  dfnet_session_id_t s;
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 10000, &s), DFNET_STATUS_OK);
+  enum { N = 4, COUNT = 2000 };
+  static sender_t sd[N];
+  for (int i = 0; i < N; i++)
+    flow_init(&sd[i].a, c.t, s, COUNT);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(pthread_create(&sd[i].th, NULL, send_many, &sd[i]), 0);
+  for (int i = 0; i < N; i++) {
+    pthread_join(sd[i].th, NULL);
+    assert_int_equal(sd[i].a.f.done, COUNT);
+    assert_int_equal(sd[i].a.f.bad, 0);
+    /* each thread's requests keep their order through the queue, the wire and back */
+    assert_int_equal(sd[i].a.f.out_of_order, 0);
+  }
+  assert_int_equal(es.envelopes, N * COUNT);
+  dfnet_transport_destroy(c.t);
+  echo_server_stop(&es);
+}
+
 /* ---- oversized, deadline, stream, cancel, sync ---------------------------------------- */
 
 static void test_oversized_then_carries_on(void **state) {
@@ -822,6 +984,8 @@ int main(void) {
       cmocka_unit_test(test_slow_reader_bounded),
       cmocka_unit_test(test_echo_10000_one_connection),
       cmocka_unit_test(test_echo_several_connections),
+      cmocka_unit_test(test_batched_small_envelopes),
+      cmocka_unit_test(test_threads_share_one_session),
   };
   if (getenv("DFNET_TEST_FILTER"))
     cmocka_set_test_filter(getenv("DFNET_TEST_FILTER"));
