@@ -186,7 +186,9 @@ void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {
   snprintf(a->log, sizeof a->log, "%s/%s.log", f->root, a->name);
   char *argv[] = {"ip", "netns", "exec", a->ns, agent, "--manager", url, "--cert", cert,
                   "--key", key, "--ca", ca, "--name", (char *)a->name, "--sysfs-root", sysfs,
-                  "--no-usb", "--board", board, "--cache-dir", cache, NULL};
+                  "--board", board, "--cache-dir", cache, "--no-usb", NULL};
+  if (a->usb)
+    argv[sizeof argv / sizeof argv[0] - 2] = NULL; /* drop --no-usb */
   a->pid = spawn(a->ns[0] ? argv : argv + 4, a->log);
 }
 
@@ -286,6 +288,11 @@ bool fabric_is_gone(fabric_node_t n, const void *arg) {
   return !n.found;
 }
 
+bool fabric_is_found(fabric_node_t n, const void *arg) {
+  (void)arg;
+  return n.found;
+}
+
 bool fabric_wait_node(dfnet_client_t *c, const char *moniker, fabric_node_pred_t pred,
                       const void *arg, uint32_t ms, fabric_node_t *out) {
   uint64_t end = fabric_now_ms() + ms;
@@ -311,7 +318,8 @@ dfnet_status_t fabric_call(dfnet_client_t *c, const char *target, const char *me
       dfnet_client_call(c, target, method, req, len, &o, &reply, &reply_len, &err);
   if (st == DFNET_STATUS_OK && reply_out != NULL && reply_size > 0) {
     size_t n = reply_len < reply_size - 1 ? reply_len : reply_size - 1;
-    memcpy(reply_out, reply, n);
+    if (n > 0) /* an empty reply has no buffer */
+      memcpy(reply_out, reply, n);
     reply_out[n] = '\0';
   }
   if (st != DFNET_STATUS_OK)

@@ -20,6 +20,7 @@ typedef struct fabric_agent {
   char ns[32];        /* network namespace, "" = none (loopback) */
   char veth_root[16]; /* root-side interface of the veth pair */
   char addr_root[20]; /* the address this agent reaches the manager at */
+  bool usb;           /* enumerate USB (else --no-usb) */
   pid_t pid;
   char log[600];
 } fabric_agent_t;
@@ -64,8 +65,9 @@ void fabric_write_board(fabric_t *f, const char *const *devices);
  * Returns 0 or -1. */
 int fabric_start_manager(fabric_t *f, const char *address, int grace_s);
 
-/* Start a dfnet-host for `a` (its certificate must exist) on the sysfs fixture, the board
- * file and no USB, inside a->ns when set, connecting to a->addr_root. */
+/* Start a dfnet-host for `a` (its certificate must exist) on the sysfs fixture and the
+ * board file, with USB only when a->usb, inside a->ns when set, connecting to
+ * a->addr_root. */
 void fabric_start_agent(fabric_t *f, fabric_agent_t *a);
 
 /* Put `a` in a new network namespace joined to the root one by a veth pair (10.231.x/30;
@@ -97,6 +99,7 @@ typedef bool (*fabric_node_pred_t)(fabric_node_t n, const void *arg);
 bool fabric_is_bound(fabric_node_t n, const void *arg);
 bool fabric_is_offline(fabric_node_t n, const void *arg);
 bool fabric_is_gone(fabric_node_t n, const void *arg);
+bool fabric_is_found(fabric_node_t n, const void *arg);
 
 /* Poll until pred holds (every 100 ms, up to ms). *out (may be NULL) gets the last view. */
 bool fabric_wait_node(dfnet_client_t *c, const char *moniker, fabric_node_pred_t pred,

@@ -142,11 +142,6 @@ static int blocker_cancels(void) {
 
 /* ---- tests -------------------------------------------------------------------------- */
 
-static bool is_found(fabric_node_t n, const void *arg) {
-  (void)arg;
-  return n.found;
-}
-
 static void test_unary(void **state) {
   (void)state;
   char reply[64];
@@ -233,7 +228,8 @@ static void test_calls_to_a_removed_node(void **state) {
   /* The echo driver adds a child it keeps: calls to it go to the echo driver. */
   assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/AddChild",
                                "kid", 3, 5000, reply, sizeof reply), DFNET_STATUS_OK);
-  assert_true(fabric_wait_node(F.op, "dev.lab-c.platform.echo0.kid", is_found, NULL, 5000, NULL));
+  assert_true(fabric_wait_node(F.op, "dev.lab-c.platform.echo0.kid", fabric_is_found, NULL,
+                               5000, NULL));
   assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0.kid", "/dfnet.test.Echo/Echo",
                                "via kid", 7, 5000, reply, sizeof reply), DFNET_STATUS_OK);
   assert_string_equal(reply, "via kid");
