@@ -179,7 +179,10 @@ static void task_final(void *arg);
 
 static void task_start(void *arg) {
   dfnet_driver_t *drv = arg;
+  drv->start_error[0] = '\0';
+  drv->in_start = true;
   dfnet_status_t st = hook_start(drv);
+  drv->in_start = false;
   if (st == DFNET_STATUS_OK) {
     pthread_mutex_lock(&drv->mu);
     drv->started = true;
@@ -190,9 +193,11 @@ static void task_start(void *arg) {
     dh__link_send_status(drv->host, drv->start_id, DFNET_STATUS_OK, NULL);
     return;
   }
+  /* The reason is what the driver said last while starting (spec: the node keeps why it is
+   * unbound), e.g. "0000:00:03.0 is bound to virtio_net, not virtio_rng". */
   char msg[1024];
-  snprintf(msg, sizeof msg, "driver %s failed to start on %s: %s", drv->name, drv->moniker,
-           dfnet_status_str(st));
+  snprintf(msg, sizeof msg, "driver %s failed to start on %s: %s%s%s", drv->name, drv->moniker,
+           dfnet_status_str(st), drv->start_error[0] ? ": " : "", drv->start_error);
   DFNET_LOGW(DRV_SUBSYS, drv->moniker, "%s", msg);
   pthread_mutex_lock(&drv->mu);
   drv->state = DH_DRIVER_STOPPING;
@@ -527,11 +532,22 @@ void dfnet_driver_vlog(const dfnet_driver_t *driver, dfnet_driver_log_level_t le
   dfnet_log_level_t l = (dfnet_log_level_t)level;
   if (level > DFNET_DRIVER_LOG_DEBUG)
     l = DFNET_LOG_DEBUG;
-  if (!dfnet_log_enabled(l))
+  /* A warning or error start logs on its dispatcher becomes the reason of a failed start
+   * (runtime bookkeeping, hence the cast: the driver's view of itself stays const). */
+  bool reason = driver->in_start && level <= DFNET_DRIVER_LOG_WARN &&
+                dfnet_driver_on_dispatcher(driver);
+  if (!dfnet_log_enabled(l) && !reason)
     return;
   char buf[1024];
   vsnprintf(buf, sizeof buf, fmt, ap);
-  dfnet_log(l, driver->name, driver->moniker, "%s", buf);
+  if (reason) { /* cut to fit: a reason, not the whole log line */
+    char *dst = ((dfnet_driver_t *)driver)->start_error;
+    size_t n = strnlen(buf, sizeof driver->start_error - 1);
+    memcpy(dst, buf, n);
+    dst[n] = '\0';
+  }
+  if (dfnet_log_enabled(l))
+    dfnet_log(l, driver->name, driver->moniker, "%s", buf);
 }
 
 void dfnet_driver_log(const dfnet_driver_t *driver, dfnet_driver_log_level_t level,

@@ -116,6 +116,8 @@ struct dfnet_driver {
   pthread_mutex_t mu;    /* state, methods, children, calls list, stop_waiters */
   dh_driver_state_t state;
   bool started;          /* start returned OK */
+  bool in_start;         /* start is running (dispatcher thread only) */
+  char start_error[256]; /* the last warning or error start logged: the failure's reason */
   dh_method_t *methods;
   size_t method_count;
   dh_child_t *children;
