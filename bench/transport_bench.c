@@ -3,13 +3,16 @@
  *   rtt64        p50/p99 round trip of a 64 B envelope over one secure websocket, driven
  *                from the client's service thread (the way the manager and agents use it)
  *   raw-tls      the same exchange of 64 B over a raw mbedTLS TLS 1.2 socket: the floor
- *                (same suite and curve as the transport); also its handshake time
+ *                (same suite and curve as the transport), measured in slices taken in
+ *                turns with rtt64's so that both see the same machine load; also the
+ *                raw handshake time (the floor of "handshake")
  *   inflight16   request/replies per second with 16 requests in flight
  *   mbps64k      MB/s of 64 KiB envelopes echoed (payload bytes sent per second, 4 in flight)
  *   handshake    connect to first reply (TCP + TLS + websocket upgrade + one echo)
  *
  * Usage: transport_bench [SECONDS_PER_FIGURE [FIGURES]]   (default 2, all figures)
- *   FIGURES: a comma-separated subset of hs,rtt,inflight,mbps,raw (for profiling one part)
+ *   FIGURES: a comma-separated subset of hs,rtt,inflight,mbps (for profiling one part;
+ *   rtt includes the raw-TLS floor)
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,7 +36,7 @@
 
 static const char *dir;
 static double seconds = 2.0;
-static const char *figures = "hs,rtt,inflight,mbps,raw";
+static const char *figures = "hs,rtt,inflight,mbps";
 
 static bool want(const char *fig) {
   size_t n = strlen(fig);
@@ -76,6 +79,7 @@ typedef struct run {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool finished;
+  bool inited;
 } run_t;
 
 typedef struct slot {
@@ -140,11 +144,15 @@ static void kick(void *user) {
   }
 }
 
-static void run_it(run_t *r) {
-  pthread_mutex_init(&r->mu, NULL);
-  pthread_cond_init(&r->cv, NULL);
+/* Run r for secs seconds (may be called again on the same r: figures accumulate). */
+static void run_for(run_t *r, double secs) {
+  if (!r->inited) {
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->inited = true;
+  }
   r->finished = false;
-  r->deadline_ns = now_ns() + (uint64_t)(seconds * 1e9);
+  r->deadline_ns = now_ns() + (uint64_t)(secs * 1e9);
   dfnet_transport_post(r->t, kick, r);
   pthread_mutex_lock(&r->mu);
   while (!r->finished)
@@ -214,21 +222,17 @@ static void raw_tls_free(raw_tls_t *r) {
   mbedtls_pk_free(&r->key);
 }
 
-/* Serves connections one after another (handshake, then echo of 64-byte blocks) until
- * the listening socket is shut down. */
-static void *raw_server_main(void *arg) {
-  raw_server_t *rs = arg;
-  raw_tls_t r;
-  raw_tls_init(&r, MBEDTLS_SSL_IS_SERVER, "manager.crt", "manager.key");
-  for (;;) {
-    int fd = accept(rs->lfd, NULL, NULL);
-    if (fd < 0)
-      break;
+static raw_tls_t raw_server_tls;
+
+/* One connection of the raw server: handshake, then echo of 64-byte blocks. */
+static void *raw_conn_main(void *arg) {
+  int fd = (int)(intptr_t)arg;
+  {
     mbedtls_ssl_context ssl;
     mbedtls_net_context cl;
     mbedtls_ssl_init(&ssl);
     mbedtls_net_init(&cl);
-    mbedtls_ssl_setup(&ssl, &r.conf);
+    mbedtls_ssl_setup(&ssl, &raw_server_tls.conf); /* shared, read-only */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     cl.fd = fd;
@@ -251,7 +255,30 @@ static void *raw_server_main(void *arg) {
     mbedtls_ssl_free(&ssl);
     mbedtls_net_free(&cl);
   }
-  raw_tls_free(&r);
+  return NULL;
+}
+
+/* Accepts connections until the listening socket is shut down, each served by its own
+ * thread (the persistent echo connection and the handshake series overlap). */
+static void *raw_server_main(void *arg) {
+  raw_server_t *rs = arg;
+  raw_tls_init(&raw_server_tls, MBEDTLS_SSL_IS_SERVER, "manager.crt", "manager.key");
+  enum { MAXC = 64 };
+  pthread_t th[MAXC];
+  int n = 0;
+  for (;;) {
+    int fd = accept(rs->lfd, NULL, NULL);
+    if (fd < 0)
+      break;
+    if (n == MAXC || pthread_create(&th[n], NULL, raw_conn_main, (void *)(intptr_t)fd) != 0) {
+      close(fd);
+      continue;
+    }
+    n++;
+  }
+  for (int i = 0; i < n; i++)
+    pthread_join(th[i], NULL);
+  raw_tls_free(&raw_server_tls);
   return NULL;
 }
 
@@ -286,61 +313,65 @@ static void raw_connect(raw_tls_t *r, uint16_t port, mbedtls_ssl_context *ssl,
   }
 }
 
-/* The raw mbedTLS floors: 64-byte echo p50/p99, and connect+handshake+first echo p50. */
-static void raw_tls_floor(uint64_t *p50, uint64_t *p99, uint64_t *hs50) {
+/* The raw mbedTLS floor: a server thread, a client connection, and the handshake series. */
+typedef struct raw_floor {
   raw_server_t rs;
-  rs.lfd = socket(AF_INET, SOCK_STREAM, 0);
+  pthread_t th;
+  raw_tls_t r;
+  mbedtls_ssl_context ssl;
+  mbedtls_net_context net;
+  unsigned char buf[64];
+} raw_floor_t;
+
+static void raw_floor_start(raw_floor_t *f) {
+  memset(f, 0, sizeof(*f));
+  f->rs.lfd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t sl = sizeof(sa);
-  bind(rs.lfd, (struct sockaddr *)&sa, sizeof(sa));
-  listen(rs.lfd, 4);
-  getsockname(rs.lfd, (struct sockaddr *)&sa, &sl);
-  rs.port = ntohs(sa.sin_port);
-  pthread_t th;
-  pthread_create(&th, NULL, raw_server_main, &rs);
+  bind(f->rs.lfd, (struct sockaddr *)&sa, sizeof(sa));
+  listen(f->rs.lfd, 4);
+  getsockname(f->rs.lfd, (struct sockaddr *)&sa, &sl);
+  f->rs.port = ntohs(sa.sin_port);
+  pthread_create(&f->th, NULL, raw_server_main, &f->rs);
+  raw_tls_init(&f->r, MBEDTLS_SSL_IS_CLIENT, "operator.crt", "operator.key");
+  raw_connect(&f->r, f->rs.port, &f->ssl, &f->net);
+}
 
-  raw_tls_t r;
-  raw_tls_init(&r, MBEDTLS_SSL_IS_CLIENT, "operator.crt", "operator.key");
+/* One raw connection: connect + handshake + one echo; returns its duration (ns). */
+static uint64_t raw_floor_handshake(raw_floor_t *f) {
   mbedtls_ssl_context ssl;
   mbedtls_net_context net;
   unsigned char buf[64] = {0};
-
-  enum { HS = 21 };
-  uint64_t hs[HS];
-  for (int i = 0; i < HS; i++) {
-    uint64_t t0 = now_ns();
-    raw_connect(&r, rs.port, &ssl, &net);
-    raw_echo(&ssl, buf);
-    hs[i] = now_ns() - t0;
-    mbedtls_ssl_close_notify(&ssl);
-    mbedtls_net_free(&net);
-    mbedtls_ssl_free(&ssl);
-  }
-  qsort(hs, HS, sizeof(hs[0]), cmp_u64);
-  *hs50 = hs[HS / 2];
-
-  raw_connect(&r, rs.port, &ssl, &net);
-  size_t cap = 2000000, n = 0;
-  uint64_t *rtts = malloc(cap * sizeof(*rtts));
-  uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
-  while (n < cap) {
-    uint64_t t0 = now_ns();
-    if (t0 > end)
-      break;
-    raw_echo(&ssl, buf);
-    rtts[n++] = now_ns() - t0;
-  }
+  uint64_t t0 = now_ns();
+  raw_connect(&f->r, f->rs.port, &ssl, &net);
+  raw_echo(&ssl, buf);
+  uint64_t d = now_ns() - t0;
   mbedtls_ssl_close_notify(&ssl);
   mbedtls_net_free(&net);
   mbedtls_ssl_free(&ssl);
-  shutdown(rs.lfd, SHUT_RDWR);
-  pthread_join(th, NULL);
-  close(rs.lfd);
-  qsort(rtts, n, sizeof(*rtts), cmp_u64);
-  *p50 = rtts[n / 2];
-  *p99 = rtts[n * 99 / 100];
-  free(rtts);
-  raw_tls_free(&r);
+  return d;
+}
+
+/* 64-byte echoes for `ns` nanoseconds; round trips appended to rtts[*n..cap). */
+static void raw_floor_slice(raw_floor_t *f, uint64_t ns, uint64_t *rtts, size_t *n, size_t cap) {
+  uint64_t end = now_ns() + ns;
+  while (*n < cap) {
+    uint64_t t0 = now_ns();
+    if (t0 > end)
+      break;
+    raw_echo(&f->ssl, f->buf);
+    rtts[(*n)++] = now_ns() - t0;
+  }
+}
+
+static void raw_floor_stop(raw_floor_t *f) {
+  mbedtls_ssl_close_notify(&f->ssl);
+  mbedtls_net_free(&f->net);
+  mbedtls_ssl_free(&f->ssl);
+  shutdown(f->rs.lfd, SHUT_RDWR);
+  pthread_join(f->th, NULL);
+  close(f->rs.lfd);
+  raw_tls_free(&f->r);
 }
 
 int main(int argc, char **argv) {
@@ -363,11 +394,17 @@ int main(int argc, char **argv) {
     return 1;
 
   printf("transport_bench (loopback, %.1f s per figure)\n", seconds);
+  static raw_floor_t rf;
+  bool use_raw = want("hs") || want("rtt");
+  if (use_raw)
+    raw_floor_start(&rf);
   if (want("hs")) {
-    /* handshake: connect to first reply; "open" is connect to the session being up */
+    /* handshake: connect to first reply; "open" is connect to the session being up. In
+     * turns with a raw mbedTLS connect + handshake + first echo (its floor). */
     enum { HS = 21 };
-    uint64_t hs[HS], op[HS];
+    uint64_t hs[HS], op[HS], rawhs[HS];
     for (int i = 0; i < HS; i++) {
+      rawhs[i] = raw_floor_handshake(&rf);
       dfnet_endpoint_id_t ep;
       dfnet_transport_t *t = client(es.port, &ep);
       uint64_t t0 = now_ns();
@@ -388,9 +425,13 @@ int main(int argc, char **argv) {
     }
     qsort(hs, HS, sizeof(hs[0]), cmp_u64);
     qsort(op, HS, sizeof(op[0]), cmp_u64);
+    qsort(rawhs, HS, sizeof(rawhs[0]), cmp_u64);
     printf("  handshake  p50 %.2f ms  min %.2f ms  max %.2f ms  (target < 7; session open "
            "p50 %.2f ms)\n",
            hs[HS / 2] / 1e6, hs[0] / 1e6, hs[HS - 1] / 1e6, op[HS / 2] / 1e6);
+    printf("  raw-hs     raw mbedTLS connect + handshake + first echo p50 %.2f ms  min %.2f ms "
+           "(the floor; same suite and curve, in turns)\n",
+           rawhs[HS / 2] / 1e6, rawhs[0] / 1e6);
     fflush(stdout);
   }
 
@@ -404,21 +445,37 @@ int main(int argc, char **argv) {
     if (dfnet_transport_wait_session(t, ep, 5000, &s) != DFNET_STATUS_OK)
       return 1;
     if (want("rtt")) {
+      /* The transport's round trips and the raw floor's, in alternating slices, so that
+       * both see the same load from whatever else runs on the machine. */
+      enum { SLICES = 10 };
+      size_t cap = 2000000, nraw = 0;
+      uint64_t *raw = malloc(cap * sizeof(uint64_t));
       run_t r1 = {.t = t, .s = s, .size = 64, .payload = payload, .inflight = 1};
       r1.caprtt = 2000000;
       r1.rtts = malloc(r1.caprtt * sizeof(uint64_t));
-      run_it(&r1);
+      double slice_s = seconds / SLICES;
+      for (int i = 0; i < SLICES; i++) {
+        run_for(&r1, slice_s);
+        raw_floor_slice(&rf, (uint64_t)(slice_s * 1e9), raw, &nraw, cap);
+      }
       qsort(r1.rtts, r1.nrtt, sizeof(uint64_t), cmp_u64);
+      qsort(raw, nraw, sizeof(uint64_t), cmp_u64);
       ws50 = r1.rtts[r1.nrtt / 2];
+      uint64_t raw50 = raw[nraw / 2];
       printf("  rtt64      wss p50 %6.1f us  p99 %6.1f us   (%zu samples)\n", ws50 / 1e3,
              r1.rtts[r1.nrtt * 99 / 100] / 1e3, r1.nrtt);
+      printf("  raw-tls    tls p50 %6.1f us  p99 %6.1f us   (%zu samples; mbedTLS floor, "
+             "same suite and curve, sampled in turns with rtt64)\n",
+             raw50 / 1e3, raw[nraw * 99 / 100] / 1e3, nraw);
+      printf("  ratio      p50 wss/raw %.2f  (target <= 1.30)\n", (double)ws50 / (double)raw50);
       fflush(stdout);
       free(r1.rtts);
+      free(raw);
     }
     if (want("inflight")) {
       run_t r16 = {.t = t, .s = s, .size = 64, .payload = payload, .inflight = 16};
       uint64_t t0 = now_ns();
-      run_it(&r16);
+      run_for(&r16, seconds);
       double rps = (double)r16.done / ((double)(now_ns() - t0) / 1e9);
       printf("  inflight16 %.0f req/s  (target >= 100000)\n", rps);
       fflush(stdout);
@@ -426,7 +483,7 @@ int main(int argc, char **argv) {
     if (want("mbps")) {
       run_t rb = {.t = t, .s = s, .size = sizeof(payload), .payload = payload, .inflight = 4};
       uint64_t t0 = now_ns();
-      run_it(&rb);
+      run_for(&rb, seconds);
       double mbps = (double)rb.bytes / ((double)(now_ns() - t0) / 1e9) / 1e6;
       printf("  mbps64k    %.1f MB/s  (target >= 80)\n", mbps);
       fflush(stdout);
@@ -434,16 +491,9 @@ int main(int argc, char **argv) {
     dfnet_transport_destroy(t);
   }
   echo_server_stop(&es);
+  if (use_raw)
+    raw_floor_stop(&rf);
 
-  if (want("raw")) {
-    uint64_t raw50, raw99, rawhs;
-    raw_tls_floor(&raw50, &raw99, &rawhs);
-    printf("  raw-tls    tls p50 %6.1f us  p99 %6.1f us   (mbedTLS floor; its handshake + "
-           "first echo p50 %.2f ms)\n",
-           raw50 / 1e3, raw99 / 1e3, rawhs / 1e6);
-    if (ws50)
-      printf("  ratio      p50 wss/raw %.2f  (target <= 1.30)\n", (double)ws50 / (double)raw50);
-  }
   char cmd[300];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   if (system(cmd) != 0)

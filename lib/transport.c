@@ -1804,7 +1804,9 @@ static int write_queue(session_t *s, struct lws *wsi, size_t budget) {
     pthread_mutex_unlock(&t->mu);
     if (m == NULL)
       return 0;
-    if (budget == 0)
+    /* out of budget, or the socket is full and lws holds bytes back (it asked for a
+     * writable callback itself): the rest later */
+    if (budget == 0 || lws_partial_buffered(wsi))
       return 1;
     if (nb >= 2) {
       /* several messages, one write: our own frames through LWS_WRITE_RAW */
