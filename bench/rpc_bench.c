@@ -18,6 +18,9 @@
  * with issue 7's targets beside them (end-to-end p50 <= 4x the floor's p50, >= 40,000
  * calls/s with 16 in flight, >= 60 MB/s streaming) and whether each is met.
  *
+ * Beneath the rates: the CPU time the manager, the agent and the driver host spent per
+ * call (per MiB streamed), from /proc/<pid>/stat: less sensitive to other load on the
+ * machine than the rates, so changes to the call path are compared with it.
  * $RPC_BENCH_SECONDS (default 3) is the length of each calls-per-second phase; the
  * processes' pids are printed to stderr (for perf record -p). Prints figures only and
  * never asserts on them; a failed call or a fabric that does not come up ends the run
@@ -135,6 +138,51 @@ static dfnet_client_t *connect_e2e(void) {
   return c;
 }
 
+/* ---- CPU time of the fabric's processes (less sensitive to other load than rates) ---- */
+
+enum { P_MANAGER, P_AGENT, P_DRIVER_HOST, P_COUNT };
+static const char *const proc_names[P_COUNT] = {"manager", "agent", "driver host"};
+static pid_t procs[P_COUNT];
+
+/* utime + stime of `pid` in clock ticks, or 0. */
+static uint64_t cpu_ticks(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')'); /* the name may hold spaces */
+  unsigned long long ut = 0, st = 0;
+  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                          &st) != 2)
+    return 0;
+  return ut + st;
+}
+
+static void cpu_snapshot(uint64_t out[P_COUNT]) {
+  for (int i = 0; i < P_COUNT; i++)
+    out[i] = procs[i] > 0 ? cpu_ticks(procs[i]) : 0;
+}
+
+/* CPU microseconds each process spent per unit of work since `before`. */
+static void cpu_per(const uint64_t before[P_COUNT], double units, double out[P_COUNT]) {
+  uint64_t now[P_COUNT];
+  cpu_snapshot(now);
+  double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK);
+  for (int i = 0; i < P_COUNT; i++)
+    out[i] = units > 0 ? (double)(now[i] - before[i]) * tick_us / units : 0.0;
+}
+
+static void cpu_print(const double per[P_COUNT], const char *unit) {
+  printf("    CPU per %s:", unit);
+  for (int i = 0; i < P_COUNT; i++)
+    printf("%s %s %.1f us", i ? "," : "", proc_names[i], per[i]);
+  printf("\n");
+}
+
 /* ---- unary round trip --------------------------------------------------------------- */
 
 static int cmp_u64(const void *a, const void *b) {
@@ -233,7 +281,8 @@ static void pl_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, co
 /* Keep DEPTH unary calls in flight on each of `clients` connections for `seconds`;
  * returns completed calls per second over that time. */
 static double bench_throughput(dfnet_client_t *(*connect)(void), const char *node,
-                               const char *method, int clients, double seconds) {
+                               const char *method, int clients, double seconds,
+                               double cpu[P_COUNT]) {
   static pipe_state_t p[MAX_CLIENTS];
   for (int i = 0; i < clients; i++) {
     memset(&p[i], 0, sizeof p[i]);
@@ -261,6 +310,8 @@ static double bench_throughput(dfnet_client_t *(*connect)(void), const char *nod
     done0[i] = p[i].done;
     pthread_mutex_unlock(&p[i].mu);
   }
+  uint64_t cpu0[P_COUNT];
+  cpu_snapshot(cpu0);
   struct timespec run = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
   nanosleep(&run, NULL);
   uint64_t total = 0, failed = 0;
@@ -272,6 +323,7 @@ static double bench_throughput(dfnet_client_t *(*connect)(void), const char *nod
     pthread_mutex_unlock(&p[i].mu);
   }
   double s = (now_ns() - t0) / 1e9;
+  cpu_per(cpu0, (double)total, cpu);
   for (int i = 0; i < clients; i++) {
     pthread_mutex_lock(&p[i].mu);
     while (p[i].in_flight > 0)
@@ -321,7 +373,8 @@ static void st_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, co
 }
 
 /* Stream `count` items of `size` bytes from the echo driver; returns MB/s. */
-static double bench_stream(dfnet_client_t *c, uint32_t count, uint32_t size, uint32_t credit) {
+static double bench_stream(dfnet_client_t *c, uint32_t count, uint32_t size, uint32_t credit,
+                           double cpu[P_COUNT]) {
   uint8_t *req = malloc(4 + (size_t)size);
   if (req == NULL)
     die("out of memory");
@@ -330,6 +383,8 @@ static double bench_stream(dfnet_client_t *c, uint32_t count, uint32_t size, uin
   memset(req + 4, 0xc3, size);
   stream_state_t s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
   dfnet_client_call_options_t co = {.deadline_ms = 120000, .credit = credit};
+  uint64_t cpu0[P_COUNT];
+  cpu_snapshot(cpu0);
   uint64_t t0 = now_ns();
   dfnet_client_error_t err;
   dfnet_status_t st = dfnet_client_call_start(c, E2E_NODE, E2E_STREAM, req, 4 + (size_t)size,
@@ -343,6 +398,7 @@ static double bench_stream(dfnet_client_t *c, uint32_t count, uint32_t size, uin
     pthread_cond_wait(&s.cv, &s.mu);
   pthread_mutex_unlock(&s.mu);
   double sec = (now_ns() - t0) / 1e9;
+  cpu_per(cpu0, (double)s.bytes / 1048576.0, cpu);
   if (s.status != DFNET_STATUS_OK || s.messages != count ||
       s.bytes != (uint64_t)count * size)
     die("stream: %s (%s) after %llu of %u items", dfnet_status_str(s.status), s.message,
@@ -359,18 +415,30 @@ static void remove_cert_dir(void) {
     fprintf(stderr, "rpc_bench: cannot remove %s\n", cert_dir);
 }
 
-static void print_pids(void) {
-  char cmd[200];
-  fprintf(stderr, "rpc_bench: pids: manager %ld, agent %ld, driver host ", (long)E.fab.manager,
-          (long)E.agent.pid);
-  fflush(stderr);
-  snprintf(cmd, sizeof cmd, "pgrep -P %ld -d, dfnet-driver >&2 || echo '?' >&2",
+static void find_pids(void) {
+  procs[P_MANAGER] = E.fab.manager;
+  procs[P_AGENT] = E.agent.pid;
+  char path[80];
+  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)E.agent.pid,
            (long)E.agent.pid);
-  if (system(cmd) != 0)
-    fprintf(stderr, "?\n");
+  FILE *f = fopen(path, "r");
+  long child = 0;
+  if (f != NULL && fscanf(f, "%ld", &child) == 1)
+    procs[P_DRIVER_HOST] = (pid_t)child;
+  if (f != NULL)
+    fclose(f);
+  fprintf(stderr, "rpc_bench: pids: manager %ld, agent %ld, driver host %ld\n",
+          (long)procs[P_MANAGER], (long)procs[P_AGENT], (long)procs[P_DRIVER_HOST]);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  /* "rpc_bench stream" / "rpc_bench unary": only that end-to-end phase, for profiling
+   * (perf record -p on the printed pids); the figures then print without targets. */
+  const char *only = argc > 1 ? argv[1] : NULL;
+  if (only != NULL && strcmp(only, "stream") != 0 && strcmp(only, "unary") != 0) {
+    fprintf(stderr, "usage: rpc_bench [stream|unary]\n");
+    return 2;
+  }
   dfnet_log_set_level(DFNET_LOG_WARN);
   signal(SIGPIPE, SIG_IGN);
   /* Outside ctest: the build tree and the fixtures this program was built with. */
@@ -395,7 +463,28 @@ int main(void) {
   /* The fabric: manager, agent, driver host, echo driver. */
   atexit(fabric_down);
   fabric_up();
-  print_pids();
+  find_pids();
+
+  if (only != NULL) {
+    dfnet_client_t *c = connect_e2e();
+    uint32_t n = getenv("RPC_BENCH_STREAM_COUNT")
+                     ? (uint32_t)strtoul(getenv("RPC_BENCH_STREAM_COUNT"), NULL, 10)
+                     : 4096;
+    double cpu[P_COUNT];
+    if (strcmp(only, "stream") == 0) {
+      printf("end to end, streaming %u x 16 KiB, credit %u: %.1f MB/s\n", n, credit,
+             bench_stream(c, n, 16384, credit, cpu));
+      cpu_print(cpu, "MiB");
+    } else {
+      printf("end to end, unary 64 B, 16 in flight x 1 client: %.0f calls/s\n",
+             bench_throughput(connect_e2e, E2E_NODE, E2E_UNARY, 1, seconds, cpu));
+      cpu_print(cpu, "call");
+    }
+    dfnet_client_close(c);
+    ss_stop(peer);
+    fabric_down();
+    return 0;
+  }
 
   dfnet_client_t *fc = connect_floor();
   dfnet_client_t *ec = connect_e2e();
@@ -409,9 +498,10 @@ int main(void) {
   dfnet_client_close(fc);
   ss_stop(peer);
 
-  double cps1 = bench_throughput(connect_e2e, E2E_NODE, E2E_UNARY, 1, seconds);
-  double cps4 = bench_throughput(connect_e2e, E2E_NODE, E2E_UNARY, MAX_CLIENTS, seconds);
-  double mbs = bench_stream(ec, 4096, 16384, credit);
+  double cpu1[P_COUNT], cpu4[P_COUNT], cpus[P_COUNT];
+  double cps1 = bench_throughput(connect_e2e, E2E_NODE, E2E_UNARY, 1, seconds, cpu1);
+  double cps4 = bench_throughput(connect_e2e, E2E_NODE, E2E_UNARY, MAX_CLIENTS, seconds, cpu4);
+  double mbs = bench_stream(ec, 4096, 16384, credit, cpus);
   dfnet_client_close(ec);
 
   double ratio = e2e.p50_us / floor.p50_us;
@@ -425,12 +515,19 @@ int main(void) {
   printf("end to end, unary 64 B, 16 in flight x 1 client:  %8.0f calls/s"
          "   (target >= %.0f: %s)\n",
          cps1, TARGET_CALLS_PER_S, met(cps1 >= TARGET_CALLS_PER_S));
+  cpu_print(cpu1, "call");
   printf("end to end, unary 64 B, 16 in flight x 4 clients: %8.0f calls/s"
          "   (target >= %.0f: %s)\n",
          cps4, TARGET_CALLS_PER_S, met(cps4 >= TARGET_CALLS_PER_S));
+  cpu_print(cpu4, "call");
   printf("end to end, streaming 4096 x 16 KiB, credit %u:   %8.1f MB/s"
          "      (target >= %.0f: %s)\n",
          credit, mbs, TARGET_STREAM_MB_S, met(mbs >= TARGET_STREAM_MB_S));
+  cpu_print(cpus, "MiB");
+  double load[3] = {0};
+  if (getloadavg(load, 3) == 3)
+    printf("load average at the end: %.2f %.2f %.2f (2 cores shared with other work)\n",
+           load[0], load[1], load[2]);
   fabric_down();
   return 0;
 }
