@@ -36,6 +36,8 @@
 #define BATCH_BYTES (16u * 1024u)
 /* A websocket frame header: 2, 4 or 10 bytes, +4 for the client's masking key. */
 #define WS_HDR_MAX 14
+/* Envelopes up to this size are encoded into a per-thread scratch buffer first. */
+#define ENCODE_SCRATCH 4096u
 /* Messages queued on the service thread are held back until the end of the service turn,
  * to go out together, but no more than this many (or bytes): a bound on the delay
  * batching adds, and it lets the peer work on the first ones while we make the rest. */
@@ -899,7 +901,26 @@ static void deadline_fire(lws_sorted_usec_list_t *sul) {
 static dfnet_status_t encode_out(dfnet_envelope_t *env, uint32_t max, outmsg_t **out) {
   size_t len;
   const char *err = NULL;
-  dfnet_status_t st = dfnet_envelope_encoded_size(env, &len, &err);
+  dfnet_status_t st;
+  /* Small envelopes (the common case) are encoded once, into a scratch buffer, and copied:
+   * nanopb's sizing pass costs as much as the encoding itself. */
+  static _Thread_local uint8_t scratch[ENCODE_SCRATCH];
+  if (env->bulk.size < sizeof(scratch)) {
+    st = dfnet_envelope_encode(env, scratch, sizeof(scratch), &len, &err);
+    if (st == DFNET_STATUS_OK && len <= max) {
+      outmsg_t *m = malloc(sizeof(*m) + LWS_PRE + len);
+      if (m == NULL)
+        return DFNET_STATUS_INTERNAL;
+      m->next = NULL;
+      m->len = len;
+      memcpy(m->buf + LWS_PRE, scratch, len);
+      *out = m;
+      return DFNET_STATUS_OK;
+    }
+    /* larger than the scratch, over the bound, or not encodable: the long way, which
+     * logs why */
+  }
+  st = dfnet_envelope_encoded_size(env, &len, &err);
   if (st != DFNET_STATUS_OK) {
     DFNET_LOGW(SUB, NULL, "cannot encode a %s envelope: %s", dfnet_envelope_msg_name(env->pb.which_msg),
                err ? err : "?");
