@@ -17,6 +17,19 @@
 
 #define CALL_SUBSYS "host"
 
+/* The scratch envelope for a member the caller then fills completely, without the
+ * ~34 KiB reset of dfnet_envelope_init(): the encoder reads only pb.id, pb.which_msg, the
+ * active member and bulk (lib/envelope.c), and every other user of a->scratch resets it
+ * first. Calls relay one of these per Call, Reply, Cancel and StreamCredit. */
+static dfnet_envelope_t *env_for(agent_t *a, uint64_t id, pb_size_t which) {
+  dfnet_envelope_t *env = a->scratch;
+  env->pb.id = id;
+  env->pb.which_msg = which;
+  env->bulk.data = NULL;
+  env->bulk.size = 0;
+  return env;
+}
+
 agent_op_t *agent__op_new(agent_t *a, agent_op_kind_t kind, uint64_t host_id) {
   agent_op_t *op = calloc(1, sizeof *op);
   if (op == NULL)
@@ -60,14 +73,10 @@ void agent__reply_call_status(agent_t *a, dfnet_session_id_t session, uint64_t i
                               dfnet_status_t code, const char *message) {
   if (session == 0 || session != a->session)
     return;
-  dfnet_envelope_t *env = a->scratch;
-  dfnet_envelope_init(env);
-  env->pb.id = id;
-  env->pb.which_msg = dfnet_v1_Envelope_reply_tag;
-  env->pb.msg.reply.code = (dfnet_v1_Code)code;
+  dfnet_envelope_t *env = env_for(a, id, dfnet_v1_Envelope_reply_tag);
+  env->pb.msg.reply = (dfnet_v1_Reply){.code = (dfnet_v1_Code)code, .end_of_stream = true};
   agent__strlcpy(env->pb.msg.reply.message, message ? message : "",
                  sizeof env->pb.msg.reply.message);
-  env->pb.msg.reply.end_of_stream = true;
   dfnet_status_t st = dfnet_transport_send(a->t, session, env, 0);
   if (st != DFNET_STATUS_OK)
     DFNET_LOGW(CALL_SUBSYS, a->host_name, "cannot answer call %llu: %s",
@@ -116,10 +125,7 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
   HASH_ADD(hh_peer, a->calls_by_peer, peer_key, sizeof op->peer_key, op);
   op->in_peer_table = true;
 
-  dfnet_envelope_t *fwd = a->scratch;
-  dfnet_envelope_init(fwd);
-  fwd->pb.id = op->local_id;
-  fwd->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  dfnet_envelope_t *fwd = env_for(a, op->local_id, dfnet_v1_Envelope_call_tag);
   fwd->pb.msg.call = *m;
   fwd->bulk = env->bulk;
   dfnet_status_t st = dfnet_supervisor_send(a->sup, op->host_id, fwd);
@@ -146,12 +152,11 @@ void agent__handle_call_control(agent_t *a, dfnet_session_id_t session,
                dfnet_envelope_msg_name(env->pb.which_msg), (unsigned long long)env->pb.id);
     return;
   }
-  dfnet_envelope_t *fwd = a->scratch;
-  dfnet_envelope_init(fwd);
-  fwd->pb = env->pb;
-  fwd->pb.id = op->local_id;
-  fwd->bulk.data = NULL;
-  fwd->bulk.size = 0;
+  dfnet_envelope_t *fwd = env_for(a, op->local_id, env->pb.which_msg);
+  if (env->pb.which_msg == dfnet_v1_Envelope_cancel_tag)
+    fwd->pb.msg.cancel = env->pb.msg.cancel;
+  else
+    fwd->pb.msg.stream_credit = env->pb.msg.stream_credit;
   dfnet_status_t st = dfnet_supervisor_send(a->sup, op->host_id, fwd);
   if (st != DFNET_STATUS_OK)
     DFNET_LOGD(CALL_SUBSYS, a->host_name, "%s for call %llu not delivered: %s",
@@ -164,10 +169,7 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
   if (env->pb.which_msg == dfnet_v1_Envelope_reply_tag) {
     last = env->pb.msg.reply.end_of_stream;
     if (op->session != 0 && op->session == a->session) {
-      dfnet_envelope_t *out = a->scratch;
-      dfnet_envelope_init(out);
-      out->pb.id = op->manager_id;
-      out->pb.which_msg = dfnet_v1_Envelope_reply_tag;
+      dfnet_envelope_t *out = env_for(a, op->manager_id, dfnet_v1_Envelope_reply_tag);
       out->pb.msg.reply = env->pb.msg.reply;
       out->bulk = env->bulk;
       dfnet_status_t st = dfnet_transport_send(a->t, op->session, out, 0);
@@ -176,10 +178,7 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
                    (unsigned long long)op->manager_id, dfnet_status_str(st));
         if (!last && st == DFNET_STATUS_RESOURCE_EXHAUSTED) {
           /* The manager cannot take more: end the call rather than drop replies silently. */
-          dfnet_envelope_t *cancel = a->scratch;
-          dfnet_envelope_init(cancel);
-          cancel->pb.id = op->local_id;
-          cancel->pb.which_msg = dfnet_v1_Envelope_cancel_tag;
+          dfnet_envelope_t *cancel = env_for(a, op->local_id, dfnet_v1_Envelope_cancel_tag);
           agent__strlcpy(cancel->pb.msg.cancel.reason, "manager link congested",
                          sizeof cancel->pb.msg.cancel.reason);
           (void)dfnet_supervisor_send(a->sup, op->host_id, cancel);
@@ -203,10 +202,7 @@ void agent__calls_session_closed(agent_t *a, dfnet_session_id_t session) {
       continue;
     peer_forget(a, op);
     op->session = 0;
-    dfnet_envelope_t *cancel = a->scratch;
-    dfnet_envelope_init(cancel);
-    cancel->pb.id = op->local_id;
-    cancel->pb.which_msg = dfnet_v1_Envelope_cancel_tag;
+    dfnet_envelope_t *cancel = env_for(a, op->local_id, dfnet_v1_Envelope_cancel_tag);
     agent__strlcpy(cancel->pb.msg.cancel.reason, "the manager session closed",
                    sizeof cancel->pb.msg.cancel.reason);
     (void)dfnet_supervisor_send(a->sup, op->host_id, cancel);
