@@ -52,15 +52,20 @@ void dh__host_fini(dh_host_t *host) {
   pthread_mutex_destroy(&host->calls_mu);
 }
 
-dfnet_status_t dh__link_send(dh_host_t *host, uint64_t id, dh_fill_fn fill, void *arg,
-                             const uint8_t *bulk, size_t bulk_len) {
+/* Fill, encode and write one envelope. `reset`: clear the whole envelope first (~34 KiB)
+ * for a fill that sets only some fields of its member; a fill that sets every field of
+ * its member (Reply, Status) skips it, since the encoder reads only pb.id, pb.which_msg,
+ * the active member and bulk (lib/envelope.c). */
+static dfnet_status_t link_send(dh_host_t *host, uint64_t id, dh_fill_fn fill, void *arg,
+                                const uint8_t *bulk, size_t bulk_len, bool reset) {
   dfnet_status_t st;
   const char *err = NULL;
   size_t len = 0;
   if (atomic_load(&host->write_failed))
     return DFNET_STATUS_UNAVAILABLE;
   pthread_mutex_lock(&host->write_mu);
-  dfnet_envelope_init(host->wenv);
+  if (reset)
+    dfnet_envelope_init(host->wenv);
   host->wenv->pb.id = id;
   fill(host->wenv, arg);
   host->wenv->bulk.data = bulk;
@@ -98,6 +103,11 @@ encode_failed:
   return st;
 }
 
+dfnet_status_t dh__link_send(dh_host_t *host, uint64_t id, dh_fill_fn fill, void *arg,
+                             const uint8_t *bulk, size_t bulk_len) {
+  return link_send(host, id, fill, arg, bulk, bulk_len, true);
+}
+
 typedef struct status_args {
   dfnet_status_t code;
   const char *message;
@@ -114,7 +124,7 @@ static void fill_status(dfnet_envelope_t *env, void *arg) {
 dfnet_status_t dh__link_send_status(dh_host_t *host, uint64_t id, dfnet_status_t code,
                                     const char *message) {
   status_args_t a = {code, message};
-  return dh__link_send(host, id, fill_status, &a, NULL, 0);
+  return link_send(host, id, fill_status, &a, NULL, 0, false);
 }
 
 typedef struct reply_args {
@@ -136,7 +146,7 @@ dfnet_status_t dh__link_send_reply(dh_host_t *host, uint64_t id, dfnet_status_t 
                                    const char *message, bool end_of_stream,
                                    const uint8_t *data, size_t len) {
   reply_args_t a = {code, message, end_of_stream};
-  return dh__link_send(host, id, fill_reply, &a, data, len);
+  return link_send(host, id, fill_reply, &a, data, len, false);
 }
 
 void dh__host_queue_reap(dh_host_t *host, dfnet_driver_t *drv) {
