@@ -486,6 +486,98 @@ static void test_threads_share_one_session(void **state) {
   echo_server_stop(&es);
 }
 
+/* ---- the server speaks first; a timer's send goes out without other traffic ------------ */
+
+typedef struct talker {
+  dfnet_transport_t *t;
+  dfnet_session_id_t session;
+  atomic_uint got;       /* envelopes the client received */
+  atomic_uint bad;       /* ... not as expected */
+} talker_t;
+
+static void talker_timer(void *user) {
+  talker_t *tk = user;
+  static dfnet_envelope_t env;
+  dfnet_envelope_init(&env);
+  env.pb.which_msg = dfnet_v1_Envelope_call_tag;
+  snprintf(env.pb.msg.call.method, sizeof(env.pb.msg.call.method), "/from-timer");
+  env.pb.msg.call.credit = 3;
+  assert_int_equal(dfnet_transport_send(tk->t, tk->session, &env, 0), DFNET_STATUS_OK);
+}
+
+/* Server: at session open, send three envelopes at once (they leave right behind the
+ * upgrade response, and may reach the client in the same read), then one more from a
+ * timer 200 ms later. */
+static void talker_open(void *user, const dfnet_session_info_t *info) {
+  talker_t *tk = user;
+  tk->session = info->id;
+  static uint8_t big[20000];
+  static dfnet_envelope_t env;
+  for (uint32_t i = 0; i < 3; i++) {
+    dfnet_envelope_init(&env);
+    env.pb.which_msg = dfnet_v1_Envelope_call_tag;
+    snprintf(env.pb.msg.call.method, sizeof(env.pb.msg.call.method), "/hello");
+    env.pb.msg.call.credit = i;
+    env.bulk.data = big;
+    env.bulk.size = i == 1 ? sizeof(big) : i;
+    assert_int_equal(dfnet_transport_send(tk->t, info->id, &env, 0), DFNET_STATUS_OK);
+  }
+  assert_int_equal(dfnet_transport_timer_start(tk->t, 200, talker_timer, tk, NULL),
+                   DFNET_STATUS_OK);
+}
+
+static void listener_envelope(void *user, dfnet_session_id_t session,
+                              const dfnet_envelope_t *env) {
+  talker_t *tk = user;
+  (void)session;
+  unsigned n = tk->got;
+  bool ok = env->pb.which_msg == dfnet_v1_Envelope_call_tag && env->pb.msg.call.credit == n &&
+            env->bulk.size == (n == 1 ? 20000u : n == 3 ? 0u : n);
+  if (!ok)
+    tk->bad++;
+  tk->got++;
+}
+
+static void test_server_speaks_first(void **state) {
+  (void)state;
+  talker_t server = {0}, client = {0};
+  assert_int_equal(dfnet_transport_create(&server.t), DFNET_STATUS_OK);
+  dfnet_server_config_t scfg = {
+      .bind_address = "127.0.0.1",
+      .cert_file = path("manager.crt"),
+      .key_file = path("manager.key"),
+      .ca_file = path("ca.crt"),
+      .callbacks = {.on_session_open = talker_open},
+      .user = &server,
+  };
+  uint16_t port;
+  assert_int_equal(dfnet_transport_listen(server.t, &scfg, NULL, &port), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_start(server.t), DFNET_STATUS_OK);
+
+  char url[64];
+  snprintf(url, sizeof(url), "wss://127.0.0.1:%u/", port);
+  assert_int_equal(dfnet_transport_create(&client.t), DFNET_STATUS_OK);
+  dfnet_client_config_t ccfg = {
+      .url = url,
+      .subprotocol = DFNET_SUBPROTOCOL_CLIENT,
+      .cert_file = path("operator.crt"),
+      .key_file = path("operator.key"),
+      .ca_file = path("ca.crt"),
+      .callbacks = {.on_envelope = listener_envelope},
+      .user = &client,
+  };
+  assert_int_equal(dfnet_transport_connect(client.t, &ccfg, NULL), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_start(client.t), DFNET_STATUS_OK);
+  /* no other traffic: keepalive is 10 s, so each of these arrives on its own or not at
+   * all within the wait */
+  for (int i = 0; i < 150 && client.got < 4; i++)
+    sleep_ms(20);
+  assert_int_equal(client.got, 4);
+  assert_int_equal(client.bad, 0);
+  dfnet_transport_destroy(client.t);
+  dfnet_transport_destroy(server.t);
+}
+
 /* ---- oversized, deadline, stream, cancel, sync ---------------------------------------- */
 
 static void test_oversized_then_carries_on(void **state) {
@@ -986,6 +1078,7 @@ int main(void) {
       cmocka_unit_test(test_echo_several_connections),
       cmocka_unit_test(test_batched_small_envelopes),
       cmocka_unit_test(test_threads_share_one_session),
+      cmocka_unit_test(test_server_speaks_first),
   };
   if (getenv("DFNET_TEST_FILTER"))
     cmocka_set_test_filter(getenv("DFNET_TEST_FILTER"));
