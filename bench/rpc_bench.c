@@ -21,6 +21,9 @@
  * Beneath the rates: the CPU time the manager, the agent and the driver host spent per
  * call (per MiB streamed), from /proc/<pid>/stat: less sensitive to other load on the
  * machine than the rates, so changes to the call path are compared with it.
+ * To compare two builds of the fabric under the same load, run them alternately:
+ * DFNET_BUILD_DIR may name another tree holding manager/dfnet-manager,
+ * host/agent/dfnet-host, host/driver_host/dfnet-driver-host and tests/drivers/.
  * $RPC_BENCH_SECONDS (default 3) is the length of each calls-per-second phase; the
  * processes' pids are printed to stderr (for perf record -p). Prints figures only and
  * never asserts on them; a failed call or a fabric that does not come up ends the run
