@@ -429,6 +429,12 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   /* asks the client for its certificate; lws+mbedTLS then only *records* the verdict,
    * which lws_cb enforces at the websocket upgrade */
   info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+  /* An IPv4 address must be bound as such: with IPv6 on, lws 4.1 makes an IPv6 socket,
+   * cannot map the IPv4 literal and binds it to every address ("127.0.0.1" was reachable
+   * from the network). */
+  struct in_addr v4;
+  if (cfg->bind_address != NULL && inet_pton(AF_INET, cfg->bind_address, &v4) == 1)
+    info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   ep->vhost = lws_create_vhost(t->ctx, &info);
   if (ep->vhost == NULL) {
     DFNET_LOGE(SUB, NULL, "cannot listen on %s:%u with certificate %s (address in use, or a "

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "testhost/testhost.h"
@@ -541,6 +544,29 @@ static void test_list_nodes_before_any_node(void **state) {
   fixture_free(f);
 }
 
+/* Regression: with IPv6 on, lws bound an IPv4 --listen address to every address, so the
+ * default 127.0.0.1:7443 was reachable from the network. Listening on 127.0.0.2, the
+ * manager must not answer on 127.0.0.3 (the same loopback interface). */
+static int tcp_connect(const char *ip, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, ip, &sa.sin_addr);
+  int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  close(fd);
+  return rc;
+}
+
+static void test_listen_address_is_honoured(void **state) {
+  (void)state;
+  fixture_t *f = fixture_new("listen");
+  assert_int_equal(th_manager_start(&f->mgr, f->state, f->drivers, "--listen", "127.0.0.2:0",
+                                    NULL),
+                   0);
+  assert_int_equal(tcp_connect("127.0.0.2", f->mgr.port), 0);
+  assert_int_not_equal(tcp_connect("127.0.0.3", f->mgr.port), 0);
+  fixture_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_binding_fallback_ambiguity),
@@ -550,6 +576,7 @@ int main(void) {
       cmocka_unit_test(test_composites),
       cmocka_unit_test(test_bad_boot_package_and_bind_why),
       cmocka_unit_test(test_list_nodes_before_any_node),
+      cmocka_unit_test(test_listen_address_is_honoured),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
