@@ -115,9 +115,9 @@ static void fabric_up(void) {
   static const fabric_package_t packages[] = {{"echo", "echo.so", NULL, 1},
                                               {NULL, NULL, NULL, 0}};
   E.agent.name = "lab-r";
+  E.up = true; /* from here on the directory goes at exit, however far this gets */
   if (fabric_init(&E.fab, "rpc-bench", NULL, packages) != 0)
     die("cannot make the fabric's directory, certificates and packages");
-  E.up = true;
   if (fabric_issue(&E.fab, "host", "lab-r") != 0 || fabric_issue(&E.fab, "operator", "op") != 0)
     die("cannot issue certificates");
   const char *board[] = {"echo0:1", NULL};
