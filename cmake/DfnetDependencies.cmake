@@ -38,10 +38,12 @@ file(STRINGS "${DFNET_LWS_PREFIX}/include/lws_config.h" _lws_mbedtls REGEX "#def
 if(NOT _lws_mbedtls)
   message(FATAL_ERROR "${DFNET_LWS_PREFIX} holds a libwebsockets without LWS_WITH_MBEDTLS")
 endif()
-add_library(dfnet::lws INTERFACE IMPORTED)
+# An IMPORTED STATIC target (not a path inside an INTERFACE one), so that CMake puts
+# mbedTLS after libwebsockets.a on every link line, whatever else pulled mbedTLS in first.
+add_library(dfnet::lws STATIC IMPORTED)
+set_target_properties(dfnet::lws PROPERTIES IMPORTED_LOCATION "${LWS_LIBRARY}")
 target_include_directories(dfnet::lws SYSTEM INTERFACE "${DFNET_LWS_PREFIX}/include")
-target_link_libraries(dfnet::lws INTERFACE ${LWS_LIBRARY} dfnet::mbedtls Threads::Threads
-  ${CMAKE_DL_LIBS} m)
+target_link_libraries(dfnet::lws INTERFACE dfnet::mbedtls Threads::Threads ${CMAKE_DL_LIBS} m)
 
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 pkg_check_modules(LIBUSB REQUIRED IMPORTED_TARGET libusb-1.0)

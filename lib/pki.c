@@ -1260,7 +1260,11 @@ static void san_match(int tag, const unsigned char *v, size_t len, void *ctx) {
 }
 
 bool dfnet_pki_cert_matches_host(const dfnet_pki_cert_t *cert, const char *host) {
-  if (cert == NULL || host == NULL || host[0] == '\0')
+  return cert != NULL && dfnet_pki_x509_matches_host(&cert->crt, host);
+}
+
+bool dfnet_pki_x509_matches_host(const mbedtls_x509_crt *crt, const char *host) {
+  if (crt == NULL || host == NULL || host[0] == '\0')
     return false;
   host_match_t m = {.host = host};
   if (inet_pton(AF_INET, host, m.ip) == 1) {
@@ -1270,14 +1274,14 @@ bool dfnet_pki_cert_matches_host(const dfnet_pki_cert_t *cert, const char *host)
     m.host_is_ip = true;
     m.ip_len = 16;
   }
-  if (san_walk(&cert->crt, san_match, &m) != 0)
+  if (san_walk(crt, san_match, &m) != 0)
     return false;
   if (m.matched)
     return true;
   if (m.any_san || m.host_is_ip)
     return false;
   char cn[DFNET_PKI_NAME_MAX + 1];
-  cert_cn(cert, cn);
+  name_copy(&crt->subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), cn);
   return cn[0] != '\0' && strcasecmp(cn, host) == 0;
 }
 

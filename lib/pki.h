@@ -52,6 +52,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <mbedtls/x509_crt.h>
+
 #include "dfnet/status.h"
 
 #ifdef __cplusplus
@@ -258,6 +260,10 @@ dfnet_status_t dfnet_pki_cert_info(const dfnet_pki_cert_t *cert, dfnet_pki_cert_
  * connecting to "127.0.0.1" would never match an iPAddress SAN there. Logs nothing;
  * false for NULL. */
 bool dfnet_pki_cert_matches_host(const dfnet_pki_cert_t *cert, const char *host);
+
+/* The same check on a certificate mbedTLS already parsed (the peer's, from a TLS session:
+ * lib/transport_peer.c), so that dfnet has one hostname check. false for NULL. */
+bool dfnet_pki_x509_matches_host(const mbedtls_x509_crt *crt, const char *host);
 
 /* The certificate's DER bytes (borrowed; valid while cert lives). */
 const uint8_t *dfnet_pki_cert_der(const dfnet_pki_cert_t *cert, size_t *len_out);

@@ -14,6 +14,7 @@
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
 
+#include "lib/pki.h"
 #include "lib/transport.h"
 #include "lib/transport_internal.h"
 
@@ -121,50 +122,8 @@ const char *transport__role_refusal(const char *ou, const char *subprotocol) {
   return "unknown websocket subprotocol";
 }
 
-/* RFC 6125 §6.4.3, restricted: "*" only as the whole leftmost label. */
-static bool dns_match(const char *pattern, size_t plen, const char *host) {
-  size_t hlen = strlen(host);
-  if (plen == hlen && strncasecmp(pattern, host, plen) == 0)
-    return true;
-  if (plen > 2 && pattern[0] == '*' && pattern[1] == '.') {
-    const char *dot = strchr(host, '.');
-    if (dot == NULL || dot == host)
-      return false;
-    size_t rest = hlen - (size_t)(dot - host);
-    return rest == plen - 1 && strncasecmp(pattern + 1, dot, rest) == 0;
-  }
-  return false;
-}
-
 bool transport__peer_matches_host(struct lws *wsi, const char *host) {
-  const mbedtls_x509_crt *crt = lws_tls_peer_mbedtls_crt(wsi, NULL);
-  if (crt == NULL || host == NULL)
-    return false;
-  unsigned char ip[16];
-  size_t ip_len = 0;
-  if (inet_pton(AF_INET, host, ip) == 1)
-    ip_len = 4;
-  else if (inet_pton(AF_INET6, host, ip) == 1)
-    ip_len = 16;
-
-  bool any_san = false;
-  for (const mbedtls_x509_sequence *san = &crt->subject_alt_names; san && san->buf.p;
-       san = san->next) {
-    int tag = san->buf.tag & (MBEDTLS_ASN1_TAG_CLASS_MASK | MBEDTLS_ASN1_TAG_VALUE_MASK);
-    any_san = true;
-    if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && ip_len != 0) { /* iPAddress */
-      if (san->buf.len == ip_len && memcmp(san->buf.p, ip, ip_len) == 0)
-        return true;
-    } else if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && ip_len == 0) { /* dNSName */
-      if (dns_match((const char *)san->buf.p, san->buf.len, host))
-        return true;
-    }
-  }
-  if (any_san)
-    return false;
-  char cn[TRANSPORT__NAME_MAX + 1];
-  if (!name_attr(&crt->subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), cn,
-                 sizeof(cn)))
-    return false;
-  return strcasecmp(cn, host) == 0;
+  /* One hostname check for all of dfnet: lib/pki.c (RFC 6125; IP literals only against
+   * iPAddress SANs). */
+  return dfnet_pki_x509_matches_host(lws_tls_peer_mbedtls_crt(wsi, NULL), host);
 }
