@@ -142,9 +142,11 @@ static bool get_categories(const cJSON *program, driver_manifest_t *m, const cha
   return true;
 }
 
+/* The program block's fields. "config" is the driver's own settings (an object handed to
+ * the driver untouched, as the whole program block is); any other field is a typo. */
 static const char *const known_fields[] = {
     "runner", "binary", "bind", "colocate", "fallback", "default_dispatcher_opts",
-    "host_restart_on_crash", "device_categories", NULL,
+    "host_restart_on_crash", "device_categories", "config", NULL,
 };
 
 static bool check_fields(const cJSON *program, const char *file, char *err, size_t err_size) {
@@ -157,6 +159,12 @@ static bool check_fields(const cJSON *program, const char *file, char *err, size
       snprintf(err, err_size, "%s: program.%s: unknown field", file, e->string);
       return false;
     }
+  }
+  const cJSON *config = cJSON_GetObjectItemCaseSensitive(program, "config");
+  if (config != NULL && !cJSON_IsObject(config)) {
+    snprintf(err, err_size, "%s: program.config: must be an object (the driver's settings)",
+             file);
+    return false;
   }
   const cJSON *runner = cJSON_GetObjectItemCaseSensitive(program, "runner");
   if (runner == NULL) {

@@ -108,7 +108,8 @@ dfnet_status_t drvkit__setting(const dfnet_driver_t *driver, const char *key, co
                                const char *dflt, char *buf, size_t cap) {
   dfnet_status_t st = DFNET_STATUS_OK;
   cJSON *program = cJSON_Parse(dfnet_driver_program_json(driver));
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(program, key);
+  const cJSON *config = cJSON_GetObjectItemCaseSensitive(program, "config");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, key);
   if (v != NULL) {
     st = cJSON_IsString(v) ? copy_out(v->valuestring, buf, cap) : DFNET_STATUS_INVALID_ARGUMENT;
     goto free_program;

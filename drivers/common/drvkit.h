@@ -56,7 +56,7 @@ const char *drvkit__prop_string(const dfnet_driver_t *driver, const char *key);
 bool drvkit__prop_uint(const dfnet_driver_t *driver, uint32_t int_key, const char *str_key,
                        uint32_t *out);
 
-/* A driver setting: the string `key` of the manifest's program block if present, else
+/* A driver setting: the string `key` of the manifest's program.config object if present, else
  * the environment variable `env` (may be NULL) if set and non-empty, else `dflt`.
  * Copied into buf[cap]. Returns OK; INVALID_ARGUMENT (the program block has `key` but
  * not as a string); OUT_OF_RANGE (longer than cap - 1). */

@@ -20,7 +20,8 @@
  *           device (QEMU's virtio-rng gives about 10 KB/s here), so a large Read is slow
  *           but never stuck. The dispatcher never blocks: no allow_sync_calls needed.
  *
- * Settings: the device file is "/dev/hwrng", or the program block's "device", or the
+ * Settings: the device file is "/dev/hwrng", or "device" in the manifest's program.config
+ * object ({"config": {"device": "/dev/hwrng1"}}), or the
  * environment variable DFNET_VIRTIO_RNG_DEVICE (tests point it at other files).
  *
  * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c).

@@ -394,7 +394,7 @@ static void test_no_tty(void **state) {
  * /dev are made here; the tty is the pty. */
 static void start_usb(fixture_t *f, const char *root, const char *ifc_name, dfnet_status_t want) {
   char extra[2048];
-  snprintf(extra, sizeof extra, "{\"sysfs_root\": \"%s/sys\", \"dev_root\": \"%s/dev\"}", root,
+  snprintf(extra, sizeof extra, "{\"config\": {\"sysfs_root\": \"%s/sys\", \"dev_root\": \"%s/dev\"}}", root,
            root);
   hw_prop_t props[] = {
       HW_PROP_INT(DFNET_BIND_PROTOCOL, 0x26),

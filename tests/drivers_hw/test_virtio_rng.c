@@ -139,7 +139,7 @@ static void test_real_hwrng(void **state) {
 /* The fixture's 00:05.0 is the kernel's virtio_rng; the bytes come from /dev/urandom. */
 static void test_fixture_reads(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, "{\"device\": \"/dev/urandom\"}",
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
                            DFNET_STATUS_OK);
   assert_string_equal(hw_child_class(b, MONIKER ".rng"), "rng");
   bytes_t one, two, big;
@@ -157,7 +157,7 @@ static void test_fixture_reads(void **state) {
 
 static void test_bad_requests(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, "{\"device\": \"/dev/urandom\"}",
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
                            DFNET_STATUS_OK);
   bytes_t none;
   char msg[512];
@@ -179,7 +179,7 @@ static void test_bad_requests(void **state) {
 /* 00:03.0 of the fixture is virtio_net: /dev/hwrng is not that function. */
 static void test_not_virtio_rng(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:03.0"), 0x1044, "{\"device\": \"/dev/urandom\"}",
+  hw_bench_t *b = start_on(fixture_fn("0000:00:03.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
                            DFNET_STATUS_FAILED_PRECONDITION);
   assert_log_has(b, "0000:00:03.0 is not the kernel's virtio_rng (virtio2 is bound to virtio_net)");
   /* The reason travels in the start's Status, so the node shows why it is unbound. */
@@ -205,7 +205,7 @@ static void test_no_sysfs_path(void **state) {
 static void test_missing_device_file(void **state) {
   (void)state;
   hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044,
-                           "{\"device\": \"/nonexistent/hwrng\"}", DFNET_STATUS_FAILED_PRECONDITION);
+                           "{\"config\": {\"device\": \"/nonexistent/hwrng\"}}", DFNET_STATUS_FAILED_PRECONDITION);
   assert_log_has(b, "cannot open /nonexistent/hwrng: No such file or directory");
   hw_bench_free(b);
 }

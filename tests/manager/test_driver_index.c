@@ -52,6 +52,10 @@ static const struct manifest_case {
                        "\"device_categories\":[{\"sub\":1}]}}", "program.device_categories"},
     {"unknown_field", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
                       "\"fallbak\":\"true\"}}", "program.fallbak: unknown field"},
+    {"config_object", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+                      "\"config\":{\"device\":\"/dev/hwrng\"}}}", NULL},
+    {"config_not_object", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+                          "\"config\":\"/dev/hwrng\"}}", "program.config: must be an object"},
 };
 
 static void test_manifest_table(void **state) {
