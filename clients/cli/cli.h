@@ -73,6 +73,12 @@ int cli__config_resolve(void);
  * or CLI_EXIT_FAILED (message printed). */
 int cli__connect(dfnet_client_t **out);
 
+/* The start of every command that talks to the manager: cli__parse, then cli__connect.
+ * Returns CLI_EXIT_OK with *out connected (the caller closes it); -1 when --help was given
+ * (help printed; the command exits 0); else the exit code to return (message printed). */
+int cli__begin(int argc, char **argv, const cli_syntax_t *syntax, const char **args,
+               size_t *nargs, dfnet_client_t **out);
+
 /* ---- errors ---- */
 /* "dfnet: <STATUS>: message" on stderr; returns the exit code for it (USAGE for
  * INVALID_ARGUMENT raised locally is chosen by the caller). */

@@ -119,12 +119,10 @@ int cmd_driver_list(int argc, char **argv) {
                             opts, 0, 0, NULL};
   const char *args[1];
   size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
   dfnet_client_driver_list_t *l = NULL;
   dfnet_client_error_t err;
   if (dfnet_client_list_drivers(c, loaded, verbose, NULL, &l, &err) != DFNET_STATUS_OK) {
@@ -163,12 +161,10 @@ int cmd_driver_register(int argc, char **argv) {
       opts, 1, 1, "  PKGDIR   the package directory\n"};
   const char *args[1];
   size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
   char url[256];
   dfnet_client_error_t err;
   if (dfnet_client_driver_register(c, args[0], url, sizeof url, &err) != DFNET_STATUS_OK) {
@@ -193,12 +189,10 @@ static int driver_toggle(int argc, char **argv, bool enable) {
                             NULL, 1, 1, "  URL      the driver's URL\n"};
   const char *args[1];
   size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
   dfnet_client_error_t err;
   dfnet_status_t st = enable ? dfnet_client_driver_enable(c, args[0], &err)
                              : dfnet_client_driver_disable(c, args[0], &err);
@@ -223,12 +217,10 @@ int cmd_driver_restart(int argc, char **argv) {
                             opts, 1, 1, "  URL      the driver's URL\n"};
   const char *args[1];
   size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
   if (!json) {
     printf("Restarting driver hosts containing %s\n", args[0]);
     fflush(stdout);

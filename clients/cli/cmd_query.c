@@ -37,12 +37,10 @@ int cmd_host_list(int argc, char **argv) {
                             opts, 0, 0, NULL};
   const char *args[1];
   size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
   dfnet_client_host_list_t *l = NULL;
   dfnet_client_error_t err;
   if (dfnet_client_list_hosts(c, NULL, &l, &err) != DFNET_STATUS_OK) {
@@ -268,12 +266,10 @@ int cmd_node_dump(int argc, char **argv) {
       opts, 0, 0, NULL};
   const char *args[1];
   size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
   dfnet_client_node_list_t *l = NULL;
   dfnet_client_error_t err;
   if (dfnet_client_list_nodes(c, NULL, false, false, NULL, &l, &err) != DFNET_STATUS_OK) {
@@ -342,12 +338,10 @@ int cmd_composite_list(int argc, char **argv) {
                             opts, 0, 0, NULL};
   const char *args[1];
   size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
   dfnet_client_composite_list_t *l = NULL;
   dfnet_client_error_t err;
   if (dfnet_client_list_composites(c, verbose || json, NULL, &l, &err) != DFNET_STATUS_OK) {
@@ -430,12 +424,10 @@ int cmd_bind_why(int argc, char **argv) {
       "  NODE     the node's moniker\n  DRIVER   a driver URL (default: every driver)\n"};
   const char *args[2] = {NULL, NULL};
   size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
   dfnet_client_bind_trace_list_t *l = NULL;
   dfnet_client_error_t err;
   if (dfnet_client_bind_why(c, args[0], args[1], NULL, &l, &err) != DFNET_STATUS_OK) {

@@ -189,3 +189,11 @@ int cli__connect(dfnet_client_t **out) {
   }
   return CLI_EXIT_OK;
 }
+
+int cli__begin(int argc, char **argv, const cli_syntax_t *syntax, const char **args,
+               size_t *nargs, dfnet_client_t **out) {
+  int rc = cli__parse(argc, argv, syntax, args, nargs);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  return cli__connect(out);
+}
