@@ -23,7 +23,7 @@ static const char *fixture_fn(const char *bdf) {
   static char path[PATH_MAX];
   const char *shared = getenv("DFNET_SHARED_DIR");
   snprintf(path, sizeof path, "%s/fixtures/sysfs-virtio-vm/devices/pci0000:00/%s",
-           shared ? shared : "/work/shared", bdf);
+           shared ? shared : DFNET_SHARED_DIR_DEFAULT, bdf);
   return path;
 }
 

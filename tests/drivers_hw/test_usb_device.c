@@ -53,7 +53,7 @@ static int setup(void **state) {
   char path[PATH_MAX];
   const char *shared = getenv("DFNET_SHARED_DIR");
   snprintf(path, sizeof path, "%s/fixtures/usb/usbkbd.pcap.umockdev",
-           shared ? shared : "/work/shared");
+           shared ? shared : DFNET_SHARED_DIR_DEFAULT);
   GError *error = NULL;
   if (!umockdev_testbed_add_from_file(f->testbed, path, &error)) {
     fprintf(stderr, "umockdev_testbed_add_from_file(%s): %s\n", path,
@@ -223,7 +223,7 @@ static void test_transfer_timeout(void **state) {
   char path[PATH_MAX];
   const char *shared = getenv("DFNET_SHARED_DIR");
   snprintf(path, sizeof path, "%s/fixtures/usb/usbkbd.pcap.pcapng",
-           shared ? shared : "/work/shared");
+           shared ? shared : DFNET_SHARED_DIR_DEFAULT);
   GError *error = NULL;
   assert_true(umockdev_testbed_load_pcap(
       f->testbed, "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3", path, &error));

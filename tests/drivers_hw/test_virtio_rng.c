@@ -32,7 +32,7 @@ static char fixture_fn_path[PATH_MAX];
 static const char *fixture_fn(const char *bdf) {
   const char *shared = getenv("DFNET_SHARED_DIR");
   snprintf(fixture_fn_path, sizeof fixture_fn_path,
-           "%s/fixtures/sysfs-virtio-vm/devices/pci0000:00/%s", shared ? shared : "/work/shared",
+           "%s/fixtures/sysfs-virtio-vm/devices/pci0000:00/%s", shared ? shared : DFNET_SHARED_DIR_DEFAULT,
            bdf);
   return fixture_fn_path;
 }

@@ -170,7 +170,7 @@ static pid_t spawn_agent(uint16_t port, const char *certs, const char *log) {
   snprintf(ca, sizeof ca, "%s/ca.crt", certs);
   snprintf(cache, sizeof cache, "%s/cache", g_dir);
   const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : "/work/shared");
+  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : DFNET_SHARED_DIR_DEFAULT);
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);

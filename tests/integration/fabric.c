@@ -181,7 +181,7 @@ void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {
   snprintf(ca, sizeof ca, "%s/certs/ca.crt", f->root);
   snprintf(board, sizeof board, "%s/board.json", f->root);
   snprintf(cache, sizeof cache, "%s/cache-%s", f->root, a->name);
-  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : "../shared");
+  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : DFNET_SHARED_DIR_DEFAULT);
   snprintf(agent, sizeof agent, "%s/host/agent/dfnet-host", f->build);
   snprintf(a->log, sizeof a->log, "%s/%s.log", f->root, a->name);
   char *argv[] = {"ip", "netns", "exec", a->ns, agent, "--manager", url, "--cert", cert,

@@ -32,7 +32,7 @@ static struct {
 
 static void recording(const char *name, char *buf, size_t cap) {
   const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(buf, cap, "%s/fixtures/usb/%s", shared ? shared : "../shared", name);
+  snprintf(buf, cap, "%s/fixtures/usb/%s", shared ? shared : DFNET_SHARED_DIR_DEFAULT, name);
 }
 
 /* Plug the keyboard: its device record only (the root hub and controller stay). The
