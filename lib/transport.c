@@ -868,6 +868,19 @@ static void deadline_rearm(dfnet_transport_t *t) {
                    (lws_usec_t)(earliest > now ? earliest - now : 0) * 1000 + 1);
 }
 
+/* Take p out of its session's list of pending requests (t->mu held). */
+static void pending_unlink(session_t *s, pending_t *p) {
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    s->p_head = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  else
+    s->p_tail = p->prev;
+  s->p_count--;
+}
+
 static void deadline_fire(lws_sorted_usec_list_t *sul) {
   dfnet_transport_t *t = lws_container_of(sul, dfnet_transport_t, deadline_sul);
   t->deadline_at = 0;
@@ -880,15 +893,7 @@ static void deadline_fire(lws_sorted_usec_list_t *sul) {
       n = p->next;
       if (!p->deadline_ms || p->deadline_ms > now)
         continue;
-      if (p->prev)
-        p->prev->next = p->next;
-      else
-        s->p_head = p->next;
-      if (p->next)
-        p->next->prev = p->prev;
-      else
-        s->p_tail = p->prev;
-      s->p_count--;
+      pending_unlink(s, p);
       p->next = expired;
       expired = p;
     }
@@ -1108,15 +1113,7 @@ static pending_t *pending_take(dfnet_transport_t *t, dfnet_session_id_t sid, uin
     for (pending_t *p = s->p_head; p; p = p->next) {
       if (p->id != id)
         continue;
-      if (p->prev)
-        p->prev->next = p->next;
-      else
-        s->p_head = p->next;
-      if (p->next)
-        p->next->prev = p->prev;
-      else
-        s->p_tail = p->prev;
-      s->p_count--;
+      pending_unlink(s, p);
       found = p;
       break;
     }
