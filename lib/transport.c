@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -20,6 +21,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -147,6 +149,15 @@ typedef struct ttimer {
   void *user;
 } ttimer_t;
 
+/* A file descriptor watched from the service thread (dfnet_transport_watch_fd): lws polls
+ * a dup of it as a raw file; the wsi's opaque user data points here. */
+typedef struct fd_watch {
+  dfnet_transport_t *t;
+  int fd; /* the dup lws owns and closes */
+  dfnet_work_fn fn;
+  void *user;
+} fd_watch_t;
+
 typedef enum work_kind {
   WORK_TIMER_CANCEL,
   WORK_REQUEST_CANCEL,
@@ -165,7 +176,7 @@ typedef struct work {
 struct dfnet_transport {
   struct lws_context *ctx;
   struct lws_vhost *base_vhost;
-  struct lws_protocols base_protocols[2];
+  struct lws_protocols base_protocols[3];
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_t thread;
@@ -315,6 +326,8 @@ dfnet_status_t dfnet_transport_create(dfnet_transport_t **out) {
 
   /* The base vhost carries the protocol that receives lws_cancel_service() wake-ups. */
   t->base_protocols[0] = (struct lws_protocols){.name = "dfnet-internal", .callback = base_cb};
+  /* ... and the one of the file descriptors owners watch (dfnet_transport_watch_fd). */
+  t->base_protocols[1] = (struct lws_protocols){.name = "dfnet-fd", .callback = base_cb};
   memset(&info, 0, sizeof(info));
   info.port = CONTEXT_PORT_NO_LISTEN;
   info.vhost_name = "dfnet-base";
@@ -2056,12 +2069,63 @@ static int base_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   (void)user;
   (void)in;
   (void)len;
-  if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+  fd_watch_t *w;
+  switch (reason) {
+  case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
     dfnet_transport_t *t = lws_context_user(lws_get_context(wsi));
     if (t && !t->destroying)
       drain_inbox(t);
+    break;
+  }
+  case LWS_CALLBACK_RAW_RX_FILE:
+    w = lws_get_opaque_user_data(wsi);
+    if (w != NULL && !w->t->destroying)
+      w->fn(w->user);
+    break;
+  case LWS_CALLBACK_RAW_CLOSE_FILE:
+    w = lws_get_opaque_user_data(wsi);
+    if (w == NULL)
+      break;
+    if (!w->t->destroying)
+      DFNET_LOGW(SUB, NULL, "watched file descriptor %d hung up: no longer watched", w->fd);
+    lws_set_opaque_user_data(wsi, NULL);
+    free(w);
+    break;
+  default:
+    break;
   }
   return 0;
+}
+
+dfnet_status_t dfnet_transport_watch_fd(dfnet_transport_t *t, int fd, dfnet_work_fn fn,
+                                        void *user) {
+  if (t == NULL || fd < 0 || fn == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  if (atomic_load(&t->serviced) && !dfnet_transport_on_service_thread(t))
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  fd_watch_t *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return DFNET_STATUS_INTERNAL;
+  *w = (fd_watch_t){.t = t, .fn = fn, .user = user};
+  w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (w->fd < 0) {
+    DFNET_LOGE(SUB, NULL, "cannot watch file descriptor %d: %s", fd, strerror(errno));
+    free(w);
+    return DFNET_STATUS_INTERNAL;
+  }
+  lws_adopt_desc_t ad = {.vh = t->base_vhost,
+                         .type = LWS_ADOPT_RAW_FILE_DESC,
+                         .fd = {.filefd = w->fd},
+                         .vh_prot_name = "dfnet-fd",
+                         .opaque = w};
+  if (lws_adopt_descriptor_vhost_via_info(&ad) == NULL) {
+    /* lws may or may not have closed the dup by now: leave it rather than risk closing a
+     * descriptor number another thread has since been given. */
+    DFNET_LOGE(SUB, NULL, "cannot watch file descriptor %d: libwebsockets refused it", fd);
+    free(w);
+    return DFNET_STATUS_INTERNAL;
+  }
+  return DFNET_STATUS_OK;
 }
 
 /* ---- The lws callback -------------------------------------------------------------- */

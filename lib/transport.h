@@ -362,6 +362,21 @@ bool dfnet_transport_timer_cancel(dfnet_transport_t *t, dfnet_timer_id_t id);
  * dfnet_transport_timer_start. Any thread. */
 dfnet_status_t dfnet_transport_post(dfnet_transport_t *t, dfnet_work_fn fn, void *user);
 
+/* Watch a file descriptor from the service thread, level-triggered: fn(user) runs on the
+ * service thread on every loop turn that finds fd readable (or in error / hung up), until
+ * the transport is destroyed. fn must consume what made fd readable, or it runs again on
+ * the next turn. It lets an owner with a poll-driven source of its own (the host agent's
+ * driver-host supervisor, an epoll fd) have that source's events on the service thread
+ * without a thread and a post per event. The transport polls a dup(2) of fd and closes
+ * the dup itself; the caller keeps fd and may close it after destroying the transport. A
+ * dup that hangs up without being readable stops being watched (logged once); an epoll fd
+ * never does. Call it on the service thread, or before dfnet_transport_run/start.
+ * Errors: INVALID_ARGUMENT (t or fn NULL, fd < 0); FAILED_PRECONDITION (from another
+ * thread while the service thread runs); INTERNAL (dup(2) failed, memory, or
+ * libwebsockets refused the descriptor). fn is never called after an error. */
+dfnet_status_t dfnet_transport_watch_fd(dfnet_transport_t *t, int fd, dfnet_work_fn fn,
+                                        void *user);
+
 /* Milliseconds of a monotonic clock (CLOCK_MONOTONIC), for owners' own bookkeeping. */
 uint64_t dfnet_transport_now_ms(void);
 

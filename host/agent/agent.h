@@ -157,11 +157,6 @@ typedef struct agent {
   dfnet_envelope_t *scratch;
 
   dfnet_supervisor_t *sup;
-  /* The supervisor's watcher thread (main.c) and the dispatch it waits for. */
-  pthread_mutex_t sup_mu;
-  pthread_cond_t sup_cv;
-  bool sup_dispatched, sup_quit;
-  int sup_quit_fd;
   pthread_mutex_t wake_mu;    /* guards transport_gone against posts from other threads */
   bool transport_gone;     /* a dispatch is queued on the service thread */
 

@@ -18,11 +18,10 @@
  *     and the only thread that touches the agent's state (agent_t, nodes, ops, fetches,
  *     driver hosts). Every transport callback, every supervisor callback and every
  *     enumerator event handler runs there, one at a time.
- *   - The supervisor (host/supervisor/) has no thread: it is driven through its epoll fd.
- *     A small watcher thread of ours poll(2)s that fd; when it is readable it posts one
- *     dfnet_supervisor_dispatch() to the main thread (dfnet_transport_post) and waits
- *     until that dispatch ran before polling again, so the callbacks (driver hosts'
- *     envelopes, exits) run on the main thread, one dispatch in flight at a time.
+ *   - The supervisor (host/supervisor/) has no thread: it is driven through its epoll fd,
+ *     which the transport's loop polls beside its sockets (dfnet_transport_watch_fd).
+ *     When it is readable, dfnet_supervisor_dispatch() runs on the main thread, so the
+ *     callbacks (driver hosts' envelopes, exits) run there, between transport callbacks.
  *   - The USB enumerator's libusb event thread reports hot-plug. The sink copies each
  *     event into the agent's queue (a mutex-protected FIFO, so order is kept) and posts
  *     one drain. PCI and board events go the same way (from main(), before the loop).
@@ -35,13 +34,11 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,52 +72,10 @@ static dfnet_status_t post_guarded(agent_t *a, dfnet_work_fn fn, void *user) {
   return st;
 }
 
+/* The supervisor's epoll fd is readable (watched by the transport): run its callbacks. */
 static void sup_dispatch(void *user) {
   agent_t *a = user;
   dfnet_supervisor_dispatch(a->sup);
-  pthread_mutex_lock(&a->sup_mu);
-  a->sup_dispatched = true;
-  pthread_cond_signal(&a->sup_cv);
-  pthread_mutex_unlock(&a->sup_mu);
-}
-
-/* The supervisor's watcher: poll its epoll fd, post a dispatch, wait for it. */
-static void *sup_watch_thread(void *arg) {
-  agent_t *a = arg;
-  struct pollfd p[2] = {{.fd = dfnet_supervisor_fd(a->sup), .events = POLLIN},
-                        {.fd = a->sup_quit_fd, .events = POLLIN}};
-  for (;;) {
-    int n = poll(p, 2, -1);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 || (p[1].revents & POLLIN) != 0)
-      return NULL;
-    if ((p[0].revents & (POLLIN | POLLERR | POLLHUP)) == 0)
-      continue;
-    pthread_mutex_lock(&a->sup_mu);
-    a->sup_dispatched = false;
-    pthread_mutex_unlock(&a->sup_mu);
-    if (post_guarded(a, sup_dispatch, a) != DFNET_STATUS_OK)
-      return NULL;
-    pthread_mutex_lock(&a->sup_mu);
-    while (!a->sup_dispatched && !a->sup_quit)
-      pthread_cond_wait(&a->sup_cv, &a->sup_mu);
-    bool quit = a->sup_quit;
-    pthread_mutex_unlock(&a->sup_mu);
-    if (quit)
-      return NULL;
-  }
-}
-
-static void sup_watch_stop(agent_t *a, pthread_t thread) {
-  pthread_mutex_lock(&a->sup_mu);
-  a->sup_quit = true;
-  pthread_cond_signal(&a->sup_cv);
-  pthread_mutex_unlock(&a->sup_mu);
-  uint64_t one = 1;
-  ssize_t n = write(a->sup_quit_fd, &one, sizeof one);
-  (void)n;
-  pthread_join(thread, NULL);
 }
 
 static void queue_drain(void *user) {
@@ -457,7 +412,7 @@ static void transport_teardown(agent_t *a) {
 /* Everything after the start-up checks. Returns the exit code. */
 static int run_agent(agent_t *a) {
   int rc = 1;
-  pthread_t sup_thread, sig_thread;
+  pthread_t sig_thread;
   bool sig_thread_started = false;
   if (dfnet_transport_create(&a->t) != DFNET_STATUS_OK)
     return 1;
@@ -478,9 +433,9 @@ static int run_agent(agent_t *a) {
                      dfnet_status_str(st));
     goto destroy_transport;
   }
-  if ((a->sup_quit_fd = eventfd(0, EFD_CLOEXEC)) < 0 ||
-      pthread_create(&sup_thread, NULL, sup_watch_thread, a) != 0) {
-    fprintf(stderr, "dfnet-host: cannot start the supervisor's watcher: %s\n", strerror(errno));
+  st = dfnet_transport_watch_fd(a->t, dfnet_supervisor_fd(a->sup), sup_dispatch, a);
+  if (st != DFNET_STATUS_OK) {
+    fprintf(stderr, "dfnet-host: cannot watch the supervisor: %s\n", dfnet_status_str(st));
     goto free_supervisor;
   }
   if (!start_enumerators(a)) {
@@ -525,7 +480,6 @@ static int run_agent(agent_t *a) {
 stop_enumerators:
   for (size_t i = 0; i < a->enum_count; i++)
     dfnet_enum_stop(a->enums[i]);
-  sup_watch_stop(a, sup_thread);
 free_supervisor:
   transport_teardown(a);
   dfnet_supervisor_free(a->sup);
@@ -556,9 +510,6 @@ int main(int argc, char **argv) {
 
   pthread_mutex_init(&a->queue_mu, NULL);
   pthread_mutex_init(&a->wake_mu, NULL);
-  pthread_mutex_init(&a->sup_mu, NULL);
-  pthread_cond_init(&a->sup_cv, NULL);
-  a->sup_quit_fd = -1;
   a->scratch = agent__envelope_new();
   if (a->scratch == NULL || pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
     fprintf(stderr, "dfnet-host: out of resources at start\n");
@@ -585,8 +536,6 @@ int main(int argc, char **argv) {
   agent__drivers_free(a);
   free(a->pending_exits);
   free(a->scratch);
-  if (a->sup_quit_fd >= 0)
-    close(a->sup_quit_fd);
   close(g_signal_pipe[0]);
   close(g_signal_pipe[1]);
   return rc;
