@@ -2101,7 +2101,7 @@ dfnet_status_t dfnet_transport_watch_fd(dfnet_transport_t *t, int fd, dfnet_work
                                         void *user) {
   if (t == NULL || fd < 0 || fn == NULL)
     return DFNET_STATUS_INVALID_ARGUMENT;
-  if (atomic_load(&t->serviced) && !dfnet_transport_on_service_thread(t))
+  if (!dfnet_transport_on_service_thread(t) && (t->thread_started || atomic_load(&t->serviced)))
     return DFNET_STATUS_FAILED_PRECONDITION;
   fd_watch_t *w = calloc(1, sizeof *w);
   if (w == NULL)

@@ -1058,6 +1058,67 @@ static void test_timers(void **state) {
   dfnet_transport_destroy(t);
 }
 
+/* dfnet_transport_watch_fd: each byte written to a pipe from this thread is read by the
+ * watch function, on the service thread; the caller's fd stays open after destroy. */
+typedef struct watch_probe {
+  dfnet_transport_t *t;
+  int fd;
+  atomic_int bytes;
+  atomic_bool off_thread;
+  dfnet_status_t late_watch; /* dfnet_transport_watch_fd from the service thread */
+} watch_probe_t;
+
+static void on_watched(void *user) {
+  watch_probe_t *w = user;
+  if (!dfnet_transport_on_service_thread(w->t))
+    atomic_store(&w->off_thread, true);
+  char buf[64];
+  ssize_t n = read(w->fd, buf, sizeof buf);
+  if (n > 0)
+    atomic_fetch_add(&w->bytes, (int)n);
+}
+
+static void watch_from_service(void *user) {
+  watch_probe_t *w = user;
+  w->late_watch = dfnet_transport_watch_fd(w->t, -1, on_watched, w);
+}
+
+static void test_watch_fd(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  watch_probe_t w = {.fd = p[0], .late_watch = DFNET_STATUS_OK};
+  assert_int_equal(dfnet_transport_create(&w.t), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_watch_fd(w.t, -1, on_watched, &w),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_transport_watch_fd(w.t, p[0], NULL, &w), DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_transport_watch_fd(w.t, p[0], on_watched, &w), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_start(w.t), DFNET_STATUS_OK);
+  /* from another thread while the loop runs: refused */
+  assert_int_equal(dfnet_transport_watch_fd(w.t, p[0], on_watched, &w),
+                   DFNET_STATUS_FAILED_PRECONDITION);
+  for (int i = 0; i < 50; i++) {
+    assert_int_equal(write(p[1], "x", 1), 1);
+    for (int j = 0; j < 500 && atomic_load(&w.bytes) < i + 1; j++)
+      sleep_ms(1);
+    assert_int_equal(atomic_load(&w.bytes), i + 1);
+  }
+  assert_false(atomic_load(&w.off_thread));
+  assert_int_equal(dfnet_transport_post(w.t, watch_from_service, &w), DFNET_STATUS_OK);
+  for (int j = 0; j < 500 && w.late_watch == DFNET_STATUS_OK; j++)
+    sleep_ms(1);
+  /* on the service thread the call is allowed: only its bad fd is refused */
+  assert_int_equal(w.late_watch, DFNET_STATUS_INVALID_ARGUMENT);
+  dfnet_transport_destroy(w.t);
+  /* the transport closed its dup, not the caller's descriptor */
+  assert_int_equal(write(p[1], "y", 1), 1);
+  char c;
+  assert_int_equal(read(p[0], &c, 1), 1);
+  assert_int_equal(c, 'y');
+  close(p[0]);
+  close(p[1]);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   atexit(kill_live_children);
@@ -1067,6 +1128,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_timers),
+      cmocka_unit_test(test_watch_fd),
       cmocka_unit_test_teardown(test_refusals, restore_stderr),
       cmocka_unit_test(test_client_refuses_wrong_server),
       cmocka_unit_test(test_deadline_stream_cancel),
