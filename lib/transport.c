@@ -200,6 +200,8 @@ struct dfnet_transport {
   bool deadlines_dirty;
 
   atomic_bool wake_pending; /* lws_cancel_service() called, inbox not drained yet */
+  dfnet_work_fn turn_end_fn; /* dfnet_transport_set_turn_end */
+  void *turn_end_user;
 
   /* service thread */
   session_t *flush_head; /* sessions with queued messages to write at the end of this
@@ -647,6 +649,8 @@ dfnet_status_t dfnet_transport_run(dfnet_transport_t *t) {
   while (!atomic_load(&t->stop)) {
     if (lws_service(t->ctx, 0) < 0)
       break;
+    if (t->turn_end_fn != NULL)
+      t->turn_end_fn(t->turn_end_user);
     /* what the callbacks of this turn queued, batched per session */
     flush_all(t);
   }
@@ -2095,6 +2099,17 @@ static int base_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     break;
   }
   return 0;
+}
+
+dfnet_status_t dfnet_transport_set_turn_end(dfnet_transport_t *t, dfnet_work_fn fn,
+                                            void *user) {
+  if (t == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  if (!dfnet_transport_on_service_thread(t) && (t->thread_started || atomic_load(&t->serviced)))
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  t->turn_end_fn = fn;
+  t->turn_end_user = user;
+  return DFNET_STATUS_OK;
 }
 
 dfnet_status_t dfnet_transport_watch_fd(dfnet_transport_t *t, int fd, dfnet_work_fn fn,

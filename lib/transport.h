@@ -377,6 +377,16 @@ dfnet_status_t dfnet_transport_post(dfnet_transport_t *t, dfnet_work_fn fn, void
 dfnet_status_t dfnet_transport_watch_fd(dfnet_transport_t *t, int fd, dfnet_work_fn fn,
                                         void *user);
 
+/* Run fn(user) on the service thread at the end of every turn of its loop: after the
+ * callbacks of the turn (transport callbacks, timers, watched fds), before the messages
+ * they sent are written out. The place for an owner to write out what it held back
+ * during the turn (the host agent uncorks its driver-host supervisor there). One per
+ * transport; fn NULL removes it. Call it on the service thread, or before
+ * dfnet_transport_run/start. Errors: INVALID_ARGUMENT (t NULL); FAILED_PRECONDITION
+ * (from another thread while the service thread runs). */
+dfnet_status_t dfnet_transport_set_turn_end(dfnet_transport_t *t, dfnet_work_fn fn,
+                                            void *user);
+
 /* Milliseconds of a monotonic clock (CLOCK_MONOTONIC), for owners' own bookkeeping. */
 uint64_t dfnet_transport_now_ms(void);
 

@@ -157,6 +157,7 @@ typedef struct agent {
   dfnet_envelope_t *scratch;
 
   dfnet_supervisor_t *sup;
+  bool sup_corked; /* calls of this loop turn wait for its end (main.c turn_end) */
   pthread_mutex_t wake_mu;    /* guards transport_gone against posts from other threads */
   bool transport_gone;     /* a dispatch is queued on the service thread */
 

@@ -30,6 +30,16 @@ static dfnet_envelope_t *env_for(agent_t *a, uint64_t id, pb_size_t which) {
   return env;
 }
 
+/* Relay to a driver host at the end of this loop turn, with the rest of the turn's batch
+ * (main.c turn_end uncorks). Service thread. */
+static dfnet_status_t sup_send_batched(agent_t *a, uint64_t host_id, dfnet_envelope_t *env) {
+  if (!a->sup_corked) {
+    dfnet_supervisor_cork(a->sup);
+    a->sup_corked = true;
+  }
+  return dfnet_supervisor_send(a->sup, host_id, env);
+}
+
 agent_op_t *agent__op_new(agent_t *a, agent_op_kind_t kind, uint64_t host_id) {
   agent_op_t *op = calloc(1, sizeof *op);
   if (op == NULL)
@@ -128,7 +138,7 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
   dfnet_envelope_t *fwd = env_for(a, op->local_id, dfnet_v1_Envelope_call_tag);
   fwd->pb.msg.call = *m;
   fwd->bulk = env->bulk;
-  dfnet_status_t st = dfnet_supervisor_send(a->sup, op->host_id, fwd);
+  dfnet_status_t st = sup_send_batched(a, op->host_id, fwd);
   if (st != DFNET_STATUS_OK) {
     agent__op_free(a, op);
     snprintf(msg, sizeof msg, "the driver host of %s is gone (%s)", m->target,
@@ -157,7 +167,7 @@ void agent__handle_call_control(agent_t *a, dfnet_session_id_t session,
     fwd->pb.msg.cancel = env->pb.msg.cancel;
   else
     fwd->pb.msg.stream_credit = env->pb.msg.stream_credit;
-  dfnet_status_t st = dfnet_supervisor_send(a->sup, op->host_id, fwd);
+  dfnet_status_t st = sup_send_batched(a, op->host_id, fwd);
   if (st != DFNET_STATUS_OK)
     DFNET_LOGD(CALL_SUBSYS, a->host_name, "%s for call %llu not delivered: %s",
                dfnet_envelope_msg_name(env->pb.which_msg), (unsigned long long)env->pb.id,

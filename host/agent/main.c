@@ -22,6 +22,9 @@
  *     which the transport's loop polls beside its sockets (dfnet_transport_watch_fd).
  *     When it is readable, dfnet_supervisor_dispatch() runs on the main thread, so the
  *     callbacks (driver hosts' envelopes, exits) run there, between transport callbacks.
+ *     What a turn of the loop relays to driver hosts (Calls, Cancels, credits) is held
+ *     back (dfnet_supervisor_cork) and written at the end of the turn, one write per
+ *     driver host for the whole batch (dfnet_transport_set_turn_end).
  *   - The USB enumerator's libusb event thread reports hot-plug. The sink copies each
  *     event into the agent's queue (a mutex-protected FIFO, so order is kept) and posts
  *     one drain. PCI and board events go the same way (from main(), before the loop).
@@ -76,6 +79,15 @@ static dfnet_status_t post_guarded(agent_t *a, dfnet_work_fn fn, void *user) {
 static void sup_dispatch(void *user) {
   agent_t *a = user;
   dfnet_supervisor_dispatch(a->sup);
+}
+
+/* The end of a turn of the loop: write what the turn's calls queued for driver hosts. */
+static void turn_end(void *user) {
+  agent_t *a = user;
+  if (a->sup_corked) {
+    a->sup_corked = false;
+    dfnet_supervisor_uncork(a->sup);
+  }
 }
 
 static void queue_drain(void *user) {
@@ -434,6 +446,8 @@ static int run_agent(agent_t *a) {
     goto destroy_transport;
   }
   st = dfnet_transport_watch_fd(a->t, dfnet_supervisor_fd(a->sup), sup_dispatch, a);
+  if (st == DFNET_STATUS_OK)
+    st = dfnet_transport_set_turn_end(a->t, turn_end, a);
   if (st != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-host: cannot watch the supervisor: %s\n", dfnet_status_str(st));
     goto free_supervisor;

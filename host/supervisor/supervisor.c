@@ -22,6 +22,7 @@
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,8 @@
 #define SV_CHILD_FD 3
 #define SV_READ_CHUNK (64u * 1024u)
 #define SV_DEFAULT_GRACE_MS 5000u
+/* Queued frames written by one sendmsg(2) at most (the rest on the next round). */
+#define SV_IOV_MAX 64
 
 typedef enum pend_kind { PEND_CALL, PEND_START, PEND_STOP } pend_kind_t;
 
@@ -84,6 +87,7 @@ struct dfnet_supervisor {
   dfnet_envelope_t *denv; /* dispatch only */
   uint8_t *chunk;         /* dispatch only */
   uint64_t late_frames;
+  bool corked; /* dfnet_supervisor_cork: sends queue, uncork writes them */
 };
 
 /* epoll data: host id << 2 | what */
@@ -124,11 +128,15 @@ static void drop_out_queue(sv_host_t *h) {
   h->out_tail = NULL;
 }
 
-/* Write the out queue without blocking. sup->mu held. */
+/* Write the out queue without blocking, several frames per sendmsg(2). sup->mu held. */
 static void flush_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
   while (h->out_head != NULL && !h->exited) {
-    out_buf_t *b = h->out_head;
-    ssize_t n = send(h->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    struct iovec iov[SV_IOV_MAX];
+    int n_iov = 0;
+    for (out_buf_t *b = h->out_head; b != NULL && n_iov < SV_IOV_MAX; b = b->next)
+      iov[n_iov++] = (struct iovec){.iov_base = b->data + b->off, .iov_len = b->len - b->off};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+    ssize_t n = sendmsg(h->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
@@ -140,13 +148,23 @@ static void flush_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
       }
       break;
     }
-    b->off += (size_t)n;
-    if (b->off < b->len)
-      break;
-    h->out_head = b->next;
-    if (h->out_head == NULL)
+    size_t left = (size_t)n;
+    while (h->out_head != NULL && left >= h->out_head->len - h->out_head->off) {
+      out_buf_t *b = h->out_head;
+      left -= b->len - b->off;
+      h->out_head = b->next;
+      free(b);
+    }
+    if (h->out_head == NULL) {
       h->out_tail = NULL;
-    free(b);
+    } else if (left > 0 || n_iov == SV_IOV_MAX) {
+      h->out_head->off += left;
+      if (n_iov == SV_IOV_MAX && left == 0)
+        continue; /* all taken: the next round */
+      break;      /* the socket is full */
+    } else {
+      break;
+    }
   }
   update_pollout_locked(sup, h);
 }
@@ -575,7 +593,7 @@ dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
   else
     h->out_head = b;
   h->out_tail = b;
-  if (was_empty)
+  if (was_empty && !sup->corked)
     flush_locked(sup, h);
 unlock:
   pthread_mutex_unlock(&sup->mu);
@@ -812,6 +830,23 @@ static void process_events(dfnet_supervisor_t *sup, size_t *delivered) {
         reap_host(sup, h, delivered);
     }
   }
+}
+
+void dfnet_supervisor_cork(dfnet_supervisor_t *sup) {
+  pthread_mutex_lock(&sup->mu);
+  sup->corked = true;
+  pthread_mutex_unlock(&sup->mu);
+}
+
+void dfnet_supervisor_uncork(dfnet_supervisor_t *sup) {
+  pthread_mutex_lock(&sup->mu);
+  if (sup->corked) {
+    sup->corked = false;
+    for (sv_host_t *h = sup->hosts; h != NULL; h = h->next)
+      if (h->out_head != NULL && !h->pollout)
+        flush_locked(sup, h);
+  }
+  pthread_mutex_unlock(&sup->mu);
 }
 
 size_t dfnet_supervisor_dispatch(dfnet_supervisor_t *sup) {

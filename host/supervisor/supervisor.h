@@ -111,6 +111,20 @@ dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id
 dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
                                      dfnet_envelope_t *env);
 
+/* Hold sends back: from now on dfnet_supervisor_send() only queues its frames, until
+ * dfnet_supervisor_uncork() writes everything queued, several frames per sendmsg(2) (the
+ * idea of TCP_CORK, tcp(7)). An owner that sends many envelopes in one turn of its loop
+ * (the agent relaying a batch of Calls) corks at the first and uncorks at the end of the
+ * turn: one write and one wake-up of each driver host instead of one per envelope.
+ * dfnet_supervisor_close() still writes what is queued for that host first. Any thread;
+ * corking twice is the same as once. */
+void dfnet_supervisor_cork(dfnet_supervisor_t *sup);
+
+/* Stop holding sends back and write what was queued (what the socket does not take now
+ * is written by dfnet_supervisor_dispatch() when there is room). Any thread; a no-op when
+ * not corked. */
+void dfnet_supervisor_uncork(dfnet_supervisor_t *sup);
+
 /* Ask a driver host to stop: its link is shut down for writing, it stops its drivers
  * (prepare_stop, stop) and exits; SIGKILL if it is still there after stop_grace_ms.
  * on_exit follows. Returns OK, NOT_FOUND. Idempotent. */

@@ -96,6 +96,40 @@ static void test_echo_unary(void **state) {
   assert_int_equal(dfnet_supervisor_late_frames(h->sup), 0);
 }
 
+/* dfnet_supervisor_cork: while corked nothing reaches the driver host, so no call can be
+ * answered; uncork writes the whole batch and every call is answered, in order. */
+static void test_cork_batches_sends(void **state) {
+  harness_t *h = *state;
+  uint64_t host = h_spawn(h);
+  assert_int_equal(h_start(h, host, ECHO_NODE, h_driver("echo"), NULL, NULL, NULL),
+                   DFNET_STATUS_OK);
+  enum { N = 100 };
+  uint64_t ids[N];
+  dfnet_supervisor_cork(h->sup);
+  dfnet_supervisor_cork(h->sup); /* twice is once */
+  for (int i = 0; i < N; i++) {
+    char text[16];
+    int n = snprintf(text, sizeof text, "call %d", i);
+    ids[i] = h_call(h, host, ECHO_NODE, "/dfnet.test.Echo/Echo", text, (size_t)n, 0, 0);
+  }
+  h_pump(h, 200);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(h_count_finals(h, ids[i]), 0);
+  dfnet_supervisor_uncork(h->sup);
+  dfnet_supervisor_uncork(h->sup); /* a no-op */
+  for (int i = 0; i < N; i++) {
+    rec_t *r = h_final(h, ids[i]);
+    assert_non_null(r);
+    assert_int_equal(r->code, DFNET_STATUS_OK);
+    char text[16];
+    int n = snprintf(text, sizeof text, "call %d", i);
+    assert_int_equal(r->bulk_len, (size_t)n);
+    assert_memory_equal(r->bulk, text, (size_t)n);
+    if (i > 0)
+      assert_true(h_final_index(h, ids[i - 1]) < h_final_index(h, ids[i]));
+  }
+}
+
 static void test_echo_stream_credit(void **state) {
   harness_t *h = *state;
   uint64_t host = h_spawn(h);
@@ -459,6 +493,7 @@ static void test_children(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_echo_unary, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cork_batches_sends, setup, teardown),
       cmocka_unit_test_setup_teardown(test_echo_stream_credit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stop_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_crash_segv, setup, teardown),
