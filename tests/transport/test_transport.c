@@ -1058,7 +1058,7 @@ static void test_timers(void **state) {
   dfnet_transport_destroy(t);
 }
 
-/* dfnet_transport_watch_fd: each byte written to a pipe from this thread is read by the
+/* dfnet_transport_watch_fd and set_turn_end: each byte written to a pipe from this thread is read by the
  * watch function, on the service thread; the caller's fd stays open after destroy. */
 typedef struct watch_probe {
   dfnet_transport_t *t;
@@ -1066,7 +1066,17 @@ typedef struct watch_probe {
   atomic_int bytes;
   atomic_bool off_thread;
   dfnet_status_t late_watch; /* dfnet_transport_watch_fd from the service thread */
+  atomic_int turn_ends;      /* turns that ended after a byte was read */
+  atomic_bool turn_end_off_thread;
 } watch_probe_t;
+
+static void on_turn_end(void *user) {
+  watch_probe_t *w = user;
+  if (!dfnet_transport_on_service_thread(w->t))
+    atomic_store(&w->turn_end_off_thread, true);
+  if (atomic_load(&w->bytes) > 0)
+    atomic_fetch_add(&w->turn_ends, 1);
+}
 
 static void on_watched(void *user) {
   watch_probe_t *w = user;
@@ -1093,7 +1103,12 @@ static void test_watch_fd(void **state) {
                    DFNET_STATUS_INVALID_ARGUMENT);
   assert_int_equal(dfnet_transport_watch_fd(w.t, p[0], NULL, &w), DFNET_STATUS_INVALID_ARGUMENT);
   assert_int_equal(dfnet_transport_watch_fd(w.t, p[0], on_watched, &w), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_set_turn_end(NULL, on_turn_end, &w),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_transport_set_turn_end(w.t, on_turn_end, &w), DFNET_STATUS_OK);
   assert_int_equal(dfnet_transport_start(w.t), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_set_turn_end(w.t, NULL, NULL),
+                   DFNET_STATUS_FAILED_PRECONDITION);
   /* from another thread while the loop runs: refused */
   assert_int_equal(dfnet_transport_watch_fd(w.t, p[0], on_watched, &w),
                    DFNET_STATUS_FAILED_PRECONDITION);
@@ -1104,6 +1119,11 @@ static void test_watch_fd(void **state) {
     assert_int_equal(atomic_load(&w.bytes), i + 1);
   }
   assert_false(atomic_load(&w.off_thread));
+  /* the turn that read a byte ended with the turn-end function, on the service thread */
+  for (int j = 0; j < 500 && atomic_load(&w.turn_ends) == 0; j++)
+    sleep_ms(1);
+  assert_true(atomic_load(&w.turn_ends) > 0);
+  assert_false(atomic_load(&w.turn_end_off_thread));
   assert_int_equal(dfnet_transport_post(w.t, watch_from_service, &w), DFNET_STATUS_OK);
   for (int j = 0; j < 500 && w.late_watch == DFNET_STATUS_OK; j++)
     sleep_ms(1);
