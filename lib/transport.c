@@ -112,6 +112,7 @@ typedef struct session {
   char role_name[TRANSPORT__NAME_MAX + 1];
   char subprotocol[32];
   char peer_address[64];
+  bool tls_resumed; /* the TLS handshake resumed an earlier session */
 } session_t;
 
 struct endpoint {
@@ -1332,6 +1333,7 @@ dfnet_status_t dfnet_transport_session_info(dfnet_transport_t *t, dfnet_session_
     out->endpoint = s->ep->id;
     out->outgoing = s->ep->is_client;
     out->role = s->role;
+    out->tls_resumed = s->tls_resumed;
   }
   pthread_mutex_unlock(&t->mu);
   return st;
@@ -1461,6 +1463,7 @@ static session_t *session_open(endpoint_t *ep, struct lws *wsi, const transport_
   else
     peer_address(wsi, s->peer_address, sizeof(s->peer_address));
   s->last_rx_ms = dfnet_transport_now_ms();
+  s->tls_resumed = lws_tls_session_resumed(wsi) != 0;
 
   int one = 1, fd = lws_get_socket_fd(wsi);
   if (fd >= 0)
@@ -1485,8 +1488,9 @@ static session_t *session_open(endpoint_t *ep, struct lws *wsi, const transport_
   lws_sul_schedule(t->ctx, 0, &s->ka_sul, keepalive_cb,
                    (lws_usec_t)ep->limits.keepalive_ms * 1000);
   s->open = true;
-  DFNET_LOGI(SUB, s->peer_name, "session %llu open: %s role=%s from %s",
-             (unsigned long long)s->id, s->subprotocol, s->role_name, s->peer_address);
+  DFNET_LOGI(SUB, s->peer_name, "session %llu open: %s role=%s from %s%s",
+             (unsigned long long)s->id, s->subprotocol, s->role_name, s->peer_address,
+             s->tls_resumed ? " (TLS session resumed)" : "");
   if (ep->cb.on_session_open) {
     dfnet_session_info_t info = {.id = s->id,
                                  .endpoint = ep->id,
@@ -1495,7 +1499,8 @@ static session_t *session_open(endpoint_t *ep, struct lws *wsi, const transport_
                                  .role_name = s->role_name,
                                  .role = s->role,
                                  .subprotocol = s->subprotocol,
-                                 .peer_address = s->peer_address};
+                                 .peer_address = s->peer_address,
+                                 .tls_resumed = s->tls_resumed};
     ep->cb.on_session_open(ep->user, &info);
   }
   /* other threads see a client's session once its owner has re-announced its state */

@@ -102,6 +102,9 @@ typedef struct dfnet_session_info {
   dfnet_v1_Role role;       /* role_name as the wire enum (ROLE_UNSPECIFIED for "manager") */
   const char *subprotocol;  /* DFNET_SUBPROTOCOL_HOST or DFNET_SUBPROTOCOL_CLIENT */
   const char *peer_address; /* "192.0.2.7:50312" / "[::1]:50312" */
+  bool tls_resumed;         /* the TLS handshake resumed an earlier session of this peer
+                               (RFC 5246 7.3: no certificates exchanged again; the peer
+                               was checked as usual, from the session's certificate) */
 } dfnet_session_info_t;
 
 /* An endpoint's callbacks. All run on the service thread; all are optional (NULL). */

@@ -92,6 +92,12 @@ bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
   if (!name_attr(&crt->subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), peer->cn,
                  sizeof(peer->cn)))
     peer->cn[0] = '\0';
+  /* A resumed TLS session carries the verification result of the handshake that made it:
+   * check the validity period again, for a certificate that expired since. */
+  if (mbedtls_x509_time_is_past(&crt->valid_to))
+    flags |= MBEDTLS_X509_BADCERT_EXPIRED;
+  if (mbedtls_x509_time_is_future(&crt->valid_from))
+    flags |= MBEDTLS_X509_BADCERT_FUTURE;
   if (flags != 0) {
     describe_flags(flags, why, why_cap, peer->cn);
     return false;

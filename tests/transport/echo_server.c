@@ -10,6 +10,8 @@ static void on_open(void *user, const dfnet_session_info_t *info) {
   snprintf(es->last_peer, sizeof(es->last_peer), "%s", info->peer_name);
   snprintf(es->last_role, sizeof(es->last_role), "%s", info->role_name);
   es->last_session = info->id;
+  if (info->tls_resumed)
+    es->sessions_resumed++;
   es->sessions_opened++;
 }
 

@@ -13,6 +13,7 @@ typedef struct echo_server {
   dfnet_transport_t *t;
   uint16_t port;
   _Atomic unsigned sessions_opened;
+  _Atomic unsigned sessions_resumed; /* of those, how many resumed a TLS session */
   _Atomic unsigned envelopes;
   _Atomic dfnet_session_id_t last_session; /* the session last opened */
   char last_peer[80];

@@ -43,14 +43,15 @@ static char *path(const char *name) {
 typedef struct client {
   dfnet_transport_t *t;
   dfnet_endpoint_id_t ep;
-  atomic_uint opened, closed;
+  atomic_uint opened, closed, resumed;
   atomic_int last_close;
   char last_close_msg[128];
 } client_t;
 
 static void c_open(void *user, const dfnet_session_info_t *info) {
   client_t *c = user;
-  (void)info;
+  if (info->tls_resumed)
+    c->resumed++;
   c->opened++;
 }
 
@@ -1058,6 +1059,74 @@ static void test_timers(void **state) {
   dfnet_transport_destroy(t);
 }
 
+static void wait_opened(client_t *c, unsigned n) {
+  for (int i = 0; i < 500 && c->opened < n; i++)
+    sleep_ms(10);
+  assert_int_equal(c->opened, n);
+}
+
+/* A client that reconnects to the same server resumes its TLS session (no certificates,
+ * no ECC), and both ends say so; the peer is still known by its certificate. A new
+ * transport (a new process, say) starts with a full handshake. Many quick rounds: in a
+ * resumed handshake the client's first request can arrive with its Finished, in the same
+ * read (regression: lws left it in the TLS layer, unserviced, and the upgrade hung). */
+static void test_reconnect_resumes_tls_session(void **state) {
+  (void)state;
+  enum { ROUNDS = 200 };
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  client_t c;
+  memset(&c, 0, sizeof c);
+  char url[64];
+  snprintf(url, sizeof url, "wss://127.0.0.1:%u/", es.port);
+  dfnet_client_config_t cfg = {
+      .url = url,
+      .subprotocol = DFNET_SUBPROTOCOL_CLIENT,
+      .cert_file = path("operator.crt"),
+      .key_file = path("operator.key"),
+      .ca_file = path("ca.crt"),
+      .backoff_initial_ms = 1,
+      .backoff_jitter_pct = 0,
+      .callbacks = {.on_session_open = c_open, .on_session_closed = c_closed},
+      .user = &c,
+  };
+  assert_int_equal(dfnet_transport_create(&c.t), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_connect(c.t, &cfg, &c.ep), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_start(c.t), DFNET_STATUS_OK);
+  wait_opened(&c, 1);
+  assert_int_equal(c.resumed, 0);
+  assert_int_equal(es.sessions_resumed, 0);
+  for (unsigned round = 2; round <= ROUNDS + 1; round++) {
+    dfnet_session_id_t s;
+    /* the server drops the connection; the client reconnects (after its backoff) */
+    assert_int_equal(dfnet_transport_session_close(es.t, es.last_session,
+                                                   DFNET_STATUS_UNAVAILABLE, "again"),
+                     DFNET_STATUS_OK);
+    wait_opened(&c, round);
+    assert_int_equal(c.resumed, round - 1);
+    for (int i = 0; i < 200 && es.sessions_opened < round; i++)
+      sleep_ms(10);
+    assert_int_equal(es.sessions_resumed, round - 1);
+    assert_string_equal(es.last_peer, "bob"); /* the CN of operator.crt */
+    assert_string_equal(es.last_role, "operator");
+    rec_t r = REC_INIT;
+    dfnet_request_opts_t o = {.deadline_ms = 5000, .on_reply = rec_cb, .user = &r};
+    assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 5000, &s), DFNET_STATUS_OK);
+    assert_int_equal(dfnet_transport_request(c.t, s, call_env("/echo", NULL, 0, 1), &o, 0, NULL),
+                     DFNET_STATUS_OK);
+    assert_true(rec_wait_lasts(&r, 1, 5000));
+    assert_int_equal(r.status, DFNET_STATUS_OK);
+  }
+  client_t fresh;
+  client_init(&fresh, es.port, DFNET_SUBPROTOCOL_CLIENT, "operator", NULL);
+  wait_opened(&fresh, 1);
+  assert_int_equal(fresh.resumed, 0);
+  dfnet_transport_destroy(fresh.t);
+  dfnet_transport_destroy(c.t);
+  assert_int_equal(es.sessions_resumed, ROUNDS);
+  echo_server_stop(&es);
+}
+
 /* dfnet_transport_watch_fd and set_turn_end: each byte written to a pipe from this thread is read by the
  * watch function, on the service thread; the caller's fd stays open after destroy. */
 typedef struct watch_probe {
@@ -1149,6 +1218,7 @@ int main(void) {
       cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_timers),
       cmocka_unit_test(test_watch_fd),
+      cmocka_unit_test(test_reconnect_resumes_tls_session),
       cmocka_unit_test_teardown(test_refusals, restore_stderr),
       cmocka_unit_test(test_client_refuses_wrong_server),
       cmocka_unit_test(test_deadline_stream_cancel),
