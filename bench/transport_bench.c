@@ -9,7 +9,10 @@
  *   inflight16   request/replies per second with 16 requests in flight
  *   mbps64k      MB/s of 64 KiB envelopes echoed (payload bytes sent per second, 4 in flight),
  *                beside the same over raw mbedTLS (in turns)
- *   handshake    connect to first reply (TCP + TLS + websocket upgrade + one echo)
+ *   handshake    connect to first reply (TCP + TLS + websocket upgrade + one echo): a
+ *                new client, so a full TLS handshake (mutual ECDSA P-256, ECDHE P-256)
+ *   reconnect    the server drops a session; the same client connects again, resuming its
+ *                TLS session (abbreviated handshake), and has its first reply
  *
  * Usage: transport_bench [SECONDS_PER_FIGURE [FIGURES]]   (default 2, all figures)
  *   FIGURES: a comma-separated subset of hs,rtt,inflight,mbps (for profiling one part;
@@ -23,10 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -162,7 +167,8 @@ static void run_for(run_t *r, double secs) {
   pthread_mutex_unlock(&r->mu);
 }
 
-static dfnet_transport_t *client(uint16_t port, dfnet_endpoint_id_t *ep) {
+static dfnet_transport_t *client_backoff(uint16_t port, dfnet_endpoint_id_t *ep,
+                                         uint32_t backoff_ms) {
   dfnet_transport_t *t;
   char url[64];
   snprintf(url, sizeof(url), "wss://127.0.0.1:%u/", port);
@@ -171,11 +177,30 @@ static dfnet_transport_t *client(uint16_t port, dfnet_endpoint_id_t *ep) {
                                .cert_file = p("operator.crt"),
                                .key_file = p("operator.key"),
                                .ca_file = p("ca.crt"),
-                               .backoff_initial_ms = 50};
+                               .backoff_initial_ms = backoff_ms,
+                               .backoff_jitter_pct = 0};
   if (dfnet_transport_create(&t) != DFNET_STATUS_OK ||
       dfnet_transport_connect(t, &cfg, ep) != DFNET_STATUS_OK)
     exit(1);
   return t;
+}
+
+static dfnet_transport_t *client(uint16_t port, dfnet_endpoint_id_t *ep) {
+  return client_backoff(port, ep, 50);
+}
+
+/* One echo of an empty Call on session s; exits on failure. */
+static void echo_once(dfnet_transport_t *t, dfnet_session_id_t s) {
+  dfnet_envelope_t req, reply;
+  void *bulk;
+  dfnet_envelope_init(&req);
+  req.pb.which_msg = dfnet_v1_Envelope_call_tag;
+  dfnet_status_t st = dfnet_transport_request_sync(t, s, &req, 5000, &reply, &bulk);
+  if (st != DFNET_STATUS_OK) {
+    fprintf(stderr, "transport_bench: echo: %s\n", dfnet_status_str(st));
+    exit(1);
+  }
+  free(bulk);
 }
 
 /* ---- raw mbedTLS floor ------------------------------------------------------------------ */
@@ -309,8 +334,11 @@ static void raw_connect(raw_tls_t *r, uint16_t port, mbedtls_ssl_context *ssl,
   int one = 1;
   setsockopt(net->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   mbedtls_ssl_set_bio(ssl, net, mbedtls_net_send, mbedtls_net_recv, NULL);
-  if (mbedtls_ssl_handshake(ssl) != 0) {
-    fprintf(stderr, "bench: raw TLS handshake failed\n");
+  int rc = mbedtls_ssl_handshake(ssl);
+  if (rc != 0) {
+    char text[128];
+    mbedtls_strerror(rc, text, sizeof text);
+    fprintf(stderr, "bench: raw TLS handshake failed: %s (-0x%04x)\n", text, (unsigned)-rc);
     exit(1);
   }
 }
@@ -431,7 +459,7 @@ int main(int argc, char **argv) {
     seconds = 2.0;
   if (argc > 2)
     figures = argv[2];
-  dfnet_log_set_level(DFNET_LOG_WARN);
+  dfnet_log_set_level(getenv("DFNET_BENCH_DEBUG") ? DFNET_LOG_DEBUG : DFNET_LOG_WARN);
   dir = fixture_cert_dir();
   if (dir == NULL)
     return 1;
@@ -463,16 +491,48 @@ int main(int argc, char **argv) {
       if (dfnet_transport_wait_session(t, ep, 5000, &s) != DFNET_STATUS_OK)
         return 1;
       op[i] = now_ns() - t0;
-      dfnet_envelope_t req, reply;
-      void *bulk;
-      dfnet_envelope_init(&req);
-      req.pb.which_msg = dfnet_v1_Envelope_call_tag;
-      if (dfnet_transport_request_sync(t, s, &req, 5000, &reply, &bulk) != DFNET_STATUS_OK)
-        return 1;
+      echo_once(t, s);
       hs[i] = now_ns() - t0;
-      free(bulk);
       dfnet_transport_destroy(t);
     }
+    /* reconnect: the server drops the session; the client (backoff 1 ms) connects again,
+     * resuming its TLS session, and has its first reply. */
+    uint64_t rc[HS];
+    dfnet_endpoint_id_t rep;
+    dfnet_transport_t *rt = client_backoff(es.port, &rep, 1);
+    dfnet_transport_start(rt);
+    dfnet_session_id_t rs;
+    if (dfnet_transport_wait_session(rt, rep, 5000, &rs) != DFNET_STATUS_OK) {
+      fprintf(stderr, "transport_bench: no session\n");
+      return 1;
+    }
+    echo_once(rt, rs);
+    unsigned resumed_before = es.sessions_resumed;
+    for (int i = 0; i < HS; i++) {
+      dfnet_session_id_t old = rs;
+      uint64_t t0 = now_ns();
+      dfnet_status_t st = dfnet_transport_session_close(es.t, es.last_session,
+                                                        DFNET_STATUS_UNAVAILABLE,
+                                                        "bench: reconnect");
+      if (st != DFNET_STATUS_OK) {
+        fprintf(stderr, "transport_bench: close: %s\n", dfnet_status_str(st));
+        return 1;
+      }
+      for (;;) {
+        if (dfnet_transport_wait_session(rt, rep, 5000, &rs) != DFNET_STATUS_OK) {
+          fprintf(stderr, "transport_bench: no session after a reconnect\n");
+          return 1;
+        }
+        if (rs != old)
+          break;
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+      }
+      echo_once(rt, rs);
+      rc[i] = now_ns() - t0;
+    }
+    unsigned resumed = es.sessions_resumed - resumed_before;
+    dfnet_transport_destroy(rt);
     qsort(hs, HS, sizeof(hs[0]), cmp_u64);
     qsort(op, HS, sizeof(op[0]), cmp_u64);
     qsort(rawhs, HS, sizeof(rawhs[0]), cmp_u64);
@@ -482,6 +542,11 @@ int main(int argc, char **argv) {
     printf("  raw-hs     raw mbedTLS connect + handshake + first echo p50 %.2f ms  min %.2f ms "
            "(the floor; same suite and curve, in turns)\n",
            rawhs[HS / 2] / 1e6, rawhs[0] / 1e6);
+    qsort(rc, HS, sizeof(rc[0]), cmp_u64);
+    printf("  reconnect  p50 %.2f ms  min %.2f ms  max %.2f ms  (server drops the session -> "
+           "client back with its first reply; %u of %d TLS sessions resumed; includes the "
+           "1 ms backoff)\n",
+           rc[HS / 2] / 1e6, rc[0] / 1e6, rc[HS - 1] / 1e6, resumed, HS);
     fflush(stdout);
   }
 
