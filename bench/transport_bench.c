@@ -6,6 +6,8 @@
  *                (same suite and curve as the transport), measured in slices taken in
  *                turns with rtt64's so that both see the same machine load; also the
  *                raw handshake time (the floor of "handshake")
+ *                ... and again in a child process confined to one CPU ("one CPU:" lines):
+ *                no cross-CPU wake-ups, so the ratio shows the code's own overhead
  *   inflight16   request/replies per second with 16 requests in flight
  *   mbps64k      MB/s of 64 KiB envelopes echoed (payload bytes sent per second, 4 in flight),
  *                beside the same over raw mbedTLS (in turns)
@@ -22,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,7 +455,36 @@ static void raw_floor_stop(raw_floor_t *f) {
   raw_tls_free(&f->r);
 }
 
+/* rtt64 again in a child process whose threads all run on CPU 0: the same exchange with
+ * no wake-up crossing CPUs, so both sides' figures show the code's own cost rather than
+ * where the scheduler placed four threads on this machine (cross-CPU wake-ups of a VM can
+ * cost more than the whole exchange). */
+static void rtt_on_one_cpu(void) {
+  char cmd[4200], line[512];
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0)
+    return;
+  self[n] = '\0';
+  snprintf(cmd, sizeof cmd, "DFNET_BENCH_ONE_CPU=1 '%s' %.3f rtt", self, seconds);
+  FILE *f = popen(cmd, "r");
+  if (f == NULL)
+    return;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "  ", 2) == 0)
+      printf("  one CPU:%s", line + 1);
+  pclose(f);
+  fflush(stdout);
+}
+
 int main(int argc, char **argv) {
+  if (getenv("DFNET_BENCH_ONE_CPU") != NULL) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0)
+      perror("transport_bench: sched_setaffinity");
+  }
   if (argc > 1)
     seconds = atof(argv[1]);
   if (seconds <= 0)
@@ -586,6 +618,8 @@ int main(int argc, char **argv) {
       fflush(stdout);
       free(r1.rtts);
       free(raw);
+      if (getenv("DFNET_BENCH_ONE_CPU") == NULL && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+        rtt_on_one_cpu();
     }
     if (want("inflight")) {
       run_t r16 = {.t = t, .s = s, .size = 64, .payload = payload, .inflight = 16};
