@@ -990,6 +990,8 @@ static dfnet_status_t enqueue(dfnet_transport_t *t, dfnet_session_id_t id, outms
     }
     if (s->q_bytes == 0 || s->q_bytes + m->len <= s->ep->limits.send_hwm_bytes)
       break;
+    if ((flags & DFNET_SEND_PAST_HWM) && m->len <= DFNET_SEND_PAST_HWM_MAX)
+      break;
     if (!may_wait) {
       pthread_mutex_unlock(&t->mu);
       return DFNET_STATUS_RESOURCE_EXHAUSTED;

@@ -266,7 +266,16 @@ enum {
   /* Wait (block) while the session's send queue is over its high-water mark instead of
    * failing RESOURCE_EXHAUSTED. Ignored (never waits) on the service thread. */
   DFNET_SEND_WAIT = 1u << 0,
+  /* Queue even when the session's send queue is over its high-water mark: for the small
+   * message that ends a call (its final status), which must reach the caller however slow
+   * it reads. Only messages of up to DFNET_SEND_PAST_HWM_MAX bytes may pass; a larger one
+   * is refused RESOURCE_EXHAUSTED as usual. The queue then grows by at most that much per
+   * call the peer has in flight, all of which it sent itself. */
+  DFNET_SEND_PAST_HWM = 1u << 1,
 };
+
+/* The largest encoded message DFNET_SEND_PAST_HWM lets past the high-water mark. */
+#define DFNET_SEND_PAST_HWM_MAX 4096u
 
 /* Send one envelope on a session as it is: env->pb.id is not touched (a reply carries
  * the id of the request it answers; an event carries 0). The envelope is encoded during

@@ -77,7 +77,8 @@ static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id,
   va_start(ap, fmt);
   vsnprintf(w->pb.msg.reply.message, sizeof w->pb.msg.reply.message, fmt, ap);
   va_end(ap);
-  (void)dfnet_transport_send(m->transport, session, w, 0);
+  /* a call always ends: its small final status passes a full send queue */
+  (void)dfnet_transport_send(m->transport, session, w, DFNET_SEND_PAST_HWM);
 }
 
 /* A reply (or the end) of a forwarded call, on the service thread. */
@@ -98,7 +99,15 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
       w->pb.msg.reply = reply->pb.msg.reply;
       w->bulk = reply->bulk;
       dfnet_status_t st = dfnet_transport_send(m->transport, c->key.session, w, 0);
-      if (st != DFNET_STATUS_OK && !last) {
+      if (st == DFNET_STATUS_RESOURCE_EXHAUSTED && last) {
+        /* The last reply does not fit the caller's send queue: end the call all the same. */
+        DFNET_LOGW("calls", NULL, "client session %llu: final reply of call %llu dropped: %s",
+                   (unsigned long long)c->key.session, (unsigned long long)c->key.id,
+                   dfnet_status_str(st));
+        reply_final(m, c->key.session, c->key.id, DFNET_STATUS_RESOURCE_EXHAUSTED,
+                    "the reply did not fit the caller's send queue (the caller reads too "
+                    "slowly)");
+      } else if (st != DFNET_STATUS_OK && !last) {
         /* The client cannot take more (send queue over its mark): end the call rather
          * than let memory grow; the driver learns of it through Cancel. */
         DFNET_LOGW("calls", NULL, "client session %llu: %s; cancelling call %llu",

@@ -87,7 +87,8 @@ void agent__reply_call_status(agent_t *a, dfnet_session_id_t session, uint64_t i
   env->pb.msg.reply = (dfnet_v1_Reply){.code = (dfnet_v1_Code)code, .end_of_stream = true};
   agent__strlcpy(env->pb.msg.reply.message, message ? message : "",
                  sizeof env->pb.msg.reply.message);
-  dfnet_status_t st = dfnet_transport_send(a->t, session, env, 0);
+  /* a call always ends: its small final status passes a full send queue */
+  dfnet_status_t st = dfnet_transport_send(a->t, session, env, DFNET_SEND_PAST_HWM);
   if (st != DFNET_STATUS_OK)
     DFNET_LOGW(CALL_SUBSYS, a->host_name, "cannot answer call %llu: %s",
                (unsigned long long)id, dfnet_status_str(st));
@@ -186,6 +187,10 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
       if (st != DFNET_STATUS_OK) {
         DFNET_LOGW(CALL_SUBSYS, a->host_name, "reply to call %llu lost: %s",
                    (unsigned long long)op->manager_id, dfnet_status_str(st));
+        if (last && st == DFNET_STATUS_RESOURCE_EXHAUSTED)
+          agent__reply_call_status(a, op->session, op->manager_id,
+                                   DFNET_STATUS_RESOURCE_EXHAUSTED,
+                                   "the reply did not fit the manager link's send queue");
         if (!last && st == DFNET_STATUS_RESOURCE_EXHAUSTED) {
           /* The manager cannot take more: end the call rather than drop replies silently. */
           dfnet_envelope_t *cancel = env_for(a, op->local_id, dfnet_v1_Envelope_cancel_tag);

@@ -844,6 +844,17 @@ static void test_slow_reader_bounded(void **state) {
           (unsigned long long)stats.queued_bytes_peak, hwm);
   assert_true(stats.queued_bytes_peak <= hwm);
   assert_true(stats.queued_bytes > 0);
+  /* a call's small final status still gets in line (DFNET_SEND_PAST_HWM); a large message
+   * does not, with the flag or without */
+  dfnet_envelope_t *fin = call_env("/silent", chunk, 3000, 1); /* < DFNET_SEND_PAST_HWM_MAX */
+  dfnet_status_t st = DFNET_STATUS_OK;
+  for (int i = 0; i < 1000000 && st == DFNET_STATUS_OK; i++)
+    st = dfnet_transport_send(c.t, s, fin, 0); /* up to the mark */
+  assert_int_equal(st, DFNET_STATUS_RESOURCE_EXHAUSTED);
+  assert_int_equal(dfnet_transport_send(c.t, s, fin, DFNET_SEND_PAST_HWM), DFNET_STATUS_OK);
+  dfnet_envelope_t *big = call_env("/silent", chunk, DFNET_SEND_PAST_HWM_MAX + 1, 2);
+  assert_int_equal(dfnet_transport_send(c.t, s, big, DFNET_SEND_PAST_HWM),
+                   DFNET_STATUS_RESOURCE_EXHAUSTED);
   kill(ch.pid, SIGCONT);
   dfnet_transport_destroy(c.t);
   reap(&ch);
