@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,24 +291,34 @@ static void *raw_conn_main(void *arg) {
 
 /* Accepts connections until the listening socket is shut down, each served by its own
  * thread (the persistent echo connection and the handshake series overlap). */
+static atomic_int raw_conns; /* connection threads running */
+
+static void *raw_conn_thread(void *arg) {
+  raw_conn_main(arg);
+  atomic_fetch_sub(&raw_conns, 1);
+  return NULL;
+}
+
 static void *raw_server_main(void *arg) {
   raw_server_t *rs = arg;
   raw_tls_init(&raw_server_tls, MBEDTLS_SSL_IS_SERVER, "manager.crt", "manager.key");
-  enum { MAXC = 64 };
-  pthread_t th[MAXC];
-  int n = 0;
   for (;;) {
     int fd = accept(rs->lfd, NULL, NULL);
     if (fd < 0)
       break;
-    if (n == MAXC || pthread_create(&th[n], NULL, raw_conn_main, (void *)(intptr_t)fd) != 0) {
+    pthread_t th;
+    atomic_fetch_add(&raw_conns, 1);
+    if (pthread_create(&th, NULL, raw_conn_thread, (void *)(intptr_t)fd) != 0) {
+      atomic_fetch_sub(&raw_conns, 1);
       close(fd);
       continue;
     }
-    n++;
+    pthread_detach(th);
   }
-  for (int i = 0; i < n; i++)
-    pthread_join(th[i], NULL);
+  while (atomic_load(&raw_conns) > 0) { /* their clients have closed: they are ending */
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
   raw_tls_free(&raw_server_tls);
   return NULL;
 }
