@@ -84,14 +84,22 @@ static dfnet_status_t serial_write(dfnet_client_t *c, const char *target, const 
 
 typedef struct console {
   int wake[2];
+  int ready[2]; /* written once, at the stream's first item (the port's stream is in place) */
+  bool got_item;
   dfnet_status_t status;
   char message[512];
   bool ended;
 } console_t;
 
 static void console_data(void *user, dfnet_client_call_id_t id, const uint8_t *msg, size_t len) {
-  (void)user;
+  console_t *k = user;
   (void)id;
+  if (!k->got_item) {
+    k->got_item = true;
+    char b = 'r';
+    ssize_t w = write(k->ready[1], &b, 1);
+    (void)w;
+  }
   const uint8_t *data = NULL;
   size_t n = 0;
   if (cli__pb_find_bytes(msg, len, 1, &data, &n) > 0) /* Data.data */
@@ -155,6 +163,11 @@ int cmd_serial_console(int argc, char **argv) {
   bool line_start = true, tilde = false, quit = false, eof = false;
   if (pipe(k.wake) != 0)
     return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
+  if (pipe(k.ready) != 0) {
+    close(k.wake[0]);
+    close(k.wake[1]);
+    return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
+  }
   dfnet_client_t *c = NULL;
   dfnet_client_call_id_t sub = 0;
   if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
@@ -166,6 +179,19 @@ int cmd_serial_console(int argc, char **argv) {
   if (st != DFNET_STATUS_OK) {
     rc = cli__fail(st, "cannot subscribe to %s", args[0]);
     goto connected;
+  }
+  /* The port's first item says the stream is in place: from then on nothing the board
+   * prints is missed. Wait for it (or the stream's end) before saying "connected". */
+  struct pollfd ready[2] = {{.fd = k.ready[0], .events = POLLIN},
+                            {.fd = k.wake[0], .events = POLLIN}};
+  int waited;
+  do
+    waited = poll(ready, 2, 10000);
+  while (waited < 0 && errno == EINTR);
+  if (waited == 0) {
+    rc = cli__fail(DFNET_STATUS_DEADLINE_EXCEEDED, "%s did not start its stream in 10 s",
+                   args[0]);
+    goto subscribed;
   }
   console_wake = k.wake[1];
   struct sigaction sa = {.sa_handler = console_on_signal};
@@ -227,6 +253,8 @@ connected:
 piped:
   close(k.wake[0]);
   close(k.wake[1]);
+  close(k.ready[0]);
+  close(k.ready[1]);
   return rc;
 }
 

@@ -14,8 +14,9 @@
  * the default dispatcher (no allow_sync_calls: nothing here blocks it):
  *  - Read takes from the Read buffer at once, or parks (with a timer task and a cancel
  *    callback, both naming the Read by id, never by pointer) until task_flush serves it.
- *  - Subscribe registers a stream; task_flush sends what its buffer holds, 4 KiB a
- *    Data item. The caller's credit window is honoured by dfnet_call_send: with no room
+ *  - Subscribe registers a stream and sends it an empty Data item at once (the stream is
+ *    in place: what the port receives from then on reaches it); task_flush sends what its
+ *    buffer holds, 4 KiB a Data item. The caller's credit window is honoured by dfnet_call_send: with no room
  *    it returns RESOURCE_EXHAUSTED at once, the item is kept, and a flush is retried
  *    10 ms later. The data keeps accumulating (bounded) meanwhile.
  *  - Write writes what the non-blocking tty takes and retries every 5 ms for the rest,
@@ -316,6 +317,8 @@ static void stream_cancelled(void *ctx, dfnet_call_t *call, dfnet_status_t why, 
   (void)dfnet_call_reply(call, why, NULL, NULL, 0);
 }
 
+static bool stream_flush(serial_t *s, stream_t *st, bool *window_full);
+
 /* /dfnet.hw.serial.Serial/Subscribe */
 static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
   serial_t *s = ctx;
@@ -347,6 +350,16 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
   pthread_mutex_unlock(&s->mu);
   dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_DEBUG, "stream %llu subscribed (%s)",
                    (unsigned long long)st->id, dfnet_call_caller(call));
+  /* The first item, empty (an empty Data encodes to no bytes): the stream is in place. */
+  st->held = malloc(1);
+  st->held_len = 0;
+  bool window_full = false;
+  if (st->held != NULL)
+    (void)stream_flush(s, st, &window_full);
+  if (window_full && !s->flush_retry_posted &&
+      dfnet_driver_post(s->driver, SERIAL_FLUSH_RETRY_MS, task_flush, (void *)1) ==
+          DFNET_STATUS_OK)
+    s->flush_retry_posted = true;
 }
 
 /* Encode the next Data item of the stream into st->held (from its buffer). False when
