@@ -41,10 +41,9 @@
 /* Envelopes up to this size are encoded into a per-thread scratch buffer first. */
 #define ENCODE_SCRATCH 4096u
 /* Messages queued on the service thread are held back until the end of the service turn,
- * to go out together, but no more than this many (or bytes): a bound on the delay
- * batching adds, and it lets the peer work on the first ones while we make the rest. */
-#define FLUSH_MESSAGES 4u
-#define FLUSH_BYTES (4u * 1024u)
+ * to go out together, but no more than limits.batch_messages of them (or that many KiB):
+ * a bound on the delay batching adds, and it lets the peer work on the first ones while
+ * we make the rest. */
 
 /* ---- Types ------------------------------------------------------------------------- */
 
@@ -276,6 +275,10 @@ static void limits_resolve(const dfnet_transport_limits_t *in, dfnet_transport_l
     out->fragment_bytes = DFNET_TRANSPORT_FRAGMENT_DEFAULT;
   if (!out->keepalive_ms)
     out->keepalive_ms = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT;
+  if (!out->batch_messages)
+    out->batch_messages = DFNET_TRANSPORT_BATCH_MESSAGES_DEFAULT;
+  if (out->batch_messages > BATCH_BYTES / 1024u)
+    out->batch_messages = BATCH_BYTES / 1024u;
 }
 
 /* t->mu held. */
@@ -1986,7 +1989,8 @@ static void flush_mark(session_t *s, size_t len) {
   dfnet_transport_t *t = s->t;
   s->unflushed++;
   s->unflushed_bytes += len;
-  if (s->unflushed >= FLUSH_MESSAGES || s->unflushed_bytes >= FLUSH_BYTES) {
+  uint32_t batch = s->ep->limits.batch_messages;
+  if (s->unflushed >= batch || s->unflushed_bytes >= (size_t)batch * 1024u) {
     /* enough held back: write now, so that the peer can start on these while we go on
      * (two sides working at once beat one batch per turn that leaves the peer idle) */
     flush_unlink(s);

@@ -80,6 +80,7 @@ extern "C" {
 /* 128 KiB: a 64 KiB payload with its envelope goes out in one write, not two */
 #define DFNET_TRANSPORT_FRAGMENT_DEFAULT (128u * 1024u)             /* 128 KiB */
 #define DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT 10000u                  /* 10 s */
+#define DFNET_TRANSPORT_BATCH_MESSAGES_DEFAULT 4u
 
 /* A session: one authenticated connection. 0 is "no session". Never reused. */
 typedef uint64_t dfnet_session_id_t;
@@ -131,6 +132,12 @@ typedef struct dfnet_transport_limits {
                                  than the bound is accepted only into an empty queue */
   uint32_t fragment_bytes;    /* largest websocket fragment written at once (128 KiB) */
   uint32_t keepalive_ms;      /* ping after this much silence; closed after 3x (10 s) */
+  uint32_t batch_messages;    /* messages sent on the service thread during one turn of
+                                 its loop go out together at its end, but once this many
+                                 (or that many KiB) wait, those are written at once so
+                                 that the peer can start on them (4). A relay that
+                                 forwards whole batches (the manager, the agent) spends
+                                 fewer writes per message with more (16). */
 } dfnet_transport_limits_t;
 
 /* A server endpoint: listens on one address:port, both subprotocols. */

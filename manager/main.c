@@ -291,6 +291,8 @@ static int listen_and_run(mgr_t *m) {
       .cert_file = cert,
       .key_file = key,
       .ca_file = ca,
+      /* a relay: a turn's calls and replies go out in one write per session */
+      .limits = {.batch_messages = 16},
       .callbacks = {.on_session_open = sessions__on_open,
                     .on_envelope = sessions__on_envelope,
                     .on_session_closed = sessions__on_closed},

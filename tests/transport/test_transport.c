@@ -421,6 +421,52 @@ static void test_batched_small_envelopes(void **state) {
   echo_server_stop(&es);
 }
 
+/* limits.batch_messages: 16 small messages sent in one turn of the service thread go out
+ * in writes of that many (the default 4: four writes; a relay's 16: one). */
+typedef struct turn_burst {
+  dfnet_transport_t *t;
+  dfnet_session_id_t s;
+  atomic_bool done;
+} turn_burst_t;
+
+static void turn_burst_send(void *user) {
+  turn_burst_t *b = user;
+  for (uint32_t i = 0; i < 16; i++)
+    assert_int_equal(dfnet_transport_send(b->t, b->s, call_env("/silent", NULL, 0, i), 0),
+                     DFNET_STATUS_OK);
+  atomic_store(&b->done, true);
+}
+
+static uint64_t writes_for_burst(uint16_t port, uint32_t batch_messages) {
+  client_t c;
+  dfnet_transport_limits_t lim = {.batch_messages = batch_messages};
+  client_init(&c, port, DFNET_SUBPROTOCOL_CLIENT, "operator", &lim);
+  turn_burst_t b = {.t = c.t};
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 10000, &b.s), DFNET_STATUS_OK);
+  dfnet_session_stats_t before, after;
+  sleep_ms(100); /* the session's own first messages are out */
+  assert_int_equal(dfnet_transport_session_stats(c.t, b.s, &before), DFNET_STATUS_OK);
+  assert_int_equal(dfnet_transport_post(c.t, turn_burst_send, &b), DFNET_STATUS_OK);
+  for (int i = 0; i < 500; i++) {
+    assert_int_equal(dfnet_transport_session_stats(c.t, b.s, &after), DFNET_STATUS_OK);
+    if (atomic_load(&b.done) && after.sent_messages == before.sent_messages + 16)
+      break;
+    sleep_ms(2);
+  }
+  assert_int_equal(after.sent_messages, before.sent_messages + 16);
+  dfnet_transport_destroy(c.t);
+  return after.writes - before.writes;
+}
+
+static void test_batch_messages_limit(void **state) {
+  (void)state;
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  assert_int_equal(writes_for_burst(es.port, 0), 4);
+  assert_int_equal(writes_for_burst(es.port, 16), 1);
+  echo_server_stop(&es);
+}
+
 /* Several threads sending on one session at once, without waiting for each other: the
  * service thread's wake-ups are shared between them (one per batch of work), and no
  * send is left waiting for a wake-up that never comes. */
@@ -1245,6 +1291,7 @@ int main(void) {
       cmocka_unit_test(test_echo_10000_one_connection),
       cmocka_unit_test(test_echo_several_connections),
       cmocka_unit_test(test_batched_small_envelopes),
+      cmocka_unit_test(test_batch_messages_limit),
       cmocka_unit_test(test_threads_share_one_session),
       cmocka_unit_test(test_server_speaks_first),
   };
