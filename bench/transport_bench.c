@@ -182,7 +182,7 @@ static dfnet_transport_t *client_backoff(uint16_t port, dfnet_endpoint_id_t *ep,
                                .key_file = p("operator.key"),
                                .ca_file = p("ca.crt"),
                                .backoff_initial_ms = backoff_ms,
-                               .backoff_jitter_pct = 0};
+                               .backoff_jitter_pct = 1};
   if (dfnet_transport_create(&t) != DFNET_STATUS_OK ||
       dfnet_transport_connect(t, &cfg, ep) != DFNET_STATUS_OK)
     exit(1);

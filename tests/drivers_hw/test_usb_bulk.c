@@ -6,7 +6,6 @@
  * test speaks the first PTP exchanges (PIMA 15740) through the real usb-device driver in a
  * real driver host: OpenSession, then GetDeviceInfo, and checks the camera's answers byte
  * for byte. Run under umockdev-wrapper. */
-#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +24,7 @@
 #include "dfnet/bind_keys.h"
 #include "dfnet/hw/usb.pb.h"
 #include "harness.h"
+#include "usb_testbed.h"
 
 #define MONIKER "dev.lab.usb.001_011"
 #define BULK "/dfnet.hw.usb.Device/BulkTransfer"
@@ -35,27 +35,11 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  const char *preload = getenv("LD_PRELOAD");
-  if (preload == NULL || strstr(preload, "libumockdev-preload") == NULL) {
-    fprintf(stderr, "test_drv_usb_bulk must run under umockdev-wrapper\n");
-    return -1;
-  }
   fixture_t *f = calloc(1, sizeof *f);
-  f->testbed = umockdev_testbed_new();
-  if (!umockdev_in_mock_environment())
+  f->testbed = usb_testbed_new("canon-powershot-sx200.umockdev", "/dev/bus/usb/001/011",
+                               "canon-powershot-sx200.ioctl");
+  if (f->testbed == NULL)
     return -1;
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  char dev[PATH_MAX], ioctl[PATH_MAX];
-  snprintf(dev, sizeof dev, "%s/fixtures/usb/canon-powershot-sx200.umockdev",
-           shared ? shared : DFNET_SHARED_DIR_DEFAULT);
-  snprintf(ioctl, sizeof ioctl, "%s/fixtures/usb/canon-powershot-sx200.ioctl",
-           shared ? shared : DFNET_SHARED_DIR_DEFAULT);
-  GError *error = NULL;
-  if (!umockdev_testbed_add_from_file(f->testbed, dev, &error) ||
-      !umockdev_testbed_load_ioctl(f->testbed, "/dev/bus/usb/001/011", ioctl, &error)) {
-    fprintf(stderr, "umockdev testbed: %s\n", error ? error->message : "?");
-    return -1;
-  }
   f->bench = hw_bench_new(); /* after the testbed: the driver host inherits it */
   *state = f;
   return f->bench != NULL ? 0 : -1;
@@ -69,16 +53,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static size_t unhex(const char *hex, uint8_t *out, size_t cap) {
-  size_t n = 0;
-  for (; hex[0] && hex[1] && n < cap; hex += 2) {
-    unsigned v;
-    sscanf(hex, "%2x", &v);
-    out[n++] = (uint8_t)v;
-  }
-  return n;
-}
-
 /* One bulk transfer; OUT when `out_hex` is given, else IN of `length` bytes. Returns the
  * status; *reply gets the reply when OK. */
 static dfnet_status_t bulk(fixture_t *f, uint32_t endpoint, const char *out_hex, uint32_t length,
@@ -87,7 +61,7 @@ static dfnet_status_t bulk(fixture_t *f, uint32_t endpoint, const char *out_hex,
   t->endpoint = endpoint;
   t->timeout_ms = 2000;
   if (out_hex != NULL)
-    t->data.size = (pb_size_t)unhex(out_hex, t->data.bytes, sizeof t->data.bytes);
+    t->data.size = (pb_size_t)usb_testbed_unhex(out_hex, t->data.bytes, sizeof t->data.bytes);
   else
     t->length = length;
   uint8_t *buf = malloc(20000);
@@ -109,7 +83,7 @@ static dfnet_status_t bulk(fixture_t *f, uint32_t endpoint, const char *out_hex,
 
 static void expect_in(fixture_t *f, uint32_t length, const char *want_hex) {
   static uint8_t want[4096];
-  size_t n = unhex(want_hex, want, sizeof want);
+  size_t n = usb_testbed_unhex(want_hex, want, sizeof want);
   dfnet_hw_usb_TransferReply *reply = calloc(1, sizeof *reply);
   char msg[512];
   dfnet_status_t st = bulk(f, 0x81, NULL, length, reply, msg, sizeof msg);

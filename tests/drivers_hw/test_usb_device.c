@@ -23,6 +23,7 @@
 #include "dfnet/bind_keys.h"
 #include "dfnet/hw/usb.pb.h"
 #include "harness.h"
+#include "usb_testbed.h"
 
 #define MONIKER "dev.lab.usb.001_011"
 #define DEVICE "/dfnet.hw.usb.Device/"
@@ -41,30 +42,11 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  const char *preload = getenv("LD_PRELOAD");
-  if (preload == NULL || strstr(preload, "libumockdev-preload") == NULL) {
-    fprintf(stderr, "test_drv_usb_device must run under umockdev-wrapper\n");
-    return -1;
-  }
   fixture_t *f = calloc(1, sizeof *f);
-  f->testbed = umockdev_testbed_new();
-  if (!umockdev_in_mock_environment())
+  f->testbed = usb_testbed_new("usbkbd.pcap.umockdev", NULL, NULL);
+  if (f->testbed == NULL)
     return -1;
-  char path[PATH_MAX];
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(path, sizeof path, "%s/fixtures/usb/usbkbd.pcap.umockdev",
-           shared ? shared : DFNET_SHARED_DIR_DEFAULT);
-  GError *error = NULL;
-  if (!umockdev_testbed_add_from_file(f->testbed, path, &error)) {
-    fprintf(stderr, "umockdev_testbed_add_from_file(%s): %s\n", path,
-            error ? error->message : "?");
-    return -1;
-  }
-  for (size_t i = 0; i + 1 < sizeof kbd_hex; i += 2) {
-    unsigned v;
-    sscanf(kbd_hex + i, "%2x", &v);
-    f->descriptors[f->descriptors_len++] = (uint8_t)v;
-  }
+  f->descriptors_len = usb_testbed_unhex(kbd_hex, f->descriptors, sizeof f->descriptors);
   f->bench = hw_bench_new(); /* after the testbed: the driver host inherits it */
   *state = f;
   return f->bench != NULL ? 0 : -1;

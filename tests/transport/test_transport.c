@@ -63,8 +63,11 @@ static void c_closed(void *user, dfnet_session_id_t s, dfnet_status_t reason, co
   c->closed++;
 }
 
-static dfnet_endpoint_id_t client_add(client_t *c, uint16_t port, const char *subprotocol,
-                                      const char *who, const dfnet_transport_limits_t *limits) {
+/* client_add with the first reconnect delay (ms) and its jitter (percent; 0 = 20 %). */
+static dfnet_endpoint_id_t client_add_backoff(client_t *c, uint16_t port,
+                                              const char *subprotocol, const char *who,
+                                              const dfnet_transport_limits_t *limits,
+                                              uint32_t backoff_ms, uint32_t jitter_pct) {
   char url[64], crt[64], key[64];
   snprintf(url, sizeof(url), "wss://127.0.0.1:%u/", port);
   snprintf(crt, sizeof(crt), "%s.crt", who);
@@ -75,8 +78,9 @@ static dfnet_endpoint_id_t client_add(client_t *c, uint16_t port, const char *su
       .cert_file = path(crt),
       .key_file = path(key),
       .ca_file = path("ca.crt"),
-      .backoff_initial_ms = 100,
+      .backoff_initial_ms = backoff_ms,
       .backoff_max_ms = 400,
+      .backoff_jitter_pct = jitter_pct,
       .callbacks = {.on_session_open = c_open, .on_session_closed = c_closed},
       .user = c,
   };
@@ -85,6 +89,11 @@ static dfnet_endpoint_id_t client_add(client_t *c, uint16_t port, const char *su
   dfnet_endpoint_id_t ep = 0;
   assert_int_equal(dfnet_transport_connect(c->t, &cfg, &ep), DFNET_STATUS_OK);
   return ep;
+}
+
+static dfnet_endpoint_id_t client_add(client_t *c, uint16_t port, const char *subprotocol,
+                                      const char *who, const dfnet_transport_limits_t *limits) {
+  return client_add_backoff(c, port, subprotocol, who, limits, 100, 0);
 }
 
 static void client_init(client_t *c, uint16_t port, const char *subprotocol, const char *who,
@@ -1139,21 +1148,8 @@ static void test_reconnect_resumes_tls_session(void **state) {
   assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
   client_t c;
   memset(&c, 0, sizeof c);
-  char url[64];
-  snprintf(url, sizeof url, "wss://127.0.0.1:%u/", es.port);
-  dfnet_client_config_t cfg = {
-      .url = url,
-      .subprotocol = DFNET_SUBPROTOCOL_CLIENT,
-      .cert_file = path("operator.crt"),
-      .key_file = path("operator.key"),
-      .ca_file = path("ca.crt"),
-      .backoff_initial_ms = 1,
-      .backoff_jitter_pct = 0,
-      .callbacks = {.on_session_open = c_open, .on_session_closed = c_closed},
-      .user = &c,
-  };
   assert_int_equal(dfnet_transport_create(&c.t), DFNET_STATUS_OK);
-  assert_int_equal(dfnet_transport_connect(c.t, &cfg, &c.ep), DFNET_STATUS_OK);
+  c.ep = client_add_backoff(&c, es.port, DFNET_SUBPROTOCOL_CLIENT, "operator", NULL, 1, 0);
   assert_int_equal(dfnet_transport_start(c.t), DFNET_STATUS_OK);
   wait_opened(&c, 1);
   assert_int_equal(c.resumed, 0);

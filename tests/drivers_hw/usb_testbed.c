@@ -1,0 +1,53 @@
+/* tests/drivers_hw/usb_testbed.h */
+#include "usb_testbed.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdbool.h>
+#include <string.h>
+
+static void fixture_path(char *out, size_t cap, const char *file) {
+  const char *shared = getenv("DFNET_SHARED_DIR");
+  snprintf(out, cap, "%s/fixtures/usb/%s", shared ? shared : DFNET_SHARED_DIR_DEFAULT, file);
+}
+
+UMockdevTestbed *usb_testbed_new(const char *recording, const char *ioctl_devnode,
+                                 const char *ioctl_file) {
+  const char *preload = getenv("LD_PRELOAD");
+  if (preload == NULL || strstr(preload, "libumockdev-preload") == NULL) {
+    fprintf(stderr, "this test must run under umockdev-wrapper\n");
+    return NULL;
+  }
+  UMockdevTestbed *tb = umockdev_testbed_new();
+  if (!umockdev_in_mock_environment()) {
+    g_object_unref(tb);
+    return NULL;
+  }
+  char path[PATH_MAX];
+  GError *error = NULL;
+  fixture_path(path, sizeof path, recording);
+  bool ok = umockdev_testbed_add_from_file(tb, path, &error);
+  if (ok && ioctl_devnode != NULL) {
+    fixture_path(path, sizeof path, ioctl_file);
+    ok = umockdev_testbed_load_ioctl(tb, ioctl_devnode, path, &error);
+  }
+  if (!ok) {
+    fprintf(stderr, "umockdev testbed, %s: %s\n", path, error ? error->message : "?");
+    g_clear_error(&error);
+    g_object_unref(tb);
+    return NULL;
+  }
+  return tb;
+}
+
+size_t usb_testbed_unhex(const char *hex, uint8_t *out, size_t cap) {
+  size_t n = 0;
+  for (; hex[0] != '\0' && hex[1] != '\0' && n < cap; hex += 2) {
+    unsigned v;
+    if (sscanf(hex, "%2x", &v) != 1)
+      break;
+    out[n++] = (uint8_t)v;
+  }
+  return n;
+}
