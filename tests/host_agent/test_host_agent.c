@@ -137,6 +137,20 @@ static int make_pkg(const char *name, const char *so_path, pkg_t *out) {
              : -1;
 }
 
+/* Every agent spawned, so that a failed assertion does not leave one running (reconnecting
+ * forever) after the test: at exit, the ones still running (not yet reaped) are killed. */
+static pid_t g_spawned[64];
+static size_t g_spawned_count;
+
+static void kill_spawned(void) {
+  for (size_t i = 0; i < g_spawned_count; i++) {
+    if (waitpid(g_spawned[i], NULL, WNOHANG) != 0)
+      continue; /* reaped by the test (or not our child any more) */
+    kill(g_spawned[i], SIGKILL);
+    waitpid(g_spawned[i], NULL, 0);
+  }
+}
+
 static pid_t spawn_agent_v(const char *const *args, size_t n, const char *stderr_path) {
   const char *argv[64];
   size_t k = 0;
@@ -154,6 +168,11 @@ static pid_t spawn_agent_v(const char *const *args, size_t n, const char *stderr
     }
     execv(argv[0], (char *const *)argv);
     _exit(127);
+  }
+  if (pid > 0 && g_spawned_count < sizeof g_spawned / sizeof g_spawned[0]) {
+    if (g_spawned_count == 0)
+      atexit(kill_spawned);
+    g_spawned[g_spawned_count++] = pid;
   }
   return pid;
 }
