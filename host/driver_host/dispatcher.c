@@ -3,6 +3,7 @@
  * dispatcher runs its tasks in order; delayed tasks wait in a list sorted by due time.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -10,6 +11,12 @@
 #include "lib/log.h"
 
 static _Thread_local dh_dispatcher_t *tls_current;
+
+/* Signals held back by dh__dispatcher_hold_signals() on this thread. */
+#define HELD_MAX 16
+static _Thread_local bool tls_holding;
+static _Thread_local dh_dispatcher_t *tls_held[HELD_MAX];
+static _Thread_local size_t tls_held_n;
 
 uint64_t dh__now_ns(void) {
   struct timespec ts;
@@ -25,17 +32,31 @@ static void drop_task(dh_task_t *t) {
   free(t);
 }
 
+bool dh__dispatcher_more_ready(void) {
+  return tls_current != NULL && atomic_load(&tls_current->ready) > 0;
+}
+
+bool dh__dispatcher_busy(const dh_dispatcher_t *d) {
+  return atomic_load(&d->running) || atomic_load(&d->ready) > 0;
+}
+
+/* Append t to the ready queue. Called with d->mu held. */
+static void push_ready(dh_dispatcher_t *d, dh_task_t *t) {
+  t->next = NULL;
+  if (d->tail != NULL)
+    d->tail->next = t;
+  else
+    d->head = t;
+  d->tail = t;
+  atomic_fetch_add(&d->ready, 1);
+}
+
 /* Move due delayed tasks to the ready queue. Called with d->mu held. */
 static void promote_due(dh_dispatcher_t *d, uint64_t now) {
   while (d->delayed != NULL && d->delayed->due_ns <= now) {
     dh_task_t *t = d->delayed;
     d->delayed = t->next;
-    t->next = NULL;
-    if (d->tail != NULL)
-      d->tail->next = t;
-    else
-      d->head = t;
-    d->tail = t;
+    push_ready(d, t);
   }
 }
 
@@ -44,8 +65,17 @@ static void *dispatcher_main(void *arg) {
   tls_current = d;
   pthread_mutex_lock(&d->mu);
   while (!d->exit) {
-    promote_due(d, dh__now_ns());
+    if (d->delayed != NULL)
+      promote_due(d, dh__now_ns());
     if (d->head == NULL) {
+      if (d->on_idle != NULL) {
+        /* dry: send what the tasks deferred, then look again before sleeping */
+        pthread_mutex_unlock(&d->mu);
+        d->on_idle(d->idle_arg);
+        pthread_mutex_lock(&d->mu);
+        if (d->head != NULL || d->exit)
+          continue;
+      }
       if (d->delayed != NULL) {
         uint64_t due = d->delayed->due_ns;
         struct timespec ts = {.tv_sec = (time_t)(due / 1000000000u),
@@ -60,21 +90,24 @@ static void *dispatcher_main(void *arg) {
     d->head = t->next;
     if (d->head == NULL)
       d->tail = NULL;
+    atomic_store(&d->running, true);
+    atomic_fetch_sub(&d->ready, 1);
     pthread_mutex_unlock(&d->mu);
-    atomic_store(&d->running_since_ns, dh__now_ns());
     t->run(t->arg);
-    atomic_store(&d->running_since_ns, 0);
-    atomic_store(&d->warned_block, false);
     free(t);
     pthread_mutex_lock(&d->mu);
+    atomic_store(&d->running, false);
   }
   pthread_mutex_unlock(&d->mu);
+  if (d->on_idle != NULL)
+    d->on_idle(d->idle_arg);
   tls_current = NULL;
   return NULL;
 }
 
 dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
-                                    const char *subject) {
+                                    const char *subject, void (*on_idle)(void *),
+                                    void *idle_arg) {
   pthread_condattr_t ca;
   pthread_mutex_init(&d->mu, NULL);
   pthread_condattr_init(&ca);
@@ -86,8 +119,11 @@ dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
   d->exit = false;
   d->allow_sync_calls = allow_sync_calls;
   d->subject = subject;
-  atomic_store(&d->running_since_ns, 0);
-  atomic_store(&d->warned_block, false);
+  d->on_idle = on_idle;
+  d->idle_arg = idle_arg;
+  atomic_store(&d->ready, 0);
+  atomic_store(&d->running, false);
+  atomic_store(&d->posters, 0);
   int rc = pthread_create(&d->thread, NULL, dispatcher_main, d);
   if (rc != 0) {
     DFNET_LOGE("driver-host", subject, "cannot create dispatcher thread: errno %d", rc);
@@ -121,11 +157,7 @@ dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms,
     delay_ms = 0;
   }
   if (delay_ms == 0) {
-    if (d->tail != NULL)
-      d->tail->next = t;
-    else
-      d->head = t;
-    d->tail = t;
+    push_ready(d, t);
   } else {
     t->due_ns = dh__now_ns() + (uint64_t)delay_ms * 1000000u;
     dh_task_t **pp = &d->delayed;
@@ -134,14 +166,41 @@ dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms,
     t->next = *pp;
     *pp = t;
   }
-  pthread_cond_signal(&d->cv);
+  /* Signal after unlocking (a waiter woken under the lock would only block on it again);
+   * `posters` keeps dh__dispatcher_join from destroying the condvar meanwhile. While this
+   * thread holds signals, once per dispatcher at dh__dispatcher_release_signals(). */
+  bool signal = true;
+  if (tls_holding) {
+    size_t i = 0;
+    while (i < tls_held_n && tls_held[i] != d)
+      i++;
+    if (i < tls_held_n) {
+      signal = false;
+    } else if (tls_held_n < HELD_MAX) {
+      tls_held[tls_held_n++] = d;
+      signal = false;
+    }
+  }
+  atomic_fetch_add(&d->posters, 1);
   pthread_mutex_unlock(&d->mu);
+  if (signal)
+    pthread_cond_signal(&d->cv);
+  atomic_fetch_sub(&d->posters, 1);
   while (dropped != NULL) {
     dh_task_t *next = dropped->next;
     drop_task(dropped);
     dropped = next;
   }
   return DFNET_STATUS_OK;
+}
+
+void dh__dispatcher_hold_signals(void) { tls_holding = true; }
+
+void dh__dispatcher_release_signals(void) {
+  tls_holding = false;
+  for (size_t i = 0; i < tls_held_n; i++)
+    pthread_cond_signal(&tls_held[i]->cv);
+  tls_held_n = 0;
 }
 
 void dh__dispatcher_exit(dh_dispatcher_t *d) {
@@ -152,6 +211,8 @@ void dh__dispatcher_exit(dh_dispatcher_t *d) {
 
 void dh__dispatcher_join(dh_dispatcher_t *d) {
   pthread_join(d->thread, NULL);
+  while (atomic_load(&d->posters) > 0)
+    sched_yield();
   dh_task_t *lists[2] = {d->head, d->delayed};
   d->head = d->tail = d->delayed = NULL;
   for (int i = 0; i < 2; i++) {

@@ -320,7 +320,8 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
       DFNET_LOGW(DRV_SUBSYS, drv->moniker, "unknown default_dispatcher_opts entry \"%s\" ignored",
                  m->dispatcher_opts[i]);
   }
-  st = dh__dispatcher_start(&drv->dispatcher, allow_sync, drv->moniker);
+  st = dh__dispatcher_start(&drv->dispatcher, allow_sync, drv->moniker, dh__link_flush_deferred,
+                            host);
   if (st != DFNET_STATUS_OK) {
     snprintf(msg, sizeof msg, "cannot create the dispatcher of %s", drv->moniker);
     goto dispatcher_failed;

@@ -2,6 +2,17 @@
  * (DESIGN.md "The wire"; lib/frame.h). Writes come from any thread under write_mu; reads
  * happen on the link thread (dh__link_run), which also expires deadlines and reaps
  * stopped drivers.
+ *
+ * Deferred writes. A dispatcher that has more tasks ready (the calls of one read, say)
+ * leaves each reply its task sends in `out` and writes them all in one send when it runs
+ * dry (its on_idle hook): one wake-up of the agent per batch instead of one per reply.
+ * A task that then blocks must not hold back the replies before it, so the link thread
+ * writes frames deferred for DH_DEFER_MAX_MS itself. It can only do that while awake, so
+ * before it sleeps in poll() with no timeout it sets link_asleep and looks at
+ * deferred_since_ns once more; a dispatcher sets deferred_since_ns and then looks at
+ * link_asleep, and writes at once when set (sequentially consistent atomics: one of the
+ * two always sees the other). Any write from any thread sends what was deferred first,
+ * so frames leave in the order they were made.
  */
 #include <errno.h>
 #include <poll.h>
@@ -9,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "host/driver_host/runtime.h"
@@ -17,6 +29,11 @@
 
 #define LINK_SUBSYS "driver-host"
 #define LINK_READ_CHUNK (64u * 1024u)
+/* How long the link thread lets deferred frames wait; how many bytes a dispatcher defers. */
+#define DH_DEFER_MAX_MS 1
+#define DH_DEFER_MAX_BYTES (32u * 1024u)
+/* The write buffer kept between writes. */
+#define DH_OUT_KEEP_BYTES (256u * 1024u)
 
 void dh__strlcpy(char *dst, const char *src, size_t cap) {
   size_t n = strnlen(src, cap - 1);
@@ -41,21 +58,63 @@ dfnet_status_t dh__host_init(dh_host_t *host, int fd) {
   pthread_mutex_init(&host->calls_mu, NULL);
   atomic_store(&host->next_id, 1);
   atomic_store(&host->write_failed, false);
+  atomic_store(&host->deferred_since_ns, 0);
+  atomic_store(&host->link_asleep, false);
   return DFNET_STATUS_OK;
 }
 
 void dh__host_fini(dh_host_t *host) {
   free(host->wenv);
-  free(host->wbuf);
+  free(host->out);
   close(host->wake_fd);
   pthread_mutex_destroy(&host->write_mu);
   pthread_mutex_destroy(&host->calls_mu);
 }
 
-/* Fill, encode and write one envelope. `reset`: clear the whole envelope first (~34 KiB)
- * for a fill that sets only some fields of its member; a fill that sets every field of
- * its member (Reply, Status) skips it, since the encoder reads only pb.id, pb.which_msg,
- * the active member and bulk (lib/envelope.c). */
+/* Write everything in host->out. Called with write_mu held. */
+static dfnet_status_t flush_locked(dh_host_t *host) {
+  dfnet_status_t st = DFNET_STATUS_OK;
+  size_t off = 0;
+  while (off < host->out_len) {
+    ssize_t n = send(host->fd, host->out + off, host->out_len - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == ENOTSOCK)
+      n = write(host->fd, host->out + off, host->out_len - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      st = DFNET_STATUS_UNAVAILABLE;
+      if (!atomic_exchange(&host->write_failed, true))
+        DFNET_LOGW(LINK_SUBSYS, NULL, "link to the host agent lost while writing: %s",
+                   strerror(errno));
+      break;
+    }
+    off += (size_t)n;
+  }
+  host->out_len = 0;
+  atomic_store(&host->deferred_since_ns, 0);
+  if (host->out_cap > DH_OUT_KEEP_BYTES) {
+    /* a large reply went out: do not keep its buffer for the small ones */
+    free(host->out);
+    host->out = NULL;
+    host->out_cap = 0;
+  }
+  return st;
+}
+
+void dh__link_flush_deferred(void *arg) {
+  dh_host_t *host = arg;
+  if (atomic_load(&host->deferred_since_ns) == 0)
+    return;
+  pthread_mutex_lock(&host->write_mu);
+  if (host->out_len > 0)
+    flush_locked(host);
+  pthread_mutex_unlock(&host->write_mu);
+}
+
+/* Fill, encode and write one envelope (or defer it: see the top of this file). `reset`:
+ * clear the whole envelope first (~34 KiB) for a fill that sets only some fields of its
+ * member; a fill that sets every field of its member (Reply, Status) skips it, since the
+ * encoder reads only pb.id, pb.which_msg, the active member and bulk (lib/envelope.c). */
 static dfnet_status_t link_send(dh_host_t *host, uint64_t id, dh_fill_fn fill, void *arg,
                                 const uint8_t *bulk, size_t bulk_len, bool reset) {
   dfnet_status_t st;
@@ -73,25 +132,37 @@ static dfnet_status_t link_send(dh_host_t *host, uint64_t id, dh_fill_fn fill, v
   st = dfnet_envelope_encoded_size(host->wenv, &len, &err);
   if (st != DFNET_STATUS_OK)
     goto encode_failed;
-  if (len > host->wbuf_cap) {
-    uint8_t *grown = realloc(host->wbuf, len);
+  size_t need = host->out_len + DFNET_FRAME_HEADER_SIZE + len;
+  if (need > host->out_cap) {
+    size_t cap = host->out_cap ? host->out_cap : 4096u;
+    while (cap < need)
+      cap *= 2;
+    uint8_t *grown = realloc(host->out, cap);
     if (grown == NULL) {
       st = DFNET_STATUS_RESOURCE_EXHAUSTED;
       err = "out of memory";
       goto encode_failed;
     }
-    host->wbuf = grown;
-    host->wbuf_cap = len;
+    host->out = grown;
+    host->out_cap = cap;
   }
-  st = dfnet_envelope_encode(host->wenv, host->wbuf, host->wbuf_cap, &len, &err);
+  uint8_t *frame = host->out + host->out_len;
+  st = dfnet_envelope_encode(host->wenv, frame + DFNET_FRAME_HEADER_SIZE,
+                             host->out_cap - host->out_len - DFNET_FRAME_HEADER_SIZE, &len,
+                             &err);
   if (st != DFNET_STATUS_OK)
     goto encode_failed;
-  st = dfnet_frame_write_fd(host->fd, host->wbuf, len);
-  if (st != DFNET_STATUS_OK) {
-    if (!atomic_exchange(&host->write_failed, true))
-      DFNET_LOGW(LINK_SUBSYS, NULL, "link to the host agent lost while writing: %s",
-                 strerror(errno));
+  dfnet_frame_put_header(frame, (uint32_t)len);
+  host->out_len += DFNET_FRAME_HEADER_SIZE + len;
+  if (host->out_len < DH_DEFER_MAX_BYTES && dh__dispatcher_more_ready()) {
+    uint64_t zero = 0;
+    atomic_compare_exchange_strong(&host->deferred_since_ns, &zero, dh__now_ns());
+    if (!atomic_load(&host->link_asleep)) {
+      pthread_mutex_unlock(&host->write_mu);
+      return DFNET_STATUS_OK;
+    }
   }
+  st = flush_locked(host);
   pthread_mutex_unlock(&host->write_mu);
   return st;
 
@@ -262,6 +333,47 @@ static void link_down(dh_host_t *host) {
     dh__driver_begin_stop(d, 0);
 }
 
+/* The poll() timeout (ms, -1: none) for the link thread, given `timeout` for deadlines:
+ *   - frames are deferred: wake when the oldest is DH_DEFER_MAX_MS old;
+ *   - none, but a dispatcher is busy (it may defer while we sleep) and the last wait was
+ *     not such a watch that timed out for nothing: wake within DH_DEFER_MAX_MS to look;
+ *   - otherwise sleep with link_asleep set (*asleep): dispatchers then defer nothing.
+ * The middle case keeps replies batched while calls stream in; its "once" ends the
+ * watching when a task runs long with nothing deferred. */
+static int link_timeout(dh_host_t *host, int timeout, bool watched_for_nothing, bool *asleep,
+                        bool *watching) {
+  *asleep = false;
+  *watching = false;
+  uint64_t since = atomic_load(&host->deferred_since_ns);
+  if (since == 0 && !watched_for_nothing) {
+    for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
+      if (dh__dispatcher_busy(&d->dispatcher)) {
+        *watching = true;
+        return timeout >= 0 && timeout < DH_DEFER_MAX_MS ? timeout : DH_DEFER_MAX_MS;
+      }
+    }
+  }
+  if (since == 0) {
+    atomic_store(&host->link_asleep, true);
+    since = atomic_load(&host->deferred_since_ns);
+    if (since == 0) {
+      *asleep = true;
+      return timeout;
+    }
+    atomic_store(&host->link_asleep, false);
+  }
+  uint64_t due = since + (uint64_t)DH_DEFER_MAX_MS * 1000000u, now = dh__now_ns();
+  int ms = due <= now ? 0 : (int)((due - now + 999999u) / 1000000u);
+  return timeout >= 0 && timeout < ms ? timeout : ms;
+}
+
+/* Write deferred frames that waited DH_DEFER_MAX_MS (their dispatcher is stuck in a task). */
+static void flush_overdue(dh_host_t *host) {
+  uint64_t since = atomic_load(&host->deferred_since_ns);
+  if (since != 0 && dh__now_ns() - since >= (uint64_t)DH_DEFER_MAX_MS * 1000000u)
+    dh__link_flush_deferred(host);
+}
+
 int dh__link_run(dh_host_t *host) {
   dfnet_frame_reader_t reader;
   dfnet_envelope_t *env = malloc(sizeof *env);
@@ -273,11 +385,18 @@ int dh__link_run(dh_host_t *host) {
     goto alloc_failed;
   }
   dfnet_frame_reader_init(&reader, DFNET_FRAME_MAX_DEFAULT);
+  bool watched_for_nothing = false;
   while (!host->link_down || host->drivers != NULL) {
-    int timeout = dh__call_expire(host);
+    bool asleep, watching;
+    int timeout = link_timeout(host, dh__call_expire(host), watched_for_nothing, &asleep,
+                               &watching);
     struct pollfd pfd[2] = {{.fd = host->wake_fd, .events = POLLIN},
                             {.fd = host->fd, .events = POLLIN}};
     int n = poll(pfd, host->link_down ? 1 : 2, timeout);
+    if (asleep)
+      atomic_store(&host->link_asleep, false);
+    flush_overdue(host);
+    watched_for_nothing = watching && n == 0 && atomic_load(&host->deferred_since_ns) == 0;
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -297,6 +416,7 @@ int dh__link_run(dh_host_t *host) {
       continue;
     }
     size_t off = 0;
+    dh__dispatcher_hold_signals();
     while (off < (size_t)got) {
       size_t used = 0, flen = 0;
       const uint8_t *frame = NULL;
@@ -308,6 +428,7 @@ int dh__link_run(dh_host_t *host) {
       if (frame != NULL)
         handle_frame(host, env, frame, flen);
     }
+    dh__dispatcher_release_signals();
     if (atomic_load(&host->write_failed))
       link_down(host);
   }

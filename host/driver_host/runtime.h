@@ -42,14 +42,27 @@ typedef struct dh_dispatcher {
   bool closed;            /* no more posts; the final task is queued */
   bool exit;              /* the thread leaves after the current task */
   bool allow_sync_calls;
-  _Atomic uint64_t running_since_ns; /* start of the task running now, 0 when idle */
-  atomic_bool warned_block;
+  atomic_uint ready;      /* tasks in head..tail (changed under mu, read without it) */
+  atomic_bool running;    /* a task is running now */
+  atomic_int posters;     /* posts between unlocking mu and signalling cv */
+  void (*on_idle)(void *arg); /* run on the thread, no lock held, when it runs dry */
+  void *idle_arg;
   const char *subject;   /* node moniker for logs (owned by the driver) */
 } dh_dispatcher_t;
 
-/* Start the dispatcher's thread. Returns OK or INTERNAL (thread creation failed). */
+/* Start the dispatcher's thread. `on_idle(idle_arg)` (may be NULL) runs on that thread
+ * each time its ready queue runs dry, before it waits: the driver host flushes the
+ * replies its tasks deferred there. Returns OK or INTERNAL (thread creation failed). */
 dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
-                                    const char *subject);
+                                    const char *subject, void (*on_idle)(void *),
+                                    void *idle_arg);
+
+/* The calling thread is a dispatcher with more tasks ready to run after the current one
+ * (they are its to run, so the answer cannot go stale while its task runs). */
+bool dh__dispatcher_more_ready(void);
+
+/* A task is running on d, or one is ready to. Any thread; a snapshot. */
+bool dh__dispatcher_busy(const dh_dispatcher_t *d);
 
 /* Queue a task (copied). delay_ms 0: behind the ready tasks. Returns OK, or
  * FAILED_PRECONDITION when closed (drop is NOT called then; the caller keeps arg), or
@@ -57,6 +70,13 @@ dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
 dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms,
                                    void (*run)(void *), void (*drop)(void *), void *arg,
                                    bool final);
+
+/* Between these two calls, posts from the calling thread wake no dispatcher; release
+ * wakes each one posted to, once: the link thread queues a whole read's calls before a
+ * dispatcher starts on them (and can then batch its replies). Only a thread that also
+ * joins the dispatchers (the link thread) may hold: a held dispatcher must not go away. */
+void dh__dispatcher_hold_signals(void);
+void dh__dispatcher_release_signals(void);
 
 /* Ask the thread to leave after the running task (called from the final task). */
 void dh__dispatcher_exit(dh_dispatcher_t *d);
@@ -230,11 +250,13 @@ typedef struct dh_host {
   dfnet_driver_t *drivers;    /* link thread only */
   bool link_down;             /* EOF or write error: stop everything and exit */
 
-  pthread_mutex_t write_mu;   /* wenv, wbuf, writes to fd */
+  pthread_mutex_t write_mu;   /* wenv, out, writes to fd */
   dfnet_envelope_t *wenv;
-  uint8_t *wbuf;
-  size_t wbuf_cap;
+  uint8_t *out;               /* frames encoded and not yet written (see link.c) */
+  size_t out_len, out_cap;
   atomic_bool write_failed;
+  _Atomic uint64_t deferred_since_ns; /* out holds deferred frames since then; 0: none */
+  atomic_bool link_asleep;    /* the link thread waits in poll() with no timeout for them */
 
   pthread_mutex_t calls_mu;   /* calls, deadline_count, pending children, reap */
   struct dfnet_call *calls[DH_CALL_BUCKETS];
@@ -254,6 +276,9 @@ int dh__link_run(dh_host_t *host);
 
 /* Monotonic clock, ns. */
 uint64_t dh__now_ns(void);
+
+/* Write the frames dispatchers deferred (dispatcher on_idle hook; arg is the host). */
+void dh__link_flush_deferred(void *host);
 
 /* Fill and send one envelope: `fill` sets the member of env (already initialised with id).
  * Any thread. Returns OK or UNAVAILABLE (link gone) or INVALID_ARGUMENT (encode failed). */

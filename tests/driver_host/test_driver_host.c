@@ -347,6 +347,49 @@ static void test_blocking_with_sync_calls(void **state) {
   blocking_case(*state, "allow_sync_calls", "waited");
 }
 
+/* Replies a dispatcher defers while it has more tasks ready (host/driver_host/link.c) are
+ * not held back by a task after them that blocks. Each batch is one write, so the driver
+ * host reads it whole: the pings' replies are deferred behind the Block that follows.
+ *   lead_ms > 0: a Block of lead_ms first, so the link thread has gone to sleep by the
+ *                time the pings run (the dispatcher then writes at once);
+ *   lead_ms 0:   the link thread is awake watching the busy dispatcher, and writes what
+ *                waits past its bound. */
+static void deferred_case(harness_t *h, uint32_t lead_ms) {
+  uint64_t host = h_spawn(h);
+  assert_int_equal(h_start(h, host, "dev.t.blocker", h_driver("blocker"), NULL, NULL, NULL),
+                   DFNET_STATUS_OK);
+  enum { PINGS = 8 };
+  uint8_t ms[4];
+  uint64_t lead = 0, ping[PINGS];
+  dfnet_supervisor_cork(h->sup);
+  if (lead_ms > 0)
+    lead = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(lead_ms, ms), 4,
+                  0, 0);
+  for (int i = 0; i < PINGS; i++)
+    ping[i] = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Ping", NULL, 0, 0, 0);
+  uint64_t block = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block",
+                          u32le(60000, ms), 4, 0, 0);
+  dfnet_supervisor_uncork(h->sup);
+  if (lead_ms > 0)
+    assert_non_null(h_final(h, lead));
+  for (int i = 0; i < PINGS; i++) {
+    rec_t *r = h_final(h, ping[i]); /* 10 s: the Block holds the dispatcher for 60 */
+    assert_non_null(r);
+    assert_int_equal(r->code, DFNET_STATUS_OK);
+  }
+  assert_int_equal(h_count_finals(h, block), 0);
+  assert_int_equal(h_cancel(h, host, block), DFNET_STATUS_OK);
+  rec_t *r = h_final(h, block);
+  assert_non_null(r);
+  assert_int_equal(r->code, DFNET_STATUS_CANCELLED);
+  close_clean(h, host);
+}
+
+static void test_deferred_replies_not_held_by_blocking_task(void **state) {
+  deferred_case(*state, 0);
+  deferred_case(*state, 300);
+}
+
 static void stats_equal(harness_t *h, uint64_t host, const char *expect) {
   uint64_t id = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Stats", NULL, 0, 0, 0);
   rec_t *r = h_final(h, id);
@@ -504,6 +547,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_binaries, setup, teardown),
       cmocka_unit_test_setup_teardown(test_blocking_without_sync_calls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_blocking_with_sync_calls, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_deferred_replies_not_held_by_blocking_task, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_deadline_without_sync_calls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deadline_with_sync_calls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancellation_reaches_driver, setup, teardown),
