@@ -688,9 +688,12 @@ static void deliver_frame(dfnet_supervisor_t *sup, sv_host_t *h, const uint8_t *
   }
 }
 
-/* Read and deliver what the socket has, until EAGAIN or EOF. */
+/* Read and deliver what the socket has: until a read returns less than asked for (the
+ * socket was drained then; what came after makes the fd readable again, and epoll is
+ * level-triggered), EAGAIN or EOF. */
 static void read_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) {
-  while (!h->eof) {
+  bool drained = false;
+  while (!h->eof && !drained) {
     ssize_t got = read(h->fd, sup->chunk, SV_READ_CHUNK);
     if (got < 0 && errno == EINTR)
       continue;
@@ -705,6 +708,7 @@ static void read_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) 
       pthread_mutex_unlock(&sup->mu);
       break;
     }
+    drained = (size_t)got < SV_READ_CHUNK;
     size_t off = 0;
     while (off < (size_t)got) {
       size_t used = 0, flen = 0;
@@ -797,6 +801,9 @@ static void reap_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) 
   free_host(h);
 }
 
+/* Handle what epoll reports now. Another pass only when the event array came back full:
+ * what arrives meanwhile leaves the (level-triggered) epoll fd readable for the caller's
+ * next poll. */
 static void process_events(dfnet_supervisor_t *sup, size_t *delivered) {
   struct epoll_event evs[32];
   for (;;) {
@@ -829,6 +836,8 @@ static void process_events(dfnet_supervisor_t *sup, size_t *delivered) {
       else if (what == EP_PIDFD)
         reap_host(sup, h, delivered);
     }
+    if (n < (int)(sizeof evs / sizeof evs[0]))
+      return;
   }
 }
 

@@ -91,6 +91,8 @@ int dfnet_supervisor_fd(const dfnet_supervisor_t *sup);
 
 /* Read what the driver hosts sent, reap the ones that exited, send what waits for room,
  * enforce stop grace periods; run the callbacks on the calling thread; never blocks.
+ * Handles what is ready when called: what arrives meanwhile leaves dfnet_supervisor_fd()
+ * readable, so call it again each time that fd polls readable.
  * Returns how many envelopes and exits were delivered. Not reentrant: never call it from a
  * callback. */
 size_t dfnet_supervisor_dispatch(dfnet_supervisor_t *sup);
