@@ -66,6 +66,14 @@ void dfnet_envelope_init(dfnet_envelope_t *env) {
   memset(env, 0, sizeof *env);
 }
 
+void dfnet_envelope_init_member(dfnet_envelope_t *env, pb_size_t which, size_t member_size) {
+  env->pb.id = 0;
+  env->pb.which_msg = which;
+  memset(&env->pb.msg, 0, member_size);
+  env->bulk.data = NULL;
+  env->bulk.size = 0;
+}
+
 static bool encode_bulk(pb_ostream_t *stream, const dfnet_bytes_t *bulk) {
   if (bulk->size == 0)
     return true;

@@ -1066,9 +1066,8 @@ dfnet_status_t dfnet_transport_send_status(dfnet_transport_t *t, dfnet_session_i
   dfnet_envelope_t *env = malloc(sizeof(*env));
   if (env == NULL)
     return DFNET_STATUS_INTERNAL;
-  dfnet_envelope_init(env);
+  DFNET_ENVELOPE_INIT_MEMBER(env, dfnet_v1_Envelope_status_tag, status);
   env->pb.id = id;
-  env->pb.which_msg = dfnet_v1_Envelope_status_tag;
   env->pb.msg.status.code = (dfnet_v1_Code)code;
   if (message)
     snprintf(env->pb.msg.status.message, sizeof(env->pb.msg.status.message), "%s", message);
@@ -1152,9 +1151,8 @@ static void send_cancel(dfnet_transport_t *t, dfnet_session_id_t sid, uint64_t i
   dfnet_envelope_t *env = malloc(sizeof(*env));
   if (env == NULL)
     return;
-  dfnet_envelope_init(env);
+  DFNET_ENVELOPE_INIT_MEMBER(env, dfnet_v1_Envelope_cancel_tag, cancel);
   env->pb.id = id;
-  env->pb.which_msg = dfnet_v1_Envelope_cancel_tag;
   if (reason)
     snprintf(env->pb.msg.cancel.reason, sizeof(env->pb.msg.cancel.reason), "%s", reason);
   (void)dfnet_transport_send(t, sid, env, 0);

@@ -402,9 +402,11 @@ static void send_small(dfnet_client_t *c, dfnet_session_id_t sid, uint64_t id,
   dfnet_envelope_t *env = malloc(sizeof *env);
   if (env == NULL)
     return;
-  dfnet_envelope_init(env);
+  if (which == dfnet_v1_Envelope_stream_credit_tag)
+    DFNET_ENVELOPE_INIT_MEMBER(env, which, stream_credit);
+  else
+    DFNET_ENVELOPE_INIT_MEMBER(env, which, cancel);
   env->pb.id = id;
-  env->pb.which_msg = which;
   if (which == dfnet_v1_Envelope_stream_credit_tag)
     env->pb.msg.stream_credit.credit = credit;
   else
@@ -639,8 +641,7 @@ static dfnet_status_t call_envelope(dfnet_envelope_t **out, const char *target,
   dfnet_envelope_t *env = malloc(sizeof *env);
   if (env == NULL)
     return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  dfnet_envelope_init(env);
-  env->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  DFNET_ENVELOPE_INIT_MEMBER(env, dfnet_v1_Envelope_call_tag, call);
   dfnet_v1_Call *call = &env->pb.msg.call;
   dfnet_status_t st = client__copy_field(call->target, sizeof call->target, target, "target", err);
   if (st == DFNET_STATUS_OK)
