@@ -18,7 +18,7 @@
  * with issue 7's targets beside them (end-to-end p50 <= 4x the floor's p50, >= 40,000
  * calls/s with 16 in flight, >= 60 MB/s streaming) and whether each is met.
  *
- * Beneath the rates: the CPU time the manager, the agent and the driver host spent per
+ * Beneath the rates: the CPU time the client (this process), the manager, the agent and the driver host spent per
  * call (per MiB streamed), from /proc/<pid>/stat: less sensitive to other load on the
  * machine than the rates, so changes to the call path are compared with it.
  * To compare two builds of the fabric under the same load, run them alternately:
@@ -143,8 +143,9 @@ static dfnet_client_t *connect_e2e(void) {
 
 /* ---- CPU time of the fabric's processes (less sensitive to other load than rates) ---- */
 
-enum { P_MANAGER, P_AGENT, P_DRIVER_HOST, P_COUNT };
-static const char *const proc_names[P_COUNT] = {"manager", "agent", "driver host"};
+/* P_CLIENT is this process: the bench's client threads (the floor's peer is idle then). */
+enum { P_CLIENT, P_MANAGER, P_AGENT, P_DRIVER_HOST, P_COUNT };
+static const char *const proc_names[P_COUNT] = {"client", "manager", "agent", "driver host"};
 static pid_t procs[P_COUNT];
 
 /* utime + stime of `pid` in clock ticks, or 0. */
@@ -419,6 +420,7 @@ static void remove_cert_dir(void) {
 }
 
 static void find_pids(void) {
+  procs[P_CLIENT] = getpid();
   procs[P_MANAGER] = E.fab.manager;
   procs[P_AGENT] = E.agent.pid;
   char path[80];
