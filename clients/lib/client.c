@@ -318,6 +318,10 @@ dfnet_status_t dfnet_client_connect(const dfnet_client_options_t *opts, dfnet_cl
                     .on_envelope = on_envelope,
                     .on_session_closed = on_session_closed},
       .user = c,
+      /* The peer is the manager, a relay, and three more hops follow: the calls a turn
+       * starts (callbacks starting the next ones) go out in halves of 16, not quarters
+       * (rpc_bench, 16 in flight: +6% calls/s, -15% client CPU per call). */
+      .limits = {.batch_messages = 8},
   };
   st = dfnet_transport_connect(c->t, &cfg, &c->endpoint);
   if (st != DFNET_STATUS_OK) {
