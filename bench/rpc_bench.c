@@ -12,7 +12,9 @@
  * and prints:
  *   unary round trip, 64 B payload, one call at a time: p50 / p99 (floor and end to end);
  *   end-to-end calls per second with 16 in flight on one client, and with 4 clients x 16
- *   (each completion starts the next call from the client's callback);
+ *   (each completion starts the next call from the client's callback); the one-client
+ *   figure again from a child run with the client and the whole fabric on one CPU (the
+ *   code's own cost, without cross-CPU wake-ups; not a target of its own);
  *   end-to-end streaming MB/s: Stream with 16 KiB items, credit window 32 (or
  *   $RPC_BENCH_CREDIT), from the echo driver to the client;
  * with issue 7's targets beside them (end-to-end p50 <= 4x the floor's p50, >= 40,000
@@ -35,6 +37,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -436,7 +439,35 @@ static void find_pids(void) {
           (long)procs[P_MANAGER], (long)procs[P_AGENT], (long)procs[P_DRIVER_HOST]);
 }
 
+/* The 16-in-flight phase again in a child run with the client and the whole fabric on
+ * CPU 0 (DFNET_BENCH_ONE_CPU): the code's own cost per call, without the wake-ups of idle
+ * CPUs between the processes (tens of microseconds each in a VM whose idle CPUs halt). */
+static void throughput_on_one_cpu(const char *self) {
+  char cmd[1200], line[512];
+  snprintf(cmd, sizeof cmd, "DFNET_BENCH_ONE_CPU=1 '%s' unary 2>/dev/null", self);
+  FILE *f = popen(cmd, "r");
+  if (f == NULL)
+    return;
+  while (fgets(line, sizeof line, f) != NULL) {
+    double cps = 0;
+    const char *colon = strstr(line, "client:");
+    if (colon != NULL && sscanf(colon + 7, "%lf", &cps) == 1)
+      printf("  the same, client and fabric on one CPU: %8.0f calls/s   (%s)\n", cps,
+             cps >= TARGET_CALLS_PER_S ? "at or above 40000" : "below 40000");
+    else
+      printf("  %s", line);
+  }
+  pclose(f);
+}
+
 int main(int argc, char **argv) {
+  if (getenv("DFNET_BENCH_ONE_CPU") != NULL) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0)
+      perror("rpc_bench: sched_setaffinity");
+  }
   /* "rpc_bench stream" / "rpc_bench unary": only that end-to-end phase, for profiling
    * (perf record -p on the printed pids); the figures then print without targets. */
   const char *only = argc > 1 ? argv[1] : NULL;
@@ -521,6 +552,9 @@ int main(int argc, char **argv) {
          "   (target >= %.0f: %s)\n",
          cps1, TARGET_CALLS_PER_S, met(cps1 >= TARGET_CALLS_PER_S));
   cpu_print(cpu1, "call");
+  fflush(stdout);
+  if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+    throughput_on_one_cpu(argv[0]);
   printf("end to end, unary 64 B, 16 in flight x 4 clients: %8.0f calls/s"
          "   (target >= %.0f: %s)\n",
          cps4, TARGET_CALLS_PER_S, met(cps4 >= TARGET_CALLS_PER_S));
