@@ -448,16 +448,23 @@ static void throughput_on_one_cpu(const char *self) {
   FILE *f = popen(cmd, "r");
   if (f == NULL)
     return;
+  bool got = false;
   while (fgets(line, sizeof line, f) != NULL) {
     double cps = 0;
     const char *colon = strstr(line, "client:");
-    if (colon != NULL && sscanf(colon + 7, "%lf", &cps) == 1)
+    if (colon != NULL && sscanf(colon + 7, "%lf", &cps) == 1) {
+      got = true;
       printf("  the same, client and fabric on one CPU: %8.0f calls/s   (%s)\n", cps,
              cps >= TARGET_CALLS_PER_S ? "at or above 40000" : "below 40000");
-    else
+    } else {
       printf("  %s", line);
+    }
   }
-  pclose(f);
+  int status = pclose(f);
+  if (!got)
+    printf("  the same, client and fabric on one CPU: the child run failed (status %d; run "
+           "DFNET_BENCH_ONE_CPU=1 rpc_bench unary to see why)\n",
+           status);
 }
 
 int main(int argc, char **argv) {
