@@ -555,6 +555,8 @@ dfnet_status_t dfnet_call_send(dfnet_call_t *call, const uint8_t *data, size_t l
       st = DFNET_STATUS_RESOURCE_EXHAUSTED;
       break;
     }
+    /* the credit comes back for items sent: none of them may wait in a deferred write */
+    dh__link_flush_deferred(call->driver->host);
     pthread_cond_wait(&call->cv, &call->mu);
   }
   pthread_mutex_unlock(&call->mu);
@@ -581,6 +583,7 @@ dfnet_status_t dfnet_call_wait_cancelled(dfnet_call_t *call, uint32_t timeout_ms
                    (uint64_t)timeout_ms * 1000000u;
   ts.tv_sec = (time_t)(until / 1000000000u);
   ts.tv_nsec = (long)(until % 1000000000u);
+  dh__link_flush_deferred(call->driver->host); /* blocking: send what waits first */
   pthread_mutex_lock(&call->mu);
   int rc = 0;
   while (!call->ended && rc != ETIMEDOUT) {
