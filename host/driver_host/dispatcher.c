@@ -67,13 +67,13 @@ static void *dispatcher_main(void *arg) {
   while (!d->exit) {
     if (d->delayed != NULL)
       promote_due(d, dh__now_ns());
-    if (d->head == NULL) {
-      if (d->on_idle != NULL) {
+    if (d->head == NULL || d->borrowed) {
+      if (d->on_idle != NULL && !d->borrowed) {
         /* dry: send what the tasks deferred, then look again before sleeping */
         pthread_mutex_unlock(&d->mu);
         d->on_idle(d->idle_arg);
         pthread_mutex_lock(&d->mu);
-        if (d->head != NULL || d->exit)
+        if ((d->head != NULL && !d->borrowed) || d->exit)
           continue;
       }
       if (d->delayed != NULL) {
@@ -124,6 +124,7 @@ dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
   atomic_store(&d->ready, 0);
   atomic_store(&d->running, false);
   atomic_store(&d->posters, 0);
+  d->borrowed = false;
   int rc = pthread_create(&d->thread, NULL, dispatcher_main, d);
   if (rc != 0) {
     DFNET_LOGE("driver-host", subject, "cannot create dispatcher thread: errno %d", rc);
@@ -196,11 +197,57 @@ dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms,
 
 void dh__dispatcher_hold_signals(void) { tls_holding = true; }
 
-void dh__dispatcher_release_signals(void) {
+dh_dispatcher_t *dh__dispatcher_release_signals(bool want_one) {
   tls_holding = false;
-  for (size_t i = 0; i < tls_held_n; i++)
-    pthread_cond_signal(&tls_held[i]->cv);
+  dh_dispatcher_t *one = NULL;
+  if (want_one && tls_held_n == 1)
+    one = tls_held[0];
+  else
+    for (size_t i = 0; i < tls_held_n; i++)
+      pthread_cond_signal(&tls_held[i]->cv);
   tls_held_n = 0;
+  return one;
+}
+
+void dh__dispatcher_wake(dh_dispatcher_t *d) { pthread_cond_signal(&d->cv); }
+
+bool dh__dispatcher_run_here(dh_dispatcher_t *d) {
+  pthread_mutex_lock(&d->mu);
+  if (d->running || d->borrowed || d->allow_sync_calls || d->exit || d->head == NULL) {
+    pthread_mutex_unlock(&d->mu);
+    return false;
+  }
+  d->borrowed = true;
+  dh_dispatcher_t *saved = tls_current;
+  tls_current = d;
+  /* what is ready now, not what arrives meanwhile: this thread has its own work */
+  for (unsigned n = atomic_load(&d->ready); n > 0 && d->head != NULL && !d->exit; n--) {
+    dh_task_t *t = d->head;
+    d->head = t->next;
+    if (d->head == NULL)
+      d->tail = NULL;
+    atomic_store(&d->running, true);
+    atomic_fetch_sub(&d->ready, 1);
+    pthread_mutex_unlock(&d->mu);
+    t->run(t->arg);
+    free(t);
+    pthread_mutex_lock(&d->mu);
+    atomic_store(&d->running, false);
+  }
+  tls_current = saved;
+  d->borrowed = false;
+  /* the dispatcher's thread takes what is left, and leaves when the final task ran here */
+  bool wake = d->head != NULL || d->exit || d->delayed != NULL;
+  void (*on_idle)(void *) = d->on_idle;
+  void *idle_arg = d->idle_arg;
+  atomic_fetch_add(&d->posters, 1);
+  pthread_mutex_unlock(&d->mu);
+  if (on_idle != NULL)
+    on_idle(idle_arg);
+  if (wake)
+    pthread_cond_signal(&d->cv);
+  atomic_fetch_sub(&d->posters, 1);
+  return true;
 }
 
 void dh__dispatcher_exit(dh_dispatcher_t *d) {

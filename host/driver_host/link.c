@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "host/driver_host/runtime.h"
@@ -32,6 +33,8 @@
 /* How long the link thread lets deferred frames wait; how many bytes a dispatcher defers. */
 #define DH_DEFER_MAX_MS 1
 #define DH_DEFER_MAX_BYTES (32u * 1024u)
+/* How long the link thread runs a dispatcher's tasks before the rescuer reads the link. */
+#define DH_RESCUE_AFTER_MS 2
 /* The write buffer kept between writes. */
 #define DH_OUT_KEEP_BYTES (256u * 1024u)
 
@@ -49,11 +52,23 @@ dfnet_status_t dh__host_init(dh_host_t *host, int fd) {
     DFNET_LOGE(LINK_SUBSYS, NULL, "eventfd: %s", strerror(errno));
     return DFNET_STATUS_INTERNAL;
   }
+  host->rescue_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  host->release_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   host->wenv = malloc(sizeof *host->wenv);
-  if (host->wenv == NULL) {
+  if (host->rescue_fd < 0 || host->release_fd < 0 || host->wenv == NULL) {
+    DFNET_LOGE(LINK_SUBSYS, NULL, "cannot set up the link: %s", strerror(errno));
+    free(host->wenv);
+    if (host->rescue_fd >= 0)
+      close(host->rescue_fd);
+    if (host->release_fd >= 0)
+      close(host->release_fd);
     close(host->wake_fd);
     return DFNET_STATUS_INTERNAL;
   }
+  pthread_mutex_init(&host->role_mu, NULL);
+  atomic_store(&host->inline_running, false);
+  atomic_store(&host->rescuer_active, false);
+  atomic_store(&host->rescuer_quit, false);
   pthread_mutex_init(&host->write_mu, NULL);
   pthread_mutex_init(&host->calls_mu, NULL);
   atomic_store(&host->next_id, 1);
@@ -67,6 +82,9 @@ void dh__host_fini(dh_host_t *host) {
   free(host->wenv);
   free(host->out);
   close(host->wake_fd);
+  close(host->rescue_fd);
+  close(host->release_fd);
+  pthread_mutex_destroy(&host->role_mu);
   pthread_mutex_destroy(&host->write_mu);
   pthread_mutex_destroy(&host->calls_mu);
 }
@@ -374,67 +392,173 @@ static void flush_overdue(dh_host_t *host) {
     dh__link_flush_deferred(host);
 }
 
-int dh__link_run(dh_host_t *host) {
+/* ---- the link turn: whoever holds role_mu reads the link ----------------------------- */
+
+struct dh_link_state {
   dfnet_frame_reader_t reader;
-  dfnet_envelope_t *env = malloc(sizeof *env);
-  uint8_t *chunk = malloc(LINK_READ_CHUNK);
+  dfnet_envelope_t *env;
+  uint8_t *chunk;
+  bool watched_for_nothing;
+};
+
+static void run_inline(dh_host_t *host, dh_dispatcher_t *d);
+
+/* One turn of reading the link: wait (bounded as link_timeout says), reap, read, handle
+ * the frames read. The caller holds role_mu. The rescuer (is_rescuer) also wakes on
+ * release_fd, and wakes every dispatcher it posted to; the link thread runs the tasks of a
+ * sole idle one itself (run_inline). Returns -1 on a fatal poll error, else 0. */
+static int link_turn(dh_host_t *host, bool is_rescuer) {
+  struct dh_link_state *ls = host->ls;
+  bool asleep, watching;
+  int timeout = link_timeout(host, dh__call_expire(host), ls->watched_for_nothing, &asleep,
+                             &watching);
+  struct pollfd pfd[3] = {{.fd = host->wake_fd, .events = POLLIN},
+                          {.fd = host->link_down ? -1 : host->fd, .events = POLLIN},
+                          {.fd = is_rescuer ? host->release_fd : -1, .events = POLLIN}};
+  int n = poll(pfd, 3, timeout);
+  if (asleep)
+    atomic_store(&host->link_asleep, false);
+  flush_overdue(host);
+  ls->watched_for_nothing =
+      watching && n == 0 && atomic_load(&host->deferred_since_ns) == 0;
+  if (n < 0) {
+    if (errno == EINTR)
+      return 0;
+    DFNET_LOGE(LINK_SUBSYS, NULL, "poll: %s", strerror(errno));
+    return -1;
+  }
+  if (pfd[0].revents & POLLIN)
+    reap_stopped(host);
+  if (host->link_down || pfd[1].revents == 0)
+    return 0;
+  ssize_t got = read(host->fd, ls->chunk, LINK_READ_CHUNK);
+  if (got < 0 && (errno == EINTR || errno == EAGAIN))
+    return 0;
+  if (got <= 0) {
+    link_down(host);
+    return 0;
+  }
+  size_t off = 0;
+  dh__dispatcher_hold_signals();
+  while (off < (size_t)got) {
+    size_t used = 0, flen = 0;
+    const uint8_t *frame = NULL;
+    dfnet_status_t st = dfnet_frame_reader_feed(&ls->reader, ls->chunk + off,
+                                                (size_t)got - off, &used, &frame, &flen);
+    off += used;
+    if (st != DFNET_STATUS_OK)
+      DFNET_LOGW(LINK_SUBSYS, NULL, "frame skipped: %s", dfnet_status_str(st));
+    if (frame != NULL)
+      handle_frame(host, ls->env, frame, flen);
+  }
+  dh_dispatcher_t *one = dh__dispatcher_release_signals(!is_rescuer);
+  if (one != NULL)
+    run_inline(host, one);
+  if (atomic_load(&host->write_failed))
+    link_down(host);
+  return 0;
+}
+
+static void set_rescue_timer(dh_host_t *host, long ns) {
+  struct itimerspec its = {.it_value = {.tv_sec = 0, .tv_nsec = ns}};
+  if (timerfd_settime(host->rescue_fd, 0, &its, NULL) != 0)
+    DFNET_LOGE(LINK_SUBSYS, NULL, "timerfd_settime: %s", strerror(errno));
+}
+
+/* The link thread runs d's ready tasks itself, saving the wake-up of d's thread (the
+ * usual case: one read brought calls for one idle driver). A handler that does not
+ * return within DH_RESCUE_AFTER_MS must not keep the link unread (other drivers' calls,
+ * Cancel, deadlines), so the link role is given up for the run: the rescuer thread
+ * takes it if the run outlasts its timer, and gives it back when told (release_fd). The
+ * atomics: the rescuer sets rescuer_active then reads inline_running; the link thread
+ * clears inline_running then reads rescuer_active (one of them sees the other). */
+static void run_inline(dh_host_t *host, dh_dispatcher_t *d) {
+  if (d->allow_sync_calls || atomic_load(&d->running)) {
+    dh__dispatcher_wake(d); /* may block / busy: its own thread, as always */
+    return;
+  }
+  atomic_store(&host->inline_running, true);
+  set_rescue_timer(host, DH_RESCUE_AFTER_MS * 1000000L);
+  pthread_mutex_unlock(&host->role_mu);
+  bool ran = dh__dispatcher_run_here(d);
+  atomic_store(&host->inline_running, false);
+  if (atomic_load(&host->rescuer_active)) {
+    uint64_t one = 1;
+    if (write(host->release_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+      DFNET_LOGE(LINK_SUBSYS, NULL, "eventfd write: %s", strerror(errno));
+  }
+  set_rescue_timer(host, 0);
+  if (!ran)
+    dh__dispatcher_wake(d);
+  pthread_mutex_lock(&host->role_mu);
+}
+
+static void *rescuer_main(void *arg) {
+  dh_host_t *host = arg;
+  for (;;) {
+    struct pollfd p = {.fd = host->rescue_fd, .events = POLLIN};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR)
+      break;
+    uint64_t ticks;
+    if (read(host->rescue_fd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+      break;
+    if (atomic_load(&host->rescuer_quit))
+      break;
+    atomic_store(&host->rescuer_active, true);
+    if (atomic_load(&host->inline_running)) {
+      pthread_mutex_lock(&host->role_mu);
+      if (atomic_load(&host->inline_running))
+        DFNET_LOGD(LINK_SUBSYS, NULL,
+                   "a task ran %d ms on the link thread: reading the link meanwhile",
+                   DH_RESCUE_AFTER_MS);
+      while (atomic_load(&host->inline_running))
+        if (link_turn(host, true) < 0)
+          break;
+      pthread_mutex_unlock(&host->role_mu);
+    }
+    atomic_store(&host->rescuer_active, false);
+    uint64_t v;
+    if (read(host->release_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+      DFNET_LOGE(LINK_SUBSYS, NULL, "eventfd read: %s", strerror(errno));
+  }
+  return NULL;
+}
+
+int dh__link_run(dh_host_t *host) {
+  struct dh_link_state ls = {.watched_for_nothing = false};
+  ls.env = malloc(sizeof *ls.env);
+  ls.chunk = malloc(LINK_READ_CHUNK);
   int rc = 0;
-  if (env == NULL || chunk == NULL) {
+  bool rescuer = false;
+  if (ls.env == NULL || ls.chunk == NULL) {
     DFNET_LOGE(LINK_SUBSYS, NULL, "out of memory");
     rc = 1;
     goto alloc_failed;
   }
-  dfnet_frame_reader_init(&reader, DFNET_FRAME_MAX_DEFAULT);
-  bool watched_for_nothing = false;
-  while (!host->link_down || host->drivers != NULL) {
-    bool asleep, watching;
-    int timeout = link_timeout(host, dh__call_expire(host), watched_for_nothing, &asleep,
-                               &watching);
-    struct pollfd pfd[2] = {{.fd = host->wake_fd, .events = POLLIN},
-                            {.fd = host->fd, .events = POLLIN}};
-    int n = poll(pfd, host->link_down ? 1 : 2, timeout);
-    if (asleep)
-      atomic_store(&host->link_asleep, false);
-    flush_overdue(host);
-    watched_for_nothing = watching && n == 0 && atomic_load(&host->deferred_since_ns) == 0;
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      DFNET_LOGE(LINK_SUBSYS, NULL, "poll: %s", strerror(errno));
+  dfnet_frame_reader_init(&ls.reader, DFNET_FRAME_MAX_DEFAULT);
+  host->ls = &ls;
+  pthread_mutex_lock(&host->role_mu);
+  rescuer = pthread_create(&host->rescuer, NULL, rescuer_main, host) == 0;
+  if (!rescuer) {
+    DFNET_LOGE(LINK_SUBSYS, NULL, "cannot create the rescuer thread");
+    rc = 1;
+  }
+  while (rescuer && (!host->link_down || host->drivers != NULL)) {
+    if (link_turn(host, false) < 0) {
       rc = 1;
       break;
     }
-    if (pfd[0].revents & POLLIN)
-      reap_stopped(host);
-    if (host->link_down || pfd[1].revents == 0)
-      continue;
-    ssize_t got = read(host->fd, chunk, LINK_READ_CHUNK);
-    if (got < 0 && (errno == EINTR || errno == EAGAIN))
-      continue;
-    if (got <= 0) {
-      link_down(host);
-      continue;
-    }
-    size_t off = 0;
-    dh__dispatcher_hold_signals();
-    while (off < (size_t)got) {
-      size_t used = 0, flen = 0;
-      const uint8_t *frame = NULL;
-      dfnet_status_t st = dfnet_frame_reader_feed(&reader, chunk + off, (size_t)got - off,
-                                                  &used, &frame, &flen);
-      off += used;
-      if (st != DFNET_STATUS_OK)
-        DFNET_LOGW(LINK_SUBSYS, NULL, "frame skipped: %s", dfnet_status_str(st));
-      if (frame != NULL)
-        handle_frame(host, env, frame, flen);
-    }
-    dh__dispatcher_release_signals();
-    if (atomic_load(&host->write_failed))
-      link_down(host);
   }
-  dfnet_frame_reader_free(&reader);
+  pthread_mutex_unlock(&host->role_mu);
+  if (rescuer) {
+    atomic_store(&host->rescuer_quit, true);
+    set_rescue_timer(host, 1);
+    pthread_join(host->rescuer, NULL);
+  }
+  host->ls = NULL;
+  dfnet_frame_reader_free(&ls.reader);
 alloc_failed:
-  free(chunk);
-  free(env);
+  free(ls.chunk);
+  free(ls.env);
   return rc;
 }

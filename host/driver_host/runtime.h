@@ -5,8 +5,13 @@
  * Threads:
  *   - the link thread (main): reads the socketpair, handles DriverStart/DriverStop/Call/
  *     Cancel/StreamCredit/Status, expires deadlines, reaps stopped drivers. It owns the
- *     driver table (dh_host.drivers): only it adds and removes entries.
- *   - one dispatcher thread per driver: runs that driver's hooks and handlers in order.
+ *     driver table (dh_host.drivers): only the holder of the link role (role_mu) adds and
+ *     removes entries. When one read brought work for one idle dispatcher, it runs that
+ *     dispatcher's tasks itself (link.c run_inline), giving up the role meanwhile.
+ *   - the rescuer: takes the link role when such a run lasts DH_RESCUE_AFTER_MS, until the
+ *     run ends (a handler that blocks where it must not still stalls nobody else).
+ *   - one dispatcher thread per driver: runs that driver's hooks and handlers in order
+ *     (unless the link thread borrowed the dispatcher: one of the two at a time).
  *   - the driver's own threads: may call the API functions marked "any thread".
  * Writes to the link come from any thread, serialized by dh_host.write_mu.
  * Lock order: dh_call.mu -> dh_host.write_mu; dh_driver.mu and dh_host.calls_mu are
@@ -45,6 +50,7 @@ typedef struct dh_dispatcher {
   atomic_uint ready;      /* tasks in head..tail (changed under mu, read without it) */
   atomic_bool running;    /* a task is running now */
   atomic_int posters;     /* posts between unlocking mu and signalling cv */
+  bool borrowed;          /* another thread runs the tasks now (dh__dispatcher_run_here) */
   void (*on_idle)(void *arg); /* run on the thread, no lock held, when it runs dry */
   void *idle_arg;
   const char *subject;   /* node moniker for logs (owned by the driver) */
@@ -76,7 +82,16 @@ dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms,
  * dispatcher starts on them (and can then batch its replies). Only a thread that also
  * joins the dispatchers (the link thread) may hold: a held dispatcher must not go away. */
 void dh__dispatcher_hold_signals(void);
-void dh__dispatcher_release_signals(void);
+/* Returns NULL, or with want_one, the dispatcher when exactly one was posted to: it is
+ * then not woken, and the caller runs it (dh__dispatcher_run_here) or wakes it. */
+dh_dispatcher_t *dh__dispatcher_release_signals(bool want_one);
+void dh__dispatcher_wake(dh_dispatcher_t *d);
+
+/* Run d's ready tasks on the calling thread, as d (a synchronized dispatcher guarantees
+ * one task at a time and order, not a thread): only when d's thread is idle and d does
+ * not allow sync calls (its handlers must not block). Returns false, having run nothing,
+ * otherwise. Tasks posted meanwhile and d's exit are left to d's thread, woken after. */
+bool dh__dispatcher_run_here(dh_dispatcher_t *d);
 
 /* Ask the thread to leave after the running task (called from the final task). */
 void dh__dispatcher_exit(dh_dispatcher_t *d);
@@ -244,9 +259,20 @@ typedef struct dh_reap {
   dfnet_driver_t *driver;
 } dh_reap_t;
 
+struct dh_link_state;
+
 typedef struct dh_host {
   int fd;                     /* the socketpair end */
   int wake_fd;                /* eventfd: reap queue has entries */
+  /* The link role (reading fd, and everything "link thread" below) belongs to whoever
+   * holds role_mu: the link thread, or the rescuer while the link thread runs a
+   * dispatcher's tasks longer than DH_RESCUE_AFTER_MS (link.c run_inline). */
+  pthread_mutex_t role_mu;
+  struct dh_link_state *ls;   /* reader state of the link (role_mu) */
+  pthread_t rescuer;
+  int rescue_fd;              /* timerfd armed while the link thread runs tasks */
+  int release_fd;             /* eventfd: the link thread wants the role back */
+  atomic_bool inline_running, rescuer_active, rescuer_quit;
   dfnet_driver_t *drivers;    /* link thread only */
   bool link_down;             /* EOF or write error: stop everything and exit */
 

@@ -27,7 +27,11 @@
  * were queued. A driver therefore needs no lock for state touched only from its hooks and
  * handlers. Each driver has its own dispatcher thread, so a driver that blocks never
  * stalls another driver in the same process; it does stall its own later calls, which
- * queue behind it.
+ * queue behind it. As in Fuchsia's driver runtime, a dispatcher is not one fixed thread:
+ * when it is idle its callbacks may run on the driver host's link thread, which saves
+ * a thread wake-up per batch of calls. Without allow_sync_calls a driver must not block
+ * there; if it does anyway, the others wait about 2 ms before another thread reads
+ * their calls. Use dfnet_driver_on_dispatcher(), not a thread id, to know where you are.
  *
  * allow_sync_calls. With `"default_dispatcher_opts": ["allow_sync_calls"]` in the manifest
  * the driver may block on its dispatcher in the functions below that can block

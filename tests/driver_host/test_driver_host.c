@@ -339,6 +339,41 @@ static void blocking_case(harness_t *h, const char *opt, const char *expect_word
   close_clean(h, host);
 }
 
+/* A call for one idle driver runs on the link thread (link.c run_inline). When its
+ * handler blocks anyway (no allow_sync_calls), the rescuer thread reads the link: other
+ * drivers' calls are answered and a Cancel reaches the blocked call. */
+static void test_blocking_on_link_thread_rescued(void **state) {
+  harness_t *h = *state;
+  uint64_t host = h_spawn(h);
+  assert_int_equal(h_start(h, host, "dev.t.blocker", h_driver("blocker"), NULL, NULL, NULL),
+                   DFNET_STATUS_OK);
+  assert_int_equal(h_start(h, host, ECHO_NODE, h_driver("echo"), NULL, NULL, NULL),
+                   DFNET_STATUS_OK);
+  uint8_t ms[4];
+  uint64_t block = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block",
+                          u32le(60000, ms), 4, 0, 0);
+  h_pump(h, 100); /* read alone, so run on the link thread, and blocking there now */
+  uint64_t echo[5];
+  for (int i = 0; i < 5; i++)
+    echo[i] = h_call(h, host, ECHO_NODE, "/dfnet.test.Echo/Echo", "e", 1, 0, 0);
+  for (int i = 0; i < 5; i++) {
+    rec_t *r = h_final(h, echo[i]); /* 10 s; the Block lasts 60 */
+    assert_non_null(r);
+    assert_int_equal(r->code, DFNET_STATUS_OK);
+  }
+  assert_int_equal(h_count_finals(h, block), 0);
+  assert_int_equal(h_cancel(h, host, block), DFNET_STATUS_OK);
+  rec_t *r = h_final(h, block);
+  assert_non_null(r);
+  assert_int_equal(r->code, DFNET_STATUS_CANCELLED);
+  /* the dispatcher's own thread takes over after the run: the driver still answers */
+  uint64_t ping = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Ping", NULL, 0, 0, 0);
+  r = h_final(h, ping);
+  assert_non_null(r);
+  assert_int_equal(r->code, DFNET_STATUS_OK);
+  close_clean(h, host);
+}
+
 static void test_blocking_without_sync_calls(void **state) {
   blocking_case(*state, NULL, "slept");
 }
@@ -546,6 +581,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wrong_api_version, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_binaries, setup, teardown),
       cmocka_unit_test_setup_teardown(test_blocking_without_sync_calls, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_blocking_on_link_thread_rescued, setup, teardown),
       cmocka_unit_test_setup_teardown(test_blocking_with_sync_calls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deferred_replies_not_held_by_blocking_task, setup,
                                       teardown),
