@@ -307,7 +307,9 @@ uint64_t dh__now_ns(void);
 void dh__link_flush_deferred(void *host);
 
 /* Fill and send one envelope: `fill` sets the member of env (already initialised with id).
- * Any thread. Returns OK or UNAVAILABLE (link gone) or INVALID_ARGUMENT (encode failed). */
+ * Any thread. On a dispatcher with more tasks ready the frame may be deferred (link.c):
+ * OK then means queued behind the frames before it. Returns OK or UNAVAILABLE (link
+ * gone) or INVALID_ARGUMENT (encode failed) or RESOURCE_EXHAUSTED (out of memory). */
 typedef void (*dh_fill_fn)(dfnet_envelope_t *env, void *arg);
 dfnet_status_t dh__link_send(dh_host_t *host, uint64_t id, dh_fill_fn fill, void *arg,
                              const uint8_t *bulk, size_t bulk_len);
