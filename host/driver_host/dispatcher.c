@@ -60,6 +60,22 @@ static void promote_due(dh_dispatcher_t *d, uint64_t now) {
   }
 }
 
+/* Run the task at the head of the ready queue on the calling thread. Called with d->mu
+ * held and a task ready; d->mu is held again on return (released while the task runs). */
+static void run_next_locked(dh_dispatcher_t *d) {
+  dh_task_t *t = d->head;
+  d->head = t->next;
+  if (d->head == NULL)
+    d->tail = NULL;
+  atomic_store(&d->running, true);
+  atomic_fetch_sub(&d->ready, 1);
+  pthread_mutex_unlock(&d->mu);
+  t->run(t->arg);
+  free(t);
+  pthread_mutex_lock(&d->mu);
+  atomic_store(&d->running, false);
+}
+
 static void *dispatcher_main(void *arg) {
   dh_dispatcher_t *d = arg;
   tls_current = d;
@@ -86,17 +102,7 @@ static void *dispatcher_main(void *arg) {
       }
       continue;
     }
-    dh_task_t *t = d->head;
-    d->head = t->next;
-    if (d->head == NULL)
-      d->tail = NULL;
-    atomic_store(&d->running, true);
-    atomic_fetch_sub(&d->ready, 1);
-    pthread_mutex_unlock(&d->mu);
-    t->run(t->arg);
-    free(t);
-    pthread_mutex_lock(&d->mu);
-    atomic_store(&d->running, false);
+    run_next_locked(d);
   }
   pthread_mutex_unlock(&d->mu);
   if (d->on_idle != NULL)
@@ -221,19 +227,8 @@ bool dh__dispatcher_run_here(dh_dispatcher_t *d) {
   dh_dispatcher_t *saved = tls_current;
   tls_current = d;
   /* what is ready now, not what arrives meanwhile: this thread has its own work */
-  for (unsigned n = atomic_load(&d->ready); n > 0 && d->head != NULL && !d->exit; n--) {
-    dh_task_t *t = d->head;
-    d->head = t->next;
-    if (d->head == NULL)
-      d->tail = NULL;
-    atomic_store(&d->running, true);
-    atomic_fetch_sub(&d->ready, 1);
-    pthread_mutex_unlock(&d->mu);
-    t->run(t->arg);
-    free(t);
-    pthread_mutex_lock(&d->mu);
-    atomic_store(&d->running, false);
-  }
+  for (unsigned n = atomic_load(&d->ready); n > 0 && d->head != NULL && !d->exit; n--)
+    run_next_locked(d);
   tls_current = saved;
   d->borrowed = false;
   /* the dispatcher's thread takes what is left, and leaves when the final task ran here */

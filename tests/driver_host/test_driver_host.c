@@ -339,6 +339,22 @@ static void blocking_case(harness_t *h, const char *opt, const char *expect_word
   close_clean(h, host);
 }
 
+/* Every call in ids[n] is answered OK (h_final waits 10 s) while `block`, a 60 s Block,
+ * still has no answer; then Cancel ends it with CANCELLED. */
+static void answered_while_blocked(harness_t *h, uint64_t host, const uint64_t *ids, int n,
+                                   uint64_t block) {
+  for (int i = 0; i < n; i++) {
+    rec_t *r = h_final(h, ids[i]);
+    assert_non_null(r);
+    assert_int_equal(r->code, DFNET_STATUS_OK);
+  }
+  assert_int_equal(h_count_finals(h, block), 0);
+  assert_int_equal(h_cancel(h, host, block), DFNET_STATUS_OK);
+  rec_t *r = h_final(h, block);
+  assert_non_null(r);
+  assert_int_equal(r->code, DFNET_STATUS_CANCELLED);
+}
+
 /* A call for one idle driver runs on the link thread (link.c run_inline). When its
  * handler blocks anyway (no allow_sync_calls), the rescuer thread reads the link: other
  * drivers' calls are answered and a Cancel reaches the blocked call. */
@@ -356,19 +372,10 @@ static void test_blocking_on_link_thread_rescued(void **state) {
   uint64_t echo[5];
   for (int i = 0; i < 5; i++)
     echo[i] = h_call(h, host, ECHO_NODE, "/dfnet.test.Echo/Echo", "e", 1, 0, 0);
-  for (int i = 0; i < 5; i++) {
-    rec_t *r = h_final(h, echo[i]); /* 10 s; the Block lasts 60 */
-    assert_non_null(r);
-    assert_int_equal(r->code, DFNET_STATUS_OK);
-  }
-  assert_int_equal(h_count_finals(h, block), 0);
-  assert_int_equal(h_cancel(h, host, block), DFNET_STATUS_OK);
-  rec_t *r = h_final(h, block);
-  assert_non_null(r);
-  assert_int_equal(r->code, DFNET_STATUS_CANCELLED);
+  answered_while_blocked(h, host, echo, 5, block);
   /* the dispatcher's own thread takes over after the run: the driver still answers */
   uint64_t ping = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Ping", NULL, 0, 0, 0);
-  r = h_final(h, ping);
+  rec_t *r = h_final(h, ping);
   assert_non_null(r);
   assert_int_equal(r->code, DFNET_STATUS_OK);
   close_clean(h, host);
@@ -407,16 +414,7 @@ static void deferred_case(harness_t *h, uint32_t lead_ms) {
   dfnet_supervisor_uncork(h->sup);
   if (lead_ms > 0)
     assert_non_null(h_final(h, lead));
-  for (int i = 0; i < PINGS; i++) {
-    rec_t *r = h_final(h, ping[i]); /* 10 s: the Block holds the dispatcher for 60 */
-    assert_non_null(r);
-    assert_int_equal(r->code, DFNET_STATUS_OK);
-  }
-  assert_int_equal(h_count_finals(h, block), 0);
-  assert_int_equal(h_cancel(h, host, block), DFNET_STATUS_OK);
-  rec_t *r = h_final(h, block);
-  assert_non_null(r);
-  assert_int_equal(r->code, DFNET_STATUS_CANCELLED);
+  answered_while_blocked(h, host, ping, PINGS, block);
   close_clean(h, host);
 }
 
