@@ -37,7 +37,6 @@
 #include <cmocka.h>
 
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -50,6 +49,7 @@
 #include "integration/fabric.h"
 #include "lib/log.h"
 #include "scripted_server.h"
+#include "one_cpu.h"
 
 #define E2E_NODE "dev.lab-r.platform.echo0"
 #define E2E_UNARY "/dfnet.test.Echo/Echo"
@@ -468,13 +468,7 @@ static void throughput_on_one_cpu(const char *self) {
 }
 
 int main(int argc, char **argv) {
-  if (getenv("DFNET_BENCH_ONE_CPU") != NULL) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0)
-      perror("rpc_bench: sched_setaffinity");
-  }
+  bench_one_cpu_if_asked("rpc_bench");
   /* "rpc_bench stream" / "rpc_bench unary": only that end-to-end phase, for profiling
    * (perf record -p on the printed pids); the figures then print without targets. */
   const char *only = argc > 1 ? argv[1] : NULL;

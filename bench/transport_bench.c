@@ -24,7 +24,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +43,7 @@
 #include "lib/log.h"
 #include "lib/transport.h"
 #include "tls_fixture.h"
+#include "one_cpu.h"
 
 static const char *dir;
 static double seconds = 2.0;
@@ -489,13 +489,7 @@ static void rtt_on_one_cpu(void) {
 }
 
 int main(int argc, char **argv) {
-  if (getenv("DFNET_BENCH_ONE_CPU") != NULL) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0)
-      perror("transport_bench: sched_setaffinity");
-  }
+  bench_one_cpu_if_asked("transport_bench");
   if (argc > 1)
     seconds = atof(argv[1]);
   if (seconds <= 0)
