@@ -6,8 +6,8 @@
  *     min / median / max over N rounds (issue 6 target: hot-plug to node under 1 s; this
  *     is the enumerator's share of it).
  * Usage: enum_bench [ROUNDS] (default 20). Needs libumockdev's preload: it re-executes
- * itself through umockdev-wrapper when LD_PRELOAD lacks it. DFNET_SHARED_DIR and
- * DFNET_SOURCE_DIR default to the paths this was built with. */
+ * itself through umockdev-wrapper when LD_PRELOAD lacks it. Fixtures come from the source
+ * tree's tests/fixtures/; DFNET_SOURCE_DIR defaults to the source tree it was built from. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,8 +132,6 @@ int main(int argc, char **argv) {
   if (rounds <= 0 || rounds > 1000) {
     rounds = 20;
   }
-  const char *shared = getenv("DFNET_SHARED_DIR") ? getenv("DFNET_SHARED_DIR")
-                                                   : DFNET_BENCH_SHARED_DIR;
   const char *source = getenv("DFNET_SOURCE_DIR") ? getenv("DFNET_SOURCE_DIR")
                                                    : DFNET_BENCH_SOURCE_DIR;
   char path[4096];
@@ -142,7 +140,7 @@ int main(int argc, char **argv) {
   dfnet_enum_t *e = NULL;
   double pci[50], board[50];
   int n_pci = 0, n_board = 0;
-  snprintf(path, sizeof(path), "%s/fixtures/sysfs-virtio-vm", shared);
+  snprintf(path, sizeof(path), "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
   for (int i = 0; i < 50; i++) {
     if (dfnet_enum_pci_new(path, &e) == DFNET_STATUS_OK && (pci[n_pci] = time_start(e)) >= 0)
       n_pci++;
@@ -168,7 +166,7 @@ int main(int argc, char **argv) {
   if (dfnet_enum_start(e, &sink) != DFNET_STATUS_OK) {
     return 1;
   }
-  snprintf(path, sizeof(path), "%s/fixtures/usb/usbkbd.pcap.umockdev", shared);
+  snprintf(path, sizeof(path), "%s", DFNET_FIXTURES_DIR "/usb/usbkbd.pcap.umockdev");
   char *kbd = first_record(path);
   double plug[1000], unplug[1000];
   int n_plug = 0, n_unplug = 0;

@@ -178,8 +178,7 @@ int main(int argc, char **argv) {
 
   char manager[64], sysfs[400];
   snprintf(manager, sizeof manager, "wss://127.0.0.1:%u", (unsigned)peer.port);
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : DFNET_SHARED_DIR_DEFAULT);
+  snprintf(sysfs, sizeof sysfs, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
   double t0 = now_ms();
   pid_t agent = fork();
   if (agent == 0) {

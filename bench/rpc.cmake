@@ -9,8 +9,7 @@ if(TARGET dfnet_client_static AND TARGET dfnet_scripted_server AND TARGET dfnet_
     "${CMAKE_SOURCE_DIR}/tests")
   target_compile_definitions(rpc_bench PRIVATE
     RPC_BENCH_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
-    RPC_BENCH_BUILD_DIR="${CMAKE_BINARY_DIR}"
-    RPC_BENCH_SHARED_DIR="${CMAKE_SOURCE_DIR}/../shared")
+    RPC_BENCH_BUILD_DIR="${CMAKE_BINARY_DIR}")
   target_link_libraries(rpc_bench PRIVATE dfnet_fabric dfnet_client_static
     dfnet_scripted_server Threads::Threads)
 endif()

@@ -481,7 +481,6 @@ int main(int argc, char **argv) {
   /* Outside ctest: the build tree and the fixtures this program was built with. */
   setenv("DFNET_SOURCE_DIR", RPC_BENCH_SOURCE_DIR, 0);
   setenv("DFNET_BUILD_DIR", RPC_BENCH_BUILD_DIR, 0);
-  setenv("DFNET_SHARED_DIR", RPC_BENCH_SHARED_DIR, 0);
   double seconds = getenv("RPC_BENCH_SECONDS") ? atof(getenv("RPC_BENCH_SECONDS")) : 3.0;
   if (seconds <= 0)
     seconds = 3.0;

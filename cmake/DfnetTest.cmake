@@ -11,7 +11,7 @@ function(dfnet_test name)
     set(T_TIMEOUT 120)
   endif()
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
-    ENVIRONMENT "DFNET_SOURCE_DIR=${CMAKE_SOURCE_DIR};DFNET_SHARED_DIR=${CMAKE_SOURCE_DIR}/../shared;DFNET_BUILD_DIR=${CMAKE_BINARY_DIR}")
+    ENVIRONMENT "DFNET_SOURCE_DIR=${CMAKE_SOURCE_DIR};DFNET_BUILD_DIR=${CMAKE_BINARY_DIR}")
   if(T_LABELS)
     set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}")
   endif()

@@ -7,7 +7,7 @@
  *  - read the node's properties (include/dfnet/driver.h) and the driver's settings
  *    (manifest program block, else an environment variable, else a default);
  *  - read sysfs links, also in captured trees that saved links as files holding the link
- *    text (../shared/fixtures/sysfs-virtio-vm);
+ *    text (tests/fixtures/sysfs-virtio-vm);
  *  - publish the driver's devfs-style class as an owned child node (spec/dfv2.md
  *    "devfs": class/<class>/<NNN>).
  *

@@ -2,7 +2,7 @@
  * sysfs-bus-pci): attributes and links, shared by the enumerators.
  *
  * A link is read with readlink(2). A captured sysfs tree whose links were saved as plain
- * files holding the link text (as in ../shared/fixtures/sysfs-virtio-vm/) is read the same
+ * files holding the link text (as in tests/fixtures/sysfs-virtio-vm/) is read the same
  * way: a regular file of one line that looks like a path stands for a link to that path.
  * Every function is reentrant; nothing is allocated.
  */

@@ -21,9 +21,7 @@
 
 static const char *fixture_fn(const char *bdf) {
   static char path[PATH_MAX];
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(path, sizeof path, "%s/fixtures/sysfs-virtio-vm/devices/pci0000:00/%s",
-           shared ? shared : DFNET_SHARED_DIR_DEFAULT, bdf);
+  snprintf(path, sizeof path, DFNET_FIXTURES_DIR "/sysfs-virtio-vm/devices/pci0000:00/%s", bdf);
   return path;
 }
 

@@ -1,5 +1,5 @@
 /* usb-device moving real data: bulk transfers to a recorded camera under umockdev. The
- * Canon PowerShot SX200 of ../shared/fixtures/usb/canon-powershot-sx200.umockdev (04a9:31c0,
+ * Canon PowerShot SX200 of tests/fixtures/usb/canon-powershot-sx200.umockdev (04a9:31c0,
  * bus 1 address 11, port 1-1.5.2.3, a PTP still-image interface with bulk endpoints 0x02 OUT
  * and 0x81 IN) with the usbdevfs ioctls recorded while gphoto2 talked to it (.ioctl):
  * umockdev answers a URB the driver submits when it is the one the recording has next. The

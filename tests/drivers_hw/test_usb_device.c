@@ -1,5 +1,5 @@
 /* usb-device in a real dfnet-driver-host under umockdev: the recorded Holtek keyboard
- * (../shared/fixtures/usb/usbkbd.pcap.umockdev, 04d9:1603 at bus 1 address 11, port 1-3)
+ * (tests/fixtures/usb/usbkbd.pcap.umockdev, 04d9:1603 at bus 1 address 11, port 1-3)
  * in a libumockdev testbed; the driver host inherits the testbed (UMOCKDEV_DIR) and the
  * preload (LD_PRELOAD), so libusb in the driver sees the recorded device. Descriptors are
  * compared with the recording's own bytes; transfers that the recording cannot answer
@@ -203,9 +203,7 @@ static void test_device_io_ends(void **state) {
 static void test_transfer_timeout(void **state) {
   fixture_t *f = *state;
   char path[PATH_MAX];
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(path, sizeof path, "%s/fixtures/usb/usbkbd.pcap.pcapng",
-           shared ? shared : DFNET_SHARED_DIR_DEFAULT);
+  snprintf(path, sizeof path, "%s", DFNET_FIXTURES_DIR "/usb/usbkbd.pcap.pcapng");
   GError *error = NULL;
   assert_true(umockdev_testbed_load_pcap(
       f->testbed, "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3", path, &error));

@@ -30,10 +30,8 @@ static char fixture_fn_path[PATH_MAX];
 
 /* The fixture's directory of PCI function `bdf` ("0000:00:05.0"). */
 static const char *fixture_fn(const char *bdf) {
-  const char *shared = getenv("DFNET_SHARED_DIR");
   snprintf(fixture_fn_path, sizeof fixture_fn_path,
-           "%s/fixtures/sysfs-virtio-vm/devices/pci0000:00/%s", shared ? shared : DFNET_SHARED_DIR_DEFAULT,
-           bdf);
+           DFNET_FIXTURES_DIR "/sysfs-virtio-vm/devices/pci0000:00/%s", bdf);
   return fixture_fn_path;
 }
 

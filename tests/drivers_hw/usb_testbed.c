@@ -8,8 +8,7 @@
 #include <string.h>
 
 static void fixture_path(char *out, size_t cap, const char *file) {
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(out, cap, "%s/fixtures/usb/%s", shared ? shared : DFNET_SHARED_DIR_DEFAULT, file);
+  snprintf(out, cap, DFNET_FIXTURES_DIR "/usb/%s", file);
 }
 
 UMockdevTestbed *usb_testbed_new(const char *recording, const char *ioctl_devnode,

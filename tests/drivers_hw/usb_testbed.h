@@ -1,4 +1,4 @@
-/* A libumockdev testbed holding one recorded USB tree of ../shared/fixtures/usb/, for the
+/* A libumockdev testbed holding one recorded USB tree of tests/fixtures/usb/, for the
  * usb-device tests (run under umockdev-wrapper: the driver host they spawn inherits the
  * testbed through UMOCKDEV_DIR and LD_PRELOAD). */
 #ifndef DFNET_TESTS_DRIVERS_HW_USB_TESTBED_H

@@ -182,8 +182,7 @@ static pid_t spawn_agent(void) {
   char url[64];
   snprintf(url, sizeof url, "wss://127.0.0.1:%u", (unsigned)g_peer.port);
   static char sysfs[600];
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : DFNET_SHARED_DIR_DEFAULT);
+  snprintf(sysfs, sizeof sysfs, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
   const char *args[] = {"--manager", url,          "--cert",       g_host_crt,   "--key",
                         g_host_key,  "--ca",       g_ca,           "--label",    "rack=b2",
                         "--sysfs-root", sysfs,     "--no-usb",     "--board",    g_board,
@@ -923,9 +922,7 @@ static void test_usb_umockdev(void **state) {
   if (access(runner, X_OK) != 0)
     skip();
   char device[600];
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(device, sizeof device, "%s/fixtures/usb/canon-powershot-sx200.umockdev",
-           shared ? shared : DFNET_SHARED_DIR_DEFAULT);
+  snprintf(device, sizeof device, "%s", DFNET_FIXTURES_DIR "/usb/canon-powershot-sx200.umockdev");
   peer_free(&g_peer);
   assert_int_equal(peer_start(&g_peer, 0), 0);
   char url[64];

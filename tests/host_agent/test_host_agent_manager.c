@@ -169,8 +169,7 @@ static pid_t spawn_agent(uint16_t port, const char *certs, const char *log) {
   snprintf(key, sizeof key, "%s/lab-a.key", certs);
   snprintf(ca, sizeof ca, "%s/ca.crt", certs);
   snprintf(cache, sizeof cache, "%s/cache", g_dir);
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : DFNET_SHARED_DIR_DEFAULT);
+  snprintf(sysfs, sizeof sysfs, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);

@@ -1,4 +1,4 @@
-/* The PCI enumerator against the captured sysfs of ../shared/fixtures/sysfs-virtio-vm/
+/* The PCI enumerator against the captured sysfs of tests/fixtures/sysfs-virtio-vm/
  * (every function, every property, checked against the fixture README's table), against
  * small trees the test builds (real symlinks, broken functions), and against this
  * machine's /sys. */
@@ -46,9 +46,7 @@ static const pci_expect_t fixture_functions[] = {
 #define FIXTURE_COUNT (sizeof(fixture_functions) / sizeof(fixture_functions[0]))
 
 static const char *fixture_root(char *buf, size_t cap) {
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  assert_non_null(shared);
-  snprintf(buf, cap, "%s/fixtures/sysfs-virtio-vm", shared);
+  snprintf(buf, cap, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
   char *real = realpath(buf, NULL);
   assert_non_null(real);
   snprintf(buf, cap, "%s", real);
@@ -348,6 +346,60 @@ static void test_real_sys(void **state) {
   recorder_free(&rec);
 }
 
+/* scripts/capture-sysfs.sh of this machine's /sys: the enumerator sees the capture as it
+ * sees the live tree (the same nodes with the same properties, the sysfs path moved under
+ * the capture), so a capture made with the script is a faithful fixture. */
+static void test_capture_script_matches_live(void **state) {
+  (void)state;
+  struct stat st;
+  const char *source = getenv("DFNET_SOURCE_DIR");
+  if (stat("/sys/bus/pci/devices", &st) != 0 || source == NULL) {
+    skip();
+  }
+  char cmd[PATH_MAX * 2];
+  snprintf(cmd, sizeof(cmd), "'%s/scripts/capture-sysfs.sh' '%s/capture' >/dev/null", source,
+           tmp_root);
+  assert_int_equal(system(cmd), 0);
+  char capture[PATH_MAX], real_capture[PATH_MAX];
+  snprintf(capture, sizeof(capture), "%s/capture", tmp_root);
+  assert_non_null(realpath(capture, real_capture));
+
+  recorder_t live, cap;
+  recorder_init(&live);
+  recorder_init(&cap);
+  run_pci("/sys", &live, DFNET_STATUS_OK);
+  run_pci(capture, &cap, DFNET_STATUS_OK);
+  assert_int_equal(recorder_count(&cap), recorder_count(&live));
+  for (size_t i = 0; i < live.count; i++) {
+    const dfnet_v1_NodeAdd *want = live.events[i].node;
+    const dfnet_v1_NodeAdd *got = recorder_added(&cap, live.events[i].moniker);
+    if (got == NULL) {
+      fail_msg("the capture has no node %s", live.events[i].moniker);
+    }
+    assert_int_equal(got->properties_count, want->properties_count);
+    for (pb_size_t p = 0; p < want->properties_count; p++) {
+      const dfnet_v1_NodeProperty *w = &want->properties[p];
+      if (w->which_key == dfnet_v1_NodeProperty_str_key_tag &&
+          strcmp(w->key.str_key, DFNET_ENUM_KEY_PCI_SYSFS_PATH) == 0) {
+        char moved[PATH_MAX * 2];
+        snprintf(moved, sizeof(moved), "%s%s", real_capture, w->value.str_value + strlen("/sys"));
+        check_prop_str(got, 0, DFNET_ENUM_KEY_PCI_SYSFS_PATH, moved);
+        continue;
+      }
+      uint32_t int_key = w->which_key == dfnet_v1_NodeProperty_int_key_tag ? w->key.int_key : 0;
+      const char *str_key = int_key == 0 ? w->key.str_key : NULL;
+      if (w->which_value == dfnet_v1_NodeProperty_str_value_tag) {
+        check_prop_str(got, int_key, str_key, w->value.str_value);
+      } else {
+        assert_int_equal(w->which_value, dfnet_v1_NodeProperty_int_value_tag);
+        check_prop_int(got, int_key, str_key, w->value.int_value);
+      }
+    }
+  }
+  recorder_free(&live);
+  recorder_free(&cap);
+}
+
 /* sysfs helpers: links saved as files, lexical normalization of a target outside. */
 static void test_sysfs_helpers(void **state) {
   (void)state;
@@ -393,6 +445,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tree_symlinks_domain_and_bad_function, tree_setup,
                                       tree_teardown),
       cmocka_unit_test_setup_teardown(test_sysfs_helpers, tree_setup, tree_teardown),
+      cmocka_unit_test_setup_teardown(test_capture_script_matches_live, tree_setup,
+                                      tree_teardown),
   };
   int failed = cmocka_run_group_tests_name("pci_fixture", fixture_tests, NULL, NULL);
   failed += cmocka_run_group_tests_name("pci_trees", tree_tests, NULL, NULL);

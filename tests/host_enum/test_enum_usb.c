@@ -1,5 +1,5 @@
 /* The USB enumerator under umockdev: devices recorded from real hardware
- * (the .umockdev files of ../shared/fixtures/usb/) are added to and removed from a libumockdev testbed
+ * (the .umockdev files of tests/fixtures/usb/) are added to and removed from a libumockdev testbed
  * while the enumerator runs; libusb sees them through the emulated sysfs, /dev/bus/usb
  * and udev uevents. Run under umockdev-wrapper (LD_PRELOAD=libumockdev-preload.so).
  *
@@ -30,9 +30,7 @@ typedef struct usb_fixture {
 } usb_fixture_t;
 
 static void fixture_file(const char *name, char *buf, size_t cap) {
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  assert_non_null(shared);
-  snprintf(buf, cap, "%s/fixtures/usb/%s", shared, name);
+  snprintf(buf, cap, DFNET_FIXTURES_DIR "/usb/%s", name);
 }
 
 static void add_recording(usb_fixture_t *f, const char *name) {

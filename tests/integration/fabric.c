@@ -173,7 +173,6 @@ int fabric_start_manager(fabric_t *f, const char *address, int grace_s) {
 
 void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {
   char url[128], cert[600], key[600], ca[600], board[600], cache[600], sysfs[600], agent[600];
-  const char *shared = getenv("DFNET_SHARED_DIR");
   snprintf(url, sizeof url, "wss://%s:%u", a->addr_root[0] ? a->addr_root : "localhost",
            f->port);
   snprintf(cert, sizeof cert, "%s/certs/%s.crt", f->root, a->name);
@@ -181,7 +180,7 @@ void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {
   snprintf(ca, sizeof ca, "%s/certs/ca.crt", f->root);
   snprintf(board, sizeof board, "%s/board.json", f->root);
   snprintf(cache, sizeof cache, "%s/cache-%s", f->root, a->name);
-  snprintf(sysfs, sizeof sysfs, "%s/fixtures/sysfs-virtio-vm", shared ? shared : DFNET_SHARED_DIR_DEFAULT);
+  snprintf(sysfs, sizeof sysfs, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
   snprintf(agent, sizeof agent, "%s/host/agent/dfnet-host", f->build);
   snprintf(a->log, sizeof a->log, "%s/%s.log", f->root, a->name);
   char *argv[] = {"ip", "netns", "exec", a->ns, agent, "--manager", url, "--cert", cert,

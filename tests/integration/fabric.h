@@ -4,7 +4,8 @@
  * (tests/drivers/). No mock of any dfnet part.
  *
  * Every function asserts (cmocka) on failure unless it says otherwise; call them from a
- * test or a group set-up. Paths come from DFNET_BUILD_DIR and DFNET_SHARED_DIR (ctest).
+ * test or a group set-up. Binaries come from DFNET_BUILD_DIR (ctest), fixtures from
+ * tests/fixtures/ (DFNET_FIXTURES_DIR, compiled in).
  */
 #ifndef DFNET_TESTS_INTEGRATION_FABRIC_H
 #define DFNET_TESTS_INTEGRATION_FABRIC_H

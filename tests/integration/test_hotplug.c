@@ -31,8 +31,7 @@ static struct {
 } F;
 
 static void recording(const char *name, char *buf, size_t cap) {
-  const char *shared = getenv("DFNET_SHARED_DIR");
-  snprintf(buf, cap, "%s/fixtures/usb/%s", shared ? shared : DFNET_SHARED_DIR_DEFAULT, name);
+  snprintf(buf, cap, DFNET_FIXTURES_DIR "/usb/%s", name);
 }
 
 /* Plug the keyboard: its device record only (the root hub and controller stay). The
