@@ -27,23 +27,27 @@ target_link_libraries(dfnet::mbedtls INTERFACE
   ${MBEDTLS_LIBRARY} ${MBEDX509_LIBRARY} ${MBEDCRYPTO_LIBRARY})
 target_include_directories(dfnet::mbedtls INTERFACE ${MBEDTLS_INCLUDE_DIR})
 
-# libwebsockets 4.1.x, static, built against mbedTLS by deps.sh into .deps/prefix.
-# Its pkg-config file names the wrong library and omits mbedTLS, so we link it here.
+# libwebsockets 4.1.x, static, built against mbedTLS by deps.sh into .deps/prefix. We link
+# what lws's own build says it needs: its exported CMake package (the `websockets` IMPORTED
+# STATIC target, whose link interface lists mbedTLS and whatever else lws was configured
+# with, so CMake puts those after libwebsockets.a on every link line; and the extra system
+# libraries it asks for). Only that prefix is searched, so a Debian libwebsockets-dev (built
+# on OpenSSL) installed on the machine is never picked up; its headers in /usr/include come
+# after ours, which are a SYSTEM include directory of this target.
 set(DFNET_LWS_PREFIX "${DFNET_DEPS_PREFIX}/prefix")
-find_library(LWS_LIBRARY NAMES libwebsockets.a PATHS "${DFNET_LWS_PREFIX}/lib" NO_DEFAULT_PATH)
-if(NOT LWS_LIBRARY)
+find_package(libwebsockets CONFIG PATHS "${DFNET_LWS_PREFIX}/lib/cmake/libwebsockets"
+  NO_DEFAULT_PATH)
+if(NOT libwebsockets_FOUND OR NOT TARGET websockets)
   message(FATAL_ERROR "libwebsockets (mbedTLS build) missing in ${DFNET_LWS_PREFIX}: run scripts/deps.sh")
 endif()
 file(STRINGS "${DFNET_LWS_PREFIX}/include/lws_config.h" _lws_mbedtls REGEX "#define LWS_WITH_MBEDTLS")
 if(NOT _lws_mbedtls)
   message(FATAL_ERROR "${DFNET_LWS_PREFIX} holds a libwebsockets without LWS_WITH_MBEDTLS")
 endif()
-# An IMPORTED STATIC target (not a path inside an INTERFACE one), so that CMake puts
-# mbedTLS after libwebsockets.a on every link line, whatever else pulled mbedTLS in first.
-add_library(dfnet::lws STATIC IMPORTED)
-set_target_properties(dfnet::lws PROPERTIES IMPORTED_LOCATION "${LWS_LIBRARY}")
+add_library(dfnet::lws INTERFACE IMPORTED)
 target_include_directories(dfnet::lws SYSTEM INTERFACE "${DFNET_LWS_PREFIX}/include")
-target_link_libraries(dfnet::lws INTERFACE dfnet::mbedtls Threads::Threads ${CMAKE_DL_LIBS} m)
+target_link_libraries(dfnet::lws INTERFACE websockets ${LIBWEBSOCKETS_DEP_LIBS} dfnet::mbedtls
+  Threads::Threads)
 
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 pkg_check_modules(LIBUSB REQUIRED IMPORTED_TARGET libusb-1.0)

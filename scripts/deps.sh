@@ -71,14 +71,24 @@ if [ "$(cat "$deps/nanopb/.version" 2>/dev/null)" != "$nanopb_version" ]; then
 fi
 
 # ---- libwebsockets (static, mbedTLS) -------------------------------------------------
+# Every feature lws would otherwise pick up from what the machine happens to have installed
+# is stated here, so that the same commit builds the same library everywhere: libcap
+# (lws detects it by itself and then needs -lcap at every link; dfnet drops no capabilities
+# through lws), the event libraries (libuv, libev, libevent, glib), zlib/miniz, SQLite,
+# libmount, hubbub, the OS CA store (dfnet trusts only its fleet's CA), plugins.
 lws_opts=(
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON
   -DLWS_WITH_MBEDTLS=ON -DLWS_WITH_SSL=ON -DLWS_WITHOUT_TESTAPPS=ON
   -DLWS_WITH_SHARED=OFF -DLWS_WITH_STATIC=ON
   -DLWS_WITHOUT_EXTENSIONS=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF
   -DLWS_IPV6=ON -DLWS_WITH_LIBUV=OFF -DLWS_WITH_LIBEV=OFF -DLWS_WITH_LIBEVENT=OFF
-  -DLWS_WITH_GLIB=OFF -DLWS_WITH_SYS_SMD=OFF -DLWS_WITH_SYS_STATE=OFF
-  -DLWS_WITH_HTTP2=OFF
+  -DLWS_WITH_GLIB=OFF -DLWS_WITH_EVLIB_PLUGINS=OFF -DLWS_WITH_SYS_SMD=OFF
+  -DLWS_WITH_SYS_STATE=OFF -DLWS_WITH_HTTP2=OFF
+  -DLWS_HAVE_LIBCAP=0 -DLWS_HAVE_SYS_CAPABILITY_H=0
+  -DLWS_WITH_ZLIB=OFF -DLWS_WITH_MINIZ=OFF -DLWS_WITH_SQLITE3=OFF -DLWS_WITH_FSMOUNT=OFF
+  -DLWS_WITH_HUBBUB=OFF -DLWS_WITH_PLUGINS=OFF -DLWS_WITH_PLUGINS_API=OFF
+  -DLWS_WITH_LWSWS=OFF -DLWS_WITH_SOCKS5=OFF -DLWS_SSL_CLIENT_USE_OS_CA_CERTS=OFF
+  -DLWS_WITH_EXPORT_LWSTARGETS=ON
 )
 patches=$(ls "$root"/scripts/patches/libwebsockets/*.patch 2>/dev/null | sort || true)
 src_version=$(apt-cache showsrc libwebsockets 2>/dev/null | awk '/^Version:/ {print $2; exit}')
@@ -106,5 +116,10 @@ cmake --build "$deps/build" -j"$(nproc)" >>"$deps/build.log" 2>&1 || { tail -40 
 cmake --install "$deps/build" >>"$deps/build.log" 2>&1 || { tail -40 "$deps/build.log"; exit 1; }
 grep -q '#define LWS_WITH_MBEDTLS' "$prefix/include/lws_config.h" \
   || { log "error: built libwebsockets does not have LWS_WITH_MBEDTLS"; exit 1; }
+if grep -qE '#define (LWS_HAVE_LIBCAP|LWS_WITH_LIBUV|LWS_WITH_ZLIB|LWS_WITH_SQLITE3)\b' "$prefix/include/lws_config.h"; then
+  log "error: libwebsockets picked up an optional library from this machine:"
+  grep -E '#define (LWS_HAVE_LIBCAP|LWS_WITH_LIBUV|LWS_WITH_ZLIB|LWS_WITH_SQLITE3)\b' "$prefix/include/lws_config.h"
+  exit 1
+fi
 echo "$stamp_want" > "$stamp"
 log "libwebsockets $src_version built (LWS_WITH_MBEDTLS on)"
