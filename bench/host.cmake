@@ -7,7 +7,7 @@ if(TARGET dfnet-host AND TARGET dfnet_test_driver_echo)
   target_compile_options(host_bench PRIVATE ${DFNET_WARNINGS})
   target_include_directories(host_bench PRIVATE "${CMAKE_SOURCE_DIR}/tests/host_agent")
   target_link_libraries(host_bench PRIVATE dfnet_transport dfnet_pki dfnet_package
-    Threads::Threads)
+    dfnet_test_child Threads::Threads)
   target_compile_definitions(host_bench PRIVATE
     DFNET_HOST_BIN="$<TARGET_FILE:dfnet-host>"
     DFNET_DRIVER_HOST_BIN="$<TARGET_FILE:dfnet-driver-host>"

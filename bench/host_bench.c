@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "lib/package.h"
 #include "lib/pki.h"
 #include "peer.h"
@@ -180,7 +181,7 @@ int main(int argc, char **argv) {
   snprintf(manager, sizeof manager, "wss://127.0.0.1:%u", (unsigned)peer.port);
   snprintf(sysfs, sizeof sysfs, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
   double t0 = now_ms();
-  pid_t agent = fork();
+  pid_t agent = test_child_fork();
   if (agent == 0) {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {

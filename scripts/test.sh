@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run every dfnet test: installs dependencies (scripts/deps.sh), then configures, builds
 # and runs ctest in a normal build and in an ASan+UBSan build, runs the fuzz targets for a
-# bounded time when clang is installed, and checks that no binary links OpenSSL.
-# Exits non-zero on any failure.
+# bounded time when clang is installed, and checks that no binary links OpenSSL and that no
+# test left a process of the build tree running. Exits non-zero on any failure.
 #   DFNET_FUZZ_SECONDS   seconds per fuzz target (default 30; 0 skips fuzzing)
 #   DFNET_TEST_JOBS      parallel ctest jobs (default: number of cores)
 set -euo pipefail
@@ -18,6 +18,15 @@ bash scripts/deps.sh
 
 section() { printf '\n==== %s ====\n' "$*"; }
 
+# leftovers DIR: "pid executable" of every process whose executable lies under DIR.
+leftovers() {
+  local d e
+  for d in /proc/[0-9]*; do
+    e=$(readlink "$d/exe" 2>/dev/null) || continue
+    case "$e" in "$1"/*) echo "${d#/proc/} $e" ;; esac
+  done
+}
+
 # build_and_test NAME CMAKE-ARGS...
 build_and_test() {
   local name=$1; shift
@@ -31,6 +40,15 @@ build_and_test() {
   out=$(cd "$dir" && ctest -j"$ctest_jobs" --output-on-failure 2>&1) || rc=$?
   printf '%s\n' "$out"
   summary+=("$name: $(printf '%s\n' "$out" | grep -E 'tests passed|tests failed' | tail -1)")
+  # No test may leave a process behind (tests/child.h): name, kill and fail on any.
+  local left
+  left=$(leftovers "$dir")
+  if [ -n "$left" ]; then
+    echo "$name: processes left running after ctest:"; printf '  %s\n' "$left"
+    printf '%s\n' "$left" | awk '{print $1}' | xargs -r kill -9 2>/dev/null || true
+    summary+=("$name: processes left running after ctest (killed)")
+    rc=1
+  fi
   return $rc
 }
 

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "bind/dfnet_hardware_rng.h"
 #include "bind/fuchsia_pci.h"
 #include "bind/fuchsia_usb.h"
@@ -48,7 +49,7 @@ static void bindc(run_result *r, const char *const *args) {
   char out_path[300], err_path[300];
   snprintf(out_path, sizeof out_path, "%s/stdout", g_dir);
   snprintf(err_path, sizeof err_path, "%s/stderr", g_dir);
-  pid_t pid = fork();
+  pid_t pid = test_child_fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "scripted_server.h"
 #include "testhost/testhost.h"
 
@@ -51,7 +52,7 @@ static int run_input(const char *input, const char *first, ...) {
   int out[2], err[2], in[2];
   if (pipe(out) || pipe(err) || pipe(in))
     return -1;
-  pid_t pid = fork();
+  pid_t pid = test_child_fork();
   if (pid == 0) {
     dup2(in[0], 0);
     dup2(out[1], 1);

@@ -35,6 +35,7 @@
 
 #include <cmocka.h>
 
+#include "child.h"
 #include "dfnet/bind_keys.h"
 #include "lib/package.h"
 #include "lib/pki.h"
@@ -139,17 +140,6 @@ static int make_pkg(const char *name, const char *so_path, pkg_t *out) {
 
 /* Every agent spawned, so that a failed assertion does not leave one running (reconnecting
  * forever) after the test: at exit, the ones still running (not yet reaped) are killed. */
-static pid_t g_spawned[64];
-static size_t g_spawned_count;
-
-static void kill_spawned(void) {
-  for (size_t i = 0; i < g_spawned_count; i++) {
-    if (waitpid(g_spawned[i], NULL, WNOHANG) != 0)
-      continue; /* reaped by the test (or not our child any more) */
-    kill(g_spawned[i], SIGKILL);
-    waitpid(g_spawned[i], NULL, 0);
-  }
-}
 
 static pid_t spawn_agent_v(const char *const *args, size_t n, const char *stderr_path) {
   const char *argv[64];
@@ -158,7 +148,7 @@ static pid_t spawn_agent_v(const char *const *args, size_t n, const char *stderr
   for (size_t i = 0; i < n && k < 63; i++)
     argv[k++] = args[i];
   argv[k] = NULL;
-  pid_t pid = fork();
+  pid_t pid = test_child_fork();
   if (pid == 0) {
     int fd = open(stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
@@ -168,11 +158,6 @@ static pid_t spawn_agent_v(const char *const *args, size_t n, const char *stderr
     }
     execv(argv[0], (char *const *)argv);
     _exit(127);
-  }
-  if (pid > 0 && g_spawned_count < sizeof g_spawned / sizeof g_spawned[0]) {
-    if (g_spawned_count == 0)
-      atexit(kill_spawned);
-    g_spawned[g_spawned_count++] = pid;
   }
   return pid;
 }
@@ -934,7 +919,7 @@ static void test_usb_umockdev(void **state) {
   snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old_asan ? old_asan : "",
            old_asan && old_asan[0] ? ":" : "");
   setenv("ASAN_OPTIONS", asan, 1);
-  pid_t run = fork();
+  pid_t run = test_child_fork();
   if (run == 0) {
     int fd = open(g_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "child.h"
 #include "lib/pki.h"
 #include "lib/transport.h"
 #include "testhost/testhost.h"
@@ -170,7 +171,7 @@ static pid_t spawn_agent(uint16_t port, const char *certs, const char *log) {
   snprintf(ca, sizeof ca, "%s/ca.crt", certs);
   snprintf(cache, sizeof cache, "%s/cache", g_dir);
   snprintf(sysfs, sizeof sysfs, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
-  pid_t pid = fork();
+  pid_t pid = test_child_fork();
   if (pid == 0) {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "testhost/testhost.h"
+#include "child.h"
 
 uint64_t fabric_now_ms(void) {
   struct timespec ts;
@@ -43,7 +44,7 @@ int fabric_sh(const char *fmt, ...) {
 
 /* Start argv[] with stdout and stderr appended to `log`; returns the pid. */
 static pid_t spawn(char *const argv[], const char *log) {
-  pid_t pid = fork();
+  pid_t pid = test_child_fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);

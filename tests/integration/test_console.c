@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "child.h"
 #include "fabric.h"
 
 #define NODE "dev.lab-s.platform.uart0"
@@ -129,7 +130,7 @@ static void test_console_on_a_terminal(void **state) {
   snprintf(ca, sizeof ca, "%s/certs/ca.crt", F.fab.root);
 
   int term = -1;
-  pid_t pid = forkpty(&term, NULL, NULL, NULL);
+  pid_t pid = test_child_forkpty(&term);
   assert_true(pid >= 0);
   if (pid == 0) {
     setenv("DFNET_MANAGER", url, 1);

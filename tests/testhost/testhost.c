@@ -1,5 +1,6 @@
 /* Scripted test host sessions and clients on the real transport (testhost.h). */
 #include "testhost/testhost.h"
+#include "child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +51,7 @@ int th_manager_start(th_manager_t *m, const char *state_dir, const char *drivers
   int pfd[2];
   if (pipe(pfd) != 0)
     return -1;
-  pid_t pid = fork();
+  pid_t pid = test_child_fork();
   if (pid < 0)
     return -1;
   if (pid == 0) {

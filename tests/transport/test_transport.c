@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "echo_server.h"
 #include "lib/transport.h"
 #include "tls_fixture.h"
@@ -737,35 +738,11 @@ typedef struct child {
   uint16_t port;
 } child_t;
 
-/* Children still running if a test fails half-way: killed at exit. */
-static pid_t live_children[16];
-
-static void kill_live_children(void) {
-  for (size_t i = 0; i < sizeof(live_children) / sizeof(live_children[0]); i++)
-    if (live_children[i] > 0) {
-      kill(live_children[i], SIGKILL);
-      waitpid(live_children[i], NULL, 0);
-    }
-}
-
-static void track_child(pid_t pid, bool alive) {
-  for (size_t i = 0; i < sizeof(live_children) / sizeof(live_children[0]); i++) {
-    if (alive && live_children[i] == 0) {
-      live_children[i] = pid;
-      return;
-    }
-    if (!alive && live_children[i] == pid) {
-      live_children[i] = 0;
-      return;
-    }
-  }
-}
-
 static child_t spawn_server(uint16_t port, uint32_t keepalive_ms) {
   int fds[2];
   child_t ch = {0, 0};
   assert_int_equal(pipe(fds), 0);
-  pid_t pid = fork();
+  pid_t pid = test_child_fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     char p[16], ka[16];
@@ -777,7 +754,6 @@ static child_t spawn_server(uint16_t port, uint32_t keepalive_ms) {
     _exit(127);
   }
   close(fds[1]);
-  track_child(pid, true);
   char line[64] = "";
   FILE *f = fdopen(fds[0], "r");
   if (fgets(line, sizeof(line), f) != NULL) {
@@ -794,7 +770,6 @@ static child_t spawn_server(uint16_t port, uint32_t keepalive_ms) {
 static void reap(child_t *ch) {
   kill(ch->pid, SIGKILL);
   waitpid(ch->pid, NULL, 0);
-  track_child(ch->pid, false);
 }
 
 static void test_server_killed_then_back(void **state) {
@@ -1268,7 +1243,6 @@ static void test_watch_fd(void **state) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  atexit(kill_live_children);
   dir = fixture_cert_dir();
   if (dir == NULL)
     return 1;
