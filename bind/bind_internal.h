@@ -6,7 +6,7 @@
  * function in between needs an error path (the pattern of Lua's luaD_throw).
  *
  * Sources: Fuchsia src/devices/lib/bind/src/ (parser/, compiler/, bytecode_encoder/,
- * interpreter/), spec/bind.md.
+ * interpreter/), docs/spec/bind.md.
  */
 #ifndef DFNET_BIND_INTERNAL_H
 #define DFNET_BIND_INTERNAL_H

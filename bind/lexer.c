@@ -1,6 +1,6 @@
 /* dfnet bind: lexer for rules, composite rules and library files.
  *
- * Lexical rules from Fuchsia src/devices/lib/bind/src/parser/common.rs (spec/bind.md
+ * Lexical rules from Fuchsia src/devices/lib/bind/src/parser/common.rs (docs/spec/bind.md
  * "Lexical"): IDENTIFIER [a-zA-Z]([a-zA-Z0-9_]*[a-zA-Z0-9])?, joined by '.' into compound
  * identifiers (no spaces around the dots); NUMBER decimal or 0x hex, up to u64; STRING
  * "..." where a backslash escapes '"' or '\' and the text is kept as written (Fuchsia

@@ -1,6 +1,6 @@
 /* dfnet bind: run a verified program against a node's properties.
  *
- * Semantics: spec/bind.md "Matching" and Fuchsia src/devices/lib/bind/src/interpreter/
+ * Semantics: docs/spec/bind.md "Matching" and Fuchsia src/devices/lib/bind/src/interpreter/
  * match_bind.rs: a number key looks up the integer key and, if absent, the string key with
  * the deprecated name ("fuchsia.BIND_PROTOCOL"); a missing property makes == false and
  * != true; enum and string values are equal when their text is; any other type mismatch

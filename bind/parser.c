@@ -1,6 +1,6 @@
 /* dfnet bind: parser for rules files, composite rules files and bind libraries.
  *
- * Grammar: spec/bind.md "Language"; Fuchsia src/devices/lib/bind/src/parser/
+ * Grammar: docs/spec/bind.md "Language"; Fuchsia src/devices/lib/bind/src/parser/
  * (bind_rules.rs, bind_composite.rs, bind_library.rs, common.rs). Keywords are
  * contextual, as in Fuchsia: `if`, `accept`, `true`, `false` start a statement only when
  * the identifier is not followed by `==` / `!=`.

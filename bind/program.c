@@ -1,6 +1,6 @@
 /* dfnet bind: decode and verify bytecode v2 into an immutable program.
  *
- * Source: spec/bind.md "Bytecode v2" and Fuchsia src/devices/lib/bind/src/interpreter/
+ * Source: docs/spec/bind.md "Bytecode v2" and Fuchsia src/devices/lib/bind/src/interpreter/
  * decode_bind_rules.rs + instruction_decoder.rs. Security model: the bytes come from a
  * driver package, i.e. from anyone; every length, id, opcode, value type and jump is
  * checked here, once, before anything runs the program, so the matcher never has to.

@@ -1,7 +1,7 @@
 # dfnet_driver_package(<name> SOURCES <src>... BIND <rules.bind> TESTS <tests.json>
 #                      MANIFEST <meta/name.json> [LIBS <lib>...] [INCLUDES <lib.bind>...])
 #
-# Builds one boot driver package (DESIGN.md "Driver packages") under
+# Builds one boot driver package (docs/design.md "Driver packages") under
 # ${CMAKE_BINARY_DIR}/drivers/<name>/:
 #
 #   <name>/meta/<name>.json         the manifest, copied (its program.binary and

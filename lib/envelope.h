@@ -1,4 +1,4 @@
-/* The dfnet wire: encode and decode one dfnet.v1.Envelope (DESIGN.md "The wire";
+/* The dfnet wire: encode and decode one dfnet.v1.Envelope (docs/design.md "The wire";
  * proto/dfnet/v1/envelope.proto).
  *
  * Security model (after nanopb docs/security.md): the decoder never trusts its input.

@@ -1,4 +1,4 @@
-/* Length-prefixed framing for stream sockets (DESIGN.md "The wire"): each frame is a u32
+/* Length-prefixed framing for stream sockets (docs/design.md "The wire"): each frame is a u32
  * little-endian length followed by that many bytes (one encoded Envelope). Used across
  * the host agent <-> driver host socketpair.
  */

@@ -1,6 +1,6 @@
 /* dfnet's levelled logger: one line per event on stderr.
  *
- * Line format (DESIGN.md "Conventions"):
+ * Line format (docs/design.md "Conventions"):
  *   2026-11-21T04:40:00.123Z W transport host=lab-a: peer closed: ...
  *   <UTC time, ms>            <level> <subsystem> <subject>: <message>
  * The subject (a node moniker, host or peer name) may be NULL. Each line is written with

@@ -1,5 +1,5 @@
 /* dfnet driver packages: deterministic archives, content-addressed by SHA-256
- * (DESIGN.md "Driver packages").
+ * (docs/design.md "Driver packages").
  *
  * A package is the package directory
  *     meta/<name>.json  meta/bind/<name>.bindbc  driver/<name>.so  (and anything else)

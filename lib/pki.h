@@ -1,5 +1,5 @@
 /* dfnet's PKI: the manager's certificate authority, leaf certificates carrying a name and
- * a role, PEM files, and reading them back (DESIGN.md "Security"; issue 3 "PKI").
+ * a role, PEM files, and reading them back (docs/design.md "Security"; issue 3 "PKI").
  *
  * Everything is ECDSA P-256 with SHA-256 signatures, made by mbedTLS 2.28.
  *
@@ -74,7 +74,7 @@ extern "C" {
  * To renew it, remove manager.crt, manager.key and manager.pem and run init again. */
 #define DFNET_PKI_MANAGER_DAYS 825
 
-/* Who a certificate speaks for: the subject's OU. DESIGN.md "Security". */
+/* Who a certificate speaks for: the subject's OU. docs/design.md "Security". */
 typedef enum dfnet_pki_role {
   DFNET_PKI_ROLE_NONE = 0, /* no OU, or an OU that is not a dfnet role */
   DFNET_PKI_ROLE_HOST,     /* "host": a host agent; only the host subprotocol */

@@ -1,5 +1,5 @@
 /* dfnet transport: envelopes over mutual-TLS websockets on libwebsockets 4.1 + mbedTLS
- * (lib/transport.h; DESIGN.md "The wire", "Security"; issue 3).
+ * (lib/transport.h; docs/design.md "The wire", "Security"; issue 3).
  *
  * Locking: one mutex (t->mu) guards what other threads touch: the session table, each
  * session's send queue and pending-request list, the inbox of work for the service thread

@@ -1,5 +1,5 @@
 /* dfnet's transport: envelopes over mutually authenticated TLS websockets
- * (DESIGN.md "The wire" and "Security"; issue 3). libwebsockets 4.1 on mbedTLS 2.28.
+ * (docs/design.md "The wire" and "Security"; issue 3). libwebsockets 4.1 on mbedTLS 2.28.
  *
  * Model
  *   A dfnet_transport_t is one lws context and the one thread that services it (the
@@ -8,7 +8,7 @@
  *   clients that keep one connection up and reconnect with backoff
  *   (dfnet_transport_connect). Each established, authenticated connection is a session,
  *   named by a dfnet_session_id_t (never 0, never reused within a transport) — never by a
- *   pointer (STYLE.md 7). One dfnet.v1.Envelope per websocket binary message.
+ *   pointer (docs/style.md 7). One dfnet.v1.Envelope per websocket binary message.
  *
  * Threads
  *   Every callback runs on the service thread, never under a lock of ours, and may call

@@ -1,5 +1,5 @@
 /* Who is on the other end: the peer certificate checks of the transport (issue 3, "TLS and
- * who may connect"; DESIGN.md "Security"). lws 4.1.6 with mbedTLS runs verification in
+ * who may connect"; docs/design.md "Security"). lws 4.1.6 with mbedTLS runs verification in
  * mbedTLS's *optional* mode and never looks at the result on the server side, so every
  * decision about a peer is taken here, from the certificate and verify flags that our lws
  * patch exposes (lws_tls_peer_mbedtls_crt).

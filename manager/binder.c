@@ -1,9 +1,9 @@
-/* dfnet-manager: binding nodes to drivers (spec/dfv2.md "Driver index policy",
- * "Composites", "Driver hosts and lifecycle"; DESIGN.md "Binding sequence").
+/* dfnet-manager: binding nodes to drivers (docs/spec/dfv2.md "Driver index policy",
+ * "Composites", "Driver hosts and lifecycle"; docs/design.md "Binding sequence").
  *
  * node added -> composite node specs -> composite drivers -> driver index -> DriverStart to
  * the host that owns the node; the reply (or a DriverStatus / DriverHostExit later)
- * settles the node's state. The reason a node is unbound is kept on it (STYLE.md 9).
+ * settles the node's state. The reason a node is unbound is kept on it (docs/style.md 9).
  */
 #include <stdio.h>
 #include <stdlib.h>

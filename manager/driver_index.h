@@ -1,4 +1,4 @@
-/* dfnet-manager: the driver index (spec/dfv2.md "Driver index policy"; DESIGN.md
+/* dfnet-manager: the driver index (docs/spec/dfv2.md "Driver index policy"; docs/design.md
  * "Driver packages").
  *
  * Drivers come from packages (lib/package.h): boot drivers from --drivers DIR and drivers

@@ -1,4 +1,4 @@
-/* dfnet-manager: AddCompositeNodeSpec from an admin client (spec/dfv2.md "Composites").
+/* dfnet-manager: AddCompositeNodeSpec from an admin client (docs/spec/dfv2.md "Composites").
  * Errors: INVALID_ARGUMENT (DFv2 MISSING_ARGS / EMPTY_NODES), ALREADY_EXISTS,
  * FAILED_PRECONDITION (parents on different hosts). */
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* dfnet-manager: routing a client's Call to the driver that serves it (issue 7, DESIGN.md
+/* dfnet-manager: routing a client's Call to the driver that serves it (issue 7, docs/design.md
  * "Calls"; docs/architecture.md "Host session protocol" step 8).
  *
  * client --Call(id C)--> manager --Call(id H, target = moniker)--> host agent --> driver

@@ -1,4 +1,4 @@
-/* dfnet-manager: DriverHostExit event from a host agent: the crash policy of spec/dfv2.md
+/* dfnet-manager: DriverHostExit event from a host agent: the crash policy of docs/spec/dfv2.md
  * "Driver hosts and lifecycle" (restart with backoff and quarantine, or remove the
  * subtree). */
 #include "manager/manager.h"

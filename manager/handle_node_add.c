@@ -1,5 +1,5 @@
 /* dfnet-manager: NodeAdd from a host agent (docs/architecture.md "Host session protocol"
- * 2 and 7; spec/dfv2.md "Nodes" AddChild). Answered with Status. A node re-announced after
+ * 2 and 7; docs/spec/dfv2.md "Nodes" AddChild). Answered with Status. A node re-announced after
  * a reconnect is reconciled: its binding is kept and nothing is restarted. */
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* dfnet-manager: NodeRemove from a host agent (hot-unplug; docs/architecture.md "Host
  * session protocol" 3). The subtree goes bottom-up, descendants' drivers stopped first
- * (spec/dfv2.md "Nodes": removing twice is harmless). Answered with Status. */
+ * (docs/spec/dfv2.md "Nodes": removing twice is harmless). Answered with Status. */
 #include <stdio.h>
 
 #include "manager/manager.h"

@@ -1,5 +1,5 @@
 /* dfnet-manager: PackageUpload from an admin client: register a driver at run time
- * (issue 5 "Driver index"; spec/dfv2.md "Driver index policy" 4 and 5). One request per
+ * (issue 5 "Driver index"; docs/spec/dfv2.md "Driver index policy" 4 and 5). One request per
  * chunk, in order, each answered with Status; the answer to the last chunk says whether
  * the package verified (SHA-256), loaded (manifest, bytecode) and registered. Then every
  * unbound node is matched again. */

@@ -41,7 +41,7 @@ dfnet_envelope_t *mgr__env(mgr_t *m) {
   return m->scratch;
 }
 
-/* ---- options (table-driven, STYLE.md 12) -------------------------------------------- */
+/* ---- options (table-driven, docs/style.md 12) -------------------------------------------- */
 
 typedef enum opt_kind { OPT_FLAG, OPT_STRING, OPT_LONG, OPT_LIST } opt_kind_t;
 

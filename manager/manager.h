@@ -1,7 +1,7 @@
 /* dfnet-manager: the state of the manager and what its files share (not public).
  *
  * One process, one event loop: every function here runs on the transport's service
- * thread (lib/transport.h), so nothing is locked (STYLE.md 7). Anything kept across loop
+ * thread (lib/transport.h), so nothing is locked (docs/style.md 7). Anything kept across loop
  * turns — a request in flight, a timer, a paced list stream — names nodes by moniker + id
  * and hosts by id, and looks them up again when it runs.
  *

@@ -1,4 +1,4 @@
-/* dfnet-manager: the package store and the index's sources (DESIGN.md "Driver packages").
+/* dfnet-manager: the package store and the index's sources (docs/design.md "Driver packages").
  *
  * State directory layout (beside the PKI files of lib/pki.h):
  *   packages/<sha256 hex>.pkg   every package the manager serves, content-addressed

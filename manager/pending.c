@@ -1,5 +1,5 @@
 /* dfnet-manager: records of work that outlives a loop turn (timers, requests in flight).
- * They refer to nodes, drivers and hosts by id (STYLE.md 7); timers are linked so that
+ * They refer to nodes, drivers and hosts by id (docs/style.md 7); timers are linked so that
  * shutdown can cancel and free them. */
 #include <stdlib.h>
 

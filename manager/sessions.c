@@ -1,4 +1,4 @@
-/* dfnet-manager: sessions (DESIGN.md "Security"): the first envelope is a Hello, answered
+/* dfnet-manager: sessions (docs/design.md "Security"): the first envelope is a Hello, answered
  * with Welcome; then each message is checked against the session's kind and role and
  * handed to its handle_<message>.c. viewer: queries and watch; operator: + calls; admin:
  * + driver and composite changes; host: only the host messages. Anything else:

@@ -1,15 +1,15 @@
-/* dfnet-manager: the node topology (spec/dfv2.md "Nodes", "devfs").
+/* dfnet-manager: the node topology (docs/spec/dfv2.md "Nodes", "devfs").
  *
  * Nodes form a DAG keyed by moniker (dot-joined names from the root, e.g.
  * "dev.lab-a.pci.00_05_0"), found by a hash table (uthash). A node has one primary parent
  * (NULL for a host's root "dev.<host>"); a composite node has several parents, and is a
  * child of each. Properties (at most TOPOLOGY_PROPS_MAX from the wire, one value per key)
  * are kept in one allocation per node, with the properties derived from the parent's
- * offers appended ("<service>" = "<service>.ZirconTransport", spec/dfv2.md "Nodes").
+ * offers appended ("<service>" = "<service>.ZirconTransport", docs/spec/dfv2.md "Nodes").
  * A node with a class name gets the class path class/<class>/<NNN>, numbered from 000 per
  * class in order of appearance and never reused while the manager runs.
  *
- * All of it lives on the manager's one event-loop thread (STYLE.md 7): pointers between
+ * All of it lives on the manager's one event-loop thread (docs/style.md 7): pointers between
  * nodes are valid within a loop turn; anything kept across turns (a pending DriverStart,
  * a timer, a list stream) refers to a node by moniker + id and looks it up again.
  */

@@ -1,5 +1,5 @@
-/* `dfnet`: the command line of dfnet, modelled on `ffx driver` (issue 7; DESIGN.md
- * "Command line"; spec/dfv2.md "What ffx driver prints"). Shared declarations of the CLI's
+/* `dfnet`: the command line of dfnet, modelled on `ffx driver` (issue 7; docs/design.md
+ * "Command line"; docs/spec/dfv2.md "What ffx driver prints"). Shared declarations of the CLI's
  * files (not installed). */
 #ifndef DFNET_CLIENTS_CLI_CLI_H
 #define DFNET_CLIENTS_CLI_CLI_H

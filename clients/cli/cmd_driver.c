@@ -1,5 +1,5 @@
 /* dfnet CLI: the driver index — driver list [-v] [--loaded], register, disable, enable,
- * restart (`ffx driver list`, `ffx driver restart`; spec/dfv2.md). */
+ * restart (`ffx driver list`, `ffx driver restart`; docs/spec/dfv2.md). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* dfnet CLI: listings of the fleet — host list, node list/show/dump, composite list,
- * bind why — and watch. Text as `ffx driver` prints it (spec/dfv2.md), JSON documented in
+ * bind why — and watch. Text as `ffx driver` prints it (docs/spec/dfv2.md), JSON documented in
  * clients/cli/JSON.md. */
 #include <signal.h>
 #include <sys/select.h>

@@ -1,4 +1,4 @@
-/* dfnet: the command line of dfnet, modelled on `ffx driver` (issue 7; DESIGN.md "Command
+/* dfnet: the command line of dfnet, modelled on `ffx driver` (issue 7; docs/design.md "Command
  * line"). `dfnet [GLOBAL OPTIONS] VERB [SUBVERB] [ARGS]`; every command's --help lists its
  * options. Exit 0 on success, 1 on a failed call or status, 2 on bad usage. Errors go to
  * stderr as `dfnet: <STATUS>: message`. JSON output: clients/cli/JSON.md. */

@@ -1,4 +1,4 @@
-/* dfnet CLI: table-driven option parsing (STYLE.md 12: strtoull + end pointer + range
+/* dfnet CLI: table-driven option parsing (docs/style.md 12: strtoull + end pointer + range
  * checks, never atoi). "--name value", "--name=value", "-v", "--" ends the options.
  * Every command also accepts the global options (cli_global_options). */
 #include <errno.h>

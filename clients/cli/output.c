@@ -1,4 +1,4 @@
-/* dfnet CLI: how things are printed (spec/dfv2.md "What ffx driver prints") and small I/O
+/* dfnet CLI: how things are printed (docs/spec/dfv2.md "What ffx driver prints") and small I/O
  * helpers. */
 #include <errno.h>
 #include <fcntl.h>

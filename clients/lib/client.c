@@ -4,7 +4,7 @@
  * Calls and watches are "ops": records in the client's list, found by their public id,
  * refcounted (one reference held by the transport request until its last reply, one by
  * whoever is starting it or reading it) so that no thread frees one another still uses
- * (STYLE.md 7). Callbacks run on the transport's service thread without our lock. */
+ * (docs/style.md 7). Callbacks run on the transport's service thread without our lock. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,13 +2,13 @@
  * linked statically into each driver .so (nothing here is exported from a driver).
  *
  *  - decode a method's request with nanopb and reply with an encoded message
- *    (DESIGN.md "Calls": the payload is the method's protobuf message);
+ *    (docs/design.md "Calls": the payload is the method's protobuf message);
  *  - end a call with a status and a message that is also logged once;
  *  - read the node's properties (include/dfnet/driver.h) and the driver's settings
  *    (manifest program block, else an environment variable, else a default);
  *  - read sysfs links, also in captured trees that saved links as files holding the link
  *    text (tests/fixtures/sysfs-virtio-vm);
- *  - publish the driver's devfs-style class as an owned child node (spec/dfv2.md
+ *  - publish the driver's devfs-style class as an owned child node (docs/spec/dfv2.md
  *    "devfs": class/<class>/<NNN>).
  *
  * Every function runs on any thread unless written otherwise and allocates nothing that

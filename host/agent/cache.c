@@ -1,4 +1,4 @@
-/* The agent's driver package cache (issue 6 "Package cache"; DESIGN.md "Driver packages";
+/* The agent's driver package cache (issue 6 "Package cache"; docs/design.md "Driver packages";
  * docs/architecture.md "Host session protocol", step 4).
  *
  * Layout of --cache-dir:

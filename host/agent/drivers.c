@@ -1,5 +1,5 @@
 /* Drivers on this host (docs/architecture.md "Host session protocol", steps 4-6;
- * spec/dfv2.md "Driver hosts and lifecycle"): DriverStart (package from the cache or the
+ * docs/spec/dfv2.md "Driver hosts and lifecycle"): DriverStart (package from the cache or the
  * manager, then a new driver host or the one to colocate in), DriverStop, and what the
  * driver hosts say back through the supervisor (host/supervisor/supervisor.h).
  *

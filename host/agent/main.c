@@ -1,4 +1,4 @@
-/* dfnet-host: the host agent (issue 6 "dfnet-host"; DESIGN.md "The picture";
+/* dfnet-host: the host agent (issue 6 "dfnet-host"; docs/design.md "The picture";
  * docs/architecture.md "Host session protocol (dfnet.host.v1)").
  *
  *   dfnet-host --manager wss://HOST:PORT --cert FILE --key FILE --ca FILE [--name NAME]

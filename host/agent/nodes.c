@@ -1,5 +1,5 @@
 /* The agent's node table: every node it publishes, in announce order (parents before
- * children; spec/dfv2.md "Nodes"), each kept as its encoded NodeAdd (a few hundred bytes
+ * children; docs/spec/dfv2.md "Nodes"), each kept as its encoded NodeAdd (a few hundred bytes
  * instead of the 29 KiB nanopb struct), with the driver bound to it.
  *
  * Monikers are full ("dev.<host>.pci.00_05_0"). A node's subtree is every node whose

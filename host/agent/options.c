@@ -1,4 +1,4 @@
-/* dfnet-host's command line (issue 6 "dfnet-host"), parsed by one table (STYLE.md 12):
+/* dfnet-host's command line (issue 6 "dfnet-host"), parsed by one table (docs/style.md 12):
  * each option names its kind, where its value goes and its range; numbers go through
  * strtoul with an end pointer and a range check. `--opt value` and `--opt=value` both work.
  * Nothing is opened here: main.c checks the files and reports what is unreadable.

@@ -1,4 +1,4 @@
-/* Calls to a driver's served methods (DESIGN.md "Calls"; proto/dfnet/v1/call.proto):
+/* Calls to a driver's served methods (docs/design.md "Calls"; proto/dfnet/v1/call.proto):
  * unary and server-streaming, deadlines, cancellation and the credit window.
  *
  * Invariant: every Call gets exactly one final Reply (end_of_stream = true). A call ends

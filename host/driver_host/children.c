@@ -1,4 +1,4 @@
-/* Child nodes a driver adds and removes (DFv2 Node.AddChild; spec/dfv2.md "Nodes"):
+/* Child nodes a driver adds and removes (DFv2 Node.AddChild; docs/spec/dfv2.md "Nodes"):
  * NodeAdd / NodeRemove to the host agent, which forwards them to the manager and answers
  * with a Status carrying the request's id.
  */

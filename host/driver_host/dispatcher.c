@@ -1,4 +1,4 @@
-/* Synchronized dispatchers (spec/dfv2.md "Driver hosts and lifecycle": a synchronized
+/* Synchronized dispatchers (docs/spec/dfv2.md "Driver hosts and lifecycle": a synchronized
  * dispatcher runs one callback at a time and is never reentrant). One thread per
  * dispatcher runs its tasks in order; delayed tasks wait in a list sorted by due time.
  */

@@ -1,10 +1,10 @@
 /* Drivers in a driver host: loading (dlopen + API version check), the lifecycle
  * (start; prepare_stop -> dispatcher drained and shut down -> stop -> context freed) and
  * the driver-facing functions of include/dfnet/driver.h about the node, children, services,
- * the dispatcher and logging (spec/dfv2.md "Driver hosts and lifecycle").
+ * the dispatcher and logging (docs/spec/dfv2.md "Driver hosts and lifecycle").
  *
  * The three hooks are called only through hook_start/hook_prepare_stop/hook_stop below
- * (STYLE.md 5): optional hooks that are NULL do nothing there.
+ * (docs/style.md 5): optional hooks that are NULL do nothing there.
  */
 #include <dlfcn.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* The driver host's link to the host agent: length-prefixed Envelopes on a socketpair
- * (DESIGN.md "The wire"; lib/frame.h). Writes come from any thread under write_mu; reads
+ * (docs/design.md "The wire"; lib/frame.h). Writes come from any thread under write_mu; reads
  * happen on the link thread (dh__link_run), which also expires deadlines and reaps
  * stopped drivers.
  *

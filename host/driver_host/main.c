@@ -1,4 +1,4 @@
-/* dfnet-driver-host: the process drivers live in (DESIGN.md "The picture"; spec/dfv2.md
+/* dfnet-driver-host: the process drivers live in (docs/design.md "The picture"; docs/spec/dfv2.md
  * "Driver hosts and lifecycle").
  *
  *   dfnet-driver-host --fd N [--log-level error|warn|info|debug]

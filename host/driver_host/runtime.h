@@ -1,5 +1,5 @@
 /* The driver runtime inside dfnet-driver-host: the link to the host agent, the drivers it
- * holds, their dispatchers and their calls (spec/dfv2.md "Driver hosts and lifecycle").
+ * holds, their dispatchers and their calls (docs/spec/dfv2.md "Driver hosts and lifecycle").
  * Internal to host/driver_host; drivers see include/dfnet/driver.h only.
  *
  * Threads:

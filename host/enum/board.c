@@ -1,6 +1,7 @@
-/* Platform devices from a board file (issue 6 "Enumerators": the "board driver" of the
- * seeds; Fuchsia's platform bus publishes a node per platform device with
- * fuchsia.BIND_PLATFORM_DEV_VID/PID/DID, fuchsia.platform bind library).
+/* Platform devices from a board file (issue 6 "Enumerators": the "board driver" of Fuchsia's
+ * "Drivers" document, docs/design.md "The picture"; Fuchsia's platform bus publishes a node
+ * per platform device with fuchsia.BIND_PLATFORM_DEV_VID/PID/DID, fuchsia.platform bind
+ * library).
  *
  * Board file format (JSON, UTF-8, at most 1 MiB):
  *

@@ -1,5 +1,5 @@
 /* The enumerator core: the wrappers around the backends' ops (the only place that calls
- * them; STYLE.md 5) and the NodeAdd property helpers. See enum.h. */
+ * them; docs/style.md 5) and the NodeAdd property helpers. See enum.h. */
 #include "host/enum/enum.h"
 
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* dfnet host enumerators: the hardware a host agent sees, as DFv2 nodes.
  *
- * Source: issue 6 "Enumerators"; DESIGN.md (monikers); spec/dfv2.md "Nodes"; Fuchsia's
+ * Source: issue 6 "Enumerators"; docs/design.md (monikers); docs/spec/dfv2.md "Nodes"; Fuchsia's
  * bind libraries fuchsia.pci, fuchsia.usb, fuchsia.platform for the property values.
  * Modelled on libusb's `struct usbi_os_backend` (one backend per file behind one const ops
- * table; STYLE.md 13).
+ * table; docs/style.md 13).
  *
  * An enumerator (PCI from sysfs, USB through libusb with hot-plug, the board file's
  * platform devices) reports node events to a sink:
@@ -13,7 +13,7 @@
  *                   PCI bus node, "usb.001_002" a USB device. The agent prefixes
  *                   "dev.<host>" ("" -> "dev.<host>", "pci" -> "dev.<host>.pci").
  *   - node removed: the relative moniker ("usb.001_002"). Removal covers the subtree
- *                   (spec/dfv2.md: removal is bottom-up, done by the manager), so an
+ *                   (docs/spec/dfv2.md: removal is bottom-up, done by the manager), so an
  *                   enumerator reports only the topmost node that went away.
  *   - node updated: optional, the relative moniker in NodeUpdate.moniker with the node's
  *                   full new property set. (No enumerator sends one yet.)

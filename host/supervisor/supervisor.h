@@ -1,5 +1,5 @@
 /* The driver-host supervisor: how the host agent spawns dfnet-driver-host processes, talks
- * to them and learns of their death (DESIGN.md "The picture"; spec/dfv2.md "Driver hosts
+ * to them and learns of their death (docs/design.md "The picture"; docs/spec/dfv2.md "Driver hosts
  * and lifecycle"; issue 6 "dfnet-driver-host and the runtime").
  *
  * Each driver host is a child process (fork + exec of dfnet-driver-host) holding one end

@@ -1,7 +1,7 @@
 /* dfnet bind: the Fuchsia bind language compiler, bytecode v2 loader/verifier, matcher
  * and dumper.
  *
- * Sources: spec/bind.md (the facts), Fuchsia src/devices/lib/bind/src/ (parser/,
+ * Sources: docs/spec/bind.md (the facts), Fuchsia src/devices/lib/bind/src/ (parser/,
  * compiler/, bytecode_encoder/encode_v2.rs, interpreter/decode_bind_rules.rs,
  * interpreter/match_bind.rs, debugger/debug_dump.rs). A program compiled here is
  * byte-for-byte what Fuchsia's bindc emits (bytecode v2, debug flag 0).
@@ -14,7 +14,7 @@
  *   dfnet_bind_result_t r = dfnet_bind_program_match(prog, &node, NULL);  // many times
  *   dfnet_bind_program_destroy(prog);
  *
- * Results have kernel probe semantics (STYLE.md 9): DFNET_BIND_MATCH, DFNET_BIND_NO_MATCH
+ * Results have kernel probe semantics (docs/style.md 9): DFNET_BIND_MATCH, DFNET_BIND_NO_MATCH
  * or DFNET_BIND_ERROR (a type mismatch between the program and the node's property), and
  * a trace (optional) keeps the reason.
  *
@@ -64,7 +64,7 @@ typedef struct dfnet_bind_property {
   bool bool_value;
 } dfnet_bind_property_t;
 
-/* At most this many properties per node (spec/dfv2.md "Nodes": up to 64). */
+/* At most this many properties per node (docs/spec/dfv2.md "Nodes": up to 64). */
 #define DFNET_BIND_NODE_MAX_PROPERTIES 64
 
 /* A node's properties prepared for matching (string hashes computed once). Plain
@@ -89,7 +89,7 @@ dfnet_status_t dfnet_bind_node_init(dfnet_bind_node_t *node, const dfnet_bind_pr
 
 typedef struct dfnet_bind_program dfnet_bind_program_t;
 
-/* Decode and verify bytecode v2 (spec/bind.md "Bytecode v2": every decoder check) into an
+/* Decode and verify bytecode v2 (docs/spec/bind.md "Bytecode v2": every decoder check) into an
  * immutable program. The bytes are copied. On success *out owns the program; free it with
  * dfnet_bind_program_destroy. On failure *out is NULL and `err` (may be NULL) receives the
  * reason, e.g. "jump at instruction offset 12 does not land on a landing pad (0x20)".
@@ -186,7 +186,7 @@ typedef struct dfnet_bind_compile_options {
   bool disable_autobind; /* bindc --disable-autobind: prepend fuchsia.BIND_AUTOBIND == 0 */
 } dfnet_bind_compile_options_t;
 
-/* Compile a rules file or composite rules file (spec/bind.md "Language") to bytecode v2.
+/* Compile a rules file or composite rules file (docs/spec/bind.md "Language") to bytecode v2.
  * `opts` may be NULL (no libraries). `using` libraries are taken from opts->libraries
  * first, then from opts->lib_dirs.
  * On success *out (malloc'd, caller frees) holds *out_len bytes. On failure *error
@@ -210,7 +210,7 @@ dfnet_status_t dfnet_bind_compile(const dfnet_bind_source_t *rules,
 dfnet_status_t dfnet_bind_library_header(const dfnet_bind_source_t *library, char **out,
                                          char **error);
 
-/* Run Fuchsia-format bind tests (tests.json, plain or composite; spec/bind.md "Bind
+/* Run Fuchsia-format bind tests (tests.json, plain or composite; docs/spec/bind.md "Bind
  * tests") against rules compiled with `opts`. Progress lines in Fuchsia's format
  * ("[ RUN      ] name", "[       OK ] name", "[  FAILED  ] name") and, for a failed
  * test, the matcher's trace, are appended to *report (malloc'd, caller frees).

@@ -6,7 +6,7 @@
  * compiler's built-ins, the bytecode dumper and the host enumerators, so the names and
  * numbers never drift. In bind source a key is written `fuchsia.<name>`
  * (e.g. `fuchsia.BIND_PCI_VID`); a node property may carry it as the integer key or as
- * the string key "fuchsia.<name>" (the matcher looks up both, see spec/bind.md).
+ * the string key "fuchsia.<name>" (the matcher looks up both, see docs/spec/bind.md).
  *
  * Header-only: no library needs to be linked to use it.
  */

@@ -1,4 +1,4 @@
-/* libdfnet-client: talk to a dfnet manager from any program (issue 7; DESIGN.md "Calls",
+/* libdfnet-client: talk to a dfnet manager from any program (issue 7; docs/design.md "Calls",
  * "Security"; proto/dfnet/v1/query.proto and call.proto are the wire).
  *
  * Model
@@ -108,7 +108,7 @@ DFNET_CLIENT_API void dfnet_client_close(dfnet_client_t *client);
 DFNET_CLIENT_API dfnet_status_t dfnet_client_info(dfnet_client_t *client,
                                                   dfnet_client_info_t *out);
 
-/* ---- Calls to drivers (DESIGN.md "Calls") ------------------------------------------ */
+/* ---- Calls to drivers (docs/design.md "Calls") ------------------------------------------ */
 
 /* A call in flight. 0 is "none"; never reused within a client. */
 typedef uint64_t dfnet_client_call_id_t;

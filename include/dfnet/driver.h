@@ -1,10 +1,10 @@
 /* The dfnet driver API: what a driver `.so` is written against.
  *
- * Sources: spec/dfv2.md "Driver hosts and lifecycle" (DFv2's DriverBase: Start,
+ * Sources: docs/spec/dfv2.md "Driver hosts and lifecycle" (DFv2's DriverBase: Start,
  * PrepareStop, Stop; synchronized dispatchers and allow_sync_calls), Fuchsia's DDK
  * `device.h` (a versioned ops table whose hooks document their thread), libusb's
  * `struct usbi_os_backend` (ctx_size: the core allocates the private data), gRPC's status
- * codes and server-streaming calls with a credit window (DESIGN.md "Calls").
+ * codes and server-streaming calls with a credit window (docs/design.md "Calls").
  *
  * A driver is a shared object that exports one const ops table with DFNET_DRIVER_EXPORT:
  *
@@ -228,7 +228,7 @@ dfnet_status_t dfnet_driver_add_child(dfnet_driver_t *driver, const dfnet_child_
 dfnet_status_t dfnet_driver_remove_child(dfnet_driver_t *driver, const char *name);
 
 /* ---------------------------------------------------------------------------------------
- * Serving a protobuf service (gRPC-like calls, DESIGN.md "Calls")
+ * Serving a protobuf service (gRPC-like calls, docs/design.md "Calls")
  * ------------------------------------------------------------------------------------- */
 
 /* A method handler. Thread: the default dispatcher. `request` (len bytes, the method's

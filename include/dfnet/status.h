@@ -1,6 +1,6 @@
 /* dfnet status codes: the 17 gRPC status codes, with gRPC's numbers.
  *
- * Source: gRPC "Status codes and their use" (doc/statuscodes.md); DESIGN.md "The wire".
+ * Source: gRPC "Status codes and their use" (doc/statuscodes.md); docs/design.md "The wire".
  * One X-macro table generates the enum and the strings, so they never drift. The numbers
  * equal proto/dfnet/v1/status.proto's Code (checked at compile time in lib/envelope.c) and
  * are never renumbered. 0 is OK; every other value is an error.

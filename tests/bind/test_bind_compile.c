@@ -1,5 +1,5 @@
 /* bind compiler: one named case per grammar rule, per syntax error and per semantic error
- * (spec/bind.md "Language"), and encoder golden vectors (spec/bind.md "Bytecode v2",
+ * (docs/spec/bind.md "Language"), and encoder golden vectors (docs/spec/bind.md "Bytecode v2",
  * Fuchsia bytecode_encoder/encode_v2.rs).
  *
  * Each table row becomes its own cmocka test, named after the rule it covers.
@@ -380,7 +380,7 @@ static void test_golden_composite_node_order(void **state) {
   expect_bytes(rules, NULL, want, sizeof want);
 }
 
-/* The spec's worked example minus the non-standalone `false;` (spec/bind.md): the 110-byte
+/* The spec's worked example minus the non-standalone `false;` (docs/spec/bind.md): the 110-byte
  * vector is this program plus one Abort byte and a 0x2d instead of 0x2c COMP size. */
 static void test_golden_spec_example_shape(void **state) {
   (void)state;

@@ -1,4 +1,4 @@
-/* bind matcher: spec/bind.md "Matching" (Fuchsia interpreter/match_bind.rs) and the trace. */
+/* bind matcher: docs/spec/bind.md "Matching" (Fuchsia interpreter/match_bind.rs) and the trace. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

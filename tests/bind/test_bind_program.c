@@ -1,7 +1,7 @@
 /* bind decoder/verifier and dumper: the spec's 110-byte composite vector, Fuchsia's own
  * decoder/dumper vectors (interpreter/decode_bind_rules.rs, instruction_decoder.rs,
  * debugger/debug_dump.rs) and a malformed-bytecode table with one named case per decoder
- * check of spec/bind.md "Bytecode v2".
+ * check of docs/spec/bind.md "Bytecode v2".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +21,7 @@
 #define INST(n) 'I', 'N', 'S', 'T', LE(n)
 #define COMP(n) 'C', 'O', 'M', 'P', LE(n)
 
-/* spec/bind.md "Worked example" (Fuchsia debug_dump.rs test_composite_bytecode_print). */
+/* docs/spec/bind.md "Worked example" (Fuchsia debug_dump.rs test_composite_bytecode_print). */
 static const uint8_t k_spec_vector[110] = {
     0x42, 0x49, 0x4e, 0x44, 0x02, 0x00, 0x00, 0x00, 0x00, 0x53, 0x59, 0x4e, 0x42, 0x28,
     0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x77, 0x61, 0x6c, 0x6c, 0x63, 0x72, 0x65,

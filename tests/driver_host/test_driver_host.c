@@ -1,6 +1,6 @@
 /* dfnet-driver-host and the driver runtime, end to end through the supervisor library:
  * real child processes, real socketpairs, real driver .so files (tests/drivers/).
- * Issue 6 "dfnet-driver-host and the runtime"; spec/dfv2.md "Driver hosts and lifecycle".
+ * Issue 6 "dfnet-driver-host and the runtime"; docs/spec/dfv2.md "Driver hosts and lifecycle".
  */
 #include <setjmp.h>
 #include <signal.h>

@@ -1,6 +1,6 @@
 /* libFuzzer target: the bind compiler (lexer, parser, symbol table, code generation) on
  * arbitrary rules text, with a test library that has every key type.
- * Invariants (bind/bind_internal.h, spec/bind.md): no crash, no hang, no leak; an error
+ * Invariants (bind/bind_internal.h, docs/spec/bind.md): no crash, no hang, no leak; an error
  * always comes with a diagnostic; what compiles, the verifier accepts; the library header
  * generator never crashes on the same text. */
 #include <stdint.h>

@@ -85,7 +85,7 @@ static void test_binding_fallback_ambiguity(void **state) {
   assert_int_equal(th_node_add(h, "dev.lab-a", "fb0", p40, 1, NULL, NULL, NULL), DFNET_STATUS_OK);
   assert_int_equal(th_node_add(h, "dev.lab-a", "amb0", p50, 1, NULL, NULL, NULL), DFNET_STATUS_OK);
   assert_int_equal(th_node_add(h, "dev.lab-a", "none0", p99, 1, NULL, NULL, NULL), DFNET_STATUS_OK);
-  /* AddChild errors (spec/dfv2.md "Nodes"). */
+  /* AddChild errors (docs/spec/dfv2.md "Nodes"). */
   assert_int_equal(th_node_add(h, "dev.lab-a", "rng0", p31, 1, NULL, NULL, NULL),
                    DFNET_STATUS_ALREADY_EXISTS);
   assert_int_equal(th_node_add(h, "dev.lab-a", "a.b", NULL, 0, NULL, NULL, NULL),
@@ -170,7 +170,7 @@ static void test_start_failure_registration_roles(void **state) {
   assert_int_equal(th_upload(admin, "up", pkg, size, bad, 300, msg), DFNET_STATUS_DATA_LOSS);
   assert_int_equal(th_upload(admin, "up", pkg, size, digest, 300, msg), DFNET_STATUS_OK);
   assert_non_null(strstr(msg, "dfnet-pkg://"));
-  /* The same URL again: ALREADY_EXISTS (spec/dfv2.md policy 5). */
+  /* The same URL again: ALREADY_EXISTS (docs/spec/dfv2.md policy 5). */
   assert_int_equal(th_upload(admin, "up", pkg, size, digest, 300, msg),
                    DFNET_STATUS_ALREADY_EXISTS);
   free(pkg);
