@@ -31,14 +31,14 @@ const char *dfnet_status_description(dfnet_status_t status) {
   return status_descriptions[status];
 }
 
-int dfnet_status_from_str(const char *name, dfnet_status_t *out) {
+dfnet_status_t dfnet_status_from_str(const char *name, dfnet_status_t *out) {
   if (name == NULL)
-    return -1;
+    return DFNET_STATUS_INVALID_ARGUMENT;
   for (unsigned i = 0; i < DFNET_STATUS_COUNT; i++) {
     if (strcmp(name, status_names[i]) == 0) {
       *out = (dfnet_status_t)i;
-      return 0;
+      return DFNET_STATUS_OK;
     }
   }
-  return -1;
+  return DFNET_STATUS_INVALID_ARGUMENT;
 }

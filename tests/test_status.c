@@ -22,7 +22,8 @@ static void test_every_code_round_trips(void **state) {
   (void)state;
   for (int i = 0; i < DFNET_STATUS_COUNT; i++) {
     dfnet_status_t parsed;
-    assert_int_equal(dfnet_status_from_str(dfnet_status_str((dfnet_status_t)i), &parsed), 0);
+    assert_int_equal(dfnet_status_from_str(dfnet_status_str((dfnet_status_t)i), &parsed),
+                     DFNET_STATUS_OK);
     assert_int_equal(parsed, i);
     assert_non_null(dfnet_status_description((dfnet_status_t)i));
     assert_true(strlen(dfnet_status_description((dfnet_status_t)i)) > 0);
@@ -34,9 +35,9 @@ static void test_out_of_range(void **state) {
   dfnet_status_t parsed = DFNET_STATUS_OK;
   assert_string_equal(dfnet_status_str((dfnet_status_t)17), "UNKNOWN_STATUS");
   assert_string_equal(dfnet_status_str((dfnet_status_t)-1), "UNKNOWN_STATUS");
-  assert_int_equal(dfnet_status_from_str("NOPE", &parsed), -1);
-  assert_int_equal(dfnet_status_from_str("ok", &parsed), -1);
-  assert_int_equal(dfnet_status_from_str(NULL, &parsed), -1);
+  assert_int_equal(dfnet_status_from_str("NOPE", &parsed), DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_status_from_str("ok", &parsed), DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_status_from_str(NULL, &parsed), DFNET_STATUS_INVALID_ARGUMENT);
   assert_int_equal(parsed, DFNET_STATUS_OK);
 }
 

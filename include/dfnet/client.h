@@ -371,7 +371,8 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_list_drivers(dfnet_client_t *client
                                                           dfnet_client_error_t *err);
 
 /* List composites (composite bind rules instances and composite node specs). On OK *out is
- * new (free with dfnet_client_composite_list_free). Not on the client thread. */
+ * new (free with dfnet_client_composite_list_free). Not on the client thread.
+ * Errors: the common ones. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_list_composites(
     dfnet_client_t *client, bool verbose, const dfnet_client_query_options_t *q,
     dfnet_client_composite_list_t **out, dfnet_client_error_t *err);

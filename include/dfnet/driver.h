@@ -284,7 +284,8 @@ dfnet_status_t dfnet_call_reply(dfnet_call_t *call, dfnet_status_t status,
  * a queue of at most 64 items per call. When that queue is full: on the driver's own
  * threads, and on its dispatcher with allow_sync_calls, the function blocks until there
  * is room or the call ends; on a dispatcher without allow_sync_calls it returns
- * RESOURCE_EXHAUSTED at once (try again later, e.g. from dfnet_driver_post_delayed).
+ * RESOURCE_EXHAUSTED at once (try again later, e.g. from a task dfnet_driver_post() runs
+ * after a delay).
  * Any thread.
  * Returns OK; RESOURCE_EXHAUSTED (see above, or len > DFNET_CALL_PAYLOAD_MAX);
  * FAILED_PRECONDITION (not a streaming method); CANCELLED / DEADLINE_EXCEEDED /

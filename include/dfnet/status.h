@@ -48,9 +48,11 @@ const char *dfnet_status_str(dfnet_status_t status);
 /* A one-sentence description of the code (static string, never NULL). */
 const char *dfnet_status_description(dfnet_status_t status);
 
-/* Parse a code's name ("NOT_FOUND", case-sensitive) into *out.
- * Returns 0 and sets *out, or -1 when the name is not one of the 17 (out untouched). */
-int dfnet_status_from_str(const char *name, dfnet_status_t *out);
+/* Parse a code's name as dfnet_status_str() spells it ("NOT_FOUND", case-sensitive) into
+ * *out. Any thread; nothing is allocated.
+ * Returns OK (and sets *out); INVALID_ARGUMENT when name is NULL or not one of the 17
+ * names (*out untouched). */
+dfnet_status_t dfnet_status_from_str(const char *name, dfnet_status_t *out);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,35 @@ static void test_status_strings_exported(void **state) {
   dlclose(h);
 }
 
+/* Every function dfnet/client.h and dfnet/status.h declare (client_api.h, read from the
+ * headers): this program links against each (an unexported one fails the link), and the
+ * library's dynamic symbol table has each. */
+typedef void (*any_fn)(void);
+#define X(name) {#name, (any_fn)name},
+static const struct {
+  const char *name;
+  any_fn fn;
+} api[] = {
+#include "client_api.h"
+};
+#undef X
+
+static void test_every_declared_function_exported(void **state) {
+  (void)state;
+  assert_true(sizeof api / sizeof api[0] >= 30);
+  void *h = self_lib();
+  for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
+    void *sym = dlsym(h, api[i].name);
+    if (sym == NULL)
+      fail_msg("libdfnet-client.so does not export %s, which the headers declare", api[i].name);
+    assert_ptr_equal(sym, (void *)api[i].fn);
+  }
+  dfnet_status_t parsed;
+  assert_int_equal(dfnet_status_from_str("UNAVAILABLE", &parsed), DFNET_STATUS_OK);
+  assert_int_equal(parsed, DFNET_STATUS_UNAVAILABLE);
+  dlclose(h);
+}
+
 static void test_insides_hidden(void **state) {
   (void)state;
   void *h = self_lib();
@@ -48,6 +77,7 @@ static void test_insides_hidden(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_status_strings_exported),
+      cmocka_unit_test(test_every_declared_function_exported),
       cmocka_unit_test(test_insides_hidden),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
