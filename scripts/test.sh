@@ -52,6 +52,18 @@ build_and_test() {
   return $rc
 }
 
+section "layout: clang-format (.clang-format)"
+unformatted=()
+while IFS= read -r f; do
+  clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")
+done < <(git ls-files '*.c' '*.h' 2>/dev/null || find . -path ./.deps -prune -o -path ./build -prune -o -name '*.[ch]' -print)
+if [ ${#unformatted[@]} -eq 0 ]; then
+  echo "ok: every C file is as clang-format lays it out"
+else
+  echo "not formatted (run clang-format -i on them):"; printf '  %s\n' "${unformatted[@]}"
+  summary+=("layout: ${#unformatted[@]} C files not formatted"); failed=1
+fi
+
 mkdir -p build
 build_and_test normal -DCMAKE_BUILD_TYPE=RelWithDebInfo || failed=1
 
