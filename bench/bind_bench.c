@@ -58,9 +58,9 @@ static double now_ns(void) {
 
 /* Realistic rules, varied by i: most fail at the first or second condition, some go deep. */
 static void make_rules(int i, char *out, size_t n) {
-  static const char *const pci_dids[] = {
-      "VIRTIO_DEV_TYPE_NETWORK", "VIRTIO_DEV_TYPE_BLOCK", "VIRTIO_DEV_TYPE_CONSOLE",
-      "VIRTIO_DEV_TYPE_GPU", "VIRTIO_DEV_TYPE_INPUT", "VIRTIO_DEV_TYPE_SOCKET"};
+  static const char *const pci_dids[] = {"VIRTIO_DEV_TYPE_NETWORK", "VIRTIO_DEV_TYPE_BLOCK",
+                                         "VIRTIO_DEV_TYPE_CONSOLE", "VIRTIO_DEV_TYPE_GPU",
+                                         "VIRTIO_DEV_TYPE_INPUT",   "VIRTIO_DEV_TYPE_SOCKET"};
   static const char *const usb_vids[] = {"FTDI", "CYPRESS", "ASIX", "REALTEK", "GOOGLE"};
   switch (i % 4) {
   case 0: /* a virtio PCI driver: protocol, vendor, accept list of device ids */
@@ -70,7 +70,8 @@ static void make_rules(int i, char *out, size_t n) {
              "fuchsia.BIND_PCI_VID == fuchsia.pci.BIND_PCI_VID.VIRTIO;\n"
              "accept fuchsia.BIND_PCI_DID { fuchsia.pci.BIND_PCI_DID.%s, %u, %u }\n"
              "fuchsia.BIND_PCI_REVISION != %u;\n",
-             pci_dids[i % 6], 0x2000u + (unsigned)i, 0x3000u + (unsigned)i, 200u + (unsigned)(i % 50));
+             pci_dids[i % 6], 0x2000u + (unsigned)i, 0x3000u + (unsigned)i,
+             200u + (unsigned)(i % 50));
     break;
   case 1: /* a PCI class driver from another vendor */
     snprintf(out, n,
@@ -100,9 +101,16 @@ static void make_rules(int i, char *out, size_t n) {
              "dfnet.hardware.%s.Service == dfnet.hardware.%s.Service.ZirconTransport;\n"
              "fuchsia.BIND_PCI_VID == fuchsia.pci.BIND_PCI_VID.VIRTIO;\n"
              "fuchsia.BIND_PCI_DID != %u;\n",
-             (i % 3 == 0) ? "rng" : (i % 3 == 1) ? "serial" : "usb",
-             (i % 3 == 0) ? "rng" : (i % 3 == 1) ? "serial" : "usb",
-             (i % 3 == 0) ? "rng" : (i % 3 == 1) ? "serial" : "usb", 0x5000u + (unsigned)i);
+             (i % 3 == 0)   ? "rng"
+             : (i % 3 == 1) ? "serial"
+                            : "usb",
+             (i % 3 == 0)   ? "rng"
+             : (i % 3 == 1) ? "serial"
+                            : "usb",
+             (i % 3 == 0)   ? "rng"
+             : (i % 3 == 1) ? "serial"
+                            : "usb",
+             0x5000u + (unsigned)i);
     break;
   }
 }
@@ -200,9 +208,10 @@ int main(int argc, char **argv) {
   }
   long trace_allocs = g_allocs - allocs_before;
 
-  printf("bind_bench: %d programs, %zu bytecode bytes (avg %.1f per program), compiled and "
-         "verified in %.1f ms\n",
-         PROGRAMS, total_bytes, (double)total_bytes / PROGRAMS, t_compile / 1e6);
+  printf(
+      "bind_bench: %d programs, %zu bytecode bytes (avg %.1f per program), compiled and "
+      "verified in %.1f ms\n",
+      PROGRAMS, total_bytes, (double)total_bytes / PROGRAMS, t_compile / 1e6);
   printf("node: 12 properties; matched %ld programs, %ld errors\n", matched, errors);
   printf("full scan (1,000 programs): best %.1f us, mean %.1f us over %ld scans\n", best / 1e3,
          sum / (double)scans / 1e3, scans);

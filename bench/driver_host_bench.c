@@ -17,7 +17,7 @@
 typedef struct bench {
   dfnet_supervisor_t *sup;
   dfnet_envelope_t *env;
-  uint64_t finals;       /* final answers received */
+  uint64_t finals; /* final answers received */
   uint64_t last_id;
   int last_code;
   int exits;
@@ -36,9 +36,8 @@ static void on_envelope(void *arg, uint64_t host, const dfnet_envelope_t *env) {
       (env->pb.which_msg == dfnet_v1_Envelope_reply_tag && env->pb.msg.reply.end_of_stream)) {
     b->finals++;
     b->last_id = env->pb.id;
-    b->last_code = env->pb.which_msg == dfnet_v1_Envelope_status_tag
-                       ? (int)env->pb.msg.status.code
-                       : (int)env->pb.msg.reply.code;
+    b->last_code = env->pb.which_msg == dfnet_v1_Envelope_status_tag ? (int)env->pb.msg.status.code
+                                                                     : (int)env->pb.msg.reply.code;
   }
 }
 
@@ -74,8 +73,7 @@ static void send_echo(bench_t *b, uint64_t host, uint64_t id, const uint8_t *pay
   b->env->pb.id = id;
   b->env->pb.which_msg = dfnet_v1_Envelope_call_tag;
   snprintf(b->env->pb.msg.call.target, sizeof b->env->pb.msg.call.target, "dev.bench.echo");
-  snprintf(b->env->pb.msg.call.method, sizeof b->env->pb.msg.call.method,
-           "/dfnet.test.Echo/Echo");
+  snprintf(b->env->pb.msg.call.method, sizeof b->env->pb.msg.call.method, "/dfnet.test.Echo/Echo");
   b->env->pb.msg.call.deadline_ms = 5000;
   b->env->bulk.data = payload;
   b->env->bulk.size = 64;
@@ -134,9 +132,10 @@ int main(int argc, char **argv) {
     }
   }
   qsort(start_ms, starts, sizeof *start_ms, cmp_double);
-  printf("driver host start (fork+exec -> driver start returned), %zu runs: p50 %.2f ms, "
-         "max %.2f ms (target < 20 ms)\n",
-         starts, pct(start_ms, starts, 0.5), start_ms[starts - 1]);
+  printf(
+      "driver host start (fork+exec -> driver start returned), %zu runs: p50 %.2f ms, "
+      "max %.2f ms (target < 20 ms)\n",
+      starts, pct(start_ms, starts, 0.5), start_ms[starts - 1]);
 
   uint64_t host;
   if (dfnet_supervisor_spawn(b.sup, &host, NULL) != DFNET_STATUS_OK)
@@ -157,9 +156,10 @@ int main(int argc, char **argv) {
     rtt[i] = now_us() - t0;
   }
   qsort(rtt, calls, sizeof *rtt, cmp_double);
-  printf("unary echo round trip (64 B, supervisor <-> driver host <-> echo), %zu calls: "
-         "p50 %.1f us, p99 %.1f us\n",
-         calls, pct(rtt, calls, 0.5), pct(rtt, calls, 0.99));
+  printf(
+      "unary echo round trip (64 B, supervisor <-> driver host <-> echo), %zu calls: "
+      "p50 %.1f us, p99 %.1f us\n",
+      calls, pct(rtt, calls, 0.5), pct(rtt, calls, 0.99));
 
   const uint64_t inflight = 16;
   uint64_t base = b.finals;

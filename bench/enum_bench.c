@@ -94,8 +94,8 @@ static void print_stats(const char *what, double *ms, int n) {
     return;
   }
   qsort(ms, (size_t)n, sizeof(*ms), compare_double);
-  printf("%-28s min %.2f ms  median %.2f ms  max %.2f ms  (%d rounds)\n", what, ms[0],
-         ms[n / 2], ms[n - 1], n);
+  printf("%-28s min %.2f ms  median %.2f ms  max %.2f ms  (%d rounds)\n", what, ms[0], ms[n / 2],
+         ms[n - 1], n);
 }
 
 static double time_start(dfnet_enum_t *e) {
@@ -132,8 +132,8 @@ int main(int argc, char **argv) {
   if (rounds <= 0 || rounds > 1000) {
     rounds = 20;
   }
-  const char *source = getenv("DFNET_SOURCE_DIR") ? getenv("DFNET_SOURCE_DIR")
-                                                   : DFNET_BENCH_SOURCE_DIR;
+  const char *source =
+      getenv("DFNET_SOURCE_DIR") ? getenv("DFNET_SOURCE_DIR") : DFNET_BENCH_SOURCE_DIR;
   char path[4096];
 
   /* PCI and board: synchronous start() cost. */
@@ -147,8 +147,7 @@ int main(int argc, char **argv) {
   }
   snprintf(path, sizeof(path), "%s/tests/host_enum/board-example.json", source);
   for (int i = 0; i < 50; i++) {
-    if (dfnet_enum_board_new(path, &e) == DFNET_STATUS_OK &&
-        (board[n_board] = time_start(e)) >= 0)
+    if (dfnet_enum_board_new(path, &e) == DFNET_STATUS_OK && (board[n_board] = time_start(e)) >= 0)
       n_board++;
   }
   print_stats("pci start (fixture, 6 fn)", pci, n_pci);

@@ -45,10 +45,11 @@ int main(int argc, char **argv) {
 
   printf("sizeof(dfnet_v1_Envelope)      %zu bytes\n", sizeof(dfnet_v1_Envelope));
   printf("sizeof(dfnet_envelope_t)       %zu bytes\n", sizeof(dfnet_envelope_t));
-  printf("largest members                NodeInfo %zu, AddCompositeNodeSpec %zu, "
-         "DriverStart %zu, NodeAdd %zu bytes\n",
-         sizeof(dfnet_v1_NodeInfo), sizeof(dfnet_v1_AddCompositeNodeSpec),
-         sizeof(dfnet_v1_DriverStart), sizeof(dfnet_v1_NodeAdd));
+  printf(
+      "largest members                NodeInfo %zu, AddCompositeNodeSpec %zu, "
+      "DriverStart %zu, NodeAdd %zu bytes\n",
+      sizeof(dfnet_v1_NodeInfo), sizeof(dfnet_v1_AddCompositeNodeSpec),
+      sizeof(dfnet_v1_DriverStart), sizeof(dfnet_v1_NodeAdd));
   printf("typical frame (Call, 64 B payload)  %zu bytes\n", len);
   printf("encode                         %.0f ns/frame (%ld frames)\n", (t1 - t0) / iterations,
          iterations);

@@ -105,9 +105,8 @@ static dfnet_status_t start_echo(peer_t *p, dfnet_session_id_t s, const char *no
   void *bulk = NULL;
   dfnet_status_t st = dfnet_transport_request_sync(p->t, s, req, 20000, rep, &bulk);
   if (st == DFNET_STATUS_OK && rep->pb.which_msg != dfnet_v1_Envelope_driver_status_tag)
-    st = rep->pb.which_msg == dfnet_v1_Envelope_status_tag
-             ? (dfnet_status_t)rep->pb.msg.status.code
-             : DFNET_STATUS_INTERNAL;
+    st = rep->pb.which_msg == dfnet_v1_Envelope_status_tag ? (dfnet_status_t)rep->pb.msg.status.code
+                                                           : DFNET_STATUS_INTERNAL;
   free(bulk);
   free(req);
   free(rep);
@@ -144,8 +143,9 @@ int main(int argc, char **argv) {
       dfnet_pki_issue_to_dir(state, DFNET_PKI_ROLE_HOST, "bench", certs, NULL, 0, 30) !=
           DFNET_STATUS_OK)
     return 1;
-  write_text(board, "{\"devices\": [{\"name\": \"uart0\", \"vid\": 0, \"pid\": 0, \"did\": 28,"
-                    " \"resources\": {\"tty\": \"/dev/ttyS0\"}}]}\n");
+  write_text(board,
+             "{\"devices\": [{\"name\": \"uart0\", \"vid\": 0, \"pid\": 0, \"did\": 28,"
+             " \"resources\": {\"tty\": \"/dev/ttyS0\"}}]}\n");
   /* The echo test driver as a package. */
   char pkg[400];
   snprintf(pkg, sizeof pkg, "%s/pkg/echo", g_dir);
@@ -196,7 +196,8 @@ int main(int argc, char **argv) {
   /* 6 PCI functions + the pci bus node + the platform bus node + uart0 = 9 NodeAdds. */
   size_t from = 0;
   int seen = 0;
-  while (seen < 9 && peer_wait(&peer, dfnet_v1_Envelope_node_add_tag, NULL, NULL, &from, 10000) >= 0)
+  while (seen < 9 &&
+         peer_wait(&peer, dfnet_v1_Envelope_node_add_tag, NULL, NULL, &from, 10000) >= 0)
     seen++;
   double t_announced = now_ms() - t0;
   if (seen < 9) {
@@ -225,10 +226,11 @@ int main(int argc, char **argv) {
   a = now_ms();
   st = start_echo(&peer, s, "dev.bench.pci.00_05_0", digest, url);
   double t_hit = now_ms() - a;
-  printf("host_bench: DriverStart, cache miss   %.2f ms (%zu-byte package: fetch, SHA-256, "
-         "unpack, new driver host, start)\n", t_miss, ar.size);
-  printf("host_bench: DriverStart, cache hit    %.2f ms (verify, new driver host, start)\n",
-         t_hit);
+  printf(
+      "host_bench: DriverStart, cache miss   %.2f ms (%zu-byte package: fetch, SHA-256, "
+      "unpack, new driver host, start)\n",
+      t_miss, ar.size);
+  printf("host_bench: DriverStart, cache hit    %.2f ms (verify, new driver host, start)\n", t_hit);
 
   double *lat = calloc((size_t)calls, sizeof *lat);
   dfnet_envelope_t *req = calloc(1, sizeof *req), *rep = calloc(1, sizeof *rep);
@@ -254,9 +256,10 @@ int main(int argc, char **argv) {
   }
   double total = now_ms() - total0;
   qsort(lat, (size_t)calls, sizeof *lat, cmp_double);
-  printf("host_bench: echo call via the agent   %d/%d OK, p50 %.3f ms, p99 %.3f ms, mean %.3f ms "
-         "(%.0f calls/s, one at a time, 32 B)\n", ok, calls, lat[calls / 2],
-         lat[(calls * 99) / 100], total / calls, calls * 1000.0 / total);
+  printf(
+      "host_bench: echo call via the agent   %d/%d OK, p50 %.3f ms, p99 %.3f ms, mean %.3f ms "
+      "(%.0f calls/s, one at a time, 32 B)\n",
+      ok, calls, lat[calls / 2], lat[(calls * 99) / 100], total / calls, calls * 1000.0 / total);
   memory_kb(agent, &rss, &pss);
   printf("host_bench: agent RSS, 1 driver, after calls %ld kB (Pss %ld kB)\n", rss, pss);
   free(lat);

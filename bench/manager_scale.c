@@ -128,17 +128,22 @@ static int connect_hosts(dfnet_transport_t **ts, th_manager_t *m, bhost_t *hs, i
     snprintf(h->name, sizeof h->name, "%s%04d", prefix, i);
     char dir[700], crt[800], key[800], ca[800];
     snprintf(dir, sizeof dir, "%s-certs/%s", m->state_dir, h->name);
-    if (access(dir, F_OK) != 0 &&
-        dfnet_pki_issue_to_dir(m->state_dir, DFNET_PKI_ROLE_HOST, h->name, dir, NULL, 0, 30) !=
-            DFNET_STATUS_OK)
+    if (access(dir, F_OK) != 0 && dfnet_pki_issue_to_dir(m->state_dir, DFNET_PKI_ROLE_HOST, h->name,
+                                                         dir, NULL, 0, 30) != DFNET_STATUS_OK)
       return -1;
     snprintf(crt, sizeof crt, "%s/%s.crt", dir, h->name);
     snprintf(key, sizeof key, "%s/%s.key", dir, h->name);
     snprintf(ca, sizeof ca, "%s/ca.crt", dir);
     dfnet_client_config_t cc = {
-        .url = url, .subprotocol = DFNET_SUBPROTOCOL_HOST, .cert_file = crt, .key_file = key,
-        .ca_file = ca, .backoff_initial_ms = 1000, .backoff_max_ms = 60000,
-        .callbacks = {.on_session_open = on_open, .on_envelope = on_envelope}, .user = h};
+        .url = url,
+        .subprotocol = DFNET_SUBPROTOCOL_HOST,
+        .cert_file = crt,
+        .key_file = key,
+        .ca_file = ca,
+        .backoff_initial_ms = 1000,
+        .backoff_max_ms = 60000,
+        .callbacks = {.on_session_open = on_open, .on_envelope = on_envelope},
+        .user = h};
     if (dfnet_transport_connect(t, &cc, &h->ep) != DFNET_STATUS_OK)
       return -1;
   }
@@ -178,8 +183,8 @@ static void publish(bhost_t *hs) {
       snprintf(a->name, sizeof a->name, "pci-%05llu", (unsigned long long)k);
       /* ~10 properties, like a PCI function; driver k % 200 matches it. */
       uint32_t keys[8] = {0x0100, 0x0101, 0x0102, 0x0103, 0x0104, 0x0105, 0x0001, 0x0107};
-      uint32_t vals[8] = {0x1af4, 0x1000 + (uint32_t)(k % DRIVERS), 0x02, 0x00, 0x00, 0x01,
-                          0x1f, (uint32_t)k};
+      uint32_t vals[8] = {
+          0x1af4, 0x1000 + (uint32_t)(k % DRIVERS), 0x02, 0x00, 0x00, 0x01, 0x1f, (uint32_t)k};
       for (int p = 0; p < 8; p++) {
         a->properties[p].which_key = dfnet_v1_NodeProperty_int_key_tag;
         a->properties[p].key.int_key = keys[p];
@@ -232,7 +237,8 @@ int main(int argc, char **argv) {
     snprintf(name, sizeof name, "drv%03d", i);
     snprintf(rules, sizeof rules,
              "fuchsia.BIND_PCI_VID == 0x1af4;\nfuchsia.BIND_PCI_DID == %u;\n"
-             "fuchsia.BIND_PCI_CLASS == 2;\n", 0x1000 + i);
+             "fuchsia.BIND_PCI_CLASS == 2;\n",
+             0x1000 + i);
     if (th_write_driver(drivers, name, rules, NULL) != 0)
       return 1;
   }
@@ -258,17 +264,17 @@ int main(int argc, char **argv) {
     sleep(5);
     double c1 = cpu_s(m.pid);
     long rss1 = rss_kib(m.pid);
-    printf("idle sessions: %ld of %d welcomed in %.1f s; manager RSS %.1f MiB (+%.1f MiB, "
-           "%.1f KiB per session); CPU while idle %.2f%%\n",
-           atomic_load(&welcomed), idle, t1 - t0, rss1 / 1024.0, (rss1 - rss0) / 1024.0,
-           (double)(rss1 - rss0) / idle, 100.0 * (c1 - c0) / 5.0);
+    printf(
+        "idle sessions: %ld of %d welcomed in %.1f s; manager RSS %.1f MiB (+%.1f MiB, "
+        "%.1f KiB per session); CPU while idle %.2f%%\n",
+        atomic_load(&welcomed), idle, t1 - t0, rss1 / 1024.0, (rss1 - rss0) / 1024.0,
+        (double)(rss1 - rss0) / idle, 100.0 * (c1 - c0) / 5.0);
     destroy_all(ts, idle);
     free(hs);
     /* A fresh manager for the node phase, so that freed session memory does not hide the
      * nodes' cost. */
     if (th_manager_stop(&m) != 0 ||
-        th_manager_start(&m, state, drivers, "--log-level", "warn", "--host-grace", "1",
-                         NULL) != 0)
+        th_manager_start(&m, state, drivers, "--log-level", "warn", "--host-grace", "1", NULL) != 0)
       return 1;
   }
 
@@ -291,9 +297,10 @@ int main(int argc, char **argv) {
   double p3 = now_s();
   printf("publish: %ld NodeAdd sent in %.2f s, all acknowledged after %.2f s\n", total, p1 - p0,
          p2 - p0);
-  printf("bind: %ld of %ld DriverStart answered %.2f s after the last publish (%.2f s after the "
-         "last acknowledgement)\n",
-         atomic_load(&started), total, p3 - p1, p3 - p2);
+  printf(
+      "bind: %ld of %ld DriverStart answered %.2f s after the last publish (%.2f s after the "
+      "last acknowledgement)\n",
+      atomic_load(&started), total, p3 - p1, p3 - p2);
 
   /* Bound, as the manager sees it: the drivers' device counts add up (200 items, cheap). */
   dfnet_envelope_t *req = calloc(1, sizeof *req);
@@ -306,8 +313,8 @@ int main(int argc, char **argv) {
     th_list(v, req, sum_devices, &devices, NULL);
   }
   double p4 = now_s();
-  printf("bind: manager reports %ld of %ld nodes bound %.2f s after the last publish\n",
-         devices, total, p4 - p1);
+  printf("bind: manager reports %ld of %ld nodes bound %.2f s after the last publish\n", devices,
+         total, p4 - p1);
 
   /* 3. list latency */
   count_ctx_t c = {0};

@@ -20,13 +20,12 @@
  * with issue 7's targets beside them (end-to-end p50 <= 4x the floor's p50, >= 40,000
  * calls/s with 16 in flight, >= 60 MB/s streaming) and whether each is met.
  *
- * Beneath the rates: the CPU time the client (this process), the manager, the agent and the driver host spent per
- * call (per MiB streamed), from /proc/<pid>/stat: less sensitive to other load on the
- * machine than the rates, so changes to the call path are compared with it.
- * To compare two builds of the fabric under the same load, run them alternately:
- * DFNET_BUILD_DIR may name another tree holding manager/dfnet-manager,
- * host/agent/dfnet-host, host/driver_host/dfnet-driver-host and tests/drivers/.
- * $RPC_BENCH_SECONDS (default 3) is the length of each calls-per-second phase; the
+ * Beneath the rates: the CPU time the client (this process), the manager, the agent and the driver
+ * host spent per call (per MiB streamed), from /proc/<pid>/stat: less sensitive to other load on
+ * the machine than the rates, so changes to the call path are compared with it. To compare two
+ * builds of the fabric under the same load, run them alternately: DFNET_BUILD_DIR may name another
+ * tree holding manager/dfnet-manager, host/agent/dfnet-host, host/driver_host/dfnet-driver-host and
+ * tests/drivers/. $RPC_BENCH_SECONDS (default 3) is the length of each calls-per-second phase; the
  * processes' pids are printed to stderr (for perf record -p). Prints figures only and
  * never asserts on them; a failed call or a fabric that does not come up ends the run
  * with exit status 1. */
@@ -115,8 +114,7 @@ static void fabric_down(void) {
 }
 
 static void fabric_up(void) {
-  static const fabric_package_t packages[] = {{"echo", "echo.so", NULL, 1},
-                                              {NULL, NULL, NULL, 0}};
+  static const fabric_package_t packages[] = {{"echo", "echo.so", NULL, 1}, {NULL, NULL, NULL, 0}};
   E.agent.name = "lab-r";
   E.up = true; /* from here on the directory goes at exit, however far this gets */
   if (fabric_init(&E.fab, "rpc-bench", NULL, packages) != 0)
@@ -163,8 +161,8 @@ static uint64_t cpu_ticks(pid_t pid) {
   buf[n] = '\0';
   char *p = strrchr(buf, ')'); /* the name may hold spaces */
   unsigned long long ut = 0, st = 0;
-  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                          &st) != 2)
+  if (p == NULL ||
+      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
     return 0;
   return ut + st;
 }
@@ -212,8 +210,7 @@ static latency_t bench_latency(dfnet_client_t *c, const char *node, const char *
     size_t len = 0;
     dfnet_client_error_t err;
     uint64_t t0 = now_ns();
-    dfnet_status_t st = dfnet_client_call(c, node, method, req, sizeof req, &o, &reply, &len,
-                                          &err);
+    dfnet_status_t st = dfnet_client_call(c, node, method, req, sizeof req, &o, &reply, &len, &err);
     uint64_t dt = now_ns() - t0;
     if (st != DFNET_STATUS_OK)
       die("%s %s: %s: %s", node, method, dfnet_status_str(st), err.message);
@@ -249,8 +246,8 @@ static void pl_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, co
 /* Start one call; false when it could not start. mu not held. */
 static bool pl_start(pipe_state_t *p) {
   dfnet_client_call_options_t o = {.deadline_ms = 10000};
-  dfnet_status_t st = dfnet_client_call_start(p->c, p->node, p->method, pl_req, sizeof pl_req,
-                                              &o, NULL, pl_done, p, NULL);
+  dfnet_status_t st = dfnet_client_call_start(p->c, p->node, p->method, pl_req, sizeof pl_req, &o,
+                                              NULL, pl_done, p, NULL);
   if (st == DFNET_STATUS_OK)
     return true;
   pthread_mutex_lock(&p->mu);
@@ -394,8 +391,8 @@ static double bench_stream(dfnet_client_t *c, uint32_t count, uint32_t size, uin
   cpu_snapshot(cpu0);
   uint64_t t0 = now_ns();
   dfnet_client_error_t err;
-  dfnet_status_t st = dfnet_client_call_start(c, E2E_NODE, E2E_STREAM, req, 4 + (size_t)size,
-                                              &co, st_msg, st_done, &s, NULL);
+  dfnet_status_t st = dfnet_client_call_start(c, E2E_NODE, E2E_STREAM, req, 4 + (size_t)size, &co,
+                                              st_msg, st_done, &s, NULL);
   free(req);
   if (st != DFNET_STATUS_OK)
     die("%s %s: %s", E2E_NODE, E2E_STREAM, dfnet_status_str(st));
@@ -406,8 +403,7 @@ static double bench_stream(dfnet_client_t *c, uint32_t count, uint32_t size, uin
   pthread_mutex_unlock(&s.mu);
   double sec = (now_ns() - t0) / 1e9;
   cpu_per(cpu0, (double)s.bytes / 1048576.0, cpu);
-  if (s.status != DFNET_STATUS_OK || s.messages != count ||
-      s.bytes != (uint64_t)count * size)
+  if (s.status != DFNET_STATUS_OK || s.messages != count || s.bytes != (uint64_t)count * size)
     die("stream: %s (%s) after %llu of %u items", dfnet_status_str(s.status), s.message,
         (unsigned long long)s.messages, count);
   return s.bytes / sec / 1e6;
@@ -427,8 +423,7 @@ static void find_pids(void) {
   procs[P_MANAGER] = E.fab.manager;
   procs[P_AGENT] = E.agent.pid;
   char path[80];
-  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)E.agent.pid,
-           (long)E.agent.pid);
+  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)E.agent.pid, (long)E.agent.pid);
   FILE *f = fopen(path, "r");
   long child = 0;
   if (f != NULL && fscanf(f, "%ld", &child) == 1)
@@ -462,9 +457,10 @@ static void throughput_on_one_cpu(const char *self) {
   }
   int status = pclose(f);
   if (!got)
-    printf("  the same, client and fabric on one CPU: the child run failed (status %d; run "
-           "DFNET_BENCH_ONE_CPU=1 rpc_bench unary to see why)\n",
-           status);
+    printf(
+        "  the same, client and fabric on one CPU: the child run failed (status %d; run "
+        "DFNET_BENCH_ONE_CPU=1 rpc_bench unary to see why)\n",
+        status);
 }
 
 int main(int argc, char **argv) {
@@ -544,29 +540,33 @@ int main(int argc, char **argv) {
   printf("rpc_bench (loopback; best of 2 interleaved runs of 5000 calls for each latency)\n");
   printf("single hop, secure websocket, unary 64 B (floor): p50 %7.1f us  p99 %7.1f us\n",
          floor.p50_us, floor.p99_us);
-  printf("end to end, unary 64 B:                           p50 %7.1f us  p99 %7.1f us"
-         "   = %.2fx floor  (target <= %.0fx = %.1f us: %s)\n",
-         e2e.p50_us, e2e.p99_us, ratio, TARGET_LATENCY_FACTOR,
-         TARGET_LATENCY_FACTOR * floor.p50_us, met(ratio <= TARGET_LATENCY_FACTOR));
-  printf("end to end, unary 64 B, 16 in flight x 1 client:  %8.0f calls/s"
-         "   (target >= %.0f: %s)\n",
-         cps1, TARGET_CALLS_PER_S, met(cps1 >= TARGET_CALLS_PER_S));
+  printf(
+      "end to end, unary 64 B:                           p50 %7.1f us  p99 %7.1f us"
+      "   = %.2fx floor  (target <= %.0fx = %.1f us: %s)\n",
+      e2e.p50_us, e2e.p99_us, ratio, TARGET_LATENCY_FACTOR, TARGET_LATENCY_FACTOR * floor.p50_us,
+      met(ratio <= TARGET_LATENCY_FACTOR));
+  printf(
+      "end to end, unary 64 B, 16 in flight x 1 client:  %8.0f calls/s"
+      "   (target >= %.0f: %s)\n",
+      cps1, TARGET_CALLS_PER_S, met(cps1 >= TARGET_CALLS_PER_S));
   cpu_print(cpu1, "call");
   fflush(stdout);
   if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
     throughput_on_one_cpu(argv[0]);
-  printf("end to end, unary 64 B, 16 in flight x 4 clients: %8.0f calls/s"
-         "   (target >= %.0f: %s)\n",
-         cps4, TARGET_CALLS_PER_S, met(cps4 >= TARGET_CALLS_PER_S));
+  printf(
+      "end to end, unary 64 B, 16 in flight x 4 clients: %8.0f calls/s"
+      "   (target >= %.0f: %s)\n",
+      cps4, TARGET_CALLS_PER_S, met(cps4 >= TARGET_CALLS_PER_S));
   cpu_print(cpu4, "call");
-  printf("end to end, streaming 4096 x 16 KiB, credit %u:   %8.1f MB/s"
-         "      (target >= %.0f: %s)\n",
-         credit, mbs, TARGET_STREAM_MB_S, met(mbs >= TARGET_STREAM_MB_S));
+  printf(
+      "end to end, streaming 4096 x 16 KiB, credit %u:   %8.1f MB/s"
+      "      (target >= %.0f: %s)\n",
+      credit, mbs, TARGET_STREAM_MB_S, met(mbs >= TARGET_STREAM_MB_S));
   cpu_print(cpus, "MiB");
   double load[3] = {0};
   if (getloadavg(load, 3) == 3)
-    printf("load average at the end: %.2f %.2f %.2f (2 cores shared with other work)\n",
-           load[0], load[1], load[2]);
+    printf("load average at the end: %.2f %.2f %.2f (2 cores shared with other work)\n", load[0],
+           load[1], load[2]);
   fabric_down();
   return 0;
 }

@@ -548,9 +548,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < HS; i++) {
       dfnet_session_id_t old = rs;
       uint64_t t0 = now_ns();
-      dfnet_status_t st = dfnet_transport_session_close(es.t, es.last_session,
-                                                        DFNET_STATUS_UNAVAILABLE,
-                                                        "bench: reconnect");
+      dfnet_status_t st = dfnet_transport_session_close(
+          es.t, es.last_session, DFNET_STATUS_UNAVAILABLE, "bench: reconnect");
       if (st != DFNET_STATUS_OK) {
         fprintf(stderr, "transport_bench: close: %s\n", dfnet_status_str(st));
         return 1;
@@ -573,17 +572,20 @@ int main(int argc, char **argv) {
     qsort(hs, HS, sizeof(hs[0]), cmp_u64);
     qsort(op, HS, sizeof(op[0]), cmp_u64);
     qsort(rawhs, HS, sizeof(rawhs[0]), cmp_u64);
-    printf("  handshake  p50 %.2f ms  min %.2f ms  max %.2f ms  (target < 7; session open "
-           "p50 %.2f ms)\n",
-           hs[HS / 2] / 1e6, hs[0] / 1e6, hs[HS - 1] / 1e6, op[HS / 2] / 1e6);
-    printf("  raw-hs     raw mbedTLS connect + handshake + first echo p50 %.2f ms  min %.2f ms "
-           "(the floor; same suite and curve, in turns)\n",
-           rawhs[HS / 2] / 1e6, rawhs[0] / 1e6);
+    printf(
+        "  handshake  p50 %.2f ms  min %.2f ms  max %.2f ms  (target < 7; session open "
+        "p50 %.2f ms)\n",
+        hs[HS / 2] / 1e6, hs[0] / 1e6, hs[HS - 1] / 1e6, op[HS / 2] / 1e6);
+    printf(
+        "  raw-hs     raw mbedTLS connect + handshake + first echo p50 %.2f ms  min %.2f ms "
+        "(the floor; same suite and curve, in turns)\n",
+        rawhs[HS / 2] / 1e6, rawhs[0] / 1e6);
     qsort(rc, HS, sizeof(rc[0]), cmp_u64);
-    printf("  reconnect  p50 %.2f ms  min %.2f ms  max %.2f ms  (server drops the session -> "
-           "client back with its first reply; %u of %d TLS sessions resumed; includes the "
-           "1 ms backoff)\n",
-           rc[HS / 2] / 1e6, rc[0] / 1e6, rc[HS - 1] / 1e6, resumed, HS);
+    printf(
+        "  reconnect  p50 %.2f ms  min %.2f ms  max %.2f ms  (server drops the session -> "
+        "client back with its first reply; %u of %d TLS sessions resumed; includes the "
+        "1 ms backoff)\n",
+        rc[HS / 2] / 1e6, rc[0] / 1e6, rc[HS - 1] / 1e6, resumed, HS);
     fflush(stdout);
   }
 
@@ -616,9 +618,10 @@ int main(int argc, char **argv) {
       uint64_t raw50 = raw[nraw / 2];
       printf("  rtt64      wss p50 %6.1f us  p99 %6.1f us   (%zu samples)\n", ws50 / 1e3,
              r1.rtts[r1.nrtt * 99 / 100] / 1e3, r1.nrtt);
-      printf("  raw-tls    tls p50 %6.1f us  p99 %6.1f us   (%zu samples; mbedTLS floor, "
-             "same suite and curve, sampled in turns with rtt64)\n",
-             raw50 / 1e3, raw[nraw * 99 / 100] / 1e3, nraw);
+      printf(
+          "  raw-tls    tls p50 %6.1f us  p99 %6.1f us   (%zu samples; mbedTLS floor, "
+          "same suite and curve, sampled in turns with rtt64)\n",
+          raw50 / 1e3, raw[nraw * 99 / 100] / 1e3, nraw);
       printf("  ratio      p50 wss/raw %.2f  (target <= 1.30)\n", (double)ws50 / (double)raw50);
       fflush(stdout);
       free(r1.rtts);
@@ -649,9 +652,10 @@ int main(int argc, char **argv) {
       }
       double mbps = (double)rb.bytes / ((double)ws_ns / 1e9) / 1e6;
       double raw_mbps = (double)raw_bytes / ((double)raw_ns / 1e9) / 1e6;
-      printf("  mbps64k    %.1f MB/s  (target >= 80; raw mbedTLS floor, same suite, 4 x 64 KiB "
-             "in flight, in turns: %.1f MB/s)\n",
-             mbps, raw_mbps);
+      printf(
+          "  mbps64k    %.1f MB/s  (target >= 80; raw mbedTLS floor, same suite, 4 x 64 KiB "
+          "in flight, in turns: %.1f MB/s)\n",
+          mbps, raw_mbps);
       fflush(stdout);
     }
     dfnet_transport_destroy(t);

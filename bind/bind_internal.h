@@ -29,12 +29,12 @@
 #define BIND__MAX_STRING 255u
 
 enum bind__op {
-  BIND__OP_EQUAL = 0x01,     /* EqualCondition: continue iff lhs == rhs */
-  BIND__OP_INEQUAL = 0x02,   /* InequalCondition */
-  BIND__OP_JUMP = 0x10,      /* unconditional jump */
-  BIND__OP_JUMP_EQ = 0x11,   /* JumpIfEqual */
-  BIND__OP_JUMP_NE = 0x12,   /* JumpIfNotEqual */
-  BIND__OP_LABEL = 0x20,     /* jump landing pad */
+  BIND__OP_EQUAL = 0x01,   /* EqualCondition: continue iff lhs == rhs */
+  BIND__OP_INEQUAL = 0x02, /* InequalCondition */
+  BIND__OP_JUMP = 0x10,    /* unconditional jump */
+  BIND__OP_JUMP_EQ = 0x11, /* JumpIfEqual */
+  BIND__OP_JUMP_NE = 0x12, /* JumpIfNotEqual */
+  BIND__OP_LABEL = 0x20,   /* jump landing pad */
   BIND__OP_ABORT = 0x30,
 };
 
@@ -163,7 +163,7 @@ typedef enum bind__vtype {
 } bind__vtype;
 
 typedef struct bind__using {
-  const char *name; /* compound */
+  const char *name;  /* compound */
   const char *alias; /* or NULL */
   bind__pos pos;
 } bind__using;
@@ -327,8 +327,8 @@ typedef struct bind__compiled {
 void bind__compile_file(bind__ctx *ctx, const bind__file *file,
                         const dfnet_bind_compile_options_t *opts, bind__compiled *out);
 /* Symbol lookups with the compiler's diagnostics (fail through ctx). */
-const bind__sym *bind__lookup_key(bind__ctx *ctx, const bind__file *file,
-                                  const bind__map *symbols, const char *name, bind__pos pos);
+const bind__sym *bind__lookup_key(bind__ctx *ctx, const bind__file *file, const bind__map *symbols,
+                                  const char *name, bind__pos pos);
 const bind__sym *bind__lookup_value(bind__ctx *ctx, const bind__file *file,
                                     const bind__map *symbols, const bind__value *v);
 
@@ -336,8 +336,8 @@ const bind__sym *bind__lookup_value(bind__ctx *ctx, const bind__file *file,
 typedef struct bind__operand {
   uint8_t type; /* bind__raw_type */
   uint32_t raw;
-  const char *text; /* symbol text for key/string/enum */
-  uint64_t hash;    /* of text; for a number key: of its deprecated name (0 if none) */
+  const char *text;            /* symbol text for key/string/enum */
+  uint64_t hash;               /* of text; for a number key: of its deprecated name (0 if none) */
   const char *deprecated_name; /* number key: "fuchsia.BIND_..." or NULL */
 } bind__operand;
 

@@ -298,8 +298,7 @@ static int bindc_test(const bindc_args *a) {
   if (report) {
     fputs(report, st == DFNET_STATUS_OK || st == DFNET_STATUS_ABORTED ? stdout : stderr);
   }
-  rc = st == DFNET_STATUS_OK ? EXIT_OK : st == DFNET_STATUS_ABORTED ? EXIT_FAILED
-                                                                    : EXIT_BAD_INPUT;
+  rc = st == DFNET_STATUS_OK ? EXIT_OK : st == DFNET_STATUS_ABORTED ? EXIT_FAILED : EXIT_BAD_INPUT;
   free(report);
 free_inputs:
   free(tests);
@@ -355,17 +354,16 @@ static void bindc_print_trace(dfnet_bind_result_t r, const dfnet_bind_trace_t *t
   if (t->at_end) {
     printf("  ran to the end of the rules: every condition held\n");
   } else {
-    printf("  at offset %u (file offset %u): %s\n  %s\n", t->offset, t->file_offset,
-           t->instruction, t->reason);
+    printf("  at offset %u (file offset %u): %s\n  %s\n", t->offset, t->file_offset, t->instruction,
+           t->reason);
   }
 }
 
 static int bindc_match(const bindc_args *a) {
   dfnet_bind_property_t props[DFNET_BIND_NODE_MAX_PROPERTIES];
   char err[256];
-  dfnet_status_t st = dfnet_bind_parse_property_args(a->rest, a->rest_count, props,
-                                                     DFNET_BIND_NODE_MAX_PROPERTIES, err,
-                                                     sizeof err);
+  dfnet_status_t st = dfnet_bind_parse_property_args(
+      a->rest, a->rest_count, props, DFNET_BIND_NODE_MAX_PROPERTIES, err, sizeof err);
   if (st != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-bindc match: %s\n", err);
     return EXIT_BAD_INPUT;
@@ -399,9 +397,10 @@ static int bindc_match(const bindc_args *a) {
     }
     found = true;
     dfnet_bind_result_t r = dfnet_bind_program_match_composite_node(prog, i, &node, &trace);
-    printf("Node%s: %s: ", type == DFNET_BIND_NODE_PRIMARY    ? " (primary)"
-                          : type == DFNET_BIND_NODE_OPTIONAL ? " (optional)"
-                                                              : "",
+    printf("Node%s: %s: ",
+           type == DFNET_BIND_NODE_PRIMARY    ? " (primary)"
+           : type == DFNET_BIND_NODE_OPTIONAL ? " (optional)"
+                                              : "",
            name);
     bindc_print_trace(r, &trace);
     any = any || r == DFNET_BIND_MATCH;

@@ -73,16 +73,15 @@ static void bind__check_string(bind__gen *g, bind__pos pos, const char *text) {
   }
 }
 
-const bind__sym *bind__lookup_key(bind__ctx *ctx, const bind__file *file,
-                                  const bind__map *symbols, const char *name, bind__pos pos) {
+const bind__sym *bind__lookup_key(bind__ctx *ctx, const bind__file *file, const bind__map *symbols,
+                                  const char *name, bind__pos pos) {
   const bind__sym *s = bind__map_get(symbols, name);
   if (s == NULL) {
     bind__fail(ctx, file, pos, DFNET_STATUS_INVALID_ARGUMENT,
                "undeclared key '%s' (is its library in the 'using' list?)", name);
   }
   if (s->kind != BIND__SYM_KEY && s->kind != BIND__SYM_DEPRECATED_KEY) {
-    bind__fail(ctx, file, pos, DFNET_STATUS_INVALID_ARGUMENT,
-               "'%s' is a value, not a key", name);
+    bind__fail(ctx, file, pos, DFNET_STATUS_INVALID_ARGUMENT, "'%s' is a value, not a key", name);
   }
   return s;
 }
@@ -109,12 +108,12 @@ const bind__sym *bind__lookup_value(bind__ctx *ctx, const bind__file *file,
   case BIND__V_IDENT:
     s = bind__map_get(symbols, v->text);
     if (s == NULL) {
-      bind__fail(ctx, file, v->pos, DFNET_STATUS_INVALID_ARGUMENT,
-                 "undeclared identifier '%s'", v->text);
+      bind__fail(ctx, file, v->pos, DFNET_STATUS_INVALID_ARGUMENT, "undeclared identifier '%s'",
+                 v->text);
     }
     if (s->kind == BIND__SYM_KEY || s->kind == BIND__SYM_DEPRECATED_KEY) {
-      bind__fail(ctx, file, v->pos, DFNET_STATUS_INVALID_ARGUMENT,
-                 "'%s' is a key, not a value", v->text);
+      bind__fail(ctx, file, v->pos, DFNET_STATUS_INVALID_ARGUMENT, "'%s' is a key, not a value",
+                 v->text);
     }
     return s;
   }
@@ -139,7 +138,7 @@ static const char *bind__sym_type_name(const bind__sym *s) {
 /* The right side's type must match the key's (strings and enums are interchangeable, as
  * in Fuchsia's instruction_encoder.rs is_matching_types; built-in keys are uint). */
 static void bind__check_types(bind__ctx *ctx, const bind__file *file, const char *key_name,
-                       const bind__sym *key, const bind__sym *value, bind__pos pos) {
+                              const bind__sym *key, const bind__sym *value, bind__pos pos) {
   bind__vtype kt = key->kind == BIND__SYM_DEPRECATED_KEY ? BIND__T_UINT : key->key_type;
   bool ok = false;
   switch (kt) {
@@ -156,8 +155,8 @@ static void bind__check_types(bind__ctx *ctx, const bind__file *file, const char
   }
   if (!ok) {
     bind__fail(ctx, file, pos, DFNET_STATUS_INVALID_ARGUMENT,
-               "type mismatch: key '%s' is %s, the value is %s", key_name,
-               bind__vtype_name(kt), bind__sym_type_name(value));
+               "type mismatch: key '%s' is %s, the value is %s", key_name, bind__vtype_name(kt),
+               bind__sym_type_name(value));
   }
 }
 
@@ -210,8 +209,7 @@ static void bind__gen_block(bind__gen *g, const bind__block *b) {
       for (size_t j = 0; j < s->branch_count; j++) {
         bind__gen_cond(g, &s->conds[j], &lhs, &rhs);
         uint32_t label = g->out->next_label++;
-        bind__ir_push(g, s->conds[j].equal ? BIND__OP_JUMP_NE : BIND__OP_JUMP_EQ, lhs, rhs,
-                      label);
+        bind__ir_push(g, s->conds[j].equal ? BIND__OP_JUMP_NE : BIND__OP_JUMP_EQ, lhs, rhs, label);
         bind__gen_block(g, &s->blocks[j]);
         bind__ir_push(g, BIND__OP_JUMP, NULL, NULL, final_label);
         bind__ir_push(g, BIND__OP_LABEL, NULL, NULL, label);

@@ -78,8 +78,7 @@ static void bind__skip(bind__lexer *lx) {
         }
       }
       if (depth > 0) {
-        bind__fail(lx->ctx, lx->file, start, DFNET_STATUS_INVALID_ARGUMENT,
-                   "unterminated comment");
+        bind__fail(lx->ctx, lx->file, start, DFNET_STATUS_INVALID_ARGUMENT, "unterminated comment");
       }
     } else {
       return;
@@ -97,8 +96,8 @@ static void bind__lex_ident(bind__lexer *lx, bind__tok *tok) {
       lx->i++;
     }
     if (t[lx->i - 1] == '_') {
-      bind__fail(lx->ctx, lx->file, bind__lexer_pos(lx, lx->i - 1),
-                 DFNET_STATUS_INVALID_ARGUMENT, "an identifier cannot end with '_'");
+      bind__fail(lx->ctx, lx->file, bind__lexer_pos(lx, lx->i - 1), DFNET_STATUS_INVALID_ARGUMENT,
+                 "an identifier cannot end with '_'");
     }
     if (lx->i + 1 < n && t[lx->i] == '.' && bind__is_alpha(t[lx->i + 1])) {
       tok->compound = true;
@@ -106,8 +105,7 @@ static void bind__lex_ident(bind__lexer *lx, bind__tok *tok) {
       continue;
     }
     if (lx->i < n && t[lx->i] == '.') {
-      bind__fail(lx->ctx, lx->file, bind__lexer_pos(lx, lx->i + 1),
-                 DFNET_STATUS_INVALID_ARGUMENT,
+      bind__fail(lx->ctx, lx->file, bind__lexer_pos(lx, lx->i + 1), DFNET_STATUS_INVALID_ARGUMENT,
                  "expected an identifier after '.' (identifiers start with a letter)");
     }
     break;
@@ -178,8 +176,8 @@ static void bind__lex_string(bind__lexer *lx, bind__tok *tok) {
     }
     if (c == '\\') {
       if (lx->i + 1 >= n || (t[lx->i + 1] != '"' && t[lx->i + 1] != '\\')) {
-        bind__fail(lx->ctx, lx->file, bind__lexer_pos(lx, lx->i),
-                   DFNET_STATUS_INVALID_ARGUMENT, "only \\\" and \\\\ may be escaped");
+        bind__fail(lx->ctx, lx->file, bind__lexer_pos(lx, lx->i), DFNET_STATUS_INVALID_ARGUMENT,
+                   "only \\\" and \\\\ may be escaped");
       }
       lx->i += 2;
       continue;
@@ -247,8 +245,10 @@ void bind__lex(bind__ctx *ctx, const bind__file *file, bind__tokens *out) {
         char c;
         bind__tok_kind kind;
         const char *text;
-      } punct[] = {{';', BIND__TOK_SEMI, ";"},   {'{', BIND__TOK_LBRACE, "{"},
-                   {'}', BIND__TOK_RBRACE, "}"}, {',', BIND__TOK_COMMA, ","},
+      } punct[] = {{';', BIND__TOK_SEMI, ";"},
+                   {'{', BIND__TOK_LBRACE, "{"},
+                   {'}', BIND__TOK_RBRACE, "}"},
+                   {',', BIND__TOK_COMMA, ","},
                    {'=', BIND__TOK_ASSIGN, "="}};
       bool found = false;
       for (size_t i = 0; i < sizeof(punct) / sizeof(punct[0]); i++) {
@@ -264,8 +264,8 @@ void bind__lex(bind__ctx *ctx, const bind__file *file, bind__tokens *out) {
           bind__fail(ctx, file, tok->pos, DFNET_STATUS_INVALID_ARGUMENT,
                      "unexpected character '%c'", c);
         }
-        bind__fail(ctx, file, tok->pos, DFNET_STATUS_INVALID_ARGUMENT,
-                   "unexpected byte 0x%02x", (unsigned char)c);
+        bind__fail(ctx, file, tok->pos, DFNET_STATUS_INVALID_ARGUMENT, "unexpected byte 0x%02x",
+                   (unsigned char)c);
       }
       lx.i++;
     }

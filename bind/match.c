@@ -217,8 +217,7 @@ static void bind__trace_compare(dfnet_bind_trace_t *t, const dfnet_bind_node_t *
   case BIND__CMP_MISMATCH:
     snprintf(t->reason, sizeof t->reason,
              "type mismatch: %s is a %s property, the program compares it with a %s", key,
-             bind__prop_type_text(node->props[prop].type),
-             bind__value_type_text(inst->rhs.type));
+             bind__prop_type_text(node->props[prop].type), bind__value_type_text(inst->rhs.type));
     break;
   case BIND__CMP_DIFFERENT:
     bind__have_text(&node->props[prop], have, sizeof have);

@@ -177,8 +177,8 @@ static bind__stmt *bind__parse_statement(bind__parser *p) {
   if (bind__is_word(t, "true") || bind__is_word(t, "false")) {
     s->kind = t->text[0] == 't' ? BIND__S_TRUE : BIND__S_FALSE;
     bind__take(p);
-    bind__expect(p, BIND__TOK_SEMI, s->kind == BIND__S_TRUE ? "';' after 'true'"
-                                                            : "';' after 'false'");
+    bind__expect(p, BIND__TOK_SEMI,
+                 s->kind == BIND__S_TRUE ? "';' after 'true'" : "';' after 'false'");
     return s;
   }
   if (bind__is_word(t, "accept")) {
@@ -193,8 +193,8 @@ static bind__stmt *bind__parse_statement(bind__parser *p) {
       if (s->value_count > 0 && bind__peek(p, 0)->kind == BIND__TOK_RBRACE) {
         break; /* trailing comma */
       }
-      bind__value *v = bind__push(p->ctx, (void **)&s->values, &s->value_count, &cap,
-                                  sizeof(*s->values));
+      bind__value *v =
+          bind__push(p->ctx, (void **)&s->values, &s->value_count, &cap, sizeof(*s->values));
       bind__parse_value(p, v);
     } while (bind__peek(p, 0)->kind == BIND__TOK_COMMA && bind__take(p));
     bind__expect(p, BIND__TOK_RBRACE, "',' or '}' in the accept list");
@@ -205,11 +205,11 @@ static bind__stmt *bind__parse_statement(bind__parser *p) {
     size_t cap_c = 0, cap_b = 0, count_b = 0;
     bind__take(p);
     for (;;) {
-      bind__cond *c = bind__push(p->ctx, (void **)&s->conds, &s->branch_count, &cap_c,
-                                 sizeof(*s->conds));
+      bind__cond *c =
+          bind__push(p->ctx, (void **)&s->conds, &s->branch_count, &cap_c, sizeof(*s->conds));
       bind__parse_cond(p, c);
-      bind__block *b = bind__push(p->ctx, (void **)&s->blocks, &count_b, &cap_b,
-                                  sizeof(*s->blocks));
+      bind__block *b =
+          bind__push(p->ctx, (void **)&s->blocks, &count_b, &cap_b, sizeof(*s->blocks));
       bind__parse_block(p, b);
       const bind__tok *e = bind__peek(p, 0);
       if (!bind__is_word(e, "else")) {
@@ -241,8 +241,7 @@ static void bind__parse_block(bind__parser *p, bind__block *b) {
       bind__fail_at(p, bind__peek(p, 0), "expected '}' to close the block, found %s",
                     "end of file");
     }
-    bind__stmt **slot =
-        bind__push(p->ctx, (void **)&b->stmts, &b->count, &cap, sizeof(*b->stmts));
+    bind__stmt **slot = bind__push(p->ctx, (void **)&b->stmts, &b->count, &cap, sizeof(*b->stmts));
     *slot = bind__parse_statement(p);
   }
   bind__take(p);
@@ -268,8 +267,8 @@ void bind__parse_rules(bind__ctx *ctx, bind__tokens *toks, bind__rules_ast *out)
     if (bind__is_word(t, "using")) {
       bind__fail_at(&p, t, "%s", "'using' must come before the first statement");
     }
-    bind__stmt **slot = bind__push(ctx, (void **)&out->statements.stmts,
-                                   &out->statements.count, &cap, sizeof(bind__stmt *));
+    bind__stmt **slot = bind__push(ctx, (void **)&out->statements.stmts, &out->statements.count,
+                                   &cap, sizeof(bind__stmt *));
     *slot = bind__parse_statement(&p);
   }
 }

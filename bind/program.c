@@ -70,8 +70,8 @@ bind__section(bind__reader *r, uint32_t magic, const char *what, uint32_t *size)
     char want[5], have[5];
     bind__magic_text(magic, want);
     bind__magic_text(got, have);
-    return bind__reject(r, "expected section magic \"%s\" at offset %zu, found \"%s\"", want,
-                        r->at, have);
+    return bind__reject(r, "expected section magic \"%s\" at offset %zu, found \"%s\"", want, r->at,
+                        have);
   }
   *size = bind__le32(r->p + r->at + 4);
   r->at += 8;
@@ -141,8 +141,7 @@ bind__read_operand(bind__reader *r, const dfnet_bind_program_t *prog, size_t at,
       return bind__reject(r, "instruction at offset %zu: a bool cannot be a key", at);
     }
     if (op->raw > 1) {
-      return bind__reject(r, "instruction at offset %zu: bool value %u is not 0 or 1", at,
-                          op->raw);
+      return bind__reject(r, "instruction at offset %zu: bool value %u is not 0 or 1", at, op->raw);
     }
     return true;
   case BIND__RAW_KEY:
@@ -155,8 +154,8 @@ bind__read_operand(bind__reader *r, const dfnet_bind_program_t *prog, size_t at,
       return bind__reject(r, "instruction at offset %zu: an enum value cannot be a key", at);
     }
     if (op->raw == 0 || op->raw > prog->symbol_count) {
-      return bind__reject(r, "instruction at offset %zu: symbol %u is not in the symbol table",
-                          at, op->raw);
+      return bind__reject(r, "instruction at offset %zu: symbol %u is not in the symbol table", at,
+                          op->raw);
     }
     op->text = prog->symbols[op->raw - 1];
     op->hash = bind__hash(op->text);
@@ -270,8 +269,8 @@ bind__read_code(bind__reader *r, const dfnet_bind_program_t *prog, uint32_t size
       continue;
     }
     /* The offset counts from the end of the jump instruction to the pad's opcode. */
-    uint64_t target = (uint64_t)inst->offset + (inst->op == BIND__OP_JUMP ? 5u : 15u) +
-                      jump_offsets[i];
+    uint64_t target =
+        (uint64_t)inst->offset + (inst->op == BIND__OP_JUMP ? 5u : 15u) + jump_offsets[i];
     if (target >= size) {
       bind__reject(r, "jump at instruction offset %u goes past the end (offset %u, %u bytes)",
                    inst->offset, jump_offsets[i], size);
@@ -318,8 +317,7 @@ bind__read_composite(bind__reader *r, dfnet_bind_program_t *prog, uint32_t size,
   }
   uint32_t name_id = bind__le32(r->p + r->at);
   if (name_id == 0 || name_id > prog->symbol_count) {
-    return bind__reject(r, "composite: device name symbol %u is not in the symbol table",
-                        name_id);
+    return bind__reject(r, "composite: device name symbol %u is not in the symbol table", name_id);
   }
   prog->composite_name = prog->symbols[name_id - 1];
   r->at += 4;
@@ -337,12 +335,13 @@ bind__read_composite(bind__reader *r, dfnet_bind_program_t *prog, uint32_t size,
       return bind__reject(r, "composite: unknown node type 0x%02x at offset %zu", type, r->at);
     }
     if (first && type != BIND__NODE_PRIMARY) {
-      return bind__reject(r, "composite: the first node must be the primary node (0x50), "
-                             "found 0x%02x", type);
+      return bind__reject(r,
+                          "composite: the first node must be the primary node (0x50), "
+                          "found 0x%02x",
+                          type);
     }
     if (!first && type == BIND__NODE_PRIMARY) {
-      return bind__reject(r, "composite: more than one primary node (second at offset %zu)",
-                          r->at);
+      return bind__reject(r, "composite: more than one primary node (second at offset %zu)", r->at);
     }
     uint32_t node_name = bind__le32(r->p + r->at + 1);
     uint32_t inst_len = bind__le32(r->p + r->at + 5);
@@ -352,8 +351,9 @@ bind__read_composite(bind__reader *r, dfnet_bind_program_t *prog, uint32_t size,
     }
     r->at += 9;
     if (inst_len > end - r->at) {
-      return bind__reject(r, "composite: node \"%s\" instruction size %u does not fit in the "
-                             "%zu bytes left",
+      return bind__reject(r,
+                          "composite: node \"%s\" instruction size %u does not fit in the "
+                          "%zu bytes left",
                           prog->symbols[node_name - 1], inst_len, end - r->at);
     }
     bind__code *code = bind__add_code(prog, &cap);
@@ -427,15 +427,15 @@ bind__decode(bind__reader *r, dfnet_bind_program_t *prog) {
       return false;
     }
     if (r->at + debug_size != r->len) {
-      return bind__reject(r, "debug section size %u does not match the %zu bytes left",
-                          debug_size, r->len - r->at);
+      return bind__reject(r, "debug section size %u does not match the %zu bytes left", debug_size,
+                          r->len - r->at);
     }
   }
   return true;
 }
 
-dfnet_status_t dfnet_bind_program_load(const uint8_t *bytes, size_t len,
-                                       dfnet_bind_program_t **out, char *err, size_t err_len) {
+dfnet_status_t dfnet_bind_program_load(const uint8_t *bytes, size_t len, dfnet_bind_program_t **out,
+                                       char *err, size_t err_len) {
   *out = NULL;
   if (err && err_len) {
     err[0] = '\0';

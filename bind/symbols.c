@@ -86,8 +86,7 @@ static bind__lib_entry *bind__find_library(bind__resolver *r, const char *name) 
     if (e != NULL) {
       if (strcmp(e->ast.name, name) != 0) {
         bind__fail(r->ctx, &e->file, e->ast.name_pos, DFNET_STATUS_INVALID_ARGUMENT,
-                   "file %s.bind declares library '%s', expected '%s'", name, e->ast.name,
-                   name);
+                   "file %s.bind declares library '%s', expected '%s'", name, e->ast.name, name);
       }
       bind__map_put(r->ctx, &r->libs, e->ast.name, e);
       return e;
@@ -197,8 +196,7 @@ static void bind__add_library(bind__ctx *ctx, bind__map *table, const bind__lib_
     } else if (existing->kind == BIND__SYM_KEY) {
       if (!d->extends) {
         bind__fail(ctx, &lib->file, d->pos, DFNET_STATUS_INVALID_ARGUMENT,
-                   "key '%s' is already declared; use 'extend' to add values to it",
-                   qualified_k);
+                   "key '%s' is already declared; use 'extend' to add values to it", qualified_k);
       }
       if (existing->key_type != d->type) {
         bind__fail(ctx, &lib->file, d->pos, DFNET_STATUS_INVALID_ARGUMENT,
@@ -256,8 +254,8 @@ void bind__symbols_build(bind__ctx *ctx, const bind__file *rules_file,
   /* Every --include file is parsed (a broken one is an error, as in Fuchsia's bindc). */
   for (size_t i = 0; opts && i < opts->library_count; i++) {
     const dfnet_bind_source_t *src = &opts->libraries[i];
-    bind__lib_entry *e = bind__parse_lib_text(ctx, src->path ? src->path : "<library>",
-                                              src->text, src->len);
+    bind__lib_entry *e =
+        bind__parse_lib_text(ctx, src->path ? src->path : "<library>", src->text, src->len);
     bind__lib_entry *dup = bind__map_get(&r.libs, e->ast.name);
     if (dup != NULL) {
       bind__fail(ctx, &e->file, e->ast.name_pos, DFNET_STATUS_INVALID_ARGUMENT,

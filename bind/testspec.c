@@ -129,8 +129,8 @@ static void bind__run_one(bind__ctx *ctx, bind__test_state *st, const bind__comp
   if (trace.at_end) {
     bind__buf_printf(&st->report, "  every condition held\n");
   } else {
-    bind__buf_printf(&st->report, "  at offset %u: %s\n  %s\n", trace.offset,
-                     trace.instruction, trace.reason);
+    bind__buf_printf(&st->report, "  at offset %u: %s\n  %s\n", trace.offset, trace.instruction,
+                     trace.reason);
   }
   bind__buf_printf(&st->report, "[  FAILED  ] %s\n", name);
 }
@@ -153,23 +153,21 @@ static void bind__run_list(bind__ctx *ctx, bind__test_state *st, const bind__com
   bind__buf_printf(&st->report, "[----------]\n");
 }
 
-static void bind__run_suite(bind__ctx *ctx, bind__test_state *st,
-                            const dfnet_bind_source_t *rules,
+static void bind__run_suite(bind__ctx *ctx, bind__test_state *st, const dfnet_bind_source_t *rules,
                             const dfnet_bind_compile_options_t *opts,
                             const dfnet_bind_source_t *tests) {
   bind__file file = {rules->path ? rules->path : "<input>", rules->text, rules->len};
   bind__compiled c;
   bind__compile_file(ctx, &file, opts, &c);
   char err[256];
-  if (dfnet_bind_program_load(c.bytes, c.len, &st->program, err, sizeof err) !=
-      DFNET_STATUS_OK) {
+  if (dfnet_bind_program_load(c.bytes, c.len, &st->program, err, sizeof err) != DFNET_STATUS_OK) {
     bind__fail(ctx, NULL, (bind__pos){0, 0, 0}, DFNET_STATUS_INTERNAL,
                "compiled program does not verify: %s", err);
   }
   st->root = cJSON_ParseWithLength(tests->text, tests->len);
   if (st->root == NULL) {
-    bind__fail(ctx, NULL, (bind__pos){0, 0, 0}, DFNET_STATUS_INVALID_ARGUMENT,
-               "%s: not valid JSON", tests->path ? tests->path : "tests.json");
+    bind__fail(ctx, NULL, (bind__pos){0, 0, 0}, DFNET_STATUS_INVALID_ARGUMENT, "%s: not valid JSON",
+               tests->path ? tests->path : "tests.json");
   }
   if (!cJSON_IsArray(st->root)) {
     bind__fail(ctx, NULL, (bind__pos){0, 0, 0}, DFNET_STATUS_INVALID_ARGUMENT,
@@ -251,8 +249,8 @@ dfnet_status_t dfnet_bind_run_tests(const dfnet_bind_source_t *rules,
 static bool bind__parse_number(const char *s, uint32_t *out) {
   char *end = NULL;
   errno = 0;
-  unsigned long long v = strncmp(s, "0x", 2) == 0 ? strtoull(s + 2, &end, 16)
-                                                   : strtoull(s, &end, 10);
+  unsigned long long v =
+      strncmp(s, "0x", 2) == 0 ? strtoull(s + 2, &end, 16) : strtoull(s, &end, 10);
   if (errno != 0 || end == s || *end != '\0' || v > UINT32_MAX || s[0] == '-' || s[0] == '+' ||
       (s[0] == '0' && s[1] == 'x' && (s[2] == '\0' || s[2] == '-' || s[2] == '+'))) {
     return false;
@@ -262,8 +260,8 @@ static bool bind__parse_number(const char *s, uint32_t *out) {
 }
 
 dfnet_status_t dfnet_bind_parse_property_args(char *const *args, size_t count,
-                                              dfnet_bind_property_t *props, size_t max,
-                                              char *err, size_t err_len) {
+                                              dfnet_bind_property_t *props, size_t max, char *err,
+                                              size_t err_len) {
   if (count > max) {
     snprintf(err, err_len, "%zu properties, at most %zu", count, max);
     return DFNET_STATUS_OUT_OF_RANGE;

@@ -8,8 +8,8 @@
 #include <pb_encode.h>
 
 /* include/dfnet/status.h mirrors dfnet.v1.Code: keep them equal. */
-#define DFNET_STATUS_CHECK_(name, value, desc)                                             \
-  _Static_assert(DFNET_STATUS_##name == (int)dfnet_v1_Code_##name,                         \
+#define DFNET_STATUS_CHECK_(name, value, desc)                     \
+  _Static_assert(DFNET_STATUS_##name == (int)dfnet_v1_Code_##name, \
                  "status.h and status.proto disagree on " #name);
 DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
 #undef DFNET_STATUS_CHECK_
@@ -18,28 +18,31 @@ DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
  * top level itself (id, the one member, bulk) instead of iterating nanopb's descriptor of
  * 36 fields, which cost about half of each encode/decode; inside a member nanopb does the
  * work. Field numbers come from the generated header, so this table cannot drift. */
-#define DFNET_ENVELOPE_MEMBERS(X)                                                          \
-  X(status, Status) X(hello, Hello) X(welcome, Welcome)                                    \
-  X(node_add, NodeAdd) X(node_remove, NodeRemove) X(node_update, NodeUpdate)               \
-  X(driver_start, DriverStart) X(driver_stop, DriverStop) X(driver_status, DriverStatus)   \
-  X(driver_host_exit, DriverHostExit)                                                      \
-  X(package_fetch, PackageFetch) X(package_chunk, PackageChunk)                            \
-  X(package_upload, PackageUpload)                                                         \
-  X(call, Call) X(reply, Reply) X(cancel, Cancel) X(stream_credit, StreamCredit)           \
-  X(list_hosts, ListHosts) X(host_info, HostInfo) X(list_nodes, ListNodes)                 \
-  X(node_info, NodeInfo) X(list_drivers, ListDrivers) X(driver_info, DriverInfo)           \
-  X(list_composites, ListComposites) X(composite_info, CompositeInfo)                      \
-  X(add_composite_node_spec, AddCompositeNodeSpec) X(driver_control, DriverControl)        \
-  X(driver_control_result, DriverControlResult) X(request_bind, RequestBind)               \
-  X(bind_why, BindWhy) X(bind_trace, BindTrace) X(watch, Watch) X(watch_event, WatchEvent)
+#define DFNET_ENVELOPE_MEMBERS(X)                                                                  \
+  X(status, Status)                                                                                \
+  X(hello, Hello) X(welcome, Welcome) X(node_add, NodeAdd) X(node_remove, NodeRemove)              \
+      X(node_update, NodeUpdate) X(driver_start, DriverStart) X(driver_stop, DriverStop)           \
+          X(driver_status, DriverStatus) X(driver_host_exit, DriverHostExit)                       \
+              X(package_fetch, PackageFetch) X(package_chunk, PackageChunk) X(                     \
+                  package_upload, PackageUpload) X(call, Call) X(reply, Reply) X(cancel, Cancel)   \
+                  X(stream_credit, StreamCredit) X(list_hosts, ListHosts) X(host_info, HostInfo)   \
+                      X(list_nodes, ListNodes) X(node_info, NodeInfo) X(list_drivers, ListDrivers) \
+                          X(driver_info, DriverInfo) X(list_composites, ListComposites)            \
+                              X(composite_info, CompositeInfo)                                     \
+                                  X(add_composite_node_spec, AddCompositeNodeSpec)                 \
+                                      X(driver_control, DriverControl)                             \
+                                          X(driver_control_result, DriverControlResult)            \
+                                              X(request_bind, RequestBind) X(bind_why, BindWhy)    \
+                                                  X(bind_trace, BindTrace) X(watch, Watch)         \
+                                                      X(watch_event, WatchEvent)
 
 enum { ENVELOPE_ID_TAG = dfnet_v1_Envelope_id_tag, ENVELOPE_BULK_TAG = dfnet_v1_Envelope_bulk_tag };
 
 /* The member's message descriptor, or NULL for a field number that is not a member. */
 static const pb_msgdesc_t *member_fields(uint32_t tag) {
   switch (tag) {
-#define MEMBER_FIELDS_(field, type)                                                        \
-  case dfnet_v1_Envelope_##field##_tag:                                                    \
+#define MEMBER_FIELDS_(field, type)     \
+  case dfnet_v1_Envelope_##field##_tag: \
     return dfnet_v1_##type##_fields;
     DFNET_ENVELOPE_MEMBERS(MEMBER_FIELDS_)
 #undef MEMBER_FIELDS_
@@ -52,8 +55,8 @@ const char *dfnet_envelope_msg_name(pb_size_t which_msg) {
   switch (which_msg) {
   case 0:
     return "none";
-#define MEMBER_NAME_(field, type)                                                          \
-  case dfnet_v1_Envelope_##field##_tag:                                                    \
+#define MEMBER_NAME_(field, type)       \
+  case dfnet_v1_Envelope_##field##_tag: \
     return #field;
     DFNET_ENVELOPE_MEMBERS(MEMBER_NAME_)
 #undef MEMBER_NAME_
@@ -62,9 +65,7 @@ const char *dfnet_envelope_msg_name(pb_size_t which_msg) {
   }
 }
 
-void dfnet_envelope_init(dfnet_envelope_t *env) {
-  memset(env, 0, sizeof *env);
-}
+void dfnet_envelope_init(dfnet_envelope_t *env) { memset(env, 0, sizeof *env); }
 
 void dfnet_envelope_init_member(dfnet_envelope_t *env, pb_size_t which, size_t member_size) {
   env->pb.id = 0;
@@ -146,8 +147,7 @@ static bool fail(pb_istream_t *stream, const char *msg) {
 
 /* One length-delimited top-level field: the bulk view, or a member decoded in place. As in
  * protobuf, a later member replaces an earlier one and a repeated member is merged. */
-static bool decode_delimited(pb_istream_t *stream, uint32_t tag,
-                             dfnet_envelope_t *out) {
+static bool decode_delimited(pb_istream_t *stream, uint32_t tag, dfnet_envelope_t *out) {
   pb_istream_t sub;
   if (!pb_make_string_substream(stream, &sub))
     return false;

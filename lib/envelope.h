@@ -2,10 +2,10 @@
  * proto/dfnet/v1/envelope.proto).
  *
  * Security model (after nanopb docs/security.md): the decoder never trusts its input.
- * Every string, bytes and repeated field has a static bound (the .options beside each proto/dfnet/v1 file); the
- * one unbounded field, Envelope.bulk, is not copied but returned as a view into the input
- * buffer, so decoding allocates nothing and never reads outside [buf, buf+len). A frame
- * over the caller's bound is refused before parsing. Decoding a malformed frame returns a
+ * Every string, bytes and repeated field has a static bound (the .options beside each
+ * proto/dfnet/v1 file); the one unbounded field, Envelope.bulk, is not copied but returned as a
+ * view into the input buffer, so decoding allocates nothing and never reads outside [buf, buf+len).
+ * A frame over the caller's bound is refused before parsing. Decoding a malformed frame returns a
  * status and nanopb's first error message; it never crashes (fuzzed in tests/fuzz/).
  */
 #ifndef DFNET_LIB_ENVELOPE_H
@@ -47,8 +47,8 @@ void dfnet_envelope_init(dfnet_envelope_t *env);
  * is dfnet_envelope_init() for one member without its ~34 KiB memset. Use through
  * DFNET_ENVELOPE_INIT_MEMBER(env, dfnet_v1_Envelope_call_tag, call). */
 void dfnet_envelope_init_member(dfnet_envelope_t *env, pb_size_t which, size_t member_size);
-#define DFNET_ENVELOPE_INIT_MEMBER(env, which, member)                                      \
-  dfnet_envelope_init_member((env), (which), sizeof (env)->pb.msg.member)
+#define DFNET_ENVELOPE_INIT_MEMBER(env, which, member) \
+  dfnet_envelope_init_member((env), (which), sizeof(env)->pb.msg.member)
 
 /* Size in bytes that dfnet_envelope_encode() will produce, in *out_len.
  * Returns OK, or INVALID_ARGUMENT if the envelope cannot be encoded (e.g. a string longer

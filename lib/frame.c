@@ -31,9 +31,8 @@ void dfnet_frame_reader_free(dfnet_frame_reader_t *r) {
   r->buf_cap = 0;
 }
 
-dfnet_status_t dfnet_frame_reader_feed(dfnet_frame_reader_t *r, const uint8_t *data,
-                                       size_t len, size_t *consumed, const uint8_t **frame,
-                                       size_t *frame_len) {
+dfnet_status_t dfnet_frame_reader_feed(dfnet_frame_reader_t *r, const uint8_t *data, size_t len,
+                                       size_t *consumed, const uint8_t **frame, size_t *frame_len) {
   size_t used = 0;
   *frame = NULL;
   *frame_len = 0;

@@ -24,7 +24,7 @@ typedef struct dfnet_frame_reader {
   size_t max_frame;
   uint8_t header[DFNET_FRAME_HEADER_SIZE];
   size_t header_have;
-  uint8_t *buf;        /* owned; frame body */
+  uint8_t *buf; /* owned; frame body */
   size_t buf_cap;
   size_t want;         /* body length of the frame in progress */
   size_t have;         /* body bytes received so far */
@@ -47,9 +47,8 @@ void dfnet_frame_reader_free(dfnet_frame_reader_t *r);
  *   RESOURCE_EXHAUSTED: a header announced a frame over max_frame. Reported once, at its
  *     header; its body is skipped as it arrives, and the stream carries on after it;
  *   INTERNAL: out of memory (the reader is still usable; the frame is skipped). */
-dfnet_status_t dfnet_frame_reader_feed(dfnet_frame_reader_t *r, const uint8_t *data,
-                                       size_t len, size_t *consumed, const uint8_t **frame,
-                                       size_t *frame_len);
+dfnet_status_t dfnet_frame_reader_feed(dfnet_frame_reader_t *r, const uint8_t *data, size_t len,
+                                       size_t *consumed, const uint8_t **frame, size_t *frame_len);
 
 /* Write one frame (header + body) to a blocking fd, retrying on EINTR and short writes.
  * Returns OK; UNAVAILABLE when the peer is gone (EPIPE, ECONNRESET) or another write

@@ -42,8 +42,8 @@ void dfnet_log_set_level(dfnet_log_level_t level) { atomic_store(&log_level, (in
 
 bool dfnet_log_enabled(dfnet_log_level_t level) { return level <= dfnet_log_get_level(); }
 
-void dfnet_log(dfnet_log_level_t level, const char *subsystem, const char *subject,
-               const char *fmt, ...) {
+void dfnet_log(dfnet_log_level_t level, const char *subsystem, const char *subject, const char *fmt,
+               ...) {
   if (!dfnet_log_enabled(level))
     return;
   char line[1280];
@@ -51,10 +51,10 @@ void dfnet_log(dfnet_log_level_t level, const char *subsystem, const char *subje
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &now);
   gmtime_r(&now.tv_sec, &tm);
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c %s%s%s: ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, now.tv_nsec / 1000000L,
-                   level_letter[(unsigned)level < 4 ? level : 3],
+  int n = snprintf(line, sizeof line,
+                   "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c %s%s%s: ", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   now.tv_nsec / 1000000L, level_letter[(unsigned)level < 4 ? level : 3],
                    subsystem ? subsystem : "-", subject ? " " : "", subject ? subject : "");
   if (n < 0)
     return;

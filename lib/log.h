@@ -34,16 +34,16 @@ bool dfnet_log_enabled(dfnet_log_level_t level);
 
 /* Write one line. subsystem: short static name ("transport", "bind", ...); subject: the
  * node/host/peer it concerns, or NULL. The message is cut at 1 KiB. */
-void dfnet_log(dfnet_log_level_t level, const char *subsystem, const char *subject,
-               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void dfnet_log(dfnet_log_level_t level, const char *subsystem, const char *subject, const char *fmt,
+               ...) __attribute__((format(printf, 4, 5)));
 
 #define DFNET_LOGE(sub, subj, ...) dfnet_log(DFNET_LOG_ERROR, sub, subj, __VA_ARGS__)
 #define DFNET_LOGW(sub, subj, ...) dfnet_log(DFNET_LOG_WARN, sub, subj, __VA_ARGS__)
 #define DFNET_LOGI(sub, subj, ...) dfnet_log(DFNET_LOG_INFO, sub, subj, __VA_ARGS__)
-#define DFNET_LOGD(sub, subj, ...)                                                         \
-  do {                                                                                     \
-    if (dfnet_log_enabled(DFNET_LOG_DEBUG))                                                \
-      dfnet_log(DFNET_LOG_DEBUG, sub, subj, __VA_ARGS__);                                  \
+#define DFNET_LOGD(sub, subj, ...)                        \
+  do {                                                    \
+    if (dfnet_log_enabled(DFNET_LOG_DEBUG))               \
+      dfnet_log(DFNET_LOG_DEBUG, sub, subj, __VA_ARGS__); \
   } while (0)
 
 #endif /* DFNET_LIB_LOG_H */

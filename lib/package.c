@@ -69,8 +69,7 @@ static int hex_value(char c) {
   return -1;
 }
 
-dfnet_status_t dfnet_package_digest_parse(const char *hex,
-                                          uint8_t out[DFNET_PACKAGE_DIGEST_SIZE]) {
+dfnet_status_t dfnet_package_digest_parse(const char *hex, uint8_t out[DFNET_PACKAGE_DIGEST_SIZE]) {
   if (hex == NULL || strlen(hex) != 2 * DFNET_PACKAGE_DIGEST_SIZE)
     return DFNET_STATUS_INVALID_ARGUMENT;
   uint8_t tmp[DFNET_PACKAGE_DIGEST_SIZE];
@@ -108,9 +107,8 @@ int dfnet_package_name_valid(const char *name) {
   return 1;
 }
 
-dfnet_status_t dfnet_package_url(const char *name,
-                                 const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE], char *out,
-                                 size_t out_size) {
+dfnet_status_t dfnet_package_url(const char *name, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                 char *out, size_t out_size) {
   if (!dfnet_package_name_valid(name))
     return DFNET_STATUS_INVALID_ARGUMENT;
   int n;
@@ -138,8 +136,7 @@ static void file_list_free(file_list_t *l) {
   memset(l, 0, sizeof *l);
 }
 
-static dfnet_status_t file_list_add(file_list_t *l, const char *rel, char *err,
-                                    size_t err_size) {
+static dfnet_status_t file_list_add(file_list_t *l, const char *rel, char *err, size_t err_size) {
   if (l->count >= DFNET_PACKAGE_ENTRIES_MAX) {
     set_err(err, err_size, "more than %u files", DFNET_PACKAGE_ENTRIES_MAX);
     return DFNET_STATUS_INVALID_ARGUMENT;
@@ -202,8 +199,7 @@ static dfnet_status_t walk_dir(const char *root, const char *rel, file_list_t *l
         st = file_list_add(l, child, err, err_size);
       }
     } else {
-      set_err(err, err_size, "%s: not a regular file or directory (links are not packed)",
-              full);
+      set_err(err, err_size, "%s: not a regular file or directory (links are not packed)", full);
       st = DFNET_STATUS_INVALID_ARGUMENT;
     }
   }
@@ -245,8 +241,8 @@ static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_
   return (la_ssize_t)len;
 }
 
-static dfnet_status_t read_file(const char *path, size_t max, dfnet_package_buf_t *out,
-                                char *err, size_t err_size) {
+static dfnet_status_t read_file(const char *path, size_t max, dfnet_package_buf_t *out, char *err,
+                                size_t err_size) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     set_err(err, err_size, "%s: %s", path, strerror(errno));

@@ -10,9 +10,9 @@
  *
  * Driver URLs (used by the manager, the host agent and the CLI):
  *   boot drivers (--drivers DIR):    dfnet-boot:///<name>#meta/<name>.json
- *   registered drivers (uploaded):   dfnet-pkg://<first 12 hex digits of the digest>/<name>#meta/<name>.json
- * after Fuchsia's fuchsia-boot:/// and fuchsia-pkg:// URLs (the fragment names the
- * component manifest inside the package).
+ *   registered drivers (uploaded):   dfnet-pkg://<first 12 hex digits of the
+ * digest>/<name>#meta/<name>.json after Fuchsia's fuchsia-boot:/// and fuchsia-pkg:// URLs (the
+ * fragment names the component manifest inside the package).
  *
  * Security model for unpacking (the archive may come from the network): the digest is
  * checked by the caller before unpacking (dfnet_package_verify); every entry must be a
@@ -39,7 +39,7 @@
 #define DFNET_PACKAGE_SIZE_MAX (128u * 1024u * 1024u) /* bytes of one archive */
 #define DFNET_PACKAGE_ENTRIES_MAX 1024u
 #define DFNET_PACKAGE_PATH_MAX 255u
-#define DFNET_PACKAGE_NAME_MAX 63u                    /* a package (driver) name */
+#define DFNET_PACKAGE_NAME_MAX 63u /* a package (driver) name */
 #define DFNET_PACKAGE_URL_MAX 256u
 
 /* An archive in memory. `data` is owned by whoever holds the struct: free with
@@ -62,16 +62,14 @@ dfnet_status_t dfnet_package_pack_dir(const char *dir, dfnet_package_buf_t *out,
                                       size_t err_size);
 
 /* SHA-256 of data[0..size) into out (mbedTLS). */
-void dfnet_package_digest(const uint8_t *data, size_t size,
-                          uint8_t out[DFNET_PACKAGE_DIGEST_SIZE]);
+void dfnet_package_digest(const uint8_t *data, size_t size, uint8_t out[DFNET_PACKAGE_DIGEST_SIZE]);
 
 /* Lower-case hex of a digest, NUL-terminated, into out. */
 void dfnet_package_digest_hex(const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
                               char out[DFNET_PACKAGE_DIGEST_HEX_SIZE]);
 
 /* Parse 64 hex digits (either case) into out. Returns OK or INVALID_ARGUMENT. */
-dfnet_status_t dfnet_package_digest_parse(const char *hex,
-                                          uint8_t out[DFNET_PACKAGE_DIGEST_SIZE]);
+dfnet_status_t dfnet_package_digest_parse(const char *hex, uint8_t out[DFNET_PACKAGE_DIGEST_SIZE]);
 
 /* Does SHA-256(data[0..size)) equal digest? OK, or DATA_LOSS when it does not. */
 dfnet_status_t dfnet_package_verify(const uint8_t *data, size_t size,
@@ -101,8 +99,7 @@ int dfnet_package_name_valid(const char *name);
 
 /* Driver URLs (see above) into out[0..out_size). digest is NULL for a boot driver.
  * Returns OK, INVALID_ARGUMENT (name not valid), or OUT_OF_RANGE (out too small). */
-dfnet_status_t dfnet_package_url(const char *name,
-                                 const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE], char *out,
-                                 size_t out_size);
+dfnet_status_t dfnet_package_url(const char *name, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                 char *out, size_t out_size);
 
 #endif /* DFNET_LIB_PACKAGE_H */

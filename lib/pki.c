@@ -29,9 +29,9 @@
 #include "lib/log.h"
 
 #define PKI_LOG "pki"
-#define PKI_FILE_MAX (1024 * 1024)  /* largest PEM file we read */
-#define PKI_DER_MAX 4096            /* largest certificate we write */
-#define PKI_SKEW_SECONDS (5 * 60)   /* not-before backdating for clock skew */
+#define PKI_FILE_MAX (1024 * 1024) /* largest PEM file we read */
+#define PKI_DER_MAX 4096           /* largest certificate we write */
+#define PKI_SKEW_SECONDS (5 * 60)  /* not-before backdating for clock skew */
 #define PKI_SERIAL_LEN 16
 
 struct dfnet_pki_cert {
@@ -47,8 +47,7 @@ struct dfnet_pki_key {
 static dfnet_status_t pki_fail(dfnet_status_t code, const char *subject, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static dfnet_status_t pki_fail(dfnet_status_t code, const char *subject, const char *fmt,
-                               ...) {
+static dfnet_status_t pki_fail(dfnet_status_t code, const char *subject, const char *fmt, ...) {
   char msg[768];
   va_list ap;
   va_start(ap, fmt);
@@ -93,9 +92,9 @@ static dfnet_status_t pki_fail_errno(int err, const char *path, const char *what
 /* ---- Roles and names ------------------------------------------------------------------ */
 
 static const char *const role_names[] = {
-    [DFNET_PKI_ROLE_NONE] = "none",         [DFNET_PKI_ROLE_HOST] = "host",
-    [DFNET_PKI_ROLE_ADMIN] = "admin",       [DFNET_PKI_ROLE_OPERATOR] = "operator",
-    [DFNET_PKI_ROLE_VIEWER] = "viewer",     [DFNET_PKI_ROLE_MANAGER] = "manager",
+    [DFNET_PKI_ROLE_NONE] = "none",     [DFNET_PKI_ROLE_HOST] = "host",
+    [DFNET_PKI_ROLE_ADMIN] = "admin",   [DFNET_PKI_ROLE_OPERATOR] = "operator",
+    [DFNET_PKI_ROLE_VIEWER] = "viewer", [DFNET_PKI_ROLE_MANAGER] = "manager",
 };
 #define PKI_ROLE_COUNT (sizeof role_names / sizeof role_names[0])
 
@@ -218,8 +217,8 @@ static __attribute__((warn_unused_result)) dfnet_status_t rng_init(pki_rng_t *rn
   static const unsigned char pers[] = "dfnet-pki";
   mbedtls_entropy_init(&rng->entropy);
   mbedtls_ctr_drbg_init(&rng->drbg);
-  int rc = mbedtls_ctr_drbg_seed(&rng->drbg, mbedtls_entropy_func, &rng->entropy, pers,
-                                 sizeof pers - 1);
+  int rc =
+      mbedtls_ctr_drbg_seed(&rng->drbg, mbedtls_entropy_func, &rng->entropy, pers, sizeof pers - 1);
   if (rc != 0)
     return pki_fail_mbedtls(rc, DFNET_STATUS_INTERNAL, subject, "seeding the RNG");
   return DFNET_STATUS_OK;
@@ -254,8 +253,8 @@ static bool format_x509_time(time_t t, char out[32]) {
   struct tm tm;
   if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 1950 || tm.tm_year + 1900 > 9999)
     return false;
-  snprintf(out, 32, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  snprintf(out, 32, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+           tm.tm_hour, tm.tm_min, tm.tm_sec);
   return true;
 }
 
@@ -274,8 +273,7 @@ static time_t x509_time_to_time_t(const mbedtls_x509_time *xt) {
 static const mbedtls_x509_buf *name_find(const mbedtls_x509_name *name, const char *oid,
                                          size_t oid_len) {
   for (; name != NULL; name = name->next) {
-    if (name->oid.p != NULL && name->oid.len == oid_len &&
-        memcmp(name->oid.p, oid, oid_len) == 0)
+    if (name->oid.p != NULL && name->oid.len == oid_len && memcmp(name->oid.p, oid, oid_len) == 0)
       return &name->val;
   }
   return NULL;
@@ -283,8 +281,7 @@ static const mbedtls_x509_buf *name_find(const mbedtls_x509_name *name, const ch
 
 /* Copy a DN attribute value into out (size DFNET_PKI_NAME_MAX + 1); "" when absent or too
  * long. */
-static void name_copy(const mbedtls_x509_name *name, const char *oid, size_t oid_len,
-                      char *out) {
+static void name_copy(const mbedtls_x509_name *name, const char *oid, size_t oid_len, char *out) {
   out[0] = '\0';
   const mbedtls_x509_buf *val = name_find(name, oid, oid_len);
   if (val == NULL || val->len > DFNET_PKI_NAME_MAX || memchr(val->p, 0, val->len) != NULL)
@@ -295,8 +292,8 @@ static void name_copy(const mbedtls_x509_name *name, const char *oid, size_t oid
 
 /* The CA's subject as a DN string for mbedtls_x509write_crt_set_issuer_name, so that the
  * leaf's issuer equals it byte for byte in what chain building compares (RFC 5280 §7.1). */
-static __attribute__((warn_unused_result)) dfnet_status_t
-issuer_string(const mbedtls_x509_crt *ca, char *out, size_t size) {
+static __attribute__((warn_unused_result)) dfnet_status_t issuer_string(const mbedtls_x509_crt *ca,
+                                                                        char *out, size_t size) {
   size_t used = 0;
   out[0] = '\0';
   for (const mbedtls_x509_name *n = &ca->subject; n != NULL; n = n->next) {
@@ -345,8 +342,7 @@ static int write_eku(unsigned char *buf, size_t size, unsigned char **start) {
   if ((rc = mbedtls_asn1_write_len(&p, buf, len)) < 0)
     return rc;
   len += (size_t)rc;
-  if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) <
-      0)
+  if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
     return rc;
   len += (size_t)rc;
   *start = p;
@@ -405,8 +401,8 @@ static int write_san(const san_entry_t *sans, size_t count, unsigned char *buf, 
     if ((rc = mbedtls_asn1_write_len(&p, buf, sans[i].len)) < 0)
       return rc;
     entry += (size_t)rc;
-    if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
-                                                  (sans[i].is_ip ? 7 : 2))) < 0)
+    if ((rc = mbedtls_asn1_write_tag(&p, buf,
+                                     MBEDTLS_ASN1_CONTEXT_SPECIFIC | (sans[i].is_ip ? 7 : 2))) < 0)
       return rc;
     entry += (size_t)rc;
     len += entry;
@@ -414,8 +410,7 @@ static int write_san(const san_entry_t *sans, size_t count, unsigned char *buf, 
   if ((rc = mbedtls_asn1_write_len(&p, buf, len)) < 0)
     return rc;
   len += (size_t)rc;
-  if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) <
-      0)
+  if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
     return rc;
   len += (size_t)rc;
   *start = p;
@@ -424,8 +419,8 @@ static int write_san(const san_entry_t *sans, size_t count, unsigned char *buf, 
 
 /* Everything that differs between a CA and a leaf. */
 typedef struct cert_spec {
-  const char *subject_dn;        /* "CN=...,OU=...,O=dfnet" */
-  const char *log_subject;       /* name for log lines */
+  const char *subject_dn;  /* "CN=...,OU=...,O=dfnet" */
+  const char *log_subject; /* name for log lines */
   time_t not_before, not_after;
   bool is_ca;
   const san_entry_t *sans;
@@ -477,8 +472,8 @@ cert_build(pki_rng_t *rng, const cert_spec_t *spec, dfnet_pki_key_t *subject_key
   if ((rc = mbedtls_x509write_crt_set_subject_name(&w, spec->subject_dn)) != 0)
     goto mbedtls_failed;
   what = "setting the issuer name";
-  if ((rc = mbedtls_x509write_crt_set_issuer_name(
-           &w, issuer_name != NULL ? issuer_name : spec->subject_dn)) != 0)
+  if ((rc = mbedtls_x509write_crt_set_issuer_name(&w, issuer_name != NULL ? issuer_name
+                                                                          : spec->subject_dn)) != 0)
     goto mbedtls_failed;
   what = "writing basicConstraints";
   if ((rc = mbedtls_x509write_crt_set_basic_constraints(&w, spec->is_ca ? 1 : 0,
@@ -499,18 +494,18 @@ cert_build(pki_rng_t *rng, const cert_spec_t *spec, dfnet_pki_key_t *subject_key
     what = "writing extendedKeyUsage";
     if ((rc = write_eku(ext, sizeof ext, &ext_start)) < 0)
       goto mbedtls_failed;
-    if ((rc = mbedtls_x509write_crt_set_extension(
-             &w, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
-             0, ext_start, (size_t)rc)) != 0)
+    if ((rc = mbedtls_x509write_crt_set_extension(&w, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+                                                  MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+                                                  0, ext_start, (size_t)rc)) != 0)
       goto mbedtls_failed;
   }
   if (spec->san_count > 0) {
     what = "writing subjectAltName";
     if ((rc = write_san(spec->sans, spec->san_count, ext, sizeof ext, &ext_start)) < 0)
       goto mbedtls_failed;
-    if ((rc = mbedtls_x509write_crt_set_extension(
-             &w, MBEDTLS_OID_SUBJECT_ALT_NAME, MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME),
-             0, ext_start, (size_t)rc)) != 0)
+    if ((rc = mbedtls_x509write_crt_set_extension(&w, MBEDTLS_OID_SUBJECT_ALT_NAME,
+                                                  MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0,
+                                                  ext_start, (size_t)rc)) != 0)
       goto mbedtls_failed;
   }
 
@@ -520,8 +515,8 @@ cert_build(pki_rng_t *rng, const cert_spec_t *spec, dfnet_pki_key_t *subject_key
     goto writer_made;
   }
   what = "signing the certificate";
-  if ((rc = mbedtls_x509write_crt_der(&w, der, PKI_DER_MAX, mbedtls_ctr_drbg_random,
-                                      &rng->drbg)) < 0)
+  if ((rc = mbedtls_x509write_crt_der(&w, der, PKI_DER_MAX, mbedtls_ctr_drbg_random, &rng->drbg)) <
+      0)
     goto mbedtls_failed;
   size_t der_len = (size_t)rc;
   dfnet_pki_cert_t *cert = cert_new();
@@ -530,8 +525,7 @@ cert_build(pki_rng_t *rng, const cert_spec_t *spec, dfnet_pki_key_t *subject_key
     goto der_made;
   }
   what = "parsing the certificate just written";
-  if ((rc = mbedtls_x509_crt_parse_der(&cert->crt, der + PKI_DER_MAX - der_len, der_len)) !=
-      0) {
+  if ((rc = mbedtls_x509_crt_parse_der(&cert->crt, der + PKI_DER_MAX - der_len, der_len)) != 0) {
     dfnet_pki_cert_free(cert);
     goto mbedtls_failed;
   }
@@ -594,8 +588,8 @@ rng_made:
 
 /* Check a leaf's parameters and work out its validity window. */
 static __attribute__((warn_unused_result)) dfnet_status_t
-leaf_params_check(const dfnet_pki_cert_t *ca, const dfnet_pki_leaf_params_t *p,
-                  time_t *not_before, time_t *not_after) {
+leaf_params_check(const dfnet_pki_cert_t *ca, const dfnet_pki_leaf_params_t *p, time_t *not_before,
+                  time_t *not_after) {
   const char *name = p->name ? p->name : "(null)";
   if (!dfnet_pki_name_valid(p->name))
     return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, NULL,
@@ -614,8 +608,8 @@ leaf_params_check(const dfnet_pki_cert_t *ca, const dfnet_pki_leaf_params_t *p,
     return DFNET_STATUS_OK;
   }
   if (p->days < 1 || p->days > DFNET_PKI_MAX_DAYS)
-    return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, name, "validity of %u days: 1..%d",
-                    p->days, DFNET_PKI_MAX_DAYS);
+    return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, name, "validity of %u days: 1..%d", p->days,
+                    DFNET_PKI_MAX_DAYS);
   time_t now = time(NULL);
   *not_before = now - PKI_SKEW_SECONDS;
   *not_after = now + (time_t)p->days * 86400;
@@ -627,12 +621,10 @@ leaf_params_check(const dfnet_pki_cert_t *ca, const dfnet_pki_leaf_params_t *p,
   return DFNET_STATUS_OK;
 }
 
-dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert,
-                                    const dfnet_pki_key_t *ca_key,
+dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet_pki_key_t *ca_key,
                                     const dfnet_pki_leaf_params_t *params,
                                     dfnet_pki_cert_t **cert_out, dfnet_pki_key_t **key_out) {
-  if (cert_out == NULL || key_out == NULL || ca_cert == NULL || ca_key == NULL ||
-      params == NULL) {
+  if (cert_out == NULL || key_out == NULL || ca_cert == NULL || ca_key == NULL || params == NULL) {
     if (cert_out)
       *cert_out = NULL;
     if (key_out)
@@ -767,7 +759,7 @@ file_write_atomic(const char *path, const unsigned char *const *parts, const siz
   dir_sync(path);
   return DFNET_STATUS_OK;
 
-io_failed: {
+io_failed : {
   int err = errno;
   if (fd >= 0)
     close(fd);
@@ -777,22 +769,23 @@ io_failed: {
 }
 
 /* PEM text of the first certificate, NUL-terminated; *len excludes the NUL. */
-static __attribute__((warn_unused_result)) dfnet_status_t
-cert_pem(const dfnet_pki_cert_t *cert, const char *subject, unsigned char *buf, size_t size,
-         size_t *len) {
+static __attribute__((warn_unused_result)) dfnet_status_t cert_pem(const dfnet_pki_cert_t *cert,
+                                                                   const char *subject,
+                                                                   unsigned char *buf, size_t size,
+                                                                   size_t *len) {
   size_t olen = 0;
-  int rc = mbedtls_pem_write_buffer("-----BEGIN CERTIFICATE-----\n",
-                                    "-----END CERTIFICATE-----\n", cert->crt.raw.p,
-                                    cert->crt.raw.len, buf, size, &olen);
+  int rc = mbedtls_pem_write_buffer("-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n",
+                                    cert->crt.raw.p, cert->crt.raw.len, buf, size, &olen);
   if (rc != 0)
     return pki_fail_mbedtls(rc, DFNET_STATUS_INTERNAL, subject, "writing certificate PEM");
   *len = olen > 0 ? olen - 1 : 0; /* olen counts the NUL */
   return DFNET_STATUS_OK;
 }
 
-static __attribute__((warn_unused_result)) dfnet_status_t
-key_pem(const dfnet_pki_key_t *key, const char *subject, unsigned char *buf, size_t size,
-        size_t *len) {
+static __attribute__((warn_unused_result)) dfnet_status_t key_pem(const dfnet_pki_key_t *key,
+                                                                  const char *subject,
+                                                                  unsigned char *buf, size_t size,
+                                                                  size_t *len) {
   /* mbedtls_pk_write_key_pem takes a non-const context; it only reads it. */
   int rc = mbedtls_pk_write_key_pem((mbedtls_pk_context *)&key->pk, buf, size);
   if (rc != 0)
@@ -929,8 +922,7 @@ dfnet_status_t dfnet_pki_cert_load(const char *path, dfnet_pki_cert_t **out) {
       st = pki_fail(DFNET_STATUS_INVALID_ARGUMENT, path,
                     "%d of the file's certificates could not be parsed", rc);
     else
-      st = pki_fail_mbedtls(rc, DFNET_STATUS_INVALID_ARGUMENT, path,
-                            "parsing the certificate");
+      st = pki_fail_mbedtls(rc, DFNET_STATUS_INVALID_ARGUMENT, path, "parsing the certificate");
     goto buf_read;
   }
   *out = cert;
@@ -969,8 +961,8 @@ dfnet_status_t dfnet_pki_cert_parse(const uint8_t *data, size_t len, dfnet_pki_c
   if (rc != 0) {
     dfnet_pki_cert_free(cert);
     if (rc > 0)
-      return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, NULL,
-                      "%d certificates could not be parsed", rc);
+      return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, NULL, "%d certificates could not be parsed",
+                      rc);
     return pki_fail_mbedtls(rc, DFNET_STATUS_INVALID_ARGUMENT, NULL, "parsing a certificate");
   }
   *out = cert;
@@ -1007,8 +999,8 @@ dfnet_status_t dfnet_pki_key_load(const char *path, dfnet_pki_key_t **out) {
   }
   if (!mbedtls_pk_can_do(&key->pk, MBEDTLS_PK_ECKEY) ||
       mbedtls_pk_ec(key->pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1) {
-    st = pki_fail(DFNET_STATUS_INVALID_ARGUMENT, path,
-                  "a %s key; dfnet keys are ECDSA P-256", mbedtls_pk_get_name(&key->pk));
+    st = pki_fail(DFNET_STATUS_INVALID_ARGUMENT, path, "a %s key; dfnet keys are ECDSA P-256",
+                  mbedtls_pk_get_name(&key->pk));
     goto key_made;
   }
   if ((mode & 077) != 0)
@@ -1028,8 +1020,7 @@ static void cert_cn(const dfnet_pki_cert_t *cert, char out[DFNET_PKI_NAME_MAX + 
   name_copy(&cert->crt.subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), out);
 }
 
-dfnet_status_t dfnet_pki_key_check_pair(const dfnet_pki_cert_t *cert,
-                                        const dfnet_pki_key_t *key) {
+dfnet_status_t dfnet_pki_key_check_pair(const dfnet_pki_cert_t *cert, const dfnet_pki_key_t *key) {
   if (cert == NULL || key == NULL)
     return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, NULL, "checking a key pair: NULL argument");
   int rc = mbedtls_pk_check_pair(&cert->crt.pk, &key->pk);
@@ -1046,8 +1037,8 @@ dfnet_status_t dfnet_pki_key_check_pair(const dfnet_pki_cert_t *cert,
 
 /* mbedtls_x509_crt_verify, its flags sorted into dfnet_pki_verify_reason_t bits. Logs
  * nothing. Returns the reasons (0: verified). */
-static uint32_t verify_quiet(const dfnet_pki_cert_t *ca, const dfnet_pki_cert_t *leaf,
-                             int *rc_out, uint32_t *flags_out) {
+static uint32_t verify_quiet(const dfnet_pki_cert_t *ca, const dfnet_pki_cert_t *leaf, int *rc_out,
+                             uint32_t *flags_out) {
   uint32_t flags = 0;
   /* mbedtls_x509_crt_verify takes non-const chains; it only reads them. */
   int rc = mbedtls_x509_crt_verify((mbedtls_x509_crt *)&leaf->crt, (mbedtls_x509_crt *)&ca->crt,
@@ -1203,8 +1194,7 @@ dfnet_status_t dfnet_pki_cert_info(const dfnet_pki_cert_t *cert, dfnet_pki_cert_
   cert_cn(cert, info->cn);
   name_copy(&crt->subject, MBEDTLS_OID_AT_ORG_UNIT, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORG_UNIT),
             info->ou);
-  name_copy(&crt->issuer, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN),
-            info->issuer_cn);
+  name_copy(&crt->issuer, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), info->issuer_cn);
   if (dfnet_pki_role_parse(info->ou, &info->role) != DFNET_STATUS_OK)
     info->role = DFNET_PKI_ROLE_NONE;
   size_t s = 0;
@@ -1322,9 +1312,10 @@ static __attribute__((warn_unused_result)) dfnet_status_t dir_ensure(const char 
 }
 
 /* Load a certificate and its key, and check they belong together. */
-static __attribute__((warn_unused_result)) dfnet_status_t
-pair_load(const char *crt_path, const char *key_path, dfnet_pki_cert_t **cert,
-          dfnet_pki_key_t **key) {
+static __attribute__((warn_unused_result)) dfnet_status_t pair_load(const char *crt_path,
+                                                                    const char *key_path,
+                                                                    dfnet_pki_cert_t **cert,
+                                                                    dfnet_pki_key_t **key) {
   dfnet_status_t st = dfnet_pki_cert_load(crt_path, cert);
   if (st != DFNET_STATUS_OK)
     return st;
@@ -1354,8 +1345,8 @@ static int count_existing(const char *const *paths, size_t n, dfnet_status_t *st
   return have;
 }
 
-static __attribute__((warn_unused_result)) dfnet_status_t
-partial_set(const char *const *paths, size_t n, const char *what) {
+static __attribute__((warn_unused_result)) dfnet_status_t partial_set(const char *const *paths,
+                                                                      size_t n, const char *what) {
   dfnet_status_t ignored = DFNET_STATUS_OK;
   for (size_t i = 0; i < n; i++) {
     if (file_exists(paths[i], &ignored) == 0)
@@ -1416,13 +1407,11 @@ set_write(const dfnet_pki_cert_t *cert, const dfnet_pki_key_t *key, const char *
 }
 
 static __attribute__((warn_unused_result)) dfnet_status_t
-state_manager(const char *dir, const char *manager_name, const char *const *sans,
-              size_t san_count, const dfnet_pki_cert_t *ca, const dfnet_pki_key_t *ca_key,
-              bool *created) {
+state_manager(const char *dir, const char *manager_name, const char *const *sans, size_t san_count,
+              const dfnet_pki_cert_t *ca, const dfnet_pki_key_t *ca_key, bool *created) {
   char crt_path[PATH_MAX], key_path[PATH_MAX], pem_path[PATH_MAX];
   dfnet_status_t st;
-  if ((st = path_join(crt_path, sizeof crt_path, dir, DFNET_PKI_MANAGER_CERT_FILE, NULL)) !=
-          0 ||
+  if ((st = path_join(crt_path, sizeof crt_path, dir, DFNET_PKI_MANAGER_CERT_FILE, NULL)) != 0 ||
       (st = path_join(key_path, sizeof key_path, dir, DFNET_PKI_MANAGER_KEY_FILE, NULL)) != 0 ||
       (st = path_join(pem_path, sizeof pem_path, dir, DFNET_PKI_MANAGER_PEM_FILE, NULL)) != 0)
     return st;
@@ -1440,8 +1429,8 @@ state_manager(const char *dir, const char *manager_name, const char *const *sans
     int rc;
     uint32_t flags;
     uint32_t reasons = verify_quiet(ca, cert, &rc, &flags);
-    if (reasons & (DFNET_PKI_VERIFY_UNTRUSTED | DFNET_PKI_VERIFY_BAD_USAGE |
-                   DFNET_PKI_VERIFY_OTHER))
+    if (reasons &
+        (DFNET_PKI_VERIFY_UNTRUSTED | DFNET_PKI_VERIFY_BAD_USAGE | DFNET_PKI_VERIFY_OTHER))
       st = pki_fail(DFNET_STATUS_FAILED_PRECONDITION, crt_path,
                     "not issued by this state directory's CA (mbedTLS flags 0x%08x)", flags);
     else if (reasons != 0) /* init leaves existing files alone, but says so */
@@ -1535,8 +1524,7 @@ static int ca_copy_state(const char *path, const dfnet_pki_cert_t *ca, dfnet_sta
 
 dfnet_status_t dfnet_pki_issue_to_dir(const char *state_dir, dfnet_pki_role_t role,
                                       const char *name, const char *out_dir,
-                                      const char *const *sans, size_t san_count,
-                                      unsigned days) {
+                                      const char *const *sans, size_t san_count, unsigned days) {
   if (state_dir == NULL || out_dir == NULL)
     return pki_fail(DFNET_STATUS_INVALID_ARGUMENT, name, "issue: NULL directory");
   if (role == DFNET_PKI_ROLE_MANAGER || !role_valid(role))
@@ -1551,8 +1539,8 @@ dfnet_status_t dfnet_pki_issue_to_dir(const char *state_dir, dfnet_pki_role_t ro
       pem_path[PATH_MAX], ca_copy[PATH_MAX];
   dfnet_status_t st;
   if ((st = path_join(ca_crt, sizeof ca_crt, state_dir, DFNET_PKI_CA_CERT_FILE, NULL)) != 0 ||
-      (st = path_join(ca_key_path, sizeof ca_key_path, state_dir, DFNET_PKI_CA_KEY_FILE,
-                      NULL)) != 0 ||
+      (st = path_join(ca_key_path, sizeof ca_key_path, state_dir, DFNET_PKI_CA_KEY_FILE, NULL)) !=
+          0 ||
       (st = path_join(crt_path, sizeof crt_path, out_dir, name, ".crt")) != 0 ||
       (st = path_join(key_path, sizeof key_path, out_dir, name, ".key")) != 0 ||
       (st = path_join(pem_path, sizeof pem_path, out_dir, name, ".pem")) != 0 ||

@@ -120,15 +120,15 @@ dfnet_status_t dfnet_pki_ca_create(const char *cn, dfnet_pki_cert_t **cert_out,
 
 /* What a leaf certificate says. All pointers are borrowed for the call only. */
 typedef struct dfnet_pki_leaf_params {
-  const char *name;            /* CN; a dfnet name (see above) */
-  dfnet_pki_role_t role;       /* OU; HOST, ADMIN, OPERATOR, VIEWER or MANAGER */
-  const char *const *sans;     /* subjectAltName entries, each an IPv4/IPv6 literal
-                                  ("10.0.0.2", "::1": written as iPAddress) or a DNS
-                                  name ("lab-a.local", "*.lab": written as dNSName);
-                                  may be NULL when san_count is 0 */
-  size_t san_count;            /* 0..DFNET_PKI_MAX_SANS */
-  unsigned days;               /* validity in days, 1..DFNET_PKI_MAX_DAYS; ignored when
-                                  not_after != 0 */
+  const char *name;        /* CN; a dfnet name (see above) */
+  dfnet_pki_role_t role;   /* OU; HOST, ADMIN, OPERATOR, VIEWER or MANAGER */
+  const char *const *sans; /* subjectAltName entries, each an IPv4/IPv6 literal
+                              ("10.0.0.2", "::1": written as iPAddress) or a DNS
+                              name ("lab-a.local", "*.lab": written as dNSName);
+                              may be NULL when san_count is 0 */
+  size_t san_count;        /* 0..DFNET_PKI_MAX_SANS */
+  unsigned days;           /* validity in days, 1..DFNET_PKI_MAX_DAYS; ignored when
+                              not_after != 0 */
   /* Explicit validity window (tests: expired or not-yet-valid certificates). When
    * not_after != 0, the certificate is valid from not_before to not_after (UTC seconds,
    * not_before < not_after, both within years 1950..9999), with no skew allowance and no
@@ -145,8 +145,7 @@ typedef struct dfnet_pki_leaf_params {
  * neither an IP literal nor a DNS name of [A-Za-z0-9.*-] up to 253 characters, too many
  * SANs, days out of range, bad window), FAILED_PRECONDITION (ca_key does not match
  * ca_cert, or ca_cert is not a CA), INTERNAL (RNG, mbedTLS writer). */
-dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert,
-                                    const dfnet_pki_key_t *ca_key,
+dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet_pki_key_t *ca_key,
                                     const dfnet_pki_leaf_params_t *params,
                                     dfnet_pki_cert_t **cert_out, dfnet_pki_key_t **key_out);
 
@@ -195,8 +194,7 @@ dfnet_status_t dfnet_pki_key_load(const char *path, dfnet_pki_key_t **out);
 /* Does the key belong to the certificate's public key (mbedtls_pk_check_pair)?
  * Returns OK, FAILED_PRECONDITION when it does not (logged with the certificate's CN),
  * INVALID_ARGUMENT for NULL. */
-dfnet_status_t dfnet_pki_key_check_pair(const dfnet_pki_cert_t *cert,
-                                        const dfnet_pki_key_t *key);
+dfnet_status_t dfnet_pki_key_check_pair(const dfnet_pki_cert_t *cert, const dfnet_pki_key_t *key);
 
 /* ---- Reading certificates ----------------------------------------------------------- */
 
@@ -233,17 +231,17 @@ typedef struct dfnet_pki_san {
 
 /* What a certificate says about its subject (all strings NUL-terminated, copied). */
 typedef struct dfnet_pki_cert_info {
-  char cn[DFNET_PKI_NAME_MAX + 1];  /* subject CN ("" when absent or over 64 bytes) */
-  char ou[DFNET_PKI_NAME_MAX + 1];  /* subject OU as written ("" when absent) */
-  dfnet_pki_role_t role;            /* OU parsed as a role; NONE when it is not one */
+  char cn[DFNET_PKI_NAME_MAX + 1]; /* subject CN ("" when absent or over 64 bytes) */
+  char ou[DFNET_PKI_NAME_MAX + 1]; /* subject OU as written ("" when absent) */
+  dfnet_pki_role_t role;           /* OU parsed as a role; NONE when it is not one */
   char issuer_cn[DFNET_PKI_NAME_MAX + 1];
-  char serial_hex[41];              /* serial number, lower-case hex */
-  time_t not_before;                /* UTC seconds */
-  time_t not_after;                 /* UTC seconds */
-  bool is_ca;                       /* basicConstraints CA:true */
-  size_t san_count;                 /* entries in sans[] */
-  bool sans_truncated;              /* the certificate had more than DFNET_PKI_MAX_SANS
-                                       DNS/IP entries, or one too long (skipped) */
+  char serial_hex[41];                      /* serial number, lower-case hex */
+  time_t not_before;                        /* UTC seconds */
+  time_t not_after;                         /* UTC seconds */
+  bool is_ca;                               /* basicConstraints CA:true */
+  size_t san_count;                         /* entries in sans[] */
+  bool sans_truncated;                      /* the certificate had more than DFNET_PKI_MAX_SANS
+                                               DNS/IP entries, or one too long (skipped) */
   dfnet_pki_san_t sans[DFNET_PKI_MAX_SANS]; /* in certificate order; other SAN types are
                                                skipped */
 } dfnet_pki_cert_info_t;
@@ -271,8 +269,8 @@ const uint8_t *dfnet_pki_cert_der(const dfnet_pki_cert_t *cert, size_t *len_out)
 /* ---- The manager's state directory -------------------------------------------------- */
 
 /* File names inside the state directory. */
-#define DFNET_PKI_CA_CERT_FILE "ca.crt"      /* 0644 */
-#define DFNET_PKI_CA_KEY_FILE "ca.key"       /* 0600 */
+#define DFNET_PKI_CA_CERT_FILE "ca.crt"           /* 0644 */
+#define DFNET_PKI_CA_KEY_FILE "ca.key"            /* 0600 */
 #define DFNET_PKI_MANAGER_CERT_FILE "manager.crt" /* 0644 */
 #define DFNET_PKI_MANAGER_KEY_FILE "manager.key"  /* 0600 */
 #define DFNET_PKI_MANAGER_PEM_FILE "manager.pem"  /* 0600: manager.crt + manager.key */
@@ -307,8 +305,7 @@ dfnet_status_t dfnet_pki_init_state_dir(const char *dir, const char *manager_nam
  * ALREADY_EXISTS, and the load / write errors above. */
 dfnet_status_t dfnet_pki_issue_to_dir(const char *state_dir, dfnet_pki_role_t role,
                                       const char *name, const char *out_dir,
-                                      const char *const *sans, size_t san_count,
-                                      unsigned days);
+                                      const char *const *sans, size_t san_count, unsigned days);
 
 #ifdef __cplusplus
 }

@@ -87,7 +87,7 @@ typedef struct session {
   /* service thread */
   struct session *flush_next; /* on t->flush_head */
   bool flush_linked;
-  uint32_t unflushed;     /* messages queued since the last write, and their bytes */
+  uint32_t unflushed; /* messages queued since the last write, and their bytes */
   size_t unflushed_bytes;
   size_t cur_off; /* bytes of q_head already written */
   bool closing;   /* close frame about to go */
@@ -199,7 +199,7 @@ struct dfnet_transport {
   bool kicks;
   bool deadlines_dirty;
 
-  atomic_bool wake_pending; /* lws_cancel_service() called, inbox not drained yet */
+  atomic_bool wake_pending;  /* lws_cancel_service() called, inbox not drained yet */
   dfnet_work_fn turn_end_fn; /* dfnet_transport_set_turn_end */
   void *turn_end_user;
 
@@ -208,7 +208,7 @@ struct dfnet_transport {
                             service turn (batched: one write for many small messages) */
   lws_sorted_usec_list_t flush_sul;
   bool flush_sul_armed;
-  uint8_t *batch;       /* LWS_PRE + BATCH_BYTES: frames of several messages */
+  uint8_t *batch;         /* LWS_PRE + BATCH_BYTES: frames of several messages */
   uint8_t mask_pool[256]; /* random bytes for the client's masking keys */
   size_t mask_left;
   ttimer_t *timers;
@@ -250,13 +250,14 @@ static void lws_log_emit(int level, const char *line) {
   size_t n = strlen(line);
   while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
     n--;
-  DFNET_LOGD("lws", NULL, "%c %.*s", level == LLL_ERR ? 'E' : level == LLL_WARN ? 'W' : 'N',
+  DFNET_LOGD("lws", NULL, "%c %.*s",
+             level == LLL_ERR    ? 'E'
+             : level == LLL_WARN ? 'W'
+                                 : 'N',
              (int)n, line);
 }
 
-static void lws_log_init(void) {
-  lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
-}
+static void lws_log_init(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit); }
 
 /* The most lws may hand TLS in one go for an endpoint: a whole fragment or batch (lws
  * otherwise cuts a write at its rx buffer size and copies the rest aside). */
@@ -289,9 +290,7 @@ static session_t *session_find_locked(dfnet_transport_t *t, dfnet_session_id_t i
   return NULL;
 }
 
-static void wake(dfnet_transport_t *t) {
-  lws_cancel_service(t->ctx);
-}
+static void wake(dfnet_transport_t *t) { lws_cancel_service(t->ctx); }
 
 /* Wake the service thread unless a wake-up is already on its way (the work was put in
  * place under t->mu before this: the drain that clears the flag looks after it). */
@@ -447,7 +446,8 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   info.ssl_ca_filepath = cfg->ca_file;
   /* asks the client for its certificate; lws+mbedTLS then only *records* the verdict,
    * which lws_cb enforces at the websocket upgrade */
-  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+  info.options =
+      LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
   /* An IPv4 address must be bound as such: with IPv6 on, lws 4.1 makes an IPv6 socket,
    * cannot map the IPv4 literal and binds it to every address ("127.0.0.1" was reachable
    * from the network). */
@@ -456,7 +456,8 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
     info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   ep->vhost = lws_create_vhost(t->ctx, &info);
   if (ep->vhost == NULL) {
-    DFNET_LOGE(SUB, NULL, "cannot listen on %s:%u with certificate %s (address in use, or a "
+    DFNET_LOGE(SUB, NULL,
+               "cannot listen on %s:%u with certificate %s (address in use, or a "
                "certificate/key that does not load)",
                cfg->bind_address ? cfg->bind_address : "*", (unsigned)cfg->port, cfg->cert_file);
     endpoint_free(ep);
@@ -534,8 +535,7 @@ static void client_schedule_retry(endpoint_t *ep) {
     ep->backoff_next_ms = ep->backoff_max_ms;
   ep->retry_scheduled = true;
   DFNET_LOGD(SUB, ep->url, "reconnecting in %.0f ms", delay);
-  lws_sul_schedule(ep->t->ctx, 0, &ep->retry_sul, client_retry_cb,
-                   (lws_usec_t)(delay * 1000.0));
+  lws_sul_schedule(ep->t->ctx, 0, &ep->retry_sul, client_retry_cb, (lws_usec_t)(delay * 1000.0));
 }
 
 static void client_connect_now(endpoint_t *ep) {
@@ -769,8 +769,7 @@ static void timer_schedule(dfnet_transport_t *t, ttimer_t *tm) {
 }
 
 dfnet_status_t dfnet_transport_timer_start(dfnet_transport_t *t, uint32_t delay_ms,
-                                           dfnet_work_fn fn, void *user,
-                                           dfnet_timer_id_t *id_out) {
+                                           dfnet_work_fn fn, void *user, dfnet_timer_id_t *id_out) {
   if (t == NULL || fn == NULL)
     return DFNET_STATUS_INVALID_ARGUMENT;
   ttimer_t *tm = calloc(1, sizeof(*tm));
@@ -954,8 +953,8 @@ static dfnet_status_t encode_out(dfnet_envelope_t *env, uint32_t max, outmsg_t *
   }
   st = dfnet_envelope_encoded_size(env, &len, &err);
   if (st != DFNET_STATUS_OK) {
-    DFNET_LOGW(SUB, NULL, "cannot encode a %s envelope: %s", dfnet_envelope_msg_name(env->pb.which_msg),
-               err ? err : "?");
+    DFNET_LOGW(SUB, NULL, "cannot encode a %s envelope: %s",
+               dfnet_envelope_msg_name(env->pb.which_msg), err ? err : "?");
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   if (len > max) {
@@ -1061,8 +1060,7 @@ dfnet_status_t dfnet_transport_send(dfnet_transport_t *t, dfnet_session_id_t ses
 }
 
 dfnet_status_t dfnet_transport_send_status(dfnet_transport_t *t, dfnet_session_id_t session,
-                                           uint64_t id, dfnet_status_t code,
-                                           const char *message) {
+                                           uint64_t id, dfnet_status_t code, const char *message) {
   dfnet_envelope_t *env = malloc(sizeof(*env));
   if (env == NULL)
     return DFNET_STATUS_INTERNAL;
@@ -1171,8 +1169,7 @@ static dfnet_status_t cancel_here(dfnet_transport_t *t, dfnet_session_id_t sid, 
 }
 
 dfnet_status_t dfnet_transport_request_cancel(dfnet_transport_t *t, dfnet_session_id_t session,
-                                              uint64_t id, bool notify_peer,
-                                              const char *reason) {
+                                              uint64_t id, bool notify_peer, const char *reason) {
   if (t == NULL)
     return DFNET_STATUS_INVALID_ARGUMENT;
   if (dfnet_transport_on_service_thread(t))
@@ -1245,8 +1242,7 @@ dfnet_status_t dfnet_transport_request_sync(dfnet_transport_t *t, dfnet_session_
   sync_call_t c = {.done = false, .reply = reply};
   pthread_mutex_init(&c.mu, NULL);
   pthread_cond_init(&c.cv, NULL);
-  dfnet_request_opts_t opts = {
-      .deadline_ms = deadline_ms, .on_reply = sync_on_reply, .user = &c};
+  dfnet_request_opts_t opts = {.deadline_ms = deadline_ms, .on_reply = sync_on_reply, .user = &c};
   dfnet_status_t st = dfnet_transport_request(t, session, req, &opts, DFNET_SEND_WAIT, NULL);
   if (st == DFNET_STATUS_OK) {
     /* the transport completes every request exactly once (deadline, close, destroy) */
@@ -1268,7 +1264,7 @@ dfnet_status_t dfnet_transport_request_sync(dfnet_transport_t *t, dfnet_session_
 /* ---- Sessions ------------------------------------------------------------------------ */
 
 dfnet_session_id_t dfnet_transport_client_session(dfnet_transport_t *t,
-                                                   dfnet_endpoint_id_t endpoint) {
+                                                  dfnet_endpoint_id_t endpoint) {
   if (t == NULL || endpoint == 0 || endpoint > t->n_endpoints)
     return 0;
   endpoint_t *ep = t->endpoints[endpoint - 1];
@@ -1319,8 +1315,7 @@ dfnet_status_t dfnet_transport_session_info(dfnet_transport_t *t, dfnet_session_
     st = DFNET_STATUS_NOT_FOUND;
   } else {
     const char *parts[4] = {s->peer_name, s->role_name, s->subprotocol, s->peer_address};
-    const char **dst[4] = {&out->peer_name, &out->role_name, &out->subprotocol,
-                           &out->peer_address};
+    const char **dst[4] = {&out->peer_name, &out->role_name, &out->subprotocol, &out->peer_address};
     size_t off = 0;
     for (int i = 0; i < 4 && st == DFNET_STATUS_OK; i++) {
       size_t n = strlen(parts[i]) + 1;
@@ -1488,8 +1483,7 @@ static session_t *session_open(endpoint_t *ep, struct lws *wsi, const transport_
   t->sessions[t->n_sessions++] = s;
   pthread_mutex_unlock(&t->mu);
 
-  lws_sul_schedule(t->ctx, 0, &s->ka_sul, keepalive_cb,
-                   (lws_usec_t)ep->limits.keepalive_ms * 1000);
+  lws_sul_schedule(t->ctx, 0, &s->ka_sul, keepalive_cb, (lws_usec_t)ep->limits.keepalive_ms * 1000);
   s->open = true;
   DFNET_LOGI(SUB, s->peer_name, "session %llu open: %s role=%s from %s%s",
              (unsigned long long)s->id, s->subprotocol, s->role_name, s->peer_address,
@@ -1725,8 +1719,7 @@ static int on_receive(session_t *s, struct lws *wsi, const uint8_t *in, size_t l
   if (s->rx_oversize) {
     uint64_t id = prefix_id(s->rx_prefix, s->rx_prefix_len);
     char msg[128];
-    snprintf(msg, sizeof(msg), "message of %zu bytes exceeds the %zu-byte bound", s->rx_total,
-             max);
+    snprintf(msg, sizeof(msg), "message of %zu bytes exceeds the %zu-byte bound", s->rx_total, max);
     DFNET_LOGW(SUB, s->peer_name, "envelope %llu refused: %s", (unsigned long long)id, msg);
     s->stats.received_messages++;
     (void)dfnet_transport_send_status(s->t, s->id, id, DFNET_STATUS_RESOURCE_EXHAUSTED, msg);
@@ -1893,8 +1886,7 @@ static int write_queue(session_t *s, struct lws *wsi, size_t budget) {
     int flags = (s->cur_off == 0 ? LWS_WRITE_BINARY : LWS_WRITE_CONTINUATION);
     if (n < left)
       flags |= LWS_WRITE_NO_FIN;
-    if (lws_write(wsi, m->buf + LWS_PRE + s->cur_off, n, (enum lws_write_protocol)flags) <
-        (int)n)
+    if (lws_write(wsi, m->buf + LWS_PRE + s->cur_off, n, (enum lws_write_protocol)flags) < (int)n)
       return -1;
     s->cur_off += n;
     if (s->cur_off < m->len) {
@@ -2110,8 +2102,7 @@ static int base_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   return 0;
 }
 
-dfnet_status_t dfnet_transport_set_turn_end(dfnet_transport_t *t, dfnet_work_fn fn,
-                                            void *user) {
+dfnet_status_t dfnet_transport_set_turn_end(dfnet_transport_t *t, dfnet_work_fn fn, void *user) {
   if (t == NULL)
     return DFNET_STATUS_INVALID_ARGUMENT;
   if (!dfnet_transport_on_service_thread(t) && (t->thread_started || atomic_load(&t->serviced)))
@@ -2255,13 +2246,13 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
       return -1;
     }
     if (ep->server_role[0] && strcmp(peer.ou, ep->server_role) != 0) {
-      DFNET_LOGW(SUB, ep->url, "refusing the server %s: its role is %s, not %s", peer.cn,
-                 peer.ou, ep->server_role);
+      DFNET_LOGW(SUB, ep->url, "refusing the server %s: its role is %s, not %s", peer.cn, peer.ou,
+                 ep->server_role);
       return -1;
     }
     if (!transport__peer_matches_host(wsi, ep->server_name)) {
-      DFNET_LOGW(SUB, ep->url, "refusing the server %s: its certificate does not name %s",
-                 peer.cn, ep->server_name);
+      DFNET_LOGW(SUB, ep->url, "refusing the server %s: its certificate does not name %s", peer.cn,
+                 ep->server_name);
       return -1;
     }
     pss->peer = peer;

@@ -78,8 +78,8 @@ extern "C" {
 #define DFNET_TRANSPORT_MAX_MESSAGE_DEFAULT DFNET_FRAME_MAX_DEFAULT /* 4 MiB */
 #define DFNET_TRANSPORT_SEND_HWM_DEFAULT (8u * 1024u * 1024u)       /* 8 MiB */
 /* 128 KiB: a 64 KiB payload with its envelope goes out in one write, not two */
-#define DFNET_TRANSPORT_FRAGMENT_DEFAULT (128u * 1024u)             /* 128 KiB */
-#define DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT 10000u                  /* 10 s */
+#define DFNET_TRANSPORT_FRAGMENT_DEFAULT (128u * 1024u) /* 128 KiB */
+#define DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT 10000u     /* 10 s */
 #define DFNET_TRANSPORT_BATCH_MESSAGES_DEFAULT 4u
 
 /* A session: one authenticated connection. 0 is "no session". Never reused. */
@@ -154,15 +154,15 @@ typedef struct dfnet_server_config {
 
 /* A client endpoint: keeps one session to a server, reconnecting with backoff. */
 typedef struct dfnet_client_config {
-  const char *url;          /* "wss://host:port[/path]" (only wss) */
-  const char *subprotocol;  /* DFNET_SUBPROTOCOL_HOST or DFNET_SUBPROTOCOL_CLIENT */
-  const char *cert_file;    /* PEM: our certificate */
-  const char *key_file;     /* PEM: its private key (may be cert_file if it holds both) */
-  const char *ca_file;      /* PEM: the CA that signed the server's certificate */
-  const char *server_name;  /* name the server certificate must carry (DNS/IP SAN or CN);
-                               NULL = the URL's host */
-  const char *server_role;  /* OU the server certificate must carry; NULL = "manager",
-                               "" = any role */
+  const char *url;         /* "wss://host:port[/path]" (only wss) */
+  const char *subprotocol; /* DFNET_SUBPROTOCOL_HOST or DFNET_SUBPROTOCOL_CLIENT */
+  const char *cert_file;   /* PEM: our certificate */
+  const char *key_file;    /* PEM: its private key (may be cert_file if it holds both) */
+  const char *ca_file;     /* PEM: the CA that signed the server's certificate */
+  const char *server_name; /* name the server certificate must carry (DNS/IP SAN or CN);
+                              NULL = the URL's host */
+  const char *server_role; /* OU the server certificate must carry; NULL = "manager",
+                              "" = any role */
   /* Reconnect backoff (RFC-free, gRPC's connection-backoff shape): the first retry after
    * backoff_initial_ms, each next one x backoff_multiplier, capped at backoff_max_ms,
    * each delay jittered by +-backoff_jitter_pct percent. Reset after a session opens.
@@ -229,7 +229,7 @@ bool dfnet_transport_on_service_thread(const dfnet_transport_t *t);
  * (the answer may be stale by the time it is used: sends to a closed session fail
  * UNAVAILABLE). */
 dfnet_session_id_t dfnet_transport_client_session(dfnet_transport_t *t,
-                                                   dfnet_endpoint_id_t endpoint);
+                                                  dfnet_endpoint_id_t endpoint);
 
 /* Wait up to timeout_ms for a client endpoint to have a session; *out gets its id.
  * Errors: DEADLINE_EXCEEDED, NOT_FOUND (no such client endpoint), FAILED_PRECONDITION
@@ -296,8 +296,7 @@ dfnet_status_t dfnet_transport_send(dfnet_transport_t *t, dfnet_session_id_t ses
 /* Send a Status{code, message} envelope with the given id (a reply to a peer's request).
  * Same errors as dfnet_transport_send. Any thread. */
 dfnet_status_t dfnet_transport_send_status(dfnet_transport_t *t, dfnet_session_id_t session,
-                                           uint64_t id, dfnet_status_t code,
-                                           const char *message);
+                                           uint64_t id, dfnet_status_t code, const char *message);
 
 /* ---- Requests with replies --------------------------------------------------------- */
 
@@ -318,12 +317,12 @@ typedef void (*dfnet_reply_fn)(void *user, dfnet_status_t status, const dfnet_en
 typedef bool (*dfnet_reply_is_last_fn)(void *user, const dfnet_envelope_t *reply);
 
 typedef struct dfnet_request_opts {
-  uint32_t deadline_ms;    /* from now until DEADLINE_EXCEEDED; 0 = no deadline */
-  bool streaming;          /* several replies: the last is a Status, a Reply with
-                              end_of_stream, or what is_last says */
+  uint32_t deadline_ms;           /* from now until DEADLINE_EXCEEDED; 0 = no deadline */
+  bool streaming;                 /* several replies: the last is a Status, a Reply with
+                                     end_of_stream, or what is_last says */
   dfnet_reply_is_last_fn is_last; /* streaming only; NULL = the rule above; called on
                                      the service thread with `user` */
-  dfnet_reply_fn on_reply; /* required */
+  dfnet_reply_fn on_reply;        /* required */
   void *user;
 } dfnet_request_opts_t;
 
@@ -346,8 +345,7 @@ dfnet_status_t dfnet_transport_request(dfnet_transport_t *t, dfnet_session_id_t 
  * request may still complete otherwise before the cancel is handled (exactly one
  * completion either way). */
 dfnet_status_t dfnet_transport_request_cancel(dfnet_transport_t *t, dfnet_session_id_t session,
-                                              uint64_t id, bool notify_peer,
-                                              const char *reason);
+                                              uint64_t id, bool notify_peer, const char *reason);
 
 /* Blocking unary request for threads other than the service thread: send `req`, wait for
  * its one reply (up to deadline_ms; 0 = wait forever). On OK, *reply holds the reply; its
@@ -368,8 +366,7 @@ typedef void (*dfnet_work_fn)(void *user);
  * during this call). On OK *id_out (may be NULL) names the timer. Errors:
  * INVALID_ARGUMENT (fn NULL), INTERNAL (memory). Any thread. */
 dfnet_status_t dfnet_transport_timer_start(dfnet_transport_t *t, uint32_t delay_ms,
-                                           dfnet_work_fn fn, void *user,
-                                           dfnet_timer_id_t *id_out);
+                                           dfnet_work_fn fn, void *user, dfnet_timer_id_t *id_out);
 
 /* Cancel a timer that has not fired. On the service thread it never fires after this
  * returns; from another thread it may fire before the cancel is handled. Returns true if
@@ -393,8 +390,7 @@ dfnet_status_t dfnet_transport_post(dfnet_transport_t *t, dfnet_work_fn fn, void
  * Errors: INVALID_ARGUMENT (t or fn NULL, fd < 0); FAILED_PRECONDITION (from another
  * thread while the service thread runs); INTERNAL (dup(2) failed, memory, or
  * libwebsockets refused the descriptor). fn is never called after an error. */
-dfnet_status_t dfnet_transport_watch_fd(dfnet_transport_t *t, int fd, dfnet_work_fn fn,
-                                        void *user);
+dfnet_status_t dfnet_transport_watch_fd(dfnet_transport_t *t, int fd, dfnet_work_fn fn, void *user);
 
 /* Run fn(user) on the service thread at the end of every turn of its loop: after the
  * callbacks of the turn (transport callbacks, timers, watched fds), before the messages
@@ -403,8 +399,7 @@ dfnet_status_t dfnet_transport_watch_fd(dfnet_transport_t *t, int fd, dfnet_work
  * transport; fn NULL removes it. Call it on the service thread, or before
  * dfnet_transport_run/start. Errors: INVALID_ARGUMENT (t NULL); FAILED_PRECONDITION
  * (from another thread while the service thread runs). */
-dfnet_status_t dfnet_transport_set_turn_end(dfnet_transport_t *t, dfnet_work_fn fn,
-                                            void *user);
+dfnet_status_t dfnet_transport_set_turn_end(dfnet_transport_t *t, dfnet_work_fn fn, void *user);
 
 /* Milliseconds of a monotonic clock (CLOCK_MONOTONIC), for owners' own bookkeeping. */
 uint64_t dfnet_transport_now_ms(void);

@@ -80,8 +80,7 @@ static void describe_flags(uint32_t flags, char *why, size_t cap, const char *cn
   snprintf(why, cap, "%s (CN=%s, mbedTLS flags 0x%x)", what, cn[0] ? cn : "?", (unsigned)flags);
 }
 
-bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
-                            size_t why_cap) {
+bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why, size_t why_cap) {
   uint32_t flags = 0;
   const mbedtls_x509_crt *crt = lws_tls_peer_mbedtls_crt(wsi, &flags);
   memset(peer, 0, sizeof(*peer));

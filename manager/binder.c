@@ -63,16 +63,15 @@ static void on_start_reply(void *user, dfnet_status_t status, const dfnet_envelo
     const dfnet_v1_DriverStatus *ds = &reply->pb.msg.driver_status;
     driver_host_id = ds->driver_host_id;
     if (ds->state != dfnet_v1_DriverState_RUNNING && ds->state != dfnet_v1_DriverState_STARTING) {
-      code = ds->has_status && ds->status.code != dfnet_v1_Code_OK
-                 ? (dfnet_status_t)ds->status.code
-                 : DFNET_STATUS_UNKNOWN;
+      code = ds->has_status && ds->status.code != dfnet_v1_Code_OK ? (dfnet_status_t)ds->status.code
+                                                                   : DFNET_STATUS_UNKNOWN;
       topology__fmt(msg, sizeof msg, "driver state %d: %s", (int)ds->state,
-               ds->has_status ? ds->status.message : "");
+                    ds->has_status ? ds->status.message : "");
     }
   } else if (status == DFNET_STATUS_OK) {
     code = DFNET_STATUS_INTERNAL;
     topology__fmt(msg, sizeof msg, "unexpected reply %s",
-             dfnet_envelope_msg_name(reply->pb.which_msg));
+                  dfnet_envelope_msg_name(reply->pb.which_msg));
   }
   topology_node_t *n = topology__find(&m->topo, p->moniker);
   if (n == NULL || n->id != p->node_id || !n->starting || n->start_request != p->request_id)
@@ -87,12 +86,11 @@ static void on_start_reply(void *user, dfnet_status_t status, const dfnet_envelo
     d->device_count++;
     topology__set_unbound(n, DFNET_STATUS_OK, NULL);
     DFNET_LOGI("binder", n->moniker, "bound to %s", d->url);
-    streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_BOUND, n->moniker, d->url,
-                   DFNET_STATUS_OK);
+    streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_BOUND, n->moniker, d->url, DFNET_STATUS_OK);
   } else {
     char why[900];
-    topology__fmt(why, sizeof why, "driver %s failed to start: %s: %s",
-             d ? d->url : "(gone)", dfnet_status_str(code), msg);
+    topology__fmt(why, sizeof why, "driver %s failed to start: %s: %s", d ? d->url : "(gone)",
+                  dfnet_status_str(code), msg);
     DFNET_LOGW("binder", n->moniker, "%s", why);
     binder__unbind(m, n, code == DFNET_STATUS_OK ? DFNET_STATUS_INTERNAL : code, why);
   }
@@ -114,7 +112,7 @@ static void fill_start(mgr_t *m, const topology_node_t *n, const driver_t *d,
     ds->driver_host_id = parent->driver_host_id;
   for (size_t i = 0; i < d->m.dispatcher_opt_count; i++)
     topology__fmt(ds->dispatcher_opts[i], sizeof ds->dispatcher_opts[i], "%s",
-             d->m.dispatcher_opts[i]);
+                  d->m.dispatcher_opts[i]);
   ds->dispatcher_opts_count = (pb_size_t)d->m.dispatcher_opt_count;
   ds->host_restart_on_crash = d->m.host_restart_on_crash;
   size_t np = n->prop_count < 64 ? n->prop_count : 64;
@@ -154,7 +152,7 @@ void binder__start(mgr_t *m, topology_node_t *n, driver_t *d) {
     pending__free(p);
     char why[400];
     topology__fmt(why, sizeof why, "driver %s: DriverStart could not be sent: %s", d->url,
-             dfnet_status_str(st));
+                  dfnet_status_str(st));
     DFNET_LOGW("binder", n->moniker, "%s", why);
     n->driver_id = 0;
     n->starting = false;
@@ -269,8 +267,7 @@ static bool assign_parents(const dfnet_bind_program_t *prog, const dfnet_bind_no
   for (size_t j = next == 0 ? 0 : 1; j < (next == 0 ? 1 : nn) && j < 32; j++) {
     if (used & (1u << j))
       continue;
-    if (dfnet_bind_program_match_composite_node(prog, j, &parents[next], NULL) !=
-        DFNET_BIND_MATCH)
+    if (dfnet_bind_program_match_composite_node(prog, j, &parents[next], NULL) != DFNET_BIND_MATCH)
       continue;
     if (assign_parents(prog, parents, np, next + 1, used | (1u << j)))
       return true;
@@ -311,9 +308,9 @@ static driver_t *spec_driver(mgr_t *m, mgr_composite_t *c) {
     return found;
   c->status = n == 0 ? DFNET_STATUS_NOT_FOUND : DFNET_STATUS_FAILED_PRECONDITION;
   topology__fmt(c->message, sizeof c->message,
-           n == 0 ? "no composite driver matches composite node spec %s"
-                  : "multiple composite drivers match composite node spec %s",
-           c->name);
+                n == 0 ? "no composite driver matches composite node spec %s"
+                       : "multiple composite drivers match composite node spec %s",
+                c->name);
   return NULL;
 }
 
@@ -369,8 +366,8 @@ static void try_assemble(mgr_t *m, mgr_composite_t *c) {
       mgr_host_t *a = hosts__get(m, parents[0]->host_id), *b = hosts__get(m, parents[i]->host_id);
       c->status = DFNET_STATUS_FAILED_PRECONDITION;
       topology__fmt(c->message, sizeof c->message,
-               "composite %s: parents on different hosts (%s, %s) are not supported", c->name,
-               a ? a->name : "?", b ? b->name : "?");
+                    "composite %s: parents on different hosts (%s, %s) are not supported", c->name,
+                    a ? a->name : "?", b ? b->name : "?");
       DFNET_LOGW("binder", c->name, "%s", c->message);
       for (size_t k = 0; k < np; k++)
         topology__set_unbound(parents[k], c->status, c->message);
@@ -379,8 +376,8 @@ static void try_assemble(mgr_t *m, mgr_composite_t *c) {
   }
   char err[256];
   topology_node_t *cn = NULL;
-  dfnet_status_t st = topology__add_composite(&m->topo, parents, np, c->name,
-                                              parents[0]->host_id, &cn, err, sizeof err);
+  dfnet_status_t st = topology__add_composite(&m->topo, parents, np, c->name, parents[0]->host_id,
+                                              &cn, err, sizeof err);
   if (st != DFNET_STATUS_OK) {
     c->status = st;
     topology__fmt(c->message, sizeof c->message, "composite %s: %s", c->name, err);
@@ -394,8 +391,7 @@ static void try_assemble(mgr_t *m, mgr_composite_t *c) {
   if (h != NULL)
     h->node_count++;
   DFNET_LOGI("binder", cn->moniker, "composite %s assembled from %zu parents", c->name, np);
-  streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_ADDED, cn->moniker, c->name,
-                 DFNET_STATUS_OK);
+  streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_ADDED, cn->moniker, c->name, DFNET_STATUS_OK);
   bind_composite_node(m, cn);
 }
 
@@ -447,9 +443,10 @@ static mgr_composite_t *driver_instance(mgr_t *m, driver_t *d, uint32_t host_id)
     return NULL;
   c->driver_id = d->id;
   c->host_id = host_id;
-  topology__fmt(c->name, sizeof c->name, "%s", dfnet_bind_program_composite_name(d->program)
-                                               ? dfnet_bind_program_composite_name(d->program)
-                                               : d->name);
+  topology__fmt(c->name, sizeof c->name, "%s",
+                dfnet_bind_program_composite_name(d->program)
+                    ? dfnet_bind_program_composite_name(d->program)
+                    : d->name);
   size_t nn = dfnet_bind_program_node_count(d->program);
   c->slot_count = nn < 16 ? nn : 16;
   for (size_t j = 0; j < c->slot_count; j++) {
@@ -533,8 +530,7 @@ free_bn:
 void binder__bind_all_unbound(mgr_t *m) {
   topology_node_t *n, *tmp;
   HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (n->state == dfnet_v1_NodeState_UNBOUND ||
-        n->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
+    if (n->state == dfnet_v1_NodeState_UNBOUND || n->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
       binder__bind_node(m, n, NULL);
   }
 }
@@ -597,8 +593,7 @@ void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n) {
   }
 }
 
-void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers,
-                            const char *reason) {
+void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, const char *reason) {
   while (n->child_count > 0)
     binder__remove_subtree(m, n->children[n->child_count - 1], stop_drivers, reason);
   if (stop_drivers && (n->state == dfnet_v1_NodeState_BOUND || n->starting))
@@ -613,8 +608,7 @@ void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers,
   if (h != NULL && h->node_count > 0)
     h->node_count--;
   DFNET_LOGD("binder", n->moniker, "removed (%s)", reason ? reason : "");
-  streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_REMOVED, n->moniker, reason,
-                 DFNET_STATUS_OK);
+  streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_REMOVED, n->moniker, reason, DFNET_STATUS_OK);
   topology__remove(&m->topo, n);
 }
 
@@ -676,7 +670,7 @@ static void crash_one(mgr_t *m, mgr_host_t *h, topology_node_t *n, const char *r
     if (crashes >= MGR_CRASH_LIMIT) {
       n->state = dfnet_v1_NodeState_QUARANTINED;
       topology__fmt(why, sizeof why, "quarantined: driver %s crashed %u times within %u s", d->url,
-               crashes, MGR_CRASH_WINDOW_MS / 1000);
+                    crashes, MGR_CRASH_WINDOW_MS / 1000);
       topology__set_unbound(n, DFNET_STATUS_FAILED_PRECONDITION, why);
       DFNET_LOGW("binder", n->moniker, "%s", why);
       return;
@@ -690,8 +684,8 @@ static void crash_one(mgr_t *m, mgr_host_t *h, topology_node_t *n, const char *r
     p->node_id = n->id;
     p->driver_id = d->id;
     topology__fmt(p->moniker, sizeof p->moniker, "%s", n->moniker);
-    DFNET_LOGW("binder", n->moniker, "%s; restarting %s in %u ms (crash %u)", why, d->url,
-               delay, crashes);
+    DFNET_LOGW("binder", n->moniker, "%s; restarting %s in %u ms (crash %u)", why, d->url, delay,
+               crashes);
     if (pending__timer(p, delay, on_restart_timer) != DFNET_STATUS_OK)
       pending__free(p);
     return;
@@ -706,11 +700,11 @@ static void crash_one(mgr_t *m, mgr_host_t *h, topology_node_t *n, const char *r
     dfnet_envelope_t *env = mgr__env(m);
     env->pb.which_msg = dfnet_v1_Envelope_node_remove_tag;
     topology__fmt(env->pb.msg.node_remove.moniker, sizeof env->pb.msg.node_remove.moniker, "%s",
-             moniker);
+                  moniker);
     env->pb.msg.node_remove.has_reason = true;
     env->pb.msg.node_remove.reason.code = dfnet_v1_Code_UNAVAILABLE;
     topology__fmt(env->pb.msg.node_remove.reason.message,
-             sizeof env->pb.msg.node_remove.reason.message, "%s", why);
+                  sizeof env->pb.msg.node_remove.reason.message, "%s", why);
     dfnet_transport_send(m->transport, h->session, env, 0);
   }
 }
@@ -745,12 +739,11 @@ void binder__driver_host_exit(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverHost
   }
   char reason[200];
   topology__fmt(reason, sizeof reason, "driver host %llu (pid %u) %s",
-           (unsigned long long)e->driver_host_id, (unsigned)e->pid,
-           e->reason[0] ? e->reason : "exited");
+                (unsigned long long)e->driver_host_id, (unsigned)e->pid,
+                e->reason[0] ? e->reason : "exited");
   for (size_t i = 0; i < count; i++) {
     n = topology__find(&m->topo, v[i].moniker);
-    if (n != NULL && n->id == v[i].id &&
-        (n->state == dfnet_v1_NodeState_BOUND || n->starting))
+    if (n != NULL && n->id == v[i].id && (n->state == dfnet_v1_NodeState_BOUND || n->starting))
       crash_one(m, h, n, reason);
   }
   free(v);
@@ -775,8 +768,8 @@ void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus 
     if (n->state == dfnet_v1_NodeState_BOUND && n->driver_host_id == st->driver_host_id) {
       char why[700];
       topology__fmt(why, sizeof why, "driver %s %s: %s", d->url,
-               st->state == dfnet_v1_DriverState_FAILED ? "failed" : "stopped",
-               st->has_status ? st->status.message : "");
+                    st->state == dfnet_v1_DriverState_FAILED ? "failed" : "stopped",
+                    st->has_status ? st->status.message : "");
       dfnet_status_t code = st->has_status && st->status.code != dfnet_v1_Code_OK
                                 ? (dfnet_status_t)st->status.code
                                 : DFNET_STATUS_ABORTED;
@@ -802,8 +795,7 @@ uint32_t binder__restart_driver(mgr_t *m, driver_t *d) {
       continue;
     bool dup = false;
     for (uint32_t i = 0; i < nseen && !dup; i++)
-      dup = seen[i].host == n->host_id && seen[i].dh == n->driver_host_id &&
-            n->driver_host_id != 0;
+      dup = seen[i].host == n->host_id && seen[i].dh == n->driver_host_id && n->driver_host_id != 0;
     if (!dup && nseen < 256) {
       seen[nseen].host = n->host_id;
       seen[nseen++].dh = n->driver_host_id;
@@ -838,8 +830,8 @@ static bool spec_valid(const dfnet_v1_CompositeNodeSpec *spec, char *err, size_t
       if (b->which_key == 0 || b->condition == dfnet_v1_Condition_CONDITION_UNSPECIFIED ||
           b->values_count == 0) {
         topology__fmt(err, err_size,
-                 "MISSING_ARGS: parent %u bind rule %u needs a key, a condition and values",
-                 (unsigned)i, (unsigned)r);
+                      "MISSING_ARGS: parent %u bind rule %u needs a key, a condition and values",
+                      (unsigned)i, (unsigned)r);
         return false;
       }
     }
@@ -872,9 +864,9 @@ dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec
   for (pb_size_t i = 1; i < spec->parents_count; i++) {
     if (first[0] && first[i] && first[i]->host_id != first[0]->host_id) {
       topology__fmt(err, err_size,
-               "composite node spec %s: parents %s and %s are on different hosts; "
-               "composites across hosts are not supported",
-               spec->name, first[0]->moniker, first[i]->moniker);
+                    "composite node spec %s: parents %s and %s are on different hosts; "
+                    "composites across hosts are not supported",
+                    spec->name, first[0]->moniker, first[i]->moniker);
       return DFNET_STATUS_FAILED_PRECONDITION;
     }
   }
@@ -898,8 +890,7 @@ dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec
   HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
     if (n->composite || n->owned || n->offline)
       continue;
-    if (n->state == dfnet_v1_NodeState_UNBOUND ||
-        n->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
+    if (n->state == dfnet_v1_NodeState_UNBOUND || n->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
       offer_to_spec(m, c, n);
   }
   return DFNET_STATUS_OK;

@@ -56,8 +56,8 @@ static bool get_flag(const cJSON *program, const char *field, bool *out, const c
     *out = cJSON_IsTrue(v);
     return true;
   }
-  if (cJSON_IsString(v) && (strcmp(v->valuestring, "true") == 0 ||
-                            strcmp(v->valuestring, "false") == 0)) {
+  if (cJSON_IsString(v) &&
+      (strcmp(v->valuestring, "true") == 0 || strcmp(v->valuestring, "false") == 0)) {
     *out = strcmp(v->valuestring, "true") == 0;
     return true;
   }
@@ -75,8 +75,8 @@ static bool get_path(const cJSON *program, const char *field, char **out, const 
   }
   if (!cJSON_IsString(v) || v->valuestring[0] == '\0' || v->valuestring[0] == '/' ||
       strstr(v->valuestring, "..") != NULL || strlen(v->valuestring) > DFNET_PACKAGE_PATH_MAX) {
-    snprintf(err, err_size, "%s: program.%s: must be a relative path inside the package",
-             file, field);
+    snprintf(err, err_size, "%s: program.%s: must be a relative path inside the package", file,
+             field);
     return false;
   }
   *out = strdup(v->valuestring);
@@ -90,8 +90,8 @@ static bool get_opts(const cJSON *program, driver_manifest_t *m, const char *fil
     return true;
   if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > DRIVER_OPTS_MAX) {
     snprintf(err, err_size,
-             "%s: program.default_dispatcher_opts: must be an array of at most %d strings",
-             file, DRIVER_OPTS_MAX);
+             "%s: program.default_dispatcher_opts: must be an array of at most %d strings", file,
+             DRIVER_OPTS_MAX);
     return false;
   }
   const cJSON *e;
@@ -110,15 +110,14 @@ static bool get_opts(const cJSON *program, driver_manifest_t *m, const char *fil
   return true;
 }
 
-static bool get_categories(const cJSON *program, driver_manifest_t *m, const char *file,
-                           char *err, size_t err_size) {
+static bool get_categories(const cJSON *program, driver_manifest_t *m, const char *file, char *err,
+                           size_t err_size) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(program, "device_categories");
   if (v == NULL)
     return true;
   if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > DRIVER_CATEGORIES_MAX) {
-    snprintf(err, err_size,
-             "%s: program.device_categories: must be an array of at most %d objects", file,
-             DRIVER_CATEGORIES_MAX);
+    snprintf(err, err_size, "%s: program.device_categories: must be an array of at most %d objects",
+             file, DRIVER_CATEGORIES_MAX);
     return false;
   }
   const cJSON *e;
@@ -145,8 +144,16 @@ static bool get_categories(const cJSON *program, driver_manifest_t *m, const cha
 /* The program block's fields. "config" is the driver's own settings (an object handed to
  * the driver untouched, as the whole program block is); any other field is a typo. */
 static const char *const known_fields[] = {
-    "runner", "binary", "bind", "colocate", "fallback", "default_dispatcher_opts",
-    "host_restart_on_crash", "device_categories", "config", NULL,
+    "runner",
+    "binary",
+    "bind",
+    "colocate",
+    "fallback",
+    "default_dispatcher_opts",
+    "host_restart_on_crash",
+    "device_categories",
+    "config",
+    NULL,
 };
 
 static bool check_fields(const cJSON *program, const char *file, char *err, size_t err_size) {
@@ -162,8 +169,7 @@ static bool check_fields(const cJSON *program, const char *file, char *err, size
   }
   const cJSON *config = cJSON_GetObjectItemCaseSensitive(program, "config");
   if (config != NULL && !cJSON_IsObject(config)) {
-    snprintf(err, err_size, "%s: program.config: must be an object (the driver's settings)",
-             file);
+    snprintf(err, err_size, "%s: program.config: must be an object (the driver's settings)", file);
     return false;
   }
   const cJSON *runner = cJSON_GetObjectItemCaseSensitive(program, "runner");
@@ -179,8 +185,7 @@ static bool check_fields(const cJSON *program, const char *file, char *err, size
 }
 
 dfnet_status_t driver_index__parse_manifest(const char *text, size_t len, const char *file,
-                                            driver_manifest_t *out, char *err,
-                                            size_t err_size) {
+                                            driver_manifest_t *out, char *err, size_t err_size) {
   memset(out, 0, sizeof *out);
   if (len > MANIFEST_MAX) {
     snprintf(err, err_size, "%s: larger than %u bytes", file, MANIFEST_MAX);
@@ -267,10 +272,9 @@ static dfnet_status_t load_bytecode(driver_t *d, const uint8_t *pkg, size_t pkg_
   return DFNET_STATUS_OK;
 }
 
-dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name,
-                                         const uint8_t *pkg, size_t pkg_size,
-                                         driver_source_t source, driver_t **out, char *err,
-                                         size_t err_size) {
+dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name, const uint8_t *pkg,
+                                         size_t pkg_size, driver_source_t source, driver_t **out,
+                                         char *err, size_t err_size) {
   if (!dfnet_package_name_valid(name)) {
     snprintf(err, err_size, "%s: not a valid package name ([A-Za-z0-9_-], 1..63)", name);
     return DFNET_STATUS_INVALID_ARGUMENT;
@@ -302,8 +306,8 @@ dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name,
   }
   char path[200];
   snprintf(path, sizeof path, "%s/%s", name, file);
-  st = driver_index__parse_manifest((const char *)manifest.data, manifest.size, path, &d->m,
-                                    err, err_size);
+  st = driver_index__parse_manifest((const char *)manifest.data, manifest.size, path, &d->m, err,
+                                    err_size);
   dfnet_package_buf_free(&manifest);
   if (st != DFNET_STATUS_OK)
     goto free_driver;
@@ -390,19 +394,17 @@ void driver_index__match(const driver_index_t *idx, const dfnet_bind_node_t *nod
     }
     if (nhits[level] > 1) {
       out->status = DFNET_STATUS_FAILED_PRECONDITION;
-      snprintf(out->reason, sizeof out->reason, "multiple %s drivers matched: ",
-               level ? "fallback" : "non-fallback");
-      list_urls(out->reason, sizeof out->reason, hits[level],
-                nhits[level] < 4 ? nhits[level] : 4);
+      snprintf(out->reason, sizeof out->reason,
+               "multiple %s drivers matched: ", level ? "fallback" : "non-fallback");
+      list_urls(out->reason, sizeof out->reason, hits[level], nhits[level] < 4 ? nhits[level] : 4);
       return;
     }
   }
   out->status = DFNET_STATUS_NOT_FOUND;
   if (error_driver != NULL) {
     dfnet_bind_program_match(error_driver->program, node, &trace);
-    topology__fmt(out->reason, sizeof out->reason,
-                  "no driver matched (%s: bind error at '%s': %s)", error_driver->url,
-                  trace.instruction, trace.reason);
+    topology__fmt(out->reason, sizeof out->reason, "no driver matched (%s: bind error at '%s': %s)",
+                  error_driver->url, trace.instruction, trace.reason);
   } else {
     snprintf(out->reason, sizeof out->reason, "no driver matched");
   }

@@ -39,8 +39,8 @@ typedef enum driver_source {
 
 /* A validated manifest (meta/<name>.json "program" block). Strings owned. */
 typedef struct driver_manifest {
-  char *binary;  /* "driver/<name>.so" */
-  char *bind;    /* "meta/bind/<name>.bindbc" */
+  char *binary; /* "driver/<name>.so" */
+  char *bind;   /* "meta/bind/<name>.bindbc" */
   bool colocate, fallback, host_restart_on_crash;
   char *dispatcher_opts[DRIVER_OPTS_MAX];
   size_t dispatcher_opt_count;
@@ -59,7 +59,7 @@ typedef struct driver {
   bool disabled;
   driver_manifest_t m;
   dfnet_bind_program_t *program;
-  bool composite;      /* composite bind rules */
+  bool composite;        /* composite bind rules */
   uint32_t device_count; /* nodes bound to it */
 } driver_t;
 
@@ -67,7 +67,7 @@ typedef struct driver_index {
   driver_t *by_url;   /* uthash */
   driver_t **drivers; /* by id - 1 */
   size_t count, cap;
-  bool boot_indexed;  /* boot drivers loaded: fallbacks may match */
+  bool boot_indexed; /* boot drivers loaded: fallbacks may match */
 } driver_index_t;
 
 void driver_index__init(driver_index_t *idx);
@@ -77,8 +77,7 @@ void driver_index__destroy(driver_index_t *idx);
  * "meta/x.json: program.colocate: must be \"true\" or \"false\"". On OK *out owns copies
  * (free with driver_index__manifest_free). Errors: INVALID_ARGUMENT with err set. */
 dfnet_status_t driver_index__parse_manifest(const char *text, size_t len, const char *file,
-                                            driver_manifest_t *out, char *err,
-                                            size_t err_size);
+                                            driver_manifest_t *out, char *err, size_t err_size);
 void driver_index__manifest_free(driver_manifest_t *m);
 
 /* Load the package `name` from its archive bytes: manifest meta/<name>.json validated,
@@ -86,10 +85,9 @@ void driver_index__manifest_free(driver_manifest_t *m);
  * in it). On OK *out is the new driver (owned by the index).
  * Errors: INVALID_ARGUMENT (bad name, manifest, missing entry, bad bytecode: err names the
  * file and field), ALREADY_EXISTS (a driver with that URL), RESOURCE_EXHAUSTED. */
-dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name,
-                                         const uint8_t *pkg, size_t pkg_size,
-                                         driver_source_t source, driver_t **out, char *err,
-                                         size_t err_size);
+dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name, const uint8_t *pkg,
+                                         size_t pkg_size, driver_source_t source, driver_t **out,
+                                         char *err, size_t err_size);
 
 driver_t *driver_index__find_url(const driver_index_t *idx, const char *url);
 driver_t *driver_index__get(const driver_index_t *idx, uint32_t id);
@@ -98,7 +96,7 @@ driver_t *driver_index__get(const driver_index_t *idx, uint32_t id);
 typedef struct driver_match {
   dfnet_status_t status; /* OK (driver set), NOT_FOUND, FAILED_PRECONDITION (ambiguous) */
   driver_t *driver;
-  char reason[400];      /* why not: "no driver matched", "multiple ... matched: a, b" */
+  char reason[400]; /* why not: "no driver matched", "multiple ... matched: a, b" */
 } driver_match_t;
 
 /* Match a prepared node against every enabled non-composite driver (policy above). When

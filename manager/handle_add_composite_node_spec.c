@@ -9,8 +9,8 @@
 void handle__add_composite_node_spec(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_AddCompositeNodeSpec *a = &env->pb.msg.add_composite_node_spec;
   char err[400] = "";
-  dfnet_status_t st = a->has_spec ? binder__add_spec(m, &a->spec, err, sizeof err)
-                                  : DFNET_STATUS_INVALID_ARGUMENT;
+  dfnet_status_t st =
+      a->has_spec ? binder__add_spec(m, &a->spec, err, sizeof err) : DFNET_STATUS_INVALID_ARGUMENT;
   if (!a->has_spec)
     topology__fmt(err, sizeof err, "MISSING_ARGS: no spec");
   if (st != DFNET_STATUS_OK)

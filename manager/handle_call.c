@@ -65,12 +65,11 @@ static dfnet_envelope_t *env_for(mgr_t *m, uint64_t id, pb_size_t which) {
 }
 
 /* Answer the client's call with a final Reply carrying `code` (no payload). */
-static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id,
-                        dfnet_status_t code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id, dfnet_status_t code,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id,
-                        dfnet_status_t code, const char *fmt, ...) {
+static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id, dfnet_status_t code,
+                        const char *fmt, ...) {
   dfnet_envelope_t *w = env_for(m, id, dfnet_v1_Envelope_reply_tag);
   w->pb.msg.reply = (dfnet_v1_Reply){.code = (dfnet_v1_Code)code, .end_of_stream = true};
   va_list ap;
@@ -113,23 +112,22 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
         DFNET_LOGW("calls", NULL, "client session %llu: %s; cancelling call %llu",
                    (unsigned long long)c->key.session, dfnet_status_str(st),
                    (unsigned long long)c->key.id);
-        (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request,
-                                             true, "the caller cannot keep up");
+        (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request, true,
+                                             "the caller cannot keep up");
         return; /* the cancel completes the call (last == true) */
       }
     } else if (reply->pb.which_msg == dfnet_v1_Envelope_status_tag) {
-      reply_final(m, c->key.session, c->key.id, (dfnet_status_t)reply->pb.msg.status.code,
-                  "%s", reply->pb.msg.status.message);
+      reply_final(m, c->key.session, c->key.id, (dfnet_status_t)reply->pb.msg.status.code, "%s",
+                  reply->pb.msg.status.message);
     } else {
       reply_final(m, c->key.session, c->key.id, DFNET_STATUS_INTERNAL,
-                  "the host answered a call with %s",
-                  dfnet_envelope_msg_name(reply->pb.which_msg));
+                  "the host answered a call with %s", dfnet_envelope_msg_name(reply->pb.which_msg));
     }
   }
   if (!last) {
     if (!client_open)
-      (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request,
-                                           true, "the caller went away");
+      (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request, true,
+                                           "the caller went away");
     return;
   }
   if (c->registered)
@@ -149,8 +147,7 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
                            ? topology__find_class_path(&m->topo, call->target)
                            : topology__find(&m->topo, call->target);
   if (n == NULL) {
-    reply_final(m, s->id, id, DFNET_STATUS_NOT_FOUND, "no node or class entry '%s'",
-                call->target);
+    reply_final(m, s->id, id, DFNET_STATUS_NOT_FOUND, "no node or class entry '%s'", call->target);
     return;
   }
   const char *addressed = n->moniker;
@@ -169,15 +166,13 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
                   "%s is kept by %s, which has no running driver", addressed, n->moniker);
       return;
     }
-    reply_final(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION,
-                "node %s has no running driver%s%s", n->moniker,
-                n->unbound_msg ? ": " : "", n->unbound_msg ? n->unbound_msg : "");
+    reply_final(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION, "node %s has no running driver%s%s",
+                n->moniker, n->unbound_msg ? ": " : "", n->unbound_msg ? n->unbound_msg : "");
     return;
   }
   mgr_host_t *h = hosts__get(m, n->host_id);
   if (h == NULL || h->session == 0) {
-    reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "the host of %s is offline",
-                n->moniker);
+    reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "the host of %s is offline", n->moniker);
     return;
   }
   mgr_call_t *c = calloc(1, sizeof *c);
@@ -200,8 +195,8 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   w->bulk = env->bulk;
   dfnet_request_opts_t opts = {
       .deadline_ms = call->deadline_ms, .streaming = true, .on_reply = on_host_reply, .user = c};
-  dfnet_status_t st = dfnet_transport_request(m->transport, h->session, w, &opts, 0,
-                                              &c->host_request);
+  dfnet_status_t st =
+      dfnet_transport_request(m->transport, h->session, w, &opts, 0, &c->host_request);
   if (st != DFNET_STATUS_OK) {
     free(c);
     reply_final(m, s->id, id, st, "cannot forward the call to host %s: %s", h->name,
@@ -236,7 +231,7 @@ void calls__session_closed(mgr_t *m, dfnet_session_id_t session) {
   mgr_call_t *c, *tmp;
   HASH_ITER(hh, m->calls, c, tmp) {
     if (c->key.session == session)
-      (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request,
-                                           true, "the caller disconnected");
+      (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request, true,
+                                           "the caller disconnected");
   }
 }

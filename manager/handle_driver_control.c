@@ -8,8 +8,8 @@ void handle__driver_control(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
   const dfnet_v1_DriverControl *c = &env->pb.msg.driver_control;
   driver_t *d = driver_index__find_url(&m->index, c->url);
   if (d == NULL) {
-    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_NOT_FOUND,
-                           "no driver with URL %s", c->url);
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_NOT_FOUND, "no driver with URL %s",
+                           c->url);
     return;
   }
   uint32_t restarted = 0;
@@ -17,22 +17,20 @@ void handle__driver_control(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
   case dfnet_v1_DriverControl_Action_DISABLE:
     d->disabled = true;
     DFNET_LOGI("index", d->url, "disabled by %s", s->name);
-    streams__event(m, dfnet_v1_WatchEvent_Kind_DRIVER_DISABLED, d->url, s->name,
-                   DFNET_STATUS_OK);
+    streams__event(m, dfnet_v1_WatchEvent_Kind_DRIVER_DISABLED, d->url, s->name, DFNET_STATUS_OK);
     break;
   case dfnet_v1_DriverControl_Action_ENABLE:
     d->disabled = false;
     DFNET_LOGI("index", d->url, "enabled by %s", s->name);
-    streams__event(m, dfnet_v1_WatchEvent_Kind_DRIVER_ENABLED, d->url, s->name,
-                   DFNET_STATUS_OK);
+    streams__event(m, dfnet_v1_WatchEvent_Kind_DRIVER_ENABLED, d->url, s->name, DFNET_STATUS_OK);
     break;
   case dfnet_v1_DriverControl_Action_RESTART:
     restarted = binder__restart_driver(m, d);
     DFNET_LOGI("index", d->url, "restarted %u driver host(s) for %s", restarted, s->name);
     break;
   default:
-    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_INVALID_ARGUMENT,
-                           "unknown action %d", (int)c->action);
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_INVALID_ARGUMENT, "unknown action %d",
+                           (int)c->action);
     return;
   }
   dfnet_envelope_t *out = mgr__env(m);

@@ -13,7 +13,7 @@ static void adopt_driver(mgr_t *m, topology_node_t *n, const dfnet_v1_NodeAdd *a
   if (d == NULL) {
     char why[400];
     topology__fmt(why, sizeof why, "host reports driver %s, which is not in the index",
-             a->driver_url);
+                  a->driver_url);
     DFNET_LOGW("nodes", n->moniker, "%s", why);
     topology__set_unbound(n, DFNET_STATUS_NOT_FOUND, why);
     return;
@@ -36,12 +36,12 @@ static void adopt_driver(mgr_t *m, topology_node_t *n, const dfnet_v1_NodeAdd *a
   streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_BOUND, n->moniker, d->url, DFNET_STATUS_OK);
 }
 
-static void reconcile(mgr_t *m, mgr_session_t *s, topology_node_t *n,
-                      const dfnet_v1_NodeAdd *a, uint64_t id) {
+static void reconcile(mgr_t *m, mgr_session_t *s, topology_node_t *n, const dfnet_v1_NodeAdd *a,
+                      uint64_t id) {
   char err[300];
-  dfnet_status_t st = topology__update(&m->topo, n, a->properties, a->properties_count,
-                                       (const char(*)[128])a->offers, a->offers_count, err,
-                                       sizeof err);
+  dfnet_status_t st =
+      topology__update(&m->topo, n, a->properties, a->properties_count,
+                       (const char(*)[128])a->offers, a->offers_count, err, sizeof err);
   if (st != DFNET_STATUS_OK) {
     sessions__reply_status(m, s->id, id, st, "%s: %s", n->moniker, err);
     return;
@@ -78,8 +78,8 @@ void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   }
   const char *why;
   if (!topology__name_valid(a->name, &why)) {
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_INVALID_ARGUMENT, "%s.%s: %s",
-                           a->parent, a->name, why);
+    sessions__reply_status(m, s->id, id, DFNET_STATUS_INVALID_ARGUMENT, "%s.%s: %s", a->parent,
+                           a->name, why);
     return;
   }
   char moniker[TOPOLOGY_MONIKER_MAX + 2];
@@ -89,8 +89,8 @@ void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
     if (n->offline && n->host_id == h->id)
       reconcile(m, s, n, a, id);
     else
-      sessions__reply_status(m, s->id, id, DFNET_STATUS_ALREADY_EXISTS,
-                             "node %s already exists", moniker);
+      sessions__reply_status(m, s->id, id, DFNET_STATUS_ALREADY_EXISTS, "node %s already exists",
+                             moniker);
     return;
   }
   topology_add_args_t args = {

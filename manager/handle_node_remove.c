@@ -22,7 +22,7 @@ void handle__node_remove(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env
   }
   char reason[600];
   topology__fmt(reason, sizeof reason, "removed by its host%s%s", r->has_reason ? ": " : "",
-           r->has_reason ? r->reason.message : "");
+                r->has_reason ? r->reason.message : "");
   binder__remove_subtree(m, n, true, reason);
   if (id != 0)
     sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "removed");

@@ -12,9 +12,9 @@ void handle__node_update(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env
     return;
   }
   char err[300];
-  dfnet_status_t st = topology__update(&m->topo, n, u->properties, u->properties_count,
-                                       (const char(*)[128])u->offers, u->offers_count, err,
-                                       sizeof err);
+  dfnet_status_t st =
+      topology__update(&m->topo, n, u->properties, u->properties_count,
+                       (const char(*)[128])u->offers, u->offers_count, err, sizeof err);
   if (st != DFNET_STATUS_OK) {
     sessions__reply_status(m, s->id, id, st, "%s: %s", u->moniker, err);
     return;

@@ -24,7 +24,7 @@ static dfnet_status_t upload_begin(mgr_upload_t *u, const dfnet_v1_PackageUpload
   }
   if (p->total_size == 0 || p->total_size > MGR_UPLOAD_MAX) {
     topology__fmt(err, err_size, "total_size %llu not in 1..%u", (unsigned long long)p->total_size,
-             MGR_UPLOAD_MAX);
+                  MGR_UPLOAD_MAX);
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
   u->data = malloc((size_t)p->total_size);
@@ -42,7 +42,7 @@ static dfnet_status_t upload_begin(mgr_upload_t *u, const dfnet_v1_PackageUpload
 static dfnet_status_t upload_finish(mgr_t *m, mgr_upload_t *u, char *msg, size_t msg_size) {
   if (dfnet_package_verify(u->data, u->size, u->digest) != DFNET_STATUS_OK) {
     topology__fmt(msg, msg_size, "SHA-256 of the %zu bytes received does not match the digest",
-             u->size);
+                  u->size);
     return DFNET_STATUS_DATA_LOSS;
   }
   driver_t *d = NULL;
@@ -55,7 +55,7 @@ static dfnet_status_t upload_finish(mgr_t *m, mgr_upload_t *u, char *msg, size_t
     st = package_store__remember(m, u->name, u->digest);
   if (st != DFNET_STATUS_OK) {
     topology__fmt(msg, msg_size, "%s registered for this run only: the state dir refused it (%s)",
-             d->url, dfnet_status_str(st));
+                  d->url, dfnet_status_str(st));
     return DFNET_STATUS_OK;
   }
   topology__fmt(msg, msg_size, "registered %s", d->url);
@@ -74,8 +74,9 @@ void handle__package_upload(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
     st = upload_begin(u, p, msg, sizeof msg);
   } else if (!u->active || memcmp(u->digest, p->digest, sizeof u->digest) != 0 ||
              p->offset != u->size || p->total_size != u->total) {
-    topology__fmt(msg, sizeof msg, "chunk at offset %llu does not continue an upload (expected %zu)",
-             (unsigned long long)p->offset, u->active ? u->size : 0);
+    topology__fmt(msg, sizeof msg,
+                  "chunk at offset %llu does not continue an upload (expected %zu)",
+                  (unsigned long long)p->offset, u->active ? u->size : 0);
     st = DFNET_STATUS_FAILED_PRECONDITION;
   }
   if (st == DFNET_STATUS_OK && u->size + env->bulk.size > u->total) {

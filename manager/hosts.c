@@ -89,8 +89,10 @@ void hosts__session_closed(mgr_t *m, mgr_session_t *s) {
       count++;
     }
   }
-  DFNET_LOGW("hosts", h->name, "session lost: %zu nodes offline, removed in %u ms unless it "
-             "comes back", count, m->cfg.host_grace_ms);
+  DFNET_LOGW("hosts", h->name,
+             "session lost: %zu nodes offline, removed in %u ms unless it "
+             "comes back",
+             count, m->cfg.host_grace_ms);
   streams__event(m, dfnet_v1_WatchEvent_Kind_HOST_DISCONNECTED, h->name, NULL,
                  DFNET_STATUS_UNAVAILABLE);
   if (h->grace_timer != 0)
@@ -158,8 +160,8 @@ static dfnet_status_t ensure_root(mgr_t *m, mgr_host_t *h) {
 void hosts__hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_Hello *hello = &env->pb.msg.hello;
   if (hello->name[0] != '\0' && strcmp(hello->name, s->name) != 0) {
-    DFNET_LOGW("hosts", s->name, "refused: Hello names '%s', the certificate '%s'",
-               hello->name, s->name);
+    DFNET_LOGW("hosts", s->name, "refused: Hello names '%s', the certificate '%s'", hello->name,
+               s->name);
     sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
                            "Hello.name '%s' is not the certificate's name '%s'", hello->name,
                            s->name);
@@ -185,8 +187,7 @@ void hosts__hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   }
   bool resumed = h != NULL;
   if (h == NULL && (h = host_new(m, s->name)) == NULL) {
-    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_RESOURCE_EXHAUSTED,
-                           "out of memory");
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   h->session = s->id;
@@ -202,8 +203,7 @@ void hosts__hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
     return;
   }
   send_welcome(m, s, env->pb.id);
-  DFNET_LOGI("hosts", h->name, "%s from %s (%s)", resumed ? "reconnected" : "connected",
-             s->address, h->arch);
-  streams__event(m, dfnet_v1_WatchEvent_Kind_HOST_CONNECTED, h->name, s->address,
-                 DFNET_STATUS_OK);
+  DFNET_LOGI("hosts", h->name, "%s from %s (%s)", resumed ? "reconnected" : "connected", s->address,
+             h->arch);
+  streams__event(m, dfnet_v1_WatchEvent_Kind_HOST_CONNECTED, h->name, s->address, DFNET_STATUS_OK);
 }

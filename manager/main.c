@@ -48,8 +48,8 @@ typedef enum opt_kind { OPT_FLAG, OPT_STRING, OPT_LONG, OPT_LIST } opt_kind_t;
 typedef struct opt {
   const char *name;
   opt_kind_t kind;
-  void *dest;        /* bool*, const char**, long*, or struct str_list* */
-  long min, max;     /* OPT_LONG range */
+  void *dest;    /* bool*, const char**, long*, or struct str_list* */
+  long min, max; /* OPT_LONG range */
 } opt_t;
 
 typedef struct str_list {
@@ -90,8 +90,8 @@ static int parse_options(const opt_t *table, int argc, char **argv, int first) {
       errno = 0;
       long n = strtol(v, &end, 10);
       if (errno != 0 || end == v || *end != '\0' || n < o->min || n > o->max) {
-        fprintf(stderr, "dfnet-manager: %s: '%s' is not a number in %ld..%ld\n", o->name, v,
-                o->min, o->max);
+        fprintf(stderr, "dfnet-manager: %s: '%s' is not a number in %ld..%ld\n", o->name, v, o->min,
+                o->max);
         return -1;
       }
       *(long *)o->dest = n;
@@ -133,8 +133,7 @@ static void default_state_dir(char *out, size_t size) {
  * is kept as it is (to change its names: remove manager.crt/.key/.pem, init again). */
 static dfnet_status_t init_state(const char *dir, const str_list_t *extra) {
   if (mkdir_p(dir) != 0) {
-    fprintf(stderr, "dfnet-manager: cannot create the parents of %s: %s\n", dir,
-            strerror(errno));
+    fprintf(stderr, "dfnet-manager: cannot create the parents of %s: %s\n", dir, strerror(errno));
     return DFNET_STATUS_UNAVAILABLE;
   }
   char host[256] = "";
@@ -180,9 +179,12 @@ static int cmd_issue(int argc, char **argv) {
   long days = 365;
   str_list_t sans = {0};
   const opt_t table[] = {
-      {"--state-dir", OPT_STRING, &state_dir, 0, 0}, {"--role", OPT_STRING, &role, 0, 0},
-      {"--name", OPT_STRING, &name, 0, 0},           {"--out", OPT_STRING, &out, 0, 0},
-      {"--san", OPT_LIST, &sans, 0, 0},              {"--days", OPT_LONG, &days, 1, DFNET_PKI_MAX_DAYS},
+      {"--state-dir", OPT_STRING, &state_dir, 0, 0},
+      {"--role", OPT_STRING, &role, 0, 0},
+      {"--name", OPT_STRING, &name, 0, 0},
+      {"--out", OPT_STRING, &out, 0, 0},
+      {"--san", OPT_LIST, &sans, 0, 0},
+      {"--days", OPT_LONG, &days, 1, DFNET_PKI_MAX_DAYS},
       {NULL, 0, NULL, 0, 0},
   };
   if (parse_options(table, argc, argv, 2) != 0)
@@ -190,8 +192,9 @@ static int cmd_issue(int argc, char **argv) {
   dfnet_pki_role_t r;
   if (role == NULL || name == NULL || out == NULL ||
       dfnet_pki_role_parse(role, &r) != DFNET_STATUS_OK) {
-    fprintf(stderr, "usage: dfnet-manager issue --role host|admin|operator|viewer --name NAME "
-                    "--out DIR [--san DNS|IP]... [--days N] [--state-dir DIR]\n");
+    fprintf(stderr,
+            "usage: dfnet-manager issue --role host|admin|operator|viewer --name NAME "
+            "--out DIR [--san DNS|IP]... [--days N] [--state-dir DIR]\n");
     return EXIT_USAGE;
   }
   char dir[1024];
@@ -201,8 +204,8 @@ static int cmd_issue(int argc, char **argv) {
     default_state_dir(dir, sizeof dir);
   if (init_state(dir, NULL) != DFNET_STATUS_OK)
     return 1;
-  dfnet_status_t st = dfnet_pki_issue_to_dir(dir, r, name, out, sans.items, sans.count,
-                                             (unsigned)days);
+  dfnet_status_t st =
+      dfnet_pki_issue_to_dir(dir, r, name, out, sans.items, sans.count, (unsigned)days);
   if (st != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: issue failed: %s\n", dfnet_status_str(st));
     return 1;
@@ -404,12 +407,13 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "issue") == 0)
     return cmd_issue(argc, argv);
   if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    printf("usage: dfnet-manager [--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR]\n"
-           "                     [--host-grace SECONDS] [--log-level L] "
-           "[--stop-drivers-on-exit]\n"
-           "       dfnet-manager init [--state-dir DIR] [--san DNS|IP]...\n"
-           "       dfnet-manager issue --role host|admin|operator|viewer --name NAME --out DIR\n"
-           "                     [--san DNS|IP]... [--days N] [--state-dir DIR]\n");
+    printf(
+        "usage: dfnet-manager [--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR]\n"
+        "                     [--host-grace SECONDS] [--log-level L] "
+        "[--stop-drivers-on-exit]\n"
+        "       dfnet-manager init [--state-dir DIR] [--san DNS|IP]...\n"
+        "       dfnet-manager issue --role host|admin|operator|viewer --name NAME --out DIR\n"
+        "                     [--san DNS|IP]... [--days N] [--state-dir DIR]\n");
     return 0;
   }
   return cmd_run(argc, argv);

@@ -27,13 +27,13 @@
 #include "manager/driver_index.h"
 #include "manager/topology.h"
 
-#define MGR_START_DEADLINE_MS 30000u  /* a DriverStart not answered by then failed */
-#define MGR_CRASH_WINDOW_MS 60000u    /* quarantine after ... */
-#define MGR_CRASH_LIMIT 5             /* ... this many crashes within the window */
-#define MGR_RESTART_BACKOFF_MS 250u   /* first restart delay; doubled per crash, capped */
+#define MGR_START_DEADLINE_MS 30000u /* a DriverStart not answered by then failed */
+#define MGR_CRASH_WINDOW_MS 60000u   /* quarantine after ... */
+#define MGR_CRASH_LIMIT 5            /* ... this many crashes within the window */
+#define MGR_RESTART_BACKOFF_MS 250u  /* first restart delay; doubled per crash, capped */
 #define MGR_RESTART_BACKOFF_MAX_MS 8000u
 #define MGR_UPLOAD_MAX DFNET_PACKAGE_SIZE_MAX
-#define MGR_CHUNK_MAX (256u * 1024u)  /* bytes of one PackageChunk we send */
+#define MGR_CHUNK_MAX (256u * 1024u) /* bytes of one PackageChunk we send */
 
 /* A host agent known to the manager (online, or offline within its grace period). */
 typedef struct mgr_host {
@@ -68,21 +68,21 @@ typedef struct mgr_session {
   UT_hash_handle hh; /* by id */
   dfnet_session_id_t id;
   mgr_session_kind_t kind;
-  dfnet_v1_Role role;  /* from the certificate */
-  char name[65];       /* certificate CN */
+  dfnet_v1_Role role; /* from the certificate */
+  char name[65];      /* certificate CN */
   char address[64];
-  bool welcomed;       /* Hello answered with Welcome */
-  uint32_t host_id;    /* SESSION_HOST after Welcome */
+  bool welcomed;    /* Hello answered with Welcome */
+  uint32_t host_id; /* SESSION_HOST after Welcome */
   mgr_upload_t upload;
-  uint64_t watch_id;   /* request id of the Watch, 0 = none */
+  uint64_t watch_id; /* request id of the Watch, 0 = none */
   bool watch_nodes, watch_drivers, watch_hosts;
 } mgr_session_t;
 
 /* A composite: an instance of a composite driver on one host, or a composite node spec. */
 typedef struct mgr_composite_slot {
-  char name[129];     /* the rule's node name, or the spec parent's index */
+  char name[129]; /* the rule's node name, or the spec parent's index */
   bool primary, optional;
-  char *moniker;      /* the matched node (owned), NULL = none */
+  char *moniker; /* the matched node (owned), NULL = none */
   uint64_t node_id;
 } mgr_composite_slot_t;
 
@@ -91,12 +91,12 @@ typedef struct mgr_composite {
   uint32_t id;
   bool from_spec;
   char name[129];
-  uint32_t driver_id;  /* the composite driver (0: a spec with no driver yet) */
-  uint32_t host_id;    /* composite-driver instances: the host they assemble on */
+  uint32_t driver_id; /* the composite driver (0: a spec with no driver yet) */
+  uint32_t host_id;   /* composite-driver instances: the host they assemble on */
   size_t slot_count;
   mgr_composite_slot_t slots[16];
   dfnet_v1_CompositeNodeSpec *spec; /* from_spec: a copy of the spec (owned) */
-  char *node_moniker;  /* the assembled composite node (owned), NULL = not yet */
+  char *node_moniker;               /* the assembled composite node (owned), NULL = not yet */
   uint64_t node_id;
   dfnet_status_t status; /* why it cannot assemble or bind (OK = fine so far) */
   char message[256];
@@ -121,7 +121,7 @@ typedef struct mgr_config {
   const char *listen_address; /* "127.0.0.1" */
   uint16_t port;
   char state_dir[1024];
-  const char *drivers_dir;    /* NULL = no boot drivers */
+  const char *drivers_dir; /* NULL = no boot drivers */
   uint32_t host_grace_ms;
   bool stop_drivers_on_exit;
 } mgr_config_t;
@@ -140,11 +140,11 @@ typedef struct mgr {
   mgr_session_t *sessions;
   mgr_composite_t *composites;
   uint32_t next_composite_id;
-  mgr_pending_t pending;   /* list head of timers in flight (sentinel) */
+  mgr_pending_t pending;       /* list head of timers in flight (sentinel) */
   dfnet_envelope_t *scratch;   /* one envelope being built (heap: ~34 KiB) */
   dfnet_envelope_t *event_env; /* for watch events, built while scratch may be in use */
-  uint32_t watchers;   /* sessions with a Watch open */
-  mgr_call_t *calls;   /* client calls in flight, by (session, call id) */
+  uint32_t watchers;           /* sessions with a Watch open */
+  mgr_call_t *calls;           /* client calls in flight, by (session, call id) */
   volatile int stopping;
 } mgr_t;
 
@@ -162,9 +162,8 @@ void sessions__on_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reas
 mgr_session_t *sessions__find(mgr_t *m, dfnet_session_id_t sid);
 void sessions__destroy_all(mgr_t *m);
 /* Reply Status{code, msg} to request `id` of `sid` (logs a send failure). */
-void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id,
-                            dfnet_status_t code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet_status_t code,
+                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- hosts.c ---- */
 mgr_host_t *hosts__find(mgr_t *m, const char *name);
@@ -184,8 +183,7 @@ void binder__bind_all_unbound(mgr_t *m);
 void binder__start(mgr_t *m, topology_node_t *n, driver_t *d);
 /* Remove n and its subtree bottom-up; when stop_drivers, bound drivers are stopped first
  * (DriverStop to their online hosts) in that order. */
-void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers,
-                            const char *reason);
+void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, const char *reason);
 /* The owning host reported a driver host exit. */
 void binder__driver_host_exit(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverHostExit *e);
 /* The owning host reported a driver state change. */
@@ -232,8 +230,7 @@ void streams__event(mgr_t *m, dfnet_v1_WatchEvent_Kind kind, const char *subject
                     const char *detail, dfnet_status_t code);
 void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListNodes *q);
 void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id);
-void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id,
-                           const dfnet_v1_ListDrivers *q);
+void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListDrivers *q);
 void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id);
 void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_BindWhy *q);
 void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,

@@ -30,8 +30,8 @@ void sessions__destroy_all(mgr_t *m) {
   HASH_ITER(hh, m->sessions, s, tmp) session_free(m, s);
 }
 
-void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id,
-                            dfnet_status_t code, const char *fmt, ...) {
+void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet_status_t code,
+                            const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
@@ -39,8 +39,8 @@ void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id,
   va_end(ap);
   dfnet_status_t st = dfnet_transport_send_status(m->transport, sid, id, code, msg);
   if (st != DFNET_STATUS_OK && st != DFNET_STATUS_NOT_FOUND)
-    DFNET_LOGW("sessions", NULL, "session %llu: status reply not sent: %s",
-               (unsigned long long)sid, dfnet_status_str(st));
+    DFNET_LOGW("sessions", NULL, "session %llu: status reply not sent: %s", (unsigned long long)sid,
+               dfnet_status_str(st));
 }
 
 void sessions__on_open(void *user, const dfnet_session_info_t *info) {
@@ -52,8 +52,7 @@ void sessions__on_open(void *user, const dfnet_session_info_t *info) {
     return;
   }
   s->id = info->id;
-  s->kind = strcmp(info->subprotocol, DFNET_SUBPROTOCOL_HOST) == 0 ? SESSION_HOST
-                                                                   : SESSION_CLIENT;
+  s->kind = strcmp(info->subprotocol, DFNET_SUBPROTOCOL_HOST) == 0 ? SESSION_HOST : SESSION_CLIENT;
   s->role = info->role;
   topology__fmt(s->name, sizeof s->name, "%s", info->peer_name ? info->peer_name : "");
   topology__fmt(s->address, sizeof s->address, "%s", info->peer_address ? info->peer_address : "");
@@ -142,7 +141,7 @@ static void on_hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   w->pb.msg.welcome.role = s->role;
   topology__fmt(w->pb.msg.welcome.name, sizeof w->pb.msg.welcome.name, "%s", s->name);
   topology__fmt(w->pb.msg.welcome.server_name, sizeof w->pb.msg.welcome.server_name,
-           "dfnet-manager");
+                "dfnet-manager");
   w->pb.msg.welcome.session_id = s->id;
   w->pb.msg.welcome.host_grace_ms = m->cfg.host_grace_ms;
   dfnet_transport_send(m->transport, s->id, w, 0);
@@ -249,8 +248,7 @@ void sessions__on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envel
     return;
   }
   if (which == dfnet_v1_Envelope_status_tag) {
-    DFNET_LOGD("sessions", s->name, "unsolicited Status %d ignored",
-               (int)env->pb.msg.status.code);
+    DFNET_LOGD("sessions", s->name, "unsolicited Status %d ignored", (int)env->pb.msg.status.code);
     return;
   }
   if (s->kind == SESSION_HOST) {
@@ -270,10 +268,9 @@ void sessions__on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envel
   }
   if (s->role == dfnet_v1_Role_ROLE_UNSPECIFIED || s->role == dfnet_v1_Role_HOST ||
       s->role > need) {
-    DFNET_LOGI("sessions", s->name, "%s refused: role too low",
-               dfnet_envelope_msg_name(which));
-    sessions__reply_status(m, sid, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
-                           "%s needs role %s", dfnet_envelope_msg_name(which),
+    DFNET_LOGI("sessions", s->name, "%s refused: role too low", dfnet_envelope_msg_name(which));
+    sessions__reply_status(m, sid, env->pb.id, DFNET_STATUS_PERMISSION_DENIED, "%s needs role %s",
+                           dfnet_envelope_msg_name(which),
                            need == dfnet_v1_Role_ADMIN      ? "admin"
                            : need == dfnet_v1_Role_OPERATOR ? "operator"
                                                             : "viewer");

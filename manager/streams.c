@@ -78,14 +78,14 @@ void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
     out->has_unbound_reason = true;
     out->unbound_reason.code = (dfnet_v1_Code)n->unbound_code;
     topology__fmt(out->unbound_reason.message, sizeof out->unbound_reason.message, "%s",
-             n->unbound_msg ? n->unbound_msg : "");
+                  n->unbound_msg ? n->unbound_msg : "");
   }
   out->offline = n->offline;
   if (n->composite) {
     for (uint8_t i = 0; i < n->parent_count && i < 8; i++)
       if (n->parents[i] != NULL)
         topology__fmt(out->parents[out->parents_count++], sizeof out->parents[0], "%s",
-                 n->parents[i]->moniker);
+                      n->parents[i]->moniker);
   }
 }
 
@@ -260,28 +260,28 @@ static void fill_driver_info(mgr_t *m, const driver_t *d, bool verbose, dfnet_v1
   topology__fmt(di->url, sizeof di->url, "%s", d->url);
   topology__fmt(di->name, sizeof di->name, "%s", d->name);
   memcpy(di->package_digest, d->digest, sizeof di->package_digest);
-  di->source = d->source == DRIVER_BOOT ? dfnet_v1_DriverSource_BOOT
-                                        : dfnet_v1_DriverSource_REGISTERED;
+  di->source =
+      d->source == DRIVER_BOOT ? dfnet_v1_DriverSource_BOOT : dfnet_v1_DriverSource_REGISTERED;
   di->fallback = d->m.fallback;
   di->colocate = d->m.colocate;
   di->host_restart_on_crash = d->m.host_restart_on_crash;
   di->disabled = d->disabled;
   for (size_t i = 0; i < d->m.category_count && i < 8; i++) {
     topology__fmt(di->device_categories[i].category, sizeof di->device_categories[i].category, "%s",
-             d->m.categories[i][0]);
+                  d->m.categories[i][0]);
     topology__fmt(di->device_categories[i].subcategory, sizeof di->device_categories[i].subcategory,
-             "%s", d->m.categories[i][1]);
+                  "%s", d->m.categories[i][1]);
     di->device_categories_count++;
   }
   if (d->composite)
     topology__fmt(di->composite_name, sizeof di->composite_name, "%s",
-             dfnet_bind_program_composite_name(d->program)
-                 ? dfnet_bind_program_composite_name(d->program)
-                 : "");
+                  dfnet_bind_program_composite_name(d->program)
+                      ? dfnet_bind_program_composite_name(d->program)
+                      : "");
   di->device_count = d->device_count;
   for (size_t i = 0; i < d->m.dispatcher_opt_count && i < 4; i++)
     topology__fmt(di->dispatcher_opts[di->dispatcher_opts_count++], sizeof di->dispatcher_opts[0],
-             "%s", d->m.dispatcher_opts[i]);
+                  "%s", d->m.dispatcher_opts[i]);
   if (verbose && d->device_count > 0) {
     topology_node_t *n, *tmp;
     HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
@@ -293,8 +293,7 @@ static void fill_driver_info(mgr_t *m, const driver_t *d, bool verbose, dfnet_v1
   }
 }
 
-void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id,
-                           const dfnet_v1_ListDrivers *q) {
+void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListDrivers *q) {
   size_t sent = 0;
   for (size_t i = 0; i < m->index.count; i++) {
     const driver_t *d = m->index.drivers[i];
@@ -334,7 +333,7 @@ void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id) {
       dfnet_v1_CompositeParent *p = &ci->parents[ci->parents_count++];
       topology__fmt(p->name, sizeof p->name, "%s", c->slots[i].name);
       topology__fmt(p->moniker, sizeof p->moniker, "%s",
-               c->slots[i].moniker ? c->slots[i].moniker : "");
+                    c->slots[i].moniker ? c->slots[i].moniker : "");
       p->primary = c->slots[i].primary;
       p->optional = c->slots[i].optional;
     }
@@ -360,7 +359,7 @@ static bool send_trace(mgr_t *m, mgr_session_t *s, uint64_t id, const driver_t *
   bt->offset = t->offset;
   topology__fmt(bt->instruction, sizeof bt->instruction, "%s", t->instruction);
   topology__fmt(bt->reason, sizeof bt->reason, "%s%s%s", d->disabled ? "(driver disabled) " : "",
-           d->m.fallback ? "(fallback) " : "", t->reason);
+                d->m.fallback ? "(fallback) " : "", t->reason);
   if (node != NULL)
     topology__fmt(bt->composite_node, sizeof bt->composite_node, "%s", node);
   return dfnet_transport_send(m->transport, s->id, env, DFNET_SEND_WAIT) == DFNET_STATUS_OK;
@@ -396,7 +395,8 @@ void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_B
     return;
   }
   const driver_t *only = NULL;
-  if (q->driver_url[0] != '\0' && (only = driver_index__find_url(&m->index, q->driver_url)) == NULL) {
+  if (q->driver_url[0] != '\0' &&
+      (only = driver_index__find_url(&m->index, q->driver_url)) == NULL) {
     sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "no driver with URL %s",
                            q->driver_url);
     return;
@@ -422,9 +422,7 @@ void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_B
                            bound->url);
   else if (n->unbound_code != DFNET_STATUS_OK)
     sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "%s is unbound: %s: %s", n->moniker,
-                           dfnet_status_str(n->unbound_code),
-                           n->unbound_msg ? n->unbound_msg : "");
+                           dfnet_status_str(n->unbound_code), n->unbound_msg ? n->unbound_msg : "");
   else
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "%s state %d", n->moniker,
-                           (int)n->state);
+    sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "%s state %d", n->moniker, (int)n->state);
 }

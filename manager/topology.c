@@ -89,8 +89,8 @@ static const char *wire_key_text(const dfnet_v1_NodeProperty *p, char *buf, size
   return buf;
 }
 
-dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t count,
-                                     char *err, size_t err_size) {
+dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t count, char *err,
+                                     size_t err_size) {
   if (count > TOPOLOGY_PROPS_MAX) {
     snprintf(err, err_size, "%zu properties, at most %d", count, TOPOLOGY_PROPS_MAX);
     return DFNET_STATUS_INVALID_ARGUMENT;
@@ -208,8 +208,7 @@ static dfnet_status_t build_props(topology_node_t *n, const dfnet_v1_NodePropert
   return DFNET_STATUS_OK;
 }
 
-static dfnet_status_t build_offers(topology_node_t *n, const char (*offers)[128],
-                                   size_t count) {
+static dfnet_status_t build_offers(topology_node_t *n, const char (*offers)[128], size_t count) {
   if (count == 0) {
     free(n->offers);
     n->offers = NULL;
@@ -267,8 +266,8 @@ static dfnet_status_t assign_class(topology_t *t, topology_node_t *n, const char
   size_t len = strlen(class_name);
   for (size_t i = 0; i < len; i++) {
     char c = class_name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '_') ||
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_') ||
         len > TOPOLOGY_CLASS_MAX) {
       snprintf(err, err_size, "class name '%s' is not 1..31 of [A-Za-z0-9_-]", class_name);
       return DFNET_STATUS_INVALID_ARGUMENT;
@@ -330,8 +329,8 @@ static topology_node_t *node_new(topology_t *t, const char *parent_moniker, cons
 }
 
 dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
-                             const topology_add_args_t *args, topology_node_t **out,
-                             char *err, size_t err_size) {
+                             const topology_add_args_t *args, topology_node_t **out, char *err,
+                             size_t err_size) {
   const char *why;
   if (parent != NULL && !topology__name_valid(args->name, &why)) {
     snprintf(err, err_size, "%s", why);
@@ -344,8 +343,7 @@ dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
   dfnet_status_t st = topology__check_props(args->props, args->prop_count, err, err_size);
   if (st != DFNET_STATUS_OK)
     return st;
-  topology_node_t *n = node_new(t, parent ? parent->moniker : NULL, args->name, err,
-                                err_size, &st);
+  topology_node_t *n = node_new(t, parent ? parent->moniker : NULL, args->name, err, err_size, &st);
   if (n == NULL)
     return st;
   n->owned = args->owned;
@@ -375,9 +373,8 @@ dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
 }
 
 dfnet_status_t topology__add_composite(topology_t *t, topology_node_t *const *parents,
-                                       size_t parent_count, const char *name,
-                                       uint32_t host_id, topology_node_t **out, char *err,
-                                       size_t err_size) {
+                                       size_t parent_count, const char *name, uint32_t host_id,
+                                       topology_node_t **out, char *err, size_t err_size) {
   const char *why;
   if (!topology__name_valid(name, &why)) {
     snprintf(err, err_size, "%s", why);

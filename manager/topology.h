@@ -26,12 +26,12 @@
 #include "dfnet/status.h"
 #include "dfnet/v1/node.pb.h"
 
-#define TOPOLOGY_PROPS_MAX 64       /* properties a node may be given */
+#define TOPOLOGY_PROPS_MAX 64 /* properties a node may be given */
 #define TOPOLOGY_OFFERS_MAX 16
-#define TOPOLOGY_NAME_MAX 128       /* bytes of one node name */
-#define TOPOLOGY_MONIKER_MAX 511    /* bytes of a moniker */
+#define TOPOLOGY_NAME_MAX 128    /* bytes of one node name */
+#define TOPOLOGY_MONIKER_MAX 511 /* bytes of a moniker */
 #define TOPOLOGY_CLASS_MAX 31
-#define TOPOLOGY_PARENTS_MAX 8      /* parents of a composite node */
+#define TOPOLOGY_PARENTS_MAX 8 /* parents of a composite node */
 
 /* One node property, in the bind matcher's form so that matching needs no conversion.
  * Strings point into the node's property block. */
@@ -40,18 +40,18 @@ typedef dfnet_bind_property_t topology_prop_t;
 typedef struct topology_node topology_node_t;
 
 struct topology_node {
-  UT_hash_handle hh; /* topology.by_moniker */
-  uint64_t id;       /* unique per manager run, never reused */
-  char *moniker;     /* owned */
-  uint16_t name_off; /* name = moniker + name_off */
+  UT_hash_handle hh;                 /* topology.by_moniker */
+  uint64_t id;                       /* unique per manager run, never reused */
+  char *moniker;                     /* owned */
+  uint16_t name_off;                 /* name = moniker + name_off */
   uint8_t prop_count, derived_count; /* derived_count of the props are offer-derived */
   uint8_t offer_count;
-  uint8_t parent_count;          /* composite nodes: > 1 possible */
-  uint8_t state;                 /* dfnet_v1_NodeState */
-  bool offline;                  /* its host's session dropped */
-  bool owned;                    /* kept by the parent's driver */
-  bool starting;                 /* a DriverStart is in flight */
-  bool composite;                /* a composite node */
+  uint8_t parent_count;                           /* composite nodes: > 1 possible */
+  uint8_t state;                                  /* dfnet_v1_NodeState */
+  bool offline;                                   /* its host's session dropped */
+  bool owned;                                     /* kept by the parent's driver */
+  bool starting;                                  /* a DriverStart is in flight */
+  bool composite;                                 /* a composite node */
   topology_node_t *parents[TOPOLOGY_PARENTS_MAX]; /* [0] = primary parent */
   topology_node_t **children;
   uint32_t child_count, child_cap;
@@ -63,7 +63,7 @@ struct topology_node {
   uint32_t driver_id;     /* driver bound (or starting), 0 = none */
   uint32_t composite_id;  /* composite record this node is the composite node of */
   uint64_t driver_host_id;
-  uint64_t start_request; /* transport id of the DriverStart in flight */
+  uint64_t start_request;      /* transport id of the DriverStart in flight */
   dfnet_status_t unbound_code; /* why unbound: OK = not decided yet */
   char *unbound_msg;           /* owned, NULL when none */
   uint64_t crash_ms[5];        /* monotonic ms of the last crashes (ring) */
@@ -117,8 +117,8 @@ bool topology__name_valid(const char *name, const char **why);
 /* Check a wire property list: at most TOPOLOGY_PROPS_MAX, every key and value set, no key
  * twice (an integer key and its deprecated string name count as the same key).
  * Returns OK or INVALID_ARGUMENT with the reason in err. */
-dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t count,
-                                     char *err, size_t err_size);
+dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t count, char *err,
+                                     size_t err_size);
 
 /* Add a node under `parent` (NULL: a root whose moniker is args->name itself, which may
  * contain dots, e.g. "dev.lab-a"). Copies everything; appends the offer-derived properties
@@ -127,15 +127,14 @@ dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t 
  * ALREADY_EXISTS (a sibling with that name), RESOURCE_EXHAUSTED (moniker too long, memory).
  * On OK *out is the node (owned by the topology). */
 dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
-                             const topology_add_args_t *args, topology_node_t **out,
-                             char *err, size_t err_size);
+                             const topology_add_args_t *args, topology_node_t **out, char *err,
+                             size_t err_size);
 
 /* Add a composite node named `name` under every parent (parents[0] primary; its moniker is
  * the primary parent's + "." + name). Errors as topology__add. */
 dfnet_status_t topology__add_composite(topology_t *t, topology_node_t *const *parents,
-                                       size_t parent_count, const char *name,
-                                       uint32_t host_id, topology_node_t **out, char *err,
-                                       size_t err_size);
+                                       size_t parent_count, const char *name, uint32_t host_id,
+                                       topology_node_t **out, char *err, size_t err_size);
 
 /* Replace a node's own properties and offers (NodeUpdate); derived ones are kept.
  * Errors: INVALID_ARGUMENT as topology__check_props, RESOURCE_EXHAUSTED. */

@@ -48,7 +48,10 @@ static void test_round_trip_every_kind(void **state) {
     assert_int_equal(len2, len);
     assert_memory_equal(again, buf, len);
   }
-  free(in); free(out); free(buf); free(again);
+  free(in);
+  free(out);
+  free(buf);
+  free(again);
 }
 
 static void test_every_member_has_a_sample(void **state) {
@@ -89,7 +92,10 @@ static void test_encode_into_small_buffer(void **state) {
 }
 
 /* ---- a tiny protobuf writer for hand-made frames ---- */
-typedef struct { uint8_t b[8192]; size_t n; } raw_t;
+typedef struct {
+  uint8_t b[8192];
+  size_t n;
+} raw_t;
 static void raw_varint(raw_t *r, uint64_t v) {
   do {
     uint8_t byte = v & 0x7f;
@@ -97,7 +103,9 @@ static void raw_varint(raw_t *r, uint64_t v) {
     r->b[r->n++] = byte | (v ? 0x80 : 0);
   } while (v);
 }
-static void raw_tag(raw_t *r, uint32_t field, uint32_t wt) { raw_varint(r, (uint64_t)field << 3 | wt); }
+static void raw_tag(raw_t *r, uint32_t field, uint32_t wt) {
+  raw_varint(r, (uint64_t)field << 3 | wt);
+}
 static void raw_bytes(raw_t *r, uint32_t field, const void *data, size_t len) {
   raw_tag(r, field, 2);
   raw_varint(r, len);
@@ -116,20 +124,21 @@ static void bad_oversized_string(raw_t *r) {
   char text[600];
   memset(text, 'a', sizeof text);
   raw_bytes(&status, 2, text, sizeof text); /* Status.message, bound 511 */
-  raw_tag(r, 1, 0); raw_varint(r, 9);
+  raw_tag(r, 1, 0);
+  raw_varint(r, 9);
   raw_bytes(r, 2, status.b, status.n);
 }
 static void bad_oversized_repeated(raw_t *r) {
   raw_t add = {0}, prop = {0};
-  raw_tag(&prop, 1, 0); raw_varint(&prop, 1);
-  raw_tag(&prop, 3, 0); raw_varint(&prop, 31);
+  raw_tag(&prop, 1, 0);
+  raw_varint(&prop, 1);
+  raw_tag(&prop, 3, 0);
+  raw_varint(&prop, 31);
   for (int i = 0; i < 65; i++) /* NodeAdd.properties, bound 64 */
     raw_bytes(&add, 3, prop.b, prop.n);
   raw_bytes(r, 16, add.b, add.n);
 }
-static void bad_wrong_wire_type(raw_t *r) {
-  raw_bytes(r, 1, "xx", 2); /* id is a varint */
-}
+static void bad_wrong_wire_type(raw_t *r) { raw_bytes(r, 1, "xx", 2); /* id is a varint */ }
 static void bad_varint_overflow(raw_t *r) {
   raw_tag(r, 1, 0);
   for (int i = 0; i < 11; i++)
@@ -137,11 +146,13 @@ static void bad_varint_overflow(raw_t *r) {
   r->b[r->n++] = 0x01;
 }
 static void bad_unknown_member(raw_t *r) {
-  raw_tag(r, 1, 0); raw_varint(r, 77);
+  raw_tag(r, 1, 0);
+  raw_varint(r, 77);
   raw_bytes(r, 99, "\x08\x01", 2); /* a member a newer peer might send */
 }
 static void bad_no_member(raw_t *r) {
-  raw_tag(r, 1, 0); raw_varint(r, 78);
+  raw_tag(r, 1, 0);
+  raw_varint(r, 78);
 }
 static void bad_submessage_past_end(raw_t *r) {
   raw_tag(r, 2, 2);
@@ -299,7 +310,10 @@ static void test_truncated_at_every_byte(void **state) {
     }
   }
   assert_true(errors > 0);
-  free(in); free(out); free(buf); free(again);
+  free(in);
+  free(out);
+  free(buf);
+  free(again);
 }
 
 int main(void) {

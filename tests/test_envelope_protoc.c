@@ -38,8 +38,9 @@ static size_t read_file(const char *path, void *data, size_t cap) {
 
 static void protoc(const char *mode, const char *in, const char *out) {
   char cmd[1024];
-  snprintf(cmd, sizeof cmd, "'%s' --%s=dfnet.v1.Envelope -I'%s' dfnet/v1/envelope.proto < '%s' > '%s'",
-           DFNET_PROTOC, mode, DFNET_PROTO_ROOT, in, out);
+  snprintf(cmd, sizeof cmd,
+           "'%s' --%s=dfnet.v1.Envelope -I'%s' dfnet/v1/envelope.proto < '%s' > '%s'", DFNET_PROTOC,
+           mode, DFNET_PROTO_ROOT, in, out);
   if (system(cmd) != 0)
     fail_msg("protoc failed: %s", cmd);
 }

@@ -109,8 +109,9 @@ static void test_socketpair_large_frame(void **state) {
     size_t off = 0;
     while (off < (size_t)got && frame == NULL) {
       size_t used = 0;
-      assert_int_equal(dfnet_frame_reader_feed(&r, chunk + off, (size_t)got - off, &used,
-                                               &frame, &flen), DFNET_STATUS_OK);
+      assert_int_equal(
+          dfnet_frame_reader_feed(&r, chunk + off, (size_t)got - off, &used, &frame, &flen),
+          DFNET_STATUS_OK);
       off += used;
     }
   }

@@ -35,8 +35,8 @@ typedef struct cli_option {
 
 /* A command's syntax: its options and how many positional arguments it takes. */
 typedef struct cli_syntax {
-  const char *usage;  /* "node list [-v] [--exact] [FILTER]" */
-  const char *about;  /* one paragraph */
+  const char *usage;           /* "node list [-v] [--exact] [FILTER]" */
+  const char *about;           /* one paragraph */
   const cli_option_t *options; /* NULL-name-terminated; may be NULL */
   size_t min_args, max_args;
   const char *args_help; /* lines describing the positional arguments, or NULL */
@@ -45,8 +45,7 @@ typedef struct cli_syntax {
 /* Parse argv[0..argc) (the words after the command's name) against syntax + the global
  * options. Positional arguments go to args (up to syntax->max_args). Returns CLI_EXIT_OK,
  * CLI_EXIT_USAGE (message printed), or -1 when --help was given (help printed; exit 0). */
-int cli__parse(int argc, char **argv, const cli_syntax_t *syntax, const char **args,
-               size_t *nargs);
+int cli__parse(int argc, char **argv, const cli_syntax_t *syntax, const char **args, size_t *nargs);
 
 /* Print a command's help to f. */
 void cli__help(FILE *f, const cli_syntax_t *syntax);
@@ -76,8 +75,8 @@ int cli__connect(dfnet_client_t **out);
 /* The start of every command that talks to the manager: cli__parse, then cli__connect.
  * Returns CLI_EXIT_OK with *out connected (the caller closes it); -1 when --help was given
  * (help printed; the command exits 0); else the exit code to return (message printed). */
-int cli__begin(int argc, char **argv, const cli_syntax_t *syntax, const char **args,
-               size_t *nargs, dfnet_client_t **out);
+int cli__begin(int argc, char **argv, const cli_syntax_t *syntax, const char **args, size_t *nargs,
+               dfnet_client_t **out);
 
 /* ---- errors ---- */
 /* "dfnet: <STATUS>: message" on stderr; returns the exit code for it (USAGE for

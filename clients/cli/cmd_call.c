@@ -74,7 +74,9 @@ int cmd_call(int argc, char **argv) {
       "Call METHOD on the driver serving TARGET (role operator). Each reply message is printed "
       "as one line of hex (or written raw with --raw); a server-streaming method prints one "
       "line per message until the stream ends.",
-      opts, 2, 2,
+      opts,
+      2,
+      2,
       "  TARGET   a node moniker or class/<class>/<NNN>\n"
       "  METHOD   /<package>.<Service>/<Method>, e.g. /dfnet.hw.rng.Rng/Read\n"};
   const char *args[2];
@@ -156,7 +158,9 @@ int cmd_rng_read(int argc, char **argv) {
       "Read N bytes of entropy from a hardware RNG (/dfnet.hw.rng.Rng/Read). Output: --hex "
       "prints hex, --out writes raw bytes to FILE; otherwise raw bytes when stdout is not a "
       "terminal, hex when it is.",
-      opts, 2, 2,
+      opts,
+      2,
+      2,
       "  TARGET   the RNG's node moniker or class/rng/<NNN>\n"
       "  N        how many bytes, 1..65536\n"};
   const char *args[2];

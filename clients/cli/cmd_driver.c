@@ -116,7 +116,10 @@ int cmd_driver_list(int argc, char **argv) {
   const cli_syntax_t syn = {"driver list [-v] [--loaded] [--json]",
                             "List the driver index: `name: url` per driver, or with -v as "
                             "`ffx driver list -v` does.",
-                            opts, 0, 0, NULL};
+                            opts,
+                            0,
+                            0,
+                            NULL};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;
@@ -158,7 +161,10 @@ int cmd_driver_register(int argc, char **argv) {
       "driver register [--json] PKGDIR",
       "Pack a driver package directory (meta/<name>.json, meta/bind/<name>.bindbc, "
       "driver/<name>.so) and register it with the manager (role admin).",
-      opts, 1, 1, "  PKGDIR   the package directory\n"};
+      opts,
+      1,
+      1,
+      "  PKGDIR   the package directory\n"};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;
@@ -186,7 +192,10 @@ static int driver_toggle(int argc, char **argv, bool enable) {
                                      "matched against it again."
                                    : "Disable a driver (role admin): it matches no new node; "
                                      "running instances keep running.",
-                            NULL, 1, 1, "  URL      the driver's URL\n"};
+                            NULL,
+                            1,
+                            1,
+                            "  URL      the driver's URL\n"};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;
@@ -214,7 +223,10 @@ int cmd_driver_restart(int argc, char **argv) {
       {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
   const cli_syntax_t syn = {"driver restart [--json] URL",
                             "Restart every driver host running the driver URL (role admin).",
-                            opts, 1, 1, "  URL      the driver's URL\n"};
+                            opts,
+                            1,
+                            1,
+                            "  URL      the driver's URL\n"};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;

@@ -34,7 +34,10 @@ int cmd_host_list(int argc, char **argv) {
   const cli_syntax_t syn = {"host list [--json]",
                             "List the fleet's hosts: name, address, architecture, state, node "
                             "and driver-host counts, labels.",
-                            opts, 0, 0, NULL};
+                            opts,
+                            0,
+                            0,
+                            NULL};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;
@@ -69,8 +72,8 @@ int cmd_host_list(int argc, char **argv) {
   } else if (l->count == 0) {
     printf("No hosts found.\n");
   } else {
-    printf("%-20s %-22s %-8s %-7s %6s %6s  %-24s %s\n", "NAME", "ADDRESS", "ARCH", "STATE",
-           "NODES", "HOSTS", "CONNECTED SINCE", "LABELS");
+    printf("%-20s %-22s %-8s %-7s %6s %6s  %-24s %s\n", "NAME", "ADDRESS", "ARCH", "STATE", "NODES",
+           "HOSTS", "CONNECTED SINCE", "LABELS");
     for (size_t i = 0; i < l->count; i++) {
       const dfnet_client_host_t *h = &l->items[i];
       char since[40];
@@ -133,8 +136,7 @@ static void node_print_verbose(const dfnet_client_node_t *n) {
   printf("%-9s: %s%s\n", "State", dfnet_client_node_state_str(n->state),
          n->offline ? " (host offline)" : "");
   if (n->driver_host_id != 0)
-    printf("%-9s: %s (driver host %llu)\n", "Host", n->host,
-           (unsigned long long)n->driver_host_id);
+    printf("%-9s: %s (driver host %llu)\n", "Host", n->host, (unsigned long long)n->driver_host_id);
   else
     printf("%-9s: %s\n", "Host", n->host);
   if (n->class_path[0] != '\0')
@@ -167,10 +169,16 @@ static int node_listing(int argc, char **argv, bool show) {
   const cli_syntax_t list_syn = {
       "node list [-v] [--exact] [--json] [FILTER]",
       "List nodes (one moniker per line), or with -v as `ffx driver list-devices -v` does.",
-      list_opts, 0, 1, "  FILTER   a substring of the moniker (with --exact: the moniker)\n"};
+      list_opts,
+      0,
+      1,
+      "  FILTER   a substring of the moniker (with --exact: the moniker)\n"};
   const cli_syntax_t show_syn = {"node show [--json] NODE",
                                  "Show one node in full (node list -v --exact NODE).",
-                                 list_opts + 2, 1, 1, "  NODE     the node's moniker\n"};
+                                 list_opts + 2,
+                                 1,
+                                 1,
+                                 "  NODE     the node's moniker\n"};
   const char *args[1] = {NULL};
   size_t nargs;
   int rc = cli__parse(argc, argv, show ? &show_syn : &list_syn, args, &nargs);
@@ -263,7 +271,10 @@ int cmd_node_dump(int argc, char **argv) {
       "node dump [--graph] [--json]",
       "Print the node topology as a tree: `[name] driver_host=N url`, two spaces per level; "
       "--graph emits Graphviz (digraph { \"id\" [label=\"name\"] \"parent\" -> \"child\" }).",
-      opts, 0, 0, NULL};
+      opts,
+      0,
+      0,
+      NULL};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;
@@ -335,7 +346,10 @@ int cmd_composite_list(int argc, char **argv) {
   const cli_syntax_t syn = {"composite list [-v] [--json]",
                             "List composites: instances of composite bind rules and composite "
                             "node specs, with their parents.",
-                            opts, 0, 0, NULL};
+                            opts,
+                            0,
+                            0,
+                            NULL};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;
@@ -420,7 +434,9 @@ int cmd_bind_why(int argc, char **argv) {
       "bind why [--json] NODE [DRIVER]",
       "Why did (or didn't) NODE bind: the matcher's trace per driver — the result and the "
       "instruction that decided it, with the property values it compared.",
-      opts, 1, 2,
+      opts,
+      1,
+      2,
       "  NODE     the node's moniker\n  DRIVER   a driver URL (default: every driver)\n"};
   const char *args[2] = {NULL, NULL};
   size_t nargs;
@@ -559,7 +575,10 @@ int cmd_watch(int argc, char **argv) {
   const cli_syntax_t syn = {"watch [--nodes] [--drivers] [--hosts] [-n N] [--timeout MS] [--json]",
                             "Print the fleet's events as they happen, one per line, until "
                             "Ctrl-C (exit 0), N events, or the timeout.",
-                            opts, 0, 0, NULL};
+                            opts,
+                            0,
+                            0,
+                            NULL};
   const char *args[1];
   size_t nargs;
   int rc = cli__parse(argc, argv, &syn, args, &nargs);
@@ -591,7 +610,8 @@ int cmd_watch(int argc, char **argv) {
     fd_set rd;
     FD_ZERO(&rd);
     FD_SET(s.wake[0], &rd);
-    struct timeval tv = {.tv_sec = (time_t)(timeout / 1000), .tv_usec = (long)(timeout % 1000) * 1000};
+    struct timeval tv = {.tv_sec = (time_t)(timeout / 1000),
+                         .tv_usec = (long)(timeout % 1000) * 1000};
     int n = select(s.wake[0] + 1, &rd, NULL, NULL, timeout ? &tv : NULL);
     if (n == 0) {
       timed_out = true;

@@ -152,7 +152,10 @@ int cmd_serial_console(int argc, char **argv) {
       "Connect this terminal to a serial port: what it receives is written to stdout, what "
       "you type is sent to it. Raw terminal mode when stdin is a terminal; `~.` at the start "
       "of a line quits, `~~` sends a `~`.",
-      NULL, 1, 1, "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
+      NULL,
+      1,
+      1,
+      "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
   const char *args[1];
   size_t nargs;
   int rc = cli__parse(argc, argv, &syn, args, &nargs);
@@ -173,9 +176,8 @@ int cmd_serial_console(int argc, char **argv) {
   if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
     goto piped;
   dfnet_client_call_options_t co = {.credit = 32};
-  dfnet_status_t st =
-      dfnet_client_call_start(c, args[0], M_SUBSCRIBE, NULL, 0, &co, console_data, console_done,
-                              &k, &sub);
+  dfnet_status_t st = dfnet_client_call_start(c, args[0], M_SUBSCRIBE, NULL, 0, &co, console_data,
+                                              console_done, &k, &sub);
   if (st != DFNET_STATUS_OK) {
     rc = cli__fail(st, "cannot subscribe to %s", args[0]);
     goto connected;
@@ -189,8 +191,7 @@ int cmd_serial_console(int argc, char **argv) {
     waited = poll(ready, 2, 10000);
   while (waited < 0 && errno == EINTR);
   if (waited == 0) {
-    rc = cli__fail(DFNET_STATUS_DEADLINE_EXCEEDED, "%s did not start its stream in 10 s",
-                   args[0]);
+    rc = cli__fail(DFNET_STATUS_DEADLINE_EXCEEDED, "%s did not start its stream in 10 s", args[0]);
     goto subscribed;
   }
   console_wake = k.wake[1];
@@ -208,7 +209,8 @@ int cmd_serial_console(int argc, char **argv) {
   }
   uint8_t in[1024], out[2048];
   while (!quit && !eof && !console_signal) {
-    struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = k.wake[0], .events = POLLIN}};
+    struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                          {.fd = k.wake[0], .events = POLLIN}};
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR)
         continue;
@@ -270,8 +272,10 @@ int cmd_serial_write(int argc, char **argv) {
        "deadline of each Write (default 10000)"},
       {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
   const cli_syntax_t syn = {"serial write TARGET DATA [--hex] [-n] [--timeout MS]",
-                            "Send DATA to a serial port (/dfnet.hw.serial.Serial/Write).", opts,
-                            2, 2,
+                            "Send DATA to a serial port (/dfnet.hw.serial.Serial/Write).",
+                            opts,
+                            2,
+                            2,
                             "  TARGET   the port's node moniker or class/serial/<NNN>\n"
                             "  DATA     the text to send (or hex with --hex)\n"};
   const char *args[2];
@@ -326,7 +330,10 @@ int cmd_serial_read(int argc, char **argv) {
   const cli_syntax_t syn = {"serial read TARGET [--max N] [--wait MS] [--hex]",
                             "Read what a serial port received and nobody read yet "
                             "(/dfnet.hw.serial.Serial/Read).",
-                            opts, 1, 1, "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
+                            opts,
+                            1,
+                            1,
+                            "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
   const char *args[1];
   size_t nargs;
   int rc = cli__parse(argc, argv, &syn, args, &nargs);
@@ -419,11 +426,15 @@ int cmd_serial_configure(int argc, char **argv) {
       {"flow", 0, CLI_OPT_STRING, &flow_s, 0, 0, "F", "none|rts-cts|xon-xoff (default none)"},
       {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
       {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"serial configure TARGET [--baud N] [--data-bits N] [--parity P] "
-                            "[--stop-bits N] [--flow F] [--json]",
-                            "Set a serial port's line settings and print those in effect "
-                            "(/dfnet.hw.serial.Serial/Configure).",
-                            opts, 1, 1, "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
+  const cli_syntax_t syn = {
+      "serial configure TARGET [--baud N] [--data-bits N] [--parity P] "
+      "[--stop-bits N] [--flow F] [--json]",
+      "Set a serial port's line settings and print those in effect "
+      "(/dfnet.hw.serial.Serial/Configure).",
+      opts,
+      1,
+      1,
+      "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
   const char *args[1];
   size_t nargs;
   int rc = cli__parse(argc, argv, &syn, args, &nargs);

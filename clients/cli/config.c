@@ -28,8 +28,7 @@ const cli_option_t cli_global_options[] = {
      "the manager, wss://host:port (DFNET_MANAGER)"},
     {"cert", 0, CLI_OPT_STRING, &cli_globals.cert, 0, 0, "FILE",
      "client certificate, PEM; its OU is the role (DFNET_CERT)"},
-    {"key", 0, CLI_OPT_STRING, &cli_globals.key, 0, 0, "FILE",
-     "its private key, PEM (DFNET_KEY)"},
+    {"key", 0, CLI_OPT_STRING, &cli_globals.key, 0, 0, "FILE", "its private key, PEM (DFNET_KEY)"},
     {"ca", 0, CLI_OPT_STRING, &cli_globals.ca, 0, 0, "FILE",
      "the CA that signed the manager's certificate (DFNET_CA)"},
     {"connect-timeout", 0, CLI_OPT_UINT, &cli_globals.connect_timeout_ms, 1, 600000, "MS",
@@ -50,8 +49,8 @@ int cli__fail(dfnet_status_t code, const char *fmt, ...) {
 }
 
 int cli__fail_err(const dfnet_client_error_t *err) {
-  return cli__fail(err->code, "%s", err->message[0] ? err->message
-                                                     : dfnet_status_description(err->code));
+  return cli__fail(err->code, "%s",
+                   err->message[0] ? err->message : dfnet_status_description(err->code));
 }
 
 int cli__usage(const char *fmt, ...) {
@@ -190,8 +189,8 @@ int cli__connect(dfnet_client_t **out) {
   return CLI_EXIT_OK;
 }
 
-int cli__begin(int argc, char **argv, const cli_syntax_t *syntax, const char **args,
-               size_t *nargs, dfnet_client_t **out) {
+int cli__begin(int argc, char **argv, const cli_syntax_t *syntax, const char **args, size_t *nargs,
+               dfnet_client_t **out) {
   int rc = cli__parse(argc, argv, syntax, args, nargs);
   if (rc != CLI_EXIT_OK)
     return rc;

@@ -39,19 +39,21 @@ static const command_t commands[] = {
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f) {
-  fprintf(f, "Usage: dfnet [--manager URL] [--cert FILE] [--key FILE] [--ca FILE] COMMAND ...\n\n"
-             "Commands:\n");
+  fprintf(f,
+          "Usage: dfnet [--manager URL] [--cert FILE] [--key FILE] [--ca FILE] COMMAND ...\n\n"
+          "Commands:\n");
   for (size_t i = 0; i < COMMAND_COUNT; i++) {
     char name[40];
     snprintf(name, sizeof name, "%s%s%s", commands[i].verb, commands[i].sub ? " " : "",
              commands[i].sub ? commands[i].sub : "");
     fprintf(f, "  %-20s %s\n", name, commands[i].summary);
   }
-  fprintf(f, "\nSettings: --manager/--cert/--key/--ca, else DFNET_MANAGER, DFNET_CERT, DFNET_KEY,\n"
-             "DFNET_CA, else the config file (DFNET_CONFIG, or ~/.config/dfnet/config) with lines\n"
-             "`manager = wss://host:port`, `cert = FILE`, `key = FILE`, `ca = FILE`.\n"
-             "Every listing takes --json (clients/cli/JSON.md). `dfnet COMMAND --help` for more.\n"
-             "Exit status: 0 success, 1 a failed call or status, 2 bad usage.\n");
+  fprintf(f,
+          "\nSettings: --manager/--cert/--key/--ca, else DFNET_MANAGER, DFNET_CERT, DFNET_KEY,\n"
+          "DFNET_CA, else the config file (DFNET_CONFIG, or ~/.config/dfnet/config) with lines\n"
+          "`manager = wss://host:port`, `cert = FILE`, `key = FILE`, `ca = FILE`.\n"
+          "Every listing takes --json (clients/cli/JSON.md). `dfnet COMMAND --help` for more.\n"
+          "Exit status: 0 success, 1 a failed call or status, 2 bad usage.\n");
 }
 
 /* Global options given before the verb: consumed here (the same table every command

@@ -48,8 +48,7 @@ static int set_value(const cli_syntax_t *syn, const cli_option_t *o, const char 
   return CLI_EXIT_USAGE;
 }
 
-int cli__parse(int argc, char **argv, const cli_syntax_t *syn, const char **args,
-               size_t *nargs) {
+int cli__parse(int argc, char **argv, const cli_syntax_t *syn, const char **args, size_t *nargs) {
   const cli_option_t *tables[2] = {syn->options, cli_global_options};
   bool only_args = false;
   *nargs = 0;
@@ -113,8 +112,7 @@ static void print_options(FILE *f, const cli_option_t *t) {
       snprintf(left, sizeof left, "-%c, --%s%s%s", t->short_name, t->name, t->arg ? " " : "",
                t->arg ? t->arg : "");
     else
-      snprintf(left, sizeof left, "    --%s%s%s", t->name, t->arg ? " " : "",
-               t->arg ? t->arg : "");
+      snprintf(left, sizeof left, "    --%s%s%s", t->name, t->arg ? " " : "", t->arg ? t->arg : "");
     fprintf(f, "  %-28s %s", left, t->help);
     if (t->type == CLI_OPT_UINT)
       fprintf(f, " (%" PRIu64 "..%" PRIu64 ")", t->min, t->max);
@@ -130,7 +128,8 @@ void cli__help(FILE *f, const cli_syntax_t *syn) {
     fprintf(f, "\nOptions:\n");
     print_options(f, syn->options);
   }
-  fprintf(f, "\nGlobal options (defaults: DFNET_MANAGER, DFNET_CERT, DFNET_KEY, DFNET_CA, then "
-             "~/.config/dfnet/config):\n");
+  fprintf(f,
+          "\nGlobal options (defaults: DFNET_MANAGER, DFNET_CERT, DFNET_KEY, DFNET_CA, then "
+          "~/.config/dfnet/config):\n");
   print_options(f, cli_global_options);
 }

@@ -29,9 +29,9 @@ struct client_op {
   uint64_t req_id;     /* transport request id; 0 until known */
   bool cancel_pending; /* cancel asked before req_id was known */
   bool cancelled;
-  bool auto_credit;    /* grant credit when on_message returns (callback calls) */
+  bool auto_credit; /* grant credit when on_message returns (callback calls) */
   uint32_t window;
-  uint32_t consumed;   /* messages consumed since the last StreamCredit */
+  uint32_t consumed; /* messages consumed since the last StreamCredit */
   int refs;
   dfnet_client_message_fn on_message;
   dfnet_client_event_fn on_event;
@@ -41,8 +41,7 @@ struct client_op {
 
 /* ---- errors, arena --------------------------------------------------------------- */
 
-dfnet_status_t client__fail(dfnet_client_error_t *err, dfnet_status_t code, const char *fmt,
-                            ...) {
+dfnet_status_t client__fail(dfnet_client_error_t *err, dfnet_status_t code, const char *fmt, ...) {
   if (err != NULL) {
     err->code = code;
     va_list ap;
@@ -66,8 +65,8 @@ dfnet_status_t client__copy_field(char *dst, size_t cap, const char *src, const 
     src = "";
   size_t n = strlen(src);
   if (n >= cap)
-    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "%s is %zu bytes, at most %zu",
-                        what, n, cap - 1);
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "%s is %zu bytes, at most %zu", what, n,
+                        cap - 1);
   memcpy(dst, src, n + 1);
   return DFNET_STATUS_OK;
 }
@@ -140,11 +139,11 @@ const char *dfnet_client_node_state_str(dfnet_client_node_state_t state) {
 }
 
 const char *dfnet_client_event_kind_str(dfnet_client_event_kind_t kind) {
-  static const char *const names[] = {
-      "UNSPECIFIED",       "NODE_ADDED",        "NODE_REMOVED",       "NODE_UPDATED",
-      "NODE_BOUND",        "NODE_UNBOUND",      "DRIVER_REGISTERED",  "DRIVER_DISABLED",
-      "DRIVER_ENABLED",    "DRIVER_HOST_EXITED", "HOST_CONNECTED",    "HOST_DISCONNECTED",
-      "HOST_REMOVED"};
+  static const char *const names[] = {"UNSPECIFIED",        "NODE_ADDED",      "NODE_REMOVED",
+                                      "NODE_UPDATED",       "NODE_BOUND",      "NODE_UNBOUND",
+                                      "DRIVER_REGISTERED",  "DRIVER_DISABLED", "DRIVER_ENABLED",
+                                      "DRIVER_HOST_EXITED", "HOST_CONNECTED",  "HOST_DISCONNECTED",
+                                      "HOST_REMOVED"};
   if ((unsigned)kind < sizeof names / sizeof names[0])
     return names[kind];
   return "UNSPECIFIED";
@@ -159,8 +158,7 @@ static void on_session_open(void *user, const dfnet_session_info_t *info) {
   dfnet_client_t *c = user;
   dfnet_envelope_t *env = malloc(sizeof *env);
   if (env == NULL) {
-    dfnet_transport_session_close(c->t, info->id, DFNET_STATUS_RESOURCE_EXHAUSTED,
-                                  "out of memory");
+    dfnet_transport_session_close(c->t, info->id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   dfnet_envelope_init(env);
@@ -169,9 +167,8 @@ static void on_session_open(void *user, const dfnet_session_info_t *info) {
   env->pb.msg.hello.role = dfnet_v1_Role_ROLE_UNSPECIFIED; /* the certificate says */
   snprintf(env->pb.msg.hello.software_version, sizeof env->pb.msg.hello.software_version,
            "dfnet 0.1.0");
-  dfnet_request_opts_t opts = {.deadline_ms = c->connect_timeout_ms,
-                               .on_reply = hello_reply,
-                               .user = c};
+  dfnet_request_opts_t opts = {
+      .deadline_ms = c->connect_timeout_ms, .on_reply = hello_reply, .user = c};
   pthread_mutex_lock(&c->mu);
   c->hello_status = DFNET_STATUS_OK;
   c->hello_message[0] = '\0';
@@ -300,8 +297,8 @@ dfnet_status_t dfnet_client_connect(const dfnet_client_options_t *opts, dfnet_cl
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&c->cv, &ca);
   pthread_condattr_destroy(&ca);
-  c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms
-                                                   : DEFAULT_CONNECT_TIMEOUT_MS;
+  c->connect_timeout_ms =
+      opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
   dfnet_status_t st = dfnet_transport_create(&c->t);
   if (st != DFNET_STATUS_OK) {
     client__fail(err, st, "cannot create the transport");
@@ -401,8 +398,8 @@ static void op_unlink_locked(dfnet_client_t *c, client_op_t *op) {
   }
 }
 
-static void send_small(dfnet_client_t *c, dfnet_session_id_t sid, uint64_t id,
-                       pb_size_t which, uint32_t credit, const char *reason) {
+static void send_small(dfnet_client_t *c, dfnet_session_id_t sid, uint64_t id, pb_size_t which,
+                       uint32_t credit, const char *reason) {
   dfnet_envelope_t *env = malloc(sizeof *env);
   if (env == NULL)
     return;
@@ -635,13 +632,12 @@ static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope
 
 /* ---- calls ----------------------------------------------------------------------------- */
 
-static dfnet_status_t call_envelope(dfnet_envelope_t **out, const char *target,
-                                    const char *method, const void *request, size_t len,
+static dfnet_status_t call_envelope(dfnet_envelope_t **out, const char *target, const char *method,
+                                    const void *request, size_t len,
                                     const dfnet_client_call_options_t *opts,
                                     dfnet_client_error_t *err) {
   if (target == NULL || method == NULL || (request == NULL && len > 0))
-    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT,
-                        "target and method are required");
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "target and method are required");
   dfnet_envelope_t *env = malloc(sizeof *env);
   if (env == NULL)
     return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -724,8 +720,7 @@ typedef struct sync_call {
   bool oom;
 } sync_call_t;
 
-static void sync_message(void *user, dfnet_client_call_id_t call, const uint8_t *data,
-                         size_t len) {
+static void sync_message(void *user, dfnet_client_call_id_t call, const uint8_t *data, size_t len) {
   sync_call_t *s = user;
   (void)call;
   uint8_t *copy = NULL;
@@ -869,8 +864,8 @@ static void stream_done(void *user, dfnet_client_call_id_t call, dfnet_status_t 
   stream_unref(s);
 }
 
-dfnet_status_t dfnet_client_stream_open(dfnet_client_t *c, const char *target,
-                                        const char *method, const void *request, size_t len,
+dfnet_status_t dfnet_client_stream_open(dfnet_client_t *c, const char *target, const char *method,
+                                        const void *request, size_t len,
                                         const dfnet_client_call_options_t *opts,
                                         dfnet_client_stream_t **out, dfnet_client_error_t *err) {
   error_ok(err);

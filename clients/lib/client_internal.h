@@ -24,14 +24,14 @@ typedef struct client_arena {
   client_arena_block_t *head;
 } client_arena_t;
 
-void *client__arena_alloc(client_arena_t *a, size_t size);        /* zeroed; NULL = OOM */
+void *client__arena_alloc(client_arena_t *a, size_t size);          /* zeroed; NULL = OOM */
 const char *client__arena_strdup(client_arena_t *a, const char *s); /* NULL s -> "" */
 const uint8_t *client__arena_memdup(client_arena_t *a, const uint8_t *p, size_t n);
 void client__arena_free(client_arena_t *a);
 
 /* ---- errors ---- */
-dfnet_status_t client__fail(dfnet_client_error_t *err, dfnet_status_t code, const char *fmt,
-                            ...) __attribute__((format(printf, 3, 4)));
+dfnet_status_t client__fail(dfnet_client_error_t *err, dfnet_status_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- the client ---- */
 typedef struct client_op client_op_t;
@@ -42,11 +42,11 @@ struct dfnet_client {
   uint32_t connect_timeout_ms;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  dfnet_session_id_t session;       /* welcomed session; 0 = none */
+  dfnet_session_id_t session; /* welcomed session; 0 = none */
   dfnet_client_info_t info;
-  dfnet_status_t hello_status;      /* last Hello refusal (OK = none) */
+  dfnet_status_t hello_status; /* last Hello refusal (OK = none) */
   char hello_message[512];
-  client_op_t *ops;                 /* calls and watches in flight */
+  client_op_t *ops; /* calls and watches in flight */
   uint64_t next_op_id;
   bool closing;
 };

@@ -27,8 +27,7 @@ typedef struct query_wait {
   bool streaming;
 } query_wait_t;
 
-static void query_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *env,
-                        bool last) {
+static void query_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *env, bool last) {
   query_wait_t *q = user;
   dfnet_status_t final = DFNET_STATUS_OK;
   char msg[512] = "";
@@ -107,14 +106,12 @@ static dfnet_envelope_t *new_env(pb_size_t which, dfnet_client_error_t *err) {
   return env;
 }
 
-static uint32_t qdeadline(const dfnet_client_query_options_t *q) {
-  return q ? q->deadline_ms : 0;
-}
+static uint32_t qdeadline(const dfnet_client_query_options_t *q) { return q ? q->deadline_ms : 0; }
 
 /* A growing array of items in an arena-backed list. */
 typedef struct list_ctx {
   client_arena_t arena;
-  void *items;   /* malloc'd, grown by doubling */
+  void *items; /* malloc'd, grown by doubling */
   size_t count, cap, item_size;
   pb_size_t want; /* the envelope member of an item */
 } list_ctx_t;
@@ -214,11 +211,11 @@ static bool property_copy(client_arena_t *a, const dfnet_v1_NodeProperty *w,
   return true;
 }
 
-#define ARENA_STR(dst, src)                        \
-  do {                                             \
+#define ARENA_STR(dst, src)                         \
+  do {                                              \
     (dst) = client__arena_strdup(&l->arena, (src)); \
-    if ((dst) == NULL)                             \
-      ok = false;                                  \
+    if ((dst) == NULL)                              \
+      ok = false;                                   \
   } while (0)
 
 /* ---- hosts ---------------------------------------------------------------------------- */
@@ -281,8 +278,7 @@ static dfnet_status_t check_common(dfnet_client_t *c, void *out, dfnet_client_er
 }
 
 dfnet_status_t dfnet_client_list_hosts(dfnet_client_t *c, const dfnet_client_query_options_t *q,
-                                       dfnet_client_host_list_t **out,
-                                       dfnet_client_error_t *err) {
+                                       dfnet_client_host_list_t **out, dfnet_client_error_t *err) {
   dfnet_status_t st = check_common(c, out, err);
   if (st != DFNET_STATUS_OK)
     return st;
@@ -313,8 +309,8 @@ static dfnet_status_t node_item(void *ctx, const dfnet_envelope_t *env) {
   ARENA_STR(n->driver_url, w->driver_url);
   n->state = (dfnet_client_node_state_t)w->state;
   n->driver_host_id = w->driver_host_id;
-  n->unbound_code = w->has_unbound_reason ? (dfnet_status_t)w->unbound_reason.code
-                                          : DFNET_STATUS_OK;
+  n->unbound_code =
+      w->has_unbound_reason ? (dfnet_status_t)w->unbound_reason.code : DFNET_STATUS_OK;
   ARENA_STR(n->unbound_message, w->has_unbound_reason ? w->unbound_reason.message : "");
   n->offline = w->offline;
   n->property_count = w->properties_count;
@@ -341,8 +337,7 @@ static dfnet_status_t node_item(void *ctx, const dfnet_envelope_t *env) {
 
 dfnet_status_t dfnet_client_list_nodes(dfnet_client_t *c, const char *filter, bool exact,
                                        bool verbose, const dfnet_client_query_options_t *q,
-                                       dfnet_client_node_list_t **out,
-                                       dfnet_client_error_t *err) {
+                                       dfnet_client_node_list_t **out, dfnet_client_error_t *err) {
   dfnet_status_t st = check_common(c, out, err);
   if (st != DFNET_STATUS_OK)
     return st;
@@ -447,8 +442,8 @@ static dfnet_status_t composite_item(void *ctx, const dfnet_envelope_t *env) {
   k->from_spec = w->from_spec;
   k->parent_count = w->parents_count;
   if (w->parents_count) {
-    k->parents = client__arena_alloc(&l->arena,
-                                     w->parents_count * sizeof(dfnet_client_composite_parent_t));
+    k->parents =
+        client__arena_alloc(&l->arena, w->parents_count * sizeof(dfnet_client_composite_parent_t));
     if (k->parents == NULL)
       return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
@@ -584,16 +579,15 @@ dfnet_status_t dfnet_client_driver_enable(dfnet_client_t *c, const char *url,
   return driver_control(c, url, dfnet_v1_DriverControl_Action_ENABLE, NULL, err);
 }
 
-dfnet_status_t dfnet_client_driver_restart(dfnet_client_t *c, const char *url,
-                                           uint32_t *restarted, dfnet_client_error_t *err) {
+dfnet_status_t dfnet_client_driver_restart(dfnet_client_t *c, const char *url, uint32_t *restarted,
+                                           dfnet_client_error_t *err) {
   if (restarted != NULL)
     *restarted = 0;
   return driver_control(c, url, dfnet_v1_DriverControl_Action_RESTART, restarted, err);
 }
 
 dfnet_status_t dfnet_client_request_bind(dfnet_client_t *c, const char *node, bool force_rebind,
-                                         const char *driver_url_suffix,
-                                         dfnet_client_error_t *err) {
+                                         const char *driver_url_suffix, dfnet_client_error_t *err) {
   if (err != NULL) {
     err->code = DFNET_STATUS_OK;
     err->message[0] = '\0';
@@ -606,8 +600,8 @@ dfnet_status_t dfnet_client_request_bind(dfnet_client_t *c, const char *node, bo
   dfnet_v1_RequestBind *m = &req->pb.msg.request_bind;
   dfnet_status_t st = client__copy_field(m->node, sizeof m->node, node, "node", err);
   if (st == DFNET_STATUS_OK)
-    st = client__copy_field(m->driver_url_suffix, sizeof m->driver_url_suffix,
-                            driver_url_suffix, "driver URL suffix", err);
+    st = client__copy_field(m->driver_url_suffix, sizeof m->driver_url_suffix, driver_url_suffix,
+                            "driver URL suffix", err);
   if (st != DFNET_STATUS_OK) {
     free(req);
     return st;
@@ -648,8 +642,7 @@ static dfnet_status_t property_to_wire(const dfnet_client_property_t *p, dfnet_v
   dfnet_status_t st = DFNET_STATUS_OK;
   if (p->str_key != NULL) {
     w->which_key = dfnet_v1_NodeProperty_str_key_tag;
-    st = client__copy_field(w->key.str_key, sizeof w->key.str_key, p->str_key, "property key",
-                            err);
+    st = client__copy_field(w->key.str_key, sizeof w->key.str_key, p->str_key, "property key", err);
   } else {
     w->which_key = dfnet_v1_NodeProperty_int_key_tag;
     w->key.int_key = p->int_key;
@@ -706,8 +699,8 @@ static dfnet_status_t spec_to_wire(const char *name, const dfnet_client_parent_s
       if (rule->value_count == 0 || rule->value_count > max_values ||
           (rule->condition != DFNET_CLIENT_ACCEPT && rule->condition != DFNET_CLIENT_REJECT))
         return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT,
-                            "parent %zu rule %zu: needs ACCEPT or REJECT and 1..%zu values", i,
-                            r, max_values);
+                            "parent %zu rule %zu: needs ACCEPT or REJECT and 1..%zu values", i, r,
+                            max_values);
       if (rule->str_key != NULL) {
         wr->which_key = dfnet_v1_BindRule_str_key_tag;
         st = client__copy_field(wr->key.str_key, sizeof wr->key.str_key, rule->str_key,
@@ -791,9 +784,8 @@ static dfnet_status_t package_name(const char *dir, char *name, size_t cap,
   return DFNET_STATUS_OK;
 }
 
-dfnet_status_t dfnet_client_driver_register(dfnet_client_t *c, const char *pkg_dir,
-                                            char *url_out, size_t url_cap,
-                                            dfnet_client_error_t *err) {
+dfnet_status_t dfnet_client_driver_register(dfnet_client_t *c, const char *pkg_dir, char *url_out,
+                                            size_t url_cap, dfnet_client_error_t *err) {
   if (err != NULL) {
     err->code = DFNET_STATUS_OK;
     err->message[0] = '\0';

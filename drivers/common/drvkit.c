@@ -182,8 +182,8 @@ const char *drvkit__basename(const char *path) {
   return slash != NULL ? slash + 1 : path;
 }
 
-static void class_added(dfnet_driver_t *driver, void *ctx, const char *name,
-                        dfnet_status_t status, void *arg) {
+static void class_added(dfnet_driver_t *driver, void *ctx, const char *name, dfnet_status_t status,
+                        void *arg) {
   (void)ctx;
   (void)arg;
   if (status == DFNET_STATUS_OK)

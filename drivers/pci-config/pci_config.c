@@ -43,8 +43,8 @@ static void config_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
   if (!drvkit__decode(call, dfnet_hw_pci_ReadRequest_fields, &req, request, len))
     return;
   if (req.length == 0 || req.length > PCI_READ_MAX) {
-    drvkit__fail(call, DFNET_STATUS_INVALID_ARGUMENT, "length %u: must be 1..%u bytes",
-                 req.length, PCI_READ_MAX);
+    drvkit__fail(call, DFNET_STATUS_INVALID_ARGUMENT, "length %u: must be 1..%u bytes", req.length,
+                 PCI_READ_MAX);
     return;
   }
   if (req.offset >= pci->size || req.length > pci->size - req.offset) {
@@ -88,8 +88,7 @@ static dfnet_status_t pci_config_start(dfnet_driver_t *driver, void *ctx) {
                      "published by dfnet-host");
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
-  if ((size_t)snprintf(pci->path, sizeof pci->path, "%s/config", sysfs_path) >=
-      sizeof pci->path) {
+  if ((size_t)snprintf(pci->path, sizeof pci->path, "%s/config", sysfs_path) >= sizeof pci->path) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "dfnet.pci.SYSFS_PATH is too long");
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
@@ -116,8 +115,7 @@ static dfnet_status_t pci_config_start(dfnet_driver_t *driver, void *ctx) {
     goto close_config;
   }
   (void)drvkit__publish_class(driver, "pci");
-  dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %u bytes of %s", pci->size,
-                   pci->path);
+  dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %u bytes of %s", pci->size, pci->path);
   return DFNET_STATUS_OK;
 
 close_config:

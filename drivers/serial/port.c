@@ -87,15 +87,16 @@ dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t 
   }
   const char *sysfs_name = drvkit__prop_string(driver, BIND_DFNET_USB_SYSFS_NAME);
   if (sysfs_name == NULL || strchr(sysfs_name, '/') != NULL) {
-    snprintf(why, why_cap, "the node has neither \"dfnet.platform.TTY\" (a board-file serial "
-                           "port) nor \"dfnet.usb.SYSFS_NAME\" (a USB interface)");
+    snprintf(why, why_cap,
+             "the node has neither \"dfnet.platform.TTY\" (a board-file serial "
+             "port) nor \"dfnet.usb.SYSFS_NAME\" (a USB interface)");
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
   char sysfs_root[1024], dev_root[1024], name[64];
   if (drvkit__setting(driver, "sysfs_root", "DFNET_SYSFS_ROOT", "/sys", sysfs_root,
                       sizeof sysfs_root) != DFNET_STATUS_OK ||
-      drvkit__setting(driver, "dev_root", "DFNET_DEV_ROOT", "/dev", dev_root,
-                      sizeof dev_root) != DFNET_STATUS_OK) {
+      drvkit__setting(driver, "dev_root", "DFNET_DEV_ROOT", "/dev", dev_root, sizeof dev_root) !=
+          DFNET_STATUS_OK) {
     snprintf(why, why_cap, "settings \"sysfs_root\" / \"dev_root\" must be paths");
     return DFNET_STATUS_FAILED_PRECONDITION;
   }

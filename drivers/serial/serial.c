@@ -16,9 +16,9 @@
  *    callback, both naming the Read by id, never by pointer) until task_flush serves it.
  *  - Subscribe registers a stream and sends it an empty Data item at once (the stream is
  *    in place: what the port receives from then on reaches it); task_flush sends what its
- *    buffer holds, 4 KiB a Data item. The caller's credit window is honoured by dfnet_call_send: with no room
- *    it returns RESOURCE_EXHAUSTED at once, the item is kept, and a flush is retried
- *    10 ms later. The data keeps accumulating (bounded) meanwhile.
+ *    buffer holds, 4 KiB a Data item. The caller's credit window is honoured by dfnet_call_send:
+ * with no room it returns RESOURCE_EXHAUSTED at once, the item is kept, and a flush is retried 10
+ * ms later. The data keeps accumulating (bounded) meanwhile.
  *  - Write writes what the non-blocking tty takes and retries every 5 ms for the rest,
  *    until done, cancelled, or its deadline (10 s at most) passes.
  * A port that fails (hang-up, I/O error, unplugged adapter) ends every waiting Read and
@@ -41,8 +41,8 @@
 #include "drivers/common/drvkit.h"
 #include "drivers/serial/port.h"
 
-#define SERIAL_BUF_SIZE 65536u   /* the Read buffer and each stream's buffer, bytes */
-#define SERIAL_ITEM_MAX 4096u    /* bytes per Read reply / Data item (serial.options) */
+#define SERIAL_BUF_SIZE 65536u /* the Read buffer and each stream's buffer, bytes */
+#define SERIAL_ITEM_MAX 4096u  /* bytes per Read reply / Data item (serial.options) */
 #define SERIAL_WRITE_MAX_MS 10000u
 #define SERIAL_WRITE_RETRY_MS 5u
 #define SERIAL_FLUSH_RETRY_MS 10u
@@ -116,16 +116,16 @@ typedef struct serial {
   dfnet_driver_t *driver;
   char tty[1024];
   int fd;
-  int wake_fd;       /* eventfd: tells the reader thread to exit */
+  int wake_fd; /* eventfd: tells the reader thread to exit */
   pthread_t reader;
   bool reader_running;
   pthread_mutex_t mu;
   bool mu_ready;
   /* Under mu: */
-  ring_t rx;             /* received, not yet Read */
+  ring_t rx; /* received, not yet Read */
   stream_t *streams;
-  bool flush_posted;     /* a task_flush is queued */
-  char failure[256];     /* non-empty once the port failed */
+  bool flush_posted; /* a task_flush is queued */
+  char failure[256]; /* non-empty once the port failed */
   /* Dispatcher only: */
   pending_read_t *reads; /* oldest first */
   write_job_t *writes;   /* oldest first */
@@ -338,8 +338,7 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
   }
   st->id = ++s->next_id;
   st->call = call;
-  if (dfnet_call_on_cancel(call, stream_cancelled, (void *)(uintptr_t)st->id) !=
-      DFNET_STATUS_OK) {
+  if (dfnet_call_on_cancel(call, stream_cancelled, (void *)(uintptr_t)st->id) != DFNET_STATUS_OK) {
     stream_free(st);
     drvkit__fail(call, DFNET_STATUS_UNAVAILABLE, "the call ended");
     return;
@@ -357,8 +356,7 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
   if (st->held != NULL)
     (void)stream_flush(s, st, &window_full);
   if (window_full && !s->flush_retry_posted &&
-      dfnet_driver_post(s->driver, SERIAL_FLUSH_RETRY_MS, task_flush, (void *)1) ==
-          DFNET_STATUS_OK)
+      dfnet_driver_post(s->driver, SERIAL_FLUSH_RETRY_MS, task_flush, (void *)1) == DFNET_STATUS_OK)
     s->flush_retry_posted = true;
 }
 
@@ -457,8 +455,7 @@ static void task_flush(dfnet_driver_t *driver, void *ctx, void *arg) {
   for (stream_t *st = s->streams; st != NULL; st = st->next)
     (void)stream_flush(s, st, &window_full);
   if (window_full && !s->flush_retry_posted &&
-      dfnet_driver_post(s->driver, SERIAL_FLUSH_RETRY_MS, task_flush, (void *)1) ==
-          DFNET_STATUS_OK)
+      dfnet_driver_post(s->driver, SERIAL_FLUSH_RETRY_MS, task_flush, (void *)1) == DFNET_STATUS_OK)
     s->flush_retry_posted = true;
   char why[256];
   if (port_failed(s, why, sizeof why))
@@ -490,8 +487,7 @@ static void write_pump(serial_t *s) {
                    s->tty, w->done, w->len);
     } else {
       if (!s->write_retry_posted &&
-          dfnet_driver_post(s->driver, SERIAL_WRITE_RETRY_MS, task_write, NULL) ==
-              DFNET_STATUS_OK)
+          dfnet_driver_post(s->driver, SERIAL_WRITE_RETRY_MS, task_write, NULL) == DFNET_STATUS_OK)
         s->write_retry_posted = true;
       return; /* when stopping, stop() ends it */
     }
@@ -558,9 +554,11 @@ static void serial_configure(void *ctx, dfnet_call_t *call, const uint8_t *reque
     drvkit__fail(call, st, "%s: %s", s->tty, why);
     return;
   }
-  dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_INFO, "%s: %u baud, %u data bits, parity %d, "
-                   "%u stop bits, flow control %d", s->tty, got.baud_rate, got.data_bits,
-                   (int)got.parity, got.stop_bits, (int)got.flow_control);
+  dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_INFO,
+                   "%s: %u baud, %u data bits, parity %d, "
+                   "%u stop bits, flow control %d",
+                   s->tty, got.baud_rate, got.data_bits, (int)got.parity, got.stop_bits,
+                   (int)got.flow_control);
   drvkit__reply(call, dfnet_hw_serial_Config_fields, &got);
 }
 

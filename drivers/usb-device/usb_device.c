@@ -30,17 +30,17 @@
 
 #define USB_TIMEOUT_DEFAULT_MS 1000u
 #define USB_TIMEOUT_MAX_MS 60000u
-#define USB_CONTROL_MAX 4096u  /* ControlTransferRequest.data / IN length bound */
+#define USB_CONTROL_MAX 4096u   /* ControlTransferRequest.data / IN length bound */
 #define USB_TRANSFER_MAX 16384u /* TransferRequest.data / TransferReply.data bound */
 
 typedef struct usb_dev {
   dfnet_driver_t *driver;
   libusb_context *usb;
-  libusb_device *dev;       /* one reference held */
-  libusb_device_handle *h;  /* NULL until a request needs it */
+  libusb_device *dev;      /* one reference held */
+  libusb_device_handle *h; /* NULL until a request needs it */
   uint32_t bus, address;
   char port_path[32];
-  char sysfs_name[64];      /* "1-1.2", for the kernel driver's name in messages */
+  char sysfs_name[64]; /* "1-1.2", for the kernel driver's name in messages */
 } usb_dev_t;
 
 /* libusb's error as a status (one edge: every libusb error goes through here). */
@@ -187,8 +187,15 @@ static bool append(uint8_t *out, size_t cap, size_t *len, const void *data, size
  * extra and its endpoints' headers + extra, is the original sequence. */
 static bool config_raw(const struct libusb_config_descriptor *c, uint8_t *out, size_t cap,
                        size_t *len) {
-  uint8_t h[9] = {c->bLength, c->bDescriptorType, 0, 0, c->bNumInterfaces,
-                  c->bConfigurationValue, c->iConfiguration, c->bmAttributes, c->MaxPower};
+  uint8_t h[9] = {c->bLength,
+                  c->bDescriptorType,
+                  0,
+                  0,
+                  c->bNumInterfaces,
+                  c->bConfigurationValue,
+                  c->iConfiguration,
+                  c->bmAttributes,
+                  c->MaxPower};
   put16(h + 2, c->wTotalLength);
   *len = 0;
   if (!append(out, cap, len, h, 9) || !append(out, cap, len, c->extra, (size_t)c->extra_length))
@@ -196,17 +203,18 @@ static bool config_raw(const struct libusb_config_descriptor *c, uint8_t *out, s
   for (int i = 0; i < c->bNumInterfaces; i++) {
     for (int a = 0; a < c->interface[i].num_altsetting; a++) {
       const struct libusb_interface_descriptor *d = &c->interface[i].altsetting[a];
-      uint8_t ih[9] = {d->bLength,         d->bDescriptorType,  d->bInterfaceNumber,
-                       d->bAlternateSetting, d->bNumEndpoints,  d->bInterfaceClass,
-                       d->bInterfaceSubClass, d->bInterfaceProtocol, d->iInterface};
+      uint8_t ih[9] = {
+          d->bLength,       d->bDescriptorType, d->bInterfaceNumber,   d->bAlternateSetting,
+          d->bNumEndpoints, d->bInterfaceClass, d->bInterfaceSubClass, d->bInterfaceProtocol,
+          d->iInterface};
       if (!append(out, cap, len, ih, 9) ||
           !append(out, cap, len, d->extra, (size_t)d->extra_length))
         return false;
       for (int e = 0; e < d->bNumEndpoints; e++) {
         const struct libusb_endpoint_descriptor *ep = &d->endpoint[e];
-        uint8_t eh[9] = {ep->bLength, ep->bDescriptorType, ep->bEndpointAddress,
-                         ep->bmAttributes, 0, 0, ep->bInterval, ep->bRefresh,
-                         ep->bSynchAddress};
+        uint8_t eh[9] = {
+            ep->bLength, ep->bDescriptorType, ep->bEndpointAddress, ep->bmAttributes, 0,
+            0,           ep->bInterval,       ep->bRefresh,         ep->bSynchAddress};
         put16(eh + 4, ep->wMaxPacketSize);
         size_t n = ep->bLength >= 9 ? 9 : 7; /* audio endpoints carry two more bytes */
         if (!append(out, cap, len, eh, n) ||
@@ -228,8 +236,8 @@ static void get_config_descriptor(void *ctx, dfnet_call_t *call, const uint8_t *
   struct libusb_device_descriptor d;
   int rc = libusb_get_device_descriptor(u->dev, &d);
   if (rc == 0 && req.index >= d.bNumConfigurations) {
-    drvkit__fail(call, DFNET_STATUS_NOT_FOUND, "configuration %u: the device has %u",
-                 req.index, d.bNumConfigurations);
+    drvkit__fail(call, DFNET_STATUS_NOT_FOUND, "configuration %u: the device has %u", req.index,
+                 d.bNumConfigurations);
     return;
   }
   struct libusb_config_descriptor *c = NULL;
@@ -246,8 +254,8 @@ static void get_config_descriptor(void *ctx, dfnet_call_t *call, const uint8_t *
   }
   size_t n = 0;
   if (!config_raw(c, r->raw.bytes, sizeof r->raw.bytes, &n)) {
-    drvkit__fail(call, DFNET_STATUS_OUT_OF_RANGE, "configuration %u is over %zu bytes",
-                 req.index, sizeof r->raw.bytes);
+    drvkit__fail(call, DFNET_STATUS_OUT_OF_RANGE, "configuration %u is over %zu bytes", req.index,
+                 sizeof r->raw.bytes);
     goto free_reply;
   }
   r->raw.size = (pb_size_t)n;
@@ -352,8 +360,8 @@ static void get_string_descriptor(void *ctx, dfnet_call_t *call, const uint8_t *
 
 /* Where an endpoint is: its interface number and transfer type, from the active
  * configuration. Returns OK, NOT_FOUND, or libusb's error as a status (why set). */
-static dfnet_status_t find_endpoint(usb_dev_t *u, uint8_t address, int *ifc, int *type,
-                                    char *why, size_t cap) {
+static dfnet_status_t find_endpoint(usb_dev_t *u, uint8_t address, int *ifc, int *type, char *why,
+                                    size_t cap) {
   struct libusb_config_descriptor *c = NULL;
   int rc = libusb_get_active_config_descriptor(u->dev, &c);
   if (rc != 0) {
@@ -427,9 +435,10 @@ static bool claim(usb_dev_t *u, dfnet_call_t *call, int ifc, bool detach, claim_
   if (rc != 0) {
     if (cl->detached)
       (void)libusb_attach_kernel_driver(u->h, ifc);
-    fail_usb(u, call, rc, rc == LIBUSB_ERROR_BUSY ? "claiming the interface (another program "
-                                                    "has it)"
-                                                  : "claiming the interface");
+    fail_usb(u, call, rc,
+             rc == LIBUSB_ERROR_BUSY ? "claiming the interface (another program "
+                                       "has it)"
+                                     : "claiming the interface");
     return false;
   }
   cl->claimed = true;
@@ -486,8 +495,8 @@ static void control_transfer(void *ctx, dfnet_call_t *call, const uint8_t *reque
   bool in = (req->request_type & LIBUSB_ENDPOINT_IN) != 0;
   unsigned int timeout;
   if (req->request_type > 0xff || req->request > 0xff || req->value > 0xffff ||
-      req->index > 0xffff || (in && req->length > USB_CONTROL_MAX) ||
-      (in && req->data.size > 0) || (!in && req->length > 0)) {
+      req->index > 0xffff || (in && req->length > USB_CONTROL_MAX) || (in && req->data.size > 0) ||
+      (!in && req->length > 0)) {
     drvkit__fail(call, DFNET_STATUS_INVALID_ARGUMENT,
                  "bmRequestType/bRequest are bytes, wValue/wIndex 16 bits; IN (bit 7 of "
                  "request_type) takes `length` up to %u, OUT takes `data`",
@@ -500,15 +509,14 @@ static void control_transfer(void *ctx, dfnet_call_t *call, const uint8_t *reque
    * from its kernel driver. */
   claim_t cl = {0};
   bool to_interface = (req->request_type & 0x1f) == LIBUSB_RECIPIENT_INTERFACE;
-  if (to_interface && req->detach_kernel_driver &&
-      !claim(u, call, req->index & 0xff, true, &cl))
+  if (to_interface && req->detach_kernel_driver && !claim(u, call, req->index & 0xff, true, &cl))
     goto free_request;
   uint16_t length = in ? (uint16_t)req->length : (uint16_t)req->data.size;
   if (!in)
     memcpy(buf, req->data.bytes, req->data.size);
-  int rc = libusb_control_transfer(u->h, (uint8_t)req->request_type, (uint8_t)req->request,
-                                   (uint16_t)req->value, (uint16_t)req->index, buf, length,
-                                   timeout);
+  int rc =
+      libusb_control_transfer(u->h, (uint8_t)req->request_type, (uint8_t)req->request,
+                              (uint16_t)req->value, (uint16_t)req->index, buf, length, timeout);
   release(u, &cl);
   transfer_done(u, call, rc < 0 ? rc : 0, in ? buf : NULL, rc < 0 ? 0 : rc, "control transfer");
 free_request:
@@ -517,10 +525,10 @@ free_request:
 }
 
 /* Bulk and interrupt transfers. */
-static void endpoint_transfer(usb_dev_t *u, dfnet_call_t *call, const uint8_t *request,
-                              size_t len, int want_type) {
-  const char *what = want_type == LIBUSB_TRANSFER_TYPE_BULK ? "bulk transfer"
-                                                            : "interrupt transfer";
+static void endpoint_transfer(usb_dev_t *u, dfnet_call_t *call, const uint8_t *request, size_t len,
+                              int want_type) {
+  const char *what =
+      want_type == LIBUSB_TRANSFER_TYPE_BULK ? "bulk transfer" : "interrupt transfer";
   dfnet_hw_usb_TransferRequest *req = calloc(1, sizeof *req);
   uint8_t *buf = malloc(USB_TRANSFER_MAX);
   if (req == NULL || buf == NULL) {
@@ -560,11 +568,11 @@ static void endpoint_transfer(usb_dev_t *u, dfnet_call_t *call, const uint8_t *r
   if (!in)
     memcpy(buf, req->data.bytes, req->data.size);
   int transferred = 0;
-  int rc = want_type == LIBUSB_TRANSFER_TYPE_BULK
-               ? libusb_bulk_transfer(u->h, (uint8_t)req->endpoint, buf, length, &transferred,
-                                      timeout)
-               : libusb_interrupt_transfer(u->h, (uint8_t)req->endpoint, buf, length,
-                                           &transferred, timeout);
+  int rc =
+      want_type == LIBUSB_TRANSFER_TYPE_BULK
+          ? libusb_bulk_transfer(u->h, (uint8_t)req->endpoint, buf, length, &transferred, timeout)
+          : libusb_interrupt_transfer(u->h, (uint8_t)req->endpoint, buf, length, &transferred,
+                                      timeout);
   release(u, &cl);
   transfer_done(u, call, rc, in ? buf : NULL, transferred, what);
 free_request:
@@ -578,8 +586,7 @@ static void bulk_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request,
 }
 
 /* /dfnet.hw.usb.Device/InterruptTransfer */
-static void interrupt_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request,
-                               size_t len) {
+static void interrupt_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
   endpoint_transfer(ctx, call, request, len, LIBUSB_TRANSFER_TYPE_INTERRUPT);
 }
 
@@ -616,8 +623,9 @@ static dfnet_status_t find_device(usb_dev_t *u, const char *want_port, char *why
   }
   port_path_of(u->dev, u->port_path, sizeof u->port_path);
   if (want_port != NULL && strcmp(want_port, u->port_path) != 0) {
-    snprintf(why, cap, "the device at bus %u address %u is at port %s, not %.32s: the node "
-                       "is stale (re-plugged?)",
+    snprintf(why, cap,
+             "the device at bus %u address %u is at port %s, not %.32s: the node "
+             "is stale (re-plugged?)",
              u->bus, u->address, u->port_path, want_port);
     libusb_unref_device(u->dev);
     u->dev = NULL;
@@ -645,8 +653,8 @@ static dfnet_status_t usb_device_start(dfnet_driver_t *driver, void *ctx) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "libusb_init: %s", libusb_strerror(rc));
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
-  dfnet_status_t st = find_device(u, drvkit__prop_string(driver, BIND_DFNET_USB_PORT_PATH), why,
-                                  sizeof why);
+  dfnet_status_t st =
+      find_device(u, drvkit__prop_string(driver, BIND_DFNET_USB_PORT_PATH), why, sizeof why);
   if (st != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
     goto exit_libusb;

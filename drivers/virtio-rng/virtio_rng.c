@@ -41,9 +41,9 @@
 #include "dfnet/hw/rng.pb.h"
 #include "drivers/common/drvkit.h"
 
-#define RNG_READ_MAX 65536u       /* Rng.Read's bound on count, bytes */
-#define RNG_STALL_MS 5000u        /* a device that gives nothing for this long is stuck */
-#define RNG_RETRY_MS 5u           /* poll period while the device has nothing ready */
+#define RNG_READ_MAX 65536u /* Rng.Read's bound on count, bytes */
+#define RNG_STALL_MS 5000u  /* a device that gives nothing for this long is stuck */
+#define RNG_RETRY_MS 5u     /* poll period while the device has nothing ready */
 #define RNG_DEVICE_DEFAULT "/dev/hwrng"
 
 /* One Read in progress (Reads are served in order, one at a time). */
@@ -119,8 +119,8 @@ static dfnet_status_t check_hwrng_current(const char *sysfs_path, char *why, siz
   if (devices == NULL)
     return DFNET_STATUS_OK;
   char path[4096], current[128];
-  snprintf(path, sizeof path, "%.*s/class/misc/hw_random/rng_current",
-           (int)(devices - sysfs_path), sysfs_path);
+  snprintf(path, sizeof path, "%.*s/class/misc/hw_random/rng_current", (int)(devices - sysfs_path),
+           sysfs_path);
   if (drvkit__read_text(path, current, sizeof current) != DFNET_STATUS_OK)
     return DFNET_STATUS_OK;
   if (strncmp(current, "virtio_rng", 10) == 0)
@@ -149,8 +149,7 @@ static bool encode_data(pb_ostream_t *stream, const pb_field_t *field, void *con
 typedef enum { FILL_DONE, FILL_WAIT, FILL_FAILED } fill_t;
 
 /* Read what the device has ready into the head job. FILL_FAILED sets *st and why. */
-static fill_t fill(virtio_rng_t *rng, rng_read_t *job, dfnet_status_t *st, char *why,
-                   size_t cap) {
+static fill_t fill(virtio_rng_t *rng, rng_read_t *job, dfnet_status_t *st, char *why, size_t cap) {
   if (rng->fd < 0 && (*st = open_device(rng, why, cap)) != DFNET_STATUS_OK)
     return FILL_FAILED;
   while (job->got < job->count) {
@@ -236,15 +235,14 @@ static void rng_read(void *ctx, dfnet_call_t *call, const uint8_t *request, size
   if (!drvkit__decode(call, dfnet_hw_rng_ReadRequest_fields, &req, request, len))
     return;
   if (req.count == 0 || req.count > RNG_READ_MAX) {
-    drvkit__fail(call, DFNET_STATUS_INVALID_ARGUMENT, "count %u: must be 1..%u bytes",
-                 req.count, RNG_READ_MAX);
+    drvkit__fail(call, DFNET_STATUS_INVALID_ARGUMENT, "count %u: must be 1..%u bytes", req.count,
+                 RNG_READ_MAX);
     return;
   }
   rng_read_t *job = calloc(1, sizeof *job);
   if (job == NULL || (job->buf = malloc(req.count)) == NULL) {
     free(job);
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory for %u bytes",
-                 req.count);
+    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory for %u bytes", req.count);
     return;
   }
   job->call = call;
@@ -280,8 +278,8 @@ static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
     return st;
   }
-  st = drvkit__setting(driver, "device", "DFNET_VIRTIO_RNG_DEVICE", RNG_DEVICE_DEFAULT,
-                       rng->device, sizeof rng->device);
+  st = drvkit__setting(driver, "device", "DFNET_VIRTIO_RNG_DEVICE", RNG_DEVICE_DEFAULT, rng->device,
+                       sizeof rng->device);
   if (st != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
                      "setting \"device\": must be a path shorter than %zu bytes",
@@ -315,8 +313,8 @@ static void virtio_rng_stop(dfnet_driver_t *driver, void *ctx) {
   virtio_rng_t *rng = ctx;
   /* The retry timer is dropped with the dispatcher: end the Reads it was waiting for. */
   while (rng->head != NULL) {
-    (void)dfnet_call_reply(rng->head->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped",
-                           NULL, 0);
+    (void)dfnet_call_reply(rng->head->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped", NULL,
+                           0);
     pop_head(rng);
   }
   if (rng->fd >= 0)

@@ -30,8 +30,8 @@
 
 #define AGENT_SUBSYS "host"
 #define AGENT_SOFTWARE_VERSION "dfnet 0.1.0"
-#define AGENT_MONIKER_MAX 512      /* NodeAdd.parent / Call.target bound, with the NUL */
-#define AGENT_LABELS_MAX 16        /* Hello.labels */
+#define AGENT_MONIKER_MAX 512             /* NodeAdd.parent / Call.target bound, with the NUL */
+#define AGENT_LABELS_MAX 16               /* Hello.labels */
 #define AGENT_FETCH_CHUNK (1024u * 1024u) /* PackageFetch.max_bytes we ask for */
 #define AGENT_FETCH_DEADLINE_MS 30000u    /* per PackageFetch request */
 #define AGENT_REQUEST_DEADLINE_MS 30000u  /* Hello, NodeAdd, NodeRemove */
@@ -44,20 +44,20 @@ typedef struct agent_label {
 } agent_label_t;
 
 typedef struct agent_options {
-  const char *manager_url;  /* wss://HOST:PORT[/path] */
+  const char *manager_url; /* wss://HOST:PORT[/path] */
   const char *cert_file;
   const char *key_file;
   const char *ca_file;
-  const char *name;         /* NULL: the host name (see main.c for the certificate's CN) */
+  const char *name; /* NULL: the host name (see main.c for the certificate's CN) */
   agent_label_t labels[AGENT_LABELS_MAX];
   size_t label_count;
-  const char *sysfs_root;   /* default "/sys" */
-  const char *board_file;   /* NULL: none */
+  const char *sysfs_root; /* default "/sys" */
+  const char *board_file; /* NULL: none */
   bool no_usb;
-  const char *cache_dir;    /* NULL: default (main.c) */
-  const char *driver_host;  /* NULL: beside this executable */
-  const char *log_level;    /* NULL: DFNET_LOG_LEVEL or info */
-  uint32_t stop_grace_ms;   /* --stop-grace-ms, default 5000 */
+  const char *cache_dir;   /* NULL: default (main.c) */
+  const char *driver_host; /* NULL: beside this executable */
+  const char *log_level;   /* NULL: DFNET_LOG_LEVEL or info */
+  uint32_t stop_grace_ms;  /* --stop-grace-ms, default 5000 */
   bool help;
 } agent_options_t;
 
@@ -86,12 +86,12 @@ typedef enum agent_driver_state {
  * announce order (parents before children). */
 typedef struct agent_node {
   struct agent_node *prev, *next;
-  uint64_t uid;           /* never reused: names the record across loop turns */
-  char *moniker;          /* full: "dev.<host>.pci.00_05_0" */
-  uint8_t *add;           /* the NodeAdd, protobuf-encoded (full parent moniker, no
-                             driver_url/driver_host_id) */
+  uint64_t uid;  /* never reused: names the record across loop turns */
+  char *moniker; /* full: "dev.<host>.pci.00_05_0" */
+  uint8_t *add;  /* the NodeAdd, protobuf-encoded (full parent moniker, no
+                    driver_url/driver_host_id) */
   size_t add_len;
-  uint64_t origin_host;   /* 0: an enumerator's; else the driver host whose driver added it */
+  uint64_t origin_host; /* 0: an enumerator's; else the driver host whose driver added it */
   /* The driver bound to this node. */
   agent_driver_state_t driver;
   char *driver_url;
@@ -100,7 +100,7 @@ typedef struct agent_node {
    * e.g. after a reconnect or a stop of our own). */
   dfnet_session_id_t req_session;
   uint64_t req_id;
-  uint64_t op_local_id;   /* the START / STOP op in flight, 0 when none */
+  uint64_t op_local_id; /* the START / STOP op in flight, 0 when none */
   /* A DriverStop that came while STARTING: stop as soon as it has started, then answer
    * this request. */
   bool stop_after_start;
@@ -142,7 +142,7 @@ typedef struct agent_queue_item agent_queue_item_t;
 typedef struct agent {
   agent_options_t opt;
   char host_name[65];
-  char root[72];            /* "dev.<host>" */
+  char root[72]; /* "dev.<host>" */
   char cache_dir[4096];
   char driver_host_path[4096];
 
@@ -157,8 +157,8 @@ typedef struct agent {
   dfnet_envelope_t *scratch;
 
   dfnet_supervisor_t *sup;
-  bool sup_corked; /* calls of this loop turn wait for its end (main.c turn_end) */
-  pthread_mutex_t wake_mu;    /* guards transport_gone against posts from other threads */
+  bool sup_corked;         /* calls of this loop turn wait for its end (main.c turn_end) */
+  pthread_mutex_t wake_mu; /* guards transport_gone against posts from other threads */
   bool transport_gone;     /* a dispatch is queued on the service thread */
 
   dfnet_enum_t *enums[3];
@@ -174,7 +174,7 @@ typedef struct agent {
   uint64_t next_uid;
 
   agent_dh_t *dhs;
-  agent_op_t *ops_by_local; /* uthash on local_id */
+  agent_op_t *ops_by_local;  /* uthash on local_id */
   agent_op_t *calls_by_peer; /* uthash on (session, manager id): calls only */
   uint64_t next_local_id;
 
@@ -185,10 +185,10 @@ typedef struct agent {
   size_t pending_exit_count;
 
   bool shutting_down;
-  bool stopped;             /* transport asked to stop */
+  bool stopped; /* transport asked to stop */
 
   /* counters for logs, tests and the benchmark */
-  uint64_t announces;       /* full announces done */
+  uint64_t announces; /* full announces done */
   uint64_t session_opens;
 } agent_t;
 
@@ -198,8 +198,8 @@ typedef struct agent {
 struct agent_queue_item {
   agent_queue_item_t *next;
   enum { AGENT_Q_NODE_ADDED, AGENT_Q_NODE_REMOVED } kind;
-  char *moniker;            /* relative (enumerator), for removals */
-  uint8_t *add;             /* encoded relative NodeAdd, for additions */
+  char *moniker; /* relative (enumerator), for removals */
+  uint8_t *add;  /* encoded relative NodeAdd, for additions */
   size_t add_len;
 };
 
@@ -221,8 +221,8 @@ agent_node_t *agent__node_find_uid(agent_t *a, uint64_t uid);
 /* Insert a node (add->parent is full; the moniker is parent.name). The parent must be
  * known (or be the host root). Returns OK with *out; ALREADY_EXISTS; NOT_FOUND (unknown
  * parent); INVALID_ARGUMENT (name with '.', moniker too long); RESOURCE_EXHAUSTED. */
-dfnet_status_t agent__node_insert(agent_t *a, const dfnet_v1_NodeAdd *add,
-                                  uint64_t origin_host, agent_node_t **out);
+dfnet_status_t agent__node_insert(agent_t *a, const dfnet_v1_NodeAdd *add, uint64_t origin_host,
+                                  agent_node_t **out);
 
 /* Remove the node and its subtree from the table. A driver still live on a removed node
  * is stopped (agent__driver_stop_local). Tells nobody else. */
@@ -252,9 +252,8 @@ void agent__send_node_remove(agent_t *a, const char *moniker);
 void agent__send_driver_host_exit(agent_t *a, const dfnet_v1_DriverHostExit *ex);
 
 /* Answer a manager request with a Status (if the session is still the current one). */
-void agent__reply_status(agent_t *a, dfnet_session_id_t session, uint64_t id,
-                         dfnet_status_t code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void agent__reply_status(agent_t *a, dfnet_session_id_t session, uint64_t id, dfnet_status_t code,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* An enumerator node (relative parent) arrived from the queue / was removed. */
 void agent__enum_node_added(agent_t *a, const dfnet_v1_NodeAdd *rel);
@@ -280,8 +279,8 @@ dfnet_status_t agent__cache_lookup(agent_t *a, const uint8_t digest[DFNET_PACKAG
 
 /* Store verified archive bytes and unpack them. On OK dir_out gets the unpacked dir. */
 dfnet_status_t agent__cache_store(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
-                                  const uint8_t *data, size_t size, char *dir_out,
-                                  size_t dir_size, char *err, size_t err_size);
+                                  const uint8_t *data, size_t size, char *dir_out, size_t dir_size,
+                                  char *err, size_t err_size);
 
 /* Fetch a package from the manager (PackageFetch chunks), verify, store; then call
  * done(a, node_uid, status, dir, message) for every waiter. Several waiters on one digest
@@ -299,8 +298,7 @@ void agent__cache_free(agent_t *a);
 
 void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
                                 const dfnet_envelope_t *env);
-void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
-                               const dfnet_envelope_t *env);
+void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session, const dfnet_envelope_t *env);
 
 /* Stop the driver of a node on our own (no manager request), e.g. its node went away. */
 void agent__driver_stop_local(agent_t *a, agent_node_t *node);
@@ -324,14 +322,14 @@ struct agent_op {
   uint64_t local_id;
   agent_op_kind_t kind;
   uint64_t host_id;
-  uint64_t node_uid;            /* START / STOP */
-  bool fresh_host;              /* START: the host was spawned for it */
-  char *moniker;                /* START: the node (to stop an orphaned driver); owned */
-  dfnet_session_id_t session;   /* CALL: the manager session (0 once gone) */
-  uint64_t manager_id;          /* CALL: the manager's envelope id */
+  uint64_t node_uid;          /* START / STOP */
+  bool fresh_host;            /* START: the host was spawned for it */
+  char *moniker;              /* START: the node (to stop an orphaned driver); owned */
+  dfnet_session_id_t session; /* CALL: the manager session (0 once gone) */
+  uint64_t manager_id;        /* CALL: the manager's envelope id */
   struct {
     uint64_t session, id;
-  } peer_key;                   /* CALL: key of calls_by_peer (session, manager id) */
+  } peer_key; /* CALL: key of calls_by_peer (session, manager id) */
   bool in_peer_table;
   UT_hash_handle hh_local, hh_peer;
 };

@@ -59,8 +59,7 @@ dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size) {
       continue;
     *p = '\0';
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-      snprintf(err, err_size, "--cache-dir %s: cannot create %s: %s", dir, path,
-               strerror(errno));
+      snprintf(err, err_size, "--cache-dir %s: cannot create %s: %s", dir, path, strerror(errno));
       return errno_status(errno);
     }
     *p = '/';
@@ -136,9 +135,7 @@ static int rm_entry(const char *path, const struct stat *sb, int type, struct FT
   return 0;
 }
 
-static void rm_tree(const char *path) {
-  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static void entry_paths(agent_t *a, const char *hex, char *dir, size_t dir_size, char *tar,
                         size_t tar_size) {
@@ -198,8 +195,7 @@ static bool tree_matches(const char *dir, const char *rel, const uint8_t *ar, si
                                    sizeof perr) != DFNET_STATUS_OK) {
         snprintf(why, why_size, "%s is not in the archive", sub);
         ok = false;
-      } else if (read_file(path, DFNET_PACKAGE_ENTRY_MAX, &have, &have_len) !=
-                     DFNET_STATUS_OK ||
+      } else if (read_file(path, DFNET_PACKAGE_ENTRY_MAX, &have, &have_len) != DFNET_STATUS_OK ||
                  have_len != want.size || memcmp(have, want.data, have_len) != 0) {
         snprintf(why, why_size, "%s differs from the archive", sub);
         ok = false;
@@ -310,8 +306,8 @@ static dfnet_status_t write_file_atomic(const char *path, const uint8_t *data, s
 }
 
 dfnet_status_t agent__cache_store(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
-                                  const uint8_t *data, size_t size, char *dir_out,
-                                  size_t dir_size, char *err, size_t err_size) {
+                                  const uint8_t *data, size_t size, char *dir_out, size_t dir_size,
+                                  char *err, size_t err_size) {
   char hex[DFNET_PACKAGE_DIGEST_HEX_SIZE], dir[4200], tar[4200], tmp[4300];
   dfnet_package_digest_hex(digest, hex);
   entry_paths(a, hex, dir, sizeof dir, tar, sizeof tar);
@@ -421,8 +417,8 @@ static void fetch_complete(agent_fetch_t *f) {
                  "the package received does not have the SHA-256 asked for");
     return;
   }
-  dfnet_status_t st = agent__cache_store(a, f->digest, f->buf, f->size, dir, sizeof dir, err,
-                                         sizeof err);
+  dfnet_status_t st =
+      agent__cache_store(a, f->digest, f->buf, f->size, dir, sizeof dir, err, sizeof err);
   if (st != DFNET_STATUS_OK) {
     fetch_finish(f, st, NULL, err);
     return;
@@ -431,15 +427,13 @@ static void fetch_complete(agent_fetch_t *f) {
   fetch_finish(f, DFNET_STATUS_OK, dir, "");
 }
 
-static void on_chunk(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
-                     bool last) {
+static void on_chunk(void *user, dfnet_status_t status, const dfnet_envelope_t *reply, bool last) {
   agent_fetch_t *f = user;
   (void)last;
   char msg[600];
   if (status != DFNET_STATUS_OK) {
     snprintf(msg, sizeof msg, "PackageFetch: %s", dfnet_status_str(status));
-    fetch_finish(f, status == DFNET_STATUS_DEADLINE_EXCEEDED ? status
-                                                             : DFNET_STATUS_UNAVAILABLE,
+    fetch_finish(f, status == DFNET_STATUS_DEADLINE_EXCEEDED ? status : DFNET_STATUS_UNAVAILABLE,
                  NULL, msg);
     return;
   }
@@ -506,9 +500,8 @@ static dfnet_status_t fetch_request(agent_fetch_t *f) {
   memcpy(env->pb.msg.package_fetch.digest, f->digest, sizeof f->digest);
   env->pb.msg.package_fetch.offset = f->size;
   env->pb.msg.package_fetch.max_bytes = AGENT_FETCH_CHUNK;
-  dfnet_request_opts_t opts = {.deadline_ms = AGENT_FETCH_DEADLINE_MS,
-                               .on_reply = on_chunk,
-                               .user = f};
+  dfnet_request_opts_t opts = {
+      .deadline_ms = AGENT_FETCH_DEADLINE_MS, .on_reply = on_chunk, .user = f};
   return dfnet_transport_request(a->t, f->session, env, &opts, 0, NULL);
 }
 

@@ -74,9 +74,7 @@ void agent__op_free(agent_t *a, agent_op_t *op) {
 
 void agent__ops_free(agent_t *a) {
   agent_op_t *op, *tmp;
-  HASH_ITER(hh_local, a->ops_by_local, op, tmp) {
-    agent__op_free(a, op);
-  }
+  HASH_ITER(hh_local, a->ops_by_local, op, tmp) { agent__op_free(a, op); }
 }
 
 void agent__reply_call_status(agent_t *a, dfnet_session_id_t session, uint64_t id,
@@ -90,8 +88,8 @@ void agent__reply_call_status(agent_t *a, dfnet_session_id_t session, uint64_t i
   /* a call always ends: its small final status passes a full send queue */
   dfnet_status_t st = dfnet_transport_send(a->t, session, env, DFNET_SEND_PAST_HWM);
   if (st != DFNET_STATUS_OK)
-    DFNET_LOGW(CALL_SUBSYS, a->host_name, "cannot answer call %llu: %s",
-               (unsigned long long)id, dfnet_status_str(st));
+    DFNET_LOGW(CALL_SUBSYS, a->host_name, "cannot answer call %llu: %s", (unsigned long long)id,
+               dfnet_status_str(st));
 }
 
 void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_envelope_t *env) {
@@ -144,10 +142,8 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
     agent__op_free(a, op);
     snprintf(msg, sizeof msg, "the driver host of %s is gone (%s)", m->target,
              dfnet_status_str(st));
-    agent__reply_call_status(a, session, id,
-                             st == DFNET_STATUS_RESOURCE_EXHAUSTED ? st
-                                                                   : DFNET_STATUS_UNAVAILABLE,
-                             msg);
+    agent__reply_call_status(
+        a, session, id, st == DFNET_STATUS_RESOURCE_EXHAUSTED ? st : DFNET_STATUS_UNAVAILABLE, msg);
   }
 }
 
@@ -188,8 +184,7 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
         DFNET_LOGW(CALL_SUBSYS, a->host_name, "reply to call %llu lost: %s",
                    (unsigned long long)op->manager_id, dfnet_status_str(st));
         if (last && st == DFNET_STATUS_RESOURCE_EXHAUSTED)
-          agent__reply_call_status(a, op->session, op->manager_id,
-                                   DFNET_STATUS_RESOURCE_EXHAUSTED,
+          agent__reply_call_status(a, op->session, op->manager_id, DFNET_STATUS_RESOURCE_EXHAUSTED,
                                    "the reply did not fit the manager link's send queue");
         if (!last && st == DFNET_STATUS_RESOURCE_EXHAUSTED) {
           /* The manager cannot take more: end the call rather than drop replies silently. */
@@ -203,8 +198,7 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
   } else {
     /* A Status for a call: the driver host refused it; a final answer all the same. */
     const dfnet_v1_Status *s = &env->pb.msg.status;
-    agent__reply_call_status(a, op->session, op->manager_id, (dfnet_status_t)s->code,
-                             s->message);
+    agent__reply_call_status(a, op->session, op->manager_id, (dfnet_status_t)s->code, s->message);
   }
   if (last)
     agent__op_free(a, op);

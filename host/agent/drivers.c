@@ -112,8 +112,8 @@ static void reply_running(agent_t *a, agent_node_t *n) {
 }
 
 /* Send DriverStop for a node's driver to its host; node_uid 0: nobody to tell. */
-static dfnet_status_t send_stop(agent_t *a, uint64_t host_id, const char *moniker,
-                                const char *url, uint64_t node_uid, uint64_t *op_id) {
+static dfnet_status_t send_stop(agent_t *a, uint64_t host_id, const char *moniker, const char *url,
+                                uint64_t node_uid, uint64_t *op_id) {
   agent_op_t *op = agent__op_new(a, AGENT_OP_STOP, host_id);
   if (op == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
@@ -223,8 +223,7 @@ void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
   uint64_t id = env->pb.id;
   agent_node_t *n = agent__node_find(a, m->node);
   if (n == NULL) {
-    agent__reply_status(a, session, id, DFNET_STATUS_NOT_FOUND, "no node %s on this host",
-                        m->node);
+    agent__reply_status(a, session, id, DFNET_STATUS_NOT_FOUND, "no node %s on this host", m->node);
     return;
   }
   if (digest_empty(m->package_digest) || m->binary[0] == '\0' || m->url[0] == '\0') {
@@ -239,8 +238,8 @@ void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
       n->req_id = id;
       reply_running(a, n);
     } else {
-      agent__reply_status(a, session, id, DFNET_STATUS_ALREADY_EXISTS,
-                          "%s already runs %s", n->moniker, n->driver_url);
+      agent__reply_status(a, session, id, DFNET_STATUS_ALREADY_EXISTS, "%s already runs %s",
+                          n->moniker, n->driver_url);
     }
     return;
   case AGENT_DRIVER_FETCHING:
@@ -299,8 +298,7 @@ void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
   uint64_t id = env->pb.id;
   agent_node_t *n = agent__node_find(a, m->node);
   if (n == NULL) {
-    agent__reply_status(a, session, id, DFNET_STATUS_OK, "no node %s: nothing runs there",
-                        m->node);
+    agent__reply_status(a, session, id, DFNET_STATUS_OK, "no node %s: nothing runs there", m->node);
     return;
   }
   switch (n->driver) {
@@ -431,8 +429,7 @@ static void start_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, cons
       /* Its node went away (or was stopped) while it started: stop it now. */
       DFNET_LOGI(DRV_SUBSYS, op->moniker ? op->moniker : "?",
                  "driver started after its node went away: stopping it");
-      if (send_stop(a, host_id, op->moniker ? op->moniker : "", NULL, 0, NULL) !=
-              DFNET_STATUS_OK &&
+      if (send_stop(a, host_id, op->moniker ? op->moniker : "", NULL, 0, NULL) != DFNET_STATUS_OK &&
           dh != NULL) {
         if (dh->drivers > 0)
           dh->drivers--;
@@ -469,9 +466,8 @@ static void stop_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, const
     dfnet_session_id_t s = n->req_session;
     uint64_t id = n->req_id;
     n->req_session = 0;
-    DFNET_LOGI(DRV_SUBSYS, n->moniker, "driver %s stopped%s%s",
-               n->driver_url ? n->driver_url : "", code == DFNET_STATUS_OK ? "" : ": ",
-               code == DFNET_STATUS_OK ? "" : message);
+    DFNET_LOGI(DRV_SUBSYS, n->moniker, "driver %s stopped%s%s", n->driver_url ? n->driver_url : "",
+               code == DFNET_STATUS_OK ? "" : ": ", code == DFNET_STATUS_OK ? "" : message);
     clear_driver(n);
     agent__node_drop_driver_children(a, n);
     /* A driver host that died while stopping it has stopped it too. */

@@ -190,9 +190,8 @@ static void shutdown_finish(void *user) {
   g_finishing = true;
   if (a->dhs != NULL)
     DFNET_LOGW(AGENT_SUBSYS, a->host_name, "driver hosts still running at exit: killed");
-  if (a->session != 0 &&
-      dfnet_transport_session_close(a->t, a->session, DFNET_STATUS_CANCELLED,
-                                    "host agent stopping") == DFNET_STATUS_OK) {
+  if (a->session != 0 && dfnet_transport_session_close(a->t, a->session, DFNET_STATUS_CANCELLED,
+                                                       "host agent stopping") == DFNET_STATUS_OK) {
     /* on_session_closed stops the loop; this timer is the safety net. */
     (void)dfnet_transport_timer_start(a->t, 2000, stop_now, a, NULL);
     return;
@@ -216,8 +215,7 @@ static void shutdown_begin(void *user) {
     shutdown_finish(a);
     return;
   }
-  (void)dfnet_transport_timer_start(a->t, a->opt.stop_grace_ms + 2000, shutdown_finish, a,
-                                    NULL);
+  (void)dfnet_transport_timer_start(a->t, a->opt.stop_grace_ms + 2000, shutdown_finish, a, NULL);
 }
 
 static void *signal_thread(void *arg) {
@@ -287,8 +285,10 @@ static bool check_credentials(agent_t *a) {
   if (dfnet_pki_cert_verify(ca, cert, NULL) != DFNET_STATUS_OK)
     goto free_creds; /* logged by pki */
   if (o->name != NULL && strcmp(o->name, info.cn) != 0) {
-    usage_error("--name %s: the certificate %s is issued to \"%s\" (the manager names hosts "
-                "by their certificate)", o->name, o->cert_file, info.cn);
+    usage_error(
+        "--name %s: the certificate %s is issued to \"%s\" (the manager names hosts "
+        "by their certificate)",
+        o->name, o->cert_file, info.cn);
     goto free_creds;
   }
   if (o->name == NULL) {
@@ -393,8 +393,7 @@ static bool start_enumerators(agent_t *a) {
     a->enums[a->enum_count++] = e;
     dfnet_status_t st = dfnet_enum_start(e, &sink);
     if (st != DFNET_STATUS_OK) {
-      usage_error("--board %s: %s (see the line above)", a->opt.board_file,
-                  dfnet_status_str(st));
+      usage_error("--board %s: %s (see the line above)", a->opt.board_file, dfnet_status_str(st));
       return false;
     }
   }

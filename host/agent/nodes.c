@@ -69,8 +69,8 @@ agent_node_t *agent__node_find_uid(agent_t *a, uint64_t uid) {
   return NULL;
 }
 
-dfnet_status_t agent__node_insert(agent_t *a, const dfnet_v1_NodeAdd *add,
-                                  uint64_t origin_host, agent_node_t **out) {
+dfnet_status_t agent__node_insert(agent_t *a, const dfnet_v1_NodeAdd *add, uint64_t origin_host,
+                                  agent_node_t **out) {
   if (add->name[0] == '\0' || strchr(add->name, '.') != NULL)
     return DFNET_STATUS_INVALID_ARGUMENT;
   if (strcmp(add->parent, a->root) != 0 && agent__node_find(a, add->parent) == NULL)

@@ -26,7 +26,7 @@ typedef struct opt_spec {
   opt_kind_t kind;
   size_t offset; /* into agent_options_t */
   uint32_t min, max;
-  const char *arg;  /* value placeholder in the usage text */
+  const char *arg; /* value placeholder in the usage text */
   const char *help;
 } opt_spec_t;
 
@@ -35,18 +35,15 @@ typedef struct opt_spec {
 static const opt_spec_t k_options[] = {
     {"--manager", OPT_URL, OFF(manager_url), 0, 0, "wss://HOST:PORT",
      "the manager to connect to (required)"},
-    {"--cert", OPT_STRING, OFF(cert_file), 0, 0, "FILE",
-     "this host's certificate, PEM (required)"},
+    {"--cert", OPT_STRING, OFF(cert_file), 0, 0, "FILE", "this host's certificate, PEM (required)"},
     {"--key", OPT_STRING, OFF(key_file), 0, 0, "FILE", "its private key, PEM (required)"},
     {"--ca", OPT_STRING, OFF(ca_file), 0, 0, "FILE",
      "the CA that signed the manager's certificate, PEM (required)"},
     {"--name", OPT_STRING, OFF(name), 0, 0, "NAME",
      "host name (default: the host name; must be the certificate's CN)"},
     {"--label", OPT_LABEL, OFF(labels), 0, 0, "K=V", "a label of this host (repeatable)"},
-    {"--sysfs-root", OPT_STRING, OFF(sysfs_root), 0, 0, "DIR",
-     "where sysfs is (default /sys)"},
-    {"--board", OPT_STRING, OFF(board_file), 0, 0, "FILE",
-     "board file (JSON) of platform devices"},
+    {"--sysfs-root", OPT_STRING, OFF(sysfs_root), 0, 0, "DIR", "where sysfs is (default /sys)"},
+    {"--board", OPT_STRING, OFF(board_file), 0, 0, "FILE", "board file (JSON) of platform devices"},
     {"--no-usb", OPT_FLAG, OFF(no_usb), 0, 0, NULL, "do not enumerate USB"},
     {"--cache-dir", OPT_STRING, OFF(cache_dir), 0, 0, "DIR",
      "driver package cache (default $XDG_CACHE_HOME/dfnet-host or ~/.cache/dfnet-host)"},
@@ -63,8 +60,9 @@ const char *agent__usage(void) {
   static char text[4096];
   if (text[0] != '\0')
     return text;
-  size_t n = (size_t)snprintf(text, sizeof text, "usage: dfnet-host --manager wss://HOST:PORT "
-                                                 "--cert FILE --key FILE --ca FILE [options]\n");
+  size_t n = (size_t)snprintf(text, sizeof text,
+                              "usage: dfnet-host --manager wss://HOST:PORT "
+                              "--cert FILE --key FILE --ca FILE [options]\n");
   for (size_t i = 0; i < sizeof k_options / sizeof k_options[0] && n < sizeof text; i++) {
     const opt_spec_t *o = &k_options[i];
     char left[48];
@@ -145,8 +143,8 @@ static bool label_parse(const char *text, agent_options_t *o, char *err, size_t 
   }
   for (size_t i = 0; i < klen; i++) {
     char c = text[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '-' || c == '_' || c == '/')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '-' || c == '_' || c == '/')) {
       snprintf(err, err_size, "--label %s: bad character '%c' in the key", text, c);
       return false;
     }

@@ -24,8 +24,8 @@ static dfnet_envelope_t *scratch(agent_t *a) {
   return a->scratch;
 }
 
-void agent__reply_status(agent_t *a, dfnet_session_id_t session, uint64_t id,
-                         dfnet_status_t code, const char *fmt, ...) {
+void agent__reply_status(agent_t *a, dfnet_session_id_t session, uint64_t id, dfnet_status_t code,
+                         const char *fmt, ...) {
   char msg[256] = "";
   if (fmt != NULL) {
     va_list ap;
@@ -34,14 +34,14 @@ void agent__reply_status(agent_t *a, dfnet_session_id_t session, uint64_t id,
     va_end(ap);
   }
   if (code != DFNET_STATUS_OK)
-    DFNET_LOGW(AGENT_SUBSYS, a->host_name, "request %llu answered %s: %s",
-               (unsigned long long)id, dfnet_status_str(code), msg);
+    DFNET_LOGW(AGENT_SUBSYS, a->host_name, "request %llu answered %s: %s", (unsigned long long)id,
+               dfnet_status_str(code), msg);
   if (session == 0 || session != a->session)
     return; /* that session is gone: its requests died with it */
   dfnet_status_t st = dfnet_transport_send_status(a->t, session, id, code, msg);
   if (st != DFNET_STATUS_OK)
-    DFNET_LOGW(AGENT_SUBSYS, a->host_name, "cannot answer request %llu: %s",
-               (unsigned long long)id, dfnet_status_str(st));
+    DFNET_LOGW(AGENT_SUBSYS, a->host_name, "cannot answer request %llu: %s", (unsigned long long)id,
+               dfnet_status_str(st));
 }
 
 /* ---- requests to the manager ---------------------------------------------------------- */
@@ -49,15 +49,15 @@ void agent__reply_status(agent_t *a, dfnet_session_id_t session, uint64_t id,
 /* Context of a NodeAdd / NodeRemove we sent. */
 typedef struct node_req {
   agent_t *a;
-  uint64_t node_uid;     /* NodeAdd: the node (0 for removals) */
-  uint64_t dh_id;        /* forwarded for a driver host: its id, else 0 */
-  uint64_t dh_request;   /* ... and its request id, answered with the manager's Status */
+  uint64_t node_uid;   /* NodeAdd: the node (0 for removals) */
+  uint64_t dh_id;      /* forwarded for a driver host: its id, else 0 */
+  uint64_t dh_request; /* ... and its request id, answered with the manager's Status */
   char moniker[AGENT_MONIKER_MAX];
   bool removal;
 } node_req_t;
 
-static void answer_driver_host(agent_t *a, uint64_t dh_id, uint64_t request_id,
-                               dfnet_status_t code, const char *message) {
+static void answer_driver_host(agent_t *a, uint64_t dh_id, uint64_t request_id, dfnet_status_t code,
+                               const char *message) {
   dfnet_envelope_t *env = scratch(a);
   env->pb.id = request_id;
   env->pb.which_msg = dfnet_v1_Envelope_status_tag;
@@ -108,9 +108,8 @@ static void on_node_reply(void *user, dfnet_status_t status, const dfnet_envelop
 }
 
 static dfnet_status_t send_node_request(agent_t *a, dfnet_envelope_t *env, node_req_t *r) {
-  dfnet_request_opts_t opts = {.deadline_ms = AGENT_REQUEST_DEADLINE_MS,
-                               .on_reply = on_node_reply,
-                               .user = r};
+  dfnet_request_opts_t opts = {
+      .deadline_ms = AGENT_REQUEST_DEADLINE_MS, .on_reply = on_node_reply, .user = r};
   dfnet_status_t st = dfnet_transport_request(a->t, a->session, env, &opts, 0, NULL);
   if (st != DFNET_STATUS_OK)
     DFNET_LOGW(AGENT_SUBSYS, r->moniker, "cannot send %s: %s",
@@ -159,8 +158,7 @@ void agent__send_node_add(agent_t *a, agent_node_t *node) {
     send_node_add(a, node, 0, 0);
 }
 
-static void send_node_remove(agent_t *a, const char *moniker, uint64_t dh_id,
-                             uint64_t dh_request) {
+static void send_node_remove(agent_t *a, const char *moniker, uint64_t dh_id, uint64_t dh_request) {
   node_req_t *r = calloc(1, sizeof *r);
   if (r == NULL) {
     DFNET_LOGE(AGENT_SUBSYS, moniker, "out of memory sending NodeRemove");
@@ -173,8 +171,7 @@ static void send_node_remove(agent_t *a, const char *moniker, uint64_t dh_id,
   agent__strlcpy(r->moniker, moniker, sizeof r->moniker);
   dfnet_envelope_t *env = scratch(a);
   env->pb.which_msg = dfnet_v1_Envelope_node_remove_tag;
-  agent__strlcpy(env->pb.msg.node_remove.moniker, moniker,
-                 sizeof env->pb.msg.node_remove.moniker);
+  agent__strlcpy(env->pb.msg.node_remove.moniker, moniker, sizeof env->pb.msg.node_remove.moniker);
   if (send_node_request(a, env, r) != DFNET_STATUS_OK) {
     if (dh_id != 0)
       answer_driver_host(a, dh_id, dh_request, DFNET_STATUS_OK, "");
@@ -233,12 +230,10 @@ void agent__enum_node_added(agent_t *a, const dfnet_v1_NodeAdd *rel) {
   agent_node_t *n = NULL;
   dfnet_status_t st = agent__node_insert(a, m, 0, &n);
   if (st != DFNET_STATUS_OK) {
-    DFNET_LOGW(AGENT_SUBSYS, m->parent, "node %s not published: %s", m->name,
-               dfnet_status_str(st));
+    DFNET_LOGW(AGENT_SUBSYS, m->parent, "node %s not published: %s", m->name, dfnet_status_str(st));
     return;
   }
-  DFNET_LOGD(AGENT_SUBSYS, n->moniker, "node found (%u properties)",
-             (unsigned)m->properties_count);
+  DFNET_LOGD(AGENT_SUBSYS, n->moniker, "node found (%u properties)", (unsigned)m->properties_count);
   agent__send_node_add(a, n);
 }
 
@@ -263,10 +258,10 @@ void agent__enum_node_removed(agent_t *a, const char *rel_moniker) {
 void agent__dh_node_add(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *req) {
   const dfnet_v1_NodeAdd *m = &req->pb.msg.node_add;
   agent_node_t *parent = agent__node_find(a, m->parent);
-  bool allowed = parent != NULL &&
-                 ((parent->driver_host_id == dh_id && parent->driver != AGENT_DRIVER_NONE &&
-                   parent->driver != AGENT_DRIVER_DEAD) ||
-                  parent->origin_host == dh_id);
+  bool allowed =
+      parent != NULL && ((parent->driver_host_id == dh_id && parent->driver != AGENT_DRIVER_NONE &&
+                          parent->driver != AGENT_DRIVER_DEAD) ||
+                         parent->origin_host == dh_id);
   if (!allowed) {
     DFNET_LOGW(AGENT_SUBSYS, m->parent, "driver host %llu may not add %s here",
                (unsigned long long)dh_id, m->name);
@@ -333,8 +328,8 @@ static void announce(agent_t *a) {
       with_driver++;
   }
   a->announces++;
-  DFNET_LOGI(AGENT_SUBSYS, a->host_name, "announced %zu nodes (%zu with a running driver)",
-             count, with_driver);
+  DFNET_LOGI(AGENT_SUBSYS, a->host_name, "announced %zu nodes (%zu with a running driver)", count,
+             with_driver);
 }
 
 static void on_hello_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
@@ -363,8 +358,8 @@ static void on_hello_reply(void *user, dfnet_status_t status, const dfnet_envelo
   const dfnet_v1_Welcome *w = &reply->pb.msg.welcome;
   if (strcmp(w->name, a->host_name) != 0)
     DFNET_LOGE(AGENT_SUBSYS, a->host_name,
-               "the manager names this host \"%s\": its nodes will not be under dev.%s",
-               w->name, w->name);
+               "the manager names this host \"%s\": its nodes will not be under dev.%s", w->name,
+               w->name);
   a->welcomed = true;
   a->host_grace_ms = w->host_grace_ms;
   DFNET_LOGI(AGENT_SUBSYS, a->host_name, "welcomed by %s (session %llu, grace %u ms)",
@@ -398,9 +393,8 @@ void agent__on_session_open(void *user, const dfnet_session_info_t *info) {
   }
   h->labels_count = (pb_size_t)a->opt.label_count;
   agent__strlcpy(h->software_version, AGENT_SOFTWARE_VERSION, sizeof h->software_version);
-  dfnet_request_opts_t opts = {.deadline_ms = AGENT_REQUEST_DEADLINE_MS,
-                               .on_reply = on_hello_reply,
-                               .user = a};
+  dfnet_request_opts_t opts = {
+      .deadline_ms = AGENT_REQUEST_DEADLINE_MS, .on_reply = on_hello_reply, .user = a};
   dfnet_status_t st = dfnet_transport_request(a->t, info->id, env, &opts, 0, NULL);
   if (st != DFNET_STATUS_OK) {
     DFNET_LOGE(AGENT_SUBSYS, a->host_name, "cannot send Hello: %s", dfnet_status_str(st));
@@ -414,8 +408,7 @@ void agent__on_session_closed(void *user, dfnet_session_id_t session, dfnet_stat
   if (session != a->session)
     return;
   DFNET_LOGW(AGENT_SUBSYS, a->host_name, "disconnected from the manager: %s%s%s",
-             dfnet_status_str(reason), message && message[0] ? ": " : "",
-             message ? message : "");
+             dfnet_status_str(reason), message && message[0] ? ": " : "", message ? message : "");
   a->session = 0;
   a->welcomed = false;
   agent__calls_session_closed(a, session);
@@ -450,8 +443,7 @@ void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_enve
   if (session != a->session)
     return;
   if (!a->welcomed) {
-    agent__reply_status(a, session, env->pb.id, DFNET_STATUS_FAILED_PRECONDITION,
-                        "no Welcome yet");
+    agent__reply_status(a, session, env->pb.id, DFNET_STATUS_FAILED_PRECONDITION, "no Welcome yet");
     return;
   }
   if (a->shutting_down && env->pb.which_msg != dfnet_v1_Envelope_cancel_tag &&
@@ -460,8 +452,7 @@ void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_enve
       agent__reply_call_status(a, session, env->pb.id, DFNET_STATUS_UNAVAILABLE,
                                "host agent stopping");
     else
-      agent__reply_status(a, session, env->pb.id, DFNET_STATUS_UNAVAILABLE,
-                          "host agent stopping");
+      agent__reply_status(a, session, env->pb.id, DFNET_STATUS_UNAVAILABLE, "host agent stopping");
     return;
   }
   switch (env->pb.which_msg) {

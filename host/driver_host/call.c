@@ -324,25 +324,23 @@ static void task_call(void *arg) {
   handler(drv->ctx, call, call->request, call->request_len);
 }
 
-void dh__call_handle(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m,
-                     dfnet_bytes_t payload) {
+void dh__call_handle(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m, dfnet_bytes_t payload) {
   char msg[700];
   dh_driver_state_t state = DH_DRIVER_STOPPED;
   dfnet_driver_t *drv = find_live_driver(host, m->target, &state);
   if (drv == NULL || state == DH_DRIVER_STOPPING) {
-    snprintf(msg, sizeof msg, drv == NULL ? "no driver on node %s in this driver host"
-                                          : "the driver on %s is stopping",
+    snprintf(msg, sizeof msg,
+             drv == NULL ? "no driver on node %s in this driver host"
+                         : "the driver on %s is stopping",
              m->target);
-    dh__link_send_reply(host, id, drv == NULL ? DFNET_STATUS_NOT_FOUND
-                                              : DFNET_STATUS_UNAVAILABLE,
+    dh__link_send_reply(host, id, drv == NULL ? DFNET_STATUS_NOT_FOUND : DFNET_STATUS_UNAVAILABLE,
                         msg, true, NULL, 0);
     return;
   }
   struct dfnet_call *call = calloc(1, sizeof *call);
   if (call == NULL || (payload.size > 0 && (call->request = malloc(payload.size)) == NULL)) {
     free(call);
-    dh__link_send_reply(host, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory", true,
-                        NULL, 0);
+    dh__link_send_reply(host, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory", true, NULL, 0);
     return;
   }
   pthread_condattr_t ca;
@@ -456,16 +454,16 @@ static bool may_block(const dfnet_call_t *call) {
   return cur != &call->driver->dispatcher || cur->allow_sync_calls;
 }
 
-dfnet_status_t dfnet_call_reply(dfnet_call_t *call, dfnet_status_t status,
-                                const char *message, const uint8_t *data, size_t len) {
+dfnet_status_t dfnet_call_reply(dfnet_call_t *call, dfnet_status_t status, const char *message,
+                                const uint8_t *data, size_t len) {
   dfnet_driver_t *drv = call->driver;
   dfnet_status_t result = DFNET_STATUS_OK;
   bool ended_now = false;
   if ((unsigned)status >= DFNET_STATUS_COUNT)
     status = DFNET_STATUS_UNKNOWN;
   if (len > DFNET_CALL_PAYLOAD_MAX) {
-    dfnet_driver_log(drv, DFNET_DRIVER_LOG_ERROR, "reply of %zu bytes to %s is over %u",
-                     len, call->method, DFNET_CALL_PAYLOAD_MAX);
+    dfnet_driver_log(drv, DFNET_DRIVER_LOG_ERROR, "reply of %zu bytes to %s is over %u", len,
+                     call->method, DFNET_CALL_PAYLOAD_MAX);
     status = DFNET_STATUS_INTERNAL;
     message = "the driver's reply was too large";
     data = NULL;
@@ -528,8 +526,8 @@ dfnet_status_t dfnet_call_send(dfnet_call_t *call, const uint8_t *data, size_t l
     }
     if (call->q_head == NULL && call->credit > 0) {
       call->credit--;
-      st = dh__link_send_reply(call->driver->host, call->id, DFNET_STATUS_OK, NULL, false,
-                               data, len);
+      st = dh__link_send_reply(call->driver->host, call->id, DFNET_STATUS_OK, NULL, false, data,
+                               len);
       break;
     }
     if (call->q_len < CALL_QUEUE_MAX) {
@@ -579,8 +577,8 @@ dfnet_status_t dfnet_call_wait_cancelled(dfnet_call_t *call, uint32_t timeout_ms
   }
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t until = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
-                   (uint64_t)timeout_ms * 1000000u;
+  uint64_t until =
+      (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (uint64_t)timeout_ms * 1000000u;
   ts.tv_sec = (time_t)(until / 1000000000u);
   ts.tv_nsec = (long)(until % 1000000000u);
   dh__link_flush_deferred(call->driver->host); /* blocking: send what waits first */

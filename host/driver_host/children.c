@@ -126,8 +126,7 @@ dfnet_status_t dfnet_driver_add_child(dfnet_driver_t *driver, const dfnet_child_
                                       dfnet_child_added_fn done, void *arg) {
   const char *why = NULL;
   if (args == NULL || !child_args_valid(args, &why)) {
-    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "add child: %s",
-                     why ? why : "no arguments");
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "add child: %s", why ? why : "no arguments");
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   dh_child_t *child = calloc(1, sizeof *child);

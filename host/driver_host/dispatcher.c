@@ -111,9 +111,8 @@ static void *dispatcher_main(void *arg) {
   return NULL;
 }
 
-dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
-                                    const char *subject, void (*on_idle)(void *),
-                                    void *idle_arg) {
+dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls, const char *subject,
+                                    void (*on_idle)(void *), void *idle_arg) {
   pthread_condattr_t ca;
   pthread_mutex_init(&d->mu, NULL);
   pthread_condattr_init(&ca);
@@ -141,9 +140,8 @@ dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
   return DFNET_STATUS_OK;
 }
 
-dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms,
-                                   void (*run)(void *), void (*drop)(void *), void *arg,
-                                   bool final) {
+dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms, void (*run)(void *),
+                                   void (*drop)(void *), void *arg, bool final) {
   dh_task_t *t = calloc(1, sizeof *t);
   if (t == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;

@@ -23,9 +23,7 @@
 
 /* ---- the one place the ops table is called ----------------------------------------- */
 
-static dfnet_status_t hook_start(dfnet_driver_t *drv) {
-  return drv->ops->start(drv, drv->ctx);
-}
+static dfnet_status_t hook_start(dfnet_driver_t *drv) { return drv->ops->start(drv, drv->ctx); }
 
 static void hook_prepare_stop(dfnet_driver_t *drv) {
   if (drv->ops->prepare_stop != NULL)
@@ -58,17 +56,17 @@ static dfnet_status_t load_so(const char *path, const char *url, void **out_dl,
   const dfnet_driver_registration_t *reg = dlsym(dl, DFNET_DRIVER_SYMBOL);
   if (reg == NULL) {
     const char *e = dlerror();
-    snprintf(msg, cap, "driver %s exports no %s (built without DFNET_DRIVER_EXPORT?): %s",
-             path, DFNET_DRIVER_SYMBOL, e ? e : "symbol is NULL");
+    snprintf(msg, cap, "driver %s exports no %s (built without DFNET_DRIVER_EXPORT?): %s", path,
+             DFNET_DRIVER_SYMBOL, e ? e : "symbol is NULL");
     goto refused;
   }
   const char *who = url[0] != '\0' ? url : path;
   if (reg->api_version != DFNET_DRIVER_API_VERSION ||
       (reg->ops != NULL && reg->ops->api_version != DFNET_DRIVER_API_VERSION)) {
-    uint32_t v = reg->api_version != DFNET_DRIVER_API_VERSION ? reg->api_version
-                                                              : reg->ops->api_version;
-    snprintf(msg, cap, "driver %s built against driver API %u, this driver host speaks %u",
-             who, v, DFNET_DRIVER_API_VERSION);
+    uint32_t v =
+        reg->api_version != DFNET_DRIVER_API_VERSION ? reg->api_version : reg->ops->api_version;
+    snprintf(msg, cap, "driver %s built against driver API %u, this driver host speaks %u", who, v,
+             DFNET_DRIVER_API_VERSION);
     dlclose(dl);
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
@@ -108,8 +106,7 @@ static bool copy_node(dfnet_driver_t *drv, const dfnet_v1_DriverStart *m,
   drv->offer_count = m->offers_count;
   drv->offer_store = calloc(drv->offer_count + 1, sizeof *drv->offer_store);
   drv->offers = calloc(drv->offer_count + 1, sizeof *drv->offers);
-  if (!drv->program_json || !drv->pb_props || !drv->props || !drv->offer_store ||
-      !drv->offers)
+  if (!drv->program_json || !drv->pb_props || !drv->props || !drv->offer_store || !drv->offers)
     return false;
   if (jlen > 0) {
     memcpy(drv->program_json, program_json.data, jlen);
@@ -388,8 +385,7 @@ void dh__driver_reap(dfnet_driver_t *drv) {
 
 /* ---- node ---------------------------------------------------------------------------- */
 
-const dfnet_node_property_t *dfnet_driver_properties(const dfnet_driver_t *driver,
-                                                     size_t *count) {
+const dfnet_node_property_t *dfnet_driver_properties(const dfnet_driver_t *driver, size_t *count) {
   *count = driver->prop_count;
   return driver->props;
 }
@@ -408,9 +404,7 @@ const dfnet_node_property_t *dfnet_driver_property_find(const dfnet_driver_t *dr
 const char *dfnet_driver_node_moniker(const dfnet_driver_t *driver) { return driver->moniker; }
 const char *dfnet_driver_node_name(const dfnet_driver_t *driver) { return driver->node_name; }
 const char *dfnet_driver_url(const dfnet_driver_t *driver) { return driver->url; }
-const char *dfnet_driver_program_json(const dfnet_driver_t *driver) {
-  return driver->program_json;
-}
+const char *dfnet_driver_program_json(const dfnet_driver_t *driver) { return driver->program_json; }
 
 const char *const *dfnet_driver_offers(const dfnet_driver_t *driver, size_t *count) {
   *count = driver->offer_count;
@@ -441,8 +435,7 @@ dfnet_status_t dfnet_driver_post(dfnet_driver_t *driver, uint32_t delay_ms, dfne
   p->driver = driver;
   p->fn = fn;
   p->arg = arg;
-  dfnet_status_t st =
-      dh__dispatcher_post(&driver->dispatcher, delay_ms, task_post, free, p, false);
+  dfnet_status_t st = dh__dispatcher_post(&driver->dispatcher, delay_ms, task_post, free, p, false);
   if (st != DFNET_STATUS_OK)
     free(p);
   return st;
@@ -476,9 +469,9 @@ dfnet_status_t dfnet_driver_serve(dfnet_driver_t *driver, const char *service,
   for (size_t i = 0; i < count; i++) {
     int n = -1;
     if (methods[i].name != NULL && methods[i].handler != NULL) {
-      n = service != NULL ? snprintf(add[i].path, sizeof add[i].path, "/%s/%s", service,
-                                     methods[i].name)
-                          : snprintf(add[i].path, sizeof add[i].path, "%s", methods[i].name);
+      n = service != NULL
+              ? snprintf(add[i].path, sizeof add[i].path, "/%s/%s", service, methods[i].name)
+              : snprintf(add[i].path, sizeof add[i].path, "%s", methods[i].name);
     }
     if (n < 0 || (size_t)n >= sizeof add[i].path || !valid_path(add[i].path)) {
       dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
@@ -535,8 +528,8 @@ void dfnet_driver_vlog(const dfnet_driver_t *driver, dfnet_driver_log_level_t le
     l = DFNET_LOG_DEBUG;
   /* A warning or error start logs on its dispatcher becomes the reason of a failed start
    * (runtime bookkeeping, hence the cast: the driver's view of itself stays const). */
-  bool reason = driver->in_start && level <= DFNET_DRIVER_LOG_WARN &&
-                dfnet_driver_on_dispatcher(driver);
+  bool reason =
+      driver->in_start && level <= DFNET_DRIVER_LOG_WARN && dfnet_driver_on_dispatcher(driver);
   if (!dfnet_log_enabled(l) && !reason)
     return;
   char buf[1024];
@@ -551,8 +544,8 @@ void dfnet_driver_vlog(const dfnet_driver_t *driver, dfnet_driver_log_level_t le
     dfnet_log(l, driver->name, driver->moniker, "%s", buf);
 }
 
-void dfnet_driver_log(const dfnet_driver_t *driver, dfnet_driver_log_level_t level,
-                      const char *fmt, ...) {
+void dfnet_driver_log(const dfnet_driver_t *driver, dfnet_driver_log_level_t level, const char *fmt,
+                      ...) {
   va_list ap;
   va_start(ap, fmt);
   dfnet_driver_vlog(driver, level, fmt, ap);

@@ -166,8 +166,7 @@ static dfnet_status_t link_send(dh_host_t *host, uint64_t id, dh_fill_fn fill, v
   }
   uint8_t *frame = host->out + host->out_len;
   st = dfnet_envelope_encode(host->wenv, frame + DFNET_FRAME_HEADER_SIZE,
-                             host->out_cap - host->out_len - DFNET_FRAME_HEADER_SIZE, &len,
-                             &err);
+                             host->out_cap - host->out_len - DFNET_FRAME_HEADER_SIZE, &len, &err);
   if (st != DFNET_STATUS_OK)
     goto encode_failed;
   dfnet_frame_put_header(frame, (uint32_t)len);
@@ -232,8 +231,8 @@ static void fill_reply(dfnet_envelope_t *env, void *arg) {
 }
 
 dfnet_status_t dh__link_send_reply(dh_host_t *host, uint64_t id, dfnet_status_t code,
-                                   const char *message, bool end_of_stream,
-                                   const uint8_t *data, size_t len) {
+                                   const char *message, bool end_of_stream, const uint8_t *data,
+                                   size_t len) {
   reply_args_t a = {code, message, end_of_stream};
   return link_send(host, id, fill_reply, &a, data, len, false);
 }
@@ -294,8 +293,7 @@ static void handle_driver_stop(dh_host_t *host, uint64_t id, const dfnet_v1_Driv
   dh__driver_begin_stop(drv, id);
 }
 
-static void handle_frame(dh_host_t *host, dfnet_envelope_t *env, const uint8_t *frame,
-                         size_t len) {
+static void handle_frame(dh_host_t *host, dfnet_envelope_t *env, const uint8_t *frame, size_t len) {
   const char *err = NULL;
   dfnet_status_t st = dfnet_envelope_decode(frame, len, DFNET_FRAME_MAX_DEFAULT, env, &err);
   if (st == DFNET_STATUS_UNIMPLEMENTED) {
@@ -410,8 +408,8 @@ static void run_inline(dh_host_t *host, dh_dispatcher_t *d);
 static int link_turn(dh_host_t *host, bool is_rescuer) {
   struct dh_link_state *ls = host->ls;
   bool asleep, watching;
-  int timeout = link_timeout(host, dh__call_expire(host), ls->watched_for_nothing, &asleep,
-                             &watching);
+  int timeout =
+      link_timeout(host, dh__call_expire(host), ls->watched_for_nothing, &asleep, &watching);
   struct pollfd pfd[3] = {{.fd = host->wake_fd, .events = POLLIN},
                           {.fd = host->link_down ? -1 : host->fd, .events = POLLIN},
                           {.fd = is_rescuer ? host->release_fd : -1, .events = POLLIN}};
@@ -419,8 +417,7 @@ static int link_turn(dh_host_t *host, bool is_rescuer) {
   if (asleep)
     atomic_store(&host->link_asleep, false);
   flush_overdue(host);
-  ls->watched_for_nothing =
-      watching && n == 0 && atomic_load(&host->deferred_since_ns) == 0;
+  ls->watched_for_nothing = watching && n == 0 && atomic_load(&host->deferred_since_ns) == 0;
   if (n < 0) {
     if (errno == EINTR)
       return 0;
@@ -443,8 +440,8 @@ static int link_turn(dh_host_t *host, bool is_rescuer) {
   while (off < (size_t)got) {
     size_t used = 0, flen = 0;
     const uint8_t *frame = NULL;
-    dfnet_status_t st = dfnet_frame_reader_feed(&ls->reader, ls->chunk + off,
-                                                (size_t)got - off, &used, &frame, &flen);
+    dfnet_status_t st = dfnet_frame_reader_feed(&ls->reader, ls->chunk + off, (size_t)got - off,
+                                                &used, &frame, &flen);
     off += used;
     if (st != DFNET_STATUS_OK)
       DFNET_LOGW(LINK_SUBSYS, NULL, "frame skipped: %s", dfnet_status_str(st));

@@ -23,8 +23,10 @@
 #include "lib/log.h"
 
 static void usage(const char *why) {
-  fprintf(stderr, "dfnet-driver-host: %s\nusage: dfnet-driver-host --fd N "
-                  "[--log-level error|warn|info|debug]\n", why);
+  fprintf(stderr,
+          "dfnet-driver-host: %s\nusage: dfnet-driver-host --fd N "
+          "[--log-level error|warn|info|debug]\n",
+          why);
 }
 
 /* Parse a file descriptor number: 0..65535, digits only. */

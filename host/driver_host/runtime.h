@@ -32,9 +32,9 @@
 
 typedef struct dh_task {
   struct dh_task *next;
-  uint64_t due_ns;            /* delayed tasks: CLOCK_MONOTONIC time to run */
-  void (*run)(void *arg);     /* runs on the dispatcher thread */
-  void (*drop)(void *arg);    /* frees arg when the task is discarded unrun (may be NULL) */
+  uint64_t due_ns;         /* delayed tasks: CLOCK_MONOTONIC time to run */
+  void (*run)(void *arg);  /* runs on the dispatcher thread */
+  void (*drop)(void *arg); /* frees arg when the task is discarded unrun (may be NULL) */
   void *arg;
 } dh_task_t;
 
@@ -47,21 +47,20 @@ typedef struct dh_dispatcher {
   bool closed;            /* no more posts; the final task is queued */
   bool exit;              /* the thread leaves after the current task */
   bool allow_sync_calls;
-  atomic_uint ready;      /* tasks in head..tail (changed under mu, read without it) */
-  atomic_bool running;    /* a task is running now */
-  atomic_int posters;     /* posts between unlocking mu and signalling cv */
-  bool borrowed;          /* another thread runs the tasks now (dh__dispatcher_run_here) */
+  atomic_uint ready;          /* tasks in head..tail (changed under mu, read without it) */
+  atomic_bool running;        /* a task is running now */
+  atomic_int posters;         /* posts between unlocking mu and signalling cv */
+  bool borrowed;              /* another thread runs the tasks now (dh__dispatcher_run_here) */
   void (*on_idle)(void *arg); /* run on the thread, no lock held, when it runs dry */
   void *idle_arg;
-  const char *subject;   /* node moniker for logs (owned by the driver) */
+  const char *subject; /* node moniker for logs (owned by the driver) */
 } dh_dispatcher_t;
 
 /* Start the dispatcher's thread. `on_idle(idle_arg)` (may be NULL) runs on that thread
  * each time its ready queue runs dry, before it waits: the driver host flushes the
  * replies its tasks deferred there. Returns OK or INTERNAL (thread creation failed). */
-dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls,
-                                    const char *subject, void (*on_idle)(void *),
-                                    void *idle_arg);
+dfnet_status_t dh__dispatcher_start(dh_dispatcher_t *d, bool allow_sync_calls, const char *subject,
+                                    void (*on_idle)(void *), void *idle_arg);
 
 /* The calling thread is a dispatcher with more tasks ready to run after the current one
  * (they are its to run, so the answer cannot go stale while its task runs). */
@@ -73,9 +72,8 @@ bool dh__dispatcher_busy(const dh_dispatcher_t *d);
 /* Queue a task (copied). delay_ms 0: behind the ready tasks. Returns OK, or
  * FAILED_PRECONDITION when closed (drop is NOT called then; the caller keeps arg), or
  * RESOURCE_EXHAUSTED. `final` bypasses and sets `closed`, dropping delayed tasks. */
-dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms,
-                                   void (*run)(void *), void (*drop)(void *), void *arg,
-                                   bool final);
+dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms, void (*run)(void *),
+                                   void (*drop)(void *), void *arg, bool final);
 
 /* Between these two calls, posts from the calling thread wake no dispatcher; release
  * wakes each one posted to, once: the link thread queues a whole read's calls before a
@@ -135,11 +133,11 @@ struct dfnet_driver {
   char moniker[512];
   const char *node_name; /* into moniker */
   char url[256];
-  char *program_json;    /* owned, NUL-terminated */
-  void *dl;              /* dlopen handle */
+  char *program_json; /* owned, NUL-terminated */
+  void *dl;           /* dlopen handle */
   const dfnet_driver_ops_t *ops;
-  const char *name;      /* ops->name or "driver" */
-  void *ctx;             /* owned, ctx_size bytes */
+  const char *name; /* ops->name or "driver" */
+  void *ctx;        /* owned, ctx_size bytes */
   dfnet_node_property_t *props;
   dfnet_v1_NodeProperty *pb_props; /* string storage of props */
   size_t prop_count;
@@ -148,7 +146,7 @@ struct dfnet_driver {
   size_t offer_count;
   dh_dispatcher_t dispatcher;
 
-  pthread_mutex_t mu;    /* state, methods, children, calls list, stop_waiters */
+  pthread_mutex_t mu; /* state, methods, children, calls list, stop_waiters */
   dh_driver_state_t state;
   bool started;          /* start returned OK */
   bool in_start;         /* start is running (dispatcher thread only) */
@@ -158,7 +156,7 @@ struct dfnet_driver {
   dh_child_t *children;
   struct dfnet_call *calls; /* every call of this driver not yet freed */
   dh_waiter_t *stop_waiters;
-  uint64_t start_id;     /* envelope id of the DriverStart to answer */
+  uint64_t start_id; /* envelope id of the DriverStart to answer */
 };
 
 /* Load, check and start a driver for a DriverStart (link thread). Replies itself. */
@@ -184,33 +182,33 @@ typedef struct dh_item {
 } dh_item_t;
 
 struct dfnet_call {
-  struct dfnet_call *hnext;          /* dh_host.calls hash chain (calls_mu) */
-  struct dfnet_call *dnext, *dprev;  /* driver->calls (driver->mu) */
+  struct dfnet_call *hnext;         /* dh_host.calls hash chain (calls_mu) */
+  struct dfnet_call *dnext, *dprev; /* driver->calls (driver->mu) */
   bool in_table;
-  uint64_t id;                       /* link id of the Call envelope */
+  uint64_t id; /* link id of the Call envelope */
   dfnet_driver_t *driver;
   atomic_int refs;
 
-  pthread_mutex_t mu;                /* everything below */
+  pthread_mutex_t mu; /* everything below */
   pthread_cond_t cv;
-  bool ended;                        /* the final status was sent or decided */
-  dfnet_status_t end_status;         /* why, when the runtime ended it */
-  bool replied;                      /* the driver called dfnet_call_reply */
-  bool driver_holds;                 /* the driver holds a reference */
+  bool ended;                /* the final status was sent or decided */
+  dfnet_status_t end_status; /* why, when the runtime ended it */
+  bool replied;              /* the driver called dfnet_call_reply */
+  bool driver_holds;         /* the driver holds a reference */
   bool streaming;
-  bool credit_seen;                  /* a StreamCredit arrived */
+  bool credit_seen; /* a StreamCredit arrived */
   uint32_t credit;
   dh_item_t *q_head, *q_tail;
   size_t q_len;
-  bool final_pending;                /* the driver's final reply waits behind q */
+  bool final_pending; /* the driver's final reply waits behind q */
   dfnet_status_t final_status;
   char *final_message;
   uint8_t *final_data;
   size_t final_len;
-  uint64_t deadline_ns;              /* 0: none */
+  uint64_t deadline_ns; /* 0: none */
   dfnet_call_cancel_fn cancel_fn;
   void *cancel_arg;
-  bool cancel_done;                  /* the cancel callback was queued */
+  bool cancel_done; /* the cancel callback was queued */
 
   char method[256];
   char caller[64];
@@ -262,34 +260,34 @@ typedef struct dh_reap {
 struct dh_link_state;
 
 typedef struct dh_host {
-  int fd;                     /* the socketpair end */
-  int wake_fd;                /* eventfd: reap queue has entries */
+  int fd;      /* the socketpair end */
+  int wake_fd; /* eventfd: reap queue has entries */
   /* The link role (reading fd, and everything "link thread" below) belongs to whoever
    * holds role_mu: the link thread, or the rescuer while the link thread runs a
    * dispatcher's tasks longer than DH_RESCUE_AFTER_MS (link.c run_inline). */
   pthread_mutex_t role_mu;
-  struct dh_link_state *ls;   /* reader state of the link (role_mu) */
+  struct dh_link_state *ls; /* reader state of the link (role_mu) */
   pthread_t rescuer;
-  int rescue_fd;              /* timerfd armed while the link thread runs tasks */
-  int release_fd;             /* eventfd: the link thread wants the role back */
+  int rescue_fd;  /* timerfd armed while the link thread runs tasks */
+  int release_fd; /* eventfd: the link thread wants the role back */
   atomic_bool inline_running, rescuer_active, rescuer_quit;
-  dfnet_driver_t *drivers;    /* link thread only */
-  bool link_down;             /* EOF or write error: stop everything and exit */
+  dfnet_driver_t *drivers; /* link thread only */
+  bool link_down;          /* EOF or write error: stop everything and exit */
 
-  pthread_mutex_t write_mu;   /* wenv, out, writes to fd */
+  pthread_mutex_t write_mu; /* wenv, out, writes to fd */
   dfnet_envelope_t *wenv;
-  uint8_t *out;               /* frames encoded and not yet written (see link.c) */
+  uint8_t *out; /* frames encoded and not yet written (see link.c) */
   size_t out_len, out_cap;
   atomic_bool write_failed;
   _Atomic uint64_t deferred_since_ns; /* out holds deferred frames since then; 0: none */
-  atomic_bool link_asleep;    /* the link thread waits in poll() with no timeout for them */
+  atomic_bool link_asleep;            /* the link thread waits in poll() with no timeout for them */
 
-  pthread_mutex_t calls_mu;   /* calls, deadline_count, pending children, reap */
+  pthread_mutex_t calls_mu; /* calls, deadline_count, pending children, reap */
   struct dfnet_call *calls[DH_CALL_BUCKETS];
   size_t live_calls;
   dh_pending_child_t *pending_children;
   dh_reap_t *reap;
-  _Atomic uint64_t next_id;   /* ids of requests this side sends (NodeAdd/NodeRemove) */
+  _Atomic uint64_t next_id; /* ids of requests this side sends (NodeAdd/NodeRemove) */
 } dh_host_t;
 
 /* Set up the host on the link fd. Returns OK or INTERNAL. */
@@ -320,8 +318,8 @@ dfnet_status_t dh__link_send_status(dh_host_t *host, uint64_t id, dfnet_status_t
 
 /* Send Reply{code, message, end_of_stream} with payload. */
 dfnet_status_t dh__link_send_reply(dh_host_t *host, uint64_t id, dfnet_status_t code,
-                                   const char *message, bool end_of_stream,
-                                   const uint8_t *data, size_t len);
+                                   const char *message, bool end_of_stream, const uint8_t *data,
+                                   size_t len);
 
 /* Queue a stopped driver for reaping by the link thread. Any thread. */
 void dh__host_queue_reap(dh_host_t *host, dfnet_driver_t *drv);

@@ -81,9 +81,8 @@ typedef struct board_priv {
 } board_priv_t;
 
 /* Record and log one problem: "<file>: <json path>: <problem>". */
-__attribute__((format(printf, 3, 4))) static void board_error(board_priv_t *priv,
-                                                               const char *json_path,
-                                                               const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void
+board_error(board_priv_t *priv, const char *json_path, const char *fmt, ...) {
   char problem[512];
   va_list ap;
   va_start(ap, fmt);
@@ -121,9 +120,8 @@ static void clear_errors(board_priv_t *priv) {
 
 /* base followed by the formatted suffix, in buf[cap], cut to fit (a JSON path is only
  * used in messages). Returns buf. */
-__attribute__((format(printf, 4, 5))) static const char *subpath(char *buf, size_t cap,
-                                                                 const char *base,
-                                                                 const char *fmt, ...) {
+__attribute__((format(printf, 4, 5))) static const char *
+subpath(char *buf, size_t cap, const char *base, const char *fmt, ...) {
   size_t len = strlen(base);
   if (len >= cap) {
     len = cap - 1;
@@ -138,12 +136,18 @@ __attribute__((format(printf, 4, 5))) static const char *subpath(char *buf, size
 }
 
 static const char *json_type_name(const cJSON *item) {
-  if (cJSON_IsString(item)) return "a string";
-  if (cJSON_IsNumber(item)) return "a number";
-  if (cJSON_IsBool(item)) return "a boolean";
-  if (cJSON_IsNull(item)) return "null";
-  if (cJSON_IsArray(item)) return "an array";
-  if (cJSON_IsObject(item)) return "an object";
+  if (cJSON_IsString(item))
+    return "a string";
+  if (cJSON_IsNumber(item))
+    return "a number";
+  if (cJSON_IsBool(item))
+    return "a boolean";
+  if (cJSON_IsNull(item))
+    return "null";
+  if (cJSON_IsArray(item))
+    return "an array";
+  if (cJSON_IsObject(item))
+    return "an object";
   return "an invalid value";
 }
 
@@ -169,17 +173,14 @@ static bool get_uint(board_priv_t *priv, const cJSON *item, const char *path, ui
       *out = (uint32_t)v;
       return true;
     }
-    board_error(priv, path, "expected an integer 0..%" PRIu32 ", got the string \"%.64s\"",
-                max, s);
+    board_error(priv, path, "expected an integer 0..%" PRIu32 ", got the string \"%.64s\"", max, s);
     return false;
   }
-  board_error(priv, path, "expected an integer 0..%" PRIu32 ", got %s", max,
-              json_type_name(item));
+  board_error(priv, path, "expected an integer 0..%" PRIu32 ", got %s", max, json_type_name(item));
   return false;
 }
 
-static bool get_string(board_priv_t *priv, const cJSON *item, const char *path,
-                       const char **out) {
+static bool get_string(board_priv_t *priv, const cJSON *item, const char *path, const char **out) {
   if (!cJSON_IsString(item)) {
     board_error(priv, path, "expected a string, got %s", json_type_name(item));
     return false;
@@ -195,22 +196,19 @@ static bool get_device_path(board_priv_t *priv, const cJSON *item, const char *p
     return false;
   }
   if ((*out)[0] != '/' || strlen(*out) > 255) {
-    board_error(priv, path, "expected an absolute path of at most 255 bytes, got \"%.64s\"",
-                *out);
+    board_error(priv, path, "expected an absolute path of at most 255 bytes, got \"%.64s\"", *out);
     return false;
   }
   return true;
 }
 
 /* Add a property built by the caller; report a failure at path. */
-static bool check_added(board_priv_t *priv, dfnet_status_t s, const char *path,
-                        const char *key) {
+static bool check_added(board_priv_t *priv, dfnet_status_t s, const char *path, const char *key) {
   switch (s) {
   case DFNET_STATUS_OK:
     return true;
   case DFNET_STATUS_ALREADY_EXISTS:
-    board_error(priv, path, "the key %s is already set on this device (one key, one value)",
-                key);
+    board_error(priv, path, "the key %s is already set on this device (one key, one value)", key);
     return false;
   case DFNET_STATUS_RESOURCE_EXHAUSTED:
     board_error(priv, path, "too many properties (a node has at most 64)");
@@ -272,8 +270,7 @@ static bool parse_property(board_priv_t *priv, const cJSON *prop, const char *pa
     return false;
   }
   if (int_key != 0 && strcmp(type, "int") != 0) {
-    board_error(priv, sub, "%s is an integer key: its type is \"int\", not \"%.32s\"", key,
-                type);
+    board_error(priv, sub, "%s is an integer key: its type is \"int\", not \"%.32s\"", key, type);
     return false;
   }
   const char *str_key = int_key != 0 ? NULL : key;
@@ -301,8 +298,10 @@ static bool parse_property(board_priv_t *priv, const cJSON *prop, const char *pa
     }
     const char *dot = strchr(text, '.');
     if (dot == NULL || dot == text || strrchr(text, '.')[1] == '\0') {
-      board_error(priv, sub, "an enum value is fully qualified (\"fuchsia.serial.CLASS."
-                  "CONSOLE\"), got \"%.64s\"", text);
+      board_error(priv, sub,
+                  "an enum value is fully qualified (\"fuchsia.serial.CLASS."
+                  "CONSOLE\"), got \"%.64s\"",
+                  text);
       return false;
     }
     return check_added(priv, enum__prop_enum(node, 0, key, text), path, key);
@@ -341,21 +340,19 @@ static bool resource_path(board_priv_t *priv, const cJSON *item, const char *pat
 
 /* {"<file member>": "/dev/...", "<number member>": N}: two properties. */
 static bool resource_pair(board_priv_t *priv, const cJSON *item, const char *path,
-                          dfnet_v1_NodeAdd *node, const char *file_member,
-                          const char *file_key, const char *num_member, const char *num_key,
-                          uint32_t num_max) {
+                          dfnet_v1_NodeAdd *node, const char *file_member, const char *file_key,
+                          const char *num_member, const char *num_key, uint32_t num_max) {
   char sub[BOARD_PATH_MAX];
   if (!cJSON_IsObject(item)) {
-    board_error(priv, path, "expected an object {\"%s\", \"%s\"}, got %s", file_member,
-                num_member, json_type_name(item));
+    board_error(priv, path, "expected an object {\"%s\", \"%s\"}, got %s", file_member, num_member,
+                json_type_name(item));
     return false;
   }
   const cJSON *field;
   cJSON_ArrayForEach(field, item) {
     if (strcmp(field->string, file_member) != 0 && strcmp(field->string, num_member) != 0) {
       subpath(sub, sizeof(sub), path, ".%.40s", field->string);
-      board_error(priv, sub, "unknown key (expected \"%s\" and \"%s\")", file_member,
-                  num_member);
+      board_error(priv, sub, "unknown key (expected \"%s\" and \"%s\")", file_member, num_member);
       return false;
     }
   }
@@ -379,23 +376,23 @@ static bool resource_pair(board_priv_t *priv, const cJSON *item, const char *pat
 
 static bool resource_gpio(board_priv_t *priv, const cJSON *item, const char *path,
                           dfnet_v1_NodeAdd *node) {
-  return resource_pair(priv, item, path, node, "chip", DFNET_ENUM_KEY_PLATFORM_GPIO_CHIP,
-                       "line", DFNET_ENUM_KEY_PLATFORM_GPIO_LINE, UINT32_MAX);
+  return resource_pair(priv, item, path, node, "chip", DFNET_ENUM_KEY_PLATFORM_GPIO_CHIP, "line",
+                       DFNET_ENUM_KEY_PLATFORM_GPIO_LINE, UINT32_MAX);
 }
 
 static bool resource_i2c(board_priv_t *priv, const cJSON *item, const char *path,
                          dfnet_v1_NodeAdd *node) {
   /* 7-bit and 10-bit addresses (the kernel's I2C_TENBIT range). */
-  return resource_pair(priv, item, path, node, "bus", DFNET_ENUM_KEY_PLATFORM_I2C_BUS,
-                       "address", DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS, 0x3ff);
+  return resource_pair(priv, item, path, node, "bus", DFNET_ENUM_KEY_PLATFORM_I2C_BUS, "address",
+                       DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS, 0x3ff);
 }
 
 static const struct {
   const char *name;
   resource_parse_fn parse;
 } resource_kinds[] = {
-    {"tty", resource_tty},   {"gpio", resource_gpio}, {"i2c", resource_i2c},
-    {"spi", resource_spi},   {"path", resource_path},
+    {"tty", resource_tty}, {"gpio", resource_gpio}, {"i2c", resource_i2c},
+    {"spi", resource_spi}, {"path", resource_path},
 };
 
 static bool parse_resources(board_priv_t *priv, const cJSON *resources, const char *path,
@@ -433,8 +430,8 @@ static bool valid_name(const char *name) {
   }
   for (size_t i = 0; i < len; i++) {
     char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-')) {
       return false;
     }
   }
@@ -461,7 +458,8 @@ static bool parse_device(board_priv_t *priv, const cJSON *dev, size_t index) {
     }
     if (k == n) {
       subpath(sub, sizeof(sub), path, ".%.40s", field->string);
-      board_error(priv, sub, "unknown key (name, vid, pid, did, properties, resources, "
+      board_error(priv, sub,
+                  "unknown key (name, vid, pid, did, properties, resources, "
                   "comment)");
       return false;
     }
@@ -477,8 +475,10 @@ static bool parse_device(board_priv_t *priv, const cJSON *dev, size_t index) {
     return false;
   }
   if (!valid_name(name)) {
-    board_error(priv, sub, "a device name is 1..128 characters of A-Z a-z 0-9 _ -, got "
-                "\"%.64s\"", name);
+    board_error(priv, sub,
+                "a device name is 1..128 characters of A-Z a-z 0-9 _ -, got "
+                "\"%.64s\"",
+                name);
     return false;
   }
   dfnet_v1_NodeAdd *node = &priv->node;
@@ -492,8 +492,9 @@ static bool parse_device(board_priv_t *priv, const cJSON *dev, size_t index) {
   } ids[] = {{"vid", DFNET_BIND_PLATFORM_DEV_VID},
              {"pid", DFNET_BIND_PLATFORM_DEV_PID},
              {"did", DFNET_BIND_PLATFORM_DEV_DID}};
-  if (!check_added(priv, enum__prop_int(node, DFNET_BIND_PROTOCOL, NULL,
-                                        BIND_FUCHSIA_PLATFORM_BIND_PROTOCOL_DEVICE),
+  if (!check_added(priv,
+                   enum__prop_int(node, DFNET_BIND_PROTOCOL, NULL,
+                                  BIND_FUCHSIA_PLATFORM_BIND_PROTOCOL_DEVICE),
                    path, "fuchsia.BIND_PROTOCOL")) {
     return false;
   }
@@ -665,8 +666,7 @@ static void publish_devices(dfnet_enum_t *e, board_priv_t *priv, const cJSON *de
     names[published++] = (char *)cJSON_GetObjectItemCaseSensitive(dev, "name")->valuestring;
     enum__node_added(e, &priv->node);
   }
-  DFNET_LOGI(BOARD_LOG, priv->file, "%zu of %zu platform devices published", published,
-             total);
+  DFNET_LOGI(BOARD_LOG, priv->file, "%zu of %zu platform devices published", published, total);
   free(names);
 }
 
@@ -684,8 +684,7 @@ static dfnet_status_t board_start(dfnet_enum_t *e) {
     goto free_text;
   }
   if (!cJSON_IsObject(root)) {
-    board_error(priv, "$", "expected an object {\"devices\": [...]}, got %s",
-                json_type_name(root));
+    board_error(priv, "$", "expected an object {\"devices\": [...]}, got %s", json_type_name(root));
     status = DFNET_STATUS_INVALID_ARGUMENT;
     goto free_root;
   }

@@ -125,8 +125,8 @@ dfnet_status_t enum__node_init(dfnet_v1_NodeAdd *node, const char *parent, const
   return DFNET_STATUS_OK;
 }
 
-const dfnet_v1_NodeProperty *dfnet_enum_prop_find(const dfnet_v1_NodeAdd *node,
-                                                  uint32_t int_key, const char *str_key) {
+const dfnet_v1_NodeProperty *dfnet_enum_prop_find(const dfnet_v1_NodeAdd *node, uint32_t int_key,
+                                                  const char *str_key) {
   for (pb_size_t i = 0; i < node->properties_count; i++) {
     const dfnet_v1_NodeProperty *p = &node->properties[i];
     if (int_key != 0) {
@@ -209,8 +209,7 @@ static dfnet_status_t prop_text(dfnet_v1_NodeAdd *node, uint32_t int_key, const 
   if (p == NULL) {
     return status;
   }
-  char *dst = tag == dfnet_v1_NodeProperty_str_value_tag ? p->value.str_value
-                                                          : p->value.enum_value;
+  char *dst = tag == dfnet_v1_NodeProperty_str_value_tag ? p->value.str_value : p->value.enum_value;
   if (!copy_bounded(dst, sizeof(p->value.str_value), value)) {
     return DFNET_STATUS_INVALID_ARGUMENT;
   }

@@ -62,17 +62,17 @@ extern "C" {
 #define DFNET_ENUM_KEY_PCI_SUBSYSTEM_DID BIND_DFNET_PCI_SUBSYSTEM_DID /* uint */
 #define DFNET_ENUM_KEY_USB_BUS BIND_DFNET_USB_BUS                     /* uint, bus number */
 #define DFNET_ENUM_KEY_USB_ADDRESS BIND_DFNET_USB_ADDRESS             /* uint, device address */
-#define DFNET_ENUM_KEY_USB_PORT_PATH BIND_DFNET_USB_PORT_PATH /* "1-1.2"; root hub "1-0" */
+#define DFNET_ENUM_KEY_USB_PORT_PATH BIND_DFNET_USB_PORT_PATH         /* "1-1.2"; root hub "1-0" */
 #define DFNET_ENUM_KEY_USB_SYSFS_NAME BIND_DFNET_USB_SYSFS_NAME /* "1-1.2", "usb1", "1-1.2:1.0" */
-#define DFNET_ENUM_KEY_USB_CONFIGURATION BIND_DFNET_USB_CONFIGURATION /* uint, interfaces */
-#define DFNET_ENUM_KEY_PLATFORM_NAME BIND_DFNET_PLATFORM_NAME         /* board file name */
-#define DFNET_ENUM_KEY_PLATFORM_TTY BIND_DFNET_PLATFORM_TTY           /* resource "tty" */
-#define DFNET_ENUM_KEY_PLATFORM_GPIO_CHIP BIND_DFNET_PLATFORM_GPIO_CHIP /* resource "gpio" */
-#define DFNET_ENUM_KEY_PLATFORM_GPIO_LINE BIND_DFNET_PLATFORM_GPIO_LINE /* uint */
-#define DFNET_ENUM_KEY_PLATFORM_I2C_BUS BIND_DFNET_PLATFORM_I2C_BUS   /* resource "i2c" */
+#define DFNET_ENUM_KEY_USB_CONFIGURATION BIND_DFNET_USB_CONFIGURATION       /* uint, interfaces */
+#define DFNET_ENUM_KEY_PLATFORM_NAME BIND_DFNET_PLATFORM_NAME               /* board file name */
+#define DFNET_ENUM_KEY_PLATFORM_TTY BIND_DFNET_PLATFORM_TTY                 /* resource "tty" */
+#define DFNET_ENUM_KEY_PLATFORM_GPIO_CHIP BIND_DFNET_PLATFORM_GPIO_CHIP     /* resource "gpio" */
+#define DFNET_ENUM_KEY_PLATFORM_GPIO_LINE BIND_DFNET_PLATFORM_GPIO_LINE     /* uint */
+#define DFNET_ENUM_KEY_PLATFORM_I2C_BUS BIND_DFNET_PLATFORM_I2C_BUS         /* resource "i2c" */
 #define DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS BIND_DFNET_PLATFORM_I2C_ADDRESS /* uint */
-#define DFNET_ENUM_KEY_PLATFORM_SPI BIND_DFNET_PLATFORM_SPI           /* resource "spi" */
-#define DFNET_ENUM_KEY_PLATFORM_PATH BIND_DFNET_PLATFORM_PATH         /* resource "path" */
+#define DFNET_ENUM_KEY_PLATFORM_SPI BIND_DFNET_PLATFORM_SPI                 /* resource "spi" */
+#define DFNET_ENUM_KEY_PLATFORM_PATH BIND_DFNET_PLATFORM_PATH               /* resource "path" */
 
 /* Where an enumerator reports. Copied by dfnet_enum_start(); `ctx` is the caller's. */
 typedef struct dfnet_enum_sink {
@@ -196,8 +196,8 @@ dfnet_status_t enum__prop_enum(dfnet_v1_NodeAdd *node, uint32_t int_key, const c
 
 /* Find a property by key (int_key != 0: integer key; else str_key). NULL when absent.
  * Borrowed from node. Handy for tests and the agent. */
-const dfnet_v1_NodeProperty *dfnet_enum_prop_find(const dfnet_v1_NodeAdd *node,
-                                                  uint32_t int_key, const char *str_key);
+const dfnet_v1_NodeProperty *dfnet_enum_prop_find(const dfnet_v1_NodeAdd *node, uint32_t int_key,
+                                                  const char *str_key);
 
 #ifdef __cplusplus
 }

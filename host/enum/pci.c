@@ -72,7 +72,7 @@ typedef struct pci_function {
 
 static const char *attr_error(dfnet_status_t status) {
   return status == DFNET_STATUS_INVALID_ARGUMENT ? "not a number in range"
-                                                  : dfnet_status_str(status);
+                                                 : dfnet_status_str(status);
 }
 
 /* Read the function's attributes from its directory. Logs and returns an error when a
@@ -94,19 +94,17 @@ static dfnet_status_t read_function(const char *name, const char *link, pci_func
       {"revision", 0xff, &f->revision},
   };
   for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-    status = sysfs__read_uint(f->sysfs_path, required[i].attr, required[i].max,
-                              required[i].out);
+    status = sysfs__read_uint(f->sysfs_path, required[i].attr, required[i].max, required[i].out);
     if (status != DFNET_STATUS_OK) {
-      DFNET_LOGW(PCI_LOG, name, "%s/%s: %s; function skipped", f->sysfs_path,
-                 required[i].attr, attr_error(status));
+      DFNET_LOGW(PCI_LOG, name, "%s/%s: %s; function skipped", f->sysfs_path, required[i].attr,
+                 attr_error(status));
       return status;
     }
   }
-  f->has_subsys =
-      sysfs__read_uint(f->sysfs_path, "subsystem_vendor", 0xffff, &f->subsys_vendor) ==
-          DFNET_STATUS_OK &&
-      sysfs__read_uint(f->sysfs_path, "subsystem_device", 0xffff, &f->subsys_device) ==
-          DFNET_STATUS_OK;
+  f->has_subsys = sysfs__read_uint(f->sysfs_path, "subsystem_vendor", 0xffff, &f->subsys_vendor) ==
+                      DFNET_STATUS_OK &&
+                  sysfs__read_uint(f->sysfs_path, "subsystem_device", 0xffff, &f->subsys_device) ==
+                      DFNET_STATUS_OK;
 
   char driver_link[PATH_MAX + 8];
   char target[PATH_MAX];
@@ -128,8 +126,7 @@ static dfnet_status_t build_node(const pci_address_t *a, const pci_function_t *f
   if (a->domain == 0) {
     snprintf(node_name, sizeof(node_name), "%02x_%02x_%x", a->bus, a->dev, a->fn);
   } else {
-    snprintf(node_name, sizeof(node_name), "%04x_%02x_%02x_%x", a->domain, a->bus, a->dev,
-             a->fn);
+    snprintf(node_name, sizeof(node_name), "%04x_%02x_%02x_%x", a->domain, a->bus, a->dev, a->fn);
   }
   dfnet_status_t s = enum__node_init(node, "pci", node_name);
   uint32_t topo = (uint32_t)((a->bus << 8) | (a->dev << 3) | a->fn);
@@ -258,16 +255,17 @@ static dfnet_status_t pci_start(dfnet_enum_t *e) {
     }
     dfnet_status_t s = build_node(&a, f, node);
     if (s != DFNET_STATUS_OK) {
-      DFNET_LOGW(PCI_LOG, names[i], "cannot describe the function (%s, sysfs path %s); "
-                 "skipped", dfnet_status_str(s), f->sysfs_path);
+      DFNET_LOGW(PCI_LOG, names[i],
+                 "cannot describe the function (%s, sysfs path %s); "
+                 "skipped",
+                 dfnet_status_str(s), f->sysfs_path);
       continue;
     }
     enum__node_added(e, node);
     published++;
   }
   if (status == DFNET_STATUS_OK) {
-    DFNET_LOGI(PCI_LOG, NULL, "%zu of %zu PCI functions published from %s", published,
-               count, dir);
+    DFNET_LOGI(PCI_LOG, NULL, "%zu of %zu PCI functions published from %s", published, count, dir);
   }
 free_names:
   free(f);

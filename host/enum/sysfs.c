@@ -67,8 +67,8 @@ static dfnet_status_t read_small_file(const char *path, char *buf, size_t cap) {
 
 static void strip_trailing_space(char *s) {
   size_t len = strlen(s);
-  while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\t' ||
-                     s[len - 1] == '\r')) {
+  while (len > 0 &&
+         (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r')) {
     s[--len] = '\0';
   }
 }
@@ -87,8 +87,7 @@ dfnet_status_t sysfs__read_attr(const char *dir, const char *name, char *buf, si
   return DFNET_STATUS_OK;
 }
 
-dfnet_status_t sysfs__read_uint(const char *dir, const char *name, uint32_t max,
-                                uint32_t *out) {
+dfnet_status_t sysfs__read_uint(const char *dir, const char *name, uint32_t max, uint32_t *out) {
   char text[64];
   dfnet_status_t status = sysfs__read_attr(dir, name, text, sizeof(text));
   if (status != DFNET_STATUS_OK) {

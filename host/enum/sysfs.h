@@ -23,8 +23,8 @@ dfnet_status_t sysfs__read_attr(const char *dir, const char *name, char *buf, si
 /* Read dir/name as an unsigned number (strtoul with base 0: "0x1af4", "1", "0x060000")
  * no larger than max. Returns OK; the errors of sysfs__read_attr; INVALID_ARGUMENT when
  * the text is not a number in range. */
-dfnet_status_t sysfs__read_uint(const char *dir, const char *name, uint32_t max,
-                                uint32_t *out) __attribute__((warn_unused_result));
+dfnet_status_t sysfs__read_uint(const char *dir, const char *name, uint32_t max, uint32_t *out)
+    __attribute__((warn_unused_result));
 
 /* The text of the link at `path` (readlink(2), or the one line of a link saved as a
  * file) in buf[cap]. Returns OK; NOT_FOUND (no such entry); INVALID_ARGUMENT (neither a

@@ -145,8 +145,8 @@ static dfnet_status_t add_ints(dfnet_v1_NodeAdd *node, const uint32_t (*kv)[2], 
 
 /* Report the interface children of the active configuration. */
 static void publish_interfaces(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev,
-                               const struct libusb_device_descriptor *desc,
-                               const char *dev_name, const char *path) {
+                               const struct libusb_device_descriptor *desc, const char *dev_name,
+                               const char *path) {
   struct libusb_config_descriptor *config = NULL;
   int r = libusb_get_active_config_descriptor(dev, &config);
   if (r != LIBUSB_SUCCESS) {
@@ -168,13 +168,14 @@ static void publish_interfaces(dfnet_enum_t *e, usb_priv_t *priv, libusb_device 
     char name[16], sysfs_name[96];
     snprintf(name, sizeof(name), "ifc-%03u", num);
     if (seen[num / 32] & (1u << (num % 32))) {
-      DFNET_LOGW(USB_LOG, dev_name, "configuration %u lists interface %u twice; the "
-                 "second is ignored", config->bConfigurationValue, num);
+      DFNET_LOGW(USB_LOG, dev_name,
+                 "configuration %u lists interface %u twice; the "
+                 "second is ignored",
+                 config->bConfigurationValue, num);
       continue;
     }
     seen[num / 32] |= 1u << (num % 32);
-    snprintf(sysfs_name, sizeof(sysfs_name), "%s:%u.%u", path, config->bConfigurationValue,
-             num);
+    snprintf(sysfs_name, sizeof(sysfs_name), "%s:%u.%u", path, config->bConfigurationValue, num);
     dfnet_v1_NodeAdd *node = &priv->node;
     const uint32_t ints[][2] = {
         {DFNET_BIND_PROTOCOL, BIND_FUCHSIA_USB_BIND_PROTOCOL_INTERFACE},
@@ -193,8 +194,7 @@ static void publish_interfaces(dfnet_enum_t *e, usb_priv_t *priv, libusb_device 
       s = add_location(node, libusb_get_bus_number(dev), libusb_get_device_address(dev), path);
     }
     if (s == DFNET_STATUS_OK) {
-      s = enum__prop_int(node, 0, DFNET_ENUM_KEY_USB_CONFIGURATION,
-                         config->bConfigurationValue);
+      s = enum__prop_int(node, 0, DFNET_ENUM_KEY_USB_CONFIGURATION, config->bConfigurationValue);
     }
     if (s == DFNET_STATUS_OK) {
       s = enum__prop_str(node, 0, DFNET_ENUM_KEY_USB_SYSFS_NAME, sysfs_name);
@@ -241,8 +241,7 @@ static void device_arrived(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev
   struct libusb_device_descriptor desc;
   int r = libusb_get_device_descriptor(dev, &desc);
   if (r != LIBUSB_SUCCESS) {
-    DFNET_LOGW(USB_LOG, dev_name, "no device descriptor (%s); not published",
-               libusb_error_name(r));
+    DFNET_LOGW(USB_LOG, dev_name, "no device descriptor (%s); not published", libusb_error_name(r));
     return;
   }
   if (priv->published_count == priv->published_cap) {
@@ -285,8 +284,7 @@ static void device_arrived(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev
                dfnet_status_str(s));
     return;
   }
-  DFNET_LOGI(USB_LOG, dev_name, "arrived: %04x:%04x at %s", desc.idVendor, desc.idProduct,
-             path);
+  DFNET_LOGI(USB_LOG, dev_name, "arrived: %04x:%04x at %s", desc.idVendor, desc.idProduct, path);
   enum__node_added(e, node);
   priv->published[priv->published_count++] =
       (usb_published_t){.dev = libusb_ref_device(dev), .bus = bus, .address = address};
@@ -392,12 +390,15 @@ static dfnet_status_t usb_start(dfnet_enum_t *e) {
   int r = libusb_init(&priv->ctx);
   if (r != LIBUSB_SUCCESS) {
     priv->ctx = NULL;
-    DFNET_LOGW(USB_LOG, NULL, "USB enumeration off: libusb_init: %s (no USB on this "
-               "machine?); nothing published", libusb_error_name(r));
+    DFNET_LOGW(USB_LOG, NULL,
+               "USB enumeration off: libusb_init: %s (no USB on this "
+               "machine?); nothing published",
+               libusb_error_name(r));
     return DFNET_STATUS_OK;
   }
   if (!libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
-    DFNET_LOGW(USB_LOG, NULL, "USB enumeration off: this libusb has no hot-plug support; "
+    DFNET_LOGW(USB_LOG, NULL,
+               "USB enumeration off: this libusb has no hot-plug support; "
                "nothing published");
     libusb_exit(priv->ctx);
     priv->ctx = NULL;

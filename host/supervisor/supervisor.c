@@ -43,7 +43,7 @@ typedef struct pend {
   uint64_t link_id;
   uint64_t tag; /* the agent's id */
   pend_kind_t kind;
-  char *node;   /* DriverStart/DriverStop: the node */
+  char *node; /* DriverStart/DriverStop: the node */
 } pend_t;
 
 typedef struct out_buf {
@@ -58,9 +58,9 @@ typedef struct sv_host {
   pid_t pid;
   int fd;
   int pidfd;
-  bool eof;          /* the socket said EOF */
-  bool exited;       /* reaped: sends are refused, fds closed */
-  bool pollout;      /* EPOLLOUT is registered */
+  bool eof;     /* the socket said EOF */
+  bool exited;  /* reaped: sends are refused, fds closed */
+  bool pollout; /* EPOLLOUT is registered */
   bool closing;
   bool killed;
   uint64_t kill_at_ns;
@@ -79,9 +79,9 @@ struct dfnet_supervisor {
   char **extra;
   size_t nextra;
   pthread_mutex_t mu;
-  int epfd;         /* sockets, pidfds, timer */
-  int timer_fd;     /* next stop grace deadline */
-  bool freeing;     /* no callbacks any more */
+  int epfd;     /* sockets, pidfds, timer */
+  int timer_fd; /* next stop grace deadline */
+  bool freeing; /* no callbacks any more */
   sv_host_t *hosts;
   uint64_t next_host_id;
   dfnet_envelope_t *denv; /* dispatch only */
@@ -98,7 +98,6 @@ static uint64_t now_ns(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
-
 
 static sv_host_t *find_host(dfnet_supervisor_t *sup, uint64_t id) {
   for (sv_host_t *h = sup->hosts; h != NULL; h = h->next)
@@ -408,8 +407,7 @@ dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id
   h->next = sup->hosts;
   sup->hosts = h;
   pthread_mutex_unlock(&sup->mu);
-  DFNET_LOGD(SV_SUBSYS, NULL, "driver host %llu: pid %ld", (unsigned long long)h->id,
-             (long)child);
+  DFNET_LOGD(SV_SUBSYS, NULL, "driver host %llu: pid %ld", (unsigned long long)h->id, (long)child);
   *host_id = h->id;
   if (pid != NULL)
     *pid = child;
@@ -469,7 +467,8 @@ pid_t dfnet_supervisor_pid(dfnet_supervisor_t *sup, uint64_t host_id) {
   return pid;
 }
 
-/* ---- sending ---------------------------------------------------------------------------------- */
+/* ---- sending ----------------------------------------------------------------------------------
+ */
 
 static pend_t *find_pend(sv_host_t *h, uint64_t link_id) {
   for (size_t i = 0; i < h->npend; i++)
@@ -513,8 +512,8 @@ static dfnet_status_t encode_frame(dfnet_envelope_t *env, out_buf_t **out) {
   const char *err = NULL;
   dfnet_status_t st = dfnet_envelope_encoded_size(env, &len, &err);
   if (st != DFNET_STATUS_OK) {
-    DFNET_LOGE(SV_SUBSYS, NULL, "cannot encode %s: %s",
-               dfnet_envelope_msg_name(env->pb.which_msg), err ? err : "?");
+    DFNET_LOGE(SV_SUBSYS, NULL, "cannot encode %s: %s", dfnet_envelope_msg_name(env->pb.which_msg),
+               err ? err : "?");
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   out_buf_t *b = malloc(sizeof *b + DFNET_FRAME_HEADER_SIZE + len);
@@ -552,9 +551,9 @@ dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
   case dfnet_v1_Envelope_call_tag:
   case dfnet_v1_Envelope_driver_start_tag:
   case dfnet_v1_Envelope_driver_stop_tag: {
-    pend_kind_t kind = env->pb.which_msg == dfnet_v1_Envelope_call_tag ? PEND_CALL
+    pend_kind_t kind = env->pb.which_msg == dfnet_v1_Envelope_call_tag           ? PEND_CALL
                        : env->pb.which_msg == dfnet_v1_Envelope_driver_start_tag ? PEND_START
-                                                                                  : PEND_STOP;
+                                                                                 : PEND_STOP;
     const char *node = kind == PEND_START  ? env->pb.msg.driver_start.node
                        : kind == PEND_STOP ? env->pb.msg.driver_stop.node
                                            : NULL;
@@ -601,7 +600,8 @@ unlock:
   return st;
 }
 
-/* ---- dispatch --------------------------------------------------------------------------------- */
+/* ---- dispatch ---------------------------------------------------------------------------------
+ */
 
 static void add_node(sv_host_t *h, const char *node) {
   for (size_t i = 0; i < h->nnodes; i++)
@@ -670,8 +670,8 @@ static void exit_reason(char *buf, size_t cap, int code, int sig) {
 }
 
 /* Decode one frame, map its id, deliver it. */
-static void deliver_frame(dfnet_supervisor_t *sup, sv_host_t *h, const uint8_t *frame,
-                          size_t len, size_t *delivered) {
+static void deliver_frame(dfnet_supervisor_t *sup, sv_host_t *h, const uint8_t *frame, size_t len,
+                          size_t *delivered) {
   const char *err = NULL;
   dfnet_status_t st = dfnet_envelope_decode(frame, len, DFNET_FRAME_MAX_DEFAULT, sup->denv, &err);
   if (st != DFNET_STATUS_OK) {
@@ -713,8 +713,8 @@ static void read_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) 
     while (off < (size_t)got) {
       size_t used = 0, flen = 0;
       const uint8_t *frame = NULL;
-      dfnet_status_t st = dfnet_frame_reader_feed(&h->reader, sup->chunk + off,
-                                                  (size_t)got - off, &used, &frame, &flen);
+      dfnet_status_t st = dfnet_frame_reader_feed(&h->reader, sup->chunk + off, (size_t)got - off,
+                                                  &used, &frame, &flen);
       off += used;
       if (st != DFNET_STATUS_OK)
         DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu: frame skipped: %s",

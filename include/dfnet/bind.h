@@ -95,8 +95,8 @@ typedef struct dfnet_bind_program dfnet_bind_program_t;
  * reason, e.g. "jump at instruction offset 12 does not land on a landing pad (0x20)".
  * Returns OK, INVALID_ARGUMENT (malformed bytecode, with the reason), RESOURCE_EXHAUSTED
  * (out of memory or larger than 16 MiB). */
-dfnet_status_t dfnet_bind_program_load(const uint8_t *bytes, size_t len,
-                                       dfnet_bind_program_t **out, char *err, size_t err_len);
+dfnet_status_t dfnet_bind_program_load(const uint8_t *bytes, size_t len, dfnet_bind_program_t **out,
+                                       char *err, size_t err_len);
 
 /* Free a program (NULL is fine). */
 void dfnet_bind_program_destroy(dfnet_bind_program_t *program);
@@ -115,9 +115,9 @@ const char *dfnet_bind_result_str(dfnet_bind_result_t result);
 
 /* Which instruction decided a match and why. */
 typedef struct dfnet_bind_trace {
-  bool at_end;          /* ran off the end: the node matched */
-  uint32_t offset;      /* byte offset of the deciding instruction in its instruction list */
-  uint32_t file_offset; /* ... and in the whole bytecode */
+  bool at_end;           /* ran off the end: the node matched */
+  uint32_t offset;       /* byte offset of the deciding instruction in its instruction list */
+  uint32_t file_offset;  /* ... and in the whole bytecode */
   char instruction[192]; /* dumped text, e.g. "fuchsia.BIND_PCI_DID == 4164" */
   char reason[512];      /* e.g. "fuchsia.BIND_PCI_DID is 0x1041, want 0x1044",
                             "fuchsia.BIND_PCI_DID: property missing" */
@@ -228,8 +228,8 @@ dfnet_status_t dfnet_bind_run_tests(const dfnet_bind_source_t *rules,
  * must outlive the properties. Returns OK, INVALID_ARGUMENT (message in err), or
  * OUT_OF_RANGE when count > max. */
 dfnet_status_t dfnet_bind_parse_property_args(char *const *args, size_t count,
-                                              dfnet_bind_property_t *props, size_t max,
-                                              char *err, size_t err_len);
+                                              dfnet_bind_property_t *props, size_t max, char *err,
+                                              size_t err_len);
 
 #ifdef __cplusplus
 }

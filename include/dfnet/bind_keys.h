@@ -23,76 +23,76 @@ extern "C" {
 
 /* X(name, value): in the order of Fuchsia's deprecated_keys() (its duplicate
  * BIND_PLATFORM_DEV_VID entry is listed once). */
-#define DFNET_BIND_KEYS_MAP(X)              \
-  X(BIND_PROTOCOL, 0x0001)                  \
-  X(BIND_AUTOBIND, 0x0002)                  \
-  X(BIND_COMPOSITE, 0x0003)                 \
-  X(BIND_FIDL_PROTOCOL, 0x0004)             \
-  /* PCI, 0x01XX */                         \
-  X(BIND_PCI_VID, 0x0100)                   \
-  X(BIND_PCI_DID, 0x0101)                   \
-  X(BIND_PCI_CLASS, 0x0102)                 \
-  X(BIND_PCI_SUBCLASS, 0x0103)              \
-  X(BIND_PCI_INTERFACE, 0x0104)             \
-  X(BIND_PCI_REVISION, 0x0105)              \
-  X(BIND_PCI_TOPO, 0x0107)                  \
+#define DFNET_BIND_KEYS_MAP(X)                 \
+  X(BIND_PROTOCOL, 0x0001)                     \
+  X(BIND_AUTOBIND, 0x0002)                     \
+  X(BIND_COMPOSITE, 0x0003)                    \
+  X(BIND_FIDL_PROTOCOL, 0x0004)                \
+  /* PCI, 0x01XX */                            \
+  X(BIND_PCI_VID, 0x0100)                      \
+  X(BIND_PCI_DID, 0x0101)                      \
+  X(BIND_PCI_CLASS, 0x0102)                    \
+  X(BIND_PCI_SUBCLASS, 0x0103)                 \
+  X(BIND_PCI_INTERFACE, 0x0104)                \
+  X(BIND_PCI_REVISION, 0x0105)                 \
+  X(BIND_PCI_TOPO, 0x0107)                     \
   /* USB, 0x02XX (interfaces and functions) */ \
-  X(BIND_USB_VID, 0x0200)                   \
-  X(BIND_USB_PID, 0x0201)                   \
-  X(BIND_USB_CLASS, 0x0202)                 \
-  X(BIND_USB_SUBCLASS, 0x0203)              \
-  X(BIND_USB_PROTOCOL, 0x0204)              \
-  X(BIND_USB_INTERFACE_NUMBER, 0x0205)      \
-  /* platform bus, 0x03XX */                \
-  X(BIND_PLATFORM_DEV_VID, 0x0300)          \
-  X(BIND_PLATFORM_DEV_PID, 0x0301)          \
-  X(BIND_PLATFORM_DEV_DID, 0x0302)          \
-  X(BIND_PLATFORM_DEV_INSTANCE_ID, 0x0304)  \
-  X(BIND_PLATFORM_DEV_INTERRUPT_ID, 0x0305) \
-  /* ACPI, 0x04XX */                        \
-  X(BIND_ACPI_BUS_TYPE, 0x0400)             \
-  X(BIND_ACPI_ID, 0x0401)                   \
-  /* Intel HDA codec, 0x05XX */             \
-  X(BIND_IHDA_CODEC_VID, 0x0500)            \
-  X(BIND_IHDA_CODEC_DID, 0x0501)            \
-  X(BIND_IHDA_CODEC_MAJOR_REV, 0x0502)      \
-  X(BIND_IHDA_CODEC_MINOR_REV, 0x0503)      \
-  X(BIND_IHDA_CODEC_VENDOR_REV, 0x0504)     \
-  X(BIND_IHDA_CODEC_VENDOR_STEP, 0x0505)    \
-  /* serial, 0x06XX */                      \
-  X(BIND_SERIAL_CLASS, 0x0600)              \
-  X(BIND_SERIAL_VID, 0x0601)                \
-  X(BIND_SERIAL_PID, 0x0602)                \
-  /* NAND, 0x07XX */                        \
-  X(BIND_NAND_CLASS, 0x0700)                \
-  /* SDIO, 0x09XX */                        \
-  X(BIND_SDIO_VID, 0x0900)                  \
-  X(BIND_SDIO_PID, 0x0901)                  \
-  X(BIND_SDIO_FUNCTION, 0x0902)             \
-  /* I2C, 0x0A0X */                         \
-  X(BIND_I2C_CLASS, 0x0A00)                 \
-  X(BIND_I2C_BUS_ID, 0x0A01)                \
-  X(BIND_I2C_ADDRESS, 0x0A02)               \
-  /* GPIO, 0x0A1X */                        \
-  X(BIND_GPIO_PIN, 0x0A10)                  \
-  X(BIND_GPIO_CONTROLLER, 0x0A11)           \
-  /* power, 0x0A2X */                       \
-  X(BIND_POWER_DOMAIN, 0x0A20)              \
-  X(BIND_POWER_DOMAIN_COMPOSITE, 0x0A21)    \
-  /* clock, 0x0A3X */                       \
-  X(BIND_CLOCK_ID, 0x0A30)                  \
-  /* SPI, 0x0A4X */                         \
-  X(BIND_SPI_BUS_ID, 0x0A41)                \
-  X(BIND_SPI_CHIP_SELECT, 0x0A42)           \
-  /* PWM, 0x0A5X */                         \
-  X(BIND_PWM_ID, 0x0A50)                    \
-  /* init step, 0x0A6X */                   \
-  X(BIND_INIT_STEP, 0x0A60)                 \
-  /* codec, 0x0A7X */                       \
-  X(BIND_CODEC_INSTANCE, 0x0A70)            \
-  /* power sensor, 0x0A9X */                \
-  X(BIND_POWER_SENSOR_DOMAIN, 0x0A90)       \
-  /* mailbox, 0x0AAX */                     \
+  X(BIND_USB_VID, 0x0200)                      \
+  X(BIND_USB_PID, 0x0201)                      \
+  X(BIND_USB_CLASS, 0x0202)                    \
+  X(BIND_USB_SUBCLASS, 0x0203)                 \
+  X(BIND_USB_PROTOCOL, 0x0204)                 \
+  X(BIND_USB_INTERFACE_NUMBER, 0x0205)         \
+  /* platform bus, 0x03XX */                   \
+  X(BIND_PLATFORM_DEV_VID, 0x0300)             \
+  X(BIND_PLATFORM_DEV_PID, 0x0301)             \
+  X(BIND_PLATFORM_DEV_DID, 0x0302)             \
+  X(BIND_PLATFORM_DEV_INSTANCE_ID, 0x0304)     \
+  X(BIND_PLATFORM_DEV_INTERRUPT_ID, 0x0305)    \
+  /* ACPI, 0x04XX */                           \
+  X(BIND_ACPI_BUS_TYPE, 0x0400)                \
+  X(BIND_ACPI_ID, 0x0401)                      \
+  /* Intel HDA codec, 0x05XX */                \
+  X(BIND_IHDA_CODEC_VID, 0x0500)               \
+  X(BIND_IHDA_CODEC_DID, 0x0501)               \
+  X(BIND_IHDA_CODEC_MAJOR_REV, 0x0502)         \
+  X(BIND_IHDA_CODEC_MINOR_REV, 0x0503)         \
+  X(BIND_IHDA_CODEC_VENDOR_REV, 0x0504)        \
+  X(BIND_IHDA_CODEC_VENDOR_STEP, 0x0505)       \
+  /* serial, 0x06XX */                         \
+  X(BIND_SERIAL_CLASS, 0x0600)                 \
+  X(BIND_SERIAL_VID, 0x0601)                   \
+  X(BIND_SERIAL_PID, 0x0602)                   \
+  /* NAND, 0x07XX */                           \
+  X(BIND_NAND_CLASS, 0x0700)                   \
+  /* SDIO, 0x09XX */                           \
+  X(BIND_SDIO_VID, 0x0900)                     \
+  X(BIND_SDIO_PID, 0x0901)                     \
+  X(BIND_SDIO_FUNCTION, 0x0902)                \
+  /* I2C, 0x0A0X */                            \
+  X(BIND_I2C_CLASS, 0x0A00)                    \
+  X(BIND_I2C_BUS_ID, 0x0A01)                   \
+  X(BIND_I2C_ADDRESS, 0x0A02)                  \
+  /* GPIO, 0x0A1X */                           \
+  X(BIND_GPIO_PIN, 0x0A10)                     \
+  X(BIND_GPIO_CONTROLLER, 0x0A11)              \
+  /* power, 0x0A2X */                          \
+  X(BIND_POWER_DOMAIN, 0x0A20)                 \
+  X(BIND_POWER_DOMAIN_COMPOSITE, 0x0A21)       \
+  /* clock, 0x0A3X */                          \
+  X(BIND_CLOCK_ID, 0x0A30)                     \
+  /* SPI, 0x0A4X */                            \
+  X(BIND_SPI_BUS_ID, 0x0A41)                   \
+  X(BIND_SPI_CHIP_SELECT, 0x0A42)              \
+  /* PWM, 0x0A5X */                            \
+  X(BIND_PWM_ID, 0x0A50)                       \
+  /* init step, 0x0A6X */                      \
+  X(BIND_INIT_STEP, 0x0A60)                    \
+  /* codec, 0x0A7X */                          \
+  X(BIND_CODEC_INSTANCE, 0x0A70)               \
+  /* power sensor, 0x0A9X */                   \
+  X(BIND_POWER_SENSOR_DOMAIN, 0x0A90)          \
+  /* mailbox, 0x0AAX */                        \
   X(BIND_MAILBOX_ID, 0x0AA0)
 
 /* DFNET_BIND_PROTOCOL = 0x0001, DFNET_BIND_PCI_VID = 0x0100, ... */

@@ -69,12 +69,12 @@ typedef struct dfnet_client_error {
 /* ---- Connecting ------------------------------------------------------------------- */
 
 typedef struct dfnet_client_options {
-  const char *url;         /* "wss://host:port" (required) */
-  const char *cert_file;   /* PEM: the client certificate (role in its OU) (required) */
-  const char *key_file;    /* PEM: its private key (required; may equal cert_file when
-                              that file holds both) */
-  const char *ca_file;     /* PEM: the CA that signed the manager's certificate (required) */
-  const char *server_name; /* name the manager's certificate must carry; NULL = URL host */
+  const char *url;             /* "wss://host:port" (required) */
+  const char *cert_file;       /* PEM: the client certificate (role in its OU) (required) */
+  const char *key_file;        /* PEM: its private key (required; may equal cert_file when
+                                  that file holds both) */
+  const char *ca_file;         /* PEM: the CA that signed the manager's certificate (required) */
+  const char *server_name;     /* name the manager's certificate must carry; NULL = URL host */
   uint32_t connect_timeout_ms; /* how long connect (and a request made while
                                   reconnecting, without its own deadline) waits for a
                                   session; 0 = 10000 */
@@ -105,8 +105,7 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_connect(const dfnet_client_options_
 DFNET_CLIENT_API void dfnet_client_close(dfnet_client_t *client);
 
 /* Copy of the current session's Welcome. Errors: UNAVAILABLE (not connected now). */
-DFNET_CLIENT_API dfnet_status_t dfnet_client_info(dfnet_client_t *client,
-                                                  dfnet_client_info_t *out);
+DFNET_CLIENT_API dfnet_status_t dfnet_client_info(dfnet_client_t *client, dfnet_client_info_t *out);
 
 /* ---- Calls to drivers (docs/design.md "Calls") ------------------------------------------ */
 
@@ -143,8 +142,8 @@ typedef void (*dfnet_client_message_fn)(void *user, dfnet_client_call_id_t call,
                                         const uint8_t *data, size_t len);
 /* The call's final status: called exactly once per started call, last. message is
  * borrowed for the callback. Runs on the client thread. */
-typedef void (*dfnet_client_done_fn)(void *user, dfnet_client_call_id_t call,
-                                     dfnet_status_t status, const char *message);
+typedef void (*dfnet_client_done_fn)(void *user, dfnet_client_call_id_t call, dfnet_status_t status,
+                                     const char *message);
 
 /* Start a unary or server-streaming call with callbacks (request copied). on_message may
  * be NULL (messages dropped); on_done is required. On OK *call_out (may be NULL) names the
@@ -152,8 +151,8 @@ typedef void (*dfnet_client_done_fn)(void *user, dfnet_client_call_id_t call,
  * ever runs. Errors: the common ones (UNAVAILABLE when not connected). Any thread, the
  * client thread included. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_call_start(
-    dfnet_client_t *client, const char *target, const char *method, const void *request,
-    size_t len, const dfnet_client_call_options_t *opts, dfnet_client_message_fn on_message,
+    dfnet_client_t *client, const char *target, const char *method, const void *request, size_t len,
+    const dfnet_client_call_options_t *opts, dfnet_client_message_fn on_message,
     dfnet_client_done_fn on_done, void *user, dfnet_client_call_id_t *call_out);
 
 /* Cancel a call (a Cancel goes to the manager and on to the driver): on_done runs with
@@ -169,10 +168,12 @@ typedef struct dfnet_client_stream dfnet_client_stream_t;
 
 /* Start a streaming call (request copied). On OK *out is a stream the caller ends with
  * dfnet_client_stream_close. Errors: as dfnet_client_call_start. */
-DFNET_CLIENT_API dfnet_status_t dfnet_client_stream_open(
-    dfnet_client_t *client, const char *target, const char *method, const void *request,
-    size_t len, const dfnet_client_call_options_t *opts, dfnet_client_stream_t **out,
-    dfnet_client_error_t *err);
+DFNET_CLIENT_API dfnet_status_t dfnet_client_stream_open(dfnet_client_t *client, const char *target,
+                                                         const char *method, const void *request,
+                                                         size_t len,
+                                                         const dfnet_client_call_options_t *opts,
+                                                         dfnet_client_stream_t **out,
+                                                         dfnet_client_error_t *err);
 
 /* Next message, waiting up to timeout_ms (0 = forever). On OK *data and *len hold a malloc'd
  * copy the caller frees with free() (NULL/0 for an empty message). Returns:
@@ -183,8 +184,7 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_stream_open(
  * Not on the client thread. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_stream_next(dfnet_client_stream_t *stream,
                                                          uint32_t timeout_ms, uint8_t **data,
-                                                         size_t *len,
-                                                         dfnet_client_error_t *err);
+                                                         size_t *len, dfnet_client_error_t *err);
 
 /* Cancel the stream if it is still running and free it. NULL is a no-op. Any thread but
  * the client thread. */
@@ -199,19 +199,19 @@ typedef struct dfnet_client_query_options {
 
 typedef enum dfnet_client_value_type {
   DFNET_CLIENT_VALUE_NONE = 0,
-  DFNET_CLIENT_VALUE_INT = 1,    /* uint32 */
+  DFNET_CLIENT_VALUE_INT = 1, /* uint32 */
   DFNET_CLIENT_VALUE_STRING = 2,
   DFNET_CLIENT_VALUE_BOOL = 3,
-  DFNET_CLIENT_VALUE_ENUM = 4,   /* str_value holds the fully qualified value */
+  DFNET_CLIENT_VALUE_ENUM = 4, /* str_value holds the fully qualified value */
 } dfnet_client_value_type_t;
 
 /* One DFv2 node property. The key is an integer key (str_key NULL) or a string key. */
 typedef struct dfnet_client_property {
-  const char *str_key;  /* NULL: the key is int_key (a deprecated fuchsia.BIND_* key) */
+  const char *str_key; /* NULL: the key is int_key (a deprecated fuchsia.BIND_* key) */
   uint32_t int_key;
   dfnet_client_value_type_t type;
-  uint32_t int_value;   /* INT */
-  bool bool_value;      /* BOOL */
+  uint32_t int_value;    /* INT */
+  bool bool_value;       /* BOOL */
   const char *str_value; /* STRING, ENUM; NULL otherwise */
 } dfnet_client_property_t;
 
@@ -233,7 +233,7 @@ typedef struct dfnet_client_host {
   const char *address;
   const char *arch;
   size_t label_count;
-  const char **label_keys;   /* label_count entries each */
+  const char **label_keys; /* label_count entries each */
   const char **label_values;
   uint64_t connected_since_ms; /* Unix epoch ms */
   bool online;
@@ -255,14 +255,14 @@ typedef struct dfnet_client_node {
   dfnet_client_node_state_t state;
   const char *driver_url; /* "" when none */
   uint64_t driver_host_id;
-  dfnet_status_t unbound_code;    /* OK when bound or no reason known */
-  const char *unbound_message;    /* "" when none */
-  bool offline;                   /* its host's session dropped (grace period) */
-  size_t property_count;          /* verbose queries only */
+  dfnet_status_t unbound_code; /* OK when bound or no reason known */
+  const char *unbound_message; /* "" when none */
+  bool offline;                /* its host's session dropped (grace period) */
+  size_t property_count;       /* verbose queries only */
   dfnet_client_property_t *properties;
   size_t offer_count;
   const char **offers;
-  size_t parent_count;            /* composite nodes: every parent's moniker */
+  size_t parent_count; /* composite nodes: every parent's moniker */
   const char **parents;
 } dfnet_client_node_t;
 
@@ -285,11 +285,11 @@ typedef struct dfnet_client_driver {
   dfnet_client_driver_source_t source;
   bool fallback, colocate, host_restart_on_crash, disabled;
   size_t category_count;
-  const char **categories;     /* category_count entries each */
+  const char **categories; /* category_count entries each */
   const char **subcategories;
-  const char *composite_name;  /* "" when not composite bind rules */
-  uint32_t device_count;       /* nodes it is bound to */
-  size_t device_list_count;    /* verbose: the first of them */
+  const char *composite_name; /* "" when not composite bind rules */
+  uint32_t device_count;      /* nodes it is bound to */
+  size_t device_list_count;   /* verbose: the first of them */
   const char **devices;
   size_t dispatcher_opt_count;
   const char **dispatcher_opts;
@@ -333,8 +333,8 @@ typedef enum dfnet_client_bind_result {
 typedef struct dfnet_client_bind_trace {
   const char *driver_url;
   dfnet_client_bind_result_t result;
-  uint32_t offset;          /* byte offset of the deciding instruction */
-  const char *instruction;  /* as dumped */
+  uint32_t offset;         /* byte offset of the deciding instruction */
+  const char *instruction; /* as dumped */
   const char *reason;
   const char *composite_node; /* "" unless a composite rule's node */
 } dfnet_client_bind_trace_t;
@@ -354,9 +354,8 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_list_hosts(dfnet_client_t *client,
 /* List nodes whose moniker contains `filter` (NULL or "" = all; exact: the whole moniker).
  * verbose: with properties and offers. On OK *out is a new list (free with
  * dfnet_client_node_list_free). Errors: the common ones. Not on the client thread. */
-DFNET_CLIENT_API dfnet_status_t dfnet_client_list_nodes(dfnet_client_t *client,
-                                                        const char *filter, bool exact,
-                                                        bool verbose,
+DFNET_CLIENT_API dfnet_status_t dfnet_client_list_nodes(dfnet_client_t *client, const char *filter,
+                                                        bool exact, bool verbose,
                                                         const dfnet_client_query_options_t *q,
                                                         dfnet_client_node_list_t **out,
                                                         dfnet_client_error_t *err);
@@ -373,9 +372,10 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_list_drivers(dfnet_client_t *client
 /* List composites (composite bind rules instances and composite node specs). On OK *out is
  * new (free with dfnet_client_composite_list_free). Not on the client thread.
  * Errors: the common ones. */
-DFNET_CLIENT_API dfnet_status_t dfnet_client_list_composites(
-    dfnet_client_t *client, bool verbose, const dfnet_client_query_options_t *q,
-    dfnet_client_composite_list_t **out, dfnet_client_error_t *err);
+DFNET_CLIENT_API dfnet_status_t dfnet_client_list_composites(dfnet_client_t *client, bool verbose,
+                                                             const dfnet_client_query_options_t *q,
+                                                             dfnet_client_composite_list_t **out,
+                                                             dfnet_client_error_t *err);
 
 /* The matcher's trace for `node` against `driver_url` (NULL or "" = every driver): one
  * entry per driver considered. On OK *out is new (free with
@@ -398,17 +398,14 @@ DFNET_CLIENT_API void dfnet_client_bind_trace_list_free(dfnet_client_bind_trace_
 
 /* Disable / enable a driver of the index by URL. Errors: NOT_FOUND (no such driver),
  * the common ones. Not on the client thread. */
-DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_disable(dfnet_client_t *client,
-                                                            const char *url,
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_disable(dfnet_client_t *client, const char *url,
                                                             dfnet_client_error_t *err);
-DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_enable(dfnet_client_t *client,
-                                                           const char *url,
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_enable(dfnet_client_t *client, const char *url,
                                                            dfnet_client_error_t *err);
 
 /* Restart every driver host running the driver `url`; *restarted (may be NULL) gets how
  * many. Errors: NOT_FOUND, the common ones. Not on the client thread. */
-DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_restart(dfnet_client_t *client,
-                                                            const char *url,
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_restart(dfnet_client_t *client, const char *url,
                                                             uint32_t *restarted,
                                                             dfnet_client_error_t *err);
 
@@ -430,8 +427,8 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_register(dfnet_client_t *cli
  * driver_url_suffix (NULL = any) restricts the candidates. Errors: NOT_FOUND,
  * ALREADY_EXISTS (a request pending), FAILED_PRECONDITION (already bound and not forced),
  * the common ones. Not on the client thread. */
-DFNET_CLIENT_API dfnet_status_t dfnet_client_request_bind(dfnet_client_t *client,
-                                                          const char *node, bool force_rebind,
+DFNET_CLIENT_API dfnet_status_t dfnet_client_request_bind(dfnet_client_t *client, const char *node,
+                                                          bool force_rebind,
                                                           const char *driver_url_suffix,
                                                           dfnet_client_error_t *err);
 
@@ -444,15 +441,15 @@ typedef enum dfnet_client_condition {
 } dfnet_client_condition_t;
 
 typedef struct dfnet_client_bind_rule {
-  const char *str_key;  /* NULL: int_key */
+  const char *str_key; /* NULL: int_key */
   uint32_t int_key;
   dfnet_client_condition_t condition;
-  size_t value_count;   /* 1..4; each value's key fields are ignored */
+  size_t value_count; /* 1..4; each value's key fields are ignored */
   const dfnet_client_property_t *values;
 } dfnet_client_bind_rule_t;
 
 typedef struct dfnet_client_parent_spec {
-  size_t rule_count;    /* 1..8 */
+  size_t rule_count; /* 1..8 */
   const dfnet_client_bind_rule_t *rules;
   size_t property_count; /* 0..8 */
   const dfnet_client_property_t *properties;
@@ -489,11 +486,11 @@ DFNET_CLIENT_API const char *dfnet_client_event_kind_str(dfnet_client_event_kind
 /* One event; every pointer is borrowed for the callback. */
 typedef struct dfnet_client_event {
   dfnet_client_event_kind_t kind;
-  const char *subject;  /* moniker, driver URL or host name */
-  const char *detail;   /* driver URL bound, exit reason ... ("" when none) */
+  const char *subject; /* moniker, driver URL or host name */
+  const char *detail;  /* driver URL bound, exit reason ... ("" when none) */
   dfnet_status_t code;
-  const char *message;  /* "" when none */
-  uint64_t time_ms;     /* Unix epoch ms */
+  const char *message; /* "" when none */
+  uint64_t time_ms;    /* Unix epoch ms */
 } dfnet_client_event_t;
 
 /* A watch. 0 is "none"; never reused within a client. */

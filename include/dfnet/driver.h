@@ -133,10 +133,10 @@ typedef struct dfnet_driver_registration {
 
 /* Export the driver's ops table `table` (a const dfnet_driver_ops_t object, not a pointer).
  * Use once per .so, at file scope. */
-#define DFNET_DRIVER_EXPORT(table)                                                         \
-  __attribute__((visibility("default"))) extern const dfnet_driver_registration_t          \
-      dfnet_driver_registration;                                                           \
-  const dfnet_driver_registration_t dfnet_driver_registration = {                          \
+#define DFNET_DRIVER_EXPORT(table)                                                                \
+  __attribute__((                                                                                 \
+      visibility("default"))) extern const dfnet_driver_registration_t dfnet_driver_registration; \
+  const dfnet_driver_registration_t dfnet_driver_registration = {                                 \
       .api_version = DFNET_DRIVER_API_VERSION, .ops = &(table)}
 
 /* ---------------------------------------------------------------------------------------
@@ -166,8 +166,7 @@ typedef struct dfnet_node_property {
 /* The node's properties as the manager gave them, in order. *count receives the number
  * (0..64). The array and its strings are owned by the driver host, constant, and valid
  * until `stop` returns. Never NULL (an empty array when there are none). Any thread. */
-const dfnet_node_property_t *dfnet_driver_properties(const dfnet_driver_t *driver,
-                                                     size_t *count);
+const dfnet_node_property_t *dfnet_driver_properties(const dfnet_driver_t *driver, size_t *count);
 
 /* The first property with this key: an integer key (str_key NULL) or a string key
  * (int_key ignored). Returns a pointer into dfnet_driver_properties()' array, or NULL when
@@ -276,8 +275,8 @@ dfnet_driver_t *dfnet_call_driver(const dfnet_call_t *call);
  * UNAVAILABLE when the call had already ended that way (the caller got that status; this
  * reply is dropped and logged at debug level); RESOURCE_EXHAUSTED when len exceeds
  * DFNET_CALL_PAYLOAD_MAX (the caller gets INTERNAL instead). */
-dfnet_status_t dfnet_call_reply(dfnet_call_t *call, dfnet_status_t status,
-                                const char *message, const uint8_t *data, size_t len);
+dfnet_status_t dfnet_call_reply(dfnet_call_t *call, dfnet_status_t status, const char *message,
+                                const uint8_t *data, size_t len);
 
 /* Send one item of a server-streaming call. data is copied. Each item uses one credit of
  * the caller's window (Call.credit, then StreamCredit); without credit the item waits in
@@ -314,8 +313,7 @@ uint32_t dfnet_call_deadline_left_ms(const dfnet_call_t *call);
  * Registering when the call has already ended queues it at once. At most one per call
  * (a second registration replaces the first if it has not run). Any thread.
  * Returns OK, or FAILED_PRECONDITION if the handler's reply was already given. */
-typedef void (*dfnet_call_cancel_fn)(void *ctx, dfnet_call_t *call, dfnet_status_t why,
-                                     void *arg);
+typedef void (*dfnet_call_cancel_fn)(void *ctx, dfnet_call_t *call, dfnet_status_t why, void *arg);
 dfnet_status_t dfnet_call_on_cancel(dfnet_call_t *call, dfnet_call_cancel_fn fn, void *arg);
 
 /* ---------------------------------------------------------------------------------------
@@ -351,8 +349,8 @@ typedef enum dfnet_driver_log_level {
  * "<time> <L> <driver name> <node moniker>: <message>". Lines above the driver host's
  * level (DFNET_LOG_LEVEL, default info) are skipped. Messages are cut at 1 KiB. Any
  * thread; never blocks on anything but stderr. */
-void dfnet_driver_log(const dfnet_driver_t *driver, dfnet_driver_log_level_t level,
-                      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void dfnet_driver_log(const dfnet_driver_t *driver, dfnet_driver_log_level_t level, const char *fmt,
+                      ...) __attribute__((format(printf, 3, 4)));
 void dfnet_driver_vlog(const dfnet_driver_t *driver, dfnet_driver_log_level_t level,
                        const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 

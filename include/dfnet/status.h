@@ -13,23 +13,23 @@ extern "C" {
 #endif
 
 /* X(name, value, description) */
-#define DFNET_STATUS_MAP(X)                                                                \
-  X(OK, 0, "success")                                                                      \
-  X(CANCELLED, 1, "the operation was cancelled, typically by the caller")                  \
-  X(UNKNOWN, 2, "unknown error")                                                           \
-  X(INVALID_ARGUMENT, 3, "the caller gave an invalid argument")                            \
-  X(DEADLINE_EXCEEDED, 4, "the deadline expired before the operation completed")          \
-  X(NOT_FOUND, 5, "the requested entity was not found")                                    \
-  X(ALREADY_EXISTS, 6, "the entity the caller tried to create already exists")             \
-  X(PERMISSION_DENIED, 7, "the caller may not perform this operation")                     \
-  X(RESOURCE_EXHAUSTED, 8, "a resource or bound has been exhausted")                       \
-  X(FAILED_PRECONDITION, 9, "the system is not in a state required for the operation")     \
-  X(ABORTED, 10, "the operation was aborted")                                              \
-  X(OUT_OF_RANGE, 11, "the operation was attempted past the valid range")                  \
-  X(UNIMPLEMENTED, 12, "the operation is not implemented or not supported")                \
-  X(INTERNAL, 13, "internal error")                                                        \
-  X(UNAVAILABLE, 14, "the service is currently unavailable")                               \
-  X(DATA_LOSS, 15, "unrecoverable data loss or corruption")                                \
+#define DFNET_STATUS_MAP(X)                                                            \
+  X(OK, 0, "success")                                                                  \
+  X(CANCELLED, 1, "the operation was cancelled, typically by the caller")              \
+  X(UNKNOWN, 2, "unknown error")                                                       \
+  X(INVALID_ARGUMENT, 3, "the caller gave an invalid argument")                        \
+  X(DEADLINE_EXCEEDED, 4, "the deadline expired before the operation completed")       \
+  X(NOT_FOUND, 5, "the requested entity was not found")                                \
+  X(ALREADY_EXISTS, 6, "the entity the caller tried to create already exists")         \
+  X(PERMISSION_DENIED, 7, "the caller may not perform this operation")                 \
+  X(RESOURCE_EXHAUSTED, 8, "a resource or bound has been exhausted")                   \
+  X(FAILED_PRECONDITION, 9, "the system is not in a state required for the operation") \
+  X(ABORTED, 10, "the operation was aborted")                                          \
+  X(OUT_OF_RANGE, 11, "the operation was attempted past the valid range")              \
+  X(UNIMPLEMENTED, 12, "the operation is not implemented or not supported")            \
+  X(INTERNAL, 13, "internal error")                                                    \
+  X(UNAVAILABLE, 14, "the service is currently unavailable")                           \
+  X(DATA_LOSS, 15, "unrecoverable data loss or corruption")                            \
   X(UNAUTHENTICATED, 16, "the request does not have valid authentication credentials")
 
 typedef enum dfnet_status {

@@ -123,9 +123,10 @@ static void test_compile_writes_bytecode(void **state) {
 /* Acceptance: a typo prints file:line:col, the line and a caret; exit 2. */
 static void test_compile_typo_reports_line_and_column(void **state) {
   (void)state;
-  write_text("typo.bind", "using fuchsia.pci;\n\n"
-                          "fuchsia.BIND_PROTOCOL == fuchsia.pci.BIND_PROTOCOL.DEVICE;\n"
-                          "fuchsia.BIND_PCI_VID = fuchsia.pci.BIND_PCI_VID.VIRTIO;\n");
+  write_text("typo.bind",
+             "using fuchsia.pci;\n\n"
+             "fuchsia.BIND_PROTOCOL == fuchsia.pci.BIND_PROTOCOL.DEVICE;\n"
+             "fuchsia.BIND_PCI_VID = fuchsia.pci.BIND_PCI_VID.VIRTIO;\n");
   run_result r;
   bindc(&r, (const char *[]){"compile", path_of("typo.bind"), "-o", path_of("typo.bindbc"), NULL});
   assert_int_equal(r.code, 2);
@@ -160,12 +161,13 @@ static void test_dump_spec_vector(void **state) {
   run_result r;
   bindc(&r, (const char *[]){"dump", path_of("spec.bindbc"), NULL});
   assert_int_equal(r.code, 0);
-  assert_string_equal(r.out, "Composite: wallcreeper\n"
-                             "Node (primary): wagtail\n"
-                             "  fuchsia.BIND_PROTOCOL == 1\n"
-                             "Node: redpoll\n"
-                             "  fuchsia.BIND_PROTOCOL != 2\n"
-                             "  Abort\n");
+  assert_string_equal(r.out,
+                      "Composite: wallcreeper\n"
+                      "Node (primary): wagtail\n"
+                      "  fuchsia.BIND_PROTOCOL == 1\n"
+                      "Node: redpoll\n"
+                      "  fuchsia.BIND_PROTOCOL != 2\n"
+                      "  Abort\n");
   write_file("bad.bindbc", vec, 60);
   bindc(&r, (const char *[]){"dump", path_of("bad.bindbc"), NULL});
   assert_int_equal(r.code, 2);
@@ -206,29 +208,31 @@ static void test_test_command(void **state) {
   write_text("rng.bind", k_rng_rules);
   write_text("pass.json", k_tests_pass);
   run_result r;
-  bindc(&r, (const char *[]){"test", path_of("rng.bind"), "--test-spec", path_of("pass.json"),
-                             NULL});
+  bindc(&r,
+        (const char *[]){"test", path_of("rng.bind"), "--test-spec", path_of("pass.json"), NULL});
   assert_int_equal(r.code, 0);
   assert_non_null(strstr(r.out, "[ RUN      ] entropy\n[       OK ] entropy\n"));
   assert_non_null(strstr(r.out, "[  PASSED  ]"));
 
-  write_text("fail.json", "[{\"name\": \"wrong\", \"expected\": \"match\", \"device\": "
-                          "{\"fuchsia.BIND_PROTOCOL\": \"30\"}}]");
-  bindc(&r, (const char *[]){"test", path_of("rng.bind"), "--test-spec", path_of("fail.json"),
-                             NULL});
+  write_text("fail.json",
+             "[{\"name\": \"wrong\", \"expected\": \"match\", \"device\": "
+             "{\"fuchsia.BIND_PROTOCOL\": \"30\"}}]");
+  bindc(&r,
+        (const char *[]){"test", path_of("rng.bind"), "--test-spec", path_of("fail.json"), NULL});
   assert_int_equal(r.code, 1);
   assert_non_null(strstr(r.out, "[  FAILED  ] wrong"));
   assert_non_null(strstr(r.out, "fuchsia.BIND_PROTOCOL is 0x1e, want 0x1f"));
 
   write_text("bad.json", "{ \"not\": \"a list\" ");
-  bindc(&r, (const char *[]){"test", path_of("rng.bind"), "--test-spec", path_of("bad.json"),
-                             NULL});
+  bindc(&r,
+        (const char *[]){"test", path_of("rng.bind"), "--test-spec", path_of("bad.json"), NULL});
   assert_int_equal(r.code, 2);
 
-  write_text("badkey.json", "[{\"name\": \"k\", \"expected\": \"match\", \"device\": "
-                            "{\"fuchsia.NOPE\": \"30\"}}]");
-  bindc(&r, (const char *[]){"test", path_of("rng.bind"), "--test-spec", path_of("badkey.json"),
-                             NULL});
+  write_text("badkey.json",
+             "[{\"name\": \"k\", \"expected\": \"match\", \"device\": "
+             "{\"fuchsia.NOPE\": \"30\"}}]");
+  bindc(&r,
+        (const char *[]){"test", path_of("rng.bind"), "--test-spec", path_of("badkey.json"), NULL});
   assert_int_equal(r.code, 2);
   assert_non_null(strstr(r.err, "undeclared key 'fuchsia.NOPE'"));
 }
@@ -239,9 +243,10 @@ static void test_composite_test_and_lib_dir(void **state) {
   snprintf(libdir, sizeof libdir, "%s/libs", g_dir);
   mkdir(libdir, 0700);
   write_text("libs/my.birds.bind", "library my.birds;\nenum song { TRILL, WARBLE };\n");
-  write_text("comp.bind", "composite choir;\nusing my.birds;\n"
-                          "primary node \"lead\" { my.birds.song == my.birds.song.TRILL; }\n"
-                          "optional node \"echo\" { fuchsia.BIND_PROTOCOL == 3; }\n");
+  write_text("comp.bind",
+             "composite choir;\nusing my.birds;\n"
+             "primary node \"lead\" { my.birds.song == my.birds.song.TRILL; }\n"
+             "optional node \"echo\" { fuchsia.BIND_PROTOCOL == 3; }\n");
   write_text("comp.json",
              "[{\"node\": \"lead\", \"tests\": [{\"name\": \"trill\", \"expected\": \"match\","
              "\"device\": {\"my.birds.song\": \"my.birds.song.TRILL\"}},"
@@ -254,8 +259,8 @@ static void test_composite_test_and_lib_dir(void **state) {
                              path_of("comp.json"), NULL});
   assert_int_equal(r.code, 0);
   assert_non_null(strstr(r.out, "[ RUN      ] Test for composite node echo"));
-  bindc(&r, (const char *[]){"test", path_of("comp.bind"), "--test-spec", path_of("comp.json"),
-                             NULL});
+  bindc(&r,
+        (const char *[]){"test", path_of("comp.bind"), "--test-spec", path_of("comp.json"), NULL});
   assert_int_equal(r.code, 2);
   assert_non_null(strstr(r.err, "library 'my.birds' not found"));
   bindc(&r, (const char *[]){"compile", "--include", path_of("libs/my.birds.bind"),
@@ -270,7 +275,8 @@ static void test_composite_test_and_lib_dir(void **state) {
 
 static void test_header_command(void **state) {
   (void)state;
-  write_text("hdr.bind", "library fuchsia.pci;\nextend uint fuchsia.BIND_PROTOCOL { DEVICE = 30, };\n");
+  write_text("hdr.bind",
+             "library fuchsia.pci;\nextend uint fuchsia.BIND_PROTOCOL { DEVICE = 30, };\n");
   run_result r;
   bindc(&r, (const char *[]){"header", path_of("hdr.bind"), "-o", path_of("hdr.h"), NULL});
   assert_int_equal(r.code, 0);

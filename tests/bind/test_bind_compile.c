@@ -16,18 +16,20 @@
 #include "dfnet/bind.h"
 
 /* A test library covering every key type (uint, string, bool, enum). */
-static const char k_test_lib[] = "library test.lib;\n"
-                                 "uint number_key { FIVE = 5, BIG = 0x100000001 };\n"
-                                 "string name_key { A = \"alpha\", };\n"
-                                 "bool flag { ON = true, OFF = false };\n"
-                                 "enum kind { X, Y, };\n"
-                                 "uint bare;\n";
+static const char k_test_lib[] =
+    "library test.lib;\n"
+    "uint number_key { FIVE = 5, BIG = 0x100000001 };\n"
+    "string name_key { A = \"alpha\", };\n"
+    "bool flag { ON = true, OFF = false };\n"
+    "enum kind { X, Y, };\n"
+    "uint bare;\n";
 
 /* Extends test.lib's key from another library: values scoped by the extending library. */
-static const char k_ext_lib[] = "library test.ext;\n"
-                                "using test.lib;\n"
-                                "extend enum test.lib.kind { Z };\n"
-                                "extend uint fuchsia.BIND_PROTOCOL { EXT = 77 };\n";
+static const char k_ext_lib[] =
+    "library test.ext;\n"
+    "using test.lib;\n"
+    "extend enum test.lib.kind { Z };\n"
+    "extend uint fuchsia.BIND_PROTOCOL { EXT = 77 };\n";
 
 typedef struct compile_case {
   const char *name;
@@ -56,7 +58,7 @@ static void run_compile_case(void **state) {
   dfnet_status_t st = compile_text(c->rules, c->extra_lib, &out, &len, &err);
   if (st != c->status) {
     fprintf(stderr, "case %s: status %s, want %s\n%s", c->name, dfnet_status_str(st),
-                    dfnet_status_str(c->status), err ? err : "");
+            dfnet_status_str(c->status), err ? err : "");
   }
   assert_int_equal(st, c->status);
   if (c->status == DFNET_STATUS_OK) {
@@ -65,8 +67,7 @@ static void run_compile_case(void **state) {
     /* What the compiler emits, the verifier accepts. */
     dfnet_bind_program_t *prog = NULL;
     char why[256];
-    assert_int_equal(dfnet_bind_program_load(out, len, &prog, why, sizeof why),
-                     DFNET_STATUS_OK);
+    assert_int_equal(dfnet_bind_program_load(out, len, &prog, why, sizeof why), DFNET_STATUS_OK);
     dfnet_bind_program_destroy(prog);
     assert_null(err);
   } else {
@@ -95,10 +96,16 @@ static void run_compile_case(void **state) {
   free(err);
 }
 
-#define OK_CASE(n, r) {n, r, NULL, DFNET_STATUS_OK, NULL, 0, 0}
-#define OK_CASE_LIB(n, r, l) {n, r, l, DFNET_STATUS_OK, NULL, 0, 0}
-#define ERR_CASE(n, r, m, l, c) {n, r, NULL, DFNET_STATUS_INVALID_ARGUMENT, m, l, c}
-#define ERR_CASE_LIB(n, r, lib, m) {n, r, lib, DFNET_STATUS_INVALID_ARGUMENT, m, 0, 0}
+/* clang-format off: clang-format 14 breaks a macro that is one braced initializer */
+#define OK_CASE(n, r) \
+  { n, r, NULL, DFNET_STATUS_OK, NULL, 0, 0 }
+#define OK_CASE_LIB(n, r, l) \
+  { n, r, l, DFNET_STATUS_OK, NULL, 0, 0 }
+#define ERR_CASE(n, r, m, l, c) \
+  { n, r, NULL, DFNET_STATUS_INVALID_ARGUMENT, m, l, c }
+#define ERR_CASE_LIB(n, r, lib, m) \
+  { n, r, lib, DFNET_STATUS_INVALID_ARGUMENT, m, 0, 0 }
+/* clang-format on */
 
 static const compile_case k_grammar[] = {
     OK_CASE("grammar_condition_equal", "fuchsia.BIND_PROTOCOL == 1;"),
@@ -120,8 +127,10 @@ static const compile_case k_grammar[] = {
     OK_CASE("grammar_false", "false;"),
     OK_CASE("grammar_value_decimal", "fuchsia.BIND_PROTOCOL == 4294967295;"),
     OK_CASE("grammar_value_hex", "fuchsia.BIND_PROTOCOL == 0xDEADbeef;"),
-    OK_CASE("grammar_value_string", "using test.lib;\ntest.lib.name_key == \"a \\\"quoted\\\" \\\\ x\";"),
-    OK_CASE("grammar_value_bool", "using test.lib;\ntest.lib.flag == true;\ntest.lib.flag != false;"),
+    OK_CASE("grammar_value_string",
+            "using test.lib;\ntest.lib.name_key == \"a \\\"quoted\\\" \\\\ x\";"),
+    OK_CASE("grammar_value_bool",
+            "using test.lib;\ntest.lib.flag == true;\ntest.lib.flag != false;"),
     OK_CASE("grammar_value_identifier", "using test.lib;\ntest.lib.kind == test.lib.kind.Y;"),
     OK_CASE("grammar_string_key_enum_value_interchange",
             "using test.lib;\ntest.lib.name_key == test.lib.kind.X;\ntest.lib.kind == \"text\";"),
@@ -143,7 +152,8 @@ static const compile_case k_grammar[] = {
                 k_ext_lib),
     OK_CASE_LIB("grammar_library_transitive_dependency",
                 "using test.ext;\ntest.lib.kind == test.lib.kind.X;", k_ext_lib),
-    OK_CASE("grammar_number_truncated_to_u32", "using test.lib;\ntest.lib.number_key == test.lib.number_key.BIG;"),
+    OK_CASE("grammar_number_truncated_to_u32",
+            "using test.lib;\ntest.lib.number_key == test.lib.number_key.BIG;"),
 };
 
 static const compile_case k_syntax_errors[] = {
@@ -167,17 +177,17 @@ static const compile_case k_syntax_errors[] = {
              "does not fit in 64 bits", 1, 26),
     ERR_CASE("syntax_hex_without_digits", "fuchsia.BIND_PROTOCOL == 0xg;", "hex digits", 1, 26),
     ERR_CASE("syntax_number_with_letters", "fuchsia.BIND_PROTOCOL == 12ab;", "in number", 1, 28),
-    ERR_CASE("syntax_identifier_trailing_underscore", "fuchsia.BIND_ == 1;",
-             "cannot end with '_'", 1, 13),
+    ERR_CASE("syntax_identifier_trailing_underscore", "fuchsia.BIND_ == 1;", "cannot end with '_'",
+             1, 13),
     ERR_CASE("syntax_missing_value", "fuchsia.BIND_PROTOCOL == ;", "expected a value", 1, 26),
     ERR_CASE("syntax_accept_missing_brace", "accept fuchsia.BIND_PROTOCOL 1, 2 }",
              "expected '{' to start the accept list", 1, 30),
     ERR_CASE("syntax_accept_empty", "accept fuchsia.BIND_PROTOCOL { }", "expected a value", 1, 32),
-    ERR_CASE("syntax_using_after_statement", "true;\nusing test.lib;",
-             "'using' must come before", 2, 1),
+    ERR_CASE("syntax_using_after_statement", "true;\nusing test.lib;", "'using' must come before",
+             2, 1),
     ERR_CASE("syntax_alias_compound", "using test.lib as a.b;\ntrue;", "single identifier", 1, 19),
-    ERR_CASE("syntax_composite_no_nodes", "composite c;\nusing test.lib;\n",
-             "at least one node", 3, 1),
+    ERR_CASE("syntax_composite_no_nodes", "composite c;\nusing test.lib;\n", "at least one node", 3,
+             1),
     ERR_CASE("syntax_composite_two_primaries",
              "composite c;\nprimary node \"a\" { true; }\nprimary node \"b\" { true; }",
              "exactly one primary node", 3, 1),
@@ -213,13 +223,13 @@ static const compile_case k_semantic_errors[] = {
              "type mismatch", 2, 18),
     ERR_CASE("semantic_type_mismatch_deprecated_key", "fuchsia.BIND_PROTOCOL == \"one\";",
              "type mismatch", 1, 26),
-    ERR_CASE("semantic_type_mismatch_in_accept", "using test.lib;\naccept test.lib.bare { 1, true }",
-             "type mismatch", 2, 27),
+    ERR_CASE("semantic_type_mismatch_in_accept",
+             "using test.lib;\naccept test.lib.bare { 1, true }", "type mismatch", 2, 27),
     ERR_CASE("semantic_if_not_last",
              "if fuchsia.BIND_PROTOCOL == 1 { true; } else { false; }\nfuchsia.BIND_PROTOCOL == 2;",
              "must be the last statement", 1, 1),
-    ERR_CASE("semantic_true_not_alone", "fuchsia.BIND_PROTOCOL == 1;\ntrue;", "'true;' must be the only",
-             2, 1),
+    ERR_CASE("semantic_true_not_alone", "fuchsia.BIND_PROTOCOL == 1;\ntrue;",
+             "'true;' must be the only", 2, 1),
     ERR_CASE("semantic_false_not_alone", "false;\nfuchsia.BIND_PROTOCOL == 1;",
              "'false;' must be the only", 1, 1),
     ERR_CASE("semantic_empty_string_value", "using test.lib;\ntest.lib.name_key == \"\";",
@@ -233,7 +243,8 @@ static const compile_case k_semantic_errors[] = {
              "255-byte limit", 2, 22),
     {"semantic_library_not_found", "using no.such.lib;\ntrue;", NULL, DFNET_STATUS_NOT_FOUND,
      "library 'no.such.lib' not found", 1, 7},
-    ERR_CASE("semantic_library_used_twice", "using test.lib;\nusing test.lib;\ntrue;", "used twice", 2, 7),
+    ERR_CASE("semantic_library_used_twice", "using test.lib;\nusing test.lib;\ntrue;", "used twice",
+             2, 7),
     ERR_CASE_LIB("semantic_library_extend_local_name", "using bad;\ntrue;",
                  "library bad;\nextend uint thing;\n", "'extend' needs a qualified key"),
     ERR_CASE_LIB("semantic_library_qualified_without_extend", "using bad;\ntrue;",
@@ -261,8 +272,9 @@ static const compile_case k_semantic_errors[] = {
 
 /* ---- encoder golden vectors ---- */
 
-#define LE(x) (uint8_t)((x) & 0xff), (uint8_t)(((x) >> 8) & 0xff), \
-              (uint8_t)(((x) >> 16) & 0xff), (uint8_t)(((x) >> 24) & 0xff)
+#define LE(x)                                                                       \
+  (uint8_t)((x)&0xff), (uint8_t)(((x) >> 8) & 0xff), (uint8_t)(((x) >> 16) & 0xff), \
+      (uint8_t)(((x) >> 24) & 0xff)
 #define HEADER 'B', 'I', 'N', 'D', LE(2), 0
 #define SYNB(n) 'S', 'Y', 'N', 'B', LE(n)
 #define INST(n) 'I', 'N', 'S', 'T', LE(n)
@@ -323,32 +335,171 @@ static void test_golden_every_opcode(void **state) {
       "  false;\n"
       "}\n";
   static const uint8_t want[] = {
-      HEADER, SYNB(126),
-      LE(1), 't', 'e', 's', 't', '.', 'l', 'i', 'b', '.', 'f', 'l', 'a', 'g', 0,
-      LE(2), 't', 'e', 's', 't', '.', 'l', 'i', 'b', '.', 'n', 'a', 'm', 'e', '_', 'k', 'e', 'y', 0,
-      LE(3), 'a', 'l', 'p', 'h', 'a', 0,
-      LE(4), 't', 'e', 's', 't', '.', 'l', 'i', 'b', '.', 'k', 'i', 'n', 'd', 0,
-      LE(5), 't', 'e', 's', 't', '.', 'l', 'i', 'b', '.', 'k', 'i', 'n', 'd', '.', 'X', 0,
-      LE(6), 't', 'e', 's', 't', '.', 'l', 'i', 'b', '.', 'b', 'a', 'r', 'e', 0,
-      LE(7), 't', 'e', 's', 't', '.', 'l', 'i', 'b', '.', 'k', 'i', 'n', 'd', '.', 'Y', 0,
+      HEADER,
+      SYNB(126),
+      LE(1),
+      't',
+      'e',
+      's',
+      't',
+      '.',
+      'l',
+      'i',
+      'b',
+      '.',
+      'f',
+      'l',
+      'a',
+      'g',
+      0,
+      LE(2),
+      't',
+      'e',
+      's',
+      't',
+      '.',
+      'l',
+      'i',
+      'b',
+      '.',
+      'n',
+      'a',
+      'm',
+      'e',
+      '_',
+      'k',
+      'e',
+      'y',
+      0,
+      LE(3),
+      'a',
+      'l',
+      'p',
+      'h',
+      'a',
+      0,
+      LE(4),
+      't',
+      'e',
+      's',
+      't',
+      '.',
+      'l',
+      'i',
+      'b',
+      '.',
+      'k',
+      'i',
+      'n',
+      'd',
+      0,
+      LE(5),
+      't',
+      'e',
+      's',
+      't',
+      '.',
+      'l',
+      'i',
+      'b',
+      '.',
+      'k',
+      'i',
+      'n',
+      'd',
+      '.',
+      'X',
+      0,
+      LE(6),
+      't',
+      'e',
+      's',
+      't',
+      '.',
+      'l',
+      'i',
+      'b',
+      '.',
+      'b',
+      'a',
+      'r',
+      'e',
+      0,
+      LE(7),
+      't',
+      'e',
+      's',
+      't',
+      '.',
+      'l',
+      'i',
+      'b',
+      '.',
+      'k',
+      'i',
+      'n',
+      'd',
+      '.',
+      'Y',
+      0,
       INST(132),
-      /* 0 */ 0x02, 1, LE(1), 1, LE(3),
-      /* 11 */ 0x01, 0, LE(1), 3, LE(1),
-      /* 22 */ 0x11, LE(16), 0, LE(2), 2, LE(3),
-      /* 37 */ 0x11, LE(1), 0, LE(2), 2, LE(3),
+      /* 0 */ 0x02,
+      1,
+      LE(1),
+      1,
+      LE(3),
+      /* 11 */ 0x01,
+      0,
+      LE(1),
+      3,
+      LE(1),
+      /* 22 */ 0x11,
+      LE(16),
+      0,
+      LE(2),
+      2,
+      LE(3),
+      /* 37 */ 0x11,
+      LE(1),
+      0,
+      LE(2),
+      2,
+      LE(3),
       /* 52 */ 0x30,
       /* 53 */ 0x20,
-      /* 54 */ 0x12, LE(16), 0, LE(4), 4, LE(5),
-      /* 69 */ 0x01, 0, LE(6), 1, LE(5),
-      /* 80 */ 0x10, LE(46),
+      /* 54 */ 0x12,
+      LE(16),
+      0,
+      LE(4),
+      4,
+      LE(5),
+      /* 69 */ 0x01,
+      0,
+      LE(6),
+      1,
+      LE(5),
+      /* 80 */ 0x10,
+      LE(46),
       /* 85 */ 0x20,
-      /* 86 */ 0x11, LE(28), 0, LE(4), 4, LE(7),
-      /* 101 */ 0x12, LE(5), 1, LE(0x200), 1, LE(0x18d1),
-      /* 116 */ 0x10, LE(2),
+      /* 86 */ 0x11,
+      LE(28),
+      0,
+      LE(4),
+      4,
+      LE(7),
+      /* 101 */ 0x12,
+      LE(5),
+      1,
+      LE(0x200),
+      1,
+      LE(0x18d1),
+      /* 116 */ 0x10,
+      LE(2),
       /* 121 */ 0x20,
       /* 122 */ 0x30,
       /* 123 */ 0x20,
-      /* 124 */ 0x10, LE(2),
+      /* 124 */ 0x10,
+      LE(2),
       /* 129 */ 0x20,
       /* 130 */ 0x30,
       /* 131 */ 0x20,
@@ -360,22 +511,21 @@ static void test_golden_every_opcode(void **state) {
  * interned first, each node's name before its instructions. */
 static void test_golden_composite_node_order(void **state) {
   (void)state;
-  static const char rules[] = "composite hummingbird;\n"
-                              "using test.lib;\n"
-                              "optional node \"oilbird\" { fuchsia.BIND_PROTOCOL == 2; }\n"
-                              "node \"ovenbird\" { test.lib.flag == false; }\n"
-                              "primary node \"fireback\" { fuchsia.BIND_PROTOCOL == 1; }\n";
+  static const char rules[] =
+      "composite hummingbird;\n"
+      "using test.lib;\n"
+      "optional node \"oilbird\" { fuchsia.BIND_PROTOCOL == 2; }\n"
+      "node \"ovenbird\" { test.lib.flag == false; }\n"
+      "primary node \"fireback\" { fuchsia.BIND_PROTOCOL == 1; }\n";
   static const uint8_t want[] = {
-      HEADER, SYNB(72),
-      LE(1), 'h', 'u', 'm', 'm', 'i', 'n', 'g', 'b', 'i', 'r', 'd', 0,
-      LE(2), 'f', 'i', 'r', 'e', 'b', 'a', 'c', 'k', 0,
-      LE(3), 'o', 'v', 'e', 'n', 'b', 'i', 'r', 'd', 0,
-      LE(4), 't', 'e', 's', 't', '.', 'l', 'i', 'b', '.', 'f', 'l', 'a', 'g', 0,
-      LE(5), 'o', 'i', 'l', 'b', 'i', 'r', 'd', 0,
-      COMP(64), LE(1),
-      0x50, LE(2), LE(11), 0x01, 1, LE(1), 1, LE(1),
-      0x51, LE(3), LE(11), 0x01, 0, LE(4), 3, LE(0),
-      0x52, LE(5), LE(11), 0x01, 1, LE(1), 1, LE(2),
+      HEADER, SYNB(72), LE(1),  'h',   'u',      'm',    'm',   'i',   'n',    'g',  'b',
+      'i',    'r',      'd',    0,     LE(2),    'f',    'i',   'r',   'e',    'b',  'a',
+      'c',    'k',      0,      LE(3), 'o',      'v',    'e',   'n',   'b',    'i',  'r',
+      'd',    0,        LE(4),  't',   'e',      's',    't',   '.',   'l',    'i',  'b',
+      '.',    'f',      'l',    'a',   'g',      0,      LE(5), 'o',   'i',    'l',  'b',
+      'i',    'r',      'd',    0,     COMP(64), LE(1),  0x50,  LE(2), LE(11), 0x01, 1,
+      LE(1),  1,        LE(1),  0x51,  LE(3),    LE(11), 0x01,  0,     LE(4),  3,    LE(0),
+      0x52,   LE(5),    LE(11), 0x01,  1,        LE(1),  1,     LE(2),
   };
   expect_bytes(rules, NULL, want, sizeof want);
 }
@@ -384,9 +534,10 @@ static void test_golden_composite_node_order(void **state) {
  * vector is this program plus one Abort byte and a 0x2d instead of 0x2c COMP size. */
 static void test_golden_spec_example_shape(void **state) {
   (void)state;
-  static const char rules[] = "composite wallcreeper;\n"
-                              "primary node \"wagtail\" { fuchsia.BIND_PROTOCOL == 1; }\n"
-                              "node \"redpoll\" { fuchsia.BIND_PROTOCOL != 2; }\n";
+  static const char rules[] =
+      "composite wallcreeper;\n"
+      "primary node \"wagtail\" { fuchsia.BIND_PROTOCOL == 1; }\n"
+      "node \"redpoll\" { fuchsia.BIND_PROTOCOL != 2; }\n";
   static const uint8_t want[] = {
       0x42, 0x49, 0x4e, 0x44, 0x02, 0x00, 0x00, 0x00, 0x00, 0x53, 0x59, 0x4e, 0x42, 0x28,
       0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x77, 0x61, 0x6c, 0x6c, 0x63, 0x72, 0x65,
@@ -404,14 +555,14 @@ static void test_golden_spec_example_shape(void **state) {
 static void test_golden_shared_symbols_and_truncation(void **state) {
   (void)state;
   static const char lib[] = "library sym;\nstring puffleg;\nuint sunangel;\n";
-  static const char rules[] = "using sym;\n"
-                              "sym.puffleg == \"sym.sunangel\";\n"
-                              "sym.sunangel != 0x100000002;\n";
+  static const char rules[] =
+      "using sym;\n"
+      "sym.puffleg == \"sym.sunangel\";\n"
+      "sym.sunangel != 0x100000002;\n";
   static const uint8_t want[] = {
-      HEADER, SYNB(33),
-      LE(1), 's', 'y', 'm', '.', 'p', 'u', 'f', 'f', 'l', 'e', 'g', 0,
-      LE(2), 's', 'y', 'm', '.', 's', 'u', 'n', 'a', 'n', 'g', 'e', 'l', 0,
-      INST(22), 0x01, 0, LE(1), 2, LE(2), 0x02, 0, LE(2), 1, LE(2),
+      HEADER, SYNB(33), LE(1), 's', 'y',   'm', '.',   'p',  'u', 'f',   'f', 'l',   'e', 'g',
+      0,      LE(2),    's',   'y', 'm',   '.', 's',   'u',  'n', 'a',   'n', 'g',   'e', 'l',
+      0,      INST(22), 0x01,  0,   LE(1), 2,   LE(2), 0x02, 0,   LE(2), 1,   LE(2),
   };
   expect_bytes(rules, lib, want, sizeof want);
 }
@@ -419,8 +570,8 @@ static void test_golden_shared_symbols_and_truncation(void **state) {
 /* --disable-autobind (Fuchsia disable_autobind()): BIND_AUTOBIND == 0 comes first. */
 static void test_golden_disable_autobind(void **state) {
   (void)state;
-  static const uint8_t want[] = {HEADER, SYNB(0), INST(22), 0x01, 1, LE(2), 1, LE(0),
-                                 0x01, 1, LE(1), 1, LE(5)};
+  static const uint8_t want[] = {HEADER, SYNB(0), INST(22), 0x01,  1, LE(2), 1,
+                                 LE(0),  0x01,    1,        LE(1), 1, LE(5)};
   dfnet_bind_compile_options_t opts = {NULL, 0, NULL, 0, true};
   dfnet_bind_source_t src = {"r.bind", "fuchsia.BIND_PROTOCOL == 5;", 27};
   uint8_t *out = NULL;
@@ -447,14 +598,14 @@ static void test_builtin_library_search_path(void **state) {
       "fuchsia.BIND_PCI_VID == fuchsia.pci.BIND_PCI_VID.VIRTIO;\n"
       "dfnet.hardware.rng.Service == dfnet.hardware.rng.Service.ZirconTransport;\n";
   static const uint8_t want[] = {
-      HEADER, SYNB(78),
-      LE(1), 'd', 'f', 'n', 'e', 't', '.', 'h', 'a', 'r', 'd', 'w', 'a', 'r', 'e', '.', 'r', 'n', 'g',
-      '.', 'S', 'e', 'r', 'v', 'i', 'c', 'e', 0,
-      LE(2), 'd', 'f', 'n', 'e', 't', '.', 'h', 'a', 'r', 'd', 'w', 'a', 'r', 'e', '.', 'r', 'n', 'g',
-      '.', 'S', 'e', 'r', 'v', 'i', 'c', 'e', '.', 'Z', 'i', 'r', 'c', 'o', 'n', 'T', 'r', 'a', 'n',
-      's', 'p', 'o', 'r', 't', 0,
-      INST(33), 0x01, 1, LE(1), 1, LE(0x1f), 0x01, 1, LE(0x100), 1, LE(0x1af4),
-      0x01, 0, LE(1), 4, LE(2),
+      HEADER,     SYNB(78), LE(1),    'd',   'f', 'n',   'e',   't',      '.',  'h', 'a',       'r',
+      'd',        'w',      'a',      'r',   'e', '.',   'r',   'n',      'g',  '.', 'S',       'e',
+      'r',        'v',      'i',      'c',   'e', 0,     LE(2), 'd',      'f',  'n', 'e',       't',
+      '.',        'h',      'a',      'r',   'd', 'w',   'a',   'r',      'e',  '.', 'r',       'n',
+      'g',        '.',      'S',      'e',   'r', 'v',   'i',   'c',      'e',  '.', 'Z',       'i',
+      'r',        'c',      'o',      'n',   'T', 'r',   'a',   'n',      's',  'p', 'o',       'r',
+      't',        0,        INST(33), 0x01,  1,   LE(1), 1,     LE(0x1f), 0x01, 1,   LE(0x100), 1,
+      LE(0x1af4), 0x01,     0,        LE(1), 4,   LE(2),
   };
   dfnet_bind_source_t src = {"r.bind", rules, strlen(rules)};
   uint8_t *out = NULL;
@@ -472,11 +623,12 @@ static void test_builtin_library_search_path(void **state) {
 
 static void test_library_header(void **state) {
   (void)state;
-  static const char lib[] = "library fuchsia.pci;\n"
-                            "extend uint fuchsia.BIND_PROTOCOL { DEVICE = 30, };\n"
-                            "string Name { A = \"alpha\" };\n"
-                            "enum fuchsia_kind { X };\n"
-                            "bool flag { ON = true };\n";
+  static const char lib[] =
+      "library fuchsia.pci;\n"
+      "extend uint fuchsia.BIND_PROTOCOL { DEVICE = 30, };\n"
+      "string Name { A = \"alpha\" };\n"
+      "enum fuchsia_kind { X };\n"
+      "bool flag { ON = true };\n";
   dfnet_bind_source_t src = {"fuchsia.pci.bind", lib, strlen(lib)};
   char *out = NULL, *err = NULL;
   assert_int_equal(dfnet_bind_library_header(&src, &out, &err), DFNET_STATUS_OK);
@@ -490,8 +642,7 @@ static void test_library_header(void **state) {
   free(out);
   static const char bad[] = "library x;\nuint k { A = };\n";
   dfnet_bind_source_t bad_src = {"x.bind", bad, strlen(bad)};
-  assert_int_equal(dfnet_bind_library_header(&bad_src, &out, &err),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_bind_library_header(&bad_src, &out, &err), DFNET_STATUS_INVALID_ARGUMENT);
   assert_null(out);
   assert_non_null(strstr(err, "x.bind:2:14: error:"));
   free(err);

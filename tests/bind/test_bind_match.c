@@ -12,11 +12,12 @@
 #include "dfnet/bind.h"
 #include "dfnet/bind_keys.h"
 
-static const char k_lib[] = "library test.lib;\n"
-                            "string name;\n"
-                            "enum kind { X, Y };\n"
-                            "bool flag;\n"
-                            "uint count;\n";
+static const char k_lib[] =
+    "library test.lib;\n"
+    "string name;\n"
+    "enum kind { X, Y };\n"
+    "bool flag;\n"
+    "uint count;\n";
 
 static dfnet_bind_program_t *compile_program(const char *rules) {
   dfnet_bind_source_t lib = {"test.lib.bind", k_lib, strlen(k_lib)};
@@ -47,9 +48,8 @@ static dfnet_bind_property_t str_prop(const char *key, dfnet_bind_value_type_t t
   return p;
 }
 
-static dfnet_bind_result_t run(const dfnet_bind_program_t *prog,
-                               const dfnet_bind_property_t *props, size_t n,
-                               dfnet_bind_trace_t *trace) {
+static dfnet_bind_result_t run(const dfnet_bind_program_t *prog, const dfnet_bind_property_t *props,
+                               size_t n, dfnet_bind_trace_t *trace) {
   dfnet_bind_node_t node;
   assert_int_equal(dfnet_bind_node_init(&node, props, n), DFNET_STATUS_OK);
   return dfnet_bind_program_match(prog, &node, trace);
@@ -57,8 +57,8 @@ static dfnet_bind_result_t run(const dfnet_bind_program_t *prog,
 
 static void test_integer_keys_and_trace(void **state) {
   (void)state;
-  dfnet_bind_program_t *prog = compile_program(
-      "fuchsia.BIND_PROTOCOL == 31;\nfuchsia.BIND_PCI_DID == 0x1044;\n");
+  dfnet_bind_program_t *prog =
+      compile_program("fuchsia.BIND_PROTOCOL == 31;\nfuchsia.BIND_PCI_DID == 0x1044;\n");
   dfnet_bind_property_t props[] = {uint_prop(DFNET_BIND_PROTOCOL, 31),
                                    uint_prop(DFNET_BIND_PCI_DID, 0x1041)};
   dfnet_bind_trace_t t;
@@ -80,8 +80,8 @@ static void test_integer_keys_and_trace(void **state) {
 static void test_deprecated_key_fallback(void **state) {
   (void)state;
   dfnet_bind_program_t *prog = compile_program("fuchsia.BIND_PROTOCOL == 31;");
-  dfnet_bind_property_t by_name[] = {{0, "fuchsia.BIND_PROTOCOL", DFNET_BIND_VALUE_UINT, 31,
-                                      NULL, false}};
+  dfnet_bind_property_t by_name[] = {
+      {0, "fuchsia.BIND_PROTOCOL", DFNET_BIND_VALUE_UINT, 31, NULL, false}};
   assert_int_equal(run(prog, by_name, 1, NULL), DFNET_BIND_MATCH);
   dfnet_bind_property_t both[] = {uint_prop(DFNET_BIND_PROTOCOL, 30), by_name[0]};
   dfnet_bind_trace_t t;
@@ -209,13 +209,11 @@ static void test_composite_nodes(void **state) {
   assert_int_equal(dfnet_bind_node_init(&node, props, 1), DFNET_STATUS_OK);
   assert_int_equal(dfnet_bind_program_match_composite_node(prog, 0, &node, NULL),
                    DFNET_BIND_NO_MATCH);
-  assert_int_equal(dfnet_bind_program_match_composite_node(prog, 1, &node, NULL),
-                   DFNET_BIND_MATCH);
+  assert_int_equal(dfnet_bind_program_match_composite_node(prog, 1, &node, NULL), DFNET_BIND_MATCH);
   assert_int_equal(dfnet_bind_program_match_composite_node(prog, 2, &node, NULL),
                    DFNET_BIND_NO_MATCH);
   dfnet_bind_trace_t t;
-  assert_int_equal(dfnet_bind_program_match_composite_node(prog, 3, &node, &t),
-                   DFNET_BIND_ERROR);
+  assert_int_equal(dfnet_bind_program_match_composite_node(prog, 3, &node, &t), DFNET_BIND_ERROR);
   assert_int_equal(dfnet_bind_program_match(prog, &node, &t), DFNET_BIND_ERROR);
   assert_non_null(strstr(t.reason, "composite"));
   dfnet_bind_program_destroy(prog);
@@ -295,9 +293,9 @@ static void test_concurrent_readers(void **state) {
   (void)state;
   dfnet_bind_program_t *prog = compile_program(
       "using test.lib;\nfuchsia.BIND_PROTOCOL == 5;\ntest.lib.kind == test.lib.kind.Y;");
-  dfnet_bind_property_t props[] = {uint_prop(DFNET_BIND_PROTOCOL, 5),
-                                   str_prop("test.lib.kind", DFNET_BIND_VALUE_ENUM,
-                                            "test.lib.kind.Y")};
+  dfnet_bind_property_t props[] = {
+      uint_prop(DFNET_BIND_PROTOCOL, 5),
+      str_prop("test.lib.kind", DFNET_BIND_VALUE_ENUM, "test.lib.kind.Y")};
   dfnet_bind_node_t node;
   assert_int_equal(dfnet_bind_node_init(&node, props, 2), DFNET_STATUS_OK);
   pthread_t th[4];

@@ -38,9 +38,8 @@ int ss_issue(const char *state_dir, const char *role, const char *name, const ch
   struct stat sb;
   if (stat(crt, &sb) == 0)
     return 0;
-  return dfnet_pki_issue_to_dir(state_dir, r, name, out_dir, NULL, 0, 30) == DFNET_STATUS_OK
-             ? 0
-             : -1;
+  return dfnet_pki_issue_to_dir(state_dir, r, name, out_dir, NULL, 0, 30) == DFNET_STATUS_OK ? 0
+                                                                                             : -1;
 }
 
 int ss_make_certs(const char *dir) {
@@ -179,13 +178,14 @@ static void on_call(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_en
     send_reply(s, sid, id, DFNET_STATUS_OK, NULL, true, msg, k);
     free(msg);
   } else {
-    send_reply(s, sid, id, DFNET_STATUS_UNIMPLEMENTED, "the driver does not serve it", true,
-               NULL, 0);
+    send_reply(s, sid, id, DFNET_STATUS_UNIMPLEMENTED, "the driver does not serve it", true, NULL,
+               0);
   }
 }
 
-static void node_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id, const char *moniker,
-                      const char *driver, dfnet_v1_NodeState state, bool verbose) {
+static void node_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
+                      const char *moniker, const char *driver, dfnet_v1_NodeState state,
+                      bool verbose) {
   dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_node_info_tag);
   dfnet_v1_NodeInfo *n = &e->pb.msg.node_info;
   snprintf(n->moniker, sizeof n->moniker, "%s", moniker);
@@ -230,7 +230,8 @@ static void node_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
   dfnet_transport_send(s->t, sid, e, 0);
 }
 
-static void on_list_nodes(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+static void on_list_nodes(scripted_server_t *s, dfnet_session_id_t sid,
+                          const dfnet_envelope_t *env) {
   const dfnet_v1_ListNodes q = env->pb.msg.list_nodes;
   uint64_t id = env->pb.id;
   if (strcmp(q.filter, "many") == 0) {
@@ -279,7 +280,8 @@ static void on_list_hosts(scripted_server_t *s, dfnet_session_id_t sid, uint64_t
   dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
 }
 
-static void on_list_drivers(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+static void on_list_drivers(scripted_server_t *s, dfnet_session_id_t sid,
+                            const dfnet_envelope_t *env) {
   static const uint8_t bytecode[] = {'B', 'I', 'N', 'D', 2, 0, 0, 0};
   uint64_t id = env->pb.id;
   const char *names[] = {"virtio-rng", "pci-config"};
@@ -295,8 +297,8 @@ static void on_list_drivers(scripted_server_t *s, dfnet_session_id_t sid, const 
     d->device_count = i == 0 ? 1 : 0;
     d->device_categories_count = 1;
     snprintf(d->device_categories[0].category, sizeof d->device_categories[0].category, "misc");
-    snprintf(d->device_categories[0].subcategory, sizeof d->device_categories[0].subcategory,
-             "%s", i == 0 ? "rng" : "");
+    snprintf(d->device_categories[0].subcategory, sizeof d->device_categories[0].subcategory, "%s",
+             i == 0 ? "rng" : "");
     if (i == 0) {
       d->devices_count = 1;
       snprintf(d->devices[0], sizeof d->devices[0], "dev.lab-a.pci.00_05_0");

@@ -31,7 +31,7 @@
 typedef struct scripted_server scripted_server_t;
 
 typedef struct ss_stats {
-  unsigned cancels;          /* Cancel envelopes received for Block calls */
+  unsigned cancels; /* Cancel envelopes received for Block calls */
   unsigned watch_cancels;
   unsigned credits;          /* StreamCredit envelopes received */
   uint64_t credit_total;     /* sum of their credit */

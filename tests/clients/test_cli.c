@@ -221,14 +221,17 @@ static void test_settings(void **state) {
   assert_int_equal(system(cmd), 0);
   snprintf(path, sizeof path, "%s/config", xdg);
   f = fopen(path, "w");
-  fprintf(f, "manager = %s\ncert = %s/viewer/carol.crt\nkey = %s/viewer/carol.key\nca = %s/viewer/ca.crt\n",
+  fprintf(f,
+          "manager = %s\ncert = %s/viewer/carol.crt\nkey = %s/viewer/carol.key\nca = "
+          "%s/viewer/ca.crt\n",
           url, dir, dir, dir);
   fclose(f);
   assert_int_equal(run("host", "list"), 0);
   unlink(path);
   /* nothing reachable: exit 1 with the status name */
   use_scripted("viewer", "carol");
-  assert_int_equal(run("--manager", "wss://127.0.0.1:1", "--connect-timeout", "300", "host", "list"), 1);
+  assert_int_equal(
+      run("--manager", "wss://127.0.0.1:1", "--connect-timeout", "300", "host", "list"), 1);
   assert_non_null(strstr(R.err, "dfnet: UNAVAILABLE:"));
 }
 
@@ -236,7 +239,8 @@ static void test_node_list_text(void **state) {
   (void)state;
   use_scripted("viewer", "carol");
   assert_int_equal(run("node", "list"), 0);
-  assert_string_equal(R.out, "dev.lab-a\ndev.lab-a.pci\ndev.lab-a.pci.00_05_0\ndev.lab-a.pci.00_06_0\n");
+  assert_string_equal(R.out,
+                      "dev.lab-a\ndev.lab-a.pci\ndev.lab-a.pci.00_05_0\ndev.lab-a.pci.00_06_0\n");
   assert_int_equal(run("node", "list", "nothing-like-this"), 0);
   assert_string_equal(R.out, "No devices found.\n");
   assert_int_equal(run("node", "list", "-v", "00_05_0"), 0);
@@ -302,8 +306,9 @@ static void test_dump_and_others(void **state) {
   (void)state;
   use_scripted("admin", "alice");
   assert_int_equal(run("node", "dump"), 0);
-  assert_string_equal(R.out, "[lab-a]\n  [pci]\n    [00_05_0] driver_host=7 "
-                             "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n    [00_06_0]\n");
+  assert_string_equal(R.out,
+                      "[lab-a]\n  [pci]\n    [00_05_0] driver_host=7 "
+                      "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n    [00_06_0]\n");
   assert_int_equal(run("node", "dump", "--graph"), 0);
   assert_true(strncmp(R.out, "digraph {\n", 10) == 0);
   assert_non_null(strstr(R.out, "  \"dev.lab-a.pci\" -> \"dev.lab-a.pci.00_05_0\"\n"));
@@ -318,8 +323,9 @@ static void test_dump_and_others(void **state) {
   assert_int_equal(run("host", "list"), 0);
   assert_non_null(strstr(R.out, "lab-b"));
   assert_int_equal(run("driver", "list"), 0);
-  assert_string_equal(R.out, "virtio-rng          : dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
-                             "pci-config          : dfnet-boot:///pci-config#meta/pci-config.json\n");
+  assert_string_equal(R.out,
+                      "virtio-rng          : dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
+                      "pci-config          : dfnet-boot:///pci-config#meta/pci-config.json\n");
   assert_int_equal(run("driver", "list", "-v", "--loaded"), 0);
   assert_non_null(strstr(R.out, "Name      : virtio-rng\n"));
   assert_non_null(strstr(R.out, "Device Categories: [misc::rng]\n"));
@@ -330,13 +336,15 @@ static void test_dump_and_others(void **state) {
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "drivers")), 2);
   assert_string_equal(
       cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "drivers"), 0),
-                          "bind_bytecode_hex")->valuestring,
+                          "bind_bytecode_hex")
+          ->valuestring,
       "42494e4402000000");
   cJSON_Delete(doc);
   assert_int_equal(run("driver", "restart", "dfnet-boot:///virtio-rng#meta/virtio-rng.json"), 0);
-  assert_string_equal(R.out, "Restarting driver hosts containing "
-                             "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
-                             "Restarted 2 driver host(s).\n");
+  assert_string_equal(R.out,
+                      "Restarting driver hosts containing "
+                      "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
+                      "Restarted 2 driver host(s).\n");
   assert_int_equal(run("driver", "disable", "missing"), 1);
   assert_non_null(strstr(R.err, "dfnet: NOT_FOUND: no driver with that URL"));
   assert_int_equal(run("composite", "list", "-v"), 0);
@@ -377,7 +385,8 @@ static void test_dump_and_others(void **state) {
 static void test_call_and_rng(void **state) {
   (void)state;
   use_scripted("operator", "bob");
-  assert_int_equal(run("call", "dev.x", "/test.Echo/Unary", "--data-hex", "00ff10", "--timeout", "5000"), 0);
+  assert_int_equal(
+      run("call", "dev.x", "/test.Echo/Unary", "--data-hex", "00ff10", "--timeout", "5000"), 0);
   assert_string_equal(R.out, "00ff10\n");
   assert_int_equal(run("call", "dev.x", "/test.Echo/Unary", "--data-hex", "414243", "--raw"), 0);
   assert_string_equal(R.out, "ABC");
@@ -392,9 +401,9 @@ static void test_call_and_rng(void **state) {
                       "68656c6c6f");
   cJSON_Delete(doc);
   /* streaming: one line per message */
-  assert_int_equal(run("call", "dev.x", "/test.Echo/Stream", "--data-hex", "0500000002000000",
-                       "--credit", "2"),
-                   0);
+  assert_int_equal(
+      run("call", "dev.x", "/test.Echo/Stream", "--data-hex", "0500000002000000", "--credit", "2"),
+      0);
   assert_string_equal(R.out, "0000\n0101\n0202\n0303\n0404\n");
   assert_int_equal(run("call", "dev.x", "/test.Echo/Fail"), 1);
   assert_non_null(strstr(R.err, "dfnet: NOT_FOUND: no node 'x'"));
@@ -440,7 +449,8 @@ static void test_real_manager(void **state) {
   assert_int_equal(th_manager_start(&m, st, drivers, NULL), 0);
   testhost_t *h = th_connect(&m, "lab-a", "host", NULL);
   assert_non_null(h);
-  const th_prop_t rng_props[] = {"#256=u:0x1af4", "#257=u:0x1044", "fuchsia.hardware.pci.Device=b:true"};
+  const th_prop_t rng_props[] = {"#256=u:0x1af4", "#257=u:0x1044",
+                                 "fuchsia.hardware.pci.Device=b:true"};
   const th_prop_t other_props[] = {"#256=u:0x8086", "#257=u:0x100e"};
   assert_int_equal(th_node_add(h, "dev.lab-a", "pci", NULL, 0, NULL, NULL, NULL), DFNET_STATUS_OK);
   assert_int_equal(th_node_add(h, "dev.lab-a.pci", "00_05_0", rng_props, 3, NULL, NULL, NULL),
@@ -535,8 +545,8 @@ static void test_real_manager(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_usage_errors),   cmocka_unit_test(test_settings),
-      cmocka_unit_test(test_node_list_text), cmocka_unit_test(test_node_list_json),
+      cmocka_unit_test(test_usage_errors),    cmocka_unit_test(test_settings),
+      cmocka_unit_test(test_node_list_text),  cmocka_unit_test(test_node_list_json),
       cmocka_unit_test(test_dump_and_others), cmocka_unit_test(test_call_and_rng),
       cmocka_unit_test(test_real_manager),
   };

@@ -43,8 +43,8 @@ static dfnet_client_t *connect_as(const char *role, const char *name) {
   snprintf(crt, sizeof crt, "%s/%s/%s.crt", cert_dir, role, name);
   snprintf(key, sizeof key, "%s/%s/%s.key", cert_dir, role, name);
   snprintf(ca, sizeof ca, "%s/%s/ca.crt", cert_dir, role);
-  dfnet_client_options_t o = {.url = url, .cert_file = crt, .key_file = key, .ca_file = ca,
-                              .connect_timeout_ms = 5000};
+  dfnet_client_options_t o = {
+      .url = url, .cert_file = crt, .key_file = key, .ca_file = ca, .connect_timeout_ms = 5000};
   dfnet_client_t *c = NULL;
   dfnet_client_error_t err;
   dfnet_status_t st = dfnet_client_connect(&o, &c, &err);
@@ -68,8 +68,8 @@ static void test_connect_errors(void **state) {
   (void)state;
   dfnet_client_t *c = NULL;
   dfnet_client_error_t err;
-  dfnet_client_options_t o = {.url = "http://127.0.0.1:1", .cert_file = "a", .key_file = "b",
-                              .ca_file = "c"};
+  dfnet_client_options_t o = {
+      .url = "http://127.0.0.1:1", .cert_file = "a", .key_file = "b", .ca_file = "c"};
   assert_int_equal(dfnet_client_connect(&o, &c, &err), DFNET_STATUS_INVALID_ARGUMENT);
   assert_null(c);
   assert_non_null(strstr(err.message, "wss://"));
@@ -77,8 +77,11 @@ static void test_connect_errors(void **state) {
   snprintf(url, sizeof url, "wss://127.0.0.1:%u", (unsigned)port);
   snprintf(crt, sizeof crt, "%s/admin/alice.crt", cert_dir);
   snprintf(key, sizeof key, "%s/admin/alice.key", cert_dir);
-  o = (dfnet_client_options_t){.url = url, .cert_file = crt, .key_file = key,
-                               .ca_file = "/nonexistent/ca.crt", .connect_timeout_ms = 500};
+  o = (dfnet_client_options_t){.url = url,
+                               .cert_file = crt,
+                               .key_file = key,
+                               .ca_file = "/nonexistent/ca.crt",
+                               .connect_timeout_ms = 500};
   assert_int_equal(dfnet_client_connect(&o, &c, &err), DFNET_STATUS_NOT_FOUND);
   /* a CA that did not sign the server: the TLS handshake fails, no session in time */
   char other[300];
@@ -321,9 +324,9 @@ static void test_cancel(void **state) {
   /* close with a call in flight: its final callback runs with CANCELLED */
   cb_state_t s2;
   cb_init(&s2);
-  assert_int_equal(dfnet_client_call_start(c, "n", "/test.Echo/Block", NULL, 0, NULL, NULL,
-                                           cb_done, &s2, NULL),
-                   DFNET_STATUS_OK);
+  assert_int_equal(
+      dfnet_client_call_start(c, "n", "/test.Echo/Block", NULL, 0, NULL, NULL, cb_done, &s2, NULL),
+      DFNET_STATUS_OK);
   dfnet_client_close(c);
   assert_true(s2.done);
   assert_int_equal(s2.status, DFNET_STATUS_CANCELLED);
@@ -336,9 +339,9 @@ static void test_session_lost(void **state) {
   assert_non_null(c);
   cb_state_t s;
   cb_init(&s);
-  assert_int_equal(dfnet_client_call_start(c, "n", "/test.Echo/Block", NULL, 0, NULL, NULL,
-                                           cb_done, &s, NULL),
-                   DFNET_STATUS_OK);
+  assert_int_equal(
+      dfnet_client_call_start(c, "n", "/test.Echo/Block", NULL, 0, NULL, NULL, cb_done, &s, NULL),
+      DFNET_STATUS_OK);
   uint8_t *reply = NULL;
   size_t len = 0;
   dfnet_client_error_t err;

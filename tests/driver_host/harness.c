@@ -170,8 +170,7 @@ size_t h_count_finals(harness_t *h, uint64_t id) {
 size_t h_count_items(harness_t *h, uint64_t id) {
   size_t n = 0;
   for (size_t i = 0; i < h->nrecs; i++)
-    n += h->recs[i].id == id && h->recs[i].which == dfnet_v1_Envelope_reply_tag &&
-         !h->recs[i].eos;
+    n += h->recs[i].id == id && h->recs[i].which == dfnet_v1_Envelope_reply_tag && !h->recs[i].eos;
   return n;
 }
 
@@ -256,8 +255,7 @@ uint64_t h_call(harness_t *h, uint64_t host, const char *target, const char *met
   return id;
 }
 
-static int send_about(harness_t *h, uint64_t host, uint64_t id, pb_size_t which,
-                      uint32_t credit) {
+static int send_about(harness_t *h, uint64_t host, uint64_t id, pb_size_t which, uint32_t credit) {
   dfnet_envelope_t *e = h->env;
   dfnet_envelope_init(e);
   e->pb.id = id;

@@ -42,7 +42,7 @@ typedef struct harness {
   size_t nrecs, cap;
   exit_rec_t exits[16];
   size_t nexits;
-  bool answer_node_add;  /* reply Status(node_add_code) to NodeAdd */
+  bool answer_node_add; /* reply Status(node_add_code) to NodeAdd */
   int node_add_code;
   uint64_t next_id;
 } harness_t;

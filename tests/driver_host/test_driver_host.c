@@ -76,7 +76,8 @@ static void test_echo_unary(void **state) {
   assert_int_equal(r->code, DFNET_STATUS_OK);
   char text[2048];
   snprintf(text, sizeof text, "%.*s", (int)r->bulk_len, (const char *)r->bulk);
-  assert_string_equal(text, "moniker=" ECHO_NODE ";name=00_01_0;props=1;program="
+  assert_string_equal(text, "moniker=" ECHO_NODE
+                            ";name=00_01_0;props=1;program="
                             "{\"runner\":\"driver\",\"colocate\":\"false\"}");
 
   id = h_call(h, host, ECHO_NODE, "/dfnet.test.Echo/Nope", NULL, 0, 0, 0);
@@ -216,8 +217,8 @@ static void crash_case(harness_t *h, const char *how, int expect_signal, int exp
                    DFNET_STATUS_OK);
   assert_int_equal(h_start(h, bystander, ECHO_NODE, h_driver("echo"), NULL, NULL, NULL),
                    DFNET_STATUS_OK);
-  uint64_t crash = h_call(h, victim, "dev.t.crasher", "/dfnet.test.Crasher/Crash", how,
-                          strlen(how), 0, 0);
+  uint64_t crash =
+      h_call(h, victim, "dev.t.crasher", "/dfnet.test.Crasher/Crash", how, strlen(how), 0, 0);
   uint64_t queued = h_call(h, victim, "dev.t.crasher", "/dfnet.test.Crasher/Ping", NULL, 0, 0, 0);
   exit_rec_t *x = h_wait_exit(h, victim);
   assert_non_null(x);
@@ -314,8 +315,8 @@ static void blocking_case(harness_t *h, const char *opt, const char *expect_word
   assert_int_equal(h_start(h, host, ECHO_NODE, h_driver("echo"), NULL, NULL, NULL),
                    DFNET_STATUS_OK);
   uint8_t ms[4];
-  uint64_t block = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(1500, ms),
-                          4, 0, 0);
+  uint64_t block =
+      h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(1500, ms), 4, 0, 0);
   uint64_t ping = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Ping", NULL, 0, 0, 0);
   uint64_t echo[5];
   for (int i = 0; i < 5; i++)
@@ -366,8 +367,8 @@ static void test_blocking_on_link_thread_rescued(void **state) {
   assert_int_equal(h_start(h, host, ECHO_NODE, h_driver("echo"), NULL, NULL, NULL),
                    DFNET_STATUS_OK);
   uint8_t ms[4];
-  uint64_t block = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block",
-                          u32le(60000, ms), 4, 0, 0);
+  uint64_t block =
+      h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(60000, ms), 4, 0, 0);
   h_pump(h, 100); /* read alone, so run on the link thread, and blocking there now */
   uint64_t echo[5];
   for (int i = 0; i < 5; i++)
@@ -381,9 +382,7 @@ static void test_blocking_on_link_thread_rescued(void **state) {
   close_clean(h, host);
 }
 
-static void test_blocking_without_sync_calls(void **state) {
-  blocking_case(*state, NULL, "slept");
-}
+static void test_blocking_without_sync_calls(void **state) { blocking_case(*state, NULL, "slept"); }
 
 static void test_blocking_with_sync_calls(void **state) {
   blocking_case(*state, "allow_sync_calls", "waited");
@@ -405,12 +404,12 @@ static void deferred_case(harness_t *h, uint32_t lead_ms) {
   uint64_t lead = 0, ping[PINGS];
   dfnet_supervisor_cork(h->sup);
   if (lead_ms > 0)
-    lead = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(lead_ms, ms), 4,
-                  0, 0);
+    lead =
+        h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(lead_ms, ms), 4, 0, 0);
   for (int i = 0; i < PINGS; i++)
     ping[i] = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Ping", NULL, 0, 0, 0);
-  uint64_t block = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block",
-                          u32le(60000, ms), 4, 0, 0);
+  uint64_t block =
+      h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(60000, ms), 4, 0, 0);
   dfnet_supervisor_uncork(h->sup);
   if (lead_ms > 0)
     assert_non_null(h_final(h, lead));
@@ -438,8 +437,8 @@ static void deadline_case(harness_t *h, const char *opt) {
                    DFNET_STATUS_OK);
   uint8_t ms[4];
   /* Deadline passes while the handler runs: DEADLINE_EXCEEDED, the driver's reply late. */
-  uint64_t block = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block",
-                          u32le(3000, ms), 4, 200, 0);
+  uint64_t block =
+      h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(3000, ms), 4, 200, 0);
   /* Deadline passes while queued behind it: the handler never runs. */
   uint64_t queued = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Ping", NULL, 0, 50, 0);
   rec_t *r = h_final(h, queued);
@@ -465,9 +464,9 @@ static void test_deadline_with_sync_calls(void **state) {
 static void test_cancellation_reaches_driver(void **state) {
   harness_t *h = *state;
   uint64_t host = h_spawn(h);
-  assert_int_equal(h_start(h, host, "dev.t.blocker", h_driver("blocker"), "allow_sync_calls",
-                           NULL, NULL),
-                   DFNET_STATUS_OK);
+  assert_int_equal(
+      h_start(h, host, "dev.t.blocker", h_driver("blocker"), "allow_sync_calls", NULL, NULL),
+      DFNET_STATUS_OK);
   /* A call the driver keeps: the cancel callback runs on its dispatcher. */
   uint64_t watch = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Watch", NULL, 0, 0, 0);
   stats_equal(h, host, "cancels=0 late=0"); /* Watch ran: queued before Stats */
@@ -478,8 +477,8 @@ static void test_cancellation_reaches_driver(void **state) {
   stats_equal(h, host, "cancels=1 late=1");
   /* A handler blocked in dfnet_call_wait_cancelled wakes up on Cancel. */
   uint8_t ms[4];
-  uint64_t block = h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block",
-                          u32le(60000, ms), 4, 0, 0);
+  uint64_t block =
+      h_call(h, host, "dev.t.blocker", "/dfnet.test.Blocker/Block", u32le(60000, ms), 4, 0, 0);
   h_pump(h, 100);
   assert_int_equal(h_cancel(h, host, block), DFNET_STATUS_OK);
   r = h_final(h, block);

@@ -29,8 +29,8 @@ static void reply_counted(blocker_t *b, dfnet_call_t *call, const char *word) {
 
 static void blocker_block(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
   blocker_t *b = ctx;
-  uint32_t ms = len >= 4 ? (uint32_t)req[0] | (uint32_t)req[1] << 8 |
-                               (uint32_t)req[2] << 16 | (uint32_t)req[3] << 24
+  uint32_t ms = len >= 4 ? (uint32_t)req[0] | (uint32_t)req[1] << 8 | (uint32_t)req[2] << 16 |
+                               (uint32_t)req[3] << 24
                          : 1000;
   dfnet_status_t st = dfnet_call_wait_cancelled(call, ms);
   const char *word = "waited";

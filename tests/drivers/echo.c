@@ -95,8 +95,8 @@ static void echo_stream(void *ctx, dfnet_call_t *call, const uint8_t *req, size_
     return;
   }
   s->call = call;
-  s->left = (uint32_t)req[0] | (uint32_t)req[1] << 8 | (uint32_t)req[2] << 16 |
-            (uint32_t)req[3] << 24;
+  s->left =
+      (uint32_t)req[0] | (uint32_t)req[1] << 8 | (uint32_t)req[2] << 16 | (uint32_t)req[3] << 24;
   s->len = len - 4;
   memcpy(s->data, req + 4, len - 4);
   s->prev = NULL;
@@ -115,14 +115,16 @@ static void echo_describe(void *ctx, dfnet_call_t *call, const uint8_t *req, siz
   dfnet_driver_properties(e->driver, &nprops);
   char buf[2048];
   int n = snprintf(buf, sizeof buf, "moniker=%s;name=%s;props=%zu;program=%s",
-                   dfnet_driver_node_moniker(e->driver), dfnet_driver_node_name(e->driver),
-                   nprops, dfnet_driver_program_json(e->driver));
+                   dfnet_driver_node_moniker(e->driver), dfnet_driver_node_name(e->driver), nprops,
+                   dfnet_driver_program_json(e->driver));
   dfnet_call_reply(call, DFNET_STATUS_OK, NULL, (const uint8_t *)buf,
-                   n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+                   n < 0                    ? 0
+                   : (size_t)n < sizeof buf ? (size_t)n
+                                            : sizeof buf - 1);
 }
 
-static void child_added(dfnet_driver_t *driver, void *ctx, const char *name,
-                        dfnet_status_t status, void *arg) {
+static void child_added(dfnet_driver_t *driver, void *ctx, const char *name, dfnet_status_t status,
+                        void *arg) {
   (void)driver;
   (void)ctx;
   (void)name;
@@ -138,8 +140,12 @@ static void echo_add_child(void *ctx, dfnet_call_t *call, const uint8_t *req, si
       {.str_key = "dfnet.test.KIND", .type = DFNET_PROPERTY_STRING, .value_str = "child"},
   };
   const char *offers[] = {"dfnet.test.Echo"};
-  dfnet_child_args_t args = {.name = name, .properties = props, .property_count = 2,
-                             .offers = offers, .offer_count = 1, .class_name = "echo",
+  dfnet_child_args_t args = {.name = name,
+                             .properties = props,
+                             .property_count = 2,
+                             .offers = offers,
+                             .offer_count = 1,
+                             .class_name = "echo",
                              .owned = true};
   dfnet_status_t st = dfnet_driver_add_child(e->driver, &args, child_added, call);
   if (st != DFNET_STATUS_OK)

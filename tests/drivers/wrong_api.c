@@ -15,7 +15,7 @@ static const dfnet_driver_ops_t wrong_ops = {
     .start = wrong_start,
 };
 
-__attribute__((visibility("default"))) extern const dfnet_driver_registration_t
-    dfnet_driver_registration;
+__attribute__((
+    visibility("default"))) extern const dfnet_driver_registration_t dfnet_driver_registration;
 const dfnet_driver_registration_t dfnet_driver_registration = {
     .api_version = DFNET_DRIVER_API_VERSION + 1, .ops = &wrong_ops};

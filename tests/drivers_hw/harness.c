@@ -220,8 +220,8 @@ static dfnet_status_t wait_status(hw_bench_t *b, uint64_t id, char *msg, size_t 
   if (msg != NULL)
     snprintf(msg, cap, "%s", text);
   if (st != DFNET_STATUS_OK)
-    fprintf(stderr, "harness: request %llu: %s: %s\n", (unsigned long long)id,
-            dfnet_status_str(st), text);
+    fprintf(stderr, "harness: request %llu: %s: %s\n", (unsigned long long)id, dfnet_status_str(st),
+            text);
   free_env(e);
   return st;
 }
@@ -290,8 +290,8 @@ dfnet_status_t hw_start(hw_bench_t *b, const char *name, const char *moniker,
   snprintf(m->local_path, sizeof m->local_path, "%.255s", dir);
   cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(program, "default_dispatcher_opts")) {
     if (cJSON_IsString(item) && m->dispatcher_opts_count < 4)
-      snprintf(m->dispatcher_opts[m->dispatcher_opts_count++], sizeof m->dispatcher_opts[0],
-               "%s", item->valuestring);
+      snprintf(m->dispatcher_opts[m->dispatcher_opts_count++], sizeof m->dispatcher_opts[0], "%s",
+               item->valuestring);
   }
   for (size_t i = 0; i < prop_count && i < 64; i++)
     fill_prop(&m->properties[m->properties_count++], &props[i]);
@@ -333,8 +333,8 @@ const char *hw_child_class(hw_bench_t *b, const char *child_moniker) {
   return NULL;
 }
 
-uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method,
-                       const void *request, size_t len, uint32_t credit) {
+uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method, const void *request,
+                       size_t len, uint32_t credit) {
   dfnet_envelope_t *env = calloc(1, sizeof *env);
   dfnet_envelope_init(env);
   env->pb.id = b->next_id++;
@@ -376,8 +376,8 @@ bool hw_next_reply(hw_bench_t *b, uint64_t id, uint32_t timeout_ms, hw_reply_t *
   return true;
 }
 
-dfnet_status_t hw_call(hw_bench_t *b, const char *target, const char *method,
-                       const void *request, size_t len, uint32_t deadline_ms, hw_reply_t *out) {
+dfnet_status_t hw_call(hw_bench_t *b, const char *target, const char *method, const void *request,
+                       size_t len, uint32_t deadline_ms, hw_reply_t *out) {
   dfnet_envelope_t *env = calloc(1, sizeof *env);
   dfnet_envelope_init(env);
   env->pb.id = b->next_id++;
@@ -401,8 +401,7 @@ dfnet_status_t hw_call(hw_bench_t *b, const char *target, const char *method,
     snprintf(out->message, sizeof out->message, "harness: no reply within %d ms", HW_WAIT_MS);
   }
   if (out->code != DFNET_STATUS_OK)
-    fprintf(stderr, "harness: %s -> %s: %s\n", method, dfnet_status_str(out->code),
-            out->message);
+    fprintf(stderr, "harness: %s -> %s: %s\n", method, dfnet_status_str(out->code), out->message);
   return out->code;
 }
 

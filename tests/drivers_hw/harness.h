@@ -28,9 +28,12 @@ typedef struct hw_prop {
   const char *str_value;
 } hw_prop_t;
 
-#define HW_PROP_INT(k, v) {.int_key = (k), .uint_value = (v)}
-#define HW_PROP_STRKEY_INT(k, v) {.str_key = (k), .uint_value = (v)}
-#define HW_PROP_STR(k, v) {.str_key = (k), .is_string = true, .str_value = (v)}
+#define HW_PROP_INT(k, v) \
+  { .int_key = (k), .uint_value = (v) }
+#define HW_PROP_STRKEY_INT(k, v) \
+  { .str_key = (k), .uint_value = (v) }
+#define HW_PROP_STR(k, v) \
+  { .str_key = (k), .is_string = true, .str_value = (v) }
 
 /* A reply received for a call. */
 typedef struct hw_reply {
@@ -64,12 +67,12 @@ const char *hw_child_class(hw_bench_t *b, const char *child_moniker);
 
 /* A unary call: waits for the final reply into *out (free with hw_reply_free).
  * deadline_ms 0: none. Returns out->code. */
-dfnet_status_t hw_call(hw_bench_t *b, const char *target, const char *method,
-                       const void *request, size_t len, uint32_t deadline_ms, hw_reply_t *out);
+dfnet_status_t hw_call(hw_bench_t *b, const char *target, const char *method, const void *request,
+                       size_t len, uint32_t deadline_ms, hw_reply_t *out);
 
 /* Start a server-streaming call with `credit`; returns its id (0 on failure). */
-uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method,
-                       const void *request, size_t len, uint32_t credit);
+uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method, const void *request,
+                       size_t len, uint32_t credit);
 /* The next reply of call `id` within timeout_ms: true and *out, or false on timeout. */
 bool hw_next_reply(hw_bench_t *b, uint64_t id, uint32_t timeout_ms, hw_reply_t *out);
 /* Give call `id` more credit / cancel it. */

@@ -73,7 +73,8 @@ static void test_reads_match_fixture(void **state) {
   static const struct {
     const char *bdf;
     uint16_t vendor, device;
-  } fns[] = {{"0000:00:00.0", 0x8086, 0x0d57}, {"0000:00:03.0", 0x1af4, 0x1041},
+  } fns[] = {{"0000:00:00.0", 0x8086, 0x0d57},
+             {"0000:00:03.0", 0x1af4, 0x1041},
              {"0000:00:05.0", 0x1af4, 0x1044}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     char moniker[64];

@@ -412,13 +412,11 @@ static void test_no_tty(void **state) {
  * /dev are made here; the tty is the pty. */
 static void start_usb(fixture_t *f, const char *root, const char *ifc_name, dfnet_status_t want) {
   char extra[2048];
-  snprintf(extra, sizeof extra, "{\"config\": {\"sysfs_root\": \"%s/sys\", \"dev_root\": \"%s/dev\"}}", root,
-           root);
+  snprintf(extra, sizeof extra,
+           "{\"config\": {\"sysfs_root\": \"%s/sys\", \"dev_root\": \"%s/dev\"}}", root, root);
   hw_prop_t props[] = {
-      HW_PROP_INT(DFNET_BIND_PROTOCOL, 0x26),
-      HW_PROP_INT(DFNET_BIND_USB_VID, 0x2e8a),
-      HW_PROP_INT(DFNET_BIND_USB_CLASS, 0x0a),
-      HW_PROP_STR("dfnet.usb.SYSFS_NAME", ifc_name),
+      HW_PROP_INT(DFNET_BIND_PROTOCOL, 0x26),    HW_PROP_INT(DFNET_BIND_USB_VID, 0x2e8a),
+      HW_PROP_INT(DFNET_BIND_USB_CLASS, 0x0a),   HW_PROP_STR("dfnet.usb.SYSFS_NAME", ifc_name),
       HW_PROP_STR("dfnet.usb.PORT_PATH", "1-1"),
   };
   assert_int_equal(hw_start(f->bench, "serial", MONIKER, props, 5, extra, NULL, 0), want);

@@ -143,23 +143,23 @@ static void test_bad_transfers(void **state) {
   dfnet_hw_usb_TransferRequest *t = calloc(1, sizeof *t);
   t->endpoint = 0x81; /* the keyboard's interrupt IN endpoint */
   t->length = 8;
-  assert_int_equal(call(f, "BulkTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL, NULL,
-                        msg, sizeof msg),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(
+      call(f, "BulkTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL, NULL, msg, sizeof msg),
+      DFNET_STATUS_INVALID_ARGUMENT);
   assert_non_null(strstr(msg, "not a bulk endpoint"));
   t->endpoint = 0x85;
-  assert_int_equal(call(f, "InterruptTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL,
-                        NULL, msg, sizeof msg),
+  assert_int_equal(call(f, "InterruptTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL, NULL,
+                        msg, sizeof msg),
                    DFNET_STATUS_NOT_FOUND);
   t->endpoint = 0x81;
   t->length = 0;
-  assert_int_equal(call(f, "InterruptTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL,
-                        NULL, msg, sizeof msg),
+  assert_int_equal(call(f, "InterruptTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL, NULL,
+                        msg, sizeof msg),
                    DFNET_STATUS_INVALID_ARGUMENT);
   t->length = 8;
   t->timeout_ms = 60001;
-  assert_int_equal(call(f, "InterruptTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL,
-                        NULL, msg, sizeof msg),
+  assert_int_equal(call(f, "InterruptTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL, NULL,
+                        msg, sizeof msg),
                    DFNET_STATUS_INVALID_ARGUMENT);
   free(t);
   dfnet_hw_usb_ControlTransferRequest *c = calloc(1, sizeof *c);
@@ -214,8 +214,8 @@ static void test_transfer_timeout(void **state) {
   t->length = 8;
   t->timeout_ms = 300;
   t->detach_kernel_driver = true;
-  assert_int_equal(call(f, "InterruptTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL,
-                        NULL, msg, sizeof msg),
+  assert_int_equal(call(f, "InterruptTransfer", dfnet_hw_usb_TransferRequest_fields, t, NULL, NULL,
+                        msg, sizeof msg),
                    DFNET_STATUS_DEADLINE_EXCEEDED);
   assert_non_null(strstr(msg, "interrupt transfer timed out after 0 bytes"));
   free(t);

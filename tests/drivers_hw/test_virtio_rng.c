@@ -69,8 +69,8 @@ static bool decode_data(pb_istream_t *stream, const pb_field_t *field, void **ar
 }
 
 /* Rng.Read(count) on the bench; the reply's bytes in *out (caller frees out->data). */
-static dfnet_status_t rng_read(hw_bench_t *b, uint32_t count, uint32_t deadline_ms,
-                               bytes_t *out, char *msg, size_t cap) {
+static dfnet_status_t rng_read(hw_bench_t *b, uint32_t count, uint32_t deadline_ms, bytes_t *out,
+                               char *msg, size_t cap) {
   uint8_t req[16];
   size_t len = encode_count(req, sizeof req, count);
   hw_reply_t r;
@@ -98,9 +98,9 @@ static hw_bench_t *start_on(const char *sysfs_path, uint32_t did, const char *ex
   assert_non_null(b);
   hw_prop_t props[8];
   size_t n = pci_props(props, did, sysfs_path);
-  assert_int_equal(hw_start(b, "virtio-rng", MONIKER, props, n, extra, start_message,
-                            sizeof start_message),
-                   want);
+  assert_int_equal(
+      hw_start(b, "virtio-rng", MONIKER, props, n, extra, start_message, sizeof start_message),
+      want);
   return b;
 }
 
@@ -137,8 +137,8 @@ static void test_real_hwrng(void **state) {
 /* The fixture's 00:05.0 is the kernel's virtio_rng; the bytes come from /dev/urandom. */
 static void test_fixture_reads(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
-                           DFNET_STATUS_OK);
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044,
+                           "{\"config\": {\"device\": \"/dev/urandom\"}}", DFNET_STATUS_OK);
   assert_string_equal(hw_child_class(b, MONIKER ".rng"), "rng");
   bytes_t one, two, big;
   assert_int_equal(rng_read(b, 16, 0, &one, NULL, 0), DFNET_STATUS_OK);
@@ -155,8 +155,8 @@ static void test_fixture_reads(void **state) {
 
 static void test_bad_requests(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
-                           DFNET_STATUS_OK);
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044,
+                           "{\"config\": {\"device\": \"/dev/urandom\"}}", DFNET_STATUS_OK);
   bytes_t none;
   char msg[512];
   assert_int_equal(rng_read(b, 65537, 0, &none, msg, sizeof msg), DFNET_STATUS_INVALID_ARGUMENT);
@@ -177,8 +177,9 @@ static void test_bad_requests(void **state) {
 /* 00:03.0 of the fixture is virtio_net: /dev/hwrng is not that function. */
 static void test_not_virtio_rng(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:03.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
-                           DFNET_STATUS_FAILED_PRECONDITION);
+  hw_bench_t *b =
+      start_on(fixture_fn("0000:00:03.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
+               DFNET_STATUS_FAILED_PRECONDITION);
   assert_log_has(b, "0000:00:03.0 is not the kernel's virtio_rng (virtio2 is bound to virtio_net)");
   /* The reason travels in the start's Status, so the node shows why it is unbound. */
   if (strstr(start_message, "virtio2 is bound to virtio_net") == NULL)
@@ -203,7 +204,8 @@ static void test_no_sysfs_path(void **state) {
 static void test_missing_device_file(void **state) {
   (void)state;
   hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044,
-                           "{\"config\": {\"device\": \"/nonexistent/hwrng\"}}", DFNET_STATUS_FAILED_PRECONDITION);
+                           "{\"config\": {\"device\": \"/nonexistent/hwrng\"}}",
+                           DFNET_STATUS_FAILED_PRECONDITION);
   assert_log_has(b, "cannot open /nonexistent/hwrng: No such file or directory");
   hw_bench_free(b);
 }
@@ -252,12 +254,9 @@ static void test_stuck_device(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_real_hwrng),
-      cmocka_unit_test(test_fixture_reads),
-      cmocka_unit_test(test_bad_requests),
-      cmocka_unit_test(test_not_virtio_rng),
-      cmocka_unit_test(test_no_sysfs_path),
-      cmocka_unit_test(test_missing_device_file),
+      cmocka_unit_test(test_real_hwrng),    cmocka_unit_test(test_fixture_reads),
+      cmocka_unit_test(test_bad_requests),  cmocka_unit_test(test_not_virtio_rng),
+      cmocka_unit_test(test_no_sysfs_path), cmocka_unit_test(test_missing_device_file),
       cmocka_unit_test(test_stuck_device),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,11 +9,12 @@
 
 #include "dfnet/bind.h"
 
-static const char k_lib[] = "library test.lib;\n"
-                            "uint number_key { FIVE = 5 };\n"
-                            "string name_key { A = \"alpha\" };\n"
-                            "bool flag { ON = true };\n"
-                            "enum kind { X, Y };\n";
+static const char k_lib[] =
+    "library test.lib;\n"
+    "uint number_key { FIVE = 5 };\n"
+    "string name_key { A = \"alpha\" };\n"
+    "bool flag { ON = true };\n"
+    "enum kind { X, Y };\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -58,7 +58,7 @@ typedef struct peer {
   size_t rec_count, rec_cap;
   dfnet_session_id_t session; /* the open session, 0 when none */
   size_t sessions_opened, sessions_closed;
-  size_t fetches;             /* PackageFetch requests served or refused */
+  size_t fetches; /* PackageFetch requests served or refused */
   dfnet_status_t node_add_code;
   peer_pkg_t pkgs[8];
   size_t pkg_count;

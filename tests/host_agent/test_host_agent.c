@@ -133,9 +133,8 @@ static int make_pkg(const char *name, const char *so_path, pkg_t *out) {
   out->size = buf.size;
   dfnet_package_digest(out->data, out->size, out->digest);
   dfnet_package_digest_hex(out->digest, out->hex);
-  return dfnet_package_url(name, out->digest, out->url, sizeof out->url) == DFNET_STATUS_OK
-             ? 0
-             : -1;
+  return dfnet_package_url(name, out->digest, out->url, sizeof out->url) == DFNET_STATUS_OK ? 0
+                                                                                            : -1;
 }
 
 /* Every agent spawned, so that a failed assertion does not leave one running (reconnecting
@@ -168,11 +167,29 @@ static pid_t spawn_agent(void) {
   snprintf(url, sizeof url, "wss://127.0.0.1:%u", (unsigned)g_peer.port);
   static char sysfs[600];
   snprintf(sysfs, sizeof sysfs, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
-  const char *args[] = {"--manager", url,          "--cert",       g_host_crt,   "--key",
-                        g_host_key,  "--ca",       g_ca,           "--label",    "rack=b2",
-                        "--sysfs-root", sysfs,     "--no-usb",     "--board",    g_board,
-                        "--cache-dir", g_cache,    "--driver-host", DFNET_DRIVER_HOST_BIN,
-                        "--log-level", "debug",    "--stop-grace-ms", "3000"};
+  const char *args[] = {"--manager",
+                        url,
+                        "--cert",
+                        g_host_crt,
+                        "--key",
+                        g_host_key,
+                        "--ca",
+                        g_ca,
+                        "--label",
+                        "rack=b2",
+                        "--sysfs-root",
+                        sysfs,
+                        "--no-usb",
+                        "--board",
+                        g_board,
+                        "--cache-dir",
+                        g_cache,
+                        "--driver-host",
+                        DFNET_DRIVER_HOST_BIN,
+                        "--log-level",
+                        "debug",
+                        "--stop-grace-ms",
+                        "3000"};
   return spawn_agent_v(args, sizeof args / sizeof args[0], g_log);
 }
 
@@ -300,8 +317,8 @@ static dfnet_status_t driver_start_async(const char *node, const pkg_t *pkg, con
   memcpy(m->package_digest, pkg->digest, 32);
   snprintf(m->binary, sizeof m->binary, "driver/%s.so", name);
   dfnet_request_opts_t opts = {.deadline_ms = 30000, .on_reply = on_async_start, .user = as};
-  dfnet_status_t st = dfnet_transport_request(g_peer.t, peer_wait_session(&g_peer, 0, 10000),
-                                              req, &opts, 0, NULL);
+  dfnet_status_t st =
+      dfnet_transport_request(g_peer.t, peer_wait_session(&g_peer, 0, 10000), req, &opts, 0, NULL);
   free(req);
   return st;
 }
@@ -315,9 +332,8 @@ static dfnet_status_t driver_stop(const char *node, const pkg_t *pkg, uint64_t d
   void *bulk = NULL;
   dfnet_status_t st = request(req, rep, &bulk);
   if (st == DFNET_STATUS_OK)
-    st = rep->pb.which_msg == dfnet_v1_Envelope_status_tag
-             ? (dfnet_status_t)rep->pb.msg.status.code
-             : DFNET_STATUS_INTERNAL;
+    st = rep->pb.which_msg == dfnet_v1_Envelope_status_tag ? (dfnet_status_t)rep->pb.msg.status.code
+                                                           : DFNET_STATUS_INTERNAL;
   free(bulk);
   free(req);
   free(rep);
@@ -325,8 +341,8 @@ static dfnet_status_t driver_stop(const char *node, const pkg_t *pkg, uint64_t d
 }
 
 /* A unary call; returns the Reply's code; the reply bytes go to out (NUL-terminated). */
-static dfnet_status_t call(const char *target, const char *method, const char *payload,
-                           char *out, size_t out_size) {
+static dfnet_status_t call(const char *target, const char *method, const char *payload, char *out,
+                           size_t out_size) {
   dfnet_envelope_t *req = env_new(), *rep = env_new();
   req->pb.which_msg = dfnet_v1_Envelope_call_tag;
   snprintf(req->pb.msg.call.target, sizeof req->pb.msg.call.target, "%s", target);
@@ -475,13 +491,17 @@ static void test_bad_usage(void **state) {
       {"no port", {"--manager", "wss://127.0.0.1", CERTS}, "malformed manager URL"},
       {"port range", {"--manager", "wss://127.0.0.1:70000", CERTS}, "port must be 1..65535"},
       {"bad host", {"--manager", "wss://a b:1", CERTS}, "malformed manager URL"},
-      {"cert missing", {"--manager", url, "--cert", missing, "--key", g_host_key, "--ca", g_ca},
+      {"cert missing",
+       {"--manager", url, "--cert", missing, "--key", g_host_key, "--ca", g_ca},
        "--cert"},
-      {"key missing", {"--manager", url, "--cert", g_host_crt, "--key", missing, "--ca", g_ca},
+      {"key missing",
+       {"--manager", url, "--cert", g_host_crt, "--key", missing, "--ca", g_ca},
        "--key"},
-      {"ca missing", {"--manager", url, "--cert", g_host_crt, "--key", g_host_key, "--ca", missing},
+      {"ca missing",
+       {"--manager", url, "--cert", g_host_crt, "--key", g_host_key, "--ca", missing},
        "--ca"},
-      {"ca junk", {"--manager", url, "--cert", g_host_crt, "--key", g_host_key, "--ca", junk},
+      {"ca junk",
+       {"--manager", url, "--cert", g_host_crt, "--key", g_host_key, "--ca", junk},
        "junk.pem"},
       {"key of another cert",
        {"--manager", url, "--cert", g_host_crt, "--key", g_viewer_key, "--ca", g_ca},
@@ -495,8 +515,7 @@ static void test_bad_usage(void **state) {
       {"log level", {"--manager", url, CERTS, "--log-level", "loud"}, "--log-level"},
       {"board missing", {"--manager", url, CERTS, "--board", missing}, "--board"},
       {"sysfs missing", {"--manager", url, CERTS, "--sysfs-root", missing}, "--sysfs-root"},
-      {"driver host missing", {"--manager", url, CERTS, "--driver-host", missing},
-       "--driver-host"},
+      {"driver host missing", {"--manager", url, CERTS, "--driver-host", missing}, "--driver-host"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const usage_case_t *c = &cases[i];
@@ -556,14 +575,14 @@ static long check_announce(size_t *from, const char *want_node) {
                         "dev.lab-a.platform.led"};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     size_t at = *from;
-    assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, want[i], &at,
-                          10000) >= 0);
+    assert_true(
+        peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, want[i], &at, 10000) >= 0);
   }
   long want_at = -1;
   for (size_t i = 0; i < sizeof k_pci / sizeof k_pci[0]; i++) {
     size_t at = *from;
-    long idx = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, k_pci[i], &at,
-                         10000);
+    long idx =
+        peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, k_pci[i], &at, 10000);
     assert_true(idx >= 0);
     if (want_node != NULL && strcmp(k_pci[i], want_node) == 0)
       want_at = idx;
@@ -591,8 +610,8 @@ static long check_announce(size_t *from, const char *want_node) {
 
 static void check_rng_props(void) {
   size_t from = 0;
-  long i = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node,
-                     "dev.lab-a.pci.00_05_0", &from, 1000);
+  long i = peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, "dev.lab-a.pci.00_05_0",
+                     &from, 1000);
   assert_true(i >= 0);
   peer_rec_t *r = calloc(1, sizeof *r);
   assert_true(peer_get(&g_peer, (size_t)i, r));
@@ -649,7 +668,8 @@ static void test_session(void **state) {
   size_t fetches0 = peer_fetches(&g_peer);
   uint64_t dh_echo = 0;
   uint32_t pid_echo = 0;
-  dfnet_status_t st = driver_start("dev.lab-a.pci.00_05_0", &g_echo, "echo", 0, &dh_echo, &pid_echo);
+  dfnet_status_t st =
+      driver_start("dev.lab-a.pci.00_05_0", &g_echo, "echo", 0, &dh_echo, &pid_echo);
   if (st != DFNET_STATUS_OK)
     read_log_tail();
   assert_int_equal(st, DFNET_STATUS_OK);
@@ -687,9 +707,9 @@ static void test_session(void **state) {
   /* A crash: the crasher in its own driver host dies by SIGSEGV. */
   uint64_t dh_crash = 0;
   uint32_t pid_crash = 0;
-  assert_int_equal(driver_start("dev.lab-a.pci.00_03_0", &g_crasher, "crasher", 0, &dh_crash,
-                                &pid_crash),
-                   DFNET_STATUS_OK);
+  assert_int_equal(
+      driver_start("dev.lab-a.pci.00_03_0", &g_crasher, "crasher", 0, &dh_crash, &pid_crash),
+      DFNET_STATUS_OK);
   assert_true(dh_crash != 0 && dh_crash != dh_echo);
   assert_int_equal(call("dev.lab-a.pci.00_03_0", "/dfnet.test.Crasher/Ping", "", out, sizeof out),
                    DFNET_STATUS_OK);
@@ -697,8 +717,8 @@ static void test_session(void **state) {
   size_t at = from;
   assert_int_equal(call("dev.lab-a.pci.00_03_0", "/dfnet.test.Crasher/Crash", "segv", NULL, 0),
                    DFNET_STATUS_UNAVAILABLE);
-  long xi = peer_wait(&g_peer, dfnet_v1_Envelope_driver_host_exit_tag, is_exit_of, &dh_crash,
-                      &at, 10000);
+  long xi =
+      peer_wait(&g_peer, dfnet_v1_Envelope_driver_host_exit_tag, is_exit_of, &dh_crash, &at, 10000);
   assert_true(xi >= 0);
   peer_rec_t *r = calloc(1, sizeof *r);
   assert_non_null(r);
@@ -847,8 +867,7 @@ static void test_session(void **state) {
    * of its nodes; calls fail UNAVAILABLE; the manager starts the driver again. */
   at = peer_count(&g_peer);
   assert_int_equal(kill((pid_t)pid_echo, SIGKILL), 0);
-  xi = peer_wait(&g_peer, dfnet_v1_Envelope_driver_host_exit_tag, is_exit_of, &dh_echo, &at,
-                 10000);
+  xi = peer_wait(&g_peer, dfnet_v1_Envelope_driver_host_exit_tag, is_exit_of, &dh_echo, &at, 10000);
   assert_true(xi >= 0);
   assert_true(peer_get(&g_peer, (size_t)xi, r));
   assert_int_equal(r->m.driver_host_exit.signal, SIGKILL);
@@ -860,8 +879,7 @@ static void test_session(void **state) {
                    DFNET_STATUS_NOT_FOUND); /* the dead driver's child went with it */
   uint64_t dh_again = 0;
   uint32_t pid_again = 0;
-  assert_int_equal(driver_start("dev.lab-a.pci.00_05_0", &g_echo, "echo", 0, &dh_again,
-                                &pid_again),
+  assert_int_equal(driver_start("dev.lab-a.pci.00_05_0", &g_echo, "echo", 0, &dh_again, &pid_again),
                    DFNET_STATUS_OK);
   assert_true(dh_again != dh_echo);
   assert_int_equal(call("dev.lab-a.pci.00_05_0", "/dfnet.test.Echo/Echo", "back", out, sizeof out),

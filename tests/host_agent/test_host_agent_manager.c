@@ -151,8 +151,8 @@ static dfnet_status_t client_echo(client_t *c, const char *target, const char *t
 }
 
 /* Retry the echo until it answers OK (binding settles), up to timeout_ms. */
-static dfnet_status_t echo_when_bound(client_t *c, const char *target, const char *text,
-                                      char *out, size_t cap, unsigned timeout_ms) {
+static dfnet_status_t echo_when_bound(client_t *c, const char *target, const char *text, char *out,
+                                      size_t cap, unsigned timeout_ms) {
   dfnet_status_t st = DFNET_STATUS_UNAVAILABLE;
   for (unsigned waited = 0; waited <= timeout_ms; waited += 200) {
     st = client_echo(c, target, text, out, cap);
@@ -178,8 +178,8 @@ static pid_t spawn_agent(uint16_t port, const char *certs, const char *log) {
       dup2(fd, 2);
       close(fd);
     }
-    execl(DFNET_HOST_BIN, DFNET_HOST_BIN, "--manager", url, "--cert", crt, "--key", key, "--ca",
-          ca, "--sysfs-root", sysfs, "--no-usb", "--cache-dir", cache, "--driver-host",
+    execl(DFNET_HOST_BIN, DFNET_HOST_BIN, "--manager", url, "--cert", crt, "--key", key, "--ca", ca,
+          "--sysfs-root", sysfs, "--no-usb", "--cache-dir", cache, "--driver-host",
           DFNET_DRIVER_HOST_BIN, "--log-level", "debug", (char *)NULL);
     _exit(127);
   }
@@ -222,14 +222,15 @@ static void test_real_manager(void **state) {
   }
   assert_int_equal(dfnet_pki_issue_to_dir(mstate, DFNET_PKI_ROLE_HOST, "lab-a", certs, NULL, 0, 30),
                    DFNET_STATUS_OK);
-  assert_int_equal(dfnet_pki_issue_to_dir(mstate, DFNET_PKI_ROLE_OPERATOR, "op", certs, NULL, 0, 30),
-                   DFNET_STATUS_OK);
+  assert_int_equal(
+      dfnet_pki_issue_to_dir(mstate, DFNET_PKI_ROLE_OPERATOR, "op", certs, NULL, 0, 30),
+      DFNET_STATUS_OK);
   pid_t agent = spawn_agent(mgr.port, certs, log);
   client_t c;
   assert_int_equal(client_open(&c, mgr.port, certs), 0);
   char out[128];
-  dfnet_status_t st = echo_when_bound(&c, "dev.lab-a.pci.00_05_0", "through the fabric", out,
-                                      sizeof out, 20000);
+  dfnet_status_t st =
+      echo_when_bound(&c, "dev.lab-a.pci.00_05_0", "through the fabric", out, sizeof out, 20000);
   if (st != DFNET_STATUS_OK) {
     dump(log);
     dump(mgr.log_path);

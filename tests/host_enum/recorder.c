@@ -135,8 +135,8 @@ static const dfnet_v1_NodeProperty *must_find(const dfnet_v1_NodeAdd *node, uint
   assert_non_null(node);
   const dfnet_v1_NodeProperty *p = dfnet_enum_prop_find(node, int_key, str_key);
   if (p == NULL) {
-    fail_msg("node %s.%s: no property %s (0x%x)", node->parent, node->name,
-             str_key ? str_key : "", int_key);
+    fail_msg("node %s.%s: no property %s (0x%x)", node->parent, node->name, str_key ? str_key : "",
+             int_key);
   }
   return p;
 }
@@ -145,9 +145,9 @@ void check_prop_int(const dfnet_v1_NodeAdd *node, uint32_t int_key, const char *
                     uint32_t value) {
   const dfnet_v1_NodeProperty *p = must_find(node, int_key, str_key);
   if (p->which_value != dfnet_v1_NodeProperty_int_value_tag || p->value.int_value != value) {
-    fail_msg("node %s.%s: property %s (0x%x): want int 0x%x, got which=%u int=0x%x",
-             node->parent, node->name, str_key ? str_key : "", int_key, value,
-             (unsigned)p->which_value, p->value.int_value);
+    fail_msg("node %s.%s: property %s (0x%x): want int 0x%x, got which=%u int=0x%x", node->parent,
+             node->name, str_key ? str_key : "", int_key, value, (unsigned)p->which_value,
+             p->value.int_value);
   }
 }
 
@@ -156,9 +156,9 @@ void check_prop_str(const dfnet_v1_NodeAdd *node, uint32_t int_key, const char *
   const dfnet_v1_NodeProperty *p = must_find(node, int_key, str_key);
   if (p->which_value != dfnet_v1_NodeProperty_str_value_tag ||
       strcmp(p->value.str_value, value) != 0) {
-    fail_msg("node %s.%s: property %s: want string \"%s\", got which=%u \"%s\"",
-             node->parent, node->name, str_key ? str_key : "", value,
-             (unsigned)p->which_value, p->value.str_value);
+    fail_msg("node %s.%s: property %s: want string \"%s\", got which=%u \"%s\"", node->parent,
+             node->name, str_key ? str_key : "", value, (unsigned)p->which_value,
+             p->value.str_value);
   }
 }
 

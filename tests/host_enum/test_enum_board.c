@@ -19,8 +19,7 @@
 #include "host/enum/enum.h"
 #include "recorder.h"
 
-static void run_board(const char *file, recorder_t *rec, dfnet_status_t want,
-                      dfnet_enum_t **out) {
+static void run_board(const char *file, recorder_t *rec, dfnet_status_t want, dfnet_enum_t **out) {
   dfnet_enum_t *e = NULL;
   assert_int_equal(dfnet_enum_board_new(file, &e), DFNET_STATUS_OK);
   assert_string_equal(dfnet_enum_name(e), "board");
@@ -72,8 +71,7 @@ static void test_example_file(void **state) {
   check_platform_ids(eeprom, 0, 0, 0xffffffffu);
   check_prop_str(eeprom, 0, DFNET_ENUM_KEY_PLATFORM_I2C_BUS, "/dev/i2c-1");
   check_prop_int(eeprom, 0, DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS, 80);
-  check_prop_str(eeprom, 0, DFNET_ENUM_KEY_PLATFORM_PATH,
-                 "/sys/bus/nvmem/devices/1-00500/nvmem");
+  check_prop_str(eeprom, 0, DFNET_ENUM_KEY_PLATFORM_PATH, "/sys/bus/nvmem/devices/1-00500/nvmem");
   dfnet_enum_destroy(e);
   recorder_free(&rec);
 }
@@ -82,62 +80,85 @@ static void test_example_file(void **state) {
 
 typedef struct board_case {
   const char *name;
-  const char *json;            /* NULL: the file does not exist */
-  dfnet_status_t status;       /* of start() */
-  const char *published[4];    /* device names that load */
-  const char *errors[24];      /* "<json path>: <problem start>", in order */
+  const char *json;         /* NULL: the file does not exist */
+  dfnet_status_t status;    /* of start() */
+  const char *published[4]; /* device names that load */
+  const char *errors[24];   /* "<json path>: <problem start>", in order */
 } board_case_t;
 
 #define DEV(n) "{\"name\": \"" n "\", \"vid\": 1, \"pid\": 2, \"did\": 3"
 
 static const board_case_t cases[] = {
     {"missing_file", NULL, DFNET_STATUS_NOT_FOUND, {NULL}, {"$: cannot open: "}},
-    {"empty_file", "", DFNET_STATUS_INVALID_ARGUMENT, {NULL},
+    {"empty_file",
+     "",
+     DFNET_STATUS_INVALID_ARGUMENT,
+     {NULL},
      {"$ (line 1, column 1): not valid JSON: the text ends too early"}},
-    {"truncated", "{ \"devices\": [ ", DFNET_STATUS_INVALID_ARGUMENT, {NULL},
+    {"truncated",
+     "{ \"devices\": [ ",
+     DFNET_STATUS_INVALID_ARGUMENT,
+     {NULL},
      {"$ (line 1, column 16): not valid JSON: the text ends too early"}},
-    {"syntax_error_line_3", "{\n  \"devices\": [\n    {\"name\": \"a\",, }\n  ]\n}",
-     DFNET_STATUS_INVALID_ARGUMENT, {NULL}, {"$ (line 3, column 19): not valid JSON: syntax error near \" }\""}},
-    {"trailing_garbage", "{\"devices\": []} x", DFNET_STATUS_INVALID_ARGUMENT, {NULL},
+    {"syntax_error_line_3",
+     "{\n  \"devices\": [\n    {\"name\": \"a\",, }\n  ]\n}",
+     DFNET_STATUS_INVALID_ARGUMENT,
+     {NULL},
+     {"$ (line 3, column 19): not valid JSON: syntax error near \" }\""}},
+    {"trailing_garbage",
+     "{\"devices\": []} x",
+     DFNET_STATUS_INVALID_ARGUMENT,
+     {NULL},
      {"$ (line 1, column 17): not valid JSON: syntax error near \"x\""}},
-    {"top_is_array", "[1, 2]", DFNET_STATUS_INVALID_ARGUMENT, {NULL},
+    {"top_is_array",
+     "[1, 2]",
+     DFNET_STATUS_INVALID_ARGUMENT,
+     {NULL},
      {"$: expected an object {\"devices\": [...]}, got an array"}},
-    {"no_devices", "{\"board\": \"x\"}", DFNET_STATUS_INVALID_ARGUMENT, {NULL},
+    {"no_devices",
+     "{\"board\": \"x\"}",
+     DFNET_STATUS_INVALID_ARGUMENT,
+     {NULL},
      {"$: missing \"devices\""}},
-    {"devices_not_array", "{\"devices\": {}}", DFNET_STATUS_INVALID_ARGUMENT, {NULL},
+    {"devices_not_array",
+     "{\"devices\": {}}",
+     DFNET_STATUS_INVALID_ARGUMENT,
+     {NULL},
      {"$.devices: expected an array, got an object"}},
     {"no_device_is_fine", "{\"devices\": []}", DFNET_STATUS_OK, {NULL}, {NULL}},
     {"bad_devices_skipped_good_ones_load",
-     "{\"bord\": \"typo\", \"board\": 7, \"devices\": [\n"
-     DEV("a") "},\n"                                                            /* 0 */
-     "{\"name\": \"b\", \"vid\": \"zz\", \"pid\": 0, \"did\": 0},\n"            /* 1 */
-     DEV("c.d") "},\n"                                                          /* 2 */
-     "{\"name\": \"e\", \"vid\": 0, \"pid\": 0},\n"                             /* 3 */
-     "{\"name\": \"f\", \"vid\": -1, \"pid\": 0, \"did\": 0},\n"                /* 4 */
-     DEV("g") ", \"pdi\": 3},\n"                                                /* 5 */
-     DEV("h") ", \"resources\": {\"tty\": \"/dev/ttyUSB0\"}},\n"                /* 6 */
-     DEV("a") "},\n"                                                            /* 7 */
-     DEV("i") ", \"resources\": {\"gpio\": {\"chip\": \"/dev/gpiochip0\", \"line\": \"x\"}}},\n"
-     DEV("j") ", \"resources\": {\"uart\": \"/dev/ttyS1\"}},\n"                 /* 9 */
+     "{\"bord\": \"typo\", \"board\": 7, \"devices\": [\n" DEV(
+         "a") "},\n"                                                          /* 0 */
+              "{\"name\": \"b\", \"vid\": \"zz\", \"pid\": 0, \"did\": 0},\n" /* 1 */
+     DEV("c.d") "},\n"                                                        /* 2 */
+                "{\"name\": \"e\", \"vid\": 0, \"pid\": 0},\n"                /* 3 */
+                "{\"name\": \"f\", \"vid\": -1, \"pid\": 0, \"did\": 0},\n"   /* 4 */
+     DEV("g") ", \"pdi\": 3},\n"                                              /* 5 */
+     DEV("h") ", \"resources\": {\"tty\": \"/dev/ttyUSB0\"}},\n"              /* 6 */
+     DEV("a") "},\n"                                                          /* 7 */
+     DEV("i") ", \"resources\": {\"gpio\": {\"chip\": \"/dev/gpiochip0\", \"line\": "
+              "\"x\"}}},\n" DEV("j") ", \"resources\": {\"uart\": \"/dev/ttyS1\"}},\n" /* 9 */
      DEV("k") ", \"properties\": [{\"key\": \"fuchsia.BIND_NOPE\", \"type\": \"int\", "
-              "\"value\": 1}]},\n"                                              /* 10 */
-     DEV("l") ", \"properties\": [{\"key\": \"dfnet.x\", \"type\": \"float\", \"value\": 1}]},\n"
-     DEV("m") ", \"properties\": [{\"key\": \"dfnet.x\", \"type\": \"int\", \"value\": 1}, "
-              "{\"key\": \"dfnet.x\", \"type\": \"int\", \"value\": 2}]},\n"    /* 12 */
+              "\"value\": 1}]},\n" /* 10 */
+     DEV("l") ", \"properties\": [{\"key\": \"dfnet.x\", \"type\": \"float\", \"value\": "
+              "1}]},\n" DEV(
+                  "m") ", \"properties\": [{\"key\": \"dfnet.x\", \"type\": \"int\", \"value\": "
+                       "1}, "
+                       "{\"key\": \"dfnet.x\", \"type\": \"int\", \"value\": 2}]},\n" /* 12 */
      DEV("n") ", \"properties\": [{\"key\": \"fuchsia.BIND_PLATFORM_DEV_VID\", "
-              "\"type\": \"int\", \"value\": 3}]},\n"                           /* 13 */
-     DEV("o") ", \"resources\": {\"tty\": \"ttyS0\"}},\n"                       /* 14 */
+              "\"type\": \"int\", \"value\": 3}]},\n"     /* 13 */
+     DEV("o") ", \"resources\": {\"tty\": \"ttyS0\"}},\n" /* 14 */
      DEV("p") ", \"properties\": [{\"key\": \"fuchsia.serial.CLASS\", \"type\": \"enum\", "
-              "\"value\": \"CONSOLE\"}]},\n"                                    /* 15 */
+              "\"value\": \"CONSOLE\"}]},\n" /* 15 */
      DEV("q") ", \"properties\": [{\"key\": \"dfnet.y\", \"type\": \"bool\", "
-              "\"value\": \"yes\"}]},\n"                                        /* 16 */
-     "42,\n"                                                                    /* 17 */
-     "{\"name\": \"r\", \"vid\": 1.5, \"pid\": 0, \"did\": 0},\n"               /* 18 */
+              "\"value\": \"yes\"}]},\n"                                   /* 16 */
+              "42,\n"                                                      /* 17 */
+              "{\"name\": \"r\", \"vid\": 1.5, \"pid\": 0, \"did\": 0},\n" /* 18 */
      DEV("s") ", \"properties\": [{\"key\": \"fuchsia.BIND_PCI_VID\", \"type\": \"string\", "
-              "\"value\": \"x\"}]},\n"                                          /* 19 */
-     DEV("t") ", \"properties\": {\"key\": \"dfnet.x\"}},\n"                    /* 20 */
-     "{\"vid\": 1, \"pid\": 2, \"did\": 3}\n"                                   /* 21 */
-     "]}",
+              "\"value\": \"x\"}]},\n"                       /* 19 */
+     DEV("t") ", \"properties\": {\"key\": \"dfnet.x\"}},\n" /* 20 */
+              "{\"vid\": 1, \"pid\": 2, \"did\": 3}\n"       /* 21 */
+              "]}",
      DFNET_STATUS_OK,
      {"a", "h", NULL},
      {
@@ -221,8 +242,7 @@ static void run_case(const board_case_t *c) {
     snprintf(line, sizeof(line), "%s: %s", file, expected[i]);
     const char *err = dfnet_enum_board_error(e, i);
     if (strncmp(err, line, strlen(line)) != 0) {
-      fail_msg("case %s: error %zu is\n  %s\nwant it to start with\n  %s", c->name, i, err,
-               line);
+      fail_msg("case %s: error %zu is\n  %s\nwant it to start with\n  %s", c->name, i, err, line);
     }
   }
   assert_null(dfnet_enum_board_error(e, got));

@@ -24,24 +24,19 @@
 
 /* The fixture README's table (+ revision and subsystem ids from the captured files). */
 typedef struct pci_expect {
-  const char *node;   /* relative moniker */
-  const char *bdf;    /* sysfs name */
+  const char *node; /* relative moniker */
+  const char *bdf;  /* sysfs name */
   uint32_t vid, did, class_code, revision, subsys_vid, subsys_did;
   const char *driver; /* NULL: none bound */
 } pci_expect_t;
 
 static const pci_expect_t fixture_functions[] = {
     {"pci.00_00_0", "0000:00:00.0", 0x8086, 0x0d57, 0x060000, 0x00, 0x0000, 0x0000, NULL},
-    {"pci.00_01_0", "0000:00:01.0", 0x1af4, 0x1045, 0xffff00, 0x01, 0x1af4, 0x1045,
-     "virtio-pci"},
-    {"pci.00_02_0", "0000:00:02.0", 0x1af4, 0x1042, 0x018000, 0x01, 0x1af4, 0x1042,
-     "virtio-pci"},
-    {"pci.00_03_0", "0000:00:03.0", 0x1af4, 0x1041, 0x020000, 0x01, 0x1af4, 0x1041,
-     "virtio-pci"},
-    {"pci.00_04_0", "0000:00:04.0", 0x1af4, 0x1053, 0xffff00, 0x01, 0x1af4, 0x1053,
-     "virtio-pci"},
-    {"pci.00_05_0", "0000:00:05.0", 0x1af4, 0x1044, 0xffff00, 0x01, 0x1af4, 0x1044,
-     "virtio-pci"},
+    {"pci.00_01_0", "0000:00:01.0", 0x1af4, 0x1045, 0xffff00, 0x01, 0x1af4, 0x1045, "virtio-pci"},
+    {"pci.00_02_0", "0000:00:02.0", 0x1af4, 0x1042, 0x018000, 0x01, 0x1af4, 0x1042, "virtio-pci"},
+    {"pci.00_03_0", "0000:00:03.0", 0x1af4, 0x1041, 0x020000, 0x01, 0x1af4, 0x1041, "virtio-pci"},
+    {"pci.00_04_0", "0000:00:04.0", 0x1af4, 0x1053, 0xffff00, 0x01, 0x1af4, 0x1053, "virtio-pci"},
+    {"pci.00_05_0", "0000:00:05.0", 0x1af4, 0x1044, 0xffff00, 0x01, 0x1af4, 0x1044, "virtio-pci"},
 };
 #define FIXTURE_COUNT (sizeof(fixture_functions) / sizeof(fixture_functions[0]))
 
@@ -131,8 +126,8 @@ static void test_fixture_virtio_child_driver(void **state) {
   recorder_t rec;
   recorder_init(&rec);
   run_pci(root, &rec, DFNET_STATUS_OK);
-  const dfnet_v1_NodeProperty *p = dfnet_enum_prop_find(recorder_added(&rec, "pci.00_05_0"),
-                                                        0, DFNET_ENUM_KEY_PCI_SYSFS_PATH);
+  const dfnet_v1_NodeProperty *p =
+      dfnet_enum_prop_find(recorder_added(&rec, "pci.00_05_0"), 0, DFNET_ENUM_KEY_PCI_SYSFS_PATH);
   assert_non_null(p);
   char link[PATH_MAX + 32], target[PATH_MAX];
   snprintf(link, sizeof(link), "%s/virtio4/driver", p->value.str_value);
@@ -215,11 +210,11 @@ static void test_tree_symlinks_domain_and_bad_function(void **state) {
   (void)state;
   make_function("0001:02:1f.7", "0x8086\n", "xhci_hcd");
   make_function("0001:03:00.0", "0x10de\n", NULL);
-  make_function("0001:04:00.0", "0xzzzz\n", NULL);        /* not a number */
-  make_function("0001:05:00.0", "0x123456\n", NULL);      /* vendor over 16 bits */
+  make_function("0001:04:00.0", "0xzzzz\n", NULL);   /* not a number */
+  make_function("0001:05:00.0", "0x123456\n", NULL); /* vendor over 16 bits */
   char junk[PATH_MAX];
   snprintf(junk, sizeof(junk), "%s/bus/pci/devices/not-an-address", tmp_root);
-  assert_int_equal(mkdir(junk, 0755), 0);                  /* ignored */
+  assert_int_equal(mkdir(junk, 0755), 0); /* ignored */
 
   recorder_t rec;
   recorder_init(&rec);
@@ -445,8 +440,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tree_symlinks_domain_and_bad_function, tree_setup,
                                       tree_teardown),
       cmocka_unit_test_setup_teardown(test_sysfs_helpers, tree_setup, tree_teardown),
-      cmocka_unit_test_setup_teardown(test_capture_script_matches_live, tree_setup,
-                                      tree_teardown),
+      cmocka_unit_test_setup_teardown(test_capture_script_matches_live, tree_setup, tree_teardown),
   };
   int failed = cmocka_run_group_tests_name("pci_fixture", fixture_tests, NULL, NULL);
   failed += cmocka_run_group_tests_name("pci_trees", tree_tests, NULL, NULL);

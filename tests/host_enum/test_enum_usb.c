@@ -68,8 +68,9 @@ static void unplug(usb_fixture_t *f, const char *sysfs_path) {
 static int setup(void **state) {
   const char *preload = getenv("LD_PRELOAD");
   if (preload == NULL || strstr(preload, "libumockdev-preload") == NULL) {
-    fprintf(stderr, "test_enum_usb must run under umockdev-wrapper (LD_PRELOAD of "
-                    "libumockdev-preload.so)\n");
+    fprintf(stderr,
+            "test_enum_usb must run under umockdev-wrapper (LD_PRELOAD of "
+            "libumockdev-preload.so)\n");
     return -1;
   }
   usb_fixture_t *f = calloc(1, sizeof(*f));
@@ -104,9 +105,9 @@ static void start_usb(usb_fixture_t *f) {
   assert_int_equal(dfnet_enum_start(f->e, &sink), DFNET_STATUS_OK);
 }
 
-static void check_device(const dfnet_v1_NodeAdd *node, uint32_t vid, uint32_t pid,
-                         uint32_t cls, uint32_t sub, uint32_t proto, uint32_t bus,
-                         uint32_t address, const char *port_path, const char *sysfs_name) {
+static void check_device(const dfnet_v1_NodeAdd *node, uint32_t vid, uint32_t pid, uint32_t cls,
+                         uint32_t sub, uint32_t proto, uint32_t bus, uint32_t address,
+                         const char *port_path, const char *sysfs_name) {
   assert_non_null(node);
   assert_string_equal(node->parent, "usb");
   assert_false(node->owned);
@@ -160,19 +161,21 @@ static void test_keyboard_plug_unplug(void **state) {
   assert_true(f->rec.from_other_thread); /* reported by the event thread */
   check_device(recorder_added(&f->rec, "usb.001_001"), 0x1d6b, 0x0002, 9, 0, 1, 1, 1, "1-0",
                "usb1");
-  check_interface(recorder_added(&f->rec, "usb.001_001.ifc-000"), "usb.001_001", 0x1d6b,
-                  0x0002, 9, 0, 0, 0, "1-0:1.0");
+  check_interface(recorder_added(&f->rec, "usb.001_001.ifc-000"), "usb.001_001", 0x1d6b, 0x0002, 9,
+                  0, 0, 0, "1-0:1.0");
   const dfnet_v1_NodeAdd *kbd = recorder_added(&f->rec, "usb.001_011");
   check_device(kbd, 0x04d9, 0x1603, 0, 0, 0, 1, 11, "1-3", "1-3");
-  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-000"), "usb.001_011", 0x04d9,
-                  0x1603, 3, 1, 1, 0, "1-3:1.0");
-  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-001"), "usb.001_011", 0x04d9,
-                  0x1603, 3, 0, 0, 1, "1-3:1.1");
+  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-000"), "usb.001_011", 0x04d9, 0x1603, 3,
+                  1, 1, 0, "1-3:1.0");
+  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-001"), "usb.001_011", 0x04d9, 0x1603, 3,
+                  0, 0, 1, "1-3:1.1");
   /* The device node comes before its interfaces. */
   size_t dev_at = 0, ifc_at = 0;
   for (size_t i = 0; i < f->rec.count; i++) {
-    if (strcmp(f->rec.events[i].moniker, "usb.001_011") == 0) dev_at = i;
-    if (strcmp(f->rec.events[i].moniker, "usb.001_011.ifc-000") == 0) ifc_at = i;
+    if (strcmp(f->rec.events[i].moniker, "usb.001_011") == 0)
+      dev_at = i;
+    if (strcmp(f->rec.events[i].moniker, "usb.001_011.ifc-000") == 0)
+      ifc_at = i;
   }
   assert_true(dev_at < ifc_at);
 
@@ -208,20 +211,19 @@ static void test_canon_tree(void **state) {
   assert_false(f->rec.from_other_thread);
   check_device(recorder_added(&f->rec, "usb.001_001"), 0x1d6b, 0x0002, 9, 0, 0, 1, 1, "1-0",
                "usb1");
-  check_device(recorder_added(&f->rec, "usb.001_002"), 0x8087, 0x0020, 9, 0, 1, 1, 2, "1-1",
-               "1-1");
-  check_device(recorder_added(&f->rec, "usb.001_003"), 0x17ef, 0x1005, 9, 0, 2, 1, 3,
-               "1-1.5", "1-1.5");
-  check_device(recorder_added(&f->rec, "usb.001_005"), 0x0409, 0x0058, 9, 0, 1, 1, 5,
-               "1-1.5.2", "1-1.5.2");
+  check_device(recorder_added(&f->rec, "usb.001_002"), 0x8087, 0x0020, 9, 0, 1, 1, 2, "1-1", "1-1");
+  check_device(recorder_added(&f->rec, "usb.001_003"), 0x17ef, 0x1005, 9, 0, 2, 1, 3, "1-1.5",
+               "1-1.5");
+  check_device(recorder_added(&f->rec, "usb.001_005"), 0x0409, 0x0058, 9, 0, 1, 1, 5, "1-1.5.2",
+               "1-1.5.2");
   const dfnet_v1_NodeAdd *cam = recorder_added(&f->rec, "usb.001_011");
   check_device(cam, 0x04a9, 0x31c0, 0, 0, 0, 1, 11, "1-1.5.2.3", "1-1.5.2.3");
   /* Still image class 6/1/1 (PTP). */
-  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-000"), "usb.001_011", 0x04a9,
-                  0x31c0, 6, 1, 1, 0, "1-1.5.2.3:1.0");
+  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-000"), "usb.001_011", 0x04a9, 0x31c0, 6,
+                  1, 1, 0, "1-1.5.2.3:1.0");
   /* The Lenovo hub's interface 0 has two alternate settings: one node, from setting 0. */
-  check_interface(recorder_added(&f->rec, "usb.001_003.ifc-000"), "usb.001_003", 0x17ef,
-                  0x1005, 9, 0, 1, 0, "1-1.5:1.0");
+  check_interface(recorder_added(&f->rec, "usb.001_003.ifc-000"), "usb.001_003", 0x17ef, 0x1005, 9,
+                  0, 1, 0, "1-1.5:1.0");
   assert_int_equal(recorder_count(&f->rec), 1 + 5 + 5); /* bus, devices, one ifc each */
 
   size_t before = recorder_count(&f->rec);

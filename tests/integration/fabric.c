@@ -76,10 +76,10 @@ int fabric_stop_process(pid_t *pid, int sig) {
   return -1;
 }
 
-#define FABRIC_RULES                                                                       \
-  "using fuchsia.platform;\n"                                                              \
-  "fuchsia.BIND_PROTOCOL == fuchsia.platform.BIND_PROTOCOL.DEVICE;\n"                      \
-  "fuchsia.BIND_PLATFORM_DEV_VID == 0xd0f;\n"                                             \
+#define FABRIC_RULES                                                  \
+  "using fuchsia.platform;\n"                                         \
+  "fuchsia.BIND_PROTOCOL == fuchsia.platform.BIND_PROTOCOL.DEVICE;\n" \
+  "fuchsia.BIND_PLATFORM_DEV_VID == 0xd0f;\n"                         \
   "fuchsia.BIND_PLATFORM_DEV_DID == %d;\n"
 
 static const char *manager_path(fabric_t *f, char *buf, size_t size) {
@@ -121,9 +121,10 @@ int fabric_init(fabric_t *f, const char *name, const char *const *sans,
 
 int fabric_issue(fabric_t *f, const char *role, const char *name) {
   char mgr[600];
-  return fabric_sh("'%s' issue --state-dir '%s/state' --role %s --name %s --out '%s/certs' "
-                   ">/dev/null",
-                   manager_path(f, mgr, sizeof mgr), f->root, role, name, f->root) == 0
+  return fabric_sh(
+             "'%s' issue --state-dir '%s/state' --role %s --name %s --out '%s/certs' "
+             ">/dev/null",
+             manager_path(f, mgr, sizeof mgr), f->root, role, name, f->root) == 0
              ? 0
              : -1;
 }
@@ -138,8 +139,8 @@ void fabric_write_board(fabric_t *f, const char *const *devices) {
     char name[64];
     int did = 0;
     assert_int_equal(sscanf(devices[i], "%63[^:]:%d", name, &did), 2);
-    fprintf(out, "%s {\"name\": \"%s\", \"vid\": 3343, \"pid\": 1, \"did\": %d}\n",
-            i ? "," : "", name, did);
+    fprintf(out, "%s {\"name\": \"%s\", \"vid\": 3343, \"pid\": 1, \"did\": %d}\n", i ? "," : "",
+            name, did);
   }
   fputs("]}\n", out);
   fclose(out);
@@ -151,8 +152,16 @@ int fabric_start_manager(fabric_t *f, const char *address, int grace_s) {
   snprintf(drivers, sizeof drivers, "%s/drivers", f->root);
   snprintf(listen, sizeof listen, "%s:0", address);
   snprintf(grace, sizeof grace, "%d", grace_s);
-  char *argv[] = {(char *)manager_path(f, mgr, sizeof mgr), "--listen", listen, "--state-dir",
-                  state, "--drivers", drivers, "--host-grace", grace, NULL};
+  char *argv[] = {(char *)manager_path(f, mgr, sizeof mgr),
+                  "--listen",
+                  listen,
+                  "--state-dir",
+                  state,
+                  "--drivers",
+                  drivers,
+                  "--host-grace",
+                  grace,
+                  NULL};
   f->port = 0;
   f->manager = spawn(argv, f->manager_log);
   uint64_t end = fabric_now_ms() + 10000;
@@ -174,8 +183,7 @@ int fabric_start_manager(fabric_t *f, const char *address, int grace_s) {
 
 void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {
   char url[128], cert[600], key[600], ca[600], board[600], cache[600], sysfs[600], agent[600];
-  snprintf(url, sizeof url, "wss://%s:%u", a->addr_root[0] ? a->addr_root : "localhost",
-           f->port);
+  snprintf(url, sizeof url, "wss://%s:%u", a->addr_root[0] ? a->addr_root : "localhost", f->port);
   snprintf(cert, sizeof cert, "%s/certs/%s.crt", f->root, a->name);
   snprintf(key, sizeof key, "%s/certs/%s.key", f->root, a->name);
   snprintf(ca, sizeof ca, "%s/certs/ca.crt", f->root);
@@ -184,9 +192,29 @@ void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {
   snprintf(sysfs, sizeof sysfs, "%s", DFNET_FIXTURES_DIR "/sysfs-virtio-vm");
   snprintf(agent, sizeof agent, "%s/host/agent/dfnet-host", f->build);
   snprintf(a->log, sizeof a->log, "%s/%s.log", f->root, a->name);
-  char *argv[] = {"ip", "netns", "exec", a->ns, agent, "--manager", url, "--cert", cert,
-                  "--key", key, "--ca", ca, "--name", (char *)a->name, "--sysfs-root", sysfs,
-                  "--board", board, "--cache-dir", cache, "--no-usb", NULL};
+  char *argv[] = {"ip",
+                  "netns",
+                  "exec",
+                  a->ns,
+                  agent,
+                  "--manager",
+                  url,
+                  "--cert",
+                  cert,
+                  "--key",
+                  key,
+                  "--ca",
+                  ca,
+                  "--name",
+                  (char *)a->name,
+                  "--sysfs-root",
+                  sysfs,
+                  "--board",
+                  board,
+                  "--cache-dir",
+                  cache,
+                  "--no-usb",
+                  NULL};
   if (a->usb)
     argv[sizeof argv / sizeof argv[0] - 2] = NULL; /* drop --no-usb */
   a->pid = spawn(a->ns[0] ? argv : argv + 4, a->log);
@@ -214,9 +242,12 @@ void fabric_netns_create(fabric_agent_t *a, int index) {
   assert_int_equal(
       fabric_sh("ip link add %s type veth peer name dfh0 netns %s", a->veth_root, a->ns), 0);
   assert_int_equal(fabric_sh("ip addr add %s/30 dev %s && ip link set %s up", a->addr_root,
-                             a->veth_root, a->veth_root), 0);
+                             a->veth_root, a->veth_root),
+                   0);
   assert_int_equal(fabric_sh("ip netns exec %s sh -c 'ip addr add 10.231.%d.2/30 dev dfh0 && "
-                             "ip link set dfh0 up && ip link set lo up'", a->ns, net), 0);
+                             "ip link set dfh0 up && ip link set lo up'",
+                             a->ns, net),
+                   0);
 }
 
 void fabric_netns_destroy(fabric_agent_t *a) {
@@ -314,8 +345,7 @@ dfnet_status_t fabric_call(dfnet_client_t *c, const char *target, const char *me
   size_t reply_len = 0;
   dfnet_client_error_t err;
   dfnet_client_call_options_t o = {.deadline_ms = deadline_ms};
-  dfnet_status_t st =
-      dfnet_client_call(c, target, method, req, len, &o, &reply, &reply_len, &err);
+  dfnet_status_t st = dfnet_client_call(c, target, method, req, len, &o, &reply, &reply_len, &err);
   if (st == DFNET_STATUS_OK && reply_out != NULL && reply_size > 0) {
     size_t n = reply_len < reply_size - 1 ? reply_len : reply_size - 1;
     if (n > 0) /* an empty reply has no buffer */

@@ -41,8 +41,7 @@ static int calls_setup(void **state) {
   (void)state;
   F.agent.name = "lab-c";
   if (fabric_init(&F.fab, "calls", NULL, packages) != 0 ||
-      fabric_issue(&F.fab, "host", "lab-c") != 0 ||
-      fabric_issue(&F.fab, "operator", "op") != 0 ||
+      fabric_issue(&F.fab, "host", "lab-c") != 0 || fabric_issue(&F.fab, "operator", "op") != 0 ||
       fabric_issue(&F.fab, "viewer", "view") != 0)
     return -1;
   const char *board[] = {"echo0:1", "block0:2", "echoc:3", NULL};
@@ -133,8 +132,9 @@ static bool rec_wait(rec_t *r, int messages, uint32_t ms) {
 /* The blocker driver's "cancels=C late=L". */
 static int blocker_cancels(void) {
   char reply[64];
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.block0", "/dfnet.test.Blocker/Stats",
-                               "", 0, 5000, reply, sizeof reply), DFNET_STATUS_OK);
+  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.block0", "/dfnet.test.Blocker/Stats", "",
+                               0, 5000, reply, sizeof reply),
+                   DFNET_STATUS_OK);
   int cancels = -1, late = -1;
   assert_int_equal(sscanf(reply, "cancels=%d late=%d", &cancels, &late), 2);
   return cancels;
@@ -145,17 +145,21 @@ static int blocker_cancels(void) {
 static void test_unary(void **state) {
   (void)state;
   char reply[64];
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/Echo",
-                               "hello", 5, 5000, reply, sizeof reply), DFNET_STATUS_OK);
+  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/Echo", "hello",
+                               5, 5000, reply, sizeof reply),
+                   DFNET_STATUS_OK);
   assert_string_equal(reply, "hello");
   /* A method the driver does not serve, a node that does not exist. */
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/Nope", "", 0,
-                               5000, NULL, 0), DFNET_STATUS_UNIMPLEMENTED);
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.nothing", "/dfnet.test.Echo/Echo", "",
-                               0, 5000, NULL, 0), DFNET_STATUS_NOT_FOUND);
+  assert_int_equal(
+      fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/Nope", "", 0, 5000, NULL, 0),
+      DFNET_STATUS_UNIMPLEMENTED);
+  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.nothing", "/dfnet.test.Echo/Echo", "", 0,
+                               5000, NULL, 0),
+                   DFNET_STATUS_NOT_FOUND);
   /* A node with no driver (the platform bus node is kept by the agent). */
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.pci.00_05_0", "/dfnet.test.Echo/Echo", "", 0,
-                               5000, NULL, 0), DFNET_STATUS_FAILED_PRECONDITION);
+  assert_int_equal(
+      fabric_call(F.op, "dev.lab-c.pci.00_05_0", "/dfnet.test.Echo/Echo", "", 0, 5000, NULL, 0),
+      DFNET_STATUS_FAILED_PRECONDITION);
 }
 
 static void test_streaming_with_flow_control(void **state) {
@@ -187,8 +191,9 @@ static void test_deadline_exceeded_at_the_driver(void **state) {
   int before = blocker_cancels();
   uint32_t ms = 10000; /* the driver would block 10 s; the deadline is 300 ms */
   uint64_t t0 = fabric_now_ms();
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.block0", "/dfnet.test.Blocker/Block",
-                               &ms, 4, 300, NULL, 0), DFNET_STATUS_DEADLINE_EXCEEDED);
+  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.block0", "/dfnet.test.Blocker/Block", &ms,
+                               4, 300, NULL, 0),
+                   DFNET_STATUS_DEADLINE_EXCEEDED);
   assert_true(fabric_now_ms() - t0 < 5000);
   /* The driver saw its call end while it was blocked. */
   uint64_t end = fabric_now_ms() + 5000;
@@ -206,8 +211,8 @@ static void test_cancel_reaches_the_driver(void **state) {
   dfnet_client_call_id_t id = 0;
   dfnet_client_call_options_t o = {.deadline_ms = 0};
   assert_int_equal(dfnet_client_call_start(F.op, "dev.lab-c.platform.block0",
-                                           "/dfnet.test.Blocker/Block", &ms, 4, &o, NULL,
-                                           on_done, &r, &id),
+                                           "/dfnet.test.Blocker/Block", &ms, 4, &o, NULL, on_done,
+                                           &r, &id),
                    DFNET_STATUS_OK);
   fabric_sleep_ms(300);
   assert_int_equal(dfnet_client_call_cancel(F.op, id), DFNET_STATUS_OK);
@@ -226,19 +231,23 @@ static void test_calls_to_a_removed_node(void **state) {
   (void)state;
   char reply[128];
   /* The echo driver adds a child it keeps: calls to it go to the echo driver. */
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/AddChild",
-                               "kid", 3, 5000, reply, sizeof reply), DFNET_STATUS_OK);
-  assert_true(fabric_wait_node(F.op, "dev.lab-c.platform.echo0.kid", fabric_is_found, NULL,
-                               5000, NULL));
+  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/AddChild", "kid",
+                               3, 5000, reply, sizeof reply),
+                   DFNET_STATUS_OK);
+  assert_true(
+      fabric_wait_node(F.op, "dev.lab-c.platform.echo0.kid", fabric_is_found, NULL, 5000, NULL));
   assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0.kid", "/dfnet.test.Echo/Echo",
-                               "via kid", 7, 5000, reply, sizeof reply), DFNET_STATUS_OK);
+                               "via kid", 7, 5000, reply, sizeof reply),
+                   DFNET_STATUS_OK);
   assert_string_equal(reply, "via kid");
   assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/RemoveChild",
-                               "kid", 3, 5000, NULL, 0), DFNET_STATUS_OK);
-  assert_true(fabric_wait_node(F.op, "dev.lab-c.platform.echo0.kid", fabric_is_gone, NULL, 5000,
-                               NULL));
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0.kid", "/dfnet.test.Echo/Echo",
-                               "x", 1, 5000, NULL, 0), DFNET_STATUS_NOT_FOUND);
+                               "kid", 3, 5000, NULL, 0),
+                   DFNET_STATUS_OK);
+  assert_true(
+      fabric_wait_node(F.op, "dev.lab-c.platform.echo0.kid", fabric_is_gone, NULL, 5000, NULL));
+  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0.kid", "/dfnet.test.Echo/Echo", "x",
+                               1, 5000, NULL, 0),
+                   DFNET_STATUS_NOT_FOUND);
 }
 
 /* The pid of the driver host running `moniker`'s driver, from the agent's log line
@@ -262,8 +271,8 @@ static pid_t driver_host_pid(const char *moniker) {
 static void test_driver_crash_mid_stream(void **state) {
   (void)state;
   fabric_node_t before;
-  assert_true(fabric_wait_node(F.op, "dev.lab-c.platform.echoc", fabric_is_bound, NULL, WAIT_MS,
-                               &before));
+  assert_true(
+      fabric_wait_node(F.op, "dev.lab-c.platform.echoc", fabric_is_bound, NULL, WAIT_MS, &before));
   pid_t pid = driver_host_pid("dev.lab-c.platform.echoc");
   assert_true(pid > 0);
   uint8_t req[4 + 64];
@@ -301,15 +310,17 @@ static void test_driver_crash_mid_stream(void **state) {
 static void test_roles(void **state) {
   (void)state;
   /* A viewer may look, not call; an operator may call, not change drivers. */
-  assert_int_equal(fabric_call(F.viewer, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/Echo",
-                               "v", 1, 5000, NULL, 0), DFNET_STATUS_PERMISSION_DENIED);
+  assert_int_equal(fabric_call(F.viewer, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/Echo", "v",
+                               1, 5000, NULL, 0),
+                   DFNET_STATUS_PERMISSION_DENIED);
   assert_true(fabric_node(F.viewer, "dev.lab-c.platform.echo0").found);
   dfnet_client_error_t err;
   assert_int_equal(dfnet_client_driver_disable(F.op, "dfnet-boot:///echo#meta/echo.json", &err),
                    DFNET_STATUS_PERMISSION_DENIED);
   char reply[8];
-  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/Echo", "o",
-                               1, 5000, reply, sizeof reply), DFNET_STATUS_OK);
+  assert_int_equal(fabric_call(F.op, "dev.lab-c.platform.echo0", "/dfnet.test.Echo/Echo", "o", 1,
+                               5000, reply, sizeof reply),
+                   DFNET_STATUS_OK);
 }
 
 int main(void) {

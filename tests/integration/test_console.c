@@ -87,8 +87,7 @@ static int console_teardown(void **state) {
 }
 
 /* Read fd into buf (appending at *len) until `want` appears or ms pass. */
-static bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *want,
-                       unsigned ms) {
+static bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *want, unsigned ms) {
   uint64_t until = fabric_now_ms() + ms;
   while (strstr(buf, want) == NULL) {
     uint64_t now = fabric_now_ms();

@@ -63,13 +63,13 @@ static bool is_bound_other_host(fabric_node_t v, const void *arg) {
   return fabric_is_bound(v, NULL) && v.driver_host_id != *(const uint64_t *)arg;
 }
 
-static bool wait_node(const char *moniker, fabric_node_pred_t pred, const void *arg,
-                      uint32_t ms, fabric_node_t *out) {
+static bool wait_node(const char *moniker, fabric_node_pred_t pred, const void *arg, uint32_t ms,
+                      fabric_node_t *out) {
   return fabric_wait_node(F.client, moniker, pred, arg, ms, out);
 }
 
-static dfnet_status_t call(const char *target, const char *method, const char *req,
-                           char *reply, size_t size) {
+static dfnet_status_t call(const char *target, const char *method, const char *req, char *reply,
+                           size_t size) {
   return fabric_call(F.client, target, method, req, strlen(req), CALL_DEADLINE_MS, reply, size);
 }
 
@@ -100,9 +100,10 @@ static int fleet_setup(void **state) {
   F.agents[1].name = "lab-b";
   F.netns = fabric_netns_usable(F.why_loopback, sizeof F.why_loopback);
   if (!F.netns)
-    print_message("fleet: network namespaces unavailable (%s): running the scenario on "
-                  "loopback with distinct host names; the test will be reported skipped\n",
-                  F.why_loopback);
+    print_message(
+        "fleet: network namespaces unavailable (%s): running the scenario on "
+        "loopback with distinct host names; the test will be reported skipped\n",
+        F.why_loopback);
   for (int i = 0; i < 2 && F.netns; i++)
     fabric_netns_create(&F.agents[i], i);
   const char *sans[] = {F.agents[0].addr_root, F.agents[1].addr_root, NULL};
@@ -153,9 +154,11 @@ static void test_agent_killed_nodes_offline_then_gone(void **state) {
   /* The other host is untouched. */
   echo_ok("lab-b");
   char reply[64];
-  assert_int_equal(call("dev.lab-a.platform.echo0", "/dfnet.test.Echo/Echo", "x", reply,
-                        sizeof reply), DFNET_STATUS_UNAVAILABLE);
-  assert_true(wait_node("dev.lab-a.platform.echo0", fabric_is_gone, NULL, (GRACE_S + 5) * 1000, NULL));
+  assert_int_equal(
+      call("dev.lab-a.platform.echo0", "/dfnet.test.Echo/Echo", "x", reply, sizeof reply),
+      DFNET_STATUS_UNAVAILABLE);
+  assert_true(
+      wait_node("dev.lab-a.platform.echo0", fabric_is_gone, NULL, (GRACE_S + 5) * 1000, NULL));
   assert_false(fabric_node(F.client, "dev.lab-a").found);
   echo_ok("lab-b");
 }
@@ -193,18 +196,22 @@ static void test_driver_crash_policy(void **state) {
   assert_true(wait_node("dev.lab-b.platform.crashr", fabric_is_bound, NULL, WAIT_MS, &r));
   assert_true(wait_node("dev.lab-b.platform.crashx", fabric_is_bound, NULL, WAIT_MS, &x));
   char reply[64];
-  assert_int_equal(call("dev.lab-b.platform.crashr", "/dfnet.test.Crasher/Ping", "", reply,
-                        sizeof reply), DFNET_STATUS_OK);
+  assert_int_equal(
+      call("dev.lab-b.platform.crashr", "/dfnet.test.Crasher/Ping", "", reply, sizeof reply),
+      DFNET_STATUS_OK);
   /* host_restart_on_crash: the driver comes back in a new driver host. */
-  assert_int_not_equal(call("dev.lab-b.platform.crashr", "/dfnet.test.Crasher/Crash", "segv",
-                            reply, sizeof reply), DFNET_STATUS_OK);
+  assert_int_not_equal(
+      call("dev.lab-b.platform.crashr", "/dfnet.test.Crasher/Crash", "segv", reply, sizeof reply),
+      DFNET_STATUS_OK);
   assert_true(wait_node("dev.lab-b.platform.crashr", is_bound_other_host, &r.driver_host_id,
                         WAIT_MS, NULL));
-  assert_int_equal(call("dev.lab-b.platform.crashr", "/dfnet.test.Crasher/Ping", "", reply,
-                        sizeof reply), DFNET_STATUS_OK);
+  assert_int_equal(
+      call("dev.lab-b.platform.crashr", "/dfnet.test.Crasher/Ping", "", reply, sizeof reply),
+      DFNET_STATUS_OK);
   /* Without it: the node and its subtree are removed. */
-  assert_int_not_equal(call("dev.lab-b.platform.crashx", "/dfnet.test.Crasher/Crash", "segv",
-                            reply, sizeof reply), DFNET_STATUS_OK);
+  assert_int_not_equal(
+      call("dev.lab-b.platform.crashx", "/dfnet.test.Crasher/Crash", "segv", reply, sizeof reply),
+      DFNET_STATUS_OK);
   assert_true(wait_node("dev.lab-b.platform.crashx", fabric_is_gone, NULL, WAIT_MS, NULL));
   echo_ok("lab-b");
 }
@@ -256,7 +263,8 @@ static void *load_thread(void *arg) {
     c->load = l;
     c->seq = i;
     /* Half the calls go to the host that restarts. */
-    const char *target = (i + l->index) % 2 ? "dev.lab-a.platform.echo0" : "dev.lab-b.platform.echo0";
+    const char *target =
+        (i + l->index) % 2 ? "dev.lab-a.platform.echo0" : "dev.lab-b.platform.echo0";
     dfnet_client_call_options_t o = {.deadline_ms = CALL_DEADLINE_MS};
     l->started_ms[i] = fabric_now_ms();
     if (dfnet_client_call_start(l->client, target, "/dfnet.test.Echo/Echo", "load", 4, &o, NULL,

@@ -95,8 +95,7 @@ static int setup(void **state) {
   F.agent.name = "lab-u";
   F.agent.usb = true;
   if (fabric_init(&F.fab, "hotplug", NULL, NULL) != 0 ||
-      fabric_issue(&F.fab, "host", "lab-u") != 0 ||
-      fabric_issue(&F.fab, "viewer", "watcher") != 0)
+      fabric_issue(&F.fab, "host", "lab-u") != 0 || fabric_issue(&F.fab, "viewer", "watcher") != 0)
     return -1;
   const char *no_devices[] = {NULL};
   fabric_write_board(&F.fab, no_devices);
@@ -106,10 +105,7 @@ static int setup(void **state) {
   F.client = fabric_connect(&F.fab, "watcher");
   if (F.client == NULL)
     return -1;
-  return fabric_wait_node(F.client, "dev.lab-u.usb", fabric_is_found, NULL, 20000,
-                          NULL)
-             ? 0
-             : -1;
+  return fabric_wait_node(F.client, "dev.lab-u.usb", fabric_is_found, NULL, 20000, NULL) ? 0 : -1;
 }
 
 static int teardown(void **state) {
@@ -147,11 +143,11 @@ static void test_plug_unplug_reaches_the_manager(void **state) {
   }
   qsort(plug, CYCLES, sizeof plug[0], cmp_u64);
   qsort(unplug, CYCLES, sizeof unplug[0], cmp_u64);
-  print_message("hotplug: %s plug -> visible at the manager: median %llu ms, max %llu ms; "
-                "unplug -> gone: median %llu ms, max %llu ms (%d cycles; target < 1000 ms)\n",
-                moniker, (unsigned long long)plug[CYCLES / 2],
-                (unsigned long long)plug[CYCLES - 1], (unsigned long long)unplug[CYCLES / 2],
-                (unsigned long long)unplug[CYCLES - 1], CYCLES);
+  print_message(
+      "hotplug: %s plug -> visible at the manager: median %llu ms, max %llu ms; "
+      "unplug -> gone: median %llu ms, max %llu ms (%d cycles; target < 1000 ms)\n",
+      moniker, (unsigned long long)plug[CYCLES / 2], (unsigned long long)plug[CYCLES - 1],
+      (unsigned long long)unplug[CYCLES / 2], (unsigned long long)unplug[CYCLES - 1], CYCLES);
 }
 
 int main(void) {

@@ -21,13 +21,17 @@ static const struct manifest_case {
   const char *json;
   const char *want_in_error; /* NULL = valid */
 } manifest_cases[] = {
-    {"minimal", "{\"program\":{\"runner\":\"driver\",\"binary\":\"driver/x.so\","
-                "\"bind\":\"meta/bind/x.bindbc\"}}", NULL},
-    {"all_fields", "{\"program\":{\"runner\":\"driver\",\"binary\":\"driver/x.so\","
-                   "\"bind\":\"meta/bind/x.bindbc\",\"colocate\":\"true\",\"fallback\":\"false\","
-                   "\"default_dispatcher_opts\":[\"allow_sync_calls\"],"
-                   "\"host_restart_on_crash\":\"false\",\"device_categories\":"
-                   "[{\"category\":\"misc\",\"subcategory\":\"rng\"}]}}", NULL},
+    {"minimal",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"driver/x.so\","
+     "\"bind\":\"meta/bind/x.bindbc\"}}",
+     NULL},
+    {"all_fields",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"driver/x.so\","
+     "\"bind\":\"meta/bind/x.bindbc\",\"colocate\":\"true\",\"fallback\":\"false\","
+     "\"default_dispatcher_opts\":[\"allow_sync_calls\"],"
+     "\"host_restart_on_crash\":\"false\",\"device_categories\":"
+     "[{\"category\":\"misc\",\"subcategory\":\"rng\"}]}}",
+     NULL},
     {"not_json", "{\"program\":", "not valid JSON"},
     {"no_program", "{\"x\":1}", "program: required object missing"},
     {"no_runner", "{\"program\":{\"binary\":\"driver/x.so\",\"bind\":\"b\"}}",
@@ -38,24 +42,37 @@ static const struct manifest_case {
      "program.binary: required field missing"},
     {"no_bind", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\"}}",
      "program.bind: required field missing"},
-    {"binary_escapes", "{\"program\":{\"runner\":\"driver\",\"binary\":\"../x.so\",\"bind\":\"b\"}}",
+    {"binary_escapes",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"../x.so\",\"bind\":\"b\"}}",
      "program.binary: must be a relative path"},
-    {"bad_flag", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
-                 "\"fallback\":\"yes\"}}", "program.fallback: must be"},
-    {"both_colocate_restart", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
-                              "\"colocate\":\"true\",\"host_restart_on_crash\":\"true\"}}",
+    {"bad_flag",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"fallback\":\"yes\"}}",
+     "program.fallback: must be"},
+    {"both_colocate_restart",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"colocate\":\"true\",\"host_restart_on_crash\":\"true\"}}",
      "Both host_restart_on_crash and colocate cannot be true"},
-    {"bad_opts", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
-                 "\"default_dispatcher_opts\":[\"go_fast\"]}}",
+    {"bad_opts",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"default_dispatcher_opts\":[\"go_fast\"]}}",
      "program.default_dispatcher_opts: unknown option"},
-    {"bad_categories", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
-                       "\"device_categories\":[{\"sub\":1}]}}", "program.device_categories"},
-    {"unknown_field", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
-                      "\"fallbak\":\"true\"}}", "program.fallbak: unknown field"},
-    {"config_object", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
-                      "\"config\":{\"device\":\"/dev/hwrng\"}}}", NULL},
-    {"config_not_object", "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
-                          "\"config\":\"/dev/hwrng\"}}", "program.config: must be an object"},
+    {"bad_categories",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"device_categories\":[{\"sub\":1}]}}",
+     "program.device_categories"},
+    {"unknown_field",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"fallbak\":\"true\"}}",
+     "program.fallbak: unknown field"},
+    {"config_object",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"config\":{\"device\":\"/dev/hwrng\"}}}",
+     NULL},
+    {"config_not_object",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"config\":\"/dev/hwrng\"}}",
+     "program.config: must be an object"},
 };
 
 static void test_manifest_table(void **state) {
@@ -64,8 +81,8 @@ static void test_manifest_table(void **state) {
     const struct manifest_case *c = &manifest_cases[i];
     driver_manifest_t m;
     char err[512] = "";
-    dfnet_status_t st = driver_index__parse_manifest(c->json, strlen(c->json), "meta/x.json",
-                                                     &m, err, sizeof err);
+    dfnet_status_t st =
+        driver_index__parse_manifest(c->json, strlen(c->json), "meta/x.json", &m, err, sizeof err);
     if (c->want_in_error == NULL) {
       if (st != DFNET_STATUS_OK)
         fail_msg("case %s: refused: %s", c->name, err);
@@ -83,9 +100,8 @@ static void test_manifest_table(void **state) {
 
 static char tmp_dir[256];
 
-static driver_t *load(driver_index_t *idx, const char *name, const char *rules,
-                      const char *extra, driver_source_t source, dfnet_status_t want,
-                      char *err_out) {
+static driver_t *load(driver_index_t *idx, const char *name, const char *rules, const char *extra,
+                      driver_source_t source, dfnet_status_t want, char *err_out) {
   assert_int_equal(th_write_driver(tmp_dir, name, rules, extra), 0);
   char dir[512];
   snprintf(dir, sizeof dir, "%s/%s", tmp_dir, name);
@@ -129,8 +145,8 @@ static void test_policy(void **state) {
   (void)state;
   driver_index_t idx;
   driver_index__init(&idx);
-  driver_t *a = load(&idx, "a", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT,
-                     DFNET_STATUS_OK, NULL);
+  driver_t *a =
+      load(&idx, "a", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
   load(&idx, "b", "fuchsia.BIND_PROTOCOL == 2;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
   load(&idx, "b2", "fuchsia.BIND_PROTOCOL == 2;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
   driver_t *fb = load(&idx, "fb", "fuchsia.BIND_PROTOCOL == 3;", "\"fallback\": \"true\"",
@@ -192,8 +208,8 @@ static void test_bad_packages(void **state) {
   char err[512];
   load(&idx, "good", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
   /* Same URL twice. */
-  load(&idx, "good", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT,
-       DFNET_STATUS_ALREADY_EXISTS, NULL);
+  load(&idx, "good", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT, DFNET_STATUS_ALREADY_EXISTS,
+       NULL);
   /* Bad manifest field: the message names the file and the field. */
   load(&idx, "both", "fuchsia.BIND_PROTOCOL == 1;",
        "\"colocate\": \"true\", \"host_restart_on_crash\": \"true\"", DRIVER_BOOT,
@@ -212,9 +228,9 @@ static void test_bad_packages(void **state) {
   uint8_t digest[32];
   assert_int_equal(th_pack(path, &pkg, &size, digest), 0);
   driver_t *d = NULL;
-  assert_int_equal(driver_index__add_package(&idx, "corrupt", pkg, size, DRIVER_BOOT, &d, err,
-                                             sizeof err),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(
+      driver_index__add_package(&idx, "corrupt", pkg, size, DRIVER_BOOT, &d, err, sizeof err),
+      DFNET_STATUS_INVALID_ARGUMENT);
   assert_non_null(strstr(err, "program.bind: bytecode refused"));
   free(pkg);
   /* Missing binary. */
@@ -222,9 +238,9 @@ static void test_bad_packages(void **state) {
   assert_int_equal(system(path), 0);
   snprintf(path, sizeof path, "%s/good", tmp_dir);
   assert_int_equal(th_pack(path, &pkg, &size, digest), 0);
-  assert_int_equal(driver_index__add_package(&idx, "good", pkg, size, DRIVER_REGISTERED, &d,
-                                             err, sizeof err),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(
+      driver_index__add_package(&idx, "good", pkg, size, DRIVER_REGISTERED, &d, err, sizeof err),
+      DFNET_STATUS_INVALID_ARGUMENT);
   assert_non_null(strstr(err, "program.binary"));
   free(pkg);
   assert_int_equal(idx.count, 1);

@@ -36,9 +36,9 @@ static fixture_t *fixture_new(const char *name) {
 }
 
 static void fixture_start(fixture_t *f, const char *grace) {
-  assert_int_equal(th_manager_start(&f->mgr, f->state, f->drivers, "--host-grace",
-                                    grace ? grace : "30", NULL),
-                   0);
+  assert_int_equal(
+      th_manager_start(&f->mgr, f->state, f->drivers, "--host-grace", grace ? grace : "30", NULL),
+      0);
 }
 
 static void fixture_free(fixture_t *f) {
@@ -69,8 +69,8 @@ static void test_binding_fallback_ambiguity(void **state) {
   (void)state;
   fixture_t *f = fixture_new("bind");
   assert_int_equal(th_write_driver(f->drivers, "rng", "fuchsia.BIND_PROTOCOL == 31;", NULL), 0);
-  assert_int_equal(th_write_driver(f->drivers, "generic",
-                                   "fuchsia.BIND_PROTOCOL == 40;", "\"fallback\": \"true\""),
+  assert_int_equal(th_write_driver(f->drivers, "generic", "fuchsia.BIND_PROTOCOL == 40;",
+                                   "\"fallback\": \"true\""),
                    0);
   assert_int_equal(th_write_driver(f->drivers, "dup-a", "fuchsia.BIND_PROTOCOL == 50;", NULL), 0);
   assert_int_equal(th_write_driver(f->drivers, "dup-b", "fuchsia.BIND_PROTOCOL == 50;", NULL), 0);
@@ -97,12 +97,12 @@ static void test_binding_fallback_ambiguity(void **state) {
                    DFNET_STATUS_INVALID_ARGUMENT);
 
   th_event_t ev;
-  assert_true(th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-a.rng0", WAIT_MS,
-                            NULL, &ev));
+  assert_true(
+      th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-a.rng0", WAIT_MS, NULL, &ev));
   assert_string_equal(ev.url, "dfnet-boot:///rng#meta/rng.json");
   assert_int_equal(ev.driver_host_id, 0);
-  assert_true(th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-a.fb0", WAIT_MS,
-                            NULL, &ev));
+  assert_true(
+      th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-a.fb0", WAIT_MS, NULL, &ev));
   assert_string_equal(ev.url, "dfnet-boot:///generic#meta/generic.json");
 
   dfnet_v1_NodeInfo info;
@@ -226,8 +226,8 @@ static void test_start_failure_registration_roles(void **state) {
   assert_non_null(h);
   assert_int_equal(th_node_add(h, "dev.lab-b", "n1", p8, 1, NULL, NULL, NULL), DFNET_STATUS_OK);
   th_event_t ev;
-  assert_true(th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-b.n1", WAIT_MS,
-                            NULL, &ev));
+  assert_true(
+      th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-b.n1", WAIT_MS, NULL, &ev));
   assert_non_null(strstr(ev.url, "/up#meta/up.json"));
   th_close(h);
   fixture_free(f);
@@ -239,10 +239,12 @@ static void test_removal_and_crash_policy(void **state) {
   (void)state;
   fixture_t *f = fixture_new("crash");
   assert_int_equal(th_write_driver(f->drivers, "bus", "fuchsia.BIND_PROTOCOL == 1;", NULL), 0);
-  assert_int_equal(th_write_driver(f->drivers, "leaf", "fuchsia.BIND_PROTOCOL == 2;",
-                                   "\"colocate\": \"true\""), 0);
+  assert_int_equal(
+      th_write_driver(f->drivers, "leaf", "fuchsia.BIND_PROTOCOL == 2;", "\"colocate\": \"true\""),
+      0);
   assert_int_equal(th_write_driver(f->drivers, "phoenix", "fuchsia.BIND_PROTOCOL == 3;",
-                                   "\"host_restart_on_crash\": \"true\""), 0);
+                                   "\"host_restart_on_crash\": \"true\""),
+                   0);
   fixture_start(f, NULL);
   testhost_t *h = th_connect(&f->mgr, "lab-c", "host", NULL);
   testhost_t *v = th_connect(&f->mgr, "vic", "viewer", NULL);
@@ -258,8 +260,8 @@ static void test_removal_and_crash_policy(void **state) {
   assert_true(th_wait_node(v, "dev.lab-c.bus.a.b", is_bound, WAIT_MS, &info));
   /* colocate: the child's driver goes into its parent's driver host. */
   th_event_t ev;
-  assert_true(th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-c.bus.a", WAIT_MS,
-                            NULL, &ev));
+  assert_true(
+      th_wait_event(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-c.bus.a", WAIT_MS, NULL, &ev));
   assert_int_equal(ev.driver_host_id, parent_info.driver_host_id);
 
   /* Hot-unplug of bus: drivers stopped bottom-up (b, a, bus), then the nodes go. */
@@ -286,8 +288,8 @@ static void test_removal_and_crash_policy(void **state) {
   from = 0;
   const char *dead[] = {"dev.lab-c.bus2", NULL};
   assert_int_equal(th_driver_host_exit(h, parent_info.driver_host_id, dead), DFNET_STATUS_OK);
-  assert_true(th_wait_event(h, dfnet_v1_Envelope_node_remove_tag, "dev.lab-c.bus2", WAIT_MS,
-                            NULL, &ev));
+  assert_true(
+      th_wait_event(h, dfnet_v1_Envelope_node_remove_tag, "dev.lab-c.bus2", WAIT_MS, NULL, &ev));
   assert_true(th_wait_event(h, dfnet_v1_Envelope_driver_stop_tag, "dev.lab-c.bus2.kid", WAIT_MS,
                             NULL, &ev));
   assert_int_equal(th_count_events(h, dfnet_v1_Envelope_driver_stop_tag, "dev.lab-c.bus2"), 0);
@@ -302,7 +304,8 @@ static void test_removal_and_crash_policy(void **state) {
     if (crash < 5) { /* restarted: a new DriverStart for the node */
       size_t starts = (size_t)crash + 1;
       for (int i = 0; i < 200 && th_count_events(h, dfnet_v1_Envelope_driver_start_tag,
-                                                 "dev.lab-c.ph") < starts; i++)
+                                                 "dev.lab-c.ph") < starts;
+           i++)
         usleep(50000);
       assert_int_equal(th_count_events(h, dfnet_v1_Envelope_driver_start_tag, "dev.lab-c.ph"),
                        starts);
@@ -345,9 +348,9 @@ static void test_sessions_grace_reconcile(void **state) {
   assert_int_equal(info.state, dfnet_v1_NodeState_BOUND);
   h = th_connect(&f->mgr, "lab-d", "host", &st);
   assert_non_null(h);
-  assert_int_equal(th_node_add_running(h, "dev.lab-d", "rng0", p31, 1,
-                                       "dfnet-boot:///rng#meta/rng.json", dh),
-                   DFNET_STATUS_OK);
+  assert_int_equal(
+      th_node_add_running(h, "dev.lab-d", "rng0", p31, 1, "dfnet-boot:///rng#meta/rng.json", dh),
+      DFNET_STATUS_OK);
   assert_int_equal(th_node_info(v, "dev.lab-d.rng0", &info), DFNET_STATUS_OK);
   assert_false(info.offline);
   assert_int_equal(info.state, dfnet_v1_NodeState_BOUND);
@@ -420,8 +423,8 @@ static void test_composites(void **state) {
 
   /* Removing a parent removes the composite node (stopping its driver first). */
   assert_int_equal(th_node_remove(h, "dev.lab-e.r"), DFNET_STATUS_OK);
-  assert_true(th_wait_event(h, dfnet_v1_Envelope_driver_stop_tag, "dev.lab-e.l.combo", WAIT_MS,
-                            NULL, &ev));
+  assert_true(
+      th_wait_event(h, dfnet_v1_Envelope_driver_stop_tag, "dev.lab-e.l.combo", WAIT_MS, NULL, &ev));
   assert_int_equal(th_node_info(admin, "dev.lab-e.l.combo", &info), DFNET_STATUS_NOT_FOUND);
 
   /* Composite node spec: parents on two hosts are refused with FAILED_PRECONDITION. */
@@ -443,8 +446,7 @@ static void test_composites(void **state) {
     br->condition = dfnet_v1_Condition_ACCEPT;
     br->values_count = 1;
     br->values[0].which_value = dfnet_v1_PropertyValue_str_value_tag;
-    snprintf(br->values[0].value.str_value, sizeof br->values[0].value.str_value, "%s",
-             kinds[i]);
+    snprintf(br->values[0].value.str_value, sizeof br->values[0].value.str_value, "%s", kinds[i]);
   }
   assert_int_equal(th_request(admin, req, rep, WAIT_MS), DFNET_STATUS_OK);
   assert_int_equal(rep->pb.msg.status.code, dfnet_v1_Code_FAILED_PRECONDITION);
@@ -559,8 +561,7 @@ static int tcp_connect(const char *ip, uint16_t port) {
 static void test_listen_address_is_honoured(void **state) {
   (void)state;
   fixture_t *f = fixture_new("listen");
-  assert_int_equal(th_manager_start(&f->mgr, f->state, f->drivers, "--listen", "127.0.0.2:0",
-                                    NULL),
+  assert_int_equal(th_manager_start(&f->mgr, f->state, f->drivers, "--listen", "127.0.0.2:0", NULL),
                    0);
   assert_int_equal(tcp_connect("127.0.0.2", f->mgr.port), 0);
   assert_int_not_equal(tcp_connect("127.0.0.3", f->mgr.port), 0);

@@ -79,23 +79,22 @@ static void test_read_entry_and_unpack(void **state) {
   dfnet_package_buf_t pkg = {0}, body = {0};
   char err[256];
   assert_int_equal(dfnet_package_pack_dir(src, &pkg, err, sizeof err), DFNET_STATUS_OK);
-  assert_int_equal(dfnet_package_read_entry(pkg.data, pkg.size, "meta/bind/demo.bindbc", 100,
-                                            &body, err, sizeof err),
+  assert_int_equal(dfnet_package_read_entry(pkg.data, pkg.size, "meta/bind/demo.bindbc", 100, &body,
+                                            err, sizeof err),
                    DFNET_STATUS_OK);
   assert_int_equal(body.size, 4);
   assert_memory_equal(body.data, "BIND", 4);
   dfnet_package_buf_free(&body);
-  assert_int_equal(dfnet_package_read_entry(pkg.data, pkg.size, "meta/other.json", 100, &body,
-                                            err, sizeof err),
-                   DFNET_STATUS_NOT_FOUND);
-  assert_int_equal(dfnet_package_read_entry(pkg.data, pkg.size, "meta/demo.json", 3, &body,
-                                            err, sizeof err),
-                   DFNET_STATUS_RESOURCE_EXHAUSTED);
+  assert_int_equal(
+      dfnet_package_read_entry(pkg.data, pkg.size, "meta/other.json", 100, &body, err, sizeof err),
+      DFNET_STATUS_NOT_FOUND);
+  assert_int_equal(
+      dfnet_package_read_entry(pkg.data, pkg.size, "meta/demo.json", 3, &body, err, sizeof err),
+      DFNET_STATUS_RESOURCE_EXHAUSTED);
 
   char *dst = strdup("/tmp/dfnet-unpack-XXXXXX");
   assert_non_null(mkdtemp(dst));
-  assert_int_equal(dfnet_package_unpack(pkg.data, pkg.size, dst, err, sizeof err),
-                   DFNET_STATUS_OK);
+  assert_int_equal(dfnet_package_unpack(pkg.data, pkg.size, dst, err, sizeof err), DFNET_STATUS_OK);
   char path[512];
   snprintf(path, sizeof path, "%s/driver/demo.so", dst);
   assert_int_equal(access(path, R_OK), 0);

@@ -103,8 +103,7 @@ static void test_offer_derived_properties(void **state) {
   assert_int_equal(child->prop_count, 3);
   assert_int_equal(child->derived_count, 2);
   assert_string_equal(child->props[1].str_key, "fuchsia.hardware.pci.Service");
-  assert_string_equal(child->props[1].str_value,
-                      "fuchsia.hardware.pci.Service.ZirconTransport");
+  assert_string_equal(child->props[1].str_value, "fuchsia.hardware.pci.Service.ZirconTransport");
   assert_int_equal(child->props[1].type, DFNET_BIND_VALUE_STRING);
   topology__destroy(&t);
 }
@@ -165,10 +164,8 @@ static void test_composite_node(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_names_and_monikers),
-      cmocka_unit_test(test_property_checks),
-      cmocka_unit_test(test_offer_derived_properties),
-      cmocka_unit_test(test_class_paths),
+      cmocka_unit_test(test_names_and_monikers),       cmocka_unit_test(test_property_checks),
+      cmocka_unit_test(test_offer_derived_properties), cmocka_unit_test(test_class_paths),
       cmocka_unit_test(test_composite_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

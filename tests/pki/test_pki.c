@@ -99,8 +99,8 @@ static size_t count_lines(const char *s) {
 static dfnet_pki_cert_t *ca;
 static dfnet_pki_key_t *ca_key;
 
-static void issue(const char *name, dfnet_pki_role_t role, const char *const *sans,
-                  size_t nsans, dfnet_pki_cert_t **cert, dfnet_pki_key_t **key) {
+static void issue(const char *name, dfnet_pki_role_t role, const char *const *sans, size_t nsans,
+                  dfnet_pki_cert_t **cert, dfnet_pki_key_t **key) {
   dfnet_pki_leaf_params_t p = {
       .name = name, .role = role, .sans = sans, .san_count = nsans, .days = 30};
   assert_int_equal(dfnet_pki_leaf_issue(ca, ca_key, &p, cert, key), DFNET_STATUS_OK);
@@ -303,8 +303,7 @@ static void test_openssl_reads_what_we_wrote(void **state) {
   char *out = malloc(65536);
   assert_non_null(out);
   char cmd[PATH_MAX * 3];
-  snprintf(cmd, sizeof cmd, DFNET_OPENSSL " x509 -in '%s' -text -noout",
-           path_in("ossl.crt"));
+  snprintf(cmd, sizeof cmd, DFNET_OPENSSL " x509 -in '%s' -text -noout", path_in("ossl.crt"));
   assert_int_equal(run(cmd, out, 65536), 0);
   static const char *const leaf_expect[] = {
       "Version: 3 (0x2)",
@@ -326,8 +325,7 @@ static void test_openssl_reads_what_we_wrote(void **state) {
       fail_msg("openssl x509 -text lacks \"%s\" in:\n%s", leaf_expect[i], out);
   }
 
-  snprintf(cmd, sizeof cmd, DFNET_OPENSSL " x509 -in '%s' -text -noout",
-           path_in("ossl-ca.crt"));
+  snprintf(cmd, sizeof cmd, DFNET_OPENSSL " x509 -in '%s' -text -noout", path_in("ossl-ca.crt"));
   assert_int_equal(run(cmd, out, 65536), 0);
   static const char *const ca_expect[] = {
       "Subject: CN = dfnet CA test, O = dfnet",
@@ -343,8 +341,7 @@ static void test_openssl_reads_what_we_wrote(void **state) {
   }
 
   /* The serial is positive and 16 octets: openssl prints 16 hex pairs. */
-  snprintf(cmd, sizeof cmd, DFNET_OPENSSL " x509 -in '%s' -noout -serial",
-           path_in("ossl.crt"));
+  snprintf(cmd, sizeof cmd, DFNET_OPENSSL " x509 -in '%s' -noout -serial", path_in("ossl.crt"));
   assert_int_equal(run(cmd, out, 65536), 0);
   assert_int_equal(strlen(out), strlen("serial=") + 32 + 1);
 
@@ -469,8 +466,7 @@ static void test_missing_file(void **state) {
   assert_non_null(strstr(log, "NOT_FOUND"));
   assert_int_equal(dfnet_pki_key_load(path_in("absent.key"), &k), DFNET_STATUS_NOT_FOUND);
   assert_null(k);
-  assert_int_equal(dfnet_pki_cert_load(path_in("absent-dir/x.crt"), &c),
-                   DFNET_STATUS_NOT_FOUND);
+  assert_int_equal(dfnet_pki_cert_load(path_in("absent-dir/x.crt"), &c), DFNET_STATUS_NOT_FOUND);
   /* A directory is not a certificate. */
   assert_int_equal(dfnet_pki_cert_load(tmpdir, &c), DFNET_STATUS_INVALID_ARGUMENT);
   assert_int_equal(dfnet_pki_cert_load(NULL, &c), DFNET_STATUS_INVALID_ARGUMENT);
@@ -486,20 +482,17 @@ static void test_bad_files(void **state) {
   dfnet_pki_cert_t *c = NULL;
   dfnet_pki_key_t *k = NULL;
   char log[4096];
-  assert_int_equal(dfnet_pki_cert_load(path_in("garbage.crt"), &c),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_pki_cert_load(path_in("garbage.crt"), &c), DFNET_STATUS_INVALID_ARGUMENT);
   assert_int_equal(dfnet_pki_cert_load(path_in("empty.crt"), &c), DFNET_STATUS_INVALID_ARGUMENT);
   capture_begin();
-  assert_int_equal(dfnet_pki_cert_load(path_in("badpem.crt"), &c),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_pki_cert_load(path_in("badpem.crt"), &c), DFNET_STATUS_INVALID_ARGUMENT);
   capture_end(log, sizeof log);
   assert_null(c);
   assert_int_equal(count_lines(log), 1);
   assert_non_null(strstr(log, "PEM")); /* mbedTLS's text: "PEM - ..." */
   assert_non_null(strstr(log, "mbedTLS -0x"));
 
-  assert_int_equal(dfnet_pki_key_load(path_in("garbage.crt"), &k),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_pki_key_load(path_in("garbage.crt"), &k), DFNET_STATUS_INVALID_ARGUMENT);
   assert_null(k);
   /* A certificate file is not a key. */
   assert_int_equal(dfnet_pki_cert_write(ca, path_in("bf-ca.crt")), DFNET_STATUS_OK);
@@ -515,8 +508,7 @@ static void test_bad_files(void **state) {
            path_in("bf-ca.key"), path_in("encrypted.key"));
   assert_int_equal(run(cmd, NULL, 0), 0);
   capture_begin();
-  assert_int_equal(dfnet_pki_key_load(path_in("encrypted.key"), &k),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_pki_key_load(path_in("encrypted.key"), &k), DFNET_STATUS_INVALID_ARGUMENT);
   capture_end(log, sizeof log);
   assert_null(k);
   assert_non_null(strstr(log, "passphrase"));
@@ -580,8 +572,7 @@ static void test_parse_from_memory(void **state) {
   assert_int_equal(dfnet_pki_cert_parse(der, len - 1, &back), DFNET_STATUS_INVALID_ARGUMENT);
   assert_null(back);
   static const uint8_t noise[] = {0x30, 0x82, 0xff, 0xff, 0x00};
-  assert_int_equal(dfnet_pki_cert_parse(noise, sizeof noise, &back),
-                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_pki_cert_parse(noise, sizeof noise, &back), DFNET_STATUS_INVALID_ARGUMENT);
   assert_int_equal(dfnet_pki_cert_parse(der, 0, &back), DFNET_STATUS_INVALID_ARGUMENT);
   dfnet_pki_cert_free(leaf);
   dfnet_pki_key_free(key);
@@ -673,8 +664,8 @@ static void test_other_ca_refused(void **state) {
   assert_int_equal(dfnet_pki_cert_write(twin, path_in("twin.crt")), DFNET_STATUS_OK);
   assert_int_equal(dfnet_pki_cert_write(ours, path_in("ours.crt")), DFNET_STATUS_OK);
   char cmd[PATH_MAX * 3];
-  snprintf(cmd, sizeof cmd, DFNET_OPENSSL " verify -CAfile '%s' '%s' 2>&1",
-           path_in("twin.crt"), path_in("ours.crt"));
+  snprintf(cmd, sizeof cmd, DFNET_OPENSSL " verify -CAfile '%s' '%s' 2>&1", path_in("twin.crt"),
+           path_in("ours.crt"));
   assert_int_not_equal(run(cmd, NULL, 0), 0);
 
   dfnet_pki_cert_free(twin);
@@ -706,21 +697,20 @@ static void test_bad_leaf_params(void **state) {
       {"role none", {.name = "x", .role = DFNET_PKI_ROLE_NONE, .days = 1}},
       {"role out of range", {.name = "x", .role = (dfnet_pki_role_t)42, .days = 1}},
       {"zero days", {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 0}},
-      {"too many days",
-       {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = DFNET_PKI_MAX_DAYS + 1}},
+      {"too many days", {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = DFNET_PKI_MAX_DAYS + 1}},
       {"bad SAN",
-       {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 1, .sans = one_bad_san,
-        .san_count = 2}},
+       {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 1, .sans = one_bad_san, .san_count = 2}},
       {"NULL SAN",
-       {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 1, .sans = null_san,
-        .san_count = 1}},
+       {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 1, .sans = null_san, .san_count = 1}},
       {"NULL SAN list", {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 1, .san_count = 1}},
       {"too many SANs",
-       {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 1, .sans = many,
+       {.name = "x",
+        .role = DFNET_PKI_ROLE_HOST,
+        .days = 1,
+        .sans = many,
         .san_count = DFNET_PKI_MAX_SANS + 1}},
       {"empty label",
-       {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 1, .sans = long_label,
-        .san_count = 1}},
+       {.name = "x", .role = DFNET_PKI_ROLE_HOST, .days = 1, .sans = long_label, .san_count = 1}},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     dfnet_pki_cert_t *c = (dfnet_pki_cert_t *)1;
@@ -734,8 +724,11 @@ static void test_bad_leaf_params(void **state) {
   /* Exactly DFNET_PKI_MAX_SANS is fine. */
   dfnet_pki_cert_t *c = NULL;
   dfnet_pki_key_t *k = NULL;
-  dfnet_pki_leaf_params_t full = {.name = "full", .role = DFNET_PKI_ROLE_HOST, .days = 1,
-                                  .sans = many, .san_count = DFNET_PKI_MAX_SANS};
+  dfnet_pki_leaf_params_t full = {.name = "full",
+                                  .role = DFNET_PKI_ROLE_HOST,
+                                  .days = 1,
+                                  .sans = many,
+                                  .san_count = DFNET_PKI_MAX_SANS};
   assert_int_equal(dfnet_pki_leaf_issue(ca, ca_key, &full, &c, &k), DFNET_STATUS_OK);
   dfnet_pki_cert_info_t info;
   assert_int_equal(dfnet_pki_cert_info(c, &info), DFNET_STATUS_OK);
@@ -744,8 +737,8 @@ static void test_bad_leaf_params(void **state) {
   dfnet_pki_cert_free(c);
   dfnet_pki_key_free(k);
   /* A leaf never outlives its CA. */
-  dfnet_pki_leaf_params_t longer = {.name = "long", .role = DFNET_PKI_ROLE_HOST,
-                                    .days = DFNET_PKI_MAX_DAYS};
+  dfnet_pki_leaf_params_t longer = {
+      .name = "long", .role = DFNET_PKI_ROLE_HOST, .days = DFNET_PKI_MAX_DAYS};
   assert_int_equal(dfnet_pki_leaf_issue(ca, ca_key, &longer, &c, &k), DFNET_STATUS_OK);
   dfnet_pki_cert_info_t ca_info;
   assert_int_equal(dfnet_pki_cert_info(c, &info), DFNET_STATUS_OK);
@@ -754,8 +747,8 @@ static void test_bad_leaf_params(void **state) {
   dfnet_pki_cert_free(c);
   dfnet_pki_key_free(k);
 
-  static const char *const bad_ca_cn[] = {"", "a,b", "x=y", " lead", "back\\slash",
-                                          "CN with\nnewline"};
+  static const char *const bad_ca_cn[] = {"",      "a,b",         "x=y",
+                                          " lead", "back\\slash", "CN with\nnewline"};
   for (size_t i = 0; i < sizeof bad_ca_cn / sizeof bad_ca_cn[0]; i++) {
     dfnet_pki_cert_t *cc = (dfnet_pki_cert_t *)1;
     dfnet_pki_key_t *ck = (dfnet_pki_key_t *)1;
@@ -824,8 +817,7 @@ static void test_init_state_dir_idempotent(void **state) {
   /* Second and third runs: nothing written, every file byte-identical and the same inode. */
   for (int run_no = 0; run_no < 2; run_no++) {
     created = true;
-    assert_int_equal(dfnet_pki_init_state_dir(dir, "mgr-1", NULL, 0, &created),
-                     DFNET_STATUS_OK);
+    assert_int_equal(dfnet_pki_init_state_dir(dir, "mgr-1", NULL, 0, &created), DFNET_STATUS_OK);
     assert_false(created);
   }
   for (int i = 0; i < 5; i++) {
@@ -862,9 +854,8 @@ static void test_init_state_dir_idempotent(void **state) {
   assert_int_equal(info.role, DFNET_PKI_ROLE_HOST);
   assert_true(info.not_after - info.not_before >= 90 * 86400);
   /* A second certificate into the same directory shares ca.crt. */
-  assert_int_equal(
-      dfnet_pki_issue_to_dir(dir, DFNET_PKI_ROLE_VIEWER, "alice", out, NULL, 0, 30),
-      DFNET_STATUS_OK);
+  assert_int_equal(dfnet_pki_issue_to_dir(dir, DFNET_PKI_ROLE_VIEWER, "alice", out, NULL, 0, 30),
+                   DFNET_STATUS_OK);
   assert_int_equal(dfnet_pki_issue_to_dir(dir, DFNET_PKI_ROLE_HOST, "board-3", out, NULL, 0, 1),
                    DFNET_STATUS_ALREADY_EXISTS);
   assert_int_equal(dfnet_pki_issue_to_dir(dir, DFNET_PKI_ROLE_MANAGER, "m2", out, NULL, 0, 1),

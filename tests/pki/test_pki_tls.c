@@ -29,9 +29,9 @@ static char state_dir[512], out_dir[512], other_dir[512], other_out[512];
 
 typedef struct endpoint {
   bool is_server;
-  const char *ca;        /* trusted CA file */
-  const char *pem;       /* own cert + key (NULL: present none) */
-  const char *hostname;  /* client: name to check, NULL for none */
+  const char *ca;       /* trusted CA file */
+  const char *pem;      /* own cert + key (NULL: present none) */
+  const char *hostname; /* client: name to check, NULL for none */
   int fd;
   int result;            /* handshake result */
   uint32_t verify_flags; /* peer verification flags */
@@ -159,9 +159,8 @@ static int group_teardown(void **state) {
 static void test_mutual_tls_handshake(void **state) {
   (void)state;
   endpoint_t server = {.ca = in(state_dir, "ca.crt"), .pem = in(state_dir, "manager.pem")};
-  endpoint_t client = {.ca = in(out_dir, "ca.crt"),
-                       .pem = in(out_dir, "board-1.pem"),
-                       .hostname = "localhost"};
+  endpoint_t client = {
+      .ca = in(out_dir, "ca.crt"), .pem = in(out_dir, "board-1.pem"), .hostname = "localhost"};
   handshake(&server, &client);
   assert_int_equal(server.result, 0);
   assert_int_equal(client.result, 0);
@@ -173,9 +172,8 @@ static void test_mutual_tls_handshake(void **state) {
 static void test_foreign_or_missing_client_refused(void **state) {
   (void)state;
   endpoint_t server = {.ca = in(state_dir, "ca.crt"), .pem = in(state_dir, "manager.pem")};
-  endpoint_t client = {.ca = in(out_dir, "ca.crt"),
-                       .pem = in(other_out, "board-1.pem"),
-                       .hostname = "localhost"};
+  endpoint_t client = {
+      .ca = in(out_dir, "ca.crt"), .pem = in(other_out, "board-1.pem"), .hostname = "localhost"};
   handshake(&server, &client);
   assert_int_not_equal(server.result, 0);
   assert_true(server.verify_flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED);
@@ -190,9 +188,8 @@ static void test_foreign_or_missing_client_refused(void **state) {
 static void test_foreign_server_refused(void **state) {
   (void)state;
   endpoint_t server = {.ca = in(other_dir, "ca.crt"), .pem = in(other_dir, "manager.pem")};
-  endpoint_t client = {.ca = in(out_dir, "ca.crt"),
-                       .pem = in(out_dir, "board-1.pem"),
-                       .hostname = "localhost"};
+  endpoint_t client = {
+      .ca = in(out_dir, "ca.crt"), .pem = in(out_dir, "board-1.pem"), .hostname = "localhost"};
   handshake(&server, &client);
   assert_int_not_equal(client.result, 0);
   assert_true(client.verify_flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED);
@@ -205,9 +202,8 @@ static void test_foreign_server_refused(void **state) {
 static void test_mbedtls_ip_hostname_gap(void **state) {
   (void)state;
   endpoint_t server = {.ca = in(state_dir, "ca.crt"), .pem = in(state_dir, "manager.pem")};
-  endpoint_t client = {.ca = in(out_dir, "ca.crt"),
-                       .pem = in(out_dir, "board-1.pem"),
-                       .hostname = "127.0.0.1"};
+  endpoint_t client = {
+      .ca = in(out_dir, "ca.crt"), .pem = in(out_dir, "board-1.pem"), .hostname = "127.0.0.1"};
   handshake(&server, &client);
   assert_int_not_equal(client.result, 0);
   assert_true(client.verify_flags & MBEDTLS_X509_BADCERT_CN_MISMATCH);

@@ -34,8 +34,8 @@ int th_manager_start(th_manager_t *m, const char *state_dir, const char *drivers
   const char *build = getenv("DFNET_BUILD_DIR");
   char exe[600];
   snprintf(exe, sizeof exe, "%s/manager/dfnet-manager", build ? build : ".");
-  const char *argv[40] = {exe, "--listen", "127.0.0.1:0", "--state-dir", state_dir,
-                          "--log-level", "debug"};
+  const char *argv[40] = {exe,       "--listen",    "127.0.0.1:0", "--state-dir",
+                          state_dir, "--log-level", "debug"};
   int argc = 7;
   if (drivers_dir != NULL) {
     argv[argc++] = "--drivers";
@@ -85,9 +85,7 @@ int th_manager_start(th_manager_t *m, const char *state_dir, const char *drivers
   return rc;
 }
 
-bool th_manager_alive(th_manager_t *m) {
-  return m->pid > 0 && waitpid(m->pid, NULL, WNOHANG) == 0;
-}
+bool th_manager_alive(th_manager_t *m) { return m->pid > 0 && waitpid(m->pid, NULL, WNOHANG) == 0; }
 
 int th_manager_stop(th_manager_t *m) {
   if (m->pid <= 0)
@@ -119,8 +117,7 @@ static int write_file(const char *path, const void *data, size_t size) {
   return w == size ? 0 : -1;
 }
 
-int th_write_driver(const char *dir, const char *name, const char *bind_source,
-                    const char *extra) {
+int th_write_driver(const char *dir, const char *name, const char *bind_source, const char *extra) {
   char path[1200];
   snprintf(path, sizeof path, "%s/%s/meta/bind", dir, name);
   char cmd[1300];
@@ -152,7 +149,10 @@ int th_write_driver(const char *dir, const char *name, const char *bind_source,
   snprintf(path, sizeof path, "%s/%s/meta/%s.json", dir, name, name);
   rc |= write_file(path, json, strlen(json));
   snprintf(path, sizeof path, "%s/%s/driver/%s.so", dir, name, name);
-  rc |= write_file(path, "\x7f" "ELF placeholder", 16);
+  rc |= write_file(path,
+                   "\x7f"
+                   "ELF placeholder",
+                   16);
   return rc;
 }
 
@@ -298,9 +298,8 @@ static int issue(th_manager_t *m, const char *name, const char *role, char *dir,
   dfnet_pki_role_t r;
   if (dfnet_pki_role_parse(role, &r) != DFNET_STATUS_OK)
     return -1;
-  return dfnet_pki_issue_to_dir(m->state_dir, r, name, dir, NULL, 0, 30) == DFNET_STATUS_OK
-             ? 0
-             : -1;
+  return dfnet_pki_issue_to_dir(m->state_dir, r, name, dir, NULL, 0, 30) == DFNET_STATUS_OK ? 0
+                                                                                            : -1;
 }
 
 void th_close(testhost_t *h) {
@@ -340,7 +339,8 @@ testhost_t *th_connect(th_manager_t *m, const char *name, const char *role,
       .ca_file = ca,
       .backoff_initial_ms = 200,
       .backoff_max_ms = 60000,
-      .callbacks = {.on_session_open = on_open, .on_envelope = on_envelope,
+      .callbacks = {.on_session_open = on_open,
+                    .on_envelope = on_envelope,
                     .on_session_closed = on_closed},
       .user = h,
   };
@@ -364,10 +364,11 @@ testhost_t *th_connect(th_manager_t *m, const char *name, const char *role,
   dfnet_status_t st = th_request(h, req, rep, 10000);
   bool ok = st == DFNET_STATUS_OK && rep->pb.which_msg == dfnet_v1_Envelope_welcome_tag;
   if (status)
-    *status = ok ? DFNET_STATUS_OK
-          : st != DFNET_STATUS_OK ? st
-          : rep->pb.which_msg == dfnet_v1_Envelope_status_tag ? (dfnet_status_t)rep->pb.msg.status.code
-                                                              : DFNET_STATUS_UNKNOWN;
+    *status = ok                      ? DFNET_STATUS_OK
+              : st != DFNET_STATUS_OK ? st
+              : rep->pb.which_msg == dfnet_v1_Envelope_status_tag
+                  ? (dfnet_status_t)rep->pb.msg.status.code
+                  : DFNET_STATUS_UNKNOWN;
   free(req);
   free(rep);
   if (ok)
@@ -457,9 +458,9 @@ static dfnet_status_t status_of(dfnet_status_t st, const dfnet_envelope_t *rep, 
 }
 
 static dfnet_status_t node_add(testhost_t *h, const char *parent, const char *name,
-                               const th_prop_t *props, size_t nprops,
-                               const char *const *offers, const char *class_name,
-                               const char *url, uint64_t dh, char *message) {
+                               const th_prop_t *props, size_t nprops, const char *const *offers,
+                               const char *class_name, const char *url, uint64_t dh,
+                               char *message) {
   dfnet_envelope_t *req = calloc(1, sizeof *req), *rep = calloc(1, sizeof *rep);
   dfnet_status_t st = DFNET_STATUS_INTERNAL;
   if (req == NULL || rep == NULL)
@@ -500,8 +501,8 @@ dfnet_status_t th_node_add(testhost_t *h, const char *parent, const char *name,
 }
 
 dfnet_status_t th_node_add_running(testhost_t *h, const char *parent, const char *name,
-                                   const th_prop_t *props, size_t nprops,
-                                   const char *driver_url, uint64_t driver_host_id) {
+                                   const th_prop_t *props, size_t nprops, const char *driver_url,
+                                   uint64_t driver_host_id) {
   return node_add(h, parent, name, props, nprops, NULL, NULL, driver_url, driver_host_id, NULL);
 }
 
@@ -645,8 +646,8 @@ dfnet_status_t th_list(testhost_t *h, dfnet_envelope_t *req,
   c->user = user;
   dfnet_request_opts_t opts = {
       .deadline_ms = 60000, .streaming = true, .on_reply = on_list_reply, .user = c};
-  dfnet_status_t st = dfnet_transport_request(h->t, th_session(h), req, &opts, DFNET_SEND_WAIT,
-                                              NULL);
+  dfnet_status_t st =
+      dfnet_transport_request(h->t, th_session(h), req, &opts, DFNET_SEND_WAIT, NULL);
   if (st != DFNET_STATUS_OK) {
     free(c);
     return st;

@@ -54,8 +54,7 @@ bool th_manager_alive(th_manager_t *m);
  * meta/bind/<name>.bindbc compiled from `bind_source` (dfnet_bind_compile, the code
  * dfnet-bindc runs), driver/<name>.so (a placeholder: the manager never loads it).
  * Returns 0, or -1 (a compile error is printed). */
-int th_write_driver(const char *dir, const char *name, const char *bind_source,
-                    const char *extra);
+int th_write_driver(const char *dir, const char *name, const char *bind_source, const char *extra);
 
 /* Pack a package directory and compute its digest (lib/package.h). Caller frees *data. */
 int th_pack(const char *pkg_dir, uint8_t **data, size_t *size, uint8_t digest[32]);
@@ -69,11 +68,11 @@ typedef struct testhost testhost_t;
 typedef struct th_event {
   pb_size_t which;
   uint64_t id;
-  char node[512];     /* DriverStart/DriverStop node, NodeRemove moniker, WatchEvent subject */
-  char url[256];      /* DriverStart/DriverStop url, WatchEvent detail */
+  char node[512];          /* DriverStart/DriverStop node, NodeRemove moniker, WatchEvent subject */
+  char url[256];           /* DriverStart/DriverStop url, WatchEvent detail */
   uint64_t driver_host_id; /* DriverStart: requested (0 = new) */
-  int kind;           /* WatchEvent kind */
-  size_t seq;         /* position in the session's record */
+  int kind;                /* WatchEvent kind */
+  size_t seq;              /* position in the session's record */
 } th_event_t;
 
 /* Connect to the manager: issue a certificate for `name` with `role` ("host", "admin",
@@ -81,8 +80,7 @@ typedef struct th_event {
  * "host" (else the client one), send Hello and wait for the answer.
  * Returns the session, or NULL; *status (may be NULL) gets OK for Welcome, else the
  * Status code of the refusal (UNAVAILABLE when no session could be opened). */
-testhost_t *th_connect(th_manager_t *m, const char *name, const char *role,
-                       dfnet_status_t *status);
+testhost_t *th_connect(th_manager_t *m, const char *name, const char *role, dfnet_status_t *status);
 
 /* Close the session and free it (NULL is fine). */
 void th_close(testhost_t *h);
@@ -111,8 +109,8 @@ dfnet_status_t th_node_add(testhost_t *h, const char *parent, const char *name,
 
 /* NodeAdd for reconcile: like th_node_add with driver_url and driver_host_id. */
 dfnet_status_t th_node_add_running(testhost_t *h, const char *parent, const char *name,
-                                   const th_prop_t *props, size_t nprops,
-                                   const char *driver_url, uint64_t driver_host_id);
+                                   const th_prop_t *props, size_t nprops, const char *driver_url,
+                                   uint64_t driver_host_id);
 
 /* NodeRemove{moniker} (answered with Status). */
 dfnet_status_t th_node_remove(testhost_t *h, const char *moniker);

@@ -65,8 +65,8 @@ static void c_closed(void *user, dfnet_session_id_t s, dfnet_status_t reason, co
 }
 
 /* client_add with the first reconnect delay (ms) and its jitter (percent; 0 = 20 %). */
-static dfnet_endpoint_id_t client_add_backoff(client_t *c, uint16_t port,
-                                              const char *subprotocol, const char *who,
+static dfnet_endpoint_id_t client_add_backoff(client_t *c, uint16_t port, const char *subprotocol,
+                                              const char *who,
                                               const dfnet_transport_limits_t *limits,
                                               uint32_t backoff_ms, uint32_t jitter_pct) {
   char url[64], crt[64], key[64];
@@ -128,7 +128,8 @@ typedef struct rec {
   int code;
 } rec_t;
 
-#define REC_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0}
+#define REC_INIT \
+  { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0 }
 
 static void rec_cb(void *user, dfnet_status_t status, const dfnet_envelope_t *reply, bool last) {
   rec_t *r = user;
@@ -240,9 +241,8 @@ static void *pump(void *arg) {
     req_ctx_t *rc = malloc(sizeof(*rc));
     *rc = (req_ctx_t){&a->f, seq, n};
     dfnet_request_opts_t o = {.deadline_ms = 60000, .on_reply = flow_cb, .user = rc};
-    dfnet_status_t st =
-        dfnet_transport_request(a->t, a->session, call_env("/echo", buf, n, seq), &o,
-                                DFNET_SEND_WAIT, NULL);
+    dfnet_status_t st = dfnet_transport_request(a->t, a->session, call_env("/echo", buf, n, seq),
+                                                &o, DFNET_SEND_WAIT, NULL);
     if (st != DFNET_STATUS_OK) {
       free(rc);
       pthread_mutex_lock(&a->f.mu);
@@ -548,8 +548,8 @@ static void test_threads_share_one_session(void **state) {
 typedef struct talker {
   dfnet_transport_t *t;
   dfnet_session_id_t session;
-  atomic_uint got;       /* envelopes the client received */
-  atomic_uint bad;       /* ... not as expected */
+  atomic_uint got; /* envelopes the client received */
+  atomic_uint bad; /* ... not as expected */
 } talker_t;
 
 static void talker_timer(void *user) {
@@ -583,13 +583,14 @@ static void talker_open(void *user, const dfnet_session_info_t *info) {
                    DFNET_STATUS_OK);
 }
 
-static void listener_envelope(void *user, dfnet_session_id_t session,
-                              const dfnet_envelope_t *env) {
+static void listener_envelope(void *user, dfnet_session_id_t session, const dfnet_envelope_t *env) {
   talker_t *tk = user;
   (void)session;
   unsigned n = tk->got;
   bool ok = env->pb.which_msg == dfnet_v1_Envelope_call_tag && env->pb.msg.call.credit == n &&
-            env->bulk.size == (n == 1 ? 20000u : n == 3 ? 0u : n);
+            env->bulk.size == (n == 1   ? 20000u
+                               : n == 3 ? 0u
+                                        : n);
   if (!ok)
     tk->bad++;
   tk->got++;
@@ -648,9 +649,9 @@ static void test_oversized_then_carries_on(void **state) {
   static uint8_t big[200 * 1024];
   rec_t r = REC_INIT;
   dfnet_request_opts_t o = {.deadline_ms = 10000, .on_reply = rec_cb, .user = &r};
-  assert_int_equal(dfnet_transport_request(c.t, s, call_env("/echo", big, sizeof(big), 1), &o, 0,
-                                           NULL),
-                   DFNET_STATUS_OK);
+  assert_int_equal(
+      dfnet_transport_request(c.t, s, call_env("/echo", big, sizeof(big), 1), &o, 0, NULL),
+      DFNET_STATUS_OK);
   assert_true(rec_wait_lasts(&r, 1, 10000));
   assert_int_equal(r.status, DFNET_STATUS_OK);
   assert_int_equal(r.which, dfnet_v1_Envelope_status_tag);
@@ -693,8 +694,8 @@ static void test_deadline_stream_cancel(void **state) {
 
   /* streamed replies: five, then the last */
   rec_t st = REC_INIT;
-  dfnet_request_opts_t so = {.deadline_ms = 5000, .streaming = true, .on_reply = rec_cb,
-                             .user = &st};
+  dfnet_request_opts_t so = {
+      .deadline_ms = 5000, .streaming = true, .on_reply = rec_cb, .user = &st};
   assert_int_equal(dfnet_transport_request(c.t, s, call_env("/stream", NULL, 0, 2), &so, 0, NULL),
                    DFNET_STATUS_OK);
   assert_true(rec_wait_lasts(&st, 1, 5000));
@@ -721,9 +722,9 @@ static void test_deadline_stream_cancel(void **state) {
   /* a request that fails at once never calls back */
   rec_t bad = REC_INIT;
   dfnet_request_opts_t bo = {.on_reply = rec_cb, .user = &bad};
-  assert_int_equal(dfnet_transport_request(c.t, s + 100, call_env("/echo", NULL, 0, 4), &bo, 0,
-                                           NULL),
-                   DFNET_STATUS_NOT_FOUND);
+  assert_int_equal(
+      dfnet_transport_request(c.t, s + 100, call_env("/echo", NULL, 0, 4), &bo, 0, NULL),
+      DFNET_STATUS_NOT_FOUND);
   sleep_ms(50);
   assert_int_equal(bad.calls, 0);
 
@@ -784,9 +785,9 @@ static void test_server_killed_then_back(void **state) {
   for (int i = 0; i < CALLS; i++) {
     r[i] = (rec_t)REC_INIT;
     dfnet_request_opts_t o = {.on_reply = rec_cb, .user = &r[i]};
-    assert_int_equal(dfnet_transport_request(c.t, s, call_env("/silent", NULL, 0, (uint32_t)i), &o,
-                                             0, NULL),
-                     DFNET_STATUS_OK);
+    assert_int_equal(
+        dfnet_transport_request(c.t, s, call_env("/silent", NULL, 0, (uint32_t)i), &o, 0, NULL),
+        DFNET_STATUS_OK);
   }
   sleep_ms(100);
   reap(&ch);
@@ -943,10 +944,11 @@ static bool log_wait(const char *needle, unsigned count, unsigned ms) {
   return log_count(needle) >= count;
 }
 
-static const char upgrade_req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: "
-                                  "dfnet.client.v1\r\n\r\n";
+static const char upgrade_req[] =
+    "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: "
+    "dfnet.client.v1\r\n\r\n";
 
 /* Send the upgrade over TLS; true if the server answered 101. */
 static bool tls_upgrade(fixture_tls_t *tls) {
@@ -964,7 +966,8 @@ static void refused_client(uint16_t port, const char *sub, const char *who) {
   client_t c;
   client_init(&c, port, sub, who, NULL);
   dfnet_session_id_t s;
-  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 700, &s), DFNET_STATUS_DEADLINE_EXCEEDED);
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 700, &s),
+                   DFNET_STATUS_DEADLINE_EXCEEDED);
   assert_int_equal(c.opened, 0);
   dfnet_transport_destroy(c.t);
 }
@@ -977,8 +980,8 @@ static void test_refusals(void **state) {
   int err = 0;
 
   /* control: a raw TLS 1.2 client with a valid certificate gets its upgrade */
-  fixture_tls_t *ok = fixture_tls_connect(es.port, path("ca.crt"), path("viewer.crt"),
-                                          path("viewer.key"), 3, &err);
+  fixture_tls_t *ok =
+      fixture_tls_connect(es.port, path("ca.crt"), path("viewer.crt"), path("viewer.key"), 3, &err);
   assert_non_null(ok);
   assert_true(tls_upgrade(ok));
   fixture_tls_close(ok);
@@ -1002,8 +1005,8 @@ static void test_refusals(void **state) {
   /* plaintext websocket upgrade on the TLS port */
   unsigned before = log_count("TLS handshake failed");
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(es.port),
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in sa = {
+      .sin_family = AF_INET, .sin_port = htons(es.port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
   assert_int_equal(write(fd, upgrade_req, strlen(upgrade_req)), (ssize_t)strlen(upgrade_req));
   char resp[256] = "";
@@ -1056,7 +1059,8 @@ static void test_client_refuses_wrong_server(void **state) {
   assert_int_equal(dfnet_transport_connect(c.t, &cfg, &c.ep), DFNET_STATUS_OK);
   assert_int_equal(dfnet_transport_start(c.t), DFNET_STATUS_OK);
   dfnet_session_id_t s;
-  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 700, &s), DFNET_STATUS_DEADLINE_EXCEEDED);
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 700, &s),
+                   DFNET_STATUS_DEADLINE_EXCEEDED);
   assert_int_equal(c.opened, 0);
   dfnet_transport_destroy(c.t);
   echo_server_stop(&es);
@@ -1132,9 +1136,9 @@ static void test_reconnect_resumes_tls_session(void **state) {
   for (unsigned round = 2; round <= ROUNDS + 1; round++) {
     dfnet_session_id_t s;
     /* the server drops the connection; the client reconnects (after its backoff) */
-    assert_int_equal(dfnet_transport_session_close(es.t, es.last_session,
-                                                   DFNET_STATUS_UNAVAILABLE, "again"),
-                     DFNET_STATUS_OK);
+    assert_int_equal(
+        dfnet_transport_session_close(es.t, es.last_session, DFNET_STATUS_UNAVAILABLE, "again"),
+        DFNET_STATUS_OK);
     wait_opened(&c, round);
     assert_int_equal(c.resumed, round - 1);
     for (int i = 0; i < 200 && es.sessions_opened < round; i++)
@@ -1160,8 +1164,8 @@ static void test_reconnect_resumes_tls_session(void **state) {
   echo_server_stop(&es);
 }
 
-/* dfnet_transport_watch_fd and set_turn_end: each byte written to a pipe from this thread is read by the
- * watch function, on the service thread; the caller's fd stays open after destroy. */
+/* dfnet_transport_watch_fd and set_turn_end: each byte written to a pipe from this thread is read
+ * by the watch function, on the service thread; the caller's fd stays open after destroy. */
 typedef struct watch_probe {
   dfnet_transport_t *t;
   int fd;
@@ -1209,8 +1213,7 @@ static void test_watch_fd(void **state) {
                    DFNET_STATUS_INVALID_ARGUMENT);
   assert_int_equal(dfnet_transport_set_turn_end(w.t, on_turn_end, &w), DFNET_STATUS_OK);
   assert_int_equal(dfnet_transport_start(w.t), DFNET_STATUS_OK);
-  assert_int_equal(dfnet_transport_set_turn_end(w.t, NULL, NULL),
-                   DFNET_STATUS_FAILED_PRECONDITION);
+  assert_int_equal(dfnet_transport_set_turn_end(w.t, NULL, NULL), DFNET_STATUS_FAILED_PRECONDITION);
   /* from another thread while the loop runs: refused */
   assert_int_equal(dfnet_transport_watch_fd(w.t, p[0], on_watched, &w),
                    DFNET_STATUS_FAILED_PRECONDITION);

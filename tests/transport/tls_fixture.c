@@ -85,9 +85,8 @@ static int make(const char *dir, const char *base, const char *subject, mbedtls_
   mbedtls_x509write_crt_set_basic_constraints(&crt, ca, ca ? 0 : -1);
   if (san) {
     /* SEQUENCE { [2] "localhost", [7] 127.0.0.1 } */
-    static const unsigned char der[] = {0x30, 0x11, 0x82, 0x09, 'l',  'o',  'c',  'a', 'l',
-                                        'h',  'o',  's',  't',  0x87, 0x04, 0x7f, 0x00, 0x00,
-                                        0x01};
+    static const unsigned char der[] = {0x30, 0x11, 0x82, 0x09, 'l',  'o',  'c',  'a',  'l', 'h',
+                                        'o',  's',  't',  0x87, 0x04, 0x7f, 0x00, 0x00, 0x01};
     mbedtls_x509write_crt_set_extension(&crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
                                         MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, der,
                                         sizeof(der));
@@ -117,8 +116,7 @@ int fixture_make_certs(const char *dir) {
   mbedtls_pk_context ca, other, k;
   int rc = 0;
   rc |= make(dir, "ca", "CN=dfnet test CA,O=dfnet", &ca, NULL, NULL, true, from, to, false);
-  rc |= make(dir, "other-ca", "CN=other CA,O=elsewhere", &other, NULL, NULL, true, from, to,
-             false);
+  rc |= make(dir, "other-ca", "CN=other CA,O=elsewhere", &other, NULL, NULL, true, from, to, false);
   struct {
     const char *base, *subject;
     bool other;
@@ -136,8 +134,7 @@ int fixture_make_certs(const char *dir) {
   for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
     rc |= make(dir, leaves[i].base, leaves[i].subject, &k,
                leaves[i].other ? "CN=other CA,O=elsewhere" : "CN=dfnet test CA,O=dfnet",
-               leaves[i].other ? &other : &ca, false, leaves[i].from, leaves[i].to,
-               leaves[i].san);
+               leaves[i].other ? &other : &ca, false, leaves[i].from, leaves[i].to, leaves[i].san);
     mbedtls_pk_free(&k);
   }
   mbedtls_pk_free(&ca);
@@ -198,8 +195,8 @@ void fixture_tls_close(fixture_tls_t *c) {
   free(c);
 }
 
-fixture_tls_t *fixture_tls_connect(uint16_t port, const char *ca, const char *cert,
-                                   const char *key, int tls_minor, int *hs_err) {
+fixture_tls_t *fixture_tls_connect(uint16_t port, const char *ca, const char *cert, const char *key,
+                                   int tls_minor, int *hs_err) {
   if (rng_init() != 0)
     return NULL;
   fixture_tls_t *c = calloc(1, sizeof(*c));

@@ -31,10 +31,10 @@ const char *fixture_path(char *buf, size_t cap, const char *dir, const char *nam
  * certificate). tls_minor: 1 (TLS 1.0), 2 (1.1), 3 (1.2). Returns a handle, or NULL when
  * the TCP connection or the handshake failed (*hs_err gets the mbedTLS error, 0 if TCP). */
 typedef struct fixture_tls fixture_tls_t;
-fixture_tls_t *fixture_tls_connect(uint16_t port, const char *ca, const char *cert,
-                                   const char *key, int tls_minor, int *hs_err);
-int fixture_tls_write(fixture_tls_t *c, const void *buf, size_t len);   /* all or -1 */
-int fixture_tls_read(fixture_tls_t *c, void *buf, size_t cap);          /* >0, 0 eof, -1 */
+fixture_tls_t *fixture_tls_connect(uint16_t port, const char *ca, const char *cert, const char *key,
+                                   int tls_minor, int *hs_err);
+int fixture_tls_write(fixture_tls_t *c, const void *buf, size_t len); /* all or -1 */
+int fixture_tls_read(fixture_tls_t *c, void *buf, size_t cap);        /* >0, 0 eof, -1 */
 void fixture_tls_close(fixture_tls_t *c);
 
 /* Read whole file into a malloc'd NUL-terminated string (NULL on error). */
