@@ -272,20 +272,6 @@ int dh__call_expire(dh_host_t *host) {
 
 /* ---- the link thread's side ------------------------------------------------------------- */
 
-static dfnet_driver_t *find_live_driver(dh_host_t *host, const char *moniker,
-                                        dh_driver_state_t *state) {
-  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
-    if (strcmp(d->moniker, moniker) != 0)
-      continue;
-    pthread_mutex_lock(&d->mu);
-    *state = d->state;
-    pthread_mutex_unlock(&d->mu);
-    if (*state != DH_DRIVER_STOPPED)
-      return d;
-  }
-  return NULL;
-}
-
 static void task_call(void *arg) {
   struct dfnet_call *call = arg;
   dfnet_driver_t *drv = call->driver;
@@ -327,7 +313,7 @@ static void task_call(void *arg) {
 void dh__call_handle(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m, dfnet_bytes_t payload) {
   char msg[700];
   dh_driver_state_t state = DH_DRIVER_STOPPED;
-  dfnet_driver_t *drv = find_live_driver(host, m->target, &state);
+  dfnet_driver_t *drv = dh__driver_find_live(host, m->target, &state);
   if (drv == NULL || state == DH_DRIVER_STOPPING) {
     snprintf(msg, sizeof msg,
              drv == NULL ? "no driver on node %s in this driver host"

@@ -277,15 +277,10 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
     snprintf(msg, sizeof msg, "DriverStart needs a node and a binary");
     goto refused;
   }
-  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
-    pthread_mutex_lock(&d->mu);
-    bool live = d->state != DH_DRIVER_STOPPED && strcmp(d->moniker, m->node) == 0;
-    pthread_mutex_unlock(&d->mu);
-    if (live) {
-      st = DFNET_STATUS_ALREADY_EXISTS;
-      snprintf(msg, sizeof msg, "node %s already has a driver in this driver host", m->node);
-      goto refused;
-    }
+  if (dh__driver_find_live(host, m->node, NULL) != NULL) {
+    st = DFNET_STATUS_ALREADY_EXISTS;
+    snprintf(msg, sizeof msg, "node %s already has a driver in this driver host", m->node);
+    goto refused;
   }
   if (m->local_path[0] != '\0' && m->binary[0] != '/')
     snprintf(path, sizeof path, "%s/%s", m->local_path, m->binary);
@@ -374,6 +369,23 @@ void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id) {
   /* Fails only when start failed and the final task is already queued. */
   (void)dh__dispatcher_post(&drv->dispatcher, 0, task_prepare_stop, NULL, drv, false);
   dh__call_end_all(drv, DFNET_STATUS_UNAVAILABLE, "driver stopping");
+}
+
+dfnet_driver_t *dh__driver_find_live(dh_host_t *host, const char *moniker,
+                                     dh_driver_state_t *state) {
+  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
+    if (strcmp(d->moniker, moniker) != 0)
+      continue;
+    pthread_mutex_lock(&d->mu);
+    dh_driver_state_t s = d->state;
+    pthread_mutex_unlock(&d->mu);
+    if (s != DH_DRIVER_STOPPED) {
+      if (state != NULL)
+        *state = s;
+      return d;
+    }
+  }
+  return NULL;
 }
 
 void dh__driver_reap(dfnet_driver_t *drv) {

@@ -274,15 +274,9 @@ static void reap_stopped(dh_host_t *host) {
   }
 }
 
-static dfnet_driver_t *find_driver(dh_host_t *host, const char *moniker) {
-  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next)
-    if (strcmp(d->moniker, moniker) == 0)
-      return d;
-  return NULL;
-}
-
 static void handle_driver_stop(dh_host_t *host, uint64_t id, const dfnet_v1_DriverStop *m) {
-  dfnet_driver_t *drv = find_driver(host, m->node);
+  /* A driver that has stopped but is not reaped yet is gone too: NOT_FOUND, as after. */
+  dfnet_driver_t *drv = dh__driver_find_live(host, m->node, NULL);
   if (drv == NULL) {
     char msg[600];
     snprintf(msg, sizeof msg, "no driver on node %s in this driver host", m->node);

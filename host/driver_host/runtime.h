@@ -169,6 +169,12 @@ void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id);
 /* Join a stopped driver's thread, unload it, free it (link thread). */
 void dh__driver_reap(dfnet_driver_t *drv);
 
+/* The driver on node `moniker` that has not stopped yet, or NULL: a stopped driver waits
+ * in the list until the link thread reaps it, and counts as gone. *state (may be NULL) gets
+ * its state (starting, running or stopping). Link thread. */
+dfnet_driver_t *dh__driver_find_live(struct dh_host *host, const char *moniker,
+                                     dh_driver_state_t *state);
+
 /* Route a Status reply to a NodeAdd the driver sent (link thread). */
 void dh__driver_child_status(struct dh_host *host, uint64_t id, dfnet_status_t code,
                              const char *message);
