@@ -18,23 +18,42 @@ DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
  * top level itself (id, the one member, bulk) instead of iterating nanopb's descriptor of
  * 36 fields, which cost about half of each encode/decode; inside a member nanopb does the
  * work. Field numbers come from the generated header, so this table cannot drift. */
-#define DFNET_ENVELOPE_MEMBERS(X)                                                                  \
-  X(status, Status)                                                                                \
-  X(hello, Hello) X(welcome, Welcome) X(node_add, NodeAdd) X(node_remove, NodeRemove)              \
-      X(node_update, NodeUpdate) X(driver_start, DriverStart) X(driver_stop, DriverStop)           \
-          X(driver_status, DriverStatus) X(driver_host_exit, DriverHostExit)                       \
-              X(package_fetch, PackageFetch) X(package_chunk, PackageChunk) X(                     \
-                  package_upload, PackageUpload) X(call, Call) X(reply, Reply) X(cancel, Cancel)   \
-                  X(stream_credit, StreamCredit) X(list_hosts, ListHosts) X(host_info, HostInfo)   \
-                      X(list_nodes, ListNodes) X(node_info, NodeInfo) X(list_drivers, ListDrivers) \
-                          X(driver_info, DriverInfo) X(list_composites, ListComposites)            \
-                              X(composite_info, CompositeInfo)                                     \
-                                  X(add_composite_node_spec, AddCompositeNodeSpec)                 \
-                                      X(driver_control, DriverControl)                             \
-                                          X(driver_control_result, DriverControlResult)            \
-                                              X(request_bind, RequestBind) X(bind_why, BindWhy)    \
-                                                  X(bind_trace, BindTrace) X(watch, Watch)         \
-                                                      X(watch_event, WatchEvent)
+/* clang-format off: clang-format 14 does not keep one X() per line */
+#define DFNET_ENVELOPE_MEMBERS(X)                  \
+  X(status, Status)                                \
+  X(hello, Hello)                                  \
+  X(welcome, Welcome)                              \
+  X(node_add, NodeAdd)                             \
+  X(node_remove, NodeRemove)                       \
+  X(node_update, NodeUpdate)                       \
+  X(driver_start, DriverStart)                     \
+  X(driver_stop, DriverStop)                       \
+  X(driver_status, DriverStatus)                   \
+  X(driver_host_exit, DriverHostExit)              \
+  X(package_fetch, PackageFetch)                   \
+  X(package_chunk, PackageChunk)                   \
+  X(package_upload, PackageUpload)                 \
+  X(call, Call)                                    \
+  X(reply, Reply)                                  \
+  X(cancel, Cancel)                                \
+  X(stream_credit, StreamCredit)                   \
+  X(list_hosts, ListHosts)                         \
+  X(host_info, HostInfo)                           \
+  X(list_nodes, ListNodes)                         \
+  X(node_info, NodeInfo)                           \
+  X(list_drivers, ListDrivers)                     \
+  X(driver_info, DriverInfo)                       \
+  X(list_composites, ListComposites)               \
+  X(composite_info, CompositeInfo)                 \
+  X(add_composite_node_spec, AddCompositeNodeSpec) \
+  X(driver_control, DriverControl)                 \
+  X(driver_control_result, DriverControlResult)    \
+  X(request_bind, RequestBind)                     \
+  X(bind_why, BindWhy)                             \
+  X(bind_trace, BindTrace)                         \
+  X(watch, Watch)                                  \
+  X(watch_event, WatchEvent)
+/* clang-format on */
 
 enum { ENVELOPE_ID_TAG = dfnet_v1_Envelope_id_tag, ENVELOPE_BULK_TAG = dfnet_v1_Envelope_bulk_tag };
 
