@@ -1905,11 +1905,16 @@ static int write_queue(session_t *s, struct lws *wsi, size_t budget) {
 /* Service thread: the socket can take more. Returns -1 to close the connection. */
 static int on_writable(session_t *s, struct lws *wsi) {
   dfnet_transport_t *t = s->t;
-  static uint8_t ping_buf[LWS_PRE + 4];
 
   if (s->ping_due && s->cur_off == 0) {
+    /* A ping carries 8 bytes (the send time): lws 4.1's server drops an empty pong before
+     * the callback (roles/ws/ops-ws.c), so a peer answering an empty ping, as RFC 6455
+     * §5.5.3 says, would look silent and be closed after 3 intervals. The pong echoes them. */
+    uint8_t ping[LWS_PRE + 8];
+    uint64_t now = dfnet_transport_now_ms();
+    memcpy(ping + LWS_PRE, &now, sizeof now);
     s->ping_due = false;
-    if (lws_write(wsi, ping_buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+    if (lws_write(wsi, ping + LWS_PRE, sizeof now, LWS_WRITE_PING) < 0)
       return -1;
   }
   int more = write_queue(s, wsi, s->ep->limits.fragment_bytes);

@@ -844,6 +844,32 @@ static void test_keepalive_closes_silent_peer(void **state) {
   reap(&ch);
 }
 
+/* Regression: an idle session stays up. Both ends ping after 100 ms of silence and close
+ * after 300 ms; 25 intervals with no traffic but pings and pongs (lws answers a ping with
+ * an empty pong) must close nothing and reconnect nothing. */
+static void test_keepalive_idle_session_stays_up(void **state) {
+  (void)state;
+  child_t ch = spawn_server(0, 100);
+  client_t c;
+  dfnet_transport_limits_t lim = {.keepalive_ms = 100};
+  client_init(&c, ch.port, DFNET_SUBPROTOCOL_HOST, "host", &lim);
+  dfnet_session_id_t s;
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 10000, &s), DFNET_STATUS_OK);
+  sleep_ms(2500);
+  assert_int_equal(c.closed, 0);
+  assert_int_equal(c.opened, 1);
+  /* and the server kept it too: a request still goes through on the same session */
+  rec_t r = REC_INIT;
+  dfnet_request_opts_t o = {.on_reply = rec_cb, .user = &r, .deadline_ms = 5000};
+  assert_int_equal(dfnet_transport_request(c.t, s, call_env("/echo", NULL, 0, 1), &o, 0, NULL),
+                   DFNET_STATUS_OK);
+  assert_true(rec_wait_lasts(&r, 1, 10000));
+  assert_int_equal(r.status, DFNET_STATUS_OK);
+  assert_int_equal(c.closed, 0);
+  dfnet_transport_destroy(c.t);
+  reap(&ch);
+}
+
 static void test_slow_reader_bounded(void **state) {
   (void)state;
   child_t ch = spawn_server(0, 60000);
@@ -1260,6 +1286,7 @@ int main(void) {
       cmocka_unit_test(test_oversized_then_carries_on),
       cmocka_unit_test(test_server_killed_then_back),
       cmocka_unit_test(test_keepalive_closes_silent_peer),
+      cmocka_unit_test(test_keepalive_idle_session_stays_up),
       cmocka_unit_test(test_slow_reader_bounded),
       cmocka_unit_test(test_echo_10000_one_connection),
       cmocka_unit_test(test_echo_several_connections),
