@@ -22,7 +22,10 @@ void topology__init(topology_t *t) {
   t->next_id = 1;
 }
 
-static void node_free(topology_node_t *n) {
+/* Free a node; its class number is free again (the moniker keeps its reservation). */
+static void node_free(topology_t *t, topology_node_t *n) {
+  if (n->class_name != NULL)
+    class_paths__release(t->classes, n->class_name, (uint32_t)n->class_index);
   free(n->moniker);
   free(n->children);
   free(n->props);
@@ -36,14 +39,9 @@ void topology__destroy(topology_t *t) {
   topology_node_t *n, *tmp;
   HASH_ITER(hh, t->by_moniker, n, tmp) {
     HASH_DEL(t->by_moniker, n);
-    node_free(n);
+    node_free(t, n);
   }
-  topology_class_t *c, *ctmp;
-  HASH_ITER(hh, t->classes, c, ctmp) {
-    HASH_DEL(t->classes, c);
-    free(c->name);
-    free(c);
-  }
+  class_paths__destroy(&t->classes);
   t->count = 0;
 }
 
@@ -273,20 +271,19 @@ static dfnet_status_t assign_class(topology_t *t, topology_node_t *n, const char
       return DFNET_STATUS_INVALID_ARGUMENT;
     }
   }
-  topology_class_t *c = NULL;
-  HASH_FIND_STR(t->classes, class_name, c);
-  if (c == NULL) {
-    c = calloc(1, sizeof *c);
-    if (c == NULL || (c->name = strdup(class_name)) == NULL) {
-      free(c);
-      return DFNET_STATUS_RESOURCE_EXHAUSTED;
-    }
-    HASH_ADD_KEYPTR(hh, t->classes, c->name, strlen(c->name), c);
-  }
-  n->class_name = strdup(class_name);
-  if (n->class_name == NULL)
+  char *name = strdup(class_name);
+  if (name == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  n->class_index = (int32_t)c->next++;
+  uint32_t number;
+  dfnet_status_t st = class_paths__assign(&t->classes, name, n->moniker, n, &number);
+  if (st != DFNET_STATUS_OK) {
+    free(name);
+    snprintf(err, err_size, "no class path for %s in class %s: %s", n->moniker, class_name,
+             dfnet_status_str(st));
+    return st;
+  }
+  n->class_name = name;
+  n->class_index = (int32_t)number;
   return DFNET_STATUS_OK;
 }
 
@@ -363,7 +360,7 @@ dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
   if (st != DFNET_STATUS_OK) {
     if (st == DFNET_STATUS_RESOURCE_EXHAUSTED)
       snprintf(err, err_size, "out of memory");
-    node_free(n);
+    node_free(t, n);
     return st;
   }
   HASH_ADD_KEYPTR(hh, t->by_moniker, n->moniker, strlen(n->moniker), n);
@@ -399,7 +396,7 @@ dfnet_status_t topology__add_composite(topology_t *t, topology_node_t *const *pa
   if (added < parent_count) {
     for (size_t i = 0; i < added; i++)
       remove_child(parents[i], n);
-    node_free(n);
+    node_free(t, n);
     snprintf(err, err_size, "out of memory");
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
@@ -442,7 +439,7 @@ void topology__remove(topology_t *t, topology_node_t *n) {
   }
   HASH_DEL(t->by_moniker, n);
   t->count--;
-  node_free(n);
+  node_free(t, n);
 }
 
 void topology__set_unbound(topology_node_t *n, dfnet_status_t code, const char *msg) {
@@ -471,16 +468,9 @@ topology_node_t *topology__find_class_path(const topology_t *t, const char *path
     return NULL;
   char *end;
   long idx = strtol(slash + 1, &end, 10);
-  if (end == slash + 1 || *end != '\0' || idx < 0)
+  if (end == slash + 1 || *end != '\0' || idx < 0 || idx > CLASS_PATHS_NUMBER_MAX)
     return NULL;
-  topology_node_t *n, *tmp;
-  HASH_ITER(hh, t->by_moniker, n, tmp) {
-    if (n->class_name != NULL && n->class_index == idx &&
-        strlen(n->class_name) == (size_t)(slash - cls) &&
-        strncmp(n->class_name, cls, (size_t)(slash - cls)) == 0)
-      return n;
-  }
-  return NULL;
+  return class_paths__find(t->classes, cls, (size_t)(slash - cls), (uint32_t)idx);
 }
 
 const char *topology__prop_key_name(const topology_prop_t *p, char *buf, size_t buf_size) {

@@ -6,8 +6,8 @@
  * child of each. Properties (at most TOPOLOGY_PROPS_MAX from the wire, one value per key)
  * are kept in one allocation per node, with the properties derived from the parent's
  * offers appended ("<service>" = "<service>.ZirconTransport", docs/spec/dfv2.md "Nodes").
- * A node with a class name gets the class path class/<class>/<NNN>, numbered from 000 per
- * class in order of appearance and never reused while the manager runs.
+ * A node with a class name gets the class path class/<class>/<NNN> (class_paths.h): the
+ * number a moniker had before when it comes back, else the lowest free one.
  *
  * All of it lives on the manager's one event-loop thread (docs/style.md 7): pointers between
  * nodes are valid within a loop turn; anything kept across turns (a pending DriverStart,
@@ -25,6 +25,7 @@
 #include "dfnet/bind.h"
 #include "dfnet/status.h"
 #include "dfnet/v1/node.pb.h"
+#include "manager/class_paths.h"
 
 #define TOPOLOGY_PROPS_MAX 64 /* properties a node may be given */
 #define TOPOLOGY_OFFERS_MAX 16
@@ -71,15 +72,9 @@ struct topology_node {
   uint8_t restart_attempt;     /* backoff exponent */
 };
 
-typedef struct topology_class {
-  UT_hash_handle hh;
-  char *name;
-  uint32_t next; /* next instance number */
-} topology_class_t;
-
 typedef struct topology {
   topology_node_t *by_moniker; /* uthash head */
-  topology_class_t *classes;
+  class_paths_t *classes;      /* class numbers and their reservations */
   uint64_t next_id;
   size_t count;
 } topology_t;
@@ -152,7 +147,7 @@ void topology__set_unbound(topology_node_t *n, dfnet_status_t code, const char *
 /* "class/<class>/<NNN>" into out, or "" when the node has no class. */
 void topology__class_path(const topology_node_t *n, char *out, size_t out_size);
 
-/* Find a node by class path "class/<class>/<NNN>" (linear in nodes of the class). */
+/* Find a node by class path "class/<class>/<NNN>" (O(1)), or NULL. */
 topology_node_t *topology__find_class_path(const topology_t *t, const char *path);
 
 /* A property's key as text: the string key, or the deprecated integer key's name

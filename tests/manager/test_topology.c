@@ -141,6 +141,78 @@ static void test_class_paths(void **state) {
   topology__destroy(&t);
 }
 
+static topology_node_t *add_class(topology_t *t, topology_node_t *parent, const char *name,
+                                  const char *class_name) {
+  topology_add_args_t a = {.name = name, .class_name = class_name, .host_id = 1};
+  topology_node_t *n = NULL;
+  char err[256];
+  dfnet_status_t st = topology__add(t, parent, &a, &n, err, sizeof err);
+  if (st != DFNET_STATUS_OK)
+    fail_msg("add %s: %s: %s", name, dfnet_status_str(st), err);
+  return n;
+}
+
+static void assert_class_path(const topology_node_t *n, const char *want) {
+  char path[64];
+  topology__class_path(n, path, sizeof path);
+  assert_string_equal(path, want);
+}
+
+/* Class numbers are stable per moniker (udev-style persistent names): a node that goes and
+ * comes back (agent restart, host reconnect, replug) gets its number back, even when other
+ * nodes of the class came and went meanwhile; a new moniker takes the lowest number no live
+ * node holds and no other moniker reserved. */
+static void test_class_paths_stable_per_moniker(void **state) {
+  (void)state;
+  topology_t t;
+  topology__init(&t);
+  topology_node_t *root = add(&t, NULL, "dev.h", NULL, 0, DFNET_STATUS_OK);
+  topology_node_t *a = add_class(&t, root, "a", "rng");
+  topology_node_t *b = add_class(&t, root, "b", "rng");
+  add_class(&t, root, "s", "serial");
+  assert_class_path(a, "class/rng/000");
+  assert_class_path(b, "class/rng/001");
+  /* a goes: 000 is free but reserved for a; a new moniker takes 002, not 000 */
+  topology__remove(&t, a);
+  topology_node_t *c = add_class(&t, root, "c", "rng");
+  assert_class_path(c, "class/rng/002");
+  /* b and a come back in the other order: each gets its own number */
+  topology__remove(&t, b);
+  assert_null(topology__find_class_path(&t, "class/rng/001"));
+  a = add_class(&t, root, "a", "rng");
+  b = add_class(&t, root, "b", "rng");
+  assert_class_path(a, "class/rng/000");
+  assert_class_path(b, "class/rng/001");
+  assert_ptr_equal(topology__find_class_path(&t, "class/rng/000"), a);
+  assert_ptr_equal(topology__find_class_path(&t, "class/rng/001"), b);
+  assert_ptr_equal(topology__find_class_path(&t, "class/rng/002"), c);
+  /* the same moniker in another class is a separate number */
+  topology__remove(&t, a);
+  a = add_class(&t, root, "a", "serial");
+  assert_class_path(a, "class/serial/001");
+  assert_null(topology__find_class_path(&t, "class/rng/000"));
+  topology__destroy(&t);
+}
+
+/* Reservations are bounded per class: past CLASS_PATHS_RESERVED_MAX monikers that came and
+ * went, the oldest reservation is forgotten and its number taken by the next new moniker. */
+static void test_class_paths_reservations_bounded(void **state) {
+  (void)state;
+  topology_t t;
+  topology__init(&t);
+  topology_node_t *root = add(&t, NULL, "dev.h", NULL, 0, DFNET_STATUS_OK);
+  for (int i = 0; i < CLASS_PATHS_RESERVED_MAX; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "n%d", i);
+    topology__remove(&t, add_class(&t, root, name, "usb-device"));
+  }
+  topology_node_t *late = add_class(&t, root, "late", "usb-device");
+  assert_class_path(late, "class/usb-device/000"); /* n0's, the oldest, was forgotten */
+  topology_node_t *n1 = add_class(&t, root, "n1", "usb-device");
+  assert_class_path(n1, "class/usb-device/001"); /* still reserved */
+  topology__destroy(&t);
+}
+
 static void test_composite_node(void **state) {
   (void)state;
   topology_t t;
@@ -164,8 +236,12 @@ static void test_composite_node(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_names_and_monikers),       cmocka_unit_test(test_property_checks),
-      cmocka_unit_test(test_offer_derived_properties), cmocka_unit_test(test_class_paths),
+      cmocka_unit_test(test_names_and_monikers),
+      cmocka_unit_test(test_property_checks),
+      cmocka_unit_test(test_offer_derived_properties),
+      cmocka_unit_test(test_class_paths),
+      cmocka_unit_test(test_class_paths_stable_per_moniker),
+      cmocka_unit_test(test_class_paths_reservations_bounded),
       cmocka_unit_test(test_composite_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
