@@ -295,7 +295,7 @@ static int listen_and_run(mgr_t *m) {
       .key_file = key,
       .ca_file = ca,
       /* a relay: a turn's calls and replies go out in one write per session */
-      .limits = {.batch_messages = 16},
+      .limits = {.batch_messages = 16, .keepalive_ms = m->cfg.keepalive_ms},
       .callbacks = {.on_session_open = sessions__on_open,
                     .on_envelope = sessions__on_envelope,
                     .on_session_closed = sessions__on_closed},
@@ -333,13 +333,14 @@ static int cmd_run(int argc, char **argv) {
   static mgr_t mgr;
   mgr_t *m = &mgr;
   const char *listen = "127.0.0.1:7443", *state_dir = NULL, *drivers = NULL, *level = NULL;
-  long grace = 30;
+  long grace = 30, keepalive = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT;
   bool stop_drivers = false;
   const opt_t table[] = {
       {"--listen", OPT_STRING, &listen, 0, 0},
       {"--state-dir", OPT_STRING, &state_dir, 0, 0},
       {"--drivers", OPT_STRING, &drivers, 0, 0},
       {"--host-grace", OPT_LONG, &grace, 0, 86400},
+      {"--keepalive-ms", OPT_LONG, &keepalive, 50, 600000},
       {"--log-level", OPT_STRING, &level, 0, 0},
       {"--stop-drivers-on-exit", OPT_FLAG, &stop_drivers, 0, 0},
       {NULL, 0, NULL, 0, 0},
@@ -366,6 +367,7 @@ static int cmd_run(int argc, char **argv) {
     default_state_dir(m->cfg.state_dir, sizeof m->cfg.state_dir);
   m->cfg.drivers_dir = drivers;
   m->cfg.host_grace_ms = (uint32_t)grace * 1000u;
+  m->cfg.keepalive_ms = (uint32_t)keepalive;
   m->cfg.stop_drivers_on_exit = stop_drivers;
 
   if (init_state(m->cfg.state_dir, NULL) != DFNET_STATUS_OK) {
@@ -409,8 +411,8 @@ int main(int argc, char **argv) {
   if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
     printf(
         "usage: dfnet-manager [--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR]\n"
-        "                     [--host-grace SECONDS] [--log-level L] "
-        "[--stop-drivers-on-exit]\n"
+        "                     [--host-grace SECONDS] [--keepalive-ms MS] [--log-level L]\n"
+        "                     [--stop-drivers-on-exit]\n"
         "       dfnet-manager init [--state-dir DIR] [--san DNS|IP]...\n"
         "       dfnet-manager issue --role host|admin|operator|viewer --name NAME --out DIR\n"
         "                     [--san DNS|IP]... [--days N] [--state-dir DIR]\n");

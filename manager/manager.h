@@ -123,6 +123,7 @@ typedef struct mgr_config {
   char state_dir[1024];
   const char *drivers_dir; /* NULL = no boot drivers */
   uint32_t host_grace_ms;
+  uint32_t keepalive_ms; /* --keepalive-ms: ping a silent peer, drop it after 3 intervals */
   bool stop_drivers_on_exit;
 } mgr_config_t;
 
@@ -231,7 +232,8 @@ void streams__event(mgr_t *m, dfnet_v1_WatchEvent_Kind kind, const char *subject
 void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListNodes *q);
 void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id);
 void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListDrivers *q);
-void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id);
+void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id,
+                              const dfnet_v1_ListComposites *q);
 void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_BindWhy *q);
 void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
                              dfnet_v1_NodeInfo *out);

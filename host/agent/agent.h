@@ -58,6 +58,7 @@ typedef struct agent_options {
   const char *driver_host; /* NULL: beside this executable */
   const char *log_level;   /* NULL: DFNET_LOG_LEVEL or info */
   uint32_t stop_grace_ms;  /* --stop-grace-ms, default 5000 */
+  uint32_t keepalive_ms;   /* --keepalive-ms: ping after this much silence, drop after 3x */
   bool help;
 } agent_options_t;
 

@@ -464,7 +464,8 @@ static int run_agent(agent_t *a) {
                               .backoff_multiplier = 1.6,
                               .backoff_max_ms = 5000,
                               /* a relay: a turn's replies go out in one write */
-                              .limits = {.batch_messages = 16},
+                              .limits = {.batch_messages = 16,
+                                         .keepalive_ms = a->opt.keepalive_ms},
                               .callbacks = {.on_session_open = agent__on_session_open,
                                             .on_envelope = agent__on_envelope,
                                             .on_session_closed = agent__on_session_closed},

@@ -49,6 +49,8 @@ static const opt_spec_t k_options[] = {
      "driver package cache (default $XDG_CACHE_HOME/dfnet-host or ~/.cache/dfnet-host)"},
     {"--driver-host", OPT_STRING, OFF(driver_host), 0, 0, "PATH",
      "dfnet-driver-host executable (default: beside dfnet-host)"},
+    {"--keepalive-ms", OPT_U32, OFF(keepalive_ms), 50, 600000, "MS",
+     "ping the manager after this much silence; it is lost after 3 (default 10000)"},
     {"--stop-grace-ms", OPT_U32, OFF(stop_grace_ms), 100, 600000, "MS",
      "time a driver host gets to stop its drivers before SIGKILL (default 5000)"},
     {"--log-level", OPT_LOG_LEVEL, OFF(log_level), 0, 0, "LEVEL",
@@ -211,6 +213,7 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
   memset(out, 0, sizeof *out);
   out->sysfs_root = "/sys";
   out->stop_grace_ms = 5000;
+  out->keepalive_ms = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     const char *inline_value = NULL;
