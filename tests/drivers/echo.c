@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "dfnet/driver.h"
 
 typedef struct stream {
@@ -167,6 +169,30 @@ static const dfnet_method_t echo_methods[] = {
     {"RemoveChild", echo_remove_child, false},
 };
 
+static void class_child_added(dfnet_driver_t *driver, void *ctx, const char *name,
+                              dfnet_status_t status, void *arg) {
+  (void)ctx;
+  (void)arg;
+  dfnet_driver_log(driver,
+                   status == DFNET_STATUS_OK ? DFNET_DRIVER_LOG_INFO : DFNET_DRIVER_LOG_WARN,
+                   "class child %s: %s", name, status == DFNET_STATUS_OK ? "added" : "refused");
+}
+
+/* A manifest "config": {"child_class": "C"} makes the driver publish an owned child "out" of
+ * class C when it starts, as a real driver publishes its class entry (virtio-rng's "rng"). */
+static dfnet_status_t publish_class_child(echo_t *e) {
+  cJSON *program = cJSON_Parse(dfnet_driver_program_json(e->driver));
+  const cJSON *config = cJSON_GetObjectItemCaseSensitive(program, "config");
+  const cJSON *cls = cJSON_GetObjectItemCaseSensitive(config, "child_class");
+  dfnet_status_t st = DFNET_STATUS_OK;
+  if (cJSON_IsString(cls)) {
+    dfnet_child_args_t args = {.name = "out", .class_name = cls->valuestring, .owned = true};
+    st = dfnet_driver_add_child(e->driver, &args, class_child_added, NULL);
+  }
+  cJSON_Delete(program);
+  return st;
+}
+
 static dfnet_status_t echo_start(dfnet_driver_t *driver, void *ctx) {
   echo_t *e = ctx;
   e->driver = driver;
@@ -175,8 +201,9 @@ static dfnet_status_t echo_start(dfnet_driver_t *driver, void *ctx) {
     e->trace = t->value_str;
   trace(e, "start");
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_DEBUG, "echo starting");
-  return dfnet_driver_serve(driver, "dfnet.test.Echo", echo_methods,
-                            sizeof echo_methods / sizeof echo_methods[0]);
+  dfnet_status_t st = dfnet_driver_serve(driver, "dfnet.test.Echo", echo_methods,
+                                         sizeof echo_methods / sizeof echo_methods[0]);
+  return st == DFNET_STATUS_OK ? publish_class_child(e) : st;
 }
 
 static void echo_prepare_stop(dfnet_driver_t *driver, void *ctx) {

@@ -42,8 +42,17 @@ int fabric_sh(const char *fmt, ...) {
   return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Start argv[] with stdout and stderr appended to `log`; returns the pid. */
-static pid_t spawn(char *const argv[], const char *log) {
+/* Start argv[] followed by extra[] (NULL-terminated, may be NULL) with stdout and stderr
+ * appended to `log`; returns the pid. */
+static pid_t spawn(char *const argv[], const char *const *extra, const char *log) {
+  char *all[96];
+  size_t n = 0;
+  for (; argv[n] != NULL && n < 64; n++)
+    all[n] = argv[n];
+  for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 95; i++)
+    all[n++] = (char *)extra[i];
+  all[n] = NULL;
+  argv = all;
   pid_t pid = test_child_fork();
   assert_true(pid >= 0);
   if (pid == 0) {
@@ -163,7 +172,7 @@ int fabric_start_manager(fabric_t *f, const char *address, int grace_s) {
                   grace,
                   NULL};
   f->port = 0;
-  f->manager = spawn(argv, f->manager_log);
+  f->manager = spawn(argv, f->manager_extra, f->manager_log);
   uint64_t end = fabric_now_ms() + 10000;
   while (f->port == 0 && fabric_now_ms() < end) {
     char line[512];
@@ -217,7 +226,7 @@ void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {
                   NULL};
   if (a->usb)
     argv[sizeof argv / sizeof argv[0] - 2] = NULL; /* drop --no-usb */
-  a->pid = spawn(a->ns[0] ? argv : argv + 4, a->log);
+  a->pid = spawn(a->ns[0] ? argv : argv + 4, a->extra, a->log);
 }
 
 bool fabric_netns_usable(char *why, size_t size) {

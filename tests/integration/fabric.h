@@ -18,10 +18,11 @@
 
 typedef struct fabric_agent {
   const char *name;
-  char ns[32];        /* network namespace, "" = none (loopback) */
-  char veth_root[16]; /* root-side interface of the veth pair */
-  char addr_root[20]; /* the address this agent reaches the manager at */
-  bool usb;           /* enumerate USB (else --no-usb) */
+  char ns[32];              /* network namespace, "" = none (loopback) */
+  char veth_root[16];       /* root-side interface of the veth pair */
+  char addr_root[20];       /* the address this agent reaches the manager at */
+  bool usb;                 /* enumerate USB (else --no-usb) */
+  const char *const *extra; /* more dfnet-host arguments, NULL-terminated (may be NULL) */
   pid_t pid;
   char log[600];
 } fabric_agent_t;
@@ -32,6 +33,7 @@ typedef struct fabric {
   pid_t manager;
   uint16_t port;
   char manager_log[600];
+  const char *const *manager_extra; /* more dfnet-manager arguments, NULL-terminated */
 } fabric_t;
 
 /* A driver package made from a test driver: `so` is a file of build/tests/drivers/,
