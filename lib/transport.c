@@ -92,6 +92,7 @@ typedef struct session {
   size_t cur_off; /* bytes of q_head already written */
   bool closing;   /* close frame about to go */
   bool kill_reason_set;
+  bool peer_closed_cleanly; /* the peer sent a close frame with 1000 or 1001 */
   dfnet_status_t kill_reason;
   char kill_msg[124];
   uint8_t *rx_buf;
@@ -185,6 +186,9 @@ struct dfnet_transport {
   atomic_bool serviced;
   atomic_bool stop;
   bool destroying;
+  atomic_uint_least64_t shutdown_by; /* dfnet_transport_shutdown: stop by this time, 0 = no */
+  bool shutting_down;                /* service thread: sessions told to close */
+  lws_sorted_usec_list_t shutdown_sul;
 
   endpoint_t *endpoints[MAX_ENDPOINTS];
   size_t n_endpoints;
@@ -523,7 +527,7 @@ static void client_retry_cb(lws_sorted_usec_list_t *sul) {
 }
 
 static void client_schedule_retry(endpoint_t *ep) {
-  if (ep->retry_scheduled || ep->t->destroying)
+  if (ep->retry_scheduled || ep->t->destroying || ep->t->shutting_down)
     return;
   double base = ep->backoff_next_ms;
   double jitter = base * (double)ep->backoff_jitter_pct / 100.0;
@@ -642,6 +646,54 @@ free_endpoint:
   return st;
 }
 
+/* Service thread: the grace of dfnet_transport_shutdown ran out. */
+static void shutdown_expired(lws_sorted_usec_list_t *sul) {
+  dfnet_transport_t *t = lws_container_of(sul, dfnet_transport_t, shutdown_sul);
+  atomic_store(&t->stop, true);
+}
+
+/* Service thread, after each turn once a shutdown was asked: the first time, tell every
+ * session to close and every client endpoint to stop; stop when no session is left. */
+static void shutdown_step(dfnet_transport_t *t) {
+  if (!t->shutting_down) {
+    t->shutting_down = true;
+    for (size_t i = 0; i < t->n_endpoints; i++) {
+      endpoint_t *ep = t->endpoints[i];
+      if (ep->is_client && ep->retry_scheduled) {
+        lws_sul_cancel(&ep->retry_sul);
+        ep->retry_scheduled = false;
+      }
+    }
+    pthread_mutex_lock(&t->mu);
+    size_t n = t->n_sessions;
+    dfnet_session_id_t *ids = n ? calloc(n, sizeof *ids) : NULL;
+    for (size_t i = 0; ids != NULL && i < n; i++)
+      ids[i] = t->sessions[i]->id;
+    pthread_mutex_unlock(&t->mu);
+    for (size_t i = 0; ids != NULL && i < n; i++)
+      (void)dfnet_transport_session_close(t, ids[i], DFNET_STATUS_CANCELLED,
+                                          "transport shutting down");
+    free(ids);
+    uint64_t by = atomic_load(&t->shutdown_by), now = dfnet_transport_now_ms();
+    lws_sul_schedule(t->ctx, 0, &t->shutdown_sul, shutdown_expired,
+                     (lws_usec_t)(by > now ? by - now : 1) * 1000);
+  }
+  pthread_mutex_lock(&t->mu);
+  bool none_left = t->n_sessions == 0;
+  pthread_mutex_unlock(&t->mu);
+  if (none_left)
+    atomic_store(&t->stop, true);
+}
+
+void dfnet_transport_shutdown(dfnet_transport_t *t, uint32_t grace_ms) {
+  if (t == NULL || atomic_load(&t->stop))
+    return;
+  uint64_t expected = 0;
+  uint64_t by = dfnet_transport_now_ms() + (grace_ms ? grace_ms : 1);
+  if (atomic_compare_exchange_strong(&t->shutdown_by, &expected, by))
+    wake(t);
+}
+
 dfnet_status_t dfnet_transport_run(dfnet_transport_t *t) {
   if (t == NULL)
     return DFNET_STATUS_INVALID_ARGUMENT;
@@ -657,6 +709,8 @@ dfnet_status_t dfnet_transport_run(dfnet_transport_t *t) {
       t->turn_end_fn(t->turn_end_user);
     /* what the callbacks of this turn queued, batched per session */
     flush_all(t);
+    if (atomic_load(&t->shutdown_by) != 0)
+      shutdown_step(t);
   }
   atomic_store(&t->serviced, false);
   return DFNET_STATUS_OK;
@@ -693,7 +747,10 @@ static void pending_complete(pending_t *p, dfnet_status_t status) {
 void dfnet_transport_destroy(dfnet_transport_t *t) {
   if (t == NULL)
     return;
-  dfnet_transport_stop(t);
+  if (t->thread_started)
+    dfnet_transport_shutdown(t, DFNET_TRANSPORT_CLOSE_GRACE_MS);
+  else
+    dfnet_transport_stop(t);
   if (t->thread_started) {
     pthread_join(t->thread, NULL);
     t->thread_started = false;
@@ -1560,8 +1617,10 @@ static void session_finalize(session_t *s, const char *lws_reason) {
     n = m->next;
     free(m);
   }
-  DFNET_LOGI(SUB, s->peer_name, "session %llu closed: %s%s%s", (unsigned long long)s->id,
-             dfnet_status_str(reason), msg[0] ? ": " : "", msg);
+  /* A clean close by the peer is routine (a CLI run ends): debug; anything else: info. */
+  dfnet_log_level_t level = s->peer_closed_cleanly ? DFNET_LOG_DEBUG : DFNET_LOG_INFO;
+  dfnet_log(level, SUB, s->peer_name, "session %llu closed: %s%s%s", (unsigned long long)s->id,
+            dfnet_status_str(reason), msg[0] ? ": " : "", msg);
   if (s->open && ep->cb.on_session_closed)
     ep->cb.on_session_closed(ep->user, s->id, reason, msg);
   free(s->rx_buf);
@@ -2229,6 +2288,8 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
       refuse_log(wsi, NULL, "no dfnet subprotocol requested");
       return -1;
     }
+    if (ep->t->shutting_down)
+      return -1; /* closing down: no new sessions */
     /* second line of defence: the same checks as at CONFIRM_UPGRADE, on the bound pss */
     return server_check_upgrade(wsi, pss) ? -1 : 0;
   }
@@ -2304,6 +2365,12 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     return on_writable(pss->s, wsi);
   case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
     if (pss && pss->s && !pss->s->kill_reason_set) {
+      /* 1000 (normal) or 1001 (going away): the peer is done, nothing went wrong (logged at
+       * debug level); our requests still waiting on it end UNAVAILABLE all the same */
+      unsigned code =
+          in != NULL && len >= 2 ? (unsigned)(((uint8_t *)in)[0] << 8 | ((uint8_t *)in)[1]) : 0;
+      pss->s->peer_closed_cleanly =
+          code == LWS_CLOSE_STATUS_NORMAL || code == LWS_CLOSE_STATUS_GOINGAWAY;
       pss->s->kill_reason_set = true;
       pss->s->kill_reason = DFNET_STATUS_UNAVAILABLE;
       close_text(in, len, pss->s->kill_msg, sizeof(pss->s->kill_msg));

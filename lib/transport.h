@@ -80,6 +80,7 @@ extern "C" {
 /* 128 KiB: a 64 KiB payload with its envelope goes out in one write, not two */
 #define DFNET_TRANSPORT_FRAGMENT_DEFAULT (128u * 1024u) /* 128 KiB */
 #define DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT 10000u     /* 10 s */
+#define DFNET_TRANSPORT_CLOSE_GRACE_MS 500u             /* destroy: wait for clean closes */
 #define DFNET_TRANSPORT_BATCH_MESSAGES_DEFAULT 4u
 
 /* A session: one authenticated connection. 0 is "no session". Never reused. */
@@ -213,11 +214,21 @@ dfnet_status_t dfnet_transport_start(dfnet_transport_t *t);
  * Sessions stay open until destroy. Any thread; idempotent. */
 void dfnet_transport_stop(dfnet_transport_t *t);
 
-/* Stop servicing (joins the thread of dfnet_transport_start(), if any), fail every
- * pending request with CANCELLED, call on_session_closed(CANCELLED) for every open
- * session, close every socket and free everything. NULL is a no-op. Call it from a thread
- * that is not the service thread, after run() has returned (or from the thread that
- * called start()). */
+/* Close cleanly, then stop: every open session gets a websocket close (RFC 6455 §7, status
+ * 1000) once its queued messages are written, and its pending requests end CANCELLED
+ * (on_session_closed: CANCELLED, "transport shutting down"); client endpoints stop
+ * reconnecting and listeners refuse new connections. The loop stops (run() returns, the
+ * thread of start() ends) when no session is left or after grace_ms, whichever is first.
+ * The peer sees a clean close, not a lost connection. Any thread; a second call, or one
+ * after dfnet_transport_stop(), does nothing. */
+void dfnet_transport_shutdown(dfnet_transport_t *t, uint32_t grace_ms);
+
+/* Stop servicing and free everything. When the thread of dfnet_transport_start() still
+ * runs, closes cleanly first (dfnet_transport_shutdown with DFNET_TRANSPORT_CLOSE_GRACE_MS)
+ * and joins it. Then fails every pending request with CANCELLED, calls
+ * on_session_closed(CANCELLED) for every session still open, closes every socket. NULL is a
+ * no-op. Call it from a thread that is not the service thread, after run() has returned
+ * (or from the thread that called start()). */
 void dfnet_transport_destroy(dfnet_transport_t *t);
 
 /* Is the calling thread the service thread? Any thread. */

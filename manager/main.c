@@ -216,9 +216,11 @@ static int cmd_issue(int argc, char **argv) {
 
 /* ---- run ---------------------------------------------------------------------------- */
 
+/* Close every session cleanly (hosts and clients see a websocket close, not a lost
+ * connection), then leave the loop. */
 static void stop_now(void *user) {
   mgr_t *m = user;
-  dfnet_transport_stop(m->transport);
+  dfnet_transport_shutdown(m->transport, 1000);
 }
 
 /* On the service thread: refuse new work, optionally stop every driver (deepest first). */

@@ -539,6 +539,24 @@ static void test_real_manager(void **state) {
   assert_non_null(strstr(R.err, "dfnet: PERMISSION_DENIED:"));
   assert_int_equal(run("node", "list"), 0); /* the viewer reads */
 
+  /* Every CLI run closed its websocket (1000): the manager saw no lost connection, and
+   * logged each clean close at debug level only. */
+  FILE *log = fopen(m.log_path, "r");
+  assert_non_null(log);
+  char line[1024];
+  int clean = 0;
+  while (fgets(line, sizeof line, log) != NULL) {
+    if (strstr(line, "connection lost") != NULL)
+      fail_msg("the manager lost a connection: %s", line);
+    if (strstr(line, "closed: UNAVAILABLE: peer closed (1000") != NULL) {
+      clean++;
+      if (strstr(line, " D transport ") == NULL)
+        fail_msg("a clean close logged above debug level: %s", line);
+    }
+  }
+  fclose(log);
+  assert_true(clean >= 10);
+
   th_close(h);
   assert_int_equal(th_manager_stop(&m), 0);
 }
