@@ -26,6 +26,7 @@
 #include <libwebsockets.h>
 
 #include "lib/log.h"
+#include "lib/pki.h"
 #include "lib/transport.h"
 #include "lib/transport_internal.h"
 
@@ -373,6 +374,59 @@ static dfnet_status_t check_file(const char *what, const char *path) {
   return DFNET_STATUS_OK;
 }
 
+/* The server's certificate and key load and belong together. Logs what does not, once. */
+static dfnet_status_t check_server_identity(const dfnet_server_config_t *cfg) {
+  dfnet_pki_cert_t *cert = NULL;
+  dfnet_pki_key_t *key = NULL;
+  dfnet_status_t st = dfnet_pki_cert_load(cfg->cert_file, &cert);
+  if (st != DFNET_STATUS_OK) {
+    DFNET_LOGE(SUB, cfg->cert_file, "the server certificate does not load: %s",
+               dfnet_status_str(st));
+  } else if ((st = dfnet_pki_key_load(cfg->key_file, &key)) != DFNET_STATUS_OK) {
+    DFNET_LOGE(SUB, cfg->key_file, "the server key does not load: %s", dfnet_status_str(st));
+  } else if ((st = dfnet_pki_key_check_pair(cert, key)) != DFNET_STATUS_OK) {
+    DFNET_LOGE(SUB, cfg->key_file, "the server key does not belong to certificate %s",
+               cfg->cert_file);
+  }
+  dfnet_pki_key_free(key);
+  dfnet_pki_cert_free(cert);
+  return st == DFNET_STATUS_OK ? st : DFNET_STATUS_INVALID_ARGUMENT;
+}
+
+/* Why the listening socket cannot be made: bind a probe socket the way lws would and
+ * return its errno (0 when the probe binds: the failure lies elsewhere). */
+static int probe_bind(const char *address, uint16_t port) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  memset(&ss, 0, sizeof ss);
+  struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+  if (address == NULL || address[0] == '\0') {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_addr = in6addr_any;
+    in6->sin6_port = htons(port);
+    len = sizeof *in6;
+  } else if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    len = sizeof *in4;
+  } else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    len = sizeof *in6;
+  } else {
+    return EADDRNOTAVAIL; /* not an address (lws takes interface names: not ours to use) */
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int err = bind(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
+  close(fd);
+  return err;
+}
+
 static endpoint_t *endpoint_new(dfnet_transport_t *t, bool is_client,
                                 const dfnet_transport_limits_t *limits,
                                 const dfnet_transport_callbacks_t *cb, void *user) {
@@ -414,7 +468,8 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   dfnet_status_t st;
   if ((st = check_file("server certificate", cfg->cert_file)) != DFNET_STATUS_OK ||
       (st = check_file("server key", cfg->key_file)) != DFNET_STATUS_OK ||
-      (st = check_file("CA certificate", cfg->ca_file)) != DFNET_STATUS_OK)
+      (st = check_file("CA certificate", cfg->ca_file)) != DFNET_STATUS_OK ||
+      (st = check_server_identity(cfg)) != DFNET_STATUS_OK)
     return st;
   endpoint_t *ep = endpoint_new(t, false, &cfg->limits, &cfg->callbacks, cfg->user);
   if (ep == NULL)
@@ -460,10 +515,21 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
     info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   ep->vhost = lws_create_vhost(t->ctx, &info);
   if (ep->vhost == NULL) {
-    DFNET_LOGE(SUB, NULL,
-               "cannot listen on %s:%u with certificate %s (address in use, or a "
-               "certificate/key that does not load)",
-               cfg->bind_address ? cfg->bind_address : "*", (unsigned)cfg->port, cfg->cert_file);
+    /* The certificate and key loaded above, so it is the address (or lws's TLS set-up). */
+    int err = probe_bind(cfg->bind_address, cfg->port);
+    const char *addr = cfg->bind_address ? cfg->bind_address : "*";
+    if (err == EADDRINUSE)
+      DFNET_LOGE(SUB, NULL,
+                 "cannot listen on %s:%u: address in use (another process listens "
+                 "there)",
+                 addr, (unsigned)cfg->port);
+    else if (err != 0)
+      DFNET_LOGE(SUB, NULL, "cannot listen on %s:%u: %s", addr, (unsigned)cfg->port, strerror(err));
+    else
+      DFNET_LOGE(SUB, NULL,
+                 "cannot listen on %s:%u: the TLS set-up with certificate %s, key %s "
+                 "and CA %s failed (see the lines above)",
+                 addr, (unsigned)cfg->port, cfg->cert_file, cfg->key_file, cfg->ca_file);
     endpoint_free(ep);
     return DFNET_STATUS_UNAVAILABLE;
   }

@@ -187,9 +187,11 @@ dfnet_status_t dfnet_transport_create(dfnet_transport_t **out);
 
 /* Add a server endpoint. Strings are copied/read during the call. On OK, *endpoint_out
  * (may be NULL) names it and *port_out (may be NULL) is the port it listens on (useful
- * with port 0). Errors: INVALID_ARGUMENT (missing file name, bad limits),
- * NOT_FOUND (a file missing), UNAVAILABLE (the address cannot be bound; the errno text is
- * logged), INTERNAL. Service thread, or before the service thread starts. */
+ * with port 0). Errors: INVALID_ARGUMENT (missing file name, bad limits, a certificate or
+ * key that does not load or a key that is not the certificate's: logged, naming the file),
+ * NOT_FOUND (a file missing), UNAVAILABLE (the address cannot be bound: "address in use"
+ * or the errno text is logged), INTERNAL. Service thread, or before the service thread
+ * starts. */
 dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_config_t *cfg,
                                       dfnet_endpoint_id_t *endpoint_out, uint16_t *port_out);
 

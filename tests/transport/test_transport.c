@@ -1056,6 +1056,36 @@ static void test_refusals(void **state) {
   echo_server_stop(&es);
 }
 
+/* A listener that cannot start says why, and the two causes read differently: a port
+ * another process holds ("address in use"), and a key that is not the certificate's
+ * (naming the file). */
+static void test_listen_failures_say_why(void **state) {
+  (void)state;
+  log_capture_start();
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  dfnet_transport_t *t;
+  assert_int_equal(dfnet_transport_create(&t), DFNET_STATUS_OK);
+  dfnet_server_config_t cfg = {.bind_address = "127.0.0.1",
+                               .port = es.port,
+                               .cert_file = path("manager.crt"),
+                               .key_file = path("manager.key"),
+                               .ca_file = path("ca.crt")};
+  assert_int_equal(dfnet_transport_listen(t, &cfg, NULL, NULL), DFNET_STATUS_UNAVAILABLE);
+  assert_true(log_wait("address in use", 1, 1000));
+  assert_int_equal(log_count("does not load"), 0);
+  cfg.port = 0;
+  cfg.key_file = path("viewer.key"); /* a good key, of another certificate */
+  assert_int_equal(dfnet_transport_listen(t, &cfg, NULL, NULL), DFNET_STATUS_INVALID_ARGUMENT);
+  assert_true(log_wait("the server key does not belong to certificate", 1, 1000));
+  cfg.key_file = path("ca.crt"); /* no key at all */
+  assert_int_equal(dfnet_transport_listen(t, &cfg, NULL, NULL), DFNET_STATUS_INVALID_ARGUMENT);
+  assert_true(log_wait("the server key does not load", 1, 1000));
+  assert_int_equal(log_count("address in use"), 1);
+  dfnet_transport_destroy(t);
+  echo_server_stop(&es);
+}
+
 static int restore_stderr(void **state) {
   (void)state;
   log_capture_stop();
@@ -1281,6 +1311,7 @@ int main(void) {
       cmocka_unit_test(test_watch_fd),
       cmocka_unit_test(test_reconnect_resumes_tls_session),
       cmocka_unit_test_teardown(test_refusals, restore_stderr),
+      cmocka_unit_test_teardown(test_listen_failures_say_why, restore_stderr),
       cmocka_unit_test(test_client_refuses_wrong_server),
       cmocka_unit_test(test_deadline_stream_cancel),
       cmocka_unit_test(test_oversized_then_carries_on),
