@@ -1296,10 +1296,30 @@ static int file_exists(const char *path, dfnet_status_t *st) {
   return -1;
 }
 
+/* mkdir -p with mode 0700 for every directory it creates. */
 static __attribute__((warn_unused_result)) dfnet_status_t dir_ensure(const char *dir) {
   if (mkdir(dir, 0700) == 0) {
     DFNET_LOGI(PKI_LOG, dir, "created directory");
     return DFNET_STATUS_OK;
+  }
+  if (errno == ENOENT) { /* a parent is missing: make it first */
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    while (slash != NULL && slash > parent && slash[1] == '\0') { /* trailing slashes */
+      *slash = '\0';
+      slash = strrchr(parent, '/');
+    }
+    if (slash != NULL && slash > parent) {
+      *slash = '\0';
+      dfnet_status_t st = dir_ensure(parent);
+      if (st != DFNET_STATUS_OK)
+        return st;
+      if (mkdir(dir, 0700) == 0) {
+        DFNET_LOGI(PKI_LOG, dir, "created directory");
+        return DFNET_STATUS_OK;
+      }
+    }
   }
   if (errno != EEXIST)
     return pki_fail_errno(errno, dir, "creating directory");

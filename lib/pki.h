@@ -280,7 +280,7 @@ const uint8_t *dfnet_pki_cert_der(const dfnet_pki_cert_t *cert, size_t *len_out)
  *   <dir>/manager.crt, .key, .pem the manager's server certificate: CN = manager_name,
  *                                 OU = "manager", SANs localhost, 127.0.0.1, ::1 and the
  *                                 caller's, DFNET_PKI_MANAGER_DAYS days.
- * dir is created (mode 0700) when missing; its parent must exist. Idempotent: a complete
+ * dir and any missing parent are created (mode 0700). Idempotent: a complete
  * set is loaded and checked (key matches certificate, manager certificate issued by the
  * CA) and left untouched — existing files are never rewritten. The manager set is made
  * only when none of its three files exists.
@@ -297,8 +297,8 @@ dfnet_status_t dfnet_pki_init_state_dir(const char *dir, const char *manager_nam
  *   <out_dir>/<name>.crt (0644), <name>.key (0600), <name>.pem (0600, cert + key),
  *   <out_dir>/ca.crt (0644, a copy of the CA certificate, for the peer to trust).
  * role: HOST, ADMIN, OPERATOR or VIEWER (MANAGER only comes from init). days: validity,
- * 1..DFNET_PKI_MAX_DAYS (clamped to the CA's end). out_dir is created (0700) when
- * missing; its parent must exist. Nothing is overwritten: if <name>.crt, .key or .pem
+ * 1..DFNET_PKI_MAX_DAYS (clamped to the CA's end). out_dir and any missing parent are
+ * created (0700). Nothing is overwritten: if <name>.crt, .key or .pem
  * exists, or a different ca.crt, the call fails before writing anything.
  * Errors: INVALID_ARGUMENT (NULL, bad role/name/SANs/days), NOT_FOUND (state_dir's
  * ca.crt or ca.key missing: run init first), FAILED_PRECONDITION (CA key does not match),

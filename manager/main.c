@@ -100,20 +100,6 @@ static int parse_options(const opt_t *table, int argc, char **argv, int first) {
   return 0;
 }
 
-static int mkdir_p(const char *path) {
-  char tmp[1024];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p == '/') {
-      *p = '\0';
-      if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -1;
-      *p = '/';
-    }
-  }
-  return 0;
-}
-
 static void default_state_dir(char *out, size_t size) {
   const char *e = getenv("DFNET_STATE_DIR");
   if (e && *e) {
@@ -132,10 +118,6 @@ static void default_state_dir(char *out, size_t size) {
  * names or addresses hosts and clients use to reach the manager. An existing certificate
  * is kept as it is (to change its names: remove manager.crt/.key/.pem, init again). */
 static dfnet_status_t init_state(const char *dir, const str_list_t *extra) {
-  if (mkdir_p(dir) != 0) {
-    fprintf(stderr, "dfnet-manager: cannot create the parents of %s: %s\n", dir, strerror(errno));
-    return DFNET_STATUS_UNAVAILABLE;
-  }
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   const char *name = dfnet_pki_name_valid(host) ? host : "dfnet-manager";
@@ -383,6 +365,7 @@ static int cmd_run(int argc, char **argv) {
   sigaddset(&sig.set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN); /* a closed terminal or a reload request must not stop the fleet */
 
   topology__init(&m->topo);
   driver_index__init(&m->index);

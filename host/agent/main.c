@@ -464,8 +464,7 @@ static int run_agent(agent_t *a) {
                               .backoff_multiplier = 1.6,
                               .backoff_max_ms = 5000,
                               /* a relay: a turn's replies go out in one write */
-                              .limits = {.batch_messages = 16,
-                                         .keepalive_ms = a->opt.keepalive_ms},
+                              .limits = {.batch_messages = 16, .keepalive_ms = a->opt.keepalive_ms},
                               .callbacks = {.on_session_open = agent__on_session_open,
                                             .on_envelope = agent__on_envelope,
                                             .on_session_closed = agent__on_session_closed},
@@ -533,6 +532,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN); /* a closed terminal or a reload request must not stop the host */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

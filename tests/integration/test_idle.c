@@ -1,7 +1,8 @@
 /* A fleet left alone: the real manager and agent with a 100 ms keepalive (so 10 intervals
  * take a second), two echo drivers that each publish a class entry (class/echo/NNN).
  *
- *   - idle for 30 keepalive intervals: no session is lost, nothing reconnects;
+ *   - idle for 30 keepalive intervals: no session is lost, nothing reconnects; SIGHUP
+ *     stops neither the manager nor the agent;
  *   - the agent silenced (SIGSTOP): the manager notices within a few intervals, the nodes
  *     go offline; resumed (SIGCONT): the agent reconnects and the class entries come back,
  *     the same numbers on the same nodes;
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "fabric.h"
 
@@ -124,6 +126,13 @@ static void test_idle_host_stays_connected(void **state) {
     fabric_node_t n = fabric_node(F.op, nodes[i]);
     assert_true(fabric_is_bound(n, NULL));
   }
+  /* SIGHUP (a closed terminal, a reload request) stops neither */
+  assert_int_equal(kill(F.fab.manager, SIGHUP), 0);
+  assert_int_equal(kill(F.agent.pid, SIGHUP), 0);
+  fabric_sleep_ms(300);
+  assert_int_equal(waitpid(F.fab.manager, NULL, WNOHANG), 0);
+  assert_int_equal(waitpid(F.agent.pid, NULL, WNOHANG), 0);
+  assert_true(fabric_is_bound(fabric_node(F.op, nodes[0]), NULL));
 }
 
 static void test_silenced_host_detected_and_back(void **state) {

@@ -870,6 +870,15 @@ static void test_init_state_dir_idempotent(void **state) {
                    DFNET_STATUS_ALREADY_EXISTS);
   snprintf(p, sizeof p, "%s/carol.crt", out);
   assert_int_equal(access(p, F_OK), -1);
+  /* Missing parents of out_dir are created, 0700 each. */
+  char deep[700];
+  snprintf(deep, sizeof deep, "%s/a/b/c", path_in("nested"));
+  assert_int_equal(dfnet_pki_issue_to_dir(dir, DFNET_PKI_ROLE_VIEWER, "dan", deep, NULL, 0, 1),
+                   DFNET_STATUS_OK);
+  snprintf(p, sizeof p, "%s/dan.crt", deep);
+  assert_int_equal(access(p, F_OK), 0);
+  snprintf(p, sizeof p, "%s/a/b", path_in("nested"));
+  assert_int_equal(file_mode(p), 0700);
   /* No CA in a state directory: NOT_FOUND. */
   assert_int_equal(
       dfnet_pki_issue_to_dir(path_in("nostate"), DFNET_PKI_ROLE_HOST, "d", out, NULL, 0, 1),
@@ -946,9 +955,10 @@ static void test_init_state_dir_refuses_partial(void **state) {
   assert_int_equal(access(path_in("state4"), F_OK), -1);
   assert_int_equal(dfnet_pki_init_state_dir(NULL, "m", NULL, 0, NULL),
                    DFNET_STATUS_INVALID_ARGUMENT);
-  /* Parent missing: NOT_FOUND. */
+  /* Parents missing: created (0700), as `dfnet-manager init` needs for ~/.local/state. */
   assert_int_equal(dfnet_pki_init_state_dir(path_in("nope/state"), "m", NULL, 0, NULL),
-                   DFNET_STATUS_NOT_FOUND);
+                   DFNET_STATUS_OK);
+  assert_int_equal(file_mode(path_in("nope")), 0700);
 }
 
 int main(void) {
