@@ -172,7 +172,7 @@ static void dispatch_client(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
     streams__list_drivers(m, s, id, &env->pb.msg.list_drivers);
     break;
   case dfnet_v1_Envelope_list_composites_tag:
-    streams__list_composites(m, s, id);
+    streams__list_composites(m, s, id, &env->pb.msg.list_composites);
     break;
   case dfnet_v1_Envelope_bind_why_tag:
     streams__bind_why(m, s, id, &env->pb.msg.bind_why);

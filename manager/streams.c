@@ -317,7 +317,8 @@ void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_
 
 /* ---- composites --------------------------------------------------------------------- */
 
-void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id) {
+void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id,
+                              const dfnet_v1_ListComposites *q) {
   size_t sent = 0;
   for (mgr_composite_t *c = m->composites; c; c = c->next) {
     dfnet_envelope_t *env = mgr__env(m);
@@ -336,6 +337,12 @@ void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id) {
                     c->slots[i].moniker ? c->slots[i].moniker : "");
       p->primary = c->slots[i].primary;
       p->optional = c->slots[i].optional;
+    }
+    /* verbose: a spec's parents with their bind rules and properties, as added */
+    if (q->verbose && c->from_spec && c->spec != NULL) {
+      size_t cap = sizeof ci->spec_parents / sizeof ci->spec_parents[0];
+      for (pb_size_t i = 0; i < c->spec->parents_count && i < cap; i++)
+        ci->spec_parents[ci->spec_parents_count++] = c->spec->parents[i];
     }
     if (dfnet_transport_send(m->transport, s->id, env, 0) != DFNET_STATUS_OK)
       break;

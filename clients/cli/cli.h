@@ -91,6 +91,13 @@ void cli__property_key(const dfnet_client_property_t *p, char *buf, size_t cap);
 void cli__property_value(const dfnet_client_property_t *p, char *buf, size_t cap);
 /* {"key": ..., "key_name": ..., "type": ..., "value": ...} */
 cJSON *cli__property_json(const dfnet_client_property_t *p);
+/* A composite node spec's bind rule as `ffx driver list-composite-node-specs -v` prints
+ * it: "Accept fuchsia.BIND_PROTOCOL { 0x000003, 0x000004 }" (keys and values as
+ * cli__property_key / cli__property_value print them). */
+void cli__bind_rule_text(const dfnet_client_bind_rule_t *r, char *buf, size_t cap);
+/* {"key": ..., ["key_name": ...,] "condition": "accept"|"reject", "values": [{"type": ...,
+ * "value": ...}, ...]} (clients/cli/JSON.md "composite list") */
+cJSON *cli__bind_rule_json(const dfnet_client_bind_rule_t *r);
 /* Print a JSON document (pretty) and a newline to stdout; frees it. CLI_EXIT_OK or
  * CLI_EXIT_FAILED (out of memory). */
 int cli__json_print(cJSON *doc);
@@ -125,6 +132,44 @@ int cmd_serial_console(int argc, char **argv);
 int cmd_serial_write(int argc, char **argv);
 int cmd_serial_read(int argc, char **argv);
 int cmd_serial_configure(int argc, char **argv);
+int cmd_usb_descriptors(int argc, char **argv);
+int cmd_usb_control(int argc, char **argv);
+int cmd_usb_bulk_in(int argc, char **argv);
+int cmd_usb_bulk_out(int argc, char **argv);
+int cmd_usb_interrupt_in(int argc, char **argv);
+int cmd_usb_interrupt_out(int argc, char **argv);
+int cmd_composite_add(int argc, char **argv);
+
+/* ---- USB descriptors (usb_descriptors.c): lsusb -v's text and dfnet's JSON ---- */
+#define CLI_USB_CONFIGS_MAX 8 /* configurations read (bNumConfigurations is rarely > 1) */
+
+typedef struct cli_usb_config {
+  uint8_t *raw; /* wTotalLength bytes as the device sent them (malloc'd) */
+  size_t len;
+  bool active;
+} cli_usb_config_t;
+
+typedef struct cli_usb_device {
+  uint8_t raw[18]; /* the device descriptor */
+  uint32_t bus, address;
+  char port_path[32];
+  size_t config_count;
+  cli_usb_config_t configs[CLI_USB_CONFIGS_MAX];
+  char *strings[256]; /* string descriptor index -> UTF-8 (malloc'd), NULL = not read */
+} cli_usb_device_t;
+
+/* Check the device descriptor and every configuration: each descriptor's bLength at least
+ * 2 and inside wTotalLength, a configuration descriptor first. 0, or -1 with *why set. */
+int cli__usb_check(const cli_usb_device_t *d, char *why, size_t cap);
+/* The nonzero string indices the descriptors name (iManufacturer ... iInterface), each
+ * once, in order of appearance, into out[255]; returns how many. */
+size_t cli__usb_string_indices(const cli_usb_device_t *d, uint8_t *out);
+/* The descriptors as `lsusb -v` prints them (its field names, hex and indentation). */
+void cli__usb_print(FILE *f, const cli_usb_device_t *d);
+/* One JSON document (clients/cli/JSON.md "usb descriptors"); NULL when out of memory. */
+cJSON *cli__usb_json(const cli_usb_device_t *d, const char *target);
+/* Free what *d holds (not d). */
+void cli__usb_device_free(cli_usb_device_t *d);
 
 /* ---- a tiny protobuf writer/reader for the hardware protocols' messages (pb.c) ---- */
 typedef struct cli_pb {
@@ -138,5 +183,8 @@ void cli__pb_bytes(cli_pb_t *pb, uint32_t field, const void *data, size_t len);
  * malformed. */
 int cli__pb_find_bytes(const uint8_t *msg, size_t len, uint32_t field, const uint8_t **data,
                        size_t *data_len);
+/* Find the first varint field `field` (*value 0 when absent: proto3's default). 1 found,
+ * 0 absent, -1 malformed. */
+int cli__pb_find_varint(const uint8_t *msg, size_t len, uint32_t field, uint64_t *value);
 
 #endif /* DFNET_CLIENTS_CLI_CLI_H */

@@ -337,10 +337,29 @@ listed:
 
 /* ---- composites ----------------------------------------------------------------------- */
 
+/* A spec parent's bind rules and properties, as `ffx driver list-composite-node-specs -v`
+ * prints them, under the parent's Device line. */
+static void spec_parent_print(const dfnet_client_composite_parent_t *pp) {
+  printf("   %zu %s\n", pp->rule_count, pp->rule_count == 1 ? "Bind Rule" : "Bind Rules");
+  for (size_t r = 0; r < pp->rule_count; r++) {
+    char rule[1600];
+    cli__bind_rule_text(&pp->rules[r], rule, sizeof rule);
+    printf("   [%2zu/%2zu] : %s\n", r + 1, pp->rule_count, rule);
+  }
+  printf("   %zu %s\n", pp->property_count, pp->property_count == 1 ? "Property" : "Properties");
+  for (size_t r = 0; r < pp->property_count; r++) {
+    char key[160], value[300];
+    cli__property_key(&pp->properties[r], key, sizeof key);
+    cli__property_value(&pp->properties[r], value, sizeof value);
+    printf("   [%2zu/%2zu] : Key %-30s Value %s\n", r + 1, pp->property_count, key, value);
+  }
+}
+
 int cmd_composite_list(int argc, char **argv) {
   bool json = false, verbose = false;
   const cli_option_t opts[] = {
-      {"verbose", 'v', CLI_OPT_FLAG, &verbose, 0, 0, NULL, "driver, device and every parent"},
+      {"verbose", 'v', CLI_OPT_FLAG, &verbose, 0, 0, NULL,
+       "driver, device and every parent (a spec's: with its bind rules and properties)"},
       {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
       {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
   const cli_syntax_t syn = {"composite list [-v] [--json]",
@@ -379,6 +398,12 @@ int cmd_composite_list(int argc, char **argv) {
         cJSON_AddItemToObject(po, "moniker", str_or_null(k->parents[p].moniker));
         cJSON_AddBoolToObject(po, "primary", k->parents[p].primary);
         cJSON_AddBoolToObject(po, "optional", k->parents[p].optional);
+        cJSON *rules = cJSON_AddArrayToObject(po, "bind_rules");
+        for (size_t r = 0; r < k->parents[p].rule_count; r++)
+          cJSON_AddItemToArray(rules, cli__bind_rule_json(&k->parents[p].rules[r]));
+        cJSON *props = cJSON_AddArrayToObject(po, "properties");
+        for (size_t r = 0; r < k->parents[p].property_count; r++)
+          cJSON_AddItemToArray(props, cli__property_json(&k->parents[p].properties[r]));
         cJSON_AddItemToArray(ps, po);
       }
       cJSON_AddItemToArray(arr, o);
@@ -400,6 +425,8 @@ int cmd_composite_list(int argc, char **argv) {
         printf("Parent %zu  : %s%s%s\n", p, pp->name, pp->primary ? " (Primary)" : "",
                pp->optional ? " (Optional)" : "");
         printf("   Device : %s\n", nonempty(pp->moniker, "Unbound"));
+        if (k->from_spec)
+          spec_parent_print(pp);
       }
       printf("\n");
     }

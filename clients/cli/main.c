@@ -27,6 +27,7 @@ static const command_t commands[] = {
     {"driver", "enable", cmd_driver_enable, "enable a driver"},
     {"driver", "restart", cmd_driver_restart, "restart the driver hosts running a driver"},
     {"composite", "list", cmd_composite_list, "list composites [-v]"},
+    {"composite", "add", cmd_composite_add, "add a composite node spec from a JSON file"},
     {"bind", "why", cmd_bind_why, "why a node did or did not bind"},
     {"watch", NULL, cmd_watch, "print the fleet's events as they happen"},
     {"call", NULL, cmd_call, "call a driver's method"},
@@ -35,6 +36,12 @@ static const command_t commands[] = {
     {"serial", "write", cmd_serial_write, "send bytes to a serial port"},
     {"serial", "read", cmd_serial_read, "read what a serial port received"},
     {"serial", "configure", cmd_serial_configure, "set a serial port's line settings"},
+    {"usb", "descriptors", cmd_usb_descriptors, "a USB device's descriptors, as lsusb -v"},
+    {"usb", "control", cmd_usb_control, "a control transfer on endpoint 0"},
+    {"usb", "bulk-in", cmd_usb_bulk_in, "read from a bulk IN endpoint"},
+    {"usb", "bulk-out", cmd_usb_bulk_out, "write to a bulk OUT endpoint"},
+    {"usb", "interrupt-in", cmd_usb_interrupt_in, "read from an interrupt IN endpoint"},
+    {"usb", "interrupt-out", cmd_usb_interrupt_out, "write to an interrupt OUT endpoint"},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

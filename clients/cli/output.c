@@ -46,20 +46,22 @@ void cli__property_value(const dfnet_client_property_t *p, char *buf, size_t cap
   }
 }
 
-cJSON *cli__property_json(const dfnet_client_property_t *p) {
-  cJSON *o = cJSON_CreateObject();
-  if (o == NULL)
-    return NULL;
-  if (p->str_key != NULL) {
-    cJSON_AddStringToObject(o, "key", p->str_key);
-  } else {
-    cJSON_AddNumberToObject(o, "key", p->int_key);
-    const char *name = dfnet_bind_key_name(p->int_key);
-    if (name != NULL)
-      cJSON_AddStringToObject(o, "key_name", name);
-    else
-      cJSON_AddNullToObject(o, "key_name");
+/* "key" (and "key_name" for an integer key) of a property or bind rule. */
+static void key_json(cJSON *o, const char *str_key, uint32_t int_key) {
+  if (str_key != NULL) {
+    cJSON_AddStringToObject(o, "key", str_key);
+    return;
   }
+  cJSON_AddNumberToObject(o, "key", int_key);
+  const char *name = dfnet_bind_key_name(int_key);
+  if (name != NULL)
+    cJSON_AddStringToObject(o, "key_name", name);
+  else
+    cJSON_AddNullToObject(o, "key_name");
+}
+
+/* "type" and "value" of a property or bind rule value. */
+static void value_json(cJSON *o, const dfnet_client_property_t *p) {
   switch (p->type) {
   case DFNET_CLIENT_VALUE_INT:
     cJSON_AddStringToObject(o, "type", "uint");
@@ -81,6 +83,46 @@ cJSON *cli__property_json(const dfnet_client_property_t *p) {
     cJSON_AddStringToObject(o, "type", "none");
     cJSON_AddNullToObject(o, "value");
     break;
+  }
+}
+
+cJSON *cli__property_json(const dfnet_client_property_t *p) {
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL)
+    return NULL;
+  key_json(o, p->str_key, p->int_key);
+  value_json(o, p);
+  return o;
+}
+
+void cli__bind_rule_text(const dfnet_client_bind_rule_t *r, char *buf, size_t cap) {
+  char key[160];
+  const dfnet_client_property_t k = {.str_key = r->str_key, .int_key = r->int_key};
+  cli__property_key(&k, key, sizeof key);
+  int n =
+      snprintf(buf, cap, "%s %s {", r->condition == DFNET_CLIENT_REJECT ? "Reject" : "Accept", key);
+  for (size_t i = 0; i < r->value_count && n >= 0 && (size_t)n < cap; i++) {
+    char value[300];
+    cli__property_value(&r->values[i], value, sizeof value);
+    n += snprintf(buf + n, cap - (size_t)n, "%s %s", i ? "," : "", value);
+  }
+  if (n >= 0 && (size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, " }");
+}
+
+cJSON *cli__bind_rule_json(const dfnet_client_bind_rule_t *r) {
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL)
+    return NULL;
+  key_json(o, r->str_key, r->int_key);
+  cJSON_AddStringToObject(o, "condition",
+                          r->condition == DFNET_CLIENT_REJECT ? "reject" : "accept");
+  cJSON *values = cJSON_AddArrayToObject(o, "values");
+  for (size_t i = 0; values != NULL && i < r->value_count; i++) {
+    cJSON *v = cJSON_CreateObject();
+    if (v != NULL)
+      value_json(v, &r->values[i]);
+    cJSON_AddItemToArray(values, v);
   }
   return o;
 }

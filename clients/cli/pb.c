@@ -1,6 +1,7 @@
 /* dfnet CLI: just enough protobuf (https://protobuf.dev/programming-guides/encoding/) to
- * build the few request messages of the hardware protocols' verbs (rng, serial) and to
- * pick a bytes field out of their replies, without generating code for every .proto. */
+ * build the few request messages of the hardware protocols' verbs (rng, serial, usb) and to
+ * pick a bytes or varint field out of their replies, without generating code for every
+ * .proto. */
 #include <string.h>
 
 #include "clients/cli/cli.h"
@@ -52,8 +53,11 @@ static int get_varint(const uint8_t *p, size_t len, size_t *off, uint64_t *out) 
   return -1;
 }
 
-int cli__pb_find_bytes(const uint8_t *msg, size_t len, uint32_t field, const uint8_t **data,
-                       size_t *data_len) {
+/* Walk msg's fields to the first one numbered `field` of wire type `want` (0 varint, 2
+ * length-delimited): 1 found (*value: the varint or the length, *at: where the bytes
+ * start), 0 absent, -1 malformed. */
+static int find_field(const uint8_t *msg, size_t len, uint32_t field, unsigned want,
+                      uint64_t *value, size_t *at) {
   size_t off = 0;
   while (off < len) {
     uint64_t key, v;
@@ -63,6 +67,11 @@ int cli__pb_find_bytes(const uint8_t *msg, size_t len, uint32_t field, const uin
     case 0:
       if (get_varint(msg, len, &off, &v) != 0)
         return -1;
+      if ((key >> 3) == field && want == 0) {
+        *value = v;
+        *at = off;
+        return 1;
+      }
       break;
     case 1:
       if (len - off < 8)
@@ -77,9 +86,9 @@ int cli__pb_find_bytes(const uint8_t *msg, size_t len, uint32_t field, const uin
     case 2:
       if (get_varint(msg, len, &off, &v) != 0 || v > len - off)
         return -1;
-      if ((key >> 3) == field) {
-        *data = msg + off;
-        *data_len = (size_t)v;
+      if ((key >> 3) == field && want == 2) {
+        *value = v;
+        *at = off;
         return 1;
       }
       off += (size_t)v;
@@ -89,4 +98,22 @@ int cli__pb_find_bytes(const uint8_t *msg, size_t len, uint32_t field, const uin
     }
   }
   return 0;
+}
+
+int cli__pb_find_bytes(const uint8_t *msg, size_t len, uint32_t field, const uint8_t **data,
+                       size_t *data_len) {
+  uint64_t n = 0;
+  size_t at = 0;
+  int rc = find_field(msg, len, field, 2, &n, &at);
+  if (rc == 1) {
+    *data = msg + at;
+    *data_len = (size_t)n;
+  }
+  return rc;
+}
+
+int cli__pb_find_varint(const uint8_t *msg, size_t len, uint32_t field, uint64_t *value) {
+  size_t at = 0;
+  *value = 0;
+  return find_field(msg, len, field, 0, value, &at);
 }

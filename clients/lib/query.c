@@ -427,6 +427,72 @@ dfnet_status_t dfnet_client_list_drivers(dfnet_client_t *c, bool loaded, bool ve
 
 /* ---- composites ----------------------------------------------------------------------- */
 
+/* Copy a wire bind rule value into the arena (its key fields stay unset). */
+static bool rule_value_copy(client_arena_t *a, const dfnet_v1_PropertyValue *w,
+                            dfnet_client_property_t *p) {
+  switch (w->which_value) {
+  case dfnet_v1_PropertyValue_int_value_tag:
+    p->type = DFNET_CLIENT_VALUE_INT;
+    p->int_value = w->value.int_value;
+    return true;
+  case dfnet_v1_PropertyValue_bool_value_tag:
+    p->type = DFNET_CLIENT_VALUE_BOOL;
+    p->bool_value = w->value.bool_value;
+    return true;
+  case dfnet_v1_PropertyValue_str_value_tag:
+    p->type = DFNET_CLIENT_VALUE_STRING;
+    p->str_value = client__arena_strdup(a, w->value.str_value);
+    return p->str_value != NULL;
+  case dfnet_v1_PropertyValue_enum_value_tag:
+    p->type = DFNET_CLIENT_VALUE_ENUM;
+    p->str_value = client__arena_strdup(a, w->value.enum_value);
+    return p->str_value != NULL;
+  default:
+    p->type = DFNET_CLIENT_VALUE_NONE;
+    return true;
+  }
+}
+
+/* A spec parent's bind rules and properties into the arena. false = out of memory. */
+static bool spec_parent_copy(client_arena_t *a, const dfnet_v1_ParentSpec *w,
+                             dfnet_client_composite_parent_t *p) {
+  dfnet_client_bind_rule_t *rules =
+      w->bind_rules_count ? client__arena_alloc(a, w->bind_rules_count * sizeof *rules) : NULL;
+  dfnet_client_property_t *props =
+      w->properties_count ? client__arena_alloc(a, w->properties_count * sizeof *props) : NULL;
+  if ((w->bind_rules_count && rules == NULL) || (w->properties_count && props == NULL))
+    return false;
+  for (pb_size_t r = 0; r < w->bind_rules_count; r++) {
+    const dfnet_v1_BindRule *wr = &w->bind_rules[r];
+    dfnet_client_bind_rule_t *cr = &rules[r];
+    if (wr->which_key == dfnet_v1_BindRule_str_key_tag) {
+      if ((cr->str_key = client__arena_strdup(a, wr->key.str_key)) == NULL)
+        return false;
+    } else {
+      cr->int_key = wr->key.int_key;
+    }
+    cr->condition =
+        wr->condition == dfnet_v1_Condition_REJECT ? DFNET_CLIENT_REJECT : DFNET_CLIENT_ACCEPT;
+    dfnet_client_property_t *values =
+        wr->values_count ? client__arena_alloc(a, wr->values_count * sizeof *values) : NULL;
+    if (wr->values_count && values == NULL)
+      return false;
+    for (pb_size_t v = 0; v < wr->values_count; v++)
+      if (!rule_value_copy(a, &wr->values[v], &values[v]))
+        return false;
+    cr->value_count = wr->values_count;
+    cr->values = values;
+  }
+  for (pb_size_t k = 0; k < w->properties_count; k++)
+    if (!property_copy(a, &w->properties[k], &props[k]))
+      return false;
+  p->rule_count = w->bind_rules_count;
+  p->rules = rules;
+  p->property_count = w->properties_count;
+  p->properties = props;
+  return true;
+}
+
 static dfnet_status_t composite_item(void *ctx, const dfnet_envelope_t *env) {
   list_ctx_t *l = ctx;
   if (env->pb.which_msg != l->want)
@@ -452,6 +518,9 @@ static dfnet_status_t composite_item(void *ctx, const dfnet_envelope_t *env) {
     ARENA_STR(k->parents[i].moniker, w->parents[i].moniker);
     k->parents[i].primary = w->parents[i].primary;
     k->parents[i].optional = w->parents[i].optional;
+    if (i < w->spec_parents_count &&
+        !spec_parent_copy(&l->arena, &w->spec_parents[i], &k->parents[i]))
+      return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
   return ok ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
 }

@@ -307,6 +307,13 @@ typedef struct dfnet_client_composite_parent {
   const char *moniker; /* "" = unbound */
   bool primary;
   bool optional;
+  /* A composite node spec's parent in a verbose listing: the bind rules and properties the
+   * spec gave it (dfnet_client_bind_rule_t, below); rule_count is 0 for composite bind
+   * rules and in a listing that is not verbose. */
+  size_t rule_count;
+  const struct dfnet_client_bind_rule *rules;
+  size_t property_count;
+  const dfnet_client_property_t *properties;
 } dfnet_client_composite_parent_t;
 
 typedef struct dfnet_client_composite {
@@ -369,9 +376,9 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_list_drivers(dfnet_client_t *client
                                                           dfnet_client_driver_list_t **out,
                                                           dfnet_client_error_t *err);
 
-/* List composites (composite bind rules instances and composite node specs). On OK *out is
- * new (free with dfnet_client_composite_list_free). Not on the client thread.
- * Errors: the common ones. */
+/* List composites (composite bind rules instances and composite node specs); verbose: with
+ * each spec parent's bind rules and properties. On OK *out is new (free with
+ * dfnet_client_composite_list_free). Not on the client thread. Errors: the common ones. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_list_composites(dfnet_client_t *client, bool verbose,
                                                              const dfnet_client_query_options_t *q,
                                                              dfnet_client_composite_list_t **out,
