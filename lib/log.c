@@ -10,6 +10,13 @@
 #include <unistd.h>
 
 static atomic_int log_level = -1; /* -1: not yet read from the environment */
+static dfnet_log_sink_fn log_sink;
+static void *log_sink_user;
+
+void dfnet_log_set_sink(dfnet_log_sink_fn fn, void *user) {
+  log_sink_user = user;
+  log_sink = fn;
+}
 
 static const char level_letter[] = {'E', 'W', 'I', 'D'};
 
@@ -65,6 +72,11 @@ void dfnet_log(dfnet_log_level_t level, const char *subsystem, const char *subje
   va_end(ap);
   if (m > 0)
     len += (size_t)m < sizeof line - len - 1 ? (size_t)m : sizeof line - len - 2;
+  if (log_sink != NULL) {
+    line[len] = '\0';
+    log_sink(log_sink_user, level, line);
+    return;
+  }
   line[len++] = '\n';
   ssize_t w = write(STDERR_FILENO, line, len);
   (void)w;

@@ -29,6 +29,12 @@ dfnet_log_level_t dfnet_log_get_level(void);
  * Returns 0, or -1 for anything else (out untouched). */
 int dfnet_log_level_parse(const char *text, dfnet_log_level_t *out);
 
+/* Where lines go instead of stderr: fn(user, level, line) with the whole line (no newline;
+ * borrowed for the call), from whatever thread logs. NULL: stderr again. Set it before
+ * the threads that log start (it is read without a lock). */
+typedef void (*dfnet_log_sink_fn)(void *user, dfnet_log_level_t level, const char *line);
+void dfnet_log_set_sink(dfnet_log_sink_fn fn, void *user);
+
 /* Would a line at this level be written? (Skip expensive formatting when not.) */
 bool dfnet_log_enabled(dfnet_log_level_t level);
 

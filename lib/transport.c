@@ -9,6 +9,7 @@
  * ever called with the mutex held.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -139,6 +140,8 @@ struct endpoint {
   lws_sorted_usec_list_t retry_sul;
   dfnet_session_id_t session; /* t->mu */
   uint32_t attempts;
+  dfnet_status_t refusal_code; /* our own refusal of the server, for the connect error */
+  char refusal[400];
 };
 
 typedef struct ttimer {
@@ -608,6 +611,83 @@ static void client_schedule_retry(endpoint_t *ep) {
   lws_sul_schedule(ep->t->ctx, 0, &ep->retry_sul, client_retry_cb, (lws_usec_t)(delay * 1000.0));
 }
 
+/* What lws's text for a failed connection means for the endpoint's user. */
+static dfnet_status_t explain_connect_error(endpoint_t *ep, const char *lws_text, char *msg,
+                                            size_t cap, bool *retry_helps) {
+  const char *peer = ep->server_role[0] ? ep->server_role : "server";
+  *retry_helps = false;
+  if (ep->refusal[0] != '\0') { /* we refused the server (FILTER_PRE_ESTABLISH) */
+    snprintf(msg, cap, "%s", ep->refusal);
+    ep->refusal[0] = '\0';
+    return ep->refusal_code;
+  }
+  unsigned http = 0;
+  int off = 0;
+  if (lws_text != NULL && sscanf(lws_text, "HS: ws upgrade refused: HTTP %u%n", &http, &off) == 1) {
+    /* the server's x-dfnet-refused: "<STATUS>: <why>" (patch 0004) */
+    const char *reason = lws_text[off] == ':' ? lws_text + off + 2 : "";
+    char name[24] = "";
+    dfnet_status_t code = DFNET_STATUS_UNAVAILABLE;
+    if (sscanf(reason, "%23[A-Z_]: %n", name, &off) == 1 &&
+        dfnet_status_from_str(name, &code) == DFNET_STATUS_OK)
+      reason += off;
+    else
+      code = http == 403 ? DFNET_STATUS_PERMISSION_DENIED : DFNET_STATUS_UNAVAILABLE;
+    if (reason[0] != '\0')
+      snprintf(msg, cap, "the %s refused this client: %s", peer, reason);
+    else
+      snprintf(msg, cap, "the %s refused this client (HTTP %u)", peer, http);
+    *retry_helps = code == DFNET_STATUS_UNAVAILABLE;
+    return code;
+  }
+  const char *x509 = lws_text ? strstr(lws_text, "X509_V_ERR = ") : NULL;
+  if (x509 != NULL) { /* our CA did not verify the server's chain (mbedTLS, in lws) */
+    int v = atoi(x509 + 13);
+    char ca[PATH_MAX];
+    if (realpath(ep->ca_file, ca) == NULL)
+      snprintf(ca, sizeof ca, "%s", ep->ca_file);
+    if (v == 9 || v == 10)
+      snprintf(msg, cap, "the %s's certificate %s", peer,
+               v == 10 ? "has expired" : "is not valid yet (check the clocks)");
+    else
+      snprintf(msg, cap, "the %s's certificate is not signed by the CA in %.300s", peer, ca);
+    return DFNET_STATUS_UNAUTHENTICATED;
+  }
+  *retry_helps = true;
+  if (lws_text == NULL) { /* lws could not even start: most often the name does not resolve */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(ep->host, NULL, &hints, &res);
+    if (res != NULL)
+      freeaddrinfo(res);
+    if (rc != 0) {
+      snprintf(msg, cap, "cannot resolve %s: %s", ep->host, gai_strerror(rc));
+      *retry_helps = rc == EAI_AGAIN;
+      return DFNET_STATUS_UNAVAILABLE;
+    }
+    snprintf(msg, cap, "cannot start a connection to %s:%d", ep->host, ep->port);
+    return DFNET_STATUS_UNAVAILABLE;
+  }
+  if (strstr(lws_text, "Unable to connect") != NULL || strstr(lws_text, "connect failed") != NULL)
+    snprintf(msg, cap, "nothing answers at %s:%d (connection refused, or the host is unreachable)",
+             ep->host, ep->port);
+  else
+    snprintf(msg, cap, "%s", lws_text);
+  return DFNET_STATUS_UNAVAILABLE;
+}
+
+/* Service thread: an attempt of a client endpoint failed. Logs it (a warning for the first
+ * attempt after a session or start, debug for the retries) and tells the endpoint's user. */
+static void connect_error(endpoint_t *ep, const char *lws_text) {
+  char msg[512];
+  bool retry_helps;
+  dfnet_status_t code = explain_connect_error(ep, lws_text, msg, sizeof msg, &retry_helps);
+  dfnet_log(ep->attempts <= 1 ? DFNET_LOG_WARN : DFNET_LOG_DEBUG, SUB, ep->url,
+            "cannot connect (attempt %u): %s: %s", (unsigned)ep->attempts, dfnet_status_str(code),
+            msg);
+  if (ep->cb.on_connect_error != NULL)
+    ep->cb.on_connect_error(ep->user, code, msg, retry_helps);
+}
+
 static void client_connect_now(endpoint_t *ep) {
   if (ep->wsi != NULL || ep->t->destroying)
     return;
@@ -628,7 +708,7 @@ static void client_connect_now(endpoint_t *ep) {
   ep->attempts++;
   if (lws_client_connect_via_info(&i) == NULL) {
     ep->wsi = NULL;
-    DFNET_LOGW(SUB, ep->url, "connect failed at once");
+    connect_error(ep, NULL);
     client_schedule_retry(ep);
   }
 }
@@ -2282,7 +2362,33 @@ static void refuse_log(struct lws *wsi, const char *who, const char *why) {
 }
 
 /* Server: the websocket upgrade request of a TLS connection. 0 = accept. */
-static int server_check_upgrade(struct lws *wsi, struct pss *pss) {
+/* Answer a refused upgrade with HTTP 403 and the reason in an x-dfnet-refused header
+ * ("<STATUS>: <why>"), so the client can tell its user (our lws patch 0004 hands it to the
+ * client's connection-error callback). Returns 1 (response written: lws ends the
+ * transaction and closes), or -1 when it could not be written (lws just closes). */
+static int refuse_upgrade(struct lws *wsi, dfnet_status_t code, const char *why) {
+  uint8_t buf[LWS_PRE + 640];
+  uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+  char value[300];
+  int n = snprintf(value, sizeof value, "%s: %s", dfnet_status_str(code), why);
+  size_t vlen = n < 0 ? 0 : (size_t)n < sizeof value ? (size_t)n : sizeof value - 1;
+  for (size_t i = 0; i < vlen; i++) /* one header line: no control characters */
+    if ((unsigned char)value[i] < 0x20)
+      value[i] = ' ';
+  if (lws_add_http_header_status(wsi, HTTP_STATUS_FORBIDDEN, &p, end) ||
+      lws_add_http_header_by_name(wsi, (const unsigned char *)"x-dfnet-refused:",
+                                  (const unsigned char *)value, (int)vlen, &p, end) ||
+      lws_add_http_header_content_length(wsi, 0, &p, end) || lws_finalize_http_header(wsi, &p, end))
+    return -1;
+  if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+    return -1;
+  return 1;
+}
+
+/* The upgrade's checks (the peer's certificate, its role on this subprotocol). Returns 0
+ * when the peer may open a session; else logs the refusal once and, when respond, answers
+ * it (refuse_upgrade) and returns its result; else -1. */
+static int server_check_upgrade(struct lws *wsi, struct pss *pss, bool respond) {
   char why[256];
   char proto[64] = "";
   if (lws_hdr_copy(wsi, proto, sizeof(proto), WSI_TOKEN_PROTOCOL) < 0)
@@ -2290,7 +2396,7 @@ static int server_check_upgrade(struct lws *wsi, struct pss *pss) {
   transport__peer_t peer;
   if (!transport__peer_verify(wsi, &peer, why, sizeof(why))) {
     refuse_log(wsi, NULL, why);
-    return -1;
+    return respond ? refuse_upgrade(wsi, DFNET_STATUS_UNAUTHENTICATED, why) : -1;
   }
   /* one subprotocol, exactly ours */
   const char *refusal = transport__role_refusal(peer.ou, proto);
@@ -2298,7 +2404,10 @@ static int server_check_upgrade(struct lws *wsi, struct pss *pss) {
     char who[240];
     snprintf(who, sizeof(who), "%s (role %s, subprotocol \"%s\")", peer.cn, peer.ou, proto);
     refuse_log(wsi, who, refusal);
-    return -1;
+    if (!respond)
+      return -1;
+    snprintf(why, sizeof why, "the certificate of %s has role %s: %s", peer.cn, peer.ou, refusal);
+    return refuse_upgrade(wsi, DFNET_STATUS_PERMISSION_DENIED, why);
   }
   if (pss) {
     pss->peer = peer;
@@ -2347,7 +2456,7 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
       refuse_log(wsi, NULL, "upgrade to something other than websocket");
       return -1;
     }
-    return server_check_upgrade(wsi, NULL) ? -1 : 0;
+    return server_check_upgrade(wsi, NULL, true);
   case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
     const struct lws_protocols *pr = lws_get_protocol(wsi);
     if (ep == NULL || ep->is_client || pr == NULL || pr == &ep->protocols[0]) {
@@ -2357,7 +2466,7 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     if (ep->t->shutting_down)
       return -1; /* closing down: no new sessions */
     /* second line of defence: the same checks as at CONFIRM_UPGRADE, on the bound pss */
-    return server_check_upgrade(wsi, pss) ? -1 : 0;
+    return server_check_upgrade(wsi, pss, false) ? -1 : 0;
   }
   case LWS_CALLBACK_ESTABLISHED: {
     const struct lws_protocols *pr = lws_get_protocol(wsi);
@@ -2374,17 +2483,19 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
       return -1;
     transport__peer_t peer;
     if (!transport__peer_verify(wsi, &peer, why, sizeof(why))) {
-      DFNET_LOGW(SUB, ep->url, "refusing the server: %s", why);
-      return -1;
+      snprintf(ep->refusal, sizeof ep->refusal, "the server's certificate was refused: %s", why);
+    } else if (ep->server_role[0] && strcmp(peer.ou, ep->server_role) != 0) {
+      snprintf(ep->refusal, sizeof ep->refusal,
+               "the server's certificate (%s) has role %s, not %s: it is not the %s", peer.cn,
+               peer.ou, ep->server_role, ep->server_role);
+    } else if (!transport__peer_matches_host(wsi, ep->server_name)) {
+      snprintf(ep->refusal, sizeof ep->refusal,
+               "the %s's certificate (%s) does not name %s (its SANs must include the name or "
+               "address in the URL: dfnet-manager init --san)",
+               ep->server_role[0] ? ep->server_role : "server", peer.cn, ep->server_name);
     }
-    if (ep->server_role[0] && strcmp(peer.ou, ep->server_role) != 0) {
-      DFNET_LOGW(SUB, ep->url, "refusing the server %s: its role is %s, not %s", peer.cn, peer.ou,
-                 ep->server_role);
-      return -1;
-    }
-    if (!transport__peer_matches_host(wsi, ep->server_name)) {
-      DFNET_LOGW(SUB, ep->url, "refusing the server %s: its certificate does not name %s", peer.cn,
-                 ep->server_name);
+    if (ep->refusal[0] != '\0') {
+      ep->refusal_code = DFNET_STATUS_UNAUTHENTICATED;
       return -1;
     }
     pss->peer = peer;
@@ -2403,8 +2514,7 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     ep = lws_get_opaque_user_data(wsi);
     if (ep == NULL)
       return 0;
-    DFNET_LOGW(SUB, ep->url, "connection failed (attempt %u): %s", (unsigned)ep->attempts,
-               in ? (const char *)in : "unknown error");
+    connect_error(ep, in ? (const char *)in : NULL);
     ep->wsi = NULL;
     if (pss && pss->s) {
       session_finalize(pss->s, "connection error");

@@ -124,6 +124,15 @@ typedef struct dfnet_transport_callbacks {
    * session whose on_session_open was called, and never for others. */
   void (*on_session_closed)(void *user, dfnet_session_id_t session, dfnet_status_t reason,
                             const char *message);
+  /* Client endpoints: an attempt to connect failed (the transport tries again with its
+   * backoff all the same). code and message say why in the user's terms: UNAUTHENTICATED
+   * (the server's certificate is not from our CA, expired, of the wrong role or name; or
+   * the server refused ours), PERMISSION_DENIED (the server refused our role on this
+   * subprotocol), UNAVAILABLE (refused, unreachable, unresolvable, timed out, TLS failed).
+   * retry_helps is false when only a change of files or configuration can fix it (a
+   * program with a user waiting should stop and say so). message is borrowed for the
+   * call. Optional. */
+  void (*on_connect_error)(void *user, dfnet_status_t code, const char *message, bool retry_helps);
 } dfnet_transport_callbacks_t;
 
 /* Per-session bounds (0 in a field = its default). */

@@ -179,7 +179,11 @@ int cli__connect(dfnet_client_t **out) {
                               .cert_file = cli_globals.cert,
                               .key_file = cli_globals.key,
                               .ca_file = cli_globals.ca,
-                              .connect_timeout_ms = (uint32_t)cli_globals.connect_timeout_ms};
+                              .connect_timeout_ms = (uint32_t)cli_globals.connect_timeout_ms,
+                              /* the CLI prints the error itself; DFNET_LOG_LEVEL shows more */
+                              .log_level = getenv("DFNET_LOG_LEVEL") != NULL
+                                               ? DFNET_CLIENT_LOG_DEFAULT
+                                               : DFNET_CLIENT_LOG_ERROR};
   dfnet_client_error_t err;
   dfnet_status_t st = dfnet_client_connect(&o, out, &err);
   if (st != DFNET_STATUS_OK) {

@@ -172,6 +172,7 @@ static void on_session_open(void *user, const dfnet_session_info_t *info) {
   pthread_mutex_lock(&c->mu);
   c->hello_status = DFNET_STATUS_OK;
   c->hello_message[0] = '\0';
+  c->connect_status = DFNET_STATUS_OK;
   pthread_mutex_unlock(&c->mu);
   dfnet_status_t st = dfnet_transport_request(c->t, info->id, env, &opts, 0, NULL);
   free(env);
@@ -226,6 +227,42 @@ static void on_session_closed(void *user, dfnet_session_id_t sid, dfnet_status_t
 
 static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env);
 
+/* ---- the library's log --------------------------------------------------------------- */
+
+static dfnet_client_log_fn g_log_fn;
+static void *g_log_user;
+
+static void log_forward(void *user, dfnet_log_level_t level, const char *line) {
+  (void)user;
+  g_log_fn(g_log_user, (dfnet_client_log_level_t)(level + 1), line);
+}
+
+/* The options' level (else DFNET_LOG_LEVEL, else warnings) and sink. */
+static void log_configure(const dfnet_client_options_t *opts) {
+  dfnet_log_level_t level = DFNET_LOG_WARN;
+  if (opts->log_level >= DFNET_CLIENT_LOG_ERROR && opts->log_level <= DFNET_CLIENT_LOG_DEBUG)
+    level = (dfnet_log_level_t)(opts->log_level - 1);
+  else
+    (void)dfnet_log_level_parse(getenv("DFNET_LOG_LEVEL"), &level);
+  dfnet_log_set_level(level);
+  g_log_fn = opts->log_fn;
+  g_log_user = opts->log_user;
+  dfnet_log_set_sink(opts->log_fn != NULL ? log_forward : NULL, NULL);
+}
+
+/* The transport's service thread: an attempt to connect failed; remember why for the
+ * callers waiting for a session (client__session). */
+static void on_connect_error(void *user, dfnet_status_t code, const char *message,
+                             bool retry_helps) {
+  dfnet_client_t *c = user;
+  pthread_mutex_lock(&c->mu);
+  c->connect_status = code;
+  c->connect_retry_helps = retry_helps;
+  snprintf(c->connect_message, sizeof c->connect_message, "%s", message);
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
 static void deadline_from_now(struct timespec *ts, uint32_t ms) {
   clock_gettime(CLOCK_MONOTONIC, ts);
   ts->tv_sec += ms / 1000u;
@@ -262,11 +299,20 @@ dfnet_status_t client__session(dfnet_client_t *c, uint32_t timeout_ms, dfnet_ses
                         c->hello_message);
       break;
     }
+    if (c->connect_status != DFNET_STATUS_OK && !c->connect_retry_helps) {
+      st = client__fail(err, c->connect_status, "cannot connect to %s: %s", c->url,
+                        c->connect_message);
+      break;
+    }
     if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT && c->session == 0) {
-      st = client__fail(err, DFNET_STATUS_UNAVAILABLE,
-                        "not connected to the manager (no session within %u ms; the "
-                        "transport's log says why)",
-                        timeout_ms ? timeout_ms : c->connect_timeout_ms);
+      unsigned ms = timeout_ms ? timeout_ms : c->connect_timeout_ms;
+      if (c->connect_status != DFNET_STATUS_OK)
+        st = client__fail(err, DFNET_STATUS_UNAVAILABLE,
+                          "cannot connect to %s: %s (still failing after %u ms)", c->url,
+                          c->connect_message, ms);
+      else
+        st = client__fail(err, DFNET_STATUS_UNAVAILABLE,
+                          "not connected to %s (no session within %u ms)", c->url, ms);
       break;
     }
   }
@@ -299,6 +345,8 @@ dfnet_status_t dfnet_client_connect(const dfnet_client_options_t *opts, dfnet_cl
   pthread_condattr_destroy(&ca);
   c->connect_timeout_ms =
       opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+  log_configure(opts);
+  snprintf(c->url, sizeof c->url, "%s", opts->url);
   dfnet_status_t st = dfnet_transport_create(&c->t);
   if (st != DFNET_STATUS_OK) {
     client__fail(err, st, "cannot create the transport");
@@ -313,7 +361,8 @@ dfnet_status_t dfnet_client_connect(const dfnet_client_options_t *opts, dfnet_cl
       .server_name = opts->server_name,
       .callbacks = {.on_session_open = on_session_open,
                     .on_envelope = on_envelope,
-                    .on_session_closed = on_session_closed},
+                    .on_session_closed = on_session_closed,
+                    .on_connect_error = on_connect_error},
       .user = c,
       /* The peer is the manager, a relay, and three more hops follow: the calls a turn
        * starts (callbacks starting the next ones) go out in halves of 16, not quarters

@@ -46,13 +46,20 @@ struct dfnet_client {
   dfnet_client_info_t info;
   dfnet_status_t hello_status; /* last Hello refusal (OK = none) */
   char hello_message[512];
+  char url[256];                 /* the manager's URL, for messages */
+  dfnet_status_t connect_status; /* last failed connection attempt (OK = none since open) */
+  bool connect_retry_helps;
+  char connect_message[512];
   client_op_t *ops; /* calls and watches in flight */
   uint64_t next_op_id;
   bool closing;
 };
 
 /* Wait (up to timeout_ms; 0 = the connect timeout) for a welcomed session. Not on the
- * client thread. OK + *sid, or UNAVAILABLE / PERMISSION_DENIED / FAILED_PRECONDITION. */
+ * client thread. OK + *sid; the status of a connection attempt that a retry cannot fix
+ * (UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE for a name that does not resolve) at
+ * once, with its reason; UNAVAILABLE after the timeout, with the last attempt's reason;
+ * the Hello's refusal; CANCELLED when closing; FAILED_PRECONDITION on the client thread. */
 dfnet_status_t client__session(dfnet_client_t *c, uint32_t timeout_ms, dfnet_session_id_t *sid,
                                dfnet_client_error_t *err);
 

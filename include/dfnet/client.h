@@ -68,6 +68,20 @@ typedef struct dfnet_client_error {
 
 /* ---- Connecting ------------------------------------------------------------------- */
 
+/* Levels of the library's own log lines (connection attempts, refusals, reconnects). */
+typedef enum dfnet_client_log_level {
+  DFNET_CLIENT_LOG_DEFAULT = 0, /* the DFNET_LOG_LEVEL environment variable, else WARN */
+  DFNET_CLIENT_LOG_ERROR = 1,
+  DFNET_CLIENT_LOG_WARN = 2,
+  DFNET_CLIENT_LOG_INFO = 3,
+  DFNET_CLIENT_LOG_DEBUG = 4,
+} dfnet_client_log_level_t;
+
+/* Receives one of the library's log lines: the whole line ("<UTC time> <E|W|I|D>
+ * <subsystem> <subject>: <message>", no newline), borrowed for the call. Called from the
+ * client thread or a caller's thread; must not block or call back into the library. */
+typedef void (*dfnet_client_log_fn)(void *user, dfnet_client_log_level_t level, const char *line);
+
 typedef struct dfnet_client_options {
   const char *url;             /* "wss://host:port" (required) */
   const char *cert_file;       /* PEM: the client certificate (role in its OU) (required) */
@@ -78,6 +92,9 @@ typedef struct dfnet_client_options {
   uint32_t connect_timeout_ms; /* how long connect (and a request made while
                                   reconnecting, without its own deadline) waits for a
                                   session; 0 = 10000 */
+  dfnet_client_log_level_t log_level; /* the library's lines up to this level are kept */
+  dfnet_client_log_fn log_fn;         /* where they go; NULL = stderr */
+  void *log_user;                     /* passed to log_fn */
 } dfnet_client_options_t;
 
 /* The session as the manager granted it. */
@@ -89,12 +106,18 @@ typedef struct dfnet_client_info {
 } dfnet_client_info_t;
 
 /* Connect to a manager: TLS with the given files, websocket upgrade, Hello, Welcome.
- * Blocks until the session is welcomed or the connect timeout passes. Strings are copied.
+ * Blocks until the session is welcomed, an attempt fails in a way trying again cannot fix,
+ * or the connect timeout passes. Strings are copied. The log options apply to every client
+ * of the process (the library keeps one log): the last connect sets them.
  * On OK *out is a new client the caller closes with dfnet_client_close().
- * Errors: INVALID_ARGUMENT (missing option, URL not wss://host:port), NOT_FOUND (a file
- * missing), UNAVAILABLE (no session within the timeout: the manager is not reachable, or
- * refused our certificate — the transport logs why), PERMISSION_DENIED (the manager refused
- * the Hello), INTERNAL. *out is NULL on error. */
+ * Errors (err->message says why, e.g. "cannot connect to wss://m:7443: the manager's
+ * certificate is not signed by the CA in /etc/dfnet/ca.crt"): INVALID_ARGUMENT (missing
+ * option, URL not wss://host:port), NOT_FOUND (a file missing), UNAUTHENTICATED (at once:
+ * the manager's certificate is not from our CA, expired or for another name, or the manager
+ * refused ours), PERMISSION_DENIED (at once: our role may not use the client protocol, or
+ * the manager refused the Hello), UNAVAILABLE (the name does not resolve: at once; refused,
+ * unreachable, timed out: after the connect timeout, with the last attempt's reason),
+ * INTERNAL. *out is NULL on error. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_connect(const dfnet_client_options_t *opts,
                                                      dfnet_client_t **out,
                                                      dfnet_client_error_t *err);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "lib/pki.h"
 #include "scripted_server.h"
 #include "testhost/testhost.h"
 
@@ -561,12 +562,84 @@ static void test_real_manager(void **state) {
   assert_int_equal(th_manager_stop(&m), 0);
 }
 
+/* Connection errors say why, at once when trying again cannot help, in one line on stderr:
+ * the manager's certificate from another CA (naming the CA file), our certificate from
+ * another CA, our role on the wrong protocol; a name that does not resolve. */
+static void test_connect_errors_say_why(void **state) {
+  (void)state;
+  char st[400], st2[400], certs[400], other[400], v[600];
+  snprintf(st, sizeof st, "%s/why-state", dir);
+  snprintf(st2, sizeof st2, "%s/why-other-state", dir);
+  snprintf(certs, sizeof certs, "%s/why-certs", dir);
+  snprintf(other, sizeof other, "%s/why-other", dir);
+  th_manager_t m;
+  assert_int_equal(th_manager_start(&m, st, NULL, NULL), 0);
+  assert_int_equal(dfnet_pki_init_state_dir(st2, "elsewhere", NULL, 0, NULL), DFNET_STATUS_OK);
+  assert_int_equal(ss_issue(st, "admin", "root", certs), 0);
+  assert_int_equal(ss_issue(st, "host", "board", certs), 0);
+  assert_int_equal(ss_issue(st2, "admin", "mallory", other), 0);
+  snprintf(v, sizeof v, "wss://127.0.0.1:%u", (unsigned)m.port);
+  setenv("DFNET_MANAGER", v, 1);
+  unsetenv("DFNET_LOG_LEVEL");
+
+  struct {
+    const char *cert, *ca, *status, *says;
+  } cases[] = {
+      {"root", "other", "UNAUTHENTICATED", "the manager's certificate is not signed by the CA in"},
+      {"mallory", "certs", "UNAUTHENTICATED",
+       "the manager refused this client: certificate is "
+       "not signed by our CA (CN=mallory"},
+      {"board", "certs", "PERMISSION_DENIED",
+       "the manager refused this client: the certificate of board has role host: role may not "
+       "use subprotocol dfnet.client.v1"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *cdir = strcmp(cases[i].cert, "mallory") == 0 ? other : certs;
+    snprintf(v, sizeof v, "%s/%s.crt", cdir, cases[i].cert);
+    setenv("DFNET_CERT", v, 1);
+    snprintf(v, sizeof v, "%s/%s.key", cdir, cases[i].cert);
+    setenv("DFNET_KEY", v, 1);
+    snprintf(v, sizeof v, "%s/ca.crt", strcmp(cases[i].ca, "other") == 0 ? other : certs);
+    setenv("DFNET_CA", v, 1);
+    assert_int_equal(run("host", "list"), 1);
+    char want[700];
+    snprintf(want, sizeof want, "dfnet: %s: cannot connect to wss://127.0.0.1:%u: %s",
+             cases[i].status, (unsigned)m.port, cases[i].says);
+    if (strncmp(R.err, want, strlen(want)) != 0)
+      fail_msg("case %zu: want \"%s...\", got \"%s\"", i, want, R.err);
+    const char *nl = strchr(R.err, '\n'); /* one line */
+    assert_true(nl != NULL && nl[1] == '\0');
+  }
+  /* the CA named is the file given, made absolute */
+  snprintf(v, sizeof v, "%s/root.crt", certs);
+  setenv("DFNET_CERT", v, 1);
+  snprintf(v, sizeof v, "%s/root.key", certs);
+  setenv("DFNET_KEY", v, 1);
+  snprintf(v, sizeof v, "%s/ca.crt", other);
+  setenv("DFNET_CA", v, 1);
+  assert_int_equal(run("host", "list"), 1);
+  char *real = realpath(v, NULL);
+  assert_non_null(real);
+  assert_non_null(strstr(R.err, real));
+  free(real);
+  /* a name that does not resolve: at once too */
+  snprintf(v, sizeof v, "%s/ca.crt", certs);
+  setenv("DFNET_CA", v, 1);
+  setenv("DFNET_MANAGER", "wss://no-such-manager.invalid:7443", 1);
+  assert_int_equal(run("host", "list"), 1);
+  assert_non_null(strstr(R.err,
+                         "dfnet: UNAVAILABLE: cannot connect to "
+                         "wss://no-such-manager.invalid:7443: cannot resolve "
+                         "no-such-manager.invalid"));
+  assert_int_equal(th_manager_stop(&m), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_usage_errors),    cmocka_unit_test(test_settings),
       cmocka_unit_test(test_node_list_text),  cmocka_unit_test(test_node_list_json),
       cmocka_unit_test(test_dump_and_others), cmocka_unit_test(test_call_and_rng),
-      cmocka_unit_test(test_real_manager),
+      cmocka_unit_test(test_real_manager),    cmocka_unit_test(test_connect_errors_say_why),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

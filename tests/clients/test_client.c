@@ -64,6 +64,51 @@ static void test_connect_info(void **state) {
   dfnet_client_close(c);
 }
 
+/* A log callback's record of the library's lines, per level. */
+typedef struct log_rec {
+  int at[5];
+  char last[1024];
+} log_rec_t;
+
+static void log_rec(void *user, dfnet_client_log_level_t level, const char *line) {
+  log_rec_t *r = user;
+  if ((unsigned)level < 5)
+    r->at[level]++;
+  snprintf(r->last, sizeof r->last, "%s", line);
+}
+
+/* The library's lines go to the log callback, up to the level asked (warnings by default). */
+static void test_log_callback_and_level(void **state) {
+  (void)state;
+  char url[64], crt[400], key[400], ca[400];
+  snprintf(url, sizeof url, "wss://127.0.0.1:%u", (unsigned)port);
+  snprintf(crt, sizeof crt, "%s/operator/bob.crt", cert_dir);
+  snprintf(key, sizeof key, "%s/operator/bob.key", cert_dir);
+  snprintf(ca, sizeof ca, "%s/operator/ca.crt", cert_dir);
+  unsetenv("DFNET_LOG_LEVEL");
+  log_rec_t quiet = {0}, chatty = {0};
+  dfnet_client_options_t o = {.url = url,
+                              .cert_file = crt,
+                              .key_file = key,
+                              .ca_file = ca,
+                              .log_fn = log_rec,
+                              .log_user = &quiet};
+  dfnet_client_t *c = NULL;
+  dfnet_client_error_t err;
+  assert_int_equal(dfnet_client_connect(&o, &c, &err), DFNET_STATUS_OK);
+  dfnet_client_close(c);
+  assert_int_equal(quiet.at[DFNET_CLIENT_LOG_INFO] + quiet.at[DFNET_CLIENT_LOG_DEBUG], 0);
+  o.log_level = DFNET_CLIENT_LOG_DEBUG;
+  o.log_user = &chatty;
+  assert_int_equal(dfnet_client_connect(&o, &c, &err), DFNET_STATUS_OK);
+  dfnet_client_close(c);
+  assert_true(chatty.at[DFNET_CLIENT_LOG_INFO] >= 1); /* "session 1 open ..." */
+  o.log_fn = NULL;                                    /* back to stderr, warnings */
+  o.log_level = DFNET_CLIENT_LOG_DEFAULT;
+  assert_int_equal(dfnet_client_connect(&o, &c, &err), DFNET_STATUS_OK);
+  dfnet_client_close(c);
+}
+
 static void test_connect_errors(void **state) {
   (void)state;
   dfnet_client_t *c = NULL;
@@ -83,15 +128,25 @@ static void test_connect_errors(void **state) {
                                .ca_file = "/nonexistent/ca.crt",
                                .connect_timeout_ms = 500};
   assert_int_equal(dfnet_client_connect(&o, &c, &err), DFNET_STATUS_NOT_FOUND);
-  /* a CA that did not sign the server: the TLS handshake fails, no session in time */
+  /* a CA that did not sign the server: refused at once (not after the 5 s timeout), the
+   * reason in the error and one warning through the log callback */
   char other[300];
   snprintf(other, sizeof other, "%s-other", cert_dir);
   assert_int_equal(ss_make_certs(other), 0);
   char ca2[400];
   snprintf(ca2, sizeof ca2, "%s/state/ca.crt", other);
   o.ca_file = ca2;
-  assert_int_equal(dfnet_client_connect(&o, &c, &err), DFNET_STATUS_UNAVAILABLE);
+  o.connect_timeout_ms = 60000; /* a hang guard: the refusal must not wait for it */
+  log_rec_t logs = {0};
+  o.log_fn = log_rec;
+  o.log_user = &logs;
+  assert_int_equal(dfnet_client_connect(&o, &c, &err), DFNET_STATUS_UNAUTHENTICATED);
   assert_null(c);
+  assert_non_null(strstr(err.message, "certificate is not signed by the CA in"));
+  assert_non_null(strstr(err.message, "-other/state/ca.crt"));
+  assert_int_equal(logs.at[DFNET_CLIENT_LOG_WARN], 1);
+  assert_non_null(strstr(logs.last, " W transport "));
+  assert_int_equal(logs.at[DFNET_CLIENT_LOG_INFO] + logs.at[DFNET_CLIENT_LOG_DEBUG], 0);
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf %s", other);
   assert_int_equal(system(cmd), 0);
@@ -527,6 +582,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_connect_info),
       cmocka_unit_test(test_connect_errors),
+      cmocka_unit_test(test_log_callback_and_level),
       cmocka_unit_test(test_unary),
       cmocka_unit_test(test_role_denied),
       cmocka_unit_test(test_stream_callbacks_credit),
