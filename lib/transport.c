@@ -9,6 +9,7 @@
  * ever called with the mutex held.
  */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include <libwebsockets.h>
 
 #include "lib/log.h"
+#include "lib/log_limit.h"
 #include "lib/pki.h"
 #include "lib/transport.h"
 #include "lib/transport_internal.h"
@@ -95,6 +97,7 @@ typedef struct session {
   bool closing;   /* close frame about to go */
   bool kill_reason_set;
   bool peer_closed_cleanly; /* the peer sent a close frame with 1000 or 1001 */
+  bool peer_status_given;   /* ... or 1008 with "<STATUS>: why" (kill_reason) */
   dfnet_status_t kill_reason;
   char kill_msg[124];
   uint8_t *rx_buf;
@@ -107,6 +110,10 @@ typedef struct session {
   uint64_t last_rx_ms;
   bool ping_due;
   lws_sorted_usec_list_t ka_sul;
+  bool rx_paused;                    /* not reading: our send queue to it is full */
+  lws_sorted_usec_list_t expiry_sul; /* the peer's certificate runs out */
+  time_t not_after;
+  dfnet_log_limit_t log_limit; /* lines this peer can cause */
 
   /* info */
   dfnet_v1_Role role;
@@ -240,6 +247,7 @@ static void client_schedule_retry(endpoint_t *ep);
 static void flush_mark(session_t *s, size_t len);
 static void flush_all(dfnet_transport_t *t);
 static void flush_unlink(session_t *s);
+static void peer_warn_flush_one(void *user, const char *kind, uint32_t count);
 
 /* ---- Small helpers ------------------------------------------------------------------- */
 
@@ -1596,7 +1604,11 @@ static void keepalive_cb(lws_sorted_usec_list_t *sul) {
   uint64_t silent = dfnet_transport_now_ms() - s->last_rx_ms;
   if (silent >= 3ull * interval) {
     char msg[96];
-    snprintf(msg, sizeof(msg), "keepalive: peer silent for %llu ms", (unsigned long long)silent);
+    if (s->rx_paused) /* we stopped reading it: it has not read what we sent for that long */
+      snprintf(msg, sizeof(msg), "the peer has not read for %llu ms (its send queue is full)",
+               (unsigned long long)silent);
+    else
+      snprintf(msg, sizeof(msg), "keepalive: peer silent for %llu ms", (unsigned long long)silent);
     DFNET_LOGW(SUB, s->peer_name, "closing session %llu: %s", (unsigned long long)s->id, msg);
     session_kill(s, DFNET_STATUS_UNAVAILABLE, msg);
     return;
@@ -1606,6 +1618,20 @@ static void keepalive_cb(lws_sorted_usec_list_t *sul) {
     lws_callback_on_writable(s->wsi);
   }
   lws_sul_schedule(s->t->ctx, 0, &s->ka_sul, keepalive_cb, (lws_usec_t)interval * 1000);
+}
+
+/* Service thread: the peer's certificate ran out: close the session; its requests and
+ * ours end UNAUTHENTICATED (1008 close frame). */
+static void expiry_cb(lws_sorted_usec_list_t *sul) {
+  session_t *s = lws_container_of(sul, session_t, expiry_sul);
+  char msg[160];
+  struct tm tm;
+  gmtime_r(&s->not_after, &tm);
+  snprintf(msg, sizeof msg, "the certificate of %s expired at %04d-%02d-%02dT%02d:%02d:%02dZ",
+           s->peer_name, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+           tm.tm_sec);
+  DFNET_LOGW(SUB, s->peer_name, "closing session %llu: %s", (unsigned long long)s->id, msg);
+  (void)dfnet_transport_session_close(s->t, s->id, DFNET_STATUS_UNAUTHENTICATED, msg);
 }
 
 /* Service thread: drop the connection now; on_session_closed gets reason. */
@@ -1687,6 +1713,13 @@ static session_t *session_open(endpoint_t *ep, struct lws *wsi, const transport_
   pthread_mutex_unlock(&t->mu);
 
   lws_sul_schedule(t->ctx, 0, &s->ka_sul, keepalive_cb, (lws_usec_t)ep->limits.keepalive_ms * 1000);
+  /* The session ends with the peer's certificate: RFC 5280's notAfter is the last second it
+   * is valid, so the session is closed when the next one begins (and the handshake of a
+   * reconnect refuses it from then on). */
+  s->not_after = peer->not_after;
+  time_t now = time(NULL);
+  lws_sul_schedule(t->ctx, 0, &s->expiry_sul, expiry_cb,
+                   (lws_usec_t)(s->not_after >= now ? s->not_after + 1 - now : 0) * LWS_US_PER_SEC);
   s->open = true;
   DFNET_LOGI(SUB, s->peer_name, "session %llu open: %s role=%s from %s%s",
              (unsigned long long)s->id, s->subprotocol, s->role_name, s->peer_address,
@@ -1732,6 +1765,7 @@ static void session_finalize(session_t *s, const char *lws_reason) {
   s->p_head = s->p_tail = NULL;
   outmsg_t *q = s->q_head;
   s->q_head = s->q_tail = NULL;
+  size_t freed = s->q_bytes + s->rx_cap;
   s->q_bytes = 0;
   pthread_cond_broadcast(&t->cv);
   pthread_mutex_unlock(&t->mu);
@@ -1741,7 +1775,9 @@ static void session_finalize(session_t *s, const char *lws_reason) {
   if (s->close_requested) {
     reason = s->close_reason;
     msg = s->close_msg;
-    call_status = DFNET_STATUS_CANCELLED;
+    /* our requests end CANCELLED, or with the reason we closed for (UNAUTHENTICATED when
+     * the peer's certificate ran out) */
+    call_status = reason == DFNET_STATUS_OK ? DFNET_STATUS_CANCELLED : reason;
   } else if (t->destroying) {
     reason = DFNET_STATUS_CANCELLED;
     msg = "transport destroyed";
@@ -1749,7 +1785,10 @@ static void session_finalize(session_t *s, const char *lws_reason) {
   } else if (s->kill_reason_set) {
     reason = s->kill_reason;
     msg = s->kill_msg;
-    call_status = reason == DFNET_STATUS_CANCELLED ? reason : DFNET_STATUS_UNAVAILABLE;
+    /* a status the peer gave in its close frame stands for our requests too */
+    call_status = reason == DFNET_STATUS_CANCELLED || s->peer_status_given
+                      ? reason
+                      : DFNET_STATUS_UNAVAILABLE;
   } else {
     reason = DFNET_STATUS_UNAVAILABLE;
     msg = lws_reason ? lws_reason : "connection closed";
@@ -1763,6 +1802,8 @@ static void session_finalize(session_t *s, const char *lws_reason) {
     n = m->next;
     free(m);
   }
+  dfnet_log_limit_flush(&s->log_limit, peer_warn_flush_one, s);
+  lws_sul_cancel(&s->expiry_sul);
   /* A clean close by the peer is routine (a CLI run ends): debug; anything else: info. */
   dfnet_log_level_t level = s->peer_closed_cleanly ? DFNET_LOG_DEBUG : DFNET_LOG_INFO;
   dfnet_log(level, SUB, s->peer_name, "session %llu closed: %s%s%s", (unsigned long long)s->id,
@@ -1771,6 +1812,10 @@ static void session_finalize(session_t *s, const char *lws_reason) {
     ep->cb.on_session_closed(ep->user, s->id, reason, msg);
   free(s->rx_buf);
   free(s);
+  /* A peer that made us queue megabytes is gone: give the memory back to the system
+   * (glibc keeps freed heap otherwise, and the process stays at its peak). */
+  if (freed >= 1024u * 1024u)
+    malloc_trim(0);
 }
 
 /* ---- Receiving ------------------------------------------------------------------------ */
@@ -1800,6 +1845,54 @@ static bool is_our_id(const session_t *s, uint64_t id) {
   return id != 0 && (id & 1u) == (s->ep->is_client ? 1u : 0u);
 }
 
+/* Service thread: a warning about something the peer did, rate-limited per kind (a static
+ * string; log_limit.h): a flood of bad frames writes a line per 10 s, not one per frame. */
+__attribute__((format(printf, 3, 4))) static void peer_warn(session_t *s, const char *kind,
+                                                            const char *fmt, ...) {
+  uint32_t suppressed;
+  if (!dfnet_log_limit_allow(&s->log_limit, kind, dfnet_transport_now_ms(), &suppressed))
+    return;
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (suppressed > 0)
+    DFNET_LOGW(SUB, s->peer_name, "%s (%u more like this in the last %u s)", msg, suppressed,
+               DFNET_LOG_LIMIT_WINDOW_MS / 1000u);
+  else
+    DFNET_LOGW(SUB, s->peer_name, "%s", msg);
+}
+
+static void peer_warn_flush_one(void *user, const char *kind, uint32_t count) {
+  session_t *s = user;
+  DFNET_LOGW(SUB, s->peer_name, "%u more %s not logged before the session closed", count, kind);
+}
+
+/* Service thread: a message that did not decode. When its id can be read, it still gets an
+ * answer: a request of the peer's gets the decoder's status with that id, a reply to one
+ * of ours ends our request with it. Nobody waits out a deadline for a frame we dropped. */
+static void dispatch_malformed(session_t *s, const uint8_t *buf, size_t len, dfnet_status_t st,
+                               const char *err) {
+  dfnet_transport_t *t = s->t;
+  uint64_t id = prefix_id(buf, len);
+  peer_warn(s, "malformed envelopes", "malformed %zu-byte envelope (id %llu): %s: %s", len,
+            (unsigned long long)id, dfnet_status_str(st), err ? err : "?");
+  if (id == 0)
+    return;
+  dfnet_status_t answer =
+      st == DFNET_STATUS_RESOURCE_EXHAUSTED ? st : DFNET_STATUS_INVALID_ARGUMENT;
+  if (is_our_id(s, id)) {
+    pending_t *p = pending_take(t, s->id, id, NULL);
+    if (p != NULL)
+      pending_complete(p, answer);
+    return;
+  }
+  char msg[300];
+  snprintf(msg, sizeof msg, "malformed envelope: %s", err ? err : dfnet_status_str(st));
+  (void)dfnet_transport_send_status(t, s->id, id, answer, msg);
+}
+
 /* Service thread: one whole message arrived. */
 static void dispatch(session_t *s, const uint8_t *buf, size_t len) {
   dfnet_transport_t *t = s->t;
@@ -1809,8 +1902,7 @@ static void dispatch(session_t *s, const uint8_t *buf, size_t len) {
   s->stats.received_messages++;
   dfnet_status_t st = dfnet_envelope_decode(buf, len, s->ep->limits.max_message_bytes, env, &err);
   if (st != DFNET_STATUS_OK && st != DFNET_STATUS_UNIMPLEMENTED) {
-    DFNET_LOGW(SUB, s->peer_name, "dropping a malformed %zu-byte envelope: %s: %s", len,
-               dfnet_status_str(st), err ? err : "?");
+    dispatch_malformed(s, buf, len, st, err);
     return;
   }
   uint64_t id = env->pb.id;
@@ -1832,8 +1924,8 @@ static void dispatch(session_t *s, const uint8_t *buf, size_t len) {
       if (p == NULL)
         return;
       if (st == DFNET_STATUS_UNIMPLEMENTED) {
-        DFNET_LOGW(SUB, s->peer_name, "reply %llu is of a kind this build does not know",
-                   (unsigned long long)id);
+        peer_warn(s, "unknown replies", "reply %llu is of a kind this build does not know",
+                  (unsigned long long)id);
         pending_complete(p, DFNET_STATUS_UNIMPLEMENTED);
         return;
       }
@@ -1843,8 +1935,8 @@ static void dispatch(session_t *s, const uint8_t *buf, size_t len) {
     }
   }
   if (st == DFNET_STATUS_UNIMPLEMENTED) {
-    DFNET_LOGW(SUB, s->peer_name, "envelope %llu of an unknown kind: answering UNIMPLEMENTED",
-               (unsigned long long)id);
+    peer_warn(s, "unknown envelopes", "envelope %llu of an unknown kind: answering UNIMPLEMENTED",
+              (unsigned long long)id);
     (void)dfnet_transport_send_status(t, sid, id, DFNET_STATUS_UNIMPLEMENTED,
                                       "unknown envelope member");
     return;
@@ -1925,7 +2017,7 @@ static int on_receive(session_t *s, struct lws *wsi, const uint8_t *in, size_t l
     uint64_t id = prefix_id(s->rx_prefix, s->rx_prefix_len);
     char msg[128];
     snprintf(msg, sizeof(msg), "message of %zu bytes exceeds the %zu-byte bound", s->rx_total, max);
-    DFNET_LOGW(SUB, s->peer_name, "envelope %llu refused: %s", (unsigned long long)id, msg);
+    peer_warn(s, "oversized envelopes", "envelope %llu refused: %s", (unsigned long long)id, msg);
     s->stats.received_messages++;
     (void)dfnet_transport_send_status(s->t, s->id, id, DFNET_STATUS_RESOURCE_EXHAUSTED, msg);
   } else {
@@ -2002,6 +2094,28 @@ static size_t frame_into(dfnet_transport_t *t, bool client, uint8_t *out, const 
   return h + len;
 }
 
+/* Service thread: stop reading a peer whose send queue reached the high-water mark (it does
+ * not read what we send it, so whatever else it asks for has nowhere to go: with reading
+ * stopped, its requests wait in its own socket and the memory we hold for it stays under
+ * the mark plus one turn's replies), and read it again once the queue is down to half.
+ * Keepalive drops a peer that stays like this for 3 intervals. */
+static void rx_flow_update(session_t *s) {
+  pthread_mutex_lock(&s->t->mu);
+  size_t queued = s->q_bytes;
+  pthread_mutex_unlock(&s->t->mu);
+  size_t hwm = s->ep->limits.send_hwm_bytes;
+  if (!s->rx_paused && queued >= hwm) {
+    s->rx_paused = true;
+    s->stats.reading_pauses++;
+    lws_rx_flow_control(s->wsi, 0);
+    peer_warn(s, "reading pauses", "not reading from the peer: %zu bytes wait for it to read",
+              queued);
+  } else if (s->rx_paused && queued <= hwm / 2) {
+    s->rx_paused = false;
+    lws_rx_flow_control(s->wsi, 1);
+  }
+}
+
 /* Service thread: take the n whole messages at the head of s's queue off it (they were
  * handed to lws, in `writes` writes). */
 static void dequeue_sent(session_t *s, size_t n, uint64_t writes) {
@@ -2026,6 +2140,8 @@ static void dequeue_sent(session_t *s, size_t n, uint64_t writes) {
     nx = m->next;
     free(m);
   }
+  if (s->rx_paused)
+    rx_flow_update(s);
 }
 
 /* Service thread: write what is queued on s, up to about `budget` bytes: whole messages
@@ -2129,8 +2245,16 @@ static int on_writable(session_t *s, struct lws *wsi) {
   bool close_now = s->close_requested && s->q_head == NULL;
   pthread_mutex_unlock(&t->mu);
   if (close_now) {
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)s->close_msg,
-                     strlen(s->close_msg));
+    /* 1000 for an ordinary close; 1008 with "<STATUS>: why" when the session ends for a
+     * reason the peer must hear (its certificate ran out, it sent no Hello...): the peer's
+     * transport ends its requests with that status */
+    char text[124];
+    bool ordinary = s->close_reason == DFNET_STATUS_OK || s->close_reason == DFNET_STATUS_CANCELLED;
+    int n = ordinary ? snprintf(text, sizeof text, "%s", s->close_msg)
+                     : snprintf(text, sizeof text, "%s: %s", dfnet_status_str(s->close_reason),
+                                s->close_msg);
+    lws_close_reason(wsi, ordinary ? LWS_CLOSE_STATUS_NORMAL : LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                     (unsigned char *)text, n < 0 ? 0 : strlen(text));
     return -1;
   }
   if (more)
@@ -2143,6 +2267,7 @@ static int on_writable(session_t *s, struct lws *wsi) {
  * for what does not fit) ask for a writable callback. */
 static void flush_session(session_t *s) {
   struct lws *wsi = s->wsi;
+  rx_flow_update(s);
   if (s->closing || s->kill_reason_set || s->close_requested || s->cur_off != 0 ||
       lws_partial_buffered(wsi)) {
     lws_callback_on_writable(wsi);
@@ -2550,6 +2675,16 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
       pss->s->kill_reason_set = true;
       pss->s->kill_reason = DFNET_STATUS_UNAVAILABLE;
       close_text(in, len, pss->s->kill_msg, sizeof(pss->s->kill_msg));
+      /* 1008 "<STATUS>: why" (our close_status): the peer says what ended the session */
+      char text[128], name[24];
+      dfnet_status_t given;
+      snprintf(text, sizeof text, "%.*s", len > 2 ? (int)(len - 2 < 127 ? len - 2 : 127) : 0,
+               len > 2 ? (const char *)in + 2 : "");
+      if (code == LWS_CLOSE_STATUS_POLICY_VIOLATION && sscanf(text, "%23[A-Z_]:", name) == 1 &&
+          dfnet_status_from_str(name, &given) == DFNET_STATUS_OK && given != DFNET_STATUS_OK) {
+        pss->s->kill_reason = given;
+        pss->s->peer_status_given = true;
+      }
     }
     return 0;
   case LWS_CALLBACK_CLOSED:

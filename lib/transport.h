@@ -279,6 +279,8 @@ typedef struct dfnet_session_stats {
   uint64_t sent_messages;     /* envelopes fully handed to TLS */
   uint64_t received_messages; /* envelopes received (oversized ones included) */
   uint32_t pending_requests;  /* requests waiting for their (last) reply */
+  uint32_t reading_pauses;    /* times we stopped reading the peer: our send queue to it
+                                 reached send_hwm_bytes (it does not read) */
   uint64_t writes;            /* writes handed to TLS (one TLS record up to 16 KiB each):
                                  small messages queued together share one write, as
                                  consecutive websocket messages, so this can be fewer

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <libwebsockets.h>
 
@@ -18,6 +19,7 @@ typedef struct transport__peer {
   char cn[TRANSPORT__NAME_MAX + 1];
   char ou[TRANSPORT__NAME_MAX + 1];
   dfnet_v1_Role role;
+  time_t not_after; /* the end of the certificate's validity (UTC seconds) */
 } transport__peer_t;
 
 /* Check the peer certificate of an lws connection: present, verified against our CA,

@@ -111,6 +111,13 @@ bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
     return false;
   }
   peer->role = role_of(peer->ou);
+  struct tm end = {.tm_year = crt->valid_to.year - 1900,
+                   .tm_mon = crt->valid_to.mon - 1,
+                   .tm_mday = crt->valid_to.day,
+                   .tm_hour = crt->valid_to.hour,
+                   .tm_min = crt->valid_to.min,
+                   .tm_sec = crt->valid_to.sec};
+  peer->not_after = timegm(&end);
   return true;
 }
 

@@ -21,6 +21,10 @@ static void on_envelope(void *user, dfnet_session_id_t session, const dfnet_enve
   if (env->pb.which_msg == dfnet_v1_Envelope_call_tag) {
     if (strcmp(env->pb.msg.call.method, "/silent") == 0)
       return;
+    if (strcmp(env->pb.msg.call.method, "/final") == 0) { /* as the manager's final replies */
+      (void)dfnet_transport_send(es->t, session, (dfnet_envelope_t *)env, DFNET_SEND_PAST_HWM);
+      return;
+    }
     if (strcmp(env->pb.msg.call.method, "/stream") == 0) {
       dfnet_envelope_t *r = malloc(sizeof(*r));
       for (int i = 0; i < 6; i++) {

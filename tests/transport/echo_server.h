@@ -1,5 +1,6 @@
 /* The test peer: a dfnet transport server that echoes envelopes back (same id, same bulk).
- * A Call whose method is "/silent" is never answered; "/stream" is answered with five
+ * A Call whose method is "/silent" is never answered; "/final" is echoed past the send
+ * queue's high-water mark (DFNET_SEND_PAST_HWM, as final replies are); "/stream" with five
  * Replies and a sixth with end_of_stream. Used in-process and as a child process
  * (transport_echo_server DIR [PORT [MAX_MESSAGE]]: prints "PORT <n>" then serves). */
 #ifndef DFNET_TESTS_ECHO_SERVER_H

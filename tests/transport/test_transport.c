@@ -22,6 +22,7 @@
 
 #include "child.h"
 #include "echo_server.h"
+#include "raw_ws.h"
 #include "lib/transport.h"
 #include "tls_fixture.h"
 
@@ -1086,6 +1087,173 @@ static void test_listen_failures_say_why(void **state) {
   echo_server_stop(&es);
 }
 
+/* ---- a peer that breaks the rules (raw websocket client) ------------------------------ */
+
+static raw_ws_t *raw_open(uint16_t port, const char *who) {
+  char crt[64], key[64];
+  snprintf(crt, sizeof crt, "%s.crt", who);
+  snprintf(key, sizeof key, "%s.key", who);
+  char ca_p[512], crt_p[512], key_p[512];
+  snprintf(ca_p, sizeof ca_p, "%s", path("ca.crt"));
+  snprintf(crt_p, sizeof crt_p, "%s", path(crt));
+  snprintf(key_p, sizeof key_p, "%s", path(key));
+  int http = 0;
+  raw_ws_t *w = raw_ws_open(port, ca_p, crt_p, key_p, DFNET_SUBPROTOCOL_CLIENT, 5000, &http);
+  if (w == NULL)
+    fail_msg("raw websocket to %u as %s: HTTP %d", port, who, http);
+  return w;
+}
+
+/* RFC 6455 §5.1, §5.2: an unmasked client frame, or one with an RSV bit and no extension
+ * negotiated, fails the connection (close 1002). A masked, plain frame does not. */
+static void test_rfc6455_frames_refused(void **state) {
+  (void)state;
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  dfnet_envelope_t env;
+  struct {
+    bool masked;
+    int rsv;
+    bool refused;
+  } cases[] = {{true, 0, false}, {false, 0, true}, {true, 4 /* RSV1 */, true}, {true, 1, true}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    raw_ws_t *w = raw_open(es.port, "viewer");
+    dfnet_envelope_init(&env);
+    env.pb.id = 7;
+    env.pb.which_msg = dfnet_v1_Envelope_call_tag;
+    snprintf(env.pb.msg.call.method, sizeof env.pb.msg.call.method, "/echo");
+    size_t len = 0;
+    uint8_t buf[256];
+    assert_int_equal(dfnet_envelope_encode(&env, buf, sizeof buf, &len, NULL), DFNET_STATUS_OK);
+    assert_int_equal(raw_ws_send_frame(w, 2, buf, len, cases[i].masked, cases[i].rsv), 0);
+    int code = 0;
+    int rc = raw_ws_read_env(w, &env, &code);
+    if (cases[i].refused) {
+      assert_int_equal(rc, -1);
+      assert_true(code == 0 || code == 1002);
+    } else {
+      assert_int_equal(rc, 0);
+      assert_int_equal(env.pb.id, 7);
+    }
+    raw_ws_close(w);
+  }
+  echo_server_stop(&es);
+}
+
+/* A frame whose id can be read but whose member cannot is answered with that id (the
+ * caller does not wait out its deadline), and a flood of them writes a bounded number of
+ * log lines: the first, then one per 10 s saying how many more. */
+static void test_malformed_frames_answered_and_logs_bounded(void **state) {
+  (void)state;
+  log_capture_start();
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  raw_ws_t *w = raw_open(es.port, "operator");
+  /* id 9, then a Call (field 21, length-delimited) whose bytes are not a Call */
+  const uint8_t bad[] = {0x08, 0x09, 0xaa, 0x01, 0x03, 0xff, 0xff, 0xff};
+  assert_int_equal(raw_ws_send_frame(w, 2, bad, sizeof bad, true, 0), 0);
+  dfnet_envelope_t env;
+  assert_int_equal(raw_ws_read_env(w, &env, NULL), 0);
+  assert_int_equal(env.pb.id, 9);
+  assert_int_equal(env.pb.which_msg, dfnet_v1_Envelope_status_tag);
+  assert_int_equal(env.pb.msg.status.code, DFNET_STATUS_INVALID_ARGUMENT);
+  assert_non_null(strstr(env.pb.msg.status.message, "malformed"));
+  /* 2,000 more, each with its own id: each answered, a handful of log lines */
+  enum { FLOOD = 2000 };
+  uint8_t frame[sizeof bad];
+  memcpy(frame, bad, sizeof bad);
+  for (int i = 0; i < FLOOD; i++) {
+    frame[1] = (uint8_t)(11 + 2 * (i % 50)); /* odd ids: the client's */
+    assert_int_equal(raw_ws_send_frame(w, 2, frame, sizeof frame, true, 0), 0);
+  }
+  int answered = 0;
+  while (answered < FLOOD && raw_ws_read_env(w, &env, NULL) == 0)
+    if (env.pb.which_msg == dfnet_v1_Envelope_status_tag &&
+        (int)env.pb.msg.status.code == (int)DFNET_STATUS_INVALID_ARGUMENT)
+      answered++;
+  assert_int_equal(answered, FLOOD);
+  assert_true(log_count("malformed") <= 3);
+  raw_ws_close(w);
+  echo_server_stop(&es);
+  /* the session's last word: how many lines it did not write */
+  assert_true(log_wait("more malformed envelopes not logged", 1, 3000));
+}
+
+/* A caller that sends and never reads: once its send queue reaches the high-water mark the
+ * server stops reading it, so what it holds for it stays near the mark, while another
+ * caller is served as usual. */
+static void test_non_reading_peer_is_not_read(void **state) {
+  (void)state;
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  raw_ws_t *w = raw_open(es.port, "operator");
+  static uint8_t payload[3000];
+  dfnet_envelope_t env;
+  size_t sent = 0;
+  for (int i = 0; i < 20000; i++) {
+    dfnet_envelope_init(&env);
+    env.pb.id = 1 + 2 * (uint64_t)i;
+    env.pb.which_msg = dfnet_v1_Envelope_call_tag;
+    snprintf(env.pb.msg.call.method, sizeof env.pb.msg.call.method, "/final");
+    env.bulk.data = payload;
+    env.bulk.size = sizeof payload;
+    int rc = raw_ws_send_env(w, &env);
+    if (rc == -2)
+      break; /* the server stopped reading us: our socket is full */
+    assert_int_equal(rc, 0);
+    sent++;
+  }
+  assert_true(sent > 2000); /* well past the 8 MiB mark in echoes */
+  dfnet_session_id_t hog = es.last_session; /* opened long ago: the only one */
+  dfnet_session_stats_t st;
+  assert_int_equal(dfnet_transport_session_stats(es.t, hog, &st), DFNET_STATUS_OK);
+  assert_true(st.reading_pauses >= 1);
+  assert_true(st.queued_bytes_peak <= DFNET_TRANSPORT_SEND_HWM_DEFAULT + 256u * 1024u);
+  /* another caller is answered meanwhile */
+  client_t c;
+  client_init(&c, es.port, DFNET_SUBPROTOCOL_CLIENT, "viewer", NULL);
+  dfnet_session_id_t s;
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 10000, &s), DFNET_STATUS_OK);
+  rec_t r = REC_INIT;
+  dfnet_request_opts_t o = {.on_reply = rec_cb, .user = &r, .deadline_ms = 10000};
+  assert_int_equal(dfnet_transport_request(c.t, s, call_env("/echo", NULL, 0, 1), &o, 0, NULL),
+                   DFNET_STATUS_OK);
+  assert_true(rec_wait_lasts(&r, 1, 10000));
+  assert_int_equal(r.status, DFNET_STATUS_OK);
+  dfnet_transport_destroy(c.t);
+  raw_ws_close(w);
+  echo_server_stop(&es);
+}
+
+/* A session lives no longer than its peer's certificate: when it runs out, the session is
+ * closed and the requests on it end UNAUTHENTICATED on both sides. */
+static void test_session_ends_with_certificate(void **state) {
+  (void)state;
+  assert_int_equal(fixture_make_leaf(dir, "brief", "CN=brief,OU=operator,O=dfnet", time(NULL) + 3),
+                   0);
+  echo_server_t es;
+  assert_int_equal(echo_server_start(&es, dir, 0, 0, 0), 0);
+  client_t c;
+  client_init(&c, es.port, DFNET_SUBPROTOCOL_CLIENT, "brief", NULL);
+  dfnet_session_id_t s;
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 5000, &s), DFNET_STATUS_OK);
+  rec_t r = REC_INIT;
+  dfnet_request_opts_t o = {.on_reply = rec_cb, .user = &r};
+  assert_int_equal(dfnet_transport_request(c.t, s, call_env("/silent", NULL, 0, 1), &o, 0, NULL),
+                   DFNET_STATUS_OK);
+  assert_true(rec_wait_lasts(&r, 1, 15000)); /* a hang guard: expiry is ~3 s away */
+  assert_int_equal(r.status, DFNET_STATUS_UNAUTHENTICATED);
+  for (int i = 0; i < 100 && c.closed == 0; i++)
+    sleep_ms(20);
+  assert_int_equal(c.last_close, DFNET_STATUS_UNAUTHENTICATED);
+  assert_non_null(strstr(c.last_close_msg, "expired"));
+  /* and it cannot come back: the handshake refuses the expired certificate */
+  assert_int_equal(dfnet_transport_wait_session(c.t, c.ep, 1500, &s),
+                   DFNET_STATUS_DEADLINE_EXCEEDED);
+  dfnet_transport_destroy(c.t);
+  echo_server_stop(&es);
+}
+
 static int restore_stderr(void **state) {
   (void)state;
   log_capture_stop();
@@ -1305,6 +1473,8 @@ int main(void) {
   dir = fixture_cert_dir();
   if (dir == NULL)
     return 1;
+  if (getenv("DFNET_TEST_FILTER") != NULL) /* run one test by hand: DFNET_TEST_FILTER=name */
+    cmocka_set_test_filter(getenv("DFNET_TEST_FILTER"));
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_timers),
@@ -1312,6 +1482,10 @@ int main(void) {
       cmocka_unit_test(test_reconnect_resumes_tls_session),
       cmocka_unit_test_teardown(test_refusals, restore_stderr),
       cmocka_unit_test_teardown(test_listen_failures_say_why, restore_stderr),
+      cmocka_unit_test(test_rfc6455_frames_refused),
+      cmocka_unit_test_teardown(test_malformed_frames_answered_and_logs_bounded, restore_stderr),
+      cmocka_unit_test(test_non_reading_peer_is_not_read),
+      cmocka_unit_test(test_session_ends_with_certificate),
       cmocka_unit_test(test_client_refuses_wrong_server),
       cmocka_unit_test(test_deadline_stream_cancel),
       cmocka_unit_test(test_oversized_then_carries_on),

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -144,6 +146,22 @@ int fixture_make_certs(const char *dir) {
   return rc ? -1 : 0;
 }
 
+int fixture_make_leaf(const char *dir, const char *base, const char *subject, time_t not_after) {
+  if (rng_init() != 0)
+    return -1;
+  char path[512];
+  mbedtls_pk_context ca, k;
+  mbedtls_pk_init(&ca);
+  if (mbedtls_pk_parse_keyfile(&ca, fixture_path(path, sizeof path, dir, "ca.key"), NULL) != 0)
+    return -1;
+  time_t now = time(NULL);
+  int rc = make(dir, base, subject, &k, "CN=dfnet test CA,O=dfnet", &ca, false, now - 3600,
+                not_after, false);
+  mbedtls_pk_free(&k);
+  mbedtls_pk_free(&ca);
+  return rc;
+}
+
 const char *fixture_cert_dir(void) {
   static char dir[256];
   if (dir[0])
@@ -180,6 +198,7 @@ struct fixture_tls {
   mbedtls_ssl_config conf;
   mbedtls_x509_crt ca, crt;
   mbedtls_pk_context key;
+  bool timeouts; /* fixture_tls_set_timeout: writes give up too */
 };
 
 void fixture_tls_close(fixture_tls_t *c) {
@@ -246,6 +265,10 @@ int fixture_tls_write(fixture_tls_t *c, const void *buf, size_t len) {
   const unsigned char *p = buf;
   while (len > 0) {
     int n = mbedtls_ssl_write(&c->ssl, p, len);
+    if (c->timeouts &&
+        (n == MBEDTLS_ERR_SSL_WANT_WRITE ||
+         (n == MBEDTLS_ERR_NET_SEND_FAILED && (errno == EAGAIN || errno == EWOULDBLOCK))))
+      return -2; /* the peer has not read for the whole timeout (SO_SNDTIMEO) */
     if (n == MBEDTLS_ERR_SSL_WANT_WRITE || n == MBEDTLS_ERR_SSL_WANT_READ)
       continue;
     if (n <= 0)
@@ -256,11 +279,22 @@ int fixture_tls_write(fixture_tls_t *c, const void *buf, size_t len) {
   return 0;
 }
 
+int fixture_tls_set_timeout(fixture_tls_t *c, unsigned ms) {
+  mbedtls_ssl_conf_read_timeout(&c->conf, ms);
+  mbedtls_ssl_set_bio(&c->ssl, &c->net, mbedtls_net_send, NULL, mbedtls_net_recv_timeout);
+  struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
+  setsockopt(c->net.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  c->timeouts = ms != 0;
+  return 0;
+}
+
 int fixture_tls_read(fixture_tls_t *c, void *buf, size_t cap) {
   for (;;) {
     int n = mbedtls_ssl_read(&c->ssl, buf, cap);
     if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
       continue;
+    if (n == MBEDTLS_ERR_SSL_TIMEOUT)
+      return -2;
     if (n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == 0)
       return 0;
     return n < 0 ? -1 : n;

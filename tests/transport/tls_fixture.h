@@ -33,8 +33,15 @@ const char *fixture_path(char *buf, size_t cap, const char *dir, const char *nam
 typedef struct fixture_tls fixture_tls_t;
 fixture_tls_t *fixture_tls_connect(uint16_t port, const char *ca, const char *cert, const char *key,
                                    int tls_minor, int *hs_err);
-int fixture_tls_write(fixture_tls_t *c, const void *buf, size_t len); /* all or -1 */
-int fixture_tls_read(fixture_tls_t *c, void *buf, size_t cap);        /* >0, 0 eof, -1 */
+/* All of buf: 0; -1 on error; -2 when the peer did not read for the timeout (below). */
+int fixture_tls_write(fixture_tls_t *c, const void *buf, size_t len);
+int fixture_tls_read(fixture_tls_t *c, void *buf, size_t cap); /* >0, 0 eof, -1, -2 timeout */
+/* Reads and writes wait at most ms from now on (0 = forever). Returns 0. */
+int fixture_tls_set_timeout(fixture_tls_t *c, unsigned ms);
+
+/* A leaf certificate base.crt/base.key in dir, signed by dir's test CA (ca.key), valid from
+ * an hour ago until not_after (e.g. a few seconds from now). Returns 0 or -1. */
+int fixture_make_leaf(const char *dir, const char *base, const char *subject, time_t not_after);
 void fixture_tls_close(fixture_tls_t *c);
 
 /* Read whole file into a malloc'd NUL-terminated string (NULL on error). */
