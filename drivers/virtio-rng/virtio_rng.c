@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,13 +41,15 @@
 #include "dfnet/driver.h"
 #include "dfnet/hw/rng.pb.h"
 #include "drivers/common/drvkit.h"
+#include "drivers/common/fairq.h"
 
 #define RNG_READ_MAX 65536u /* Rng.Read's bound on count, bytes */
 #define RNG_STALL_MS 5000u  /* a device that gives nothing for this long is stuck */
 #define RNG_RETRY_MS 5u     /* poll period while the device has nothing ready */
 #define RNG_DEVICE_DEFAULT "/dev/hwrng"
 
-/* One Read in progress (Reads are served in order, one at a time). */
+/* One Read waiting or in progress. Reads are served one at a time, each caller's in order,
+ * the callers in turn (fairq.h): one caller's backlog delays another's Read by one Read. */
 typedef struct rng_read {
   dfnet_call_t *call;
   uint8_t *buf;
@@ -54,16 +57,15 @@ typedef struct rng_read {
   size_t got;   /* bytes read so far */
   uint64_t started_ms;
   uint64_t progress_ms; /* when the device last gave bytes (or the Read began) */
-  struct rng_read *next;
+  void *next;           /* fairq link */
 } rng_read_t;
 
 /* The driver's context (allocated zeroed by the driver host). */
 typedef struct virtio_rng {
   dfnet_driver_t *driver;
-  char device[256]; /* device file */
-  int fd;           /* open device file, -1 after a failure (reopened by the next Read) */
-  rng_read_t *head; /* Reads waiting, oldest first */
-  rng_read_t **tail;
+  char device[256];  /* device file */
+  int fd;            /* open device file, -1 after a failure (reopened by the next Read) */
+  fairq_t reads;     /* Reads waiting; the next served first (fairq__peek) */
   bool retry_posted; /* a task_retry is queued */
 } virtio_rng_t;
 
@@ -177,10 +179,7 @@ static fill_t fill(virtio_rng_t *rng, rng_read_t *job, dfnet_status_t *st, char 
 }
 
 static void pop_head(virtio_rng_t *rng) {
-  rng_read_t *job = rng->head;
-  rng->head = job->next;
-  if (rng->head == NULL)
-    rng->tail = &rng->head;
+  rng_read_t *job = fairq__pop(&rng->reads);
   free(job->buf);
   free(job);
 }
@@ -190,8 +189,8 @@ static void task_retry(dfnet_driver_t *driver, void *ctx, void *arg);
 /* Serve the queued Reads as far as the device allows; re-arm the retry timer when it has
  * nothing ready. Runs on the dispatcher. */
 static void pump(virtio_rng_t *rng) {
-  while (rng->head != NULL) {
-    rng_read_t *job = rng->head;
+  rng_read_t *job;
+  while ((job = fairq__peek(&rng->reads)) != NULL) {
     dfnet_status_t st = DFNET_STATUS_OK;
     char why[400];
     fill_t r = fill(rng, job, &st, why, sizeof why);
@@ -249,9 +248,13 @@ static void rng_read(void *ctx, dfnet_call_t *call, const uint8_t *request, size
   job->count = req.count;
   job->started_ms = drvkit__now_ms();
   job->progress_ms = job->started_ms;
-  *rng->tail = job;
-  rng->tail = &job->next;
-  if (rng->head == job) /* else a pump is already waiting for the device */
+  if (!fairq__push(&rng->reads, dfnet_call_caller(call), job)) {
+    free(job->buf);
+    free(job);
+    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory queueing the Read");
+    return;
+  }
+  if (fairq__count(&rng->reads) == 1) /* else a pump is already waiting for the device */
     pump(rng);
 }
 
@@ -262,7 +265,7 @@ static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
   char why[600];
   rng->driver = driver;
   rng->fd = -1;
-  rng->tail = &rng->head;
+  fairq__init(&rng->reads, offsetof(rng_read_t, next));
 
   const char *sysfs_path = drvkit__prop_string(driver, BIND_DFNET_PCI_SYSFS_PATH);
   if (sysfs_path == NULL) {
@@ -312,11 +315,12 @@ static void virtio_rng_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
   virtio_rng_t *rng = ctx;
   /* The retry timer is dropped with the dispatcher: end the Reads it was waiting for. */
-  while (rng->head != NULL) {
-    (void)dfnet_call_reply(rng->head->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped", NULL,
-                           0);
+  rng_read_t *job;
+  while ((job = fairq__peek(&rng->reads)) != NULL) {
+    (void)dfnet_call_reply(job->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped", NULL, 0);
     pop_head(rng);
   }
+  fairq__destroy(&rng->reads);
   if (rng->fd >= 0)
     close(rng->fd);
 }

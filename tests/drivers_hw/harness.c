@@ -335,10 +335,16 @@ const char *hw_child_class(hw_bench_t *b, const char *child_moniker) {
 
 uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method, const void *request,
                        size_t len, uint32_t credit) {
+  return hw_call_start_as(b, "", target, method, request, len, credit);
+}
+
+uint64_t hw_call_start_as(hw_bench_t *b, const char *caller, const char *target, const char *method,
+                          const void *request, size_t len, uint32_t credit) {
   dfnet_envelope_t *env = calloc(1, sizeof *env);
   dfnet_envelope_init(env);
   env->pb.id = b->next_id++;
   env->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  snprintf(env->pb.msg.call.caller, sizeof env->pb.msg.call.caller, "%s", caller);
   snprintf(env->pb.msg.call.target, sizeof env->pb.msg.call.target, "%s", target);
   snprintf(env->pb.msg.call.method, sizeof env->pb.msg.call.method, "%s", method);
   env->pb.msg.call.credit = credit;

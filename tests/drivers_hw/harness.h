@@ -73,6 +73,9 @@ dfnet_status_t hw_call(hw_bench_t *b, const char *target, const char *method, co
 /* Start a server-streaming call with `credit`; returns its id (0 on failure). */
 uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method, const void *request,
                        size_t len, uint32_t credit);
+/* The same, as made by `caller` (Call.caller, as the manager sets it). */
+uint64_t hw_call_start_as(hw_bench_t *b, const char *caller, const char *target, const char *method,
+                          const void *request, size_t len, uint32_t credit);
 /* The next reply of call `id` within timeout_ms: true and *out, or false on timeout. */
 bool hw_next_reply(hw_bench_t *b, uint64_t id, uint32_t timeout_ms, hw_reply_t *out);
 /* Give call `id` more credit / cancel it. */

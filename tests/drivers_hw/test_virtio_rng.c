@@ -252,12 +252,66 @@ static void test_stuck_device(void **state) {
   rmdir(dir);
 }
 
+/* Fairness between callers: alice queues five Reads of 64 bytes on a device that gives
+ * bytes only when the test writes them; bob's Read, made after all of them, is served
+ * right after the one of alice's in progress, not after her whole backlog. */
+static void test_callers_served_in_turn(void **state) {
+  (void)state;
+  char dir[] = "/tmp/dfnet-rng-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char fifo[PATH_MAX];
+  snprintf(fifo, sizeof fifo, "%s/hwrng", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  int wfd = open(fifo, O_RDWR | O_CLOEXEC);
+  assert_true(wfd >= 0);
+  setenv("DFNET_VIRTIO_RNG_DEVICE", fifo, 1);
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, NULL, DFNET_STATUS_OK);
+  unsetenv("DFNET_VIRTIO_RNG_DEVICE");
+
+  uint8_t req[16];
+  size_t len = encode_count(req, sizeof req, 64);
+  uint64_t alice[5], bob;
+  for (int i = 0; i < 5; i++) {
+    alice[i] = hw_call_start_as(b, "alice", MONIKER, READ, req, len, 0);
+    assert_true(alice[i] != 0);
+  }
+  hw_reply_t r;
+  assert_false(hw_next_reply(b, alice[0], 100, &r)); /* all five queued, the first begun */
+  bob = hw_call_start_as(b, "bob", MONIKER, READ, req, len, 0);
+  assert_true(bob != 0);
+  assert_false(hw_next_reply(b, bob, 100, &r));
+  /* 64 bytes at a time: alice's first Read, then bob's, then alice's second */
+  uint8_t chunk[64];
+  memset(chunk, 'a', sizeof chunk);
+  assert_int_equal(write(wfd, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+  assert_true(hw_next_reply(b, alice[0], HW_WAIT_MS, &r));
+  assert_int_equal(r.code, DFNET_STATUS_OK);
+  hw_reply_free(&r);
+  memset(chunk, 'b', sizeof chunk);
+  assert_int_equal(write(wfd, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+  assert_true(hw_next_reply(b, bob, HW_WAIT_MS, &r));
+  assert_int_equal(r.code, DFNET_STATUS_OK);
+  assert_non_null(memmem(r.data, r.size, "bbbbbbbb", 8)); /* the bytes written for bob */
+  hw_reply_free(&r);
+  assert_false(hw_next_reply(b, alice[1], 100, &r));
+  memset(chunk, 'c', sizeof chunk);
+  assert_int_equal(write(wfd, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+  assert_true(hw_next_reply(b, alice[1], HW_WAIT_MS, &r));
+  assert_int_equal(r.code, DFNET_STATUS_OK);
+  hw_reply_free(&r);
+
+  hw_bench_free(b);
+  close(wfd);
+  unlink(fifo);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_real_hwrng),    cmocka_unit_test(test_fixture_reads),
       cmocka_unit_test(test_bad_requests),  cmocka_unit_test(test_not_virtio_rng),
       cmocka_unit_test(test_no_sysfs_path), cmocka_unit_test(test_missing_device_file),
-      cmocka_unit_test(test_stuck_device),
+      cmocka_unit_test(test_stuck_device),  cmocka_unit_test(test_callers_served_in_turn),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
