@@ -138,8 +138,11 @@ typedef struct dfnet_transport_callbacks {
 /* Per-session bounds (0 in a field = its default). */
 typedef struct dfnet_transport_limits {
   uint32_t max_message_bytes; /* receive and send bound of one envelope (4 MiB) */
-  uint32_t send_hwm_bytes;    /* send queue bound per session (8 MiB); a message larger
-                                 than the bound is accepted only into an empty queue */
+  uint32_t send_hwm_bytes;    /* send queue bound per session (8 MiB), counting each
+                                 message's memory (envelope, header, allocation); a
+                                 message larger than the bound is accepted only into an
+                                 empty queue; a peer whose queue reaches it is not read
+                                 until the queue is down to half */
   uint32_t fragment_bytes;    /* largest websocket fragment written at once (128 KiB) */
   uint32_t keepalive_ms;      /* ping after this much silence; closed after 3x (10 s) */
   uint32_t batch_messages;    /* messages sent on the service thread during one turn of
@@ -274,8 +277,9 @@ dfnet_status_t dfnet_transport_session_close(dfnet_transport_t *t, dfnet_session
 
 /* Counters of one session (for monitoring and tests). */
 typedef struct dfnet_session_stats {
-  uint64_t queued_bytes;      /* bytes in the send queue now */
-  uint64_t queued_bytes_peak; /* most bytes ever in the send queue */
+  uint64_t queued_bytes;      /* memory the send queue holds now (messages and their
+                                 headers: what send_hwm_bytes bounds) */
+  uint64_t queued_bytes_peak; /* the most it ever held */
   uint64_t sent_messages;     /* envelopes fully handed to TLS */
   uint64_t received_messages; /* envelopes received (oversized ones included) */
   uint32_t pending_requests;  /* requests waiting for their (last) reply */
