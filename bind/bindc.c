@@ -7,18 +7,26 @@
  *   dfnet-bindc dump OUT.bindbc
  *   dfnet-bindc match OUT.bindbc [--node NAME] KEY=VALUE...
  *   dfnet-bindc header LIB.bind -o OUT.h
+ *   dfnet-bindc [COMMAND] --help | --version
  *
+ * Options are parsed by one table (k_options: which commands take each); every help text
+ * is printed from the tables. An unknown command or option is answered with the nearest
+ * known one; errors are "dfnet-bindc: <message>" (a rules file's mistakes keep the
+ * compiler's "file:line:col: error: ..." form).
  * Exit codes: 0 ok, 1 a test failed or no match, 2 bad input (spec: issue 4).
  * The built-in library directory (bind/lib, DFNET_BIND_LIB_DIR) is searched for `using`
  * after --include files and --lib-dir directories. Mirrors Fuchsia's bindc
  * (src/devices/lib/bind/src/main.rs / tools/bindc).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dfnet/bind.h"
+#include "lib/suggest.h"
+#include "lib/version.h"
 
 #ifndef DFNET_BIND_LIB_DIR
 #define DFNET_BIND_LIB_DIR "bind/lib"
@@ -101,20 +109,151 @@ static int bindc_write(const char *path, const void *data, size_t len) {
   return EXIT_OK;
 }
 
-static void bindc_usage(void) {
-  fprintf(stderr,
-          "usage: dfnet-bindc compile [--include LIB.bind]... [--lib-dir DIR]... "
-          "[--disable-autobind] RULES.bind -o OUT.bindbc\n"
-          "       dfnet-bindc test RULES.bind --test-spec TESTS.json [--include LIB.bind]... "
-          "[--lib-dir DIR]...\n"
-          "       dfnet-bindc dump OUT.bindbc\n"
-          "       dfnet-bindc match OUT.bindbc [--node NAME] KEY=VALUE...\n"
-          "       dfnet-bindc header LIB.bind -o OUT.h\n");
+/* ---- command line (table-driven, docs/style.md 12) --------------------------------------- */
+
+/* The commands, each with the options it takes (bits of k_options' `commands`). */
+typedef struct bindc_command {
+  const char *name;
+  int (*run)(const bindc_args *a);
+  const char *usage; /* after "dfnet-bindc " */
+  const char *summary;
+  unsigned mask; /* this command's bit */
+} bindc_command;
+
+enum { CMD_COMPILE = 1u, CMD_TEST = 2u, CMD_DUMP = 4u, CMD_MATCH = 8u, CMD_HEADER = 16u };
+
+typedef enum bindc_opt_kind { OPT_VALUE, OPT_LIST, OPT_FLAG } bindc_opt_kind;
+
+typedef struct bindc_option {
+  const char *name; /* "--output" */
+  char short_name;  /* 'o' for -o, or 0 */
+  bindc_opt_kind kind;
+  size_t offset;     /* OPT_VALUE: const char *; OPT_LIST: const char *[]; OPT_FLAG: bool */
+  size_t count_off;  /* OPT_LIST: its size_t count */
+  unsigned commands; /* the commands that take it */
+  const char *arg;   /* the value's name in the help */
+  const char *help;
+} bindc_option;
+
+#define ARG(field) offsetof(bindc_args, field)
+
+static const bindc_option k_options[] = {
+    {"--output", 'o', OPT_VALUE, ARG(output), 0, CMD_COMPILE | CMD_HEADER, "FILE",
+     "where the bytecode (compile) or the header (header) goes (required)"},
+    {"--include", 'i', OPT_LIST, ARG(includes), ARG(include_count), CMD_COMPILE | CMD_TEST,
+     "LIB.bind", "a bind library the rules use (repeatable)"},
+    {"--lib-dir", 0, OPT_LIST, ARG(lib_dirs), ARG(lib_dir_count), CMD_COMPILE | CMD_TEST, "DIR",
+     "where `using` finds libraries, before the built-in ones (repeatable)"},
+    {"--disable-autobind", 0, OPT_FLAG, ARG(disable_autobind), 0, CMD_COMPILE, NULL,
+     "bind only when a parent asks (Fuchsia's disable_autobind)"},
+    {"--test-spec", 0, OPT_VALUE, ARG(test_spec), 0, CMD_TEST, "TESTS.json",
+     "the bind tests, in Fuchsia's format (required)"},
+    {"--node", 0, OPT_VALUE, ARG(node), 0, CMD_MATCH, "NAME",
+     "a composite's node to match against"},
+};
+
+static int bindc_compile(const bindc_args *a);
+static int bindc_test(const bindc_args *a);
+static int bindc_dump(const bindc_args *a);
+static int bindc_match(const bindc_args *a);
+static int bindc_header(const bindc_args *a);
+
+static const bindc_command bindc_commands[] = {
+    {"compile", bindc_compile,
+     "compile [--include LIB.bind]... [--lib-dir DIR]... [--disable-autobind] RULES.bind "
+     "-o OUT.bindbc",
+     "compile bind rules to bytecode v2, the bytes Fuchsia's bindc emits", CMD_COMPILE},
+    {"test", bindc_test,
+     "test RULES.bind --test-spec TESTS.json [--include LIB.bind]... [--lib-dir DIR]...",
+     "run Fuchsia-format bind tests against the rules", CMD_TEST},
+    {"dump", bindc_dump, "dump OUT.bindbc", "print bytecode as its instructions", CMD_DUMP},
+    {"match", bindc_match, "match OUT.bindbc [--node NAME] KEY=VALUE...",
+     "match node properties against bytecode (exit 1: no match)", CMD_MATCH},
+    {"header", bindc_header, "header LIB.bind -o OUT.h",
+     "C constants (#define) of a bind library's keys and values", CMD_HEADER},
+};
+#define BINDC_COMMANDS (sizeof bindc_commands / sizeof bindc_commands[0])
+
+static void bindc_print_options(FILE *f, unsigned mask) {
+  for (size_t i = 0; i < sizeof k_options / sizeof k_options[0]; i++) {
+    const bindc_option *o = &k_options[i];
+    if (!(o->commands & mask))
+      continue;
+    char left[64];
+    if (o->short_name)
+      snprintf(left, sizeof left, "-%c, %s%s%s", o->short_name, o->name, o->arg ? " " : "",
+               o->arg ? o->arg : "");
+    else
+      snprintf(left, sizeof left, "    %s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    fprintf(f, "  %-30s  %s\n", left, o->help);
+  }
+  fprintf(f, "  %-30s  %s\n  %-30s  %s\n", "-h, --help", "this text", "    --version",
+          "print dfnet-bindc's version");
 }
 
-/* Table-driven option parsing: options with a value, then flags; the first non-option is
- * the input, the rest are positional. */
-static int bindc_parse(int argc, char **argv, bindc_args *a) {
+/* `dfnet-bindc --help` (to f: stdout when asked, stderr after bad usage). */
+static void bindc_usage(FILE *f) {
+  for (size_t i = 0; i < BINDC_COMMANDS; i++)
+    fprintf(f, "%s dfnet-bindc %s\n", i ? "      " : "Usage:", bindc_commands[i].usage);
+  fprintf(f,
+          "       dfnet-bindc COMMAND --help\n\n"
+          "Compile, test, dump and match Fuchsia bind rules (the bind language, bytecode v2),\n"
+          "and make C headers from bind libraries. `using` finds libraries among --include\n"
+          "files, then --lib-dir directories, then the built-in ones (" DFNET_BIND_LIB_DIR
+          ").\n\nCommands:\n");
+  for (size_t i = 0; i < BINDC_COMMANDS; i++)
+    fprintf(f, "  %-30s  %s\n", bindc_commands[i].name, bindc_commands[i].summary);
+  fprintf(f, "\nOptions:\n");
+  bindc_print_options(f, ~0u);
+  fprintf(f, "\nExit status:\n  0 ok, 1 a test failed or no match, 2 bad input or usage.\n");
+}
+
+static void bindc_command_help(const bindc_command *c) {
+  printf("Usage: dfnet-bindc %s\n\n%c%s.\n\nOptions:\n", c->usage, c->summary[0] - 'a' + 'A',
+         c->summary + 1);
+  bindc_print_options(stdout, c->mask);
+}
+
+/* An unknown word: the nearest of `candidates` ("did you mean"). */
+static int bindc_unknown(const char *what, const char *given, const char *const *candidates,
+                         size_t n, const char *where) {
+  dfnet_suggest_t s;
+  dfnet_suggest_init(&s, given);
+  for (size_t i = 0; i < n; i++)
+    dfnet_suggest_offer(&s, candidates[i]);
+  const char *best = dfnet_suggest_best(&s);
+  if (best != NULL)
+    fprintf(stderr, "dfnet-bindc: unknown %s '%s' (did you mean '%s'?; %s)\n", what, given, best,
+            where);
+  else
+    fprintf(stderr, "dfnet-bindc: unknown %s '%s' (%s)\n", what, given, where);
+  return EXIT_BAD_INPUT;
+}
+
+static int bindc_unknown_option(const bindc_command *c, const char *given) {
+  const char *names[2 * sizeof k_options / sizeof k_options[0] + 3];
+  char shorts[sizeof k_options / sizeof k_options[0]][3];
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof k_options / sizeof k_options[0]; i++) {
+    if (!(k_options[i].commands & c->mask))
+      continue;
+    names[n++] = k_options[i].name;
+    if (k_options[i].short_name != 0) {
+      snprintf(shorts[i], sizeof shorts[i], "-%c", k_options[i].short_name);
+      names[n++] = shorts[i];
+    }
+  }
+  names[n++] = "--help";
+  names[n++] = "--version";
+  char where[64];
+  snprintf(where, sizeof where, "dfnet-bindc %s --help lists the options", c->name);
+  return bindc_unknown("option", given, names, n, where);
+}
+
+/* Parse a command's arguments: its options (table above), then the input, then the rest.
+ * Returns EXIT_OK, -1 after --help or --version (exit 0), or EXIT_BAD_INPUT (message
+ * printed). */
+static int bindc_parse(const bindc_command *c, int argc, char **argv, bindc_args *a) {
   memset(a, 0, sizeof(*a));
   a->rest = calloc((size_t)argc + 1, sizeof(char *));
   if (a->rest == NULL) {
@@ -123,50 +262,52 @@ static int bindc_parse(int argc, char **argv, bindc_args *a) {
   }
   for (int i = 0; i < argc; i++) {
     const char *arg = argv[i];
-    const char **single = NULL;
-    const char **list = NULL;
-    size_t *list_count = NULL;
-    if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) {
-      single = &a->output;
-    } else if (strcmp(arg, "--test-spec") == 0) {
-      single = &a->test_spec;
-    } else if (strcmp(arg, "--node") == 0) {
-      single = &a->node;
-    } else if (strcmp(arg, "--include") == 0 || strcmp(arg, "-i") == 0) {
-      list = a->includes;
-      list_count = &a->include_count;
-    } else if (strcmp(arg, "--lib-dir") == 0) {
-      list = a->lib_dirs;
-      list_count = &a->lib_dir_count;
-    } else if (strcmp(arg, "--disable-autobind") == 0) {
-      a->disable_autobind = true;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      bindc_command_help(c);
+      return -1;
+    }
+    if (strcmp(arg, "--version") == 0) {
+      dfnet_version_print("dfnet-bindc");
+      return -1;
+    }
+    if (arg[0] != '-' || arg[1] == '\0') {
+      if (a->input == NULL)
+        a->input = arg;
+      else
+        a->rest[a->rest_count++] = argv[i];
       continue;
-    } else if (arg[0] == '-' && arg[1] == '-') {
-      fprintf(stderr, "dfnet-bindc: unknown option %s\n", arg);
-      return EXIT_BAD_INPUT;
-    } else if (a->input == NULL) {
-      a->input = arg;
-      continue;
-    } else {
-      a->rest[a->rest_count++] = argv[i];
+    }
+    const bindc_option *o = NULL;
+    for (size_t k = 0; k < sizeof k_options / sizeof k_options[0] && o == NULL; k++) {
+      const bindc_option *t = &k_options[k];
+      if ((t->commands & c->mask) &&
+          (strcmp(arg, t->name) == 0 || (t->short_name && arg[1] == t->short_name && !arg[2])))
+        o = t;
+    }
+    if (o == NULL)
+      return bindc_unknown_option(c, arg);
+    char *field = (char *)a + o->offset;
+    if (o->kind == OPT_FLAG) {
+      *(bool *)field = true;
       continue;
     }
     if (i + 1 >= argc) {
-      fprintf(stderr, "dfnet-bindc: %s needs a value\n", arg);
+      fprintf(stderr, "dfnet-bindc: %s needs a value (%s)\n", arg, o->arg);
       return EXIT_BAD_INPUT;
     }
     const char *value = argv[++i];
-    if (single != NULL) {
-      *single = value;
-    } else if (*list_count >= BINDC_MAX_FILES) {
-      fprintf(stderr, "dfnet-bindc: at most %d %s options\n", BINDC_MAX_FILES, arg);
+    size_t *count = (size_t *)((char *)a + o->count_off);
+    if (o->kind == OPT_VALUE) {
+      *(const char **)field = value;
+    } else if (*count >= BINDC_MAX_FILES) {
+      fprintf(stderr, "dfnet-bindc: at most %d %s options\n", BINDC_MAX_FILES, o->name);
       return EXIT_BAD_INPUT;
     } else {
-      list[(*list_count)++] = value;
+      ((const char **)field)[(*count)++] = value;
     }
   }
   if (a->input == NULL) {
-    bindc_usage();
+    fprintf(stderr, "dfnet-bindc: %s: missing input (dfnet-bindc %s)\n", c->name, c->usage);
     return EXIT_BAD_INPUT;
   }
   return EXIT_OK;
@@ -174,7 +315,7 @@ static int bindc_parse(int argc, char **argv, bindc_args *a) {
 
 static int bindc_header(const bindc_args *a) {
   if (a->output == NULL) {
-    fprintf(stderr, "dfnet-bindc header: -o OUT.h is required\n");
+    fprintf(stderr, "dfnet-bindc: header: -o OUT.h is required\n");
     return EXIT_BAD_INPUT;
   }
   size_t len = 0;
@@ -239,7 +380,7 @@ static int bindc_exit_for(dfnet_status_t st) {
 
 static int bindc_compile(const bindc_args *a) {
   if (a->output == NULL) {
-    fprintf(stderr, "dfnet-bindc compile: -o OUT.bindbc is required\n");
+    fprintf(stderr, "dfnet-bindc: compile: -o OUT.bindbc is required\n");
     return EXIT_BAD_INPUT;
   }
   bindc_libs libs;
@@ -276,7 +417,7 @@ free_libs:
 
 static int bindc_test(const bindc_args *a) {
   if (a->test_spec == NULL) {
-    fprintf(stderr, "dfnet-bindc test: --test-spec TESTS.json is required\n");
+    fprintf(stderr, "dfnet-bindc: test: --test-spec TESTS.json is required\n");
     return EXIT_BAD_INPUT;
   }
   bindc_libs libs;
@@ -319,7 +460,8 @@ static dfnet_bind_program_t *bindc_load_program(const char *path) {
   char err[256];
   if (dfnet_bind_program_load((const uint8_t *)bytes, len, &prog, err, sizeof err) !=
       DFNET_STATUS_OK) {
-    fprintf(stderr, "%s: error: invalid bytecode: %s\n", path, err[0] ? err : "out of memory");
+    fprintf(stderr, "dfnet-bindc: %s: invalid bytecode: %s\n", path,
+            err[0] ? err : "out of memory");
   }
   free(bytes);
   return prog;
@@ -365,7 +507,7 @@ static int bindc_match(const bindc_args *a) {
   dfnet_status_t st = dfnet_bind_parse_property_args(
       a->rest, a->rest_count, props, DFNET_BIND_NODE_MAX_PROPERTIES, err, sizeof err);
   if (st != DFNET_STATUS_OK) {
-    fprintf(stderr, "dfnet-bindc match: %s\n", err);
+    fprintf(stderr, "dfnet-bindc: match: %s\n", err);
     return EXIT_BAD_INPUT;
   }
   dfnet_bind_program_t *prog = bindc_load_program(a->input);
@@ -375,7 +517,7 @@ static int bindc_match(const bindc_args *a) {
   int rc = EXIT_FAILED;
   dfnet_bind_node_t node;
   if (dfnet_bind_node_init(&node, props, a->rest_count) != DFNET_STATUS_OK) {
-    fprintf(stderr, "dfnet-bindc match: invalid properties\n");
+    fprintf(stderr, "dfnet-bindc: match: invalid properties\n");
     rc = EXIT_BAD_INPUT;
     goto destroy_program;
   }
@@ -406,7 +548,7 @@ static int bindc_match(const bindc_args *a) {
     any = any || r == DFNET_BIND_MATCH;
   }
   if (!found) {
-    fprintf(stderr, "dfnet-bindc match: the composite has no node '%s'\n", a->node);
+    fprintf(stderr, "dfnet-bindc: match: the composite has no node '%s'\n", a->node);
     rc = EXIT_BAD_INPUT;
   } else {
     rc = any ? EXIT_OK : EXIT_FAILED;
@@ -416,33 +558,32 @@ destroy_program:
   return rc;
 }
 
-typedef struct bindc_command {
-  const char *name;
-  int (*run)(const bindc_args *a);
-} bindc_command;
-
-static const bindc_command bindc_commands[] = {
-    {"compile", bindc_compile}, {"test", bindc_test},     {"dump", bindc_dump},
-    {"match", bindc_match},     {"header", bindc_header},
-};
-
 int main(int argc, char **argv) {
   if (argc < 2) {
-    bindc_usage();
+    bindc_usage(stderr);
     return EXIT_BAD_INPUT;
   }
-  for (size_t i = 0; i < sizeof(bindc_commands) / sizeof(bindc_commands[0]); i++) {
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    bindc_usage(stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    dfnet_version_print("dfnet-bindc");
+    return EXIT_OK;
+  }
+  const char *names[BINDC_COMMANDS];
+  for (size_t i = 0; i < BINDC_COMMANDS; i++) {
+    names[i] = bindc_commands[i].name;
     if (strcmp(argv[1], bindc_commands[i].name) == 0) {
       bindc_args a;
-      int rc = bindc_parse(argc - 2, argv + 2, &a);
-      if (rc == EXIT_OK) {
+      int rc = bindc_parse(&bindc_commands[i], argc - 2, argv + 2, &a);
+      if (rc == EXIT_OK)
         rc = bindc_commands[i].run(&a);
-      }
       free(a.rest);
-      return rc;
+      return rc < 0 ? EXIT_OK : rc;
     }
   }
-  fprintf(stderr, "dfnet-bindc: unknown command '%s'\n", argv[1]);
-  bindc_usage();
-  return EXIT_BAD_INPUT;
+  return bindc_unknown(argv[1][0] == '-' ? "option" : "command", argv[1], names, BINDC_COMMANDS,
+                       "dfnet-bindc --help lists the commands");
 }

@@ -13,7 +13,16 @@
 #include "lib/log.h"
 #include "manager/manager.h"
 
-enum { PENDING_START = 1, PENDING_RESTART = 2, PENDING_STOP = 3 };
+/* Pending records of this file. A stop carries what follows once the host answered it:
+ * nothing, a start of the driver it stopped (restart), or a new match (unregister, forced
+ * RequestBind). */
+enum {
+  PENDING_START = 1,
+  PENDING_RESTART = 2,
+  PENDING_STOP = 3,
+  PENDING_STOP_THEN_START = 4,
+  PENDING_STOP_THEN_BIND = 5,
+};
 
 void binder__bind_node_init(const topology_node_t *n, dfnet_bind_node_t *out) {
   if (dfnet_bind_node_init(out, n->props, n->prop_count) != DFNET_STATUS_OK)
@@ -132,6 +141,10 @@ void binder__start(mgr_t *m, topology_node_t *n, driver_t *d) {
   mgr_host_t *h = hosts__get(m, n->host_id);
   if (h == NULL || h->session == 0) {
     topology__set_unbound(n, DFNET_STATUS_UNAVAILABLE, "host offline");
+    return;
+  }
+  if (n->stopping) { /* the host refuses a start before the stop is done; it follows then */
+    topology__set_unbound(n, DFNET_STATUS_UNAVAILABLE, "its previous driver is stopping");
     return;
   }
   mgr_pending_t *p = pending__new(m, PENDING_START);
@@ -299,7 +312,7 @@ static driver_t *spec_driver(mgr_t *m, mgr_composite_t *c) {
   size_t n = 0;
   for (size_t i = 0; i < m->index.count; i++) {
     driver_t *d = m->index.drivers[i];
-    if (!d->composite || d->disabled || !spec_matches_driver(c->spec, d))
+    if (d == NULL || !d->composite || d->disabled || !spec_matches_driver(c->spec, d))
       continue;
     if (n++ == 0)
       found = d;
@@ -487,7 +500,7 @@ static bool offer_to_composites(mgr_t *m, topology_node_t *n, const dfnet_bind_n
       owned = true;
   for (size_t i = 0; i < m->index.count; i++) {
     driver_t *d = m->index.drivers[i];
-    if (d->composite && !d->disabled && offer_to_composite_driver(m, d, n, bn))
+    if (d != NULL && d->composite && !d->disabled && offer_to_composite_driver(m, d, n, bn))
       owned = true;
   }
   return owned;
@@ -496,8 +509,9 @@ static bool offer_to_composites(mgr_t *m, topology_node_t *n, const dfnet_bind_n
 /* ---- binding ------------------------------------------------------------------------ */
 
 void binder__bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix) {
-  if (n->owned || n->offline || n->starting || n->state == dfnet_v1_NodeState_BOUND ||
-      n->state == dfnet_v1_NodeState_QUARANTINED || m->stopping)
+  if (n->owned || n->offline || n->starting || n->stopping ||
+      n->state == dfnet_v1_NodeState_BOUND || n->state == dfnet_v1_NodeState_QUARANTINED ||
+      m->stopping)
     return;
   if (n->composite) {
     bind_composite_node(m, n);
@@ -537,11 +551,29 @@ void binder__bind_all_unbound(mgr_t *m) {
 
 /* ---- removal ------------------------------------------------------------------------ */
 
+/* What follows a stop (PENDING_STOP_THEN_*), on the node if it is still the same one and
+ * free: start the driver again, or match the node again. */
+static void after_stop(mgr_t *m, mgr_pending_t *p, topology_node_t *n) {
+  if (n == NULL || n->id != p->node_id || n->starting || n->stopping ||
+      n->state != dfnet_v1_NodeState_UNBOUND || m->stopping)
+    return;
+  if (p->kind == PENDING_STOP_THEN_START) {
+    driver_t *d = driver_index__get(&m->index, p->driver_id);
+    if (d != NULL && !d->disabled && !n->offline)
+      binder__start(m, n, d);
+    else
+      binder__bind_node(m, n, NULL); /* gone or disabled meanwhile: whatever matches now */
+  } else if (p->kind == PENDING_STOP_THEN_BIND) {
+    binder__bind_node(m, n, p->url_suffix[0] ? p->url_suffix : NULL);
+  }
+}
+
 static void on_stop_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
                           bool last) {
   mgr_pending_t *p = user;
   if (!last)
     return;
+  mgr_t *m = p->mgr;
   if (status == DFNET_STATUS_OK && reply->pb.which_msg == dfnet_v1_Envelope_status_tag &&
       reply->pb.msg.status.code != dfnet_v1_Code_OK)
     DFNET_LOGW("binder", p->moniker, "DriverStop: %s: %s",
@@ -549,31 +581,57 @@ static void on_stop_reply(void *user, dfnet_status_t status, const dfnet_envelop
                reply->pb.msg.status.message);
   else if (status != DFNET_STATUS_OK && status != DFNET_STATUS_CANCELLED)
     DFNET_LOGW("binder", p->moniker, "DriverStop: %s", dfnet_status_str(status));
+  topology_node_t *n = topology__find(&m->topo, p->moniker);
+  if (n != NULL && n->id == p->node_id && n->stopping && n->stop_request == p->request_id) {
+    n->stopping = false;
+    n->stop_request = 0;
+    after_stop(m, p, n);
+  }
   pending__free(p);
 }
 
-void binder__stop_driver(mgr_t *m, topology_node_t *n) {
+/* Send DriverStop for n's driver; `kind` and the record's fields say what follows. */
+static void stop_driver(mgr_t *m, topology_node_t *n, int kind, uint32_t then_driver,
+                        const char *url_suffix) {
   mgr_host_t *h = hosts__get(m, n->host_id);
   driver_t *d = driver_index__get(&m->index, n->driver_id);
-  if (h == NULL || h->session == 0 || d == NULL)
-    return;
-  mgr_pending_t *p = pending__new(m, PENDING_STOP);
+  mgr_pending_t *p = pending__new(m, kind);
   if (p == NULL)
     return;
+  p->node_id = n->id;
+  p->driver_id = then_driver;
   topology__fmt(p->moniker, sizeof p->moniker, "%s", n->moniker);
-  dfnet_envelope_t *env = mgr__env(m);
-  env->pb.which_msg = dfnet_v1_Envelope_driver_stop_tag;
-  dfnet_v1_DriverStop *s = &env->pb.msg.driver_stop;
-  topology__fmt(s->node, sizeof s->node, "%s", n->moniker);
-  topology__fmt(s->url, sizeof s->url, "%s", d->url);
-  s->driver_host_id = n->driver_host_id;
-  dfnet_request_opts_t opts = {
-      .deadline_ms = MGR_START_DEADLINE_MS, .on_reply = on_stop_reply, .user = p};
-  dfnet_status_t st = dfnet_transport_request(m->transport, h->session, env, &opts, 0, NULL);
-  if (st != DFNET_STATUS_OK) {
-    DFNET_LOGW("binder", n->moniker, "DriverStop could not be sent: %s", dfnet_status_str(st));
-    pending__free(p);
+  topology__fmt(p->url_suffix, sizeof p->url_suffix, "%s", url_suffix ? url_suffix : "");
+  dfnet_status_t st = DFNET_STATUS_UNAVAILABLE;
+  uint64_t id = 0;
+  if (h != NULL && h->session != 0 && d != NULL) {
+    dfnet_envelope_t *env = mgr__env(m);
+    env->pb.which_msg = dfnet_v1_Envelope_driver_stop_tag;
+    dfnet_v1_DriverStop *s = &env->pb.msg.driver_stop;
+    topology__fmt(s->node, sizeof s->node, "%s", n->moniker);
+    topology__fmt(s->url, sizeof s->url, "%s", d->url);
+    s->driver_host_id = n->driver_host_id;
+    dfnet_request_opts_t opts = {
+        .deadline_ms = MGR_START_DEADLINE_MS, .on_reply = on_stop_reply, .user = p};
+    st = dfnet_transport_request(m->transport, h->session, env, &opts, 0, &id);
+    if (st != DFNET_STATUS_OK)
+      DFNET_LOGW("binder", n->moniker, "DriverStop could not be sent: %s", dfnet_status_str(st));
   }
+  if (st == DFNET_STATUS_OK) {
+    p->request_id = id;
+    n->stopping = true;
+    n->stop_request = id;
+    return;
+  }
+  /* nothing to wait for (host offline, no driver, not sent): what follows follows when the
+   * caller has unbound n, the next time the node is matched */
+  pending__free(p);
+}
+
+void binder__stop_driver(mgr_t *m, topology_node_t *n) { stop_driver(m, n, PENDING_STOP, 0, NULL); }
+
+void binder__stop_then_bind(mgr_t *m, topology_node_t *n, const char *url_suffix) {
+  stop_driver(m, n, PENDING_STOP_THEN_BIND, 0, url_suffix);
 }
 
 void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n) {
@@ -800,11 +858,63 @@ uint32_t binder__restart_driver(mgr_t *m, driver_t *d) {
       seen[nseen].host = n->host_id;
       seen[nseen++].dh = n->driver_host_id;
     }
-    binder__stop_driver(m, n);
+    stop_driver(m, n, PENDING_STOP_THEN_START, d->id, NULL); /* started once stopped */
     binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, "restarting");
-    binder__start(m, n, d);
   }
   return nseen;
+}
+
+/* A composite driver leaves the index: a composite node spec keeps its slots (its node is
+ * matched again later); an instance of the driver's composite bind rules goes, with its
+ * composite node (drivers below it stopped), and its parents are free to bind again
+ * unless another composite holds them. */
+static uint32_t composites_forget_driver(mgr_t *m, const driver_t *d, const char *reason) {
+  uint32_t stopped = 0; /* composite nodes that had d */
+  mgr_composite_t **link = &m->composites;
+  while (*link != NULL) {
+    mgr_composite_t *c = *link;
+    if (c->driver_id != d->id) {
+      link = &c->next;
+      continue;
+    }
+    if (c->from_spec) {
+      c->driver_id = 0;
+      link = &c->next;
+      continue;
+    }
+    *link = c->next;
+    topology_node_t *cn = c->node_moniker ? topology__find(&m->topo, c->node_moniker) : NULL;
+    if (cn != NULL && cn->id == c->node_id) {
+      stopped += cn->driver_id == d->id && (cn->state == dfnet_v1_NodeState_BOUND || cn->starting);
+      binder__remove_subtree(m, cn, true, reason);
+    }
+    for (size_t i = 0; i < c->slot_count; i++) {
+      topology_node_t *n = slot_node(m, &c->slots[i]);
+      bool held = false;
+      for (mgr_composite_t *o = m->composites; o != NULL && n != NULL && !held; o = o->next)
+        held = in_composite(m, o, n);
+      if (n != NULL && !held && n->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
+        n->state = dfnet_v1_NodeState_UNBOUND;
+      free(c->slots[i].moniker);
+    }
+    free(c->node_moniker);
+    free(c->spec);
+    free(c);
+  }
+  return stopped;
+}
+
+uint32_t binder__release_driver(mgr_t *m, driver_t *d, const char *reason) {
+  uint32_t released = composites_forget_driver(m, d, reason);
+  topology_node_t *n, *tmp;
+  HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
+    if (n->driver_id != d->id || (n->state != dfnet_v1_NodeState_BOUND && !n->starting))
+      continue;
+    binder__stop_then_bind(m, n, NULL); /* matched again once stopped */
+    binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, reason);
+    released++;
+  }
+  return released;
 }
 
 /* ---- composite node specs ----------------------------------------------------------- */

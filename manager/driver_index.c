@@ -37,7 +37,8 @@ static void driver_free(driver_t *d) {
 void driver_index__destroy(driver_index_t *idx) {
   HASH_CLEAR(hh, idx->by_url);
   for (size_t i = 0; i < idx->count; i++)
-    driver_free(idx->drivers[i]);
+    if (idx->drivers[i] != NULL)
+      driver_free(idx->drivers[i]);
   free(idx->drivers);
   memset(idx, 0, sizeof *idx);
 }
@@ -344,6 +345,58 @@ driver_t *driver_index__get(const driver_index_t *idx, uint32_t id) {
   return idx->drivers[id - 1];
 }
 
+dfnet_status_t driver_index__resolve(const driver_index_t *idx, const char *what, driver_t **out,
+                                     char *err, size_t err_size) {
+  *out = driver_index__find_url(idx, what);
+  if (*out != NULL)
+    return DFNET_STATUS_OK;
+  driver_t *named[8];
+  size_t n = 0;
+  for (size_t i = 0; i < idx->count; i++) {
+    driver_t *d = idx->drivers[i];
+    if (d == NULL || strcmp(d->name, what) != 0)
+      continue;
+    if (n < sizeof named / sizeof named[0])
+      named[n] = d;
+    n++;
+  }
+  if (n == 1) {
+    *out = named[0];
+    return DFNET_STATUS_OK;
+  }
+  if (n == 0) {
+    snprintf(err, err_size, "no driver with URL or name '%s'", what);
+    return DFNET_STATUS_NOT_FOUND;
+  }
+  int w = snprintf(err, err_size, "%zu drivers are named '%s'; give the URL of one: ", n, what);
+  if (w > 0 && (size_t)w < err_size) {
+    for (size_t i = 0; i < n && i < sizeof named / sizeof named[0]; i++) {
+      size_t used = strlen(err);
+      snprintf(err + used, err_size - used, "%s%s", i ? ", " : "", named[i]->url);
+    }
+  }
+  return DFNET_STATUS_FAILED_PRECONDITION;
+}
+
+driver_t *driver_index__find_registered(const driver_index_t *idx,
+                                        const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE]) {
+  for (size_t i = 0; i < idx->count; i++) {
+    driver_t *d = idx->drivers[i];
+    if (d != NULL && d->source == DRIVER_REGISTERED &&
+        memcmp(d->digest, digest, DFNET_PACKAGE_DIGEST_SIZE) == 0)
+      return d;
+  }
+  return NULL;
+}
+
+void driver_index__remove(driver_index_t *idx, driver_t *d) {
+  if (d == NULL || d->id == 0 || d->id > idx->count || idx->drivers[d->id - 1] != d)
+    return;
+  HASH_DEL(idx->by_url, d);
+  idx->drivers[d->id - 1] = NULL;
+  driver_free(d);
+}
+
 /* ---- matching ----------------------------------------------------------------------- */
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -369,7 +422,7 @@ void driver_index__match(const driver_index_t *idx, const dfnet_bind_node_t *nod
   dfnet_bind_trace_t trace;
   for (size_t i = 0; i < idx->count; i++) {
     driver_t *d = idx->drivers[i];
-    if (d->disabled || d->composite)
+    if (d == NULL || d->disabled || d->composite)
       continue;
     if (url_suffix != NULL && url_suffix[0] != '\0' && !ends_with(d->url, url_suffix))
       continue;

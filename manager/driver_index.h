@@ -13,8 +13,13 @@
  * which gRPC has no code for), never a ranking; none is NOT_FOUND. Composite node specs and
  * composite drivers are handled by the binder before this is asked.
  *
- * Lives on the manager's event-loop thread. Drivers are never removed while the manager
- * runs, so a driver id (1, 2, ...) stays valid for the process's life.
+ * A driver is named by its URL or, where no other driver has the same name, by its name
+ * (driver_index__resolve: every request that names a driver goes through it).
+ *
+ * Lives on the manager's event-loop thread. Driver ids (1, 2, ...) are never reused: a
+ * registered driver that is unregistered (driver_index__remove) leaves a hole, so an id
+ * kept across loop turns either finds its own driver or NULL (driver_index__get). Code
+ * that walks idx->drivers[0..count) skips the NULL holes.
  */
 #ifndef DFNET_MANAGER_DRIVER_INDEX_H
 #define DFNET_MANAGER_DRIVER_INDEX_H
@@ -89,8 +94,28 @@ dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name, 
                                          size_t pkg_size, driver_source_t source, driver_t **out,
                                          char *err, size_t err_size);
 
+/* The driver with that exact URL, or NULL. */
 driver_t *driver_index__find_url(const driver_index_t *idx, const char *url);
+/* The driver with that id, or NULL (0, never used, or removed). */
 driver_t *driver_index__get(const driver_index_t *idx, uint32_t id);
+
+/* A driver named by a client: `what` is an exact URL first, else a driver's name
+ * ("pci-config") that exactly one driver of the index has. On OK *out is that driver
+ * (owned by the index). Errors, with err (err_size bytes) saying why:
+ *   NOT_FOUND            no driver has that URL or name;
+ *   FAILED_PRECONDITION  several drivers have that name: err lists their URLs (the first
+ *                        8), so the client can give the one it means. */
+dfnet_status_t driver_index__resolve(const driver_index_t *idx, const char *what, driver_t **out,
+                                     char *err, size_t err_size);
+
+/* A registered driver whose package has exactly this SHA-256, or NULL. */
+driver_t *driver_index__find_registered(const driver_index_t *idx,
+                                        const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE]);
+
+/* Take d out of the index and free it: its URL and name no longer resolve, its id stays
+ * unused (driver_index__get answers NULL). The caller has unbound every node bound to it
+ * first (nothing else may point at it). d must belong to idx. */
+void driver_index__remove(driver_index_t *idx, driver_t *d);
 
 /* The index's answer for one node. */
 typedef struct driver_match {

@@ -1,8 +1,10 @@
 /* dfnet-manager: PackageUpload from an admin client: register a driver at run time
  * (issue 5 "Driver index"; docs/spec/dfv2.md "Driver index policy" 4 and 5). One request per
  * chunk, in order, each answered with Status; the answer to the last chunk says whether
- * the package verified (SHA-256), loaded (manifest, bytecode) and registered. Then every
- * unbound node is matched again. */
+ * the package verified (SHA-256), loaded (manifest, bytecode) and registered ("registered
+ * URL"). Then every unbound node is matched again. The very package of a registered driver
+ * (same SHA-256, same name) is answered OK "already registered URL" and changes nothing;
+ * another package whose URL is taken is ALREADY_EXISTS. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +47,16 @@ static dfnet_status_t upload_finish(mgr_t *m, mgr_upload_t *u, char *msg, size_t
                   u->size);
     return DFNET_STATUS_DATA_LOSS;
   }
-  driver_t *d = NULL;
+  driver_t *d = driver_index__find_registered(&m->index, u->digest);
+  if (d != NULL && strcmp(d->name, u->name) == 0) {
+    /* the very same package: registering is idempotent (provisioning scripts re-run);
+     * the store is written again in case it refused the first time */
+    if (package_store__put(m, u->data, u->size, u->digest) == DFNET_STATUS_OK)
+      package_store__remember(m, u->name, u->digest);
+    topology__fmt(msg, msg_size, "already registered %s", d->url);
+    DFNET_LOGI("index", d->url, "registered again: the same package (SHA-256), nothing changed");
+    return DFNET_STATUS_OK;
+  }
   dfnet_status_t st = driver_index__add_package(&m->index, u->name, u->data, u->size,
                                                 DRIVER_REGISTERED, &d, msg, msg_size);
   if (st != DFNET_STATUS_OK)

@@ -1,10 +1,14 @@
 /* dfnet-manager: the driver manager and driver index of a dfnet fleet (issue 5).
  *
- *   dfnet-manager [--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR]
- *                 [--host-grace SECONDS] [--log-level L] [--stop-drivers-on-exit]
- *   dfnet-manager init [--state-dir DIR] [--san DNS|IP]...
- *   dfnet-manager issue --role host|admin|operator|viewer --name NAME --out DIR
- *                 [--san DNS|IP]... [--days N] [--state-dir DIR]
+ *   dfnet-manager [OPTIONS]                 run the manager
+ *   dfnet-manager init [OPTIONS]            create the state directory and the CA
+ *   dfnet-manager issue --role R --name N --out DIR [OPTIONS]   issue a certificate
+ *   dfnet-manager [COMMAND] --help | --version
+ *
+ * Every option, with its help text and range, is in its command's table below; the help
+ * is printed from those tables (and the man page made from the help). An unknown command
+ * or option is answered with the nearest known one; errors are one line on stderr,
+ * "dfnet-manager: <message>", exit 2 for bad usage, 1 for a failure.
  *
  * Defaults: --listen 127.0.0.1:7443 (port 0 = any free port; the bound address is printed
  * as "dfnet-manager: listening on ADDR:PORT"), --host-grace 30. The state directory is
@@ -17,6 +21,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,8 @@
 
 #include "lib/log.h"
 #include "lib/pki.h"
+#include "lib/suggest.h"
+#include "lib/version.h"
 #include "manager/manager.h"
 
 #define EXIT_USAGE 2
@@ -41,15 +48,17 @@ dfnet_envelope_t *mgr__env(mgr_t *m) {
   return m->scratch;
 }
 
-/* ---- options (table-driven, docs/style.md 12) -------------------------------------------- */
+/* ---- command line (table-driven, docs/style.md 12) ------------------------------------- */
 
 typedef enum opt_kind { OPT_FLAG, OPT_STRING, OPT_LONG, OPT_LIST } opt_kind_t;
 
 typedef struct opt {
-  const char *name;
+  const char *name; /* "--listen" */
   opt_kind_t kind;
-  void *dest;    /* bool*, const char**, long*, or struct str_list* */
-  long min, max; /* OPT_LONG range */
+  void *dest;      /* bool*, const char**, long*, or struct str_list* */
+  long min, max;   /* OPT_LONG range */
+  const char *arg; /* the value's name in the help ("ADDR:PORT"); NULL for a flag */
+  const char *help;
 } opt_t;
 
 typedef struct str_list {
@@ -57,44 +66,124 @@ typedef struct str_list {
   size_t count;
 } str_list_t;
 
-static int parse_options(const opt_t *table, int argc, char **argv, int first) {
+/* The commands: running the manager (no command word), init, issue (table at the end). */
+typedef struct command {
+  const char *name; /* NULL: the manager itself */
+  int (*fn)(int argc, char **argv, int first);
+  const char *usage; /* after "dfnet-manager " */
+  const char *summary;
+  const char *about;
+} command_t;
+
+static const command_t commands[3];
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "dfnet-manager: %s\n", msg);
+  return EXIT_USAGE;
+}
+
+static void print_options(const opt_t *table) {
+  for (const opt_t *t = table; t->name; t++) {
+    char left[48];
+    snprintf(left, sizeof left, "%s%s%s", t->name, t->arg ? " " : "", t->arg ? t->arg : "");
+    printf("  %-26s  %s", left, t->help);
+    if (t->kind == OPT_LONG)
+      printf(" (%ld..%ld)", t->min, t->max);
+    putchar('\n');
+  }
+  printf("  %-26s  %s\n  %-26s  %s\n", "-h, --help", "this text", "--version",
+         "print dfnet-manager's version");
+}
+
+/* A command's help; the manager's own (no command word) lists the commands too. */
+static void print_help(const command_t *c, const opt_t *table) {
+  if (c->name == NULL) {
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+      printf("%s dfnet-manager %s\n", i ? "      " : "Usage:", commands[i].usage);
+    printf("       dfnet-manager COMMAND --help\n\n%s\n\nCommands:\n", c->about);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+      if (commands[i].name != NULL)
+        printf("  %-26s  %s\n", commands[i].name, commands[i].summary);
+  } else {
+    printf("Usage: dfnet-manager %s\n\n%s\n", c->usage, c->about);
+  }
+  printf("\nOptions:\n");
+  print_options(table);
+}
+
+/* An unknown option: the nearest one of the table ("did you mean"). */
+static int unknown_option(const command_t *c, const opt_t *table, const char *given) {
+  dfnet_suggest_t s;
+  dfnet_suggest_init(&s, given);
+  for (const opt_t *t = table; t->name; t++)
+    dfnet_suggest_offer(&s, t->name);
+  dfnet_suggest_offer(&s, "--help");
+  dfnet_suggest_offer(&s, "--version");
+  const char *best = dfnet_suggest_best(&s);
+  char where[64];
+  snprintf(where, sizeof where, "dfnet-manager%s%s --help", c->name ? " " : "",
+           c->name ? c->name : "");
+  if (best != NULL)
+    return usage_error("unknown option '%s' (did you mean '%s'?; %s lists the options)", given,
+                       best, where);
+  return usage_error("unknown option '%s' (%s lists the options)", given, where);
+}
+
+/* Parse argv[first..argc) against the table: "--name value" or "--name=value". Returns 0,
+ * 1 when --help or --version was answered (exit 0), or EXIT_USAGE (message printed). */
+static int parse_options(const command_t *c, const opt_t *table, int argc, char **argv, int first) {
   for (int i = first; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      print_help(c, table);
+      return 1;
+    }
+    if (strcmp(argv[i], "--version") == 0) {
+      dfnet_version_print("dfnet-manager");
+      return 1;
+    }
+    const char *eq = strncmp(argv[i], "--", 2) == 0 ? strchr(argv[i], '=') : NULL;
+    size_t n = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
     const opt_t *o = NULL;
     for (const opt_t *t = table; t->name && !o; t++)
-      if (strcmp(argv[i], t->name) == 0)
+      if (strlen(t->name) == n && strncmp(argv[i], t->name, n) == 0)
         o = t;
     if (o == NULL) {
-      fprintf(stderr, "dfnet-manager: unknown option '%s'\n", argv[i]);
-      return -1;
+      char given[64];
+      snprintf(given, sizeof given, "%.*s", (int)(n < 60 ? n : 60), argv[i]);
+      if (argv[i][0] != '-')
+        return usage_error("unexpected argument '%s' (dfnet-manager%s%s --help)", given,
+                           c->name ? " " : "", c->name ? c->name : "");
+      return unknown_option(c, table, given);
     }
     if (o->kind == OPT_FLAG) {
+      if (eq != NULL)
+        return usage_error("%s takes no value", o->name);
       *(bool *)o->dest = true;
       continue;
     }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "dfnet-manager: %s needs a value\n", o->name);
-      return -1;
-    }
-    const char *v = argv[++i];
+    if (eq == NULL && i + 1 >= argc)
+      return usage_error("%s needs a value (%s)", o->name, o->arg);
+    const char *v = eq ? eq + 1 : argv[++i];
     if (o->kind == OPT_STRING) {
       *(const char **)o->dest = v;
     } else if (o->kind == OPT_LIST) {
       str_list_t *l = o->dest;
-      if (l->count == 16) {
-        fprintf(stderr, "dfnet-manager: %s given more than 16 times\n", o->name);
-        return -1;
-      }
+      if (l->count == 16)
+        return usage_error("%s given more than 16 times", o->name);
       l->items[l->count++] = v;
     } else {
       char *end;
       errno = 0;
-      long n = strtol(v, &end, 10);
-      if (errno != 0 || end == v || *end != '\0' || n < o->min || n > o->max) {
-        fprintf(stderr, "dfnet-manager: %s: '%s' is not a number in %ld..%ld\n", o->name, v, o->min,
-                o->max);
-        return -1;
-      }
-      *(long *)o->dest = n;
+      long num = strtol(v, &end, 10);
+      if (errno != 0 || end == v || *end != '\0' || num < o->min || num > o->max)
+        return usage_error("%s: '%s' is not a number in %ld..%ld", o->name, v, o->min, o->max);
+      *(long *)o->dest = num;
     }
   }
   return 0;
@@ -134,14 +223,17 @@ static dfnet_status_t init_state(const char *dir, const str_list_t *extra) {
 
 /* ---- init / issue ------------------------------------------------------------------- */
 
-static int cmd_init(int argc, char **argv) {
+static int cmd_init(int argc, char **argv, int first) {
   const char *state_dir = NULL;
   str_list_t sans = {0};
-  const opt_t table[] = {{"--state-dir", OPT_STRING, &state_dir, 0, 0},
-                         {"--san", OPT_LIST, &sans, 0, 0},
-                         {NULL, 0, NULL, 0, 0}};
-  if (parse_options(table, argc, argv, 2) != 0)
-    return EXIT_USAGE;
+  const opt_t table[] = {{"--state-dir", OPT_STRING, &state_dir, 0, 0, "DIR",
+                          "the state directory (default as the manager's)"},
+                         {"--san", OPT_LIST, &sans, 0, 0, "DNS|IP",
+                          "a name or address hosts and clients reach the manager at (repeatable)"},
+                         {NULL, 0, NULL, 0, 0, NULL, NULL}};
+  int rc = parse_options(&commands[1], table, argc, argv, first);
+  if (rc != 0)
+    return rc == 1 ? 0 : rc;
   char dir[1024];
   if (state_dir)
     snprintf(dir, sizeof dir, "%s", state_dir);
@@ -156,29 +248,30 @@ static int cmd_init(int argc, char **argv) {
   return 0;
 }
 
-static int cmd_issue(int argc, char **argv) {
+static int cmd_issue(int argc, char **argv, int first) {
   const char *state_dir = NULL, *role = NULL, *name = NULL, *out = NULL;
   long days = 365;
   str_list_t sans = {0};
   const opt_t table[] = {
-      {"--state-dir", OPT_STRING, &state_dir, 0, 0},
-      {"--role", OPT_STRING, &role, 0, 0},
-      {"--name", OPT_STRING, &name, 0, 0},
-      {"--out", OPT_STRING, &out, 0, 0},
-      {"--san", OPT_LIST, &sans, 0, 0},
-      {"--days", OPT_LONG, &days, 1, DFNET_PKI_MAX_DAYS},
-      {NULL, 0, NULL, 0, 0},
+      {"--role", OPT_STRING, &role, 0, 0, "ROLE", "host, admin, operator or viewer (required)"},
+      {"--name", OPT_STRING, &name, 0, 0, "NAME",
+       "the peer's name, the certificate's CN (required)"},
+      {"--out", OPT_STRING, &out, 0, 0, "DIR",
+       "where NAME.crt, .key, .pem and ca.crt go (created 0700; required)"},
+      {"--san", OPT_LIST, &sans, 0, 0, "DNS|IP", "a subject alternative name (repeatable)"},
+      {"--days", OPT_LONG, &days, 1, DFNET_PKI_MAX_DAYS, "N", "validity (default 365)"},
+      {"--state-dir", OPT_STRING, &state_dir, 0, 0, "DIR",
+       "the state directory holding the CA (default as the manager's)"},
+      {NULL, 0, NULL, 0, 0, NULL, NULL},
   };
-  if (parse_options(table, argc, argv, 2) != 0)
-    return EXIT_USAGE;
+  int rc = parse_options(&commands[2], table, argc, argv, first);
+  if (rc != 0)
+    return rc == 1 ? 0 : rc;
   dfnet_pki_role_t r;
-  if (role == NULL || name == NULL || out == NULL ||
-      dfnet_pki_role_parse(role, &r) != DFNET_STATUS_OK) {
-    fprintf(stderr,
-            "usage: dfnet-manager issue --role host|admin|operator|viewer --name NAME "
-            "--out DIR [--san DNS|IP]... [--days N] [--state-dir DIR]\n");
-    return EXIT_USAGE;
-  }
+  if (role == NULL || name == NULL || out == NULL)
+    return usage_error("issue: --role, --name and --out are required (dfnet-manager issue --help)");
+  if (dfnet_pki_role_parse(role, &r) != DFNET_STATUS_OK)
+    return usage_error("issue: --role '%s' is not host, admin, operator or viewer", role);
   char dir[1024];
   if (state_dir)
     snprintf(dir, sizeof dir, "%s", state_dir);
@@ -313,37 +406,48 @@ static void mgr_destroy(mgr_t *m) {
   free(m->event_env);
 }
 
-static int cmd_run(int argc, char **argv) {
+static int cmd_run(int argc, char **argv, int first) {
   static mgr_t mgr;
   mgr_t *m = &mgr;
   const char *listen = "127.0.0.1:7443", *state_dir = NULL, *drivers = NULL, *level = NULL;
-  long grace = 30, keepalive = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT;
+  long grace = 30, keepalive = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT, hello_timeout = 10000,
+       max_calls = 256, default_deadline = 30000;
   bool stop_drivers = false;
   const opt_t table[] = {
-      {"--listen", OPT_STRING, &listen, 0, 0},
-      {"--state-dir", OPT_STRING, &state_dir, 0, 0},
-      {"--drivers", OPT_STRING, &drivers, 0, 0},
-      {"--host-grace", OPT_LONG, &grace, 0, 86400},
-      {"--keepalive-ms", OPT_LONG, &keepalive, 50, 600000},
-      {"--log-level", OPT_STRING, &level, 0, 0},
-      {"--stop-drivers-on-exit", OPT_FLAG, &stop_drivers, 0, 0},
-      {NULL, 0, NULL, 0, 0},
+      {"--listen", OPT_STRING, &listen, 0, 0, "ADDR:PORT",
+       "where to listen (default 127.0.0.1:7443; port 0: any free port)"},
+      {"--state-dir", OPT_STRING, &state_dir, 0, 0, "DIR",
+       "CA, certificates, registered packages (default $DFNET_STATE_DIR, else "
+       "$XDG_STATE_HOME/dfnet, else ~/.local/state/dfnet)"},
+      {"--drivers", OPT_STRING, &drivers, 0, 0, "DIR", "the boot drivers, one package each"},
+      {"--host-grace", OPT_LONG, &grace, 0, 86400, "SECONDS",
+       "how long a dropped host keeps its nodes, offline (default 30)"},
+      {"--keepalive-ms", OPT_LONG, &keepalive, 50, 600000, "MS",
+       "ping a silent peer after this long, drop it after 3 (default 10000)"},
+      {"--hello-timeout-ms", OPT_LONG, &hello_timeout, 50, 600000, "MS",
+       "close a session that sends no Hello within this long (default 10000)"},
+      {"--max-calls-in-flight", OPT_LONG, &max_calls, 1, 1000000, "N",
+       "calls one client may have open (default 256)"},
+      {"--default-deadline-ms", OPT_LONG, &default_deadline, 1, 86400000, "MS",
+       "the deadline of a call that gives none (default 30000)"},
+      {"--log-level", OPT_STRING, &level, 0, 0, "LEVEL",
+       "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
+      {"--stop-drivers-on-exit", OPT_FLAG, &stop_drivers, 0, 0, NULL,
+       "on SIGINT/SIGTERM, tell the hosts to stop their drivers first"},
+      {NULL, 0, NULL, 0, 0, NULL, NULL},
   };
-  if (parse_options(table, argc, argv, 1) != 0)
-    return EXIT_USAGE;
+  int rc = parse_options(&commands[0], table, argc, argv, first);
+  if (rc != 0)
+    return rc == 1 ? 0 : rc;
   dfnet_log_level_t lv;
   if (level != NULL) {
-    if (dfnet_log_level_parse(level, &lv) != 0) {
-      fprintf(stderr, "dfnet-manager: --log-level: error|warn|info|debug\n");
-      return EXIT_USAGE;
-    }
+    if (dfnet_log_level_parse(level, &lv) != 0)
+      return usage_error("--log-level '%s': error, warn, info or debug", level);
     dfnet_log_set_level(lv);
   }
   char addr[128];
-  if (parse_listen(listen, addr, sizeof addr, &m->cfg.port) != 0) {
-    fprintf(stderr, "dfnet-manager: --listen: '%s' is not ADDR:PORT\n", listen);
-    return EXIT_USAGE;
-  }
+  if (parse_listen(listen, addr, sizeof addr, &m->cfg.port) != 0)
+    return usage_error("--listen: '%s' is not ADDR:PORT", listen);
   m->cfg.listen_address = addr;
   if (state_dir)
     snprintf(m->cfg.state_dir, sizeof m->cfg.state_dir, "%s", state_dir);
@@ -352,6 +456,9 @@ static int cmd_run(int argc, char **argv) {
   m->cfg.drivers_dir = drivers;
   m->cfg.host_grace_ms = (uint32_t)grace * 1000u;
   m->cfg.keepalive_ms = (uint32_t)keepalive;
+  m->cfg.hello_timeout_ms = (uint32_t)hello_timeout;
+  m->cfg.max_calls_per_session = (uint32_t)max_calls;
+  m->cfg.default_call_deadline_ms = (uint32_t)default_deadline;
   m->cfg.stop_drivers_on_exit = stop_drivers;
 
   if (init_state(m->cfg.state_dir, NULL) != DFNET_STATUS_OK) {
@@ -371,7 +478,7 @@ static int cmd_run(int argc, char **argv) {
   driver_index__init(&m->index);
   m->scratch = malloc(sizeof *m->scratch);
   m->event_env = malloc(sizeof *m->event_env);
-  int rc = 1;
+  rc = 1;
   if (m->scratch == NULL || m->event_env == NULL ||
       dfnet_transport_create(&m->transport) != DFNET_STATUS_OK ||
       package_store__init(m) != DFNET_STATUS_OK)
@@ -388,20 +495,41 @@ destroy:
   return rc;
 }
 
+static const command_t commands[3] = {
+    {NULL, cmd_run, "[--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR] [OPTIONS]",
+     "run the manager",
+     "The manager of a dfnet fleet: the node topology, the driver index and the binder of\n"
+     "every host, the fleet's CA, and the router of clients' calls to drivers. The state\n"
+     "directory is created (0700) with the CA and the manager's certificate on the first\n"
+     "start, as init does. SIGINT/SIGTERM stop it cleanly."},
+    {"init", cmd_init, "init [--state-dir DIR] [--san DNS|IP]...",
+     "create the state directory, the fleet's CA and the manager's certificate",
+     "Create the state directory, the fleet's CA (ECDSA P-256, 10 years) and the manager's\n"
+     "certificate, naming this host, localhost, 127.0.0.1, ::1 and every --san. Existing\n"
+     "files are kept."},
+    {"issue", cmd_issue, "issue --role ROLE --name NAME --out DIR [OPTIONS]",
+     "issue a certificate for a host or a client",
+     "Issue a certificate signed by the fleet's CA: its CN is NAME and its OU the role\n"
+     "(host for a dfnet-host; admin, operator or viewer for a client). Writes\n"
+     "DIR/NAME.crt, NAME.key (0600), NAME.pem (both) and ca.crt."},
+};
+
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "init") == 0)
-    return cmd_init(argc, argv);
-  if (argc > 1 && strcmp(argv[1], "issue") == 0)
-    return cmd_issue(argc, argv);
-  if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    printf(
-        "usage: dfnet-manager [--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR]\n"
-        "                     [--host-grace SECONDS] [--keepalive-ms MS] [--log-level L]\n"
-        "                     [--stop-drivers-on-exit]\n"
-        "       dfnet-manager init [--state-dir DIR] [--san DNS|IP]...\n"
-        "       dfnet-manager issue --role host|admin|operator|viewer --name NAME --out DIR\n"
-        "                     [--san DNS|IP]... [--days N] [--state-dir DIR]\n");
-    return 0;
+  if (argc > 1 && argv[1][0] != '-') {
+    dfnet_suggest_t s;
+    dfnet_suggest_init(&s, argv[1]);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+      if (commands[i].name != NULL && strcmp(argv[1], commands[i].name) == 0)
+        return commands[i].fn(argc, argv, 2);
+      dfnet_suggest_offer(&s, commands[i].name);
+    }
+    const char *best = dfnet_suggest_best(&s);
+    if (best != NULL)
+      return usage_error(
+          "unknown command '%s' (did you mean '%s'?; dfnet-manager --help lists "
+          "the commands)",
+          argv[1], best);
+    return usage_error("unknown command '%s' (dfnet-manager --help lists the commands)", argv[1]);
   }
-  return cmd_run(argc, argv);
+  return cmd_run(argc, argv, 1);
 }

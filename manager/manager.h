@@ -43,6 +43,7 @@ typedef struct mgr_host {
   char name[64];
   char address[64];
   char arch[32];
+  char software_version[64]; /* its Hello's, "dfnet 0.1.0+<git>" ("" when it sent none) */
   dfnet_v1_Label labels[16];
   pb_size_t label_count;
   uint64_t connected_since_ms; /* Unix epoch ms */
@@ -64,6 +65,12 @@ typedef struct mgr_upload {
 } mgr_upload_t;
 
 /* One open session (host or client). */
+/* The argument of a session's Hello timer (sessions.c). */
+typedef struct mgr_hello_wait {
+  struct mgr *m;
+  dfnet_session_id_t sid;
+} mgr_hello_wait_t;
+
 typedef struct mgr_session {
   UT_hash_handle hh; /* by id */
   dfnet_session_id_t id;
@@ -75,6 +82,9 @@ typedef struct mgr_session {
   uint32_t host_id; /* SESSION_HOST after Welcome */
   mgr_upload_t upload;
   uint64_t watch_id; /* request id of the Watch, 0 = none */
+  uint32_t calls;    /* its calls in flight (handle_call.c), at most cfg.max_calls_per_session */
+  dfnet_timer_id_t hello_timer; /* closes it unless Hello comes first; 0 after Hello */
+  mgr_hello_wait_t hello_wait;  /* the timer's argument: cancelled before the session goes */
   bool watch_nodes, watch_drivers, watch_hosts;
 } mgr_session_t;
 
@@ -115,6 +125,7 @@ typedef struct mgr_pending {
   uint64_t request_id;
   void *stream; /* streams.c: a paced list */
   int kind;
+  char url_suffix[DFNET_PACKAGE_URL_MAX]; /* binder.c: a bind to run once a driver stopped */
 } mgr_pending_t;
 
 typedef struct mgr_config {
@@ -123,7 +134,10 @@ typedef struct mgr_config {
   char state_dir[1024];
   const char *drivers_dir; /* NULL = no boot drivers */
   uint32_t host_grace_ms;
-  uint32_t keepalive_ms; /* --keepalive-ms: ping a silent peer, drop it after 3 intervals */
+  uint32_t keepalive_ms;     /* --keepalive-ms: ping a silent peer, drop it after 3 intervals */
+  uint32_t hello_timeout_ms; /* --hello-timeout-ms: a session without Hello is closed */
+  uint32_t max_calls_per_session;    /* --max-calls-in-flight: calls a client may have open */
+  uint32_t default_call_deadline_ms; /* --default-deadline-ms: a call that gives none */
   bool stop_drivers_on_exit;
 } mgr_config_t;
 
@@ -192,10 +206,25 @@ void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus 
 /* Composite node spec from an admin: validate, record, match existing nodes. */
 dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
                                 size_t err_size);
-/* Send DriverStop for the driver on n to its host (if online); the reply is logged. */
+/* Send DriverStop for the driver on n to its host (if online); the reply is logged. The
+ * node is `stopping` until the host answers (it answers once the driver has stopped): no
+ * driver is started on it meanwhile. */
 void binder__stop_driver(mgr_t *m, topology_node_t *n);
-/* Restart every driver host running driver d; returns how many. */
+/* binder__stop_driver, and once the host answered (or at once when the stop cannot be
+ * sent), match n again (binder__bind_node with url_suffix, NULL = any driver). The caller
+ * unbinds n right after this call, as after binder__stop_driver. */
+void binder__stop_then_bind(mgr_t *m, topology_node_t *n, const char *url_suffix);
+/* Restart every driver host running driver d: stop it on each node bound to it and start
+ * it again once the host answered the DriverStop. Returns how many driver hosts. */
 uint32_t binder__restart_driver(mgr_t *m, driver_t *d);
+/* Driver d is about to leave the index: stop it on every node bound to it or starting it
+ * (DriverStop to their online hosts) and leave those nodes unbound with `reason`; drop the
+ * composites of its composite bind rules (their composite nodes removed, drivers below
+ * them stopped first; their parents free again). Nothing refers to d afterwards. Each
+ * node is matched again once its host answered the DriverStop (d gone by then); the
+ * parents set free are matched again by the caller's binder__bind_all_unbound. Returns
+ * how many nodes had d (composite nodes removed included). */
+uint32_t binder__release_driver(mgr_t *m, driver_t *d, const char *reason);
 /* A node that was bound is no longer (stop, crash, failure): counters and state. */
 void binder__unbind(mgr_t *m, topology_node_t *n, dfnet_status_t code, const char *msg);
 void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n);
@@ -224,6 +253,13 @@ void package_store__load_registered(mgr_t *m);
 /* Record a registered package (name + digest) so it is reloaded at start. */
 dfnet_status_t package_store__remember(mgr_t *m, const char *name,
                                        const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE]);
+/* Forget a registered package: its record (registered/<hex>) first, so it is not loaded
+ * at the next start, then its bytes (packages/<hex>.pkg) unless a driver still in the
+ * index has the same digest (a boot driver packed to the very same bytes). A file already
+ * gone is fine. Errors: UNAVAILABLE when the record cannot be removed (err says which file
+ * and why; nothing was changed). */
+dfnet_status_t package_store__forget(mgr_t *m, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                     const driver_t *leaving, char *err, size_t err_size);
 
 /* ---- streams.c ---- */
 /* Emit a watch event to every session watching that kind. */

@@ -3,7 +3,8 @@
  * State directory layout (beside the PKI files of lib/pki.h):
  *   packages/<sha256 hex>.pkg   every package the manager serves, content-addressed
  *   registered/<sha256 hex>     a registered driver: its package name (one line); these are
- *                               loaded again at start, so registrations survive a restart
+ *                               loaded again at start, so registrations survive a restart;
+ *                               unregistering removes it, then the package's bytes
  * Boot drivers are packed from --drivers DIR at every start (lib/package.h: the same
  * directory gives the same digest) and stored too, so hosts fetch them the same way. */
 #include <dirent.h>
@@ -82,6 +83,26 @@ dfnet_status_t package_store__remember(mgr_t *m, const char *name,
   store_path(m, "registered", digest, "", path, sizeof path);
   int n = snprintf(line, sizeof line, "%s\n", name);
   return write_atomic(path, (const uint8_t *)line, (size_t)n);
+}
+
+dfnet_status_t package_store__forget(mgr_t *m, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
+                                     const driver_t *leaving, char *err, size_t err_size) {
+  char path[1200];
+  store_path(m, "registered", digest, "", path, sizeof path);
+  if (unlink(path) != 0 && errno != ENOENT) {
+    snprintf(err, err_size, "cannot remove %s: %s", path, strerror(errno));
+    DFNET_LOGE("store", path, "cannot remove: %s", strerror(errno));
+    return DFNET_STATUS_UNAVAILABLE;
+  }
+  for (size_t i = 0; i < m->index.count; i++) {
+    const driver_t *d = m->index.drivers[i];
+    if (d != NULL && d != leaving && memcmp(d->digest, digest, DFNET_PACKAGE_DIGEST_SIZE) == 0)
+      return DFNET_STATUS_OK; /* the bytes still serve that driver */
+  }
+  store_path(m, "packages", digest, ".pkg", path, sizeof path);
+  if (unlink(path) != 0 && errno != ENOENT) /* the record is gone: it will not load again */
+    DFNET_LOGW("store", path, "cannot remove: %s", strerror(errno));
+  return DFNET_STATUS_OK;
 }
 
 dfnet_status_t package_store__read(mgr_t *m, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],

@@ -18,11 +18,20 @@ enum { PENDING_STREAM = 20 };
 static bool event_wanted(const mgr_session_t *s, dfnet_v1_WatchEvent_Kind kind) {
   if (s->watch_id == 0)
     return false;
-  if (kind <= dfnet_v1_WatchEvent_Kind_NODE_UNBOUND)
+  switch (kind) {
+  case dfnet_v1_WatchEvent_Kind_NODE_ADDED:
+  case dfnet_v1_WatchEvent_Kind_NODE_REMOVED:
+  case dfnet_v1_WatchEvent_Kind_NODE_UPDATED:
+  case dfnet_v1_WatchEvent_Kind_NODE_BOUND:
+  case dfnet_v1_WatchEvent_Kind_NODE_UNBOUND:
     return s->watch_nodes;
-  if (kind <= dfnet_v1_WatchEvent_Kind_DRIVER_HOST_EXITED)
+  case dfnet_v1_WatchEvent_Kind_HOST_CONNECTED:
+  case dfnet_v1_WatchEvent_Kind_HOST_DISCONNECTED:
+  case dfnet_v1_WatchEvent_Kind_HOST_REMOVED:
+    return s->watch_hosts;
+  default: /* DRIVER_*: registered, disabled, enabled, host exited, unregistered */
     return s->watch_drivers;
-  return s->watch_hosts;
+  }
 }
 
 void streams__event(mgr_t *m, dfnet_v1_WatchEvent_Kind kind, const char *subject,
@@ -246,6 +255,7 @@ void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id) {
     hi->online = h->session != 0;
     hi->node_count = h->node_count;
     hi->driver_host_count = pairs ? count_driver_hosts(pairs, np, h->id) : 0;
+    topology__fmt(hi->software_version, sizeof hi->software_version, "%s", h->software_version);
     if (dfnet_transport_send(m->transport, s->id, env, 0) != DFNET_STATUS_OK)
       break;
     sent++;
@@ -297,7 +307,7 @@ void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_
   size_t sent = 0;
   for (size_t i = 0; i < m->index.count; i++) {
     const driver_t *d = m->index.drivers[i];
-    if (q->loaded && d->device_count == 0)
+    if (d == NULL || (q->loaded && d->device_count == 0))
       continue;
     dfnet_envelope_t *env = mgr__env(m);
     env->pb.id = id;
@@ -401,11 +411,13 @@ void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_B
     sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", q->node);
     return;
   }
-  const driver_t *only = NULL;
-  if (q->driver_url[0] != '\0' &&
-      (only = driver_index__find_url(&m->index, q->driver_url)) == NULL) {
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "no driver with URL %s",
-                           q->driver_url);
+  driver_t *only = NULL;
+  char err[600];
+  dfnet_status_t st = q->driver_url[0] == '\0'
+                          ? DFNET_STATUS_OK
+                          : driver_index__resolve(&m->index, q->driver_url, &only, err, sizeof err);
+  if (st != DFNET_STATUS_OK) {
+    sessions__reply_status(m, s->id, id, st, "%s", err);
     return;
   }
   dfnet_bind_node_t *bn = malloc(sizeof *bn);
@@ -417,7 +429,7 @@ void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_B
   bool ok = true;
   for (size_t i = 0; i < m->index.count && ok; i++) {
     const driver_t *d = m->index.drivers[i];
-    if (only == NULL || d == only)
+    if (d != NULL && (only == NULL || d == only))
       ok = trace_driver(m, s, id, d, bn);
   }
   free(bn);

@@ -52,6 +52,7 @@ struct topology_node {
   bool offline;                                   /* its host's session dropped */
   bool owned;                                     /* kept by the parent's driver */
   bool starting;                                  /* a DriverStart is in flight */
+  bool stopping;                                  /* a DriverStop is in flight: no start */
   bool composite;                                 /* a composite node */
   topology_node_t *parents[TOPOLOGY_PARENTS_MAX]; /* [0] = primary parent */
   topology_node_t **children;
@@ -65,6 +66,7 @@ struct topology_node {
   uint32_t composite_id;  /* composite record this node is the composite node of */
   uint64_t driver_host_id;
   uint64_t start_request;      /* transport id of the DriverStart in flight */
+  uint64_t stop_request;       /* transport id of the DriverStop in flight (stopping) */
   dfnet_status_t unbound_code; /* why unbound: OK = not decided yet */
   char *unbound_msg;           /* owned, NULL when none */
   uint64_t crash_ms[5];        /* monotonic ms of the last crashes (ring) */

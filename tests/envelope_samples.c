@@ -220,6 +220,7 @@ static void fill_host_info(dfnet_envelope_t *e) {
   h->online = true;
   h->node_count = 14;
   h->driver_host_count = 3;
+  SET(h->software_version, "dfnet 0.1.0+bbcd979-dirty");
 }
 static void fill_list_nodes(dfnet_envelope_t *e) {
   WHICH(e, list_nodes);
@@ -299,11 +300,13 @@ static void fill_add_composite_node_spec(dfnet_envelope_t *e) {
 static void fill_driver_control(dfnet_envelope_t *e) {
   WHICH(e, driver_control);
   SET(e->pb.msg.driver_control.url, "dfnet-boot:///serial#meta/serial.json");
-  e->pb.msg.driver_control.action = dfnet_v1_DriverControl_Action_RESTART;
+  e->pb.msg.driver_control.action = dfnet_v1_DriverControl_Action_UNREGISTER;
 }
 static void fill_driver_control_result(dfnet_envelope_t *e) {
   WHICH(e, driver_control_result);
   e->pb.msg.driver_control_result.driver_hosts = 2;
+  e->pb.msg.driver_control_result.nodes = 3;
+  SET(e->pb.msg.driver_control_result.url, "dfnet-pkg://0123456789ab/e1000#meta/e1000.json");
 }
 static void fill_request_bind(dfnet_envelope_t *e) {
   WHICH(e, request_bind);

@@ -49,6 +49,17 @@ int cli__parse(int argc, char **argv, const cli_syntax_t *syntax, const char **a
 
 /* Print a command's help to f. */
 void cli__help(FILE *f, const cli_syntax_t *syntax);
+/* Print an option table as help lines ("  -v, --verbose   ..."). */
+void cli__help_options(FILE *f, const cli_option_t *table);
+
+/* Describe mode: while fn is set, cli__parse does not parse; it hands the command's syntax
+ * to fn (borrowed for the call: options and strings may live in the command's stack frame)
+ * and returns -1, as after --help, so the command returns at once having done nothing.
+ * Every command calls cli__parse (or cli__begin) before anything else, so calling its
+ * function in describe mode reads its options from the very table it parses with
+ * (completion.c, the tests). NULL ends describe mode. Not thread-safe (one CLI thread). */
+typedef void (*cli_describe_fn)(void *user, const cli_syntax_t *syntax);
+void cli__set_describe(cli_describe_fn fn, void *user);
 
 /* ---- global settings (config.c) ---- */
 typedef struct cli_globals {
@@ -114,6 +125,32 @@ void cli__time_str(uint64_t epoch_ms, char *buf, size_t cap);
 
 /* ---- commands ---- */
 typedef int (*cli_command_fn)(int argc, char **argv);
+
+/* The command table (commands.c): `dfnet VERB [SUB]`. */
+typedef struct cli_command {
+  const char *verb;
+  const char *sub; /* NULL: the verb alone */
+  cli_command_fn fn;
+  const char *summary;
+} cli_command_t;
+
+extern const cli_command_t cli_commands[];
+extern const size_t cli_command_count;
+
+/* The command `verb sub` (sub ignored for a verb without subcommands), or NULL. */
+const cli_command_t *cli__command_find(const char *verb, const char *sub);
+/* Is verb the verb of a command? */
+bool cli__verb_known(const char *verb);
+/* "Did you mean": the verb nearest to word (verb NULL), or the nearest subcommand of verb;
+ * NULL when none is near (lib/suggest.h). */
+const char *cli__suggest_command(const char *verb, const char *word);
+/* "list, show, dump": the subcommands of verb, into buf (cut to cap). */
+void cli__verb_subs(const char *verb, char *buf, size_t cap);
+/* `dfnet --help` and `dfnet VERB --help`. */
+void cli__help_main(FILE *f);
+void cli__help_verb(FILE *f, const char *verb);
+
+int cmd_completion(int argc, char **argv);
 int cmd_host_list(int argc, char **argv);
 int cmd_node_list(int argc, char **argv);
 int cmd_node_show(int argc, char **argv);
@@ -126,6 +163,7 @@ int cmd_driver_register(int argc, char **argv);
 int cmd_driver_disable(int argc, char **argv);
 int cmd_driver_enable(int argc, char **argv);
 int cmd_driver_restart(int argc, char **argv);
+int cmd_driver_unregister(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_rng_read(int argc, char **argv);
 int cmd_serial_console(int argc, char **argv);

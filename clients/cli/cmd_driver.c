@@ -1,5 +1,7 @@
 /* dfnet CLI: the driver index — driver list [-v] [--loaded], register, disable, enable,
- * restart (`ffx driver list`, `ffx driver restart`; docs/spec/dfv2.md). */
+ * restart, unregister (`ffx driver list`, `ffx driver restart`; docs/spec/dfv2.md). A
+ * driver is named by its URL or by its name when no other driver has that name (the
+ * manager resolves it and says when the name is ambiguous). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +9,9 @@
 #ifdef DFNET_CLI_HAVE_BIND
 #include "dfnet/bind.h"
 #endif
+
+#define DRIVER_ARG_HELP \
+  "  DRIVER   the driver's URL, or its name (pci-config) when no other driver has that name\n"
 
 static const char *source_str(dfnet_client_driver_source_t s) {
   return s == DFNET_CLIENT_DRIVER_SOURCE_BOOT         ? "boot"
@@ -160,7 +165,9 @@ int cmd_driver_register(int argc, char **argv) {
   const cli_syntax_t syn = {
       "driver register [--json] PKGDIR",
       "Pack a driver package directory (meta/<name>.json, meta/bind/<name>.bindbc, "
-      "driver/<name>.so) and register it with the manager (role admin).",
+      "driver/<name>.so) and register it with the manager (role admin). Registering the "
+      "very same package again (the same SHA-256) changes nothing and exits 0 (\"Already "
+      "registered\").",
       opts,
       1,
       1,
@@ -175,19 +182,24 @@ int cmd_driver_register(int argc, char **argv) {
   dfnet_client_error_t err;
   if (dfnet_client_driver_register(c, args[0], url, sizeof url, &err) != DFNET_STATUS_OK) {
     rc = cli__fail_err(&err);
-  } else if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "url", url);
-    rc = cli__json_print(doc);
   } else {
-    printf("Registered %s\n", url);
+    /* the very same package (SHA-256) registered before: nothing changed (exit 0) */
+    bool already = strncmp(err.message, "already registered", 18) == 0;
+    if (json) {
+      cJSON *doc = cJSON_CreateObject();
+      cJSON_AddStringToObject(doc, "url", url);
+      cJSON_AddBoolToObject(doc, "already_registered", already);
+      rc = cli__json_print(doc);
+    } else {
+      printf("%s %s\n", already ? "Already registered" : "Registered", url);
+    }
   }
   dfnet_client_close(c);
   return rc;
 }
 
 static int driver_toggle(int argc, char **argv, bool enable) {
-  const cli_syntax_t syn = {enable ? "driver enable URL" : "driver disable URL",
+  const cli_syntax_t syn = {enable ? "driver enable DRIVER" : "driver disable DRIVER",
                             enable ? "Enable a disabled driver (role admin): unbound nodes are "
                                      "matched against it again."
                                    : "Disable a driver (role admin): it matches no new node; "
@@ -195,7 +207,7 @@ static int driver_toggle(int argc, char **argv, bool enable) {
                             NULL,
                             1,
                             1,
-                            "  URL      the driver's URL\n"};
+                            DRIVER_ARG_HELP};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;
@@ -221,12 +233,12 @@ int cmd_driver_restart(int argc, char **argv) {
   const cli_option_t opts[] = {
       {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
       {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"driver restart [--json] URL",
-                            "Restart every driver host running the driver URL (role admin).",
+  const cli_syntax_t syn = {"driver restart [--json] DRIVER",
+                            "Restart every driver host running the driver (role admin).",
                             opts,
                             1,
                             1,
-                            "  URL      the driver's URL\n"};
+                            DRIVER_ARG_HELP};
   const char *args[1];
   size_t nargs;
   dfnet_client_t *c;
@@ -248,6 +260,46 @@ int cmd_driver_restart(int argc, char **argv) {
     rc = cli__json_print(doc);
   } else {
     printf("Restarted %u driver host(s).\n", n);
+  }
+  dfnet_client_close(c);
+  return rc;
+}
+
+int cmd_driver_unregister(int argc, char **argv) {
+  bool json = false;
+  const cli_option_t opts[] = {
+      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
+      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
+  const cli_syntax_t syn = {
+      "driver unregister [--json] DRIVER",
+      "Unregister a registered driver (role admin): it is stopped on every node it was bound "
+      "to, those nodes are matched again (another driver or a fallback binds them, or they "
+      "stay unbound with the reason), and its package leaves the manager's state directory, "
+      "so it does not come back after a restart. A boot driver (--drivers DIR) cannot be "
+      "unregistered: disable it.",
+      opts,
+      1,
+      1,
+      DRIVER_ARG_HELP};
+  const char *args[1];
+  size_t nargs;
+  dfnet_client_t *c;
+  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
+  if (rc != CLI_EXIT_OK)
+    return rc < 0 ? CLI_EXIT_OK : rc;
+  uint32_t nodes = 0;
+  char url[256];
+  dfnet_client_error_t err;
+  if (dfnet_client_driver_unregister(c, args[0], &nodes, url, sizeof url, &err) !=
+      DFNET_STATUS_OK) {
+    rc = cli__fail_err(&err);
+  } else if (json) {
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "url", url);
+    cJSON_AddNumberToObject(doc, "stopped_nodes", nodes);
+    rc = cli__json_print(doc);
+  } else {
+    printf("Unregistered %s: stopped on %u node(s), which are matched again.\n", url, nodes);
   }
   dfnet_client_close(c);
   return rc;

@@ -33,7 +33,8 @@ int cmd_host_list(int argc, char **argv) {
       {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
   const cli_syntax_t syn = {"host list [--json]",
                             "List the fleet's hosts: name, address, architecture, state, node "
-                            "and driver-host counts, labels.",
+                            "and driver-host counts, since when connected, the version of its "
+                            "dfnet-host, labels.",
                             opts,
                             0,
                             0,
@@ -63,6 +64,7 @@ int cmd_host_list(int argc, char **argv) {
       cJSON_AddNumberToObject(o, "connected_since_ms", (double)h->connected_since_ms);
       cJSON_AddNumberToObject(o, "node_count", h->node_count);
       cJSON_AddNumberToObject(o, "driver_host_count", h->driver_host_count);
+      cJSON_AddItemToObject(o, "software_version", str_or_null(h->software_version));
       cJSON *labels = cJSON_AddObjectToObject(o, "labels");
       for (size_t k = 0; k < h->label_count; k++)
         cJSON_AddStringToObject(labels, h->label_keys[k], h->label_values[k]);
@@ -72,15 +74,19 @@ int cmd_host_list(int argc, char **argv) {
   } else if (l->count == 0) {
     printf("No hosts found.\n");
   } else {
-    printf("%-20s %-22s %-8s %-7s %6s %6s  %-24s %s\n", "NAME", "ADDRESS", "ARCH", "STATE", "NODES",
-           "HOSTS", "CONNECTED SINCE", "LABELS");
+    printf("%-20s %-22s %-8s %-7s %6s %6s  %-24s %-20s %s\n", "NAME", "ADDRESS", "ARCH", "STATE",
+           "NODES", "HOSTS", "CONNECTED SINCE", "VERSION", "LABELS");
     for (size_t i = 0; i < l->count; i++) {
       const dfnet_client_host_t *h = &l->items[i];
       char since[40];
       cli__time_str(h->connected_since_ms, since, sizeof since);
-      printf("%-20s %-22s %-8s %-7s %6u %6u  %-24s ", h->name, nonempty(h->address, "-"),
+      /* "dfnet 0.1.0+bbcd979": the column says the version, the product goes without saying */
+      const char *version = nonempty(h->software_version, "-");
+      if (strncmp(version, "dfnet ", 6) == 0)
+        version += 6;
+      printf("%-20s %-22s %-8s %-7s %6u %6u  %-24s %-20s ", h->name, nonempty(h->address, "-"),
              nonempty(h->arch, "-"), h->online ? "online" : "offline", h->node_count,
-             h->driver_host_count, since);
+             h->driver_host_count, since, version);
       for (size_t k = 0; k < h->label_count; k++)
         printf("%s%s=%s", k ? "," : "", h->label_keys[k], h->label_values[k]);
       printf("%s\n", h->label_count ? "" : "-");
@@ -464,7 +470,9 @@ int cmd_bind_why(int argc, char **argv) {
       opts,
       1,
       2,
-      "  NODE     the node's moniker\n  DRIVER   a driver URL (default: every driver)\n"};
+      "  NODE     the node's moniker\n"
+      "  DRIVER   a driver's URL, or its name when no other driver has it (default: every "
+      "driver)\n"};
   const char *args[2] = {NULL, NULL};
   size_t nargs;
   dfnet_client_t *c;

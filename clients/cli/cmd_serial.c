@@ -267,11 +267,12 @@ int cmd_serial_write(int argc, char **argv) {
   uint64_t timeout = 10000;
   const cli_option_t opts[] = {
       {"hex", 0, CLI_OPT_FLAG, &hex, 0, 0, NULL, "DATA is hex"},
-      {"newline", 'n', CLI_OPT_FLAG, &newline, 0, 0, NULL, "append \\r\\n"},
+      /* no short form: -n is --count everywhere (watch), and echo's -n means the reverse */
+      {"newline", 0, CLI_OPT_FLAG, &newline, 0, 0, NULL, "append \\r\\n"},
       {"timeout", 't', CLI_OPT_UINT, &timeout, 1, 86400000, "MS",
        "deadline of each Write (default 10000)"},
       {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"serial write TARGET DATA [--hex] [-n] [--timeout MS]",
+  const cli_syntax_t syn = {"serial write TARGET DATA [--hex] [--newline] [--timeout MS]",
                             "Send DATA to a serial port (/dfnet.hw.serial.Serial/Write).",
                             opts,
                             2,

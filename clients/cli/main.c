@@ -1,74 +1,48 @@
 /* dfnet: the command line of dfnet, modelled on `ffx driver` (issue 7; docs/design.md "Command
- * line"). `dfnet [GLOBAL OPTIONS] VERB [SUBVERB] [ARGS]`; every command's --help lists its
- * options. Exit 0 on success, 1 on a failed call or status, 2 on bad usage. Errors go to
- * stderr as `dfnet: <STATUS>: message`. JSON output: clients/cli/JSON.md. */
+ * line"). `dfnet [GLOBAL OPTIONS] VERB [SUB] [ARGS]`, the commands in commands.c. Help at
+ * every level: `dfnet --help`, `dfnet VERB --help` (its commands), `dfnet VERB SUB --help`
+ * (its arguments and options); `dfnet --version`. A mistyped command or option is answered
+ * with the nearest known one. Exit 0 on success, 1 on a failed call or status, 2 on bad
+ * usage. Errors go to stderr as `dfnet: <STATUS>: message`. JSON output: clients/cli/JSON.md. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clients/cli/cli.h"
 #include "lib/log.h"
+#include "lib/suggest.h"
+#include "lib/version.h"
 
-typedef struct command {
-  const char *verb;
-  const char *sub; /* NULL: the verb alone */
-  cli_command_fn fn;
-  const char *summary;
-} command_t;
+static bool is_help(const char *a) {
+  return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0;
+}
 
-static const command_t commands[] = {
-    {"host", "list", cmd_host_list, "list the fleet's hosts"},
-    {"node", "list", cmd_node_list, "list nodes: [-v] [--exact] [FILTER]"},
-    {"node", "show", cmd_node_show, "show one node in full"},
-    {"node", "dump", cmd_node_dump, "the node tree [--graph]"},
-    {"driver", "list", cmd_driver_list, "list the driver index [-v] [--loaded]"},
-    {"driver", "register", cmd_driver_register, "upload and register a driver package"},
-    {"driver", "disable", cmd_driver_disable, "disable a driver"},
-    {"driver", "enable", cmd_driver_enable, "enable a driver"},
-    {"driver", "restart", cmd_driver_restart, "restart the driver hosts running a driver"},
-    {"composite", "list", cmd_composite_list, "list composites [-v]"},
-    {"composite", "add", cmd_composite_add, "add a composite node spec from a JSON file"},
-    {"bind", "why", cmd_bind_why, "why a node did or did not bind"},
-    {"watch", NULL, cmd_watch, "print the fleet's events as they happen"},
-    {"call", NULL, cmd_call, "call a driver's method"},
-    {"rng", "read", cmd_rng_read, "read entropy from a hardware RNG"},
-    {"serial", "console", cmd_serial_console, "connect the terminal to a serial port"},
-    {"serial", "write", cmd_serial_write, "send bytes to a serial port"},
-    {"serial", "read", cmd_serial_read, "read what a serial port received"},
-    {"serial", "configure", cmd_serial_configure, "set a serial port's line settings"},
-    {"usb", "descriptors", cmd_usb_descriptors, "a USB device's descriptors, as lsusb -v"},
-    {"usb", "control", cmd_usb_control, "a control transfer on endpoint 0"},
-    {"usb", "bulk-in", cmd_usb_bulk_in, "read from a bulk IN endpoint"},
-    {"usb", "bulk-out", cmd_usb_bulk_out, "write to a bulk OUT endpoint"},
-    {"usb", "interrupt-in", cmd_usb_interrupt_in, "read from an interrupt IN endpoint"},
-    {"usb", "interrupt-out", cmd_usb_interrupt_out, "write to an interrupt OUT endpoint"},
-};
-#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
-
-static void usage(FILE *f) {
-  fprintf(f,
-          "Usage: dfnet [--manager URL] [--cert FILE] [--key FILE] [--ca FILE] COMMAND ...\n\n"
-          "Commands:\n");
-  for (size_t i = 0; i < COMMAND_COUNT; i++) {
-    char name[40];
-    snprintf(name, sizeof name, "%s%s%s", commands[i].verb, commands[i].sub ? " " : "",
-             commands[i].sub ? commands[i].sub : "");
-    fprintf(f, "  %-20s %s\n", name, commands[i].summary);
+/* An unknown global option: the nearest global one, --help or --version. */
+static int unknown_global(const char *given) {
+  dfnet_suggest_t s;
+  char names[16][40];
+  size_t n = 0;
+  dfnet_suggest_init(&s, given);
+  for (const cli_option_t *t = cli_global_options; t->name && n < 16; t++, n++) {
+    snprintf(names[n], sizeof names[n], "--%s", t->name);
+    dfnet_suggest_offer(&s, names[n]);
   }
-  fprintf(f,
-          "\nSettings: --manager/--cert/--key/--ca, else DFNET_MANAGER, DFNET_CERT, DFNET_KEY,\n"
-          "DFNET_CA, else the config file (DFNET_CONFIG, or ~/.config/dfnet/config) with lines\n"
-          "`manager = wss://host:port`, `cert = FILE`, `key = FILE`, `ca = FILE`.\n"
-          "Every listing takes --json (clients/cli/JSON.md). `dfnet COMMAND --help` for more.\n"
-          "Exit status: 0 success, 1 a failed call or status, 2 bad usage.\n");
+  dfnet_suggest_offer(&s, "--help");
+  dfnet_suggest_offer(&s, "--version");
+  const char *best = dfnet_suggest_best(&s);
+  if (best != NULL)
+    return cli__usage("unknown option '%s' (did you mean '%s'?; dfnet --help lists the options)",
+                      given, best);
+  return cli__usage("unknown option '%s' (dfnet --help lists the options)", given);
 }
 
 /* Global options given before the verb: consumed here (the same table every command
- * accepts after it). Returns the index of the verb, or -1 after printing an error. */
+ * accepts after it). Returns the index of the verb (or of --help / --version), or -1 after
+ * printing an error. */
 static int leading_globals(int argc, char **argv) {
   int i = 1;
   while (i < argc && argv[i][0] == '-') {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+    if (is_help(argv[i]) || strcmp(argv[i], "--version") == 0)
       return i;
     const char *name = argv[i] + 2;
     const char *eq = strchr(name, '=');
@@ -78,7 +52,9 @@ static int leading_globals(int argc, char **argv) {
       if (strlen(t->name) == n && strncmp(t->name, name, n) == 0)
         o = t;
     if (o == NULL) {
-      cli__usage("unknown global option '%s'", argv[i]);
+      char given[64];
+      snprintf(given, sizeof given, "%.*s", (int)(n + 2 < 60 ? n + 2 : 60), argv[i]);
+      unknown_global(given);
       return -1;
     }
     const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
@@ -98,39 +74,63 @@ static int leading_globals(int argc, char **argv) {
   return i;
 }
 
+/* The command at argv[v] (and argv[v + 1]); NULL after printing why not (the verb's help
+ * for `dfnet VERB --help`: *rc says how to exit). */
+static const cli_command_t *find_command(int argc, char **argv, int v, int *rc) {
+  const char *verb = argv[v];
+  const char *sub = v + 1 < argc ? argv[v + 1] : NULL;
+  const cli_command_t *c = cli__command_find(verb, sub);
+  if (c != NULL)
+    return c;
+  *rc = CLI_EXIT_USAGE;
+  if (!cli__verb_known(verb)) {
+    const char *best = cli__suggest_command(NULL, verb);
+    if (best != NULL)
+      cli__usage("unknown command '%s' (did you mean '%s'?; dfnet --help lists the commands)", verb,
+                 best);
+    else
+      cli__usage("unknown command '%s' (dfnet --help lists the commands)", verb);
+    return NULL;
+  }
+  if (sub != NULL && is_help(sub)) {
+    cli__help_verb(stdout, verb);
+    *rc = CLI_EXIT_OK;
+    return NULL;
+  }
+  char subs[200];
+  cli__verb_subs(verb, subs, sizeof subs);
+  const char *best = sub ? cli__suggest_command(verb, sub) : NULL;
+  if (sub == NULL)
+    cli__usage("'%s' wants one of its commands: %s (dfnet %s --help)", verb, subs, verb);
+  else if (best != NULL)
+    cli__usage("'%s' has no command '%s' (did you mean '%s'?); its commands: %s", verb, sub, best,
+               subs);
+  else
+    cli__usage("'%s' has no command '%s'; its commands: %s", verb, sub, subs);
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   int v = leading_globals(argc, argv);
   if (v < 0)
     return CLI_EXIT_USAGE;
   if (v >= argc) {
-    usage(stderr);
+    cli__help_main(stderr);
     return CLI_EXIT_USAGE;
   }
-  if (strcmp(argv[v], "--help") == 0 || strcmp(argv[v], "-h") == 0 ||
-      strcmp(argv[v], "help") == 0) {
-    usage(stdout);
+  if (is_help(argv[v])) {
+    cli__help_main(stdout);
     return CLI_EXIT_OK;
   }
-  const char *verb = argv[v];
-  const char *sub = v + 1 < argc ? argv[v + 1] : NULL;
-  const command_t *found = NULL;
-  bool verb_known = false;
-  for (size_t i = 0; i < COMMAND_COUNT && found == NULL; i++) {
-    if (strcmp(commands[i].verb, verb) != 0)
-      continue;
-    verb_known = true;
-    if (commands[i].sub == NULL || (sub != NULL && strcmp(commands[i].sub, sub) == 0))
-      found = &commands[i];
+  if (strcmp(argv[v], "--version") == 0) {
+    dfnet_version_print("dfnet");
+    return CLI_EXIT_OK;
   }
-  if (found == NULL) {
-    if (verb_known)
-      cli__usage("'%s' wants one of its subcommands, not '%s' (dfnet --help)", verb,
-                 sub ? sub : "nothing");
-    else
-      cli__usage("unknown command '%s' (dfnet --help)", verb);
-    return CLI_EXIT_USAGE;
-  }
+  int rc = CLI_EXIT_USAGE;
+  const cli_command_t *found = find_command(argc, argv, v, &rc);
+  if (found == NULL)
+    return rc;
   int first = v + (found->sub ? 2 : 1);
   /* The log level must be known before anything logs: scan for --log-level. */
   dfnet_log_level_t level = DFNET_LOG_WARN;

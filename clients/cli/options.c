@@ -1,6 +1,8 @@
 /* dfnet CLI: table-driven option parsing (docs/style.md 12: strtoull + end pointer + range
  * checks, never atoi). "--name value", "--name=value", "-v", "--" ends the options.
- * Every command also accepts the global options (cli_global_options). */
+ * Every command also accepts the global options (cli_global_options). An unknown option is
+ * answered with the nearest known one ("did you mean", lib/suggest.h). Describe mode
+ * (cli__set_describe) hands the table to a reader instead of parsing. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -8,6 +10,59 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
+#include "lib/suggest.h"
+
+static cli_describe_fn describe_fn;
+static void *describe_user;
+
+void cli__set_describe(cli_describe_fn fn, void *user) {
+  describe_fn = fn;
+  describe_user = user;
+}
+
+/* The command's name in its usage: the words before the first option or argument
+ * ("node list [-v] ..." -> "node list"; "usb bulk-in TARGET EP ..." -> "usb bulk-in"). */
+static size_t command_name_len(const char *usage) {
+  size_t len = 0;
+  for (const char *w = usage; *w != '\0';) {
+    if (*w == '[' || *w == '(' || *w == '-' || (*w >= 'A' && *w <= 'Z'))
+      break;
+    const char *end = w + strcspn(w, " ");
+    len = (size_t)(end - usage);
+    w = end + strspn(end, " ");
+  }
+  return len;
+}
+
+/* "unknown option 'X' (did you mean '--Y'?; dfnet CMD --help lists the options)": the
+ * nearest option (long, or short for "-x") of the command and the global ones. */
+static int unknown_option(const cli_syntax_t *syn, const cli_option_t *const tables[2],
+                          const char *word, size_t len) {
+  char given[64], longs[32][40], shorts[32][4];
+  snprintf(given, sizeof given, "%.*s", (int)(len < 60 ? len : 60), word);
+  dfnet_suggest_t s;
+  dfnet_suggest_init(&s, given);
+  size_t n = 0;
+  for (int k = 0; k < 2; k++) {
+    for (const cli_option_t *t = tables[k]; t != NULL && t->name != NULL && n < 32; t++, n++) {
+      snprintf(longs[n], sizeof longs[n], "--%s", t->name);
+      dfnet_suggest_offer(&s, longs[n]);
+      snprintf(shorts[n], sizeof shorts[n], "-%c", t->short_name);
+      if (t->short_name != 0 && given[1] != '-')
+        dfnet_suggest_offer(&s, shorts[n]);
+    }
+  }
+  dfnet_suggest_offer(&s, "--help");
+  const char *best = dfnet_suggest_best(&s);
+  int cmd = (int)command_name_len(syn->usage);
+  if (best != NULL)
+    return cli__usage(
+        "unknown option '%s' (did you mean '%s'?; dfnet %.*s --help lists the "
+        "options)",
+        given, best, cmd, syn->usage);
+  return cli__usage("unknown option '%s' (dfnet %.*s --help lists the options)", given, cmd,
+                    syn->usage);
+}
 
 static const cli_option_t *find_long(const cli_option_t *t, const char *name, size_t n) {
   for (; t != NULL && t->name != NULL; t++)
@@ -49,9 +104,13 @@ static int set_value(const cli_syntax_t *syn, const cli_option_t *o, const char 
 }
 
 int cli__parse(int argc, char **argv, const cli_syntax_t *syn, const char **args, size_t *nargs) {
-  const cli_option_t *tables[2] = {syn->options, cli_global_options};
+  const cli_option_t *const tables[2] = {syn->options, cli_global_options};
   bool only_args = false;
   *nargs = 0;
+  if (describe_fn != NULL) {
+    describe_fn(describe_user, syn);
+    return -1;
+  }
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const cli_option_t *o = NULL;
@@ -71,8 +130,7 @@ int cli__parse(int argc, char **argv, const cli_syntax_t *syn, const char **args
       for (int k = 0; k < 2 && o == NULL; k++)
         o = find_long(tables[k], name, n);
       if (o == NULL)
-        return cli__usage("unknown option '%.*s' (dfnet %s; --help lists the options)",
-                          (int)(n + 2), a, syn->usage);
+        return unknown_option(syn, tables, a, n + 2);
       if (eq != NULL) {
         if (o->type == CLI_OPT_FLAG)
           return cli__usage("--%s takes no value", o->name);
@@ -82,8 +140,7 @@ int cli__parse(int argc, char **argv, const cli_syntax_t *syn, const char **args
       for (int k = 0; k < 2 && o == NULL; k++)
         o = find_short(tables[k], a[1]);
       if (o == NULL)
-        return cli__usage("unknown option '%s' (dfnet %s; --help lists the options)", a,
-                          syn->usage);
+        return unknown_option(syn, tables, a, strlen(a));
     } else {
       if (*nargs >= syn->max_args)
         return cli__usage("unexpected argument '%s' (dfnet %s)", a, syn->usage);
@@ -105,7 +162,7 @@ int cli__parse(int argc, char **argv, const cli_syntax_t *syn, const char **args
   return CLI_EXIT_OK;
 }
 
-static void print_options(FILE *f, const cli_option_t *t) {
+void cli__help_options(FILE *f, const cli_option_t *t) {
   for (; t != NULL && t->name != NULL; t++) {
     char left[64];
     if (t->short_name)
@@ -126,10 +183,10 @@ void cli__help(FILE *f, const cli_syntax_t *syn) {
     fprintf(f, "\nArguments:\n%s", syn->args_help);
   if (syn->options && syn->options->name) {
     fprintf(f, "\nOptions:\n");
-    print_options(f, syn->options);
+    cli__help_options(f, syn->options);
   }
   fprintf(f,
           "\nGlobal options (defaults: DFNET_MANAGER, DFNET_CERT, DFNET_KEY, DFNET_CA, then "
           "~/.config/dfnet/config):\n");
-  print_options(f, cli_global_options);
+  cli__help_options(f, cli_global_options);
 }

@@ -13,6 +13,7 @@
 
 #include "clients/lib/client_internal.h"
 #include "lib/log.h"
+#include "lib/version.h"
 
 #define SUB "client"
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000u
@@ -139,11 +140,11 @@ const char *dfnet_client_node_state_str(dfnet_client_node_state_t state) {
 }
 
 const char *dfnet_client_event_kind_str(dfnet_client_event_kind_t kind) {
-  static const char *const names[] = {"UNSPECIFIED",        "NODE_ADDED",      "NODE_REMOVED",
-                                      "NODE_UPDATED",       "NODE_BOUND",      "NODE_UNBOUND",
-                                      "DRIVER_REGISTERED",  "DRIVER_DISABLED", "DRIVER_ENABLED",
-                                      "DRIVER_HOST_EXITED", "HOST_CONNECTED",  "HOST_DISCONNECTED",
-                                      "HOST_REMOVED"};
+  static const char *const names[] = {
+      "UNSPECIFIED",    "NODE_ADDED",         "NODE_REMOVED",      "NODE_UPDATED",
+      "NODE_BOUND",     "NODE_UNBOUND",       "DRIVER_REGISTERED", "DRIVER_DISABLED",
+      "DRIVER_ENABLED", "DRIVER_HOST_EXITED", "HOST_CONNECTED",    "HOST_DISCONNECTED",
+      "HOST_REMOVED",   "DRIVER_UNREGISTERED"};
   if ((unsigned)kind < sizeof names / sizeof names[0])
     return names[kind];
   return "UNSPECIFIED";
@@ -165,8 +166,8 @@ static void on_session_open(void *user, const dfnet_session_info_t *info) {
   env->pb.which_msg = dfnet_v1_Envelope_hello_tag;
   env->pb.msg.hello.protocol_version = DFNET_PROTOCOL_VERSION;
   env->pb.msg.hello.role = dfnet_v1_Role_ROLE_UNSPECIFIED; /* the certificate says */
-  snprintf(env->pb.msg.hello.software_version, sizeof env->pb.msg.hello.software_version,
-           "dfnet 0.1.0");
+  snprintf(env->pb.msg.hello.software_version, sizeof env->pb.msg.hello.software_version, "%s",
+           dfnet_version_software());
   dfnet_request_opts_t opts = {
       .deadline_ms = c->connect_timeout_ms, .on_reply = hello_reply, .user = c};
   pthread_mutex_lock(&c->mu);

@@ -73,6 +73,9 @@ void client__session_gone(dfnet_client_t *c, dfnet_session_id_t sid);
  * or a status that ends the query with it (RESOURCE_EXHAUSTED when out of memory). */
 typedef dfnet_status_t (*client_item_fn)(void *ctx, const dfnet_envelope_t *env);
 
+/* On OK, err (may be NULL) gets code OK and the message of the closing Status ("" when
+ * the answer had none): e.g. "already registered URL" for a PackageUpload. */
+
 dfnet_status_t client__query(dfnet_client_t *c, dfnet_envelope_t *req, bool streaming,
                              uint32_t deadline_ms, client_item_fn on_item, void *ctx,
                              dfnet_client_error_t *err);

@@ -90,6 +90,10 @@ dfnet_status_t client__query(dfnet_client_t *c, dfnet_envelope_t *req, bool stre
                       q.item_status == DFNET_STATUS_RESOURCE_EXHAUSTED
                           ? "out of memory for the answer"
                           : "unexpected answer from the manager");
+  else if (err != NULL) { /* OK: the manager's closing message, if it said one */
+    err->code = DFNET_STATUS_OK;
+    snprintf(err->message, sizeof err->message, "%s", q.message);
+  }
   pthread_cond_destroy(&q.cv);
   pthread_mutex_destroy(&q.mu);
   return st;
@@ -245,6 +249,7 @@ static dfnet_status_t host_item(void *ctx, const dfnet_envelope_t *env) {
   h->online = w->online;
   h->node_count = w->node_count;
   h->driver_host_count = w->driver_host_count;
+  ARENA_STR(h->software_version, w->software_version);
   return ok ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
 }
 
@@ -591,7 +596,8 @@ dfnet_status_t dfnet_client_bind_why(dfnet_client_t *c, const char *node, const 
 /* A unary request whose answer is a Status, or (want != 0) that member. */
 typedef struct unary_ctx {
   pb_size_t want;
-  uint32_t driver_hosts;
+  uint32_t driver_hosts, nodes; /* DriverControlResult */
+  char url[256];
   bool got;
 } unary_ctx_t;
 
@@ -599,8 +605,11 @@ static dfnet_status_t unary_item(void *ctx, const dfnet_envelope_t *env) {
   unary_ctx_t *u = ctx;
   if (u->want == 0 || env->pb.which_msg != u->want)
     return DFNET_STATUS_INTERNAL;
-  if (env->pb.which_msg == dfnet_v1_Envelope_driver_control_result_tag)
+  if (env->pb.which_msg == dfnet_v1_Envelope_driver_control_result_tag) {
     u->driver_hosts = env->pb.msg.driver_control_result.driver_hosts;
+    u->nodes = env->pb.msg.driver_control_result.nodes;
+    snprintf(u->url, sizeof u->url, "%s", env->pb.msg.driver_control_result.url);
+  }
   u->got = true;
   return DFNET_STATUS_OK;
 }
@@ -612,15 +621,22 @@ static dfnet_status_t unary(dfnet_client_t *c, dfnet_envelope_t *req, unary_ctx_
   return st;
 }
 
+/* DriverControl on the driver `url` (a URL or a unique name). On OK, *count (may be NULL)
+ * gets the result's driver_hosts (RESTART) or nodes (UNREGISTER), url_out (may be NULL)
+ * the driver's URL. */
 static dfnet_status_t driver_control(dfnet_client_t *c, const char *url,
-                                     dfnet_v1_DriverControl_Action action, uint32_t *restarted,
-                                     dfnet_client_error_t *err) {
+                                     dfnet_v1_DriverControl_Action action, uint32_t *count,
+                                     char *url_out, size_t url_cap, dfnet_client_error_t *err) {
   if (err != NULL) {
     err->code = DFNET_STATUS_OK;
     err->message[0] = '\0';
   }
+  if (count != NULL)
+    *count = 0;
+  if (url_out != NULL && url_cap > 0)
+    url_out[0] = '\0';
   if (c == NULL || url == NULL || url[0] == '\0')
-    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a driver URL is required");
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a driver URL or name is required");
   dfnet_envelope_t *req = new_env(dfnet_v1_Envelope_driver_control_tag, err);
   if (req == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
@@ -633,26 +649,33 @@ static dfnet_status_t driver_control(dfnet_client_t *c, const char *url,
   m->action = action;
   unary_ctx_t u = {.want = dfnet_v1_Envelope_driver_control_result_tag};
   st = unary(c, req, &u, err);
-  if (st == DFNET_STATUS_OK && restarted != NULL)
-    *restarted = u.driver_hosts;
+  if (st == DFNET_STATUS_OK && count != NULL)
+    *count = action == dfnet_v1_DriverControl_Action_UNREGISTER ? u.nodes : u.driver_hosts;
+  if (st == DFNET_STATUS_OK && url_out != NULL && url_cap > 0)
+    snprintf(url_out, url_cap, "%s", u.url);
   return st;
 }
 
 dfnet_status_t dfnet_client_driver_disable(dfnet_client_t *c, const char *url,
                                            dfnet_client_error_t *err) {
-  return driver_control(c, url, dfnet_v1_DriverControl_Action_DISABLE, NULL, err);
+  return driver_control(c, url, dfnet_v1_DriverControl_Action_DISABLE, NULL, NULL, 0, err);
 }
 
 dfnet_status_t dfnet_client_driver_enable(dfnet_client_t *c, const char *url,
                                           dfnet_client_error_t *err) {
-  return driver_control(c, url, dfnet_v1_DriverControl_Action_ENABLE, NULL, err);
+  return driver_control(c, url, dfnet_v1_DriverControl_Action_ENABLE, NULL, NULL, 0, err);
 }
 
 dfnet_status_t dfnet_client_driver_restart(dfnet_client_t *c, const char *url, uint32_t *restarted,
                                            dfnet_client_error_t *err) {
-  if (restarted != NULL)
-    *restarted = 0;
-  return driver_control(c, url, dfnet_v1_DriverControl_Action_RESTART, restarted, err);
+  return driver_control(c, url, dfnet_v1_DriverControl_Action_RESTART, restarted, NULL, 0, err);
+}
+
+dfnet_status_t dfnet_client_driver_unregister(dfnet_client_t *c, const char *url, uint32_t *nodes,
+                                              char *url_out, size_t url_cap,
+                                              dfnet_client_error_t *err) {
+  return driver_control(c, url, dfnet_v1_DriverControl_Action_UNREGISTER, nodes, url_out, url_cap,
+                        err);
 }
 
 dfnet_status_t dfnet_client_request_bind(dfnet_client_t *c, const char *node, bool force_rebind,

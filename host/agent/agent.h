@@ -29,7 +29,6 @@
 #include "lib/transport.h"
 
 #define AGENT_SUBSYS "host"
-#define AGENT_SOFTWARE_VERSION "dfnet 0.1.0"
 #define AGENT_MONIKER_MAX 512             /* NodeAdd.parent / Call.target bound, with the NUL */
 #define AGENT_LABELS_MAX 16               /* Hello.labels */
 #define AGENT_FETCH_CHUNK (1024u * 1024u) /* PackageFetch.max_bytes we ask for */
@@ -59,7 +58,8 @@ typedef struct agent_options {
   const char *log_level;   /* NULL: DFNET_LOG_LEVEL or info */
   uint32_t stop_grace_ms;  /* --stop-grace-ms, default 5000 */
   uint32_t keepalive_ms;   /* --keepalive-ms: ping after this much silence, drop after 3x */
-  bool help;
+  bool help;               /* --help / -h: print agent__usage() */
+  bool version;            /* --version: print the version */
 } agent_options_t;
 
 /* Parse argv into *out (pointers into argv; nothing allocated). On a bad flag, a missing

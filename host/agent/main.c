@@ -48,6 +48,7 @@
 #include "host/agent/agent.h"
 #include "lib/log.h"
 #include "lib/pki.h"
+#include "lib/version.h"
 
 #define EXIT_USAGE 2
 
@@ -480,7 +481,7 @@ static int run_agent(agent_t *a) {
                "host name \"%s\" differs from the certificate's name: publishing as \"%s\"",
                g_os_host_name, a->host_name);
   DFNET_LOGI(AGENT_SUBSYS, a->host_name, "%s: manager %s, cache %s, driver host %s",
-             AGENT_SOFTWARE_VERSION, a->opt.manager_url, a->cache_dir, a->driver_host_path);
+             dfnet_version_software(), a->opt.manager_url, a->cache_dir, a->driver_host_path);
 
   st = dfnet_transport_run(a->t);
   rc = st == DFNET_STATUS_OK ? 0 : 1;
@@ -513,6 +514,10 @@ int main(int argc, char **argv) {
     return usage_error("%s", err);
   if (a->opt.help) {
     fputs(agent__usage(), stdout);
+    return 0;
+  }
+  if (a->opt.version) {
+    dfnet_version_print("dfnet-host");
     return 0;
   }
   if (a->opt.log_level != NULL) {

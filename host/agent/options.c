@@ -11,6 +11,7 @@
 
 #include "host/agent/agent.h"
 #include "lib/log.h"
+#include "lib/suggest.h"
 
 typedef enum opt_kind {
   OPT_STRING,    /* const char * */
@@ -55,21 +56,33 @@ static const opt_spec_t k_options[] = {
      "time a driver host gets to stop its drivers before SIGKILL (default 5000)"},
     {"--log-level", OPT_LOG_LEVEL, OFF(log_level), 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
-    {"--help", OPT_FLAG, OFF(help), 0, 0, NULL, "this text"},
+    {"--help", OPT_FLAG, OFF(help), 0, 0, NULL, "this text (also -h)"},
+    {"--version", OPT_FLAG, OFF(version), 0, 0, NULL, "print dfnet-host's version"},
 };
 
 const char *agent__usage(void) {
   static char text[4096];
   if (text[0] != '\0')
     return text;
-  size_t n = (size_t)snprintf(text, sizeof text,
-                              "usage: dfnet-host --manager wss://HOST:PORT "
-                              "--cert FILE --key FILE --ca FILE [options]\n");
+  size_t n = (size_t)snprintf(
+      text, sizeof text,
+      "Usage: dfnet-host --manager wss://HOST:PORT --cert FILE --key FILE --ca FILE "
+      "[OPTIONS]\n"
+      "       dfnet-host --help | --version\n\n"
+      "The host agent of a dfnet fleet: it publishes this machine's hardware (PCI functions\n"
+      "from sysfs, USB devices with hot-plug, the board file's platform devices) as nodes to\n"
+      "the manager, runs the drivers the manager binds to them in driver-host processes, and\n"
+      "carries calls to them. It reconnects forever; drivers keep running meanwhile.\n\n"
+      "Options:\n");
   for (size_t i = 0; i < sizeof k_options / sizeof k_options[0] && n < sizeof text; i++) {
     const opt_spec_t *o = &k_options[i];
     char left[48];
     snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-    n += (size_t)snprintf(text + n, sizeof text - n, "  %-28s %s\n", left, o->help);
+    n += (size_t)snprintf(text + n, sizeof text - n, "  %-28s %s", left, o->help);
+    if (o->kind == OPT_U32 && n < sizeof text)
+      n += (size_t)snprintf(text + n, sizeof text - n, " (%u..%u)", o->min, o->max);
+    if (n < sizeof text)
+      n += (size_t)snprintf(text + n, sizeof text - n, "\n");
   }
   return text;
 }
@@ -223,12 +236,29 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
       name_len = (size_t)(eq - arg);
       inline_value = eq + 1;
     }
+    if (strcmp(arg, "-h") == 0) { /* the short form of --help */
+      arg = "--help";
+      name_len = strlen(arg);
+    }
     const opt_spec_t *spec = NULL;
     for (size_t k = 0; k < sizeof k_options / sizeof k_options[0]; k++)
       if (strlen(k_options[k].name) == name_len && strncmp(k_options[k].name, arg, name_len) == 0)
         spec = &k_options[k];
     if (spec == NULL) {
-      snprintf(err, err_size, "unknown option %s (see --help)", arg);
+      char given[64];
+      snprintf(given, sizeof given, "%.*s", (int)(name_len < 60 ? name_len : 60), arg);
+      dfnet_suggest_t s;
+      dfnet_suggest_init(&s, given);
+      for (size_t k = 0; k < sizeof k_options / sizeof k_options[0]; k++)
+        dfnet_suggest_offer(&s, k_options[k].name);
+      const char *best = dfnet_suggest_best(&s);
+      if (best != NULL)
+        snprintf(err, err_size,
+                 "unknown option '%s' (did you mean '%s'?; dfnet-host --help "
+                 "lists the options)",
+                 given, best);
+      else
+        snprintf(err, err_size, "unknown option '%s' (dfnet-host --help lists the options)", given);
       return DFNET_STATUS_INVALID_ARGUMENT;
     }
     const char *value = NULL;
@@ -248,7 +278,7 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
     if (!apply(spec, value, out, err, err_size))
       return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  if (out->help)
+  if (out->help || out->version)
     return DFNET_STATUS_OK;
   static const struct {
     size_t offset;

@@ -11,6 +11,7 @@
 
 #include "host/agent/agent.h"
 #include "lib/log.h"
+#include "lib/version.h"
 
 dfnet_envelope_t *agent__envelope_new(void) {
   dfnet_envelope_t *env = calloc(1, sizeof *env);
@@ -392,7 +393,7 @@ void agent__on_session_open(void *user, const dfnet_session_info_t *info) {
     agent__strlcpy(h->labels[i].value, a->opt.labels[i].value, sizeof h->labels[i].value);
   }
   h->labels_count = (pb_size_t)a->opt.label_count;
-  agent__strlcpy(h->software_version, AGENT_SOFTWARE_VERSION, sizeof h->software_version);
+  agent__strlcpy(h->software_version, dfnet_version_software(), sizeof h->software_version);
   dfnet_request_opts_t opts = {
       .deadline_ms = AGENT_REQUEST_DEADLINE_MS, .on_reply = on_hello_reply, .user = a};
   dfnet_status_t st = dfnet_transport_request(a->t, info->id, env, &opts, 0, NULL);

@@ -2,6 +2,7 @@
  * "Driver hosts and lifecycle").
  *
  *   dfnet-driver-host --fd N [--log-level error|warn|info|debug]
+ *   dfnet-driver-host --help | --version
  *
  * Started by the host agent (host/supervisor) with one end of a socketpair as fd N. It
  * speaks length-prefixed dfnet.v1 Envelopes on it: DriverStart / DriverStop / Call /
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +23,57 @@
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
+#include "lib/suggest.h"
+#include "lib/version.h"
 
-static void usage(const char *why) {
-  fprintf(stderr,
-          "dfnet-driver-host: %s\nusage: dfnet-driver-host --fd N "
-          "[--log-level error|warn|info|debug]\n",
-          why);
+/* The command line (one table, docs/style.md 12); help and "did you mean" come from it. */
+static const struct {
+  const char *name, *arg, *help;
+} k_options[] = {
+    {"--fd", "N", "the socketpair end to the host agent (required)"},
+    {"--log-level", "LEVEL", "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
+    {"--help", NULL, "this text (also -h)"},
+    {"--version", NULL, "print dfnet-driver-host's version"},
+};
+#define OPTION_COUNT (sizeof k_options / sizeof k_options[0])
+
+static void help(void) {
+  printf(
+      "Usage: dfnet-driver-host --fd N [--log-level LEVEL]\n"
+      "       dfnet-driver-host --help | --version\n\n"
+      "The process dfnet's drivers live in, started by dfnet-host with one end of a\n"
+      "socketpair as fd N; not run by hand. It loads each driver it is asked to start\n"
+      "and runs it on its own dispatcher; when the agent closes the link it stops every\n"
+      "driver and exits 0.\n\nOptions:\n");
+  for (size_t i = 0; i < OPTION_COUNT; i++) {
+    char left[40];
+    snprintf(left, sizeof left, "%s%s%s", k_options[i].name, k_options[i].arg ? " " : "",
+             k_options[i].arg ? k_options[i].arg : "");
+    printf("  %-22s  %s\n", left, k_options[i].help);
+  }
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "dfnet-driver-host: %s (dfnet-driver-host --help)\n", msg);
+  return 2;
+}
+
+/* An unknown option: the nearest one of the table. */
+static int unknown_option(const char *given) {
+  dfnet_suggest_t s;
+  dfnet_suggest_init(&s, given);
+  for (size_t i = 0; i < OPTION_COUNT; i++)
+    dfnet_suggest_offer(&s, k_options[i].name);
+  const char *best = dfnet_suggest_best(&s);
+  if (best != NULL)
+    return usage_error("unknown option '%s' (did you mean '%s'?)", given, best);
+  return usage_error("unknown option '%s'", given);
 }
 
 /* Parse a file descriptor number: 0..65535, digits only. */
@@ -42,28 +89,32 @@ static int parse_fd(const char *text) {
 int main(int argc, char **argv) {
   int fd = -1;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      help();
+      return 0;
+    }
+    if (strcmp(a, "--version") == 0) {
+      dfnet_version_print("dfnet-driver-host");
+      return 0;
+    }
+    if (strcmp(a, "--fd") != 0 && strcmp(a, "--log-level") != 0)
+      return unknown_option(a);
+    if (i + 1 >= argc)
+      return usage_error("%s needs a value", a);
+    if (strcmp(a, "--fd") == 0) {
       fd = parse_fd(argv[++i]);
-      if (fd < 0) {
-        usage("--fd wants a file descriptor number");
-        return 2;
-      }
-    } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-      dfnet_log_level_t level;
-      if (dfnet_log_level_parse(argv[++i], &level) != 0) {
-        usage("--log-level wants error, warn, info or debug");
-        return 2;
-      }
-      dfnet_log_set_level(level);
+      if (fd < 0)
+        return usage_error("--fd wants a file descriptor number");
     } else {
-      usage("unknown or incomplete argument");
-      return 2;
+      dfnet_log_level_t level;
+      if (dfnet_log_level_parse(argv[++i], &level) != 0)
+        return usage_error("--log-level wants error, warn, info or debug");
+      dfnet_log_set_level(level);
     }
   }
-  if (fd < 0) {
-    usage("--fd is required");
-    return 2;
-  }
+  if (fd < 0)
+    return usage_error("--fd is required");
   struct stat sb;
   if (fstat(fd, &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
     fprintf(stderr, "dfnet-driver-host: fd %d is not a socket\n", fd);

@@ -262,6 +262,7 @@ typedef struct dfnet_client_host {
   bool online;
   uint32_t node_count;
   uint32_t driver_host_count;
+  const char *software_version; /* its agent's, "dfnet 0.1.0+<git>"; "" when unknown */
 } dfnet_client_host_t;
 
 typedef struct dfnet_client_host_list {
@@ -407,10 +408,11 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_list_composites(dfnet_client_t *cli
                                                              dfnet_client_composite_list_t **out,
                                                              dfnet_client_error_t *err);
 
-/* The matcher's trace for `node` against `driver_url` (NULL or "" = every driver): one
- * entry per driver considered. On OK *out is new (free with
- * dfnet_client_bind_trace_list_free). Errors: NOT_FOUND (no such node or driver), the
- * common ones. Not on the client thread. */
+/* The matcher's trace for `node` against `driver_url` (NULL or "" = every driver; a URL,
+ * or a driver's name when no other driver has it): one entry per driver considered. On OK
+ * *out is new (free with dfnet_client_bind_trace_list_free). Errors: NOT_FOUND (no such
+ * node or driver), FAILED_PRECONDITION (several drivers have that name: the message lists
+ * their URLs), the common ones. Not on the client thread. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_bind_why(dfnet_client_t *client, const char *node,
                                                       const char *driver_url,
                                                       const dfnet_client_query_options_t *q,
@@ -426,28 +428,51 @@ DFNET_CLIENT_API void dfnet_client_bind_trace_list_free(dfnet_client_bind_trace_
 
 /* ---- Driver control (role admin) ------------------------------------------------------ */
 
-/* Disable / enable a driver of the index by URL. Errors: NOT_FOUND (no such driver),
- * the common ones. Not on the client thread. */
+/* Every function here names the driver by `url`: its URL, or its name ("pci-config") when
+ * no other driver of the index has that name. Errors common to them: INVALID_ARGUMENT
+ * (url NULL or ""), NOT_FOUND (no driver has that URL or name), FAILED_PRECONDITION
+ * (several drivers have that name: the message lists their URLs; give one of them). */
+
+/* Disable / enable a driver of the index. Errors: the ones above, the common ones. Not on
+ * the client thread. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_disable(dfnet_client_t *client, const char *url,
                                                             dfnet_client_error_t *err);
 DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_enable(dfnet_client_t *client, const char *url,
                                                            dfnet_client_error_t *err);
 
 /* Restart every driver host running the driver `url`; *restarted (may be NULL) gets how
- * many. Errors: NOT_FOUND, the common ones. Not on the client thread. */
+ * many. Errors: the ones above, the common ones. Not on the client thread. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_restart(dfnet_client_t *client, const char *url,
                                                             uint32_t *restarted,
                                                             dfnet_client_error_t *err);
+
+/* Unregister the registered driver `url` (role admin): the manager stops it on every node
+ * it was bound to (or starting on), removes its package from its state directory (it does
+ * not come back after a restart), takes it out of the index, and matches those nodes
+ * again: another driver or a fallback binds them, or they stay unbound with the reason.
+ * Watchers of driver events see DRIVER_UNREGISTERED. *nodes (may be NULL; 0 on error) gets
+ * how many nodes it was stopped on; url_out (may be NULL; url_cap bytes, 256 suffice) the
+ * URL of the driver that was unregistered ("" on error). Errors: the ones above;
+ * FAILED_PRECONDITION also for a boot driver (--drivers DIR: it is loaded again at every start;
+ * disable it instead); UNAVAILABLE also when the manager cannot remove the package's record from
+ * its state directory (nothing changed); the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_unregister(dfnet_client_t *client,
+                                                               const char *url, uint32_t *nodes,
+                                                               char *url_out, size_t url_cap,
+                                                               dfnet_client_error_t *err);
 
 /* Register a driver: pack the package directory `pkg_dir` (meta/<name>.json,
  * meta/bind/<name>.bindbc, driver/<name>.so) deterministically (lib/package.h), upload it
  * in chunks with its SHA-256, and let the manager verify and index it. On OK, url_out (may
  * be NULL; url_cap bytes, 256 suffice) gets the driver's URL
- * "dfnet-pkg://<12 hex>/<name>#meta/<name>.json". Errors: NOT_FOUND (pkg_dir missing),
- * INVALID_ARGUMENT (not a package directory: no single meta/<name>.json, bad name, a link
- * or special file), RESOURCE_EXHAUSTED (package too large), ALREADY_EXISTS (that URL is
- * registered), DATA_LOSS (the manager's digest check failed), the manager's verdict on the
- * manifest or bytecode (INVALID_ARGUMENT), the common ones. Not on the client thread. */
+ * "dfnet-pkg://<12 hex>/<name>#meta/<name>.json", and err (when given) the manager's
+ * answer: "registered URL", or "already registered URL" when this very package (the same
+ * SHA-256) was registered before: registering is idempotent and nothing changed.
+ * Errors: NOT_FOUND (pkg_dir missing), INVALID_ARGUMENT (not a package directory: no single
+ * meta/<name>.json, bad name, a link or special file), RESOURCE_EXHAUSTED (package too
+ * large), ALREADY_EXISTS (another package has that URL), DATA_LOSS (the manager's digest
+ * check failed), the manager's verdict on the manifest or bytecode (INVALID_ARGUMENT), the
+ * common ones. Not on the client thread. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_register(dfnet_client_t *client,
                                                              const char *pkg_dir, char *url_out,
                                                              size_t url_cap,
@@ -508,6 +533,7 @@ typedef enum dfnet_client_event_kind {
   DFNET_CLIENT_EVENT_HOST_CONNECTED = 10,
   DFNET_CLIENT_EVENT_HOST_DISCONNECTED = 11,
   DFNET_CLIENT_EVENT_HOST_REMOVED = 12,
+  DFNET_CLIENT_EVENT_DRIVER_UNREGISTERED = 13, /* subject: its URL; detail: by whom */
 } dfnet_client_event_kind_t;
 
 /* "NODE_ADDED", ... "UNSPECIFIED" (static). */

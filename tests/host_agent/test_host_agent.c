@@ -484,7 +484,11 @@ static void test_bad_usage(void **state) {
   assert_int_equal(write_text(junk, "this is not a certificate\n"), 0);
   const char *url = "wss://127.0.0.1:9";
   usage_case_t cases[] = {
-      {"unknown flag", {"--bogus"}, "unknown option --bogus"},
+      {"unknown flag", {"--bogus"}, "unknown option '--bogus' (dfnet-host --help"},
+      {"mistyped flag",
+       {"--managr", url, CERTS},
+       "unknown option '--managr' (did you mean "
+       "'--manager'?"},
       {"missing manager", {CERTS}, "--manager is required"},
       {"missing value", {"--manager"}, "--manager needs a value"},
       {"http url", {"--manager", "http://127.0.0.1:7443", CERTS}, "malformed manager URL"},

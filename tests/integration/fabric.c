@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -172,11 +173,18 @@ int fabric_start_manager(fabric_t *f, const char *address, int grace_s) {
                   grace,
                   NULL};
   f->port = 0;
+  /* a restart appends to the same log: only what this manager writes counts */
+  struct stat before;
+  long from = stat(f->manager_log, &before) == 0 ? (long)before.st_size : 0;
   f->manager = spawn(argv, f->manager_extra, f->manager_log);
   uint64_t end = fabric_now_ms() + 10000;
   while (f->port == 0 && fabric_now_ms() < end) {
     char line[512];
     FILE *log = fopen(f->manager_log, "r");
+    if (log != NULL && fseek(log, from, SEEK_SET) != 0) {
+      fclose(log);
+      log = NULL;
+    }
     while (log && fgets(line, sizeof line, log)) {
       char *at = strstr(line, "listening on ");
       char *colon = at ? strrchr(at, ':') : NULL;

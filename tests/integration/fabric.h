@@ -65,7 +65,8 @@ void fabric_write_board(fabric_t *f, const char *const *devices);
 
 /* Start dfnet-manager listening on `address` ("127.0.0.1" or "0.0.0.0"), port chosen by
  * the system, with the fabric's drivers and --host-grace grace_s. Waits for it to listen.
- * Returns 0 or -1. */
+ * Also a restart, after fabric_stop_process(&f->manager, ...): the same state directory,
+ * f->port the new port. Returns 0 or -1. */
 int fabric_start_manager(fabric_t *f, const char *address, int grace_s);
 
 /* Start a dfnet-host for `a` (its certificate must exist) on the sysfs fixture and the

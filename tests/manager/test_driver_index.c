@@ -247,11 +247,74 @@ static void test_bad_packages(void **state) {
   driver_index__destroy(&idx);
 }
 
+/* Drivers named by URL or by a unique name; ambiguity lists every candidate; a removed
+ * driver resolves no more, its id stays unused, and matching skips its hole. */
+static void test_resolve_and_remove(void **state) {
+  (void)state;
+  driver_index_t idx;
+  driver_index__init(&idx);
+  idx.boot_indexed = true;
+  driver_t *boot =
+      load(&idx, "lamp", "fuchsia.BIND_PROTOCOL == 1;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
+  driver_t *solo =
+      load(&idx, "solo", "fuchsia.BIND_PROTOCOL == 2;", NULL, DRIVER_BOOT, DFNET_STATUS_OK, NULL);
+  driver_t *out = NULL;
+  char err[600];
+  /* the URL, then the name */
+  assert_int_equal(driver_index__resolve(&idx, solo->url, &out, err, sizeof err), DFNET_STATUS_OK);
+  assert_ptr_equal(out, solo);
+  assert_int_equal(driver_index__resolve(&idx, "solo", &out, err, sizeof err), DFNET_STATUS_OK);
+  assert_ptr_equal(out, solo);
+  assert_int_equal(driver_index__resolve(&idx, "sol", &out, err, sizeof err),
+                   DFNET_STATUS_NOT_FOUND);
+  assert_string_equal(err, "no driver with URL or name 'sol'");
+  /* a registered package with a boot driver's name: the name is ambiguous, the URLs not */
+  driver_t *reg = load(&idx, "lamp", "fuchsia.BIND_PROTOCOL == 3;", NULL, DRIVER_REGISTERED,
+                       DFNET_STATUS_OK, NULL);
+  assert_int_equal(driver_index__resolve(&idx, "lamp", &out, err, sizeof err),
+                   DFNET_STATUS_FAILED_PRECONDITION);
+  assert_non_null(strstr(err, "2 drivers are named 'lamp'"));
+  assert_non_null(strstr(err, boot->url));
+  assert_non_null(strstr(err, reg->url));
+  assert_int_equal(driver_index__resolve(&idx, reg->url, &out, err, sizeof err), DFNET_STATUS_OK);
+  assert_ptr_equal(out, reg);
+  /* found by its digest while registered */
+  uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE];
+  memcpy(digest, reg->digest, sizeof digest);
+  assert_ptr_equal(driver_index__find_registered(&idx, digest), reg);
+  assert_null(driver_index__find_registered(&idx, boot->digest));
+  /* removed: gone by URL, name and digest; its id answers NULL; the name is unique again;
+   * matching walks past the hole */
+  char url[DFNET_PACKAGE_URL_MAX];
+  snprintf(url, sizeof url, "%s", reg->url);
+  uint32_t id = reg->id;
+  driver_index__remove(&idx, reg);
+  assert_null(driver_index__find_url(&idx, url));
+  assert_null(driver_index__get(&idx, id));
+  assert_null(driver_index__find_registered(&idx, digest));
+  assert_int_equal(driver_index__resolve(&idx, "lamp", &out, err, sizeof err), DFNET_STATUS_OK);
+  assert_ptr_equal(out, boot);
+  dfnet_bind_node_t n;
+  dfnet_bind_property_t p;
+  driver_match_t r;
+  node_of(&n, &p, 3);
+  driver_index__match(&idx, &n, NULL, &r);
+  assert_int_equal(r.status, DFNET_STATUS_NOT_FOUND);
+  /* a later driver gets a new id, never the removed one */
+  driver_t *next = load(&idx, "next", "fuchsia.BIND_PROTOCOL == 3;", NULL, DRIVER_REGISTERED,
+                        DFNET_STATUS_OK, NULL);
+  assert_true(next->id > id);
+  driver_index__match(&idx, &n, NULL, &r);
+  assert_ptr_equal(r.driver, next);
+  driver_index__destroy(&idx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_manifest_table),
       cmocka_unit_test(test_policy),
       cmocka_unit_test(test_bad_packages),
+      cmocka_unit_test(test_resolve_and_remove),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

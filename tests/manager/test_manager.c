@@ -170,9 +170,10 @@ static void test_start_failure_registration_roles(void **state) {
   assert_int_equal(th_upload(admin, "up", pkg, size, bad, 300, msg), DFNET_STATUS_DATA_LOSS);
   assert_int_equal(th_upload(admin, "up", pkg, size, digest, 300, msg), DFNET_STATUS_OK);
   assert_non_null(strstr(msg, "dfnet-pkg://"));
-  /* The same URL again: ALREADY_EXISTS (docs/spec/dfv2.md policy 5). */
-  assert_int_equal(th_upload(admin, "up", pkg, size, digest, 300, msg),
-                   DFNET_STATUS_ALREADY_EXISTS);
+  /* The very same package again (same SHA-256): OK, "already registered", nothing
+   * changes (registering is idempotent: provisioning scripts re-run). */
+  assert_int_equal(th_upload(admin, "up", pkg, size, digest, 300, msg), DFNET_STATUS_OK);
+  assert_non_null(strstr(msg, "already registered dfnet-pkg://"));
   free(pkg);
   /* Every unbound node is retried against it. */
   assert_true(th_wait_node(viewer, "dev.lab-b.n0", is_bound, WAIT_MS, &info));
@@ -476,6 +477,79 @@ static void test_composites(void **state) {
   fixture_free(f);
 }
 
+/* ---- unregistering a registered composite driver ---------------------------------------- */
+
+static bool is_unbound(const dfnet_v1_NodeInfo *i) {
+  return i->state == dfnet_v1_NodeState_UNBOUND;
+}
+
+/* A registered driver with composite bind rules, assembled on two nodes, unregistered by
+ * its name: its composite node is removed (its driver stopped first), the parents are
+ * free and matched again (nothing takes them: unbound with the reason), the composite
+ * leaves the listing, and the name resolves no more. */
+static void test_unregister_composite_driver(void **state) {
+  (void)state;
+  fixture_t *f = fixture_new("unreg");
+  fixture_start(f, NULL);
+  testhost_t *h = th_connect(&f->mgr, "lab-u", "host", NULL);
+  testhost_t *admin = th_connect(&f->mgr, "ada", "admin", NULL);
+  assert_non_null(h);
+  assert_non_null(admin);
+  char pkgdir[400], msg[512];
+  snprintf(pkgdir, sizeof pkgdir, "%s/duo", f->root);
+  assert_int_equal(th_write_driver(f->root, "duo",
+                                   "composite duo;\n"
+                                   "primary node \"a\" { fuchsia.BIND_PROTOCOL == 70; }\n"
+                                   "node \"b\" { fuchsia.BIND_PROTOCOL == 71; }\n",
+                                   NULL),
+                   0);
+  uint8_t *pkg, digest[32];
+  size_t size;
+  assert_int_equal(th_pack(pkgdir, &pkg, &size, digest), 0);
+  assert_int_equal(th_upload(admin, "duo", pkg, size, digest, 300, msg), DFNET_STATUS_OK);
+  free(pkg);
+  th_prop_t pa[] = {"#1=u:70"}, pb[] = {"#1=u:71"};
+  assert_int_equal(th_node_add(h, "dev.lab-u", "a", pa, 1, NULL, NULL, NULL), DFNET_STATUS_OK);
+  assert_int_equal(th_node_add(h, "dev.lab-u", "b", pb, 1, NULL, NULL, NULL), DFNET_STATUS_OK);
+  dfnet_v1_NodeInfo info;
+  assert_true(th_wait_node(admin, "dev.lab-u.a.duo", is_bound, WAIT_MS, &info));
+
+  dfnet_envelope_t *req = calloc(1, sizeof *req), *rep = calloc(1, sizeof *rep);
+  dfnet_envelope_init(req);
+  req->pb.which_msg = dfnet_v1_Envelope_driver_control_tag;
+  snprintf(req->pb.msg.driver_control.url, sizeof req->pb.msg.driver_control.url, "duo");
+  req->pb.msg.driver_control.action = dfnet_v1_DriverControl_Action_UNREGISTER;
+  assert_int_equal(th_request(admin, req, rep, WAIT_MS), DFNET_STATUS_OK);
+  assert_int_equal(rep->pb.which_msg, dfnet_v1_Envelope_driver_control_result_tag);
+  assert_int_equal(rep->pb.msg.driver_control_result.nodes, 1);
+  assert_non_null(strstr(rep->pb.msg.driver_control_result.url, "/duo#meta/duo.json"));
+  th_event_t ev;
+  assert_true(
+      th_wait_event(h, dfnet_v1_Envelope_driver_stop_tag, "dev.lab-u.a.duo", WAIT_MS, NULL, &ev));
+  assert_int_equal(th_node_info(admin, "dev.lab-u.a.duo", &info), DFNET_STATUS_NOT_FOUND);
+  assert_true(th_wait_node(admin, "dev.lab-u.a", is_unbound, WAIT_MS, &info));
+  assert_int_equal(info.unbound_reason.code, DFNET_STATUS_NOT_FOUND);
+  assert_true(th_wait_node(admin, "dev.lab-u.b", is_unbound, WAIT_MS, &info));
+  dfnet_envelope_init(req);
+  req->pb.which_msg = dfnet_v1_Envelope_list_composites_tag;
+  composite_seen = false;
+  assert_int_equal(th_list(admin, req, find_composite, "duo", NULL), DFNET_STATUS_OK);
+  assert_false(composite_seen);
+  /* gone: the name (and the URL) resolve no more */
+  dfnet_envelope_init(req);
+  req->pb.which_msg = dfnet_v1_Envelope_driver_control_tag;
+  snprintf(req->pb.msg.driver_control.url, sizeof req->pb.msg.driver_control.url, "duo");
+  req->pb.msg.driver_control.action = dfnet_v1_DriverControl_Action_UNREGISTER;
+  assert_int_equal(th_request(admin, req, rep, WAIT_MS), DFNET_STATUS_OK);
+  assert_int_equal(rep->pb.which_msg, dfnet_v1_Envelope_status_tag);
+  assert_int_equal(rep->pb.msg.status.code, dfnet_v1_Code_NOT_FOUND);
+  free(req);
+  free(rep);
+  th_close(admin);
+  th_close(h);
+  fixture_free(f);
+}
+
 /* ---- a bad boot package does not stop the others; bind why ------------------------------- */
 
 static void count_traces(void *user, const dfnet_envelope_t *item) {
@@ -575,6 +649,7 @@ int main(void) {
       cmocka_unit_test(test_removal_and_crash_policy),
       cmocka_unit_test(test_sessions_grace_reconcile),
       cmocka_unit_test(test_composites),
+      cmocka_unit_test(test_unregister_composite_driver),
       cmocka_unit_test(test_bad_boot_package_and_bind_why),
       cmocka_unit_test(test_list_nodes_before_any_node),
       cmocka_unit_test(test_listen_address_is_honoured),

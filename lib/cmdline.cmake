@@ -1,0 +1,20 @@
+# dfnet_cmdline: what the command lines of every dfnet binary share.
+#   lib/version.h  the version every binary prints with --version and every peer sends as
+#                  Hello.software_version. Its text is generated at every build by
+#                  cmake/DfnetVersion.cmake from the project version and `git describe`
+#                  (rewritten only when it changes: then version.c is compiled again and
+#                  the binaries relinked).
+#   lib/suggest.h  "did you mean": the nearest known command or option to a mistyped one.
+set(DFNET_VERSION_DIR "${CMAKE_BINARY_DIR}/generated")
+add_custom_target(dfnet_version_header
+  COMMAND "${CMAKE_COMMAND}" "-DSOURCE_DIR=${CMAKE_SOURCE_DIR}" "-DVERSION=${PROJECT_VERSION}"
+          "-DOUTPUT=${DFNET_VERSION_DIR}/dfnet_version.h"
+          -P "${CMAKE_SOURCE_DIR}/cmake/DfnetVersion.cmake"
+  BYPRODUCTS "${DFNET_VERSION_DIR}/dfnet_version.h"
+  VERBATIM)
+add_library(dfnet_cmdline STATIC version.c suggest.c)
+add_dependencies(dfnet_cmdline dfnet_version_header)
+target_compile_options(dfnet_cmdline PRIVATE ${DFNET_WARNINGS})
+target_include_directories(dfnet_cmdline PRIVATE "${DFNET_VERSION_DIR}"
+  PUBLIC "${CMAKE_SOURCE_DIR}")
+set_target_properties(dfnet_cmdline PROPERTIES POSITION_INDEPENDENT_CODE ON)
