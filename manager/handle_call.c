@@ -21,6 +21,12 @@
  *
  * A route is found by (client session, client call id): uthash with a two-u64 key. Routes
  * live from the forwarded request's start to its last completion.
+ *
+ * Bounds (issue "The manager holds under abuse"): a client session has at most
+ * cfg.max_calls_per_session calls in flight (256; the next is RESOURCE_EXHAUSTED with the
+ * limit in its message), so a route table, its hash entries and the host requests behind
+ * them stay bounded per caller; a call without a deadline gets cfg.default_call_deadline_ms
+ * (30 s), so none waits forever at any hop.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -130,8 +136,12 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
                                            "the caller went away");
     return;
   }
-  if (c->registered)
+  if (c->registered) {
     HASH_DEL(m->calls, c);
+    mgr_session_t *caller = sessions__find(m, c->key.session);
+    if (caller != NULL && caller->calls > 0)
+      caller->calls--;
+  }
   free(c);
 }
 
@@ -141,6 +151,12 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   if (call_find(m, s->id, id) != NULL) {
     reply_final(m, s->id, id, DFNET_STATUS_ALREADY_EXISTS, "call id %llu is in use",
                 (unsigned long long)id);
+    return;
+  }
+  if (s->calls >= m->cfg.max_calls_per_session) {
+    reply_final(m, s->id, id, DFNET_STATUS_RESOURCE_EXHAUSTED,
+                "%u calls are in flight on this session: the limit (wait for one to end)",
+                m->cfg.max_calls_per_session);
     return;
   }
   topology_node_t *n = strncmp(call->target, "class/", 6) == 0
@@ -189,12 +205,13 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   dfnet_v1_Call *fwd = &w->pb.msg.call;
   topology__fmt(fwd->target, sizeof fwd->target, "%s", n->moniker);
   memcpy(fwd->method, call->method, sizeof fwd->method);
-  fwd->deadline_ms = call->deadline_ms;
+  uint32_t deadline = call->deadline_ms ? call->deadline_ms : m->cfg.default_call_deadline_ms;
+  fwd->deadline_ms = deadline;
   fwd->credit = call->credit;
   topology__fmt(fwd->caller, sizeof fwd->caller, "%s", s->name);
   w->bulk = env->bulk;
   dfnet_request_opts_t opts = {
-      .deadline_ms = call->deadline_ms, .streaming = true, .on_reply = on_host_reply, .user = c};
+      .deadline_ms = deadline, .streaming = true, .on_reply = on_host_reply, .user = c};
   dfnet_status_t st =
       dfnet_transport_request(m->transport, h->session, w, &opts, 0, &c->host_request);
   if (st != DFNET_STATUS_OK) {
@@ -205,6 +222,7 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   }
   HASH_ADD(hh, m->calls, key, sizeof c->key, c);
   c->registered = true;
+  s->calls++;
 }
 
 bool handle__call_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {

@@ -20,6 +20,8 @@ mgr_session_t *sessions__find(mgr_t *m, dfnet_session_id_t sid) {
 static void session_free(mgr_t *m, mgr_session_t *s) {
   if (s->watch_id != 0 && m->watchers > 0)
     m->watchers--;
+  if (s->hello_timer != 0)
+    (void)dfnet_transport_timer_cancel(m->transport, s->hello_timer);
   HASH_DEL(m->sessions, s);
   free(s->upload.data);
   free(s);
@@ -43,6 +45,21 @@ void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet
                dfnet_status_str(st));
 }
 
+/* The Hello deadline of a session ran out. The argument lives in the session, whose free
+ * cancels the timer first; the session is still looked up by id. */
+static void hello_timeout(void *user) {
+  const mgr_hello_wait_t *w = user;
+  mgr_session_t *s = sessions__find(w->m, w->sid);
+  if (s != NULL && !s->welcomed) {
+    s->hello_timer = 0;
+    DFNET_LOGW("sessions", s->name, "no Hello within %u ms from %s: closing the session",
+               w->m->cfg.hello_timeout_ms, s->address);
+    char msg[64];
+    snprintf(msg, sizeof msg, "no Hello within %u ms", w->m->cfg.hello_timeout_ms);
+    dfnet_transport_session_close(w->m->transport, s->id, DFNET_STATUS_DEADLINE_EXCEEDED, msg);
+  }
+}
+
 void sessions__on_open(void *user, const dfnet_session_info_t *info) {
   mgr_t *m = user;
   mgr_session_t *s = calloc(1, sizeof *s);
@@ -57,6 +74,12 @@ void sessions__on_open(void *user, const dfnet_session_info_t *info) {
   topology__fmt(s->name, sizeof s->name, "%s", info->peer_name ? info->peer_name : "");
   topology__fmt(s->address, sizeof s->address, "%s", info->peer_address ? info->peer_address : "");
   HASH_ADD(hh, m->sessions, id, sizeof s->id, s);
+  /* A peer must speak first, and soon: a session that never sends Hello holds a socket and
+   * memory for nothing (docs/protocol.md). */
+  s->hello_wait.m = m;
+  s->hello_wait.sid = s->id;
+  (void)dfnet_transport_timer_start(m->transport, m->cfg.hello_timeout_ms, hello_timeout,
+                                    &s->hello_wait, &s->hello_timer);
   DFNET_LOGD("sessions", s->name, "open (%s, role %s, %s)", info->subprotocol,
              info->role_name ? info->role_name : "?", s->address);
 }
@@ -120,6 +143,17 @@ static void on_hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   if (s->welcomed) {
     sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_FAILED_PRECONDITION,
                            "Hello already received");
+    return;
+  }
+  if (h->protocol_version != DFNET_PROTOCOL_VERSION) {
+    DFNET_LOGW("sessions", s->name,
+               "Hello with protocol version %u refused (this manager speaks %u)",
+               (unsigned)h->protocol_version, (unsigned)DFNET_PROTOCOL_VERSION);
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_FAILED_PRECONDITION,
+                           "protocol version %u is not spoken here: this manager speaks version %u",
+                           (unsigned)h->protocol_version, (unsigned)DFNET_PROTOCOL_VERSION);
+    dfnet_transport_session_close(m->transport, s->id, DFNET_STATUS_FAILED_PRECONDITION,
+                                  "protocol version mismatch");
     return;
   }
   if (h->role != dfnet_v1_Role_ROLE_UNSPECIFIED && h->role != s->role) {
@@ -240,6 +274,10 @@ void sessions__on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envel
   pb_size_t which = env->pb.which_msg;
   if (which == dfnet_v1_Envelope_hello_tag) {
     on_hello(m, s, env);
+    if (s->welcomed && s->hello_timer != 0) {
+      (void)dfnet_transport_timer_cancel(m->transport, s->hello_timer);
+      s->hello_timer = 0;
+    }
     return;
   }
   if (!s->welcomed) {

@@ -286,7 +286,7 @@ static dfnet_v1_Role role_of(const char *role) {
   return dfnet_v1_Role_VIEWER;
 }
 
-static int issue(th_manager_t *m, const char *name, const char *role, char *dir, size_t size) {
+int th_issue(th_manager_t *m, const char *name, const char *role, char *dir, size_t size) {
   snprintf(dir, size, "%s-certs/%s-%s", m->state_dir, role, name);
   char crt[1024];
   snprintf(crt, sizeof crt, "%s/%s.crt", dir, name);
@@ -317,7 +317,7 @@ testhost_t *th_connect(th_manager_t *m, const char *name, const char *role,
   if (status)
     *status = DFNET_STATUS_UNAVAILABLE;
   char dir[700], crt[1024], key[1024], ca[1024], url[64];
-  if (issue(m, name, role, dir, sizeof dir) != 0)
+  if (th_issue(m, name, role, dir, sizeof dir) != 0)
     return NULL;
   snprintf(crt, sizeof crt, "%s/%s.crt", dir, name);
   snprintf(key, sizeof key, "%s/%s.key", dir, name);

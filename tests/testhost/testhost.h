@@ -82,6 +82,10 @@ typedef struct th_event {
  * Status code of the refusal (UNAVAILABLE when no session could be opened). */
 testhost_t *th_connect(th_manager_t *m, const char *name, const char *role, dfnet_status_t *status);
 
+/* Issue (once) a certificate for `name` with `role` from the manager's state directory
+ * into dir (size bytes): <dir>/<name>.crt, <name>.key, ca.crt. Returns 0 or -1. */
+int th_issue(th_manager_t *m, const char *name, const char *role, char *dir, size_t size);
+
 /* Close the session and free it (NULL is fine). */
 void th_close(testhost_t *h);
 
