@@ -240,7 +240,9 @@ static void test_non_reading_client_bounded(void **state) {
   fprintf(stderr, "# %zu calls sent before the manager stopped reading; RSS %ld -> %ld KiB\n", sent,
           before, during);
   assert_true(sent > 10000);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan's quarantine and shadow memory are not the code's */
   assert_true(during - before < 16 * 1024);
+#endif
   /* another client is served meanwhile */
   dfnet_envelope_t env;
   dfnet_envelope_init(&env);
@@ -253,7 +255,9 @@ static void test_non_reading_client_bounded(void **state) {
   usleep(500 * 1000);
   long after = rss_kb(m.pid);
   fprintf(stderr, "# after the flooder left: RSS %ld KiB\n", after);
+#if !defined(__SANITIZE_ADDRESS__)
   assert_true(after - before < 4 * 1024);
+#endif
   raw_ws_close(probe);
   assert_int_equal(th_manager_stop(&m), 0);
 }

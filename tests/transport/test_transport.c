@@ -1203,7 +1203,7 @@ static void test_non_reading_peer_is_not_read(void **state) {
     assert_int_equal(rc, 0);
     sent++;
   }
-  assert_true(sent > 2000); /* well past the 8 MiB mark in echoes */
+  assert_true(sent > 2000);                 /* well past the 8 MiB mark in echoes */
   dfnet_session_id_t hog = es.last_session; /* opened long ago: the only one */
   dfnet_session_stats_t st;
   assert_int_equal(dfnet_transport_session_stats(es.t, hog, &st), DFNET_STATUS_OK);
