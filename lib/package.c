@@ -3,7 +3,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -16,6 +15,8 @@
 
 #include <mbedtls/sha256.h>
 
+#include "lib/fileio.h"
+
 static void set_err(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -26,6 +27,25 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(err, err_size, fmt, ap);
   va_end(ap);
+}
+
+/* A status of lib/fileio.h (its errno map included) narrowed to what lib/package.h
+ * documents: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT and RESOURCE_EXHAUSTED as they
+ * are, a file over its bound (OUT_OF_RANGE) RESOURCE_EXHAUSTED, any other failure of the
+ * file system INTERNAL. */
+static dfnet_status_t package_status(dfnet_status_t st) {
+  switch (st) {
+  case DFNET_STATUS_OK:
+  case DFNET_STATUS_NOT_FOUND:
+  case DFNET_STATUS_ALREADY_EXISTS:
+  case DFNET_STATUS_INVALID_ARGUMENT:
+  case DFNET_STATUS_RESOURCE_EXHAUSTED:
+    return st;
+  case DFNET_STATUS_OUT_OF_RANGE:
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  default:
+    return DFNET_STATUS_INTERNAL;
+  }
 }
 
 void dfnet_package_buf_free(dfnet_package_buf_t *buf) {
@@ -125,8 +145,8 @@ dfnet_status_t dfnet_package_url(const char *name, const uint8_t digest[DFNET_PA
 /* ---- packing ------------------------------------------------------------------------ */
 
 typedef struct file_list {
-  char **paths; /* relative, owned */
-  size_t count, cap;
+  char **paths; /* relative, owned; room for DFNET_PACKAGE_ENTRIES_MAX, made by the first add */
+  size_t count;
 } file_list_t;
 
 static void file_list_free(file_list_t *l) {
@@ -141,70 +161,22 @@ static dfnet_status_t file_list_add(file_list_t *l, const char *rel, char *err, 
     set_err(err, err_size, "more than %u files", DFNET_PACKAGE_ENTRIES_MAX);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  if (l->count == l->cap) {
-    size_t cap = l->cap ? 2 * l->cap : 16;
-    char **p = realloc(l->paths, cap * sizeof *p);
-    if (p == NULL)
-      return DFNET_STATUS_RESOURCE_EXHAUSTED;
-    l->paths = p;
-    l->cap = cap;
-  }
-  l->paths[l->count] = strdup(rel);
-  if (l->paths[l->count] == NULL)
+  if (l->paths == NULL && (l->paths = calloc(DFNET_PACKAGE_ENTRIES_MAX, sizeof *l->paths)) == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  if ((l->paths[l->count] = strdup(rel)) == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   l->count++;
   return DFNET_STATUS_OK;
 }
 
-/* Collect the regular files below root/rel (rel "" = root) into l. */
-static dfnet_status_t walk_dir(const char *root, const char *rel, file_list_t *l, char *err,
-                               size_t err_size, int depth) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s%s%s", root, rel[0] ? "/" : "", rel);
-  if (depth > 16) {
-    set_err(err, err_size, "%s: directories nested too deep", path);
-    return DFNET_STATUS_INVALID_ARGUMENT;
+/* dfnet_tree_visit_fn: a regular file to pack, within the entry bound. */
+static dfnet_status_t collect_file(void *ctx, const char *rel, const char *path,
+                                   const struct stat *sb, char *why, size_t why_size) {
+  if ((uint64_t)sb->st_size > DFNET_PACKAGE_ENTRY_MAX) {
+    set_err(why, why_size, "%s: larger than %u bytes", path, DFNET_PACKAGE_ENTRY_MAX);
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
-  DIR *d = opendir(path);
-  if (d == NULL) {
-    set_err(err, err_size, "%s: %s", path, strerror(errno));
-    return errno == ENOENT ? DFNET_STATUS_NOT_FOUND : DFNET_STATUS_INTERNAL;
-  }
-  dfnet_status_t st = DFNET_STATUS_OK;
-  struct dirent *de;
-  while (st == DFNET_STATUS_OK && (de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    char child[DFNET_PACKAGE_PATH_MAX + 2];
-    int n = snprintf(child, sizeof child, "%s%s%s", rel, rel[0] ? "/" : "", de->d_name);
-    if (n < 0 || (size_t)n > DFNET_PACKAGE_PATH_MAX) {
-      set_err(err, err_size, "%s/%s: path longer than %u bytes", path, de->d_name,
-              DFNET_PACKAGE_PATH_MAX);
-      st = DFNET_STATUS_INVALID_ARGUMENT;
-      break;
-    }
-    char full[4096 + DFNET_PACKAGE_PATH_MAX];
-    snprintf(full, sizeof full, "%s/%s", root, child);
-    struct stat sb;
-    if (lstat(full, &sb) != 0) {
-      set_err(err, err_size, "%s: %s", full, strerror(errno));
-      st = DFNET_STATUS_INTERNAL;
-    } else if (S_ISDIR(sb.st_mode)) {
-      st = walk_dir(root, child, l, err, err_size, depth + 1);
-    } else if (S_ISREG(sb.st_mode)) {
-      if ((uint64_t)sb.st_size > DFNET_PACKAGE_ENTRY_MAX) {
-        set_err(err, err_size, "%s: larger than %u bytes", full, DFNET_PACKAGE_ENTRY_MAX);
-        st = DFNET_STATUS_RESOURCE_EXHAUSTED;
-      } else {
-        st = file_list_add(l, child, err, err_size);
-      }
-    } else {
-      set_err(err, err_size, "%s: not a regular file or directory (links are not packed)", full);
-      st = DFNET_STATUS_INVALID_ARGUMENT;
-    }
-  }
-  closedir(d);
-  return st;
+  return file_list_add(ctx, rel, why, why_size);
 }
 
 static int cmp_paths(const void *a, const void *b) {
@@ -241,44 +213,6 @@ static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_
   return (la_ssize_t)len;
 }
 
-static dfnet_status_t read_file(const char *path, size_t max, dfnet_package_buf_t *out, char *err,
-                                size_t err_size) {
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    set_err(err, err_size, "%s: %s", path, strerror(errno));
-    return DFNET_STATUS_INTERNAL;
-  }
-  dfnet_status_t st = DFNET_STATUS_OK;
-  struct stat sb;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > max) {
-    set_err(err, err_size, "%s: not a regular file of at most %zu bytes", path, max);
-    st = DFNET_STATUS_RESOURCE_EXHAUSTED;
-    goto close_fd;
-  }
-  out->size = (size_t)sb.st_size;
-  out->data = malloc(out->size ? out->size : 1);
-  if (out->data == NULL) {
-    st = DFNET_STATUS_RESOURCE_EXHAUSTED;
-    goto close_fd;
-  }
-  size_t got = 0;
-  while (got < out->size) {
-    ssize_t r = read(fd, out->data + got, out->size - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      set_err(err, err_size, "%s: read failed or file shrank", path);
-      dfnet_package_buf_free(out);
-      st = DFNET_STATUS_INTERNAL;
-      goto close_fd;
-    }
-    got += (size_t)r;
-  }
-close_fd:
-  close(fd);
-  return st;
-}
-
 static dfnet_status_t pack_entries(struct archive *a, const char *dir, const file_list_t *l,
                                    char *err, size_t err_size) {
   struct archive_entry *e = archive_entry_new();
@@ -288,20 +222,18 @@ static dfnet_status_t pack_entries(struct archive *a, const char *dir, const fil
   for (size_t i = 0; i < l->count && st == DFNET_STATUS_OK; i++) {
     char full[4096 + DFNET_PACKAGE_PATH_MAX];
     snprintf(full, sizeof full, "%s/%s", dir, l->paths[i]);
-    struct stat sb;
-    dfnet_package_buf_t body = {0};
-    if (stat(full, &sb) != 0) {
-      set_err(err, err_size, "%s: %s", full, strerror(errno));
-      st = DFNET_STATUS_INTERNAL;
+    dfnet_file_t body;
+    char why[300];
+    st = package_status(dfnet_file_read(full, DFNET_PACKAGE_ENTRY_MAX, DFNET_FILE_NOFOLLOW, &body,
+                                        why, sizeof why));
+    if (st != DFNET_STATUS_OK) {
+      set_err(err, err_size, "%s: %s", full, why);
       break;
     }
-    st = read_file(full, DFNET_PACKAGE_ENTRY_MAX, &body, err, err_size);
-    if (st != DFNET_STATUS_OK)
-      break;
     archive_entry_clear(e);
     archive_entry_set_pathname(e, l->paths[i]);
     archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, (sb.st_mode & 0111) ? 0755 : 0644);
+    archive_entry_set_perm(e, (body.mode & 0111) ? 0755 : 0644);
     archive_entry_set_size(e, (la_int64_t)body.size);
     archive_entry_set_mtime(e, 0, 0);
     archive_entry_set_uid(e, 0);
@@ -311,7 +243,7 @@ static dfnet_status_t pack_entries(struct archive *a, const char *dir, const fil
       set_err(err, err_size, "%s: archive: %s", l->paths[i], archive_error_string(a));
       st = DFNET_STATUS_INTERNAL;
     }
-    dfnet_package_buf_free(&body);
+    dfnet_file_free(&body);
   }
   archive_entry_free(e);
   return st;
@@ -321,10 +253,12 @@ dfnet_status_t dfnet_package_pack_dir(const char *dir, dfnet_package_buf_t *out,
                                       size_t err_size) {
   file_list_t l = {0};
   mem_sink_t sink = {0};
-  dfnet_status_t st = walk_dir(dir, "", &l, err, err_size, 0);
+  dfnet_status_t st =
+      package_status(dfnet_tree_walk(dir, DFNET_PACKAGE_PATH_MAX, collect_file, &l, err, err_size));
   if (st != DFNET_STATUS_OK)
     goto free_list;
-  qsort(l.paths, l.count, sizeof *l.paths, cmp_paths);
+  if (l.count > 0)
+    qsort(l.paths, l.count, sizeof *l.paths, cmp_paths);
 
   struct archive *a = archive_write_new();
   if (a == NULL) {
@@ -374,26 +308,6 @@ static struct archive *open_reader(const uint8_t *data, size_t size) {
     return NULL;
   }
   return a;
-}
-
-/* Is rel a safe relative path: non-empty, no leading '/', no empty, "." or ".." parts? */
-static bool path_safe(const char *rel) {
-  size_t n = strlen(rel);
-  if (n == 0 || n > DFNET_PACKAGE_PATH_MAX || rel[0] == '/')
-    return false;
-  const char *p = rel;
-  while (*p) {
-    const char *slash = strchr(p, '/');
-    size_t len = slash ? (size_t)(slash - p) : strlen(p);
-    if (len == 0 && slash && slash[1] == '\0')
-      return true; /* a trailing '/' (directory entry) */
-    if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-      return false;
-    p += len;
-    if (*p == '/')
-      p++;
-  }
-  return true;
 }
 
 dfnet_status_t dfnet_package_read_entry(const uint8_t *data, size_t size, const char *path,
@@ -499,8 +413,9 @@ static dfnet_status_t write_entry(struct archive *a, int root_fd, const char *re
   dfnet_status_t st = DFNET_STATUS_OK;
   int fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) {
-    set_err(err, err_size, "%s: %s", rel, strerror(errno));
-    st = errno == EEXIST ? DFNET_STATUS_ALREADY_EXISTS : DFNET_STATUS_INTERNAL;
+    int e = errno;
+    set_err(err, err_size, "%s: %s", rel, strerror(e));
+    st = package_status(dfnet_errno_status(e));
     goto close_dir;
   }
   uint8_t buf[16384];
@@ -526,8 +441,9 @@ dfnet_status_t dfnet_package_unpack(const uint8_t *data, size_t size, const char
                                     char *err, size_t err_size) {
   int root_fd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
-    set_err(err, err_size, "%s: %s", dest_dir, strerror(errno));
-    return errno == ENOENT ? DFNET_STATUS_NOT_FOUND : DFNET_STATUS_INTERNAL;
+    int e = errno;
+    set_err(err, err_size, "%s: %s", dest_dir, strerror(e));
+    return package_status(dfnet_errno_status(e));
   }
   dfnet_status_t st = DFNET_STATUS_OK;
   struct archive *a = open_reader(data, size);
@@ -545,7 +461,7 @@ dfnet_status_t dfnet_package_unpack(const uint8_t *data, size_t size, const char
     if (++entries > DFNET_PACKAGE_ENTRIES_MAX) {
       set_err(err, err_size, "more than %u entries", DFNET_PACKAGE_ENTRIES_MAX);
       st = DFNET_STATUS_RESOURCE_EXHAUSTED;
-    } else if (rel == NULL || !path_safe(rel)) {
+    } else if (rel == NULL || !dfnet_path_below(rel, DFNET_PACKAGE_PATH_MAX)) {
       set_err(err, err_size, "entry '%s': absolute path, '..' or empty part refused",
               rel ? rel : "(none)");
       st = DFNET_STATUS_INVALID_ARGUMENT;

@@ -38,7 +38,9 @@
  *                        holding only part of a set (ca.crt without ca.key, ...);
  *   ALREADY_EXISTS       dfnet_pki_issue_to_dir() would overwrite a certificate;
  *   UNAUTHENTICATED      dfnet_pki_cert_verify(): untrusted, expired, not yet valid;
- *   UNAVAILABLE          other I/O errors (EIO, ENOSPC, ...);
+ *   RESOURCE_EXHAUSTED   a full disk or quota (ENOSPC, EDQUOT), or no memory or file
+ *                        descriptor to read or write a file (lib/fileio.h's errno map);
+ *   UNAVAILABLE          other I/O errors (EIO, ...);
  *   INTERNAL             out of memory, entropy/RNG failure, an mbedTLS writer failure.
  *
  * Threads: no global state; every function may be called from any thread. One
@@ -152,11 +154,12 @@ dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet
 /* ---- Files ------------------------------------------------------------------------ */
 /* Every write is atomic: a temporary file in the same directory (created with mode 0600
  * by mkstemp, so a key is never readable by others, even briefly), fsync, fchmod to the
- * final mode, rename over `path`. An existing file at `path` is replaced. */
+ * final mode, rename over `path`, fsync of the directory (lib/fileio.h). An existing file
+ * at `path` is replaced. */
 
 /* Write the certificate (only the first one) as PEM ("-----BEGIN CERTIFICATE-----"),
  * mode 0644. Errors: INVALID_ARGUMENT (NULL), NOT_FOUND (directory missing),
- * PERMISSION_DENIED, UNAVAILABLE (other I/O), INTERNAL. */
+ * PERMISSION_DENIED, RESOURCE_EXHAUSTED (disk full), UNAVAILABLE (other I/O), INTERNAL. */
 dfnet_status_t dfnet_pki_cert_write(const dfnet_pki_cert_t *cert, const char *path);
 
 /* Write the private key as unencrypted PEM ("-----BEGIN EC PRIVATE KEY-----", SEC 1 /

@@ -15,6 +15,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "lib/pki.h"
+#include "lib/role.h"
 #include "lib/transport.h"
 #include "lib/transport_internal.h"
 
@@ -46,18 +47,6 @@ static bool name_attr(const mbedtls_x509_name *name, const char *oid, size_t oid
     return true;
   }
   return false;
-}
-
-static dfnet_v1_Role role_of(const char *ou) {
-  if (strcmp(ou, "host") == 0)
-    return dfnet_v1_Role_HOST;
-  if (strcmp(ou, "admin") == 0)
-    return dfnet_v1_Role_ADMIN;
-  if (strcmp(ou, "operator") == 0)
-    return dfnet_v1_Role_OPERATOR;
-  if (strcmp(ou, "viewer") == 0)
-    return dfnet_v1_Role_VIEWER;
-  return dfnet_v1_Role_ROLE_UNSPECIFIED;
 }
 
 static void describe_flags(uint32_t flags, char *why, size_t cap, const char *cn) {
@@ -110,7 +99,8 @@ bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
     snprintf(why, why_cap, "certificate of %s carries no role (subject OU)", peer->cn);
     return false;
   }
-  peer->role = role_of(peer->ou);
+  const dfnet_role_t *role = dfnet_role_by_name(peer->ou);
+  peer->role = role != NULL ? role->wire : dfnet_v1_Role_ROLE_UNSPECIFIED;
   struct tm end = {.tm_year = crt->valid_to.year - 1900,
                    .tm_mon = crt->valid_to.mon - 1,
                    .tm_mday = crt->valid_to.day,
@@ -124,18 +114,18 @@ bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
 const char *transport__role_refusal(const char *ou, const char *subprotocol) {
   if (subprotocol == NULL || subprotocol[0] == '\0')
     return "no websocket subprotocol requested";
-  if (strcmp(subprotocol, DFNET_SUBPROTOCOL_HOST) == 0)
-    return strcmp(ou, "host") == 0 ? NULL : "role may not use subprotocol " DFNET_SUBPROTOCOL_HOST;
-  if (strcmp(subprotocol, DFNET_SUBPROTOCOL_CLIENT) == 0) {
-    if (strcmp(ou, "admin") == 0 || strcmp(ou, "operator") == 0 || strcmp(ou, "viewer") == 0)
-      return NULL;
-    return "role may not use subprotocol " DFNET_SUBPROTOCOL_CLIENT;
-  }
-  return "unknown websocket subprotocol";
+  bool host = strcmp(subprotocol, DFNET_SUBPROTOCOL_HOST) == 0;
+  if (!host && strcmp(subprotocol, DFNET_SUBPROTOCOL_CLIENT) != 0)
+    return "unknown websocket subprotocol";
+  const dfnet_role_t *role = dfnet_role_by_name(ou);
+  if (role != NULL && role->subprotocol != NULL && strcmp(role->subprotocol, subprotocol) == 0)
+    return NULL;
+  return host ? "role may not use subprotocol " DFNET_SUBPROTOCOL_HOST
+              : "role may not use subprotocol " DFNET_SUBPROTOCOL_CLIENT;
 }
 
 bool transport__peer_matches_host(struct lws *wsi, const char *host) {
-  /* One hostname check for all of dfnet: lib/pki.c (RFC 6125; IP literals only against
+  /* One hostname check for all of dfnet: lib/pki_verify.c (RFC 6125; IP literals only against
    * iPAddress SANs). */
   return dfnet_pki_x509_matches_host(lws_tls_peer_mbedtls_crt(wsi, NULL), host);
 }

@@ -7,15 +7,14 @@
  *                               unregistering removes it, then the package's bytes
  * Boot drivers are packed from --drivers DIR at every start (lib/package.h: the same
  * directory gives the same digest) and stored too, so hosts fetch them the same way. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "manager/manager.h"
 
@@ -32,40 +31,20 @@ dfnet_status_t package_store__init(mgr_t *m) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", m->cfg.state_dir, subs[i]);
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-      DFNET_LOGE("store", path, "cannot create: %s", strerror(errno));
-      return DFNET_STATUS_UNAVAILABLE;
+      int err = errno;
+      DFNET_LOGE("store", path, "cannot create: %s (errno %d)", strerror(err), err);
+      return dfnet_errno_status(err);
     }
   }
   return DFNET_STATUS_OK;
 }
 
 static dfnet_status_t write_atomic(const char *path, const uint8_t *data, size_t size) {
-  char tmp[1300];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    DFNET_LOGE("store", tmp, "cannot create: %s", strerror(errno));
-    return DFNET_STATUS_UNAVAILABLE;
-  }
-  size_t done = 0;
-  while (done < size) {
-    ssize_t w = write(fd, data + done, size - done);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      DFNET_LOGE("store", tmp, "write failed: %s", strerror(errno));
-      close(fd);
-      unlink(tmp);
-      return DFNET_STATUS_UNAVAILABLE;
-    }
-    done += (size_t)w;
-  }
-  if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-    DFNET_LOGE("store", path, "cannot store: %s", strerror(errno));
-    unlink(tmp);
-    return DFNET_STATUS_UNAVAILABLE;
-  }
-  return DFNET_STATUS_OK;
+  char why[300];
+  dfnet_status_t st = dfnet_file_write_atomic(path, data, size, 0600, why, sizeof why);
+  if (st != DFNET_STATUS_OK)
+    DFNET_LOGE("store", path, "cannot store: %s", why);
+  return st;
 }
 
 dfnet_status_t package_store__put(mgr_t *m, const uint8_t *data, size_t size,
@@ -90,9 +69,10 @@ dfnet_status_t package_store__forget(mgr_t *m, const uint8_t digest[DFNET_PACKAG
   char path[1200];
   store_path(m, "registered", digest, "", path, sizeof path);
   if (unlink(path) != 0 && errno != ENOENT) {
-    snprintf(err, err_size, "cannot remove %s: %s", path, strerror(errno));
-    DFNET_LOGE("store", path, "cannot remove: %s", strerror(errno));
-    return DFNET_STATUS_UNAVAILABLE;
+    int e = errno;
+    snprintf(err, err_size, "cannot remove %s: %s", path, strerror(e));
+    DFNET_LOGE("store", path, "cannot remove: %s (errno %d)", strerror(e), e);
+    return dfnet_errno_status(e);
   }
   for (size_t i = 0; i < m->index.count; i++) {
     const driver_t *d = m->index.drivers[i];
@@ -112,11 +92,11 @@ dfnet_status_t package_store__read(mgr_t *m, const uint8_t digest[DFNET_PACKAGE_
   store_path(m, "packages", digest, ".pkg", path, sizeof path);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return errno == ENOENT ? DFNET_STATUS_NOT_FOUND : DFNET_STATUS_UNAVAILABLE;
+    return dfnet_errno_status(errno);
   dfnet_status_t st = DFNET_STATUS_OK;
   struct stat sb;
   if (fstat(fd, &sb) != 0) {
-    st = DFNET_STATUS_UNAVAILABLE;
+    st = dfnet_errno_status(errno);
     goto close_fd;
   }
   *total = (uint64_t)sb.st_size;
@@ -134,38 +114,6 @@ dfnet_status_t package_store__read(mgr_t *m, const uint8_t digest[DFNET_PACKAGE_
 close_fd:
   close(fd);
   return st;
-}
-
-static int cmp_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorted entry names of a directory (caller frees each and the array). */
-static char **list_dir(const char *dir, size_t *count) {
-  *count = 0;
-  DIR *d = opendir(dir);
-  if (d == NULL)
-    return NULL;
-  size_t cap = 16;
-  char **names = malloc(cap * sizeof *names);
-  struct dirent *de;
-  while (names != NULL && (de = readdir(d)) != NULL) {
-    if (de->d_name[0] == '.')
-      continue;
-    if (*count == cap) {
-      char **p = realloc(names, 2 * cap * sizeof *names);
-      if (p == NULL)
-        break;
-      names = p;
-      cap *= 2;
-    }
-    if ((names[*count] = strdup(de->d_name)) != NULL)
-      (*count)++;
-  }
-  closedir(d);
-  if (names != NULL)
-    qsort(names, *count, sizeof *names, cmp_names);
-  return names;
 }
 
 static void load_boot_one(mgr_t *m, const char *dir, const char *name) {
@@ -195,16 +143,15 @@ static void load_boot_one(mgr_t *m, const char *dir, const char *name) {
 
 void package_store__load_boot(mgr_t *m) {
   if (m->cfg.drivers_dir != NULL) {
-    size_t count = 0;
-    char **names = list_dir(m->cfg.drivers_dir, &count);
-    if (names == NULL)
-      DFNET_LOGE("index", m->cfg.drivers_dir, "cannot read the drivers directory: %s",
-                 strerror(errno));
-    for (size_t i = 0; i < count; i++) {
-      load_boot_one(m, m->cfg.drivers_dir, names[i]);
-      free(names[i]);
+    dfnet_dir_names_t dir;
+    char why[300];
+    if (dfnet_dir_list(m->cfg.drivers_dir, &dir, why, sizeof why) != DFNET_STATUS_OK)
+      DFNET_LOGE("index", m->cfg.drivers_dir, "cannot read the drivers directory: %s", why);
+    for (size_t i = 0; i < dir.count; i++) {
+      if (dir.names[i][0] != '.') /* hidden: not a driver */
+        load_boot_one(m, m->cfg.drivers_dir, dir.names[i]);
     }
-    free(names);
+    dfnet_dir_names_free(&dir);
   }
   m->index.boot_indexed = true; /* fallbacks may match from now on */
 }
@@ -215,30 +162,17 @@ static void load_registered_one(mgr_t *m, const char *hex) {
   if (dfnet_package_digest_parse(hex, digest) != DFNET_STATUS_OK)
     return;
   snprintf(path, sizeof path, "%s/registered/%s", m->cfg.state_dir, hex);
-  FILE *f = fopen(path, "r");
-  if (f == NULL || fgets(name, sizeof name, f) == NULL) {
-    if (f)
-      fclose(f);
+  if (dfnet_file_read_into(path, 0, name, sizeof name, NULL, NULL, 0) != DFNET_STATUS_OK) {
     DFNET_LOGE("index", path, "unreadable registration");
     return;
   }
-  fclose(f);
   name[strcspn(name, "\r\n")] = '\0';
   snprintf(path, sizeof path, "%s/packages/%s.pkg", m->cfg.state_dir, hex);
-  dfnet_package_buf_t pkg = {0};
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat sb;
-  if (fd < 0 || fstat(fd, &sb) != 0 || (uint64_t)sb.st_size > DFNET_PACKAGE_SIZE_MAX ||
-      (pkg.data = malloc((size_t)sb.st_size + 1)) == NULL ||
-      read(fd, pkg.data, (size_t)sb.st_size) != sb.st_size) {
+  dfnet_file_t pkg;
+  if (dfnet_file_read(path, DFNET_PACKAGE_SIZE_MAX, 0, &pkg, NULL, 0) != DFNET_STATUS_OK) {
     DFNET_LOGE("index", path, "registered package unreadable");
-    if (fd >= 0)
-      close(fd);
-    dfnet_package_buf_free(&pkg);
     return;
   }
-  close(fd);
-  pkg.size = (size_t)sb.st_size;
   driver_t *d = NULL;
   if (dfnet_package_verify(pkg.data, pkg.size, digest) != DFNET_STATUS_OK)
     DFNET_LOGE("index", path, "registered package refused: SHA-256 does not match its name");
@@ -247,18 +181,18 @@ static void load_registered_one(mgr_t *m, const char *hex) {
     DFNET_LOGE("index", path, "registered package refused: %s", err);
   else
     DFNET_LOGI("index", d->url, "registered driver reloaded");
-  dfnet_package_buf_free(&pkg);
+  dfnet_file_free(&pkg);
 }
 
 void package_store__load_registered(mgr_t *m) {
   char dir[1200];
   snprintf(dir, sizeof dir, "%s/registered", m->cfg.state_dir);
-  size_t count = 0;
-  char **names = list_dir(dir, &count);
-  for (size_t i = 0; i < count; i++) {
-    if (strchr(names[i], '.') == NULL)
-      load_registered_one(m, names[i]);
-    free(names[i]);
+  dfnet_dir_names_t names;
+  if (dfnet_dir_list(dir, &names, NULL, 0) != DFNET_STATUS_OK)
+    return;
+  for (size_t i = 0; i < names.count; i++) {
+    if (strchr(names.names[i], '.') == NULL) /* not a temporary file */
+      load_registered_one(m, names.names[i]);
   }
-  free(names);
+  dfnet_dir_names_free(&names);
 }

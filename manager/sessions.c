@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/role.h"
 #include "manager/manager.h"
 
 mgr_session_t *sessions__find(mgr_t *m, dfnet_session_id_t sid) {
@@ -99,8 +100,8 @@ void sessions__on_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reas
   session_free(m, s);
 }
 
-/* The least role a client message needs (lower enum value = more rights: ADMIN=2,
- * OPERATOR=3, VIEWER=4), or 0 when it is not a client message. */
+/* The least role a client message needs (lib/role.h ranks them: admin > operator >
+ * viewer), or ROLE_UNSPECIFIED when it is not a client message. */
 static dfnet_v1_Role client_role_needed(pb_size_t which) {
   switch (which) {
   case dfnet_v1_Envelope_list_hosts_tag:
@@ -304,14 +305,10 @@ void sessions__on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envel
                            "%s is not a client message", dfnet_envelope_msg_name(which));
     return;
   }
-  if (s->role == dfnet_v1_Role_ROLE_UNSPECIFIED || s->role == dfnet_v1_Role_HOST ||
-      s->role > need) {
+  if (!dfnet_role_allows(s->role, need)) {
     DFNET_LOGI("sessions", s->name, "%s refused: role too low", dfnet_envelope_msg_name(which));
     sessions__reply_status(m, sid, env->pb.id, DFNET_STATUS_PERMISSION_DENIED, "%s needs role %s",
-                           dfnet_envelope_msg_name(which),
-                           need == dfnet_v1_Role_ADMIN      ? "admin"
-                           : need == dfnet_v1_Role_OPERATOR ? "operator"
-                                                            : "viewer");
+                           dfnet_envelope_msg_name(which), dfnet_role_by_wire(need)->name);
     return;
   }
   dispatch_client(m, s, env);

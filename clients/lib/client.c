@@ -13,6 +13,7 @@
 
 #include "clients/lib/client_internal.h"
 #include "lib/log.h"
+#include "lib/role.h"
 #include "lib/version.h"
 
 #define SUB "client"
@@ -188,11 +189,9 @@ static void hello_reply(void *user, dfnet_status_t status, const dfnet_envelope_
   pthread_mutex_lock(&c->mu);
   if (status == DFNET_STATUS_OK && reply->pb.which_msg == dfnet_v1_Envelope_welcome_tag) {
     const dfnet_v1_Welcome *w = &reply->pb.msg.welcome;
-    const char *role = w->role == dfnet_v1_Role_ADMIN      ? "admin"
-                       : w->role == dfnet_v1_Role_OPERATOR ? "operator"
-                       : w->role == dfnet_v1_Role_VIEWER   ? "viewer"
-                                                           : "none";
-    snprintf(c->info.role, sizeof c->info.role, "%s", role);
+    const dfnet_role_t *role = dfnet_role_by_wire(w->role); /* a client role, or "none" */
+    snprintf(c->info.role, sizeof c->info.role, "%s",
+             role != NULL && role->client_rank > 0 ? role->name : "none");
     snprintf(c->info.name, sizeof c->info.name, "%s", w->name);
     snprintf(c->info.server_name, sizeof c->info.server_name, "%s", w->server_name);
     c->info.session_id = w->session_id;

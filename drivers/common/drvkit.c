@@ -15,6 +15,8 @@
 #include <pb_decode.h>
 #include <pb_encode.h>
 
+#include "lib/fileio.h"
+
 bool drvkit__decode(dfnet_call_t *call, const pb_msgdesc_t *fields, void *msg,
                     const uint8_t *request, size_t len) {
   pb_istream_t in = pb_istream_from_buffer(request, len);
@@ -64,24 +66,9 @@ void drvkit__fail(dfnet_call_t *call, dfnet_status_t status, const char *fmt, ..
   (void)dfnet_call_reply(call, status, msg, NULL, 0);
 }
 
-dfnet_status_t drvkit__status_from_errno(int err) {
-  switch (err) {
-  case ENOENT:
-  case ENODEV:
-  case ENXIO:
-  case EIO:
-  case EAGAIN:
-  case EBUSY:
-    return DFNET_STATUS_UNAVAILABLE;
-  case EACCES:
-  case EPERM:
-    return DFNET_STATUS_PERMISSION_DENIED;
-  case EINVAL:
-    return DFNET_STATUS_INVALID_ARGUMENT;
-  default:
-    return DFNET_STATUS_INTERNAL;
-  }
-}
+/* The one errno map of dfnet (lib/fileio.h: ENOENT is NOT_FOUND there, an absent device
+ * ENODEV/ENXIO UNAVAILABLE), shared inline: drivers do not link libdfnet-common. */
+dfnet_status_t drvkit__status_from_errno(int err) { return dfnet_errno_status(err); }
 
 const char *drvkit__prop_string(const dfnet_driver_t *driver, const char *key) {
   const dfnet_node_property_t *p = dfnet_driver_property_find(driver, 0, key);
@@ -124,7 +111,7 @@ free_program:
 dfnet_status_t drvkit__read_text(const char *path, char *buf, size_t cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return errno == ENOENT ? DFNET_STATUS_NOT_FOUND : drvkit__status_from_errno(errno);
+    return dfnet_errno_status(errno);
   dfnet_status_t st = DFNET_STATUS_OK;
   size_t len = 0;
   for (;;) {
@@ -137,7 +124,7 @@ dfnet_status_t drvkit__read_text(const char *path, char *buf, size_t cap) {
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
-      st = drvkit__status_from_errno(errno);
+      st = dfnet_errno_status(errno);
       break;
     }
     if (n == 0)
@@ -161,10 +148,8 @@ dfnet_status_t drvkit__read_link(const char *path, char *buf, size_t cap) {
     buf[n] = '\0';
     return DFNET_STATUS_OK;
   }
-  if (errno == ENOENT || errno == ENOTDIR)
-    return DFNET_STATUS_NOT_FOUND;
-  if (errno != EINVAL)
-    return drvkit__status_from_errno(errno);
+  if (errno != EINVAL) /* EINVAL: not a link */
+    return dfnet_errno_status(errno);
   /* Not a symlink: a captured tree may keep the link's text in a regular file. */
   struct stat sb;
   if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))

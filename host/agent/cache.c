@@ -14,9 +14,7 @@
  * answered by PackageChunk (bytes in bulk) until `last`; one request at a time; one fetch
  * per digest however many DriverStarts wait for it.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,28 +23,12 @@
 #include <unistd.h>
 
 #include "host/agent/agent.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 
 #define CACHE_SUBSYS "cache"
 
 /* ---- files ---------------------------------------------------------------------------- */
-
-static dfnet_status_t errno_status(int e) {
-  switch (e) {
-  case ENOENT:
-  case ENOTDIR:
-    return DFNET_STATUS_NOT_FOUND;
-  case EACCES:
-  case EPERM:
-  case EROFS:
-    return DFNET_STATUS_PERMISSION_DENIED;
-  case ENOSPC:
-  case EDQUOT:
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  default:
-    return DFNET_STATUS_UNAVAILABLE;
-  }
-}
 
 dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size) {
   char path[4096];
@@ -60,13 +42,13 @@ dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size) {
     *p = '\0';
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
       snprintf(err, err_size, "--cache-dir %s: cannot create %s: %s", dir, path, strerror(errno));
-      return errno_status(errno);
+      return dfnet_errno_status(errno);
     }
     *p = '/';
   }
   if (mkdir(path, 0700) != 0 && errno != EEXIST) {
     snprintf(err, err_size, "--cache-dir %s: %s", dir, strerror(errno));
-    return errno_status(errno);
+    return dfnet_errno_status(errno);
   }
   struct stat sb;
   if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -78,51 +60,6 @@ dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size) {
     return DFNET_STATUS_PERMISSION_DENIED;
   }
   return DFNET_STATUS_OK;
-}
-
-/* Read a whole regular file (at most max bytes) into *out (caller frees). */
-static dfnet_status_t read_file(const char *path, size_t max, uint8_t **out, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
-    return errno_status(errno);
-  struct stat sb;
-  dfnet_status_t st = DFNET_STATUS_OK;
-  uint8_t *buf = NULL;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    st = DFNET_STATUS_DATA_LOSS;
-    goto close_fd;
-  }
-  if ((uint64_t)sb.st_size > max) {
-    st = DFNET_STATUS_RESOURCE_EXHAUSTED;
-    goto close_fd;
-  }
-  size_t size = (size_t)sb.st_size;
-  buf = malloc(size > 0 ? size : 1);
-  if (buf == NULL) {
-    st = DFNET_STATUS_RESOURCE_EXHAUSTED;
-    goto close_fd;
-  }
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = read(fd, buf + got, size - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      st = DFNET_STATUS_DATA_LOSS;
-      goto free_buf;
-    }
-    got += (size_t)n;
-  }
-  *out = buf;
-  *len = size;
-  close(fd);
-  return DFNET_STATUS_OK;
-
-free_buf:
-  free(buf);
-close_fd:
-  close(fd);
-  return st;
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
@@ -151,77 +88,42 @@ static void drop_entry(agent_t *a, const char *hex, const char *why) {
   unlink(tar);
 }
 
-/* Compare every regular file below dir (relative path rel) with the archive's entry. */
-static bool tree_matches(const char *dir, const char *rel, const uint8_t *ar, size_t ar_size,
-                         char *why, size_t why_size, int depth) {
-  if (depth > 16) {
-    snprintf(why, why_size, "%s: nested too deep", rel);
-    return false;
-  }
-  DIR *d = opendir(dir);
-  if (d == NULL) {
-    snprintf(why, why_size, "%s: %s", dir, strerror(errno));
-    return false;
-  }
-  bool ok = true;
-  struct dirent *de;
-  while (ok && (de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    char path[4400], sub[DFNET_PACKAGE_PATH_MAX + 2];
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-    int n = rel[0] ? snprintf(sub, sizeof sub, "%s/%s", rel, de->d_name)
-                   : snprintf(sub, sizeof sub, "%s", de->d_name);
-    if (n < 0 || (size_t)n >= sizeof sub) {
-      snprintf(why, why_size, "a path is too long");
-      ok = false;
-      break;
-    }
-    struct stat sb;
-    if (lstat(path, &sb) != 0) {
-      snprintf(why, why_size, "%s: %s", sub, strerror(errno));
-      ok = false;
-    } else if (S_ISDIR(sb.st_mode)) {
-      ok = tree_matches(path, sub, ar, ar_size, why, why_size, depth + 1);
-    } else if (!S_ISREG(sb.st_mode)) {
-      snprintf(why, why_size, "%s is not a regular file", sub);
-      ok = false;
-    } else {
-      dfnet_package_buf_t want = {0};
-      uint8_t *have = NULL;
-      size_t have_len = 0;
-      char perr[256];
-      if (dfnet_package_read_entry(ar, ar_size, sub, DFNET_PACKAGE_ENTRY_MAX, &want, perr,
-                                   sizeof perr) != DFNET_STATUS_OK) {
-        snprintf(why, why_size, "%s is not in the archive", sub);
-        ok = false;
-      } else if (read_file(path, DFNET_PACKAGE_ENTRY_MAX, &have, &have_len) != DFNET_STATUS_OK ||
-                 have_len != want.size || memcmp(have, want.data, have_len) != 0) {
-        snprintf(why, why_size, "%s differs from the archive", sub);
-        ok = false;
-      }
-      free(have);
-      dfnet_package_buf_free(&want);
-    }
-  }
-  closedir(d);
-  return ok;
+typedef struct archive_view {
+  const uint8_t *data;
+  size_t size;
+} archive_view_t;
+
+/* dfnet_tree_visit_fn: does the unpacked file hold the archive's entry `rel`? DATA_LOSS
+ * when it does not. */
+static dfnet_status_t file_matches(void *ctx, const char *rel, const char *path,
+                                   const struct stat *sb, char *why, size_t why_size) {
+  const archive_view_t *ar = ctx;
+  (void)sb;
+  dfnet_package_buf_t want = {0};
+  dfnet_file_t have = {0};
+  char perr[256];
+  dfnet_status_t st = DFNET_STATUS_DATA_LOSS;
+  if (dfnet_package_read_entry(ar->data, ar->size, rel, DFNET_PACKAGE_ENTRY_MAX, &want, perr,
+                               sizeof perr) != DFNET_STATUS_OK)
+    snprintf(why, why_size, "%s is not in the archive", rel);
+  else if (dfnet_file_read(path, DFNET_PACKAGE_ENTRY_MAX, DFNET_FILE_NOFOLLOW, &have, NULL, 0) !=
+               DFNET_STATUS_OK ||
+           have.size != want.size || memcmp(have.data, want.data, have.size) != 0)
+    snprintf(why, why_size, "%s differs from the archive", rel);
+  else
+    st = DFNET_STATUS_OK;
+  dfnet_file_free(&have);
+  dfnet_package_buf_free(&want);
+  return st;
 }
 
-/* Is `binary` a safe relative path inside a package? */
-static bool binary_path_safe(const char *binary) {
-  if (binary[0] == '\0' || binary[0] == '/' || strlen(binary) > DFNET_PACKAGE_PATH_MAX)
-    return false;
-  const char *p = binary;
-  while (*p != '\0') {
-    size_t len = strcspn(p, "/");
-    if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-      return false;
-    p += len;
-    if (*p == '/')
-      p++;
-  }
-  return true;
+/* Does every regular file below dir equal its entry in the archive (and is there nothing
+ * else: no link, no special file)? */
+static bool tree_matches(const char *dir, const uint8_t *ar, size_t ar_size, char *why,
+                         size_t why_size) {
+  archive_view_t view = {ar, ar_size};
+  return dfnet_tree_walk(dir, DFNET_PACKAGE_PATH_MAX, file_matches, &view, why, why_size) ==
+         DFNET_STATUS_OK;
 }
 
 dfnet_status_t agent__cache_lookup(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
@@ -237,21 +139,23 @@ dfnet_status_t agent__cache_lookup(agent_t *a, const uint8_t digest[DFNET_PACKAG
     drop_entry(a, hex, "incomplete (archive or directory missing)");
     return DFNET_STATUS_NOT_FOUND;
   }
-  uint8_t *ar = NULL;
-  size_t ar_size = 0;
-  dfnet_status_t st = read_file(tar, DFNET_PACKAGE_SIZE_MAX, &ar, &ar_size);
+  dfnet_file_t archive;
+  dfnet_status_t st =
+      dfnet_file_read(tar, DFNET_PACKAGE_SIZE_MAX, DFNET_FILE_NOFOLLOW, &archive, NULL, 0);
   if (st != DFNET_STATUS_OK) {
     snprintf(why, sizeof why, "archive unreadable: %s", dfnet_status_str(st));
     drop_entry(a, hex, why);
     return DFNET_STATUS_NOT_FOUND;
   }
+  const uint8_t *ar = archive.data;
+  size_t ar_size = archive.size;
   if (dfnet_package_verify(ar, ar_size, digest) != DFNET_STATUS_OK) {
-    free(ar);
+    dfnet_file_free(&archive);
     drop_entry(a, hex, "the archive's SHA-256 is not its name");
     return DFNET_STATUS_NOT_FOUND;
   }
-  bool ok = tree_matches(dir, "", ar, ar_size, why, sizeof why, 0);
-  if (ok && binary != NULL && binary_path_safe(binary)) {
+  bool ok = tree_matches(dir, ar, ar_size, why, sizeof why);
+  if (ok && binary != NULL && dfnet_path_below(binary, DFNET_PACKAGE_PATH_MAX)) {
     dfnet_package_buf_t so = {0};
     char perr[64];
     char path[4500];
@@ -264,44 +168,12 @@ dfnet_status_t agent__cache_lookup(agent_t *a, const uint8_t digest[DFNET_PACKAG
     }
     dfnet_package_buf_free(&so);
   }
-  free(ar);
+  dfnet_file_free(&archive);
   if (!ok) {
     drop_entry(a, hex, why);
     return DFNET_STATUS_NOT_FOUND;
   }
   agent__strlcpy(dir_out, dir, dir_size);
-  return DFNET_STATUS_OK;
-}
-
-static dfnet_status_t write_file_atomic(const char *path, const uint8_t *data, size_t size,
-                                        char *err, size_t err_size) {
-  char tmp[4300];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) {
-    snprintf(err, err_size, "%s: %s", tmp, strerror(errno));
-    return errno_status(errno);
-  }
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = write(fd, data + done, size - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int e = errno;
-      snprintf(err, err_size, "%s: %s", tmp, strerror(e));
-      close(fd);
-      unlink(tmp);
-      return errno_status(e);
-    }
-    done += (size_t)n;
-  }
-  if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-    int e = errno;
-    snprintf(err, err_size, "%s: %s", path, strerror(e));
-    unlink(tmp);
-    return errno_status(e);
-  }
   return DFNET_STATUS_OK;
 }
 
@@ -313,15 +185,18 @@ dfnet_status_t agent__cache_store(agent_t *a, const uint8_t digest[DFNET_PACKAGE
   entry_paths(a, hex, dir, sizeof dir, tar, sizeof tar);
   rm_tree(dir);
   unlink(tar);
-  dfnet_status_t st = write_file_atomic(tar, data, size, err, err_size);
-  if (st != DFNET_STATUS_OK)
+  char why[300];
+  dfnet_status_t st = dfnet_file_write_atomic(tar, data, size, 0644, why, sizeof why);
+  if (st != DFNET_STATUS_OK) {
+    snprintf(err, err_size, "%s: %s", tar, why);
     return st;
+  }
   snprintf(tmp, sizeof tmp, "%s/.unpack-%s-XXXXXX", a->cache_dir, hex);
   if (mkdtemp(tmp) == NULL) {
     int e = errno;
     snprintf(err, err_size, "%s: %s", tmp, strerror(e));
     unlink(tar);
-    return errno_status(e);
+    return dfnet_errno_status(e);
   }
   char perr[512];
   st = dfnet_package_unpack(data, size, tmp, perr, sizeof perr);
@@ -330,7 +205,7 @@ dfnet_status_t agent__cache_store(agent_t *a, const uint8_t digest[DFNET_PACKAGE
     goto unpack_failed;
   }
   if (chmod(tmp, 0755) != 0 || rename(tmp, dir) != 0) {
-    st = errno_status(errno);
+    st = dfnet_errno_status(errno);
     snprintf(err, err_size, "%s: %s", dir, strerror(errno));
     goto unpack_failed;
   }

@@ -2,7 +2,6 @@
 #include "host/enum/sysfs.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,58 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The one place errno becomes a status for this module. */
-static dfnet_status_t status_from_errno(int err) {
-  switch (err) {
-  case ENOENT:
-  case ENOTDIR:
-    return DFNET_STATUS_NOT_FOUND;
-  case EACCES:
-  case EPERM:
-    return DFNET_STATUS_PERMISSION_DENIED;
-  case ENAMETOOLONG:
-    return DFNET_STATUS_OUT_OF_RANGE;
-  default:
-    return DFNET_STATUS_INTERNAL;
-  }
-}
+#include "lib/fileio.h"
 
 static dfnet_status_t join(char *buf, size_t cap, const char *dir, const char *name) {
   int n = snprintf(buf, cap, "%s/%s", dir, name);
   return (n < 0 || (size_t)n >= cap) ? DFNET_STATUS_OUT_OF_RANGE : DFNET_STATUS_OK;
-}
-
-/* Read a whole small file into buf[cap] (NUL-terminated). */
-static dfnet_status_t read_small_file(const char *path, char *buf, size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return status_from_errno(errno);
-  }
-  size_t len = 0;
-  dfnet_status_t status = DFNET_STATUS_OK;
-  for (;;) {
-    if (len + 1 >= cap) {
-      char extra;
-      ssize_t more = read(fd, &extra, 1);
-      status = more == 0 ? DFNET_STATUS_OK : DFNET_STATUS_OUT_OF_RANGE;
-      break;
-    }
-    ssize_t n = read(fd, buf + len, cap - 1 - len);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      status = status_from_errno(errno);
-      break;
-    }
-    if (n == 0) {
-      break;
-    }
-    len += (size_t)n;
-  }
-  close(fd);
-  buf[len] = '\0';
-  return status;
 }
 
 static void strip_trailing_space(char *s) {
@@ -79,7 +31,7 @@ dfnet_status_t sysfs__read_attr(const char *dir, const char *name, char *buf, si
   if (status != DFNET_STATUS_OK) {
     return status;
   }
-  status = read_small_file(path, buf, cap);
+  status = dfnet_file_read_into(path, 0, buf, cap, NULL, NULL, 0);
   if (status != DFNET_STATUS_OK) {
     return status;
   }
@@ -132,17 +84,17 @@ dfnet_status_t sysfs__read_link(const char *path, char *buf, size_t cap) {
     return DFNET_STATUS_OK;
   }
   if (errno != EINVAL) {
-    return status_from_errno(errno);
+    return dfnet_errno_status(errno);
   }
   /* Not a symlink: a captured tree may hold the link text in a plain file. */
   struct stat st;
   if (stat(path, &st) != 0) {
-    return status_from_errno(errno);
+    return dfnet_errno_status(errno);
   }
   if (!S_ISREG(st.st_mode) || (size_t)st.st_size >= cap) {
     return S_ISREG(st.st_mode) ? DFNET_STATUS_OUT_OF_RANGE : DFNET_STATUS_INVALID_ARGUMENT;
   }
-  dfnet_status_t status = read_small_file(path, buf, cap);
+  dfnet_status_t status = dfnet_file_read_into(path, 0, buf, cap, NULL, NULL, 0);
   if (status != DFNET_STATUS_OK) {
     return status;
   }

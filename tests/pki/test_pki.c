@@ -1,4 +1,4 @@
-/* lib/pki.c: CA and leaf certificates written to real files in a temporary directory,
+/* lib/pki*.c: CA and leaf certificates written to real files in a temporary directory,
  * read back, verified, and cross-checked with the openssl CLI (the reference). */
 #include <setjmp.h>
 #include <stdarg.h>

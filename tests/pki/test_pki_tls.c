@@ -1,4 +1,4 @@
-/* The certificates lib/pki.c makes, used for real: mutual TLS 1.2 handshakes with
+/* The certificates lib/pki*.c make, used for real: mutual TLS 1.2 handshakes with
  * mbedTLS over a socketpair, both ends loading the files dfnet_pki_init_state_dir() and
  * dfnet_pki_issue_to_dir() wrote. */
 #include <setjmp.h>
