@@ -6,10 +6,11 @@
  * and hosts by id, and looks them up again when it runs.
  *
  * Files: topology.c (nodes), driver_index.c (drivers, policy), binder.c (matching,
- * starting, composites, removal, crash policy), hosts.c (host sessions, grace period,
- * reconcile), sessions.c (Hello/Welcome, roles, dispatch), handle_<message>.c (one wire
- * message each), streams.c (paced list replies, watch events), package_store.c
- * (content-addressed packages), main.c (command line).
+ * starting and stopping drivers), composite_node_spec.c (composites and their bind
+ * parents), crash_policy.c (driver host exits, restarts, quarantine, removal), hosts.c
+ * (host sessions, grace period, reconcile), sessions.c (Hello/Welcome, roles, dispatch),
+ * handle_<message>.c (one wire message each), streams.c (paced list replies, watch events),
+ * package_store.c (content-addressed packages), main.c (command line).
  */
 #ifndef DFNET_MANAGER_MANAGER_H
 #define DFNET_MANAGER_MANAGER_H
@@ -88,23 +89,29 @@ typedef struct mgr_session {
   bool watch_nodes, watch_drivers, watch_hosts;
 } mgr_session_t;
 
-/* A composite: an instance of a composite driver on one host, or a composite node spec. */
-typedef struct mgr_composite_slot {
-  char name[129]; /* the rule's node name, or the spec parent's index */
-  bool primary, optional;
-  char *moniker; /* the matched node (owned), NULL = none */
-  uint64_t node_id;
-} mgr_composite_slot_t;
+/* Parents a composite keeps: as many as a listing of it carries (CompositeInfo.parents). */
+#define MGR_COMPOSITE_PARENTS_MAX pb_arraysize(dfnet_v1_CompositeInfo, parents)
 
+/* A parent of a composite: a node of its composite bind rules or a parent of its spec, and
+ * the node taken as that parent (its bind parent). */
+typedef struct mgr_composite_parent {
+  /* the composite bind rules' node name, or the spec parent's index ("0", "1", ...) */
+  char name[pb_membersize(dfnet_v1_CompositeParent, name)];
+  bool primary, optional;
+  char *moniker; /* the bind parent (owned), NULL = none */
+  uint64_t node_id;
+} mgr_composite_parent_t;
+
+/* A composite: an instance of a composite driver on one host, or a composite node spec. */
 typedef struct mgr_composite {
   struct mgr_composite *next;
   uint32_t id;
   bool from_spec;
-  char name[129];
+  char name[pb_membersize(dfnet_v1_CompositeInfo, name)]; /* its composite node's name */
   uint32_t driver_id; /* the composite driver (0: a spec with no driver yet) */
   uint32_t host_id;   /* composite-driver instances: the host they assemble on */
-  size_t slot_count;
-  mgr_composite_slot_t slots[16];
+  size_t parent_count;
+  mgr_composite_parent_t parents[MGR_COMPOSITE_PARENTS_MAX];
   dfnet_v1_CompositeNodeSpec *spec; /* from_spec: a copy of the spec (owned) */
   char *node_moniker;               /* the assembled composite node (owned), NULL = not yet */
   uint64_t node_id;
@@ -188,7 +195,9 @@ void hosts__hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void hosts__session_closed(mgr_t *m, mgr_session_t *s);
 void hosts__destroy_all(mgr_t *m);
 
-/* ---- binder.c ---- */
+/* ---- binding: binder.c, composite_node_spec.c, crash_policy.c ---- */
+
+/* binder.c: matching, starting and stopping drivers. */
 /* Match a node and act: composite specs, composite drivers, then the index; start the
  * driver on its host, or record why it stays unbound. url_suffix may be NULL. */
 void binder__bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix);
@@ -196,16 +205,8 @@ void binder__bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix);
 void binder__bind_all_unbound(mgr_t *m);
 /* Start driver d on node n (DriverStart to the owning host). */
 void binder__start(mgr_t *m, topology_node_t *n, driver_t *d);
-/* Remove n and its subtree bottom-up; when stop_drivers, bound drivers are stopped first
- * (DriverStop to their online hosts) in that order. */
-void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, const char *reason);
-/* The owning host reported a driver host exit. */
-void binder__driver_host_exit(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverHostExit *e);
 /* The owning host reported a driver state change. */
 void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus *st);
-/* Composite node spec from an admin: validate, record, match existing nodes. */
-dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
-                                size_t err_size);
 /* Send DriverStop for the driver on n to its host (if online); the reply is logged. The
  * node is `stopping` until the host answers (it answers once the driver has stopped): no
  * driver is started on it meanwhile. */
@@ -227,10 +228,34 @@ uint32_t binder__restart_driver(mgr_t *m, driver_t *d);
 uint32_t binder__release_driver(mgr_t *m, driver_t *d, const char *reason);
 /* A node that was bound is no longer (stop, crash, failure): counters and state. */
 void binder__unbind(mgr_t *m, topology_node_t *n, dfnet_status_t code, const char *msg);
-void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n);
-void binder__destroy_composites(mgr_t *m);
 /* Prepare a node's properties for matching. */
 void binder__bind_node_init(const topology_node_t *n, dfnet_bind_node_t *out);
+
+/* composite_node_spec.c: composite node specs, composite bind rules' instances. */
+/* Present n (bn: its properties prepared) to every composite as a bind parent: composite
+ * node specs first, then composite drivers. True when n became a parent of one. */
+bool binder__bind_parent(mgr_t *m, topology_node_t *n, const dfnet_bind_node_t *bn);
+/* Bind composite node n to its composite's driver (a spec's: the one composite driver that
+ * matches it), or record why not. */
+void binder__bind_composite_node(mgr_t *m, topology_node_t *n);
+/* Composite node spec from an admin: validate, record, match existing nodes. */
+dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
+                                size_t err_size);
+/* Composite driver d leaves the index: a composite node spec keeps its parents (its node is
+ * matched again later); an instance of d's composite bind rules goes, with its composite
+ * node (drivers below it stopped), and its parents are free to bind again unless another
+ * composite holds them. Returns how many composite nodes had d bound or starting. */
+uint32_t binder__composites_forget_driver(mgr_t *m, const driver_t *d, const char *reason);
+/* n is being removed: no composite refers to it afterwards. */
+void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n);
+void binder__destroy_composites(mgr_t *m);
+
+/* crash_policy.c: driver host exits (restart with backoff, quarantine), removal. */
+/* The owning host reported a driver host exit. */
+void binder__driver_host_exit(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverHostExit *e);
+/* Remove n and its subtree bottom-up; when stop_drivers, bound drivers are stopped first
+ * (DriverStop to their online hosts) in that order. */
+void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, const char *reason);
 
 /* ---- pending.c: timers that refer to records by id ---- */
 mgr_pending_t *pending__new(mgr_t *m, int kind);

@@ -68,10 +68,8 @@ void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
   mgr_host_t *h = hosts__get(m, n->host_id);
   topology__fmt(out->host, sizeof out->host, "%s", h ? h->name : "");
   if (verbose) {
-    size_t np = n->prop_count < 64 ? n->prop_count : 64;
-    for (size_t i = 0; i < np; i++)
-      topology__prop_to_wire(&n->props[i], &out->properties[i]);
-    out->properties_count = (pb_size_t)np;
+    out->properties_count = (pb_size_t)topology__props_to_wire(
+        n, out->properties, sizeof out->properties / sizeof out->properties[0]);
     for (size_t i = 0; i < n->offer_count && i < 16; i++)
       topology__fmt(out->offers[i], sizeof out->offers[i], "%s", n->offers[i]);
     out->offers_count = n->offer_count < 16 ? n->offer_count : 16;
@@ -340,13 +338,13 @@ void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id,
     topology__fmt(ci->driver_url, sizeof ci->driver_url, "%s", d ? d->url : "");
     topology__fmt(ci->moniker, sizeof ci->moniker, "%s", c->node_moniker ? c->node_moniker : "");
     ci->from_spec = c->from_spec;
-    for (size_t i = 0; i < c->slot_count && i < 16; i++) {
+    for (size_t i = 0; i < c->parent_count; i++) { /* fits: MGR_COMPOSITE_PARENTS_MAX */
       dfnet_v1_CompositeParent *p = &ci->parents[ci->parents_count++];
-      topology__fmt(p->name, sizeof p->name, "%s", c->slots[i].name);
+      topology__fmt(p->name, sizeof p->name, "%s", c->parents[i].name);
       topology__fmt(p->moniker, sizeof p->moniker, "%s",
-                    c->slots[i].moniker ? c->slots[i].moniker : "");
-      p->primary = c->slots[i].primary;
-      p->optional = c->slots[i].optional;
+                    c->parents[i].moniker ? c->parents[i].moniker : "");
+      p->primary = c->parents[i].primary;
+      p->optional = c->parents[i].optional;
     }
     /* verbose: a spec's parents with their bind rules and properties, as added */
     if (q->verbose && c->from_spec && c->spec != NULL) {

@@ -7,8 +7,19 @@
 #include <string.h>
 
 #include "dfnet/bind_keys.h"
+#include "lib/property.h"
 
 #define DERIVED_SUFFIX ".ZirconTransport"
+
+/* A node's properties go back to the wire whole: its own came from it, and a derived one
+ * is an offer (its key) and the offer with DERIVED_SUFFIX (its value). */
+#define OFFER_SIZE pb_membersize(dfnet_v1_NodeAdd, offers[0])
+_Static_assert(OFFER_SIZE == pb_membersize(dfnet_v1_NodeUpdate, offers[0]), "offers");
+_Static_assert(OFFER_SIZE <= pb_membersize(dfnet_v1_NodeProperty, key.str_key), "derived key");
+_Static_assert(OFFER_SIZE - 1 + sizeof DERIVED_SUFFIX <=
+                   pb_membersize(dfnet_v1_NodeProperty, value.str_value),
+               "derived value");
+_Static_assert(TOPOLOGY_PROPS_MAX + TOPOLOGY_OFFERS_MAX <= UINT8_MAX, "prop_count");
 
 void topology__fmt(char *buf, size_t size, const char *fmt, ...) {
   va_list ap;
@@ -116,29 +127,40 @@ dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t 
   return DFNET_STATUS_OK;
 }
 
-/* Build the property block: own properties, then derived ones for the parent's offers
- * whose key is not already present. */
+/* Is there a string key `key` among the wire properties? */
+static bool has_str_key(const dfnet_v1_NodeProperty *props, size_t count, const char *key) {
+  for (size_t j = 0; j < count; j++)
+    if (props[j].which_key == dfnet_v1_NodeProperty_str_key_tag &&
+        strcmp(props[j].key.str_key, key) == 0)
+      return true;
+  return false;
+}
+
+static size_t text_size(const char *s) { return s != NULL ? strlen(s) + 1 : 0; }
+
+/* Copy a string into the block at *s and move past it (NULL stays NULL). */
+static const char *keep(char **s, const char *text) {
+  if (text == NULL)
+    return NULL;
+  const char *kept = strcpy(*s, text);
+  *s += strlen(kept) + 1;
+  return kept;
+}
+
+/* Build the property block: own properties (checked by topology__check_props), then
+ * derived ones for the parent's offers whose key is not already present. */
 static dfnet_status_t build_props(topology_node_t *n, const dfnet_v1_NodeProperty *props,
                                   size_t count, const topology_node_t *parent) {
   size_t derived = 0, bytes = 0;
   for (size_t i = 0; i < count; i++) {
-    if (props[i].which_key == dfnet_v1_NodeProperty_str_key_tag)
-      bytes += strlen(props[i].key.str_key) + 1;
-    if (props[i].which_value == dfnet_v1_NodeProperty_str_value_tag)
-      bytes += strlen(props[i].value.str_value) + 1;
-    else if (props[i].which_value == dfnet_v1_NodeProperty_enum_value_tag)
-      bytes += strlen(props[i].value.enum_value) + 1;
+    topology_prop_t p;
+    dfnet_property_from_wire(&props[i], &p);
+    bytes += text_size(p.str_key) + text_size(p.str_value);
   }
-  if (parent != NULL) {
-    for (size_t i = 0; i < parent->offer_count; i++) {
-      bool present = false;
-      for (size_t j = 0; j < count && !present; j++)
-        present = props[j].which_key == dfnet_v1_NodeProperty_str_key_tag &&
-                  strcmp(props[j].key.str_key, parent->offers[i]) == 0;
-      if (!present) {
-        derived++;
-        bytes += 2 * strlen(parent->offers[i]) + sizeof DERIVED_SUFFIX + 1;
-      }
+  for (size_t i = 0; parent != NULL && i < parent->offer_count; i++) {
+    if (!has_str_key(props, count, parent->offers[i])) {
+      derived++;
+      bytes += 2 * strlen(parent->offers[i]) + sizeof DERIVED_SUFFIX + 1;
     }
   }
   size_t total = count + derived;
@@ -153,48 +175,18 @@ static dfnet_status_t build_props(topology_node_t *n, const dfnet_v1_NodePropert
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   char *s = (char *)(block + total);
   for (size_t i = 0; i < count; i++) {
-    const dfnet_v1_NodeProperty *p = &props[i];
     topology_prop_t *q = &block[i];
-    memset(q, 0, sizeof *q);
-    if (p->which_key == dfnet_v1_NodeProperty_str_key_tag) {
-      q->str_key = strcpy(s, p->key.str_key);
-      s += strlen(s) + 1;
-    } else {
-      q->int_key = p->key.int_key;
-    }
-    switch (p->which_value) {
-    case dfnet_v1_NodeProperty_int_value_tag:
-      q->type = DFNET_BIND_VALUE_UINT;
-      q->int_value = p->value.int_value;
-      break;
-    case dfnet_v1_NodeProperty_bool_value_tag:
-      q->type = DFNET_BIND_VALUE_BOOL;
-      q->bool_value = p->value.bool_value;
-      break;
-    case dfnet_v1_NodeProperty_str_value_tag:
-      q->type = DFNET_BIND_VALUE_STRING;
-      q->str_value = strcpy(s, p->value.str_value);
-      s += strlen(s) + 1;
-      break;
-    default:
-      q->type = DFNET_BIND_VALUE_ENUM;
-      q->str_value = strcpy(s, p->value.enum_value);
-      s += strlen(s) + 1;
-      break;
-    }
+    dfnet_property_from_wire(&props[i], q); /* strings borrowed: kept in the block next */
+    q->str_key = keep(&s, q->str_key);
+    q->str_value = keep(&s, q->str_value);
   }
   size_t k = count;
   for (size_t i = 0; parent != NULL && i < parent->offer_count; i++) {
-    bool present = false;
-    for (size_t j = 0; j < count && !present; j++)
-      present = props[j].which_key == dfnet_v1_NodeProperty_str_key_tag &&
-                strcmp(props[j].key.str_key, parent->offers[i]) == 0;
-    if (present)
+    if (has_str_key(props, count, parent->offers[i]))
       continue;
     topology_prop_t *q = &block[k++];
     memset(q, 0, sizeof *q);
-    q->str_key = strcpy(s, parent->offers[i]);
-    s += strlen(s) + 1;
+    q->str_key = keep(&s, parent->offers[i]);
     q->type = DFNET_BIND_VALUE_STRING;
     q->str_value = s;
     s += sprintf(s, "%s%s", parent->offers[i], DERIVED_SUFFIX) + 1;
@@ -483,31 +475,9 @@ const char *topology__prop_key_name(const topology_prop_t *p, char *buf, size_t 
   return buf;
 }
 
-void topology__prop_to_wire(const topology_prop_t *p, dfnet_v1_NodeProperty *out) {
-  memset(out, 0, sizeof *out);
-  if (p->str_key != NULL) {
-    out->which_key = dfnet_v1_NodeProperty_str_key_tag;
-    snprintf(out->key.str_key, sizeof out->key.str_key, "%s", p->str_key);
-  } else {
-    out->which_key = dfnet_v1_NodeProperty_int_key_tag;
-    out->key.int_key = p->int_key;
-  }
-  switch (p->type) {
-  case DFNET_BIND_VALUE_UINT:
-    out->which_value = dfnet_v1_NodeProperty_int_value_tag;
-    out->value.int_value = p->int_value;
-    break;
-  case DFNET_BIND_VALUE_BOOL:
-    out->which_value = dfnet_v1_NodeProperty_bool_value_tag;
-    out->value.bool_value = p->bool_value;
-    break;
-  case DFNET_BIND_VALUE_STRING:
-    out->which_value = dfnet_v1_NodeProperty_str_value_tag;
-    snprintf(out->value.str_value, sizeof out->value.str_value, "%s", p->str_value);
-    break;
-  default:
-    out->which_value = dfnet_v1_NodeProperty_enum_value_tag;
-    snprintf(out->value.enum_value, sizeof out->value.enum_value, "%s", p->str_value);
-    break;
-  }
+size_t topology__props_to_wire(const topology_node_t *n, dfnet_v1_NodeProperty *out, size_t max) {
+  size_t count = n->prop_count < max ? n->prop_count : max;
+  for (size_t i = 0; i < count; i++)
+    dfnet_property_to_wire(&n->props[i], &out[i]); /* they fit: see the asserts above */
+  return count;
 }

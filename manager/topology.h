@@ -156,7 +156,8 @@ topology_node_t *topology__find_class_path(const topology_t *t, const char *path
  * ("fuchsia.BIND_PROTOCOL"), or "0x%04x" when unknown. */
 const char *topology__prop_key_name(const topology_prop_t *p, char *buf, size_t buf_size);
 
-/* Copy a node property to the wire form. */
-void topology__prop_to_wire(const topology_prop_t *p, dfnet_v1_NodeProperty *out);
+/* A node's properties (its own, then the derived ones) into out[0..max) in the wire form
+ * (lib/property.h; strings copied). Returns how many: at most max. */
+size_t topology__props_to_wire(const topology_node_t *n, dfnet_v1_NodeProperty *out, size_t max);
 
 #endif /* DFNET_MANAGER_TOPOLOGY_H */

@@ -9,6 +9,7 @@
 
 #include "clients/lib/client_internal.h"
 #include "lib/package.h"
+#include "lib/property.h"
 
 #define DEFAULT_QUERY_DEADLINE_MS 30000u
 #define UPLOAD_CHUNK (256u * 1024u)
@@ -181,38 +182,22 @@ static const char **strv(client_arena_t *a, size_t n) {
   return n ? client__arena_alloc(a, n * sizeof(const char *)) : NULL;
 }
 
+/* A property converted from the wire (strings borrowed) keeps its strings in the arena.
+ * false = out of memory. */
+static bool property_keep(client_arena_t *a, const dfnet_bind_property_t *b,
+                          dfnet_client_property_t *p) {
+  dfnet_property_to_client(b, p);
+  if (p->str_key != NULL && (p->str_key = client__arena_strdup(a, p->str_key)) == NULL)
+    return false;
+  return p->str_value == NULL || (p->str_value = client__arena_strdup(a, p->str_value)) != NULL;
+}
+
 /* Copy a wire property into the arena. false = out of memory. */
 static bool property_copy(client_arena_t *a, const dfnet_v1_NodeProperty *w,
                           dfnet_client_property_t *p) {
-  if (w->which_key == dfnet_v1_NodeProperty_str_key_tag) {
-    p->str_key = client__arena_strdup(a, w->key.str_key);
-    if (p->str_key == NULL)
-      return false;
-  } else {
-    p->int_key = w->key.int_key;
-  }
-  switch (w->which_value) {
-  case dfnet_v1_NodeProperty_int_value_tag:
-    p->type = DFNET_CLIENT_VALUE_INT;
-    p->int_value = w->value.int_value;
-    break;
-  case dfnet_v1_NodeProperty_str_value_tag:
-    p->type = DFNET_CLIENT_VALUE_STRING;
-    p->str_value = client__arena_strdup(a, w->value.str_value);
-    return p->str_value != NULL;
-  case dfnet_v1_NodeProperty_bool_value_tag:
-    p->type = DFNET_CLIENT_VALUE_BOOL;
-    p->bool_value = w->value.bool_value;
-    break;
-  case dfnet_v1_NodeProperty_enum_value_tag:
-    p->type = DFNET_CLIENT_VALUE_ENUM;
-    p->str_value = client__arena_strdup(a, w->value.enum_value);
-    return p->str_value != NULL;
-  default:
-    p->type = DFNET_CLIENT_VALUE_NONE;
-    break;
-  }
-  return true;
+  dfnet_bind_property_t b;
+  dfnet_property_from_wire(w, &b);
+  return property_keep(a, &b, p);
 }
 
 #define ARENA_STR(dst, src)                         \
@@ -435,27 +420,9 @@ dfnet_status_t dfnet_client_list_drivers(dfnet_client_t *c, bool loaded, bool ve
 /* Copy a wire bind rule value into the arena (its key fields stay unset). */
 static bool rule_value_copy(client_arena_t *a, const dfnet_v1_PropertyValue *w,
                             dfnet_client_property_t *p) {
-  switch (w->which_value) {
-  case dfnet_v1_PropertyValue_int_value_tag:
-    p->type = DFNET_CLIENT_VALUE_INT;
-    p->int_value = w->value.int_value;
-    return true;
-  case dfnet_v1_PropertyValue_bool_value_tag:
-    p->type = DFNET_CLIENT_VALUE_BOOL;
-    p->bool_value = w->value.bool_value;
-    return true;
-  case dfnet_v1_PropertyValue_str_value_tag:
-    p->type = DFNET_CLIENT_VALUE_STRING;
-    p->str_value = client__arena_strdup(a, w->value.str_value);
-    return p->str_value != NULL;
-  case dfnet_v1_PropertyValue_enum_value_tag:
-    p->type = DFNET_CLIENT_VALUE_ENUM;
-    p->str_value = client__arena_strdup(a, w->value.enum_value);
-    return p->str_value != NULL;
-  default:
-    p->type = DFNET_CLIENT_VALUE_NONE;
-    return true;
-  }
+  dfnet_bind_property_t b;
+  dfnet_property_value_from_wire(w, &b);
+  return property_keep(a, &b, p);
 }
 
 /* A spec parent's bind rules and properties into the arena. false = out of memory. */
@@ -707,56 +674,31 @@ dfnet_status_t dfnet_client_request_bind(dfnet_client_t *c, const char *node, bo
 
 static dfnet_status_t value_to_wire(const dfnet_client_property_t *p, dfnet_v1_PropertyValue *v,
                                     dfnet_client_error_t *err) {
-  switch (p->type) {
-  case DFNET_CLIENT_VALUE_INT:
-    v->which_value = dfnet_v1_PropertyValue_int_value_tag;
-    v->value.int_value = p->int_value;
+  dfnet_bind_property_t b;
+  dfnet_property_from_client(p, &b);
+  switch (dfnet_property_value_to_wire(&b, v)) {
+  case DFNET_PROPERTY_WIRE_OK:
     return DFNET_STATUS_OK;
-  case DFNET_CLIENT_VALUE_BOOL:
-    v->which_value = dfnet_v1_PropertyValue_bool_value_tag;
-    v->value.bool_value = p->bool_value;
-    return DFNET_STATUS_OK;
-  case DFNET_CLIENT_VALUE_STRING:
-    v->which_value = dfnet_v1_PropertyValue_str_value_tag;
-    return client__copy_field(v->value.str_value, sizeof v->value.str_value, p->str_value,
-                              "bind rule value", err);
-  case DFNET_CLIENT_VALUE_ENUM:
-    v->which_value = dfnet_v1_PropertyValue_enum_value_tag;
-    return client__copy_field(v->value.enum_value, sizeof v->value.enum_value, p->str_value,
-                              "bind rule value", err);
-  default:
+  case DFNET_PROPERTY_WIRE_NO_VALUE:
     return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a value without a type");
+  default: /* client__copy_field says what did not fit */
+    return client__copy_field(v->value.str_value, sizeof v->value.str_value, b.str_value,
+                              "bind rule value", err);
   }
 }
 
 static dfnet_status_t property_to_wire(const dfnet_client_property_t *p, dfnet_v1_NodeProperty *w,
                                        dfnet_client_error_t *err) {
-  dfnet_status_t st = DFNET_STATUS_OK;
-  if (p->str_key != NULL) {
-    w->which_key = dfnet_v1_NodeProperty_str_key_tag;
-    st = client__copy_field(w->key.str_key, sizeof w->key.str_key, p->str_key, "property key", err);
-  } else {
-    w->which_key = dfnet_v1_NodeProperty_int_key_tag;
-    w->key.int_key = p->int_key;
-  }
-  if (st != DFNET_STATUS_OK)
-    return st;
-  switch (p->type) {
-  case DFNET_CLIENT_VALUE_INT:
-    w->which_value = dfnet_v1_NodeProperty_int_value_tag;
-    w->value.int_value = p->int_value;
+  dfnet_bind_property_t b;
+  dfnet_property_from_client(p, &b);
+  switch (dfnet_property_to_wire(&b, w)) {
+  case DFNET_PROPERTY_WIRE_OK:
     return DFNET_STATUS_OK;
-  case DFNET_CLIENT_VALUE_BOOL:
-    w->which_value = dfnet_v1_NodeProperty_bool_value_tag;
-    w->value.bool_value = p->bool_value;
-    return DFNET_STATUS_OK;
-  case DFNET_CLIENT_VALUE_STRING:
-    w->which_value = dfnet_v1_NodeProperty_str_value_tag;
-    return client__copy_field(w->value.str_value, sizeof w->value.str_value, p->str_value,
-                              "property value", err);
-  case DFNET_CLIENT_VALUE_ENUM:
-    w->which_value = dfnet_v1_NodeProperty_enum_value_tag;
-    return client__copy_field(w->value.enum_value, sizeof w->value.enum_value, p->str_value,
+  case DFNET_PROPERTY_WIRE_KEY_CUT: /* client__copy_field says what did not fit */
+    return client__copy_field(w->key.str_key, sizeof w->key.str_key, b.str_key, "property key",
+                              err);
+  case DFNET_PROPERTY_WIRE_VALUE_CUT:
+    return client__copy_field(w->value.str_value, sizeof w->value.str_value, b.str_value,
                               "property value", err);
   default:
     return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a property without a value");

@@ -16,6 +16,7 @@
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
+#include "lib/property.h"
 
 #define DRV_SUBSYS "driver-host"
 #define DRV_CTX_MAX (64u * 1024u * 1024u)
@@ -118,28 +119,9 @@ static bool copy_node(dfnet_driver_t *drv, const dfnet_v1_DriverStart *m,
     dfnet_v1_NodeProperty *pb = &drv->pb_props[i];
     dfnet_node_property_t *p = &drv->props[i];
     *pb = m->properties[i];
-    if (pb->which_key == dfnet_v1_NodeProperty_str_key_tag)
-      p->str_key = pb->key.str_key;
-    else
-      p->int_key = pb->key.int_key;
-    switch (pb->which_value) {
-    case dfnet_v1_NodeProperty_str_value_tag:
-      p->type = DFNET_PROPERTY_STRING;
-      p->value_str = pb->value.str_value;
-      break;
-    case dfnet_v1_NodeProperty_bool_value_tag:
-      p->type = DFNET_PROPERTY_BOOL;
-      p->value_bool = pb->value.bool_value;
-      break;
-    case dfnet_v1_NodeProperty_enum_value_tag:
-      p->type = DFNET_PROPERTY_ENUM;
-      p->value_str = pb->value.enum_value;
-      break;
-    default:
-      p->type = DFNET_PROPERTY_UINT;
-      p->value_uint = pb->value.int_value;
-      break;
-    }
+    dfnet_bind_property_t b;
+    dfnet_property_from_wire(pb, &b); /* strings borrowed from pb_props */
+    dfnet_property_to_driver(&b, p);
   }
   for (size_t i = 0; i < drv->offer_count; i++) {
     dh__strlcpy(drv->offer_store[i], m->offers[i], sizeof drv->offer_store[i]);

@@ -105,6 +105,15 @@ static void test_offer_derived_properties(void **state) {
   assert_string_equal(child->props[1].str_key, "fuchsia.hardware.pci.Service");
   assert_string_equal(child->props[1].str_value, "fuchsia.hardware.pci.Service.ZirconTransport");
   assert_int_equal(child->props[1].type, DFNET_BIND_VALUE_STRING);
+  /* back to the wire: own, then derived; cut at the caller's max */
+  dfnet_v1_NodeProperty wire[3];
+  assert_int_equal(topology__props_to_wire(child, wire, 3), 3);
+  assert_memory_equal(&wire[0], &own, sizeof own);
+  assert_int_equal(wire[2].which_key, dfnet_v1_NodeProperty_str_key_tag);
+  assert_string_equal(wire[2].key.str_key, "dfnet.hardware.rng.Service");
+  assert_int_equal(wire[2].which_value, dfnet_v1_NodeProperty_str_value_tag);
+  assert_string_equal(wire[2].value.str_value, "dfnet.hardware.rng.Service.ZirconTransport");
+  assert_int_equal(topology__props_to_wire(child, wire, 2), 2);
   topology__destroy(&t);
 }
 
