@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "dfnet/bind.h"
+#include "lib/cmdline.h"
 #include "lib/suggest.h"
 #include "lib/version.h"
 
@@ -175,20 +176,23 @@ static const bindc_command bindc_commands[] = {
 #define BINDC_COMMANDS (sizeof bindc_commands / sizeof bindc_commands[0])
 
 static void bindc_print_options(FILE *f, unsigned mask) {
+  static const dfnet_cmdline_layout_t layout = {.width = 30, .gap = "  ", .short_column = true};
+  static const dfnet_cmdline_help_t help_and_version[] = {
+      {'h', "--help", NULL, "this text", false, 0, 0},
+      {0, "--version", NULL, "print dfnet-bindc's version", false, 0, 0}};
+  char line[256];
   for (size_t i = 0; i < sizeof k_options / sizeof k_options[0]; i++) {
     const bindc_option *o = &k_options[i];
     if (!(o->commands & mask))
       continue;
-    char left[64];
-    if (o->short_name)
-      snprintf(left, sizeof left, "-%c, %s%s%s", o->short_name, o->name, o->arg ? " " : "",
-               o->arg ? o->arg : "");
-    else
-      snprintf(left, sizeof left, "    %s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-    fprintf(f, "  %-30s  %s\n", left, o->help);
+    const dfnet_cmdline_help_t h = {o->short_name, o->name, o->arg, o->help, false, 0, 0};
+    dfnet_cmdline_help_line(line, sizeof line, &layout, &h);
+    fputs(line, f);
   }
-  fprintf(f, "  %-30s  %s\n  %-30s  %s\n", "-h, --help", "this text", "    --version",
-          "print dfnet-bindc's version");
+  for (size_t i = 0; i < 2; i++) {
+    dfnet_cmdline_help_line(line, sizeof line, &layout, &help_and_version[i]);
+    fputs(line, f);
+  }
 }
 
 /* `dfnet-bindc --help` (to f: stdout when asked, stderr after bad usage). */
@@ -221,13 +225,9 @@ static int bindc_unknown(const char *what, const char *given, const char *const 
   dfnet_suggest_init(&s, given);
   for (size_t i = 0; i < n; i++)
     dfnet_suggest_offer(&s, candidates[i]);
-  const char *best = dfnet_suggest_best(&s);
-  if (best != NULL)
-    fprintf(stderr, "dfnet-bindc: unknown %s '%s' (did you mean '%s'?; %s)\n", what, given, best,
-            where);
-  else
-    fprintf(stderr, "dfnet-bindc: unknown %s '%s' (%s)\n", what, given, where);
-  return EXIT_BAD_INPUT;
+  char msg[1024];
+  dfnet_cmdline_unknown(msg, sizeof msg, what, given, dfnet_suggest_best(&s), where);
+  return dfnet_cmdline_usage("dfnet-bindc", "%s", msg); /* EXIT_BAD_INPUT */
 }
 
 static int bindc_unknown_option(const bindc_command *c, const char *given) {
@@ -262,7 +262,7 @@ static int bindc_parse(const bindc_command *c, int argc, char **argv, bindc_args
   }
   for (int i = 0; i < argc; i++) {
     const char *arg = argv[i];
-    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+    if (dfnet_cmdline_is_help(arg)) {
       bindc_command_help(c);
       return -1;
     }
@@ -563,8 +563,7 @@ int main(int argc, char **argv) {
     bindc_usage(stderr);
     return EXIT_BAD_INPUT;
   }
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-      strcmp(argv[1], "help") == 0) {
+  if (dfnet_cmdline_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
     bindc_usage(stdout);
     return EXIT_OK;
   }

@@ -5,6 +5,8 @@
 #                  (rewritten only when it changes: then version.c is compiled again and
 #                  the binaries relinked).
 #   lib/suggest.h  "did you mean": the nearest known command or option to a mistyped one.
+#   lib/cmdline.h  the rest they share: the usage-error line, the "unknown option" message,
+#                  --help, numbers with a range, an option's help line.
 set(DFNET_VERSION_DIR "${CMAKE_BINARY_DIR}/generated")
 add_custom_target(dfnet_version_header
   COMMAND "${CMAKE_COMMAND}" "-DSOURCE_DIR=${CMAKE_SOURCE_DIR}" "-DVERSION=${PROJECT_VERSION}"
@@ -12,7 +14,7 @@ add_custom_target(dfnet_version_header
           -P "${CMAKE_SOURCE_DIR}/cmake/DfnetVersion.cmake"
   BYPRODUCTS "${DFNET_VERSION_DIR}/dfnet_version.h"
   VERBATIM)
-add_library(dfnet_cmdline STATIC version.c suggest.c)
+add_library(dfnet_cmdline STATIC version.c suggest.c cmdline.c)
 add_dependencies(dfnet_cmdline dfnet_version_header)
 target_compile_options(dfnet_cmdline PRIVATE ${DFNET_WARNINGS})
 target_include_directories(dfnet_cmdline PRIVATE "${DFNET_VERSION_DIR}"

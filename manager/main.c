@@ -21,7 +21,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/pki.h"
 #include "lib/suggest.h"
 #include "lib/version.h"
 #include "manager/manager.h"
-
-#define EXIT_USAGE 2
 
 uint64_t mgr__wall_ms(void) {
   struct timespec ts;
@@ -50,26 +49,43 @@ dfnet_envelope_t *mgr__env(mgr_t *m) {
 
 /* ---- command line (table-driven, docs/style.md 12) ------------------------------------- */
 
-typedef enum opt_kind { OPT_FLAG, OPT_STRING, OPT_LONG, OPT_LIST } opt_kind_t;
-
-typedef struct opt {
-  const char *name; /* "--listen" */
-  opt_kind_t kind;
-  void *dest;      /* bool*, const char**, long*, or struct str_list* */
-  long min, max;   /* OPT_LONG range */
-  const char *arg; /* the value's name in the help ("ADDR:PORT"); NULL for a flag */
-  const char *help;
-} opt_t;
+#define PROGRAM "dfnet-manager"
 
 typedef struct str_list {
   const char *items[16];
   size_t count;
 } str_list_t;
 
+/* Every command's options in one struct (g_args, with the defaults), as the dfnet CLI keeps
+ * its global options; each command's table names those it takes. */
+typedef struct mgr_args {
+  const char *listen, *state_dir, *drivers, *log_level; /* run (state_dir: all) */
+  long host_grace, keepalive_ms, hello_timeout_ms, max_calls, default_deadline_ms;
+  bool stop_drivers;
+  const char *role, *name, *out; /* issue */
+  long days;
+  str_list_t sans; /* init, issue */
+} mgr_args_t;
+
+typedef enum opt_kind { OPT_FLAG, OPT_STRING, OPT_LONG, OPT_LIST } opt_kind_t;
+
+typedef struct opt {
+  const char *name; /* "--listen" */
+  opt_kind_t kind;
+  void *dest;      /* in g_args: bool, const char *, long or str_list_t */
+  long min, max;   /* OPT_LONG range */
+  const char *arg; /* the value's name in the help ("ADDR:PORT"); NULL for a flag */
+  const char *help;
+} opt_t;
+
+#define OPT_END \
+  { NULL, 0, NULL, 0, 0, NULL, NULL }
+
 /* The commands: running the manager (no command word), init, issue (table at the end). */
 typedef struct command {
   const char *name; /* NULL: the manager itself */
-  int (*fn)(int argc, char **argv, int first);
+  int (*fn)(const mgr_args_t *a);
+  const opt_t *options;
   const char *usage; /* after "dfnet-manager " */
   const char *summary;
   const char *about;
@@ -77,32 +93,34 @@ typedef struct command {
 
 static const command_t commands[3];
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "dfnet-manager: %s\n", msg);
-  return EXIT_USAGE;
-}
+static mgr_args_t g_args = {.listen = "127.0.0.1:7443",
+                            .host_grace = 30,
+                            .keepalive_ms = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT,
+                            .hello_timeout_ms = 10000,
+                            .max_calls = 256,
+                            .default_deadline_ms = 30000,
+                            .days = 365};
 
 static void print_options(const opt_t *table) {
+  static const dfnet_cmdline_layout_t layout = {.width = 26, .gap = "  "};
+  static const dfnet_cmdline_help_t help_and_version[] = {
+      {'h', "--help", NULL, "this text", false, 0, 0},
+      {0, "--version", NULL, "print dfnet-manager's version", false, 0, 0}};
+  char line[512];
   for (const opt_t *t = table; t->name; t++) {
-    char left[48];
-    snprintf(left, sizeof left, "%s%s%s", t->name, t->arg ? " " : "", t->arg ? t->arg : "");
-    printf("  %-26s  %s", left, t->help);
-    if (t->kind == OPT_LONG)
-      printf(" (%ld..%ld)", t->min, t->max);
-    putchar('\n');
+    const dfnet_cmdline_help_t o = {
+        0, t->name, t->arg, t->help, t->kind == OPT_LONG, (uint64_t)t->min, (uint64_t)t->max};
+    dfnet_cmdline_help_line(line, sizeof line, &layout, &o);
+    fputs(line, stdout);
   }
-  printf("  %-26s  %s\n  %-26s  %s\n", "-h, --help", "this text", "--version",
-         "print dfnet-manager's version");
+  for (size_t i = 0; i < 2; i++) {
+    dfnet_cmdline_help_line(line, sizeof line, &layout, &help_and_version[i]);
+    fputs(line, stdout);
+  }
 }
 
 /* A command's help; the manager's own (no command word) lists the commands too. */
-static void print_help(const command_t *c, const opt_t *table) {
+static void print_help(const command_t *c) {
   if (c->name == NULL) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
       printf("%s dfnet-manager %s\n", i ? "      " : "Usage:", commands[i].usage);
@@ -114,84 +132,94 @@ static void print_help(const command_t *c, const opt_t *table) {
     printf("Usage: dfnet-manager %s\n\n%s\n", c->usage, c->about);
   }
   printf("\nOptions:\n");
-  print_options(table);
+  print_options(c->options);
 }
 
 /* An unknown option: the nearest one of the table ("did you mean"). */
-static int unknown_option(const command_t *c, const opt_t *table, const char *given) {
+static int unknown_option(const command_t *c, const char *given) {
   dfnet_suggest_t s;
   dfnet_suggest_init(&s, given);
-  for (const opt_t *t = table; t->name; t++)
+  for (const opt_t *t = c->options; t->name; t++)
     dfnet_suggest_offer(&s, t->name);
   dfnet_suggest_offer(&s, "--help");
   dfnet_suggest_offer(&s, "--version");
-  const char *best = dfnet_suggest_best(&s);
-  char where[64];
-  snprintf(where, sizeof where, "dfnet-manager%s%s --help", c->name ? " " : "",
+  char where[96], msg[1024];
+  snprintf(where, sizeof where, "dfnet-manager%s%s --help lists the options", c->name ? " " : "",
            c->name ? c->name : "");
-  if (best != NULL)
-    return usage_error("unknown option '%s' (did you mean '%s'?; %s lists the options)", given,
-                       best, where);
-  return usage_error("unknown option '%s' (%s lists the options)", given, where);
+  dfnet_cmdline_unknown(msg, sizeof msg, "option", given, dfnet_suggest_best(&s), where);
+  return dfnet_cmdline_usage(PROGRAM, "%s", msg);
 }
 
-/* Parse argv[first..argc) against the table: "--name value" or "--name=value". Returns 0,
- * 1 when --help or --version was answered (exit 0), or EXIT_USAGE (message printed). */
-static int parse_options(const command_t *c, const opt_t *table, int argc, char **argv, int first) {
+/* The value of option o. Returns -1, or DFNET_CMDLINE_EXIT_USAGE (printed). */
+static int set_option(const opt_t *o, const char *v) {
+  if (o->kind == OPT_STRING) {
+    *(const char **)o->dest = v;
+  } else if (o->kind == OPT_LIST) {
+    str_list_t *l = o->dest;
+    if (l->count == 16)
+      return dfnet_cmdline_usage(PROGRAM, "%s given more than 16 times", o->name);
+    l->items[l->count++] = v;
+  } else {
+    char *end;
+    errno = 0;
+    long num = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || num < o->min || num > o->max)
+      return dfnet_cmdline_usage(PROGRAM, "%s: '%s' is not a number in %ld..%ld", o->name, v,
+                                 o->min, o->max);
+    *(long *)o->dest = num;
+  }
+  return -1;
+}
+
+/* Parse argv[first..argc) against the command's table: "--name value" or
+ * "--name=value". Returns -1 to run the command, 0 when --help or --version was answered,
+ * or DFNET_CMDLINE_EXIT_USAGE (message printed). */
+static int parse_options(const command_t *c, int argc, char **argv, int first) {
   for (int i = first; i < argc; i++) {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      print_help(c, table);
-      return 1;
+    if (dfnet_cmdline_is_help(argv[i])) {
+      print_help(c);
+      return 0;
     }
     if (strcmp(argv[i], "--version") == 0) {
-      dfnet_version_print("dfnet-manager");
-      return 1;
+      dfnet_version_print(PROGRAM);
+      return 0;
     }
     const char *eq = strncmp(argv[i], "--", 2) == 0 ? strchr(argv[i], '=') : NULL;
     size_t n = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
     const opt_t *o = NULL;
-    for (const opt_t *t = table; t->name && !o; t++)
+    for (const opt_t *t = c->options; t->name && !o; t++)
       if (strlen(t->name) == n && strncmp(argv[i], t->name, n) == 0)
         o = t;
     if (o == NULL) {
       char given[64];
       snprintf(given, sizeof given, "%.*s", (int)(n < 60 ? n : 60), argv[i]);
       if (argv[i][0] != '-')
-        return usage_error("unexpected argument '%s' (dfnet-manager%s%s --help)", given,
-                           c->name ? " " : "", c->name ? c->name : "");
-      return unknown_option(c, table, given);
+        return dfnet_cmdline_usage(PROGRAM, "unexpected argument '%s' (dfnet-manager%s%s --help)",
+                                   given, c->name ? " " : "", c->name ? c->name : "");
+      return unknown_option(c, given);
     }
     if (o->kind == OPT_FLAG) {
       if (eq != NULL)
-        return usage_error("%s takes no value", o->name);
+        return dfnet_cmdline_usage(PROGRAM, "%s takes no value", o->name);
       *(bool *)o->dest = true;
       continue;
     }
     if (eq == NULL && i + 1 >= argc)
-      return usage_error("%s needs a value (%s)", o->name, o->arg);
-    const char *v = eq ? eq + 1 : argv[++i];
-    if (o->kind == OPT_STRING) {
-      *(const char **)o->dest = v;
-    } else if (o->kind == OPT_LIST) {
-      str_list_t *l = o->dest;
-      if (l->count == 16)
-        return usage_error("%s given more than 16 times", o->name);
-      l->items[l->count++] = v;
-    } else {
-      char *end;
-      errno = 0;
-      long num = strtol(v, &end, 10);
-      if (errno != 0 || end == v || *end != '\0' || num < o->min || num > o->max)
-        return usage_error("%s: '%s' is not a number in %ld..%ld", o->name, v, o->min, o->max);
-      *(long *)o->dest = num;
-    }
+      return dfnet_cmdline_usage(PROGRAM, "%s needs a value (%s)", o->name, o->arg);
+    int rc = set_option(o, eq ? eq + 1 : argv[++i]);
+    if (rc >= 0)
+      return rc;
   }
-  return 0;
+  return -1;
 }
 
-static void default_state_dir(char *out, size_t size) {
+/* The state directory: --state-dir, else $DFNET_STATE_DIR, else $XDG_STATE_HOME/dfnet, else
+ * $HOME/.local/state/dfnet, else ./dfnet-state. */
+static void state_dir(const char *given, char *out, size_t size) {
   const char *e = getenv("DFNET_STATE_DIR");
-  if (e && *e) {
+  if (given != NULL) {
+    snprintf(out, size, "%s", given);
+  } else if (e && *e) {
     snprintf(out, size, "%s", e);
   } else if ((e = getenv("XDG_STATE_HOME")) && *e) {
     snprintf(out, size, "%s/dfnet", e);
@@ -223,23 +251,17 @@ static dfnet_status_t init_state(const char *dir, const str_list_t *extra) {
 
 /* ---- init / issue ------------------------------------------------------------------- */
 
-static int cmd_init(int argc, char **argv, int first) {
-  const char *state_dir = NULL;
-  str_list_t sans = {0};
-  const opt_t table[] = {{"--state-dir", OPT_STRING, &state_dir, 0, 0, "DIR",
-                          "the state directory (default as the manager's)"},
-                         {"--san", OPT_LIST, &sans, 0, 0, "DNS|IP",
-                          "a name or address hosts and clients reach the manager at (repeatable)"},
-                         {NULL, 0, NULL, 0, 0, NULL, NULL}};
-  int rc = parse_options(&commands[1], table, argc, argv, first);
-  if (rc != 0)
-    return rc == 1 ? 0 : rc;
+static const opt_t init_options[] = {
+    {"--state-dir", OPT_STRING, &g_args.state_dir, 0, 0, "DIR",
+     "the state directory (default as the manager's)"},
+    {"--san", OPT_LIST, &g_args.sans, 0, 0, "DNS|IP",
+     "a name or address hosts and clients reach the manager at (repeatable)"},
+    OPT_END};
+
+static int cmd_init(const mgr_args_t *a) {
   char dir[1024];
-  if (state_dir)
-    snprintf(dir, sizeof dir, "%s", state_dir);
-  else
-    default_state_dir(dir, sizeof dir);
-  dfnet_status_t st = init_state(dir, &sans);
+  state_dir(a->state_dir, dir, sizeof dir);
+  dfnet_status_t st = init_state(dir, &a->sans);
   if (st != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: init %s failed: %s\n", dir, dfnet_status_str(st));
     return 1;
@@ -248,44 +270,39 @@ static int cmd_init(int argc, char **argv, int first) {
   return 0;
 }
 
-static int cmd_issue(int argc, char **argv, int first) {
-  const char *state_dir = NULL, *role = NULL, *name = NULL, *out = NULL;
-  long days = 365;
-  str_list_t sans = {0};
-  const opt_t table[] = {
-      {"--role", OPT_STRING, &role, 0, 0, "ROLE", "host, admin, operator or viewer (required)"},
-      {"--name", OPT_STRING, &name, 0, 0, "NAME",
-       "the peer's name, the certificate's CN (required)"},
-      {"--out", OPT_STRING, &out, 0, 0, "DIR",
-       "where NAME.crt, .key, .pem and ca.crt go (created 0700; required)"},
-      {"--san", OPT_LIST, &sans, 0, 0, "DNS|IP", "a subject alternative name (repeatable)"},
-      {"--days", OPT_LONG, &days, 1, DFNET_PKI_MAX_DAYS, "N", "validity (default 365)"},
-      {"--state-dir", OPT_STRING, &state_dir, 0, 0, "DIR",
-       "the state directory holding the CA (default as the manager's)"},
-      {NULL, 0, NULL, 0, 0, NULL, NULL},
-  };
-  int rc = parse_options(&commands[2], table, argc, argv, first);
-  if (rc != 0)
-    return rc == 1 ? 0 : rc;
+static const opt_t issue_options[] = {
+    {"--role", OPT_STRING, &g_args.role, 0, 0, "ROLE",
+     "host, admin, operator or viewer (required)"},
+    {"--name", OPT_STRING, &g_args.name, 0, 0, "NAME",
+     "the peer's name, the certificate's CN (required)"},
+    {"--out", OPT_STRING, &g_args.out, 0, 0, "DIR",
+     "where NAME.crt, .key, .pem and ca.crt go (created 0700; required)"},
+    {"--san", OPT_LIST, &g_args.sans, 0, 0, "DNS|IP", "a subject alternative name (repeatable)"},
+    {"--days", OPT_LONG, &g_args.days, 1, DFNET_PKI_MAX_DAYS, "N", "validity (default 365)"},
+    {"--state-dir", OPT_STRING, &g_args.state_dir, 0, 0, "DIR",
+     "the state directory holding the CA (default as the manager's)"},
+    OPT_END};
+
+static int cmd_issue(const mgr_args_t *a) {
   dfnet_pki_role_t r;
-  if (role == NULL || name == NULL || out == NULL)
-    return usage_error("issue: --role, --name and --out are required (dfnet-manager issue --help)");
-  if (dfnet_pki_role_parse(role, &r) != DFNET_STATUS_OK)
-    return usage_error("issue: --role '%s' is not host, admin, operator or viewer", role);
+  if (a->role == NULL || a->name == NULL || a->out == NULL)
+    return dfnet_cmdline_usage(
+        PROGRAM, "issue: --role, --name and --out are required (dfnet-manager issue --help)");
+  if (dfnet_pki_role_parse(a->role, &r) != DFNET_STATUS_OK)
+    return dfnet_cmdline_usage(PROGRAM, "issue: --role '%s' is not host, admin, operator or viewer",
+                               a->role);
   char dir[1024];
-  if (state_dir)
-    snprintf(dir, sizeof dir, "%s", state_dir);
-  else
-    default_state_dir(dir, sizeof dir);
+  state_dir(a->state_dir, dir, sizeof dir);
   if (init_state(dir, NULL) != DFNET_STATUS_OK)
     return 1;
-  dfnet_status_t st =
-      dfnet_pki_issue_to_dir(dir, r, name, out, sans.items, sans.count, (unsigned)days);
+  dfnet_status_t st = dfnet_pki_issue_to_dir(dir, r, a->name, a->out, a->sans.items, a->sans.count,
+                                             (unsigned)a->days);
   if (st != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: issue failed: %s\n", dfnet_status_str(st));
     return 1;
   }
-  printf("%s/%s.crt, %s.key, %s.pem and ca.crt written (role %s)\n", out, name, name, name, role);
+  printf("%s/%s.crt, %s.key, %s.pem and ca.crt written (role %s)\n", a->out, a->name, a->name,
+         a->name, a->role);
   return 0;
 }
 
@@ -406,60 +423,51 @@ static void mgr_destroy(mgr_t *m) {
   free(m->event_env);
 }
 
-static int cmd_run(int argc, char **argv, int first) {
+static const opt_t run_options[] = {
+    {"--listen", OPT_STRING, &g_args.listen, 0, 0, "ADDR:PORT",
+     "where to listen (default 127.0.0.1:7443; port 0: any free port)"},
+    {"--state-dir", OPT_STRING, &g_args.state_dir, 0, 0, "DIR",
+     "CA, certificates, registered packages (default $DFNET_STATE_DIR, else "
+     "$XDG_STATE_HOME/dfnet, else ~/.local/state/dfnet)"},
+    {"--drivers", OPT_STRING, &g_args.drivers, 0, 0, "DIR", "the boot drivers, one package each"},
+    {"--host-grace", OPT_LONG, &g_args.host_grace, 0, 86400, "SECONDS",
+     "how long a dropped host keeps its nodes, offline (default 30)"},
+    {"--keepalive-ms", OPT_LONG, &g_args.keepalive_ms, 50, 600000, "MS",
+     "ping a silent peer after this long, drop it after 3 (default 10000)"},
+    {"--hello-timeout-ms", OPT_LONG, &g_args.hello_timeout_ms, 50, 600000, "MS",
+     "close a session that sends no Hello within this long (default 10000)"},
+    {"--max-calls-in-flight", OPT_LONG, &g_args.max_calls, 1, 1000000, "N",
+     "calls one client may have open (default 256)"},
+    {"--default-deadline-ms", OPT_LONG, &g_args.default_deadline_ms, 1, 86400000, "MS",
+     "the deadline of a call that gives none (default 30000)"},
+    {"--log-level", OPT_STRING, &g_args.log_level, 0, 0, "LEVEL",
+     "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
+    {"--stop-drivers-on-exit", OPT_FLAG, &g_args.stop_drivers, 0, 0, NULL,
+     "on SIGINT/SIGTERM, tell the hosts to stop their drivers first"},
+    OPT_END};
+
+static int cmd_run(const mgr_args_t *a) {
   static mgr_t mgr;
   mgr_t *m = &mgr;
-  const char *listen = "127.0.0.1:7443", *state_dir = NULL, *drivers = NULL, *level = NULL;
-  long grace = 30, keepalive = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT, hello_timeout = 10000,
-       max_calls = 256, default_deadline = 30000;
-  bool stop_drivers = false;
-  const opt_t table[] = {
-      {"--listen", OPT_STRING, &listen, 0, 0, "ADDR:PORT",
-       "where to listen (default 127.0.0.1:7443; port 0: any free port)"},
-      {"--state-dir", OPT_STRING, &state_dir, 0, 0, "DIR",
-       "CA, certificates, registered packages (default $DFNET_STATE_DIR, else "
-       "$XDG_STATE_HOME/dfnet, else ~/.local/state/dfnet)"},
-      {"--drivers", OPT_STRING, &drivers, 0, 0, "DIR", "the boot drivers, one package each"},
-      {"--host-grace", OPT_LONG, &grace, 0, 86400, "SECONDS",
-       "how long a dropped host keeps its nodes, offline (default 30)"},
-      {"--keepalive-ms", OPT_LONG, &keepalive, 50, 600000, "MS",
-       "ping a silent peer after this long, drop it after 3 (default 10000)"},
-      {"--hello-timeout-ms", OPT_LONG, &hello_timeout, 50, 600000, "MS",
-       "close a session that sends no Hello within this long (default 10000)"},
-      {"--max-calls-in-flight", OPT_LONG, &max_calls, 1, 1000000, "N",
-       "calls one client may have open (default 256)"},
-      {"--default-deadline-ms", OPT_LONG, &default_deadline, 1, 86400000, "MS",
-       "the deadline of a call that gives none (default 30000)"},
-      {"--log-level", OPT_STRING, &level, 0, 0, "LEVEL",
-       "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
-      {"--stop-drivers-on-exit", OPT_FLAG, &stop_drivers, 0, 0, NULL,
-       "on SIGINT/SIGTERM, tell the hosts to stop their drivers first"},
-      {NULL, 0, NULL, 0, 0, NULL, NULL},
-  };
-  int rc = parse_options(&commands[0], table, argc, argv, first);
-  if (rc != 0)
-    return rc == 1 ? 0 : rc;
   dfnet_log_level_t lv;
-  if (level != NULL) {
-    if (dfnet_log_level_parse(level, &lv) != 0)
-      return usage_error("--log-level '%s': error, warn, info or debug", level);
+  if (a->log_level != NULL) {
+    if (dfnet_log_level_parse(a->log_level, &lv) != 0)
+      return dfnet_cmdline_usage(PROGRAM, "--log-level '%s': error, warn, info or debug",
+                                 a->log_level);
     dfnet_log_set_level(lv);
   }
   char addr[128];
-  if (parse_listen(listen, addr, sizeof addr, &m->cfg.port) != 0)
-    return usage_error("--listen: '%s' is not ADDR:PORT", listen);
+  if (parse_listen(a->listen, addr, sizeof addr, &m->cfg.port) != 0)
+    return dfnet_cmdline_usage(PROGRAM, "--listen: '%s' is not ADDR:PORT", a->listen);
   m->cfg.listen_address = addr;
-  if (state_dir)
-    snprintf(m->cfg.state_dir, sizeof m->cfg.state_dir, "%s", state_dir);
-  else
-    default_state_dir(m->cfg.state_dir, sizeof m->cfg.state_dir);
-  m->cfg.drivers_dir = drivers;
-  m->cfg.host_grace_ms = (uint32_t)grace * 1000u;
-  m->cfg.keepalive_ms = (uint32_t)keepalive;
-  m->cfg.hello_timeout_ms = (uint32_t)hello_timeout;
-  m->cfg.max_calls_per_session = (uint32_t)max_calls;
-  m->cfg.default_call_deadline_ms = (uint32_t)default_deadline;
-  m->cfg.stop_drivers_on_exit = stop_drivers;
+  state_dir(a->state_dir, m->cfg.state_dir, sizeof m->cfg.state_dir);
+  m->cfg.drivers_dir = a->drivers;
+  m->cfg.host_grace_ms = (uint32_t)a->host_grace * 1000u;
+  m->cfg.keepalive_ms = (uint32_t)a->keepalive_ms;
+  m->cfg.hello_timeout_ms = (uint32_t)a->hello_timeout_ms;
+  m->cfg.max_calls_per_session = (uint32_t)a->max_calls;
+  m->cfg.default_call_deadline_ms = (uint32_t)a->default_deadline_ms;
+  m->cfg.stop_drivers_on_exit = a->stop_drivers;
 
   if (init_state(m->cfg.state_dir, NULL) != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: state directory %s unusable\n", m->cfg.state_dir);
@@ -478,7 +486,7 @@ static int cmd_run(int argc, char **argv, int first) {
   driver_index__init(&m->index);
   m->scratch = malloc(sizeof *m->scratch);
   m->event_env = malloc(sizeof *m->event_env);
-  rc = 1;
+  int rc = 1;
   if (m->scratch == NULL || m->event_env == NULL ||
       dfnet_transport_create(&m->transport) != DFNET_STATUS_OK ||
       package_store__init(m) != DFNET_STATUS_OK)
@@ -496,40 +504,46 @@ destroy:
 }
 
 static const command_t commands[3] = {
-    {NULL, cmd_run, "[--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR] [OPTIONS]",
+    {NULL, cmd_run, run_options, "[--listen ADDR:PORT] [--state-dir DIR] [--drivers DIR] [OPTIONS]",
      "run the manager",
      "The manager of a dfnet fleet: the node topology, the driver index and the binder of\n"
      "every host, the fleet's CA, and the router of clients' calls to drivers. The state\n"
      "directory is created (0700) with the CA and the manager's certificate on the first\n"
      "start, as init does. SIGINT/SIGTERM stop it cleanly."},
-    {"init", cmd_init, "init [--state-dir DIR] [--san DNS|IP]...",
+    {"init", cmd_init, init_options, "init [--state-dir DIR] [--san DNS|IP]...",
      "create the state directory, the fleet's CA and the manager's certificate",
      "Create the state directory, the fleet's CA (ECDSA P-256, 10 years) and the manager's\n"
      "certificate, naming this host, localhost, 127.0.0.1, ::1 and every --san. Existing\n"
      "files are kept."},
-    {"issue", cmd_issue, "issue --role ROLE --name NAME --out DIR [OPTIONS]",
+    {"issue", cmd_issue, issue_options, "issue --role ROLE --name NAME --out DIR [OPTIONS]",
      "issue a certificate for a host or a client",
      "Issue a certificate signed by the fleet's CA: its CN is NAME and its OU the role\n"
      "(host for a dfnet-host; admin, operator or viewer for a client). Writes\n"
      "DIR/NAME.crt, NAME.key (0600), NAME.pem (both) and ca.crt."},
 };
 
-int main(int argc, char **argv) {
-  if (argc > 1 && argv[1][0] != '-') {
-    dfnet_suggest_t s;
-    dfnet_suggest_init(&s, argv[1]);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-      if (commands[i].name != NULL && strcmp(argv[1], commands[i].name) == 0)
-        return commands[i].fn(argc, argv, 2);
-      dfnet_suggest_offer(&s, commands[i].name);
-    }
-    const char *best = dfnet_suggest_best(&s);
-    if (best != NULL)
-      return usage_error(
-          "unknown command '%s' (did you mean '%s'?; dfnet-manager --help lists "
-          "the commands)",
-          argv[1], best);
-    return usage_error("unknown command '%s' (dfnet-manager --help lists the commands)", argv[1]);
+/* The command named by argv[1] (none: running the manager); NULL after an unknown one. */
+static const command_t *find_command(int argc, char **argv) {
+  if (argc < 2 || argv[1][0] == '-')
+    return &commands[0];
+  dfnet_suggest_t s;
+  dfnet_suggest_init(&s, argv[1]);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    if (commands[i].name != NULL && strcmp(argv[1], commands[i].name) == 0)
+      return &commands[i];
+    dfnet_suggest_offer(&s, commands[i].name);
   }
-  return cmd_run(argc, argv, 1);
+  char msg[1024];
+  dfnet_cmdline_unknown(msg, sizeof msg, "command", argv[1], dfnet_suggest_best(&s),
+                        "dfnet-manager --help lists the commands");
+  dfnet_cmdline_usage(PROGRAM, "%s", msg);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  const command_t *c = find_command(argc, argv);
+  if (c == NULL)
+    return DFNET_CMDLINE_EXIT_USAGE;
+  int rc = parse_options(c, argc, argv, c->name != NULL ? 2 : 1);
+  return rc >= 0 ? rc : c->fn(&g_args);
 }

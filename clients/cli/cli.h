@@ -33,6 +33,21 @@ typedef struct cli_option {
   const char *help;
 } cli_option_t;
 
+/* Table entries every command writes the same way. */
+/* clang-format off */ /* (clang-format 14 would break these braced initializers) */
+#define CLI_OPT_END {NULL, 0, 0, NULL, 0, 0, NULL, NULL}
+#define CLI_OPT_JSON(dest) {"json", 0, CLI_OPT_FLAG, (dest), 0, 0, NULL, "print one JSON document"}
+/* --data-hex HEX and --data-file FILE into a cli_payload_t (data.c); what: "the bytes to
+ * send" (help: "the bytes to send, hex", "the bytes to send, from a file"). */
+#define CLI_OPT_DATA(payload, what)                                                      \
+  {"data-hex", 0, CLI_OPT_STRING, &(payload)->hex, 0, 0, "HEX", what ", hex"},           \
+  {"data-file", 0, CLI_OPT_STRING, &(payload)->file, 0, 0, "FILE", what ", from a file"}
+/* clang-format on */
+/* The help line of a TARGET argument: CLI_TARGET_HELP("the port's", "serial") is
+ * "  TARGET   the port's node moniker or class/serial/<NNN>". */
+#define CLI_TARGET_HELP(whose, class_name) \
+  "  TARGET   " whose " node moniker or class/" class_name "/<NNN>\n"
+
 /* A command's syntax: its options and how many positional arguments it takes. */
 typedef struct cli_syntax {
   const char *usage;           /* "node list [-v] [--exact] [FILTER]" */
@@ -55,7 +70,7 @@ void cli__help_options(FILE *f, const cli_option_t *table);
 /* Describe mode: while fn is set, cli__parse does not parse; it hands the command's syntax
  * to fn (borrowed for the call: options and strings may live in the command's stack frame)
  * and returns -1, as after --help, so the command returns at once having done nothing.
- * Every command calls cli__parse (or cli__begin) before anything else, so calling its
+ * Every command calls cli__parse (or cli__run) before anything else, so calling its
  * function in describe mode reads its options from the very table it parses with
  * (completion.c, the tests). NULL ends describe mode. Not thread-safe (one CLI thread). */
 typedef void (*cli_describe_fn)(void *user, const cli_syntax_t *syntax);
@@ -83,17 +98,54 @@ int cli__config_resolve(void);
  * or CLI_EXIT_FAILED (message printed). */
 int cli__connect(dfnet_client_t **out);
 
-/* The start of every command that talks to the manager: cli__parse, then cli__connect.
- * Returns CLI_EXIT_OK with *out connected (the caller closes it); -1 when --help was given
- * (help printed; the command exits 0); else the exit code to return (message printed). */
-int cli__begin(int argc, char **argv, const cli_syntax_t *syntax, const char **args, size_t *nargs,
-               dfnet_client_t **out);
+/* ---- the skeleton of a command (run.c) ---- */
+#define CLI_ARGS_MAX 4 /* positional arguments a command takes at most */
+
+/* One run of a command: what its hooks share. */
+typedef struct cli_run {
+  void *ctx;                      /* the command's own state: its options' values, results */
+  const char *args[CLI_ARGS_MAX]; /* the positional arguments; NULL past those given */
+  size_t nargs;
+  bool json;              /* the command's --json (CLI_OPT_JSON) was given */
+  dfnet_client_t *client; /* connected while request runs; NULL before and after */
+} cli_run_t;
+
+/* A command's hooks. cli__run parses argv against the command's syntax (--help, usage
+ * errors and describe mode end the run there), then runs the hooks in this order and
+ * stops at the first that fails:
+ *   prepare  checks beyond the option table's, and the request built (optional)
+ *            -- the connection is made here, unless request is NULL --
+ *   request  what the command asks of the manager (NULL: the command does not connect)
+ *            -- the connection is closed here --
+ *   json     the result as one JSON document (NULL: out of memory), printed instead of
+ *            print's text when the command's --json (CLI_OPT_JSON) was given (optional)
+ *   print    the result as text, or how the command shows it (optional)
+ *   release  frees what the others left in ctx; runs on every path once parsing is done
+ *            (optional; ctx starts zeroed, so it frees only what is set)
+ * prepare, request and print return CLI_EXIT_OK or an exit code after printing why. */
+typedef struct cli_command_ops {
+  int (*prepare)(cli_run_t *run);
+  int (*request)(cli_run_t *run);
+  cJSON *(*json)(cli_run_t *run);
+  int (*print)(cli_run_t *run);
+  void (*release)(cli_run_t *run);
+} cli_command_ops_t;
+
+/* The option table of a command whose only option is --json (cli__run resets it). */
+extern const cli_option_t cli_json_options[];
+
+/* Run one command: parse argv against syntax, then ops' hooks with ctx. Returns the exit
+ * code (0 after --help and in describe mode). */
+int cli__run(int argc, char **argv, const cli_syntax_t *syntax, const cli_command_ops_t *ops,
+             void *ctx);
 
 /* ---- errors ---- */
 /* "dfnet: <STATUS>: message" on stderr; returns the exit code for it (USAGE for
  * INVALID_ARGUMENT raised locally is chosen by the caller). */
 int cli__fail(dfnet_status_t code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli__fail_err(const dfnet_client_error_t *err);
+/* A library call's outcome: CLI_EXIT_OK for DFNET_STATUS_OK, else err printed (exit 1). */
+int cli__status(dfnet_status_t st, const dfnet_client_error_t *err);
 int cli__usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- output (output.c) ---- */
@@ -122,6 +174,31 @@ int cli__read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 int cli__write_all(int fd, const void *data, size_t len);
 /* "2024-05-01T12:00:00.123Z" */
 void cli__time_str(uint64_t epoch_ms, char *buf, size_t cap);
+
+/* ---- a command's bytes: what it sends, what it read (data.c) ---- */
+/* A request's bytes from --data-hex or --data-file (CLI_OPT_DATA). */
+typedef struct cli_payload {
+  const char *hex, *file; /* the options' values (borrowed from argv) */
+  uint8_t *data;          /* loaded: malloc'd, freed by the payload's owner; NULL when empty */
+  size_t len;
+} cli_payload_t;
+
+/* At most one of --data-hex and --data-file: CLI_EXIT_OK or CLI_EXIT_USAGE (printed). */
+int cli__payload_check(const cli_payload_t *p);
+/* Check, then load the payload: at most max bytes. too_big names a --data-file over max
+ * (NULL: the system's message for EFBIG). CLI_EXIT_OK or CLI_EXIT_USAGE (printed). */
+int cli__payload_load(cli_payload_t *p, size_t max, const char *too_big);
+
+/* How bytes read from a device are shown. */
+typedef struct cli_bytes_out {
+  bool hex, json;       /* --hex, --json */
+  const char *out_file; /* --out FILE: the raw bytes go there */
+  bool raw_when_piped;  /* neither --hex nor --json: raw bytes when stdout is no terminal */
+} cli_bytes_out_t;
+
+/* Show data as o says; doc (--json; may be NULL otherwise) gets "hex" and is printed, or
+ * freed. CLI_EXIT_OK or CLI_EXIT_FAILED (printed). */
+int cli__bytes_print(const cli_bytes_out_t *o, const uint8_t *data, size_t len, cJSON *doc);
 
 /* ---- commands ---- */
 typedef int (*cli_command_fn)(int argc, char **argv);
@@ -215,6 +292,8 @@ typedef struct cli_pb {
   size_t len;
   bool overflow;
 } cli_pb_t;
+/* Empty pb for the next message. */
+void cli__pb_reset(cli_pb_t *pb);
 void cli__pb_varint(cli_pb_t *pb, uint32_t field, uint64_t value);
 void cli__pb_bytes(cli_pb_t *pb, uint32_t field, const void *data, size_t len);
 /* Find the first length-delimited field `field` of a message. 1 found, 0 absent, -1
@@ -224,5 +303,29 @@ int cli__pb_find_bytes(const uint8_t *msg, size_t len, uint32_t field, const uin
 /* Find the first varint field `field` (*value 0 when absent: proto3's default). 1 found,
  * 0 absent, -1 malformed. */
 int cli__pb_find_varint(const uint8_t *msg, size_t len, uint32_t field, uint64_t *value);
+
+/* pb sent to method on target as one unary call with a deadline; *reply (malloc'd, the
+ * caller frees it; NULL/0 for an empty reply) as dfnet_client_call gives it. */
+dfnet_status_t cli__pb_call(dfnet_client_t *c, const char *target, const char *method,
+                            const cli_pb_t *pb, uint32_t deadline_ms, uint8_t **reply,
+                            size_t *reply_len, dfnet_client_error_t *err);
+
+/* A command's one unary call, first in its ctx: prepare allocates and fills pb
+ * (cli__unary_new) and sets the deadline; cli__unary_request and cli__unary_release are
+ * its request and release hooks (or what its own release calls). */
+typedef struct cli_unary {
+  const char *method;
+  uint64_t deadline_ms; /* at most UINT32_MAX; a CLI_OPT_UINT may set it */
+  cli_pb_t *pb;         /* the request (malloc'd) */
+  uint8_t *reply;       /* the reply (malloc'd) */
+  size_t reply_len;
+} cli_unary_t;
+
+/* Allocate u->pb: CLI_EXIT_OK or CLI_EXIT_FAILED ("out of memory" printed). */
+int cli__unary_new(cli_unary_t *u);
+/* Request hook: the call to the run's target (args[0]); the failure printed. */
+int cli__unary_request(cli_run_t *run);
+/* Release hook: free the request and the reply. */
+void cli__unary_release(cli_run_t *run);
 
 #endif /* DFNET_CLIENTS_CLI_CLI_H */

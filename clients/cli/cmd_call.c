@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "clients/cli/cli.h"
+#include "lib/cmdline.h"
 
 #define CALL_PAYLOAD_MAX (4u * 1024u * 1024u - 4096u)
 
@@ -56,176 +57,161 @@ static void call_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, 
   (void)wr;
 }
 
-int cmd_call(int argc, char **argv) {
-  const char *hex = NULL, *file = NULL;
-  bool raw = false, json = false;
-  uint64_t timeout = 0, credit = 16;
-  const cli_option_t opts[] = {
-      {"data-hex", 0, CLI_OPT_STRING, &hex, 0, 0, "HEX", "the request message, hex"},
-      {"data-file", 0, CLI_OPT_STRING, &file, 0, 0, "FILE", "the request message, from a file"},
-      {"timeout", 't', CLI_OPT_UINT, &timeout, 1, 86400000, "MS", "the call's deadline"},
-      {"credit", 0, CLI_OPT_UINT, &credit, 1, 65536, "N",
-       "streaming: replies in flight before we grant more (default 16)"},
-      {"raw", 0, CLI_OPT_FLAG, &raw, 0, 0, NULL, "write reply payloads as raw bytes"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "call TARGET METHOD [--data-hex H | --data-file F] [--timeout MS] [--raw] [--json]",
-      "Call METHOD on the driver serving TARGET (role operator). Each reply message is printed "
-      "as one line of hex (or written raw with --raw); a server-streaming method prints one "
-      "line per message until the stream ends.",
-      opts,
-      2,
-      2,
-      "  TARGET   a node moniker or class/<class>/<NNN>\n"
-      "  METHOD   /<package>.<Service>/<Method>, e.g. /dfnet.hw.rng.Rng/Read\n"};
-  const char *args[2];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+/* Everything a call holds: its options, what it prints and how the main thread waits. */
+typedef struct call_state {
+  call_wait_t w;
+  cli_payload_t payload;
+  uint64_t timeout, credit;
+} call_state_t;
+
+static int call_prepare(cli_run_t *run) {
+  call_state_t *s = run->ctx;
+  call_out_t *out = &s->w.out;
+  int rc = cli__payload_check(&s->payload);
   if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  if (hex != NULL && file != NULL)
-    return cli__usage("--data-hex and --data-file exclude each other");
-  if (raw && json)
+    return rc;
+  if (out->raw && out->json)
     return cli__usage("--raw and --json exclude each other");
-  uint8_t *req = NULL;
-  size_t len = 0;
-  if (hex != NULL && cli__unhex(hex, &req, &len) != 0)
-    return cli__usage("--data-hex: '%s' is not an even number of hex digits", hex);
-  if (file != NULL && cli__read_file(file, CALL_PAYLOAD_MAX, &req, &len) != 0)
-    return cli__usage("--data-file %s: %s", file, strerror(errno));
-  call_wait_t w = {.out = {.raw = raw, .json = json}, .status = DFNET_STATUS_OK};
-  call_out_t *out = &w.out;
-  if (pipe(w.fd) != 0) {
-    free(req);
+  if ((rc = cli__payload_load(&s->payload, CALL_PAYLOAD_MAX, NULL)) != CLI_EXIT_OK)
+    return rc;
+  if (pipe(s->w.fd) != 0) {
+    s->w.fd[0] = s->w.fd[1] = -1;
     return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
   }
-  if (json)
+  if (out->json)
     out->messages = cJSON_CreateArray();
-  dfnet_client_t *c = NULL;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    goto ready;
-  dfnet_client_call_options_t co = {.deadline_ms = (uint32_t)timeout, .credit = (uint32_t)credit};
-  dfnet_status_t st = dfnet_client_call_start(c, args[0], args[1], req, len, &co, call_message,
-                                              call_done, &w, NULL);
-  if (st != DFNET_STATUS_OK) {
-    rc = cli__fail(st, "call %s %s not started", args[0], args[1]);
-    goto ready;
-  }
+  return CLI_EXIT_OK;
+}
+
+static int call_request(cli_run_t *run) {
+  call_state_t *s = run->ctx;
+  call_wait_t *w = &s->w;
+  dfnet_client_call_options_t co = {.deadline_ms = (uint32_t)s->timeout,
+                                    .credit = (uint32_t)s->credit};
+  dfnet_status_t st =
+      dfnet_client_call_start(run->client, run->args[0], run->args[1], s->payload.data,
+                              s->payload.len, &co, call_message, call_done, w, NULL);
+  if (st != DFNET_STATUS_OK)
+    return cli__fail(st, "call %s %s not started", run->args[0], run->args[1]);
   char b;
-  while (read(w.fd[0], &b, 1) < 0 && errno == EINTR) {
+  while (read(w->fd[0], &b, 1) < 0 && errno == EINTR) {
   }
   fflush(stdout);
-  if (w.status != DFNET_STATUS_OK) {
-    rc = cli__fail(w.status, "%s", w.message[0] ? w.message : dfnet_status_description(w.status));
-  } else if (out->write_failed) {
-    rc = cli__fail(DFNET_STATUS_UNAVAILABLE, "writing the reply failed");
-  } else if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "target", args[0]);
-    cJSON_AddStringToObject(doc, "method", args[1]);
-    cJSON_AddStringToObject(doc, "status", "OK");
-    cJSON_AddItemToObject(doc, "messages", out->messages);
-    out->messages = NULL;
-    rc = cli__json_print(doc);
+  if (w->status != DFNET_STATUS_OK)
+    return cli__fail(w->status, "%s",
+                     w->message[0] ? w->message : dfnet_status_description(w->status));
+  if (w->out.write_failed)
+    return cli__fail(DFNET_STATUS_UNAVAILABLE, "writing the reply failed");
+  return CLI_EXIT_OK;
+}
+
+/* --json: the replies, after the call ended well (printed as they came otherwise). */
+static cJSON *call_json(cli_run_t *run) {
+  call_state_t *s = run->ctx;
+  cJSON *doc = cJSON_CreateObject();
+  cJSON_AddStringToObject(doc, "target", run->args[0]);
+  cJSON_AddStringToObject(doc, "method", run->args[1]);
+  cJSON_AddStringToObject(doc, "status", "OK");
+  cJSON_AddItemToObject(doc, "messages", s->w.out.messages);
+  s->w.out.messages = NULL;
+  return doc;
+}
+
+static void call_release(cli_run_t *run) {
+  call_state_t *s = run->ctx;
+  cJSON_Delete(s->w.out.messages);
+  if (s->w.fd[0] >= 0) {
+    close(s->w.fd[0]);
+    close(s->w.fd[1]);
   }
-ready:
-  dfnet_client_close(c);
-  cJSON_Delete(out->messages);
-  close(w.fd[0]);
-  close(w.fd[1]);
-  free(req);
-  return rc;
+  free(s->payload.data);
+}
+
+int cmd_call(int argc, char **argv) {
+  static const cli_command_ops_t ops = {call_prepare, call_request, call_json, NULL, call_release};
+  call_state_t s = {.w = {.status = DFNET_STATUS_OK, .fd = {-1, -1}}, .credit = 16};
+  const cli_option_t opts[] = {
+      CLI_OPT_DATA(&s.payload, "the request message"),
+      {"timeout", 't', CLI_OPT_UINT, &s.timeout, 1, 86400000, "MS", "the call's deadline"},
+      {"credit", 0, CLI_OPT_UINT, &s.credit, 1, 65536, "N",
+       "streaming: replies in flight before we grant more (default 16)"},
+      {"raw", 0, CLI_OPT_FLAG, &s.w.out.raw, 0, 0, NULL, "write reply payloads as raw bytes"},
+      CLI_OPT_JSON(&s.w.out.json),
+      CLI_OPT_END};
+  const cli_syntax_t syn = {
+      .usage = "call TARGET METHOD [--data-hex H | --data-file F] [--timeout MS] [--raw] [--json]",
+      .about = "Call METHOD on the driver serving TARGET (role operator). Each reply message is "
+               "printed as one line of hex (or written raw with --raw); a server-streaming method "
+               "prints one line per message until the stream ends.",
+      .options = opts,
+      .min_args = 2,
+      .max_args = 2,
+      .args_help = CLI_TARGET_HELP("a", "<class>") "  METHOD   /<package>.<Service>/<Method>, "
+                                                   "e.g. /dfnet.hw.rng.Rng/Read\n"};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }
 
 /* ---- rng read ------------------------------------------------------------------------ */
 
 #define RNG_READ_MAX 65536u
 
-int cmd_rng_read(int argc, char **argv) {
-  bool hex = false, json = false;
-  const char *out_file = NULL;
-  uint64_t timeout = 30000;
-  const cli_option_t opts[] = {
-      {"hex", 0, CLI_OPT_FLAG, &hex, 0, 0, NULL, "print the bytes as hex"},
-      {"out", 'o', CLI_OPT_STRING, &out_file, 0, 0, "FILE", "write the raw bytes to FILE"},
-      {"timeout", 't', CLI_OPT_UINT, &timeout, 1, 86400000, "MS",
-       "the call's deadline (default 30000)"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "rng read TARGET N [--hex | --out FILE | --json] [--timeout MS]",
-      "Read N bytes of entropy from a hardware RNG (/dfnet.hw.rng.Rng/Read). Output: --hex "
-      "prints hex, --out writes raw bytes to FILE; otherwise raw bytes when stdout is not a "
-      "terminal, hex when it is.",
-      opts,
-      2,
-      2,
-      "  TARGET   the RNG's node moniker or class/rng/<NNN>\n"
-      "  N        how many bytes, 1..65536\n"};
-  const char *args[2];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  char *end = NULL;
-  errno = 0;
-  unsigned long long n = strtoull(args[1], &end, 0);
-  if (args[1][0] == '-' || errno != 0 || end == args[1] || *end != '\0' || n < 1 ||
-      n > RNG_READ_MAX)
-    return cli__usage("N must be a number in 1..%u, not '%s'", RNG_READ_MAX, args[1]);
-  if ((hex ? 1 : 0) + (out_file ? 1 : 0) + (json ? 1 : 0) > 1)
+typedef struct rng_read {
+  cli_unary_t call; /* first: cli__unary_request */
+  cli_bytes_out_t out;
+  uint64_t count; /* N */
+} rng_read_t;
+
+static int rng_read_prepare(cli_run_t *run) {
+  rng_read_t *s = run->ctx;
+  if (!dfnet_cmdline_uint(run->args[1], 0, 1, RNG_READ_MAX, &s->count))
+    return cli__usage("N must be a number in 1..%u, not '%s'", RNG_READ_MAX, run->args[1]);
+  if ((s->out.hex ? 1 : 0) + (s->out.out_file ? 1 : 0) + (s->out.json ? 1 : 0) > 1)
     return cli__usage("--hex, --out and --json exclude each other");
-  cli_pb_t *pb = calloc(1, sizeof *pb);
-  if (pb == NULL)
-    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  cli__pb_varint(pb, 1, n); /* ReadRequest.count */
-  dfnet_client_t *c = NULL;
-  uint8_t *reply = NULL;
-  size_t reply_len = 0;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    goto done;
-  dfnet_client_call_options_t co = {.deadline_ms = (uint32_t)timeout};
-  dfnet_client_error_t err;
-  if (dfnet_client_call(c, args[0], "/dfnet.hw.rng.Rng/Read", pb->buf, pb->len, &co, &reply,
-                        &reply_len, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto done;
-  }
-  const uint8_t *data = NULL;
-  size_t data_len = 0;
-  if (cli__pb_find_bytes(reply, reply_len, 1, &data, &data_len) < 0) { /* ReadReply.data */
-    rc = cli__fail(DFNET_STATUS_DATA_LOSS, "malformed ReadReply (%zu bytes)", reply_len);
-    goto done;
-  }
-  if (data_len != n)
-    fprintf(stderr, "dfnet: warning: asked for %llu bytes, got %zu\n", n, data_len);
-  if (out_file != NULL) {
-    int fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || cli__write_all(fd, data, data_len) != 0)
-      rc = cli__fail(DFNET_STATUS_UNAVAILABLE, "%s: %s", out_file, strerror(errno));
-    if (fd >= 0 && close(fd) != 0 && rc == CLI_EXIT_OK)
-      rc = cli__fail(DFNET_STATUS_UNAVAILABLE, "%s: %s", out_file, strerror(errno));
-  } else if (json || hex || isatty(STDOUT_FILENO)) {
-    char *h = cli__hex(data ? data : (const uint8_t *)"", data_len);
-    if (h == NULL) {
-      rc = cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    } else if (json) {
-      cJSON *doc = cJSON_CreateObject();
-      cJSON_AddStringToObject(doc, "target", args[0]);
-      cJSON_AddNumberToObject(doc, "count", (double)data_len);
-      cJSON_AddStringToObject(doc, "hex", h);
-      rc = cli__json_print(doc);
-    } else {
-      printf("%s\n", h);
-    }
-    free(h);
-  } else if (cli__write_all(STDOUT_FILENO, data, data_len) != 0) {
-    rc = cli__fail(DFNET_STATUS_UNAVAILABLE, "stdout: %s", strerror(errno));
-  }
-done:
-  free(reply);
-  dfnet_client_close(c);
-  free(pb);
+  int rc = cli__unary_new(&s->call);
+  if (rc == CLI_EXIT_OK)
+    cli__pb_varint(s->call.pb, 1, s->count); /* ReadRequest.count */
   return rc;
+}
+
+static int rng_read_print(cli_run_t *run) {
+  const rng_read_t *s = run->ctx;
+  const uint8_t *data = NULL;
+  size_t len = 0;
+  if (cli__pb_find_bytes(s->call.reply, s->call.reply_len, 1, &data, &len) < 0) /* .data */
+    return cli__fail(DFNET_STATUS_DATA_LOSS, "malformed ReadReply (%zu bytes)", s->call.reply_len);
+  if (len != s->count)
+    fprintf(stderr, "dfnet: warning: asked for %llu bytes, got %zu\n", (unsigned long long)s->count,
+            len);
+  cJSON *doc = NULL;
+  if (s->out.json) {
+    doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "target", run->args[0]);
+    cJSON_AddNumberToObject(doc, "count", (double)len);
+  }
+  return cli__bytes_print(&s->out, data, len, doc);
+}
+
+int cmd_rng_read(int argc, char **argv) {
+  static const cli_command_ops_t ops = {rng_read_prepare, cli__unary_request, NULL, rng_read_print,
+                                        cli__unary_release};
+  rng_read_t s = {.call = {.method = "/dfnet.hw.rng.Rng/Read", .deadline_ms = 30000},
+                  .out.raw_when_piped = true};
+  const cli_option_t opts[] = {
+      {"hex", 0, CLI_OPT_FLAG, &s.out.hex, 0, 0, NULL, "print the bytes as hex"},
+      {"out", 'o', CLI_OPT_STRING, &s.out.out_file, 0, 0, "FILE", "write the raw bytes to FILE"},
+      {"timeout", 't', CLI_OPT_UINT, &s.call.deadline_ms, 1, 86400000, "MS",
+       "the call's deadline (default 30000)"},
+      CLI_OPT_JSON(&s.out.json),
+      CLI_OPT_END};
+  const cli_syntax_t syn = {
+      .usage = "rng read TARGET N [--hex | --out FILE | --json] [--timeout MS]",
+      .about =
+          "Read N bytes of entropy from a hardware RNG (/dfnet.hw.rng.Rng/Read). Output: "
+          "--hex prints hex, --out writes raw bytes to FILE; otherwise raw bytes when stdout "
+          "is not a terminal, hex when it is.",
+      .options = opts,
+      .min_args = 2,
+      .max_args = 2,
+      .args_help = CLI_TARGET_HELP("the RNG's", "rng") "  N        how many bytes, 1..65536\n"};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }

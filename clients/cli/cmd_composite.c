@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
+#include "lib/cmdline.h"
 
 #define SPEC_FILE_MAX (1u << 20)
 #define SPEC_NAME_MAX 128     /* a node name (CompositeNodeSpec.name: 129 with the NUL) */
@@ -59,6 +60,27 @@ static void join(char *at, size_t cap, const char *path, const char *suffix) {
   at[a + b] = '\0';
 }
 
+/* at = path + ".<array>[<i>]": the path of an array's item (cut to cap). */
+static void item_path(char *at, size_t cap, const char *path, const char *array, size_t i) {
+  char idx[48];
+  snprintf(idx, sizeof idx, ".%s[%zu]", array, i);
+  join(at, cap, path, idx);
+}
+
+static const char *type_name(const cJSON *j) {
+  if (cJSON_IsNumber(j))
+    return "a number";
+  if (cJSON_IsString(j))
+    return "a string";
+  if (cJSON_IsBool(j))
+    return "a bool";
+  if (cJSON_IsNull(j))
+    return "null";
+  if (cJSON_IsArray(j))
+    return "an array";
+  return cJSON_IsObject(j) ? "an object" : "something else";
+}
+
 /* Every member of object `o` is one of `fields` (NULL-terminated), given once. */
 static int check_fields(const spec_t *s, const cJSON *o, const char *path,
                         const char *const *fields, const char *what) {
@@ -81,18 +103,12 @@ static int check_fields(const spec_t *s, const cJSON *o, const char *path,
   return CLI_EXIT_OK;
 }
 
-static const char *type_name(const cJSON *j) {
-  if (cJSON_IsNumber(j))
-    return "a number";
-  if (cJSON_IsString(j))
-    return "a string";
-  if (cJSON_IsBool(j))
-    return "a bool";
-  if (cJSON_IsNull(j))
-    return "null";
-  if (cJSON_IsArray(j))
-    return "an array";
-  return cJSON_IsObject(j) ? "an object" : "something else";
+/* j is an object (else "<its type>; <what> is <form>") with only the given fields. */
+static int check_object(const spec_t *s, const cJSON *j, const char *path, const char *what,
+                        const char *form, const char *const *fields) {
+  if (!cJSON_IsObject(j))
+    return spec_fail(s, path, "%s; %s is %s", type_name(j), what, form);
+  return check_fields(s, j, path, fields, what);
 }
 
 /* A JSON number that is a whole number in 0..2^32-1. */
@@ -106,10 +122,8 @@ static bool as_uint32(const cJSON *j, uint32_t *out) {
 
 /* A string "0x1af4" or "6900" as a uint32. */
 static bool text_uint32(const char *t, uint32_t *out) {
-  char *end = NULL;
-  errno = 0;
-  unsigned long long v = strtoull(t, &end, 0);
-  if (t[0] == '-' || t[0] == '\0' || errno != 0 || *end != '\0' || v > 0xffffffffull)
+  uint64_t v = 0;
+  if (!dfnet_cmdline_uint(t, 0, 0, 0xffffffffu, &v))
     return false;
   *out = (uint32_t)v;
   return true;
@@ -121,24 +135,28 @@ static int string_fits(const spec_t *s, const char *path, const char *v, size_t 
   return CLI_EXIT_OK;
 }
 
-/* A key: a number (an integer key, fuchsia.BIND_*'s deprecated numbering) or a string. */
-static int parse_key(const spec_t *s, const cJSON *j, const char *path, const char **str_key,
+/* The "key" member of object o: a number (an integer key, fuchsia.BIND_*'s deprecated
+ * numbering) or a string. */
+static int parse_key(const spec_t *s, const cJSON *o, const char *path, const char **str_key,
                      uint32_t *int_key) {
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "key");
+  char at[300];
+  join(at, sizeof at, path, ".key");
   if (j == NULL)
-    return spec_fail(s, path,
+    return spec_fail(s, at,
                      "missing (a key: a string such as \"fuchsia.BIND_PROTOCOL\", or "
                      "an integer key)");
   if (cJSON_IsString(j)) {
     if (j->valuestring[0] == '\0')
-      return spec_fail(s, path, "an empty key");
+      return spec_fail(s, at, "an empty key");
     *str_key = j->valuestring;
-    return string_fits(s, path, j->valuestring, SPEC_KEY_MAX);
+    return string_fits(s, at, j->valuestring, SPEC_KEY_MAX);
   }
   if (as_uint32(j, int_key)) {
     *str_key = NULL;
     return CLI_EXIT_OK;
   }
-  return spec_fail(s, path, "%s; a key is a string or an integer in 0..4294967295", type_name(j));
+  return spec_fail(s, at, "%s; a key is a string or an integer in 0..4294967295", type_name(j));
 }
 
 /* A value: a number (uint), a string, true/false, or {"type": "uint"|"string"|"bool"|"enum",
@@ -234,20 +252,14 @@ static int get_array(const spec_t *s, const cJSON *o, const char *name, const ch
 
 static int parse_rule(spec_t *s, const cJSON *j, const char *path, size_t p, size_t r) {
   dfnet_client_bind_rule_t *rule = &s->rules[p][r];
-  if (!cJSON_IsObject(j))
-    return spec_fail(s, path,
-                     "%s; a bind rule is {\"key\": ..., \"condition\": ..., \"values\": "
-                     "[...]}",
-                     type_name(j));
   static const char *const fields[] = {"key", "condition", "values", NULL};
-  int rc = check_fields(s, j, path, fields, "a bind rule");
-  char at[300];
-  join(at, sizeof at, path, ".key");
+  int rc = check_object(s, j, path, "a bind rule",
+                        "{\"key\": ..., \"condition\": ..., \"values\": [...]}", fields);
   if (rc == CLI_EXIT_OK)
-    rc = parse_key(s, cJSON_GetObjectItemCaseSensitive(j, "key"), at, &rule->str_key,
-                   &rule->int_key);
+    rc = parse_key(s, j, path, &rule->str_key, &rule->int_key);
   if (rc != CLI_EXIT_OK)
     return rc;
+  char at[300];
   const cJSON *cond = cJSON_GetObjectItemCaseSensitive(j, "condition");
   join(at, sizeof at, path, ".condition");
   const char *c = cJSON_IsString(cond) ? cond->valuestring : "";
@@ -266,9 +278,7 @@ static int parse_rule(spec_t *s, const cJSON *j, const char *path, size_t p, siz
     return rc;
   size_t i = 0;
   for (const cJSON *v = values->child; v != NULL; v = v->next, i++) {
-    char idx[32];
-    snprintf(idx, sizeof idx, ".values[%zu]", i);
-    join(at, sizeof at, path, idx);
+    item_path(at, sizeof at, path, "values", i);
     if ((rc = parse_value(s, v, at, SPEC_RULE_STR_MAX, &s->values[p][r][i])) != CLI_EXIT_OK)
       return rc;
   }
@@ -279,15 +289,11 @@ static int parse_rule(spec_t *s, const cJSON *j, const char *path, size_t p, siz
 
 static int parse_property(spec_t *s, const cJSON *j, const char *path,
                           dfnet_client_property_t *prop) {
-  if (!cJSON_IsObject(j))
-    return spec_fail(s, path, "%s; a property is {\"key\": ..., \"value\": ...}", type_name(j));
   static const char *const fields[] = {"key", "value", NULL};
-  int rc = check_fields(s, j, path, fields, "a property");
-  char at[300];
-  join(at, sizeof at, path, ".key");
+  int rc = check_object(s, j, path, "a property", "{\"key\": ..., \"value\": ...}", fields);
   if (rc == CLI_EXIT_OK)
-    rc = parse_key(s, cJSON_GetObjectItemCaseSensitive(j, "key"), at, &prop->str_key,
-                   &prop->int_key);
+    rc = parse_key(s, j, path, &prop->str_key, &prop->int_key);
+  char at[300];
   join(at, sizeof at, path, ".value");
   if (rc == CLI_EXIT_OK)
     rc = parse_value(s, cJSON_GetObjectItemCaseSensitive(j, "value"), at, SPEC_PROP_STR_MAX, prop);
@@ -295,11 +301,9 @@ static int parse_property(spec_t *s, const cJSON *j, const char *path,
 }
 
 static int parse_parent(spec_t *s, const cJSON *j, const char *path, size_t p) {
-  if (!cJSON_IsObject(j))
-    return spec_fail(s, path, "%s; a parent is {\"bind_rules\": [...], \"properties\": [...]}",
-                     type_name(j));
   static const char *const fields[] = {"bind_rules", "properties", NULL};
-  int rc = check_fields(s, j, path, fields, "a parent");
+  int rc = check_object(s, j, path, "a parent", "{\"bind_rules\": [...], \"properties\": [...]}",
+                        fields);
   const cJSON *rules = NULL, *props = NULL;
   if (rc == CLI_EXIT_OK)
     rc = get_array(s, j, "bind_rules", path, 1, SPEC_RULES_MAX, &rules);
@@ -308,18 +312,14 @@ static int parse_parent(spec_t *s, const cJSON *j, const char *path, size_t p) {
   char at[300];
   size_t i = 0;
   for (const cJSON *r = rules ? rules->child : NULL; rc == CLI_EXIT_OK && r; r = r->next, i++) {
-    char idx[32];
-    snprintf(idx, sizeof idx, ".bind_rules[%zu]", i);
-    join(at, sizeof at, path, idx);
+    item_path(at, sizeof at, path, "bind_rules", i);
     rc = parse_rule(s, r, at, p, i);
   }
   s->parents[p].rule_count = i;
   s->parents[p].rules = s->rules[p];
   i = 0;
   for (const cJSON *k = props ? props->child : NULL; rc == CLI_EXIT_OK && k; k = k->next, i++) {
-    char idx[32];
-    snprintf(idx, sizeof idx, ".properties[%zu]", i);
-    join(at, sizeof at, path, idx);
+    item_path(at, sizeof at, path, "properties", i);
     rc = parse_property(s, k, at, &s->properties[p][i]);
   }
   s->parents[p].property_count = i;
@@ -362,11 +362,9 @@ static int parse_spec(spec_t *s, const char *text, size_t len, cJSON **doc) {
                         col);
     }
   const cJSON *root = *doc;
-  if (!cJSON_IsObject(root))
-    return spec_fail(s, "", "%s; a composite node spec is {\"name\": ..., \"parents\": [...]}",
-                     type_name(root));
   static const char *const fields[] = {"name", "parents", NULL};
-  int rc = check_fields(s, root, "", fields, "a composite node spec");
+  int rc = check_object(s, root, "", "a composite node spec", "{\"name\": ..., \"parents\": [...]}",
+                        fields);
   if (rc != CLI_EXIT_OK)
     return rc;
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
@@ -392,69 +390,76 @@ static int parse_spec(spec_t *s, const char *text, size_t len, cJSON **doc) {
   return rc;
 }
 
-int cmd_composite_add(int argc, char **argv) {
-  bool json = false;
-  const cli_option_t opts[] = {
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "composite add SPEC.json [--json]",
-      "Add a composite node spec (role admin): a name and 1..4 parents, each with the bind "
-      "rules a node must match and the properties the composite sees (Fuchsia's "
-      "CompositeNodeSpec). The file's format: clients/cli/JSON.md \"composite add\". The "
-      "file is checked before anything is sent; a mistake names the field (exit 2).",
-      opts,
-      1,
-      1,
-      "  SPEC.json  the spec, a JSON file\n"};
-  const char *args[1];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  uint8_t *text = NULL;
+typedef struct composite_add {
+  uint8_t *text; /* the file, NUL-terminated */
+  spec_t *spec;
+  cJSON *doc; /* the file's document: the spec's strings */
+} composite_add_t;
+
+/* The whole file read and checked before anything is sent. */
+static int composite_add_prepare(cli_run_t *run) {
+  composite_add_t *s = run->ctx;
+  const char *file = run->args[0];
   size_t len = 0;
-  if (cli__read_file(args[0], SPEC_FILE_MAX, &text, &len) != 0)
-    return cli__usage("%s: %s", args[0],
+  if (cli__read_file(file, SPEC_FILE_MAX, &s->text, &len) != 0)
+    return cli__usage("%s: %s", file,
                       errno == EFBIG ? "over 1 MiB: not a composite node spec" : strerror(errno));
-  uint8_t *z = realloc(text, len + 1); /* NUL-terminated for the messages' excerpts */
-  if (z == NULL) {
-    free(text);
+  uint8_t *z = realloc(s->text, len + 1); /* NUL-terminated for the messages' excerpts */
+  if (z == NULL)
     return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  }
-  text = z;
-  text[len] = '\0';
-  spec_t *s = calloc(1, sizeof *s);
-  cJSON *doc = NULL;
-  dfnet_client_t *c = NULL;
-  if (s == NULL) {
-    rc = cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto done;
-  }
-  s->file = args[0];
-  if ((rc = parse_spec(s, (const char *)text, len, &doc)) != CLI_EXIT_OK)
-    goto done;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    goto done;
+  s->text = z;
+  s->text[len] = '\0';
+  if ((s->spec = calloc(1, sizeof *s->spec)) == NULL)
+    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  s->spec->file = file;
+  return parse_spec(s->spec, (const char *)s->text, len, &s->doc);
+}
+
+static int composite_add_request(cli_run_t *run) {
+  const composite_add_t *s = run->ctx;
   dfnet_client_error_t err;
-  if (dfnet_client_add_composite_node_spec(c, s->name, s->parents, s->parent_count, &err) !=
-      DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto done;
-  }
-  if (json) {
-    cJSON *out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "name", s->name);
-    cJSON_AddNumberToObject(out, "parents", (double)s->parent_count);
-    rc = cli__json_print(out);
-  } else {
-    printf("Added composite node spec %s (%zu parent%s).\n", s->name, s->parent_count,
-           s->parent_count == 1 ? "" : "s");
-  }
-done:
-  dfnet_client_close(c);
-  cJSON_Delete(doc);
-  free(s);
-  free(text);
-  return rc;
+  return cli__status(dfnet_client_add_composite_node_spec(
+                         run->client, s->spec->name, s->spec->parents, s->spec->parent_count, &err),
+                     &err);
+}
+
+static cJSON *composite_add_json(cli_run_t *run) {
+  const composite_add_t *s = run->ctx;
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddStringToObject(out, "name", s->spec->name);
+  cJSON_AddNumberToObject(out, "parents", (double)s->spec->parent_count);
+  return out;
+}
+
+static int composite_add_print(cli_run_t *run) {
+  const composite_add_t *s = run->ctx;
+  printf("Added composite node spec %s (%zu parent%s).\n", s->spec->name, s->spec->parent_count,
+         s->spec->parent_count == 1 ? "" : "s");
+  return CLI_EXIT_OK;
+}
+
+static void composite_add_release(cli_run_t *run) {
+  composite_add_t *s = run->ctx;
+  cJSON_Delete(s->doc);
+  free(s->spec);
+  free(s->text);
+}
+
+int cmd_composite_add(int argc, char **argv) {
+  static const cli_command_ops_t ops = {composite_add_prepare, composite_add_request,
+                                        composite_add_json, composite_add_print,
+                                        composite_add_release};
+  static const cli_syntax_t syn = {
+      .usage = "composite add SPEC.json [--json]",
+      .about =
+          "Add a composite node spec (role admin): a name and 1..4 parents, each with the "
+          "bind rules a node must match and the properties the composite sees (Fuchsia's "
+          "CompositeNodeSpec). The file's format: clients/cli/JSON.md \"composite add\". "
+          "The file is checked before anything is sent; a mistake names the field (exit 2).",
+      .options = cli_json_options,
+      .min_args = 1,
+      .max_args = 1,
+      .args_help = "  SPEC.json  the spec, a JSON file\n"};
+  composite_add_t s = {0};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }

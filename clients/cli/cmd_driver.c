@@ -110,197 +110,226 @@ static void driver_print_verbose(const dfnet_client_driver_t *d) {
   printf("\n");
 }
 
-int cmd_driver_list(int argc, char **argv) {
-  bool json = false, verbose = false, loaded = false;
-  const cli_option_t opts[] = {
-      {"verbose", 'v', CLI_OPT_FLAG, &verbose, 0, 0, NULL,
-       "categories, devices and the bind rules dump"},
-      {"loaded", 0, CLI_OPT_FLAG, &loaded, 0, 0, NULL, "only drivers bound to a node"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"driver list [-v] [--loaded] [--json]",
-                            "List the driver index: `name: url` per driver, or with -v as "
-                            "`ffx driver list -v` does.",
-                            opts,
-                            0,
-                            0,
-                            NULL};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_driver_list_t *l = NULL;
+/* ---- driver list ---------------------------------------------------------------------- */
+
+typedef struct driver_list {
+  bool json, verbose, loaded;
+  dfnet_client_driver_list_t *list;
+} driver_list_t;
+
+static int driver_list_request(cli_run_t *run) {
+  driver_list_t *s = run->ctx;
   dfnet_client_error_t err;
-  if (dfnet_client_list_drivers(c, loaded, verbose, NULL, &l, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto listed;
+  return cli__status(
+      dfnet_client_list_drivers(run->client, s->loaded, s->verbose, NULL, &s->list, &err), &err);
+}
+
+static cJSON *driver_list_json(cli_run_t *run) {
+  const driver_list_t *s = run->ctx;
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(doc, "drivers");
+  for (size_t i = 0; i < s->list->count; i++)
+    cJSON_AddItemToArray(arr, driver_json(&s->list->items[i], s->verbose));
+  return doc;
+}
+
+static int driver_list_print(cli_run_t *run) {
+  const driver_list_t *s = run->ctx;
+  for (size_t i = 0; i < s->list->count; i++) {
+    if (s->verbose)
+      driver_print_verbose(&s->list->items[i]);
+    else
+      printf("%-20s: %s\n", s->list->items[i].name, s->list->items[i].url);
   }
-  if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(doc, "drivers");
-    for (size_t i = 0; i < l->count; i++)
-      cJSON_AddItemToArray(arr, driver_json(&l->items[i], verbose));
-    rc = cli__json_print(doc);
-  } else {
-    for (size_t i = 0; i < l->count; i++) {
-      if (verbose)
-        driver_print_verbose(&l->items[i]);
-      else
-        printf("%-20s: %s\n", l->items[i].name, l->items[i].url);
-    }
-  }
-listed:
-  dfnet_client_driver_list_free(l);
-  dfnet_client_close(c);
-  return rc;
+  return CLI_EXIT_OK;
+}
+
+static void driver_list_release(cli_run_t *run) {
+  driver_list_t *s = run->ctx;
+  dfnet_client_driver_list_free(s->list);
+}
+
+int cmd_driver_list(int argc, char **argv) {
+  static const cli_command_ops_t ops = {NULL, driver_list_request, driver_list_json,
+                                        driver_list_print, driver_list_release};
+  driver_list_t s = {0};
+  const cli_option_t opts[] = {
+      {"verbose", 'v', CLI_OPT_FLAG, &s.verbose, 0, 0, NULL,
+       "categories, devices and the bind rules dump"},
+      {"loaded", 0, CLI_OPT_FLAG, &s.loaded, 0, 0, NULL, "only drivers bound to a node"},
+      CLI_OPT_JSON(&s.json),
+      CLI_OPT_END};
+  const cli_syntax_t syn = {.usage = "driver list [-v] [--loaded] [--json]",
+                            .about =
+                                "List the driver index: `name: url` per driver, or with -v "
+                                "as `ffx driver list -v` does.",
+                            .options = opts};
+  return cli__run(argc, argv, &syn, &ops, &s);
+}
+
+/* ---- driver register ------------------------------------------------------------------ */
+
+/* What register, restart and unregister say with --json: {"url": url, <key>: value}. */
+static cJSON *driver_change_json(const char *url, const char *key, cJSON *value) {
+  cJSON *doc = cJSON_CreateObject();
+  cJSON_AddStringToObject(doc, "url", url);
+  cJSON_AddItemToObject(doc, key, value);
+  return doc;
+}
+
+typedef struct driver_register {
+  bool already; /* the very same package (SHA-256) registered before: nothing changed */
+  char url[256];
+} driver_register_t;
+
+static int driver_register_request(cli_run_t *run) {
+  driver_register_t *s = run->ctx;
+  dfnet_client_error_t err;
+  dfnet_status_t st =
+      dfnet_client_driver_register(run->client, run->args[0], s->url, sizeof s->url, &err);
+  s->already = st == DFNET_STATUS_OK && strncmp(err.message, "already registered", 18) == 0;
+  return cli__status(st, &err);
+}
+
+static cJSON *driver_register_json(cli_run_t *run) {
+  const driver_register_t *s = run->ctx;
+  return driver_change_json(s->url, "already_registered", cJSON_CreateBool(s->already));
+}
+
+static int driver_register_print(cli_run_t *run) {
+  const driver_register_t *s = run->ctx;
+  printf("%s %s\n", s->already ? "Already registered" : "Registered", s->url);
+  return CLI_EXIT_OK;
 }
 
 int cmd_driver_register(int argc, char **argv) {
-  bool json = false;
-  const cli_option_t opts[] = {
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "driver register [--json] PKGDIR",
-      "Pack a driver package directory (meta/<name>.json, meta/bind/<name>.bindbc, "
-      "driver/<name>.so) and register it with the manager (role admin). Registering the "
-      "very same package again (the same SHA-256) changes nothing and exits 0 (\"Already "
-      "registered\").",
-      opts,
-      1,
-      1,
-      "  PKGDIR   the package directory\n"};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  char url[256];
+  static const cli_command_ops_t ops = {NULL, driver_register_request, driver_register_json,
+                                        driver_register_print, NULL};
+  static const cli_syntax_t syn = {
+      .usage = "driver register [--json] PKGDIR",
+      .about =
+          "Pack a driver package directory (meta/<name>.json, meta/bind/<name>.bindbc, "
+          "driver/<name>.so) and register it with the manager (role admin). Registering "
+          "the very same package again (the same SHA-256) changes nothing and exits 0 "
+          "(\"Already registered\").",
+      .options = cli_json_options,
+      .min_args = 1,
+      .max_args = 1,
+      .args_help = "  PKGDIR   the package directory\n"};
+  driver_register_t s = {0};
+  return cli__run(argc, argv, &syn, &ops, &s);
+}
+
+/* ---- driver disable / enable ---------------------------------------------------------- */
+
+static int driver_toggle_request(cli_run_t *run) {
+  const bool *enable = run->ctx;
   dfnet_client_error_t err;
-  if (dfnet_client_driver_register(c, args[0], url, sizeof url, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-  } else {
-    /* the very same package (SHA-256) registered before: nothing changed (exit 0) */
-    bool already = strncmp(err.message, "already registered", 18) == 0;
-    if (json) {
-      cJSON *doc = cJSON_CreateObject();
-      cJSON_AddStringToObject(doc, "url", url);
-      cJSON_AddBoolToObject(doc, "already_registered", already);
-      rc = cli__json_print(doc);
-    } else {
-      printf("%s %s\n", already ? "Already registered" : "Registered", url);
-    }
-  }
-  dfnet_client_close(c);
-  return rc;
+  dfnet_status_t st = *enable ? dfnet_client_driver_enable(run->client, run->args[0], &err)
+                              : dfnet_client_driver_disable(run->client, run->args[0], &err);
+  return cli__status(st, &err);
+}
+
+static int driver_toggle_print(cli_run_t *run) {
+  const bool *enable = run->ctx;
+  printf("%s %s\n", *enable ? "Enabled" : "Disabled", run->args[0]);
+  return CLI_EXIT_OK;
 }
 
 static int driver_toggle(int argc, char **argv, bool enable) {
-  const cli_syntax_t syn = {enable ? "driver enable DRIVER" : "driver disable DRIVER",
-                            enable ? "Enable a disabled driver (role admin): unbound nodes are "
-                                     "matched against it again."
-                                   : "Disable a driver (role admin): it matches no new node; "
-                                     "running instances keep running.",
-                            NULL,
-                            1,
-                            1,
-                            DRIVER_ARG_HELP};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_error_t err;
-  dfnet_status_t st = enable ? dfnet_client_driver_enable(c, args[0], &err)
-                             : dfnet_client_driver_disable(c, args[0], &err);
-  if (st != DFNET_STATUS_OK)
-    rc = cli__fail_err(&err);
-  else
-    printf("%s %s\n", enable ? "Enabled" : "Disabled", args[0]);
-  dfnet_client_close(c);
-  return rc;
+  static const cli_command_ops_t ops = {NULL, driver_toggle_request, NULL, driver_toggle_print,
+                                        NULL};
+  const cli_syntax_t syn = {
+      .usage = enable ? "driver enable DRIVER" : "driver disable DRIVER",
+      .about = enable ? "Enable a disabled driver (role admin): unbound nodes are matched "
+                        "against it again."
+                      : "Disable a driver (role admin): it matches no new node; running "
+                        "instances keep running.",
+      .min_args = 1,
+      .max_args = 1,
+      .args_help = DRIVER_ARG_HELP};
+  return cli__run(argc, argv, &syn, &ops, &enable);
 }
 
 int cmd_driver_disable(int argc, char **argv) { return driver_toggle(argc, argv, false); }
 int cmd_driver_enable(int argc, char **argv) { return driver_toggle(argc, argv, true); }
 
-int cmd_driver_restart(int argc, char **argv) {
-  bool json = false;
-  const cli_option_t opts[] = {
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"driver restart [--json] DRIVER",
-                            "Restart every driver host running the driver (role admin).",
-                            opts,
-                            1,
-                            1,
-                            DRIVER_ARG_HELP};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  if (!json) {
-    printf("Restarting driver hosts containing %s\n", args[0]);
+/* ---- driver restart / unregister ------------------------------------------------------ */
+
+/* What restart and unregister say about a driver. */
+typedef struct driver_change {
+  uint32_t count; /* driver hosts restarted; nodes the driver was stopped on */
+  char url[256];
+} driver_change_t;
+
+/* restart and unregister: one DRIVER, --json. */
+static int driver_change(int argc, char **argv, const cli_command_ops_t *ops, const char *usage,
+                         const char *about) {
+  const cli_syntax_t syn = {.usage = usage,
+                            .about = about,
+                            .options = cli_json_options,
+                            .min_args = 1,
+                            .max_args = 1,
+                            .args_help = DRIVER_ARG_HELP};
+  driver_change_t s = {0};
+  return cli__run(argc, argv, &syn, ops, &s);
+}
+
+static int driver_restart_request(cli_run_t *run) {
+  driver_change_t *s = run->ctx;
+  if (!run->json) {
+    printf("Restarting driver hosts containing %s\n", run->args[0]);
     fflush(stdout);
   }
-  uint32_t n = 0;
   dfnet_client_error_t err;
-  if (dfnet_client_driver_restart(c, args[0], &n, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-  } else if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "url", args[0]);
-    cJSON_AddNumberToObject(doc, "restarted_driver_hosts", n);
-    rc = cli__json_print(doc);
-  } else {
-    printf("Restarted %u driver host(s).\n", n);
-  }
-  dfnet_client_close(c);
-  return rc;
+  return cli__status(dfnet_client_driver_restart(run->client, run->args[0], &s->count, &err), &err);
+}
+
+static cJSON *driver_restart_json(cli_run_t *run) {
+  const driver_change_t *s = run->ctx;
+  return driver_change_json(run->args[0], "restarted_driver_hosts", cJSON_CreateNumber(s->count));
+}
+
+static int driver_restart_print(cli_run_t *run) {
+  const driver_change_t *s = run->ctx;
+  printf("Restarted %u driver host(s).\n", s->count);
+  return CLI_EXIT_OK;
+}
+
+int cmd_driver_restart(int argc, char **argv) {
+  static const cli_command_ops_t ops = {NULL, driver_restart_request, driver_restart_json,
+                                        driver_restart_print, NULL};
+  return driver_change(argc, argv, &ops, "driver restart [--json] DRIVER",
+                       "Restart every driver host running the driver (role admin).");
+}
+
+static int driver_unregister_request(cli_run_t *run) {
+  driver_change_t *s = run->ctx;
+  dfnet_client_error_t err;
+  return cli__status(dfnet_client_driver_unregister(run->client, run->args[0], &s->count, s->url,
+                                                    sizeof s->url, &err),
+                     &err);
+}
+
+static cJSON *driver_unregister_json(cli_run_t *run) {
+  const driver_change_t *s = run->ctx;
+  return driver_change_json(s->url, "stopped_nodes", cJSON_CreateNumber(s->count));
+}
+
+static int driver_unregister_print(cli_run_t *run) {
+  const driver_change_t *s = run->ctx;
+  printf("Unregistered %s: stopped on %u node(s), which are matched again.\n", s->url, s->count);
+  return CLI_EXIT_OK;
 }
 
 int cmd_driver_unregister(int argc, char **argv) {
-  bool json = false;
-  const cli_option_t opts[] = {
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "driver unregister [--json] DRIVER",
-      "Unregister a registered driver (role admin): it is stopped on every node it was bound "
-      "to, those nodes are matched again (another driver or a fallback binds them, or they "
-      "stay unbound with the reason), and its package leaves the manager's state directory, "
-      "so it does not come back after a restart. A boot driver (--drivers DIR) cannot be "
-      "unregistered: disable it.",
-      opts,
-      1,
-      1,
-      DRIVER_ARG_HELP};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  uint32_t nodes = 0;
-  char url[256];
-  dfnet_client_error_t err;
-  if (dfnet_client_driver_unregister(c, args[0], &nodes, url, sizeof url, &err) !=
-      DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-  } else if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "url", url);
-    cJSON_AddNumberToObject(doc, "stopped_nodes", nodes);
-    rc = cli__json_print(doc);
-  } else {
-    printf("Unregistered %s: stopped on %u node(s), which are matched again.\n", url, nodes);
-  }
-  dfnet_client_close(c);
-  return rc;
+  static const cli_command_ops_t ops = {NULL, driver_unregister_request, driver_unregister_json,
+                                        driver_unregister_print, NULL};
+  return driver_change(
+      argc, argv, &ops, "driver unregister [--json] DRIVER",
+      "Unregister a registered driver (role admin): it is stopped on every node it was bound to, "
+      "those nodes are matched again (another driver or a fallback binds them, or they stay "
+      "unbound with the reason), and its package leaves the manager's state directory, so it "
+      "does not come back after a restart. A boot driver (--drivers DIR) cannot be "
+      "unregistered: disable it.");
 }

@@ -26,76 +26,86 @@ static cJSON *strv_json(const char **v, size_t n) {
 
 /* ---- host list ------------------------------------------------------------------------ */
 
-int cmd_host_list(int argc, char **argv) {
-  bool json = false;
-  const cli_option_t opts[] = {
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"host list [--json]",
-                            "List the fleet's hosts: name, address, architecture, state, node "
-                            "and driver-host counts, since when connected, the version of its "
-                            "dfnet-host, labels.",
-                            opts,
-                            0,
-                            0,
-                            NULL};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_host_list_t *l = NULL;
+typedef struct host_list {
+  dfnet_client_host_list_t *list;
+} host_list_t;
+
+static int host_list_request(cli_run_t *run) {
+  host_list_t *s = run->ctx;
   dfnet_client_error_t err;
-  if (dfnet_client_list_hosts(c, NULL, &l, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto listed;
-  }
-  if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON *hosts = cJSON_AddArrayToObject(doc, "hosts");
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_host_t *h = &l->items[i];
-      cJSON *o = cJSON_CreateObject();
-      cJSON_AddStringToObject(o, "name", h->name);
-      cJSON_AddStringToObject(o, "address", h->address);
-      cJSON_AddStringToObject(o, "arch", h->arch);
-      cJSON_AddBoolToObject(o, "online", h->online);
-      cJSON_AddNumberToObject(o, "connected_since_ms", (double)h->connected_since_ms);
-      cJSON_AddNumberToObject(o, "node_count", h->node_count);
-      cJSON_AddNumberToObject(o, "driver_host_count", h->driver_host_count);
-      cJSON_AddItemToObject(o, "software_version", str_or_null(h->software_version));
-      cJSON *labels = cJSON_AddObjectToObject(o, "labels");
-      for (size_t k = 0; k < h->label_count; k++)
-        cJSON_AddStringToObject(labels, h->label_keys[k], h->label_values[k]);
-      cJSON_AddItemToArray(hosts, o);
-    }
-    rc = cli__json_print(doc);
-  } else if (l->count == 0) {
+  return cli__status(dfnet_client_list_hosts(run->client, NULL, &s->list, &err), &err);
+}
+
+static cJSON *host_json(const dfnet_client_host_t *h) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "name", h->name);
+  cJSON_AddStringToObject(o, "address", h->address);
+  cJSON_AddStringToObject(o, "arch", h->arch);
+  cJSON_AddBoolToObject(o, "online", h->online);
+  cJSON_AddNumberToObject(o, "connected_since_ms", (double)h->connected_since_ms);
+  cJSON_AddNumberToObject(o, "node_count", h->node_count);
+  cJSON_AddNumberToObject(o, "driver_host_count", h->driver_host_count);
+  cJSON_AddItemToObject(o, "software_version", str_or_null(h->software_version));
+  cJSON *labels = cJSON_AddObjectToObject(o, "labels");
+  for (size_t k = 0; k < h->label_count; k++)
+    cJSON_AddStringToObject(labels, h->label_keys[k], h->label_values[k]);
+  return o;
+}
+
+static cJSON *host_list_json(cli_run_t *run) {
+  const host_list_t *s = run->ctx;
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *hosts = cJSON_AddArrayToObject(doc, "hosts");
+  for (size_t i = 0; i < s->list->count; i++)
+    cJSON_AddItemToArray(hosts, host_json(&s->list->items[i]));
+  return doc;
+}
+
+static void host_print(const dfnet_client_host_t *h) {
+  char since[40];
+  cli__time_str(h->connected_since_ms, since, sizeof since);
+  /* "dfnet 0.1.0+bbcd979": the column says the version, the product goes without saying */
+  const char *version = nonempty(h->software_version, "-");
+  if (strncmp(version, "dfnet ", 6) == 0)
+    version += 6;
+  printf("%-20s %-22s %-8s %-7s %6u %6u  %-24s %-20s ", h->name, nonempty(h->address, "-"),
+         nonempty(h->arch, "-"), h->online ? "online" : "offline", h->node_count,
+         h->driver_host_count, since, version);
+  for (size_t k = 0; k < h->label_count; k++)
+    printf("%s%s=%s", k ? "," : "", h->label_keys[k], h->label_values[k]);
+  printf("%s\n", h->label_count ? "" : "-");
+}
+
+static int host_list_print(cli_run_t *run) {
+  const host_list_t *s = run->ctx;
+  if (s->list->count == 0) {
     printf("No hosts found.\n");
-  } else {
-    printf("%-20s %-22s %-8s %-7s %6s %6s  %-24s %-20s %s\n", "NAME", "ADDRESS", "ARCH", "STATE",
-           "NODES", "HOSTS", "CONNECTED SINCE", "VERSION", "LABELS");
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_host_t *h = &l->items[i];
-      char since[40];
-      cli__time_str(h->connected_since_ms, since, sizeof since);
-      /* "dfnet 0.1.0+bbcd979": the column says the version, the product goes without saying */
-      const char *version = nonempty(h->software_version, "-");
-      if (strncmp(version, "dfnet ", 6) == 0)
-        version += 6;
-      printf("%-20s %-22s %-8s %-7s %6u %6u  %-24s %-20s ", h->name, nonempty(h->address, "-"),
-             nonempty(h->arch, "-"), h->online ? "online" : "offline", h->node_count,
-             h->driver_host_count, since, version);
-      for (size_t k = 0; k < h->label_count; k++)
-        printf("%s%s=%s", k ? "," : "", h->label_keys[k], h->label_values[k]);
-      printf("%s\n", h->label_count ? "" : "-");
-    }
+    return CLI_EXIT_OK;
   }
-listed:
-  dfnet_client_host_list_free(l);
-  dfnet_client_close(c);
-  return rc;
+  printf("%-20s %-22s %-8s %-7s %6s %6s  %-24s %-20s %s\n", "NAME", "ADDRESS", "ARCH", "STATE",
+         "NODES", "HOSTS", "CONNECTED SINCE", "VERSION", "LABELS");
+  for (size_t i = 0; i < s->list->count; i++)
+    host_print(&s->list->items[i]);
+  return CLI_EXIT_OK;
+}
+
+static void host_list_release(cli_run_t *run) {
+  host_list_t *s = run->ctx;
+  dfnet_client_host_list_free(s->list);
+}
+
+int cmd_host_list(int argc, char **argv) {
+  static const cli_command_ops_t ops = {NULL, host_list_request, host_list_json, host_list_print,
+                                        host_list_release};
+  static const cli_syntax_t syn = {
+      .usage = "host list [--json]",
+      .about =
+          "List the fleet's hosts: name, address, architecture, state, "
+          "node and driver-host counts, since when connected, the "
+          "version of its dfnet-host, labels.",
+      .options = cli_json_options};
+  host_list_t s = {0};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }
 
 /* ---- nodes ---------------------------------------------------------------------------- */
@@ -164,76 +174,91 @@ static void node_print_verbose(const dfnet_client_node_t *n) {
   printf("\n");
 }
 
-static int node_listing(int argc, char **argv, bool show) {
-  bool json = false, verbose = false, exact = false;
-  const cli_option_t list_opts[] = {
-      {"verbose", 'v', CLI_OPT_FLAG, &verbose, 0, 0, NULL,
-       "name, moniker, driver, state, host, class, numbered properties, offers"},
-      {"exact", 0, CLI_OPT_FLAG, &exact, 0, 0, NULL, "FILTER is a whole moniker"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t list_syn = {
-      "node list [-v] [--exact] [--json] [FILTER]",
-      "List nodes (one moniker per line), or with -v as `ffx driver list-devices -v` does.",
-      list_opts,
-      0,
-      1,
-      "  FILTER   a substring of the moniker (with --exact: the moniker)\n"};
-  const cli_syntax_t show_syn = {"node show [--json] NODE",
-                                 "Show one node in full (node list -v --exact NODE).",
-                                 list_opts + 2,
-                                 1,
-                                 1,
-                                 "  NODE     the node's moniker\n"};
-  const char *args[1] = {NULL};
-  size_t nargs;
-  int rc = cli__parse(argc, argv, show ? &show_syn : &list_syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  if (show) {
-    verbose = true;
-    exact = true;
+typedef struct node_listing {
+  bool json, verbose, exact;
+  bool show; /* node show: one node, in full */
+  dfnet_client_node_list_t *list;
+} node_listing_t;
+
+static int node_listing_prepare(cli_run_t *run) {
+  node_listing_t *s = run->ctx;
+  if (s->show) {
+    s->verbose = true;
+    s->exact = true;
   }
-  if (exact && args[0] == NULL)
+  if (s->exact && run->args[0] == NULL)
     return cli__usage("--exact needs a FILTER");
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    return rc;
-  dfnet_client_node_list_t *l = NULL;
+  return CLI_EXIT_OK;
+}
+
+static int node_listing_request(cli_run_t *run) {
+  node_listing_t *s = run->ctx;
   dfnet_client_error_t err;
-  if (dfnet_client_list_nodes(c, args[0], exact, verbose || json, NULL, &l, &err) !=
-      DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto listed;
-  }
-  if (show && l->count == 0) {
-    rc = cli__fail(DFNET_STATUS_NOT_FOUND, "no node '%s'", args[0]);
-    goto listed;
-  }
-  if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    if (show) {
-      cJSON_AddItemToObject(doc, "node", node_json(&l->items[0], true));
-    } else {
-      cJSON *nodes = cJSON_AddArrayToObject(doc, "nodes");
-      for (size_t i = 0; i < l->count; i++)
-        cJSON_AddItemToArray(nodes, node_json(&l->items[i], true));
-    }
-    rc = cli__json_print(doc);
-  } else if (l->count == 0) {
-    printf("No devices found.\n");
+  if (dfnet_client_list_nodes(run->client, run->args[0], s->exact, s->verbose || s->json, NULL,
+                              &s->list, &err) != DFNET_STATUS_OK)
+    return cli__fail_err(&err);
+  if (s->show && s->list->count == 0)
+    return cli__fail(DFNET_STATUS_NOT_FOUND, "no node '%s'", run->args[0]);
+  return CLI_EXIT_OK;
+}
+
+static cJSON *node_listing_json(cli_run_t *run) {
+  const node_listing_t *s = run->ctx;
+  cJSON *doc = cJSON_CreateObject();
+  if (s->show) {
+    cJSON_AddItemToObject(doc, "node", node_json(&s->list->items[0], true));
   } else {
-    for (size_t i = 0; i < l->count; i++) {
-      if (verbose)
-        node_print_verbose(&l->items[i]);
-      else
-        printf("%s\n", l->items[i].moniker);
-    }
+    cJSON *nodes = cJSON_AddArrayToObject(doc, "nodes");
+    for (size_t i = 0; i < s->list->count; i++)
+      cJSON_AddItemToArray(nodes, node_json(&s->list->items[i], true));
   }
-listed:
-  dfnet_client_node_list_free(l);
-  dfnet_client_close(c);
-  return rc;
+  return doc;
+}
+
+static int node_listing_print(cli_run_t *run) {
+  const node_listing_t *s = run->ctx;
+  if (s->list->count == 0)
+    printf("No devices found.\n");
+  for (size_t i = 0; i < s->list->count; i++) {
+    if (s->verbose)
+      node_print_verbose(&s->list->items[i]);
+    else
+      printf("%s\n", s->list->items[i].moniker);
+  }
+  return CLI_EXIT_OK;
+}
+
+static void node_listing_release(cli_run_t *run) {
+  node_listing_t *s = run->ctx;
+  dfnet_client_node_list_free(s->list);
+}
+
+static int node_listing(int argc, char **argv, bool show) {
+  static const cli_command_ops_t ops = {node_listing_prepare, node_listing_request,
+                                        node_listing_json, node_listing_print,
+                                        node_listing_release};
+  node_listing_t s = {.show = show};
+  const cli_option_t list_opts[] = {
+      {"verbose", 'v', CLI_OPT_FLAG, &s.verbose, 0, 0, NULL,
+       "name, moniker, driver, state, host, class, numbered properties, offers"},
+      {"exact", 0, CLI_OPT_FLAG, &s.exact, 0, 0, NULL, "FILTER is a whole moniker"},
+      CLI_OPT_JSON(&s.json),
+      CLI_OPT_END};
+  const cli_syntax_t list_syn = {
+      .usage = "node list [-v] [--exact] [--json] [FILTER]",
+      .about =
+          "List nodes (one moniker per line), or with -v as `ffx driver list-devices -v` "
+          "does.",
+      .options = list_opts,
+      .max_args = 1,
+      .args_help = "  FILTER   a substring of the moniker (with --exact: the moniker)\n"};
+  const cli_syntax_t show_syn = {.usage = "node show [--json] NODE",
+                                 .about = "Show one node in full (node list -v --exact NODE).",
+                                 .options = list_opts + 2,
+                                 .min_args = 1,
+                                 .max_args = 1,
+                                 .args_help = "  NODE     the node's moniker\n"};
+  return cli__run(argc, argv, show ? &show_syn : &list_syn, &ops, &s);
 }
 
 int cmd_node_list(int argc, char **argv) { return node_listing(argc, argv, false); }
@@ -267,78 +292,97 @@ static const char *parent_of(const char *moniker, char *buf, size_t cap) {
   return buf;
 }
 
-int cmd_node_dump(int argc, char **argv) {
-  bool graph = false, json = false;
-  const cli_option_t opts[] = {
-      {"graph", 0, CLI_OPT_FLAG, &graph, 0, 0, NULL, "print a Graphviz digraph"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "node dump [--graph] [--json]",
-      "Print the node topology as a tree: `[name] driver_host=N url`, two spaces per level; "
-      "--graph emits Graphviz (digraph { \"id\" [label=\"name\"] \"parent\" -> \"child\" }).",
-      opts,
-      0,
-      0,
-      NULL};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_node_list_t *l = NULL;
+/* node dump: the whole topology in tree order. */
+typedef struct node_dump {
+  bool graph, json;
+  dfnet_client_node_list_t *list;
+} node_dump_t;
+
+static int node_dump_request(cli_run_t *run) {
+  node_dump_t *s = run->ctx;
   dfnet_client_error_t err;
-  if (dfnet_client_list_nodes(c, NULL, false, false, NULL, &l, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto listed;
+  if (dfnet_client_list_nodes(run->client, NULL, false, false, NULL, &s->list, &err) !=
+      DFNET_STATUS_OK)
+    return cli__fail_err(&err);
+  qsort(s->list->items, s->list->count, sizeof s->list->items[0], moniker_cmp);
+  return CLI_EXIT_OK;
+}
+
+static cJSON *node_dump_json(cli_run_t *run) {
+  const node_dump_t *s = run->ctx;
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *nodes = cJSON_AddArrayToObject(doc, "nodes");
+  char pbuf[600];
+  for (size_t i = 0; i < s->list->count; i++) {
+    const dfnet_client_node_t *n = &s->list->items[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "moniker", n->moniker);
+    cJSON_AddStringToObject(o, "name", n->name);
+    cJSON_AddItemToObject(o, "parent", str_or_null(parent_of(n->moniker, pbuf, sizeof pbuf)));
+    cJSON_AddItemToObject(o, "parents", strv_json(n->parents, n->parent_count));
+    cJSON_AddItemToObject(o, "driver", str_or_null(n->driver_url));
+    cJSON_AddNumberToObject(o, "driver_host_id", (double)n->driver_host_id);
+    cJSON_AddItemToArray(nodes, o);
   }
-  qsort(l->items, l->count, sizeof l->items[0], moniker_cmp);
-  if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON *nodes = cJSON_AddArrayToObject(doc, "nodes");
-    char pbuf[600];
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_node_t *n = &l->items[i];
-      cJSON *o = cJSON_CreateObject();
-      cJSON_AddStringToObject(o, "moniker", n->moniker);
-      cJSON_AddStringToObject(o, "name", n->name);
-      cJSON_AddItemToObject(o, "parent", str_or_null(parent_of(n->moniker, pbuf, sizeof pbuf)));
-      cJSON_AddItemToObject(o, "parents", strv_json(n->parents, n->parent_count));
-      cJSON_AddItemToObject(o, "driver", str_or_null(n->driver_url));
-      cJSON_AddNumberToObject(o, "driver_host_id", (double)n->driver_host_id);
-      cJSON_AddItemToArray(nodes, o);
-    }
-    rc = cli__json_print(doc);
-  } else if (graph) {
-    printf("digraph {\n");
-    for (size_t i = 0; i < l->count; i++)
-      printf("  \"%s\" [label=\"%s\"]\n", l->items[i].moniker, short_name(l->items[i].moniker));
-    char pbuf[600];
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_node_t *n = &l->items[i];
-      if (n->parent_count > 0) {
-        for (size_t k = 0; k < n->parent_count; k++)
-          printf("  \"%s\" -> \"%s\"\n", n->parents[k], n->moniker);
-      } else if (parent_of(n->moniker, pbuf, sizeof pbuf) != NULL && depth_of(n->moniker) > 1) {
-        printf("  \"%s\" -> \"%s\"\n", pbuf, n->moniker);
-      }
-    }
-    printf("}\n");
-  } else {
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_node_t *n = &l->items[i];
-      size_t d = depth_of(n->moniker);
-      printf("%*s[%s]", (int)(d > 0 ? (d - 1) * 2 : 0), "", short_name(n->moniker));
-      if (n->driver_url[0] != '\0')
-        printf(" driver_host=%llu %s", (unsigned long long)n->driver_host_id, n->driver_url);
-      printf("\n");
+  return doc;
+}
+
+/* --graph: Graphviz. */
+static void node_dump_graph(const dfnet_client_node_list_t *l) {
+  printf("digraph {\n");
+  for (size_t i = 0; i < l->count; i++)
+    printf("  \"%s\" [label=\"%s\"]\n", l->items[i].moniker, short_name(l->items[i].moniker));
+  char pbuf[600];
+  for (size_t i = 0; i < l->count; i++) {
+    const dfnet_client_node_t *n = &l->items[i];
+    if (n->parent_count > 0) {
+      for (size_t k = 0; k < n->parent_count; k++)
+        printf("  \"%s\" -> \"%s\"\n", n->parents[k], n->moniker);
+    } else if (parent_of(n->moniker, pbuf, sizeof pbuf) != NULL && depth_of(n->moniker) > 1) {
+      printf("  \"%s\" -> \"%s\"\n", pbuf, n->moniker);
     }
   }
-listed:
-  dfnet_client_node_list_free(l);
-  dfnet_client_close(c);
-  return rc;
+  printf("}\n");
+}
+
+static int node_dump_print(cli_run_t *run) {
+  const node_dump_t *s = run->ctx;
+  if (s->graph) {
+    node_dump_graph(s->list);
+    return CLI_EXIT_OK;
+  }
+  for (size_t i = 0; i < s->list->count; i++) {
+    const dfnet_client_node_t *n = &s->list->items[i];
+    size_t d = depth_of(n->moniker);
+    printf("%*s[%s]", (int)(d > 0 ? (d - 1) * 2 : 0), "", short_name(n->moniker));
+    if (n->driver_url[0] != '\0')
+      printf(" driver_host=%llu %s", (unsigned long long)n->driver_host_id, n->driver_url);
+    printf("\n");
+  }
+  return CLI_EXIT_OK;
+}
+
+static void node_dump_release(cli_run_t *run) {
+  node_dump_t *s = run->ctx;
+  dfnet_client_node_list_free(s->list);
+}
+
+int cmd_node_dump(int argc, char **argv) {
+  static const cli_command_ops_t ops = {NULL, node_dump_request, node_dump_json, node_dump_print,
+                                        node_dump_release};
+  node_dump_t s = {0};
+  const cli_option_t opts[] = {
+      {"graph", 0, CLI_OPT_FLAG, &s.graph, 0, 0, NULL, "print a Graphviz digraph"},
+      CLI_OPT_JSON(&s.json),
+      CLI_OPT_END};
+  const cli_syntax_t syn = {
+      .usage = "node dump [--graph] [--json]",
+      .about =
+          "Print the node topology as a tree: `[name] driver_host=N url`, two spaces per "
+          "level; --graph emits Graphviz (digraph { \"id\" [label=\"name\"] \"parent\" -> "
+          "\"child\" }).",
+      .options = opts};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }
 
 /* ---- composites ----------------------------------------------------------------------- */
@@ -361,86 +405,100 @@ static void spec_parent_print(const dfnet_client_composite_parent_t *pp) {
   }
 }
 
-int cmd_composite_list(int argc, char **argv) {
-  bool json = false, verbose = false;
-  const cli_option_t opts[] = {
-      {"verbose", 'v', CLI_OPT_FLAG, &verbose, 0, 0, NULL,
-       "driver, device and every parent (a spec's: with its bind rules and properties)"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"composite list [-v] [--json]",
-                            "List composites: instances of composite bind rules and composite "
-                            "node specs, with their parents.",
-                            opts,
-                            0,
-                            0,
-                            NULL};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_composite_list_t *l = NULL;
+typedef struct composite_list {
+  bool json, verbose;
+  dfnet_client_composite_list_t *list;
+} composite_list_t;
+
+static int composite_list_request(cli_run_t *run) {
+  composite_list_t *s = run->ctx;
   dfnet_client_error_t err;
-  if (dfnet_client_list_composites(c, verbose || json, NULL, &l, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto listed;
+  return cli__status(
+      dfnet_client_list_composites(run->client, s->verbose || s->json, NULL, &s->list, &err), &err);
+}
+
+static cJSON *composite_parent_json(const dfnet_client_composite_parent_t *pp) {
+  cJSON *po = cJSON_CreateObject();
+  cJSON_AddStringToObject(po, "name", pp->name);
+  cJSON_AddItemToObject(po, "moniker", str_or_null(pp->moniker));
+  cJSON_AddBoolToObject(po, "primary", pp->primary);
+  cJSON_AddBoolToObject(po, "optional", pp->optional);
+  cJSON *rules = cJSON_AddArrayToObject(po, "bind_rules");
+  for (size_t r = 0; r < pp->rule_count; r++)
+    cJSON_AddItemToArray(rules, cli__bind_rule_json(&pp->rules[r]));
+  cJSON *props = cJSON_AddArrayToObject(po, "properties");
+  for (size_t r = 0; r < pp->property_count; r++)
+    cJSON_AddItemToArray(props, cli__property_json(&pp->properties[r]));
+  return po;
+}
+
+static cJSON *composite_list_json(cli_run_t *run) {
+  const composite_list_t *s = run->ctx;
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(doc, "composites");
+  for (size_t i = 0; i < s->list->count; i++) {
+    const dfnet_client_composite_t *k = &s->list->items[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", k->name);
+    cJSON_AddItemToObject(o, "driver", str_or_null(k->driver_url));
+    cJSON_AddItemToObject(o, "moniker", str_or_null(k->moniker));
+    cJSON_AddBoolToObject(o, "from_spec", k->from_spec);
+    cJSON *ps = cJSON_AddArrayToObject(o, "parents");
+    for (size_t p = 0; p < k->parent_count; p++)
+      cJSON_AddItemToArray(ps, composite_parent_json(&k->parents[p]));
+    cJSON_AddItemToArray(arr, o);
   }
-  if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(doc, "composites");
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_composite_t *k = &l->items[i];
-      cJSON *o = cJSON_CreateObject();
-      cJSON_AddStringToObject(o, "name", k->name);
-      cJSON_AddItemToObject(o, "driver", str_or_null(k->driver_url));
-      cJSON_AddItemToObject(o, "moniker", str_or_null(k->moniker));
-      cJSON_AddBoolToObject(o, "from_spec", k->from_spec);
-      cJSON *ps = cJSON_AddArrayToObject(o, "parents");
-      for (size_t p = 0; p < k->parent_count; p++) {
-        cJSON *po = cJSON_CreateObject();
-        cJSON_AddStringToObject(po, "name", k->parents[p].name);
-        cJSON_AddItemToObject(po, "moniker", str_or_null(k->parents[p].moniker));
-        cJSON_AddBoolToObject(po, "primary", k->parents[p].primary);
-        cJSON_AddBoolToObject(po, "optional", k->parents[p].optional);
-        cJSON *rules = cJSON_AddArrayToObject(po, "bind_rules");
-        for (size_t r = 0; r < k->parents[p].rule_count; r++)
-          cJSON_AddItemToArray(rules, cli__bind_rule_json(&k->parents[p].rules[r]));
-        cJSON *props = cJSON_AddArrayToObject(po, "properties");
-        for (size_t r = 0; r < k->parents[p].property_count; r++)
-          cJSON_AddItemToArray(props, cli__property_json(&k->parents[p].properties[r]));
-        cJSON_AddItemToArray(ps, po);
-      }
-      cJSON_AddItemToArray(arr, o);
-    }
-    rc = cli__json_print(doc);
-  } else {
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_composite_t *k = &l->items[i];
-      if (!verbose) {
-        printf("%s\n", k->name);
-        continue;
-      }
-      printf("%-10s: %s%s\n", "Name", k->name, k->from_spec ? " (composite node spec)" : "");
-      printf("%-10s: %s\n", "Driver", nonempty(k->driver_url, "None"));
-      printf("%-10s: %s\n", "Device", nonempty(k->moniker, "None"));
-      printf("%-10s: %zu\n", "Parents", k->parent_count);
-      for (size_t p = 0; p < k->parent_count; p++) {
-        const dfnet_client_composite_parent_t *pp = &k->parents[p];
-        printf("Parent %zu  : %s%s%s\n", p, pp->name, pp->primary ? " (Primary)" : "",
-               pp->optional ? " (Optional)" : "");
-        printf("   Device : %s\n", nonempty(pp->moniker, "Unbound"));
-        if (k->from_spec)
-          spec_parent_print(pp);
-      }
-      printf("\n");
-    }
+  return doc;
+}
+
+/* One composite with -v: its driver, device and parents. */
+static void composite_print_verbose(const dfnet_client_composite_t *k) {
+  printf("%-10s: %s%s\n", "Name", k->name, k->from_spec ? " (composite node spec)" : "");
+  printf("%-10s: %s\n", "Driver", nonempty(k->driver_url, "None"));
+  printf("%-10s: %s\n", "Device", nonempty(k->moniker, "None"));
+  printf("%-10s: %zu\n", "Parents", k->parent_count);
+  for (size_t p = 0; p < k->parent_count; p++) {
+    const dfnet_client_composite_parent_t *pp = &k->parents[p];
+    printf("Parent %zu  : %s%s%s\n", p, pp->name, pp->primary ? " (Primary)" : "",
+           pp->optional ? " (Optional)" : "");
+    printf("   Device : %s\n", nonempty(pp->moniker, "Unbound"));
+    if (k->from_spec)
+      spec_parent_print(pp);
   }
-listed:
-  dfnet_client_composite_list_free(l);
-  dfnet_client_close(c);
-  return rc;
+  printf("\n");
+}
+
+static int composite_list_print(cli_run_t *run) {
+  const composite_list_t *s = run->ctx;
+  for (size_t i = 0; i < s->list->count; i++) {
+    if (s->verbose)
+      composite_print_verbose(&s->list->items[i]);
+    else
+      printf("%s\n", s->list->items[i].name);
+  }
+  return CLI_EXIT_OK;
+}
+
+static void composite_list_release(cli_run_t *run) {
+  composite_list_t *s = run->ctx;
+  dfnet_client_composite_list_free(s->list);
+}
+
+int cmd_composite_list(int argc, char **argv) {
+  static const cli_command_ops_t ops = {NULL, composite_list_request, composite_list_json,
+                                        composite_list_print, composite_list_release};
+  composite_list_t s = {0};
+  const cli_option_t opts[] = {
+      {"verbose", 'v', CLI_OPT_FLAG, &s.verbose, 0, 0, NULL,
+       "driver, device and every parent (a spec's: with its bind rules and properties)"},
+      CLI_OPT_JSON(&s.json),
+      CLI_OPT_END};
+  const cli_syntax_t syn = {.usage = "composite list [-v] [--json]",
+                            .about =
+                                "List composites: instances of composite bind rules and "
+                                "composite node specs, with their parents.",
+                            .options = opts};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }
 
 /* ---- bind why ------------------------------------------------------------------------- */
@@ -458,77 +516,89 @@ static const char *bind_result_str(dfnet_client_bind_result_t r) {
   }
 }
 
-int cmd_bind_why(int argc, char **argv) {
-  bool json = false;
-  const cli_option_t opts[] = {
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "bind why [--json] NODE [DRIVER]",
-      "Why did (or didn't) NODE bind: the matcher's trace per driver — the result and the "
-      "instruction that decided it, with the property values it compared.",
-      opts,
-      1,
-      2,
-      "  NODE     the node's moniker\n"
-      "  DRIVER   a driver's URL, or its name when no other driver has it (default: every "
-      "driver)\n"};
-  const char *args[2] = {NULL, NULL};
-  size_t nargs;
-  dfnet_client_t *c;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  dfnet_client_bind_trace_list_t *l = NULL;
+typedef struct bind_why {
+  dfnet_client_bind_trace_list_t *list;
+} bind_why_t;
+
+static int bind_why_request(cli_run_t *run) {
+  bind_why_t *s = run->ctx;
   dfnet_client_error_t err;
-  if (dfnet_client_bind_why(c, args[0], args[1], NULL, &l, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto listed;
+  return cli__status(
+      dfnet_client_bind_why(run->client, run->args[0], run->args[1], NULL, &s->list, &err), &err);
+}
+
+static cJSON *bind_why_json(cli_run_t *run) {
+  const bind_why_t *s = run->ctx;
+  cJSON *doc = cJSON_CreateObject();
+  cJSON_AddStringToObject(doc, "node", run->args[0]);
+  cJSON *arr = cJSON_AddArrayToObject(doc, "traces");
+  for (size_t i = 0; i < s->list->count; i++) {
+    const dfnet_client_bind_trace_t *t = &s->list->items[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "driver", t->driver_url);
+    cJSON_AddStringToObject(o, "result", bind_result_str(t->result));
+    cJSON_AddNumberToObject(o, "offset", t->offset);
+    cJSON_AddStringToObject(o, "instruction", t->instruction);
+    cJSON_AddStringToObject(o, "reason", t->reason);
+    cJSON_AddItemToObject(o, "composite_node", str_or_null(t->composite_node));
+    cJSON_AddItemToArray(arr, o);
   }
-  if (json) {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "node", args[0]);
-    cJSON *arr = cJSON_AddArrayToObject(doc, "traces");
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_bind_trace_t *t = &l->items[i];
-      cJSON *o = cJSON_CreateObject();
-      cJSON_AddStringToObject(o, "driver", t->driver_url);
-      cJSON_AddStringToObject(o, "result", bind_result_str(t->result));
-      cJSON_AddNumberToObject(o, "offset", t->offset);
-      cJSON_AddStringToObject(o, "instruction", t->instruction);
-      cJSON_AddStringToObject(o, "reason", t->reason);
-      cJSON_AddItemToObject(o, "composite_node", str_or_null(t->composite_node));
-      cJSON_AddItemToArray(arr, o);
-    }
-    rc = cli__json_print(doc);
-  } else if (l->count == 0) {
-    printf("No driver was considered for %s.\n", args[0]);
-  } else {
-    for (size_t i = 0; i < l->count; i++) {
-      const dfnet_client_bind_trace_t *t = &l->items[i];
-      printf("%-12s: %s\n", "Driver", t->driver_url);
-      if (t->composite_node[0] != '\0')
-        printf("%-12s: %s\n", "Node", t->composite_node);
-      printf("%-12s: %s\n", "Result", bind_result_str(t->result));
-      if (t->instruction[0] != '\0')
-        printf("%-12s: [%u] %s\n", "Instruction", t->offset, t->instruction);
-      if (t->reason[0] != '\0')
-        printf("%-12s: %s\n", "Reason", t->reason);
-      printf("\n");
-    }
-  }
-listed:
-  dfnet_client_bind_trace_list_free(l);
-  dfnet_client_close(c);
-  return rc;
+  return doc;
+}
+
+static void bind_trace_print(const dfnet_client_bind_trace_t *t) {
+  printf("%-12s: %s\n", "Driver", t->driver_url);
+  if (t->composite_node[0] != '\0')
+    printf("%-12s: %s\n", "Node", t->composite_node);
+  printf("%-12s: %s\n", "Result", bind_result_str(t->result));
+  if (t->instruction[0] != '\0')
+    printf("%-12s: [%u] %s\n", "Instruction", t->offset, t->instruction);
+  if (t->reason[0] != '\0')
+    printf("%-12s: %s\n", "Reason", t->reason);
+  printf("\n");
+}
+
+static int bind_why_print(cli_run_t *run) {
+  const bind_why_t *s = run->ctx;
+  if (s->list->count == 0)
+    printf("No driver was considered for %s.\n", run->args[0]);
+  for (size_t i = 0; i < s->list->count; i++)
+    bind_trace_print(&s->list->items[i]);
+  return CLI_EXIT_OK;
+}
+
+static void bind_why_release(cli_run_t *run) {
+  bind_why_t *s = run->ctx;
+  dfnet_client_bind_trace_list_free(s->list);
+}
+
+int cmd_bind_why(int argc, char **argv) {
+  static const cli_command_ops_t ops = {NULL, bind_why_request, bind_why_json, bind_why_print,
+                                        bind_why_release};
+  static const cli_syntax_t syn = {
+      .usage = "bind why [--json] NODE [DRIVER]",
+      .about =
+          "Why did (or didn't) NODE bind: the matcher's trace per driver — the result and "
+          "the instruction that decided it, with the property values it compared.",
+      .options = cli_json_options,
+      .min_args = 1,
+      .max_args = 2,
+      .args_help =
+          "  NODE     the node's moniker\n"
+          "  DRIVER   a driver's URL, or its name when no other driver has it (default: "
+          "every driver)\n"};
+  bind_why_t s = {0};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }
 
 /* ---- watch ---------------------------------------------------------------------------- */
 
 typedef struct watch_state {
-  bool json;
-  uint64_t want, seen;
-  int wake[2]; /* written when the watch should end (count reached, on_end) */
+  bool json, nodes, drivers, hosts;
+  uint64_t want, seen; /* --count (0: no end), events printed */
+  uint64_t timeout;    /* --timeout MS (0: none) */
+  int wake[2];         /* written when the watch should end (count reached, on_end) */
+  bool ended, timed_out;
   dfnet_status_t status;
   char message[512];
 } watch_state_t;
@@ -595,87 +665,97 @@ static void watch_end(void *user, dfnet_client_watch_id_t w, dfnet_status_t stat
   (void)wr;
 }
 
-int cmd_watch(int argc, char **argv) {
-  bool json = false, nodes = false, drivers = false, hosts = false;
-  uint64_t count = 0, timeout = 0;
-  const cli_option_t opts[] = {
-      {"nodes", 0, CLI_OPT_FLAG, &nodes, 0, 0, NULL, "node events"},
-      {"drivers", 0, CLI_OPT_FLAG, &drivers, 0, 0, NULL, "driver events"},
-      {"hosts", 0, CLI_OPT_FLAG, &hosts, 0, 0, NULL, "host events (default: all three)"},
-      {"count", 'n', CLI_OPT_UINT, &count, 1, 1000000000, "N", "stop after N events"},
-      {"timeout", 0, CLI_OPT_UINT, &timeout, 1, 86400000, "MS",
-       "stop after MS milliseconds (exit 1, DEADLINE_EXCEEDED, unless --count was reached)"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "one JSON object per line per event"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"watch [--nodes] [--drivers] [--hosts] [-n N] [--timeout MS] [--json]",
-                            "Print the fleet's events as they happen, one per line, until "
-                            "Ctrl-C (exit 0), N events, or the timeout.",
-                            opts,
-                            0,
-                            0,
-                            NULL};
-  const char *args[1];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  watch_state_t s = {.json = json, .want = count, .status = DFNET_STATUS_OK};
-  if (pipe(s.wake) != 0)
+/* Wait for: count reached, the end, a signal or the timeout. */
+static void watch_wait(watch_state_t *s) {
+  for (;;) {
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(s->wake[0], &rd);
+    struct timeval tv = {.tv_sec = (time_t)(s->timeout / 1000),
+                         .tv_usec = (long)(s->timeout % 1000) * 1000};
+    int n = select(s->wake[0] + 1, &rd, NULL, NULL, s->timeout ? &tv : NULL);
+    if (n == 0) {
+      s->timed_out = true;
+      return;
+    }
+    if (n < 0)
+      continue; /* EINTR: the handler wrote to the pipe */
+    char b;
+    if (read(s->wake[0], &b, 1) == 1) {
+      s->ended = b == 'e';
+      return;
+    }
+  }
+}
+
+static int watch_prepare(cli_run_t *run) {
+  watch_state_t *s = run->ctx;
+  if (pipe(s->wake) != 0) {
+    s->wake[0] = s->wake[1] = -1;
     return cli__fail(DFNET_STATUS_INTERNAL, "pipe failed");
-  dfnet_client_t *c;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    goto piped;
-  unsigned what = (nodes ? DFNET_CLIENT_WATCH_NODES : 0) |
-                  (drivers ? DFNET_CLIENT_WATCH_DRIVERS : 0) |
-                  (hosts ? DFNET_CLIENT_WATCH_HOSTS : 0);
-  watch_sigfd = s.wake[1];
+  }
+  return CLI_EXIT_OK;
+}
+
+static int watch_request(cli_run_t *run) {
+  watch_state_t *s = run->ctx;
+  unsigned what = (s->nodes ? DFNET_CLIENT_WATCH_NODES : 0) |
+                  (s->drivers ? DFNET_CLIENT_WATCH_DRIVERS : 0) |
+                  (s->hosts ? DFNET_CLIENT_WATCH_HOSTS : 0);
+  watch_sigfd = s->wake[1];
   struct sigaction sa = {.sa_handler = watch_on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   dfnet_client_watch_id_t id;
   dfnet_client_error_t err;
-  if (dfnet_client_watch(c, what, watch_event, watch_end, &s, &id, &err) != DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto connected;
-  }
-  /* Wait for: count reached, the end, a signal or the timeout. */
-  bool ended = false, timed_out = false;
-  for (;;) {
-    fd_set rd;
-    FD_ZERO(&rd);
-    FD_SET(s.wake[0], &rd);
-    struct timeval tv = {.tv_sec = (time_t)(timeout / 1000),
-                         .tv_usec = (long)(timeout % 1000) * 1000};
-    int n = select(s.wake[0] + 1, &rd, NULL, NULL, timeout ? &tv : NULL);
-    if (n == 0) {
-      timed_out = true;
-      break;
-    }
-    if (n < 0)
-      continue; /* EINTR: the handler wrote to the pipe */
-    char b;
-    if (read(s.wake[0], &b, 1) == 1) {
-      ended = b == 'e';
-      break;
-    }
-  }
-  if (!ended)
-    dfnet_client_watch_cancel(c, id);
-  dfnet_client_close(c); /* on_end has run when this returns */
-  c = NULL;
-  if (timed_out && !(count != 0 && s.seen >= count))
-    rc = cli__fail(DFNET_STATUS_DEADLINE_EXCEEDED, "%llu event(s) in %llu ms",
-                   (unsigned long long)s.seen, (unsigned long long)timeout);
-  else if (ended && s.status != DFNET_STATUS_OK && s.status != DFNET_STATUS_CANCELLED)
-    rc = cli__fail(s.status, "watch ended: %s", s.message);
-  else
-    rc = CLI_EXIT_OK;
-connected:
+  if (dfnet_client_watch(run->client, what, watch_event, watch_end, s, &id, &err) !=
+      DFNET_STATUS_OK)
+    return cli__fail_err(&err);
+  watch_wait(s);
+  if (!s->ended)
+    dfnet_client_watch_cancel(run->client, id);
+  return CLI_EXIT_OK; /* closing the client runs watch_end */
+}
+
+/* How the watch ended (the client closed: watch_end has run). */
+static int watch_print(cli_run_t *run) {
+  const watch_state_t *s = run->ctx;
+  if (s->timed_out && !(s->want != 0 && s->seen >= s->want))
+    return cli__fail(DFNET_STATUS_DEADLINE_EXCEEDED, "%llu event(s) in %llu ms",
+                     (unsigned long long)s->seen, (unsigned long long)s->timeout);
+  if (s->ended && s->status != DFNET_STATUS_OK && s->status != DFNET_STATUS_CANCELLED)
+    return cli__fail(s->status, "watch ended: %s", s->message);
+  return CLI_EXIT_OK;
+}
+
+static void watch_release(cli_run_t *run) {
+  watch_state_t *s = run->ctx;
   watch_sigfd = -1;
-  dfnet_client_close(c);
-piped:
-  close(s.wake[0]);
-  close(s.wake[1]);
-  return rc;
+  if (s->wake[0] >= 0) {
+    close(s->wake[0]);
+    close(s->wake[1]);
+  }
+}
+
+int cmd_watch(int argc, char **argv) {
+  static const cli_command_ops_t ops = {watch_prepare, watch_request, NULL, watch_print,
+                                        watch_release};
+  watch_state_t s = {.status = DFNET_STATUS_OK, .wake = {-1, -1}};
+  const cli_option_t opts[] = {
+      {"nodes", 0, CLI_OPT_FLAG, &s.nodes, 0, 0, NULL, "node events"},
+      {"drivers", 0, CLI_OPT_FLAG, &s.drivers, 0, 0, NULL, "driver events"},
+      {"hosts", 0, CLI_OPT_FLAG, &s.hosts, 0, 0, NULL, "host events (default: all three)"},
+      {"count", 'n', CLI_OPT_UINT, &s.want, 1, 1000000000, "N", "stop after N events"},
+      {"timeout", 0, CLI_OPT_UINT, &s.timeout, 1, 86400000, "MS",
+       "stop after MS milliseconds (exit 1, DEADLINE_EXCEEDED, unless --count was reached)"},
+      {"json", 0, CLI_OPT_FLAG, &s.json, 0, 0, NULL, "one JSON object per line per event"},
+      CLI_OPT_END};
+  const cli_syntax_t syn = {
+      .usage = "watch [--nodes] [--drivers] [--hosts] [-n N] [--timeout MS] [--json]",
+      .about =
+          "Print the fleet's events as they happen, one per line, until Ctrl-C (exit 0), N "
+          "events, or the timeout.",
+      .options = opts};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }

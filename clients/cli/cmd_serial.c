@@ -21,6 +21,7 @@
 #define M_WRITE "/dfnet.hw.serial.Serial/Write"
 #define M_READ "/dfnet.hw.serial.Serial/Read"
 #define M_SUBSCRIBE "/dfnet.hw.serial.Serial/Subscribe"
+#define SERIAL_TARGET_HELP CLI_TARGET_HELP("the port's", "serial")
 
 /* ---- terminal state, restored on every exit path ------------------------------------ */
 
@@ -67,13 +68,11 @@ static dfnet_status_t serial_write(dfnet_client_t *c, const char *target, const 
   dfnet_status_t st = DFNET_STATUS_OK;
   for (size_t off = 0; st == DFNET_STATUS_OK && off < len; off += SERIAL_CHUNK) {
     size_t n = len - off < SERIAL_CHUNK ? len - off : SERIAL_CHUNK;
-    pb->len = 0;
-    pb->overflow = false;
+    cli__pb_reset(pb);
     cli__pb_bytes(pb, 1, data + off, n); /* WriteRequest.data */
     uint8_t *reply = NULL;
     size_t reply_len = 0;
-    dfnet_client_call_options_t co = {.deadline_ms = timeout};
-    st = dfnet_client_call(c, target, M_WRITE, pb->buf, pb->len, &co, &reply, &reply_len, err);
+    st = cli__pb_call(c, target, M_WRITE, pb, timeout, &reply, &reply_len, err);
     free(reply);
   }
   free(pb);
@@ -89,6 +88,9 @@ typedef struct console {
   dfnet_status_t status;
   char message[512];
   bool ended;
+  bool tty;                          /* stdin is a terminal: raw mode */
+  bool line_start, tilde, quit, eof; /* what was typed: console_escape's state, the end */
+  dfnet_client_call_id_t sub;        /* the Subscribe stream */
 } console_t;
 
 static void console_data(void *user, dfnet_client_call_id_t id, const uint8_t *msg, size_t len) {
@@ -146,71 +148,40 @@ static size_t console_escape(const uint8_t *in, size_t len, uint8_t *out, bool *
   return k;
 }
 
-int cmd_serial_console(int argc, char **argv) {
-  const cli_syntax_t syn = {
-      "serial console TARGET",
-      "Connect this terminal to a serial port: what it receives is written to stdout, what "
-      "you type is sent to it. Raw terminal mode when stdin is a terminal; `~.` at the start "
-      "of a line quits, `~~` sends a `~`.",
-      NULL,
-      1,
-      1,
-      "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
-  const char *args[1];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  console_t k = {.status = DFNET_STATUS_OK};
-  bool tty = isatty(STDIN_FILENO);
-  bool line_start = true, tilde = false, quit = false, eof = false;
-  if (pipe(k.wake) != 0)
-    return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
-  if (pipe(k.ready) != 0) {
-    close(k.wake[0]);
-    close(k.wake[1]);
+static int console_prepare(cli_run_t *run) {
+  console_t *k = run->ctx;
+  k->tty = isatty(STDIN_FILENO);
+  if (pipe(k->wake) != 0) {
+    k->wake[0] = k->wake[1] = -1;
     return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
   }
-  dfnet_client_t *c = NULL;
-  dfnet_client_call_id_t sub = 0;
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    goto piped;
-  dfnet_client_call_options_t co = {.credit = 32};
-  dfnet_status_t st = dfnet_client_call_start(c, args[0], M_SUBSCRIBE, NULL, 0, &co, console_data,
-                                              console_done, &k, &sub);
-  if (st != DFNET_STATUS_OK) {
-    rc = cli__fail(st, "cannot subscribe to %s", args[0]);
-    goto connected;
+  if (pipe(k->ready) != 0) {
+    k->ready[0] = k->ready[1] = -1;
+    return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
   }
-  /* The port's first item says the stream is in place: from then on nothing the board
-   * prints is missed. Wait for it (or the stream's end) before saying "connected". */
-  struct pollfd ready[2] = {{.fd = k.ready[0], .events = POLLIN},
-                            {.fd = k.wake[0], .events = POLLIN}};
+  return CLI_EXIT_OK;
+}
+
+/* The port's first item says the stream is in place: from then on nothing the board prints
+ * is missed. Wait for it (or the stream's end) before saying "connected". */
+static int console_wait_ready(const console_t *k, const char *target) {
+  struct pollfd ready[2] = {{.fd = k->ready[0], .events = POLLIN},
+                            {.fd = k->wake[0], .events = POLLIN}};
   int waited;
   do
     waited = poll(ready, 2, 10000);
   while (waited < 0 && errno == EINTR);
-  if (waited == 0) {
-    rc = cli__fail(DFNET_STATUS_DEADLINE_EXCEEDED, "%s did not start its stream in 10 s", args[0]);
-    goto subscribed;
-  }
-  console_wake = k.wake[1];
-  struct sigaction sa = {.sa_handler = console_on_signal};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL); /* only reached when stdin is not in raw mode */
-  if (tty) {
-    if (terminal_raw() != 0) {
-      rc = cli__fail(DFNET_STATUS_FAILED_PRECONDITION, "cannot set raw mode: %s", strerror(errno));
-      goto subscribed;
-    }
-    fprintf(stderr, "[dfnet: connected to %s; ~. to quit]\r\n", args[0]);
-  }
+  if (waited == 0)
+    return cli__fail(DFNET_STATUS_DEADLINE_EXCEEDED, "%s did not start its stream in 10 s", target);
+  return CLI_EXIT_OK;
+}
+
+/* Send what is typed until `~.`, the end of input, the stream's end or a signal. */
+static int console_type(cli_run_t *run, console_t *k) {
   uint8_t in[1024], out[2048];
-  while (!quit && !eof && !console_signal) {
+  while (!k->quit && !k->eof && !console_signal) {
     struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
-                          {.fd = k.wake[0], .events = POLLIN}};
+                          {.fd = k->wake[0], .events = POLLIN}};
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR)
         continue;
@@ -224,152 +195,222 @@ int cmd_serial_console(int argc, char **argv) {
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
-      eof = true;
+      k->eof = true;
       break;
     }
-    size_t m = console_escape(in, (size_t)n, out, &line_start, &tilde, &quit);
+    size_t m = console_escape(in, (size_t)n, out, &k->line_start, &k->tilde, &k->quit);
     dfnet_client_error_t err;
-    if (m > 0 && serial_write(c, args[0], out, m, 10000, &err) != DFNET_STATUS_OK) {
+    if (m > 0 && serial_write(run->client, run->args[0], out, m, 10000, &err) != DFNET_STATUS_OK) {
       terminal_restore();
-      rc = cli__fail_err(&err);
-      goto subscribed;
+      return cli__fail_err(&err);
     }
   }
-  if (eof && !tty) {
+  if (k->eof && !k->tty) {
     /* Input came from a pipe: give the port a moment to answer before leaving. */
-    struct pollfd p = {.fd = k.wake[0], .events = POLLIN};
+    struct pollfd p = {.fd = k->wake[0], .events = POLLIN};
     (void)poll(&p, 1, 500);
   }
-subscribed:
+  return CLI_EXIT_OK;
+}
+
+/* With the port's stream in place: signals, raw mode, then typing. */
+static int console_session(cli_run_t *run, console_t *k) {
+  int rc = console_wait_ready(k, run->args[0]);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  console_wake = k->wake[1];
+  struct sigaction sa = {.sa_handler = console_on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL); /* only reached when stdin is not in raw mode */
+  if (k->tty) {
+    if (terminal_raw() != 0)
+      return cli__fail(DFNET_STATUS_FAILED_PRECONDITION, "cannot set raw mode: %s",
+                       strerror(errno));
+    fprintf(stderr, "[dfnet: connected to %s; ~. to quit]\r\n", run->args[0]);
+  }
+  return console_type(run, k);
+}
+
+static int console_request(cli_run_t *run) {
+  console_t *k = run->ctx;
+  dfnet_client_call_options_t co = {.credit = 32};
+  dfnet_status_t st = dfnet_client_call_start(run->client, run->args[0], M_SUBSCRIBE, NULL, 0, &co,
+                                              console_data, console_done, k, &k->sub);
+  if (st != DFNET_STATUS_OK)
+    return cli__fail(st, "cannot subscribe to %s", run->args[0]);
+  int rc = console_session(run, k);
   terminal_restore();
-  if (!k.ended)
-    dfnet_client_call_cancel(c, sub);
-connected:
-  dfnet_client_close(c); /* console_done has run when this returns */
-  console_wake = -1;
-  if (rc == CLI_EXIT_OK && k.ended && !quit && !eof && k.status != DFNET_STATUS_CANCELLED &&
-      k.status != DFNET_STATUS_OK)
-    rc = cli__fail(k.status, "console ended: %s", k.message);
-  if (tty && rc == CLI_EXIT_OK)
+  if (!k->ended)
+    dfnet_client_call_cancel(run->client, k->sub);
+  return rc; /* closing the client runs console_done */
+}
+
+/* How the console ended, once the client is closed. */
+static int console_print(cli_run_t *run) {
+  const console_t *k = run->ctx;
+  int rc = CLI_EXIT_OK;
+  if (k->ended && !k->quit && !k->eof && k->status != DFNET_STATUS_CANCELLED &&
+      k->status != DFNET_STATUS_OK)
+    rc = cli__fail(k->status, "console ended: %s", k->message);
+  if (k->tty && rc == CLI_EXIT_OK)
     fprintf(stderr, "\n[dfnet: disconnected]\n");
-piped:
-  close(k.wake[0]);
-  close(k.wake[1]);
-  close(k.ready[0]);
-  close(k.ready[1]);
   return rc;
+}
+
+static void console_release(cli_run_t *run) {
+  console_t *k = run->ctx;
+  console_wake = -1;
+  for (int i = 0; i < 2; i++) {
+    if (k->wake[i] >= 0)
+      close(k->wake[i]);
+    if (k->ready[i] >= 0)
+      close(k->ready[i]);
+  }
+}
+
+int cmd_serial_console(int argc, char **argv) {
+  static const cli_command_ops_t ops = {console_prepare, console_request, NULL, console_print,
+                                        console_release};
+  console_t k = {
+      .status = DFNET_STATUS_OK, .wake = {-1, -1}, .ready = {-1, -1}, .line_start = true};
+  const cli_syntax_t syn = {
+      .usage = "serial console TARGET",
+      .about =
+          "Connect this terminal to a serial port: what it receives is written to stdout, "
+          "what you type is sent to it. Raw terminal mode when stdin is a terminal; `~.` at "
+          "the start of a line quits, `~~` sends a `~`.",
+      .min_args = 1,
+      .max_args = 1,
+      .args_help = SERIAL_TARGET_HELP};
+  return cli__run(argc, argv, &syn, &ops, &k);
 }
 
 /* ---- serial write / read ------------------------------------------------------------- */
 
-int cmd_serial_write(int argc, char **argv) {
-  bool hex = false, newline = false;
-  uint64_t timeout = 10000;
-  const cli_option_t opts[] = {
-      {"hex", 0, CLI_OPT_FLAG, &hex, 0, 0, NULL, "DATA is hex"},
-      /* no short form: -n is --count everywhere (watch), and echo's -n means the reverse */
-      {"newline", 0, CLI_OPT_FLAG, &newline, 0, 0, NULL, "append \\r\\n"},
-      {"timeout", 't', CLI_OPT_UINT, &timeout, 1, 86400000, "MS",
-       "deadline of each Write (default 10000)"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"serial write TARGET DATA [--hex] [--newline] [--timeout MS]",
-                            "Send DATA to a serial port (/dfnet.hw.serial.Serial/Write).",
-                            opts,
-                            2,
-                            2,
-                            "  TARGET   the port's node moniker or class/serial/<NNN>\n"
-                            "  DATA     the text to send (or hex with --hex)\n"};
-  const char *args[2];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  uint8_t *data = NULL;
-  size_t len = 0;
-  if (hex) {
-    if (cli__unhex(args[1], &data, &len) != 0)
-      return cli__usage("DATA '%s' is not an even number of hex digits", args[1]);
+typedef struct serial_write_cmd {
+  bool hex, newline;
+  uint64_t timeout;
+  uint8_t *data; /* what is sent (malloc'd) */
+  size_t len;
+} serial_write_t;
+
+static int serial_write_prepare(cli_run_t *run) {
+  serial_write_t *s = run->ctx;
+  const char *text = run->args[1];
+  if (s->hex) {
+    if (cli__unhex(text, &s->data, &s->len) != 0)
+      return cli__usage("DATA '%s' is not an even number of hex digits", text);
   } else {
-    len = strlen(args[1]);
-    data = malloc(len + 2);
-    if (data == NULL)
+    s->len = strlen(text);
+    s->data = malloc(s->len + 2);
+    if (s->data == NULL)
       return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    memcpy(data, args[1], len);
+    memcpy(s->data, text, s->len);
   }
-  if (newline) {
-    uint8_t *d = realloc(data, len + 2);
-    if (d == NULL) {
-      free(data);
+  if (s->newline) {
+    uint8_t *d = realloc(s->data, s->len + 2);
+    if (d == NULL)
       return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    data = d;
-    data[len++] = '\r';
-    data[len++] = '\n';
+    s->data = d;
+    s->data[s->len++] = '\r';
+    s->data[s->len++] = '\n';
   }
-  dfnet_client_t *c = NULL;
-  if ((rc = cli__connect(&c)) == CLI_EXIT_OK) {
-    dfnet_client_error_t err;
-    if (serial_write(c, args[0], data, len, (uint32_t)timeout, &err) != DFNET_STATUS_OK)
-      rc = cli__fail_err(&err);
-    else
-      printf("Wrote %zu byte(s).\n", len);
+  return CLI_EXIT_OK;
+}
+
+static int serial_write_request(cli_run_t *run) {
+  serial_write_t *s = run->ctx;
+  dfnet_client_error_t err;
+  return cli__status(
+      serial_write(run->client, run->args[0], s->data, s->len, (uint32_t)s->timeout, &err), &err);
+}
+
+static int serial_write_print(cli_run_t *run) {
+  const serial_write_t *s = run->ctx;
+  printf("Wrote %zu byte(s).\n", s->len);
+  return CLI_EXIT_OK;
+}
+
+static void serial_write_release(cli_run_t *run) {
+  serial_write_t *s = run->ctx;
+  free(s->data);
+}
+
+int cmd_serial_write(int argc, char **argv) {
+  static const cli_command_ops_t ops = {serial_write_prepare, serial_write_request, NULL,
+                                        serial_write_print, serial_write_release};
+  serial_write_t s = {.timeout = 10000};
+  const cli_option_t opts[] = {
+      {"hex", 0, CLI_OPT_FLAG, &s.hex, 0, 0, NULL, "DATA is hex"},
+      /* no short form: -n is --count everywhere (watch), and echo's -n means the reverse */
+      {"newline", 0, CLI_OPT_FLAG, &s.newline, 0, 0, NULL, "append \\r\\n"},
+      {"timeout", 't', CLI_OPT_UINT, &s.timeout, 1, 86400000, "MS",
+       "deadline of each Write (default 10000)"},
+      CLI_OPT_END};
+  const cli_syntax_t syn = {.usage = "serial write TARGET DATA [--hex] [--newline] [--timeout MS]",
+                            .about = "Send DATA to a serial port (/dfnet.hw.serial.Serial/Write).",
+                            .options = opts,
+                            .min_args = 2,
+                            .max_args = 2,
+                            .args_help = SERIAL_TARGET_HELP
+                            "  DATA     the text to send (or hex with --hex)\n"};
+  return cli__run(argc, argv, &syn, &ops, &s);
+}
+
+typedef struct serial_read {
+  cli_unary_t call; /* first: cli__unary_request */
+  bool hex;
+  uint64_t max, wait;
+} serial_read_t;
+
+static int serial_read_prepare(cli_run_t *run) {
+  serial_read_t *s = run->ctx;
+  int rc = cli__unary_new(&s->call);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  cli__pb_varint(s->call.pb, 1, s->max);  /* ReadRequest.max_bytes */
+  cli__pb_varint(s->call.pb, 2, s->wait); /* ReadRequest.timeout_ms */
+  s->call.deadline_ms = (uint32_t)s->wait + 10000;
+  return CLI_EXIT_OK;
+}
+
+static int serial_read_print(cli_run_t *run) {
+  const serial_read_t *s = run->ctx;
+  const uint8_t *data = NULL;
+  size_t n = 0;
+  if (cli__pb_find_bytes(s->call.reply, s->call.reply_len, 1, &data, &n) < 0)
+    return cli__fail(DFNET_STATUS_DATA_LOSS, "malformed ReadReply");
+  if (s->hex) {
+    char *h = cli__hex(data ? data : (const uint8_t *)"", n);
+    printf("%s\n", h ? h : "");
+    free(h);
+  } else {
+    (void)cli__write_all(STDOUT_FILENO, data, n);
   }
-  dfnet_client_close(c);
-  free(data);
-  return rc;
+  return CLI_EXIT_OK;
 }
 
 int cmd_serial_read(int argc, char **argv) {
-  bool hex = false;
-  uint64_t max = 4096, wait = 1000;
+  static const cli_command_ops_t ops = {serial_read_prepare, cli__unary_request, NULL,
+                                        serial_read_print, cli__unary_release};
+  serial_read_t s = {.call.method = M_READ, .max = 4096, .wait = 1000};
   const cli_option_t opts[] = {
-      {"max", 0, CLI_OPT_UINT, &max, 1, 4096, "N", "at most N bytes (default 4096)"},
-      {"wait", 'w', CLI_OPT_UINT, &wait, 0, 600000, "MS",
+      {"max", 0, CLI_OPT_UINT, &s.max, 1, 4096, "N", "at most N bytes (default 4096)"},
+      {"wait", 'w', CLI_OPT_UINT, &s.wait, 0, 600000, "MS",
        "wait up to MS for the first byte (default 1000)"},
-      {"hex", 0, CLI_OPT_FLAG, &hex, 0, 0, NULL, "print hex"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {"serial read TARGET [--max N] [--wait MS] [--hex]",
-                            "Read what a serial port received and nobody read yet "
-                            "(/dfnet.hw.serial.Serial/Read).",
-                            opts,
-                            1,
-                            1,
-                            "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
-  const char *args[1];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  cli_pb_t *pb = calloc(1, sizeof *pb);
-  if (pb == NULL)
-    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  cli__pb_varint(pb, 1, max);  /* ReadRequest.max_bytes */
-  cli__pb_varint(pb, 2, wait); /* ReadRequest.timeout_ms */
-  dfnet_client_t *c = NULL;
-  uint8_t *reply = NULL;
-  size_t reply_len = 0;
-  if ((rc = cli__connect(&c)) == CLI_EXIT_OK) {
-    dfnet_client_call_options_t co = {.deadline_ms = (uint32_t)wait + 10000};
-    dfnet_client_error_t err;
-    const uint8_t *data = NULL;
-    size_t n = 0;
-    if (dfnet_client_call(c, args[0], M_READ, pb->buf, pb->len, &co, &reply, &reply_len, &err) !=
-        DFNET_STATUS_OK) {
-      rc = cli__fail_err(&err);
-    } else if (cli__pb_find_bytes(reply, reply_len, 1, &data, &n) < 0) {
-      rc = cli__fail(DFNET_STATUS_DATA_LOSS, "malformed ReadReply");
-    } else if (hex) {
-      char *h = cli__hex(data ? data : (const uint8_t *)"", n);
-      printf("%s\n", h ? h : "");
-      free(h);
-    } else {
-      (void)cli__write_all(STDOUT_FILENO, data, n);
-    }
-  }
-  free(reply);
-  dfnet_client_close(c);
-  free(pb);
-  return rc;
+      {"hex", 0, CLI_OPT_FLAG, &s.hex, 0, 0, NULL, "print hex"},
+      CLI_OPT_END};
+  const cli_syntax_t syn = {.usage = "serial read TARGET [--max N] [--wait MS] [--hex]",
+                            .about =
+                                "Read what a serial port received and nobody read yet "
+                                "(/dfnet.hw.serial.Serial/Read).",
+                            .options = opts,
+                            .min_args = 1,
+                            .max_args = 1,
+                            .args_help = SERIAL_TARGET_HELP};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }
 
 /* ---- serial configure ------------------------------------------------------------------ */
@@ -413,77 +454,93 @@ static uint64_t pb_varint_field(const uint8_t *m, size_t len, uint32_t field) {
   return 0;
 }
 
-int cmd_serial_configure(int argc, char **argv) {
-  static const char *const parities[] = {"none", "odd", "even"};
-  static const char *const flows[] = {"none", "rts-cts", "xon-xoff"};
-  uint64_t baud = 0, data_bits = 0, stop_bits = 0, parity = 0, flow = 0;
-  const char *parity_s = NULL, *flow_s = NULL;
-  bool json = false;
-  const cli_option_t opts[] = {
-      {"baud", 'b', CLI_OPT_UINT, &baud, 50, 4000000, "N", "baud rate (default 115200)"},
-      {"data-bits", 0, CLI_OPT_UINT, &data_bits, 5, 8, "N", "data bits (default 8)"},
-      {"stop-bits", 0, CLI_OPT_UINT, &stop_bits, 1, 2, "N", "stop bits (default 1)"},
-      {"parity", 0, CLI_OPT_STRING, &parity_s, 0, 0, "P", "none|odd|even (default none)"},
-      {"flow", 0, CLI_OPT_STRING, &flow_s, 0, 0, "F", "none|rts-cts|xon-xoff (default none)"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "serial configure TARGET [--baud N] [--data-bits N] [--parity P] "
-      "[--stop-bits N] [--flow F] [--json]",
-      "Set a serial port's line settings and print those in effect "
-      "(/dfnet.hw.serial.Serial/Configure).",
-      opts,
-      1,
-      1,
-      "  TARGET   the port's node moniker or class/serial/<NNN>\n"};
-  const char *args[1];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
+static const char *const parities[] = {"none", "odd", "even"};
+static const char *const flows[] = {"none", "rts-cts", "xon-xoff"};
+
+typedef struct serial_configure {
+  cli_unary_t call; /* first: cli__unary_request */
+  uint64_t baud, data_bits, stop_bits, parity, flow;
+  const char *parity_s, *flow_s;
+  bool json;
+} serial_configure_t;
+
+/* The settings in effect, as the reply's Config says them (proto3 defaults filled in). */
+typedef struct line_settings {
+  uint64_t baud, data_bits, stop_bits;
+  const char *parity, *flow;
+} line_settings_t;
+
+static line_settings_t line_settings(const serial_configure_t *s) {
+  const uint8_t *m = s->call.reply;
+  size_t n = s->call.reply_len;
+  uint64_t b = pb_varint_field(m, n, 1), d = pb_varint_field(m, n, 2), p = pb_varint_field(m, n, 3),
+           st = pb_varint_field(m, n, 4), f = pb_varint_field(m, n, 5);
+  return (line_settings_t){.baud = b ? b : 115200,
+                           .data_bits = d ? d : 8,
+                           .stop_bits = st ? st : 1,
+                           .parity = p < 3 ? parities[p] : "?",
+                           .flow = f < 3 ? flows[f] : "?"};
+}
+
+static int serial_configure_prepare(cli_run_t *run) {
+  serial_configure_t *s = run->ctx;
+  if (s->parity_s && parse_enum(s->parity_s, parities, 3, &s->parity) != 0)
+    return cli__usage("--parity wants none, odd or even, not '%s'", s->parity_s);
+  if (s->flow_s && parse_enum(s->flow_s, flows, 3, &s->flow) != 0)
+    return cli__usage("--flow wants none, rts-cts or xon-xoff, not '%s'", s->flow_s);
+  int rc = cli__unary_new(&s->call);
   if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  if (parity_s && parse_enum(parity_s, parities, 3, &parity) != 0)
-    return cli__usage("--parity wants none, odd or even, not '%s'", parity_s);
-  if (flow_s && parse_enum(flow_s, flows, 3, &flow) != 0)
-    return cli__usage("--flow wants none, rts-cts or xon-xoff, not '%s'", flow_s);
-  cli_pb_t *pb = calloc(1, sizeof *pb);
-  if (pb == NULL)
-    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  cli__pb_varint(pb, 1, baud);
-  cli__pb_varint(pb, 2, data_bits);
-  cli__pb_varint(pb, 3, parity);
-  cli__pb_varint(pb, 4, stop_bits);
-  cli__pb_varint(pb, 5, flow);
-  dfnet_client_t *c = NULL;
-  uint8_t *reply = NULL;
-  size_t reply_len = 0;
-  if ((rc = cli__connect(&c)) == CLI_EXIT_OK) {
-    dfnet_client_call_options_t co = {.deadline_ms = 10000};
-    dfnet_client_error_t err;
-    if (dfnet_client_call(c, args[0], M_CONFIGURE, pb->buf, pb->len, &co, &reply, &reply_len,
-                          &err) != DFNET_STATUS_OK) {
-      rc = cli__fail_err(&err);
-    } else {
-      uint64_t b = pb_varint_field(reply, reply_len, 1), d = pb_varint_field(reply, reply_len, 2),
-               p = pb_varint_field(reply, reply_len, 3), s = pb_varint_field(reply, reply_len, 4),
-               f = pb_varint_field(reply, reply_len, 5);
-      const char *ps = p < 3 ? parities[p] : "?", *fs = f < 3 ? flows[f] : "?";
-      if (json) {
-        cJSON *doc = cJSON_CreateObject();
-        cJSON_AddNumberToObject(doc, "baud", (double)(b ? b : 115200));
-        cJSON_AddNumberToObject(doc, "data_bits", (double)(d ? d : 8));
-        cJSON_AddStringToObject(doc, "parity", ps);
-        cJSON_AddNumberToObject(doc, "stop_bits", (double)(s ? s : 1));
-        cJSON_AddStringToObject(doc, "flow", fs);
-        rc = cli__json_print(doc);
-      } else {
-        printf("%llu baud, %llu data bits, parity %s, %llu stop bit(s), flow control %s\n",
-               (unsigned long long)(b ? b : 115200), (unsigned long long)(d ? d : 8), ps,
-               (unsigned long long)(s ? s : 1), fs);
-      }
-    }
-  }
-  free(reply);
-  dfnet_client_close(c);
-  free(pb);
-  return rc;
+    return rc;
+  cli__pb_varint(s->call.pb, 1, s->baud);
+  cli__pb_varint(s->call.pb, 2, s->data_bits);
+  cli__pb_varint(s->call.pb, 3, s->parity);
+  cli__pb_varint(s->call.pb, 4, s->stop_bits);
+  cli__pb_varint(s->call.pb, 5, s->flow);
+  return CLI_EXIT_OK;
+}
+
+static cJSON *serial_configure_json(cli_run_t *run) {
+  line_settings_t l = line_settings(run->ctx);
+  cJSON *doc = cJSON_CreateObject();
+  cJSON_AddNumberToObject(doc, "baud", (double)l.baud);
+  cJSON_AddNumberToObject(doc, "data_bits", (double)l.data_bits);
+  cJSON_AddStringToObject(doc, "parity", l.parity);
+  cJSON_AddNumberToObject(doc, "stop_bits", (double)l.stop_bits);
+  cJSON_AddStringToObject(doc, "flow", l.flow);
+  return doc;
+}
+
+static int serial_configure_print(cli_run_t *run) {
+  line_settings_t l = line_settings(run->ctx);
+  printf("%llu baud, %llu data bits, parity %s, %llu stop bit(s), flow control %s\n",
+         (unsigned long long)l.baud, (unsigned long long)l.data_bits, l.parity,
+         (unsigned long long)l.stop_bits, l.flow);
+  return CLI_EXIT_OK;
+}
+
+int cmd_serial_configure(int argc, char **argv) {
+  static const cli_command_ops_t ops = {serial_configure_prepare, cli__unary_request,
+                                        serial_configure_json, serial_configure_print,
+                                        cli__unary_release};
+  serial_configure_t s = {.call = {.method = M_CONFIGURE, .deadline_ms = 10000}};
+  const cli_option_t opts[] = {
+      {"baud", 'b', CLI_OPT_UINT, &s.baud, 50, 4000000, "N", "baud rate (default 115200)"},
+      {"data-bits", 0, CLI_OPT_UINT, &s.data_bits, 5, 8, "N", "data bits (default 8)"},
+      {"stop-bits", 0, CLI_OPT_UINT, &s.stop_bits, 1, 2, "N", "stop bits (default 1)"},
+      {"parity", 0, CLI_OPT_STRING, &s.parity_s, 0, 0, "P", "none|odd|even (default none)"},
+      {"flow", 0, CLI_OPT_STRING, &s.flow_s, 0, 0, "F", "none|rts-cts|xon-xoff (default none)"},
+      CLI_OPT_JSON(&s.json),
+      CLI_OPT_END};
+  const cli_syntax_t syn = {
+      .usage =
+          "serial configure TARGET [--baud N] [--data-bits N] [--parity P] [--stop-bits N] "
+          "[--flow F] [--json]",
+      .about =
+          "Set a serial port's line settings and print those in effect "
+          "(/dfnet.hw.serial.Serial/Configure).",
+      .options = opts,
+      .min_args = 1,
+      .max_args = 1,
+      .args_help = SERIAL_TARGET_HELP};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }

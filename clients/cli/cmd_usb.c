@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clients/cli/cli.h"
+#include "lib/cmdline.h"
 
 #define M_DEVICE "/dfnet.hw.usb.Device/GetDeviceDescriptor"
 #define M_CONFIG "/dfnet.hw.usb.Device/GetConfigDescriptor"
@@ -26,23 +27,6 @@
 #define CALL_SLACK_MS 10000u /* a transfer call's deadline: its timeout + this */
 #define DESCRIPTOR_DEADLINE 10000u
 
-/* One unary call; the reply is malloc'd (the caller frees it). */
-static dfnet_status_t usb_call(dfnet_client_t *c, const char *target, const char *method,
-                               const cli_pb_t *pb, uint32_t deadline_ms, uint8_t **reply,
-                               size_t *reply_len, dfnet_client_error_t *err) {
-  dfnet_client_call_options_t co = {.deadline_ms = deadline_ms};
-  *reply = NULL;
-  *reply_len = 0;
-  return dfnet_client_call(c, target, method, pb->buf, pb->len, &co, reply, reply_len, err);
-}
-
-static cli_pb_t *pb_new(void) { return calloc(1, sizeof(cli_pb_t)); }
-
-static void pb_reset(cli_pb_t *pb) {
-  pb->len = 0;
-  pb->overflow = false;
-}
-
 /* ---- usb descriptors ------------------------------------------------------------------- */
 
 /* The device descriptor and every configuration (at most CLI_USB_CONFIGS_MAX). Returns
@@ -52,8 +36,9 @@ static int read_descriptors(dfnet_client_t *c, const char *target, cli_pb_t *pb,
   uint8_t *reply = NULL;
   size_t n = 0;
   dfnet_client_error_t err;
-  pb_reset(pb);
-  if (usb_call(c, target, M_DEVICE, pb, DESCRIPTOR_DEADLINE, &reply, &n, &err) != DFNET_STATUS_OK)
+  cli__pb_reset(pb);
+  if (cli__pb_call(c, target, M_DEVICE, pb, DESCRIPTOR_DEADLINE, &reply, &n, &err) !=
+      DFNET_STATUS_OK)
     return cli__fail_err(&err);
   const uint8_t *raw = NULL;
   size_t raw_len = 0;
@@ -77,9 +62,9 @@ static int read_descriptors(dfnet_client_t *c, const char *target, cli_pb_t *pb,
   for (size_t i = 0; i < configs; i++) {
     free(reply);
     reply = NULL;
-    pb_reset(pb);
+    cli__pb_reset(pb);
     cli__pb_varint(pb, 1, i); /* GetConfigDescriptorRequest.index */
-    if (usb_call(c, target, M_CONFIG, pb, DESCRIPTOR_DEADLINE, &reply, &n, &err) !=
+    if (cli__pb_call(c, target, M_CONFIG, pb, DESCRIPTOR_DEADLINE, &reply, &n, &err) !=
         DFNET_STATUS_OK) {
       rc = cli__fail_err(&err);
       goto done;
@@ -116,12 +101,12 @@ static void read_strings(dfnet_client_t *c, const char *target, cli_pb_t *pb, cl
   uint8_t idx[255];
   size_t count = cli__usb_string_indices(d, idx);
   for (size_t i = 0; i < count; i++) {
-    pb_reset(pb);
+    cli__pb_reset(pb);
     cli__pb_varint(pb, 1, idx[i]); /* GetStringDescriptorRequest.index */
     uint8_t *reply = NULL;
     size_t n = 0;
     dfnet_client_error_t err;
-    if (usb_call(c, target, M_STRING, pb, DESCRIPTOR_DEADLINE, &reply, &n, &err) !=
+    if (cli__pb_call(c, target, M_STRING, pb, DESCRIPTOR_DEADLINE, &reply, &n, &err) !=
         DFNET_STATUS_OK) {
       fprintf(stderr, "dfnet: warning: string descriptors not read: %s: %s\n",
               dfnet_status_str(err.code), err.message);
@@ -141,256 +126,68 @@ static void read_strings(dfnet_client_t *c, const char *target, cli_pb_t *pb, cl
   }
 }
 
-int cmd_usb_descriptors(int argc, char **argv) {
-  bool json = false, no_strings = false;
-  const cli_option_t opts[] = {
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {"no-strings", 0, CLI_OPT_FLAG, &no_strings, 0, 0, NULL,
-       "do not read string descriptors (no bus traffic)"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "usb descriptors TARGET [--json] [--no-strings]",
-      "Print a USB device's descriptors as `lsusb -v` does (role operator): the device, each "
-      "configuration, its interfaces (one per alternate setting) and their endpoints, with "
-      "the string descriptors they name (read from the device: --no-strings skips them).",
-      opts,
-      1,
-      1,
-      "  TARGET   the device's node moniker (dev.<host>.usb.<BBB>_<DDD>) or "
-      "class/usb-device/<NNN>\n"};
-  const char *args[1];
-  size_t nargs;
-  dfnet_client_t *c = NULL;
-  int rc = cli__begin(argc, argv, &syn, args, &nargs, &c);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  cli_usb_device_t *d = calloc(1, sizeof *d);
-  cli_pb_t *pb = pb_new();
-  if (d == NULL || pb == NULL) {
-    rc = cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto done;
-  }
-  if ((rc = read_descriptors(c, args[0], pb, d)) != CLI_EXIT_OK)
-    goto done;
-  if (!no_strings)
-    read_strings(c, args[0], pb, d);
-  if (json)
-    rc = cli__json_print(cli__usb_json(d, args[0]));
-  else
-    cli__usb_print(stdout, d);
-done:
-  if (d != NULL)
-    cli__usb_device_free(d);
-  free(d);
-  free(pb);
-  dfnet_client_close(c);
+typedef struct usb_descriptors {
+  bool json, no_strings;
+  cli_usb_device_t *device;
+  cli_pb_t *pb;
+} usb_descriptors_t;
+
+static int usb_descriptors_request(cli_run_t *run) {
+  usb_descriptors_t *s = run->ctx;
+  s->device = calloc(1, sizeof *s->device);
+  s->pb = calloc(1, sizeof *s->pb);
+  if (s->device == NULL || s->pb == NULL)
+    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  int rc = read_descriptors(run->client, run->args[0], s->pb, s->device);
+  if (rc == CLI_EXIT_OK && !s->no_strings)
+    read_strings(run->client, run->args[0], s->pb, s->device);
   return rc;
+}
+
+static cJSON *usb_descriptors_json(cli_run_t *run) {
+  const usb_descriptors_t *s = run->ctx;
+  return cli__usb_json(s->device, run->args[0]);
+}
+
+static int usb_descriptors_print(cli_run_t *run) {
+  const usb_descriptors_t *s = run->ctx;
+  cli__usb_print(stdout, s->device);
+  return CLI_EXIT_OK;
+}
+
+static void usb_descriptors_release(cli_run_t *run) {
+  usb_descriptors_t *s = run->ctx;
+  if (s->device != NULL)
+    cli__usb_device_free(s->device);
+  free(s->device);
+  free(s->pb);
+}
+
+int cmd_usb_descriptors(int argc, char **argv) {
+  static const cli_command_ops_t ops = {NULL, usb_descriptors_request, usb_descriptors_json,
+                                        usb_descriptors_print, usb_descriptors_release};
+  usb_descriptors_t s = {0};
+  const cli_option_t opts[] = {CLI_OPT_JSON(&s.json),
+                               {"no-strings", 0, CLI_OPT_FLAG, &s.no_strings, 0, 0, NULL,
+                                "do not read string descriptors (no bus traffic)"},
+                               CLI_OPT_END};
+  const cli_syntax_t syn = {
+      .usage = "usb descriptors TARGET [--json] [--no-strings]",
+      .about =
+          "Print a USB device's descriptors as `lsusb -v` does (role operator): the device, "
+          "each configuration, its interfaces (one per alternate setting) and their "
+          "endpoints, with the string descriptors they name (read from the device: "
+          "--no-strings skips them).",
+      .options = opts,
+      .min_args = 1,
+      .max_args = 1,
+      .args_help =
+          "  TARGET   the device's node moniker (dev.<host>.usb.<BBB>_<DDD>) or "
+          "class/usb-device/<NNN>\n"};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }
 
 /* ---- transfers --------------------------------------------------------------------------- */
-
-/* How the bytes read are shown. */
-typedef struct in_output {
-  bool hex, json;
-  const char *out_file;
-  bool raw_when_piped; /* neither --hex nor --out: raw bytes when stdout is not a terminal */
-} in_output_t;
-
-/* Print what an IN transfer read. `doc` (--json) gets "hex" and is printed. */
-static int show_in(const in_output_t *o, const uint8_t *data, size_t len, cJSON *doc) {
-  int rc = CLI_EXIT_OK;
-  if (o->out_file != NULL) {
-    int fd = open(o->out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || cli__write_all(fd, data, len) != 0)
-      rc = cli__fail(DFNET_STATUS_UNAVAILABLE, "%s: %s", o->out_file, strerror(errno));
-    if (fd >= 0 && close(fd) != 0 && rc == CLI_EXIT_OK)
-      rc = cli__fail(DFNET_STATUS_UNAVAILABLE, "%s: %s", o->out_file, strerror(errno));
-    cJSON_Delete(doc);
-    return rc;
-  }
-  if (!o->json && !o->hex && o->raw_when_piped && !isatty(STDOUT_FILENO)) {
-    cJSON_Delete(doc);
-    if (cli__write_all(STDOUT_FILENO, data, len) != 0)
-      return cli__fail(DFNET_STATUS_UNAVAILABLE, "stdout: %s", strerror(errno));
-    return CLI_EXIT_OK;
-  }
-  char *h = cli__hex(data ? data : (const uint8_t *)"", len);
-  if (h == NULL) {
-    cJSON_Delete(doc);
-    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  }
-  if (o->json) {
-    cJSON_AddStringToObject(doc, "hex", h);
-    rc = cli__json_print(doc);
-  } else {
-    cJSON_Delete(doc);
-    printf("%s\n", h);
-  }
-  free(h);
-  return rc;
-}
-
-/* Print what an OUT transfer wrote. */
-static int show_out(bool json, uint64_t transferred, cJSON *doc) {
-  if (json)
-    return cli__json_print(doc);
-  cJSON_Delete(doc);
-  printf("Wrote %llu byte(s).\n", (unsigned long long)transferred);
-  return CLI_EXIT_OK;
-}
-
-/* OUT data from --data-hex or --data-file (at most max bytes); exit code (usage printed). */
-static int out_data(const char *hex, const char *file, size_t max, uint8_t **data, size_t *len) {
-  *data = NULL;
-  *len = 0;
-  if (hex != NULL && file != NULL)
-    return cli__usage("--data-hex and --data-file exclude each other");
-  if (hex != NULL && cli__unhex(hex, data, len) != 0)
-    return cli__usage("--data-hex: '%s' is not an even number of hex digits", hex);
-  if (file != NULL && cli__read_file(file, max, data, len) != 0)
-    return cli__usage("--data-file %s: %s", file,
-                      errno == EFBIG ? "more bytes than one transfer takes" : strerror(errno));
-  if (*len > max) {
-    free(*data);
-    *data = NULL;
-    return cli__usage("%zu bytes of data: one transfer takes at most %zu", *len, max);
-  }
-  return CLI_EXIT_OK;
-}
-
-/* The TransferReply's data and count; exit code (a failure printed). */
-static int transfer_reply(const char *target, const uint8_t *reply, size_t n, const uint8_t **data,
-                          size_t *len, uint64_t *transferred) {
-  *data = NULL;
-  *len = 0;
-  if (cli__pb_find_bytes(reply, n, 1, data, len) < 0 ||
-      cli__pb_find_varint(reply, n, 2, transferred) < 0)
-    return cli__fail(DFNET_STATUS_DATA_LOSS, "%s: malformed TransferReply (%zu bytes)", target, n);
-  return CLI_EXIT_OK;
-}
-
-/* The call's deadline for a transfer with timeout_ms (0: the driver's default). */
-static uint32_t transfer_deadline(uint64_t timeout_ms) {
-  return (uint32_t)(timeout_ms ? timeout_ms : USB_TIMEOUT_DEFAULT) + CALL_SLACK_MS;
-}
-
-int cmd_usb_control(int argc, char **argv) {
-  uint64_t request_type = 256, request = 256, value = 0, index = 0, length = 0, timeout = 0;
-  const char *hex = NULL, *file = NULL, *out_file = NULL;
-  bool has_length = false, detach = false, json = false;
-  /* --length is parsed as a string so that "not given" differs from 0 */
-  const char *length_s = NULL;
-  const cli_option_t opts[] = {
-      {"request-type", 0, CLI_OPT_UINT, &request_type, 0, 255, "N",
-       "bmRequestType; bit 7 set: IN (device to host)"},
-      {"request", 0, CLI_OPT_UINT, &request, 0, 255, "N", "bRequest"},
-      {"value", 0, CLI_OPT_UINT, &value, 0, 65535, "N", "wValue (default 0)"},
-      {"index", 0, CLI_OPT_UINT, &index, 0, 65535, "N", "wIndex (default 0)"},
-      {"length", 0, CLI_OPT_STRING, &length_s, 0, 0, "N", "IN: bytes to read, wLength (0..4096)"},
-      {"data-hex", 0, CLI_OPT_STRING, &hex, 0, 0, "HEX", "OUT: the data stage, hex"},
-      {"data-file", 0, CLI_OPT_STRING, &file, 0, 0, "FILE", "OUT: the data stage, from a file"},
-      {"timeout", 't', CLI_OPT_UINT, &timeout, 1, USB_TIMEOUT_MAX, "MS",
-       "the transfer's timeout (default 1000)"},
-      {"detach-kernel-driver", 0, CLI_OPT_FLAG, &detach, 0, 0, NULL,
-       "an interface request: take the interface (wIndex) from its kernel driver meanwhile"},
-      {"out", 'o', CLI_OPT_STRING, &out_file, 0, 0, "FILE", "IN: write the bytes read to FILE"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
-  const cli_syntax_t syn = {
-      "usb control TARGET --request-type N --request N [--value N] [--index N] "
-      "(--length N | --data-hex H | --data-file F) [--timeout MS] [--out FILE | --json]",
-      "A control transfer on endpoint 0 (role operator). IN (bit 7 of --request-type set) "
-      "reads --length bytes and prints them in hex; OUT sends the data stage (none when "
-      "neither --data-hex nor --data-file is given) and prints the count written.",
-      opts,
-      1,
-      1,
-      "  TARGET   the device's node moniker or class/usb-device/<NNN>\n"};
-  const char *args[1];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  if (request_type > 255 || request > 255)
-    return cli__usage("--request-type and --request are required (dfnet %s)", syn.usage);
-  bool in = (request_type & 0x80) != 0;
-  if (length_s != NULL) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(length_s, &end, 0);
-    if (length_s[0] == '-' || errno != 0 || end == length_s || *end != '\0' || v > USB_CONTROL_MAX)
-      return cli__usage("--length wants a number in 0..%u, not '%s'", USB_CONTROL_MAX, length_s);
-    length = v;
-    has_length = true;
-  }
-  if (in && (hex != NULL || file != NULL))
-    return cli__usage("request type 0x%02llx is IN (bit 7 set): it takes --length, not data",
-                      (unsigned long long)request_type);
-  if (in && !has_length)
-    return cli__usage("request type 0x%02llx is IN (bit 7 set): --length N says how much to read",
-                      (unsigned long long)request_type);
-  if (!in && has_length)
-    return cli__usage(
-        "request type 0x%02llx is OUT (bit 7 clear): it takes --data-hex or "
-        "--data-file, not --length",
-        (unsigned long long)request_type);
-  if (!in && out_file != NULL)
-    return cli__usage("--out is for IN transfers");
-  if (json && out_file != NULL)
-    return cli__usage("--out and --json exclude each other");
-  uint8_t *data = NULL;
-  size_t data_len = 0;
-  if ((rc = out_data(hex, file, USB_CONTROL_MAX, &data, &data_len)) != CLI_EXIT_OK)
-    return rc;
-  cli_pb_t *pb = pb_new();
-  dfnet_client_t *c = NULL;
-  uint8_t *reply = NULL;
-  size_t n = 0;
-  if (pb == NULL) {
-    rc = cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto done;
-  }
-  cli__pb_varint(pb, 1, request_type); /* ControlTransferRequest */
-  cli__pb_varint(pb, 2, request);
-  cli__pb_varint(pb, 3, value);
-  cli__pb_varint(pb, 4, index);
-  cli__pb_bytes(pb, 5, data, data_len);
-  cli__pb_varint(pb, 6, length);
-  cli__pb_varint(pb, 7, timeout);
-  cli__pb_varint(pb, 8, detach);
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    goto done;
-  dfnet_client_error_t err;
-  if (usb_call(c, args[0], M_CONTROL, pb, transfer_deadline(timeout), &reply, &n, &err) !=
-      DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto done;
-  }
-  const uint8_t *got = NULL;
-  size_t got_len = 0;
-  uint64_t transferred = 0;
-  if ((rc = transfer_reply(args[0], reply, n, &got, &got_len, &transferred)) != CLI_EXIT_OK)
-    goto done;
-  cJSON *doc = NULL;
-  if (json) {
-    doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "target", args[0]);
-    cJSON_AddNumberToObject(doc, "request_type", (double)request_type);
-    cJSON_AddNumberToObject(doc, "request", (double)request);
-    cJSON_AddNumberToObject(doc, "value", (double)value);
-    cJSON_AddNumberToObject(doc, "index", (double)index);
-    cJSON_AddStringToObject(doc, "direction", in ? "in" : "out");
-    cJSON_AddNumberToObject(doc, "transferred", (double)transferred);
-  }
-  in_output_t o = {.json = json, .out_file = out_file};
-  rc = in ? show_in(&o, got, got_len, doc) : show_out(json, transferred, doc);
-done:
-  free(reply);
-  dfnet_client_close(c);
-  free(pb);
-  free(data);
-  return rc;
-}
 
 /* Bulk and interrupt transfers: one verb per type and direction. */
 typedef struct endpoint_verb {
@@ -400,13 +197,80 @@ typedef struct endpoint_verb {
   bool in;
 } endpoint_verb_t;
 
+/* One transfer: a control transfer, or a bulk or interrupt one (verb set). */
+typedef struct usb_transfer {
+  cli_unary_t call;            /* first: cli__unary_request */
+  const endpoint_verb_t *verb; /* NULL: a control transfer */
+  const char *usage;           /* the command's, for the messages */
+  bool in;                     /* device to host */
+  cli_payload_t payload;       /* OUT: --data-hex / --data-file */
+  cli_bytes_out_t out;         /* IN: how the bytes read are shown; --json */
+  uint64_t length, timeout;
+  bool detach;
+  uint64_t request_type, request, value, index; /* control */
+  const char *length_s;                         /* control: --length as given */
+  uint8_t ep;                                   /* bulk, interrupt: the endpoint */
+} usb_transfer_t;
+
+/* The call's deadline for a transfer with timeout_ms (0: the driver's default). */
+static uint32_t transfer_deadline(uint64_t timeout_ms) {
+  return (uint32_t)(timeout_ms ? timeout_ms : USB_TIMEOUT_DEFAULT) + CALL_SLACK_MS;
+}
+
+/* --length of a control transfer: "not given" differs from 0. */
+static int control_length(usb_transfer_t *s) {
+  if (s->length_s == NULL)
+    return CLI_EXIT_OK;
+  if (!dfnet_cmdline_uint(s->length_s, 0, 0, USB_CONTROL_MAX, &s->length))
+    return cli__usage("--length wants a number in 0..%u, not '%s'", USB_CONTROL_MAX, s->length_s);
+  return CLI_EXIT_OK;
+}
+
+/* What a control transfer's options say, checked against its direction. */
+static int control_check(usb_transfer_t *s, const char *const *args) {
+  (void)args;
+  if (s->request_type > 255 || s->request > 255)
+    return cli__usage("--request-type and --request are required (dfnet %s)", s->usage);
+  s->in = (s->request_type & 0x80) != 0;
+  int rc = control_length(s);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  bool has_length = s->length_s != NULL;
+  unsigned long long type = (unsigned long long)s->request_type;
+  if (s->in && (s->payload.hex != NULL || s->payload.file != NULL))
+    return cli__usage("request type 0x%02llx is IN (bit 7 set): it takes --length, not data", type);
+  if (s->in && !has_length)
+    return cli__usage("request type 0x%02llx is IN (bit 7 set): --length N says how much to read",
+                      type);
+  if (!s->in && has_length)
+    return cli__usage(
+        "request type 0x%02llx is OUT (bit 7 clear): it takes --data-hex or "
+        "--data-file, not --length",
+        type);
+  if (!s->in && s->out.out_file != NULL)
+    return cli__usage("--out is for IN transfers");
+  if (s->out.json && s->out.out_file != NULL)
+    return cli__usage("--out and --json exclude each other");
+  return CLI_EXIT_OK;
+}
+
+/* ControlTransferRequest */
+static void control_request(const usb_transfer_t *s, cli_pb_t *pb) {
+  cli__pb_varint(pb, 1, s->request_type);
+  cli__pb_varint(pb, 2, s->request);
+  cli__pb_varint(pb, 3, s->value);
+  cli__pb_varint(pb, 4, s->index);
+  cli__pb_bytes(pb, 5, s->payload.data, s->payload.len);
+  cli__pb_varint(pb, 6, s->length);
+  cli__pb_varint(pb, 7, s->timeout);
+  cli__pb_varint(pb, 8, s->detach);
+}
+
 /* EP as an endpoint address of the verb's direction; exit code (usage printed). */
 static int parse_endpoint(const endpoint_verb_t *v, const char *text, uint8_t *ep) {
-  char *end = NULL;
-  errno = 0;
-  unsigned long e = strtoul(text, &end, 0);
-  bool number = text[0] != '-' && errno == 0 && end != text && *end == '\0' && e <= 0xff;
-  if (!number || (e & 0x0f) == 0 || (e & 0x70) != 0 || ((e & 0x80) != 0) != v->in)
+  uint64_t e = 0;
+  if (!dfnet_cmdline_uint(text, 0, 0, 0xff, &e) || (e & 0x0f) == 0 || (e & 0x70) != 0 ||
+      ((e & 0x80) != 0) != v->in)
     return cli__usage(
         "EP '%s': %s wants the address of an %s endpoint, %s (lsusb's "
         "bEndpointAddress)",
@@ -415,29 +279,163 @@ static int parse_endpoint(const endpoint_verb_t *v, const char *text, uint8_t *e
   return CLI_EXIT_OK;
 }
 
+static int endpoint_check(usb_transfer_t *s, const char *const *args) {
+  const endpoint_verb_t *v = s->verb;
+  int rc = parse_endpoint(v, args[1], &s->ep);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  if (v->in && s->length == 0)
+    return cli__usage("--length N says how many bytes to read (dfnet %s)", s->usage);
+  if (v->in && (s->out.hex ? 1 : 0) + (s->out.out_file ? 1 : 0) + (s->out.json ? 1 : 0) > 1)
+    return cli__usage("--hex, --out and --json exclude each other");
+  if (!v->in && s->payload.hex == NULL && s->payload.file == NULL)
+    return cli__usage("%s sends --data-hex H or --data-file F (dfnet %s)", v->name, s->usage);
+  return CLI_EXIT_OK;
+}
+
+/* TransferRequest */
+static void endpoint_request(const usb_transfer_t *s, cli_pb_t *pb) {
+  cli__pb_varint(pb, 1, s->ep);
+  cli__pb_bytes(pb, 2, s->payload.data, s->payload.len);
+  cli__pb_varint(pb, 3, s->length);
+  cli__pb_varint(pb, 4, s->timeout);
+  cli__pb_varint(pb, 5, s->detach);
+}
+
+/* A transfer's prepare hook: the kind's checks, the OUT data (at most max bytes), the
+ * request built by the kind's function. */
+static int transfer_prepare(cli_run_t *run, int (*check)(usb_transfer_t *, const char *const *),
+                            size_t max, void (*build)(const usb_transfer_t *, cli_pb_t *)) {
+  usb_transfer_t *s = run->ctx;
+  int rc = check(s, run->args);
+  if (rc == CLI_EXIT_OK)
+    rc = cli__payload_load(&s->payload, max, "more bytes than one transfer takes");
+  if (rc == CLI_EXIT_OK)
+    rc = cli__unary_new(&s->call);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  build(s, s->call.pb);
+  s->call.deadline_ms = transfer_deadline(s->timeout);
+  return CLI_EXIT_OK;
+}
+
+static int control_prepare(cli_run_t *run) {
+  return transfer_prepare(run, control_check, USB_CONTROL_MAX, control_request);
+}
+
+static int endpoint_prepare(cli_run_t *run) {
+  return transfer_prepare(run, endpoint_check, USB_TRANSFER_MAX, endpoint_request);
+}
+
+/* The --json document of a transfer, before what it moved is added. */
+static cJSON *transfer_doc(const usb_transfer_t *s, const char *target) {
+  cJSON *doc = cJSON_CreateObject();
+  cJSON_AddStringToObject(doc, "target", target);
+  if (s->verb != NULL) {
+    cJSON_AddNumberToObject(doc, "endpoint", s->ep);
+    return doc;
+  }
+  cJSON_AddNumberToObject(doc, "request_type", (double)s->request_type);
+  cJSON_AddNumberToObject(doc, "request", (double)s->request);
+  cJSON_AddNumberToObject(doc, "value", (double)s->value);
+  cJSON_AddNumberToObject(doc, "index", (double)s->index);
+  cJSON_AddStringToObject(doc, "direction", s->in ? "in" : "out");
+  return doc;
+}
+
+/* The TransferReply: what an IN transfer read, or how much an OUT transfer wrote. */
+static int transfer_print(cli_run_t *run) {
+  const usb_transfer_t *s = run->ctx;
+  const uint8_t *reply = s->call.reply, *got = NULL;
+  size_t n = s->call.reply_len, got_len = 0;
+  uint64_t transferred = 0;
+  if (cli__pb_find_bytes(reply, n, 1, &got, &got_len) < 0 ||
+      cli__pb_find_varint(reply, n, 2, &transferred) < 0)
+    return cli__fail(DFNET_STATUS_DATA_LOSS, "%s: malformed TransferReply (%zu bytes)",
+                     run->args[0], n);
+  cJSON *doc = NULL;
+  if (s->out.json) {
+    doc = transfer_doc(s, run->args[0]);
+    cJSON_AddNumberToObject(doc, "transferred", (double)transferred);
+  }
+  if (s->in)
+    return cli__bytes_print(&s->out, got, got_len, doc);
+  if (s->out.json)
+    return cli__json_print(doc);
+  printf("Wrote %llu byte(s).\n", (unsigned long long)transferred);
+  return CLI_EXIT_OK;
+}
+
+static void transfer_release(cli_run_t *run) {
+  usb_transfer_t *s = run->ctx;
+  cli__unary_release(run);
+  free(s->payload.data);
+}
+
+static const cli_command_ops_t control_ops = {control_prepare, cli__unary_request, NULL,
+                                              transfer_print, transfer_release};
+static const cli_command_ops_t endpoint_ops = {endpoint_prepare, cli__unary_request, NULL,
+                                               transfer_print, transfer_release};
+
+#define USB_TARGET_HELP CLI_TARGET_HELP("the device's", "usb-device")
+#define USB_OPT_TIMEOUT(dest)                                       \
+  {                                                                 \
+    "timeout", 't', CLI_OPT_UINT, (dest), 1, USB_TIMEOUT_MAX, "MS", \
+        "the transfer's timeout (default 1000)"                     \
+  }
+
+int cmd_usb_control(int argc, char **argv) {
+  usb_transfer_t s = {.call.method = M_CONTROL, .request_type = 256, .request = 256};
+  /* --length is parsed as a string so that "not given" differs from 0 */
+  const cli_option_t opts[] = {
+      {"request-type", 0, CLI_OPT_UINT, &s.request_type, 0, 255, "N",
+       "bmRequestType; bit 7 set: IN (device to host)"},
+      {"request", 0, CLI_OPT_UINT, &s.request, 0, 255, "N", "bRequest"},
+      {"value", 0, CLI_OPT_UINT, &s.value, 0, 65535, "N", "wValue (default 0)"},
+      {"index", 0, CLI_OPT_UINT, &s.index, 0, 65535, "N", "wIndex (default 0)"},
+      {"length", 0, CLI_OPT_STRING, &s.length_s, 0, 0, "N", "IN: bytes to read, wLength (0..4096)"},
+      CLI_OPT_DATA(&s.payload, "OUT: the data stage"),
+      USB_OPT_TIMEOUT(&s.timeout),
+      {"detach-kernel-driver", 0, CLI_OPT_FLAG, &s.detach, 0, 0, NULL,
+       "an interface request: take the interface (wIndex) from its kernel driver meanwhile"},
+      {"out", 'o', CLI_OPT_STRING, &s.out.out_file, 0, 0, "FILE",
+       "IN: write the bytes read to FILE"},
+      CLI_OPT_JSON(&s.out.json),
+      CLI_OPT_END};
+  const cli_syntax_t syn = {
+      .usage =
+          "usb control TARGET --request-type N --request N [--value N] [--index N] "
+          "(--length N | --data-hex H | --data-file F) [--timeout MS] [--out FILE | --json]",
+      .about =
+          "A control transfer on endpoint 0 (role operator). IN (bit 7 of --request-type "
+          "set) reads --length bytes and prints them in hex; OUT sends the data stage (none "
+          "when neither --data-hex nor --data-file is given) and prints the count written.",
+      .options = opts,
+      .min_args = 1,
+      .max_args = 1,
+      .args_help = USB_TARGET_HELP};
+  s.usage = syn.usage;
+  return cli__run(argc, argv, &syn, &control_ops, &s);
+}
+
 static int endpoint_transfer(int argc, char **argv, const endpoint_verb_t *v) {
-  uint64_t length = 0, timeout = 0;
-  const char *hex = NULL, *file = NULL, *out_file = NULL;
-  bool print_hex = false, json = false, detach = false;
+  usb_transfer_t s = {.call.method = v->method, .verb = v, .in = v->in, .out.raw_when_piped = true};
   const cli_option_t in_opts[] = {
-      {"length", 0, CLI_OPT_UINT, &length, 1, USB_TRANSFER_MAX, "N", "bytes to read"},
-      {"timeout", 't', CLI_OPT_UINT, &timeout, 1, USB_TIMEOUT_MAX, "MS",
-       "the transfer's timeout (default 1000)"},
-      {"detach-kernel-driver", 0, CLI_OPT_FLAG, &detach, 0, 0, NULL,
+      {"length", 0, CLI_OPT_UINT, &s.length, 1, USB_TRANSFER_MAX, "N", "bytes to read"},
+      USB_OPT_TIMEOUT(&s.timeout),
+      {"detach-kernel-driver", 0, CLI_OPT_FLAG, &s.detach, 0, 0, NULL,
        "take the endpoint's interface from its kernel driver for the transfer"},
-      {"hex", 0, CLI_OPT_FLAG, &print_hex, 0, 0, NULL, "print the bytes as hex"},
-      {"out", 'o', CLI_OPT_STRING, &out_file, 0, 0, "FILE", "write the raw bytes to FILE"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
+      {"hex", 0, CLI_OPT_FLAG, &s.out.hex, 0, 0, NULL, "print the bytes as hex"},
+      {"out", 'o', CLI_OPT_STRING, &s.out.out_file, 0, 0, "FILE", "write the raw bytes to FILE"},
+      CLI_OPT_JSON(&s.out.json),
+      CLI_OPT_END};
   const cli_option_t out_opts[] = {
-      {"data-hex", 0, CLI_OPT_STRING, &hex, 0, 0, "HEX", "the bytes to send, hex"},
-      {"data-file", 0, CLI_OPT_STRING, &file, 0, 0, "FILE", "the bytes to send, from a file"},
-      {"timeout", 't', CLI_OPT_UINT, &timeout, 1, USB_TIMEOUT_MAX, "MS",
-       "the transfer's timeout (default 1000)"},
-      {"detach-kernel-driver", 0, CLI_OPT_FLAG, &detach, 0, 0, NULL,
+      CLI_OPT_DATA(&s.payload, "the bytes to send"),
+      USB_OPT_TIMEOUT(&s.timeout),
+      {"detach-kernel-driver", 0, CLI_OPT_FLAG, &s.detach, 0, 0, NULL,
        "take the endpoint's interface from its kernel driver for the transfer"},
-      {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "print one JSON document"},
-      {NULL, 0, 0, NULL, 0, 0, NULL, NULL}};
+      CLI_OPT_JSON(&s.out.json),
+      CLI_OPT_END};
   char usage[200], about[400];
   snprintf(usage, sizeof usage,
            v->in ? "usb %s TARGET EP --length N [--timeout MS] [--hex | --out FILE | --json]"
@@ -450,91 +448,28 @@ static int endpoint_transfer(int argc, char **argv, const endpoint_verb_t *v) {
                  : "Send bytes to OUT endpoint EP with one %s transfer (role operator) and "
                    "print how many were written.",
            v->kind);
-  const cli_syntax_t syn = {usage,
-                            about,
-                            v->in ? in_opts : out_opts,
-                            2,
-                            2,
-                            "  TARGET   the device's node moniker or class/usb-device/<NNN>\n"
-                            "  EP       the endpoint's address (bEndpointAddress): 0x81 is EP 1 "
-                            "IN, 0x02 EP 2 OUT\n"};
-  const char *args[2];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  uint8_t ep = 0;
-  if ((rc = parse_endpoint(v, args[1], &ep)) != CLI_EXIT_OK)
-    return rc;
-  if (v->in && length == 0)
-    return cli__usage("--length N says how many bytes to read (dfnet %s)", syn.usage);
-  if (v->in && (print_hex ? 1 : 0) + (out_file ? 1 : 0) + (json ? 1 : 0) > 1)
-    return cli__usage("--hex, --out and --json exclude each other");
-  if (!v->in && hex == NULL && file == NULL)
-    return cli__usage("%s sends --data-hex H or --data-file F (dfnet %s)", v->name, syn.usage);
-  uint8_t *data = NULL;
-  size_t data_len = 0;
-  if ((rc = out_data(hex, file, USB_TRANSFER_MAX, &data, &data_len)) != CLI_EXIT_OK)
-    return rc;
-  cli_pb_t *pb = pb_new();
-  dfnet_client_t *c = NULL;
-  uint8_t *reply = NULL;
-  size_t n = 0;
-  if (pb == NULL) {
-    rc = cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    goto done;
-  }
-  cli__pb_varint(pb, 1, ep); /* TransferRequest */
-  cli__pb_bytes(pb, 2, data, data_len);
-  cli__pb_varint(pb, 3, length);
-  cli__pb_varint(pb, 4, timeout);
-  cli__pb_varint(pb, 5, detach);
-  if ((rc = cli__connect(&c)) != CLI_EXIT_OK)
-    goto done;
-  dfnet_client_error_t err;
-  if (usb_call(c, args[0], v->method, pb, transfer_deadline(timeout), &reply, &n, &err) !=
-      DFNET_STATUS_OK) {
-    rc = cli__fail_err(&err);
-    goto done;
-  }
-  const uint8_t *got = NULL;
-  size_t got_len = 0;
-  uint64_t transferred = 0;
-  if ((rc = transfer_reply(args[0], reply, n, &got, &got_len, &transferred)) != CLI_EXIT_OK)
-    goto done;
-  cJSON *doc = NULL;
-  if (json) {
-    doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "target", args[0]);
-    cJSON_AddNumberToObject(doc, "endpoint", ep);
-    cJSON_AddNumberToObject(doc, "transferred", (double)transferred);
-  }
-  in_output_t o = {.hex = print_hex, .json = json, .out_file = out_file, .raw_when_piped = true};
-  rc = v->in ? show_in(&o, got, got_len, doc) : show_out(json, transferred, doc);
-done:
-  free(reply);
-  dfnet_client_close(c);
-  free(pb);
-  free(data);
-  return rc;
+  const cli_syntax_t syn = {.usage = usage,
+                            .about = about,
+                            .options = v->in ? in_opts : out_opts,
+                            .min_args = 2,
+                            .max_args = 2,
+                            .args_help = USB_TARGET_HELP
+                            "  EP       the endpoint's address (bEndpointAddress): 0x81 "
+                            "is EP 1 IN, 0x02 EP 2 OUT\n"};
+  s.usage = usage;
+  return cli__run(argc, argv, &syn, &endpoint_ops, &s);
 }
 
-int cmd_usb_bulk_in(int argc, char **argv) {
-  static const endpoint_verb_t v = {"bulk-in", "bulk", M_BULK, true};
-  return endpoint_transfer(argc, argv, &v);
-}
+static const endpoint_verb_t bulk_in = {"bulk-in", "bulk", M_BULK, true};
+static const endpoint_verb_t bulk_out = {"bulk-out", "bulk", M_BULK, false};
+static const endpoint_verb_t interrupt_in = {"interrupt-in", "interrupt", M_INTERRUPT, true};
+static const endpoint_verb_t interrupt_out = {"interrupt-out", "interrupt", M_INTERRUPT, false};
 
-int cmd_usb_bulk_out(int argc, char **argv) {
-  static const endpoint_verb_t v = {"bulk-out", "bulk", M_BULK, false};
-  return endpoint_transfer(argc, argv, &v);
-}
-
+int cmd_usb_bulk_in(int argc, char **argv) { return endpoint_transfer(argc, argv, &bulk_in); }
+int cmd_usb_bulk_out(int argc, char **argv) { return endpoint_transfer(argc, argv, &bulk_out); }
 int cmd_usb_interrupt_in(int argc, char **argv) {
-  static const endpoint_verb_t v = {"interrupt-in", "interrupt", M_INTERRUPT, true};
-  return endpoint_transfer(argc, argv, &v);
+  return endpoint_transfer(argc, argv, &interrupt_in);
 }
-
 int cmd_usb_interrupt_out(int argc, char **argv) {
-  static const endpoint_verb_t v = {"interrupt-out", "interrupt", M_INTERRUPT, false};
-  return endpoint_transfer(argc, argv, &v);
+  return endpoint_transfer(argc, argv, &interrupt_out);
 }

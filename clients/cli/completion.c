@@ -30,24 +30,29 @@ static void option_words(FILE *f, const cli_option_t *t, bool want_value) {
   }
 }
 
+/* How each shell's script spells a command's option words: flags (no value), then those
+ * taking one. */
+typedef struct shell_syntax {
+  const char *flags;  /* opens the flags, --help among them */
+  const char *valued; /* between the flags and the valued options */
+  const char *end;    /* closes the case entry */
+} shell_syntax_t;
+
+static const shell_syntax_t shell_syntax[] = {
+    [SHELL_BASH] = {"_dfnet_flags=\"-h --help", "\"; _dfnet_valued=\"", "\" ;;\n"},
+    [SHELL_ZSH] = {"flags=(-h --help", "); valued=(", ") ;;\n"},
+};
+
 /* Describe hook: the case entry of one command (its name is printed by the caller). */
 static void emit_options(void *user, const cli_syntax_t *syn) {
   gen_t *g = user;
-  if (g->shell == SHELL_BASH) {
-    fprintf(g->f, "_dfnet_flags=\"-h --help");
-    option_words(g->f, syn->options, false);
-    fprintf(g->f, "\"; _dfnet_valued=\"");
-    option_words(g->f, syn->options, true);
-    option_words(g->f, cli_global_options, true);
-    fprintf(g->f, "\" ;;\n");
-  } else {
-    fprintf(g->f, "flags=(-h --help");
-    option_words(g->f, syn->options, false);
-    fprintf(g->f, "); valued=(");
-    option_words(g->f, syn->options, true);
-    option_words(g->f, cli_global_options, true);
-    fprintf(g->f, ") ;;\n");
-  }
+  const shell_syntax_t *sh = &shell_syntax[g->shell];
+  fputs(sh->flags, g->f);
+  option_words(g->f, syn->options, false);
+  fputs(sh->valued, g->f);
+  option_words(g->f, syn->options, true);
+  option_words(g->f, cli_global_options, true);
+  fputs(sh->end, g->f);
 }
 
 static void command_name(const cli_command_t *c, char *buf, size_t cap) {
@@ -242,27 +247,31 @@ static void emit_zsh(FILE *f) {
       f);
 }
 
-int cmd_completion(int argc, char **argv) {
-  const cli_syntax_t syn = {
-      "completion SHELL",
-      "Print the completion script of SHELL for dfnet, generated from its command table: "
-      "verbs, commands, options and option values. bash: `source <(dfnet completion bash)` "
-      "(or install it as /usr/share/bash-completion/completions/dfnet); zsh: put it in a "
-      "directory of $fpath as _dfnet.",
-      NULL,
-      1,
-      1,
-      "  SHELL    bash or zsh\n"};
-  const char *args[1];
-  size_t nargs;
-  int rc = cli__parse(argc, argv, &syn, args, &nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc < 0 ? CLI_EXIT_OK : rc;
-  if (strcmp(args[0], "bash") == 0)
+static int completion_prepare(cli_run_t *run) {
+  if (strcmp(run->args[0], "bash") != 0 && strcmp(run->args[0], "zsh") != 0)
+    return cli__usage("completion: '%s' is not a shell it knows (bash, zsh)", run->args[0]);
+  return CLI_EXIT_OK;
+}
+
+static int completion_print(cli_run_t *run) {
+  if (strcmp(run->args[0], "bash") == 0)
     emit_bash(stdout);
-  else if (strcmp(args[0], "zsh") == 0)
-    emit_zsh(stdout);
   else
-    return cli__usage("completion: '%s' is not a shell it knows (bash, zsh)", args[0]);
+    emit_zsh(stdout);
   return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+int cmd_completion(int argc, char **argv) {
+  static const cli_command_ops_t ops = {completion_prepare, NULL, NULL, completion_print, NULL};
+  const cli_syntax_t syn = {
+      .usage = "completion SHELL",
+      .about =
+          "Print the completion script of SHELL for dfnet, generated from its command "
+          "table: verbs, commands, options and option values. bash: `source <(dfnet "
+          "completion bash)` (or install it as /usr/share/bash-completion/completions/dfnet); "
+          "zsh: put it in a directory of $fpath as _dfnet.",
+      .min_args = 1,
+      .max_args = 1,
+      .args_help = "  SHELL    bash or zsh\n"};
+  return cli__run(argc, argv, &syn, &ops, NULL);
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
+#include "lib/cmdline.h"
 #include "lib/log.h"
 
 cli_globals_t cli_globals = {.connect_timeout_ms = 10000};
@@ -39,12 +40,12 @@ const cli_option_t cli_global_options[] = {
 };
 
 int cli__fail(dfnet_status_t code, const char *fmt, ...) {
-  char msg[1024];
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "dfnet: %s", dfnet_status_str(code));
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  dfnet_cmdline_vreport(prefix, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "dfnet: %s: %s\n", dfnet_status_str(code), msg);
   return CLI_EXIT_FAILED;
 }
 
@@ -53,13 +54,15 @@ int cli__fail_err(const dfnet_client_error_t *err) {
                    err->message[0] ? err->message : dfnet_status_description(err->code));
 }
 
+int cli__status(dfnet_status_t st, const dfnet_client_error_t *err) {
+  return st == DFNET_STATUS_OK ? CLI_EXIT_OK : cli__fail_err(err);
+}
+
 int cli__usage(const char *fmt, ...) {
-  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  dfnet_cmdline_vreport("dfnet: INVALID_ARGUMENT", fmt, ap);
   va_end(ap);
-  fprintf(stderr, "dfnet: INVALID_ARGUMENT: %s\n", msg);
   return CLI_EXIT_USAGE;
 }
 
@@ -191,12 +194,4 @@ int cli__connect(dfnet_client_t **out) {
     return st == DFNET_STATUS_INVALID_ARGUMENT ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
   }
   return CLI_EXIT_OK;
-}
-
-int cli__begin(int argc, char **argv, const cli_syntax_t *syntax, const char **args, size_t *nargs,
-               dfnet_client_t **out) {
-  int rc = cli__parse(argc, argv, syntax, args, nargs);
-  if (rc != CLI_EXIT_OK)
-    return rc;
-  return cli__connect(out);
 }

@@ -9,13 +9,12 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
+#include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/suggest.h"
 #include "lib/version.h"
 
-static bool is_help(const char *a) {
-  return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0;
-}
+static bool is_help(const char *a) { return dfnet_cmdline_is_help(a) || strcmp(a, "help") == 0; }
 
 /* An unknown global option: the nearest global one, --help or --version. */
 static int unknown_global(const char *given) {
@@ -29,11 +28,10 @@ static int unknown_global(const char *given) {
   }
   dfnet_suggest_offer(&s, "--help");
   dfnet_suggest_offer(&s, "--version");
-  const char *best = dfnet_suggest_best(&s);
-  if (best != NULL)
-    return cli__usage("unknown option '%s' (did you mean '%s'?; dfnet --help lists the options)",
-                      given, best);
-  return cli__usage("unknown option '%s' (dfnet --help lists the options)", given);
+  char msg[1024];
+  dfnet_cmdline_unknown(msg, sizeof msg, "option", given, dfnet_suggest_best(&s),
+                        "dfnet --help lists the options");
+  return cli__usage("%s", msg);
 }
 
 /* Global options given before the verb: consumed here (the same table every command
@@ -64,7 +62,7 @@ static int leading_globals(int argc, char **argv) {
     }
     /* reuse the table parser for its range checks */
     char *sub[2] = {argv[i], eq ? NULL : argv[i + 1]};
-    const cli_syntax_t syn = {"[GLOBAL OPTIONS] COMMAND", "", NULL, 0, 0, NULL};
+    const cli_syntax_t syn = {.usage = "[GLOBAL OPTIONS] COMMAND", .about = ""};
     const char *args[1];
     size_t nargs;
     if (cli__parse(eq ? 1 : 2, sub, &syn, args, &nargs) != CLI_EXIT_OK)
@@ -84,12 +82,10 @@ static const cli_command_t *find_command(int argc, char **argv, int v, int *rc) 
     return c;
   *rc = CLI_EXIT_USAGE;
   if (!cli__verb_known(verb)) {
-    const char *best = cli__suggest_command(NULL, verb);
-    if (best != NULL)
-      cli__usage("unknown command '%s' (did you mean '%s'?; dfnet --help lists the commands)", verb,
-                 best);
-    else
-      cli__usage("unknown command '%s' (dfnet --help lists the commands)", verb);
+    char msg[1024];
+    dfnet_cmdline_unknown(msg, sizeof msg, "command", verb, cli__suggest_command(NULL, verb),
+                          "dfnet --help lists the commands");
+    cli__usage("%s", msg);
     return NULL;
   }
   if (sub != NULL && is_help(sub)) {

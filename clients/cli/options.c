@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
+#include "lib/cmdline.h"
 #include "lib/suggest.h"
 
 static cli_describe_fn describe_fn;
@@ -53,15 +54,11 @@ static int unknown_option(const cli_syntax_t *syn, const cli_option_t *const tab
     }
   }
   dfnet_suggest_offer(&s, "--help");
-  const char *best = dfnet_suggest_best(&s);
-  int cmd = (int)command_name_len(syn->usage);
-  if (best != NULL)
-    return cli__usage(
-        "unknown option '%s' (did you mean '%s'?; dfnet %.*s --help lists the "
-        "options)",
-        given, best, cmd, syn->usage);
-  return cli__usage("unknown option '%s' (dfnet %.*s --help lists the options)", given, cmd,
-                    syn->usage);
+  char where[160], msg[1024];
+  snprintf(where, sizeof where, "dfnet %.*s --help lists the options",
+           (int)command_name_len(syn->usage), syn->usage);
+  dfnet_cmdline_unknown(msg, sizeof msg, "option", given, dfnet_suggest_best(&s), where);
+  return cli__usage("%s", msg);
 }
 
 static const cli_option_t *find_long(const cli_option_t *t, const char *name, size_t n) {
@@ -86,19 +83,11 @@ static int set_value(const cli_syntax_t *syn, const cli_option_t *o, const char 
   case CLI_OPT_STRING:
     *(const char **)o->dest = value;
     return CLI_EXIT_OK;
-  case CLI_OPT_UINT: {
-    char *end = NULL;
-    errno = 0;
-    if (value[0] == '-' || value[0] == '\0')
+  case CLI_OPT_UINT:
+    if (!dfnet_cmdline_uint(value, 0, o->min, o->max, (uint64_t *)o->dest))
       return cli__usage("--%s wants a number in %" PRIu64 "..%" PRIu64 ", not '%s' (dfnet %s)",
                         o->name, o->min, o->max, value, syn->usage);
-    unsigned long long v = strtoull(value, &end, 0);
-    if (errno != 0 || end == value || *end != '\0' || v < o->min || v > o->max)
-      return cli__usage("--%s wants a number in %" PRIu64 "..%" PRIu64 ", not '%s' (dfnet %s)",
-                        o->name, o->min, o->max, value, syn->usage);
-    *(uint64_t *)o->dest = v;
     return CLI_EXIT_OK;
-  }
   }
   return CLI_EXIT_USAGE;
 }
@@ -163,17 +152,19 @@ int cli__parse(int argc, char **argv, const cli_syntax_t *syn, const char **args
 }
 
 void cli__help_options(FILE *f, const cli_option_t *t) {
+  static const dfnet_cmdline_layout_t layout = {.width = 28, .gap = " ", .short_column = true};
   for (; t != NULL && t->name != NULL; t++) {
-    char left[64];
-    if (t->short_name)
-      snprintf(left, sizeof left, "-%c, --%s%s%s", t->short_name, t->name, t->arg ? " " : "",
-               t->arg ? t->arg : "");
-    else
-      snprintf(left, sizeof left, "    --%s%s%s", t->name, t->arg ? " " : "", t->arg ? t->arg : "");
-    fprintf(f, "  %-28s %s", left, t->help);
-    if (t->type == CLI_OPT_UINT)
-      fprintf(f, " (%" PRIu64 "..%" PRIu64 ")", t->min, t->max);
-    fputc('\n', f);
+    char name[48], line[512];
+    snprintf(name, sizeof name, "--%s", t->name);
+    const dfnet_cmdline_help_t o = {.short_name = t->short_name,
+                                    .name = name,
+                                    .arg = t->arg,
+                                    .help = t->help,
+                                    .ranged = t->type == CLI_OPT_UINT,
+                                    .min = t->min,
+                                    .max = t->max};
+    dfnet_cmdline_help_line(line, sizeof line, &layout, &o);
+    fputs(line, f);
   }
 }
 

@@ -1,7 +1,8 @@
 /* dfnet CLI: just enough protobuf (https://protobuf.dev/programming-guides/encoding/) to
  * build the few request messages of the hardware protocols' verbs (rng, serial, usb) and to
  * pick a bytes or varint field out of their replies, without generating code for every
- * .proto. */
+ * .proto; and the unary call that sends such a message. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "clients/cli/cli.h"
@@ -16,6 +17,11 @@ static void put_varint(cli_pb_t *pb, uint64_t v) {
     v >>= 7;
     pb->buf[pb->len++] = (uint8_t)(b | (v ? 0x80 : 0));
   } while (v);
+}
+
+void cli__pb_reset(cli_pb_t *pb) {
+  pb->len = 0;
+  pb->overflow = false;
 }
 
 void cli__pb_varint(cli_pb_t *pb, uint32_t field, uint64_t value) {
@@ -116,4 +122,36 @@ int cli__pb_find_varint(const uint8_t *msg, size_t len, uint32_t field, uint64_t
   size_t at = 0;
   *value = 0;
   return find_field(msg, len, field, 0, value, &at);
+}
+
+/* ---- the call ------------------------------------------------------------------------ */
+
+dfnet_status_t cli__pb_call(dfnet_client_t *c, const char *target, const char *method,
+                            const cli_pb_t *pb, uint32_t deadline_ms, uint8_t **reply,
+                            size_t *reply_len, dfnet_client_error_t *err) {
+  dfnet_client_call_options_t co = {.deadline_ms = deadline_ms};
+  *reply = NULL;
+  *reply_len = 0;
+  return dfnet_client_call(c, target, method, pb->buf, pb->len, &co, reply, reply_len, err);
+}
+
+int cli__unary_new(cli_unary_t *u) {
+  u->pb = calloc(1, sizeof *u->pb);
+  if (u->pb == NULL)
+    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return CLI_EXIT_OK;
+}
+
+int cli__unary_request(cli_run_t *run) {
+  cli_unary_t *u = run->ctx; /* first in the command's ctx */
+  dfnet_client_error_t err;
+  return cli__status(cli__pb_call(run->client, run->args[0], u->method, u->pb,
+                                  (uint32_t)u->deadline_ms, &u->reply, &u->reply_len, &err),
+                     &err);
+}
+
+void cli__unary_release(cli_run_t *run) {
+  cli_unary_t *u = run->ctx;
+  free(u->reply);
+  free(u->pb);
 }

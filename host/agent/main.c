@@ -38,7 +38,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +45,12 @@
 #include <unistd.h>
 
 #include "host/agent/agent.h"
+#include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/pki.h"
 #include "lib/version.h"
 
-#define EXIT_USAGE 2
+#define PROGRAM "dfnet-host"
 
 static int g_signal_pipe[2] = {-1, -1};
 /* The OS host name when it differs from the certificate's CN (logged once running). */
@@ -235,29 +235,18 @@ static void *signal_thread(void *arg) {
 
 /* ---- start-up checks --------------------------------------------------------------------- */
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "dfnet-host: %s\n", msg);
-  return EXIT_USAGE;
-}
-
 /* Is the file there and readable? On no: one line naming the flag and why. */
 static bool file_readable(const char *flag, const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    usage_error("%s %s: %s", flag, path, strerror(errno));
+    dfnet_cmdline_usage(PROGRAM, "%s %s: %s", flag, path, strerror(errno));
     return false;
   }
   struct stat sb;
   bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
   close(fd);
   if (!ok)
-    usage_error("%s %s: not a regular file", flag, path);
+    dfnet_cmdline_usage(PROGRAM, "%s %s: not a regular file", flag, path);
   return ok;
 }
 
@@ -279,14 +268,16 @@ static bool check_credentials(agent_t *a) {
   if (dfnet_pki_cert_info(cert, &info) != DFNET_STATUS_OK)
     goto free_creds;
   if (info.role != DFNET_PKI_ROLE_HOST) {
-    usage_error("--cert %s: a certificate with role \"%s\", a host agent needs \"host\"",
-                o->cert_file, info.ou);
+    dfnet_cmdline_usage(PROGRAM,
+                        "--cert %s: a certificate with role \"%s\", a host agent needs \"host\"",
+                        o->cert_file, info.ou);
     goto free_creds;
   }
   if (dfnet_pki_cert_verify(ca, cert, NULL) != DFNET_STATUS_OK)
     goto free_creds; /* logged by pki */
   if (o->name != NULL && strcmp(o->name, info.cn) != 0) {
-    usage_error(
+    dfnet_cmdline_usage(
+        PROGRAM,
         "--name %s: the certificate %s is issued to \"%s\" (the manager names hosts "
         "by their certificate)",
         o->name, o->cert_file, info.cn);
@@ -313,7 +304,7 @@ static bool find_driver_host(agent_t *a) {
     given = getenv("DFNET_DRIVER_HOST");
   if (given != NULL && given[0] != '\0') {
     if (access(given, X_OK) != 0) {
-      usage_error("--driver-host %s: %s", given, strerror(errno));
+      dfnet_cmdline_usage(PROGRAM, "--driver-host %s: %s", given, strerror(errno));
       return false;
     }
     agent__strlcpy(a->driver_host_path, given, sizeof a->driver_host_path);
@@ -322,7 +313,9 @@ static bool find_driver_host(agent_t *a) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0)
-    return usage_error("cannot find this executable (/proc/self/exe): give --driver-host"), false;
+    return dfnet_cmdline_usage(PROGRAM,
+                               "cannot find this executable (/proc/self/exe): give --driver-host"),
+           false;
   self[n] = '\0';
   char *dir = dirname(self);
   /* Installed: beside dfnet-host; build tree: host/driver_host/ next to host/agent/. */
@@ -335,7 +328,7 @@ static bool find_driver_host(agent_t *a) {
       return true;
     }
   }
-  usage_error("no dfnet-driver-host beside %s: give --driver-host PATH", dir);
+  dfnet_cmdline_usage(PROGRAM, "no dfnet-driver-host beside %s: give --driver-host PATH", dir);
   return false;
 }
 
@@ -354,7 +347,7 @@ static bool pick_cache_dir(agent_t *a) {
   }
   char err[600];
   if (agent__cache_init(dir, err, sizeof err) != DFNET_STATUS_OK) {
-    usage_error("%s", err);
+    dfnet_cmdline_usage(PROGRAM, "%s", err);
     return false;
   }
   agent__strlcpy(a->cache_dir, dir, sizeof a->cache_dir);
@@ -364,11 +357,11 @@ static bool pick_cache_dir(agent_t *a) {
 static bool check_inputs(agent_t *a) {
   struct stat sb;
   if (stat(a->opt.sysfs_root, &sb) != 0) {
-    usage_error("--sysfs-root %s: %s", a->opt.sysfs_root, strerror(errno));
+    dfnet_cmdline_usage(PROGRAM, "--sysfs-root %s: %s", a->opt.sysfs_root, strerror(errno));
     return false;
   }
   if (!S_ISDIR(sb.st_mode)) {
-    usage_error("--sysfs-root %s: not a directory", a->opt.sysfs_root);
+    dfnet_cmdline_usage(PROGRAM, "--sysfs-root %s: not a directory", a->opt.sysfs_root);
     return false;
   }
   if (a->opt.board_file != NULL && !file_readable("--board", a->opt.board_file))
@@ -390,11 +383,12 @@ static bool start_enumerators(agent_t *a) {
   if (a->opt.board_file != NULL) {
     e = NULL;
     if (dfnet_enum_board_new(a->opt.board_file, &e) != DFNET_STATUS_OK)
-      return usage_error("--board %s: cannot be used", a->opt.board_file), false;
+      return dfnet_cmdline_usage(PROGRAM, "--board %s: cannot be used", a->opt.board_file), false;
     a->enums[a->enum_count++] = e;
     dfnet_status_t st = dfnet_enum_start(e, &sink);
     if (st != DFNET_STATUS_OK) {
-      usage_error("--board %s: %s (see the line above)", a->opt.board_file, dfnet_status_str(st));
+      dfnet_cmdline_usage(PROGRAM, "--board %s: %s (see the line above)", a->opt.board_file,
+                          dfnet_status_str(st));
       return false;
     }
   }
@@ -441,8 +435,8 @@ static int run_agent(agent_t *a) {
                                   .arg = a};
   dfnet_status_t st = dfnet_supervisor_new(&sc, &a->sup);
   if (st != DFNET_STATUS_OK) {
-    rc = usage_error("--driver-host %s: cannot start the supervisor: %s", a->driver_host_path,
-                     dfnet_status_str(st));
+    rc = dfnet_cmdline_usage(PROGRAM, "--driver-host %s: cannot start the supervisor: %s",
+                             a->driver_host_path, dfnet_status_str(st));
     goto destroy_transport;
   }
   st = dfnet_transport_watch_fd(a->t, dfnet_supervisor_fd(a->sup), sup_dispatch, a);
@@ -453,7 +447,7 @@ static int run_agent(agent_t *a) {
     goto free_supervisor;
   }
   if (!start_enumerators(a)) {
-    rc = EXIT_USAGE;
+    rc = DFNET_CMDLINE_EXIT_USAGE;
     goto stop_enumerators;
   }
   dfnet_client_config_t cc = {.url = a->opt.manager_url,
@@ -472,7 +466,7 @@ static int run_agent(agent_t *a) {
                               .user = a};
   st = dfnet_transport_connect(a->t, &cc, &a->endpoint);
   if (st != DFNET_STATUS_OK) {
-    rc = usage_error("--manager %s: %s", a->opt.manager_url, dfnet_status_str(st));
+    rc = dfnet_cmdline_usage(PROGRAM, "--manager %s: %s", a->opt.manager_url, dfnet_status_str(st));
     goto stop_enumerators;
   }
   sig_thread_started = pthread_create(&sig_thread, NULL, signal_thread, a) == 0;
@@ -511,7 +505,7 @@ int main(int argc, char **argv) {
   agent_t *a = &agent;
   char err[512];
   if (agent__options_parse(argc, argv, &a->opt, err, sizeof err) != DFNET_STATUS_OK)
-    return usage_error("%s", err);
+    return dfnet_cmdline_usage(PROGRAM, "%s", err);
   if (a->opt.help) {
     fputs(agent__usage(), stdout);
     return 0;
@@ -526,7 +520,7 @@ int main(int argc, char **argv) {
       dfnet_log_set_level(level);
   }
   if (!check_credentials(a) || !check_inputs(a))
-    return EXIT_USAGE;
+    return DFNET_CMDLINE_EXIT_USAGE;
 
   pthread_mutex_init(&a->queue_mu, NULL);
   pthread_mutex_init(&a->wake_mu, NULL);

@@ -1,6 +1,7 @@
 /* dfnet-host's command line (issue 6 "dfnet-host"), parsed by one table (docs/style.md 12):
  * each option names its kind, where its value goes and its range; numbers go through
- * strtoul with an end pointer and a range check. `--opt value` and `--opt=value` both work.
+ * dfnet_cmdline_uint (lib/cmdline.h: an end pointer and a range check). `--opt value` and
+ * `--opt=value` both work.
  * Nothing is opened here: main.c checks the files and reports what is unreadable.
  */
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "host/agent/agent.h"
+#include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/suggest.h"
 
@@ -74,15 +76,16 @@ const char *agent__usage(void) {
       "the manager, runs the drivers the manager binds to them in driver-host processes, and\n"
       "carries calls to them. It reconnects forever; drivers keep running meanwhile.\n\n"
       "Options:\n");
+  static const dfnet_cmdline_layout_t layout = {.width = 28, .gap = " "};
   for (size_t i = 0; i < sizeof k_options / sizeof k_options[0] && n < sizeof text; i++) {
     const opt_spec_t *o = &k_options[i];
-    char left[48];
-    snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-    n += (size_t)snprintf(text + n, sizeof text - n, "  %-28s %s", left, o->help);
-    if (o->kind == OPT_U32 && n < sizeof text)
-      n += (size_t)snprintf(text + n, sizeof text - n, " (%u..%u)", o->min, o->max);
-    if (n < sizeof text)
-      n += (size_t)snprintf(text + n, sizeof text - n, "\n");
+    const dfnet_cmdline_help_t h = {.name = o->name,
+                                    .arg = o->arg,
+                                    .help = o->help,
+                                    .ranged = o->kind == OPT_U32,
+                                    .min = o->min,
+                                    .max = o->max};
+    n += (size_t)dfnet_cmdline_help_line(text + n, sizeof text - n, &layout, &h);
   }
   return text;
 }
@@ -205,11 +208,8 @@ static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o,
   case OPT_LABEL:
     return label_parse(value, o, err, err_size);
   case OPT_U32: {
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(value, &end, 10);
-    if (end == value || *end != '\0' || errno != 0 || value[0] == '-' || v < spec->min ||
-        v > spec->max) {
+    uint64_t v = 0;
+    if (!dfnet_cmdline_uint(value, 10, spec->min, spec->max, &v)) {
       snprintf(err, err_size, "%s %s: want a number in %u..%u", spec->name, value, spec->min,
                spec->max);
       return false;
@@ -251,14 +251,8 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
       dfnet_suggest_init(&s, given);
       for (size_t k = 0; k < sizeof k_options / sizeof k_options[0]; k++)
         dfnet_suggest_offer(&s, k_options[k].name);
-      const char *best = dfnet_suggest_best(&s);
-      if (best != NULL)
-        snprintf(err, err_size,
-                 "unknown option '%s' (did you mean '%s'?; dfnet-host --help "
-                 "lists the options)",
-                 given, best);
-      else
-        snprintf(err, err_size, "unknown option '%s' (dfnet-host --help lists the options)", given);
+      dfnet_cmdline_unknown(err, err_size, "option", given, dfnet_suggest_best(&s),
+                            "dfnet-host --help lists the options");
       return DFNET_STATUS_INVALID_ARGUMENT;
     }
     const char *value = NULL;

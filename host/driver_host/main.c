@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +21,22 @@
 #include <unistd.h>
 
 #include "host/driver_host/runtime.h"
+#include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/suggest.h"
 #include "lib/version.h"
 
+#define PROGRAM "dfnet-driver-host"
+#define SEE_HELP " (dfnet-driver-host --help)" /* after every usage error */
+
 /* The command line (one table, docs/style.md 12); help and "did you mean" come from it. */
-static const struct {
-  const char *name, *arg, *help;
-} k_options[] = {
-    {"--fd", "N", "the socketpair end to the host agent (required)"},
-    {"--log-level", "LEVEL", "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
-    {"--help", NULL, "this text (also -h)"},
-    {"--version", NULL, "print dfnet-driver-host's version"},
+static const dfnet_cmdline_help_t k_options[] = {
+    {.name = "--fd", .arg = "N", .help = "the socketpair end to the host agent (required)"},
+    {.name = "--log-level",
+     .arg = "LEVEL",
+     .help = "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
+    {.name = "--help", .help = "this text (also -h)"},
+    {.name = "--version", .help = "print dfnet-driver-host's version"},
 };
 #define OPTION_COUNT (sizeof k_options / sizeof k_options[0])
 
@@ -45,23 +48,12 @@ static void help(void) {
       "socketpair as fd N; not run by hand. It loads each driver it is asked to start\n"
       "and runs it on its own dispatcher; when the agent closes the link it stops every\n"
       "driver and exits 0.\n\nOptions:\n");
+  static const dfnet_cmdline_layout_t layout = {.width = 22, .gap = "  "};
   for (size_t i = 0; i < OPTION_COUNT; i++) {
-    char left[40];
-    snprintf(left, sizeof left, "%s%s%s", k_options[i].name, k_options[i].arg ? " " : "",
-             k_options[i].arg ? k_options[i].arg : "");
-    printf("  %-22s  %s\n", left, k_options[i].help);
+    char line[256];
+    dfnet_cmdline_help_line(line, sizeof line, &layout, &k_options[i]);
+    fputs(line, stdout);
   }
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "dfnet-driver-host: %s (dfnet-driver-host --help)\n", msg);
-  return 2;
 }
 
 /* An unknown option: the nearest one of the table. */
@@ -70,10 +62,9 @@ static int unknown_option(const char *given) {
   dfnet_suggest_init(&s, given);
   for (size_t i = 0; i < OPTION_COUNT; i++)
     dfnet_suggest_offer(&s, k_options[i].name);
-  const char *best = dfnet_suggest_best(&s);
-  if (best != NULL)
-    return usage_error("unknown option '%s' (did you mean '%s'?)", given, best);
-  return usage_error("unknown option '%s'", given);
+  char msg[512];
+  dfnet_cmdline_unknown(msg, sizeof msg, "option", given, dfnet_suggest_best(&s), NULL);
+  return dfnet_cmdline_usage(PROGRAM, "%s" SEE_HELP, msg);
 }
 
 /* Parse a file descriptor number: 0..65535, digits only. */
@@ -90,31 +81,32 @@ int main(int argc, char **argv) {
   int fd = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    if (dfnet_cmdline_is_help(a)) {
       help();
       return 0;
     }
     if (strcmp(a, "--version") == 0) {
-      dfnet_version_print("dfnet-driver-host");
+      dfnet_version_print(PROGRAM);
       return 0;
     }
     if (strcmp(a, "--fd") != 0 && strcmp(a, "--log-level") != 0)
       return unknown_option(a);
     if (i + 1 >= argc)
-      return usage_error("%s needs a value", a);
+      return dfnet_cmdline_usage(PROGRAM, "%s needs a value" SEE_HELP, a);
     if (strcmp(a, "--fd") == 0) {
       fd = parse_fd(argv[++i]);
       if (fd < 0)
-        return usage_error("--fd wants a file descriptor number");
+        return dfnet_cmdline_usage(PROGRAM, "--fd wants a file descriptor number" SEE_HELP);
     } else {
       dfnet_log_level_t level;
       if (dfnet_log_level_parse(argv[++i], &level) != 0)
-        return usage_error("--log-level wants error, warn, info or debug");
+        return dfnet_cmdline_usage(PROGRAM,
+                                   "--log-level wants error, warn, info or debug" SEE_HELP);
       dfnet_log_set_level(level);
     }
   }
   if (fd < 0)
-    return usage_error("--fd is required");
+    return dfnet_cmdline_usage(PROGRAM, "--fd is required" SEE_HELP);
   struct stat sb;
   if (fstat(fd, &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
     fprintf(stderr, "dfnet-driver-host: fd %d is not a socket\n", fd);
