@@ -97,6 +97,15 @@ void bind__arena_free(bind__arena *arena);
  * since setjmp (C11 7.13.2.1). */
 void bind__ctx_free(bind__ctx *ctx, char **error);
 
+/* Run body(ctx, arg) in a fresh context, the one home of the entry points' setjmp: a
+ * bind__fail inside body lands here. Returns what body returns; or the failure's status
+ * with its diagnostic in *error (caller frees; freed when error is NULL); or
+ * RESOURCE_EXHAUSTED before body runs when no context could be allocated. *error is NULL
+ * unless body failed. The arena is freed before this returns: body copies out (malloc)
+ * what must outlive it. */
+dfnet_status_t bind__ctx_run(dfnet_status_t (*body)(bind__ctx *ctx, void *arg), void *arg,
+                             char **error);
+
 /* Format "path:line:col: error: message\n<line>\n<caret>\n" (or "path: error: message"
  * without a position), store it in ctx->error and longjmp to ctx->fail. */
 _Noreturn void bind__fail(bind__ctx *ctx, const bind__file *file, bind__pos pos,
@@ -155,12 +164,19 @@ typedef struct bind__tokens {
 void bind__lex(bind__ctx *ctx, const bind__file *file, bind__tokens *out);
 
 /* ---- AST ---- */
+/* A declared key's type; the same values as a property's dfnet_bind_value_type_t, so that
+ * bind__vtype_name names both. */
 typedef enum bind__vtype {
   BIND__T_UINT = 1,
   BIND__T_STRING = 2,
   BIND__T_BOOL = 3,
   BIND__T_ENUM = 4,
 } bind__vtype;
+_Static_assert(BIND__T_UINT == (int)DFNET_BIND_VALUE_UINT &&
+                   BIND__T_STRING == (int)DFNET_BIND_VALUE_STRING &&
+                   BIND__T_BOOL == (int)DFNET_BIND_VALUE_BOOL &&
+                   BIND__T_ENUM == (int)DFNET_BIND_VALUE_ENUM,
+               "bind__vtype and dfnet_bind_value_type_t share their values");
 
 typedef struct bind__using {
   const char *name;  /* compound */
@@ -283,6 +299,7 @@ void bind__parse_library(bind__ctx *ctx, bind__tokens *toks, bind__library_ast *
  * false or an identifier. */
 void bind__parse_value_text(bind__ctx *ctx, const bind__file *file, bind__value *out);
 
+/* "uint", "string", "bool", "enum"; "?" for anything else. */
 const char *bind__vtype_name(bind__vtype t);
 
 /* ---- symbol table (Fuchsia compiler/symbol_table.rs) ---- */

@@ -292,32 +292,32 @@ static uint32_t bind__intern(bind__symtab_enc *st, const char *text) {
 }
 
 static void bind__encode_value(bind__obuf *o, bind__symtab_enc *st, const bind__sym *s) {
+  /* The raw type of each symbol kind; a number key is the deprecated integer key. */
+  static const uint8_t raw_type[] = {
+      [BIND__SYM_DEPRECATED_KEY] = BIND__RAW_NUMBER,
+      [BIND__SYM_KEY] = BIND__RAW_KEY,
+      [BIND__SYM_NUMBER] = BIND__RAW_NUMBER,
+      [BIND__SYM_STRING] = BIND__RAW_STRING,
+      [BIND__SYM_BOOL] = BIND__RAW_BOOL,
+      [BIND__SYM_ENUM] = BIND__RAW_ENUM,
+  };
+  uint32_t value;
   switch (s->kind) {
   case BIND__SYM_DEPRECATED_KEY:
-    bind__obuf_u8(o, BIND__RAW_NUMBER);
-    bind__obuf_u32le(o, s->deprecated);
-    break;
-  case BIND__SYM_KEY:
-    bind__obuf_u8(o, BIND__RAW_KEY);
-    bind__obuf_u32le(o, bind__intern(st, s->text));
+    value = s->deprecated;
     break;
   case BIND__SYM_NUMBER:
-    bind__obuf_u8(o, BIND__RAW_NUMBER);
-    bind__obuf_u32le(o, (uint32_t)s->number);
-    break;
-  case BIND__SYM_STRING:
-    bind__obuf_u8(o, BIND__RAW_STRING);
-    bind__obuf_u32le(o, bind__intern(st, s->text));
+    value = (uint32_t)s->number;
     break;
   case BIND__SYM_BOOL:
-    bind__obuf_u8(o, BIND__RAW_BOOL);
-    bind__obuf_u32le(o, s->boolean ? 1u : 0u);
+    value = s->boolean ? 1u : 0u;
     break;
-  case BIND__SYM_ENUM:
-    bind__obuf_u8(o, BIND__RAW_ENUM);
-    bind__obuf_u32le(o, bind__intern(st, s->text));
+  default: /* key, string, enum: a symbol id */
+    value = bind__intern(st, s->text);
     break;
   }
+  bind__obuf_u8(o, raw_type[s->kind]);
+  bind__obuf_u32le(o, value);
 }
 
 static size_t bind__ir_size(uint8_t op) {
@@ -460,34 +460,38 @@ void bind__compile_file(bind__ctx *ctx, const bind__file *file,
   out->len = all.len;
 }
 
+typedef struct bind__compile_job {
+  const dfnet_bind_source_t *rules;
+  const dfnet_bind_compile_options_t *opts;
+  uint8_t *bytes; /* malloc'd copy of the bytecode */
+  size_t len;
+} bind__compile_job;
+
+static dfnet_status_t bind__compile_body(bind__ctx *ctx, void *arg) {
+  bind__compile_job *job = arg;
+  const dfnet_bind_source_t *rules = job->rules;
+  bind__file file = {rules->path ? rules->path : "<input>", rules->text, rules->len};
+  bind__compiled c;
+  bind__compile_file(ctx, &file, job->opts, &c);
+  job->bytes = malloc(c.len);
+  if (job->bytes == NULL) {
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  }
+  memcpy(job->bytes, c.bytes, c.len);
+  job->len = c.len;
+  return DFNET_STATUS_OK;
+}
+
 dfnet_status_t dfnet_bind_compile(const dfnet_bind_source_t *rules,
                                   const dfnet_bind_compile_options_t *opts, uint8_t **out,
                                   size_t *out_len, char **error) {
   *out = NULL;
   *out_len = 0;
-  if (error) {
-    *error = NULL;
+  bind__compile_job job = {.rules = rules, .opts = opts};
+  dfnet_status_t status = bind__ctx_run(bind__compile_body, &job, error);
+  if (status == DFNET_STATUS_OK) {
+    *out = job.bytes;
+    *out_len = job.len;
   }
-  bind__ctx *const ctx = calloc(1, sizeof(*ctx));
-  if (ctx == NULL) {
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  }
-  if (setjmp(ctx->fail) != 0) {
-    dfnet_status_t status = ctx->status;
-    bind__ctx_free(ctx, error);
-    return status;
-  }
-  bind__file file = {rules->path ? rules->path : "<input>", rules->text, rules->len};
-  bind__compiled c;
-  bind__compile_file(ctx, &file, opts, &c);
-  uint8_t *bytes = malloc(c.len);
-  if (bytes == NULL) {
-    bind__ctx_free(ctx, NULL);
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  }
-  memcpy(bytes, c.bytes, c.len);
-  *out = bytes;
-  *out_len = c.len;
-  bind__ctx_free(ctx, NULL);
-  return DFNET_STATUS_OK;
+  return status;
 }

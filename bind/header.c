@@ -96,35 +96,36 @@ static void bind__emit_library_header(bind__buf *b, const bind__library_ast *lib
   bind__buf_printf(b, "#endif\n");
 }
 
-dfnet_status_t dfnet_bind_library_header(const dfnet_bind_source_t *library, char **out,
-                                         char **error) {
-  bind__file file = {library->path, library->text, library->len};
-  *out = NULL;
-  if (error) {
-    *error = NULL;
-  }
-  bind__ctx *const ctx = calloc(1, sizeof(*ctx));
-  if (ctx == NULL) {
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  }
-  if (setjmp(ctx->fail) != 0) {
-    dfnet_status_t status = ctx->status;
-    bind__ctx_free(ctx, error);
-    return status;
-  }
+typedef struct bind__header_job {
+  const dfnet_bind_source_t *library;
+  bind__buf text; /* the header, NUL-terminated */
+} bind__header_job;
+
+static dfnet_status_t bind__header_body(bind__ctx *ctx, void *arg) {
+  bind__header_job *job = arg;
+  bind__file file = {job->library->path, job->library->text, job->library->len};
   bind__tokens toks;
   bind__lex(ctx, &file, &toks);
   bind__library_ast lib;
   bind__parse_library(ctx, &toks, &lib);
   /* Nothing below fails through ctx->fail. */
-  bind__buf b = {0};
-  bind__emit_library_header(&b, &lib);
-  bind__buf_u8(&b, '\0');
-  bind__ctx_free(ctx, NULL);
-  if (b.oom) {
-    bind__buf_free(&b);
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  bind__emit_library_header(&job->text, &lib);
+  bind__buf_u8(&job->text, '\0');
+  return DFNET_STATUS_OK;
+}
+
+dfnet_status_t dfnet_bind_library_header(const dfnet_bind_source_t *library, char **out,
+                                         char **error) {
+  *out = NULL;
+  bind__header_job job = {.library = library};
+  dfnet_status_t status = bind__ctx_run(bind__header_body, &job, error);
+  if (status == DFNET_STATUS_OK && job.text.oom) {
+    status = DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
-  *out = (char *)b.data;
+  if (status != DFNET_STATUS_OK) {
+    bind__buf_free(&job.text);
+    return status;
+  }
+  *out = (char *)job.text.data;
   return DFNET_STATUS_OK;
 }

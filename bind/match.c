@@ -48,15 +48,12 @@ dfnet_status_t dfnet_bind_node_init(dfnet_bind_node_t *node, const dfnet_bind_pr
 }
 
 const char *dfnet_bind_result_str(dfnet_bind_result_t result) {
-  switch (result) {
-  case DFNET_BIND_MATCH:
-    return "match";
-  case DFNET_BIND_NO_MATCH:
-    return "no match";
-  case DFNET_BIND_ERROR:
-    return "error";
-  }
-  return "unknown";
+  static const char *const names[] = {
+      [DFNET_BIND_MATCH] = "match",
+      [DFNET_BIND_NO_MATCH] = "no match",
+      [DFNET_BIND_ERROR] = "error",
+  };
+  return (unsigned)result < sizeof names / sizeof names[0] ? names[result] : "unknown";
 }
 
 /* Index of the node's property for `key`, or -1. */
@@ -133,66 +130,56 @@ static void bind__key_text(const bind__operand *key, char *out, size_t n) {
   }
 }
 
-static void bind__want_text(const bind__operand *v, char *out, size_t n) {
-  switch (v->type) {
-  case BIND__RAW_NUMBER:
-    snprintf(out, n, "0x%x", v->raw);
+/* The property type an operand's raw type compares with (docs/spec/bind.md "Matching":
+ * enum and string values compare by text). A verified program's values are never keys. */
+static dfnet_bind_value_type_t bind__operand_type(uint8_t raw) {
+  static const dfnet_bind_value_type_t types[] = {
+      [BIND__RAW_NUMBER] = DFNET_BIND_VALUE_UINT,
+      [BIND__RAW_STRING] = DFNET_BIND_VALUE_STRING,
+      [BIND__RAW_BOOL] = DFNET_BIND_VALUE_BOOL,
+      [BIND__RAW_ENUM] = DFNET_BIND_VALUE_ENUM,
+  };
+  return raw < sizeof types / sizeof types[0] && types[raw] != 0 ? types[raw]
+                                                                 : DFNET_BIND_VALUE_ENUM;
+}
+
+/* A value as the trace shows it: 0x1f, true, "text", lib.KEY.VALUE. */
+static void bind__value_text(dfnet_bind_value_type_t type, uint32_t number, const char *text,
+                             char *out, size_t n) {
+  switch (type) {
+  case DFNET_BIND_VALUE_UINT:
+    snprintf(out, n, "0x%x", number);
     break;
-  case BIND__RAW_BOOL:
-    snprintf(out, n, "%s", v->raw ? "true" : "false");
+  case DFNET_BIND_VALUE_BOOL:
+    snprintf(out, n, "%s", number ? "true" : "false");
     break;
-  case BIND__RAW_STRING:
-    snprintf(out, n, "\"%s\"", v->text);
+  case DFNET_BIND_VALUE_STRING:
+    snprintf(out, n, "\"%s\"", text);
     break;
-  default:
-    snprintf(out, n, "%s", v->text);
+  case DFNET_BIND_VALUE_ENUM:
+    snprintf(out, n, "%s", text);
     break;
   }
+}
+
+static void bind__want_text(const bind__operand *v, char *out, size_t n) {
+  bind__value_text(bind__operand_type(v->type), v->raw, v->text, out, n);
 }
 
 static void bind__have_text(const dfnet_bind_property_t *p, char *out, size_t n) {
-  switch (p->type) {
-  case DFNET_BIND_VALUE_UINT:
-    snprintf(out, n, "0x%x", p->int_value);
-    break;
-  case DFNET_BIND_VALUE_BOOL:
-    snprintf(out, n, "%s", p->bool_value ? "true" : "false");
-    break;
-  case DFNET_BIND_VALUE_STRING:
-    snprintf(out, n, "\"%s\"", p->str_value);
-    break;
-  case DFNET_BIND_VALUE_ENUM:
-    snprintf(out, n, "%s", p->str_value);
-    break;
-  }
+  bool text = p->type == DFNET_BIND_VALUE_STRING || p->type == DFNET_BIND_VALUE_ENUM;
+  uint32_t number = p->type == DFNET_BIND_VALUE_BOOL   ? (p->bool_value ? 1u : 0u)
+                    : p->type == DFNET_BIND_VALUE_UINT ? p->int_value
+                                                       : 0u;
+  bind__value_text(p->type, number, text ? p->str_value : NULL, out, n);
 }
 
+/* The type a program's value compares as, by name ("uint"); "key" for a key. */
 static const char *bind__value_type_text(uint8_t raw) {
-  switch (raw) {
-  case BIND__RAW_NUMBER:
-    return "uint";
-  case BIND__RAW_BOOL:
-    return "bool";
-  case BIND__RAW_STRING:
-    return "string";
-  case BIND__RAW_ENUM:
-    return "enum";
+  if (raw == BIND__RAW_KEY || raw > BIND__RAW_ENUM) {
+    return "key";
   }
-  return "key";
-}
-
-static const char *bind__prop_type_text(dfnet_bind_value_type_t t) {
-  switch (t) {
-  case DFNET_BIND_VALUE_UINT:
-    return "uint";
-  case DFNET_BIND_VALUE_BOOL:
-    return "bool";
-  case DFNET_BIND_VALUE_STRING:
-    return "string";
-  case DFNET_BIND_VALUE_ENUM:
-    return "enum";
-  }
-  return "?";
+  return bind__vtype_name((bind__vtype)bind__operand_type(raw));
 }
 
 static void bind__trace_at(dfnet_bind_trace_t *t, const bind__code *code, size_t pc) {
@@ -217,7 +204,8 @@ static void bind__trace_compare(dfnet_bind_trace_t *t, const dfnet_bind_node_t *
   case BIND__CMP_MISMATCH:
     snprintf(t->reason, sizeof t->reason,
              "type mismatch: %s is a %s property, the program compares it with a %s", key,
-             bind__prop_type_text(node->props[prop].type), bind__value_type_text(inst->rhs.type));
+             bind__vtype_name((bind__vtype)node->props[prop].type),
+             bind__value_type_text(inst->rhs.type));
     break;
   case BIND__CMP_DIFFERENT:
     bind__have_text(&node->props[prop], have, sizeof have);
@@ -260,38 +248,23 @@ static dfnet_bind_result_t bind__run(const bind__code *code, const dfnet_bind_no
     switch (inst->op) {
     case BIND__OP_EQUAL:
     case BIND__OP_INEQUAL:
+    case BIND__OP_JUMP_EQ:
+    case BIND__OP_JUMP_NE: {
       cmp = bind__compare(node, inst, &prop);
-      if (cmp == BIND__CMP_MISMATCH) {
+      bool jump = inst->op == BIND__OP_JUMP_EQ || inst->op == BIND__OP_JUMP_NE;
+      bool wants_equal = inst->op == BIND__OP_EQUAL || inst->op == BIND__OP_JUMP_EQ;
+      bool holds = wants_equal == (cmp == BIND__CMP_EQUAL);
+      if (cmp == BIND__CMP_MISMATCH || (!jump && !holds)) {
         if (trace) {
           bind__trace_compare(trace, node, code, pc, cmp, prop);
         }
-        return DFNET_BIND_ERROR;
+        return cmp == BIND__CMP_MISMATCH ? DFNET_BIND_ERROR : DFNET_BIND_NO_MATCH;
       }
-      if ((inst->op == BIND__OP_EQUAL) != (cmp == BIND__CMP_EQUAL)) {
-        if (trace) {
-          bind__trace_compare(trace, node, code, pc, cmp, prop);
-        }
-        return DFNET_BIND_NO_MATCH;
-      }
-      pc++;
+      pc = jump && holds ? inst->target : pc + 1;
       break;
+    }
     case BIND__OP_JUMP:
       pc = inst->target;
-      break;
-    case BIND__OP_JUMP_EQ:
-    case BIND__OP_JUMP_NE:
-      cmp = bind__compare(node, inst, &prop);
-      if (cmp == BIND__CMP_MISMATCH) {
-        if (trace) {
-          bind__trace_compare(trace, node, code, pc, cmp, prop);
-        }
-        return DFNET_BIND_ERROR;
-      }
-      if ((inst->op == BIND__OP_JUMP_EQ) == (cmp == BIND__CMP_EQUAL)) {
-        pc = inst->target;
-      } else {
-        pc++;
-      }
       break;
     case BIND__OP_ABORT:
       if (trace) {

@@ -178,6 +178,109 @@ static size_t bind__find_inst(const bind__code *c, uint32_t offset) {
   return lo;
 }
 
+/* An instruction's encoded size and the offset of its operands in it (0: none), by
+ * opcode (Fuchsia instruction_decoder.rs). False for an unknown opcode. */
+static bool bind__inst_layout(uint8_t op, size_t *size, size_t *operands_at) {
+  static const struct {
+    uint8_t op, size, operands_at;
+  } layouts[] = {
+      {BIND__OP_EQUAL, 11, 1},   {BIND__OP_INEQUAL, 11, 1}, {BIND__OP_JUMP, 5, 0},
+      {BIND__OP_JUMP_EQ, 15, 5}, {BIND__OP_JUMP_NE, 15, 5}, {BIND__OP_LABEL, 1, 0},
+      {BIND__OP_ABORT, 1, 0},
+  };
+  for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+    if (layouts[i].op == op) {
+      *size = layouts[i].size;
+      *operands_at = layouts[i].operands_at;
+      return true;
+    }
+  }
+  return false;
+}
+
+static bool bind__is_jump(uint8_t op) { return op >= BIND__OP_JUMP && op <= BIND__OP_JUMP_NE; }
+
+/* Room for one more instruction in code->insts and its parallel jump_offsets. */
+static bool __attribute__((warn_unused_result))
+bind__grow_code(bind__reader *r, bind__code *code, size_t *cap, uint32_t **jump_offsets) {
+  if (code->count < *cap) {
+    return true;
+  }
+  *cap = *cap ? *cap * 2 : 16;
+  bind__inst *grown = realloc(code->insts, *cap * sizeof(*grown));
+  uint32_t *grown_jumps = realloc(*jump_offsets, *cap * sizeof(*grown_jumps));
+  if (grown != NULL) {
+    code->insts = grown;
+  }
+  if (grown_jumps != NULL) {
+    *jump_offsets = grown_jumps;
+  }
+  if (grown == NULL || grown_jumps == NULL) {
+    return bind__reject(r, "out of memory");
+  }
+  return true;
+}
+
+/* Decode the instruction at r->at (the list began at `start`, ends at `end`) into *inst;
+ * a jump's encoded offset into *jump_offset. */
+static bool __attribute__((warn_unused_result))
+bind__read_inst(bind__reader *r, const dfnet_bind_program_t *prog, size_t start, size_t end,
+                bind__inst *inst, uint32_t *jump_offset) {
+  memset(inst, 0, sizeof(*inst));
+  inst->op = r->p[r->at];
+  inst->offset = (uint32_t)(r->at - start);
+  inst->file_offset = (uint32_t)r->at;
+  size_t need, operands_at;
+  if (!bind__inst_layout(inst->op, &need, &operands_at)) {
+    return bind__reject(r, "instruction at offset %u: unknown opcode 0x%02x", inst->offset,
+                        inst->op);
+  }
+  if (end - r->at < need) {
+    return bind__reject(r, "instruction at offset %u: truncated (opcode 0x%02x needs %zu bytes)",
+                        inst->offset, inst->op, need);
+  }
+  if (operands_at != 0) {
+    size_t operands = r->at + operands_at;
+    if (!bind__read_operand(r, prog, operands, true, &inst->lhs) ||
+        !bind__read_operand(r, prog, operands + 5, false, &inst->rhs)) {
+      return false;
+    }
+  }
+  *jump_offset = bind__is_jump(inst->op) ? bind__le32(r->p + r->at + 1) : 0;
+  r->at += need;
+  return true;
+}
+
+/* Resolve every jump of `code` (`size` bytes) to the index of its landing pad. */
+static bool __attribute__((warn_unused_result))
+bind__resolve_jumps(bind__reader *r, bind__code *code, const uint32_t *jump_offsets,
+                    uint32_t size) {
+  for (size_t i = 0; i < code->count; i++) {
+    bind__inst *inst = &code->insts[i];
+    if (!bind__is_jump(inst->op)) {
+      continue;
+    }
+    /* The offset counts from the end of the jump instruction to the pad's opcode. */
+    uint64_t target =
+        (uint64_t)inst->offset + (inst->op == BIND__OP_JUMP ? 5u : 15u) + jump_offsets[i];
+    if (target >= size) {
+      return bind__reject(r,
+                          "jump at instruction offset %u goes past the end (offset %u, %u bytes)",
+                          inst->offset, jump_offsets[i], size);
+    }
+    size_t k = bind__find_inst(code, (uint32_t)target);
+    if (k >= code->count || code->insts[k].offset != target ||
+        code->insts[k].op != BIND__OP_LABEL) {
+      return bind__reject(r,
+                          "jump at instruction offset %u does not land on a landing pad (0x20) at "
+                          "offset %llu",
+                          inst->offset, (unsigned long long)target);
+    }
+    inst->target = (uint32_t)k;
+  }
+  return true;
+}
+
 /* Decode `size` bytes of instructions at r->at into `code`. With debug, every instruction
  * is preceded by a u32 source line (Fuchsia instruction_encoder.rs, enable_debug). */
 static bool __attribute__((warn_unused_result))
@@ -201,93 +304,14 @@ bind__read_code(bind__reader *r, const dfnet_bind_program_t *prog, uint32_t size
       bind__reject(r, "instruction list ends after a debug line number");
       goto decode_failed;
     }
-    if (code->count == cap) {
-      cap = cap ? cap * 2 : 16;
-      bind__inst *grown = realloc(code->insts, cap * sizeof(*grown));
-      uint32_t *grown_jumps = realloc(jump_offsets, cap * sizeof(*grown_jumps));
-      if (grown != NULL) {
-        code->insts = grown;
-      }
-      if (grown_jumps != NULL) {
-        jump_offsets = grown_jumps;
-      }
-      if (grown == NULL || grown_jumps == NULL) {
-        bind__reject(r, "out of memory");
-        goto decode_failed;
-      }
-    }
-    bind__inst *inst = &code->insts[code->count];
-    memset(inst, 0, sizeof(*inst));
-    inst->op = r->p[r->at];
-    inst->offset = (uint32_t)(r->at - start);
-    inst->file_offset = (uint32_t)r->at;
-    size_t need, operands;
-    switch (inst->op) {
-    case BIND__OP_EQUAL:
-    case BIND__OP_INEQUAL:
-      need = 11;
-      operands = r->at + 1;
-      break;
-    case BIND__OP_JUMP:
-      need = 5;
-      operands = 0;
-      break;
-    case BIND__OP_JUMP_EQ:
-    case BIND__OP_JUMP_NE:
-      need = 15;
-      operands = r->at + 5;
-      break;
-    case BIND__OP_LABEL:
-    case BIND__OP_ABORT:
-      need = 1;
-      operands = 0;
-      break;
-    default:
-      bind__reject(r, "instruction at offset %u: unknown opcode 0x%02x", inst->offset, inst->op);
+    if (!bind__grow_code(r, code, &cap, &jump_offsets) ||
+        !bind__read_inst(r, prog, start, end, &code->insts[code->count],
+                         &jump_offsets[code->count])) {
       goto decode_failed;
     }
-    if (end - r->at < need) {
-      bind__reject(r, "instruction at offset %u: truncated (opcode 0x%02x needs %zu bytes)",
-                   inst->offset, inst->op, need);
-      goto decode_failed;
-    }
-    if (operands != 0) {
-      if (!bind__read_operand(r, prog, operands, true, &inst->lhs) ||
-          !bind__read_operand(r, prog, operands + 5, false, &inst->rhs)) {
-        goto decode_failed;
-      }
-    }
-    bool is_jump = inst->op >= BIND__OP_JUMP && inst->op <= BIND__OP_JUMP_NE;
-    jump_offsets[code->count] = is_jump ? bind__le32(r->p + r->at + 1) : 0;
-    r->at += need;
     code->count++;
   }
-  /* Resolve every jump to the index of its landing pad. */
-  for (size_t i = 0; i < code->count; i++) {
-    bind__inst *inst = &code->insts[i];
-    if (inst->op < BIND__OP_JUMP || inst->op > BIND__OP_JUMP_NE) {
-      continue;
-    }
-    /* The offset counts from the end of the jump instruction to the pad's opcode. */
-    uint64_t target =
-        (uint64_t)inst->offset + (inst->op == BIND__OP_JUMP ? 5u : 15u) + jump_offsets[i];
-    if (target >= size) {
-      bind__reject(r, "jump at instruction offset %u goes past the end (offset %u, %u bytes)",
-                   inst->offset, jump_offsets[i], size);
-      goto decode_failed;
-    }
-    size_t k = bind__find_inst(code, (uint32_t)target);
-    if (k >= code->count || code->insts[k].offset != target ||
-        code->insts[k].op != BIND__OP_LABEL) {
-      bind__reject(r,
-                   "jump at instruction offset %u does not land on a landing pad (0x20) at "
-                   "offset %llu",
-                   inst->offset, (unsigned long long)target);
-      goto decode_failed;
-    }
-    inst->target = (uint32_t)k;
-  }
-  ok = true;
+  ok = bind__resolve_jumps(r, code, jump_offsets, size);
 decode_failed:
   free(jump_offsets);
   return ok;

@@ -28,13 +28,21 @@ static void bind__test_free(bind__test_state *st) {
   dfnet_bind_program_destroy(st->program);
 }
 
+/* The key or value text of a test device as a source, named in messages
+ * 'tests.json: test "<name>" <what>' (what: "\": key", "\": value"). */
+static bind__file *bind__test_text(bind__ctx *ctx, const char *test_name, const char *what,
+                                   const char *text) {
+  bind__file *f = bind__alloc(ctx, sizeof(*f));
+  f->path = bind__strcat3(ctx, "tests.json: test \"", test_name, what);
+  f->text = text;
+  f->len = strlen(text);
+  return f;
+}
+
 /* Resolve one "KEY": "VALUE" pair of a test device into a property. */
 static void bind__test_property(bind__ctx *ctx, const bind__compiled *c, const char *test_name,
                                 const char *key, const char *value, dfnet_bind_property_t *p) {
-  bind__file *kf = bind__alloc(ctx, sizeof(*kf));
-  kf->path = bind__strcat3(ctx, "tests.json: test \"", test_name, "\": key");
-  kf->text = key;
-  kf->len = strlen(key);
+  bind__file *kf = bind__test_text(ctx, test_name, "\": key", key);
   bind__tokens toks;
   bind__lex(ctx, kf, &toks);
   if (toks.count != 2 || toks.toks[0].kind != BIND__TOK_IDENT) {
@@ -48,10 +56,7 @@ static void bind__test_property(bind__ctx *ctx, const bind__compiled *c, const c
   } else {
     p->str_key = k->text;
   }
-  bind__file *vf = bind__alloc(ctx, sizeof(*vf));
-  vf->path = bind__strcat3(ctx, "tests.json: test \"", test_name, "\": value");
-  vf->text = value;
-  vf->len = strlen(value);
+  bind__file *vf = bind__test_text(ctx, test_name, "\": value", value);
   bind__value v;
   bind__parse_value_text(ctx, vf, &v);
   const bind__sym *s = bind__lookup_value(ctx, vf, &c->symbols, &v);
@@ -210,27 +215,41 @@ static void bind__run_suite(bind__ctx *ctx, bind__test_state *st, const dfnet_bi
   }
 }
 
+typedef struct bind__test_job {
+  bind__test_state *st;
+  const dfnet_bind_source_t *rules;
+  const dfnet_bind_compile_options_t *opts;
+  const dfnet_bind_source_t *tests;
+  bool ran; /* the context was allocated and the suite began */
+} bind__test_job;
+
+static dfnet_status_t bind__tests_body(bind__ctx *ctx, void *arg) {
+  bind__test_job *job = arg;
+  bind__test_state *st = job->st;
+  job->ran = true;
+  bind__run_suite(ctx, st, job->rules, job->opts, job->tests);
+  bind__buf_printf(&st->report, "%s\n", st->failed ? "[  FAILED  ]" : "[  PASSED  ]");
+  return st->failed ? DFNET_STATUS_ABORTED : DFNET_STATUS_OK;
+}
+
 dfnet_status_t dfnet_bind_run_tests(const dfnet_bind_source_t *rules,
                                     const dfnet_bind_compile_options_t *opts,
                                     const dfnet_bind_source_t *tests_json, char **report) {
   *report = NULL;
-  bind__ctx *const ctx = calloc(1, sizeof(*ctx));
   bind__test_state *const st = calloc(1, sizeof(*st));
-  if (ctx == NULL || st == NULL) {
-    free(ctx);
-    free(st);
+  if (st == NULL) {
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
-  dfnet_status_t status = DFNET_STATUS_OK;
-  if (setjmp(ctx->fail) != 0) {
-    status = ctx->status;
-    if (ctx->error) {
-      bind__buf_put(&st->report, ctx->error, strlen(ctx->error));
-    }
-  } else {
-    bind__run_suite(ctx, st, rules, opts, tests_json);
-    bind__buf_printf(&st->report, "%s\n", st->failed ? "[  FAILED  ]" : "[  PASSED  ]");
-    status = st->failed ? DFNET_STATUS_ABORTED : DFNET_STATUS_OK;
+  bind__test_job job = {.st = st, .rules = rules, .opts = opts, .tests = tests_json};
+  char *error = NULL;
+  dfnet_status_t status = bind__ctx_run(bind__tests_body, &job, &error);
+  if (!job.ran) {
+    free(st);
+    return status;
+  }
+  if (error) {
+    bind__buf_put(&st->report, error, strlen(error));
+    free(error);
   }
   bind__buf_u8(&st->report, '\0');
   if (st->report.oom) {
@@ -240,7 +259,6 @@ dfnet_status_t dfnet_bind_run_tests(const dfnet_bind_source_t *rules,
   *report = (char *)st->report.data;
   bind__test_free(st);
   free(st);
-  bind__ctx_free(ctx, NULL);
   return status;
 }
 

@@ -82,6 +82,25 @@ void bind__ctx_free(bind__ctx *ctx, char **error) {
   free(ctx);
 }
 
+dfnet_status_t bind__ctx_run(dfnet_status_t (*body)(bind__ctx *ctx, void *arg), void *arg,
+                             char **error) {
+  if (error) {
+    *error = NULL;
+  }
+  bind__ctx *const ctx = calloc(1, sizeof(*ctx));
+  if (ctx == NULL) {
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  }
+  if (setjmp(ctx->fail) != 0) {
+    dfnet_status_t status = ctx->status;
+    bind__ctx_free(ctx, error);
+    return status;
+  }
+  dfnet_status_t status = body(ctx, arg);
+  bind__ctx_free(ctx, NULL);
+  return status;
+}
+
 /* ---- byte buffer ---- */
 
 static bool bind__buf_reserve(bind__buf *b, size_t extra) {
@@ -248,17 +267,13 @@ void bind__map_put(bind__ctx *ctx, bind__map *m, const char *key, void *value) {
 }
 
 const char *bind__vtype_name(bind__vtype t) {
-  switch (t) {
-  case BIND__T_UINT:
-    return "uint";
-  case BIND__T_STRING:
-    return "string";
-  case BIND__T_BOOL:
-    return "bool";
-  case BIND__T_ENUM:
-    return "enum";
-  }
-  return "?";
+  static const char *const names[] = {
+      [BIND__T_UINT] = "uint",
+      [BIND__T_STRING] = "string",
+      [BIND__T_BOOL] = "bool",
+      [BIND__T_ENUM] = "enum",
+  };
+  return (unsigned)t < sizeof names / sizeof names[0] && names[t] != NULL ? names[t] : "?";
 }
 
 size_t bind__utf8_invalid_at(const uint8_t *s, size_t n) {

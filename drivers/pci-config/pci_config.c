@@ -23,10 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bind/dfnet_pci.h"
 #include "dfnet/driver.h"
 #include "dfnet/hw/pci.pb.h"
 #include "drivers/common/drvkit.h"
+#include "drivers/common/start.h"
 
 #define PCI_READ_MAX 4096u /* Config.Read's bound on length (pci.options) */
 
@@ -81,13 +81,9 @@ static void config_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
 static dfnet_status_t pci_config_start(dfnet_driver_t *driver, void *ctx) {
   pci_config_t *pci = ctx;
   pci->fd = -1;
-  const char *sysfs_path = drvkit__prop_string(driver, BIND_DFNET_PCI_SYSFS_PATH);
-  if (sysfs_path == NULL) {
-    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
-                     "the node has no \"dfnet.pci.SYSFS_PATH\" property: not a PCI function "
-                     "published by dfnet-host");
+  const char *sysfs_path = drvkit__pci_sysfs_path(driver);
+  if (sysfs_path == NULL)
     return DFNET_STATUS_FAILED_PRECONDITION;
-  }
   if ((size_t)snprintf(pci->path, sizeof pci->path, "%s/config", sysfs_path) >= sizeof pci->path) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "dfnet.pci.SYSFS_PATH is too long");
     return DFNET_STATUS_INVALID_ARGUMENT;
@@ -108,13 +104,8 @@ static dfnet_status_t pci_config_start(dfnet_driver_t *driver, void *ctx) {
   }
   pci->size = (uint32_t)sb.st_size;
   static const dfnet_method_t methods[] = {{.name = "Read", .handler = config_read}};
-  dfnet_status_t st = dfnet_driver_serve(driver, "dfnet.hw.pci.Config", methods, 1);
-  if (st != DFNET_STATUS_OK) {
-    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot serve dfnet.hw.pci.Config: %s",
-                     dfnet_status_str(st));
+  if (drvkit__serve(driver, "dfnet.hw.pci.Config", methods, 1, "pci") != DFNET_STATUS_OK)
     goto close_config;
-  }
-  (void)drvkit__publish_class(driver, "pci");
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %u bytes of %s", pci->size, pci->path);
   return DFNET_STATUS_OK;
 

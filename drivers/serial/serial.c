@@ -39,6 +39,7 @@
 #include "dfnet/driver.h"
 #include "dfnet/hw/serial.pb.h"
 #include "drivers/common/drvkit.h"
+#include "drivers/common/retry.h"
 #include "drivers/serial/port.h"
 
 #define SERIAL_BUF_SIZE 65536u /* the Read buffer and each stream's buffer, bytes */
@@ -127,10 +128,10 @@ typedef struct serial {
   bool flush_posted; /* a task_flush is queued */
   char failure[256]; /* non-empty once the port failed */
   /* Dispatcher only: */
-  pending_read_t *reads; /* oldest first */
-  write_job_t *writes;   /* oldest first */
-  bool write_retry_posted;
-  bool flush_retry_posted;
+  pending_read_t *reads;      /* oldest first */
+  write_job_t *writes;        /* oldest first */
+  drvkit_retry_t write_retry; /* write_pump again: the tty took less than asked */
+  drvkit_retry_t flush_retry; /* flush again: a stream's window was full */
   uint64_t next_id;
 } serial_t;
 
@@ -355,9 +356,8 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
   bool window_full = false;
   if (st->held != NULL)
     (void)stream_flush(s, st, &window_full);
-  if (window_full && !s->flush_retry_posted &&
-      dfnet_driver_post(s->driver, SERIAL_FLUSH_RETRY_MS, task_flush, (void *)1) == DFNET_STATUS_OK)
-    s->flush_retry_posted = true;
+  if (window_full)
+    drvkit__retry_arm(s->driver, &s->flush_retry);
 }
 
 /* Encode the next Data item of the stream into st->held (from its buffer). False when
@@ -429,12 +429,9 @@ static void end_everything(serial_t *s, const char *why) {
   }
 }
 
-static void task_flush(dfnet_driver_t *driver, void *ctx, void *arg) {
-  (void)driver;
-  serial_t *s = ctx;
-  bool retry = arg != NULL;
-  if (retry)
-    s->flush_retry_posted = false;
+/* Serve parked Reads and streams from what the reader delivered; `retry`: the run of
+ * flush_retry, not the reader's task_flush. Dispatcher. */
+static void flush(serial_t *s, bool retry) {
   pthread_mutex_lock(&s->mu);
   if (!retry)
     s->flush_posted = false;
@@ -454,17 +451,22 @@ static void task_flush(dfnet_driver_t *driver, void *ctx, void *arg) {
   bool window_full = false;
   for (stream_t *st = s->streams; st != NULL; st = st->next)
     (void)stream_flush(s, st, &window_full);
-  if (window_full && !s->flush_retry_posted &&
-      dfnet_driver_post(s->driver, SERIAL_FLUSH_RETRY_MS, task_flush, (void *)1) == DFNET_STATUS_OK)
-    s->flush_retry_posted = true;
+  if (window_full)
+    drvkit__retry_arm(s->driver, &s->flush_retry);
   char why[256];
   if (port_failed(s, why, sizeof why))
     end_everything(s, why);
 }
 
-/* ---- Write ----------------------------------------------------------------------------- */
+static void task_flush(dfnet_driver_t *driver, void *ctx, void *arg) {
+  (void)driver;
+  (void)arg;
+  flush(ctx, false);
+}
 
-static void task_write(dfnet_driver_t *driver, void *ctx, void *arg);
+static void flush_again(void *ctx) { flush(ctx, true); }
+
+/* ---- Write ----------------------------------------------------------------------------- */
 
 static void write_pump(serial_t *s) {
   while (s->writes != NULL) {
@@ -486,9 +488,7 @@ static void write_pump(serial_t *s) {
                    "%s took %zu of %zu bytes before the deadline (flow control holding it?)",
                    s->tty, w->done, w->len);
     } else {
-      if (!s->write_retry_posted &&
-          dfnet_driver_post(s->driver, SERIAL_WRITE_RETRY_MS, task_write, NULL) == DFNET_STATUS_OK)
-        s->write_retry_posted = true;
+      drvkit__retry_arm(s->driver, &s->write_retry);
       return; /* when stopping, stop() ends it */
     }
     s->writes = w->next;
@@ -496,13 +496,7 @@ static void write_pump(serial_t *s) {
   }
 }
 
-static void task_write(dfnet_driver_t *driver, void *ctx, void *arg) {
-  (void)driver;
-  (void)arg;
-  serial_t *s = ctx;
-  s->write_retry_posted = false;
-  write_pump(s);
-}
+static void write_again(void *ctx) { write_pump(ctx); }
 
 /* /dfnet.hw.serial.Serial/Write */
 static void serial_write(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
@@ -570,6 +564,8 @@ static dfnet_status_t serial_start(dfnet_driver_t *driver, void *ctx) {
   s->driver = driver;
   s->fd = -1;
   s->wake_fd = -1;
+  s->write_retry = (drvkit_retry_t){.run = write_again, .delay_ms = SERIAL_WRITE_RETRY_MS};
+  s->flush_retry = (drvkit_retry_t){.run = flush_again, .delay_ms = SERIAL_FLUSH_RETRY_MS};
   dfnet_status_t st = serial__find_tty(driver, s->tty, sizeof s->tty, why, sizeof why);
   if (st != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);

@@ -27,6 +27,7 @@
 #include "dfnet/driver.h"
 #include "dfnet/hw/usb.pb.h"
 #include "drivers/common/drvkit.h"
+#include "drivers/common/start.h"
 
 #define USB_TIMEOUT_DEFAULT_MS 1000u
 #define USB_TIMEOUT_MAX_MS 60000u
@@ -455,9 +456,11 @@ static void release(usb_dev_t *u, claim_t *cl) {
                      "could not re-attach the kernel driver of interface %d", cl->ifc);
 }
 
-/* Reply to a transfer: the bytes moved (IN data), or the error with how far it got. */
-static void transfer_done(usb_dev_t *u, dfnet_call_t *call, int rc, const uint8_t *in,
+/* Release the transfer's interface, then reply: the bytes moved (IN data), or the error
+ * with how far it got. */
+static void transfer_done(usb_dev_t *u, dfnet_call_t *call, claim_t *cl, int rc, const uint8_t *in,
                           int transferred, const char *what) {
+  release(u, cl);
   if (rc < 0 && rc != LIBUSB_ERROR_TIMEOUT) {
     fail_usb(u, call, rc, what);
     return;
@@ -481,17 +484,42 @@ static void transfer_done(usb_dev_t *u, dfnet_call_t *call, int rc, const uint8_
   free(r);
 }
 
+/* A transfer request (decoded on the heap: the messages are large) and the data buffer. */
+typedef struct transfer_mem {
+  void *req;
+  uint8_t *buf;
+} transfer_mem_t;
+
+/* Allocate the request (req_size bytes) and buf_size bytes of data buffer, and decode the
+ * request as `fields`. On failure the call is failed and false returned; free with
+ * transfer_free either way. */
+static bool transfer_begin(dfnet_call_t *call, const pb_msgdesc_t *fields, size_t req_size,
+                           size_t buf_size, const uint8_t *request, size_t len,
+                           transfer_mem_t *mem) {
+  mem->req = calloc(1, req_size);
+  mem->buf = malloc(buf_size);
+  if (mem->req == NULL || mem->buf == NULL) {
+    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return false;
+  }
+  return drvkit__decode(call, fields, mem->req, request, len);
+}
+
+static void transfer_free(transfer_mem_t *mem) {
+  free(mem->buf);
+  free(mem->req);
+}
+
 /* /dfnet.hw.usb.Device/ControlTransfer */
 static void control_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
   usb_dev_t *u = ctx;
-  dfnet_hw_usb_ControlTransferRequest *req = calloc(1, sizeof *req);
-  uint8_t *buf = malloc(USB_CONTROL_MAX);
-  if (req == NULL || buf == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  transfer_mem_t mem;
+  if (!transfer_begin(call, dfnet_hw_usb_ControlTransferRequest_fields,
+                      sizeof(dfnet_hw_usb_ControlTransferRequest), USB_CONTROL_MAX, request, len,
+                      &mem))
     goto free_request;
-  }
-  if (!drvkit__decode(call, dfnet_hw_usb_ControlTransferRequest_fields, req, request, len))
-    goto free_request;
+  dfnet_hw_usb_ControlTransferRequest *req = mem.req;
+  uint8_t *buf = mem.buf;
   bool in = (req->request_type & LIBUSB_ENDPOINT_IN) != 0;
   unsigned int timeout;
   if (req->request_type > 0xff || req->request > 0xff || req->value > 0xffff ||
@@ -517,11 +545,10 @@ static void control_transfer(void *ctx, dfnet_call_t *call, const uint8_t *reque
   int rc =
       libusb_control_transfer(u->h, (uint8_t)req->request_type, (uint8_t)req->request,
                               (uint16_t)req->value, (uint16_t)req->index, buf, length, timeout);
-  release(u, &cl);
-  transfer_done(u, call, rc < 0 ? rc : 0, in ? buf : NULL, rc < 0 ? 0 : rc, "control transfer");
+  transfer_done(u, call, &cl, rc < 0 ? rc : 0, in ? buf : NULL, rc < 0 ? 0 : rc,
+                "control transfer");
 free_request:
-  free(buf);
-  free(req);
+  transfer_free(&mem);
 }
 
 /* Bulk and interrupt transfers. */
@@ -529,14 +556,12 @@ static void endpoint_transfer(usb_dev_t *u, dfnet_call_t *call, const uint8_t *r
                               int want_type) {
   const char *what =
       want_type == LIBUSB_TRANSFER_TYPE_BULK ? "bulk transfer" : "interrupt transfer";
-  dfnet_hw_usb_TransferRequest *req = calloc(1, sizeof *req);
-  uint8_t *buf = malloc(USB_TRANSFER_MAX);
-  if (req == NULL || buf == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  transfer_mem_t mem;
+  if (!transfer_begin(call, dfnet_hw_usb_TransferRequest_fields,
+                      sizeof(dfnet_hw_usb_TransferRequest), USB_TRANSFER_MAX, request, len, &mem))
     goto free_request;
-  }
-  if (!drvkit__decode(call, dfnet_hw_usb_TransferRequest_fields, req, request, len))
-    goto free_request;
+  dfnet_hw_usb_TransferRequest *req = mem.req;
+  uint8_t *buf = mem.buf;
   bool in = (req->endpoint & LIBUSB_ENDPOINT_IN) != 0;
   if (req->endpoint > 0xff || (req->endpoint & 0x0f) == 0 ||
       (in && (req->length == 0 || req->length > USB_TRANSFER_MAX || req->data.size > 0)) ||
@@ -573,11 +598,9 @@ static void endpoint_transfer(usb_dev_t *u, dfnet_call_t *call, const uint8_t *r
           ? libusb_bulk_transfer(u->h, (uint8_t)req->endpoint, buf, length, &transferred, timeout)
           : libusb_interrupt_transfer(u->h, (uint8_t)req->endpoint, buf, length, &transferred,
                                       timeout);
-  release(u, &cl);
-  transfer_done(u, call, rc, in ? buf : NULL, transferred, what);
+  transfer_done(u, call, &cl, rc, in ? buf : NULL, transferred, what);
 free_request:
-  free(buf);
-  free(req);
+  transfer_free(&mem);
 }
 
 /* /dfnet.hw.usb.Device/BulkTransfer */
@@ -667,13 +690,9 @@ static dfnet_status_t usb_device_start(dfnet_driver_t *driver, void *ctx) {
       {.name = "BulkTransfer", .handler = bulk_transfer},
       {.name = "InterruptTransfer", .handler = interrupt_transfer},
   };
-  st = dfnet_driver_serve(driver, "dfnet.hw.usb.Device", methods, 6);
-  if (st != DFNET_STATUS_OK) {
-    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot serve dfnet.hw.usb.Device: %s",
-                     dfnet_status_str(st));
+  st = drvkit__serve(driver, "dfnet.hw.usb.Device", methods, 6, "usb-device");
+  if (st != DFNET_STATUS_OK)
     goto unref_device;
-  }
-  (void)drvkit__publish_class(driver, "usb-device");
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving USB device %s (bus %u address %u)",
                    u->port_path, u->bus, u->address);
   return DFNET_STATUS_OK;

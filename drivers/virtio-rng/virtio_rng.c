@@ -37,11 +37,12 @@
 
 #include <pb_encode.h>
 
-#include "bind/dfnet_pci.h"
 #include "dfnet/driver.h"
 #include "dfnet/hw/rng.pb.h"
 #include "drivers/common/drvkit.h"
 #include "drivers/common/fairq.h"
+#include "drivers/common/retry.h"
+#include "drivers/common/start.h"
 
 #define RNG_READ_MAX 65536u /* Rng.Read's bound on count, bytes */
 #define RNG_STALL_MS 5000u  /* a device that gives nothing for this long is stuck */
@@ -63,10 +64,10 @@ typedef struct rng_read {
 /* The driver's context (allocated zeroed by the driver host). */
 typedef struct virtio_rng {
   dfnet_driver_t *driver;
-  char device[256];  /* device file */
-  int fd;            /* open device file, -1 after a failure (reopened by the next Read) */
-  fairq_t reads;     /* Reads waiting; the next served first (fairq__peek) */
-  bool retry_posted; /* a task_retry is queued */
+  char device[256];     /* device file */
+  int fd;               /* open device file, -1 after a failure (reopened by the next Read) */
+  fairq_t reads;        /* Reads waiting; the next served first (fairq__peek) */
+  drvkit_retry_t retry; /* runs pump again while the device has nothing ready */
 } virtio_rng_t;
 
 /* ---- start: is this PCI function the kernel's virtio_rng? ---------------------------- */
@@ -184,8 +185,6 @@ static void pop_head(virtio_rng_t *rng) {
   free(job);
 }
 
-static void task_retry(dfnet_driver_t *driver, void *ctx, void *arg);
-
 /* Serve the queued Reads as far as the device allows; re-arm the retry timer when it has
  * nothing ready. Runs on the dispatcher. */
 static void pump(virtio_rng_t *rng) {
@@ -210,22 +209,14 @@ static void pump(virtio_rng_t *rng) {
                    RNG_STALL_MS, job->got, job->count,
                    (unsigned long long)(drvkit__now_ms() - job->started_ms));
     } else {
-      if (!rng->retry_posted &&
-          dfnet_driver_post(rng->driver, RNG_RETRY_MS, task_retry, NULL) == DFNET_STATUS_OK)
-        rng->retry_posted = true;
+      drvkit__retry_arm(rng->driver, &rng->retry);
       return; /* stopping: stop() ends what is left */
     }
     pop_head(rng);
   }
 }
 
-static void task_retry(dfnet_driver_t *driver, void *ctx, void *arg) {
-  (void)driver;
-  (void)arg;
-  virtio_rng_t *rng = ctx;
-  rng->retry_posted = false;
-  pump(rng);
-}
+static void pump_again(void *ctx) { pump(ctx); }
 
 /* /dfnet.hw.rng.Rng/Read */
 static void rng_read(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
@@ -266,14 +257,11 @@ static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
   rng->driver = driver;
   rng->fd = -1;
   fairq__init(&rng->reads, offsetof(rng_read_t, next));
+  rng->retry = (drvkit_retry_t){.run = pump_again, .delay_ms = RNG_RETRY_MS};
 
-  const char *sysfs_path = drvkit__prop_string(driver, BIND_DFNET_PCI_SYSFS_PATH);
-  if (sysfs_path == NULL) {
-    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
-                     "the node has no \"dfnet.pci.SYSFS_PATH\" property: not a PCI function "
-                     "published by dfnet-host");
+  const char *sysfs_path = drvkit__pci_sysfs_path(driver);
+  if (sysfs_path == NULL)
     return DFNET_STATUS_FAILED_PRECONDITION;
-  }
   dfnet_status_t st = check_kernel_virtio_rng(sysfs_path, why, sizeof why);
   if (st == DFNET_STATUS_OK)
     st = check_hwrng_current(sysfs_path, why, sizeof why);
@@ -294,13 +282,9 @@ static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
   static const dfnet_method_t methods[] = {{.name = "Read", .handler = rng_read}};
-  st = dfnet_driver_serve(driver, "dfnet.hw.rng.Rng", methods, 1);
-  if (st != DFNET_STATUS_OK) {
-    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot serve dfnet.hw.rng.Rng: %s",
-                     dfnet_status_str(st));
+  st = drvkit__serve(driver, "dfnet.hw.rng.Rng", methods, 1, "rng");
+  if (st != DFNET_STATUS_OK)
     goto close_device;
-  }
-  (void)drvkit__publish_class(driver, "rng");
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %s for %s", rng->device,
                    drvkit__basename(sysfs_path));
   return DFNET_STATUS_OK;

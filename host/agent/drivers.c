@@ -135,6 +135,16 @@ static dfnet_status_t send_stop(agent_t *a, uint64_t host_id, const char *monike
   return DFNET_STATUS_OK;
 }
 
+/* The node a DriverStart / DriverStop names, or NULL when this host has none: the request
+ * is then answered `code` with "no node <moniker><why>". */
+static agent_node_t *request_node(agent_t *a, dfnet_session_id_t session, uint64_t id,
+                                  const char *moniker, dfnet_status_t code, const char *why) {
+  agent_node_t *n = agent__node_find(a, moniker);
+  if (n == NULL)
+    agent__reply_status(a, session, id, code, "no node %s%s", moniker, why);
+  return n;
+}
+
 /* ---- DriverStart ---------------------------------------------------------------------- */
 
 static void launch(agent_t *a, agent_node_t *n, const char *dir) {
@@ -221,11 +231,9 @@ void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
                                 const dfnet_envelope_t *env) {
   const dfnet_v1_DriverStart *m = &env->pb.msg.driver_start;
   uint64_t id = env->pb.id;
-  agent_node_t *n = agent__node_find(a, m->node);
-  if (n == NULL) {
-    agent__reply_status(a, session, id, DFNET_STATUS_NOT_FOUND, "no node %s on this host", m->node);
+  agent_node_t *n = request_node(a, session, id, m->node, DFNET_STATUS_NOT_FOUND, " on this host");
+  if (n == NULL)
     return;
-  }
   if (digest_empty(m->package_digest) || m->binary[0] == '\0' || m->url[0] == '\0') {
     agent__reply_status(a, session, id, DFNET_STATUS_INVALID_ARGUMENT,
                         "DriverStart needs url, package_digest and binary");
@@ -296,11 +304,9 @@ void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
                                const dfnet_envelope_t *env) {
   const dfnet_v1_DriverStop *m = &env->pb.msg.driver_stop;
   uint64_t id = env->pb.id;
-  agent_node_t *n = agent__node_find(a, m->node);
-  if (n == NULL) {
-    agent__reply_status(a, session, id, DFNET_STATUS_OK, "no node %s: nothing runs there", m->node);
+  agent_node_t *n = request_node(a, session, id, m->node, DFNET_STATUS_OK, ": nothing runs there");
+  if (n == NULL)
     return;
-  }
   switch (n->driver) {
   case AGENT_DRIVER_NONE:
   case AGENT_DRIVER_DEAD:

@@ -136,18 +136,18 @@ subpath(char *buf, size_t cap, const char *base, const char *fmt, ...) {
 }
 
 static const char *json_type_name(const cJSON *item) {
-  if (cJSON_IsString(item))
-    return "a string";
-  if (cJSON_IsNumber(item))
-    return "a number";
-  if (cJSON_IsBool(item))
-    return "a boolean";
-  if (cJSON_IsNull(item))
-    return "null";
-  if (cJSON_IsArray(item))
-    return "an array";
-  if (cJSON_IsObject(item))
-    return "an object";
+  static const struct {
+    cJSON_bool (*is)(const cJSON *item);
+    const char *name;
+  } types[] = {
+      {cJSON_IsString, "a string"}, {cJSON_IsNumber, "a number"}, {cJSON_IsBool, "a boolean"},
+      {cJSON_IsNull, "null"},       {cJSON_IsArray, "an array"},  {cJSON_IsObject, "an object"},
+  };
+  for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+    if (types[i].is(item)) {
+      return types[i].name;
+    }
+  }
   return "an invalid value";
 }
 
@@ -202,6 +202,38 @@ static bool get_device_path(board_priv_t *priv, const cJSON *item, const char *p
   return true;
 }
 
+/* Report the first member of obj that is not one of allowed[0..n), at its JSON path:
+ * "unknown key (<known>)". Returns false when there is one. */
+static bool only_members(board_priv_t *priv, const cJSON *obj, const char *path,
+                         const char *const *allowed, size_t n, const char *known) {
+  const cJSON *field;
+  cJSON_ArrayForEach(field, obj) {
+    size_t k = 0;
+    while (k < n && strcmp(allowed[k], field->string) != 0) {
+      k++;
+    }
+    if (k == n) {
+      char sub[BOARD_PATH_MAX];
+      subpath(sub, sizeof(sub), path, ".%.40s", field->string);
+      board_error(priv, sub, "unknown key (%s)", known);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* The member `name` of obj, its JSON path in sub[BOARD_PATH_MAX]. When it is absent,
+ * reports "missing \"<name>\"<hint>" at path and returns NULL. */
+static const cJSON *get_member(board_priv_t *priv, const cJSON *obj, const char *path,
+                               const char *name, const char *hint, char *sub) {
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+  subpath(sub, BOARD_PATH_MAX, path, ".%s", name);
+  if (item == NULL) {
+    board_error(priv, path, "missing \"%s\"%s", name, hint);
+  }
+  return item;
+}
+
 /* Add a property built by the caller; report a failure at path. */
 static bool check_added(board_priv_t *priv, dfnet_status_t s, const char *path, const char *key) {
   switch (s) {
@@ -219,86 +251,73 @@ static bool check_added(board_priv_t *priv, dfnet_status_t s, const char *path, 
   }
 }
 
+static const char *const property_members[] = {"key", "type", "value"};
+
 static bool parse_property(board_priv_t *priv, const cJSON *prop, const char *path,
                            dfnet_v1_NodeAdd *node) {
-  char sub[BOARD_PATH_MAX];
+  char type_path[BOARD_PATH_MAX], key_path[BOARD_PATH_MAX], value_path[BOARD_PATH_MAX];
   if (!cJSON_IsObject(prop)) {
     board_error(priv, path, "expected an object {\"key\", \"type\", \"value\"}, got %s",
                 json_type_name(prop));
     return false;
   }
-  const cJSON *field;
-  cJSON_ArrayForEach(field, prop) {
-    if (strcmp(field->string, "key") != 0 && strcmp(field->string, "type") != 0 &&
-        strcmp(field->string, "value") != 0) {
-      subpath(sub, sizeof(sub), path, ".%.40s", field->string);
-      board_error(priv, sub, "unknown key (a property has \"key\", \"type\", \"value\")");
-      return false;
-    }
-  }
-  const char *key, *type;
-  subpath(sub, sizeof(sub), path, ".key");
-  const cJSON *key_item = cJSON_GetObjectItemCaseSensitive(prop, "key");
-  if (key_item == NULL) {
-    board_error(priv, path, "missing \"key\"");
+  if (!only_members(priv, prop, path, property_members, 3,
+                    "a property has \"key\", \"type\", \"value\"")) {
     return false;
   }
-  if (!get_string(priv, key_item, sub, &key)) {
+  const char *key, *type;
+  const cJSON *key_item = get_member(priv, prop, path, "key", "", key_path);
+  if (key_item == NULL || !get_string(priv, key_item, key_path, &key)) {
     return false;
   }
   if (key[0] == '\0' || strlen(key) > 127 || strpbrk(key, " \t\r\n") != NULL) {
-    board_error(priv, sub, "a key is 1..127 characters without spaces, got \"%.64s\"", key);
+    board_error(priv, key_path, "a key is 1..127 characters without spaces, got \"%.64s\"", key);
     return false;
   }
   uint32_t int_key = 0;
   if (strncmp(key, "fuchsia.BIND_", 13) == 0 && !dfnet_bind_key_from_name(key, &int_key)) {
-    board_error(priv, sub, "%s is not a deprecated key of fuchsia (bind_keys.h)", key);
+    board_error(priv, key_path, "%s is not a deprecated key of fuchsia (bind_keys.h)", key);
     return false;
   }
-  subpath(sub, sizeof(sub), path, ".type");
-  const cJSON *type_item = cJSON_GetObjectItemCaseSensitive(prop, "type");
-  if (type_item == NULL) {
-    board_error(priv, path, "missing \"type\" (int, string, bool or enum)");
+  const cJSON *type_item =
+      get_member(priv, prop, path, "type", " (int, string, bool or enum)", type_path);
+  if (type_item == NULL || !get_string(priv, type_item, type_path, &type)) {
     return false;
   }
-  if (!get_string(priv, type_item, sub, &type)) {
-    return false;
-  }
-  const cJSON *value = cJSON_GetObjectItemCaseSensitive(prop, "value");
+  const cJSON *value = get_member(priv, prop, path, "value", "", value_path);
   if (value == NULL) {
-    board_error(priv, path, "missing \"value\"");
     return false;
   }
   if (int_key != 0 && strcmp(type, "int") != 0) {
-    board_error(priv, sub, "%s is an integer key: its type is \"int\", not \"%.32s\"", key, type);
+    board_error(priv, type_path, "%s is an integer key: its type is \"int\", not \"%.32s\"", key,
+                type);
     return false;
   }
   const char *str_key = int_key != 0 ? NULL : key;
-  subpath(sub, sizeof(sub), path, ".value");
   if (strcmp(type, "int") == 0) {
     uint32_t v;
-    return get_uint(priv, value, sub, UINT32_MAX, &v) &&
+    return get_uint(priv, value, value_path, UINT32_MAX, &v) &&
            check_added(priv, enum__prop_int(node, int_key, str_key, v), path, key);
   }
   if (strcmp(type, "bool") == 0) {
     if (!cJSON_IsBool(value)) {
-      board_error(priv, sub, "expected true or false, got %s", json_type_name(value));
+      board_error(priv, value_path, "expected true or false, got %s", json_type_name(value));
       return false;
     }
     return check_added(priv, enum__prop_bool(node, 0, key, cJSON_IsTrue(value)), path, key);
   }
   const char *text;
   if (strcmp(type, "string") == 0) {
-    return get_string(priv, value, sub, &text) &&
+    return get_string(priv, value, value_path, &text) &&
            check_added(priv, enum__prop_str(node, 0, key, text), path, key);
   }
   if (strcmp(type, "enum") == 0) {
-    if (!get_string(priv, value, sub, &text)) {
+    if (!get_string(priv, value, value_path, &text)) {
       return false;
     }
     const char *dot = strchr(text, '.');
     if (dot == NULL || dot == text || strrchr(text, '.')[1] == '\0') {
-      board_error(priv, sub,
+      board_error(priv, value_path,
                   "an enum value is fully qualified (\"fuchsia.serial.CLASS."
                   "CONSOLE\"), got \"%.64s\"",
                   text);
@@ -306,8 +325,7 @@ static bool parse_property(board_priv_t *priv, const cJSON *prop, const char *pa
     }
     return check_added(priv, enum__prop_enum(node, 0, key, text), path, key);
   }
-  subpath(sub, sizeof(sub), path, ".type");
-  board_error(priv, sub, "unknown type \"%.32s\" (int, string, bool or enum)", type);
+  board_error(priv, type_path, "unknown type \"%.32s\" (int, string, bool or enum)", type);
   return false;
 }
 
@@ -342,34 +360,25 @@ static bool resource_path(board_priv_t *priv, const cJSON *item, const char *pat
 static bool resource_pair(board_priv_t *priv, const cJSON *item, const char *path,
                           dfnet_v1_NodeAdd *node, const char *file_member, const char *file_key,
                           const char *num_member, const char *num_key, uint32_t num_max) {
-  char sub[BOARD_PATH_MAX];
+  char file_path[BOARD_PATH_MAX], num_path[BOARD_PATH_MAX], known[96];
   if (!cJSON_IsObject(item)) {
     board_error(priv, path, "expected an object {\"%s\", \"%s\"}, got %s", file_member, num_member,
                 json_type_name(item));
     return false;
   }
-  const cJSON *field;
-  cJSON_ArrayForEach(field, item) {
-    if (strcmp(field->string, file_member) != 0 && strcmp(field->string, num_member) != 0) {
-      subpath(sub, sizeof(sub), path, ".%.40s", field->string);
-      board_error(priv, sub, "unknown key (expected \"%s\" and \"%s\")", file_member, num_member);
-      return false;
-    }
-  }
-  const cJSON *file = cJSON_GetObjectItemCaseSensitive(item, file_member);
-  const cJSON *num = cJSON_GetObjectItemCaseSensitive(item, num_member);
-  if (file == NULL || num == NULL) {
-    board_error(priv, path, "missing \"%s\"", file == NULL ? file_member : num_member);
+  const char *const members[] = {file_member, num_member};
+  snprintf(known, sizeof(known), "expected \"%s\" and \"%s\"", file_member, num_member);
+  if (!only_members(priv, item, path, members, 2, known)) {
     return false;
   }
+  const cJSON *file = get_member(priv, item, path, file_member, "", file_path);
+  const cJSON *num = file != NULL ? get_member(priv, item, path, num_member, "", num_path) : NULL;
   const char *dev;
   uint32_t n;
-  subpath(sub, sizeof(sub), path, ".%s", file_member);
-  if (!get_device_path(priv, file, sub, &dev)) {
+  if (num == NULL || !get_device_path(priv, file, file_path, &dev)) {
     return false;
   }
-  subpath(sub, sizeof(sub), path, ".%s", num_member);
-  return get_uint(priv, num, sub, num_max, &n) &&
+  return get_uint(priv, num, num_path, num_max, &n) &&
          check_added(priv, enum__prop_str(node, 0, file_key, dev), path, file_key) &&
          check_added(priv, enum__prop_int(node, 0, num_key, n), path, num_key);
 }
@@ -438,6 +447,26 @@ static bool valid_name(const char *name) {
   return true;
 }
 
+/* The device's "properties" array (the device at path). */
+static bool parse_properties(board_priv_t *priv, const cJSON *props, const char *path,
+                             dfnet_v1_NodeAdd *node) {
+  char sub[BOARD_PATH_MAX];
+  subpath(sub, sizeof(sub), path, ".properties");
+  if (!cJSON_IsArray(props)) {
+    board_error(priv, sub, "expected an array, got %s", json_type_name(props));
+    return false;
+  }
+  size_t i = 0;
+  const cJSON *prop;
+  cJSON_ArrayForEach(prop, props) {
+    subpath(sub, sizeof(sub), path, ".properties[%zu]", i++);
+    if (!parse_property(priv, prop, sub, node)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 static const char *const device_members[] = {"name",       "vid",       "pid",    "did",
                                              "properties", "resources", "comment"};
 
@@ -450,28 +479,14 @@ static bool parse_device(board_priv_t *priv, const cJSON *dev, size_t index) {
     board_error(priv, path, "expected an object, got %s", json_type_name(dev));
     return false;
   }
-  const cJSON *field;
-  cJSON_ArrayForEach(field, dev) {
-    size_t k = 0, n = sizeof(device_members) / sizeof(device_members[0]);
-    while (k < n && strcmp(device_members[k], field->string) != 0) {
-      k++;
-    }
-    if (k == n) {
-      subpath(sub, sizeof(sub), path, ".%.40s", field->string);
-      board_error(priv, sub,
-                  "unknown key (name, vid, pid, did, properties, resources, "
-                  "comment)");
-      return false;
-    }
-  }
-  const char *name;
-  const cJSON *name_item = cJSON_GetObjectItemCaseSensitive(dev, "name");
-  subpath(sub, sizeof(sub), path, ".name");
-  if (name_item == NULL) {
-    board_error(priv, path, "missing \"name\"");
+  if (!only_members(priv, dev, path, device_members,
+                    sizeof(device_members) / sizeof(device_members[0]),
+                    "name, vid, pid, did, properties, resources, comment")) {
     return false;
   }
-  if (!get_string(priv, name_item, sub, &name)) {
+  const char *name;
+  const cJSON *name_item = get_member(priv, dev, path, "name", "", sub);
+  if (name_item == NULL || !get_string(priv, name_item, sub, &name)) {
     return false;
   }
   if (!valid_name(name)) {
@@ -499,14 +514,9 @@ static bool parse_device(board_priv_t *priv, const cJSON *dev, size_t index) {
     return false;
   }
   for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(dev, ids[i].member);
+    const cJSON *item = get_member(priv, dev, path, ids[i].member, "", sub);
     uint32_t v;
-    subpath(sub, sizeof(sub), path, ".%s", ids[i].member);
-    if (item == NULL) {
-      board_error(priv, path, "missing \"%s\"", ids[i].member);
-      return false;
-    }
-    if (!get_uint(priv, item, sub, UINT32_MAX, &v) ||
+    if (item == NULL || !get_uint(priv, item, sub, UINT32_MAX, &v) ||
         !check_added(priv, enum__prop_int(node, ids[i].key, NULL, v), sub, ids[i].member)) {
       return false;
     }
@@ -521,20 +531,8 @@ static bool parse_device(board_priv_t *priv, const cJSON *dev, size_t index) {
     return false;
   }
   const cJSON *props = cJSON_GetObjectItemCaseSensitive(dev, "properties");
-  if (props != NULL) {
-    subpath(sub, sizeof(sub), path, ".properties");
-    if (!cJSON_IsArray(props)) {
-      board_error(priv, sub, "expected an array, got %s", json_type_name(props));
-      return false;
-    }
-    size_t i = 0;
-    const cJSON *prop;
-    cJSON_ArrayForEach(prop, props) {
-      subpath(sub, sizeof(sub), path, ".properties[%zu]", i++);
-      if (!parse_property(priv, prop, sub, node)) {
-        return false;
-      }
-    }
+  if (props != NULL && !parse_properties(priv, props, path, node)) {
+    return false;
   }
   const cJSON *comment = cJSON_GetObjectItemCaseSensitive(dev, "comment");
   subpath(sub, sizeof(sub), path, ".comment");
@@ -670,34 +668,21 @@ static void publish_devices(dfnet_enum_t *e, board_priv_t *priv, const cJSON *de
   free(names);
 }
 
-static dfnet_status_t board_start(dfnet_enum_t *e) {
-  board_priv_t *priv = enum__priv(e);
-  clear_errors(priv);
-  char *text = NULL;
-  dfnet_status_t status = read_file(priv, &text);
-  if (status != DFNET_STATUS_OK) {
-    return status;
-  }
-  cJSON *root = parse_json(priv, text);
-  if (root == NULL) {
-    status = DFNET_STATUS_INVALID_ARGUMENT;
-    goto free_text;
-  }
+/* The "devices" array of the file's root; NULL, reported, when the root is not an object
+ * with one. Unknown top-level keys are reported and otherwise ignored. */
+static const cJSON *root_devices(board_priv_t *priv, const cJSON *root) {
   if (!cJSON_IsObject(root)) {
     board_error(priv, "$", "expected an object {\"devices\": [...]}, got %s", json_type_name(root));
-    status = DFNET_STATUS_INVALID_ARGUMENT;
-    goto free_root;
+    return NULL;
   }
   const cJSON *devices = cJSON_GetObjectItemCaseSensitive(root, "devices");
   if (devices == NULL) {
     board_error(priv, "$", "missing \"devices\" (an array of devices)");
-    status = DFNET_STATUS_INVALID_ARGUMENT;
-    goto free_root;
+    return NULL;
   }
   if (!cJSON_IsArray(devices)) {
     board_error(priv, "$.devices", "expected an array, got %s", json_type_name(devices));
-    status = DFNET_STATUS_INVALID_ARGUMENT;
-    goto free_root;
+    return NULL;
   }
   const cJSON *field;
   cJSON_ArrayForEach(field, root) {
@@ -711,13 +696,28 @@ static dfnet_status_t board_start(dfnet_enum_t *e) {
       board_error(priv, path, "unknown key (board, devices); ignored");
     }
   }
-  status = enum__publish_bus(e, "platform");
+  return devices;
+}
+
+static dfnet_status_t board_start(dfnet_enum_t *e) {
+  board_priv_t *priv = enum__priv(e);
+  clear_errors(priv);
+  char *text = NULL;
+  dfnet_status_t status = read_file(priv, &text);
+  if (status != DFNET_STATUS_OK) {
+    return status;
+  }
+  cJSON *root = parse_json(priv, text);
+  const cJSON *devices = root != NULL ? root_devices(priv, root) : NULL;
+  if (devices == NULL) {
+    status = DFNET_STATUS_INVALID_ARGUMENT;
+  } else {
+    status = enum__publish_bus(e, "platform");
+  }
   if (status == DFNET_STATUS_OK) {
     publish_devices(e, priv, devices);
   }
-free_root:
   cJSON_Delete(root);
-free_text:
   free(text);
   return status;
 }

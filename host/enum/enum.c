@@ -172,58 +172,53 @@ static dfnet_v1_NodeProperty *prop_append(dfnet_v1_NodeAdd *node, uint32_t int_k
   return p;
 }
 
-dfnet_status_t enum__prop_int(dfnet_v1_NodeAdd *node, uint32_t int_key, const char *str_key,
-                              uint32_t value) {
-  dfnet_status_t status;
-  dfnet_v1_NodeProperty *p = prop_append(node, int_key, str_key, &status);
-  if (p == NULL) {
-    return status;
-  }
-  p->which_value = dfnet_v1_NodeProperty_int_value_tag;
-  p->value.int_value = value;
-  node->properties_count++;
-  return DFNET_STATUS_OK;
-}
-
-dfnet_status_t enum__prop_bool(dfnet_v1_NodeAdd *node, uint32_t int_key, const char *str_key,
-                               bool value) {
-  dfnet_status_t status;
-  dfnet_v1_NodeProperty *p = prop_append(node, int_key, str_key, &status);
-  if (p == NULL) {
-    return status;
-  }
-  p->which_value = dfnet_v1_NodeProperty_bool_value_tag;
-  p->value.bool_value = value;
-  node->properties_count++;
-  return DFNET_STATUS_OK;
-}
-
-/* String and enum values share the union's storage size. */
-static dfnet_status_t prop_text(dfnet_v1_NodeAdd *node, uint32_t int_key, const char *str_key,
-                                const char *value, pb_size_t tag) {
-  dfnet_status_t status;
-  if (value == NULL) {
+/* Append a property with its key and a value of type `tag`: `number` for an int or bool,
+ * `text` for a string or enum (string and enum values share the union's storage size). */
+static dfnet_status_t prop_add(dfnet_v1_NodeAdd *node, uint32_t int_key, const char *str_key,
+                               pb_size_t tag, uint32_t number, const char *text) {
+  bool is_text =
+      tag == dfnet_v1_NodeProperty_str_value_tag || tag == dfnet_v1_NodeProperty_enum_value_tag;
+  if (is_text && text == NULL) {
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
+  dfnet_status_t status;
   dfnet_v1_NodeProperty *p = prop_append(node, int_key, str_key, &status);
   if (p == NULL) {
     return status;
   }
-  char *dst = tag == dfnet_v1_NodeProperty_str_value_tag ? p->value.str_value : p->value.enum_value;
-  if (!copy_bounded(dst, sizeof(p->value.str_value), value)) {
-    return DFNET_STATUS_INVALID_ARGUMENT;
+  if (tag == dfnet_v1_NodeProperty_int_value_tag) {
+    p->value.int_value = number;
+  } else if (tag == dfnet_v1_NodeProperty_bool_value_tag) {
+    p->value.bool_value = number != 0;
+  } else {
+    char *dst =
+        tag == dfnet_v1_NodeProperty_str_value_tag ? p->value.str_value : p->value.enum_value;
+    if (!copy_bounded(dst, sizeof(p->value.str_value), text)) {
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
   }
   p->which_value = tag;
   node->properties_count++;
   return DFNET_STATUS_OK;
 }
 
+dfnet_status_t enum__prop_int(dfnet_v1_NodeAdd *node, uint32_t int_key, const char *str_key,
+                              uint32_t value) {
+  return prop_add(node, int_key, str_key, dfnet_v1_NodeProperty_int_value_tag, value, NULL);
+}
+
+dfnet_status_t enum__prop_bool(dfnet_v1_NodeAdd *node, uint32_t int_key, const char *str_key,
+                               bool value) {
+  return prop_add(node, int_key, str_key, dfnet_v1_NodeProperty_bool_value_tag, value ? 1u : 0u,
+                  NULL);
+}
+
 dfnet_status_t enum__prop_str(dfnet_v1_NodeAdd *node, uint32_t int_key, const char *str_key,
                               const char *value) {
-  return prop_text(node, int_key, str_key, value, dfnet_v1_NodeProperty_str_value_tag);
+  return prop_add(node, int_key, str_key, dfnet_v1_NodeProperty_str_value_tag, 0, value);
 }
 
 dfnet_status_t enum__prop_enum(dfnet_v1_NodeAdd *node, uint32_t int_key, const char *str_key,
                                const char *value) {
-  return prop_text(node, int_key, str_key, value, dfnet_v1_NodeProperty_enum_value_tag);
+  return prop_add(node, int_key, str_key, dfnet_v1_NodeProperty_enum_value_tag, 0, value);
 }
