@@ -425,35 +425,6 @@ static int parse_enum(const char *text, const char *const *names, size_t n, uint
   return -1;
 }
 
-/* A varint field of a message (first occurrence); 0 when absent. */
-static uint64_t pb_varint_field(const uint8_t *m, size_t len, uint32_t field) {
-  size_t off = 0;
-  while (off < len) {
-    uint64_t key = 0, v = 0;
-    int shift = 0;
-    while (off < len) {
-      uint8_t b = m[off++];
-      key |= (uint64_t)(b & 0x7f) << shift;
-      shift += 7;
-      if (!(b & 0x80))
-        break;
-    }
-    if ((key & 7u) != 0)
-      return 0; /* Config holds varints only */
-    shift = 0;
-    while (off < len) {
-      uint8_t b = m[off++];
-      v |= (uint64_t)(b & 0x7f) << shift;
-      shift += 7;
-      if (!(b & 0x80))
-        break;
-    }
-    if ((key >> 3) == field)
-      return v;
-  }
-  return 0;
-}
-
 static const char *const parities[] = {"none", "odd", "even"};
 static const char *const flows[] = {"none", "rts-cts", "xon-xoff"};
 
@@ -473,8 +444,12 @@ typedef struct line_settings {
 static line_settings_t line_settings(const serial_configure_t *s) {
   const uint8_t *m = s->call.reply;
   size_t n = s->call.reply_len;
-  uint64_t b = pb_varint_field(m, n, 1), d = pb_varint_field(m, n, 2), p = pb_varint_field(m, n, 3),
-           st = pb_varint_field(m, n, 4), f = pb_varint_field(m, n, 5);
+  uint64_t b, d, p, st, f; /* 0 when absent (or the reply is malformed) */
+  (void)cli__pb_find_varint(m, n, 1, &b);
+  (void)cli__pb_find_varint(m, n, 2, &d);
+  (void)cli__pb_find_varint(m, n, 3, &p);
+  (void)cli__pb_find_varint(m, n, 4, &st);
+  (void)cli__pb_find_varint(m, n, 5, &f);
   return (line_settings_t){.baud = b ? b : 115200,
                            .data_bits = d ? d : 8,
                            .stop_bits = st ? st : 1,

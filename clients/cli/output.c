@@ -10,6 +10,7 @@
 
 #include "clients/cli/cli.h"
 #include "dfnet/bind_keys.h"
+#include "lib/hex.h"
 
 /* Integer keys by their deprecated name (Fuchsia prints an unknown one as {:#08}), string
  * keys quoted. */
@@ -151,16 +152,6 @@ char *cli__hex(const uint8_t *data, size_t len) {
   return s;
 }
 
-static int nibble(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 int cli__unhex(const char *text, uint8_t **out, size_t *len) {
   size_t n = strlen(text);
   uint8_t *b = malloc(n / 2 + 1);
@@ -171,7 +162,7 @@ int cli__unhex(const char *text, uint8_t **out, size_t *len) {
   for (size_t i = 0; i < n; i++) {
     if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == ':')
       continue;
-    int v = nibble(text[i]);
+    int v = dfnet_hex_digit(text[i]);
     if (v < 0) {
       free(b);
       return -1;

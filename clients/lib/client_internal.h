@@ -1,5 +1,19 @@
-/* libdfnet-client internals shared by client.c (session, calls, streams, watch) and
- * query.c (the manager's list and control queries). Not installed. */
+/* libdfnet-client internals (not installed), shared by the library's files:
+ *   client.c      the client: connect, close, info, the session (Hello/Welcome)
+ *   log_config.c  the library's log level and sink
+ *   error.c       dfnet_client_error_t filling, wire-field copies
+ *   arena.c       the arena every list result lives in
+ *   wait.c        waiting on the client thread: monotonic condition variables, deadlines,
+ *                 the end of a request as a blocked caller waits for it
+ *   op.c          calls and watches in flight ("ops"): start, cancel, replies, credit
+ *   call.c        calls: callback and blocking
+ *   stream.c      pull streams
+ *   watch.c       watches
+ *   query.c       one query of the client API (a list or a unary request)
+ *   list.c        the five lists (hosts, nodes, drivers, composites, bind traces)
+ *   control.c     the unary control requests (driver control, bind, composite node spec,
+ *                 driver register)
+ * "Client thread" is the transport's service thread (include/dfnet/client.h "Threads"). */
 #ifndef DFNET_CLIENTS_LIB_CLIENT_INTERNAL_H
 #define DFNET_CLIENTS_LIB_CLIENT_INTERNAL_H
 
@@ -8,12 +22,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "dfnet/client.h"
 #include "lib/envelope.h"
 #include "lib/transport.h"
 
-/* ---- arena: every list result is one arena (freed at once) ---- */
+/* ---- errors (error.c) ---- */
+
+/* Fill err (may be NULL) with code and the formatted message; returns code. */
+dfnet_status_t client__fail(dfnet_client_error_t *err, dfnet_status_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Reset err (may be NULL) to OK with an empty message: every public function that takes an
+ * err starts with it. */
+void client__error_ok(dfnet_client_error_t *err);
+
+/* Copy the string src (NULL = "") into a fixed wire field of cap bytes. INVALID_ARGUMENT
+ * ("<what> is N bytes, at most M", err set) when it does not fit; dst is then untouched. */
+dfnet_status_t client__copy_field(char *dst, size_t cap, const char *src, const char *what,
+                                  dfnet_client_error_t *err);
+
+/* ---- arena (arena.c): every list result is one arena, freed at once ---- */
 typedef struct client_arena_block {
   struct client_arena_block *next;
   size_t used, cap;
@@ -21,19 +51,43 @@ typedef struct client_arena_block {
 } client_arena_block_t;
 
 typedef struct client_arena {
-  client_arena_block_t *head;
+  client_arena_block_t *head; /* NULL: empty */
 } client_arena_t;
 
 void *client__arena_alloc(client_arena_t *a, size_t size);          /* zeroed; NULL = OOM */
 const char *client__arena_strdup(client_arena_t *a, const char *s); /* NULL s -> "" */
 const uint8_t *client__arena_memdup(client_arena_t *a, const uint8_t *p, size_t n);
-void client__arena_free(client_arena_t *a);
+void client__arena_free(client_arena_t *a); /* every block; the arena is empty again */
 
-/* ---- errors ---- */
-dfnet_status_t client__fail(dfnet_client_error_t *err, dfnet_status_t code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* ---- waiting (wait.c) ---- */
 
-/* ---- the client ---- */
+/* Initialise cv on CLOCK_MONOTONIC, the clock client__deadline reads. */
+void client__cond_init(pthread_cond_t *cv);
+
+/* *ts = now on CLOCK_MONOTONIC + ms, for pthread_cond_timedwait on a client__cond_init cv. */
+void client__deadline(struct timespec *ts, uint32_t ms);
+
+/* The end of a request as the thread blocked on it sees it. The request's callbacks (client
+ * thread) write it under mu and signal cv; the waiter reads it under mu. A user may guard
+ * more of its own state with mu (a stream's queue). */
+typedef struct client_waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* CLOCK_MONOTONIC */
+  bool done;         /* the request ended: status and message are final */
+  bool oom;          /* a reply could not be kept: out of memory */
+  dfnet_status_t status;
+  char message[512];
+} client_waiter_t;
+
+void client__waiter_init(client_waiter_t *w);    /* zeroed, not done */
+void client__waiter_destroy(client_waiter_t *w); /* nobody waits or signals any more */
+/* The request ended with status and message (NULL = ""): under mu, kept, done set, cv
+ * signalled. */
+void client__waiter_done(client_waiter_t *w, dfnet_status_t status, const char *message);
+/* Block until done (no timeout: the transport ends every request exactly once). */
+void client__waiter_wait(client_waiter_t *w);
+
+/* ---- the client (client.c) ---- */
 typedef struct client_op client_op_t;
 
 struct dfnet_client {
@@ -41,7 +95,7 @@ struct dfnet_client {
   dfnet_endpoint_id_t endpoint;
   uint32_t connect_timeout_ms;
   pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_cond_t cv;          /* CLOCK_MONOTONIC; session, Hello and connect changes */
   dfnet_session_id_t session; /* welcomed session; 0 = none */
   dfnet_client_info_t info;
   dfnet_status_t hello_status; /* last Hello refusal (OK = none) */
@@ -63,9 +117,86 @@ struct dfnet_client {
 dfnet_status_t client__session(dfnet_client_t *c, uint32_t timeout_ms, dfnet_session_id_t *sid,
                                dfnet_client_error_t *err);
 
-/* The transport says session `sid` is gone (a request found it closed): forget it, so the
- * next request waits for the reconnect. */
+/* Session `sid` is gone (it closed, or a request found it closed): forget it, so the next
+ * request waits for the reconnect, and wake the threads waiting in client__session. Any
+ * thread. */
 void client__session_gone(dfnet_client_t *c, dfnet_session_id_t sid);
+
+/* ---- the library's log (log_config.c) ---- */
+
+/* Apply opts' log level (else DFNET_LOG_LEVEL, else warnings) and sink (NULL: stderr) to
+ * the process's one log. The last connect wins (include/dfnet/client.h). */
+void client__log_configure(const dfnet_client_options_t *opts);
+
+/* ---- ops (op.c): calls and watches in flight ----
+ * An op is a record in the client's list, found by its public id and refcounted: one
+ * reference held by the transport request until its last reply, one by whoever is
+ * starting it or reading it, so that no thread frees one another still uses
+ * (docs/style.md 7). Its callbacks run on the client thread without the client's lock. */
+typedef enum client_op_kind { CLIENT_OP_CALL = 1, CLIENT_OP_WATCH = 2 } client_op_kind_t;
+
+struct client_op {
+  client_op_t *next;
+  dfnet_client_t *c;
+  uint64_t id; /* public call / watch id */
+  client_op_kind_t kind;
+  dfnet_session_id_t session;
+  uint64_t req_id;     /* transport request id; 0 until known */
+  bool cancel_pending; /* cancel asked before req_id was known */
+  bool cancelled;
+  bool auto_credit; /* grant credit when on_message returns (callback calls) */
+  uint32_t window;
+  uint32_t consumed; /* messages consumed since the last StreamCredit */
+  int refs;
+  dfnet_client_message_fn on_message; /* calls (may be NULL) */
+  dfnet_client_event_fn on_event;     /* watches */
+  dfnet_client_done_fn on_done;       /* both: exactly once, after OK from client__op_start */
+  void *user;
+};
+
+/* Start op (calloc'd; kind, callbacks and credit set by the caller): env, which this frees,
+ * is sent as a streaming request. On OK the op is in flight (the transport holds it until
+ * its last reply), *id_out (may be NULL) gets its id. On error the op is freed, err says
+ * why, and no callback runs: CANCELLED (closing), UNAVAILABLE (no session), the transport's
+ * status. From the client thread too (then without waiting for a session). */
+dfnet_status_t client__op_start(dfnet_client_t *c, client_op_t *op, dfnet_envelope_t *env,
+                                uint32_t deadline_ms, uint64_t *id_out, dfnet_client_error_t *err);
+
+/* Cancel op `id` of the given kind: its on_done runs with CANCELLED (or whatever ended it
+ * first). INVALID_ARGUMENT (c NULL, id 0); NOT_FOUND (ended, or cancelled already). */
+dfnet_status_t client__op_cancel(dfnet_client_t *c, uint64_t id, client_op_kind_t kind);
+
+/* A new reference on op `id` of the given kind (drop it with client__op_unref), or NULL
+ * when it has ended. */
+client_op_t *client__op_get(dfnet_client_t *c, uint64_t id, client_op_kind_t kind);
+
+/* Drop a reference; the last one frees the op. */
+void client__op_unref(client_op_t *op);
+
+/* One message of a streaming call consumed: grant credit back every half window. */
+void client__op_consumed(client_op_t *op);
+
+/* The transport's on_envelope (client thread): a WatchEvent sent with id 0 goes to every
+ * watch of session sid; anything else unsolicited is logged and dropped. */
+void client__op_unsolicited(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env);
+
+/* ---- calls (call.c) ---- */
+
+/* Start a call (dfnet_client_call_start's checks and envelope). auto_credit: grant credit
+ * when on_message returns (callback calls); else the reader does (client__op_consumed).
+ * Errors as client__op_start's, plus INVALID_ARGUMENT and RESOURCE_EXHAUSTED. */
+dfnet_status_t client__call_start(dfnet_client_t *c, const char *target, const char *method,
+                                  const void *request, size_t len,
+                                  const dfnet_client_call_options_t *opts, bool auto_credit,
+                                  dfnet_client_message_fn on_message, dfnet_client_done_fn on_done,
+                                  void *user, dfnet_client_call_id_t *call_out,
+                                  dfnet_client_error_t *err);
+
+/* ---- one query of the client API (query.c) ---- */
+
+/* A new envelope of member `which` (the caller frees it), or NULL with err set
+ * (RESOURCE_EXHAUSTED). */
+dfnet_envelope_t *client__envelope_new(pb_size_t which, dfnet_client_error_t *err);
 
 /* One request of the client API answered by a stream of items closed by a Status
  * (streaming = true) or by exactly one reply (streaming = false). on_item runs on the client
@@ -73,16 +204,11 @@ void client__session_gone(dfnet_client_t *c, dfnet_session_id_t sid);
  * or a status that ends the query with it (RESOURCE_EXHAUSTED when out of memory). */
 typedef dfnet_status_t (*client_item_fn)(void *ctx, const dfnet_envelope_t *env);
 
-/* On OK, err (may be NULL) gets code OK and the message of the closing Status ("" when
- * the answer had none): e.g. "already registered URL" for a PackageUpload. */
-
+/* Send req (not freed) and block until its answer has ended (deadline_ms 0: 30 s). Not on
+ * the client thread. On OK, err (may be NULL) gets code OK and the message of the closing
+ * Status ("" when the answer had none): e.g. "already registered URL" for a PackageUpload. */
 dfnet_status_t client__query(dfnet_client_t *c, dfnet_envelope_t *req, bool streaming,
                              uint32_t deadline_ms, client_item_fn on_item, void *ctx,
                              dfnet_client_error_t *err);
-
-/* Copy a (possibly not NUL-terminated-safe) string into a fixed wire field. INVALID_ARGUMENT
- * when it does not fit. */
-dfnet_status_t client__copy_field(char *dst, size_t cap, const char *src, const char *what,
-                                  dfnet_client_error_t *err);
 
 #endif /* DFNET_CLIENTS_LIB_CLIENT_INTERNAL_H */
