@@ -108,7 +108,7 @@ static void on_ack(void *user, dfnet_status_t st, const dfnet_envelope_t *r, boo
     atomic_fetch_add(&acked, 1);
 }
 
-#define PER_TRANSPORT 16 /* lib/transport.c: endpoints per transport */
+#define PER_TRANSPORT 16 /* endpoints per transport: lib/transport_internal.h */
 
 static void wait_count(atomic_long *c, long want, double timeout_s);
 

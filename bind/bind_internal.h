@@ -321,6 +321,11 @@ typedef struct bind__sym {
   const char *text; /* SYM_KEY: qualified key name; SYM_STRING/SYM_ENUM: value text */
 } bind__sym;
 
+/* A new symbol for a literal: kind NUMBER (number), STRING or ENUM (text) or BOOL (boolean),
+ * only that field set; in the arena (fails through ctx as bind__alloc). symbols.c. */
+bind__sym *bind__sym_literal(bind__ctx *ctx, bind__sym_kind kind, uint64_t number, const char *text,
+                             bool boolean);
+
 typedef struct bind__libset {
   const dfnet_bind_compile_options_t *opts;
   bind__map by_name; /* library name -> bind__library_ast* (parsed --include files) */

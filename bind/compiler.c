@@ -91,20 +91,11 @@ const bind__sym *bind__lookup_value(bind__ctx *ctx, const bind__file *file,
   bind__sym *s = NULL;
   switch (v->kind) {
   case BIND__V_NUMBER:
-    s = bind__alloc(ctx, sizeof(*s));
-    s->kind = BIND__SYM_NUMBER;
-    s->number = v->number;
-    return s;
+    return bind__sym_literal(ctx, BIND__SYM_NUMBER, v->number, NULL, false);
   case BIND__V_STRING:
-    s = bind__alloc(ctx, sizeof(*s));
-    s->kind = BIND__SYM_STRING;
-    s->text = v->text;
-    return s;
+    return bind__sym_literal(ctx, BIND__SYM_STRING, 0, v->text, false);
   case BIND__V_BOOL:
-    s = bind__alloc(ctx, sizeof(*s));
-    s->kind = BIND__SYM_BOOL;
-    s->boolean = v->boolean;
-    return s;
+    return bind__sym_literal(ctx, BIND__SYM_BOOL, 0, NULL, v->boolean);
   case BIND__V_IDENT:
     s = bind__map_get(symbols, v->text);
     if (s == NULL) {

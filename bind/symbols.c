@@ -132,6 +132,18 @@ static bind__sym *bind__new_sym(bind__ctx *ctx, bind__sym_kind kind) {
   return s;
 }
 
+bind__sym *bind__sym_literal(bind__ctx *ctx, bind__sym_kind kind, uint64_t number, const char *text,
+                             bool boolean) {
+  bind__sym *s = bind__new_sym(ctx, kind);
+  if (kind == BIND__SYM_NUMBER)
+    s->number = number;
+  else if (kind == BIND__SYM_BOOL)
+    s->boolean = boolean;
+  else
+    s->text = text;
+  return s;
+}
+
 static const char *bind__parent_of(bind__ctx *ctx, const char *name) {
   const char *dot = strrchr(name, '.');
   return dot ? bind__strndup(ctx, name, (size_t)(dot - name)) : NULL;
@@ -171,6 +183,15 @@ static const char *bind__qualify_decl(bind__ctx *ctx, const bind__lib_entry *lib
   }
   return local_qualified;
 }
+
+/* The symbol kind of a library's values, by the type of their key (the parser accepts no
+ * other type). */
+static const bind__sym_kind sym_of_type[] = {
+    [BIND__T_UINT] = BIND__SYM_NUMBER,
+    [BIND__T_STRING] = BIND__SYM_STRING,
+    [BIND__T_BOOL] = BIND__SYM_BOOL,
+    [BIND__T_ENUM] = BIND__SYM_ENUM,
+};
 
 static void bind__add_library(bind__ctx *ctx, bind__map *table, const bind__lib_entry *lib,
                               const char *alias) {
@@ -221,26 +242,11 @@ static void bind__add_library(bind__ctx *ctx, bind__map *table, const bind__lib_
         bind__fail(ctx, &lib->file, v->pos, DFNET_STATUS_INVALID_ARGUMENT,
                    "'%s' is already declared", value_k);
       }
-      bind__sym *s = NULL;
-      switch (d->type) {
-      case BIND__T_UINT:
-        s = bind__new_sym(ctx, BIND__SYM_NUMBER);
-        s->number = v->number;
-        break;
-      case BIND__T_STRING:
-        s = bind__new_sym(ctx, BIND__SYM_STRING);
-        s->text = v->text;
-        break;
-      case BIND__T_BOOL:
-        s = bind__new_sym(ctx, BIND__SYM_BOOL);
-        s->boolean = v->boolean;
-        break;
-      case BIND__T_ENUM:
-        s = bind__new_sym(ctx, BIND__SYM_ENUM);
-        s->text = bind__strcat3(ctx, local_v, ".", v->name);
-        break;
-      }
-      bind__map_put(ctx, table, value_k, s);
+      /* an enum value's symbol is its qualified name */
+      const char *text =
+          d->type == BIND__T_ENUM ? bind__strcat3(ctx, local_v, ".", v->name) : v->text;
+      bind__map_put(ctx, table, value_k,
+                    bind__sym_literal(ctx, sym_of_type[d->type], v->number, text, v->boolean));
     }
   }
 }

@@ -50,6 +50,20 @@ void dfnet_envelope_init_member(dfnet_envelope_t *env, pb_size_t which, size_t m
 #define DFNET_ENVELOPE_INIT_MEMBER(env, which, member) \
   dfnet_envelope_init_member((env), (which), sizeof(env)->pb.msg.member)
 
+/* Set *env to id `id`, member `which` and no bulk, and return env, clearing nothing else:
+ * for a scratch envelope the caller then fills member `which` of completely (a relayed
+ * Call, Reply, Cancel or StreamCredit), which the encoder reads alone with pb.id,
+ * pb.which_msg and bulk. No memset at all, where dfnet_envelope_init() clears ~34 KiB;
+ * inline because the agent and the manager relay one of these per message. */
+static inline dfnet_envelope_t *dfnet_envelope_reuse(dfnet_envelope_t *env, uint64_t id,
+                                                     pb_size_t which) {
+  env->pb.id = id;
+  env->pb.which_msg = which;
+  env->bulk.data = NULL;
+  env->bulk.size = 0;
+  return env;
+}
+
 /* Size in bytes that dfnet_envelope_encode() will produce, in *out_len.
  * Returns OK, or INVALID_ARGUMENT if the envelope cannot be encoded (e.g. a string longer
  * than its bound; *error then holds nanopb's message). env->pb.bulk is (re)set. */

@@ -15,10 +15,7 @@
 
 #define FILEIO_LOG "fileio"
 
-static void set_why(char *why, size_t why_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t why_size, const char *fmt, ...) {
+void dfnet_why_set(char *why, size_t why_size, const char *fmt, ...) {
   if (why == NULL || why_size == 0)
     return;
   va_list ap;
@@ -29,7 +26,7 @@ static void set_why(char *why, size_t why_size, const char *fmt, ...) {
 
 /* The one place an errno of this file becomes a status and a reason. */
 static dfnet_status_t errno_fail(int err, const char *what, char *why, size_t why_size) {
-  set_why(why, why_size, "%s: %s (errno %d)", what, strerror(err), err);
+  dfnet_why_set(why, why_size, "%s: %s (errno %d)", what, strerror(err), err);
   return dfnet_errno_status(err);
 }
 
@@ -58,7 +55,7 @@ static int open_regular(const char *path, unsigned flags, struct stat *sb, dfnet
     return -1;
   }
   if (!S_ISREG(sb->st_mode)) {
-    set_why(why, why_size, "not a regular file");
+    dfnet_why_set(why, why_size, "not a regular file");
     *st = DFNET_STATUS_INVALID_ARGUMENT;
     close(fd);
     return -1;
@@ -107,7 +104,7 @@ dfnet_status_t dfnet_file_read(const char *path, size_t max, unsigned flags, dfn
   if (fd < 0)
     return st;
   if ((uint64_t)sb.st_size > max) {
-    set_why(why, why_size, "file of %lld bytes, over %zu", (long long)sb.st_size, max);
+    dfnet_why_set(why, why_size, "file of %lld bytes, over %zu", (long long)sb.st_size, max);
     st = DFNET_STATUS_OUT_OF_RANGE;
     goto fd_opened;
   }
@@ -126,7 +123,7 @@ dfnet_status_t dfnet_file_read(const char *path, size_t max, unsigned flags, dfn
     if (have < cap - 1)
       break; /* the end of the file */
     if (have > max) {
-      set_why(why, why_size, "file over %zu bytes", max);
+      dfnet_why_set(why, why_size, "file over %zu bytes", max);
       st = DFNET_STATUS_OUT_OF_RANGE;
       goto buf_made;
     }
@@ -144,7 +141,7 @@ dfnet_status_t dfnet_file_read(const char *path, size_t max, unsigned flags, dfn
   goto fd_opened;
 
 out_of_memory:
-  set_why(why, why_size, "out of memory");
+  dfnet_why_set(why, why_size, "out of memory");
   st = DFNET_STATUS_RESOURCE_EXHAUSTED;
 buf_made:
   release(buf, cap, secret);
@@ -165,7 +162,7 @@ dfnet_status_t dfnet_file_read_into(const char *path, unsigned flags, char *buf,
   if (len_out != NULL)
     *len_out = 0;
   if (cap == 0) {
-    set_why(why, why_size, "no room");
+    dfnet_why_set(why, why_size, "no room");
     return DFNET_STATUS_OUT_OF_RANGE;
   }
   buf[0] = '\0';
@@ -181,7 +178,7 @@ dfnet_status_t dfnet_file_read_into(const char *path, unsigned flags, char *buf,
   } else if ((size_t)n == cap - 1) {
     char extra;
     if (read(fd, &extra, 1) != 0) {
-      set_why(why, why_size, "longer than %zu bytes", cap - 1);
+      dfnet_why_set(why, why_size, "longer than %zu bytes", cap - 1);
       st = DFNET_STATUS_OUT_OF_RANGE;
     }
   }
@@ -229,7 +226,7 @@ dfnet_status_t dfnet_file_writev_atomic(const char *path, const struct iovec *io
                                         mode_t mode, char *why, size_t why_size) {
   size_t plen = path != NULL ? strlen(path) : 0;
   if (plen == 0 || plen > PATH_MAX - 16) {
-    set_why(why, why_size, "path too long or empty");
+    dfnet_why_set(why, why_size, "path too long or empty");
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   char tmp[PATH_MAX];
@@ -305,7 +302,7 @@ dfnet_status_t dfnet_dir_list(const char *dir, dfnet_dir_names_t *out, char *why
   if (out->names == NULL)
     st = DFNET_STATUS_RESOURCE_EXHAUSTED;
   if (st != DFNET_STATUS_OK) {
-    set_why(why, why_size, "out of memory");
+    dfnet_why_set(why, why_size, "out of memory");
     dfnet_dir_names_free(out);
   }
   return st;
@@ -358,7 +355,8 @@ static dfnet_status_t walk_dir(tree_walk_t *w, size_t len, int depth);
 static dfnet_status_t walk_entry(tree_walk_t *w, size_t len, const char *name, int depth) {
   size_t end = len + 1 + strlen(name);
   if (end - w->root_len - 1 > w->rel_max || end >= sizeof w->path) {
-    set_why(w->why, w->why_size, "%s/%s: path longer than %zu bytes", w->path, name, w->rel_max);
+    dfnet_why_set(w->why, w->why_size, "%s/%s: path longer than %zu bytes", w->path, name,
+                  w->rel_max);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   snprintf(w->path + len, sizeof w->path - len, "/%s", name);
@@ -374,8 +372,8 @@ static dfnet_status_t walk_entry(tree_walk_t *w, size_t len, const char *name, i
   } else if (S_ISREG(sb.st_mode)) {
     st = w->visit(w->ctx, w->path + w->root_len + 1, w->path, &sb, w->why, w->why_size);
   } else {
-    set_why(w->why, w->why_size, "%s: a link or special file, not a regular file or directory",
-            w->path);
+    dfnet_why_set(w->why, w->why_size,
+                  "%s: a link or special file, not a regular file or directory", w->path);
     st = DFNET_STATUS_INVALID_ARGUMENT;
   }
   w->path[len] = '\0';
@@ -385,14 +383,14 @@ static dfnet_status_t walk_entry(tree_walk_t *w, size_t len, const char *name, i
 /* The directory w->path[0..len), `depth` levels below the root. */
 static dfnet_status_t walk_dir(tree_walk_t *w, size_t len, int depth) {
   if (depth > DFNET_TREE_DEPTH_MAX) {
-    set_why(w->why, w->why_size, "%s: directories nested too deep", w->path);
+    dfnet_why_set(w->why, w->why_size, "%s: directories nested too deep", w->path);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   dfnet_dir_names_t names;
   char reason[256];
   dfnet_status_t st = dfnet_dir_list(w->path, &names, reason, sizeof reason);
   if (st != DFNET_STATUS_OK) {
-    set_why(w->why, w->why_size, "%s: %s", w->path, reason);
+    dfnet_why_set(w->why, w->why_size, "%s: %s", w->path, reason);
     return st;
   }
   for (size_t i = 0; i < names.count && st == DFNET_STATUS_OK; i++)
@@ -405,7 +403,7 @@ dfnet_status_t dfnet_tree_walk(const char *root, size_t rel_max, dfnet_tree_visi
                                void *ctx, char *why, size_t why_size) {
   tree_walk_t *w = calloc(1, sizeof *w);
   if (w == NULL) {
-    set_why(why, why_size, "out of memory");
+    dfnet_why_set(why, why_size, "out of memory");
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
   w->rel_max = rel_max;
@@ -416,7 +414,7 @@ dfnet_status_t dfnet_tree_walk(const char *root, size_t rel_max, dfnet_tree_visi
   w->root_len = strlen(root);
   dfnet_status_t st = DFNET_STATUS_INVALID_ARGUMENT;
   if (w->root_len >= sizeof w->path - 2)
-    set_why(why, why_size, "%s: path too long", root);
+    dfnet_why_set(why, why_size, "%s: path too long", root);
   else
     st = walk_dir(w, (size_t)snprintf(w->path, sizeof w->path, "%s", root), 0);
   free(w);

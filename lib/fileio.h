@@ -72,6 +72,14 @@ static inline dfnet_status_t dfnet_errno_status(int err) {
   }
 }
 
+/* ---- Reporting -------------------------------------------------------------------------- */
+
+/* Write one formatted line into why[0..why_size), cut to fit, as the functions here (and
+ * lib/package.c, whose `err` follows the same rule) report a failure; nothing when why is
+ * NULL or why_size is 0. */
+void dfnet_why_set(char *why, size_t why_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- Reading ---------------------------------------------------------------------------- */
 
 /* Flags of the reads. */

@@ -5,7 +5,6 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,18 +15,7 @@
 #include <mbedtls/sha256.h>
 
 #include "lib/fileio.h"
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...) {
-  if (err == NULL || err_size == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, err_size, fmt, ap);
-  va_end(ap);
-}
+#include "lib/hex.h"
 
 /* A status of lib/fileio.h (its errno map included) narrowed to what lib/package.h
  * documents: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT and RESOURCE_EXHAUSTED as they
@@ -79,22 +67,12 @@ void dfnet_package_digest_hex(const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
   out[2 * DFNET_PACKAGE_DIGEST_SIZE] = '\0';
 }
 
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 dfnet_status_t dfnet_package_digest_parse(const char *hex, uint8_t out[DFNET_PACKAGE_DIGEST_SIZE]) {
   if (hex == NULL || strlen(hex) != 2 * DFNET_PACKAGE_DIGEST_SIZE)
     return DFNET_STATUS_INVALID_ARGUMENT;
   uint8_t tmp[DFNET_PACKAGE_DIGEST_SIZE];
   for (size_t i = 0; i < DFNET_PACKAGE_DIGEST_SIZE; i++) {
-    int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+    int hi = dfnet_hex_digit(hex[2 * i]), lo = dfnet_hex_digit(hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return DFNET_STATUS_INVALID_ARGUMENT;
     tmp[i] = (uint8_t)(hi << 4 | lo);
@@ -158,7 +136,7 @@ static void file_list_free(file_list_t *l) {
 
 static dfnet_status_t file_list_add(file_list_t *l, const char *rel, char *err, size_t err_size) {
   if (l->count >= DFNET_PACKAGE_ENTRIES_MAX) {
-    set_err(err, err_size, "more than %u files", DFNET_PACKAGE_ENTRIES_MAX);
+    dfnet_why_set(err, err_size, "more than %u files", DFNET_PACKAGE_ENTRIES_MAX);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   if (l->paths == NULL && (l->paths = calloc(DFNET_PACKAGE_ENTRIES_MAX, sizeof *l->paths)) == NULL)
@@ -173,7 +151,7 @@ static dfnet_status_t file_list_add(file_list_t *l, const char *rel, char *err, 
 static dfnet_status_t collect_file(void *ctx, const char *rel, const char *path,
                                    const struct stat *sb, char *why, size_t why_size) {
   if ((uint64_t)sb->st_size > DFNET_PACKAGE_ENTRY_MAX) {
-    set_err(why, why_size, "%s: larger than %u bytes", path, DFNET_PACKAGE_ENTRY_MAX);
+    dfnet_why_set(why, why_size, "%s: larger than %u bytes", path, DFNET_PACKAGE_ENTRY_MAX);
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
   return file_list_add(ctx, rel, why, why_size);
@@ -227,7 +205,7 @@ static dfnet_status_t pack_entries(struct archive *a, const char *dir, const fil
     st = package_status(dfnet_file_read(full, DFNET_PACKAGE_ENTRY_MAX, DFNET_FILE_NOFOLLOW, &body,
                                         why, sizeof why));
     if (st != DFNET_STATUS_OK) {
-      set_err(err, err_size, "%s: %s", full, why);
+      dfnet_why_set(err, err_size, "%s: %s", full, why);
       break;
     }
     archive_entry_clear(e);
@@ -240,7 +218,7 @@ static dfnet_status_t pack_entries(struct archive *a, const char *dir, const fil
     archive_entry_set_gid(e, 0);
     if (archive_write_header(a, e) != ARCHIVE_OK ||
         (body.size > 0 && archive_write_data(a, body.data, body.size) != (la_ssize_t)body.size)) {
-      set_err(err, err_size, "%s: archive: %s", l->paths[i], archive_error_string(a));
+      dfnet_why_set(err, err_size, "%s: archive: %s", l->paths[i], archive_error_string(a));
       st = DFNET_STATUS_INTERNAL;
     }
     dfnet_file_free(&body);
@@ -269,17 +247,17 @@ dfnet_status_t dfnet_package_pack_dir(const char *dir, dfnet_package_buf_t *out,
       archive_write_add_filter_none(a) != ARCHIVE_OK ||
       archive_write_set_bytes_per_block(a, 512) != ARCHIVE_OK ||
       archive_write_open(a, &sink, NULL, sink_write, NULL) != ARCHIVE_OK) {
-    set_err(err, err_size, "%s: archive: %s", dir, archive_error_string(a));
+    dfnet_why_set(err, err_size, "%s: archive: %s", dir, archive_error_string(a));
     st = DFNET_STATUS_INTERNAL;
     goto free_archive;
   }
   st = pack_entries(a, dir, &l, err, err_size);
   if (st == DFNET_STATUS_OK && archive_write_close(a) != ARCHIVE_OK) {
-    set_err(err, err_size, "%s: archive: %s", dir, archive_error_string(a));
+    dfnet_why_set(err, err_size, "%s: archive: %s", dir, archive_error_string(a));
     st = DFNET_STATUS_INTERNAL;
   }
   if (sink.overflow) {
-    set_err(err, err_size, "%s: archive larger than %u bytes", dir, DFNET_PACKAGE_SIZE_MAX);
+    dfnet_why_set(err, err_size, "%s: archive larger than %u bytes", dir, DFNET_PACKAGE_SIZE_MAX);
     st = DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
 free_archive:
@@ -315,7 +293,7 @@ dfnet_status_t dfnet_package_read_entry(const uint8_t *data, size_t size, const 
                                         size_t err_size) {
   struct archive *a = open_reader(data, size);
   if (a == NULL) {
-    set_err(err, err_size, "not a tar archive");
+    dfnet_why_set(err, err_size, "not a tar archive");
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   dfnet_status_t st = DFNET_STATUS_NOT_FOUND;
@@ -324,7 +302,7 @@ dfnet_status_t dfnet_package_read_entry(const uint8_t *data, size_t size, const 
   unsigned entries = 0;
   while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     if (++entries > DFNET_PACKAGE_ENTRIES_MAX) {
-      set_err(err, err_size, "more than %u entries", DFNET_PACKAGE_ENTRIES_MAX);
+      dfnet_why_set(err, err_size, "more than %u entries", DFNET_PACKAGE_ENTRIES_MAX);
       st = DFNET_STATUS_RESOURCE_EXHAUSTED;
       goto free_reader;
     }
@@ -332,13 +310,13 @@ dfnet_status_t dfnet_package_read_entry(const uint8_t *data, size_t size, const 
     if (name == NULL || strcmp(name, path) != 0)
       continue;
     if (archive_entry_filetype(e) != AE_IFREG) {
-      set_err(err, err_size, "%s: not a regular file", path);
+      dfnet_why_set(err, err_size, "%s: not a regular file", path);
       st = DFNET_STATUS_INVALID_ARGUMENT;
       goto free_reader;
     }
     la_int64_t esize = archive_entry_size(e);
     if (esize < 0 || (uint64_t)esize > max_size) {
-      set_err(err, err_size, "%s: larger than %zu bytes", path, max_size);
+      dfnet_why_set(err, err_size, "%s: larger than %zu bytes", path, max_size);
       st = DFNET_STATUS_RESOURCE_EXHAUSTED;
       goto free_reader;
     }
@@ -350,7 +328,7 @@ dfnet_status_t dfnet_package_read_entry(const uint8_t *data, size_t size, const 
     la_ssize_t got = esize ? archive_read_data(a, buf, (size_t)esize) : 0;
     if (got != esize) {
       free(buf);
-      set_err(err, err_size, "%s: truncated", path);
+      dfnet_why_set(err, err_size, "%s: truncated", path);
       st = DFNET_STATUS_INVALID_ARGUMENT;
       goto free_reader;
     }
@@ -361,10 +339,10 @@ dfnet_status_t dfnet_package_read_entry(const uint8_t *data, size_t size, const 
     goto free_reader;
   }
   if (r != ARCHIVE_EOF) {
-    set_err(err, err_size, "malformed archive: %s", archive_error_string(a));
+    dfnet_why_set(err, err_size, "malformed archive: %s", archive_error_string(a));
     st = DFNET_STATUS_INVALID_ARGUMENT;
   } else {
-    set_err(err, err_size, "%s: no such entry in the package", path);
+    dfnet_why_set(err, err_size, "%s: no such entry in the package", path);
   }
 free_reader:
   archive_read_free(a);
@@ -407,14 +385,14 @@ static dfnet_status_t write_entry(struct archive *a, int root_fd, const char *re
   const char *base = slash ? slash + 1 : rel;
   int dfd = open_dirs(root_fd, dir);
   if (dfd < 0) {
-    set_err(err, err_size, "%s: cannot create its directory: %s", rel, strerror(errno));
+    dfnet_why_set(err, err_size, "%s: cannot create its directory: %s", rel, strerror(errno));
     return DFNET_STATUS_INTERNAL;
   }
   dfnet_status_t st = DFNET_STATUS_OK;
   int fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) {
     int e = errno;
-    set_err(err, err_size, "%s: %s", rel, strerror(e));
+    dfnet_why_set(err, err_size, "%s: %s", rel, strerror(e));
     st = package_status(dfnet_errno_status(e));
     goto close_dir;
   }
@@ -422,13 +400,13 @@ static dfnet_status_t write_entry(struct archive *a, int root_fd, const char *re
   la_ssize_t r;
   while ((r = archive_read_data(a, buf, sizeof buf)) > 0) {
     if (write(fd, buf, (size_t)r) != r) {
-      set_err(err, err_size, "%s: write failed: %s", rel, strerror(errno));
+      dfnet_why_set(err, err_size, "%s: write failed: %s", rel, strerror(errno));
       st = DFNET_STATUS_INTERNAL;
       break;
     }
   }
   if (st == DFNET_STATUS_OK && r < 0) {
-    set_err(err, err_size, "%s: truncated: %s", rel, archive_error_string(a));
+    dfnet_why_set(err, err_size, "%s: truncated: %s", rel, archive_error_string(a));
     st = DFNET_STATUS_INVALID_ARGUMENT;
   }
   close(fd);
@@ -442,13 +420,13 @@ dfnet_status_t dfnet_package_unpack(const uint8_t *data, size_t size, const char
   int root_fd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
     int e = errno;
-    set_err(err, err_size, "%s: %s", dest_dir, strerror(e));
+    dfnet_why_set(err, err_size, "%s: %s", dest_dir, strerror(e));
     return package_status(dfnet_errno_status(e));
   }
   dfnet_status_t st = DFNET_STATUS_OK;
   struct archive *a = open_reader(data, size);
   if (a == NULL) {
-    set_err(err, err_size, "not a tar archive");
+    dfnet_why_set(err, err_size, "not a tar archive");
     st = DFNET_STATUS_INVALID_ARGUMENT;
     goto close_root;
   }
@@ -459,24 +437,25 @@ dfnet_status_t dfnet_package_unpack(const uint8_t *data, size_t size, const char
     const char *rel = archive_entry_pathname(e);
     mode_t type = archive_entry_filetype(e);
     if (++entries > DFNET_PACKAGE_ENTRIES_MAX) {
-      set_err(err, err_size, "more than %u entries", DFNET_PACKAGE_ENTRIES_MAX);
+      dfnet_why_set(err, err_size, "more than %u entries", DFNET_PACKAGE_ENTRIES_MAX);
       st = DFNET_STATUS_RESOURCE_EXHAUSTED;
     } else if (rel == NULL || !dfnet_path_below(rel, DFNET_PACKAGE_PATH_MAX)) {
-      set_err(err, err_size, "entry '%s': absolute path, '..' or empty part refused",
-              rel ? rel : "(none)");
+      dfnet_why_set(err, err_size, "entry '%s': absolute path, '..' or empty part refused",
+                    rel ? rel : "(none)");
       st = DFNET_STATUS_INVALID_ARGUMENT;
     } else if (archive_entry_hardlink(e) != NULL || archive_entry_symlink(e) != NULL ||
                (type != AE_IFREG && type != AE_IFDIR)) {
-      set_err(err, err_size, "entry '%s': links and special files are refused", rel);
+      dfnet_why_set(err, err_size, "entry '%s': links and special files are refused", rel);
       st = DFNET_STATUS_INVALID_ARGUMENT;
     } else if (archive_entry_size(e) < 0 ||
                (uint64_t)archive_entry_size(e) > DFNET_PACKAGE_ENTRY_MAX) {
-      set_err(err, err_size, "entry '%s': larger than %u bytes", rel, DFNET_PACKAGE_ENTRY_MAX);
+      dfnet_why_set(err, err_size, "entry '%s': larger than %u bytes", rel,
+                    DFNET_PACKAGE_ENTRY_MAX);
       st = DFNET_STATUS_RESOURCE_EXHAUSTED;
     } else if (type == AE_IFDIR) {
       int fd = open_dirs(root_fd, rel);
       if (fd < 0) {
-        set_err(err, err_size, "entry '%s': %s", rel, strerror(errno));
+        dfnet_why_set(err, err_size, "entry '%s': %s", rel, strerror(errno));
         st = DFNET_STATUS_INTERNAL;
       } else {
         close(fd);
@@ -487,7 +466,7 @@ dfnet_status_t dfnet_package_unpack(const uint8_t *data, size_t size, const char
     }
   }
   if (st == DFNET_STATUS_OK && r != ARCHIVE_EOF) {
-    set_err(err, err_size, "malformed archive: %s", archive_error_string(a));
+    dfnet_why_set(err, err_size, "malformed archive: %s", archive_error_string(a));
     st = DFNET_STATUS_INVALID_ARGUMENT;
   }
   archive_read_free(a);

@@ -53,20 +53,24 @@ const char *dfnet_pki_role_str(dfnet_pki_role_t role) {
   return row != NULL ? row->name : "none";
 }
 
+bool pki__chars_valid(const char *s, size_t len, const char *extra) {
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && strchr(extra, c) != NULL);
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
 bool dfnet_pki_name_valid(const char *name) {
   if (name == NULL)
     return false;
   size_t len = strlen(name);
   if (len == 0 || len > DFNET_PKI_NAME_MAX || name[0] == '.' || name[0] == '-')
     return false;
-  for (size_t i = 0; i < len; i++) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok)
-      return false;
-  }
-  return true;
+  return pki__chars_valid(name, len, "._-");
 }
 
 /* ---- Objects ------------------------------------------------------------------------ */

@@ -94,52 +94,52 @@ dfnet_status_t dfnet_pki_pem_write(const dfnet_pki_cert_t *cert, const dfnet_pki
 
 /* ---- Reading ------------------------------------------------------------------------ */
 
-/* Read a PEM file whole (at most PKI_FILE_MAX bytes), NUL-terminated, with the errors of
- * lib/pki.h: over the bound, like not a regular file, is INVALID_ARGUMENT. */
-static __attribute__((warn_unused_result)) dfnet_status_t pem_file_read(const char *path,
-                                                                        dfnet_file_t *f) {
+/* Load a PEM object from `path`: check the arguments (`what` names the object in the
+ * message of a NULL one), read the file whole (at most PKI_FILE_MAX bytes, NUL-terminated,
+ * with the errors of lib/pki.h: over the bound, like not a regular file, is
+ * INVALID_ARGUMENT), hand its bytes to `parse` with `out`, then wipe and free them. Returns
+ * what failed, logged, or what `parse` returned. */
+static __attribute__((warn_unused_result)) dfnet_status_t
+pem_load(const char *path, bool out_given, const char *what,
+         dfnet_status_t (*parse)(const char *path, const dfnet_file_t *f, void *out), void *out) {
+  if (!out_given || path == NULL)
+    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path, "loading %s: NULL argument", what);
+  dfnet_file_t f;
   char why[300];
-  dfnet_status_t st = dfnet_file_read(path, PKI_FILE_MAX, DFNET_FILE_SECRET, f, why, sizeof why);
+  dfnet_status_t st = dfnet_file_read(path, PKI_FILE_MAX, DFNET_FILE_SECRET, &f, why, sizeof why);
   if (st == DFNET_STATUS_OUT_OF_RANGE)
     st = DFNET_STATUS_INVALID_ARGUMENT;
   if (st != DFNET_STATUS_OK)
     return pki__fail(st, path, "%s", why);
+  st = parse(path, &f, out);
+  dfnet_file_free(&f); /* wipes the bytes */
+  return st;
+}
+
+/* A certificate from a PEM file's bytes into *(dfnet_pki_cert_t **)out (pem_load). */
+static dfnet_status_t cert_from_pem(const char *path, const dfnet_file_t *f, void *out) {
+  if (strstr((const char *)f->data, "-----BEGIN CERTIFICATE-----") == NULL)
+    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path,
+                     "no PEM certificate (\"-----BEGIN CERTIFICATE-----\") in the file");
+  dfnet_pki_cert_t *cert = pki__cert_new();
+  if (cert == NULL)
+    return pki__fail(DFNET_STATUS_INTERNAL, path, "out of memory");
+  int rc = mbedtls_x509_crt_parse(&cert->crt, f->data, f->size + 1);
+  if (rc != 0) {
+    dfnet_pki_cert_free(cert);
+    if (rc > 0)
+      return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path,
+                       "%d of the file's certificates could not be parsed", rc);
+    return pki__fail_mbedtls(rc, DFNET_STATUS_INVALID_ARGUMENT, path, "parsing the certificate");
+  }
+  *(dfnet_pki_cert_t **)out = cert;
   return DFNET_STATUS_OK;
 }
 
 dfnet_status_t dfnet_pki_cert_load(const char *path, dfnet_pki_cert_t **out) {
   if (out != NULL)
     *out = NULL;
-  if (out == NULL || path == NULL)
-    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path, "loading a certificate: NULL argument");
-  dfnet_file_t f;
-  dfnet_status_t st = pem_file_read(path, &f);
-  if (st != DFNET_STATUS_OK)
-    return st;
-  if (strstr((const char *)f.data, "-----BEGIN CERTIFICATE-----") == NULL) {
-    st = pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path,
-                   "no PEM certificate (\"-----BEGIN CERTIFICATE-----\") in the file");
-    goto buf_read;
-  }
-  dfnet_pki_cert_t *cert = pki__cert_new();
-  if (cert == NULL) {
-    st = pki__fail(DFNET_STATUS_INTERNAL, path, "out of memory");
-    goto buf_read;
-  }
-  int rc = mbedtls_x509_crt_parse(&cert->crt, f.data, f.size + 1);
-  if (rc != 0) {
-    dfnet_pki_cert_free(cert);
-    if (rc > 0)
-      st = pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path,
-                     "%d of the file's certificates could not be parsed", rc);
-    else
-      st = pki__fail_mbedtls(rc, DFNET_STATUS_INVALID_ARGUMENT, path, "parsing the certificate");
-    goto buf_read;
-  }
-  *out = cert;
-buf_read:
-  dfnet_file_free(&f);
-  return st;
+  return pem_load(path, out != NULL, "a certificate", cert_from_pem, out);
 }
 
 dfnet_status_t dfnet_pki_cert_parse(const uint8_t *data, size_t len, dfnet_pki_cert_t **out) {
@@ -180,21 +180,13 @@ dfnet_status_t dfnet_pki_cert_parse(const uint8_t *data, size_t len, dfnet_pki_c
   return DFNET_STATUS_OK;
 }
 
-dfnet_status_t dfnet_pki_key_load(const char *path, dfnet_pki_key_t **out) {
-  if (out != NULL)
-    *out = NULL;
-  if (out == NULL || path == NULL)
-    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path, "loading a key: NULL argument");
-  dfnet_file_t f;
-  dfnet_status_t st = pem_file_read(path, &f);
-  if (st != DFNET_STATUS_OK)
-    return st;
+/* A private key from a PEM file's bytes into *(dfnet_pki_key_t **)out (pem_load). */
+static dfnet_status_t key_from_pem(const char *path, const dfnet_file_t *f, void *out) {
   dfnet_pki_key_t *key = pki__key_new();
-  if (key == NULL) {
-    st = pki__fail(DFNET_STATUS_INTERNAL, path, "out of memory");
-    goto buf_read;
-  }
-  int rc = mbedtls_pk_parse_key(&key->pk, f.data, f.size + 1, NULL, 0);
+  if (key == NULL)
+    return pki__fail(DFNET_STATUS_INTERNAL, path, "out of memory");
+  dfnet_status_t st = DFNET_STATUS_OK;
+  int rc = mbedtls_pk_parse_key(&key->pk, f->data, f->size + 1, NULL, 0);
   if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
     st = pki__fail_mbedtls(rc, DFNET_STATUS_INVALID_ARGUMENT, path,
                            "the key is passphrase-protected; dfnet reads unencrypted keys");
@@ -210,16 +202,20 @@ dfnet_status_t dfnet_pki_key_load(const char *path, dfnet_pki_key_t **out) {
                    mbedtls_pk_get_name(&key->pk));
     goto key_made;
   }
-  if ((f.mode & 077) != 0)
+  if ((f->mode & 077) != 0)
     DFNET_LOGW(PKI_LOG, path, "private key file is readable by others (mode %04o); use 0600",
-               (unsigned)(f.mode & 07777));
-  *out = key;
+               (unsigned)(f->mode & 07777));
+  *(dfnet_pki_key_t **)out = key;
   key = NULL;
 key_made:
   dfnet_pki_key_free(key);
-buf_read:
-  dfnet_file_free(&f); /* wipes the bytes */
   return st;
+}
+
+dfnet_status_t dfnet_pki_key_load(const char *path, dfnet_pki_key_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  return pem_load(path, out != NULL, "a key", key_from_pem, out);
 }
 
 dfnet_status_t dfnet_pki_key_check_pair(const dfnet_pki_cert_t *cert, const dfnet_pki_key_t *key) {

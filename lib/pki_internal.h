@@ -47,6 +47,10 @@ dfnet_status_t pki__fail_errno(int err, const char *path, const char *what);
 
 /* ---- Objects and names (pki.c) ----------------------------------------------------------- */
 
+/* Whether s[0..len) holds only ASCII letters, digits and characters of `extra` (the
+ * character sets of peer names and SAN DNS names). */
+bool pki__chars_valid(const char *s, size_t len, const char *extra);
+
 /* New empty objects; NULL when out of memory. */
 dfnet_pki_cert_t *pki__cert_new(void);
 dfnet_pki_key_t *pki__key_new(void);

@@ -40,14 +40,7 @@ static bool dns_name_valid(const char *s) {
   size_t len = strlen(s);
   if (len == 0 || len > 253 || s[0] == '.' || s[len - 1] == '.' || strstr(s, "..") != NULL)
     return false;
-  for (size_t i = 0; i < len; i++) {
-    char c = s[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == '*';
-    if (!ok)
-      return false;
-  }
-  return true;
+  return pki__chars_valid(s, len, ".-*");
 }
 
 /* ---- Randomness ------------------------------------------------------------------- */

@@ -339,32 +339,9 @@ void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus 
 
 /* ---- driver control ----------------------------------------------------------------- */
 
-/* A driver host running a driver: its host and its id there (0 = not known yet). */
-typedef struct driver_host_ref {
-  uint32_t host;
-  uint64_t id;
-} driver_host_ref_t;
-
-static int driver_host_ref_cmp(const void *a, const void *b) {
-  const driver_host_ref_t *x = a, *y = b;
-  if (x->host != y->host)
-    return x->host < y->host ? -1 : 1;
-  return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* How many driver hosts `refs` name: each host's driver host once, each unknown one (id 0)
- * on its own. Sorts refs. */
-static uint32_t count_driver_hosts(driver_host_ref_t *refs, size_t count) {
-  qsort(refs, count, sizeof *refs, driver_host_ref_cmp);
-  uint32_t n = 0;
-  for (size_t i = 0; i < count; i++)
-    n += i == 0 || refs[i].id == 0 || driver_host_ref_cmp(&refs[i - 1], &refs[i]) != 0;
-  return n;
-}
-
 uint32_t binder__restart_driver(mgr_t *m, driver_t *d) {
   /* without memory for the list, every node counts as a driver host of its own */
-  driver_host_ref_t *refs = malloc((m->topo.count ? m->topo.count : 1) * sizeof *refs);
+  topology_driver_host_t *refs = malloc((m->topo.count ? m->topo.count : 1) * sizeof *refs);
   size_t count = 0;
   uint32_t nodes = 0;
   topology_node_t *n, *tmp;
@@ -372,12 +349,16 @@ uint32_t binder__restart_driver(mgr_t *m, driver_t *d) {
     if (n->state != dfnet_v1_NodeState_BOUND || n->driver_id != d->id)
       continue;
     if (refs != NULL && count < m->topo.count)
-      refs[count++] = (driver_host_ref_t){.host = n->host_id, .id = n->driver_host_id};
+      refs[count++] = (topology_driver_host_t){.host = n->host_id, .id = n->driver_host_id};
     nodes++;
     stop_driver(m, n, PENDING_STOP_THEN_START, d->id, NULL); /* started once stopped */
     binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, "restarting");
   }
-  uint32_t driver_hosts = refs != NULL ? count_driver_hosts(refs, count) : nodes;
+  uint32_t driver_hosts = nodes;
+  if (refs != NULL) {
+    topology__sort_driver_hosts(refs, count);
+    driver_hosts = topology__count_driver_hosts(refs, count, 0);
+  }
   free(refs);
   return driver_hosts;
 }

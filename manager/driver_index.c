@@ -84,17 +84,23 @@ static bool get_path(const cJSON *program, const char *field, char **out, const 
   return *out != NULL;
 }
 
+/* An optional array of at most `max` `items` ("strings"): *out is NULL when absent. */
+static bool get_array(const cJSON *program, const char *field, int max, const char *items,
+                      const cJSON **out, const char *file, char *err, size_t err_size) {
+  *out = cJSON_GetObjectItemCaseSensitive(program, field);
+  if (*out == NULL || (cJSON_IsArray(*out) && cJSON_GetArraySize(*out) <= max))
+    return true;
+  snprintf(err, err_size, "%s: program.%s: must be an array of at most %d %s", file, field, max,
+           items);
+  return false;
+}
+
 static bool get_opts(const cJSON *program, driver_manifest_t *m, const char *file, char *err,
                      size_t err_size) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(program, "default_dispatcher_opts");
-  if (v == NULL)
-    return true;
-  if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > DRIVER_OPTS_MAX) {
-    snprintf(err, err_size,
-             "%s: program.default_dispatcher_opts: must be an array of at most %d strings", file,
-             DRIVER_OPTS_MAX);
+  const cJSON *v;
+  if (!get_array(program, "default_dispatcher_opts", DRIVER_OPTS_MAX, "strings", &v, file, err,
+                 err_size))
     return false;
-  }
   const cJSON *e;
   cJSON_ArrayForEach(e, v) {
     if (!cJSON_IsString(e) || strcmp(e->valuestring, "allow_sync_calls") != 0) {
@@ -113,14 +119,10 @@ static bool get_opts(const cJSON *program, driver_manifest_t *m, const char *fil
 
 static bool get_categories(const cJSON *program, driver_manifest_t *m, const char *file, char *err,
                            size_t err_size) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(program, "device_categories");
-  if (v == NULL)
-    return true;
-  if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > DRIVER_CATEGORIES_MAX) {
-    snprintf(err, err_size, "%s: program.device_categories: must be an array of at most %d objects",
-             file, DRIVER_CATEGORIES_MAX);
+  const cJSON *v;
+  if (!get_array(program, "device_categories", DRIVER_CATEGORIES_MAX, "objects", &v, file, err,
+                 err_size))
     return false;
-  }
   const cJSON *e;
   cJSON_ArrayForEach(e, v) {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "category");

@@ -57,26 +57,13 @@ static mgr_call_t *call_find(mgr_t *m, dfnet_session_id_t session, uint64_t id) 
   return c;
 }
 
-/* The scratch envelope for a member this file then fills completely, without the
- * ~34 KiB reset of mgr__env(): the encoder reads only pb.id, pb.which_msg, the active
- * member and bulk (lib/envelope.c), so a Reply relayed per streamed message costs a
- * copy of the Reply, not a memset of the whole union. Service thread. */
-static dfnet_envelope_t *env_for(mgr_t *m, uint64_t id, pb_size_t which) {
-  dfnet_envelope_t *w = m->scratch;
-  w->pb.id = id;
-  w->pb.which_msg = which;
-  w->bulk.data = NULL;
-  w->bulk.size = 0;
-  return w;
-}
-
 /* Answer the client's call with a final Reply carrying `code` (no payload). */
 static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id, dfnet_status_t code,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id, dfnet_status_t code,
                         const char *fmt, ...) {
-  dfnet_envelope_t *w = env_for(m, id, dfnet_v1_Envelope_reply_tag);
+  dfnet_envelope_t *w = dfnet_envelope_reuse(m->scratch, id, dfnet_v1_Envelope_reply_tag);
   w->pb.msg.reply = (dfnet_v1_Reply){.code = (dfnet_v1_Code)code, .end_of_stream = true};
   va_list ap;
   va_start(ap, fmt);
@@ -100,7 +87,8 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
                       ? "deadline exceeded on the way to the driver"
                       : dfnet_status_description(status));
     } else if (reply->pb.which_msg == dfnet_v1_Envelope_reply_tag) {
-      dfnet_envelope_t *w = env_for(m, c->key.id, dfnet_v1_Envelope_reply_tag);
+      dfnet_envelope_t *w =
+          dfnet_envelope_reuse(m->scratch, c->key.id, dfnet_v1_Envelope_reply_tag);
       w->pb.msg.reply = reply->pb.msg.reply;
       w->bulk = reply->bulk;
       dfnet_status_t st = dfnet_transport_send(m->transport, c->key.session, w, 0);
@@ -159,9 +147,7 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
                 m->cfg.max_calls_per_session);
     return;
   }
-  topology_node_t *n = strncmp(call->target, "class/", 6) == 0
-                           ? topology__find_class_path(&m->topo, call->target)
-                           : topology__find(&m->topo, call->target);
+  topology_node_t *n = topology__find_named(&m->topo, call->target);
   if (n == NULL) {
     reply_final(m, s->id, id, DFNET_STATUS_NOT_FOUND, "no node or class entry '%s'", call->target);
     return;
@@ -201,7 +187,7 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   c->key.id = id;
   c->host_session = h->session;
 
-  dfnet_envelope_t *w = env_for(m, 0, dfnet_v1_Envelope_call_tag);
+  dfnet_envelope_t *w = dfnet_envelope_reuse(m->scratch, 0, dfnet_v1_Envelope_call_tag);
   dfnet_v1_Call *fwd = &w->pb.msg.call;
   topology__fmt(fwd->target, sizeof fwd->target, "%s", n->moniker);
   memcpy(fwd->method, call->method, sizeof fwd->method);
@@ -240,7 +226,8 @@ void handle__stream_credit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *e
   mgr_call_t *c = call_find(m, s->id, env->pb.id);
   if (c == NULL)
     return; /* the call already ended: nothing to credit */
-  dfnet_envelope_t *w = env_for(m, c->host_request, dfnet_v1_Envelope_stream_credit_tag);
+  dfnet_envelope_t *w =
+      dfnet_envelope_reuse(m->scratch, c->host_request, dfnet_v1_Envelope_stream_credit_tag);
   w->pb.msg.stream_credit = env->pb.msg.stream_credit;
   (void)dfnet_transport_send(m->transport, c->host_session, w, 0);
 }

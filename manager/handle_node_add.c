@@ -38,14 +38,9 @@ static void adopt_driver(mgr_t *m, topology_node_t *n, const dfnet_v1_NodeAdd *a
 
 static void reconcile(mgr_t *m, mgr_session_t *s, topology_node_t *n, const dfnet_v1_NodeAdd *a,
                       uint64_t id) {
-  char err[300];
-  dfnet_status_t st =
-      topology__update(&m->topo, n, a->properties, a->properties_count,
-                       (const char(*)[128])a->offers, a->offers_count, err, sizeof err);
-  if (st != DFNET_STATUS_OK) {
-    sessions__reply_status(m, s->id, id, st, "%s: %s", n->moniker, err);
+  if (!handle__node_set_props(m, s, id, n, a->properties, a->properties_count,
+                              (const char(*)[128])a->offers, a->offers_count))
     return;
-  }
   n->offline = false;
   sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "reconciled");
   if (a->driver_url[0] != '\0') {

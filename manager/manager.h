@@ -170,7 +170,9 @@ typedef struct mgr {
   volatile int stopping;
 } mgr_t;
 
-/* The scratch envelope, reset (binder, handlers, streams: built and sent in one go). */
+/* The scratch envelope, reset (binder, handlers, streams: built and sent in one go).
+ * handle_call.c, which relays one envelope per streamed message, resets it with
+ * dfnet_envelope_reuse() instead: it fills the member completely. */
 dfnet_envelope_t *mgr__env(mgr_t *m);
 
 /* ---- manager-wide (main.c) ---- */
@@ -303,6 +305,13 @@ void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
 void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__node_remove(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__node_update(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+/* Replace n's own properties and offers with those its host sent (a NodeUpdate, or the
+ * NodeAdd of a node the host had announced before), as topology__update. Returns true when
+ * n was updated (nothing answered yet); false when they were refused, request `id` of the
+ * host's session then answered with the reason (handle_node_update.c). */
+bool handle__node_set_props(mgr_t *m, mgr_session_t *s, uint64_t id, topology_node_t *n,
+                            const dfnet_v1_NodeProperty *props, size_t prop_count,
+                            const char (*offers)[128], size_t offer_count);
 void handle__driver_status(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__driver_host_exit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__package_fetch(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);

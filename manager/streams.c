@@ -186,9 +186,7 @@ void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1
   ns->id = id;
   ns->verbose = q->verbose;
   if (q->exact) {
-    topology_node_t *n = topology__find(&m->topo, q->filter);
-    if (n == NULL)
-      n = topology__find_class_path(&m->topo, q->filter);
+    topology_node_t *n = topology__find_named(&m->topo, q->filter);
     if (n != NULL && (ns->monikers[0] = strdup(n->moniker)) != NULL)
       ns->count = 1;
   } else {
@@ -206,37 +204,16 @@ void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1
 
 /* ---- hosts -------------------------------------------------------------------------- */
 
-typedef struct dh_pair {
-  uint32_t host;
-  uint64_t dh;
-} dh_pair_t;
-
-static int cmp_pair(const void *a, const void *b) {
-  const dh_pair_t *x = a, *y = b;
-  if (x->host != y->host)
-    return x->host < y->host ? -1 : 1;
-  return x->dh < y->dh ? -1 : x->dh > y->dh;
-}
-
-/* Distinct driver hosts of host `id` in a sorted pair array. */
-static uint32_t count_driver_hosts(const dh_pair_t *p, size_t n, uint32_t id) {
-  uint32_t count = 0;
-  for (size_t i = 0; i < n; i++)
-    if (p[i].host == id && (i == 0 || p[i - 1].host != id || p[i - 1].dh != p[i].dh))
-      count++;
-  return count;
-}
-
 void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id) {
-  dh_pair_t *pairs = malloc((m->topo.count + 1) * sizeof *pairs);
+  topology_driver_host_t *pairs = malloc((m->topo.count + 1) * sizeof *pairs);
   size_t np = 0;
   topology_node_t *n, *tmp;
   HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
     if (pairs != NULL && n->state == dfnet_v1_NodeState_BOUND && n->driver_host_id != 0)
-      pairs[np++] = (dh_pair_t){n->host_id, n->driver_host_id};
+      pairs[np++] = (topology_driver_host_t){n->host_id, n->driver_host_id};
   }
   if (pairs != NULL)
-    qsort(pairs, np, sizeof *pairs, cmp_pair);
+    topology__sort_driver_hosts(pairs, np);
   mgr_host_t *h, *htmp;
   size_t sent = 0;
   HASH_ITER(hh, m->hosts, h, htmp) {
@@ -252,7 +229,7 @@ void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id) {
     hi->connected_since_ms = h->connected_since_ms;
     hi->online = h->session != 0;
     hi->node_count = h->node_count;
-    hi->driver_host_count = pairs ? count_driver_hosts(pairs, np, h->id) : 0;
+    hi->driver_host_count = pairs ? topology__count_driver_hosts(pairs, np, h->id) : 0;
     topology__fmt(hi->software_version, sizeof hi->software_version, "%s", h->software_version);
     if (dfnet_transport_send(m->transport, s->id, env, 0) != DFNET_STATUS_OK)
       break;
@@ -402,9 +379,7 @@ static bool trace_driver(mgr_t *m, mgr_session_t *s, uint64_t id, const driver_t
 }
 
 void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_BindWhy *q) {
-  topology_node_t *n = topology__find(&m->topo, q->node);
-  if (n == NULL)
-    n = topology__find_class_path(&m->topo, q->node);
+  topology_node_t *n = topology__find_named(&m->topo, q->node);
   if (n == NULL) {
     sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", q->node);
     return;

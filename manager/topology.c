@@ -465,6 +465,28 @@ topology_node_t *topology__find_class_path(const topology_t *t, const char *path
   return class_paths__find(t->classes, cls, (size_t)(slash - cls), (uint32_t)idx);
 }
 
+static int driver_host_cmp(const void *a, const void *b) {
+  const topology_driver_host_t *x = a, *y = b;
+  if (x->host != y->host)
+    return x->host < y->host ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+void topology__sort_driver_hosts(topology_driver_host_t *dh, size_t count) {
+  if (count > 1) /* qsort(NULL, 0, ...) is undefined */
+    qsort(dh, count, sizeof *dh, driver_host_cmp);
+}
+
+uint32_t topology__count_driver_hosts(const topology_driver_host_t *dh, size_t count,
+                                      uint32_t host) {
+  uint32_t n = 0;
+  for (size_t i = 0; i < count; i++)
+    if ((host == 0 || dh[i].host == host) &&
+        (i == 0 || dh[i].id == 0 || driver_host_cmp(&dh[i - 1], &dh[i]) != 0))
+      n++;
+  return n;
+}
+
 const char *topology__prop_key_name(const topology_prop_t *p, char *buf, size_t buf_size) {
   if (p->str_key != NULL)
     return p->str_key;

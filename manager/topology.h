@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <uthash.h>
 
@@ -151,6 +152,29 @@ void topology__class_path(const topology_node_t *n, char *out, size_t out_size);
 
 /* Find a node by class path "class/<class>/<NNN>" (O(1)), or NULL. */
 topology_node_t *topology__find_class_path(const topology_t *t, const char *path);
+
+/* Find a node as a client names it (a call's target, RequestBind, BindWhy, ListNodes
+ * exact): a class path when `name` starts with "class/" (no moniker does: every one starts
+ * with its host's root "dev.<host>"), else a moniker. NULL when there is none. Inline: the
+ * manager resolves every call's target with it. */
+static inline topology_node_t *topology__find_named(const topology_t *t, const char *name) {
+  return strncmp(name, "class/", 6) == 0 ? topology__find_class_path(t, name)
+                                         : topology__find(t, name);
+}
+
+/* A driver host as bound nodes name it: their host and its id there (0: not known yet). */
+typedef struct topology_driver_host {
+  uint32_t host;
+  uint64_t id;
+} topology_driver_host_t;
+
+/* Sort dh[0..count) by host, then id, for topology__count_driver_hosts(). */
+void topology__sort_driver_hosts(topology_driver_host_t *dh, size_t count);
+
+/* How many driver hosts the sorted dh[0..count) name on host `host` (0: on every host; host
+ * ids start at 1): each (host, id) once, each unknown one (id 0) on its own. */
+uint32_t topology__count_driver_hosts(const topology_driver_host_t *dh, size_t count,
+                                      uint32_t host);
 
 /* A property's key as text: the string key, or the deprecated integer key's name
  * ("fuchsia.BIND_PROTOCOL"), or "0x%04x" when unknown. */

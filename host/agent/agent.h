@@ -154,7 +154,9 @@ typedef struct agent {
   uint32_t host_grace_ms;
 
   /* One envelope to fill and send (sends encode during the call). Never held across a
-   * call that might send something else. */
+   * call that might send something else. Each user resets it first: dfnet_envelope_init(),
+   * or dfnet_envelope_reuse() where it then fills the member completely (calls.c relays
+   * one per Call, Reply, Cancel and StreamCredit). */
   dfnet_envelope_t *scratch;
 
   dfnet_supervisor_t *sup;

@@ -17,19 +17,6 @@
 
 #define CALL_SUBSYS "host"
 
-/* The scratch envelope for a member the caller then fills completely, without the
- * ~34 KiB reset of dfnet_envelope_init(): the encoder reads only pb.id, pb.which_msg, the
- * active member and bulk (lib/envelope.c), and every other user of a->scratch resets it
- * first. Calls relay one of these per Call, Reply, Cancel and StreamCredit. */
-static dfnet_envelope_t *env_for(agent_t *a, uint64_t id, pb_size_t which) {
-  dfnet_envelope_t *env = a->scratch;
-  env->pb.id = id;
-  env->pb.which_msg = which;
-  env->bulk.data = NULL;
-  env->bulk.size = 0;
-  return env;
-}
-
 /* Relay to a driver host at the end of this loop turn, with the rest of the turn's batch
  * (main.c turn_end uncorks). Service thread. */
 static dfnet_status_t sup_send_batched(agent_t *a, uint64_t host_id, dfnet_envelope_t *env) {
@@ -81,7 +68,7 @@ void agent__reply_call_status(agent_t *a, dfnet_session_id_t session, uint64_t i
                               dfnet_status_t code, const char *message) {
   if (session == 0 || session != a->session)
     return;
-  dfnet_envelope_t *env = env_for(a, id, dfnet_v1_Envelope_reply_tag);
+  dfnet_envelope_t *env = dfnet_envelope_reuse(a->scratch, id, dfnet_v1_Envelope_reply_tag);
   env->pb.msg.reply = (dfnet_v1_Reply){.code = (dfnet_v1_Code)code, .end_of_stream = true};
   agent__strlcpy(env->pb.msg.reply.message, message ? message : "",
                  sizeof env->pb.msg.reply.message);
@@ -134,7 +121,8 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
   HASH_ADD(hh_peer, a->calls_by_peer, peer_key, sizeof op->peer_key, op);
   op->in_peer_table = true;
 
-  dfnet_envelope_t *fwd = env_for(a, op->local_id, dfnet_v1_Envelope_call_tag);
+  dfnet_envelope_t *fwd =
+      dfnet_envelope_reuse(a->scratch, op->local_id, dfnet_v1_Envelope_call_tag);
   fwd->pb.msg.call = *m;
   fwd->bulk = env->bulk;
   dfnet_status_t st = sup_send_batched(a, op->host_id, fwd);
@@ -159,7 +147,7 @@ void agent__handle_call_control(agent_t *a, dfnet_session_id_t session,
                dfnet_envelope_msg_name(env->pb.which_msg), (unsigned long long)env->pb.id);
     return;
   }
-  dfnet_envelope_t *fwd = env_for(a, op->local_id, env->pb.which_msg);
+  dfnet_envelope_t *fwd = dfnet_envelope_reuse(a->scratch, op->local_id, env->pb.which_msg);
   if (env->pb.which_msg == dfnet_v1_Envelope_cancel_tag)
     fwd->pb.msg.cancel = env->pb.msg.cancel;
   else
@@ -176,7 +164,8 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
   if (env->pb.which_msg == dfnet_v1_Envelope_reply_tag) {
     last = env->pb.msg.reply.end_of_stream;
     if (op->session != 0 && op->session == a->session) {
-      dfnet_envelope_t *out = env_for(a, op->manager_id, dfnet_v1_Envelope_reply_tag);
+      dfnet_envelope_t *out =
+          dfnet_envelope_reuse(a->scratch, op->manager_id, dfnet_v1_Envelope_reply_tag);
       out->pb.msg.reply = env->pb.msg.reply;
       out->bulk = env->bulk;
       dfnet_status_t st = dfnet_transport_send(a->t, op->session, out, 0);
@@ -188,7 +177,8 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
                                    "the reply did not fit the manager link's send queue");
         if (!last && st == DFNET_STATUS_RESOURCE_EXHAUSTED) {
           /* The manager cannot take more: end the call rather than drop replies silently. */
-          dfnet_envelope_t *cancel = env_for(a, op->local_id, dfnet_v1_Envelope_cancel_tag);
+          dfnet_envelope_t *cancel =
+              dfnet_envelope_reuse(a->scratch, op->local_id, dfnet_v1_Envelope_cancel_tag);
           agent__strlcpy(cancel->pb.msg.cancel.reason, "manager link congested",
                          sizeof cancel->pb.msg.cancel.reason);
           (void)dfnet_supervisor_send(a->sup, op->host_id, cancel);
@@ -211,7 +201,8 @@ void agent__calls_session_closed(agent_t *a, dfnet_session_id_t session) {
       continue;
     peer_forget(a, op);
     op->session = 0;
-    dfnet_envelope_t *cancel = env_for(a, op->local_id, dfnet_v1_Envelope_cancel_tag);
+    dfnet_envelope_t *cancel =
+        dfnet_envelope_reuse(a->scratch, op->local_id, dfnet_v1_Envelope_cancel_tag);
     agent__strlcpy(cancel->pb.msg.cancel.reason, "the manager session closed",
                    sizeof cancel->pb.msg.cancel.reason);
     (void)dfnet_supervisor_send(a->sup, op->host_id, cancel);

@@ -8,6 +8,7 @@
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
+#include "lib/property.h"
 
 #define CHILD_SUBSYS "driver-host"
 
@@ -58,33 +59,10 @@ static void fill_node_add(dfnet_envelope_t *env, void *arg) {
   m->owned = c->owned;
   m->properties_count = (pb_size_t)c->property_count;
   for (size_t i = 0; i < c->property_count; i++) {
-    const dfnet_node_property_t *p = &c->properties[i];
-    dfnet_v1_NodeProperty *q = &m->properties[i];
-    if (p->str_key != NULL) {
-      q->which_key = dfnet_v1_NodeProperty_str_key_tag;
-      dh__strlcpy(q->key.str_key, p->str_key, sizeof q->key.str_key);
-    } else {
-      q->which_key = dfnet_v1_NodeProperty_int_key_tag;
-      q->key.int_key = p->int_key;
-    }
-    switch (p->type) {
-    case DFNET_PROPERTY_STRING:
-      q->which_value = dfnet_v1_NodeProperty_str_value_tag;
-      dh__strlcpy(q->value.str_value, p->value_str, sizeof q->value.str_value);
-      break;
-    case DFNET_PROPERTY_ENUM:
-      q->which_value = dfnet_v1_NodeProperty_enum_value_tag;
-      dh__strlcpy(q->value.enum_value, p->value_str, sizeof q->value.enum_value);
-      break;
-    case DFNET_PROPERTY_BOOL:
-      q->which_value = dfnet_v1_NodeProperty_bool_value_tag;
-      q->value.bool_value = p->value_bool;
-      break;
-    default:
-      q->which_value = dfnet_v1_NodeProperty_int_value_tag;
-      q->value.int_value = p->value_uint;
-      break;
-    }
+    dfnet_bind_property_t p;
+    dfnet_property_from_driver(&c->properties[i], &p);
+    /* child_args_valid() checked the types and the wire's bounds: nothing is cut */
+    (void)dfnet_property_to_wire(&p, &m->properties[i]);
   }
   m->offers_count = (pb_size_t)c->offer_count;
   for (size_t i = 0; i < c->offer_count; i++)

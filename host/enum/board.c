@@ -67,6 +67,7 @@
 #include "bind/fuchsia_platform.h"
 #include "dfnet/bind_keys.h"
 #include "host/enum/enum.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 
 #define BOARD_LOG "enum.board"
@@ -542,59 +543,29 @@ static bool parse_device(board_priv_t *priv, const cJSON *dev, size_t index) {
 
 /* ---- the file ---------------------------------------------------------------------- */
 
-/* Read the whole file (at most BOARD_FILE_MAX bytes) into a NUL-terminated buffer. */
+/* Read the whole file (at most BOARD_FILE_MAX bytes) into a NUL-terminated buffer
+ * (lib/fileio.h: the bounded read and the errno map). The caller frees *out. */
 static dfnet_status_t read_file(board_priv_t *priv, char **out) {
-  int fd = open(priv->file, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    board_error(priv, "$", "cannot open: %s", strerror(err));
-    return err == ENOENT || err == ENOTDIR ? DFNET_STATUS_NOT_FOUND
-           : err == EACCES                 ? DFNET_STATUS_PERMISSION_DENIED
-                                           : DFNET_STATUS_INTERNAL;
-  }
-  dfnet_status_t status = DFNET_STATUS_OK;
-  char *text = malloc(BOARD_FILE_MAX + 1);
-  size_t len = 0;
-  if (text == NULL) {
-    board_error(priv, "$", "out of memory");
-    status = DFNET_STATUS_RESOURCE_EXHAUSTED;
-    goto close_fd;
-  }
-  for (;;) {
-    ssize_t n = read(fd, text + len, BOARD_FILE_MAX + 1 - len);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      board_error(priv, "$", "cannot read: %s", strerror(errno));
-      status = errno == EISDIR ? DFNET_STATUS_INVALID_ARGUMENT : DFNET_STATUS_INTERNAL;
-      break;
-    }
-    if (n == 0) {
-      break;
-    }
-    len += (size_t)n;
-    if (len > BOARD_FILE_MAX) {
-      board_error(priv, "$", "larger than %d bytes", BOARD_FILE_MAX);
-      status = DFNET_STATUS_RESOURCE_EXHAUSTED;
-      break;
-    }
+  dfnet_file_t file;
+  char why[256];
+  dfnet_status_t status = dfnet_file_read(priv->file, BOARD_FILE_MAX, 0, &file, why, sizeof why);
+  if (status == DFNET_STATUS_OUT_OF_RANGE) {
+    board_error(priv, "$", "larger than %d bytes", BOARD_FILE_MAX);
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
   if (status != DFNET_STATUS_OK) {
-    free(text);
-    goto close_fd;
+    /* not a regular file (a directory): it opened but cannot be read as a board file */
+    board_error(priv, "$", "%s: %s",
+                status == DFNET_STATUS_INVALID_ARGUMENT ? "cannot read" : "cannot open", why);
+    return status;
   }
-  text[len] = '\0';
-  if (strlen(text) != len) {
+  if (strlen((const char *)file.data) != file.size) {
     board_error(priv, "$", "holds a NUL byte: not a JSON text");
-    free(text);
-    status = DFNET_STATUS_INVALID_ARGUMENT;
-    goto close_fd;
+    dfnet_file_free(&file);
+    return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  *out = text;
-close_fd:
-  close(fd);
-  return status;
+  *out = (char *)file.data; /* malloc'd, NUL-terminated: the caller frees it */
+  return DFNET_STATUS_OK;
 }
 
 /* Parse the text; on a syntax error report line and column of where it stopped. */

@@ -31,6 +31,7 @@
 #include "dfnet/bind_keys.h"
 #include "host/enum/enum.h"
 #include "host/enum/sysfs.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 
 #define PCI_LOG "enum.pci"
@@ -170,9 +171,7 @@ static int compare_names(const void *a, const void *b) {
 static dfnet_status_t list_functions(const char *dir, char ***out, size_t *count) {
   DIR *d = opendir(dir);
   if (d == NULL) {
-    return errno == ENOENT || errno == ENOTDIR ? DFNET_STATUS_NOT_FOUND
-           : errno == EACCES                   ? DFNET_STATUS_PERMISSION_DENIED
-                                               : DFNET_STATUS_INTERNAL;
+    return dfnet_errno_status(errno);
   }
   char **names = NULL;
   size_t n = 0, cap = 0;
