@@ -232,6 +232,7 @@ struct dfnet_transport {
   bool destroying;
   atomic_uint_least64_t shutdown_by; /* dfnet_transport_shutdown: stop by this time, 0 = no */
   bool shutting_down;                /* service thread: sessions told to close */
+  uint32_t connections_gone;         /* service thread: connections ended since the last trim */
   lws_sorted_usec_list_t shutdown_sul;
 
   transport__endpoint_t *endpoints[TRANSPORT__MAX_ENDPOINTS];

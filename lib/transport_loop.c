@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -179,6 +180,13 @@ dfnet_status_t dfnet_transport_run(dfnet_transport_t *t) {
     transport__flush_all(t);
     if (atomic_load(&t->shutdown_by) != 0)
       shutdown_step(t);
+    /* Each connection costs ~85 KiB of TLS state even when it never became a session (a
+     * port scan, a raw TCP flood); glibc keeps what they freed, so give it back once a
+     * batch of them is gone (300 raw connections left the manager 26 MiB bigger). */
+    if (t->connections_gone >= 32) {
+      t->connections_gone = 0;
+      malloc_trim(0);
+    }
   }
   atomic_store(&t->serviced, false);
   return DFNET_STATUS_OK;

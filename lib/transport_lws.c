@@ -300,6 +300,8 @@ int transport__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
   case LWS_CALLBACK_CLIENT_CLOSED:
     return on_closed(wsi, pss, reason == LWS_CALLBACK_CLIENT_CLOSED);
   case LWS_CALLBACK_WSI_DESTROY:
+    if (vhost_endpoint(wsi) != NULL) /* every connection, sessions or not (see the loop) */
+      vhost_endpoint(wsi)->t->connections_gone++;
     if (pss && pss->s) { /* closed without CLOSED (should not happen) */
       transport__session_finalize(pss->s, "connection lost");
       pss->s = NULL;

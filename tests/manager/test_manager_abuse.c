@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "raw_ws.h"
@@ -262,12 +265,42 @@ static void test_non_reading_client_bounded(void **state) {
   assert_int_equal(th_manager_stop(&m), 0);
 }
 
+/* 300 raw TCP connections that never start TLS cost the manager their TLS state while they
+ * are open; once they are gone the memory goes back to the system. */
+static void test_raw_connections_give_memory_back(void **state) {
+  (void)state;
+  th_manager_t m;
+  start_manager(&m, "raw", NULL);
+  long before = rss_kb(m.pid);
+  int fds[300];
+  for (int i = 0; i < 300; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(m.port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_true(fds[i] >= 0);
+    assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+  }
+  usleep(1000 * 1000);
+  long open_kb = rss_kb(m.pid);
+  for (int i = 0; i < 300; i++)
+    close(fds[i]);
+  usleep(1500 * 1000);
+  long after = rss_kb(m.pid);
+  fprintf(stderr, "# 300 raw TCP connections: RSS %ld -> %ld -> %ld KiB\n", before, open_kb, after);
+#if !defined(__SANITIZE_ADDRESS__)
+  assert_true(after - before < 2 * 1024);
+#endif
+  assert_int_equal(th_manager_stop(&m), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_protocol_version_checked),
       cmocka_unit_test(test_silent_hello_closed),
       cmocka_unit_test(test_calls_in_flight_bounded),
       cmocka_unit_test(test_non_reading_client_bounded),
+      cmocka_unit_test(test_raw_connections_give_memory_back),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
