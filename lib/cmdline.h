@@ -23,7 +23,8 @@
 
 /* "<prefix>: <message>\n" on stderr: the message formatted as vprintf does, cut to 1023
  * bytes. prefix: the binary's name ("dfnet-manager"), or more ("dfnet: INVALID_ARGUMENT"). */
-void dfnet_cmdline_vreport(const char *prefix, const char *fmt, va_list ap);
+void dfnet_cmdline_vreport(const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* A usage error: dfnet_cmdline_vreport, then DFNET_CMDLINE_EXIT_USAGE is returned. */
 int dfnet_cmdline_usage(const char *prefix, const char *fmt, ...)
