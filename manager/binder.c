@@ -101,21 +101,48 @@ free_pending:
   pending__free(p);
 }
 
-/* Every offer of a node reaches the driver of its child. */
+/* Every offer of a node reaches its driver. */
 _Static_assert(TOPOLOGY_OFFERS_MAX <= pb_arraysize(dfnet_v1_DriverStart, offers), "offers");
+_Static_assert(sizeof(dfnet_v1_DriverStart) < 65536, "a message struct stays under 64 KiB");
 
-static void fill_start(mgr_t *m, const topology_node_t *n, const driver_t *d,
-                       dfnet_envelope_t *env) {
+/* The driver host n's driver joins when its manifest says colocate (0: a new one): its
+ * parent's, when the parent's driver runs on n's host. A composite's is its primary
+ * parent's, which has no driver of its own (OWNED_BY_COMPOSITE): the driver host of the
+ * driver that added that parent, as in DFv2 a node belongs to its creator's driver host. */
+static uint64_t colocation(const topology_node_t *n) {
+  const topology_node_t *p = n->parent_count > 0 ? n->parents[0] : NULL;
+  if (n->composite && p != NULL && p->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
+    p = p->parent_count > 0 ? p->parents[0] : NULL;
+  if (p == NULL || p->state != dfnet_v1_NodeState_BOUND || p->host_id != n->host_id)
+    return 0;
+  return p->driver_host_id;
+}
+
+/* DriverStart.offers: the names of the services in offered[0..count), each once. */
+static void fill_offer_names(dfnet_v1_DriverStart *ds) {
+  const size_t cap = pb_arraysize(dfnet_v1_DriverStart, offers);
+  for (pb_size_t i = 0; i < ds->offered_count && ds->offers_count < cap; i++) {
+    bool seen = false;
+    for (pb_size_t j = 0; j < ds->offers_count && !seen; j++)
+      seen = strcmp(ds->offers[j], ds->offered[i].service) == 0;
+    if (!seen)
+      topology__fmt(ds->offers[ds->offers_count++], sizeof ds->offers[0], "%s",
+                    ds->offered[i].service);
+  }
+}
+
+/* Fill the DriverStart of d on n. Returns how many offers n received: more than
+ * DriverStart.offered holds is an error of the caller's to report. */
+static size_t fill_start(mgr_t *m, const topology_node_t *n, const driver_t *d,
+                         dfnet_envelope_t *env) {
   dfnet_v1_DriverStart *ds = &env->pb.msg.driver_start;
   env->pb.which_msg = dfnet_v1_Envelope_driver_start_tag;
   topology__fmt(ds->node, sizeof ds->node, "%s", n->moniker);
   topology__fmt(ds->url, sizeof ds->url, "%s", d->url);
   memcpy(ds->package_digest, d->digest, sizeof ds->package_digest);
   topology__fmt(ds->binary, sizeof ds->binary, "%s", d->m.binary);
-  const topology_node_t *parent = n->parents[0];
-  if (d->m.colocate && parent != NULL && parent->state == dfnet_v1_NodeState_BOUND &&
-      parent->host_id == n->host_id)
-    ds->driver_host_id = parent->driver_host_id;
+  if (d->m.colocate)
+    ds->driver_host_id = colocation(n);
   for (size_t i = 0; i < d->m.dispatcher_opt_count; i++)
     topology__fmt(ds->dispatcher_opts[i], sizeof ds->dispatcher_opts[i], "%s",
                   d->m.dispatcher_opts[i]);
@@ -123,13 +150,13 @@ static void fill_start(mgr_t *m, const topology_node_t *n, const driver_t *d,
   ds->host_restart_on_crash = d->m.host_restart_on_crash;
   ds->properties_count = (pb_size_t)topology__props_to_wire(
       n, ds->properties, sizeof ds->properties / sizeof ds->properties[0]);
-  for (size_t i = 0; parent != NULL && i < parent->offer_count; i++) {
-    topology__fmt(ds->offers[i], sizeof ds->offers[i], "%s", parent->offers[i]);
-    ds->offers_count++;
-  }
+  const size_t cap = pb_arraysize(dfnet_v1_DriverStart, offered);
+  size_t offered = offers__list(m, n, ds->offered, cap);
+  ds->offered_count = (pb_size_t)(offered < cap ? offered : cap);
+  fill_offer_names(ds);
   env->bulk.data = (const uint8_t *)d->m.program_json;
   env->bulk.size = strlen(d->m.program_json);
-  (void)m;
+  return offered;
 }
 
 void binder__start(mgr_t *m, topology_node_t *n, driver_t *d) {
@@ -142,6 +169,16 @@ void binder__start(mgr_t *m, topology_node_t *n, driver_t *d) {
     topology__set_unbound(n, DFNET_STATUS_UNAVAILABLE, "its previous driver is stopping");
     return;
   }
+  dfnet_envelope_t *env = mgr__env(m);
+  size_t offered = fill_start(m, n, d, env);
+  if (offered > pb_arraysize(dfnet_v1_DriverStart, offered)) {
+    char why[300];
+    topology__fmt(why, sizeof why, "driver %s: the node received %zu offers, at most %zu fit",
+                  d->url, offered, (size_t)pb_arraysize(dfnet_v1_DriverStart, offered));
+    DFNET_LOGW("binder", n->moniker, "%s", why);
+    topology__set_unbound(n, DFNET_STATUS_RESOURCE_EXHAUSTED, why);
+    return;
+  }
   mgr_pending_t *p = pending__new(m, PENDING_START);
   if (p == NULL) {
     topology__set_unbound(n, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -150,8 +187,6 @@ void binder__start(mgr_t *m, topology_node_t *n, driver_t *d) {
   p->node_id = n->id;
   topology__fmt(p->moniker, sizeof p->moniker, "%s", n->moniker);
   p->driver_id = d->id;
-  dfnet_envelope_t *env = mgr__env(m);
-  fill_start(m, n, d, env);
   dfnet_request_opts_t opts = {
       .deadline_ms = MGR_START_DEADLINE_MS, .on_reply = on_start_reply, .user = p};
   uint64_t id = 0;
@@ -237,12 +272,45 @@ static void after_stop(mgr_t *m, mgr_pending_t *p, topology_node_t *n) {
   }
 }
 
+void binder__forget(mgr_t *m, uint32_t host_id, const char *moniker, const char *why) {
+  mgr_host_t *h = hosts__get(m, host_id);
+  if (h == NULL || h->session == 0)
+    return;
+  dfnet_envelope_t *env = mgr__env(m);
+  env->pb.which_msg = dfnet_v1_Envelope_node_remove_tag;
+  dfnet_v1_NodeRemove *r = &env->pb.msg.node_remove;
+  topology__fmt(r->moniker, sizeof r->moniker, "%s", moniker);
+  r->has_reason = true;
+  r->reason.code = dfnet_v1_Code_UNAVAILABLE;
+  topology__fmt(r->reason.message, sizeof r->reason.message, "%s", why);
+  dfnet_status_t st = dfnet_transport_send(m->transport, h->session, env, 0);
+  if (st != DFNET_STATUS_OK)
+    DFNET_LOGW("binder", moniker, "NodeRemove not sent to %s: %s", h->name, dfnet_status_str(st));
+}
+
+#define FORGET_WHY "a parent of the composite is gone"
+
+/* Stop p is over (answered, or it could not be sent): n is free again and what follows
+ * follows; the stop waiting for this one loses a count. */
+static void stop_done(mgr_t *m, mgr_pending_t *p) {
+  topology_node_t *n = topology__find(&m->topo, p->moniker);
+  if (n != NULL && n->id == p->node_id && n->stopping && n->stop_request == p->request_id) {
+    n->stopping = false;
+    n->stop_request = 0;
+    after_stop(m, p, n);
+  }
+  if (p->forget)
+    binder__forget(m, p->host_id, p->moniker, FORGET_WHY);
+  mgr_pending_t *up = p->up;
+  pending__free(p);
+  binder__stop_release(m, up);
+}
+
 static void on_stop_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
                           bool last) {
   mgr_pending_t *p = user;
   if (!last)
     return;
-  mgr_t *m = p->mgr;
   if (status == DFNET_STATUS_OK && reply->pb.which_msg == dfnet_v1_Envelope_status_tag &&
       reply->pb.msg.status.code != dfnet_v1_Code_OK)
     DFNET_LOGW("binder", p->moniker, "DriverStop: %s: %s",
@@ -250,57 +318,98 @@ static void on_stop_reply(void *user, dfnet_status_t status, const dfnet_envelop
                reply->pb.msg.status.message);
   else if (status != DFNET_STATUS_OK && status != DFNET_STATUS_CANCELLED)
     DFNET_LOGW("binder", p->moniker, "DriverStop: %s", dfnet_status_str(status));
-  topology_node_t *n = topology__find(&m->topo, p->moniker);
-  if (n != NULL && n->id == p->node_id && n->stopping && n->stop_request == p->request_id) {
-    n->stopping = false;
-    n->stop_request = 0;
-    after_stop(m, p, n);
-  }
-  pending__free(p);
+  stop_done(p->mgr, p);
 }
 
-/* Send DriverStop for n's driver; `kind` and the record's fields say what follows. */
-static void stop_driver(mgr_t *m, topology_node_t *n, int kind, uint32_t then_driver,
-                        const char *url_suffix) {
+/* A stop record for n's driver; `kind` and the record's fields say what follows. NULL
+ * when there is nothing to stop or nobody to ask: what follows then follows the next time
+ * the node is matched (the caller unbinds it). */
+static mgr_pending_t *stop_begin(mgr_t *m, topology_node_t *n, mgr_pending_t *up, int kind,
+                                 uint32_t then_driver, const char *url_suffix) {
   mgr_host_t *h = hosts__get(m, n->host_id);
   driver_t *d = driver_index__get(&m->index, n->driver_id);
+  if ((n->state != dfnet_v1_NodeState_BOUND && !n->starting) || d == NULL || h == NULL ||
+      h->session == 0)
+    return NULL;
   mgr_pending_t *p = pending__new(m, kind);
   if (p == NULL)
-    return;
+    return NULL;
   p->node_id = n->id;
+  p->host_id = n->host_id;
   p->driver_id = then_driver;
+  p->driver_host_id = n->driver_host_id;
   topology__fmt(p->moniker, sizeof p->moniker, "%s", n->moniker);
+  topology__fmt(p->stop_url, sizeof p->stop_url, "%s", d->url);
   topology__fmt(p->url_suffix, sizeof p->url_suffix, "%s", url_suffix ? url_suffix : "");
+  p->waiting = 1; /* the builder's count */
+  p->up = up;
+  if (up != NULL)
+    up->waiting++;
+  n->stopping = true;
+  n->stop_request = 0;
+  return p;
+}
+
+mgr_pending_t *binder__stop_begin(mgr_t *m, topology_node_t *n, mgr_pending_t *up) {
+  return stop_begin(m, n, up, PENDING_STOP, 0, NULL);
+}
+
+void binder__stop_release(mgr_t *m, mgr_pending_t *p) {
+  if (p == NULL || --p->waiting > 0)
+    return;
+  mgr_host_t *h = hosts__get(m, p->host_id);
   dfnet_status_t st = DFNET_STATUS_UNAVAILABLE;
   uint64_t id = 0;
-  if (h != NULL && h->session != 0 && d != NULL) {
+  if (h != NULL && h->session != 0) {
     dfnet_envelope_t *env = mgr__env(m);
     env->pb.which_msg = dfnet_v1_Envelope_driver_stop_tag;
     dfnet_v1_DriverStop *s = &env->pb.msg.driver_stop;
-    topology__fmt(s->node, sizeof s->node, "%s", n->moniker);
-    topology__fmt(s->url, sizeof s->url, "%s", d->url);
-    s->driver_host_id = n->driver_host_id;
+    topology__fmt(s->node, sizeof s->node, "%s", p->moniker);
+    topology__fmt(s->url, sizeof s->url, "%s", p->stop_url);
+    s->driver_host_id = p->driver_host_id;
     dfnet_request_opts_t opts = {
         .deadline_ms = MGR_START_DEADLINE_MS, .on_reply = on_stop_reply, .user = p};
     st = dfnet_transport_request(m->transport, h->session, env, &opts, 0, &id);
     if (st != DFNET_STATUS_OK)
-      DFNET_LOGW("binder", n->moniker, "DriverStop could not be sent: %s", dfnet_status_str(st));
+      DFNET_LOGW("binder", p->moniker, "DriverStop could not be sent: %s", dfnet_status_str(st));
   }
-  if (st == DFNET_STATUS_OK) {
-    p->request_id = id;
-    n->stopping = true;
-    n->stop_request = id;
+  if (st != DFNET_STATUS_OK) {
+    stop_done(m, p); /* nothing to wait for */
     return;
   }
-  /* nothing to wait for (host offline, no driver, not sent): what follows follows when the
-   * caller has unbound n, the next time the node is matched */
-  pending__free(p);
+  p->request_id = id;
+  topology_node_t *n = topology__find(&m->topo, p->moniker);
+  if (n != NULL && n->id == p->node_id && n->stopping)
+    n->stop_request = id;
 }
 
-void binder__stop_driver(mgr_t *m, topology_node_t *n) { stop_driver(m, n, PENDING_STOP, 0, NULL); }
+void binder__forget_after(mgr_t *m, const topology_node_t *n, mgr_pending_t *p) {
+  if (p != NULL)
+    p->forget = true;
+  else
+    binder__forget(m, n->host_id, n->moniker, FORGET_WHY);
+}
+
+/* Stop n's driver, its children going first (DFv2: a driver's children go with it, their
+ * drivers stopped child before parent); `kind` says what follows. */
+static void stop_with_children(mgr_t *m, topology_node_t *n, int kind, uint32_t then_driver,
+                               const char *url_suffix) {
+  mgr_pending_t *p = stop_begin(m, n, NULL, kind, then_driver, url_suffix);
+  if (n->child_count > 0) {
+    char why[TOPOLOGY_MONIKER_MAX + 64];
+    topology__fmt(why, sizeof why, "the driver of %s stopped", n->moniker);
+    while (n->child_count > 0)
+      binder__remove_tree(m, n->children[n->child_count - 1], p, true, why);
+  }
+  binder__stop_release(m, p);
+}
+
+void binder__stop_driver(mgr_t *m, topology_node_t *n) {
+  binder__stop_release(m, stop_begin(m, n, NULL, PENDING_STOP, 0, NULL));
+}
 
 void binder__stop_then_bind(mgr_t *m, topology_node_t *n, const char *url_suffix) {
-  stop_driver(m, n, PENDING_STOP_THEN_BIND, 0, url_suffix);
+  stop_with_children(m, n, PENDING_STOP_THEN_BIND, 0, url_suffix);
 }
 
 /* ---- driver status ---------------------------------------------------------------- */
@@ -339,39 +448,94 @@ void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus 
 
 /* ---- driver control ----------------------------------------------------------------- */
 
-uint32_t binder__restart_driver(mgr_t *m, driver_t *d) {
-  /* without memory for the list, every node counts as a driver host of its own */
-  topology_driver_host_t *refs = malloc((m->topo.count ? m->topo.count : 1) * sizeof *refs);
+/* The nodes driver d runs (or starts) on, by moniker and id, shallowest first: stopping
+ * one removes its children, so the list is taken before anything changes, and a node is
+ * looked up again (it may have gone with its parent's children). */
+typedef struct node_ref {
+  char *moniker;
+  uint64_t id;
+  size_t depth;
+} node_ref_t;
+
+static int node_ref_cmp(const void *a, const void *b) {
+  const node_ref_t *x = a, *y = b;
+  return x->depth < y->depth ? -1 : x->depth > y->depth;
+}
+
+static size_t nodes_of(mgr_t *m, const driver_t *d, bool starting_too, node_ref_t **out) {
+  *out = NULL;
+  node_ref_t *refs = malloc((m->topo.count ? m->topo.count : 1) * sizeof *refs);
   size_t count = 0;
-  uint32_t nodes = 0;
   topology_node_t *n, *tmp;
   HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (n->state != dfnet_v1_NodeState_BOUND || n->driver_id != d->id)
+    if (refs == NULL || n->driver_id != d->id ||
+        !(n->state == dfnet_v1_NodeState_BOUND || (starting_too && n->starting)))
       continue;
-    if (refs != NULL && count < m->topo.count)
-      refs[count++] = (topology_driver_host_t){.host = n->host_id, .id = n->driver_host_id};
+    size_t depth = 0;
+    for (const char *c = n->moniker; *c; c++)
+      depth += *c == '.';
+    if ((refs[count].moniker = strdup(n->moniker)) != NULL) {
+      refs[count].id = n->id;
+      refs[count++].depth = depth;
+    }
+  }
+  if (count > 1)
+    qsort(refs, count, sizeof *refs, node_ref_cmp);
+  *out = refs;
+  return count;
+}
+
+static void node_refs_free(node_ref_t *refs, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    free(refs[i].moniker);
+  free(refs);
+}
+
+static topology_node_t *node_ref_find(mgr_t *m, const node_ref_t *r) {
+  topology_node_t *n = topology__find(&m->topo, r->moniker);
+  return n != NULL && n->id == r->id ? n : NULL;
+}
+
+uint32_t binder__restart_driver(mgr_t *m, driver_t *d) {
+  node_ref_t *refs;
+  size_t count = nodes_of(m, d, false, &refs);
+  /* without memory for the list, every node counts as a driver host of its own */
+  topology_driver_host_t *dh = malloc((count ? count : 1) * sizeof *dh);
+  size_t ndh = 0;
+  uint32_t nodes = 0;
+  for (size_t i = 0; i < count; i++) {
+    topology_node_t *n = node_ref_find(m, &refs[i]);
+    if (n == NULL || n->state != dfnet_v1_NodeState_BOUND || n->driver_id != d->id)
+      continue;
+    if (dh != NULL)
+      dh[ndh++] = (topology_driver_host_t){.host = n->host_id, .id = n->driver_host_id};
     nodes++;
-    stop_driver(m, n, PENDING_STOP_THEN_START, d->id, NULL); /* started once stopped */
+    stop_with_children(m, n, PENDING_STOP_THEN_START, d->id, NULL); /* started once stopped */
     binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, "restarting");
   }
+  node_refs_free(refs, count);
   uint32_t driver_hosts = nodes;
-  if (refs != NULL) {
-    topology__sort_driver_hosts(refs, count);
-    driver_hosts = topology__count_driver_hosts(refs, count, 0);
+  if (dh != NULL) {
+    topology__sort_driver_hosts(dh, ndh);
+    driver_hosts = topology__count_driver_hosts(dh, ndh, 0);
   }
-  free(refs);
+  free(dh);
   return driver_hosts;
 }
 
 uint32_t binder__release_driver(mgr_t *m, driver_t *d, const char *reason) {
   uint32_t released = binder__composites_forget_driver(m, d, reason);
-  topology_node_t *n, *tmp;
-  HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (n->driver_id != d->id || (n->state != dfnet_v1_NodeState_BOUND && !n->starting))
+  node_ref_t *refs;
+  size_t count = nodes_of(m, d, true, &refs);
+  for (size_t i = 0; i < count; i++) {
+    topology_node_t *n = node_ref_find(m, &refs[i]);
+    if (n == NULL || n->driver_id != d->id ||
+        (n->state != dfnet_v1_NodeState_BOUND && !n->starting))
       continue;
     binder__stop_then_bind(m, n, NULL); /* matched again once stopped */
     binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, reason);
     released++;
   }
+  node_refs_free(refs, count);
   return released;
 }

@@ -2,10 +2,14 @@
  * instances of composite bind rules, and assembling a composite node from its parents.
  *
  * A node that no driver owns is presented to every composite as a bind parent: composite
- * node specs first, then composite drivers (one instance per driver and host). A node
+ * node specs first, then composite drivers (one instance per driver and host: bind rules
+ * cannot tell one board's nodes from another's, so each host assembles its own). A node
  * taken as a parent is OWNED_BY_COMPOSITE; once every non-optional parent is taken, the
- * composite node is added under all of them and bound to the composite driver. A record
- * keeps its parents by moniker + id (docs/style.md 7) and drops one that is gone.
+ * composite node is added under all of them and bound to the composite driver. A spec's
+ * parents may be on several hosts: the composite node is its primary parent's host's, its
+ * driver runs there, and it reaches the other parents' offers through the manager
+ * (offers.c, handle_call.c). A record keeps its parents by moniker + id (docs/style.md 7)
+ * and drops one that is gone; a composite node goes with any of its parents.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -27,8 +31,12 @@ _Static_assert(SPEC_PARENTS_MAX <= TOPOLOGY_PARENTS_MAX, "a spec's parents fit i
 _Static_assert(SPEC_PARENT_PROPS_MAX <= DFNET_BIND_NODE_MAX_PROPERTIES, "a spec parent matches");
 _Static_assert(pb_membersize(mgr_composite_t, name) == TOPOLOGY_NAME_MAX + 1,
                "a composite's name is its node's name");
+/* nanopb is built without PB_FIELD_32BIT: a message struct stays under 64 KiB (query.options
+ * bounds a spec parent for 16 of them to fit a listing). */
+_Static_assert(sizeof(dfnet_v1_AddCompositeNodeSpec) < 65536, "AddCompositeNodeSpec");
+_Static_assert(sizeof(dfnet_v1_CompositeInfo) < 65536, "CompositeInfo");
 
-static mgr_composite_t *composite_get(mgr_t *m, uint32_t id) {
+mgr_composite_t *binder__composite_get(mgr_t *m, uint32_t id) {
   for (mgr_composite_t *c = m->composites; c; c = c->next)
     if (c->id == id)
       return c;
@@ -179,7 +187,7 @@ static driver_t *spec_driver(mgr_t *m, mgr_composite_t *c) {
 /* ---- assembling --------------------------------------------------------------------- */
 
 void binder__bind_composite_node(mgr_t *m, topology_node_t *n) {
-  mgr_composite_t *c = composite_get(m, n->composite_id);
+  mgr_composite_t *c = binder__composite_get(m, n->composite_id);
   if (c == NULL)
     return;
   driver_t *d = c->from_spec ? spec_driver(m, c) : driver_index__get(&m->index, c->driver_id);
@@ -212,26 +220,20 @@ static topology_node_t *parent_node(mgr_t *m, mgr_composite_parent_t *p) {
   return n;
 }
 
-/* Parents on different hosts: the reason on c and on each of them. */
-static bool parents_on_one_host(mgr_t *m, mgr_composite_t *c, topology_node_t *const *nodes,
-                                size_t count) {
-  for (size_t i = 1; i < count; i++) {
-    if (nodes[i]->host_id == nodes[0]->host_id)
-      continue;
-    mgr_host_t *a = hosts__get(m, nodes[0]->host_id), *b = hosts__get(m, nodes[i]->host_id);
-    c->status = DFNET_STATUS_FAILED_PRECONDITION;
-    topology__fmt(c->message, sizeof c->message,
-                  "composite %s: parents on different hosts (%s, %s) are not supported", c->name,
-                  a ? a->name : "?", b ? b->name : "?");
-    DFNET_LOGW("binder", c->name, "%s", c->message);
-    for (size_t k = 0; k < count; k++)
-      topology__set_unbound(nodes[k], c->status, c->message);
-    return false;
+/* How many hosts the parents are on. */
+static size_t parents_hosts(topology_node_t *const *nodes, size_t count) {
+  size_t hosts = 0;
+  for (size_t i = 0; i < count; i++) {
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = nodes[j]->host_id == nodes[i]->host_id;
+    hosts += !seen;
   }
-  return true;
+  return hosts;
 }
 
-/* Add c's composite node once every non-optional parent is taken, and bind it. */
+/* Add c's composite node once every non-optional parent is taken, and bind it. The
+ * primary parent (parents[0]) names it and gives it its host. */
 static void try_assemble(mgr_t *m, mgr_composite_t *c) {
   if (c->node_moniker != NULL)
     return;
@@ -244,7 +246,7 @@ static void try_assemble(mgr_t *m, mgr_composite_t *c) {
     if (n != NULL && np < TOPOLOGY_PARENTS_MAX)
       nodes[np++] = n;
   }
-  if (np == 0 || !parents_on_one_host(m, c, nodes, np))
+  if (np == 0 || !c->parents[0].primary) /* the primary comes first and is never optional */
     return;
   char err[256];
   topology_node_t *cn = NULL;
@@ -262,7 +264,8 @@ static void try_assemble(mgr_t *m, mgr_composite_t *c) {
   mgr_host_t *h = hosts__get(m, cn->host_id);
   if (h != NULL)
     h->node_count++;
-  DFNET_LOGI("binder", cn->moniker, "composite %s assembled from %zu parents", c->name, np);
+  DFNET_LOGI("binder", cn->moniker, "composite %s assembled from %zu parents%s", c->name, np,
+             parents_hosts(nodes, np) > 1 ? " on several hosts" : "");
   streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_ADDED, cn->moniker, c->name, DFNET_STATUS_OK);
   binder__bind_composite_node(m, cn);
 }
@@ -475,34 +478,13 @@ static bool spec_valid(const dfnet_v1_CompositeNodeSpec *spec, char *err, size_t
   return true;
 }
 
-/* A spec whose parents would be on different hosts is refused now, with the reason; so is
- * a spec of a name already taken. */
+/* A spec of a name already taken is refused. (Its parents may be on any hosts.) */
 static dfnet_status_t spec_admissible(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
                                       size_t err_size) {
   for (mgr_composite_t *c = m->composites; c; c = c->next) {
     if (c->from_spec && strcmp(c->name, spec->name) == 0) {
       topology__fmt(err, err_size, "composite node spec %s already exists", spec->name);
       return DFNET_STATUS_ALREADY_EXISTS;
-    }
-  }
-  topology_node_t *first[SPEC_PARENTS_MAX] = {0};
-  topology_node_t *n, *tmp;
-  HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (n->composite || n->owned)
-      continue;
-    for (pb_size_t i = 0; i < spec->parents_count; i++)
-      if (first[i] == NULL && spec_parent_matches(&spec->parents[i], n)) {
-        first[i] = n;
-        break;
-      }
-  }
-  for (pb_size_t i = 1; i < spec->parents_count; i++) {
-    if (first[0] && first[i] && first[i]->host_id != first[0]->host_id) {
-      topology__fmt(err, err_size,
-                    "composite node spec %s: parents %s and %s are on different hosts; "
-                    "composites across hosts are not supported",
-                    spec->name, first[0]->moniker, first[i]->moniker);
-      return DFNET_STATUS_FAILED_PRECONDITION;
     }
   }
   return DFNET_STATUS_OK;

@@ -75,23 +75,15 @@ static void quarantine_or_restart(mgr_t *m, topology_node_t *n, driver_t *d, uns
     pending__free(p);
 }
 
-/* n and its subtree go (descendants' drivers stopped first); its host is told. */
+/* n and its subtree go (descendants' drivers stopped first, child before parent); its
+ * host is told. */
 static void remove_crashed(mgr_t *m, mgr_host_t *h, topology_node_t *n, const char *why) {
   DFNET_LOGW("binder", n->moniker, "%s; removing the node and its subtree", why);
   binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, why);
   char moniker[TOPOLOGY_MONIKER_MAX + 1];
   topology__fmt(moniker, sizeof moniker, "%s", n->moniker);
   binder__remove_subtree(m, n, true, why);
-  if (h->session == 0)
-    return;
-  dfnet_envelope_t *env = mgr__env(m);
-  dfnet_v1_NodeRemove *r = &env->pb.msg.node_remove;
-  env->pb.which_msg = dfnet_v1_Envelope_node_remove_tag;
-  topology__fmt(r->moniker, sizeof r->moniker, "%s", moniker);
-  r->has_reason = true;
-  r->reason.code = dfnet_v1_Code_UNAVAILABLE;
-  topology__fmt(r->reason.message, sizeof r->reason.message, "%s", why);
-  dfnet_transport_send(m->transport, h->session, env, 0);
+  binder__forget(m, h->id, moniker, why);
 }
 
 static void crash_one(mgr_t *m, mgr_host_t *h, topology_node_t *n, const char *reason) {
@@ -106,6 +98,12 @@ static void crash_one(mgr_t *m, mgr_host_t *h, topology_node_t *n, const char *r
   }
   unsigned crashes = record_crash(n, dfnet_transport_now_ms());
   binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, why);
+  /* Its children were its driver's (DFv2): they go, the drivers below stopped bottom-up,
+   * and the driver adds them again when it is back. */
+  char gone[TOPOLOGY_MONIKER_MAX + 64];
+  topology__fmt(gone, sizeof gone, "the driver of %s crashed", n->moniker);
+  while (n->child_count > 0)
+    binder__remove_tree(m, n->children[n->child_count - 1], NULL, true, gone);
   quarantine_or_restart(m, n, d, crashes, why, sizeof why);
 }
 
@@ -150,11 +148,17 @@ void binder__driver_host_exit(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverHost
   free(v);
 }
 
-void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, const char *reason) {
+void binder__remove_tree(mgr_t *m, topology_node_t *n, mgr_pending_t *up, bool stop_drivers,
+                         const char *reason) {
+  /* n's stop (if it has a driver to stop) waits for the stops below it; without one, the
+   * stops below are waited for by the stop above n. */
+  mgr_pending_t *p = stop_drivers || !n->offline ? binder__stop_begin(m, n, up) : NULL;
   while (n->child_count > 0)
-    binder__remove_subtree(m, n->children[n->child_count - 1], stop_drivers, reason);
-  if (stop_drivers && (n->state == dfnet_v1_NodeState_BOUND || n->starting))
-    binder__stop_driver(m, n);
+    binder__remove_tree(m, n->children[n->child_count - 1], p != NULL ? p : up, stop_drivers,
+                        reason);
+  if (n->composite && !n->offline)
+    binder__forget_after(m, n, p);
+  binder__stop_release(m, p);
   if (n->state == dfnet_v1_NodeState_BOUND) {
     driver_t *d = driver_index__get(&m->index, n->driver_id);
     if (d != NULL && d->device_count > 0)
@@ -167,4 +171,8 @@ void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, con
   DFNET_LOGD("binder", n->moniker, "removed (%s)", reason ? reason : "");
   streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_REMOVED, n->moniker, reason, DFNET_STATUS_OK);
   topology__remove(&m->topo, n);
+}
+
+void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, const char *reason) {
+  binder__remove_tree(m, n, NULL, stop_drivers, reason);
 }

@@ -1,8 +1,17 @@
-/* dfnet-manager: routing a client's Call to the driver that serves it (issue 7, docs/design.md
- * "Calls"; docs/architecture.md "Host session protocol" step 8).
+/* dfnet-manager: routing a Call to the driver that serves it (issue 7, docs/design.md
+ * "Calls"; docs/architecture.md "Calls", "Host session protocol" step 9).
  *
  * client --Call(id C)--> manager --Call(id H, target = moniker)--> host agent --> driver
  *        <--Reply(id C)--         <--Reply(id H)--
+ *
+ * The caller is a client session, or a host session calling for one of its drivers a
+ * service whose source node is on another board (a composite's parent; issue "Drivers
+ * that talk to drivers"): host A --Call(id A, caller = the driver's node)--> manager -->
+ * host B, replies back to A under A's id. The manager vouches for what it forwards as
+ * Call.caller: a client's certificate name, or, for a host, the node it names, which must
+ * be that host's, run a driver (whose URL goes on as caller_driver_url, and must be the
+ * one the host named, if any) and have been offered the method's service by the target
+ * (offers.c); else PERMISSION_DENIED. Everything else is the same for both.
  *
  * The target is a node moniker or a class path ("class/<class>/<NNN>"). A node its
  * parent's driver keeps (OWNED_BY_PARENT, e.g. the "rng" child that publishes class/rng/000)
@@ -12,17 +21,17 @@
  * whose host is offline, UNAVAILABLE (transient: the caller may retry). The call goes on
  * to the host as a streaming transport request
  * with the time left (deadline_ms) as its deadline, so this hop enforces it too; every
- * reply is relayed under the client's id, and the transport's own completions
+ * reply is relayed under the caller's id, and the transport's own completions
  * (DEADLINE_EXCEEDED, UNAVAILABLE when the host drops, CANCELLED) become a final Reply.
- * Cancel and StreamCredit from the client travel on to the host with the id of the
- * forwarded call; a client that disconnects cancels its calls, so the driver learns of
- * it. Each client call gets exactly one final Reply (the transport's exactly-once
+ * Cancel and StreamCredit from the caller travel on to the host with the id of the
+ * forwarded call; a caller that disconnects cancels its calls, so the driver learns of
+ * it. Each call gets exactly one final Reply (the transport's exactly-once
  * completion carries that guarantee).
  *
- * A route is found by (client session, client call id): uthash with a two-u64 key. Routes
+ * A route is found by (caller's session, caller's call id): uthash with a two-u64 key. Routes
  * live from the forwarded request's start to its last completion.
  *
- * Bounds (issue "The manager holds under abuse"): a client session has at most
+ * Bounds (issue "The manager holds under abuse"): a session (client or host) has at most
  * cfg.max_calls_per_session calls in flight (256; the next is RESOURCE_EXHAUSTED with the
  * limit in its message), so a route table, its hash entries and the host requests behind
  * them stay bounded per caller; a call without a deadline gets cfg.default_call_deadline_ms
@@ -37,8 +46,8 @@
 #include "manager/manager.h"
 
 typedef struct call_key {
-  uint64_t session; /* the client's session */
-  uint64_t id;      /* the client's call id */
+  uint64_t session; /* the caller's session (a client's, or a host's for its driver) */
+  uint64_t id;      /* the caller's call id */
 } call_key_t;
 
 struct mgr_call {
@@ -57,7 +66,7 @@ static mgr_call_t *call_find(mgr_t *m, dfnet_session_id_t session, uint64_t id) 
   return c;
 }
 
-/* Answer the client's call with a final Reply carrying `code` (no payload). */
+/* Answer the caller's call with a final Reply carrying `code` (no payload). */
 static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id, dfnet_status_t code,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -94,16 +103,16 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
       dfnet_status_t st = dfnet_transport_send(m->transport, c->key.session, w, 0);
       if (st == DFNET_STATUS_RESOURCE_EXHAUSTED && last) {
         /* The last reply does not fit the caller's send queue: end the call all the same. */
-        DFNET_LOGW("calls", NULL, "client session %llu: final reply of call %llu dropped: %s",
+        DFNET_LOGW("calls", NULL, "session %llu: final reply of call %llu dropped: %s",
                    (unsigned long long)c->key.session, (unsigned long long)c->key.id,
                    dfnet_status_str(st));
         reply_final(m, c->key.session, c->key.id, DFNET_STATUS_RESOURCE_EXHAUSTED,
                     "the reply did not fit the caller's send queue (the caller reads too "
                     "slowly)");
       } else if (st != DFNET_STATUS_OK && !last) {
-        /* The client cannot take more (send queue over its mark): end the call rather
+        /* The caller cannot take more (send queue over its mark): end the call rather
          * than let memory grow; the driver learns of it through Cancel. */
-        DFNET_LOGW("calls", NULL, "client session %llu: %s; cancelling call %llu",
+        DFNET_LOGW("calls", NULL, "session %llu: %s; cancelling call %llu",
                    (unsigned long long)c->key.session, dfnet_status_str(st),
                    (unsigned long long)c->key.id);
         (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request, true,
@@ -133,6 +142,37 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
   free(c);
 }
 
+/* A host's call for its driver (Call.caller): the node must be this host's, run a driver
+ * (the one the host names, if it names one) and have been offered the method's service by
+ * `target`. Returns that driver's URL, or NULL when the call has been answered
+ * PERMISSION_DENIED. */
+static const char *driver_caller(mgr_t *m, const mgr_session_t *s, uint64_t id,
+                                 const dfnet_v1_Call *call, const topology_node_t *target) {
+  const topology_node_t *caller = topology__find(&m->topo, call->caller);
+  if (caller == NULL || caller->host_id != s->host_id) {
+    reply_final(m, s->id, id, DFNET_STATUS_PERMISSION_DENIED,
+                "caller '%s' is not a node of host %s", call->caller, s->name);
+    return NULL;
+  }
+  const driver_t *d = driver_index__get(&m->index, caller->driver_id);
+  if (d == NULL || (caller->state != dfnet_v1_NodeState_BOUND && !caller->starting)) {
+    reply_final(m, s->id, id, DFNET_STATUS_PERMISSION_DENIED, "no driver runs on caller %s",
+                caller->moniker);
+    return NULL;
+  }
+  if (call->caller_driver_url[0] != '\0' && strcmp(call->caller_driver_url, d->url) != 0) {
+    reply_final(m, s->id, id, DFNET_STATUS_PERMISSION_DENIED, "%s runs %s, not %s", caller->moniker,
+                d->url, call->caller_driver_url);
+    return NULL;
+  }
+  char why[TOPOLOGY_MONIKER_MAX * 2 + 300];
+  if (!offers__permit(m, caller, target->moniker, call->method, why, sizeof why)) {
+    reply_final(m, s->id, id, DFNET_STATUS_PERMISSION_DENIED, "%s", why);
+    return NULL;
+  }
+  return d->url;
+}
+
 void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_Call *call = &env->pb.msg.call;
   uint64_t id = env->pb.id;
@@ -152,6 +192,9 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
     reply_final(m, s->id, id, DFNET_STATUS_NOT_FOUND, "no node or class entry '%s'", call->target);
     return;
   }
+  const char *driver_url = NULL; /* a driver's call: the calling driver */
+  if (s->kind == SESSION_HOST && (driver_url = driver_caller(m, s, id, call, n)) == NULL)
+    return;
   const char *addressed = n->moniker;
   while (n->state == dfnet_v1_NodeState_OWNED_BY_PARENT && n->parent_count > 0)
     n = n->parents[0];
@@ -194,7 +237,13 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   uint32_t deadline = call->deadline_ms ? call->deadline_ms : m->cfg.default_call_deadline_ms;
   fwd->deadline_ms = deadline;
   fwd->credit = call->credit;
-  topology__fmt(fwd->caller, sizeof fwd->caller, "%s", s->name);
+  if (driver_url == NULL) {
+    topology__fmt(fwd->caller, sizeof fwd->caller, "%s", s->name);
+    fwd->caller_driver_url[0] = '\0';
+  } else {
+    memcpy(fwd->caller, call->caller, sizeof fwd->caller); /* checked: a node's moniker */
+    topology__fmt(fwd->caller_driver_url, sizeof fwd->caller_driver_url, "%s", driver_url);
+  }
   w->bulk = env->bulk;
   dfnet_request_opts_t opts = {
       .deadline_ms = deadline, .streaming = true, .on_reply = on_host_reply, .user = c};
@@ -233,6 +282,8 @@ void handle__stream_credit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *e
 }
 
 void calls__session_closed(mgr_t *m, dfnet_session_id_t session) {
+  if (m->calls == NULL)
+    return;
   mgr_call_t *c, *tmp;
   HASH_ITER(hh, m->calls, c, tmp) {
     if (c->key.session == session)

@@ -1,6 +1,11 @@
 /* dfnet-manager: NodeAdd from a host agent (docs/architecture.md "Host session protocol"
  * 2 and 7; docs/spec/dfv2.md "Nodes" AddChild). Answered with Status. A node re-announced after
- * a reconnect is reconciled: its binding is kept and nothing is restarted. */
+ * a reconnect is reconciled: its binding is kept and nothing is restarted. A child of a
+ * node whose driver is stopping is refused (DFv2: its children are going; the host's
+ * driver is on its way out). A composite node is the manager's to make: the host announces
+ * one only to reconcile it (it recorded it when the manager started its driver there); one
+ * the manager no longer knows is refused and the host told to forget it (NodeRemove), which
+ * stops its driver. */
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +57,25 @@ static void reconcile(mgr_t *m, mgr_session_t *s, topology_node_t *n, const dfne
   binder__bind_node(m, n, NULL);
 }
 
+/* A node the host runs a composite driver on that the manager does not know (its composite
+ * went while the host was away, or the manager restarted): refused, and the host told to
+ * forget it. True when so (answered). */
+static bool stale_composite(mgr_t *m, mgr_session_t *s, const dfnet_v1_NodeAdd *a,
+                            const char *moniker, uint64_t id) {
+  const driver_t *d =
+      a->driver_url[0] != '\0' ? driver_index__find_url(&m->index, a->driver_url) : NULL;
+  if (d == NULL || !d->composite)
+    return false;
+  DFNET_LOGW("nodes", moniker,
+             "host %s re-announced a composite node the manager has not: "
+             "it is told to forget it",
+             s->name);
+  sessions__reply_status(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION,
+                         "%s: no such composite node (its composite is gone); forget it", moniker);
+  binder__forget(m, s->host_id, moniker, "no such composite node");
+  return true;
+}
+
 void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_NodeAdd *a = &env->pb.msg.node_add;
   uint64_t id = env->pb.id;
@@ -88,6 +112,13 @@ void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
                              moniker);
     return;
   }
+  if (parent->stopping) {
+    sessions__reply_status(m, s->id, id, DFNET_STATUS_UNAVAILABLE,
+                           "%s: the driver of %s is stopping", moniker, a->parent);
+    return;
+  }
+  if (stale_composite(m, s, a, moniker, id))
+    return;
   topology_add_args_t args = {
       .name = a->name,
       .props = a->properties,

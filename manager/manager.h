@@ -7,7 +7,8 @@
  *
  * Files: topology.c (nodes), driver_index.c (drivers, policy), binder.c (matching,
  * starting and stopping drivers), composite_node_spec.c (composites and their bind
- * parents), crash_policy.c (driver host exits, restarts, quarantine, removal), hosts.c
+ * parents), offers.c (what a node was offered, who serves it), crash_policy.c (driver
+ * host exits, restarts, quarantine, removal), hosts.c
  * (host sessions, grace period, reconcile), sessions.c (Hello/Welcome, roles, dispatch),
  * handle_<message>.c (one wire message each), streams.c (paced list replies, watch events),
  * package_store.c (content-addressed packages), main.c (command line).
@@ -133,6 +134,16 @@ typedef struct mgr_pending {
   void *stream; /* streams.c: a paced list */
   int kind;
   char url_suffix[DFNET_PACKAGE_URL_MAX]; /* binder.c: a bind to run once a driver stopped */
+  /* binder.c: a DriverStop that waits for the stops of the drivers below its node (DFv2:
+   * child before parent). It is sent when `waiting` drops to 0: each stop below holds one
+   * count until the host answered it, and the one who builds the record holds one until
+   * everything below has been asked to stop. `up` is the stop waiting for this one (it
+   * holds a count of it, so it outlives this record). */
+  uint32_t waiting;
+  struct mgr_pending *up;
+  char stop_url[DFNET_PACKAGE_URL_MAX]; /* the DriverStop's url and driver host */
+  uint64_t driver_host_id;
+  bool forget; /* then tell the host to forget the node (NodeRemove): a composite node */
 } mgr_pending_t;
 
 typedef struct mgr_config {
@@ -143,12 +154,12 @@ typedef struct mgr_config {
   uint32_t host_grace_ms;
   uint32_t keepalive_ms;     /* --keepalive-ms: ping a silent peer, drop it after 3 intervals */
   uint32_t hello_timeout_ms; /* --hello-timeout-ms: a session without Hello is closed */
-  uint32_t max_calls_per_session;    /* --max-calls-in-flight: calls a client may have open */
+  uint32_t max_calls_per_session;    /* --max-calls-in-flight: calls a session may have open */
   uint32_t default_call_deadline_ms; /* --default-deadline-ms: a call that gives none */
   bool stop_drivers_on_exit;
 } mgr_config_t;
 
-typedef struct mgr_call mgr_call_t; /* handle_call.c: a client call in flight */
+typedef struct mgr_call mgr_call_t; /* handle_call.c: a client's or a driver's call in flight */
 
 typedef struct mgr {
   mgr_config_t cfg;
@@ -166,7 +177,7 @@ typedef struct mgr {
   dfnet_envelope_t *scratch;   /* one envelope being built (heap: ~34 KiB) */
   dfnet_envelope_t *event_env; /* for watch events, built while scratch may be in use */
   uint32_t watchers;           /* sessions with a Watch open */
-  mgr_call_t *calls;           /* client calls in flight, by (session, call id) */
+  mgr_call_t *calls;           /* calls in flight, by (caller's session, call id) */
   volatile int stopping;
 } mgr_t;
 
@@ -211,14 +222,18 @@ void binder__start(mgr_t *m, topology_node_t *n, driver_t *d);
 void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus *st);
 /* Send DriverStop for the driver on n to its host (if online); the reply is logged. The
  * node is `stopping` until the host answers (it answers once the driver has stopped): no
- * driver is started on it meanwhile. */
+ * driver is started on it meanwhile. n's children are not looked at (shutdown stops the
+ * deepest first itself). */
 void binder__stop_driver(mgr_t *m, topology_node_t *n);
-/* binder__stop_driver, and once the host answered (or at once when the stop cannot be
- * sent), match n again (binder__bind_node with url_suffix, NULL = any driver). The caller
- * unbinds n right after this call, as after binder__stop_driver. */
+/* n's driver stops and n is matched again (binder__bind_node with url_suffix, NULL = any
+ * driver) once its host answered the DriverStop (or at once when the stop cannot be sent).
+ * n's children go first, as a driver's children go with it (DFv2): their subtree is
+ * removed, the drivers below stopped bottom-up, and n's DriverStop is sent once those
+ * stops are answered. The caller unbinds n right after this call. */
 void binder__stop_then_bind(mgr_t *m, topology_node_t *n, const char *url_suffix);
-/* Restart every driver host running driver d: stop it on each node bound to it and start
- * it again once the host answered the DriverStop. Returns how many driver hosts. */
+/* Restart every driver host running driver d: on each node bound to it, its children go
+ * (as in binder__stop_then_bind), then the driver is stopped and started again once the
+ * host answered the DriverStop. Returns how many driver hosts. */
 uint32_t binder__restart_driver(mgr_t *m, driver_t *d);
 /* Driver d is about to leave the index: stop it on every node bound to it or starting it
  * (DriverStop to their online hosts) and leave those nodes unbound with `reason`; drop the
@@ -250,14 +265,55 @@ dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec
 uint32_t binder__composites_forget_driver(mgr_t *m, const driver_t *d, const char *reason);
 /* n is being removed: no composite refers to it afterwards. */
 void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n);
+/* The composite record `id` (a composite node's composite_id), or NULL. */
+mgr_composite_t *binder__composite_get(mgr_t *m, uint32_t id);
 void binder__destroy_composites(mgr_t *m);
 
 /* crash_policy.c: driver host exits (restart with backoff, quarantine), removal. */
 /* The owning host reported a driver host exit. */
 void binder__driver_host_exit(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverHostExit *e);
-/* Remove n and its subtree bottom-up; when stop_drivers, bound drivers are stopped first
- * (DriverStop to their online hosts) in that order. */
+/* Remove n and its subtree bottom-up. The drivers bound in it are stopped child before
+ * parent: a node's DriverStop is sent once the stops of the drivers below it are answered
+ * (binder.c). stop_drivers false (its host is gone): the drivers of offline nodes are not
+ * asked to stop, those of online nodes still are (a composite node on another host). A
+ * composite node removed while its host is online is forgotten there too (NodeRemove
+ * after its driver stopped): the host recorded it for the manager (its primary parent is
+ * the host's). */
 void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, const char *reason);
+
+/* binder.c: stops in DFv2's order, child before parent. */
+/* A stop of the driver on n (nothing follows it) that waits for the stops below it
+ * (mgr_pending_t.waiting), or NULL when n has no driver to stop or no online host (nothing
+ * to wait for). `up` (may be NULL) is the stop that waits for this one. The caller passes
+ * the record as `up` for everything below n, then calls binder__stop_release() on it once.
+ * n is `stopping` from now on (no driver is started on it). */
+mgr_pending_t *binder__stop_begin(mgr_t *m, topology_node_t *n, mgr_pending_t *up);
+/* Drop one count of stop p (NULL is a no-op): at 0 its DriverStop is sent (or, when it
+ * cannot be, it completes at once, releasing its `up`). */
+void binder__stop_release(mgr_t *m, mgr_pending_t *p);
+/* Tell n's host (when online) to forget n (NodeRemove) once stop p has completed, or now
+ * when p is NULL: a composite node the manager removes, which its host recorded. */
+void binder__forget_after(mgr_t *m, const topology_node_t *n, mgr_pending_t *p);
+/* NodeRemove{moniker, why} to host `host_id` now, when it is online (an event: nothing is
+ * answered): the host drops the node (and stops its driver) if it is one it recorded for
+ * the manager or one a driver added; it keeps a hardware node. */
+void binder__forget(mgr_t *m, uint32_t host_id, const char *moniker, const char *why);
+/* crash_policy.c: remove n's subtree as binder__remove_subtree does, the stops in it
+ * waiting under `up` (may be NULL). */
+void binder__remove_tree(mgr_t *m, topology_node_t *n, mgr_pending_t *up, bool stop_drivers,
+                         const char *reason);
+
+/* offers.c: what a node was offered (docs/spec/dfv2.md "Nodes", "Composites"). */
+/* The offers n received into out[0..max): a plain node's own ({service, "default", its
+ * parent}), a composite's from every parent it has (under the parent's name, the primary's
+ * under "default" too, each keeping its source). Returns how many n has (only max are
+ * written when that is more). */
+size_t offers__list(mgr_t *m, const topology_node_t *n, dfnet_v1_Offer *out, size_t max);
+/* May the driver on `caller` call `method` ("/<service>/<Method>") on node `target` (its
+ * moniker)? True when caller received that service from that node; else false with the
+ * reason in why. */
+bool offers__permit(mgr_t *m, const topology_node_t *caller, const char *target, const char *method,
+                    char *why, size_t why_size);
 
 /* ---- pending.c: timers that refer to records by id ---- */
 mgr_pending_t *pending__new(mgr_t *m, int kind);
@@ -321,12 +377,14 @@ void handle__driver_control(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
 void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__watch(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 
-/* ---- handle_call.c: client calls routed to drivers ---- */
+/* ---- handle_call.c: calls routed to drivers, from clients and from drivers ---- */
+/* A Call from a client, or from a host for one of its drivers (Call.caller: the driver's
+ * node, which must be that host's and must have been offered the service by the target). */
 void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
-/* A client's Cancel of a call in flight; false when it names no call of that session. */
+/* A caller's Cancel of a call in flight; false when it names no call of that session. */
 bool handle__call_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__stream_credit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
-/* A client session closed: cancel its calls (the drivers learn of it). */
+/* A session closed: cancel the calls it made (the drivers learn of it). */
 void calls__session_closed(mgr_t *m, dfnet_session_id_t session);
 
 #endif /* DFNET_MANAGER_MANAGER_H */

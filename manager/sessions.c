@@ -1,8 +1,9 @@
 /* dfnet-manager: sessions (docs/design.md "Security"): the first envelope is a Hello, answered
  * with Welcome; then each message is checked against the session's kind and role and
  * handed to its handle_<message>.c. viewer: queries and watch; operator: + calls; admin:
- * + driver and composite changes; host: only the host messages. Anything else:
- * PERMISSION_DENIED. */
+ * + driver and composite changes; host: only the host messages, among them the calls its
+ * drivers make to nodes of other hosts (Call, Cancel, StreamCredit; handle_call.c checks
+ * the calling node). Anything else: PERMISSION_DENIED. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,8 +96,7 @@ void sessions__on_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reas
              message ? message : "");
   if (s->kind == SESSION_HOST && !m->stopping)
     hosts__session_closed(m, s);
-  if (s->kind == SESSION_CLIENT)
-    calls__session_closed(m, s->id);
+  calls__session_closed(m, s->id); /* a client's calls, or those of a host's drivers */
   session_free(m, s);
 }
 
@@ -133,6 +133,9 @@ static bool host_message(pb_size_t which) {
   case dfnet_v1_Envelope_driver_status_tag:
   case dfnet_v1_Envelope_driver_host_exit_tag:
   case dfnet_v1_Envelope_package_fetch_tag:
+  case dfnet_v1_Envelope_call_tag: /* a driver calling a node of another host */
+  case dfnet_v1_Envelope_cancel_tag:
+  case dfnet_v1_Envelope_stream_credit_tag:
     return true;
   default:
     return false;
@@ -260,6 +263,15 @@ static void dispatch_host(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *en
     break;
   case dfnet_v1_Envelope_driver_host_exit_tag:
     handle__driver_host_exit(m, s, env);
+    break;
+  case dfnet_v1_Envelope_call_tag:
+    handle__call(m, s, env);
+    break;
+  case dfnet_v1_Envelope_cancel_tag:
+    (void)handle__call_cancel(m, s, env); /* of a call that ended: nothing to do */
+    break;
+  case dfnet_v1_Envelope_stream_credit_tag:
+    handle__stream_credit(m, s, env);
     break;
   default:
     handle__package_fetch(m, s, env);

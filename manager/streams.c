@@ -61,6 +61,11 @@ void streams__event(mgr_t *m, dfnet_v1_WatchEvent_Kind kind, const char *subject
 
 /* ---- nodes -------------------------------------------------------------------------- */
 
+_Static_assert(TOPOLOGY_PARENTS_MAX <= pb_arraysize(dfnet_v1_NodeInfo, parents),
+               "a listing names every parent of a composite");
+_Static_assert(TOPOLOGY_OFFERS_MAX <= pb_arraysize(dfnet_v1_NodeInfo, offers), "offers");
+_Static_assert(sizeof(dfnet_v1_NodeInfo) < 65536, "a message struct stays under 64 KiB");
+
 void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
                              dfnet_v1_NodeInfo *out) {
   topology__fmt(out->moniker, sizeof out->moniker, "%s", n->moniker);
@@ -70,9 +75,13 @@ void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
   if (verbose) {
     out->properties_count = (pb_size_t)topology__props_to_wire(
         n, out->properties, sizeof out->properties / sizeof out->properties[0]);
-    for (size_t i = 0; i < n->offer_count && i < 16; i++)
+    const size_t offers_cap = pb_arraysize(dfnet_v1_NodeInfo, offers);
+    for (size_t i = 0; i < n->offer_count && i < offers_cap; i++)
       topology__fmt(out->offers[i], sizeof out->offers[i], "%s", n->offers[i]);
-    out->offers_count = n->offer_count < 16 ? n->offer_count : 16;
+    out->offers_count = (pb_size_t)(n->offer_count < offers_cap ? n->offer_count : offers_cap);
+    const size_t offered_cap = pb_arraysize(dfnet_v1_NodeInfo, offered);
+    size_t offered = offers__list(m, n, out->offered, offered_cap);
+    out->offered_count = (pb_size_t)(offered < offered_cap ? offered : offered_cap);
   }
   topology__fmt(out->class_name, sizeof out->class_name, "%s", n->class_name ? n->class_name : "");
   topology__class_path(n, out->class_path, sizeof out->class_path);
@@ -89,7 +98,7 @@ void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
   }
   out->offline = n->offline;
   if (n->composite) {
-    for (uint8_t i = 0; i < n->parent_count && i < 8; i++)
+    for (uint8_t i = 0; i < n->parent_count && i < pb_arraysize(dfnet_v1_NodeInfo, parents); i++)
       if (n->parents[i] != NULL)
         topology__fmt(out->parents[out->parents_count++], sizeof out->parents[0], "%s",
                       n->parents[i]->moniker);

@@ -9,7 +9,10 @@
 #include "dfnet/bind_keys.h"
 #include "lib/property.h"
 
-#define DERIVED_SUFFIX ".ZirconTransport"
+/* The transport dfnet's offers are carried by: DFv2 names a driver-runtime service
+ * "<service>.DriverTransport" ("ZirconTransport" is a kernel channel, which dfnet has
+ * none of). */
+#define DERIVED_SUFFIX ".DriverTransport"
 
 /* A node's properties go back to the wire whole: its own came from it, and a derived one
  * is an offer (its key) and the offer with DERIVED_SUFFIX (its value). */
@@ -147,20 +150,21 @@ static const char *keep(char **s, const char *text) {
   return kept;
 }
 
-/* Build the property block: own properties (checked by topology__check_props), then
- * derived ones for the parent's offers whose key is not already present. */
+/* Build the property block: own properties (checked by topology__check_props), then a
+ * derived one for each of n's offers (n->offers, built first) whose key is not already
+ * present. */
 static dfnet_status_t build_props(topology_node_t *n, const dfnet_v1_NodeProperty *props,
-                                  size_t count, const topology_node_t *parent) {
+                                  size_t count) {
   size_t derived = 0, bytes = 0;
   for (size_t i = 0; i < count; i++) {
     topology_prop_t p;
     dfnet_property_from_wire(&props[i], &p);
     bytes += text_size(p.str_key) + text_size(p.str_value);
   }
-  for (size_t i = 0; parent != NULL && i < parent->offer_count; i++) {
-    if (!has_str_key(props, count, parent->offers[i])) {
+  for (size_t i = 0; i < n->offer_count; i++) {
+    if (!has_str_key(props, count, n->offers[i])) {
       derived++;
-      bytes += 2 * strlen(parent->offers[i]) + sizeof DERIVED_SUFFIX + 1;
+      bytes += 2 * strlen(n->offers[i]) + sizeof DERIVED_SUFFIX + 1;
     }
   }
   size_t total = count + derived;
@@ -181,15 +185,15 @@ static dfnet_status_t build_props(topology_node_t *n, const dfnet_v1_NodePropert
     q->str_value = keep(&s, q->str_value);
   }
   size_t k = count;
-  for (size_t i = 0; parent != NULL && i < parent->offer_count; i++) {
-    if (has_str_key(props, count, parent->offers[i]))
+  for (size_t i = 0; i < n->offer_count; i++) {
+    if (has_str_key(props, count, n->offers[i]))
       continue;
     topology_prop_t *q = &block[k++];
     memset(q, 0, sizeof *q);
-    q->str_key = keep(&s, parent->offers[i]);
+    q->str_key = keep(&s, n->offers[i]);
     q->type = DFNET_BIND_VALUE_STRING;
     q->str_value = s;
-    s += sprintf(s, "%s%s", parent->offers[i], DERIVED_SUFFIX) + 1;
+    s += sprintf(s, "%s%s", n->offers[i], DERIVED_SUFFIX) + 1;
   }
   free(n->props);
   n->props = block;
@@ -198,30 +202,48 @@ static dfnet_status_t build_props(topology_node_t *n, const dfnet_v1_NodePropert
   return DFNET_STATUS_OK;
 }
 
+/* Is offers[i] empty ("" = none on the wire) or one given before it? */
+static bool offer_skipped(const char (*offers)[128], size_t i) {
+  if (offers[i][0] == '\0')
+    return true;
+  for (size_t j = 0; j < i; j++)
+    if (strncmp(offers[j], offers[i], 127) == 0)
+      return true;
+  return false;
+}
+
+/* The node's offers, each service once. */
 static dfnet_status_t build_offers(topology_node_t *n, const char (*offers)[128], size_t count) {
-  if (count == 0) {
+  size_t bytes = 0, kept = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (!offer_skipped(offers, i)) {
+      bytes += strnlen(offers[i], 127) + 1;
+      kept++;
+    }
+  }
+  if (kept == 0) {
     free(n->offers);
     n->offers = NULL;
     n->offer_count = 0;
     return DFNET_STATUS_OK;
   }
-  size_t bytes = 0;
-  for (size_t i = 0; i < count; i++)
-    bytes += strnlen(offers[i], 127) + 1;
-  char **block = malloc(count * sizeof(char *) + bytes);
+  char **block = malloc(kept * sizeof(char *) + bytes);
   if (block == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  char *s = (char *)(block + count);
+  char *s = (char *)(block + kept);
+  size_t k = 0;
   for (size_t i = 0; i < count; i++) {
+    if (offer_skipped(offers, i))
+      continue;
     size_t len = strnlen(offers[i], 127);
     memcpy(s, offers[i], len);
     s[len] = '\0';
-    block[i] = s;
+    block[k++] = s;
     s += len + 1;
   }
   free(n->offers);
   n->offers = block;
-  n->offer_count = (uint8_t)count;
+  n->offer_count = (uint8_t)kept;
   return DFNET_STATUS_OK;
 }
 
@@ -339,9 +361,9 @@ dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
   n->host_id = args->host_id;
   if (args->owned)
     n->state = dfnet_v1_NodeState_OWNED_BY_PARENT;
-  st = build_props(n, args->props, args->prop_count, parent);
+  st = build_offers(n, args->offers, args->offer_count);
   if (st == DFNET_STATUS_OK)
-    st = build_offers(n, args->offers, args->offer_count);
+    st = build_props(n, args->props, args->prop_count);
   if (st == DFNET_STATUS_OK)
     st = assign_class(t, n, args->class_name, err, err_size);
   if (st == DFNET_STATUS_OK && parent != NULL) {
@@ -411,9 +433,9 @@ dfnet_status_t topology__update(topology_t *t, topology_node_t *n,
   dfnet_status_t st = topology__check_props(props, prop_count, err, err_size);
   if (st != DFNET_STATUS_OK)
     return st;
-  st = build_props(n, props, prop_count, n->composite ? NULL : n->parents[0]);
+  st = build_offers(n, offers, offer_count);
   if (st == DFNET_STATUS_OK)
-    st = build_offers(n, offers, offer_count);
+    st = build_props(n, props, prop_count);
   if (st != DFNET_STATUS_OK)
     snprintf(err, err_size, "out of memory");
   return st;

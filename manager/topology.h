@@ -3,9 +3,13 @@
  * Nodes form a DAG keyed by moniker (dot-joined names from the root, e.g.
  * "dev.lab-a.pci.00_05_0"), found by a hash table (uthash). A node has one primary parent
  * (NULL for a host's root "dev.<host>"); a composite node has several parents, and is a
- * child of each. Properties (at most TOPOLOGY_PROPS_MAX from the wire, one value per key)
- * are kept in one allocation per node, with the properties derived from the parent's
- * offers appended ("<service>" = "<service>.ZirconTransport", docs/spec/dfv2.md "Nodes").
+ * child of each. A node's offers are the services its parent's driver offers to it (DFv2
+ * AddChild offers: served by the driver bound to the parent, which added the node).
+ * Properties (at most TOPOLOGY_PROPS_MAX from the wire, one value per key) are kept in one
+ * allocation per node, with a property derived from each of the node's own offers
+ * appended ("<service>" = "<service>.DriverTransport", docs/spec/dfv2.md "Nodes"). A
+ * composite node has no offers and no properties of its own: what its parents were
+ * offered reaches its driver renamed (manager/offers.c).
  * A node with a class name gets the class path class/<class>/<NNN> (class_paths.h): the
  * number a moniker had before when it comes back, else the lowest free one.
  *
@@ -33,7 +37,7 @@
 #define TOPOLOGY_NAME_MAX 128    /* bytes of one node name */
 #define TOPOLOGY_MONIKER_MAX 511 /* bytes of a moniker */
 #define TOPOLOGY_CLASS_MAX 31
-#define TOPOLOGY_PARENTS_MAX 8 /* parents of a composite node */
+#define TOPOLOGY_PARENTS_MAX 16 /* parents of a composite node */
 
 /* One node property, in the bind matcher's form so that matching needs no conversion.
  * Strings point into the node's property block. */
@@ -59,7 +63,7 @@ struct topology_node {
   topology_node_t **children;
   uint32_t child_count, child_cap;
   topology_prop_t *props; /* one block with its strings; owned */
-  char **offers;          /* one block with its strings; owned */
+  char **offers;          /* offered to this node by its parent's driver; one block; owned */
   char *class_name;       /* owned, NULL when none */
   int32_t class_index;    /* -1 when none */
   uint32_t host_id;       /* the host session record that owns it */
@@ -119,10 +123,10 @@ dfnet_status_t topology__check_props(const dfnet_v1_NodeProperty *props, size_t 
                                      size_t err_size);
 
 /* Add a node under `parent` (NULL: a root whose moniker is args->name itself, which may
- * contain dots, e.g. "dev.lab-a"). Copies everything; appends the offer-derived properties
- * of the parent's offers; assigns the class path. State starts UNBOUND (OWNED_BY_PARENT
- * when owned). Errors: INVALID_ARGUMENT (bad name, properties or class; err says why),
- * ALREADY_EXISTS (a sibling with that name), RESOURCE_EXHAUSTED (moniker too long, memory).
+ * contain dots, e.g. "dev.lab-a"). Copies everything; appends a derived property for each
+ * of its own offers (never for its parent's); assigns the class path. State starts UNBOUND
+ * (OWNED_BY_PARENT when owned). Errors: INVALID_ARGUMENT (bad name, properties or class; err says
+ * why), ALREADY_EXISTS (a sibling with that name), RESOURCE_EXHAUSTED (moniker too long, memory).
  * On OK *out is the node (owned by the topology). */
 dfnet_status_t topology__add(topology_t *t, topology_node_t *parent,
                              const topology_add_args_t *args, topology_node_t **out, char *err,
@@ -134,8 +138,9 @@ dfnet_status_t topology__add_composite(topology_t *t, topology_node_t *const *pa
                                        size_t parent_count, const char *name, uint32_t host_id,
                                        topology_node_t **out, char *err, size_t err_size);
 
-/* Replace a node's own properties and offers (NodeUpdate); derived ones are kept.
- * Errors: INVALID_ARGUMENT as topology__check_props, RESOURCE_EXHAUSTED. */
+/* Replace a node's own properties and offers (NodeUpdate); the derived properties follow
+ * the new offers. Errors: INVALID_ARGUMENT as topology__check_props (or too many offers),
+ * RESOURCE_EXHAUSTED. */
 dfnet_status_t topology__update(topology_t *t, topology_node_t *n,
                                 const dfnet_v1_NodeProperty *props, size_t prop_count,
                                 const char (*offers)[128], size_t offer_count, char *err,

@@ -17,10 +17,10 @@
 
 #define SPEC_FILE_MAX (1u << 20)
 #define SPEC_NAME_MAX 128     /* a node name (CompositeNodeSpec.name: 129 with the NUL) */
-#define SPEC_PARENTS_MAX 4    /* CompositeNodeSpec.parents */
-#define SPEC_RULES_MAX 8      /* ParentSpec.bind_rules */
-#define SPEC_VALUES_MAX 4     /* BindRule.values */
-#define SPEC_PROPERTIES_MAX 8 /* ParentSpec.properties */
+#define SPEC_PARENTS_MAX 16   /* CompositeNodeSpec.parents */
+#define SPEC_RULES_MAX 4      /* ParentSpec.bind_rules */
+#define SPEC_VALUES_MAX 3     /* BindRule.values */
+#define SPEC_PROPERTIES_MAX 3 /* ParentSpec.properties */
 #define SPEC_KEY_MAX 127      /* BindRule.str_key, NodeProperty.str_key */
 #define SPEC_RULE_STR_MAX 127 /* PropertyValue.str_value, enum_value */
 #define SPEC_PROP_STR_MAX 255 /* NodeProperty.str_value, enum_value */
@@ -452,7 +452,7 @@ int cmd_composite_add(int argc, char **argv) {
   static const cli_syntax_t syn = {
       .usage = "composite add SPEC.json [--json]",
       .about =
-          "Add a composite node spec (role admin): a name and 1..4 parents, each with the "
+          "Add a composite node spec (role admin): a name and 1..16 parents, each with the "
           "bind rules a node must match and the properties the composite sees (Fuchsia's "
           "CompositeNodeSpec). The file's format: clients/cli/JSON.md \"composite add\". "
           "The file is checked before anything is sent; a mistake names the field (exit 2).",

@@ -134,6 +134,14 @@ static cJSON *node_json(const dfnet_client_node_t *n, bool verbose) {
     for (size_t i = 0; i < n->property_count; i++)
       cJSON_AddItemToArray(props, cli__property_json(&n->properties[i]));
     cJSON_AddItemToObject(o, "offers", strv_json(n->offers, n->offer_count));
+    cJSON *offered = cJSON_AddArrayToObject(o, "offered");
+    for (size_t i = 0; i < n->offered_count; i++) {
+      cJSON *e = cJSON_CreateObject();
+      cJSON_AddStringToObject(e, "service", n->offered[i].service);
+      cJSON_AddStringToObject(e, "instance", n->offered[i].instance);
+      cJSON_AddStringToObject(e, "source", n->offered[i].source);
+      cJSON_AddItemToArray(offered, e);
+    }
   }
   return o;
 }
@@ -142,6 +150,34 @@ static cJSON *node_json(const dfnet_client_node_t *n, bool verbose) {
 static const char *short_name(const char *moniker) {
   const char *dot = strrchr(moniker, '.');
   return dot ? dot + 1 : moniker;
+}
+
+/* Do offered[i] and offered[j] name one offer (the same service from the same node)? */
+static bool same_offer(const dfnet_client_offer_t *a, const dfnet_client_offer_t *b) {
+  return strcmp(a->service, b->service) == 0 && strcmp(a->source, b->source) == 0;
+}
+
+/* The Offers as `ffx driver list-devices -v` prints them: one per service and source, its
+ * instances on one line (a composite's primary parent's offers: "default" and the parent's
+ * name). A manager that sends no `offered` gives the names only. */
+static void print_offers(const dfnet_client_node_t *n) {
+  if (n->offered_count == 0) {
+    printf("%zu Offers\n", n->offer_count);
+    for (size_t i = 0; i < n->offer_count; i++)
+      printf("Service: %s\n", n->offers[i]);
+    return;
+  }
+  size_t groups = 0;
+  for (size_t i = 0; i < n->offered_count; i++)
+    groups += i == 0 || !same_offer(&n->offered[i - 1], &n->offered[i]);
+  printf("%zu Offers\n", groups);
+  for (size_t i = 0; i < n->offered_count;) {
+    const dfnet_client_offer_t *o = &n->offered[i];
+    printf("Service: %s\n  Source: %s\n  Instances:", o->service, o->source);
+    for (; i < n->offered_count && same_offer(o, &n->offered[i]); i++)
+      printf(" %s", n->offered[i].instance);
+    printf("\n");
+  }
 }
 
 /* `ffx driver list-devices -v`, plus dfnet's State, Host, Class and Reason lines. */
@@ -168,9 +204,7 @@ static void node_print_verbose(const dfnet_client_node_t *n) {
     cli__property_value(&n->properties[i], value, sizeof value);
     printf("[%2zu/ %2zu] : Key %-30s Value %s\n", i + 1, n->property_count, key, value);
   }
-  printf("%zu Offers\n", n->offer_count);
-  for (size_t i = 0; i < n->offer_count; i++)
-    printf("Service: %s\n", n->offers[i]);
+  print_offers(n);
   printf("\n");
 }
 

@@ -239,6 +239,25 @@ static dfnet_status_t node_fill(dfnet_envelope_t *req, const list_ask_t *a,
   return client__copy_field(m->filter, sizeof m->filter, a->filter, "filter", err);
 }
 
+/* NodeInfo.offered into n->offered (in the arena). */
+static bool offered_copy(client_arena_t *arena, const dfnet_v1_NodeInfo *w,
+                         dfnet_client_node_t *n) {
+  n->offered_count = w->offered_count;
+  if (w->offered_count == 0)
+    return true;
+  dfnet_client_offer_t *o = client__arena_alloc(arena, w->offered_count * sizeof *o);
+  if (o == NULL)
+    return false;
+  bool ok = true;
+  for (pb_size_t i = 0; i < w->offered_count; i++) {
+    ARENA_STR(o[i].service, w->offered[i].service);
+    ARENA_STR(o[i].instance, w->offered[i].instance);
+    ARENA_STR(o[i].source, w->offered[i].source);
+  }
+  n->offered = o;
+  return ok;
+}
+
 static bool node_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_NodeInfo *w = &env->pb.msg.node_info;
   dfnet_client_node_t *n = item;
@@ -274,7 +293,7 @@ static bool node_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *
     ARENA_STR(n->offers[i], w->offers[i]);
   for (pb_size_t i = 0; i < w->parents_count; i++)
     ARENA_STR(n->parents[i], w->parents[i]);
-  return ok;
+  return ok && offered_copy(arena, w, n);
 }
 
 static const list_kind_t node_list = {

@@ -8,7 +8,9 @@
  * Files: main.c (process, signals, threading), options.c (command line), nodes.c (the
  * node table), session.c (Hello, announcing, requests from the manager), cache.c (the
  * package cache and PackageFetch), drivers.c (DriverStart/DriverStop, driver hosts,
- * supervisor events), calls.c (Call/Cancel/StreamCredit forwarding).
+ * supervisor events), calls.c (Call/Cancel/StreamCredit forwarding: the manager's calls to
+ * drivers, and drivers' calls to other drivers, which it routes to another driver host or
+ * to the manager).
  */
 #ifndef DFNET_HOST_AGENT_AGENT_H
 #define DFNET_HOST_AGENT_AGENT_H
@@ -92,7 +94,8 @@ typedef struct agent_node {
   uint8_t *add;  /* the NodeAdd, protobuf-encoded (full parent moniker, no
                     driver_url/driver_host_id) */
   size_t add_len;
-  uint64_t origin_host; /* 0: an enumerator's; else the driver host whose driver added it */
+  uint64_t origin_host; /* 0: an enumerator's; UINT64_MAX: a composite node the manager made
+                           (drivers.c); else the driver host whose driver added it */
   /* The driver bound to this node. */
   agent_driver_state_t driver;
   char *driver_url;
@@ -178,7 +181,8 @@ typedef struct agent {
 
   agent_dh_t *dhs;
   agent_op_t *ops_by_local;  /* uthash on local_id */
-  agent_op_t *calls_by_peer; /* uthash on (session, manager id): calls only */
+  agent_op_t *calls_by_peer; /* uthash on (session, manager id), or (AGENT_DH_KEY(driver
+                                host), its id) for a driver's call: calls only */
   uint64_t next_local_id;
 
   agent_fetch_t *fetches;
@@ -266,6 +270,10 @@ void agent__enum_node_removed(agent_t *a, const char *rel_moniker);
 void agent__dh_node_add(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *req);
 void agent__dh_node_remove(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *req);
 
+/* Answer a driver host's request with a Status carrying its id. */
+void agent__dh_answer_status(agent_t *a, uint64_t dh_id, uint64_t request_id, dfnet_status_t code,
+                             const char *message);
+
 /* A new envelope, zeroed (heap: Envelope is 34 KiB). NULL when out of memory. */
 dfnet_envelope_t *agent__envelope_new(void);
 
@@ -321,19 +329,35 @@ void agent__drivers_free(agent_t *a);
 
 /* ---- ops and calls (calls.c) --------------------------------------------------------- */
 
+/* calls_by_peer's key "session" for a call a driver host made: its id with the top bit
+ * (session ids and driver host ids both count from 1 and never reach it). */
+#define AGENT_DH_KEY(dh_id) ((dh_id) | (1ull << 63))
+
+typedef struct agent_call_ctx agent_call_ctx_t;
+
 struct agent_op {
   uint64_t local_id;
   agent_op_kind_t kind;
-  uint64_t host_id;
+  uint64_t host_id;           /* the driver host the request went to (0: none, CALL up to
+                                 the manager) */
   uint64_t node_uid;          /* START / STOP */
   bool fresh_host;            /* START: the host was spawned for it */
   char *moniker;              /* START: the node (to stop an orphaned driver); owned */
-  dfnet_session_id_t session; /* CALL: the manager session (0 once gone) */
-  uint64_t manager_id;        /* CALL: the manager's envelope id */
+  dfnet_session_id_t session; /* CALL from the manager: its session (0 once gone) */
+  uint64_t manager_id;        /* CALL from the manager: its envelope id */
   struct {
     uint64_t session, id;
   } peer_key; /* CALL: key of calls_by_peer (session, manager id) */
   bool in_peer_table;
+  /* CALL from a driver host (a driver calling another driver, calls.c): */
+  uint64_t caller_dh;            /* the calling driver host (0: the manager calls) */
+  uint64_t caller_id;            /* its id of the Call */
+  bool caller_answered;          /* its final answer went (deadline) or it died */
+  uint64_t target_uid;           /* the serving node on this host (0: up to the manager) */
+  dfnet_session_id_t up_session; /* up to the manager: the session and request id */
+  uint64_t up_request;
+  dfnet_timer_id_t timer; /* the deadline at this hop (0: none) */
+  agent_call_ctx_t *timer_ctx;
   UT_hash_handle hh_local, hh_peer;
 };
 
@@ -350,6 +374,13 @@ void agent__handle_call_control(agent_t *a, dfnet_session_id_t session,
 void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env);
 /* The session went away: cancel its calls at the driver hosts. */
 void agent__calls_session_closed(agent_t *a, dfnet_session_id_t session);
+
+/* What the driver hosts send, first seen by calls.c (main.c wires these as the supervisor's
+ * callbacks): a driver's Call, Cancel or StreamCredit is routed here, everything else goes
+ * on to agent__sup_on_envelope / agent__sup_on_exit (drivers.c). A driver host that ended
+ * has the calls its drivers made cancelled. */
+void agent__dh_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env);
+void agent__dh_on_exit(void *arg, const dfnet_driver_host_exit_t *exit);
 
 /* Send a final Reply{code, message, end_of_stream} with the given id. */
 void agent__reply_call_status(agent_t *a, dfnet_session_id_t session, uint64_t id,

@@ -9,6 +9,12 @@
  * exit of a driver host we did not close is a crash: DriverHostExit to the manager (kept
  * for after the reconnect when disconnected), the nodes its drivers added are dropped
  * (the manager applies the crash policy to their subtree), and the agent carries on.
+ *
+ * A composite node is the manager's: it puts one on this host when the composite's primary
+ * parent is one of our nodes (its other parents may be anywhere in the fleet). The first
+ * DriverStart for it records it in the node table (composite_node), so that its driver
+ * starts, stops and is re-announced with the others after a reconnect; the manager's
+ * NodeRemove, or its primary parent going, drops it.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -135,6 +141,42 @@ static dfnet_status_t send_stop(agent_t *a, uint64_t host_id, const char *monike
   return DFNET_STATUS_OK;
 }
 
+/* origin_host of a composite node's record: no driver host's id (they count up from 1).
+ * Like a driver's child it is dropped with the driver children of an ancestor (its
+ * primary parent going) and on the manager's NodeRemove; no driver host may remove it. */
+#define COMPOSITE_ORIGIN UINT64_MAX
+
+/* The composite node `moniker` that the manager starts a driver on: recorded when its
+ * parent (the composite's primary parent, whose moniker it extends) is one of our nodes.
+ * NULL when it is not (or there is no memory: logged). */
+static agent_node_t *composite_node(agent_t *a, const char *moniker) {
+  const char *dot = strrchr(moniker, '.');
+  char parent[AGENT_MONIKER_MAX];
+  if (dot == NULL || (size_t)(dot - moniker) >= sizeof parent)
+    return NULL;
+  memcpy(parent, moniker, (size_t)(dot - moniker));
+  parent[dot - moniker] = '\0';
+  if (agent__node_find(a, parent) == NULL)
+    return NULL;
+  dfnet_v1_NodeAdd *add = calloc(1, sizeof *add); /* ~28 KiB: not on the stack */
+  if (add == NULL) {
+    DFNET_LOGE(DRV_SUBSYS, moniker, "out of memory recording a composite node");
+    return NULL;
+  }
+  agent__strlcpy(add->parent, parent, sizeof add->parent);
+  agent__strlcpy(add->name, dot + 1, sizeof add->name);
+  agent_node_t *n = NULL;
+  dfnet_status_t st = agent__node_insert(a, add, COMPOSITE_ORIGIN, &n);
+  free(add);
+  if (st != DFNET_STATUS_OK) {
+    DFNET_LOGW(DRV_SUBSYS, moniker, "composite node not recorded: %s", dfnet_status_str(st));
+    return NULL;
+  }
+  DFNET_LOGI(DRV_SUBSYS, moniker, "composite node recorded (its primary parent %s is ours)",
+             parent);
+  return n;
+}
+
 /* The node a DriverStart / DriverStop names, or NULL when this host has none: the request
  * is then answered `code` with "no node <moniker><why>". */
 static agent_node_t *request_node(agent_t *a, dfnet_session_id_t session, uint64_t id,
@@ -231,10 +273,15 @@ void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
                                 const dfnet_envelope_t *env) {
   const dfnet_v1_DriverStart *m = &env->pb.msg.driver_start;
   uint64_t id = env->pb.id;
-  agent_node_t *n = request_node(a, session, id, m->node, DFNET_STATUS_NOT_FOUND, " on this host");
-  if (n == NULL)
+  bool complete = !digest_empty(m->package_digest) && m->binary[0] != '\0' && m->url[0] != '\0';
+  agent_node_t *n = agent__node_find(a, m->node);
+  if (n == NULL && complete)
+    n = composite_node(a, m->node);
+  if (n == NULL) {
+    agent__reply_status(a, session, id, DFNET_STATUS_NOT_FOUND, "no node %s on this host", m->node);
     return;
-  if (digest_empty(m->package_digest) || m->binary[0] == '\0' || m->url[0] == '\0') {
+  }
+  if (!complete) {
     agent__reply_status(a, session, id, DFNET_STATUS_INVALID_ARGUMENT,
                         "DriverStart needs url, package_digest and binary");
     return;

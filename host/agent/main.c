@@ -430,8 +430,8 @@ static int run_agent(agent_t *a) {
   dfnet_supervisor_config_t sc = {.driver_host_path = a->driver_host_path,
                                   .extra_args = extra,
                                   .stop_grace_ms = a->opt.stop_grace_ms,
-                                  .on_envelope = agent__sup_on_envelope,
-                                  .on_exit = agent__sup_on_exit,
+                                  .on_envelope = agent__dh_on_envelope,
+                                  .on_exit = agent__dh_on_exit,
                                   .arg = a};
   dfnet_status_t st = dfnet_supervisor_new(&sc, &a->sup);
   if (st != DFNET_STATUS_OK) {

@@ -3,7 +3,11 @@
  * instead of the 29 KiB nanopb struct), with the driver bound to it.
  *
  * Monikers are full ("dev.<host>.pci.00_05_0"). A node's subtree is every node whose
- * moniker starts with its moniker followed by '.'.
+ * moniker starts with its moniker followed by '.'. Besides the enumerators' nodes
+ * (origin_host 0) and the drivers' children (origin_host: their driver host), the table
+ * holds the composite nodes the manager put on this host (drivers.c, composite_node): under
+ * their primary parent's moniker, they go with the "driver-added" nodes below an ancestor
+ * whose driver stops, and on the manager's NodeRemove, as a driver's child does.
  */
 #include <stdio.h>
 #include <stdlib.h>

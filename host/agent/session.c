@@ -57,8 +57,8 @@ typedef struct node_req {
   bool removal;
 } node_req_t;
 
-static void answer_driver_host(agent_t *a, uint64_t dh_id, uint64_t request_id, dfnet_status_t code,
-                               const char *message) {
+void agent__dh_answer_status(agent_t *a, uint64_t dh_id, uint64_t request_id, dfnet_status_t code,
+                             const char *message) {
   dfnet_envelope_t *env = scratch(a);
   env->pb.id = request_id;
   env->pb.which_msg = dfnet_v1_Envelope_status_tag;
@@ -102,7 +102,7 @@ static void on_node_reply(void *user, dfnet_status_t status, const dfnet_envelop
       if (n != NULL)
         agent__node_drop_subtree(a, n);
     }
-    answer_driver_host(a, r->dh_id, r->dh_request, code, message);
+    agent__dh_answer_status(a, r->dh_id, r->dh_request, code, message);
   }
   if (last)
     free(r);
@@ -149,7 +149,7 @@ static void send_node_add(agent_t *a, agent_node_t *n, uint64_t dh_id, uint64_t 
   node_add_fill(a, n, env);
   if (send_node_request(a, env, r) != DFNET_STATUS_OK) {
     if (dh_id != 0)
-      answer_driver_host(a, dh_id, dh_request, DFNET_STATUS_OK, "");
+      agent__dh_answer_status(a, dh_id, dh_request, DFNET_STATUS_OK, "");
     free(r);
   }
 }
@@ -175,7 +175,7 @@ static void send_node_remove(agent_t *a, const char *moniker, uint64_t dh_id, ui
   agent__strlcpy(env->pb.msg.node_remove.moniker, moniker, sizeof env->pb.msg.node_remove.moniker);
   if (send_node_request(a, env, r) != DFNET_STATUS_OK) {
     if (dh_id != 0)
-      answer_driver_host(a, dh_id, dh_request, DFNET_STATUS_OK, "");
+      agent__dh_answer_status(a, dh_id, dh_request, DFNET_STATUS_OK, "");
     free(r);
   }
 }
@@ -266,13 +266,13 @@ void agent__dh_node_add(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *req)
   if (!allowed) {
     DFNET_LOGW(AGENT_SUBSYS, m->parent, "driver host %llu may not add %s here",
                (unsigned long long)dh_id, m->name);
-    answer_driver_host(a, dh_id, req->pb.id, DFNET_STATUS_PERMISSION_DENIED,
-                       "the parent is not a node of a driver in this driver host");
+    agent__dh_answer_status(a, dh_id, req->pb.id, DFNET_STATUS_PERMISSION_DENIED,
+                            "the parent is not a node of a driver in this driver host");
     return;
   }
   dfnet_v1_NodeAdd *copy = malloc(sizeof *copy);
   if (copy == NULL) {
-    answer_driver_host(a, dh_id, req->pb.id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    agent__dh_answer_status(a, dh_id, req->pb.id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   *copy = *m;
@@ -282,13 +282,13 @@ void agent__dh_node_add(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *req)
   dfnet_status_t st = agent__node_insert(a, copy, dh_id, &n);
   free(copy);
   if (st != DFNET_STATUS_OK) {
-    answer_driver_host(a, dh_id, req->pb.id, st, "node not added");
+    agent__dh_answer_status(a, dh_id, req->pb.id, st, "node not added");
     return;
   }
   DFNET_LOGI(AGENT_SUBSYS, n->moniker, "child node added by driver host %llu",
              (unsigned long long)dh_id);
   if (!a->welcomed) {
-    answer_driver_host(a, dh_id, req->pb.id, DFNET_STATUS_OK, "");
+    agent__dh_answer_status(a, dh_id, req->pb.id, DFNET_STATUS_OK, "");
     return;
   }
   send_node_add(a, n, dh_id, req->pb.id);
@@ -298,8 +298,8 @@ void agent__dh_node_remove(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *r
   const char *moniker = req->pb.msg.node_remove.moniker;
   agent_node_t *n = agent__node_find(a, moniker);
   if (n == NULL || n->origin_host != dh_id) {
-    answer_driver_host(a, dh_id, req->pb.id, DFNET_STATUS_NOT_FOUND,
-                       "no such child node of this driver host");
+    agent__dh_answer_status(a, dh_id, req->pb.id, DFNET_STATUS_NOT_FOUND,
+                            "no such child node of this driver host");
     return;
   }
   char copy[AGENT_MONIKER_MAX];
@@ -307,7 +307,7 @@ void agent__dh_node_remove(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *r
   DFNET_LOGI(AGENT_SUBSYS, copy, "child node removed by its driver");
   agent__node_drop_subtree(a, n);
   if (!a->welcomed) {
-    answer_driver_host(a, dh_id, req->pb.id, DFNET_STATUS_OK, "");
+    agent__dh_answer_status(a, dh_id, req->pb.id, DFNET_STATUS_OK, "");
     return;
   }
   send_node_remove(a, copy, dh_id, req->pb.id);

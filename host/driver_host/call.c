@@ -8,7 +8,12 @@
  *
  * References on a call: the id table (until it ends), the queued handler task (passed to
  * the driver when its handler runs, released by dfnet_call_reply() or after `stop`), a
- * queued cancel callback, and short-lived lookups by the link thread.
+ * queued cancel callback, short-lived lookups by the link thread, and for a call another
+ * driver of this process made (`local`), the caller's record (client.c).
+ *
+ * Every reply leaves through call_emit(), under the call's mu: on the link for a call from
+ * the agent; to the caller's record (`sink`) for a local call, so that the serving driver
+ * cannot tell the two apart but by dfnet_call_caller() and dfnet_call_caller_driver_url().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -79,6 +84,18 @@ static void table_remove(struct dfnet_call *call) {
     dh__call_unref(call);
 }
 
+/* ---- replies ----------------------------------------------------------------------------- */
+
+/* Send one reply of the call to its caller. call->mu held. */
+static dfnet_status_t call_emit(struct dfnet_call *call, dfnet_status_t code, const char *message,
+                                bool eos, const uint8_t *data, size_t len) {
+  if (!call->local)
+    return dh__link_send_reply(call->driver->host, call->id, code, message, eos, data, len);
+  if (call->sink != NULL)
+    dh__client_deliver(call->sink, code, message, eos, data, len);
+  return DFNET_STATUS_OK;
+}
+
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 static void drop_queue(struct dfnet_call *call) {
@@ -113,7 +130,6 @@ void dh__call_unref(struct dfnet_call *call) {
   pthread_mutex_unlock(&drv->mu);
   drop_queue(call);
   drop_final(call);
-  free(call->request);
   pthread_cond_destroy(&call->cv);
   pthread_mutex_destroy(&call->mu);
   free(call);
@@ -169,7 +185,7 @@ void dh__call_end(struct dfnet_call *call, dfnet_status_t status, const char *me
   call->end_status = status;
   drop_queue(call);
   drop_final(call);
-  dh__link_send_reply(call->driver->host, call->id, status, message, true, NULL, 0);
+  call_emit(call, status, message, true, NULL, 0);
   pthread_cond_broadcast(&call->cv);
   if (!call->replied && call->cancel_fn != NULL && !call->cancel_done) {
     call->cancel_done = true;
@@ -240,11 +256,15 @@ int dh__call_expire(dh_host_t *host) {
   struct dfnet_call *expired[BATCH];
   size_t n;
   uint64_t next = 0;
+  bool outcalls = false;
   do {
     uint64_t now = dh__now_ns();
     n = 0;
     next = 0;
     pthread_mutex_lock(&host->calls_mu);
+    /* 0 until stored below: a deadline added meanwhile wakes the link thread */
+    host->next_expiry_ns = 0;
+    outcalls = host->live_outcalls > 0;
     for (unsigned b = 0; host->live_calls > 0 && b < DH_CALL_BUCKETS; b++) {
       for (struct dfnet_call *c = host->calls[b]; c != NULL; c = c->hnext) {
         if (c->deadline_ns == 0)
@@ -264,6 +284,16 @@ int dh__call_expire(dh_host_t *host) {
       dh__call_unref(expired[i]);
     }
   } while (n == BATCH);
+  if (outcalls) {
+    uint64_t out_next = dh__client_expire(host, dh__now_ns());
+    if (out_next != 0 && (next == 0 || out_next < next))
+      next = out_next;
+  }
+  if (next != 0 || outcalls) {
+    pthread_mutex_lock(&host->calls_mu);
+    host->next_expiry_ns = next;
+    pthread_mutex_unlock(&host->calls_mu);
+  }
   if (next == 0)
     return -1;
   uint64_t now = dh__now_ns();
@@ -310,6 +340,50 @@ static void task_call(void *arg) {
   handler(drv->ctx, call, call->request, call->request_len);
 }
 
+/* A new call of drv (not yet in any list), with one allocation for the call, its request
+ * and the caller's strings; refs 2 (the table and the handler task). NULL: out of memory. */
+static struct dfnet_call *call_new(dfnet_driver_t *drv, uint64_t id, const char *method,
+                                   const char *caller, const char *caller_url,
+                                   const uint8_t *request, size_t len, uint32_t credit,
+                                   uint32_t deadline_ms) {
+  size_t caller_len = strlen(caller), url_len = strlen(caller_url);
+  struct dfnet_call *call = malloc(sizeof *call + len + caller_len + url_len + 2);
+  if (call == NULL)
+    return NULL;
+  memset(call, 0, sizeof *call);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&call->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&call->mu, NULL);
+  call->id = id;
+  call->driver = drv;
+  atomic_store(&call->refs, 2); /* the table and the handler task */
+  call->request = (uint8_t *)call->storage;
+  if (len > 0)
+    memcpy(call->request, request, len);
+  call->request_len = len;
+  char *strings = call->storage + len;
+  memcpy(strings, caller, caller_len + 1);
+  call->caller = strings;
+  memcpy(strings + caller_len + 1, caller_url, url_len + 1);
+  call->caller_driver_url = strings + caller_len + 1;
+  dh__strlcpy(call->method, method, sizeof call->method);
+  call->credit = credit;
+  if (deadline_ms > 0)
+    call->deadline_ns = dh__now_ns() + (uint64_t)deadline_ms * 1000000u;
+  return call;
+}
+
+/* Link a new call into its driver's list. drv->mu held. */
+static void link_to_driver_locked(dfnet_driver_t *drv, struct dfnet_call *call) {
+  call->dnext = drv->calls;
+  if (drv->calls != NULL)
+    drv->calls->dprev = call;
+  drv->calls = call;
+}
+
 void dh__call_handle(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m, dfnet_bytes_t payload) {
   char msg[700];
   dh_driver_state_t state = DH_DRIVER_STOPPED;
@@ -323,34 +397,14 @@ void dh__call_handle(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m, dfnet
                         msg, true, NULL, 0);
     return;
   }
-  struct dfnet_call *call = calloc(1, sizeof *call);
-  if (call == NULL || (payload.size > 0 && (call->request = malloc(payload.size)) == NULL)) {
-    free(call);
+  struct dfnet_call *call = call_new(drv, id, m->method, m->caller, m->caller_driver_url,
+                                     payload.data, payload.size, m->credit, m->deadline_ms);
+  if (call == NULL) {
     dh__link_send_reply(host, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory", true, NULL, 0);
     return;
   }
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&call->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&call->mu, NULL);
-  call->id = id;
-  call->driver = drv;
-  atomic_store(&call->refs, 2); /* the table and the handler task */
-  if (payload.size > 0)
-    memcpy(call->request, payload.data, payload.size);
-  call->request_len = payload.size;
-  dh__strlcpy(call->method, m->method, sizeof call->method);
-  dh__strlcpy(call->caller, m->caller, sizeof call->caller);
-  call->credit = m->credit;
-  if (m->deadline_ms > 0)
-    call->deadline_ns = dh__now_ns() + (uint64_t)m->deadline_ms * 1000000u;
   pthread_mutex_lock(&drv->mu);
-  call->dnext = drv->calls;
-  if (drv->calls != NULL)
-    drv->calls->dprev = call;
-  drv->calls = call;
+  link_to_driver_locked(drv, call);
   pthread_mutex_unlock(&drv->mu);
   if (!table_insert(host, call)) {
     DFNET_LOGW(CALL_SUBSYS, drv->moniker, "call id %llu is already in flight: refused",
@@ -373,6 +427,57 @@ void dh__call_handle(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m, dfnet
   }
 }
 
+dfnet_status_t dh__call_start_local(dfnet_driver_t *serving, uint64_t id,
+                                    const dh_local_call_t *args, struct dh_outcall *sink,
+                                    struct dfnet_call **out) {
+  *out = NULL;
+  struct dfnet_call *call =
+      call_new(serving, id, args->method, args->caller, args->caller_driver_url, args->request,
+               args->len, args->credit, args->deadline_ms);
+  if (call == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  call->local = true;
+  call->sink = sink;
+  atomic_store(&call->refs, 3); /* the table, the handler task and the caller */
+  *out = call;                  /* before the handler can run: the caller's record lets go of it */
+  dh_host_t *host = serving->host;
+  /* Under the serving driver's mu: it cannot reach STOPPED, and its dispatcher cannot be
+   * reaped, before the handler task is queued. */
+  pthread_mutex_lock(&serving->mu);
+  if (serving->state >= DH_DRIVER_STOPPING) {
+    pthread_mutex_unlock(&serving->mu);
+    *out = NULL;
+    pthread_cond_destroy(&call->cv);
+    pthread_mutex_destroy(&call->mu);
+    free(call);
+    return DFNET_STATUS_UNAVAILABLE;
+  }
+  link_to_driver_locked(serving, call);
+  pthread_mutex_lock(&host->calls_mu);
+  unsigned b = bucket_of(call->id);
+  call->hnext = host->calls[b];
+  host->calls[b] = call;
+  call->in_table = true;
+  host->live_calls++;
+  if (call->deadline_ns != 0)
+    dh__link_deadline_added_locked(host, call->deadline_ns);
+  pthread_mutex_unlock(&host->calls_mu);
+  dfnet_status_t st =
+      dh__dispatcher_post(&serving->dispatcher, 0, task_call, unref_arg, call, false);
+  pthread_mutex_unlock(&serving->mu);
+  if (st != DFNET_STATUS_OK) {
+    dh__call_end(call, DFNET_STATUS_UNAVAILABLE, "the driver is stopping");
+    dh__call_unref(call); /* the handler task's */
+  }
+  return DFNET_STATUS_OK;
+}
+
+void dh__call_detach(struct dfnet_call *call) {
+  pthread_mutex_lock(&call->mu);
+  call->sink = NULL;
+  pthread_mutex_unlock(&call->mu);
+}
+
 void dh__call_handle_cancel(dh_host_t *host, uint64_t id) {
   struct dfnet_call *call = table_find_ref(host, id);
   if (call == NULL) {
@@ -387,7 +492,6 @@ void dh__call_handle_cancel(dh_host_t *host, uint64_t id) {
 /* Send queued items while there is credit, then a pending final reply. call->mu held.
  * Returns true when the call ended (its final reply went out). */
 static bool flush_locked(struct dfnet_call *call) {
-  dh_host_t *host = call->driver->host;
   while (call->credit > 0 && call->q_head != NULL) {
     dh_item_t *it = call->q_head;
     call->q_head = it->next;
@@ -395,14 +499,13 @@ static bool flush_locked(struct dfnet_call *call) {
       call->q_tail = NULL;
     call->q_len--;
     call->credit--;
-    dh__link_send_reply(host, call->id, DFNET_STATUS_OK, NULL, false, it->data, it->len);
+    call_emit(call, DFNET_STATUS_OK, NULL, false, it->data, it->len);
     free(it);
   }
   pthread_cond_broadcast(&call->cv);
   if (call->q_head != NULL || !call->final_pending)
     return false;
-  dh__link_send_reply(host, call->id, call->final_status, call->final_message, true,
-                      call->final_data, call->final_len);
+  call_emit(call, call->final_status, call->final_message, true, call->final_data, call->final_len);
   drop_final(call);
   call->ended = true;
   call->end_status = DFNET_STATUS_OK;
@@ -416,6 +519,11 @@ void dh__call_handle_credit(dh_host_t *host, uint64_t id, uint32_t credit) {
                (unsigned long long)id);
     return;
   }
+  dh__call_add_credit(call, credit);
+  dh__call_unref(call);
+}
+
+void dh__call_add_credit(struct dfnet_call *call, uint32_t credit) {
   pthread_mutex_lock(&call->mu);
   bool ended_now = false;
   if (!call->ended) {
@@ -426,13 +534,15 @@ void dh__call_handle_credit(dh_host_t *host, uint64_t id, uint32_t credit) {
   pthread_mutex_unlock(&call->mu);
   if (ended_now)
     table_remove(call);
-  dh__call_unref(call);
 }
 
 /* ---- the driver's side (include/dfnet/driver.h) -------------------------------------------- */
 
 const char *dfnet_call_method(const dfnet_call_t *call) { return call->method; }
 const char *dfnet_call_caller(const dfnet_call_t *call) { return call->caller; }
+const char *dfnet_call_caller_driver_url(const dfnet_call_t *call) {
+  return call->caller_driver_url;
+}
 dfnet_driver_t *dfnet_call_driver(const dfnet_call_t *call) { return call->driver; }
 
 static bool may_block(const dfnet_call_t *call) {
@@ -482,7 +592,7 @@ dfnet_status_t dfnet_call_reply(dfnet_call_t *call, dfnet_status_t status, const
       call->final_len = 0;
     }
   } else {
-    dh__link_send_reply(drv->host, call->id, status, message, true, data, len);
+    call_emit(call, status, message, true, data, len);
     call->ended = true;
     call->end_status = DFNET_STATUS_OK;
     ended_now = true;
@@ -512,8 +622,7 @@ dfnet_status_t dfnet_call_send(dfnet_call_t *call, const uint8_t *data, size_t l
     }
     if (call->q_head == NULL && call->credit > 0) {
       call->credit--;
-      st = dh__link_send_reply(call->driver->host, call->id, DFNET_STATUS_OK, NULL, false, data,
-                               len);
+      st = call_emit(call, DFNET_STATUS_OK, NULL, false, data, len);
       break;
     }
     if (call->q_len < CALL_QUEUE_MAX) {

@@ -175,15 +175,11 @@ static void task_child_done(void *arg) {
   free(c);
 }
 
-void dh__driver_child_status(dh_host_t *host, uint64_t id, dfnet_status_t code,
+bool dh__driver_child_status(dh_host_t *host, uint64_t id, dfnet_status_t code,
                              const char *message) {
   dh_pending_child_t *p = take_pending(host, id);
-  if (p == NULL) {
-    if (code != DFNET_STATUS_OK)
-      DFNET_LOGW(CHILD_SUBSYS, NULL, "status %s for request %llu: %s", dfnet_status_str(code),
-                 (unsigned long long)id, message);
-    return;
-  }
+  if (p == NULL)
+    return false;
   if ((unsigned)code >= DFNET_STATUS_COUNT)
     code = DFNET_STATUS_UNKNOWN;
   if (code != DFNET_STATUS_OK) {
@@ -203,6 +199,7 @@ void dh__driver_child_status(dh_host_t *host, uint64_t id, dfnet_status_t code,
       free(c);
   }
   free(p);
+  return true;
 }
 
 static void fill_node_remove(dfnet_envelope_t *env, void *arg) {

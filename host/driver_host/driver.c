@@ -107,7 +107,10 @@ static bool copy_node(dfnet_driver_t *drv, const dfnet_v1_DriverStart *m,
   drv->offer_count = m->offers_count;
   drv->offer_store = calloc(drv->offer_count + 1, sizeof *drv->offer_store);
   drv->offers = calloc(drv->offer_count + 1, sizeof *drv->offers);
-  if (!drv->program_json || !drv->pb_props || !drv->props || !drv->offer_store || !drv->offers)
+  drv->offered_count = m->offered_count;
+  drv->offered = calloc(drv->offered_count + 1, sizeof *drv->offered);
+  if (!drv->program_json || !drv->pb_props || !drv->props || !drv->offer_store || !drv->offers ||
+      !drv->offered)
     return false;
   if (jlen > 0) {
     memcpy(drv->program_json, program_json.data, jlen);
@@ -126,6 +129,15 @@ static bool copy_node(dfnet_driver_t *drv, const dfnet_v1_DriverStart *m,
   for (size_t i = 0; i < drv->offer_count; i++) {
     dh__strlcpy(drv->offer_store[i], m->offers[i], sizeof drv->offer_store[i]);
     drv->offers[i] = drv->offer_store[i];
+  }
+  for (size_t i = 0; i < drv->offered_count; i++) {
+    dh_offer_t *o = &drv->offered[i];
+    const dfnet_v1_Offer *w = &m->offered[i];
+    dh__strlcpy(o->service, w->service, sizeof o->service);
+    /* no instance: the parent's own offer, DFv2's "default" */
+    dh__strlcpy(o->instance, w->instance[0] != '\0' ? w->instance : "default", sizeof o->instance);
+    dh__strlcpy(o->source, w->source, sizeof o->source);
+    o->view = (dfnet_offer_t){o->service, o->instance, o->source};
   }
   return true;
 }
@@ -147,6 +159,7 @@ static void free_driver(dfnet_driver_t *drv) {
   free(drv->props);
   free(drv->offer_store);
   free(drv->offers);
+  free(drv->offered);
   free(drv->ctx);
   pthread_mutex_destroy(&drv->mu);
   free(drv);
@@ -221,6 +234,7 @@ static void task_final(void *arg) {
   dfnet_driver_t *drv = arg;
   if (drv->started)
     hook_stop(drv);
+  dh__client_release_driver(drv); /* what `stop` left open; its context goes next */
   dh__call_end_all(drv, DFNET_STATUS_UNAVAILABLE, "driver stopped");
   dh__call_release_driver_refs(drv);
   free(drv->ctx);
@@ -276,6 +290,7 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
   if (drv == NULL)
     goto out_of_memory;
   pthread_mutex_init(&drv->mu, NULL);
+  atomic_store(&drv->refs, 1); /* the driver table's */
   drv->host = host;
   drv->dl = dl;
   drv->ops = ops;
@@ -300,8 +315,10 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
     snprintf(msg, sizeof msg, "cannot create the dispatcher of %s", drv->moniker);
     goto dispatcher_failed;
   }
+  pthread_mutex_lock(&host->drivers_mu);
   drv->next = host->drivers;
   host->drivers = drv;
+  pthread_mutex_unlock(&host->drivers_mu);
   DFNET_LOGD(DRV_SUBSYS, drv->moniker, "loaded %s (%s)%s", path, drv->name,
              allow_sync ? " with allow_sync_calls" : "");
   /* The dispatcher was just created: this post cannot fail but for memory. */
@@ -370,11 +387,36 @@ dfnet_driver_t *dh__driver_find_live(dh_host_t *host, const char *moniker,
   return NULL;
 }
 
+dfnet_driver_t *dh__driver_find_ref(dh_host_t *host, const char *moniker) {
+  dfnet_driver_t *found = NULL;
+  pthread_mutex_lock(&host->drivers_mu);
+  for (dfnet_driver_t *d = host->drivers; d != NULL && found == NULL; d = d->next) {
+    if (strcmp(d->moniker, moniker) != 0)
+      continue;
+    pthread_mutex_lock(&d->mu);
+    if (d->state != DH_DRIVER_STOPPED) {
+      atomic_fetch_add(&d->refs, 1);
+      found = d;
+    }
+    pthread_mutex_unlock(&d->mu);
+  }
+  pthread_mutex_unlock(&host->drivers_mu);
+  return found;
+}
+
+void dh__driver_unref(dfnet_driver_t *drv) {
+  if (atomic_fetch_sub(&drv->refs, 1) == 1)
+    free_driver(drv);
+}
+
 void dh__driver_reap(dfnet_driver_t *drv) {
   dh__dispatcher_join(&drv->dispatcher);
   if (drv->dl != NULL)
     dlclose(drv->dl);
-  free_driver(drv);
+  drv->dl = NULL;
+  drv->ops = NULL;
+  drv->name = "driver"; /* ops->name was in the unloaded .so */
+  dh__driver_unref(drv);
 }
 
 /* ---- node ---------------------------------------------------------------------------- */
@@ -403,6 +445,17 @@ const char *dfnet_driver_program_json(const dfnet_driver_t *driver) { return dri
 const char *const *dfnet_driver_offers(const dfnet_driver_t *driver, size_t *count) {
   *count = driver->offer_count;
   return driver->offers;
+}
+
+dfnet_status_t dfnet_driver_offer(const dfnet_driver_t *driver, size_t index, dfnet_offer_t *out,
+                                  size_t *count_out) {
+  if (count_out != NULL)
+    *count_out = driver->offered_count;
+  if (index >= driver->offered_count)
+    return DFNET_STATUS_OUT_OF_RANGE;
+  if (out != NULL)
+    *out = driver->offered[index].view;
+  return DFNET_STATUS_OK;
 }
 
 /* ---- dispatcher ---------------------------------------------------------------------- */

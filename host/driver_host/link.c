@@ -71,7 +71,9 @@ dfnet_status_t dh__host_init(dh_host_t *host, int fd) {
   atomic_store(&host->rescuer_quit, false);
   pthread_mutex_init(&host->write_mu, NULL);
   pthread_mutex_init(&host->calls_mu, NULL);
-  atomic_store(&host->next_id, 1);
+  pthread_mutex_init(&host->drivers_mu, NULL);
+  atomic_store(&host->link_closed, false);
+  atomic_store(&host->next_id, DH_OWN_ID_BASE);
   atomic_store(&host->write_failed, false);
   atomic_store(&host->deferred_since_ns, 0);
   atomic_store(&host->link_asleep, false);
@@ -87,6 +89,7 @@ void dh__host_fini(dh_host_t *host) {
   pthread_mutex_destroy(&host->role_mu);
   pthread_mutex_destroy(&host->write_mu);
   pthread_mutex_destroy(&host->calls_mu);
+  pthread_mutex_destroy(&host->drivers_mu);
 }
 
 /* Write everything in host->out. Called with write_mu held. */
@@ -237,6 +240,44 @@ dfnet_status_t dh__link_send_reply(dh_host_t *host, uint64_t id, dfnet_status_t 
   return link_send(host, id, fill_reply, &a, data, len, false);
 }
 
+static void fill_call(dfnet_envelope_t *env, void *arg) {
+  env->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  env->pb.msg.call = *(const dfnet_v1_Call *)arg;
+}
+
+dfnet_status_t dh__link_send_call(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m,
+                                  const uint8_t *data, size_t len) {
+  return link_send(host, id, fill_call, (void *)m, data, len, false);
+}
+
+static void fill_cancel(dfnet_envelope_t *env, void *arg) {
+  env->pb.which_msg = dfnet_v1_Envelope_cancel_tag;
+  dh__strlcpy(env->pb.msg.cancel.reason, arg, sizeof env->pb.msg.cancel.reason);
+}
+
+dfnet_status_t dh__link_send_cancel(dh_host_t *host, uint64_t id, const char *reason) {
+  return link_send(host, id, fill_cancel, (void *)reason, NULL, 0, false);
+}
+
+static void fill_credit(dfnet_envelope_t *env, void *arg) {
+  env->pb.which_msg = dfnet_v1_Envelope_stream_credit_tag;
+  env->pb.msg.stream_credit.credit = *(const uint32_t *)arg;
+}
+
+dfnet_status_t dh__link_send_credit(dh_host_t *host, uint64_t id, uint32_t credit) {
+  return link_send(host, id, fill_credit, &credit, NULL, 0, false);
+}
+
+void dh__link_deadline_added_locked(dh_host_t *host, uint64_t deadline_ns) {
+  /* 0: no deadline is awaited, or the link thread is computing the next one right now */
+  if (host->next_expiry_ns != 0 && host->next_expiry_ns <= deadline_ns)
+    return;
+  host->next_expiry_ns = deadline_ns;
+  uint64_t one = 1;
+  if (write(host->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+    DFNET_LOGE(LINK_SUBSYS, NULL, "eventfd write: %s", strerror(errno));
+}
+
 void dh__host_queue_reap(dh_host_t *host, dfnet_driver_t *drv) {
   dh_reap_t *r = malloc(sizeof *r);
   uint64_t one = 1;
@@ -263,11 +304,13 @@ static void reap_stopped(dh_host_t *host) {
   pthread_mutex_unlock(&host->calls_mu);
   while (list != NULL) {
     dh_reap_t *next = list->next;
+    pthread_mutex_lock(&host->drivers_mu);
     dfnet_driver_t **pp = &host->drivers;
     while (*pp != NULL && *pp != list->driver)
       pp = &(*pp)->next;
     if (*pp != NULL)
       *pp = list->driver->next;
+    pthread_mutex_unlock(&host->drivers_mu);
     dh__driver_reap(list->driver);
     free(list);
     list = next;
@@ -320,9 +363,20 @@ static void handle_frame(dh_host_t *host, dfnet_envelope_t *env, const uint8_t *
   case dfnet_v1_Envelope_stream_credit_tag:
     dh__call_handle_credit(host, id, env->pb.msg.stream_credit.credit);
     break;
-  case dfnet_v1_Envelope_status_tag:
-    dh__driver_child_status(host, id, (dfnet_status_t)env->pb.msg.status.code,
-                            env->pb.msg.status.message);
+  case dfnet_v1_Envelope_status_tag: {
+    dfnet_status_t code = (dfnet_status_t)env->pb.msg.status.code;
+    const char *message = env->pb.msg.status.message;
+    if (!dh__driver_child_status(host, id, code, message) &&
+        !dh__client_handle_status(host, id, code, message) && code != DFNET_STATUS_OK)
+      DFNET_LOGW(LINK_SUBSYS, NULL, "status %s for request %llu, not in flight: %s",
+                 dfnet_status_str(code), (unsigned long long)id, message);
+    break;
+  }
+  case dfnet_v1_Envelope_reply_tag:
+    if (dh__client_handle_reply(host, id, &env->pb.msg.reply, env->bulk))
+      break;
+    DFNET_LOGW(LINK_SUBSYS, NULL, "Reply for %llu, no call of this driver host: dropped",
+               (unsigned long long)id);
     break;
   default:
     DFNET_LOGW(LINK_SUBSYS, NULL, "unexpected %s (id %llu): UNIMPLEMENTED",
@@ -338,7 +392,9 @@ static void link_down(dh_host_t *host) {
   if (host->link_down)
     return;
   host->link_down = true;
+  atomic_store(&host->link_closed, true);
   DFNET_LOGI(LINK_SUBSYS, NULL, "link to the host agent closed: stopping every driver");
+  dh__client_link_down(host); /* no answer will come: the drivers' own calls end now */
   for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next)
     dh__driver_begin_stop(d, 0);
 }

@@ -14,8 +14,24 @@
  *     (unless the link thread borrowed the dispatcher: one of the two at a time).
  *   - the driver's own threads: may call the API functions marked "any thread".
  * Writes to the link come from any thread, serialized by dh_host.write_mu.
- * Lock order: dh_call.mu -> dh_host.write_mu; dh_driver.mu and dh_host.calls_mu are
- * never held while taking another lock, except dispatcher.mu under nothing.
+ *
+ * Calls between drivers (client.c; include/dfnet/driver.h "Calling another driver"). A
+ * driver's client call to a driver of this same process is a dh_call of the serving driver
+ * like one from the link, marked `local`: its replies go to the calling side's record
+ * (dh_outcall, `sink`) instead of the link, which posts them to the calling driver's
+ * dispatcher. Any other client call is a request of this driver host on the link.
+ *
+ * Ids. The agent's supervisor numbers the requests it sends here 1, 2, 3 ... (never 2^63
+ * or more); every request this driver host sends (NodeAdd, NodeRemove, Call) has an id
+ * with bit 63 set (DH_OWN_ID_BASE), so the two directions' ids never meet. Replies to our
+ * Calls, and our Cancel / StreamCredit for them, carry our id. A call between two drivers
+ * of this process takes an id of ours too (it is in dh_host.calls, never on the link).
+ *
+ * Lock order: dh_call.mu -> dh_outcall.mu -> a dispatcher's mu; dh_call.mu ->
+ * dh_host.write_mu; dh_driver.mu -> dh_host.calls_mu and dh_driver.mu -> a dispatcher's mu
+ * (a call handed to a driver of this process is posted under its mu, so that its
+ * dispatcher cannot be reaped meanwhile); dh_host.drivers_mu -> dh_driver.mu. Otherwise
+ * dh_driver.mu, dh_host.calls_mu and dh_client.mu are held while taking no other lock.
  */
 #ifndef DFNET_HOST_DRIVER_HOST_RUNTIME_H
 #define DFNET_HOST_DRIVER_HOST_RUNTIME_H
@@ -126,10 +142,22 @@ typedef struct dh_waiter {
 } dh_waiter_t;
 
 struct dfnet_call;
+struct dh_outcall;
+
+/* One offer of the node (DriverStart.offered), with its strings (dfnet_driver_offer). */
+typedef struct dh_offer {
+  dfnet_offer_t view; /* points into the strings below */
+  char service[128];
+  char instance[130];
+  char source[512];
+} dh_offer_t;
 
 struct dfnet_driver {
-  struct dfnet_driver *next; /* dh_host.drivers (link thread only) */
+  struct dfnet_driver *next; /* dh_host.drivers (added and removed by the link thread under
+                                drivers_mu; read by it without) */
   struct dh_host *host;
+  atomic_int refs; /* the driver table's, and each client bound to it in this process
+                      (dh_client.local): the record is freed at the last (after reaping) */
   char moniker[512];
   const char *node_name; /* into moniker */
   char url[256];
@@ -144,6 +172,8 @@ struct dfnet_driver {
   char (*offer_store)[128];
   const char **offers;
   size_t offer_count;
+  dh_offer_t *offered; /* DriverStart.offered */
+  size_t offered_count;
   dh_dispatcher_t dispatcher;
 
   pthread_mutex_t mu; /* state, methods, children, calls list, stop_waiters */
@@ -154,7 +184,8 @@ struct dfnet_driver {
   dh_method_t *methods;
   size_t method_count;
   dh_child_t *children;
-  struct dfnet_call *calls; /* every call of this driver not yet freed */
+  struct dfnet_call *calls;            /* every call of this driver not yet freed */
+  struct dfnet_driver_client *clients; /* its clients not closed (client.c) */
   dh_waiter_t *stop_waiters;
   uint64_t start_id; /* envelope id of the DriverStart to answer */
 };
@@ -175,8 +206,15 @@ void dh__driver_reap(dfnet_driver_t *drv);
 dfnet_driver_t *dh__driver_find_live(struct dh_host *host, const char *moniker,
                                      dh_driver_state_t *state);
 
-/* Route a Status reply to a NodeAdd the driver sent (link thread). */
-void dh__driver_child_status(struct dh_host *host, uint64_t id, dfnet_status_t code,
+/* The same from any thread, with a reference the caller drops with dh__driver_unref(). */
+dfnet_driver_t *dh__driver_find_ref(struct dh_host *host, const char *moniker);
+
+/* Drop a reference to a driver record; the last frees it (after it was reaped). */
+void dh__driver_unref(dfnet_driver_t *drv);
+
+/* Route a Status reply to a NodeAdd a driver sent (link thread). Returns false when `id`
+ * is no NodeAdd in flight. */
+bool dh__driver_child_status(struct dh_host *host, uint64_t id, dfnet_status_t code,
                              const char *message);
 
 /* ---- calls ------------------------------------------------------------------------ */
@@ -191,7 +229,8 @@ struct dfnet_call {
   struct dfnet_call *hnext;         /* dh_host.calls hash chain (calls_mu) */
   struct dfnet_call *dnext, *dprev; /* driver->calls (driver->mu) */
   bool in_table;
-  uint64_t id; /* link id of the Call envelope */
+  bool local;  /* made by a driver of this process: replies go to `sink`, never the link */
+  uint64_t id; /* link id of the Call envelope (an id of ours when local) */
   dfnet_driver_t *driver;
   atomic_int refs;
 
@@ -214,17 +253,46 @@ struct dfnet_call {
   uint64_t deadline_ns; /* 0: none */
   dfnet_call_cancel_fn cancel_fn;
   void *cancel_arg;
-  bool cancel_done; /* the cancel callback was queued */
+  bool cancel_done;        /* the cancel callback was queued */
+  struct dh_outcall *sink; /* local: the caller's record, until it lets go (client.c) */
 
   char method[256];
-  char caller[64];
-  uint8_t *request;
+  const char *caller;            /* into storage: Call.caller */
+  const char *caller_driver_url; /* into storage: Call.caller_driver_url */
+  uint8_t *request;              /* into storage */
   size_t request_len;
+  char storage[]; /* the request bytes, then the two strings (one allocation per call) */
 };
 
 /* Handle a Call for a driver (link thread). Replies itself on any error. */
 void dh__call_handle(struct dh_host *host, uint64_t id, const dfnet_v1_Call *m,
                      dfnet_bytes_t payload);
+
+/* What a driver of this process asks of `serving` (client.c): method (a full path),
+ * request, deadline and credit as on the wire, and who calls. */
+typedef struct dh_local_call {
+  const char *method;
+  const uint8_t *request;
+  size_t len;
+  uint32_t deadline_ms;
+  uint32_t credit;
+  const char *caller;
+  const char *caller_driver_url;
+} dh_local_call_t;
+
+/* Hand a call to `serving`, a driver of this process, with id `id` (an id of ours): its
+ * replies go to `sink`. On OK *out is the call with a reference for the caller (dropped
+ * with dh__call_unref once the sink let go: dh__call_detach). Any thread.
+ * Returns OK; UNAVAILABLE (the serving driver is stopping or stopped: nothing was
+ * queued); RESOURCE_EXHAUSTED (memory). */
+dfnet_status_t dh__call_start_local(dfnet_driver_t *serving, uint64_t id,
+                                    const dh_local_call_t *args, struct dh_outcall *sink,
+                                    struct dfnet_call **out);
+
+/* The caller of a local call grants credit / lets go of it (its sink is cleared under the
+ * call's mu: no reply reaches the caller's record afterwards). Any thread. */
+void dh__call_add_credit(struct dfnet_call *call, uint32_t credit);
+void dh__call_detach(struct dfnet_call *call);
 
 /* Cancel and StreamCredit (link thread). Unknown ids are ignored (logged at debug). */
 void dh__call_handle_cancel(struct dh_host *host, uint64_t id);
@@ -237,7 +305,8 @@ void dh__call_end(struct dfnet_call *call, dfnet_status_t status, const char *me
 /* End every live call of drv (driver stopping / start failed). */
 void dh__call_end_all(dfnet_driver_t *drv, dfnet_status_t status, const char *message);
 
-/* End expired calls; return ms until the next deadline (-1: none). Link thread. */
+/* End expired calls (served ones and those this host's drivers made on the link); return
+ * ms until the next deadline (-1: none). Link thread. */
 int dh__call_expire(struct dh_host *host);
 
 /* Drop the driver's references to calls it never completed (after stop). */
@@ -245,9 +314,76 @@ void dh__call_release_driver_refs(dfnet_driver_t *drv);
 
 void dh__call_unref(struct dfnet_call *call);
 
+/* ---- clients: calls a driver makes to another driver (client.c) ------------------ */
+
+/* One call a driver made (dfnet_driver_client_call). Its end is decided once (`ended`,
+ * under mu): by the serving side's final reply, a Cancel, the deadline or the client's
+ * close; the on_done task then finishes it. References: the client's list (until
+ * finished), the id table (remote, until ended), short-lived lookups. */
+typedef struct dh_outcall {
+  struct dh_outcall *hnext;         /* dh_host.outcalls hash chain (calls_mu): remote only */
+  struct dh_outcall *cnext, *cprev; /* client->calls (client->mu) */
+  uint64_t id;                      /* an id of ours (DH_OWN_ID_BASE) */
+  struct dfnet_driver_client *client;
+  atomic_int refs;
+  bool in_table;
+  bool streaming;
+  uint64_t deadline_ns;     /* remote: this hop's deadline (0: none) */
+  struct dfnet_call *local; /* the serving driver's call when local (a reference), else NULL */
+  dfnet_driver_client_item_fn on_item;
+  dfnet_driver_client_done_fn on_done;
+  void *arg;
+
+  pthread_mutex_t mu;           /* below */
+  bool ended;                   /* the final status is decided; later replies are dropped */
+  struct dh_done *pending_done; /* its on_done, when the caller's dispatcher refused it */
+} dh_outcall_t;
+
+struct dfnet_driver_client {
+  struct dfnet_driver_client *next; /* driver->clients (driver->mu) */
+  dfnet_driver_t *driver;           /* the calling driver */
+  dfnet_driver_t *local;            /* the serving driver when in this process (a ref) */
+  atomic_int refs;                  /* the handle (until closed) + one per call */
+  atomic_bool unavailable;          /* the serving driver is gone (sticky) */
+  pthread_mutex_t mu;               /* calls, call_count, closed */
+  dh_outcall_t *calls;
+  size_t call_count;
+  bool closed;
+  char service[128];
+  char instance[130];
+  char source[512];
+};
+
+/* A Reply or a Status from the agent for a call of ours (link thread). Returns false when
+ * `id` is no call of ours (a Status then goes on to the children's requests). A Status is
+ * the agent's final answer without the serving driver; Status UNAVAILABLE says that the
+ * serving driver is gone: the client turns UNAVAILABLE. */
+bool dh__client_handle_reply(struct dh_host *host, uint64_t id, const dfnet_v1_Reply *reply,
+                             dfnet_bytes_t payload);
+bool dh__client_handle_status(struct dh_host *host, uint64_t id, dfnet_status_t code,
+                              const char *message);
+
+/* A local call's reply reached the serving side's end (under the serving call's mu): post
+ * it to the caller (an item, or the final with its status). Never drops a reference. */
+void dh__client_deliver(dh_outcall_t *out, dfnet_status_t code, const char *message, bool eos,
+                        const uint8_t *data, size_t len);
+
+/* Remote calls past their deadline: end them, Cancel on the link. Called by
+ * dh__call_expire with calls_mu NOT held; returns the next deadline (ns, 0: none). */
+uint64_t dh__client_expire(struct dh_host *host, uint64_t now);
+
+/* The link is gone: end every remote call UNAVAILABLE (link thread). */
+void dh__client_link_down(struct dh_host *host);
+
+/* After `stop` returned: close the clients the driver left open, without callbacks. */
+void dh__client_release_driver(dfnet_driver_t *drv);
+
 /* ---- the host and its link -------------------------------------------------------- */
 
 #define DH_CALL_BUCKETS 256u
+/* The ids of the requests this driver host sends have this bit (see "Ids" above). */
+#define DH_OWN_ID_BIT (1ull << 63)
+#define DH_OWN_ID_BASE (DH_OWN_ID_BIT | 1u)
 
 typedef struct dh_pending_child {
   struct dh_pending_child *next;
@@ -277,8 +413,10 @@ typedef struct dh_host {
   int rescue_fd;  /* timerfd armed while the link thread runs tasks */
   int release_fd; /* eventfd: the link thread wants the role back */
   atomic_bool inline_running, rescuer_active, rescuer_quit;
-  dfnet_driver_t *drivers; /* link thread only */
+  dfnet_driver_t *drivers; /* changed by the link thread only, under drivers_mu */
+  pthread_mutex_t drivers_mu;
   bool link_down;          /* EOF or write error: stop everything and exit */
+  atomic_bool link_closed; /* link_down, readable from any thread */
 
   pthread_mutex_t write_mu; /* wenv, out, writes to fd */
   dfnet_envelope_t *wenv;
@@ -288,12 +426,15 @@ typedef struct dh_host {
   _Atomic uint64_t deferred_since_ns; /* out holds deferred frames since then; 0: none */
   atomic_bool link_asleep;            /* the link thread waits in poll() with no timeout for them */
 
-  pthread_mutex_t calls_mu; /* calls, deadline_count, pending children, reap */
+  pthread_mutex_t calls_mu; /* calls, outcalls, next_expiry_ns, pending children, reap */
   struct dfnet_call *calls[DH_CALL_BUCKETS];
   size_t live_calls;
+  dh_outcall_t *outcalls[DH_CALL_BUCKETS]; /* our calls on the link, by id */
+  size_t live_outcalls;
+  uint64_t next_expiry_ns; /* the deadline the link thread wakes for (0: none) */
   dh_pending_child_t *pending_children;
   dh_reap_t *reap;
-  _Atomic uint64_t next_id; /* ids of requests this side sends (NodeAdd/NodeRemove) */
+  _Atomic uint64_t next_id; /* ids of requests this side sends (DH_OWN_ID_BASE ...) */
 } dh_host_t;
 
 /* Set up the host on the link fd. Returns OK or INTERNAL. */
@@ -326,6 +467,16 @@ dfnet_status_t dh__link_send_status(dh_host_t *host, uint64_t id, dfnet_status_t
 dfnet_status_t dh__link_send_reply(dh_host_t *host, uint64_t id, dfnet_status_t code,
                                    const char *message, bool end_of_stream, const uint8_t *data,
                                    size_t len);
+
+/* Send our Call (every field of m set by the caller), Cancel{reason} or StreamCredit. */
+dfnet_status_t dh__link_send_call(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m,
+                                  const uint8_t *data, size_t len);
+dfnet_status_t dh__link_send_cancel(dh_host_t *host, uint64_t id, const char *reason);
+dfnet_status_t dh__link_send_credit(dh_host_t *host, uint64_t id, uint32_t credit);
+
+/* A call with a deadline at deadline_ns was added by a thread other than the link thread:
+ * wake the link thread if it sleeps past it. calls_mu held. */
+void dh__link_deadline_added_locked(dh_host_t *host, uint64_t deadline_ns);
 
 /* Queue a stopped driver for reaping by the link thread. Any thread. */
 void dh__host_queue_reap(dh_host_t *host, dfnet_driver_t *drv);

@@ -16,10 +16,12 @@
  * one thread at a time; the other functions are thread-safe.
  *
  * Ids. Requests the agent sends (Call, DriverStart, DriverStop) are renumbered on the
- * link, so the agent may use any id it likes (e.g. the manager's): the replies (Reply,
- * Status) come back with the agent's own id. Cancel and StreamCredit name the Call by the
- * agent's id too. Requests from the driver host (NodeAdd, NodeRemove) keep the driver
- * host's id; answer them with a Status carrying that id.
+ * link (1, 2, 3 ..., never 2^63 or more), so the agent may use any id it likes (e.g. the
+ * manager's): the replies (Reply, Status) come back with the agent's own id. Cancel and
+ * StreamCredit name the Call by the agent's id too. Requests from the driver host
+ * (NodeAdd, NodeRemove, and a driver's Call to another driver with its Cancel and
+ * StreamCredit) keep the driver host's id, which has bit 63 set: answer them with a Status
+ * or Replies carrying that id (passed through as they are).
  *
  * Exactly once. Each Call sent gets exactly one final Reply (end_of_stream = true) through
  * on_envelope, and each DriverStart / DriverStop exactly one Status: the driver host's, or,

@@ -270,6 +270,15 @@ typedef struct dfnet_client_host_list {
   dfnet_client_host_t *items;
 } dfnet_client_host_list_t;
 
+/* An offer a node received (DFv2 Offer): a service, under an instance name ("default"; a
+ * composite's parent's name), served by the driver bound to node `source` (a moniker).
+ * Strings owned by the list, as every string of it. */
+typedef struct dfnet_client_offer {
+  const char *service;
+  const char *instance;
+  const char *source;
+} dfnet_client_offer_t;
+
 typedef struct dfnet_client_node {
   const char *moniker;
   const char *name;
@@ -288,6 +297,11 @@ typedef struct dfnet_client_node {
   const char **offers;
   size_t parent_count; /* composite nodes: every parent's moniker */
   const char **parents;
+  /* Verbose queries only: the offers the node received, each with the node that serves it
+   * (a composite: every parent's, renamed; the names in `offers` are a plain node's own).
+   * 0 and NULL from a manager that does not send them. */
+  size_t offered_count;
+  const dfnet_client_offer_t *offered;
 } dfnet_client_node_t;
 
 typedef struct dfnet_client_node_list {
@@ -499,20 +513,21 @@ typedef struct dfnet_client_bind_rule {
   const char *str_key; /* NULL: int_key */
   uint32_t int_key;
   dfnet_client_condition_t condition;
-  size_t value_count; /* 1..4; each value's key fields are ignored */
+  size_t value_count; /* 1..3; each value's key fields are ignored */
   const dfnet_client_property_t *values;
 } dfnet_client_bind_rule_t;
 
 typedef struct dfnet_client_parent_spec {
-  size_t rule_count; /* 1..8 */
+  size_t rule_count; /* 1..4 */
   const dfnet_client_bind_rule_t *rules;
-  size_t property_count; /* 0..8 */
+  size_t property_count; /* 0..3 */
   const dfnet_client_property_t *properties;
 } dfnet_client_parent_spec_t;
 
-/* Add a composite node spec (role admin). Everything is copied. Errors: INVALID_ARGUMENT
- * (no name, no parents, over the bounds above), ALREADY_EXISTS (a spec of that name), the
- * common ones. Not on the client thread. */
+/* Add a composite node spec (role admin) of 1..16 parents, which may be on different hosts.
+ * Everything is copied. Errors: INVALID_ARGUMENT (no name, no parents, over the bounds
+ * above), ALREADY_EXISTS (a spec of that name), the common ones. Not on the client
+ * thread. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_add_composite_node_spec(
     dfnet_client_t *client, const char *name, const dfnet_client_parent_spec_t *parents,
     size_t parent_count, dfnet_client_error_t *err);

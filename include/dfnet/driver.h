@@ -187,6 +187,22 @@ const char *dfnet_driver_program_json(const dfnet_driver_t *driver);
  * number. Owned by the driver host, valid until `stop` returns. Any thread. */
 const char *const *dfnet_driver_offers(const dfnet_driver_t *driver, size_t *count);
 
+/* One offer the node received (DFv2 Offer, docs/spec/dfv2.md "Nodes"): a service another
+ * driver serves, under an instance name ("default"; for a composite node, a non-primary
+ * parent's name, the primary parent's offers under "default" too), and the moniker of the
+ * node whose driver serves it. Strings owned by the driver host, valid until `stop`. */
+typedef struct dfnet_offer {
+  const char *service;  /* "dfnet.hw.usb.Interface" */
+  const char *instance; /* "default" */
+  const char *source;   /* "dev.lab-a.usb.001_005" */
+} dfnet_offer_t;
+
+/* The index-th offer the node received (0 .. count-1), into *out. Any thread.
+ * Returns OK, or OUT_OF_RANGE (no such index; *count_out, if not NULL, always gets the
+ * number of offers). */
+dfnet_status_t dfnet_driver_offer(const dfnet_driver_t *driver, size_t index, dfnet_offer_t *out,
+                                  size_t *count_out);
+
 /* ---------------------------------------------------------------------------------------
  * Children
  * ------------------------------------------------------------------------------------- */
@@ -315,6 +331,110 @@ uint32_t dfnet_call_deadline_left_ms(const dfnet_call_t *call);
  * Returns OK, or FAILED_PRECONDITION if the handler's reply was already given. */
 typedef void (*dfnet_call_cancel_fn)(void *ctx, dfnet_call_t *call, dfnet_status_t why, void *arg);
 dfnet_status_t dfnet_call_on_cancel(dfnet_call_t *call, dfnet_call_cancel_fn fn, void *arg);
+
+/* The calling driver's driver URL for a call made by another driver
+ * (dfnet_driver_client_call), "" for a remote client's call (dfnet_call_caller() is then the
+ * client's certificate name; for a driver, its node's moniker). Set by the host agent or
+ * the manager, never taken from the caller. Owned by the call, valid until
+ * dfnet_call_reply(). */
+const char *dfnet_call_caller_driver_url(const dfnet_call_t *call);
+
+/* ---------------------------------------------------------------------------------------
+ * Calling another driver (DFv2: connecting to a service offered to the node)
+ *
+ * A driver calls a service offered to its node with the semantics remote clients have:
+ * unary and server-streaming calls, deadlines, cancellation, a credit window, the 17
+ * status codes. The call takes the shortest way to the serving driver: within the same
+ * driver host it is handed to that driver's dispatcher (no socket); in another driver
+ * host of the same board it goes through the host agent; on another board (a composite's
+ * parent) through the manager. The serving driver sees the caller's node moniker
+ * (dfnet_call_caller) and driver URL (dfnet_call_caller_driver_url). When the serving
+ * driver stops, the client's calls end UNAVAILABLE and dfnet_driver_client_status() says
+ * so; the manager stops a child's driver before its parent's (DFv2 removal order).
+ *
+ * Implementation notes (host/driver_host/client.c; docs/architecture.md "Calls between
+ * drivers"). Whether the serving driver runs in this driver host is decided by
+ * dfnet_driver_connect(). A call within the process is a call of the serving driver whose
+ * replies are posted to the calling dispatcher; any other is the driver host's own Call on
+ * its link (an id with bit 63 set), which the host agent checks (the calling node must be
+ * one whose driver runs in that driver host) and routes. The client turns UNAVAILABLE when
+ * its serving driver in this process begins to stop, or when the host agent ends one of its
+ * calls with Status UNAVAILABLE (the serving driver or its driver host is gone); a Reply
+ * UNAVAILABLE (the serving driver's own answer, or a transient failure on the way) leaves
+ * it OK. Across driver hosts a client with no call in flight learns it on its next call.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct dfnet_driver_client dfnet_driver_client_t;
+typedef uint64_t dfnet_driver_call_id_t; /* 0 is "none" */
+
+/* Connect to the offer (service, instance) of this driver's node (instance NULL =
+ * "default"). Nothing is sent yet. On OK *out is a new client, closed with
+ * dfnet_driver_client_close() (at the latest in `stop`, which closes what is left).
+ * Any thread. Never blocks.
+ * Returns OK; NOT_FOUND (no such offer: the message is logged with the offers the node
+ * has); FAILED_PRECONDITION (the driver is stopping); RESOURCE_EXHAUSTED (memory). */
+dfnet_status_t dfnet_driver_connect(dfnet_driver_t *driver, const char *service,
+                                    const char *instance, dfnet_driver_client_t **out);
+
+/* A streamed item of a server-streaming call: data (len bytes) borrowed for the call.
+ * Runs on the calling driver's default dispatcher. */
+typedef void (*dfnet_driver_client_item_fn)(dfnet_driver_t *driver, void *ctx,
+                                            dfnet_driver_call_id_t call, const uint8_t *data,
+                                            size_t len, void *arg);
+/* The call's end, exactly once per started call: its status and message, and for a unary
+ * OK the reply payload (borrowed for the call; data may be NULL when len == 0). Runs on the
+ * calling driver's default dispatcher, after every item. */
+typedef void (*dfnet_driver_client_done_fn)(dfnet_driver_t *driver, void *ctx,
+                                            dfnet_driver_call_id_t call, dfnet_status_t status,
+                                            const char *message, const uint8_t *data, size_t len,
+                                            void *arg);
+
+/* A call to make: the method (a name of the client's service, "Echo", or a full path
+ * "/dfnet.test.Echo/Echo"), the request (copied), the deadline (0: none), for a streaming
+ * method the credit window (items accepted before dfnet_driver_client_credit; 0 = 16) and
+ * the item callback, and the done callback. */
+typedef struct dfnet_driver_client_call_args {
+  const char *method;
+  const uint8_t *request;
+  size_t len;
+  uint32_t deadline_ms;
+  uint32_t credit;
+  dfnet_driver_client_item_fn on_item; /* NULL: a unary call */
+  dfnet_driver_client_done_fn on_done; /* required */
+  void *arg;
+} dfnet_driver_client_call_args_t;
+
+/* Start a call. *id (may be NULL) names it. Any thread; never blocks.
+ * Returns OK (on_done will run exactly once); INVALID_ARGUMENT (no method or on_done,
+ * request over DFNET_CALL_PAYLOAD_MAX); UNAVAILABLE (the serving driver has stopped, or
+ * the link to the agent is gone); FAILED_PRECONDITION (the calling driver is stopping);
+ * RESOURCE_EXHAUSTED (memory, or too many calls in flight). On error on_done never runs.
+ * (Implementation: at most 256 calls of one client in flight; a method without '/' is
+ * "/<the offer's service>/<method>"; the deadline is enforced by this driver host too.) */
+dfnet_status_t dfnet_driver_client_call(dfnet_driver_client_t *client,
+                                        const dfnet_driver_client_call_args_t *args,
+                                        dfnet_driver_call_id_t *id);
+
+/* Accept `credit` more items of streaming call `id`. Any thread. Returns OK, or NOT_FOUND
+ * (the call has ended). */
+dfnet_status_t dfnet_driver_client_credit(dfnet_driver_client_t *client, dfnet_driver_call_id_t id,
+                                          uint32_t credit);
+
+/* Cancel call `id`: the serving driver learns of it; on_done runs with CANCELLED unless the
+ * call ended first. Any thread; idempotent. Returns OK, or NOT_FOUND (ended). */
+dfnet_status_t dfnet_driver_client_cancel(dfnet_driver_client_t *client, dfnet_driver_call_id_t id);
+
+/* OK while the serving driver runs (as far as this driver host knows); UNAVAILABLE once it
+ * has stopped or its node is gone (calls started then fail at once). Any thread. */
+dfnet_status_t dfnet_driver_client_status(const dfnet_driver_client_t *client);
+
+/* Cancel the client's calls (each on_done runs with CANCELLED) and free it. NULL is a
+ * no-op. Any thread but from within one of this client's callbacks.
+ * (Implementation: in `stop`, where the dispatcher takes no task any more, the on_done
+ * callbacks of what is left run inside this call, on the dispatcher's thread. Clients still
+ * open when `stop` returns are closed by the driver host without callbacks: their calls are
+ * cancelled at the serving side all the same.) */
+void dfnet_driver_client_close(dfnet_driver_client_t *client);
 
 /* ---------------------------------------------------------------------------------------
  * The dispatcher

@@ -63,6 +63,22 @@ static void on_envelope(void *arg, uint64_t host, const dfnet_envelope_t *env) {
   case dfnet_v1_Envelope_node_remove_tag:
     snprintf(r->moniker, sizeof r->moniker, "%s", env->pb.msg.node_remove.moniker);
     break;
+  case dfnet_v1_Envelope_call_tag: {
+    const dfnet_v1_Call *m = &env->pb.msg.call;
+    snprintf(r->target, sizeof r->target, "%s", m->target);
+    snprintf(r->method, sizeof r->method, "%s", m->method);
+    snprintf(r->caller, sizeof r->caller, "%s", m->caller);
+    snprintf(r->caller_driver_url, sizeof r->caller_driver_url, "%s", m->caller_driver_url);
+    r->deadline_ms = m->deadline_ms;
+    r->credit = m->credit;
+    break;
+  }
+  case dfnet_v1_Envelope_stream_credit_tag:
+    r->credit = env->pb.msg.stream_credit.credit;
+    break;
+  case dfnet_v1_Envelope_cancel_tag:
+    snprintf(r->message, sizeof r->message, "%s", env->pb.msg.cancel.reason);
+    break;
   default:
     break;
   }
@@ -179,8 +195,9 @@ size_t h_final_index(harness_t *h, uint64_t id) {
   return r == NULL ? SIZE_MAX : (size_t)(r - h->recs);
 }
 
-int h_start(harness_t *h, uint64_t host, const char *node, const char *so,
-            const char *dispatcher_opt, const char *const *props, rec_t **status_out) {
+static int start(harness_t *h, uint64_t host, const char *node, const char *so,
+                 const char *dispatcher_opt, const char *const *props,
+                 const char *const (*offered)[3], size_t noffered, rec_t **status_out) {
   dfnet_envelope_t *e = h->env;
   dfnet_envelope_init(e);
   uint64_t id = h->next_id++;
@@ -212,6 +229,12 @@ int h_start(harness_t *h, uint64_t host, const char *node, const char *so,
       snprintf(p->value.str_value, sizeof p->value.str_value, "%s", props[i + 1]);
     }
   }
+  for (size_t i = 0; i < noffered; i++) {
+    dfnet_v1_Offer *o = &m->offered[m->offered_count++];
+    snprintf(o->service, sizeof o->service, "%s", offered[i][0]);
+    snprintf(o->instance, sizeof o->instance, "%s", offered[i][1]);
+    snprintf(o->source, sizeof o->source, "%s", offered[i][2]);
+  }
   static const char program[] = "{\"runner\":\"driver\",\"colocate\":\"false\"}";
   e->bulk.data = (const uint8_t *)program;
   e->bulk.size = sizeof program - 1;
@@ -221,6 +244,63 @@ int h_start(harness_t *h, uint64_t host, const char *node, const char *so,
   if (status_out != NULL)
     *status_out = r;
   return r == NULL ? -1 : r->code;
+}
+
+int h_start(harness_t *h, uint64_t host, const char *node, const char *so,
+            const char *dispatcher_opt, const char *const *props, rec_t **status_out) {
+  return start(h, host, node, so, dispatcher_opt, props, NULL, 0, status_out);
+}
+
+int h_start_offered(harness_t *h, uint64_t host, const char *node, const char *so,
+                    const char *const *props, const char *const (*offered)[3], size_t n,
+                    rec_t **status_out) {
+  return start(h, host, node, so, NULL, props, offered, n, status_out);
+}
+
+int h_reply(harness_t *h, uint64_t host, uint64_t id, int code, const char *message, bool eos,
+            const void *data, size_t len) {
+  dfnet_envelope_t *e = h->env;
+  dfnet_envelope_init(e);
+  e->pb.id = id;
+  e->pb.which_msg = dfnet_v1_Envelope_reply_tag;
+  e->pb.msg.reply.code = (dfnet_v1_Code)code;
+  e->pb.msg.reply.end_of_stream = eos;
+  snprintf(e->pb.msg.reply.message, sizeof e->pb.msg.reply.message, "%s", message ? message : "");
+  e->bulk.data = data;
+  e->bulk.size = len;
+  return dfnet_supervisor_send(h->sup, host, e);
+}
+
+int h_status(harness_t *h, uint64_t host, uint64_t id, int code, const char *message) {
+  dfnet_envelope_t *e = h->env;
+  dfnet_envelope_init(e);
+  e->pb.id = id;
+  e->pb.which_msg = dfnet_v1_Envelope_status_tag;
+  e->pb.msg.status.code = (dfnet_v1_Code)code;
+  snprintf(e->pb.msg.status.message, sizeof e->pb.msg.status.message, "%s", message ? message : "");
+  return dfnet_supervisor_send(h->sup, host, e);
+}
+
+typedef struct id_q {
+  pb_size_t which;
+  uint64_t id;
+  size_t skip;
+} id_q_t;
+
+static rec_t *find_id(harness_t *h, const id_q_t *q) {
+  size_t skip = q->skip;
+  for (size_t i = 0; i < h->nrecs; i++)
+    if (h->recs[i].which == q->which && h->recs[i].id == q->id && skip-- == 0)
+      return &h->recs[i];
+  return NULL;
+}
+
+static bool has_id(harness_t *h, const void *arg) { return find_id(h, arg) != NULL; }
+
+rec_t *h_wait_id(harness_t *h, pb_size_t which, uint64_t id, size_t skip, int ms) {
+  id_q_t q = {which, id, skip};
+  h_pump_until(h, ms, has_id, &q);
+  return find_id(h, &q);
 }
 
 int h_stop(harness_t *h, uint64_t host, const char *node) {

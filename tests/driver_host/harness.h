@@ -25,6 +25,13 @@ typedef struct rec {
   char class_name[32];
   unsigned nprops;
   bool owned;
+  /* Call (a driver's call to another driver), StreamCredit */
+  char target[512];
+  char method[256];
+  char caller[512];
+  char caller_driver_url[256];
+  uint32_t deadline_ms;
+  uint32_t credit;
 } rec_t;
 
 typedef struct exit_rec {
@@ -62,6 +69,17 @@ uint64_t h_spawn(harness_t *h);
  * Returns the Status code (waits up to 10 s). */
 int h_start(harness_t *h, uint64_t host, const char *node, const char *so,
             const char *dispatcher_opt, const char *const *props, rec_t **status_out);
+/* The same with DriverStart.offered: `offered` holds n (service, instance, source) triples. */
+int h_start_offered(harness_t *h, uint64_t host, const char *node, const char *so,
+                    const char *const *props, const char *const (*offered)[3], size_t n,
+                    rec_t **status_out);
+/* Answer a driver host's own request `id` (a driver's Call) as the agent would: one Reply
+ * (or a Status). Returns the supervisor's status. */
+int h_reply(harness_t *h, uint64_t host, uint64_t id, int code, const char *message, bool eos,
+            const void *data, size_t len);
+int h_status(harness_t *h, uint64_t host, uint64_t id, int code, const char *message);
+/* The skip-th record of kind `which` with this id, waiting up to ms; NULL if none. */
+rec_t *h_wait_id(harness_t *h, pb_size_t which, uint64_t id, size_t skip, int ms);
 int h_stop(harness_t *h, uint64_t host, const char *node);
 /* Send a Call; returns its id. */
 uint64_t h_call(harness_t *h, uint64_t host, const char *target, const char *method,

@@ -8,8 +8,17 @@
  *   /dfnet.test.Echo/AddChild  unary: adds a child named by the request; replies with the
  *                              manager's verdict.
  *   /dfnet.test.Echo/RemoveChild unary: removes the child named by the request.
+ *   /dfnet.test.Echo/Hold      unary: keeps the call until it ends without a reply
+ *                              (cancelled, deadline, driver stopping) and counts why.
+ *   /dfnet.test.Echo/WhoCalls  unary: "caller=<dfnet_call_caller>;url=<..._driver_url>".
+ *   /dfnet.test.Echo/Stats     unary: "held=H cancelled=C deadline=D unavailable=U
+ *                              whocalls=W last=<caller>;<url>".
  * With the string property "dfnet.test.TRACE" naming a file, it appends one line per
  * hook ("start", "prepare_stop", "stop") there.
+ *
+ * Built a second time as "parent" (ECHO_PARENT; issue 18 "Drivers that talk to drivers"):
+ * at start it also adds a child node for the manager to bind (not owned), named by the
+ * string property "dfnet.test.CHILD" (default "child"), offering dfnet.test.Echo to it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +40,9 @@ typedef struct echo {
   dfnet_driver_t *driver;
   const char *trace; /* property string, owned by the driver host */
   stream_t *streams; /* in flight; a retry may be waiting on the dispatcher */
+  /* Hold and WhoCalls (dispatcher only) */
+  int held, cancelled, deadline, unavailable, whocalls;
+  char last_caller[512], last_url[256];
 } echo_t;
 
 static int count_streams(const echo_t *e) {
@@ -161,12 +173,60 @@ static void echo_remove_child(void *ctx, dfnet_call_t *call, const uint8_t *req,
   dfnet_call_reply(call, dfnet_driver_remove_child(e->driver, name), NULL, NULL, 0);
 }
 
+static void hold_ended(void *ctx, dfnet_call_t *call, dfnet_status_t why, void *arg) {
+  echo_t *e = ctx;
+  (void)arg;
+  e->cancelled += why == DFNET_STATUS_CANCELLED;
+  e->deadline += why == DFNET_STATUS_DEADLINE_EXCEEDED;
+  e->unavailable += why == DFNET_STATUS_UNAVAILABLE;
+  dfnet_call_reply(call, why, "held until it ended", NULL, 0); /* dropped: it has ended */
+}
+
+static void echo_hold(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
+  echo_t *e = ctx;
+  (void)req;
+  (void)len;
+  e->held++;
+  if (dfnet_call_on_cancel(call, hold_ended, NULL) != DFNET_STATUS_OK)
+    dfnet_call_reply(call, DFNET_STATUS_INTERNAL, "cannot watch the call", NULL, 0);
+}
+
+static void reply_text(dfnet_call_t *call, const char *text) {
+  dfnet_call_reply(call, DFNET_STATUS_OK, NULL, (const uint8_t *)text, strlen(text));
+}
+
+static void echo_who_calls(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
+  echo_t *e = ctx;
+  (void)req;
+  (void)len;
+  e->whocalls++;
+  snprintf(e->last_caller, sizeof e->last_caller, "%s", dfnet_call_caller(call));
+  snprintf(e->last_url, sizeof e->last_url, "%s", dfnet_call_caller_driver_url(call));
+  char buf[1024];
+  snprintf(buf, sizeof buf, "caller=%s;url=%s", e->last_caller, e->last_url);
+  reply_text(call, buf);
+}
+
+static void echo_stats(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
+  echo_t *e = ctx;
+  (void)req;
+  (void)len;
+  char buf[1024];
+  snprintf(buf, sizeof buf,
+           "held=%d cancelled=%d deadline=%d unavailable=%d whocalls=%d last=%s;%s", e->held,
+           e->cancelled, e->deadline, e->unavailable, e->whocalls, e->last_caller, e->last_url);
+  reply_text(call, buf);
+}
+
 static const dfnet_method_t echo_methods[] = {
     {"Echo", echo_echo, false},
     {"Stream", echo_stream, true},
     {"Describe", echo_describe, false},
     {"AddChild", echo_add_child, false},
     {"RemoveChild", echo_remove_child, false},
+    {"Hold", echo_hold, false},
+    {"WhoCalls", echo_who_calls, false},
+    {"Stats", echo_stats, false},
 };
 
 static void class_child_added(dfnet_driver_t *driver, void *ctx, const char *name,
@@ -193,6 +253,28 @@ static dfnet_status_t publish_class_child(echo_t *e) {
   return st;
 }
 
+#ifdef ECHO_PARENT
+static void offer_child_added(dfnet_driver_t *driver, void *ctx, const char *name,
+                              dfnet_status_t status, void *arg) {
+  (void)ctx;
+  (void)arg;
+  dfnet_driver_log(driver,
+                   status == DFNET_STATUS_OK ? DFNET_DRIVER_LOG_INFO : DFNET_DRIVER_LOG_WARN,
+                   "child %s offered dfnet.test.Echo: %s", name, dfnet_status_str(status));
+}
+
+/* The parent's child: bound by the manager, offered the Echo service this driver serves. */
+static dfnet_status_t add_offered_child(echo_t *e) {
+  const dfnet_node_property_t *p = dfnet_driver_property_find(e->driver, 0, "dfnet.test.CHILD");
+  const char *offers[] = {"dfnet.test.Echo"};
+  dfnet_child_args_t args = {.name = p != NULL && p->type == DFNET_PROPERTY_STRING ? p->value_str
+                                                                                   : "child",
+                             .offers = offers,
+                             .offer_count = 1};
+  return dfnet_driver_add_child(e->driver, &args, offer_child_added, NULL);
+}
+#endif
+
 static dfnet_status_t echo_start(dfnet_driver_t *driver, void *ctx) {
   echo_t *e = ctx;
   e->driver = driver;
@@ -203,7 +285,13 @@ static dfnet_status_t echo_start(dfnet_driver_t *driver, void *ctx) {
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_DEBUG, "echo starting");
   dfnet_status_t st = dfnet_driver_serve(driver, "dfnet.test.Echo", echo_methods,
                                          sizeof echo_methods / sizeof echo_methods[0]);
-  return st == DFNET_STATUS_OK ? publish_class_child(e) : st;
+  if (st == DFNET_STATUS_OK)
+    st = publish_class_child(e);
+#ifdef ECHO_PARENT
+  if (st == DFNET_STATUS_OK)
+    st = add_offered_child(e);
+#endif
+  return st;
 }
 
 static void echo_prepare_stop(dfnet_driver_t *driver, void *ctx) {
@@ -225,7 +313,11 @@ static void echo_stop(dfnet_driver_t *driver, void *ctx) {
 
 static const dfnet_driver_ops_t echo_ops = {
     .api_version = DFNET_DRIVER_API_VERSION,
+#ifdef ECHO_PARENT
+    .name = "parent",
+#else
     .name = "echo",
+#endif
     .ctx_size = sizeof(echo_t),
     .start = echo_start,
     .prepare_stop = echo_prepare_stop,

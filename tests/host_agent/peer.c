@@ -39,9 +39,18 @@ static void record(peer_t *p, dfnet_session_id_t session, const dfnet_envelope_t
   case dfnet_v1_Envelope_package_fetch_tag:
     r->m.package_fetch = env->pb.msg.package_fetch;
     break;
+  case dfnet_v1_Envelope_call_tag:
+    r->m.call = env->pb.msg.call;
+    break;
+  case dfnet_v1_Envelope_cancel_tag:
+    r->m.cancel = env->pb.msg.cancel;
+    break;
   default:
     break;
   }
+  r->bulk_len = env->bulk.size < sizeof r->bulk ? env->bulk.size : sizeof r->bulk;
+  if (r->bulk_len > 0)
+    memcpy(r->bulk, env->bulk.data, r->bulk_len);
   pthread_mutex_lock(&p->mu);
   r->session_index = p->sessions_opened;
   if (p->rec_count == p->rec_cap) {
@@ -116,6 +125,29 @@ static void serve_fetch(peer_t *p, dfnet_session_id_t session, const dfnet_envel
   free(out);
 }
 
+/* A driver's call the agent sent up: answered as the manager would have it answered. */
+static void answer_call(peer_t *p, dfnet_session_id_t session, const dfnet_envelope_t *env) {
+  const dfnet_v1_Call *m = &env->pb.msg.call;
+  size_t mlen = strlen(m->method);
+  if (!p->answer_calls || mlen < 5 || strcmp(m->method + mlen - 5, "/Echo") != 0)
+    return;
+  char text[1600];
+  int n = snprintf(text, sizeof text, "manager:%.*s;caller=%s;url=%s", (int)env->bulk.size,
+                   (const char *)env->bulk.data, m->caller, m->caller_driver_url);
+  dfnet_envelope_t *w = calloc(1, sizeof *w);
+  if (w == NULL || n < 0)
+    return;
+  dfnet_envelope_init(w);
+  w->pb.id = env->pb.id;
+  w->pb.which_msg = dfnet_v1_Envelope_reply_tag;
+  w->pb.msg.reply.code = dfnet_v1_Code_OK;
+  w->pb.msg.reply.end_of_stream = true;
+  w->bulk.data = (const uint8_t *)text;
+  w->bulk.size = (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+  dfnet_transport_send(p->t, session, w, 0);
+  free(w);
+}
+
 static void on_envelope(void *user, dfnet_session_id_t session, const dfnet_envelope_t *env) {
   peer_t *p = user;
   record(p, session, env);
@@ -146,6 +178,9 @@ static void on_envelope(void *user, dfnet_session_id_t session, const dfnet_enve
     break;
   case dfnet_v1_Envelope_package_fetch_tag:
     serve_fetch(p, session, env);
+    break;
+  case dfnet_v1_Envelope_call_tag:
+    answer_call(p, session, env);
     break;
   default:
     break;

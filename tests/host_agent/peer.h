@@ -7,6 +7,10 @@
  *   NodeAdd/Remove   -> Status OK (or peer->node_add_code)
  *   PackageFetch     -> PackageChunk of the packages given to peer_add_package, in chunks
  *                       of at most PEER_CHUNK bytes; unknown digest -> Status NOT_FOUND
+ *   Call             -> with peer->answer_calls and a method ending in "/Echo" (a driver's
+ *                       call the agent sends up, as the manager would route it): Reply OK
+ *                       "manager:<payload>;caller=<caller>;url=<caller_driver_url>";
+ *                       else recorded only
  *   anything else    -> recorded only
  *
  * The test thread waits on the record (peer_wait) and sends requests with
@@ -38,7 +42,11 @@ typedef struct peer_rec {
     dfnet_v1_NodeRemove node_remove;
     dfnet_v1_DriverHostExit driver_host_exit;
     dfnet_v1_PackageFetch package_fetch;
+    dfnet_v1_Call call;
+    dfnet_v1_Cancel cancel;
   } m;
+  uint8_t bulk[256]; /* the first bytes of the bulk */
+  size_t bulk_len;
 } peer_rec_t;
 
 typedef struct peer_pkg {
@@ -60,6 +68,7 @@ typedef struct peer {
   size_t sessions_opened, sessions_closed;
   size_t fetches; /* PackageFetch requests served or refused */
   dfnet_status_t node_add_code;
+  bool answer_calls; /* answer the agent's Calls to .../Echo (see above) */
   peer_pkg_t pkgs[8];
   size_t pkg_count;
 } peer_t;

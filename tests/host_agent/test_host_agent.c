@@ -15,6 +15,15 @@
  *                       nodes) and while connected (colocated: both nodes named; its
  *                       driver's child gone; started again); SIGTERM (exit 0, no driver
  *                       host left).
+ * test_driver_calls     drivers calling drivers (issue 18) with the parent, child and
+ *                       forger test drivers: a child in another driver host than its
+ *                       parent (unary, caller fields set by the agent, streaming with
+ *                       credit, deadline, cancel; nothing through the manager); colocated
+ *                       (in the process); a forged caller refused; a source on another host
+ *                       (up to the manager, answered there; cancel); the parent stopped
+ *                       mid-stream and its driver host killed mid-stream (UNAVAILABLE, the
+ *                       client UNAVAILABLE); a calling driver host killed (its call
+ *                       cancelled at the parent).
  * test_usb_umockdev     the agent under umockdev-run with a recorded USB tree: the USB
  *                       nodes reach the manager with full monikers, parents first.
  */
@@ -53,7 +62,7 @@ typedef struct pkg {
   char hex[65];
   char url[256];
 } pkg_t;
-static pkg_t g_echo, g_crasher;
+static pkg_t g_echo, g_crasher, g_parent, g_child, g_forger;
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -246,8 +255,15 @@ static dfnet_status_t request(dfnet_envelope_t *req, dfnet_envelope_t *reply, vo
 }
 
 /* DriverStart; returns OK with *dh and *pid on DriverStatus RUNNING, else the Status code. */
-static dfnet_status_t driver_start(const char *node, const pkg_t *pkg, const char *name,
-                                   uint64_t colocate, uint64_t *dh, uint32_t *pid) {
+/* What a DriverStart carries besides the node, the package and colocation. */
+typedef struct start_extra {
+  const char *source;              /* offered dfnet.test.Echo (default) from this node */
+  const char *prop_key, *prop_val; /* one string property */
+} start_extra_t;
+
+static dfnet_status_t driver_start_with(const char *node, const pkg_t *pkg, const char *name,
+                                        uint64_t colocate, const start_extra_t *extra, uint64_t *dh,
+                                        uint32_t *pid) {
   dfnet_envelope_t *req = env_new(), *rep = env_new();
   req->pb.which_msg = dfnet_v1_Envelope_driver_start_tag;
   dfnet_v1_DriverStart *m = &req->pb.msg.driver_start;
@@ -256,6 +272,19 @@ static dfnet_status_t driver_start(const char *node, const pkg_t *pkg, const cha
   memcpy(m->package_digest, pkg->digest, 32);
   snprintf(m->binary, sizeof m->binary, "driver/%s.so", name);
   m->driver_host_id = colocate;
+  if (extra != NULL && extra->source != NULL) {
+    m->offered_count = 1;
+    snprintf(m->offered[0].service, sizeof m->offered[0].service, "dfnet.test.Echo");
+    snprintf(m->offered[0].instance, sizeof m->offered[0].instance, "default");
+    snprintf(m->offered[0].source, sizeof m->offered[0].source, "%s", extra->source);
+  }
+  if (extra != NULL && extra->prop_key != NULL) {
+    dfnet_v1_NodeProperty *p = &m->properties[m->properties_count++];
+    p->which_key = dfnet_v1_NodeProperty_str_key_tag;
+    snprintf(p->key.str_key, sizeof p->key.str_key, "%s", extra->prop_key);
+    p->which_value = dfnet_v1_NodeProperty_str_value_tag;
+    snprintf(p->value.str_value, sizeof p->value.str_value, "%s", extra->prop_val);
+  }
   static const char program[] = "{\"runner\": \"driver\", \"colocate\": \"false\"}";
   req->bulk.data = (const uint8_t *)program;
   req->bulk.size = sizeof program - 1;
@@ -281,6 +310,11 @@ static dfnet_status_t driver_start(const char *node, const pkg_t *pkg, const cha
   free(req);
   free(rep);
   return st;
+}
+
+static dfnet_status_t driver_start(const char *node, const pkg_t *pkg, const char *name,
+                                   uint64_t colocate, uint64_t *dh, uint32_t *pid) {
+  return driver_start_with(node, pkg, name, colocate, NULL, dh, pid);
 }
 
 /* A DriverStart sent without waiting; its answer lands here. */
@@ -440,7 +474,10 @@ static int group_setup(void **state) {
                  "]}\n") != 0)
     return -1;
   if (make_pkg("echo", DFNET_ECHO_SO, &g_echo) != 0 ||
-      make_pkg("crasher", DFNET_CRASHER_SO, &g_crasher) != 0)
+      make_pkg("crasher", DFNET_CRASHER_SO, &g_crasher) != 0 ||
+      make_pkg("parent", DFNET_PARENT_SO, &g_parent) != 0 ||
+      make_pkg("child", DFNET_CHILD_SO, &g_child) != 0 ||
+      make_pkg("forger", DFNET_FORGER_SO, &g_forger) != 0)
     return -1;
   char mcrt[400], mkey[400], ca[400];
   snprintf(mcrt, sizeof mcrt, "%s/manager.crt", g_state);
@@ -449,6 +486,9 @@ static int group_setup(void **state) {
   peer_init(&g_peer, mcrt, mkey, ca);
   peer_add_package(&g_peer, g_echo.digest, g_echo.data, g_echo.size);
   peer_add_package(&g_peer, g_crasher.digest, g_crasher.data, g_crasher.size);
+  peer_add_package(&g_peer, g_parent.digest, g_parent.data, g_parent.size);
+  peer_add_package(&g_peer, g_child.digest, g_child.data, g_child.size);
+  peer_add_package(&g_peer, g_forger.digest, g_forger.data, g_forger.size);
   return 0;
 }
 
@@ -459,6 +499,9 @@ static int group_teardown(void **state) {
   peer_free(&g_peer);
   free(g_echo.data);
   free(g_crasher.data);
+  free(g_parent.data);
+  free(g_child.data);
+  free(g_forger.data);
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
   if (getenv("DFNET_KEEP_TMP") == NULL && system(cmd) != 0)
@@ -907,6 +950,297 @@ static void test_session(void **state) {
   peer_stop(&g_peer);
 }
 
+/* ---- drivers calling drivers ------------------------------------------------------------ */
+
+#define PARENT "dev.lab-a.pci.00_05_0"
+#define CHILD PARENT ".child"
+#define COLO "dev.lab-a.pci.00_03_0" /* a child colocated with the parent */
+#define FORGER "dev.lab-a.platform.uart0"
+#define UPWARD "dev.lab-a.platform.led" /* offered a source on another host */
+#define REMOTE_SOURCE "dev.lab-b.pci.00_01_0"
+
+/* A call sent without waiting (its caller does something meanwhile). */
+typedef struct async_call {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  dfnet_status_t code;
+  char text[2048];
+} async_call_t;
+
+static void on_async_call(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
+                          bool last) {
+  async_call_t *ac = user;
+  if (!last)
+    return;
+  pthread_mutex_lock(&ac->mu);
+  ac->done = true;
+  ac->code = status;
+  if (reply != NULL && reply->pb.which_msg == dfnet_v1_Envelope_reply_tag) {
+    ac->code = (dfnet_status_t)reply->pb.msg.reply.code;
+    size_t n = reply->bulk.size < sizeof ac->text - 1 ? reply->bulk.size : sizeof ac->text - 1;
+    if (n > 0)
+      memcpy(ac->text, reply->bulk.data, n);
+    ac->text[n] = '\0';
+  }
+  pthread_cond_broadcast(&ac->cv);
+  pthread_mutex_unlock(&ac->mu);
+}
+
+static void run_async(const char *node, const char *text, async_call_t *ac) {
+  *ac = (async_call_t){.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+  dfnet_envelope_t *req = env_new();
+  req->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  snprintf(req->pb.msg.call.target, sizeof req->pb.msg.call.target, "%s", node);
+  snprintf(req->pb.msg.call.method, sizeof req->pb.msg.call.method, "/dfnet.test.Child/Run");
+  req->pb.msg.call.deadline_ms = 20000;
+  req->bulk.data = (const uint8_t *)text;
+  req->bulk.size = strlen(text);
+  dfnet_request_opts_t opts = {.deadline_ms = 20000, .on_reply = on_async_call, .user = ac};
+  assert_int_equal(
+      dfnet_transport_request(g_peer.t, peer_wait_session(&g_peer, 0, 10000), req, &opts, 0, NULL),
+      DFNET_STATUS_OK);
+  free(req);
+}
+
+static bool async_done(async_call_t *ac, unsigned ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&ac->mu);
+  while (!ac->done && pthread_cond_timedwait(&ac->cv, &ac->mu, &until) == 0) {
+  }
+  bool done = ac->done;
+  pthread_mutex_unlock(&ac->mu);
+  return done;
+}
+
+/* A unary call that must succeed; its reply's text (static buffer). */
+static const char *ask(const char *node, const char *method, const char *payload) {
+  static char out[2048];
+  dfnet_status_t st = call(node, method, payload, out, sizeof out);
+  if (st != DFNET_STATUS_OK) {
+    read_log_tail();
+    fail_msg("%s %s(%s): %s", node, method, payload, dfnet_status_str(st));
+  }
+  return out;
+}
+
+static const char *run(const char *node, const char *text) {
+  return ask(node, "/dfnet.test.Child/Run", text);
+}
+
+static const char *parent_stats(void) { return ask(PARENT, "/dfnet.test.Echo/Stats", ""); }
+
+static void has(const char *text, const char *part) {
+  if (strstr(text, part) == NULL) {
+    read_log_tail();
+    fail_msg("\"%s\" does not hold \"%s\"", text, part);
+  }
+}
+
+/* Wait up to ms for the parent's Stats to hold `part`; returns them. */
+static const char *parent_stats_until(const char *part, unsigned ms) {
+  const char *stats = parent_stats();
+  for (unsigned waited = 0; strstr(stats, part) == NULL && waited < ms; waited += 20) {
+    sleep_ms(20);
+    stats = parent_stats();
+  }
+  has(stats, part);
+  return stats;
+}
+
+static bool is_call_to(const peer_rec_t *r, const void *target) {
+  return strcmp(r->m.call.target, (const char *)target) == 0;
+}
+
+static bool is_cancel_of(const peer_rec_t *r, const void *id) {
+  return r->id == *(const uint64_t *)id;
+}
+
+/* A child driver on `node`, offered the parent's Echo by `source`. */
+static uint64_t start_child(const char *node, const char *source, uint64_t colocate,
+                            uint32_t *pid) {
+  start_extra_t extra = {.source = source};
+  uint64_t dh = 0;
+  dfnet_status_t st = driver_start_with(node, &g_child, "child", colocate, &extra, &dh, pid);
+  if (st != DFNET_STATUS_OK)
+    read_log_tail();
+  assert_int_equal(st, DFNET_STATUS_OK);
+  return dh;
+}
+
+/* The parent on PARENT; it adds CHILD, which the peer accepts. */
+static uint64_t start_parent(uint32_t *pid) {
+  size_t at = peer_count(&g_peer);
+  uint64_t dh = 0;
+  assert_int_equal(driver_start(PARENT, &g_parent, "parent", 0, &dh, pid), DFNET_STATUS_OK);
+  assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node, CHILD, &at, 10000) >=
+              0);
+  return dh;
+}
+
+/* Forge a call from the forger's driver host naming `caller` (see tests/drivers/forger.c). */
+static void forge(const char *caller_and_url) {
+  assert_int_equal(call(FORGER, "/dfnet.test.Forger/Forge", caller_and_url, NULL, 0),
+                   DFNET_STATUS_OK);
+}
+
+static void driver_calls_forged(void) {
+  start_extra_t extra = {.prop_key = "dfnet.test.TARGET", .prop_val = PARENT};
+  assert_int_equal(driver_start_with(FORGER, &g_forger, "forger", 0, &extra, NULL, NULL),
+                   DFNET_STATUS_OK);
+  /* Its own node: let through, with the caller fields of the agent's records. */
+  char last[700];
+  snprintf(last, sizeof last, "whocalls=3 last=%s;%s", FORGER, g_forger.url);
+  forge(FORGER "|dfnet-evil://not-me");
+  parent_stats_until(last, 5000);
+  /* A node whose driver runs in another driver host, one with no driver, none at all. */
+  int refused = log_count("a node whose driver it does not run: refused");
+  forge(CHILD "|");
+  forge("dev.lab-a.pci.00_01_0|");
+  forge("|");
+  for (int i = 0;
+       i < 250 && log_count("a node whose driver it does not run: refused") < refused + 3; i++)
+    sleep_ms(20);
+  assert_int_equal(log_count("a node whose driver it does not run: refused"), refused + 3);
+  sleep_ms(100);
+  has(parent_stats(), last); /* none of them reached the parent */
+}
+
+static void driver_calls_up_to_the_manager(void) {
+  start_child(UPWARD, REMOTE_SOURCE, 0, NULL);
+  size_t at = peer_count(&g_peer);
+  const char *r = run(UPWARD, "method=Echo;payload=up");
+  has(r, "status=OK;");
+  char want[700];
+  snprintf(want, sizeof want, "data=manager:up;caller=%s;url=%s", UPWARD, g_child.url);
+  has(r, want);
+  long ci = peer_wait(&g_peer, dfnet_v1_Envelope_call_tag, is_call_to, REMOTE_SOURCE, &at, 5000);
+  assert_true(ci >= 0);
+  peer_rec_t *rec = calloc(1, sizeof *rec);
+  assert_non_null(rec);
+  assert_true(peer_get(&g_peer, (size_t)ci, rec));
+  assert_string_equal(rec->m.call.method, "/dfnet.test.Echo/Echo");
+  assert_string_equal(rec->m.call.caller, UPWARD);
+  assert_string_equal(rec->m.call.caller_driver_url, g_child.url);
+  /* A Cancel follows the call up. */
+  at = peer_count(&g_peer);
+  async_call_t ac;
+  run_async(UPWARD, "method=Hold;cancel_ms=300", &ac);
+  ci = peer_wait(&g_peer, dfnet_v1_Envelope_call_tag, is_call_to, REMOTE_SOURCE, &at, 5000);
+  assert_true(ci >= 0);
+  assert_true(peer_get(&g_peer, (size_t)ci, rec));
+  uint64_t up_id = rec->id;
+  assert_string_equal(rec->m.call.method, "/dfnet.test.Echo/Hold");
+  assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_cancel_tag, is_cancel_of, &up_id, &at, 5000) >=
+              0);
+  assert_true(async_done(&ac, 5000));
+  has(ac.text, "status=CANCELLED;");
+  free(rec);
+}
+
+static void test_driver_calls(void **state) {
+  (void)state;
+  g_peer.answer_calls = true;
+  assert_int_equal(peer_start(&g_peer, 0), 0);
+  size_t from = peer_count(&g_peer);
+  pid_t agent = spawn_agent();
+  assert_true(agent > 0);
+  check_announce(&from, NULL);
+
+  /* Parent and child in two driver hosts: through the agent, never the manager. */
+  uint32_t pid_parent = 0;
+  uint64_t dh_parent = start_parent(&pid_parent);
+  size_t calls_at = peer_count(&g_peer);
+  uint64_t dh_child = start_child(CHILD, PARENT, 0, NULL);
+  assert_true(dh_child != dh_parent);
+  const char *r = run(CHILD, "method=Echo;payload=hi");
+  has(r, "status=OK;");
+  has(r, "data=hi");
+  char want[700];
+  snprintf(want, sizeof want, "data=caller=%s;url=%s", CHILD, g_child.url);
+  has(run(CHILD, "method=WhoCalls"), want); /* the agent set the URL: the driver host sent none */
+  has(run(CHILD, "method=Stream;count=100;credit=4;grant=1;payload=ab"),
+      "status=OK;items=100;violations=0;");
+  has(run(CHILD, "method=Stream;count=10;credit=3;deadline=300;payload=x"),
+      "status=DEADLINE_EXCEEDED;items=3;violations=0;");
+  has(run(CHILD, "method=Hold;deadline=200"), "status=DEADLINE_EXCEEDED;");
+  has(run(CHILD, "method=Hold;cancel_ms=100"), "status=CANCELLED;");
+  const char *stats = parent_stats_until("held=2 ", 3000);
+  has(stats, "unavailable=0");
+  assert_null(strstr(stats, "cancelled=0 deadline=0")); /* both ended early at the parent */
+  assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_call_tag, NULL, NULL, &calls_at, 0) < 0);
+
+  /* Colocated with the parent: handed over in the process. */
+  int in_process = log_count("(in process)");
+  assert_int_equal(start_child(COLO, PARENT, dh_parent, NULL), dh_parent);
+  has(run(COLO, "method=Echo;payload=colo"), "data=colo");
+  snprintf(want, sizeof want, "data=caller=%s;url=%s", COLO, g_child.url);
+  has(run(COLO, "method=WhoCalls"), want);
+  assert_true(log_count("(in process)") >= in_process + 2);
+
+  driver_calls_forged();
+  driver_calls_up_to_the_manager();
+
+  /* The parent stopped mid-stream (a client not under it, as a composite's would be). */
+  start_child("dev.lab-a.pci.00_04_0", PARENT, 0, NULL);
+  async_call_t ac;
+  run_async("dev.lab-a.pci.00_04_0", "method=Stream;count=100;credit=2;payload=z", &ac);
+  assert_false(async_done(&ac, 300));
+  assert_int_equal(driver_stop(PARENT, &g_parent, dh_parent), DFNET_STATUS_OK);
+  assert_true(async_done(&ac, 5000));
+  has(ac.text, "status=UNAVAILABLE;items=2;violations=0;client=UNAVAILABLE;");
+  assert_string_equal(ask("dev.lab-a.pci.00_04_0", "/dfnet.test.Child/Status", ""),
+                      "client=UNAVAILABLE");
+  assert_string_equal(run("dev.lab-a.pci.00_04_0", "method=Echo;payload=x"),
+                      "start=UNAVAILABLE;client=UNAVAILABLE");
+  assert_string_equal(run(COLO, "method=Echo;payload=x"), "start=UNAVAILABLE;client=UNAVAILABLE");
+
+  /* The parent's driver host killed mid-stream. */
+  dh_parent = start_parent(&pid_parent);
+  start_child("dev.lab-a.pci.00_02_0", PARENT, 0, NULL);
+  run_async("dev.lab-a.pci.00_02_0", "method=Stream;count=100;credit=2;payload=k", &ac);
+  assert_false(async_done(&ac, 300));
+  assert_int_equal(kill((pid_t)pid_parent, SIGKILL), 0);
+  assert_true(async_done(&ac, 5000));
+  has(ac.text, "status=UNAVAILABLE;items=2;violations=0;client=UNAVAILABLE;");
+
+  /* A calling driver host killed: its call is cancelled at the parent. */
+  dh_parent = start_parent(&pid_parent);
+  uint32_t pid_caller = 0;
+  start_child("dev.lab-a.pci.00_01_0", PARENT, 0, &pid_caller);
+  run_async("dev.lab-a.pci.00_01_0", "method=Hold", &ac);
+  parent_stats_until("held=1 cancelled=0", 5000);
+  assert_int_equal(kill((pid_t)pid_caller, SIGKILL), 0);
+  parent_stats_until("held=1 cancelled=1 deadline=0 unavailable=0", 5000);
+  assert_true(async_done(&ac, 5000));
+  assert_int_equal(ac.code, DFNET_STATUS_UNAVAILABLE);
+
+  /* The agent stops with a call between driver hosts in flight (its deadline timer
+   * pending): a clean exit 0, nothing left behind (under ASan: no leak). */
+  start_child("dev.lab-a.pci.00_00_0", PARENT, 0, NULL);
+  run_async("dev.lab-a.pci.00_00_0", "method=Hold;deadline=15000", &ac);
+  parent_stats_until("held=2 ", 5000);
+  assert_int_equal(kill(agent, SIGTERM), 0);
+  int status = wait_exit(agent, 15000);
+  if (status == -1) {
+    kill(agent, SIGKILL);
+    waitpid(agent, &status, 0);
+    read_log_tail();
+    fail_msg("the agent did not exit after SIGTERM");
+  }
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  peer_stop(&g_peer);
+  g_peer.answer_calls = false;
+}
+
 /* ---- USB through the agent, under umockdev ----------------------------------------------- */
 
 /* The first child of pid (umockdev-run runs the program as its child), or -1. */
@@ -996,6 +1330,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_usage),
       cmocka_unit_test(test_session),
+      cmocka_unit_test(test_driver_calls),
       cmocka_unit_test(test_usb_umockdev),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -250,11 +250,11 @@ static const bad_spec_t bad_specs[] = {
      "bad.json: parents[0].properties[0].value: -3: a uint value is a whole number in "
      "0..4294967295"},
     {"missing field", "{\"name\": \"typo\", \"parents\": [{\"properties\": []}]}",
-     "bad.json: parents[0].bind_rules: missing (1..8 wanted)"},
+     "bad.json: parents[0].bind_rules: missing (1..4 wanted)"},
     {"too many values",
      "{\"name\": \"typo\", \"parents\": [{\"bind_rules\": [{\"key\": \"k\", \"condition\": "
      "\"accept\", \"values\": [1, 2, 3, 4, 5]}]}]}",
-     "bad.json: parents[0].bind_rules[0].values: 5 items, wants 1..4"},
+     "bad.json: parents[0].bind_rules[0].values: 5 items, wants 1..3"},
     {"name type", "{\"name\": 12, \"parents\": []}",
      "bad.json: name: a number; wants the spec's name, a string"},
 };

@@ -88,23 +88,38 @@ static void test_property_checks(void **state) {
   topology__destroy(&t);
 }
 
+/* DFv2: the services a driver offers to a child it adds give that child (and only that
+ * child: not its children) the property "<service>" = "<service>.DriverTransport". */
 static void test_offer_derived_properties(void **state) {
   (void)state;
   topology_t t;
   topology__init(&t);
   topology_node_t *root = add(&t, NULL, "dev.h", NULL, 0, DFNET_STATUS_OK);
-  const char offers[2][128] = {"fuchsia.hardware.pci.Service", "dfnet.hardware.rng.Service"};
-  topology_add_args_t a = {.name = "bus", .offers = offers, .offer_count = 2, .host_id = 1};
-  topology_node_t *bus = NULL;
-  char err[256];
-  assert_int_equal(topology__add(&t, root, &a, &bus, err, sizeof err), DFNET_STATUS_OK);
+  topology_node_t *bus = add(&t, root, "bus", NULL, 0, DFNET_STATUS_OK);
+  /* "" is no offer, and an offer given twice is one */
+  const char offers[4][128] = {"fuchsia.hardware.pci.Service", "", "dfnet.hardware.rng.Service",
+                               "fuchsia.hardware.pci.Service"};
   dfnet_v1_NodeProperty own = prop_int(1, 31);
-  topology_node_t *child = add(&t, bus, "dev0", &own, 1, DFNET_STATUS_OK);
+  topology_add_args_t a = {.name = "dev0",
+                           .props = &own,
+                           .prop_count = 1,
+                           .offers = offers,
+                           .offer_count = 4,
+                           .host_id = 1};
+  topology_node_t *child = NULL;
+  char err[256];
+  assert_int_equal(topology__add(&t, bus, &a, &child, err, sizeof err), DFNET_STATUS_OK);
+  assert_int_equal(child->offer_count, 2);
   assert_int_equal(child->prop_count, 3);
   assert_int_equal(child->derived_count, 2);
   assert_string_equal(child->props[1].str_key, "fuchsia.hardware.pci.Service");
-  assert_string_equal(child->props[1].str_value, "fuchsia.hardware.pci.Service.ZirconTransport");
+  assert_string_equal(child->props[1].str_value, "fuchsia.hardware.pci.Service.DriverTransport");
   assert_int_equal(child->props[1].type, DFNET_BIND_VALUE_STRING);
+  /* the parent has none (it offered them), nor has the child's child */
+  assert_int_equal(bus->prop_count, 0);
+  topology_node_t *grandchild = add(&t, child, "leaf", NULL, 0, DFNET_STATUS_OK);
+  assert_int_equal(grandchild->prop_count, 0);
+  assert_int_equal(grandchild->derived_count, 0);
   /* back to the wire: own, then derived; cut at the caller's max */
   dfnet_v1_NodeProperty wire[3];
   assert_int_equal(topology__props_to_wire(child, wire, 3), 3);
@@ -112,8 +127,30 @@ static void test_offer_derived_properties(void **state) {
   assert_int_equal(wire[2].which_key, dfnet_v1_NodeProperty_str_key_tag);
   assert_string_equal(wire[2].key.str_key, "dfnet.hardware.rng.Service");
   assert_int_equal(wire[2].which_value, dfnet_v1_NodeProperty_str_value_tag);
-  assert_string_equal(wire[2].value.str_value, "dfnet.hardware.rng.Service.ZirconTransport");
+  assert_string_equal(wire[2].value.str_value, "dfnet.hardware.rng.Service.DriverTransport");
   assert_int_equal(topology__props_to_wire(child, wire, 2), 2);
+  /* an own property of that key wins over the derived one */
+  dfnet_v1_NodeProperty mine = prop_str("dfnet.hardware.rng.Service", "mine");
+  const char one[1][128] = {"dfnet.hardware.rng.Service"};
+  topology_add_args_t b = {.name = "dev1",
+                           .props = &mine,
+                           .prop_count = 1,
+                           .offers = one,
+                           .offer_count = 1,
+                           .host_id = 1};
+  topology_node_t *other = NULL;
+  assert_int_equal(topology__add(&t, bus, &b, &other, err, sizeof err), DFNET_STATUS_OK);
+  assert_int_equal(other->prop_count, 1);
+  assert_string_equal(other->props[0].str_value, "mine");
+  /* NodeUpdate: the derived properties follow the new offers */
+  const char upd[1][128] = {"dfnet.test.Echo"};
+  assert_int_equal(topology__update(&t, child, &own, 1, upd, 1, err, sizeof err), DFNET_STATUS_OK);
+  assert_int_equal(child->prop_count, 2);
+  assert_string_equal(child->props[1].str_key, "dfnet.test.Echo");
+  assert_string_equal(child->props[1].str_value, "dfnet.test.Echo.DriverTransport");
+  assert_int_equal(topology__update(&t, child, &own, 1, NULL, 0, err, sizeof err), DFNET_STATUS_OK);
+  assert_int_equal(child->prop_count, 1);
+  assert_int_equal(child->offer_count, 0);
   topology__destroy(&t);
 }
 

@@ -173,6 +173,9 @@ int th_pack(const char *pkg_dir, uint8_t **data, size_t *size, uint8_t digest[32
 
 #define TH_EVENTS_MAX 8192
 
+#define TH_STARTS_MAX 256 /* DriverStarts kept whole (~53 KiB each) */
+#define TH_HELD_MAX 256   /* DriverStops held */
+
 struct testhost {
   dfnet_transport_t *t;
   dfnet_endpoint_id_t ep;
@@ -185,6 +188,12 @@ struct testhost {
   uint64_t next_dh;
   char fail_url[256];
   dfnet_status_t fail_code;
+  dfnet_v1_DriverStart *starts[TH_STARTS_MAX]; /* the DriverStarts received, in order */
+  size_t nstarts;
+  bool answer_calls;
+  bool hold_stops;
+  uint64_t held[TH_HELD_MAX]; /* ids of the DriverStops held */
+  size_t nheld;
 };
 
 static void record(testhost_t *h, const dfnet_envelope_t *env) {
@@ -208,10 +217,24 @@ static void record(testhost_t *h, const dfnet_envelope_t *env) {
     snprintf(ev.url, sizeof ev.url, "%s", env->pb.msg.watch_event.detail);
     ev.kind = env->pb.msg.watch_event.kind;
     break;
+  case dfnet_v1_Envelope_call_tag:
+    snprintf(ev.node, sizeof ev.node, "%s", env->pb.msg.call.target);
+    snprintf(ev.url, sizeof ev.url, "%s", env->pb.msg.call.method);
+    snprintf(ev.caller, sizeof ev.caller, "%s", env->pb.msg.call.caller);
+    snprintf(ev.caller_url, sizeof ev.caller_url, "%s", env->pb.msg.call.caller_driver_url);
+    break;
   default:
     break;
   }
+  dfnet_v1_DriverStart *start = NULL;
+  if (env->pb.which_msg == dfnet_v1_Envelope_driver_start_tag &&
+      (start = malloc(sizeof *start)) != NULL)
+    *start = env->pb.msg.driver_start;
   pthread_mutex_lock(&h->mu);
+  if (start != NULL && h->nstarts < TH_STARTS_MAX)
+    h->starts[h->nstarts++] = start;
+  else
+    free(start);
   if (h->nevents < TH_EVENTS_MAX) {
     ev.seq = h->nevents;
     h->events[h->nevents++] = ev;
@@ -247,13 +270,49 @@ static void answer_start(testhost_t *h, dfnet_session_id_t sid, const dfnet_enve
   free(out);
 }
 
+/* A Call answered OK with "<caller>|<caller_driver_url>|<request>". */
+static void answer_call(testhost_t *h, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+  const dfnet_v1_Call *c = &env->pb.msg.call;
+  size_t cap = strlen(c->caller) + strlen(c->caller_driver_url) + env->bulk.size + 3;
+  char *payload = malloc(cap);
+  dfnet_envelope_t *out = calloc(1, sizeof *out);
+  if (payload != NULL && out != NULL) {
+    int n = snprintf(payload, cap, "%s|%s|", c->caller, c->caller_driver_url);
+    if (env->bulk.size > 0)
+      memcpy(payload + n, env->bulk.data, env->bulk.size);
+    dfnet_envelope_init(out);
+    out->pb.id = env->pb.id;
+    out->pb.which_msg = dfnet_v1_Envelope_reply_tag;
+    out->pb.msg.reply.code = dfnet_v1_Code_OK;
+    out->pb.msg.reply.end_of_stream = true;
+    out->bulk.data = (const uint8_t *)payload;
+    out->bulk.size = (size_t)n + env->bulk.size;
+    dfnet_transport_send(h->t, sid, out, 0);
+  }
+  free(out);
+  free(payload);
+}
+
 static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
   testhost_t *h = user;
   record(h, env);
-  if (env->pb.which_msg == dfnet_v1_Envelope_driver_start_tag)
+  if (env->pb.which_msg == dfnet_v1_Envelope_driver_start_tag) {
     answer_start(h, sid, env);
-  else if (env->pb.which_msg == dfnet_v1_Envelope_driver_stop_tag)
-    dfnet_transport_send_status(h->t, sid, env->pb.id, DFNET_STATUS_OK, "stopped");
+  } else if (env->pb.which_msg == dfnet_v1_Envelope_driver_stop_tag) {
+    pthread_mutex_lock(&h->mu);
+    bool hold = h->hold_stops && h->nheld < TH_HELD_MAX;
+    if (hold)
+      h->held[h->nheld++] = env->pb.id;
+    pthread_mutex_unlock(&h->mu);
+    if (!hold)
+      dfnet_transport_send_status(h->t, sid, env->pb.id, DFNET_STATUS_OK, "stopped");
+  } else if (env->pb.which_msg == dfnet_v1_Envelope_call_tag) {
+    pthread_mutex_lock(&h->mu);
+    bool answer = h->answer_calls;
+    pthread_mutex_unlock(&h->mu);
+    if (answer)
+      answer_call(h, sid, env);
+  }
 }
 
 static void on_open(void *user, const dfnet_session_info_t *info) {
@@ -308,6 +367,8 @@ void th_close(testhost_t *h) {
   dfnet_transport_destroy(h->t);
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->cv);
+  for (size_t i = 0; i < h->nstarts; i++)
+    free(h->starts[i]);
   free(h->events);
   free(h);
 }
@@ -582,6 +643,89 @@ bool th_wait_event(testhost_t *h, pb_size_t which, const char *node, uint32_t ti
   if (found && from)
     *from = i;
   return found;
+}
+
+bool th_driver_start(testhost_t *h, const char *node, dfnet_v1_DriverStart *out) {
+  bool found = false;
+  pthread_mutex_lock(&h->mu);
+  for (size_t i = h->nstarts; i > 0 && !found; i--) {
+    if (strcmp(h->starts[i - 1]->node, node) == 0) {
+      *out = *h->starts[i - 1];
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&h->mu);
+  return found;
+}
+
+void th_answer_calls(testhost_t *h, bool on) {
+  pthread_mutex_lock(&h->mu);
+  h->answer_calls = on;
+  pthread_mutex_unlock(&h->mu);
+}
+
+void th_hold_stops(testhost_t *h, bool on) {
+  pthread_mutex_lock(&h->mu);
+  h->hold_stops = on;
+  pthread_mutex_unlock(&h->mu);
+}
+
+size_t th_release_stops(testhost_t *h) {
+  uint64_t ids[TH_HELD_MAX];
+  pthread_mutex_lock(&h->mu);
+  size_t n = h->nheld;
+  memcpy(ids, h->held, n * sizeof ids[0]);
+  h->nheld = 0;
+  pthread_mutex_unlock(&h->mu);
+  for (size_t i = 0; i < n; i++)
+    dfnet_transport_send_status(h->t, th_session(h), ids[i], DFNET_STATUS_OK, "stopped");
+  return n;
+}
+
+dfnet_status_t th_call(testhost_t *h, const char *target, const char *method, const char *caller,
+                       const char *caller_url, const char *req, dfnet_status_t *code, char *message,
+                       char *reply, size_t reply_size) {
+  dfnet_envelope_t *env = calloc(1, sizeof *env), *rep = calloc(1, sizeof *rep);
+  dfnet_status_t st = DFNET_STATUS_INTERNAL;
+  if (env == NULL || rep == NULL)
+    goto free_envs;
+  dfnet_envelope_init(env);
+  env->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  dfnet_v1_Call *c = &env->pb.msg.call;
+  snprintf(c->target, sizeof c->target, "%s", target);
+  snprintf(c->method, sizeof c->method, "%s", method);
+  snprintf(c->caller, sizeof c->caller, "%s", caller ? caller : "");
+  snprintf(c->caller_driver_url, sizeof c->caller_driver_url, "%s", caller_url ? caller_url : "");
+  c->deadline_ms = 10000;
+  if (req != NULL) {
+    env->bulk.data = (const uint8_t *)req;
+    env->bulk.size = strlen(req);
+  }
+  void *bulk = NULL;
+  st = dfnet_transport_request_sync(h->t, th_session(h), env, 12000, rep, &bulk);
+  if (st == DFNET_STATUS_OK) {
+    bool is_reply = rep->pb.which_msg == dfnet_v1_Envelope_reply_tag;
+    *code = is_reply ? (dfnet_status_t)rep->pb.msg.reply.code
+            : rep->pb.which_msg == dfnet_v1_Envelope_status_tag
+                ? (dfnet_status_t)rep->pb.msg.status.code
+                : DFNET_STATUS_UNKNOWN;
+    if (message)
+      snprintf(message, 512, "%s",
+               is_reply                                            ? rep->pb.msg.reply.message
+               : rep->pb.which_msg == dfnet_v1_Envelope_status_tag ? rep->pb.msg.status.message
+                                                                   : "");
+    if (reply != NULL && reply_size > 0) {
+      size_t n = rep->bulk.size < reply_size - 1 ? rep->bulk.size : reply_size - 1;
+      if (n > 0)
+        memcpy(reply, rep->bulk.data, n);
+      reply[n] = '\0';
+    }
+  }
+  free(bulk);
+free_envs:
+  free(env);
+  free(rep);
+  return st;
 }
 
 size_t th_count_events(testhost_t *h, pb_size_t which, const char *node) {

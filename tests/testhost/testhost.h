@@ -11,8 +11,10 @@
  *
  * A host session answers the manager's DriverStart with DriverStatus RUNNING (driver host
  * ids 1, 2, ... per session; the requested id when colocating), or with a Status when the
- * URL was marked failing (th_fail_url); DriverStop with Status OK. Every envelope the
- * manager sends is recorded in order (th_wait_event, th_events).
+ * URL was marked failing (th_fail_url); DriverStop with Status OK (or later: th_hold_stops).
+ * Calls it leaves unanswered unless told to answer them (th_answer_calls). Every envelope
+ * the manager sends is recorded in order (th_wait_event, th_events), each DriverStart in
+ * full too (th_driver_start). It may call as a host for its drivers (th_call).
  *
  * Every function reports failure by return value and never aborts; tests assert on it.
  */
@@ -68,11 +70,14 @@ typedef struct testhost testhost_t;
 typedef struct th_event {
   pb_size_t which;
   uint64_t id;
-  char node[512];          /* DriverStart/DriverStop node, NodeRemove moniker, WatchEvent subject */
-  char url[256];           /* DriverStart/DriverStop url, WatchEvent detail */
+  char node[512]; /* DriverStart/DriverStop node, NodeRemove moniker, WatchEvent subject, Call
+                     target */
+  char url[256];  /* DriverStart/DriverStop url, WatchEvent detail, Call method */
   uint64_t driver_host_id; /* DriverStart: requested (0 = new) */
   int kind;                /* WatchEvent kind */
   size_t seq;              /* position in the session's record */
+  char caller[512];        /* Call: caller */
+  char caller_url[256];    /* Call: caller_driver_url */
 } th_event_t;
 
 /* Connect to the manager: issue a certificate for `name` with `role` ("host", "admin",
@@ -127,6 +132,27 @@ dfnet_status_t th_driver_host_exit(testhost_t *h, uint64_t dh, const char *const
  * filled and *from (if given) moves past it. Returns true, or false after timeout_ms. */
 bool th_wait_event(testhost_t *h, pb_size_t which, const char *node, uint32_t timeout_ms,
                    size_t *from, th_event_t *out);
+
+/* The last DriverStart the session received for `node`, into *out. false when none. */
+bool th_driver_start(testhost_t *h, const char *node, dfnet_v1_DriverStart *out);
+
+/* Answer every Call from now on (on: true) with one Reply OK whose payload is
+ * "<caller>|<caller_driver_url>|" and the request's payload; off: leave them unanswered. */
+void th_answer_calls(testhost_t *h, bool on);
+
+/* Hold the answers to DriverStop (on: true) until th_release_stops(); off answers at once
+ * again (what is held stays held). */
+void th_hold_stops(testhost_t *h, bool on);
+/* Answer every held DriverStop with Status OK, in the order they came. Returns how many. */
+size_t th_release_stops(testhost_t *h);
+
+/* As a host, a unary Call for one of its drivers: Call{target, method, caller,
+ * caller_driver_url, deadline 10 s} with `req` as payload. Returns the transport's status;
+ * on OK *code gets the Reply's code, message (may be NULL, 512 bytes) its message, and
+ * reply (may be NULL, reply_size bytes, NUL-terminated) its payload. */
+dfnet_status_t th_call(testhost_t *h, const char *target, const char *method, const char *caller,
+                       const char *caller_url, const char *req, dfnet_status_t *code, char *message,
+                       char *reply, size_t reply_size);
 
 /* Count the recorded envelopes of kind `which` for `node` (NULL = any). */
 size_t th_count_events(testhost_t *h, pb_size_t which, const char *node);
