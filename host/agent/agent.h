@@ -140,6 +140,7 @@ typedef enum agent_op_kind {
 } agent_op_kind_t;
 
 typedef struct agent_op agent_op_t;
+struct agent_stop_wait;
 typedef struct agent_fetch agent_fetch_t;
 typedef struct agent_queue_item agent_queue_item_t;
 
@@ -180,6 +181,7 @@ typedef struct agent {
   uint64_t next_uid;
 
   agent_dh_t *dhs;
+  struct agent_stop_wait *stop_waits; /* stops waiting for the drivers below (drivers.c) */
   agent_op_t *ops_by_local;  /* uthash on local_id */
   agent_op_t *calls_by_peer; /* uthash on (session, manager id), or (AGENT_DH_KEY(driver
                                 host), its id) for a driver's call: calls only */
@@ -311,7 +313,8 @@ void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
                                 const dfnet_envelope_t *env);
 void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session, const dfnet_envelope_t *env);
 
-/* Stop the driver of a node on our own (no manager request), e.g. its node went away. */
+/* Stop the driver of a node on our own (no manager request), e.g. its node went away:
+ * once every driver below it has stopped (drivers.c, "stop order"). */
 void agent__driver_stop_local(agent_t *a, agent_node_t *node);
 
 /* Supervisor callbacks (run inside dfnet_supervisor_dispatch on the service thread). */
@@ -342,7 +345,8 @@ struct agent_op {
                                  the manager) */
   uint64_t node_uid;          /* START / STOP */
   bool fresh_host;            /* START: the host was spawned for it */
-  char *moniker;              /* START: the node (to stop an orphaned driver); owned */
+  char *moniker;              /* START / STOP: the node (to stop an orphaned driver, to
+                                 stop parents after children); owned */
   dfnet_session_id_t session; /* CALL from the manager: its session (0 once gone) */
   uint64_t manager_id;        /* CALL from the manager: its envelope id */
   struct {

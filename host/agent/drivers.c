@@ -124,6 +124,7 @@ static dfnet_status_t send_stop(agent_t *a, uint64_t host_id, const char *monike
   if (op == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   op->node_uid = node_uid;
+  op->moniker = strdup(moniker); /* NULL on no memory: the stop then orders nothing */
   dfnet_envelope_t *env = a->scratch;
   dfnet_envelope_init(env);
   env->pb.id = op->local_id;
@@ -400,6 +401,105 @@ void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
   n->req_id = id;
 }
 
+/* ---- stop order: children first -------------------------------------------------------
+ *
+ * A driver is stopped only after every driver below it has stopped (docs/spec/dfv2.md
+ * "Driver hosts and lifecycle": a child's driver may use its parent's offers until its
+ * stop hook has returned). The manager orders its DriverStops so; when the agent stops
+ * drivers on its own (hardware unplugged, a node removed) it keeps the same order: a
+ * driver with a start or a stop still outstanding below it waits here. */
+
+struct agent_stop_wait {
+  uint64_t host_id;
+  char *moniker;
+  char *url;
+  struct agent_stop_wait *next;
+};
+
+/* True while a driver strictly below `moniker` is starting or stopping, or waits to stop. */
+static bool stop_blocked(agent_t *a, const char *moniker) {
+  for (agent_op_t *op = a->ops_by_local; op != NULL; op = op->hh_local.next)
+    if (op->kind != AGENT_OP_CALL && op->moniker != NULL &&
+        agent__moniker_within(op->moniker, moniker) && strcmp(op->moniker, moniker) != 0)
+      return true;
+  for (struct agent_stop_wait *w = a->stop_waits; w != NULL; w = w->next)
+    if (agent__moniker_within(w->moniker, moniker) && strcmp(w->moniker, moniker) != 0)
+      return true;
+  return false;
+}
+
+/* Send the stop of a driver whose node is gone; when its driver host is gone too, the
+ * driver went with it. */
+static void stop_orphan(agent_t *a, uint64_t host_id, const char *moniker, const char *url) {
+  if (send_stop(a, host_id, moniker, url, 0, NULL) == DFNET_STATUS_OK)
+    return;
+  agent_dh_t *dh = agent__dh_find(a, host_id);
+  if (dh != NULL && dh->drivers > 0)
+    dh->drivers--;
+  dh_release(a, dh);
+}
+
+static void stop_wait_free(struct agent_stop_wait *w) {
+  free(w->moniker);
+  free(w->url);
+  free(w);
+}
+
+/* Send every waiting stop that nothing below blocks any more. One pass does: a stop sent
+ * here leaves an op with the same moniker, so whatever it blocked stays blocked. */
+static void stop_waits_progress(agent_t *a) {
+  for (struct agent_stop_wait **pp = &a->stop_waits; *pp != NULL;) {
+    struct agent_stop_wait *w = *pp;
+    if (stop_blocked(a, w->moniker)) {
+      pp = &w->next;
+      continue;
+    }
+    *pp = w->next;
+    DFNET_LOGI(DRV_SUBSYS, w->moniker, "the drivers below have stopped: stopping its driver");
+    stop_orphan(a, w->host_id, w->moniker, w->url);
+    stop_wait_free(w);
+  }
+}
+
+/* Forget the waiting stops of a driver host that has gone (its drivers went with it). */
+static void stop_waits_forget_host(agent_t *a, uint64_t host_id) {
+  for (struct agent_stop_wait **pp = &a->stop_waits; *pp != NULL;) {
+    struct agent_stop_wait *w = *pp;
+    if (w->host_id == host_id) {
+      *pp = w->next;
+      stop_wait_free(w);
+    } else {
+      pp = &w->next;
+    }
+  }
+}
+
+/* Stop the running driver of node n, whose node is going: now, or once the drivers below
+ * it have stopped. */
+static void stop_in_order(agent_t *a, agent_node_t *n) {
+  if (!stop_blocked(a, n->moniker)) {
+    DFNET_LOGI(DRV_SUBSYS, n->moniker, "node gone: stopping its driver");
+    stop_orphan(a, n->driver_host_id, n->moniker, n->driver_url);
+    return;
+  }
+  struct agent_stop_wait *w = calloc(1, sizeof *w);
+  if (w != NULL) {
+    w->host_id = n->driver_host_id;
+    w->moniker = strdup(n->moniker);
+    w->url = n->driver_url != NULL ? strdup(n->driver_url) : NULL;
+  }
+  if (w == NULL || w->moniker == NULL || (n->driver_url != NULL && w->url == NULL)) {
+    if (w != NULL)
+      stop_wait_free(w);
+    DFNET_LOGE(DRV_SUBSYS, n->moniker, "out of memory ordering stops: stopping its driver now");
+    stop_orphan(a, n->driver_host_id, n->moniker, n->driver_url);
+    return;
+  }
+  DFNET_LOGI(DRV_SUBSYS, n->moniker, "node gone: its driver stops once the drivers below have");
+  w->next = a->stop_waits;
+  a->stop_waits = w;
+}
+
 void agent__driver_stop_local(agent_t *a, agent_node_t *n) {
   switch (n->driver) {
   case AGENT_DRIVER_FETCHING:
@@ -427,13 +527,7 @@ void agent__driver_stop_local(agent_t *a, agent_node_t *n) {
   case AGENT_DRIVER_RUNNING:
     break;
   }
-  DFNET_LOGI(DRV_SUBSYS, n->moniker, "node gone: stopping its driver");
-  if (send_stop(a, n->driver_host_id, n->moniker, n->driver_url, 0, NULL) != DFNET_STATUS_OK) {
-    agent_dh_t *dh = agent__dh_find(a, n->driver_host_id);
-    if (dh != NULL && dh->drivers > 0)
-      dh->drivers--;
-    dh_release(a, dh);
-  }
+  stop_in_order(a, n);
   clear_driver(n);
 }
 
@@ -557,6 +651,7 @@ void agent__sup_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t 
       start_answered(a, op, code, message);
     else
       stop_answered(a, op, code, message);
+    stop_waits_progress(a);
     return;
   }
   case dfnet_v1_Envelope_node_add_tag:
@@ -606,6 +701,8 @@ void agent__sup_on_exit(void *arg, const dfnet_driver_host_exit_t *ex) {
     n = next;
   }
   dh_remove(a, ex->host_id);
+  stop_waits_forget_host(a, ex->host_id);
+  stop_waits_progress(a);
   if (expected) {
     agent__shutdown_progress(a);
     return;
@@ -636,6 +733,11 @@ bool agent__drivers_close_all(agent_t *a) {
 }
 
 void agent__drivers_free(agent_t *a) {
+  while (a->stop_waits != NULL) {
+    struct agent_stop_wait *w = a->stop_waits;
+    a->stop_waits = w->next;
+    stop_wait_free(w);
+  }
   while (a->dhs != NULL) {
     agent_dh_t *d = a->dhs;
     a->dhs = d->next;
