@@ -1,7 +1,6 @@
-/* The serial driver's tty side (port.h). */
+/* The serial driver's tty side: finding it, opening it, termios (port.h). */
 #include "drivers/serial/port.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,107 +9,22 @@
 #include <unistd.h>
 
 #include "bind/dfnet_platform.h"
-#include "bind/dfnet_usb.h"
 #include "drivers/common/drvkit.h"
 
 /* ---- finding the tty --------------------------------------------------------------- */
 
-/* A tty directory entry the kernel creates for a USB serial interface. */
-static bool is_tty_name(const char *name) {
-  return strncmp(name, "ttyUSB", 6) == 0 || strncmp(name, "ttyACM", 6) == 0;
-}
-
-/* Look for the tty of interface directory `ifc`: <ifc>/tty/<name> or <ifc>/<name>. */
-static bool tty_of_interface(const char *ifc, char *name, size_t cap) {
-  static const char *const subdirs[] = {"/tty", ""};
-  for (size_t i = 0; i < 2; i++) {
-    char dir[4096 + 300];
-    snprintf(dir, sizeof dir, "%s%s", ifc, subdirs[i]);
-    DIR *d = opendir(dir);
-    if (d == NULL)
-      continue;
-    struct dirent *e;
-    bool found = false;
-    while (!found && (e = readdir(d)) != NULL) {
-      if (is_tty_name(e->d_name) && strlen(e->d_name) < cap) {
-        memcpy(name, e->d_name, strlen(e->d_name) + 1);
-        found = true;
-      }
-    }
-    closedir(d);
-    if (found)
-      return true;
-  }
-  return false;
-}
-
-/* The tty of USB interface `sysfs_name` ("1-1.2:1.1"), or of a sibling interface of the
- * same configuration ("1-1.2:1.*": a CDC-ACM function's tty hangs off its communication
- * interface, not its data interface). */
-static bool tty_of_usb(const char *sysfs_root, const char *sysfs_name, char *name, size_t cap) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/bus/usb/devices/%s", sysfs_root, sysfs_name);
-  if (tty_of_interface(dir, name, cap))
-    return true;
-  const char *dot = strrchr(sysfs_name, '.');
-  const char *colon = strchr(sysfs_name, ':');
-  if (dot == NULL || colon == NULL || dot < colon)
-    return false;
-  size_t prefix = (size_t)(dot - sysfs_name) + 1; /* "1-1.2:1." */
-  snprintf(dir, sizeof dir, "%s/bus/usb/devices", sysfs_root);
-  DIR *d = opendir(dir);
-  if (d == NULL)
-    return false;
-  bool found = false;
-  struct dirent *e;
-  while (!found && (e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, sysfs_name, prefix) != 0 || strcmp(e->d_name, sysfs_name) == 0)
-      continue;
-    char ifc[4096 + 256];
-    snprintf(ifc, sizeof ifc, "%s/%s", dir, e->d_name);
-    found = tty_of_interface(ifc, name, cap);
-  }
-  closedir(d);
-  return found;
-}
-
 dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t cap, char *why,
                                 size_t why_cap) {
   const char *tty = drvkit__prop_string(driver, BIND_DFNET_PLATFORM_TTY);
-  if (tty != NULL) {
-    if (tty[0] != '/' || strlen(tty) >= cap) {
-      snprintf(why, why_cap, "dfnet.platform.TTY \"%.200s\" is not an absolute path", tty);
-      return DFNET_STATUS_FAILED_PRECONDITION;
-    }
-    memcpy(out, tty, strlen(tty) + 1);
-    return DFNET_STATUS_OK;
-  }
-  const char *sysfs_name = drvkit__prop_string(driver, BIND_DFNET_USB_SYSFS_NAME);
-  if (sysfs_name == NULL || strchr(sysfs_name, '/') != NULL) {
-    snprintf(why, why_cap,
-             "the node has neither \"dfnet.platform.TTY\" (a board-file serial "
-             "port) nor \"dfnet.usb.SYSFS_NAME\" (a USB interface)");
+  if (tty == NULL) {
+    snprintf(why, why_cap, "the node has no \"dfnet.platform.TTY\" (a board-file serial port)");
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
-  char sysfs_root[1024], dev_root[1024], name[64];
-  if (drvkit__setting(driver, "sysfs_root", "DFNET_SYSFS_ROOT", "/sys", sysfs_root,
-                      sizeof sysfs_root) != DFNET_STATUS_OK ||
-      drvkit__setting(driver, "dev_root", "DFNET_DEV_ROOT", "/dev", dev_root, sizeof dev_root) !=
-          DFNET_STATUS_OK) {
-    snprintf(why, why_cap, "settings \"sysfs_root\" / \"dev_root\" must be paths");
+  if (tty[0] != '/' || strlen(tty) >= cap) {
+    snprintf(why, why_cap, "dfnet.platform.TTY \"%.200s\" is not an absolute path", tty);
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
-  if (!tty_of_usb(sysfs_root, sysfs_name, name, sizeof name)) {
-    snprintf(why, why_cap,
-             "USB interface %.64s has no tty under %.200s/bus/usb/devices/%.64s (is the "
-             "kernel's cdc_acm or usbserial driver bound to it?)",
-             sysfs_name, sysfs_root, sysfs_name);
-    return DFNET_STATUS_FAILED_PRECONDITION;
-  }
-  if ((size_t)snprintf(out, cap, "%s/%s", dev_root, name) >= cap) {
-    snprintf(why, why_cap, "tty path too long");
-    return DFNET_STATUS_FAILED_PRECONDITION;
-  }
+  memcpy(out, tty, strlen(tty) + 1);
   return DFNET_STATUS_OK;
 }
 

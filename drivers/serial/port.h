@@ -1,8 +1,6 @@
-/* The serial driver's tty side: finding the kernel's tty of a node, opening it in raw
- * mode, and line settings through termios(3) (POSIX "General Terminal Interface";
- * Linux termios(3), tty_ioctl(4); sysfs layout of Documentation/ABI/stable/sysfs-class-tty
- * and of the USB serial drivers: cdc-acm puts <interface>/tty/ttyACM<N>, usbserial
- * <interface>/ttyUSB<N>).
+/* The serial driver's tty side (the tty backend, tty.c): finding the kernel's tty of a
+ * node, opening it in raw mode, and line settings through termios(3) (POSIX "General
+ * Terminal Interface"; Linux termios(3), tty_ioctl(4)).
  */
 #ifndef DFNET_DRIVERS_SERIAL_PORT_H
 #define DFNET_DRIVERS_SERIAL_PORT_H
@@ -14,12 +12,9 @@
 #include "dfnet/hw/serial.pb.h"
 
 /* The device file of the node's tty in out[cap]: the "dfnet.platform.TTY" property of a
- * board-file device, or for a USB interface node ("dfnet.usb.SYSFS_NAME") the tty the
- * kernel made for that interface (or, for a CDC-ACM data interface, for its sibling
- * communication interface), under the settings "sysfs_root" (DFNET_SYSFS_ROOT, "/sys")
- * and "dev_root" (DFNET_DEV_ROOT, "/dev").
- * Returns OK; FAILED_PRECONDITION with the reason in why[why_cap] (no such property, no
- * tty found: no kernel driver bound). */
+ * board-file device (an absolute path).
+ * Returns OK; FAILED_PRECONDITION with the reason in why[why_cap] (no such property, not an
+ * absolute path). */
 dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t cap, char *why,
                                 size_t why_cap) __attribute__((warn_unused_result));
 

@@ -1,62 +1,52 @@
 /* serial: a serial port (a board's UART, a USB serial adapter) served as
  * dfnet.hw.serial.Serial (proto/dfnet/hw/serial.proto): the remote console of a lab board.
+ * This is the core; the port itself is a backend (serial.h): a kernel tty (tty.c) or a USB
+ * serial adapter's interface reached through the dfnet.hw.usb.Interface its parent,
+ * usb-device, offers (usb.c).
  *
- *   start        finds the node's tty (port.h), opens it in raw mode, starts the reader
- *                thread, serves Serial and publishes class "serial". No tty, or one that
- *                cannot be opened: FAILED_PRECONDITION with the reason.
- *   prepare_stop wakes the reader thread and joins it.
+ *   start        picks the backend (a "dfnet.platform.TTY" property: tty; a USB interface
+ *                node: usb), opens the port, serves Serial and publishes class "serial". A
+ *                port that cannot be opened: FAILED_PRECONDITION with the reason. (A USB
+ *                port finishes opening after start: its calls wait for it, and if it fails
+ *                they get UNAVAILABLE with the reason.)
+ *   prepare_stop stops the backend (its reader thread, its calls).
  *   stop         ends what is still waiting (UNAVAILABLE) and closes the port.
  *
- * Threads. The reader thread is the only reader of the port: it polls the tty and an
- * eventfd (its stop signal), and appends what arrives, under `mu`, to the Read buffer
- * and to every subscriber's buffer, each bounded (64 KiB; the oldest bytes go first and
- * are counted); then it posts one task_flush to the dispatcher. Everything else runs on
- * the default dispatcher (no allow_sync_calls: nothing here blocks it):
+ * Everything here runs on the default dispatcher (no allow_sync_calls: nothing blocks it).
+ * What the port receives arrives through serial__deliver (from the tty reader thread, or
+ * from the USB backend on the dispatcher), under `mu`, into the Read buffer and every
+ * subscriber's buffer, each bounded (64 KiB; the oldest bytes go first and are counted);
+ * then one flush task serves them:
  *  - Read takes from the Read buffer at once, or parks (with a timer task and a cancel
- *    callback, both naming the Read by id, never by pointer) until task_flush serves it.
+ *    callback, both naming the Read by id, never by pointer) until a flush serves it.
  *  - Subscribe registers a stream and sends it an empty Data item at once (the stream is
- *    in place: what the port receives from then on reaches it); task_flush sends what its
- *    buffer holds, 4 KiB a Data item. The caller's credit window is honoured by dfnet_call_send:
- * with no room it returns RESOURCE_EXHAUSTED at once, the item is kept, and a flush is retried 10
- * ms later. The data keeps accumulating (bounded) meanwhile.
- *  - Write writes what the non-blocking tty takes and retries every 5 ms for the rest,
- *    until done, cancelled, or its deadline (10 s at most) passes.
- * A port that fails (hang-up, I/O error, unplugged adapter) ends every waiting Read and
- * stream with UNAVAILABLE; later calls get UNAVAILABLE with the same reason.
+ *    in place: what the port receives from then on reaches it); a flush sends what its
+ *    buffer holds, 4 KiB a Data item. The caller's credit window is honoured by
+ *    dfnet_call_send: with no room it returns RESOURCE_EXHAUSTED at once, the item is kept,
+ *    and a flush is retried 10 ms later. The data keeps accumulating (bounded) meanwhile.
+ *  - Write and Configure are jobs served one at a time, in order, by the backend
+ *    (serial__job_done ends each), once the port is open.
+ * A port that fails (hang-up, I/O error, unplugged adapter) ends every waiting Read,
+ * stream and job with UNAVAILABLE; later calls get UNAVAILABLE with the same reason.
  */
-#include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <pb_encode.h>
 
-#include "dfnet/driver.h"
-#include "dfnet/hw/serial.pb.h"
+#include "bind/fuchsia_usb.h"
+#include "dfnet/bind_keys.h"
 #include "drivers/common/drvkit.h"
-#include "drivers/common/retry.h"
-#include "drivers/serial/port.h"
+#include "drivers/serial/serial.h"
 
-#define SERIAL_BUF_SIZE 65536u /* the Read buffer and each stream's buffer, bytes */
-#define SERIAL_ITEM_MAX 4096u  /* bytes per Read reply / Data item (serial.options) */
-#define SERIAL_WRITE_MAX_MS 10000u
-#define SERIAL_WRITE_RETRY_MS 5u
 #define SERIAL_FLUSH_RETRY_MS 10u
 
-/* A bounded byte ring that drops its oldest bytes when full. */
-typedef struct ring {
-  uint8_t *buf; /* SERIAL_BUF_SIZE bytes */
-  size_t head;  /* index of the oldest byte */
-  size_t len;
-} ring_t;
+/* ---- the byte rings ----------------------------------------------------------------- */
 
 /* Append data; returns how many old bytes were dropped to make room. */
-static size_t ring_push(ring_t *r, const uint8_t *data, size_t n) {
+static size_t ring_push(serial_ring_t *r, const uint8_t *data, size_t n) {
   size_t dropped = 0;
   if (n > SERIAL_BUF_SIZE) {
     dropped += n - SERIAL_BUF_SIZE;
@@ -76,7 +66,7 @@ static size_t ring_push(ring_t *r, const uint8_t *data, size_t n) {
 }
 
 /* Take up to max bytes into out; returns how many. */
-static size_t ring_pop(ring_t *r, uint8_t *out, size_t max) {
+static size_t ring_pop(serial_ring_t *r, uint8_t *out, size_t max) {
   size_t n = r->len < max ? r->len : max;
   for (size_t i = 0; i < n; i++)
     out[i] = r->buf[(r->head + i) % SERIAL_BUF_SIZE];
@@ -86,106 +76,42 @@ static size_t ring_pop(ring_t *r, uint8_t *out, size_t max) {
 }
 
 /* A Subscribe stream. */
-typedef struct stream {
+struct serial_stream {
   uint64_t id;
   dfnet_call_t *call;
-  ring_t ring;      /* under mu */
-  uint64_t dropped; /* under mu: bytes lost since the last item */
-  uint8_t *held;    /* an encoded Data item the window had no room for (dispatcher) */
+  serial_ring_t ring; /* under mu */
+  uint64_t dropped;   /* under mu: bytes lost since the last item */
+  uint8_t *held;      /* an encoded Data item the window had no room for (dispatcher) */
   size_t held_len;
-  struct stream *next;
-} stream_t;
+  serial_stream_t *next;
+};
 
 /* A parked Read. */
-typedef struct pending_read {
+struct serial_read {
   uint64_t id;
   dfnet_call_t *call;
   uint32_t max_bytes;
-  struct pending_read *next;
-} pending_read_t;
-
-/* A Write in progress (served in order). */
-typedef struct write_job {
-  dfnet_call_t *call;
-  uint8_t data[SERIAL_ITEM_MAX];
-  size_t len, done;
-  uint64_t give_up_ms;
-  struct write_job *next;
-} write_job_t;
-
-typedef struct serial {
-  dfnet_driver_t *driver;
-  char tty[1024];
-  int fd;
-  int wake_fd; /* eventfd: tells the reader thread to exit */
-  pthread_t reader;
-  bool reader_running;
-  pthread_mutex_t mu;
-  bool mu_ready;
-  /* Under mu: */
-  ring_t rx; /* received, not yet Read */
-  stream_t *streams;
-  bool flush_posted; /* a task_flush is queued */
-  char failure[256]; /* non-empty once the port failed */
-  /* Dispatcher only: */
-  pending_read_t *reads;      /* oldest first */
-  write_job_t *writes;        /* oldest first */
-  drvkit_retry_t write_retry; /* write_pump again: the tty took less than asked */
-  drvkit_retry_t flush_retry; /* flush again: a stream's window was full */
-  uint64_t next_id;
-} serial_t;
+  serial_read_t *next;
+};
 
 static void task_flush(dfnet_driver_t *driver, void *ctx, void *arg);
 
-/* ---- the reader thread ------------------------------------------------------------ */
+/* ---- what the port delivers ---------------------------------------------------------- */
 
-static void reader_deliver(serial_t *s, const uint8_t *data, size_t n, const char *failure) {
+void serial__deliver(serial_t *s, const uint8_t *data, size_t n, const char *failure) {
   pthread_mutex_lock(&s->mu);
   if (n > 0) {
     (void)ring_push(&s->rx, data, n);
-    for (stream_t *st = s->streams; st != NULL; st = st->next)
+    for (serial_stream_t *st = s->streams; st != NULL; st = st->next)
       st->dropped += ring_push(&st->ring, data, n);
   }
-  if (failure != NULL)
+  if (failure != NULL && s->failure[0] == '\0')
     snprintf(s->failure, sizeof s->failure, "%s", failure);
   bool post = !s->flush_posted;
   s->flush_posted = true;
   pthread_mutex_unlock(&s->mu);
   if (post)
     (void)dfnet_driver_post(s->driver, 0, task_flush, NULL);
-}
-
-static void *reader_main(void *arg) {
-  serial_t *s = arg;
-  uint8_t buf[SERIAL_ITEM_MAX];
-  char failure[256];
-  for (;;) {
-    struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->wake_fd, .events = POLLIN}};
-    if (poll(pfd, 2, -1) < 0) {
-      if (errno == EINTR)
-        continue;
-      snprintf(failure, sizeof failure, "serial port %.200s: poll: %s", s->tty, strerror(errno));
-      reader_deliver(s, NULL, 0, failure);
-      return NULL;
-    }
-    if (pfd[1].revents != 0)
-      return NULL; /* prepare_stop */
-    if (pfd[0].revents == 0)
-      continue;
-    ssize_t n = read(s->fd, buf, sizeof buf);
-    if (n > 0) {
-      reader_deliver(s, buf, (size_t)n, NULL);
-      continue;
-    }
-    if (n < 0 && (errno == EINTR || errno == EAGAIN))
-      continue;
-    /* End of file, EIO (hang-up: the other end closed, the adapter was unplugged) or
-     * another error: the port is gone; stop reading it. */
-    snprintf(failure, sizeof failure, "serial port %.200s failed: %s", s->tty,
-             n == 0 ? "hang-up" : strerror(errno));
-    reader_deliver(s, NULL, 0, failure);
-    return NULL;
-  }
 }
 
 /* The port's failure into why (empty string: healthy). Dispatcher or any thread. */
@@ -213,10 +139,10 @@ static void read_reply(serial_t *s, dfnet_call_t *call, uint32_t max_bytes) {
 }
 
 /* Remove the parked Read `id`; NULL when it is no longer parked. */
-static pending_read_t *unpark(serial_t *s, uint64_t id) {
-  for (pending_read_t **p = &s->reads; *p != NULL; p = &(*p)->next) {
+static serial_read_t *unpark(serial_t *s, uint64_t id) {
+  for (serial_read_t **p = &s->reads; *p != NULL; p = &(*p)->next) {
     if ((*p)->id == id) {
-      pending_read_t *r = *p;
+      serial_read_t *r = *p;
       *p = r->next;
       return r;
     }
@@ -228,7 +154,7 @@ static pending_read_t *unpark(serial_t *s, uint64_t id) {
 static void task_read_timeout(dfnet_driver_t *driver, void *ctx, void *arg) {
   (void)driver;
   serial_t *s = ctx;
-  pending_read_t *r = unpark(s, (uint64_t)(uintptr_t)arg);
+  serial_read_t *r = unpark(s, (uint64_t)(uintptr_t)arg);
   if (r != NULL) {
     read_reply(s, r->call, r->max_bytes);
     free(r);
@@ -237,7 +163,7 @@ static void task_read_timeout(dfnet_driver_t *driver, void *ctx, void *arg) {
 
 static void read_cancelled(void *ctx, dfnet_call_t *call, dfnet_status_t why, void *arg) {
   serial_t *s = ctx;
-  pending_read_t *r = unpark(s, (uint64_t)(uintptr_t)arg);
+  serial_read_t *r = unpark(s, (uint64_t)(uintptr_t)arg);
   (void)dfnet_call_reply(call, why, NULL, NULL, 0);
   free(r);
 }
@@ -266,7 +192,7 @@ static void serial_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
     drvkit__fail(call, DFNET_STATUS_UNAVAILABLE, "%s", why);
     return;
   }
-  pending_read_t *r = calloc(1, sizeof *r);
+  serial_read_t *r = calloc(1, sizeof *r);
   if (r == NULL) {
     drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -274,7 +200,7 @@ static void serial_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
   r->id = ++s->next_id;
   r->call = call;
   r->max_bytes = max;
-  pending_read_t **tail = &s->reads;
+  serial_read_t **tail = &s->reads;
   while (*tail != NULL)
     tail = &(*tail)->next;
   *tail = r;
@@ -290,10 +216,10 @@ static void serial_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
 
 /* ---- Subscribe --------------------------------------------------------------------------- */
 
-static stream_t *stream_unlink(serial_t *s, uint64_t id) {
-  stream_t *found = NULL;
+static serial_stream_t *stream_unlink(serial_t *s, uint64_t id) {
+  serial_stream_t *found = NULL;
   pthread_mutex_lock(&s->mu);
-  for (stream_t **p = &s->streams; *p != NULL; p = &(*p)->next) {
+  for (serial_stream_t **p = &s->streams; *p != NULL; p = &(*p)->next) {
     if ((*p)->id == id) {
       found = *p;
       *p = found->next;
@@ -304,7 +230,7 @@ static stream_t *stream_unlink(serial_t *s, uint64_t id) {
   return found;
 }
 
-static void stream_free(stream_t *st) {
+static void stream_free(serial_stream_t *st) {
   if (st == NULL)
     return;
   free(st->ring.buf);
@@ -318,7 +244,7 @@ static void stream_cancelled(void *ctx, dfnet_call_t *call, dfnet_status_t why, 
   (void)dfnet_call_reply(call, why, NULL, NULL, 0);
 }
 
-static bool stream_flush(serial_t *s, stream_t *st, bool *window_full);
+static bool stream_flush(serial_t *s, serial_stream_t *st, bool *window_full);
 
 /* /dfnet.hw.serial.Serial/Subscribe */
 static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
@@ -331,7 +257,7 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
     drvkit__fail(call, DFNET_STATUS_UNAVAILABLE, "%s", why);
     return;
   }
-  stream_t *st = calloc(1, sizeof *st);
+  serial_stream_t *st = calloc(1, sizeof *st);
   if (st == NULL || (st->ring.buf = malloc(SERIAL_BUF_SIZE)) == NULL) {
     stream_free(st);
     drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -362,7 +288,7 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
 
 /* Encode the next Data item of the stream into st->held (from its buffer). False when
  * there is nothing to send. */
-static bool stream_take(serial_t *s, stream_t *st) {
+static bool stream_take(serial_t *s, serial_stream_t *st) {
   dfnet_hw_serial_Data *item = calloc(1, sizeof *item);
   if (item == NULL)
     return false;
@@ -389,7 +315,7 @@ static bool stream_take(serial_t *s, stream_t *st) {
 
 /* Send what the stream holds while its window has room. Returns false when the stream
  * ended (the caller is gone: it was replied to and freed). */
-static bool stream_flush(serial_t *s, stream_t *st, bool *window_full) {
+static bool stream_flush(serial_t *s, serial_stream_t *st, bool *window_full) {
   while (st->held != NULL || stream_take(s, st)) {
     dfnet_status_t rc = dfnet_call_send(st->call, st->held, st->held_len);
     if (rc == DFNET_STATUS_RESOURCE_EXHAUSTED) {
@@ -407,18 +333,20 @@ static bool stream_flush(serial_t *s, stream_t *st, bool *window_full) {
   return true;
 }
 
-/* ---- flushing: what the reader thread delivered ---------------------------------------- */
+/* ---- flushing: what the port delivered ---------------------------------------------- */
+
+static void pump(serial_t *s);
 
 static void end_everything(serial_t *s, const char *why) {
   while (s->reads != NULL) {
-    pending_read_t *r = s->reads;
+    serial_read_t *r = s->reads;
     s->reads = r->next;
     drvkit__fail(r->call, DFNET_STATUS_UNAVAILABLE, "%s", why);
     free(r);
   }
   for (;;) {
     pthread_mutex_lock(&s->mu);
-    stream_t *st = s->streams;
+    serial_stream_t *st = s->streams;
     if (st != NULL)
       s->streams = st->next;
     pthread_mutex_unlock(&s->mu);
@@ -427,10 +355,11 @@ static void end_everything(serial_t *s, const char *why) {
     (void)dfnet_call_reply(st->call, DFNET_STATUS_UNAVAILABLE, why, NULL, 0);
     stream_free(st);
   }
+  pump(s); /* the jobs that wait end too */
 }
 
-/* Serve parked Reads and streams from what the reader delivered; `retry`: the run of
- * flush_retry, not the reader's task_flush. Dispatcher. */
+/* Serve parked Reads and streams from what the port delivered; `retry`: the run of
+ * flush_retry, not the flush task. Dispatcher. */
 static void flush(serial_t *s, bool retry) {
   pthread_mutex_lock(&s->mu);
   if (!retry)
@@ -439,7 +368,7 @@ static void flush(serial_t *s, bool retry) {
   pthread_mutex_unlock(&s->mu);
   /* Parked Reads, oldest first. */
   while (have && s->reads != NULL) {
-    pending_read_t *r = s->reads;
+    serial_read_t *r = s->reads;
     s->reads = r->next;
     read_reply(s, r->call, r->max_bytes);
     free(r);
@@ -449,7 +378,7 @@ static void flush(serial_t *s, bool retry) {
   }
   /* Streams: the list only changes on this dispatcher, so walking it unlocked is safe. */
   bool window_full = false;
-  for (stream_t *st = s->streams; st != NULL; st = st->next)
+  for (serial_stream_t *st = s->streams; st != NULL; st = st->next)
     (void)stream_flush(s, st, &window_full);
   if (window_full)
     drvkit__retry_arm(s->driver, &s->flush_retry);
@@ -466,123 +395,192 @@ static void task_flush(dfnet_driver_t *driver, void *ctx, void *arg) {
 
 static void flush_again(void *ctx) { flush(ctx, true); }
 
-/* ---- Write ----------------------------------------------------------------------------- */
+void serial__port_failed(serial_t *s, const char *why) {
+  serial__deliver(s, NULL, 0, why);
+  dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_WARN, "%s", why);
+}
 
-static void write_pump(serial_t *s) {
-  while (s->writes != NULL) {
-    write_job_t *w = s->writes;
-    ssize_t n = 0;
-    while (w->done < w->len && (n = write(s->fd, w->data + w->done, w->len - w->done)) > 0)
-      w->done += (size_t)n;
-    dfnet_status_t st;
-    if (w->done == w->len) {
-      dfnet_hw_serial_WriteReply reply = {.written = (uint32_t)w->done};
-      drvkit__reply(w->call, dfnet_hw_serial_WriteReply_fields, &reply);
-    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      drvkit__fail(w->call, DFNET_STATUS_UNAVAILABLE, "writing %s: %s (%zu of %zu bytes written)",
-                   s->tty, strerror(errno), w->done, w->len);
-    } else if ((st = dfnet_call_status(w->call)) != DFNET_STATUS_OK) {
-      (void)dfnet_call_reply(w->call, st, NULL, NULL, 0);
-    } else if (drvkit__now_ms() >= w->give_up_ms) {
-      drvkit__fail(w->call, DFNET_STATUS_DEADLINE_EXCEEDED,
-                   "%s took %zu of %zu bytes before the deadline (flow control holding it?)",
-                   s->tty, w->done, w->len);
-    } else {
-      drvkit__retry_arm(s->driver, &s->write_retry);
-      return; /* when stopping, stop() ends it */
-    }
-    s->writes = w->next;
-    free(w);
+/* ---- Write and Configure: the jobs ------------------------------------------------------ */
+
+static void job_end(serial_t *s, dfnet_status_t status, const char *message,
+                    const dfnet_hw_serial_Config *got);
+
+/* Start the jobs at the head of the queue while the port takes them. Dispatcher. */
+static void pump(serial_t *s) {
+  if (s->pumping)
+    return; /* a job ended inside run: the loop below goes on */
+  s->pumping = true;
+  char why[256];
+  while (s->jobs != NULL && !s->jobs->started) {
+    serial_job_t *j = s->jobs;
+    dfnet_status_t st = dfnet_call_status(j->call);
+    bool failed = port_failed(s, why, sizeof why);
+    if (!failed && st == DFNET_STATUS_OK && !s->ready)
+      break; /* the port is still opening: the job waits */
+    j->started = true;
+    if (failed)
+      job_end(s, DFNET_STATUS_UNAVAILABLE, why, NULL); /* the failure names the port */
+    else if (st != DFNET_STATUS_OK)
+      job_end(s, st, NULL, NULL); /* it ended while it waited */
+    else
+      s->ops->run(s, j);
+  }
+  s->pumping = false;
+}
+
+/* End every job, the one in progress too (stop: the backend is closed). */
+static void drop_jobs(serial_t *s, const char *why) {
+  while (s->jobs != NULL) {
+    serial_job_t *j = s->jobs;
+    s->jobs = j->next;
+    (void)dfnet_call_reply(j->call, DFNET_STATUS_UNAVAILABLE, why, NULL, 0);
+    free(j);
   }
 }
 
-static void write_again(void *ctx) { write_pump(ctx); }
+void serial__port_ready(serial_t *s) {
+  s->ready = true;
+  pump(s);
+}
+
+/* End the job at the head of the queue with `status` and the whole `message` (NULL: none)
+ * or, when OK, its answer; start the next. */
+static void job_end(serial_t *s, dfnet_status_t status, const char *message,
+                    const dfnet_hw_serial_Config *got) {
+  serial_job_t *j = s->jobs;
+  s->jobs = j->next;
+  if (status != DFNET_STATUS_OK && message != NULL) {
+    drvkit__fail(j->call, status, "%s", message);
+  } else if (status != DFNET_STATUS_OK) {
+    (void)dfnet_call_reply(j->call, status, NULL, NULL, 0);
+  } else if (j->configure) {
+    dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_INFO,
+                     "%s: %u baud, %u data bits, parity %d, %u stop bits, flow control %d", s->name,
+                     got->baud_rate, got->data_bits, (int)got->parity, got->stop_bits,
+                     (int)got->flow_control);
+    drvkit__reply(j->call, dfnet_hw_serial_Config_fields, got);
+  } else {
+    dfnet_hw_serial_WriteReply reply = {.written = (uint32_t)j->done};
+    drvkit__reply(j->call, dfnet_hw_serial_WriteReply_fields, &reply);
+  }
+  free(j);
+  pump(s);
+}
+
+void serial__job_done(serial_t *s, dfnet_status_t status, const char *why,
+                      const dfnet_hw_serial_Config *got) {
+  if (s->jobs == NULL || !s->jobs->started)
+    return;
+  char message[768];
+  if (why != NULL)
+    snprintf(message, sizeof message, "%.200s: %.500s", s->name, why);
+  job_end(s, status, why != NULL ? message : NULL, got);
+}
+
+void serial__config_defaults(const dfnet_hw_serial_Config *want, dfnet_hw_serial_Config *out) {
+  *out = *want;
+  if (out->baud_rate == 0)
+    out->baud_rate = 115200;
+  if (out->data_bits == 0)
+    out->data_bits = 8;
+  if (out->stop_bits == 0)
+    out->stop_bits = 1;
+}
+
+/* Queue a job and start it when its turn comes. */
+static void enqueue(serial_t *s, serial_job_t *j) {
+  char why[256];
+  if (port_failed(s, why, sizeof why)) {
+    drvkit__fail(j->call, DFNET_STATUS_UNAVAILABLE, "%s", why);
+    free(j);
+    return;
+  }
+  serial_job_t **tail = &s->jobs;
+  while (*tail != NULL)
+    tail = &(*tail)->next;
+  *tail = j;
+  pump(s);
+}
 
 /* /dfnet.hw.serial.Serial/Write */
 static void serial_write(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
   serial_t *s = ctx;
-  char why[256];
-  if (port_failed(s, why, sizeof why)) {
-    drvkit__fail(call, DFNET_STATUS_UNAVAILABLE, "%s", why);
-    return;
-  }
   dfnet_hw_serial_WriteRequest *req = calloc(1, sizeof *req);
-  write_job_t *w = calloc(1, sizeof *w);
-  if (req == NULL || w == NULL) {
+  serial_job_t *j = calloc(1, sizeof *j);
+  if (req == NULL || j == NULL) {
     free(req);
-    free(w);
+    free(j);
     drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   if (!drvkit__decode(call, dfnet_hw_serial_WriteRequest_fields, req, request, len)) {
     free(req);
-    free(w);
+    free(j);
     return;
   }
-  w->call = call;
-  memcpy(w->data, req->data.bytes, req->data.size);
-  w->len = req->data.size;
+  j->call = call;
+  memcpy(j->data, req->data.bytes, req->data.size);
+  j->len = req->data.size;
   free(req);
   uint32_t left = dfnet_call_deadline_left_ms(call);
-  w->give_up_ms = drvkit__now_ms() + (left < SERIAL_WRITE_MAX_MS ? left : SERIAL_WRITE_MAX_MS);
-  write_job_t **tail = &s->writes;
-  while (*tail != NULL)
-    tail = &(*tail)->next;
-  *tail = w;
-  if (s->writes == w) /* else an earlier Write is waiting for the port */
-    write_pump(s);
+  j->give_up_ms = drvkit__now_ms() + (left < SERIAL_WRITE_MAX_MS ? left : SERIAL_WRITE_MAX_MS);
+  enqueue(s, j);
 }
-
-/* ---- Configure ------------------------------------------------------------------------- */
 
 /* /dfnet.hw.serial.Serial/Configure */
 static void serial_configure(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
   serial_t *s = ctx;
-  dfnet_hw_serial_Config want = dfnet_hw_serial_Config_init_zero;
-  dfnet_hw_serial_Config got = dfnet_hw_serial_Config_init_zero;
-  if (!drvkit__decode(call, dfnet_hw_serial_Config_fields, &want, request, len))
-    return;
-  char why[256];
-  dfnet_status_t st = serial__configure(s->fd, &want, &got, why, sizeof why);
-  if (st != DFNET_STATUS_OK) {
-    drvkit__fail(call, st, "%s: %s", s->tty, why);
+  serial_job_t *j = calloc(1, sizeof *j);
+  if (j == NULL) {
+    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_INFO,
-                   "%s: %u baud, %u data bits, parity %d, "
-                   "%u stop bits, flow control %d",
-                   s->tty, got.baud_rate, got.data_bits, (int)got.parity, got.stop_bits,
-                   (int)got.flow_control);
-  drvkit__reply(call, dfnet_hw_serial_Config_fields, &got);
+  if (!drvkit__decode(call, dfnet_hw_serial_Config_fields, &j->config, request, len)) {
+    free(j);
+    return;
+  }
+  j->call = call;
+  j->configure = true;
+  enqueue(s, j);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
+
+/* The backend for the node: a tty for a board-file serial port, the USB one for an interface
+ * of a USB device. NULL (why set) when the node is neither. */
+static const serial_port_ops_t *backend(dfnet_driver_t *driver, char *why, size_t cap) {
+  if (drvkit__prop_string(driver, "dfnet.platform.TTY") != NULL)
+    return &serial__tty_ops;
+  uint32_t protocol = 0;
+  if (drvkit__prop_uint(driver, DFNET_BIND_PROTOCOL, NULL, &protocol) &&
+      protocol == BIND_FUCHSIA_USB_BIND_PROTOCOL_INTERFACE)
+    return &serial__usb_ops;
+  snprintf(why, cap,
+           "the node has neither \"dfnet.platform.TTY\" (a board-file serial port) nor is it a "
+           "USB interface (fuchsia.BIND_PROTOCOL %u)",
+           protocol);
+  return NULL;
+}
 
 static dfnet_status_t serial_start(dfnet_driver_t *driver, void *ctx) {
   serial_t *s = ctx;
   char why[512];
   s->driver = driver;
-  s->fd = -1;
-  s->wake_fd = -1;
-  s->write_retry = (drvkit_retry_t){.run = write_again, .delay_ms = SERIAL_WRITE_RETRY_MS};
   s->flush_retry = (drvkit_retry_t){.run = flush_again, .delay_ms = SERIAL_FLUSH_RETRY_MS};
-  dfnet_status_t st = serial__find_tty(driver, s->tty, sizeof s->tty, why, sizeof why);
-  if (st != DFNET_STATUS_OK) {
-    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
-    return st;
-  }
-  s->fd = serial__open_raw(s->tty, why, sizeof why);
-  if (s->fd < 0) {
+  s->ops = backend(driver, why, sizeof why);
+  if (s->ops == NULL) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
-  st = DFNET_STATUS_INTERNAL;
   if ((s->rx.buf = malloc(SERIAL_BUF_SIZE)) == NULL)
-    goto close_port;
-  if ((s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-    goto close_port;
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
   pthread_mutex_init(&s->mu, NULL);
   s->mu_ready = true;
+  dfnet_status_t st = s->ops->open(s, why, sizeof why);
+  if (st != DFNET_STATUS_OK) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
+    goto free_buffer;
+  }
   static const dfnet_method_t methods[] = {
       {.name = "Configure", .handler = serial_configure},
       {.name = "Write", .handler = serial_write},
@@ -590,53 +588,43 @@ static dfnet_status_t serial_start(dfnet_driver_t *driver, void *ctx) {
       {.name = "Subscribe", .handler = serial_subscribe, .server_streaming = true},
   };
   st = dfnet_driver_serve(driver, "dfnet.hw.serial.Serial", methods, 4);
-  if (st != DFNET_STATUS_OK)
-    goto close_port;
-  if (pthread_create(&s->reader, NULL, reader_main, s) != 0) {
-    st = DFNET_STATUS_INTERNAL;
+  if (st != DFNET_STATUS_OK) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot serve on %s: %s", s->name,
+                     dfnet_status_str(st));
     goto close_port;
   }
-  s->reader_running = true;
   (void)drvkit__publish_class(driver, "serial");
-  dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %s", s->tty);
+  dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %s (%s)", s->name, s->ops->name);
   return DFNET_STATUS_OK;
 
 close_port:
-  dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot start on %s: %s", s->tty,
-                   dfnet_status_str(st));
-  if (s->wake_fd >= 0)
-    close(s->wake_fd);
+  if (s->ops->prepare_stop != NULL)
+    s->ops->prepare_stop(s);
+  s->ops->close(s);
+free_buffer:
   free(s->rx.buf);
-  close(s->fd);
-  if (s->mu_ready)
-    pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->mu);
   return st;
 }
 
 static void serial_prepare_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
   serial_t *s = ctx;
-  if (s->reader_running) {
-    uint64_t one = 1;
-    (void)!write(s->wake_fd, &one, sizeof one);
-    pthread_join(s->reader, NULL);
-    s->reader_running = false;
-  }
+  if (s->ops->prepare_stop != NULL)
+    s->ops->prepare_stop(s);
 }
 
 static void serial_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
   serial_t *s = ctx;
+  s->ops->close(s);
+  pthread_mutex_lock(&s->mu);
+  if (s->failure[0] == '\0')
+    snprintf(s->failure, sizeof s->failure, "the driver stopped");
+  pthread_mutex_unlock(&s->mu);
   end_everything(s, "the driver stopped");
-  while (s->writes != NULL) {
-    write_job_t *w = s->writes;
-    s->writes = w->next;
-    (void)dfnet_call_reply(w->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped", NULL, 0);
-    free(w);
-  }
+  drop_jobs(s, "the driver stopped");
   free(s->rx.buf);
-  close(s->wake_fd);
-  close(s->fd);
   pthread_mutex_destroy(&s->mu);
 }
 

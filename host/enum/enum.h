@@ -63,7 +63,8 @@ extern "C" {
 #define DFNET_ENUM_KEY_USB_BUS BIND_DFNET_USB_BUS                     /* uint, bus number */
 #define DFNET_ENUM_KEY_USB_ADDRESS BIND_DFNET_USB_ADDRESS             /* uint, device address */
 #define DFNET_ENUM_KEY_USB_PORT_PATH BIND_DFNET_USB_PORT_PATH         /* "1-1.2"; root hub "1-0" */
-#define DFNET_ENUM_KEY_USB_SYSFS_NAME BIND_DFNET_USB_SYSFS_NAME /* "1-1.2", "usb1", "1-1.2:1.0" */
+#define DFNET_ENUM_KEY_USB_SYSFS_NAME BIND_DFNET_USB_SYSFS_NAME   /* "1-1.2", "usb1", "1-1.2:1.0" */
+#define DFNET_ENUM_KEY_USB_DEVICE_FILE BIND_DFNET_USB_DEVICE_FILE /* "/dev/bus/usb/001/011" */
 #define DFNET_ENUM_KEY_USB_CONFIGURATION BIND_DFNET_USB_CONFIGURATION       /* uint, interfaces */
 #define DFNET_ENUM_KEY_PLATFORM_NAME BIND_DFNET_PLATFORM_NAME               /* board file name */
 #define DFNET_ENUM_KEY_PLATFORM_TTY BIND_DFNET_PLATFORM_TTY                 /* resource "tty" */
@@ -116,11 +117,11 @@ typedef struct dfnet_enum_ops {
  * overlong root, RESOURCE_EXHAUSTED when out of memory. The root is read only by start. */
 dfnet_status_t dfnet_enum_pci_new(const char *sysfs_root, dfnet_enum_t **out);
 
-/* USB devices through libusb-1.0, with hot-plug. Node per device "usb.<BBB>_<DDD>" (bus
- * number, device address, 3 decimal digits) and a child per interface of the active
- * configuration "ifc-<NNN>" (interface number). When libusb cannot start (no USB on the
- * machine, no hot-plug support), start() logs it once at WARN, publishes nothing and
- * returns OK. Returns OK with *out, or RESOURCE_EXHAUSTED. */
+/* USB devices through libusb-1.0, with hot-plug. One node per device "usb.<BBB>_<DDD>" (bus
+ * number, device address, 3 decimal digits); its interfaces are children the driver bound
+ * to the device adds (usb-device: "ifc-<NNN>"), not nodes of the enumerator. When libusb cannot
+ * start (no USB on the machine, no hot-plug support), start() logs it once at WARN, publishes
+ * nothing and returns OK. Returns OK with *out, or RESOURCE_EXHAUSTED. */
 dfnet_status_t dfnet_enum_usb_new(dfnet_enum_t **out);
 
 /* Platform devices from a board file (JSON; the format is written at the top of

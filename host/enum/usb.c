@@ -1,7 +1,9 @@
 /* USB devices through libusb-1.0, with hot-plug (issue 6 "Enumerators"; libusb's hotplug
  * API, libusb/hotplug.c; USB 2.0 spec ch. 9 for the descriptors).
  *
- * Nodes, for every device libusb reports (root hubs included):
+ * Nodes, for every device libusb reports (root hubs included), one per device as
+ * Fuchsia's USB bus publishes them (its interfaces are the business of the driver bound to
+ * the device: usb-device adds a child per interface, drivers/usb-device):
  *
  *   usb                          the bus node (owned)
  *   usb.<BBB>_<DDD>              bus number, device address (3 decimal digits each)
@@ -11,17 +13,12 @@
  *     "dfnet.usb.BUS", "dfnet.usb.ADDRESS" (uint)
  *     "dfnet.usb.PORT_PATH"      = "<bus>-<port>.<port>..." ("1-1.2"; a root hub "1-0")
  *     "dfnet.usb.SYSFS_NAME"     = the kernel's name of the device ("1-1.2"; root hub "usb1")
- *   usb.<BBB>_<DDD>.ifc-<NNN>    one per interface of the active configuration
- *     fuchsia.BIND_PROTOCOL      = fuchsia.usb.BIND_PROTOCOL.INTERFACE
- *     fuchsia.BIND_USB_VID/PID   = the device's
- *     fuchsia.BIND_USB_CLASS/SUBCLASS/PROTOCOL = bInterfaceClass/SubClass/Protocol
- *                                  (alternate setting 0)
- *     fuchsia.BIND_USB_INTERFACE_NUMBER = bInterfaceNumber
- *     "dfnet.usb.BUS", "dfnet.usb.ADDRESS", "dfnet.usb.PORT_PATH" (the device's)
- *     "dfnet.usb.CONFIGURATION"  = bConfigurationValue of the active configuration
- *     "dfnet.usb.SYSFS_NAME"     = the kernel's interface name "<port path>:<cfg>.<ifc>"
- * A device that leaves is reported removed as "usb.<BBB>_<DDD>" (its interfaces go with
- * it).
+ *     "dfnet.usb.DEVICE_FILE"    = its usbfs device file, "/dev/bus/usb/<BBB>/<DDD>" (the
+ *                                  file libusb opens for the driver; the enumerator reads
+ *                                  sysfs only and opens no device)
+ * A device that leaves is reported removed as "usb.<BBB>_<DDD>": the manager removes the
+ * node's subtree with it, bottom-up (the interface children's drivers stop before the
+ * device's).
  *
  * Threads. start() creates a libusb context, registers a hot-plug callback with
  * LIBUSB_HOTPLUG_ENUMERATE (libusb calls it at once for every present device) and reports
@@ -122,15 +119,23 @@ static int port_path(libusb_device *dev, char *buf, size_t cap) {
   return n;
 }
 
-/* The properties a device node and its interface nodes share. */
+/* Where the device is: bus, address, port path, the kernel's name, the device file. */
 static dfnet_status_t add_location(dfnet_v1_NodeAdd *node, uint8_t bus, uint8_t address,
-                                   const char *path) {
+                                   const char *path, const char *sysfs_name) {
+  char device_file[32];
+  snprintf(device_file, sizeof(device_file), "/dev/bus/usb/%03u/%03u", bus, address);
   dfnet_status_t s = enum__prop_int(node, 0, DFNET_ENUM_KEY_USB_BUS, bus);
   if (s == DFNET_STATUS_OK) {
     s = enum__prop_int(node, 0, DFNET_ENUM_KEY_USB_ADDRESS, address);
   }
   if (s == DFNET_STATUS_OK) {
     s = enum__prop_str(node, 0, DFNET_ENUM_KEY_USB_PORT_PATH, path);
+  }
+  if (s == DFNET_STATUS_OK) {
+    s = enum__prop_str(node, 0, DFNET_ENUM_KEY_USB_SYSFS_NAME, sysfs_name);
+  }
+  if (s == DFNET_STATUS_OK) {
+    s = enum__prop_str(node, 0, DFNET_ENUM_KEY_USB_DEVICE_FILE, device_file);
   }
   return s;
 }
@@ -141,72 +146,6 @@ static dfnet_status_t add_ints(dfnet_v1_NodeAdd *node, const uint32_t (*kv)[2], 
     s = enum__prop_int(node, kv[i][0], NULL, kv[i][1]);
   }
   return s;
-}
-
-/* Report the interface children of the active configuration. */
-static void publish_interfaces(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev,
-                               const struct libusb_device_descriptor *desc, const char *dev_name,
-                               const char *path) {
-  struct libusb_config_descriptor *config = NULL;
-  int r = libusb_get_active_config_descriptor(dev, &config);
-  if (r != LIBUSB_SUCCESS) {
-    /* An unconfigured device has no interfaces (USB 2.0 9.1.1.5). */
-    DFNET_LOGI(USB_LOG, dev_name, "no active configuration (%s); no interface nodes",
-               libusb_error_name(r));
-    return;
-  }
-  char parent[32];
-  snprintf(parent, sizeof(parent), "usb.%s", dev_name);
-  uint32_t seen[8] = {0}; /* interface numbers already published (bitmap of 256) */
-  for (uint8_t i = 0; i < config->bNumInterfaces; i++) {
-    const struct libusb_interface *ifc = &config->interface[i];
-    if (ifc->num_altsetting < 1) {
-      continue;
-    }
-    const struct libusb_interface_descriptor *alt = &ifc->altsetting[0];
-    uint8_t num = alt->bInterfaceNumber;
-    char name[16], sysfs_name[96];
-    snprintf(name, sizeof(name), "ifc-%03u", num);
-    if (seen[num / 32] & (1u << (num % 32))) {
-      DFNET_LOGW(USB_LOG, dev_name,
-                 "configuration %u lists interface %u twice; the "
-                 "second is ignored",
-                 config->bConfigurationValue, num);
-      continue;
-    }
-    seen[num / 32] |= 1u << (num % 32);
-    snprintf(sysfs_name, sizeof(sysfs_name), "%s:%u.%u", path, config->bConfigurationValue, num);
-    dfnet_v1_NodeAdd *node = &priv->node;
-    const uint32_t ints[][2] = {
-        {DFNET_BIND_PROTOCOL, BIND_FUCHSIA_USB_BIND_PROTOCOL_INTERFACE},
-        {DFNET_BIND_USB_VID, desc->idVendor},
-        {DFNET_BIND_USB_PID, desc->idProduct},
-        {DFNET_BIND_USB_CLASS, alt->bInterfaceClass},
-        {DFNET_BIND_USB_SUBCLASS, alt->bInterfaceSubClass},
-        {DFNET_BIND_USB_PROTOCOL, alt->bInterfaceProtocol},
-        {DFNET_BIND_USB_INTERFACE_NUMBER, num},
-    };
-    dfnet_status_t s = enum__node_init(node, parent, name);
-    if (s == DFNET_STATUS_OK) {
-      s = add_ints(node, ints, sizeof(ints) / sizeof(ints[0]));
-    }
-    if (s == DFNET_STATUS_OK) {
-      s = add_location(node, libusb_get_bus_number(dev), libusb_get_device_address(dev), path);
-    }
-    if (s == DFNET_STATUS_OK) {
-      s = enum__prop_int(node, 0, DFNET_ENUM_KEY_USB_CONFIGURATION, config->bConfigurationValue);
-    }
-    if (s == DFNET_STATUS_OK) {
-      s = enum__prop_str(node, 0, DFNET_ENUM_KEY_USB_SYSFS_NAME, sysfs_name);
-    }
-    if (s != DFNET_STATUS_OK) {
-      DFNET_LOGW(USB_LOG, dev_name, "interface %u: cannot describe it (%s); skipped", num,
-                 dfnet_status_str(s));
-      continue;
-    }
-    enum__node_added(e, node);
-  }
-  libusb_free_config_descriptor(config);
 }
 
 static ssize_t find_published(const usb_priv_t *priv, libusb_device *dev) {
@@ -274,10 +213,7 @@ static void device_arrived(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev
     s = add_ints(node, ints, sizeof(ints) / sizeof(ints[0]));
   }
   if (s == DFNET_STATUS_OK) {
-    s = add_location(node, bus, address, path);
-  }
-  if (s == DFNET_STATUS_OK) {
-    s = enum__prop_str(node, 0, DFNET_ENUM_KEY_USB_SYSFS_NAME, sysfs_name);
+    s = add_location(node, bus, address, path, sysfs_name);
   }
   if (s != DFNET_STATUS_OK) {
     DFNET_LOGW(USB_LOG, dev_name, "cannot describe the device (%s); not published",
@@ -288,7 +224,6 @@ static void device_arrived(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev
   enum__node_added(e, node);
   priv->published[priv->published_count++] =
       (usb_published_t){.dev = libusb_ref_device(dev), .bus = bus, .address = address};
-  publish_interfaces(e, priv, dev, &desc, dev_name, path);
 }
 
 static void device_left(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev) {

@@ -21,8 +21,14 @@ typedef struct hw_env {
 typedef struct hw_child {
   char moniker[700];
   char class_name[32];
+  dfnet_v1_NodeAdd *node; /* the NodeAdd as the driver sent it */
   struct hw_child *next;
 } hw_child_t;
+
+typedef struct hw_removed {
+  char moniker[512];
+  struct hw_removed *next;
+} hw_removed_t;
 
 struct hw_bench {
   dfnet_supervisor_t *sup;
@@ -31,6 +37,7 @@ struct hw_bench {
   hw_env_t *head;
   hw_env_t **tail;
   hw_child_t *children;
+  hw_removed_t *removed;
   bool exited;
   FILE *log; /* the driver host's stderr */
 };
@@ -46,6 +53,38 @@ const char *hw_package_dir(const char *name) {
   const char *build = getenv("DFNET_BUILD_DIR");
   snprintf(path, sizeof path, "%s/drivers/%s", build != NULL ? build : ".", name);
   return path;
+}
+
+bool hw_test_package(char *dir, size_t cap, const char *name, const char *so, const char *config) {
+  snprintf(dir, cap, "/tmp/dfnet-hw-package-XXXXXX");
+  if (mkdtemp(dir) == NULL) {
+    perror("hw_test_package: mkdtemp");
+    return false;
+  }
+  const char *build = getenv("DFNET_BUILD_DIR");
+  char cmd[3000], path[1200];
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p '%s/meta' '%s/driver' && ln -s '%s/tests/drivers/%s' '%s/driver/%s.so'", dir,
+           dir, build != NULL ? build : ".", so, dir, name);
+  snprintf(path, sizeof path, "%s/meta/%s.json", dir, name);
+  FILE *f = system(cmd) == 0 ? fopen(path, "w") : NULL;
+  if (f == NULL) {
+    fprintf(stderr, "hw_test_package: cannot make %s\n", path);
+    return false;
+  }
+  fprintf(f,
+          "{\"program\": {\"runner\": \"driver\", \"binary\": \"driver/%s.so\", "
+          "\"bind\": \"meta/bind/%s.bindbc\", \"default_dispatcher_opts\": [], "
+          "\"config\": {%s}}}\n",
+          name, name, config);
+  return fclose(f) == 0;
+}
+
+void hw_test_package_remove(const char *dir) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "hw_test_package_remove: cannot remove %s\n", dir);
 }
 
 static void answer(hw_bench_t *b, uint64_t id) {
@@ -65,17 +104,26 @@ static void on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env
   hw_bench_t *b = arg;
   if (env->pb.which_msg == dfnet_v1_Envelope_node_add_tag) {
     hw_child_t *c = calloc(1, sizeof *c);
-    if (c != NULL) {
+    if (c != NULL && (c->node = malloc(sizeof *c->node)) != NULL) {
       const dfnet_v1_NodeAdd *m = &env->pb.msg.node_add;
       snprintf(c->moniker, sizeof c->moniker, "%s.%s", m->parent, m->name);
       snprintf(c->class_name, sizeof c->class_name, "%s", m->class_name);
+      *c->node = *m;
       c->next = b->children;
       b->children = c;
+    } else {
+      free(c);
     }
     answer(b, env->pb.id);
     return;
   }
   if (env->pb.which_msg == dfnet_v1_Envelope_node_remove_tag) {
+    hw_removed_t *r = calloc(1, sizeof *r);
+    if (r != NULL) {
+      snprintf(r->moniker, sizeof r->moniker, "%s", env->pb.msg.node_remove.moniker);
+      r->next = b->removed;
+      b->removed = r;
+    }
     answer(b, env->pb.id);
     return;
   }
@@ -168,7 +216,13 @@ void hw_bench_free(hw_bench_t *b) {
   while (b->children != NULL) {
     hw_child_t *c = b->children;
     b->children = c->next;
+    free(c->node);
     free(c);
+  }
+  while (b->removed != NULL) {
+    hw_removed_t *r = b->removed;
+    b->removed = r->next;
+    free(r);
   }
   free(b);
 }
@@ -257,8 +311,20 @@ static void fill_prop(dfnet_v1_NodeProperty *p, const hw_prop_t *in) {
 dfnet_status_t hw_start(hw_bench_t *b, const char *name, const char *moniker,
                         const hw_prop_t *props, size_t prop_count, const char *program_extra,
                         char *msg, size_t cap) {
+  const hw_driver_t d = {.name = name,
+                         .moniker = moniker,
+                         .props = props,
+                         .prop_count = prop_count,
+                         .program_extra = program_extra};
+  return hw_start_driver(b, &d, msg, cap);
+}
+
+dfnet_status_t hw_start_driver(hw_bench_t *b, const hw_driver_t *d, char *msg, size_t cap) {
+  const char *name = d->name, *moniker = d->moniker, *program_extra = d->program_extra;
+  const hw_prop_t *props = d->props;
+  size_t prop_count = d->prop_count;
   char dir[1024], path[1200];
-  snprintf(dir, sizeof dir, "%s", hw_package_dir(name));
+  snprintf(dir, sizeof dir, "%s", d->package_dir != NULL ? d->package_dir : hw_package_dir(name));
   snprintf(path, sizeof path, "%s/meta/%s.json", dir, name);
   char *text = read_file(path);
   cJSON *manifest = text != NULL ? cJSON_Parse(text) : NULL;
@@ -295,6 +361,15 @@ dfnet_status_t hw_start(hw_bench_t *b, const char *name, const char *moniker,
   }
   for (size_t i = 0; i < prop_count && i < 64; i++)
     fill_prop(&m->properties[m->properties_count++], &props[i]);
+  for (size_t i = 0; i < d->offer_count && i < sizeof m->offered / sizeof m->offered[0]; i++) {
+    dfnet_v1_Offer *o = &m->offered[m->offered_count++];
+    snprintf(o->service, sizeof o->service, "%s", d->offers[i].service);
+    snprintf(o->instance, sizeof o->instance, "%s",
+             d->offers[i].instance != NULL ? d->offers[i].instance : "default");
+    snprintf(o->source, sizeof o->source, "%s", d->offers[i].source);
+    if (m->offers_count < sizeof m->offers / sizeof m->offers[0])
+      snprintf(m->offers[m->offers_count++], sizeof m->offers[0], "%s", d->offers[i].service);
+  }
   char *json = cJSON_PrintUnformatted(program);
   cJSON_Delete(manifest);
   env->bulk.data = (const uint8_t *)json;
@@ -320,17 +395,40 @@ dfnet_status_t hw_stop(hw_bench_t *b, const char *moniker) {
   return st != DFNET_STATUS_OK ? st : wait_status(b, id, NULL, 0);
 }
 
-const char *hw_child_class(hw_bench_t *b, const char *child_moniker) {
+static hw_child_t *find_child(hw_bench_t *b, const char *child_moniker) {
   /* Let a NodeAdd sent right after start arrive. */
   for (int i = 0; i < 50; i++) {
     for (hw_child_t *c = b->children; c != NULL; c = c->next)
       if (strcmp(c->moniker, child_moniker) == 0)
-        return c->class_name;
+        return c;
     struct pollfd pfd = {.fd = dfnet_supervisor_fd(b->sup), .events = POLLIN};
     (void)poll(&pfd, 1, 20);
     dfnet_supervisor_dispatch(b->sup);
   }
   return NULL;
+}
+
+const char *hw_child_class(hw_bench_t *b, const char *child_moniker) {
+  hw_child_t *c = find_child(b, child_moniker);
+  return c != NULL ? c->class_name : NULL;
+}
+
+const dfnet_v1_NodeAdd *hw_child_node(hw_bench_t *b, const char *child_moniker) {
+  hw_child_t *c = find_child(b, child_moniker);
+  return c != NULL ? c->node : NULL;
+}
+
+size_t hw_child_removed(hw_bench_t *b, const char *moniker) {
+  /* Let a NodeRemove sent just before arrive. */
+  for (int i = 0; i < 10; i++) {
+    struct pollfd pfd = {.fd = dfnet_supervisor_fd(b->sup), .events = POLLIN};
+    (void)poll(&pfd, 1, 10);
+    dfnet_supervisor_dispatch(b->sup);
+  }
+  size_t n = 0;
+  for (hw_removed_t *r = b->removed; r != NULL; r = r->next)
+    n += strcmp(r->moniker, moniker) == 0;
+  return n;
 }
 
 uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method, const void *request,
@@ -340,11 +438,19 @@ uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method, co
 
 uint64_t hw_call_start_as(hw_bench_t *b, const char *caller, const char *target, const char *method,
                           const void *request, size_t len, uint32_t credit) {
+  const hw_caller_t who = {.name = caller, .driver_url = ""};
+  return hw_call_start_by(b, &who, target, method, request, len, credit);
+}
+
+uint64_t hw_call_start_by(hw_bench_t *b, const hw_caller_t *who, const char *target,
+                          const char *method, const void *request, size_t len, uint32_t credit) {
   dfnet_envelope_t *env = calloc(1, sizeof *env);
   dfnet_envelope_init(env);
   env->pb.id = b->next_id++;
   env->pb.which_msg = dfnet_v1_Envelope_call_tag;
-  snprintf(env->pb.msg.call.caller, sizeof env->pb.msg.call.caller, "%s", caller);
+  snprintf(env->pb.msg.call.caller, sizeof env->pb.msg.call.caller, "%s", who->name);
+  snprintf(env->pb.msg.call.caller_driver_url, sizeof env->pb.msg.call.caller_driver_url, "%s",
+           who->driver_url != NULL ? who->driver_url : "");
   snprintf(env->pb.msg.call.target, sizeof env->pb.msg.call.target, "%s", target);
   snprintf(env->pb.msg.call.method, sizeof env->pb.msg.call.method, "%s", method);
   env->pb.msg.call.credit = credit;
@@ -384,10 +490,20 @@ bool hw_next_reply(hw_bench_t *b, uint64_t id, uint32_t timeout_ms, hw_reply_t *
 
 dfnet_status_t hw_call(hw_bench_t *b, const char *target, const char *method, const void *request,
                        size_t len, uint32_t deadline_ms, hw_reply_t *out) {
+  const hw_caller_t nobody = {.name = "", .driver_url = ""};
+  return hw_call_by(b, &nobody, target, method, request, len, deadline_ms, out);
+}
+
+dfnet_status_t hw_call_by(hw_bench_t *b, const hw_caller_t *who, const char *target,
+                          const char *method, const void *request, size_t len, uint32_t deadline_ms,
+                          hw_reply_t *out) {
   dfnet_envelope_t *env = calloc(1, sizeof *env);
   dfnet_envelope_init(env);
   env->pb.id = b->next_id++;
   env->pb.which_msg = dfnet_v1_Envelope_call_tag;
+  snprintf(env->pb.msg.call.caller, sizeof env->pb.msg.call.caller, "%s", who->name);
+  snprintf(env->pb.msg.call.caller_driver_url, sizeof env->pb.msg.call.caller_driver_url, "%s",
+           who->driver_url != NULL ? who->driver_url : "");
   snprintf(env->pb.msg.call.target, sizeof env->pb.msg.call.target, "%s", target);
   snprintf(env->pb.msg.call.method, sizeof env->pb.msg.call.method, "%s", method);
   env->pb.msg.call.deadline_ms = deadline_ms;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "dfnet/status.h"
+#include "dfnet/v1/node.pb.h"
 #include "host/supervisor/supervisor.h"
 
 #define HW_WAIT_MS 10000
@@ -34,6 +35,26 @@ typedef struct hw_prop {
   { .str_key = (k), .uint_value = (v) }
 #define HW_PROP_STR(k, v) \
   { .str_key = (k), .is_string = true, .str_value = (v) }
+
+/* An offer the node of a driver started with hw_start_driver received (DFv2 Offer): the
+ * service, its instance (NULL: "default") and the node whose driver serves it. */
+typedef struct hw_offer {
+  const char *service;
+  const char *instance;
+  const char *source;
+} hw_offer_t;
+
+/* A driver to start with hw_start_driver. */
+typedef struct hw_driver {
+  const char *name;        /* the package: meta/<name>.json in package_dir */
+  const char *package_dir; /* NULL: the build tree's, hw_package_dir(name) */
+  const char *moniker;     /* the node */
+  const hw_prop_t *props;  /* its properties */
+  size_t prop_count;
+  const hw_offer_t *offers; /* the offers it received (DriverStart.offered) */
+  size_t offer_count;
+  const char *program_extra; /* as hw_start's */
+} hw_driver_t;
 
 /* A reply received for a call. */
 typedef struct hw_reply {
@@ -59,11 +80,22 @@ dfnet_status_t hw_start(hw_bench_t *b, const char *name, const char *moniker,
                         const hw_prop_t *props, size_t prop_count, const char *program_extra,
                         char *msg, size_t cap);
 
+/* Start the driver *d (in the bench's one driver host: drivers started one after the
+ * other share it, as colocated drivers do). Returns as hw_start. */
+dfnet_status_t hw_start_driver(hw_bench_t *b, const hw_driver_t *d, char *msg, size_t cap);
+
 /* Stop the driver on `moniker` (DriverStop); returns its status. */
 dfnet_status_t hw_stop(hw_bench_t *b, const char *moniker);
 
 /* The class name of the node the driver added under `moniker`, or NULL when none. */
 const char *hw_child_class(hw_bench_t *b, const char *child_moniker);
+
+/* The NodeAdd a driver sent for child `child_moniker` (waiting up to 1 s for it), or NULL.
+ * Owned by the bench, valid until hw_bench_free. */
+const dfnet_v1_NodeAdd *hw_child_node(hw_bench_t *b, const char *child_moniker);
+
+/* How many NodeRemove the drivers sent for `moniker` so far. */
+size_t hw_child_removed(hw_bench_t *b, const char *moniker);
 
 /* A unary call: waits for the final reply into *out (free with hw_reply_free).
  * deadline_ms 0: none. Returns out->code. */
@@ -76,6 +108,21 @@ uint64_t hw_call_start(hw_bench_t *b, const char *target, const char *method, co
 /* The same, as made by `caller` (Call.caller, as the manager sets it). */
 uint64_t hw_call_start_as(hw_bench_t *b, const char *caller, const char *target, const char *method,
                           const void *request, size_t len, uint32_t credit);
+
+/* Who makes a call, as the hop that vouches for it sets it: Call.caller and
+ * Call.caller_driver_url (a driver's call: its node's moniker and its URL; a client's: its
+ * name and ""). */
+typedef struct hw_caller {
+  const char *name;
+  const char *driver_url;
+} hw_caller_t;
+
+/* hw_call and hw_call_start as made by *who. */
+dfnet_status_t hw_call_by(hw_bench_t *b, const hw_caller_t *who, const char *target,
+                          const char *method, const void *request, size_t len, uint32_t deadline_ms,
+                          hw_reply_t *out);
+uint64_t hw_call_start_by(hw_bench_t *b, const hw_caller_t *who, const char *target,
+                          const char *method, const void *request, size_t len, uint32_t credit);
 /* The next reply of call `id` within timeout_ms: true and *out, or false on timeout. */
 bool hw_next_reply(hw_bench_t *b, uint64_t id, uint32_t timeout_ms, hw_reply_t *out);
 /* Give call `id` more credit / cancel it. */
@@ -90,5 +137,12 @@ char *hw_bench_log(hw_bench_t *b);
 
 /* Path of package `name`'s directory in the build tree (static buffer). */
 const char *hw_package_dir(const char *name);
+
+/* Make a package of test driver `so` (a file of $DFNET_BUILD_DIR/tests/drivers/, linked)
+ * named `name` in a fresh directory, written to dir[cap], its program.config object's members
+ * `config` (JSON text, "" for none). False (the reason on stderr) when it cannot. Remove it
+ * with hw_test_package_remove. */
+bool hw_test_package(char *dir, size_t cap, const char *name, const char *so, const char *config);
+void hw_test_package_remove(const char *dir);
 
 #endif /* DFNET_TESTS_DRIVERS_HW_HARNESS_H */

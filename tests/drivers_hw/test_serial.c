@@ -1,7 +1,7 @@
 /* serial in a real dfnet-driver-host, with a pseudo-terminal pair as the port: the driver
  * opens the slave as a board-file serial port ("dfnet.platform.TTY"), the test plays the
- * board on the master. Also the USB path (a sysfs tree made here, pointing at the pty),
- * credit, cancellation, hang-up, and the failures. */
+ * board on the master: configuration, writes, reads, streams with credit, cancellation,
+ * hang-up, and the failures. (The USB adapters: test_serial_usb.c.) */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -407,68 +407,6 @@ static void test_no_tty(void **state) {
   expect_start_failure("ttyS0", "is not an absolute path");
 }
 
-/* A USB serial interface: the driver finds <ifc>/ttyUSB<N> (usbserial) or, for a CDC-ACM
- * data interface, the tty of its communication interface (cdc-acm). The sysfs tree and
- * /dev are made here; the tty is the pty. */
-static void start_usb(fixture_t *f, const char *root, const char *ifc_name, dfnet_status_t want) {
-  char extra[2048];
-  snprintf(extra, sizeof extra,
-           "{\"config\": {\"sysfs_root\": \"%s/sys\", \"dev_root\": \"%s/dev\"}}", root, root);
-  hw_prop_t props[] = {
-      HW_PROP_INT(DFNET_BIND_PROTOCOL, 0x26),    HW_PROP_INT(DFNET_BIND_USB_VID, 0x2e8a),
-      HW_PROP_INT(DFNET_BIND_USB_CLASS, 0x0a),   HW_PROP_STR("dfnet.usb.SYSFS_NAME", ifc_name),
-      HW_PROP_STR("dfnet.usb.PORT_PATH", "1-1"),
-  };
-  assert_int_equal(hw_start(f->bench, "serial", MONIKER, props, 5, extra, NULL, 0), want);
-}
-
-static void mkdirs(const char *root, const char *sub) {
-  char cmd[PATH_MAX * 2];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, sub);
-  assert_int_equal(system(cmd), 0);
-}
-
-static void test_usb_interfaces(void **state) {
-  (void)state;
-  fixture_t f = {0};
-  open_pty(&f);
-  char root[] = "/tmp/dfnet-serial-XXXXXX";
-  assert_non_null(mkdtemp(root));
-  mkdirs(root, "dev");
-  mkdirs(root, "sys/bus/usb/devices/1-1:1.0/tty/ttyACM0"); /* cdc-acm: comm interface */
-  mkdirs(root, "sys/bus/usb/devices/1-1:1.1");             /* its data interface */
-  mkdirs(root, "sys/bus/usb/devices/1-2:1.0/ttyUSB3");     /* an FTDI adapter */
-  mkdirs(root, "sys/bus/usb/devices/1-3:1.0");             /* no kernel driver bound */
-  char link[PATH_MAX];
-  snprintf(link, sizeof link, "%s/dev/ttyACM0", root);
-  assert_int_equal(symlink(f.slave_path, link), 0);
-  snprintf(link, sizeof link, "%s/dev/ttyUSB3", root);
-  assert_int_equal(symlink(f.slave_path, link), 0);
-
-  const char *ok[] = {"1-1:1.1", "1-1:1.0", "1-2:1.0"};
-  for (size_t i = 0; i < 3; i++) {
-    f.bench = hw_bench_new();
-    start_usb(&f, root, ok[i], DFNET_STATUS_OK);
-    assert_int_equal(serial_write(&f, "usb", 3), DFNET_STATUS_OK);
-    uint8_t got[3];
-    read_exactly(f.master, got, 3);
-    assert_memory_equal(got, "usb", 3);
-    hw_bench_free(f.bench);
-  }
-  f.bench = hw_bench_new();
-  start_usb(&f, root, "1-3:1.0", DFNET_STATUS_FAILED_PRECONDITION);
-  char *log = hw_bench_log(f.bench);
-  assert_non_null(strstr(log, "USB interface 1-3:1.0 has no tty"));
-  free(log);
-  hw_bench_free(f.bench);
-
-  char cmd[PATH_MAX + 16];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-  assert_int_equal(system(cmd), 0);
-  close(f.master);
-  close(f.slave);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_class_and_configure, setup, teardown),
@@ -478,7 +416,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_subscribe_credit_and_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hang_up, setup, teardown),
       cmocka_unit_test(test_no_tty),
-      cmocka_unit_test(test_usb_interfaces),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,30 +122,29 @@ static void check_device(const dfnet_v1_NodeAdd *node, uint32_t vid, uint32_t pi
   check_prop_int(node, 0, DFNET_ENUM_KEY_USB_ADDRESS, address);
   check_prop_str(node, 0, DFNET_ENUM_KEY_USB_PORT_PATH, port_path);
   check_prop_str(node, 0, DFNET_ENUM_KEY_USB_SYSFS_NAME, sysfs_name);
+  char device_file[32];
+  snprintf(device_file, sizeof device_file, "/dev/bus/usb/%03u/%03u", bus, address);
+  check_prop_str(node, 0, DFNET_ENUM_KEY_USB_DEVICE_FILE, device_file);
   check_prop_absent(node, DFNET_BIND_USB_INTERFACE_NUMBER, NULL);
-  assert_int_equal(node->properties_count, 10);
+  check_prop_absent(node, 0, DFNET_ENUM_KEY_USB_CONFIGURATION);
+  assert_int_equal(node->properties_count, 11);
+  assert_int_equal(node->offers_count, 0);
 }
 
-static void check_interface(const dfnet_v1_NodeAdd *node, const char *parent, uint32_t vid,
-                            uint32_t pid, uint32_t cls, uint32_t sub, uint32_t proto,
-                            uint32_t number, const char *sysfs_name) {
-  assert_non_null(node);
-  assert_string_equal(node->parent, parent);
-  check_prop_int(node, DFNET_BIND_PROTOCOL, NULL, BIND_FUCHSIA_USB_BIND_PROTOCOL_INTERFACE);
-  check_prop_int(node, DFNET_BIND_PROTOCOL, NULL, 0x26); /* Fuchsia's fuchsia.usb value */
-  check_prop_int(node, DFNET_BIND_USB_VID, NULL, vid);
-  check_prop_int(node, DFNET_BIND_USB_PID, NULL, pid);
-  check_prop_int(node, DFNET_BIND_USB_CLASS, NULL, cls);
-  check_prop_int(node, DFNET_BIND_USB_SUBCLASS, NULL, sub);
-  check_prop_int(node, DFNET_BIND_USB_PROTOCOL, NULL, proto);
-  check_prop_int(node, DFNET_BIND_USB_INTERFACE_NUMBER, NULL, number);
-  check_prop_int(node, 0, DFNET_ENUM_KEY_USB_CONFIGURATION, 1);
-  check_prop_str(node, 0, DFNET_ENUM_KEY_USB_SYSFS_NAME, sysfs_name);
+/* The enumerator publishes device nodes only: a device's interfaces are children that the
+ * driver bound to it adds (usb-device), never the enumerator's. */
+static void check_no_interfaces(const recorder_t *rec) {
+  for (size_t i = 0; i < rec->count; i++) {
+    if (strstr(rec->events[i].moniker, ".ifc-") != NULL)
+      fail_msg("the enumerator reported an interface node: %s", rec->events[i].moniker);
+    if (rec->events[i].kind == REC_ADDED && strcmp(rec->events[i].moniker, "usb") != 0)
+      assert_string_equal(rec->events[i].node->parent, "usb");
+  }
 }
 
 /* Nothing plugged at start: only the bus node. Then the Holtek keyboard (04d9:1603, two
- * HID interfaces) behind its xHCI root hub is plugged in: both devices and their
- * interfaces arrive from the event thread. Then the keyboard is unplugged: one removal. */
+ * HID interfaces) behind its xHCI root hub is plugged in: both devices arrive from the
+ * event thread, one node each. Then the keyboard is unplugged: one removal. */
 static void test_keyboard_plug_unplug(void **state) {
   usb_fixture_t *f = *state;
   start_usb(f);
@@ -154,46 +153,35 @@ static void test_keyboard_plug_unplug(void **state) {
   assert_true(f->rec.events[0].node->owned);
 
   add_recording(f, "usbkbd.pcap.umockdev");
-  /* bus + root hub + its hub interface + keyboard + 2 interfaces */
-  if (!recorder_wait(&f->rec, 6, WAIT_MS)) {
-    fail_msg("hot-plug: %zu events after %d ms, want 6", recorder_count(&f->rec), WAIT_MS);
+  /* bus + root hub + keyboard */
+  if (!recorder_wait(&f->rec, 3, WAIT_MS)) {
+    fail_msg("hot-plug: %zu events after %d ms, want 3", recorder_count(&f->rec), WAIT_MS);
   }
   assert_true(f->rec.from_other_thread); /* reported by the event thread */
   check_device(recorder_added(&f->rec, "usb.001_001"), 0x1d6b, 0x0002, 9, 0, 1, 1, 1, "1-0",
                "usb1");
-  check_interface(recorder_added(&f->rec, "usb.001_001.ifc-000"), "usb.001_001", 0x1d6b, 0x0002, 9,
-                  0, 0, 0, "1-0:1.0");
-  const dfnet_v1_NodeAdd *kbd = recorder_added(&f->rec, "usb.001_011");
-  check_device(kbd, 0x04d9, 0x1603, 0, 0, 0, 1, 11, "1-3", "1-3");
-  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-000"), "usb.001_011", 0x04d9, 0x1603, 3,
-                  1, 1, 0, "1-3:1.0");
-  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-001"), "usb.001_011", 0x04d9, 0x1603, 3,
-                  0, 0, 1, "1-3:1.1");
-  /* The device node comes before its interfaces. */
-  size_t dev_at = 0, ifc_at = 0;
-  for (size_t i = 0; i < f->rec.count; i++) {
-    if (strcmp(f->rec.events[i].moniker, "usb.001_011") == 0)
-      dev_at = i;
-    if (strcmp(f->rec.events[i].moniker, "usb.001_011.ifc-000") == 0)
-      ifc_at = i;
-  }
-  assert_true(dev_at < ifc_at);
+  check_device(recorder_added(&f->rec, "usb.001_011"), 0x04d9, 0x1603, 0, 0, 0, 1, 11, "1-3",
+               "1-3");
+  /* nothing more comes: no interface nodes */
+  assert_false(recorder_wait(&f->rec, 4, 300));
+  check_no_interfaces(&f->rec);
 
   unplug(f, "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3");
-  if (!recorder_wait(&f->rec, 7, WAIT_MS)) {
+  if (!recorder_wait(&f->rec, 4, WAIT_MS)) {
     fail_msg("unplug: no event after %d ms", WAIT_MS);
   }
-  assert_int_equal(f->rec.events[6].kind, REC_REMOVED);
-  assert_string_equal(f->rec.events[6].moniker, "usb.001_011");
+  assert_int_equal(f->rec.events[3].kind, REC_REMOVED);
+  assert_string_equal(f->rec.events[3].moniker, "usb.001_011");
   assert_int_equal(recorder_count_of(&f->rec, REC_REMOVED, "usb.001_001"), 0);
 
   /* Plugged again (same address in the recording): published again. */
   add_first_record(f, "usbkbd.pcap.umockdev");
-  if (!recorder_wait(&f->rec, 10, WAIT_MS)) {
-    fail_msg("re-plug: %zu events after %d ms, want 10", recorder_count(&f->rec), WAIT_MS);
+  if (!recorder_wait(&f->rec, 5, WAIT_MS)) {
+    fail_msg("re-plug: %zu events after %d ms, want 5", recorder_count(&f->rec), WAIT_MS);
   }
   assert_int_equal(recorder_count_of(&f->rec, REC_ADDED, "usb.001_011"), 2);
   assert_int_equal(recorder_count_of(&f->rec, REC_ADDED, "usb.001_001"), 1);
+  check_no_interfaces(&f->rec);
 
   dfnet_enum_stop(f->e);
   size_t after_stop = recorder_count(&f->rec);
@@ -202,8 +190,8 @@ static void test_keyboard_plug_unplug(void **state) {
 }
 
 /* The Canon camera tree is plugged before start: start() reports all five devices
- * synchronously with their port paths through two hubs. Unplugging the NEC hub takes
- * the camera behind it too. */
+ * synchronously with their port paths through two hubs, one node each. Unplugging the NEC
+ * hub takes the camera behind it too. */
 static void test_canon_tree(void **state) {
   usb_fixture_t *f = *state;
   add_recording(f, "canon-powershot-sx200.umockdev");
@@ -216,15 +204,11 @@ static void test_canon_tree(void **state) {
                "1-1.5");
   check_device(recorder_added(&f->rec, "usb.001_005"), 0x0409, 0x0058, 9, 0, 1, 1, 5, "1-1.5.2",
                "1-1.5.2");
-  const dfnet_v1_NodeAdd *cam = recorder_added(&f->rec, "usb.001_011");
-  check_device(cam, 0x04a9, 0x31c0, 0, 0, 0, 1, 11, "1-1.5.2.3", "1-1.5.2.3");
-  /* Still image class 6/1/1 (PTP). */
-  check_interface(recorder_added(&f->rec, "usb.001_011.ifc-000"), "usb.001_011", 0x04a9, 0x31c0, 6,
-                  1, 1, 0, "1-1.5.2.3:1.0");
-  /* The Lenovo hub's interface 0 has two alternate settings: one node, from setting 0. */
-  check_interface(recorder_added(&f->rec, "usb.001_003.ifc-000"), "usb.001_003", 0x17ef, 0x1005, 9,
-                  0, 1, 0, "1-1.5:1.0");
-  assert_int_equal(recorder_count(&f->rec), 1 + 5 + 5); /* bus, devices, one ifc each */
+  /* The camera: class defined per interface (its PTP interface is usb-device's child) */
+  check_device(recorder_added(&f->rec, "usb.001_011"), 0x04a9, 0x31c0, 0, 0, 0, 1, 11, "1-1.5.2.3",
+               "1-1.5.2.3");
+  assert_int_equal(recorder_count(&f->rec), 1 + 5); /* bus, devices */
+  check_no_interfaces(&f->rec);
 
   size_t before = recorder_count(&f->rec);
   unplug(f, "/sys/devices/pci0000:00/0000:00:1a.0/usb1/1-1/1-1.5/1-1.5.2/1-1.5.2.3");

@@ -1,0 +1,118 @@
+/* The serial driver's internals: the core (serial.c: the Serial service, its buffers,
+ * streams and the queue of Writes and Configures) and its port backends, one per file
+ * behind one ops table (as libusb's backends in libusb/os/):
+ *
+ *   tty.c   a kernel tty: a board file's UART ("dfnet.platform.TTY"), a pty. A reader
+ *           thread reads it; writes and line settings go through write(2) and termios
+ *           (port.h).
+ *   usb.c   a USB serial adapter's interface, bound as a child of usb-device: every byte
+ *           and every setting goes through the dfnet.hw.usb.Interface offered to the node
+ *           (dfnet_driver_connect), with the chip's protocol (usb_chip.h: CDC-ACM, FTDI,
+ *           CP210x, CH340). No libusb, no kernel tty.
+ *
+ * Threads. The core and the backends run on the driver's default dispatcher (no
+ * allow_sync_calls: nothing blocks it), except the tty reader thread, which hands what it
+ * reads to serial__deliver.
+ */
+#ifndef DFNET_DRIVERS_SERIAL_SERIAL_H
+#define DFNET_DRIVERS_SERIAL_SERIAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dfnet/driver.h"
+#include "dfnet/hw/serial.pb.h"
+#include "drivers/common/retry.h"
+
+#define SERIAL_BUF_SIZE 65536u /* the Read buffer and each stream's buffer, bytes */
+#define SERIAL_ITEM_MAX 4096u  /* bytes per Read reply / Data item / Write (serial.options) */
+#define SERIAL_WRITE_MAX_MS 10000u
+
+typedef struct serial serial_t;
+typedef struct serial_job serial_job_t;
+
+/* A Write or a Configure, served one at a time in the order they came. */
+struct serial_job {
+  dfnet_call_t *call;
+  bool configure;                /* else a Write */
+  dfnet_hw_serial_Config config; /* Configure: what is wanted */
+  uint8_t data[SERIAL_ITEM_MAX]; /* Write: the bytes */
+  size_t len, done;              /* Write: bytes to write, written so far */
+  uint64_t give_up_ms;           /* Write: the call's deadline, at most 10 s from its start */
+  bool started;                  /* handed to the backend */
+  serial_job_t *next;
+};
+
+/* A port backend. Every hook runs on the default dispatcher. */
+typedef struct serial_port_ops {
+  const char *name; /* "tty", "usb": for logs */
+  /* In `start`: open the port. OK: open and reading (then call serial__port_ready now) or
+   * opening (call serial__port_ready or serial__port_failed later). Else the status `start`
+   * returns, the reason in why[cap]; nothing is left to close. */
+  dfnet_status_t (*open)(serial_t *s, char *why, size_t cap);
+  /* Serve job j, the head of the queue (the port is ready): end it with serial__job_done,
+   * now or later. */
+  void (*run)(serial_t *s, serial_job_t *j);
+  /* prepare_stop: stop the backend's threads and calls. Optional. */
+  void (*prepare_stop)(serial_t *s);
+  /* stop: release what open acquired. */
+  void (*close)(serial_t *s);
+} serial_port_ops_t;
+
+extern const serial_port_ops_t serial__tty_ops;
+extern const serial_port_ops_t serial__usb_ops;
+
+typedef struct serial_ring {
+  uint8_t *buf; /* SERIAL_BUF_SIZE bytes */
+  size_t head;  /* index of the oldest byte */
+  size_t len;
+} serial_ring_t;
+
+typedef struct serial_stream serial_stream_t;
+typedef struct serial_read serial_read_t;
+
+struct serial {
+  dfnet_driver_t *driver;
+  const serial_port_ops_t *ops;
+  void *port;      /* the backend's state */
+  char name[1024]; /* the port, for messages: "/dev/ttyS0", "USB 0403:6001 ifc-000" */
+  pthread_mutex_t mu;
+  bool mu_ready;
+  /* Under mu (the tty reader thread delivers): */
+  serial_ring_t rx; /* received, not yet Read */
+  serial_stream_t *streams;
+  bool flush_posted; /* a flush task is queued */
+  char failure[256]; /* non-empty once the port failed */
+  /* Dispatcher only: */
+  bool ready;           /* the port is open (USB: set up) */
+  serial_read_t *reads; /* parked Reads, oldest first */
+  serial_job_t *jobs;   /* Writes and Configures, oldest first */
+  bool pumping;
+  drvkit_retry_t flush_retry; /* flush again: a stream's window was full */
+  uint64_t next_id;
+};
+
+/* Received bytes (n may be 0) and/or the port's failure (NULL: none): appended to the Read
+ * buffer and every stream's, then served on the dispatcher. Any thread. */
+void serial__deliver(serial_t *s, const uint8_t *data, size_t n, const char *failure);
+
+/* The port is open: the queued jobs start. Dispatcher. */
+void serial__port_ready(serial_t *s);
+
+/* The port failed (why: the reason later calls get): every waiting call and stream ends
+ * UNAVAILABLE. Dispatcher. */
+void serial__port_failed(serial_t *s, const char *why);
+
+/* The job at the head of the queue ended: its reply is `status` with `why` (NULL: none)
+ * and, when OK, the bytes written (a Write) or the settings in effect `got` (a Configure).
+ * The next job starts. Dispatcher. */
+void serial__job_done(serial_t *s, dfnet_status_t status, const char *why,
+                      const dfnet_hw_serial_Config *got);
+
+/* The line settings `want` with its defaults filled in (0 baud: 115200, 0 data bits: 8,
+ * 0 stop bits: 1) into *out. */
+void serial__config_defaults(const dfnet_hw_serial_Config *want, dfnet_hw_serial_Config *out);
+
+#endif /* DFNET_DRIVERS_SERIAL_SERIAL_H */
