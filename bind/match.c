@@ -190,6 +190,28 @@ static void bind__trace_at(dfnet_bind_trace_t *t, const bind__code *code, size_t
   bind__format_inst(inst, t->instruction, sizeof t->instruction);
 }
 
+/* A missing property that a service offer would have set: the value compared is
+ * "<key>.DriverTransport" or "<key>.ZirconTransport" (docs/spec/dfv2.md "Nodes": a parent
+ * offering service S to a child gives it S = S.<transport>). Says so into out. */
+static void bind__missing_text(const bind__operand *key, const bind__operand *value,
+                               const char *key_text, const char *suffix, char *out, size_t n) {
+  static const char *const transports[] = {".DriverTransport", ".ZirconTransport"};
+  if (key->type != BIND__RAW_NUMBER && key->text != NULL && value->text != NULL) {
+    size_t kl = strlen(key->text);
+    for (size_t i = 0; i < sizeof transports / sizeof transports[0]; i++) {
+      if (strncmp(value->text, key->text, kl) == 0 &&
+          strcmp(value->text + kl, transports[i]) == 0) {
+        snprintf(out, n,
+                 "%s: property missing%s: the node was not offered %s (its parent's driver "
+                 "offers it to the child it adds)",
+                 key_text, suffix, key->text);
+        return;
+      }
+    }
+  }
+  snprintf(out, n, "%s: property missing%s", key_text, suffix);
+}
+
 static void bind__trace_compare(dfnet_bind_trace_t *t, const dfnet_bind_node_t *node,
                                 const bind__code *code, size_t pc, bind__cmp cmp, long prop) {
   const bind__inst *inst = &code->insts[pc];
@@ -199,7 +221,7 @@ static void bind__trace_compare(dfnet_bind_trace_t *t, const dfnet_bind_node_t *
   bind__want_text(&inst->rhs, want, sizeof want);
   switch (cmp) {
   case BIND__CMP_MISSING:
-    snprintf(t->reason, sizeof t->reason, "%s: property missing", key);
+    bind__missing_text(&inst->lhs, &inst->rhs, key, "", t->reason, sizeof t->reason);
     break;
   case BIND__CMP_MISMATCH:
     snprintf(t->reason, sizeof t->reason,
@@ -228,7 +250,8 @@ static void bind__trace_abort(dfnet_bind_trace_t *t, const dfnet_bind_node_t *no
     bind__key_text(&prev->lhs, key, sizeof key);
     long prop = bind__find_prop(node, &prev->lhs);
     if (prop < 0) {
-      snprintf(t->reason, sizeof t->reason, "%s: property missing (accept list)", key);
+      bind__missing_text(&prev->lhs, &prev->rhs, key, " (accept list)", t->reason,
+                         sizeof t->reason);
     } else {
       bind__have_text(&node->props[prop], have, sizeof have);
       snprintf(t->reason, sizeof t->reason, "%s is %s, not in the accept list", key, have);

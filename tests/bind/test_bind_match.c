@@ -103,6 +103,38 @@ static void test_missing_property(void **state) {
   dfnet_bind_program_destroy(ne);
 }
 
+/* A rule that needs a service offer the node did not get says so (issue 18: `bind why` on a
+ * child that was offered nothing). */
+static void test_missing_offer_is_named(void **state) {
+  (void)state;
+  static const char svc[] = "library test.svc;\nenum Echo { ZirconTransport, DriverTransport };\n";
+  dfnet_bind_source_t lib = {"test.svc.bind", svc, strlen(svc)};
+  dfnet_bind_compile_options_t opts = {&lib, 1, NULL, 0, false};
+  static const char rules[] = "using test.svc;\ntest.svc.Echo == test.svc.Echo.DriverTransport;\n";
+  dfnet_bind_source_t src = {"rules.bind", rules, strlen(rules)};
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  char *err = NULL;
+  assert_int_equal(dfnet_bind_compile(&src, &opts, &bytes, &len, &err), DFNET_STATUS_OK);
+  dfnet_bind_program_t *prog = NULL;
+  assert_int_equal(dfnet_bind_program_load(bytes, len, &prog, NULL, 0), DFNET_STATUS_OK);
+  free(bytes);
+  dfnet_bind_trace_t t;
+  assert_int_equal(run(prog, NULL, 0, &t), DFNET_BIND_NO_MATCH);
+  assert_string_equal(t.reason,
+                      "test.svc.Echo: property missing: the node was not offered test.svc.Echo "
+                      "(its parent's driver offers it to the child it adds)");
+  dfnet_bind_property_t offered[] = {
+      str_prop("test.svc.Echo", DFNET_BIND_VALUE_STRING, "test.svc.Echo.DriverTransport")};
+  assert_int_equal(run(prog, offered, 1, &t), DFNET_BIND_MATCH);
+  dfnet_bind_program_destroy(prog);
+  /* any other missing string key keeps the plain reason */
+  prog = compile_program("using test.lib;\ntest.lib.name == \"x\";\n");
+  assert_int_equal(run(prog, NULL, 0, &t), DFNET_BIND_NO_MATCH);
+  assert_string_equal(t.reason, "test.lib.name: property missing");
+  dfnet_bind_program_destroy(prog);
+}
+
 /* Enum and string values compare equal when their text is. */
 static void test_enum_equals_string_by_text(void **state) {
   (void)state;
@@ -316,6 +348,7 @@ int main(void) {
       cmocka_unit_test(test_integer_keys_and_trace),
       cmocka_unit_test(test_deprecated_key_fallback),
       cmocka_unit_test(test_missing_property),
+      cmocka_unit_test(test_missing_offer_is_named),
       cmocka_unit_test(test_enum_equals_string_by_text),
       cmocka_unit_test(test_type_mismatch_is_error),
       cmocka_unit_test(test_bool_values),

@@ -11,7 +11,8 @@
  *   OpenSession and GetDeviceInfo through the offered Interface.
  *
  * Checked: the GetDeviceInfo dataset the class driver got matches the recording byte for
- * byte (as test_drv_usb_bulk does through libusb directly); a remote client cannot use the
+ * byte (as test_drv_usb_bulk does through libusb directly); `bind why` on the device node
+ * says the class driver needs an offer it did not get; a remote client cannot use the
  * Interface service (PERMISSION_DENIED: it is the children's); unplugging the camera removes
  * the device node and everything under it, the class driver stopping first (it still sees
  * usb-device serving it when it stops). Runs under umockdev-wrapper.
@@ -42,8 +43,8 @@
 #define PTP_RULES                                                       \
   "using dfnet.hw.usb;\n"                                               \
   "using fuchsia.usb;\n"                                                \
-  "fuchsia.BIND_PROTOCOL == fuchsia.usb.BIND_PROTOCOL.INTERFACE;\n"     \
   "dfnet.hw.usb.Interface == dfnet.hw.usb.Interface.DriverTransport;\n" \
+  "fuchsia.BIND_PROTOCOL == fuchsia.usb.BIND_PROTOCOL.INTERFACE;\n"     \
   "fuchsia.BIND_USB_CLASS == fuchsia.usb.BIND_USB_CLASS.IMAGE;\n"       \
   "fuchsia.BIND_USB_SUBCLASS == 1;\n"                                   \
   "fuchsia.BIND_USB_PROTOCOL == 1;\n"
@@ -156,6 +157,27 @@ static void test_interface_is_not_a_clients(void **state) {
   free(reply);
 }
 
+/* `bind why` on the device node, which was offered nothing, for the class driver whose
+ * rules need the Interface offer: the trace says the offer is what is missing. */
+static void test_bind_why_names_the_missing_offer(void **state) {
+  (void)state;
+  dfnet_client_bind_trace_list_t *list = NULL;
+  dfnet_client_error_t err;
+  assert_int_equal(dfnet_client_bind_why(F.op, CAMERA, "usb-class", NULL, &list, &err),
+                   DFNET_STATUS_OK);
+  assert_int_equal(list->count, 1);
+  assert_int_equal(list->items[0].result, DFNET_CLIENT_BIND_NO_MATCH);
+  if (strstr(list->items[0].reason, "the node was not offered dfnet.hw.usb.Interface") == NULL)
+    fail_msg("reason: %s", list->items[0].reason);
+  dfnet_client_bind_trace_list_free(list);
+  list = NULL;
+  assert_int_equal(dfnet_client_bind_why(F.op, CHILD, "usb-class", NULL, &list, &err),
+                   DFNET_STATUS_OK);
+  assert_int_equal(list->count, 1);
+  assert_int_equal(list->items[0].result, DFNET_CLIENT_BIND_MATCH);
+  dfnet_client_bind_trace_list_free(list);
+}
+
 /* Unplug: the device node and its subtree go; the class driver stopped first. */
 static void test_unplug_bottom_up(void **state) {
   (void)state;
@@ -181,6 +203,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ptp_through_the_offer),
       cmocka_unit_test(test_interface_is_not_a_clients),
+      cmocka_unit_test(test_bind_why_names_the_missing_offer),
       cmocka_unit_test(test_unplug_bottom_up),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
