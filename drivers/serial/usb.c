@@ -262,6 +262,26 @@ static bool find_endpoints(usb_port_t *u, const dfnet_hw_usb_InterfaceInfo *info
   return u->p.ep_in != 0 && u->p.ep_out != 0 && u->p.in_packet > 0;
 }
 
+/* The InterfaceInfo an answer to GetInterface or Claim carries (calloc'd: the caller frees
+ * it), or NULL once open_failed said why (`step`: what was being done). */
+static dfnet_hw_usb_InterfaceInfo *answer_info(serial_t *s, const char *step, dfnet_status_t status,
+                                               const char *message, const uint8_t *data,
+                                               size_t len) {
+  if (status != DFNET_STATUS_OK) {
+    open_failed(s, step, status, message);
+    return NULL;
+  }
+  dfnet_hw_usb_InterfaceInfo *info = calloc(1, sizeof *info);
+  pb_istream_t is = pb_istream_from_buffer(data, len);
+  if (info == NULL || !pb_decode(&is, dfnet_hw_usb_InterfaceInfo_fields, info)) {
+    open_failed(s, step, DFNET_STATUS_INTERNAL,
+                info == NULL ? "out of memory" : "a malformed answer");
+    free(info);
+    return NULL;
+  }
+  return info;
+}
+
 /* A Claim's answer, the interfaces now the node's: find the endpoints and set the chip up
  * (or claim the chip's extra interface first). */
 static void claimed(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
@@ -271,16 +291,12 @@ static void claimed(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t ca
   (void)call;
   serial_t *s = ctx;
   usb_port_t *u = arg;
-  if (u->closing)
+  dfnet_hw_usb_InterfaceInfo *info =
+      u->closing ? NULL : answer_info(s, "claiming the interface", status, message, data, len);
+  if (info == NULL)
     return;
-  dfnet_hw_usb_InterfaceInfo *info = calloc(1, sizeof *info);
-  pb_istream_t is = pb_istream_from_buffer(data, len);
   char why[256];
-  if (status != DFNET_STATUS_OK) {
-    open_failed(s, "claiming the interface", status, message);
-  } else if (info == NULL || !pb_decode(&is, dfnet_hw_usb_InterfaceInfo_fields, info)) {
-    open_failed(s, "claiming the interface", DFNET_STATUS_INTERNAL, "a malformed answer");
-  } else if (u->extra >= 0 && u->p.data_ifc < 0) {
+  if (u->extra >= 0 && u->p.data_ifc < 0) {
     /* the chip's other interface, beside this one */
     u->p.data_ifc = u->extra;
     dfnet_hw_usb_ClaimRequest req = {.interface_number = (uint32_t)u->extra,
@@ -308,25 +324,19 @@ static void got_interface(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_i
   (void)call;
   serial_t *s = ctx;
   usb_port_t *u = arg;
-  if (u->closing)
+  dfnet_hw_usb_InterfaceInfo *info =
+      u->closing ? NULL : answer_info(s, "reading the interface", status, message, data, len);
+  if (info == NULL)
     return;
-  dfnet_hw_usb_InterfaceInfo *info = calloc(1, sizeof *info);
-  pb_istream_t is = pb_istream_from_buffer(data, len);
   char why[256];
-  if (status != DFNET_STATUS_OK) {
-    open_failed(s, "reading the interface", status, message);
-  } else if (info == NULL || !pb_decode(&is, dfnet_hw_usb_InterfaceInfo_fields, info)) {
-    open_failed(s, "reading the interface", DFNET_STATUS_INTERNAL, "a malformed answer");
-  } else {
-    u->p.ifc = (uint8_t)info->interface_number;
-    u->p.vendor_id = (uint16_t)info->vendor_id;
-    u->p.product_id = (uint16_t)info->product_id;
-    u->extra = u->chip->extra_interface != NULL ? u->chip->extra_interface(info) : -1;
-    dfnet_hw_usb_ClaimRequest req = {.interface_number = info->interface_number,
-                                     .detach_kernel_driver = true};
-    if (!usb_call(u, "Claim", dfnet_hw_usb_ClaimRequest_fields, &req, claimed, why, sizeof why))
-      open_failed(s, "claiming the interface", DFNET_STATUS_UNAVAILABLE, why);
-  }
+  u->p.ifc = (uint8_t)info->interface_number;
+  u->p.vendor_id = (uint16_t)info->vendor_id;
+  u->p.product_id = (uint16_t)info->product_id;
+  u->extra = u->chip->extra_interface != NULL ? u->chip->extra_interface(info) : -1;
+  dfnet_hw_usb_ClaimRequest req = {.interface_number = info->interface_number,
+                                   .detach_kernel_driver = true};
+  if (!usb_call(u, "Claim", dfnet_hw_usb_ClaimRequest_fields, &req, claimed, why, sizeof why))
+    open_failed(s, "claiming the interface", DFNET_STATUS_UNAVAILABLE, why);
   free(info);
 }
 
