@@ -3,7 +3,7 @@
 # fabric helper) and the single-hop floor against the scripted manager peer of
 # tests/clients (real transport, real TLS), in one run.
 if(TARGET dfnet_client_static AND TARGET dfnet_scripted_server AND TARGET dfnet_fabric)
-  add_executable(rpc_bench rpc_bench.c)
+  add_executable(rpc_bench rpc_bench.c bench_util.c client_calls.c)
   target_compile_options(rpc_bench PRIVATE ${DFNET_WARNINGS})
   target_include_directories(rpc_bench PRIVATE "${CMAKE_SOURCE_DIR}/tests/clients"
     "${CMAKE_SOURCE_DIR}/tests")

@@ -16,7 +16,7 @@ DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
 
 /* Every member of Envelope.msg: X(field name, message type). The codec walks the Envelope's
  * top level itself (id, the one member, bulk) instead of iterating nanopb's descriptor of
- * 36 fields, which cost about half of each encode/decode; inside a member nanopb does the
+ * 45 fields, which cost about half of each encode/decode; inside a member nanopb does the
  * work. Field numbers come from the generated header, so this table cannot drift. */
 /* clang-format off: clang-format 14 does not keep one X() per line */
 #define DFNET_ENVELOPE_MEMBERS(X)                  \
@@ -30,6 +30,8 @@ DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
   X(driver_stop, DriverStop)                       \
   X(driver_status, DriverStatus)                   \
   X(driver_host_exit, DriverHostExit)              \
+  X(driver_suspend, DriverSuspend)                 \
+  X(driver_resume, DriverResume)                   \
   X(package_fetch, PackageFetch)                   \
   X(package_chunk, PackageChunk)                   \
   X(package_upload, PackageUpload)                 \
@@ -52,7 +54,21 @@ DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
   X(bind_why, BindWhy)                             \
   X(bind_trace, BindTrace)                         \
   X(watch, Watch)                                  \
-  X(watch_event, WatchEvent)
+  X(watch_event, WatchEvent)                       \
+  X(unbind_node, UnbindNode)                       \
+  X(suspend_node, SuspendNode)                     \
+  X(resume_node, ResumeNode)                       \
+  X(add_test_node, AddTestNode)                    \
+  X(remove_test_node, RemoveTestNode)              \
+  X(list_driver_hosts, ListDriverHosts)            \
+  X(driver_host_info, DriverHostInfo)              \
+  X(lease_acquire, LeaseAcquire)                   \
+  X(lease_info, LeaseInfo)                         \
+  X(lease_renew, LeaseRenew)                       \
+  X(lease_release, LeaseRelease)                   \
+  X(list_leases, ListLeases)                       \
+  X(lease_history, LeaseHistory)                   \
+  X(lease_audit_entry, LeaseAuditEntry)
 /* clang-format on */
 
 enum { ENVELOPE_ID_TAG = dfnet_v1_Envelope_id_tag, ENVELOPE_BULK_TAG = dfnet_v1_Envelope_bulk_tag };

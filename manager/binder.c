@@ -11,13 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dfnet/bind_keys.h"
 #include "lib/log.h"
 #include "lib/property.h"
 #include "manager/manager.h"
 
 /* Pending records of this file. A stop carries what follows once the host answered it:
- * nothing, a start of the driver it stopped (restart), or a new match (unregister, forced
- * RequestBind). (2 is crash_policy.c's restart.) */
+ * nothing, a start of the driver it stopped (restart), or a new match (unregister, disable,
+ * forced RequestBind: `manual` then). (2 is crash_policy.c's restart.) */
 enum {
   PENDING_START = 1,
   PENDING_STOP = 3,
@@ -25,9 +26,29 @@ enum {
   PENDING_STOP_THEN_BIND = 5,
 };
 
-void binder__bind_node_init(const topology_node_t *n, dfnet_bind_node_t *out) {
-  if (dfnet_bind_node_init(out, n->props, n->prop_count) != DFNET_STATUS_OK)
-    dfnet_bind_node_init(out, NULL, 0);
+static void stop_with_children(mgr_t *m, topology_node_t *n, int kind, uint32_t then_driver,
+                               const char *url_suffix, bool manual);
+static topology_node_t *last_child(const topology_node_t *n, bool hidden_only);
+
+/* Is p the node's own fuchsia.BIND_AUTOBIND (integer key, or its string name)? */
+static bool is_autobind(const topology_prop_t *p) {
+  return p->str_key == NULL ? p->int_key == DFNET_BIND_AUTOBIND
+                            : strcmp(p->str_key, "fuchsia.BIND_AUTOBIND") == 0;
+}
+
+void binder__match_node_init(const topology_node_t *n, bool autobind, binder_match_node_t *out) {
+  size_t count = 0;
+  if (n->prop_count <= DFNET_BIND_NODE_MAX_PROPERTIES) {
+    for (size_t i = 0; i < n->prop_count; i++)
+      if (!is_autobind(&n->props[i]))
+        out->props[count++] = n->props[i];
+    if (count < DFNET_BIND_NODE_MAX_PROPERTIES)
+      out->props[count++] = (topology_prop_t){.int_key = DFNET_BIND_AUTOBIND,
+                                              .type = DFNET_BIND_VALUE_UINT,
+                                              .int_value = autobind ? 1 : 0};
+  }
+  if (dfnet_bind_node_init(&out->bn, out->props, count) != DFNET_STATUS_OK)
+    dfnet_bind_node_init(&out->bn, NULL, 0);
 }
 
 void binder__unbind(mgr_t *m, topology_node_t *n, dfnet_status_t code, const char *msg) {
@@ -39,13 +60,66 @@ void binder__unbind(mgr_t *m, topology_node_t *n, dfnet_status_t code, const cha
   n->state = dfnet_v1_NodeState_UNBOUND;
   n->driver_id = 0;
   n->driver_host_id = 0;
+  n->driver_host_pid = 0;
   n->starting = false;
   n->start_request = 0;
+  n->suspended = false;
   topology__set_unbound(n, code, msg);
   streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_UNBOUND, n->moniker, msg, code);
 }
 
 /* ---- starting drivers --------------------------------------------------------------- */
+
+/* Its parent's driver has started: n (a child it added meanwhile) and the hidden nodes below
+ * it are listed (NODE_ADDED) and matched now, parents first. */
+static void reveal(mgr_t *m, topology_node_t *n) {
+  n->hidden = false;
+  streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_ADDED, n->moniker, NULL, DFNET_STATUS_OK);
+  binder__bind_node(m, n, NULL);
+  for (uint32_t i = 0; i < n->child_count; i++)
+    if (n->children[i]->hidden)
+      reveal(m, n->children[i]);
+}
+
+/* n's start completed OK (DriverStatus RUNNING from its host). */
+static void started(mgr_t *m, topology_node_t *n, driver_t *d, uint64_t driver_host_id,
+                    uint32_t pid) {
+  n->starting = false;
+  n->start_request = 0;
+  n->state = dfnet_v1_NodeState_BOUND;
+  if (driver_host_id != 0)
+    n->driver_host_id = driver_host_id;
+  if (pid != 0)
+    n->driver_host_pid = pid;
+  d->device_count++;
+  topology__set_unbound(n, DFNET_STATUS_OK, NULL);
+  DFNET_LOGI("binder", n->moniker, "bound to %s", d->url);
+  streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_BOUND, n->moniker, d->url, DFNET_STATUS_OK);
+  /* the children its driver added while it started (asynchronous start) */
+  for (uint32_t i = 0; i < n->child_count; i++)
+    if (n->children[i]->hidden)
+      reveal(m, n->children[i]);
+}
+
+/* n's start failed with `code`: the children its driver added meanwhile go with it (never
+ * listed; their host drops them as the driver stops). When the host did not answer
+ * (`unanswered`: the manager's deadline, or the session dropped) the driver may still run
+ * there: it is asked to stop (its children first). */
+static void start_failed(mgr_t *m, topology_node_t *n, const driver_t *d, dfnet_status_t code,
+                         const char *msg, bool unanswered) {
+  char why[900];
+  topology__fmt(why, sizeof why, "driver %s failed to start: %s: %s", d ? d->url : "(gone)",
+                dfnet_status_str(code), msg);
+  DFNET_LOGW("binder", n->moniker, "%s", why);
+  if (unanswered && d != NULL) {
+    stop_with_children(m, n, PENDING_STOP, 0, NULL, false);
+  } else {
+    topology_node_t *c;
+    while ((c = last_child(n, true)) != NULL)
+      binder__remove_tree(m, c, NULL, true, why);
+  }
+  binder__unbind(m, n, code, why);
+}
 
 static void on_start_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
                            bool last) {
@@ -57,6 +131,7 @@ static void on_start_reply(void *user, dfnet_status_t status, const dfnet_envelo
   char msg[600];
   topology__fmt(msg, sizeof msg, "%s", dfnet_status_str(status));
   uint64_t driver_host_id = 0;
+  uint32_t pid = 0;
   if (status == DFNET_STATUS_OK && reply->pb.which_msg == dfnet_v1_Envelope_status_tag) {
     code = (dfnet_status_t)reply->pb.msg.status.code;
     topology__fmt(msg, sizeof msg, "%s", reply->pb.msg.status.message);
@@ -65,6 +140,7 @@ static void on_start_reply(void *user, dfnet_status_t status, const dfnet_envelo
     /* docs/architecture.md "Host session protocol" 4: success is DriverStatus RUNNING. */
     const dfnet_v1_DriverStatus *ds = &reply->pb.msg.driver_status;
     driver_host_id = ds->driver_host_id;
+    pid = ds->pid;
     if (ds->state != dfnet_v1_DriverState_RUNNING && ds->state != dfnet_v1_DriverState_STARTING) {
       code = ds->has_status && ds->status.code != dfnet_v1_Code_OK ? (dfnet_status_t)ds->status.code
                                                                    : DFNET_STATUS_UNKNOWN;
@@ -80,23 +156,11 @@ static void on_start_reply(void *user, dfnet_status_t status, const dfnet_envelo
   if (n == NULL || n->id != p->node_id || !n->starting || n->start_request != p->request_id)
     goto free_pending; /* removed or restarted meanwhile */
   driver_t *d = driver_index__get(&m->index, p->driver_id);
-  n->starting = false;
-  n->start_request = 0;
-  if (code == DFNET_STATUS_OK && d != NULL) {
-    n->state = dfnet_v1_NodeState_BOUND;
-    if (driver_host_id != 0)
-      n->driver_host_id = driver_host_id;
-    d->device_count++;
-    topology__set_unbound(n, DFNET_STATUS_OK, NULL);
-    DFNET_LOGI("binder", n->moniker, "bound to %s", d->url);
-    streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_BOUND, n->moniker, d->url, DFNET_STATUS_OK);
-  } else {
-    char why[900];
-    topology__fmt(why, sizeof why, "driver %s failed to start: %s: %s", d ? d->url : "(gone)",
-                  dfnet_status_str(code), msg);
-    DFNET_LOGW("binder", n->moniker, "%s", why);
-    binder__unbind(m, n, code == DFNET_STATUS_OK ? DFNET_STATUS_INTERNAL : code, why);
-  }
+  if (code == DFNET_STATUS_OK && d != NULL)
+    started(m, n, d, driver_host_id, pid);
+  else
+    start_failed(m, n, d, code == DFNET_STATUS_OK ? DFNET_STATUS_INTERNAL : code, msg,
+                 status != DFNET_STATUS_OK);
 free_pending:
   pending__free(p);
 }
@@ -148,6 +212,7 @@ static size_t fill_start(mgr_t *m, const topology_node_t *n, const driver_t *d,
                   d->m.dispatcher_opts[i]);
   ds->dispatcher_opts_count = (pb_size_t)d->m.dispatcher_opt_count;
   ds->host_restart_on_crash = d->m.host_restart_on_crash;
+  ds->start_timeout_ms = driver_index__start_timeout_ms(d);
   ds->properties_count = (pb_size_t)topology__props_to_wire(
       n, ds->properties, sizeof ds->properties / sizeof ds->properties[0]);
   const size_t cap = pb_arraysize(dfnet_v1_DriverStart, offered);
@@ -165,6 +230,8 @@ void binder__start(mgr_t *m, topology_node_t *n, driver_t *d) {
     topology__set_unbound(n, DFNET_STATUS_UNAVAILABLE, "host offline");
     return;
   }
+  if (n->test) /* a test node is matched, never started */
+    return;
   if (n->stopping) { /* the host refuses a start before the stop is done; it follows then */
     topology__set_unbound(n, DFNET_STATUS_UNAVAILABLE, "its previous driver is stopping");
     return;
@@ -187,8 +254,12 @@ void binder__start(mgr_t *m, topology_node_t *n, driver_t *d) {
   p->node_id = n->id;
   topology__fmt(p->moniker, sizeof p->moniker, "%s", n->moniker);
   p->driver_id = d->id;
-  dfnet_request_opts_t opts = {
-      .deadline_ms = MGR_START_DEADLINE_MS, .on_reply = on_start_reply, .user = p};
+  /* The host stops a start that outlasts start_timeout_ms and answers DEADLINE_EXCEEDED;
+   * the manager waits that long and a margin for the stop and the answer. */
+  dfnet_request_opts_t opts = {.deadline_ms =
+                                   driver_index__start_timeout_ms(d) + MGR_START_MARGIN_MS,
+                               .on_reply = on_start_reply,
+                               .user = p};
   uint64_t id = 0;
   dfnet_status_t st = dfnet_transport_request(m->transport, h->session, env, &opts, 0, &id);
   if (st != DFNET_STATUS_OK) {
@@ -207,30 +278,50 @@ void binder__start(mgr_t *m, topology_node_t *n, driver_t *d) {
   n->starting = true;
   n->start_request = id;
   n->driver_host_id = 0;
+  n->driver_host_pid = 0;
+  n->suspended = false;
   DFNET_LOGD("binder", n->moniker, "starting %s on host %s", d->url, h->name);
 }
 
 /* ---- binding ------------------------------------------------------------------------ */
 
-void binder__bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix) {
-  if (n->owned || n->offline || n->starting || n->stopping ||
+/* A test node learns what would bind it, and nothing starts. */
+static void match_test_node(mgr_t *m, topology_node_t *n, const dfnet_bind_node_t *bn,
+                            const char *url_suffix) {
+  driver_match_t r;
+  driver_index__match(&m->index, bn, url_suffix, &r);
+  char why[sizeof r.reason + 300];
+  if (r.status == DFNET_STATUS_OK)
+    topology__fmt(why, sizeof why, "test node: would bind %s", r.driver->url);
+  else
+    topology__fmt(why, sizeof why, "test node: %s", r.reason);
+  topology__set_unbound(n, r.status, why);
+}
+
+/* Match n (autobind: an automatic attempt, else a RequestBind) and act on the answer. */
+static void bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix, bool autobind) {
+  if (n->owned || n->offline || n->starting || n->stopping || n->hidden || (n->held && autobind) ||
       n->state == dfnet_v1_NodeState_BOUND || n->state == dfnet_v1_NodeState_QUARANTINED ||
       m->stopping)
     return;
-  if (n->composite) {
+  if (n->composite && !n->test) {
     binder__bind_composite_node(m, n);
     return;
   }
-  dfnet_bind_node_t *bn = malloc(sizeof *bn);
-  if (bn == NULL) {
+  binder_match_node_t *mn = malloc(sizeof *mn);
+  if (mn == NULL) {
     topology__set_unbound(n, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  binder__bind_node_init(n, bn);
-  if (binder__bind_parent(m, n, bn) || n->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
-    goto free_bn;
+  binder__match_node_init(n, autobind, mn);
+  if (n->test) {
+    match_test_node(m, n, &mn->bn, url_suffix);
+    goto free_mn;
+  }
+  if (binder__bind_parent(m, n, &mn->bn) || n->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
+    goto free_mn;
   driver_match_t r;
-  driver_index__match(&m->index, bn, url_suffix, &r);
+  driver_index__match(&m->index, &mn->bn, url_suffix, &r);
   if (r.status == DFNET_STATUS_OK) {
     binder__start(m, n, r.driver);
   } else {
@@ -241,8 +332,17 @@ void binder__bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix) {
     if (r.status == DFNET_STATUS_FAILED_PRECONDITION)
       DFNET_LOGW("binder", n->moniker, "%s", r.reason);
   }
-free_bn:
-  free(bn);
+free_mn:
+  free(mn);
+}
+
+void binder__bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix) {
+  bind_node(m, n, url_suffix, true);
+}
+
+void binder__bind_node_manual(mgr_t *m, topology_node_t *n, const char *url_suffix) {
+  n->held = false;
+  bind_node(m, n, url_suffix, false);
 }
 
 void binder__bind_all_unbound(mgr_t *m) {
@@ -268,7 +368,7 @@ static void after_stop(mgr_t *m, mgr_pending_t *p, topology_node_t *n) {
     else
       binder__bind_node(m, n, NULL); /* gone or disabled meanwhile: whatever matches now */
   } else if (p->kind == PENDING_STOP_THEN_BIND) {
-    binder__bind_node(m, n, p->url_suffix[0] ? p->url_suffix : NULL);
+    bind_node(m, n, p->url_suffix[0] ? p->url_suffix : NULL, !p->manual);
   }
 }
 
@@ -325,7 +425,7 @@ static void on_stop_reply(void *user, dfnet_status_t status, const dfnet_envelop
  * when there is nothing to stop or nobody to ask: what follows then follows the next time
  * the node is matched (the caller unbinds it). */
 static mgr_pending_t *stop_begin(mgr_t *m, topology_node_t *n, mgr_pending_t *up, int kind,
-                                 uint32_t then_driver, const char *url_suffix) {
+                                 uint32_t then_driver, const char *url_suffix, bool manual) {
   mgr_host_t *h = hosts__get(m, n->host_id);
   driver_t *d = driver_index__get(&m->index, n->driver_id);
   if ((n->state != dfnet_v1_NodeState_BOUND && !n->starting) || d == NULL || h == NULL ||
@@ -341,22 +441,28 @@ static mgr_pending_t *stop_begin(mgr_t *m, topology_node_t *n, mgr_pending_t *up
   topology__fmt(p->moniker, sizeof p->moniker, "%s", n->moniker);
   topology__fmt(p->stop_url, sizeof p->stop_url, "%s", d->url);
   topology__fmt(p->url_suffix, sizeof p->url_suffix, "%s", url_suffix ? url_suffix : "");
+  p->manual = manual;
   p->waiting = 1; /* the builder's count */
   p->up = up;
   if (up != NULL)
     up->waiting++;
   n->stopping = true;
   n->stop_request = 0;
+  n->suspended = false; /* a stop ends a suspend */
   return p;
 }
 
 mgr_pending_t *binder__stop_begin(mgr_t *m, topology_node_t *n, mgr_pending_t *up) {
-  return stop_begin(m, n, up, PENDING_STOP, 0, NULL);
+  return stop_begin(m, n, up, PENDING_STOP, 0, NULL, false);
 }
 
 void binder__stop_release(mgr_t *m, mgr_pending_t *p) {
   if (p == NULL || --p->waiting > 0)
     return;
+  if (p->then != NULL) { /* a barrier: what waited for the stops below follows */
+    p->then(m, p);
+    return;
+  }
   mgr_host_t *h = hosts__get(m, p->host_id);
   dfnet_status_t st = DFNET_STATUS_UNAVAILABLE;
   uint64_t id = 0;
@@ -368,7 +474,7 @@ void binder__stop_release(mgr_t *m, mgr_pending_t *p) {
     topology__fmt(s->url, sizeof s->url, "%s", p->stop_url);
     s->driver_host_id = p->driver_host_id;
     dfnet_request_opts_t opts = {
-        .deadline_ms = MGR_START_DEADLINE_MS, .on_reply = on_stop_reply, .user = p};
+        .deadline_ms = MGR_STOP_DEADLINE_MS, .on_reply = on_stop_reply, .user = p};
     st = dfnet_transport_request(m->transport, h->session, env, &opts, 0, &id);
     if (st != DFNET_STATUS_OK)
       DFNET_LOGW("binder", p->moniker, "DriverStop could not be sent: %s", dfnet_status_str(st));
@@ -390,26 +496,49 @@ void binder__forget_after(mgr_t *m, const topology_node_t *n, mgr_pending_t *p) 
     binder__forget(m, n->host_id, n->moniker, FORGET_WHY);
 }
 
+/* The last child of n that is not a test node (hidden_only: a hidden one), or NULL. */
+static topology_node_t *last_child(const topology_node_t *n, bool hidden_only) {
+  for (uint32_t i = n->child_count; i > 0; i--) {
+    topology_node_t *c = n->children[i - 1];
+    if (!c->test && (c->hidden || !hidden_only))
+      return c;
+  }
+  return NULL;
+}
+
+void binder__remove_children(mgr_t *m, topology_node_t *n, mgr_pending_t *up, const char *why) {
+  topology_node_t *c;
+  while ((c = last_child(n, false)) != NULL) /* one removal may take several (a composite) */
+    binder__remove_tree(m, c, up, true, why);
+}
+
 /* Stop n's driver, its children going first (DFv2: a driver's children go with it, their
  * drivers stopped child before parent); `kind` says what follows. */
 static void stop_with_children(mgr_t *m, topology_node_t *n, int kind, uint32_t then_driver,
-                               const char *url_suffix) {
-  mgr_pending_t *p = stop_begin(m, n, NULL, kind, then_driver, url_suffix);
+                               const char *url_suffix, bool manual) {
+  mgr_pending_t *p = stop_begin(m, n, NULL, kind, then_driver, url_suffix, manual);
   if (n->child_count > 0) {
     char why[TOPOLOGY_MONIKER_MAX + 64];
     topology__fmt(why, sizeof why, "the driver of %s stopped", n->moniker);
-    while (n->child_count > 0)
-      binder__remove_tree(m, n->children[n->child_count - 1], p, true, why);
+    binder__remove_children(m, n, p, why);
   }
   binder__stop_release(m, p);
 }
 
 void binder__stop_driver(mgr_t *m, topology_node_t *n) {
-  binder__stop_release(m, stop_begin(m, n, NULL, PENDING_STOP, 0, NULL));
+  binder__stop_release(m, stop_begin(m, n, NULL, PENDING_STOP, 0, NULL, false));
 }
 
-void binder__stop_then_bind(mgr_t *m, topology_node_t *n, const char *url_suffix) {
-  stop_with_children(m, n, PENDING_STOP_THEN_BIND, 0, url_suffix);
+void binder__stop_subtree(mgr_t *m, topology_node_t *n) {
+  stop_with_children(m, n, PENDING_STOP, 0, NULL, false);
+}
+
+void binder__stop_then_bind(mgr_t *m, topology_node_t *n, const char *url_suffix, bool manual) {
+  stop_with_children(m, n, PENDING_STOP_THEN_BIND, 0, url_suffix, manual);
+}
+
+void binder__stop_then_start(mgr_t *m, topology_node_t *n) {
+  stop_with_children(m, n, PENDING_STOP_THEN_START, n->driver_id, NULL, false);
 }
 
 /* ---- driver status ---------------------------------------------------------------- */
@@ -427,6 +556,14 @@ void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus 
   case dfnet_v1_DriverState_STARTING:
   case dfnet_v1_DriverState_RUNNING:
     n->driver_host_id = st->driver_host_id;
+    if (st->pid != 0)
+      n->driver_host_pid = st->pid;
+    break;
+  case dfnet_v1_DriverState_SUSPENDED: /* the agent's word; SuspendNode sets it too */
+    if (n->state == dfnet_v1_NodeState_BOUND && !n->suspended) {
+      n->suspended = true;
+      streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_SUSPENDED, n->moniker, NULL, DFNET_STATUS_OK);
+    }
     break;
   case dfnet_v1_DriverState_STOPPED:
   case dfnet_v1_DriverState_FAILED:
@@ -444,98 +581,4 @@ void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus 
   default:
     break;
   }
-}
-
-/* ---- driver control ----------------------------------------------------------------- */
-
-/* The nodes driver d runs (or starts) on, by moniker and id, shallowest first: stopping
- * one removes its children, so the list is taken before anything changes, and a node is
- * looked up again (it may have gone with its parent's children). */
-typedef struct node_ref {
-  char *moniker;
-  uint64_t id;
-  size_t depth;
-} node_ref_t;
-
-static int node_ref_cmp(const void *a, const void *b) {
-  const node_ref_t *x = a, *y = b;
-  return x->depth < y->depth ? -1 : x->depth > y->depth;
-}
-
-static size_t nodes_of(mgr_t *m, const driver_t *d, bool starting_too, node_ref_t **out) {
-  *out = NULL;
-  node_ref_t *refs = malloc((m->topo.count ? m->topo.count : 1) * sizeof *refs);
-  size_t count = 0;
-  topology_node_t *n, *tmp;
-  HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (refs == NULL || n->driver_id != d->id ||
-        !(n->state == dfnet_v1_NodeState_BOUND || (starting_too && n->starting)))
-      continue;
-    size_t depth = 0;
-    for (const char *c = n->moniker; *c; c++)
-      depth += *c == '.';
-    if ((refs[count].moniker = strdup(n->moniker)) != NULL) {
-      refs[count].id = n->id;
-      refs[count++].depth = depth;
-    }
-  }
-  if (count > 1)
-    qsort(refs, count, sizeof *refs, node_ref_cmp);
-  *out = refs;
-  return count;
-}
-
-static void node_refs_free(node_ref_t *refs, size_t count) {
-  for (size_t i = 0; i < count; i++)
-    free(refs[i].moniker);
-  free(refs);
-}
-
-static topology_node_t *node_ref_find(mgr_t *m, const node_ref_t *r) {
-  topology_node_t *n = topology__find(&m->topo, r->moniker);
-  return n != NULL && n->id == r->id ? n : NULL;
-}
-
-uint32_t binder__restart_driver(mgr_t *m, driver_t *d) {
-  node_ref_t *refs;
-  size_t count = nodes_of(m, d, false, &refs);
-  /* without memory for the list, every node counts as a driver host of its own */
-  topology_driver_host_t *dh = malloc((count ? count : 1) * sizeof *dh);
-  size_t ndh = 0;
-  uint32_t nodes = 0;
-  for (size_t i = 0; i < count; i++) {
-    topology_node_t *n = node_ref_find(m, &refs[i]);
-    if (n == NULL || n->state != dfnet_v1_NodeState_BOUND || n->driver_id != d->id)
-      continue;
-    if (dh != NULL)
-      dh[ndh++] = (topology_driver_host_t){.host = n->host_id, .id = n->driver_host_id};
-    nodes++;
-    stop_with_children(m, n, PENDING_STOP_THEN_START, d->id, NULL); /* started once stopped */
-    binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, "restarting");
-  }
-  node_refs_free(refs, count);
-  uint32_t driver_hosts = nodes;
-  if (dh != NULL) {
-    topology__sort_driver_hosts(dh, ndh);
-    driver_hosts = topology__count_driver_hosts(dh, ndh, 0);
-  }
-  free(dh);
-  return driver_hosts;
-}
-
-uint32_t binder__release_driver(mgr_t *m, driver_t *d, const char *reason) {
-  uint32_t released = binder__composites_forget_driver(m, d, reason);
-  node_ref_t *refs;
-  size_t count = nodes_of(m, d, true, &refs);
-  for (size_t i = 0; i < count; i++) {
-    topology_node_t *n = node_ref_find(m, &refs[i]);
-    if (n == NULL || n->driver_id != d->id ||
-        (n->state != dfnet_v1_NodeState_BOUND && !n->starting))
-      continue;
-    binder__stop_then_bind(m, n, NULL); /* matched again once stopped */
-    binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, reason);
-    released++;
-  }
-  node_refs_free(refs, count);
-  return released;
 }

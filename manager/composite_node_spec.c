@@ -490,11 +490,16 @@ static dfnet_status_t spec_admissible(mgr_t *m, const dfnet_v1_CompositeNodeSpec
   return DFNET_STATUS_OK;
 }
 
-dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
-                                size_t err_size) {
+dfnet_status_t binder__spec_admissible(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
+                                       size_t err_size) {
   if (!spec_valid(spec, err, err_size))
     return DFNET_STATUS_INVALID_ARGUMENT;
-  dfnet_status_t st = spec_admissible(m, spec, err, err_size);
+  return spec_admissible(m, spec, err, err_size);
+}
+
+dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
+                                size_t err_size) {
+  dfnet_status_t st = binder__spec_admissible(m, spec, err, err_size);
   if (st != DFNET_STATUS_OK)
     return st;
   mgr_composite_t *c = composite_new(m);

@@ -5,6 +5,10 @@
  * (MGR_RESTART_BACKOFF_MS, doubled per crash, at most MGR_RESTART_BACKOFF_MAX_MS) and
  * quarantined at the MGR_CRASH_LIMIT-th crash within MGR_CRASH_WINDOW_MS; any other
  * node goes with its subtree, the drivers below it stopped first, and its host is told.
+ * The children a crashed driver had go first either way (DFv2: a driver's children go with
+ * it), their drivers stopped bottom-up; a restart's backoff begins only once those stops
+ * are answered (a barrier record, mgr_pending_t.then), so that the driver started again,
+ * which adds its children again, never meets the drivers of their previous instances.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +21,11 @@ enum { PENDING_RESTART = 2 };
 
 _Static_assert(pb_arraysize(topology_node_t, crash_ms) >= MGR_CRASH_LIMIT,
                "a node keeps the crashes of a window");
+
+static unsigned backoff_ms(unsigned crashes) {
+  uint32_t delay = MGR_RESTART_BACKOFF_MS << (crashes > 0 ? crashes - 1 : 0);
+  return delay > MGR_RESTART_BACKOFF_MAX_MS ? MGR_RESTART_BACKOFF_MAX_MS : delay;
+}
 
 static void on_restart_timer(void *user) {
   mgr_pending_t *p = user;
@@ -48,31 +57,48 @@ static unsigned record_crash(topology_node_t *n, uint64_t now) {
   return kept;
 }
 
+/* The barrier of a crash restart: the stops of the crashed driver's children are answered;
+ * the backoff begins (p becomes its timer's record). */
+static void restart_after_children(mgr_t *m, mgr_pending_t *p) {
+  p->then = NULL;
+  topology_node_t *n = topology__find(&m->topo, p->moniker);
+  if (n == NULL || n->id != p->node_id || m->stopping) {
+    pending__free(p); /* gone meanwhile */
+    return;
+  }
+  n->stopping = false; /* its driver's stop (the crash, then its children's) is over */
+  unsigned delay = backoff_ms(n->crash_count);
+  DFNET_LOGD("binder", n->moniker, "its children's drivers have stopped: restart in %u ms", delay);
+  if (pending__timer(p, delay, on_restart_timer) != DFNET_STATUS_OK)
+    pending__free(p);
+}
+
 /* n's driver crashed `crashes` times within the window: quarantine it, or start it again
- * after the backoff. `why` is the reason n is unbound meanwhile. */
-static void quarantine_or_restart(mgr_t *m, topology_node_t *n, driver_t *d, unsigned crashes,
-                                  char *why, size_t why_size) {
+ * after the backoff, which begins once the stops under barrier `p` (its children's drivers)
+ * are answered. `why` is the reason n is unbound meanwhile. Returns the barrier (the
+ * caller removes the children under it, then releases it), or NULL (quarantined, or no
+ * memory: no restart). */
+static mgr_pending_t *quarantine_or_restart(mgr_t *m, topology_node_t *n, driver_t *d,
+                                            unsigned crashes, char *why, size_t why_size) {
   if (crashes >= MGR_CRASH_LIMIT) {
     n->state = dfnet_v1_NodeState_QUARANTINED;
     topology__fmt(why, why_size, "quarantined: driver %s crashed %u times within %u s", d->url,
                   crashes, MGR_CRASH_WINDOW_MS / 1000);
     topology__set_unbound(n, DFNET_STATUS_FAILED_PRECONDITION, why);
     DFNET_LOGW("binder", n->moniker, "%s", why);
-    return;
+    return NULL;
   }
-  uint32_t delay = MGR_RESTART_BACKOFF_MS << (crashes - 1);
-  if (delay > MGR_RESTART_BACKOFF_MAX_MS)
-    delay = MGR_RESTART_BACKOFF_MAX_MS;
   mgr_pending_t *p = pending__new(m, PENDING_RESTART);
   if (p == NULL)
-    return;
+    return NULL;
   p->node_id = n->id;
   p->driver_id = d->id;
   topology__fmt(p->moniker, sizeof p->moniker, "%s", n->moniker);
-  DFNET_LOGW("binder", n->moniker, "%s; restarting %s in %u ms (crash %u)", why, d->url, delay,
-             crashes);
-  if (pending__timer(p, delay, on_restart_timer) != DFNET_STATUS_OK)
-    pending__free(p);
+  p->waiting = 1; /* the builder's count */
+  p->then = restart_after_children;
+  DFNET_LOGW("binder", n->moniker, "%s; restarting %s in %u ms (crash %u)", why, d->url,
+             backoff_ms(crashes), crashes);
+  return p;
 }
 
 /* n and its subtree go (descendants' drivers stopped first, child before parent); its
@@ -98,13 +124,16 @@ static void crash_one(mgr_t *m, mgr_host_t *h, topology_node_t *n, const char *r
   }
   unsigned crashes = record_crash(n, dfnet_transport_now_ms());
   binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, why);
+  mgr_pending_t *restart = quarantine_or_restart(m, n, d, crashes, why, sizeof why);
   /* Its children were its driver's (DFv2): they go, the drivers below stopped bottom-up,
-   * and the driver adds them again when it is back. */
+   * and the driver adds them again when it is back, once those stops are answered; until
+   * then n is `stopping`, as for any stop (no driver starts on it, no NodeAdd under it). */
+  if (restart != NULL)
+    n->stopping = true;
   char gone[TOPOLOGY_MONIKER_MAX + 64];
   topology__fmt(gone, sizeof gone, "the driver of %s crashed", n->moniker);
-  while (n->child_count > 0)
-    binder__remove_tree(m, n->children[n->child_count - 1], NULL, true, gone);
-  quarantine_or_restart(m, n, d, crashes, why, sizeof why);
+  binder__remove_children(m, n, restart, gone);
+  binder__stop_release(m, restart);
 }
 
 void binder__driver_host_exit(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverHostExit *e) {
@@ -166,10 +195,11 @@ void binder__remove_tree(mgr_t *m, topology_node_t *n, mgr_pending_t *up, bool s
   }
   binder__node_removed_from_composites(m, n);
   mgr_host_t *h = hosts__get(m, n->host_id);
-  if (h != NULL && h->node_count > 0)
+  if (h != NULL && h->node_count > 0 && !n->test)
     h->node_count--;
   DFNET_LOGD("binder", n->moniker, "removed (%s)", reason ? reason : "");
-  streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_REMOVED, n->moniker, reason, DFNET_STATUS_OK);
+  if (!n->hidden) /* a hidden node was never announced to watchers */
+    streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_REMOVED, n->moniker, reason, DFNET_STATUS_OK);
   topology__remove(&m->topo, n);
 }
 

@@ -144,6 +144,32 @@ static bool get_categories(const cJSON *program, driver_manifest_t *m, const cha
   return true;
 }
 
+/* "start_timeout_ms": milliseconds, 1..DRIVER_START_TIMEOUT_MAX_MS, a JSON integer or a
+ * string of digits (the manifest writes flags as strings). Absent = 0 (the default). */
+static bool get_start_timeout(const cJSON *program, uint32_t *out, const char *file, char *err,
+                              size_t err_size) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(program, "start_timeout_ms");
+  *out = 0;
+  if (v == NULL)
+    return true;
+  double ms = -1;
+  if (cJSON_IsNumber(v)) {
+    ms = v->valuedouble;
+  } else if (cJSON_IsString(v) && v->valuestring[0] != '\0' &&
+             strspn(v->valuestring, "0123456789") == strlen(v->valuestring) &&
+             strlen(v->valuestring) <= 7) {
+    ms = strtod(v->valuestring, NULL);
+  }
+  if (ms < 1 || ms > DRIVER_START_TIMEOUT_MAX_MS || ms != (double)(uint32_t)ms) {
+    snprintf(err, err_size,
+             "%s: program.start_timeout_ms: must be a whole number of milliseconds from 1 to %u",
+             file, DRIVER_START_TIMEOUT_MAX_MS);
+    return false;
+  }
+  *out = (uint32_t)ms;
+  return true;
+}
+
 /* The program block's fields. "config" is the driver's own settings (an object handed to
  * the driver untouched, as the whole program block is); any other field is a typo. */
 static const char *const known_fields[] = {
@@ -156,6 +182,7 @@ static const char *const known_fields[] = {
     "host_restart_on_crash",
     "device_categories",
     "config",
+    "start_timeout_ms",
     NULL,
 };
 
@@ -215,7 +242,8 @@ dfnet_status_t driver_index__parse_manifest(const char *text, size_t len, const 
       !get_flag(program, "host_restart_on_crash", &out->host_restart_on_crash, file, err,
                 err_size) ||
       !get_opts(program, out, file, err, err_size) ||
-      !get_categories(program, out, file, err, err_size))
+      !get_categories(program, out, file, err, err_size) ||
+      !get_start_timeout(program, &out->start_timeout_ms, file, err, err_size))
     goto free_manifest;
   if (out->colocate && out->host_restart_on_crash) {
     snprintf(err, err_size,
@@ -255,6 +283,18 @@ static dfnet_status_t index_append(driver_index_t *idx, driver_t *d) {
   return DFNET_STATUS_OK;
 }
 
+/* Does the program start with the instruction dfnet-bindc --disable-autobind puts first
+ * (Fuchsia's disable_autobind(): fuchsia.BIND_AUTOBIND == 0)? Read from its dump, the one
+ * text form of an instruction (bind/dump.c). */
+static bool autobind_disabled(const dfnet_bind_program_t *program) {
+  static const char first[] = "\n  fuchsia.BIND_AUTOBIND == 0";
+  char *dump = dfnet_bind_program_dump(program);
+  bool yes = dump != NULL && strncmp(dump, first, sizeof first - 1) == 0 &&
+             (dump[sizeof first - 1] == '\n' || dump[sizeof first - 1] == '\0');
+  free(dump);
+  return yes;
+}
+
 static dfnet_status_t load_bytecode(driver_t *d, const uint8_t *pkg, size_t pkg_size,
                                     const char *name, char *err, size_t err_size) {
   char sub[256];
@@ -272,6 +312,7 @@ static dfnet_status_t load_bytecode(driver_t *d, const uint8_t *pkg, size_t pkg_
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   d->composite = dfnet_bind_program_is_composite(d->program);
+  d->disable_autobind = !d->composite && autobind_disabled(d->program);
   return DFNET_STATUS_OK;
 }
 
@@ -333,6 +374,10 @@ dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name, 
 free_driver:
   driver_free(d);
   return st;
+}
+
+uint32_t driver_index__start_timeout_ms(const driver_t *d) {
+  return d->m.start_timeout_ms != 0 ? d->m.start_timeout_ms : DRIVER_START_TIMEOUT_DEFAULT_MS;
 }
 
 driver_t *driver_index__find_url(const driver_index_t *idx, const char *url) {

@@ -51,8 +51,12 @@ typedef struct driver_manifest {
   size_t dispatcher_opt_count;
   char *categories[DRIVER_CATEGORIES_MAX][2]; /* category, subcategory */
   size_t category_count;
-  char *program_json; /* the program block, compact JSON (sent with DriverStart) */
+  char *program_json;        /* the program block, compact JSON (sent with DriverStart) */
+  uint32_t start_timeout_ms; /* "start_timeout_ms" (1..DRIVER_START_TIMEOUT_MAX_MS), 0 = absent */
 } driver_manifest_t;
+
+#define DRIVER_START_TIMEOUT_DEFAULT_MS 30000u /* a manifest without start_timeout_ms */
+#define DRIVER_START_TIMEOUT_MAX_MS 600000u
 
 typedef struct driver {
   UT_hash_handle hh; /* by url */
@@ -65,6 +69,8 @@ typedef struct driver {
   driver_manifest_t m;
   dfnet_bind_program_t *program;
   bool composite;        /* composite bind rules */
+  bool disable_autobind; /* its bytecode starts with fuchsia.BIND_AUTOBIND == 0 (dfnet-bindc
+                            --disable-autobind): it binds only on a RequestBind */
   uint32_t device_count; /* nodes bound to it */
 } driver_t;
 
@@ -93,6 +99,9 @@ void driver_index__manifest_free(driver_manifest_t *m);
 dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name, const uint8_t *pkg,
                                          size_t pkg_size, driver_source_t source, driver_t **out,
                                          char *err, size_t err_size);
+
+/* How long d's start may take (its manifest's start_timeout_ms, else the default). */
+uint32_t driver_index__start_timeout_ms(const driver_t *d);
 
 /* The driver with that exact URL, or NULL. */
 driver_t *driver_index__find_url(const driver_index_t *idx, const char *url);

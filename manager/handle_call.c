@@ -17,19 +17,26 @@
  * parent's driver keeps (OWNED_BY_PARENT, e.g. the "rng" child that publishes class/rng/000)
  * is served by that driver, as a devfs entry is served by the driver that published it:
  * the call goes to the nearest ancestor with a bound driver. A node that does not exist
- * is NOT_FOUND; one with no driver FAILED_PRECONDITION; one whose driver is starting, or
- * whose host is offline, UNAVAILABLE (transient: the caller may retry). The call goes on
- * to the host as a streaming transport request
- * with the time left (deadline_ms) as its deadline, so this hop enforces it too; every
- * reply is relayed under the caller's id, and the transport's own completions
- * (DEADLINE_EXCEEDED, UNAVAILABLE when the host drops, CANCELLED) become a final Reply.
- * Cancel and StreamCredit from the caller travel on to the host with the id of the
- * forwarded call; a caller that disconnects cancels its calls, so the driver learns of
- * it. Each call gets exactly one final Reply (the transport's exactly-once
- * completion carries that guarantee).
+ * is NOT_FOUND; one with no driver FAILED_PRECONDITION; one whose driver is starting or
+ * suspended (SuspendNode; "<node> is suspended"), one added while its parent's driver
+ * starts, or one whose host is offline, UNAVAILABLE (transient: the caller may retry). The call
+ * goes on to the host as a streaming transport request with the time left (deadline_ms) as its
+ * deadline, so this hop enforces it too; every reply is relayed under the caller's id, and the
+ * transport's own completions (DEADLINE_EXCEEDED, UNAVAILABLE when the host drops, CANCELLED)
+ * become a final Reply. Cancel and StreamCredit from the caller travel on to the host with the id
+ * of the forwarded call; a caller that disconnects cancels its calls, so the driver learns of it.
+ * Each call gets exactly one final Reply (the transport's exactly-once completion carries that
+ * guarantee).
  *
  * A route is found by (caller's session, caller's call id): uthash with a two-u64 key. Routes
  * live from the forwarded request's start to its last completion.
+ *
+ * Leases (lease.h, lease_fence.c): a client's call to a node a lease covers must carry that
+ * lease's token from a session of its holder, else FAILED_PRECONDITION naming the holder
+ * (with --require-lease, a call to a node no lease covers too); checked once the target is
+ * resolved, before anything else is told. The token is never forwarded. A call that carried
+ * it ends CANCELLED ("lease 42 expired") when the lease ends, cancelled through to the
+ * driver. Driver-to-driver calls are not fenced.
  *
  * Bounds (issue "The manager holds under abuse"): a session (client or host) has at most
  * cfg.max_calls_per_session calls in flight (256; the next is RESOURCE_EXHAUSTED with the
@@ -43,6 +50,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "manager/lease.h"
 #include "manager/manager.h"
 
 typedef struct call_key {
@@ -57,6 +65,8 @@ struct mgr_call {
   dfnet_session_id_t host_session;
   uint64_t host_request; /* the forwarded call's id on the host session */
   bool registered;
+  uint64_t lease_id;    /* the lease whose token it carried (0: none): its end cancels it */
+  char end_reason[128]; /* why the manager cancelled it ("lease 42 expired"), "" = not */
 };
 
 static mgr_call_t *call_find(mgr_t *m, dfnet_session_id_t session, uint64_t id) {
@@ -91,7 +101,8 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
   if (client_open) {
     if (status != DFNET_STATUS_OK) {
       reply_final(m, c->key.session, c->key.id, status, "%s",
-                  status == DFNET_STATUS_UNAVAILABLE ? "the host agent is gone"
+                  c->end_reason[0] != '\0'             ? c->end_reason
+                  : status == DFNET_STATUS_UNAVAILABLE ? "the host agent is gone"
                   : status == DFNET_STATUS_DEADLINE_EXCEEDED
                       ? "deadline exceeded on the way to the driver"
                       : dfnet_status_description(status));
@@ -195,14 +206,31 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const char *driver_url = NULL; /* a driver's call: the calling driver */
   if (s->kind == SESSION_HOST && (driver_url = driver_caller(m, s, id, call, n)) == NULL)
     return;
+  const topology_node_t *named = n;
   const char *addressed = n->moniker;
   while (n->state == dfnet_v1_NodeState_OWNED_BY_PARENT && n->parent_count > 0)
     n = n->parents[0];
+  uint64_t lease_id = 0;
+  if (s->kind == SESSION_CLIENT) {
+    char why[TOPOLOGY_MONIKER_MAX + 200];
+    dfnet_status_t fenced = lease__fence_call(m, s, call, named, n, &lease_id, why, sizeof why);
+    if (fenced != DFNET_STATUS_OK) {
+      reply_final(m, s->id, id, fenced, "%s", why);
+      return;
+    }
+  }
   if (n->starting || n->offline) {
     /* Transient (gRPC UNAVAILABLE: retry): the driver is being started, or the host is
      * reconnecting within its grace period. */
     reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "%s: %s", n->moniker,
                 n->offline ? "its host is offline" : "its driver is starting");
+    return;
+  }
+  if (n->suspended || n->hidden) {
+    /* Transient too: resumed by an admin (SuspendNode, ResumeNode), or listed once its
+     * parent's driver has started (asynchronous start). */
+    reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "%s is %s", n->moniker,
+                n->suspended ? "suspended" : "not ready: its parent's driver is starting");
     return;
   }
   if (n->state != dfnet_v1_NodeState_BOUND || n->driver_id == 0) {
@@ -229,6 +257,7 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   c->key.session = s->id;
   c->key.id = id;
   c->host_session = h->session;
+  c->lease_id = lease_id;
 
   dfnet_envelope_t *w = dfnet_envelope_reuse(m->scratch, 0, dfnet_v1_Envelope_call_tag);
   dfnet_v1_Call *fwd = &w->pb.msg.call;
@@ -237,6 +266,7 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   uint32_t deadline = call->deadline_ms ? call->deadline_ms : m->cfg.default_call_deadline_ms;
   fwd->deadline_ms = deadline;
   fwd->credit = call->credit;
+  fwd->lease_token[0] = '\0'; /* checked here, never forwarded */
   if (driver_url == NULL) {
     topology__fmt(fwd->caller, sizeof fwd->caller, "%s", s->name);
     fwd->caller_driver_url[0] = '\0';
@@ -279,6 +309,17 @@ void handle__stream_credit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *e
       dfnet_envelope_reuse(m->scratch, c->host_request, dfnet_v1_Envelope_stream_credit_tag);
   w->pb.msg.stream_credit = env->pb.msg.stream_credit;
   (void)dfnet_transport_send(m->transport, c->host_session, w, 0);
+}
+
+void calls__lease_ended(mgr_t *m, uint64_t lease_id, const char *why) {
+  mgr_call_t *c, *tmp;
+  HASH_ITER(hh, m->calls, c, tmp) {
+    if (c->lease_id != lease_id)
+      continue;
+    topology__fmt(c->end_reason, sizeof c->end_reason, "%s", why);
+    /* completes the call (CANCELLED, with end_reason) during this call: c is freed */
+    (void)dfnet_transport_request_cancel(m->transport, c->host_session, c->host_request, true, why);
+  }
 }
 
 void calls__session_closed(mgr_t *m, dfnet_session_id_t session) {

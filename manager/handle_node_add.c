@@ -5,7 +5,10 @@
  * driver is on its way out). A composite node is the manager's to make: the host announces
  * one only to reconcile it (it recorded it when the manager started its driver there); one
  * the manager no longer knows is refused and the host told to forget it (NodeRemove), which
- * stops its driver. */
+ * stops its driver. A child added while its parent's driver starts (its DriverStart not yet
+ * answered: an asynchronous start) is hidden: neither listed nor bound until the start is
+ * answered OK, removed with a failed one. A test node's children are the manager's only:
+ * a host naming one as parent is answered NOT_FOUND. */
 #include <stdio.h>
 #include <string.h>
 
@@ -85,7 +88,7 @@ void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
     return;
   }
   topology_node_t *parent = topology__find(&m->topo, a->parent);
-  if (parent == NULL) {
+  if (parent == NULL || parent->test) { /* a test node is the manager's only */
     sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "parent '%s' not found",
                            a->parent);
     return;
@@ -138,6 +141,13 @@ void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   }
   h->node_count++;
   sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "added");
+  if (a->driver_url[0] == '\0' && (parent->starting || parent->hidden)) {
+    /* its parent's driver has not finished starting (asynchronous start): not listed, not
+     * bound until that start is answered OK (binder.c), removed if it fails */
+    n->hidden = true;
+    DFNET_LOGD("nodes", n->moniker, "held back until %s has started", parent->moniker);
+    return;
+  }
   streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_ADDED, n->moniker, NULL, DFNET_STATUS_OK);
   if (a->driver_url[0] != '\0')
     adopt_driver(m, n, a);

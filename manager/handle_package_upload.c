@@ -41,7 +41,12 @@ static dfnet_status_t upload_begin(mgr_upload_t *u, const dfnet_v1_PackageUpload
   return DFNET_STATUS_OK;
 }
 
-static dfnet_status_t upload_finish(mgr_t *m, mgr_upload_t *u, char *msg, size_t msg_size) {
+/* The last chunk has come: verify, load and register the package. OK (msg says what
+ * happened; *added is the driver when it is new in the index, else NULL), or the status
+ * that refused it with msg saying why. */
+static dfnet_status_t upload_finish(mgr_t *m, mgr_upload_t *u, driver_t **added, char *msg,
+                                    size_t msg_size) {
+  *added = NULL;
   if (dfnet_package_verify(u->data, u->size, u->digest) != DFNET_STATUS_OK) {
     topology__fmt(msg, msg_size, "SHA-256 of the %zu bytes received does not match the digest",
                   u->size);
@@ -61,6 +66,7 @@ static dfnet_status_t upload_finish(mgr_t *m, mgr_upload_t *u, char *msg, size_t
                                                 DRIVER_REGISTERED, &d, msg, msg_size);
   if (st != DFNET_STATUS_OK)
     return st;
+  *added = d;
   st = package_store__put(m, u->data, u->size, u->digest);
   if (st == DFNET_STATUS_OK)
     st = package_store__remember(m, u->name, u->digest);
@@ -108,11 +114,17 @@ void handle__package_upload(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
                            (unsigned long long)u->total);
     return;
   }
-  st = upload_finish(m, u, msg, sizeof msg);
+  driver_t *registered;
+  st = upload_finish(m, u, &registered, msg, sizeof msg);
   upload_reset(u);
   if (st != DFNET_STATUS_OK)
     DFNET_LOGW("index", s->name, "package refused: %s", msg);
   sessions__reply_status(m, s->id, id, st, "%s", msg);
   if (st == DFNET_STATUS_OK)
     binder__bind_all_unbound(m);
+  if (st == DFNET_STATUS_OK && registered != NULL) {
+    char why[400];
+    topology__fmt(why, sizeof why, "driver %s registered by %s", registered->url, s->name);
+    control__reclaim_from_fallbacks(m, registered, why, NULL);
+  }
 }

@@ -1,11 +1,13 @@
 /* dfnet-manager: RequestBind from an admin client (DFv2 RequestBind{force_rebind,
- * driver_url_suffix}): already bound and not forced -> FAILED_PRECONDITION (DFv2
- * ALREADY_BOUND); a start pending -> ALREADY_EXISTS. driver_url_suffix may also be a
- * driver's URL or unique name (driver_index__resolve): that driver only; a name several
- * drivers have -> FAILED_PRECONDITION listing their URLs. A forced rebind stops the bound
- * driver and matches the node once the host has stopped it. Answered with the node's new
- * state: OK when a driver is starting or the old one stopping, else the reason it stays
- * unbound. */
+ * driver_url_suffix}): a manual bind, matched with fuchsia.BIND_AUTOBIND = 0 (automatic
+ * attempts present 1), so a disable_autobind driver binds here only. It gives a quarantined
+ * node another chance and binds a node an admin unbound (UnbindNode). Already bound and
+ * not forced -> FAILED_PRECONDITION (DFv2 ALREADY_BOUND); a start pending -> ALREADY_EXISTS.
+ * driver_url_suffix may also be a driver's URL or unique name (driver_index__resolve): that driver
+ * only; a name several drivers have -> FAILED_PRECONDITION listing their URLs. A forced rebind
+ * stops the bound driver and matches the node once the host has stopped it. Answered with the
+ * node's new state: OK when a driver is starting or the old one stopping, else the reason it stays
+ * unbound. A node not listed yet (added while its parent's driver starts) is NOT_FOUND. */
 #include "manager/manager.h"
 
 void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
@@ -14,6 +16,12 @@ void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *en
   topology_node_t *n = topology__find_named(&m->topo, r->node);
   if (n == NULL) {
     sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", r->node);
+    return;
+  }
+  if (n->hidden) { /* not listed yet: it is matched when its parent's driver has started */
+    sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND,
+                           "node %s not found (not listed until its parent's driver has started)",
+                           r->node);
     return;
   }
   if (n->starting) {
@@ -39,13 +47,13 @@ void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *en
                              "ALREADY_BOUND: %s is bound", n->moniker);
       return;
     }
-    binder__stop_then_bind(m, n, suffix); /* matched again once the host stopped it */
+    binder__stop_then_bind(m, n, suffix, true); /* matched again once the host stopped it */
     binder__unbind(m, n, DFNET_STATUS_OK, NULL);
   } else if (n->state == dfnet_v1_NodeState_QUARANTINED) {
     n->state = dfnet_v1_NodeState_UNBOUND; /* an admin asked: give it another chance */
     n->crash_count = 0;
   }
-  binder__bind_node(m, n, suffix);
+  binder__bind_node_manual(m, n, suffix);
   if (n->stopping) {
     sessions__reply_status(m, s->id, id, DFNET_STATUS_OK,
                            "stopping the driver of %s; it is matched again once stopped",

@@ -84,8 +84,10 @@ void hosts__session_closed(mgr_t *m, mgr_session_t *s) {
   topology_node_t *n, *tmp;
   size_t count = 0;
   HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (n->host_id == h->id) {
+    if (n->host_id == h->id && !n->test) { /* a test node is the manager's: never offline */
       n->offline = true;
+      n->suspended = false; /* the host's loss ends a suspend, unless its agent comes back
+                               with the driver still suspended (DriverStatus SUSPENDED) */
       count++;
     }
   }

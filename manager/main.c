@@ -14,8 +14,11 @@
  * as "dfnet-manager: listening on ADDR:PORT"), --host-grace 30. The state directory is
  * --state-dir, else $DFNET_STATE_DIR, else $XDG_STATE_HOME/dfnet, else
  * $HOME/.local/state/dfnet, else ./dfnet-state; it is created (0700) with the CA and the
- * manager's certificate on the first start (what `init` does). SIGINT/SIGTERM: stop
- * accepting, stop every driver first if --stop-drivers-on-exit, exit 0.
+ * manager's certificate on the first start (what `init` does). The durable store
+ * <state-dir>/dfnet.db (leases, the lease queue, driver flags, composite node specs) is
+ * opened and loaded before listening; one that cannot be is an error (exit 1) naming the
+ * file and the cause. SIGINT/SIGTERM: stop accepting, stop every driver first if
+ * --stop-drivers-on-exit, exit 0.
  */
 #include <errno.h>
 #include <limits.h>
@@ -34,6 +37,7 @@
 #include "lib/pki.h"
 #include "lib/suggest.h"
 #include "lib/version.h"
+#include "manager/lease.h"
 #include "manager/manager.h"
 
 uint64_t mgr__wall_ms(void) {
@@ -61,7 +65,7 @@ typedef struct str_list {
 typedef struct mgr_args {
   const char *listen, *state_dir, *drivers, *log_level; /* run (state_dir: all) */
   long host_grace, keepalive_ms, hello_timeout_ms, max_calls, default_deadline_ms;
-  bool stop_drivers;
+  bool stop_drivers, require_lease;
   const char *role, *name, *out; /* issue */
   long days;
   str_list_t sans; /* init, issue */
@@ -409,8 +413,28 @@ static int listen_and_run(mgr_t *m) {
   return st == DFNET_STATUS_OK ? 0 : 1;
 }
 
+/* The store (<state-dir>/dfnet.db): opened, driver flags and composite node specs applied,
+ * leases and the wait queue loaded. A store that cannot be opened or read is a fatal
+ * start-up error naming the file and the cause. Returns 0, or 1 (printed). */
+static int load_durable(mgr_t *m) {
+  char err[1400] = "";
+  dfnet_status_t st = persist__open(m, err, sizeof err);
+  if (st == DFNET_STATUS_OK)
+    st = persist__load(m, err, sizeof err);
+  if (st == DFNET_STATUS_OK && (st = lease__init(m)) != DFNET_STATUS_OK)
+    topology__fmt(err, sizeof err, "out of memory");
+  if (st == DFNET_STATUS_OK)
+    st = lease__load(m, err, sizeof err);
+  if (st == DFNET_STATUS_OK)
+    return 0;
+  fprintf(stderr, "dfnet-manager: %s: %s\n", dfnet_status_str(st), err);
+  return 1;
+}
+
 static void mgr_destroy(mgr_t *m) {
   pending__cancel_all(m);
+  control__destroy_all(m);
+  lease__destroy(m);
   m->stopping = 1;
   dfnet_transport_destroy(m->transport);
   m->transport = NULL;
@@ -419,6 +443,8 @@ static void mgr_destroy(mgr_t *m) {
   topology__destroy(&m->topo);
   hosts__destroy_all(m);
   driver_index__destroy(&m->index);
+  store__close(m->store);
+  m->store = NULL;
   free(m->scratch);
   free(m->event_env);
 }
@@ -444,6 +470,8 @@ static const opt_t run_options[] = {
      "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
     {"--stop-drivers-on-exit", OPT_FLAG, &g_args.stop_drivers, 0, 0, NULL,
      "on SIGINT/SIGTERM, tell the hosts to stop their drivers first"},
+    {"--require-lease", OPT_FLAG, &g_args.require_lease, 0, 0, NULL,
+     "every client call needs a lease on its node (dfnet lease acquire)"},
     OPT_END};
 
 static int cmd_run(const mgr_args_t *a) {
@@ -468,6 +496,7 @@ static int cmd_run(const mgr_args_t *a) {
   m->cfg.max_calls_per_session = (uint32_t)a->max_calls;
   m->cfg.default_call_deadline_ms = (uint32_t)a->default_deadline_ms;
   m->cfg.stop_drivers_on_exit = a->stop_drivers;
+  m->cfg.require_lease = a->require_lease;
 
   if (init_state(m->cfg.state_dir, NULL) != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: state directory %s unusable\n", m->cfg.state_dir);
@@ -493,6 +522,8 @@ static int cmd_run(const mgr_args_t *a) {
     goto destroy;
   package_store__load_boot(m);
   package_store__load_registered(m);
+  if (load_durable(m) != 0)
+    goto destroy;
   pthread_t th;
   if (pthread_create(&th, NULL, signal_thread, &sig) != 0)
     goto destroy;

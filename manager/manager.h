@@ -8,10 +8,13 @@
  * Files: topology.c (nodes), driver_index.c (drivers, policy), binder.c (matching,
  * starting and stopping drivers), composite_node_spec.c (composites and their bind
  * parents), offers.c (what a node was offered, who serves it), crash_policy.c (driver
- * host exits, restarts, quarantine, removal), hosts.c
+ * host exits, restarts, quarantine, removal), node_control.c (restart, disable, unregister
+ * and unbind of nodes, answered once they settled), suspend.c (suspend and resume walks),
+ * hosts.c
  * (host sessions, grace period, reconcile), sessions.c (Hello/Welcome, roles, dispatch),
  * handle_<message>.c (one wire message each), streams.c (paced list replies, watch events),
- * package_store.c (content-addressed packages), main.c (command line).
+ * package_store.c (content-addressed packages), main.c (command line); leases and the
+ * durable store: lease.h (lease*.c, handle_lease_*.c, persist.c), store.h (store*.c).
  */
 #ifndef DFNET_MANAGER_MANAGER_H
 #define DFNET_MANAGER_MANAGER_H
@@ -29,10 +32,12 @@
 #include "manager/driver_index.h"
 #include "manager/topology.h"
 
-#define MGR_START_DEADLINE_MS 30000u /* a DriverStart not answered by then failed */
-#define MGR_CRASH_WINDOW_MS 60000u   /* quarantine after ... */
-#define MGR_CRASH_LIMIT 5            /* ... this many crashes within the window */
-#define MGR_RESTART_BACKOFF_MS 250u  /* first restart delay; doubled per crash, capped */
+#define MGR_START_MARGIN_MS 5000u      /* a DriverStart unanswered start_timeout_ms + this failed */
+#define MGR_STOP_DEADLINE_MS 30000u    /* a DriverStop unanswered by then is over */
+#define MGR_SUSPEND_DEADLINE_MS 30000u /* a DriverSuspend or DriverResume unanswered: failed */
+#define MGR_CRASH_WINDOW_MS 60000u     /* quarantine after ... */
+#define MGR_CRASH_LIMIT 5              /* ... this many crashes within the window */
+#define MGR_RESTART_BACKOFF_MS 250u    /* first restart delay; doubled per crash, capped */
 #define MGR_RESTART_BACKOFF_MAX_MS 8000u
 #define MGR_UPLOAD_MAX DFNET_PACKAGE_SIZE_MAX
 #define MGR_CHUNK_MAX (256u * 1024u) /* bytes of one PackageChunk we send */
@@ -144,6 +149,10 @@ typedef struct mgr_pending {
   char stop_url[DFNET_PACKAGE_URL_MAX]; /* the DriverStop's url and driver host */
   uint64_t driver_host_id;
   bool forget; /* then tell the host to forget the node (NodeRemove): a composite node */
+  /* Set: no DriverStop of its own (a barrier): when `waiting` drops to 0 (the stops below
+   * answered), then(m, p) runs instead, and owns p. crash_policy.c: a crash restart. */
+  void (*then)(struct mgr *m, struct mgr_pending *p);
+  bool manual; /* binder.c: the match after the stop is a RequestBind's (BIND_AUTOBIND 0) */
 } mgr_pending_t;
 
 typedef struct mgr_config {
@@ -157,9 +166,11 @@ typedef struct mgr_config {
   uint32_t max_calls_per_session;    /* --max-calls-in-flight: calls a session may have open */
   uint32_t default_call_deadline_ms; /* --default-deadline-ms: a call that gives none */
   bool stop_drivers_on_exit;
+  bool require_lease; /* --require-lease: every client Call needs a lease's token (lease.h) */
 } mgr_config_t;
 
 typedef struct mgr_call mgr_call_t; /* handle_call.c: a client's or a driver's call in flight */
+typedef struct mgr_control mgr_control_t; /* node_control.c: an admin request being settled */
 
 typedef struct mgr {
   mgr_config_t cfg;
@@ -173,12 +184,16 @@ typedef struct mgr {
   mgr_session_t *sessions;
   mgr_composite_t *composites;
   uint32_t next_composite_id;
-  mgr_pending_t pending;       /* list head of timers in flight (sentinel) */
-  dfnet_envelope_t *scratch;   /* one envelope being built (heap: ~34 KiB) */
-  dfnet_envelope_t *event_env; /* for watch events, built while scratch may be in use */
-  uint32_t watchers;           /* sessions with a Watch open */
-  mgr_call_t *calls;           /* calls in flight, by (caller's session, call id) */
+  mgr_pending_t pending;          /* list head of timers in flight (sentinel) */
+  dfnet_envelope_t *scratch;      /* one envelope being built (heap: ~34 KiB) */
+  dfnet_envelope_t *event_env;    /* for watch events, built while scratch may be in use */
+  uint32_t watchers;              /* sessions with a Watch open */
+  mgr_call_t *calls;              /* calls in flight, by (caller's session, call id) */
+  mgr_control_t *controls;        /* admin requests waiting for their nodes to settle */
+  dfnet_timer_id_t control_timer; /* node_control.c: looks at them while there are some */
   volatile int stopping;
+  struct store *store;       /* <state-dir>/dfnet.db (store.h), open while running */
+  struct mgr_leases *leases; /* lease.h: held leases, claims, the wait queue */
 } mgr_t;
 
 /* The scratch envelope, reset (binder, handlers, streams: built and sent in one go).
@@ -211,12 +226,32 @@ void hosts__destroy_all(mgr_t *m);
 /* ---- binding: binder.c, composite_node_spec.c, crash_policy.c ---- */
 
 /* binder.c: matching, starting and stopping drivers. */
-/* Match a node and act: composite specs, composite drivers, then the index; start the
- * driver on its host, or record why it stays unbound. url_suffix may be NULL. */
+
+/* A node's properties as the matcher sees them (binder__match_node_init): its own and the
+ * offer-derived ones, and fuchsia.BIND_AUTOBIND (integer key 0x0002; never stored or
+ * listed). The bind node borrows `props`. */
+typedef struct binder_match_node {
+  topology_prop_t props[DFNET_BIND_NODE_MAX_PROPERTIES];
+  dfnet_bind_node_t bn;
+} binder_match_node_t;
+/* Prepare n for matching into *out (caller's storage, ~4 KiB): BIND_AUTOBIND = 1 for an
+ * automatic attempt (autobind), 0 for a RequestBind; a property of n's own with that key
+ * is replaced. A node with more properties than the matcher takes (64) matches as one
+ * without any, as before; one with exactly 64 gets no BIND_AUTOBIND. */
+void binder__match_node_init(const topology_node_t *n, bool autobind, binder_match_node_t *out);
+/* Match a node automatically (BIND_AUTOBIND 1) and act: composite specs, composite drivers,
+ * then the index; start the driver on its host, or record why it stays unbound. A node
+ * unbound by an admin (held), hidden, owned, offline, starting, stopping, bound or
+ * quarantined is left alone; a test node only records what would bind it. url_suffix may be
+ * NULL. */
 void binder__bind_node(mgr_t *m, topology_node_t *n, const char *url_suffix);
+/* RequestBind's match (BIND_AUTOBIND 0: disable_autobind drivers bind here only): as
+ * binder__bind_node, and n is no longer held. */
+void binder__bind_node_manual(mgr_t *m, topology_node_t *n, const char *url_suffix);
 /* Retry every unbound node (a driver was registered or enabled). */
 void binder__bind_all_unbound(mgr_t *m);
-/* Start driver d on node n (DriverStart to the owning host). */
+/* Start driver d on node n (DriverStart to the owning host, with d's start_timeout_ms; the
+ * manager's deadline is that plus MGR_START_MARGIN_MS). Nothing for a test node. */
 void binder__start(mgr_t *m, topology_node_t *n, driver_t *d);
 /* The owning host reported a driver state change. */
 void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus *st);
@@ -225,28 +260,23 @@ void binder__driver_status(mgr_t *m, mgr_host_t *h, const dfnet_v1_DriverStatus 
  * driver is started on it meanwhile. n's children are not looked at (shutdown stops the
  * deepest first itself). */
 void binder__stop_driver(mgr_t *m, topology_node_t *n);
-/* n's driver stops and n is matched again (binder__bind_node with url_suffix, NULL = any
- * driver) once its host answered the DriverStop (or at once when the stop cannot be sent).
- * n's children go first, as a driver's children go with it (DFv2): their subtree is
- * removed, the drivers below stopped bottom-up, and n's DriverStop is sent once those
- * stops are answered. The caller unbinds n right after this call. */
-void binder__stop_then_bind(mgr_t *m, topology_node_t *n, const char *url_suffix);
-/* Restart every driver host running driver d: on each node bound to it, its children go
- * (as in binder__stop_then_bind), then the driver is stopped and started again once the
- * host answered the DriverStop. Returns how many driver hosts. */
-uint32_t binder__restart_driver(mgr_t *m, driver_t *d);
-/* Driver d is about to leave the index: stop it on every node bound to it or starting it
- * (DriverStop to their online hosts) and leave those nodes unbound with `reason`; drop the
- * composites of its composite bind rules (their composite nodes removed, drivers below
- * them stopped first; their parents free again). Nothing refers to d afterwards. Each
- * node is matched again once its host answered the DriverStop (d gone by then); the
- * parents set free are matched again by the caller's binder__bind_all_unbound. Returns
- * how many nodes had d (composite nodes removed included). */
-uint32_t binder__release_driver(mgr_t *m, driver_t *d, const char *reason);
+/* Stop n's driver, its children going first (their subtree removed, the drivers below
+ * stopped bottom-up; test nodes stay): n's DriverStop is sent once those stops are answered.
+ * Nothing follows (UnbindNode, a start the manager gave up on). The caller unbinds n. */
+void binder__stop_subtree(mgr_t *m, topology_node_t *n);
+/* As binder__stop_subtree, then n is matched again (url_suffix NULL = any driver; manual:
+ * as a RequestBind) once its host answered the DriverStop (or at once when the stop cannot
+ * be sent). The caller unbinds n right after this call. */
+void binder__stop_then_bind(mgr_t *m, topology_node_t *n, const char *url_suffix, bool manual);
+/* As binder__stop_subtree, then n's driver is started again once its host answered the
+ * DriverStop (a restart; another match if the driver is gone or disabled meanwhile). The
+ * caller unbinds n right after this call. */
+void binder__stop_then_start(mgr_t *m, topology_node_t *n);
+/* Remove n's children that are not test nodes, each with its subtree (binder__remove_tree,
+ * their stops waiting under `up`, may be NULL): n's driver stops or crashed. */
+void binder__remove_children(mgr_t *m, topology_node_t *n, mgr_pending_t *up, const char *why);
 /* A node that was bound is no longer (stop, crash, failure): counters and state. */
 void binder__unbind(mgr_t *m, topology_node_t *n, dfnet_status_t code, const char *msg);
-/* Prepare a node's properties for matching. */
-void binder__bind_node_init(const topology_node_t *n, dfnet_bind_node_t *out);
 
 /* composite_node_spec.c: composite node specs, composite bind rules' instances. */
 /* Present n (bn: its properties prepared) to every composite as a bind parent: composite
@@ -255,6 +285,10 @@ bool binder__bind_parent(mgr_t *m, topology_node_t *n, const dfnet_bind_node_t *
 /* Bind composite node n to its composite's driver (a spec's: the one composite driver that
  * matches it), or record why not. */
 void binder__bind_composite_node(mgr_t *m, topology_node_t *n);
+/* Would binder__add_spec take spec (valid, its name not taken)? OK, or INVALID_ARGUMENT /
+ * ALREADY_EXISTS with err set. Nothing changes. */
+dfnet_status_t binder__spec_admissible(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
+                                       size_t err_size);
 /* Composite node spec from an admin: validate, record, match existing nodes. */
 dfnet_status_t binder__add_spec(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
                                 size_t err_size);
@@ -289,7 +323,8 @@ void binder__remove_subtree(mgr_t *m, topology_node_t *n, bool stop_drivers, con
  * n is `stopping` from now on (no driver is started on it). */
 mgr_pending_t *binder__stop_begin(mgr_t *m, topology_node_t *n, mgr_pending_t *up);
 /* Drop one count of stop p (NULL is a no-op): at 0 its DriverStop is sent (or, when it
- * cannot be, it completes at once, releasing its `up`). */
+ * cannot be, it completes at once, releasing its `up`); a barrier (p->then set) runs its
+ * `then` instead. */
 void binder__stop_release(mgr_t *m, mgr_pending_t *p);
 /* Tell n's host (when online) to forget n (NodeRemove) once stop p has completed, or now
  * when p is NULL: a composite node the manager removes, which its host recorded. */
@@ -314,6 +349,69 @@ size_t offers__list(mgr_t *m, const topology_node_t *n, dfnet_v1_Offer *out, siz
  * reason in why. */
 bool offers__permit(mgr_t *m, const topology_node_t *caller, const char *target, const char *method,
                     char *why, size_t why_size);
+
+/* ---- node_control.c: admin actions answered once their nodes settled ---- */
+
+typedef enum mgr_control_kind {
+  CONTROL_DRIVER = 1, /* DriverControl: answered with DriverControlResult and outcomes */
+  CONTROL_UNBIND = 2, /* UnbindNode: answered with Status once the node's driver stopped */
+} mgr_control_kind_t;
+
+/* A record of request `request_id` of `session` about `subject` (a driver's URL, or the
+ * node for UnbindNode), or NULL without memory. Its deadline is set now: a DriverStop's
+ * (MGR_STOP_DEADLINE_MS) and, for CONTROL_DRIVER, the slowest start of the index and its
+ * margin. Owned by the caller until control__commit(). */
+mgr_control_t *control__new(mgr_t *m, dfnet_session_id_t session, uint64_t request_id,
+                            mgr_control_kind_t kind, const char *subject);
+/* Record n (by moniker and id) as touched: its outcome is reported once it settled. */
+void control__touch(mgr_control_t *c, const topology_node_t *n);
+/* DriverControlResult.driver_hosts and .nodes. */
+void control__set_counts(mgr_control_t *c, uint32_t driver_hosts, uint32_t nodes);
+/* Hand c to the manager: the request is answered once every touched node has settled
+ * (neither starting nor stopping, or gone) or c's deadline passed (at once when nothing
+ * moves), then c is freed. */
+void control__commit(mgr_t *m, mgr_control_t *c);
+/* Free c unanswered (the request failed before it touched anything; NULL is a no-op). */
+void control__discard(mgr_control_t *c);
+/* Shutdown: free every record unanswered (the sessions are going). */
+void control__destroy_all(mgr_t *m);
+/* RESTART of driver d: on every node bound to it, its children go, then its DriverStop, and
+ * its DriverStart once the host answered (binder__stop_then_start). Touched nodes recorded
+ * in c (may be NULL). Returns how many driver hosts ran it. */
+uint32_t control__restart_driver(mgr_t *m, driver_t *d, mgr_control_t *c);
+/* Driver d leaves matching (DISABLE, d->disabled set first) or the index (UNREGISTER): stop
+ * it on every node bound to it or starting it (their children first) and leave those nodes
+ * unbound with `reason`, each matched again once its host answered the DriverStop; drop the
+ * composites of its composite bind rules (their composite nodes removed, drivers below them
+ * stopped first; their parents free again, matched again by the caller's
+ * binder__bind_all_unbound). Touched nodes recorded in c (may be NULL). Returns how many
+ * nodes had d (composite nodes removed included). */
+uint32_t control__release_driver(mgr_t *m, driver_t *d, const char *reason, mgr_control_t *c);
+/* Driver d was enabled or registered (`reason` says which, for the log and the nodes'
+ * unbound reason while they move): every node bound to a fallback driver that d now matches
+ * (the index would pick d: a non-fallback match wins) has its fallback stopped (children
+ * first) and is matched again once stopped, so that d takes it, as it would have had it
+ * been there first. Nodes owned, composite, test, offline, starting, stopping or suspended
+ * are left alone. Touched nodes recorded in c (may be NULL). Returns how many. Without
+ * memory nothing moves. (Fuchsia rebinds only unbound nodes; dfnet's fallbacks, such as
+ * usb-device on every USB device, would otherwise keep a device from the driver written
+ * for it until a forced `node bind`.) */
+uint32_t control__reclaim_from_fallbacks(mgr_t *m, const driver_t *d, const char *reason,
+                                         mgr_control_t *c);
+/* ENABLE of driver d, once the unbound nodes were matched again: record in c every node
+ * now starting d (the nodes the enable bound), so that the request is answered once they
+ * run (or failed), each with its outcome. Returns how many. */
+uint32_t control__touch_starting(mgr_t *m, const driver_t *d, mgr_control_t *c);
+
+/* ---- suspend.c: SuspendNode and ResumeNode walks ---- */
+/* Suspend (resume: false) or resume the drivers on `node` and below for request `id` of
+ * session s: DriverSuspend{flags} to each running driver of the subtree, one at a time,
+ * deepest first (resume: DriverResume to each suspended one, parents first). The request is
+ * answered with a Status once every driver answered, or at the first error (which names the
+ * node; those done stay so): NOT_FOUND, FAILED_PRECONDITION (no running driver there;
+ * resume: nothing suspended), the driver's or the transport's error. */
+void suspend__walk(mgr_t *m, mgr_session_t *s, uint64_t id, const char *node, uint32_t flags,
+                   bool resume);
 
 /* ---- pending.c: timers that refer to records by id ---- */
 mgr_pending_t *pending__new(mgr_t *m, int kind);
@@ -376,6 +474,13 @@ void handle__add_composite_node_spec(mgr_t *m, mgr_session_t *s, const dfnet_env
 void handle__driver_control(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__watch(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__unbind_node(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__suspend_node(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__resume_node(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__add_test_node(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+void handle__remove_test_node(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+/* ListDriverHosts from a client: asks the hosts' agents, answers once they did (or ~2 s). */
+void handle__list_driver_hosts(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 
 /* ---- handle_call.c: calls routed to drivers, from clients and from drivers ---- */
 /* A Call from a client, or from a host for one of its drivers (Call.caller: the driver's
@@ -386,5 +491,8 @@ bool handle__call_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env
 void handle__stream_credit(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 /* A session closed: cancel the calls it made (the drivers learn of it). */
 void calls__session_closed(mgr_t *m, dfnet_session_id_t session);
+/* Lease `lease_id` ended (lease.h, lease__end): every call in flight that carried its token
+ * ends CANCELLED with `why` ("lease 42 expired"), cancelled through to its driver. */
+void calls__lease_ended(mgr_t *m, uint64_t lease_id, const char *why);
 
 #endif /* DFNET_MANAGER_MANAGER_H */

@@ -1,9 +1,12 @@
 /* dfnet-manager: sessions (docs/design.md "Security"): the first envelope is a Hello, answered
  * with Welcome; then each message is checked against the session's kind and role and
- * handed to its handle_<message>.c. viewer: queries and watch; operator: + calls; admin:
- * + driver and composite changes; host: only the host messages, among them the calls its
- * drivers make to nodes of other hosts (Call, Cancel, StreamCredit; handle_call.c checks
- * the calling node). Anything else: PERMISSION_DENIED. */
+ * handed to its handle_<message>.c. viewer: queries (ListDriverHosts too) and watch;
+ * operator: + calls; admin: + driver and composite changes and node control (UnbindNode,
+ * SuspendNode, ResumeNode, AddTestNode, RemoveTestNode); host: only the host messages, among them
+ * the calls its drivers make to nodes of other hosts (Call, Cancel, StreamCredit; handle_call.c
+ * checks the calling node). Leases (lease.h): ListLeases and LeaseHistory viewer; LeaseAcquire,
+ * LeaseRenew and LeaseRelease operator (high priority, no expiry and force: admin, checked
+ * by their handlers). Anything else: PERMISSION_DENIED. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 
 #include "lib/log.h"
 #include "lib/role.h"
+#include "manager/lease.h"
 #include "manager/manager.h"
 
 mgr_session_t *sessions__find(mgr_t *m, dfnet_session_id_t sid) {
@@ -96,7 +100,8 @@ void sessions__on_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reas
              message ? message : "");
   if (s->kind == SESSION_HOST && !m->stopping)
     hosts__session_closed(m, s);
-  calls__session_closed(m, s->id); /* a client's calls, or those of a host's drivers */
+  calls__session_closed(m, s->id);       /* a client's calls, or those of a host's drivers */
+  lease_queue__session_closed(m, s->id); /* its waiting lease requests keep their places */
   session_free(m, s);
 }
 
@@ -111,14 +116,25 @@ static dfnet_v1_Role client_role_needed(pb_size_t which) {
   case dfnet_v1_Envelope_bind_why_tag:
   case dfnet_v1_Envelope_watch_tag:
   case dfnet_v1_Envelope_cancel_tag:
+  case dfnet_v1_Envelope_list_driver_hosts_tag:
+  case dfnet_v1_Envelope_list_leases_tag:
+  case dfnet_v1_Envelope_lease_history_tag:
     return dfnet_v1_Role_VIEWER;
   case dfnet_v1_Envelope_call_tag:
   case dfnet_v1_Envelope_stream_credit_tag:
+  case dfnet_v1_Envelope_lease_acquire_tag:
+  case dfnet_v1_Envelope_lease_renew_tag:
+  case dfnet_v1_Envelope_lease_release_tag:
     return dfnet_v1_Role_OPERATOR;
   case dfnet_v1_Envelope_add_composite_node_spec_tag:
   case dfnet_v1_Envelope_driver_control_tag:
   case dfnet_v1_Envelope_request_bind_tag:
   case dfnet_v1_Envelope_package_upload_tag:
+  case dfnet_v1_Envelope_unbind_node_tag:
+  case dfnet_v1_Envelope_suspend_node_tag:
+  case dfnet_v1_Envelope_resume_node_tag:
+  case dfnet_v1_Envelope_add_test_node_tag:
+  case dfnet_v1_Envelope_remove_test_node_tag:
     return dfnet_v1_Role_ADMIN;
   default:
     return dfnet_v1_Role_ROLE_UNSPECIFIED;
@@ -187,13 +203,65 @@ static void on_hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
 }
 
 static void on_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
-  if (handle__call_cancel(m, s, env))
+  if (handle__call_cancel(m, s, env) || lease_queue__cancel(m, s, env->pb.id))
     return;
   if (s->watch_id != 0 && env->pb.id == s->watch_id) {
     s->watch_id = 0;
     if (m->watchers > 0)
       m->watchers--;
     sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_CANCELLED, "watch cancelled");
+  }
+}
+
+/* The node control messages (docs/architecture.md "Node control"), and what is left. */
+static void dispatch_node_control(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_unbind_node_tag:
+    handle__unbind_node(m, s, env);
+    break;
+  case dfnet_v1_Envelope_suspend_node_tag:
+    handle__suspend_node(m, s, env);
+    break;
+  case dfnet_v1_Envelope_resume_node_tag:
+    handle__resume_node(m, s, env);
+    break;
+  case dfnet_v1_Envelope_add_test_node_tag:
+    handle__add_test_node(m, s, env);
+    break;
+  case dfnet_v1_Envelope_remove_test_node_tag:
+    handle__remove_test_node(m, s, env);
+    break;
+  case dfnet_v1_Envelope_list_driver_hosts_tag:
+    handle__list_driver_hosts(m, s, env);
+    break;
+  default:
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_UNIMPLEMENTED,
+                           "%s is not implemented by this manager",
+                           dfnet_envelope_msg_name(env->pb.which_msg));
+    break;
+  }
+}
+
+/* The lease messages (lease.h); false for any other. */
+static bool dispatch_lease(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_lease_acquire_tag:
+    handle__lease_acquire(m, s, env);
+    return true;
+  case dfnet_v1_Envelope_lease_renew_tag:
+    handle__lease_renew(m, s, env);
+    return true;
+  case dfnet_v1_Envelope_lease_release_tag:
+    handle__lease_release(m, s, env);
+    return true;
+  case dfnet_v1_Envelope_list_leases_tag:
+    handle__list_leases(m, s, env);
+    return true;
+  case dfnet_v1_Envelope_lease_history_tag:
+    handle__lease_history(m, s, env);
+    return true;
+  default:
+    return false;
   }
 }
 
@@ -240,9 +308,8 @@ static void dispatch_client(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
     handle__package_upload(m, s, env);
     break;
   default:
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_UNIMPLEMENTED,
-                           "%s is not implemented by this manager",
-                           dfnet_envelope_msg_name(env->pb.which_msg));
+    if (!dispatch_lease(m, s, env))
+      dispatch_node_control(m, s, env);
     break;
   }
 }

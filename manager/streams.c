@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "manager/lease.h"
 #include "manager/manager.h"
 
 enum { PENDING_STREAM = 20 };
@@ -24,6 +25,12 @@ static bool event_wanted(const mgr_session_t *s, dfnet_v1_WatchEvent_Kind kind) 
   case dfnet_v1_WatchEvent_Kind_NODE_UPDATED:
   case dfnet_v1_WatchEvent_Kind_NODE_BOUND:
   case dfnet_v1_WatchEvent_Kind_NODE_UNBOUND:
+  case dfnet_v1_WatchEvent_Kind_NODE_SUSPENDED:
+  case dfnet_v1_WatchEvent_Kind_NODE_RESUMED:
+  case dfnet_v1_WatchEvent_Kind_LEASE_ACQUIRED: /* leases are about nodes */
+  case dfnet_v1_WatchEvent_Kind_LEASE_RELEASED:
+  case dfnet_v1_WatchEvent_Kind_LEASE_EXPIRED:
+  case dfnet_v1_WatchEvent_Kind_LEASE_QUEUED:
     return s->watch_nodes;
   case dfnet_v1_WatchEvent_Kind_HOST_CONNECTED:
   case dfnet_v1_WatchEvent_Kind_HOST_DISCONNECTED:
@@ -85,12 +92,16 @@ void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
   }
   topology__fmt(out->class_name, sizeof out->class_name, "%s", n->class_name ? n->class_name : "");
   topology__class_path(n, out->class_path, sizeof out->class_path);
-  out->state = (dfnet_v1_NodeState)n->state;
+  /* a start not answered yet (asynchronous or not) shows as such */
+  out->state = n->starting ? dfnet_v1_NodeState_NODE_STARTING : (dfnet_v1_NodeState)n->state;
   driver_t *d = driver_index__get(&m->index, n->driver_id);
   if (d != NULL)
     topology__fmt(out->driver_url, sizeof out->driver_url, "%s", d->url);
   out->driver_host_id = n->driver_host_id;
-  if (n->unbound_code != DFNET_STATUS_OK) {
+  out->driver_host_pid = n->driver_host_pid;
+  out->suspended = n->suspended;
+  out->test = n->test;
+  if (n->unbound_code != DFNET_STATUS_OK || n->unbound_msg != NULL) {
     out->has_unbound_reason = true;
     out->unbound_reason.code = (dfnet_v1_Code)n->unbound_code;
     topology__fmt(out->unbound_reason.message, sizeof out->unbound_reason.message, "%s",
@@ -103,6 +114,7 @@ void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
         topology__fmt(out->parents[out->parents_count++], sizeof out->parents[0], "%s",
                       n->parents[i]->moniker);
   }
+  lease__fill_node_info(m, n, out);
 }
 
 typedef struct node_stream {
@@ -178,6 +190,8 @@ static void node_stream_pump(void *user) {
 }
 
 static bool node_selected(const topology_node_t *n, const dfnet_v1_ListNodes *q) {
+  if (n->hidden) /* its parent's driver has not started yet */
+    return false;
   if (q->filter[0] == '\0')
     return true;
   return q->exact ? strcmp(n->moniker, q->filter) == 0 : strstr(n->moniker, q->filter) != NULL;
@@ -196,7 +210,7 @@ void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1
   ns->verbose = q->verbose;
   if (q->exact) {
     topology_node_t *n = topology__find_named(&m->topo, q->filter);
-    if (n != NULL && (ns->monikers[0] = strdup(n->moniker)) != NULL)
+    if (n != NULL && !n->hidden && (ns->monikers[0] = strdup(n->moniker)) != NULL)
       ns->count = 1;
   } else {
     topology_node_t *n, *tmp;
@@ -240,6 +254,7 @@ void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id) {
     hi->node_count = h->node_count;
     hi->driver_host_count = pairs ? topology__count_driver_hosts(pairs, np, h->id) : 0;
     topology__fmt(hi->software_version, sizeof hi->software_version, "%s", h->software_version);
+    lease__fill_host_info(m, h, hi);
     if (dfnet_transport_send(m->transport, s->id, env, 0) != DFNET_STATUS_OK)
       break;
     sent++;
@@ -260,6 +275,8 @@ static void fill_driver_info(mgr_t *m, const driver_t *d, bool verbose, dfnet_v1
   di->colocate = d->m.colocate;
   di->host_restart_on_crash = d->m.host_restart_on_crash;
   di->disabled = d->disabled;
+  di->disable_autobind = d->disable_autobind;
+  di->start_timeout_ms = d->m.start_timeout_ms;
   for (size_t i = 0; i < d->m.category_count && i < 8; i++) {
     topology__fmt(di->device_categories[i].category, sizeof di->device_categories[i].category, "%s",
                   d->m.categories[i][0]);
@@ -402,26 +419,26 @@ void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_B
     sessions__reply_status(m, s->id, id, st, "%s", err);
     return;
   }
-  dfnet_bind_node_t *bn = malloc(sizeof *bn);
-  if (bn == NULL) {
+  binder_match_node_t *mn = malloc(sizeof *mn);
+  if (mn == NULL) {
     sessions__reply_status(m, s->id, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  binder__bind_node_init(n, bn);
+  binder__match_node_init(n, true, mn); /* as an automatic attempt sees it */
   bool ok = true;
   for (size_t i = 0; i < m->index.count && ok; i++) {
     const driver_t *d = m->index.drivers[i];
     if (d != NULL && (only == NULL || d == only))
-      ok = trace_driver(m, s, id, d, bn);
+      ok = trace_driver(m, s, id, d, &mn->bn);
   }
-  free(bn);
+  free(mn);
   if (!ok)
     return;
   driver_t *bound = driver_index__get(&m->index, n->driver_id);
   if (n->state == dfnet_v1_NodeState_BOUND && bound != NULL)
     sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "%s is bound to %s", n->moniker,
                            bound->url);
-  else if (n->unbound_code != DFNET_STATUS_OK)
+  else if (n->unbound_code != DFNET_STATUS_OK || n->unbound_msg != NULL)
     sessions__reply_status(m, s->id, id, DFNET_STATUS_OK, "%s is unbound: %s: %s", n->moniker,
                            dfnet_status_str(n->unbound_code), n->unbound_msg ? n->unbound_msg : "");
   else

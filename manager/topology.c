@@ -460,7 +460,7 @@ void topology__set_unbound(topology_node_t *n, dfnet_status_t code, const char *
   free(n->unbound_msg);
   n->unbound_msg = NULL;
   n->unbound_code = code;
-  if (code != DFNET_STATUS_OK && msg != NULL)
+  if (msg != NULL)
     n->unbound_msg = strdup(msg);
 }
 

@@ -52,13 +52,17 @@ struct topology_node {
   uint16_t name_off;                 /* name = moniker + name_off */
   uint8_t prop_count, derived_count; /* derived_count of the props are offer-derived */
   uint8_t offer_count;
-  uint8_t parent_count;                           /* composite nodes: > 1 possible */
-  uint8_t state;                                  /* dfnet_v1_NodeState */
-  bool offline;                                   /* its host's session dropped */
-  bool owned;                                     /* kept by the parent's driver */
-  bool starting;                                  /* a DriverStart is in flight */
-  bool stopping;                                  /* a DriverStop is in flight: no start */
-  bool composite;                                 /* a composite node */
+  uint8_t parent_count; /* composite nodes: > 1 possible */
+  uint8_t state;        /* dfnet_v1_NodeState */
+  bool offline;         /* its host's session dropped */
+  bool owned;           /* kept by the parent's driver */
+  bool starting;        /* a DriverStart is in flight */
+  bool stopping;        /* a DriverStop is in flight: no start */
+  bool composite;       /* a composite node */
+  bool hidden;          /* added while its parent's driver starts: not listed, not bound (yet) */
+  bool held;            /* unbound by an admin (UnbindNode): matched again only on RequestBind */
+  bool suspended;       /* its driver is suspended (SuspendNode) */
+  bool test;            /* a test node (AddTestNode): the manager's only, matched, never started */
   topology_node_t *parents[TOPOLOGY_PARENTS_MAX]; /* [0] = primary parent */
   topology_node_t **children;
   uint32_t child_count, child_cap;
@@ -70,6 +74,7 @@ struct topology_node {
   uint32_t driver_id;     /* driver bound (or starting), 0 = none */
   uint32_t composite_id;  /* composite record this node is the composite node of */
   uint64_t driver_host_id;
+  uint32_t driver_host_pid;    /* its driver host's pid (DriverStatus.pid), 0 = not known */
   uint64_t start_request;      /* transport id of the DriverStart in flight */
   uint64_t stop_request;       /* transport id of the DriverStop in flight (stopping) */
   dfnet_status_t unbound_code; /* why unbound: OK = not decided yet */
@@ -149,7 +154,8 @@ dfnet_status_t topology__update(topology_t *t, topology_node_t *n,
 /* Unlink a node that has no children from its parents and free it. */
 void topology__remove(topology_t *t, topology_node_t *n);
 
-/* Record why a node is unbound (message copied; NULL/OK clears it). */
+/* Record why a node is unbound (message copied; OK with NULL clears it; OK with a message
+ * keeps it: a test node's "would bind URL"). */
 void topology__set_unbound(topology_node_t *n, dfnet_status_t code, const char *msg);
 
 /* "class/<class>/<NNN>" into out, or "" when the node has no class. */

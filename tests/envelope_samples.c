@@ -155,6 +155,17 @@ static void fill_driver_host_exit(dfnet_envelope_t *e) {
   SET(x->nodes[1], "dev.lab-a.pci.00_05_0.rng");
   SET(x->reason, "killed by SIGSEGV");
 }
+static void fill_driver_suspend(dfnet_envelope_t *e) {
+  WHICH(e, driver_suspend);
+  SET(e->pb.msg.driver_suspend.node, "dev.lab-a.pci.00_05_0");
+  e->pb.msg.driver_suspend.driver_host_id = 3;
+  e->pb.msg.driver_suspend.flags = 0xdcdc0100u;
+}
+static void fill_driver_resume(dfnet_envelope_t *e) {
+  WHICH(e, driver_resume);
+  SET(e->pb.msg.driver_resume.node, "dev.lab-a.pci.00_05_0");
+  e->pb.msg.driver_resume.driver_host_id = 3;
+}
 static void fill_package_fetch(dfnet_envelope_t *e) {
   WHICH(e, package_fetch);
   memcpy(e->pb.msg.package_fetch.digest, digest, 32);
@@ -340,6 +351,109 @@ static void fill_watch_event(dfnet_envelope_t *e) {
   SET(w->detail, "dfnet-boot:///virtio-rng#meta/virtio-rng.json");
   w->time_ms = 1795000000123ull;
 }
+static void fill_unbind_node(dfnet_envelope_t *e) {
+  WHICH(e, unbind_node);
+  SET(e->pb.msg.unbind_node.node, "dev.lab-a.pci.00_05_0");
+}
+static void fill_suspend_node(dfnet_envelope_t *e) {
+  WHICH(e, suspend_node);
+  SET(e->pb.msg.suspend_node.node, "dev.lab-a.pci.00_05_0");
+  e->pb.msg.suspend_node.flags = 0xdcdc0400u;
+}
+static void fill_resume_node(dfnet_envelope_t *e) {
+  WHICH(e, resume_node);
+  SET(e->pb.msg.resume_node.node, "dev.lab-a.pci.00_05_0");
+}
+static void fill_add_test_node(dfnet_envelope_t *e) {
+  WHICH(e, add_test_node);
+  dfnet_v1_AddTestNode *t = &e->pb.msg.add_test_node;
+  SET(t->parent, "dev.lab-a");
+  SET(t->name, "try-rng");
+  t->properties_count = pci_props(t->properties);
+}
+static void fill_remove_test_node(dfnet_envelope_t *e) {
+  WHICH(e, remove_test_node);
+  SET(e->pb.msg.remove_test_node.moniker, "dev.lab-a.try-rng");
+}
+static void fill_list_driver_hosts(dfnet_envelope_t *e) {
+  WHICH(e, list_driver_hosts);
+  SET(e->pb.msg.list_driver_hosts.host, "lab-a");
+}
+static void fill_driver_host_info(dfnet_envelope_t *e) {
+  WHICH(e, driver_host_info);
+  dfnet_v1_DriverHostInfo *h = &e->pb.msg.driver_host_info;
+  SET(h->host, "lab-a");
+  h->id = 3;
+  h->pid = 4242;
+  h->rss_bytes = 3u << 20;
+  h->driver_urls_count = 1;
+  SET(h->driver_urls[0], "dfnet-boot:///virtio-rng#meta/virtio-rng.json");
+  h->nodes_count = 1;
+  SET(h->nodes[0], "dev.lab-a.pci.00_05_0");
+}
+static void fill_lease_acquire(dfnet_envelope_t *e) {
+  WHICH(e, lease_acquire);
+  dfnet_v1_LeaseAcquire *a = &e->pb.msg.lease_acquire;
+  a->targets_count = 1;
+  SET(a->targets[0], "dev.lab-a.pci.00_05_0");
+  a->match_count = 1;
+  SET(a->match[0], "soc=imx8mp");
+  a->ttl_ms = 3600000;
+  a->wait = true;
+  a->wait_ms = 300000;
+  a->priority = dfnet_v1_LeasePriority_LEASE_PRIORITY_HIGH;
+  SET(a->reason, "nightly flash test");
+}
+static void fill_lease_info(dfnet_envelope_t *e) {
+  WHICH(e, lease_info);
+  dfnet_v1_LeaseInfo *l = &e->pb.msg.lease_info;
+  l->id = 42;
+  SET(l->holder, "alice");
+  l->targets_count = 1;
+  SET(l->targets[0], "class/serial/000");
+  l->nodes_count = 1;
+  SET(l->nodes[0], "dev.lab-a.platform.uart0");
+  l->node_count = 3;
+  l->acquired_ms = 1796630400000ull;
+  l->expires_ms = 1796632200000ull;
+  l->ttl_ms = 1800000;
+  SET(l->token, "42.5f1d3c0e9a7b2468ace013579bdf02468ace013579bdf02468ace013579bdf0");
+  SET(l->reason, "debugging the bootloader");
+}
+static void fill_lease_renew(dfnet_envelope_t *e) {
+  WHICH(e, lease_renew);
+  e->pb.msg.lease_renew.id = 42;
+  SET(e->pb.msg.lease_renew.token,
+      "42.5f1d3c0e9a7b2468ace013579bdf02468ace013579bdf02468ace013579bdf0");
+  e->pb.msg.lease_renew.ttl_ms = 600000;
+}
+static void fill_lease_release(dfnet_envelope_t *e) {
+  WHICH(e, lease_release);
+  e->pb.msg.lease_release.id = 42;
+  e->pb.msg.lease_release.force = true;
+  SET(e->pb.msg.lease_release.reason, "the CI job was cancelled");
+}
+static void fill_list_leases(dfnet_envelope_t *e) {
+  WHICH(e, list_leases);
+  SET(e->pb.msg.list_leases.target, "dev.lab-a");
+}
+static void fill_lease_history(dfnet_envelope_t *e) {
+  WHICH(e, lease_history);
+  SET(e->pb.msg.lease_history.target, "dev.lab-a.pci.00_05_0");
+  e->pb.msg.lease_history.since_ms = 1796544000000ull;
+  e->pb.msg.lease_history.limit = 100;
+}
+static void fill_lease_audit_entry(dfnet_envelope_t *e) {
+  WHICH(e, lease_audit_entry);
+  dfnet_v1_LeaseAuditEntry *a = &e->pb.msg.lease_audit_entry;
+  a->seq = 1001;
+  a->time_ms = 1796630400000ull;
+  SET(a->actor, "root");
+  SET(a->action, "force_release");
+  a->lease_id = 42;
+  SET(a->targets, "dev.lab-a.pci.00_05_0");
+  SET(a->detail, "the CI job was cancelled");
+}
 static void fill_call(dfnet_envelope_t *e) {
   uint64_t id = e->pb.id;
   sample_typical_call(e);
@@ -360,6 +474,8 @@ static const struct {
     {"driver_stop", fill_driver_stop},
     {"driver_status", fill_driver_status},
     {"driver_host_exit", fill_driver_host_exit},
+    {"driver_suspend", fill_driver_suspend},
+    {"driver_resume", fill_driver_resume},
     {"package_fetch", fill_package_fetch},
     {"package_chunk", fill_package_chunk},
     {"package_upload", fill_package_upload},
@@ -383,6 +499,20 @@ static const struct {
     {"bind_trace", fill_bind_trace},
     {"watch", fill_watch},
     {"watch_event", fill_watch_event},
+    {"unbind_node", fill_unbind_node},
+    {"suspend_node", fill_suspend_node},
+    {"resume_node", fill_resume_node},
+    {"add_test_node", fill_add_test_node},
+    {"remove_test_node", fill_remove_test_node},
+    {"list_driver_hosts", fill_list_driver_hosts},
+    {"driver_host_info", fill_driver_host_info},
+    {"lease_acquire", fill_lease_acquire},
+    {"lease_info", fill_lease_info},
+    {"lease_renew", fill_lease_renew},
+    {"lease_release", fill_lease_release},
+    {"list_leases", fill_list_leases},
+    {"lease_history", fill_lease_history},
+    {"lease_audit_entry", fill_lease_audit_entry},
 };
 
 size_t sample_count(void) { return sizeof samples / sizeof samples[0]; }

@@ -21,14 +21,22 @@ typedef enum cli_opt_type {
   CLI_OPT_FLAG = 1,   /* bool *dest = true */
   CLI_OPT_STRING = 2, /* const char **dest = argument */
   CLI_OPT_UINT = 3,   /* uint64_t *dest = strtoull + end pointer + [min, max] */
+  CLI_OPT_LIST = 4,   /* cli_strings_t *dest: each use appends its argument (at most max) */
 } cli_opt_type_t;
+
+/* The arguments of a repeatable option (CLI_OPT_LIST), borrowed from argv. */
+#define CLI_STRINGS_MAX 64
+typedef struct cli_strings {
+  const char *v[CLI_STRINGS_MAX];
+  size_t n;
+} cli_strings_t;
 
 typedef struct cli_option {
   const char *name; /* long name without "--"; NULL ends a table */
   char short_name;  /* 'v' for -v, or 0 */
   cli_opt_type_t type;
   void *dest;
-  uint64_t min, max; /* CLI_OPT_UINT */
+  uint64_t min, max; /* CLI_OPT_UINT; max: CLI_OPT_LIST's count (at most CLI_STRINGS_MAX) */
   const char *arg;   /* argument name in help ("URL", "MS") */
   const char *help;
 } cli_option_t;
@@ -108,6 +116,11 @@ typedef struct cli_run {
   size_t nargs;
   bool json;              /* the command's --json (CLI_OPT_JSON) was given */
   dfnet_client_t *client; /* connected while request runs; NULL before and after */
+  /* A result that reports a failure (a driver action that failed on a node), set by
+   * request or print: once the result is printed, `dfnet: <failed_code>: <failed>` goes to
+   * stderr and the command exits 1. failed "" = none. */
+  dfnet_status_t failed_code;
+  char failed[256];
 } cli_run_t;
 
 /* A command's hooks. cli__run parses argv against the command's syntax (--help, usage
@@ -122,6 +135,7 @@ typedef struct cli_run {
  *   print    the result as text, or how the command shows it (optional)
  *   release  frees what the others left in ctx; runs on every path once parsing is done
  *            (optional; ctx starts zeroed, so it frees only what is set)
+ * A result printed in full may still report a failure (run.failed): exit 1 after it.
  * prepare, request and print return CLI_EXIT_OK or an exit code after printing why. */
 typedef struct cli_command_ops {
   int (*prepare)(cli_run_t *run);
@@ -174,6 +188,44 @@ int cli__read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 int cli__write_all(int fd, const void *data, size_t len);
 /* "2024-05-01T12:00:00.123Z" */
 void cli__time_str(uint64_t epoch_ms, char *buf, size_t cap);
+/* A size for people: "512 B", "812.0 KiB", "2.1 MiB", "1.5 GiB". */
+void cli__size_str(uint64_t bytes, char *buf, size_t cap);
+
+/* ---- durations and moments (duration.c): parsed and printed in one place ---- */
+/* A duration: <number><unit> groups, units ms, s, m, h, d ("90s", "1h30m", "2d"), or a
+ * whole number of seconds alone ("300"); "0" is zero. Into *ms; false for anything else or
+ * over max_ms. */
+bool cli__duration_parse(const char *text, uint64_t max_ms, uint64_t *ms);
+/* A duration for people: "1h30m", "45s", "2d3h", "250ms". */
+void cli__duration_str(uint64_t ms, char *buf, size_t cap);
+/* A moment: a duration ago ("1d", "2h": before now_ms) or ISO 8601, UTC unless it says
+ * otherwise ("2026-12-07", "2026-12-07T10:00Z", "2026-12-07T10:00:00.5+01:00"). Into
+ * *epoch_ms (Unix ms); false for anything else. */
+bool cli__time_parse(const char *text, uint64_t now_ms, uint64_t *epoch_ms);
+/* The wall clock, Unix epoch ms. */
+uint64_t cli__now_ms(void);
+/* An expiry for people: "2026-12-07T10:00:00.000Z (in 29m59s)", "... (expired 5s ago)",
+ * "never" (0); the time left in its two largest units ("in 39d14h"). */
+void cli__expiry_str(uint64_t expires_ms, uint64_t now_ms, char *buf, size_t cap);
+
+/* ---- KEY=VALUE properties on the command line (property_arg.c) ---- */
+/* One `KEY=VALUE` argument parsed: the property, its strings in `text`. */
+typedef struct cli_property_arg {
+  dfnet_client_property_t prop;
+  char text[400]; /* "KEY\0VALUE\0": the property's strings */
+} cli_property_arg_t;
+
+/* Parse `KEY=VALUE` as a node property (the value forms of `composite add`, as text):
+ *   KEY    fuchsia.BIND_* (a deprecated key: the integer key; a name not in
+ *          dfnet/bind_keys.h is refused, with the nearest one), a number (an integer key),
+ *          or a string key ("fuchsia.hardware.pci.Device", "vendor.role": 1..127 bytes, no
+ *          blank, no '=');
+ *   VALUE  a number (decimal or 0x hex, 0..4294967295: uint), true or false (bool), an
+ *          enum value lib.KEY.VALUE (three or more dotted identifiers:
+ *          "fuchsia.usb.BIND_PROTOCOL.DEVICE"), "a quoted string", or any other text (a
+ *          string; at most 255 bytes). An integer key takes a number only.
+ * true, or false with *why (cap bytes) saying what is wrong, naming the part. */
+bool cli__property_parse(const char *arg, cli_property_arg_t *out, char *why, size_t cap);
 
 /* ---- a command's bytes: what it sends, what it read (data.c) ---- */
 /* A request's bytes from --data-hex or --data-file (CLI_OPT_DATA). */
@@ -254,6 +306,20 @@ int cmd_usb_bulk_out(int argc, char **argv);
 int cmd_usb_interrupt_in(int argc, char **argv);
 int cmd_usb_interrupt_out(int argc, char **argv);
 int cmd_composite_add(int argc, char **argv);
+int cmd_node_bind(int argc, char **argv);
+int cmd_node_unbind(int argc, char **argv);
+int cmd_node_suspend(int argc, char **argv);
+int cmd_node_resume(int argc, char **argv);
+int cmd_node_add_test(int argc, char **argv);
+int cmd_node_remove_test(int argc, char **argv);
+int cmd_driver_host(int argc, char **argv);
+int cmd_lease_acquire(int argc, char **argv);
+int cmd_lease_list(int argc, char **argv);
+int cmd_lease_show(int argc, char **argv);
+int cmd_lease_renew(int argc, char **argv);
+int cmd_lease_release(int argc, char **argv);
+int cmd_lease_history(int argc, char **argv);
+int cmd_lease_run(int argc, char **argv);
 
 /* ---- USB descriptors (usb_descriptors.c): lsusb -v's text and dfnet's JSON ---- */
 #define CLI_USB_CONFIGS_MAX 8 /* configurations read (bNumConfigurations is rarely > 1) */

@@ -1,5 +1,6 @@
 /* dfnet CLI: the driver index — driver list [-v] [--loaded], register, disable, enable,
- * restart, unregister (`ffx driver list`, `ffx driver restart`; docs/spec/dfv2.md). A
+ * restart, unregister (`ffx driver list`, `ffx driver restart`; docs/spec/dfv2.md), each
+ * change printed with its outcome per node. A
  * driver is named by its URL or by its name when no other driver has that name (the
  * manager resolves it and says when the name is ambiguous). */
 #include <stdlib.h>
@@ -77,6 +78,8 @@ static cJSON *driver_json(const dfnet_client_driver_t *d, bool verbose) {
   cJSON *devs = cJSON_AddArrayToObject(o, "devices");
   for (size_t i = 0; i < d->device_list_count; i++)
     cJSON_AddItemToArray(devs, cJSON_CreateString(d->devices[i]));
+  cJSON_AddBoolToObject(o, "disable_autobind", d->disable_autobind);
+  cJSON_AddNumberToObject(o, "start_timeout_ms", d->start_timeout_ms);
   cJSON *dops = cJSON_AddArrayToObject(o, "dispatcher_opts");
   for (size_t i = 0; i < d->dispatcher_opt_count; i++)
     cJSON_AddItemToArray(dops, cJSON_CreateString(d->dispatcher_opts[i]));
@@ -99,6 +102,12 @@ static void driver_print_verbose(const dfnet_client_driver_t *d) {
     printf("%s%s%s%s", i ? ", " : "", d->categories[i], d->subcategories[i][0] ? "::" : "",
            d->subcategories[i]);
   printf("]\n");
+  printf("%-10s: %s\n", "Autobind",
+         d->disable_autobind ? "disabled (binds on `dfnet node bind` only)" : "enabled");
+  if (d->start_timeout_ms != 0)
+    printf("%-10s: %u ms\n", "Start Timeout", d->start_timeout_ms);
+  else
+    printf("%-10s: 30000 ms (default)\n", "Start Timeout");
   printf("%-10s: %u\n", "Devices", d->device_count);
   for (size_t i = 0; i < d->device_list_count; i++)
     printf("    %s\n", d->devices[i]);
@@ -220,116 +229,167 @@ int cmd_driver_register(int argc, char **argv) {
   return cli__run(argc, argv, &syn, &ops, &s);
 }
 
-/* ---- driver disable / enable ---------------------------------------------------------- */
+/* ---- driver disable / enable / restart / unregister ------------------------------------ */
 
-static int driver_toggle_request(cli_run_t *run) {
-  const bool *enable = run->ctx;
-  dfnet_client_error_t err;
-  dfnet_status_t st = *enable ? dfnet_client_driver_enable(run->client, run->args[0], &err)
-                              : dfnet_client_driver_disable(run->client, run->args[0], &err);
-  return cli__status(st, &err);
+/* What an action did on each node, as `<node>: running <url>` or `<node>: <STATUS>: why`. */
+static void outcome_print(const dfnet_client_node_outcome_t *o) {
+  if (o->code != DFNET_STATUS_OK)
+    printf("%s: %s: %s\n", o->node, dfnet_status_str(o->code), o->message);
+  else if (o->driver_url[0] != '\0')
+    printf("%s: running %s\n", o->node, o->driver_url);
+  else
+    printf("%s: %s\n", o->node, o->message[0] ? o->message : "unbound");
 }
 
-static int driver_toggle_print(cli_run_t *run) {
-  const bool *enable = run->ctx;
-  printf("%s %s\n", *enable ? "Enabled" : "Disabled", run->args[0]);
+/* Did the action fail on this node? A node that disable, enable or unregister left without
+ * a driver because none matched it any more (NOT_FOUND) got what the action does. */
+static bool outcome_failed(dfnet_client_driver_action_t action,
+                           const dfnet_client_node_outcome_t *o) {
+  if (o->code == DFNET_STATUS_OK)
+    return false;
+  return action == DFNET_CLIENT_DRIVER_RESTART || o->code != DFNET_STATUS_NOT_FOUND;
+}
+
+static cJSON *outcomes_json(const dfnet_client_driver_control_result_t *r) {
+  cJSON *arr = cJSON_CreateArray();
+  for (size_t i = 0; arr != NULL && i < r->outcome_count; i++) {
+    const dfnet_client_node_outcome_t *o = &r->outcomes[i];
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "node", o->node);
+    cJSON_AddStringToObject(e, "code", dfnet_status_str(o->code));
+    cJSON_AddItemToObject(e, "message",
+                          o->message[0] ? cJSON_CreateString(o->message) : cJSON_CreateNull());
+    cJSON_AddItemToObject(
+        e, "driver", o->driver_url[0] ? cJSON_CreateString(o->driver_url) : cJSON_CreateNull());
+    cJSON_AddItemToArray(arr, e);
+  }
+  return arr;
+}
+
+/* One driver action: its result with the outcome per node. */
+typedef struct driver_action {
+  dfnet_client_driver_action_t action;
+  dfnet_client_driver_control_result_t *r;
+} driver_action_t;
+
+static const char *action_name(dfnet_client_driver_action_t a) {
+  return a == DFNET_CLIENT_DRIVER_DISABLE   ? "disable"
+         : a == DFNET_CLIENT_DRIVER_ENABLE  ? "enable"
+         : a == DFNET_CLIENT_DRIVER_RESTART ? "restart"
+                                            : "unregister";
+}
+
+static int driver_action_request(cli_run_t *run) {
+  driver_action_t *s = run->ctx;
+  if (s->action == DFNET_CLIENT_DRIVER_RESTART && !run->json) {
+    printf("Restarting driver hosts containing %s\n", run->args[0]);
+    fflush(stdout);
+  }
+  dfnet_client_error_t err;
+  dfnet_status_t st =
+      dfnet_client_driver_control(run->client, s->action, run->args[0], &s->r, &err);
+  if (st != DFNET_STATUS_OK)
+    return cli__fail_err(&err);
+  size_t failed = 0;
+  for (size_t i = 0; i < s->r->outcome_count; i++) {
+    if (outcome_failed(s->action, &s->r->outcomes[i]) && failed++ == 0)
+      run->failed_code = s->r->outcomes[i].code;
+  }
+  if (failed > 0)
+    snprintf(run->failed, sizeof run->failed, "%s %s: %zu of %zu node(s) failed",
+             action_name(s->action), run->args[0], failed, s->r->outcome_count);
   return CLI_EXIT_OK;
 }
 
-static int driver_toggle(int argc, char **argv, bool enable) {
-  static const cli_command_ops_t ops = {NULL, driver_toggle_request, NULL, driver_toggle_print,
-                                        NULL};
-  const cli_syntax_t syn = {
-      .usage = enable ? "driver enable DRIVER" : "driver disable DRIVER",
-      .about = enable ? "Enable a disabled driver (role admin): unbound nodes are matched "
-                        "against it again."
-                      : "Disable a driver (role admin): it matches no new node; running "
-                        "instances keep running.",
-      .min_args = 1,
-      .max_args = 1,
-      .args_help = DRIVER_ARG_HELP};
-  return cli__run(argc, argv, &syn, &ops, &enable);
+/* register, restart and unregister: {"url": url, <key>: value}; every action: "outcomes". */
+static cJSON *driver_action_json(cli_run_t *run) {
+  const driver_action_t *s = run->ctx;
+  cJSON *doc = NULL;
+  if (s->action == DFNET_CLIENT_DRIVER_RESTART)
+    doc = driver_change_json(run->args[0], "restarted_driver_hosts",
+                             cJSON_CreateNumber(s->r->driver_hosts));
+  else if (s->action == DFNET_CLIENT_DRIVER_UNREGISTER)
+    doc = driver_change_json(s->r->url, "stopped_nodes", cJSON_CreateNumber(s->r->nodes));
+  else
+    doc = driver_change_json(s->r->url, "enabled",
+                             cJSON_CreateBool(s->action == DFNET_CLIENT_DRIVER_ENABLE));
+  cJSON_AddItemToObject(doc, "outcomes", outcomes_json(s->r));
+  return doc;
 }
 
-int cmd_driver_disable(int argc, char **argv) { return driver_toggle(argc, argv, false); }
-int cmd_driver_enable(int argc, char **argv) { return driver_toggle(argc, argv, true); }
+static int driver_action_print(cli_run_t *run) {
+  const driver_action_t *s = run->ctx;
+  const dfnet_client_driver_control_result_t *r = s->r;
+  switch (s->action) {
+  case DFNET_CLIENT_DRIVER_RESTART:
+    printf("Restarted %u driver host(s).\n", r->driver_hosts);
+    break;
+  case DFNET_CLIENT_DRIVER_UNREGISTER:
+    printf("Unregistered %s: stopped on %u node(s), which are matched again.\n", r->url, r->nodes);
+    break;
+  default:
+    printf("%s %s\n", s->action == DFNET_CLIENT_DRIVER_ENABLE ? "Enabled" : "Disabled", r->url);
+    break;
+  }
+  for (size_t i = 0; i < r->outcome_count; i++)
+    outcome_print(&r->outcomes[i]);
+  if (r->nodes > r->outcome_count)
+    printf("... and %zu more node(s)\n", (size_t)r->nodes - r->outcome_count);
+  return CLI_EXIT_OK;
+}
 
-/* ---- driver restart / unregister ------------------------------------------------------ */
+static void driver_action_release(cli_run_t *run) {
+  driver_action_t *s = run->ctx;
+  dfnet_client_driver_control_result_free(s->r);
+}
 
-/* What restart and unregister say about a driver. */
-typedef struct driver_change {
-  uint32_t count; /* driver hosts restarted; nodes the driver was stopped on */
-  char url[256];
-} driver_change_t;
-
-/* restart and unregister: one DRIVER, --json. */
-static int driver_change(int argc, char **argv, const cli_command_ops_t *ops, const char *usage,
-                         const char *about) {
+static int driver_action(int argc, char **argv, dfnet_client_driver_action_t action,
+                         const char *usage, const char *about) {
+  static const cli_command_ops_t ops = {NULL, driver_action_request, driver_action_json,
+                                        driver_action_print, driver_action_release};
   const cli_syntax_t syn = {.usage = usage,
                             .about = about,
                             .options = cli_json_options,
                             .min_args = 1,
                             .max_args = 1,
                             .args_help = DRIVER_ARG_HELP};
-  driver_change_t s = {0};
-  return cli__run(argc, argv, &syn, ops, &s);
+  driver_action_t s = {.action = action};
+  return cli__run(argc, argv, &syn, &ops, &s);
 }
 
-static int driver_restart_request(cli_run_t *run) {
-  driver_change_t *s = run->ctx;
-  if (!run->json) {
-    printf("Restarting driver hosts containing %s\n", run->args[0]);
-    fflush(stdout);
-  }
-  dfnet_client_error_t err;
-  return cli__status(dfnet_client_driver_restart(run->client, run->args[0], &s->count, &err), &err);
+#define OUTCOMES_HELP                                                                      \
+  " Then the outcome per node it touched, once they settled: `NODE: running URL` (what "   \
+  "runs there now) or `NODE: STATUS: why`; exit 1 when one failed (a node left without a " \
+  "driver because none matches it, NOT_FOUND, is what disable and unregister do)."
+
+int cmd_driver_disable(int argc, char **argv) {
+  return driver_action(argc, argv, DFNET_CLIENT_DRIVER_DISABLE, "driver disable [--json] DRIVER",
+                       "Disable a driver (role admin): it matches no node any more; the nodes "
+                       "it runs on are stopped and matched again (another driver or a fallback "
+                       "binds them, or they stay unbound with the reason)." OUTCOMES_HELP);
 }
 
-static cJSON *driver_restart_json(cli_run_t *run) {
-  const driver_change_t *s = run->ctx;
-  return driver_change_json(run->args[0], "restarted_driver_hosts", cJSON_CreateNumber(s->count));
-}
-
-static int driver_restart_print(cli_run_t *run) {
-  const driver_change_t *s = run->ctx;
-  printf("Restarted %u driver host(s).\n", s->count);
-  return CLI_EXIT_OK;
+int cmd_driver_enable(int argc, char **argv) {
+  return driver_action(
+      argc, argv, DFNET_CLIENT_DRIVER_ENABLE, "driver enable [--json] DRIVER",
+      "Enable a disabled driver (role admin): the unbound nodes are matched "
+      "again and those it wins are bound to it, and the nodes a fallback driver took "
+      "that it wins are moved to it (another driver keeps what it took: `dfnet node "
+      "bind --force --driver` moves it)." OUTCOMES_HELP);
 }
 
 int cmd_driver_restart(int argc, char **argv) {
-  static const cli_command_ops_t ops = {NULL, driver_restart_request, driver_restart_json,
-                                        driver_restart_print, NULL};
-  return driver_change(argc, argv, &ops, "driver restart [--json] DRIVER",
-                       "Restart every driver host running the driver (role admin).");
-}
-
-static int driver_unregister_request(cli_run_t *run) {
-  driver_change_t *s = run->ctx;
-  dfnet_client_error_t err;
-  return cli__status(dfnet_client_driver_unregister(run->client, run->args[0], &s->count, s->url,
-                                                    sizeof s->url, &err),
-                     &err);
-}
-
-static cJSON *driver_unregister_json(cli_run_t *run) {
-  const driver_change_t *s = run->ctx;
-  return driver_change_json(s->url, "stopped_nodes", cJSON_CreateNumber(s->count));
-}
-
-static int driver_unregister_print(cli_run_t *run) {
-  const driver_change_t *s = run->ctx;
-  printf("Unregistered %s: stopped on %u node(s), which are matched again.\n", s->url, s->count);
-  return CLI_EXIT_OK;
+  return driver_action(argc, argv, DFNET_CLIENT_DRIVER_RESTART, "driver restart [--json] DRIVER",
+                       "Restart every driver host running the driver (role admin), and wait "
+                       "until its nodes run again." OUTCOMES_HELP);
 }
 
 int cmd_driver_unregister(int argc, char **argv) {
-  static const cli_command_ops_t ops = {NULL, driver_unregister_request, driver_unregister_json,
-                                        driver_unregister_print, NULL};
-  return driver_change(
-      argc, argv, &ops, "driver unregister [--json] DRIVER",
+  return driver_action(
+      argc, argv, DFNET_CLIENT_DRIVER_UNREGISTER, "driver unregister [--json] DRIVER",
       "Unregister a registered driver (role admin): it is stopped on every node it was bound to, "
       "those nodes are matched again (another driver or a fallback binds them, or they stay "
       "unbound with the reason), and its package leaves the manager's state directory, so it "
       "does not come back after a restart. A boot driver (--drivers DIR) cannot be "
-      "unregistered: disable it.");
+      "unregistered: disable it." OUTCOMES_HELP);
 }

@@ -46,6 +46,8 @@ static cJSON *host_json(const dfnet_client_host_t *h) {
   cJSON_AddNumberToObject(o, "node_count", h->node_count);
   cJSON_AddNumberToObject(o, "driver_host_count", h->driver_host_count);
   cJSON_AddItemToObject(o, "software_version", str_or_null(h->software_version));
+  cJSON_AddItemToObject(o, "lease_holders", strv_json(h->lease_holders, h->lease_holder_count));
+  cJSON_AddNumberToObject(o, "leased_nodes", h->leased_nodes);
   cJSON *labels = cJSON_AddObjectToObject(o, "labels");
   for (size_t k = 0; k < h->label_count; k++)
     cJSON_AddStringToObject(labels, h->label_keys[k], h->label_values[k]);
@@ -68,9 +70,13 @@ static void host_print(const dfnet_client_host_t *h) {
   const char *version = nonempty(h->software_version, "-");
   if (strncmp(version, "dfnet ", 6) == 0)
     version += 6;
-  printf("%-20s %-22s %-8s %-7s %6u %6u  %-24s %-20s ", h->name, nonempty(h->address, "-"),
+  char holders[80] = "-"; /* who holds leases on its nodes */
+  for (size_t k = 0, used = 0; k < h->lease_holder_count && used < sizeof holders; k++)
+    used += (size_t)snprintf(holders + used, sizeof holders - used, "%s%s", k ? "," : "",
+                             h->lease_holders[k]);
+  printf("%-20s %-22s %-8s %-7s %6u %6u  %-24s %-20s %-16s ", h->name, nonempty(h->address, "-"),
          nonempty(h->arch, "-"), h->online ? "online" : "offline", h->node_count,
-         h->driver_host_count, since, version);
+         h->driver_host_count, since, version, holders);
   for (size_t k = 0; k < h->label_count; k++)
     printf("%s%s=%s", k ? "," : "", h->label_keys[k], h->label_values[k]);
   printf("%s\n", h->label_count ? "" : "-");
@@ -82,8 +88,8 @@ static int host_list_print(cli_run_t *run) {
     printf("No hosts found.\n");
     return CLI_EXIT_OK;
   }
-  printf("%-20s %-22s %-8s %-7s %6s %6s  %-24s %-20s %s\n", "NAME", "ADDRESS", "ARCH", "STATE",
-         "NODES", "HOSTS", "CONNECTED SINCE", "VERSION", "LABELS");
+  printf("%-20s %-22s %-8s %-7s %6s %6s  %-24s %-20s %-16s %s\n", "NAME", "ADDRESS", "ARCH",
+         "STATE", "NODES", "HOSTS", "CONNECTED SINCE", "VERSION", "LEASES", "LABELS");
   for (size_t i = 0; i < s->list->count; i++)
     host_print(&s->list->items[i]);
   return CLI_EXIT_OK;
@@ -121,6 +127,20 @@ static cJSON *node_json(const dfnet_client_node_t *n, bool verbose) {
   cJSON_AddItemToObject(o, "class_name", str_or_null(n->class_name));
   cJSON_AddItemToObject(o, "class_path", str_or_null(n->class_path));
   cJSON_AddNumberToObject(o, "driver_host_id", (double)n->driver_host_id);
+  cJSON_AddNumberToObject(o, "driver_host_pid", n->driver_host_pid);
+  cJSON_AddBoolToObject(o, "suspended", n->suspended);
+  cJSON_AddBoolToObject(o, "test", n->test);
+  if (n->lease_id != 0) { /* the lease covering it */
+    cJSON *l = cJSON_AddObjectToObject(o, "lease");
+    cJSON_AddNumberToObject(l, "id", (double)n->lease_id);
+    cJSON_AddStringToObject(l, "holder", n->lease_holder);
+    if (n->lease_expires_ms != 0)
+      cJSON_AddNumberToObject(l, "expires_ms", (double)n->lease_expires_ms);
+    else
+      cJSON_AddNullToObject(l, "expires_ms");
+  } else {
+    cJSON_AddNullToObject(o, "lease");
+  }
   if (n->unbound_code != DFNET_STATUS_OK || n->unbound_message[0] != '\0') {
     cJSON *r = cJSON_AddObjectToObject(o, "unbound_reason");
     cJSON_AddStringToObject(r, "code", dfnet_status_str(n->unbound_code));
@@ -144,6 +164,13 @@ static cJSON *node_json(const dfnet_client_node_t *n, bool verbose) {
     }
   }
   return o;
+}
+
+/* What a node's state does not say: " (suspended)", " (test node)" or "". */
+static const char *node_marks(const dfnet_client_node_t *n) {
+  if (n->suspended)
+    return " (suspended)";
+  return n->test ? " (test node)" : "";
 }
 
 /* A node's name as ffx prints it: the moniker's last component. */
@@ -180,19 +207,31 @@ static void print_offers(const dfnet_client_node_t *n) {
   }
 }
 
-/* `ffx driver list-devices -v`, plus dfnet's State, Host, Class and Reason lines. */
+/* `ffx driver list-devices -v`, plus dfnet's State, Host, Class, Lease and Reason lines. */
 static void node_print_verbose(const dfnet_client_node_t *n) {
   printf("%-9s: %s\n", "Name", short_name(n->moniker));
   printf("%-9s: %s\n", "Moniker", n->moniker);
   printf("%-9s: %s\n", "Driver", nonempty(n->driver_url, "None"));
-  printf("%-9s: %s%s\n", "State", dfnet_client_node_state_str(n->state),
+  printf("%-9s: %s%s%s\n", "State", dfnet_client_node_state_str(n->state), node_marks(n),
          n->offline ? " (host offline)" : "");
-  if (n->driver_host_id != 0)
+  if (n->driver_host_id != 0 && n->driver_host_pid != 0)
+    printf("%-9s: %s (driver host %llu, pid %u)\n", "Host", n->host,
+           (unsigned long long)n->driver_host_id, n->driver_host_pid);
+  else if (n->driver_host_id != 0)
     printf("%-9s: %s (driver host %llu)\n", "Host", n->host, (unsigned long long)n->driver_host_id);
   else
     printf("%-9s: %s\n", "Host", n->host);
   if (n->class_path[0] != '\0')
     printf("%-9s: %s\n", "Class", n->class_path);
+  if (n->lease_id != 0) { /* "42 by alice until 2026-12-07T10:00:00.000Z" */
+    char until[40] = "(no expiry)";
+    if (n->lease_expires_ms != 0) {
+      memcpy(until, "until ", 6);
+      cli__time_str(n->lease_expires_ms, until + 6, sizeof until - 6);
+    }
+    printf("%-9s: %llu by %s %s\n", "Lease", (unsigned long long)n->lease_id, n->lease_holder,
+           until);
+  }
   if (n->unbound_code != DFNET_STATUS_OK || n->unbound_message[0] != '\0')
     printf("%-9s: %s: %s\n", "Reason", dfnet_status_str(n->unbound_code), n->unbound_message);
   for (size_t i = 0; i < n->parent_count; i++)
@@ -356,6 +395,7 @@ static cJSON *node_dump_json(cli_run_t *run) {
     cJSON_AddItemToObject(o, "parents", strv_json(n->parents, n->parent_count));
     cJSON_AddItemToObject(o, "driver", str_or_null(n->driver_url));
     cJSON_AddNumberToObject(o, "driver_host_id", (double)n->driver_host_id);
+    cJSON_AddNumberToObject(o, "driver_host_pid", n->driver_host_pid);
     cJSON_AddItemToArray(nodes, o);
   }
   return doc;
@@ -389,9 +429,11 @@ static int node_dump_print(cli_run_t *run) {
     const dfnet_client_node_t *n = &s->list->items[i];
     size_t d = depth_of(n->moniker);
     printf("%*s[%s]", (int)(d > 0 ? (d - 1) * 2 : 0), "", short_name(n->moniker));
-    if (n->driver_url[0] != '\0')
-      printf(" driver_host=%llu %s", (unsigned long long)n->driver_host_id, n->driver_url);
-    printf("\n");
+    if (n->driver_url[0] != '\0' && n->driver_host_pid != 0)
+      printf(" pid=%u %s", n->driver_host_pid, n->driver_url);
+    else if (n->driver_url[0] != '\0')
+      printf(" pid=? %s", n->driver_url); /* not known: its host is offline */
+    printf("%s\n", node_marks(n));
   }
   return CLI_EXIT_OK;
 }
@@ -412,8 +454,9 @@ int cmd_node_dump(int argc, char **argv) {
   const cli_syntax_t syn = {
       .usage = "node dump [--graph] [--json]",
       .about =
-          "Print the node topology as a tree: `[name] driver_host=N url`, two spaces per "
-          "level; --graph emits Graphviz (digraph { \"id\" [label=\"name\"] \"parent\" -> "
+          "Print the node topology as a tree: `[name] pid=N url` (N: its driver host's "
+          "process id, ? when not known), two spaces per level; --graph emits Graphviz (digraph { "
+          "\"id\" [label=\"name\"] \"parent\" -> "
           "\"child\" }).",
       .options = opts};
   return cli__run(argc, argv, &syn, &ops, &s);

@@ -88,6 +88,14 @@ static int set_value(const cli_syntax_t *syn, const cli_option_t *o, const char 
       return cli__usage("--%s wants a number in %" PRIu64 "..%" PRIu64 ", not '%s' (dfnet %s)",
                         o->name, o->min, o->max, value, syn->usage);
     return CLI_EXIT_OK;
+  case CLI_OPT_LIST: {
+    cli_strings_t *list = o->dest;
+    size_t max = o->max < CLI_STRINGS_MAX ? (size_t)o->max : CLI_STRINGS_MAX;
+    if (list->n >= max)
+      return cli__usage("--%s given more than %zu times (dfnet %s)", o->name, max, syn->usage);
+    list->v[list->n++] = value;
+    return CLI_EXIT_OK;
+  }
   }
   return CLI_EXIT_USAGE;
 }

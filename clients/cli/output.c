@@ -251,3 +251,18 @@ void cli__time_str(uint64_t epoch_ms, char *buf, size_t cap) {
   strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(buf, cap, "%s.%03uZ", date, (unsigned)(epoch_ms % 1000u));
 }
+
+void cli__size_str(uint64_t bytes, char *buf, size_t cap) {
+  static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) {
+    snprintf(buf, cap, "%u B", (unsigned)bytes);
+    return;
+  }
+  double v = (double)bytes / 1024.0;
+  size_t u = 0;
+  while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0]) {
+    v /= 1024.0;
+    u++;
+  }
+  snprintf(buf, cap, "%.1f %s", v, units[u]);
+}

@@ -1,7 +1,8 @@
 /* dfnet CLI: the skeleton every command fills in (cli_command_ops_t): parse the command's
  * arguments, prepare, connect, send the request, close, print the result as text or as
- * one JSON document (--json), release. The commands (cmd_*.c) keep only their own logic:
- * their option tables, checks, requests and what they print. */
+ * one JSON document (--json), say what the result reports failed (exit 1), release. The commands
+ * (cmd_*.c) keep only their own logic: their option tables, checks, requests and what they print.
+ */
 #include <string.h>
 
 #include "clients/cli/cli.h"
@@ -51,6 +52,10 @@ int cli__run(int argc, char **argv, const cli_syntax_t *syntax, const cli_comman
     rc = connected_request(ops, &run);
   if (rc == CLI_EXIT_OK)
     rc = print_result(ops, &run);
+  if (rc == CLI_EXIT_OK && run.failed[0] != '\0') {
+    fflush(stdout); /* the result first, then what failed */
+    rc = cli__fail(run.failed_code, "%s", run.failed);
+  }
   if (ops->release != NULL)
     ops->release(&run);
   return rc;

@@ -57,6 +57,9 @@ dfnet_status_t client__call_start(dfnet_client_t *c, const char *target, const c
     free(env);
     return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
+  pthread_mutex_lock(&c->mu); /* the client's lease token (lease.c), "" = none */
+  memcpy(env->pb.msg.call.lease_token, c->lease_token, sizeof c->lease_token);
+  pthread_mutex_unlock(&c->mu);
   op->kind = CLIENT_OP_CALL;
   op->window = env->pb.msg.call.credit;
   op->auto_credit = auto_credit;

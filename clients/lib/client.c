@@ -208,6 +208,9 @@ dfnet_status_t dfnet_client_connect(const dfnet_client_options_t *opts, dfnet_cl
       opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
   client__log_configure(opts);
   snprintf(c->url, sizeof c->url, "%s", opts->url);
+  st = client__lease_init(c, err);
+  if (st != DFNET_STATUS_OK)
+    goto close_client;
   st = dfnet_transport_create(&c->t);
   if (st != DFNET_STATUS_OK) {
     client__fail(err, st, "cannot create the transport");
@@ -242,6 +245,7 @@ void dfnet_client_close(dfnet_client_t *c) {
   pthread_mutex_unlock(&c->mu);
   /* Fails every request in flight with CANCELLED: each op's final callback runs. */
   dfnet_transport_destroy(c->t);
+  client__leases_free(c); /* renewals end here; the leases stay the manager's */
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);
   free(c);

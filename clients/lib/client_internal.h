@@ -10,9 +10,12 @@
  *   stream.c      pull streams
  *   watch.c       watches
  *   query.c       one query of the client API (a list or a unary request)
- *   list.c        the five lists (hosts, nodes, drivers, composites, bind traces)
- *   control.c     the unary control requests (driver control, bind, composite node spec,
- *                 driver register)
+ *   list.c        the six lists (hosts, nodes, drivers, composites, bind traces, driver
+ *                 hosts)
+ *   control.c     the unary control requests (driver control, node control: bind, unbind,
+ *                 suspend, resume; test nodes, composite node spec, driver register)
+ *   lease.c       leases: acquire (waiting in the queue), renew, release, list, show,
+ *                 history; the client's lease token; renewing the leases it acquired
  * "Client thread" is the transport's service thread (include/dfnet/client.h "Threads"). */
 #ifndef DFNET_CLIENTS_LIB_CLIENT_INTERNAL_H
 #define DFNET_CLIENTS_LIB_CLIENT_INTERNAL_H
@@ -89,6 +92,8 @@ void client__waiter_wait(client_waiter_t *w);
 
 /* ---- the client (client.c) ---- */
 typedef struct client_op client_op_t;
+typedef struct client_lease client_lease_t;
+typedef struct client_acquire client_acquire_t;
 
 struct dfnet_client {
   dfnet_transport_t *t;
@@ -107,6 +112,9 @@ struct dfnet_client {
   client_op_t *ops; /* calls and watches in flight */
   uint64_t next_op_id;
   bool closing;
+  char lease_token[96];        /* every call's Call.lease_token ("" = none) */
+  client_lease_t *leases;      /* leases acquired through this client (lease.c) */
+  client_acquire_t *acquiring; /* dfnet_client_lease_acquire calls waiting (lease.c) */
 };
 
 /* Wait (up to timeout_ms; 0 = the connect timeout) for a welcomed session. Not on the
@@ -127,6 +135,15 @@ void client__session_gone(dfnet_client_t *c, dfnet_session_id_t sid);
 /* Apply opts' log level (else DFNET_LOG_LEVEL, else warnings) and sink (NULL: stderr) to
  * the process's one log. The last connect wins (include/dfnet/client.h). */
 void client__log_configure(const dfnet_client_options_t *opts);
+
+/* ---- leases (lease.c) ---- */
+
+/* At connect, before the client thread runs: the lease token from DFNET_LEASE.
+ * INVALID_ARGUMENT (err set) when it is over the bound. */
+dfnet_status_t client__lease_init(dfnet_client_t *c, dfnet_client_error_t *err);
+
+/* At close, once the transport is gone: free the leases' records. */
+void client__leases_free(dfnet_client_t *c);
 
 /* ---- ops (op.c): calls and watches in flight ----
  * An op is a record in the client's list, found by its public id and refcounted: one

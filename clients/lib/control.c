@@ -1,7 +1,8 @@
 /* libdfnet-client: the manager's control requests (proto/dfnet/v1/query.proto), each one
  * unary request answered by a Status or one result: driver disable / enable / restart /
- * unregister (DriverControl), a bind request, adding a composite node spec, and registering
- * a driver package (PackageUpload, in chunks). */
+ * unregister (DriverControl, with its outcome per node), node control (a bind request,
+ * unbind, suspend, resume), test nodes, adding a composite node spec, and registering a
+ * driver package (PackageUpload, in chunks). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,88 +17,179 @@
 
 /* ---- one unary request -------------------------------------------------------------- */
 
-/* A unary request whose answer is a Status, or (want != 0) that member. */
-typedef struct unary_ctx {
-  pb_size_t want;
-  uint32_t driver_hosts, nodes; /* DriverControlResult */
-  char url[256];
-  bool got;
-} unary_ctx_t;
-
+/* A unary request whose answer is a Status. */
 static dfnet_status_t unary_item(void *ctx, const dfnet_envelope_t *env) {
-  unary_ctx_t *u = ctx;
-  if (u->want == 0 || env->pb.which_msg != u->want)
-    return DFNET_STATUS_INTERNAL;
-  if (env->pb.which_msg == dfnet_v1_Envelope_driver_control_result_tag) {
-    u->driver_hosts = env->pb.msg.driver_control_result.driver_hosts;
-    u->nodes = env->pb.msg.driver_control_result.nodes;
-    snprintf(u->url, sizeof u->url, "%s", env->pb.msg.driver_control_result.url);
-  }
-  u->got = true;
-  return DFNET_STATUS_OK;
+  (void)ctx;
+  (void)env;
+  return DFNET_STATUS_INTERNAL; /* anything but the Status */
 }
 
-/* Send req (freed here) and wait for its answer into u. */
-static dfnet_status_t unary(dfnet_client_t *c, dfnet_envelope_t *req, unary_ctx_t *u,
-                            dfnet_client_error_t *err) {
-  dfnet_status_t st = client__query(c, req, false, 0, unary_item, u, err);
+/* Send req (freed here) and wait for its Status. */
+static dfnet_status_t unary(dfnet_client_t *c, dfnet_envelope_t *req, dfnet_client_error_t *err) {
+  dfnet_status_t st = client__query(c, req, false, 0, unary_item, NULL, err);
   free(req);
   return st;
 }
 
-/* DriverControl on the driver `url` (a URL or a unique name). On OK, *count (may be NULL)
- * gets the result's driver_hosts (RESTART) or nodes (UNREGISTER), url_out (may be NULL)
- * the driver's URL. */
-static dfnet_status_t driver_control(dfnet_client_t *c, const char *url,
-                                     dfnet_v1_DriverControl_Action action, uint32_t *count,
-                                     char *url_out, size_t url_cap, dfnet_client_error_t *err) {
-  client__error_ok(err);
-  if (count != NULL)
-    *count = 0;
-  if (url_out != NULL && url_cap > 0)
-    url_out[0] = '\0';
-  if (c == NULL || url == NULL || url[0] == '\0')
-    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a driver URL or name is required");
+/* ---- driver control ------------------------------------------------------------------- */
+
+/* A DriverControlResult kept whole: the public result first, its strings in the arena. */
+typedef struct control_holder {
+  dfnet_client_driver_control_result_t pub;
+  client_arena_t arena;
+} control_holder_t;
+
+void dfnet_client_driver_control_result_free(dfnet_client_driver_control_result_t *result) {
+  if (result == NULL)
+    return;
+  control_holder_t *h = (control_holder_t *)result; /* pub is the first member */
+  client__arena_free(&h->arena);
+  free(h);
+}
+
+/* The result's outcomes into the arena. false = out of memory. */
+static bool outcomes_copy(client_arena_t *a, const dfnet_v1_DriverControlResult *w,
+                          dfnet_client_driver_control_result_t *r) {
+  if (w->outcomes_count == 0)
+    return true;
+  dfnet_client_node_outcome_t *o = client__arena_alloc(a, w->outcomes_count * sizeof *o);
+  if (o == NULL)
+    return false;
+  bool ok = true;
+  for (pb_size_t i = 0; i < w->outcomes_count; i++) {
+    const dfnet_v1_NodeOutcome *wo = &w->outcomes[i];
+    o[i].code = wo->has_status ? (dfnet_status_t)wo->status.code : DFNET_STATUS_OK;
+    ok = ok && (o[i].node = client__arena_strdup(a, wo->node)) != NULL;
+    ok = ok &&
+         (o[i].message = client__arena_strdup(a, wo->has_status ? wo->status.message : "")) != NULL;
+    ok = ok && (o[i].driver_url = client__arena_strdup(a, wo->driver_url)) != NULL;
+  }
+  r->outcome_count = w->outcomes_count;
+  r->outcomes = o;
+  return ok;
+}
+
+/* client__query's on_item: the DriverControlResult, copied into the holder. */
+static dfnet_status_t control_item(void *ctx, const dfnet_envelope_t *env) {
+  control_holder_t *h = ctx;
+  if (env->pb.which_msg != dfnet_v1_Envelope_driver_control_result_tag)
+    return DFNET_STATUS_INTERNAL;
+  const dfnet_v1_DriverControlResult *w = &env->pb.msg.driver_control_result;
+  h->pub.driver_hosts = w->driver_hosts;
+  h->pub.nodes = w->nodes;
+  if (w->url[0] != '\0' && (h->pub.url = client__arena_strdup(&h->arena, w->url)) == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  return outcomes_copy(&h->arena, w, &h->pub) ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
+}
+
+static bool action_to_wire(dfnet_client_driver_action_t action,
+                           dfnet_v1_DriverControl_Action *out) {
+  switch (action) {
+  case DFNET_CLIENT_DRIVER_DISABLE:
+    *out = dfnet_v1_DriverControl_Action_DISABLE;
+    return true;
+  case DFNET_CLIENT_DRIVER_ENABLE:
+    *out = dfnet_v1_DriverControl_Action_ENABLE;
+    return true;
+  case DFNET_CLIENT_DRIVER_RESTART:
+    *out = dfnet_v1_DriverControl_Action_RESTART;
+    return true;
+  case DFNET_CLIENT_DRIVER_UNREGISTER:
+    *out = dfnet_v1_DriverControl_Action_UNREGISTER;
+    return true;
+  }
+  return false;
+}
+
+/* DriverControl `action` on `url` into h (the answer: a DriverControlResult, or only a
+ * Status from a manager that sends no result for that action). */
+static dfnet_status_t control_request(dfnet_client_t *c, dfnet_client_driver_action_t action,
+                                      const char *url, control_holder_t *h,
+                                      dfnet_client_error_t *err) {
+  dfnet_v1_DriverControl_Action wire;
+  if (!action_to_wire(action, &wire))
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "unknown driver action %d",
+                        (int)action);
   dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_driver_control_tag, err);
   if (req == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   dfnet_v1_DriverControl *m = &req->pb.msg.driver_control;
+  m->action = wire;
   dfnet_status_t st = client__copy_field(m->url, sizeof m->url, url, "driver URL", err);
+  if (st == DFNET_STATUS_OK)
+    st = client__query(c, req, false, 0, control_item, h, err);
+  free(req);
+  if (st == DFNET_STATUS_OK && h->pub.url == NULL &&
+      (h->pub.url = client__arena_strdup(&h->arena, url)) == NULL)
+    st = client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return st;
+}
+
+dfnet_status_t dfnet_client_driver_control(dfnet_client_t *c, dfnet_client_driver_action_t action,
+                                           const char *url,
+                                           dfnet_client_driver_control_result_t **out,
+                                           dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (out != NULL)
+    *out = NULL;
+  if (c == NULL || out == NULL || url == NULL || url[0] == '\0')
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a driver URL or name is required");
+  control_holder_t *h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  dfnet_status_t st = control_request(c, action, url, h, err);
   if (st != DFNET_STATUS_OK) {
-    free(req);
+    dfnet_client_driver_control_result_free(&h->pub);
     return st;
   }
-  m->action = action;
-  unary_ctx_t u = {.want = dfnet_v1_Envelope_driver_control_result_tag};
-  st = unary(c, req, &u, err);
-  if (st == DFNET_STATUS_OK && count != NULL)
-    *count = action == dfnet_v1_DriverControl_Action_UNREGISTER ? u.nodes : u.driver_hosts;
-  if (st == DFNET_STATUS_OK && url_out != NULL && url_cap > 0)
-    snprintf(url_out, url_cap, "%s", u.url);
-  return st;
+  *out = &h->pub;
+  return DFNET_STATUS_OK;
+}
+
+/* The four driver functions on dfnet_client_driver_control. On OK, *count (may be NULL)
+ * gets the result's driver_hosts (RESTART) or nodes (UNREGISTER), url_out (may be NULL)
+ * the driver's URL. */
+static dfnet_status_t driver_control(dfnet_client_t *c, const char *url,
+                                     dfnet_client_driver_action_t action, uint32_t *count,
+                                     char *url_out, size_t url_cap, dfnet_client_error_t *err) {
+  if (count != NULL)
+    *count = 0;
+  if (url_out != NULL && url_cap > 0)
+    url_out[0] = '\0';
+  dfnet_client_driver_control_result_t *r = NULL;
+  dfnet_status_t st = dfnet_client_driver_control(c, action, url, &r, err);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  if (count != NULL)
+    *count = action == DFNET_CLIENT_DRIVER_UNREGISTER ? r->nodes : r->driver_hosts;
+  if (url_out != NULL && url_cap > 0)
+    snprintf(url_out, url_cap, "%s", r->url);
+  dfnet_client_driver_control_result_free(r);
+  return DFNET_STATUS_OK;
 }
 
 dfnet_status_t dfnet_client_driver_disable(dfnet_client_t *c, const char *url,
                                            dfnet_client_error_t *err) {
-  return driver_control(c, url, dfnet_v1_DriverControl_Action_DISABLE, NULL, NULL, 0, err);
+  return driver_control(c, url, DFNET_CLIENT_DRIVER_DISABLE, NULL, NULL, 0, err);
 }
 
 dfnet_status_t dfnet_client_driver_enable(dfnet_client_t *c, const char *url,
                                           dfnet_client_error_t *err) {
-  return driver_control(c, url, dfnet_v1_DriverControl_Action_ENABLE, NULL, NULL, 0, err);
+  return driver_control(c, url, DFNET_CLIENT_DRIVER_ENABLE, NULL, NULL, 0, err);
 }
 
 dfnet_status_t dfnet_client_driver_restart(dfnet_client_t *c, const char *url, uint32_t *restarted,
                                            dfnet_client_error_t *err) {
-  return driver_control(c, url, dfnet_v1_DriverControl_Action_RESTART, restarted, NULL, 0, err);
+  return driver_control(c, url, DFNET_CLIENT_DRIVER_RESTART, restarted, NULL, 0, err);
 }
 
 dfnet_status_t dfnet_client_driver_unregister(dfnet_client_t *c, const char *url, uint32_t *nodes,
                                               char *url_out, size_t url_cap,
                                               dfnet_client_error_t *err) {
-  return driver_control(c, url, dfnet_v1_DriverControl_Action_UNREGISTER, nodes, url_out, url_cap,
-                        err);
+  return driver_control(c, url, DFNET_CLIENT_DRIVER_UNREGISTER, nodes, url_out, url_cap, err);
 }
+
+/* ---- node control --------------------------------------------------------------------- */
 
 dfnet_status_t dfnet_client_request_bind(dfnet_client_t *c, const char *node, bool force_rebind,
                                          const char *driver_url_suffix, dfnet_client_error_t *err) {
@@ -117,8 +209,66 @@ dfnet_status_t dfnet_client_request_bind(dfnet_client_t *c, const char *node, bo
     return st;
   }
   m->force_rebind = force_rebind;
-  unary_ctx_t u = {0};
-  return unary(c, req, &u, err);
+  return unary(c, req, err);
+}
+
+/* A request naming one node (UnbindNode, SuspendNode, ResumeNode, RemoveTestNode), its
+ * moniker in the member's one string field; flags: SuspendNode's. Answered by a Status. */
+static dfnet_status_t node_request(dfnet_client_t *c, pb_size_t which, const char *node,
+                                   uint32_t flags, dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (c == NULL || node == NULL || node[0] == '\0')
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a node moniker is required");
+  dfnet_envelope_t *req = client__envelope_new(which, err);
+  if (req == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  char *field = NULL;
+  size_t cap = 0;
+  switch (which) {
+  case dfnet_v1_Envelope_unbind_node_tag:
+    field = req->pb.msg.unbind_node.node;
+    cap = sizeof req->pb.msg.unbind_node.node;
+    break;
+  case dfnet_v1_Envelope_suspend_node_tag:
+    field = req->pb.msg.suspend_node.node;
+    cap = sizeof req->pb.msg.suspend_node.node;
+    req->pb.msg.suspend_node.flags = flags;
+    break;
+  case dfnet_v1_Envelope_resume_node_tag:
+    field = req->pb.msg.resume_node.node;
+    cap = sizeof req->pb.msg.resume_node.node;
+    break;
+  default: /* dfnet_v1_Envelope_remove_test_node_tag */
+    field = req->pb.msg.remove_test_node.moniker;
+    cap = sizeof req->pb.msg.remove_test_node.moniker;
+    break;
+  }
+  dfnet_status_t st = client__copy_field(field, cap, node, "node", err);
+  if (st != DFNET_STATUS_OK) {
+    free(req);
+    return st;
+  }
+  return unary(c, req, err);
+}
+
+dfnet_status_t dfnet_client_node_unbind(dfnet_client_t *c, const char *node,
+                                        dfnet_client_error_t *err) {
+  return node_request(c, dfnet_v1_Envelope_unbind_node_tag, node, 0, err);
+}
+
+dfnet_status_t dfnet_client_node_suspend(dfnet_client_t *c, const char *node, uint32_t flags,
+                                         dfnet_client_error_t *err) {
+  return node_request(c, dfnet_v1_Envelope_suspend_node_tag, node, flags, err);
+}
+
+dfnet_status_t dfnet_client_node_resume(dfnet_client_t *c, const char *node,
+                                        dfnet_client_error_t *err) {
+  return node_request(c, dfnet_v1_Envelope_resume_node_tag, node, 0, err);
+}
+
+dfnet_status_t dfnet_client_test_node_remove(dfnet_client_t *c, const char *moniker,
+                                             dfnet_client_error_t *err) {
+  return node_request(c, dfnet_v1_Envelope_remove_test_node_tag, moniker, 0, err);
 }
 
 /* ---- composite node specs ------------------------------------------------------------ */
@@ -224,8 +374,38 @@ dfnet_status_t dfnet_client_add_composite_node_spec(dfnet_client_t *c, const cha
     free(req);
     return st;
   }
-  unary_ctx_t u = {0};
-  return unary(c, req, &u, err);
+  return unary(c, req, err);
+}
+
+/* ---- test nodes (ffx driver test-node) ------------------------------------------------ */
+
+dfnet_status_t dfnet_client_test_node_add(dfnet_client_t *c, const char *parent, const char *name,
+                                          const dfnet_client_property_t *props, size_t count,
+                                          dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (c == NULL || parent == NULL || parent[0] == '\0' || name == NULL || name[0] == '\0' ||
+      (props == NULL && count > 0))
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT,
+                        "a test node needs a parent moniker and a name");
+  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_add_test_node_tag, err);
+  if (req == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_v1_AddTestNode *m = &req->pb.msg.add_test_node;
+  size_t max = sizeof m->properties / sizeof m->properties[0];
+  dfnet_status_t st = count > max
+                          ? client__fail(err, DFNET_STATUS_INVALID_ARGUMENT,
+                                         "%zu properties, at most %zu", count, max)
+                          : client__copy_field(m->parent, sizeof m->parent, parent, "parent", err);
+  if (st == DFNET_STATUS_OK)
+    st = client__copy_field(m->name, sizeof m->name, name, "name", err);
+  m->properties_count = (pb_size_t)(st == DFNET_STATUS_OK ? count : 0);
+  for (size_t i = 0; st == DFNET_STATUS_OK && i < count; i++)
+    st = property_to_wire(&props[i], &m->properties[i], err);
+  if (st != DFNET_STATUS_OK) {
+    free(req);
+    return st;
+  }
+  return unary(c, req, err);
 }
 
 /* ---- driver register ------------------------------------------------------------------ */
@@ -299,8 +479,7 @@ dfnet_status_t dfnet_client_driver_register(dfnet_client_t *c, const char *pkg_d
     snprintf(m->name, sizeof m->name, "%s", name);
     req->bulk.data = pkg.data + off;
     req->bulk.size = n;
-    unary_ctx_t u = {0};
-    st = client__query(c, req, false, 0, unary_item, &u, err);
+    st = client__query(c, req, false, 0, unary_item, NULL, err);
     off += n;
   } while (st == DFNET_STATUS_OK && off < pkg.size);
   free(req);

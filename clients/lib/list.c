@@ -1,6 +1,6 @@
-/* libdfnet-client: the five lists of the manager's client API — hosts, nodes, drivers,
- * composites, bind traces (proto/dfnet/v1/query.proto). Each is one list request (a table
- * entry: what asks, what answers, how an item is copied) run by list_request; items are
+/* libdfnet-client: the six lists of the manager's client API — hosts, nodes, drivers,
+ * composites, bind traces, driver hosts (proto/dfnet/v1/query.proto). Each is one list request (a
+ * table entry: what asks, what answers, how an item is copied) run by list_request; items are
  * copied from the borrowed envelope into the result's arena on the client thread. */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +18,7 @@ typedef struct list_ask {
   bool loaded;        /* drivers */
   const char *node;   /* bind why */
   const char *url;    /* bind why: the driver, NULL = every driver */
+  const char *host;   /* driver hosts: one host, NULL = every host */
 } list_ask_t;
 
 /* One list: the request's envelope member, filled from the arguments (fill: NULL when it
@@ -48,6 +49,7 @@ typedef struct list_holder {
     dfnet_client_driver_list_t drivers;
     dfnet_client_composite_list_t composites;
     dfnet_client_bind_trace_list_t traces;
+    dfnet_client_driver_host_list_t driver_hosts;
   } pub;
   client_arena_t arena;
   void *items;
@@ -109,6 +111,7 @@ void dfnet_client_node_list_free(dfnet_client_node_list_t *l) { holder_free(l); 
 void dfnet_client_driver_list_free(dfnet_client_driver_list_t *l) { holder_free(l); }
 void dfnet_client_composite_list_free(dfnet_client_composite_list_t *l) { holder_free(l); }
 void dfnet_client_bind_trace_list_free(dfnet_client_bind_trace_list_t *l) { holder_free(l); }
+void dfnet_client_driver_host_list_free(dfnet_client_driver_host_list_t *l) { holder_free(l); }
 
 /* Ask for the list `kind` with the arguments a; on OK *out is its holder (the public list
  * the caller frees with its *_free function). The public list functions' checks and
@@ -197,6 +200,13 @@ static bool host_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *
   h->node_count = w->node_count;
   h->driver_host_count = w->driver_host_count;
   ARENA_STR(h->software_version, w->software_version);
+  h->lease_holder_count = w->lease_holders_count;
+  h->lease_holders = strv(arena, w->lease_holders_count);
+  if (w->lease_holders_count && h->lease_holders == NULL)
+    return false;
+  for (pb_size_t i = 0; i < w->lease_holders_count; i++)
+    ARENA_STR(h->lease_holders[i], w->lease_holders[i]);
+  h->leased_nodes = w->leased_nodes;
   return ok;
 }
 
@@ -226,6 +236,8 @@ const char *dfnet_client_node_state_str(dfnet_client_node_state_t state) {
     return "owned by composite(s)";
   case DFNET_CLIENT_NODE_QUARANTINED:
     return "quarantined";
+  case DFNET_CLIENT_NODE_STARTING:
+    return "starting";
   default:
     return "unspecified";
   }
@@ -274,6 +286,12 @@ static bool node_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *
       w->has_unbound_reason ? (dfnet_status_t)w->unbound_reason.code : DFNET_STATUS_OK;
   ARENA_STR(n->unbound_message, w->has_unbound_reason ? w->unbound_reason.message : "");
   n->offline = w->offline;
+  n->driver_host_pid = w->driver_host_pid;
+  n->suspended = w->suspended;
+  n->test = w->test;
+  n->lease_id = w->lease_id;
+  ARENA_STR(n->lease_holder, w->lease_holder);
+  n->lease_expires_ms = w->lease_expires_ms;
   n->property_count = w->properties_count;
   if (w->properties_count) {
     n->properties =
@@ -356,6 +374,8 @@ static bool driver_copy(client_arena_t *arena, const dfnet_envelope_t *env, void
     ARENA_STR(d->dispatcher_opts[i], w->dispatcher_opts[i]);
   ARENA_STR(d->composite_name, w->composite_name);
   d->device_count = w->device_count;
+  d->disable_autobind = w->disable_autobind;
+  d->start_timeout_ms = w->start_timeout_ms;
   if (env->bulk.size > 0) {
     d->bind_bytecode = client__arena_memdup(arena, env->bulk.data, env->bulk.size);
     if (d->bind_bytecode == NULL)
@@ -520,4 +540,49 @@ dfnet_status_t dfnet_client_bind_why(dfnet_client_t *c, const char *node, const 
                                      dfnet_client_error_t *err) {
   list_ask_t a = {.node = node, .url = driver_url};
   return list_request(c, &trace_list, &a, q, (void **)out, err);
+}
+
+/* ---- driver hosts ------------------------------------------------------------------- */
+
+static dfnet_status_t driver_host_fill(dfnet_envelope_t *req, const list_ask_t *a,
+                                       dfnet_client_error_t *err) {
+  dfnet_v1_ListDriverHosts *m = &req->pb.msg.list_driver_hosts;
+  return client__copy_field(m->host, sizeof m->host, a->host, "host", err);
+}
+
+static bool driver_host_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+  const dfnet_v1_DriverHostInfo *w = &env->pb.msg.driver_host_info;
+  dfnet_client_driver_host_t *h = item;
+  bool ok = true;
+  ARENA_STR(h->host, w->host);
+  h->id = w->id;
+  h->pid = w->pid;
+  h->rss_bytes = w->rss_bytes;
+  h->driver_count = w->driver_urls_count;
+  h->driver_urls = strv(arena, w->driver_urls_count);
+  h->node_count = w->nodes_count;
+  h->nodes = strv(arena, w->nodes_count);
+  if ((w->driver_urls_count && h->driver_urls == NULL) || (w->nodes_count && h->nodes == NULL))
+    return false;
+  for (pb_size_t i = 0; i < w->driver_urls_count; i++)
+    ARENA_STR(h->driver_urls[i], w->driver_urls[i]);
+  for (pb_size_t i = 0; i < w->nodes_count; i++)
+    ARENA_STR(h->nodes[i], w->nodes[i]);
+  return ok;
+}
+
+static const list_kind_t driver_host_list = {
+    .ask = dfnet_v1_Envelope_list_driver_hosts_tag,
+    .fill = driver_host_fill,
+    .answer = dfnet_v1_Envelope_driver_host_info_tag,
+    .item_size = sizeof(dfnet_client_driver_host_t),
+    .copy = driver_host_copy,
+};
+
+dfnet_status_t dfnet_client_list_driver_hosts(dfnet_client_t *c, const char *host,
+                                              const dfnet_client_query_options_t *q,
+                                              dfnet_client_driver_host_list_t **out,
+                                              dfnet_client_error_t *err) {
+  list_ask_t a = {.host = host};
+  return list_request(c, &driver_host_list, &a, q, (void **)out, err);
 }

@@ -6,10 +6,11 @@
 
 const char *dfnet_client_event_kind_str(dfnet_client_event_kind_t kind) {
   static const char *const names[] = {
-      "UNSPECIFIED",    "NODE_ADDED",         "NODE_REMOVED",      "NODE_UPDATED",
-      "NODE_BOUND",     "NODE_UNBOUND",       "DRIVER_REGISTERED", "DRIVER_DISABLED",
-      "DRIVER_ENABLED", "DRIVER_HOST_EXITED", "HOST_CONNECTED",    "HOST_DISCONNECTED",
-      "HOST_REMOVED",   "DRIVER_UNREGISTERED"};
+      "UNSPECIFIED",    "NODE_ADDED",          "NODE_REMOVED",      "NODE_UPDATED",
+      "NODE_BOUND",     "NODE_UNBOUND",        "DRIVER_REGISTERED", "DRIVER_DISABLED",
+      "DRIVER_ENABLED", "DRIVER_HOST_EXITED",  "HOST_CONNECTED",    "HOST_DISCONNECTED",
+      "HOST_REMOVED",   "DRIVER_UNREGISTERED", "NODE_SUSPENDED",    "NODE_RESUMED",
+      "LEASE_ACQUIRED", "LEASE_RELEASED",      "LEASE_EXPIRED",     "LEASE_QUEUED"};
   if ((unsigned)kind < sizeof names / sizeof names[0])
     return names[kind];
   return "UNSPECIFIED";

@@ -10,7 +10,8 @@
  * package cache and PackageFetch), drivers.c (DriverStart/DriverStop, driver hosts,
  * supervisor events), calls.c (Call/Cancel/StreamCredit forwarding: the manager's calls to
  * drivers, and drivers' calls to other drivers, which it routes to another driver host or
- * to the manager).
+ * to the manager), lifecycle.c (DriverSuspend/DriverResume, ListDriverHosts, the suspend of
+ * every driver before a shutdown).
  */
 #ifndef DFNET_HOST_AGENT_AGENT_H
 #define DFNET_HOST_AGENT_AGENT_H
@@ -44,6 +45,14 @@ typedef struct agent_label {
   char value[128];
 } agent_label_t;
 
+/* --shutdown-reason: what a SIGTERM means for the drivers (docs/architecture.md "Host
+ * session protocol", step 12). */
+typedef enum agent_shutdown_reason {
+  AGENT_SHUTDOWN_NONE = 0, /* stop the drivers */
+  AGENT_SHUTDOWN_REBOOT,   /* suspend them (DFNET_SUSPEND_FLAG_REBOOT), then stop them */
+  AGENT_SHUTDOWN_POWEROFF, /* the same with DFNET_SUSPEND_FLAG_POWEROFF */
+} agent_shutdown_reason_t;
+
 typedef struct agent_options {
   const char *manager_url; /* wss://HOST:PORT[/path] */
   const char *cert_file;
@@ -55,13 +64,14 @@ typedef struct agent_options {
   const char *sysfs_root; /* default "/sys" */
   const char *board_file; /* NULL: none */
   bool no_usb;
-  const char *cache_dir;   /* NULL: default (main.c) */
-  const char *driver_host; /* NULL: beside this executable */
-  const char *log_level;   /* NULL: DFNET_LOG_LEVEL or info */
-  uint32_t stop_grace_ms;  /* --stop-grace-ms, default 5000 */
-  uint32_t keepalive_ms;   /* --keepalive-ms: ping after this much silence, drop after 3x */
-  bool help;               /* --help / -h: print agent__usage() */
-  bool version;            /* --version: print the version */
+  const char *cache_dir;                   /* NULL: default (main.c) */
+  const char *driver_host;                 /* NULL: beside this executable */
+  const char *log_level;                   /* NULL: DFNET_LOG_LEVEL or info */
+  uint32_t stop_grace_ms;                  /* --stop-grace-ms, default 5000 */
+  agent_shutdown_reason_t shutdown_reason; /* --shutdown-reason, default none */
+  uint32_t keepalive_ms; /* --keepalive-ms: ping after this much silence, drop after 3x */
+  bool help;             /* --help / -h: print agent__usage() */
+  bool version;          /* --version: print the version */
 } agent_options_t;
 
 /* Parse argv into *out (pointers into argv; nothing allocated). On a bad flag, a missing
@@ -111,6 +121,9 @@ typedef struct agent_node {
   dfnet_session_id_t stop_session;
   uint64_t stop_id;
   struct agent_pending_start *pending_start; /* FETCHING: what to start once fetched */
+  bool suspended;     /* RUNNING, and its driver host answered a DriverSuspend OK (no resume) */
+  char *offered;      /* the offers its driver was given (offered.c); NULL: none */
+  size_t offered_len; /* bytes in offered */
 } agent_node_t;
 
 /* A DriverStart waiting for its package. */
@@ -119,6 +132,18 @@ typedef struct agent_pending_start {
   uint8_t *program; /* the manifest's program JSON (bulk), copied */
   size_t program_len;
 } agent_pending_start_t;
+
+/* ---- offered.c: the offers a node's driver was given ---- */
+/* Keep DriverStart.offered as n's driver's offers (what was kept before goes). Service
+ * thread. Returns false without memory (n then has none: its driver's calls to other
+ * drivers of the board are refused). */
+bool agent__offered_set(agent_node_t *n, const dfnet_v1_DriverStart *m);
+/* Forget n's offers. */
+void agent__offered_clear(agent_node_t *n);
+/* Was n's driver offered the service of `method` ("/<package>.<Service>/<Method>") with
+ * `source` (a moniker) as the node serving it? The agent's check of a driver's call within
+ * the board (the manager's offers__permit across boards). */
+bool agent__offered_permits(const agent_node_t *n, const char *source, const char *method);
 
 /* Free a pending start (NULL is a no-op). */
 void agent__pending_start_free(agent_pending_start_t *ps);
@@ -137,10 +162,13 @@ typedef enum agent_op_kind {
   AGENT_OP_START,
   AGENT_OP_STOP,
   AGENT_OP_CALL,
+  AGENT_OP_SUSPEND, /* lifecycle.c */
+  AGENT_OP_RESUME,
 } agent_op_kind_t;
 
 typedef struct agent_op agent_op_t;
 struct agent_stop_wait;
+struct agent_suspend_all;
 typedef struct agent_fetch agent_fetch_t;
 typedef struct agent_queue_item agent_queue_item_t;
 
@@ -181,8 +209,11 @@ typedef struct agent {
   uint64_t next_uid;
 
   agent_dh_t *dhs;
-  struct agent_stop_wait *stop_waits; /* stops waiting for the drivers below (drivers.c) */
-  agent_op_t *ops_by_local;  /* uthash on local_id */
+  struct agent_stop_wait *stop_waits;     /* stops waiting for the drivers below (drivers.c) */
+  struct agent_stop_answer *stop_answers; /* DriverStops answered once a driver this host
+                                             stopped on its own has stopped (drivers.c) */
+  struct agent_suspend_all *suspend_all;  /* the suspend before a shutdown (lifecycle.c) */
+  agent_op_t *ops_by_local;               /* uthash on local_id */
   agent_op_t *calls_by_peer; /* uthash on (session, manager id), or (AGENT_DH_KEY(driver
                                 host), its id) for a driver's call: calls only */
   uint64_t next_local_id;
@@ -326,9 +357,45 @@ agent_dh_t *agent__dh_find(agent_t *a, uint64_t id);
 /* main.c: a driver host ended; during shutdown, finish once none is left. */
 void agent__shutdown_progress(agent_t *a);
 
-/* Shutdown: close every driver host; true when none is left. */
+/* Shutdown: stop every driver, each once the drivers below it have stopped (the stop order
+ * of agent__driver_stop_local), and close each driver host once it has no driver left (one
+ * without driver at once); true when none is left. */
 bool agent__drivers_close_all(agent_t *a);
 void agent__drivers_free(agent_t *a);
+
+/* ---- lifecycle control (lifecycle.c) ----------------------------------------------- */
+
+/* DriverSuspend / DriverResume from the manager: relayed to the driver host of the node's
+ * running driver and answered with its Status (the manager's id). Answered here instead:
+ * NOT_FOUND (no such node), FAILED_PRECONDITION (no running driver on it: none, fetching,
+ * starting, stopping), UNAVAILABLE (its driver host died, or is gone); a driver host that
+ * dies before answering: UNAVAILABLE (the supervisor's exactly-once Status). */
+void agent__handle_driver_control(agent_t *a, dfnet_session_id_t session,
+                                  const dfnet_envelope_t *env);
+
+/* ListDriverHosts from the manager: one DriverHostInfo per driver host of this agent that
+ * is not closing (in id order; host, id, pid, rss_bytes from /proc/<pid>/statm, the URLs and
+ * nodes of the drivers starting, running or stopping in it, at most 16 each) with the
+ * request's id, then Status OK. A request naming another host gets the Status only. */
+void agent__handle_list_driver_hosts(agent_t *a, dfnet_session_id_t session,
+                                     const dfnet_envelope_t *env);
+
+/* The answer (a Status) of a SUSPEND / RESUME op from its driver host; frees the op. */
+void agent__control_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, const char *message);
+
+/* The suspend flags of --shutdown-reason (DFNET_SUSPEND_FLAG_REBOOT / _POWEROFF), 0 for
+ * none. */
+uint32_t agent__shutdown_flags(const agent_options_t *opt);
+
+/* Before a shutdown: suspend every running driver that is not suspended with `flags`, the
+ * drivers below a node before the node's (a node waits until every suspend below it is
+ * answered; one that failed leaves the nodes above it running), all within
+ * opt.stop_grace_ms. Then done(a) runs, once (possibly before this returns). Returns false,
+ * calling nothing, when no driver runs. */
+bool agent__shutdown_suspend(agent_t *a, uint32_t flags, void (*done)(agent_t *a));
+
+/* Free what lifecycle.c keeps (exit). */
+void agent__lifecycle_free(agent_t *a);
 
 /* ---- ops and calls (calls.c) --------------------------------------------------------- */
 
@@ -343,12 +410,15 @@ struct agent_op {
   agent_op_kind_t kind;
   uint64_t host_id;           /* the driver host the request went to (0: none, CALL up to
                                  the manager) */
-  uint64_t node_uid;          /* START / STOP */
+  uint64_t node_uid;          /* START / STOP / SUSPEND / RESUME */
   bool fresh_host;            /* START: the host was spawned for it */
+  bool stopping;              /* START: a DriverStop went behind it (drivers.c stop_starting):
+                                 its answer changes nothing, the stop's does */
   char *moniker;              /* START / STOP: the node (to stop an orphaned driver, to
                                  stop parents after children); owned */
-  dfnet_session_id_t session; /* CALL from the manager: its session (0 once gone) */
-  uint64_t manager_id;        /* CALL from the manager: its envelope id */
+  dfnet_session_id_t session; /* CALL, SUSPEND, RESUME from the manager: its session (0 once
+                                 gone; 0 for the agent's own suspend before a shutdown) */
+  uint64_t manager_id;        /* ... and its envelope id */
   struct {
     uint64_t session, id;
   } peer_key; /* CALL: key of calls_by_peer (session, manager id) */

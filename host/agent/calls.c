@@ -486,6 +486,13 @@ static void driver_call(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env)
     return;
   }
   agent_node_t *target = agent__node_find(a, m->target);
+  if (target != NULL && !agent__offered_permits(caller, m->target, m->method)) {
+    DFNET_LOGW(CALL_SUBSYS, caller->moniker,
+               "calls %s on %s, a service it was not offered: refused", m->method, m->target);
+    snprintf(msg, sizeof msg, "%s was offered no such service by %s", caller->moniker, m->target);
+    refuse(a, dh_id, id, true, DFNET_STATUS_PERMISSION_DENIED, msg);
+    return;
+  }
   if (target != NULL && target->driver_host_id != 0 &&
       (target->driver == AGENT_DRIVER_RUNNING || target->driver == AGENT_DRIVER_STARTING)) {
     to_driver_host(a, dh_id, env, caller, target);

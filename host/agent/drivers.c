@@ -75,11 +75,13 @@ static void set_url(agent_node_t *n, const char *url) {
 
 static void clear_driver(agent_node_t *n) {
   n->driver = AGENT_DRIVER_NONE;
+  n->suspended = false;
   n->stop_after_start = false;
   n->driver_host_id = 0;
   n->op_local_id = 0;
   free(n->driver_url);
   n->driver_url = NULL;
+  agent__offered_clear(n);
   agent__pending_start_free(n->pending_start);
   n->pending_start = NULL;
 }
@@ -142,6 +144,27 @@ static dfnet_status_t send_stop(agent_t *a, uint64_t host_id, const char *monike
   return DFNET_STATUS_OK;
 }
 
+/* Stop n's driver while its start is under way in its driver host (n STARTING), without
+ * waiting for the start's answer: an asynchronous start may take start_timeout_ms (30 s by
+ * default) to end by itself. The driver host stops it at once (a `start` still running: right
+ * behind it) and answers the DriverStart CANCELLED, which then changes nothing here: the
+ * start's op is marked `stopping`, and the stop's answer ends the driver (stop_answered).
+ * node_uid 0: an orphaned driver, nobody to tell. Returns OK (*op_id, may be NULL, gets the
+ * stop's op), NOT_FOUND (no start op: the driver host has not been asked to start it), or
+ * send_stop's error; nothing changed then. */
+static dfnet_status_t stop_starting(agent_t *a, agent_node_t *n, uint64_t node_uid,
+                                    uint64_t *op_id) {
+  agent_op_t *start = agent__op_find(a, n->op_local_id);
+  if (start == NULL || start->kind != AGENT_OP_START)
+    return DFNET_STATUS_NOT_FOUND;
+  dfnet_status_t st = send_stop(a, n->driver_host_id, n->moniker, n->driver_url, node_uid, op_id);
+  if (st == DFNET_STATUS_OK) {
+    start->node_uid = 0;
+    start->stopping = true;
+  }
+  return st;
+}
+
 /* origin_host of a composite node's record: no driver host's id (they count up from 1).
  * Like a driver's child it is dropped with the driver children of an ancestor (its
  * primary parent going) and on the manager's NodeRemove; no driver host may remove it. */
@@ -175,16 +198,6 @@ static agent_node_t *composite_node(agent_t *a, const char *moniker) {
   }
   DFNET_LOGI(DRV_SUBSYS, moniker, "composite node recorded (its primary parent %s is ours)",
              parent);
-  return n;
-}
-
-/* The node a DriverStart / DriverStop names, or NULL when this host has none: the request
- * is then answered `code` with "no node <moniker><why>". */
-static agent_node_t *request_node(agent_t *a, dfnet_session_id_t session, uint64_t id,
-                                  const char *moniker, dfnet_status_t code, const char *why) {
-  agent_node_t *n = agent__node_find(a, moniker);
-  if (n == NULL)
-    agent__reply_status(a, session, id, code, "no node %s%s", moniker, why);
   return n;
 }
 
@@ -251,6 +264,10 @@ static void launch(agent_t *a, agent_node_t *n, const char *dir) {
     return;
   }
   dh->drivers++;
+  if (!agent__offered_set(n, &ps->msg))
+    DFNET_LOGW(DRV_SUBSYS, n->moniker,
+               "out of memory keeping its offers: its calls to the "
+               "board's drivers will be refused");
   n->driver = AGENT_DRIVER_STARTING;
   n->driver_host_id = host_id;
   n->op_local_id = op->local_id;
@@ -348,18 +365,28 @@ void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
 
 /* ---- DriverStop ----------------------------------------------------------------------- */
 
+static bool stop_answer_defer(agent_t *a, dfnet_session_id_t session, uint64_t id,
+                              const char *moniker);
+
 void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
                                const dfnet_envelope_t *env) {
   const dfnet_v1_DriverStop *m = &env->pb.msg.driver_stop;
   uint64_t id = env->pb.id;
-  agent_node_t *n = request_node(a, session, id, m->node, DFNET_STATUS_OK, ": nothing runs there");
-  if (n == NULL)
+  agent_node_t *n = agent__node_find(a, m->node);
+  if (n == NULL) {
+    /* Dropped here already (its parent's driver stopped or crashed): answered once the
+     * driver it had has stopped, so that nothing starts there before. */
+    if (!stop_answer_defer(a, session, id, m->node))
+      agent__reply_status(a, session, id, DFNET_STATUS_OK, "no node %s: nothing runs there",
+                          m->node);
     return;
+  }
   switch (n->driver) {
   case AGENT_DRIVER_NONE:
   case AGENT_DRIVER_DEAD:
     clear_driver(n);
-    agent__reply_status(a, session, id, DFNET_STATUS_OK, "no driver runs on %s", n->moniker);
+    if (!stop_answer_defer(a, session, id, n->moniker))
+      agent__reply_status(a, session, id, DFNET_STATUS_OK, "no driver runs on %s", n->moniker);
     return;
   case AGENT_DRIVER_FETCHING: {
     dfnet_session_id_t s = n->req_session;
@@ -371,12 +398,29 @@ void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session,
     agent__reply_status(a, session, id, DFNET_STATUS_OK, NULL);
     return;
   }
-  case AGENT_DRIVER_STARTING:
-    /* Stopped as soon as the driver host has started it (start_answered). */
+  case AGENT_DRIVER_STARTING: {
+    /* Stopped now, its start answered CANCELLED; the stop once the driver host stopped it. */
+    uint64_t op_id = 0;
+    if (stop_starting(a, n, n->uid, &op_id) == DFNET_STATUS_OK) {
+      DFNET_LOGI(DRV_SUBSYS, n->moniker, "DriverStop %s (its start is under way)",
+                 n->driver_url ? n->driver_url : "");
+      dfnet_session_id_t s = n->req_session;
+      uint64_t sid = n->req_id;
+      if (s != 0)
+        agent__reply_status(a, s, sid, DFNET_STATUS_CANCELLED, "stopped while starting");
+      n->driver = AGENT_DRIVER_STOPPING;
+      n->op_local_id = op_id;
+      n->req_session = session;
+      n->req_id = id;
+      return;
+    }
+    /* Without a stop sent: stopped as soon as the driver host has started it
+     * (start_answered). */
     n->stop_after_start = true;
     n->stop_session = session;
     n->stop_id = id;
     return;
+  }
   case AGENT_DRIVER_STOPPING:
     n->req_session = session;
     n->req_id = id;
@@ -419,7 +463,7 @@ struct agent_stop_wait {
 /* True while a driver strictly below `moniker` is starting or stopping, or waits to stop. */
 static bool stop_blocked(agent_t *a, const char *moniker) {
   for (agent_op_t *op = a->ops_by_local; op != NULL; op = op->hh_local.next)
-    if (op->kind != AGENT_OP_CALL && op->moniker != NULL &&
+    if ((op->kind == AGENT_OP_START || op->kind == AGENT_OP_STOP) && op->moniker != NULL &&
         agent__moniker_within(op->moniker, moniker) && strcmp(op->moniker, moniker) != 0)
       return true;
   for (struct agent_stop_wait *w = a->stop_waits; w != NULL; w = w->next)
@@ -474,6 +518,71 @@ static void stop_waits_forget_host(agent_t *a, uint64_t host_id) {
   }
 }
 
+/* ---- DriverStops for drivers stopped on our own ---------------------------------------
+ *
+ * When a driver's parent stops or crashes, or its node goes, the agent drops the node and
+ * stops its driver on its own (orphaned: an op without node, or a stop waiting above). The
+ * manager asks for that stop too (it removes the children bottom-up before what follows: a
+ * restart, a crash restart); its DriverStop then finds no node, and is answered only once
+ * the orphaned stop is done, so that the manager never starts the node's driver again while
+ * the previous one still runs. */
+
+struct agent_stop_answer {
+  char *moniker;
+  dfnet_session_id_t session;
+  uint64_t id;
+  struct agent_stop_answer *next;
+};
+
+/* Is a driver of node `moniker` still stopping (or to be stopped once started) without its
+ * node record? */
+static bool orphan_stopping(agent_t *a, const char *moniker) {
+  for (agent_op_t *op = a->ops_by_local; op != NULL; op = op->hh_local.next)
+    if ((op->kind == AGENT_OP_STOP || op->kind == AGENT_OP_START) && op->node_uid == 0 &&
+        op->moniker != NULL && strcmp(op->moniker, moniker) == 0)
+      return true;
+  for (struct agent_stop_wait *w = a->stop_waits; w != NULL; w = w->next)
+    if (strcmp(w->moniker, moniker) == 0)
+      return true;
+  return false;
+}
+
+/* Keep the DriverStop (session, id) of `moniker` for when its orphaned driver has stopped;
+ * false when none is stopping (answer now) or without memory (answered now, as before). */
+static bool stop_answer_defer(agent_t *a, dfnet_session_id_t session, uint64_t id,
+                              const char *moniker) {
+  if (!orphan_stopping(a, moniker))
+    return false;
+  struct agent_stop_answer *w = calloc(1, sizeof *w);
+  if (w == NULL || (w->moniker = strdup(moniker)) == NULL) {
+    free(w);
+    return false;
+  }
+  w->session = session;
+  w->id = id;
+  w->next = a->stop_answers;
+  a->stop_answers = w;
+  DFNET_LOGI(DRV_SUBSYS, moniker,
+             "DriverStop: its driver is stopping already; answered once it "
+             "has stopped");
+  return true;
+}
+
+/* Answer the DriverStops whose orphaned driver has stopped. */
+static void stop_answers_progress(agent_t *a) {
+  for (struct agent_stop_answer **pp = &a->stop_answers; *pp != NULL;) {
+    struct agent_stop_answer *w = *pp;
+    if (orphan_stopping(a, w->moniker)) {
+      pp = &w->next;
+      continue;
+    }
+    *pp = w->next;
+    agent__reply_status(a, w->session, w->id, DFNET_STATUS_OK, "its driver has stopped");
+    free(w->moniker);
+    free(w);
+  }
+}
+
 /* Stop the running driver of node n, whose node is going: now, or once the drivers below
  * it have stopped. */
 static void stop_in_order(agent_t *a, agent_node_t *n) {
@@ -508,9 +617,12 @@ void agent__driver_stop_local(agent_t *a, agent_node_t *n) {
     clear_driver(n);
     return;
   case AGENT_DRIVER_STARTING: {
-    agent_op_t *op = agent__op_find(a, n->op_local_id);
-    if (op != NULL)
-      op->node_uid = 0; /* orphaned: stopped as soon as it has started */
+    /* orphaned: stopped now, or else as soon as it has started */
+    if (stop_starting(a, n, 0, NULL) != DFNET_STATUS_OK) {
+      agent_op_t *op = agent__op_find(a, n->op_local_id);
+      if (op != NULL)
+        op->node_uid = 0;
+    }
     if (n->stop_after_start && n->stop_session != 0)
       agent__reply_status(a, n->stop_session, n->stop_id, DFNET_STATUS_OK,
                           "node removed: its driver is stopped");
@@ -534,6 +646,12 @@ void agent__driver_stop_local(agent_t *a, agent_node_t *n) {
 /* ---- what the driver hosts say ---------------------------------------------------------- */
 
 static void start_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, const char *message) {
+  if (op->stopping) { /* a DriverStop went behind it: its answer ends the driver */
+    DFNET_LOGD(DRV_SUBSYS, op->moniker ? op->moniker : "?",
+               "start of a driver being stopped answered %s", dfnet_status_str(code));
+    agent__op_free(a, op);
+    return;
+  }
   agent_dh_t *dh = agent__dh_find(a, op->host_id);
   agent_node_t *n = op->node_uid != 0 ? agent__node_find_uid(a, op->node_uid) : NULL;
   if (n != NULL && (n->driver != AGENT_DRIVER_STARTING || n->op_local_id != op->local_id))
@@ -594,6 +712,8 @@ static void start_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, cons
     uint64_t stop_id = n->stop_id;
     n->op_local_id = 0;
     fail_start(a, n, code, message);
+    /* The children it added while starting (an asynchronous start) go with it. */
+    agent__node_drop_driver_children(a, n);
     if (stop_waits && stop_s != 0)
       agent__reply_status(a, stop_s, stop_id, DFNET_STATUS_OK, "the driver never started");
   }
@@ -617,8 +737,10 @@ static void stop_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, const
                code == DFNET_STATUS_OK ? "" : ": ", code == DFNET_STATUS_OK ? "" : message);
     clear_driver(n);
     agent__node_drop_driver_children(a, n);
-    /* A driver host that died while stopping it has stopped it too. */
-    if (code == DFNET_STATUS_UNAVAILABLE)
+    /* A driver host that died while stopping it has stopped it too; one that has no such
+     * driver (its start failed as the stop went, a stop after a start still under way) has
+     * none running. */
+    if (code == DFNET_STATUS_UNAVAILABLE || code == DFNET_STATUS_NOT_FOUND)
       code = DFNET_STATUS_OK;
     if (s != 0)
       agent__reply_status(a, s, id, code, "%s", code == DFNET_STATUS_OK ? "" : message);
@@ -647,11 +769,16 @@ void agent__sup_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t 
       code = (dfnet_status_t)env->pb.msg.status.code;
       message = env->pb.msg.status.message;
     }
+    if (op->kind == AGENT_OP_SUSPEND || op->kind == AGENT_OP_RESUME) {
+      agent__control_answered(a, op, code, message);
+      return;
+    }
     if (op->kind == AGENT_OP_START)
       start_answered(a, op, code, message);
     else
       stop_answered(a, op, code, message);
     stop_waits_progress(a);
+    stop_answers_progress(a);
     return;
   }
   case dfnet_v1_Envelope_node_add_tag:
@@ -703,6 +830,7 @@ void agent__sup_on_exit(void *arg, const dfnet_driver_host_exit_t *ex) {
   dh_remove(a, ex->host_id);
   stop_waits_forget_host(a, ex->host_id);
   stop_waits_progress(a);
+  stop_answers_progress(a);
   if (expected) {
     agent__shutdown_progress(a);
     return;
@@ -722,9 +850,46 @@ void agent__sup_on_exit(void *arg, const dfnet_driver_host_exit_t *ex) {
   agent__shutdown_progress(a);
 }
 
+/* The number of '.' in a moniker: its depth in the tree. */
+static size_t moniker_depth(const char *moniker) {
+  size_t d = 0;
+  for (; *moniker != '\0'; moniker++)
+    d += *moniker == '.';
+  return d;
+}
+
+static int node_deeper_first(const void *x, const void *y) {
+  size_t dx = moniker_depth((*(agent_node_t *const *)x)->moniker);
+  size_t dy = moniker_depth((*(agent_node_t *const *)y)->moniker);
+  return dx > dy ? -1 : dx < dy;
+}
+
 bool agent__drivers_close_all(agent_t *a) {
+  /* Every driver stops in the order of the stop order above, the deepest first: a parent's
+   * DriverStop waits for those below it (a child's stop may still use its parent's offers).
+   * Closing every driver host at once would stop a parent while its children still run. */
+  size_t count = 0;
+  for (agent_node_t *n = a->nodes_head; n != NULL; n = n->next)
+    count += n->driver != AGENT_DRIVER_NONE;
+  agent_node_t **order = count > 0 ? malloc(count * sizeof *order) : NULL;
+  if (order != NULL) {
+    size_t k = 0;
+    for (agent_node_t *n = a->nodes_head; n != NULL && k < count; n = n->next)
+      if (n->driver != AGENT_DRIVER_NONE)
+        order[k++] = n;
+    qsort(order, k, sizeof *order, node_deeper_first);
+    for (size_t i = 0; i < k; i++)
+      agent__driver_stop_local(a, order[i]); /* a driver host left without driver closes */
+    free(order);
+  } else if (count > 0) {
+    DFNET_LOGE(DRV_SUBSYS, a->host_name,
+               "out of memory ordering the stops: closing every "
+               "driver host at once");
+  }
+  /* What has no driver (left) to stop closes now; without memory, everything does (each
+   * driver host stops its drivers itself). */
   for (agent_dh_t *d = a->dhs; d != NULL; d = d->next) {
-    if (!d->closing) {
+    if (!d->closing && (d->drivers == 0 || (order == NULL && count > 0))) {
       d->closing = true;
       dfnet_supervisor_close(a->sup, d->id);
     }
@@ -733,6 +898,12 @@ bool agent__drivers_close_all(agent_t *a) {
 }
 
 void agent__drivers_free(agent_t *a) {
+  while (a->stop_answers != NULL) {
+    struct agent_stop_answer *w = a->stop_answers;
+    a->stop_answers = w->next;
+    free(w->moniker);
+    free(w);
+  }
   while (a->stop_waits != NULL) {
     struct agent_stop_wait *w = a->stop_waits;
     a->stop_waits = w->next;

@@ -4,6 +4,7 @@
  *   dfnet-host --manager wss://HOST:PORT --cert FILE --key FILE --ca FILE [--name NAME]
  *              [--label k=v ...] [--sysfs-root DIR] [--board FILE] [--no-usb]
  *              [--cache-dir DIR] [--driver-host PATH] [--log-level L]
+ *              [--stop-grace-ms MS] [--shutdown-reason reboot|poweroff|none]
  *
  * It publishes the hardware of this machine as DFv2 nodes under dev.<host> (enumerators in
  * host/enum/), keeps one session to the manager (reconnecting forever with backoff, and
@@ -11,7 +12,10 @@
  * reconnect), and does what the manager asks: start and stop drivers in driver host
  * processes (host/supervisor/), with packages from its cache, and carry calls to them.
  * SIGINT / SIGTERM: its driver hosts stop their drivers (prepare_stop, stop) and exit,
- * the session is closed, exit 0. Bad usage or unusable files: one line on stderr, exit 2.
+ * the session is closed, exit 0; with --shutdown-reason reboot|poweroff the drivers are
+ * suspended first (the seeds' suspend(flags), children before parents). The agent does not
+ * guess why it is stopped: a unit file that knows (a shutdown or reboot target's ordering)
+ * passes the flag. Bad usage or unusable files: one line on stderr, exit 2.
  *
  * Threads
  *   - The main thread runs dfnet_transport_run(): it is the transport's service thread
@@ -206,17 +210,28 @@ void agent__shutdown_progress(agent_t *a) {
     shutdown_finish(a);
 }
 
-static void shutdown_begin(void *user) {
-  agent_t *a = user;
-  if (a->shutting_down)
-    return;
-  a->shutting_down = true;
+/* Stop every driver, the drivers below a node before its own (prepare_stop, stop), closing
+ * each driver host once it has none left; then finish (at the latest after the grace). */
+static void shutdown_stop_drivers(agent_t *a) {
   DFNET_LOGI(AGENT_SUBSYS, a->host_name, "stopping: stopping the drivers, closing the session");
   if (agent__drivers_close_all(a)) {
     shutdown_finish(a);
     return;
   }
   (void)dfnet_transport_timer_start(a->t, a->opt.stop_grace_ms + 2000, shutdown_finish, a, NULL);
+}
+
+/* SIGINT / SIGTERM. With --shutdown-reason reboot or poweroff, every running driver is
+ * suspended first (children before parents, within --stop-grace-ms: lifecycle.c). */
+static void shutdown_begin(void *user) {
+  agent_t *a = user;
+  if (a->shutting_down)
+    return;
+  a->shutting_down = true;
+  uint32_t flags = agent__shutdown_flags(&a->opt);
+  if (flags != 0 && agent__shutdown_suspend(a, flags, shutdown_stop_drivers))
+    return;
+  shutdown_stop_drivers(a);
 }
 
 static void *signal_thread(void *arg) {
@@ -549,6 +564,7 @@ int main(int argc, char **argv) {
   agent__cache_free(a);
   agent__nodes_free(a);
   agent__drivers_free(a);
+  agent__lifecycle_free(a);
   free(a->pending_exits);
   free(a->scratch);
   close(g_signal_pipe[0]);

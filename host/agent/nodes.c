@@ -130,6 +130,7 @@ static void node_unlink_free(agent_t *a, agent_node_t *n) {
   free(n->moniker);
   free(n->add);
   free(n->driver_url);
+  agent__offered_clear(n);
   agent__pending_start_free(n->pending_start);
   free(n);
 }

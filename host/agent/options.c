@@ -22,6 +22,7 @@ typedef enum opt_kind {
   OPT_U32,       /* uint32_t in [min, max] */
   OPT_URL,       /* const char *, checked as wss://HOST:PORT[/path] */
   OPT_LOG_LEVEL, /* const char *, checked by dfnet_log_level_parse */
+  OPT_SHUTDOWN,  /* agent_shutdown_reason_t: reboot, poweroff or none */
 } opt_kind_t;
 
 typedef struct opt_spec {
@@ -56,6 +57,9 @@ static const opt_spec_t k_options[] = {
      "ping the manager after this much silence; it is lost after 3 (default 10000)"},
     {"--stop-grace-ms", OPT_U32, OFF(stop_grace_ms), 100, 600000, "MS",
      "time a driver host gets to stop its drivers before SIGKILL (default 5000)"},
+    {"--shutdown-reason", OPT_SHUTDOWN, OFF(shutdown_reason), 0, 0, "WHY",
+     "reboot, poweroff or none: on SIGTERM, suspend the drivers for that reason (children "
+     "first, within --stop-grace-ms) before stopping them (default none)"},
     {"--log-level", OPT_LOG_LEVEL, OFF(log_level), 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
     {"--help", OPT_FLAG, OFF(help), 0, 0, NULL, "this text (also -h)"},
@@ -207,6 +211,22 @@ static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o,
   }
   case OPT_LABEL:
     return label_parse(value, o, err, err_size);
+  case OPT_SHUTDOWN: {
+    static const struct {
+      const char *name;
+      agent_shutdown_reason_t reason;
+    } k_reasons[] = {{"none", AGENT_SHUTDOWN_NONE},
+                     {"reboot", AGENT_SHUTDOWN_REBOOT},
+                     {"poweroff", AGENT_SHUTDOWN_POWEROFF}};
+    for (size_t i = 0; i < sizeof k_reasons / sizeof k_reasons[0]; i++) {
+      if (strcmp(value, k_reasons[i].name) == 0) {
+        *(agent_shutdown_reason_t *)field = k_reasons[i].reason;
+        return true;
+      }
+    }
+    snprintf(err, err_size, "%s %s: want reboot, poweroff or none", spec->name, value);
+    return false;
+  }
   case OPT_U32: {
     uint64_t v = 0;
     if (!dfnet_cmdline_uint(value, 10, spec->min, spec->max, &v)) {

@@ -315,6 +315,26 @@ void agent__dh_node_remove(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *r
 
 /* ---- session set-up ---------------------------------------------------------------- */
 
+/* A DriverStatus SUSPENDED event for n, whose running driver is suspended: after a
+ * reconnect the manager, which ended the suspend when the session dropped, learns that the
+ * driver host kept it (its calls still end "suspended" there; `dfnet node resume` then
+ * finds it suspended). Sent right behind n's NodeAdd, which has reconciled the binding. */
+static void send_suspended(agent_t *a, const agent_node_t *n) {
+  dfnet_envelope_t *env = scratch(a);
+  env->pb.which_msg = dfnet_v1_Envelope_driver_status_tag;
+  dfnet_v1_DriverStatus *m = &env->pb.msg.driver_status;
+  agent__strlcpy(m->node, n->moniker, sizeof m->node);
+  agent__strlcpy(m->url, n->driver_url != NULL ? n->driver_url : "", sizeof m->url);
+  m->driver_host_id = n->driver_host_id;
+  m->state = dfnet_v1_DriverState_SUSPENDED;
+  pid_t pid = dfnet_supervisor_pid(a->sup, n->driver_host_id);
+  m->pid = pid > 0 ? (uint32_t)pid : 0;
+  dfnet_status_t st = dfnet_transport_send(a->t, a->session, env, 0);
+  if (st != DFNET_STATUS_OK)
+    DFNET_LOGW(AGENT_SUBSYS, n->moniker, "cannot say that its driver is suspended: %s",
+               dfnet_status_str(st));
+}
+
 static void announce(agent_t *a) {
   for (size_t i = 0; i < a->pending_exit_count; i++)
     send_exit_now(a, &a->pending_exits[i]);
@@ -324,6 +344,8 @@ static void announce(agent_t *a) {
   size_t count = 0, with_driver = 0;
   for (agent_node_t *n = a->nodes_head; n != NULL; n = n->next) {
     send_node_add(a, n, 0, 0);
+    if (n->driver == AGENT_DRIVER_RUNNING && n->suspended && n->driver_url != NULL)
+      send_suspended(a, n);
     count++;
     if (n->driver == AGENT_DRIVER_RUNNING || n->driver == AGENT_DRIVER_STOPPING)
       with_driver++;
@@ -462,6 +484,13 @@ void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_enve
     break;
   case dfnet_v1_Envelope_driver_stop_tag:
     agent__handle_driver_stop(a, session, env);
+    break;
+  case dfnet_v1_Envelope_driver_suspend_tag:
+  case dfnet_v1_Envelope_driver_resume_tag:
+    agent__handle_driver_control(a, session, env);
+    break;
+  case dfnet_v1_Envelope_list_driver_hosts_tag:
+    agent__handle_list_driver_hosts(a, session, env);
     break;
   case dfnet_v1_Envelope_call_tag:
     agent__handle_call(a, session, env);

@@ -14,6 +14,9 @@
  * Every reply leaves through call_emit(), under the call's mu: on the link for a call from
  * the agent; to the caller's record (`sink`) for a local call, so that the serving driver
  * cannot tell the two apart but by dfnet_call_caller() and dfnet_call_caller_driver_url().
+ * A local call's handler runs inline on the calling thread when the serving dispatcher is
+ * idle (dh__call_start_local; dispatcher.c), with the same deadline, credit and
+ * cancellation: only the thread differs.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -316,7 +319,19 @@ static void task_call(void *arg) {
     }
   }
   bool started = drv->started;
+  bool starting = drv->state == DH_DRIVER_STARTING;
   pthread_mutex_unlock(&drv->mu);
+  if (handler != NULL && (starting || atomic_load(&drv->suspended))) {
+    /* An asynchronous start not completed, or suspended (include/dfnet/driver.h): the
+     * manager refuses such calls first; this holds for the agent's and for drivers of this
+     * process alike. */
+    char msg[700];
+    if (starting)
+      snprintf(msg, sizeof msg, "the driver on %s is starting", drv->moniker);
+    dh__call_end(call, DFNET_STATUS_UNAVAILABLE, starting ? msg : "suspended");
+    dh__call_unref(call);
+    return;
+  }
   if (handler == NULL) {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s is not served by driver %s on %s", call->method, drv->name,
@@ -462,13 +477,16 @@ dfnet_status_t dh__call_start_local(dfnet_driver_t *serving, uint64_t id,
   if (call->deadline_ns != 0)
     dh__link_deadline_added_locked(host, call->deadline_ns);
   pthread_mutex_unlock(&host->calls_mu);
-  dfnet_status_t st =
-      dh__dispatcher_post(&serving->dispatcher, 0, task_call, unref_arg, call, false);
+  dfnet_status_t st = dh__dispatcher_post_inline(&serving->dispatcher, task_call, unref_arg, call);
   pthread_mutex_unlock(&serving->mu);
   if (st != DFNET_STATUS_OK) {
     dh__call_end(call, DFNET_STATUS_UNAVAILABLE, "the driver is stopping");
     dh__call_unref(call); /* the handler task's */
+    return DFNET_STATUS_OK;
   }
+  /* The serving dispatcher idle: its handler runs here, now (inline; the post kept it from
+   * being joined until this returns), else its thread is woken if it was left asleep. */
+  dh__dispatcher_settle(&serving->dispatcher);
   return DFNET_STATUS_OK;
 }
 

@@ -15,7 +15,11 @@
  *           this hop enforces the deadline too (dh__client_expire on the link thread).
  * Either way the end is decided once (dh_outcall.ended) and on_done runs once, on the
  * calling driver's dispatcher, after the call's items: they are posted in order under the
- * record's mu, and nothing is posted once it has ended.
+ * record's mu, and nothing is posted once it has ended. A local call made from a
+ * dispatcher runs its handler inline when the serving dispatcher is idle (call.c, then
+ * dispatcher.c); the replies it gives there queue to the calling dispatcher, on the stack;
+ * those a serving task gives later run inline when that task returns, if the calling
+ * dispatcher is idle then.
  *
  * The client's status: UNAVAILABLE once its serving driver in this process is stopping (read
  * from that driver's record), or once the agent ended one of its calls with a Status

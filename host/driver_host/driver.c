@@ -3,8 +3,17 @@
  * the driver-facing functions of include/dfnet/driver.h about the node, children, services,
  * the dispatcher and logging (docs/spec/dfv2.md "Driver hosts and lifecycle").
  *
- * The three hooks are called only through hook_start/hook_prepare_stop/hook_stop below
- * (docs/style.md 5): optional hooks that are NULL do nothing there.
+ * The hooks are called only through the wrappers below (docs/style.md 5): hook_start,
+ * hook_prepare_stop, hook_stop, and dh__driver_hook_suspend / dh__driver_hook_resume (which
+ * lifecycle.c runs); optional hooks that are NULL do nothing there, and suspend / resume
+ * are read from a version-2 ops table only (a version-1 table ends before them).
+ *
+ * The start's answer. A start is decided once (dfnet_driver.start_done, lifecycle.c): by
+ * `start` returning (an error, or OK without dfnet_driver_start_async), by
+ * dfnet_driver_start_complete, by the start timeout, or by a stop before an asynchronous
+ * start completed (CANCELLED). A start that fails once `start` has returned OK is answered
+ * when the driver has stopped (a stop waiter with the start's id), so that the agent never
+ * sees a node free while its driver still runs.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -36,11 +45,32 @@ static void hook_stop(dfnet_driver_t *drv) {
     drv->ops->stop(drv, drv->ctx);
 }
 
+dfnet_status_t dh__driver_hook_suspend(dfnet_driver_t *drv, uint32_t flags) {
+  if (drv->api_version < 2 || drv->ops->suspend == NULL)
+    return DFNET_STATUS_OK;
+  dfnet_status_t st = drv->ops->suspend(drv, drv->ctx, flags);
+  return (unsigned)st < DFNET_STATUS_COUNT ? st : DFNET_STATUS_UNKNOWN;
+}
+
+dfnet_status_t dh__driver_hook_resume(dfnet_driver_t *drv) {
+  if (drv->api_version < 2 || drv->ops->resume == NULL)
+    return DFNET_STATUS_OK;
+  dfnet_status_t st = drv->ops->resume(drv, drv->ctx);
+  return (unsigned)st < DFNET_STATUS_COUNT ? st : DFNET_STATUS_UNKNOWN;
+}
+
+static bool api_version_ok(uint32_t v) {
+  return v >= DFNET_DRIVER_API_VERSION_MIN && v <= DFNET_DRIVER_API_VERSION;
+}
+
 /* ---- loading ----------------------------------------------------------------------- */
 
-/* dlopen path and check its registration. On error, *msg holds the reason. */
+/* dlopen path and check its registration (API versions DFNET_DRIVER_API_VERSION_MIN ..
+ * DFNET_DRIVER_API_VERSION; *out_version gets the ops table's). On error, *msg holds the
+ * reason. */
 static dfnet_status_t load_so(const char *path, const char *url, void **out_dl,
-                              const dfnet_driver_ops_t **out_ops, char *msg, size_t cap) {
+                              const dfnet_driver_ops_t **out_ops, uint32_t *out_version, char *msg,
+                              size_t cap) {
   struct stat sb;
   if (stat(path, &sb) != 0) {
     snprintf(msg, cap, "driver binary %s: %s", path, strerror(errno));
@@ -62,11 +92,13 @@ static dfnet_status_t load_so(const char *path, const char *url, void **out_dl,
     goto refused;
   }
   const char *who = url[0] != '\0' ? url : path;
-  if (reg->api_version != DFNET_DRIVER_API_VERSION ||
-      (reg->ops != NULL && reg->ops->api_version != DFNET_DRIVER_API_VERSION)) {
-    uint32_t v =
-        reg->api_version != DFNET_DRIVER_API_VERSION ? reg->api_version : reg->ops->api_version;
-    snprintf(msg, cap, "driver %s built against driver API %u, this driver host speaks %u", who, v,
+  if (!api_version_ok(reg->api_version) ||
+      (reg->ops != NULL && !api_version_ok(reg->ops->api_version))) {
+    uint32_t v = !api_version_ok(reg->api_version) ? reg->api_version : reg->ops->api_version;
+    snprintf(msg, cap,
+             "driver %s built against driver API %u, this driver host speaks %u (it runs "
+             "drivers of versions %u..%u)",
+             who, v, DFNET_DRIVER_API_VERSION, DFNET_DRIVER_API_VERSION_MIN,
              DFNET_DRIVER_API_VERSION);
     dlclose(dl);
     return DFNET_STATUS_FAILED_PRECONDITION;
@@ -82,6 +114,7 @@ static dfnet_status_t load_so(const char *path, const char *url, void **out_dl,
   }
   *out_dl = dl;
   *out_ops = reg->ops;
+  *out_version = reg->ops->api_version;
   return DFNET_STATUS_OK;
 
 refused:
@@ -169,22 +202,9 @@ static void free_driver(dfnet_driver_t *drv) {
 
 static void task_final(void *arg);
 
-static void task_start(void *arg) {
-  dfnet_driver_t *drv = arg;
-  drv->start_error[0] = '\0';
-  drv->in_start = true;
-  dfnet_status_t st = hook_start(drv);
-  drv->in_start = false;
-  if (st == DFNET_STATUS_OK) {
-    pthread_mutex_lock(&drv->mu);
-    drv->started = true;
-    if (drv->state == DH_DRIVER_STARTING)
-      drv->state = DH_DRIVER_RUNNING;
-    pthread_mutex_unlock(&drv->mu);
-    DFNET_LOGI(DRV_SUBSYS, drv->moniker, "driver %s started", drv->name);
-    dh__link_send_status(drv->host, drv->start_id, DFNET_STATUS_OK, NULL);
-    return;
-  }
+/* `start` returned an error: no other hook runs; answered now (unless the start timed out
+ * meanwhile: that answer waits for task_final). */
+static void start_returned_error(dfnet_driver_t *drv, dfnet_status_t st) {
   /* The reason is what the driver said last while starting (spec: the node keeps why it is
    * unbound), e.g. "0000:00:03.0 is bound to virtio_net, not virtio_rng". */
   char msg[1024];
@@ -192,11 +212,42 @@ static void task_start(void *arg) {
            dfnet_status_str(st), drv->start_error[0] ? ": " : "", drv->start_error);
   DFNET_LOGW(DRV_SUBSYS, drv->moniker, "%s", msg);
   pthread_mutex_lock(&drv->mu);
+  bool decided = dh__driver_start_decide_locked(drv, st);
   drv->state = DH_DRIVER_STOPPING;
   pthread_mutex_unlock(&drv->mu);
   dh__call_end_all(drv, DFNET_STATUS_UNAVAILABLE, "driver failed to start");
-  dh__link_send_status(drv->host, drv->start_id, st, msg);
+  if (decided)
+    dh__link_send_status(drv->host, drv->start_id, st, msg);
   dh__dispatcher_post(&drv->dispatcher, 0, task_final, NULL, drv, true);
+}
+
+static void task_start(void *arg) {
+  dfnet_driver_t *drv = arg;
+  drv->start_error[0] = '\0';
+  drv->in_start = true;
+  dfnet_status_t st = hook_start(drv);
+  drv->in_start = false;
+  if (st != DFNET_STATUS_OK) {
+    start_returned_error(drv, (unsigned)st < DFNET_STATUS_COUNT ? st : DFNET_STATUS_UNKNOWN);
+    return;
+  }
+  pthread_mutex_lock(&drv->mu);
+  drv->started = true;
+  bool async = drv->start_async;
+  bool decided = !async && dh__driver_start_decide_locked(drv, DFNET_STATUS_OK);
+  bool stopping = drv->state >= DH_DRIVER_STOPPING;
+  pthread_mutex_unlock(&drv->mu);
+  if (decided) {
+    DFNET_LOGI(DRV_SUBSYS, drv->moniker, "driver %s started", drv->name);
+    dh__link_send_status(drv->host, drv->start_id, DFNET_STATUS_OK, NULL);
+  } else if (async && stopping) {
+    /* stopped while `start` ran: its DriverStart is answered once it has stopped */
+    (void)dh__driver_start_fail(drv, DFNET_STATUS_CANCELLED,
+                                "the driver was stopped before its start completed");
+  } else if (async) {
+    DFNET_LOGD(DRV_SUBSYS, drv->moniker, "driver %s starts asynchronously (%u ms at most)",
+               drv->name, drv->start_timeout_ms);
+  }
 }
 
 static void task_prepare_stop(void *arg) {
@@ -249,7 +300,8 @@ static void task_final(void *arg) {
     DFNET_LOGI(DRV_SUBSYS, drv->moniker, "driver %s stopped", drv->name);
   while (waiters != NULL) {
     dh_waiter_t *next = waiters->next;
-    dh__link_send_status(drv->host, waiters->id, DFNET_STATUS_OK, NULL);
+    dh__link_send_status(drv->host, waiters->id, waiters->code,
+                         waiters->message[0] != '\0' ? waiters->message : NULL);
     free(waiters);
     waiters = next;
   }
@@ -282,7 +334,8 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
     snprintf(path, sizeof path, "%s/%s", m->local_path, m->binary);
   else
     snprintf(path, sizeof path, "%s", m->binary);
-  st = load_so(path, m->url, &dl, &ops, msg, sizeof msg);
+  uint32_t api_version = 0;
+  st = load_so(path, m->url, &dl, &ops, &api_version, msg, sizeof msg);
   if (st != DFNET_STATUS_OK)
     goto refused;
 
@@ -295,7 +348,12 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
   drv->dl = dl;
   drv->ops = ops;
   drv->name = ops->name != NULL ? ops->name : "driver";
+  drv->api_version = api_version;
   drv->start_id = id;
+  drv->start_timeout_ms =
+      m->start_timeout_ms != 0 ? m->start_timeout_ms : DH_START_TIMEOUT_DEFAULT_MS;
+  drv->start_deadline_ns = dh__now_ns() + (uint64_t)drv->start_timeout_ms * 1000000u;
+  atomic_store(&drv->suspended, false);
   drv->state = DH_DRIVER_STARTING;
   if (ops->ctx_size > 0 && (drv->ctx = calloc(1, ops->ctx_size)) == NULL)
     goto out_of_memory;
@@ -319,11 +377,15 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
   drv->next = host->drivers;
   host->drivers = drv;
   pthread_mutex_unlock(&host->drivers_mu);
+  atomic_fetch_add(&host->starts_pending, 1); /* until dh__driver_start_decide_locked */
   DFNET_LOGD(DRV_SUBSYS, drv->moniker, "loaded %s (%s)%s", path, drv->name,
              allow_sync ? " with allow_sync_calls" : "");
   /* The dispatcher was just created: this post cannot fail but for memory. */
   if (dh__dispatcher_post(&drv->dispatcher, 0, task_start, NULL, drv, false) != DFNET_STATUS_OK) {
+    pthread_mutex_lock(&drv->mu);
+    (void)dh__driver_start_decide_locked(drv, DFNET_STATUS_RESOURCE_EXHAUSTED);
     drv->state = DH_DRIVER_STOPPING;
+    pthread_mutex_unlock(&drv->mu);
     dh__link_send_status(host, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     dh__dispatcher_post(&drv->dispatcher, 0, task_final, NULL, drv, true);
   }
@@ -344,14 +406,16 @@ refused:
 }
 
 void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id) {
-  dh_waiter_t *w = NULL;
-  if (reply_id != 0 && (w = calloc(1, sizeof *w)) != NULL)
-    w->id = reply_id;
+  dh_waiter_t *w = reply_id != 0 ? dh__driver_waiter_new(reply_id, DFNET_STATUS_OK, NULL) : NULL;
+  /* An asynchronous start not completed yet ends CANCELLED, answered once stopped. */
+  dh_waiter_t *start_w = dh__driver_waiter_new(drv->start_id, DFNET_STATUS_CANCELLED,
+                                               "the driver was stopped before its start completed");
   pthread_mutex_lock(&drv->mu);
   dh_driver_state_t was = drv->state;
   if (was == DH_DRIVER_STOPPED) {
     pthread_mutex_unlock(&drv->mu);
     free(w);
+    free(start_w);
     if (reply_id != 0)
       dh__link_send_status(drv->host, reply_id, DFNET_STATUS_OK, "already stopped");
     return;
@@ -360,8 +424,20 @@ void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id) {
     w->next = drv->stop_waiters;
     drv->stop_waiters = w;
   }
+  bool cancel_now = drv->started && drv->start_async &&
+                    dh__driver_start_decide_locked(drv, DFNET_STATUS_CANCELLED);
+  if (cancel_now && start_w != NULL) {
+    start_w->next = drv->stop_waiters;
+    drv->stop_waiters = start_w;
+    start_w = NULL;
+    cancel_now = false;
+  }
   drv->state = DH_DRIVER_STOPPING;
   pthread_mutex_unlock(&drv->mu);
+  free(start_w);
+  if (cancel_now) /* no memory for the waiter: answered now rather than never */
+    dh__link_send_status(drv->host, drv->start_id, DFNET_STATUS_CANCELLED,
+                         "the driver was stopped before its start completed");
   if (was == DH_DRIVER_STOPPING)
     return; /* already under way; the waiter is answered with the others */
   DFNET_LOGI(DRV_SUBSYS, drv->moniker, "stopping driver %s", drv->name);

@@ -73,6 +73,7 @@ dfnet_status_t dh__host_init(dh_host_t *host, int fd) {
   pthread_mutex_init(&host->calls_mu, NULL);
   pthread_mutex_init(&host->drivers_mu, NULL);
   atomic_store(&host->link_closed, false);
+  atomic_store(&host->starts_pending, 0);
   atomic_store(&host->next_id, DH_OWN_ID_BASE);
   atomic_store(&host->write_failed, false);
   atomic_store(&host->deferred_since_ns, 0);
@@ -354,6 +355,12 @@ static void handle_frame(dh_host_t *host, dfnet_envelope_t *env, const uint8_t *
   case dfnet_v1_Envelope_driver_stop_tag:
     handle_driver_stop(host, id, &env->pb.msg.driver_stop);
     break;
+  case dfnet_v1_Envelope_driver_suspend_tag:
+    dh__driver_handle_suspend(host, id, &env->pb.msg.driver_suspend);
+    break;
+  case dfnet_v1_Envelope_driver_resume_tag:
+    dh__driver_handle_resume(host, id, &env->pb.msg.driver_resume);
+    break;
   case dfnet_v1_Envelope_call_tag:
     dh__call_handle(host, id, &env->pb.msg.call, env->bulk);
     break;
@@ -451,15 +458,17 @@ struct dh_link_state {
 
 static void run_inline(dh_host_t *host, dh_dispatcher_t *d);
 
-/* One turn of reading the link: wait (bounded as link_timeout says), reap, read, handle
+/* One turn of reading the link: expire calls' deadlines and starts' timeouts, wait (bounded
+ * by the next of them and as link_timeout says), reap, read, handle
  * the frames read. The caller holds role_mu. The rescuer (is_rescuer) also wakes on
  * release_fd, and wakes every dispatcher it posted to; the link thread runs the tasks of a
  * sole idle one itself (run_inline). Returns -1 on a fatal poll error, else 0. */
 static int link_turn(dh_host_t *host, bool is_rescuer) {
   struct dh_link_state *ls = host->ls;
   bool asleep, watching;
-  int timeout =
-      link_timeout(host, dh__call_expire(host), ls->watched_for_nothing, &asleep, &watching);
+  int calls = dh__call_expire(host), starts = dh__driver_expire_starts(host);
+  int due = calls < 0 ? starts : starts < 0 || calls < starts ? calls : starts;
+  int timeout = link_timeout(host, due, ls->watched_for_nothing, &asleep, &watching);
   struct pollfd pfd[3] = {{.fd = host->wake_fd, .events = POLLIN},
                           {.fd = host->link_down ? -1 : host->fd, .events = POLLIN},
                           {.fd = is_rescuer ? host->release_fd : -1, .events = POLLIN}};

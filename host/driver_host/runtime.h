@@ -3,15 +3,19 @@
  * Internal to host/driver_host; drivers see include/dfnet/driver.h only.
  *
  * Threads:
- *   - the link thread (main): reads the socketpair, handles DriverStart/DriverStop/Call/
- *     Cancel/StreamCredit/Status, expires deadlines, reaps stopped drivers. It owns the
+ *   - the link thread (main): reads the socketpair, handles DriverStart/DriverStop/
+ *     DriverSuspend/DriverResume/Call/Cancel/StreamCredit/Status, expires deadlines (calls'
+ *     and starts' start_timeout_ms), reaps stopped drivers. It owns the
  *     driver table (dh_host.drivers): only the holder of the link role (role_mu) adds and
  *     removes entries. When one read brought work for one idle dispatcher, it runs that
  *     dispatcher's tasks itself (link.c run_inline), giving up the role meanwhile.
  *   - the rescuer: takes the link role when such a run lasts DH_RESCUE_AFTER_MS, until the
  *     run ends (a handler that blocks where it must not still stalls nobody else).
- *   - one dispatcher thread per driver: runs that driver's hooks and handlers in order
- *     (unless the link thread borrowed the dispatcher: one of the two at a time).
+ *   - one dispatcher thread per driver: runs that driver's hooks and handlers in order,
+ *     unless another thread borrowed the idle dispatcher (one of them at a time): the link
+ *     thread, or inline the thread of another dispatcher whose task called, answered or
+ *     cancelled a call of that driver (dispatcher.c; a dispatcher with allow_sync_calls
+ *     is never borrowed).
  *   - the driver's own threads: may call the API functions marked "any thread".
  * Writes to the link come from any thread, serialized by dh_host.write_mu.
  *
@@ -19,7 +23,10 @@
  * driver's client call to a driver of this same process is a dh_call of the serving driver
  * like one from the link, marked `local`: its replies go to the calling side's record
  * (dh_outcall, `sink`) instead of the link, which posts them to the calling driver's
- * dispatcher. Any other client call is a request of this driver host on the link.
+ * dispatcher. Called from a dispatcher's task, an idle serving dispatcher runs the
+ * handler inline before dfnet_driver_client_call returns, and the replies reach an idle
+ * calling dispatcher inline when the serving task returns; otherwise each side's thread is
+ * woken. Any other client call is a request of this driver host on the link.
  *
  * Ids. The agent's supervisor numbers the requests it sends here 1, 2, 3 ... (never 2^63
  * or more); every request this driver host sends (NodeAdd, NodeRemove, Call) has an id
@@ -65,8 +72,10 @@ typedef struct dh_dispatcher {
   bool allow_sync_calls;
   atomic_uint ready;          /* tasks in head..tail (changed under mu, read without it) */
   atomic_bool running;        /* a task is running now */
-  atomic_int posters;         /* posts between unlocking mu and signalling cv */
-  bool borrowed;              /* another thread runs the tasks now (dh__dispatcher_run_here) */
+  atomic_int posters;         /* posts between unlocking mu and signalling cv, and posts that left
+                                 it asleep for the posting thread to run (until it settles them) */
+  bool borrowed;              /* another thread runs its tasks now, or claimed them to run at once:
+                                 the link thread (dh__dispatcher_run_here), or inline (dispatcher.c) */
   void (*on_idle)(void *arg); /* run on the thread, no lock held, when it runs dry */
   void *idle_arg;
   const char *subject; /* node moniker for logs (owned by the driver) */
@@ -87,9 +96,26 @@ bool dh__dispatcher_busy(const dh_dispatcher_t *d);
 
 /* Queue a task (copied). delay_ms 0: behind the ready tasks. Returns OK, or
  * FAILED_PRECONDITION when closed (drop is NOT called then; the caller keeps arg), or
- * RESOURCE_EXHAUSTED. `final` bypasses and sets `closed`, dropping delayed tasks. */
+ * RESOURCE_EXHAUSTED. `final` bypasses and sets `closed`, dropping delayed tasks.
+ * Any thread, any lock held. Posted from a dispatcher's task (one without allow_sync_calls)
+ * to an idle dispatcher without allow_sync_calls, the task runs inline: d's thread is not
+ * woken, and d's ready tasks run on the calling thread when its task has returned (unless
+ * d is no longer idle then: d's thread is woken). Never runs anything itself. */
 dfnet_status_t dh__dispatcher_post(dh_dispatcher_t *d, uint32_t delay_ms, void (*run)(void *),
                                    void (*drop)(void *), void *arg, bool final);
+
+/* Queue a task to run inline at once: as dh__dispatcher_post (delay 0), but from the task
+ * of any dispatcher (with allow_sync_calls too), and an idle d is claimed (borrowed) at
+ * once, so that its own thread does not take the task: the caller must then call
+ * dh__dispatcher_settle(d) as soon as it holds no lock. A driver's call to another driver
+ * of this process (call.c dh__call_start_local). Any thread. */
+dfnet_status_t dh__dispatcher_post_inline(dh_dispatcher_t *d, void (*run)(void *),
+                                          void (*drop)(void *), void *arg);
+
+/* Run d's ready tasks here now if a post of this thread's task left d asleep for it and d
+ * is claimed or still idle, else wake d's thread (nothing when no post left d asleep). No
+ * lock held: d's handlers run inside. Any thread. */
+void dh__dispatcher_settle(dh_dispatcher_t *d);
 
 /* Between these two calls, posts from the calling thread wake no dispatcher; release
  * wakes each one posted to, once: the link thread queues a whole read's calls before a
@@ -104,7 +130,8 @@ void dh__dispatcher_wake(dh_dispatcher_t *d);
 /* Run d's ready tasks on the calling thread, as d (a synchronized dispatcher guarantees
  * one task at a time and order, not a thread): only when d's thread is idle and d does
  * not allow sync calls (its handlers must not block). Returns false, having run nothing,
- * otherwise. Tasks posted meanwhile and d's exit are left to d's thread, woken after. */
+ * otherwise. Tasks posted meanwhile and d's exit are left to d's thread, woken after.
+ * The link thread's (link.c run_inline). */
 bool dh__dispatcher_run_here(dh_dispatcher_t *d);
 
 /* Ask the thread to leave after the running task (called from the final task). */
@@ -113,7 +140,8 @@ void dh__dispatcher_exit(dh_dispatcher_t *d);
 /* Join the thread and free what is left (dropping tasks). Not from the thread itself. */
 void dh__dispatcher_join(dh_dispatcher_t *d);
 
-/* The dispatcher the calling thread runs, or NULL. */
+/* The dispatcher whose task the calling thread runs (the innermost, when it runs another
+ * dispatcher's tasks inline), or a dispatcher thread's own between tasks; else NULL. */
 dh_dispatcher_t *dh__dispatcher_current(void);
 
 /* ---- drivers ---------------------------------------------------------------------- */
@@ -136,9 +164,14 @@ typedef struct dh_child {
   char name[129];
 } dh_child_t;
 
+/* A request answered once the driver has stopped: a DriverStop (OK), or the DriverStart of
+ * a start that failed after `start` returned OK (asynchronous start completed with an
+ * error, start timeout, stopped before it completed), answered with that status. */
 typedef struct dh_waiter {
   struct dh_waiter *next;
   uint64_t id;
+  dfnet_status_t code;
+  char message[256];
 } dh_waiter_t;
 
 struct dfnet_call;
@@ -176,10 +209,14 @@ struct dfnet_driver {
   size_t offered_count;
   dh_dispatcher_t dispatcher;
 
-  pthread_mutex_t mu; /* state, methods, children, calls list, stop_waiters */
+  uint32_t api_version; /* of its ops table: suspend / resume are read from version 2 on */
+
+  pthread_mutex_t mu; /* state, methods, children, calls list, stop_waiters, start_* */
   dh_driver_state_t state;
-  bool started;          /* start returned OK */
+  bool started;          /* start returned OK (prepare_stop and stop will run) */
   bool in_start;         /* start is running (dispatcher thread only) */
+  bool start_async;      /* start called dfnet_driver_start_async() */
+  bool start_done;       /* the start's outcome is decided (its Status sent or waiting) */
   char start_error[256]; /* the last warning or error start logged: the failure's reason */
   dh_method_t *methods;
   size_t method_count;
@@ -187,15 +224,54 @@ struct dfnet_driver {
   struct dfnet_call *calls;            /* every call of this driver not yet freed */
   struct dfnet_driver_client *clients; /* its clients not closed (client.c) */
   dh_waiter_t *stop_waiters;
-  uint64_t start_id; /* envelope id of the DriverStart to answer */
+  uint64_t start_id;          /* envelope id of the DriverStart to answer */
+  uint32_t start_timeout_ms;  /* DriverStart.start_timeout_ms, 0 made 30000 */
+  uint64_t start_deadline_ns; /* when the start must have completed (link thread) */
+  atomic_bool suspended;      /* its suspend hook returned OK, no resume since */
 };
 
 /* Load, check and start a driver for a DriverStart (link thread). Replies itself. */
 void dh__driver_handle_start(struct dh_host *host, uint64_t id, const dfnet_v1_DriverStart *m,
                              dfnet_bytes_t program_json);
 
-/* Begin the stop sequence of a driver (link thread). reply_id 0: nobody to answer. */
+/* Begin the stop sequence of a driver. reply_id 0: nobody to answer. Any thread (the link
+ * thread for a DriverStop; any thread for an asynchronous start that failed). A pending
+ * asynchronous start (`start` returned OK, not completed) is decided CANCELLED first. */
 void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id);
+
+/* ---- the start's outcome, suspend and resume (lifecycle.c) ------------------------ */
+
+/* The default of DriverStart.start_timeout_ms (0), ms. */
+#define DH_START_TIMEOUT_DEFAULT_MS 30000u
+
+/* A stop waiter for request `id`, answered `code` with `message` (NULL: none; cut to fit)
+ * when the driver has stopped. NULL when out of memory. */
+dh_waiter_t *dh__driver_waiter_new(uint64_t id, dfnet_status_t code, const char *message);
+
+/* Decide the start's outcome once: OK makes a starting driver RUNNING. drv->mu held.
+ * Returns false when it was decided before (the caller then sends nothing). */
+bool dh__driver_start_decide_locked(dfnet_driver_t *drv, dfnet_status_t code);
+
+/* The start failed after `start` returned OK (or while it runs): decide it `code`, stop the
+ * driver (prepare_stop, drain, stop) and answer the DriverStart with code and message once
+ * it has stopped. Any thread. Returns false when the start was decided before. */
+bool dh__driver_start_fail(dfnet_driver_t *drv, dfnet_status_t code, const char *message);
+
+/* Starts past their start_timeout_ms: failed DEADLINE_EXCEEDED ("start did not complete
+ * within N ms"). Returns ms until the next start deadline (-1: none). Link thread. */
+int dh__driver_expire_starts(struct dh_host *host);
+
+/* DriverSuspend / DriverResume (link thread): the hook runs on the driver's dispatcher and
+ * the request is answered with its status; FAILED_PRECONDITION when the driver is not
+ * running (no driver, starting, stopping; suspend: already suspended; resume: not
+ * suspended). Reply themselves. */
+void dh__driver_handle_suspend(struct dh_host *host, uint64_t id, const dfnet_v1_DriverSuspend *m);
+void dh__driver_handle_resume(struct dh_host *host, uint64_t id, const dfnet_v1_DriverResume *m);
+
+/* The suspend and resume hooks, the one place they are called (docs/style.md 5): read from
+ * a version-2 table only; NULL (or a version-1 driver) is OK. Dispatcher thread. */
+dfnet_status_t dh__driver_hook_suspend(dfnet_driver_t *drv, uint32_t flags);
+dfnet_status_t dh__driver_hook_resume(dfnet_driver_t *drv);
 
 /* Join a stopped driver's thread, unload it, free it (link thread). */
 void dh__driver_reap(dfnet_driver_t *drv);
@@ -282,7 +358,10 @@ typedef struct dh_local_call {
 
 /* Hand a call to `serving`, a driver of this process, with id `id` (an id of ours): its
  * replies go to `sink`. On OK *out is the call with a reference for the caller (dropped
- * with dh__call_unref once the sink let go: dh__call_detach). Any thread.
+ * with dh__call_unref once the sink let go: dh__call_detach). Any thread, no lock held:
+ * from a dispatcher's task, when the serving dispatcher is idle and allows no sync calls,
+ * the handler runs inline, on the calling thread before this returns (the replies it
+ * gives are then queued to the calling dispatcher, which is on this thread's stack).
  * Returns OK; UNAVAILABLE (the serving driver is stopping or stopped: nothing was
  * queued); RESOURCE_EXHAUSTED (memory). */
 dfnet_status_t dh__call_start_local(dfnet_driver_t *serving, uint64_t id,
@@ -413,7 +492,8 @@ typedef struct dh_host {
   int rescue_fd;  /* timerfd armed while the link thread runs tasks */
   int release_fd; /* eventfd: the link thread wants the role back */
   atomic_bool inline_running, rescuer_active, rescuer_quit;
-  dfnet_driver_t *drivers; /* changed by the link thread only, under drivers_mu */
+  dfnet_driver_t *drivers;    /* changed by the link thread only, under drivers_mu */
+  atomic_uint starts_pending; /* drivers whose start is not decided (lifecycle.c) */
   pthread_mutex_t drivers_mu;
   bool link_down;          /* EOF or write error: stop everything and exit */
   atomic_bool link_closed; /* link_down, readable from any thread */

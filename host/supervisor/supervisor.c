@@ -37,7 +37,9 @@
 /* Queued frames written by one sendmsg(2) at most (the rest on the next round). */
 #define SV_IOV_MAX 64
 
-typedef enum pend_kind { PEND_CALL, PEND_START, PEND_STOP } pend_kind_t;
+/* A request in flight: a Call, a DriverStart or DriverStop (their node is tracked), or a
+ * DriverSuspend / DriverResume (PEND_CONTROL: answered by a Status, nothing tracked). */
+typedef enum pend_kind { PEND_CALL, PEND_START, PEND_STOP, PEND_CONTROL } pend_kind_t;
 
 typedef struct pend {
   uint64_t link_id;
@@ -550,10 +552,13 @@ dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
   switch (env->pb.which_msg) {
   case dfnet_v1_Envelope_call_tag:
   case dfnet_v1_Envelope_driver_start_tag:
-  case dfnet_v1_Envelope_driver_stop_tag: {
+  case dfnet_v1_Envelope_driver_stop_tag:
+  case dfnet_v1_Envelope_driver_suspend_tag:
+  case dfnet_v1_Envelope_driver_resume_tag: {
     pend_kind_t kind = env->pb.which_msg == dfnet_v1_Envelope_call_tag           ? PEND_CALL
                        : env->pb.which_msg == dfnet_v1_Envelope_driver_start_tag ? PEND_START
-                                                                                 : PEND_STOP;
+                       : env->pb.which_msg == dfnet_v1_Envelope_driver_stop_tag  ? PEND_STOP
+                                                                                 : PEND_CONTROL;
     const char *node = kind == PEND_START  ? env->pb.msg.driver_start.node
                        : kind == PEND_STOP ? env->pb.msg.driver_stop.node
                                            : NULL;

@@ -15,19 +15,20 @@
  * call any dfnet_supervisor_* function but dispatch itself. dispatch must be called from
  * one thread at a time; the other functions are thread-safe.
  *
- * Ids. Requests the agent sends (Call, DriverStart, DriverStop) are renumbered on the
- * link (1, 2, 3 ..., never 2^63 or more), so the agent may use any id it likes (e.g. the
- * manager's): the replies (Reply, Status) come back with the agent's own id. Cancel and
- * StreamCredit name the Call by the agent's id too. Requests from the driver host
- * (NodeAdd, NodeRemove, and a driver's Call to another driver with its Cancel and
- * StreamCredit) keep the driver host's id, which has bit 63 set: answer them with a Status
- * or Replies carrying that id (passed through as they are).
+ * Ids. Requests the agent sends (Call, DriverStart, DriverStop, DriverSuspend,
+ * DriverResume) are renumbered on the link (1, 2, 3 ..., never 2^63 or more), so the agent
+ * may use any id it likes (e.g. the manager's): the replies (Reply, Status) come back with
+ * the agent's own id. Cancel and StreamCredit name the Call by the agent's id too. Requests
+ * from the driver host (NodeAdd, NodeRemove, and a driver's Call to another driver with its
+ * Cancel and StreamCredit) keep the driver host's id, which has bit 63 set: answer them with
+ * a Status or Replies carrying that id (passed through as they are).
  *
  * Exactly once. Each Call sent gets exactly one final Reply (end_of_stream = true) through
- * on_envelope, and each DriverStart / DriverStop exactly one Status: the driver host's, or,
- * when the process dies first, one made here with UNAVAILABLE and the reason ("driver host
- * 2 (pid 4242) exited: killed by SIGSEGV"). Late frames for requests already answered are
- * dropped. Then on_exit reports the process's end with the nodes whose drivers died.
+ * on_envelope, and each DriverStart / DriverStop / DriverSuspend / DriverResume exactly one
+ * Status: the driver host's, or, when the process dies first, one made here with
+ * UNAVAILABLE and the reason ("driver host 2 (pid 4242) exited: killed by SIGSEGV"). Late
+ * frames for requests already answered are dropped. Then on_exit reports the process's end
+ * with the nodes whose drivers died.
  *
  * The agent must not set SIGCHLD to SIG_IGN (the kernel would reap the children itself).
  * A driver host's crash never reaches the agent: its writes use MSG_NOSIGNAL.

@@ -29,7 +29,8 @@
  *                         was lost before the answer;
  *     DEADLINE_EXCEEDED   the request's deadline passed;
  *     PERMISSION_DENIED   the certificate's role may not do this (viewer: queries and
- *                         watch; operator: + calls; admin: + driver and composite changes);
+ *                         watch; operator: + calls and leases; admin: + driver and
+ *                         composite changes, forced lease releases);
  *     FAILED_PRECONDITION a blocking function called on the client thread;
  *     RESOURCE_EXHAUSTED  the session's send queue is full, or out of memory;
  *     any code the manager or the driver answered with.
@@ -245,10 +246,11 @@ typedef enum dfnet_client_node_state {
   DFNET_CLIENT_NODE_OWNED_BY_PARENT = 3,
   DFNET_CLIENT_NODE_OWNED_BY_COMPOSITE = 4,
   DFNET_CLIENT_NODE_QUARANTINED = 5,
+  DFNET_CLIENT_NODE_STARTING = 6, /* its driver's start has not completed */
 } dfnet_client_node_state_t;
 
 /* "unbound", "bound", "owned by parent", "owned by composite(s)", "quarantined",
- * "unspecified" (static). */
+ * "starting", "unspecified" (static). */
 DFNET_CLIENT_API const char *dfnet_client_node_state_str(dfnet_client_node_state_t state);
 
 typedef struct dfnet_client_host {
@@ -263,6 +265,11 @@ typedef struct dfnet_client_host {
   uint32_t node_count;
   uint32_t driver_host_count;
   const char *software_version; /* its agent's, "dfnet 0.1.0+<git>"; "" when unknown */
+  /* Leases (dfnet_client_lease_acquire): who holds leases on its nodes (at most 4 listed)
+   * and how many of its nodes a lease covers. 0 and NULL from a manager without leases. */
+  size_t lease_holder_count;
+  const char **lease_holders;
+  uint32_t leased_nodes;
 } dfnet_client_host_t;
 
 typedef struct dfnet_client_host_list {
@@ -302,6 +309,12 @@ typedef struct dfnet_client_node {
    * 0 and NULL from a manager that does not send them. */
   size_t offered_count;
   const dfnet_client_offer_t *offered;
+  uint32_t driver_host_pid;  /* the pid of its driver host; 0: none or not known */
+  bool suspended;            /* its driver is suspended (dfnet_client_node_suspend) */
+  bool test;                 /* a test node (dfnet_client_test_node_add): never started */
+  uint64_t lease_id;         /* the lease covering it (dfnet_client_lease_acquire); 0: none */
+  const char *lease_holder;  /* its holder; "" when none */
+  uint64_t lease_expires_ms; /* Unix epoch ms; 0: never (or no lease) */
 } dfnet_client_node_t;
 
 typedef struct dfnet_client_node_list {
@@ -333,6 +346,8 @@ typedef struct dfnet_client_driver {
   const char **dispatcher_opts;
   const uint8_t *bind_bytecode; /* verbose: bytecode v2; NULL otherwise */
   size_t bind_bytecode_len;
+  bool disable_autobind;     /* binds only on a request (dfnet_client_request_bind) */
+  uint32_t start_timeout_ms; /* the manifest's; 0: the default (30000) */
 } dfnet_client_driver_t;
 
 typedef struct dfnet_client_driver_list {
@@ -447,8 +462,10 @@ DFNET_CLIENT_API void dfnet_client_bind_trace_list_free(dfnet_client_bind_trace_
  * (url NULL or ""), NOT_FOUND (no driver has that URL or name), FAILED_PRECONDITION
  * (several drivers have that name: the message lists their URLs; give one of them). */
 
-/* Disable / enable a driver of the index. Errors: the ones above, the common ones. Not on
- * the client thread. */
+/* Disable / enable a driver of the index. Both return once the nodes they touched have
+ * settled (enable: the nodes it now binds, unbound ones and those it takes from a fallback
+ * driver, run it or failed to start it). Errors: the ones above, the common ones. Not on the
+ * client thread. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_disable(dfnet_client_t *client, const char *url,
                                                             dfnet_client_error_t *err);
 DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_enable(dfnet_client_t *client, const char *url,
@@ -492,14 +509,111 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_register(dfnet_client_t *cli
                                                              size_t url_cap,
                                                              dfnet_client_error_t *err);
 
-/* DFv2 RequestBind on a node (role admin): force_rebind restarts binding of a bound node;
- * driver_url_suffix (NULL = any) restricts the candidates. Errors: NOT_FOUND,
- * ALREADY_EXISTS (a request pending), FAILED_PRECONDITION (already bound and not forced),
- * the common ones. Not on the client thread. */
+/* DFv2 RequestBind on a node (role admin; `dfnet node bind`): a manual bind, matched with
+ * fuchsia.BIND_AUTOBIND = 0 (autobind attempts present 1), so disable_autobind drivers bind
+ * here only. It also clears a quarantine and a node unbound with dfnet_client_node_unbind.
+ * force_rebind restarts binding of a bound node; driver_url_suffix (NULL = any)
+ * restricts the candidates. Errors: NOT_FOUND, ALREADY_EXISTS (a request pending),
+ * FAILED_PRECONDITION (already bound and not forced), the common ones. Not on the client
+ * thread. */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_request_bind(dfnet_client_t *client, const char *node,
                                                           bool force_rebind,
                                                           const char *driver_url_suffix,
                                                           dfnet_client_error_t *err);
+
+/* ---- Node control (role admin; docs/architecture.md "Node control") -------------------- */
+
+/* Unbind `node`: stop its driver (the drivers below first); it stays unbound ("unbound by
+ * <who>") until dfnet_client_request_bind. Errors: NOT_FOUND, FAILED_PRECONDITION (no
+ * driver, or owned by its parent or a composite), the common ones. Not on the client
+ * thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_node_unbind(dfnet_client_t *client, const char *node,
+                                                         dfnet_client_error_t *err);
+
+/* Suspend the drivers of `node` and of every node below it, children first, with `flags`
+ * (DFNET_SUSPEND_FLAG_* of dfnet/driver.h; 0 = SUSPEND_RAM); calls to them end UNAVAILABLE
+ * "suspended" until resumed. Resume: parents first. Both return once every driver has
+ * answered. Errors: NOT_FOUND, FAILED_PRECONDITION (no driver runs there; resume: not
+ * suspended), the first driver's error (its message names the node; the others that did
+ * suspend stay suspended), the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_node_suspend(dfnet_client_t *client, const char *node,
+                                                          uint32_t flags,
+                                                          dfnet_client_error_t *err);
+DFNET_CLIENT_API dfnet_status_t dfnet_client_node_resume(dfnet_client_t *client, const char *node,
+                                                         dfnet_client_error_t *err);
+
+/* ffx driver test-node add: a node only the manager has, `parent`.`name`, with `count`
+ * properties (borrowed), matched against the index but never started: its unbound message
+ * says which driver would bind it. Errors: NOT_FOUND (parent), ALREADY_EXISTS,
+ * INVALID_ARGUMENT (name, properties), the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_test_node_add(dfnet_client_t *client,
+                                                           const char *parent, const char *name,
+                                                           const dfnet_client_property_t *props,
+                                                           size_t count, dfnet_client_error_t *err);
+/* ffx driver test-node remove. Errors: NOT_FOUND, FAILED_PRECONDITION (not a test node),
+ * the common ones. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_test_node_remove(dfnet_client_t *client,
+                                                              const char *moniker,
+                                                              dfnet_client_error_t *err);
+
+/* One driver host (ffx driver list-hosts). Strings owned by the list. */
+typedef struct dfnet_client_driver_host {
+  const char *host;
+  uint64_t id;
+  uint32_t pid;       /* 0: not known (host offline) */
+  uint64_t rss_bytes; /* 0: not known */
+  size_t driver_count;
+  const char **driver_urls;
+  size_t node_count;
+  const char **nodes;
+} dfnet_client_driver_host_t;
+
+typedef struct dfnet_client_driver_host_list {
+  size_t count;
+  dfnet_client_driver_host_t *items;
+} dfnet_client_driver_host_list_t;
+
+/* List the driver hosts of `host` (NULL or "" = every host). On OK *out is new (free with
+ * dfnet_client_driver_host_list_free). Errors: NOT_FOUND (no such host), the common ones.
+ * Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_list_driver_hosts(
+    dfnet_client_t *client, const char *host, const dfnet_client_query_options_t *q,
+    dfnet_client_driver_host_list_t **out, dfnet_client_error_t *err);
+DFNET_CLIENT_API void dfnet_client_driver_host_list_free(dfnet_client_driver_host_list_t *list);
+
+/* A driver control action's outcome on one node. */
+typedef struct dfnet_client_node_outcome {
+  const char *node;
+  dfnet_status_t code; /* OK: running again (restart), matched again (disable, unregister),
+                          running (enable) */
+  const char *message;
+  const char *driver_url; /* what runs on it now; "" = nothing */
+} dfnet_client_node_outcome_t;
+
+typedef enum dfnet_client_driver_action {
+  DFNET_CLIENT_DRIVER_DISABLE = 1,
+  DFNET_CLIENT_DRIVER_ENABLE = 2,
+  DFNET_CLIENT_DRIVER_RESTART = 3,
+  DFNET_CLIENT_DRIVER_UNREGISTER = 4,
+} dfnet_client_driver_action_t;
+
+typedef struct dfnet_client_driver_control_result {
+  const char *url;       /* the driver's URL */
+  uint32_t driver_hosts; /* RESTART: driver hosts restarted */
+  uint32_t nodes;        /* nodes the action stopped the driver on (enable: started it on) */
+  size_t outcome_count;  /* at most 32; `nodes` counts them all */
+  dfnet_client_node_outcome_t *outcomes;
+} dfnet_client_driver_control_result_t;
+
+/* Any driver control action on `url` (see the functions above for each), returning once
+ * the nodes it touched have settled, with the outcome per node. On OK *out is new (free
+ * with dfnet_client_driver_control_result_free). Errors: as the action's function. Not on
+ * the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_driver_control(
+    dfnet_client_t *client, dfnet_client_driver_action_t action, const char *url,
+    dfnet_client_driver_control_result_t **out, dfnet_client_error_t *err);
+DFNET_CLIENT_API void
+dfnet_client_driver_control_result_free(dfnet_client_driver_control_result_t *result);
 
 /* A composite node spec (fuchsia.driver.framework CompositeNodeSpec): parents given as bind
  * rules (ACCEPT: the key has one of the values; REJECT: none of them) and the properties
@@ -532,6 +646,234 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_add_composite_node_spec(
     dfnet_client_t *client, const char *name, const dfnet_client_parent_spec_t *parents,
     size_t parent_count, dfnet_client_error_t *err);
 
+/* ---- Leases (docs/architecture.md "Leases"; proto/dfnet/v1/lease.proto) ---------------- */
+
+/* A lease gives one principal (a certificate's CN) exclusive use of nodes for a time: a
+ * client's call to a node a lease covers must carry the lease's token, else the manager
+ * ends it FAILED_PRECONDITION naming the holder ("dev.lab-a.pci.00_05_0 is leased by alice
+ * until 2026-12-07T10:00:00Z (lease 42)").
+ *
+ * The lease token. Every call this client starts carries its lease token in
+ * Call.lease_token: DFNET_LEASE from the environment at connect (what `dfnet lease acquire`
+ * prints and `dfnet lease run` sets), else what dfnet_client_set_lease_token set, else the
+ * token of the first lease this client acquired (dfnet_client_lease_acquire sets it when the
+ * client has none). Releasing that lease through this client clears it.
+ *
+ * Renewal. A lease this client acquired is renewed by the library at a third of its TTL
+ * while the client lives, on the client thread (no thread of the caller's is needed). A
+ * renewal that fails for want of the manager (connection lost, no answer) is tried again
+ * until the lease would expire; one the manager refuses (the lease expired, was released by
+ * someone else or by an admin's force) ends the renewals. Either way the first failure is
+ * logged once (a warning), the lease's on_renew callback is told, and
+ * dfnet_client_lease_state says so. dfnet_client_close stops renewing but does not release:
+ * the lease lives to the end of its TTL unless renewed elsewhere (with its token). */
+
+typedef enum dfnet_client_lease_priority {
+  DFNET_CLIENT_LEASE_NORMAL = 0,
+  DFNET_CLIENT_LEASE_LOW = 1,
+  DFNET_CLIENT_LEASE_HIGH = 2, /* role admin only */
+} dfnet_client_lease_priority_t;
+
+/* "normal", "low", "high"; "normal" for an unknown value (static). */
+DFNET_CLIENT_API const char *dfnet_client_lease_priority_str(dfnet_client_lease_priority_t p);
+
+/* A lease held, or a request waiting in the queue (queue_position > 0). Strings are owned
+ * by the result. */
+typedef struct dfnet_client_lease {
+  uint64_t id;
+  const char *holder; /* the principal (certificate CN) */
+  size_t target_count;
+  const char **targets;   /* as asked (a selector: the node it picked) */
+  uint32_t node_count;    /* how many nodes it covers in all */
+  size_t node_list_count; /* the first of them (subtree roots), at most 16 */
+  const char **nodes;
+  uint64_t acquired_ms; /* Unix epoch ms (a waiting request: when it was queued) */
+  uint64_t expires_ms;  /* Unix epoch ms; 0 = never (or waiting) */
+  uint32_t ttl_ms;      /* what a renewal extends it by; 0 = no expiry */
+  dfnet_client_lease_priority_t priority;
+  const char *token;       /* "<id>.<64 hex>": only in the answer to the holder's own
+                              acquire; "" otherwise */
+  uint32_t queue_position; /* a waiting request's place (1 = next); 0 = held */
+  const char *reason;      /* "" when none */
+} dfnet_client_lease_t;
+
+typedef struct dfnet_client_lease_list {
+  size_t count;
+  dfnet_client_lease_t *items; /* held leases, then waiting requests in queue order */
+} dfnet_client_lease_list_t;
+
+/* A lease the library renews: status OK after a renewal (expires_ms: the new expiry), or,
+ * once and last, why the library stopped renewing it: NOT_FOUND (it expired, or was
+ * released elsewhere or by an admin's force), PERMISSION_DENIED (its token was refused),
+ * DEADLINE_EXCEEDED (it expired while the manager could not be reached), any other code
+ * the manager answered with. message is borrowed for the call. Client thread. */
+typedef void (*dfnet_client_lease_fn)(void *user, uint64_t lease_id, dfnet_status_t status,
+                                      uint64_t expires_ms, const char *message);
+
+/* A waiting acquire's place in the queue (1 = next), each time the manager tells it.
+ * request_id is the queue entry's id. Client thread. */
+typedef void (*dfnet_client_lease_queue_fn)(void *user, uint64_t request_id, uint32_t position);
+
+typedef struct dfnet_client_lease_options {
+  const char *const *targets; /* node monikers (a node covers its subtree, a composite node
+                                 its parents too) or class paths; borrowed */
+  size_t target_count;        /* 0..16 */
+  const char *const *match;   /* selectors KEY=VALUE that one online, bound node must all
+                                 satisfy (host=NAME, class=NAME, a host label, a node
+                                 property); it is added to the targets; borrowed */
+  size_t match_count;         /* 0..8; targets and selectors: at least one of them */
+  uint32_t ttl_ms;            /* 0 = the manager's default (30 min); at most the role's
+                                 maximum (operator: 24 h) */
+  bool no_expiry;             /* never expires (role admin only) */
+  bool wait;                  /* queue while a target is leased */
+  uint32_t wait_ms;           /* with wait: give up after this long; 0 = as long as it takes */
+  dfnet_client_lease_priority_t priority; /* the queue's band (HIGH: role admin only) */
+  const char *reason;                     /* kept in the audit log; NULL = none */
+  bool no_renew;                          /* the library does not renew it */
+  dfnet_client_lease_fn on_renew;         /* renewals and their end (may be NULL) */
+  dfnet_client_lease_queue_fn on_queued;  /* the place while waiting (may be NULL) */
+  void *user;                             /* passed to both */
+} dfnet_client_lease_options_t;
+
+/* Acquire a lease on opts' targets and selectors, all or nothing (role operator). Blocks
+ * until the manager grants it — at once, or, with wait, when the queue reaches it — or
+ * refuses it, or the wait ends. On OK *out is the lease with its token (free with
+ * dfnet_client_lease_free); the library renews it (unless no_renew) and it becomes the
+ * client's lease token when the client has none. A wait ends with DEADLINE_EXCEEDED after
+ * wait_ms, or CANCELLED after dfnet_client_lease_acquire_cancel; the request leaves the
+ * queue either way. A session lost while waiting: the library asks for the same place in
+ * the queue again once reconnected (the manager keeps it 30 s). Strings are copied.
+ * Errors: INVALID_ARGUMENT (no target nor selector, over the bounds: 16 targets of 511
+ * bytes, 8 selectors of 255, a reason of 255; a selector without '='; the manager's: a TTL
+ * over the role's maximum), NOT_FOUND (a target, or no node for the selectors),
+ * PERMISSION_DENIED (HIGH or no_expiry without role admin; role viewer),
+ * FAILED_PRECONDITION (a target is leased and not wait: the message names the holder, the
+ * lease and its expiry), DEADLINE_EXCEEDED, CANCELLED, the common ones. *out is NULL on
+ * error. Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_lease_acquire(dfnet_client_t *client,
+                                                           const dfnet_client_lease_options_t *opts,
+                                                           dfnet_client_lease_t **out,
+                                                           dfnet_client_error_t *err);
+
+/* End every dfnet_client_lease_acquire of this client that is running now: each returns
+ * CANCELLED soon, its request taken out of the queue (a lease granted in the meantime is
+ * released). Errors: INVALID_ARGUMENT (client NULL), NOT_FOUND (none running; cancelling
+ * twice is harmless). Any thread but a signal handler. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_lease_acquire_cancel(dfnet_client_t *client);
+
+/* Renew lease `id` (0: the lease of the client's lease token): it now expires ttl_ms from
+ * now (0: its own TTL). token: NULL = the one the library knows (a lease this client
+ * acquired, or the client's lease token when it is that lease's); "" = none (role admin).
+ * On OK *out (may be NULL) gets the lease (free with dfnet_client_lease_free). Errors:
+ * INVALID_ARGUMENT (id 0 and no lease token; token over 95 bytes), NOT_FOUND (no such
+ * lease: it expired or was released), PERMISSION_DENIED (wrong token), the common ones.
+ * Not on the client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_lease_renew(dfnet_client_t *client, uint64_t id,
+                                                         const char *token, uint32_t ttl_ms,
+                                                         dfnet_client_lease_t **out,
+                                                         dfnet_client_error_t *err);
+
+/* Release lease `id` (0: the lease of the client's lease token), token as for
+ * dfnet_client_lease_renew. The holder's calls and streams on its nodes end CANCELLED and
+ * the queue moves on. force (role admin): another principal's lease, with a reason; a
+ * reason (NULL = none) is kept in the audit log in any case. The library stops renewing it,
+ * and forgets the client's lease token when it was this lease's. Errors: INVALID_ARGUMENT
+ * (id 0 and no lease token, force without a reason, over the bounds), NOT_FOUND,
+ * PERMISSION_DENIED (wrong token; force without role admin), the common ones. Not on the
+ * client thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_lease_release(dfnet_client_t *client, uint64_t id,
+                                                           const char *token, bool force,
+                                                           const char *reason,
+                                                           dfnet_client_error_t *err);
+
+/* List the leases (role viewer): held ones, then the requests waiting in the queue, in
+ * order. target (NULL or "" = all): only those covering that node (moniker or class path).
+ * On OK *out is new (free with dfnet_client_lease_list_free) and err's message is the
+ * manager's count ("2 leases, 1 waiting"). Errors: the common ones. Not on the client
+ * thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_list_leases(dfnet_client_t *client, const char *target,
+                                                         const dfnet_client_query_options_t *q,
+                                                         dfnet_client_lease_list_t **out,
+                                                         dfnet_client_error_t *err);
+
+/* Lease `id` (held or waiting) as dfnet_client_list_leases has it. On OK *out is new (free
+ * with dfnet_client_lease_free). Errors: NOT_FOUND, the common ones. Not on the client
+ * thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_lease_show(dfnet_client_t *client, uint64_t id,
+                                                        const dfnet_client_query_options_t *q,
+                                                        dfnet_client_lease_t **out,
+                                                        dfnet_client_error_t *err);
+
+/* One change of the lease audit log. Strings owned by the list. */
+typedef struct dfnet_client_lease_audit {
+  uint64_t seq;       /* its place in the log (paging: after_seq) */
+  uint64_t time_ms;   /* Unix epoch ms */
+  const char *actor;  /* a principal, or "dfnet-manager" for an expiry */
+  const char *action; /* acquire, renew, release, expire, force_release, queue, dequeue,
+                         grant */
+  uint64_t lease_id;
+  const char *targets;
+  const char *detail; /* the reason given, or what happened; "" when none */
+} dfnet_client_lease_audit_t;
+
+typedef struct dfnet_client_lease_audit_list {
+  size_t count;
+  dfnet_client_lease_audit_t *items; /* oldest first */
+  bool more; /* the limit cut it: ask again with after_seq = items[count - 1].seq */
+} dfnet_client_lease_audit_list_t;
+
+/* Which part of the audit log dfnet_client_lease_history reads. */
+typedef struct dfnet_client_lease_history_query {
+  const char *target; /* a moniker or a target as asked; NULL or "" = every lease */
+  uint64_t since_ms;  /* Unix epoch ms; 0 = from the beginning */
+  uint32_t limit;     /* entries at most: 0 = 1000; at most 10000 */
+  uint64_t after_seq; /* paging: only entries after this one */
+} dfnet_client_lease_history_query_t;
+
+/* The lease audit log (role viewer), oldest first. h may be NULL (everything, 1000 at
+ * most). On OK *out is new (free with dfnet_client_lease_audit_list_free). Errors:
+ * INVALID_ARGUMENT (limit over 10000, target over 511 bytes), the common ones. Not on the
+ * client thread. */
+DFNET_CLIENT_API dfnet_status_t
+dfnet_client_lease_history(dfnet_client_t *client, const dfnet_client_lease_history_query_t *h,
+                           const dfnet_client_query_options_t *q,
+                           dfnet_client_lease_audit_list_t **out, dfnet_client_error_t *err);
+
+/* Free a result. NULL is a no-op. */
+DFNET_CLIENT_API void dfnet_client_lease_free(dfnet_client_lease_t *lease);
+DFNET_CLIENT_API void dfnet_client_lease_list_free(dfnet_client_lease_list_t *list);
+DFNET_CLIENT_API void dfnet_client_lease_audit_list_free(dfnet_client_lease_audit_list_t *list);
+
+/* Set the client's lease token (above), which the calls it starts from now on carry (a
+ * call already started keeps its own): "<id>.<64 hex>"; NULL or "" = none. Copied.
+ * Errors: INVALID_ARGUMENT (client NULL, token over 95 bytes). Any thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_set_lease_token(dfnet_client_t *client,
+                                                             const char *token);
+
+/* Copy the client's lease token into buf (cap bytes; 96 suffice; "" = none). Errors:
+ * INVALID_ARGUMENT (NULL, cap 0), RESOURCE_EXHAUSTED (cap too small: buf holds ""). Any
+ * thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_lease_token(dfnet_client_t *client, char *buf,
+                                                         size_t cap);
+
+/* A lease this client acquired, as its renewals know it. */
+typedef struct dfnet_client_lease_state {
+  uint64_t id;
+  bool renewing;         /* the library still renews it (false: no_renew, no expiry, lost) */
+  uint64_t expires_ms;   /* the expiry the manager last gave; 0 = never */
+  uint32_t ttl_ms;       /* 0 = no expiry */
+  uint32_t renewals;     /* renewals done so far */
+  uint32_t failures;     /* failed renewals in a row (being tried again while renewing) */
+  dfnet_status_t status; /* OK while held; else why the library stopped renewing it (as
+                            dfnet_client_lease_fn) */
+  char message[256];     /* "" while OK */
+} dfnet_client_lease_state_t;
+
+/* The state of lease `id`, acquired through this client. Errors: INVALID_ARGUMENT (NULL),
+ * NOT_FOUND (not acquired through this client, or released through it since). Any thread. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_lease_state(dfnet_client_t *client, uint64_t id,
+                                                         dfnet_client_lease_state_t *out);
+
 /* ---- Watch ---------------------------------------------------------------------------- */
 
 typedef enum dfnet_client_event_kind {
@@ -549,6 +891,12 @@ typedef enum dfnet_client_event_kind {
   DFNET_CLIENT_EVENT_HOST_DISCONNECTED = 11,
   DFNET_CLIENT_EVENT_HOST_REMOVED = 12,
   DFNET_CLIENT_EVENT_DRIVER_UNREGISTERED = 13, /* subject: its URL; detail: by whom */
+  DFNET_CLIENT_EVENT_NODE_SUSPENDED = 14,      /* subject: the node; detail: the flags */
+  DFNET_CLIENT_EVENT_NODE_RESUMED = 15,
+  DFNET_CLIENT_EVENT_LEASE_ACQUIRED = 16, /* subject: the lease id; detail: holder, targets */
+  DFNET_CLIENT_EVENT_LEASE_RELEASED = 17, /* detail: by whom and why (a forced release too) */
+  DFNET_CLIENT_EVENT_LEASE_EXPIRED = 18,
+  DFNET_CLIENT_EVENT_LEASE_QUEUED = 19, /* a request waits; detail: principal and targets */
 } dfnet_client_event_kind_t;
 
 /* "NODE_ADDED", ... "UNSPECIFIED" (static). */

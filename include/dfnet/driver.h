@@ -23,15 +23,27 @@
  * several drivers (colocation); each has its own dispatcher and context.
  *
  * Threads. Every hook and every method handler runs on the driver's DEFAULT DISPATCHER: a
- * synchronized dispatcher, i.e. one callback at a time, never reentrant, in the order they
- * were queued. A driver therefore needs no lock for state touched only from its hooks and
- * handlers. Each driver has its own dispatcher thread, so a driver that blocks never
- * stalls another driver in the same process; it does stall its own later calls, which
- * queue behind it. As in Fuchsia's driver runtime, a dispatcher is not one fixed thread:
- * when it is idle its callbacks may run on the driver host's link thread, which saves
- * a thread wake-up per batch of calls. Without allow_sync_calls a driver must not block
- * there; if it does anyway, the others wait about 2 ms before another thread reads
- * their calls. Use dfnet_driver_on_dispatcher(), not a thread id, to know where you are.
+ * synchronized dispatcher, i.e. its callbacks are serialised: one at a time (never two at
+ * once, whatever the threads), never reentrant (never one nested inside another of the
+ * same driver), in the order they were queued. A driver therefore needs no lock for state
+ * touched only from its hooks and handlers. As in Fuchsia's driver runtime, the dispatcher
+ * is that serialisation, not one fixed thread. Each driver has a dispatcher thread of its
+ * own, but while its dispatcher is idle (no callback running or queued) its callbacks may
+ * run on another thread of the driver host, which saves a thread wake-up:
+ *   - the link thread, for the calls one read of the link brought;
+ *   - inline, the thread of another driver of the process whose callback calls it
+ *     (dfnet_driver_client_call: the handler runs before that function returns), cancels
+ *     a call it serves (its cancel callback), or answers a call it made (on_item / on_done,
+ *     once the answering callback has returned).
+ * A driver's own callbacks never run inside one of its calls of this API (but for
+ * dfnet_driver_client_close in `stop`, see there): on_item and on_done of a call come after
+ * the callback that made it has returned. A driver with allow_sync_calls always runs on
+ * its own thread, so when it blocks it stalls its own later calls, which queue behind it,
+ * and no other driver. One without it must not block: it would stall the driver whose
+ * thread it runs on (on the link thread, the others wait about 2 ms before another thread
+ * reads their calls). Do not hold, while calling into another driver, a lock that its
+ * callbacks may take (two instances of one .so sharing a global lock): they may run on
+ * your thread. Use dfnet_driver_on_dispatcher(), not a thread id, to know where you are.
  *
  * allow_sync_calls. With `"default_dispatcher_opts": ["allow_sync_calls"]` in the manifest
  * the driver may block on its dispatcher in the functions below that can block
@@ -59,9 +71,13 @@
 extern "C" {
 #endif
 
-/* The version of this API. Bumped on any incompatible change of the ops table or of a
- * function's contract; a driver host refuses drivers built against another version. */
-#define DFNET_DRIVER_API_VERSION 1u
+/* The version of this API. Bumped on any change of the ops table or of a function's
+ * contract. A driver host runs drivers built against DFNET_DRIVER_API_VERSION_MIN ..
+ * DFNET_DRIVER_API_VERSION and refuses others (FAILED_PRECONDITION). Version 2 appended
+ * `suspend` and `resume` to the ops table: a version-1 table ends before them and the
+ * driver host never reads them there. */
+#define DFNET_DRIVER_API_VERSION 2u
+#define DFNET_DRIVER_API_VERSION_MIN 1u
 
 /* The symbol DFNET_DRIVER_EXPORT defines; the driver host looks it up with dlsym(). */
 #define DFNET_DRIVER_SYMBOL "dfnet_driver_registration"
@@ -101,7 +117,9 @@ typedef struct dfnet_driver_ops {
    *   manager shows on the node, e.g. FAILED_PRECONDITION when the hardware is not as the
    *   driver expects. On error no other hook is called: `start` must release what it
    *   acquired; the driver host removes what it registered (services, children), shuts
-   *   the dispatcher down and frees the context. */
+   *   the dispatcher down and frees the context.
+   * Lengthy initialisation: call dfnet_driver_start_async() in `start` and return OK; the
+   *   start completes when the driver calls dfnet_driver_start_complete() (see there). */
   dfnet_status_t (*start)(dfnet_driver_t *driver, void *ctx);
 
   /* prepare_stop: the driver is about to be stopped (DriverStop, or the driver host is
@@ -122,7 +140,33 @@ typedef struct dfnet_driver_ops {
    *   .so when no other driver uses it.
    * Returns nothing. */
   void (*stop)(dfnet_driver_t *driver, void *ctx);
+
+  /* ---- API version 2 ---- */
+
+  /* suspend: the seeds' suspend(flags) callout: the board reboots, powers off or suspends
+   *   to RAM (flags: one DFNET_SUSPEND_FLAG_*), or an admin ran `dfnet node suspend`.
+   *   OPTIONAL (NULL: nothing to do; the driver counts as suspended).
+   * Thread: the default dispatcher. May block: briefly (quiesce the hardware).
+   * Runs after the drivers below the node have suspended. While the driver is suspended
+   *   it receives no calls (they end UNAVAILABLE "suspended" before reaching it); its own
+   *   threads and timers are its business.
+   * Returns OK, or an error: the driver then counts as running, and the suspend of the
+   *   node and of the nodes above it fails with that status. */
+  dfnet_status_t (*suspend)(dfnet_driver_t *driver, void *ctx, uint32_t flags);
+
+  /* resume: the seeds' resume(): back from a suspend. OPTIONAL (NULL: nothing to do).
+   * Thread: the default dispatcher. May block: briefly. Runs before the drivers below the
+   *   node resume.
+   * Returns OK (calls are delivered again), or an error: the driver stays suspended and the
+   *   manager shows the error on the node. */
+  dfnet_status_t (*resume)(dfnet_driver_t *driver, void *ctx);
 } dfnet_driver_ops_t;
+
+/* The suspend reasons of `suspend` (the seeds' DEVICE_SUSPEND_FLAG_* values). */
+#define DFNET_SUSPEND_FLAG_REBOOT 0xdcdc0100u      /* the board reboots or shuts down */
+#define DFNET_SUSPEND_FLAG_POWEROFF 0xdcdc0200u    /* the board powers off */
+#define DFNET_SUSPEND_FLAG_MEXEC 0xdcdc0300u       /* a new kernel is about to be executed */
+#define DFNET_SUSPEND_FLAG_SUSPEND_RAM 0xdcdc0400u /* suspend to RAM; resume follows */
 
 /* What DFNET_DRIVER_EXPORT defines: the version again (readable without knowing the ops
  * table's layout) and the table. */
@@ -345,9 +389,10 @@ const char *dfnet_call_caller_driver_url(const dfnet_call_t *call);
  * A driver calls a service offered to its node with the semantics remote clients have:
  * unary and server-streaming calls, deadlines, cancellation, a credit window, the 17
  * status codes. The call takes the shortest way to the serving driver: within the same
- * driver host it is handed to that driver's dispatcher (no socket); in another driver
- * host of the same board it goes through the host agent; on another board (a composite's
- * parent) through the manager. The serving driver sees the caller's node moniker
+ * driver host it is handed to that driver's dispatcher (no socket; when that dispatcher is
+ * idle its handler runs inline, see "Threads" at the top); in another driver host of the
+ * same board it goes through the host agent; on another board (a composite's parent)
+ * through the manager. The serving driver sees the caller's node moniker
  * (dfnet_call_caller) and driver URL (dfnet_call_caller_driver_url). When the serving
  * driver stops, the client's calls end UNAVAILABLE and dfnet_driver_client_status() says
  * so; the manager stops a child's driver before its parent's (DFv2 removal order).
@@ -355,13 +400,17 @@ const char *dfnet_call_caller_driver_url(const dfnet_call_t *call);
  * Implementation notes (host/driver_host/client.c; docs/architecture.md "Calls between
  * drivers"). Whether the serving driver runs in this driver host is decided by
  * dfnet_driver_connect(). A call within the process is a call of the serving driver whose
- * replies are posted to the calling dispatcher; any other is the driver host's own Call on
- * its link (an id with bit 63 set), which the host agent checks (the calling node must be
- * one whose driver runs in that driver host) and routes. The client turns UNAVAILABLE when
- * its serving driver in this process begins to stop, or when the host agent ends one of its
- * calls with Status UNAVAILABLE (the serving driver or its driver host is gone); a Reply
- * UNAVAILABLE (the serving driver's own answer, or a transient failure on the way) leaves
- * it OK. Across driver hosts a client with no call in flight learns it on its next call.
+ * replies are posted to the calling dispatcher (Fuchsia's inlining rules: made from a
+ * dispatcher, it runs on the calling thread when the serving dispatcher is idle and has
+ * no allow_sync_calls, and its replies reach an idle calling dispatcher the same way when
+ * the serving callback returns; else each side's thread is woken); any other is the
+ * driver host's own Call on its link (an id with bit 63 set), which the host agent checks
+ * (the calling node must be one whose driver runs in that driver host) and routes. The
+ * client turns UNAVAILABLE when its serving driver in this process begins to stop, or
+ * when the host agent ends one of its calls with Status UNAVAILABLE (the serving driver or
+ * its driver host is gone); a Reply UNAVAILABLE (the serving driver's own answer, or a
+ * transient failure on the way) leaves it OK. Across driver hosts a client with no call in
+ * flight learns it on its next call.
  * ------------------------------------------------------------------------------------- */
 
 typedef struct dfnet_driver_client dfnet_driver_client_t;
@@ -404,7 +453,10 @@ typedef struct dfnet_driver_client_call_args {
   void *arg;
 } dfnet_driver_client_call_args_t;
 
-/* Start a call. *id (may be NULL) names it. Any thread; never blocks.
+/* Start a call. *id (may be NULL) names it. Any thread; never blocks. On the calling
+ * driver's dispatcher, the handler of a serving driver of this process whose dispatcher is
+ * idle (and has no allow_sync_calls) runs inside this call; the caller's on_item and on_done
+ * never do (*id is set before they run).
  * Returns OK (on_done will run exactly once); INVALID_ARGUMENT (no method or on_done,
  * request over DFNET_CALL_PAYLOAD_MAX); UNAVAILABLE (the serving driver has stopped, or
  * the link to the agent is gone); FAILED_PRECONDITION (the calling driver is stopping);
@@ -435,6 +487,34 @@ dfnet_status_t dfnet_driver_client_status(const dfnet_driver_client_t *client);
  * open when `stop` returns are closed by the driver host without callbacks: their calls are
  * cancelled at the serving side all the same.) */
 void dfnet_driver_client_close(dfnet_driver_client_t *client);
+
+/* ---------------------------------------------------------------------------------------
+ * Asynchronous start (the seeds' init() hook and device_init_reply(); DFv2's asynchronous
+ * Start)
+ * ------------------------------------------------------------------------------------- */
+
+/* Make this driver's start asynchronous. Call it in `start`, then return OK: the start is
+ * complete only once dfnet_driver_start_complete() is called. Until then the node shows
+ * state "starting", calls to it end UNAVAILABLE, and the children the driver adds are
+ * neither listed to clients nor bound; they are once the start completes OK, and they are
+ * removed if it fails. The manifest's "start_timeout_ms" (default 30000, at most 600000)
+ * bounds the whole start: past it the driver host stops the driver (prepare_stop, stop)
+ * and the node shows DEADLINE_EXCEEDED.
+ * Thread: the default dispatcher, inside `start` only.
+ * Returns OK; FAILED_PRECONDITION (not inside `start`, or called twice). */
+dfnet_status_t dfnet_driver_start_async(dfnet_driver_t *driver);
+
+/* Complete an asynchronous start with `status`: OK (the node is ready: its children are
+ * listed and bound), or an error that the manager shows on the node; the driver host then
+ * stops the driver as for a DriverStop (prepare_stop, drain, stop), so release what the
+ * driver holds there. Any thread, once; `status` must be one of the 17 codes.
+ * Returns OK; FAILED_PRECONDITION (the start was not asynchronous, is already complete, or
+ * timed out: the driver is being stopped); INVALID_ARGUMENT (not a status code). */
+dfnet_status_t dfnet_driver_start_complete(dfnet_driver_t *driver, dfnet_status_t status);
+
+/* Is the driver suspended (its suspend hook returned OK and no resume ran since)? Any
+ * thread. */
+bool dfnet_driver_suspended(const dfnet_driver_t *driver);
 
 /* ---------------------------------------------------------------------------------------
  * The dispatcher

@@ -10,6 +10,7 @@
 #include "lib/envelope.h"
 #include "lib/pki.h"
 #include "lib/transport.h"
+#include "scripted_leases.h"
 
 #define MAX_STREAMS 64
 
@@ -27,6 +28,7 @@ struct scripted_server {
   ss_stats_t stats;
   ss_stream_t streams[MAX_STREAMS];
   uint8_t payload[65536];
+  ss_leases_t *leases; /* scripted_leases.c */
 };
 
 int ss_issue(const char *state_dir, const char *role, const char *name, const char *out_dir) {
@@ -112,6 +114,7 @@ static void on_call(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_en
   s->stats.calls++;
   s->stats.last_deadline_ms = c->deadline_ms;
   s->stats.last_credit = c->credit;
+  snprintf(s->stats.last_lease_token, sizeof s->stats.last_lease_token, "%s", c->lease_token);
   pthread_mutex_unlock(&s->mu);
   dfnet_v1_Role role = session_role(s, sid);
   if (role != dfnet_v1_Role_ADMIN && role != dfnet_v1_Role_OPERATOR) {
@@ -183,9 +186,9 @@ static void on_call(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_en
   }
 }
 
-static void node_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
-                      const char *moniker, const char *driver, dfnet_v1_NodeState state,
-                      bool verbose) {
+/* A NodeInfo in s->env, to be sent (node_item). */
+static dfnet_v1_NodeInfo *node_fill(scripted_server_t *s, uint64_t id, const char *moniker,
+                                    const char *driver, dfnet_v1_NodeState state, bool verbose) {
   dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_node_info_tag);
   dfnet_v1_NodeInfo *n = &e->pb.msg.node_info;
   snprintf(n->moniker, sizeof n->moniker, "%s", moniker);
@@ -196,6 +199,7 @@ static void node_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
   n->state = state;
   if (driver[0]) {
     n->driver_host_id = 7;
+    n->driver_host_pid = 4242;
     snprintf(n->class_name, sizeof n->class_name, "rng");
     snprintf(n->class_path, sizeof n->class_path, "class/rng/000");
   } else if (state == dfnet_v1_NodeState_UNBOUND) {
@@ -227,7 +231,42 @@ static void node_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
     n->offers_count = 1;
     snprintf(n->offers[0], sizeof n->offers[0], "fuchsia.hardware.pci.Service");
   }
-  dfnet_transport_send(s->t, sid, e, 0);
+  return n;
+}
+
+static void node_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
+                      const char *moniker, const char *driver, dfnet_v1_NodeState state,
+                      bool verbose) {
+  node_fill(s, id, moniker, driver, state, verbose);
+  dfnet_transport_send(s->t, sid, s->env, 0);
+}
+
+/* The nodes of driver lifecycle (issue 19), listed only when asked by their moniker: one
+ * starting, one suspended, one test node. */
+static void lifecycle_node(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
+                           const char *moniker, bool verbose) {
+  static const char rng[] = "dfnet-boot:///virtio-rng#meta/virtio-rng.json";
+  dfnet_v1_NodeInfo *n = NULL;
+  if (strcmp(moniker, "dev.lab-a.pci.00_08_0") == 0) {
+    n = node_fill(s, id, moniker, rng, dfnet_v1_NodeState_NODE_STARTING, verbose);
+  } else if (strcmp(moniker, "dev.lab-a.pci.00_09_0") == 0) {
+    n = node_fill(s, id, moniker, rng, dfnet_v1_NodeState_BOUND, verbose);
+    n->suspended = true;
+    n->driver_host_pid = 4343;
+  } else if (strcmp(moniker, "dev.lab-a.pci.00_0a_0") == 0) { /* leased */
+    n = node_fill(s, id, moniker, rng, dfnet_v1_NodeState_BOUND, verbose);
+    n->lease_id = 7;
+    snprintf(n->lease_holder, sizeof n->lease_holder, "alice");
+    n->lease_expires_ms = 1800000000000ull;
+  } else if (strcmp(moniker, "dev.lab-a.pci.t0") == 0) {
+    n = node_fill(s, id, moniker, "", dfnet_v1_NodeState_UNBOUND, verbose);
+    n->test = true;
+    n->unbound_reason.code = dfnet_v1_Code_OK;
+    snprintf(n->unbound_reason.message, sizeof n->unbound_reason.message,
+             "test node: would bind %s", rng);
+  }
+  if (n != NULL)
+    dfnet_transport_send(s->t, sid, s->env, 0);
 }
 
 static void on_list_nodes(scripted_server_t *s, dfnet_session_id_t sid,
@@ -257,6 +296,8 @@ static void on_list_nodes(scripted_server_t *s, dfnet_session_id_t sid,
       if (match)
         node_item(s, sid, id, nodes[i].moniker, nodes[i].driver, nodes[i].state, q.verbose);
     }
+    if (q.exact)
+      lifecycle_node(s, sid, id, q.filter, q.verbose);
   }
   dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
 }
@@ -275,6 +316,11 @@ static void on_list_hosts(scripted_server_t *s, dfnet_session_id_t sid, uint64_t
     h->labels_count = 1;
     snprintf(h->labels[0].key, sizeof h->labels[0].key, "rack");
     snprintf(h->labels[0].value, sizeof h->labels[0].value, "r%d", i);
+    if (i == 0) { /* lease 7 */
+      h->lease_holders_count = 1;
+      snprintf(h->lease_holders[0], sizeof h->lease_holders[0], "alice");
+      h->leased_nodes = 1;
+    }
     dfnet_transport_send(s->t, sid, e, 0);
   }
   dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
@@ -294,6 +340,8 @@ static void on_list_drivers(scripted_server_t *s, dfnet_session_id_t sid,
     snprintf(d->url, sizeof d->url, "dfnet-boot:///%s#meta/%s.json", names[i], names[i]);
     d->source = dfnet_v1_DriverSource_BOOT;
     d->fallback = i == 1;
+    d->disable_autobind = i == 1;
+    d->start_timeout_ms = i == 0 ? 2000 : 0;
     d->device_count = i == 0 ? 1 : 0;
     d->device_categories_count = 1;
     snprintf(d->device_categories[0].category, sizeof d->device_categories[0].category, "misc");
@@ -310,6 +358,149 @@ static void on_list_drivers(scripted_server_t *s, dfnet_session_id_t sid,
     dfnet_transport_send(s->t, sid, e, 0);
   }
   dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
+}
+
+/* A DriverControlResult with outcomes: 00_05_0 running again; with "partial", 00_06_0
+ * failed. */
+static void control_result(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
+                           const dfnet_v1_DriverControl *d) {
+  static const char rng[] = "dfnet-boot:///virtio-rng#meta/virtio-rng.json";
+  bool partial = strstr(d->url, "partial") != NULL;
+  dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_driver_control_result_tag);
+  dfnet_v1_DriverControlResult *r = &e->pb.msg.driver_control_result;
+  r->driver_hosts = d->action == dfnet_v1_DriverControl_Action_RESTART ? 2 : 0;
+  r->nodes = partial ? 3 : 1;
+  snprintf(r->url, sizeof r->url, "%s", partial ? "dfnet-boot:///partial#meta/partial.json" : rng);
+  r->outcomes_count = partial ? 2 : 1;
+  snprintf(r->outcomes[0].node, sizeof r->outcomes[0].node, "dev.lab-a.pci.00_05_0");
+  r->outcomes[0].has_status = true;
+  snprintf(r->outcomes[0].driver_url, sizeof r->outcomes[0].driver_url, "%s", rng);
+  if (partial) {
+    snprintf(r->outcomes[1].node, sizeof r->outcomes[1].node, "dev.lab-a.pci.00_06_0");
+    r->outcomes[1].has_status = true;
+    r->outcomes[1].status.code = dfnet_v1_Code_FAILED_PRECONDITION;
+    snprintf(r->outcomes[1].status.message, sizeof r->outcomes[1].status.message,
+             "start failed: no device");
+  }
+  dfnet_transport_send(s->t, sid, e, 0);
+}
+
+static void driver_host_item(scripted_server_t *s, dfnet_session_id_t sid, uint64_t id,
+                             const char *host, uint64_t dh, uint32_t pid, uint64_t rss,
+                             const char *driver, const char *node) {
+  dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_driver_host_info_tag);
+  dfnet_v1_DriverHostInfo *h = &e->pb.msg.driver_host_info;
+  snprintf(h->host, sizeof h->host, "%s", host);
+  h->id = dh;
+  h->pid = pid;
+  h->rss_bytes = rss;
+  h->driver_urls_count = 1;
+  snprintf(h->driver_urls[0], sizeof h->driver_urls[0], "%s", driver);
+  h->nodes_count = 1;
+  snprintf(h->nodes[0], sizeof h->nodes[0], "%s", node);
+  dfnet_transport_send(s->t, sid, e, 0);
+}
+
+/* lab-b's first (the CLI sorts), offline; then lab-a's two. */
+static void on_list_driver_hosts(scripted_server_t *s, dfnet_session_id_t sid,
+                                 const dfnet_envelope_t *env) {
+  static const char rng[] = "dfnet-boot:///virtio-rng#meta/virtio-rng.json";
+  static const char pci[] = "dfnet-boot:///pci-config#meta/pci-config.json";
+  const char *host = env->pb.msg.list_driver_hosts.host;
+  uint64_t id = env->pb.id;
+  if (host[0] != '\0' && strcmp(host, "lab-a") != 0 && strcmp(host, "lab-b") != 0) {
+    dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_NOT_FOUND, "no host 'x'");
+    return;
+  }
+  if (host[0] == '\0' || strcmp(host, "lab-b") == 0)
+    driver_host_item(s, sid, id, "lab-b", 1, 0, 0, pci, "dev.lab-b.pci.00_01_0");
+  if (host[0] == '\0' || strcmp(host, "lab-a") == 0) {
+    driver_host_item(s, sid, id, "lab-a", 7, 4242, 2202010, rng, "dev.lab-a.pci.00_05_0");
+    driver_host_item(s, sid, id, "lab-a", 2, 4100, 512000, pci, "dev.lab-a.pci.00_06_0");
+  }
+  dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
+}
+
+/* "<key>=<type>:<value>;" of a property, appended to out. */
+static void property_text(const dfnet_v1_NodeProperty *p, char *out, size_t cap) {
+  size_t n = strlen(out);
+  char key[160];
+  if (p->which_key == dfnet_v1_NodeProperty_int_key_tag)
+    snprintf(key, sizeof key, "#%u", p->key.int_key);
+  else
+    snprintf(key, sizeof key, "%s", p->key.str_key);
+  switch (p->which_value) {
+  case dfnet_v1_NodeProperty_int_value_tag:
+    snprintf(out + n, cap - n, "%s=u:%u;", key, p->value.int_value);
+    break;
+  case dfnet_v1_NodeProperty_bool_value_tag:
+    snprintf(out + n, cap - n, "%s=b:%s;", key, p->value.bool_value ? "true" : "false");
+    break;
+  case dfnet_v1_NodeProperty_str_value_tag:
+    snprintf(out + n, cap - n, "%s=s:%s;", key, p->value.str_value);
+    break;
+  case dfnet_v1_NodeProperty_enum_value_tag:
+    snprintf(out + n, cap - n, "%s=e:%s;", key, p->value.enum_value);
+    break;
+  default:
+    snprintf(out + n, cap - n, "%s=?;", key);
+    break;
+  }
+}
+
+/* RequestBind and the node control requests: recorded, answered with a Status. */
+static void on_node_control(scripted_server_t *s, dfnet_session_id_t sid,
+                            const dfnet_envelope_t *env) {
+  const char *node = "", *message = "";
+  ss_stats_t *st = &s->stats;
+  pthread_mutex_lock(&s->mu);
+  st->last_which = env->pb.which_msg;
+  st->last_flags = 0;
+  st->last_driver[0] = st->last_props[0] = '\0';
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_request_bind_tag:
+    node = env->pb.msg.request_bind.node;
+    st->last_flags = env->pb.msg.request_bind.force_rebind;
+    snprintf(st->last_driver, sizeof st->last_driver, "%s",
+             env->pb.msg.request_bind.driver_url_suffix);
+    message = "starting dfnet-boot:///virtio-rng#meta/virtio-rng.json";
+    break;
+  case dfnet_v1_Envelope_unbind_node_tag:
+    node = env->pb.msg.unbind_node.node;
+    message = "stopped 1 driver";
+    break;
+  case dfnet_v1_Envelope_suspend_node_tag:
+    node = env->pb.msg.suspend_node.node;
+    st->last_flags = env->pb.msg.suspend_node.flags;
+    message = "2 drivers suspended";
+    break;
+  case dfnet_v1_Envelope_resume_node_tag:
+    node = env->pb.msg.resume_node.node;
+    break;
+  case dfnet_v1_Envelope_add_test_node_tag:
+    node = env->pb.msg.add_test_node.parent;
+    for (pb_size_t i = 0; i < env->pb.msg.add_test_node.properties_count; i++)
+      property_text(&env->pb.msg.add_test_node.properties[i], st->last_props,
+                    sizeof st->last_props);
+    message = "would bind dfnet-boot:///virtio-rng#meta/virtio-rng.json";
+    break;
+  default:
+    node = env->pb.msg.remove_test_node.moniker;
+    break;
+  }
+  snprintf(st->last_node, sizeof st->last_node, "%s%s%s", node,
+           env->pb.which_msg == dfnet_v1_Envelope_add_test_node_tag ? "." : "",
+           env->pb.which_msg == dfnet_v1_Envelope_add_test_node_tag ? env->pb.msg.add_test_node.name
+                                                                    : "");
+  pthread_mutex_unlock(&s->mu);
+  if (session_role(s, sid) != dfnet_v1_Role_ADMIN)
+    dfnet_transport_send_status(s->t, sid, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
+                                "node control needs role admin");
+  else if (strcmp(node, "dev.none") == 0)
+    dfnet_transport_send_status(s->t, sid, env->pb.id, DFNET_STATUS_NOT_FOUND,
+                                "no node 'dev.none'");
+  else
+    dfnet_transport_send_status(s->t, sid, env->pb.id, DFNET_STATUS_OK, message);
 }
 
 static void on_misc(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
@@ -392,10 +583,9 @@ static void on_misc(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_en
                                   "driver_control needs role admin");
     } else if (strstr(d->url, "missing") != NULL) {
       dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_NOT_FOUND, "no driver with that URL");
-    } else if (d->action == dfnet_v1_DriverControl_Action_RESTART) {
-      dfnet_envelope_t *e = fresh(s, id, dfnet_v1_Envelope_driver_control_result_tag);
-      e->pb.msg.driver_control_result.driver_hosts = 2;
-      dfnet_transport_send(s->t, sid, e, 0);
+    } else if (d->action == dfnet_v1_DriverControl_Action_RESTART ||
+               strstr(d->url, "partial") != NULL) {
+      control_result(s, sid, id, d);
     } else {
       dfnet_transport_send_status(s->t, sid, id, DFNET_STATUS_OK, "");
     }
@@ -409,6 +599,8 @@ static void on_misc(scripted_server_t *s, dfnet_session_id_t sid, const dfnet_en
 
 static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
   scripted_server_t *s = user;
+  if (ss_leases_envelope(s->leases, sid, env))
+    return;
   switch (env->pb.which_msg) {
   case dfnet_v1_Envelope_hello_tag: {
     dfnet_v1_Role role = session_role(s, sid);
@@ -431,6 +623,17 @@ static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope
     return;
   case dfnet_v1_Envelope_list_drivers_tag:
     on_list_drivers(s, sid, env);
+    return;
+  case dfnet_v1_Envelope_list_driver_hosts_tag:
+    on_list_driver_hosts(s, sid, env);
+    return;
+  case dfnet_v1_Envelope_request_bind_tag:
+  case dfnet_v1_Envelope_unbind_node_tag:
+  case dfnet_v1_Envelope_suspend_node_tag:
+  case dfnet_v1_Envelope_resume_node_tag:
+  case dfnet_v1_Envelope_add_test_node_tag:
+  case dfnet_v1_Envelope_remove_test_node_tag:
+    on_node_control(s, sid, env);
     return;
   default:
     on_misc(s, sid, env);
@@ -455,6 +658,7 @@ scripted_server_t *ss_start(const char *dir, uint16_t *port) {
                                .callbacks = {.on_envelope = on_envelope},
                                .user = s};
   if (s->env == NULL || dfnet_transport_create(&s->t) != DFNET_STATUS_OK ||
+      (s->leases = ss_leases_new(s->t)) == NULL ||
       dfnet_transport_listen(s->t, &cfg, NULL, port) != DFNET_STATUS_OK ||
       dfnet_transport_start(s->t) != DFNET_STATUS_OK) {
     ss_stop(s);
@@ -469,10 +673,15 @@ void ss_stats(scripted_server_t *s, ss_stats_t *out) {
   pthread_mutex_unlock(&s->mu);
 }
 
+void ss_lease_stats(scripted_server_t *s, ss_lease_stats_t *out) {
+  ss_leases_stats(s->leases, out);
+}
+
 void ss_stop(scripted_server_t *s) {
   if (s == NULL)
     return;
   dfnet_transport_destroy(s->t);
+  ss_leases_free(s->leases);
   pthread_mutex_destroy(&s->mu);
   free(s->env);
   free(s);

@@ -250,7 +250,7 @@ static void test_node_list_text(void **state) {
       "Moniker  : dev.lab-a.pci.00_05_0\n"
       "Driver   : dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
       "State    : bound\n"
-      "Host     : lab-a (driver host 7)\n"
+      "Host     : lab-a (driver host 7, pid 4242)\n"
       "Class    : class/rng/000\n"
       "4 Properties\n"
       "[ 1/  4] : Key fuchsia.BIND_PCI_VID           Value 0x001af4\n"
@@ -308,8 +308,14 @@ static void test_dump_and_others(void **state) {
   use_scripted("admin", "alice");
   assert_int_equal(run("node", "dump"), 0);
   assert_string_equal(R.out,
-                      "[lab-a]\n  [pci]\n    [00_05_0] driver_host=7 "
+                      "[lab-a]\n  [pci]\n    [00_05_0] pid=4242 "
                       "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n    [00_06_0]\n");
+  assert_int_equal(run("node", "dump", "--json"), 0);
+  cJSON *dump = parse_out();
+  cJSON *d2 = cJSON_GetArrayItem(cJSON_GetObjectItem(dump, "nodes"), 2);
+  assert_int_equal(cJSON_GetObjectItem(d2, "driver_host_pid")->valueint, 4242);
+  assert_int_equal(cJSON_GetObjectItem(d2, "driver_host_id")->valueint, 7);
+  cJSON_Delete(dump);
   assert_int_equal(run("node", "dump", "--graph"), 0);
   assert_true(strncmp(R.out, "digraph {\n", 10) == 0);
   assert_non_null(strstr(R.out, "  \"dev.lab-a.pci\" -> \"dev.lab-a.pci.00_05_0\"\n"));
@@ -345,7 +351,9 @@ static void test_dump_and_others(void **state) {
   assert_string_equal(R.out,
                       "Restarting driver hosts containing "
                       "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
-                      "Restarted 2 driver host(s).\n");
+                      "Restarted 2 driver host(s).\n"
+                      "dev.lab-a.pci.00_05_0: running "
+                      "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n");
   assert_int_equal(run("driver", "disable", "missing"), 1);
   assert_non_null(strstr(R.err, "dfnet: NOT_FOUND: no driver with that URL"));
   assert_int_equal(run("composite", "list", "-v"), 0);
@@ -432,6 +440,225 @@ static void test_call_and_rng(void **state) {
   assert_non_null(strstr(R.err, "PERMISSION_DENIED"));
 }
 
+/* ---- driver lifecycle (issue 19), against the scripted peer ---- */
+
+/* node show / node list --json / node dump of a starting, a suspended and a test node; the
+ * driver index's autobind and start timeout. */
+static void test_lifecycle_listings(void **state) {
+  (void)state;
+  use_scripted("viewer", "carol");
+  assert_int_equal(run("node", "show", "dev.lab-a.pci.00_08_0"), 0);
+  assert_non_null(strstr(R.out, "State    : starting\n"));
+  assert_int_equal(run("node", "show", "dev.lab-a.pci.00_09_0"), 0);
+  assert_non_null(strstr(R.out, "State    : bound (suspended)\n"));
+  assert_non_null(strstr(R.out, "Host     : lab-a (driver host 7, pid 4343)\n"));
+  assert_int_equal(run("node", "show", "dev.lab-a.pci.t0"), 0);
+  assert_non_null(strstr(R.out, "State    : unbound (test node)\n"));
+  assert_non_null(strstr(
+      R.out,
+      "Reason   : OK: test node: would bind dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"));
+  const struct {
+    const char *moniker, *state;
+    int pid;
+    bool suspended, test;
+  } want[] = {{"dev.lab-a.pci.00_08_0", "starting", 4242, false, false},
+              {"dev.lab-a.pci.00_09_0", "bound", 4343, true, false},
+              {"dev.lab-a.pci.t0", "unbound", 0, false, true}};
+  for (size_t i = 0; i < 3; i++) {
+    assert_int_equal(run("node", "show", "--json", want[i].moniker), 0);
+    cJSON *doc = parse_out();
+    cJSON *n = cJSON_GetObjectItem(doc, "node");
+    assert_string_equal(cJSON_GetObjectItem(n, "state")->valuestring, want[i].state);
+    assert_int_equal(cJSON_GetObjectItem(n, "driver_host_pid")->valueint, want[i].pid);
+    assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(n, "suspended")), want[i].suspended);
+    assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(n, "test")), want[i].test);
+    cJSON_Delete(doc);
+  }
+  assert_int_equal(run("driver", "list", "-v"), 0);
+  assert_non_null(strstr(R.out, "Autobind  : enabled\nStart Timeout: 2000 ms\n"));
+  assert_non_null(strstr(R.out,
+                         "Autobind  : disabled (binds on `dfnet node bind` only)\n"
+                         "Start Timeout: 30000 ms (default)\n"));
+  assert_int_equal(run("driver", "list", "--json"), 0);
+  cJSON *doc = parse_out();
+  cJSON *d1 = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "drivers"), 1);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d1, "disable_autobind")));
+  assert_int_equal(cJSON_GetObjectItem(d1, "start_timeout_ms")->valueint, 0);
+  cJSON *d0 = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "drivers"), 0);
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(d0, "disable_autobind")));
+  assert_int_equal(cJSON_GetObjectItem(d0, "start_timeout_ms")->valueint, 2000);
+  cJSON_Delete(doc);
+}
+
+/* driver host list: per board, sorted, RSS for people, `?` for an offline board. */
+static void test_driver_host_list(void **state) {
+  (void)state;
+  use_scripted("viewer", "carol");
+  assert_int_equal(run("driver", "host", "list"), 0);
+  assert_string_equal(R.out,
+                      "[lab-a]\n"
+                      "  Driver Host 2: pid 4100, RSS 500.0 KiB\n"
+                      "    Driver : dfnet-boot:///pci-config#meta/pci-config.json\n"
+                      "    Node   : dev.lab-a.pci.00_06_0\n"
+                      "  Driver Host 7: pid 4242, RSS 2.1 MiB\n"
+                      "    Driver : dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
+                      "    Node   : dev.lab-a.pci.00_05_0\n"
+                      "\n"
+                      "[lab-b]\n"
+                      "  Driver Host 1: pid ?, RSS ?\n"
+                      "    Driver : dfnet-boot:///pci-config#meta/pci-config.json\n"
+                      "    Node   : dev.lab-b.pci.00_01_0\n");
+  assert_int_equal(run("driver", "host", "list", "lab-a", "--json"), 0);
+  cJSON *doc = parse_out();
+  cJSON *hosts = cJSON_GetObjectItem(doc, "driver_hosts");
+  assert_int_equal(cJSON_GetArraySize(hosts), 2);
+  cJSON *h = cJSON_GetArrayItem(hosts, 1);
+  assert_string_equal(cJSON_GetObjectItem(h, "host")->valuestring, "lab-a");
+  assert_int_equal(cJSON_GetObjectItem(h, "id")->valueint, 7);
+  assert_int_equal(cJSON_GetObjectItem(h, "pid")->valueint, 4242);
+  assert_int_equal(cJSON_GetObjectItem(h, "rss_bytes")->valueint, 2202010);
+  assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(h, "drivers"), 0)->valuestring,
+                      "dfnet-boot:///virtio-rng#meta/virtio-rng.json");
+  assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(h, "nodes"), 0)->valuestring,
+                      "dev.lab-a.pci.00_05_0");
+  cJSON_Delete(doc);
+  assert_int_equal(run("driver", "host", "list", "lab-z"), 1);
+  assert_string_equal(R.err, "dfnet: NOT_FOUND: no host 'x'\n");
+  assert_int_equal(run("driver", "host", "list", "a", "b"), 2);
+  assert_int_equal(run("driver", "host", "lab-a"), 2);
+  assert_non_null(strstr(R.err, "'driver host' has no command 'lab-a'; its commands: list"));
+}
+
+/* The outcome per node of a driver action; one failed: exit 1, said on stderr after it. */
+static void test_driver_outcomes(void **state) {
+  (void)state;
+  use_scripted("admin", "alice");
+  assert_int_equal(run("driver", "disable", "partial"), 1);
+  assert_string_equal(R.out,
+                      "Disabled dfnet-boot:///partial#meta/partial.json\n"
+                      "dev.lab-a.pci.00_05_0: running "
+                      "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
+                      "dev.lab-a.pci.00_06_0: FAILED_PRECONDITION: start failed: no "
+                      "device\n"
+                      "... and 1 more node(s)\n");
+  assert_string_equal(R.err,
+                      "dfnet: FAILED_PRECONDITION: disable partial: 1 of 2 node(s) failed\n");
+  assert_int_equal(run("driver", "restart", "--json", "partial"), 1);
+  cJSON *doc = parse_out();
+  assert_string_equal(cJSON_GetObjectItem(doc, "url")->valuestring, "partial");
+  assert_int_equal(cJSON_GetObjectItem(doc, "restarted_driver_hosts")->valueint, 2);
+  cJSON *o = cJSON_GetObjectItem(doc, "outcomes");
+  assert_int_equal(cJSON_GetArraySize(o), 2);
+  assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "code")->valuestring, "OK");
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "message")));
+  assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 1), "code")->valuestring,
+                      "FAILED_PRECONDITION");
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 1), "driver")));
+  cJSON_Delete(doc);
+  assert_non_null(strstr(R.err, "dfnet: FAILED_PRECONDITION: restart partial: 1 of 2"));
+  /* a manager that answers a Status alone: the driver as given, no outcome */
+  assert_int_equal(run("driver", "enable", "x"), 0);
+  assert_string_equal(R.out, "Enabled x\n");
+  assert_int_equal(run("driver", "enable", "--json", "x"), 0);
+  doc = parse_out();
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(doc, "enabled")));
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "outcomes")), 0);
+  cJSON_Delete(doc);
+  assert_int_equal(run("driver", "unregister", "partial"), 1);
+  assert_true(strncmp(R.out,
+                      "Unregistered dfnet-boot:///partial#meta/partial.json: stopped on 3 "
+                      "node(s), which are matched again.\n",
+                      100) == 0);
+}
+
+/* The node verbs: what reaches the manager, what they print, mistakes (exit 2, nothing
+ * sent). */
+static void test_node_verbs(void **state) {
+  (void)state;
+  use_scripted("admin", "alice");
+  ss_stats_t st;
+  assert_int_equal(run("node", "bind", "dev.lab-a.x", "--driver", "virtio-rng", "--force"), 0);
+  assert_string_equal(R.out,
+                      "Bind requested for dev.lab-a.x: starting "
+                      "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n");
+  ss_stats(server, &st);
+  assert_string_equal(st.last_node, "dev.lab-a.x");
+  assert_int_equal(st.last_flags, 1);
+  assert_string_equal(st.last_driver, "virtio-rng");
+  assert_int_equal(run("node", "unbind", "dev.lab-a.x"), 0);
+  assert_string_equal(R.out, "Unbound dev.lab-a.x: stopped 1 driver\n");
+  static const struct {
+    const char *reason;
+    uint32_t flags;
+  } reasons[] = {{NULL, 0xdcdc0400u},
+                 {"reboot", 0xdcdc0100u},
+                 {"poweroff", 0xdcdc0200u},
+                 {"mexec", 0xdcdc0300u},
+                 {"suspend-ram", 0xdcdc0400u}};
+  for (size_t i = 0; i < 5; i++) {
+    if (reasons[i].reason == NULL)
+      assert_int_equal(run("node", "suspend", "dev.lab-a.y"), 0);
+    else
+      assert_int_equal(run("node", "suspend", "dev.lab-a.y", "--reason", reasons[i].reason), 0);
+    ss_stats(server, &st);
+    assert_int_equal(st.last_flags, reasons[i].flags);
+  }
+  assert_string_equal(R.out, "Suspended (suspend-ram) dev.lab-a.y: 2 drivers suspended\n");
+  assert_int_equal(run("node", "resume", "dev.lab-a.y"), 0);
+  assert_string_equal(R.out, "Resumed dev.lab-a.y\n");
+  assert_int_equal(
+      run("node", "add-test", "dev.lab-a", "t0", "--property", "fuchsia.BIND_PROTOCOL=85",
+          "--property", "fuchsia.BIND_PLATFORM_DEV_VID=0xd0f", "--property", "vendor.ok=true",
+          "--property", "vendor.name=\"Red Hat\"", "--property", "vendor.word=plain", "--property",
+          "fuchsia.hardware.pci.Service=fuchsia.hardware.pci.Service.ZirconTransport"),
+      0);
+  assert_string_equal(R.out,
+                      "Added test node dev.lab-a.t0: would bind "
+                      "dfnet-boot:///virtio-rng#meta/virtio-rng.json\n");
+  ss_stats(server, &st);
+  assert_string_equal(st.last_node, "dev.lab-a.t0");
+  assert_string_equal(st.last_props,
+                      "#1=u:85;#768=u:3343;vendor.ok=b:true;vendor.name=s:Red Hat;"
+                      "vendor.word=s:plain;fuchsia.hardware.pci.Service=e:"
+                      "fuchsia.hardware.pci.Service.ZirconTransport;");
+  assert_int_equal(run("node", "remove-test", "dev.lab-a.t0"), 0);
+  assert_string_equal(R.out, "Removed test node dev.lab-a.t0\n");
+  /* mistakes: exit 2 naming them, nothing sent */
+  ss_stats(server, &st);
+  int before = st.last_which;
+  static const struct {
+    const char *arg, *says;
+  } bad[] = {
+      {"fuchsia.BIND_PCI_VDI=1",
+       "--property fuchsia.BIND_PCI_VDI=1: fuchsia.BIND_PCI_VDI is not a deprecated key of "
+       "fuchsia (did you mean 'fuchsia.BIND_PCI_VID'?)"},
+      {"novalue", "--property novalue: 'novalue' is not KEY=VALUE"},
+      {"k=", "'k=' has no value"},
+      {"k=12x", "value '12x' is not a number"},
+      {"k=0x100000000", "value '0x100000000' is not a number"},
+      {"fuchsia.BIND_PROTOCOL=true", "fuchsia.BIND_PROTOCOL is an integer key"},
+      {"k=\"open", "a quoted string ends with '\"'"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(
+        run("node", "add-test", "dev.lab-a", "t1", "--property", "a=1", "--property", bad[i].arg),
+        2);
+    if (strstr(R.err, bad[i].says) == NULL)
+      fail_msg("--property %s: stderr \"%s\", wanted \"%s\"", bad[i].arg, R.err, bad[i].says);
+  }
+  assert_int_equal(run("node", "add-test", "dev.lab-a", "t.1"), 2);
+  assert_int_equal(run("node", "suspend", "dev.lab-a.y", "--reason", "nap"), 2);
+  assert_non_null(strstr(R.err, "--reason wants reboot, poweroff, mexec or suspend-ram"));
+  ss_stats(server, &st);
+  assert_int_equal(st.last_which, before);
+  /* the manager's refusals: exit 1 */
+  assert_int_equal(run("node", "unbind", "dev.none"), 1);
+  assert_string_equal(R.err, "dfnet: NOT_FOUND: no node 'dev.none'\n");
+  use_scripted("viewer", "carol");
+  assert_int_equal(run("node", "suspend", "dev.lab-a.y"), 1);
+  assert_non_null(strstr(R.err, "dfnet: PERMISSION_DENIED:"));
+}
+
 /* ---- against the real manager ---- */
 
 static void test_real_manager(void **state) {
@@ -510,7 +737,7 @@ static void test_real_manager(void **state) {
   assert_non_null(strstr(R.out, "Bind rules bytecode:"));
   assert_non_null(strstr(R.out, "dev.lab-a.pci.00_05_0"));
   assert_int_equal(run("node", "dump"), 0);
-  assert_non_null(strstr(R.out, "[lab-a]\n  [pci]\n    [00_05_0] driver_host="));
+  assert_non_null(strstr(R.out, "[lab-a]\n  [pci]\n    [00_05_0] pid="));
   assert_int_equal(run("bind", "why", "dev.lab-a.pci.00_06_0"), 0);
   assert_non_null(strstr(R.out, "NO_MATCH"));
 
@@ -528,7 +755,10 @@ static void test_real_manager(void **state) {
   cJSON_Delete(doc);
   assert_int_equal(run("driver", "list"), 0);
   assert_non_null(strstr(R.out, url_copy));
+  /* 00_06_0 (8086:100e) is e1000's: disabled, nothing else matches it, which is what a
+   * disable does (exit 0); enabled, it is e1000's again */
   assert_int_equal(run("driver", "disable", url_copy), 0);
+  assert_non_null(strstr(R.out, "dev.lab-a.pci.00_06_0: NOT_FOUND: "));
   assert_int_equal(run("driver", "enable", url_copy), 0);
   assert_int_equal(run("driver", "register", "/nonexistent/pkg"), 1);
   assert_non_null(strstr(R.err, "dfnet: NOT_FOUND:"));
@@ -636,10 +866,12 @@ static void test_connect_errors_say_why(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_usage_errors),    cmocka_unit_test(test_settings),
-      cmocka_unit_test(test_node_list_text),  cmocka_unit_test(test_node_list_json),
-      cmocka_unit_test(test_dump_and_others), cmocka_unit_test(test_call_and_rng),
-      cmocka_unit_test(test_real_manager),    cmocka_unit_test(test_connect_errors_say_why),
+      cmocka_unit_test(test_usage_errors),       cmocka_unit_test(test_settings),
+      cmocka_unit_test(test_node_list_text),     cmocka_unit_test(test_node_list_json),
+      cmocka_unit_test(test_dump_and_others),    cmocka_unit_test(test_call_and_rng),
+      cmocka_unit_test(test_lifecycle_listings), cmocka_unit_test(test_driver_host_list),
+      cmocka_unit_test(test_driver_outcomes),    cmocka_unit_test(test_node_verbs),
+      cmocka_unit_test(test_real_manager),       cmocka_unit_test(test_connect_errors_say_why),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

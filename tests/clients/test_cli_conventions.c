@@ -227,7 +227,13 @@ static void test_help_at_every_level(void **state) {
   assert_int_equal(run("dfnet", "node", NULL), 2);
   assert_string_equal(R.err,
                       "dfnet: INVALID_ARGUMENT: 'node' wants one of its commands: list, show, "
-                      "dump (dfnet node --help)\n");
+                      "dump, bind, unbind, suspend, resume, add-test, remove-test (dfnet node "
+                      "--help)\n");
+  /* `driver host` is a command whose first argument is its own command, `list` */
+  assert_int_equal(run("dfnet", "driver", "host", NULL), 2);
+  assert_string_equal(R.err,
+                      "dfnet: INVALID_ARGUMENT: 'driver host' wants one of its commands: "
+                      "list (dfnet driver host --help)\n");
   /* every command each binary lists */
   assert_true(every_command_help("dfnet") >= 26);
   assert_int_equal(every_command_help("dfnet-manager"), 2);
@@ -259,6 +265,16 @@ static const mistake_t mistakes[] = {
      "INVALID_ARGUMENT: unknown option '--jsn' "
      "(did you mean '--json'?"},
     {"dfnet", {"frobnicate"}, "INVALID_ARGUMENT: unknown command 'frobnicate' (dfnet --help"},
+    {"dfnet",
+     {"driver", "host", "lsit"},
+     "INVALID_ARGUMENT: 'driver host' has no command 'lsit' (did you mean 'list'?)"},
+    {"dfnet",
+     {"node", "suspend", "--reson", "x"},
+     "INVALID_ARGUMENT: unknown option '--reson' (did you mean '--reason'?; dfnet node suspend "
+     "--help"},
+    {"dfnet",
+     {"node", "add-test", "--proprety", "k=1"},
+     "INVALID_ARGUMENT: unknown option '--proprety' (did you mean '--property'?"},
     {"dfnet-manager", {"isue"}, "unknown command 'isue' (did you mean 'issue'?"},
     {"dfnet-manager", {"--listn", "x"}, "unknown option '--listn' (did you mean '--listen'?"},
     {"dfnet-manager",
@@ -333,6 +349,8 @@ static void test_completion_bash(void **state) {
              "}\n"
              "t dfnet no\n"
              "t dfnet node s\n"
+             "t dfnet node add-test dev.x t0 --pro\n"
+             "t dfnet driver h\n"
              "t dfnet node list --ex\n"
              "t dfnet --manager wss://m:1 dr\n"
              "t dfnet driver un\n"
@@ -347,7 +365,9 @@ static void test_completion_bash(void **state) {
   assert_int_equal(run_v(argv), 0);
   assert_string_equal(R.out,
                       "node\n"
-                      "show\n"
+                      "show suspend\n"
+                      "--property\n"
+                      "host\n"
                       "--exact\n"
                       "driver\n"
                       "unregister\n"

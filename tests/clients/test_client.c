@@ -1,6 +1,8 @@
 /* libdfnet-client against the scripted manager peer (scripted_server.h): the real
  * transport both sides, real certificates. Calls (unary, streaming with credit, pull
- * streams), deadline, cancel, role errors, lists with many items, watch, lost sessions. */
+ * streams), deadline, cancel, role errors, lists with many items, watch, lost sessions;
+ * driver lifecycle: the new node and driver fields, driver hosts, driver actions' outcomes
+ * per node, node control and test nodes as they reach the manager. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -481,6 +483,195 @@ static void test_other_lists(void **state) {
   dfnet_client_close(c);
 }
 
+/* Driver lifecycle (issue 19): the new NodeInfo and DriverInfo fields, the node state and
+ * event kind names, driver hosts, a driver action's outcome per node, node control. */
+static void test_lifecycle_conversions(void **state) {
+  (void)state;
+  dfnet_client_t *c = connect_as("admin", "alice");
+  assert_non_null(c);
+  dfnet_client_error_t err;
+  dfnet_client_node_list_t *l = NULL;
+  assert_int_equal(dfnet_client_list_nodes(c, "dev.lab-a.pci.00_05_0", true, false, NULL, &l, &err),
+                   DFNET_STATUS_OK);
+  assert_int_equal(l->count, 1);
+  assert_int_equal(l->items[0].driver_host_pid, 4242);
+  assert_false(l->items[0].suspended);
+  assert_false(l->items[0].test);
+  dfnet_client_node_list_free(l);
+  assert_int_equal(dfnet_client_list_nodes(c, "dev.lab-a.pci.00_08_0", true, false, NULL, &l, &err),
+                   DFNET_STATUS_OK);
+  assert_int_equal(l->items[0].state, DFNET_CLIENT_NODE_STARTING);
+  assert_string_equal(dfnet_client_node_state_str(l->items[0].state), "starting");
+  dfnet_client_node_list_free(l);
+  assert_int_equal(dfnet_client_list_nodes(c, "dev.lab-a.pci.00_09_0", true, false, NULL, &l, &err),
+                   DFNET_STATUS_OK);
+  assert_true(l->items[0].suspended);
+  assert_int_equal(l->items[0].driver_host_pid, 4343);
+  dfnet_client_node_list_free(l);
+  assert_int_equal(dfnet_client_list_nodes(c, "dev.lab-a.pci.t0", true, false, NULL, &l, &err),
+                   DFNET_STATUS_OK);
+  assert_true(l->items[0].test);
+  assert_int_equal(l->items[0].unbound_code, DFNET_STATUS_OK);
+  assert_non_null(strstr(l->items[0].unbound_message, "test node: would bind"));
+  dfnet_client_node_list_free(l);
+  dfnet_client_driver_list_t *d = NULL;
+  assert_int_equal(dfnet_client_list_drivers(c, false, false, NULL, &d, &err), DFNET_STATUS_OK);
+  assert_false(d->items[0].disable_autobind);
+  assert_int_equal(d->items[0].start_timeout_ms, 2000);
+  assert_true(d->items[1].disable_autobind);
+  assert_int_equal(d->items[1].start_timeout_ms, 0);
+  dfnet_client_driver_list_free(d);
+  assert_string_equal(dfnet_client_event_kind_str(DFNET_CLIENT_EVENT_NODE_SUSPENDED),
+                      "NODE_SUSPENDED");
+  assert_string_equal(dfnet_client_event_kind_str(DFNET_CLIENT_EVENT_NODE_RESUMED), "NODE_RESUMED");
+  assert_string_equal(dfnet_client_event_kind_str((dfnet_client_event_kind_t)20), "UNSPECIFIED");
+  dfnet_client_close(c);
+}
+
+static void test_driver_hosts(void **state) {
+  (void)state;
+  dfnet_client_t *c = connect_as("viewer", "carol");
+  assert_non_null(c);
+  dfnet_client_error_t err;
+  dfnet_client_driver_host_list_t *h = NULL;
+  assert_int_equal(dfnet_client_list_driver_hosts(c, NULL, NULL, &h, &err), DFNET_STATUS_OK);
+  assert_int_equal(h->count, 3);
+  assert_string_equal(h->items[0].host, "lab-b");
+  assert_int_equal(h->items[0].pid, 0);
+  assert_int_equal(h->items[1].id, 7);
+  assert_int_equal(h->items[1].pid, 4242);
+  assert_int_equal(h->items[1].rss_bytes, 2202010);
+  assert_int_equal(h->items[1].driver_count, 1);
+  assert_string_equal(h->items[1].driver_urls[0], "dfnet-boot:///virtio-rng#meta/virtio-rng.json");
+  assert_int_equal(h->items[1].node_count, 1);
+  assert_string_equal(h->items[1].nodes[0], "dev.lab-a.pci.00_05_0");
+  dfnet_client_driver_host_list_free(h);
+  assert_int_equal(dfnet_client_list_driver_hosts(c, "lab-a", NULL, &h, &err), DFNET_STATUS_OK);
+  assert_int_equal(h->count, 2);
+  dfnet_client_driver_host_list_free(h);
+  h = NULL;
+  assert_int_equal(dfnet_client_list_driver_hosts(c, "lab-z", NULL, &h, &err),
+                   DFNET_STATUS_NOT_FOUND);
+  assert_null(h);
+  char host[100];
+  memset(host, 'h', sizeof host - 1);
+  host[sizeof host - 1] = '\0';
+  assert_int_equal(dfnet_client_list_driver_hosts(c, host, NULL, &h, &err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  dfnet_client_driver_host_list_free(NULL);
+  dfnet_client_close(c);
+}
+
+static void test_driver_control_outcomes(void **state) {
+  (void)state;
+  dfnet_client_t *c = connect_as("admin", "alice");
+  assert_non_null(c);
+  dfnet_client_error_t err;
+  dfnet_client_driver_control_result_t *r = NULL;
+  assert_int_equal(
+      dfnet_client_driver_control(c, DFNET_CLIENT_DRIVER_RESTART, "virtio-rng", &r, &err),
+      DFNET_STATUS_OK);
+  assert_int_equal(r->driver_hosts, 2);
+  assert_string_equal(r->url, "dfnet-boot:///virtio-rng#meta/virtio-rng.json");
+  assert_int_equal(r->outcome_count, 1);
+  assert_string_equal(r->outcomes[0].node, "dev.lab-a.pci.00_05_0");
+  assert_int_equal(r->outcomes[0].code, DFNET_STATUS_OK);
+  assert_string_equal(r->outcomes[0].message, "");
+  assert_string_equal(r->outcomes[0].driver_url, r->url);
+  dfnet_client_driver_control_result_free(r);
+  assert_int_equal(dfnet_client_driver_control(c, DFNET_CLIENT_DRIVER_DISABLE, "partial", &r, &err),
+                   DFNET_STATUS_OK);
+  assert_int_equal(r->nodes, 3);
+  assert_int_equal(r->outcome_count, 2);
+  assert_int_equal(r->outcomes[1].code, DFNET_STATUS_FAILED_PRECONDITION);
+  assert_string_equal(r->outcomes[1].message, "start failed: no device");
+  assert_string_equal(r->outcomes[1].driver_url, "");
+  dfnet_client_driver_control_result_free(r);
+  /* a Status alone (no result): the URL as given, no outcome */
+  assert_int_equal(dfnet_client_driver_control(c, DFNET_CLIENT_DRIVER_ENABLE, "x", &r, &err),
+                   DFNET_STATUS_OK);
+  assert_string_equal(r->url, "x");
+  assert_int_equal(r->outcome_count, 0);
+  assert_null(r->outcomes);
+  dfnet_client_driver_control_result_free(r);
+  r = NULL;
+  assert_int_equal(dfnet_client_driver_control(c, DFNET_CLIENT_DRIVER_RESTART, "missing", &r, &err),
+                   DFNET_STATUS_NOT_FOUND);
+  assert_null(r);
+  assert_int_equal(dfnet_client_driver_control(c, (dfnet_client_driver_action_t)9, "x", &r, &err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_client_driver_control(c, DFNET_CLIENT_DRIVER_RESTART, "", &r, &err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  /* the old functions on top of it */
+  uint32_t n = 0;
+  char url[256];
+  assert_int_equal(dfnet_client_driver_unregister(c, "partial", &n, url, sizeof url, &err),
+                   DFNET_STATUS_OK);
+  assert_int_equal(n, 3);
+  assert_string_equal(url, "dfnet-boot:///partial#meta/partial.json");
+  dfnet_client_driver_control_result_free(NULL);
+  dfnet_client_close(c);
+}
+
+static void test_node_control(void **state) {
+  (void)state;
+  dfnet_client_t *c = connect_as("admin", "alice");
+  assert_non_null(c);
+  dfnet_client_error_t err;
+  ss_stats_t st;
+  assert_int_equal(dfnet_client_request_bind(c, "dev.lab-a.x", true, "virtio-rng", &err),
+                   DFNET_STATUS_OK);
+  assert_string_equal(err.message, "starting dfnet-boot:///virtio-rng#meta/virtio-rng.json");
+  ss_stats(server, &st);
+  assert_string_equal(st.last_node, "dev.lab-a.x");
+  assert_int_equal(st.last_flags, 1);
+  assert_string_equal(st.last_driver, "virtio-rng");
+  assert_int_equal(dfnet_client_node_unbind(c, "dev.lab-a.x", &err), DFNET_STATUS_OK);
+  assert_string_equal(err.message, "stopped 1 driver");
+  assert_int_equal(dfnet_client_node_suspend(c, "dev.lab-a.y", 0xdcdc0100u, &err), DFNET_STATUS_OK);
+  ss_stats(server, &st);
+  assert_string_equal(st.last_node, "dev.lab-a.y");
+  assert_int_equal(st.last_flags, 0xdcdc0100u);
+  assert_int_equal(dfnet_client_node_resume(c, "dev.lab-a.y", &err), DFNET_STATUS_OK);
+  assert_string_equal(err.message, "");
+  assert_int_equal(dfnet_client_node_resume(c, "dev.none", &err), DFNET_STATUS_NOT_FOUND);
+  assert_string_equal(err.message, "no node 'dev.none'");
+  const dfnet_client_property_t props[] = {
+      {.int_key = 1, .type = DFNET_CLIENT_VALUE_INT, .int_value = 85},
+      {.str_key = "vendor.ok", .type = DFNET_CLIENT_VALUE_BOOL, .bool_value = true},
+      {.str_key = "vendor.name", .type = DFNET_CLIENT_VALUE_STRING, .str_value = "Red Hat"},
+      {.str_key = "fuchsia.usb.Svc", .type = DFNET_CLIENT_VALUE_ENUM, .str_value = "a.b.C"},
+  };
+  assert_int_equal(dfnet_client_test_node_add(c, "dev.lab-a", "t0", props, 4, &err),
+                   DFNET_STATUS_OK);
+  ss_stats(server, &st);
+  assert_string_equal(st.last_node, "dev.lab-a.t0");
+  assert_string_equal(st.last_props,
+                      "#1=u:85;vendor.ok=b:true;vendor.name=s:Red Hat;fuchsia.usb.Svc=e:a.b.C;");
+  assert_int_equal(dfnet_client_test_node_remove(c, "dev.lab-a.t0", &err), DFNET_STATUS_OK);
+  ss_stats(server, &st);
+  assert_string_equal(st.last_node, "dev.lab-a.t0");
+  /* refused before anything is sent */
+  assert_int_equal(dfnet_client_test_node_add(c, "dev.lab-a", "", props, 1, &err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_client_test_node_add(c, "dev.lab-a", "t", NULL, 1, &err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_client_test_node_add(c, "dev.lab-a", "t", props, 65, &err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  const dfnet_client_property_t none = {.str_key = "k", .type = DFNET_CLIENT_VALUE_NONE};
+  assert_int_equal(dfnet_client_test_node_add(c, "dev.lab-a", "t", &none, 1, &err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_client_node_unbind(c, "", &err), DFNET_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(dfnet_client_node_suspend(NULL, "x", 0, &err), DFNET_STATUS_INVALID_ARGUMENT);
+  dfnet_client_close(c);
+  /* role: refused by the manager */
+  c = connect_as("viewer", "carol");
+  assert_non_null(c);
+  assert_int_equal(dfnet_client_node_unbind(c, "dev.lab-a.x", &err),
+                   DFNET_STATUS_PERMISSION_DENIED);
+  dfnet_client_close(c);
+}
+
 typedef struct watch_state {
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -592,6 +783,10 @@ int main(void) {
       cmocka_unit_test(test_session_lost),
       cmocka_unit_test(test_list_many_nodes),
       cmocka_unit_test(test_other_lists),
+      cmocka_unit_test(test_lifecycle_conversions),
+      cmocka_unit_test(test_driver_hosts),
+      cmocka_unit_test(test_driver_control_outcomes),
+      cmocka_unit_test(test_node_control),
       cmocka_unit_test(test_watch),
       cmocka_unit_test(test_threads),
   };

@@ -195,12 +195,12 @@ size_t h_final_index(harness_t *h, uint64_t id) {
   return r == NULL ? SIZE_MAX : (size_t)(r - h->recs);
 }
 
-static int start(harness_t *h, uint64_t host, const char *node, const char *so,
-                 const char *dispatcher_opt, const char *const *props,
-                 const char *const (*offered)[3], size_t noffered, rec_t **status_out) {
+/* Fill h->env with a DriverStart (id, node, binary, properties, offers; no program). */
+static void fill_start(harness_t *h, uint64_t id, const char *node, const char *so,
+                       const char *dispatcher_opt, const char *const *props,
+                       const char *const (*offered)[3], size_t noffered) {
   dfnet_envelope_t *e = h->env;
   dfnet_envelope_init(e);
-  uint64_t id = h->next_id++;
   e->pb.id = id;
   e->pb.which_msg = dfnet_v1_Envelope_driver_start_tag;
   dfnet_v1_DriverStart *m = &e->pb.msg.driver_start;
@@ -235,6 +235,14 @@ static int start(harness_t *h, uint64_t host, const char *node, const char *so,
     snprintf(o->instance, sizeof o->instance, "%s", offered[i][1]);
     snprintf(o->source, sizeof o->source, "%s", offered[i][2]);
   }
+}
+
+static int start(harness_t *h, uint64_t host, const char *node, const char *so,
+                 const char *dispatcher_opt, const char *const *props,
+                 const char *const (*offered)[3], size_t noffered, rec_t **status_out) {
+  uint64_t id = h->next_id++;
+  fill_start(h, id, node, so, dispatcher_opt, props, offered, noffered);
+  dfnet_envelope_t *e = h->env;
   static const char program[] = "{\"runner\":\"driver\",\"colocate\":\"false\"}";
   e->bulk.data = (const uint8_t *)program;
   e->bulk.size = sizeof program - 1;
@@ -255,6 +263,39 @@ int h_start_offered(harness_t *h, uint64_t host, const char *node, const char *s
                     const char *const *props, const char *const (*offered)[3], size_t n,
                     rec_t **status_out) {
   return start(h, host, node, so, NULL, props, offered, n, status_out);
+}
+
+uint64_t h_start_send(harness_t *h, uint64_t host, const char *node, const char *so,
+                      const char *const *props, const char *program, uint32_t start_timeout_ms) {
+  uint64_t id = h->next_id++;
+  fill_start(h, id, node, so, NULL, props, NULL, 0);
+  dfnet_envelope_t *e = h->env;
+  e->pb.msg.driver_start.start_timeout_ms = start_timeout_ms;
+  e->bulk.data = (const uint8_t *)program;
+  e->bulk.size = program != NULL ? strlen(program) : 0;
+  return dfnet_supervisor_send(h->sup, host, e) == DFNET_STATUS_OK ? id : 0;
+}
+
+int h_control(harness_t *h, uint64_t host, const char *node, bool resume, uint32_t flags,
+              rec_t **status_out) {
+  dfnet_envelope_t *e = h->env;
+  dfnet_envelope_init(e);
+  uint64_t id = h->next_id++;
+  e->pb.id = id;
+  if (resume) {
+    e->pb.which_msg = dfnet_v1_Envelope_driver_resume_tag;
+    snprintf(e->pb.msg.driver_resume.node, sizeof e->pb.msg.driver_resume.node, "%s", node);
+  } else {
+    e->pb.which_msg = dfnet_v1_Envelope_driver_suspend_tag;
+    snprintf(e->pb.msg.driver_suspend.node, sizeof e->pb.msg.driver_suspend.node, "%s", node);
+    e->pb.msg.driver_suspend.flags = flags;
+  }
+  if (dfnet_supervisor_send(h->sup, host, e) != DFNET_STATUS_OK)
+    return -1;
+  rec_t *r = h_final(h, id);
+  if (status_out != NULL)
+    *status_out = r;
+  return r == NULL ? -1 : r->code;
 }
 
 int h_reply(harness_t *h, uint64_t host, uint64_t id, int code, const char *message, bool eos,

@@ -73,6 +73,15 @@ int h_start(harness_t *h, uint64_t host, const char *node, const char *so,
 int h_start_offered(harness_t *h, uint64_t host, const char *node, const char *so,
                     const char *const *props, const char *const (*offered)[3], size_t n,
                     rec_t **status_out);
+/* Send a DriverStart with the manifest's program JSON `program` (the bulk bytes) and
+ * start_timeout_ms, without waiting for its answer. Returns its id (0: not sent). */
+uint64_t h_start_send(harness_t *h, uint64_t host, const char *node, const char *so,
+                      const char *const *props, const char *program, uint32_t start_timeout_ms);
+/* DriverSuspend{flags} (resume false) or DriverResume (resume true) of node; returns the
+ * Status code (waits up to 10 s; -1 when none). *status_out (may be NULL) gets the record,
+ * valid until the next pump. */
+int h_control(harness_t *h, uint64_t host, const char *node, bool resume, uint32_t flags,
+              rec_t **status_out);
 /* Answer a driver host's own request `id` (a driver's Call) as the agent would: one Reply
  * (or a Status). Returns the supervisor's status. */
 int h_reply(harness_t *h, uint64_t host, uint64_t id, int code, const char *message, bool eos,

@@ -18,6 +18,12 @@
  *                               delay=MS       start the call from a task MS later (on
  *                                              the dispatcher's own thread, while the
  *                                              driver host's link thread sleeps)
+ *                               instance=NAME  call the offer of dfnet.test.Echo under
+ *                                              this instance (a composite's parent: its
+ *                                              name, "0", "1" ...) instead of the one
+ *                                              connected at start: the first use connects
+ *                                              a client to it, kept until `stop`; a failed
+ *                                              connect answers "connect=S"
  *                               payload=TEXT   the rest of the request
  *                             It calls the parent and, when the call has ended (on_done),
  *                             answers OK with "status=S;items=N;violations=V;client=C;
@@ -25,10 +31,11 @@
  *                             many came beyond the credit given, the client's status then,
  *                             and the reply's bytes; or "start=S;client=C" when
  *                             dfnet_driver_client_call refused the call.
- *   /dfnet.test.Child/Status  unary: "client=C".
+ *   /dfnet.test.Child/Status  unary: "client=C" (request "instance=NAME": that offer's
+ *                             client, connected on first use as for Run).
  *   /dfnet.test.Child/Offer   unary: "n=N;0=service,instance,source;..." (dfnet_driver_offer).
  *
- * The client is closed in `stop`: what is still in flight is cancelled at the parent, and
+ * The clients are closed in `stop`: what is still in flight is cancelled at the parent, and
  * its on_done runs inside close (the Run calls of the test have ended UNAVAILABLE by then).
  */
 #include <stdint.h>
@@ -41,7 +48,8 @@
 
 typedef struct run {
   struct run *next;
-  dfnet_call_t *call; /* the test's Run call, answered from on_done */
+  dfnet_call_t *call;            /* the test's Run call, answered from on_done */
+  dfnet_driver_client_t *client; /* the client it calls through (not owned) */
   uint32_t items, granted, window, violations, cancel_after, cancel_ms;
   dfnet_driver_call_id_t id;
   bool grant;
@@ -74,10 +82,19 @@ static int latencies(run_t *r, char *out, size_t cap) {
                   (unsigned long long)r->lat[(size_t)r->done * 99 / 100]);
 }
 
+/* A client of another instance of the offer (instance=NAME), kept until `stop`. */
+#define CHILD_EXTRA_MAX 8
+typedef struct extra_client {
+  char instance[129];
+  dfnet_driver_client_t *client;
+} extra_client_t;
+
 typedef struct child {
   dfnet_driver_t *driver;
   dfnet_driver_client_t *client;
   run_t *runs;
+  extra_client_t extra[CHILD_EXTRA_MAX];
+  size_t extra_count;
 } child_t;
 
 /* The value of `key` in "k=v;k=v;payload=..." into out (payload: the rest of the text). */
@@ -105,6 +122,38 @@ static uint32_t field_u32(const char *req, size_t len, const char *key) {
   return field(req, len, key, buf, sizeof buf) ? (uint32_t)strtoul(buf, NULL, 10) : 0;
 }
 
+/* The client a request names: with instance=NAME the client of that offer of
+ * dfnet.test.Echo (connected on first use), else the one connected at start. NULL, with
+ * the connect's status in *st, when it cannot be had. Dispatcher only. */
+static dfnet_driver_client_t *client_for(child_t *c, const char *req, size_t len,
+                                         dfnet_status_t *st) {
+  char instance[sizeof c->extra[0].instance];
+  *st = DFNET_STATUS_OK;
+  if (!field(req, len, "instance", instance, sizeof instance))
+    return c->client;
+  for (size_t i = 0; i < c->extra_count; i++)
+    if (strcmp(c->extra[i].instance, instance) == 0)
+      return c->extra[i].client;
+  if (c->extra_count == CHILD_EXTRA_MAX) {
+    *st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+    return NULL;
+  }
+  extra_client_t *e = &c->extra[c->extra_count];
+  *st = dfnet_driver_connect(c->driver, "dfnet.test.Echo", instance, &e->client);
+  if (*st != DFNET_STATUS_OK)
+    return NULL;
+  snprintf(e->instance, sizeof e->instance, "%s", instance);
+  c->extra_count++;
+  return e->client;
+}
+
+/* Answer a call with "connect=S" (client_for failed). */
+static void reply_connect(dfnet_call_t *call, dfnet_status_t st) {
+  char out[64];
+  snprintf(out, sizeof out, "connect=%s", dfnet_status_str(st));
+  dfnet_call_reply(call, DFNET_STATUS_OK, NULL, (const uint8_t *)out, strlen(out));
+}
+
 static void run_forget(child_t *c, run_t *r) {
   for (run_t **pp = &c->runs; *pp != NULL; pp = &(*pp)->next) {
     if (*pp == r) {
@@ -123,18 +172,18 @@ static run_t *run_find(child_t *c, dfnet_driver_call_id_t id) {
 
 static void on_item(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
                     const uint8_t *data, size_t len, void *arg) {
-  child_t *c = ctx;
   run_t *r = arg;
   (void)driver;
+  (void)ctx;
   (void)data;
   (void)len;
   r->items++;
   if (r->items > r->granted)
     r->violations++;
   if (r->cancel_after != 0 && r->items == r->cancel_after)
-    dfnet_driver_client_cancel(c->client, call);
+    dfnet_driver_client_cancel(r->client, call);
   else if (r->grant && r->items == r->granted) {
-    dfnet_driver_client_credit(c->client, call, r->window);
+    dfnet_driver_client_credit(r->client, call, r->window);
     r->granted += r->window;
   }
 }
@@ -151,7 +200,7 @@ static void on_done(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t ca
     r->lat[r->done++] = now - r->t0;
     r->t0 = now;
     if (status == DFNET_STATUS_OK && r->done < r->repeat &&
-        dfnet_driver_client_call(c->client, &r->args, &r->id) == DFNET_STATUS_OK)
+        dfnet_driver_client_call(r->client, &r->args, &r->id) == DFNET_STATUS_OK)
       return;
   }
   char lat[128];
@@ -159,7 +208,7 @@ static void on_done(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t ca
   char text[2048];
   int n = snprintf(text, sizeof text, "status=%s;items=%u;violations=%u;client=%s;%smsg=%s;data=",
                    dfnet_status_str(status), r->items, r->violations,
-                   dfnet_status_str(dfnet_driver_client_status(c->client)), lat, message);
+                   dfnet_status_str(dfnet_driver_client_status(r->client)), lat, message);
   size_t used = n > 0 && (size_t)n < sizeof text ? (size_t)n : 0;
   size_t take = len < sizeof text - used ? len : sizeof text - used;
   if (take > 0)
@@ -174,18 +223,19 @@ static void cancel_later(dfnet_driver_t *driver, void *ctx, void *arg) {
   child_t *c = ctx;
   (void)driver;
   dfnet_driver_call_id_t id = (dfnet_driver_call_id_t)(uintptr_t)arg;
-  if (run_find(c, id) != NULL)
-    dfnet_driver_client_cancel(c->client, id);
+  run_t *r = run_find(c, id);
+  if (r != NULL)
+    dfnet_driver_client_cancel(r->client, id);
 }
 
 /* Start the parent's call of a run; a refusal answers the run at once. */
 static void run_start(child_t *c, run_t *r) {
   r->t0 = now_ns();
-  dfnet_status_t st = dfnet_driver_client_call(c->client, &r->args, &r->id);
+  dfnet_status_t st = dfnet_driver_client_call(r->client, &r->args, &r->id);
   if (st != DFNET_STATUS_OK) {
     char out[256];
     snprintf(out, sizeof out, "start=%s;client=%s", dfnet_status_str(st),
-             dfnet_status_str(dfnet_driver_client_status(c->client)));
+             dfnet_status_str(dfnet_driver_client_status(r->client)));
     dfnet_call_reply(r->call, DFNET_STATUS_OK, NULL, (const uint8_t *)out, strlen(out));
     free(r->lat);
     free(r);
@@ -205,11 +255,18 @@ static void run_later(dfnet_driver_t *driver, void *ctx, void *arg) {
 static void child_run(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
   child_t *c = ctx;
   const char *text = (const char *)req;
+  dfnet_status_t connected;
+  dfnet_driver_client_t *client = client_for(c, text, len, &connected);
+  if (client == NULL) {
+    reply_connect(call, connected);
+    return;
+  }
   run_t *r = calloc(1, sizeof *r);
   if (r == NULL) {
     dfnet_call_reply(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
     return;
   }
+  r->client = client;
   char payload[1024] = "";
   snprintf(r->method, sizeof r->method, "Echo");
   field(text, len, "method", r->method, sizeof r->method);
@@ -252,10 +309,14 @@ static void child_run(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t 
 
 static void child_status(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {
   child_t *c = ctx;
-  (void)req;
-  (void)len;
+  dfnet_status_t connected;
+  dfnet_driver_client_t *client = client_for(c, (const char *)req, len, &connected);
+  if (client == NULL) {
+    reply_connect(call, connected);
+    return;
+  }
   char out[64];
-  snprintf(out, sizeof out, "client=%s", dfnet_status_str(dfnet_driver_client_status(c->client)));
+  snprintf(out, sizeof out, "client=%s", dfnet_status_str(dfnet_driver_client_status(client)));
   dfnet_call_reply(call, DFNET_STATUS_OK, NULL, (const uint8_t *)out, strlen(out));
 }
 
@@ -313,6 +374,9 @@ static void child_stop(dfnet_driver_t *driver, void *ctx) {
   /* on_done of what is left runs in here (CANCELLED) and frees the runs */
   dfnet_driver_client_close(c->client);
   c->client = NULL;
+  for (size_t i = 0; i < c->extra_count; i++)
+    dfnet_driver_client_close(c->extra[i].client);
+  c->extra_count = 0;
   while (c->runs != NULL) { /* none: each on_done freed its own */
     run_t *r = c->runs;
     c->runs = r->next;

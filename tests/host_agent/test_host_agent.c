@@ -1092,8 +1092,9 @@ static void forge(const char *caller_and_url) {
 }
 
 static void driver_calls_forged(void) {
-  start_extra_t extra = {.prop_key = "dfnet.test.TARGET", .prop_val = PARENT};
-  assert_int_equal(driver_start_with(FORGER, &g_forger, "forger", 0, &extra, NULL, NULL),
+  start_extra_t extra = {.source = PARENT, .prop_key = "dfnet.test.TARGET", .prop_val = PARENT};
+  uint64_t dh = 0;
+  assert_int_equal(driver_start_with(FORGER, &g_forger, "forger", 0, &extra, &dh, NULL),
                    DFNET_STATUS_OK);
   /* Its own node: let through, with the caller fields of the agent's records. */
   char last[700];
@@ -1111,6 +1112,20 @@ static void driver_calls_forged(void) {
   assert_int_equal(log_count("a node whose driver it does not run: refused"), refused + 3);
   sleep_ms(100);
   has(parent_stats(), last); /* none of them reached the parent */
+
+  /* Its own node, but a service it was not offered: refused by the agent, which does not
+   * believe the driver host's own check (the same driver started again without the offer) */
+  assert_int_equal(driver_stop(FORGER, &g_forger, dh), DFNET_STATUS_OK);
+  extra.source = NULL;
+  assert_int_equal(driver_start_with(FORGER, &g_forger, "forger", 0, &extra, NULL, NULL),
+                   DFNET_STATUS_OK);
+  int not_offered = log_count("a service it was not offered: refused");
+  forge(FORGER "|");
+  for (int i = 0; i < 250 && log_count("a service it was not offered: refused") == not_offered; i++)
+    sleep_ms(20);
+  assert_int_equal(log_count("a service it was not offered: refused"), not_offered + 1);
+  sleep_ms(100);
+  has(parent_stats(), last);
 }
 
 static void driver_calls_up_to_the_manager(void) {

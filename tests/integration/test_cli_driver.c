@@ -218,12 +218,23 @@ static void test_control_by_name(void **state) {
   assert_int_equal(after.state, DFNET_CLIENT_NODE_BOUND);
   assert_int_not_equal(after.driver_host_id, before.driver_host_id);
 
+  /* disable stops it and matches its node again: the fallback takes it (ffx: "Disables the
+   * given driver, and restart its nodes with rematching") */
   assert_int_equal(cli_run(&R, &F.fab, "driver", "disable", "lamp", NULL), 0);
   assert_int_equal(cli_run(&R, &F.fab, "driver", "list", "--json", NULL), 0);
   cJSON *doc = cli_json(&R);
   assert_true(cJSON_IsTrue(cJSON_GetObjectItem(listed(doc, F.lamp_url), "disabled")));
   cJSON_Delete(doc);
+  assert_true(wait_bound_to(LAMP, ANYPLAT_URL));
+  /* enable matches it again: the node the fallback took comes back to it, and the answer
+   * waits until it runs there */
   assert_int_equal(cli_run(&R, &F.fab, "driver", "enable", "lamp", NULL), 0);
+  char want[400];
+  snprintf(want, sizeof want, "%s: running %s\n", LAMP, F.lamp_url);
+  assert_non_null(strstr(R.out, want));
+  char url[256];
+  node_driver(LAMP, url, sizeof url);
+  assert_string_equal(url, F.lamp_url);
   assert_int_equal(cli_run(&R, &F.fab, "driver", "list", "--json", NULL), 0);
   doc = cli_json(&R);
   assert_true(cJSON_IsFalse(cJSON_GetObjectItem(listed(doc, F.lamp_url), "disabled")));
@@ -347,8 +358,10 @@ static void test_unregister_by_name(void **state) {
       DFNET_STATUS_OK);
   assert_int_equal(cli_run(&R, &F.fab, "driver", "unregister", "lamp", NULL), 0);
   char want[400];
-  snprintf(want, sizeof want, "Unregistered %s: stopped on 1 node(s), which are matched again.\n",
-           F.lamp_url);
+  snprintf(want, sizeof want,
+           "Unregistered %s: stopped on 1 node(s), which are matched again.\n"
+           "%s: running %s\n",
+           F.lamp_url, LAMP, ANYPLAT_URL);
   assert_string_equal(R.out, want);
   /* the node it had is stopped and bound again, to the fallback */
   assert_true(wait_bound_to(LAMP, ANYPLAT_URL));
@@ -371,6 +384,15 @@ static void test_unregister_by_name(void **state) {
   assert_non_null(strstr(R.err, "dfnet: NOT_FOUND: "));
   assert_false(state_file("packages", hex, ".pkg"));
   assert_false(state_file("registered", hex, ""));
+
+  /* registered again while the fallback has its node: the node moves to it (a non-fallback
+   * match wins, as if it had been there first); then unregistered again */
+  char lamp[450];
+  snprintf(lamp, sizeof lamp, "%s/lamp", F.pkgs);
+  assert_int_equal(cli_run(&R, &F.fab, "driver", "register", lamp, NULL), 0);
+  assert_true(wait_bound_to(LAMP, F.lamp_url));
+  assert_int_equal(cli_run(&R, &F.fab, "driver", "unregister", F.lamp_url, NULL), 0);
+  assert_true(wait_bound_to(LAMP, ANYPLAT_URL));
 
   /* a manager restart does not bring it back */
   assert_true(fabric_stop_process(&F.fab.manager, SIGTERM) >= 0);

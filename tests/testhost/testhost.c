@@ -117,7 +117,8 @@ static int write_file(const char *path, const void *data, size_t size) {
   return w == size ? 0 : -1;
 }
 
-int th_write_driver(const char *dir, const char *name, const char *bind_source, const char *extra) {
+static int write_driver(const char *dir, const char *name, const char *bind_source,
+                        const char *extra, bool disable_autobind) {
   char path[1200];
   snprintf(path, sizeof path, "%s/%s/meta/bind", dir, name);
   char cmd[1300];
@@ -129,7 +130,8 @@ int th_write_driver(const char *dir, const char *name, const char *bind_source, 
   char libdir[600];
   snprintf(libdir, sizeof libdir, "%s/bind/lib", lib_dirs[0] ? lib_dirs[0] : ".");
   lib_dirs[0] = libdir;
-  dfnet_bind_compile_options_t opts = {.lib_dirs = lib_dirs, .lib_dir_count = 1};
+  dfnet_bind_compile_options_t opts = {
+      .lib_dirs = lib_dirs, .lib_dir_count = 1, .disable_autobind = disable_autobind};
   uint8_t *bc = NULL;
   size_t bc_len = 0;
   char *error = NULL;
@@ -156,6 +158,15 @@ int th_write_driver(const char *dir, const char *name, const char *bind_source, 
   return rc;
 }
 
+int th_write_driver(const char *dir, const char *name, const char *bind_source, const char *extra) {
+  return write_driver(dir, name, bind_source, extra, false);
+}
+
+int th_write_driver_manual(const char *dir, const char *name, const char *bind_source,
+                           const char *extra) {
+  return write_driver(dir, name, bind_source, extra, true);
+}
+
 int th_pack(const char *pkg_dir, uint8_t **data, size_t *size, uint8_t digest[32]) {
   dfnet_package_buf_t b = {0};
   char err[300];
@@ -175,6 +186,15 @@ int th_pack(const char *pkg_dir, uint8_t **data, size_t *size, uint8_t digest[32
 
 #define TH_STARTS_MAX 256 /* DriverStarts kept whole (~53 KiB each) */
 #define TH_HELD_MAX 256   /* DriverStops held */
+#define TH_DH_MAX 16      /* driver hosts a ListDriverHosts answer names */
+
+/* A DriverStart whose answer is held (th_hold_starts). */
+typedef struct th_held_start {
+  uint64_t id;
+  char node[512];
+  char url[256];
+  uint64_t dh;
+} th_held_start_t;
 
 struct testhost {
   dfnet_transport_t *t;
@@ -194,6 +214,14 @@ struct testhost {
   bool hold_stops;
   uint64_t held[TH_HELD_MAX]; /* ids of the DriverStops held */
   size_t nheld;
+  bool hold_starts;
+  th_held_start_t *held_starts; /* TH_HELD_MAX, allocated when first needed */
+  size_t nheld_starts;
+  char fail_suspend[512]; /* "" = every node (when fail_suspend_code is not OK) */
+  dfnet_status_t fail_suspend_code;
+  bool dh_answer;
+  th_driver_host_t dhs[TH_DH_MAX];
+  size_t ndhs;
 };
 
 static void record(testhost_t *h, const dfnet_envelope_t *env) {
@@ -212,6 +240,15 @@ static void record(testhost_t *h, const dfnet_envelope_t *env) {
   case dfnet_v1_Envelope_node_remove_tag:
     snprintf(ev.node, sizeof ev.node, "%s", env->pb.msg.node_remove.moniker);
     break;
+  case dfnet_v1_Envelope_driver_suspend_tag:
+    snprintf(ev.node, sizeof ev.node, "%s", env->pb.msg.driver_suspend.node);
+    ev.driver_host_id = env->pb.msg.driver_suspend.driver_host_id;
+    ev.flags = env->pb.msg.driver_suspend.flags;
+    break;
+  case dfnet_v1_Envelope_driver_resume_tag:
+    snprintf(ev.node, sizeof ev.node, "%s", env->pb.msg.driver_resume.node);
+    ev.driver_host_id = env->pb.msg.driver_resume.driver_host_id;
+    break;
   case dfnet_v1_Envelope_watch_event_tag:
     snprintf(ev.node, sizeof ev.node, "%s", env->pb.msg.watch_event.subject);
     snprintf(ev.url, sizeof ev.url, "%s", env->pb.msg.watch_event.detail);
@@ -222,6 +259,7 @@ static void record(testhost_t *h, const dfnet_envelope_t *env) {
     snprintf(ev.url, sizeof ev.url, "%s", env->pb.msg.call.method);
     snprintf(ev.caller, sizeof ev.caller, "%s", env->pb.msg.call.caller);
     snprintf(ev.caller_url, sizeof ev.caller_url, "%s", env->pb.msg.call.caller_driver_url);
+    snprintf(ev.lease_token, sizeof ev.lease_token, "%s", env->pb.msg.call.lease_token);
     break;
   default:
     break;
@@ -243,31 +281,89 @@ static void record(testhost_t *h, const dfnet_envelope_t *env) {
   pthread_mutex_unlock(&h->mu);
 }
 
+/* DriverStatus RUNNING for the DriverStart `id` of (node, url) in driver host dh. */
+static void send_running(testhost_t *h, dfnet_session_id_t sid, uint64_t id, const char *node,
+                         const char *url, uint64_t dh) {
+  dfnet_envelope_t *out = calloc(1, sizeof *out);
+  if (out == NULL)
+    return;
+  dfnet_envelope_init(out);
+  out->pb.id = id;
+  out->pb.which_msg = dfnet_v1_Envelope_driver_status_tag;
+  dfnet_v1_DriverStatus *st = &out->pb.msg.driver_status;
+  snprintf(st->node, sizeof st->node, "%s", node);
+  snprintf(st->url, sizeof st->url, "%s", url);
+  st->driver_host_id = dh;
+  st->state = dfnet_v1_DriverState_RUNNING;
+  st->pid = 1000 + (uint32_t)dh;
+  dfnet_transport_send(h->t, sid, out, 0);
+  free(out);
+}
+
 static void answer_start(testhost_t *h, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
   const dfnet_v1_DriverStart *ds = &env->pb.msg.driver_start;
   pthread_mutex_lock(&h->mu);
   bool fail = h->fail_url[0] != '\0' && strstr(ds->url, h->fail_url) != NULL;
   dfnet_status_t code = h->fail_code;
   uint64_t dh = ds->driver_host_id ? ds->driver_host_id : ++h->next_dh;
+  if (h->hold_starts && h->held_starts == NULL)
+    h->held_starts = calloc(TH_HELD_MAX, sizeof *h->held_starts);
+  bool hold = h->hold_starts && h->held_starts != NULL && h->nheld_starts < TH_HELD_MAX;
+  if (hold) {
+    th_held_start_t *hs = &h->held_starts[h->nheld_starts++];
+    hs->id = env->pb.id;
+    snprintf(hs->node, sizeof hs->node, "%s", ds->node);
+    snprintf(hs->url, sizeof hs->url, "%s", ds->url);
+    hs->dh = dh;
+  }
   pthread_mutex_unlock(&h->mu);
+  if (hold)
+    return;
   if (fail) {
     dfnet_transport_send_status(h->t, sid, env->pb.id, code, "test host: start refused");
     return;
   }
+  send_running(h, sid, env->pb.id, ds->node, ds->url, dh);
+}
+
+/* DriverSuspend / DriverResume: OK unless told to fail that node. */
+static void answer_suspend(testhost_t *h, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
+  const char *node = env->pb.which_msg == dfnet_v1_Envelope_driver_suspend_tag
+                         ? env->pb.msg.driver_suspend.node
+                         : env->pb.msg.driver_resume.node;
+  pthread_mutex_lock(&h->mu);
+  dfnet_status_t code = h->fail_suspend_code;
+  bool fail =
+      code != DFNET_STATUS_OK && (h->fail_suspend[0] == '\0' || strcmp(h->fail_suspend, node) == 0);
+  pthread_mutex_unlock(&h->mu);
+  dfnet_transport_send_status(h->t, sid, env->pb.id, fail ? code : DFNET_STATUS_OK,
+                              fail ? "test host: the driver refused" : "done");
+}
+
+/* ListDriverHosts: the driver hosts set by th_set_driver_hosts, then Status OK. */
+static void answer_driver_hosts(testhost_t *h, dfnet_session_id_t sid, uint64_t id) {
+  th_driver_host_t dhs[TH_DH_MAX];
+  pthread_mutex_lock(&h->mu);
+  bool answer = h->dh_answer;
+  size_t n = h->ndhs;
+  memcpy(dhs, h->dhs, sizeof dhs);
+  pthread_mutex_unlock(&h->mu);
   dfnet_envelope_t *out = calloc(1, sizeof *out);
-  if (out == NULL)
+  if (!answer || out == NULL) {
+    free(out);
     return;
-  dfnet_envelope_init(out);
-  out->pb.id = env->pb.id;
-  out->pb.which_msg = dfnet_v1_Envelope_driver_status_tag;
-  dfnet_v1_DriverStatus *st = &out->pb.msg.driver_status;
-  snprintf(st->node, sizeof st->node, "%s", ds->node);
-  snprintf(st->url, sizeof st->url, "%s", ds->url);
-  st->driver_host_id = dh;
-  st->state = dfnet_v1_DriverState_RUNNING;
-  st->pid = 1000 + (uint32_t)dh;
-  dfnet_transport_send(h->t, sid, out, 0);
+  }
+  for (size_t i = 0; i < n; i++) {
+    dfnet_envelope_init(out);
+    out->pb.id = id;
+    out->pb.which_msg = dfnet_v1_Envelope_driver_host_info_tag;
+    out->pb.msg.driver_host_info.id = dhs[i].id;
+    out->pb.msg.driver_host_info.pid = dhs[i].pid;
+    out->pb.msg.driver_host_info.rss_bytes = dhs[i].rss_bytes;
+    dfnet_transport_send(h->t, sid, out, 0);
+  }
   free(out);
+  dfnet_transport_send_status(h->t, sid, id, DFNET_STATUS_OK, "driver hosts");
 }
 
 /* A Call answered OK with "<caller>|<caller_driver_url>|<request>". */
@@ -293,9 +389,9 @@ static void answer_call(testhost_t *h, dfnet_session_id_t sid, const dfnet_envel
   free(payload);
 }
 
+/* Recorded once answered or held: a test that saw an envelope may release what it held. */
 static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
   testhost_t *h = user;
-  record(h, env);
   if (env->pb.which_msg == dfnet_v1_Envelope_driver_start_tag) {
     answer_start(h, sid, env);
   } else if (env->pb.which_msg == dfnet_v1_Envelope_driver_stop_tag) {
@@ -306,6 +402,11 @@ static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope
     pthread_mutex_unlock(&h->mu);
     if (!hold)
       dfnet_transport_send_status(h->t, sid, env->pb.id, DFNET_STATUS_OK, "stopped");
+  } else if (env->pb.which_msg == dfnet_v1_Envelope_driver_suspend_tag ||
+             env->pb.which_msg == dfnet_v1_Envelope_driver_resume_tag) {
+    answer_suspend(h, sid, env);
+  } else if (env->pb.which_msg == dfnet_v1_Envelope_list_driver_hosts_tag) {
+    answer_driver_hosts(h, sid, env->pb.id);
   } else if (env->pb.which_msg == dfnet_v1_Envelope_call_tag) {
     pthread_mutex_lock(&h->mu);
     bool answer = h->answer_calls;
@@ -313,6 +414,7 @@ static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope
     if (answer)
       answer_call(h, sid, env);
   }
+  record(h, env);
 }
 
 static void on_open(void *user, const dfnet_session_info_t *info) {
@@ -369,6 +471,7 @@ void th_close(testhost_t *h) {
   pthread_cond_destroy(&h->cv);
   for (size_t i = 0; i < h->nstarts; i++)
     free(h->starts[i]);
+  free(h->held_starts);
   free(h->events);
   free(h);
 }
@@ -464,6 +567,123 @@ dfnet_status_t th_request(testhost_t *h, dfnet_envelope_t *req, dfnet_envelope_t
   return st;
 }
 
+struct th_pending_request {
+  pthread_t thread;
+  testhost_t *h;
+  uint32_t timeout_ms;
+  dfnet_envelope_t req, reply;
+  dfnet_status_t status;
+};
+
+static void *request_thread(void *arg) {
+  th_pending_request_t *p = arg;
+  p->status = th_request(p->h, &p->req, &p->reply, p->timeout_ms);
+  return NULL;
+}
+
+th_pending_request_t *th_request_start(testhost_t *h, const dfnet_envelope_t *req,
+                                       uint32_t timeout_ms) {
+  th_pending_request_t *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return NULL;
+  p->h = h;
+  p->timeout_ms = timeout_ms;
+  p->req = *req;
+  if (pthread_create(&p->thread, NULL, request_thread, p) != 0) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+dfnet_status_t th_request_join(th_pending_request_t *p, dfnet_envelope_t *reply) {
+  if (p == NULL)
+    return DFNET_STATUS_INTERNAL;
+  pthread_join(p->thread, NULL);
+  dfnet_status_t st = p->status;
+  if (reply != NULL)
+    *reply = p->reply;
+  free(p);
+  return st;
+}
+
+struct th_async {
+  testhost_t *h;
+  uint64_t id;
+  bool done, abandoned; /* abandoned: th_async_wait gave up; the completion frees it */
+  dfnet_status_t status;
+  dfnet_envelope_t reply;
+};
+
+static void on_async_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
+                           bool last) {
+  th_async_t *a = user;
+  testhost_t *h = a->h;
+  pthread_mutex_lock(&h->mu);
+  if (!a->done) {
+    a->status = status;
+    if (status == DFNET_STATUS_OK) {
+      a->reply = *reply;
+      a->reply.bulk.data = NULL;
+      a->reply.bulk.size = 0;
+    }
+  }
+  a->done = a->done || last; /* a unary request: its one answer is its last */
+  bool free_it = last && a->abandoned;
+  pthread_cond_broadcast(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  if (free_it)
+    free(a);
+}
+
+th_async_t *th_async_start(testhost_t *h, dfnet_envelope_t *req, uint32_t timeout_ms) {
+  th_async_t *a = calloc(1, sizeof *a);
+  if (a == NULL)
+    return NULL;
+  a->h = h;
+  dfnet_request_opts_t opts = {.deadline_ms = timeout_ms, .on_reply = on_async_reply, .user = a};
+  if (dfnet_transport_request(h->t, th_session(h), req, &opts, DFNET_SEND_WAIT, &a->id) !=
+      DFNET_STATUS_OK) {
+    free(a);
+    return NULL;
+  }
+  return a;
+}
+
+uint64_t th_async_id(const th_async_t *a) { return a->id; }
+
+bool th_async_done(th_async_t *a) {
+  pthread_mutex_lock(&a->h->mu);
+  bool done = a->done;
+  pthread_mutex_unlock(&a->h->mu);
+  return done;
+}
+
+dfnet_status_t th_async_wait(th_async_t *a, uint32_t timeout_ms, dfnet_envelope_t *reply) {
+  testhost_t *h = a->h;
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += timeout_ms / 1000;
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&h->mu);
+  while (!a->done && pthread_cond_timedwait(&h->cv, &h->mu, &deadline) != ETIMEDOUT)
+    ;
+  bool done = a->done;
+  if (!done)
+    a->abandoned = true;
+  dfnet_status_t st = done ? a->status : DFNET_STATUS_DEADLINE_EXCEEDED;
+  if (done && reply != NULL && st == DFNET_STATUS_OK)
+    *reply = a->reply;
+  pthread_mutex_unlock(&h->mu);
+  if (done)
+    free(a);
+  return st;
+}
+
 dfnet_status_t th_send(testhost_t *h, dfnet_envelope_t *env) {
   return dfnet_transport_send(h->t, th_session(h), env, DFNET_SEND_WAIT);
 }
@@ -520,8 +740,8 @@ static dfnet_status_t status_of(dfnet_status_t st, const dfnet_envelope_t *rep, 
 
 static dfnet_status_t node_add(testhost_t *h, const char *parent, const char *name,
                                const th_prop_t *props, size_t nprops, const char *const *offers,
-                               const char *class_name, const char *url, uint64_t dh,
-                               char *message) {
+                               const char *class_name, const char *url, uint64_t dh, char *message,
+                               bool owned) {
   dfnet_envelope_t *req = calloc(1, sizeof *req), *rep = calloc(1, sizeof *rep);
   dfnet_status_t st = DFNET_STATUS_INTERNAL;
   if (req == NULL || rep == NULL)
@@ -544,6 +764,7 @@ static dfnet_status_t node_add(testhost_t *h, const char *parent, const char *na
   }
   if (class_name)
     snprintf(a->class_name, sizeof a->class_name, "%s", class_name);
+  a->owned = owned;
   if (url) {
     snprintf(a->driver_url, sizeof a->driver_url, "%s", url);
     a->driver_host_id = dh;
@@ -558,13 +779,39 @@ free_envs:
 dfnet_status_t th_node_add(testhost_t *h, const char *parent, const char *name,
                            const th_prop_t *props, size_t nprops, const char *const *offers,
                            const char *class_name, char *message) {
-  return node_add(h, parent, name, props, nprops, offers, class_name, NULL, 0, message);
+  return node_add(h, parent, name, props, nprops, offers, class_name, NULL, 0, message, false);
+}
+
+dfnet_status_t th_node_add_owned(testhost_t *h, const char *parent, const char *name,
+                                 const char *class_name) {
+  return node_add(h, parent, name, NULL, 0, NULL, class_name, NULL, 0, NULL, true);
+}
+
+static void on_watch_event(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
+                           bool last) {
+  (void)last;
+  if (status == DFNET_STATUS_OK && reply->pb.which_msg == dfnet_v1_Envelope_watch_event_tag)
+    record(user, reply);
+}
+
+dfnet_status_t th_watch(testhost_t *h) {
+  dfnet_envelope_t *req = calloc(1, sizeof *req);
+  if (req == NULL)
+    return DFNET_STATUS_INTERNAL;
+  dfnet_envelope_init(req);
+  req->pb.which_msg = dfnet_v1_Envelope_watch_tag;
+  dfnet_request_opts_t opts = {.streaming = true, .on_reply = on_watch_event, .user = h};
+  dfnet_status_t st =
+      dfnet_transport_request(h->t, th_session(h), req, &opts, DFNET_SEND_WAIT, NULL);
+  free(req);
+  return st;
 }
 
 dfnet_status_t th_node_add_running(testhost_t *h, const char *parent, const char *name,
                                    const th_prop_t *props, size_t nprops, const char *driver_url,
                                    uint64_t driver_host_id) {
-  return node_add(h, parent, name, props, nprops, NULL, NULL, driver_url, driver_host_id, NULL);
+  return node_add(h, parent, name, props, nprops, NULL, NULL, driver_url, driver_host_id, NULL,
+                  false);
 }
 
 dfnet_status_t th_node_remove(testhost_t *h, const char *moniker) {
@@ -680,6 +927,49 @@ size_t th_release_stops(testhost_t *h) {
   for (size_t i = 0; i < n; i++)
     dfnet_transport_send_status(h->t, th_session(h), ids[i], DFNET_STATUS_OK, "stopped");
   return n;
+}
+
+void th_hold_starts(testhost_t *h, bool on) {
+  pthread_mutex_lock(&h->mu);
+  h->hold_starts = on;
+  pthread_mutex_unlock(&h->mu);
+}
+
+size_t th_release_starts(testhost_t *h, dfnet_status_t code) {
+  pthread_mutex_lock(&h->mu);
+  size_t n = h->nheld_starts;
+  th_held_start_t *held = NULL;
+  if (n > 0 && (held = malloc(n * sizeof *held)) != NULL)
+    memcpy(held, h->held_starts, n * sizeof *held);
+  h->nheld_starts = 0;
+  pthread_mutex_unlock(&h->mu);
+  if (held == NULL)
+    return 0;
+  dfnet_session_id_t sid = th_session(h);
+  for (size_t i = 0; i < n; i++) {
+    if (code == DFNET_STATUS_OK)
+      send_running(h, sid, held[i].id, held[i].node, held[i].url, held[i].dh);
+    else
+      dfnet_transport_send_status(h->t, sid, held[i].id, code, "test host: start failed");
+  }
+  free(held);
+  return n;
+}
+
+void th_fail_suspend(testhost_t *h, const char *node, dfnet_status_t code) {
+  pthread_mutex_lock(&h->mu);
+  snprintf(h->fail_suspend, sizeof h->fail_suspend, "%s", node ? node : "");
+  h->fail_suspend_code = code;
+  pthread_mutex_unlock(&h->mu);
+}
+
+void th_set_driver_hosts(testhost_t *h, const th_driver_host_t *items, size_t count, bool answer) {
+  pthread_mutex_lock(&h->mu);
+  h->ndhs = count < TH_DH_MAX ? count : TH_DH_MAX;
+  if (h->ndhs > 0)
+    memcpy(h->dhs, items, h->ndhs * sizeof *items);
+  h->dh_answer = answer;
+  pthread_mutex_unlock(&h->mu);
 }
 
 dfnet_status_t th_call(testhost_t *h, const char *target, const char *method, const char *caller,

@@ -11,10 +11,13 @@
  *
  * A host session answers the manager's DriverStart with DriverStatus RUNNING (driver host
  * ids 1, 2, ... per session; the requested id when colocating), or with a Status when the
- * URL was marked failing (th_fail_url); DriverStop with Status OK (or later: th_hold_stops).
+ * URL was marked failing (th_fail_url), or later (th_hold_starts); DriverStop with Status OK
+ * (or later: th_hold_stops); DriverSuspend and DriverResume with Status OK (th_fail_suspend);
+ * ListDriverHosts not at all unless told what to answer (th_set_driver_hosts).
  * Calls it leaves unanswered unless told to answer them (th_answer_calls). Every envelope
  * the manager sends is recorded in order (th_wait_event, th_events), each DriverStart in
- * full too (th_driver_start). It may call as a host for its drivers (th_call).
+ * full too (th_driver_start), once it was answered or held: a DriverStart or DriverStop a test
+ * has seen while holding is held. It may call as a host for its drivers (th_call).
  *
  * Every function reports failure by return value and never aborts; tests assert on it.
  */
@@ -78,6 +81,8 @@ typedef struct th_event {
   size_t seq;              /* position in the session's record */
   char caller[512];        /* Call: caller */
   char caller_url[256];    /* Call: caller_driver_url */
+  uint32_t flags;          /* DriverSuspend: flags */
+  char lease_token[96];    /* Call: lease_token (the manager never forwards one) */
 } th_event_t;
 
 /* Connect to the manager: issue a certificate for `name` with `role` ("host", "admin",
@@ -102,6 +107,29 @@ void th_fail_url(testhost_t *h, const char *url_part, dfnet_status_t code);
 dfnet_status_t th_request(testhost_t *h, dfnet_envelope_t *req, dfnet_envelope_t *reply,
                           uint32_t timeout_ms);
 
+/* A request whose answer comes later (a DriverControl answered once its nodes settled):
+ * th_request on a thread of its own. th_request_start copies req; NULL without memory. */
+typedef struct th_pending_request th_pending_request_t;
+th_pending_request_t *th_request_start(testhost_t *h, const dfnet_envelope_t *req,
+                                       uint32_t timeout_ms);
+/* Wait for it and free it; its reply into *reply (may be NULL). Returns th_request's. */
+dfnet_status_t th_request_join(th_pending_request_t *p, dfnet_envelope_t *reply);
+
+/* A request whose one answer is waited for later, with its id known at once (a Call left in
+ * flight, a LeaseAcquire that waits in the queue and is cancelled by id): th_async_start
+ * sends req (encoded during the call: req may be reused) and returns the record, or NULL
+ * when it could not be sent; th_async_id is its envelope id; th_async_wait waits up to
+ * timeout_ms for the answer, copies it into *reply (may be NULL; bulk dropped) and frees the
+ * record, returning OK, the transport's completion (DEADLINE_EXCEEDED at timeout_ms from the
+ * start, CANCELLED, UNAVAILABLE), or DEADLINE_EXCEEDED when the wait itself ran out (the
+ * record is freed all the same: a late answer is dropped). th_async_done says whether the
+ * answer is in (without waiting). */
+typedef struct th_async th_async_t;
+th_async_t *th_async_start(testhost_t *h, dfnet_envelope_t *req, uint32_t timeout_ms);
+uint64_t th_async_id(const th_async_t *a);
+bool th_async_done(th_async_t *a);
+dfnet_status_t th_async_wait(th_async_t *a, uint32_t timeout_ms, dfnet_envelope_t *reply);
+
 /* Send without waiting (an event, id as set). */
 dfnet_status_t th_send(testhost_t *h, dfnet_envelope_t *env);
 
@@ -120,6 +148,15 @@ dfnet_status_t th_node_add(testhost_t *h, const char *parent, const char *name,
 dfnet_status_t th_node_add_running(testhost_t *h, const char *parent, const char *name,
                                    const th_prop_t *props, size_t nprops, const char *driver_url,
                                    uint64_t driver_host_id);
+
+/* NodeAdd of a node its parent's driver keeps (owned: a class entry), with no properties.
+ * Returns as th_node_add. */
+dfnet_status_t th_node_add_owned(testhost_t *h, const char *parent, const char *name,
+                                 const char *class_name);
+
+/* Client: Watch (every kind); the WatchEvents are recorded as the session's envelopes are
+ * (th_wait_event with dfnet_v1_Envelope_watch_event_tag; th_event_t.kind). */
+dfnet_status_t th_watch(testhost_t *h);
 
 /* NodeRemove{moniker} (answered with Status). */
 dfnet_status_t th_node_remove(testhost_t *h, const char *moniker);
@@ -145,6 +182,32 @@ void th_answer_calls(testhost_t *h, bool on);
 void th_hold_stops(testhost_t *h, bool on);
 /* Answer every held DriverStop with Status OK, in the order they came. Returns how many. */
 size_t th_release_stops(testhost_t *h);
+
+/* Hold the answers to DriverStart (on: true) until th_release_starts() (an asynchronous
+ * start still running); off answers at once again (what is held stays held). */
+void th_hold_starts(testhost_t *h, bool on);
+/* Answer every held DriverStart in the order they came: DriverStatus RUNNING for OK, else a
+ * Status `code`. Returns how many. */
+size_t th_release_starts(testhost_t *h, dfnet_status_t code);
+
+/* DriverSuspend and DriverResume are answered OK (the node's events are recorded), except
+ * for `node`, answered with `code` (OK clears; NULL node: every node). */
+void th_fail_suspend(testhost_t *h, const char *node, dfnet_status_t code);
+
+/* A driver host as the agent reports it to ListDriverHosts. */
+typedef struct th_driver_host {
+  uint64_t id;
+  uint32_t pid;
+  uint64_t rss_bytes;
+} th_driver_host_t;
+/* Answer the manager's ListDriverHosts with these (at most 16, copied) and a Status OK;
+ * answer false: leave it unanswered (a silent agent, the default). */
+void th_set_driver_hosts(testhost_t *h, const th_driver_host_t *items, size_t count, bool answer);
+
+/* th_write_driver, the rules compiled as `dfnet-bindc compile --disable-autobind` does
+ * (fuchsia.BIND_AUTOBIND == 0 first): a driver that binds only on a RequestBind. */
+int th_write_driver_manual(const char *dir, const char *name, const char *bind_source,
+                           const char *extra);
 
 /* As a host, a unary Call for one of its drivers: Call{target, method, caller,
  * caller_driver_url, deadline 10 s} with `req` as payload. Returns the transport's status;

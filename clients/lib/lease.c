@@ -1,0 +1,1029 @@
+/* libdfnet-client: leases (docs/architecture.md "Leases"; proto/dfnet/v1/lease.proto) —
+ * acquire (blocking, waiting in the manager's queue, cancellable), renew, release, list,
+ * show and the audit log; the client's lease token, which call.c puts in every Call; and
+ * the renewals of the leases acquired through this client, at a third of their TTL, on the
+ * client thread (include/dfnet/client.h "Leases").
+ *
+ * Renewals: one record per lease acquired (client_lease_t, on c->leases under c->mu). A
+ * record has at most one activity at a time — the timer of its next renewal, or its
+ * LeaseRenew in flight — and whoever holds the activity frees the record once it finds it
+ * released (dfnet_client_lease_release) or the client closing. A record without activity
+ * (not renewed, or lost) is freed by the release itself, or at close.
+ *
+ * Acquire: a LeaseAcquire that waits may be answered first with LeaseInfo messages that
+ * give its place in the queue (queue_position > 0), then with the lease (queue_position 0)
+ * or a Status. The caller's thread waits for the end; at its deadline, or on
+ * dfnet_client_lease_acquire_cancel, it cancels the request (a Cancel goes to the manager,
+ * which takes it out of the queue). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients/lib/client_internal.h"
+#include "lib/log.h"
+
+#define SUB "client"
+#define TOKEN_CAP sizeof(((dfnet_client_t *)0)->lease_token)
+#define ACQUIRE_ANSWER_MS 30000u /* the answer to a request that does not wait */
+#define ACQUIRE_SLACK_MS 5000u   /* past wait_ms: the manager ends a wait first */
+#define RENEW_DEADLINE_MAX_MS 10000u
+#define RETRY_MIN_MS 50u
+#define RETRY_MAX_MS 5000u
+#define HISTORY_LIMIT_MAX 10000u
+
+_Static_assert(sizeof(((dfnet_client_t *)0)->lease_token) ==
+                   sizeof(((dfnet_v1_Call *)0)->lease_token),
+               "the client's lease token is a Call.lease_token");
+_Static_assert(DFNET_CLIENT_LEASE_LOW == (int)dfnet_v1_LeasePriority_LEASE_PRIORITY_LOW &&
+                   DFNET_CLIENT_LEASE_HIGH == (int)dfnet_v1_LeasePriority_LEASE_PRIORITY_HIGH,
+               "priorities are the wire's");
+
+/* ---- results ------------------------------------------------------------------------ */
+
+/* One lease: the public struct first, its strings in the arena. */
+typedef struct lease_holder {
+  dfnet_client_lease_t pub;
+  client_arena_t arena;
+} lease_holder_t;
+
+/* A list: the public list first, its items malloc'd, their strings in the arena. */
+typedef struct lease_list_holder {
+  dfnet_client_lease_list_t pub;
+  client_arena_t arena;
+  size_t cap;
+} lease_list_holder_t;
+
+typedef struct audit_holder {
+  dfnet_client_lease_audit_list_t pub;
+  client_arena_t arena;
+  size_t cap;
+} audit_holder_t;
+
+void dfnet_client_lease_free(dfnet_client_lease_t *lease) {
+  if (lease == NULL)
+    return;
+  lease_holder_t *h = (lease_holder_t *)lease; /* pub is the first member */
+  client__arena_free(&h->arena);
+  free(h);
+}
+
+void dfnet_client_lease_list_free(dfnet_client_lease_list_t *list) {
+  if (list == NULL)
+    return;
+  lease_list_holder_t *h = (lease_list_holder_t *)list;
+  client__arena_free(&h->arena);
+  free(h->pub.items);
+  free(h);
+}
+
+void dfnet_client_lease_audit_list_free(dfnet_client_lease_audit_list_t *list) {
+  if (list == NULL)
+    return;
+  audit_holder_t *h = (audit_holder_t *)list;
+  client__arena_free(&h->arena);
+  free(h->pub.items);
+  free(h);
+}
+
+const char *dfnet_client_lease_priority_str(dfnet_client_lease_priority_t p) {
+  switch (p) {
+  case DFNET_CLIENT_LEASE_LOW:
+    return "low";
+  case DFNET_CLIENT_LEASE_HIGH:
+    return "high";
+  default:
+    return "normal";
+  }
+}
+
+/* n strings of the wire (each cap bytes apart) into the arena. NULL = out of memory. */
+static const char **strv_copy(client_arena_t *a, const char *first, size_t cap, size_t n,
+                              bool *ok) {
+  if (n == 0)
+    return NULL;
+  const char **v = client__arena_alloc(a, n * sizeof *v);
+  if (v == NULL) {
+    *ok = false;
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((v[i] = client__arena_strdup(a, first + i * cap)) == NULL)
+      *ok = false;
+  return v;
+}
+
+/* A LeaseInfo into *l, its strings in the arena. false = out of memory. */
+static bool lease_copy(client_arena_t *a, const dfnet_v1_LeaseInfo *w, dfnet_client_lease_t *l) {
+  bool ok = true;
+  l->id = w->id;
+  ok = (l->holder = client__arena_strdup(a, w->holder)) != NULL && ok;
+  l->target_count = w->targets_count;
+  l->targets = strv_copy(a, w->targets[0], sizeof w->targets[0], w->targets_count, &ok);
+  l->node_count = w->node_count;
+  l->node_list_count = w->nodes_count;
+  l->nodes = strv_copy(a, w->nodes[0], sizeof w->nodes[0], w->nodes_count, &ok);
+  l->acquired_ms = w->acquired_ms;
+  l->expires_ms = w->expires_ms;
+  l->ttl_ms = w->ttl_ms;
+  l->priority = (dfnet_client_lease_priority_t)w->priority;
+  ok = (l->token = client__arena_strdup(a, w->token)) != NULL && ok;
+  l->queue_position = w->queue_position;
+  ok = (l->reason = client__arena_strdup(a, w->reason)) != NULL && ok;
+  return ok;
+}
+
+/* A new holder of a copy of w, or NULL (out of memory). */
+static lease_holder_t *lease_holder_new(const dfnet_v1_LeaseInfo *w) {
+  lease_holder_t *h = calloc(1, sizeof *h);
+  if (h != NULL && !lease_copy(&h->arena, w, &h->pub)) {
+    dfnet_client_lease_free(&h->pub);
+    h = NULL;
+  }
+  return h;
+}
+
+/* Room for one more item of size bytes in *items (count used, *cap allocated). */
+static void *item_push(void **items, size_t count, size_t *cap, size_t size) {
+  if (count == *cap) {
+    size_t n = *cap ? *cap * 2 : 16;
+    void *p = realloc(*items, n * size);
+    if (p == NULL)
+      return NULL;
+    *items = p;
+    *cap = n;
+  }
+  void *item = (char *)*items + count * size;
+  memset(item, 0, size);
+  return item;
+}
+
+/* ---- tokens ------------------------------------------------------------------------- */
+
+/* The lease a token "<id>.<64 hex>" names, or 0. */
+static uint64_t token_id(const char *token) {
+  uint64_t id = 0;
+  const char *p = token;
+  if (p == NULL || *p < '1' || *p > '9')
+    return 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (id > (UINT64_MAX - 9) / 10)
+      return 0;
+    id = id * 10 + (uint64_t)(*p - '0');
+  }
+  return *p == '.' ? id : 0;
+}
+
+dfnet_status_t client__lease_init(dfnet_client_t *c, dfnet_client_error_t *err) {
+  const char *token = getenv("DFNET_LEASE");
+  return client__copy_field(c->lease_token, TOKEN_CAP, token, "DFNET_LEASE", err);
+}
+
+dfnet_status_t dfnet_client_set_lease_token(dfnet_client_t *c, const char *token) {
+  if (c == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  char copy[TOKEN_CAP];
+  if (client__copy_field(copy, sizeof copy, token, "lease token", NULL) != DFNET_STATUS_OK)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  pthread_mutex_lock(&c->mu);
+  memcpy(c->lease_token, copy, sizeof copy);
+  pthread_mutex_unlock(&c->mu);
+  return DFNET_STATUS_OK;
+}
+
+dfnet_status_t dfnet_client_lease_token(dfnet_client_t *c, char *buf, size_t cap) {
+  if (c == NULL || buf == NULL || cap == 0)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  pthread_mutex_lock(&c->mu);
+  size_t n = strlen(c->lease_token);
+  if (n < cap)
+    memcpy(buf, c->lease_token, n + 1);
+  else
+    buf[0] = '\0';
+  pthread_mutex_unlock(&c->mu);
+  return n < cap ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
+}
+
+/* ---- renewals (client thread) ------------------------------------------------------- */
+
+struct client_lease {
+  client_lease_t *next;
+  dfnet_client_t *c;
+  uint64_t id;
+  char token[TOKEN_CAP];
+  uint32_t ttl_ms;
+  uint64_t expires_ms;    /* the manager's (wall clock) */
+  uint64_t until_mono_ms; /* when it expires by our clock: the last grant + ttl_ms */
+  bool renewing;          /* renewed (until lost) */
+  bool active;            /* a timer or a LeaseRenew holds it */
+  bool released;          /* released through the client: gone once inactive */
+  bool warned;            /* this streak of failures was logged */
+  uint32_t renewals, failures;
+  dfnet_status_t status;
+  char message[256];
+  dfnet_client_lease_fn on_renew;
+  void *user;
+};
+
+/* c->mu held: the live record of lease id, or NULL. */
+static client_lease_t *record_find_locked(dfnet_client_t *c, uint64_t id) {
+  for (client_lease_t *l = c->leases; l != NULL; l = l->next)
+    if (l->id == id && !l->released)
+      return l;
+  return NULL;
+}
+
+static void record_unlink_locked(dfnet_client_t *c, client_lease_t *l) {
+  for (client_lease_t **pp = &c->leases; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == l) {
+      *pp = l->next;
+      return;
+    }
+  }
+}
+
+/* c->mu held, l's activity held: is l over (released, or the client closing)? Then it is
+ * unlinked and the caller frees it. */
+static bool record_over_locked(dfnet_client_t *c, client_lease_t *l) {
+  if (!l->released && !c->closing)
+    return false;
+  record_unlink_locked(c, l);
+  return true;
+}
+
+void client__leases_free(dfnet_client_t *c) {
+  while (c->leases != NULL) {
+    client_lease_t *l = c->leases;
+    c->leases = l->next;
+    free(l);
+  }
+}
+
+/* Failures the manager did not decide: tried again while the lease lives. */
+static bool transient(dfnet_status_t code) {
+  return code == DFNET_STATUS_UNAVAILABLE || code == DFNET_STATUS_DEADLINE_EXCEEDED ||
+         code == DFNET_STATUS_RESOURCE_EXHAUSTED || code == DFNET_STATUS_CANCELLED;
+}
+
+static uint32_t clamp_ms(uint64_t v, uint32_t lo, uint32_t hi) {
+  return v < lo ? lo : v > hi ? hi : (uint32_t)v;
+}
+
+static void renew_fire(void *user);
+
+/* l's next renewal could not be scheduled (out of memory), its activity held: renewals
+ * end. */
+static void renew_stop(client_lease_t *l) {
+  dfnet_client_t *c = l->c;
+  pthread_mutex_lock(&c->mu);
+  if (record_over_locked(c, l)) {
+    pthread_mutex_unlock(&c->mu);
+    free(l);
+    return;
+  }
+  l->renewing = l->active = false;
+  l->status = DFNET_STATUS_RESOURCE_EXHAUSTED;
+  snprintf(l->message, sizeof l->message, "out of memory for a timer");
+  uint64_t id = l->id, expires = l->expires_ms;
+  dfnet_client_lease_fn fn = l->on_renew;
+  void *user = l->user;
+  pthread_mutex_unlock(&c->mu);
+  DFNET_LOGW(SUB, NULL, "lease %" PRIu64 " is no longer renewed: out of memory", id);
+  if (fn != NULL)
+    fn(user, id, DFNET_STATUS_RESOURCE_EXHAUSTED, expires, "out of memory for a timer");
+}
+
+/* What a renewal (or its failure to be sent) came to, with l's activity held: the next
+ * renewal, a retry, or the end. */
+static void renew_outcome(client_lease_t *l, dfnet_status_t code, const char *message,
+                          const dfnet_v1_LeaseInfo *info) {
+  dfnet_client_t *c = l->c;
+  uint64_t now = dfnet_transport_now_ms();
+  uint32_t delay = 0;
+  bool report = false, warn = false, lost = false;
+  pthread_mutex_lock(&c->mu);
+  if (record_over_locked(c, l)) {
+    pthread_mutex_unlock(&c->mu);
+    free(l);
+    return;
+  }
+  if (code == DFNET_STATUS_OK) {
+    l->expires_ms = info->expires_ms;
+    l->ttl_ms = info->ttl_ms;
+    l->until_mono_ms = now + l->ttl_ms;
+    l->renewals++;
+    l->failures = 0;
+    l->warned = false;
+    report = true;
+    delay = l->ttl_ms / 3 ? l->ttl_ms / 3 : 1;
+    if (l->ttl_ms == 0 || l->expires_ms == 0) /* it no longer expires */
+      l->renewing = l->active = false;
+  } else if (transient(code) && now + RETRY_MIN_MS < l->until_mono_ms) {
+    l->failures++;
+    warn = !l->warned;
+    l->warned = true;
+    delay = clamp_ms(l->ttl_ms / 10, RETRY_MIN_MS, RETRY_MAX_MS);
+    delay = clamp_ms(delay, 1, (uint32_t)(l->until_mono_ms - now));
+  } else {
+    lost = report = true;
+    l->failures++;
+    l->status = transient(code) ? DFNET_STATUS_DEADLINE_EXCEEDED : code;
+    snprintf(l->message, sizeof l->message, "%s%s",
+             transient(code) ? "it expired before it could be renewed: " : "", message);
+    l->renewing = l->active = false;
+  }
+  uint64_t id = l->id, expires = l->expires_ms;
+  dfnet_status_t status = lost ? l->status : DFNET_STATUS_OK;
+  char text[256];
+  snprintf(text, sizeof text, "%s", lost ? l->message : "");
+  dfnet_client_lease_fn fn = l->on_renew;
+  void *user = l->user;
+  bool schedule = !lost && l->active;
+  pthread_mutex_unlock(&c->mu);
+  /* From here l is ours only while it is active (a timer follows); lost: not at all. */
+  if (warn)
+    DFNET_LOGW(SUB, NULL,
+               "lease %" PRIu64 ": renewal failed (%s: %s); trying again until it expires", id,
+               dfnet_status_str(code), message);
+  if (lost)
+    DFNET_LOGW(SUB, NULL, "lease %" PRIu64 " is no longer renewed: %s: %s", id,
+               dfnet_status_str(status), text);
+  if (schedule &&
+      dfnet_transport_timer_start(c->t, delay, renew_fire, l, NULL) != DFNET_STATUS_OK) {
+    renew_stop(l);
+    return;
+  }
+  if (report && fn != NULL)
+    fn(user, id, status, expires, text);
+}
+
+/* The LeaseRenew's answer (client thread; also while the transport is destroyed). */
+static void renew_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *env, bool last) {
+  client_lease_t *l = user;
+  (void)last;
+  if (status != DFNET_STATUS_OK) {
+    renew_outcome(l, status,
+                  status == DFNET_STATUS_DEADLINE_EXCEEDED ? "no answer from the manager"
+                  : status == DFNET_STATUS_UNAVAILABLE     ? "connection to the manager lost"
+                                                           : dfnet_status_str(status),
+                  NULL);
+  } else if (env->pb.which_msg == dfnet_v1_Envelope_lease_info_tag) {
+    renew_outcome(l, DFNET_STATUS_OK, "", &env->pb.msg.lease_info);
+  } else if (env->pb.which_msg == dfnet_v1_Envelope_status_tag &&
+             env->pb.msg.status.code != dfnet_v1_Code_OK) {
+    renew_outcome(l, (dfnet_status_t)env->pb.msg.status.code, env->pb.msg.status.message, NULL);
+  } else {
+    renew_outcome(l, DFNET_STATUS_INTERNAL, "the manager's answer to LeaseRenew has no lease",
+                  NULL);
+  }
+}
+
+/* Timer: renew l now. */
+static void renew_fire(void *user) {
+  client_lease_t *l = user;
+  dfnet_client_t *c = l->c;
+  pthread_mutex_lock(&c->mu);
+  if (record_over_locked(c, l)) {
+    pthread_mutex_unlock(&c->mu);
+    free(l);
+    return;
+  }
+  dfnet_session_id_t sid = c->session;
+  /* An answer is waited for a third of the TTL at most, so that a retry still fits. */
+  uint64_t now = dfnet_transport_now_ms();
+  uint64_t left = l->until_mono_ms > now ? l->until_mono_ms - now : 1;
+  uint32_t deadline =
+      clamp_ms(left < l->ttl_ms / 3 ? left : l->ttl_ms / 3, 1, RENEW_DEADLINE_MAX_MS);
+  dfnet_envelope_t *env = sid != 0 ? malloc(sizeof *env) : NULL;
+  if (env != NULL) {
+    DFNET_ENVELOPE_INIT_MEMBER(env, dfnet_v1_Envelope_lease_renew_tag, lease_renew);
+    env->pb.msg.lease_renew.id = l->id;
+    memcpy(env->pb.msg.lease_renew.token, l->token, sizeof l->token);
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (sid == 0) {
+    renew_outcome(l, DFNET_STATUS_UNAVAILABLE, "not connected to the manager", NULL);
+    return;
+  }
+  if (env == NULL) {
+    renew_outcome(l, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  dfnet_request_opts_t ro = {.deadline_ms = deadline, .on_reply = renew_reply, .user = l};
+  dfnet_status_t st = dfnet_transport_request(c->t, sid, env, &ro, 0, NULL);
+  free(env);
+  if (st != DFNET_STATUS_OK)
+    renew_outcome(l,
+                  st == DFNET_STATUS_NOT_FOUND  ? DFNET_STATUS_UNAVAILABLE
+                  : st == DFNET_STATUS_INTERNAL ? DFNET_STATUS_RESOURCE_EXHAUSTED
+                                                : st,
+                  "LeaseRenew not sent", NULL);
+}
+
+/* A lease acquired through c: its record, renewed (unless no_renew) from now on. */
+static void record_start(dfnet_client_t *c, const dfnet_client_lease_t *lease,
+                         const dfnet_client_lease_options_t *o) {
+  client_lease_t *l = calloc(1, sizeof *l);
+  if (l == NULL) {
+    DFNET_LOGW(SUB, NULL, "lease %" PRIu64 " is not renewed: out of memory", lease->id);
+    return;
+  }
+  l->c = c;
+  l->id = lease->id;
+  snprintf(l->token, sizeof l->token, "%s", lease->token);
+  l->ttl_ms = lease->ttl_ms;
+  l->expires_ms = lease->expires_ms;
+  l->until_mono_ms = dfnet_transport_now_ms() + lease->ttl_ms;
+  l->renewing = !o->no_renew && lease->ttl_ms > 0 && lease->expires_ms > 0;
+  l->active = l->renewing;
+  l->on_renew = o->on_renew;
+  l->user = o->user;
+  uint32_t delay = lease->ttl_ms / 3 ? lease->ttl_ms / 3 : 1;
+  pthread_mutex_lock(&c->mu);
+  l->next = c->leases;
+  c->leases = l;
+  if (c->lease_token[0] == '\0') /* the client's lease token when it has none */
+    memcpy(c->lease_token, l->token, sizeof l->token);
+  bool renewing = l->renewing;
+  pthread_mutex_unlock(&c->mu);
+  if (renewing && dfnet_transport_timer_start(c->t, delay, renew_fire, l, NULL) != DFNET_STATUS_OK)
+    renew_stop(l);
+}
+
+/* Lease id is gone through this client (released, or found gone): stop renewing it and
+ * forget it as the client's lease token. */
+static void record_end(dfnet_client_t *c, uint64_t id) {
+  client_lease_t *gone = NULL;
+  pthread_mutex_lock(&c->mu);
+  client_lease_t *l = record_find_locked(c, id);
+  if (l != NULL) {
+    l->released = true;
+    if (!l->active) {
+      record_unlink_locked(c, l);
+      gone = l;
+    }
+  }
+  if (token_id(c->lease_token) == id)
+    c->lease_token[0] = '\0';
+  pthread_mutex_unlock(&c->mu);
+  free(gone);
+}
+
+dfnet_status_t dfnet_client_lease_state(dfnet_client_t *c, uint64_t id,
+                                        dfnet_client_lease_state_t *out) {
+  if (c == NULL || out == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  pthread_mutex_lock(&c->mu);
+  const client_lease_t *l = record_find_locked(c, id);
+  if (l != NULL) {
+    *out = (dfnet_client_lease_state_t){.id = l->id,
+                                        .renewing = l->renewing,
+                                        .expires_ms = l->expires_ms,
+                                        .ttl_ms = l->ttl_ms,
+                                        .renewals = l->renewals,
+                                        .failures = l->failures,
+                                        .status = l->status};
+    snprintf(out->message, sizeof out->message, "%s", l->message);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return l != NULL ? DFNET_STATUS_OK : DFNET_STATUS_NOT_FOUND;
+}
+
+/* ---- acquire ------------------------------------------------------------------------ */
+
+struct client_acquire {
+  client_acquire_t *next; /* on c->acquiring (c->mu) */
+  client_waiter_t w;      /* the end; under w.mu also what follows */
+  bool cancel;            /* dfnet_client_lease_acquire_cancel (set under c->mu and w.mu) */
+  uint64_t queue_id;      /* the queue entry's id, from the manager's LeaseInfo */
+  uint32_t position;
+  lease_holder_t *granted; /* the lease, once granted */
+  dfnet_client_lease_queue_fn on_queued;
+  void *user;
+};
+
+/* The LeaseAcquire of o into m. INVALID_ARGUMENT with err set. */
+static dfnet_status_t acquire_fill(dfnet_v1_LeaseAcquire *m, const dfnet_client_lease_options_t *o,
+                                   dfnet_client_error_t *err) {
+  const size_t max_targets = sizeof m->targets / sizeof m->targets[0];
+  const size_t max_match = sizeof m->match / sizeof m->match[0];
+  if (o->target_count == 0 && o->match_count == 0)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a target or a selector is required");
+  if (o->target_count > max_targets || o->match_count > max_match)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT,
+                        "%zu targets and %zu selectors: at most %zu and %zu", o->target_count,
+                        o->match_count, max_targets, max_match);
+  if ((o->target_count > 0 && o->targets == NULL) || (o->match_count > 0 && o->match == NULL))
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "targets or match is NULL");
+  dfnet_status_t st = DFNET_STATUS_OK;
+  for (size_t i = 0; st == DFNET_STATUS_OK && i < o->target_count; i++) {
+    if (o->targets[i] == NULL || o->targets[i][0] == '\0')
+      return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "target %zu is empty", i + 1);
+    st = client__copy_field(m->targets[i], sizeof m->targets[i], o->targets[i], "a target", err);
+  }
+  for (size_t i = 0; st == DFNET_STATUS_OK && i < o->match_count; i++) {
+    const char *eq = o->match[i] != NULL ? strchr(o->match[i], '=') : NULL;
+    if (eq == NULL || eq == o->match[i])
+      return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "selector '%s' is not KEY=VALUE",
+                          o->match[i] != NULL ? o->match[i] : "(null)");
+    st = client__copy_field(m->match[i], sizeof m->match[i], o->match[i], "a selector", err);
+  }
+  if (st == DFNET_STATUS_OK)
+    st = client__copy_field(m->reason, sizeof m->reason, o->reason, "the reason", err);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  if ((unsigned)o->priority > DFNET_CLIENT_LEASE_HIGH)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "unknown priority %d",
+                        (int)o->priority);
+  m->targets_count = (pb_size_t)o->target_count;
+  m->match_count = (pb_size_t)o->match_count;
+  m->ttl_ms = o->ttl_ms;
+  m->no_expiry = o->no_expiry;
+  m->wait = o->wait;
+  m->wait_ms = o->wait ? o->wait_ms : 0;
+  m->priority = (dfnet_v1_LeasePriority)o->priority;
+  return DFNET_STATUS_OK;
+}
+
+/* Streaming: a LeaseInfo with a queue position is not the end. */
+static bool acquire_is_last(void *user, const dfnet_envelope_t *env) {
+  (void)user;
+  return env->pb.which_msg != dfnet_v1_Envelope_lease_info_tag ||
+         env->pb.msg.lease_info.queue_position == 0;
+}
+
+/* Client thread: one answer to the LeaseAcquire. */
+static void acquire_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *env,
+                          bool last) {
+  client_acquire_t *a = user;
+  const dfnet_v1_LeaseInfo *info =
+      status == DFNET_STATUS_OK && env->pb.which_msg == dfnet_v1_Envelope_lease_info_tag
+          ? &env->pb.msg.lease_info
+          : NULL;
+  if (!last) { /* its place in the queue */
+    if (info == NULL)
+      return;
+    pthread_mutex_lock(&a->w.mu);
+    a->queue_id = info->id;
+    a->position = info->queue_position;
+    pthread_mutex_unlock(&a->w.mu);
+    if (a->on_queued != NULL)
+      a->on_queued(a->user, info->id, info->queue_position);
+    return;
+  }
+  if (info != NULL) {
+    lease_holder_t *h = lease_holder_new(info);
+    pthread_mutex_lock(&a->w.mu);
+    a->granted = h;
+    a->w.oom = h == NULL;
+    pthread_mutex_unlock(&a->w.mu);
+    client__waiter_done(&a->w, DFNET_STATUS_OK, NULL);
+  } else if (status != DFNET_STATUS_OK) {
+    client__waiter_done(&a->w, status,
+                        status == DFNET_STATUS_UNAVAILABLE ? "connection to the manager lost"
+                                                           : dfnet_status_str(status));
+  } else if (env->pb.which_msg == dfnet_v1_Envelope_status_tag &&
+             env->pb.msg.status.code != dfnet_v1_Code_OK) {
+    client__waiter_done(&a->w, (dfnet_status_t)env->pb.msg.status.code, env->pb.msg.status.message);
+  } else {
+    client__waiter_done(&a->w, DFNET_STATUS_INTERNAL,
+                        "the manager's answer to LeaseAcquire has no lease");
+  }
+}
+
+/* Send the LeaseAcquire on the current session (waiting up to session_ms for one); a
+ * session that closed a moment ago: the next one, once. */
+static dfnet_status_t acquire_send(dfnet_client_t *c, client_acquire_t *a, dfnet_envelope_t *env,
+                                   uint32_t session_ms, dfnet_session_id_t *sid, uint64_t *rid,
+                                   dfnet_client_error_t *err) {
+  dfnet_request_opts_t ro = {
+      .streaming = true, .is_last = acquire_is_last, .on_reply = acquire_reply, .user = a};
+  dfnet_status_t st = DFNET_STATUS_OK;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    st = client__session(c, session_ms, sid, err);
+    if (st != DFNET_STATUS_OK)
+      return st;
+    st = dfnet_transport_request(c->t, *sid, env, &ro, DFNET_SEND_WAIT, rid);
+    if (st != DFNET_STATUS_NOT_FOUND)
+      break;
+    client__session_gone(c, *sid);
+  }
+  if (st != DFNET_STATUS_OK)
+    return client__fail(err, st == DFNET_STATUS_NOT_FOUND ? DFNET_STATUS_UNAVAILABLE : st,
+                        "LeaseAcquire not sent: %s",
+                        st == DFNET_STATUS_NOT_FOUND ? "the session just closed"
+                                                     : dfnet_status_str(st));
+  return DFNET_STATUS_OK;
+}
+
+typedef enum acquire_end { END_ANSWERED = 0, END_DEADLINE = 1, END_CANCELLED = 2 } acquire_end_t;
+
+/* Wait for a's end. At `until` (NULL: none) or on a cancel, cancel the request: a Cancel
+ * goes to the manager and the transport ends it CANCELLED (unless its answer came first).
+ * Returns why it ended. */
+static acquire_end_t acquire_wait(dfnet_client_t *c, client_acquire_t *a, dfnet_session_id_t sid,
+                                  uint64_t rid, const struct timespec *until) {
+  acquire_end_t why = END_ANSWERED;
+  bool timed_out = false;
+  pthread_mutex_lock(&a->w.mu);
+  while (!a->w.done) {
+    if (why == END_ANSWERED && (a->cancel || timed_out)) {
+      why = a->cancel ? END_CANCELLED : END_DEADLINE;
+      pthread_mutex_unlock(&a->w.mu);
+      dfnet_transport_request_cancel(c->t, sid, rid, true,
+                                     why == END_CANCELLED ? "cancelled by the client"
+                                                          : "deadline exceeded");
+      pthread_mutex_lock(&a->w.mu);
+      continue;
+    }
+    if (until != NULL && why == END_ANSWERED)
+      timed_out = pthread_cond_timedwait(&a->w.cv, &a->w.mu, until) == ETIMEDOUT;
+    else
+      pthread_cond_wait(&a->w.cv, &a->w.mu);
+  }
+  pthread_mutex_unlock(&a->w.mu);
+  return why;
+}
+
+static dfnet_status_t release_request(dfnet_client_t *c, uint64_t id, const char *token, bool force,
+                                      const char *reason, dfnet_client_error_t *err);
+
+/* How an acquire that was answered (or cancelled: why; a cancel that came with the answer:
+ * cancelled) ends for its caller. */
+static dfnet_status_t acquire_result(dfnet_client_t *c, client_acquire_t *a, acquire_end_t why,
+                                     bool cancelled, const dfnet_client_lease_options_t *o,
+                                     dfnet_client_lease_t **out, dfnet_client_error_t *err) {
+  lease_holder_t *h = a->granted;
+  a->granted = NULL;
+  if (h != NULL && (why == END_CANCELLED || cancelled)) { /* granted as we cancelled */
+    dfnet_client_error_t rerr;
+    dfnet_status_t rst = release_request(c, h->pub.id, h->pub.token, false, NULL, &rerr);
+    dfnet_client_error_t copy = rerr;
+    client__fail(err, DFNET_STATUS_CANCELLED,
+                 "cancelled; lease %" PRIu64 ", granted meanwhile, %s%s%s", h->pub.id,
+                 rst == DFNET_STATUS_OK ? "was released" : "could not be released: ",
+                 rst == DFNET_STATUS_OK ? "" : dfnet_status_str(rst),
+                 rst == DFNET_STATUS_OK ? "" : copy.message);
+    dfnet_client_lease_free(&h->pub);
+    return DFNET_STATUS_CANCELLED;
+  }
+  if (h != NULL) {
+    record_start(c, &h->pub, o);
+    *out = &h->pub;
+    return DFNET_STATUS_OK;
+  }
+  if (a->w.status == DFNET_STATUS_OK && a->w.oom)
+    return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory for the lease");
+  if (why == END_CANCELLED)
+    return a->position > 0
+               ? client__fail(err, DFNET_STATUS_CANCELLED,
+                              "cancelled while waiting in the queue (position %u)", a->position)
+               : client__fail(err, DFNET_STATUS_CANCELLED, "cancelled");
+  if (why == END_DEADLINE)
+    return o->wait && a->position > 0
+               ? client__fail(err, DFNET_STATUS_DEADLINE_EXCEEDED,
+                              "still waiting in the queue (position %u) after %u ms", a->position,
+                              o->wait_ms)
+               : client__fail(err, DFNET_STATUS_DEADLINE_EXCEEDED,
+                              "no answer from the manager in time");
+  return client__fail(err, a->w.status, "%s", a->w.message);
+}
+
+dfnet_status_t dfnet_client_lease_acquire(dfnet_client_t *c, const dfnet_client_lease_options_t *o,
+                                          dfnet_client_lease_t **out, dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (out != NULL)
+    *out = NULL;
+  if (c == NULL || o == NULL || out == NULL)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client, opts and out are required");
+  if (dfnet_transport_on_service_thread(c->t))
+    return client__fail(err, DFNET_STATUS_FAILED_PRECONDITION,
+                        "dfnet_client_lease_acquire called from a callback");
+  dfnet_envelope_t *env = client__envelope_new(dfnet_v1_Envelope_lease_acquire_tag, err);
+  if (env == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_status_t st = acquire_fill(&env->pb.msg.lease_acquire, o, err);
+  if (st != DFNET_STATUS_OK) {
+    free(env);
+    return st;
+  }
+  client_acquire_t a = {.on_queued = o->on_queued, .user = o->user};
+  client__waiter_init(&a.w);
+  pthread_mutex_lock(&c->mu);
+  a.next = c->acquiring;
+  c->acquiring = &a;
+  pthread_mutex_unlock(&c->mu);
+  /* How long it may take: an answer at once, or the wait and a little more. */
+  uint32_t limit = !o->wait                                     ? ACQUIRE_ANSWER_MS
+                   : o->wait_ms == 0                            ? 0
+                   : o->wait_ms > UINT32_MAX - ACQUIRE_SLACK_MS ? UINT32_MAX
+                                                                : o->wait_ms + ACQUIRE_SLACK_MS;
+  struct timespec until;
+  client__deadline(&until, limit);
+  acquire_end_t why = END_ANSWERED;
+  for (;;) {
+    dfnet_session_id_t sid = 0;
+    uint64_t rid = 0;
+    st = acquire_send(c, &a, env, 0, &sid, &rid, err);
+    if (st != DFNET_STATUS_OK)
+      break;
+    why = acquire_wait(c, &a, sid, rid, limit ? &until : NULL);
+    pthread_mutex_lock(&a.w.mu);
+    /* A session lost while waiting in the queue: take the same place again. */
+    bool cancelled = a.cancel;
+    bool resume = why == END_ANSWERED && a.w.status == DFNET_STATUS_UNAVAILABLE && o->wait &&
+                  a.queue_id != 0 && !cancelled;
+    if (resume) {
+      env->pb.msg.lease_acquire.resume_id = a.queue_id;
+      a.w.done = false;
+      a.w.status = DFNET_STATUS_OK;
+      DFNET_LOGI(SUB, NULL,
+                 "session lost while waiting in the queue: asking again for entry %" PRIu64,
+                 a.queue_id);
+    }
+    pthread_mutex_unlock(&a.w.mu);
+    if (!resume) {
+      st = acquire_result(c, &a, why, cancelled, o, out, err);
+      break;
+    }
+  }
+  pthread_mutex_lock(&c->mu);
+  for (client_acquire_t **pp = &c->acquiring; *pp != NULL; pp = &(*pp)->next) {
+    if (*pp == &a) {
+      *pp = a.next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (a.granted != NULL)
+    dfnet_client_lease_free(&a.granted->pub);
+  client__waiter_destroy(&a.w);
+  free(env);
+  return st;
+}
+
+dfnet_status_t dfnet_client_lease_acquire_cancel(dfnet_client_t *c) {
+  if (c == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  size_t n = 0;
+  pthread_mutex_lock(&c->mu);
+  for (client_acquire_t *a = c->acquiring; a != NULL; a = a->next) {
+    pthread_mutex_lock(&a->w.mu);
+    n += !a->cancel;
+    a->cancel = true;
+    pthread_cond_signal(&a->w.cv);
+    pthread_mutex_unlock(&a->w.mu);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return n > 0 ? DFNET_STATUS_OK : DFNET_STATUS_NOT_FOUND;
+}
+
+/* ---- renew, release ----------------------------------------------------------------- */
+
+/* The lease and token a renew or release means: *id (0: the client's lease token's lease)
+ * and token (NULL: the one the library knows) into out. INVALID_ARGUMENT with err set. */
+static dfnet_status_t lease_named(dfnet_client_t *c, uint64_t *id, const char *token,
+                                  char out[TOKEN_CAP], dfnet_client_error_t *err) {
+  out[0] = '\0';
+  if (token != NULL &&
+      client__copy_field(out, TOKEN_CAP, token, "the lease token", err) != DFNET_STATUS_OK)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  pthread_mutex_lock(&c->mu);
+  if (*id == 0)
+    *id = token_id(token != NULL ? token : c->lease_token);
+  const client_lease_t *l = *id != 0 ? record_find_locked(c, *id) : NULL;
+  if (token == NULL && l != NULL)
+    memcpy(out, l->token, TOKEN_CAP);
+  else if (token == NULL && *id != 0 && token_id(c->lease_token) == *id)
+    memcpy(out, c->lease_token, TOKEN_CAP);
+  pthread_mutex_unlock(&c->mu);
+  if (*id == 0)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT,
+                        "no lease given, and the client has no lease token (DFNET_LEASE)");
+  return DFNET_STATUS_OK;
+}
+
+/* client__query's on_item for an answer of one lease: the first LeaseInfo is kept. */
+static dfnet_status_t lease_one_item(void *ctx, const dfnet_envelope_t *env) {
+  lease_holder_t **h = ctx;
+  if (env->pb.which_msg != dfnet_v1_Envelope_lease_info_tag)
+    return DFNET_STATUS_INTERNAL;
+  if (*h != NULL)
+    return DFNET_STATUS_OK;
+  *h = lease_holder_new(&env->pb.msg.lease_info);
+  return *h != NULL ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
+}
+
+/* A unary request whose answer is a Status. */
+static dfnet_status_t status_item(void *ctx, const dfnet_envelope_t *env) {
+  (void)ctx;
+  (void)env;
+  return DFNET_STATUS_INTERNAL;
+}
+
+dfnet_status_t dfnet_client_lease_renew(dfnet_client_t *c, uint64_t id, const char *token,
+                                        uint32_t ttl_ms, dfnet_client_lease_t **out,
+                                        dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (out != NULL)
+    *out = NULL;
+  if (c == NULL)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client is NULL");
+  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_lease_renew_tag, err);
+  if (req == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_v1_LeaseRenew *m = &req->pb.msg.lease_renew;
+  dfnet_status_t st = lease_named(c, &id, token, m->token, err);
+  m->id = id;
+  m->ttl_ms = ttl_ms;
+  lease_holder_t *h = NULL;
+  if (st == DFNET_STATUS_OK)
+    st = client__query(c, req, false, 0, lease_one_item, &h, err);
+  free(req);
+  if (st == DFNET_STATUS_OK && h == NULL)
+    st = client__fail(err, DFNET_STATUS_INTERNAL, "the manager's answer has no lease");
+  if (st == DFNET_STATUS_OK) {
+    uint64_t now = dfnet_transport_now_ms();
+    pthread_mutex_lock(&c->mu);
+    client_lease_t *l = record_find_locked(c, id);
+    if (l != NULL) { /* the renewals go on from the new expiry */
+      l->expires_ms = h->pub.expires_ms;
+      l->ttl_ms = h->pub.ttl_ms ? h->pub.ttl_ms : l->ttl_ms;
+      l->until_mono_ms = now + l->ttl_ms;
+    }
+    pthread_mutex_unlock(&c->mu);
+  }
+  if (st == DFNET_STATUS_OK && out != NULL)
+    *out = &h->pub;
+  else if (h != NULL)
+    dfnet_client_lease_free(&h->pub);
+  return st;
+}
+
+/* Send a LeaseRelease and wait for its Status. */
+static dfnet_status_t release_request(dfnet_client_t *c, uint64_t id, const char *token, bool force,
+                                      const char *reason, dfnet_client_error_t *err) {
+  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_lease_release_tag, err);
+  if (req == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_v1_LeaseRelease *m = &req->pb.msg.lease_release;
+  m->id = id;
+  m->force = force;
+  snprintf(m->token, sizeof m->token, "%s", token);
+  dfnet_status_t st = client__copy_field(m->reason, sizeof m->reason, reason, "the reason", err);
+  if (st == DFNET_STATUS_OK)
+    st = client__query(c, req, false, 0, status_item, NULL, err);
+  free(req);
+  return st;
+}
+
+dfnet_status_t dfnet_client_lease_release(dfnet_client_t *c, uint64_t id, const char *token,
+                                          bool force, const char *reason,
+                                          dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (c == NULL)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client is NULL");
+  if (force && (reason == NULL || reason[0] == '\0'))
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a forced release needs a reason");
+  char tok[TOKEN_CAP];
+  dfnet_status_t st = lease_named(c, &id, token, tok, err);
+  if (st == DFNET_STATUS_OK)
+    st = release_request(c, id, tok, force, reason, err);
+  if (st == DFNET_STATUS_OK || st == DFNET_STATUS_NOT_FOUND) /* either way it is gone */
+    record_end(c, id);
+  return st;
+}
+
+/* ---- list, show, history ------------------------------------------------------------ */
+
+static dfnet_status_t lease_list_item(void *ctx, const dfnet_envelope_t *env) {
+  lease_list_holder_t *h = ctx;
+  if (env->pb.which_msg != dfnet_v1_Envelope_lease_info_tag)
+    return DFNET_STATUS_INTERNAL;
+  dfnet_client_lease_t *l =
+      item_push((void **)&h->pub.items, h->pub.count, &h->cap, sizeof *h->pub.items);
+  if (l == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  h->pub.count++;
+  return lease_copy(&h->arena, &env->pb.msg.lease_info, l) ? DFNET_STATUS_OK
+                                                           : DFNET_STATUS_RESOURCE_EXHAUSTED;
+}
+
+/* A ListLeases for target or id, its items through on_item into ctx. */
+static dfnet_status_t list_leases(dfnet_client_t *c, const char *target, uint64_t id,
+                                  const dfnet_client_query_options_t *q, client_item_fn on_item,
+                                  void *ctx, dfnet_client_error_t *err) {
+  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_list_leases_tag, err);
+  if (req == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_v1_ListLeases *m = &req->pb.msg.list_leases;
+  m->id = id;
+  dfnet_status_t st = client__copy_field(m->target, sizeof m->target, target, "target", err);
+  if (st == DFNET_STATUS_OK)
+    st = client__query(c, req, true, q ? q->deadline_ms : 0, on_item, ctx, err);
+  free(req);
+  return st;
+}
+
+dfnet_status_t dfnet_client_list_leases(dfnet_client_t *c, const char *target,
+                                        const dfnet_client_query_options_t *q,
+                                        dfnet_client_lease_list_t **out,
+                                        dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (c == NULL || out == NULL)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client and out are required");
+  *out = NULL;
+  lease_list_holder_t *h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  dfnet_status_t st = list_leases(c, target, 0, q, lease_list_item, h, err);
+  if (st != DFNET_STATUS_OK) {
+    dfnet_client_lease_list_free(&h->pub);
+    return st;
+  }
+  *out = &h->pub;
+  return DFNET_STATUS_OK;
+}
+
+dfnet_status_t dfnet_client_lease_show(dfnet_client_t *c, uint64_t id,
+                                       const dfnet_client_query_options_t *q,
+                                       dfnet_client_lease_t **out, dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (c == NULL || out == NULL || id == 0)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT,
+                        "client, a lease id and out are required");
+  *out = NULL;
+  lease_holder_t *h = NULL;
+  dfnet_status_t st = list_leases(c, NULL, id, q, lease_one_item, &h, err);
+  if (st == DFNET_STATUS_OK && h == NULL)
+    st = client__fail(err, DFNET_STATUS_NOT_FOUND, "no lease %" PRIu64, id);
+  if (st != DFNET_STATUS_OK) {
+    if (h != NULL)
+      dfnet_client_lease_free(&h->pub);
+    return st;
+  }
+  *out = &h->pub;
+  return DFNET_STATUS_OK;
+}
+
+static dfnet_status_t audit_item(void *ctx, const dfnet_envelope_t *env) {
+  audit_holder_t *h = ctx;
+  if (env->pb.which_msg != dfnet_v1_Envelope_lease_audit_entry_tag)
+    return DFNET_STATUS_INTERNAL;
+  const dfnet_v1_LeaseAuditEntry *w = &env->pb.msg.lease_audit_entry;
+  dfnet_client_lease_audit_t *e =
+      item_push((void **)&h->pub.items, h->pub.count, &h->cap, sizeof *h->pub.items);
+  if (e == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  h->pub.count++;
+  e->seq = w->seq;
+  e->time_ms = w->time_ms;
+  e->lease_id = w->lease_id;
+  bool ok = (e->actor = client__arena_strdup(&h->arena, w->actor)) != NULL;
+  ok = (e->action = client__arena_strdup(&h->arena, w->action)) != NULL && ok;
+  ok = (e->targets = client__arena_strdup(&h->arena, w->targets)) != NULL && ok;
+  ok = (e->detail = client__arena_strdup(&h->arena, w->detail)) != NULL && ok;
+  return ok ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
+}
+
+dfnet_status_t dfnet_client_lease_history(dfnet_client_t *c,
+                                          const dfnet_client_lease_history_query_t *hq,
+                                          const dfnet_client_query_options_t *q,
+                                          dfnet_client_lease_audit_list_t **out,
+                                          dfnet_client_error_t *err) {
+  client__error_ok(err);
+  if (c == NULL || out == NULL)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client and out are required");
+  *out = NULL;
+  const dfnet_client_lease_history_query_t none = {0};
+  if (hq == NULL)
+    hq = &none;
+  if (hq->limit > HISTORY_LIMIT_MAX)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "limit %u: at most %u", hq->limit,
+                        HISTORY_LIMIT_MAX);
+  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_lease_history_tag, err);
+  audit_holder_t *h = req != NULL ? calloc(1, sizeof *h) : NULL;
+  if (h == NULL) {
+    free(req);
+    return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  dfnet_v1_LeaseHistory *m = &req->pb.msg.lease_history;
+  m->since_ms = hq->since_ms;
+  m->limit = hq->limit;
+  m->after_seq = hq->after_seq;
+  dfnet_client_error_t e = {.code = DFNET_STATUS_OK};
+  dfnet_status_t st = client__copy_field(m->target, sizeof m->target, hq->target, "target", &e);
+  if (st == DFNET_STATUS_OK)
+    st = client__query(c, req, true, q ? q->deadline_ms : 0, audit_item, h, &e);
+  free(req);
+  if (err != NULL)
+    *err = e;
+  if (st != DFNET_STATUS_OK) {
+    dfnet_client_lease_audit_list_free(&h->pub);
+    return st;
+  }
+  h->pub.more = strstr(e.message, "more") != NULL; /* "N entries, more" */
+  *out = &h->pub;
+  return DFNET_STATUS_OK;
+}

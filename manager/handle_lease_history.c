@@ -1,0 +1,60 @@
+/* dfnet-manager: LeaseHistory from a client, role viewer (proto/dfnet/v1/lease.proto): the
+ * audit log, read from the store (store__audit_query), oldest first: one LeaseAuditEntry per
+ * row, at most `limit` (0: 1000; at most 10000), closed by Status OK "N entries", or "N
+ * entries, more" when the limit cut it (ask again with after_seq = the last seq). `target`:
+ * the rows naming it exactly, as a target as asked or a node a lease covered; since_ms:
+ * rows from then. Errors: INVALID_ARGUMENT (limit over 10000), RESOURCE_EXHAUSTED (an entry
+ * did not fit the session's send queue: "list interrupted"), the store's. */
+#include <inttypes.h>
+
+#include "manager/lease.h"
+
+typedef struct history_ctx {
+  mgr_t *m;
+  dfnet_session_id_t sid;
+  uint64_t id;
+  size_t sent;
+} history_ctx_t;
+
+static dfnet_status_t send_row(void *arg, const store_audit_row_t *row) {
+  history_ctx_t *c = arg;
+  dfnet_envelope_t *w = mgr__env(c->m);
+  w->pb.id = c->id;
+  w->pb.which_msg = dfnet_v1_Envelope_lease_audit_entry_tag;
+  dfnet_v1_LeaseAuditEntry *e = &w->pb.msg.lease_audit_entry;
+  e->seq = row->seq;
+  e->time_ms = row->time_ms;
+  topology__fmt(e->actor, sizeof e->actor, "%s", row->actor);
+  topology__fmt(e->action, sizeof e->action, "%s", store__audit_action_str(row->action));
+  e->lease_id = row->lease_id;
+  topology__fmt(e->targets, sizeof e->targets, "%s", row->targets);
+  topology__fmt(e->detail, sizeof e->detail, "%s", row->detail);
+  if (dfnet_transport_send(c->m->transport, c->sid, w, 0) != DFNET_STATUS_OK)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  c->sent++;
+  return DFNET_STATUS_OK;
+}
+
+void handle__lease_history(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  const dfnet_v1_LeaseHistory *q = &env->pb.msg.lease_history;
+  if (q->limit > LEASE_HISTORY_LIMIT_MAX) {
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_INVALID_ARGUMENT,
+                           "limit %u is over %u entries", (unsigned)q->limit,
+                           LEASE_HISTORY_LIMIT_MAX);
+    return;
+  }
+  store_audit_query_t aq = {.target = q->target,
+                            .exact = true,
+                            .since_ms = q->since_ms,
+                            .after_seq = q->after_seq,
+                            .limit = q->limit ? q->limit : LEASE_HISTORY_LIMIT_DEFAULT};
+  history_ctx_t c = {m, s->id, env->pb.id, 0};
+  bool more = false;
+  char err[700] = "list interrupted";
+  dfnet_status_t st = store__audit_query(m->store, &aq, send_row, &c, &more, err, sizeof err);
+  if (st != DFNET_STATUS_OK)
+    sessions__reply_status(m, s->id, env->pb.id, st, "%s", err);
+  else
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_OK, "%zu entries%s", c.sent,
+                           more ? ", more" : "");
+}
