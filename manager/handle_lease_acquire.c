@@ -2,8 +2,9 @@
  * proto/dfnet/v1/lease.proto). The targets (monikers, class paths) and the selectors (`match`)
  * are resolved (lease_target.c) and taken all or nothing: granted at once and answered with a
  * LeaseInfo carrying the token, when no lease covers any of their nodes and no request that
- * waits before this one wants them; else, with `wait`, queued (lease_queue.c) and answered
- * once granted; else refused FAILED_PRECONDITION naming the holder. TTL: ttl_ms, 0 the
+ * waits before this one wants them; else, with `wait`, queued (lease_queue.c), told its place
+ * (interim LeaseInfo with queue_position, whenever it changes) and answered once granted;
+ * else refused FAILED_PRECONDITION naming the holder. TTL: ttl_ms, 0 the
  * default (30 min); at most 24 h for role operator; role admin any, or none (no_expiry).
  * resume_id takes a waiting request's place again (its session dropped, or the manager
  * restarted). Errors: INVALID_ARGUMENT (no target, more than 16 targets and selectors, an

@@ -16,14 +16,22 @@ typedef struct list_ctx {
   bool failed;
 } list_ctx_t;
 
-static bool send_item(void *arg, const dfnet_v1_LeaseInfo *info) {
-  list_ctx_t *c = arg;
-  dfnet_envelope_t *w = mgr__env(c->m);
-  w->pb.id = c->id;
-  w->pb.which_msg = dfnet_v1_Envelope_lease_info_tag;
-  w->pb.msg.lease_info = *info;
+/* The scratch envelope as a LeaseInfo answer, cleared not at all: the caller fills the
+ * LeaseInfo completely (lease__fill_info clears it first). */
+static dfnet_envelope_t *item_env(list_ctx_t *c) {
+  return dfnet_envelope_reuse(c->m->scratch, c->id, dfnet_v1_Envelope_lease_info_tag);
+}
+
+static bool send_env(list_ctx_t *c, dfnet_envelope_t *w) {
   c->failed = dfnet_transport_send(c->m->transport, c->sid, w, 0) != DFNET_STATUS_OK;
   return !c->failed;
+}
+
+static bool send_item(void *arg, const dfnet_v1_LeaseInfo *info) {
+  list_ctx_t *c = arg;
+  dfnet_envelope_t *w = item_env(c);
+  w->pb.msg.lease_info = *info;
+  return send_env(c, w);
 }
 
 void handle__list_leases(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
@@ -34,17 +42,17 @@ void handle__list_leases(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env
     const topology_node_t *n = topology__find_named(&m->topo, q->target);
     node = n != NULL ? n->moniker : q->target;
   }
-  dfnet_v1_LeaseInfo *info = malloc(sizeof *info);
+  const mgr_lease_t *covering = node != NULL ? lease__covering(m, node) : NULL;
   mgr_lease_t **all = NULL;
-  size_t n = info != NULL ? lease__sorted(m, &all) : 0, leases = 0;
+  size_t n = lease__sorted(m, &all), leases = 0;
   for (size_t i = 0; i < n && !c.failed; i++) {
-    if ((q->id != 0 && all[i]->id != q->id) || (node != NULL && lease__covering(m, node) != all[i]))
+    if ((q->id != 0 && all[i]->id != q->id) || (node != NULL && covering != all[i]))
       continue;
-    lease__fill_info(all[i], info);
-    leases += send_item(&c, info);
+    dfnet_envelope_t *w = item_env(&c); /* filled in place: no copy of the LeaseInfo */
+    lease__fill_info(all[i], &w->pb.msg.lease_info);
+    leases += send_env(&c, w);
   }
   free(all);
-  free(info);
   size_t waiting = c.failed ? 0 : lease_queue__each(m, q->id, node, send_item, &c);
   if (c.failed)
     sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_RESOURCE_EXHAUSTED,

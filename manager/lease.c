@@ -7,6 +7,12 @@
  * claim is on one of its ancestors: up its primary parents (its moniker's prefixes), and up
  * every other parent of a composite node on the way. No two leases conflict, so a moniker
  * has one claim at most; a store edited by hand that breaks this keeps the first.
+ *
+ * Scale (bench/lease_bench: 10,000 leases). Each claim is counted at every prefix of its
+ * moniker: whether a claim is below a root is one lookup, and which one is found down the
+ * root's subtree (every claim is walked only when a composite node has claims below it, or
+ * a claimed node below the root is not in the topology). The leases that expire are a
+ * min-heap: the timer's next expiry is its first. Nothing else walks every lease per change.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,6 +30,7 @@ struct lease_claim {
   const char *moniker; /* the lease's nodes[i] */
   uint64_t lease_id;
   bool node_only; /* a composite root's parent: covers itself only */
+  uint64_t seq;   /* its place in the claims' order (the hash's): mgr_leases.claim_seq */
 };
 
 dfnet_status_t lease__init(mgr_t *m) {
@@ -48,6 +55,7 @@ static void lease_free(mgr_lease_t *l) {
   for (size_t i = 0; l->nodes != NULL && i < l->node_count; i++)
     free(l->nodes[i]);
   free(l->nodes);
+  explicit_bzero(l->verified, sizeof l->verified);
   free(l);
 }
 
@@ -70,6 +78,7 @@ static mgr_lease_t *lease_new(const store_lease_t *rec, size_t root_count, const
   memcpy(l->token_digest, rec->token_digest, sizeof l->token_digest);
   l->generation = rec->generation;
   topology__fmt(l->reason, sizeof l->reason, "%s", reason ? reason : "");
+  l->expiry_slot = SIZE_MAX;
   bool ok = true;
   for (size_t i = 0; i < rec->target_count && i < STORE_TARGETS_MAX; i++) {
     l->kinds[i] = rec->targets[i].kind;
@@ -94,12 +103,175 @@ static lease_claim_t *claim_find(mgr_leases_t *ls, const char *moniker) {
   return c;
 }
 
-/* Hold l: by id, and its claims. Returns false without memory (nothing held). */
+/* ---- the claims' prefix counts ------------------------------------------------------ */
+
+/* How many claims are at or below a moniker prefix: those whose moniker is the text, or
+ * begins with it and a '.' (is_prefix_node). Counted at each of a claim's prefixes, so "is
+ * any claim below this root by moniker" is one lookup instead of a walk of every claim. */
+struct lease_prefix {
+  UT_hash_handle hh; /* mgr_leases.prefixes, by text */
+  size_t count;
+  char text[];
+};
+
+/* Count (up) or uncount the claim on `moniker` at its first `upto` prefixes, in the order of
+ * its text before each '.', then itself. A count that reaches 0 goes. Returns how many were
+ * counted: fewer than asked only when up and out of memory. */
+static size_t prefixes_step(mgr_leases_t *ls, const char *moniker, bool up, size_t upto) {
+  size_t done = 0;
+  for (size_t len = 0; done < upto; len++) {
+    if (moniker[len] != '.' && moniker[len] != '\0')
+      continue;
+    lease_prefix_t *p = NULL;
+    HASH_FIND(hh, ls->prefixes, moniker, len, p);
+    if (p == NULL && up) {
+      if ((p = calloc(1, sizeof *p + len + 1)) == NULL)
+        return done;
+      memcpy(p->text, moniker, len);
+      HASH_ADD_KEYPTR(hh, ls->prefixes, p->text, len, p);
+    }
+    if (p != NULL && (up ? ++p->count : --p->count) == 0) {
+      HASH_DEL(ls->prefixes, p);
+      free(p);
+    }
+    done++;
+    if (moniker[len] == '\0')
+      break;
+  }
+  return done;
+}
+
+/* Count the claim on moniker at each of its prefixes. False without memory (none counted). */
+static bool prefixes_count(mgr_leases_t *ls, const char *moniker) {
+  size_t levels = 1;
+  for (const char *c = moniker; *c != '\0'; c++)
+    levels += *c == '.';
+  size_t done = prefixes_step(ls, moniker, true, levels);
+  if (done == levels)
+    return true;
+  prefixes_step(ls, moniker, false, done);
+  return false;
+}
+
+/* How many claims are at or below `root` by moniker. */
+static size_t prefix_claims(mgr_leases_t *ls, const char *root) {
+  lease_prefix_t *p = NULL;
+  HASH_FIND(hh, ls->prefixes, root, strlen(root), p);
+  return p != NULL ? p->count : 0;
+}
+
+size_t lease__claims_below(mgr_t *m, const char *moniker) {
+  return m->leases != NULL ? prefix_claims(m->leases, moniker) : 0;
+}
+
+/* ---- the expiry heap -------------------------------------------------------------- */
+
+/* The leases that expire, in a binary min-heap by expiry (then id): the next one is first,
+ * without a walk of every lease at each change. */
+
+static bool expiry_before(const mgr_lease_t *a, const mgr_lease_t *b) {
+  return a->expires_ms != b->expires_ms ? a->expires_ms < b->expires_ms : a->id < b->id;
+}
+
+static void expiry_put(mgr_leases_t *ls, size_t i, mgr_lease_t *l) {
+  ls->expiries[i] = l;
+  l->expiry_slot = i;
+}
+
+static void expiry_up(mgr_leases_t *ls, size_t i) {
+  mgr_lease_t *l = ls->expiries[i];
+  while (i > 0 && expiry_before(l, ls->expiries[(i - 1) / 2])) {
+    expiry_put(ls, i, ls->expiries[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  expiry_put(ls, i, l);
+}
+
+static void expiry_down(mgr_leases_t *ls, size_t i) {
+  mgr_lease_t *l = ls->expiries[i];
+  for (size_t c = 2 * i + 1; c < ls->expiry_count; c = 2 * i + 1) {
+    if (c + 1 < ls->expiry_count && expiry_before(ls->expiries[c + 1], ls->expiries[c]))
+      c++;
+    if (!expiry_before(ls->expiries[c], l))
+      break;
+    expiry_put(ls, i, ls->expiries[c]);
+    i = c;
+  }
+  expiry_put(ls, i, l);
+}
+
+/* Room for one more lease in the heap. False without memory. */
+static bool expiry_reserve(mgr_leases_t *ls) {
+  if (ls->expiry_count < ls->expiry_cap)
+    return true;
+  size_t cap = ls->expiry_cap ? ls->expiry_cap * 2 : 64;
+  mgr_lease_t **a = realloc(ls->expiries, cap * sizeof *a);
+  if (a == NULL)
+    return false;
+  ls->expiries = a;
+  ls->expiry_cap = cap;
+  return true;
+}
+
+static void expiry_remove(mgr_leases_t *ls, mgr_lease_t *l) {
+  size_t i = l->expiry_slot;
+  if (i == SIZE_MAX)
+    return;
+  l->expiry_slot = SIZE_MAX;
+  mgr_lease_t *last = ls->expiries[--ls->expiry_count];
+  if (i == ls->expiry_count)
+    return;
+  expiry_put(ls, i, last);
+  expiry_up(ls, i);
+  expiry_down(ls, last->expiry_slot);
+}
+
+/* l's expires_ms was set: its place in the heap follows (in when it expires, out when it
+ * does not). Room was reserved when it was not in the heap. */
+static void expiry_update(mgr_leases_t *ls, mgr_lease_t *l) {
+  if (l->expires_ms == 0) {
+    expiry_remove(ls, l);
+  } else if (l->expiry_slot == SIZE_MAX) {
+    expiry_put(ls, ls->expiry_count++, l);
+    expiry_up(ls, l->expiry_slot);
+  } else {
+    expiry_up(ls, l->expiry_slot);
+    expiry_down(ls, l->expiry_slot);
+  }
+}
+
+/* The leases due by `now` at heap slot i and below it, into out[*n]. */
+static void expiry_due(const mgr_leases_t *ls, size_t i, uint64_t now, mgr_lease_t **out,
+                       size_t *n) {
+  if (i >= ls->expiry_count || ls->expiries[i]->expires_ms > now)
+    return;
+  out[(*n)++] = ls->expiries[i];
+  expiry_due(ls, 2 * i + 1, now, out, n);
+  expiry_due(ls, 2 * i + 2, now, out, n);
+}
+
+/* ---- holding ---------------------------------------------------------------------- */
+
+/* Drop the claims made[0, n) (NULL ones skipped): lease_hold's way back. */
+static void claims_drop(mgr_leases_t *ls, lease_claim_t **made, size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    if (made[j] != NULL) {
+      prefixes_step(ls, made[j]->moniker, false, SIZE_MAX);
+      HASH_DEL(ls->claims, made[j]);
+      free(made[j]);
+    }
+  }
+}
+
+/* Hold l: by id, its claims (counted at their prefixes) and its expiry. Returns false
+ * without memory (nothing held). */
 static bool lease_hold(mgr_t *m, mgr_lease_t *l) {
   mgr_leases_t *ls = m->leases;
   lease_claim_t **made = calloc(l->node_count + 1, sizeof *made);
-  if (made == NULL)
+  if (made == NULL || (l->expires_ms != 0 && !expiry_reserve(ls))) {
+    free(made);
     return false;
+  }
   for (size_t i = 0; i < l->node_count; i++) {
     if (claim_find(ls, l->nodes[i]) != NULL) {
       DFNET_LOGW("lease", l->nodes[i], "claimed twice (lease %" PRIu64 " too): the first kept",
@@ -107,36 +279,37 @@ static bool lease_hold(mgr_t *m, mgr_lease_t *l) {
       continue;
     }
     lease_claim_t *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-      for (size_t j = 0; j < i; j++)
-        if (made[j] != NULL) {
-          HASH_DEL(ls->claims, made[j]);
-          free(made[j]);
-        }
+    if (c == NULL || !prefixes_count(ls, l->nodes[i])) {
+      free(c);
+      claims_drop(ls, made, i);
       free(made);
       return false;
     }
     c->moniker = l->nodes[i];
     c->lease_id = l->id;
     c->node_only = i >= l->root_count;
+    c->seq = ++ls->claim_seq;
     HASH_ADD_KEYPTR(hh, ls->claims, c->moniker, strlen(c->moniker), c);
     made[i] = c;
   }
   free(made);
   HASH_ADD(hh, ls->by_id, id, sizeof l->id, l);
+  expiry_update(ls, l);
   return true;
 }
 
-/* Stop holding l (its claims and its place by id); l itself is the caller's. */
+/* Stop holding l (its claims, its expiry and its place by id); l itself is the caller's. */
 static void lease_unhold(mgr_t *m, mgr_lease_t *l) {
   mgr_leases_t *ls = m->leases;
   for (size_t i = 0; i < l->node_count; i++) {
     lease_claim_t *c = claim_find(ls, l->nodes[i]);
     if (c != NULL && c->lease_id == l->id) {
+      prefixes_step(ls, c->moniker, false, SIZE_MAX);
       HASH_DEL(ls->claims, c);
       free(c);
     }
   }
+  expiry_remove(ls, l);
   HASH_DEL(ls->by_id, l);
 }
 
@@ -194,6 +367,29 @@ mgr_lease_t *lease__covering(mgr_t *m, const char *moniker) {
       return lease__get(m, c->lease_id);
   }
   return NULL;
+}
+
+mgr_lease_t *lease__covering_node(mgr_t *m, const topology_node_t *n) {
+  if (m->leases == NULL || m->leases->claims == NULL)
+    return NULL;
+  lease_claim_t *c = claim_find(m->leases, n->moniker);
+  return c != NULL ? lease__get(m, c->lease_id) : covering_up(m, n, 0);
+}
+
+mgr_lease_t *lease__covering_down(mgr_t *m, const topology_node_t *n, mgr_lease_t **through) {
+  if (m->leases == NULL || m->leases->claims == NULL) {
+    *through = NULL;
+    return NULL;
+  }
+  /* covering_up's first step at n; its walk on up is what n's parent got: *through */
+  lease_claim_t *c = claim_find(m->leases, n->moniker);
+  mgr_lease_t *sub = c != NULL && !c->node_only ? lease__get(m, c->lease_id) : NULL;
+  for (uint8_t i = 1; sub == NULL && n->parent_count > 1 && i < n->parent_count; i++)
+    sub = n->parents[i] ? covering_up(m, n->parents[i], 1) : NULL;
+  if (sub == NULL)
+    sub = *through;
+  *through = sub;
+  return c != NULL ? lease__get(m, c->lease_id) : sub;
 }
 
 static bool is_prefix_node(const char *root, size_t root_len, const char *moniker) {
@@ -254,6 +450,67 @@ static bool covered_composite(void *arg, const topology_node_t *d) {
   return c->lease != NULL;
 }
 
+/* Is a claim inside the subtree of a root of p, as lease__descends sees it? It is below the
+ * root by moniker (*below), or the node it claims is below a node of several parents (a
+ * composite node, by moniker: its primary parents are its moniker's prefixes), whose other
+ * parents may lead up to the root (*via_composite). The prefix counts answer both without a
+ * walk of every claim. */
+static void claims_inside(mgr_t *m, const lease_plan_t *p, bool *below, bool *via_composite) {
+  *below = *via_composite = false;
+  for (size_t i = 0; i < p->root_count && !*below; i++)
+    *below = prefix_claims(m->leases, p->nodes[i]) > 0;
+  /* a node of several parents is a composite's assembled node (topology__add_composite) */
+  for (const mgr_composite_t *c = m->composites; c != NULL && !*via_composite; c = c->next)
+    *via_composite = c->node_moniker != NULL ? prefix_claims(m->leases, c->node_moniker) > 0
+                                             : c->node_id != 0; /* moniker not kept: maybe */
+}
+
+typedef struct below_ctx {
+  mgr_leases_t *ls;
+  size_t budget;        /* nodes left to visit */
+  size_t found;         /* claims met */
+  lease_claim_t *first; /* the first of them in the claims' order */
+} below_ctx_t;
+
+/* Visit node n and the nodes below it by moniker (down through primary parents), noting the
+ * claims on them. False when the budget ran out. */
+static bool below_walk(below_ctx_t *c, const topology_node_t *n) {
+  if (c->budget == 0)
+    return false;
+  c->budget--;
+  lease_claim_t *cl = claim_find(c->ls, n->moniker);
+  if (cl != NULL) {
+    c->found++;
+    if (c->first == NULL || cl->seq < c->first->seq)
+      c->first = cl;
+  }
+  for (uint32_t i = 0; i < n->child_count; i++) {
+    const topology_node_t *k = n->children[i];
+    if (k->parent_count > 0 && k->parents[0] == n && !below_walk(c, k))
+      return false;
+  }
+  return true;
+}
+
+/* The first claim (in the claims' order) below a root of p by moniker, found through the
+ * roots' subtrees in the topology instead of a walk of every claim; NULL when that cannot
+ * tell: a claim below a root on a node the topology does not have (its count says so), or
+ * subtrees larger than the claims. */
+static lease_claim_t *first_below(mgr_t *m, const lease_plan_t *p) {
+  mgr_leases_t *ls = m->leases;
+  below_ctx_t c = {ls, HASH_COUNT(ls->claims), 0, NULL};
+  for (size_t i = 0; i < p->root_count; i++) {
+    size_t want = prefix_claims(ls, p->nodes[i]);
+    if (want == 0)
+      continue;
+    const topology_node_t *n = topology__find(&m->topo, p->nodes[i]);
+    c.found = 0;
+    if (n == NULL || !below_walk(&c, n) || c.found != want)
+      return NULL;
+  }
+  return c.first;
+}
+
 mgr_lease_t *lease__conflict(mgr_t *m, const lease_plan_t *p, const char **node) {
   if (m->leases == NULL || m->leases->claims == NULL)
     return NULL;
@@ -265,14 +522,24 @@ mgr_lease_t *lease__conflict(mgr_t *m, const lease_plan_t *p, const char **node)
       return l;
     }
   }
-  /* a claim inside a root's subtree */
-  lease_claim_t *c, *tmp;
-  HASH_ITER(hh, m->leases->claims, c, tmp) {
-    for (size_t i = 0; i < p->root_count; i++) {
-      if (lease__descends(m, p->nodes[i], c->moniker)) {
-        if (node != NULL)
-          *node = c->moniker;
-        return lease__get(m, c->lease_id);
+  /* a claim inside a root's subtree: the first in the claims' order, when there is one */
+  bool below, via_composite;
+  claims_inside(m, p, &below, &via_composite);
+  lease_claim_t *first = below && !via_composite ? first_below(m, p) : NULL;
+  if (first != NULL) {
+    if (node != NULL)
+      *node = first->moniker;
+    return lease__get(m, first->lease_id);
+  }
+  if (below || via_composite) {
+    lease_claim_t *c, *tmp;
+    HASH_ITER(hh, m->leases->claims, c, tmp) {
+      for (size_t i = 0; i < p->root_count; i++) {
+        if (lease__descends(m, p->nodes[i], c->moniker)) {
+          if (node != NULL)
+            *node = c->moniker;
+          return lease__get(m, c->lease_id);
+        }
       }
     }
   }
@@ -286,6 +553,14 @@ mgr_lease_t *lease__conflict(mgr_t *m, const lease_plan_t *p, const char **node)
     }
   }
   return NULL;
+}
+
+bool lease__conflicts(mgr_t *m, const lease_plan_t *p) {
+  if (m->leases == NULL || m->leases->claims == NULL)
+    return false;
+  bool below, via_composite;
+  claims_inside(m, p, &below, &via_composite);
+  return below || lease__conflict(m, p, NULL) != NULL;
 }
 
 /* ---- the store -------------------------------------------------------------------- */
@@ -470,6 +745,10 @@ dfnet_status_t lease__renew(mgr_t *m, mgr_lease_t *l, uint64_t ttl_ms, const cha
     lease__fmt_time(when, sizeof when, expires);
     topology__fmt(detail, sizeof detail, "until %s", when);
   }
+  if (expires != 0 && l->expiry_slot == SIZE_MAX && !expiry_reserve(m->leases)) {
+    topology__fmt(err, err_size, "out of memory");
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  }
   store_target_t targets[STORE_TARGETS_MAX];
   lease_shapes(l, targets);
   dfnet_status_t st = store__begin(m->store, err, err_size);
@@ -486,6 +765,7 @@ dfnet_status_t lease__renew(mgr_t *m, mgr_lease_t *l, uint64_t ttl_ms, const cha
     return st;
   l->ttl_ms = ttl_ms;
   l->expires_ms = expires;
+  expiry_update(m->leases, l);
   lease__arm_timer(m);
   return DFNET_STATUS_OK;
 }
@@ -494,12 +774,17 @@ dfnet_status_t lease__renew(mgr_t *m, mgr_lease_t *l, uint64_t ttl_ms, const cha
 
 /* End every lease whose expiry has passed. */
 static void expire_due(mgr_t *m, uint64_t now) {
-  mgr_lease_t **all = NULL;
-  size_t n = lease__sorted(m, &all);
+  mgr_leases_t *ls = m->leases;
+  if (ls->expiry_count == 0 || ls->expiries[0]->expires_ms > now)
+    return;
+  mgr_lease_t **all = malloc(ls->expiry_count * sizeof *all);
+  size_t n = 0;
+  if (all != NULL)
+    expiry_due(ls, 0, now, all, &n);
+  if (n > 1) /* in id order */
+    qsort(all, n, sizeof *all, cmp_lease_id);
   for (size_t i = 0; i < n; i++) {
     mgr_lease_t *l = all[i];
-    if (l->expires_ms == 0 || l->expires_ms > now)
-      continue;
     char when[32], detail[64], why[64], err[600];
     lease__fmt_time(when, sizeof when, l->expires_ms);
     snprintf(detail, sizeof detail, "expired at %s", when);
@@ -530,11 +815,8 @@ void lease__arm_timer(mgr_t *m) {
   if (ls == NULL || m->transport == NULL || m->stopping)
     return;
   uint64_t now = mgr__wall_ms(), due = lease_queue__next_due(m, now);
-  mgr_lease_t *l, *tmp;
-  HASH_ITER(hh, ls->by_id, l, tmp) {
-    if (l->expires_ms != 0 && l->expires_ms < due)
-      due = l->expires_ms;
-  }
+  if (ls->expiry_count > 0 && ls->expiries[0]->expires_ms < due) /* the heap's first */
+    due = ls->expiries[0]->expires_ms;
   if (ls->timer != 0)
     (void)dfnet_transport_timer_cancel(m->transport, ls->timer);
   ls->timer = 0;
@@ -612,6 +894,12 @@ void lease__destroy(mgr_t *m) {
     HASH_DEL(ls->claims, c);
     free(c);
   }
+  lease_prefix_t *x, *xtmp;
+  HASH_ITER(hh, ls->prefixes, x, xtmp) {
+    HASH_DEL(ls->prefixes, x);
+    free(x);
+  }
+  free(ls->expiries);
   mgr_lease_t *l, *tmp;
   HASH_ITER(hh, ls->by_id, l, tmp) {
     HASH_DEL(ls->by_id, l);

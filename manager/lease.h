@@ -2,8 +2,9 @@
  *
  * A lease gives one principal (a certificate's CN) exclusive use of nodes for a time. What
  * the manager keeps of it, and where:
- *   lease.c           the held leases by id, the claims index (which moniker a lease claims),
- *                     coverage and conflicts, granting and ending, the one timer, loading;
+ *   lease.c           the held leases by id, the claims index (which moniker a lease claims)
+ *                     with its prefix counts, coverage and conflicts, granting and ending,
+ *                     the one timer (an expiry heap), loading;
  *   lease_target.c    a request's targets resolved against the topology (a plan): monikers,
  *                     class paths, selectors over host labels and node properties;
  *   lease_queue.c     the wait queue: priority band then arrival, no overtaking, wait_ms,
@@ -68,6 +69,12 @@ typedef struct mgr_lease {
   uint8_t token_digest[STORE_DIGEST_SIZE];
   uint64_t generation;
   char reason[pb_membersize(dfnet_v1_LeaseInfo, reason)]; /* this run's memory only */
+  size_t expiry_slot; /* its place in mgr_leases.expiries; SIZE_MAX: none (no expiry) */
+  /* The last token a call carried that matched token_digest (lease_fence.c): a call with it
+   * again is compared with it, not hashed. Memory only (never the store); zeroed when the
+   * record goes. verified_len 0: none yet. */
+  char verified[LEASE_TOKEN_SIZE];
+  size_t verified_len;
 } mgr_lease_t;
 
 /* A request as the resolver and the queue see it: a LeaseAcquire, or a waiting request.
@@ -97,9 +104,14 @@ typedef struct lease_plan {
 /* The manager's lease state (mgr_t.leases), lease.c and lease_queue.c's. */
 typedef struct lease_waiter lease_waiter_t;
 typedef struct lease_claim lease_claim_t;
+typedef struct lease_prefix lease_prefix_t;
 typedef struct mgr_leases {
-  mgr_lease_t *by_id;    /* uthash by id */
-  lease_claim_t *claims; /* uthash by moniker */
+  mgr_lease_t *by_id;       /* uthash by id */
+  lease_claim_t *claims;    /* uthash by moniker */
+  lease_prefix_t *prefixes; /* uthash by text: claims at or below each moniker prefix */
+  uint64_t claim_seq;       /* the last claim's place in the claims' order */
+  mgr_lease_t **expiries;   /* a min-heap by expires_ms of the leases that expire */
+  size_t expiry_count, expiry_cap;
   lease_waiter_t *queue; /* waiting requests in queue order */
   size_t queue_len;
   dfnet_timer_id_t timer; /* the one timer: expiries, wait deadlines, graces, retries */
@@ -130,9 +142,22 @@ mgr_lease_t *lease__get(mgr_t *m, uint64_t id);
  * primary ancestors) are looked at. O(depth) hash lookups; O(1) when no lease is held. */
 mgr_lease_t *lease__covering(mgr_t *m, const char *moniker);
 
+/* lease__covering of node n, which is in the topology (no lookup of it by moniker). */
+mgr_lease_t *lease__covering_node(mgr_t *m, const topology_node_t *n);
+
+/* lease__covering of node n for a walk down the topology through primary parents: *through
+ * is the lease that covers n's primary parent through a subtree (NULL: none, or n has no
+ * parent), and gets the one that covers n so, for n's primary children. One hash lookup for
+ * a node of one parent, where lease__covering walks up. */
+mgr_lease_t *lease__covering_down(mgr_t *m, const topology_node_t *n, mgr_lease_t **through);
+
 /* Is `moniker` the node `root` or below it (through primary monikers, or any parent of a
  * composite node on its way up)? Both need not exist. */
 bool lease__descends(mgr_t *m, const char *root, const char *moniker);
+
+/* How many claims (lease nodes) are `moniker` or below it by moniker ("<moniker>.*"), from
+ * the claims' prefix counts: O(1). */
+size_t lease__claims_below(mgr_t *m, const char *moniker);
 
 /* Call fn for each composite node in the subtree of node `root` (it included), depth first,
  * until fn returns true; then true. False when none did (or root is not in the topology;
@@ -145,6 +170,11 @@ bool lease__composite_below(mgr_t *m, const char *root,
  * that composite's other parents (two subtrees meet at a composite). *node (may be NULL)
  * gets the moniker where they meet (borrowed: the plan's, the lease's or the topology's). */
 mgr_lease_t *lease__conflict(mgr_t *m, const lease_plan_t *p, const char **node);
+
+/* Does a held lease conflict with plan p (lease__conflict(m, p, NULL) != NULL)? Cheaper when
+ * the lease need not be named: a claim below a root of p by moniker is found by the claims'
+ * prefix counts, not by walking every claim. */
+bool lease__conflicts(mgr_t *m, const lease_plan_t *p);
 
 /* Grant plan p of request a: a fresh id, generation and token; one store transaction with
  * the lease, its "acquire" audit row and, when queue_id is not 0, that waiting request's
@@ -260,16 +290,19 @@ dfnet_status_t lease__send_info(mgr_t *m, dfnet_session_id_t sid, uint64_t id, c
 /* NodeInfo.lease_id, lease_holder, lease_expires_ms of node n. */
 void lease__fill_node_info(mgr_t *m, const topology_node_t *n, dfnet_v1_NodeInfo *out);
 
-/* HostInfo.lease_holders (at most 4, each once) and leased_nodes of host h's nodes. O(nodes of
- * the fleet) when some lease is held; nothing otherwise. */
+/* HostInfo.lease_holders (at most 4, each once, in the order of the topology's nodes) and
+ * leased_nodes of host h's nodes. O(h's nodes) when a lease claims one of them (or there are
+ * composites); O(1) otherwise. */
 void lease__fill_host_info(mgr_t *m, const mgr_host_t *h, dfnet_v1_HostInfo *out);
 
 /* ---- lease_queue.c: the wait queue ---------------------------------------------------- */
 
 /* Queue request a (a LeaseAcquire with wait) of session s, request `id`, waiting at most
  * wait_ms (0: while its session lives): a fresh queue id and arrival seq, written with its
- * "queue" audit row; LEASE_QUEUED goes to watchers; the timer re-armed. It is answered when
- * granted (lease_queue__try), at its deadline (DEADLINE_EXCEEDED), or when cancelled.
+ * "queue" audit row; LEASE_QUEUED goes to watchers; the timer re-armed. Its request is told
+ * its place at once and whenever it changes (interim LeaseInfo answers with the queue entry's
+ * id and queue_position), and answered when granted (lease_queue__try: the LeaseInfo with the
+ * token, queue_position 0), at its deadline (DEADLINE_EXCEEDED), or when cancelled.
  * Errors (nothing queued): RESOURCE_EXHAUSTED (LEASE_WAITERS_PER_SESSION_MAX, memory); the
  * store's. */
 dfnet_status_t lease_queue__enqueue(mgr_t *m, const mgr_session_t *s, uint64_t id,
@@ -299,7 +332,8 @@ void lease_queue__session_closed(mgr_t *m, dfnet_session_id_t sid);
 
 /* LeaseAcquire{resume_id} from session s, request `id`: waiting request `queue_id` of the
  * same principal is attached to this request (a request still waiting for it on another
- * session is answered CANCELLED "resumed") and the queue is tried. Errors (not answered:
+ * session is answered CANCELLED "resumed"), the queue is tried, and, still waiting, it is
+ * told its place (an interim LeaseInfo, as lease_queue__enqueue's). Errors (not answered:
  * the caller answers): NOT_FOUND (no such waiting request: granted, timed out or its grace
  * ran out); PERMISSION_DENIED (another principal's). */
 dfnet_status_t lease_queue__resume(mgr_t *m, const mgr_session_t *s, uint64_t id, uint64_t queue_id,

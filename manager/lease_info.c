@@ -3,6 +3,7 @@
  * that says who holds a node, used by fencing and by a refused acquire alike. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -63,7 +64,7 @@ dfnet_status_t lease__send_info(mgr_t *m, dfnet_session_id_t sid, uint64_t id, c
 }
 
 void lease__fill_node_info(mgr_t *m, const topology_node_t *n, dfnet_v1_NodeInfo *out) {
-  const mgr_lease_t *l = lease__covering(m, n->moniker);
+  const mgr_lease_t *l = lease__covering_node(m, n);
   if (l == NULL)
     return;
   out->lease_id = l->id;
@@ -71,17 +72,64 @@ void lease__fill_node_info(mgr_t *m, const topology_node_t *n, dfnet_v1_NodeInfo
   out->lease_expires_ms = l->expires_ms;
 }
 
+typedef struct host_leased {
+  uint64_t node_id;
+  const mgr_lease_t *lease;
+} host_leased_t;
+
+typedef struct host_walk {
+  mgr_t *m;
+  uint32_t host_id;
+  host_leased_t *items; /* the host's covered nodes */
+  size_t count, cap;
+  bool failed; /* out of memory */
+} host_walk_t;
+
+/* Note the covered nodes of host w->host_id at n and below it by moniker (down through
+ * primary parents: every node of a host is below its root, hosts.c). through: as
+ * lease__covering_down's. */
+static void host_walk(host_walk_t *w, const topology_node_t *n, mgr_lease_t *through) {
+  const mgr_lease_t *covering = lease__covering_down(w->m, n, &through);
+  const mgr_lease_t *l = n->host_id == w->host_id && !n->hidden ? covering : NULL;
+  if (l != NULL && w->count == w->cap) {
+    size_t cap = w->cap ? w->cap * 2 : 64;
+    host_leased_t *items = realloc(w->items, cap * sizeof *items);
+    if (items == NULL) {
+      w->failed = true;
+      return;
+    }
+    w->items = items;
+    w->cap = cap;
+  }
+  if (l != NULL)
+    w->items[w->count++] = (host_leased_t){n->id, l};
+  for (uint32_t i = 0; i < n->child_count && !w->failed; i++)
+    if (n->children[i]->parents[0] == n)
+      host_walk(w, n->children[i], through);
+}
+
+static int cmp_leased(const void *a, const void *b) {
+  uint64_t x = ((const host_leased_t *)a)->node_id, y = ((const host_leased_t *)b)->node_id;
+  return x < y ? -1 : x > y;
+}
+
 void lease__fill_host_info(mgr_t *m, const mgr_host_t *h, dfnet_v1_HostInfo *out) {
   if (m->leases == NULL || m->leases->by_id == NULL)
     return;
+  char root[TOPOLOGY_MONIKER_MAX + 1];
+  topology__fmt(root, sizeof root, "dev.%s", h->name); /* its root, as hosts.c names it */
+  /* no claim on a node of h's, nor a composite through which one above could cover one */
+  if (m->composites == NULL && lease__claims_below(m, root) == 0)
+    return;
+  const topology_node_t *r = topology__find(&m->topo, root);
+  host_walk_t w = {.m = m, .host_id = h->id};
+  if (r != NULL)
+    host_walk(&w, r, NULL);
+  if (w.count > 1) /* the order of the topology's hash: node ids, which only grow */
+    qsort(w.items, w.count, sizeof *w.items, cmp_leased);
   const size_t cap = pb_arraysize(dfnet_v1_HostInfo, lease_holders);
-  topology_node_t *n, *tmp;
-  HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (n->host_id != h->id || n->hidden)
-      continue;
-    const mgr_lease_t *l = lease__covering(m, n->moniker);
-    if (l == NULL)
-      continue;
+  for (size_t k = 0; k < w.count && !w.failed; k++) {
+    const mgr_lease_t *l = w.items[k].lease;
     out->leased_nodes++;
     bool listed = false;
     for (pb_size_t i = 0; i < out->lease_holders_count && !listed; i++)
@@ -90,6 +138,7 @@ void lease__fill_host_info(mgr_t *m, const mgr_host_t *h, dfnet_v1_HostInfo *out
       topology__fmt(out->lease_holders[out->lease_holders_count++], sizeof out->lease_holders[0],
                     "%s", l->holder);
   }
+  free(w.items);
 }
 
 void lease__clean_text(char *dst, size_t size, const char *src) {

@@ -6,7 +6,10 @@
  * have come free the queue is tried in that order, and a request is granted when its targets
  * resolve and are free and no request before it that still waits wants one of its nodes:
  * nobody overtakes a request for the same nodes, and a request for other nodes is not held
- * up. A request with an unresolvable target keeps waiting (its node may come back); the
+ * up. A waiting request with a session is told its place (an interim LeaseInfo with the
+ * entry's id and queue_position) when it is queued or resumed and whenever its place
+ * changes, so that its client can show it and take it again with resume_id after a dropped
+ * session. A request with an unresolvable target keeps waiting (its node may come back); the
  * queue is tried every LEASE_QUEUE_RETRY_MS while requests wait, for nodes that were bound
  * or added meanwhile. A request leaves at its wait_ms (DEADLINE_EXCEEDED), when its client
  * cancels it (CANCELLED), or, once its session ended, after the session grace (the host
@@ -37,6 +40,7 @@ struct lease_waiter {
   dfnet_session_id_t session;        /* the LeaseAcquire waiting for it; 0: detached */
   uint64_t request_id;
   uint64_t grace_end_ms; /* detached: when it leaves */
+  uint32_t told;         /* the place its request was last told (0: none yet) */
   char reason[pb_membersize(dfnet_v1_LeaseAcquire, reason)];
 };
 
@@ -130,6 +134,44 @@ static void targets_text(char *buf, size_t size, const lease_waiter_t *w) {
   }
 }
 
+/* w at queue position `position` as a LeaseInfo into *info (cleared first). */
+static void waiter_info(const lease_waiter_t *w, uint32_t position, dfnet_v1_LeaseInfo *info) {
+  memset(info, 0, sizeof *info);
+  info->id = w->id;
+  topology__fmt(info->holder, sizeof info->holder, "%s", w->principal);
+  for (size_t i = 0; i < w->target_count && i < pb_arraysize(dfnet_v1_LeaseInfo, targets); i++)
+    topology__fmt(info->targets[info->targets_count++], sizeof info->targets[0], "%s",
+                  w->targets[i]);
+  info->acquired_ms = w->enqueued_ms;
+  info->expires_ms = w->deadline_ms;
+  info->ttl_ms = w->ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)w->ttl_ms;
+  info->priority = w->priority == STORE_PRIORITY_HIGH ? dfnet_v1_LeasePriority_LEASE_PRIORITY_HIGH
+                   : w->priority == STORE_PRIORITY_LOW
+                       ? dfnet_v1_LeasePriority_LEASE_PRIORITY_LOW
+                       : dfnet_v1_LeasePriority_LEASE_PRIORITY_NORMAL;
+  info->queue_position = position;
+  topology__fmt(info->reason, sizeof info->reason, "%s", w->reason);
+}
+
+/* Tell each waiting request with a session whose place changed (or that was never told)
+ * where it is now: a LeaseInfo with its queue_position, an interim answer to its
+ * LeaseAcquire (the last one has queue_position 0, or is a Status). Call after the queue
+ * changed. */
+static void tell_positions(mgr_t *m) {
+  uint32_t position = 0;
+  for (lease_waiter_t *w = m->leases->queue; w != NULL; w = w->next) {
+    position++;
+    if (w->session == 0 || w->told == position)
+      continue;
+    dfnet_envelope_t *e = mgr__env(m);
+    e->pb.id = w->request_id;
+    e->pb.which_msg = dfnet_v1_Envelope_lease_info_tag;
+    waiter_info(w, position, &e->pb.msg.lease_info);
+    if (dfnet_transport_send(m->transport, w->session, e, 0) == DFNET_STATUS_OK)
+      w->told = position;
+  }
+}
+
 /* w leaves the queue: its removal and "dequeue" row (by actor, detail) go to the store (a
  * failure is logged: the next start-up drops it after the grace), its request is answered
  * `code` with `message` when attached (code OK: not answered), and it is freed. */
@@ -218,6 +260,7 @@ dfnet_status_t lease_queue__enqueue(mgr_t *m, const mgr_session_t *s, uint64_t i
   topology__fmt(text, sizeof text, "%s: %s", w->principal, what);
   DFNET_LOGI("lease", w->principal, "%s", detail);
   streams__event(m, dfnet_v1_WatchEvent_Kind_LEASE_QUEUED, subject, text, DFNET_STATUS_OK);
+  tell_positions(m);
   lease__arm_timer(m);
   return DFNET_STATUS_OK;
 }
@@ -268,34 +311,85 @@ static bool grant(mgr_t *m, lease_waiter_t *w, const lease_ask_t *a, const lease
   return true;
 }
 
+/* What the requests tried so far still want, plan after plan: each plan's nodes only (a few
+ * pointers, not a whole lease_plan_t per request). Borrowed monikers, as a plan's. */
+typedef struct wanted_plan {
+  size_t first; /* its first node in wanted_t.nodes */
+  size_t root_count, node_count;
+} wanted_plan_t;
+
+typedef struct wanted {
+  const char **nodes; /* every plan's nodes, one plan after the other */
+  size_t node_count, node_cap;
+  wanted_plan_t *plans;
+  size_t count;
+} wanted_t;
+
+/* Keep plan p in w (room for its entry is there). False without memory. */
+static bool wanted_keep(wanted_t *w, const lease_plan_t *p) {
+  if (w->node_count + p->node_count > w->node_cap) {
+    size_t cap = w->node_cap * 2 + p->node_count + 16;
+    const char **nodes = realloc(w->nodes, cap * sizeof *nodes);
+    if (nodes == NULL)
+      return false;
+    w->nodes = nodes;
+    w->node_cap = cap;
+  }
+  memcpy(w->nodes + w->node_count, p->nodes, p->node_count * sizeof *p->nodes);
+  w->plans[w->count].first = w->node_count;
+  w->plans[w->count].root_count = p->root_count;
+  w->plans[w->count].node_count = p->node_count;
+  w->node_count += p->node_count;
+  w->count++;
+  return true;
+}
+
+/* Does plan p want a node that a plan kept in w wants? view: room for one plan. */
+static bool wanted_overlaps(mgr_t *m, const wanted_t *w, const lease_plan_t *p,
+                            lease_plan_t *view) {
+  for (size_t i = 0; i < w->count; i++) {
+    view->root_count = w->plans[i].root_count;
+    view->node_count = w->plans[i].node_count;
+    memcpy(view->nodes, w->nodes + w->plans[i].first, view->node_count * sizeof *view->nodes);
+    if (lease__plans_overlap(m, p, view, NULL))
+      return true;
+  }
+  return false;
+}
+
 void lease_queue__try(mgr_t *m) {
   mgr_leases_t *ls = m->leases;
   if (ls == NULL || ls->queue == NULL || m->stopping)
     return;
   /* what the requests before the one tried still want */
-  lease_plan_t *wanted = malloc((ls->queue_len + 1) * sizeof *wanted), plan;
-  if (wanted == NULL)
+  wanted_t wanted = {.plans = malloc(ls->queue_len * sizeof *wanted.plans)};
+  if (wanted.plans == NULL)
     return;
-  size_t nw = 0;
+  lease_plan_t plan, view;
   bool granted_any = false;
   for (lease_waiter_t *w = ls->queue, *next; w != NULL; w = next) {
     next = w->next;
     lease_ask_t a;
     waiter_ask(w, &a);
-    bool free_now = w->session != 0 &&
-                    lease__resolve(m, &a, false, &plan, NULL, 0) == DFNET_STATUS_OK &&
-                    lease__conflict(m, &plan, NULL) == NULL;
-    for (size_t i = 0; free_now && i < nw; i++)
-      free_now = !lease__plans_overlap(m, &plan, &wanted[i], NULL);
+    bool resolved =
+        w->session != 0 && lease__resolve(m, &a, false, &plan, NULL, 0) == DFNET_STATUS_OK;
+    bool free_now =
+        resolved && !lease__conflicts(m, &plan) && !wanted_overlaps(m, &wanted, &plan, &view);
     if (free_now && grant(m, w, &a, &plan)) {
       granted_any = true;
       continue;
     }
-    waiter_wants(m, w, &wanted[nw++]);
+    if (!resolved) /* resolved, the plan is what it wants: best effort gives the same */
+      waiter_wants(m, w, &plan);
+    if (!wanted_keep(&wanted, &plan))
+      break; /* out of memory: the next try carries on */
   }
-  free(wanted);
-  if (granted_any)
+  free(wanted.nodes);
+  free(wanted.plans);
+  if (granted_any) {
+    tell_positions(m);
     lease__arm_timer(m);
+  }
 }
 
 bool lease_queue__cancel(mgr_t *m, const mgr_session_t *s, uint64_t id) {
@@ -309,6 +403,7 @@ bool lease_queue__cancel(mgr_t *m, const mgr_session_t *s, uint64_t id) {
     snprintf(message, sizeof message, "lease request %" PRIu64 " cancelled", w->id);
     waiter_leave(m, w, s->name, detail, DFNET_STATUS_CANCELLED, message);
     lease_queue__try(m);
+    tell_positions(m);
     lease__arm_timer(m);
     return true;
   }
@@ -356,8 +451,10 @@ dfnet_status_t lease_queue__resume(mgr_t *m, const mgr_session_t *s, uint64_t id
   w->session = s->id;
   w->request_id = id;
   w->grace_end_ms = 0;
+  w->told = 0; /* the new request is told its place, unless granted at once */
   DFNET_LOGI("lease", w->principal, "request %" PRIu64 " resumed", w->id);
   lease_queue__try(m);
+  tell_positions(m);
   lease__arm_timer(m);
   return DFNET_STATUS_OK;
 }
@@ -393,6 +490,7 @@ static void still_taken(mgr_t *m, const lease_waiter_t *w, char *buf, size_t siz
 }
 
 void lease_queue__expire(mgr_t *m, uint64_t now) {
+  size_t before = m->leases->queue_len;
   for (lease_waiter_t *w = m->leases->queue, *next; w != NULL; w = next) {
     next = w->next;
     char detail[128], message[900];
@@ -408,6 +506,8 @@ void lease_queue__expire(mgr_t *m, uint64_t now) {
       waiter_leave(m, w, LEASE_ACTOR_MANAGER, detail, DFNET_STATUS_OK, NULL);
     }
   }
+  if (m->leases->queue_len != before)
+    tell_positions(m);
 }
 
 typedef struct load_ctx {
@@ -468,21 +568,7 @@ size_t lease_queue__each(mgr_t *m, uint64_t id, const char *node,
     position++;
     if ((id != 0 && w->id != id) || (node != NULL && !waiter_concerns(m, w, node)))
       continue;
-    memset(info, 0, sizeof *info);
-    info->id = w->id;
-    topology__fmt(info->holder, sizeof info->holder, "%s", w->principal);
-    for (size_t i = 0; i < w->target_count && i < pb_arraysize(dfnet_v1_LeaseInfo, targets); i++)
-      topology__fmt(info->targets[info->targets_count++], sizeof info->targets[0], "%s",
-                    w->targets[i]);
-    info->acquired_ms = w->enqueued_ms;
-    info->expires_ms = w->deadline_ms;
-    info->ttl_ms = w->ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)w->ttl_ms;
-    info->priority = w->priority == STORE_PRIORITY_HIGH ? dfnet_v1_LeasePriority_LEASE_PRIORITY_HIGH
-                     : w->priority == STORE_PRIORITY_LOW
-                         ? dfnet_v1_LeasePriority_LEASE_PRIORITY_LOW
-                         : dfnet_v1_LeasePriority_LEASE_PRIORITY_NORMAL;
-    info->queue_position = position;
-    topology__fmt(info->reason, sizeof info->reason, "%s", w->reason);
+    waiter_info(w, position, info);
     given++;
     if (!fn(arg, info))
       break;

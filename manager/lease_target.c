@@ -132,7 +132,7 @@ static const topology_node_t *pick(mgr_t *m, const char *const *sel, size_t nsel
   const topology_node_t *best = nc > 0 ? cand[0] : NULL;
   for (size_t i = 0; i < nc; i++) {
     lease_plan_t one = {.root_count = 1, .node_count = 1, .nodes = {cand[i]->moniker}};
-    if (lease__conflict(m, &one, NULL) == NULL) {
+    if (!lease__conflicts(m, &one)) {
       best = cand[i];
       break;
     }

@@ -332,6 +332,11 @@ static void renew_outcome(client_lease_t *l, dfnet_status_t code, const char *me
     snprintf(l->message, sizeof l->message, "%s%s",
              transient(code) ? "it expired before it could be renewed: " : "", message);
     l->renewing = l->active = false;
+    /* the manager says it is gone, or its token is none: the client's token no longer
+     * names a lease (as after a release), and the next lease acquired becomes it */
+    if ((code == DFNET_STATUS_NOT_FOUND || code == DFNET_STATUS_PERMISSION_DENIED) &&
+        token_id(c->lease_token) == l->id)
+      c->lease_token[0] = '\0';
   }
   uint64_t id = l->id, expires = l->expires_ms;
   dfnet_status_t status = lost ? l->status : DFNET_STATUS_OK;

@@ -657,7 +657,10 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_add_composite_node_spec(
  * Call.lease_token: DFNET_LEASE from the environment at connect (what `dfnet lease acquire`
  * prints and `dfnet lease run` sets), else what dfnet_client_set_lease_token set, else the
  * token of the first lease this client acquired (dfnet_client_lease_acquire sets it when the
- * client has none). Releasing that lease through this client clears it.
+ * client has none). Releasing that lease through this client clears it, and so does the
+ * manager's refusal of the library's renewal of it, NOT_FOUND or PERMISSION_DENIED (it
+ * expired, or was released elsewhere or by an admin's force): the next lease acquired
+ * becomes the client's lease token.
  *
  * Renewal. A lease this client acquired is renewed by the library at a third of its TTL
  * while the client lives, on the client thread (no thread of the caller's is needed). A

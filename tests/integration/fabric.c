@@ -156,11 +156,13 @@ void fabric_write_board(fabric_t *f, const char *const *devices) {
   fclose(out);
 }
 
-int fabric_start_manager(fabric_t *f, const char *address, int grace_s) {
+/* Start the manager listening on address:port (0: a port the system chooses) and wait for
+ * it to say where it listens. 0 with f->port set, or -1 (the manager may have exited). */
+static int start_manager(fabric_t *f, const char *address, int grace_s, uint16_t port) {
   char mgr[600], state[300], drivers[300], listen[64], grace[16];
   snprintf(state, sizeof state, "%s/state", f->root);
   snprintf(drivers, sizeof drivers, "%s/drivers", f->root);
-  snprintf(listen, sizeof listen, "%s:0", address);
+  snprintf(listen, sizeof listen, "%s:%u", address, (unsigned)port);
   snprintf(grace, sizeof grace, "%d", grace_s);
   char *argv[] = {(char *)manager_path(f, mgr, sizeof mgr),
                   "--listen",
@@ -193,9 +195,31 @@ int fabric_start_manager(fabric_t *f, const char *address, int grace_s) {
     }
     if (log)
       fclose(log);
+    if (f->port == 0 && waitpid(f->manager, NULL, WNOHANG) == f->manager) {
+      f->manager = 0; /* it exited (say, its port was not free) */
+      break;
+    }
     fabric_sleep_ms(50);
   }
   return f->port ? 0 : -1;
+}
+
+int fabric_start_manager(fabric_t *f, const char *address, int grace_s) {
+  return start_manager(f, address, grace_s, 0);
+}
+
+int fabric_restart_manager(fabric_t *f, const char *address, int grace_s) {
+  uint16_t port = f->port;
+  uint64_t end = fabric_now_ms() + 20000;
+  for (;;) {
+    if (start_manager(f, address, grace_s, port) == 0)
+      return 0;
+    /* the port not free again yet (the manager then exits): try again */
+    fabric_stop_process(&f->manager, SIGKILL);
+    if (fabric_now_ms() >= end)
+      return -1;
+    fabric_sleep_ms(200);
+  }
 }
 
 void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {

@@ -69,6 +69,12 @@ void fabric_write_board(fabric_t *f, const char *const *devices);
  * f->port the new port. Returns 0 or -1. */
 int fabric_start_manager(fabric_t *f, const char *address, int grace_s);
 
+/* Start dfnet-manager again (after fabric_stop_process(&f->manager, ...)) on the same state
+ * directory and the same port, f->port: the agents and clients that knew it reconnect to
+ * it. Waits for it to listen, trying again while the port is not free yet. Returns 0 or
+ * -1. */
+int fabric_restart_manager(fabric_t *f, const char *address, int grace_s);
+
 /* Start a dfnet-host for `a` (its certificate must exist) on the sysfs fixture and the
  * board file, with USB only when a->usb, inside a->ns when set, connecting to
  * a->addr_root. */

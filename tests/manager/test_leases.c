@@ -563,6 +563,10 @@ static void test_acquire_conflict_fencing(void **state) {
   /* with her token alice's calls go through, and the token goes no further */
   EXPECT(call(alice, N5, la.token, msg), DFNET_STATUS_OK, msg);
   EXPECT(call(alice, RNG_CLASS, la.token, msg), DFNET_STATUS_OK, msg);
+  /* her token seen (the manager keeps it to compare, lease_fence.c): others still refused */
+  EXPECT(call(alice, N5, wrong, msg), DFNET_STATUS_FAILED_PRECONDITION, msg);
+  EXPECT(call(bob, N5, la.token, msg), DFNET_STATUS_FAILED_PRECONDITION, msg);
+  EXPECT(call(alice, N5, la.token, msg), DFNET_STATUS_OK, msg);
   assert_true(th_wait_event(f->host, dfnet_v1_Envelope_call_tag, N5, WAIT_MS, NULL, &ev));
   assert_string_equal(ev.lease_token, "");
   assert_string_equal(ev.caller, "alice");
@@ -731,6 +735,13 @@ static uint64_t waiter_at(testhost_t *c, uint32_t pos, char *holder) {
   return id;
 }
 
+/* Has waiting request p been told place `want` (its last interim LeaseInfo), polled? */
+static bool told(th_async_t *p, uint32_t want) {
+  for (int i = 0; i < 500 && th_async_position(p) != want; i++)
+    usleep(20000);
+  return th_async_position(p) == want;
+}
+
 static void test_queue_order(void **state) {
   fixture_t *f = *state;
   world(f, NULL);
@@ -763,6 +774,10 @@ static void test_queue_order(void **state) {
   assert_string_equal(who, "bob");
   assert_true(waiter_at(f->vic, 3, who) != 0);
   assert_string_equal(who, "carol");
+  /* each is told its place, and again when it changes (root came before bob and carol) */
+  assert_true(told(pr, 1));
+  assert_true(told(pb, 2));
+  assert_true(told(pc, 3));
   /* each release hands N5 to the next, with a token of its own */
   EXPECT(release(alice, la.id, la.token, false, NULL, msg), DFNET_STATUS_OK, msg);
   EXPECT(wait_answer(pr, &l1, msg), DFNET_STATUS_OK, msg);
@@ -770,6 +785,8 @@ static void test_queue_order(void **state) {
   assert_true(l1.token[0] != '\0');
   EXPECT(call(root, N5, l1.token, msg), DFNET_STATUS_OK, msg);
   assert_true(wait_waiting(f->vic, 2));
+  assert_true(told(pb, 1));
+  assert_true(told(pc, 2));
   assert_false(th_async_done(pb)); /* N5 is root's: bob cannot have it */
   EXPECT(release(root, l1.id, l1.token, false, NULL, msg), DFNET_STATUS_OK, msg);
   EXPECT(wait_answer(pb, &l2, msg), DFNET_STATUS_OK, msg);

@@ -613,14 +613,24 @@ struct th_async {
   bool done, abandoned; /* abandoned: th_async_wait gave up; the completion frees it */
   dfnet_status_t status;
   dfnet_envelope_t reply;
+  uint32_t position; /* the last queue place a waiting LeaseAcquire was told */
 };
+
+/* A waiting LeaseAcquire's interim answers (its place in the queue) are not its answer. */
+static bool async_is_last(void *user, const dfnet_envelope_t *reply) {
+  (void)user;
+  return reply->pb.which_msg != dfnet_v1_Envelope_lease_info_tag ||
+         reply->pb.msg.lease_info.queue_position == 0;
+}
 
 static void on_async_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
                            bool last) {
   th_async_t *a = user;
   testhost_t *h = a->h;
   pthread_mutex_lock(&h->mu);
-  if (!a->done) {
+  if (!last) {
+    a->position = reply->pb.msg.lease_info.queue_position;
+  } else if (!a->done) {
     a->status = status;
     if (status == DFNET_STATUS_OK) {
       a->reply = *reply;
@@ -641,7 +651,11 @@ th_async_t *th_async_start(testhost_t *h, dfnet_envelope_t *req, uint32_t timeou
   if (a == NULL)
     return NULL;
   a->h = h;
-  dfnet_request_opts_t opts = {.deadline_ms = timeout_ms, .on_reply = on_async_reply, .user = a};
+  dfnet_request_opts_t opts = {.deadline_ms = timeout_ms,
+                               .streaming = true,
+                               .is_last = async_is_last,
+                               .on_reply = on_async_reply,
+                               .user = a};
   if (dfnet_transport_request(h->t, th_session(h), req, &opts, DFNET_SEND_WAIT, &a->id) !=
       DFNET_STATUS_OK) {
     free(a);
@@ -651,6 +665,13 @@ th_async_t *th_async_start(testhost_t *h, dfnet_envelope_t *req, uint32_t timeou
 }
 
 uint64_t th_async_id(const th_async_t *a) { return a->id; }
+
+uint32_t th_async_position(th_async_t *a) {
+  pthread_mutex_lock(&a->h->mu);
+  uint32_t position = a->position;
+  pthread_mutex_unlock(&a->h->mu);
+  return position;
+}
 
 bool th_async_done(th_async_t *a) {
   pthread_mutex_lock(&a->h->mu);

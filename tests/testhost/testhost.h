@@ -123,10 +123,13 @@ dfnet_status_t th_request_join(th_pending_request_t *p, dfnet_envelope_t *reply)
  * record, returning OK, the transport's completion (DEADLINE_EXCEEDED at timeout_ms from the
  * start, CANCELLED, UNAVAILABLE), or DEADLINE_EXCEEDED when the wait itself ran out (the
  * record is freed all the same: a late answer is dropped). th_async_done says whether the
- * answer is in (without waiting). */
+ * answer is in (without waiting). A LeaseInfo with a queue_position is a waiting
+ * LeaseAcquire's interim answer, not its answer: th_async_position gives the last place it
+ * was told (0: none yet). */
 typedef struct th_async th_async_t;
 th_async_t *th_async_start(testhost_t *h, dfnet_envelope_t *req, uint32_t timeout_ms);
 uint64_t th_async_id(const th_async_t *a);
+uint32_t th_async_position(th_async_t *a);
 bool th_async_done(th_async_t *a);
 dfnet_status_t th_async_wait(th_async_t *a, uint32_t timeout_ms, dfnet_envelope_t *reply);
 
