@@ -5,7 +5,8 @@
 # store (manager/store.h) beside an empty store's. Prints figures; run it by hand.
 if(TARGET dfnet_client_static AND TARGET dfnet_scripted_server AND TARGET dfnet_fabric
    AND TARGET dfnet_manager_store)
-  add_executable(lease_bench lease_bench.c bench_util.c client_calls.c)
+  add_executable(lease_bench lease_bench.c bench_util.c client_calls.c
+    "${CMAKE_SOURCE_DIR}/tests/integration/cli_run.c")
   target_compile_options(lease_bench PRIVATE ${DFNET_WARNINGS})
   target_include_directories(lease_bench PRIVATE "${CMAKE_SOURCE_DIR}/tests/clients"
     "${CMAKE_SOURCE_DIR}/tests")

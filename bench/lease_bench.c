@@ -10,6 +10,12 @@
  *      the manager spent per operation, and the disk's floor under it: a 4 KiB pwrite +
  *      fdatasync in the state directory (an acquire and a release commit once each,
  *      synchronous=FULL);
+ *  1b. the same as a user runs it, `dfnet` commands (process start, TLS handshake, one
+ *      request): `dfnet lease run NODE -- true` (an acquire and a release in one command), and
+ *      `dfnet lease acquire` then `dfnet lease release ID` (two commands), beside
+ *      `dfnet node list --exact NODE`, interleaved one by one; target: `lease run`'s p50 <= 2x
+ *      the floor's. Two commands are two of the floor's round trips plus two commits, so they
+ *      land just above 2x by construction; printed for comparison;
  *   2. rpc_bench's 16-in-flight unary figure (calls/s on one client, and the CPU per call)
  *      with a lease held on the called node and its token set, against the same without any
  *      lease, in alternated pairs of runs; target: within 3 % (the median of the pairs);
@@ -30,7 +36,7 @@
  * dfnet-driver-host and test drivers to run (two builds compared under the same load: run
  * them alternately). The page cache is warm: the start-ups are not cold starts. Prints
  * figures only and never asserts on them; a failed call or a fabric that does not come up
- * ends the run with exit status 1. "lease_bench round-trip|rate|scale" runs one part. */
+ * ends the run with exit status 1. "lease_bench round-trip|cli|rate|scale" runs one part. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,11 +50,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dfnet/client.h"
+#include "integration/cli_run.h"
 #include "integration/fabric.h"
 #include "lib/log.h"
 #include "manager/store.h"
@@ -284,6 +293,140 @@ static void bench_round_trip(const bench_procs_t *procs) {
       "the least an acquire + release can take, two round trips and two commits: "
       "2 x %.1f + 2 x %.1f = %.1f us = %.2fx floor\n",
       f->whole.p50_us, disk.p50_us, bound, bound / f->whole.p50_us);
+  fflush(stdout);
+}
+
+/* ---- 1b. the same as `dfnet` commands ------------------------------------------------ */
+
+/* Run `<build>/clients/dfnet args...` (NULL-terminated) with the environment cli_use set,
+ * stdin /dev/null, stderr kept in memory and printed when it fails, stdout into out (size bytes,
+ * NUL-terminated) or /dev/null when out is NULL; blocks until it exits. Returns the nanoseconds
+ * from fork to its exit; dies when it fails. */
+static double g_cli_cpu_us; /* the CPU time cli_timed's commands spent, summed */
+
+static uint64_t cli_timed(char *out, size_t size, const char *first, ...) {
+  char cli[600];
+  snprintf(cli, sizeof cli, "%s/clients/dfnet", E.fab.build);
+  const char *argv[16];
+  int argc = 0;
+  argv[argc++] = cli;
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a != NULL && argc < 15; a = va_arg(ap, const char *))
+    argv[argc++] = a;
+  va_end(ap);
+  argv[argc] = NULL;
+  static int err_fd = -1;
+  if (err_fd < 0 && (err_fd = memfd_create("dfnet-stderr", 0)) < 0)
+    bench_die("memfd_create failed");
+  if (ftruncate(err_fd, 0) != 0 || lseek(err_fd, 0, SEEK_SET) != 0)
+    bench_die("ftruncate failed");
+  int fds[2] = {-1, -1};
+  if (out != NULL && pipe(fds) != 0)
+    bench_die("pipe failed");
+  uint64_t t0 = bench_now_ns();
+  pid_t pid = fork();
+  if (pid < 0)
+    bench_die("fork failed");
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(out != NULL ? fds[1] : null, 1);
+    dup2(err_fd, 2);
+    execv(cli, (char *const *)argv);
+    _exit(127);
+  }
+  size_t len = 0;
+  if (out != NULL) {
+    close(fds[1]);
+    ssize_t n;
+    while (len + 1 < size && (n = read(fds[0], out + len, size - 1 - len)) > 0)
+      len += (size_t)n;
+    close(fds[0]);
+    out[len] = '\0';
+  }
+  int ws = 0;
+  struct rusage ru;
+  if (wait4(pid, &ws, 0, &ru) != pid || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+    char err[4096] = "";
+    ssize_t n = pread(err_fd, err, sizeof err - 1, 0);
+    fprintf(stderr, "%s", n > 0 ? err : "");
+    bench_die("dfnet %s %s failed (wait status %d)", first, argv[2], ws);
+  }
+  uint64_t dt = bench_now_ns() - t0;
+  g_cli_cpu_us += (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+                  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  return dt;
+}
+
+typedef struct cli_runs {
+  bench_latency_t list, acquire_release, run;
+  double cpu_list_us, cpu_run_us; /* the CPU time of one command, mean */
+} cli_runs_t;
+
+/* n of each, interleaved one by one: `node list --exact`, `lease acquire` + `lease release
+ * ID`, `lease run -- true`. */
+static cli_runs_t run_cli(const char *moniker, int n) {
+  enum { N_MAX = 200 };
+  static uint64_t tl[N_MAX], tar[N_MAX], trun[N_MAX];
+  char out[4096];
+  double cpu_list = 0, cpu_run = 0;
+  for (int i = 0; i < n + 5; i++) { /* the first 5: warm-up */
+    double c0 = g_cli_cpu_us;
+    uint64_t l = cli_timed(NULL, 0, "node", "list", "--exact", moniker, NULL);
+    double c1 = g_cli_cpu_us;
+    uint64_t a = cli_timed(out, sizeof out, "lease", "acquire", "--json", moniker, NULL);
+    const char *idp = strstr(out, "\"id\"");
+    if (idp == NULL)
+      bench_die("dfnet lease acquire --json printed no id: %s", out);
+    char id[32], token[128] = "";
+    snprintf(id, sizeof id, "%llu", strtoull(strchr(idp, ':') + 1, NULL, 10));
+    const char *tp = strstr(out, "\"token\"");
+    if (tp == NULL || sscanf(tp, "\"token\" : \"%127[^\"]\"", token) != 1)
+      if (tp == NULL || sscanf(tp, "\"token\":\"%127[^\"]\"", token) != 1)
+        bench_die("dfnet lease acquire --json printed no token: %s", out);
+    setenv("DFNET_LEASE", token, 1); /* as the `export` it prints */
+    uint64_t r = cli_timed(NULL, 0, "lease", "release", id, NULL);
+    unsetenv("DFNET_LEASE");
+    double c2 = g_cli_cpu_us;
+    uint64_t run = cli_timed(NULL, 0, "lease", "run", moniker, "--", "true", NULL);
+    if (i >= 5) {
+      cpu_list += c1 - c0;
+      cpu_run += g_cli_cpu_us - c2;
+      tl[i - 5] = l;
+      tar[i - 5] = a + r;
+      trun[i - 5] = run;
+    }
+  }
+  return (cli_runs_t){bench_percentiles(tl, (size_t)n), bench_percentiles(tar, (size_t)n),
+                      bench_percentiles(trun, (size_t)n), cpu_list / n, cpu_run / n};
+}
+
+static void bench_cli(void) {
+  enum { N = 100 };
+  cli_use(&E.fab, "op");
+  cli_runs_t r = run_cli(NODE_LEASE, N);
+  printf(
+      "1b. the same as dfnet commands (process start, TLS handshake and all; %d of each, "
+      "interleaved)\n",
+      N);
+  printf("dfnet node list --exact NODE (floor):        p50 %8.1f us  p99 %8.1f us\n", r.list.p50_us,
+         r.list.p99_us);
+  double ratio = r.acquire_release.p50_us / r.list.p50_us;
+  printf(
+      "dfnet lease acquire NODE + lease release ID: p50 %8.1f us  p99 %8.1f us   = %.2fx floor "
+      "(two commands)\n",
+      r.acquire_release.p50_us, r.acquire_release.p99_us, ratio);
+  ratio = r.run.p50_us / r.list.p50_us;
+  printf(
+      "dfnet lease run NODE -- true:                p50 %8.1f us  p99 %8.1f us   = %.2fx floor"
+      "  (target <= %.0fx: %s)\n",
+      r.run.p50_us, r.run.p99_us, ratio, TARGET_ROUND_TRIP_FACTOR,
+      bench_met(ratio <= TARGET_ROUND_TRIP_FACTOR));
+  printf(
+      "    CPU per command (the dfnet process, user + system): node list %.0f us, lease run "
+      "%.0f us (with `true`'s)\n",
+      r.cpu_list_us, r.cpu_run_us);
   fflush(stdout);
 }
 
@@ -807,9 +950,9 @@ int main(int argc, char **argv) {
   /* "lease_bench round-trip|rate|scale": only that part, for profiling (perf record -p on
    * the printed pids) */
   const char *only = argc > 1 ? argv[1] : NULL;
-  if (argc > 2 || (only != NULL && strcmp(only, "round-trip") != 0 && strcmp(only, "rate") != 0 &&
-                   strcmp(only, "scale") != 0)) {
-    fprintf(stderr, "usage: lease_bench [round-trip|rate|scale]\n");
+  if (argc > 2 || (only != NULL && strcmp(only, "round-trip") != 0 && strcmp(only, "cli") != 0 &&
+                   strcmp(only, "rate") != 0 && strcmp(only, "scale") != 0)) {
+    fprintf(stderr, "usage: lease_bench [round-trip|cli|rate|scale]\n");
     return 2;
   }
   dfnet_log_set_level(DFNET_LOG_WARN);
@@ -835,6 +978,8 @@ int main(int argc, char **argv) {
   bench_procs_add(&two, "manager", E.fab.manager);
   if (only == NULL || strcmp(only, "round-trip") == 0)
     bench_round_trip(&two);
+  if (only == NULL || strcmp(only, "cli") == 0)
+    bench_cli();
   if (only == NULL || strcmp(only, "rate") == 0)
     bench_rate(&procs, 1);
   if (only == NULL || strcmp(only, "scale") == 0) {
