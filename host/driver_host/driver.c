@@ -202,8 +202,10 @@ static void free_driver(dfnet_driver_t *drv) {
 
 static void task_final(void *arg);
 
-/* `start` returned an error: no other hook runs; answered now (unless the start timed out
- * meanwhile: that answer waits for task_final). */
+/* `start` returned an error: no other hook runs; the DriverStart is answered once the
+ * driver has stopped (a stop waiter, answered by task_final), so that a DriverStart for the
+ * same node right after the answer does not find it still stopping (ALREADY_EXISTS). When
+ * the start timed out meanwhile, that answer already waits for task_final. */
 static void start_returned_error(dfnet_driver_t *drv, dfnet_status_t st) {
   /* The reason is what the driver said last while starting (spec: the node keeps why it is
    * unbound), e.g. "0000:00:03.0 is bound to virtio_net, not virtio_rng". */
@@ -211,12 +213,20 @@ static void start_returned_error(dfnet_driver_t *drv, dfnet_status_t st) {
   snprintf(msg, sizeof msg, "driver %s failed to start on %s: %s%s%s", drv->name, drv->moniker,
            dfnet_status_str(st), drv->start_error[0] ? ": " : "", drv->start_error);
   DFNET_LOGW(DRV_SUBSYS, drv->moniker, "%s", msg);
+  dh_waiter_t *w = dh__driver_waiter_new(drv->start_id, st, msg);
   pthread_mutex_lock(&drv->mu);
   bool decided = dh__driver_start_decide_locked(drv, st);
+  if (decided && w != NULL) {
+    w->next = drv->stop_waiters;
+    drv->stop_waiters = w;
+    w = NULL;
+    decided = false;
+  }
   drv->state = DH_DRIVER_STOPPING;
   pthread_mutex_unlock(&drv->mu);
+  free(w);
   dh__call_end_all(drv, DFNET_STATUS_UNAVAILABLE, "driver failed to start");
-  if (decided)
+  if (decided) /* no memory for the waiter: answered now rather than never */
     dh__link_send_status(drv->host, drv->start_id, st, msg);
   dh__dispatcher_post(&drv->dispatcher, 0, task_final, NULL, drv, true);
 }

@@ -165,13 +165,14 @@ typedef struct dh_child {
 } dh_child_t;
 
 /* A request answered once the driver has stopped: a DriverStop (OK), or the DriverStart of
- * a start that failed after `start` returned OK (asynchronous start completed with an
- * error, start timeout, stopped before it completed), answered with that status. */
+ * a start that failed (`start` returned an error; or, after it returned OK, an asynchronous
+ * start completed with an error, the start timeout, a stop before it completed), answered
+ * with that status. */
 typedef struct dh_waiter {
   struct dh_waiter *next;
   uint64_t id;
   dfnet_status_t code;
-  char message[256];
+  char message[1024]; /* as long as a failed start's reason (driver.c) */
 } dh_waiter_t;
 
 struct dfnet_call;
