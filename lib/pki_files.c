@@ -51,45 +51,49 @@ static __attribute__((warn_unused_result)) dfnet_status_t key_pem(const dfnet_pk
   return DFNET_STATUS_OK;
 }
 
+/* Atomically replace `path` with the PEM of `cert` followed by that of `key`, each left out
+ * when NULL (one at least is given): mode 0600 when it holds a key, else 0644. The key's
+ * PEM is wiped from the stack after. Returns what failed, logged with `path`. */
+static __attribute__((warn_unused_result)) dfnet_status_t
+pem_write(const dfnet_pki_cert_t *cert, const dfnet_pki_key_t *key, const char *path) {
+  unsigned char cpem[PKI_PEM_MAX], kpem[PKI_PEM_MAX];
+  struct iovec parts[2] = {{.iov_base = NULL}};
+  size_t count = 0;
+  dfnet_status_t st = DFNET_STATUS_OK;
+  if (cert != NULL) {
+    parts[count].iov_base = cpem;
+    st = cert_pem(cert, path, cpem, sizeof cpem, &parts[count].iov_len);
+    count++;
+  }
+  if (st == DFNET_STATUS_OK && key != NULL) {
+    parts[count].iov_base = kpem;
+    st = key_pem(key, path, kpem, sizeof kpem, &parts[count].iov_len);
+    count++;
+  }
+  if (st == DFNET_STATUS_OK)
+    st = pem_file_write(path, parts, count, key != NULL ? 0600 : 0644);
+  if (key != NULL)
+    mbedtls_platform_zeroize(kpem, sizeof kpem);
+  return st;
+}
+
 dfnet_status_t dfnet_pki_cert_write(const dfnet_pki_cert_t *cert, const char *path) {
   if (cert == NULL || path == NULL)
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path, "writing a certificate: NULL argument");
-  unsigned char pem[PKI_PEM_MAX];
-  size_t len = 0;
-  dfnet_status_t st = cert_pem(cert, path, pem, sizeof pem, &len);
-  if (st != DFNET_STATUS_OK)
-    return st;
-  struct iovec part = {.iov_base = pem, .iov_len = len};
-  return pem_file_write(path, &part, 1, 0644);
+  return pem_write(cert, NULL, path);
 }
 
 dfnet_status_t dfnet_pki_key_write(const dfnet_pki_key_t *key, const char *path) {
   if (key == NULL || path == NULL)
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path, "writing a key: NULL argument");
-  unsigned char pem[PKI_PEM_MAX];
-  size_t len = 0;
-  dfnet_status_t st = key_pem(key, path, pem, sizeof pem, &len);
-  if (st == DFNET_STATUS_OK) {
-    struct iovec part = {.iov_base = pem, .iov_len = len};
-    st = pem_file_write(path, &part, 1, 0600);
-  }
-  mbedtls_platform_zeroize(pem, sizeof pem);
-  return st;
+  return pem_write(NULL, key, path);
 }
 
 dfnet_status_t dfnet_pki_pem_write(const dfnet_pki_cert_t *cert, const dfnet_pki_key_t *key,
                                    const char *path) {
   if (cert == NULL || key == NULL || path == NULL)
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path, "writing a PEM: NULL argument");
-  unsigned char cpem[PKI_PEM_MAX], kpem[PKI_PEM_MAX];
-  struct iovec parts[2] = {{.iov_base = cpem}, {.iov_base = kpem}};
-  dfnet_status_t st = cert_pem(cert, path, cpem, sizeof cpem, &parts[0].iov_len);
-  if (st == DFNET_STATUS_OK)
-    st = key_pem(key, path, kpem, sizeof kpem, &parts[1].iov_len);
-  if (st == DFNET_STATUS_OK)
-    st = pem_file_write(path, parts, 2, 0600);
-  mbedtls_platform_zeroize(kpem, sizeof kpem);
-  return st;
+  return pem_write(cert, key, path);
 }
 
 /* ---- Reading ------------------------------------------------------------------------ */

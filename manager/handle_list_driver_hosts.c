@@ -53,14 +53,10 @@ static dh_entry_t *entry(gather_t *g, uint32_t host_id, uint64_t id) {
   for (size_t i = 0; i < g->count; i++)
     if (g->entries[i].host_id == host_id && g->entries[i].id == id)
       return &g->entries[i];
-  if (g->count == g->cap) {
-    size_t cap = g->cap ? 2 * g->cap : 16;
-    dh_entry_t *e = realloc(g->entries, cap * sizeof *e);
-    if (e == NULL)
-      return NULL;
-    g->entries = e;
-    g->cap = cap;
-  }
+  dh_entry_t *e = mgr__grow(g->entries, g->count, &g->cap, sizeof *e, 16);
+  if (e == NULL)
+    return NULL;
+  g->entries = e;
   g->entries[g->count] = (dh_entry_t){.host_id = host_id, .id = id};
   return &g->entries[g->count++];
 }

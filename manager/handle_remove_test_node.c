@@ -7,11 +7,9 @@
 void handle__remove_test_node(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_RemoveTestNode *r = &env->pb.msg.remove_test_node;
   uint64_t id = env->pb.id;
-  topology_node_t *n = topology__find(&m->topo, r->moniker);
-  if (n == NULL) {
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", r->moniker);
+  topology_node_t *n = sessions__node_or_reply(m, s->id, id, r->moniker, true);
+  if (n == NULL)
     return;
-  }
   if (!n->test) {
     sessions__reply_status(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION, "%s is not a test node",
                            n->moniker);

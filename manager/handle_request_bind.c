@@ -13,11 +13,9 @@
 void handle__request_bind(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_RequestBind *r = &env->pb.msg.request_bind;
   uint64_t id = env->pb.id;
-  topology_node_t *n = topology__find_named(&m->topo, r->node);
-  if (n == NULL) {
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", r->node);
+  topology_node_t *n = sessions__node_or_reply(m, s->id, id, r->node, false);
+  if (n == NULL)
     return;
-  }
   if (n->hidden) { /* not listed yet: it is matched when its parent's driver has started */
     sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND,
                            "node %s not found (not listed until its parent's driver has started)",

@@ -34,11 +34,9 @@ static bool unbindable(mgr_t *m, mgr_session_t *s, uint64_t id, const topology_n
 void handle__unbind_node(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_UnbindNode *u = &env->pb.msg.unbind_node;
   uint64_t id = env->pb.id;
-  topology_node_t *n = topology__find_named(&m->topo, u->node);
-  if (n == NULL) {
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", u->node);
+  topology_node_t *n = sessions__node_or_reply(m, s->id, id, u->node, false);
+  if (n == NULL)
     return;
-  }
   if (!unbindable(m, s, id, n))
     return;
   mgr_control_t *c = control__new(m, s->id, id, CONTROL_UNBIND, n->moniker);

@@ -202,14 +202,10 @@ static void expiry_down(mgr_leases_t *ls, size_t i) {
 
 /* Room for one more lease in the heap. False without memory. */
 static bool expiry_reserve(mgr_leases_t *ls) {
-  if (ls->expiry_count < ls->expiry_cap)
-    return true;
-  size_t cap = ls->expiry_cap ? ls->expiry_cap * 2 : 64;
-  mgr_lease_t **a = realloc(ls->expiries, cap * sizeof *a);
+  mgr_lease_t **a = mgr__grow(ls->expiries, ls->expiry_count, &ls->expiry_cap, sizeof *a, 64);
   if (a == NULL)
     return false;
   ls->expiries = a;
-  ls->expiry_cap = cap;
   return true;
 }
 
@@ -839,14 +835,10 @@ typedef struct load_ctx {
 
 static dfnet_status_t load_one(void *arg, const store_lease_t *rec) {
   load_ctx_t *c = arg;
-  if (c->count == c->cap) {
-    size_t cap = c->cap ? c->cap * 2 : 64;
-    mgr_lease_t **items = realloc(c->items, cap * sizeof *items);
-    if (items == NULL)
-      return DFNET_STATUS_RESOURCE_EXHAUSTED;
-    c->items = items;
-    c->cap = cap;
-  }
+  mgr_lease_t **items = mgr__grow(c->items, c->count, &c->cap, sizeof *items, 64);
+  if (items == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  c->items = items;
   /* lease.h "Coverage": one root per target, in order, then composite parents */
   mgr_lease_t *l = lease_new(rec, rec->target_count, NULL);
   if (l == NULL)

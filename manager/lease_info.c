@@ -91,18 +91,15 @@ typedef struct host_walk {
 static void host_walk(host_walk_t *w, const topology_node_t *n, mgr_lease_t *through) {
   const mgr_lease_t *covering = lease__covering_down(w->m, n, &through);
   const mgr_lease_t *l = n->host_id == w->host_id && !n->hidden ? covering : NULL;
-  if (l != NULL && w->count == w->cap) {
-    size_t cap = w->cap ? w->cap * 2 : 64;
-    host_leased_t *items = realloc(w->items, cap * sizeof *items);
+  if (l != NULL) {
+    host_leased_t *items = mgr__grow(w->items, w->count, &w->cap, sizeof *items, 64);
     if (items == NULL) {
       w->failed = true;
       return;
     }
     w->items = items;
-    w->cap = cap;
-  }
-  if (l != NULL)
     w->items[w->count++] = (host_leased_t){n->id, l};
+  }
   for (uint32_t i = 0; i < n->child_count && !w->failed; i++)
     if (n->children[i]->parents[0] == n)
       host_walk(w, n->children[i], through);

@@ -10,7 +10,7 @@
  * parents), offers.c (what a node was offered, who serves it), crash_policy.c (driver
  * host exits, restarts, quarantine, removal), node_control.c (restart, disable, unregister
  * and unbind of nodes, answered once they settled), suspend.c (suspend and resume walks),
- * hosts.c
+ * node_refs.c (nodes kept by moniker + id), hosts.c
  * (host sessions, grace period, reconcile), sessions.c (Hello/Welcome, roles, dispatch),
  * handle_<message>.c (one wire message each), streams.c (paced list replies, watch events),
  * package_store.c (content-addressed packages), main.c (command line); leases and the
@@ -20,7 +20,9 @@
 #define DFNET_MANAGER_MANAGER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <uthash.h>
 
@@ -204,6 +206,48 @@ dfnet_envelope_t *mgr__env(mgr_t *m);
 /* ---- manager-wide (main.c) ---- */
 uint64_t mgr__wall_ms(void);
 
+/* ---- growing arrays ---- */
+
+/* The malloc'd array `items` (NULL when *cap is 0), holding `count` of *cap items of `size`
+ * bytes, with room for one more: items itself when it has room, else moved to an array of
+ * twice *cap items (`first` when *cap is 0), *cap updated. NULL when out of memory: items
+ * and *cap are untouched, still the caller's. Inline, any thread (the caller owns the
+ * array). */
+static inline void *mgr__grow(void *items, size_t count, size_t *cap, size_t size, size_t first) {
+  if (count < *cap)
+    return items;
+  size_t n = *cap ? 2 * *cap : first;
+  void *p = realloc(items, n * size);
+  if (p != NULL)
+    *cap = n;
+  return p;
+}
+
+/* ---- node references (node_refs.c) ----
+ * A node kept across loop turns, named by moniker + id (the rule at the top of this file)
+ * and looked up again when used. */
+typedef struct mgr_node_ref {
+  char *moniker; /* malloc'd */
+  uint64_t id;
+} mgr_node_ref_t;
+
+/* A growing list of them; zeroed: empty. */
+typedef struct mgr_node_refs {
+  mgr_node_ref_t *items;
+  size_t count, cap;
+} mgr_node_refs_t;
+
+/* Append a reference to n (its moniker copied). False when out of memory: l holds what it
+ * held. */
+bool node_refs__add(mgr_node_refs_t *l, const topology_node_t *n);
+
+/* The node r names, if it is still there and the same node (its id), else NULL. Borrowed
+ * from the topology. */
+topology_node_t *node_refs__node(mgr_t *m, const mgr_node_ref_t *r);
+
+/* Free the monikers and the array; l is empty again. */
+void node_refs__clear(mgr_node_refs_t *l);
+
 /* ---- sessions.c ---- */
 void sessions__on_open(void *user, const dfnet_session_info_t *info);
 void sessions__on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env);
@@ -214,6 +258,11 @@ void sessions__destroy_all(mgr_t *m);
 /* Reply Status{code, msg} to request `id` of `sid` (logs a send failure). */
 void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet_status_t code,
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The node a client names for request `id` of `sid`: by moniker only (moniker_only:
+ * topology__find), else as topology__find_named resolves it. NULL after replying Status
+ * NOT_FOUND "node <name> not found". Borrowed from the topology. */
+topology_node_t *sessions__node_or_reply(mgr_t *m, dfnet_session_id_t sid, uint64_t id,
+                                         const char *name, bool moniker_only);
 
 /* ---- hosts.c ---- */
 mgr_host_t *hosts__find(mgr_t *m, const char *name);

@@ -23,11 +23,6 @@
 
 #define CONTROL_TICK_MS 10u
 
-typedef struct control_node {
-  char *moniker;
-  uint64_t id;
-} control_node_t;
-
 struct mgr_control {
   mgr_control_t *next;
   mgr_control_kind_t kind;
@@ -36,8 +31,7 @@ struct mgr_control {
   char subject[DFNET_PACKAGE_URL_MAX]; /* the driver's URL, or the node (UnbindNode) */
   uint32_t driver_hosts, nodes;
   uint64_t deadline; /* monotonic ms */
-  control_node_t *touched;
-  size_t count, cap;
+  mgr_node_refs_t touched;
   bool oom; /* a node could not be recorded: its outcome is missing */
 };
 
@@ -65,9 +59,7 @@ mgr_control_t *control__new(mgr_t *m, dfnet_session_id_t session, uint64_t reque
 }
 
 static void control_free(mgr_control_t *c) {
-  for (size_t i = 0; i < c->count; i++)
-    free(c->touched[i].moniker);
-  free(c->touched);
+  node_refs__clear(&c->touched);
   free(c);
 }
 
@@ -77,21 +69,8 @@ void control__discard(mgr_control_t *c) {
 }
 
 void control__touch(mgr_control_t *c, const topology_node_t *n) {
-  if (c->count == c->cap) {
-    size_t cap = c->cap ? 2 * c->cap : 8;
-    control_node_t *t = realloc(c->touched, cap * sizeof *t);
-    if (t == NULL) {
-      c->oom = true;
-      return;
-    }
-    c->touched = t;
-    c->cap = cap;
-  }
-  if ((c->touched[c->count].moniker = strdup(n->moniker)) == NULL) {
+  if (!node_refs__add(&c->touched, n))
     c->oom = true;
-    return;
-  }
-  c->touched[c->count++].id = n->id;
 }
 
 void control__set_counts(mgr_control_t *c, uint32_t driver_hosts, uint32_t nodes) {
@@ -101,18 +80,13 @@ void control__set_counts(mgr_control_t *c, uint32_t driver_hosts, uint32_t nodes
 
 /* ---- settling ----------------------------------------------------------------------- */
 
-static topology_node_t *touched_node(mgr_t *m, const control_node_t *t) {
-  topology_node_t *n = topology__find(&m->topo, t->moniker);
-  return n != NULL && n->id == t->id ? n : NULL;
-}
-
 static bool settled(const topology_node_t *n) {
   return n == NULL || (!n->starting && !n->stopping);
 }
 
 /* The outcome of a settled node (or of one still moving when the deadline passed). */
-static void fill_outcome(mgr_t *m, const control_node_t *t, dfnet_v1_NodeOutcome *o) {
-  topology_node_t *n = touched_node(m, t);
+static void fill_outcome(mgr_t *m, const mgr_node_ref_t *t, dfnet_v1_NodeOutcome *o) {
+  topology_node_t *n = node_refs__node(m, t);
   topology__fmt(o->node, sizeof o->node, "%s", t->moniker);
   o->has_status = true;
   dfnet_v1_Status *st = &o->status;
@@ -150,15 +124,15 @@ static void answer_driver_control(mgr_t *m, const mgr_control_t *c) {
   r->driver_hosts = c->driver_hosts;
   r->nodes = c->nodes;
   const size_t cap = pb_arraysize(dfnet_v1_DriverControlResult, outcomes);
-  for (size_t i = 0; i < c->count && r->outcomes_count < cap; i++)
-    fill_outcome(m, &c->touched[i], &r->outcomes[r->outcomes_count++]);
+  for (size_t i = 0; i < c->touched.count && r->outcomes_count < cap; i++)
+    fill_outcome(m, &c->touched.items[i], &r->outcomes[r->outcomes_count++]);
   dfnet_status_t st = dfnet_transport_send(m->transport, c->session, out, DFNET_SEND_PAST_HWM);
   if (st != DFNET_STATUS_OK && st != DFNET_STATUS_NOT_FOUND)
     DFNET_LOGW("control", c->subject, "DriverControlResult not sent: %s", dfnet_status_str(st));
 }
 
 static void answer_unbind(mgr_t *m, const mgr_control_t *c) {
-  topology_node_t *n = c->count > 0 ? touched_node(m, &c->touched[0]) : NULL;
+  topology_node_t *n = c->touched.count > 0 ? node_refs__node(m, &c->touched.items[0]) : NULL;
   if (!settled(n))
     sessions__reply_status(m, c->session, c->request_id, DFNET_STATUS_DEADLINE_EXCEEDED,
                            "%s: its driver has not stopped within %u ms", c->subject,
@@ -171,8 +145,8 @@ static void answer_unbind(mgr_t *m, const mgr_control_t *c) {
 /* Answered (and to be freed) when every node has settled or the deadline passed. */
 static bool control_done(mgr_t *m, const mgr_control_t *c, uint64_t now) {
   bool all = true;
-  for (size_t i = 0; i < c->count && all; i++)
-    all = settled(touched_node(m, &c->touched[i]));
+  for (size_t i = 0; i < c->touched.count && all; i++)
+    all = settled(node_refs__node(m, &c->touched.items[i]));
   if (!all && now < c->deadline)
     return false;
   if (c->kind == CONTROL_UNBIND)
@@ -236,12 +210,9 @@ void control__destroy_all(mgr_t *m) {
 
 /* ---- driver control ----------------------------------------------------------------- */
 
-/* The nodes driver d runs (or starts) on, by moniker and id, shallowest first: stopping
- * one removes its children, so the list is taken before anything changes, and a node is
- * looked up again (it may have gone with its parent's children). */
+/* A node to stop, and its depth in the tree. */
 typedef struct node_ref {
-  char *moniker;
-  uint64_t id;
+  mgr_node_ref_t ref;
   size_t depth;
 } node_ref_t;
 
@@ -250,20 +221,25 @@ static int node_ref_cmp(const void *a, const void *b) {
   return x->depth < y->depth ? -1 : x->depth > y->depth;
 }
 
-static size_t nodes_of(mgr_t *m, const driver_t *d, bool starting_too, node_ref_t **out) {
-  *out = NULL;
+/* Which nodes nodes_where picks. */
+typedef bool (*node_pick_fn)(mgr_t *m, const topology_node_t *n, void *ctx);
+
+/* The nodes `pick` picks, by moniker and id, shallowest first: stopping one removes its
+ * children, so the list is taken before anything changes, and a node is looked up again
+ * (node_refs__node: it may have gone with its parent's children). *out: malloc'd, freed
+ * with refs_free. Without memory, fewer nodes (none). */
+static size_t nodes_where(mgr_t *m, node_pick_fn pick, void *ctx, node_ref_t **out) {
   node_ref_t *refs = malloc((m->topo.count ? m->topo.count : 1) * sizeof *refs);
   size_t count = 0;
   topology_node_t *n, *tmp;
   HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (refs == NULL || n->driver_id != d->id ||
-        !(n->state == dfnet_v1_NodeState_BOUND || (starting_too && n->starting)))
+    if (refs == NULL || !pick(m, n, ctx))
       continue;
     size_t depth = 0;
     for (const char *c = n->moniker; *c; c++)
       depth += *c == '.';
-    if ((refs[count].moniker = strdup(n->moniker)) != NULL) {
-      refs[count].id = n->id;
+    if ((refs[count].ref.moniker = strdup(n->moniker)) != NULL) {
+      refs[count].ref.id = n->id;
       refs[count++].depth = depth;
     }
   }
@@ -273,15 +249,28 @@ static size_t nodes_of(mgr_t *m, const driver_t *d, bool starting_too, node_ref_
   return count;
 }
 
-static void node_refs_free(node_ref_t *refs, size_t count) {
+static void refs_free(node_ref_t *refs, size_t count) {
   for (size_t i = 0; i < count; i++)
-    free(refs[i].moniker);
+    free(refs[i].ref.moniker);
   free(refs);
 }
 
-static topology_node_t *node_ref_find(mgr_t *m, const node_ref_t *r) {
-  topology_node_t *n = topology__find(&m->topo, r->moniker);
-  return n != NULL && n->id == r->id ? n : NULL;
+/* The nodes a driver runs on (and, starting_too, those it starts on). */
+typedef struct driver_nodes {
+  const driver_t *d;
+  bool starting_too;
+} driver_nodes_t;
+
+static bool runs_driver(mgr_t *m, const topology_node_t *n, void *ctx) {
+  const driver_nodes_t *w = ctx;
+  (void)m;
+  return n->driver_id == w->d->id &&
+         (n->state == dfnet_v1_NodeState_BOUND || (w->starting_too && n->starting));
+}
+
+static size_t nodes_of(mgr_t *m, const driver_t *d, bool starting_too, node_ref_t **out) {
+  driver_nodes_t w = {.d = d, .starting_too = starting_too};
+  return nodes_where(m, runs_driver, &w, out);
 }
 
 uint32_t control__restart_driver(mgr_t *m, driver_t *d, mgr_control_t *c) {
@@ -292,7 +281,7 @@ uint32_t control__restart_driver(mgr_t *m, driver_t *d, mgr_control_t *c) {
   size_t ndh = 0;
   uint32_t nodes = 0;
   for (size_t i = 0; i < count; i++) {
-    topology_node_t *n = node_ref_find(m, &refs[i]);
+    topology_node_t *n = node_refs__node(m, &refs[i].ref);
     if (n == NULL || n->state != dfnet_v1_NodeState_BOUND || n->driver_id != d->id)
       continue;
     if (dh != NULL)
@@ -303,7 +292,7 @@ uint32_t control__restart_driver(mgr_t *m, driver_t *d, mgr_control_t *c) {
     binder__stop_then_start(m, n); /* started again once its host answered the stop */
     binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, "restarting");
   }
-  node_refs_free(refs, count);
+  refs_free(refs, count);
   uint32_t driver_hosts = nodes;
   if (dh != NULL) {
     topology__sort_driver_hosts(dh, ndh);
@@ -320,7 +309,7 @@ uint32_t control__release_driver(mgr_t *m, driver_t *d, const char *reason, mgr_
   node_ref_t *refs;
   size_t count = nodes_of(m, d, true, &refs);
   for (size_t i = 0; i < count; i++) {
-    topology_node_t *n = node_ref_find(m, &refs[i]);
+    topology_node_t *n = node_refs__node(m, &refs[i].ref);
     if (n == NULL || n->driver_id != d->id ||
         (n->state != dfnet_v1_NodeState_BOUND && !n->starting))
       continue;
@@ -330,7 +319,7 @@ uint32_t control__release_driver(mgr_t *m, driver_t *d, const char *reason, mgr_
     binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, reason);
     released++;
   }
-  node_refs_free(refs, count);
+  refs_free(refs, count);
   if (c != NULL)
     control__set_counts(c, 0, released);
   return released;
@@ -349,31 +338,28 @@ static bool reclaimable(mgr_t *m, const topology_node_t *n, const driver_t *d,
   return r.status == DFNET_STATUS_OK && r.driver == d; /* d wins outright */
 }
 
+/* The nodes bound to a fallback driver that d now wins (reclaimable). */
+typedef struct reclaim {
+  const driver_t *d;
+  binder_match_node_t *mn; /* scratch */
+} reclaim_t;
+
+static bool reclaim_pick(mgr_t *m, const topology_node_t *n, void *ctx) {
+  reclaim_t *r = ctx;
+  return reclaimable(m, n, r->d, r->mn);
+}
+
 uint32_t control__reclaim_from_fallbacks(mgr_t *m, const driver_t *d, const char *reason,
                                          mgr_control_t *c) {
   if (d->m.fallback || d->disabled || d->composite)
     return 0;
-  binder_match_node_t *mn = malloc(sizeof *mn);
-  node_ref_t *refs = malloc((m->topo.count ? m->topo.count : 1) * sizeof *refs);
-  size_t count = 0;
-  topology_node_t *n, *tmp;
-  HASH_ITER(hh, m->topo.by_moniker, n, tmp) {
-    if (mn == NULL || refs == NULL || !reclaimable(m, n, d, mn))
-      continue;
-    size_t depth = 0;
-    for (const char *p = n->moniker; *p; p++)
-      depth += *p == '.';
-    if ((refs[count].moniker = strdup(n->moniker)) != NULL) {
-      refs[count].id = n->id;
-      refs[count++].depth = depth;
-    }
-  }
-  free(mn);
-  if (count > 1)
-    qsort(refs, count, sizeof *refs, node_ref_cmp);
+  reclaim_t r = {.d = d, .mn = malloc(sizeof *r.mn)};
+  node_ref_t *refs = NULL;
+  size_t count = r.mn != NULL ? nodes_where(m, reclaim_pick, &r, &refs) : 0;
+  free(r.mn);
   uint32_t nodes = 0;
   for (size_t i = 0; i < count; i++) { /* parents first: a child may go with its parent */
-    n = node_ref_find(m, &refs[i]);
+    topology_node_t *n = node_refs__node(m, &refs[i].ref);
     if (n == NULL || n->state != dfnet_v1_NodeState_BOUND)
       continue;
     DFNET_LOGI("binder", n->moniker, "%s: %s matches, its fallback driver is stopped", reason,
@@ -384,7 +370,7 @@ uint32_t control__reclaim_from_fallbacks(mgr_t *m, const driver_t *d, const char
     binder__unbind(m, n, DFNET_STATUS_UNAVAILABLE, reason);
     nodes++;
   }
-  node_refs_free(refs, count);
+  refs_free(refs, count);
   return nodes;
 }
 

@@ -50,14 +50,10 @@ typedef struct specs_ctx {
 
 static dfnet_status_t collect_spec(void *arg, const store_spec_t *sp) {
   specs_ctx_t *c = arg;
-  if (c->count == c->cap) {
-    size_t cap = c->cap ? c->cap * 2 : 8;
-    dfnet_v1_CompositeNodeSpec *specs = realloc(c->specs, cap * sizeof *specs);
-    if (specs == NULL)
-      return DFNET_STATUS_RESOURCE_EXHAUSTED;
-    c->specs = specs;
-    c->cap = cap;
-  }
+  dfnet_v1_CompositeNodeSpec *specs = mgr__grow(c->specs, c->count, &c->cap, sizeof *specs, 8);
+  if (specs == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  c->specs = specs;
   dfnet_v1_CompositeNodeSpec *spec = &c->specs[c->count];
   memset(spec, 0, sizeof *spec);
   pb_istream_t is = pb_istream_from_buffer(sp->bytes, sp->size);

@@ -51,6 +51,15 @@ void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet
                dfnet_status_str(st));
 }
 
+topology_node_t *sessions__node_or_reply(mgr_t *m, dfnet_session_id_t sid, uint64_t id,
+                                         const char *name, bool moniker_only) {
+  topology_node_t *n =
+      moniker_only ? topology__find(&m->topo, name) : topology__find_named(&m->topo, name);
+  if (n == NULL)
+    sessions__reply_status(m, sid, id, DFNET_STATUS_NOT_FOUND, "node %s not found", name);
+  return n;
+}
+
 /* The Hello deadline of a session ran out. The argument lives in the session, whose free
  * cancels the timer first; the session is still looked up by id. */
 static void hello_timeout(void *user) {

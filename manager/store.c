@@ -210,6 +210,54 @@ dfnet_status_t store_sql__op_end(store_t *s, dfnet_status_t st, char *err, size_
   return st;
 }
 
+int store_sql__write_targets(store_t *s, store_stmt_t clear, store_stmt_t insert, uint64_t id,
+                             const store_target_t *targets, size_t count) {
+  sqlite3_stmt *st = store_sql__stmt(s, clear);
+  store_sql__bind_u63(st, 1, id);
+  int rc = store_sql__run(s, st);
+  for (size_t i = 0; rc == SQLITE_DONE && i < count; i++) {
+    st = store_sql__stmt(s, insert);
+    store_sql__bind_u63(st, 1, id);
+    sqlite3_bind_int(st, 2, (int)i);
+    sqlite3_bind_int(st, 3, (int)targets[i].kind);
+    store_sql__bind_text(st, 4, targets[i].text);
+    rc = store_sql__run(s, st);
+  }
+  return rc;
+}
+
+dfnet_status_t store_sql__write_one(store_t *s, sqlite3_stmt *st, const char *doing,
+                                    bool must_change, const char *what, const char *key, char *err,
+                                    size_t err_size) {
+  dfnet_status_t status = store_sql__op_begin(s, err, err_size);
+  if (status != DFNET_STATUS_OK) {
+    sqlite3_reset(st);
+    return status;
+  }
+  int rc = store_sql__run(s, st);
+  if (rc != SQLITE_DONE) {
+    status = store_sql__fail(s, rc, err, err_size, "%s %s %s", doing, what, key);
+  } else if (must_change && sqlite3_changes(s->db) == 0) {
+    dfnet_why_set(err, err_size, "%s: no %s %s", s->path, what, key);
+    status = DFNET_STATUS_NOT_FOUND;
+  }
+  sqlite3_reset(st);
+  return store_sql__op_end(s, status, err, err_size);
+}
+
+dfnet_status_t store_sql__delete_id(store_t *s, store_stmt_t stmt, uint64_t id, const char *what,
+                                    char *err, size_t err_size) {
+  char key[24];
+  snprintf(key, sizeof key, "%llu", (unsigned long long)id);
+  if (id > (uint64_t)INT64_MAX) {
+    dfnet_why_set(err, err_size, "%s: no %s %s", s->path, what, key);
+    return DFNET_STATUS_NOT_FOUND;
+  }
+  sqlite3_stmt *st = store_sql__stmt(s, stmt);
+  store_sql__bind_u63(st, 1, id);
+  return store_sql__write_one(s, st, "deleting", true, what, key, err, err_size);
+}
+
 /* ---- Transactions ----------------------------------------------------------------------- */
 
 dfnet_status_t store__begin(store_t *s, char *err, size_t err_size) {

@@ -180,6 +180,27 @@ dfnet_status_t store_sql__op_begin(store_t *s, char *err, size_t err_size)
 dfnet_status_t store_sql__op_end(store_t *s, dfnet_status_t st, char *err, size_t err_size)
     __attribute__((warn_unused_result));
 
+/* Replace the targets of row `id`: `clear` (its parameter: the id) removes the old ones,
+ * `insert` (the id, the index, the kind, the text) adds targets[0..count) in order. Inside
+ * the caller's bracket; values were checked before (a failed bind leaves NULL, which the
+ * NOT NULL columns refuse). Returns SQLite's code (SQLITE_DONE on success). */
+int store_sql__write_targets(store_t *s, store_stmt_t clear, store_stmt_t insert, uint64_t id,
+                             const store_target_t *targets, size_t count);
+
+/* Run st (bound; reset afterwards either way), a write of one row keyed `key`, in a
+ * bracket of its own. A failure is reported "<doing> <what> <key>" (store_sql__fail's
+ * statuses); with must_change, a run that changed no row is NOT_FOUND ("<path>: no <what>
+ * <key>"). Errors: also store_sql__op_begin's and store_sql__op_end's. */
+dfnet_status_t store_sql__write_one(store_t *s, sqlite3_stmt *st, const char *doing,
+                                    bool must_change, const char *what, const char *key, char *err,
+                                    size_t err_size) __attribute__((warn_unused_result));
+
+/* Delete row `id` of `what` with statement `stmt` (its one parameter: the id), as
+ * store_sql__write_one "deleting", must_change. An id over 2^63 - 1 names no row:
+ * NOT_FOUND. */
+dfnet_status_t store_sql__delete_id(store_t *s, store_stmt_t stmt, uint64_t id, const char *what,
+                                    char *err, size_t err_size) __attribute__((warn_unused_result));
+
 /* ---- Counters (store.c) ------------------------------------------------------------- */
 
 /* Take the next value of counter `kind` (a store_id_kind_t) and write it to store_counter. */

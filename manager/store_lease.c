@@ -81,21 +81,6 @@ static int write_row(store_t *s, const store_lease_t *l) {
   return store_sql__run(s, st);
 }
 
-static int write_targets(store_t *s, const store_lease_t *l) {
-  sqlite3_stmt *st = store_sql__stmt(s, STMT_LEASE_TARGETS_CLEAR);
-  store_sql__bind_u63(st, 1, l->id);
-  int rc = store_sql__run(s, st);
-  for (size_t i = 0; rc == SQLITE_DONE && i < l->target_count; i++) {
-    st = store_sql__stmt(s, STMT_LEASE_TARGET_INSERT);
-    store_sql__bind_u63(st, 1, l->id);
-    sqlite3_bind_int(st, 2, (int)i);
-    sqlite3_bind_int(st, 3, (int)l->targets[i].kind);
-    store_sql__bind_text(st, 4, l->targets[i].text);
-    rc = store_sql__run(s, st);
-  }
-  return rc;
-}
-
 static int write_nodes(store_t *s, const store_lease_t *l) {
   sqlite3_stmt *st = store_sql__stmt(s, STMT_LEASE_NODES_CLEAR);
   store_sql__bind_u63(st, 1, l->id);
@@ -126,7 +111,8 @@ dfnet_status_t store__lease_put(store_t *s, const store_lease_t *lease, char *er
     return st;
   int rc = write_row(s, lease);
   if (rc == SQLITE_DONE)
-    rc = write_targets(s, lease);
+    rc = store_sql__write_targets(s, STMT_LEASE_TARGETS_CLEAR, STMT_LEASE_TARGET_INSERT, lease->id,
+                                  lease->targets, lease->target_count);
   if (rc == SQLITE_DONE)
     rc = write_nodes(s, lease);
   if (rc != SQLITE_DONE)
@@ -145,42 +131,19 @@ dfnet_status_t store__lease_renew(store_t *s, uint64_t id, uint64_t ttl_ms, uint
     dfnet_why_set(err, err_size, "lease %llu: %s", (ull)id, why);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  dfnet_status_t st = store_sql__op_begin(s, err, err_size);
-  if (st != DFNET_STATUS_OK)
-    return st;
   sqlite3_stmt *q = store_sql__stmt(s, STMT_LEASE_RENEW);
   store_sql__bind_u63(q, 1, id);
   store_sql__bind_u63(q, 2, ttl_ms);
   store_sql__bind_u63(q, 3, expires_ms);
   store_sql__bind_u63(q, 4, generation);
-  int rc = store_sql__run(s, q);
-  if (rc != SQLITE_DONE) {
-    st = store_sql__fail(s, rc, err, err_size, "renewing lease %llu", (ull)id);
-  } else if (sqlite3_changes(s->db) == 0) {
-    dfnet_why_set(err, err_size, "%s: no lease %llu", s->path, (ull)id);
-    st = DFNET_STATUS_NOT_FOUND;
-  }
-  return store_sql__op_end(s, st, err, err_size);
+  char key[24];
+  snprintf(key, sizeof key, "%llu", (ull)id);
+  return store_sql__write_one(s, q, "renewing", true, "lease", key, err, err_size);
 }
 
 dfnet_status_t store__lease_delete(store_t *s, uint64_t id, char *err, size_t err_size) {
-  if (id > (uint64_t)INT64_MAX) {
-    dfnet_why_set(err, err_size, "%s: no lease %llu", s->path, (ull)id);
-    return DFNET_STATUS_NOT_FOUND;
-  }
-  dfnet_status_t st = store_sql__op_begin(s, err, err_size);
-  if (st != DFNET_STATUS_OK)
-    return st;
-  sqlite3_stmt *q = store_sql__stmt(s, STMT_LEASE_DELETE);
-  store_sql__bind_u63(q, 1, id);
-  int rc = store_sql__run(s, q); /* its targets and nodes go with it (ON DELETE CASCADE) */
-  if (rc != SQLITE_DONE) {
-    st = store_sql__fail(s, rc, err, err_size, "deleting lease %llu", (ull)id);
-  } else if (sqlite3_changes(s->db) == 0) {
-    dfnet_why_set(err, err_size, "%s: no lease %llu", s->path, (ull)id);
-    st = DFNET_STATUS_NOT_FOUND;
-  }
-  return store_sql__op_end(s, st, err, err_size);
+  /* its targets and nodes go with it (ON DELETE CASCADE) */
+  return store_sql__delete_id(s, STMT_LEASE_DELETE, id, "lease", err, err_size);
 }
 
 /* ---- Loading ------------------------------------------------------------------------ */

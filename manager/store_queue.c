@@ -44,19 +44,9 @@ static int write_entry(store_t *s, const store_queue_entry_t *e) {
   store_sql__bind_u63(st, 7, e->enqueued_ms);
   store_sql__bind_u63(st, 8, e->deadline_ms);
   int rc = store_sql__run(s, st);
-  if (rc == SQLITE_DONE) {
-    st = store_sql__stmt(s, STMT_QUEUE_TARGETS_CLEAR);
-    store_sql__bind_u63(st, 1, e->id);
-    rc = store_sql__run(s, st);
-  }
-  for (size_t i = 0; rc == SQLITE_DONE && i < e->target_count; i++) {
-    st = store_sql__stmt(s, STMT_QUEUE_TARGET_INSERT);
-    store_sql__bind_u63(st, 1, e->id);
-    sqlite3_bind_int(st, 2, (int)i);
-    sqlite3_bind_int(st, 3, (int)e->targets[i].kind);
-    store_sql__bind_text(st, 4, e->targets[i].text);
-    rc = store_sql__run(s, st);
-  }
+  if (rc == SQLITE_DONE)
+    rc = store_sql__write_targets(s, STMT_QUEUE_TARGETS_CLEAR, STMT_QUEUE_TARGET_INSERT, e->id,
+                                  e->targets, e->target_count);
   return rc;
 }
 
@@ -83,23 +73,8 @@ dfnet_status_t store__queue_put(store_t *s, const store_queue_entry_t *entry, ch
 }
 
 dfnet_status_t store__queue_delete(store_t *s, uint64_t id, char *err, size_t err_size) {
-  if (id > (uint64_t)INT64_MAX) {
-    dfnet_why_set(err, err_size, "%s: no queue entry %llu", s->path, (ull)id);
-    return DFNET_STATUS_NOT_FOUND;
-  }
-  dfnet_status_t st = store_sql__op_begin(s, err, err_size);
-  if (st != DFNET_STATUS_OK)
-    return st;
-  sqlite3_stmt *q = store_sql__stmt(s, STMT_QUEUE_DELETE);
-  store_sql__bind_u63(q, 1, id);
-  int rc = store_sql__run(s, q); /* its targets go with it (ON DELETE CASCADE) */
-  if (rc != SQLITE_DONE) {
-    st = store_sql__fail(s, rc, err, err_size, "deleting queue entry %llu", (ull)id);
-  } else if (sqlite3_changes(s->db) == 0) {
-    dfnet_why_set(err, err_size, "%s: no queue entry %llu", s->path, (ull)id);
-    st = DFNET_STATUS_NOT_FOUND;
-  }
-  return store_sql__op_end(s, st, err, err_size);
+  /* its targets go with it (ON DELETE CASCADE) */
+  return store_sql__delete_id(s, STMT_QUEUE_DELETE, id, "queue entry", err, err_size);
 }
 
 /* The entry columns of the row st is on (strings valid until st steps on). */

@@ -7,51 +7,45 @@
 #include "lib/fileio.h"
 #include "manager/store_internal.h"
 
-/* Run one keyed write (an upsert or a delete) in its own bracket. A delete that removed
- * nothing is NOT_FOUND ("no <what> <key>"). */
-static dfnet_status_t keyed_write(store_t *s, sqlite3_stmt *st, bool is_delete, const char *what,
-                                  const char *key, char *err, size_t err_size) {
-  dfnet_status_t status = store_sql__op_begin(s, err, err_size);
-  if (status != DFNET_STATUS_OK) {
-    sqlite3_reset(st);
-    return status;
-  }
-  int rc = store_sql__run(s, st);
-  if (rc != SQLITE_DONE) {
-    status = store_sql__fail(s, rc, err, err_size, "%s %s %s", is_delete ? "deleting" : "writing",
-                             what, key);
-  } else if (is_delete && sqlite3_changes(s->db) == 0) {
-    dfnet_why_set(err, err_size, "%s: no %s %s", s->path, what, key);
-    status = DFNET_STATUS_NOT_FOUND;
-  }
-  sqlite3_reset(st);
-  return store_sql__op_end(s, status, err, err_size);
+/* Is key 1..max bytes of text (store_sql__check_text)? On false, err says "<record>:
+ * <field>: ...". */
+static bool key_valid(const char *key, size_t max, const char *field, const char *record, char *err,
+                      size_t err_size) {
+  char why[160];
+  if (store_sql__check_text(key, 1, max, field, why, sizeof why))
+    return true;
+  dfnet_why_set(err, err_size, "%s: %s", record, why);
+  return false;
+}
+
+/* Delete the row keyed `key` with statement `stmt` (its one parameter: the key), as
+ * store_sql__write_one "deleting <what> <key>". A key that is not valid (key_valid) names
+ * no row: NOT_FOUND. */
+static dfnet_status_t key_delete(store_t *s, store_stmt_t stmt, const char *key, size_t max,
+                                 const char *field, const char *record, const char *what, char *err,
+                                 size_t err_size) {
+  if (!key_valid(key, max, field, record, err, err_size))
+    return DFNET_STATUS_NOT_FOUND;
+  sqlite3_stmt *st = store_sql__stmt(s, stmt);
+  store_sql__bind_text(st, 1, key);
+  return store_sql__write_one(s, st, "deleting", true, what, key, err, err_size);
 }
 
 /* ---- Driver flags ------------------------------------------------------------------- */
 
 dfnet_status_t store__driver_flags_put(store_t *s, const store_driver_flags_t *flags, char *err,
                                        size_t err_size) {
-  char why[160];
-  if (!store_sql__check_text(flags->url, 1, STORE_URL_MAX, "url", why, sizeof why)) {
-    dfnet_why_set(err, err_size, "driver flags: %s", why);
+  if (!key_valid(flags->url, STORE_URL_MAX, "url", "driver flags", err, err_size))
     return DFNET_STATUS_INVALID_ARGUMENT;
-  }
   sqlite3_stmt *st = store_sql__stmt(s, STMT_FLAGS_UPSERT);
   store_sql__bind_text(st, 1, flags->url);
   sqlite3_bind_int(st, 2, flags->disabled ? 1 : 0);
-  return keyed_write(s, st, false, "the flags of", flags->url, err, err_size);
+  return store_sql__write_one(s, st, "writing", false, "the flags of", flags->url, err, err_size);
 }
 
 dfnet_status_t store__driver_flags_delete(store_t *s, const char *url, char *err, size_t err_size) {
-  char why[160];
-  if (!store_sql__check_text(url, 1, STORE_URL_MAX, "url", why, sizeof why)) {
-    dfnet_why_set(err, err_size, "driver flags: %s", why);
-    return DFNET_STATUS_NOT_FOUND;
-  }
-  sqlite3_stmt *st = store_sql__stmt(s, STMT_FLAGS_DELETE);
-  store_sql__bind_text(st, 1, url);
-  return keyed_write(s, st, true, "flags for", url, err, err_size);
+  return key_delete(s, STMT_FLAGS_DELETE, url, STORE_URL_MAX, "url", "driver flags", "flags for",
+                    err, err_size);
 }
 
 dfnet_status_t store__driver_flags_load(store_t *s, store_driver_flags_fn fn, void *arg, char *err,
@@ -81,11 +75,8 @@ dfnet_status_t store__driver_flags_load(store_t *s, store_driver_flags_fn fn, vo
 /* ---- Composite node specs ----------------------------------------------------------- */
 
 dfnet_status_t store__spec_put(store_t *s, const store_spec_t *spec, char *err, size_t err_size) {
-  char why[160];
-  if (!store_sql__check_text(spec->name, 1, STORE_SPEC_NAME_MAX, "name", why, sizeof why)) {
-    dfnet_why_set(err, err_size, "composite node spec: %s", why);
+  if (!key_valid(spec->name, STORE_SPEC_NAME_MAX, "name", "composite node spec", err, err_size))
     return DFNET_STATUS_INVALID_ARGUMENT;
-  }
   if (spec->size > STORE_SPEC_SIZE_MAX || (spec->size > 0 && spec->bytes == NULL)) {
     dfnet_why_set(err, err_size, "composite node spec %s: %zu bytes (at most %u)", spec->name,
                   spec->size, (unsigned)STORE_SPEC_SIZE_MAX);
@@ -97,18 +88,13 @@ dfnet_status_t store__spec_put(store_t *s, const store_spec_t *spec, char *err, 
     sqlite3_bind_zeroblob(st, 2, 0);
   else
     sqlite3_bind_blob(st, 2, spec->bytes, (int)spec->size, SQLITE_STATIC);
-  return keyed_write(s, st, false, "composite node spec", spec->name, err, err_size);
+  return store_sql__write_one(s, st, "writing", false, "composite node spec", spec->name, err,
+                              err_size);
 }
 
 dfnet_status_t store__spec_delete(store_t *s, const char *name, char *err, size_t err_size) {
-  char why[160];
-  if (!store_sql__check_text(name, 1, STORE_SPEC_NAME_MAX, "name", why, sizeof why)) {
-    dfnet_why_set(err, err_size, "composite node spec: %s", why);
-    return DFNET_STATUS_NOT_FOUND;
-  }
-  sqlite3_stmt *st = store_sql__stmt(s, STMT_SPEC_DELETE);
-  store_sql__bind_text(st, 1, name);
-  return keyed_write(s, st, true, "composite node spec", name, err, err_size);
+  return key_delete(s, STMT_SPEC_DELETE, name, STORE_SPEC_NAME_MAX, "name", "composite node spec",
+                    "composite node spec", err, err_size);
 }
 
 dfnet_status_t store__spec_load(store_t *s, store_spec_fn fn, void *arg, char *err,

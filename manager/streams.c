@@ -405,11 +405,9 @@ static bool trace_driver(mgr_t *m, mgr_session_t *s, uint64_t id, const driver_t
 }
 
 void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_BindWhy *q) {
-  topology_node_t *n = topology__find_named(&m->topo, q->node);
-  if (n == NULL) {
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", q->node);
+  topology_node_t *n = sessions__node_or_reply(m, s->id, id, q->node, false);
+  if (n == NULL)
     return;
-  }
   driver_t *only = NULL;
   char err[600];
   dfnet_status_t st = q->driver_url[0] == '\0'

@@ -21,11 +21,6 @@
 #include "lib/log.h"
 #include "manager/manager.h"
 
-typedef struct walk_node {
-  char *moniker;
-  uint64_t id;
-} walk_node_t;
-
 typedef struct walk {
   mgr_t *m;
   dfnet_session_id_t session;
@@ -33,15 +28,13 @@ typedef struct walk {
   bool resume;
   uint32_t flags;
   char root[TOPOLOGY_MONIKER_MAX + 1];
-  walk_node_t *nodes;
-  size_t count, cap, pos, done;
+  mgr_node_refs_t nodes;
+  size_t pos, done;
   bool oom;
 } walk_t;
 
 static void walk_free(walk_t *w) {
-  for (size_t i = 0; i < w->count; i++)
-    free(w->nodes[i].moniker);
-  free(w->nodes);
+  node_refs__clear(&w->nodes);
   free(w);
 }
 
@@ -53,24 +46,11 @@ static bool eligible(const topology_node_t *n, bool resume) {
 }
 
 static void walk_add(walk_t *w, const topology_node_t *n) {
-  for (size_t i = 0; i < w->count; i++)
-    if (w->nodes[i].id == n->id)
+  for (size_t i = 0; i < w->nodes.count; i++)
+    if (w->nodes.items[i].id == n->id)
       return; /* a composite node, reached through each of its parents */
-  if (w->count == w->cap) {
-    size_t cap = w->cap ? 2 * w->cap : 16;
-    walk_node_t *p = realloc(w->nodes, cap * sizeof *p);
-    if (p == NULL) {
-      w->oom = true;
-      return;
-    }
-    w->nodes = p;
-    w->cap = cap;
-  }
-  if ((w->nodes[w->count].moniker = strdup(n->moniker)) == NULL) {
+  if (!node_refs__add(&w->nodes, n))
     w->oom = true;
-    return;
-  }
-  w->nodes[w->count++].id = n->id;
 }
 
 /* The subtree of n in the walk's order: children first for a suspend, parents first for a
@@ -93,14 +73,14 @@ static void walk_finish(walk_t *w, dfnet_status_t code, const char *msg) {
 
 static void walk_next(walk_t *w);
 
-/* The answer to the step of w->nodes[w->pos]. */
+/* The answer to the step of w->nodes.items[w->pos]. */
 static void on_step_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
                           bool last) {
   walk_t *w = user;
   if (!last)
     return;
   mgr_t *m = w->m;
-  const walk_node_t *wn = &w->nodes[w->pos];
+  const mgr_node_ref_t *wn = &w->nodes.items[w->pos];
   dfnet_status_t code = status;
   const char *why = dfnet_status_description(status);
   if (status == DFNET_STATUS_OK && reply->pb.which_msg == dfnet_v1_Envelope_status_tag) {
@@ -122,8 +102,8 @@ static void on_step_reply(void *user, dfnet_status_t status, const dfnet_envelop
     walk_finish(w, code, msg);
     return;
   }
-  topology_node_t *n = topology__find(&m->topo, wn->moniker);
-  if (n != NULL && n->id == wn->id && n->state == dfnet_v1_NodeState_BOUND && !n->stopping) {
+  topology_node_t *n = node_refs__node(m, wn);
+  if (n != NULL && n->state == dfnet_v1_NodeState_BOUND && !n->stopping) {
     n->suspended = !w->resume;
     char flags[16];
     topology__fmt(flags, sizeof flags, "0x%08x", (unsigned)w->flags);
@@ -175,10 +155,9 @@ static bool send_step(walk_t *w, topology_node_t *n) {
 }
 
 static void walk_next(walk_t *w) {
-  while (w->pos < w->count) {
-    const walk_node_t *wn = &w->nodes[w->pos];
-    topology_node_t *n = topology__find(&w->m->topo, wn->moniker);
-    if (n == NULL || n->id != wn->id || !eligible(n, w->resume)) {
+  while (w->pos < w->nodes.count) {
+    topology_node_t *n = node_refs__node(w->m, &w->nodes.items[w->pos]);
+    if (n == NULL || !eligible(n, w->resume)) {
       w->pos++; /* gone, or its driver changed meanwhile */
       continue;
     }
@@ -194,11 +173,9 @@ static void walk_next(walk_t *w) {
 
 void suspend__walk(mgr_t *m, mgr_session_t *s, uint64_t id, const char *node, uint32_t flags,
                    bool resume) {
-  topology_node_t *n = topology__find_named(&m->topo, node);
-  if (n == NULL) {
-    sessions__reply_status(m, s->id, id, DFNET_STATUS_NOT_FOUND, "node %s not found", node);
+  topology_node_t *n = sessions__node_or_reply(m, s->id, id, node, false);
+  if (n == NULL)
     return;
-  }
   walk_t *w = calloc(1, sizeof *w);
   if (w == NULL) {
     sessions__reply_status(m, s->id, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -212,7 +189,7 @@ void suspend__walk(mgr_t *m, mgr_session_t *s, uint64_t id, const char *node, ui
     walk_finish(w, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  if (w->count == 0) {
+  if (w->nodes.count == 0) {
     char msg[TOPOLOGY_MONIKER_MAX + 100];
     topology__fmt(msg, sizeof msg,
                   resume ? "nothing is suspended on %s or below"
@@ -222,6 +199,6 @@ void suspend__walk(mgr_t *m, mgr_session_t *s, uint64_t id, const char *node, ui
     return;
   }
   DFNET_LOGI("suspend", n->moniker, "%s %zu driver(s) for %s", resume ? "resuming" : "suspending",
-             w->count, s->name);
+             w->nodes.count, s->name);
   walk_next(w);
 }

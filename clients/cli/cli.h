@@ -178,6 +178,12 @@ cJSON *cli__bind_rule_json(const dfnet_client_bind_rule_t *r);
 /* Print a JSON document (pretty) and a newline to stdout; frees it. CLI_EXIT_OK or
  * CLI_EXIT_FAILED (out of memory). */
 int cli__json_print(cJSON *doc);
+/* A JSON string, or null when s is NULL or "" (the client's empty fields). New item, owned by
+ * the caller (or the object it is added to); NULL when out of memory. */
+cJSON *cli__json_string_or_null(const char *s);
+/* A JSON array of the n strings v[0..n) (copied). New item, owned by the caller (or the
+ * object it is added to); NULL when out of memory. */
+cJSON *cli__json_strings(const char *const *v, size_t n);
 /* Lower-case hex of data into a malloc'd string (NULL on OOM). */
 char *cli__hex(const uint8_t *data, size_t len);
 /* Parse hex (even length, optional whitespace) into a malloc'd buffer. 0 or -1. */

@@ -63,10 +63,7 @@ static cJSON *driver_json(const dfnet_client_driver_t *d, bool verbose) {
   cJSON_AddBoolToObject(o, "colocate", d->colocate);
   cJSON_AddBoolToObject(o, "host_restart_on_crash", d->host_restart_on_crash);
   cJSON_AddBoolToObject(o, "disabled", d->disabled);
-  if (d->composite_name[0])
-    cJSON_AddStringToObject(o, "composite_name", d->composite_name);
-  else
-    cJSON_AddNullToObject(o, "composite_name");
+  cJSON_AddItemToObject(o, "composite_name", cli__json_string_or_null(d->composite_name));
   cJSON *cats = cJSON_AddArrayToObject(o, "device_categories");
   for (size_t i = 0; i < d->category_count; i++) {
     cJSON *c = cJSON_CreateObject();
@@ -75,14 +72,11 @@ static cJSON *driver_json(const dfnet_client_driver_t *d, bool verbose) {
     cJSON_AddItemToArray(cats, c);
   }
   cJSON_AddNumberToObject(o, "device_count", d->device_count);
-  cJSON *devs = cJSON_AddArrayToObject(o, "devices");
-  for (size_t i = 0; i < d->device_list_count; i++)
-    cJSON_AddItemToArray(devs, cJSON_CreateString(d->devices[i]));
+  cJSON_AddItemToObject(o, "devices", cli__json_strings(d->devices, d->device_list_count));
   cJSON_AddBoolToObject(o, "disable_autobind", d->disable_autobind);
   cJSON_AddNumberToObject(o, "start_timeout_ms", d->start_timeout_ms);
-  cJSON *dops = cJSON_AddArrayToObject(o, "dispatcher_opts");
-  for (size_t i = 0; i < d->dispatcher_opt_count; i++)
-    cJSON_AddItemToArray(dops, cJSON_CreateString(d->dispatcher_opts[i]));
+  cJSON_AddItemToObject(o, "dispatcher_opts",
+                        cli__json_strings(d->dispatcher_opts, d->dispatcher_opt_count));
   if (verbose && d->bind_bytecode != NULL) {
     char *hex = cli__hex(d->bind_bytecode, d->bind_bytecode_len);
     cJSON_AddStringToObject(o, "bind_bytecode_hex", hex ? hex : "");
@@ -257,10 +251,8 @@ static cJSON *outcomes_json(const dfnet_client_driver_control_result_t *r) {
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "node", o->node);
     cJSON_AddStringToObject(e, "code", dfnet_status_str(o->code));
-    cJSON_AddItemToObject(e, "message",
-                          o->message[0] ? cJSON_CreateString(o->message) : cJSON_CreateNull());
-    cJSON_AddItemToObject(
-        e, "driver", o->driver_url[0] ? cJSON_CreateString(o->driver_url) : cJSON_CreateNull());
+    cJSON_AddItemToObject(e, "message", cli__json_string_or_null(o->message));
+    cJSON_AddItemToObject(e, "driver", cli__json_string_or_null(o->driver_url));
     cJSON_AddItemToArray(arr, e);
   }
   return arr;
@@ -343,12 +335,44 @@ static void driver_action_release(cli_run_t *run) {
   dfnet_client_driver_control_result_free(s->r);
 }
 
-static int driver_action(int argc, char **argv, dfnet_client_driver_action_t action,
-                         const char *usage, const char *about) {
+#define OUTCOMES_HELP                                                                      \
+  " Then the outcome per node it touched, once they settled: `NODE: running URL` (what "   \
+  "runs there now) or `NODE: STATUS: why`; exit 1 when one failed (a node left without a " \
+  "driver because none matches it, NOT_FOUND, is what disable and unregister do)."
+
+/* The driver actions' syntax (they differ only in it), by action. */
+static const struct {
+  dfnet_client_driver_action_t action;
+  const char *usage, *about;
+} driver_actions[] = {
+    {DFNET_CLIENT_DRIVER_DISABLE, "driver disable [--json] DRIVER",
+     "Disable a driver (role admin): it matches no node any more; the nodes "
+     "it runs on are stopped and matched again (another driver or a fallback "
+     "binds them, or they stay unbound with the reason)." OUTCOMES_HELP},
+    {DFNET_CLIENT_DRIVER_ENABLE, "driver enable [--json] DRIVER",
+     "Enable a disabled driver (role admin): the unbound nodes are matched "
+     "again and those it wins are bound to it, and the nodes a fallback driver took "
+     "that it wins are moved to it (another driver keeps what it took: `dfnet node "
+     "bind --force --driver` moves it)." OUTCOMES_HELP},
+    {DFNET_CLIENT_DRIVER_RESTART, "driver restart [--json] DRIVER",
+     "Restart every driver host running the driver (role admin), and wait "
+     "until its nodes run again." OUTCOMES_HELP},
+    {DFNET_CLIENT_DRIVER_UNREGISTER, "driver unregister [--json] DRIVER",
+     "Unregister a registered driver (role admin): it is stopped on every node it was bound to, "
+     "those nodes are matched again (another driver or a fallback binds them, or they stay "
+     "unbound with the reason), and its package leaves the manager's state directory, so it "
+     "does not come back after a restart. A boot driver (--drivers DIR) cannot be "
+     "unregistered: disable it." OUTCOMES_HELP},
+};
+
+static int driver_action(int argc, char **argv, dfnet_client_driver_action_t action) {
   static const cli_command_ops_t ops = {NULL, driver_action_request, driver_action_json,
                                         driver_action_print, driver_action_release};
-  const cli_syntax_t syn = {.usage = usage,
-                            .about = about,
+  size_t i = 0;
+  while (driver_actions[i].action != action)
+    i++;
+  const cli_syntax_t syn = {.usage = driver_actions[i].usage,
+                            .about = driver_actions[i].about,
                             .options = cli_json_options,
                             .min_args = 1,
                             .max_args = 1,
@@ -357,39 +381,18 @@ static int driver_action(int argc, char **argv, dfnet_client_driver_action_t act
   return cli__run(argc, argv, &syn, &ops, &s);
 }
 
-#define OUTCOMES_HELP                                                                      \
-  " Then the outcome per node it touched, once they settled: `NODE: running URL` (what "   \
-  "runs there now) or `NODE: STATUS: why`; exit 1 when one failed (a node left without a " \
-  "driver because none matches it, NOT_FOUND, is what disable and unregister do)."
-
 int cmd_driver_disable(int argc, char **argv) {
-  return driver_action(argc, argv, DFNET_CLIENT_DRIVER_DISABLE, "driver disable [--json] DRIVER",
-                       "Disable a driver (role admin): it matches no node any more; the nodes "
-                       "it runs on are stopped and matched again (another driver or a fallback "
-                       "binds them, or they stay unbound with the reason)." OUTCOMES_HELP);
+  return driver_action(argc, argv, DFNET_CLIENT_DRIVER_DISABLE);
 }
 
 int cmd_driver_enable(int argc, char **argv) {
-  return driver_action(
-      argc, argv, DFNET_CLIENT_DRIVER_ENABLE, "driver enable [--json] DRIVER",
-      "Enable a disabled driver (role admin): the unbound nodes are matched "
-      "again and those it wins are bound to it, and the nodes a fallback driver took "
-      "that it wins are moved to it (another driver keeps what it took: `dfnet node "
-      "bind --force --driver` moves it)." OUTCOMES_HELP);
+  return driver_action(argc, argv, DFNET_CLIENT_DRIVER_ENABLE);
 }
 
 int cmd_driver_restart(int argc, char **argv) {
-  return driver_action(argc, argv, DFNET_CLIENT_DRIVER_RESTART, "driver restart [--json] DRIVER",
-                       "Restart every driver host running the driver (role admin), and wait "
-                       "until its nodes run again." OUTCOMES_HELP);
+  return driver_action(argc, argv, DFNET_CLIENT_DRIVER_RESTART);
 }
 
 int cmd_driver_unregister(int argc, char **argv) {
-  return driver_action(
-      argc, argv, DFNET_CLIENT_DRIVER_UNREGISTER, "driver unregister [--json] DRIVER",
-      "Unregister a registered driver (role admin): it is stopped on every node it was bound to, "
-      "those nodes are matched again (another driver or a fallback binds them, or they stay "
-      "unbound with the reason), and its package leaves the manager's state directory, so it "
-      "does not come back after a restart. A boot driver (--drivers DIR) cannot be "
-      "unregistered: disable it." OUTCOMES_HELP);
+  return driver_action(argc, argv, DFNET_CLIENT_DRIVER_UNREGISTER);
 }

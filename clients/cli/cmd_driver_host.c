@@ -9,7 +9,6 @@
 #include "lib/suggest.h"
 
 typedef struct driver_host_list {
-  bool json;
   dfnet_client_driver_host_list_t *list;
 } driver_host_list_t;
 
@@ -46,13 +45,6 @@ static int driver_host_cmp(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static cJSON *strings_json(const char *const *v, size_t n) {
-  cJSON *a = cJSON_CreateArray();
-  for (size_t i = 0; a != NULL && i < n; i++)
-    cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-  return a;
-}
-
 static cJSON *driver_host_json(cli_run_t *run) {
   driver_host_list_t *s = run->ctx;
   qsort(s->list->items, s->list->count, sizeof s->list->items[0], driver_host_cmp);
@@ -65,8 +57,8 @@ static cJSON *driver_host_json(cli_run_t *run) {
     cJSON_AddNumberToObject(o, "id", (double)h->id);
     cJSON_AddNumberToObject(o, "pid", h->pid);
     cJSON_AddNumberToObject(o, "rss_bytes", (double)h->rss_bytes);
-    cJSON_AddItemToObject(o, "drivers", strings_json(h->driver_urls, h->driver_count));
-    cJSON_AddItemToObject(o, "nodes", strings_json(h->nodes, h->node_count));
+    cJSON_AddItemToObject(o, "drivers", cli__json_strings(h->driver_urls, h->driver_count));
+    cJSON_AddItemToObject(o, "nodes", cli__json_strings(h->nodes, h->node_count));
     cJSON_AddItemToArray(arr, o);
   }
   return doc;
@@ -110,19 +102,18 @@ static void driver_host_release(cli_run_t *run) {
 int cmd_driver_host(int argc, char **argv) {
   static const cli_command_ops_t ops = {driver_host_prepare, driver_host_request, driver_host_json,
                                         driver_host_list_print, driver_host_release};
-  driver_host_list_t s = {0};
-  const cli_option_t opts[] = {CLI_OPT_JSON(&s.json), CLI_OPT_END};
-  const cli_syntax_t syn = {
+  static const cli_syntax_t syn = {
       .usage = "driver host list [--json] [HOST]",
       .about =
           "List the driver hosts (`ffx driver list-hosts`) of every board, or of HOST: "
           "per board, each driver host's id, process id and resident memory (RSS, as its "
           "agent measured it now; `?` while the board is offline), and the drivers and "
           "nodes it runs.",
-      .options = opts,
+      .options = cli_json_options,
       .max_args = 2,
       .args_help =
           "  list     the command (the only one)\n"
           "  HOST     a board's name (default: every board)\n"};
+  driver_host_list_t s = {0};
   return cli__run(argc, argv, &syn, &ops, &s);
 }

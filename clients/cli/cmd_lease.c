@@ -18,8 +18,12 @@
 
 /* ---- the acquire options (lease acquire, lease run) ------------------------------------ */
 
-void cli__lease_ask_options(cli_lease_ask_t *a, bool json, cli_option_t *t) {
-  const cli_option_t opts[CLI_LEASE_ASK_OPTIONS] = {
+#define ASK_OPTIONS 7 /* entries ask_options writes, the end included */
+
+/* The acquire options' table into t (ASK_OPTIONS entries, the end included): --match, --ttl,
+ * --wait, --priority, --reason and, with json, --json. */
+static void ask_options(cli_lease_ask_t *a, bool json, cli_option_t *t) {
+  const cli_option_t opts[ASK_OPTIONS] = {
       {"match", 0, CLI_OPT_LIST, &a->match, 0, 8, "K=V",
        "also a node by host=, class=, host label or property (all hold)"},
       {"ttl", 0, CLI_OPT_STRING, &a->ttl, 0, 0, "DURATION",
@@ -91,12 +95,17 @@ static int ask_prepare(cli_lease_ask_t *a, const char *command) {
   return CLI_EXIT_OK;
 }
 
-int cli__lease_ask_parse(int argc, char **argv, const cli_syntax_t *syntax, cli_lease_ask_t *a) {
+int cli__lease_ask_parse(int argc, char **argv, const cli_syntax_t *syntax, bool json,
+                         cli_lease_ask_t *a) {
+  cli_option_t opts[ASK_OPTIONS];
+  ask_options(a, json, opts);
+  cli_syntax_t syn = *syntax;
+  syn.options = opts;
   char **v = malloc(((size_t)argc + 1) * sizeof *v);
   if (v == NULL)
     return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   cli__lease_wait_argv(argc, argv, v);
-  int rc = cli__parse(argc, v, syntax, a->targets, &a->target_count);
+  int rc = cli__parse(argc, v, &syn, a->targets, &a->target_count);
   free(v);
   if (rc != CLI_EXIT_OK)
     return rc;
@@ -113,15 +122,20 @@ static void print_queued(void *user, uint64_t entry, uint32_t position) {
           entry);
 }
 
-int cli__lease_acquire(dfnet_client_t *c, cli_lease_ask_t *a, cli_lease_signals_t *w, bool renew,
+int cli__lease_acquire(cli_lease_ask_t *a, cli_lease_signals_t *w, bool renew, dfnet_client_t **c,
                        dfnet_client_lease_t **out) {
+  int rc = cli__lease_signals_start(w);
+  if (rc == CLI_EXIT_OK)
+    rc = cli__connect(c);
+  if (rc != CLI_EXIT_OK)
+    return rc;
   a->opts.no_renew = !renew;
   a->opts.on_queued = print_queued;
   dfnet_client_error_t err;
-  cli__lease_signals_target(w, c, 0);
+  cli__lease_signals_target(w, *c, 0);
   int sig = cli__lease_signals_first(w);
   dfnet_status_t st =
-      sig != 0 ? DFNET_STATUS_CANCELLED : dfnet_client_lease_acquire(c, &a->opts, out, &err);
+      sig != 0 ? DFNET_STATUS_CANCELLED : dfnet_client_lease_acquire(*c, &a->opts, out, &err);
   cli__lease_signals_target(w, NULL, 0);
   if (st == DFNET_STATUS_OK)
     return CLI_EXIT_OK;
@@ -169,25 +183,14 @@ void cli__lease_print(const dfnet_client_lease_t *l, uint64_t now_ms) {
     printf("%-9s: %s\n", "Token", l->token);
 }
 
-static cJSON *str_or_null(const char *s) {
-  return s != NULL && s[0] != '\0' ? cJSON_CreateString(s) : cJSON_CreateNull();
-}
-
-static cJSON *strv_json(const char **v, size_t n) {
-  cJSON *a = cJSON_CreateArray();
-  for (size_t i = 0; a != NULL && i < n; i++)
-    cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-  return a;
-}
-
 cJSON *cli__lease_json(const dfnet_client_lease_t *l) {
   cJSON *o = cJSON_CreateObject();
   if (o == NULL)
     return NULL;
   cJSON_AddNumberToObject(o, "id", (double)l->id);
   cJSON_AddStringToObject(o, "holder", l->holder);
-  cJSON_AddItemToObject(o, "targets", strv_json(l->targets, l->target_count));
-  cJSON_AddItemToObject(o, "nodes", strv_json(l->nodes, l->node_list_count));
+  cJSON_AddItemToObject(o, "targets", cli__json_strings(l->targets, l->target_count));
+  cJSON_AddItemToObject(o, "nodes", cli__json_strings(l->nodes, l->node_list_count));
   cJSON_AddNumberToObject(o, "node_count", l->node_count);
   cJSON_AddNumberToObject(o, "acquired_ms", (double)l->acquired_ms);
   if (l->expires_ms != 0)
@@ -197,8 +200,8 @@ cJSON *cli__lease_json(const dfnet_client_lease_t *l) {
   cJSON_AddNumberToObject(o, "ttl_ms", l->ttl_ms);
   cJSON_AddStringToObject(o, "priority", dfnet_client_lease_priority_str(l->priority));
   cJSON_AddNumberToObject(o, "queue_position", l->queue_position);
-  cJSON_AddItemToObject(o, "reason", str_or_null(l->reason));
-  cJSON_AddItemToObject(o, "token", str_or_null(l->token));
+  cJSON_AddItemToObject(o, "reason", cli__json_string_or_null(l->reason));
+  cJSON_AddItemToObject(o, "token", cli__json_string_or_null(l->token));
   return o;
 }
 
@@ -214,9 +217,7 @@ static cJSON *lease_doc(const dfnet_client_lease_t *l) {
 
 int cmd_lease_acquire(int argc, char **argv) {
   cli_lease_ask_t a = {0};
-  cli_option_t opts[CLI_LEASE_ASK_OPTIONS];
-  cli__lease_ask_options(&a, true, opts);
-  const cli_syntax_t syn = {
+  static const cli_syntax_t syn = {
       .usage =
           "lease acquire [--match K=V]... [--ttl DURATION] [--wait [TIMEOUT]] "
           "[--priority P] [--reason TEXT] [--json] TARGET...",
@@ -228,20 +229,15 @@ int cmd_lease_acquire(int argc, char **argv) {
           "libdfnet-client put DFNET_LEASE in every call. It is not renewed: `dfnet lease "
           "renew` before it expires, or use `dfnet lease run`. A TIMEOUT right after --wait "
           "is --wait's; Ctrl-C while waiting leaves the queue.",
-      .options = opts,
       .max_args = CLI_LEASE_TARGETS_MAX,
       .args_help = LEASE_TARGET_HELP};
-  int rc = cli__lease_ask_parse(argc, argv, &syn, &a);
+  int rc = cli__lease_ask_parse(argc, argv, &syn, true, &a);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
   cli_lease_signals_t w;
-  rc = cli__lease_signals_start(&w);
   dfnet_client_t *c = NULL;
   dfnet_client_lease_t *l = NULL;
-  if (rc == CLI_EXIT_OK)
-    rc = cli__connect(&c);
-  if (rc == CLI_EXIT_OK)
-    rc = cli__lease_acquire(c, &a, &w, false, &l);
+  rc = cli__lease_acquire(&a, &w, false, &c, &l);
   dfnet_client_close(c);
   if (rc == CLI_EXIT_OK && a.json) {
     rc = cli__json_print(lease_doc(l));
@@ -258,7 +254,6 @@ int cmd_lease_acquire(int argc, char **argv) {
 /* ---- lease list ------------------------------------------------------------------------- */
 
 typedef struct lease_list {
-  bool json;
   dfnet_client_lease_list_t *list;
 } lease_list_t;
 
@@ -565,7 +560,7 @@ static cJSON *lease_history_json(cli_run_t *run) {
       cJSON_AddStringToObject(o, "action", e->action);
       cJSON_AddNumberToObject(o, "lease_id", (double)e->lease_id);
       cJSON_AddStringToObject(o, "targets", e->targets);
-      cJSON_AddItemToObject(o, "detail", str_or_null(e->detail));
+      cJSON_AddItemToObject(o, "detail", cli__json_string_or_null(e->detail));
       cJSON_AddItemToArray(entries, o);
     }
   }

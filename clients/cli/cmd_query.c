@@ -13,17 +13,6 @@ static const char *nonempty(const char *s, const char *dflt) {
   return s != NULL && s[0] != '\0' ? s : dflt;
 }
 
-static cJSON *str_or_null(const char *s) {
-  return s != NULL && s[0] != '\0' ? cJSON_CreateString(s) : cJSON_CreateNull();
-}
-
-static cJSON *strv_json(const char **v, size_t n) {
-  cJSON *a = cJSON_CreateArray();
-  for (size_t i = 0; a != NULL && i < n; i++)
-    cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-  return a;
-}
-
 /* ---- host list ------------------------------------------------------------------------ */
 
 typedef struct host_list {
@@ -45,8 +34,9 @@ static cJSON *host_json(const dfnet_client_host_t *h) {
   cJSON_AddNumberToObject(o, "connected_since_ms", (double)h->connected_since_ms);
   cJSON_AddNumberToObject(o, "node_count", h->node_count);
   cJSON_AddNumberToObject(o, "driver_host_count", h->driver_host_count);
-  cJSON_AddItemToObject(o, "software_version", str_or_null(h->software_version));
-  cJSON_AddItemToObject(o, "lease_holders", strv_json(h->lease_holders, h->lease_holder_count));
+  cJSON_AddItemToObject(o, "software_version", cli__json_string_or_null(h->software_version));
+  cJSON_AddItemToObject(o, "lease_holders",
+                        cli__json_strings(h->lease_holders, h->lease_holder_count));
   cJSON_AddNumberToObject(o, "leased_nodes", h->leased_nodes);
   cJSON *labels = cJSON_AddObjectToObject(o, "labels");
   for (size_t k = 0; k < h->label_count; k++)
@@ -121,11 +111,11 @@ static cJSON *node_json(const dfnet_client_node_t *n, bool verbose) {
   cJSON_AddStringToObject(o, "moniker", n->moniker);
   cJSON_AddStringToObject(o, "name", n->name);
   cJSON_AddStringToObject(o, "host", n->host);
-  cJSON_AddItemToObject(o, "driver", str_or_null(n->driver_url));
+  cJSON_AddItemToObject(o, "driver", cli__json_string_or_null(n->driver_url));
   cJSON_AddStringToObject(o, "state", dfnet_client_node_state_str(n->state));
   cJSON_AddBoolToObject(o, "offline", n->offline);
-  cJSON_AddItemToObject(o, "class_name", str_or_null(n->class_name));
-  cJSON_AddItemToObject(o, "class_path", str_or_null(n->class_path));
+  cJSON_AddItemToObject(o, "class_name", cli__json_string_or_null(n->class_name));
+  cJSON_AddItemToObject(o, "class_path", cli__json_string_or_null(n->class_path));
   cJSON_AddNumberToObject(o, "driver_host_id", (double)n->driver_host_id);
   cJSON_AddNumberToObject(o, "driver_host_pid", n->driver_host_pid);
   cJSON_AddBoolToObject(o, "suspended", n->suspended);
@@ -148,12 +138,12 @@ static cJSON *node_json(const dfnet_client_node_t *n, bool verbose) {
   } else {
     cJSON_AddNullToObject(o, "unbound_reason");
   }
-  cJSON_AddItemToObject(o, "parents", strv_json(n->parents, n->parent_count));
+  cJSON_AddItemToObject(o, "parents", cli__json_strings(n->parents, n->parent_count));
   if (verbose) {
     cJSON *props = cJSON_AddArrayToObject(o, "properties");
     for (size_t i = 0; i < n->property_count; i++)
       cJSON_AddItemToArray(props, cli__property_json(&n->properties[i]));
-    cJSON_AddItemToObject(o, "offers", strv_json(n->offers, n->offer_count));
+    cJSON_AddItemToObject(o, "offers", cli__json_strings(n->offers, n->offer_count));
     cJSON *offered = cJSON_AddArrayToObject(o, "offered");
     for (size_t i = 0; i < n->offered_count; i++) {
       cJSON *e = cJSON_CreateObject();
@@ -391,9 +381,10 @@ static cJSON *node_dump_json(cli_run_t *run) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "moniker", n->moniker);
     cJSON_AddStringToObject(o, "name", n->name);
-    cJSON_AddItemToObject(o, "parent", str_or_null(parent_of(n->moniker, pbuf, sizeof pbuf)));
-    cJSON_AddItemToObject(o, "parents", strv_json(n->parents, n->parent_count));
-    cJSON_AddItemToObject(o, "driver", str_or_null(n->driver_url));
+    cJSON_AddItemToObject(o, "parent",
+                          cli__json_string_or_null(parent_of(n->moniker, pbuf, sizeof pbuf)));
+    cJSON_AddItemToObject(o, "parents", cli__json_strings(n->parents, n->parent_count));
+    cJSON_AddItemToObject(o, "driver", cli__json_string_or_null(n->driver_url));
     cJSON_AddNumberToObject(o, "driver_host_id", (double)n->driver_host_id);
     cJSON_AddNumberToObject(o, "driver_host_pid", n->driver_host_pid);
     cJSON_AddItemToArray(nodes, o);
@@ -497,7 +488,7 @@ static int composite_list_request(cli_run_t *run) {
 static cJSON *composite_parent_json(const dfnet_client_composite_parent_t *pp) {
   cJSON *po = cJSON_CreateObject();
   cJSON_AddStringToObject(po, "name", pp->name);
-  cJSON_AddItemToObject(po, "moniker", str_or_null(pp->moniker));
+  cJSON_AddItemToObject(po, "moniker", cli__json_string_or_null(pp->moniker));
   cJSON_AddBoolToObject(po, "primary", pp->primary);
   cJSON_AddBoolToObject(po, "optional", pp->optional);
   cJSON *rules = cJSON_AddArrayToObject(po, "bind_rules");
@@ -517,8 +508,8 @@ static cJSON *composite_list_json(cli_run_t *run) {
     const dfnet_client_composite_t *k = &s->list->items[i];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", k->name);
-    cJSON_AddItemToObject(o, "driver", str_or_null(k->driver_url));
-    cJSON_AddItemToObject(o, "moniker", str_or_null(k->moniker));
+    cJSON_AddItemToObject(o, "driver", cli__json_string_or_null(k->driver_url));
+    cJSON_AddItemToObject(o, "moniker", cli__json_string_or_null(k->moniker));
     cJSON_AddBoolToObject(o, "from_spec", k->from_spec);
     cJSON *ps = cJSON_AddArrayToObject(o, "parents");
     for (size_t p = 0; p < k->parent_count; p++)
@@ -617,7 +608,7 @@ static cJSON *bind_why_json(cli_run_t *run) {
     cJSON_AddNumberToObject(o, "offset", t->offset);
     cJSON_AddStringToObject(o, "instruction", t->instruction);
     cJSON_AddStringToObject(o, "reason", t->reason);
-    cJSON_AddItemToObject(o, "composite_node", str_or_null(t->composite_node));
+    cJSON_AddItemToObject(o, "composite_node", cli__json_string_or_null(t->composite_node));
     cJSON_AddItemToArray(arr, o);
   }
   return doc;
@@ -704,9 +695,9 @@ static void watch_event(void *user, dfnet_client_watch_id_t w, const dfnet_clien
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", dfnet_client_event_kind_str(ev->kind));
     cJSON_AddStringToObject(o, "subject", ev->subject);
-    cJSON_AddItemToObject(o, "detail", str_or_null(ev->detail));
+    cJSON_AddItemToObject(o, "detail", cli__json_string_or_null(ev->detail));
     cJSON_AddStringToObject(o, "code", dfnet_status_str(ev->code));
-    cJSON_AddItemToObject(o, "message", str_or_null(ev->message));
+    cJSON_AddItemToObject(o, "message", cli__json_string_or_null(ev->message));
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->time_ms);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

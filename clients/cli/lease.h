@@ -11,7 +11,6 @@
 #include "clients/cli/cli.h"
 
 #define CLI_LEASE_TARGETS_MAX 16
-#define CLI_LEASE_ASK_OPTIONS 7 /* entries cli__lease_ask_options writes, the end included */
 
 /* An acquire as the command line asks it. */
 typedef struct cli_lease_ask {
@@ -26,19 +25,17 @@ typedef struct cli_lease_ask {
   dfnet_client_lease_options_t opts; /* cli__lease_ask_prepare's result */
 } cli_lease_ask_t;
 
-/* The acquire options' table into t (CLI_LEASE_ASK_OPTIONS entries, the end included):
- * --match, --ttl, --wait, --priority, --reason and, with json, --json. */
-void cli__lease_ask_options(cli_lease_ask_t *a, bool json, cli_option_t *t);
-
 /* --wait's value is optional: a copy of argv[0..argc) into out (argc + 1 entries, NULL
  * last) where a bare "--wait" (the last word, or one not followed by a duration) reads
  * "--wait=" (wait as long as it takes). Words after "--" are copied as they are. */
 void cli__lease_wait_argv(int argc, char **argv, char **out);
 
-/* Parse argv (the words after the command, up to "--" for `lease run`) into a: options,
- * then TARGET... Returns CLI_EXIT_OK, CLI_EXIT_USAGE (printed), or -1 after --help and in
- * describe mode. */
-int cli__lease_ask_parse(int argc, char **argv, const cli_syntax_t *syntax, cli_lease_ask_t *a);
+/* Parse argv (the words after the command, up to "--" for `lease run`) into a: the acquire
+ * options (--match, --ttl, --wait, --priority, --reason and, with json, --json; syntax's own
+ * options are not used), then TARGET... Returns CLI_EXIT_OK, CLI_EXIT_USAGE (printed), or -1
+ * after --help and in describe mode. */
+int cli__lease_ask_parse(int argc, char **argv, const cli_syntax_t *syntax, bool json,
+                         cli_lease_ask_t *a);
 
 /* Signals while a lease is waited for or a command runs under it: SIGINT, SIGTERM, SIGHUP
  * and SIGQUIT are blocked in every thread (the client's included) and taken by a watcher
@@ -68,11 +65,14 @@ void cli__lease_signals_target(cli_lease_signals_t *w, dfnet_client_t *client, p
 /* The first signal received so far, 0 = none. */
 int cli__lease_signals_first(cli_lease_signals_t *w);
 
-/* Acquire a's lease on c, cancelled by the watcher's first signal; queue positions go to
- * stderr. renew: the library renews it (lease run), else not (lease acquire). On
- * CLI_EXIT_OK *out is the lease (dfnet_client_lease_free); else the error is printed and
- * the exit code returned: 1, or 128 + the signal that cancelled it. */
-int cli__lease_acquire(dfnet_client_t *c, cli_lease_ask_t *a, cli_lease_signals_t *w, bool renew,
+/* Start the watcher w (cli__lease_signals_start), connect (*c), then acquire a's lease on
+ * *c, cancelled by the watcher's first signal; queue positions go to stderr. renew: the
+ * library renews it (lease run), else not (lease acquire). The caller closes *c
+ * (dfnet_client_close; NULL when the connection failed) and stops w
+ * (cli__lease_signals_stop) on every path. On CLI_EXIT_OK *out is the lease
+ * (dfnet_client_lease_free); else the error is printed and the exit code returned: 1 (2 for
+ * missing settings), or 128 + the signal that cancelled it. */
+int cli__lease_acquire(cli_lease_ask_t *a, cli_lease_signals_t *w, bool renew, dfnet_client_t **c,
                        dfnet_client_lease_t **out);
 
 /* A lease as `lease show` prints it ("Lease    : 42" ...). */

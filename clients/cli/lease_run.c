@@ -217,9 +217,7 @@ int cmd_lease_run(int argc, char **argv) {
     if (strcmp(argv[i], "--") == 0)
       split = i;
   cli_lease_ask_t a = {0};
-  cli_option_t opts[CLI_LEASE_ASK_OPTIONS];
-  cli__lease_ask_options(&a, false, opts);
-  const cli_syntax_t syn = {
+  static const cli_syntax_t syn = {
       .usage =
           "lease run [--match K=V]... [--ttl DURATION] [--wait [TIMEOUT]] [--priority P] "
           "[--reason TEXT] TARGET... -- CMD [ARGS...]",
@@ -230,12 +228,11 @@ int cmd_lease_run(int argc, char **argv) {
           "stopped by Ctrl-C or SIGTERM (SIGINT, SIGTERM, SIGHUP and SIGQUIT are sent on to "
           "CMD, which is waited for). Exits with CMD's status, 128 + the signal when a signal "
           "ended it (as a shell does); 1 or 2 when dfnet itself failed first.",
-      .options = opts,
       .max_args = CLI_LEASE_TARGETS_MAX,
       .args_help =
           "  TARGET   as `lease acquire` takes it\n"
           "  CMD      the command to run, and its ARGS, after --\n"};
-  int rc = cli__lease_ask_parse(split, argv, &syn, &a);
+  int rc = cli__lease_ask_parse(split, argv, &syn, false, &a);
   if (rc != CLI_EXIT_OK)
     return rc < 0 ? CLI_EXIT_OK : rc;
   if (split + 1 >= argc)
@@ -245,13 +242,9 @@ int cmd_lease_run(int argc, char **argv) {
   char **cmd = argv + split + 1;
   a.opts.on_renew = lease_lost;
   cli_lease_signals_t w;
-  rc = cli__lease_signals_start(&w);
   dfnet_client_t *c = NULL;
   dfnet_client_lease_t *l = NULL;
-  if (rc == CLI_EXIT_OK)
-    rc = cli__connect(&c);
-  if (rc == CLI_EXIT_OK)
-    rc = cli__lease_acquire(c, &a, &w, true, &l);
+  rc = cli__lease_acquire(&a, &w, true, &c, &l);
   if (rc == CLI_EXIT_OK)
     rc = hold_while(c, l, cmd, &w);
   dfnet_client_close(c);

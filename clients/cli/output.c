@@ -61,27 +61,30 @@ static void key_json(cJSON *o, const char *str_key, uint32_t int_key) {
     cJSON_AddNullToObject(o, "key_name");
 }
 
+/* A value's "type" in JSON, by its type (any other: "none"). */
+static const char *const value_types[] = {
+    [DFNET_CLIENT_VALUE_NONE] = "none",     [DFNET_CLIENT_VALUE_INT] = "uint",
+    [DFNET_CLIENT_VALUE_STRING] = "string", [DFNET_CLIENT_VALUE_BOOL] = "bool",
+    [DFNET_CLIENT_VALUE_ENUM] = "enum",
+};
+
 /* "type" and "value" of a property or bind rule value. */
 static void value_json(cJSON *o, const dfnet_client_property_t *p) {
+  size_t t = (size_t)p->type;
+  bool known = t < sizeof value_types / sizeof value_types[0];
+  cJSON_AddStringToObject(o, "type", known ? value_types[t] : "none");
   switch (p->type) {
   case DFNET_CLIENT_VALUE_INT:
-    cJSON_AddStringToObject(o, "type", "uint");
     cJSON_AddNumberToObject(o, "value", p->int_value);
     break;
   case DFNET_CLIENT_VALUE_STRING:
-    cJSON_AddStringToObject(o, "type", "string");
+  case DFNET_CLIENT_VALUE_ENUM:
     cJSON_AddStringToObject(o, "value", p->str_value);
     break;
   case DFNET_CLIENT_VALUE_BOOL:
-    cJSON_AddStringToObject(o, "type", "bool");
     cJSON_AddBoolToObject(o, "value", p->bool_value);
     break;
-  case DFNET_CLIENT_VALUE_ENUM:
-    cJSON_AddStringToObject(o, "type", "enum");
-    cJSON_AddStringToObject(o, "value", p->str_value);
-    break;
   default:
-    cJSON_AddStringToObject(o, "type", "none");
     cJSON_AddNullToObject(o, "value");
     break;
   }
@@ -137,6 +140,17 @@ int cli__json_print(cJSON *doc) {
   fputc('\n', stdout);
   free(text);
   return CLI_EXIT_OK;
+}
+
+cJSON *cli__json_string_or_null(const char *s) {
+  return s != NULL && s[0] != '\0' ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+cJSON *cli__json_strings(const char *const *v, size_t n) {
+  cJSON *a = cJSON_CreateArray();
+  for (size_t i = 0; a != NULL && i < n; i++)
+    cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+  return a;
 }
 
 char *cli__hex(const uint8_t *data, size_t len) {

@@ -1,4 +1,5 @@
-/* libdfnet-client: the arena a list result lives in (list.c). Blocks of at least 16 KiB,
+/* libdfnet-client: the arena a list result lives in (list.c, lease.c), and the growing
+ * array of its items. Blocks of at least 16 KiB,
  * allocations zeroed and aligned for any type, all freed at once. Not thread-safe: one
  * query fills it on the client thread, then the caller owns it. */
 #include <stdlib.h>
@@ -54,4 +55,19 @@ void client__arena_free(client_arena_t *a) {
     b = next;
   }
   a->head = NULL;
+}
+
+void *client__items_push(void **items, size_t *count, size_t *cap, size_t size) {
+  if (*count == *cap) {
+    size_t n = *cap ? *cap * 2 : 16;
+    void *p = realloc(*items, n * size);
+    if (p == NULL)
+      return NULL;
+    *items = p;
+    *cap = n;
+  }
+  void *item = (char *)*items + *count * size;
+  memset(item, 0, size);
+  (*count)++;
+  return item;
 }

@@ -2,7 +2,7 @@
  *   client.c      the client: connect, close, info, the session (Hello/Welcome)
  *   log_config.c  the library's log level and sink
  *   error.c       dfnet_client_error_t filling, wire-field copies
- *   arena.c       the arena every list result lives in
+ *   arena.c       the arena every list result lives in, and its growing array of items
  *   wait.c        waiting on the client thread: monotonic condition variables, deadlines,
  *                 the end of a request as a blocked caller waits for it
  *   op.c          calls and watches in flight ("ops"): start, cancel, replies, credit
@@ -61,6 +61,11 @@ void *client__arena_alloc(client_arena_t *a, size_t size);          /* zeroed; N
 const char *client__arena_strdup(client_arena_t *a, const char *s); /* NULL s -> "" */
 const uint8_t *client__arena_memdup(client_arena_t *a, const uint8_t *p, size_t n);
 void client__arena_free(client_arena_t *a); /* every block; the arena is empty again */
+
+/* One more item of size bytes at the end of the malloc'd array *items (*count used, *cap
+ * allocated; doubled when full, 16 at first): zeroed, *count incremented. NULL when out of
+ * memory (*items, *count and *cap unchanged, still the caller's). Client thread. */
+void *client__items_push(void **items, size_t *count, size_t *cap, size_t size);
 
 /* ---- waiting (wait.c) ---- */
 
@@ -141,6 +146,31 @@ void client__log_configure(const dfnet_client_options_t *opts);
 /* At connect, before the client thread runs: the lease token from DFNET_LEASE.
  * INVALID_ARGUMENT (err set) when it is over the bound. */
 dfnet_status_t client__lease_init(dfnet_client_t *c, dfnet_client_error_t *err);
+
+/* The lease a token "<id>.<64 hex>" names, or 0. Any thread. */
+uint64_t client__lease_token_id(const char *token);
+
+/* ---- lease renewals (lease_renewal.c) ---- */
+
+/* A lease acquired through c (the caller's thread, after the acquire): its record,
+ * renewed from now on at a third of its TTL unless o->no_renew, on the client thread; it
+ * becomes the client's lease token when the client has none. Out of memory: logged, not
+ * renewed. */
+void client__lease_record_start(dfnet_client_t *c, const dfnet_client_lease_t *lease,
+                                const dfnet_client_lease_options_t *o);
+
+/* Lease id is gone through this client (released, or found gone): stop renewing it and
+ * forget it as the client's lease token. Any thread. */
+void client__lease_record_end(dfnet_client_t *c, uint64_t id);
+
+/* c->mu held: copy lease id's token into out (the size of c->lease_token) when this client
+ * keeps its record; false when it does not. */
+bool client__lease_record_token_locked(dfnet_client_t *c, uint64_t id, char *out);
+
+/* Lease id was renewed by hand (dfnet_client_lease_renew): its renewals go on from the new
+ * expiry (ttl_ms 0: the old TTL). Any thread; nothing when there is no record. */
+void client__lease_record_renewed(dfnet_client_t *c, uint64_t id, uint64_t expires_ms,
+                                  uint32_t ttl_ms);
 
 /* At close, once the transport is gone: free the leases' records. */
 void client__leases_free(dfnet_client_t *c);

@@ -1,14 +1,8 @@
 /* libdfnet-client: leases (docs/architecture.md "Leases"; proto/dfnet/v1/lease.proto) —
  * acquire (blocking, waiting in the manager's queue, cancellable), renew, release, list,
- * show and the audit log; the client's lease token, which call.c puts in every Call; and
- * the renewals of the leases acquired through this client, at a third of their TTL, on the
- * client thread (include/dfnet/client.h "Leases").
- *
- * Renewals: one record per lease acquired (client_lease_t, on c->leases under c->mu). A
- * record has at most one activity at a time — the timer of its next renewal, or its
- * LeaseRenew in flight — and whoever holds the activity frees the record once it finds it
- * released (dfnet_client_lease_release) or the client closing. A record without activity
- * (not renewed, or lost) is freed by the release itself, or at close.
+ * show and the audit log; the client's lease token, which call.c puts in every Call
+ * (include/dfnet/client.h "Leases"). The renewals of the leases acquired through this
+ * client are lease_renewal.c's.
  *
  * Acquire: a LeaseAcquire that waits may be answered first with LeaseInfo messages that
  * give its place in the queue (queue_position > 0), then with the lease (queue_position 0)
@@ -28,9 +22,6 @@
 #define TOKEN_CAP sizeof(((dfnet_client_t *)0)->lease_token)
 #define ACQUIRE_ANSWER_MS 30000u /* the answer to a request that does not wait */
 #define ACQUIRE_SLACK_MS 5000u   /* past wait_ms: the manager ends a wait first */
-#define RENEW_DEADLINE_MAX_MS 10000u
-#define RETRY_MIN_MS 50u
-#define RETRY_MAX_MS 5000u
 #define HISTORY_LIMIT_MAX 10000u
 
 _Static_assert(sizeof(((dfnet_client_t *)0)->lease_token) ==
@@ -48,18 +39,16 @@ typedef struct lease_holder {
   client_arena_t arena;
 } lease_holder_t;
 
-/* A list: the public list first, its items malloc'd, their strings in the arena. */
-typedef struct lease_list_holder {
-  dfnet_client_lease_list_t pub;
+/* A list (leases, audit entries): the public list first, its items malloc'd, their strings
+ * in the arena. */
+typedef struct list_holder {
+  union {
+    dfnet_client_lease_list_t leases;
+    dfnet_client_lease_audit_list_t audit;
+  } pub;
   client_arena_t arena;
   size_t cap;
-} lease_list_holder_t;
-
-typedef struct audit_holder {
-  dfnet_client_lease_audit_list_t pub;
-  client_arena_t arena;
-  size_t cap;
-} audit_holder_t;
+} list_holder_t;
 
 void dfnet_client_lease_free(dfnet_client_lease_t *lease) {
   if (lease == NULL)
@@ -69,22 +58,20 @@ void dfnet_client_lease_free(dfnet_client_lease_t *lease) {
   free(h);
 }
 
-void dfnet_client_lease_list_free(dfnet_client_lease_list_t *list) {
-  if (list == NULL)
+static void list_holder_free(list_holder_t *h) {
+  if (h == NULL)
     return;
-  lease_list_holder_t *h = (lease_list_holder_t *)list;
   client__arena_free(&h->arena);
-  free(h->pub.items);
+  free(h->pub.leases.items); /* every list starts with {size_t count; T *items;} */
   free(h);
 }
 
+void dfnet_client_lease_list_free(dfnet_client_lease_list_t *list) {
+  list_holder_free((list_holder_t *)list); /* pub is the first member */
+}
+
 void dfnet_client_lease_audit_list_free(dfnet_client_lease_audit_list_t *list) {
-  if (list == NULL)
-    return;
-  audit_holder_t *h = (audit_holder_t *)list;
-  client__arena_free(&h->arena);
-  free(h->pub.items);
-  free(h);
+  list_holder_free((list_holder_t *)list);
 }
 
 const char *dfnet_client_lease_priority_str(dfnet_client_lease_priority_t p) {
@@ -144,25 +131,9 @@ static lease_holder_t *lease_holder_new(const dfnet_v1_LeaseInfo *w) {
   return h;
 }
 
-/* Room for one more item of size bytes in *items (count used, *cap allocated). */
-static void *item_push(void **items, size_t count, size_t *cap, size_t size) {
-  if (count == *cap) {
-    size_t n = *cap ? *cap * 2 : 16;
-    void *p = realloc(*items, n * size);
-    if (p == NULL)
-      return NULL;
-    *items = p;
-    *cap = n;
-  }
-  void *item = (char *)*items + count * size;
-  memset(item, 0, size);
-  return item;
-}
-
 /* ---- tokens ------------------------------------------------------------------------- */
 
-/* The lease a token "<id>.<64 hex>" names, or 0. */
-static uint64_t token_id(const char *token) {
+uint64_t client__lease_token_id(const char *token) {
   uint64_t id = 0;
   const char *p = token;
   if (p == NULL || *p < '1' || *p > '9')
@@ -203,296 +174,6 @@ dfnet_status_t dfnet_client_lease_token(dfnet_client_t *c, char *buf, size_t cap
     buf[0] = '\0';
   pthread_mutex_unlock(&c->mu);
   return n < cap ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
-}
-
-/* ---- renewals (client thread) ------------------------------------------------------- */
-
-struct client_lease {
-  client_lease_t *next;
-  dfnet_client_t *c;
-  uint64_t id;
-  char token[TOKEN_CAP];
-  uint32_t ttl_ms;
-  uint64_t expires_ms;    /* the manager's (wall clock) */
-  uint64_t until_mono_ms; /* when it expires by our clock: the last grant + ttl_ms */
-  bool renewing;          /* renewed (until lost) */
-  bool active;            /* a timer or a LeaseRenew holds it */
-  bool released;          /* released through the client: gone once inactive */
-  bool warned;            /* this streak of failures was logged */
-  uint32_t renewals, failures;
-  dfnet_status_t status;
-  char message[256];
-  dfnet_client_lease_fn on_renew;
-  void *user;
-};
-
-/* c->mu held: the live record of lease id, or NULL. */
-static client_lease_t *record_find_locked(dfnet_client_t *c, uint64_t id) {
-  for (client_lease_t *l = c->leases; l != NULL; l = l->next)
-    if (l->id == id && !l->released)
-      return l;
-  return NULL;
-}
-
-static void record_unlink_locked(dfnet_client_t *c, client_lease_t *l) {
-  for (client_lease_t **pp = &c->leases; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == l) {
-      *pp = l->next;
-      return;
-    }
-  }
-}
-
-/* c->mu held, l's activity held: is l over (released, or the client closing)? Then it is
- * unlinked and the caller frees it. */
-static bool record_over_locked(dfnet_client_t *c, client_lease_t *l) {
-  if (!l->released && !c->closing)
-    return false;
-  record_unlink_locked(c, l);
-  return true;
-}
-
-void client__leases_free(dfnet_client_t *c) {
-  while (c->leases != NULL) {
-    client_lease_t *l = c->leases;
-    c->leases = l->next;
-    free(l);
-  }
-}
-
-/* Failures the manager did not decide: tried again while the lease lives. */
-static bool transient(dfnet_status_t code) {
-  return code == DFNET_STATUS_UNAVAILABLE || code == DFNET_STATUS_DEADLINE_EXCEEDED ||
-         code == DFNET_STATUS_RESOURCE_EXHAUSTED || code == DFNET_STATUS_CANCELLED;
-}
-
-static uint32_t clamp_ms(uint64_t v, uint32_t lo, uint32_t hi) {
-  return v < lo ? lo : v > hi ? hi : (uint32_t)v;
-}
-
-static void renew_fire(void *user);
-
-/* l's next renewal could not be scheduled (out of memory), its activity held: renewals
- * end. */
-static void renew_stop(client_lease_t *l) {
-  dfnet_client_t *c = l->c;
-  pthread_mutex_lock(&c->mu);
-  if (record_over_locked(c, l)) {
-    pthread_mutex_unlock(&c->mu);
-    free(l);
-    return;
-  }
-  l->renewing = l->active = false;
-  l->status = DFNET_STATUS_RESOURCE_EXHAUSTED;
-  snprintf(l->message, sizeof l->message, "out of memory for a timer");
-  uint64_t id = l->id, expires = l->expires_ms;
-  dfnet_client_lease_fn fn = l->on_renew;
-  void *user = l->user;
-  pthread_mutex_unlock(&c->mu);
-  DFNET_LOGW(SUB, NULL, "lease %" PRIu64 " is no longer renewed: out of memory", id);
-  if (fn != NULL)
-    fn(user, id, DFNET_STATUS_RESOURCE_EXHAUSTED, expires, "out of memory for a timer");
-}
-
-/* What a renewal (or its failure to be sent) came to, with l's activity held: the next
- * renewal, a retry, or the end. */
-static void renew_outcome(client_lease_t *l, dfnet_status_t code, const char *message,
-                          const dfnet_v1_LeaseInfo *info) {
-  dfnet_client_t *c = l->c;
-  uint64_t now = dfnet_transport_now_ms();
-  uint32_t delay = 0;
-  bool report = false, warn = false, lost = false;
-  pthread_mutex_lock(&c->mu);
-  if (record_over_locked(c, l)) {
-    pthread_mutex_unlock(&c->mu);
-    free(l);
-    return;
-  }
-  if (code == DFNET_STATUS_OK) {
-    l->expires_ms = info->expires_ms;
-    l->ttl_ms = info->ttl_ms;
-    l->until_mono_ms = now + l->ttl_ms;
-    l->renewals++;
-    l->failures = 0;
-    l->warned = false;
-    report = true;
-    delay = l->ttl_ms / 3 ? l->ttl_ms / 3 : 1;
-    if (l->ttl_ms == 0 || l->expires_ms == 0) /* it no longer expires */
-      l->renewing = l->active = false;
-  } else if (transient(code) && now + RETRY_MIN_MS < l->until_mono_ms) {
-    l->failures++;
-    warn = !l->warned;
-    l->warned = true;
-    delay = clamp_ms(l->ttl_ms / 10, RETRY_MIN_MS, RETRY_MAX_MS);
-    delay = clamp_ms(delay, 1, (uint32_t)(l->until_mono_ms - now));
-  } else {
-    lost = report = true;
-    l->failures++;
-    l->status = transient(code) ? DFNET_STATUS_DEADLINE_EXCEEDED : code;
-    snprintf(l->message, sizeof l->message, "%s%s",
-             transient(code) ? "it expired before it could be renewed: " : "", message);
-    l->renewing = l->active = false;
-    /* the manager says it is gone, or its token is none: the client's token no longer
-     * names a lease (as after a release), and the next lease acquired becomes it */
-    if ((code == DFNET_STATUS_NOT_FOUND || code == DFNET_STATUS_PERMISSION_DENIED) &&
-        token_id(c->lease_token) == l->id)
-      c->lease_token[0] = '\0';
-  }
-  uint64_t id = l->id, expires = l->expires_ms;
-  dfnet_status_t status = lost ? l->status : DFNET_STATUS_OK;
-  char text[256];
-  snprintf(text, sizeof text, "%s", lost ? l->message : "");
-  dfnet_client_lease_fn fn = l->on_renew;
-  void *user = l->user;
-  bool schedule = !lost && l->active;
-  pthread_mutex_unlock(&c->mu);
-  /* From here l is ours only while it is active (a timer follows); lost: not at all. */
-  if (warn)
-    DFNET_LOGW(SUB, NULL,
-               "lease %" PRIu64 ": renewal failed (%s: %s); trying again until it expires", id,
-               dfnet_status_str(code), message);
-  if (lost)
-    DFNET_LOGW(SUB, NULL, "lease %" PRIu64 " is no longer renewed: %s: %s", id,
-               dfnet_status_str(status), text);
-  if (schedule &&
-      dfnet_transport_timer_start(c->t, delay, renew_fire, l, NULL) != DFNET_STATUS_OK) {
-    renew_stop(l);
-    return;
-  }
-  if (report && fn != NULL)
-    fn(user, id, status, expires, text);
-}
-
-/* The LeaseRenew's answer (client thread; also while the transport is destroyed). */
-static void renew_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *env, bool last) {
-  client_lease_t *l = user;
-  (void)last;
-  if (status != DFNET_STATUS_OK) {
-    renew_outcome(l, status,
-                  status == DFNET_STATUS_DEADLINE_EXCEEDED ? "no answer from the manager"
-                  : status == DFNET_STATUS_UNAVAILABLE     ? "connection to the manager lost"
-                                                           : dfnet_status_str(status),
-                  NULL);
-  } else if (env->pb.which_msg == dfnet_v1_Envelope_lease_info_tag) {
-    renew_outcome(l, DFNET_STATUS_OK, "", &env->pb.msg.lease_info);
-  } else if (env->pb.which_msg == dfnet_v1_Envelope_status_tag &&
-             env->pb.msg.status.code != dfnet_v1_Code_OK) {
-    renew_outcome(l, (dfnet_status_t)env->pb.msg.status.code, env->pb.msg.status.message, NULL);
-  } else {
-    renew_outcome(l, DFNET_STATUS_INTERNAL, "the manager's answer to LeaseRenew has no lease",
-                  NULL);
-  }
-}
-
-/* Timer: renew l now. */
-static void renew_fire(void *user) {
-  client_lease_t *l = user;
-  dfnet_client_t *c = l->c;
-  pthread_mutex_lock(&c->mu);
-  if (record_over_locked(c, l)) {
-    pthread_mutex_unlock(&c->mu);
-    free(l);
-    return;
-  }
-  dfnet_session_id_t sid = c->session;
-  /* An answer is waited for a third of the TTL at most, so that a retry still fits. */
-  uint64_t now = dfnet_transport_now_ms();
-  uint64_t left = l->until_mono_ms > now ? l->until_mono_ms - now : 1;
-  uint32_t deadline =
-      clamp_ms(left < l->ttl_ms / 3 ? left : l->ttl_ms / 3, 1, RENEW_DEADLINE_MAX_MS);
-  dfnet_envelope_t *env = sid != 0 ? malloc(sizeof *env) : NULL;
-  if (env != NULL) {
-    DFNET_ENVELOPE_INIT_MEMBER(env, dfnet_v1_Envelope_lease_renew_tag, lease_renew);
-    env->pb.msg.lease_renew.id = l->id;
-    memcpy(env->pb.msg.lease_renew.token, l->token, sizeof l->token);
-  }
-  pthread_mutex_unlock(&c->mu);
-  if (sid == 0) {
-    renew_outcome(l, DFNET_STATUS_UNAVAILABLE, "not connected to the manager", NULL);
-    return;
-  }
-  if (env == NULL) {
-    renew_outcome(l, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-    return;
-  }
-  dfnet_request_opts_t ro = {.deadline_ms = deadline, .on_reply = renew_reply, .user = l};
-  dfnet_status_t st = dfnet_transport_request(c->t, sid, env, &ro, 0, NULL);
-  free(env);
-  if (st != DFNET_STATUS_OK)
-    renew_outcome(l,
-                  st == DFNET_STATUS_NOT_FOUND  ? DFNET_STATUS_UNAVAILABLE
-                  : st == DFNET_STATUS_INTERNAL ? DFNET_STATUS_RESOURCE_EXHAUSTED
-                                                : st,
-                  "LeaseRenew not sent", NULL);
-}
-
-/* A lease acquired through c: its record, renewed (unless no_renew) from now on. */
-static void record_start(dfnet_client_t *c, const dfnet_client_lease_t *lease,
-                         const dfnet_client_lease_options_t *o) {
-  client_lease_t *l = calloc(1, sizeof *l);
-  if (l == NULL) {
-    DFNET_LOGW(SUB, NULL, "lease %" PRIu64 " is not renewed: out of memory", lease->id);
-    return;
-  }
-  l->c = c;
-  l->id = lease->id;
-  snprintf(l->token, sizeof l->token, "%s", lease->token);
-  l->ttl_ms = lease->ttl_ms;
-  l->expires_ms = lease->expires_ms;
-  l->until_mono_ms = dfnet_transport_now_ms() + lease->ttl_ms;
-  l->renewing = !o->no_renew && lease->ttl_ms > 0 && lease->expires_ms > 0;
-  l->active = l->renewing;
-  l->on_renew = o->on_renew;
-  l->user = o->user;
-  uint32_t delay = lease->ttl_ms / 3 ? lease->ttl_ms / 3 : 1;
-  pthread_mutex_lock(&c->mu);
-  l->next = c->leases;
-  c->leases = l;
-  if (c->lease_token[0] == '\0') /* the client's lease token when it has none */
-    memcpy(c->lease_token, l->token, sizeof l->token);
-  bool renewing = l->renewing;
-  pthread_mutex_unlock(&c->mu);
-  if (renewing && dfnet_transport_timer_start(c->t, delay, renew_fire, l, NULL) != DFNET_STATUS_OK)
-    renew_stop(l);
-}
-
-/* Lease id is gone through this client (released, or found gone): stop renewing it and
- * forget it as the client's lease token. */
-static void record_end(dfnet_client_t *c, uint64_t id) {
-  client_lease_t *gone = NULL;
-  pthread_mutex_lock(&c->mu);
-  client_lease_t *l = record_find_locked(c, id);
-  if (l != NULL) {
-    l->released = true;
-    if (!l->active) {
-      record_unlink_locked(c, l);
-      gone = l;
-    }
-  }
-  if (token_id(c->lease_token) == id)
-    c->lease_token[0] = '\0';
-  pthread_mutex_unlock(&c->mu);
-  free(gone);
-}
-
-dfnet_status_t dfnet_client_lease_state(dfnet_client_t *c, uint64_t id,
-                                        dfnet_client_lease_state_t *out) {
-  if (c == NULL || out == NULL)
-    return DFNET_STATUS_INVALID_ARGUMENT;
-  pthread_mutex_lock(&c->mu);
-  const client_lease_t *l = record_find_locked(c, id);
-  if (l != NULL) {
-    *out = (dfnet_client_lease_state_t){.id = l->id,
-                                        .renewing = l->renewing,
-                                        .expires_ms = l->expires_ms,
-                                        .ttl_ms = l->ttl_ms,
-                                        .renewals = l->renewals,
-                                        .failures = l->failures,
-                                        .status = l->status};
-    snprintf(out->message, sizeof out->message, "%s", l->message);
-  }
-  pthread_mutex_unlock(&c->mu);
-  return l != NULL ? DFNET_STATUS_OK : DFNET_STATUS_NOT_FOUND;
 }
 
 /* ---- acquire ------------------------------------------------------------------------ */
@@ -674,7 +355,7 @@ static dfnet_status_t acquire_result(dfnet_client_t *c, client_acquire_t *a, acq
     return DFNET_STATUS_CANCELLED;
   }
   if (h != NULL) {
-    record_start(c, &h->pub, o);
+    client__lease_record_start(c, &h->pub, o);
     *out = &h->pub;
     return DFNET_STATUS_OK;
   }
@@ -796,11 +477,9 @@ static dfnet_status_t lease_named(dfnet_client_t *c, uint64_t *id, const char *t
     return DFNET_STATUS_INVALID_ARGUMENT;
   pthread_mutex_lock(&c->mu);
   if (*id == 0)
-    *id = token_id(token != NULL ? token : c->lease_token);
-  const client_lease_t *l = *id != 0 ? record_find_locked(c, *id) : NULL;
-  if (token == NULL && l != NULL)
-    memcpy(out, l->token, TOKEN_CAP);
-  else if (token == NULL && *id != 0 && token_id(c->lease_token) == *id)
+    *id = client__lease_token_id(token != NULL ? token : c->lease_token);
+  bool known = token == NULL && *id != 0 && client__lease_record_token_locked(c, *id, out);
+  if (token == NULL && !known && *id != 0 && client__lease_token_id(c->lease_token) == *id)
     memcpy(out, c->lease_token, TOKEN_CAP);
   pthread_mutex_unlock(&c->mu);
   if (*id == 0)
@@ -848,17 +527,8 @@ dfnet_status_t dfnet_client_lease_renew(dfnet_client_t *c, uint64_t id, const ch
   free(req);
   if (st == DFNET_STATUS_OK && h == NULL)
     st = client__fail(err, DFNET_STATUS_INTERNAL, "the manager's answer has no lease");
-  if (st == DFNET_STATUS_OK) {
-    uint64_t now = dfnet_transport_now_ms();
-    pthread_mutex_lock(&c->mu);
-    client_lease_t *l = record_find_locked(c, id);
-    if (l != NULL) { /* the renewals go on from the new expiry */
-      l->expires_ms = h->pub.expires_ms;
-      l->ttl_ms = h->pub.ttl_ms ? h->pub.ttl_ms : l->ttl_ms;
-      l->until_mono_ms = now + l->ttl_ms;
-    }
-    pthread_mutex_unlock(&c->mu);
-  }
+  if (st == DFNET_STATUS_OK)
+    client__lease_record_renewed(c, id, h->pub.expires_ms, h->pub.ttl_ms);
   if (st == DFNET_STATUS_OK && out != NULL)
     *out = &h->pub;
   else if (h != NULL)
@@ -896,21 +566,20 @@ dfnet_status_t dfnet_client_lease_release(dfnet_client_t *c, uint64_t id, const 
   if (st == DFNET_STATUS_OK)
     st = release_request(c, id, tok, force, reason, err);
   if (st == DFNET_STATUS_OK || st == DFNET_STATUS_NOT_FOUND) /* either way it is gone */
-    record_end(c, id);
+    client__lease_record_end(c, id);
   return st;
 }
 
 /* ---- list, show, history ------------------------------------------------------------ */
 
 static dfnet_status_t lease_list_item(void *ctx, const dfnet_envelope_t *env) {
-  lease_list_holder_t *h = ctx;
+  list_holder_t *h = ctx;
   if (env->pb.which_msg != dfnet_v1_Envelope_lease_info_tag)
     return DFNET_STATUS_INTERNAL;
   dfnet_client_lease_t *l =
-      item_push((void **)&h->pub.items, h->pub.count, &h->cap, sizeof *h->pub.items);
+      client__items_push((void **)&h->pub.leases.items, &h->pub.leases.count, &h->cap, sizeof *l);
   if (l == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  h->pub.count++;
   return lease_copy(&h->arena, &env->pb.msg.lease_info, l) ? DFNET_STATUS_OK
                                                            : DFNET_STATUS_RESOURCE_EXHAUSTED;
 }
@@ -939,15 +608,15 @@ dfnet_status_t dfnet_client_list_leases(dfnet_client_t *c, const char *target,
   if (c == NULL || out == NULL)
     return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client and out are required");
   *out = NULL;
-  lease_list_holder_t *h = calloc(1, sizeof *h);
+  list_holder_t *h = calloc(1, sizeof *h);
   if (h == NULL)
     return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   dfnet_status_t st = list_leases(c, target, 0, q, lease_list_item, h, err);
   if (st != DFNET_STATUS_OK) {
-    dfnet_client_lease_list_free(&h->pub);
+    list_holder_free(h);
     return st;
   }
-  *out = &h->pub;
+  *out = &h->pub.leases;
   return DFNET_STATUS_OK;
 }
 
@@ -973,15 +642,14 @@ dfnet_status_t dfnet_client_lease_show(dfnet_client_t *c, uint64_t id,
 }
 
 static dfnet_status_t audit_item(void *ctx, const dfnet_envelope_t *env) {
-  audit_holder_t *h = ctx;
+  list_holder_t *h = ctx;
   if (env->pb.which_msg != dfnet_v1_Envelope_lease_audit_entry_tag)
     return DFNET_STATUS_INTERNAL;
   const dfnet_v1_LeaseAuditEntry *w = &env->pb.msg.lease_audit_entry;
   dfnet_client_lease_audit_t *e =
-      item_push((void **)&h->pub.items, h->pub.count, &h->cap, sizeof *h->pub.items);
+      client__items_push((void **)&h->pub.audit.items, &h->pub.audit.count, &h->cap, sizeof *e);
   if (e == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  h->pub.count++;
   e->seq = w->seq;
   e->time_ms = w->time_ms;
   e->lease_id = w->lease_id;
@@ -1008,7 +676,7 @@ dfnet_status_t dfnet_client_lease_history(dfnet_client_t *c,
     return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "limit %u: at most %u", hq->limit,
                         HISTORY_LIMIT_MAX);
   dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_lease_history_tag, err);
-  audit_holder_t *h = req != NULL ? calloc(1, sizeof *h) : NULL;
+  list_holder_t *h = req != NULL ? calloc(1, sizeof *h) : NULL;
   if (h == NULL) {
     free(req);
     return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -1025,10 +693,10 @@ dfnet_status_t dfnet_client_lease_history(dfnet_client_t *c,
   if (err != NULL)
     *err = e;
   if (st != DFNET_STATUS_OK) {
-    dfnet_client_lease_audit_list_free(&h->pub);
+    list_holder_free(h);
     return st;
   }
-  h->pub.more = strstr(e.message, "more") != NULL; /* "N entries, more" */
-  *out = &h->pub;
+  h->pub.audit.more = strstr(e.message, "more") != NULL; /* "N entries, more" */
+  *out = &h->pub.audit;
   return DFNET_STATUS_OK;
 }

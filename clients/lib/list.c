@@ -55,28 +55,12 @@ typedef struct list_holder {
   void *items;
 } list_holder_t;
 
-static void *list_push(list_ctx_t *l) {
-  size_t size = l->kind->item_size;
-  if (l->count == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    void *p = realloc(l->items, cap * size);
-    if (p == NULL)
-      return NULL;
-    l->items = p;
-    l->cap = cap;
-  }
-  void *item = (char *)l->items + l->count * size;
-  memset(item, 0, size);
-  l->count++;
-  return item;
-}
-
 /* client__query's on_item for every list. */
 static dfnet_status_t list_item(void *ctx, const dfnet_envelope_t *env) {
   list_ctx_t *l = ctx;
   if (env->pb.which_msg != l->kind->answer)
     return DFNET_STATUS_INTERNAL;
-  void *item = list_push(l);
+  void *item = client__items_push(&l->items, &l->count, &l->cap, l->kind->item_size);
   if (item == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   return l->kind->copy(&l->arena, env, item) ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;

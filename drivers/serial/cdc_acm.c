@@ -44,10 +44,9 @@ static size_t cdc_init(const serial_usb_port_t *p, serial_usb_ctrl_t *steps) {
 
 static dfnet_status_t cdc_configure(const serial_usb_port_t *p, const dfnet_hw_serial_Config *c,
                                     serial_usb_ctrl_t *steps, size_t *n, char *why, size_t cap) {
-  if (c->data_bits < 5 || c->data_bits > 8)
-    return serial__usb_unsupported("CDC-ACM", "data bits other than 5..8", why, cap);
-  if (c->stop_bits > 2)
-    return serial__usb_unsupported("CDC-ACM", "stop bits other than 1 or 2", why, cap);
+  dfnet_status_t st = serial__usb_check_frame("CDC-ACM", c, why, cap);
+  if (st != DFNET_STATUS_OK)
+    return st;
   if (c->flow_control != dfnet_hw_serial_FlowControl_FLOW_CONTROL_NONE)
     return serial__usb_unsupported("CDC-ACM", "flow control (ACM has no request for it)", why, cap);
   if (c->baud_rate > 16000000)

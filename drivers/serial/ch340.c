@@ -85,10 +85,9 @@ static dfnet_status_t ch340_configure(const serial_usb_port_t *p, const dfnet_hw
              CH340_MAX_BPS);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  if (c->data_bits < 5 || c->data_bits > 8)
-    return serial__usb_unsupported("CH340", "data bits other than 5..8", why, cap);
-  if (c->stop_bits > 2)
-    return serial__usb_unsupported("CH340", "stop bits other than 1 or 2", why, cap);
+  dfnet_status_t st = serial__usb_check_frame("CH340", c, why, cap);
+  if (st != DFNET_STATUS_OK)
+    return st;
   if (c->flow_control == dfnet_hw_serial_FlowControl_FLOW_CONTROL_XON_XOFF)
     return serial__usb_unsupported("CH340", "XON/XOFF flow control", why, cap);
   /* bit 7: send what arrived at once rather than after a full 32-byte packet */

@@ -45,10 +45,9 @@ static dfnet_status_t cp210x_configure(const serial_usb_port_t *p, const dfnet_h
     snprintf(why, cap, "CP210x: baud rate %u: the chips take 300 .. 3000000", c->baud_rate);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  if (c->data_bits < 5 || c->data_bits > 8)
-    return serial__usb_unsupported("CP210x", "data bits other than 5..8", why, cap);
-  if (c->stop_bits > 2)
-    return serial__usb_unsupported("CP210x", "stop bits other than 1 or 2", why, cap);
+  dfnet_status_t st = serial__usb_check_frame("CP210x", c, why, cap);
+  if (st != DFNET_STATUS_OK)
+    return st;
   if (c->flow_control == dfnet_hw_serial_FlowControl_FLOW_CONTROL_XON_XOFF)
     return serial__usb_unsupported("CP210x", "XON/XOFF flow control", why, cap);
   steps[0] = serial__ctrl(CP210X_OUT, CP210X_SET_BAUDRATE, 0, p->ifc);

@@ -62,6 +62,15 @@ dfnet_status_t serial__usb_unsupported(const char *chip, const char *what, char 
   return DFNET_STATUS_INVALID_ARGUMENT;
 }
 
+dfnet_status_t serial__usb_check_frame(const char *chip, const dfnet_hw_serial_Config *c, char *why,
+                                       size_t cap) {
+  if (c->data_bits < 5 || c->data_bits > 8)
+    return serial__usb_unsupported(chip, "data bits other than 5..8", why, cap);
+  if (c->stop_bits > 2)
+    return serial__usb_unsupported(chip, "stop bits other than 1 or 2", why, cap);
+  return DFNET_STATUS_OK;
+}
+
 /* Fail the port while opening (the step and the reason). */
 static void open_failed(serial_t *s, const char *step, dfnet_status_t status, const char *why) {
   char failure[512];

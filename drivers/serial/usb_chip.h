@@ -75,4 +75,11 @@ static inline serial_usb_ctrl_t serial__ctrl(uint8_t type, uint8_t request, uint
 /* The parity, stop bits and data bits a chip refuses, as its configure says them. */
 dfnet_status_t serial__usb_unsupported(const char *chip, const char *what, char *why, size_t cap);
 
+/* Refuse, as the configure of chip `chip` ("CH340") says it, a frame of data bits outside
+ * 5..8 or of stop bits other than 1 or 2 (*c: defaults filled in; only read). Returns OK, or
+ * INVALID_ARGUMENT with the reason (serial__usb_unsupported) in why[cap]. Any thread; does not
+ * block. */
+dfnet_status_t serial__usb_check_frame(const char *chip, const dfnet_hw_serial_Config *c, char *why,
+                                       size_t cap);
+
 #endif /* DFNET_DRIVERS_SERIAL_USB_CHIP_H */

@@ -206,8 +206,6 @@ static void get_string_descriptor(void *ctx, dfnet_call_t *call, const uint8_t *
 
 /* ---- transfers ------------------------------------------------------------------------ */
 
-/* ---- transfers ------------------------------------------------------------------------ */
-
 /* Refuse (FAILED_PRECONDITION) a transfer on interface ifc when an interface child's
  * driver holds it. */
 static bool not_held(const usb_dev_t *u, dfnet_call_t *call, int ifc) {
@@ -260,9 +258,10 @@ free_request:
   usbdev__mem_free(&mem);
 }
 
-/* Bulk and interrupt transfers. */
-static void endpoint_transfer(usb_dev_t *u, dfnet_call_t *call, const uint8_t *request, size_t len,
-                              int want_type) {
+/* /dfnet.hw.usb.Device/BulkTransfer and /dfnet.hw.usb.Device/InterruptTransfer */
+static void endpoint_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
+  usb_dev_t *u = ctx;
+  int want_type = usbdev__method_transfer_type(call);
   usbdev_mem_t mem;
   if (!usbdev__mem_begin(call, dfnet_hw_usb_TransferRequest_fields,
                          sizeof(dfnet_hw_usb_TransferRequest), USBDEV_TRANSFER_MAX, request, len,
@@ -294,23 +293,13 @@ free_request:
   usbdev__mem_free(&mem);
 }
 
-/* /dfnet.hw.usb.Device/BulkTransfer */
-static void bulk_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
-  endpoint_transfer(ctx, call, request, len, LIBUSB_TRANSFER_TYPE_BULK);
-}
-
-/* /dfnet.hw.usb.Device/InterruptTransfer */
-static void interrupt_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
-  endpoint_transfer(ctx, call, request, len, LIBUSB_TRANSFER_TYPE_INTERRUPT);
-}
-
 const dfnet_method_t usbdev__device_methods[] = {
     {.name = "GetDeviceDescriptor", .handler = get_device_descriptor},
     {.name = "GetConfigDescriptor", .handler = get_config_descriptor},
     {.name = "GetStringDescriptor", .handler = get_string_descriptor},
     {.name = "ControlTransfer", .handler = control_transfer},
-    {.name = "BulkTransfer", .handler = bulk_transfer},
-    {.name = "InterruptTransfer", .handler = interrupt_transfer},
+    {.name = "BulkTransfer", .handler = endpoint_transfer},
+    {.name = "InterruptTransfer", .handler = endpoint_transfer},
 };
 const size_t usbdev__device_method_count =
     sizeof usbdev__device_methods / sizeof usbdev__device_methods[0];

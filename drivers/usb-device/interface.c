@@ -377,9 +377,10 @@ static bool child_endpoint(const usb_dev_t *u, dfnet_call_t *call, int k, uint32
   return ok;
 }
 
-/* Bulk and interrupt transfers. */
-static void endpoint_transfer(usb_dev_t *u, dfnet_call_t *call, const uint8_t *request, size_t len,
-                              int want_type) {
+/* /dfnet.hw.usb.Interface/BulkTransfer and /dfnet.hw.usb.Interface/InterruptTransfer */
+static void endpoint_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
+  usb_dev_t *u = ctx;
+  int want_type = usbdev__method_transfer_type(call);
   int k = calling_child(u, call);
   usbdev_mem_t mem = {0};
   usbdev_endpoint_t ep;
@@ -397,16 +398,6 @@ static void endpoint_transfer(usb_dev_t *u, dfnet_call_t *call, const uint8_t *r
   usbdev__endpoint_run(u, call, req, want_type, timeout, mem.buf, NULL);
 free_request:
   usbdev__mem_free(&mem);
-}
-
-/* /dfnet.hw.usb.Interface/BulkTransfer */
-static void bulk_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
-  endpoint_transfer(ctx, call, request, len, LIBUSB_TRANSFER_TYPE_BULK);
-}
-
-/* /dfnet.hw.usb.Interface/InterruptTransfer */
-static void interrupt_transfer(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
-  endpoint_transfer(ctx, call, request, len, LIBUSB_TRANSFER_TYPE_INTERRUPT);
 }
 
 /* /dfnet.hw.usb.Interface/ReadStream */
@@ -438,8 +429,8 @@ const dfnet_method_t usbdev__interface_methods[] = {
     {.name = "Release", .handler = release},
     {.name = "SetAlternateSetting", .handler = set_alternate_setting},
     {.name = "ControlTransfer", .handler = control_transfer},
-    {.name = "BulkTransfer", .handler = bulk_transfer},
-    {.name = "InterruptTransfer", .handler = interrupt_transfer},
+    {.name = "BulkTransfer", .handler = endpoint_transfer},
+    {.name = "InterruptTransfer", .handler = endpoint_transfer},
     {.name = "ReadStream", .handler = read_stream, .server_streaming = true},
 };
 const size_t usbdev__interface_method_count =

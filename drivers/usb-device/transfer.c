@@ -244,6 +244,12 @@ void usbdev__control_run(usb_dev_t *u, dfnet_call_t *call,
                         "control transfer");
 }
 
+int usbdev__method_transfer_type(const dfnet_call_t *call) {
+  const char *name = strrchr(dfnet_call_method(call), '/');
+  return name != NULL && strcmp(name, "/InterruptTransfer") == 0 ? LIBUSB_TRANSFER_TYPE_INTERRUPT
+                                                                 : LIBUSB_TRANSFER_TYPE_BULK;
+}
+
 const char *usbdev__type_name(int type) {
   switch (type) {
   case LIBUSB_TRANSFER_TYPE_BULK:

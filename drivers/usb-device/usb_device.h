@@ -160,6 +160,12 @@ void usbdev__control_run(usb_dev_t *u, dfnet_call_t *call,
 void usbdev__endpoint_run(usb_dev_t *u, dfnet_call_t *call, const dfnet_hw_usb_TransferRequest *req,
                           int type, unsigned int timeout, uint8_t *buf, const usbdev_claim_t *cl);
 
+/* The endpoint type a BulkTransfer or InterruptTransfer call (of Device or Interface) asks
+ * for, from the call's method path: LIBUSB_TRANSFER_TYPE_INTERRUPT for ".../InterruptTransfer",
+ * else LIBUSB_TRANSFER_TYPE_BULK. The call is only read; until it is completed, on the thread
+ * that handles it; does not block; no errors. */
+int usbdev__method_transfer_type(const dfnet_call_t *call);
+
 /* "a bulk" / "an interrupt" ... for messages. */
 const char *usbdev__type_name(int type);
 

@@ -98,6 +98,7 @@ typedef enum agent_driver_state {
 /* One node the agent publishes: from an enumerator or added by a driver. Kept in
  * announce order (parents before children). */
 typedef struct agent_node {
+  /* utlist DL: agent_t.nodes_head */
   struct agent_node *prev, *next;
   uint64_t uid;  /* never reused: names the record across loop turns */
   char *moniker; /* full: "dev.<host>.pci.00_05_0" */
@@ -204,7 +205,7 @@ typedef struct agent {
   agent_queue_item_t *queue_head, *queue_tail;
   bool queue_posted;
 
-  agent_node_t *nodes_head, *nodes_tail;
+  agent_node_t *nodes_head; /* utlist DL, announce order (the head's prev is the tail) */
   size_t node_count;
   uint64_t next_uid;
 

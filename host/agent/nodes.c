@@ -15,6 +15,7 @@
 
 #include <pb_decode.h>
 #include <pb_encode.h>
+#include <utlist.h>
 
 #include "host/agent/agent.h"
 #include "lib/log.h"
@@ -101,12 +102,7 @@ dfnet_status_t agent__node_insert(agent_t *a, const dfnet_v1_NodeAdd *add, uint6
   }
   n->uid = ++a->next_uid;
   n->origin_host = origin_host;
-  n->prev = a->nodes_tail;
-  if (a->nodes_tail != NULL)
-    a->nodes_tail->next = n;
-  else
-    a->nodes_head = n;
-  a->nodes_tail = n;
+  DL_APPEND(a->nodes_head, n);
   a->node_count++;
   if (out != NULL)
     *out = n;
@@ -118,14 +114,7 @@ no_memory:
 }
 
 static void node_unlink_free(agent_t *a, agent_node_t *n) {
-  if (n->prev != NULL)
-    n->prev->next = n->next;
-  else
-    a->nodes_head = n->next;
-  if (n->next != NULL)
-    n->next->prev = n->prev;
-  else
-    a->nodes_tail = n->prev;
+  DL_DELETE(a->nodes_head, n);
   a->node_count--;
   free(n->moniker);
   free(n->add);
@@ -145,9 +134,9 @@ static void drop_where(agent_t *a, const char *ancestor, bool include_self,
     DFNET_LOGE(AGENT_SUBSYS, ancestor, "out of memory dropping a subtree");
     return;
   }
-  agent_node_t *n = a->nodes_tail;
+  agent_node_t *n = a->nodes_head != NULL ? a->nodes_head->prev : NULL; /* the tail */
   while (n != NULL) {
-    agent_node_t *prev = n->prev;
+    agent_node_t *prev = n != a->nodes_head ? n->prev : NULL;
     bool self = strcmp(n->moniker, anc) == 0;
     if (agent__moniker_within(n->moniker, anc) && (include_self || !self) &&
         (!only_driver_added || n->origin_host != 0)) {
