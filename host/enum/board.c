@@ -27,7 +27,13 @@
  *           "i2c": {"bus": "/dev/i2c-1", "address": 80},    -> "dfnet.platform.I2C_BUS",
  *                                                              "dfnet.platform.I2C_ADDRESS"
  *           "spi": "/dev/spidev0.0",                        -> "dfnet.platform.SPI"
- *           "path": "/dev/watchdog0"                        -> "dfnet.platform.PATH"
+ *           "path": "/dev/watchdog0",                       -> "dfnet.platform.PATH"
+ *           "power": {"backend": "tasmota",                  -> "dfnet.platform.POWER_BACKEND"
+ *                     "address": "http://10.0.0.5",             "dfnet.platform.POWER_ADDRESS"
+ *                     "index": 1}                               "dfnet.platform.POWER_INDEX"
+ *             backends tasmota, shelly-gen1, shelly-gen2 (address, index), or command:
+ *             {"backend": "command", "on": CMD, "off": CMD,  -> "dfnet.platform.POWER_ON",
+ *              "get": CMD (optional), "index": N}               "_OFF", "_GET" (drivers/power)
  *         },
  *         "comment": "free text"              optional, ignored
  *       }
@@ -397,12 +403,82 @@ static bool resource_i2c(board_priv_t *priv, const cJSON *item, const char *path
                        DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS, 0x3ff);
 }
 
+/* A string member of at most 255 bytes (a string property's bound) into a property. */
+static bool power_string(board_priv_t *priv, const cJSON *obj, const char *path, const char *name,
+                         bool required, dfnet_v1_NodeAdd *node, const char *key) {
+  char sub[BOARD_PATH_MAX];
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+  if (item == NULL && !required)
+    return true;
+  const char *text;
+  if ((item = get_member(priv, obj, path, name, "", sub)) == NULL ||
+      !get_string(priv, item, sub, &text))
+    return false;
+  if (text[0] == '\0' || strlen(text) > 255) {
+    board_error(priv, sub, "expected 1..255 bytes, got %zu", strlen(text));
+    return false;
+  }
+  return check_added(priv, enum__prop_str(node, 0, key, text), sub, key);
+}
+
+/* {"backend": "tasmota" | "shelly-gen1" | "shelly-gen2", "address": URL, "index": N} or
+ * {"backend": "command", "on": CMD, "off": CMD, "get": CMD, "index": N}: drivers/power. */
+static bool resource_power(board_priv_t *priv, const cJSON *item, const char *path,
+                           dfnet_v1_NodeAdd *node) {
+  static const char *const http_members[] = {"backend", "address", "index"};
+  static const char *const command_members[] = {"backend", "on", "off", "get", "index"};
+  static const char *const backends[] = {"tasmota", "shelly-gen1", "shelly-gen2", "command"};
+  char sub[BOARD_PATH_MAX];
+  if (!cJSON_IsObject(item)) {
+    board_error(priv, path, "expected an object {\"backend\", ...}, got %s", json_type_name(item));
+    return false;
+  }
+  const cJSON *b = get_member(priv, item, path, "backend",
+                              " (tasmota, shelly-gen1, shelly-gen2 "
+                              "or command)",
+                              sub);
+  const char *backend;
+  if (b == NULL || !get_string(priv, b, sub, &backend))
+    return false;
+  size_t k = 0;
+  while (k < 4 && strcmp(backend, backends[k]) != 0)
+    k++;
+  if (k == 4) {
+    board_error(priv, sub,
+                "unknown backend \"%.40s\" (tasmota, shelly-gen1, shelly-gen2 or "
+                "command)",
+                backend);
+    return false;
+  }
+  bool command = k == 3;
+  if (!only_members(priv, item, path, command ? command_members : http_members, command ? 5 : 3,
+                    command ? "backend command takes on, off, get and index"
+                            : "an HTTP backend takes address and index"))
+    return false;
+  const cJSON *index = cJSON_GetObjectItemCaseSensitive(item, "index");
+  uint32_t n;
+  subpath(sub, sizeof sub, path, ".index");
+  if (index != NULL &&
+      (!get_uint(priv, index, sub, 255, &n) ||
+       !check_added(priv, enum__prop_int(node, 0, BIND_DFNET_PLATFORM_POWER_INDEX, n), sub,
+                    BIND_DFNET_PLATFORM_POWER_INDEX)))
+    return false;
+  if (!check_added(priv, enum__prop_str(node, 0, BIND_DFNET_PLATFORM_POWER_BACKEND, backend), path,
+                   BIND_DFNET_PLATFORM_POWER_BACKEND))
+    return false;
+  if (!command)
+    return power_string(priv, item, path, "address", true, node, BIND_DFNET_PLATFORM_POWER_ADDRESS);
+  return power_string(priv, item, path, "on", true, node, BIND_DFNET_PLATFORM_POWER_ON) &&
+         power_string(priv, item, path, "off", true, node, BIND_DFNET_PLATFORM_POWER_OFF) &&
+         power_string(priv, item, path, "get", false, node, BIND_DFNET_PLATFORM_POWER_GET);
+}
+
 static const struct {
   const char *name;
   resource_parse_fn parse;
 } resource_kinds[] = {
     {"tty", resource_tty}, {"gpio", resource_gpio}, {"i2c", resource_i2c},
-    {"spi", resource_spi}, {"path", resource_path},
+    {"spi", resource_spi}, {"path", resource_path}, {"power", resource_power},
 };
 
 static bool parse_resources(board_priv_t *priv, const cJSON *resources, const char *path,
@@ -421,7 +497,7 @@ static bool parse_resources(board_priv_t *priv, const cJSON *resources, const ch
       k++;
     }
     if (k == kinds) {
-      board_error(priv, sub, "unknown resource (tty, gpio, i2c, spi or path)");
+      board_error(priv, sub, "unknown resource (tty, gpio, i2c, spi, path or power)");
       return false;
     }
     if (!resource_kinds[k].parse(priv, res, sub, node)) {

@@ -47,7 +47,7 @@ static void test_example_file(void **state) {
   dfnet_enum_t *e = NULL;
   run_board(DFNET_ENUM_TEST_DIR "/board-example.json", &rec, DFNET_STATUS_OK, &e);
   assert_int_equal(dfnet_enum_board_error_count(e), 0);
-  assert_int_equal(recorder_count(&rec), 4);
+  assert_int_equal(recorder_count(&rec), 5);
   assert_string_equal(rec.events[0].moniker, "platform");
   assert_true(rec.events[0].node->owned);
   assert_false(rec.from_other_thread);
@@ -72,6 +72,11 @@ static void test_example_file(void **state) {
   check_prop_str(eeprom, 0, DFNET_ENUM_KEY_PLATFORM_I2C_BUS, "/dev/i2c-1");
   check_prop_int(eeprom, 0, DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS, 80);
   check_prop_str(eeprom, 0, DFNET_ENUM_KEY_PLATFORM_PATH, "/sys/bus/nvmem/devices/1-00500/nvmem");
+
+  const dfnet_v1_NodeAdd *power = recorder_added(&rec, "platform.dut-power");
+  check_prop_str(power, 0, BIND_DFNET_PLATFORM_POWER_BACKEND, "tasmota");
+  check_prop_str(power, 0, BIND_DFNET_PLATFORM_POWER_ADDRESS, "http://10.0.0.5");
+  check_prop_int(power, 0, BIND_DFNET_PLATFORM_POWER_INDEX, 2);
   dfnet_enum_destroy(e);
   recorder_free(&rec);
 }
@@ -185,6 +190,35 @@ static const board_case_t cases[] = {
      }},
 };
 
+/* The "power" resource (drivers/power): two good ones, and each mistake a board file can make. */
+static const board_case_t power_case = {
+    "power_resources",
+    "{\"devices\": [\n" DEV("a") ", \"resources\": {\"power\": {\"backend\": \"shelly-gen2\", "
+                                  "\"address\": \"10.0.0.6\", \"index\": 1}}},\n" /* 0 */
+    DEV("b") ", \"resources\": {\"power\": {\"backend\": \"command\", \"on\": \"relay 3 on\", "
+             "\"off\": \"relay 3 off\"}}},\n"                                  /* 1 */
+    DEV("c") ", \"resources\": {\"power\": {\"backend\": \"tasmotta\"}}},\n"     /* 2 */
+    DEV("d") ", \"resources\": {\"power\": {\"backend\": \"tasmota\"}}},\n"      /* 3 */
+    DEV("e") ", \"resources\": {\"power\": {\"backend\": \"tasmota\", \"address\": "
+             "\"10.0.0.5\", \"on\": \"x\"}}},\n"                                 /* 4 */
+    DEV("f") ", \"resources\": {\"power\": {\"backend\": \"command\", \"on\": \"x\"}}},\n" /* 5 */
+    DEV("g") ", \"resources\": {\"power\": \"http://10.0.0.5\"}},\n"               /* 6 */
+    DEV("h") ", \"resources\": {\"power\": {\"address\": \"10.0.0.5\"}}},\n"       /* 7 */
+    DEV("i") ", \"resources\": {\"power\": {\"backend\": \"tasmota\", \"address\": "
+             "\"10.0.0.5\", \"index\": 300}}}\n"                                   /* 8 */
+    "]}",
+    DFNET_STATUS_OK,
+    {"a", "b", NULL},
+    {
+        "$.devices[2].resources.power.backend: unknown backend \"tasmotta\"",
+        "$.devices[3].resources.power: missing \"address\"",
+        "$.devices[4].resources.power.on: unknown key (an HTTP backend takes address and index)",
+        "$.devices[5].resources.power: missing \"off\"",
+        "$.devices[6].resources.power: expected an object {\"backend\", ...}, got a string",
+        "$.devices[7].resources.power: missing \"backend\"",
+        "$.devices[8].resources.power.index: expected an integer 0..255, got 300",
+    }};
+
 /* Top-level problems are reported before the devices' (they are checked first). */
 static const char *const top_level_errors[] = {
     "$.bord: unknown key (board, devices); ignored",
@@ -270,6 +304,7 @@ static void test_malformed_files(void **state) {
     print_message("case %s\n", cases[i].name);
     run_case(&cases[i]);
   }
+  run_case(&power_case);
 }
 
 /* The file is read by start(), not new(); a directory or an empty path are refused. */
