@@ -36,7 +36,7 @@ typedef struct power_backend power_backend_t;
 /* One switch. Filled by the driver's start from the node's properties; read-only after. */
 typedef struct power_switch {
   const power_backend_t *backend;
-  char address[160];  /* for messages and PowerState.address */
+  char address[280];  /* for messages and PowerState.address */
   http_url_t url;     /* HTTP backends: the parsed "dfnet.platform.POWER_ADDRESS" */
   uint32_t index;     /* the relay ("dfnet.platform.POWER_INDEX", else the backend's default) */
   const char *cmd_on; /* command backend: the commands (node properties, valid until stop) */
