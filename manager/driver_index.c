@@ -22,6 +22,8 @@ void driver_index__manifest_free(driver_manifest_t *m) {
     free(m->categories[i][0]);
     free(m->categories[i][1]);
   }
+  for (size_t i = 0; i < m->read_only_method_count; i++)
+    free(m->read_only_methods[i]);
   free(m->program_json);
   memset(m, 0, sizeof *m);
 }
@@ -144,6 +146,39 @@ static bool get_categories(const cJSON *program, driver_manifest_t *m, const cha
   return true;
 }
 
+/* "read_only_methods": full method paths ("/dfnet.hw.serial.Serial/Subscribe"), each
+ * 2..DRIVER_METHOD_PATH_MAX bytes, a '/' first and another after it. Absent = none. */
+static bool get_read_only_methods(const cJSON *program, driver_manifest_t *m, const char *file,
+                                  char *err, size_t err_size) {
+  const cJSON *v;
+  if (!get_array(program, "read_only_methods", DRIVER_READ_ONLY_METHODS_MAX, "strings", &v, file,
+                 err, err_size))
+    return false;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, v) {
+    size_t len = cJSON_IsString(e) ? strlen(e->valuestring) : 0;
+    if (len < 2 || len > DRIVER_METHOD_PATH_MAX || e->valuestring[0] != '/' ||
+        strchr(e->valuestring + 1, '/') == NULL) {
+      snprintf(err, err_size,
+               "%s: program.read_only_methods: each entry must be a full method path "
+               "(\"/<protocol>/<method>\", 2..%d bytes)",
+               file, DRIVER_METHOD_PATH_MAX);
+      return false;
+    }
+    m->read_only_methods[m->read_only_method_count] = strdup(e->valuestring);
+    if (m->read_only_methods[m->read_only_method_count++] == NULL)
+      return false;
+  }
+  return true;
+}
+
+bool driver_index__method_read_only(const driver_t *d, const char *method) {
+  for (size_t i = 0; i < d->m.read_only_method_count; i++)
+    if (strcmp(d->m.read_only_methods[i], method) == 0)
+      return true;
+  return false;
+}
+
 /* "start_timeout_ms": milliseconds, 1..DRIVER_START_TIMEOUT_MAX_MS, a JSON integer or a
  * string of digits (the manifest writes flags as strings). Absent = 0 (the default). */
 static bool get_start_timeout(const cJSON *program, uint32_t *out, const char *file, char *err,
@@ -183,6 +218,7 @@ static const char *const known_fields[] = {
     "device_categories",
     "config",
     "start_timeout_ms",
+    "read_only_methods",
     NULL,
 };
 
@@ -243,6 +279,7 @@ dfnet_status_t driver_index__parse_manifest(const char *text, size_t len, const 
                 err_size) ||
       !get_opts(program, out, file, err, err_size) ||
       !get_categories(program, out, file, err, err_size) ||
+      !get_read_only_methods(program, out, file, err, err_size) ||
       !get_start_timeout(program, &out->start_timeout_ms, file, err, err_size))
     goto free_manifest;
   if (out->colocate && out->host_restart_on_crash) {

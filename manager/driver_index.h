@@ -36,13 +36,22 @@
 
 #define DRIVER_OPTS_MAX 4
 #define DRIVER_CATEGORIES_MAX 8
+#define DRIVER_READ_ONLY_METHODS_MAX 32
+#define DRIVER_METHOD_PATH_MAX 255 /* a full method path's bytes (Call.method holds 255) */
 
 typedef enum driver_source {
   DRIVER_BOOT = 1,       /* dfnet_v1_DriverSource_BOOT */
   DRIVER_REGISTERED = 2, /* dfnet_v1_DriverSource_REGISTERED */
 } driver_source_t;
 
-/* A validated manifest (meta/<name>.json "program" block). Strings owned. */
+/* A validated manifest (meta/<name>.json "program" block). Strings owned.
+ *
+ * "read_only_methods" (optional): a JSON array of at most DRIVER_READ_ONLY_METHODS_MAX full
+ * method paths ("/dfnet.hw.serial.Serial/Subscribe"; each 2..DRIVER_METHOD_PATH_MAX bytes,
+ * starting with '/' and with a second '/'), the methods that only observe the device and
+ * never change it. A client that may call may call them on a node bound to this driver
+ * without holding its lease, and without one under --require-lease (lease_fence.c; docs/
+ * architecture.md "Leases"): watching a board's console while someone else holds it. */
 typedef struct driver_manifest {
   char *binary; /* "driver/<name>.so" */
   char *bind;   /* "meta/bind/<name>.bindbc" */
@@ -51,6 +60,8 @@ typedef struct driver_manifest {
   size_t dispatcher_opt_count;
   char *categories[DRIVER_CATEGORIES_MAX][2]; /* category, subcategory */
   size_t category_count;
+  char *read_only_methods[DRIVER_READ_ONLY_METHODS_MAX]; /* full method paths */
+  size_t read_only_method_count;
   char *program_json;        /* the program block, compact JSON (sent with DriverStart) */
   uint32_t start_timeout_ms; /* "start_timeout_ms" (1..DRIVER_START_TIMEOUT_MAX_MS), 0 = absent */
 } driver_manifest_t;
@@ -102,6 +113,10 @@ dfnet_status_t driver_index__add_package(driver_index_t *idx, const char *name, 
 
 /* How long d's start may take (its manifest's start_timeout_ms, else the default). */
 uint32_t driver_index__start_timeout_ms(const driver_t *d);
+
+/* Is `method` (a full method path) one of d's manifest's read_only_methods? A linear scan
+ * of at most DRIVER_READ_ONLY_METHODS_MAX strings (the fence asks on every leased call). */
+bool driver_index__method_read_only(const driver_t *d, const char *method);
 
 /* The driver with that exact URL, or NULL. */
 driver_t *driver_index__find_url(const driver_index_t *idx, const char *url);

@@ -261,8 +261,10 @@ uint64_t lease__token_id(const char *token);
  * cancels the call. Else FAILED_PRECONDITION with why "<node> is leased by alice until
  * 2026-12-07T10:00:00Z (lease 42)" (or "... (lease 42, no expiry)"), or, with
  * require_lease, "dfnet-manager requires a lease: dfnet lease acquire <target>". A token of
- * an ended lease is no token. Driver-to-driver calls are not checked (the caller does not
- * call this for a host session). */
+ * an ended lease is no token. A method the driver bound to `serving` declares read-only
+ * (its manifest's read_only_methods) passes first, lease or not, require_lease or not, with
+ * *lease_id 0. Driver-to-driver calls are not checked (the caller does not call this for a
+ * host session). */
 dfnet_status_t lease__fence_call(mgr_t *m, const mgr_session_t *s, const dfnet_v1_Call *call,
                                  const topology_node_t *named, const topology_node_t *serving,
                                  uint64_t *lease_id, char *why, size_t why_size);

@@ -3,7 +3,8 @@
  * to a covered node passes with the covering lease's token from a session of its holder.
  * A token of a lease that ended names no lease: the call is then judged as one without a
  * token. Checked before routing (handle_call.c), so a refused caller learns nothing of the
- * node's state; the token is never forwarded. */
+ * node's state; the token is never forwarded. A method the serving node's driver declares
+ * read-only (its manifest's read_only_methods) passes without a lease. */
 #include <string.h>
 
 #include "manager/lease.h"
@@ -38,6 +39,13 @@ dfnet_status_t lease__fence_call(mgr_t *m, const mgr_session_t *s, const dfnet_v
                                  const topology_node_t *named, const topology_node_t *serving,
                                  uint64_t *lease_id, char *why, size_t why_size) {
   *lease_id = 0;
+  /* A read-only method (it observes the device, never changes it: a console's Subscribe)
+   * needs no lease: anyone who may call may watch while someone else holds the node. */
+  const driver_t *d =
+      serving->driver_id != 0 ? driver_index__get(&m->index, serving->driver_id) : NULL;
+  if (d != NULL && d->m.read_only_method_count > 0 &&
+      driver_index__method_read_only(d, call->method))
+    return DFNET_STATUS_OK;
   mgr_lease_t *l = lease__covering_node(m, named);
   if (l == NULL) {
     if (!m->cfg.require_lease)

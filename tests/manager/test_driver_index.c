@@ -73,6 +73,26 @@ static const struct manifest_case {
      "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
      "\"config\":\"/dev/hwrng\"}}",
      "program.config: must be an object"},
+    {"read_only_not_array",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"read_only_methods\":\"/dfnet.hw.serial.Serial/Subscribe\"}}",
+     "program.read_only_methods: must be an array of at most 32 strings"},
+    {"read_only_entry_not_string",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"read_only_methods\":[\"/a.B/C\",7]}}",
+     "program.read_only_methods: each entry must be a full method path"},
+    {"read_only_no_second_slash",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"read_only_methods\":[\"/dfnet.hw.serial.Serial.Subscribe\"]}}",
+     "program.read_only_methods: each entry must be a full method path"},
+    {"read_only_no_leading_slash",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"read_only_methods\":[\"dfnet.hw.serial.Serial/Subscribe\"]}}",
+     "program.read_only_methods: each entry must be a full method path"},
+    {"read_only_too_short",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"read_only_methods\":[\"/\"]}}",
+     "program.read_only_methods: each entry must be a full method path"},
 };
 
 static void test_manifest_table(void **state) {
@@ -92,6 +112,86 @@ static void test_manifest_table(void **state) {
           strstr(err, "meta/x.json") == NULL)
         fail_msg("case %s: got %s '%s', want '%s'", c->name, dfnet_status_str(st), err,
                  c->want_in_error);
+    }
+  }
+}
+
+/* "read_only_methods": parsed into the manifest in order, owned; an empty array is none;
+ * too many entries, or one too long, refused naming the member. */
+static void test_read_only_methods(void **state) {
+  (void)state;
+  static const char head[] =
+      "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+      "\"read_only_methods\":[";
+  driver_manifest_t m;
+  char err[512] = "", json[16384];
+  snprintf(json, sizeof json,
+           "%s\"/dfnet.hw.serial.Serial/Subscribe\",\"/dfnet.test.Echo/Watch\"]}}", head);
+  dfnet_status_t st =
+      driver_index__parse_manifest(json, strlen(json), "meta/x.json", &m, err, sizeof err);
+  if (st != DFNET_STATUS_OK)
+    fail_msg("refused: %s", err);
+  assert_int_equal(m.read_only_method_count, 2);
+  assert_string_equal(m.read_only_methods[0], "/dfnet.hw.serial.Serial/Subscribe");
+  assert_string_equal(m.read_only_methods[1], "/dfnet.test.Echo/Watch");
+  /* the program block sent with DriverStart keeps it (the driver sees its manifest) */
+  assert_non_null(strstr(m.program_json, "\"read_only_methods\""));
+  driver_t d = {.m = m};
+  assert_true(driver_index__method_read_only(&d, "/dfnet.hw.serial.Serial/Subscribe"));
+  assert_true(driver_index__method_read_only(&d, "/dfnet.test.Echo/Watch"));
+  assert_false(driver_index__method_read_only(&d, "/dfnet.hw.serial.Serial/Write"));
+  assert_false(driver_index__method_read_only(&d, "/dfnet.hw.serial.Serial/Subscrib"));
+  assert_false(driver_index__method_read_only(&d, ""));
+  driver_index__manifest_free(&m);
+  assert_int_equal(m.read_only_method_count, 0);
+
+  /* empty: none */
+  snprintf(json, sizeof json, "%s]}}", head);
+  st = driver_index__parse_manifest(json, strlen(json), "meta/x.json", &m, err, sizeof err);
+  if (st != DFNET_STATUS_OK)
+    fail_msg("empty refused: %s", err);
+  assert_int_equal(m.read_only_method_count, 0);
+  driver_index__manifest_free(&m);
+
+  /* 32 entries are fine, 33 are too many */
+  for (int n = 32; n <= 33; n++) {
+    size_t len = (size_t)snprintf(json, sizeof json, "%s", head);
+    for (int i = 0; i < n; i++)
+      len += (size_t)snprintf(json + len, sizeof json - len, "%s\"/p.P/M%d\"", i ? "," : "", i);
+    snprintf(json + len, sizeof json - len, "]}}");
+    err[0] = '\0';
+    st = driver_index__parse_manifest(json, strlen(json), "meta/x.json", &m, err, sizeof err);
+    if (n == 32) {
+      if (st != DFNET_STATUS_OK)
+        fail_msg("32 refused: %s", err);
+      assert_int_equal(m.read_only_method_count, 32);
+      assert_string_equal(m.read_only_methods[31], "/p.P/M31");
+      driver_index__manifest_free(&m);
+    } else {
+      assert_int_equal(st, DFNET_STATUS_INVALID_ARGUMENT);
+      assert_string_equal(err,
+                          "meta/x.json: program.read_only_methods: must be an array of at "
+                          "most 32 strings");
+    }
+  }
+
+  /* 255 bytes are fine, 256 too long */
+  for (int len = 255; len <= 256; len++) {
+    char path[300];
+    memset(path, 'm', sizeof path);
+    memcpy(path, "/p.P/", 5);
+    path[len] = '\0';
+    snprintf(json, sizeof json, "%s\"%s\"]}}", head, path);
+    err[0] = '\0';
+    st = driver_index__parse_manifest(json, strlen(json), "meta/x.json", &m, err, sizeof err);
+    if (len == 255) {
+      if (st != DFNET_STATUS_OK)
+        fail_msg("255 bytes refused: %s", err);
+      assert_int_equal(strlen(m.read_only_methods[0]), 255);
+      driver_index__manifest_free(&m);
+    } else {
+      assert_int_equal(st, DFNET_STATUS_INVALID_ARGUMENT);
+      assert_non_null(strstr(err, "meta/x.json: program.read_only_methods: each entry"));
     }
   }
 }
@@ -312,6 +412,7 @@ static void test_resolve_and_remove(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_manifest_table),
+      cmocka_unit_test(test_read_only_methods),
       cmocka_unit_test(test_policy),
       cmocka_unit_test(test_bad_packages),
       cmocka_unit_test(test_resolve_and_remove),

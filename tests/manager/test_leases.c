@@ -5,7 +5,8 @@
  *     selectors; the role rules; NodeInfo, HostInfo and ListLeases show who holds what;
  *   - fencing: a call without the token, with a wrong one, with another's, from another
  *     principal is FAILED_PRECONDITION naming the holder and the expiry; the token is never
- *     forwarded; a released lease's token is no token; --require-lease;
+ *     forwarded; a released lease's token is no token; --require-lease; a method the
+ *     driver's manifest declares read-only passes without the lease (and --require-lease);
  *   - expiry with short TTLs over many periods: a lease renewed every TTL/3 stays, one not
  *     renewed expires and a call in flight with its token ends CANCELLED, cancelled through
  *     to the host;
@@ -275,14 +276,19 @@ static dfnet_status_t release(testhost_t *c, uint64_t id, const char *token, boo
   return request(c, req, NULL, msg);
 }
 
-static dfnet_envelope_t *call_env(const char *target, const char *token) {
+static dfnet_envelope_t *call_env_method(const char *target, const char *method,
+                                         const char *token) {
   dfnet_envelope_t *req = new_env(dfnet_v1_Envelope_call_tag);
   dfnet_v1_Call *call = &req->pb.msg.call;
   snprintf(call->target, sizeof call->target, "%s", target);
-  snprintf(call->method, sizeof call->method, "%s", METHOD);
+  snprintf(call->method, sizeof call->method, "%s", method);
   snprintf(call->lease_token, sizeof call->lease_token, "%s", token ? token : "");
   call->deadline_ms = 30000;
   return req;
+}
+
+static dfnet_envelope_t *call_env(const char *target, const char *token) {
+  return call_env_method(target, METHOD, token);
 }
 
 /* The final code of a reply (a Reply's, or a Status's), its message into msg (512 bytes). */
@@ -301,15 +307,21 @@ static dfnet_status_t reply_code(dfnet_status_t st, const dfnet_envelope_t *rep,
   return DFNET_STATUS_UNKNOWN;
 }
 
-/* A client's unary call to `target` with `token` (NULL: none); msg (512 bytes) gets the
- * final message. */
-static dfnet_status_t call(testhost_t *c, const char *target, const char *token, char *msg) {
-  dfnet_envelope_t *req = call_env(target, token), *rep = calloc(1, sizeof *rep);
+/* A client's unary call of `method` to `target` with `token` (NULL: none); msg (512 bytes)
+ * gets the final message. */
+static dfnet_status_t call_method(testhost_t *c, const char *target, const char *method,
+                                  const char *token, char *msg) {
+  dfnet_envelope_t *req = call_env_method(target, method, token), *rep = calloc(1, sizeof *rep);
   assert_non_null(rep);
   dfnet_status_t st = reply_code(th_request(c, req, rep, WAIT_MS), rep, msg);
   free(req);
   free(rep);
   return st;
+}
+
+/* call_method of METHOD. */
+static dfnet_status_t call(testhost_t *c, const char *target, const char *token, char *msg) {
+  return call_method(c, target, METHOD, token, msg);
 }
 
 /* A call left in flight (the host does not answer it). */
@@ -650,6 +662,124 @@ static void test_require_lease(void **state) {
   EXPECT(call(alice, N5, la.token, msg), DFNET_STATUS_FAILED_PRECONDITION, msg);
   assert_has(msg, "requires a lease");
   assert_int_equal(th_count_events(f->host, dfnet_v1_Envelope_call_tag, NULL), 1);
+}
+
+/* ---- read-only methods ------------------------------------------------------------------- */
+
+#define RO_METHOD "/dfnet.test.Echo/Watch" /* rng's manifest declares it read-only */
+#define RO_EXTRA "\"read_only_methods\": [\"/dfnet.test.Other/Peek\", \"" RO_METHOD "\"]"
+#define SERIAL "dev.lab-a.pci.00_09_0" /* bound to the registered driver `serial` */
+#define SUBSCRIBE "/dfnet.hw.serial.Serial/Subscribe"
+
+/* How many Calls of `method` to `node` the host has received. */
+static size_t calls_of(testhost_t *h, const char *node, const char *method) {
+  th_event_t *evs = NULL;
+  size_t n = th_events(h, &evs), count = 0;
+  for (size_t i = 0; i < n; i++)
+    if (evs[i].which == dfnet_v1_Envelope_call_tag && strcmp(evs[i].node, node) == 0 &&
+        strcmp(evs[i].url, method) == 0)
+      count++;
+  free(evs);
+  return count;
+}
+
+/* world() with rng's manifest declaring RO_EXTRA's methods read-only. */
+static void world_read_only(fixture_t *f, const char *extra) {
+  assert_int_equal(th_write_driver(f->drivers, "rng", "fuchsia.BIND_PROTOCOL == 31;", RO_EXTRA), 0);
+  start(f, "3", extra);
+  host_nodes(f);
+}
+
+/* Register (upload, as admin) the driver `serial` (fuchsia.BIND_PROTOCOL 41, SUBSCRIBE
+ * read-only) and bind SERIAL to it. */
+static void serial_node(fixture_t *f) {
+  testhost_t *root = peer(f, "root", "admin");
+  char dir[400], msg[512];
+  snprintf(dir, sizeof dir, "%s/pkgs", f->root);
+  assert_int_equal(th_write_driver(dir, "serial", "fuchsia.BIND_PROTOCOL == 41;",
+                                   "\"read_only_methods\": [\"" SUBSCRIBE "\"]"),
+                   0);
+  snprintf(dir, sizeof dir, "%s/pkgs/serial", f->root);
+  uint8_t *pkg, digest[32];
+  size_t len;
+  assert_int_equal(th_pack(dir, &pkg, &len, digest), 0);
+  EXPECT(th_upload(root, "serial", pkg, len, digest, 64 * 1024, msg), DFNET_STATUS_OK, msg);
+  free(pkg);
+  th_prop_t p41[] = {"#1=u:41"};
+  assert_int_equal(th_node_add(f->host, PCI, "00_09_0", p41, 1, NULL, NULL, NULL), DFNET_STATUS_OK);
+  dfnet_v1_NodeInfo *info = calloc(1, sizeof *info);
+  assert_non_null(info);
+  assert_true(th_wait_node(f->vic, SERIAL, is_bound, WAIT_MS, info));
+  assert_non_null(strstr(info->driver_url, "dfnet-pkg://"));
+  free(info);
+}
+
+/* A method the driver declares read-only passes a lease held by someone else (boot and
+ * registered drivers alike); every other method is fenced as before; roles are unchanged. */
+static void test_read_only_methods(void **state) {
+  fixture_t *f = *state;
+  world_read_only(f, NULL);
+  serial_node(f);
+  testhost_t *alice = peer(f, "alice", "operator"), *bob = peer(f, "bob", "operator");
+  dfnet_v1_LeaseInfo la, ls;
+  char msg[512], want[512];
+  EXPECT(acquire(alice, &(acq_t){.targets = {N5}}, &la, msg), DFNET_STATUS_OK, msg);
+  held_msg(N5, &la, want, sizeof want);
+
+  /* bob watches N5 (and its class entry, served by N5's driver) while alice holds it: the
+   * calls reach the host, without a token */
+  EXPECT(call_method(bob, N5, RO_METHOD, NULL, msg), DFNET_STATUS_OK, msg);
+  EXPECT(call_method(bob, RNG_CLASS, RO_METHOD, NULL, msg), DFNET_STATUS_OK, msg);
+  EXPECT(call_method(bob, N5, "/dfnet.test.Other/Peek", NULL, msg), DFNET_STATUS_OK, msg);
+  assert_int_equal(calls_of(f->host, N5, RO_METHOD), 2);
+  th_event_t ev;
+  assert_true(th_wait_event(f->host, dfnet_v1_Envelope_call_tag, N5, WAIT_MS, NULL, &ev));
+  assert_string_equal(ev.url, RO_METHOD);
+  assert_string_equal(ev.caller, "bob");
+  /* anything else is refused naming alice, as before: another method, a near miss */
+  EXPECT(call(bob, N5, NULL, msg), DFNET_STATUS_FAILED_PRECONDITION, msg);
+  assert_string_equal(msg, want);
+  EXPECT(call_method(bob, N5, RO_METHOD "s", NULL, msg), DFNET_STATUS_FAILED_PRECONDITION, msg);
+  assert_string_equal(msg, want);
+  EXPECT(call_method(bob, RNG_CLASS, "/dfnet.test.Echo", NULL, msg),
+         DFNET_STATUS_FAILED_PRECONDITION, msg);
+  assert_string_equal(msg, want);
+  assert_int_equal(th_count_events(f->host, dfnet_v1_Envelope_call_tag, NULL), 3);
+  /* alice's own calls: the read-only one with or without her token, the other with it */
+  EXPECT(call_method(alice, N5, RO_METHOD, NULL, msg), DFNET_STATUS_OK, msg);
+  EXPECT(call(alice, N5, la.token, msg), DFNET_STATUS_OK, msg);
+  /* roles are unchanged: a viewer may not call at all */
+  EXPECT(call_method(f->vic, N5, RO_METHOD, NULL, msg), DFNET_STATUS_PERMISSION_DENIED, msg);
+
+  /* a registered driver's manifest counts the same; the methods are per driver */
+  EXPECT(acquire(alice, &(acq_t){.targets = {SERIAL}}, &ls, msg), DFNET_STATUS_OK, msg);
+  EXPECT(call_method(bob, SERIAL, SUBSCRIBE, NULL, msg), DFNET_STATUS_OK, msg);
+  assert_int_equal(calls_of(f->host, SERIAL, SUBSCRIBE), 1);
+  EXPECT(call_method(bob, SERIAL, "/dfnet.hw.serial.Serial/Write", NULL, msg),
+         DFNET_STATUS_FAILED_PRECONDITION, msg);
+  assert_has(msg, SERIAL " is leased by alice");
+  EXPECT(call_method(bob, SERIAL, RO_METHOD, NULL, msg), DFNET_STATUS_FAILED_PRECONDITION, msg);
+  assert_has(msg, "is leased by alice");
+  EXPECT(call_method(bob, N5, SUBSCRIBE, NULL, msg), DFNET_STATUS_FAILED_PRECONDITION, msg);
+  assert_string_equal(msg, want);
+}
+
+/* Under --require-lease, a read-only method of a node nobody leased passes without a lease;
+ * any other method needs one. */
+static void test_read_only_require_lease(void **state) {
+  fixture_t *f = *state;
+  world_read_only(f, "--require-lease");
+  testhost_t *bob = peer(f, "bob", "operator");
+  char msg[512];
+  EXPECT(call_method(bob, N5, RO_METHOD, NULL, msg), DFNET_STATUS_OK, msg);
+  EXPECT(call_method(bob, RNG_CLASS, RO_METHOD, NULL, msg), DFNET_STATUS_OK, msg);
+  assert_int_equal(calls_of(f->host, N5, RO_METHOD), 2);
+  EXPECT(call(bob, N5, NULL, msg), DFNET_STATUS_FAILED_PRECONDITION, msg);
+  assert_string_equal(msg, "dfnet-manager requires a lease: dfnet lease acquire " N5);
+  EXPECT(call_method(bob, N6, "/dfnet.test.Echo/Watc", NULL, msg), DFNET_STATUS_FAILED_PRECONDITION,
+         msg);
+  assert_string_equal(msg, "dfnet-manager requires a lease: dfnet lease acquire " N6);
+  assert_int_equal(th_count_events(f->host, dfnet_v1_Envelope_call_tag, NULL), 2);
 }
 
 /* ---- expiry and renewal ------------------------------------------------------------------- */
@@ -1327,6 +1457,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_acquire_conflict_fencing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_require_lease, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_read_only_methods, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_read_only_require_lease, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiry_and_renewal, setup, teardown),
       cmocka_unit_test_setup_teardown(test_queue_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wait_cancel_resume, setup, teardown),
