@@ -308,6 +308,7 @@ int cmd_power_get(int argc, char **argv);
 int cmd_serial_console(int argc, char **argv);
 int cmd_serial_write(int argc, char **argv);
 int cmd_serial_read(int argc, char **argv);
+int cmd_serial_log(int argc, char **argv);
 int cmd_serial_configure(int argc, char **argv);
 int cmd_usb_descriptors(int argc, char **argv);
 int cmd_usb_control(int argc, char **argv);

@@ -1,11 +1,14 @@
 /* dfnet CLI: serial ports (proto/dfnet/hw/serial.proto) — console, write, read, configure.
  *
- * `serial console` subscribes to everything the port receives (Subscribe, a server stream
- * with a credit window) and writes it to stdout, and sends what is typed on stdin with
- * Write. When stdin is a terminal it is put in raw mode (every key, Ctrl-C included, goes
- * to the board) and restored on every way out: `~.` at the start of a line, end of input,
- * the stream ending, SIGTERM/SIGHUP, or an error. `~~` at the start of a line sends one
- * `~` (ssh's escape rules). */
+ * `serial console` attaches to the port (Attach: a stream of what it receives from now on,
+ * holding the port's writer seat) and writes what arrives to stdout, and sends what is
+ * typed on stdin with Write; `--read-only` watches (Log with follow: no seat, nothing sent,
+ * allowed while someone else holds the port's lease). When the connection to the manager
+ * is lost the console asks again from the byte after the last it printed (LogData.offset),
+ * so nothing the driver's history still holds is missed. When stdin is a terminal it is put
+ * in raw mode (every key, Ctrl-C included, goes to the board) and restored on every way
+ * out: `~.` at the start of a line, end of input, the stream ending, SIGTERM/SIGHUP, or an
+ * error. `~~` at the start of a line sends one `~` (ssh's escape rules). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,12 +18,16 @@
 #include <unistd.h>
 
 #include "clients/cli/cli.h"
+#include "clients/cli/serial_log.h"
 
 #define SERIAL_CHUNK 4096u
 #define M_CONFIGURE "/dfnet.hw.serial.Serial/Configure"
 #define M_WRITE "/dfnet.hw.serial.Serial/Write"
 #define M_READ "/dfnet.hw.serial.Serial/Read"
-#define M_SUBSCRIBE "/dfnet.hw.serial.Serial/Subscribe"
+#define M_LOG "/dfnet.hw.serial.Serial/Log"
+#define M_ATTACH "/dfnet.hw.serial.Serial/Attach"
+#define CONSOLE_RESUME_TRIES 120   /* attempts to resume a stream the connection lost ... */
+#define CONSOLE_RESUME_WAIT_MS 500 /* ... this far apart */
 #define SERIAL_TARGET_HELP CLI_TARGET_HELP("the port's", "serial")
 
 /* ---- terminal state, restored on every exit path ------------------------------------ */
@@ -90,7 +97,10 @@ typedef struct console {
   bool ended;
   bool tty;                          /* stdin is a terminal: raw mode */
   bool line_start, tilde, quit, eof; /* what was typed: console_escape's state, the end */
-  dfnet_client_call_id_t sub;        /* the Subscribe stream */
+  bool read_only;                    /* --read-only: Log, nothing typed is sent */
+  bool resuming, have_offset;        /* asking again from next_offset */
+  uint64_t next_offset;              /* the byte after the last one printed */
+  dfnet_client_call_id_t sub;        /* the Attach or Log stream */
 } console_t;
 
 static void console_data(void *user, dfnet_client_call_id_t id, const uint8_t *msg, size_t len) {
@@ -102,11 +112,16 @@ static void console_data(void *user, dfnet_client_call_id_t id, const uint8_t *m
     ssize_t w = write(k->ready[1], &b, 1);
     (void)w;
   }
-  const uint8_t *data = NULL;
-  size_t n = 0;
-  if (cli__pb_find_bytes(msg, len, 1, &data, &n) > 0) /* Data.data */
-    (void)cli__write_all(STDOUT_FILENO, data, n);
-  /* Data.dropped (field 2, varint) is rare; a gap in the output shows it. */
+  cli_log_item_t it;
+  if (!cli__serial_log_item(msg, len, &it))
+    return;
+  if (it.len > 0 || it.dropped > 0 || !k->have_offset) {
+    k->next_offset = it.offset + it.len;
+    k->have_offset = true;
+  }
+  /* LogData.dropped is rare (a console that fell 1 MiB behind); a gap in the output shows
+   * it. */
+  (void)cli__write_all(STDOUT_FILENO, it.data, it.len);
 }
 
 static void console_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st,
@@ -199,6 +214,8 @@ static int console_type(cli_run_t *run, console_t *k) {
       break;
     }
     size_t m = console_escape(in, (size_t)n, out, &k->line_start, &k->tilde, &k->quit);
+    if (k->read_only)
+      continue; /* watching: only `~.` counts */
     dfnet_client_error_t err;
     if (m > 0 && serial_write(run->client, run->args[0], out, m, 10000, &err) != DFNET_STATUS_OK) {
       terminal_restore();
@@ -233,14 +250,60 @@ static int console_session(cli_run_t *run, console_t *k) {
   return console_type(run, k);
 }
 
+/* Start the console's stream: from now on (first), or from the byte after the last one
+ * printed (resuming). */
+static dfnet_status_t console_start(cli_run_t *run, console_t *k) {
+  cli_pb_t pb;
+  cli__pb_reset(&pb);
+  if (k->have_offset)
+    cli__pb_varint(&pb, 3, k->next_offset); /* LogRequest.offset */
+  else
+    cli__pb_varint(&pb, 4, 1); /* .now */
+  cli__pb_varint(&pb, 5, 1);   /* .follow */
+  k->got_item = k->ended = false;
+  dfnet_client_call_options_t co = {.credit = 32};
+  return dfnet_client_call_start(run->client, run->args[0], k->read_only ? M_LOG : M_ATTACH, pb.buf,
+                                 pb.len, &co, console_data, console_done, k, &k->sub);
+}
+
+/* Drain a pipe written to once per event. */
+static void drain(int fd) {
+  char buf[64];
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  while (poll(&p, 1, 0) > 0 && read(fd, buf, sizeof buf) > 0)
+    ;
+}
+
+/* The stream ended because the connection to the manager was lost (not the port, nor the
+ * user): ask again from where it was, a few times. */
+static bool console_resume(cli_run_t *run, console_t *k) {
+  for (int i = 0; i < CONSOLE_RESUME_TRIES && !console_signal; i++) {
+    if (k->tty && i == 0)
+      fprintf(stderr, "\r\n[dfnet: %s; resuming from byte %llu]\r\n", k->message,
+              (unsigned long long)k->next_offset);
+    drain(k->wake[0]); /* the last attempt's end */
+    struct pollfd p = {.fd = k->wake[0], .events = POLLIN};
+    (void)poll(&p, 1, CONSOLE_RESUME_WAIT_MS); /* a pause, cut short by a signal */
+    drain(k->ready[0]);
+    if (console_start(run, k) != DFNET_STATUS_OK)
+      continue; /* not connected again yet */
+    /* the node may not be back yet either (its host reconnects too): NOT_FOUND, try again */
+    if (console_wait_ready(k, run->args[0]) == CLI_EXIT_OK && !k->ended)
+      return true;
+  }
+  return false;
+}
+
 static int console_request(cli_run_t *run) {
   console_t *k = run->ctx;
-  dfnet_client_call_options_t co = {.credit = 32};
-  dfnet_status_t st = dfnet_client_call_start(run->client, run->args[0], M_SUBSCRIBE, NULL, 0, &co,
-                                              console_data, console_done, k, &k->sub);
+  dfnet_status_t st = console_start(run, k);
   if (st != DFNET_STATUS_OK)
-    return cli__fail(st, "cannot subscribe to %s", run->args[0]);
+    return cli__fail(st, "cannot %s %s", k->read_only ? "watch" : "attach to", run->args[0]);
   int rc = console_session(run, k);
+  while (rc == CLI_EXIT_OK && k->ended && k->status == DFNET_STATUS_UNAVAILABLE && !k->quit &&
+         !k->eof && !console_signal && k->have_offset && strstr(k->message, "manager") != NULL &&
+         console_resume(run, k))
+    rc = console_type(run, k);
   terminal_restore();
   if (!k->ended)
     dfnet_client_call_cancel(run->client, k->sub);
@@ -251,8 +314,9 @@ static int console_request(cli_run_t *run) {
 static int console_print(cli_run_t *run) {
   const console_t *k = run->ctx;
   int rc = CLI_EXIT_OK;
-  if (k->ended && !k->quit && !k->eof && k->status != DFNET_STATUS_CANCELLED &&
-      k->status != DFNET_STATUS_OK)
+  /* CANCELLED by the user is no failure; by the manager (a lease that ended) it is */
+  if (k->ended && !k->quit && !k->eof && !console_signal && k->status != DFNET_STATUS_OK &&
+      (k->status != DFNET_STATUS_CANCELLED || k->message[0] != '\0'))
     rc = cli__fail(k->status, "console ended: %s", k->message);
   if (k->tty && rc == CLI_EXIT_OK)
     fprintf(stderr, "\n[dfnet: disconnected]\n");
@@ -275,12 +339,19 @@ int cmd_serial_console(int argc, char **argv) {
                                         console_release};
   console_t k = {
       .status = DFNET_STATUS_OK, .wake = {-1, -1}, .ready = {-1, -1}, .line_start = true};
+  const cli_option_t opts[] = {{"read-only", 0, CLI_OPT_FLAG, &k.read_only, 0, 0, NULL,
+                                "watch only: nothing typed is sent, no writer seat taken"},
+                               CLI_OPT_END};
   const cli_syntax_t syn = {
-      .usage = "serial console TARGET",
+      .usage = "serial console TARGET [--read-only]",
       .about =
           "Connect this terminal to a serial port: what it receives is written to stdout, "
-          "what you type is sent to it. Raw terminal mode when stdin is a terminal; `~.` at "
-          "the start of a line quits, `~~` sends a `~`.",
+          "what you type is sent to it. One console at a time may type on a port (the "
+          "writer seat; on a leased port, its holder's); any number may watch with "
+          "--read-only. A lost connection is resumed from the last byte printed. Raw "
+          "terminal mode when stdin is a terminal; `~.` at the start of a line quits, `~~` "
+          "sends a `~`.",
+      .options = opts,
       .min_args = 1,
       .max_args = 1,
       .args_help = SERIAL_TARGET_HELP};

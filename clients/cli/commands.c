@@ -37,6 +37,7 @@ const cli_command_t cli_commands[] = {
     {"serial", "console", cmd_serial_console, "connect the terminal to a serial port"},
     {"serial", "write", cmd_serial_write, "send bytes to a serial port"},
     {"serial", "read", cmd_serial_read, "read what a serial port received"},
+    {"serial", "log", cmd_serial_log, "a port's history: [--since T | --lines N] [--follow]"},
     {"serial", "configure", cmd_serial_configure, "set a serial port's line settings"},
     {"usb", "descriptors", cmd_usb_descriptors, "a USB device's descriptors, as lsusb -v"},
     {"usb", "control", cmd_usb_control, "a control transfer on endpoint 0"},

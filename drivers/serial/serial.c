@@ -25,7 +25,11 @@
  *    dfnet_call_send: with no room it returns RESOURCE_EXHAUSTED at once, the item is kept,
  *    and a flush is retried 10 ms later. The data keeps accumulating (bounded) meanwhile.
  *  - Write and Configure are jobs served one at a time, in order, by the backend
- *    (serial__job_done ends each), once the port is open.
+ *    (serial__job_done ends each), once the port is open. A Write from anyone but the
+ *    caller attached to the console (Attach's writer seat) ends FAILED_PRECONDITION.
+ *  - Everything received also goes into the port's history (history.c: a ring, 1 MiB by
+ *    default, the setting "history_bytes"), which Log and Attach streams replay and follow
+ *    (log.c), flushed with the others.
  * A port that fails (hang-up, I/O error, unplugged adapter) ends every waiting Read,
  * stream and job with UNAVAILABLE; later calls get UNAVAILABLE with the same reason.
  */
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <pb_encode.h>
 
@@ -42,6 +47,7 @@
 #include "drivers/serial/serial.h"
 
 #define SERIAL_FLUSH_RETRY_MS 10u
+#define SERIAL_HISTORY_DEFAULT "1048576" /* the history's bytes (setting "history_bytes") */
 
 /* ---- the byte rings ----------------------------------------------------------------- */
 
@@ -98,9 +104,16 @@ static void task_flush(dfnet_driver_t *driver, void *ctx, void *arg);
 
 /* ---- what the port delivers ---------------------------------------------------------- */
 
+static uint64_t unix_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void serial__deliver(serial_t *s, const uint8_t *data, size_t n, const char *failure) {
   pthread_mutex_lock(&s->mu);
   if (n > 0) {
+    serial_history_append(&s->history, data, n, unix_ms());
     (void)ring_push(&s->rx, data, n);
     for (serial_stream_t *st = s->streams; st != NULL; st = st->next)
       st->dropped += ring_push(&st->ring, data, n);
@@ -380,6 +393,7 @@ static void flush(serial_t *s, bool retry) {
   bool window_full = false;
   for (serial_stream_t *st = s->streams; st != NULL; st = st->next)
     (void)stream_flush(s, st, &window_full);
+  serial__logs_flush(s, &window_full);
   if (window_full)
     drvkit__retry_arm(s->driver, &s->flush_retry);
   char why[256];
@@ -518,6 +532,13 @@ static void serial_write(void *ctx, dfnet_call_t *call, const uint8_t *request, 
     free(j);
     return;
   }
+  char why[512];
+  if (!serial__may_write(s, call, why, sizeof why)) {
+    free(req);
+    free(j);
+    drvkit__fail(call, DFNET_STATUS_FAILED_PRECONDITION, "%s", why);
+    return;
+  }
   j->call = call;
   memcpy(j->data, req->data.bytes, req->data.size);
   j->len = req->data.size;
@@ -572,8 +593,21 @@ static dfnet_status_t serial_start(dfnet_driver_t *driver, void *ctx) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
-  if ((s->rx.buf = malloc(SERIAL_BUF_SIZE)) == NULL)
+  char text[24];
+  char *end = NULL;
+  unsigned long long history = 0;
+  if (drvkit__setting(driver, "history_bytes", "DFNET_SERIAL_HISTORY_BYTES", SERIAL_HISTORY_DEFAULT,
+                      text, sizeof text) != DFNET_STATUS_OK ||
+      (history = strtoull(text, &end, 10), *end != '\0') ||
+      serial_history_init(&s->history, (size_t)history) == DFNET_STATUS_INVALID_ARGUMENT) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
+                     "setting \"history_bytes\" \"%s\": must be 1024..268435456 bytes", text);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if (s->history.buf == NULL || (s->rx.buf = malloc(SERIAL_BUF_SIZE)) == NULL) {
+    serial_history_free(&s->history);
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  }
   pthread_mutex_init(&s->mu, NULL);
   s->mu_ready = true;
   dfnet_status_t st = s->ops->open(s, why, sizeof why);
@@ -586,8 +620,11 @@ static dfnet_status_t serial_start(dfnet_driver_t *driver, void *ctx) {
       {.name = "Write", .handler = serial_write},
       {.name = "Read", .handler = serial_read},
       {.name = "Subscribe", .handler = serial_subscribe, .server_streaming = true},
+      {.name = "Log", .handler = serial__log, .server_streaming = true},
+      {.name = "Attach", .handler = serial__attach, .server_streaming = true},
   };
-  st = dfnet_driver_serve(driver, "dfnet.hw.serial.Serial", methods, 4);
+  st = dfnet_driver_serve(driver, "dfnet.hw.serial.Serial", methods,
+                          sizeof methods / sizeof methods[0]);
   if (st != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot serve on %s: %s", s->name,
                      dfnet_status_str(st));
@@ -603,6 +640,7 @@ close_port:
   s->ops->close(s);
 free_buffer:
   free(s->rx.buf);
+  serial_history_free(&s->history);
   pthread_mutex_destroy(&s->mu);
   return st;
 }
@@ -623,8 +661,10 @@ static void serial_stop(dfnet_driver_t *driver, void *ctx) {
     snprintf(s->failure, sizeof s->failure, "the driver stopped");
   pthread_mutex_unlock(&s->mu);
   end_everything(s, "the driver stopped");
+  serial__logs_end(s, "the driver stopped");
   drop_jobs(s, "the driver stopped");
   free(s->rx.buf);
+  serial_history_free(&s->history);
   pthread_mutex_destroy(&s->mu);
 }
 

@@ -25,6 +25,7 @@
 #include "dfnet/driver.h"
 #include "dfnet/hw/serial.pb.h"
 #include "drivers/common/retry.h"
+#include "drivers/serial/history.h"
 
 #define SERIAL_BUF_SIZE 65536u /* the Read buffer and each stream's buffer, bytes */
 #define SERIAL_ITEM_MAX 4096u  /* bytes per Read reply / Data item / Write (serial.options) */
@@ -72,6 +73,7 @@ typedef struct serial_ring {
 
 typedef struct serial_stream serial_stream_t;
 typedef struct serial_read serial_read_t;
+typedef struct serial_log serial_log_t;
 
 struct serial {
   dfnet_driver_t *driver;
@@ -81,13 +83,17 @@ struct serial {
   pthread_mutex_t mu;
   bool mu_ready;
   /* Under mu (the tty reader thread delivers): */
-  serial_ring_t rx; /* received, not yet Read */
+  serial_ring_t rx;         /* received, not yet Read */
+  serial_history_t history; /* everything received, as far as it holds (log.c) */
   serial_stream_t *streams;
   bool flush_posted; /* a flush task is queued */
   char failure[256]; /* non-empty once the port failed */
   /* Dispatcher only: */
   bool ready;           /* the port is open (USB: set up) */
   serial_read_t *reads; /* parked Reads, oldest first */
+  serial_log_t *logs;   /* Log and Attach streams (log.c) */
+  bool writer_held;     /* an Attach holds the writer seat ... */
+  char writer[128];     /* ... for this caller */
   serial_job_t *jobs;   /* Writes and Configures, oldest first */
   bool pumping;
   drvkit_retry_t flush_retry; /* flush again: a stream's window was full */
@@ -110,6 +116,23 @@ void serial__port_failed(serial_t *s, const char *why);
  * The next job starts. Dispatcher. */
 void serial__job_done(serial_t *s, dfnet_status_t status, const char *why,
                       const dfnet_hw_serial_Config *got);
+
+/* ---- log.c: Log, Attach and the writer seat ---- */
+
+/* /dfnet.hw.serial.Serial/Log and /Attach: method handlers (dfnet_method_handler_t). */
+void serial__log(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len);
+void serial__attach(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len);
+
+/* Send every log stream what the history holds for it, while its window has room (sets
+ * *window_full when one had none: flush again later); end the finished ones. Dispatcher. */
+void serial__logs_flush(serial_t *s, bool *window_full);
+
+/* End every log stream UNAVAILABLE with why (the driver stops). Dispatcher. */
+void serial__logs_end(serial_t *s, const char *why);
+
+/* May `call`'s caller write to the port? False, with the reason in why, while an Attach of
+ * another caller holds the writer seat. Dispatcher. */
+bool serial__may_write(serial_t *s, dfnet_call_t *call, char *why, size_t cap);
 
 /* The line settings `want` with its defaults filled in (0 baud: 115200, 0 data bits: 8,
  * 0 stop bits: 1) into *out. */

@@ -1,0 +1,187 @@
+/* dfnet CLI: `serial log TARGET` — a serial port's history (Serial.Log,
+ * proto/dfnet/hw/serial.proto): what the port received since its driver started, as far as
+ * the driver's ring holds it, from a time, the last N lines or a byte offset; with
+ * --follow, then what arrives, until Ctrl-C. The bytes go to stdout as they came; --json
+ * prints one JSON object per item instead (offset, time, dropped, data as text). */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clients/cli/cli.h"
+#include "clients/cli/serial_log.h"
+#include "lib/cmdline.h"
+
+#define M_LOG "/dfnet.hw.serial.Serial/Log"
+
+typedef struct serial_log_cmd {
+  const char *since;  /* --since: a duration ago or a time */
+  uint64_t lines;     /* --lines */
+  const char *offset; /* --offset */
+  bool follow, json;
+  cli_pb_t *pb;
+  int done[2]; /* written when the stream ends */
+  dfnet_status_t status;
+  char message[512];
+  uint64_t dropped;
+} serial_log_t;
+
+static volatile sig_atomic_t log_signal;
+static int log_wake = -1;
+
+static void log_on_signal(int sig) {
+  log_signal = sig;
+  if (log_wake >= 0) {
+    char b = 's';
+    ssize_t w = write(log_wake, &b, 1);
+    (void)w;
+  }
+}
+
+bool cli__serial_log_item(const uint8_t *msg, size_t len, cli_log_item_t *out) {
+  memset(out, 0, sizeof *out);
+  if (cli__pb_find_bytes(msg, len, 1, &out->data, &out->len) < 0 || /* LogData.data */
+      cli__pb_find_varint(msg, len, 2, &out->offset) < 0 ||         /* .offset */
+      cli__pb_find_varint(msg, len, 3, &out->unix_ms) < 0 ||        /* .unix_ms */
+      cli__pb_find_varint(msg, len, 4, &out->dropped) < 0)          /* .dropped */
+    return false;
+  return true;
+}
+
+static void log_item(void *user, dfnet_client_call_id_t id, const uint8_t *msg, size_t len) {
+  serial_log_t *s = user;
+  (void)id;
+  cli_log_item_t it;
+  if (!cli__serial_log_item(msg, len, &it))
+    return;
+  s->dropped += it.dropped;
+  if (!s->json) {
+    (void)cli__write_all(STDOUT_FILENO, it.data, it.len);
+    return;
+  }
+  if (it.len == 0 && it.dropped == 0)
+    return; /* the "in place" item of a follow stream */
+  cJSON *o = cJSON_CreateObject();
+  char when[40] = "";
+  if (it.unix_ms != 0)
+    cli__time_str(it.unix_ms, when, sizeof when);
+  char *text = strndup((const char *)it.data, it.len);
+  cJSON_AddNumberToObject(o, "offset", (double)it.offset);
+  cJSON_AddItemToObject(o, "time", it.unix_ms != 0 ? cJSON_CreateString(when) : cJSON_CreateNull());
+  cJSON_AddNumberToObject(o, "dropped", (double)it.dropped);
+  cJSON_AddStringToObject(o, "data", text != NULL ? text : "");
+  free(text);
+  char *line = cJSON_PrintUnformatted(o);
+  if (line != NULL)
+    printf("%s\n", line);
+  fflush(stdout);
+  cJSON_free(line);
+  cJSON_Delete(o);
+}
+
+static void log_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, const char *msg) {
+  serial_log_t *s = user;
+  (void)id;
+  s->status = st;
+  snprintf(s->message, sizeof s->message, "%s", msg);
+  char b = 'e';
+  ssize_t w = write(s->done[1], &b, 1);
+  (void)w;
+}
+
+static int log_prepare(cli_run_t *run) {
+  serial_log_t *s = run->ctx;
+  int given = (s->since != NULL) + (s->lines != 0) + (s->offset != NULL);
+  if (given > 1)
+    return cli__usage("--since, --lines and --offset exclude each other");
+  if ((s->pb = malloc(sizeof *s->pb)) == NULL || pipe(s->done) != 0)
+    return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  cli__pb_reset(s->pb);
+  if (s->since != NULL) {
+    uint64_t t;
+    if (!cli__time_parse(s->since, cli__now_ms(), &t))
+      return cli__usage("--since: '%s' is neither a duration (10m, 2h) nor a time", s->since);
+    cli__pb_varint(s->pb, 1, t); /* LogRequest.since_unix_ms */
+  } else if (s->lines != 0) {
+    cli__pb_varint(s->pb, 2, s->lines); /* .last_lines */
+  } else if (s->offset != NULL) {
+    uint64_t offset;
+    if (!dfnet_cmdline_uint(s->offset, 0, 0, UINT64_MAX, &offset))
+      return cli__usage("--offset must be a byte offset, not '%s'", s->offset);
+    cli__pb_varint(s->pb, 3, offset); /* .offset */
+  }
+  if (s->follow)
+    cli__pb_varint(s->pb, 5, 1); /* .follow */
+  return CLI_EXIT_OK;
+}
+
+static int log_request(cli_run_t *run) {
+  serial_log_t *s = run->ctx;
+  dfnet_client_call_options_t co = {.credit = 32};
+  dfnet_client_call_id_t id;
+  dfnet_status_t st = dfnet_client_call_start(run->client, run->args[0], M_LOG, s->pb->buf,
+                                              s->pb->len, &co, log_item, log_done, s, &id);
+  if (st != DFNET_STATUS_OK)
+    return cli__fail(st, "cannot read the log of %s", run->args[0]);
+  log_wake = s->done[1];
+  struct sigaction sa = {.sa_handler = log_on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  struct pollfd p = {.fd = s->done[0], .events = POLLIN};
+  while (poll(&p, 1, -1) < 0 && errno == EINTR)
+    ;
+  if (log_signal) {
+    dfnet_client_call_cancel(run->client, id);
+    s->status = DFNET_STATUS_OK; /* stopped by the user: not a failure */
+  }
+  return CLI_EXIT_OK; /* closing the client ends the stream */
+}
+
+static int log_print(cli_run_t *run) {
+  const serial_log_t *s = run->ctx;
+  if (s->dropped > 0)
+    fprintf(stderr, "dfnet: %llu bytes were no longer kept (the driver's history is a ring)\n",
+            (unsigned long long)s->dropped);
+  if (!log_signal && s->status != DFNET_STATUS_OK)
+    return cli__fail(s->status, "%s", s->message);
+  return CLI_EXIT_OK;
+}
+
+static void log_release(cli_run_t *run) {
+  serial_log_t *s = run->ctx;
+  log_wake = -1;
+  free(s->pb);
+  for (int i = 0; i < 2; i++)
+    if (s->done[i] >= 0)
+      close(s->done[i]);
+}
+
+int cmd_serial_log(int argc, char **argv) {
+  static const cli_command_ops_t ops = {log_prepare, log_request, NULL, log_print, log_release};
+  serial_log_t s = {.done = {-1, -1}, .status = DFNET_STATUS_OK};
+  const cli_option_t opts[] = {
+      {"since", 0, CLI_OPT_STRING, &s.since, 0, 0, "WHEN",
+       "from this time on: a duration ago (10m, 2h) or a time (2026-12-07T10:00:00Z)"},
+      {"lines", 0, CLI_OPT_UINT, &s.lines, 1, 1000000, "N", "the last N lines"},
+      {"offset", 0, CLI_OPT_STRING, &s.offset, 0, 0, "BYTE",
+       "from this byte of the port's output (a LogData offset)"},
+      {"follow", 'f', CLI_OPT_FLAG, &s.follow, 0, 0, NULL, "then print what arrives, until Ctrl-C"},
+      CLI_OPT_JSON(&s.json),
+      CLI_OPT_END};
+  const cli_syntax_t syn = {
+      .usage = "serial log TARGET [--since WHEN | --lines N | --offset BYTE] [--follow] [--json]",
+      .about =
+          "Print what a serial port received since its driver started, as far as the "
+          "driver's history holds it (default 1 MiB): all of it, or from --since, the last "
+          "--lines, or a byte --offset; --follow then prints what arrives. Anyone who may "
+          "call may read a port's log, also while someone else holds its lease.",
+      .options = opts,
+      .min_args = 1,
+      .max_args = 1,
+      .args_help = CLI_TARGET_HELP("the port's", "serial")};
+  return cli__run(argc, argv, &syn, &ops, &s);
+}
