@@ -44,7 +44,6 @@ static struct {
   fabric_agent_t agent;
   bool up;
   int board, board_slave;
-  char board_tty[128];
   pthread_t echo;
   volatile bool stop;
   /* the stream: each echo's arrival */
@@ -83,25 +82,8 @@ static void fabric_up(void) {
   if (fabric_init(&E.fab, "console-bench", NULL, NULL) != 0 ||
       fabric_issue(&E.fab, "host", "lab-c") != 0 || fabric_issue(&E.fab, "operator", "op") != 0)
     bench_die("cannot make the fabric's directory and certificates");
-  if (fabric_sh("cp -r '%s/drivers/serial' '%s/drivers/serial'", E.fab.build, E.fab.root) != 0)
-    bench_die("cannot copy the serial driver package");
-  if (openpty(&E.board, &E.board_slave, E.board_tty, NULL, NULL) != 0)
-    bench_die("openpty failed");
-  struct termios t;
-  tcgetattr(E.board_slave, &t);
-  cfmakeraw(&t);
-  tcsetattr(E.board_slave, TCSANOW, &t);
-  char path[300];
-  snprintf(path, sizeof path, "%s/board.json", E.fab.root);
-  FILE *b = fopen(path, "w");
-  if (b == NULL)
-    bench_die("cannot write the board file");
-  fprintf(b,
-          "{\"devices\": [{\"name\": \"uart0\", \"vid\": 0, \"pid\": 0, \"did\": 0, "
-          "\"properties\": [{\"key\": \"fuchsia.BIND_SERIAL_CLASS\", \"type\": \"int\", "
-          "\"value\": 3}], \"resources\": {\"tty\": \"%s\"}}]}\n",
-          E.board_tty);
-  fclose(b);
+  if (fabric_pty_board(&E.fab, "uart0", &E.board, &E.board_slave) != 0)
+    bench_die("cannot make the pty board");
   if (fabric_start_manager(&E.fab, "127.0.0.1", 30) != 0)
     bench_die("dfnet-manager did not start (see %s)", E.fab.manager_log);
   fabric_start_agent(&E.fab, &E.agent);

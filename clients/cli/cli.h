@@ -153,6 +153,16 @@ extern const cli_option_t cli_json_options[];
 int cli__run(int argc, char **argv, const cli_syntax_t *syntax, const cli_command_ops_t *ops,
              void *ctx);
 
+/* ---- stopping on a signal (signals.c) ----
+ * A long-running command (a console, a followed log) ends on SIGINT, SIGTERM and SIGHUP:
+ * cli__stop_on_signals installs handlers that record the signal and write one byte to
+ * wake_fd (a pipe the command polls; -1: none), so that its wait ends; cli__stop_signal is
+ * the signal seen (0: none); cli__stop_wake_off stops the writes before the pipe closes.
+ * Main thread. */
+void cli__stop_on_signals(int wake_fd);
+void cli__stop_wake_off(void);
+int cli__stop_signal(void);
+
 /* ---- errors ---- */
 /* "dfnet: <STATUS>: message" on stderr; returns the exit code for it (USAGE for
  * INVALID_ARGUMENT raised locally is chosen by the caller). */

@@ -34,22 +34,11 @@
 
 static struct termios saved_termios;
 static volatile sig_atomic_t termios_saved;
-static volatile sig_atomic_t console_signal;
-static int console_wake = -1;
 
 static void terminal_restore(void) {
   if (termios_saved) {
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
     termios_saved = 0;
-  }
-}
-
-static void console_on_signal(int sig) {
-  console_signal = sig;
-  if (console_wake >= 0) {
-    char b = 's';
-    ssize_t w = write(console_wake, &b, 1);
-    (void)w;
   }
 }
 
@@ -194,7 +183,7 @@ static int console_wait_ready(const console_t *k, const char *target) {
 /* Send what is typed until `~.`, the end of input, the stream's end or a signal. */
 static int console_type(cli_run_t *run, console_t *k) {
   uint8_t in[1024], out[2048];
-  while (!k->quit && !k->eof && !console_signal) {
+  while (!k->quit && !k->eof && !cli__stop_signal()) {
     struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
                           {.fd = k->wake[0], .events = POLLIN}};
     if (poll(p, 2, -1) < 0) {
@@ -235,17 +224,13 @@ static int console_session(cli_run_t *run, console_t *k) {
   int rc = console_wait_ready(k, run->args[0]);
   if (rc != CLI_EXIT_OK)
     return rc;
-  console_wake = k->wake[1];
-  struct sigaction sa = {.sa_handler = console_on_signal};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL); /* only reached when stdin is not in raw mode */
+  cli__stop_on_signals(k->wake[1]); /* SIGINT: only when stdin is not in raw mode */
   if (k->tty) {
     if (terminal_raw() != 0)
       return cli__fail(DFNET_STATUS_FAILED_PRECONDITION, "cannot set raw mode: %s",
                        strerror(errno));
-    fprintf(stderr, "[dfnet: connected to %s; ~. to quit]\r\n", run->args[0]);
+    fprintf(stderr, "[dfnet: %s %s; ~. to quit]\r\n",
+            k->read_only ? "watching (read-only)" : "connected to", run->args[0]);
   }
   return console_type(run, k);
 }
@@ -277,7 +262,7 @@ static void drain(int fd) {
 /* The stream ended because the connection to the manager was lost (not the port, nor the
  * user): ask again from where it was, a few times. */
 static bool console_resume(cli_run_t *run, console_t *k) {
-  for (int i = 0; i < CONSOLE_RESUME_TRIES && !console_signal; i++) {
+  for (int i = 0; i < CONSOLE_RESUME_TRIES && !cli__stop_signal(); i++) {
     if (k->tty && i == 0)
       fprintf(stderr, "\r\n[dfnet: %s; resuming from byte %llu]\r\n", k->message,
               (unsigned long long)k->next_offset);
@@ -301,8 +286,8 @@ static int console_request(cli_run_t *run) {
     return cli__fail(st, "cannot %s %s", k->read_only ? "watch" : "attach to", run->args[0]);
   int rc = console_session(run, k);
   while (rc == CLI_EXIT_OK && k->ended && k->status == DFNET_STATUS_UNAVAILABLE && !k->quit &&
-         !k->eof && !console_signal && k->have_offset && strstr(k->message, "manager") != NULL &&
-         console_resume(run, k))
+         !k->eof && !cli__stop_signal() && k->have_offset &&
+         strstr(k->message, "manager") != NULL && console_resume(run, k))
     rc = console_type(run, k);
   terminal_restore();
   if (!k->ended)
@@ -315,7 +300,7 @@ static int console_print(cli_run_t *run) {
   const console_t *k = run->ctx;
   int rc = CLI_EXIT_OK;
   /* CANCELLED by the user is no failure; by the manager (a lease that ended) it is */
-  if (k->ended && !k->quit && !k->eof && !console_signal && k->status != DFNET_STATUS_OK &&
+  if (k->ended && !k->quit && !k->eof && !cli__stop_signal() && k->status != DFNET_STATUS_OK &&
       (k->status != DFNET_STATUS_CANCELLED || k->message[0] != '\0'))
     rc = cli__fail(k->status, "console ended: %s", k->message);
   if (k->tty && rc == CLI_EXIT_OK)
@@ -325,7 +310,7 @@ static int console_print(cli_run_t *run) {
 
 static void console_release(cli_run_t *run) {
   console_t *k = run->ctx;
-  console_wake = -1;
+  cli__stop_wake_off();
   for (int i = 0; i < 2; i++) {
     if (k->wake[i] >= 0)
       close(k->wake[i]);

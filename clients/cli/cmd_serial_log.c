@@ -5,7 +5,6 @@
  * prints one JSON object per item instead (offset, time, dropped, data as text). */
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +27,6 @@ typedef struct serial_log_cmd {
   char message[512];
   uint64_t dropped;
 } serial_log_t;
-
-static volatile sig_atomic_t log_signal;
-static int log_wake = -1;
-
-static void log_on_signal(int sig) {
-  log_signal = sig;
-  if (log_wake >= 0) {
-    char b = 's';
-    ssize_t w = write(log_wake, &b, 1);
-    (void)w;
-  }
-}
 
 bool cli__serial_log_item(const uint8_t *msg, size_t len, cli_log_item_t *out) {
   memset(out, 0, sizeof *out);
@@ -126,15 +113,11 @@ static int log_request(cli_run_t *run) {
                                               s->pb->len, &co, log_item, log_done, s, &id);
   if (st != DFNET_STATUS_OK)
     return cli__fail(st, "cannot read the log of %s", run->args[0]);
-  log_wake = s->done[1];
-  struct sigaction sa = {.sa_handler = log_on_signal};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  cli__stop_on_signals(s->done[1]);
   struct pollfd p = {.fd = s->done[0], .events = POLLIN};
   while (poll(&p, 1, -1) < 0 && errno == EINTR)
     ;
-  if (log_signal) {
+  if (cli__stop_signal()) {
     dfnet_client_call_cancel(run->client, id);
     s->status = DFNET_STATUS_OK; /* stopped by the user: not a failure */
   }
@@ -146,14 +129,14 @@ static int log_print(cli_run_t *run) {
   if (s->dropped > 0)
     fprintf(stderr, "dfnet: %llu bytes were no longer kept (the driver's history is a ring)\n",
             (unsigned long long)s->dropped);
-  if (!log_signal && s->status != DFNET_STATUS_OK)
+  if (!cli__stop_signal() && s->status != DFNET_STATUS_OK)
     return cli__fail(s->status, "%s", s->message);
   return CLI_EXIT_OK;
 }
 
 static void log_release(cli_run_t *run) {
   serial_log_t *s = run->ctx;
-  log_wake = -1;
+  cli__stop_wake_off();
   free(s->pb);
   for (int i = 0; i < 2; i++)
     if (s->done[i] >= 0)

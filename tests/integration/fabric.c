@@ -9,12 +9,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -397,4 +399,31 @@ dfnet_status_t fabric_call(dfnet_client_t *c, const char *target, const char *me
     print_message("call %s %s: %s: %s\n", target, method, dfnet_status_str(st), err.message);
   free(reply);
   return st;
+}
+
+int fabric_pty_board(fabric_t *f, const char *name, int *board, int *slave) {
+  char tty[128];
+  struct termios t;
+  if (fabric_sh("cp -r '%s/drivers/serial' '%s/drivers/serial'", f->build, f->root) != 0 ||
+      openpty(board, slave, tty, NULL, NULL) != 0) {
+    print_message("fabric: no serial package or no pty\n");
+    return -1;
+  }
+  if (tcgetattr(*slave, &t) != 0)
+    return -1;
+  cfmakeraw(&t); /* the board's bytes arrive unchanged */
+  if (tcsetattr(*slave, TCSANOW, &t) != 0 ||
+      fcntl(*board, F_SETFL, fcntl(*board, F_GETFL) | O_NONBLOCK) != 0)
+    return -1;
+  char path[300];
+  snprintf(path, sizeof path, "%s/board.json", f->root);
+  FILE *out = fopen(path, "w");
+  if (out == NULL)
+    return -1;
+  fprintf(out,
+          "{\"devices\": [{\"name\": \"%s\", \"vid\": 0, \"pid\": 0, \"did\": 0, "
+          "\"properties\": [{\"key\": \"fuchsia.BIND_SERIAL_CLASS\", \"type\": \"int\", "
+          "\"value\": 3}], \"resources\": {\"tty\": \"%s\"}}]}\n",
+          name, tty);
+  return fclose(out) == 0 ? 0 : -1;
 }

@@ -63,6 +63,13 @@ int fabric_issue(fabric_t *f, const char *role, const char *name);
  * NULL-terminated. */
 void fabric_write_board(fabric_t *f, const char *const *devices);
 
+/* A board UART for the real serial driver: a pseudo-terminal pair (both sides raw) whose
+ * slave <root>/board.json gives as platform device `name`'s "tty" (fuchsia.BIND_SERIAL_CLASS
+ * 3, a console), and the build's serial driver package copied into <root>/drivers. The
+ * board's side (the master, O_NONBLOCK) into *board; the slave into *slave: keep it open,
+ * so the pty stays up while the driver reopens it. Returns 0 or -1 (printing why). */
+int fabric_pty_board(fabric_t *f, const char *name, int *board, int *slave);
+
 /* Start dfnet-manager listening on `address` ("127.0.0.1" or "0.0.0.0"), port chosen by
  * the system, with the fabric's drivers and --host-grace grace_s. Waits for it to listen.
  * Also a restart, after fabric_stop_process(&f->manager, ...): the same state directory,

@@ -36,7 +36,6 @@ static struct {
   dfnet_client_t *op;
   int board;       /* the board side of the UART: pty master */
   int board_slave; /* kept open so the pty stays up while the driver reopens it */
-  char board_tty[128];
 } F;
 
 static int console_setup(void **state) {
@@ -45,29 +44,9 @@ static int console_setup(void **state) {
   if (fabric_init(&F.fab, "console", NULL, NULL) != 0 ||
       fabric_issue(&F.fab, "host", "lab-s") != 0 || fabric_issue(&F.fab, "operator", "op") != 0)
     return -1;
-  /* the real serial driver package, as the build made it */
-  if (fabric_sh("cp -r '%s/drivers/serial' '%s/drivers/serial'", F.fab.build, F.fab.root) != 0)
+  /* the real serial driver package, as the build made it, on a pty board */
+  if (fabric_pty_board(&F.fab, "uart0", &F.board, &F.board_slave) != 0)
     return -1;
-  if (openpty(&F.board, &F.board_slave, F.board_tty, NULL, NULL) != 0)
-    return -1;
-  struct termios t;
-  if (tcgetattr(F.board_slave, &t) != 0)
-    return -1;
-  cfmakeraw(&t); /* the board's bytes arrive unchanged */
-  if (tcsetattr(F.board_slave, TCSANOW, &t) != 0 ||
-      fcntl(F.board, F_SETFL, fcntl(F.board, F_GETFL) | O_NONBLOCK) != 0)
-    return -1;
-  char board[300];
-  snprintf(board, sizeof board, "%s/board.json", F.fab.root);
-  FILE *out = fopen(board, "w");
-  if (out == NULL)
-    return -1;
-  fprintf(out,
-          "{\"board\": \"console-test\", \"devices\": [{\"name\": \"uart0\", \"vid\": 0, "
-          "\"pid\": 0, \"did\": 0, \"properties\": [{\"key\": \"fuchsia.BIND_SERIAL_CLASS\", "
-          "\"type\": \"int\", \"value\": 3}], \"resources\": {\"tty\": \"%s\"}}]}\n",
-          F.board_tty);
-  fclose(out);
   if (fabric_start_manager(&F.fab, "127.0.0.1", 30) != 0)
     return -1;
   fabric_start_agent(&F.fab, &F.agent);

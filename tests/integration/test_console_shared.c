@@ -38,7 +38,6 @@ static struct {
   fabric_agent_t agent;
   int board;       /* the board side of the UART: pty master */
   int board_slave; /* kept open so the pty stays up */
-  char board_tty[128];
 } F;
 
 static cli_run_t R;
@@ -62,26 +61,8 @@ static int setup(void **state) {
       fabric_issue(&F.fab, "operator", "bob") != 0 ||
       fabric_issue(&F.fab, "operator", "carol") != 0)
     return -1;
-  if (fabric_sh("cp -r '%s/drivers/serial' '%s/drivers/serial'", F.fab.build, F.fab.root) != 0 ||
-      openpty(&F.board, &F.board_slave, F.board_tty, NULL, NULL) != 0)
+  if (fabric_pty_board(&F.fab, "uart0", &F.board, &F.board_slave) != 0)
     return -1;
-  struct termios t;
-  tcgetattr(F.board_slave, &t);
-  cfmakeraw(&t);
-  if (tcsetattr(F.board_slave, TCSANOW, &t) != 0 ||
-      fcntl(F.board, F_SETFL, fcntl(F.board, F_GETFL) | O_NONBLOCK) != 0)
-    return -1;
-  char board[300];
-  snprintf(board, sizeof board, "%s/board.json", F.fab.root);
-  FILE *out = fopen(board, "w");
-  if (out == NULL)
-    return -1;
-  fprintf(out,
-          "{\"devices\": [{\"name\": \"uart0\", \"vid\": 0, \"pid\": 0, \"did\": 0, "
-          "\"properties\": [{\"key\": \"fuchsia.BIND_SERIAL_CLASS\", \"type\": \"int\", "
-          "\"value\": 3}], \"resources\": {\"tty\": \"%s\"}}]}\n",
-          F.board_tty);
-  fclose(out);
   if (fabric_start_manager(&F.fab, "127.0.0.1", 30) != 0)
     return -1;
   fabric_start_agent(&F.fab, &F.agent);
