@@ -78,12 +78,15 @@ static bool log_take(serial_t *s, serial_log_t *l) {
     return false;
   pthread_mutex_lock(&s->mu);
   const serial_history_t *h = &s->history;
-  if (l->cursor < h->start) { /* the ring overtook it */
-    item->dropped = h->start - l->cursor;
+  if (l->cursor < h->start) { /* the ring overtook it (a replay counts only up to its end) */
+    uint64_t to = l->follow || h->start < l->until ? h->start : l->until;
+    item->dropped = to > l->cursor ? to - l->cursor : 0;
     l->cursor = h->start;
   }
   uint64_t end = l->follow ? h->end : (l->until < h->end ? l->until : h->end);
-  size_t max = end - l->cursor < SERIAL_ITEM_MAX ? (size_t)(end - l->cursor) : SERIAL_ITEM_MAX;
+  size_t max = end <= l->cursor                    ? 0 /* a replay the ring overtook */
+               : end - l->cursor < SERIAL_ITEM_MAX ? (size_t)(end - l->cursor)
+                                                   : SERIAL_ITEM_MAX;
   item->offset = l->cursor;
   item->data.size =
       (pb_size_t)serial_history_copy(h, l->cursor, item->data.bytes, max, &item->unix_ms);

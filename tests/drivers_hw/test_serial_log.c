@@ -118,7 +118,7 @@ static dfnet_status_t log_all(fixture_t *f, const dfnet_hw_serial_LogRequest *re
 /* Wait until the port's output reached `want` bytes (a Log from offset 0, repeated: what
  * the ring no longer holds counts as dropped). */
 static void wait_history(fixture_t *f, size_t want) {
-  char out[8192];
+  static char out[1 << 16];
   uint64_t dropped, first;
   dfnet_hw_serial_LogRequest all = {.which_from = dfnet_hw_serial_LogRequest_offset_tag};
   for (int i = 0; i < 200; i++) {
@@ -191,6 +191,69 @@ static void test_small_ring_drops(void **state) {
   assert_int_equal(hw_stop(f->bench, MONIKER), DFNET_STATUS_OK);
   assert_int_equal(start_port(f, "{\"config\": {\"history_bytes\": \"12\"}}"),
                    DFNET_STATUS_INVALID_ARGUMENT);
+}
+
+/* Wait until the port's output reached exactly `want` bytes: a Log from byte want - 1 gives
+ * that byte (or says the ring dropped it) once it is there. */
+static void wait_end(fixture_t *f, uint64_t want) {
+  static char out[1 << 16];
+  uint64_t dropped, first;
+  dfnet_hw_serial_LogRequest req = {.which_from = dfnet_hw_serial_LogRequest_offset_tag,
+                                    .from.offset = want - 1};
+  for (int i = 0; i < 500; i++) {
+    assert_int_equal(log_all(f, &req, out, sizeof out, &dropped, &first), DFNET_STATUS_OK);
+    if (strlen(out) > 0 || dropped > 0)
+      return;
+    usleep(10 * 1000);
+  }
+  fail_msg("the port's output never reached %llu bytes", (unsigned long long)want);
+}
+
+/* A replay (no follow) the ring overtakes while the caller's window is shut (past the 64
+ * items the driver host queues for a call): it skips what is gone (dropped) and still ends
+ * at the end the history had when it was asked for — nothing printed later comes with it
+ * (regression: it sent the newer bytes). */
+static void test_overtaken_replay_ends_where_asked(void **state) {
+  fixture_t *f = *state;
+  enum { OLD = 400000, NEW = 600000 }; /* a ring of 400000 */
+  assert_int_equal(start_port(f, "{\"config\": {\"history_bytes\": \"400000\"}}"), DFNET_STATUS_OK);
+  static char chunk[4001];
+  memset(chunk, 'a', 4000);
+  for (int i = 0; i < OLD / 4000; i++)
+    board_prints(f, chunk);
+  wait_end(f, OLD);
+  dfnet_hw_serial_LogRequest req = {.which_from = dfnet_hw_serial_LogRequest_offset_tag};
+  uint8_t buf[64];
+  pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
+  assert_true(pb_encode(&os, dfnet_hw_serial_LogRequest_fields, &req));
+  uint64_t id = hw_call_start(f->bench, MONIKER, SERIAL "Log", buf, os.bytes_written, 1);
+  hw_reply_t r;
+  assert_true(hw_next_reply(f->bench, id, HW_WAIT_MS, &r)); /* the first 4096; the rest wait */
+  hw_reply_free(&r);
+  memset(chunk, 'b', 4000);
+  for (int i = 0; i < NEW / 4000; i++)
+    board_prints(f, chunk);
+  wait_end(f, OLD + NEW);
+  hw_credit(f->bench, id, 1000);
+  uint64_t got = 4096, dropped = 0;
+  for (;;) {
+    assert_true(hw_next_reply(f->bench, id, HW_WAIT_MS, &r));
+    if (r.end_of_stream) {
+      assert_int_equal(r.code, DFNET_STATUS_OK);
+      hw_reply_free(&r);
+      break;
+    }
+    dfnet_hw_serial_LogData *d = calloc(1, sizeof *d);
+    pb_istream_t is = pb_istream_from_buffer(r.data, r.size);
+    assert_true(pb_decode(&is, dfnet_hw_serial_LogData_fields, d));
+    assert_null(memchr(d->data.bytes, 'b', d->data.size));
+    got += d->data.size;
+    dropped += d->dropped;
+    free(d);
+    hw_reply_free(&r);
+  }
+  assert_true(dropped > 0);
+  assert_int_equal(got + dropped, OLD); /* every byte asked for: sent, or said gone */
 }
 
 /* Follow: the empty first item, then what the board prints. */
@@ -291,6 +354,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
       cmocka_unit_test_setup_teardown(test_small_ring_drops, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_overtaken_replay_ends_where_asked, setup, teardown),
       cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_writer_seat, setup, teardown),
   };
