@@ -9,7 +9,9 @@
  * asynchronous start completed (driver.c dh__driver_begin_stop). OK makes the driver
  * RUNNING and answers the DriverStart at once. A failure after `start` returned OK stops
  * the driver like a DriverStop (prepare_stop, drain, stop) and answers the DriverStart when
- * it has stopped (a stop waiter), so that whoever waits for it knows the driver is gone.
+ * it has stopped (a stop waiter), so that whoever waits for it knows the driver is gone; a
+ * `start` that returned an error is answered the same way, once its final task ran (so a
+ * DriverStart for the same node right after finds it gone, not stopping).
  * The timeout bounds the whole start, `start` included: a `start` that blocks past it is
  * failed DEADLINE_EXCEEDED, and the answer waits for it to return and for the stop.
  *
