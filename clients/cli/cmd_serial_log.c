@@ -153,7 +153,8 @@ int cmd_serial_log(int argc, char **argv) {
       {"offset", 0, CLI_OPT_STRING, &s.offset, 0, 0, "BYTE",
        "from this byte of the port's output (a LogData offset)"},
       {"follow", 'f', CLI_OPT_FLAG, &s.follow, 0, 0, NULL, "then print what arrives, until Ctrl-C"},
-      CLI_OPT_JSON(&s.json),
+      {"json", 0, CLI_OPT_FLAG, &s.json, 0, 0, NULL,
+       "one JSON object per line per chunk: offset, time, dropped, data"},
       CLI_OPT_END};
   const cli_syntax_t syn = {
       .usage = "serial log TARGET [--since WHEN | --lines N | --offset BYTE] [--follow] [--json]",
