@@ -180,6 +180,30 @@ static void class_added(dfnet_driver_t *driver, void *ctx, const char *name, dfn
                      name, dfnet_status_str(status));
 }
 
+static void offer_child_added(dfnet_driver_t *driver, void *ctx, const char *name,
+                              dfnet_status_t status, void *arg) {
+  (void)ctx;
+  (void)arg;
+  if (status != DFNET_STATUS_OK)
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_WARN,
+                     "the child %s refused by the manager: %s (no composite can take it)", name,
+                     dfnet_status_str(status));
+}
+
+dfnet_status_t drvkit__offer_child(dfnet_driver_t *driver, const char *name, const char *service) {
+  dfnet_node_property_t part = {.str_key = DRVKIT_PROP_PART,
+                                .type = DFNET_PROPERTY_STRING,
+                                .value_str = dfnet_driver_node_moniker(driver)};
+  const char *offers[] = {service};
+  dfnet_child_args_t args = {
+      .name = name, .properties = &part, .property_count = 1, .offers = offers, .offer_count = 1};
+  dfnet_status_t st = dfnet_driver_add_child(driver, &args, offer_child_added, NULL);
+  if (st != DFNET_STATUS_OK)
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_WARN, "cannot add the child %s offering %s: %s", name,
+                     service, dfnet_status_str(st));
+  return st;
+}
+
 dfnet_status_t drvkit__publish_class(dfnet_driver_t *driver, const char *class_name) {
   dfnet_child_args_t args = {
       .name = class_name,

@@ -84,6 +84,19 @@ dfnet_status_t drvkit__read_text(const char *path, char *buf, size_t cap)
  * dfnet_driver_add_child returns. */
 dfnet_status_t drvkit__publish_class(dfnet_driver_t *driver, const char *class_name);
 
+/* The property a child added by drvkit__offer_child carries: the moniker of the device node
+ * whose driver offers the service (bind library dfnet.lab, PART), so that a composite node
+ * spec — a lab board's (`dfnet board add`) — can take that very device as a parent. */
+#define DRVKIT_PROP_PART "dfnet.lab.PART"
+
+/* Offer `service` to a child node named `name` that the manager binds (DFv2: a driver
+ * offers its service to the nodes it adds; a composite whose parent that child becomes, a
+ * lab board, then calls the service through the offer). The child carries DRVKIT_PROP_PART
+ * = this node's moniker, and the offer-derived property "<service>" =
+ * "<service>.DriverTransport" the manager adds. The manager's verdict is logged. Returns
+ * what dfnet_driver_add_child returns. Any thread (normally `start`). */
+dfnet_status_t drvkit__offer_child(dfnet_driver_t *driver, const char *name, const char *service);
+
 /* CLOCK_MONOTONIC in ms. */
 uint64_t drvkit__now_ms(void);
 

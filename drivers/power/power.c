@@ -4,9 +4,10 @@
  * and the backends).
  *
  *   start   reads the switch from the node's properties (FAILED_PRECONDITION with the
- *           reason when they do not describe one), starts the worker, serves Power and
- *           publishes class "power". It does not touch the switch: a plug that is
- *           unplugged now may answer later.
+ *           reason when they do not describe one), starts the worker, serves Power,
+ *           publishes class "power" and offers Power to a child "outlet" (a lab board's
+ *           composite takes it as its power parent). It does not touch the switch: a plug
+ *           that is unplugged now may answer later.
  *   calls   are queued (at most POWER_QUEUE_MAX; RESOURCE_EXHAUSTED beyond) and run one
  *           after the other on the worker thread, in arrival order: one switch does one
  *           thing at a time, and a Cycle is not cut by another caller's On. Each request
@@ -292,6 +293,7 @@ static dfnet_status_t power_start(dfnet_driver_t *driver, void *ctx) {
     pthread_cond_destroy(&p->cv);
     return st;
   }
+  (void)drvkit__offer_child(driver, "outlet", "dfnet.hw.power.Power"); /* for a board */
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving the %s switch %s", p->sw.backend->name,
                    p->sw.address);
   return DFNET_STATUS_OK;

@@ -5,7 +5,8 @@
  * usb-device, offers (usb.c).
  *
  *   start        picks the backend (a "dfnet.platform.TTY" property: tty; a USB interface
- *                node: usb), opens the port, serves Serial and publishes class "serial". A
+ *                node: usb), opens the port, serves Serial, publishes class "serial" and
+ *                offers Serial to a child "port" (a lab board's console parent). A
  *                port that cannot be opened: FAILED_PRECONDITION with the reason. (A USB
  *                port finishes opening after start: its calls wait for it, and if it fails
  *                they get UNAVAILABLE with the reason.)
@@ -631,6 +632,7 @@ static dfnet_status_t serial_start(dfnet_driver_t *driver, void *ctx) {
     goto close_port;
   }
   (void)drvkit__publish_class(driver, "serial");
+  (void)drvkit__offer_child(driver, "port", "dfnet.hw.serial.Serial"); /* for a board */
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %s (%s)", s->name, s->ops->name);
   return DFNET_STATUS_OK;
 
