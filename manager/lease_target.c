@@ -149,23 +149,44 @@ static void add_root(lease_plan_t *p, store_target_t t, const char *moniker) {
   p->root_count++;
 }
 
-/* The parents of p's composite roots, each once, unless a root covers it already. */
+/* The device behind a composite's parent x, when x is a child a device's driver added only
+ * to offer its service (no driver of its own; a lab board's outlet and port:
+ * drivers/common/drvkit.h drvkit__offer_child): that device, whose driver serves what x
+ * offers the composite (a call to the device would otherwise bypass the lease). NULL for
+ * any other parent. */
+static const topology_node_t *offering_device(const topology_node_t *x) {
+  if (x->offer_count > 0 && x->driver_id == 0 && x->parent_count > 0 && x->parents[0] != NULL &&
+      x->parents[0]->driver_id != 0)
+    return x->parents[0];
+  return NULL;
+}
+
+/* Add node n to p's claims unless a root covers it or it is there already. */
+static void add_claim(mgr_t *m, lease_plan_t *p, const topology_node_t *n) {
+  bool listed = false;
+  for (size_t j = 0; j < p->root_count && !listed; j++)
+    listed = lease__descends(m, p->nodes[j], n->moniker); /* a root covers it */
+  for (size_t j = p->root_count; j < p->node_count && !listed; j++)
+    listed = strcmp(p->nodes[j], n->moniker) == 0;
+  if (!listed && p->node_count < STORE_NODES_MAX)
+    p->nodes[p->node_count++] = n->moniker;
+}
+
+/* The parents of p's composite roots, each once, and the devices behind the ones that only
+ * offer their device's service (offering_device). */
 static void add_parents(mgr_t *m, lease_plan_t *p) {
   for (size_t r = 0; r < p->root_count; r++) {
     const topology_node_t *n = topology__find(&m->topo, p->nodes[r]);
     if (n == NULL || !n->composite)
       continue;
-    for (uint8_t i = 0; i < n->parent_count && p->node_count < STORE_NODES_MAX; i++) {
+    for (uint8_t i = 0; i < n->parent_count; i++) {
       const topology_node_t *parent = n->parents[i];
       if (parent == NULL)
         continue;
-      bool listed = false;
-      for (size_t j = 0; j < p->root_count && !listed; j++)
-        listed = lease__descends(m, p->nodes[j], parent->moniker); /* a root covers it */
-      for (size_t j = p->root_count; j < p->node_count && !listed; j++)
-        listed = strcmp(p->nodes[j], parent->moniker) == 0;
-      if (!listed)
-        p->nodes[p->node_count++] = parent->moniker;
+      add_claim(m, p, parent);
+      const topology_node_t *device = offering_device(parent);
+      if (device != NULL)
+        add_claim(m, p, device);
     }
   }
 }
