@@ -159,6 +159,10 @@ static void *plug_main(void *arg) {
 }
 
 plug_sim_t *plug_sim_start(plug_change_fn on_change, void *arg) {
+  return plug_sim_start_at("127.0.0.1", on_change, arg);
+}
+
+plug_sim_t *plug_sim_start_at(const char *addr, plug_change_fn on_change, void *arg) {
   plug_sim_t *p = calloc(1, sizeof *p);
   if (p == NULL)
     return NULL;
@@ -166,10 +170,10 @@ plug_sim_t *plug_sim_start(plug_change_fn on_change, void *arg) {
   p->arg = arg;
   pthread_mutex_init(&p->mu, NULL);
   p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in a = {.sin_family = AF_INET};
   socklen_t alen = sizeof a;
-  if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-      listen(p->listen_fd, 16) != 0 ||
+  if (p->listen_fd < 0 || inet_pton(AF_INET, addr, &a.sin_addr) != 1 ||
+      bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(p->listen_fd, 16) != 0 ||
       getsockname(p->listen_fd, (struct sockaddr *)&a, &alen) != 0 || pipe(p->stop_pipe) != 0) {
     if (p->listen_fd >= 0)
       close(p->listen_fd);

@@ -26,8 +26,10 @@ typedef struct plug_sim plug_sim_t;
 /* Called (on the plug's thread) when relay `relay` changes to `on`. */
 typedef void (*plug_change_fn)(void *arg, unsigned relay, bool on);
 
-/* Start a plug; NULL when it cannot listen. on_change may be NULL. */
+/* Start a plug on 127.0.0.1; NULL when it cannot listen. on_change may be NULL. */
 plug_sim_t *plug_sim_start(plug_change_fn on_change, void *arg);
+/* The same on IPv4 address `addr` (a veth's, for agents in network namespaces). */
+plug_sim_t *plug_sim_start_at(const char *addr, plug_change_fn on_change, void *arg);
 /* Its port on 127.0.0.1. */
 uint16_t plug_sim_port(const plug_sim_t *p);
 void plug_sim_set_mode(plug_sim_t *p, plug_mode_t mode);
