@@ -314,8 +314,10 @@ static void cycle_item(void *user, dfnet_client_call_id_t id, const uint8_t *msg
   (void)id;
   const uint8_t *data = NULL;
   size_t n = 0;
-  uint64_t matched = 0;
-  if (cli__pb_find_bytes(msg, len, 1, &data, &n) > 0) /* CycleProgress.console */
+  uint64_t matched = 0, tail = 0;
+  /* the tail item repeats the last 4 KiB, already printed as they came */
+  if (cli__pb_find_varint(msg, len, 3, &tail) >= 0 && !tail && /* CycleProgress.tail */
+      cli__pb_find_bytes(msg, len, 1, &data, &n) > 0)          /* .console */
     (void)cli__write_all(STDOUT_FILENO, data, n);
   if (cli__pb_find_varint(msg, len, 2, &matched) > 0 && matched) /* .matched */
     s->matched = true;

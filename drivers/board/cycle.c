@@ -108,12 +108,14 @@ static void cycle_retry(dfnet_driver_t *driver, void *ctx, void *arg) {
 }
 
 /* Send one CycleProgress. Returns dfnet_call_send's status. */
-static dfnet_status_t cycle_send(board_cycle_t *c, const uint8_t *data, size_t n, bool matched) {
+static dfnet_status_t cycle_send(board_cycle_t *c, const uint8_t *data, size_t n, bool matched,
+                                 bool tail) {
   dfnet_lab_CycleProgress p = dfnet_lab_CycleProgress_init_zero;
   if (n > 0)
     memcpy(p.console.bytes, data, n);
   p.console.size = (pb_size_t)n;
   p.matched = matched;
+  p.tail = tail;
   uint8_t buf[dfnet_lab_CycleProgress_size];
   pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
   if (!pb_encode(&os, dfnet_lab_CycleProgress_fields, &p))
@@ -137,7 +139,7 @@ static void cycle_flush(board_t *b, board_cycle_t *c) {
   while (c->pending_len > 0) {
     size_t n = c->pending_len < CYCLE_ITEM ? c->pending_len : CYCLE_ITEM;
     bool last = c->phase == CYCLE_ENDING && c->end_matched && n == c->pending_len;
-    st = cycle_send(c, c->pending, n, last);
+    st = cycle_send(c, c->pending, n, last, false);
     if (st != DFNET_STATUS_OK)
       break;
     memmove(c->pending, c->pending + n, c->pending_len - n);
@@ -147,7 +149,8 @@ static void cycle_flush(board_t *b, board_cycle_t *c) {
   }
   if (st == DFNET_STATUS_OK && c->phase == CYCLE_ENDING && !c->end_item_sent &&
       (c->end_matched || c->end_tail)) {
-    st = c->end_matched ? cycle_send(c, NULL, 0, true) : cycle_send(c, c->tail, c->tail_len, false);
+    st = c->end_matched ? cycle_send(c, NULL, 0, true, false)
+                        : cycle_send(c, c->tail, c->tail_len, false, true);
     if (st == DFNET_STATUS_OK)
       c->end_item_sent = true;
   }

@@ -175,6 +175,8 @@ typedef struct cycle_result {
   size_t len;
   size_t items;
   bool last_matched;    /* the last item said matched */
+  bool last_tail;       /* the last item was marked tail */
+  int tails;            /* items marked tail */
   bool any_matched;     /* an item said matched */
   char last_item[8192]; /* the last item's console */
   size_t last_item_len;
@@ -200,6 +202,8 @@ static void cycle_collect(fixture_t *f, uint64_t id, cycle_result_t *out) {
     memcpy(out->last_item, p->console.bytes, p->console.size);
     out->last_item_len = p->console.size;
     out->last_matched = p->matched;
+    out->last_tail = p->tail;
+    out->tails += p->tail;
     out->any_matched |= p->matched;
     out->items++;
     free(p);
@@ -217,6 +221,7 @@ static void test_cycle_matches(void **state) {
   if (res->status != DFNET_STATUS_OK)
     fail_msg("CycleAndWait: %s: %s", dfnet_status_str(res->status), res->message);
   assert_true(res->last_matched);
+  assert_int_equal(res->tails, 0);
   assert_true(res->items >= 2); /* the banner is over 4 KiB */
   /* every byte of the banner up to the pattern, in order */
   const char *end = strstr(f->banner, "login:") + strlen("login:");
@@ -245,6 +250,8 @@ static void test_cycle_timeout(void **state) {
   size_t blen = strlen(f->banner);
   assert_int_equal(res->last_item_len, 4096);
   assert_memory_equal(res->last_item, f->banner + blen - 4096, 4096);
+  assert_true(res->last_tail); /* marked: a caller that streamed it all may skip it */
+  assert_int_equal(res->tails, 1);
 
   /* a board that prints nothing: the tail item is there, empty */
   atomic_store(&f->boots, false);
