@@ -319,6 +319,12 @@ int cmd_board_add(int argc, char **argv);
 int cmd_board_list(int argc, char **argv);
 int cmd_board_show(int argc, char **argv);
 int cmd_board_cycle(int argc, char **argv);
+int cmd_board_console(int argc, char **argv);
+
+/* The serial port node of lab board `name` (the device its console parent, the serial
+ * driver's offered child "port", hangs from) into out[cap]. CLI_EXIT_OK, or the failure
+ * printed (NOT_FOUND: no such board is up). cmd_board.c. */
+int cli__board_console(dfnet_client_t *c, const char *name, char *out, size_t cap);
 int cmd_serial_console(int argc, char **argv);
 int cmd_serial_write(int argc, char **argv);
 int cmd_serial_read(int argc, char **argv);

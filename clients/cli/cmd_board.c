@@ -11,6 +11,7 @@
  * The board node appears below its power parent, named after the board, with class board. */
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,28 @@ static int board_find(dfnet_client_t *c, const char *name, char *out, size_t cap
                      "no board %s is up (dfnet board list; dfnet composite list shows the "
                      "boards whose parents are not all there)",
                      name);
+  return CLI_EXIT_OK;
+}
+
+int cli__board_console(dfnet_client_t *c, const char *name, char *out, size_t cap) {
+  dfnet_client_node_list_t *l = NULL;
+  dfnet_client_error_t err;
+  if (dfnet_client_list_nodes(c, NULL, false, true, NULL, &l, &err) != DFNET_STATUS_OK)
+    return cli__fail_err(&err);
+  out[0] = '\0';
+  for (size_t i = 0; i < l->count && out[0] == '\0'; i++) {
+    const dfnet_client_node_t *n = &l->items[i];
+    size_t ul = strlen(n->driver_url), bl = strlen(BOARD_DRIVER);
+    if (strcmp(n->name, name) != 0 || ul < bl ||
+        strcmp(n->driver_url + ul - bl, BOARD_DRIVER) != 0 || n->parent_count < 2)
+      continue;
+    const char *port = n->parents[1]; /* "<device>.port" */
+    const char *dot = strrchr(port, '.');
+    snprintf(out, cap, "%.*s", (int)(dot != NULL ? dot - port : (ptrdiff_t)strlen(port)), port);
+  }
+  dfnet_client_node_list_free(l);
+  if (out[0] == '\0')
+    return cli__fail(DFNET_STATUS_NOT_FOUND, "no board %s is up (dfnet board list)", name);
   return CLI_EXIT_OK;
 }
 

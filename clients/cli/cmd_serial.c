@@ -88,6 +88,8 @@ typedef struct console {
   bool line_start, tilde, quit, eof; /* what was typed: console_escape's state, the end */
   bool read_only;                    /* --read-only: Log, nothing typed is sent */
   bool resuming, have_offset;        /* asking again from next_offset */
+  bool board;                        /* `board console`: the target is a board's name */
+  char target[400];                  /* the port's node (or class path) */
   uint64_t next_offset;              /* the byte after the last one printed */
   dfnet_client_call_id_t sub;        /* the Attach or Log stream */
 } console_t;
@@ -206,7 +208,7 @@ static int console_type(cli_run_t *run, console_t *k) {
     if (k->read_only)
       continue; /* watching: only `~.` counts */
     dfnet_client_error_t err;
-    if (m > 0 && serial_write(run->client, run->args[0], out, m, 10000, &err) != DFNET_STATUS_OK) {
+    if (m > 0 && serial_write(run->client, k->target, out, m, 10000, &err) != DFNET_STATUS_OK) {
       terminal_restore();
       return cli__fail_err(&err);
     }
@@ -221,7 +223,7 @@ static int console_type(cli_run_t *run, console_t *k) {
 
 /* With the port's stream in place: signals, raw mode, then typing. */
 static int console_session(cli_run_t *run, console_t *k) {
-  int rc = console_wait_ready(k, run->args[0]);
+  int rc = console_wait_ready(k, k->target);
   if (rc != CLI_EXIT_OK)
     return rc;
   cli__stop_on_signals(k->wake[1]); /* SIGINT: only when stdin is not in raw mode */
@@ -230,7 +232,7 @@ static int console_session(cli_run_t *run, console_t *k) {
       return cli__fail(DFNET_STATUS_FAILED_PRECONDITION, "cannot set raw mode: %s",
                        strerror(errno));
     fprintf(stderr, "[dfnet: %s %s; ~. to quit]\r\n",
-            k->read_only ? "watching (read-only)" : "connected to", run->args[0]);
+            k->read_only ? "watching (read-only)" : "connected to", k->target);
   }
   return console_type(run, k);
 }
@@ -247,7 +249,7 @@ static dfnet_status_t console_start(cli_run_t *run, console_t *k) {
   cli__pb_varint(&pb, 5, 1);   /* .follow */
   k->got_item = k->ended = false;
   dfnet_client_call_options_t co = {.credit = 32};
-  return dfnet_client_call_start(run->client, run->args[0], k->read_only ? M_LOG : M_ATTACH, pb.buf,
+  return dfnet_client_call_start(run->client, k->target, k->read_only ? M_LOG : M_ATTACH, pb.buf,
                                  pb.len, &co, console_data, console_done, k, &k->sub);
 }
 
@@ -273,7 +275,7 @@ static bool console_resume(cli_run_t *run, console_t *k) {
     if (console_start(run, k) != DFNET_STATUS_OK)
       continue; /* not connected again yet */
     /* the node may not be back yet either (its host reconnects too): NOT_FOUND, try again */
-    if (console_wait_ready(k, run->args[0]) == CLI_EXIT_OK && !k->ended)
+    if (console_wait_ready(k, k->target) == CLI_EXIT_OK && !k->ended)
       return true;
   }
   return false;
@@ -281,9 +283,15 @@ static bool console_resume(cli_run_t *run, console_t *k) {
 
 static int console_request(cli_run_t *run) {
   console_t *k = run->ctx;
+  snprintf(k->target, sizeof k->target, "%s", run->args[0]);
+  if (k->board) {
+    int rc = cli__board_console(run->client, run->args[0], k->target, sizeof k->target);
+    if (rc != CLI_EXIT_OK)
+      return rc;
+  }
   dfnet_status_t st = console_start(run, k);
   if (st != DFNET_STATUS_OK)
-    return cli__fail(st, "cannot %s %s", k->read_only ? "watch" : "attach to", run->args[0]);
+    return cli__fail(st, "cannot %s %s", k->read_only ? "watch" : "attach to", k->target);
   int rc = console_session(run, k);
   while (rc == CLI_EXIT_OK && k->ended && k->status == DFNET_STATUS_UNAVAILABLE && !k->quit &&
          !k->eof && !cli__stop_signal() && k->have_offset &&
@@ -319,29 +327,41 @@ static void console_release(cli_run_t *run) {
   }
 }
 
-int cmd_serial_console(int argc, char **argv) {
+#define CONSOLE_ABOUT                                                                      \
+  "what it receives is written to stdout, what you type is sent to it. One console at a "  \
+  "time may type on a port (the writer seat; on a leased port, its holder's); any number " \
+  "may watch with --read-only. A lost connection is resumed from the last byte printed. "  \
+  "Raw terminal mode when stdin is a terminal; `~.` at the start of a line quits, `~~` "   \
+  "sends a `~`."
+
+/* serial console TARGET, or (board) board console NAME. */
+static int console_command(int argc, char **argv, bool board) {
   static const cli_command_ops_t ops = {console_prepare, console_request, NULL, console_print,
                                         console_release};
-  console_t k = {
-      .status = DFNET_STATUS_OK, .wake = {-1, -1}, .ready = {-1, -1}, .line_start = true};
+  console_t k = {.status = DFNET_STATUS_OK,
+                 .wake = {-1, -1},
+                 .ready = {-1, -1},
+                 .line_start = true,
+                 .board = board};
   const cli_option_t opts[] = {{"read-only", 0, CLI_OPT_FLAG, &k.read_only, 0, 0, NULL,
                                 "watch only: nothing typed is sent, no writer seat taken"},
                                CLI_OPT_END};
   const cli_syntax_t syn = {
-      .usage = "serial console TARGET [--read-only]",
+      .usage = board ? "board console NAME [--read-only]" : "serial console TARGET [--read-only]",
       .about =
-          "Connect this terminal to a serial port: what it receives is written to stdout, "
-          "what you type is sent to it. One console at a time may type on a port (the "
-          "writer seat; on a leased port, its holder's); any number may watch with "
-          "--read-only. A lost connection is resumed from the last byte printed. Raw "
-          "terminal mode when stdin is a terminal; `~.` at the start of a line quits, `~~` "
-          "sends a `~`.",
+          board ? "Connect this terminal to a lab board's console (its serial port): " CONSOLE_ABOUT
+                : "Connect this terminal to a serial port: " CONSOLE_ABOUT,
       .options = opts,
       .min_args = 1,
       .max_args = 1,
-      .args_help = SERIAL_TARGET_HELP};
+      .args_help =
+          board ? "  NAME     the board's name (`dfnet board list`)\n" : SERIAL_TARGET_HELP};
   return cli__run(argc, argv, &syn, &ops, &k);
 }
+
+int cmd_serial_console(int argc, char **argv) { return console_command(argc, argv, false); }
+
+int cmd_board_console(int argc, char **argv) { return console_command(argc, argv, true); }
 
 /* ---- serial write / read ------------------------------------------------------------- */
 

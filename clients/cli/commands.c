@@ -38,6 +38,7 @@ const cli_command_t cli_commands[] = {
     {"board", "list", cmd_board_list, "the lab boards that are up"},
     {"board", "show", cmd_board_show, "a board's power state and console's last line"},
     {"board", "cycle", cmd_board_cycle, "power-cycle a board until its console says TEXT"},
+    {"board", "console", cmd_board_console, "a board's console [--read-only]"},
     {"serial", "console", cmd_serial_console, "connect the terminal to a serial port"},
     {"serial", "write", cmd_serial_write, "send bytes to a serial port"},
     {"serial", "read", cmd_serial_read, "read what a serial port received"},

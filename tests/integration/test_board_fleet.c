@@ -10,8 +10,8 @@
  * `dfnet board cycle NAME --expect login:` switches the plug off and on and prints the boot
  * banner the emulated board prints on its UART when the plug comes on, exit 0; a pattern that
  * never comes ends DEADLINE_EXCEEDED, exit 1; `board show` gives the power state and the
- * console's last line; a lease on the board covers its parents (bob's `power on` of the
- * outlet's device is refused naming alice). */
+ * console's last line; `board console NAME` finds the board's serial port; a lease on the board
+ * covers its parents (bob's `power on` of the outlet's device is refused naming alice). */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -175,6 +175,11 @@ static void test_board_across_two_hosts(void **state) {
   assert_int_equal(cli_run(&R, &F.fab, "board", "show", BOARD, NULL), 0);
   assert_non_null(strstr(R.out, "power:   on"));
   assert_non_null(strstr(R.out, "rpi4-01 login:"));
+
+  /* its console, by the board's name (stdin at its end: it watches half a second, exit 0) */
+  assert_int_equal(cli_run(&R, &F.fab, "board", "console", BOARD, "--read-only", NULL), 0);
+  assert_int_equal(cli_run(&R, &F.fab, "board", "console", "no-such-board", NULL), 1);
+  assert_non_null(strstr(R.err, "NOT_FOUND: no board no-such-board is up"));
 
   /* a board that does not boot: DEADLINE_EXCEEDED, exit 1 */
   F.silent_boot = true;
