@@ -163,6 +163,27 @@ void cli__stop_on_signals(int wake_fd);
 void cli__stop_wake_off(void);
 int cli__stop_signal(void);
 
+/* ---- waiting for a stream (signals.c) ----
+ * A command that starts a server stream and waits for its end: a cli_stream_wait_t first
+ * in the command's ctx (so the call's `user` serves its item callback and
+ * cli__stream_wait_done alike); open it in prepare, pass cli__stream_wait_done as the
+ * call's done callback, cli__stream_wait in request, close it in release. */
+typedef struct cli_stream_wait {
+  int pipe[2];           /* written when the stream ends, or by a signal */
+  dfnet_status_t status; /* how it ended (OK when a signal stopped it) */
+  char message[512];
+} cli_stream_wait_t;
+/* CLI_EXIT_OK, or the failure printed. */
+int cli__stream_wait_open(cli_stream_wait_t *w);
+/* The call's done callback (client thread): keeps the status and message, wakes the wait. */
+void cli__stream_wait_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st,
+                           const char *msg);
+/* Block until the stream ends or SIGINT/SIGTERM/SIGHUP; on a signal, cancel call `id` and
+ * return true. Main thread. */
+bool cli__stream_wait(cli_stream_wait_t *w, dfnet_client_t *c, dfnet_client_call_id_t id);
+/* Close the pipe (and stop the signal's writes to it). */
+void cli__stream_wait_close(cli_stream_wait_t *w);
+
 /* ---- errors ---- */
 /* "dfnet: <STATUS>: message" on stderr; returns the exit code for it (USAGE for
  * INVALID_ARGUMENT raised locally is chosen by the caller). */

@@ -137,23 +137,33 @@ int cmd_board_add(int argc, char **argv) {
 
 /* ---- finding a board ----------------------------------------------------------------- */
 
-/* The moniker of board `name` (a node bound to the board driver) into out. */
-static int board_find(dfnet_client_t *c, const char *name, char *out, size_t cap) {
+static bool is_board(const dfnet_client_node_t *n) {
+  size_t ul = strlen(n->driver_url), bl = strlen(BOARD_DRIVER);
+  return ul >= bl && strcmp(n->driver_url + ul - bl, BOARD_DRIVER) == 0;
+}
+
+/* Board `name`: its node's moniker into moniker[mcap] and, when port is not NULL, the node
+ * of its serial port (the device its console parent, "<device>.port", hangs from) into
+ * port[pcap]. CLI_EXIT_OK, or the failure printed (NOT_FOUND: no such board is up). */
+static int board_lookup(dfnet_client_t *c, const char *name, char *moniker, size_t mcap, char *port,
+                        size_t pcap) {
   dfnet_client_node_list_t *l = NULL;
   dfnet_client_error_t err;
-  dfnet_status_t st = dfnet_client_list_nodes(c, NULL, false, false, NULL, &l, &err);
-  if (st != DFNET_STATUS_OK)
+  if (dfnet_client_list_nodes(c, NULL, false, port != NULL, NULL, &l, &err) != DFNET_STATUS_OK)
     return cli__fail_err(&err);
-  out[0] = '\0';
-  for (size_t i = 0; i < l->count && out[0] == '\0'; i++) {
+  moniker[0] = '\0';
+  for (size_t i = 0; i < l->count && moniker[0] == '\0'; i++) {
     const dfnet_client_node_t *n = &l->items[i];
-    size_t ul = strlen(n->driver_url), bl = strlen(BOARD_DRIVER);
-    if (strcmp(n->name, name) == 0 && ul >= bl &&
-        strcmp(n->driver_url + ul - bl, BOARD_DRIVER) == 0)
-      snprintf(out, cap, "%s", n->moniker);
+    if (strcmp(n->name, name) != 0 || !is_board(n) || (port != NULL && n->parent_count < 2))
+      continue;
+    snprintf(moniker, mcap, "%s", n->moniker);
+    if (port != NULL) {
+      const char *p = n->parents[1], *dot = strrchr(p, '.');
+      snprintf(port, pcap, "%.*s", (int)(dot != NULL ? dot - p : (ptrdiff_t)strlen(p)), p);
+    }
   }
   dfnet_client_node_list_free(l);
-  if (out[0] == '\0')
+  if (moniker[0] == '\0')
     return cli__fail(DFNET_STATUS_NOT_FOUND,
                      "no board %s is up (dfnet board list; dfnet composite list shows the "
                      "boards whose parents are not all there)",
@@ -161,26 +171,13 @@ static int board_find(dfnet_client_t *c, const char *name, char *out, size_t cap
   return CLI_EXIT_OK;
 }
 
+static int board_find(dfnet_client_t *c, const char *name, char *out, size_t cap) {
+  return board_lookup(c, name, out, cap, NULL, 0);
+}
+
 int cli__board_console(dfnet_client_t *c, const char *name, char *out, size_t cap) {
-  dfnet_client_node_list_t *l = NULL;
-  dfnet_client_error_t err;
-  if (dfnet_client_list_nodes(c, NULL, false, true, NULL, &l, &err) != DFNET_STATUS_OK)
-    return cli__fail_err(&err);
-  out[0] = '\0';
-  for (size_t i = 0; i < l->count && out[0] == '\0'; i++) {
-    const dfnet_client_node_t *n = &l->items[i];
-    size_t ul = strlen(n->driver_url), bl = strlen(BOARD_DRIVER);
-    if (strcmp(n->name, name) != 0 || ul < bl ||
-        strcmp(n->driver_url + ul - bl, BOARD_DRIVER) != 0 || n->parent_count < 2)
-      continue;
-    const char *port = n->parents[1]; /* "<device>.port" */
-    const char *dot = strrchr(port, '.');
-    snprintf(out, cap, "%.*s", (int)(dot != NULL ? dot - port : (ptrdiff_t)strlen(port)), port);
-  }
-  dfnet_client_node_list_free(l);
-  if (out[0] == '\0')
-    return cli__fail(DFNET_STATUS_NOT_FOUND, "no board %s is up (dfnet board list)", name);
-  return CLI_EXIT_OK;
+  char moniker[400];
+  return board_lookup(c, name, moniker, sizeof moniker, out, cap);
 }
 
 /* ---- board list ---------------------------------------------------------------------- */
@@ -194,11 +191,6 @@ static int board_list_request(cli_run_t *run) {
   dfnet_client_error_t err;
   return cli__status(dfnet_client_list_nodes(run->client, NULL, false, true, NULL, &s->nodes, &err),
                      &err);
-}
-
-static bool is_board(const dfnet_client_node_t *n) {
-  size_t ul = strlen(n->driver_url), bl = strlen(BOARD_DRIVER);
-  return ul >= bl && strcmp(n->driver_url + ul - bl, BOARD_DRIVER) == 0;
 }
 
 static cJSON *board_list_json(cli_run_t *run) {
@@ -322,13 +314,11 @@ int cmd_board_show(int argc, char **argv) {
 /* ---- board cycle --------------------------------------------------------------------- */
 
 typedef struct board_cycle {
+  cli_stream_wait_t wait; /* first: the call's user serves cli__stream_wait_done */
   const char *expect;
   const char *timeout; /* a duration: 120s */
   uint64_t off_ms;
   uint64_t timeout_ms;
-  int done[2];
-  dfnet_status_t status;
-  char message[512];
   bool matched;
 } board_cycle_t;
 
@@ -346,25 +336,13 @@ static void cycle_item(void *user, dfnet_client_call_id_t id, const uint8_t *msg
     s->matched = true;
 }
 
-static void cycle_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, const char *msg) {
-  board_cycle_t *s = user;
-  (void)id;
-  s->status = st;
-  snprintf(s->message, sizeof s->message, "%s", msg);
-  char b = 'e';
-  ssize_t w = write(s->done[1], &b, 1);
-  (void)w;
-}
-
 static int cycle_prepare(cli_run_t *run) {
   board_cycle_t *s = run->ctx;
   if (s->timeout != NULL && !cli__duration_parse(s->timeout, 3600000, &s->timeout_ms))
     return cli__usage("--timeout: '%s' is not a duration of at most 1h (120s, 5m)", s->timeout);
   if (strlen(s->expect) == 0 || strlen(s->expect) > 128)
     return cli__usage("--expect: 1..128 bytes");
-  if (pipe(s->done) != 0)
-    return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
-  return CLI_EXIT_OK;
+  return cli__stream_wait_open(&s->wait);
 }
 
 static int cycle_request(cli_run_t *run) {
@@ -382,15 +360,10 @@ static int cycle_request(cli_run_t *run) {
   dfnet_client_call_options_t co = {.credit = 32};
   dfnet_client_call_id_t id;
   dfnet_status_t st = dfnet_client_call_start(run->client, moniker, M_CYCLE, pb.buf, pb.len, &co,
-                                              cycle_item, cycle_done, s, &id);
+                                              cycle_item, cli__stream_wait_done, s, &id);
   if (st != DFNET_STATUS_OK)
     return cli__fail(st, "cannot cycle %s", run->args[0]);
-  cli__stop_on_signals(s->done[1]);
-  struct pollfd p = {.fd = s->done[0], .events = POLLIN};
-  while (poll(&p, 1, -1) < 0 && errno == EINTR)
-    ;
-  if (cli__stop_signal())
-    dfnet_client_call_cancel(run->client, id);
+  (void)cli__stream_wait(&s->wait, run->client, id);
   return CLI_EXIT_OK; /* closing the client ends the call */
 }
 
@@ -398,26 +371,23 @@ static int cycle_print(cli_run_t *run) {
   const board_cycle_t *s = run->ctx;
   if (cli__stop_signal())
     return CLI_EXIT_FAILED;
-  if (s->status != DFNET_STATUS_OK || !s->matched)
-    return cli__fail(s->status != DFNET_STATUS_OK ? s->status : DFNET_STATUS_INTERNAL,
+  if (s->wait.status != DFNET_STATUS_OK || !s->matched)
+    return cli__fail(s->wait.status != DFNET_STATUS_OK ? s->wait.status : DFNET_STATUS_INTERNAL,
                      "board %s: %s", run->args[0],
-                     s->message[0] ? s->message : "ended without the pattern");
+                     s->wait.message[0] ? s->wait.message : "ended without the pattern");
   fprintf(stderr, "\n[dfnet: board %s: \"%s\" seen]\n", run->args[0], s->expect);
   return CLI_EXIT_OK;
 }
 
 static void cycle_release(cli_run_t *run) {
   board_cycle_t *s = run->ctx;
-  cli__stop_wake_off();
-  for (int i = 0; i < 2; i++)
-    if (s->done[i] >= 0)
-      close(s->done[i]);
+  cli__stream_wait_close(&s->wait);
 }
 
 int cmd_board_cycle(int argc, char **argv) {
   static const cli_command_ops_t ops = {cycle_prepare, cycle_request, NULL, cycle_print,
                                         cycle_release};
-  board_cycle_t s = {.expect = "login:", .done = {-1, -1}, .status = DFNET_STATUS_OK};
+  board_cycle_t s = {.wait = {.pipe = {-1, -1}}, .expect = "login:"};
   const cli_option_t opts[] = {
       {"expect", 'e', CLI_OPT_STRING, &s.expect, 0, 0, "TEXT",
        "what the console prints once booted (default \"login:\")"},

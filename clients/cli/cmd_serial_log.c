@@ -17,14 +17,12 @@
 #define M_LOG "/dfnet.hw.serial.Serial/Log"
 
 typedef struct serial_log_cmd {
-  const char *since;  /* --since: a duration ago or a time */
-  uint64_t lines;     /* --lines */
-  const char *offset; /* --offset */
+  cli_stream_wait_t wait; /* first: the call's user serves cli__stream_wait_done */
+  const char *since;      /* --since: a duration ago or a time */
+  uint64_t lines;         /* --lines */
+  const char *offset;     /* --offset */
   bool follow, json;
   cli_pb_t *pb;
-  int done[2]; /* written when the stream ends */
-  dfnet_status_t status;
-  char message[512];
   uint64_t dropped;
 } serial_log_t;
 
@@ -69,22 +67,14 @@ static void log_item(void *user, dfnet_client_call_id_t id, const uint8_t *msg, 
   cJSON_Delete(o);
 }
 
-static void log_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, const char *msg) {
-  serial_log_t *s = user;
-  (void)id;
-  s->status = st;
-  snprintf(s->message, sizeof s->message, "%s", msg);
-  char b = 'e';
-  ssize_t w = write(s->done[1], &b, 1);
-  (void)w;
-}
-
 static int log_prepare(cli_run_t *run) {
   serial_log_t *s = run->ctx;
   int given = (s->since != NULL) + (s->lines != 0) + (s->offset != NULL);
   if (given > 1)
     return cli__usage("--since, --lines and --offset exclude each other");
-  if ((s->pb = malloc(sizeof *s->pb)) == NULL || pipe(s->done) != 0)
+  if (cli__stream_wait_open(&s->wait) != CLI_EXIT_OK)
+    return CLI_EXIT_FAILED;
+  if ((s->pb = malloc(sizeof *s->pb)) == NULL)
     return cli__fail(DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   cli__pb_reset(s->pb);
   if (s->since != NULL) {
@@ -109,18 +99,12 @@ static int log_request(cli_run_t *run) {
   serial_log_t *s = run->ctx;
   dfnet_client_call_options_t co = {.credit = 32};
   dfnet_client_call_id_t id;
-  dfnet_status_t st = dfnet_client_call_start(run->client, run->args[0], M_LOG, s->pb->buf,
-                                              s->pb->len, &co, log_item, log_done, s, &id);
+  dfnet_status_t st =
+      dfnet_client_call_start(run->client, run->args[0], M_LOG, s->pb->buf, s->pb->len, &co,
+                              log_item, cli__stream_wait_done, s, &id);
   if (st != DFNET_STATUS_OK)
     return cli__fail(st, "cannot read the log of %s", run->args[0]);
-  cli__stop_on_signals(s->done[1]);
-  struct pollfd p = {.fd = s->done[0], .events = POLLIN};
-  while (poll(&p, 1, -1) < 0 && errno == EINTR)
-    ;
-  if (cli__stop_signal()) {
-    dfnet_client_call_cancel(run->client, id);
-    s->status = DFNET_STATUS_OK; /* stopped by the user: not a failure */
-  }
+  (void)cli__stream_wait(&s->wait, run->client, id);
   return CLI_EXIT_OK; /* closing the client ends the stream */
 }
 
@@ -129,23 +113,20 @@ static int log_print(cli_run_t *run) {
   if (s->dropped > 0)
     fprintf(stderr, "dfnet: %llu bytes were no longer kept (the driver's history is a ring)\n",
             (unsigned long long)s->dropped);
-  if (!cli__stop_signal() && s->status != DFNET_STATUS_OK)
-    return cli__fail(s->status, "%s", s->message);
+  if (!cli__stop_signal() && s->wait.status != DFNET_STATUS_OK)
+    return cli__fail(s->wait.status, "%s", s->wait.message);
   return CLI_EXIT_OK;
 }
 
 static void log_release(cli_run_t *run) {
   serial_log_t *s = run->ctx;
-  cli__stop_wake_off();
   free(s->pb);
-  for (int i = 0; i < 2; i++)
-    if (s->done[i] >= 0)
-      close(s->done[i]);
+  cli__stream_wait_close(&s->wait);
 }
 
 int cmd_serial_log(int argc, char **argv) {
   static const cli_command_ops_t ops = {log_prepare, log_request, NULL, log_print, log_release};
-  serial_log_t s = {.done = {-1, -1}, .status = DFNET_STATUS_OK};
+  serial_log_t s = {.wait = {.pipe = {-1, -1}}};
   const cli_option_t opts[] = {
       {"since", 0, CLI_OPT_STRING, &s.since, 0, 0, "WHEN",
        "from this time on: a duration ago (10m, 2h) or a time (2026-12-07T10:00:00Z)"},

@@ -1,5 +1,10 @@
-/* dfnet CLI: long-running commands stopped by a signal (cli.h "stopping on a signal"). */
+/* dfnet CLI: long-running commands — stopped by a signal, waiting for a stream's end
+ * (cli.h "stopping on a signal", "waiting for a stream"). */
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "clients/cli/cli.h"
@@ -29,3 +34,43 @@ void cli__stop_on_signals(int wake_fd) {
 void cli__stop_wake_off(void) { stop_wake = -1; }
 
 int cli__stop_signal(void) { return stop_signal; }
+
+int cli__stream_wait_open(cli_stream_wait_t *w) {
+  w->pipe[0] = w->pipe[1] = -1;
+  w->status = DFNET_STATUS_OK;
+  w->message[0] = '\0';
+  if (pipe(w->pipe) != 0)
+    return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
+  return CLI_EXIT_OK;
+}
+
+void cli__stream_wait_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st,
+                           const char *msg) {
+  cli_stream_wait_t *w = user;
+  (void)id;
+  w->status = st;
+  snprintf(w->message, sizeof w->message, "%s", msg != NULL ? msg : "");
+  char b = 'e';
+  ssize_t n = write(w->pipe[1], &b, 1);
+  (void)n;
+}
+
+bool cli__stream_wait(cli_stream_wait_t *w, dfnet_client_t *c, dfnet_client_call_id_t id) {
+  cli__stop_on_signals(w->pipe[1]);
+  struct pollfd p = {.fd = w->pipe[0], .events = POLLIN};
+  while (poll(&p, 1, -1) < 0 && errno == EINTR)
+    ;
+  if (cli__stop_signal() == 0)
+    return false;
+  dfnet_client_call_cancel(c, id);
+  w->status = DFNET_STATUS_OK; /* stopped by the user: not a failure */
+  return true;
+}
+
+void cli__stream_wait_close(cli_stream_wait_t *w) {
+  cli__stop_wake_off();
+  for (int i = 0; i < 2; i++)
+    if (w->pipe[i] >= 0)
+      close(w->pipe[i]);
+  w->pipe[0] = w->pipe[1] = -1;
+}
