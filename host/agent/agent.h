@@ -178,6 +178,7 @@ typedef struct agent {
   char host_name[65];
   char root[72]; /* "dev.<host>" */
   char cache_dir[4096];
+  char artifact_dir[4200]; /* <cache_dir>/artifacts: the artifact cache (artifacts.c) */
   char driver_host_path[4096];
 
   dfnet_transport_t *t;

@@ -366,6 +366,12 @@ static bool pick_cache_dir(agent_t *a) {
     return false;
   }
   agent__strlcpy(a->cache_dir, dir, sizeof a->cache_dir);
+  /* the artifact cache (artifacts.c) lives beside the packages */
+  snprintf(a->artifact_dir, sizeof a->artifact_dir, "%s/artifacts", dir);
+  if (mkdir(a->artifact_dir, 0700) != 0 && errno != EEXIST) {
+    dfnet_cmdline_usage(PROGRAM, "cannot create %s: %s", a->artifact_dir, strerror(errno));
+    return false;
+  }
   return true;
 }
 
@@ -437,10 +443,10 @@ static int run_agent(agent_t *a) {
   bool sig_thread_started = false;
   if (dfnet_transport_create(&a->t) != DFNET_STATUS_OK)
     return 1;
-  const char *extra[3] = {NULL, NULL, NULL};
+  const char *extra[5] = {"--artifact-dir", a->artifact_dir, NULL, NULL, NULL};
   if (a->opt.log_level != NULL) {
-    extra[0] = "--log-level";
-    extra[1] = a->opt.log_level;
+    extra[2] = "--log-level";
+    extra[3] = a->opt.log_level;
   }
   dfnet_supervisor_config_t sc = {.driver_host_path = a->driver_host_path,
                                   .extra_args = extra,

@@ -227,6 +227,17 @@ const char *dfnet_driver_node_name(const dfnet_driver_t *driver);
 const char *dfnet_driver_url(const dfnet_driver_t *driver);
 const char *dfnet_driver_program_json(const dfnet_driver_t *driver);
 
+/* Open a complete artifact of the host's cache for reading: a file uploaded to this host
+ * through dfnet.lab.ArtifactCache (proto/dfnet/lab/artifact.proto; docs/architecture.md
+ * "Artifacts"), named by its SHA-256 (32 bytes). On OK *fd is a read-only descriptor the
+ * caller owns and closes. The agent published the file only after its digest verified, and
+ * never changes it afterwards. Errors: INVALID_ARGUMENT (a NULL argument); NOT_FOUND (the
+ * cache holds no complete artifact with that digest); UNAVAILABLE (this driver host was
+ * started without a cache); INTERNAL (the open failed otherwise: the message is logged).
+ * Any thread; may block (opens a file): not on a dispatcher that must not block. */
+dfnet_status_t dfnet_driver_artifact_open(const dfnet_driver_t *driver, const uint8_t sha256[32],
+                                          int *fd);
+
 /* The offers (service names) the node received from its parent. *count receives the
  * number. Owned by the driver host, valid until `stop` returns. Any thread. */
 const char *const *dfnet_driver_offers(const dfnet_driver_t *driver, size_t *count);
