@@ -269,12 +269,5 @@ static void bench_stop(dfnet_driver_t *driver, void *ctx) {
   b->lat = NULL;
 }
 
-static const dfnet_driver_ops_t bench_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "call_bench",
-    .ctx_size = sizeof(bench_t),
-    .start = bench_start,
-    .prepare_stop = bench_prepare_stop,
-    .stop = bench_stop,
-};
-DFNET_DRIVER_EXPORT(bench_ops);
+DFNET_DRIVER("call_bench", bench_t, .start = bench_start, .prepare_stop = bench_prepare_stop,
+             .stop = bench_stop);

@@ -323,11 +323,4 @@ static void board_stop(dfnet_driver_t *driver, void *ctx) {
   board__cycle_stop(b);
 }
 
-static const dfnet_driver_ops_t board_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "board",
-    .ctx_size = sizeof(board_t),
-    .start = board_start,
-    .stop = board_stop,
-};
-DFNET_DRIVER_EXPORT(board_ops);
+DFNET_DRIVER("board", board_t, .start = board_start, .stop = board_stop);

@@ -123,11 +123,4 @@ static void pci_config_stop(dfnet_driver_t *driver, void *ctx) {
     close(pci->fd);
 }
 
-static const dfnet_driver_ops_t pci_config_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "pci-config",
-    .ctx_size = sizeof(pci_config_t),
-    .start = pci_config_start,
-    .stop = pci_config_stop,
-};
-DFNET_DRIVER_EXPORT(pci_config_ops);
+DFNET_DRIVER("pci-config", pci_config_t, .start = pci_config_start, .stop = pci_config_stop);

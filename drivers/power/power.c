@@ -312,12 +312,5 @@ static void power_stop(dfnet_driver_t *driver, void *ctx) {
   pthread_cond_destroy(&p->cv);
 }
 
-static const dfnet_driver_ops_t power_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "power",
-    .ctx_size = sizeof(power_drv_t),
-    .start = power_start,
-    .prepare_stop = power_prepare_stop,
-    .stop = power_stop,
-};
-DFNET_DRIVER_EXPORT(power_ops);
+DFNET_DRIVER("power", power_drv_t, .start = power_start, .prepare_stop = power_prepare_stop,
+             .stop = power_stop);

@@ -670,12 +670,5 @@ static void serial_stop(dfnet_driver_t *driver, void *ctx) {
   pthread_mutex_destroy(&s->mu);
 }
 
-static const dfnet_driver_ops_t serial_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "serial",
-    .ctx_size = sizeof(serial_t),
-    .start = serial_start,
-    .prepare_stop = serial_prepare_stop,
-    .stop = serial_stop,
-};
-DFNET_DRIVER_EXPORT(serial_ops);
+DFNET_DRIVER("serial", serial_t, .start = serial_start, .prepare_stop = serial_prepare_stop,
+             .stop = serial_stop);

@@ -261,12 +261,5 @@ static void usb_device_stop(dfnet_driver_t *driver, void *ctx) {
   libusb_exit(u->usb);
 }
 
-static const dfnet_driver_ops_t usb_device_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "usb-device",
-    .ctx_size = sizeof(usb_dev_t),
-    .start = usb_device_start,
-    .prepare_stop = usb_device_prepare_stop,
-    .stop = usb_device_stop,
-};
-DFNET_DRIVER_EXPORT(usb_device_ops);
+DFNET_DRIVER("usb-device", usb_dev_t, .start = usb_device_start,
+             .prepare_stop = usb_device_prepare_stop, .stop = usb_device_stop);

@@ -309,11 +309,4 @@ static void virtio_rng_stop(dfnet_driver_t *driver, void *ctx) {
     close(rng->fd);
 }
 
-static const dfnet_driver_ops_t virtio_rng_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "virtio-rng",
-    .ctx_size = sizeof(virtio_rng_t),
-    .start = virtio_rng_start,
-    .stop = virtio_rng_stop,
-};
-DFNET_DRIVER_EXPORT(virtio_rng_ops);
+DFNET_DRIVER("virtio-rng", virtio_rng_t, .start = virtio_rng_start, .stop = virtio_rng_stop);

@@ -6,16 +6,11 @@
  * `struct usbi_os_backend` (ctx_size: the core allocates the private data), gRPC's status
  * codes and server-streaming calls with a credit window (docs/design.md "Calls").
  *
- * A driver is a shared object that exports one const ops table with DFNET_DRIVER_EXPORT:
+ * A driver is a shared object that exports one const ops table, defined with DFNET_DRIVER
+ * (or written out and exported with DFNET_DRIVER_EXPORT):
  *
  *     static dfnet_status_t echo_start(dfnet_driver_t *driver, void *ctx) { ... }
- *     static const dfnet_driver_ops_t echo_ops = {
- *         .api_version = DFNET_DRIVER_API_VERSION,
- *         .name = "echo",
- *         .ctx_size = sizeof(struct echo),
- *         .start = echo_start,
- *     };
- *     DFNET_DRIVER_EXPORT(echo_ops);
+ *     DFNET_DRIVER("echo", struct echo, .start = echo_start);
  *
  * The driver host (dfnet-driver-host) dlopen()s the .so, checks api_version (a mismatch is
  * refused with FAILED_PRECONDITION), allocates a zeroed context of ctx_size bytes, creates
@@ -182,6 +177,17 @@ typedef struct dfnet_driver_registration {
       visibility("default"))) extern const dfnet_driver_registration_t dfnet_driver_registration; \
   const dfnet_driver_registration_t dfnet_driver_registration = {                                 \
       .api_version = DFNET_DRIVER_API_VERSION, .ops = &(table)}
+
+/* Define the driver's ops table and export it, once per .so at file scope: NAME is the
+ * driver's name (a string literal), CTX the type of its context (the driver host allocates
+ * sizeof(CTX) zeroed bytes for it), then the hooks as designated initializers
+ * (.start = ..., .prepare_stop = ..., .stop = ...). api_version is this header's. */
+#define DFNET_DRIVER(NAME, CTX, ...)                                                           \
+  static const dfnet_driver_ops_t dfnet_driver_ops = {.api_version = DFNET_DRIVER_API_VERSION, \
+                                                      .name = (NAME),                          \
+                                                      .ctx_size = sizeof(CTX),                 \
+                                                      __VA_ARGS__};                            \
+  DFNET_DRIVER_EXPORT(dfnet_driver_ops)
 
 /* ---------------------------------------------------------------------------------------
  * The node

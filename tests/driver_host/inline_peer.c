@@ -437,11 +437,4 @@ static void peer_stop(dfnet_driver_t *driver, void *ctx) {
     stream_forget(p, p->streams);
 }
 
-static const dfnet_driver_ops_t peer_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "inline_peer",
-    .ctx_size = sizeof(peer_t),
-    .start = peer_start,
-    .stop = peer_stop,
-};
-DFNET_DRIVER_EXPORT(peer_ops);
+DFNET_DRIVER("inline_peer", peer_t, .start = peer_start, .stop = peer_stop);

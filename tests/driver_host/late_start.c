@@ -101,11 +101,4 @@ static void late_prepare_stop(dfnet_driver_t *driver, void *ctx) {
   pthread_mutex_destroy(&l->mu);
 }
 
-static const dfnet_driver_ops_t late_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "late-start",
-    .ctx_size = sizeof(late_t),
-    .start = late_start,
-    .prepare_stop = late_prepare_stop,
-};
-DFNET_DRIVER_EXPORT(late_ops);
+DFNET_DRIVER("late-start", late_t, .start = late_start, .prepare_stop = late_prepare_stop);

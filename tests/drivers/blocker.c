@@ -91,10 +91,4 @@ static dfnet_status_t blocker_start(dfnet_driver_t *driver, void *ctx) {
   return dfnet_driver_serve(driver, "dfnet.test.Blocker", blocker_methods, 4);
 }
 
-static const dfnet_driver_ops_t blocker_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "blocker",
-    .ctx_size = sizeof(blocker_t),
-    .start = blocker_start,
-};
-DFNET_DRIVER_EXPORT(blocker_ops);
+DFNET_DRIVER("blocker", blocker_t, .start = blocker_start);

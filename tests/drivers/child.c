@@ -384,11 +384,4 @@ static void child_stop(dfnet_driver_t *driver, void *ctx) {
   }
 }
 
-static const dfnet_driver_ops_t child_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "child",
-    .ctx_size = sizeof(child_t),
-    .start = child_start,
-    .stop = child_stop,
-};
-DFNET_DRIVER_EXPORT(child_ops);
+DFNET_DRIVER("child", child_t, .start = child_start, .stop = child_stop);

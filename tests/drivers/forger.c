@@ -108,10 +108,4 @@ static dfnet_status_t forger_start(dfnet_driver_t *driver, void *ctx) {
   return dfnet_driver_serve(driver, "dfnet.test.Forger", forger_methods, 1);
 }
 
-static const dfnet_driver_ops_t forger_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "forger",
-    .ctx_size = sizeof(forger_t),
-    .start = forger_start,
-};
-DFNET_DRIVER_EXPORT(forger_ops);
+DFNET_DRIVER("forger", forger_t, .start = forger_start);

@@ -325,17 +325,8 @@ static void lc_stop(dfnet_driver_t *driver, void *ctx) {
 }
 
 #ifndef LIFECYCLE_API_V1
-static const dfnet_driver_ops_t lifecycle_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "lifecycle",
-    .ctx_size = sizeof(lifecycle_t),
-    .start = lc_start,
-    .prepare_stop = lc_prepare_stop,
-    .stop = lc_stop,
-    .suspend = lc_suspend,
-    .resume = lc_resume,
-};
-DFNET_DRIVER_EXPORT(lifecycle_ops);
+DFNET_DRIVER("lifecycle", lifecycle_t, .start = lc_start, .prepare_stop = lc_prepare_stop,
+             .stop = lc_stop, .suspend = lc_suspend, .resume = lc_resume);
 #else
 /* A version-1 ops table (the fields before "API version 2" in dfnet_driver_ops_t), with the
  * version-2 hooks right behind it where a driver host must never look. */

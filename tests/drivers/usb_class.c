@@ -376,12 +376,5 @@ static void usb_class_stop(dfnet_driver_t *driver, void *ctx) {
   }
 }
 
-static const dfnet_driver_ops_t usb_class_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "usb-class",
-    .ctx_size = sizeof(usb_class_t),
-    .start = usb_class_start,
-    .prepare_stop = usb_class_prepare_stop,
-    .stop = usb_class_stop,
-};
-DFNET_DRIVER_EXPORT(usb_class_ops);
+DFNET_DRIVER("usb-class", usb_class_t, .start = usb_class_start,
+             .prepare_stop = usb_class_prepare_stop, .stop = usb_class_stop);

@@ -281,11 +281,4 @@ static void sim_stop(dfnet_driver_t *driver, void *ctx) {
     (void)dfnet_call_reply(m->stream, DFNET_STATUS_UNAVAILABLE, "stopped", NULL, 0);
 }
 
-static const dfnet_driver_ops_t sim_ops = {
-    .api_version = DFNET_DRIVER_API_VERSION,
-    .name = "usb-serial-sim",
-    .ctx_size = sizeof(sim_t),
-    .start = sim_start,
-    .stop = sim_stop,
-};
-DFNET_DRIVER_EXPORT(sim_ops);
+DFNET_DRIVER("usb-serial-sim", sim_t, .start = sim_start, .stop = sim_stop);
