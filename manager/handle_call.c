@@ -184,6 +184,56 @@ static const char *driver_caller(mgr_t *m, const mgr_session_t *s, uint64_t id,
   return d->url;
 }
 
+/* Forward a checked call to the host of the node n that serves it, on behalf of session s
+ * (lease_id: the caller's lease on it, 0 for none; driver_url: the calling driver's, NULL
+ * for a client). Answers the call itself when it cannot be forwarded. */
+static void forward_to_host(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env,
+                            const topology_node_t *n, const mgr_host_t *h, uint64_t lease_id,
+                            const char *driver_url) {
+  const dfnet_v1_Call *call = &env->pb.msg.call;
+  uint64_t id = env->pb.id;
+  mgr_call_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    reply_final(m, s->id, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  c->m = m;
+  c->key.session = s->id;
+  c->key.id = id;
+  c->host_session = h->session;
+  c->lease_id = lease_id;
+
+  dfnet_envelope_t *w = dfnet_envelope_reuse(m->scratch, 0, dfnet_v1_Envelope_call_tag);
+  dfnet_v1_Call *fwd = &w->pb.msg.call;
+  topology__fmt(fwd->target, sizeof fwd->target, "%s", n->moniker);
+  memcpy(fwd->method, call->method, sizeof fwd->method);
+  uint32_t deadline = call->deadline_ms ? call->deadline_ms : m->cfg.default_call_deadline_ms;
+  fwd->deadline_ms = deadline;
+  fwd->credit = call->credit;
+  fwd->lease_token[0] = '\0'; /* checked here, never forwarded */
+  if (driver_url == NULL) {
+    topology__fmt(fwd->caller, sizeof fwd->caller, "%s", s->name);
+    fwd->caller_driver_url[0] = '\0';
+  } else {
+    memcpy(fwd->caller, call->caller, sizeof fwd->caller); /* checked: a node's moniker */
+    topology__fmt(fwd->caller_driver_url, sizeof fwd->caller_driver_url, "%s", driver_url);
+  }
+  w->bulk = env->bulk;
+  dfnet_request_opts_t opts = {
+      .deadline_ms = deadline, .streaming = true, .on_reply = on_host_reply, .user = c};
+  dfnet_status_t st =
+      dfnet_transport_request(m->transport, h->session, w, &opts, 0, &c->host_request);
+  if (st != DFNET_STATUS_OK) {
+    free(c);
+    reply_final(m, s->id, id, st, "cannot forward the call to host %s: %s", h->name,
+                dfnet_status_str(st));
+    return;
+  }
+  HASH_ADD(hh, m->calls, key, sizeof c->key, c);
+  c->registered = true;
+  s->calls++;
+}
+
 void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_Call *call = &env->pb.msg.call;
   uint64_t id = env->pb.id;
@@ -248,46 +298,7 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
     reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "the host of %s is offline", n->moniker);
     return;
   }
-  mgr_call_t *c = calloc(1, sizeof *c);
-  if (c == NULL) {
-    reply_final(m, s->id, id, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  c->m = m;
-  c->key.session = s->id;
-  c->key.id = id;
-  c->host_session = h->session;
-  c->lease_id = lease_id;
-
-  dfnet_envelope_t *w = dfnet_envelope_reuse(m->scratch, 0, dfnet_v1_Envelope_call_tag);
-  dfnet_v1_Call *fwd = &w->pb.msg.call;
-  topology__fmt(fwd->target, sizeof fwd->target, "%s", n->moniker);
-  memcpy(fwd->method, call->method, sizeof fwd->method);
-  uint32_t deadline = call->deadline_ms ? call->deadline_ms : m->cfg.default_call_deadline_ms;
-  fwd->deadline_ms = deadline;
-  fwd->credit = call->credit;
-  fwd->lease_token[0] = '\0'; /* checked here, never forwarded */
-  if (driver_url == NULL) {
-    topology__fmt(fwd->caller, sizeof fwd->caller, "%s", s->name);
-    fwd->caller_driver_url[0] = '\0';
-  } else {
-    memcpy(fwd->caller, call->caller, sizeof fwd->caller); /* checked: a node's moniker */
-    topology__fmt(fwd->caller_driver_url, sizeof fwd->caller_driver_url, "%s", driver_url);
-  }
-  w->bulk = env->bulk;
-  dfnet_request_opts_t opts = {
-      .deadline_ms = deadline, .streaming = true, .on_reply = on_host_reply, .user = c};
-  dfnet_status_t st =
-      dfnet_transport_request(m->transport, h->session, w, &opts, 0, &c->host_request);
-  if (st != DFNET_STATUS_OK) {
-    free(c);
-    reply_final(m, s->id, id, st, "cannot forward the call to host %s: %s", h->name,
-                dfnet_status_str(st));
-    return;
-  }
-  HASH_ADD(hh, m->calls, key, sizeof c->key, c);
-  c->registered = true;
-  s->calls++;
+  forward_to_host(m, s, env, n, h, lease_id, driver_url);
 }
 
 bool handle__call_cancel(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
