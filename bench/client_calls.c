@@ -165,6 +165,67 @@ double bench_client_rate(dfnet_client_t *(*connect)(void), const char *node, con
   return total / s;
 }
 
+/* ---- streaming ---------------------------------------------------------------------- */
+
+typedef struct stream_state {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t bytes, messages;
+  bool done;
+  dfnet_status_t status;
+  char message[256];
+} stream_state_t;
+
+static void st_msg(void *user, dfnet_client_call_id_t id, const uint8_t *d, size_t n) {
+  stream_state_t *s = user;
+  (void)id;
+  (void)d;
+  s->bytes += n; /* client thread only until done */
+  s->messages++;
+}
+
+static void st_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, const char *m) {
+  stream_state_t *s = user;
+  (void)id;
+  pthread_mutex_lock(&s->mu);
+  s->status = st;
+  snprintf(s->message, sizeof s->message, "%s", m ? m : "");
+  s->done = true;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+double bench_client_stream(dfnet_client_t *c, const char *node, const char *method, uint32_t count,
+                           uint32_t size, uint32_t credit, const bench_procs_t *procs,
+                           double cpu[BENCH_PROCS_MAX]) {
+  uint8_t *req = malloc(4 + (size_t)size);
+  if (req == NULL)
+    bench_die("out of memory");
+  for (int i = 0; i < 4; i++)
+    req[i] = (uint8_t)(count >> (8 * i));
+  memset(req + 4, 0xc3, size);
+  stream_state_t s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+  dfnet_client_call_options_t co = {.deadline_ms = 120000, .credit = credit};
+  bench_cpu_t cpu0;
+  bench_cpu_snapshot(procs, &cpu0);
+  uint64_t t0 = bench_now_ns();
+  dfnet_status_t st = dfnet_client_call_start(c, node, method, req, 4 + (size_t)size, &co, st_msg,
+                                              st_done, &s, NULL);
+  free(req);
+  if (st != DFNET_STATUS_OK)
+    bench_die("%s %s: %s", node, method, dfnet_status_str(st));
+  pthread_mutex_lock(&s.mu);
+  while (!s.done)
+    pthread_cond_wait(&s.cv, &s.mu);
+  pthread_mutex_unlock(&s.mu);
+  double sec = (bench_now_ns() - t0) / 1e9;
+  bench_cpu_per(procs, &cpu0, (double)s.bytes / 1048576.0, cpu);
+  if (s.status != DFNET_STATUS_OK || s.messages != count || s.bytes != (uint64_t)count * size)
+    bench_die("stream: %s (%s) after %llu of %u items", dfnet_status_str(s.status), s.message,
+              (unsigned long long)s.messages, count);
+  return s.bytes / sec / 1e6;
+}
+
 /* ---- the floor's peer ---------------------------------------------------------------- */
 
 static char g_cert_dir[256];

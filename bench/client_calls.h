@@ -28,6 +28,14 @@ double bench_client_rate(dfnet_client_t *(*connect)(void), const char *node, con
                          int clients, double seconds, const bench_procs_t *procs,
                          double cpu[BENCH_PROCS_MAX]);
 
+/* The end-to-end streaming figure (rpc_bench's, image_bench's reference): one call of
+ * `method` on `node` (the echo test driver's Stream: a 4-byte little-endian count, then the
+ * item's bytes) streaming `count` items of `size` bytes with this credit window; returns
+ * MB/s, and in cpu[] what each of `procs` spent per MiB meanwhile. */
+double bench_client_stream(dfnet_client_t *c, const char *node, const char *method, uint32_t count,
+                           uint32_t size, uint32_t credit, const bench_procs_t *procs,
+                           double cpu[BENCH_PROCS_MAX]);
+
 /* Start the floor peer (its certificates in /tmp/dfnet-<prefix>-peer-<pid>, removed at
  * exit) and connect to it as an operator. */
 void bench_floor_start(const char *prefix);

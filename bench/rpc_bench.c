@@ -107,69 +107,6 @@ static dfnet_client_t *connect_e2e(void) {
  * manager, the agent and the driver host. */
 static bench_procs_t procs;
 
-/* ---- streaming ---------------------------------------------------------------------- */
-
-typedef struct stream_state {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  uint64_t bytes, messages;
-  bool done;
-  dfnet_status_t status;
-  char message[256];
-} stream_state_t;
-
-static void st_msg(void *user, dfnet_client_call_id_t id, const uint8_t *d, size_t n) {
-  stream_state_t *s = user;
-  (void)id;
-  (void)d;
-  s->bytes += n; /* client thread only until done */
-  s->messages++;
-}
-
-static void st_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, const char *m) {
-  stream_state_t *s = user;
-  (void)id;
-  pthread_mutex_lock(&s->mu);
-  s->status = st;
-  snprintf(s->message, sizeof s->message, "%s", m ? m : "");
-  s->done = true;
-  pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-}
-
-/* Stream `count` items of `size` bytes from the echo driver; returns MB/s. */
-static double bench_stream(dfnet_client_t *c, uint32_t count, uint32_t size, uint32_t credit,
-                           double cpu[BENCH_PROCS_MAX]) {
-  uint8_t *req = malloc(4 + (size_t)size);
-  if (req == NULL)
-    bench_die("out of memory");
-  for (int i = 0; i < 4; i++)
-    req[i] = (uint8_t)(count >> (8 * i));
-  memset(req + 4, 0xc3, size);
-  stream_state_t s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-  dfnet_client_call_options_t co = {.deadline_ms = 120000, .credit = credit};
-  bench_cpu_t cpu0;
-  bench_cpu_snapshot(&procs, &cpu0);
-  uint64_t t0 = bench_now_ns();
-  dfnet_client_error_t err;
-  dfnet_status_t st = dfnet_client_call_start(c, E2E_NODE, E2E_STREAM, req, 4 + (size_t)size, &co,
-                                              st_msg, st_done, &s, NULL);
-  free(req);
-  if (st != DFNET_STATUS_OK)
-    bench_die("%s %s: %s", E2E_NODE, E2E_STREAM, dfnet_status_str(st));
-  (void)err;
-  pthread_mutex_lock(&s.mu);
-  while (!s.done)
-    pthread_cond_wait(&s.cv, &s.mu);
-  pthread_mutex_unlock(&s.mu);
-  double sec = (bench_now_ns() - t0) / 1e9;
-  bench_cpu_per(&procs, &cpu0, (double)s.bytes / 1048576.0, cpu);
-  if (s.status != DFNET_STATUS_OK || s.messages != count || s.bytes != (uint64_t)count * size)
-    bench_die("stream: %s (%s) after %llu of %u items", dfnet_status_str(s.status), s.message,
-              (unsigned long long)s.messages, count);
-  return s.bytes / sec / 1e6;
-}
-
 /* ---- run ---------------------------------------------------------------------------- */
 
 static void find_pids(void) {
@@ -220,7 +157,7 @@ static void run_only(const char *only, double seconds, uint32_t credit) {
   double cpu[BENCH_PROCS_MAX];
   if (strcmp(only, "stream") == 0) {
     printf("end to end, streaming %u x 16 KiB, credit %u: %.1f MB/s\n", n, credit,
-           bench_stream(c, n, 16384, credit, cpu));
+           bench_client_stream(c, E2E_NODE, E2E_STREAM, n, 16384, credit, &procs, cpu));
     bench_cpu_print(&procs, cpu, "MiB");
   } else {
     printf("end to end, unary 64 B, 16 in flight x 1 client: %.0f calls/s\n",
@@ -248,7 +185,7 @@ static void run_all(const char *self, double seconds, uint32_t credit) {
   double cps1 = bench_client_rate(connect_e2e, E2E_NODE, E2E_UNARY, 1, seconds, &procs, cpu1);
   double cps4 =
       bench_client_rate(connect_e2e, E2E_NODE, E2E_UNARY, BENCH_MAX_CLIENTS, seconds, &procs, cpu4);
-  double mbs = bench_stream(ec, 4096, 16384, credit, cpus);
+  double mbs = bench_client_stream(ec, E2E_NODE, E2E_STREAM, 4096, 16384, credit, &procs, cpus);
   dfnet_client_close(ec);
 
   double ratio = e2e.p50_us / floor.p50_us;

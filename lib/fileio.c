@@ -204,9 +204,7 @@ static int write_all(int fd, const uint8_t *p, size_t len) {
   return 0;
 }
 
-/* Make a rename in path's directory durable. Best effort: a failure loses nothing that is
- * not on disk under the old name already, so it is only logged. */
-static void dir_sync(const char *path) {
+void dfnet_file_sync_dir(const char *path) {
   char dir[PATH_MAX];
   const char *slash = strrchr(path, '/');
   if (slash == NULL)
@@ -253,7 +251,7 @@ dfnet_status_t dfnet_file_writev_atomic(const char *path, const struct iovec *io
   what = "renaming into place";
   if (rename(tmp, path) != 0)
     goto io_failed;
-  dir_sync(path);
+  dfnet_file_sync_dir(path);
   return DFNET_STATUS_OK;
 
 io_failed : {

@@ -127,6 +127,11 @@ dfnet_status_t dfnet_file_writev_atomic(const char *path, const struct iovec *io
                                         mode_t mode, char *why, size_t why_size)
     __attribute__((warn_unused_result));
 
+/* Make a rename or an unlink of `path` durable: fsync of the directory holding it. Best
+ * effort: a failure loses nothing that is not on disk under the old name already, so it is
+ * only logged (a warning, subsystem "fileio", with the errno). */
+void dfnet_file_sync_dir(const char *path);
+
 /* dfnet_file_writev_atomic() of one buffer. */
 dfnet_status_t dfnet_file_write_atomic(const char *path, const void *data, size_t size, mode_t mode,
                                        char *why, size_t why_size)

@@ -219,6 +219,7 @@ static const char *const known_fields[] = {
     "config",
     "start_timeout_ms",
     "read_only_methods",
+    "resources",
     NULL,
 };
 
@@ -292,6 +293,12 @@ dfnet_status_t driver_index__parse_manifest(const char *text, size_t len, const 
   out->program_json = cJSON_PrintUnformatted(program);
   if (out->program_json == NULL) {
     st = DFNET_STATUS_RESOURCE_EXHAUSTED;
+    goto free_manifest;
+  }
+  char why[300];
+  if (dfnet_manifest_resources_parse(out->program_json, strlen(out->program_json), out->resources,
+                                     &out->resource_count, why, sizeof why) != DFNET_STATUS_OK) {
+    snprintf(err, err_size, "%s: %s", file, why);
     goto free_manifest;
   }
   st = DFNET_STATUS_OK;

@@ -33,6 +33,7 @@
 #include "dfnet/bind.h"
 #include "dfnet/status.h"
 #include "lib/package.h"
+#include "lib/resource.h"
 
 #define DRIVER_OPTS_MAX 4
 #define DRIVER_CATEGORIES_MAX 8
@@ -51,7 +52,11 @@ typedef enum driver_source {
  * starting with '/' and with a second '/'), the methods that only observe the device and
  * never change it. A client that may call may call them on a node bound to this driver
  * without holding its lease, and without one under --require-lease (lease_fence.c; docs/
- * architecture.md "Leases"): watching a board's console while someone else holds it. */
+ * architecture.md "Leases"): watching a board's console while someone else holds it.
+ *
+ * "resources" (optional): the files the driver needs beyond its node's (lib/resource.h:
+ * absolute paths, read-only or "access": "rw"); each host's agent opens them when it starts
+ * the driver, if its --allow-resource lets it, and hands the descriptors over. */
 typedef struct driver_manifest {
   char *binary; /* "driver/<name>.so" */
   char *bind;   /* "meta/bind/<name>.bindbc" */
@@ -62,6 +67,8 @@ typedef struct driver_manifest {
   size_t category_count;
   char *read_only_methods[DRIVER_READ_ONLY_METHODS_MAX]; /* full method paths */
   size_t read_only_method_count;
+  dfnet_manifest_resource_t resources[DFNET_MANIFEST_RESOURCES_MAX]; /* "resources" */
+  size_t resource_count;
   char *program_json;        /* the program block, compact JSON (sent with DriverStart) */
   uint32_t start_timeout_ms; /* "start_timeout_ms" (1..DRIVER_START_TIMEOUT_MAX_MS), 0 = absent */
 } driver_manifest_t;

@@ -19,7 +19,9 @@
  * the call goes to the nearest ancestor with a bound driver. A node that does not exist
  * is NOT_FOUND; one with no driver FAILED_PRECONDITION; one whose driver is starting or
  * suspended (SuspendNode; "<node> is suspended"), one added while its parent's driver
- * starts, or one whose host is offline, UNAVAILABLE (transient: the caller may retry). The call
+ * starts, or one whose host is offline, UNAVAILABLE (transient: the caller may retry).
+ * dfnet.lab.ArtifactCache calls (proto/dfnet/lab/artifact.proto) are the host agent's: they go
+ * to the node's host whatever runs on the node (only an offline host is UNAVAILABLE). The call
  * goes on to the host as a streaming transport request with the time left (deadline_ms) as its
  * deadline, so this hop enforces it too; every reply is relayed under the caller's id, and the
  * transport's own completions (DEADLINE_EXCEEDED, UNAVAILABLE when the host drops, CANCELLED)
@@ -52,6 +54,9 @@
 #include "lib/log.h"
 #include "manager/lease.h"
 #include "manager/manager.h"
+
+/* dfnet.lab.ArtifactCache: answered by the agent of the node's host, not by a driver. */
+#define ARTIFACT_PREFIX "/dfnet.lab.ArtifactCache/"
 
 typedef struct call_key {
   uint64_t session; /* the caller's session (a client's, or a host's for its driver) */
@@ -269,21 +274,28 @@ void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
       return;
     }
   }
-  if (n->starting || n->offline) {
+  bool artifact = strncmp(call->method, ARTIFACT_PREFIX, sizeof ARTIFACT_PREFIX - 1) == 0;
+  if (artifact) {
+    /* The host's artifact cache: its agent answers for any of its nodes, driver or not. */
+    if (n->offline) {
+      reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "%s: its host is offline", n->moniker);
+      return;
+    }
+  } else if (n->starting || n->offline) {
     /* Transient (gRPC UNAVAILABLE: retry): the driver is being started, or the host is
      * reconnecting within its grace period. */
     reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "%s: %s", n->moniker,
                 n->offline ? "its host is offline" : "its driver is starting");
     return;
   }
-  if (n->suspended || n->hidden) {
+  if (!artifact && (n->suspended || n->hidden)) {
     /* Transient too: resumed by an admin (SuspendNode, ResumeNode), or listed once its
      * parent's driver has started (asynchronous start). */
     reply_final(m, s->id, id, DFNET_STATUS_UNAVAILABLE, "%s is %s", n->moniker,
                 n->suspended ? "suspended" : "not ready: its parent's driver is starting");
     return;
   }
-  if (n->state != dfnet_v1_NodeState_BOUND || n->driver_id == 0) {
+  if (!artifact && (n->state != dfnet_v1_NodeState_BOUND || n->driver_id == 0)) {
     if (n->moniker != addressed) {
       reply_final(m, s->id, id, DFNET_STATUS_FAILED_PRECONDITION,
                   "%s is kept by %s, which has no running driver", addressed, n->moniker);

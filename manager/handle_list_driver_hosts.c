@@ -10,7 +10,9 @@
  * has no driver host id at the manager; an asynchronous one may last long); an agent that
  * said nothing of one leaves what the manager knows (DriverStatus.pid), else 0; an offline
  * host's driver hosts have pid 0 (not known). The pids the agents report are kept on the
- * nodes (NodeInfo.driver_host_pid). Errors: NOT_FOUND (no such host), RESOURCE_EXHAUSTED.
+ * nodes (NodeInfo.driver_host_pid). The resources its drivers were handed are the agent's
+ * word alone ("<node> <name> <path>"; docs/architecture.md "Resources"). Errors: NOT_FOUND
+ * (no such host), RESOURCE_EXHAUSTED.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,9 @@ typedef struct dh_entry {
   /* the nodes the agent named in it (NULL: none; malloc'd) */
   char (*agent_nodes)[sizeof(((dfnet_v1_DriverHostInfo *)0)->nodes[0])];
   pb_size_t agent_node_count;
+  /* the resources the agent says its drivers were handed (NULL: none; malloc'd) */
+  char (*resources)[sizeof(((dfnet_v1_DriverHostInfo *)0)->resources[0])];
+  pb_size_t resource_count;
 } dh_entry_t;
 
 typedef struct gather {
@@ -74,8 +79,10 @@ static bool runs_driver(const topology_node_t *n) {
 }
 
 static void gather_free(gather_t *g) {
-  for (size_t i = 0; i < g->count; i++)
+  for (size_t i = 0; i < g->count; i++) {
     free(g->entries[i].agent_nodes);
+    free(g->entries[i].resources);
+  }
   free(g->entries);
   free(g);
 }
@@ -113,6 +120,9 @@ static void fill_info(mgr_t *m, const dh_entry_t *e, dfnet_v1_DriverHostInfo *di
       di->pid = n->driver_host_pid; /* an offline host's is not known: 0 */
     add_node(m, n, di);
   }
+  if (e->resource_count > 0)
+    memcpy(di->resources, e->resources, e->resource_count * sizeof di->resources[0]);
+  di->resources_count = e->resource_count;
   /* A start the host has not answered: the agent knows where it runs, the manager not yet. */
   for (pb_size_t i = 0; i < e->agent_node_count; i++) {
     n = topology__find(&m->topo, e->agent_nodes[i]);
@@ -168,6 +178,14 @@ static void on_agent_reply(void *user, dfnet_status_t status, const dfnet_envelo
       if (e->agent_nodes != NULL) {
         memcpy(e->agent_nodes, di->nodes, di->nodes_count * sizeof *e->agent_nodes);
         e->agent_node_count = di->nodes_count;
+      }
+      free(e->resources);
+      e->resource_count = 0;
+      e->resources =
+          di->resources_count > 0 ? malloc(di->resources_count * sizeof *e->resources) : NULL;
+      if (e->resources != NULL) {
+        memcpy(e->resources, di->resources, di->resources_count * sizeof *e->resources);
+        e->resource_count = di->resources_count;
       }
     }
   } else if (last && status != DFNET_STATUS_OK) {

@@ -293,6 +293,9 @@ static void fill_driver_info(mgr_t *m, const driver_t *d, bool verbose, dfnet_v1
   for (size_t i = 0; i < d->m.dispatcher_opt_count && i < 4; i++)
     topology__fmt(di->dispatcher_opts[di->dispatcher_opts_count++], sizeof di->dispatcher_opts[0],
                   "%s", d->m.dispatcher_opts[i]);
+  for (size_t i = 0; i < d->m.resource_count && i < 8; i++)
+    topology__fmt(di->resources[di->resources_count++], sizeof di->resources[0], "%s%s",
+                  d->m.resources[i].path, d->m.resources[i].writable ? " (rw)" : "");
   if (verbose && d->device_count > 0) {
     topology_node_t *n, *tmp;
     HASH_ITER(hh, m->topo.by_moniker, n, tmp) {

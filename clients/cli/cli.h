@@ -162,6 +162,9 @@ int cli__run(int argc, char **argv, const cli_syntax_t *syntax, const cli_comman
 void cli__stop_on_signals(int wake_fd);
 void cli__stop_wake_off(void);
 int cli__stop_signal(void);
+/* The default actions again (the process ends on those signals): for a blocking wait that
+ * nothing needs to clean up after, as between the steps of an upload. Main thread. */
+void cli__stop_default(void);
 
 /* ---- waiting for a stream (signals.c) ----
  * A command that starts a server stream and waits for its end: a cli_stream_wait_t first
@@ -372,6 +375,87 @@ int cmd_lease_renew(int argc, char **argv);
 int cmd_lease_release(int argc, char **argv);
 int cmd_lease_history(int argc, char **argv);
 int cmd_lease_run(int argc, char **argv);
+int cmd_image_upload(int argc, char **argv);
+int cmd_image_write(int argc, char **argv);
+
+/* ---- images (cmd_image.c): a file into a host's artifact cache, then onto a device ----
+ * proto/dfnet/lab/artifact.proto (dfnet.lab.ArtifactCache, answered by the host agent for any
+ * node of its host) and proto/dfnet/hw/block.proto (dfnet.hw.block.Block/WriteImage). */
+/* Puts of 1 MiB in flight: by default (the fastest in bench/image_bench.c), and the most a
+ * cli_image_t may ask for (the manager's send queue towards a host holds 8 MiB). */
+#define CLI_IMAGE_WINDOW 4
+#define CLI_IMAGE_WINDOW_MAX 8
+
+/* Progress of one phase: "upload", then (WriteImage) "write", "sync", "verify". */
+typedef struct cli_image_progress {
+  const char *phase;    /* static */
+  uint64_t done_bytes;  /* of the phase: the bytes the host holds, written, read back */
+  uint64_t total_bytes; /* the image's size */
+  uint64_t base_bytes;  /* done_bytes when the phase began in this run (a resumed upload) */
+  double seconds;       /* since the phase began in this run */
+  bool end;             /* the phase is over; reported once, last */
+} cli_image_progress_t;
+
+/* Called with each progress report: the upload's from the thread running
+ * cli__image_upload, WriteImage's from the client thread; never two at once. p is borrowed
+ * for the call. */
+typedef void (*cli_image_progress_fn)(void *user, const cli_image_progress_t *p);
+
+/* An image: the file, how to upload it, and what the upload did. Zero it, set fd = -1,
+ * then cli__image_open. */
+typedef struct cli_image {
+  int fd;             /* the file, read-only (-1: none) */
+  uint64_t size;      /* its bytes (at least 1) */
+  uint8_t sha256[32]; /* its digest: the artifact's name */
+  char hex[65];       /* the same, lower-case hex */
+  unsigned window;    /* Puts in flight: 0 = CLI_IMAGE_WINDOW; at most CLI_IMAGE_WINDOW_MAX */
+  cli_image_progress_fn progress; /* may be NULL */
+  void *progress_user;
+  /* what cli__image_upload did */
+  uint64_t start_offset; /* what the host held when it began */
+  uint64_t held;         /* what the host holds now (size once uploaded) */
+  uint64_t sent;         /* bytes it added to what the host held */
+  bool already;          /* the host had it complete: nothing sent */
+  unsigned retries;      /* times it asked Stat again after a failure and went on */
+  double seconds;        /* its wall time */
+} cli_image_t;
+
+/* Open `path` and read it through once for its SHA-256 (mbedTLS, 1 MiB reads). CLI_EXIT_OK;
+ * else the failure printed: CLI_EXIT_USAGE (the file cannot be opened or is not a regular
+ * file: "FILE <path>: <why>"), CLI_EXIT_FAILED (INVALID_ARGUMENT: it is empty; UNAVAILABLE: a
+ * read failed). im->fd may be open either way: cli__image_close. Main thread. */
+int cli__image_open(cli_image_t *im, const char *path);
+/* Close the file (idempotent). */
+void cli__image_close(cli_image_t *im);
+
+/* Upload the opened image into the artifact cache of target's host (target: any node of
+ * it, a moniker or a class path): Stat, then Puts of 1 MiB from what the host holds, with
+ * im->window in flight; a Put refused FAILED_PRECONDITION or lost with the connection
+ * (UNAVAILABLE; the library reconnects, and a NOT_FOUND right after is taken for the host not
+ * announced again yet) makes it Stat again and go on, and one refused RESOURCE_EXHAUSTED (a
+ * full send queue) goes on with one Put in flight, until 10 attempts in a row add nothing.
+ * Progress goes to im->progress (the first report right after the first Stat, with what the
+ * host held). Blocks (not on the client thread); SIGINT, SIGTERM and SIGHUP stop it
+ * (cli__stop_on_signals is installed meanwhile). On OK the host has it complete (im->already:
+ * it had it before). Errors in err: the last status of the host or the manager (NOT_FOUND:
+ * no such target; RESOURCE_EXHAUSTED: the cache cannot hold it; DATA_LOSS: what the host
+ * received does not hash to the digest, e.g. the file changed meanwhile; PERMISSION_DENIED,
+ * FAILED_PRECONDITION: another's lease ...), CANCELLED on a signal (the host keeps what it
+ * holds), a file that cannot be read again (UNAVAILABLE), RESOURCE_EXHAUSTED (memory). */
+dfnet_status_t cli__image_upload(dfnet_client_t *c, const char *target, cli_image_t *im,
+                                 dfnet_client_error_t *err);
+
+/* Have target's block driver write the uploaded image to its device (WriteImage, credit 16,
+ * this deadline), reporting the "write", "sync" and "verify" phases to im->progress from the
+ * client thread. Blocks until the stream ends; a signal cancels it. On OK message[cap] holds
+ * the driver's last words ("wrote N bytes to PATH in X.X s; read-back SHA-256 matches").
+ * Errors in err: the driver's (NOT_FOUND: the host's cache does not have it; OUT_OF_RANGE,
+ * FAILED_PRECONDITION, UNAVAILABLE, DATA_LOSS: see block.proto), the manager's (NOT_FOUND,
+ * FAILED_PRECONDITION: no driver on target, or leased), DEADLINE_EXCEEDED, CANCELLED (a
+ * signal: the device holds a partial image). */
+dfnet_status_t cli__image_write(dfnet_client_t *c, const char *target, cli_image_t *im,
+                                uint32_t deadline_ms, char *message, size_t cap,
+                                dfnet_client_error_t *err);
 
 /* ---- USB descriptors (usb_descriptors.c): lsusb -v's text and dfnet's JSON ---- */
 #define CLI_USB_CONFIGS_MAX 8 /* configurations read (bNumConfigurations is rarely > 1) */

@@ -39,6 +39,8 @@ const cli_command_t cli_commands[] = {
     {"board", "show", cmd_board_show, "a board's power state and console's last line"},
     {"board", "cycle", cmd_board_cycle, "power-cycle a board until its console says TEXT"},
     {"board", "console", cmd_board_console, "a board's console [--read-only]"},
+    {"image", "upload", cmd_image_upload, "put a file into the artifact cache of a node's host"},
+    {"image", "write", cmd_image_write, "upload an image and write it to a block device"},
     {"serial", "console", cmd_serial_console, "connect the terminal to a serial port"},
     {"serial", "write", cmd_serial_write, "send bytes to a serial port"},
     {"serial", "read", cmd_serial_read, "read what a serial port received"},

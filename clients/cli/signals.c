@@ -33,6 +33,13 @@ void cli__stop_on_signals(int wake_fd) {
 
 void cli__stop_wake_off(void) { stop_wake = -1; }
 
+void cli__stop_default(void) {
+  stop_wake = -1;
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+}
+
 int cli__stop_signal(void) { return stop_signal; }
 
 int cli__stream_wait_open(cli_stream_wait_t *w) {

@@ -108,8 +108,16 @@ free_program:
   return st;
 }
 
-dfnet_status_t drvkit__read_text(const char *path, char *buf, size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+int drvkit__resource(const dfnet_driver_t *driver, const char *name, const char *source) {
+  int fd = dfnet_driver_resource_fd(driver, name);
+  if (fd < 0)
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
+                     "the node has no resource \"%s\" (dfnet-host hands it for %s)", name, source);
+  return fd;
+}
+
+dfnet_status_t drvkit__read_text_at(int dirfd, const char *path, char *buf, size_t cap) {
+  int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return dfnet_errno_status(errno);
   dfnet_status_t st = DFNET_STATUS_OK;
@@ -138,10 +146,10 @@ dfnet_status_t drvkit__read_text(const char *path, char *buf, size_t cap) {
   return st;
 }
 
-dfnet_status_t drvkit__read_link(const char *path, char *buf, size_t cap) {
+dfnet_status_t drvkit__read_link_at(int dirfd, const char *path, char *buf, size_t cap) {
   if (cap == 0)
     return DFNET_STATUS_OUT_OF_RANGE;
-  ssize_t n = readlink(path, buf, cap);
+  ssize_t n = readlinkat(dirfd, path, buf, cap);
   if (n >= 0) {
     if ((size_t)n >= cap)
       return DFNET_STATUS_OUT_OF_RANGE;
@@ -152,9 +160,9 @@ dfnet_status_t drvkit__read_link(const char *path, char *buf, size_t cap) {
     return dfnet_errno_status(errno);
   /* Not a symlink: a captured tree may keep the link's text in a regular file. */
   struct stat sb;
-  if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+  if (fstatat(dirfd, path, &sb, 0) != 0 || !S_ISREG(sb.st_mode))
     return DFNET_STATUS_INVALID_ARGUMENT;
-  dfnet_status_t st = drvkit__read_text(path, buf, cap);
+  dfnet_status_t st = drvkit__read_text_at(dirfd, path, buf, cap);
   if (st != DFNET_STATUS_OK)
     return st;
   if (strchr(buf, '/') == NULL || strchr(buf, '\n') != NULL)

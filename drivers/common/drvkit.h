@@ -6,8 +6,10 @@
  *  - end a call with a status and a message that is also logged once;
  *  - read the node's properties (include/dfnet/driver.h) and the driver's settings
  *    (manifest program block, else an environment variable, else a default);
- *  - read sysfs links, also in captured trees that saved links as files holding the link
- *    text (tests/fixtures/sysfs-virtio-vm);
+ *  - find the node's resources, the descriptors the host agent handed (a driver opens
+ *    nothing by path: include/dfnet/driver.h "Resources");
+ *  - read sysfs attributes and links relative to a handed directory, also in captured trees
+ *    that saved links as files holding the link text (tests/fixtures/sysfs-virtio-vm);
  *  - publish the driver's devfs-style class as an owned child node (docs/spec/dfv2.md
  *    "devfs": class/<class>/<NNN>).
  *
@@ -64,18 +66,27 @@ dfnet_status_t drvkit__setting(const dfnet_driver_t *driver, const char *key, co
                                const char *dflt, char *buf, size_t cap)
     __attribute__((warn_unused_result));
 
-/* The target of the sysfs link `path` in buf[cap] (readlink(2), or the one line of a link
- * saved as a regular file). Returns OK; NOT_FOUND (no such entry); INVALID_ARGUMENT
- * (neither a link nor a file holding a path); OUT_OF_RANGE (does not fit). */
-dfnet_status_t drvkit__read_link(const char *path, char *buf, size_t cap)
+/* The descriptor of the node's resource `name` (dfnet_driver_resource_fd: owned by the
+ * driver host, valid until `stop` returns; never close it), or -1, logged at error with
+ * where it comes from: "the node has no resource \"tty\" (dfnet-host hands it for
+ * \"dfnet.platform.TTY\")". `source` names that origin (a property key, or "the manifest's
+ * resources"). */
+int drvkit__resource(const dfnet_driver_t *driver, const char *name, const char *source);
+
+/* The target of the sysfs link `path` (relative to the directory `dirfd`, a handed O_PATH
+ * directory such as "sysfs"), in buf[cap] (readlinkat(2), or the one line of a link saved
+ * as a regular file). Returns OK; NOT_FOUND (no such entry); INVALID_ARGUMENT (neither a
+ * link nor a file holding a path); OUT_OF_RANGE (does not fit). */
+dfnet_status_t drvkit__read_link_at(int dirfd, const char *path, char *buf, size_t cap)
     __attribute__((warn_unused_result));
 
 /* The last path component of `path` (borrowed from it). */
 const char *drvkit__basename(const char *path);
 
-/* Read the small text file `path` into buf[cap] without trailing whitespace. Returns OK,
- * NOT_FOUND, PERMISSION_DENIED, OUT_OF_RANGE (does not fit), INTERNAL. */
-dfnet_status_t drvkit__read_text(const char *path, char *buf, size_t cap)
+/* Read the small text file `path` (relative to the directory `dirfd`) into buf[cap] without
+ * trailing whitespace. Returns OK, NOT_FOUND, PERMISSION_DENIED, OUT_OF_RANGE (does not
+ * fit), INTERNAL (and the other statuses of drvkit__status_from_errno). */
+dfnet_status_t drvkit__read_text_at(int dirfd, const char *path, char *buf, size_t cap)
     __attribute__((warn_unused_result));
 
 /* Publish the driver's class: add an owned child node named `class_name` with that class

@@ -8,16 +8,19 @@
  * CAP_SYS_ADMIN gets only the first 64 bytes (the standard header), which the driver
  * reports as PERMISSION_DENIED rather than returning short data.
  *
- *   start   opens <dfnet.pci.SYSFS_PATH>/config (a missing or unreadable file fails start
- *           with the reason), publishes class "pci", serves Config.
+ *   start   takes <dfnet.pci.SYSFS_PATH>/config, which dfnet-host opened and handed as the
+ *           resource "config" (include/dfnet/driver.h "Resources"; the driver opens
+ *           nothing), checks its size, publishes class "pci", serves Config. A node without
+ *           that resource fails start with the reason (dfnet-host fails it first when the
+ *           file cannot be opened).
  *   Read    bounds-checks offset/length against the file size and preads. A pread never
  *           blocks for long (the kernel reads the hardware registers), so the handler
  *           runs on the dispatcher directly.
  *
- * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c).
+ * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c), for messages. Resources:
+ * "config" (the driver host's descriptor: never closed here).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,8 +35,8 @@
 
 typedef struct pci_config {
   char path[4096]; /* <function>/config */
-  int fd;
-  uint32_t size; /* bytes of configuration space the kernel exposes */
+  int fd;          /* the resource "config" */
+  uint32_t size;   /* bytes of configuration space the kernel exposes */
 } pci_config_t;
 
 /* /dfnet.hw.pci.Config/Read */
@@ -88,39 +91,26 @@ static dfnet_status_t pci_config_start(dfnet_driver_t *driver, void *ctx) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "dfnet.pci.SYSFS_PATH is too long");
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  pci->fd = open(pci->path, O_RDONLY | O_CLOEXEC);
+  pci->fd = drvkit__resource(driver, "config", "a PCI function's \"dfnet.pci.SYSFS_PATH\"");
+  if (pci->fd < 0)
+    return DFNET_STATUS_FAILED_PRECONDITION;
   struct stat sb;
-  if (pci->fd < 0 || fstat(pci->fd, &sb) != 0) {
-    int err = errno;
-    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot open %s: %s", pci->path,
-                     strerror(err));
-    goto close_config;
+  if (fstat(pci->fd, &sb) != 0) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s: fstat: %s", pci->path, strerror(errno));
+    return DFNET_STATUS_FAILED_PRECONDITION;
   }
   if (sb.st_size < 64 || sb.st_size > 4096) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR,
                      "%s is %lld bytes: not a PCI configuration space (64..4096)", pci->path,
                      (long long)sb.st_size);
-    goto close_config;
+    return DFNET_STATUS_FAILED_PRECONDITION;
   }
   pci->size = (uint32_t)sb.st_size;
   static const dfnet_method_t methods[] = {{.name = "Read", .handler = config_read}};
   if (drvkit__serve(driver, "dfnet.hw.pci.Config", methods, 1, "pci") != DFNET_STATUS_OK)
-    goto close_config;
+    return DFNET_STATUS_FAILED_PRECONDITION;
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %u bytes of %s", pci->size, pci->path);
   return DFNET_STATUS_OK;
-
-close_config:
-  if (pci->fd >= 0)
-    close(pci->fd);
-  pci->fd = -1;
-  return DFNET_STATUS_FAILED_PRECONDITION;
 }
 
-static void pci_config_stop(dfnet_driver_t *driver, void *ctx) {
-  (void)driver;
-  pci_config_t *pci = ctx;
-  if (pci->fd >= 0)
-    close(pci->fd);
-}
-
-DFNET_DRIVER("pci-config", pci_config_t, .start = pci_config_start, .stop = pci_config_stop);
+DFNET_DRIVER("pci-config", pci_config_t, .start = pci_config_start);

@@ -1,8 +1,7 @@
-/* The serial driver's tty side: finding it, opening it, termios (port.h). */
+/* The serial driver's tty side: finding it, raw mode, termios (port.h). */
 #include "drivers/serial/port.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -13,8 +12,8 @@
 
 /* ---- finding the tty --------------------------------------------------------------- */
 
-dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t cap, char *why,
-                                size_t why_cap) {
+dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t cap, int *fd,
+                                char *why, size_t why_cap) {
   const char *tty = drvkit__prop_string(driver, BIND_DFNET_PLATFORM_TTY);
   if (tty == NULL) {
     snprintf(why, why_cap, "the node has no \"dfnet.platform.TTY\" (a board-file serial port)");
@@ -25,6 +24,13 @@ dfnet_status_t serial__find_tty(const dfnet_driver_t *driver, char *out, size_t 
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
   memcpy(out, tty, strlen(tty) + 1);
+  if ((*fd = dfnet_driver_resource_fd(driver, "tty")) < 0) {
+    snprintf(why, why_cap,
+             "%s was not handed to the driver (no resource \"tty\": dfnet-host hands it for a "
+             "node of its board file)",
+             tty);
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
   return DFNET_STATUS_OK;
 }
 
@@ -54,31 +60,18 @@ static void make_raw(struct termios *t) {
   t->c_cc[VTIME] = 0;
 }
 
-int serial__open_raw(const char *tty, char *why, size_t cap) {
-  int fd = open(tty, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    snprintf(why, cap, "cannot open %s: %s", tty, strerror(err));
-    errno = err;
-    return -1;
-  }
+dfnet_status_t serial__make_raw(int fd, const char *tty, char *why, size_t cap) {
   struct termios t;
   if (tcgetattr(fd, &t) != 0) {
-    int err = errno;
-    snprintf(why, cap, "%s is not a terminal: %s", tty, strerror(err));
-    close(fd);
-    errno = err;
-    return -1;
+    snprintf(why, cap, "%s is not a terminal: %s", tty, strerror(errno));
+    return DFNET_STATUS_FAILED_PRECONDITION;
   }
   make_raw(&t);
   if (tcsetattr(fd, TCSANOW, &t) != 0) {
-    int err = errno;
-    snprintf(why, cap, "cannot put %s in raw mode: %s", tty, strerror(err));
-    close(fd);
-    errno = err;
-    return -1;
+    snprintf(why, cap, "cannot put %s in raw mode: %s", tty, strerror(errno));
+    return DFNET_STATUS_FAILED_PRECONDITION;
   }
-  return fd;
+  return DFNET_STATUS_OK;
 }
 
 dfnet_status_t serial__configure(int fd, const dfnet_hw_serial_Config *want,

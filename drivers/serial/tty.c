@@ -1,5 +1,6 @@
 /* The serial driver's tty backend (serial.h): a kernel tty named by the node's
- * "dfnet.platform.TTY" (a board file's UART; the tests use a pty).
+ * "dfnet.platform.TTY" (a board file's UART; the tests use a pty), whose descriptor
+ * dfnet-host hands as resource "tty" (the driver host's: never closed here).
  *
  * Threads. The reader thread is the only reader of the tty: it polls the tty and an eventfd
  * (its stop signal) and hands what arrives to serial__deliver; a hang-up or an error ends
@@ -116,16 +117,15 @@ static dfnet_status_t tty_open(serial_t *s, char *why, size_t cap) {
   }
   *t = (tty_t){
       .fd = -1, .wake_fd = -1, .write_retry = {.run = write_again, .delay_ms = TTY_WRITE_RETRY_MS}};
-  dfnet_status_t st = serial__find_tty(s->driver, s->name, sizeof s->name, why, cap);
+  dfnet_status_t st = serial__find_tty(s->driver, s->name, sizeof s->name, &t->fd, why, cap);
+  if (st == DFNET_STATUS_OK)
+    st = serial__make_raw(t->fd, s->name, why, cap);
   if (st != DFNET_STATUS_OK)
-    goto free_state;
-  st = DFNET_STATUS_FAILED_PRECONDITION;
-  if ((t->fd = serial__open_raw(s->name, why, cap)) < 0)
     goto free_state;
   st = DFNET_STATUS_INTERNAL;
   if ((t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
     snprintf(why, cap, "eventfd: %s", strerror(errno));
-    goto close_tty;
+    goto free_state;
   }
   s->port = t;
   int rc = pthread_create(&t->reader, NULL, reader_main, s);
@@ -140,8 +140,6 @@ static dfnet_status_t tty_open(serial_t *s, char *why, size_t cap) {
 close_wake:
   s->port = NULL;
   close(t->wake_fd);
-close_tty:
-  close(t->fd);
 free_state:
   free(t);
   return st;
@@ -162,8 +160,7 @@ static void tty_close(serial_t *s) {
   if (t == NULL)
     return;
   tty_prepare_stop(s);
-  close(t->wake_fd);
-  close(t->fd);
+  close(t->wake_fd); /* t->fd is the driver host's, closed after `stop` */
   free(t);
   s->port = NULL;
 }

@@ -1,4 +1,5 @@
 /* usb-device: what the Device and Interface services share (usb_device.h). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +114,8 @@ void usbdev__kernel_driver_name(const usb_dev_t *u, int ifc, char *out, size_t c
   char path[256], target[1024];
   snprintf(path, sizeof path, "/sys/bus/usb/devices/%s:%u.%d/driver", u->sysfs_name,
            u->config_value, ifc);
-  if (drvkit__read_link(path, target, sizeof target) == DFNET_STATUS_OK)
+  /* by path: usb-device is the exception that still opens its device by path (libusb) */
+  if (drvkit__read_link_at(AT_FDCWD, path, target, sizeof target) == DFNET_STATUS_OK)
     snprintf(out, cap, "kernel driver %s", drvkit__basename(target));
 }
 

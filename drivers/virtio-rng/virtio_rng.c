@@ -8,10 +8,16 @@
  *
  *   start   checks through sysfs that the kernel's virtio_rng sits on this very PCI
  *           function (<function>/virtio<N>/driver -> virtio_rng) and that hw_random reads
- *           from virtio_rng, opens the device file, publishes class "rng" and serves Rng.
+ *           from virtio_rng, takes the device file, publishes class "rng" and serves Rng.
  *           Anything else is FAILED_PRECONDITION with the reason, which the manager shows
- *           on the node.
- *   Read    reads `count` bytes. /dev/hwrng is opened O_NONBLOCK (hw_random has no poll,
+ *           on the node. It opens nothing by path (include/dfnet/driver.h "Resources"):
+ *           sysfs is read through the function's directory dfnet-host hands as "sysfs"
+ *           (openat, readlinkat; hw_random's rng_current as
+ *           "<that directory>/../../../class/misc/hw_random/rng_current", as many ".." as
+ *           the directory is deep under the sysfs root: a confinement of the driver host
+ *           must let that path be read), and the device file is the manifest's resource
+ *           "/dev/hwrng" (meta/virtio-rng.json "resources").
+ *   Read    reads `count` bytes. The device's descriptor is O_NONBLOCK (hw_random has no poll,
  *           and a blocking read sleeps in the device driver where only a fatal signal
  *           ends it), so a read that finds no entropy ready is retried from a timer on
  *           the dispatcher every 5 ms until it is complete, the call is cancelled or
@@ -20,11 +26,19 @@
  *           device (QEMU's virtio-rng gives about 10 KB/s here), so a large Read is slow
  *           but never stuck. The dispatcher never blocks: no allow_sync_calls needed.
  *
- * Settings: the device file is "/dev/hwrng", or "device" in the manifest's program.config
- * object ({"config": {"device": "/dev/hwrng1"}}), or the
- * environment variable DFNET_VIRTIO_RNG_DEVICE (tests point it at other files).
+ *   A device that fails (a read error, an end of file) fails the Read UNAVAILABLE; the
+ *   next Read tries the same descriptor again (it was handed: the driver cannot reopen it;
+ *   `dfnet driver restart` has the agent open it anew).
  *
- * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c).
+ * Settings: the device file is "/dev/hwrng", or "device" in the manifest's program.config
+ * object ({"config": {"device": "/dev/hwrng1"}}), or the environment variable
+ * DFNET_VIRTIO_RNG_DEVICE (tests point it at other files). The setting names the resource
+ * to use, so the manifest's "resources" must name that file too (and the host's
+ * --allow-resource allow it).
+ *
+ * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c), for messages and the
+ * depth of the directory. Resources: "sysfs", and the device file by its path (the driver
+ * host's descriptors: never closed here).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -64,33 +78,38 @@ typedef struct rng_read {
 /* The driver's context (allocated zeroed by the driver host). */
 typedef struct virtio_rng {
   dfnet_driver_t *driver;
-  char device[256];     /* device file */
-  int fd;               /* open device file, -1 after a failure (reopened by the next Read) */
+  char device[256];     /* device file: the name of its resource */
+  int fd;               /* its descriptor (the driver host's), O_NONBLOCK */
   fairq_t reads;        /* Reads waiting; the next served first (fairq__peek) */
   drvkit_retry_t retry; /* runs pump again while the device has nothing ready */
 } virtio_rng_t;
 
 /* ---- start: is this PCI function the kernel's virtio_rng? ---------------------------- */
 
-/* Find the virtio device under the PCI function at sysfs_path and the kernel driver bound
- * to it. OK when it is virtio_rng; else FAILED_PRECONDITION with the reason in why. */
-static dfnet_status_t check_kernel_virtio_rng(const char *sysfs_path, char *why, size_t cap) {
-  DIR *dir = opendir(sysfs_path);
-  if (dir == NULL) {
-    snprintf(why, cap, "cannot open the PCI function's sysfs directory %s: %s", sysfs_path,
+/* Find the virtio device under the PCI function whose sysfs directory is `dir` (the
+ * resource "sysfs"; sysfs_path names it in messages) and the kernel driver bound to it. OK
+ * when it is virtio_rng; else FAILED_PRECONDITION with the reason in why. */
+static dfnet_status_t check_kernel_virtio_rng(int dir, const char *sysfs_path, char *why,
+                                              size_t cap) {
+  int list_fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *list = list_fd >= 0 ? fdopendir(list_fd) : NULL;
+  if (list == NULL) {
+    snprintf(why, cap, "cannot read the PCI function's sysfs directory %s: %s", sysfs_path,
              strerror(errno));
+    if (list_fd >= 0)
+      close(list_fd);
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
   char seen[160] = "";
   dfnet_status_t st = DFNET_STATUS_FAILED_PRECONDITION;
   struct dirent *e;
-  while ((e = readdir(dir)) != NULL) {
+  while ((e = readdir(list)) != NULL) {
     if (strncmp(e->d_name, "virtio", 6) != 0 || e->d_name[6] < '0' || e->d_name[6] > '9')
       continue;
-    char path[4096], target[4096];
-    snprintf(path, sizeof path, "%s/%s/driver", sysfs_path, e->d_name);
+    char path[300], target[4096];
+    snprintf(path, sizeof path, "%s/driver", e->d_name);
     const char *bound = "no driver";
-    if (drvkit__read_link(path, target, sizeof target) == DFNET_STATUS_OK)
+    if (drvkit__read_link_at(dir, path, target, sizeof target) == DFNET_STATUS_OK)
       bound = drvkit__basename(target);
     if (strcmp(bound, "virtio_rng") == 0) {
       st = DFNET_STATUS_OK;
@@ -98,13 +117,12 @@ static dfnet_status_t check_kernel_virtio_rng(const char *sysfs_path, char *why,
     }
     snprintf(seen, sizeof seen, "%.32s is bound to %.64s", e->d_name, bound);
   }
-  closedir(dir);
+  closedir(list);
   if (st == DFNET_STATUS_OK)
     return st;
   if (seen[0] == '\0') {
-    char path[4096], target[4096];
-    snprintf(path, sizeof path, "%s/driver", sysfs_path);
-    bool has = drvkit__read_link(path, target, sizeof target) == DFNET_STATUS_OK;
+    char target[4096];
+    bool has = drvkit__read_link_at(dir, "driver", target, sizeof target) == DFNET_STATUS_OK;
     snprintf(seen, sizeof seen, "no virtio device under it (kernel PCI driver: %.64s)",
              has ? drvkit__basename(target) : "none");
   }
@@ -115,31 +133,49 @@ static dfnet_status_t check_kernel_virtio_rng(const char *sysfs_path, char *why,
 
 /* hw_random serves /dev/hwrng from its *current* source, which may be another rng (a
  * TPM, a CPU's). When the sysfs tree holding the function has hw_random's attributes,
- * check that the current source is a virtio_rng. Absent attributes (a captured tree, an
- * old kernel) are not an error. */
-static dfnet_status_t check_hwrng_current(const char *sysfs_path, char *why, size_t cap) {
+ * check that the current source is a virtio_rng. They are read through the function's
+ * directory `dir`: "../" once per component of sysfs_path below the sysfs root (the part
+ * before "/devices/"), then "class/misc/hw_random/rng_current". Absent attributes (a
+ * captured tree, an old kernel) are not an error. */
+static dfnet_status_t check_hwrng_current(int dir, const char *sysfs_path, char *why, size_t cap) {
   const char *devices = strstr(sysfs_path, "/devices/");
   if (devices == NULL)
     return DFNET_STATUS_OK;
-  char path[4096], current[128];
-  snprintf(path, sizeof path, "%.*s/class/misc/hw_random/rng_current", (int)(devices - sysfs_path),
-           sysfs_path);
-  if (drvkit__read_text(path, current, sizeof current) != DFNET_STATUS_OK)
+  char rel[1024] = "";
+  size_t len = 0;
+  for (const char *c = devices; *c != '\0' && len + 4 < sizeof rel; c++) {
+    if (*c == '/' && c[1] != '/' && c[1] != '\0') {
+      memcpy(rel + len, "../", 4);
+      len += 3;
+    }
+  }
+  snprintf(rel + len, sizeof rel - len, "class/misc/hw_random/rng_current");
+  char current[128];
+  if (drvkit__read_text_at(dir, rel, current, sizeof current) != DFNET_STATUS_OK)
     return DFNET_STATUS_OK;
   if (strncmp(current, "virtio_rng", 10) == 0)
     return DFNET_STATUS_OK;
-  snprintf(why, cap, "hw_random's current source is \"%s\", not virtio_rng (%.200s)", current,
-           path);
+  snprintf(why, cap, "hw_random's current source is \"%s\", not virtio_rng (%.*s/%s)", current,
+           (int)(devices - sysfs_path), sysfs_path, "class/misc/hw_random/rng_current");
   return DFNET_STATUS_FAILED_PRECONDITION;
 }
 
-static dfnet_status_t open_device(virtio_rng_t *rng, char *why, size_t cap) {
-  rng->fd = open(rng->device, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (rng->fd >= 0)
-    return DFNET_STATUS_OK;
-  int err = errno;
-  snprintf(why, cap, "cannot open %s: %s", rng->device, strerror(err));
-  return drvkit__status_from_errno(err);
+/* The device file's descriptor: the resource named by rng->device, made non-blocking. */
+static dfnet_status_t take_device(virtio_rng_t *rng, char *why, size_t cap) {
+  rng->fd = dfnet_driver_resource_fd(rng->driver, rng->device);
+  if (rng->fd < 0) {
+    snprintf(why, cap,
+             "%s was not handed to the driver: the manifest's \"resources\" must name it "
+             "(and dfnet-host --allow-resource allow it)",
+             rng->device);
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  int flags = fcntl(rng->fd, F_GETFL);
+  if (flags < 0 || fcntl(rng->fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    snprintf(why, cap, "%s: cannot make it non-blocking: %s", rng->device, strerror(errno));
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  }
+  return DFNET_STATUS_OK;
 }
 
 /* ---- Read ------------------------------------------------------------------------------ */
@@ -153,8 +189,6 @@ typedef enum { FILL_DONE, FILL_WAIT, FILL_FAILED } fill_t;
 
 /* Read what the device has ready into the head job. FILL_FAILED sets *st and why. */
 static fill_t fill(virtio_rng_t *rng, rng_read_t *job, dfnet_status_t *st, char *why, size_t cap) {
-  if (rng->fd < 0 && (*st = open_device(rng, why, cap)) != DFNET_STATUS_OK)
-    return FILL_FAILED;
   while (job->got < job->count) {
     ssize_t n = read(rng->fd, job->buf + job->got, job->count - job->got);
     if (n > 0) {
@@ -172,8 +206,6 @@ static fill_t fill(virtio_rng_t *rng, rng_read_t *job, dfnet_status_t *st, char 
     *st = n == 0 ? DFNET_STATUS_UNAVAILABLE : drvkit__status_from_errno(err);
     if (*st == DFNET_STATUS_INVALID_ARGUMENT || *st == DFNET_STATUS_INTERNAL)
       *st = DFNET_STATUS_UNAVAILABLE; /* the device failed, not the caller */
-    close(rng->fd);                   /* reopened by the next Read */
-    rng->fd = -1;
     return FILL_FAILED;
   }
   return FILL_DONE;
@@ -262,9 +294,12 @@ static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
   const char *sysfs_path = drvkit__pci_sysfs_path(driver);
   if (sysfs_path == NULL)
     return DFNET_STATUS_FAILED_PRECONDITION;
-  dfnet_status_t st = check_kernel_virtio_rng(sysfs_path, why, sizeof why);
+  int dir = drvkit__resource(driver, "sysfs", "a PCI function's \"dfnet.pci.SYSFS_PATH\"");
+  if (dir < 0)
+    return DFNET_STATUS_FAILED_PRECONDITION;
+  dfnet_status_t st = check_kernel_virtio_rng(dir, sysfs_path, why, sizeof why);
   if (st == DFNET_STATUS_OK)
-    st = check_hwrng_current(sysfs_path, why, sizeof why);
+    st = check_hwrng_current(dir, sysfs_path, why, sizeof why);
   if (st != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
     return st;
@@ -277,22 +312,17 @@ static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
                      sizeof rng->device);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  if (open_device(rng, why, sizeof why) != DFNET_STATUS_OK) {
+  if (take_device(rng, why, sizeof why) != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
   static const dfnet_method_t methods[] = {{.name = "Read", .handler = rng_read}};
   st = drvkit__serve(driver, "dfnet.hw.rng.Rng", methods, 1, "rng");
   if (st != DFNET_STATUS_OK)
-    goto close_device;
+    return st;
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving %s for %s", rng->device,
                    drvkit__basename(sysfs_path));
   return DFNET_STATUS_OK;
-
-close_device:
-  close(rng->fd);
-  rng->fd = -1;
-  return st;
 }
 
 static void virtio_rng_stop(dfnet_driver_t *driver, void *ctx) {
@@ -304,9 +334,7 @@ static void virtio_rng_stop(dfnet_driver_t *driver, void *ctx) {
     (void)dfnet_call_reply(job->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped", NULL, 0);
     pop_head(rng);
   }
-  fairq__destroy(&rng->reads);
-  if (rng->fd >= 0)
-    close(rng->fd);
+  fairq__destroy(&rng->reads); /* rng->fd is the driver host's, closed after `stop` */
 }
 
 DFNET_DRIVER("virtio-rng", virtio_rng_t, .start = virtio_rng_start, .stop = virtio_rng_stop);

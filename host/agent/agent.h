@@ -11,7 +11,8 @@
  * supervisor events), calls.c (Call/Cancel/StreamCredit forwarding: the manager's calls to
  * drivers, and drivers' calls to other drivers, which it routes to another driver host or
  * to the manager), lifecycle.c (DriverSuspend/DriverResume, ListDriverHosts, the suspend of
- * every driver before a shutdown).
+ * every driver before a shutdown), artifacts.c (dfnet.lab.ArtifactCache: the host's cache
+ * of uploaded artifacts, answered by the agent itself).
  */
 #ifndef DFNET_HOST_AGENT_AGENT_H
 #define DFNET_HOST_AGENT_AGENT_H
@@ -37,6 +38,8 @@
 #define AGENT_FETCH_CHUNK (1024u * 1024u) /* PackageFetch.max_bytes we ask for */
 #define AGENT_FETCH_DEADLINE_MS 30000u    /* per PackageFetch request */
 #define AGENT_REQUEST_DEADLINE_MS 30000u  /* Hello, NodeAdd, NodeRemove */
+#define AGENT_ALLOW_RESOURCES_MAX 32      /* --allow-resource globs */
+#define AGENT_ALLOW_RESOURCE_DEFAULT "/dev/hwrng" /* without any --allow-resource */
 
 /* ---- command line (options.c) ------------------------------------------------------ */
 
@@ -70,8 +73,14 @@ typedef struct agent_options {
   uint32_t stop_grace_ms;                  /* --stop-grace-ms, default 5000 */
   agent_shutdown_reason_t shutdown_reason; /* --shutdown-reason, default none */
   uint32_t keepalive_ms; /* --keepalive-ms: ping after this much silence, drop after 3x */
-  bool help;             /* --help / -h: print agent__usage() */
-  bool version;          /* --version: print the version */
+  /* --artifact-cache-mb: the artifact cache's bound, MiB (default 8192; artifacts.c) */
+  uint32_t artifact_cache_mb;
+  /* --allow-resource: the globs a manifest resource must match (drivers.c, resources.h);
+   * none given: AGENT_ALLOW_RESOURCE_DEFAULT alone */
+  const char *allow_resources[AGENT_ALLOW_RESOURCES_MAX];
+  size_t allow_resource_count;
+  bool help;    /* --help / -h: print agent__usage() */
+  bool version; /* --version: print the version */
 } agent_options_t;
 
 /* Parse argv into *out (pointers into argv; nothing allocated). On a bad flag, a missing
@@ -125,6 +134,8 @@ typedef struct agent_node {
   bool suspended;     /* RUNNING, and its driver host answered a DriverSuspend OK (no resume) */
   char *offered;      /* the offers its driver was given (offered.c); NULL: none */
   size_t offered_len; /* bytes in offered */
+  char *resources;    /* what its driver was handed, "<name> <path>\n" each (drivers.c, shown
+                         by ListDriverHosts); NULL: none */
 } agent_node_t;
 
 /* A DriverStart waiting for its package. */
@@ -171,6 +182,7 @@ typedef struct agent_op agent_op_t;
 struct agent_stop_wait;
 struct agent_suspend_all;
 typedef struct agent_fetch agent_fetch_t;
+typedef struct agent_upload agent_upload_t;
 typedef struct agent_queue_item agent_queue_item_t;
 
 typedef struct agent {
@@ -221,6 +233,7 @@ typedef struct agent {
   uint64_t next_local_id;
 
   agent_fetch_t *fetches;
+  agent_upload_t *uploads; /* artifact uploads under way, uthash by digest (artifacts.c) */
 
   /* DriverHostExit events that happened while disconnected, sent after the next Welcome. */
   dfnet_v1_DriverHostExit *pending_exits;
@@ -339,6 +352,30 @@ void agent__cache_fetch(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SI
 /* Fail every fetch of this session (session closed). */
 void agent__cache_session_closed(agent_t *a, dfnet_session_id_t session);
 void agent__cache_free(agent_t *a);
+
+/* ---- artifact cache (artifacts.c) -------------------------------------------------- */
+
+/* Is `method` one of dfnet.lab.ArtifactCache ("/dfnet.lab.ArtifactCache/...")? The agent
+ * answers those itself, for any node of this host. */
+bool agent__artifact_method(const char *method);
+
+/* Answer a Call of dfnet.lab.ArtifactCache (proto/dfnet/lab/artifact.proto) from the manager
+ * session `session` with envelope id `id`; payload (the Call's bulk, borrowed for the call)
+ * is the request. Answered before it returns, with one final Reply: OK with the encoded
+ * ArtifactStatus in the bulk, or an error: INVALID_ARGUMENT (not the method's message;
+ * sha256 not 32 bytes; total_size 0; a Put chunk empty, over 4 MiB or past total_size),
+ * RESOURCE_EXHAUSTED (total_size over --artifact-cache-mb; the cache cannot make room: its
+ * bound or its disk; ENOSPC/EDQUOT while writing), FAILED_PRECONDITION ("expected offset N":
+ * a Put not at the bytes held), DATA_LOSS (the SHA-256 of the whole upload differs: it is
+ * discarded), INTERNAL (a file operation of the cache failed: the message has the path and
+ * the errno text), UNIMPLEMENTED (another method). Runs blocking file I/O (a pwrite per Put;
+ * at the last one, an fsync; the first Put after a restart hashes the .part held) on the
+ * service thread. Layout, resume and eviction: the top of artifacts.c. */
+void agent__artifact_call(agent_t *a, dfnet_session_id_t session, uint64_t id,
+                          const dfnet_v1_Call *call, dfnet_bytes_t payload);
+
+/* Close and free every upload record (exit). The .part files stay for the next run. */
+void agent__artifacts_free(agent_t *a);
 
 /* ---- drivers (drivers.c) ------------------------------------------------------------ */
 

@@ -8,6 +8,9 @@
  * Call's id) find it through calls_by_peer. When the session goes, its calls are
  * cancelled at their driver hosts; their final Replies are then dropped here.
  *
+ * A Call of dfnet.lab.ArtifactCache to any node of this host (or its root) is answered by
+ * the agent itself (artifacts.c), whatever runs on the node.
+ *
  * A driver's call to another driver (issue 18) comes from its driver host with the driver
  * host's id (bit 63 set, host/driver_host/runtime.h "Ids") and Call.caller naming the
  * calling node. The agent believes only its own records: the node must be one whose driver
@@ -107,6 +110,11 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
   uint64_t id = env->pb.id;
   agent_node_t *n = agent__node_find(a, m->target);
   char msg[600];
+  if (agent__artifact_method(m->method) && (n != NULL || strcmp(m->target, a->root) == 0)) {
+    /* the host's artifact cache: the node only names the host (a driver or not) */
+    agent__artifact_call(a, session, id, m, env->bulk);
+    return;
+  }
   if (n == NULL) {
     snprintf(msg, sizeof msg, "no node %s on this host", m->target);
     agent__reply_call_status(a, session, id, DFNET_STATUS_NOT_FOUND, msg);

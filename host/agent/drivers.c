@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "host/agent/agent.h"
+#include "host/supervisor/resources.h"
 #include "lib/log.h"
 
 #define DRV_SUBSYS "host"
@@ -82,11 +83,27 @@ static void clear_driver(agent_node_t *n) {
   free(n->driver_url);
   n->driver_url = NULL;
   agent__offered_clear(n);
+  free(n->resources);
+  n->resources = NULL;
   agent__pending_start_free(n->pending_start);
   n->pending_start = NULL;
 }
 
-/* The start of n's driver failed: answer whoever asked, forget it. */
+/* The resources of a set as "<name> <path>\n" lines (malloc'd; NULL when none or without
+ * memory: they are then not listed). */
+static char *resources_text(const dfnet_resource_set_t *res) {
+  size_t len = 1;
+  for (size_t i = 0; i < res->count; i++)
+    len += strlen(res->items[i].name) + strlen(res->items[i].path) + 2;
+  char *text = res->count > 0 ? malloc(len) : NULL;
+  for (size_t i = 0, used = 0; text != NULL && i < res->count; i++)
+    used += (size_t)snprintf(text + used, len - used, "%s %s\n", res->items[i].name,
+                             res->items[i].path);
+  return text;
+}
+
+/* The start of n's driver failed: answer whoever asked, forget it. Logged once, here, with
+ * the node (agent__reply_status would log the answer a second time). */
 static void fail_start(agent_t *a, agent_node_t *n, dfnet_status_t code, const char *message) {
   DFNET_LOGW(DRV_SUBSYS, n->moniker, "driver %s not started: %s: %s",
              n->driver_url ? n->driver_url : "?", dfnet_status_str(code), message);
@@ -94,8 +111,11 @@ static void fail_start(agent_t *a, agent_node_t *n, dfnet_status_t code, const c
   uint64_t id = n->req_id;
   n->req_session = 0;
   clear_driver(n);
-  if (s != 0)
-    agent__reply_status(a, s, id, code, "%s", message);
+  if (s == 0 || s != a->session)
+    return; /* that session is gone: its requests died with it */
+  dfnet_status_t st = dfnet_transport_send_status(a->t, s, id, code, message);
+  if (st != DFNET_STATUS_OK)
+    DFNET_LOGW(DRV_SUBSYS, n->moniker, "cannot answer DriverStart: %s", dfnet_status_str(st));
 }
 
 static void reply_running(agent_t *a, agent_node_t *n) {
@@ -203,20 +223,64 @@ static agent_node_t *composite_node(agent_t *a, const char *moniker) {
 
 /* ---- DriverStart ---------------------------------------------------------------------- */
 
+/* Open the resources of n's driver into *set (docs/architecture.md "Resources";
+ * host/supervisor/resources.h): the files its node's properties name, only for a node our
+ * enumerators published (a driver's child or a composite node could name any path), and
+ * the manifest's (ps->program), within --allow-resource. On error why[cap] says which one
+ * and why, and nothing is open. */
+static dfnet_status_t open_resources(agent_t *a, const agent_node_t *n,
+                                     const agent_pending_start_t *ps, dfnet_resource_set_t *set,
+                                     char *why, size_t cap) {
+  dfnet_resource_source_t src = {
+      .program_json = (const char *)ps->program,
+      .program_len = ps->program_len,
+      .allow = a->opt.allow_resources,
+      .allow_count = a->opt.allow_resource_count,
+  };
+  dfnet_v1_NodeAdd *add = NULL;
+  if (n->origin_host == 0) {
+    add = malloc(sizeof *add); /* ~28 KiB: not on the stack */
+    if (add == NULL) {
+      snprintf(why, cap, "out of memory reading the node's resources");
+      return DFNET_STATUS_RESOURCE_EXHAUSTED;
+    }
+    if (agent__node_add_decode(n->add, n->add_len, add) != DFNET_STATUS_OK) {
+      free(add);
+      snprintf(why, cap, "the node's record does not decode: its resources are unknown");
+      return DFNET_STATUS_INTERNAL;
+    }
+    src.properties = add->properties;
+    src.property_count = add->properties_count;
+  }
+  set->count = 0;
+  dfnet_status_t st = dfnet_resources_open(&src, set, why, cap);
+  free(add);
+  return st;
+}
+
 static void launch(agent_t *a, agent_node_t *n, const char *dir) {
   agent_pending_start_t *ps = n->pending_start;
   uint64_t host_id = ps->msg.driver_host_id;
   bool fresh = false;
   agent_dh_t *dh = NULL;
+  dfnet_resource_set_t res;
+  char why[600];
+  dfnet_status_t st = open_resources(a, n, ps, &res, why, sizeof why);
+  if (st != DFNET_STATUS_OK) {
+    fail_start(a, n, st, why);
+    return;
+  }
   if (host_id == 0) {
     pid_t pid = -1;
-    dfnet_status_t st = dfnet_supervisor_spawn(a->sup, &host_id, &pid);
+    st = dfnet_supervisor_spawn(a->sup, &host_id, &pid);
     if (st != DFNET_STATUS_OK) {
+      dfnet_resources_close(&res);
       fail_start(a, n, st, "cannot spawn a driver host");
       return;
     }
     dh = calloc(1, sizeof *dh);
     if (dh == NULL) {
+      dfnet_resources_close(&res);
       dfnet_supervisor_close(a->sup, host_id);
       fail_start(a, n, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return;
@@ -233,12 +297,14 @@ static void launch(agent_t *a, agent_node_t *n, const char *dir) {
     if (dh == NULL || dh->closing) {
       char msg[96];
       snprintf(msg, sizeof msg, "driver host %llu is not running", (unsigned long long)host_id);
+      dfnet_resources_close(&res);
       fail_start(a, n, DFNET_STATUS_FAILED_PRECONDITION, msg);
       return;
     }
   }
   agent_op_t *op = agent__op_new(a, AGENT_OP_START, host_id);
   if (op == NULL) {
+    dfnet_resources_close(&res);
     fail_start(a, n, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     dh_release(a, dh);
     return;
@@ -256,10 +322,26 @@ static void launch(agent_t *a, agent_node_t *n, const char *dir) {
                  sizeof env->pb.msg.driver_start.local_path);
   env->bulk.data = ps->program;
   env->bulk.size = ps->program_len;
-  dfnet_status_t st = dfnet_supervisor_send(a->sup, host_id, env);
+  /* the descriptors travel with the frame, named in its order */
+  int fds[DFNET_RESOURCES_MAX];
+  dfnet_v1_DriverStart *m = &env->pb.msg.driver_start;
+  m->resources_count = 0;
+  for (size_t i = 0; i < res.count; i++) {
+    agent__strlcpy(m->resources[i], res.items[i].name, sizeof m->resources[i]);
+    fds[i] = res.items[i].fd;
+    DFNET_LOGD(DRV_SUBSYS, n->moniker, "resource %s: %s", res.items[i].name, res.items[i].path);
+  }
+  m->resources_count = (pb_size_t)res.count;
+  char *handed = resources_text(&res);
+  st = dfnet_supervisor_send_fds(a->sup, host_id, env, fds, res.count);
+  dfnet_resources_close(&res); /* the driver host gets its own */
   if (st != DFNET_STATUS_OK) {
+    free(handed);
     agent__op_free(a, op);
-    fail_start(a, n, DFNET_STATUS_UNAVAILABLE, "the driver host is gone");
+    if (st == DFNET_STATUS_RESOURCE_EXHAUSTED)
+      fail_start(a, n, st, "out of descriptors handing the driver its resources");
+    else
+      fail_start(a, n, DFNET_STATUS_UNAVAILABLE, "the driver host is gone");
     dh_release(a, dh);
     return;
   }
@@ -271,6 +353,7 @@ static void launch(agent_t *a, agent_node_t *n, const char *dir) {
   n->driver = AGENT_DRIVER_STARTING;
   n->driver_host_id = host_id;
   n->op_local_id = op->local_id;
+  n->resources = handed;
   agent__pending_start_free(n->pending_start);
   n->pending_start = NULL;
 }
@@ -342,6 +425,7 @@ void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
   }
   ps->msg = *m;
   ps->msg.local_path[0] = '\0';
+  ps->msg.resources_count = 0; /* the agent's to fill: what it opens (launch) */
   if (env->bulk.size > 0)
     memcpy(ps->program, env->bulk.data, env->bulk.size);
   ps->program_len = env->bulk.size;

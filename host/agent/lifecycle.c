@@ -146,7 +146,19 @@ static bool driver_present(const agent_node_t *n) {
          n->driver == AGENT_DRIVER_STOPPING;
 }
 
-/* Fill a DriverHostInfo for dh: its drivers' URLs (distinct) and nodes. */
+/* Add "<node> <name> <path>" to m for each resource n's driver was handed (the first 32). */
+static void add_resources(const agent_node_t *n, dfnet_v1_DriverHostInfo *m) {
+  const size_t cap = sizeof m->resources / sizeof m->resources[0];
+  for (const char *line = n->resources; line != NULL && *line != '\0';) {
+    size_t len = strcspn(line, "\n");
+    if (m->resources_count < cap)
+      snprintf(m->resources[m->resources_count++], sizeof m->resources[0], "%s %.*s", n->moniker,
+               (int)len, line);
+    line += len + (line[len] == '\n');
+  }
+}
+
+/* Fill a DriverHostInfo for dh: its drivers' URLs (distinct), nodes and resources. */
 static void fill_info(agent_t *a, const agent_dh_t *dh, dfnet_v1_DriverHostInfo *m) {
   agent__strlcpy(m->host, a->host_name, sizeof m->host);
   m->id = dh->id;
@@ -157,6 +169,7 @@ static void fill_info(agent_t *a, const agent_dh_t *dh, dfnet_v1_DriverHostInfo 
       continue;
     if (m->nodes_count < LC_INFO_MAX)
       agent__strlcpy(m->nodes[m->nodes_count++], n->moniker, sizeof m->nodes[0]);
+    add_resources(n, m);
     if (n->driver_url == NULL)
       continue;
     bool seen = false;

@@ -5,6 +5,7 @@
  *              [--label k=v ...] [--sysfs-root DIR] [--board FILE] [--no-usb]
  *              [--cache-dir DIR] [--driver-host PATH] [--log-level L]
  *              [--stop-grace-ms MS] [--shutdown-reason reboot|poweroff|none]
+ *              [--artifact-cache-mb MB]
  *
  * It publishes the hardware of this machine as DFv2 nodes under dev.<host> (enumerators in
  * host/enum/), keeps one session to the manager (reconnecting forever with backoff, and
@@ -568,6 +569,7 @@ int main(int argc, char **argv) {
   queue_free(a);
   agent__ops_free(a);
   agent__cache_free(a);
+  agent__artifacts_free(a);
   agent__nodes_free(a);
   agent__drivers_free(a);
   agent__lifecycle_free(a);

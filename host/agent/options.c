@@ -23,6 +23,7 @@ typedef enum opt_kind {
   OPT_URL,       /* const char *, checked as wss://HOST:PORT[/path] */
   OPT_LOG_LEVEL, /* const char *, checked by dfnet_log_level_parse */
   OPT_SHUTDOWN,  /* agent_shutdown_reason_t: reboot, poweroff or none */
+  OPT_ALLOW,     /* a glob appended to allow_resources */
 } opt_kind_t;
 
 typedef struct opt_spec {
@@ -51,6 +52,13 @@ static const opt_spec_t k_options[] = {
     {"--no-usb", OPT_FLAG, OFF(no_usb), 0, 0, NULL, "do not enumerate USB"},
     {"--cache-dir", OPT_STRING, OFF(cache_dir), 0, 0, "DIR",
      "driver package cache (default $XDG_CACHE_HOME/dfnet-host or ~/.cache/dfnet-host)"},
+    {"--artifact-cache-mb", OPT_U32, OFF(artifact_cache_mb), 1, 16777216, "MB",
+     "the artifact cache's bound (<cache dir>/artifacts), MiB; the least recently used "
+     "artifacts go first (default 8192)"},
+    {"--allow-resource", OPT_ALLOW, OFF(allow_resources), 0, 0, "GLOB",
+     "a file a driver's manifest may ask for (\"resources\"), fnmatch(3) with FNM_PATHNAME "
+     "('*' stops at '/'); the agent opens it and hands the driver the descriptor; repeatable; "
+     "given once or more, it replaces the default " AGENT_ALLOW_RESOURCE_DEFAULT},
     {"--driver-host", OPT_STRING, OFF(driver_host), 0, 0, "PATH",
      "dfnet-driver-host executable (default: beside dfnet-host)"},
     {"--keepalive-ms", OPT_U32, OFF(keepalive_ms), 50, 600000, "MS",
@@ -211,6 +219,14 @@ static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o,
   }
   case OPT_LABEL:
     return label_parse(value, o, err, err_size);
+  case OPT_ALLOW:
+    if (value[0] != '/' || o->allow_resource_count >= AGENT_ALLOW_RESOURCES_MAX) {
+      snprintf(err, err_size, "%s %s: want an absolute path or glob (at most %d of them)",
+               spec->name, value, AGENT_ALLOW_RESOURCES_MAX);
+      return false;
+    }
+    o->allow_resources[o->allow_resource_count++] = value;
+    return true;
   case OPT_SHUTDOWN: {
     static const struct {
       const char *name;
@@ -247,6 +263,7 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
   out->sysfs_root = "/sys";
   out->stop_grace_ms = 5000;
   out->keepalive_ms = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT;
+  out->artifact_cache_mb = 8192;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     const char *inline_value = NULL;
@@ -292,6 +309,8 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
     if (!apply(spec, value, out, err, err_size))
       return DFNET_STATUS_INVALID_ARGUMENT;
   }
+  if (out->allow_resource_count == 0)
+    out->allow_resources[out->allow_resource_count++] = AGENT_ALLOW_RESOURCE_DEFAULT;
   if (out->help || out->version)
     return DFNET_STATUS_OK;
   static const struct {

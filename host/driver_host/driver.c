@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
@@ -175,6 +176,47 @@ static bool copy_node(dfnet_driver_t *drv, const dfnet_v1_DriverStart *m,
   return true;
 }
 
+/* Close the descriptors of the driver's resources (once `stop` has returned, or when its
+ * start is refused); the names stay for the logs. */
+static void close_resources(dfnet_driver_t *drv) {
+  for (size_t i = 0; i < drv->resource_count; i++) {
+    if (drv->resources[i].fd >= 0)
+      close(drv->resources[i].fd);
+    drv->resources[i].fd = -1;
+  }
+}
+
+/* Why a DriverStart with fewer descriptors than it names resources is refused, in msg. */
+static void missing_resources(const dfnet_v1_DriverStart *m, size_t nfds, char *msg, size_t cap) {
+  int n = snprintf(msg, cap,
+                   "DriverStart for %s names %u resources but %zu descriptors came with it "
+                   "(SCM_RIGHTS on the link); missing:",
+                   m->node, (unsigned)m->resources_count, nfds);
+  for (size_t i = nfds; i < m->resources_count && n > 0 && (size_t)n < cap; i++)
+    n += snprintf(msg + n, cap - (size_t)n, " %s", m->resources[i]);
+}
+
+/* The driver's resources: the names m->resources gives and the descriptors fds[0 .. nfds)
+ * (taken; nfds >= m->resources_count: the extra ones are closed). Returns false when out
+ * of memory (every descriptor is closed then). */
+static bool take_resources(dfnet_driver_t *drv, const dfnet_v1_DriverStart *m, int *fds,
+                           size_t nfds) {
+  size_t want = m->resources_count;
+  bool ok = want == 0 || (drv->resources = calloc(want, sizeof *drv->resources)) != NULL;
+  for (size_t i = 0; i < nfds; i++) {
+    if (ok && i < want) {
+      dh__strlcpy(drv->resources[i].name, m->resources[i], sizeof drv->resources[i].name);
+      drv->resources[i].fd = fds[i];
+    } else {
+      close(fds[i]);
+    }
+  }
+  if (ok)
+    drv->resource_count = want;
+  free(fds);
+  return ok;
+}
+
 static void free_driver(dfnet_driver_t *drv) {
   while (drv->children != NULL) {
     dh_child_t *c = drv->children;
@@ -193,6 +235,8 @@ static void free_driver(dfnet_driver_t *drv) {
   free(drv->offer_store);
   free(drv->offers);
   free(drv->offered);
+  close_resources(drv);
+  free(drv->resources);
   free(drv->ctx);
   pthread_mutex_destroy(&drv->mu);
   free(drv);
@@ -300,6 +344,8 @@ static void task_final(void *arg) {
   dh__call_release_driver_refs(drv);
   free(drv->ctx);
   drv->ctx = NULL;
+  /* before the stop is answered: a block device held O_EXCL is free for the next driver */
+  close_resources(drv);
   remove_pending_children(drv);
   pthread_mutex_lock(&drv->mu);
   drv->state = DH_DRIVER_STOPPED;
@@ -322,7 +368,7 @@ static void task_final(void *arg) {
 /* ---- link-thread side ---------------------------------------------------------------- */
 
 void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_DriverStart *m,
-                             dfnet_bytes_t program_json) {
+                             dfnet_bytes_t program_json, int *fds, size_t nfds) {
   char msg[700];
   char path[400];
   void *dl = NULL;
@@ -330,6 +376,11 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
   dfnet_status_t st;
   dfnet_driver_t *drv = NULL;
 
+  if (nfds < m->resources_count) {
+    st = DFNET_STATUS_INTERNAL;
+    missing_resources(m, nfds, msg, sizeof msg);
+    goto refused;
+  }
   if (m->node[0] == '\0' || m->binary[0] == '\0') {
     st = DFNET_STATUS_INVALID_ARGUMENT;
     snprintf(msg, sizeof msg, "DriverStart needs a node and a binary");
@@ -367,7 +418,10 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
   drv->state = DH_DRIVER_STARTING;
   if (ops->ctx_size > 0 && (drv->ctx = calloc(1, ops->ctx_size)) == NULL)
     goto out_of_memory;
-  if (!copy_node(drv, m, program_json))
+  bool taken = take_resources(drv, m, fds, nfds);
+  fds = NULL;
+  nfds = 0;
+  if (!taken || !copy_node(drv, m, program_json))
     goto out_of_memory;
   bool allow_sync = false;
   for (pb_size_t i = 0; i < m->dispatcher_opts_count; i++) {
@@ -411,6 +465,9 @@ dispatcher_failed:
   }
   dlclose(dl);
 refused:
+  for (size_t i = 0; i < nfds; i++) /* not the driver's: it was never made */
+    close(fds[i]);
+  free(fds);
   DFNET_LOGW(DRV_SUBSYS, m->node, "DriverStart refused: %s: %s", dfnet_status_str(st), msg);
   dh__link_send_status(host, id, st, msg);
 }
@@ -542,6 +599,25 @@ dfnet_status_t dfnet_driver_offer(const dfnet_driver_t *driver, size_t index, df
   if (out != NULL)
     *out = driver->offered[index].view;
   return DFNET_STATUS_OK;
+}
+
+/* ---- resources ----------------------------------------------------------------------- */
+
+int dfnet_driver_resource_fd(const dfnet_driver_t *driver, const char *name) {
+  if (driver == NULL || name == NULL)
+    return -1;
+  for (size_t i = 0; i < driver->resource_count; i++)
+    if (strcmp(driver->resources[i].name, name) == 0)
+      return driver->resources[i].fd;
+  return -1;
+}
+
+size_t dfnet_driver_resource_count(const dfnet_driver_t *driver) {
+  return driver != NULL ? driver->resource_count : 0;
+}
+
+const char *dfnet_driver_resource_name(const dfnet_driver_t *driver, size_t index) {
+  return driver != NULL && index < driver->resource_count ? driver->resources[index].name : NULL;
 }
 
 /* ---- dispatcher ---------------------------------------------------------------------- */

@@ -13,12 +13,22 @@
  * link_asleep, and writes at once when set (sequentially consistent atomics: one of the
  * two always sees the other). Any write from any thread sends what was deferred first,
  * so frames leave in the order they were made.
+ *
+ * Descriptors. The agent sends a DriverStart with the descriptors of its driver's resources
+ * as SCM_RIGHTS (host/supervisor/supervisor.h dfnet_supervisor_send_fds), in a sendmsg that
+ * begins with the frame. The kernel hands them to the recvmsg that reads that first byte
+ * (and ends that read there), so they arrive no later than the frame, in the order the
+ * frames were sent: each read's descriptors join a FIFO, and a DriverStart takes as many
+ * as its `resources` names from its head when it is handled. A read whose control buffer
+ * was too small (MSG_CTRUNC: a sender that is not the agent's supervisor) is logged and
+ * the descriptors that came are closed.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -37,6 +47,9 @@
 #define DH_RESCUE_AFTER_MS 2
 /* The write buffer kept between writes. */
 #define DH_OUT_KEEP_BYTES (256u * 1024u)
+/* Descriptors one read of the link takes at most (the agent sends at most
+ * DFNET_RESOURCES_MAX with a frame). */
+#define DH_READ_FDS_MAX 32
 
 void dh__strlcpy(char *dst, const char *src, size_t cap) {
   size_t n = strnlen(src, cap - 1);
@@ -331,6 +344,73 @@ static void handle_driver_stop(dh_host_t *host, uint64_t id, const dfnet_v1_Driv
   dh__driver_begin_stop(drv, id);
 }
 
+/* ---- descriptors that came with the frames ---------------------------------------- */
+
+/* The descriptors read and not yet taken by a DriverStart, oldest first. */
+typedef struct fd_fifo {
+  int *fds;
+  size_t head, count, cap;
+} fd_fifo_t;
+
+static void fifo_push(fd_fifo_t *q, int fd) {
+  if (q->head > 0 && q->head + q->count == q->cap) {
+    memmove(q->fds, q->fds + q->head, q->count * sizeof *q->fds);
+    q->head = 0;
+  }
+  if (q->head + q->count == q->cap) {
+    size_t cap = q->cap ? 2 * q->cap : DH_READ_FDS_MAX;
+    int *grown = realloc(q->fds, cap * sizeof *grown);
+    if (grown == NULL) {
+      DFNET_LOGE(LINK_SUBSYS, NULL, "out of memory keeping a descriptor of the link: closed");
+      close(fd);
+      return;
+    }
+    q->fds = grown;
+    q->cap = cap;
+  }
+  q->fds[q->head + q->count++] = fd;
+}
+
+/* Take up to n descriptors (malloc'd into *out; NULL for none) from the head; returns how
+ * many. Closes them when there is no memory for the array. */
+static size_t fifo_take(fd_fifo_t *q, size_t n, int **out) {
+  *out = NULL;
+  if (n > q->count)
+    n = q->count;
+  if (n == 0)
+    return 0;
+  int *fds = malloc(n * sizeof *fds);
+  for (size_t i = 0; i < n; i++) {
+    int fd = q->fds[q->head + i];
+    if (fds != NULL)
+      fds[i] = fd;
+    else
+      close(fd);
+  }
+  q->head += n;
+  q->count -= n;
+  if (q->count == 0)
+    q->head = 0;
+  *out = fds;
+  return fds != NULL ? n : 0;
+}
+
+static void fifo_free(fd_fifo_t *q) {
+  for (size_t i = 0; i < q->count; i++)
+    close(q->fds[q->head + i]);
+  free(q->fds);
+  memset(q, 0, sizeof *q);
+}
+
+/* The reader's state of the link (role_mu). */
+struct dh_link_state {
+  dfnet_frame_reader_t reader;
+  dfnet_envelope_t *env;
+  uint8_t *chunk;
+  bool watched_for_nothing;
+  fd_fifo_t fds; /* descriptors read, not yet taken by their DriverStart */
+};
+
 static void handle_frame(dh_host_t *host, dfnet_envelope_t *env, const uint8_t *frame, size_t len) {
   const char *err = NULL;
   dfnet_status_t st = dfnet_envelope_decode(frame, len, DFNET_FRAME_MAX_DEFAULT, env, &err);
@@ -347,11 +427,18 @@ static void handle_frame(dh_host_t *host, dfnet_envelope_t *env, const uint8_t *
   }
   uint64_t id = env->pb.id;
   switch (env->pb.which_msg) {
-  case dfnet_v1_Envelope_driver_start_tag:
-    if (host->link_down)
+  case dfnet_v1_Envelope_driver_start_tag: {
+    int *fds = NULL;
+    size_t nfds = fifo_take(&host->ls->fds, env->pb.msg.driver_start.resources_count, &fds);
+    if (host->link_down) {
+      for (size_t i = 0; i < nfds; i++)
+        close(fds[i]);
+      free(fds);
       return;
-    dh__driver_handle_start(host, id, &env->pb.msg.driver_start, env->bulk);
+    }
+    dh__driver_handle_start(host, id, &env->pb.msg.driver_start, env->bulk, fds, nfds);
     break;
+  }
   case dfnet_v1_Envelope_driver_stop_tag:
     handle_driver_stop(host, id, &env->pb.msg.driver_stop);
     break;
@@ -449,12 +536,46 @@ static void flush_overdue(dh_host_t *host) {
 
 /* ---- the link turn: whoever holds role_mu reads the link ----------------------------- */
 
-struct dh_link_state {
-  dfnet_frame_reader_t reader;
-  dfnet_envelope_t *env;
-  uint8_t *chunk;
-  bool watched_for_nothing;
-};
+/* Read what the link has into ls->chunk: recvmsg(2) with room for DH_READ_FDS_MAX
+ * descriptors, which join ls->fds (read(2) when the link is no socket). Returns what read
+ * returns. */
+static ssize_t link_read(dh_host_t *host, struct dh_link_state *ls) {
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * DH_READ_FDS_MAX)];
+  } ctl;
+  struct iovec iov = {.iov_base = ls->chunk, .iov_len = LINK_READ_CHUNK};
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  ssize_t got = recvmsg(host->fd, &msg, MSG_CMSG_CLOEXEC);
+  if (got < 0 && errno == ENOTSOCK)
+    return read(host->fd, ls->chunk, LINK_READ_CHUNK);
+  if (got < 0)
+    return got;
+  bool truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+  size_t closed = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+      if (truncated) {
+        close(fd);
+        closed++;
+      } else {
+        fifo_push(&ls->fds, fd);
+      }
+    }
+  }
+  if (truncated)
+    DFNET_LOGE(LINK_SUBSYS, NULL,
+               "a read of the link brought more than %d descriptors (MSG_CTRUNC): the %zu "
+               "that came are closed; a DriverStart that needed them will fail",
+               DH_READ_FDS_MAX, closed);
+  return got;
+}
 
 static void run_inline(dh_host_t *host, dh_dispatcher_t *d);
 
@@ -487,7 +608,7 @@ static int link_turn(dh_host_t *host, bool is_rescuer) {
     reap_stopped(host);
   if (host->link_down || pfd[1].revents == 0)
     return 0;
-  ssize_t got = read(host->fd, ls->chunk, LINK_READ_CHUNK);
+  ssize_t got = link_read(host, ls);
   if (got < 0 && (errno == EINTR || errno == EAGAIN))
     return 0;
   if (got <= 0) {
@@ -613,6 +734,7 @@ int dh__link_run(dh_host_t *host) {
   }
   host->ls = NULL;
   dfnet_frame_reader_free(&ls.reader);
+  fifo_free(&ls.fds);
 alloc_failed:
   free(ls.chunk);
   free(ls.env);

@@ -92,8 +92,7 @@ int main(int argc, char **argv) {
       dfnet_version_print(PROGRAM);
       return 0;
     }
-    if (strcmp(a, "--fd") != 0 && strcmp(a, "--log-level") != 0 &&
-        strcmp(a, "--artifact-dir") != 0)
+    if (strcmp(a, "--fd") != 0 && strcmp(a, "--log-level") != 0 && strcmp(a, "--artifact-dir") != 0)
       return unknown_option(a);
     if (i + 1 >= argc)
       return dfnet_cmdline_usage(PROGRAM, "%s needs a value" SEE_HELP, a);

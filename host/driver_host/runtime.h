@@ -50,6 +50,7 @@
 
 #include "dfnet/driver.h"
 #include "lib/envelope.h"
+#include "lib/resource.h"
 
 /* ---- dispatcher ------------------------------------------------------------------- */
 
@@ -186,6 +187,13 @@ typedef struct dh_offer {
   char source[512];
 } dh_offer_t;
 
+/* A resource the driver was handed: a name of DriverStart.resources and the descriptor
+ * that came with the frame in that place (link.c; dfnet_driver_resource_fd). */
+typedef struct dh_resource {
+  char name[DFNET_RESOURCE_NAME_MAX];
+  int fd; /* owned: closed once `stop` has returned, or when the start is refused */
+} dh_resource_t;
+
 struct dfnet_driver {
   struct dfnet_driver *next; /* dh_host.drivers (added and removed by the link thread under
                                 drivers_mu; read by it without) */
@@ -208,6 +216,8 @@ struct dfnet_driver {
   size_t offer_count;
   dh_offer_t *offered; /* DriverStart.offered */
   size_t offered_count;
+  dh_resource_t *resources; /* DriverStart.resources with their descriptors */
+  size_t resource_count;
   dh_dispatcher_t dispatcher;
 
   uint32_t api_version; /* of its ops table: suspend / resume are read from version 2 on */
@@ -231,9 +241,12 @@ struct dfnet_driver {
   atomic_bool suspended;      /* its suspend hook returned OK, no resume since */
 };
 
-/* Load, check and start a driver for a DriverStart (link thread). Replies itself. */
+/* Load, check and start a driver for a DriverStart (link thread). Replies itself.
+ * fds[0 .. nfds) are the descriptors that came with the frame (link.c), taken in every case:
+ * the driver's resources, in the order of m->resources, or closed when the start is
+ * refused. Fewer descriptors than m->resources names refuse the start INTERNAL. */
 void dh__driver_handle_start(struct dh_host *host, uint64_t id, const dfnet_v1_DriverStart *m,
-                             dfnet_bytes_t program_json);
+                             dfnet_bytes_t program_json, int *fds, size_t nfds);
 
 /* Begin the stop sequence of a driver. reply_id 0: nobody to answer. Any thread (the link
  * thread for a DriverStop; any thread for an asynchronous start that failed). A pending

@@ -34,6 +34,11 @@
  *             backends tasmota, shelly-gen1, shelly-gen2 (address, index), or command:
  *             {"backend": "command", "on": CMD, "off": CMD,  -> "dfnet.platform.POWER_ON",
  *              "get": CMD (optional), "index": N}               "_OFF", "_GET" (drivers/power)
+ *           "block": "/dev/sda"                             -> "dfnet.platform.BLOCK",
+ *                                                              "dfnet.platform.HAS_BLOCK"
+ *             a block device a lab writes disk images to (a USB stick, an SD mux), or a
+ *             regular file standing for one (drivers/block); HAS_BLOCK (bool, true) is
+ *             for bind rules, which cannot ask whether a key exists
  *         },
  *         "comment": "free text"              optional, ignored
  *       }
@@ -363,6 +368,13 @@ static bool resource_path(board_priv_t *priv, const cJSON *item, const char *pat
   return resource_path_prop(priv, item, path, node, DFNET_ENUM_KEY_PLATFORM_PATH);
 }
 
+static bool resource_block(board_priv_t *priv, const cJSON *item, const char *path,
+                           dfnet_v1_NodeAdd *node) {
+  return resource_path_prop(priv, item, path, node, DFNET_ENUM_KEY_PLATFORM_BLOCK) &&
+         check_added(priv, enum__prop_bool(node, 0, DFNET_ENUM_KEY_PLATFORM_HAS_BLOCK, true), path,
+                     DFNET_ENUM_KEY_PLATFORM_HAS_BLOCK);
+}
+
 /* {"<file member>": "/dev/...", "<number member>": N}: two properties. */
 static bool resource_pair(board_priv_t *priv, const cJSON *item, const char *path,
                           dfnet_v1_NodeAdd *node, const char *file_member, const char *file_key,
@@ -477,8 +489,9 @@ static const struct {
   const char *name;
   resource_parse_fn parse;
 } resource_kinds[] = {
-    {"tty", resource_tty}, {"gpio", resource_gpio}, {"i2c", resource_i2c},
-    {"spi", resource_spi}, {"path", resource_path}, {"power", resource_power},
+    {"tty", resource_tty},     {"gpio", resource_gpio}, {"i2c", resource_i2c},
+    {"spi", resource_spi},     {"path", resource_path}, {"power", resource_power},
+    {"block", resource_block},
 };
 
 static bool parse_resources(board_priv_t *priv, const cJSON *resources, const char *path,
@@ -497,7 +510,7 @@ static bool parse_resources(board_priv_t *priv, const cJSON *resources, const ch
       k++;
     }
     if (k == kinds) {
-      board_error(priv, sub, "unknown resource (tty, gpio, i2c, spi, path or power)");
+      board_error(priv, sub, "unknown resource (tty, gpio, i2c, spi, path, power or block)");
       return false;
     }
     if (!resource_kinds[k].parse(priv, res, sub, node)) {

@@ -74,6 +74,8 @@ extern "C" {
 #define DFNET_ENUM_KEY_PLATFORM_I2C_ADDRESS BIND_DFNET_PLATFORM_I2C_ADDRESS /* uint */
 #define DFNET_ENUM_KEY_PLATFORM_SPI BIND_DFNET_PLATFORM_SPI                 /* resource "spi" */
 #define DFNET_ENUM_KEY_PLATFORM_PATH BIND_DFNET_PLATFORM_PATH               /* resource "path" */
+#define DFNET_ENUM_KEY_PLATFORM_BLOCK BIND_DFNET_PLATFORM_BLOCK             /* resource "block" */
+#define DFNET_ENUM_KEY_PLATFORM_HAS_BLOCK BIND_DFNET_PLATFORM_HAS_BLOCK     /* bool, true */
 
 /* Where an enumerator reports. Copied by dfnet_enum_start(); `ctx` is the caller's. */
 typedef struct dfnet_enum_sink {

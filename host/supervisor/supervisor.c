@@ -29,6 +29,7 @@
 
 #include "lib/frame.h"
 #include "lib/log.h"
+#include "lib/resource.h"
 
 #define SV_SUBSYS "supervisor"
 #define SV_CHILD_FD 3
@@ -51,6 +52,8 @@ typedef struct pend {
 typedef struct out_buf {
   struct out_buf *next;
   size_t len, off;
+  int *fds; /* descriptors to send with the frame's first byte (ours: closed once sent) */
+  size_t nfds;
   uint8_t data[];
 } out_buf_t;
 
@@ -120,23 +123,62 @@ static void update_pollout_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
     h->pollout = want;
 }
 
+/* Close the descriptors a frame still holds. */
+static void out_buf_close_fds(out_buf_t *b) {
+  for (size_t i = 0; i < b->nfds; i++)
+    close(b->fds[i]);
+  free(b->fds);
+  b->fds = NULL;
+  b->nfds = 0;
+}
+
+static void out_buf_free(out_buf_t *b) {
+  out_buf_close_fds(b);
+  free(b);
+}
+
 static void drop_out_queue(sv_host_t *h) {
   while (h->out_head != NULL) {
     out_buf_t *next = h->out_head->next;
-    free(h->out_head);
+    out_buf_free(h->out_head);
     h->out_head = next;
   }
   h->out_tail = NULL;
 }
 
-/* Write the out queue without blocking, several frames per sendmsg(2). sup->mu held. */
+/* The control message of a sendmsg(2) carrying b's descriptors (SCM_RIGHTS, unix(7)). */
+typedef union sv_cmsg {
+  struct cmsghdr align;
+  char buf[CMSG_SPACE(sizeof(int) * DFNET_RESOURCES_MAX)];
+} sv_cmsg_t;
+
+/* Point msg's control message at ctl, holding b's descriptors. */
+static void attach_fds(struct msghdr *msg, sv_cmsg_t *ctl, const out_buf_t *b) {
+  memset(ctl, 0, sizeof *ctl);
+  msg->msg_control = ctl->buf;
+  msg->msg_controllen = CMSG_SPACE(sizeof(int) * b->nfds);
+  struct cmsghdr *c = CMSG_FIRSTHDR(msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * b->nfds);
+  memcpy(CMSG_DATA(c), b->fds, sizeof(int) * b->nfds);
+}
+
+/* Write the out queue without blocking, several frames per sendmsg(2). A frame with
+ * descriptors begins a sendmsg of its own, which carries them (SCM_RIGHTS): the kernel
+ * hands them to the reader with that sendmsg's first byte, the frame's. sup->mu held. */
 static void flush_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
   while (h->out_head != NULL && !h->exited) {
     struct iovec iov[SV_IOV_MAX];
     int n_iov = 0;
-    for (out_buf_t *b = h->out_head; b != NULL && n_iov < SV_IOV_MAX; b = b->next)
+    out_buf_t *first = h->out_head, *b = first;
+    for (; b != NULL && n_iov < SV_IOV_MAX && (b == first || b->nfds == 0); b = b->next)
       iov[n_iov++] = (struct iovec){.iov_base = b->data + b->off, .iov_len = b->len - b->off};
+    bool more = b != NULL; /* frames left for the next round */
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+    sv_cmsg_t ctl;
+    if (first->nfds > 0)
+      attach_fds(&msg, &ctl, first);
     ssize_t n = sendmsg(h->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR)
       continue;
@@ -149,22 +191,23 @@ static void flush_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
       }
       break;
     }
+    out_buf_close_fds(first); /* they went with the first byte: the driver host has its own */
     size_t left = (size_t)n;
-    while (h->out_head != NULL && left >= h->out_head->len - h->out_head->off) {
-      out_buf_t *b = h->out_head;
-      left -= b->len - b->off;
-      h->out_head = b->next;
-      free(b);
+    int taken = 0;
+    while (h->out_head != NULL && taken < n_iov && left >= h->out_head->len - h->out_head->off) {
+      out_buf_t *done = h->out_head;
+      left -= done->len - done->off;
+      h->out_head = done->next;
+      out_buf_free(done);
+      taken++;
     }
     if (h->out_head == NULL) {
       h->out_tail = NULL;
-    } else if (left > 0 || n_iov == SV_IOV_MAX) {
-      h->out_head->off += left;
-      if (n_iov == SV_IOV_MAX && left == 0)
-        continue; /* all taken: the next round */
-      break;      /* the socket is full */
+    } else if (taken == n_iov && more) {
+      continue; /* all taken: the next round */
     } else {
-      break;
+      h->out_head->off += left;
+      break; /* the socket is full */
     }
   }
   update_pollout_locked(sup, h);
@@ -530,12 +573,59 @@ static dfnet_status_t encode_frame(dfnet_envelope_t *env, out_buf_t **out) {
   b->next = NULL;
   b->len = DFNET_FRAME_HEADER_SIZE + len;
   b->off = 0;
+  b->fds = NULL;
+  b->nfds = 0;
   *out = b;
   return DFNET_STATUS_OK;
 }
 
+/* Duplicate fds[0 .. n) into *out (malloc'd; NULL for none). */
+static dfnet_status_t dup_fds(const int *fds, size_t n, int **out) {
+  *out = NULL;
+  if (n == 0)
+    return DFNET_STATUS_OK;
+  if (n > DFNET_RESOURCES_MAX || fds == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  int *copy = malloc(n * sizeof *copy);
+  if (copy == NULL)
+    return DFNET_STATUS_INTERNAL;
+  for (size_t i = 0; i < n; i++) {
+    copy[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 0) : -1;
+    if (copy[i] < 0) {
+      int err = errno;
+      DFNET_LOGE(SV_SUBSYS, NULL, "cannot duplicate descriptor %d to send: %s", fds[i],
+                 fds[i] >= 0 ? strerror(err) : "not a descriptor");
+      for (size_t k = 0; k < i; k++)
+        close(copy[k]);
+      free(copy);
+      return fds[i] < 0 ? DFNET_STATUS_INVALID_ARGUMENT : DFNET_STATUS_RESOURCE_EXHAUSTED;
+    }
+  }
+  *out = copy;
+  return DFNET_STATUS_OK;
+}
+
+static dfnet_status_t send_frame(dfnet_supervisor_t *sup, uint64_t host_id, dfnet_envelope_t *env,
+                                 int *fds, size_t nfds);
+
 dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
                                      dfnet_envelope_t *env) {
+  return send_frame(sup, host_id, env, NULL, 0);
+}
+
+dfnet_status_t dfnet_supervisor_send_fds(dfnet_supervisor_t *sup, uint64_t host_id,
+                                         dfnet_envelope_t *env, const int *fds, size_t n) {
+  int *copy = NULL;
+  dfnet_status_t st = dup_fds(fds, n, &copy);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  return send_frame(sup, host_id, env, copy, n);
+}
+
+/* Queue (and, uncorked, write) env with the descriptors `fds` (ours, malloc'd; taken in
+ * every case: attached to the frame, or closed and freed when it is not queued). */
+static dfnet_status_t send_frame(dfnet_supervisor_t *sup, uint64_t host_id, dfnet_envelope_t *env,
+                                 int *fds, size_t nfds) {
   uint64_t tag = env->pb.id;
   dfnet_status_t st = DFNET_STATUS_OK;
   pthread_mutex_lock(&sup->mu);
@@ -591,6 +681,10 @@ dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
       remove_pend(h, find_pend(h, env->pb.id));
     goto unlock;
   }
+  b->fds = fds;
+  b->nfds = nfds;
+  fds = NULL;
+  nfds = 0;
   bool was_empty = h->out_head == NULL;
   if (h->out_tail != NULL)
     h->out_tail->next = b;
@@ -602,6 +696,9 @@ dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
 unlock:
   pthread_mutex_unlock(&sup->mu);
   env->pb.id = tag;
+  for (size_t i = 0; i < nfds; i++) /* not queued: nobody sends them */
+    close(fds[i]);
+  free(fds);
   return st;
 }
 

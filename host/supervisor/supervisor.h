@@ -30,6 +30,11 @@
  * frames for requests already answered are dropped. Then on_exit reports the process's end
  * with the nodes whose drivers died.
  *
+ * Descriptors. A frame may carry descriptors (dfnet_supervisor_send_fds: a DriverStart and
+ * the resources its driver is handed); the driver host reads them with the frame
+ * (host/driver_host/link.c). Nothing the driver hosts send carries any: read(2) closes
+ * what a driver host would attach.
+ *
  * The agent must not set SIGCHLD to SIG_IGN (the kernel would reap the children itself).
  * A driver host's crash never reaches the agent: its writes use MSG_NOSIGNAL.
  */
@@ -115,6 +120,23 @@ dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id
  * INVALID_ARGUMENT (cannot encode); INTERNAL (memory). */
 dfnet_status_t dfnet_supervisor_send(dfnet_supervisor_t *sup, uint64_t host_id,
                                      dfnet_envelope_t *env);
+
+/* Send one envelope to driver host `host_id` with descriptors (docs/architecture.md
+ * "Resources"): as dfnet_supervisor_send(), and fds[0 .. n) travel with the frame as
+ * SCM_RIGHTS (unix(7)) in the sendmsg(2) that carries its first byte. A frame with
+ * descriptors always begins a sendmsg of its own (the frames before it go in earlier ones),
+ * so the driver host receives them no later than the frame's first byte, in the order the
+ * frames were sent; a partial write has delivered them with that byte. The descriptors are
+ * duplicated (F_DUPFD_CLOEXEC) before this returns: the caller keeps and closes its own.
+ * The duplicates belong to the queued frame until it is written (then closed: the driver
+ * host has its own), or until the driver host is gone, or the frame is not queued. The
+ * agent sends a DriverStart this way, its `resources` naming the descriptors in order
+ * (host/supervisor/resources.h). n == 0 is dfnet_supervisor_send(). Any thread.
+ * Returns what dfnet_supervisor_send() returns; also INVALID_ARGUMENT (n over
+ * DFNET_RESOURCES_MAX, fds NULL with n > 0, a negative descriptor) and RESOURCE_EXHAUSTED
+ * (a descriptor cannot be duplicated: EMFILE, logged); nothing is sent then. */
+dfnet_status_t dfnet_supervisor_send_fds(dfnet_supervisor_t *sup, uint64_t host_id,
+                                         dfnet_envelope_t *env, const int *fds, size_t n);
 
 /* Hold sends back: from now on dfnet_supervisor_send() only queues its frames, until
  * dfnet_supervisor_uncork() writes everything queued, several frames per sendmsg(2) (the

@@ -233,6 +233,55 @@ const char *dfnet_driver_node_name(const dfnet_driver_t *driver);
 const char *dfnet_driver_url(const dfnet_driver_t *driver);
 const char *dfnet_driver_program_json(const dfnet_driver_t *driver);
 
+/* ---------------------------------------------------------------------------------------
+ * Resources: the device files of the node, handed, not opened (docs/architecture.md
+ * "Resources")
+ *
+ * A driver opens nothing by path (the seeds: "Drivers are not allowed to access the
+ * filesystem ... Bus drivers such as PCI and platform only return the resources associated
+ * to the child device"). When the host agent starts a driver it opens the files the node's
+ * properties name (a node its enumerators published: never one a driver added) and those
+ * the driver's manifest declares, and hands the descriptors to the driver host with the
+ * DriverStart (a start fails when one cannot be opened, before the driver is loaded). The
+ * names, with the property they come from (the property still names the file, for
+ * messages; the driver never opens it):
+ *
+ *   "tty"     dfnet.platform.TTY        a board file's serial port, O_RDWR | O_NOCTTY
+ *   "gpio"    dfnet.platform.GPIO_CHIP  the GPIO chip's character device, O_RDWR
+ *   "i2c"     dfnet.platform.I2C_BUS    the I2C bus's device file, O_RDWR
+ *   "spi"     dfnet.platform.SPI        the spidev device file, O_RDWR
+ *   "path"    dfnet.platform.PATH       any other device file, O_RDWR
+ *   "block"   dfnet.platform.BLOCK      the block device (or regular file) images go to,
+ *                                       O_RDWR (O_RDONLY when write-protected); a block
+ *                                       device is held O_EXCL while the driver runs
+ *   "sysfs"   dfnet.pci.SYSFS_PATH      the PCI function's sysfs directory, O_PATH |
+ *                                       O_DIRECTORY: read what is in it with openat(2),
+ *                                       readlinkat(2) (fdopendir needs openat(fd, ".",
+ *                                       O_RDONLY | O_DIRECTORY) first)
+ *   "config"  dfnet.pci.SYSFS_PATH      <that directory>/config, the configuration space,
+ *                                       O_RDWR (O_RDONLY when refused)
+ *   <path>    the manifest              each entry of the program block's "resources"
+ *                                       (["/dev/hwrng"]; lib/resource.h), named by its path,
+ *                                       O_RDONLY (O_RDWR with "access": "rw"), when the host
+ *                                       allows it (dfnet-host --allow-resource)
+ *
+ * Every descriptor is O_CLOEXEC and, but for "sysfs", O_NONBLOCK: clear it with fcntl(2)
+ * F_SETFL for blocking I/O. The remaining exception is the USB device file, which the
+ * usb-device driver still opens through libusb (drivers/README.md).
+ * ------------------------------------------------------------------------------------- */
+
+/* The descriptor of the node's resource `name` ("tty", "config", "/dev/hwrng"), or -1 when
+ * the driver was handed none of that name (or driver or name is NULL). The descriptor is
+ * owned by the driver host: use it, never close it (dup(2) a copy to close); it is valid
+ * until `stop` returns, then closed. Any thread; never blocks. */
+int dfnet_driver_resource_fd(const dfnet_driver_t *driver, const char *name);
+
+/* How many resources the driver was handed, and the name of the index-th (0 .. count - 1;
+ * NULL past the end), in the order they came. Strings owned by the driver host, valid until
+ * `stop` returns. Any thread. */
+size_t dfnet_driver_resource_count(const dfnet_driver_t *driver);
+const char *dfnet_driver_resource_name(const dfnet_driver_t *driver, size_t index);
+
 /* Open a complete artifact of the host's cache for reading: a file uploaded to this host
  * through dfnet.lab.ArtifactCache (proto/dfnet/lab/artifact.proto; docs/architecture.md
  * "Artifacts"), named by its SHA-256 (32 bytes). On OK *fd is a read-only descriptor the

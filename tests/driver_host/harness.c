@@ -276,6 +276,20 @@ uint64_t h_start_send(harness_t *h, uint64_t host, const char *node, const char 
   return dfnet_supervisor_send(h->sup, host, e) == DFNET_STATUS_OK ? id : 0;
 }
 
+uint64_t h_start_send_fds(harness_t *h, uint64_t host, const char *node, const char *so,
+                          const char *program, const char *const *names, size_t nnames,
+                          const int *fds, size_t nfds) {
+  uint64_t id = h->next_id++;
+  fill_start(h, id, node, so, NULL, NULL, NULL, 0);
+  dfnet_envelope_t *e = h->env;
+  dfnet_v1_DriverStart *m = &e->pb.msg.driver_start;
+  for (size_t i = 0; i < nnames && i < sizeof m->resources / sizeof m->resources[0]; i++)
+    snprintf(m->resources[m->resources_count++], sizeof m->resources[0], "%s", names[i]);
+  e->bulk.data = (const uint8_t *)program;
+  e->bulk.size = program != NULL ? strlen(program) : 0;
+  return dfnet_supervisor_send_fds(h->sup, host, e, fds, nfds) == DFNET_STATUS_OK ? id : 0;
+}
+
 int h_control(harness_t *h, uint64_t host, const char *node, bool resume, uint32_t flags,
               rec_t **status_out) {
   dfnet_envelope_t *e = h->env;

@@ -77,6 +77,13 @@ int h_start_offered(harness_t *h, uint64_t host, const char *node, const char *s
  * start_timeout_ms, without waiting for its answer. Returns its id (0: not sent). */
 uint64_t h_start_send(harness_t *h, uint64_t host, const char *node, const char *so,
                       const char *const *props, const char *program, uint32_t start_timeout_ms);
+/* Send a DriverStart whose `resources` are names[0 .. nnames) with the descriptors
+ * fds[0 .. nfds) (dfnet_supervisor_send_fds: duplicated, the caller keeps its own; nfds may
+ * differ from nnames to test a frame that lacks some) and program (may be NULL) as its bulk,
+ * without waiting for its answer. Returns its id (0: not sent). */
+uint64_t h_start_send_fds(harness_t *h, uint64_t host, const char *node, const char *so,
+                          const char *program, const char *const *names, size_t nnames,
+                          const int *fds, size_t nfds);
 /* DriverSuspend{flags} (resume false) or DriverResume (resume true) of node; returns the
  * Status code (waits up to 10 s; -1 when none). *status_out (may be NULL) gets the record,
  * valid until the next pump. */

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host/supervisor/resources.h"
 #include "lib/envelope.h"
 
 typedef struct hw_env {
@@ -375,7 +376,44 @@ dfnet_status_t hw_start_driver(hw_bench_t *b, const hw_driver_t *d, char *msg, s
   env->bulk.data = (const uint8_t *)json;
   env->bulk.size = json != NULL ? strlen(json) : 0;
   uint64_t id = env->pb.id;
-  dfnet_status_t st = send_env(b, env);
+  /* The node's resources, opened as the agent opens them (host/supervisor/resources.h) for a
+   * node of its own: from the properties, and the manifest's, each allowed by name. */
+  dfnet_manifest_resource_t listed[DFNET_MANIFEST_RESOURCES_MAX];
+  const char *allow[DFNET_MANIFEST_RESOURCES_MAX];
+  size_t nlisted = 0;
+  if (dfnet_manifest_resources_parse(json, env->bulk.size, listed, &nlisted, NULL, 0) !=
+      DFNET_STATUS_OK)
+    nlisted = 0; /* dfnet_resources_open says why */
+  for (size_t i = 0; i < nlisted; i++)
+    allow[i] = listed[i].path;
+  const dfnet_resource_source_t src = {.properties = d->untrusted ? NULL : m->properties,
+                                       .property_count = d->untrusted ? 0 : m->properties_count,
+                                       .program_json = json,
+                                       .program_len = env->bulk.size,
+                                       .allow = allow,
+                                       .allow_count = nlisted};
+  dfnet_resource_set_t *res = calloc(1, sizeof *res);
+  char why[600] = "";
+  dfnet_status_t st = dfnet_resources_open(&src, res, why, sizeof why);
+  if (st != DFNET_STATUS_OK) {
+    fprintf(stderr, "harness: DriverStart of %s not sent: %s: %s\n", moniker, dfnet_status_str(st),
+            why);
+    if (msg != NULL)
+      snprintf(msg, cap, "%s", why);
+    free(res);
+    free(env);
+    free(json);
+    return st;
+  }
+  int fds[DFNET_RESOURCES_MAX];
+  for (size_t i = 0; i < res->count; i++) {
+    snprintf(m->resources[i], sizeof m->resources[i], "%s", res->items[i].name);
+    fds[i] = res->items[i].fd;
+  }
+  m->resources_count = (pb_size_t)res->count;
+  st = dfnet_supervisor_send_fds(b->sup, b->host_id, env, fds, res->count);
+  dfnet_resources_close(res);
+  free(res);
   free(env);
   free(json);
   if (st != DFNET_STATUS_OK)

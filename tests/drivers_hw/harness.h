@@ -54,6 +54,9 @@ typedef struct hw_driver {
   const hw_offer_t *offers; /* the offers it received (DriverStart.offered) */
   size_t offer_count;
   const char *program_extra; /* as hw_start's */
+  /* Open no resource from the properties (as the agent treats a node a driver added): only
+   * the manifest's are handed. */
+  bool untrusted;
 } hw_driver_t;
 
 /* A reply received for a call. */
@@ -74,8 +77,12 @@ void hw_bench_free(hw_bench_t *b);
 
 /* Start package `name` (from $DFNET_BUILD_DIR/drivers/<name>) on node `moniker` with
  * these properties. `program_extra` (may be NULL) is a JSON object whose keys are merged
- * into the manifest's program block. Returns the driver host's status for DriverStart;
- * its message is copied to msg[cap] when msg != NULL. */
+ * into the manifest's program block. The node's resources are opened as dfnet-host opens
+ * them (host/supervisor/resources.h: the properties' files, and the manifest's
+ * "resources", every one allowed) and handed with the DriverStart; one that cannot be
+ * opened fails the start here, as at the agent, with its status and the reason
+ * ("cannot open resource tty ...") in msg. Returns the driver host's status for
+ * DriverStart (or that failure's); its message is copied to msg[cap] when msg != NULL. */
 dfnet_status_t hw_start(hw_bench_t *b, const char *name, const char *moniker,
                         const hw_prop_t *props, size_t prop_count, const char *program_extra,
                         char *msg, size_t cap);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <pb_decode.h>
@@ -25,7 +26,11 @@ static const char *fixture_fn(const char *bdf) {
   return path;
 }
 
-static hw_bench_t *start_on(const char *moniker, const char *sysfs_path, dfnet_status_t want) {
+/* Start pci-config on a function whose "dfnet.pci.SYSFS_PATH" is sysfs_path; the harness
+ * hands "sysfs" and "config" as the agent does, unless `untrusted`. The start's message in
+ * msg[cap] (msg may be NULL). */
+static hw_bench_t *start_with(const char *moniker, const char *sysfs_path, bool untrusted,
+                              dfnet_status_t want, char *msg, size_t cap) {
   hw_bench_t *b = hw_bench_new();
   assert_non_null(b);
   hw_prop_t props[] = {
@@ -33,8 +38,17 @@ static hw_bench_t *start_on(const char *moniker, const char *sysfs_path, dfnet_s
       HW_PROP_INT(DFNET_BIND_PCI_VID, 0x1af4),
       HW_PROP_STR("dfnet.pci.SYSFS_PATH", sysfs_path),
   };
-  assert_int_equal(hw_start(b, "pci-config", moniker, props, 3, NULL, NULL, 0), want);
+  const hw_driver_t d = {.name = "pci-config",
+                         .moniker = moniker,
+                         .props = props,
+                         .prop_count = 3,
+                         .untrusted = untrusted};
+  assert_int_equal(hw_start_driver(b, &d, msg, cap), want);
   return b;
+}
+
+static hw_bench_t *start_on(const char *moniker, const char *sysfs_path, dfnet_status_t want) {
+  return start_with(moniker, sysfs_path, false, want, NULL, 0);
 }
 
 static dfnet_status_t config_read(hw_bench_t *b, const char *moniker, uint32_t offset,
@@ -117,12 +131,36 @@ static void test_out_of_bounds(void **state) {
   hw_bench_free(b);
 }
 
+/* The agent opens the function's directory and its config: what it cannot open fails the
+ * start before the driver runs, with the file and the cause. */
 static void test_missing_config_file(void **state) {
   (void)state;
-  hw_bench_t *b = start_on("dev.lab.pci.00_09_0", "/nonexistent/0000:00:09.0",
-                           DFNET_STATUS_FAILED_PRECONDITION);
+  char msg[1024];
+  hw_bench_t *b = start_with("dev.lab.pci.00_09_0", "/nonexistent/0000:00:09.0", false,
+                             DFNET_STATUS_NOT_FOUND, msg, sizeof msg);
+  assert_string_equal(msg,
+                      "cannot open resource sysfs /nonexistent/0000:00:09.0: No such file "
+                      "or directory");
+  hw_bench_free(b);
+  /* a directory without a config file */
+  char dir[] = "/tmp/dfnet-pci-XXXXXX", want[256];
+  assert_non_null(mkdtemp(dir));
+  b = start_with("dev.lab.pci.00_09_0", dir, false, DFNET_STATUS_NOT_FOUND, msg, sizeof msg);
+  snprintf(want, sizeof want, "cannot open resource config %s/config: No such file or directory",
+           dir);
+  assert_string_equal(msg, want);
+  hw_bench_free(b);
+  rmdir(dir);
+}
+
+/* A node whose properties the agent does not trust (one a driver added) gets nothing handed:
+ * the driver opens nothing itself and says what it lacks. */
+static void test_config_not_handed(void **state) {
+  (void)state;
+  hw_bench_t *b = start_with("dev.lab.pci.00_05_0", fixture_fn("0000:00:05.0"), true,
+                             DFNET_STATUS_FAILED_PRECONDITION, NULL, 0);
   char *log = hw_bench_log(b);
-  if (strstr(log, "cannot open /nonexistent/0000:00:09.0/config: No such file") == NULL)
+  if (strstr(log, "the node has no resource \"config\"") == NULL)
     fail_msg("log lacks the reason:\n%s", log);
   free(log);
   hw_bench_free(b);
@@ -133,6 +171,7 @@ int main(void) {
       cmocka_unit_test(test_reads_match_fixture),
       cmocka_unit_test(test_out_of_bounds),
       cmocka_unit_test(test_missing_config_file),
+      cmocka_unit_test(test_config_not_handed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

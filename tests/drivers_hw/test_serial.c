@@ -57,7 +57,11 @@ static void open_pty(fixture_t *f) {
   assert_int_equal(tcsetattr(f->slave, TCSANOW, &t), 0);
 }
 
-static dfnet_status_t start_board_port(fixture_t *f, const char *tty) {
+/* Start serial on a board-file port whose "dfnet.platform.TTY" is `tty` (NULL: none); the
+ * harness hands the tty as the agent does, unless `untrusted`. The start's message in
+ * msg[cap] (msg may be NULL). */
+static dfnet_status_t start_port(fixture_t *f, const char *tty, bool untrusted, char *msg,
+                                 size_t cap) {
   hw_prop_t props[] = {
       HW_PROP_INT(DFNET_BIND_PROTOCOL, BIND_FUCHSIA_PLATFORM_BIND_PROTOCOL_DEVICE),
       HW_PROP_INT(DFNET_BIND_PLATFORM_DEV_VID, 0),
@@ -67,7 +71,16 @@ static dfnet_status_t start_board_port(fixture_t *f, const char *tty) {
       HW_PROP_STR("dfnet.platform.NAME", "uart0"),
       HW_PROP_STR("dfnet.platform.TTY", tty),
   };
-  return hw_start(f->bench, "serial", MONIKER, props, tty != NULL ? 7 : 6, NULL, NULL, 0);
+  const hw_driver_t d = {.name = "serial",
+                         .moniker = MONIKER,
+                         .props = props,
+                         .prop_count = tty != NULL ? 7 : 6,
+                         .untrusted = untrusted};
+  return hw_start_driver(f->bench, &d, msg, cap);
+}
+
+static dfnet_status_t start_board_port(fixture_t *f, const char *tty) {
+  return start_port(f, tty, false, NULL, 0);
 }
 
 static int setup(void **state) {
@@ -389,11 +402,17 @@ static void test_hang_up(void **state) {
   assert_int_equal(serial_write(f, "x", 1), DFNET_STATUS_UNAVAILABLE);
 }
 
-static void expect_start_failure(const char *tty, const char *reason) {
+/* The start fails `want`; the reason is in the start's message (the agent's, or the
+ * driver's) and, for the driver's, in its log. */
+static void expect_start_failure(const char *tty, bool untrusted, dfnet_status_t want,
+                                 const char *reason) {
   fixture_t f = {.bench = hw_bench_new()};
-  assert_int_equal(start_board_port(&f, tty), DFNET_STATUS_FAILED_PRECONDITION);
+  char msg[1024];
+  assert_int_equal(start_port(&f, tty, untrusted, msg, sizeof msg), want);
   char *log = hw_bench_log(f.bench);
-  if (strstr(log, reason) == NULL)
+  if (strstr(msg, reason) == NULL)
+    fail_msg("the start's message lacks \"%s\": \"%s\"", reason, msg);
+  if (want == DFNET_STATUS_FAILED_PRECONDITION && strstr(log, reason) == NULL)
     fail_msg("log lacks \"%s\":\n%s", reason, log);
   free(log);
   hw_bench_free(f.bench);
@@ -401,10 +420,19 @@ static void expect_start_failure(const char *tty, const char *reason) {
 
 static void test_no_tty(void **state) {
   (void)state;
-  expect_start_failure(NULL, "neither \"dfnet.platform.TTY\"");
-  expect_start_failure("/dev/nonexistent-tty", "cannot open /dev/nonexistent-tty: No such file");
-  expect_start_failure("/dev/null", "/dev/null is not a terminal");
-  expect_start_failure("ttyS0", "is not an absolute path");
+  expect_start_failure(NULL, false, DFNET_STATUS_FAILED_PRECONDITION,
+                       "neither \"dfnet.platform.TTY\"");
+  /* the agent opens the tty: what it cannot open fails the start before the driver runs */
+  expect_start_failure("/dev/nonexistent-tty", false, DFNET_STATUS_NOT_FOUND,
+                       "cannot open resource tty /dev/nonexistent-tty: No such file or directory");
+  expect_start_failure("ttyS0", false, DFNET_STATUS_INVALID_ARGUMENT,
+                       "resource tty: \"ttyS0\" is not an absolute path");
+  expect_start_failure("/dev/null", false, DFNET_STATUS_FAILED_PRECONDITION,
+                       "/dev/null is not a terminal");
+  /* a node whose properties the agent does not trust (one a driver added): nothing is
+   * handed, and the driver opens nothing itself */
+  expect_start_failure("/dev/null", true, DFNET_STATUS_FAILED_PRECONDITION,
+                       "/dev/null was not handed to the driver");
 }
 
 int main(void) {

@@ -25,6 +25,9 @@
 
 #define MONIKER "dev.lab.pci.00_05_0"
 #define READ "/dfnet.hw.rng.Rng/Read"
+/* The device file is /dev/urandom: the setting names it, the manifest's resources too (the
+ * harness opens them as the agent does). */
+#define URANDOM "{\"config\": {\"device\": \"/dev/urandom\"}, \"resources\": [\"/dev/urandom\"]}"
 
 static char fixture_fn_path[PATH_MAX];
 
@@ -137,8 +140,7 @@ static void test_real_hwrng(void **state) {
 /* The fixture's 00:05.0 is the kernel's virtio_rng; the bytes come from /dev/urandom. */
 static void test_fixture_reads(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044,
-                           "{\"config\": {\"device\": \"/dev/urandom\"}}", DFNET_STATUS_OK);
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, URANDOM, DFNET_STATUS_OK);
   assert_string_equal(hw_child_class(b, MONIKER ".rng"), "rng");
   bytes_t one, two, big;
   assert_int_equal(rng_read(b, 16, 0, &one, NULL, 0), DFNET_STATUS_OK);
@@ -155,8 +157,7 @@ static void test_fixture_reads(void **state) {
 
 static void test_bad_requests(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044,
-                           "{\"config\": {\"device\": \"/dev/urandom\"}}", DFNET_STATUS_OK);
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, URANDOM, DFNET_STATUS_OK);
   bytes_t none;
   char msg[512];
   assert_int_equal(rng_read(b, 65537, 0, &none, msg, sizeof msg), DFNET_STATUS_INVALID_ARGUMENT);
@@ -178,8 +179,7 @@ static void test_bad_requests(void **state) {
 static void test_not_virtio_rng(void **state) {
   (void)state;
   hw_bench_t *b =
-      start_on(fixture_fn("0000:00:03.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
-               DFNET_STATUS_FAILED_PRECONDITION);
+      start_on(fixture_fn("0000:00:03.0"), 0x1044, URANDOM, DFNET_STATUS_FAILED_PRECONDITION);
   assert_log_has(b, "0000:00:03.0 is not the kernel's virtio_rng (virtio2 is bound to virtio_net)");
   /* The reason travels in the start's Status, so the node shows why it is unbound. */
   if (strstr(start_message, "virtio2 is bound to virtio_net") == NULL)
@@ -191,22 +191,68 @@ static void test_not_virtio_rng(void **state) {
   hw_bench_free(b);
 }
 
+/* hw_random's current source, read through the handed function directory: a tree whose
+ * rng_current names another source refuses the start, one that names virtio_rng starts. */
+static void test_hwrng_current(void **state) {
+  (void)state;
+  char root[] = "/tmp/dfnet-rng-sysfs-XXXXXX";
+  assert_non_null(mkdtemp(root));
+  char fn[PATH_MAX], path[2 * PATH_MAX + 128];
+  snprintf(fn, sizeof fn, "%s/devices/pci0000:00/0000:00:05.0", root);
+  snprintf(path, sizeof path,
+           "mkdir -p '%s/virtio4' '%s/class/misc/hw_random' && touch '%s/config'", fn, root, fn);
+  assert_int_equal(system(path), 0);
+  /* the kernel's link, kept as a file holding its text (as in the captured fixture) */
+  snprintf(path, sizeof path, "%s/virtio4/driver", fn);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("../../../../bus/virtio/drivers/virtio_rng\n", f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/class/misc/hw_random/rng_current", root);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("tpm-rng-0\n", f);
+  fclose(f);
+  hw_bench_t *b = start_on(fn, 0x1044, URANDOM, DFNET_STATUS_FAILED_PRECONDITION);
+  assert_log_has(b, "hw_random's current source is \"tpm-rng-0\", not virtio_rng");
+  hw_bench_free(b);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("virtio_rng.0\n", f);
+  fclose(f);
+  b = start_on(fn, 0x1044, URANDOM, DFNET_STATUS_OK);
+  hw_bench_free(b);
+  snprintf(path, sizeof path, "rm -rf '%s'", root);
+  assert_int_equal(system(path), 0);
+}
+
 static void test_no_sysfs_path(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(NULL, 0x1044, NULL, DFNET_STATUS_FAILED_PRECONDITION);
+  hw_bench_t *b = start_on(NULL, 0x1044, URANDOM, DFNET_STATUS_FAILED_PRECONDITION);
   assert_log_has(b, "dfnet.pci.SYSFS_PATH");
   hw_bench_free(b);
-  b = start_on("/nonexistent/0000:00:05.0", 0x1044, NULL, DFNET_STATUS_FAILED_PRECONDITION);
-  assert_log_has(b, "cannot open the PCI function's sysfs directory");
+  /* the agent opens the function's directory: one that is not there fails the start first */
+  b = start_on("/nonexistent/0000:00:05.0", 0x1044, URANDOM, DFNET_STATUS_NOT_FOUND);
+  assert_string_equal(start_message,
+                      "cannot open resource sysfs /nonexistent/0000:00:05.0: No "
+                      "such file or directory");
   hw_bench_free(b);
 }
 
 static void test_missing_device_file(void **state) {
   (void)state;
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044,
-                           "{\"config\": {\"device\": \"/nonexistent/hwrng\"}}",
-                           DFNET_STATUS_FAILED_PRECONDITION);
-  assert_log_has(b, "cannot open /nonexistent/hwrng: No such file or directory");
+  /* the manifest names it: the agent cannot open it, the start fails there */
+  hw_bench_t *b = start_on(
+      fixture_fn("0000:00:05.0"), 0x1044,
+      "{\"config\": {\"device\": \"/nonexistent/hwrng\"}, \"resources\": [\"/nonexistent/hwrng\"]}",
+      DFNET_STATUS_NOT_FOUND);
+  assert_string_equal(start_message,
+                      "cannot open resource /nonexistent/hwrng: No such file or directory");
+  hw_bench_free(b);
+  /* the setting names a file the manifest does not: the driver opens nothing itself */
+  b = start_on(fixture_fn("0000:00:05.0"), 0x1044, "{\"config\": {\"device\": \"/dev/urandom\"}}",
+               DFNET_STATUS_FAILED_PRECONDITION);
+  assert_log_has(b, "/dev/urandom was not handed to the driver: the manifest's \"resources\"");
   hw_bench_free(b);
 }
 
@@ -223,8 +269,10 @@ static void test_stuck_device(void **state) {
   int wfd = open(fifo, O_RDWR | O_CLOEXEC); /* a writer exists: reads say EAGAIN, not EOF */
   assert_true(wfd >= 0);
 
+  char extra[PATH_MAX + 32];
+  snprintf(extra, sizeof extra, "{\"resources\": [\"%s\"]}", fifo);
   setenv("DFNET_VIRTIO_RNG_DEVICE", fifo, 1);
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, NULL, DFNET_STATUS_OK);
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, extra, DFNET_STATUS_OK);
   unsetenv("DFNET_VIRTIO_RNG_DEVICE");
 
   bytes_t none;
@@ -264,8 +312,10 @@ static void test_callers_served_in_turn(void **state) {
   assert_int_equal(mkfifo(fifo, 0600), 0);
   int wfd = open(fifo, O_RDWR | O_CLOEXEC);
   assert_true(wfd >= 0);
+  char extra[PATH_MAX + 32];
+  snprintf(extra, sizeof extra, "{\"resources\": [\"%s\"]}", fifo);
   setenv("DFNET_VIRTIO_RNG_DEVICE", fifo, 1);
-  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, NULL, DFNET_STATUS_OK);
+  hw_bench_t *b = start_on(fixture_fn("0000:00:05.0"), 0x1044, extra, DFNET_STATUS_OK);
   unsetenv("DFNET_VIRTIO_RNG_DEVICE");
 
   uint8_t req[16];
@@ -308,10 +358,15 @@ static void test_callers_served_in_turn(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_real_hwrng),    cmocka_unit_test(test_fixture_reads),
-      cmocka_unit_test(test_bad_requests),  cmocka_unit_test(test_not_virtio_rng),
-      cmocka_unit_test(test_no_sysfs_path), cmocka_unit_test(test_missing_device_file),
-      cmocka_unit_test(test_stuck_device),  cmocka_unit_test(test_callers_served_in_turn),
+      cmocka_unit_test(test_real_hwrng),
+      cmocka_unit_test(test_fixture_reads),
+      cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_not_virtio_rng),
+      cmocka_unit_test(test_hwrng_current),
+      cmocka_unit_test(test_no_sysfs_path),
+      cmocka_unit_test(test_missing_device_file),
+      cmocka_unit_test(test_stuck_device),
+      cmocka_unit_test(test_callers_served_in_turn),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,8 +12,10 @@
  *                             driver host); a node without a driver FAILED_PRECONDITION, an
  *                             unknown node NOT_FOUND, a dead driver host UNAVAILABLE;
  *                             ListDriverHosts answered with one DriverHostInfo per driver
- *                             host (its pid, a non-zero RSS, its drivers' URL and nodes), then
- *                             Status OK; SIGTERM without --shutdown-reason suspends nothing.
+ *                             host (its pid, a non-zero RSS, its drivers' URL and nodes, the
+ *                             resources the agent handed them: each PCI function's "sysfs" and
+ *                             "config"), then Status OK; SIGTERM without --shutdown-reason
+ *                             suspends nothing.
  * test_shutdown_reboot        SIGTERM with --shutdown-reason reboot: a child's driver (in
  *                             another driver host) is suspended before its parent's, both
  *                             before any driver stops, with DFNET_SUSPEND_FLAG_REBOOT; then
@@ -368,6 +370,22 @@ static bool has_string(const char (*list)[512], pb_size_t n, const char *s) {
   return false;
 }
 
+/* Is there a resource "<node> <name> <path>" in info with this node and name, its path
+ * ending with `tail`? */
+static bool has_resource(const dfnet_v1_DriverHostInfo *info, const char *node, const char *name,
+                         const char *tail) {
+  char head[600];
+  snprintf(head, sizeof head, "%s %s /", node, name);
+  for (pb_size_t i = 0; i < info->resources_count; i++) {
+    const char *r = info->resources[i];
+    size_t len = strlen(r);
+    if (strncmp(r, head, strlen(head)) == 0 && len >= strlen(tail) &&
+        strcmp(r + len - strlen(tail), tail) == 0)
+      return true;
+  }
+  return false;
+}
+
 /* Start the peer and the agent; wait until the agent announced PARENT. */
 static pid_t begin(const char *reason, size_t *from) {
   assert_int_equal(peer_start(&g_peer, 0), 0);
@@ -489,11 +507,19 @@ static void check_list(uint64_t dh1, uint32_t pid1, uint64_t dh2, uint32_t pid2)
   assert_true(has_string(a->nodes, a->nodes_count, COLO));
   assert_int_equal(a->driver_urls_count, 1);
   assert_string_equal(a->driver_urls[0], g_pkg.url);
+  /* the agent handed each PCI function's directory and configuration space */
+  assert_int_equal(a->resources_count, 4);
+  assert_true(has_resource(a, PARENT, "sysfs", "/0000:00:05.0"));
+  assert_true(has_resource(a, PARENT, "config", "/0000:00:05.0/config"));
+  assert_true(has_resource(a, COLO, "sysfs", "/0000:00:03.0"));
+  assert_true(has_resource(a, COLO, "config", "/0000:00:03.0/config"));
   assert_int_equal(b->id, dh2);
   assert_int_equal(b->pid, pid2);
   assert_true(b->rss_bytes > 0);
   assert_int_equal(b->nodes_count, 1);
   assert_string_equal(b->nodes[0], OTHER);
+  assert_int_equal(b->resources_count, 2);
+  assert_true(has_resource(b, OTHER, "config", "/0000:00:04.0/config"));
   /* another host's driver hosts: none here */
   list_driver_hosts("lab-b", l);
   assert_int_equal(l->status, DFNET_STATUS_OK);

@@ -47,7 +47,7 @@ static void test_example_file(void **state) {
   dfnet_enum_t *e = NULL;
   run_board(DFNET_ENUM_TEST_DIR "/board-example.json", &rec, DFNET_STATUS_OK, &e);
   assert_int_equal(dfnet_enum_board_error_count(e), 0);
-  assert_int_equal(recorder_count(&rec), 5);
+  assert_int_equal(recorder_count(&rec), 6);
   assert_string_equal(rec.events[0].moniker, "platform");
   assert_true(rec.events[0].node->owned);
   assert_false(rec.from_other_thread);
@@ -77,6 +77,13 @@ static void test_example_file(void **state) {
   check_prop_str(power, 0, BIND_DFNET_PLATFORM_POWER_BACKEND, "tasmota");
   check_prop_str(power, 0, BIND_DFNET_PLATFORM_POWER_ADDRESS, "http://10.0.0.5");
   check_prop_int(power, 0, BIND_DFNET_PLATFORM_POWER_INDEX, 2);
+
+  const dfnet_v1_NodeAdd *sdmux = recorder_added(&rec, "platform.sd-mux");
+  check_platform_ids(sdmux, 0, 0, 6);
+  check_prop_str(sdmux, 0, DFNET_ENUM_KEY_PLATFORM_BLOCK,
+                 "/dev/disk/by-id/usb-LinuxAut_sdmux_HS-SD_MMC_000000001-0:0");
+  check_prop_bool(sdmux, DFNET_ENUM_KEY_PLATFORM_HAS_BLOCK, true);
+  assert_int_equal(sdmux->properties_count, 7);
   dfnet_enum_destroy(e);
   recorder_free(&rec);
 }
@@ -219,6 +226,27 @@ static const board_case_t power_case = {
         "$.devices[8].resources.power.index: expected an integer 0..255, got 300",
     }};
 
+/* The "block" resource (drivers/block): a device file or a regular file standing for one,
+ * always an absolute path. */
+static const board_case_t block_case = {
+    "block_resources",
+    "{\"devices\": [\n" DEV("a") ", \"resources\": {\"block\": \"/dev/sda\"}},\n" /* 0 */
+    DEV("b") ", \"resources\": {\"block\": \"/var/lib/lab/sd.img\"}},\n"           /* 1 */
+    DEV("c") ", \"resources\": {\"block\": \"sda\"}},\n"                           /* 2 */
+    DEV("d") ", \"resources\": {\"block\": 8}},\n"                                   /* 3 */
+    DEV("e") ", \"resources\": {\"block\": {\"path\": \"/dev/sdb\"}}},\n"           /* 4 */
+    DEV("f") ", \"resources\": {\"blk\": \"/dev/sdc\"}}\n"                           /* 5 */
+    "]}",
+    DFNET_STATUS_OK,
+    {"a", "b", NULL},
+    {
+        "$.devices[2].resources.block: expected an absolute path of at most 255 bytes, got "
+        "\"sda\"",
+        "$.devices[3].resources.block: expected a string, got a number",
+        "$.devices[4].resources.block: expected a string, got an object",
+        "$.devices[5].resources.blk: unknown resource (tty, gpio, i2c, spi, path, power or block)",
+    }};
+
 /* Top-level problems are reported before the devices' (they are checked first). */
 static const char *const top_level_errors[] = {
     "$.bord: unknown key (board, devices); ignored",
@@ -305,6 +333,7 @@ static void test_malformed_files(void **state) {
     run_case(&cases[i]);
   }
   run_case(&power_case);
+  run_case(&block_case);
 }
 
 /* The file is read by start(), not new(); a directory or an empty path are refused. */

@@ -93,6 +93,40 @@ static const struct manifest_case {
      "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
      "\"read_only_methods\":[\"/\"]}}",
      "program.read_only_methods: each entry must be a full method path"},
+    /* "resources" (lib/resource.h): the files a driver needs beyond its node's */
+    {"resources_ok",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"resources\":[\"/dev/hwrng\",{\"path\":\"/dev/x\",\"access\":\"rw\"},"
+     "{\"path\":\"/dev/y\"}]}}",
+     NULL},
+    {"resources_not_array",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"resources\":\"/dev/hwrng\"}}",
+     "program.resources: must be an array of at most 8 paths"},
+    {"resources_relative",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"resources\":[\"dev/hwrng\"]}}",
+     "program.resources[0]: must be an absolute path"},
+    {"resources_dotdot",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"resources\":[\"/dev/hwrng\",{\"path\":\"/dev/../etc/shadow\"}]}}",
+     "program.resources[1].path: must be an absolute path"},
+    {"resources_bad_access",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"resources\":[{\"path\":\"/dev/x\",\"access\":\"w\"}]}}",
+     "program.resources[0].access: must be \"r\" or \"rw\""},
+    {"resources_unknown_key",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"resources\":[{\"path\":\"/dev/x\",\"mode\":\"rw\"}]}}",
+     "program.resources[0].mode: unknown field"},
+    {"resources_twice",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"resources\":[\"/dev/x\",{\"path\":\"/dev/x\"}]}}",
+     "program.resources[1]: /dev/x is given twice"},
+    {"resources_too_many",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"resources\":[\"/a\",\"/b\",\"/c\",\"/d\",\"/e\",\"/f\",\"/g\",\"/h\",\"/i\"]}}",
+     "program.resources: must be an array of at most 8 paths"},
 };
 
 static void test_manifest_table(void **state) {
@@ -114,6 +148,28 @@ static void test_manifest_table(void **state) {
                  c->want_in_error);
     }
   }
+}
+
+/* "resources": parsed into the manifest in order, with their access; kept in the program
+ * block the agent receives (it opens them). */
+static void test_manifest_resources(void **state) {
+  (void)state;
+  static const char json[] =
+      "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+      "\"resources\":[\"/dev/hwrng\",{\"path\":\"/dev/x\",\"access\":\"rw\"}]}}";
+  driver_manifest_t m;
+  char err[512] = "";
+  dfnet_status_t st =
+      driver_index__parse_manifest(json, strlen(json), "meta/x.json", &m, err, sizeof err);
+  if (st != DFNET_STATUS_OK)
+    fail_msg("refused: %s", err);
+  assert_int_equal(m.resource_count, 2);
+  assert_string_equal(m.resources[0].path, "/dev/hwrng");
+  assert_false(m.resources[0].writable);
+  assert_string_equal(m.resources[1].path, "/dev/x");
+  assert_true(m.resources[1].writable);
+  assert_non_null(strstr(m.program_json, "\"resources\""));
+  driver_index__manifest_free(&m);
 }
 
 /* "read_only_methods": parsed into the manifest in order, owned; an empty array is none;
@@ -411,11 +467,9 @@ static void test_resolve_and_remove(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_manifest_table),
-      cmocka_unit_test(test_read_only_methods),
-      cmocka_unit_test(test_policy),
-      cmocka_unit_test(test_bad_packages),
-      cmocka_unit_test(test_resolve_and_remove),
+      cmocka_unit_test(test_manifest_table),     cmocka_unit_test(test_read_only_methods),
+      cmocka_unit_test(test_manifest_resources), cmocka_unit_test(test_policy),
+      cmocka_unit_test(test_bad_packages),       cmocka_unit_test(test_resolve_and_remove),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
