@@ -77,6 +77,7 @@ static cJSON *driver_json(const dfnet_client_driver_t *d, bool verbose) {
   cJSON_AddNumberToObject(o, "start_timeout_ms", d->start_timeout_ms);
   cJSON_AddItemToObject(o, "dispatcher_opts",
                         cli__json_strings(d->dispatcher_opts, d->dispatcher_opt_count));
+  cJSON_AddItemToObject(o, "resources", cli__json_strings(d->resources, d->resource_count));
   if (verbose && d->bind_bytecode != NULL) {
     char *hex = cli__hex(d->bind_bytecode, d->bind_bytecode_len);
     cJSON_AddStringToObject(o, "bind_bytecode_hex", hex ? hex : "");
@@ -102,6 +103,8 @@ static void driver_print_verbose(const dfnet_client_driver_t *d) {
     printf("%-10s: %u ms\n", "Start Timeout", d->start_timeout_ms);
   else
     printf("%-10s: 30000 ms (default)\n", "Start Timeout");
+  for (size_t i = 0; i < d->resource_count; i++)
+    printf("%-10s: %s\n", i == 0 ? "Resources" : "", d->resources[i]);
   printf("%-10s: %u\n", "Devices", d->device_count);
   for (size_t i = 0; i < d->device_list_count; i++)
     printf("    %s\n", d->devices[i]);

@@ -59,12 +59,14 @@ static cJSON *driver_host_json(cli_run_t *run) {
     cJSON_AddNumberToObject(o, "rss_bytes", (double)h->rss_bytes);
     cJSON_AddItemToObject(o, "drivers", cli__json_strings(h->driver_urls, h->driver_count));
     cJSON_AddItemToObject(o, "nodes", cli__json_strings(h->nodes, h->node_count));
+    cJSON_AddItemToObject(o, "resources", cli__json_strings(h->resources, h->resource_count));
     cJSON_AddItemToArray(arr, o);
   }
   return doc;
 }
 
-/* One driver host: "  Driver Host 7: pid 4242, RSS 2.1 MiB", then its drivers and nodes. */
+/* One driver host: "  Driver Host 7: pid 4242, RSS 2.1 MiB", then its drivers, nodes and
+ * the descriptors they were handed ("<node> <name> <path>"). */
 static void driver_host_print(const dfnet_client_driver_host_t *h) {
   char pid[24] = "?", rss[32] = "?";
   if (h->pid != 0)
@@ -76,6 +78,8 @@ static void driver_host_print(const dfnet_client_driver_host_t *h) {
     printf("    Driver : %s\n", h->driver_urls[k]);
   for (size_t k = 0; k < h->node_count; k++)
     printf("    Node   : %s\n", h->nodes[k]);
+  for (size_t k = 0; k < h->resource_count; k++)
+    printf("    Handed : %s\n", h->resources[k]);
 }
 
 static int driver_host_list_print(cli_run_t *run) {

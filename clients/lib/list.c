@@ -134,6 +134,22 @@ static const char **strv(client_arena_t *a, size_t n) {
   return n ? client__arena_alloc(a, n * sizeof(const char *)) : NULL;
 }
 
+/* A repeated string field of the wire (n strings of `stride` bytes from base) into the
+ * arena: *out (NULL when n is 0) and *count. false = out of memory. */
+static bool strv_keep(client_arena_t *a, const char *base, size_t stride, size_t n,
+                      const char ***out, size_t *count) {
+  *count = n;
+  *out = strv(a, n);
+  if (n > 0 && *out == NULL)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (((*out)[i] = client__arena_strdup(a, base + i * stride)) == NULL)
+      return false;
+  return true;
+}
+#define STRV_KEEP(a, field, out, count) \
+  strv_keep((a), (const char *)(field), sizeof(field)[0], field##_count, (out), (count))
+
 /* A property converted from the wire (strings borrowed) keeps its strings in the arena.
  * false = out of memory. */
 static bool property_keep(client_arena_t *a, const dfnet_bind_property_t *b,
@@ -340,22 +356,15 @@ static bool driver_copy(client_arena_t *arena, const dfnet_envelope_t *env, void
   d->category_count = w->device_categories_count;
   d->categories = strv(arena, w->device_categories_count);
   d->subcategories = strv(arena, w->device_categories_count);
-  d->device_list_count = w->devices_count;
-  d->devices = strv(arena, w->devices_count);
-  d->dispatcher_opt_count = w->dispatcher_opts_count;
-  d->dispatcher_opts = strv(arena, w->dispatcher_opts_count);
   if ((d->category_count && (d->categories == NULL || d->subcategories == NULL)) ||
-      (d->device_list_count && d->devices == NULL) ||
-      (d->dispatcher_opt_count && d->dispatcher_opts == NULL))
+      !STRV_KEEP(arena, w->devices, &d->devices, &d->device_list_count) ||
+      !STRV_KEEP(arena, w->dispatcher_opts, &d->dispatcher_opts, &d->dispatcher_opt_count) ||
+      !STRV_KEEP(arena, w->resources, &d->resources, &d->resource_count))
     return false;
   for (pb_size_t i = 0; i < w->device_categories_count; i++) {
     ARENA_STR(d->categories[i], w->device_categories[i].category);
     ARENA_STR(d->subcategories[i], w->device_categories[i].subcategory);
   }
-  for (pb_size_t i = 0; i < w->devices_count; i++)
-    ARENA_STR(d->devices[i], w->devices[i]);
-  for (pb_size_t i = 0; i < w->dispatcher_opts_count; i++)
-    ARENA_STR(d->dispatcher_opts[i], w->dispatcher_opts[i]);
   ARENA_STR(d->composite_name, w->composite_name);
   d->device_count = w->device_count;
   d->disable_autobind = w->disable_autobind;
@@ -542,17 +551,9 @@ static bool driver_host_copy(client_arena_t *arena, const dfnet_envelope_t *env,
   h->id = w->id;
   h->pid = w->pid;
   h->rss_bytes = w->rss_bytes;
-  h->driver_count = w->driver_urls_count;
-  h->driver_urls = strv(arena, w->driver_urls_count);
-  h->node_count = w->nodes_count;
-  h->nodes = strv(arena, w->nodes_count);
-  if ((w->driver_urls_count && h->driver_urls == NULL) || (w->nodes_count && h->nodes == NULL))
-    return false;
-  for (pb_size_t i = 0; i < w->driver_urls_count; i++)
-    ARENA_STR(h->driver_urls[i], w->driver_urls[i]);
-  for (pb_size_t i = 0; i < w->nodes_count; i++)
-    ARENA_STR(h->nodes[i], w->nodes[i]);
-  return ok;
+  return ok && STRV_KEEP(arena, w->driver_urls, &h->driver_urls, &h->driver_count) &&
+         STRV_KEEP(arena, w->nodes, &h->nodes, &h->node_count) &&
+         STRV_KEEP(arena, w->resources, &h->resources, &h->resource_count);
 }
 
 static const list_kind_t driver_host_list = {

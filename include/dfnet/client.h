@@ -348,6 +348,8 @@ typedef struct dfnet_client_driver {
   size_t bind_bytecode_len;
   bool disable_autobind;     /* binds only on a request (dfnet_client_request_bind) */
   uint32_t start_timeout_ms; /* the manifest's; 0: the default (30000) */
+  size_t resource_count;     /* the manifest's "resources": "/dev/hwrng", "/dev/x (rw)" */
+  const char **resources;
 } dfnet_client_driver_t;
 
 typedef struct dfnet_client_driver_list {
@@ -566,6 +568,8 @@ typedef struct dfnet_client_driver_host {
   const char **driver_urls;
   size_t node_count;
   const char **nodes;
+  size_t resource_count; /* the descriptors its drivers were handed: "<node> <name> <path>" */
+  const char **resources;
 } dfnet_client_driver_host_t;
 
 typedef struct dfnet_client_driver_host_list {

@@ -26,6 +26,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "fabric.h"
 
 #define HOST "lab-r"
@@ -225,6 +226,40 @@ static void test_board_resources(void **state) {
                    DFNET_STATUS_NOT_FOUND);
 }
 
+/* What `dfnet` shows: each driver host's handed descriptors ("<node> <name> <path>",
+ * `driver host list`), and each driver's manifest resources (`driver list -v`). */
+static void test_cli_shows_resources(void **state) {
+  (void)state;
+  assert_true(fabric_wait_node(F.op, CONSOLE, fabric_is_bound, NULL, WAIT_MS, NULL));
+  assert_true(fabric_wait_node(F.op, ALLOWED, fabric_is_bound, NULL, WAIT_MS, NULL));
+  static cli_run_t r;
+  cli_use(&F.fab, "op");
+  assert_int_equal(cli_run(&r, &F.fab, "driver", "host", "list", "--json", NULL), 0);
+  char tty[300], block[500];
+  snprintf(tty, sizeof tty, CONSOLE " tty %s", F.tty_path);
+  snprintf(block, sizeof block, CONSOLE " block %s/disk.img", F.fab.root);
+  bool saw_tty = false, saw_block = false;
+  cJSON *doc = cli_json(&r), *h, *res;
+  cJSON_ArrayForEach(h, cJSON_GetObjectItem(doc, "driver_hosts")) {
+    cJSON_ArrayForEach(res, cJSON_GetObjectItem(h, "resources")) {
+      saw_tty = saw_tty || strcmp(res->valuestring, tty) == 0;
+      saw_block = saw_block || strcmp(res->valuestring, block) == 0;
+    }
+  }
+  cJSON_Delete(doc);
+  if (!saw_tty || !saw_block)
+    fail_msg("driver host list lacks \"%s\" or \"%s\":\n%s", tty, block, r.out);
+  assert_int_equal(cli_run(&r, &F.fab, "driver", "host", "list", NULL), 0);
+  assert_non_null(strstr(r.out, "Handed : " CONSOLE " tty "));
+
+  char ro[300], rw[300];
+  snprintf(ro, sizeof ro, "Resources : %s/allowed-ro", F.files);
+  snprintf(rw, sizeof rw, "%s/allowed-rw (rw)", F.files);
+  assert_int_equal(cli_run(&r, &F.fab, "driver", "list", "-v", NULL), 0);
+  if (strstr(r.out, ro) == NULL || strstr(r.out, rw) == NULL)
+    fail_msg("driver list -v lacks \"%s\" or \"%s\":\n%s", ro, rw, r.out);
+}
+
 static void test_missing_file(void **state) {
   (void)state;
   char reason[512], want[300];
@@ -287,9 +322,8 @@ static void test_child_gets_nothing(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_board_resources),
-      cmocka_unit_test(test_missing_file),
-      cmocka_unit_test(test_manifest_resources),
+      cmocka_unit_test(test_board_resources),    cmocka_unit_test(test_cli_shows_resources),
+      cmocka_unit_test(test_missing_file),       cmocka_unit_test(test_manifest_resources),
       cmocka_unit_test(test_child_gets_nothing),
   };
   return cmocka_run_group_tests_name("resources", tests, setup, teardown);
