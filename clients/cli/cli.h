@@ -416,6 +416,8 @@ typedef struct cli_image {
   uint64_t held;         /* what the host holds now (size once uploaded) */
   uint64_t sent;         /* bytes it added to what the host held */
   bool already;          /* the host had it complete: nothing sent */
+  bool uploading;        /* cli__image_upload_write: the upload runs (atomic) */
+  bool stop;             /* cli__image_upload_write: the write failed, stop uploading (atomic) */
   unsigned retries;      /* times it asked Stat again after a failure and went on */
   double seconds;        /* its wall time */
 } cli_image_t;
@@ -456,6 +458,19 @@ dfnet_status_t cli__image_upload(dfnet_client_t *c, const char *target, cli_imag
 dfnet_status_t cli__image_write(dfnet_client_t *c, const char *target, cli_image_t *im,
                                 uint32_t deadline_ms, char *message, size_t cap,
                                 dfnet_client_error_t *err);
+
+/* `image write`: upload the opened image and have target's block driver write it, both at
+ * once: WriteImage starts first with follow_upload_size (the driver writes the upload's
+ * bytes as they arrive; block.proto), then the upload runs as cli__image_upload's. While the
+ * upload runs, only its progress is reported. A WriteImage that fails for good meanwhile
+ * (OUT_OF_RANGE, FAILED_PRECONDITION, PERMISSION_DENIED ...) stops the upload and is the
+ * error returned; one lost with the connection or whose upload was started over
+ * (UNAVAILABLE, ABORTED, CANCELLED, DEADLINE_EXCEEDED) is made again, as cli__image_write,
+ * once the upload is done; a failed upload cancels the WriteImage. Errors: cli__image_upload's
+ * and cli__image_write's. Blocks; main thread. */
+dfnet_status_t cli__image_upload_write(dfnet_client_t *c, const char *target, cli_image_t *im,
+                                       uint32_t deadline_ms, char *message, size_t cap,
+                                       dfnet_client_error_t *err);
 
 /* ---- USB descriptors (usb_descriptors.c): lsusb -v's text and dfnet's JSON ---- */
 #define CLI_USB_CONFIGS_MAX 8 /* configurations read (bNumConfigurations is rarely > 1) */

@@ -280,7 +280,8 @@ static dfnet_status_t put_all(dfnet_client_t *c, const char *target, cli_image_t
   w->status = DFNET_STATUS_OK;
   w->message[0] = '\0';
   for (;;) {
-    bool failed = w->status != DFNET_STATUS_OK || local != DFNET_STATUS_OK || stopped;
+    bool failed = w->status != DFNET_STATUS_OK || local != DFNET_STATUS_OK || stopped ||
+                  __atomic_load_n(&im->stop, __ATOMIC_ACQUIRE);
     if (!failed && w->in_flight < window && next < im->size) {
       pthread_mutex_unlock(&w->mu);
       local = put_start(c, target, im, w, next, buf, err);
@@ -293,7 +294,8 @@ static dfnet_status_t put_all(dfnet_client_t *c, const char *target, cli_image_t
       break;
     uint64_t done = w->held;
     pthread_mutex_unlock(&w->mu);
-    if (!wait_wake(w->wake[0], IMAGE_REPORT_MS) && !stopped) {
+    bool told = __atomic_load_n(&im->stop, __ATOMIC_ACQUIRE); /* the write failed */
+    if ((!wait_wake(w->wake[0], IMAGE_REPORT_MS) || told) && !stopped) {
       stopped = true;
       dfnet_client_call_id_t ids[CLI_IMAGE_WINDOW_MAX] = {0};
       pthread_mutex_lock(&w->mu);
@@ -318,6 +320,11 @@ static dfnet_status_t put_all(dfnet_client_t *c, const char *target, cli_image_t
     snprintf(err->message, sizeof err->message, "%s", w->message);
   }
   pthread_mutex_unlock(&w->mu);
+  if (stopped && __atomic_load_n(&im->stop, __ATOMIC_ACQUIRE)) {
+    err->code = DFNET_STATUS_CANCELLED;
+    snprintf(err->message, sizeof err->message, "stopped: the write failed");
+    return DFNET_STATUS_CANCELLED;
+  }
   if (stopped) {
     err->code = DFNET_STATUS_CANCELLED;
     snprintf(err->message, sizeof err->message,
@@ -403,7 +410,8 @@ static dfnet_status_t upload_loop(dfnet_client_t *c, const char *target, cli_ima
         tries = 0;
       }
     }
-    if (st == DFNET_STATUS_CANCELLED && cli__stop_signal())
+    if (st == DFNET_STATUS_CANCELLED &&
+        (cli__stop_signal() || __atomic_load_n(&im->stop, __ATOMIC_ACQUIRE)))
       return st;
     if (st == DFNET_STATUS_RESOURCE_EXHAUSTED && window > 1) {
       window = 1; /* a full send queue on the way (or the host's disk: then it fails again) */
@@ -452,15 +460,18 @@ dfnet_status_t cli__image_upload(dfnet_client_t *c, const char *target, cli_imag
 static const char *const write_phases[] = {"write", "sync", "verify"};
 
 /* The WriteImage stream, shared with its callbacks (client thread). Progress is reported
- * from the item callback; the end wakes the main thread. */
+ * from the item callback (not while an upload runs: its own progress is shown then); the end
+ * wakes the waiting thread. */
 typedef struct write_call {
   cli_image_t *im;
+  dfnet_client_call_id_t id;
   int wake[2];
   int phase;         /* the current phase (-1: none yet) */
   uint64_t phase_ms; /* when it began */
   uint64_t done;     /* its done_bytes */
   uint64_t last_report;
   bool ended;
+  bool ended_uploading; /* it ended while the upload ran */
   dfnet_status_t status;
   char message[512];
 } write_call_t;
@@ -473,73 +484,138 @@ static void write_item(void *user, dfnet_client_call_id_t id, const uint8_t *msg
       cli__pb_find_varint(msg, len, 2, &done) < 0)                 /* .done_bytes */
     return;
   uint64_t now = mono_ms();
+  bool quiet = __atomic_load_n(&w->im->uploading, __ATOMIC_ACQUIRE);
   if ((int)phase != w->phase) {
-    if (w->phase >= 0)
+    if (w->phase >= 0 && !quiet)
       report(w->im, write_phases[w->phase], w->done, 0, w->phase_ms, true);
     w->phase = (int)phase;
     w->phase_ms = now;
     w->last_report = 0;
   }
   w->done = done;
-  if (now - w->last_report >= IMAGE_REPORT_MS) {
+  if (now - w->last_report >= IMAGE_REPORT_MS && !quiet) {
     w->last_report = now;
     report(w->im, write_phases[w->phase], done, 0, w->phase_ms, false);
   }
 }
 
+/* May a WriteImage that ended with st while the upload ran be started again once the upload
+ * is done (the connection dropped, or the upload it followed was started over)? */
+static bool write_again(dfnet_status_t st) {
+  return st == DFNET_STATUS_UNAVAILABLE || st == DFNET_STATUS_ABORTED ||
+         st == DFNET_STATUS_CANCELLED || st == DFNET_STATUS_DEADLINE_EXCEEDED;
+}
+
 static void write_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st, const char *msg) {
   write_call_t *w = user;
   (void)id;
+  bool uploading = __atomic_load_n(&w->im->uploading, __ATOMIC_ACQUIRE);
   if (st == DFNET_STATUS_OK && w->phase >= 0)
     report(w->im, write_phases[w->phase], w->done, 0, w->phase_ms, true);
   w->status = st;
+  w->ended_uploading = uploading;
   snprintf(w->message, sizeof w->message, "%s", msg != NULL ? msg : "");
+  if (uploading && st != DFNET_STATUS_OK && !write_again(st))
+    __atomic_store_n(&w->im->stop, true, __ATOMIC_RELEASE); /* no use uploading on */
   __atomic_store_n(&w->ended, true, __ATOMIC_RELEASE);
   char b = 'e';
   ssize_t n = write(w->wake[1], &b, 1);
   (void)n;
 }
 
-dfnet_status_t cli__image_write(dfnet_client_t *c, const char *target, cli_image_t *im,
-                                uint32_t deadline_ms, char *message, size_t cap,
-                                dfnet_client_error_t *err) {
-  write_call_t w = {.im = im, .wake = {-1, -1}, .phase = -1};
-  if (pipe2(w.wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+/* Start WriteImage on target (follow: while the upload may still run, follow_upload_size =
+ * the image's size). On OK the call runs: write_wait ends it. */
+static dfnet_status_t write_start(dfnet_client_t *c, const char *target, cli_image_t *im,
+                                  uint32_t deadline_ms, bool follow, write_call_t *w,
+                                  dfnet_client_error_t *err) {
+  *w = (write_call_t){.im = im, .wake = {-1, -1}, .phase = -1};
+  if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     err->code = DFNET_STATUS_RESOURCE_EXHAUSTED;
     snprintf(err->message, sizeof err->message, "pipe: %s", strerror(errno));
     return err->code;
   }
-  uint8_t req[34] = {0x0a, 32}; /* WriteImageRequest.artifact_sha256 = 1 */
+  uint8_t req[48] = {0x0a, 32}; /* WriteImageRequest.artifact_sha256 = 1 */
   memcpy(req + 2, im->sha256, 32);
-  dfnet_client_call_options_t co = {.deadline_ms = deadline_ms, .credit = 16};
-  dfnet_client_call_id_t id = 0;
-  /* (may wait for a session: a signal meanwhile ends the process, and the call with it) */
-  dfnet_status_t st = dfnet_client_call_start(c, target, M_WRITE_IMAGE, req, sizeof req, &co,
-                                              write_item, write_done, &w, &id);
-  cli__stop_on_signals(w.wake[1]);
-  bool cancelled = false;
-  while (st == DFNET_STATUS_OK && !__atomic_load_n(&w.ended, __ATOMIC_ACQUIRE)) {
-    if (!wait_wake(w.wake[0], 1000) && !cancelled) {
-      cancelled = true;
-      (void)dfnet_client_call_cancel(c, id);
-    }
+  size_t len = 34;
+  if (follow) {
+    req[len++] = 0x10; /* .follow_upload_size = 2, a varint */
+    len += put_varint(req + len, im->size);
   }
-  cli__stop_default();
+  dfnet_client_call_options_t co = {.deadline_ms = deadline_ms, .credit = 16};
+  /* (may wait for a session: a signal meanwhile ends the process, and the call with it) */
+  dfnet_status_t st = dfnet_client_call_start(c, target, M_WRITE_IMAGE, req, len, &co, write_item,
+                                              write_done, w, &w->id);
   if (st != DFNET_STATUS_OK) {
+    close(w->wake[0]);
+    close(w->wake[1]);
     err->code = st;
     snprintf(err->message, sizeof err->message, "cannot start WriteImage: %s",
              dfnet_status_str(st));
-  } else if (cancelled) {
+  }
+  return st;
+}
+
+/* Wait for a started WriteImage to end (cancel: cancel it first); a signal cancels it. Its
+ * outcome as cli__image_write's. */
+static dfnet_status_t write_wait(dfnet_client_t *c, write_call_t *w, bool cancel, char *message,
+                                 size_t cap, dfnet_client_error_t *err) {
+  if (cancel)
+    (void)dfnet_client_call_cancel(c, w->id);
+  cli__stop_on_signals(w->wake[1]);
+  bool cancelled = cancel;
+  while (!__atomic_load_n(&w->ended, __ATOMIC_ACQUIRE)) {
+    if (!wait_wake(w->wake[0], 1000) && !cancelled) {
+      cancelled = true;
+      (void)dfnet_client_call_cancel(c, w->id);
+    }
+  }
+  cli__stop_default();
+  dfnet_status_t st = w->status;
+  if (cancelled && st != DFNET_STATUS_OK) {
     st = err->code = DFNET_STATUS_CANCELLED;
     snprintf(err->message, sizeof err->message, "interrupted: the device holds a partial image");
-  } else if ((st = w.status) != DFNET_STATUS_OK) {
+  } else if (st != DFNET_STATUS_OK) {
     err->code = st;
-    snprintf(err->message, sizeof err->message, "%s", w.message);
+    snprintf(err->message, sizeof err->message, "%s", w->message);
   } else {
-    snprintf(message, cap, "%s", w.message);
+    snprintf(message, cap, "%s", w->message);
   }
-  close(w.wake[0]);
-  close(w.wake[1]);
+  close(w->wake[0]);
+  close(w->wake[1]);
+  return st;
+}
+
+dfnet_status_t cli__image_write(dfnet_client_t *c, const char *target, cli_image_t *im,
+                                uint32_t deadline_ms, char *message, size_t cap,
+                                dfnet_client_error_t *err) {
+  write_call_t w;
+  dfnet_status_t st = write_start(c, target, im, deadline_ms, false, &w, err);
+  return st == DFNET_STATUS_OK ? write_wait(c, &w, false, message, cap, err) : st;
+}
+
+dfnet_status_t cli__image_upload_write(dfnet_client_t *c, const char *target, cli_image_t *im,
+                                       uint32_t deadline_ms, char *message, size_t cap,
+                                       dfnet_client_error_t *err) {
+  write_call_t w;
+  __atomic_store_n(&im->stop, false, __ATOMIC_RELEASE);
+  __atomic_store_n(&im->uploading, true, __ATOMIC_RELEASE);
+  bool writing = write_start(c, target, im, deadline_ms, true, &w, err) == DFNET_STATUS_OK;
+  dfnet_status_t st = cli__image_upload(c, target, im, err);
+  __atomic_store_n(&im->uploading, false, __ATOMIC_RELEASE);
+  if (!writing) /* it could not start alongside: after the upload, then */
+    return st == DFNET_STATUS_OK ? cli__image_write(c, target, im, deadline_ms, message, cap, err)
+                                 : st;
+  if (st != DFNET_STATUS_OK) {
+    dfnet_client_error_t werr = {DFNET_STATUS_OK, ""};
+    bool write_failed = __atomic_load_n(&im->stop, __ATOMIC_ACQUIRE);
+    (void)write_wait(c, &w, !write_failed, message, cap, &werr);
+    if (write_failed) /* the write's failure stopped the upload: it is the news */
+      *err = werr;
+    return err->code;
+  }
+  st = write_wait(c, &w, false, message, cap, err);
+  if (st != DFNET_STATUS_OK && w.ended_uploading && write_again(st) && !cli__stop_signal())
+    st = cli__image_write(c, target, im, deadline_ms, message, cap, err);
   return st;
 }
 
@@ -666,12 +742,14 @@ static int image_request(cli_run_t *run) {
   image_cmd_t *s = run->ctx;
   const char *target = run->args[0];
   dfnet_client_error_t err = {DFNET_STATUS_OK, ""};
-  dfnet_status_t st = cli__image_upload(run->client, target, &s->im, &err);
+  dfnet_status_t st = DFNET_STATUS_OK;
   const char *what = "cannot upload";
-  if (st == DFNET_STATUS_OK && s->write) {
+  if (!s->write) {
+    st = cli__image_upload(run->client, target, &s->im, &err);
+  } else {
     what = "cannot write the image";
-    st = cli__image_write(run->client, target, &s->im, (uint32_t)s->timeout_ms, s->result,
-                          sizeof s->result, &err);
+    st = cli__image_upload_write(run->client, target, &s->im, (uint32_t)s->timeout_ms, s->result,
+                                 sizeof s->result, &err);
   }
   if (st == DFNET_STATUS_OK)
     return CLI_EXIT_OK;

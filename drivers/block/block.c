@@ -144,6 +144,7 @@ static void block_write_image(void *ctx, dfnet_call_t *call, const uint8_t *requ
   job->id = ++b->next_id;
   job->call = call;
   memcpy(job->sha256, req.artifact_sha256.bytes, sizeof job->sha256);
+  job->follow_upload_size = req.follow_upload_size;
   /* before the worker has it: the handle is valid until the worker answers */
   (void)dfnet_call_on_cancel(call, write_image_ended, id_arg(job->id));
   b->live_id = job->id;

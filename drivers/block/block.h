@@ -23,7 +23,9 @@
 typedef struct block_job {
   uint64_t id; /* names it in the dispatcher's tasks and cancel callback, never reused */
   dfnet_call_t *call;
-  uint8_t sha256[32]; /* the artifact's digest, WriteImageRequest.artifact_sha256 */
+  uint8_t sha256[32];          /* the artifact's digest, WriteImageRequest.artifact_sha256 */
+  uint64_t follow_upload_size; /* WriteImageRequest.follow_upload_size: 0, or the size of
+                                  an artifact whose upload may still be under way */
 } block_job_t;
 
 /* The driver's context (allocated zeroed by the driver host). */

@@ -18,6 +18,13 @@
  *           not the requested one (a device that drops writes, or an artifact whose content
  *           does not match its name).
  *
+ * Following an upload (follow_upload_size): when the cache has no complete artifact yet,
+ * WRITE reads the upload's .part as it grows: before each chunk it waits (FOLLOW_POLL_MS
+ * sleeps, the call's status checked each time) until the file holds the chunk, and every
+ * FOLLOW_LOOK_MS it looks for the complete artifact (read from then on), a new .part (the
+ * agent made another: read from it) or neither for FOLLOW_GONE_MS (the upload was discarded:
+ * ABORTED). What it read is unverified; the read-back SHA-256 decides, as always.
+ *
  * Progress: a WriteImageProgress{phase, done_bytes, total_bytes} at each phase's start
  * (done 0), then at most one per BLOCK_PROGRESS_MS, and one at its end (done == total), in
  * that order; dfnet_call_send blocks the worker while the caller's window is full.
@@ -45,6 +52,9 @@
 #include "drivers/common/drvkit.h"
 
 #define BLOCK_WINDOW (8u * BLOCK_CHUNK) /* written but not yet waited for */
+#define FOLLOW_POLL_MS 5u               /* following an upload: how often its size is read */
+#define FOLLOW_LOOK_MS 100u             /* ... and how often its files are looked for */
+#define FOLLOW_GONE_MS 2000u            /* neither file this long: the upload was discarded */
 
 typedef dfnet_hw_block_WriteImageProgress_Phase phase_t;
 
@@ -53,13 +63,15 @@ typedef struct image_run {
   block_drv_t *b;
   const block_job_t *job;
   char hex[65];   /* the digest asked for, lowercase hex */
-  int art_fd;     /* -1: closed */
+  int art_fd;     /* -1: closed (also while following an upload that has not begun) */
   int dev_fd;     /* the resource "block" (the driver host's: never closed here) */
   uint64_t total; /* the artifact's size, bytes */
+  bool following; /* art_fd is an upload's .part, or none yet: see await_bytes */
   block_dev_t dev;
   uint8_t *buf; /* BLOCK_CHUNK bytes */
   uint64_t started_ms;
   uint64_t last_item_ms; /* of the current phase */
+  uint64_t reported;     /* the last item's done_bytes */
   dfnet_status_t status; /* the outcome, with msg */
   char msg[512];
 } image_run_t;
@@ -104,6 +116,7 @@ static bool progress(image_run_t *r, phase_t phase, uint64_t done, bool edge) {
   if (!edge && now - r->last_item_ms < BLOCK_PROGRESS_MS)
     return true;
   r->last_item_ms = now;
+  r->reported = done;
   dfnet_hw_block_WriteImageProgress item = {
       .phase = phase, .done_bytes = done, .total_bytes = r->total};
   uint8_t buf[dfnet_hw_block_WriteImageProgress_size];
@@ -122,6 +135,11 @@ static bool progress(image_run_t *r, phase_t phase, uint64_t done, bool edge) {
 
 static bool open_artifact(image_run_t *r) {
   dfnet_status_t st = dfnet_driver_artifact_open(r->b->driver, r->job->sha256, &r->art_fd);
+  if (st == DFNET_STATUS_NOT_FOUND && r->job->follow_upload_size > 0) {
+    r->following = true; /* the .part is opened when the first chunk is wanted */
+    r->total = r->job->follow_upload_size;
+    return true;
+  }
   switch (st) {
   case DFNET_STATUS_OK:
     break;
@@ -161,8 +179,79 @@ static bool open_device(image_run_t *r) {
 
 /* ---- WRITE -------------------------------------------------------------------------- */
 
+/* Following an upload: read from fd (a complete artifact's or a newer .part's) from now on. */
+static void artifact_switch(image_run_t *r, int fd, bool complete) {
+  if (r->art_fd >= 0)
+    close(r->art_fd);
+  r->art_fd = fd;
+  r->following = !complete;
+}
+
+/* Following an upload: look for its files (see the top). True while it may go on. */
+static bool follow_look(image_run_t *r, uint64_t *gone_since) {
+  int fd = -1;
+  struct stat a, b;
+  if (dfnet_driver_artifact_open(r->b->driver, r->job->sha256, &fd) == DFNET_STATUS_OK) {
+    if (fstat(fd, &a) != 0 || (uint64_t)a.st_size != r->total) {
+      close(fd);
+      return fail(r, DFNET_STATUS_FAILED_PRECONDITION,
+                  "the complete artifact %s is not the %" PRIu64 " bytes asked to follow", r->hex,
+                  r->total);
+    }
+    artifact_switch(r, fd, true);
+    return true;
+  }
+  if (dfnet_driver_artifact_open_partial(r->b->driver, r->job->sha256, &fd) == DFNET_STATUS_OK) {
+    *gone_since = 0;
+    if (r->art_fd < 0 || fstat(fd, &a) != 0 || fstat(r->art_fd, &b) != 0 || a.st_ino != b.st_ino)
+      artifact_switch(r, fd, false);
+    else
+      close(fd);
+    return true;
+  }
+  if (r->art_fd < 0) /* the upload has not begun: wait for it (the deadline bounds it) */
+    return true;
+  uint64_t now = drvkit__now_ms();
+  if (*gone_since == 0)
+    *gone_since = now;
+  return now - *gone_since < FOLLOW_GONE_MS ||
+         fail(r, DFNET_STATUS_ABORTED,
+              "the upload of artifact %s was discarded (neither its .part nor the complete "
+              "artifact is in the host's cache)",
+              r->hex);
+}
+
+/* Following an upload: wait until the artifact's file holds `want` bytes. */
+static bool await_bytes(image_run_t *r, uint64_t off, uint64_t want) {
+  uint64_t looked = 0, gone_since = 0;
+  for (;;) {
+    struct stat sb;
+    if (r->art_fd >= 0 && fstat(r->art_fd, &sb) == 0 && (uint64_t)sb.st_size >= want)
+      return true;
+    if (!still_wanted(r, off, "written"))
+      return false;
+    /* what is written so far is told before waiting for more */
+    if (off > r->reported && !progress(r, dfnet_hw_block_WriteImageProgress_Phase_WRITE, off, true))
+      return false;
+    uint64_t now = drvkit__now_ms();
+    if (r->art_fd < 0 || now - looked >= FOLLOW_LOOK_MS) {
+      looked = now;
+      if (!follow_look(r, &gone_since))
+        return false;
+      if (!r->following)
+        return true; /* complete: all there */
+      if (r->art_fd < 0)
+        usleep(FOLLOW_POLL_MS * 1000u);
+      continue;
+    }
+    usleep(FOLLOW_POLL_MS * 1000u);
+  }
+}
+
 /* pread exactly n bytes of the artifact at off. */
 static bool read_artifact(image_run_t *r, uint64_t off, size_t n) {
+  if (r->following && !await_bytes(r, off, off + n))
+    return false;
   for (size_t got = 0; got < n;) {
     ssize_t k = pread(r->art_fd, r->buf + got, n - got, (off_t)(off + got));
     if (k < 0 && errno == EINTR)
@@ -333,8 +422,9 @@ void block__write_image(block_drv_t *b, const block_job_t *job) {
   if (!still_wanted(&r, 0, "written") || !open_artifact(&r) || !open_device(&r))
     goto close_files;
   const char *who = dfnet_call_caller(job->call);
-  dfnet_driver_log(b->driver, DFNET_DRIVER_LOG_INFO, "WriteImage %s (%" PRIu64 " bytes) to %s%s%s",
-                   r.hex, r.total, b->path, who[0] != '\0' ? " for " : "", who);
+  dfnet_driver_log(b->driver, DFNET_DRIVER_LOG_INFO,
+                   "WriteImage %s (%" PRIu64 " bytes) to %s%s%s%s", r.hex, r.total, b->path,
+                   r.following ? ", following its upload" : "", who[0] != '\0' ? " for " : "", who);
   if ((r.buf = aligned_alloc(4096, BLOCK_CHUNK)) == NULL) {
     fail(&r, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory for a %u-byte buffer", BLOCK_CHUNK);
     goto close_files;

@@ -293,6 +293,17 @@ const char *dfnet_driver_resource_name(const dfnet_driver_t *driver, size_t inde
 dfnet_status_t dfnet_driver_artifact_open(const dfnet_driver_t *driver, const uint8_t sha256[32],
                                           int *fd);
 
+/* Open the upload under way of an artifact for reading: the leading bytes of it the host
+ * holds so far (its "<sha256 hex>.part" in the cache), a file that grows as the upload goes
+ * on, may be cut back to a checkpoint when the agent restarts, and is renamed to the
+ * complete artifact once its digest verified (dfnet_driver_artifact_open finds it then) or
+ * deleted when it did not. What it holds is unverified: a driver that uses it checks the
+ * result against the digest. On OK *fd is a read-only descriptor the caller closes.
+ * Errors: as dfnet_driver_artifact_open; NOT_FOUND when no upload of it is under way.
+ * Any thread; may block (opens a file). */
+dfnet_status_t dfnet_driver_artifact_open_partial(const dfnet_driver_t *driver,
+                                                  const uint8_t sha256[32], int *fd);
+
 /* The offers (service names) the node received from its parent. *count receives the
  * number. Owned by the driver host, valid until `stop` returns. Any thread. */
 const char *const *dfnet_driver_offers(const dfnet_driver_t *driver, size_t *count);

@@ -303,12 +303,13 @@ static void wi_free(wi_t *w) {
   free(w);
 }
 
-/* Start WriteImage{digest of `len` bytes} on `target`. */
-static void wi_start(wi_t *w, const char *target, const uint8_t *digest, size_t len,
-                     uint32_t deadline_ms) {
+/* Start WriteImage{digest of `len` bytes, follow_upload_size `follow`} on `target`. */
+static void wi_start_follow(wi_t *w, const char *target, const uint8_t *digest, size_t len,
+                            uint64_t follow, uint32_t deadline_ms) {
   dfnet_hw_block_WriteImageRequest req = dfnet_hw_block_WriteImageRequest_init_zero;
   memcpy(req.artifact_sha256.bytes, digest, len);
   req.artifact_sha256.size = (pb_size_t)len;
+  req.follow_upload_size = follow;
   uint8_t buf[dfnet_hw_block_WriteImageRequest_size];
   pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
   assert_true(pb_encode(&os, dfnet_hw_block_WriteImageRequest_fields, &req));
@@ -316,6 +317,11 @@ static void wi_start(wi_t *w, const char *target, const uint8_t *digest, size_t 
   assert_int_equal(dfnet_client_call_start(F.op, target, WRITE_IMAGE, buf, os.bytes_written, &o,
                                            on_item, on_done, w, &w->id),
                    DFNET_STATUS_OK);
+}
+
+static void wi_start(wi_t *w, const char *target, const uint8_t *digest, size_t len,
+                     uint32_t deadline_ms) {
+  wi_start_follow(w, target, digest, len, 0, deadline_ms);
 }
 
 /* Has the call ended? */
@@ -491,6 +497,71 @@ static void test_write_file(void **state) {
   free(image);
 }
 
+/* Append data[from, to) to the .part of an upload of `name`, as the agent's Puts do. */
+static void part_append(const uint8_t name[32], const uint8_t *data, size_t from, size_t to) {
+  char path[512], part[520];
+  artifact_path(name, path, sizeof path);
+  snprintf(part, sizeof part, "%s.part", path);
+  FILE *f = fopen(part, "ab");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data + from, 1, to - from, f), to - from);
+  assert_int_equal(fclose(f), 0);
+}
+
+/* WriteImage{follow_upload_size} before the upload began: the driver waits for the .part,
+ * writes its bytes as they come (progress moves before the upload is complete), and once
+ * the .part becomes the complete artifact (renamed) it verifies and ends OK. A followed
+ * upload that is discarded (its .part deleted, no artifact) ends ABORTED. */
+static void test_follow_upload(void **state) {
+  (void)state;
+  size_t len = 6 * MIB + 77;
+  uint8_t sha[32];
+  uint8_t *image = random_image(len, 7, sha);
+  wi_t *w = wi_new();
+  wi_start_follow(w, DISK, sha, 32, len, 60000);
+  fabric_sleep_ms(200); /* no .part yet: it waits */
+  assert_false(wi_ended(w));
+  part_append(sha, image, 0, 2 * MIB);
+  /* its first bytes are written while the rest has not come: WRITE progress moves */
+  uint64_t end = fabric_now_ms() + 10000;
+  bool moved = false;
+  while (!moved && fabric_now_ms() < end) {
+    fabric_sleep_ms(20);
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->count; i++)
+      moved = moved || (w->items[i].phase == 0 && w->items[i].done_bytes >= MIB);
+    pthread_mutex_unlock(&w->mu);
+  }
+  assert_true(moved);
+  assert_false(wi_ended(w));
+  part_append(sha, image, 2 * MIB, len);
+  char path[512], part[520];
+  artifact_path(sha, path, sizeof path);
+  snprintf(part, sizeof part, "%s.part", path);
+  assert_int_equal(rename(part, path), 0); /* verified by the agent: complete */
+  assert_true(wi_wait(w, 0, 30000));
+  assert_int_equal(w->status, DFNET_STATUS_OK);
+  check_progress(w, len);
+  check_content(F.disk, image, len);
+  wi_free(w);
+  free(image);
+
+  /* discarded: the .part goes, no artifact comes */
+  image = random_image(3 * MIB, 8, sha);
+  w = wi_new();
+  wi_start_follow(w, DISK, sha, 32, 3 * MIB, 60000);
+  part_append(sha, image, 0, MIB);
+  fabric_sleep_ms(300);
+  artifact_path(sha, path, sizeof path);
+  snprintf(part, sizeof part, "%s.part", path);
+  assert_int_equal(unlink(part), 0);
+  assert_true(wi_wait(w, 0, 30000));
+  assert_int_equal(w->status, DFNET_STATUS_ABORTED);
+  assert_non_null(strstr(w->message, "was discarded"));
+  wi_free(w);
+  free(image);
+}
+
 static void test_write_loop_device(void **state) {
   (void)state;
   if (F.loop_dev[0] == '\0') {
@@ -658,13 +729,10 @@ static void test_restart_during_write(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_info),
-      cmocka_unit_test(test_write_file),
-      cmocka_unit_test(test_write_loop_device),
-      cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_concurrent_and_cancel),
-      cmocka_unit_test(test_deadline),
-      cmocka_unit_test(test_restart_during_write),
+      cmocka_unit_test(test_info),          cmocka_unit_test(test_write_file),
+      cmocka_unit_test(test_follow_upload), cmocka_unit_test(test_write_loop_device),
+      cmocka_unit_test(test_errors),        cmocka_unit_test(test_concurrent_and_cancel),
+      cmocka_unit_test(test_deadline),      cmocka_unit_test(test_restart_during_write),
   };
   return cmocka_run_group_tests_name("block", tests, group_setup, group_teardown);
 }

@@ -456,6 +456,29 @@ static void test_write_to_block_device(void **state) {
   assert_non_null(strstr(out, "{\"phase\":\"verify\""));
   file_sha256(F.device, IMAGE_SIZE, got);
   assert_string_equal(got, hex);
+  /* the driver wrote while the upload went on (WriteImage{follow_upload_size}) */
+  assert_int_equal(fabric_sh("grep -q 'WriteImage %s (%u bytes) to .*, following its upload' '%s'",
+                             hex, IMAGE_SIZE, F.agent.log),
+                   0);
+}
+
+/* An image larger than the block device: the WriteImage that runs beside the upload fails
+ * OUT_OF_RANGE at once, and that stops the upload: the host never gets the whole file. */
+static void test_write_too_large_stops_upload(void **state) {
+  (void)state;
+  if (!F.have_block || F.loop[0] == '\0') {
+    print_message("no block driver or no loop device: a regular file grows, nothing to refuse\n");
+    skip();
+  }
+  char file[400], hex[65], done[500];
+  random_file("huge.img", DEVICE_SIZE + (32u << 20), file, sizeof file);
+  file_sha256(file, 0, hex);
+  cli_use(&F.fab, "op");
+  assert_int_equal(cli_run(&R, &F.fab, "image", "write", SD0, file, NULL), 1);
+  assert_non_null(strstr(R.err, "OUT_OF_RANGE"));
+  assert_non_null(strstr(R.err, "more than"));
+  cache_path(hex, false, done, sizeof done);
+  assert_int_equal(file_size(done), -1); /* the upload stopped before its end */
 }
 
 static void test_bad_input(void **state) {
@@ -586,6 +609,7 @@ int main(void) {
       cmocka_unit_test(test_resume_after_kill),
       cmocka_unit_test(test_upload_survives_manager_restart),
       cmocka_unit_test(test_write_to_block_device),
+      cmocka_unit_test(test_write_too_large_stops_upload),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_agent_restart_resumes_from_checkpoint),
       cmocka_unit_test(test_agent_restart_and_eviction),
