@@ -509,6 +509,9 @@ typedef struct cli_pb {
   size_t len;
   bool overflow;
 } cli_pb_t;
+#define CLI_PB_VARINT_MAX 10 /* bytes of a 64-bit varint */
+/* Write v as a protobuf varint at p (room for CLI_PB_VARINT_MAX bytes); returns its length. */
+size_t cli__pb_put_varint(uint8_t *p, uint64_t v);
 /* Empty pb for the next message. */
 void cli__pb_reset(cli_pb_t *pb);
 void cli__pb_varint(cli_pb_t *pb, uint32_t field, uint64_t value);

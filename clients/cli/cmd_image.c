@@ -102,15 +102,6 @@ void cli__image_close(cli_image_t *im) {
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
-static size_t put_varint(uint8_t *p, uint64_t v) {
-  size_t n = 0;
-  do {
-    p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-    v >>= 7;
-  } while (v != 0);
-  return n;
-}
-
 /* ArtifactStatRequest{sha256, total_size} or the head of an ArtifactPutRequest{sha256,
  * total_size, offset, data (field 15) of `len` bytes}, whose bytes follow; returns its
  * length (at most 64). */
@@ -122,13 +113,13 @@ static size_t artifact_head(const cli_image_t *im, bool put, uint64_t offset, si
   memcpy(p + n, im->sha256, 32);
   n += 32;
   p[n++] = 0x10; /* total_size = 2 */
-  n += put_varint(p + n, im->size);
+  n += cli__pb_put_varint(p + n, im->size);
   if (!put)
     return n;
   p[n++] = 0x18; /* offset = 3 */
-  n += put_varint(p + n, offset);
+  n += cli__pb_put_varint(p + n, offset);
   p[n++] = 0x7a; /* data = 15, length-delimited */
-  n += put_varint(p + n, len);
+  n += cli__pb_put_varint(p + n, len);
   return n;
 }
 
@@ -539,7 +530,7 @@ static dfnet_status_t write_start(dfnet_client_t *c, const char *target, cli_ima
   size_t len = 34;
   if (follow) {
     req[len++] = 0x10; /* .follow_upload_size = 2, a varint */
-    len += put_varint(req + len, im->size);
+    len += cli__pb_put_varint(req + len, im->size);
   }
   dfnet_client_call_options_t co = {.deadline_ms = deadline_ms, .credit = 16};
   /* (may wait for a session: a signal meanwhile ends the process, and the call with it) */
@@ -791,14 +782,17 @@ static void image_release(cli_run_t *run) {
 #define IMAGE_WRITE_ARGS_HELP \
   CLI_TARGET_HELP("the block device's", "block") "  FILE     the image file\n"
 
+static const cli_command_ops_t image_ops = {image_prepare, image_request, NULL, image_print,
+                                            image_release};
+#define IMAGE_OPT_JSON(s)                                                           \
+  {                                                                                 \
+    "json", 0, CLI_OPT_FLAG, &(s).json, 0, 0, NULL,                                 \
+        "one JSON object per line: progress, then the result (clients/cli/JSON.md)" \
+  }
+
 int cmd_image_upload(int argc, char **argv) {
-  static const cli_command_ops_t ops = {image_prepare, image_request, NULL, image_print,
-                                        image_release};
   image_cmd_t s = {.im = {.fd = -1}};
-  const cli_option_t opts[] = {
-      {"json", 0, CLI_OPT_FLAG, &s.json, 0, 0, NULL,
-       "one JSON object per line: progress, then the result (clients/cli/JSON.md)"},
-      CLI_OPT_END};
+  const cli_option_t opts[] = {IMAGE_OPT_JSON(s), CLI_OPT_END};
   const cli_syntax_t syn = {
       .usage = "image upload TARGET FILE [--json]",
       .about =
@@ -810,30 +804,27 @@ int cmd_image_upload(int argc, char **argv) {
       .min_args = 2,
       .max_args = 2,
       .args_help = IMAGE_UPLOAD_ARGS_HELP};
-  return cli__run(argc, argv, &syn, &ops, &s);
+  return cli__run(argc, argv, &syn, &image_ops, &s);
 }
 
 int cmd_image_write(int argc, char **argv) {
-  static const cli_command_ops_t ops = {image_prepare, image_request, NULL, image_print,
-                                        image_release};
   image_cmd_t s = {.im = {.fd = -1}, .write = true};
   const cli_option_t opts[] = {
       {"timeout", 't', CLI_OPT_STRING, &s.timeout, 0, 0, "DURATION",
        "how long the device may take to write, sync and verify it (default 1h)"},
-      {"json", 0, CLI_OPT_FLAG, &s.json, 0, 0, NULL,
-       "one JSON object per line: progress, then the result (clients/cli/JSON.md)"},
+      IMAGE_OPT_JSON(s),
       CLI_OPT_END};
   const cli_syntax_t syn = {
       .usage = "image write TARGET FILE [--timeout DURATION] [--json]",
       .about =
           "Upload FILE to the artifact cache of TARGET's host as `image upload` does, "
-          "then have TARGET's block driver write it to its device from byte 0, sync "
-          "it and read it back: the read-back SHA-256 must be the file's "
-          "(/dfnet.hw.block.Block/WriteImage). Ctrl-C stops it, leaving a partial "
-          "image.",
+          "and have TARGET's block driver write it to its device from byte 0 as the "
+          "bytes arrive, sync it and read it back: the read-back SHA-256 must be the "
+          "file's (/dfnet.hw.block.Block/WriteImage). Ctrl-C stops it, leaving a "
+          "partial image.",
       .options = opts,
       .min_args = 2,
       .max_args = 2,
       .args_help = IMAGE_WRITE_ARGS_HELP};
-  return cli__run(argc, argv, &syn, &ops, &s);
+  return cli__run(argc, argv, &syn, &image_ops, &s);
 }

@@ -7,16 +7,21 @@
 
 #include "clients/cli/cli.h"
 
-static void put_varint(cli_pb_t *pb, uint64_t v) {
+size_t cli__pb_put_varint(uint8_t *p, uint64_t v) {
+  size_t n = 0;
   do {
-    if (pb->len >= sizeof pb->buf) {
-      pb->overflow = true;
-      return;
-    }
-    uint8_t b = v & 0x7f;
+    p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
     v >>= 7;
-    pb->buf[pb->len++] = (uint8_t)(b | (v ? 0x80 : 0));
-  } while (v);
+  } while (v != 0);
+  return n;
+}
+
+static void put_varint(cli_pb_t *pb, uint64_t v) {
+  if (pb->len + CLI_PB_VARINT_MAX > sizeof pb->buf) {
+    pb->overflow = true;
+    return;
+  }
+  pb->len += cli__pb_put_varint(pb->buf + pb->len, v);
 }
 
 void cli__pb_reset(cli_pb_t *pb) {

@@ -503,6 +503,62 @@ static void test_bad_input(void **state) {
   assert_non_null(strstr(R.err, "empty"));
 }
 
+/* `image upload SCRATCH file --json` (runs named name-1, name-2): the first killed
+ * (SIGKILL) once the cache's .part of hex holds `bytes`; then the agent restarted with `extra`
+ * arguments (NULL: none); check(hex) between the two (may be NULL); then the upload run again
+ * to its end, OK. Returns its last JSON line (the caller deletes it). */
+static cJSON *upload_across_agent_restart(const char *name, const char *file, const char *hex,
+                                          long long bytes, const char *const *extra,
+                                          void (*check)(const char *hex)) {
+  char run[64];
+  cli_use(&F.fab, "op");
+  const char *args[] = {"image", "upload", SCRATCH, file, "--json", NULL};
+  snprintf(run, sizeof run, "%s-1", name);
+  pid_t pid = cli_spawn(run, args);
+  bool caught = wait_part(hex, bytes, 60000);
+  kill(pid, SIGKILL);
+  assert_int_equal(cli_wait(pid, 5000), -1);
+  assert_true(caught);
+  if (check != NULL)
+    check(hex);
+  assert_true(fabric_stop_process(&F.agent.pid, SIGTERM) != -1);
+  F.agent.extra = extra;
+  fabric_start_agent(&F.fab, &F.agent);
+  dfnet_client_t *c = fabric_connect(&F.fab, "op");
+  assert_non_null(c);
+  fabric_node_t n;
+  assert_true(fabric_wait_node(c, SCRATCH, fabric_is_found, NULL, WAIT_MS, &n));
+  dfnet_client_close(c);
+
+  static char out[1 << 20];
+  snprintf(run, sizeof run, "%s-2", name);
+  pid = cli_spawn(run, args);
+  assert_int_equal(cli_wait(pid, 120000), 0);
+  read_output(run, "out", out, sizeof out);
+  cJSON *end = json_line(out, -1);
+  assert_string_equal(str(end, "status"), "OK");
+  assert_true(num(end, "resumed_at") > 0);
+  return end;
+}
+
+/* The .sha checkpoint of the upload of hex: its path. */
+static void checkpoint_path(const char *hex, char *out, size_t cap) {
+  cache_path(hex, true, out, cap);
+  strcpy(strrchr(out, '.'), ".sha");
+}
+
+static void has_checkpoint(const char *hex) {
+  char sha[500];
+  checkpoint_path(hex, sha, sizeof sha);
+  assert_true(file_size(sha) > 0);
+}
+
+static void has_no_checkpoint(const char *hex) {
+  char sha[500];
+  checkpoint_path(hex, sha, sizeof sha);
+  assert_int_equal(file_size(sha), -1);
+}
+
 /* The agent restarted under a smaller bound (--artifact-cache-mb 150) with an upload cut
  * off: the resumed upload hashes the .part the agent finds, the least recently used
  * artifacts go to make room for it, and a file over the bound is refused. */
@@ -513,36 +569,9 @@ static void test_agent_restart_and_eviction(void **state) {
   file_sha256(file, 0, hex);
   snprintf(a_file, sizeof a_file, "%s/a.img", F.fab.root);
   file_sha256(a_file, 0, a_hex); /* the first upload: the least recently used */
-  cli_use(&F.fab, "op");
-  const char *args[] = {"image", "upload", SCRATCH, file, "--json", NULL};
-  pid_t pid = cli_spawn("evict-1", args);
-  bool caught = wait_part(hex, 4 << 20, 60000);
-  kill(pid, SIGKILL);
-  assert_int_equal(cli_wait(pid, 5000), -1);
-  assert_true(caught);
-
   /* no hash checkpoint yet at 4 MiB (one is saved each 32 MiB): the .part is hashed again */
-  char sha[500];
-  cache_path(hex, true, sha, sizeof sha);
-  strcpy(strrchr(sha, '.'), ".sha");
-  assert_int_equal(file_size(sha), -1);
   static const char *const bound[] = {"--artifact-cache-mb", "150", NULL};
-  assert_true(fabric_stop_process(&F.agent.pid, SIGTERM) != -1);
-  F.agent.extra = bound;
-  fabric_start_agent(&F.fab, &F.agent);
-  dfnet_client_t *c = fabric_connect(&F.fab, "op");
-  assert_non_null(c);
-  fabric_node_t n;
-  assert_true(fabric_wait_node(c, SCRATCH, fabric_is_found, NULL, WAIT_MS, &n));
-  dfnet_client_close(c);
-
-  static char out[1 << 20];
-  pid = cli_spawn("evict-2", args);
-  assert_int_equal(cli_wait(pid, 120000), 0);
-  read_output("evict-2", "out", out, sizeof out);
-  cJSON *end = json_line(out, -1);
-  assert_string_equal(str(end, "status"), "OK");
-  assert_true(num(end, "resumed_at") > 0);
+  cJSON *end = upload_across_agent_restart("evict", file, hex, 4 << 20, bound, has_no_checkpoint);
   cJSON_Delete(end);
   assert_cached(hex, file);
   assert_int_equal(
@@ -568,35 +597,12 @@ static void test_agent_restart_resumes_from_checkpoint(void **state) {
   char file[400], hex[65], sha[500];
   random_file("g.img", 2 * IMAGE_SIZE, file, sizeof file);
   file_sha256(file, 0, hex);
-  cache_path(hex, true, sha, sizeof sha);
-  strcpy(strrchr(sha, '.'), ".sha");
-  cli_use(&F.fab, "op");
-  const char *args[] = {"image", "upload", SCRATCH, file, "--json", NULL};
-  pid_t pid = cli_spawn("ckpt-1", args);
-  bool caught = wait_part(hex, 40 << 20, 60000);
-  kill(pid, SIGKILL);
-  assert_int_equal(cli_wait(pid, 5000), -1);
-  assert_true(caught);
-  assert_true(file_size(sha) > 0);
-
-  assert_true(fabric_stop_process(&F.agent.pid, SIGTERM) != -1);
-  fabric_start_agent(&F.fab, &F.agent);
-  dfnet_client_t *c = fabric_connect(&F.fab, "op");
-  assert_non_null(c);
-  fabric_node_t n;
-  assert_true(fabric_wait_node(c, SCRATCH, fabric_is_found, NULL, WAIT_MS, &n));
-  dfnet_client_close(c);
-
-  static char out[1 << 20];
-  pid = cli_spawn("ckpt-2", args);
-  assert_int_equal(cli_wait(pid, 120000), 0);
-  read_output("ckpt-2", "out", out, sizeof out);
-  cJSON *end = json_line(out, -1);
-  assert_string_equal(str(end, "status"), "OK");
+  cJSON *end = upload_across_agent_restart("ckpt", file, hex, 40 << 20, NULL, has_checkpoint);
   double at = num(end, "resumed_at");
   assert_true(at >= (32 << 20) && (uint64_t)at % (32u << 20) == 0);
   cJSON_Delete(end);
   assert_cached(hex, file);
+  checkpoint_path(hex, sha, sizeof sha);
   assert_int_equal(file_size(sha), -1); /* gone with the upload */
   assert_int_equal(fabric_sh("grep -q \"resumes at offset %.0f (from its hash checkpoint)\" '%s'",
                              at, F.agent.log),
