@@ -218,6 +218,9 @@ cJSON *cli__json_string_or_null(const char *s);
 /* A JSON array of the n strings v[0..n) (copied). New item, owned by the caller (or the
  * object it is added to); NULL when out of memory. */
 cJSON *cli__json_strings(const char *const *v, size_t n);
+/* Print o as one line of JSON on stdout (JSON Lines: the streaming verbs' --json), flush,
+ * and delete o (NULL: nothing printed). */
+void cli__json_line(cJSON *o);
 /* Lower-case hex of data into a malloc'd string (NULL on OOM). */
 char *cli__hex(const uint8_t *data, size_t len);
 /* Parse hex (even length, optional whitespace) into a malloc'd buffer. 0 or -1. */

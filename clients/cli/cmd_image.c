@@ -636,12 +636,7 @@ static void show_json(const cli_image_progress_t *p) {
   cJSON_AddNumberToObject(o, "mb_per_s", (double)(int64_t)(mb_per_s(p) * 10.0 + 0.5) / 10.0);
   if (p->end)
     cJSON_AddBoolToObject(o, "end", true);
-  char *line = cJSON_PrintUnformatted(o);
-  if (line != NULL)
-    printf("%s\n", line);
-  fflush(stdout);
-  cJSON_free(line);
-  cJSON_Delete(o);
+  cli__json_line(o);
 }
 
 static void show_progress(void *user, const cli_image_progress_t *p) {
@@ -706,12 +701,7 @@ static void show_end(image_cmd_t *s, cli_run_t *run, dfnet_status_t st, const ch
     cJSON_AddBoolToObject(o, "already_held", s->im.already);
     cJSON_AddNumberToObject(o, "retries", s->im.retries);
   }
-  char *line = cJSON_PrintUnformatted(o);
-  if (line != NULL)
-    printf("%s\n", line);
-  fflush(stdout);
-  cJSON_free(line);
-  cJSON_Delete(o);
+  cli__json_line(o);
 }
 
 /* ---- the commands ------------------------------------------------------------------------- */

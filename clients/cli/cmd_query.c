@@ -699,12 +699,7 @@ static void watch_event(void *user, dfnet_client_watch_id_t w, const dfnet_clien
     cJSON_AddStringToObject(o, "code", dfnet_status_str(ev->code));
     cJSON_AddItemToObject(o, "message", cli__json_string_or_null(ev->message));
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->time_ms);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (text != NULL) {
-      printf("%s\n", text);
-      free(text);
-    }
+    cli__json_line(o);
   } else {
     printf("%s %-18s %s", when, dfnet_client_event_kind_str(ev->kind), ev->subject);
     if (ev->detail[0] != '\0')

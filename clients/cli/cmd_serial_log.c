@@ -59,12 +59,7 @@ static void log_item(void *user, dfnet_client_call_id_t id, const uint8_t *msg, 
   cJSON_AddNumberToObject(o, "dropped", (double)it.dropped);
   cJSON_AddStringToObject(o, "data", text != NULL ? text : "");
   free(text);
-  char *line = cJSON_PrintUnformatted(o);
-  if (line != NULL)
-    printf("%s\n", line);
-  fflush(stdout);
-  cJSON_free(line);
-  cJSON_Delete(o);
+  cli__json_line(o);
 }
 
 static int log_prepare(cli_run_t *run) {

@@ -153,6 +153,15 @@ cJSON *cli__json_strings(const char *const *v, size_t n) {
   return a;
 }
 
+void cli__json_line(cJSON *o) {
+  char *line = o != NULL ? cJSON_PrintUnformatted(o) : NULL;
+  if (line != NULL)
+    printf("%s\n", line);
+  fflush(stdout);
+  cJSON_free(line);
+  cJSON_Delete(o);
+}
+
 char *cli__hex(const uint8_t *data, size_t len) {
   static const char digits[] = "0123456789abcdef";
   char *s = malloc(len * 2 + 1);
