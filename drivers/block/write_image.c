@@ -9,14 +9,18 @@
  *   WRITE   1 MiB chunks, pread from the artifact and pwrite to the device from byte 0.
  *           Each chunk's writeback starts at once and the chunk BLOCK_WINDOW behind is
  *           waited for and dropped from the page cache (sync_file_range, posix_fadvise),
- *           so the progress is the device's, not the page cache's, and the fsync is short.
+ *           so the progress is the device's, not the page cache's, and the fsync is short;
+ *           that chunk, on the device now, is then read back and hashed: VERIFY's work for
+ *           all but the last BLOCK_WINDOW is done while writing (not where sync_file_range
+ *           is refused: the read would come from the page cache).
  *   SYNC    fsync; then the device's cached pages are dropped (POSIX_FADV_DONTNEED, and
  *           BLKFLSBUF for a block device, which needs CAP_SYS_ADMIN: its failure is
  *           ignored), so that the read-back comes from the device.
- *   VERIFY  the artifact's length is read back (pread on the same descriptor, whose cached
- *           pages were dropped) and hashed (SHA-256, mbedTLS); DATA_LOSS when the digest is
- *           not the requested one (a device that drops writes, or an artifact whose content
- *           does not match its name).
+ *   VERIFY  the rest of the artifact's length is read back (pread on the same descriptor,
+ *           whose cached pages were dropped) and hashed (SHA-256, mbedTLS; its first item
+ *           says how much WRITE read back already); DATA_LOSS when the digest is not the
+ *           requested one (a device that drops writes, or an artifact whose content does
+ *           not match its name).
  *
  * Following an upload (follow_upload_size): when the cache has no complete artifact yet,
  * WRITE reads the upload's .part as it grows: before each chunk it waits (FOLLOW_POLL_MS
@@ -70,9 +74,13 @@ typedef struct image_run {
   block_dev_t dev;
   uint8_t *buf; /* BLOCK_CHUNK bytes */
   uint64_t started_ms;
-  uint64_t last_item_ms; /* of the current phase */
-  uint64_t reported;     /* the last item's done_bytes */
-  dfnet_status_t status; /* the outcome, with msg */
+  uint64_t last_item_ms;      /* of the current phase */
+  uint64_t reported;          /* the last item's done_bytes */
+  mbedtls_sha256_context sha; /* of the device's bytes read back, [0, verified) */
+  uint64_t verified;          /* read back and hashed so far */
+  bool behind;                /* WRITE reads back behind itself (sync_file_range works) */
+  uint8_t *back;              /* BLOCK_CHUNK bytes for those reads */
+  dfnet_status_t status;      /* the outcome, with msg */
   char msg[512];
 } image_run_t;
 
@@ -282,8 +290,11 @@ static bool write_device(image_run_t *r, uint64_t off, size_t n) {
   return true;
 }
 
-/* Start the writeback of [off, off + n); wait for the chunk BLOCK_WINDOW behind it and drop
- * it from the page cache. A file system without sync_file_range (EINVAL) is left to fsync. */
+static bool read_back(image_run_t *r, uint8_t *buf, uint64_t off, size_t n);
+
+/* Start the writeback of [off, off + n); wait for the chunk BLOCK_WINDOW behind it, drop it
+ * from the page cache and read it back. A file system without sync_file_range (EINVAL) is
+ * left to fsync, and its bytes to VERIFY. */
 static bool pace_writeback(image_run_t *r, uint64_t off, size_t n) {
   unsigned wait = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
   int rc = sync_file_range(r->dev_fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
@@ -292,7 +303,11 @@ static bool pace_writeback(image_run_t *r, uint64_t off, size_t n) {
     rc = sync_file_range(r->dev_fd, (off_t)old, BLOCK_CHUNK, wait);
     if (rc == 0)
       (void)posix_fadvise(r->dev_fd, (off_t)old, BLOCK_CHUNK, POSIX_FADV_DONTNEED);
+    if (rc == 0 && r->behind && old == r->verified && !read_back(r, r->back, old, BLOCK_CHUNK))
+      return false;
   }
+  if (rc != 0)
+    r->behind = false;
   if (rc != 0 && errno != EINVAL && errno != ESPIPE && errno != ENOSYS)
     return fail(r, DFNET_STATUS_UNAVAILABLE, "%s: writing back at %" PRIu64 ": %s", r->b->path, off,
                 strerror(errno));
@@ -334,10 +349,11 @@ static bool sync_phase(image_run_t *r) {
 
 /* ---- VERIFY ------------------------------------------------------------------------- */
 
-/* Read back n bytes of the device at off (descriptor fd) into the buffer. */
-static bool read_device(image_run_t *r, int fd, uint64_t off, size_t n) {
+/* Read back the device's n bytes at off (into buf) and hash them on: off must be
+ * r->verified. */
+static bool read_back(image_run_t *r, uint8_t *buf, uint64_t off, size_t n) {
   for (size_t got = 0; got < n;) {
-    ssize_t k = pread(fd, r->buf + got, n - got, (off_t)(off + got));
+    ssize_t k = pread(r->dev_fd, buf + got, n - got, (off_t)(off + got));
     if (k < 0 && errno == EINTR)
       continue;
     if (k < 0)
@@ -349,41 +365,28 @@ static bool read_device(image_run_t *r, int fd, uint64_t off, size_t n) {
                   off + got, r->total);
     got += (size_t)k;
   }
+  if (mbedtls_sha256_update_ret(&r->sha, buf, n) != 0)
+    return fail(r, DFNET_STATUS_INTERNAL, "SHA-256 update failed");
+  (void)posix_fadvise(r->dev_fd, (off_t)off, (off_t)n, POSIX_FADV_DONTNEED);
+  r->verified = off + n;
   return true;
-}
-
-/* Hash the device's first r->total bytes into digest[32]. */
-static bool hash_device(image_run_t *r, int fd, uint8_t digest[32]) {
-  const phase_t phase = dfnet_hw_block_WriteImageProgress_Phase_VERIFY;
-  mbedtls_sha256_context sha;
-  mbedtls_sha256_init(&sha);
-  bool ok = mbedtls_sha256_starts_ret(&sha, 0) == 0 ||
-            fail(r, DFNET_STATUS_INTERNAL, "SHA-256 cannot start");
-  for (uint64_t off = 0; ok && off < r->total;) {
-    size_t n = r->total - off < BLOCK_CHUNK ? (size_t)(r->total - off) : BLOCK_CHUNK;
-    ok = still_wanted(r, off, "read back") && read_device(r, fd, off, n) &&
-         (mbedtls_sha256_update_ret(&sha, r->buf, n) == 0 ||
-          fail(r, DFNET_STATUS_INTERNAL, "SHA-256 update failed"));
-    if (ok) {
-      (void)posix_fadvise(fd, (off_t)off, (off_t)n, POSIX_FADV_DONTNEED);
-      off += n;
-      ok = off == r->total || progress(r, phase, off, false);
-    }
-  }
-  ok = ok && (mbedtls_sha256_finish_ret(&sha, digest) == 0 ||
-              fail(r, DFNET_STATUS_INTERNAL, "SHA-256 cannot finish"));
-  mbedtls_sha256_free(&sha);
-  return ok;
 }
 
 static bool verify_phase(image_run_t *r) {
   const phase_t phase = dfnet_hw_block_WriteImageProgress_Phase_VERIFY;
-  int fd = r->dev_fd;
-  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  if (!progress(r, phase, r->verified, true))
+    return false;
+  while (r->verified < r->total) {
+    uint64_t off = r->verified;
+    size_t n = r->total - off < BLOCK_CHUNK ? (size_t)(r->total - off) : BLOCK_CHUNK;
+    if (!still_wanted(r, off, "read back") || !read_back(r, r->buf, off, n) ||
+        !(r->verified == r->total || progress(r, phase, r->verified, false)))
+      return false;
+  }
   uint8_t digest[32];
-  bool ok = progress(r, phase, 0, true) && hash_device(r, fd, digest) &&
-            progress(r, phase, r->total, true);
-  if (!ok)
+  if (mbedtls_sha256_finish_ret(&r->sha, digest) != 0)
+    return fail(r, DFNET_STATUS_INTERNAL, "SHA-256 cannot finish");
+  if (!progress(r, phase, r->total, true))
     return false;
   if (memcmp(digest, r->job->sha256, sizeof digest) != 0) {
     char got[65];
@@ -425,11 +428,18 @@ void block__write_image(block_drv_t *b, const block_job_t *job) {
   dfnet_driver_log(b->driver, DFNET_DRIVER_LOG_INFO,
                    "WriteImage %s (%" PRIu64 " bytes) to %s%s%s%s", r.hex, r.total, b->path,
                    r.following ? ", following its upload" : "", who[0] != '\0' ? " for " : "", who);
-  if ((r.buf = aligned_alloc(4096, BLOCK_CHUNK)) == NULL) {
-    fail(&r, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory for a %u-byte buffer", BLOCK_CHUNK);
-    goto close_files;
-  }
-  (void)(write_phase(&r) && sync_phase(&r) && verify_phase(&r));
+  r.buf = aligned_alloc(4096, BLOCK_CHUNK);
+  r.back = aligned_alloc(4096, BLOCK_CHUNK);
+  mbedtls_sha256_init(&r.sha);
+  r.behind = true;
+  if (r.buf == NULL || r.back == NULL)
+    fail(&r, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory for two %u-byte buffers", BLOCK_CHUNK);
+  else if (mbedtls_sha256_starts_ret(&r.sha, 0) != 0)
+    fail(&r, DFNET_STATUS_INTERNAL, "SHA-256 cannot start");
+  else
+    (void)(write_phase(&r) && sync_phase(&r) && verify_phase(&r));
+  mbedtls_sha256_free(&r.sha);
+  free(r.back);
   free(r.buf);
 close_files:
   if (r.art_fd >= 0)
