@@ -81,23 +81,9 @@ dfnet_status_t block__describe(int fd, const char *path, block_dev_t *out, char 
 
 /* ---- the worker --------------------------------------------------------------------- */
 
-static void *worker_main(void *arg) {
-  block_drv_t *b = arg;
-  pthread_mutex_lock(&b->mu);
-  for (;;) {
-    while (b->queued == NULL && !atomic_load(&b->stopping))
-      pthread_cond_wait(&b->cv, &b->mu);
-    if (atomic_load(&b->stopping))
-      break;
-    block_job_t *job = b->queued;
-    b->queued = NULL;
-    pthread_mutex_unlock(&b->mu);
-    block__write_image(b, job);
-    free(job);
-    pthread_mutex_lock(&b->mu);
-  }
-  pthread_mutex_unlock(&b->mu);
-  return NULL;
+/* Run a WriteImage on the worker (drvkit_run_fn). */
+static void run_write_image(void *ctx, drvkit_job_t *job) {
+  block__write_image(ctx, (const block_job_t *)job);
 }
 
 void block__job_done(dfnet_driver_t *driver, void *ctx, void *arg) {
@@ -128,10 +114,7 @@ static void block_write_image(void *ctx, dfnet_call_t *call, const uint8_t *requ
                  (unsigned)req.artifact_sha256.size);
     return;
   }
-  pthread_mutex_lock(&b->mu);
-  bool waiting = b->queued != NULL;
-  pthread_mutex_unlock(&b->mu);
-  if (b->live_id != 0 || waiting) {
+  if (b->live_id != 0 || drvkit__worker_pending(&b->worker) > 0) {
     drvkit__fail(call, DFNET_STATUS_FAILED_PRECONDITION, "%s: a WriteImage is already running",
                  b->path);
     return;
@@ -142,16 +125,17 @@ static void block_write_image(void *ctx, dfnet_call_t *call, const uint8_t *requ
     return;
   }
   job->id = ++b->next_id;
-  job->call = call;
+  job->job.call = call;
   memcpy(job->sha256, req.artifact_sha256.bytes, sizeof job->sha256);
   job->follow_upload_size = req.follow_upload_size;
   /* before the worker has it: the handle is valid until the worker answers */
+  if (!drvkit__worker_post(&b->worker, &job->job)) { /* it stops */
+    free(job);
+    drvkit__fail(call, DFNET_STATUS_UNAVAILABLE, "the driver is stopping");
+    return;
+  }
   (void)dfnet_call_on_cancel(call, write_image_ended, id_arg(job->id));
   b->live_id = job->id;
-  pthread_mutex_lock(&b->mu);
-  b->queued = job;
-  pthread_cond_signal(&b->cv);
-  pthread_mutex_unlock(&b->mu);
 }
 
 static void block_info(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
@@ -175,25 +159,6 @@ static void block_info(void *ctx, dfnet_call_t *call, const uint8_t *request, si
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-/* Stop the worker (a WriteImage it runs stops at its next chunk: its call has ended) and end
- * a WriteImage still queued. */
-static void stop_worker(block_drv_t *b) {
-  if (!b->worker_running)
-    return;
-  pthread_mutex_lock(&b->mu);
-  atomic_store(&b->stopping, true);
-  pthread_cond_broadcast(&b->cv);
-  pthread_mutex_unlock(&b->mu);
-  pthread_join(b->worker, NULL);
-  b->worker_running = false;
-  if (b->queued != NULL) {
-    (void)dfnet_call_reply(b->queued->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped", NULL,
-                           0);
-    free(b->queued);
-    b->queued = NULL;
-  }
-}
-
 static dfnet_status_t block_start(dfnet_driver_t *driver, void *ctx) {
   block_drv_t *b = ctx;
   b->driver = driver;
@@ -207,15 +172,10 @@ static dfnet_status_t block_start(dfnet_driver_t *driver, void *ctx) {
   b->fd = drvkit__resource(driver, "block", "\"" BIND_DFNET_PLATFORM_BLOCK "\"");
   if (b->fd < 0)
     return DFNET_STATUS_FAILED_PRECONDITION;
-  pthread_mutex_init(&b->mu, NULL);
-  pthread_cond_init(&b->cv, NULL);
-  if (pthread_create(&b->worker, NULL, worker_main, b) != 0) {
+  if (drvkit__worker_start(&b->worker, 1, run_write_image, b) != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot start the worker thread");
-    pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->cv);
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
-  b->worker_running = true;
   static const dfnet_method_t methods[] = {
       {.name = "WriteImage", .handler = block_write_image, .server_streaming = true},
       {.name = "Info", .handler = block_info},
@@ -223,26 +183,25 @@ static dfnet_status_t block_start(dfnet_driver_t *driver, void *ctx) {
   dfnet_status_t st = drvkit__serve(driver, "dfnet.hw.block.Block", methods,
                                     sizeof methods / sizeof methods[0], "block");
   if (st != DFNET_STATUS_OK) {
-    stop_worker(b);
-    pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->cv);
+    drvkit__worker_fini(&b->worker);
     return st;
   }
   dfnet_driver_log(driver, DFNET_DRIVER_LOG_INFO, "serving the block device %s", b->path);
   return DFNET_STATUS_OK;
 }
 
+/* A WriteImage running stops at its next chunk (its call has ended); one queued ends
+ * UNAVAILABLE. */
 static void block_prepare_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
-  stop_worker(ctx);
+  block_drv_t *b = ctx;
+  drvkit__worker_stop(&b->worker);
 }
 
 static void block_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
   block_drv_t *b = ctx;
-  stop_worker(b); /* stop runs only after a start that succeeded */
-  pthread_mutex_destroy(&b->mu);
-  pthread_cond_destroy(&b->cv);
+  drvkit__worker_fini(&b->worker);
 }
 
 DFNET_DRIVER("block", block_drv_t, .start = block_start, .prepare_stop = block_prepare_stop,

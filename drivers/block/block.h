@@ -1,29 +1,28 @@
 /* block: the driver's context and its WriteImage jobs, shared by block.c (lifecycle, the
  * handlers, the worker thread) and write_image.c (one WriteImage, run on the worker).
  *
- * Threads: `live_id` and `next_id` are the dispatcher's alone; `queued` and `stopping` are
- * shared with the worker under `mu`; a job belongs to the worker from the moment it takes
- * it off `queued` until it has answered its call.
+ * Threads: `live_id` and `next_id` are the dispatcher's alone; a job belongs to the worker
+ * (drivers/common/worker.h) from the moment it is posted until it has answered its call.
  */
 #ifndef DFNET_DRIVERS_BLOCK_H
 #define DFNET_DRIVERS_BLOCK_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "dfnet/driver.h"
+#include "drivers/common/worker.h"
 
 #define BLOCK_CHUNK (1024u * 1024u) /* bytes per read and write */
 #define BLOCK_PROGRESS_MS 250u      /* at most one progress item per phase in this time */
 
 /* One WriteImage the dispatcher accepted for the worker. */
 typedef struct block_job {
-  uint64_t id; /* names it in the dispatcher's tasks and cancel callback, never reused */
-  dfnet_call_t *call;
-  uint8_t sha256[32];          /* the artifact's digest, WriteImageRequest.artifact_sha256 */
+  drvkit_job_t job;   /* first: the worker's (its call) */
+  uint64_t id;        /* names it in the dispatcher's tasks and cancel callback, never reused */
+  uint8_t sha256[32]; /* the artifact's digest, WriteImageRequest.artifact_sha256 */
   uint64_t follow_upload_size; /* WriteImageRequest.follow_upload_size: 0, or the size of
                                   an artifact whose upload may still be under way */
 } block_job_t;
@@ -38,13 +37,8 @@ typedef struct block_drv {
   /* dispatcher only */
   uint64_t next_id;
   uint64_t live_id; /* the accepted WriteImage whose call has not ended; 0: none */
-  /* shared with the worker */
-  pthread_mutex_t mu; /* guards queued; stopping's waits */
-  pthread_cond_t cv;
-  block_job_t *queued;  /* accepted, not taken by the worker yet (one at most) */
-  atomic_bool stopping; /* the worker stops between two chunks */
-  pthread_t worker;
-  bool worker_running;
+  /* runs the WriteImages (one waiting at most); its `stopping` ends one between two chunks */
+  drvkit_worker_t worker;
 } block_drv_t;
 
 /* What a device file is. */

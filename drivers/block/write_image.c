@@ -106,10 +106,10 @@ static bool fail(image_run_t *r, dfnet_status_t status, const char *fmt, ...) {
 
 /* Has the call ended, or is the driver stopping? Then record why and return false. */
 static bool still_wanted(image_run_t *r, uint64_t done, const char *what) {
-  dfnet_status_t st = dfnet_call_status(r->job->call);
-  if (st == DFNET_STATUS_OK && dfnet_call_deadline_left_ms(r->job->call) == 0)
+  dfnet_status_t st = dfnet_call_status(r->job->job.call);
+  if (st == DFNET_STATUS_OK && dfnet_call_deadline_left_ms(r->job->job.call) == 0)
     st = DFNET_STATUS_DEADLINE_EXCEEDED;
-  if (st == DFNET_STATUS_OK && atomic_load(&r->b->stopping))
+  if (st == DFNET_STATUS_OK && atomic_load(&r->b->worker.stopping))
     st = DFNET_STATUS_UNAVAILABLE;
   if (st == DFNET_STATUS_OK)
     return true;
@@ -132,7 +132,7 @@ static bool progress(image_run_t *r, phase_t phase, uint64_t done, bool edge) {
   if (!pb_encode(&os, dfnet_hw_block_WriteImageProgress_fields, &item))
     return fail(r, DFNET_STATUS_INTERNAL, "a progress item cannot be encoded: %s",
                 PB_GET_ERROR(&os));
-  dfnet_status_t st = dfnet_call_send(r->job->call, buf, os.bytes_written);
+  dfnet_status_t st = dfnet_call_send(r->job->job.call, buf, os.bytes_written);
   if (st != DFNET_STATUS_OK)
     return fail(r, st, "the call ended after %" PRIu64 " of %" PRIu64 " bytes: %s", done, r->total,
                 dfnet_status_str(st));
@@ -408,7 +408,7 @@ static bool verify_phase(image_run_t *r) {
  * device free). */
 static void finish(image_run_t *r) {
   block_drv_t *b = r->b;
-  dfnet_call_t *call = r->job->call;
+  dfnet_call_t *call = r->job->job.call;
   (void)dfnet_driver_post(b->driver, 0, block__job_done, (void *)(uintptr_t)r->job->id);
   dfnet_status_t st = r->status;
   bool device_trouble = st == DFNET_STATUS_UNAVAILABLE || st == DFNET_STATUS_DATA_LOSS ||
@@ -424,7 +424,7 @@ void block__write_image(block_drv_t *b, const block_job_t *job) {
   r.started_ms = drvkit__now_ms();
   if (!still_wanted(&r, 0, "written") || !open_artifact(&r) || !open_device(&r))
     goto close_files;
-  const char *who = dfnet_call_caller(job->call);
+  const char *who = dfnet_call_caller(job->job.call);
   dfnet_driver_log(b->driver, DFNET_DRIVER_LOG_INFO,
                    "WriteImage %s (%" PRIu64 " bytes) to %s%s%s%s", r.hex, r.total, b->path,
                    r.following ? ", following its upload" : "", who[0] != '\0' ? " for " : "", who);

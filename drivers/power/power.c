@@ -25,19 +25,16 @@
  * worker replies to calls itself (dfnet_call_reply runs on any thread). The state and the
  * time of its last change are the worker's alone.
  */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <utlist.h>
-
 #include "dfnet/driver.h"
 #include "dfnet/hw/power.pb.h"
 #include "drivers/common/drvkit.h"
 #include "drivers/common/start.h"
+#include "drivers/common/worker.h"
 #include "drivers/power/power_switch.h"
 
 #define POWER_QUEUE_MAX 64          /* calls waiting for the switch */
@@ -55,24 +52,17 @@ typedef enum power_op { OP_ON, OP_OFF, OP_CYCLE, OP_GET } power_op_t;
 
 /* One queued call. */
 typedef struct power_job {
-  dfnet_call_t *call;
+  drvkit_job_t job; /* first: the worker's (its call) */
   power_op_t op;
   uint32_t off_ms; /* OP_CYCLE */
-  struct power_job *next;
 } power_job_t;
 
 /* The driver's context (allocated zeroed by the driver host). */
 typedef struct power_drv {
   dfnet_driver_t *driver;
   power_switch_t sw;
-  uint32_t request_ms;  /* the most one request to the switch may take (setting) */
-  atomic_bool stopping; /* the backends' abort flag */
-  pthread_mutex_t mu;   /* guards queue, queued, stopping's waits */
-  pthread_cond_t cv;
-  power_job_t *queue;
-  size_t queued;
-  pthread_t worker;
-  bool worker_running;
+  uint32_t request_ms;      /* the most one request to the switch may take (setting) */
+  drvkit_worker_t worker;   /* runs the calls; its `stopping` is the backends' abort flag */
   power_state_t last;       /* worker only: the state last seen */
   uint64_t changed_unix_ms; /* worker only: when it last changed, 0: not seen */
 } power_drv_t;
@@ -122,9 +112,11 @@ static dfnet_status_t switch_to(power_drv_t *p, dfnet_call_t *call, bool on, pow
   return DFNET_STATUS_OK;
 }
 
-/* Run one job on the worker and complete its call. */
-static void run_job(power_drv_t *p, power_job_t *job) {
-  dfnet_call_t *call = job->call;
+/* Run one job on the worker and complete its call (drvkit_run_fn). */
+static void run_job(void *ctx, drvkit_job_t *queued) {
+  power_drv_t *p = ctx;
+  power_job_t *job = (power_job_t *)queued;
+  dfnet_call_t *call = job->job.call;
   dfnet_status_t st = dfnet_call_status(call);
   if (st != DFNET_STATUS_OK) { /* ended while queued: the caller has its status */
     (void)dfnet_call_reply(call, st, NULL, NULL, 0);
@@ -170,26 +162,6 @@ static void run_job(power_drv_t *p, power_job_t *job) {
   drvkit__reply(call, dfnet_hw_power_PowerState_fields, &reply);
 }
 
-static void *worker_main(void *arg) {
-  power_drv_t *p = arg;
-  pthread_mutex_lock(&p->mu);
-  for (;;) {
-    while (p->queue == NULL && !atomic_load(&p->stopping))
-      pthread_cond_wait(&p->cv, &p->mu);
-    if (atomic_load(&p->stopping))
-      break;
-    power_job_t *job = p->queue;
-    LL_DELETE(p->queue, job);
-    p->queued--;
-    pthread_mutex_unlock(&p->mu);
-    run_job(p, job);
-    free(job);
-    pthread_mutex_lock(&p->mu);
-  }
-  pthread_mutex_unlock(&p->mu);
-  return NULL;
-}
-
 /* Queue a call for the worker; on failure complete it. Runs on the dispatcher. */
 static void enqueue(power_drv_t *p, dfnet_call_t *call, power_op_t op, uint32_t off_ms) {
   power_job_t *job = calloc(1, sizeof *job);
@@ -197,16 +169,8 @@ static void enqueue(power_drv_t *p, dfnet_call_t *call, power_op_t op, uint32_t 
     drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory queueing the call");
     return;
   }
-  *job = (power_job_t){.call = call, .op = op, .off_ms = off_ms};
-  pthread_mutex_lock(&p->mu);
-  bool full = p->queued >= POWER_QUEUE_MAX;
-  if (!full) {
-    LL_APPEND(p->queue, job);
-    p->queued++;
-    pthread_cond_signal(&p->cv);
-  }
-  pthread_mutex_unlock(&p->mu);
-  if (full) {
+  *job = (power_job_t){.job.call = call, .op = op, .off_ms = off_ms};
+  if (!drvkit__worker_post(&p->worker, &job->job)) {
     free(job);
     drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "%s: %d calls already wait for the switch",
                  p->sw.address, POWER_QUEUE_MAX);
@@ -236,30 +200,12 @@ static void power_cycle(void *ctx, dfnet_call_t *call, const uint8_t *request, s
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-/* Stop the worker (the backends see the abort flag within 50 ms) and end what is queued. */
-static void stop_worker(power_drv_t *p) {
-  if (!p->worker_running)
-    return;
-  pthread_mutex_lock(&p->mu);
-  atomic_store(&p->stopping, true);
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  pthread_join(p->worker, NULL);
-  p->worker_running = false;
-  power_job_t *job, *tmp;
-  LL_FOREACH_SAFE(p->queue, job, tmp) {
-    LL_DELETE(p->queue, job);
-    (void)dfnet_call_reply(job->call, DFNET_STATUS_UNAVAILABLE, "the driver stopped", NULL, 0);
-    free(job);
-  }
-  p->queued = 0;
-}
-
 static dfnet_status_t power_start(dfnet_driver_t *driver, void *ctx) {
   power_drv_t *p = ctx;
   p->driver = driver;
   char why[400];
-  if (power_switch_from_node(driver, &p->stopping, &p->sw, why, sizeof why) != DFNET_STATUS_OK) {
+  if (power_switch_from_node(driver, &p->worker.stopping, &p->sw, why, sizeof why) !=
+      DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
     return DFNET_STATUS_FAILED_PRECONDITION;
   }
@@ -274,13 +220,10 @@ static dfnet_status_t power_start(dfnet_driver_t *driver, void *ctx) {
                      POWER_REQUEST_MS_MAX);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
-  if (pthread_create(&p->worker, NULL, worker_main, p) != 0) {
+  if (drvkit__worker_start(&p->worker, POWER_QUEUE_MAX, run_job, p) != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "cannot start the worker thread");
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
-  p->worker_running = true;
   static const dfnet_method_t methods[] = {{.name = "On", .handler = power_simple},
                                            {.name = "Off", .handler = power_simple},
                                            {.name = "Cycle", .handler = power_cycle},
@@ -288,9 +231,7 @@ static dfnet_status_t power_start(dfnet_driver_t *driver, void *ctx) {
   dfnet_status_t st = drvkit__serve(driver, "dfnet.hw.power.Power", methods,
                                     sizeof methods / sizeof methods[0], "power");
   if (st != DFNET_STATUS_OK) {
-    stop_worker(p);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
+    drvkit__worker_fini(&p->worker);
     return st;
   }
   (void)drvkit__offer_child(driver, "outlet", "dfnet.hw.power.Power"); /* for a board */
@@ -301,15 +242,14 @@ static dfnet_status_t power_start(dfnet_driver_t *driver, void *ctx) {
 
 static void power_prepare_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
-  stop_worker(ctx);
+  power_drv_t *p = ctx;
+  drvkit__worker_stop(&p->worker); /* the backends see the abort flag within 50 ms */
 }
 
 static void power_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
   power_drv_t *p = ctx;
-  stop_worker(p); /* stop runs only after a start that succeeded */
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
+  drvkit__worker_fini(&p->worker);
 }
 
 DFNET_DRIVER("power", power_drv_t, .start = power_start, .prepare_stop = power_prepare_stop,
