@@ -68,9 +68,19 @@ static dfnet_status_t add(dfnet_resource_set_t *set, const char *name, const cha
                   DFNET_RESOURCES_MAX);
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
-  dfnet_resource_t *r = &set->items[set->count++];
-  snprintf(r->name, sizeof r->name, "%s", name);
-  snprintf(r->path, sizeof r->path, "%s", path);
+  dfnet_resource_t *r = &set->items[set->count];
+  size_t name_len = strlen(name), path_len = strlen(path);
+  if (name_len >= sizeof r->name || path_len >= sizeof r->path) {
+    close(fd);
+    dfnet_why_set(why, why_size,
+                  "cannot hand resource %.80s: its name or path is too long (%zu, %zu bytes; at "
+                  "most %zu, %zu)",
+                  name, name_len, path_len, sizeof r->name - 1, sizeof r->path - 1);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  set->count++;
+  memcpy(r->name, name, name_len + 1);
+  memcpy(r->path, path, path_len + 1);
   r->fd = fd;
   return DFNET_STATUS_OK;
 }
