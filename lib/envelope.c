@@ -68,7 +68,8 @@ DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
   X(lease_release, LeaseRelease)                   \
   X(list_leases, ListLeases)                       \
   X(lease_history, LeaseHistory)                   \
-  X(lease_audit_entry, LeaseAuditEntry)
+  X(lease_audit_entry, LeaseAuditEntry)            \
+  X(artifact_open, ArtifactOpen)
 /* clang-format on */
 
 enum { ENVELOPE_ID_TAG = dfnet_v1_Envelope_id_tag, ENVELOPE_BULK_TAG = dfnet_v1_Envelope_bulk_tag };

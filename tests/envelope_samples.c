@@ -443,6 +443,14 @@ static void fill_lease_history(dfnet_envelope_t *e) {
   e->pb.msg.lease_history.since_ms = 1796544000000ull;
   e->pb.msg.lease_history.limit = 100;
 }
+static void fill_artifact_open(dfnet_envelope_t *e) {
+  WHICH(e, artifact_open);
+  dfnet_v1_ArtifactOpen *a = &e->pb.msg.artifact_open;
+  a->sha256.size = 32;
+  memset(a->sha256.bytes, 0xab, 32);
+  a->partial = true;
+}
+
 static void fill_lease_audit_entry(dfnet_envelope_t *e) {
   WHICH(e, lease_audit_entry);
   dfnet_v1_LeaseAuditEntry *a = &e->pb.msg.lease_audit_entry;
@@ -513,6 +521,7 @@ static const struct {
     {"list_leases", fill_list_leases},
     {"lease_history", fill_lease_history},
     {"lease_audit_entry", fill_lease_audit_entry},
+    {"artifact_open", fill_artifact_open},
 };
 
 size_t sample_count(void) { return sizeof samples / sizeof samples[0]; }

@@ -155,7 +155,7 @@ static bool open_artifact(image_run_t *r) {
     return fail(r, st, "this host's artifact cache has no complete artifact %s: upload it first",
                 r->hex);
   case DFNET_STATUS_UNAVAILABLE:
-    return fail(r, st, "this driver host has no artifact cache (dfnet-driver-host --artifact-dir)");
+    return fail(r, st, "the host agent does not answer for its artifact cache");
   default:
     return fail(r, st, "artifact %s cannot be opened (the driver host's log says why)", r->hex);
   }

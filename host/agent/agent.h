@@ -374,6 +374,13 @@ bool agent__artifact_method(const char *method);
 void agent__artifact_call(agent_t *a, dfnet_session_id_t session, uint64_t id,
                           const dfnet_v1_Call *call, dfnet_bytes_t payload);
 
+/* A driver host's ArtifactOpen (proto/dfnet/v1/driver.proto) from driver host `dh_id`:
+ * answered with a Status carrying its id, OK with the file's read-only descriptor attached
+ * (a complete artifact's mtime touched: it was used), or INVALID_ARGUMENT (sha256 not 32
+ * bytes), NOT_FOUND (no such artifact, or no upload of it under way), INTERNAL (the open
+ * failed otherwise: logged). Service thread. */
+void agent__artifact_open(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env);
+
 /* Close and free every upload record (exit). The .part files stay for the next run. */
 void agent__artifacts_free(agent_t *a);
 

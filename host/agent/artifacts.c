@@ -5,7 +5,8 @@
  *
  * Layout of a->artifact_dir (<cache dir>/artifacts):
  *   <sha256 hex>        a complete artifact: whole and verified. Drivers open it by digest
- *                       (dfnet_driver_artifact_open: --artifact-dir of the driver hosts).
+ *                       (dfnet_driver_artifact_open: an ArtifactOpen the agent answers
+ *                       with the file's descriptor, agent__artifact_open).
  *   <sha256 hex>.part   an upload under way: its leading bytes, appended by Put.
  * The mtime of a complete artifact is its last use (touched by Stat and Put): the cache's
  * bound (--artifact-cache-mb) is kept by deleting the least recently used first.
@@ -661,6 +662,43 @@ static dfnet_status_t artifact_put(agent_t *a, dfnet_bytes_t payload, uint64_t *
     return e->code;
   *complete = true;
   return DFNET_STATUS_OK;
+}
+
+void agent__artifact_open(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env) {
+  const dfnet_v1_ArtifactOpen *m = &env->pb.msg.artifact_open;
+  dfnet_envelope_t *reply =
+      dfnet_envelope_reuse(a->scratch, env->pb.id, dfnet_v1_Envelope_status_tag);
+  dfnet_v1_Status *s = &reply->pb.msg.status;
+  int fd = -1;
+  if (m->sha256.size != 32) {
+    s->code = (dfnet_v1_Code)DFNET_STATUS_INVALID_ARGUMENT;
+    snprintf(s->message, sizeof s->message, "sha256 has %u bytes, not 32",
+             (unsigned)m->sha256.size);
+  } else {
+    char hex[DFNET_PACKAGE_DIGEST_HEX_SIZE], path[4400];
+    dfnet_package_digest_hex(m->sha256.bytes, hex);
+    artifact_path(a, hex, m->partial, path, sizeof path);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+      s->code = (dfnet_v1_Code)DFNET_STATUS_OK;
+      if (!m->partial) /* a use: the least recently used go first */
+        (void)futimens(fd, NULL);
+    } else {
+      int err = errno;
+      s->code = (dfnet_v1_Code)(err == ENOENT ? DFNET_STATUS_NOT_FOUND : DFNET_STATUS_INTERNAL);
+      snprintf(s->message, sizeof s->message, "artifact %s%s: %s", hex, m->partial ? ".part" : "",
+               strerror(err));
+      if (err != ENOENT)
+        DFNET_LOGW(ARTIFACT_SUBSYS, tag(hex), "a driver cannot have %s: %s", path, strerror(err));
+    }
+  }
+  dfnet_status_t st = fd >= 0 ? dfnet_supervisor_send_fds(a->sup, dh_id, reply, &fd, 1)
+                              : dfnet_supervisor_send(a->sup, dh_id, reply);
+  if (fd >= 0)
+    close(fd); /* the supervisor sends its own copy */
+  if (st != DFNET_STATUS_OK)
+    DFNET_LOGD(ARTIFACT_SUBSYS, NULL, "cannot answer driver host %llu's ArtifactOpen: %s",
+               (unsigned long long)dh_id, dfnet_status_str(st));
 }
 
 void agent__artifact_call(agent_t *a, dfnet_session_id_t session, uint64_t id,

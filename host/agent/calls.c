@@ -563,6 +563,9 @@ void agent__dh_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *
   case dfnet_v1_Envelope_stream_credit_tag:
     driver_call_control(a, host_id, env);
     return;
+  case dfnet_v1_Envelope_artifact_open_tag:
+    agent__artifact_open(a, host_id, env);
+    return;
   default:
     agent__sup_on_envelope(arg, host_id, env);
     return;

@@ -444,10 +444,10 @@ static int run_agent(agent_t *a) {
   bool sig_thread_started = false;
   if (dfnet_transport_create(&a->t) != DFNET_STATUS_OK)
     return 1;
-  const char *extra[5] = {"--artifact-dir", a->artifact_dir, NULL, NULL, NULL};
+  const char *extra[3] = {NULL, NULL, NULL};
   if (a->opt.log_level != NULL) {
-    extra[2] = "--log-level";
-    extra[3] = a->opt.log_level;
+    extra[0] = "--log-level";
+    extra[1] = a->opt.log_level;
   }
   dfnet_supervisor_config_t sc = {.driver_host_path = a->driver_host_path,
                                   .extra_args = extra,

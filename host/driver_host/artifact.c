@@ -1,53 +1,134 @@
 /* dfnet_driver_artifact_open(_partial): a driver reads a file of the host's artifact cache
- * (include/dfnet/driver.h; docs/architecture.md "Artifacts"). The agent names the cache's
- * directory with --artifact-dir when it starts this driver host; complete artifacts are
- * "<dir>/<sha256 hex>", published by rename once verified and never written again; an
- * upload under way is "<dir>/<sha256 hex>.part". */
-#include <errno.h>
-#include <fcntl.h>
+ * (include/dfnet/driver.h; docs/architecture.md "Artifacts"). The driver host opens nothing
+ * by path: it asks the agent (ArtifactOpen, proto/dfnet/v1/driver.proto), which answers with
+ * a Status carrying the request's id and, when OK, the read-only descriptor attached to the
+ * frame (link.c takes it from the descriptors read with the frames and hands it here).
+ *
+ * The asking thread waits (ARTIFACT_WAIT_MS at most) for that answer; the link thread
+ * completes the wait (dh__artifact_answer), or ends every wait when the link goes
+ * (dh__artifact_link_down). The waits of the process are one list under one lock.
+ */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
 
-static char g_artifact_dir[4096];
+#define ARTIFACT_WAIT_MS 10000u /* the agent answers at once: a longer wait is a lost link */
 
-void dh__artifact_dir_set(const char *dir) {
-  snprintf(g_artifact_dir, sizeof g_artifact_dir, "%s", dir != NULL ? dir : "");
+/* One ArtifactOpen waiting for its answer. */
+typedef struct artifact_wait {
+  uint64_t id;
+  bool done;
+  dfnet_status_t code;
+  int fd; /* OK: the descriptor; else -1 */
+  struct artifact_wait *next;
+} artifact_wait_t;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static artifact_wait_t *g_waits;
+
+typedef struct open_args {
+  const uint8_t *sha256;
+  bool partial;
+} open_args_t;
+
+static void fill_open(dfnet_envelope_t *env, void *arg) {
+  const open_args_t *o = arg;
+  env->pb.which_msg = dfnet_v1_Envelope_artifact_open_tag;
+  dfnet_v1_ArtifactOpen *m = &env->pb.msg.artifact_open;
+  memcpy(m->sha256.bytes, o->sha256, 32);
+  m->sha256.size = 32;
+  m->partial = o->partial;
 }
 
-/* Open "<dir>/<hex><suffix>" read-only into *fd. */
-static dfnet_status_t artifact_file_open(const dfnet_driver_t *driver, const uint8_t sha256[32],
-                                         const char *suffix, int *fd) {
+static void unlink_wait(artifact_wait_t *w) {
+  for (artifact_wait_t **p = &g_waits; *p != NULL; p = &(*p)->next)
+    if (*p == w) {
+      *p = w->next;
+      return;
+    }
+}
+
+static dfnet_status_t artifact_request(const dfnet_driver_t *driver, const uint8_t sha256[32],
+                                       bool partial, int *fd) {
   if (driver == NULL || sha256 == NULL || fd == NULL)
     return DFNET_STATUS_INVALID_ARGUMENT;
   *fd = -1;
-  if (g_artifact_dir[0] == '\0')
+  dh_host_t *host = driver->host;
+  artifact_wait_t w = {.id = atomic_fetch_add(&host->next_id, 1), .fd = -1};
+  pthread_mutex_lock(&g_mu);
+  w.next = g_waits;
+  g_waits = &w;
+  pthread_mutex_unlock(&g_mu);
+  open_args_t o = {sha256, partial};
+  dfnet_status_t st = dh__link_send(host, w.id, fill_open, &o, NULL, 0);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ARTIFACT_WAIT_MS / 1000u;
+  pthread_mutex_lock(&g_mu);
+  while (st == DFNET_STATUS_OK && !w.done)
+    if (pthread_cond_timedwait(&g_cv, &g_mu, &until) != 0 && !w.done)
+      st = DFNET_STATUS_UNAVAILABLE; /* no answer: the link is as good as gone */
+  unlink_wait(&w);
+  pthread_mutex_unlock(&g_mu);
+  if (st != DFNET_STATUS_OK) {
+    DFNET_LOGW("driver-host", dfnet_driver_node_moniker(driver),
+               "no answer from the host agent to an ArtifactOpen: %s", dfnet_status_str(st));
     return DFNET_STATUS_UNAVAILABLE;
-  char hex[65], path[4200];
-  for (int i = 0; i < 32; i++)
-    snprintf(hex + 2 * i, 3, "%02x", sha256[i]);
-  snprintf(path, sizeof path, "%s/%s%s", g_artifact_dir, hex, suffix);
-  int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (f >= 0) {
-    *fd = f;
-    return DFNET_STATUS_OK;
   }
-  if (errno == ENOENT)
-    return DFNET_STATUS_NOT_FOUND;
-  DFNET_LOGW("driver-host", dfnet_driver_node_moniker(driver), "artifact %s: %s", path,
-             strerror(errno));
-  return DFNET_STATUS_INTERNAL;
+  if (w.code == DFNET_STATUS_OK && w.fd < 0)
+    return DFNET_STATUS_INTERNAL; /* logged by link.c */
+  *fd = w.fd;
+  return w.code;
+}
+
+bool dh__artifact_waiting(uint64_t id) {
+  pthread_mutex_lock(&g_mu);
+  bool found = false;
+  for (artifact_wait_t *w = g_waits; w != NULL && !found; w = w->next)
+    found = w->id == id && !w->done;
+  pthread_mutex_unlock(&g_mu);
+  return found;
+}
+
+void dh__artifact_answer(uint64_t id, dfnet_status_t code, int fd) {
+  pthread_mutex_lock(&g_mu);
+  artifact_wait_t *w = g_waits;
+  while (w != NULL && w->id != id)
+    w = w->next;
+  if (w != NULL && !w->done) {
+    w->done = true;
+    w->code = code;
+    w->fd = fd;
+    fd = -1;
+    pthread_cond_broadcast(&g_cv);
+  }
+  pthread_mutex_unlock(&g_mu);
+  if (fd >= 0) /* its asker gave up meanwhile */
+    close(fd);
+}
+
+void dh__artifact_link_down(void) {
+  pthread_mutex_lock(&g_mu);
+  for (artifact_wait_t *w = g_waits; w != NULL; w = w->next)
+    if (!w->done) {
+      w->done = true;
+      w->code = DFNET_STATUS_UNAVAILABLE;
+    }
+  pthread_cond_broadcast(&g_cv);
+  pthread_mutex_unlock(&g_mu);
 }
 
 dfnet_status_t dfnet_driver_artifact_open(const dfnet_driver_t *driver, const uint8_t sha256[32],
                                           int *fd) {
-  return artifact_file_open(driver, sha256, "", fd);
+  return artifact_request(driver, sha256, false, fd);
 }
 
 dfnet_status_t dfnet_driver_artifact_open_partial(const dfnet_driver_t *driver,
                                                   const uint8_t sha256[32], int *fd) {
-  return artifact_file_open(driver, sha256, ".part", fd);
+  return artifact_request(driver, sha256, true, fd);
 }

@@ -460,6 +460,16 @@ static void handle_frame(dh_host_t *host, dfnet_envelope_t *env, const uint8_t *
   case dfnet_v1_Envelope_status_tag: {
     dfnet_status_t code = (dfnet_status_t)env->pb.msg.status.code;
     const char *message = env->pb.msg.status.message;
+    if (dh__artifact_waiting(id)) { /* an ArtifactOpen's answer: OK brings one descriptor */
+      int *fds = NULL;
+      int fd = code == DFNET_STATUS_OK && fifo_take(&host->ls->fds, 1, &fds) == 1 ? fds[0] : -1;
+      free(fds);
+      if (code == DFNET_STATUS_OK && fd < 0)
+        DFNET_LOGE(LINK_SUBSYS, NULL, "ArtifactOpen %llu answered OK without a descriptor",
+                   (unsigned long long)id);
+      dh__artifact_answer(id, code, fd);
+      break;
+    }
     if (!dh__driver_child_status(host, id, code, message) &&
         !dh__client_handle_status(host, id, code, message) && code != DFNET_STATUS_OK)
       DFNET_LOGW(LINK_SUBSYS, NULL, "status %s for request %llu, not in flight: %s",
@@ -489,6 +499,7 @@ static void link_down(dh_host_t *host) {
   atomic_store(&host->link_closed, true);
   DFNET_LOGI(LINK_SUBSYS, NULL, "link to the host agent closed: stopping every driver");
   dh__client_link_down(host); /* no answer will come: the drivers' own calls end now */
+  dh__artifact_link_down();
   for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next)
     dh__driver_begin_stop(d, 0);
 }

@@ -1,7 +1,7 @@
 /* dfnet-driver-host: the process drivers live in (docs/design.md "The picture"; docs/spec/dfv2.md
  * "Driver hosts and lifecycle").
  *
- *   dfnet-driver-host --fd N [--log-level error|warn|info|debug] [--artifact-dir DIR]
+ *   dfnet-driver-host --fd N [--log-level error|warn|info|debug]
  *   dfnet-driver-host --help | --version
  *
  * Started by the host agent (host/supervisor) with one end of a socketpair as fd N. It
@@ -35,9 +35,6 @@ static const dfnet_cmdline_help_t k_options[] = {
     {.name = "--log-level",
      .arg = "LEVEL",
      .help = "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
-    {.name = "--artifact-dir",
-     .arg = "DIR",
-     .help = "the host's artifact cache, read by dfnet_driver_artifact_open"},
     {.name = "--help", .help = "this text (also -h)"},
     {.name = "--version", .help = "print dfnet-driver-host's version"},
 };
@@ -45,7 +42,7 @@ static const dfnet_cmdline_help_t k_options[] = {
 
 static void help(void) {
   printf(
-      "Usage: dfnet-driver-host --fd N [--log-level LEVEL] [--artifact-dir DIR]\n"
+      "Usage: dfnet-driver-host --fd N [--log-level LEVEL]\n"
       "       dfnet-driver-host --help | --version\n\n"
       "The process dfnet's drivers live in, started by dfnet-host with one end of a\n"
       "socketpair as fd N; not run by hand. It loads each driver it is asked to start\n"
@@ -92,7 +89,7 @@ int main(int argc, char **argv) {
       dfnet_version_print(PROGRAM);
       return 0;
     }
-    if (strcmp(a, "--fd") != 0 && strcmp(a, "--log-level") != 0 && strcmp(a, "--artifact-dir") != 0)
+    if (strcmp(a, "--fd") != 0 && strcmp(a, "--log-level") != 0)
       return unknown_option(a);
     if (i + 1 >= argc)
       return dfnet_cmdline_usage(PROGRAM, "%s needs a value" SEE_HELP, a);
@@ -100,8 +97,6 @@ int main(int argc, char **argv) {
       fd = parse_fd(argv[++i]);
       if (fd < 0)
         return dfnet_cmdline_usage(PROGRAM, "--fd wants a file descriptor number" SEE_HELP);
-    } else if (strcmp(a, "--artifact-dir") == 0) {
-      dh__artifact_dir_set(argv[++i]);
     } else {
       dfnet_log_level_t level;
       if (dfnet_log_level_parse(argv[++i], &level) != 0)

@@ -575,9 +575,13 @@ void dh__link_deadline_added_locked(dh_host_t *host, uint64_t deadline_ns);
 /* Queue a stopped driver for reaping by the link thread. Any thread. */
 void dh__host_queue_reap(dh_host_t *host, dfnet_driver_t *drv);
 
-/* The host's artifact cache directory (--artifact-dir; "" or NULL: none), read by
- * dfnet_driver_artifact_open (artifact.c). Set once by main before the link runs. */
-void dh__artifact_dir_set(const char *dir);
+/* ArtifactOpen (artifact.c): is request `id` one of ours waiting for its answer? Link thread. */
+bool dh__artifact_waiting(uint64_t id);
+/* Its answer: the Status code and, when OK, the descriptor that came with it (-1: none;
+ * taken in every case). Link thread. */
+void dh__artifact_answer(uint64_t id, dfnet_status_t code, int fd);
+/* The link is gone: every ArtifactOpen waiting ends UNAVAILABLE. Link thread. */
+void dh__artifact_link_down(void);
 
 /* Copy src into dst[cap] with truncation, always NUL-terminated. */
 void dh__strlcpy(char *dst, const char *src, size_t cap);

@@ -284,12 +284,15 @@ const char *dfnet_driver_resource_name(const dfnet_driver_t *driver, size_t inde
 
 /* Open a complete artifact of the host's cache for reading: a file uploaded to this host
  * through dfnet.lab.ArtifactCache (proto/dfnet/lab/artifact.proto; docs/architecture.md
- * "Artifacts"), named by its SHA-256 (32 bytes). On OK *fd is a read-only descriptor the
- * caller owns and closes. The agent published the file only after its digest verified, and
- * never changes it afterwards. Errors: INVALID_ARGUMENT (a NULL argument); NOT_FOUND (the
- * cache holds no complete artifact with that digest); UNAVAILABLE (this driver host was
- * started without a cache); INTERNAL (the open failed otherwise: the message is logged).
- * Any thread; may block (opens a file): not on a dispatcher that must not block. */
+ * "Artifacts"), named by its SHA-256 (32 bytes). The driver host opens nothing by path: it
+ * asks the host agent (ArtifactOpen, proto/dfnet/v1/driver.proto), which answers with the
+ * file's descriptor. On OK *fd is a read-only descriptor the caller owns and closes. The
+ * agent published the file only after its digest verified, and never changes it afterwards.
+ * Errors: INVALID_ARGUMENT (a NULL argument); NOT_FOUND (the cache holds no complete
+ * artifact with that digest); UNAVAILABLE (the agent did not answer within 10 s: the link
+ * is gone); INTERNAL (the agent could not open it: its log says why). Any thread; blocks
+ * until the agent answers (a round trip on the link): from the driver's own threads, or a
+ * dispatcher with allow_sync_calls. */
 dfnet_status_t dfnet_driver_artifact_open(const dfnet_driver_t *driver, const uint8_t sha256[32],
                                           int *fd);
 

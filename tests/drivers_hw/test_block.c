@@ -1,9 +1,9 @@
 /* The block driver (drivers/block) on a real fabric: the real dfnet-manager, a real
  * dfnet-host whose board file names two block resources, and the driver in its
  * dfnet-driver-host, called through libdfnet-client (tests/integration/fabric.c). The
- * artifacts are put straight into the agent's cache ("<cache-dir>/artifacts/<hex>", the
- * directory the agent hands the driver host as --artifact-dir), as a finished upload leaves
- * them.
+ * artifacts are put straight into the agent's cache ("<cache-dir>/artifacts/<hex>", whose
+ * files the agent hands the driver as descriptors: ArtifactOpen), as a finished upload
+ * leaves them.
  *
  * Targets: `disk`, a regular file, and `stick`, a loop device over a sparse 16 MiB file
  * (`losetup -f --show`; the test runs as root). Without a loop device the cases that need
