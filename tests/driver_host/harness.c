@@ -1,6 +1,12 @@
 /* Test harness for dfnet-driver-host (harness.h). */
 #include "harness.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,4 +450,12 @@ rec_t *h_wait_msg(harness_t *h, pb_size_t which, size_t skip) {
   msg_q_t q = {which, skip};
   h_pump_until(h, 10000, has_msg, &q);
   return find_msg(h, which, skip);
+}
+
+void h_close_clean(harness_t *h, uint64_t host) {
+  assert_int_equal(dfnet_supervisor_close(h->sup, host), DFNET_STATUS_OK);
+  exit_rec_t *x = h_wait_exit(h, host);
+  assert_non_null(x);
+  assert_int_equal(x->signal, 0);
+  assert_int_equal(x->exit_code, 0);
 }

@@ -110,6 +110,8 @@ size_t h_count_items(harness_t *h, uint64_t id);
 /* Index of the final of id in the record order, or SIZE_MAX. */
 size_t h_final_index(harness_t *h, uint64_t id);
 exit_rec_t *h_wait_exit(harness_t *h, uint64_t host);
+/* Close the host and check it exited cleanly (code 0: under ASan, no leaks either). */
+void h_close_clean(harness_t *h, uint64_t host);
 rec_t *h_wait_msg(harness_t *h, pb_size_t which, size_t skip);
 
 #endif

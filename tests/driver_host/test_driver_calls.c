@@ -50,14 +50,6 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void close_clean(harness_t *h, uint64_t host) {
-  assert_int_equal(dfnet_supervisor_close(h->sup, host), DFNET_STATUS_OK);
-  exit_rec_t *x = h_wait_exit(h, host);
-  assert_non_null(x);
-  assert_int_equal(x->signal, 0);
-  assert_int_equal(x->exit_code, 0);
-}
-
 /* The parent on PARENT in parent_host (it adds CHILD, which the harness accepts), the child
  * on CHILD in child_host, offered dfnet.test.Echo from `source`. */
 static void start_pair(harness_t *h, uint64_t parent_host, uint64_t child_host,
@@ -136,7 +128,7 @@ static void test_colocated_unary_and_caller(void **state) {
   has(run(h, host, "method=Nope"), "status=UNIMPLEMENTED;");
   /* All of it in the process: no Call went up the link. */
   assert_int_equal(count_which(h, dfnet_v1_Envelope_call_tag), 0);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_colocated_stream_credit(void **state) {
@@ -153,7 +145,7 @@ static void test_colocated_stream_credit(void **state) {
   r = run(h, host, "method=Stream;count=40;deadline=300;payload=x");
   has(r, "status=DEADLINE_EXCEEDED;items=16;");
   assert_int_equal(count_which(h, dfnet_v1_Envelope_call_tag), 0);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_colocated_deadline_and_cancel(void **state) {
@@ -181,7 +173,7 @@ static void test_colocated_deadline_and_cancel(void **state) {
   h_pump(h, 100);
   has(parent_stats(h, host), "held=3 cancelled=1 deadline=2 unavailable=0");
   has(run(h, host, "method=Echo;payload=still"), "status=OK;");
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_colocated_parent_stopped_mid_stream(void **state) {
@@ -203,7 +195,7 @@ static void test_colocated_parent_stopped_mid_stream(void **state) {
   /* Calls now fail at once. */
   assert_string_equal(run(h, host, "method=Echo;payload=x"),
                       "start=UNAVAILABLE;client=UNAVAILABLE");
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_child_stop_cancels_its_calls(void **state) {
@@ -222,7 +214,7 @@ static void test_child_stop_cancels_its_calls(void **state) {
   assert_int_equal(f->code, DFNET_STATUS_UNAVAILABLE); /* the test's call: the child stopped */
   h_pump(h, 50);
   has(parent_stats(h, host), "held=1 cancelled=1 deadline=0 unavailable=0");
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 /* ---- remote: through the link ----------------------------------------------------------- */
@@ -283,7 +275,7 @@ static void test_remote_unary_and_stream(void **state) {
   c = run_up(h, host, "method=Echo;payload=again", &run_id, 2);
   h_reply(h, host, c->id, DFNET_STATUS_OK, NULL, true, "again", 5);
   has(run_result(h, run_id), "status=OK;items=0;violations=0;client=OK;msg=;data=again");
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_remote_deadline_cancel_unavailable(void **state) {
@@ -322,7 +314,7 @@ static void test_remote_deadline_cancel_unavailable(void **state) {
                       "start=UNAVAILABLE;client=UNAVAILABLE");
   h_pump(h, 50);
   assert_int_equal(count_which(h, dfnet_v1_Envelope_call_tag), 5); /* none for the last */
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 /* ---- connect -------------------------------------------------------------------------- */
@@ -344,7 +336,7 @@ static void test_connect_needs_the_offer(void **state) {
                    DFNET_STATUS_OK);
   assert_string_equal(ask(h, host, CHILD, "/dfnet.test.Child/Offer", ""),
                       "n=1;0=dfnet.test.Echo,other," PARENT);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 int main(void) {

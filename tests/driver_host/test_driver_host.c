@@ -48,15 +48,6 @@ static const uint8_t *u32le(uint32_t v, uint8_t out[4]) {
   return out;
 }
 
-/* Close the host and check it exited cleanly (code 0: under ASan, no leaks either). */
-static void close_clean(harness_t *h, uint64_t host) {
-  assert_int_equal(dfnet_supervisor_close(h->sup, host), DFNET_STATUS_OK);
-  exit_rec_t *x = h_wait_exit(h, host);
-  assert_non_null(x);
-  assert_int_equal(x->signal, 0);
-  assert_int_equal(x->exit_code, 0);
-}
-
 static void test_echo_unary(void **state) {
   harness_t *h = *state;
   uint64_t host = h_spawn(h);
@@ -93,7 +84,7 @@ static void test_echo_unary(void **state) {
 
   /* Cancel/StreamCredit for a call not in flight are refused at once. */
   assert_int_equal(h_cancel(h, host, 424242), DFNET_STATUS_NOT_FOUND);
-  close_clean(h, host);
+  h_close_clean(h, host);
   assert_int_equal(dfnet_supervisor_late_frames(h->sup), 0);
 }
 
@@ -162,7 +153,7 @@ static void test_echo_stream_credit(void **state) {
       assert_memory_equal(h->recs[i].bulk, "item", 4);
   h_pump(h, 50);
   assert_int_equal(h_count_finals(h, id), 1);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_stop_order(void **state) {
@@ -207,7 +198,7 @@ static void test_stop_order(void **state) {
                    DFNET_STATUS_OK);
   h_pump(h, 50);
   assert_int_equal(h_count_finals(h, sid), 1);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void crash_case(harness_t *h, const char *how, int expect_signal, int expect_code) {
@@ -245,7 +236,7 @@ static void crash_case(harness_t *h, const char *how, int expect_signal, int exp
   h_pump(h, 50);
   assert_int_equal(h_count_finals(h, crash), 1);
   assert_int_equal(h_count_finals(h, queued), 1);
-  close_clean(h, bystander);
+  h_close_clean(h, bystander);
 }
 
 static void test_crash_segv(void **state) { crash_case(*state, "segv", SIGSEGV, -1); }
@@ -280,7 +271,7 @@ static void test_wrong_api_version(void **state) {
   /* The driver host is unharmed. */
   assert_int_equal(h_start(h, host, ECHO_NODE, h_driver("echo"), NULL, NULL, NULL),
                    DFNET_STATUS_OK);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_bad_binaries(void **state) {
@@ -303,7 +294,7 @@ static void test_bad_binaries(void **state) {
   code = h_start(h, host, "dev.t.c", "/lib/x86_64-linux-gnu/libm.so.6", NULL, NULL, &st3);
   assert_int_equal(code, DFNET_STATUS_NOT_FOUND);
   assert_non_null(strstr(st3->message, DFNET_DRIVER_SYMBOL));
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 /* A blocking driver must not stall another driver of the same process; calls to it queue
@@ -337,7 +328,7 @@ static void blocking_case(harness_t *h, const char *opt, const char *expect_word
   assert_true(h_final_index(h, ping) > h_final_index(h, block));
   for (int i = 0; i < 5; i++)
     assert_true(h_final_index(h, echo[i]) < h_final_index(h, block));
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 /* Every call in ids[n] is answered OK (h_final waits 10 s) while `block`, a 60 s Block,
@@ -379,7 +370,7 @@ static void test_blocking_on_link_thread_rescued(void **state) {
   rec_t *r = h_final(h, ping);
   assert_non_null(r);
   assert_int_equal(r->code, DFNET_STATUS_OK);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_blocking_without_sync_calls(void **state) { blocking_case(*state, NULL, "slept"); }
@@ -414,7 +405,7 @@ static void deferred_case(harness_t *h, uint32_t lead_ms) {
   if (lead_ms > 0)
     assert_non_null(h_final(h, lead));
   answered_while_blocked(h, host, ping, PINGS, block);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_deferred_replies_not_held_by_blocking_task(void **state) {
@@ -453,7 +444,7 @@ static void deadline_case(harness_t *h, const char *opt) {
   assert_int_equal(h_count_finals(h, block), 1);
   assert_int_equal(h_count_finals(h, queued), 1);
   assert_int_equal(dfnet_supervisor_late_frames(h->sup), 0);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_deadline_without_sync_calls(void **state) { deadline_case(*state, NULL); }
@@ -490,7 +481,7 @@ static void test_cancellation_reaches_driver(void **state) {
   h_pump(h, 50);
   assert_int_equal(h_count_finals(h, watch), 1);
   assert_int_equal(h_count_finals(h, block), 1);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_colocated_drivers(void **state) {
@@ -562,7 +553,7 @@ static void test_children(void **state) {
   assert_string_equal(rm->moniker, ECHO_NODE ".kid");
   id = h_call(h, host, ECHO_NODE, "/dfnet.test.Echo/RemoveChild", "kid", 3, 0, 0);
   assert_int_equal(h_final(h, id)->code, DFNET_STATUS_NOT_FOUND);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 int main(void) {

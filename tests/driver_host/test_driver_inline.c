@@ -48,14 +48,6 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void close_clean(harness_t *h, uint64_t host) {
-  assert_int_equal(dfnet_supervisor_close(h->sup, host), DFNET_STATUS_OK);
-  exit_rec_t *x = h_wait_exit(h, host);
-  assert_non_null(x);
-  assert_int_equal(x->signal, 0);
-  assert_int_equal(x->exit_code, 0);
-}
-
 /* Start inline_peer on `node`, offered dfnet.test.Peer from `other` (allow_sync_calls when
  * `sync`), and wait for its Status. */
 static void start_peer(harness_t *h, uint64_t host, const char *node, const char *other,
@@ -163,7 +155,7 @@ static void test_inline_call_on_callers_thread(void **state) {
     assert_int_equal(num(r, "tid"), num(r, "call_tid"));
   }
   serialised(h, host);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_busy_callee_queues(void **state) {
@@ -181,7 +173,7 @@ static void test_busy_callee_queues(void **state) {
   assert_true(num(r, "tid") != num(r, "call_tid"));
   assert_int_equal(num(r, "done_tid"), num(r, "tid"));
   serialised(h, host);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_callback_into_caller(void **state) {
@@ -192,7 +184,7 @@ static void test_callback_into_caller(void **state) {
   has(run(h, host, "method=Relay;arg=6"), "data=6,5,4,3,2,1,0");
   has(ask(h, host, B, "/dfnet.test.Peer/Run", "method=Relay;arg=9"), "data=9,8,7,6,5,4,3,2,1,0");
   serialised(h, host);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_stream_credit(void **state) {
@@ -206,7 +198,7 @@ static void test_stream_credit(void **state) {
   has(run(h, host, "method=Stream;arg=10;credit=3;deadline=300"),
       "status=DEADLINE_EXCEEDED;items=3;violations=0;");
   serialised(h, host);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_deadline_and_cancel(void **state) {
@@ -226,7 +218,7 @@ static void test_deadline_and_cancel(void **state) {
   assert_int_equal(num(s, "cancel_cb_tid"), cancel_tid);
   has(run(h, host, "method=Where"), "status=OK;");
   serialised(h, host);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_sync_dispatchers(void **state) {
@@ -240,7 +232,7 @@ static void test_sync_dispatchers(void **state) {
   }
   has(run(h, host, "method=Relay;arg=4"), "data=4,3,2,1,0");
   serialised(h, host);
-  close_clean(h, host);
+  h_close_clean(h, host);
   /* A allows sync calls, B does not: A calls B inline all the same (B cannot block) */
   host = start_pair(h, true, false, true);
   const char *r = run(h, host, "method=Where");
@@ -248,7 +240,7 @@ static void test_sync_dispatchers(void **state) {
   assert_int_equal(num(r, "tid"), num(r, "call_tid"));
   has(run(h, host, "method=Stream;arg=50;credit=2;grant=1"), "status=OK;items=50;violations=0;");
   serialised(h, host);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 int main(void) {

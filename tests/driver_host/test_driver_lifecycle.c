@@ -97,14 +97,6 @@ static const char *program(const char *config) {
   return buf;
 }
 
-static void close_clean(harness_t *h, uint64_t host) {
-  assert_int_equal(dfnet_supervisor_close(h->sup, host), DFNET_STATUS_OK);
-  exit_rec_t *x = h_wait_exit(h, host);
-  assert_non_null(x);
-  assert_int_equal(x->signal, 0);
-  assert_int_equal(x->exit_code, 0);
-}
-
 /* A unary call's final code; its reply bytes (or message) into out. */
 static int call_text(harness_t *h, uint64_t host, const char *node, const char *method,
                      const char *req, char *out, size_t cap) {
@@ -170,7 +162,7 @@ static void test_async_start(void **state) {
 
   assert_int_equal(h_stop(h, host, NODE), DFNET_STATUS_OK);
   assert_string_equal(slurp(f->trace), "start " NODE "\nprepare_stop " NODE "\nstop " NODE "\n");
-  close_clean(h, host);
+  h_close_clean(h, host);
   assert_int_equal(dfnet_supervisor_late_frames(h->sup), 0);
 }
 
@@ -205,7 +197,7 @@ static void test_start_fails(void **state) {
   /* The driver host is unharmed and the node free again. */
   start_sync(f, host, NODE, h_driver("lifecycle"), NULL);
   assert_int_equal(ping(h, host, NODE, out, sizeof out), DFNET_STATUS_OK);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_start_timeout(void **state) {
@@ -253,7 +245,7 @@ static void test_start_timeout(void **state) {
   assert_non_null(r);
   assert_int_equal(r->code, DFNET_STATUS_CANCELLED);
   assert_string_equal(slurp(f->trace), "start " NODE "\nprepare_stop " NODE "\nstop " NODE "\n");
-  close_clean(h, host);
+  h_close_clean(h, host);
   assert_int_equal(dfnet_supervisor_late_frames(h->sup), 0);
 }
 
@@ -309,7 +301,7 @@ static void test_suspend_resume(void **state) {
   assert_int_equal(h_control(h, host, NODE, false, 0, &r), DFNET_STATUS_FAILED_PRECONDITION);
   assert_non_null(strstr(r->message, "start has not completed"));
   assert_int_equal(h_count_finals(h, id), 0);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 /* dfnet.test.Child/Run of the child test driver: its reply text. */
@@ -345,7 +337,7 @@ static void test_suspended_local(void **state) {
   child_run(h, host, "dev.t.parent.child", "method=Echo;payload=y", out, sizeof out);
   assert_non_null(strstr(out, "status=OK"));
   assert_non_null(strstr(out, "data=y"));
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_v1_driver(void **state) {
@@ -363,7 +355,7 @@ static void test_v1_driver(void **state) {
   assert_int_equal(h_stop(h, host, NODE), DFNET_STATUS_OK);
   /* its suspend and resume (behind the version-1 table) never ran */
   assert_string_equal(slurp(f->trace), "start " NODE "\nprepare_stop " NODE "\nstop " NODE "\n");
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 int main(void) {

@@ -91,14 +91,6 @@ static bool readers_gone(harness_t *h, int wfd, int ms) {
   return false;
 }
 
-static void close_clean(harness_t *h, uint64_t host) {
-  assert_int_equal(dfnet_supervisor_close(h->sup, host), DFNET_STATUS_OK);
-  exit_rec_t *x = h_wait_exit(h, host);
-  assert_non_null(x);
-  assert_int_equal(x->signal, 0);
-  assert_int_equal(x->exit_code, 0);
-}
-
 static void test_handed_and_read(void **state) {
   harness_t *h = *state;
   uint64_t host = h_spawn(h);
@@ -128,7 +120,7 @@ static void test_handed_and_read(void **state) {
   assert_int_equal(h_stop(h, host, NODE_A), DFNET_STATUS_OK);
   assert_true(readers_gone(h, pipefd[1], 5000));
   close(pipefd[1]);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 static void test_missing_descriptors(void **state) {
@@ -155,7 +147,7 @@ static void test_missing_descriptors(void **state) {
   char out[64];
   assert_int_equal(call(h, host, NODE_B, READ, "file", out, sizeof out), DFNET_STATUS_OK);
   assert_string_equal(out, "second");
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 /* Corked: two DriverStarts with descriptors and a Call between them leave in one turn; each
@@ -215,7 +207,7 @@ static void test_order_and_many(void **state) {
   assert_int_equal(h_start_send_fds(h, host, "dev.t.platform.more", h_driver("resource"), NULL,
                                     many, 16, extra, 17),
                    0);
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 /* A DriverStart of 2 MiB (its bulk) written in many parts while the driver host reads: the
@@ -239,7 +231,7 @@ static void test_frame_in_parts(void **state) {
   char out[64];
   assert_int_equal(call(h, host, NODE_A, READ, "file", out, sizeof out), DFNET_STATUS_OK);
   assert_string_equal(out, "big frame");
-  close_clean(h, host);
+  h_close_clean(h, host);
 }
 
 int main(void) {
