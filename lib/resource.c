@@ -29,15 +29,24 @@ static bool entry(const cJSON *e, size_t i, dfnet_manifest_resource_t *out, char
                   size_t why_size) {
   const cJSON *path = e;
   out->writable = false;
+  out->optional = false;
   if (cJSON_IsObject(e)) {
     const cJSON *f;
     cJSON_ArrayForEach(f, e) {
-      if (strcmp(f->string, "path") != 0 && strcmp(f->string, "access") != 0) {
-        dfnet_why_set(why, why_size, "program.resources[%zu].%s: unknown field (path, access)", i,
+      if (strcmp(f->string, "path") != 0 && strcmp(f->string, "access") != 0 &&
+          strcmp(f->string, "optional") != 0) {
+        dfnet_why_set(why, why_size,
+                      "program.resources[%zu].%s: unknown field (path, access, optional)", i,
                       f->string);
         return false;
       }
     }
+    const cJSON *optional = cJSON_GetObjectItemCaseSensitive(e, "optional");
+    if (optional != NULL && !cJSON_IsBool(optional)) {
+      dfnet_why_set(why, why_size, "program.resources[%zu].optional: must be true or false", i);
+      return false;
+    }
+    out->optional = cJSON_IsTrue(optional);
     path = cJSON_GetObjectItemCaseSensitive(e, "path");
     const cJSON *access = cJSON_GetObjectItemCaseSensitive(e, "access");
     if (access != NULL) {
@@ -51,7 +60,7 @@ static bool entry(const cJSON *e, size_t i, dfnet_manifest_resource_t *out, char
   } else if (!cJSON_IsString(e)) {
     dfnet_why_set(why, why_size,
                   "program.resources[%zu]: must be a path or {\"path\": PATH, \"access\": "
-                  "\"r\" | \"rw\"}",
+                  "\"r\" | \"rw\", \"optional\": true | false}",
                   i);
     return false;
   }

@@ -12,11 +12,15 @@
  *   "resources": ["/dev/hwrng", {"path": "/dev/watchdog1", "access": "rw"}]
  *
  * at most DFNET_MANIFEST_RESOURCES_MAX entries, each an absolute path (a string: read-only)
- * or an object {"path": PATH, "access": "r" | "rw"} ("r" when absent). A path is 2..127
- * bytes, has no empty, "." or ".." component and no trailing '/', and is given once. The
- * driver finds each under its path as the name (dfnet_driver_resource_fd(driver,
- * "/dev/hwrng")). Whether a host lets a driver have it is the host's business (dfnet-host
- * --allow-resource), not the manifest's.
+ * or an object {"path": PATH, "access": "r" | "rw", "optional": true | false} ("r" and
+ * false when absent). A path is 2..127 bytes, has no empty, "." or ".." component and no
+ * trailing '/', and is given once. The driver finds each under its path as the name
+ * (dfnet_driver_resource_fd(driver, "/dev/hwrng")). Whether a host lets a driver have it is
+ * the host's business (dfnet-host --allow-resource), not the manifest's. An optional
+ * resource that the host does not allow, or whose file does not exist (ENOENT, ENOTDIR), is
+ * simply not handed: the start goes on, and the driver, finding no descriptor under that
+ * name, does without (virtio-rng's "/sys/class/misc/hw_random/rng_current"); any other
+ * failure to open it fails the start as for any resource.
  *
  * Threads: no shared state; any thread.
  */
@@ -40,6 +44,7 @@
 typedef struct dfnet_manifest_resource {
   char path[DFNET_RESOURCE_NAME_MAX]; /* absolute; also the name the driver finds it by */
   bool writable;                      /* "access": "rw": opened O_RDWR, else O_RDONLY */
+  bool optional;                      /* "optional": true: not handed when missing or not allowed */
 } dfnet_manifest_resource_t;
 
 /* Read the "resources" of a manifest's program block, given as JSON text (program_json,

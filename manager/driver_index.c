@@ -220,6 +220,8 @@ static const char *const known_fields[] = {
     "start_timeout_ms",
     "read_only_methods",
     "resources",
+    "rights",
+    "limits",
     NULL,
 };
 
@@ -297,7 +299,9 @@ dfnet_status_t driver_index__parse_manifest(const char *text, size_t len, const 
   }
   char why[300];
   if (dfnet_manifest_resources_parse(out->program_json, strlen(out->program_json), out->resources,
-                                     &out->resource_count, why, sizeof why) != DFNET_STATUS_OK) {
+                                     &out->resource_count, why, sizeof why) != DFNET_STATUS_OK ||
+      dfnet_driver_rights_parse(out->program_json, strlen(out->program_json), &out->rights, why,
+                                sizeof why) != DFNET_STATUS_OK) {
     snprintf(err, err_size, "%s: %s", file, why);
     goto free_manifest;
   }

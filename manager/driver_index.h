@@ -32,6 +32,7 @@
 
 #include "dfnet/bind.h"
 #include "dfnet/status.h"
+#include "lib/driver_rights.h"
 #include "lib/package.h"
 #include "lib/resource.h"
 
@@ -56,7 +57,13 @@ typedef enum driver_source {
  *
  * "resources" (optional): the files the driver needs beyond its node's (lib/resource.h:
  * absolute paths, read-only or "access": "rw"); each host's agent opens them when it starts
- * the driver, if its --allow-resource lets it, and hands the descriptors over. */
+ * the driver, if its --allow-resource lets it, and hands the descriptors over.
+ *
+ * "rights" and "limits" (optional; lib/driver_rights.h): what the driver's confined driver
+ * host may do beyond computing on its descriptors ("inet", "exec", "usb"; none when absent)
+ * and its bounds (memory_mb, open_files; the defaults when absent). The manager refuses a
+ * package whose rights or limits do not parse; each agent refuses to start a driver whose
+ * rights it does not allow (dfnet-host --allow-right). */
 typedef struct driver_manifest {
   char *binary; /* "driver/<name>.so" */
   char *bind;   /* "meta/bind/<name>.bindbc" */
@@ -69,7 +76,8 @@ typedef struct driver_manifest {
   size_t read_only_method_count;
   dfnet_manifest_resource_t resources[DFNET_MANIFEST_RESOURCES_MAX]; /* "resources" */
   size_t resource_count;
-  char *program_json;        /* the program block, compact JSON (sent with DriverStart) */
+  dfnet_driver_rights_t rights; /* "rights" and "limits" (defaults filled in) */
+  char *program_json;           /* the program block, compact JSON (sent with DriverStart) */
   uint32_t start_timeout_ms; /* "start_timeout_ms" (1..DRIVER_START_TIMEOUT_MAX_MS), 0 = absent */
 } driver_manifest_t;
 

@@ -11,8 +11,10 @@
  * said nothing of one leaves what the manager knows (DriverStatus.pid), else 0; an offline
  * host's driver hosts have pid 0 (not known). The pids the agents report are kept on the
  * nodes (NodeInfo.driver_host_pid). The resources its drivers were handed are the agent's
- * word alone ("<node> <name> <path>"; docs/architecture.md "Resources"). Errors: NOT_FOUND
- * (no such host), RESOURCE_EXHAUSTED.
+ * word alone ("<node> <name> <path>"; docs/architecture.md "Resources"), and so is its
+ * confinement: the uid it runs as, whether it is sandboxed and the rights it was started
+ * with (docs/architecture.md "Confinement"; none of it when the agent did not answer).
+ * Errors: NOT_FOUND (no such host), RESOURCE_EXHAUSTED.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,11 @@ typedef struct dh_entry {
   /* the resources the agent says its drivers were handed (NULL: none; malloc'd) */
   char (*resources)[sizeof(((dfnet_v1_DriverHostInfo *)0)->resources[0])];
   pb_size_t resource_count;
+  /* its confinement, as the agent said (answered only) */
+  uint32_t uid;
+  bool sandboxed;
+  char rights[8][16];
+  pb_size_t right_count;
 } dh_entry_t;
 
 typedef struct gather {
@@ -123,6 +130,11 @@ static void fill_info(mgr_t *m, const dh_entry_t *e, dfnet_v1_DriverHostInfo *di
   if (e->resource_count > 0)
     memcpy(di->resources, e->resources, e->resource_count * sizeof di->resources[0]);
   di->resources_count = e->resource_count;
+  di->uid = e->uid;
+  di->sandboxed = e->sandboxed;
+  _Static_assert(sizeof e->rights == sizeof di->rights, "DriverHostInfo.rights bounds");
+  memcpy(di->rights, e->rights, e->right_count * sizeof di->rights[0]);
+  di->rights_count = e->right_count;
   /* A start the host has not answered: the agent knows where it runs, the manager not yet. */
   for (pb_size_t i = 0; i < e->agent_node_count; i++) {
     n = topology__find(&m->topo, e->agent_nodes[i]);
@@ -171,6 +183,10 @@ static void on_agent_reply(void *user, dfnet_status_t status, const dfnet_envelo
       e->pid = di->pid;
       e->rss = di->rss_bytes;
       e->answered = true;
+      e->uid = di->uid;
+      e->sandboxed = di->sandboxed;
+      memcpy(e->rights, di->rights, di->rights_count * sizeof e->rights[0]);
+      e->right_count = di->rights_count;
       free(e->agent_nodes);
       e->agent_node_count = 0;
       e->agent_nodes =

@@ -196,6 +196,7 @@ void hosts__hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   topology__fmt(h->address, sizeof h->address, "%s", s->address);
   topology__fmt(h->arch, sizeof h->arch, "%s", hello->arch);
   topology__fmt(h->software_version, sizeof h->software_version, "%s", hello->software_version);
+  h->sandboxed = hello->sandboxed;
   h->label_count = hello->labels_count;
   memcpy(h->labels, hello->labels, sizeof h->labels);
   h->connected_since_ms = mgr__wall_ms();
@@ -206,7 +207,8 @@ void hosts__hello(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
     return;
   }
   send_welcome(m, s, env->pb.id);
-  DFNET_LOGI("hosts", h->name, "%s from %s (%s, %s)", resumed ? "reconnected" : "connected",
-             s->address, h->arch, h->software_version[0] ? h->software_version : "no version");
+  DFNET_LOGI("hosts", h->name, "%s from %s (%s, %s%s)", resumed ? "reconnected" : "connected",
+             s->address, h->arch, h->software_version[0] ? h->software_version : "no version",
+             h->sandboxed ? "" : ", SANDBOX OFF: its drivers run unconfined");
   streams__event(m, dfnet_v1_WatchEvent_Kind_HOST_CONNECTED, h->name, s->address, DFNET_STATUS_OK);
 }

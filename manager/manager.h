@@ -53,6 +53,8 @@ typedef struct mgr_host {
   char address[64];
   char arch[32];
   char software_version[64]; /* its Hello's, "dfnet 0.1.0+<git>" ("" when it sent none) */
+  bool sandboxed;            /* its Hello's: its driver hosts run confined (false: dfnet-host
+                                --no-sandbox, or an older agent) */
   dfnet_v1_Label labels[16];
   pb_size_t label_count;
   uint64_t connected_since_ms; /* Unix epoch ms */

@@ -254,6 +254,7 @@ void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id) {
     hi->node_count = h->node_count;
     hi->driver_host_count = pairs ? topology__count_driver_hosts(pairs, np, h->id) : 0;
     topology__fmt(hi->software_version, sizeof hi->software_version, "%s", h->software_version);
+    hi->sandboxed = h->sandboxed;
     lease__fill_host_info(m, h, hi);
     if (dfnet_transport_send(m->transport, s->id, env, 0) != DFNET_STATUS_OK)
       break;
@@ -296,6 +297,14 @@ static void fill_driver_info(mgr_t *m, const driver_t *d, bool verbose, dfnet_v1
   for (size_t i = 0; i < d->m.resource_count && i < 8; i++)
     topology__fmt(di->resources[di->resources_count++], sizeof di->resources[0], "%s%s",
                   d->m.resources[i].path, d->m.resources[i].writable ? " (rw)" : "");
+  for (uint32_t bit = 1; bit != 0 && di->rights_count < pb_arraysize(dfnet_v1_DriverInfo, rights);
+       bit <<= 1) {
+    const char *name = (d->m.rights.rights & bit) ? dfnet_right_name((dfnet_right_t)bit) : NULL;
+    if (name != NULL)
+      topology__fmt(di->rights[di->rights_count++], sizeof di->rights[0], "%s", name);
+  }
+  di->memory_mb = d->m.rights.memory_mb;
+  di->open_files = d->m.rights.open_files;
   if (verbose && d->device_count > 0) {
     topology_node_t *n, *tmp;
     HASH_ITER(hh, m->topo.by_moniker, n, tmp) {

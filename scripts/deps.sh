@@ -3,7 +3,8 @@
 # Idempotent: safe to run again; does nothing it has already done.
 #
 #  1. apt packages (compiler, cmake, nanopb, protoc, mbedTLS, cmocka, libusb, umockdev,
-#     cJSON, SQLite, iproute2, clang for the fuzzers, clang-format for the layout check).
+#     cJSON, SQLite, libseccomp for the driver hosts' confinement, iproute2, clang for the
+#     fuzzers, clang-format for the layout check).
 #  2. libwebsockets 4.1.x from Debian's *source* package, built static against mbedTLS
 #     (Debian's binary package links OpenSSL, which dfnet does not use), with our patches
 #     from scripts/patches/libwebsockets/ applied, into .deps/ (git-ignored).
@@ -26,7 +27,7 @@ packages=(
   umockdev libumockdev-dev libcjson-dev
   iproute2 procps clang libclang-rt-14-dev llvm clang-format
   libarchive-dev uthash-dev libsqlite3-dev
-  inotify-tools openssl
+  inotify-tools openssl libseccomp-dev
 )
 
 missing=()

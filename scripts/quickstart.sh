@@ -8,6 +8,9 @@
 #
 # State (CA, certificates, logs, package cache) lives in .run/ (git-ignored). Everything
 # this script starts is stopped on exit, error or Ctrl-C. Exits non-zero if a step fails.
+# Drivers run sandboxed (docs/architecture.md "Confinement"): the system user dfnet-driver
+# that driver hosts run as under a root agent is created when missing (with sudo when not
+# root, as scripts/deps.sh installs packages).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,7 +18,7 @@ keep_running=0
 for arg in "$@"; do
   case "$arg" in
     --keep-running) keep_running=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "quickstart: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -72,6 +75,16 @@ agent="$build/host/agent/dfnet-host"
 dfnet="$build/clients/dfnet"
 for b in "$manager" "$agent" "$dfnet"; do [ -x "$b" ] || fail "missing $b after the build"; done
 
+step "Driver user dfnet-driver (driver hosts run as it, sandboxed)"
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+if id -u dfnet-driver >/dev/null 2>&1; then
+  echo "dfnet-driver exists (uid $(id -u dfnet-driver))"
+else
+  $sudo useradd --system --no-create-home --shell /usr/sbin/nologin dfnet-driver
+  echo "created dfnet-driver (uid $(id -u dfnet-driver))"
+fi
+
 step "State directory .run/ (CA and certificates)"
 mkdir -p "$state" "$certs" "$logs" "$run/cache"
 "$manager" init --state-dir "$state"
@@ -96,8 +109,12 @@ pids+=($!)
 wait_for_line "$logs/manager.log" "listening on" 15 "${pids[-1]}"
 grep -m1 "listening on" "$logs/manager.log"
 
+# With a USB bus, usb-device binds its devices: it asks for the right "usb" (its manifest),
+# which the agent must allow.
 usb_flag=--no-usb
-if [ -d /dev/bus/usb ] && [ -n "$(ls -A /dev/bus/usb 2>/dev/null)" ]; then usb_flag=""; fi
+if [ -d /dev/bus/usb ] && [ -n "$(ls -A /dev/bus/usb 2>/dev/null)" ]; then
+  usb_flag="--allow-right usb"
+fi
 
 # Watch the fleet from before the agent starts, so no event is missed.
 : >"$logs/watch.log"
@@ -105,7 +122,9 @@ if [ -d /dev/bus/usb ] && [ -n "$(ls -A /dev/bus/usb 2>/dev/null)" ]; then usb_f
 pids+=($!)
 watch_pid=${pids[-1]}
 
-step "Host agent '$host_name' on this machine's /sys ${usb_flag:+(no USB bus here: $usb_flag)}"
+usb_note="no USB bus here: --no-usb"
+[ "$usb_flag" = --no-usb ] || usb_note="USB drivers get the right usb"
+step "Host agent '$host_name' on this machine's /sys, drivers sandboxed ($usb_note)"
 : >"$logs/host.log"
 "$agent" --manager "$manager_url" --cert "$certs/host/$host_name.crt" \
   --key "$certs/host/$host_name.key" --ca "$certs/host/ca.crt" --name "$host_name" \

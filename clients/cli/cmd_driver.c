@@ -78,6 +78,10 @@ static cJSON *driver_json(const dfnet_client_driver_t *d, bool verbose) {
   cJSON_AddItemToObject(o, "dispatcher_opts",
                         cli__json_strings(d->dispatcher_opts, d->dispatcher_opt_count));
   cJSON_AddItemToObject(o, "resources", cli__json_strings(d->resources, d->resource_count));
+  cJSON_AddItemToObject(o, "rights", cli__json_strings(d->rights, d->right_count));
+  cJSON *limits = cJSON_AddObjectToObject(o, "limits");
+  cJSON_AddNumberToObject(limits, "memory_mb", d->memory_mb);
+  cJSON_AddNumberToObject(limits, "open_files", d->open_files);
   if (verbose && d->bind_bytecode != NULL) {
     char *hex = cli__hex(d->bind_bytecode, d->bind_bytecode_len);
     cJSON_AddStringToObject(o, "bind_bytecode_hex", hex ? hex : "");
@@ -105,6 +109,12 @@ static void driver_print_verbose(const dfnet_client_driver_t *d) {
     printf("%-10s: 30000 ms (default)\n", "Start Timeout");
   for (size_t i = 0; i < d->resource_count; i++)
     printf("%-10s: %s\n", i == 0 ? "Resources" : "", d->resources[i]);
+  printf("%-10s: ", "Rights");
+  for (size_t i = 0; i < d->right_count; i++)
+    printf("%s%s", i ? ", " : "", d->rights[i]);
+  printf("%s\n", d->right_count == 0 ? "none" : "");
+  if (d->memory_mb != 0) /* 0: a manager that predates limits */
+    printf("%-10s: memory %u MiB, %u open files\n", "Limits", d->memory_mb, d->open_files);
   printf("%-10s: %u\n", "Devices", d->device_count);
   for (size_t i = 0; i < d->device_list_count; i++)
     printf("    %s\n", d->devices[i]);

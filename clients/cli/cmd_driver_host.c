@@ -1,6 +1,7 @@
 /* dfnet CLI: `driver host list [HOST]` (`ffx driver list-hosts`): the fleet's driver-host
- * processes per board — each one's id, pid, resident memory and the drivers and nodes it
- * runs — as each host's agent reports them through the manager. The command table has one
+ * processes per board — each one's id, pid, resident memory, confinement (the uid it runs
+ * as, sandboxed or not, its rights), the drivers and nodes it runs and the descriptors they
+ * were handed — as each host's agent reports them through the manager. The command table has one
  * entry, `driver host`, whose first argument is the command (`list`, its only one). */
 #include <stdlib.h>
 #include <string.h>
@@ -60,20 +61,40 @@ static cJSON *driver_host_json(cli_run_t *run) {
     cJSON_AddItemToObject(o, "drivers", cli__json_strings(h->driver_urls, h->driver_count));
     cJSON_AddItemToObject(o, "nodes", cli__json_strings(h->nodes, h->node_count));
     cJSON_AddItemToObject(o, "resources", cli__json_strings(h->resources, h->resource_count));
+    /* its confinement is the agent's word: not known (null) while the board is offline */
+    if (h->pid != 0) {
+      cJSON_AddNumberToObject(o, "uid", h->uid);
+      cJSON_AddBoolToObject(o, "sandboxed", h->sandboxed);
+    } else {
+      cJSON_AddNullToObject(o, "uid");
+      cJSON_AddNullToObject(o, "sandboxed");
+    }
+    cJSON_AddItemToObject(o, "rights", cli__json_strings(h->rights, h->right_count));
     cJSON_AddItemToArray(arr, o);
   }
   return doc;
 }
 
-/* One driver host: "  Driver Host 7: pid 4242, RSS 2.1 MiB", then its drivers, nodes and
- * the descriptors they were handed ("<node> <name> <path>"). */
+/* One driver host: "  Driver Host 7: pid 4242, RSS 2.1 MiB, uid 998, sandboxed" (its
+ * confinement only while its board answers: "unsandboxed" loudly when its agent runs with
+ * --no-sandbox), its rights, then its drivers, nodes and the descriptors they were handed
+ * ("<node> <name> <path>"). */
 static void driver_host_print(const dfnet_client_driver_host_t *h) {
-  char pid[24] = "?", rss[32] = "?";
-  if (h->pid != 0)
+  char pid[24] = "?", rss[32] = "?", jail[48] = "";
+  if (h->pid != 0) {
     snprintf(pid, sizeof pid, "%u", h->pid);
+    snprintf(jail, sizeof jail, ", uid %u, %s", h->uid,
+             h->sandboxed ? "sandboxed" : "UNSANDBOXED (dfnet-host --no-sandbox)");
+  }
   if (h->rss_bytes != 0)
     cli__size_str(h->rss_bytes, rss, sizeof rss);
-  printf("  Driver Host %llu: pid %s, RSS %s\n", (unsigned long long)h->id, pid, rss);
+  printf("  Driver Host %llu: pid %s, RSS %s%s\n", (unsigned long long)h->id, pid, rss, jail);
+  if (h->pid != 0) {
+    printf("    Rights : ");
+    for (size_t k = 0; k < h->right_count; k++)
+      printf("%s%s", k ? ", " : "", h->rights[k]);
+    printf("%s\n", h->right_count == 0 ? "none" : "");
+  }
   for (size_t k = 0; k < h->driver_count; k++)
     printf("    Driver : %s\n", h->driver_urls[k]);
   for (size_t k = 0; k < h->node_count; k++)
@@ -111,8 +132,9 @@ int cmd_driver_host(int argc, char **argv) {
       .about =
           "List the driver hosts (`ffx driver list-hosts`) of every board, or of HOST: "
           "per board, each driver host's id, process id and resident memory (RSS, as its "
-          "agent measured it now; `?` while the board is offline), and the drivers and "
-          "nodes it runs.",
+          "agent measured it now; `?` while the board is offline), the uid it runs as, "
+          "whether it is sandboxed (UNSANDBOXED: its agent runs with --no-sandbox) and its "
+          "rights, the drivers and nodes it runs and the descriptors they were handed.",
       .options = cli_json_options,
       .max_args = 2,
       .args_help =

@@ -38,6 +38,7 @@ static cJSON *host_json(const dfnet_client_host_t *h) {
   cJSON_AddItemToObject(o, "lease_holders",
                         cli__json_strings(h->lease_holders, h->lease_holder_count));
   cJSON_AddNumberToObject(o, "leased_nodes", h->leased_nodes);
+  cJSON_AddBoolToObject(o, "sandboxed", h->sandboxed);
   cJSON *labels = cJSON_AddObjectToObject(o, "labels");
   for (size_t k = 0; k < h->label_count; k++)
     cJSON_AddStringToObject(labels, h->label_keys[k], h->label_values[k]);
@@ -69,7 +70,9 @@ static void host_print(const dfnet_client_host_t *h) {
          h->driver_host_count, since, version, holders);
   for (size_t k = 0; k < h->label_count; k++)
     printf("%s%s=%s", k ? "," : "", h->label_keys[k], h->label_values[k]);
-  printf("%s\n", h->label_count ? "" : "-");
+  printf("%s", h->label_count ? "" : "-");
+  /* said loudly: its agent runs drivers unconfined, as itself (dfnet-host --no-sandbox) */
+  printf("%s\n", h->sandboxed ? "" : "  SANDBOX OFF");
 }
 
 static int host_list_print(cli_run_t *run) {
@@ -98,7 +101,8 @@ int cmd_host_list(int argc, char **argv) {
       .about =
           "List the fleet's hosts: name, address, architecture, state, "
           "node and driver-host counts, since when connected, the "
-          "version of its dfnet-host, labels.",
+          "version of its dfnet-host, labels; SANDBOX OFF ends the row of a host whose "
+          "dfnet-host runs its drivers unconfined (--no-sandbox).",
       .options = cli_json_options};
   host_list_t s = {0};
   return cli__run(argc, argv, &syn, &ops, &s);

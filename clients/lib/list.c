@@ -207,6 +207,7 @@ static bool host_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *
   for (pb_size_t i = 0; i < w->lease_holders_count; i++)
     ARENA_STR(h->lease_holders[i], w->lease_holders[i]);
   h->leased_nodes = w->leased_nodes;
+  h->sandboxed = w->sandboxed;
   return ok;
 }
 
@@ -359,7 +360,8 @@ static bool driver_copy(client_arena_t *arena, const dfnet_envelope_t *env, void
   if ((d->category_count && (d->categories == NULL || d->subcategories == NULL)) ||
       !STRV_KEEP(arena, w->devices, &d->devices, &d->device_list_count) ||
       !STRV_KEEP(arena, w->dispatcher_opts, &d->dispatcher_opts, &d->dispatcher_opt_count) ||
-      !STRV_KEEP(arena, w->resources, &d->resources, &d->resource_count))
+      !STRV_KEEP(arena, w->resources, &d->resources, &d->resource_count) ||
+      !STRV_KEEP(arena, w->rights, &d->rights, &d->right_count))
     return false;
   for (pb_size_t i = 0; i < w->device_categories_count; i++) {
     ARENA_STR(d->categories[i], w->device_categories[i].category);
@@ -369,6 +371,8 @@ static bool driver_copy(client_arena_t *arena, const dfnet_envelope_t *env, void
   d->device_count = w->device_count;
   d->disable_autobind = w->disable_autobind;
   d->start_timeout_ms = w->start_timeout_ms;
+  d->memory_mb = w->memory_mb;
+  d->open_files = w->open_files;
   if (env->bulk.size > 0) {
     d->bind_bytecode = client__arena_memdup(arena, env->bulk.data, env->bulk.size);
     if (d->bind_bytecode == NULL)
@@ -551,9 +555,12 @@ static bool driver_host_copy(client_arena_t *arena, const dfnet_envelope_t *env,
   h->id = w->id;
   h->pid = w->pid;
   h->rss_bytes = w->rss_bytes;
+  h->uid = w->uid;
+  h->sandboxed = w->sandboxed;
   return ok && STRV_KEEP(arena, w->driver_urls, &h->driver_urls, &h->driver_count) &&
          STRV_KEEP(arena, w->nodes, &h->nodes, &h->node_count) &&
-         STRV_KEEP(arena, w->resources, &h->resources, &h->resource_count);
+         STRV_KEEP(arena, w->resources, &h->resources, &h->resource_count) &&
+         STRV_KEEP(arena, w->rights, &h->rights, &h->right_count);
 }
 
 static const list_kind_t driver_host_list = {

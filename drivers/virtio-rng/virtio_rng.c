@@ -12,11 +12,10 @@
  *           Anything else is FAILED_PRECONDITION with the reason, which the manager shows
  *           on the node. It opens nothing by path (include/dfnet/driver.h "Resources"):
  *           sysfs is read through the function's directory dfnet-host hands as "sysfs"
- *           (openat, readlinkat; hw_random's rng_current as
- *           "<that directory>/../../../class/misc/hw_random/rng_current", as many ".." as
- *           the directory is deep under the sysfs root: a confinement of the driver host
- *           must let that path be read), and the device file is the manifest's resource
- *           "/dev/hwrng" (meta/virtio-rng.json "resources").
+ *           (openat, readlinkat), hw_random's rng_current through the manifest's optional
+ *           resource "/sys/class/misc/hw_random/rng_current" (not handed: not checked),
+ *           and the device file is the manifest's resource "/dev/hwrng"
+ *           (meta/virtio-rng.json "resources").
  *   Read    reads `count` bytes. The device's descriptor is O_NONBLOCK (hw_random has no poll,
  *           and a blocking read sleeps in the device driver where only a fatal signal
  *           ends it), so a read that finds no entropy ready is retried from a timer on
@@ -32,13 +31,14 @@
  *
  * Settings: the device file is "/dev/hwrng", or "device" in the manifest's program.config
  * object ({"config": {"device": "/dev/hwrng1"}}), or the environment variable
- * DFNET_VIRTIO_RNG_DEVICE (tests point it at other files). The setting names the resource
- * to use, so the manifest's "resources" must name that file too (and the host's
- * --allow-resource allow it).
+ * DFNET_VIRTIO_RNG_DEVICE (tests point it at other files). hw_random's current source is
+ * read from "/sys/class/misc/hw_random/rng_current", or "rng_current" in program.config.
+ * Each setting names the resource to use, so the manifest's "resources" must name that
+ * file too (and the host's --allow-resource allow it).
  *
- * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c), for messages and the
- * depth of the directory. Resources: "sysfs", and the device file by its path (the driver
- * host's descriptors: never closed here).
+ * Node properties read: "dfnet.pci.SYSFS_PATH" (host/enum/pci.c), for messages.
+ * Resources: "sysfs", the device file and rng_current by their paths (the driver host's
+ * descriptors: never closed here).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -62,6 +62,7 @@
 #define RNG_STALL_MS 5000u  /* a device that gives nothing for this long is stuck */
 #define RNG_RETRY_MS 5u     /* poll period while the device has nothing ready */
 #define RNG_DEVICE_DEFAULT "/dev/hwrng"
+#define RNG_CURRENT_DEFAULT "/sys/class/misc/hw_random/rng_current"
 
 /* One Read waiting or in progress. Reads are served one at a time, each caller's in order,
  * the callers in turn (fairq.h): one caller's backlog delays another's Read by one Read. */
@@ -132,31 +133,34 @@ static dfnet_status_t check_kernel_virtio_rng(int dir, const char *sysfs_path, c
 }
 
 /* hw_random serves /dev/hwrng from its *current* source, which may be another rng (a
- * TPM, a CPU's). When the sysfs tree holding the function has hw_random's attributes,
- * check that the current source is a virtio_rng. They are read through the function's
- * directory `dir`: "../" once per component of sysfs_path below the sysfs root (the part
- * before "/devices/"), then "class/misc/hw_random/rng_current". Absent attributes (a
- * captured tree, an old kernel) are not an error. */
-static dfnet_status_t check_hwrng_current(int dir, const char *sysfs_path, char *why, size_t cap) {
-  const char *devices = strstr(sysfs_path, "/devices/");
-  if (devices == NULL)
-    return DFNET_STATUS_OK;
-  char rel[1024] = "";
-  size_t len = 0;
-  for (const char *c = devices; *c != '\0' && len + 4 < sizeof rel; c++) {
-    if (*c == '/' && c[1] != '/' && c[1] != '\0') {
-      memcpy(rel + len, "../", 4);
-      len += 3;
-    }
+ * TPM, a CPU's). When the driver was handed hw_random's "rng_current" attribute (the
+ * manifest's optional resource RNG_CURRENT_DEFAULT, or the file the setting "rng_current"
+ * names), check that the current source is a virtio_rng. Not handed (a machine without
+ * hw_random's attributes, a host whose --allow-resource leaves it out) or unreadable: the
+ * check is skipped, logged at debug. */
+static dfnet_status_t check_hwrng_current(dfnet_driver_t *driver, char *why, size_t cap) {
+  char path[128]; /* a manifest resource's path: at most 127 bytes */
+  if (drvkit__setting(driver, "rng_current", NULL, RNG_CURRENT_DEFAULT, path, sizeof path) !=
+      DFNET_STATUS_OK) {
+    snprintf(why, cap, "setting \"rng_current\": must be a path shorter than %zu bytes",
+             sizeof path);
+    return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  snprintf(rel + len, sizeof rel - len, "class/misc/hw_random/rng_current");
+  int fd = dfnet_driver_resource_fd(driver, path);
   char current[128];
-  if (drvkit__read_text_at(dir, rel, current, sizeof current) != DFNET_STATUS_OK)
+  ssize_t n = fd >= 0 ? pread(fd, current, sizeof current - 1, 0) : -1;
+  if (n < 0) {
+    dfnet_driver_log(driver, DFNET_DRIVER_LOG_DEBUG,
+                     "hw_random's current source not checked: %s %s", path,
+                     fd < 0 ? "was not handed" : strerror(errno));
     return DFNET_STATUS_OK;
+  }
+  while (n > 0 && (current[n - 1] == '\n' || current[n - 1] == ' '))
+    n--;
+  current[n] = '\0';
   if (strncmp(current, "virtio_rng", 10) == 0)
     return DFNET_STATUS_OK;
-  snprintf(why, cap, "hw_random's current source is \"%s\", not virtio_rng (%.*s/%s)", current,
-           (int)(devices - sysfs_path), sysfs_path, "class/misc/hw_random/rng_current");
+  snprintf(why, cap, "hw_random's current source is \"%s\", not virtio_rng (%s)", current, path);
   return DFNET_STATUS_FAILED_PRECONDITION;
 }
 
@@ -299,7 +303,7 @@ static dfnet_status_t virtio_rng_start(dfnet_driver_t *driver, void *ctx) {
     return DFNET_STATUS_FAILED_PRECONDITION;
   dfnet_status_t st = check_kernel_virtio_rng(dir, sysfs_path, why, sizeof why);
   if (st == DFNET_STATUS_OK)
-    st = check_hwrng_current(dir, sysfs_path, why, sizeof why);
+    st = check_hwrng_current(driver, why, sizeof why);
   if (st != DFNET_STATUS_OK) {
     dfnet_driver_log(driver, DFNET_DRIVER_LOG_ERROR, "%s", why);
     return st;

@@ -12,7 +12,8 @@
  * drivers, and drivers' calls to other drivers, which it routes to another driver host or
  * to the manager), lifecycle.c (DriverSuspend/DriverResume, ListDriverHosts, the suspend of
  * every driver before a shutdown), artifacts.c (dfnet.lab.ArtifactCache: the host's cache
- * of uploaded artifacts, answered by the agent itself).
+ * of uploaded artifacts, answered by the agent itself), grants.c (what a driver is granted:
+ * the rights of its driver host, --allow-right, and the descriptors opened for it).
  */
 #ifndef DFNET_HOST_AGENT_AGENT_H
 #define DFNET_HOST_AGENT_AGENT_H
@@ -27,6 +28,7 @@
 #include "dfnet/status.h"
 #include "dfnet/v1/envelope.pb.h"
 #include "host/enum/enum.h"
+#include "host/supervisor/resources.h"
 #include "host/supervisor/supervisor.h"
 #include "lib/envelope.h"
 #include "lib/package.h"
@@ -40,6 +42,8 @@
 #define AGENT_REQUEST_DEADLINE_MS 30000u  /* Hello, NodeAdd, NodeRemove */
 #define AGENT_ALLOW_RESOURCES_MAX 32      /* --allow-resource globs */
 #define AGENT_ALLOW_RESOURCE_DEFAULT "/dev/hwrng" /* without any --allow-resource */
+#define AGENT_DRIVER_USER_DEFAULT "dfnet-driver"  /* --driver-user */
+#define AGENT_RIGHTS_LISTED 8                     /* DriverHostInfo.rights max_count */
 
 /* ---- command line (options.c) ------------------------------------------------------ */
 
@@ -79,6 +83,14 @@ typedef struct agent_options {
    * none given: AGENT_ALLOW_RESOURCE_DEFAULT alone */
   const char *allow_resources[AGENT_ALLOW_RESOURCES_MAX];
   size_t allow_resource_count;
+  /* --driver-user: the user driver hosts run as when the agent runs as root (default
+   * AGENT_DRIVER_USER_DEFAULT; main.c looks it up) */
+  const char *driver_user;
+  /* --no-sandbox: driver hosts run unconfined, as the agent, and no right is checked */
+  bool no_sandbox;
+  /* --allow-right: the rights (DFNET_RIGHT_* bits, lib/driver_rights.h) a driver may ask
+   * for on this host (grants.c); default none */
+  uint32_t allow_rights;
   bool help;    /* --help / -h: print agent__usage() */
   bool version; /* --version: print the version */
 } agent_options_t;
@@ -167,6 +179,8 @@ typedef struct agent_dh {
   pid_t pid;
   unsigned drivers; /* nodes whose driver is starting, running or stopping in it */
   bool closing;     /* we asked it to go: its exit is not a crash */
+  uint32_t rights;  /* its first driver's rights (DFNET_RIGHT_* bits): what it was confined
+                       with; a driver colocated later may ask for no more (grants.c) */
 } agent_dh_t;
 
 /* What a request to a driver host is (ops keyed by our own id on the link). */
@@ -192,6 +206,11 @@ typedef struct agent {
   char cache_dir[4096];
   char artifact_dir[4200]; /* <cache_dir>/artifacts: the artifact cache (artifacts.c) */
   char driver_host_path[4096];
+  /* confinement (sandbox.c): the user driver hosts run as (the agent's own unless it is root
+   * and sandboxed), and the directories of driver code they read, NULL-terminated */
+  uid_t driver_uid;
+  gid_t driver_gid;
+  const char *sandbox_read_only[2];
 
   dfnet_transport_t *t;
   dfnet_endpoint_id_t endpoint;
@@ -327,7 +346,10 @@ dfnet_envelope_t *agent__envelope_new(void);
 
 /* ---- package cache (cache.c) -------------------------------------------------------- */
 
-/* Create the cache directory (and parents) if needed. Returns OK or the error (logged). */
+/* Create the cache directory (mode 0711; the parents it makes 0755) if needed, and make an
+ * existing one 0711 (cache.c "Modes"). Returns OK; else one line into err[err_size] and
+ * INVALID_ARGUMENT (path too long, not a directory), PERMISSION_DENIED (not writable), or
+ * the errno's status (mkdir, chmod). */
 dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size);
 
 /* Is the package in the cache and sound? On OK, dir_out gets its unpacked directory.
@@ -409,6 +431,57 @@ void agent__shutdown_progress(agent_t *a);
 bool agent__drivers_close_all(agent_t *a);
 void agent__drivers_free(agent_t *a);
 
+/* ---- grants (grants.c) ------------------------------------------------------------- */
+
+/* The rights of the driver ps starts (its manifest's "rights", lib/driver_rights.h) into
+ * *rights, checked against this host: each must be one --allow-right allows, and, for a
+ * driver colocated in a running driver host (ps->msg.driver_host_id), one that driver host
+ * was started with. With --no-sandbox only read, never refused. On error why[cap] holds the
+ * one line the node keeps as its reason: INVALID_ARGUMENT (the "rights" or "limits" do not
+ * parse), PERMISSION_DENIED ("driver <url> needs the right inet, which this host does not
+ * allow (dfnet-host --allow-right inet)"), FAILED_PRECONDITION (more than the colocated
+ * driver host has, naming them). Service thread; nothing is spawned or opened. */
+dfnet_status_t agent__rights_check(agent_t *a, const agent_pending_start_t *ps, uint32_t *rights,
+                                   char *why, size_t cap) __attribute__((warn_unused_result));
+
+/* The names of the DFNET_RIGHT_* bits of `rights` ("inet", "exec", "usb"), in bit order,
+ * into out[0 .. cap); returns how many. */
+size_t agent__rights_names(uint32_t rights, char (*out)[16], size_t cap);
+
+/* Open the resources of n's driver into *set (docs/architecture.md "Resources";
+ * host/supervisor/resources.h): the files its node's properties name, only for a node our
+ * enumerators published (a driver's child or a composite node could name any path), and
+ * the manifest's (ps->program), within --allow-resource. Returns dfnet_resources_open's
+ * status; INTERNAL (the node's record does not decode), RESOURCE_EXHAUSTED (memory). On
+ * error why[cap] says which one and why, and nothing is open. */
+dfnet_status_t agent__resources_open(agent_t *a, const agent_node_t *n,
+                                     const agent_pending_start_t *ps, dfnet_resource_set_t *set,
+                                     char *why, size_t cap) __attribute__((warn_unused_result));
+
+/* The resources of a set as "<name> <path>\n" lines (malloc'd, the caller frees; NULL when
+ * none or without memory: they are then not listed). */
+char *agent__resources_text(const dfnet_resource_set_t *res);
+
+/* ---- confinement (sandbox.c) ------------------------------------------------------ */
+
+/* At start, after the cache directory is made and the driver host found (main.c): the
+ * driver user and what its driver hosts read. Sandboxed and root: --driver-user is looked
+ * up (missing: "driver user NAME does not exist: create it (useradd ...), name another with
+ * --driver-user, or run drivers unconfined with --no-sandbox"; uid 0 refused) and must be
+ * able to run the driver host executable (else a line naming the directory or file it is
+ * stopped at). Returns false after printing one usage line (exit 2); true with
+ * a->driver_uid, driver_gid and sandbox_read_only set. Main thread, before the supervisor
+ * exists. */
+bool agent__sandbox_prepare(agent_t *a);
+
+/* The supervisor's sandbox config from what agent__sandbox_prepare set (pointers into *a,
+ * which the supervisor copies). */
+void agent__sandbox_config(const agent_t *a, dfnet_sandbox_config_t *out);
+
+/* Log how driver hosts run: one INFO line (user, uid, code directory, rights allowed), or
+ * with --no-sandbox one WARN line saying loudly that they run unconfined. */
+void agent__sandbox_announce(const agent_t *a);
+
 /* ---- lifecycle control (lifecycle.c) ----------------------------------------------- */
 
 /* DriverSuspend / DriverResume from the manager: relayed to the driver host of the node's
@@ -420,9 +493,10 @@ void agent__handle_driver_control(agent_t *a, dfnet_session_id_t session,
                                   const dfnet_envelope_t *env);
 
 /* ListDriverHosts from the manager: one DriverHostInfo per driver host of this agent that
- * is not closing (in id order; host, id, pid, rss_bytes from /proc/<pid>/statm, the URLs and
- * nodes of the drivers starting, running or stopping in it, at most 16 each) with the
- * request's id, then Status OK. A request naming another host gets the Status only. */
+ * is not closing (in id order; host, id, pid, rss_bytes from /proc/<pid>/statm, the uid it
+ * runs as, sandboxed, its rights, the URLs and nodes of the drivers starting, running or
+ * stopping in it, at most 16 each, and what they were handed) with the request's id, then
+ * Status OK. A request naming another host gets the Status only. */
 void agent__handle_list_driver_hosts(agent_t *a, dfnet_session_id_t session,
                                      const dfnet_envelope_t *env);
 

@@ -13,6 +13,13 @@
  * On a miss the package comes from the manager: PackageFetch{digest, offset, max_bytes}
  * answered by PackageChunk (bytes in bulk) until `last`; one request at a time; one fetch
  * per digest however many DriverStarts wait for it.
+ *
+ * Modes (docs/architecture.md "Confinement"): the cache directory is 0711 (created so, or
+ * changed to it when it exists), the directories made above it 0755; an unpacked package's
+ * directories are 0755 and its files 0644 (0755 with an execute bit in the archive),
+ * whatever the umask. So a driver host running as the driver user (dfnet-host
+ * --driver-user) reads the package it was given by its path, and lists nothing of the
+ * cache (artifacts/ stays 0700).
  */
 #include <errno.h>
 #include <ftw.h>
@@ -40,13 +47,13 @@ dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size) {
     if (*p != '/')
       continue;
     *p = '\0';
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
       snprintf(err, err_size, "--cache-dir %s: cannot create %s: %s", dir, path, strerror(errno));
       return dfnet_errno_status(errno);
     }
     *p = '/';
   }
-  if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+  if (mkdir(path, 0711) != 0 && errno != EEXIST) {
     snprintf(err, err_size, "--cache-dir %s: %s", dir, strerror(errno));
     return dfnet_errno_status(errno);
   }
@@ -59,7 +66,22 @@ dfnet_status_t agent__cache_init(const char *dir, char *err, size_t err_size) {
     snprintf(err, err_size, "--cache-dir %s: not writable: %s", dir, strerror(errno));
     return DFNET_STATUS_PERMISSION_DENIED;
   }
+  /* the driver user passes through to the packages, and lists nothing */
+  if ((sb.st_mode & 07777) != 0711 && chmod(path, 0711) != 0) {
+    int e = errno;
+    snprintf(err, err_size, "--cache-dir %s: cannot make it mode 0711: %s", dir, strerror(e));
+    return dfnet_errno_status(e);
+  }
   return DFNET_STATUS_OK;
+}
+
+/* nftw: an unpacked package readable by every user, whatever the umask was. */
+static int open_mode(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+  (void)ftw;
+  mode_t mode = type == FTW_D ? 0755 : (sb->st_mode & 0100) ? 0755 : 0644;
+  if ((type == FTW_D || type == FTW_F) && (sb->st_mode & 07777) != mode && chmod(path, mode) != 0)
+    return errno != 0 ? errno : EIO;
+  return 0;
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
@@ -204,7 +226,14 @@ dfnet_status_t agent__cache_store(agent_t *a, const uint8_t digest[DFNET_PACKAGE
     snprintf(err, err_size, "unpacking package %.12s: %s", hex, perr);
     goto unpack_failed;
   }
-  if (chmod(tmp, 0755) != 0 || rename(tmp, dir) != 0) {
+  int walk = nftw(tmp, open_mode, 16, FTW_PHYS);
+  if (walk != 0) {
+    int e = walk > 0 ? walk : errno != 0 ? errno : EIO;
+    st = dfnet_errno_status(e);
+    snprintf(err, err_size, "%s: cannot set its modes (0755, 0644): %s", tmp, strerror(e));
+    goto unpack_failed;
+  }
+  if (rename(tmp, dir) != 0) {
     st = dfnet_errno_status(errno);
     snprintf(err, err_size, "%s: %s", dir, strerror(errno));
     goto unpack_failed;

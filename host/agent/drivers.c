@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "host/agent/agent.h"
-#include "host/supervisor/resources.h"
 #include "lib/log.h"
 
 #define DRV_SUBSYS "host"
@@ -87,19 +86,6 @@ static void clear_driver(agent_node_t *n) {
   n->resources = NULL;
   agent__pending_start_free(n->pending_start);
   n->pending_start = NULL;
-}
-
-/* The resources of a set as "<name> <path>\n" lines (malloc'd; NULL when none or without
- * memory: they are then not listed). */
-static char *resources_text(const dfnet_resource_set_t *res) {
-  size_t len = 1;
-  for (size_t i = 0; i < res->count; i++)
-    len += strlen(res->items[i].name) + strlen(res->items[i].path) + 2;
-  char *text = res->count > 0 ? malloc(len) : NULL;
-  for (size_t i = 0, used = 0; text != NULL && i < res->count; i++)
-    used += (size_t)snprintf(text + used, len - used, "%s %s\n", res->items[i].name,
-                             res->items[i].path);
-  return text;
 }
 
 /* The start of n's driver failed: answer whoever asked, forget it. Logged once, here, with
@@ -223,85 +209,67 @@ static agent_node_t *composite_node(agent_t *a, const char *moniker) {
 
 /* ---- DriverStart ---------------------------------------------------------------------- */
 
-/* Open the resources of n's driver into *set (docs/architecture.md "Resources";
- * host/supervisor/resources.h): the files its node's properties name, only for a node our
- * enumerators published (a driver's child or a composite node could name any path), and
- * the manifest's (ps->program), within --allow-resource. On error why[cap] says which one
- * and why, and nothing is open. */
-static dfnet_status_t open_resources(agent_t *a, const agent_node_t *n,
-                                     const agent_pending_start_t *ps, dfnet_resource_set_t *set,
-                                     char *why, size_t cap) {
-  dfnet_resource_source_t src = {
-      .program_json = (const char *)ps->program,
-      .program_len = ps->program_len,
-      .allow = a->opt.allow_resources,
-      .allow_count = a->opt.allow_resource_count,
-  };
-  dfnet_v1_NodeAdd *add = NULL;
-  if (n->origin_host == 0) {
-    add = malloc(sizeof *add); /* ~28 KiB: not on the stack */
-    if (add == NULL) {
-      snprintf(why, cap, "out of memory reading the node's resources");
-      return DFNET_STATUS_RESOURCE_EXHAUSTED;
+/* The driver host n's driver starts in: a new one (ps->msg.driver_host_id 0), confined with
+ * `rights` (its first driver's), or the running one to colocate in. On error it has failed
+ * the start (fail_start) and returns NULL; *fresh says whether it was spawned for it. */
+static agent_dh_t *dh_for_start(agent_t *a, agent_node_t *n, uint32_t rights, bool *fresh) {
+  uint64_t host_id = n->pending_start->msg.driver_host_id;
+  *fresh = false;
+  if (host_id != 0) {
+    agent_dh_t *dh = agent__dh_find(a, host_id);
+    if (dh == NULL || dh->closing) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "driver host %llu is not running", (unsigned long long)host_id);
+      fail_start(a, n, DFNET_STATUS_FAILED_PRECONDITION, msg);
+      return NULL;
     }
-    if (agent__node_add_decode(n->add, n->add_len, add) != DFNET_STATUS_OK) {
-      free(add);
-      snprintf(why, cap, "the node's record does not decode: its resources are unknown");
-      return DFNET_STATUS_INTERNAL;
-    }
-    src.properties = add->properties;
-    src.property_count = add->properties_count;
+    return dh;
   }
-  set->count = 0;
-  dfnet_status_t st = dfnet_resources_open(&src, set, why, cap);
-  free(add);
-  return st;
+  pid_t pid = -1;
+  dfnet_status_t st = dfnet_supervisor_spawn(a->sup, &host_id, &pid);
+  if (st != DFNET_STATUS_OK) {
+    fail_start(a, n, st, "cannot spawn a driver host");
+    return NULL;
+  }
+  agent_dh_t *dh = calloc(1, sizeof *dh);
+  if (dh == NULL) {
+    dfnet_supervisor_close(a->sup, host_id);
+    fail_start(a, n, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return NULL;
+  }
+  dh->id = host_id;
+  dh->pid = pid;
+  dh->rights = rights;
+  dh->next = a->dhs;
+  a->dhs = dh;
+  *fresh = true;
+  DFNET_LOGI(DRV_SUBSYS, n->moniker, "driver host %llu spawned (pid %ld)",
+             (unsigned long long)host_id, (long)pid);
+  return dh;
 }
 
+/* Start n's driver from the package unpacked in `dir`: its rights checked and its resources
+ * opened (grants.c) before anything is spawned, then DriverStart to its driver host with the
+ * descriptors. A failure is logged once and kept as the node's reason (fail_start). */
 static void launch(agent_t *a, agent_node_t *n, const char *dir) {
   agent_pending_start_t *ps = n->pending_start;
-  uint64_t host_id = ps->msg.driver_host_id;
   bool fresh = false;
-  agent_dh_t *dh = NULL;
+  uint32_t rights = 0;
   dfnet_resource_set_t res;
   char why[600];
-  dfnet_status_t st = open_resources(a, n, ps, &res, why, sizeof why);
+  dfnet_status_t st = agent__rights_check(a, ps, &rights, why, sizeof why);
+  if (st == DFNET_STATUS_OK)
+    st = agent__resources_open(a, n, ps, &res, why, sizeof why);
   if (st != DFNET_STATUS_OK) {
     fail_start(a, n, st, why);
     return;
   }
-  if (host_id == 0) {
-    pid_t pid = -1;
-    st = dfnet_supervisor_spawn(a->sup, &host_id, &pid);
-    if (st != DFNET_STATUS_OK) {
-      dfnet_resources_close(&res);
-      fail_start(a, n, st, "cannot spawn a driver host");
-      return;
-    }
-    dh = calloc(1, sizeof *dh);
-    if (dh == NULL) {
-      dfnet_resources_close(&res);
-      dfnet_supervisor_close(a->sup, host_id);
-      fail_start(a, n, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      return;
-    }
-    dh->id = host_id;
-    dh->pid = pid;
-    dh->next = a->dhs;
-    a->dhs = dh;
-    fresh = true;
-    DFNET_LOGI(DRV_SUBSYS, n->moniker, "driver host %llu spawned (pid %ld)",
-               (unsigned long long)host_id, (long)pid);
-  } else {
-    dh = agent__dh_find(a, host_id);
-    if (dh == NULL || dh->closing) {
-      char msg[96];
-      snprintf(msg, sizeof msg, "driver host %llu is not running", (unsigned long long)host_id);
-      dfnet_resources_close(&res);
-      fail_start(a, n, DFNET_STATUS_FAILED_PRECONDITION, msg);
-      return;
-    }
+  agent_dh_t *dh = dh_for_start(a, n, rights, &fresh);
+  if (dh == NULL) {
+    dfnet_resources_close(&res);
+    return;
   }
+  uint64_t host_id = dh->id;
   agent_op_t *op = agent__op_new(a, AGENT_OP_START, host_id);
   if (op == NULL) {
     dfnet_resources_close(&res);
@@ -325,14 +293,13 @@ static void launch(agent_t *a, agent_node_t *n, const char *dir) {
   /* the descriptors travel with the frame, named in its order */
   int fds[DFNET_RESOURCES_MAX];
   dfnet_v1_DriverStart *m = &env->pb.msg.driver_start;
-  m->resources_count = 0;
   for (size_t i = 0; i < res.count; i++) {
     agent__strlcpy(m->resources[i], res.items[i].name, sizeof m->resources[i]);
     fds[i] = res.items[i].fd;
     DFNET_LOGD(DRV_SUBSYS, n->moniker, "resource %s: %s", res.items[i].name, res.items[i].path);
   }
   m->resources_count = (pb_size_t)res.count;
-  char *handed = resources_text(&res);
+  char *handed = agent__resources_text(&res);
   st = dfnet_supervisor_send_fds(a->sup, host_id, env, fds, res.count);
   dfnet_resources_close(&res); /* the driver host gets its own */
   if (st != DFNET_STATUS_OK) {

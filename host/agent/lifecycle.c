@@ -4,7 +4,8 @@
  *   - DriverSuspend / DriverResume from the manager: an op like a DriverStop's, sent to the
  *     driver host running the node's driver and answered with that driver host's Status (or
  *     the supervisor's UNAVAILABLE when it dies first);
- *   - ListDriverHosts from the manager: one DriverHostInfo per driver host, then a Status;
+ *   - ListDriverHosts from the manager: one DriverHostInfo per driver host (with its uid,
+ *     whether it is sandboxed and its rights), then a Status;
  *   - the suspend of every driver before a shutdown (--shutdown-reason reboot|poweroff): the
  *     seeds' suspend(flags) callout, children before parents, bounded by --stop-grace-ms,
  *     after which main.c stops the drivers as for any SIGTERM.
@@ -164,6 +165,13 @@ static void fill_info(agent_t *a, const agent_dh_t *dh, dfnet_v1_DriverHostInfo 
   m->id = dh->id;
   m->pid = dh->pid > 0 ? (uint32_t)dh->pid : 0;
   m->rss_bytes = dh->pid > 0 ? rss_bytes(dh->pid) : 0;
+  /* its confinement: every driver host of this agent runs as one user, sandboxed or not */
+  uid_t uid = dfnet_supervisor_driver_uid(a->sup);
+  m->uid = (uint32_t)uid;
+  m->sandboxed = dfnet_supervisor_sandboxed(a->sup);
+  _Static_assert(pb_arraysize(dfnet_v1_DriverHostInfo, rights) == AGENT_RIGHTS_LISTED,
+                 "DriverHostInfo.rights bound");
+  m->rights_count = (pb_size_t)agent__rights_names(dh->rights, m->rights, AGENT_RIGHTS_LISTED);
   for (agent_node_t *n = a->nodes_head; n != NULL; n = n->next) {
     if (n->driver_host_id != dh->id || !driver_present(n))
       continue;

@@ -5,7 +5,8 @@
  *              [--label k=v ...] [--sysfs-root DIR] [--board FILE] [--no-usb]
  *              [--cache-dir DIR] [--driver-host PATH] [--log-level L]
  *              [--stop-grace-ms MS] [--shutdown-reason reboot|poweroff|none]
- *              [--artifact-cache-mb MB]
+ *              [--artifact-cache-mb MB] [--allow-resource GLOB ...]
+ *              [--allow-right RIGHT ...] [--driver-user NAME] [--no-sandbox]
  *
  * It publishes the hardware of this machine as DFv2 nodes under dev.<host> (enumerators in
  * host/enum/), keeps one session to the manager (reconnecting forever with backoff, and
@@ -16,7 +17,8 @@
  * the session is closed, exit 0; with --shutdown-reason reboot|poweroff the drivers are
  * suspended first (the seeds' suspend(flags), children before parents). The agent does not
  * guess why it is stopped: a unit file that knows (a shutdown or reboot target's ordering)
- * passes the flag. Bad usage or unusable files: one line on stderr, exit 2.
+ * passes the flag. Bad usage or unusable files: one line on stderr, exit 2. Driver hosts
+ * run confined (sandbox.c; --no-sandbox: unconfined, said by a warning at start).
  *
  * Threads
  *   - The main thread runs dfnet_transport_run(): it is the transport's service thread
@@ -366,6 +368,11 @@ static bool pick_cache_dir(agent_t *a) {
     dfnet_cmdline_usage(PROGRAM, "%s", err);
     return false;
   }
+  /* absolute: DriverStart.local_path, and the directory of driver code the supervisor opens
+   * for sandboxed driver hosts (sandbox.c) */
+  char real[PATH_MAX];
+  if (realpath(dir, real) != NULL)
+    dir = real;
   agent__strlcpy(a->cache_dir, dir, sizeof a->cache_dir);
   /* the artifact cache (artifacts.c) lives beside the packages */
   snprintf(a->artifact_dir, sizeof a->artifact_dir, "%s/artifacts", dir);
@@ -388,7 +395,7 @@ static bool check_inputs(agent_t *a) {
   }
   if (a->opt.board_file != NULL && !file_readable("--board", a->opt.board_file))
     return false;
-  return find_driver_host(a) && pick_cache_dir(a);
+  return find_driver_host(a) && pick_cache_dir(a) && agent__sandbox_prepare(a);
 }
 
 /* Create and start the enumerators. Returns false (after one line) when the board file
@@ -455,6 +462,7 @@ static int run_agent(agent_t *a) {
                                   .on_envelope = agent__dh_on_envelope,
                                   .on_exit = agent__dh_on_exit,
                                   .arg = a};
+  agent__sandbox_config(a, &sc.sandbox);
   dfnet_status_t st = dfnet_supervisor_new(&sc, &a->sup);
   if (st != DFNET_STATUS_OK) {
     rc = dfnet_cmdline_usage(PROGRAM, "--driver-host %s: cannot start the supervisor: %s",
@@ -498,6 +506,7 @@ static int run_agent(agent_t *a) {
                g_os_host_name, a->host_name);
   DFNET_LOGI(AGENT_SUBSYS, a->host_name, "%s: manager %s, cache %s, driver host %s",
              dfnet_version_software(), a->opt.manager_url, a->cache_dir, a->driver_host_path);
+  agent__sandbox_announce(a);
 
   st = dfnet_transport_run(a->t);
   rc = st == DFNET_STATUS_OK ? 0 : 1;

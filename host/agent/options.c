@@ -12,6 +12,7 @@
 
 #include "host/agent/agent.h"
 #include "lib/cmdline.h"
+#include "lib/driver_rights.h"
 #include "lib/log.h"
 #include "lib/suggest.h"
 
@@ -24,6 +25,7 @@ typedef enum opt_kind {
   OPT_LOG_LEVEL, /* const char *, checked by dfnet_log_level_parse */
   OPT_SHUTDOWN,  /* agent_shutdown_reason_t: reboot, poweroff or none */
   OPT_ALLOW,     /* a glob appended to allow_resources */
+  OPT_RIGHT,     /* a right (lib/driver_rights.h) added to the allow_rights bits */
 } opt_kind_t;
 
 typedef struct opt_spec {
@@ -51,7 +53,8 @@ static const opt_spec_t k_options[] = {
     {"--board", OPT_STRING, OFF(board_file), 0, 0, "FILE", "board file (JSON) of platform devices"},
     {"--no-usb", OPT_FLAG, OFF(no_usb), 0, 0, NULL, "do not enumerate USB"},
     {"--cache-dir", OPT_STRING, OFF(cache_dir), 0, 0, "DIR",
-     "driver package cache (default $XDG_CACHE_HOME/dfnet-host or ~/.cache/dfnet-host)"},
+     "driver package cache, made mode 0711 (default $XDG_CACHE_HOME/dfnet-host or "
+     "~/.cache/dfnet-host)"},
     {"--artifact-cache-mb", OPT_U32, OFF(artifact_cache_mb), 1, 16777216, "MB",
      "the artifact cache's bound (<cache dir>/artifacts), MiB; the least recently used "
      "artifacts go first (default 8192)"},
@@ -59,6 +62,17 @@ static const opt_spec_t k_options[] = {
      "a file a driver's manifest may ask for (\"resources\"), fnmatch(3) with FNM_PATHNAME "
      "('*' stops at '/'); the agent opens it and hands the driver the descriptor; repeatable; "
      "given once or more, it replaces the default " AGENT_ALLOW_RESOURCE_DEFAULT},
+    {"--allow-right", OPT_RIGHT, OFF(allow_rights), 0, 0, "RIGHT",
+     "a right a driver's manifest may ask for (\"rights\"): inet (sockets), exec (running "
+     "programs) or usb (USB device files); a driver asking for one not allowed is refused; "
+     "repeatable; default none"},
+    {"--driver-user", OPT_STRING, OFF(driver_user), 0, 0, "NAME",
+     "the user driver hosts run as when dfnet-host runs as root (default " AGENT_DRIVER_USER_DEFAULT
+     "; it must exist: useradd --system --no-create-home --shell "
+     "/usr/sbin/nologin " AGENT_DRIVER_USER_DEFAULT ")"},
+    {"--no-sandbox", OPT_FLAG, OFF(no_sandbox), 0, 0, NULL,
+     "run driver hosts unconfined, as dfnet-host's own user, with every right (no "
+     "--driver-user, Landlock, seccomp or limits); `dfnet host list` says SANDBOX OFF"},
     {"--driver-host", OPT_STRING, OFF(driver_host), 0, 0, "PATH",
      "dfnet-driver-host executable (default: beside dfnet-host)"},
     {"--keepalive-ms", OPT_U32, OFF(keepalive_ms), 50, 600000, "MS",
@@ -75,7 +89,7 @@ static const opt_spec_t k_options[] = {
 };
 
 const char *agent__usage(void) {
-  static char text[4096];
+  static char text[8192];
   if (text[0] != '\0')
     return text;
   size_t n = (size_t)snprintf(
@@ -186,6 +200,20 @@ static bool label_parse(const char *text, agent_options_t *o, char *err, size_t 
   return true;
 }
 
+/* --allow-right NAME: one of lib/driver_rights.h's names, added to *rights; a typo is told
+ * with the nearest right and the list of them (dfnet_right_parse's words). */
+static bool right_parse(const opt_spec_t *spec, const char *value, uint32_t *rights, char *err,
+                        size_t err_size) {
+  dfnet_right_t right;
+  char why[200];
+  if (dfnet_right_parse(value, &right, why, sizeof why) == DFNET_STATUS_OK) {
+    *rights |= (uint32_t)right;
+    return true;
+  }
+  snprintf(err, err_size, "%s %s: %s", spec->name, value, why);
+  return false;
+}
+
 static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o, char *err,
                   size_t err_size) {
   char *field = (char *)o + spec->offset;
@@ -227,6 +255,8 @@ static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o,
     }
     o->allow_resources[o->allow_resource_count++] = value;
     return true;
+  case OPT_RIGHT:
+    return right_parse(spec, value, (uint32_t *)field, err, err_size);
   case OPT_SHUTDOWN: {
     static const struct {
       const char *name;
@@ -264,6 +294,7 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
   out->stop_grace_ms = 5000;
   out->keepalive_ms = DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT;
   out->artifact_cache_mb = 8192;
+  out->driver_user = AGENT_DRIVER_USER_DEFAULT;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     const char *inline_value = NULL;

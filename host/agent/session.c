@@ -416,6 +416,7 @@ void agent__on_session_open(void *user, const dfnet_session_info_t *info) {
   }
   h->labels_count = (pb_size_t)a->opt.label_count;
   agent__strlcpy(h->software_version, dfnet_version_software(), sizeof h->software_version);
+  h->sandboxed = dfnet_supervisor_sandboxed(a->sup); /* false: `dfnet host list` says so */
   dfnet_request_opts_t opts = {
       .deadline_ms = AGENT_REQUEST_DEADLINE_MS, .on_reply = on_hello_reply, .user = a};
   dfnet_status_t st = dfnet_transport_request(a->t, info->id, env, &opts, 0, NULL);

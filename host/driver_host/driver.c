@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "host/driver_host/runtime.h"
+#include "host/driver_host/sandbox.h"
 #include "lib/log.h"
 #include "lib/property.h"
 
@@ -66,19 +67,20 @@ static bool api_version_ok(uint32_t v) {
 
 /* ---- loading ----------------------------------------------------------------------- */
 
-/* dlopen path and check its registration (API versions DFNET_DRIVER_API_VERSION_MIN ..
- * DFNET_DRIVER_API_VERSION; *out_version gets the ops table's). On error, *msg holds the
- * reason. */
-static dfnet_status_t load_so(const char *path, const char *url, void **out_dl,
-                              const dfnet_driver_ops_t **out_ops, uint32_t *out_version, char *msg,
-                              size_t cap) {
+/* dlopen the driver binary `path` (opened as `open_path`: sandbox.h
+ * dh__sandbox_driver_path) and check its registration (API versions
+ * DFNET_DRIVER_API_VERSION_MIN .. DFNET_DRIVER_API_VERSION; *out_version gets the ops
+ * table's). On error, *msg holds the reason. */
+static dfnet_status_t load_so(const char *path, const char *open_path, const char *url,
+                              void **out_dl, const dfnet_driver_ops_t **out_ops,
+                              uint32_t *out_version, char *msg, size_t cap) {
   struct stat sb;
-  if (stat(path, &sb) != 0) {
+  if (stat(open_path, &sb) != 0) {
     snprintf(msg, cap, "driver binary %s: %s", path, strerror(errno));
     return errno == ENOENT ? DFNET_STATUS_NOT_FOUND : DFNET_STATUS_INVALID_ARGUMENT;
   }
   dlerror();
-  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  void *dl = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
   if (dl == NULL) {
     const char *e = dlerror();
     snprintf(msg, cap, "cannot load driver %s: %s", path, e ? e : "dlopen failed");
@@ -367,36 +369,53 @@ static void task_final(void *arg) {
 
 /* ---- link-thread side ---------------------------------------------------------------- */
 
-void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_DriverStart *m,
-                             dfnet_bytes_t program_json, int *fds, size_t nfds) {
-  char msg[700];
-  char path[400];
-  void *dl = NULL;
-  const dfnet_driver_ops_t *ops = NULL;
-  dfnet_status_t st;
-  dfnet_driver_t *drv = NULL;
-
+/* Check DriverStart m before its driver is loaded (resources come, node and binary given,
+ * the node free, sandboxed: admitted, sandbox.h), and load it: *dl, *ops, *api_version.
+ * Returns OK, or the refusal's status with its reason in msg[cap]. */
+static dfnet_status_t admit_and_load(dh_host_t *host, const dfnet_v1_DriverStart *m,
+                                     dfnet_bytes_t program_json, const int *fds, size_t nfds,
+                                     void **dl, const dfnet_driver_ops_t **ops,
+                                     uint32_t *api_version, char *msg, size_t cap) {
   if (nfds < m->resources_count) {
-    st = DFNET_STATUS_INTERNAL;
-    missing_resources(m, nfds, msg, sizeof msg);
-    goto refused;
+    missing_resources(m, nfds, msg, cap);
+    return DFNET_STATUS_INTERNAL;
   }
   if (m->node[0] == '\0' || m->binary[0] == '\0') {
-    st = DFNET_STATUS_INVALID_ARGUMENT;
-    snprintf(msg, sizeof msg, "DriverStart needs a node and a binary");
-    goto refused;
+    snprintf(msg, cap, "DriverStart needs a node and a binary");
+    return DFNET_STATUS_INVALID_ARGUMENT;
   }
   if (dh__driver_find_live(host, m->node, NULL) != NULL) {
-    st = DFNET_STATUS_ALREADY_EXISTS;
-    snprintf(msg, sizeof msg, "node %s already has a driver in this driver host", m->node);
-    goto refused;
+    snprintf(msg, cap, "node %s already has a driver in this driver host", m->node);
+    return DFNET_STATUS_ALREADY_EXISTS;
   }
+  /* sandboxed: confined at the first start, before any driver is loaded (sandbox.h) */
+  dfnet_status_t st = DFNET_STATUS_OK;
+  if (host->sandbox != NULL)
+    st = dh__sandbox_admit(host, m, program_json, fds, nfds, msg, cap);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  char path[400];
   if (m->local_path[0] != '\0' && m->binary[0] != '/')
     snprintf(path, sizeof path, "%s/%s", m->local_path, m->binary);
   else
     snprintf(path, sizeof path, "%s", m->binary);
+  char open_path[sizeof path + 32];
+  dh__sandbox_driver_path(host->sandbox, path, open_path, sizeof open_path);
+  st = load_so(path, open_path, m->url, dl, ops, api_version, msg, cap);
+  if (st == DFNET_STATUS_OK)
+    DFNET_LOGD(DRV_SUBSYS, m->node, "loaded %s", path);
+  return st;
+}
+
+void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_DriverStart *m,
+                             dfnet_bytes_t program_json, int *fds, size_t nfds) {
+  char msg[700];
+  void *dl = NULL;
+  const dfnet_driver_ops_t *ops = NULL;
+  dfnet_driver_t *drv = NULL;
   uint32_t api_version = 0;
-  st = load_so(path, m->url, &dl, &ops, &api_version, msg, sizeof msg);
+  dfnet_status_t st =
+      admit_and_load(host, m, program_json, fds, nfds, &dl, &ops, &api_version, msg, sizeof msg);
   if (st != DFNET_STATUS_OK)
     goto refused;
 
@@ -442,7 +461,7 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
   host->drivers = drv;
   pthread_mutex_unlock(&host->drivers_mu);
   atomic_fetch_add(&host->starts_pending, 1); /* until dh__driver_start_decide_locked */
-  DFNET_LOGD(DRV_SUBSYS, drv->moniker, "loaded %s (%s)%s", path, drv->name,
+  DFNET_LOGD(DRV_SUBSYS, drv->moniker, "driver %s%s", drv->name,
              allow_sync ? " with allow_sync_calls" : "");
   /* The dispatcher was just created: this post cannot fail but for memory. */
   if (dh__dispatcher_post(&drv->dispatcher, 0, task_start, NULL, drv, false) != DFNET_STATUS_OK) {

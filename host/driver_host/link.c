@@ -497,7 +497,10 @@ static void link_down(dh_host_t *host) {
     return;
   host->link_down = true;
   atomic_store(&host->link_closed, true);
-  DFNET_LOGI(LINK_SUBSYS, NULL, "link to the host agent closed: stopping every driver");
+  if (host->fatal)
+    DFNET_LOGE(LINK_SUBSYS, NULL, "the confinement failed: stopping every driver and exiting");
+  else
+    DFNET_LOGI(LINK_SUBSYS, NULL, "link to the host agent closed: stopping every driver");
   dh__client_link_down(host); /* no answer will come: the drivers' own calls end now */
   dh__artifact_link_down();
   for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next)
@@ -642,7 +645,7 @@ static int link_turn(dh_host_t *host, bool is_rescuer) {
   dh_dispatcher_t *one = dh__dispatcher_release_signals(!is_rescuer);
   if (one != NULL)
     run_inline(host, one);
-  if (atomic_load(&host->write_failed))
+  if (atomic_load(&host->write_failed) || host->fatal)
     link_down(host);
   return 0;
 }
@@ -712,12 +715,22 @@ static void *rescuer_main(void *arg) {
   return NULL;
 }
 
+dfnet_status_t dh__link_start_rescuer(dh_host_t *host) {
+  if (host->rescuer_started)
+    return DFNET_STATUS_OK;
+  if (pthread_create(&host->rescuer, NULL, rescuer_main, host) != 0) {
+    DFNET_LOGE(LINK_SUBSYS, NULL, "cannot create the rescuer thread");
+    return DFNET_STATUS_INTERNAL;
+  }
+  host->rescuer_started = true;
+  return DFNET_STATUS_OK;
+}
+
 int dh__link_run(dh_host_t *host) {
   struct dh_link_state ls = {.watched_for_nothing = false};
   ls.env = malloc(sizeof *ls.env);
   ls.chunk = malloc(LINK_READ_CHUNK);
   int rc = 0;
-  bool rescuer = false;
   if (ls.env == NULL || ls.chunk == NULL) {
     DFNET_LOGE(LINK_SUBSYS, NULL, "out of memory");
     rc = 1;
@@ -726,19 +739,19 @@ int dh__link_run(dh_host_t *host) {
   dfnet_frame_reader_init(&ls.reader, DFNET_FRAME_MAX_DEFAULT);
   host->ls = &ls;
   pthread_mutex_lock(&host->role_mu);
-  rescuer = pthread_create(&host->rescuer, NULL, rescuer_main, host) == 0;
-  if (!rescuer) {
-    DFNET_LOGE(LINK_SUBSYS, NULL, "cannot create the rescuer thread");
+  /* Sandboxed, the rescuer starts once the process is confined (sandbox.c). */
+  if (host->sandbox == NULL && dh__link_start_rescuer(host) != DFNET_STATUS_OK)
     rc = 1;
-  }
-  while (rescuer && (!host->link_down || host->drivers != NULL)) {
+  while (rc == 0 && (!host->link_down || host->drivers != NULL)) {
     if (link_turn(host, false) < 0) {
       rc = 1;
       break;
     }
   }
+  if (host->fatal)
+    rc = 1;
   pthread_mutex_unlock(&host->role_mu);
-  if (rescuer) {
+  if (host->rescuer_started) {
     atomic_store(&host->rescuer_quit, true);
     set_rescue_timer(host, 1);
     pthread_join(host->rescuer, NULL);

@@ -493,6 +493,7 @@ typedef struct dh_reap {
 } dh_reap_t;
 
 struct dh_link_state;
+struct dh_sandbox;
 
 typedef struct dh_host {
   int fd;      /* the socketpair end */
@@ -503,14 +504,19 @@ typedef struct dh_host {
   pthread_mutex_t role_mu;
   struct dh_link_state *ls; /* reader state of the link (role_mu) */
   pthread_t rescuer;
-  int rescue_fd;  /* timerfd armed while the link thread runs tasks */
-  int release_fd; /* eventfd: the link thread wants the role back */
+  bool rescuer_started; /* sandboxed: only once confined (sandbox.h), link thread */
+  int rescue_fd;        /* timerfd armed while the link thread runs tasks */
+  int release_fd;       /* eventfd: the link thread wants the role back */
   atomic_bool inline_running, rescuer_active, rescuer_quit;
   dfnet_driver_t *drivers;    /* changed by the link thread only, under drivers_mu */
   atomic_uint starts_pending; /* drivers whose start is not decided (lifecycle.c) */
   pthread_mutex_t drivers_mu;
   bool link_down;          /* EOF or write error: stop everything and exit */
   atomic_bool link_closed; /* link_down, readable from any thread */
+  /* --sandbox: the confinement (sandbox.h), else NULL. fatal: it could not be applied;
+   * once the refusal is sent the link thread stops everything and the process exits 1. */
+  struct dh_sandbox *sandbox;
+  bool fatal;
 
   pthread_mutex_t write_mu; /* wenv, out, writes to fd */
   dfnet_envelope_t *wenv;
@@ -536,8 +542,13 @@ dfnet_status_t dh__host_init(dh_host_t *host, int fd);
 void dh__host_fini(dh_host_t *host);
 
 /* Run the link thread until the link is closed and every driver stopped. Returns the
- * process exit code. */
+ * process exit code (1 after host->fatal). Unsandboxed, the rescuer starts with it. */
 int dh__link_run(dh_host_t *host);
+
+/* Start the rescuer thread (idempotent). Sandboxed, the confinement calls it once the
+ * process is confined, so that the thread is confined too (sandbox.c). Link thread.
+ * Returns OK or INTERNAL (logged). */
+dfnet_status_t dh__link_start_rescuer(dh_host_t *host);
 
 /* Monotonic clock, ns. */
 uint64_t dh__now_ns(void);

@@ -12,7 +12,9 @@
 #include "bind/dfnet_pci.h"
 #include "bind/dfnet_platform.h"
 #include "lib/fileio.h"
+#include "lib/log.h"
 
+#define RES_SUBSYS "resources"
 #define RES_FLAGS (O_CLOEXEC | O_NONBLOCK)
 
 /* How a property's file is opened. */
@@ -160,11 +162,20 @@ static dfnet_status_t open_manifest(const dfnet_resource_source_t *src, dfnet_re
   for (size_t i = 0; i < count; i++) {
     const char *path = list[i].path;
     if (!allowed(src, path)) {
+      if (list[i].optional) { /* not handed: the driver does without (lib/resource.h) */
+        DFNET_LOGD(RES_SUBSYS, NULL, "optional resource %s is not allowed on this host: not handed",
+                   path);
+        continue;
+      }
       dfnet_why_set(why, why_size,
                     "resource %s is not allowed on this host (dfnet-host --allow-resource)", path);
       return DFNET_STATUS_PERMISSION_DENIED;
     }
     int fd = open(path, (list[i].writable ? O_RDWR : O_RDONLY) | RES_FLAGS);
+    if (fd < 0 && list[i].optional && (errno == ENOENT || errno == ENOTDIR)) {
+      DFNET_LOGD(RES_SUBSYS, NULL, "optional resource %s: %s: not handed", path, strerror(errno));
+      continue;
+    }
     if (fd < 0)
       return open_failed(path, path, errno, why, why_size);
     dfnet_status_t st = add(set, path, path, fd, why, why_size);

@@ -22,7 +22,10 @@
  *   the manifest's "resources"                 its path  O_RDONLY, or O_RDWR for "access":
  *                                                        "rw"; only paths an allow-list
  *                                                        glob matches (fnmatch(3) with
- *                                                        FNM_PATHNAME: '*' stops at '/')
+ *                                                        FNM_PATHNAME: '*' stops at '/');
+ *                                                        an "optional" one not allowed or
+ *                                                        missing (ENOENT, ENOTDIR) is left
+ *                                                        out, logged at debug
  *
  * Every descriptor is O_CLOEXEC, and but for "sysfs" O_NONBLOCK, so that the agent never
  * waits on a device (a FIFO without a writer, a tty's carrier, a card reader without a

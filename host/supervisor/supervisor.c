@@ -27,12 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host/supervisor/sandbox.h"
 #include "lib/frame.h"
 #include "lib/log.h"
 #include "lib/resource.h"
 
 #define SV_SUBSYS "supervisor"
-#define SV_CHILD_FD 3
 #define SV_READ_CHUNK (64u * 1024u)
 #define SV_DEFAULT_GRACE_MS 5000u
 /* Queued frames written by one sendmsg(2) at most (the rest on the next round). */
@@ -63,9 +63,10 @@ typedef struct sv_host {
   pid_t pid;
   int fd;
   int pidfd;
-  bool eof;     /* the socket said EOF */
-  bool exited;  /* reaped: sends are refused, fds closed */
-  bool pollout; /* EPOLLOUT is registered */
+  int report_fd; /* sandboxed: the report pipe's read end (sandbox.h), else -1 */
+  bool eof;      /* the socket said EOF */
+  bool exited;   /* reaped: sends are refused, fds closed */
+  bool pollout;  /* EPOLLOUT is registered */
   bool closing;
   bool killed;
   uint64_t kill_at_ns;
@@ -83,6 +84,7 @@ struct dfnet_supervisor {
   char *path;
   char **extra;
   size_t nextra;
+  sv_sandbox_t sandbox; /* what every driver host's confinement needs (sandbox.h) */
   pthread_mutex_t mu;
   int epfd;     /* sockets, pidfds, timer */
   int timer_fd; /* next stop grace deadline */
@@ -270,6 +272,8 @@ static void free_host(sv_host_t *h) {
     close(h->fd);
   if (h->pidfd >= 0)
     close(h->pidfd);
+  if (h->report_fd >= 0)
+    close(h->report_fd);
   free(h);
 }
 
@@ -280,6 +284,7 @@ static void free_config_copies(dfnet_supervisor_t *sup) {
   free(sup->extra);
   free(sup->denv);
   free(sup->chunk);
+  sv__sandbox_close(&sup->sandbox);
 }
 
 dfnet_status_t dfnet_supervisor_new(const dfnet_supervisor_config_t *config,
@@ -307,11 +312,16 @@ dfnet_status_t dfnet_supervisor_new(const dfnet_supervisor_config_t *config,
     goto copies_failed;
   sup->cfg.driver_host_path = NULL;
   sup->cfg.extra_args = NULL;
-  if (access(sup->path, X_OK) != 0) {
+  sup->cfg.sandbox.read_only = NULL;
+  dfnet_status_t st = DFNET_STATUS_NOT_FOUND;
+  if (access(sup->path, X_OK) != 0)
     DFNET_LOGE(SV_SUBSYS, NULL, "driver host executable %s: %s", sup->path, strerror(errno));
+  else
+    st = sv__sandbox_open(&config->sandbox, &sup->sandbox);
+  if (st != DFNET_STATUS_OK) {
     free_config_copies(sup);
     free(sup);
-    return DFNET_STATUS_NOT_FOUND;
+    return st;
   }
   sup->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (sup->epfd < 0)
@@ -376,75 +386,95 @@ int dfnet_supervisor_fd(const dfnet_supervisor_t *sup) { return sup->epfd; }
 
 /* ---- spawn, close, kill ---------------------------------------------------------------------- */
 
+/* The driver host's command line: the path, --fd, the sandbox's arguments, the extra ones.
+ * The strings are borrowed from sup and fd_arg. NULL when out of memory. */
+static const char **spawn_argv(const dfnet_supervisor_t *sup, const char *fd_arg) {
+  const char **argv = calloc(sup->nextra + sup->sandbox.nargs + 4, sizeof *argv);
+  if (argv == NULL)
+    return NULL;
+  size_t n = 0;
+  argv[n++] = sup->path;
+  argv[n++] = "--fd";
+  argv[n++] = fd_arg;
+  for (size_t i = 0; i < sup->sandbox.nargs; i++)
+    argv[n++] = sup->sandbox.args[i];
+  for (size_t i = 0; i < sup->nextra; i++)
+    argv[n++] = sup->extra[i];
+  return argv;
+}
+
+/* Fork and exec a driver host holding link_fd (and, sandboxed, report_fd: the write end of
+ * its report pipe), set up as sandbox.h says. Returns its pid, or -1 (errno logged). */
+static pid_t fork_driver_host(const dfnet_supervisor_t *sup, const char **argv, int link_fd,
+                              int report_fd) {
+  pid_t child = fork();
+  if (child < 0) {
+    DFNET_LOGE(SV_SUBSYS, NULL, "fork: %s", strerror(errno));
+    return -1;
+  }
+  if (child == 0) {
+    /* Only async-signal-safe calls until exec (sandbox.h). */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    if (sv__sandbox_child(&sup->sandbox, link_fd, report_fd) != 0)
+      _exit(127);
+    execv(argv[0], (char *const *)argv);
+    sv__sandbox_child_exec_failed(&sup->sandbox, argv[0], errno);
+    _exit(127);
+  }
+  return child;
+}
+
 dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id, pid_t *pid) {
-  int sv[2];
+  int sv[2] = {-1, -1}, report[2] = {-1, -1};
   char fd_arg[16];
   snprintf(fd_arg, sizeof fd_arg, "%d", SV_CHILD_FD);
-  const char **argv = calloc(sup->nextra + 4, sizeof *argv);
+  const char **argv = spawn_argv(sup, fd_arg);
   sv_host_t *h = calloc(1, sizeof *h);
+  pid_t child = -1;
   if (argv == NULL || h == NULL) {
     free(argv);
     free(h);
     return DFNET_STATUS_INTERNAL;
   }
-  argv[0] = sup->path;
-  argv[1] = "--fd";
-  argv[2] = fd_arg;
-  for (size_t i = 0; i < sup->nextra; i++)
-    argv[3 + i] = sup->extra[i];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+  if (sup->sandbox.enabled && pipe2(report, O_CLOEXEC) != 0)
+    DFNET_LOGE(SV_SUBSYS, NULL, "pipe: %s", strerror(errno));
+  else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     DFNET_LOGE(SV_SUBSYS, NULL, "socketpair: %s", strerror(errno));
-    goto socketpair_failed;
-  }
-  pid_t child = fork();
-  if (child < 0) {
-    DFNET_LOGE(SV_SUBSYS, NULL, "fork: %s", strerror(errno));
-    goto fork_failed;
-  }
-  if (child == 0) {
-    /* Only async-signal-safe calls until exec. */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    if (sv[1] == SV_CHILD_FD) {
-      if (fcntl(SV_CHILD_FD, F_SETFD, 0) != 0)
-        _exit(127);
-    } else if (dup2(sv[1], SV_CHILD_FD) < 0) {
-      _exit(127);
-    }
-    close_range(SV_CHILD_FD + 1, ~0u, 0);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  close(sv[1]);
+  else
+    child = fork_driver_host(sup, argv, sv[1], report[1]);
   free(argv);
-  argv = NULL;
-  int pidfd = pidfd_open(child, 0);
-  if (pidfd < 0) {
-    DFNET_LOGE(SV_SUBSYS, NULL, "pidfd_open: %s", strerror(errno));
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
-    close(sv[0]);
+  for (int i = 1; i >= 0; i--) { /* the child's ends; ours too when there is no child */
+    if (sv[i] >= 0 && (i == 1 || child < 0))
+      close(sv[i]);
+    if (report[i] >= 0 && (i == 1 || child < 0))
+      close(report[i]);
+  }
+  if (child < 0) {
     free(h);
     return DFNET_STATUS_UNAVAILABLE;
   }
-  fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+  if (report[0] >= 0)
+    fcntl(report[0], F_SETFL, O_NONBLOCK);
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
   h->pid = child;
   h->fd = sv[0];
-  h->pidfd = pidfd;
+  h->report_fd = report[0];
+  h->pidfd = pidfd_open(child, 0); /* O_CLOEXEC by itself */
   h->next_link_id = 1;
   dfnet_frame_reader_init(&h->reader, DFNET_FRAME_MAX_DEFAULT);
   pthread_mutex_lock(&sup->mu);
   h->id = sup->next_host_id++;
   struct epoll_event es = {.events = EPOLLIN, .data.u64 = h->id << 2 | EP_SOCK};
   struct epoll_event ep = {.events = EPOLLIN, .data.u64 = h->id << 2 | EP_PIDFD};
-  if (epoll_ctl(sup->epfd, EPOLL_CTL_ADD, h->fd, &es) != 0 ||
+  if (h->pidfd < 0 || epoll_ctl(sup->epfd, EPOLL_CTL_ADD, h->fd, &es) != 0 ||
       epoll_ctl(sup->epfd, EPOLL_CTL_ADD, h->pidfd, &ep) != 0) {
     pthread_mutex_unlock(&sup->mu);
-    DFNET_LOGE(SV_SUBSYS, NULL, "epoll_ctl: %s", strerror(errno));
-    pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+    DFNET_LOGE(SV_SUBSYS, NULL, "%s: %s", h->pidfd < 0 ? "pidfd_open" : "epoll_ctl",
+               strerror(errno));
+    kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     free_host(h);
     return DFNET_STATUS_UNAVAILABLE;
@@ -457,14 +487,6 @@ dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id
   if (pid != NULL)
     *pid = child;
   return DFNET_STATUS_OK;
-
-fork_failed:
-  close(sv[0]);
-  close(sv[1]);
-socketpair_failed:
-  free(argv);
-  free(h);
-  return DFNET_STATUS_UNAVAILABLE;
 }
 
 dfnet_status_t dfnet_supervisor_close(dfnet_supervisor_t *sup, uint64_t host_id) {
@@ -510,6 +532,12 @@ pid_t dfnet_supervisor_pid(dfnet_supervisor_t *sup, uint64_t host_id) {
   pid_t pid = h != NULL && !h->exited ? h->pid : -1;
   pthread_mutex_unlock(&sup->mu);
   return pid;
+}
+
+bool dfnet_supervisor_sandboxed(const dfnet_supervisor_t *sup) { return sup->sandbox.enabled; }
+
+uid_t dfnet_supervisor_driver_uid(const dfnet_supervisor_t *sup) {
+  return sup->sandbox.enabled && sup->sandbox.as_root ? sup->sandbox.uid : getuid();
 }
 
 /* ---- sending ----------------------------------------------------------------------------------
@@ -836,9 +864,10 @@ static void reap_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) 
   read_host(sup, h, delivered);
   int code = info.si_code == CLD_EXITED ? info.si_status : -1;
   int sig = info.si_code == CLD_EXITED ? 0 : info.si_status;
-  char reason[96];
-  char message[200];
-  exit_reason(reason, sizeof reason, code, sig);
+  char reason[DFNET_SANDBOX_REPORT_MAX + 1];
+  char message[DFNET_SANDBOX_REPORT_MAX + 64];
+  if (!sv__sandbox_report(h->report_fd, reason, sizeof reason)) /* "killed by seccomp: ..." */
+    exit_reason(reason, sizeof reason, code, sig);
   snprintf(message, sizeof message, "driver host %llu (pid %ld) exited: %s",
            (unsigned long long)h->id, (long)h->pid, reason);
   DFNET_LOGI(SV_SUBSYS, NULL, "%s", message);

@@ -26,7 +26,9 @@
  * Exactly once. Each Call sent gets exactly one final Reply (end_of_stream = true) through
  * on_envelope, and each DriverStart / DriverStop / DriverSuspend / DriverResume exactly one
  * Status: the driver host's, or, when the process dies first, one made here with
- * UNAVAILABLE and the reason ("driver host 2 (pid 4242) exited: killed by SIGSEGV"). Late
+ * UNAVAILABLE and the reason ("driver host 2 (pid 4242) exited: killed by SIGSEGV"; a
+ * sandboxed one's report instead when it made one: "... exited: killed by seccomp:
+ * execve", see "Confinement"). Late
  * frames for requests already answered are dropped. Then on_exit reports the process's end
  * with the nodes whose drivers died.
  *
@@ -35,12 +37,27 @@
  * (host/driver_host/link.c). Nothing the driver hosts send carries any: read(2) closes
  * what a driver host would attach.
  *
+ * Confinement (docs/architecture.md "Confinement"; issue 22 items 2 and 3). With
+ * config.sandbox.enabled, each driver host is started unprivileged and confines itself
+ * further at its first DriverStart. Between fork and exec (async-signal-safe calls only)
+ * the child gets the link as fd 3, the read-only directories as fds 4, 5, ... and the write
+ * end of a report pipe after them; it drops the whole capability bounding set, and, when
+ * the agent runs as root, its supplementary groups, then takes the driver user's gid and
+ * uid; it sets no_new_privs; it runs dfnet-driver-host with `--sandbox --report-fd N
+ * --read-only FD:PATH ...` beside the usual arguments. The driver host writes there one
+ * line saying why it dies when it cannot go on (a system call its seccomp filter forbids:
+ * "killed by seccomp: execve"; a confinement it cannot apply); the supervisor reads it
+ * when it reaps the process and reports it as the exit's reason instead of "killed by
+ * SIGSYS" or "exited with code 1" (a child that cannot set itself up before exec says why
+ * there too, and exits 127).
+ *
  * The agent must not set SIGCHLD to SIG_IGN (the kernel would reap the children itself).
  * A driver host's crash never reaches the agent: its writes use MSG_NOSIGNAL.
  */
 #ifndef DFNET_HOST_SUPERVISOR_H
 #define DFNET_HOST_SUPERVISOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -57,10 +74,26 @@ typedef struct dfnet_driver_host_exit {
   pid_t pid;
   int exit_code;            /* when it exited, else -1 */
   int signal;               /* the signal that killed it, else 0 */
-  const char *reason;       /* "exited with code 0", "killed by SIGSEGV" */
+  const char *reason;       /* "exited with code 0", "killed by SIGSEGV", or what a sandboxed
+                               driver host reported before it died: "killed by seccomp:
+                               execve" (at most DFNET_SANDBOX_REPORT_MAX bytes) */
   const char *const *nodes; /* monikers of the drivers that ran (or were starting) in it */
   size_t node_count;
 } dfnet_driver_host_exit_t;
+
+/* Directories of driver code a sandboxed driver host may read, at most. */
+#define DFNET_SANDBOX_READ_ONLY_MAX 8u
+/* The longest line a sandboxed driver host reports as the reason of its end, bytes. */
+#define DFNET_SANDBOX_REPORT_MAX 200u
+
+/* How the driver hosts are confined (see "Confinement" above). */
+typedef struct dfnet_sandbox_config {
+  bool enabled; /* false: driver hosts run as the agent, unconfined (dfnet-host --no-sandbox) */
+  uid_t uid;    /* the driver user's uid/gid; used only when the agent runs as root */
+  gid_t gid;
+  const char *const *read_only; /* NULL-terminated directories that hold driver code (the agent's
+                                   package cache), or NULL; copied */
+} dfnet_sandbox_config_t;
 
 typedef struct dfnet_supervisor_config {
   /* Path of the dfnet-driver-host executable. NULL: $DFNET_DRIVER_HOST, else
@@ -72,6 +105,12 @@ typedef struct dfnet_supervisor_config {
   /* After dfnet_supervisor_close() (or _free), how long a driver host may take to stop its
    * drivers before it gets SIGKILL, ms. 0: 5000. */
   uint32_t stop_grace_ms;
+  /* Confinement of every driver host (see "Confinement" above); all zero: none. The
+   * read_only list (absolute paths, at most DFNET_SANDBOX_READ_ONLY_MAX) is opened by
+   * dfnet_supervisor_new (O_PATH) and handed to each driver host, which reads its drivers
+   * through them (dlopen of /proc/self/fd/N/...): the driver user needs no right on the
+   * directories above them. */
+  dfnet_sandbox_config_t sandbox;
 
   /* An envelope from driver host `host_id`: Reply / Status (with the agent's id),
    * NodeAdd / NodeRemove (the driver host's id), or anything else it sent. `env` and its
@@ -82,9 +121,16 @@ typedef struct dfnet_supervisor_config {
   void *arg;
 } dfnet_supervisor_config_t;
 
-/* Create a supervisor. The config is copied.
- * Returns OK and *out; INVALID_ARGUMENT (a required callback missing); NOT_FOUND (no
- * executable at the driver host path); INTERNAL (epoll, timerfd or memory). */
+/* Create a supervisor. The config is copied. With config->sandbox.enabled, each read_only
+ * directory is opened O_PATH | O_DIRECTORY | O_CLOEXEC and kept until
+ * dfnet_supervisor_free; when the agent does not run as root and sandbox.uid is not its
+ * uid, a warning says once that driver hosts keep the agent's uid. Any thread.
+ * Returns OK and *out; INVALID_ARGUMENT (a required callback missing; more than
+ * DFNET_SANDBOX_READ_ONLY_MAX read_only directories, or one that is not an absolute path);
+ * NOT_FOUND (no executable at the driver host path; a read_only directory that does not
+ * exist or is no directory); PERMISSION_DENIED (a read_only directory the agent may not
+ * open); INTERNAL (epoll, timerfd or memory). Every error is logged once with its cause.
+ * Source: issue 6; issue 22 items 2 and 3 for the sandbox. */
 dfnet_status_t dfnet_supervisor_new(const dfnet_supervisor_config_t *config,
                                     dfnet_supervisor_t **out);
 
@@ -106,9 +152,10 @@ int dfnet_supervisor_fd(const dfnet_supervisor_t *sup);
 size_t dfnet_supervisor_dispatch(dfnet_supervisor_t *sup);
 
 /* Spawn a driver host. *host_id receives its id (1, 2, ... never reused); *pid (may be
- * NULL) its process id.
- * Returns OK; UNAVAILABLE (fork/socketpair failed: errno logged); INTERNAL (memory). An
- * exec failure shows up as an exit with code 127. */
+ * NULL) its process id. Sandboxed, the child is set up as "Confinement" above says.
+ * Returns OK; UNAVAILABLE (fork/socketpair/pipe failed: errno logged); INTERNAL (memory).
+ * An exec failure, or a sandboxed child that cannot drop its privileges, shows up as an
+ * exit with code 127 (sandboxed, with the cause as its reason). Any thread. */
 dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id, pid_t *pid);
 
 /* Send one envelope to driver host `host_id`. The envelope is encoded before this returns
@@ -167,5 +214,12 @@ uint64_t dfnet_supervisor_late_frames(dfnet_supervisor_t *sup);
 
 /* The process id of a running driver host, or -1. */
 pid_t dfnet_supervisor_pid(dfnet_supervisor_t *sup, uint64_t host_id);
+
+/* Are the driver hosts confined (config.sandbox.enabled)? Any thread. */
+bool dfnet_supervisor_sandboxed(const dfnet_supervisor_t *sup);
+
+/* The uid the driver hosts run as: the driver user's (config.sandbox.uid) when sandboxed
+ * and the agent runs as root, else the agent's own (getuid()). Any thread. */
+uid_t dfnet_supervisor_driver_uid(const dfnet_supervisor_t *sup);
 
 #endif /* DFNET_HOST_SUPERVISOR_H */

@@ -270,6 +270,9 @@ typedef struct dfnet_client_host {
   size_t lease_holder_count;
   const char **lease_holders;
   uint32_t leased_nodes;
+  /* Its agent confines its driver hosts (their own user, Landlock, seccomp); false: the
+   * agent runs with --no-sandbox (or predates confinement): its drivers run unconfined. */
+  bool sandboxed;
 } dfnet_client_host_t;
 
 typedef struct dfnet_client_host_list {
@@ -350,6 +353,11 @@ typedef struct dfnet_client_driver {
   uint32_t start_timeout_ms; /* the manifest's; 0: the default (30000) */
   size_t resource_count;     /* the manifest's "resources": "/dev/hwrng", "/dev/x (rw)" */
   const char **resources;
+  size_t right_count; /* the manifest's "rights": "inet", "exec", "usb"; 0: none */
+  const char **rights;
+  uint32_t memory_mb;  /* the manifest's "limits": memory bound of its driver host, MiB (the
+                          default when not given; 0 from a manager that predates limits) */
+  uint32_t open_files; /* ... and its open descriptors (likewise) */
 } dfnet_client_driver_t;
 
 typedef struct dfnet_client_driver_list {
@@ -570,6 +578,11 @@ typedef struct dfnet_client_driver_host {
   const char **nodes;
   size_t resource_count; /* the descriptors its drivers were handed: "<node> <name> <path>" */
   const char **resources;
+  /* Its confinement, as its agent reports it (not known when pid is 0): */
+  uint32_t uid;       /* the user it runs as */
+  bool sandboxed;     /* confined (false: its agent runs with --no-sandbox) */
+  size_t right_count; /* the rights it was started with: "inet", "exec", "usb"; 0: none */
+  const char **rights;
 } dfnet_client_driver_host_t;
 
 typedef struct dfnet_client_driver_host_list {

@@ -316,6 +316,8 @@ static void on_list_hosts(scripted_server_t *s, dfnet_session_id_t sid, uint64_t
     h->labels_count = 1;
     snprintf(h->labels[0].key, sizeof h->labels[0].key, "rack");
     snprintf(h->labels[0].value, sizeof h->labels[0].value, "r%d", i);
+    /* lab-b's agent runs with --no-sandbox */
+    h->sandboxed = i == 0;
     if (i == 0) { /* lease 7 */
       h->lease_holders_count = 1;
       snprintf(h->lease_holders[0], sizeof h->lease_holders[0], "alice");
@@ -350,6 +352,14 @@ static void on_list_drivers(scripted_server_t *s, dfnet_session_id_t sid,
     if (i == 0) {
       d->devices_count = 1;
       snprintf(d->devices[0], sizeof d->devices[0], "dev.lab-a.pci.00_05_0");
+    }
+    /* virtio-rng: no rights, the default limits; pci-config: two rights, its own limits */
+    d->memory_mb = i == 0 ? 512 : 64;
+    d->open_files = i == 0 ? 1024 : 256;
+    if (i == 1) {
+      d->rights_count = 2;
+      snprintf(d->rights[0], sizeof d->rights[0], "inet");
+      snprintf(d->rights[1], sizeof d->rights[1], "exec");
     }
     if (env->pb.msg.list_drivers.verbose) {
       e->bulk.data = bytecode;
@@ -398,6 +408,13 @@ static void driver_host_item(scripted_server_t *s, dfnet_session_id_t sid, uint6
   snprintf(h->driver_urls[0], sizeof h->driver_urls[0], "%s", driver);
   h->nodes_count = 1;
   snprintf(h->nodes[0], sizeof h->nodes[0], "%s", node);
+  /* lab-a's agent confines them as uid 998; pci-config's driver host got the right inet */
+  h->uid = pid != 0 ? 998 : 0;
+  h->sandboxed = pid != 0;
+  if (strstr(driver, "pci-config") != NULL && pid != 0) {
+    h->rights_count = 1;
+    snprintf(h->rights[0], sizeof h->rights[0], "inet");
+  }
   dfnet_transport_send(s->t, sid, e, 0);
 }
 

@@ -476,6 +476,14 @@ static void test_lifecycle_listings(void **state) {
   }
   assert_int_equal(run("driver", "list", "-v"), 0);
   assert_non_null(strstr(R.out, "Autobind  : enabled\nStart Timeout: 2000 ms\n"));
+  /* rights and limits (docs/architecture.md "Confinement") */
+  assert_non_null(strstr(R.out,
+                         "Start Timeout: 2000 ms\n"
+                         "Rights    : none\n"
+                         "Limits    : memory 512 MiB, 1024 open files\n"));
+  assert_non_null(strstr(R.out,
+                         "Rights    : inet, exec\n"
+                         "Limits    : memory 64 MiB, 256 open files\n"));
   assert_non_null(strstr(R.out,
                          "Autobind  : disabled (binds on `dfnet node bind` only)\n"
                          "Start Timeout: 30000 ms (default)\n"));
@@ -487,6 +495,12 @@ static void test_lifecycle_listings(void **state) {
   cJSON *d0 = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "drivers"), 0);
   assert_true(cJSON_IsFalse(cJSON_GetObjectItem(d0, "disable_autobind")));
   assert_int_equal(cJSON_GetObjectItem(d0, "start_timeout_ms")->valueint, 2000);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d0, "rights")), 0);
+  cJSON *lim = cJSON_GetObjectItem(d1, "limits");
+  assert_int_equal(cJSON_GetObjectItem(lim, "memory_mb")->valueint, 64);
+  assert_int_equal(cJSON_GetObjectItem(lim, "open_files")->valueint, 256);
+  assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(d1, "rights"), 1)->valuestring,
+                      "exec");
   cJSON_Delete(doc);
 }
 
@@ -497,10 +511,12 @@ static void test_driver_host_list(void **state) {
   assert_int_equal(run("driver", "host", "list"), 0);
   assert_string_equal(R.out,
                       "[lab-a]\n"
-                      "  Driver Host 2: pid 4100, RSS 500.0 KiB\n"
+                      "  Driver Host 2: pid 4100, RSS 500.0 KiB, uid 998, sandboxed\n"
+                      "    Rights : inet\n"
                       "    Driver : dfnet-boot:///pci-config#meta/pci-config.json\n"
                       "    Node   : dev.lab-a.pci.00_06_0\n"
-                      "  Driver Host 7: pid 4242, RSS 2.1 MiB\n"
+                      "  Driver Host 7: pid 4242, RSS 2.1 MiB, uid 998, sandboxed\n"
+                      "    Rights : none\n"
                       "    Driver : dfnet-boot:///virtio-rng#meta/virtio-rng.json\n"
                       "    Node   : dev.lab-a.pci.00_05_0\n"
                       "\n"
@@ -521,6 +537,18 @@ static void test_driver_host_list(void **state) {
                       "dfnet-boot:///virtio-rng#meta/virtio-rng.json");
   assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(h, "nodes"), 0)->valuestring,
                       "dev.lab-a.pci.00_05_0");
+  assert_int_equal(cJSON_GetObjectItem(h, "uid")->valueint, 998);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(h, "sandboxed")));
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "rights")), 0);
+  h = cJSON_GetArrayItem(hosts, 0);
+  assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(h, "rights"), 0)->valuestring, "inet");
+  cJSON_Delete(doc);
+  /* an offline board's driver hosts: their confinement is not known */
+  assert_int_equal(run("driver", "host", "list", "lab-b", "--json"), 0);
+  doc = parse_out();
+  h = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "driver_hosts"), 0);
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(h, "uid")));
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(h, "sandboxed")));
   cJSON_Delete(doc);
   assert_int_equal(run("driver", "host", "list", "lab-z"), 1);
   assert_string_equal(R.err, "dfnet: NOT_FOUND: no host 'x'\n");

@@ -575,7 +575,7 @@ static void test_node_and_host_listings(void **state) {
   assert_int_equal(run("host", "list"), 0);
   assert_non_null(strstr(R.out, " VERSION              LEASES           LABELS\n"));
   assert_non_null(strstr(R.out, " alice            rack=r0\n"));
-  assert_non_null(strstr(R.out, " -                rack=r1\n"));
+  assert_non_null(strstr(R.out, " -                rack=r1  SANDBOX OFF\n"));
   assert_int_equal(run("host", "list", "--json"), 0);
   doc = parse_out();
   cJSON *hosts = cJSON_GetObjectItem(doc, "hosts");
@@ -585,6 +585,9 @@ static void test_node_and_host_listings(void **state) {
   assert_int_equal(cJSON_GetObjectItem(a, "leased_nodes")->valueint, 1);
   assert_int_equal(
       cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(hosts, 1), "lease_holders")), 0);
+  /* lab-b's agent runs with --no-sandbox: said in its row and its JSON */
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "sandboxed")));
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetArrayItem(hosts, 1), "sandboxed")));
   cJSON_Delete(doc);
 }
 

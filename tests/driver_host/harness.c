@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "driver_user.h"
+#include "host/supervisor/resources.h"
 
 static long long now_ms(void) {
   struct timespec ts;
@@ -106,7 +110,24 @@ static void on_exit_cb(void *arg, const dfnet_driver_host_exit_t *x) {
   }
 }
 
-harness_t *h_new(void) {
+/* The build tree's directories of drivers, which a sandboxed driver host may read. */
+static const char *const *driver_dirs(void) {
+  static char dirs[3][1024];
+  static const char *list[4];
+  const char *build = getenv("DFNET_BUILD_DIR");
+  static const char *const sub[] = {"drivers", "tests/drivers", "tests/driver_host"};
+  size_t n = 0;
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(dirs[i], sizeof dirs[i], "%s/%s",
+             build != NULL ? build : DFNET_TEST_DRIVER_DIR "/../..", sub[i]);
+    if (access(dirs[i], F_OK) == 0)
+      list[n++] = dirs[i];
+  }
+  list[n] = NULL;
+  return list;
+}
+
+harness_t *h_new_sandbox(bool sandboxed) {
   harness_t *h = calloc(1, sizeof *h);
   h->env = malloc(sizeof *h->env);
   h->next_id = 1000;
@@ -115,14 +136,19 @@ harness_t *h_new(void) {
       .driver_host_path = DFNET_DRIVER_HOST_BUILD_PATH,
       .extra_args = getenv("DFNET_LOG_LEVEL") ? NULL : extra,
       .stop_grace_ms = 10000,
+      .sandbox = {.enabled = sandboxed, .read_only = driver_dirs()},
       .on_envelope = on_envelope,
       .on_exit = on_exit_cb,
       .arg = h,
   };
+  if (sandboxed && !test_driver_user(&cfg.sandbox.uid, &cfg.sandbox.gid))
+    abort();
   if (dfnet_supervisor_new(&cfg, &h->sup) != DFNET_STATUS_OK)
     abort();
   return h;
 }
+
+harness_t *h_new(void) { return h_new_sandbox(true); }
 
 void h_free(harness_t *h) {
   dfnet_supervisor_free(h->sup);
@@ -243,16 +269,48 @@ static void fill_start(harness_t *h, uint64_t id, const char *node, const char *
   }
 }
 
+/* Send h->env, a DriverStart whose bulk is `program` (may be NULL), with the program's
+ * "resources" opened as dfnet-host opens them (every one allowed) and handed. */
+static dfnet_status_t send_start(harness_t *h, uint64_t host, const char *program) {
+  dfnet_envelope_t *e = h->env;
+  dfnet_v1_DriverStart *m = &e->pb.msg.driver_start;
+  e->bulk.data = (const uint8_t *)program;
+  e->bulk.size = program != NULL ? strlen(program) : 0;
+  dfnet_manifest_resource_t listed[DFNET_MANIFEST_RESOURCES_MAX];
+  const char *allow[DFNET_MANIFEST_RESOURCES_MAX];
+  size_t nlisted = 0;
+  if (program != NULL && dfnet_manifest_resources_parse(program, e->bulk.size, listed, &nlisted,
+                                                        NULL, 0) != DFNET_STATUS_OK)
+    nlisted = 0; /* dfnet_resources_open says why */
+  for (size_t i = 0; i < nlisted; i++)
+    allow[i] = listed[i].path;
+  const dfnet_resource_source_t src = {
+      .program_json = program, .program_len = e->bulk.size, .allow = allow, .allow_count = nlisted};
+  dfnet_resource_set_t res;
+  char why[600] = "";
+  dfnet_status_t st = dfnet_resources_open(&src, &res, why, sizeof why);
+  if (st != DFNET_STATUS_OK) {
+    fprintf(stderr, "harness: DriverStart of %s not sent: %s: %s\n", m->node, dfnet_status_str(st),
+            why);
+    return st;
+  }
+  int fds[DFNET_RESOURCES_MAX];
+  for (size_t i = 0; i < res.count; i++) {
+    snprintf(m->resources[m->resources_count++], sizeof m->resources[0], "%s", res.items[i].name);
+    fds[i] = res.items[i].fd;
+  }
+  st = dfnet_supervisor_send_fds(h->sup, host, e, fds, res.count);
+  dfnet_resources_close(&res);
+  return st;
+}
+
 static int start(harness_t *h, uint64_t host, const char *node, const char *so,
                  const char *dispatcher_opt, const char *const *props,
                  const char *const (*offered)[3], size_t noffered, rec_t **status_out) {
   uint64_t id = h->next_id++;
   fill_start(h, id, node, so, dispatcher_opt, props, offered, noffered);
-  dfnet_envelope_t *e = h->env;
   static const char program[] = "{\"runner\":\"driver\",\"colocate\":\"false\"}";
-  e->bulk.data = (const uint8_t *)program;
-  e->bulk.size = sizeof program - 1;
-  if (dfnet_supervisor_send(h->sup, host, e) != DFNET_STATUS_OK)
+  if (send_start(h, host, program) != DFNET_STATUS_OK)
     return -1;
   rec_t *r = h_final(h, id);
   if (status_out != NULL)
@@ -275,18 +333,22 @@ uint64_t h_start_send(harness_t *h, uint64_t host, const char *node, const char 
                       const char *const *props, const char *program, uint32_t start_timeout_ms) {
   uint64_t id = h->next_id++;
   fill_start(h, id, node, so, NULL, props, NULL, 0);
-  dfnet_envelope_t *e = h->env;
-  e->pb.msg.driver_start.start_timeout_ms = start_timeout_ms;
-  e->bulk.data = (const uint8_t *)program;
-  e->bulk.size = program != NULL ? strlen(program) : 0;
-  return dfnet_supervisor_send(h->sup, host, e) == DFNET_STATUS_OK ? id : 0;
+  h->env->pb.msg.driver_start.start_timeout_ms = start_timeout_ms;
+  return send_start(h, host, program) == DFNET_STATUS_OK ? id : 0;
 }
 
 uint64_t h_start_send_fds(harness_t *h, uint64_t host, const char *node, const char *so,
                           const char *program, const char *const *names, size_t nnames,
                           const int *fds, size_t nfds) {
+  return h_start_send_props_fds(h, host, node, so, NULL, program, names, nnames, fds, nfds);
+}
+
+uint64_t h_start_send_props_fds(harness_t *h, uint64_t host, const char *node, const char *so,
+                                const char *const *props, const char *program,
+                                const char *const *names, size_t nnames, const int *fds,
+                                size_t nfds) {
   uint64_t id = h->next_id++;
-  fill_start(h, id, node, so, NULL, NULL, NULL, 0);
+  fill_start(h, id, node, so, NULL, props, NULL, 0);
   dfnet_envelope_t *e = h->env;
   dfnet_v1_DriverStart *m = &e->pb.msg.driver_start;
   for (size_t i = 0; i < nnames && i < sizeof m->resources / sizeof m->resources[0]; i++)

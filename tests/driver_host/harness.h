@@ -1,5 +1,12 @@
 /* Test harness for dfnet-driver-host: a real supervisor (host/supervisor) spawning real
- * driver host processes over real socketpairs, recording what comes back. */
+ * driver host processes over real socketpairs, recording what comes back.
+ *
+ * The driver hosts are sandboxed by default, as dfnet-host's (docs/architecture.md
+ * "Confinement"): as the driver user (tests/driver_user.h) when the test runs as root,
+ * reading their drivers through the build tree's directories of drivers (drivers/,
+ * tests/drivers/, tests/driver_host/). The files a test driver writes for its test are
+ * handed to it: a start whose program lists "resources" gets them opened as dfnet-host
+ * opens them (host/supervisor/resources.h, every one allowed). */
 #ifndef DFNET_TESTS_DRIVER_HOST_HARNESS_H
 #define DFNET_TESTS_DRIVER_HOST_HARNESS_H
 
@@ -38,7 +45,7 @@ typedef struct exit_rec {
   uint64_t host;
   int signal;
   int exit_code;
-  char reason[96];
+  char reason[256];
   char nodes[1024]; /* comma-separated */
 } exit_rec_t;
 
@@ -54,7 +61,9 @@ typedef struct harness {
   uint64_t next_id;
 } harness_t;
 
+/* A harness whose driver hosts are sandboxed (h_new) or not. Aborts when it cannot. */
 harness_t *h_new(void);
+harness_t *h_new_sandbox(bool sandboxed);
 void h_free(harness_t *h);
 /* Pump events for up to ms (returns early when `until` is true). */
 typedef bool (*h_pred)(harness_t *h, const void *arg);
@@ -73,8 +82,9 @@ int h_start(harness_t *h, uint64_t host, const char *node, const char *so,
 int h_start_offered(harness_t *h, uint64_t host, const char *node, const char *so,
                     const char *const *props, const char *const (*offered)[3], size_t n,
                     rec_t **status_out);
-/* Send a DriverStart with the manifest's program JSON `program` (the bulk bytes) and
- * start_timeout_ms, without waiting for its answer. Returns its id (0: not sent). */
+/* Send a DriverStart with the manifest's program JSON `program` (the bulk bytes; its
+ * "resources" handed) and start_timeout_ms, without waiting for its answer. Returns its id
+ * (0: not sent, or a resource that cannot be opened: the reason on stderr). */
 uint64_t h_start_send(harness_t *h, uint64_t host, const char *node, const char *so,
                       const char *const *props, const char *program, uint32_t start_timeout_ms);
 /* Send a DriverStart whose `resources` are names[0 .. nnames) with the descriptors
@@ -84,6 +94,11 @@ uint64_t h_start_send(harness_t *h, uint64_t host, const char *node, const char 
 uint64_t h_start_send_fds(harness_t *h, uint64_t host, const char *node, const char *so,
                           const char *program, const char *const *names, size_t nnames,
                           const int *fds, size_t nfds);
+/* The same with the node's string properties `props` (k, v, ..., NULL; may be NULL). */
+uint64_t h_start_send_props_fds(harness_t *h, uint64_t host, const char *node, const char *so,
+                                const char *const *props, const char *program,
+                                const char *const *names, size_t nnames, const int *fds,
+                                size_t nfds);
 /* DriverSuspend{flags} (resume false) or DriverResume (resume true) of node; returns the
  * Status code (waits up to 10 s; -1 when none). *status_out (may be NULL) gets the record,
  * valid until the next pump. */

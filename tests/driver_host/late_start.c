@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "dfnet/driver.h"
+#include "../drivers/test_file.h"
 
 typedef struct late {
   dfnet_driver_t *driver;
@@ -33,11 +34,8 @@ typedef struct late {
 } late_t;
 
 static void write_result(const late_t *l, const char *line) {
-  FILE *f = l->result != NULL ? fopen(l->result, "w") : NULL;
-  if (f == NULL)
-    return;
-  fputs(line, f);
-  fclose(f);
+  if (l->result != NULL)
+    (void)test_file_write(l->driver, l->result, line, false);
 }
 
 static void *late_thread(void *arg) {

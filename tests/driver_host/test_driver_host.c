@@ -163,9 +163,15 @@ static void test_stop_order(void **state) {
   assert_true(fd >= 0);
   close(fd);
   const char *props[] = {"dfnet.test.TRACE", trace, NULL};
+  /* the trace is handed to the driver (a sandboxed driver host opens nothing by path) */
+  char program[256];
+  snprintf(program, sizeof program,
+           "{\"runner\":\"driver\",\"resources\":[{\"path\":\"%s\",\"access\":\"rw\"}]}", trace);
   uint64_t host = h_spawn(h);
-  assert_int_equal(h_start(h, host, ECHO_NODE, h_driver("echo"), NULL, props, NULL),
-                   DFNET_STATUS_OK);
+  rec_t *started =
+      h_final(h, h_start_send(h, host, ECHO_NODE, h_driver("echo"), props, program, 0));
+  assert_non_null(started);
+  assert_int_equal(started->code, DFNET_STATUS_OK);
   /* A stream waiting for credit while the driver stops: it ends UNAVAILABLE, once. */
   size_t len;
   uint8_t *req = u32_prefixed(50, "x", &len);

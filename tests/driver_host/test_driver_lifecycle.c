@@ -42,6 +42,10 @@
 #define NODE "dev.t.lc"
 #define NODE2 "dev.t.lc2"
 
+/* The fixture's files, which the drivers write through descriptors they are handed (a
+ * sandboxed driver host opens nothing by path: tests/drivers/test_file.h). */
+static const char *g_trace, *g_result;
+
 typedef struct fixture {
   harness_t *h;
   char trace[64];
@@ -58,6 +62,8 @@ static int setup(void **state) {
     return -1;
   close(a);
   close(b);
+  g_trace = f->trace;
+  g_result = f->result;
   *state = f;
   return 0;
 }
@@ -90,10 +96,21 @@ static const char *slurp(const char *path) {
   return buf;
 }
 
-/* The lifecycle driver's program JSON with `config` (an object's members, without braces). */
+/* The lifecycle driver's program JSON with `config` (an object's members, without braces),
+ * the trace file among its resources. */
 static const char *program(const char *config) {
   static char buf[1024];
-  snprintf(buf, sizeof buf, "{\"runner\":\"driver\",\"config\":{%s}}", config);
+  snprintf(buf, sizeof buf,
+           "{\"runner\":\"driver\",\"config\":{%s},"
+           "\"resources\":[{\"path\":\"%s\",\"access\":\"rw\"}]}",
+           config, g_trace);
+  return buf;
+}
+
+/* late_start's program: the result file among its resources. */
+static const char *late_program(void) {
+  static char buf[256];
+  snprintf(buf, sizeof buf, "{\"resources\":[{\"path\":\"%s\",\"access\":\"rw\"}]}", g_result);
   return buf;
 }
 
@@ -220,7 +237,7 @@ static void test_start_timeout(void **state) {
 
   /* The API's misuses, and a start_complete after the timeout. */
   const char *props[] = {"dfnet.test.RESULT", f->result, NULL};
-  id = h_start_send(h, host, NODE2, DFNET_LATE_SO, props, "{}", 150);
+  id = h_start_send(h, host, NODE2, DFNET_LATE_SO, props, late_program(), 150);
   r = h_final(h, id);
   assert_non_null(r);
   assert_int_equal(r->code, DFNET_STATUS_DEADLINE_EXCEEDED);
@@ -229,7 +246,7 @@ static void test_start_timeout(void **state) {
                       "INVALID_ARGUMENT;outside=FAILED_PRECONDITION;"
                       "late=FAILED_PRECONDITION\n");
   const char *sync_props[] = {"dfnet.test.RESULT", f->result, "dfnet.test.SYNC", "true", NULL};
-  id = h_start_send(h, host, NODE2, DFNET_LATE_SO, sync_props, "{}", 0);
+  id = h_start_send(h, host, NODE2, DFNET_LATE_SO, sync_props, late_program(), 0);
   r = h_final(h, id);
   assert_non_null(r);
   assert_int_equal(r->code, DFNET_STATUS_OK);

@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "dfnet/driver.h"
+#include "test_file.h"
 
 typedef struct stream {
   struct stream *next, *prev;
@@ -65,11 +66,9 @@ static void stream_free(echo_t *e, stream_t *s) {
 static void trace(echo_t *e, const char *what) {
   if (e->trace == NULL)
     return;
-  FILE *f = fopen(e->trace, "a");
-  if (f == NULL)
-    return;
-  fprintf(f, "%s\n", what);
-  fclose(f);
+  char line[256];
+  snprintf(line, sizeof line, "%s\n", what);
+  (void)test_file_write(e->driver, e->trace, line, true);
 }
 
 static void echo_echo(void *ctx, dfnet_call_t *call, const uint8_t *req, size_t len) {

@@ -67,6 +67,7 @@
 #include <cjson/cJSON.h>
 
 #include "dfnet/driver.h"
+#include "test_file.h"
 
 typedef struct lifecycle {
   dfnet_driver_t *driver;
@@ -151,14 +152,8 @@ static void trace(lifecycle_t *lc, const char *what, const char *extra) {
                    extra != NULL ? " " : "", extra != NULL ? extra : "");
   if (n < 0 || (size_t)n >= sizeof line)
     return;
-  int fd = open(lc->trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
+  if (test_file_write(lc->driver, lc->trace, line, true) != 0)
     dfnet_driver_log(lc->driver, DFNET_DRIVER_LOG_WARN, "trace %s: %s", lc->trace, strerror(errno));
-    return;
-  }
-  if (write(fd, line, (size_t)n) != n)
-    dfnet_driver_log(lc->driver, DFNET_DRIVER_LOG_WARN, "trace %s: short write", lc->trace);
-  close(fd);
 }
 
 /* ---- the service -------------------------------------------------------------------------- */

@@ -29,6 +29,7 @@
 #include <pb_encode.h>
 
 #include "dfnet/driver.h"
+#include "test_file.h"
 #include "dfnet/hw/usb.pb.h"
 
 #define PTP_COMMAND 1
@@ -68,12 +69,10 @@ typedef struct usb_class {
 static void trace(usb_class_t *c, const char *hook, const char *detail) {
   if (c->trace[0] == '\0')
     return;
-  FILE *f = fopen(c->trace, "a");
-  if (f != NULL) {
-    fprintf(f, "%s %s%s%s\n", hook, dfnet_driver_node_moniker(c->driver), detail ? " " : "",
-            detail ? detail : "");
-    fclose(f);
-  }
+  char line[512];
+  snprintf(line, sizeof line, "%s %s%s%s\n", hook, dfnet_driver_node_moniker(c->driver),
+           detail ? " " : "", detail ? detail : "");
+  (void)test_file_write(c->driver, c->trace, line, true);
 }
 
 static void answer(usb_class_t *c, waiter_t *w) {

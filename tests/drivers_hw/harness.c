@@ -10,6 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include "driver_user.h"
 #include "host/supervisor/resources.h"
 #include "lib/envelope.h"
 
@@ -58,7 +61,7 @@ const char *hw_package_dir(const char *name) {
 
 bool hw_test_package(char *dir, size_t cap, const char *name, const char *so, const char *config) {
   snprintf(dir, cap, "/tmp/dfnet-hw-package-XXXXXX");
-  if (mkdtemp(dir) == NULL) {
+  if (mkdtemp(dir) == NULL || chmod(dir, 0755) != 0) {
     perror("hw_test_package: mkdtemp");
     return false;
   }
@@ -153,7 +156,22 @@ static void on_exit_cb(void *arg, const dfnet_driver_host_exit_t *exit) {
   b->exited = true;
 }
 
-hw_bench_t *hw_bench_new(void) {
+/* The build tree's directories of drivers, which the sandboxed driver host may read. */
+static const char *const *driver_dirs(void) {
+  static char dirs[2][1024];
+  static const char *list[3];
+  const char *build = getenv("DFNET_BUILD_DIR");
+  snprintf(dirs[0], sizeof dirs[0], "%s/drivers", build != NULL ? build : ".");
+  snprintf(dirs[1], sizeof dirs[1], "%s/tests/drivers", build != NULL ? build : ".");
+  list[0] = dirs[0];
+  list[1] = dirs[1];
+  list[2] = NULL;
+  return list;
+}
+
+hw_bench_t *hw_bench_new(void) { return hw_bench_new_sandbox(true); }
+
+hw_bench_t *hw_bench_new_sandbox(bool sandboxed) {
   hw_bench_t *b = calloc(1, sizeof *b);
   if (b == NULL)
     return NULL;
@@ -178,11 +196,13 @@ hw_bench_t *hw_bench_new(void) {
   dfnet_supervisor_config_t cfg = {
       .driver_host_path = getenv("DFNET_DRIVER_HOST") ? NULL : DFNET_DRIVER_HOST_BUILD_PATH,
       .stop_grace_ms = 3000,
+      .sandbox = {.enabled = sandboxed, .read_only = driver_dirs()},
       .on_envelope = on_envelope,
       .on_exit = on_exit_cb,
       .arg = b,
   };
-  bool ok = dfnet_supervisor_new(&cfg, &b->sup) == DFNET_STATUS_OK &&
+  bool ok = (!sandboxed || test_driver_user(&cfg.sandbox.uid, &cfg.sandbox.gid)) &&
+            dfnet_supervisor_new(&cfg, &b->sup) == DFNET_STATUS_OK &&
             dfnet_supervisor_spawn(b->sup, &b->host_id, NULL) == DFNET_STATUS_OK;
   if (saved >= 0) {
     dup2(saved, STDERR_FILENO);

@@ -5,6 +5,11 @@
  * answers the driver's NodeAdd / NodeRemove like the agent would (OK) and keeps them for
  * the test to inspect.
  *
+ * The driver host is sandboxed as dfnet-host's are by default (docs/architecture.md
+ * "Confinement"): as the driver user (tests/driver_user.h) when the test runs as root,
+ * reading its drivers through the build tree's drivers/ and tests/drivers/, confined by the
+ * rights of the first driver started in it.
+ *
  * Every wait is bounded (HW_WAIT_MS); a test that would hang fails instead.
  */
 #ifndef DFNET_TESTS_DRIVERS_HW_HARNESS_H
@@ -70,8 +75,10 @@ typedef struct hw_reply {
 
 typedef struct hw_bench hw_bench_t;
 
-/* Spawn a driver host. */
+/* Spawn a driver host, sandboxed (hw_bench_new) or not. NULL when it cannot. */
 hw_bench_t *hw_bench_new(void);
+hw_bench_t *hw_bench_new_sandbox(bool sandboxed);
+
 /* Stop the driver host (its drivers stop) and free everything. */
 void hw_bench_free(hw_bench_t *b);
 
@@ -146,9 +153,9 @@ char *hw_bench_log(hw_bench_t *b);
 const char *hw_package_dir(const char *name);
 
 /* Make a package of test driver `so` (a file of $DFNET_BUILD_DIR/tests/drivers/, linked)
- * named `name` in a fresh directory, written to dir[cap], its program.config object's members
- * `config` (JSON text, "" for none). False (the reason on stderr) when it cannot. Remove it
- * with hw_test_package_remove. */
+ * named `name` in a fresh directory (mode 0755: the driver user passes through it), written
+ * to dir[cap], its program.config object's members `config` (JSON text, "" for none). False
+ * (the reason on stderr) when it cannot. Remove it with hw_test_package_remove. */
 bool hw_test_package(char *dir, size_t cap, const char *name, const char *so, const char *config);
 void hw_test_package_remove(const char *dir);
 

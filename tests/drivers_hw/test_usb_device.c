@@ -207,6 +207,7 @@ static void test_transfer_timeout(void **state) {
   GError *error = NULL;
   assert_true(umockdev_testbed_load_pcap(
       f->testbed, "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3", path, &error));
+  assert_true(usb_testbed_share(f->testbed)); /* the driver user reaches what was added */
   assert_int_equal(start(f, 1, 11, "1-3"), DFNET_STATUS_OK);
   char msg[512];
   dfnet_hw_usb_TransferRequest *t = calloc(1, sizeof *t);

@@ -565,9 +565,13 @@ static void read_trace(const char *path, char *out, size_t cap) {
 static void start_class(fixture_t *f, char *trace, size_t tcap, char *dir, size_t dcap) {
   start_usb_device(f, 0x04a9, 0x31c0, "1-1.5.2.3");
   snprintf(trace, tcap, "/tmp/dfnet-usb-class-trace-%d", (int)getpid());
-  char config[256];
+  char config[256], extra[256];
   snprintf(config, sizeof config, "\"ptp\": \"true\", \"trace\": \"%s\"", trace);
-  unlink(trace);
+  /* the trace is handed to the driver: its sandboxed driver host opens nothing by path */
+  snprintf(extra, sizeof extra, "{\"resources\": [{\"path\": \"%s\", \"access\": \"rw\"}]}", trace);
+  FILE *empty = fopen(trace, "w");
+  assert_non_null(empty);
+  fclose(empty);
   assert_true(hw_test_package(dir, dcap, "usb-class", "usb_class.so", config));
   hw_prop_t props[] = {
       HW_PROP_INT(DFNET_BIND_PROTOCOL, BIND_FUCHSIA_USB_BIND_PROTOCOL_INTERFACE),
@@ -581,7 +585,8 @@ static void start_class(fixture_t *f, char *trace, size_t tcap, char *dir, size_
                          .props = props,
                          .prop_count = 3,
                          .offers = &offer,
-                         .offer_count = 1};
+                         .offer_count = 1,
+                         .program_extra = extra};
   char msg[512];
   dfnet_status_t st = hw_start_driver(f->bench, &d, msg, sizeof msg);
   if (st != DFNET_STATUS_OK)

@@ -191,8 +191,9 @@ static void test_not_virtio_rng(void **state) {
   hw_bench_free(b);
 }
 
-/* hw_random's current source, read through the handed function directory: a tree whose
- * rng_current names another source refuses the start, one that names virtio_rng starts. */
+/* hw_random's current source, read from the manifest's resource the setting "rng_current"
+ * names: a file that names another source refuses the start, one that names virtio_rng
+ * starts; not handed (missing, as optional in the manifest, or not listed), not checked. */
 static void test_hwrng_current(void **state) {
   (void)state;
   char root[] = "/tmp/dfnet-rng-sysfs-XXXXXX";
@@ -213,12 +214,28 @@ static void test_hwrng_current(void **state) {
   assert_non_null(f);
   fputs("tpm-rng-0\n", f);
   fclose(f);
-  hw_bench_t *b = start_on(fn, 0x1044, URANDOM, DFNET_STATUS_FAILED_PRECONDITION);
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "{\"config\": {\"device\": \"/dev/urandom\", \"rng_current\": \"%.127s\"}, "
+           "\"resources\": [\"/dev/urandom\", {\"path\": \"%.127s\", \"optional\": true}]}",
+           path, path);
+  hw_bench_t *b = start_on(fn, 0x1044, extra, DFNET_STATUS_FAILED_PRECONDITION);
   assert_log_has(b, "hw_random's current source is \"tpm-rng-0\", not virtio_rng");
   hw_bench_free(b);
   f = fopen(path, "w");
   assert_non_null(f);
   fputs("virtio_rng.0\n", f);
+  fclose(f);
+  b = start_on(fn, 0x1044, extra, DFNET_STATUS_OK);
+  hw_bench_free(b);
+  /* an optional resource whose file is missing is not handed: the check is skipped */
+  assert_int_equal(unlink(path), 0);
+  b = start_on(fn, 0x1044, extra, DFNET_STATUS_OK);
+  hw_bench_free(b);
+  /* not listed: not handed either (the bench's resources come from the manifest only) */
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("tpm-rng-0\n", f);
   fclose(f);
   b = start_on(fn, 0x1044, URANDOM, DFNET_STATUS_OK);
   hw_bench_free(b);

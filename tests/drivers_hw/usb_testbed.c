@@ -1,11 +1,13 @@
 /* tests/drivers_hw/usb_testbed.h */
 #include "usb_testbed.h"
 
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void fixture_path(char *out, size_t cap, const char *file) {
   snprintf(out, cap, DFNET_FIXTURES_DIR "/usb/%s", file);
@@ -37,7 +39,29 @@ UMockdevTestbed *usb_testbed_new(const char *recording, const char *ioctl_devnod
     g_object_unref(tb);
     return NULL;
   }
+  if (!usb_testbed_share(tb)) {
+    g_object_unref(tb);
+    return NULL;
+  }
   return tb;
+}
+
+/* nftw: open one entry to every user (directories rx, the rest rw). */
+static int share_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+  (void)ftw;
+  mode_t add = type == FTW_D || type == FTW_DP ? 0777 : 0666; /* its preload makes sockets */
+  if (type == FTW_SL || type == FTW_SLN)
+    return 0;
+  if (chmod(path, (sb->st_mode & 07777) | add) != 0) {
+    perror(path);
+    return -1;
+  }
+  return 0;
+}
+
+bool usb_testbed_share(UMockdevTestbed *tb) {
+  const char *root = umockdev_testbed_get_root_dir(tb);
+  return root != NULL && nftw(root, share_entry, 16, FTW_PHYS) == 0;
 }
 
 size_t usb_testbed_unhex(const char *hex, uint8_t *out, size_t cap) {

@@ -4,6 +4,7 @@
 #ifndef DFNET_TESTS_DRIVERS_HW_USB_TESTBED_H
 #define DFNET_TESTS_DRIVERS_HW_USB_TESTBED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,13 @@
  * it before spawning driver hosts; g_object_unref() it. */
 UMockdevTestbed *usb_testbed_new(const char *recording, const char *ioctl_devnode,
                                  const char *ioctl_file);
+
+/* Let the driver user into the testbed (a sandboxed driver host runs as that user:
+ * tests/driver_user.h): its directories become readable, writable and passable by all (the
+ * preload makes sockets there), its files and sockets readable and writable. usb_testbed_new does
+ * it; call it again after adding to the testbed. Returns false (the reason on stderr) when a chmod
+ * fails. */
+bool usb_testbed_share(UMockdevTestbed *tb);
 
 /* Decode hex digits into out (at most cap bytes); returns the byte count. */
 size_t usb_testbed_unhex(const char *hex, uint8_t *out, size_t cap);

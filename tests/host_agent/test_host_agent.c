@@ -45,6 +45,7 @@
 #include <cmocka.h>
 
 #include "child.h"
+#include "driver_user.h"
 #include "dfnet/bind_keys.h"
 #include "lib/package.h"
 #include "lib/pki.h"
@@ -447,6 +448,9 @@ static int log_count(const char *what) {
 
 static int group_setup(void **state) {
   (void)state;
+  /* the agent's driver hosts run sandboxed, as the driver user (dfnet-host's default) */
+  if (!test_driver_user_ensure())
+    return -1;
   snprintf(g_dir, sizeof g_dir, "/tmp/dfnet-host-agent-XXXXXX");
   if (mkdtemp(g_dir) == NULL)
     return -1;

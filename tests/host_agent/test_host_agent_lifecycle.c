@@ -2,7 +2,10 @@
  * describe it"), against the scripted manager-side peer (peer.h: the real transport server,
  * real certificates), with the real dfnet-driver-host and the lifecycle test driver
  * (tests/drivers/lifecycle.c) packed as a driver package: its trace file, shared by every
- * driver of a test, shows which hooks ran and in which order across processes.
+ * driver of a test, shows which hooks ran and in which order across processes. The driver
+ * hosts run sandboxed (dfnet-host's default): the trace is each start's manifest resource,
+ * allowed by --allow-resource, opened by the agent and written through the handed
+ * descriptor.
  *
  * test_shutdown_reason_usage  --shutdown-reason takes reboot, poweroff or none only (exit 2,
  *                             one line) and --help lists it.
@@ -43,6 +46,7 @@
 #include <cmocka.h>
 
 #include "child.h"
+#include "driver_user.h"
 #include "dfnet/driver.h"
 #include "lib/package.h"
 #include "lib/pki.h"
@@ -127,6 +131,8 @@ static pid_t spawn_agent(const char *reason, const char *log) {
   char url[64];
   /* no peer (a usage test): a well-formed URL all the same */
   snprintf(url, sizeof url, "wss://127.0.0.1:%u", g_peer.port != 0 ? (unsigned)g_peer.port : 9u);
+  /* sandboxed (the default, as the driver user): the trace file is every start's manifest
+   * resource (start_lifecycle), which the agent opens and hands over */
   const char *argv[32] = {DFNET_HOST_BIN,
                           "--manager",
                           url,
@@ -146,8 +152,10 @@ static pid_t spawn_agent(const char *reason, const char *log) {
                           "--log-level",
                           "debug",
                           "--stop-grace-ms",
-                          "3000"};
-  size_t k = 20;
+                          "3000",
+                          "--allow-resource",
+                          g_trace};
+  size_t k = 22;
   if (reason != NULL) {
     argv[k++] = "--shutdown-reason";
     argv[k++] = reason;
@@ -245,8 +253,12 @@ static dfnet_status_t start_lifecycle(const char *node, uint64_t colocate, const
   memcpy(m->package_digest, g_pkg.digest, 32);
   snprintf(m->binary, sizeof m->binary, "driver/lifecycle.so");
   m->driver_host_id = colocate;
+  /* the trace, written through the descriptor the agent hands (tests/drivers/test_file.h) */
   char program[1024];
-  snprintf(program, sizeof program, "{\"runner\": \"driver\", \"config\": {%s}}", config);
+  snprintf(program, sizeof program,
+           "{\"runner\": \"driver\", \"config\": {%s}, "
+           "\"resources\": [{\"path\": \"%s\", \"access\": \"rw\"}]}",
+           config, g_trace);
   req->bulk.data = (const uint8_t *)program;
   req->bulk.size = strlen(program);
   dfnet_status_t st = request(req, rep);
@@ -406,6 +418,9 @@ static bool is_exit_of(const peer_rec_t *r, const void *dh) {
 
 static int group_setup(void **state) {
   (void)state;
+  /* the agent's driver hosts run sandboxed, as the driver user (dfnet-host's default) */
+  if (!test_driver_user_ensure())
+    return -1;
   snprintf(g_dir, sizeof g_dir, "/tmp/dfnet-host-lifecycle-XXXXXX");
   if (mkdtemp(g_dir) == NULL)
     return -1;
@@ -446,11 +461,11 @@ static int group_teardown(void **state) {
   return 0;
 }
 
-/* Each test: a fresh trace; the agent and its driver hosts killed if it failed. */
+/* Each test: a fresh, empty trace (the agent opens it, it creates nothing); the agent and
+ * its driver hosts killed if it failed. */
 static int test_setup(void **state) {
   (void)state;
-  unlink(g_trace);
-  return 0;
+  return write_file(g_trace, "", 0);
 }
 
 static int test_teardown(void **state) {
@@ -507,8 +522,11 @@ static void check_list(uint64_t dh1, uint32_t pid1, uint64_t dh2, uint32_t pid2)
   assert_true(has_string(a->nodes, a->nodes_count, COLO));
   assert_int_equal(a->driver_urls_count, 1);
   assert_string_equal(a->driver_urls[0], g_pkg.url);
-  /* the agent handed each PCI function's directory and configuration space */
-  assert_int_equal(a->resources_count, 4);
+  /* the agent handed each PCI function's directory and configuration space, and the trace
+   * (each start's manifest resource) */
+  assert_int_equal(a->resources_count, 6);
+  assert_true(has_resource(a, PARENT, g_trace, g_trace));
+  assert_true(has_resource(a, COLO, g_trace, g_trace));
   assert_true(has_resource(a, PARENT, "sysfs", "/0000:00:05.0"));
   assert_true(has_resource(a, PARENT, "config", "/0000:00:05.0/config"));
   assert_true(has_resource(a, COLO, "sysfs", "/0000:00:03.0"));
@@ -518,7 +536,9 @@ static void check_list(uint64_t dh1, uint32_t pid1, uint64_t dh2, uint32_t pid2)
   assert_true(b->rss_bytes > 0);
   assert_int_equal(b->nodes_count, 1);
   assert_string_equal(b->nodes[0], OTHER);
-  assert_int_equal(b->resources_count, 2);
+  assert_int_equal(b->resources_count, 3);
+  /* confined, as the driver user */
+  assert_true(a->sandboxed && b->sandboxed);
   assert_true(has_resource(b, OTHER, "config", "/0000:00:04.0/config"));
   /* another host's driver hosts: none here */
   list_driver_hosts("lab-b", l);

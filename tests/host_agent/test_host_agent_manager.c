@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "child.h"
+#include "driver_user.h"
 #include "lib/pki.h"
 #include "lib/transport.h"
 #include "testhost/testhost.h"
@@ -198,6 +199,8 @@ static int wait_exit(pid_t pid, unsigned timeout_ms) {
 
 static void test_real_manager(void **state) {
   (void)state;
+  /* the agent's driver hosts run sandboxed, as the driver user (dfnet-host's default) */
+  assert_true(test_driver_user_ensure());
   snprintf(g_dir, sizeof g_dir, "/tmp/dfnet-host-mgr-XXXXXX");
   assert_non_null(mkdtemp(g_dir));
   char mstate[300], drivers[300], certs[300], log[300], so[600];

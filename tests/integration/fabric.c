@@ -22,6 +22,7 @@
 
 #include "testhost/testhost.h"
 #include "child.h"
+#include "driver_user.h"
 
 uint64_t fabric_now_ms(void) {
   struct timespec ts;
@@ -225,6 +226,8 @@ int fabric_restart_manager(fabric_t *f, const char *address, int grace_s) {
 }
 
 void fabric_start_agent(fabric_t *f, fabric_agent_t *a) {
+  /* its driver hosts run sandboxed, as the driver user (dfnet-host's default) */
+  assert_true(test_driver_user_ensure());
   char url[128], cert[600], key[600], ca[600], board[600], cache[600], sysfs[600], agent[600];
   snprintf(url, sizeof url, "wss://%s:%u", a->addr_root[0] ? a->addr_root : "localhost", f->port);
   snprintf(cert, sizeof cert, "%s/certs/%s.crt", f->root, a->name);

@@ -84,7 +84,8 @@ int fabric_restart_manager(fabric_t *f, const char *address, int grace_s);
 
 /* Start a dfnet-host for `a` (its certificate must exist) on the sysfs fixture and the
  * board file, with USB only when a->usb, inside a->ns when set, connecting to
- * a->addr_root. */
+ * a->addr_root. Its driver hosts run sandboxed unless a->extra says --no-sandbox: as root,
+ * as the driver user dfnet-driver, created first when missing (tests/driver_user.h). */
 void fabric_start_agent(fabric_t *f, fabric_agent_t *a);
 
 /* Put `a` in a new network namespace joined to the root one by a veth pair (10.231.x/30;

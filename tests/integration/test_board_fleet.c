@@ -38,7 +38,7 @@
 static struct {
   fabric_t fab;
   fabric_agent_t agents[2];
-  const char *extra_a[3], *extra_b[3];
+  const char *extra_a[7], *extra_b[7];
   char board_a[300], board_b[300];
   bool netns;
   char why[256];
@@ -99,6 +99,12 @@ static int setup(void **state) {
   F.extra_a[0] = F.extra_b[0] = "--board";
   F.extra_a[1] = F.board_a;
   F.extra_b[1] = F.board_b;
+  /* the power driver asks for the rights inet (the plug's HTTP) and exec (its command
+   * backend): sandboxed, its hosts must allow both */
+  F.extra_a[2] = F.extra_b[2] = "--allow-right";
+  F.extra_a[3] = F.extra_b[3] = "inet";
+  F.extra_a[4] = F.extra_b[4] = "--allow-right";
+  F.extra_a[5] = F.extra_b[5] = "exec";
   F.agents[0].extra = F.extra_a;
   F.agents[1].extra = F.extra_b;
   if (fabric_start_manager(&F.fab, F.netns ? "0.0.0.0" : "127.0.0.1", 30) != 0)

@@ -94,7 +94,8 @@ static struct {
   /* the drivers' traces, one per scenario */
   char restart_trace[320], async_trace[320], fail_trace[320], timeout_trace[320],
       suspend_trace[320];
-  char gate[320]; /* slow's start completes once this file exists */
+  char gate[320];  /* slow's start completes once this file exists */
+  char allow[330]; /* --allow-resource: every trace of the fabric's root */
 } F;
 
 static cli_run_t R; /* 1 MiB of output: static storage */
@@ -124,15 +125,19 @@ static int lifecycle_package(const char *name, const char *rules, bool manual, c
              : -1;
 }
 
-/* "config": {<members>, "trace": trace} as a program member. */
+/* "config": {<members>, "trace": trace} as a program member, and the trace as a manifest
+ * resource: the agent (--allow-resource) opens it and hands it to the sandboxed driver host,
+ * which writes through that descriptor (tests/drivers/test_file.h). */
 static const char *config(char *buf, size_t size, const char *members, const char *trace) {
-  snprintf(buf, size, "\"config\": {%s%s\"trace\": \"%s\"}", members, members[0] ? ", " : "",
-           trace);
+  snprintf(buf, size,
+           "\"config\": {%s%s\"trace\": \"%s\"}, "
+           "\"resources\": [{\"path\": \"%s\", \"access\": \"rw\"}]",
+           members, members[0] ? ", " : "", trace, trace);
   return buf;
 }
 
 static int write_packages(void) {
-  char c[1024], extra[1200], gated[600];
+  char c[2048], extra[2200], gated[600];
   snprintf(gated, sizeof gated,
            "\"start_delay_ms\": 2000, \"start_gate\": \"%s\", \"child\": \"kid\", "
            "\"child_protocol\": 71",
@@ -188,12 +193,15 @@ static int teardown(void **state) {
   return 0;
 }
 
-static const char *const agent_extra[] = {"--shutdown-reason", "reboot", NULL};
+/* sandboxed (dfnet-host's default): the traces are the drivers' manifest resources, which
+ * --allow-resource lets the agent open (F.allow: a glob of every trace) */
+static const char *agent_extra[] = {"--shutdown-reason", "reboot", "--allow-resource", NULL, NULL};
 /* a silenced agent is dropped within a second (test_suspend_survives_reconnect) */
 static const char *const manager_extra[] = {"--keepalive-ms", "250", NULL};
 
 static int start(void) {
   F.agent.name = HOST;
+  agent_extra[3] = F.allow;
   F.agent.extra = agent_extra;
   if (fabric_init(&F.fab, "cli-lifecycle", NULL, NULL) != 0 ||
       fabric_issue(&F.fab, "host", HOST) != 0 || fabric_issue(&F.fab, "admin", "root") != 0 ||
@@ -205,7 +213,10 @@ static int start(void) {
   snprintf(F.timeout_trace, sizeof F.timeout_trace, "%s/timeout.trace", F.fab.root);
   snprintf(F.suspend_trace, sizeof F.suspend_trace, "%s/suspend.trace", F.fab.root);
   snprintf(F.gate, sizeof F.gate, "%s/slow.gate", F.fab.root);
-  if (write_packages() != 0)
+  snprintf(F.allow, sizeof F.allow, "%s/*.trace", F.fab.root);
+  if (write_packages() != 0 ||
+      fabric_sh("touch '%s' '%s' '%s' '%s' '%s'", F.restart_trace, F.async_trace, F.fail_trace,
+                F.timeout_trace, F.suspend_trace) != 0)
     return -1;
   const char *devices[] = {"rs0:20", "mb0:21", "qz0:22", "as0:23",
                            "af0:24", "at0:25", "sp0:26", NULL};

@@ -50,6 +50,10 @@ static struct {
 
 static cli_run_t R; /* 1 MiB of output: static storage */
 
+/* sandboxed (dfnet-host's default): usb-device asks for the right usb, which reaches the
+ * testbed beneath $UMOCKDEV_DIR (docs/architecture.md "Confinement") */
+static const char *const agent_extra[] = {"--allow-right", "usb", NULL};
+
 static int setup(void **state) {
   (void)state;
   /* the testbed first: the processes started below inherit it */
@@ -59,6 +63,7 @@ static int setup(void **state) {
     return -1;
   F.agent.name = HOST;
   F.agent.usb = true;
+  F.agent.extra = agent_extra;
   if (fabric_init(&F.fab, "cli-usb", NULL, NULL) != 0 || fabric_issue(&F.fab, "host", HOST) != 0 ||
       fabric_issue(&F.fab, "operator", "op") != 0 || fabric_issue(&F.fab, "viewer", "watcher") != 0)
     return -1;

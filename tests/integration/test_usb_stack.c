@@ -70,6 +70,11 @@ static struct {
   char trace[300];
 } F;
 
+/* sandboxed (dfnet-host's default): usb-device asks for the right usb (which reaches the
+ * testbed beneath $UMOCKDEV_DIR, docs/architecture.md "Confinement"), and the class driver's
+ * trace is its manifest resource, which --allow-resource lets the agent open (set up below) */
+static const char *agent_extra[] = {"--allow-right", "usb", "--allow-resource", NULL, NULL};
+
 static int setup(void **state) {
   (void)state;
   /* the testbed first: the processes started below inherit it */
@@ -79,15 +84,20 @@ static int setup(void **state) {
     return -1;
   F.agent.name = HOST;
   F.agent.usb = true;
+  F.agent.extra = agent_extra;
   if (fabric_init(&F.fab, "usb-stack", NULL, NULL) != 0 ||
       fabric_issue(&F.fab, "host", HOST) != 0 || fabric_issue(&F.fab, "operator", "op") != 0)
     return -1;
   snprintf(F.trace, sizeof F.trace, "%s/usb-class.trace", F.fab.root);
-  char drivers[300], extra[600];
+  char drivers[300], extra[900];
   snprintf(drivers, sizeof drivers, "%s/drivers", F.fab.root);
   snprintf(extra, sizeof extra,
-           "\"colocate\": \"true\", \"config\": {\"ptp\": \"true\", \"trace\": \"%s\"}", F.trace);
-  if (fabric_sh("cp -r '%s/drivers/usb-device' '%s/usb-device'", F.fab.build, drivers) != 0 ||
+           "\"colocate\": \"true\", \"config\": {\"ptp\": \"true\", \"trace\": \"%s\"}, "
+           "\"resources\": [{\"path\": \"%s\", \"access\": \"rw\"}]",
+           F.trace, F.trace);
+  agent_extra[3] = F.trace;
+  if (fabric_sh("touch '%s'", F.trace) != 0 || /* the agent opens it; it creates nothing */
+      fabric_sh("cp -r '%s/drivers/usb-device' '%s/usb-device'", F.fab.build, drivers) != 0 ||
       th_write_driver(drivers, "usb-class", PTP_RULES, extra) != 0 ||
       fabric_sh("cp '%s/tests/drivers/usb_class.so' '%s/usb-class/driver/usb-class.so'",
                 F.fab.build, drivers) != 0)

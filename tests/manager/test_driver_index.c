@@ -127,6 +127,19 @@ static const struct manifest_case {
      "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
      "\"resources\":[\"/a\",\"/b\",\"/c\",\"/d\",\"/e\",\"/f\",\"/g\",\"/h\",\"/i\"]}}",
      "program.resources: must be an array of at most 8 paths"},
+    /* "rights" and "limits" (lib/driver_rights.h): refused with the parser's words */
+    {"rights_ok",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"rights\":[\"inet\",\"exec\"],\"limits\":{\"memory_mb\":64,\"open_files\":256}}}",
+     NULL},
+    {"rights_typo",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"rights\":[\"inetz\"]}}",
+     "program.rights[0]: unknown right \"inetz\" (did you mean \"inet\"?)"},
+    {"limits_range",
+     "{\"program\":{\"runner\":\"driver\",\"binary\":\"d\",\"bind\":\"b\","
+     "\"limits\":{\"memory_mb\":1}}}",
+     "memory_mb"},
 };
 
 static void test_manifest_table(void **state) {
@@ -169,6 +182,10 @@ static void test_manifest_resources(void **state) {
   assert_string_equal(m.resources[1].path, "/dev/x");
   assert_true(m.resources[1].writable);
   assert_non_null(strstr(m.program_json, "\"resources\""));
+  /* no "rights" nor "limits": none, and the defaults */
+  assert_int_equal(m.rights.rights, 0);
+  assert_int_equal(m.rights.memory_mb, DFNET_DRIVER_MEMORY_MB_DEFAULT);
+  assert_int_equal(m.rights.open_files, DFNET_DRIVER_OPEN_FILES_DEFAULT);
   driver_index__manifest_free(&m);
 }
 
