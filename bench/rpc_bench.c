@@ -26,7 +26,10 @@
  * builds of the fabric under the same load, run them alternately: DFNET_BUILD_DIR may name another
  * tree holding manager/dfnet-manager, host/agent/dfnet-host, host/driver_host/dfnet-driver-host and
  * tests/drivers/. $RPC_BENCH_SECONDS (default 3) is the length of each calls-per-second phase; the
- * processes' pids are printed to stderr (for perf record -p). Prints figures only and
+ * processes' pids are printed to stderr (for perf record -p). The driver host runs confined
+ * (docs/architecture.md "Confinement"); $RPC_BENCH_NO_SANDBOX=1 starts the agent with
+ * --no-sandbox, to measure what the seccomp filter and Landlock cost per call (alternate
+ * runs with and without). Prints figures only and
  * never asserts on them; a failed call or a fabric that does not come up ends the run
  * with exit status 1. */
 #include <setjmp.h>
@@ -86,6 +89,11 @@ static void fabric_up(void) {
   fabric_write_board(&E.fab, board);
   if (fabric_start_manager(&E.fab, "127.0.0.1", 30) != 0)
     bench_die("dfnet-manager did not start (see %s)", E.fab.manager_log);
+  static const char *const unconfined[] = {"--no-sandbox", NULL};
+  const char *ns = getenv("RPC_BENCH_NO_SANDBOX");
+  if (ns != NULL && strcmp(ns, "1") == 0)
+    E.agent.extra = unconfined;
+  fprintf(stderr, "rpc_bench: driver host %s\n", E.agent.extra ? "unconfined" : "confined");
   fabric_start_agent(&E.fab, &E.agent);
   dfnet_client_t *c = fabric_connect(&E.fab, "op");
   if (c == NULL)

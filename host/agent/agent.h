@@ -41,7 +41,10 @@
 #define AGENT_FETCH_DEADLINE_MS 30000u    /* per PackageFetch request */
 #define AGENT_REQUEST_DEADLINE_MS 30000u  /* Hello, NodeAdd, NodeRemove */
 #define AGENT_ALLOW_RESOURCES_MAX 32      /* --allow-resource globs */
-#define AGENT_ALLOW_RESOURCE_DEFAULT "/dev/hwrng" /* without any --allow-resource */
+/* Without any --allow-resource: the hardware RNG and hw_random's current source (read-only
+ * sysfs text; virtio-rng checks it, drivers/virtio-rng). */
+#define AGENT_ALLOW_RESOURCE_DEFAULT_1 "/dev/hwrng"
+#define AGENT_ALLOW_RESOURCE_DEFAULT_2 "/sys/class/misc/hw_random/rng_current"
 #define AGENT_DRIVER_USER_DEFAULT "dfnet-driver"  /* --driver-user */
 #define AGENT_RIGHTS_LISTED 8                     /* DriverHostInfo.rights max_count */
 
@@ -80,7 +83,7 @@ typedef struct agent_options {
   /* --artifact-cache-mb: the artifact cache's bound, MiB (default 8192; artifacts.c) */
   uint32_t artifact_cache_mb;
   /* --allow-resource: the globs a manifest resource must match (drivers.c, resources.h);
-   * none given: AGENT_ALLOW_RESOURCE_DEFAULT alone */
+   * none given: the two AGENT_ALLOW_RESOURCE_DEFAULT_* */
   const char *allow_resources[AGENT_ALLOW_RESOURCES_MAX];
   size_t allow_resource_count;
   /* --driver-user: the user driver hosts run as when the agent runs as root (default

@@ -61,7 +61,8 @@ static const opt_spec_t k_options[] = {
     {"--allow-resource", OPT_ALLOW, OFF(allow_resources), 0, 0, "GLOB",
      "a file a driver's manifest may ask for (\"resources\"), fnmatch(3) with FNM_PATHNAME "
      "('*' stops at '/'); the agent opens it and hands the driver the descriptor; repeatable; "
-     "given once or more, it replaces the default " AGENT_ALLOW_RESOURCE_DEFAULT},
+     "given once or more, it replaces the defaults " AGENT_ALLOW_RESOURCE_DEFAULT_1
+     " and " AGENT_ALLOW_RESOURCE_DEFAULT_2},
     {"--allow-right", OPT_RIGHT, OFF(allow_rights), 0, 0, "RIGHT",
      "a right a driver's manifest may ask for (\"rights\"): inet (sockets), exec (running "
      "programs) or usb (USB device files); a driver asking for one not allowed is refused; "
@@ -340,8 +341,10 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
     if (!apply(spec, value, out, err, err_size))
       return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  if (out->allow_resource_count == 0)
-    out->allow_resources[out->allow_resource_count++] = AGENT_ALLOW_RESOURCE_DEFAULT;
+  if (out->allow_resource_count == 0) {
+    out->allow_resources[out->allow_resource_count++] = AGENT_ALLOW_RESOURCE_DEFAULT_1;
+    out->allow_resources[out->allow_resource_count++] = AGENT_ALLOW_RESOURCE_DEFAULT_2;
+  }
   if (out->help || out->version)
     return DFNET_STATUS_OK;
   static const struct {

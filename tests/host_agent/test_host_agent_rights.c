@@ -527,6 +527,9 @@ static void test_rights_usage(void **state) {
   assert_non_null(strstr(text, "--allow-right RIGHT"));
   assert_non_null(strstr(text, "--driver-user NAME"));
   assert_non_null(strstr(text, "--no-sandbox"));
+  /* the default --allow-resource globs: the RNG and hw_random's current source */
+  assert_non_null(strstr(text, "/dev/hwrng"));
+  assert_non_null(strstr(text, "/sys/class/misc/hw_random/rng_current"));
 }
 
 /* ---- sandboxed (the default) ------------------------------------------------------------ */
