@@ -69,7 +69,15 @@ DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
   X(list_leases, ListLeases)                       \
   X(lease_history, LeaseHistory)                   \
   X(lease_audit_entry, LeaseAuditEntry)            \
-  X(artifact_open, ArtifactOpen)
+  X(artifact_open, ArtifactOpen)                   \
+  X(cert_list, CertList)                           \
+  X(cert_info, CertInfo)                           \
+  X(cert_revoke, CertRevoke)                       \
+  X(cert_revoke_result, CertRevokeResult)          \
+  X(token_create, TokenCreate)                     \
+  X(token_info, TokenInfo)                         \
+  X(token_list, TokenList)                         \
+  X(token_revoke, TokenRevoke)
 /* clang-format on */
 
 enum { ENVELOPE_ID_TAG = dfnet_v1_Envelope_id_tag, ENVELOPE_BULK_TAG = dfnet_v1_Envelope_bulk_tag };

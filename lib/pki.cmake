@@ -7,6 +7,9 @@ add_library(dfnet_pki STATIC
   ${CMAKE_CURRENT_LIST_DIR}/pki_files.c
   ${CMAKE_CURRENT_LIST_DIR}/pki_verify.c
   ${CMAKE_CURRENT_LIST_DIR}/pki_state.c
+  ${CMAKE_CURRENT_LIST_DIR}/pki_random.c
+  ${CMAKE_CURRENT_LIST_DIR}/pki_pin.c
+  ${CMAKE_CURRENT_LIST_DIR}/pki_csr.c
   ${CMAKE_CURRENT_LIST_DIR}/role.c)
 target_compile_options(dfnet_pki PRIVATE ${DFNET_WARNINGS})
 target_link_libraries(dfnet_pki PUBLIC dfnet_common dfnet::mbedtls)

@@ -310,6 +310,61 @@ dfnet_status_t dfnet_pki_issue_to_dir(const char *state_dir, dfnet_pki_role_t ro
                                       const char *name, const char *out_dir,
                                       const char *const *sans, size_t san_count, unsigned days);
 
+/* ---- Secrets and pins (issue 23: join tokens, enrollment) ------------------------------ */
+
+/* Fill out[0..len) with random bytes from mbedTLS's CTR-DRBG, seeded from its entropy
+ * sources for this call (lib/pki_random.c). For secrets: token ids and secrets. Errors:
+ * INVALID_ARGUMENT (out NULL with len > 0), INTERNAL (entropy or DRBG failure: logged;
+ * out is zeroed). Any thread. */
+dfnet_status_t dfnet_pki_random(uint8_t *out, size_t len);
+
+/* "sha256:" + 64 lower-case hex digits + NUL. */
+#define DFNET_PKI_PIN_TEXT_SIZE 72
+
+/* The SHA-256 of the certificate's SubjectPublicKeyInfo DER (RFC 5280 §4.1.2.7) into
+ * out: the CA pin of `dfnet-host join --ca-pin` (lib/pki_pin.c). Errors: INVALID_ARGUMENT
+ * (NULL), INTERNAL (mbedTLS could not write or hash the key: logged). Any thread. */
+dfnet_status_t dfnet_pki_cert_spki_sha256(const dfnet_pki_cert_t *cert, uint8_t out[32]);
+
+/* The pin's text, "sha256:<64 hex>", into out. Any thread. */
+void dfnet_pki_pin_format(const uint8_t sha256[32], char out[DFNET_PKI_PIN_TEXT_SIZE]);
+
+/* ---- Enrollment: keys and CSRs (issue 23 item 2; lib/pki_csr.c) ------------------------- */
+
+/* A new ECDSA P-256 key (mbedTLS's CTR-DRBG). *out: free with dfnet_pki_key_free. Errors:
+ * INVALID_ARGUMENT (out NULL), INTERNAL (RNG, memory). Any thread. */
+dfnet_status_t dfnet_pki_key_generate(dfnet_pki_key_t **out);
+
+/* A parsed PKCS#10 certificate signing request (RFC 2986) whose own signature verified.
+ * Opaque; free with dfnet_pki_csr_free (NULL is a no-op). */
+typedef struct dfnet_pki_csr dfnet_pki_csr_t;
+void dfnet_pki_csr_free(dfnet_pki_csr_t *csr);
+
+/* The requester's side: a new P-256 key (*key_out, never leaves the caller) and a CSR for it,
+ * subject CN=name,O=dfnet, signed with it (SHA-256), as DER in a new buffer (*der_out,
+ * *len_out; the caller frees it with free()). Errors: INVALID_ARGUMENT (NULL, not a dfnet
+ * name), INTERNAL (RNG, mbedTLS writer). On error the outputs are NULL/0. Any thread. */
+dfnet_status_t dfnet_pki_csr_create(const char *name, dfnet_pki_key_t **key_out, uint8_t **der_out,
+                                    size_t *len_out);
+
+/* The CA's side: parse a CSR (DER, len bytes; copied) and check it: an ECDSA P-256 key,
+ * SHA-256, and its own signature over the request verifies with that key (proof that the
+ * requester holds the key; mbedTLS's parser does not check it). Errors (logged once):
+ * INVALID_ARGUMENT (NULL, unparsable, another key type or digest), UNAUTHENTICATED (the
+ * signature does not verify), INTERNAL (memory). Any thread. */
+dfnet_status_t dfnet_pki_csr_parse(const uint8_t *der, size_t len, dfnet_pki_csr_t **out);
+
+/* The CSR subject's CN into out ("" when absent or over 64 bytes). */
+void dfnet_pki_csr_name(const dfnet_pki_csr_t *csr, char out[DFNET_PKI_NAME_MAX + 1]);
+
+/* dfnet_pki_leaf_issue for the CSR's public key instead of a new key: the subject, role,
+ * SANs and validity are params' (the CSR's own subject is not copied: the CA decides).
+ * Errors as dfnet_pki_leaf_issue, and INVALID_ARGUMENT for a NULL csr. */
+dfnet_status_t dfnet_pki_leaf_issue_csr(const dfnet_pki_cert_t *ca_cert,
+                                        const dfnet_pki_key_t *ca_key,
+                                        const dfnet_pki_leaf_params_t *params,
+                                        const dfnet_pki_csr_t *csr, dfnet_pki_cert_t **cert_out);
+
 #ifdef __cplusplus
 }
 #endif

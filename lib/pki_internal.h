@@ -78,6 +78,17 @@ typedef struct pki__san {
 dfnet_status_t pki__sans_parse(const char *const *sans, size_t count, const char *subject,
                                pki__san_t *out) __attribute__((warn_unused_result));
 
+/* ---- Issuing (pki_x509.c) ---------------------------------------------------------------------
+ */
+
+/* dfnet_pki_leaf_issue, for subject_public's key when it is not NULL (a CSR's: borrowed for
+ * the call; key_out may then be NULL and gets NULL), else for a new key (*key_out). */
+dfnet_status_t pki__leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet_pki_key_t *ca_key,
+                               const dfnet_pki_leaf_params_t *params,
+                               const mbedtls_pk_context *subject_public,
+                               dfnet_pki_cert_t **cert_out, dfnet_pki_key_t **key_out)
+    __attribute__((warn_unused_result));
+
 /* ---- Verification (pki_verify.c) ------------------------------------------------------------ */
 
 /* mbedtls_x509_crt_verify, its flags sorted into dfnet_pki_verify_reason_t bits. Logs

@@ -86,6 +86,18 @@ key_generate(pki_rng_t *rng, const char *subject, dfnet_pki_key_t **out) {
   return DFNET_STATUS_OK;
 }
 
+dfnet_status_t dfnet_pki_key_generate(dfnet_pki_key_t **out) {
+  if (out == NULL)
+    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, NULL, "generating a key: NULL output");
+  *out = NULL;
+  pki_rng_t rng;
+  dfnet_status_t st = rng_init(&rng, NULL);
+  if (st == DFNET_STATUS_OK)
+    st = key_generate(&rng, NULL, out);
+  rng_free(&rng);
+  return st;
+}
+
 /* "YYYYMMDDhhmmss" in UTC, as mbedtls_x509write_crt_set_validity wants it. */
 static bool format_x509_time(time_t t, char out[32]) {
   struct tm tm;
@@ -449,7 +461,19 @@ leaf_params_check(const dfnet_pki_cert_t *ca, const dfnet_pki_leaf_params_t *p, 
 dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet_pki_key_t *ca_key,
                                     const dfnet_pki_leaf_params_t *params,
                                     dfnet_pki_cert_t **cert_out, dfnet_pki_key_t **key_out) {
-  if (cert_out == NULL || key_out == NULL || ca_cert == NULL || ca_key == NULL || params == NULL) {
+  if (key_out == NULL) {
+    if (cert_out)
+      *cert_out = NULL;
+    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, NULL, "issuing a certificate: NULL argument");
+  }
+  return pki__leaf_issue(ca_cert, ca_key, params, NULL, cert_out, key_out);
+}
+
+dfnet_status_t pki__leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet_pki_key_t *ca_key,
+                               const dfnet_pki_leaf_params_t *params,
+                               const mbedtls_pk_context *subject_public,
+                               dfnet_pki_cert_t **cert_out, dfnet_pki_key_t **key_out) {
+  if (cert_out == NULL || ca_cert == NULL || ca_key == NULL || params == NULL) {
     if (cert_out)
       *cert_out = NULL;
     if (key_out)
@@ -457,7 +481,8 @@ dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, NULL, "issuing a certificate: NULL argument");
   }
   *cert_out = NULL;
-  *key_out = NULL;
+  if (key_out != NULL)
+    *key_out = NULL;
   time_t nb = 0, na = 0;
   dfnet_status_t st = leaf_params_check(ca_cert, params, &nb, &na);
   if (st != DFNET_STATUS_OK)
@@ -491,18 +516,23 @@ dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet
   };
 
   pki_rng_t rng;
-  dfnet_pki_key_t *key = NULL;
+  dfnet_pki_key_t *key = NULL, given;
   if ((st = rng_init(&rng, name)) != DFNET_STATUS_OK)
     goto rng_made;
-  if ((st = key_generate(&rng, name, &key)) != DFNET_STATUS_OK)
+  if (subject_public != NULL) /* a CSR's key: borrowed (the writer only reads it) */
+    given.pk = *subject_public;
+  else if ((st = key_generate(&rng, name, &key)) != DFNET_STATUS_OK)
     goto rng_made;
   /* The writer takes non-const keys; it only reads them. */
-  st = cert_build(&rng, &spec, key, issuer, (dfnet_pki_key_t *)ca_key, cert_out);
+  st = cert_build(&rng, &spec, key != NULL ? key : &given, issuer, (dfnet_pki_key_t *)ca_key,
+                  cert_out);
   if (st != DFNET_STATUS_OK)
     goto key_made;
-  *key_out = key;
-  DFNET_LOGI(PKI_LOG, name, "issued a certificate, role %s, %zu SANs",
-             dfnet_pki_role_str(params->role), params->san_count);
+  if (key_out != NULL)
+    *key_out = key;
+  DFNET_LOGI(PKI_LOG, name, "issued a certificate, role %s, %zu SANs%s",
+             dfnet_pki_role_str(params->role), params->san_count,
+             subject_public != NULL ? ", for a CSR's key" : "");
   goto rng_made;
 
 key_made:

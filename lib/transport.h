@@ -24,11 +24,12 @@
  *   always: a server refuses a peer with no certificate, one not signed by its CA, expired
  *   or not yet valid, a certificate whose role (subject OU) does not fit the subprotocol
  *   (DFNET_SUBPROTOCOL_HOST: "host" only; DFNET_SUBPROTOCOL_CLIENT: "admin", "operator",
- *   "viewer"), plaintext HTTP/ws on the TLS port and anything that is not a websocket
- *   upgrade. A client refuses a server certificate not signed by its CA, whose name does
- *   not match (DNS or IP SAN, or CN) or whose role is not the expected one ("manager" by
- *   default). Every refusal is logged once (subsystem "transport", subject = peer address
- *   or name) with its reason.
+ *   "viewer"), a certificate its owner revoked (dfnet_server_config_t.is_revoked, asked at
+ *   every handshake, full or resumed), plaintext HTTP/ws on the TLS port and anything that
+ *   is not a websocket upgrade. A client refuses a server certificate not signed by its
+ *   CA, whose name does not match (DNS or IP SAN, or CN) or whose role is not the expected
+ *   one ("manager" by default). Every refusal is logged once (subsystem "transport",
+ *   subject = peer address or name) with its reason.
  *
  * Envelope ids
  *   dfnet_transport_request() assigns ids: odd on the connecting side's requests, even on
@@ -107,7 +108,27 @@ typedef struct dfnet_session_info {
   bool tls_resumed;         /* the TLS handshake resumed an earlier session of this peer
                                (RFC 5246 7.3: no certificates exchanged again; the peer
                                was checked as usual, from the session's certificate) */
+  const char *serial_hex;   /* the peer certificate's serial number, lower-case hex of its
+                               DER content octets (as dfnet_pki_cert_info() writes it) */
+  int64_t not_after;        /* the peer certificate's notAfter (UTC seconds) */
 } dfnet_session_info_t;
+
+/* Longest certificate serial a peer may present, in octets (RFC 5280 §4.1.2.2: 20). */
+#define DFNET_TRANSPORT_SERIAL_MAX 20
+
+/* A server's revocation check (issue 23 "Revocation"; docs/architecture.md "Transport and
+ * trust"). Called on the service thread for every peer whose certificate passed every other
+ * check (our CA, validity, role on the subprotocol), at every handshake, full or resumed (a
+ * resumed TLS session carries the certificate of the handshake that made it: the same
+ * check runs on it), before its session opens. serial: the certificate's serial number,
+ * its DER content octets (len bytes, 1..DFNET_TRANSPORT_SERIAL_MAX; borrowed for the call);
+ * cn: its subject CN. Return true to refuse the peer: the upgrade is answered HTTP 403 with
+ * "UNAUTHENTICATED: <why>" (the client's on_connect_error gets UNAUTHENTICATED and that
+ * reason; its reconnect loop keeps its backoff) and the refusal is logged once. The owner
+ * writes why[0..why_cap) (NUL-terminated; "" gives "certificate <serial> of <cn> is
+ * revoked"). Must not block: it runs on the loop of every session. */
+typedef bool (*dfnet_is_revoked_fn)(void *user, const uint8_t *serial, size_t len, const char *cn,
+                                    char *why, size_t why_cap);
 
 /* An endpoint's callbacks. All run on the service thread; all are optional (NULL). */
 typedef struct dfnet_transport_callbacks {
@@ -162,7 +183,8 @@ typedef struct dfnet_server_config {
   const char *ca_file;      /* PEM: the CA that signed every peer we accept */
   dfnet_transport_limits_t limits;
   dfnet_transport_callbacks_t callbacks;
-  void *user; /* passed to every callback */
+  dfnet_is_revoked_fn is_revoked; /* NULL: no certificate of our CA is revoked */
+  void *user;                     /* passed to every callback and to is_revoked */
 } dfnet_server_config_t;
 
 /* A client endpoint: keeps one session to a server, reconnecting with backoff. */

@@ -191,6 +191,7 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   transport__endpoint_t *ep = endpoint_new(t, false, &cfg->limits, &cfg->callbacks, cfg->user);
   if (ep == NULL)
     return DFNET_STATUS_INTERNAL;
+  ep->is_revoked = cfg->is_revoked;
 
   ep->protocols[0] = endpoint_protocol("dfnet-http", &ep->limits);
   ep->protocols[1] = endpoint_protocol(DFNET_SUBPROTOCOL_HOST, &ep->limits);

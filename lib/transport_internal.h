@@ -62,6 +62,9 @@ typedef struct transport__peer {
   char ou[TRANSPORT__NAME_MAX + 1];
   dfnet_v1_Role role;
   time_t not_after; /* the end of the certificate's validity (UTC seconds) */
+  uint8_t serial[DFNET_TRANSPORT_SERIAL_MAX]; /* serial number: DER content octets */
+  size_t serial_len;
+  char serial_hex[2 * DFNET_TRANSPORT_SERIAL_MAX + 1];
 } transport__peer_t;
 
 /* Check the peer certificate of an lws connection: present, verified against our CA,
@@ -161,6 +164,7 @@ typedef struct transport__session {
   char subprotocol[32];
   char peer_address[64];
   bool tls_resumed; /* the TLS handshake resumed an earlier session */
+  char serial_hex[2 * DFNET_TRANSPORT_SERIAL_MAX + 1];
 } transport__session_t;
 
 struct transport__endpoint {
@@ -172,6 +176,7 @@ struct transport__endpoint {
   struct lws_protocols protocols[4];
   dfnet_transport_limits_t limits;
   dfnet_transport_callbacks_t cb;
+  dfnet_is_revoked_fn is_revoked; /* server: dfnet_server_config_t.is_revoked */
   void *user;
 
   /* client */

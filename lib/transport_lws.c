@@ -48,6 +48,28 @@ static int refuse_upgrade(struct lws *wsi, dfnet_status_t code, const char *why)
   return 1;
 }
 
+/* The endpoint of wsi's vhost (a server's: a client's connection names its endpoint in
+ * its opaque user data), or NULL. */
+static transport__endpoint_t *vhost_endpoint(struct lws *wsi) {
+  struct lws_vhost *vh = lws_get_vhost(wsi);
+  return vh ? lws_vhost_user(vh) : NULL;
+}
+
+/* Has the owner of wsi's server endpoint revoked the peer's certificate (is_revoked)? On
+ * true, why says so. A resumed TLS session is asked about too: its peer is the one of the
+ * session's certificate. */
+static bool revoked(struct lws *wsi, const transport__peer_t *peer, char *why, size_t cap) {
+  transport__endpoint_t *ep = vhost_endpoint(wsi);
+  if (ep == NULL || ep->is_client || ep->is_revoked == NULL)
+    return false;
+  why[0] = '\0';
+  if (!ep->is_revoked(ep->user, peer->serial, peer->serial_len, peer->cn, why, cap))
+    return false;
+  if (why[0] == '\0')
+    snprintf(why, cap, "certificate %s of %s is revoked", peer->serial_hex, peer->cn);
+  return true;
+}
+
 /* The upgrade's checks (the peer's certificate, its role on this subprotocol). Returns 0
  * when the peer may open a session; else logs the refusal once and, when respond, answers
  * it (refuse_upgrade) and returns its result; else -1. */
@@ -63,6 +85,10 @@ static int server_check_upgrade(struct lws *wsi, transport__pss_t *pss, bool res
   }
   /* one subprotocol, exactly ours */
   const char *refusal = transport__role_refusal(peer.ou, proto);
+  if (refusal == NULL && revoked(wsi, &peer, why, sizeof why)) {
+    refuse_log(wsi, NULL, why);
+    return respond ? refuse_upgrade(wsi, DFNET_STATUS_UNAUTHENTICATED, why) : -1;
+  }
   if (refusal) {
     char who[240];
     snprintf(who, sizeof(who), "%s (role %s, subprotocol \"%s\")", peer.cn, peer.ou, proto);
@@ -92,13 +118,6 @@ static const char *close_text(const void *in, size_t len, char *buf, size_t cap)
 }
 
 /* ---- Server ------------------------------------------------------------------------- */
-
-/* The endpoint of wsi's vhost (a server's: a client's connection names its endpoint in
- * its opaque user data), or NULL. */
-static transport__endpoint_t *vhost_endpoint(struct lws *wsi) {
-  struct lws_vhost *vh = lws_get_vhost(wsi);
-  return vh ? lws_vhost_user(vh) : NULL;
-}
 
 /* Server: how a TLS handshake went; a failed one is logged as a refusal. */
 CONNECTION_HANDLER static int on_ssl_info(struct lws *wsi, const struct lws_ssl_info *si) {

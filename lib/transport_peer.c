@@ -108,6 +108,16 @@ bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
                    .tm_min = crt->valid_to.min,
                    .tm_sec = crt->valid_to.sec};
   peer->not_after = timegm(&end);
+  /* the serial number's content octets (RFC 5280 §4.1.2.2: at most 20), and its hex */
+  if (crt->serial.len == 0 || crt->serial.len > DFNET_TRANSPORT_SERIAL_MAX) {
+    snprintf(why, why_cap, "certificate of %s has a serial number of %zu octets (1..%d)", peer->cn,
+             (size_t)crt->serial.len, DFNET_TRANSPORT_SERIAL_MAX);
+    return false;
+  }
+  memcpy(peer->serial, crt->serial.p, crt->serial.len);
+  peer->serial_len = crt->serial.len;
+  for (size_t i = 0; i < peer->serial_len; i++)
+    snprintf(peer->serial_hex + 2 * i, 3, "%02x", peer->serial[i]);
   return true;
 }
 

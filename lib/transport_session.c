@@ -90,6 +90,8 @@ static dfnet_status_t info_copy_locked(const transport__session_t *s, dfnet_sess
   out->outgoing = s->ep->is_client;
   out->role = s->role;
   out->tls_resumed = s->tls_resumed;
+  out->serial_hex = s->serial_hex; /* lives as long as the session, like the others */
+  out->not_after = (int64_t)s->not_after;
   return st;
 }
 
@@ -275,6 +277,7 @@ transport__session_t *transport__session_open(transport__endpoint_t *ep, struct 
   s->role = peer->role;
   snprintf(s->peer_name, sizeof(s->peer_name), "%s", peer->cn);
   snprintf(s->role_name, sizeof(s->role_name), "%s", peer->ou);
+  snprintf(s->serial_hex, sizeof(s->serial_hex), "%s", peer->serial_hex);
   snprintf(s->subprotocol, sizeof(s->subprotocol), "%s", subprotocol);
   if (ep->is_client)
     snprintf(s->peer_address, sizeof(s->peer_address), "%s%s%s:%d",
@@ -315,7 +318,9 @@ transport__session_t *transport__session_open(transport__endpoint_t *ep, struct 
                                  .role = s->role,
                                  .subprotocol = s->subprotocol,
                                  .peer_address = s->peer_address,
-                                 .tls_resumed = s->tls_resumed};
+                                 .tls_resumed = s->tls_resumed,
+                                 .serial_hex = s->serial_hex,
+                                 .not_after = (int64_t)s->not_after};
     ep->cb.on_session_open(ep->user, &info);
   }
   /* other threads see a client's session once its owner has re-announced its state */

@@ -37,6 +37,7 @@
 #include "lib/pki.h"
 #include "lib/suggest.h"
 #include "lib/version.h"
+#include "manager/cert.h"
 #include "manager/lease.h"
 #include "manager/manager.h"
 
@@ -307,6 +308,13 @@ static int cmd_issue(const mgr_args_t *a) {
   }
   printf("%s/%s.crt, %s.key, %s.pem and ca.crt written (role %s)\n", a->out, a->name, a->name,
          a->name, a->role);
+  /* `dfnet cert list` shows it from now on (issue 23): a failure is said, the files stay */
+  char crt[1200], err[1400] = "";
+  snprintf(crt, sizeof crt, "%s/%s.crt", a->out, a->name);
+  if (cert__record_issued(dir, crt, err, sizeof err) != DFNET_STATUS_OK) {
+    fprintf(stderr, "dfnet-manager: issue: the certificate was not recorded: %s\n", err);
+    return 1;
+  }
   return 0;
 }
 
@@ -397,6 +405,7 @@ static int listen_and_run(mgr_t *m) {
       .callbacks = {.on_session_open = sessions__on_open,
                     .on_envelope = sessions__on_envelope,
                     .on_session_closed = sessions__on_closed},
+      .is_revoked = cert__is_revoked, /* revoked certificates refused at every handshake */
       .user = m,
   };
   dfnet_status_t st = dfnet_transport_listen(m->transport, &sc, NULL, &m->port);
@@ -426,6 +435,8 @@ static int load_durable(mgr_t *m) {
   if (st == DFNET_STATUS_OK)
     st = lease__load(m, err, sizeof err);
   if (st == DFNET_STATUS_OK)
+    st = cert__init(m, err, sizeof err); /* certificate records, revocations, join tokens */
+  if (st == DFNET_STATUS_OK)
     return 0;
   fprintf(stderr, "dfnet-manager: %s: %s\n", dfnet_status_str(st), err);
   return 1;
@@ -439,6 +450,7 @@ static void mgr_destroy(mgr_t *m) {
   dfnet_transport_destroy(m->transport);
   m->transport = NULL;
   sessions__destroy_all(m);
+  cert__destroy(m);
   binder__destroy_composites(m);
   topology__destroy(&m->topo);
   hosts__destroy_all(m);

@@ -198,6 +198,7 @@ typedef struct mgr {
   volatile int stopping;
   struct store *store;       /* <state-dir>/dfnet.db (store.h), open while running */
   struct mgr_leases *leases; /* lease.h: held leases, claims, the wait queue */
+  struct mgr_trust *trust;   /* cert.h: certificate records, revocations, join tokens */
 } mgr_t;
 
 /* The scratch envelope, reset (binder, handlers, streams: built and sent in one go).

@@ -6,7 +6,8 @@
  * the calls its drivers make to nodes of other hosts (Call, Cancel, StreamCredit; handle_call.c
  * checks the calling node). Leases (lease.h): ListLeases and LeaseHistory viewer; LeaseAcquire,
  * LeaseRenew and LeaseRelease operator (high priority, no expiry and force: admin, checked
- * by their handlers). Anything else: PERMISSION_DENIED. */
+ * by their handlers). Certificates and join tokens (cert.h): CertList viewer; CertRevoke,
+ * TokenCreate, TokenList and TokenRevoke admin. Anything else: PERMISSION_DENIED. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "lib/log.h"
 #include "lib/role.h"
+#include "manager/cert.h"
 #include "manager/lease.h"
 #include "manager/manager.h"
 
@@ -89,6 +91,7 @@ void sessions__on_open(void *user, const dfnet_session_info_t *info) {
   topology__fmt(s->name, sizeof s->name, "%s", info->peer_name ? info->peer_name : "");
   topology__fmt(s->address, sizeof s->address, "%s", info->peer_address ? info->peer_address : "");
   HASH_ADD(hh, m->sessions, id, sizeof s->id, s);
+  cert__session_open(m, info); /* its certificate: recorded, revocable */
   /* A peer must speak first, and soon: a session that never sends Hello holds a socket and
    * memory for nothing (docs/protocol.md). */
   s->hello_wait.m = m;
@@ -111,6 +114,7 @@ void sessions__on_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reas
     hosts__session_closed(m, s);
   calls__session_closed(m, s->id);       /* a client's calls, or those of a host's drivers */
   lease_queue__session_closed(m, s->id); /* its waiting lease requests keep their places */
+  cert__session_closed(m, s->id);
   session_free(m, s);
 }
 
@@ -128,6 +132,7 @@ static dfnet_v1_Role client_role_needed(pb_size_t which) {
   case dfnet_v1_Envelope_list_driver_hosts_tag:
   case dfnet_v1_Envelope_list_leases_tag:
   case dfnet_v1_Envelope_lease_history_tag:
+  case dfnet_v1_Envelope_cert_list_tag:
     return dfnet_v1_Role_VIEWER;
   case dfnet_v1_Envelope_call_tag:
   case dfnet_v1_Envelope_stream_credit_tag:
@@ -144,6 +149,10 @@ static dfnet_v1_Role client_role_needed(pb_size_t which) {
   case dfnet_v1_Envelope_resume_node_tag:
   case dfnet_v1_Envelope_add_test_node_tag:
   case dfnet_v1_Envelope_remove_test_node_tag:
+  case dfnet_v1_Envelope_cert_revoke_tag:
+  case dfnet_v1_Envelope_token_create_tag:
+  case dfnet_v1_Envelope_token_list_tag:
+  case dfnet_v1_Envelope_token_revoke_tag:
     return dfnet_v1_Role_ADMIN;
   default:
     return dfnet_v1_Role_ROLE_UNSPECIFIED;
@@ -274,6 +283,29 @@ static bool dispatch_lease(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *e
   }
 }
 
+/* The certificate and join token messages (cert.h); false for any other. */
+static bool dispatch_trust(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  switch (env->pb.which_msg) {
+  case dfnet_v1_Envelope_cert_list_tag:
+    handle__cert_list(m, s, env);
+    return true;
+  case dfnet_v1_Envelope_cert_revoke_tag:
+    handle__cert_revoke(m, s, env);
+    return true;
+  case dfnet_v1_Envelope_token_create_tag:
+    handle__token_create(m, s, env);
+    return true;
+  case dfnet_v1_Envelope_token_list_tag:
+    handle__token_list(m, s, env);
+    return true;
+  case dfnet_v1_Envelope_token_revoke_tag:
+    handle__token_revoke(m, s, env);
+    return true;
+  default:
+    return false;
+  }
+}
+
 static void dispatch_client(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   uint64_t id = env->pb.id;
   switch (env->pb.which_msg) {
@@ -317,7 +349,7 @@ static void dispatch_client(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
     handle__package_upload(m, s, env);
     break;
   default:
-    if (!dispatch_lease(m, s, env))
+    if (!dispatch_lease(m, s, env) && !dispatch_trust(m, s, env))
       dispatch_node_control(m, s, env);
     break;
   }

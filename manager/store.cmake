@@ -7,7 +7,9 @@ add_library(dfnet_manager_store STATIC
   ${CMAKE_CURRENT_LIST_DIR}/store_lease.c
   ${CMAKE_CURRENT_LIST_DIR}/store_queue.c
   ${CMAKE_CURRENT_LIST_DIR}/store_audit.c
-  ${CMAKE_CURRENT_LIST_DIR}/store_state.c)
+  ${CMAKE_CURRENT_LIST_DIR}/store_state.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_cert.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_token.c)
 target_compile_options(dfnet_manager_store PRIVATE ${DFNET_WARNINGS})
 target_link_libraries(dfnet_manager_store PUBLIC dfnet_manager_core dfnet_pki
   PRIVATE PkgConfig::SQLITE3)

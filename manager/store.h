@@ -4,9 +4,12 @@
  * What the manager must not forget when it restarts: leases (with their original expiry),
  * the wait queue (with its first-come-first-served order), the append-only audit log of
  * lease changes, and the state that today lives only in memory: driver flags (a URL's
- * `disabled`) and composite node specs. The manager loads everything once at start-up
- * (store__*_load) and writes each change through as it makes it; it never reads the store
- * to answer a request but for the audit history (store__audit_query).
+ * `disabled`) and composite node specs; and (issue 23) the certificates the manager has
+ * seen or issued with their revocations, and join tokens (never their secrets). The
+ * manager loads everything once at start-up (store__*_load) and writes each change through
+ * as it makes it; it never reads the store to answer a request but for the audit history
+ * (store__audit_query), and reads back only a certificate new to it (store__cert_load of
+ * one serial: `dfnet-manager issue` may have recorded it meanwhile).
  *
  * Backend. This header is the interface; the implementation (store*.c) is SQLite 3 (Debian's
  * libsqlite3, at least 3.24 for upserts), one connection:
@@ -74,7 +77,7 @@
 #include "manager/topology.h"
 
 #define STORE_FILE_NAME "dfnet.db"             /* in the state directory */
-#define STORE_SCHEMA_VERSION 2u                /* the newest schema this dfnet knows */
+#define STORE_SCHEMA_VERSION 3u                /* the newest schema this dfnet knows */
 #define STORE_BUSY_TIMEOUT_MS 5000             /* SQLite's busy timeout */
 #define STORE_DIGEST_SIZE 32u                  /* SHA-256 of a lease token */
 #define STORE_PRINCIPAL_MAX DFNET_PKI_NAME_MAX /* a certificate CN: 64 */
@@ -89,6 +92,13 @@
 #define STORE_URL_MAX (DFNET_PACKAGE_URL_MAX - 1u) /* a driver URL: 255 */
 #define STORE_SPEC_NAME_MAX (pb_membersize(dfnet_v1_CompositeNodeSpec, name) - 1u) /* 128 */
 #define STORE_SPEC_SIZE_MAX dfnet_v1_CompositeNodeSpec_size /* an encoded spec's bytes */
+#define STORE_SERIAL_MAX 40u   /* a certificate serial in lower-case hex (RFC 5280: 20 octets) */
+#define STORE_ADDRESS_MAX 63u  /* a peer address, "[::1]:50312" */
+#define STORE_REASON_MAX 256u  /* why a certificate was revoked */
+#define STORE_TOKEN_ID_MAX 12u /* a join token's id: 6 random octets in hex */
+#define STORE_LABELS_MAX 16u   /* labels of a join token */
+#define STORE_LABEL_KEY_MAX 63u
+#define STORE_LABEL_VALUE_MAX 127u
 
 typedef struct store store_t;
 
@@ -144,14 +154,18 @@ typedef struct store_queue_entry {
 } store_queue_entry_t;
 
 /* What an audit row records. Never renumbered; the file keeps the names. */
-#define STORE_AUDIT_ACTIONS(X)      \
-  X(ACQUIRE, "acquire")             \
-  X(RENEW, "renew")                 \
-  X(RELEASE, "release")             \
-  X(EXPIRE, "expire")               \
-  X(FORCE_RELEASE, "force_release") \
-  X(QUEUE, "queue")                 \
-  X(DEQUEUE, "dequeue") /* left the queue: granted, timed out, gone */
+#define STORE_AUDIT_ACTIONS(X)                                                   \
+  X(ACQUIRE, "acquire")                                                          \
+  X(RENEW, "renew")                                                              \
+  X(RELEASE, "release")                                                          \
+  X(EXPIRE, "expire")                                                            \
+  X(FORCE_RELEASE, "force_release")                                              \
+  X(QUEUE, "queue")                                                              \
+  X(DEQUEUE, "dequeue")           /* left the queue: granted, timed out, gone */ \
+  X(CERT_REVOKE, "cert_revoke")   /* issue 23: target "cert:<serial>" */         \
+  X(TOKEN_CREATE, "token_create") /* issue 23: target "token:<id>" */            \
+  X(TOKEN_REVOKE, "token_revoke")                                                \
+  X(ENROLL, "enroll") /* issue 23: a certificate issued for a join token */
 
 typedef enum store_audit_action {
 #define STORE_AUDIT_ENUM_(id, name) STORE_AUDIT_##id,
@@ -217,6 +231,46 @@ typedef enum store_id_kind {
   STORE_ID_FENCE = 3,     /* fencing generations, increasing over every lease */
   STORE_ID_KIND_COUNT
 } store_id_kind_t;
+
+/* A certificate the manager has seen at a session's open or issued (issue 23 item 4). */
+typedef struct store_cert {
+  const char *serial;        /* lower-case hex, 1..STORE_SERIAL_MAX: the key */
+  const char *name;          /* subject CN, 1..STORE_PRINCIPAL_MAX */
+  const char *role;          /* subject OU: "host", "admin", "operator", "viewer" */
+  uint64_t not_after_ms;     /* wall clock */
+  bool issued;               /* by `dfnet-manager issue` of this state directory */
+  uint64_t first_seen_ms;    /* 0: never presented to this manager */
+  uint64_t last_seen_ms;     /* 0: never */
+  const char *last_address;  /* 0..STORE_ADDRESS_MAX; "" when never seen */
+  uint64_t revoked_ms;       /* 0: not revoked */
+  const char *revoked_by;    /* 0..STORE_PRINCIPAL_MAX ("" when not revoked) */
+  const char *revoke_reason; /* 0..STORE_REASON_MAX */
+} store_cert_t;
+
+/* A label of a join token (becomes the enrolled host's label). */
+typedef struct store_label {
+  const char *key;   /* 1..STORE_LABEL_KEY_MAX */
+  const char *value; /* 0..STORE_LABEL_VALUE_MAX */
+} store_label_t;
+
+/* A join token (issue 23 item 1): never its secret, only its digest. */
+typedef struct store_token {
+  const char *id;                           /* 1..STORE_TOKEN_ID_MAX: the key */
+  uint8_t secret_digest[STORE_DIGEST_SIZE]; /* SHA-256(id || "." || secret) */
+  dfnet_v1_Role role;                       /* HOST, OPERATOR or VIEWER */
+  const char *name;                         /* exact CN, or "" */
+  const char *name_prefix;                  /* or a prefix, or "" */
+  const store_label_t *labels;              /* [0..STORE_LABELS_MAX] */
+  size_t label_count;
+  uint64_t created_ms;
+  const char *created_by; /* 1..STORE_PRINCIPAL_MAX */
+  uint64_t expires_ms;    /* wall clock */
+  uint32_t uses_left;
+  uint64_t revoked_ms; /* 0: not revoked */
+} store_token_t;
+
+typedef dfnet_status_t (*store_cert_fn)(void *arg, const store_cert_t *cert);
+typedef dfnet_status_t (*store_token_fn)(void *arg, const store_token_t *token);
 
 /* Load and query callbacks: OK goes on; any other status stops the walk and is what the
  * call returns (err is then the callback's to fill, or left as it was). A callback must not
@@ -382,5 +436,53 @@ dfnet_status_t store__spec_delete(store_t *s, const char *name, char *err, size_
 /* Call fn for every spec, by name (bytes). Errors as store__lease_load. */
 dfnet_status_t store__spec_load(store_t *s, store_spec_fn fn, void *arg, char *err, size_t err_size)
     __attribute__((warn_unused_result));
+
+/* ---- Certificates (store_cert.c; issue 23 item 4) ---------------------------------- */
+
+/* A session opened with this certificate at now_ms from address: insert it (first and last
+ * seen now, not issued, not revoked) or update its last_seen_ms and last_address (name,
+ * role and not-after as given: they are the certificate's). Fields of c used: serial, name,
+ * role, not_after_ms, last_seen_ms (now), last_address. Errors: INVALID_ARGUMENT (a field
+ * out of its bounds, a role that is not a leaf's); as SQLite says. */
+dfnet_status_t store__cert_seen(store_t *s, const store_cert_t *c, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* `dfnet-manager issue` made this certificate: insert it (issued, never seen) or mark it
+ * issued. Fields used: serial, name, role, not_after_ms. Errors as store__cert_seen. */
+dfnet_status_t store__cert_issued(store_t *s, const store_cert_t *c, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Mark certificate `serial` revoked at time_ms by `by` for `reason`. Errors:
+ * INVALID_ARGUMENT (a field out of its bounds); NOT_FOUND (no such certificate);
+ * FAILED_PRECONDITION (revoked already: the first revocation stands); as SQLite says. */
+dfnet_status_t store__cert_revoke(store_t *s, const char *serial, uint64_t time_ms, const char *by,
+                                  const char *reason, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Call fn for every certificate (serial NULL), by name then serial, or for the one of that
+ * serial (none: fn is not called, OK). Errors as store__lease_load. */
+dfnet_status_t store__cert_load(store_t *s, const char *serial, store_cert_fn fn, void *arg,
+                                char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/* ---- Join tokens (store_token.c; issue 23 item 1) ------------------------------------ */
+
+/* Insert a new token with its labels. Errors: INVALID_ARGUMENT (a field out of its bounds,
+ * a role that is not HOST, OPERATOR or VIEWER); ALREADY_EXISTS (the id is taken); as
+ * SQLite says. */
+dfnet_status_t store__token_put(store_t *s, const store_token_t *t, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Set token `id`'s uses_left (a redemption). Errors: NOT_FOUND; as SQLite says. */
+dfnet_status_t store__token_set_uses(store_t *s, const char *id, uint32_t uses_left, char *err,
+                                     size_t err_size) __attribute__((warn_unused_result));
+
+/* Mark token `id` revoked at time_ms. Errors: NOT_FOUND; FAILED_PRECONDITION (revoked
+ * already); as SQLite says. */
+dfnet_status_t store__token_revoke(store_t *s, const char *id, uint64_t time_ms, char *err,
+                                   size_t err_size) __attribute__((warn_unused_result));
+
+/* Call fn for every token, by creation time then id. Errors as store__lease_load. */
+dfnet_status_t store__token_load(store_t *s, store_token_fn fn, void *arg, char *err,
+                                 size_t err_size) __attribute__((warn_unused_result));
 
 #endif /* DFNET_MANAGER_STORE_H */

@@ -3,7 +3,8 @@
  * Files: store.c (opening, closing, SQLite's result codes, transactions, counters, the
  * checks every record shares), store_schema.c (the schema and its migrations),
  * store_lease.c (leases, lease tokens), store_queue.c (the wait queue), store_audit.c (the
- * audit log), store_state.c (driver flags, composite node specs).
+ * audit log), store_state.c (driver flags, composite node specs), store_cert.c (certificates
+ * seen and issued, revocations), store_token.c (join tokens).
  *
  * Every statement is prepared once, at open, from STORE_STATEMENTS below (one place to read
  * all the SQL the store runs but the schema): the hot paths never parse SQL. A write is
@@ -101,7 +102,46 @@
     "INSERT INTO composite_spec (name, spec) VALUES (?1, ?2) "                                   \
     "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec")                                     \
   X(SPEC_DELETE, "DELETE FROM composite_spec WHERE name = ?1")                                   \
-  X(SPEC_LOAD, "SELECT name, spec FROM composite_spec ORDER BY name")
+  X(SPEC_LOAD, "SELECT name, spec FROM composite_spec ORDER BY name")                            \
+  X(CERT_SEEN,                                                                                   \
+    "INSERT INTO certificate (serial, name, role, not_after_ms, issued, first_seen_ms, "         \
+    "last_seen_ms, last_address, revoked_ms, revoked_by, revoke_reason) "                        \
+    "VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?6, 0, '', '') "                                         \
+    "ON CONFLICT (serial) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, "                  \
+    "last_address = excluded.last_address, first_seen_ms = CASE "                                \
+    "WHEN certificate.first_seen_ms = 0 THEN excluded.first_seen_ms "                            \
+    "ELSE certificate.first_seen_ms END")                                                        \
+  X(CERT_ISSUED,                                                                                 \
+    "INSERT INTO certificate (serial, name, role, not_after_ms, issued, first_seen_ms, "         \
+    "last_seen_ms, last_address, revoked_ms, revoked_by, revoke_reason) "                        \
+    "VALUES (?1, ?2, ?3, ?4, 1, 0, 0, '', 0, '', '') "                                           \
+    "ON CONFLICT (serial) DO UPDATE SET issued = 1")                                             \
+  X(CERT_REVOKE,                                                                                 \
+    "UPDATE certificate SET revoked_ms = ?2, revoked_by = ?3, revoke_reason = ?4 "               \
+    "WHERE serial = ?1 AND revoked_ms = 0")                                                      \
+  X(CERT_EXISTS, "SELECT revoked_ms FROM certificate WHERE serial = ?1")                         \
+  X(CERT_LOAD,                                                                                   \
+    "SELECT serial, name, role, not_after_ms, issued, first_seen_ms, last_seen_ms, "             \
+    "last_address, revoked_ms, revoked_by, revoke_reason FROM certificate "                      \
+    "ORDER BY name, serial")                                                                     \
+  X(CERT_GET,                                                                                    \
+    "SELECT serial, name, role, not_after_ms, issued, first_seen_ms, last_seen_ms, "             \
+    "last_address, revoked_ms, revoked_by, revoke_reason FROM certificate WHERE serial = ?1")    \
+  X(TOKEN_INSERT,                                                                                \
+    "INSERT INTO join_token (id, secret_sha256, role, name, name_prefix, created_ms, "           \
+    "created_by, expires_ms, uses_left, revoked_ms) "                                            \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)")                                            \
+  X(TOKEN_LABEL_INSERT,                                                                          \
+    "INSERT INTO join_token_label (token_id, pos, label_key, label_value) "                      \
+    "VALUES (?1, ?2, ?3, ?4)")                                                                   \
+  X(TOKEN_SET_USES, "UPDATE join_token SET uses_left = ?2 WHERE id = ?1")                        \
+  X(TOKEN_REVOKE, "UPDATE join_token SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms = 0")      \
+  X(TOKEN_EXISTS, "SELECT revoked_ms FROM join_token WHERE id = ?1")                             \
+  X(TOKEN_LOAD,                                                                                  \
+    "SELECT id, secret_sha256, role, name, name_prefix, created_ms, created_by, expires_ms, "    \
+    "uses_left, revoked_ms FROM join_token ORDER BY created_ms, id")                             \
+  X(TOKEN_LABEL_LOAD,                                                                            \
+    "SELECT label_key, label_value FROM join_token_label WHERE token_id = ?1 ORDER BY pos")
 
 typedef enum store_stmt {
 #define STORE_STMT_ENUM_(id, sql) STMT_##id,
@@ -200,6 +240,13 @@ dfnet_status_t store_sql__write_one(store_t *s, sqlite3_stmt *st, const char *do
  * NOT_FOUND. */
 dfnet_status_t store_sql__delete_id(store_t *s, store_stmt_t stmt, uint64_t id, const char *what,
                                     char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/* Read the revoked_ms column of the row keyed `key` with statement `stmt` (its one
+ * parameter: the key; store_cert.c). OK and *revoked_ms; NOT_FOUND ("<path>: no <what>
+ * <key>" into err); DATA_LOSS; as SQLite says. */
+dfnet_status_t store_sql__revoked_ms(store_t *s, store_stmt_t stmt, const char *what,
+                                     const char *key, uint64_t *revoked_ms, char *err,
+                                     size_t err_size) __attribute__((warn_unused_result));
 
 /* ---- Counters (store.c) ------------------------------------------------------------- */
 

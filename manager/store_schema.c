@@ -86,6 +86,39 @@ static const migration_t migrations[] = {
      "CREATE TABLE composite_spec ("
      " name VARCHAR(128) NOT NULL PRIMARY KEY,"
      " spec BLOB NOT NULL);"},
+    {3, "certificates and join tokens (issue 23)",
+     /* every certificate seen at a session's open or issued; revoked_ms 0: not revoked */
+     "CREATE TABLE certificate ("
+     " serial VARCHAR(40) NOT NULL PRIMARY KEY,"
+     " name VARCHAR(64) NOT NULL,"
+     " role VARCHAR(16) NOT NULL,"
+     " not_after_ms BIGINT NOT NULL,"
+     " issued BOOLEAN NOT NULL,"
+     " first_seen_ms BIGINT NOT NULL,"
+     " last_seen_ms BIGINT NOT NULL,"
+     " last_address VARCHAR(63) NOT NULL,"
+     " revoked_ms BIGINT NOT NULL,"
+     " revoked_by VARCHAR(64) NOT NULL,"
+     " revoke_reason VARCHAR(256) NOT NULL);"
+     "CREATE INDEX certificate_name ON certificate (name);"
+     /* join tokens: the SHA-256 of the secret (salted with the id), never the secret */
+     "CREATE TABLE join_token ("
+     " id VARCHAR(12) NOT NULL PRIMARY KEY,"
+     " secret_sha256 BLOB NOT NULL,"
+     " role VARCHAR(16) NOT NULL,"
+     " name VARCHAR(64) NOT NULL,"
+     " name_prefix VARCHAR(64) NOT NULL,"
+     " created_ms BIGINT NOT NULL,"
+     " created_by VARCHAR(64) NOT NULL,"
+     " expires_ms BIGINT NOT NULL,"
+     " uses_left BIGINT NOT NULL,"
+     " revoked_ms BIGINT NOT NULL);"
+     "CREATE TABLE join_token_label ("
+     " token_id VARCHAR(12) NOT NULL REFERENCES join_token (id) ON DELETE CASCADE,"
+     " pos SMALLINT NOT NULL,"
+     " label_key VARCHAR(63) NOT NULL,"
+     " label_value VARCHAR(127) NOT NULL,"
+     " PRIMARY KEY (token_id, pos));"},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

@@ -462,6 +462,65 @@ static void fill_lease_audit_entry(dfnet_envelope_t *e) {
   SET(a->targets, "dev.lab-a.pci.00_05_0");
   SET(a->detail, "the CI job was cancelled");
 }
+/* trust.proto (issue 23) */
+static void fill_cert_list(dfnet_envelope_t *e) { WHICH(e, cert_list); }
+static void fill_cert_info(dfnet_envelope_t *e) {
+  WHICH(e, cert_info);
+  dfnet_v1_CertInfo *c = &e->pb.msg.cert_info;
+  SET(c->serial, "5f0c2a9e11d04b7c8a0e3d2f6b1c9a77");
+  SET(c->name, "lab-a");
+  SET(c->role, "host");
+  c->not_after_ms = 1799136000000ull;
+  c->first_seen_ms = 1796544000000ull;
+  c->last_seen_ms = 1796630400000ull;
+  SET(c->last_address, "192.0.2.7:50312");
+  c->revoked_ms = 1796640000000ull;
+  SET(c->revoked_by, "root");
+  SET(c->revoke_reason, "board stolen");
+}
+static void fill_cert_revoke(dfnet_envelope_t *e) {
+  WHICH(e, cert_revoke);
+  SET(e->pb.msg.cert_revoke.target, "lab-a");
+  SET(e->pb.msg.cert_revoke.reason, "board stolen");
+}
+static void fill_cert_revoke_result(dfnet_envelope_t *e) {
+  WHICH(e, cert_revoke_result);
+  dfnet_v1_CertRevokeResult *r = &e->pb.msg.cert_revoke_result;
+  r->serials_count = 2;
+  SET(r->serials[0], "5f0c2a9e11d04b7c8a0e3d2f6b1c9a77");
+  SET(r->serials[1], "6a1d3b0f22e15c8d9b1f4e307c2dab88");
+  SET(r->name, "lab-a");
+  r->sessions_closed = 1;
+}
+static void fill_token_create(dfnet_envelope_t *e) {
+  WHICH(e, token_create);
+  dfnet_v1_TokenCreate *t = &e->pb.msg.token_create;
+  t->role = dfnet_v1_Role_HOST;
+  SET(t->name_prefix, "rack3-");
+  t->ttl_ms = 3600000;
+  t->uses = 10;
+  t->labels_count = 1;
+  SET(t->labels[0].key, "rack");
+  SET(t->labels[0].value, "3");
+}
+static void fill_token_info(dfnet_envelope_t *e) {
+  WHICH(e, token_info);
+  dfnet_v1_TokenInfo *t = &e->pb.msg.token_info;
+  SET(t->id, "0a1b2c3d4e5f");
+  SET(t->token, "0a1b2c3d4e5f.00112233445566778899aabbccddeeff");
+  t->role = dfnet_v1_Role_HOST;
+  SET(t->name, "lab-b");
+  t->created_ms = 1796544000000ull;
+  t->expires_ms = 1796547600000ull;
+  t->uses_left = 1;
+  SET(t->created_by, "root");
+  SET(t->ca_pin, "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+}
+static void fill_token_list(dfnet_envelope_t *e) { WHICH(e, token_list); }
+static void fill_token_revoke(dfnet_envelope_t *e) {
+  WHICH(e, token_revoke);
+  SET(e->pb.msg.token_revoke.id, "0a1b2c3d4e5f");
+}
 static void fill_call(dfnet_envelope_t *e) {
   uint64_t id = e->pb.id;
   sample_typical_call(e);
@@ -522,6 +581,14 @@ static const struct {
     {"lease_history", fill_lease_history},
     {"lease_audit_entry", fill_lease_audit_entry},
     {"artifact_open", fill_artifact_open},
+    {"cert_list", fill_cert_list},
+    {"cert_info", fill_cert_info},
+    {"cert_revoke", fill_cert_revoke},
+    {"cert_revoke_result", fill_cert_revoke_result},
+    {"token_create", fill_token_create},
+    {"token_info", fill_token_info},
+    {"token_list", fill_token_list},
+    {"token_revoke", fill_token_revoke},
 };
 
 size_t sample_count(void) { return sizeof samples / sizeof samples[0]; }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
+#include "clients/cli/trust.h"
 #include "lib/suggest.h"
 
 const cli_command_t cli_commands[] = {
@@ -59,6 +60,11 @@ const cli_command_t cli_commands[] = {
     {"lease", "release", cmd_lease_release, "release a lease [--force --reason R]"},
     {"lease", "history", cmd_lease_history, "the leases' audit log [--target T] [--since 1d]"},
     {"lease", "run", cmd_lease_run, "run a command holding a lease: TARGET... -- CMD ARGS"},
+    {"cert", "list", cmd_cert_list, "the certificates the manager has seen or issued [--json]"},
+    {"cert", "revoke", cmd_cert_revoke, "revoke a certificate: NAME|SERIAL --reason R"},
+    {"token", "create", cmd_token_create, "create a join token: --role R [--name N] [--ttl D]"},
+    {"token", "list", cmd_token_list, "the join tokens (never their secrets) [--json]"},
+    {"token", "revoke", cmd_token_revoke, "revoke a join token: ID"},
     {"completion", NULL, cmd_completion, "print the bash or zsh completion script"},
 };
 const size_t cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

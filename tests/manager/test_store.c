@@ -754,7 +754,7 @@ static void test_migrate_from_v1(void **state) {
   fixture_t *f = *state;
   sql_by_hand(f, v1_file);
   open_ok(f);
-  assert_int_equal(store__schema_version(f->s), 2);
+  assert_int_equal(store__schema_version(f->s), STORE_SCHEMA_VERSION);
   static const store_target_t t[] = {{STORE_TARGET_MONIKER, "dev.lab-a.pci.00_05_0"},
                                      {STORE_TARGET_CLASS_PATH, "class/rng/000"}};
   static const char *const n[] = {"dev.lab-a.pci.00_05_0"};
@@ -793,7 +793,7 @@ static void test_migrate_from_v1(void **state) {
   store_driver_flags_t fl = {"dfnet-boot:///x#meta/x.json", true};
   expect(store__driver_flags_put(f->s, &fl, f->err, sizeof f->err), OK, f->err, "flags");
   reopen(f); /* nothing to migrate twice */
-  assert_int_equal(store__schema_version(f->s), 2);
+  assert_int_equal(store__schema_version(f->s), STORE_SCHEMA_VERSION);
   expect_state(f, "dfnet-boot:///x#meta/x.json=1", "");
 }
 

@@ -1,0 +1,166 @@
+/* dfnet-manager: enrollment's certificate (manager/cert.h "Enrollment"; issue 23 item 2): a
+ * join token and a CSR (PKCS#10) become a certificate of the token's role and name for the
+ * requester's own key, issued by the state directory's CA and recorded. The wire that carries
+ * them (the dfnet.enroll.v1 subprotocol) and `dfnet-host join` are not built yet. */
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/pki.h"
+#include "lib/role.h"
+#include "manager/cert.h"
+
+#define SUB "enroll"
+
+/* What the token's accept hook needs and makes. */
+typedef struct enroll_ctx {
+  mgr_t *m;
+  const dfnet_pki_csr_t *csr;
+  unsigned days;
+  uint64_t now_ms;
+  cert_enrolled_t *out;
+} enroll_ctx_t;
+
+/* The CSR's name, checked against what the token allows, into out. */
+static dfnet_status_t name_check(const token_grant_t *g, const dfnet_pki_csr_t *csr,
+                                 char out[STORE_PRINCIPAL_MAX + 1], char *why, size_t why_size) {
+  dfnet_pki_csr_name(csr, out);
+  if (!dfnet_pki_name_valid(out)) {
+    dfnet_why_set(why, why_size, "the CSR's CN \"%s\" is not a dfnet name", out);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  if (g->name[0] != '\0' && strcmp(out, g->name) != 0) {
+    dfnet_why_set(why, why_size, "the token enrols %s, the CSR names %s", g->name, out);
+    return DFNET_STATUS_PERMISSION_DENIED;
+  }
+  if (g->name_prefix[0] != '\0' && strncmp(out, g->name_prefix, strlen(g->name_prefix)) != 0) {
+    dfnet_why_set(why, why_size, "the token enrols names starting with %s, the CSR names %s",
+                  g->name_prefix, out);
+    return DFNET_STATUS_PERMISSION_DENIED;
+  }
+  return DFNET_STATUS_OK;
+}
+
+/* Issue the certificate for the CSR's key from the state directory's CA. */
+static dfnet_status_t issue(enroll_ctx_t *x, const token_grant_t *g, char *why, size_t why_size) {
+  char path[1200];
+  dfnet_pki_cert_t *ca = NULL;
+  dfnet_pki_key_t *ca_key = NULL;
+  snprintf(path, sizeof path, "%s/%s", x->m->cfg.state_dir, DFNET_PKI_CA_CERT_FILE);
+  dfnet_status_t st = dfnet_pki_cert_load(path, &ca);
+  if (st == DFNET_STATUS_OK) {
+    snprintf(path, sizeof path, "%s/%s", x->m->cfg.state_dir, DFNET_PKI_CA_KEY_FILE);
+    st = dfnet_pki_key_load(path, &ca_key);
+  }
+  if (st == DFNET_STATUS_OK) {
+    const dfnet_role_t *role = dfnet_role_by_wire(g->role);
+    dfnet_pki_leaf_params_t p = {.name = x->out->name,
+                                 .role = role != NULL ? role->pki : DFNET_PKI_ROLE_NONE,
+                                 .days = x->days};
+    st = dfnet_pki_leaf_issue_csr(ca, ca_key, &p, x->csr, &x->out->cert);
+  }
+  if (st != DFNET_STATUS_OK)
+    dfnet_why_set(why, why_size, "the certificate was not issued: %s (the manager's log says why)",
+                  dfnet_status_str(st));
+  dfnet_pki_key_free(ca_key);
+  dfnet_pki_cert_free(ca);
+  return st;
+}
+
+/* token__redeem's accept hook: the name, no live certificate of it, then the certificate. */
+static dfnet_status_t accept_grant(void *arg, const token_grant_t *g, char *why, size_t why_size) {
+  enroll_ctx_t *x = arg;
+  dfnet_status_t st = name_check(g, x->csr, x->out->name, why, why_size);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  char serial[STORE_SERIAL_MAX + 1];
+  uint64_t until = 0;
+  if (cert__live_of_name(x->m, x->out->name, x->now_ms, serial, &until)) {
+    dfnet_why_set(why, why_size,
+                  "%s is enrolled already (certificate %s): revoke it first (dfnet cert revoke "
+                  "%s --reason ...)",
+                  x->out->name, serial, x->out->name);
+    return DFNET_STATUS_ALREADY_EXISTS;
+  }
+  return issue(x, g, why, why_size);
+}
+
+/* Record the issued certificate (store, audit row, memory). */
+static dfnet_status_t record(mgr_t *m, cert_enrolled_t *e, const char *source, char *why,
+                             size_t why_size) {
+  dfnet_pki_cert_info_t info;
+  dfnet_status_t st = dfnet_pki_cert_info(e->cert, &info);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  snprintf(e->serial, sizeof e->serial, "%s", info.serial_hex);
+  store_cert_t c = {.serial = e->serial,
+                    .name = e->name,
+                    .role = dfnet_pki_role_str(info.role),
+                    .not_after_ms = (uint64_t)(info.not_after > 0 ? info.not_after : 0) * 1000u,
+                    .issued = true,
+                    .last_address = "",
+                    .revoked_by = "",
+                    .revoke_reason = ""};
+  char target[8 + STORE_SERIAL_MAX], detail[STORE_DETAIL_MAX + 1];
+  snprintf(target, sizeof target, "cert:%s", e->serial);
+  snprintf(detail, sizeof detail, "%s (%s) with join token %s from %s", e->name, c.role,
+           e->grant.id, source != NULL ? source : "?");
+  store_target_t tg = {STORE_TARGET_SELECTOR, target};
+  store_audit_t row = {.time_ms = mgr__wall_ms(),
+                       .actor = e->name,
+                       .action = STORE_AUDIT_ENROLL,
+                       .targets = &tg,
+                       .target_count = 1,
+                       .detail = detail};
+  if ((st = store__begin(m->store, why, why_size)) != DFNET_STATUS_OK)
+    return st;
+  st = store__cert_issued(m->store, &c, why, why_size);
+  if (st == DFNET_STATUS_OK)
+    st = store__audit_append(m->store, &row, NULL, why, why_size);
+  if (st == DFNET_STATUS_OK)
+    st = store__commit(m->store, why, why_size);
+  else
+    store__rollback(m->store);
+  if (st == DFNET_STATUS_OK && !cert__remember(m, &c))
+    DFNET_LOGW(SUB, e->name,
+               "certificate %s recorded, not kept in memory (no memory): listed "
+               "after a restart",
+               e->serial);
+  return st;
+}
+
+dfnet_status_t cert__enroll(mgr_t *m, const char *token, const uint8_t *csr, size_t csr_len,
+                            const char *source, unsigned days, cert_enrolled_t *out, char *why,
+                            size_t why_size) {
+  memset(out, 0, sizeof *out);
+  if (days > DFNET_PKI_MAX_DAYS) {
+    dfnet_why_set(why, why_size, "%u days: at most %d", days, DFNET_PKI_MAX_DAYS);
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  }
+  dfnet_pki_csr_t *req = NULL;
+  dfnet_status_t st = dfnet_pki_csr_parse(csr, csr_len, &req);
+  if (st != DFNET_STATUS_OK) {
+    dfnet_why_set(why, why_size, "%s",
+                  st == DFNET_STATUS_UNAUTHENTICATED
+                      ? "the CSR's signature does not verify with its own key"
+                      : "the CSR is not a P-256 PKCS#10 request signed with SHA-256");
+    DFNET_LOGW(SUB, source, "enrollment refused: %s: %s", dfnet_status_str(st), why);
+    return st;
+  }
+  enroll_ctx_t x = {m, req, days ? days : CERT_ENROLL_DAYS, mgr__wall_ms(), out};
+  st = token__redeem(cert__tokens(m), token, source, x.now_ms, accept_grant, &x, &out->grant, why,
+                     why_size);
+  dfnet_pki_csr_free(req);
+  if (st == DFNET_STATUS_OK)
+    st = record(m, out, source, why, why_size);
+  if (st != DFNET_STATUS_OK) {
+    dfnet_pki_cert_free(out->cert);
+    out->cert = NULL;
+    return st;
+  }
+  DFNET_LOGI(SUB, out->name, "enrolled from %s with join token %s: certificate %s, role %s",
+             source != NULL ? source : "?", out->grant.id, out->serial,
+             dfnet_role_by_wire(out->grant.role)->name);
+  return DFNET_STATUS_OK;
+}
