@@ -64,6 +64,19 @@ bool usb_testbed_share(UMockdevTestbed *tb) {
   return root != NULL && nftw(root, share_entry, 16, FTW_PHYS) == 0;
 }
 
+bool usb_testbed_add_shared(UMockdevTestbed *tb, const char *text) {
+  GError *error = NULL;
+  mode_t mask = umask(0);
+  bool ok = umockdev_testbed_add_from_string(tb, text, &error);
+  umask(mask);
+  if (!ok) {
+    fprintf(stderr, "umockdev_testbed_add_from_string: %s\n", error ? error->message : "?");
+    g_clear_error(&error);
+    return false;
+  }
+  return usb_testbed_share(tb);
+}
+
 size_t usb_testbed_unhex(const char *hex, uint8_t *out, size_t cap) {
   size_t n = 0;
   for (; hex[0] != '\0' && hex[1] != '\0' && n < cap; hex += 2) {

@@ -24,6 +24,13 @@ UMockdevTestbed *usb_testbed_new(const char *recording, const char *ioctl_devnod
  * fails. */
 bool usb_testbed_share(UMockdevTestbed *tb);
 
+/* umockdev_testbed_add_from_string(tb, text) for the driver user: the add sends the devices'
+ * "add" uevents itself, so a driver may open their files before a usb_testbed_share after it
+ * could come; the files are therefore made under umask 0 (the caller's other threads must make
+ * no file meanwhile), then the testbed is shared. Returns false (the reason on stderr) when
+ * the add or a chmod fails. */
+bool usb_testbed_add_shared(UMockdevTestbed *tb, const char *text);
+
 /* Decode hex digits into out (at most cap bytes); returns the byte count. */
 size_t usb_testbed_unhex(const char *hex, uint8_t *out, size_t cap);
 

@@ -28,6 +28,7 @@
 
 #include <umockdev.h>
 
+#include "drivers_hw/usb_testbed.h"
 #include "fabric.h"
 #include "testhost/testhost.h"
 
@@ -50,18 +51,23 @@ static struct {
   char trace[300];
 } F;
 
-/* --no-sandbox: confined, usb-device's libusb_init fails ("Other error") on this testbed,
- * which starts without any device and gets the keyboard by uevents (test_usb_stack and
- * test_cli_usb run usb-device sandboxed, with the right usb); the class driver's trace is its
- * manifest resource all the same (set up below) */
-static const char *agent_extra[] = {"--no-sandbox", "--allow-resource", NULL, NULL};
+/* sandboxed (dfnet-host's default): usb-device asks for the right usb, which reaches the
+ * testbed beneath $UMOCKDEV_DIR (docs/architecture.md "Confinement"), and the class driver's
+ * trace is its manifest resource, which --allow-resource lets the agent open (set up below).
+ * The testbed must be shared with the driver user too (setup, plug_keyboard): umockdev makes
+ * its directory 0700, and a driver host, running as dfnet-driver, could not even pass it, so
+ * the preload found no testbed and the bind of its netlink emulation's socket there failed
+ * EACCES: libudev's monitor could not start, and libusb_init failed "Other error" (the file
+ * modes' doing, not Landlock's). */
+static const char *agent_extra[] = {"--allow-right", "usb", "--allow-resource", NULL, NULL};
 
 static void recording(const char *name, char *buf, size_t cap) {
   snprintf(buf, cap, DFNET_FIXTURES_DIR "/usb/%s", name);
 }
 
-/* Plug the keyboard: its device record only (the root hub and controller stay). The
- * testbed sends the "add" uevent. */
+/* Plug the keyboard: its device record only (the root hub and controller stay), its files
+ * open to the driver user (its device file read-write: the class drivers claim its
+ * interfaces). The testbed sends the "add" uevent. */
 static void plug_keyboard(void) {
   char path[512];
   gchar *text = NULL;
@@ -71,8 +77,8 @@ static void plug_keyboard(void) {
   char *blank = strstr(text, "\n\n");
   assert_non_null(blank);
   blank[1] = '\0';
-  if (!umockdev_testbed_add_from_string(F.testbed, text, &error))
-    fail_msg("umockdev_testbed_add_from_string: %s", error ? error->message : "?");
+  if (!usb_testbed_add_shared(F.testbed, text))
+    fail_msg("the keyboard could not be added to the testbed");
   g_free(text);
 }
 
@@ -145,6 +151,8 @@ static int setup(void **state) {
     return -1;
   umockdev_testbed_uevent(F.testbed, KEYBOARD_SYSFS, "remove");
   umockdev_testbed_remove_device(F.testbed, KEYBOARD_SYSFS);
+  if (!usb_testbed_share(F.testbed)) /* the driver user's: see agent_extra */
+    return -1;
 
   F.agent.name = "lab-u";
   F.agent.usb = true;
@@ -160,7 +168,7 @@ static int setup(void **state) {
            "\"colocate\": \"true\", \"config\": {\"trace\": \"%s\"}, "
            "\"resources\": [{\"path\": \"%s\", \"access\": \"rw\"}]",
            F.trace, F.trace);
-  agent_extra[2] = F.trace;
+  agent_extra[3] = F.trace;
   if (fabric_sh("touch '%s'", F.trace) != 0 || /* the agent opens it; it creates nothing */
       fabric_sh("cp -r '%s/drivers/usb-device' '%s/usb-device'", F.fab.build, drivers) != 0 ||
       th_write_driver(drivers, "usb-class", HID_RULES, extra) != 0 ||
