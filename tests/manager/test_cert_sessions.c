@@ -100,6 +100,8 @@ static size_t cert_list(testhost_t *h) {
   return g_count;
 }
 
+static bool is_bound(const dfnet_v1_NodeInfo *i) { return i->state == dfnet_v1_NodeState_BOUND; }
+
 static void test_pending_call_ends_unauthenticated(void **state) {
   fixture_t *f = *state;
   testhost_t *host = f->h[0] = th_connect(&f->mgr, "lab-a", "host", NULL);
@@ -113,6 +115,10 @@ static void test_pending_call_ends_unauthenticated(void **state) {
                    DFNET_STATUS_OK);
   assert_true(th_wait_event(host, dfnet_v1_Envelope_driver_start_tag, "dev.lab-a.dev0", WAIT_MS,
                             NULL, NULL));
+  /* the manager routes calls once it has the start's answer: a call before that is
+   * UNAVAILABLE (the driver is starting) */
+  dfnet_v1_NodeInfo info;
+  assert_true(th_wait_node(eve, "dev.lab-a.dev0", is_bound, WAIT_MS, &info));
   dfnet_envelope_t call;
   dfnet_envelope_init(&call);
   call.pb.which_msg = dfnet_v1_Envelope_call_tag;
