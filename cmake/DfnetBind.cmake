@@ -5,7 +5,10 @@
 # under the current binary dir) and adds a target <target> that builds it. With TESTS, the
 # Fuchsia-format bind tests run under ctest as "<target>_bind_test". The built-in
 # libraries (bind/lib) are always on the search path.
-# Included from bind/CMakeLists.txt, so every later directory (drivers/ ...) can call it.
+# Included from bind/CMakeLists.txt, so every later directory (drivers/ ...) can call it;
+# installed, from dfnetConfig.cmake, where DFNET_BINDC is the imported dfnet::bindc and
+# DFNET_BIND_LIB_DIR the installed bind libraries (given with --lib-dir: the installed
+# program's built-in directory is that of the final prefix, which a DESTDIR lacks).
 function(dfnet_bind_program target)
   cmake_parse_arguments(B "" "RULES;OUTPUT;TESTS" "INCLUDES" ${ARGN})
   if(NOT B_RULES OR NOT B_OUTPUT)
@@ -21,11 +24,18 @@ function(dfnet_bind_program target)
     list(APPEND _inc_files "${_inc}")
   endforeach()
   file(GLOB _builtin_libs "${DFNET_BIND_LIB_DIR}/*.bind")
+  set(_bindc "${DFNET_BINDC}")
+  if(NOT _bindc)
+    set(_bindc dfnet-bindc)
+  endif()
+  if(DFNET_DRIVER_INSTALLED)
+    list(APPEND _inc_args --lib-dir "${DFNET_BIND_LIB_DIR}")
+  endif()
   get_filename_component(_out_dir "${_out}" DIRECTORY)
   add_custom_command(OUTPUT "${_out}"
     COMMAND ${CMAKE_COMMAND} -E make_directory "${_out_dir}"
-    COMMAND dfnet-bindc compile ${_inc_args} "${_rules}" -o "${_out}"
-    DEPENDS dfnet-bindc "${_rules}" ${_inc_files} ${_builtin_libs}
+    COMMAND ${_bindc} compile ${_inc_args} "${_rules}" -o "${_out}"
+    DEPENDS ${_bindc} "${_rules}" ${_inc_files} ${_builtin_libs}
     COMMENT "dfnet-bindc compile ${B_RULES}"
     VERBATIM)
   add_custom_target(${target} ALL DEPENDS "${_out}")
@@ -33,6 +43,6 @@ function(dfnet_bind_program target)
   if(B_TESTS)
     get_filename_component(_tests "${B_TESTS}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
     add_test(NAME ${target}_bind_test
-      COMMAND dfnet-bindc test ${_inc_args} "${_rules}" --test-spec "${_tests}")
+      COMMAND ${_bindc} test ${_inc_args} "${_rules}" --test-spec "${_tests}")
   endif()
 endfunction()

@@ -12,7 +12,15 @@
 #                                   DFNET_DRIVER_EXPORT symbol is visible, static
 #                                   libraries' symbols stay inside it
 #
-# so that `dfnet-manager --drivers ${CMAKE_BINARY_DIR}/drivers` finds every boot driver.
+# so that `dfnet-manager --drivers ${CMAKE_BINARY_DIR}/drivers` finds every boot driver,
+# and installs the same files under <prefix>/lib/dfnet/drivers/<name>/ (component host).
+#
+# The same file serves the dfnet tree and, installed with find_package(dfnet)
+# (packaging/cmake/dfnetConfig.cmake.in sets DFNET_DRIVER_INSTALLED), driver authors
+# outside it: there the driver links dfnet::driver (include/dfnet/driver.h, drivers/common,
+# the dfnet/hw messages, nanopb), LIBS dfnet_drvkit and dfnet_proto_hw (the tree's names of
+# what dfnet::driver carries) are taken as dfnet::driver, and dfnet::bindc compiles the
+# bind rules. A drivers/<name>/ folder of the tree thus builds unchanged outside it.
 # The bind tests (TESTS, Fuchsia's tests.json format) run under ctest as
 # "<name>-bind_bind_test". Targets: driver-<name> (the .so, depends on the rest),
 # and dfnet_drivers (every package).
@@ -21,6 +29,9 @@ if(NOT TARGET dfnet_drivers)
 endif()
 set(DFNET_DRIVERS_DIR "${CMAKE_BINARY_DIR}/drivers" CACHE INTERNAL
     "Where the boot driver packages are laid out")
+if(NOT DFNET_INSTALL_PKGLIBDIR)
+  set(DFNET_INSTALL_PKGLIBDIR "lib/dfnet")
+endif()
 
 function(dfnet_driver_package name)
   cmake_parse_arguments(D "" "BIND;TESTS;MANIFEST" "SOURCES;LIBS;INCLUDES" ${ARGN})
@@ -40,10 +51,16 @@ function(dfnet_driver_package name)
   endif()
 
   add_library(driver-${name} MODULE ${D_SOURCES})
-  target_compile_options(driver-${name} PRIVATE ${DFNET_WARNINGS})
-  target_include_directories(driver-${name} PRIVATE "${CMAKE_SOURCE_DIR}/include"
-                             "${CMAKE_SOURCE_DIR}")
-  target_link_libraries(driver-${name} PRIVATE ${D_LIBS})
+  if(DFNET_DRIVER_INSTALLED)
+    list(REMOVE_ITEM D_LIBS dfnet_drvkit dfnet_proto_hw)
+    target_link_libraries(driver-${name} PRIVATE dfnet::driver ${D_LIBS})
+    target_compile_options(driver-${name} PRIVATE -Wall -Wextra)
+  else()
+    target_compile_options(driver-${name} PRIVATE ${DFNET_WARNINGS})
+    target_include_directories(driver-${name} PRIVATE "${CMAKE_SOURCE_DIR}/include"
+                               "${CMAKE_SOURCE_DIR}")
+    target_link_libraries(driver-${name} PRIVATE ${D_LIBS})
+  endif()
   # dfnet_driver_* and dfnet_call_* resolve against dfnet-driver-host at dlopen time;
   # nothing of the static libraries linked in may interpose on (or be interposed by) the
   # driver host's own copies.
@@ -78,4 +95,14 @@ function(dfnet_driver_package name)
                     "no bind bytecode")
   endif()
   add_dependencies(dfnet_drivers driver-${name})
+
+  # <prefix>/lib/dfnet/drivers/<name>/, where the packaged dfnet-manager.service reads
+  # the boot drivers
+  set(_dest "${DFNET_INSTALL_PKGLIBDIR}/drivers/${name}")
+  install(TARGETS driver-${name} LIBRARY DESTINATION "${_dest}/driver" COMPONENT host)
+  install(FILES "${pkg}/meta/${name}.json" DESTINATION "${_dest}/meta" COMPONENT host)
+  if(TARGET ${name}-bind)
+    install(FILES "${pkg}/meta/bind/${name}.bindbc" DESTINATION "${_dest}/meta/bind"
+      COMPONENT host)
+  endif()
 endfunction()

@@ -3,8 +3,9 @@
 #                              commands' --help) and `<binary> --version`
 #   build/completion/dfnet     `dfnet completion bash` (bash-completion's completions/)
 #   build/completion/_dfnet    `dfnet completion zsh` ($fpath)
-# and the install step puts the five binaries, the pages in share/man/man1 and the
-# completions where bash-completion and zsh look. DFNET_MAN=OFF skips it (a cross build
+# and the install step puts the pages in share/man/man1 and the completions where
+# bash-completion and zsh look, each in its binary's component (cmake/DfnetInstall.cmake,
+# which installs the binaries). DFNET_MAN=OFF skips it (a cross build
 # cannot run what it builds).
 option(DFNET_MAN "Generate man pages and completion scripts by running the built binaries" ON)
 if(NOT DFNET_MAN)
@@ -23,6 +24,12 @@ set(_dfnet_man_pages
   "dfnet-host" "the host agent of a dfnet fleet: publishes a machine's hardware, runs its drivers"
   "dfnet-driver-host" "the process dfnet's drivers run in, started by dfnet-host"
   "dfnet-bindc" "compile, test, dump and match Fuchsia bind rules")
+# the component (Debian package) of each page
+set(_dfnet_man_component_dfnet tools)
+set(_dfnet_man_component_dfnet-bindc tools)
+set(_dfnet_man_component_dfnet-manager manager)
+set(_dfnet_man_component_dfnet-host host)
+set(_dfnet_man_component_dfnet-driver-host host)
 set(_dfnet_man_outputs)
 list(LENGTH _dfnet_man_pages _n)
 math(EXPR _last "${_n} - 1")
@@ -34,16 +41,23 @@ foreach(_i RANGE 0 ${_last} 2)
     continue()
   endif()
   set(_page "${DFNET_MAN_DIR}/${_target}.1")
-  add_custom_command(OUTPUT "${_page}"
-    COMMAND sh "${CMAKE_SOURCE_DIR}/scripts/help2man.sh" "$<TARGET_FILE:${_target}>"
+  # the page of what is installed: dfnet-bindc's --help names its built-in bind libraries
+  set(_exe ${_target})
+  if(TARGET ${_target}-installed)
+    set(_exe ${_target}-installed)
+  endif()
+  # installed compressed, as Debian wants them (gzip -9n: no name or time stamp inside)
+  add_custom_command(OUTPUT "${_page}" "${_page}.gz"
+    COMMAND sh "${CMAKE_SOURCE_DIR}/scripts/help2man.sh" "$<TARGET_FILE:${_exe}>"
             "${_summary}" "${_page}"
-    DEPENDS ${_target} "${CMAKE_SOURCE_DIR}/scripts/help2man.sh"
+    COMMAND gzip -9nkf "${_page}"
+    DEPENDS ${_exe} "${CMAKE_SOURCE_DIR}/scripts/help2man.sh"
     COMMENT "man page ${_target}.1"
     VERBATIM)
-  list(APPEND _dfnet_man_outputs "${_page}")
-  install(TARGETS ${_target} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  list(APPEND _dfnet_man_outputs "${_page}" "${_page}.gz")
+  install(FILES "${_page}.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+    COMPONENT ${_dfnet_man_component_${_target}})
 endforeach()
-install(FILES ${_dfnet_man_outputs} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
 set(_dfnet_completions)
 if(TARGET dfnet)
@@ -60,8 +74,8 @@ if(TARGET dfnet)
     list(APPEND _dfnet_completions "${_file}")
   endforeach()
   install(FILES "${DFNET_COMPLETION_DIR}/dfnet"
-    DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions COMPONENT tools)
   install(FILES "${DFNET_COMPLETION_DIR}/_dfnet"
-    DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/site-functions)
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/site-functions COMPONENT tools)
 endif()
 add_custom_target(dfnet_man ALL DEPENDS ${_dfnet_man_outputs} ${_dfnet_completions})

@@ -77,7 +77,11 @@ DFNET_STATUS_MAP(DFNET_STATUS_CHECK_)
   X(token_create, TokenCreate)                     \
   X(token_info, TokenInfo)                         \
   X(token_list, TokenList)                         \
-  X(token_revoke, TokenRevoke)
+  X(token_revoke, TokenRevoke)                     \
+  X(enroll, Enroll)                                \
+  X(enroll_result, EnrollResult)                   \
+  X(cert_renew, CertRenew)                         \
+  X(cert_renew_result, CertRenewResult)
 /* clang-format on */
 
 enum { ENVELOPE_ID_TAG = dfnet_v1_Envelope_id_tag, ENVELOPE_BULK_TAG = dfnet_v1_Envelope_bulk_tag };

@@ -157,6 +157,11 @@ dfnet_status_t dfnet_pki_leaf_issue(const dfnet_pki_cert_t *ca_cert, const dfnet
  * final mode, rename over `path`, fsync of the directory (lib/fileio.h). An existing file
  * at `path` is replaced. */
 
+/* The certificate (only the first one) as PEM text, NUL-terminated, into out[0..cap) (about
+ * 800 bytes for a dfnet leaf; 2048 always suffice). Errors: INVALID_ARGUMENT (NULL, cap 0),
+ * RESOURCE_EXHAUSTED (cap too small: logged). Any thread. */
+dfnet_status_t dfnet_pki_cert_pem(const dfnet_pki_cert_t *cert, char *out, size_t cap);
+
 /* Write the certificate (only the first one) as PEM ("-----BEGIN CERTIFICATE-----"),
  * mode 0644. Errors: INVALID_ARGUMENT (NULL), NOT_FOUND (directory missing),
  * PERMISSION_DENIED, RESOURCE_EXHAUSTED (disk full), UNAVAILABLE (other I/O), INTERNAL. */
@@ -328,6 +333,10 @@ dfnet_status_t dfnet_pki_cert_spki_sha256(const dfnet_pki_cert_t *cert, uint8_t 
 
 /* The pin's text, "sha256:<64 hex>", into out. Any thread. */
 void dfnet_pki_pin_format(const uint8_t sha256[32], char out[DFNET_PKI_PIN_TEXT_SIZE]);
+
+/* Parse a pin's text, "sha256:" + 64 hex digits (either case), into out. Errors:
+ * INVALID_ARGUMENT (NULL, another prefix, another length, not hex). Any thread. */
+dfnet_status_t dfnet_pki_pin_parse(const char *text, uint8_t out[32]);
 
 /* ---- Enrollment: keys and CSRs (issue 23 item 2; lib/pki_csr.c) ------------------------- */
 

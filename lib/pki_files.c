@@ -77,6 +77,16 @@ pem_write(const dfnet_pki_cert_t *cert, const dfnet_pki_key_t *key, const char *
   return st;
 }
 
+dfnet_status_t dfnet_pki_cert_pem(const dfnet_pki_cert_t *cert, char *out, size_t cap) {
+  size_t len = 0;
+  if (cert == NULL || out == NULL || cap == 0)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  out[0] = '\0';
+  return cert_pem(cert, NULL, (unsigned char *)out, cap, &len) == DFNET_STATUS_OK
+             ? DFNET_STATUS_OK
+             : DFNET_STATUS_RESOURCE_EXHAUSTED;
+}
+
 dfnet_status_t dfnet_pki_cert_write(const dfnet_pki_cert_t *cert, const char *path) {
   if (cert == NULL || path == NULL)
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, path, "writing a certificate: NULL argument");

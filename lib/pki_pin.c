@@ -32,3 +32,23 @@ void dfnet_pki_pin_format(const uint8_t sha256[32], char out[DFNET_PKI_PIN_TEXT_
   for (size_t i = 0; i < 32; i++)
     snprintf(out + 7 + 2 * i, 3, "%02x", sha256[i]);
 }
+
+dfnet_status_t dfnet_pki_pin_parse(const char *text, uint8_t out[32]) {
+  if (text == NULL || out == NULL || strncmp(text, "sha256:", 7) != 0 || strlen(text) != 7 + 64)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  for (size_t i = 0; i < 32; i++) {
+    unsigned v = 0;
+    for (size_t k = 0; k < 2; k++) {
+      char c = text[7 + 2 * i + k];
+      unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                   : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                   : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                          : 16u;
+      if (d > 15)
+        return DFNET_STATUS_INVALID_ARGUMENT;
+      v = v * 16 + d;
+    }
+    out[i] = (uint8_t)v;
+  }
+  return DFNET_STATUS_OK;
+}

@@ -21,7 +21,8 @@
  * Trust (enforced here, not left to lws: see scripts/patches/libwebsockets/)
  *   TLS 1.2 only; ECDHE-ECDSA with ChaCha20-Poly1305 (preferred: about twice as fast as
  *   mbedTLS 2.28's AES-GCM) or AES-GCM; P-256 first. Mutual TLS
- *   always: a server refuses a peer with no certificate, one not signed by its CA, expired
+ *   always but on DFNET_SUBPROTOCOL_ENROLL (below): a server refuses a peer with no
+ *   certificate, one not signed by its CA, expired
  *   or not yet valid, a certificate whose role (subject OU) does not fit the subprotocol
  *   (DFNET_SUBPROTOCOL_HOST: "host" only; DFNET_SUBPROTOCOL_CLIENT: "admin", "operator",
  *   "viewer"), a certificate its owner revoked (dfnet_server_config_t.is_revoked, asked at
@@ -74,6 +75,17 @@ extern "C" {
 
 #define DFNET_SUBPROTOCOL_HOST "dfnet.host.v1"
 #define DFNET_SUBPROTOCOL_CLIENT "dfnet.client.v1"
+/* Enrollment (issue 23 item 2; lib/transport_enroll.c): the one subprotocol a peer may open
+ * without a client certificate (server-only TLS: the server asks for a certificate, does not
+ * require one on this subprotocol, and every other one still refuses a peer without a valid
+ * certificate). Its sessions have no peer name and role ROLE_UNSPECIFIED; the server's
+ * owner allows them one Enroll. The client holds no certificate and no CA file: it pins the
+ * CA (dfnet_client_config_t.ca_pin). The server therefore presents its CA after its own
+ * certificate in every TLS chain; the client finds the CA of its pin there and verifies the
+ * server's certificate against it (and its role, manager, and name) when the server
+ * answered the upgrade, before the session opens, so nothing of the client's own goes to a
+ * server that fails the pin. */
+#define DFNET_SUBPROTOCOL_ENROLL "dfnet.enroll.v1"
 
 /* Defaults of dfnet_transport_limits_t (0 in a field means the default). */
 #define DFNET_TRANSPORT_MAX_MESSAGE_DEFAULT DFNET_FRAME_MAX_DEFAULT /* 4 MiB */
@@ -83,6 +95,12 @@ extern "C" {
 #define DFNET_TRANSPORT_KEEPALIVE_MS_DEFAULT 10000u     /* 10 s */
 #define DFNET_TRANSPORT_CLOSE_GRACE_MS 500u             /* destroy: wait for clean closes */
 #define DFNET_TRANSPORT_BATCH_MESSAGES_DEFAULT 4u
+/* dfnet_server_config_t.ticket_rotate_secs: the session ticket key's period (24 h) */
+#define DFNET_TRANSPORT_TICKET_ROTATE_SECS_DEFAULT 86400u
+/* dfnet_client_config_t's reconnect backoff (full jitter): base, growth, cap */
+#define DFNET_TRANSPORT_BACKOFF_BASE_MS_DEFAULT 500u
+#define DFNET_TRANSPORT_BACKOFF_MULTIPLIER_DEFAULT 2.0
+#define DFNET_TRANSPORT_BACKOFF_CAP_MS_DEFAULT 30000u
 
 /* A session: one authenticated connection. 0 is "no session". Never reused. */
 typedef uint64_t dfnet_session_id_t;
@@ -103,7 +121,8 @@ typedef struct dfnet_session_info {
   const char *role_name;    /* certificate OU: "host", "admin", "operator", "viewer",
                                "manager" */
   dfnet_v1_Role role;       /* role_name as the wire enum (ROLE_UNSPECIFIED for "manager") */
-  const char *subprotocol;  /* DFNET_SUBPROTOCOL_HOST or DFNET_SUBPROTOCOL_CLIENT */
+  const char *subprotocol;  /* DFNET_SUBPROTOCOL_HOST, _CLIENT or _ENROLL (peer_name and
+                               role_name "" on an enrollment session's server side) */
   const char *peer_address; /* "192.0.2.7:50312" / "[::1]:50312" */
   bool tls_resumed;         /* the TLS handshake resumed an earlier session of this peer
                                (RFC 5246 7.3: no certificates exchanged again; the peer
@@ -185,23 +204,39 @@ typedef struct dfnet_server_config {
   dfnet_transport_callbacks_t callbacks;
   dfnet_is_revoked_fn is_revoked; /* NULL: no certificate of our CA is revoked */
   void *user;                     /* passed to every callback and to is_revoked */
+  /* TLS session tickets (RFC 5077; issue 23 item 5): the file holding their two keys (made,
+   * mode 0600, when missing; replaced atomically at each rotation), so that peers resume
+   * across a restart of this process. NULL = no tickets (session IDs only, forgotten at a
+   * restart). A ticket is accepted for ticket_rotate_secs after its session's full
+   * handshake; the active key is replaced every ticket_rotate_secs and the previous one
+   * still opens tickets (0 = DFNET_TRANSPORT_TICKET_ROTATE_SECS_DEFAULT). A file that
+   * cannot be read or written is logged and the endpoint listens without tickets. */
+  const char *ticket_key_file;
+  uint32_t ticket_rotate_secs;
 } dfnet_server_config_t;
 
 /* A client endpoint: keeps one session to a server, reconnecting with backoff. */
 typedef struct dfnet_client_config {
   const char *url;         /* "wss://host:port[/path]" (only wss) */
-  const char *subprotocol; /* DFNET_SUBPROTOCOL_HOST or DFNET_SUBPROTOCOL_CLIENT */
-  const char *cert_file;   /* PEM: our certificate */
+  const char *subprotocol; /* DFNET_SUBPROTOCOL_HOST, _CLIENT or _ENROLL */
+  const char *cert_file;   /* PEM: our certificate (NULL with DFNET_SUBPROTOCOL_ENROLL) */
   const char *key_file;    /* PEM: its private key (may be cert_file if it holds both) */
-  const char *ca_file;     /* PEM: the CA that signed the server's certificate */
+  const char *ca_file;     /* PEM: the CA that signed the server's certificate (NULL with
+                              DFNET_SUBPROTOCOL_ENROLL) */
+  const uint8_t *ca_pin;   /* DFNET_SUBPROTOCOL_ENROLL only, required: 32 bytes, the SHA-256
+                              of the server CA's SubjectPublicKeyInfo DER (copied) */
   const char *server_name; /* name the server certificate must carry (DNS/IP SAN or CN);
                               NULL = the URL's host */
   const char *server_role; /* OU the server certificate must carry; NULL = "manager",
                               "" = any role */
-  /* Reconnect backoff (RFC-free, gRPC's connection-backoff shape): the first retry after
-   * backoff_initial_ms, each next one x backoff_multiplier, capped at backoff_max_ms,
-   * each delay jittered by +-backoff_jitter_pct percent. Reset after a session opens.
-   * 0 = defaults: 500 ms, 1.6, 30000 ms, 20 %. */
+  /* Reconnect backoff with "full jitter" (AWS Architecture Blog, "Exponential Backoff
+   * and Jitter", 2015; issue 23 item 5): retry n (0 for the first after a loss or a failed
+   * attempt) waits a uniform random time in [0, min(backoff_max_ms, backoff_initial_ms x
+   * backoff_multiplier^n)], drawn from a generator seeded per endpoint by getrandom(2), so
+   * that a fleet dropped at once comes back spread over the whole window instead of in
+   * waves. Reset after a session opens. 0 = defaults: base 500 ms, x2, cap 30000 ms.
+   * backoff_jitter_pct is no longer used (full jitter has no width to set); kept so that
+   * callers that set it still build. */
   uint32_t backoff_initial_ms;
   double backoff_multiplier;
   uint32_t backoff_max_ms;
@@ -210,6 +245,16 @@ typedef struct dfnet_client_config {
   dfnet_transport_callbacks_t callbacks;
   void *user;
 } dfnet_client_config_t;
+
+/* Reload a client endpoint's certificate and key from its files (cert_file, key_file of its
+ * dfnet_client_config_t), which the owner replaced (renewal, issue 23 item 3): the next
+ * connection presents them and resumes no TLS session of the old ones; the session open
+ * now carries on. Errors: INVALID_ARGUMENT (the files do not load or do not belong
+ * together: logged; the old identity stays), NOT_FOUND (no such client endpoint, or one of
+ * DFNET_SUBPROTOCOL_ENROLL), FAILED_PRECONDITION (another thread while the service thread
+ * runs), INTERNAL. Service thread, or before it runs. */
+dfnet_status_t dfnet_transport_client_reload_identity(dfnet_transport_t *t,
+                                                      dfnet_endpoint_id_t endpoint);
 
 /* ---- Lifecycle ------------------------------------------------------------------- */
 

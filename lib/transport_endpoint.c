@@ -156,6 +156,13 @@ void transport__endpoint_free(transport__endpoint_t *ep) {
   free(ep->cert_file);
   free(ep->key_file);
   free(ep->ca_file);
+  mbedtls_x509_crt_free(&ep->pinned_ca); /* enrollment clients (transport_enroll.c) */
+  while (ep->vhost_names != NULL) {      /* reloaded identities' (transport_identity.c) */
+    transport__name_t *n = ep->vhost_names;
+    ep->vhost_names = n->next;
+    free(n);
+  }
+  transport__tickets_free(ep->tickets);
   free(ep);
 }
 
@@ -178,6 +185,20 @@ static void listen_failed(const dfnet_server_config_t *cfg) {
                addr, (unsigned)cfg->port, cfg->cert_file, cfg->key_file, cfg->ca_file);
 }
 
+/* The listener's RFC 5077 session tickets, when cfg names a key file: one that cannot be
+ * used is logged and the listener goes on without tickets (full handshakes still work). */
+static void listen_tickets(transport__endpoint_t *ep, const dfnet_server_config_t *cfg) {
+  if (cfg->ticket_key_file == NULL || cfg->ticket_key_file[0] == '\0')
+    return;
+  if (transport__tickets_enable(ep, cfg->ticket_key_file, cfg->ticket_rotate_secs) ==
+      DFNET_STATUS_OK)
+    return;
+  lws_tls_vhost_session_tickets(ep->vhost, NULL, NULL, NULL);
+  transport__tickets_free(ep->tickets);
+  ep->tickets = NULL;
+  DFNET_LOGE(SUB, cfg->ticket_key_file, "listening without TLS session tickets");
+}
+
 dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_config_t *cfg,
                                       dfnet_endpoint_id_t *endpoint_out, uint16_t *port_out) {
   if (t == NULL || cfg == NULL)
@@ -192,10 +213,16 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   if (ep == NULL)
     return DFNET_STATUS_INTERNAL;
   ep->is_revoked = cfg->is_revoked;
+  ep->ca_file = strdup(cfg->ca_file); /* presented after our certificate (transport_enroll.c) */
+  if (ep->ca_file == NULL) {
+    transport__endpoint_free(ep);
+    return DFNET_STATUS_INTERNAL;
+  }
 
   ep->protocols[0] = endpoint_protocol("dfnet-http", &ep->limits);
   ep->protocols[1] = endpoint_protocol(DFNET_SUBPROTOCOL_HOST, &ep->limits);
   ep->protocols[2] = endpoint_protocol(DFNET_SUBPROTOCOL_CLIENT, &ep->limits);
+  ep->protocols[3] = endpoint_protocol(DFNET_SUBPROTOCOL_ENROLL, &ep->limits);
 
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof(info));
@@ -225,6 +252,7 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
     return DFNET_STATUS_UNAVAILABLE;
   }
   t->endpoints[t->n_endpoints++] = ep;
+  listen_tickets(ep, cfg);
   int port = lws_get_vhost_listen_port(ep->vhost);
   DFNET_LOGI(SUB, NULL, "listening on %s:%d", cfg->bind_address ? cfg->bind_address : "*", port);
   if (endpoint_out)
@@ -286,14 +314,9 @@ static void client_retry_cb(lws_sorted_usec_list_t *sul) {
 void transport__client_schedule_retry(transport__endpoint_t *ep) {
   if (ep->retry_scheduled || ep->t->destroying || ep->t->shutting_down)
     return;
-  double base = ep->backoff_next_ms;
-  double jitter = base * (double)ep->backoff_jitter_pct / 100.0;
-  double delay = base - jitter + (jitter * 2.0) * ((double)(rand() & 0xffff) / 65535.0);
+  double delay = transport__backoff_next_delay_ms(ep); /* full jitter: transport_backoff.c */
   if (delay < 1)
     delay = 1;
-  ep->backoff_next_ms = base * ep->backoff_multiplier;
-  if (ep->backoff_next_ms > ep->backoff_max_ms)
-    ep->backoff_next_ms = ep->backoff_max_ms;
   ep->retry_scheduled = true;
   DFNET_LOGD(SUB, ep->url, "reconnecting in %.0f ms", delay);
   lws_sul_schedule(ep->t->ctx, 0, &ep->retry_sul, client_retry_cb, (lws_usec_t)(delay * 1000.0));
@@ -387,6 +410,8 @@ static void client_connect_now(transport__endpoint_t *ep) {
   i.host = ep->host;
   i.origin = ep->host;
   i.ssl_connection = LCCSCF_USE_SSL | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
+  if (ep->enroll) /* no CA file: the pin is checked on the chain (transport_enroll.c) */
+    i.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED;
   i.protocol = ep->subprotocol;
   i.local_protocol_name = ep->subprotocol;
   i.opaque_user_data = ep;
@@ -399,14 +424,19 @@ static void client_connect_now(transport__endpoint_t *ep) {
   }
 }
 
-dfnet_status_t dfnet_transport_connect(dfnet_transport_t *t, const dfnet_client_config_t *cfg,
-                                       dfnet_endpoint_id_t *endpoint_out) {
-  if (t == NULL || cfg == NULL || cfg->url == NULL)
+/* A client configuration's subprotocol and files: a certificate, its key and a CA for the
+ * host and client subprotocols; a CA pin and no files for enrollment. */
+static dfnet_status_t client_config_check(const dfnet_client_config_t *cfg) {
+  const char *sp = cfg->subprotocol;
+  if (sp != NULL && strcmp(sp, DFNET_SUBPROTOCOL_ENROLL) == 0) {
+    if (cfg->ca_pin != NULL)
+      return DFNET_STATUS_OK;
+    DFNET_LOGE(SUB, cfg->url, "enrollment needs the CA's pin");
     return DFNET_STATUS_INVALID_ARGUMENT;
-  if (cfg->subprotocol == NULL || (strcmp(cfg->subprotocol, DFNET_SUBPROTOCOL_HOST) != 0 &&
-                                   strcmp(cfg->subprotocol, DFNET_SUBPROTOCOL_CLIENT) != 0)) {
-    DFNET_LOGE(SUB, cfg->url, "unknown subprotocol %s",
-               cfg->subprotocol ? cfg->subprotocol : "(none)");
+  }
+  if (sp == NULL ||
+      (strcmp(sp, DFNET_SUBPROTOCOL_HOST) != 0 && strcmp(sp, DFNET_SUBPROTOCOL_CLIENT) != 0)) {
+    DFNET_LOGE(SUB, cfg->url, "unknown subprotocol %s", sp ? sp : "(none)");
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
   dfnet_status_t st;
@@ -415,46 +445,59 @@ dfnet_status_t dfnet_transport_connect(dfnet_transport_t *t, const dfnet_client_
       (st = check_file("client key", key)) != DFNET_STATUS_OK ||
       (st = check_file("CA certificate", cfg->ca_file)) != DFNET_STATUS_OK)
     return st;
+  return DFNET_STATUS_OK;
+}
+
+struct lws_vhost *transport__client_vhost_create(transport__endpoint_t *ep, const char *name) {
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof(info));
+  info.vhost_name = name;
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.protocols = ep->protocols;
+  info.user = ep;
+  info.client_ssl_cert_filepath = ep->enroll ? NULL : ep->cert_file;
+  info.client_ssl_private_key_filepath = ep->enroll ? NULL : ep->key_file; /* our lws patch */
+  info.client_ssl_ca_filepath = ep->enroll ? NULL : ep->ca_file;
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+  return lws_create_vhost(ep->t->ctx, &info);
+}
+
+dfnet_status_t dfnet_transport_connect(dfnet_transport_t *t, const dfnet_client_config_t *cfg,
+                                       dfnet_endpoint_id_t *endpoint_out) {
+  if (t == NULL || cfg == NULL || cfg->url == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  dfnet_status_t st = client_config_check(cfg);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  bool enroll = strcmp(cfg->subprotocol, DFNET_SUBPROTOCOL_ENROLL) == 0;
+  const char *key = cfg->key_file ? cfg->key_file : cfg->cert_file;
   transport__endpoint_t *ep = endpoint_new(t, true, &cfg->limits, &cfg->callbacks, cfg->user);
   if (ep == NULL)
     return DFNET_STATUS_INTERNAL;
   if ((st = parse_url(ep, cfg->url)) != DFNET_STATUS_OK)
     goto free_endpoint;
+  ep->enroll = enroll;
+  if (enroll) { /* no files: empty names, the pin instead */
+    memcpy(ep->ca_pin, cfg->ca_pin, sizeof ep->ca_pin);
+    key = "";
+  }
   ep->url = strdup(cfg->url);
   ep->subprotocol = strdup(cfg->subprotocol);
   ep->server_name = strdup(cfg->server_name ? cfg->server_name : ep->host);
   ep->server_role = strdup(cfg->server_role ? cfg->server_role : "manager");
-  ep->cert_file = strdup(cfg->cert_file);
+  ep->cert_file = strdup(enroll ? "" : cfg->cert_file);
   ep->key_file = strdup(key);
-  ep->ca_file = strdup(cfg->ca_file);
+  ep->ca_file = strdup(enroll ? "" : cfg->ca_file);
   if (!ep->url || !ep->subprotocol || !ep->server_name || !ep->server_role || !ep->cert_file ||
       !ep->key_file || !ep->ca_file) {
     st = DFNET_STATUS_INTERNAL;
     goto free_endpoint;
   }
-  ep->backoff_initial_ms = cfg->backoff_initial_ms ? cfg->backoff_initial_ms : 500;
-  ep->backoff_multiplier = cfg->backoff_multiplier >= 1.0 ? cfg->backoff_multiplier : 1.6;
-  ep->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : 30000;
-  ep->backoff_jitter_pct = cfg->backoff_jitter_pct ? cfg->backoff_jitter_pct : 20;
-  if (ep->backoff_jitter_pct > 100)
-    ep->backoff_jitter_pct = 100;
-  if (ep->backoff_max_ms < ep->backoff_initial_ms)
-    ep->backoff_max_ms = ep->backoff_initial_ms;
-  ep->backoff_next_ms = ep->backoff_initial_ms;
+  transport__backoff_init(ep, cfg);
 
   ep->protocols[0] = endpoint_protocol(ep->subprotocol, &ep->limits);
-  struct lws_context_creation_info info;
-  memset(&info, 0, sizeof(info));
   snprintf(ep->vhost_name, sizeof ep->vhost_name, "dfnet-client-%u", (unsigned)ep->id);
-  info.vhost_name = ep->vhost_name;
-  info.port = CONTEXT_PORT_NO_LISTEN;
-  info.protocols = ep->protocols;
-  info.user = ep;
-  info.client_ssl_cert_filepath = ep->cert_file;
-  info.client_ssl_private_key_filepath = ep->key_file; /* read by our lws patch */
-  info.client_ssl_ca_filepath = ep->ca_file;
-  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
-  ep->vhost = lws_create_vhost(t->ctx, &info);
+  ep->vhost = transport__client_vhost_create(ep, ep->vhost_name);
   if (ep->vhost == NULL) {
     DFNET_LOGE(SUB, cfg->url, "cannot set up the client (certificate %s, key %s, CA %s)",
                cfg->cert_file, key, cfg->ca_file);
@@ -475,7 +518,7 @@ free_endpoint:
 }
 
 void transport__client_connected(transport__endpoint_t *ep) {
-  ep->backoff_next_ms = ep->backoff_initial_ms;
+  transport__backoff_reset(ep);
   ep->attempts = 0;
 }
 

@@ -13,6 +13,7 @@
  *   transport_receive.c   reassembling websocket messages, the receive bound, dispatch
  *   transport_lws.c       the lws callback, one function per reason; the upgrade checks
  *   transport_peer.c      who the peer is: its certificate, role and name
+ *   transport_tickets.c   a server's RFC 5077 session tickets, their keys kept in a file
  *
  * Locking: one mutex (t->mu) guards what other threads touch: the session table, each
  * session's send queue and pending-request list, the inbox of work for the service thread
@@ -82,6 +83,36 @@ const char *transport__role_refusal(const char *ou, const char *subprotocol);
  * label); without any SAN, the CN. */
 bool transport__peer_matches_host(struct lws *wsi, const char *host);
 
+struct transport__endpoint;
+struct lws_vhost;
+
+/* A name lws keeps a pointer to (a client vhost's after a reload of its identity). */
+typedef struct transport__name {
+  struct transport__name *next;
+  char text[40];
+} transport__name_t;
+
+/* A client endpoint's lws vhost (its protocols, certificate, key and CA from ep's files; none
+ * for enrollment) named `name` (kept by lws: must live as long as the vhost). NULL on
+ * failure (lws logs why). Service thread, or before it runs. */
+struct lws_vhost *transport__client_vhost_create(struct transport__endpoint *ep, const char *name);
+/* Enrollment (transport_enroll.c). Server: append the CA of ep->ca_file to the chain the
+ * vhost's SSL_CTX presents (at LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS), so that
+ * a peer holding only the CA's pin can check it. 0 on success, -1 (logged) otherwise. */
+int transport__server_chain_ca(struct transport__endpoint *ep, void *ssl_ctx);
+
+/* Client of DFNET_SUBPROTOCOL_ENROLL: the server's chain holds a CA whose SubjectPublicKeyInfo
+ * hashes to ep->ca_pin, its certificate verifies against that CA alone, has role manager and
+ * names ep->server_name. On true *peer is the manager; else why says what failed. */
+bool transport__enroll_check_server(struct lws *wsi, struct transport__endpoint *ep,
+                                    transport__peer_t *peer, char *why, size_t cap);
+
+/* Server: the peer of a DFNET_SUBPROTOCOL_ENROLL session: no certificate, no name, no role;
+ * its session is closed TRANSPORT__ENROLL_SESSION_S after it opens, as a session whose
+ * certificate ran out. */
+#define TRANSPORT__ENROLL_SESSION_S 60
+void transport__enroll_anonymous_peer(transport__peer_t *peer);
+
 /* mbedTLS error text for logs ("SSL - ..."), into buf. */
 const char *transport__mbedtls_strerror(int code, char *buf, size_t cap);
 
@@ -110,6 +141,8 @@ typedef struct transport__pending {
 } transport__pending_t;
 
 typedef struct transport__endpoint transport__endpoint_t;
+/* A server endpoint's RFC 5077 session tickets and their persisted keys (transport_tickets.c) */
+typedef struct transport__tickets transport__tickets_t;
 
 typedef struct transport__session {
   dfnet_transport_t *t;
@@ -173,11 +206,12 @@ struct transport__endpoint {
   bool is_client;
   struct lws_vhost *vhost;
   char vhost_name[32]; /* lws keeps the pointer given at vhost creation: it lives here */
-  struct lws_protocols protocols[4];
+  struct lws_protocols protocols[5];
   dfnet_transport_limits_t limits;
   dfnet_transport_callbacks_t cb;
   dfnet_is_revoked_fn is_revoked; /* server: dfnet_server_config_t.is_revoked */
   void *user;
+  transport__tickets_t *tickets; /* server: RFC 5077 session tickets, or NULL */
 
   /* client */
   char *url, *host, *path, *subprotocol, *server_name, *server_role;
@@ -186,12 +220,22 @@ struct transport__endpoint {
   uint32_t backoff_initial_ms, backoff_max_ms, backoff_jitter_pct;
   double backoff_multiplier;
   double backoff_next_ms;
+  uint64_t backoff_rng; /* xorshift64* state of the full jitter, never 0 */
   struct lws *wsi;
   bool retry_scheduled;
   lws_sorted_usec_list_t retry_sul;
   dfnet_session_id_t session; /* t->mu */
   uint32_t attempts;
   dfnet_status_t refusal_code; /* our own refusal of the server, for the connect error */
+  /* client of DFNET_SUBPROTOCOL_ENROLL: no certificate of ours; the server's CA is the one
+   * of its chain whose SubjectPublicKeyInfo hashes to ca_pin (transport_enroll.c) */
+  bool enroll;
+  uint8_t ca_pin[32];
+  mbedtls_x509_crt pinned_ca; /* the CA of ca_pin once a server's chain showed it (or empty) */
+  /* dfnet_transport_client_reload_identity: the names of the vhosts made since (lws keeps
+   * the pointer; the vhosts live until the context goes) */
+  struct transport__name *vhost_names;
+  uint32_t identity_generation;
   char refusal[400];
 };
 
@@ -337,6 +381,27 @@ void transport__client_schedule_retry(transport__endpoint_t *ep);
 
 /* Service thread: ep's connection is up: its backoff starts over. */
 void transport__client_connected(transport__endpoint_t *ep);
+
+/* Service thread, or before it starts: have the server endpoint ep (its vhost made) issue
+ * and accept TLS session tickets (RFC 5077) whose keys live in the file `path` (loaded, or
+ * made and written 0600 when missing), rotated every rotate_secs (0 = the default), the
+ * previous key still accepted. ep->tickets is set even on error (freed with ep). Errors
+ * (logged): INVALID_ARGUMENT (the file is not a ticket key file), the errno map of the
+ * file's read or write, INTERNAL (mbedTLS or lws refused). transport_tickets.c */
+dfnet_status_t transport__tickets_enable(transport__endpoint_t *ep, const char *path,
+                                         uint32_t rotate_secs);
+
+/* Client endpoints' reconnect backoff, full jitter (transport_backoff.c; issue 23 item 5).
+ * init: cfg's base, multiplier and cap (0 = the defaults of lib/transport.h), a generator
+ * seeded from getrandom(2). next_delay_ms: the wait before the next attempt, uniform in
+ * [0, min(cap, base x multiplier^n)) for the n-th since the last reset, in milliseconds.
+ * reset: a session opened, the next wait starts from base again. Service thread. */
+void transport__backoff_init(transport__endpoint_t *ep, const dfnet_client_config_t *cfg);
+double transport__backoff_next_delay_ms(transport__endpoint_t *ep);
+void transport__backoff_reset(transport__endpoint_t *ep);
+
+/* Free tk (NULL: nothing), wiping its keys. After the lws context is gone. */
+void transport__tickets_free(transport__tickets_t *tk);
 
 /* Service thread (shutdown): no client endpoint of t connects again. */
 void transport__clients_stop(dfnet_transport_t *t);

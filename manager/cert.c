@@ -229,6 +229,22 @@ void cert__session_closed(mgr_t *m, dfnet_session_id_t sid) {
   free(s);
 }
 
+bool cert__session_cert(mgr_t *m, dfnet_session_id_t sid, char serial[STORE_SERIAL_MAX + 1],
+                        bool *revoked, char *why, size_t why_cap) {
+  cert_session_t *s = NULL;
+  if (m->trust == NULL)
+    return false;
+  HASH_FIND(hh, m->trust->sessions, &sid, sizeof sid, s);
+  if (s == NULL)
+    return false;
+  snprintf(serial, STORE_SERIAL_MAX + 1, "%s", s->serial);
+  const cert_rec_t *r = rec_find(m, s->serial);
+  *revoked = r != NULL && r->revoked_ms != 0;
+  if (*revoked)
+    revoked_text(r, why, why_cap);
+  return true;
+}
+
 /* ---- Revocation --------------------------------------------------------------------- */
 
 /* A serial as the records keep it: lower-case hex without colons, into out. false when

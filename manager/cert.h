@@ -120,6 +120,45 @@ dfnet_status_t cert__enroll(mgr_t *m, const char *token, const uint8_t *csr, siz
                             const char *source, unsigned days, cert_enrolled_t *out, char *why,
                             size_t why_size) __attribute__((warn_unused_result));
 
+/* The validity of an enrolled or renewed certificate into p: `days`, or, when the
+ * environment variable DFNET_CERT_LIFETIME_S holds a number of seconds (1..31536000; for
+ * tests of renewal only: certificates of a few seconds), an explicit window from one
+ * second ago to that many seconds from now. */
+void cert__validity(unsigned days, dfnet_pki_leaf_params_t *p);
+
+/* Renew the certificate of live session s (cert_renew.c; issue 23 item 3): the CSR (DER,
+ * csr_len bytes) must verify and name the session's certificate's CN; the session's
+ * certificate must not be revoked. A certificate of the same name and role for the CSR's
+ * key, valid CERT_ENROLL_DAYS (cert__validity), is issued, recorded as issued with an audit
+ * row (cert_renew, target "cert:<new serial>") and kept. On OK *cert_out (the caller frees
+ * it) and serial_out. Errors (why set; each refusal logged once): UNAUTHENTICATED (revoked,
+ * or the CSR's signature fails), PERMISSION_DENIED (another name; a session without a
+ * certificate record), INVALID_ARGUMENT (a malformed CSR), NOT_FOUND (no CA), INTERNAL,
+ * the store's. */
+dfnet_status_t cert__renew(mgr_t *m, const mgr_session_t *s, const uint8_t *csr, size_t csr_len,
+                           dfnet_pki_cert_t **cert_out, char serial_out[STORE_SERIAL_MAX + 1],
+                           char *why, size_t why_size) __attribute__((warn_unused_result));
+
+/* cert.c, for cert_renew.c: the serial of the certificate session sid opened with, and
+ * whether it is revoked now (then why says so). false when the session has no record. */
+bool cert__session_cert(mgr_t *m, dfnet_session_id_t sid, char serial[STORE_SERIAL_MAX + 1],
+                        bool *revoked, char *why, size_t why_cap);
+
+/* Issue a certificate named `name` of wire role `role` for the CSR's key from the state
+ * directory's CA, valid `days` (cert__validity). *out: the caller frees it. Errors (why
+ * set): NOT_FOUND (no CA), the PKI's (lib/pki.h dfnet_pki_leaf_issue_csr). */
+dfnet_status_t cert__issue_csr(mgr_t *m, const char *name, dfnet_v1_Role role,
+                               const dfnet_pki_csr_t *csr, unsigned days, dfnet_pki_cert_t **out,
+                               char *why, size_t why_size) __attribute__((warn_unused_result));
+
+/* Record a certificate the manager issued now (store row marked issued, an audit row of
+ * `action` (a store_audit_action_t) by `name` with `detail`, target "cert:<serial>", one
+ * transaction; then kept in memory). serial_out gets its serial. Errors: the store's. */
+dfnet_status_t cert__record_new(mgr_t *m, const dfnet_pki_cert_t *cert, const char *name,
+                                int action, const char *detail,
+                                char serial_out[STORE_SERIAL_MAX + 1], char *why, size_t why_size)
+    __attribute__((warn_unused_result));
+
 /* cert.c, for cert_enroll.c: keep a record in memory (the store has it). false without
  * memory. */
 bool cert__remember(mgr_t *m, const store_cert_t *c);
@@ -135,6 +174,13 @@ void handle__cert_revoke(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env
 void handle__token_create(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__token_list(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__token_revoke(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+
+/* Enroll on an enrollment session (handle_enroll.c): anything else is refused
+ * PERMISSION_DENIED; either way the session is then closed. */
+void handle__enroll(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+
+/* CertRenew on a host or client session (handle_cert_renew.c). */
+void handle__cert_renew(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 
 /* Fill *i from a token record, without the secret (handle_token_create.c; the list too). */
 void handle__token_info_fill(const store_token_t *t, dfnet_v1_TokenInfo *i);

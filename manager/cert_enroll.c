@@ -1,8 +1,10 @@
 /* dfnet-manager: enrollment's certificate (manager/cert.h "Enrollment"; issue 23 item 2): a
  * join token and a CSR (PKCS#10) become a certificate of the token's role and name for the
  * requester's own key, issued by the state directory's CA and recorded. The wire that carries
- * them (the dfnet.enroll.v1 subprotocol) and `dfnet-host join` are not built yet. */
+ * them: the dfnet.enroll.v1 subprotocol (handle_enroll.c). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "lib/fileio.h"
@@ -12,6 +14,18 @@
 #include "manager/cert.h"
 
 #define SUB "enroll"
+
+void cert__validity(unsigned days, dfnet_pki_leaf_params_t *p) {
+  p->days = days;
+  const char *e = getenv("DFNET_CERT_LIFETIME_S"); /* tests of renewal only */
+  char *end = NULL;
+  long s = e != NULL && *e ? strtol(e, &end, 10) : 0;
+  if (s >= 1 && s <= 31536000 && end != NULL && *end == '\0') {
+    time_t now = time(NULL);
+    p->not_before = now - 1;
+    p->not_after = now + s;
+  }
+}
 
 /* What the token's accept hook needs and makes. */
 typedef struct enroll_ctx {
@@ -42,23 +56,25 @@ static dfnet_status_t name_check(const token_grant_t *g, const dfnet_pki_csr_t *
   return DFNET_STATUS_OK;
 }
 
-/* Issue the certificate for the CSR's key from the state directory's CA. */
-static dfnet_status_t issue(enroll_ctx_t *x, const token_grant_t *g, char *why, size_t why_size) {
+dfnet_status_t cert__issue_csr(mgr_t *m, const char *name, dfnet_v1_Role wire_role,
+                               const dfnet_pki_csr_t *csr, unsigned days, dfnet_pki_cert_t **out,
+                               char *why, size_t why_size) {
   char path[1200];
   dfnet_pki_cert_t *ca = NULL;
   dfnet_pki_key_t *ca_key = NULL;
-  snprintf(path, sizeof path, "%s/%s", x->m->cfg.state_dir, DFNET_PKI_CA_CERT_FILE);
+  *out = NULL;
+  snprintf(path, sizeof path, "%s/%s", m->cfg.state_dir, DFNET_PKI_CA_CERT_FILE);
   dfnet_status_t st = dfnet_pki_cert_load(path, &ca);
   if (st == DFNET_STATUS_OK) {
-    snprintf(path, sizeof path, "%s/%s", x->m->cfg.state_dir, DFNET_PKI_CA_KEY_FILE);
+    snprintf(path, sizeof path, "%s/%s", m->cfg.state_dir, DFNET_PKI_CA_KEY_FILE);
     st = dfnet_pki_key_load(path, &ca_key);
   }
   if (st == DFNET_STATUS_OK) {
-    const dfnet_role_t *role = dfnet_role_by_wire(g->role);
-    dfnet_pki_leaf_params_t p = {.name = x->out->name,
-                                 .role = role != NULL ? role->pki : DFNET_PKI_ROLE_NONE,
-                                 .days = x->days};
-    st = dfnet_pki_leaf_issue_csr(ca, ca_key, &p, x->csr, &x->out->cert);
+    const dfnet_role_t *role = dfnet_role_by_wire(wire_role);
+    dfnet_pki_leaf_params_t p = {.name = name,
+                                 .role = role != NULL ? role->pki : DFNET_PKI_ROLE_NONE};
+    cert__validity(days, &p);
+    st = dfnet_pki_leaf_issue_csr(ca, ca_key, &p, csr, out);
   }
   if (st != DFNET_STATUS_OK)
     dfnet_why_set(why, why_size, "the certificate was not issued: %s (the manager's log says why)",
@@ -83,33 +99,32 @@ static dfnet_status_t accept_grant(void *arg, const token_grant_t *g, char *why,
                   x->out->name, serial, x->out->name);
     return DFNET_STATUS_ALREADY_EXISTS;
   }
-  return issue(x, g, why, why_size);
+  return cert__issue_csr(x->m, x->out->name, g->role, x->csr, x->days, &x->out->cert, why,
+                         why_size);
 }
 
-/* Record the issued certificate (store, audit row, memory). */
-static dfnet_status_t record(mgr_t *m, cert_enrolled_t *e, const char *source, char *why,
-                             size_t why_size) {
+dfnet_status_t cert__record_new(mgr_t *m, const dfnet_pki_cert_t *cert, const char *name,
+                                int action, const char *detail,
+                                char serial_out[STORE_SERIAL_MAX + 1], char *why, size_t why_size) {
   dfnet_pki_cert_info_t info;
-  dfnet_status_t st = dfnet_pki_cert_info(e->cert, &info);
+  dfnet_status_t st = dfnet_pki_cert_info(cert, &info);
   if (st != DFNET_STATUS_OK)
     return st;
-  snprintf(e->serial, sizeof e->serial, "%s", info.serial_hex);
-  store_cert_t c = {.serial = e->serial,
-                    .name = e->name,
+  snprintf(serial_out, STORE_SERIAL_MAX + 1, "%s", info.serial_hex);
+  store_cert_t c = {.serial = serial_out,
+                    .name = name,
                     .role = dfnet_pki_role_str(info.role),
                     .not_after_ms = (uint64_t)(info.not_after > 0 ? info.not_after : 0) * 1000u,
                     .issued = true,
                     .last_address = "",
                     .revoked_by = "",
                     .revoke_reason = ""};
-  char target[8 + STORE_SERIAL_MAX], detail[STORE_DETAIL_MAX + 1];
-  snprintf(target, sizeof target, "cert:%s", e->serial);
-  snprintf(detail, sizeof detail, "%s (%s) with join token %s from %s", e->name, c.role,
-           e->grant.id, source != NULL ? source : "?");
+  char target[8 + STORE_SERIAL_MAX];
+  snprintf(target, sizeof target, "cert:%s", serial_out);
   store_target_t tg = {STORE_TARGET_SELECTOR, target};
   store_audit_t row = {.time_ms = mgr__wall_ms(),
-                       .actor = e->name,
-                       .action = STORE_AUDIT_ENROLL,
+                       .actor = name,
+                       .action = (store_audit_action_t)action,
                        .targets = &tg,
                        .target_count = 1,
                        .detail = detail};
@@ -123,11 +138,22 @@ static dfnet_status_t record(mgr_t *m, cert_enrolled_t *e, const char *source, c
   else
     store__rollback(m->store);
   if (st == DFNET_STATUS_OK && !cert__remember(m, &c))
-    DFNET_LOGW(SUB, e->name,
+    DFNET_LOGW(SUB, name,
                "certificate %s recorded, not kept in memory (no memory): listed "
                "after a restart",
-               e->serial);
+               serial_out);
   return st;
+}
+
+/* Record the enrolled certificate (store, audit row enroll, memory). */
+static dfnet_status_t record(mgr_t *m, cert_enrolled_t *e, const char *source, char *why,
+                             size_t why_size) {
+  char detail[STORE_DETAIL_MAX + 1];
+  const dfnet_role_t *role = dfnet_role_by_wire(e->grant.role);
+  snprintf(detail, sizeof detail, "%s (%s) with join token %s from %s", e->name,
+           role != NULL ? role->name : "?", e->grant.id, source != NULL ? source : "?");
+  return cert__record_new(m, e->cert, e->name, STORE_AUDIT_ENROLL, detail, e->serial, why,
+                          why_size);
 }
 
 dfnet_status_t cert__enroll(mgr_t *m, const char *token, const uint8_t *csr, size_t csr_len,

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@
 #include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/pki.h"
+#include "lib/service_notify.h"
 #include "lib/suggest.h"
 #include "lib/version.h"
 #include "manager/cert.h"
@@ -66,7 +68,7 @@ typedef struct str_list {
 typedef struct mgr_args {
   const char *listen, *state_dir, *drivers, *log_level; /* run (state_dir: all) */
   long host_grace, keepalive_ms, hello_timeout_ms, max_calls, default_deadline_ms;
-  bool stop_drivers, require_lease;
+  bool stop_drivers, require_lease, no_tls_tickets;
   const char *role, *name, *out; /* issue */
   long days;
   str_list_t sans; /* init, issue */
@@ -363,6 +365,7 @@ static void *signal_thread(void *arg) {
   int sig = 0;
   sigwait(&c->set, &sig);
   DFNET_LOGI("manager", NULL, "signal %d", sig);
+  dfnet_service_notify_stopping("stopping (signal %d)", sig);
   dfnet_transport_post(c->m->transport, begin_shutdown, c->m);
   return NULL;
 }
@@ -389,8 +392,17 @@ static int parse_listen(const char *text, char *addr, size_t size, uint16_t *por
   return 0;
 }
 
+/* An environment variable set to "0", "no", "off" or "false". */
+static bool env_says_no(const char *name) {
+  const char *v = getenv(name);
+  return v != NULL && (strcmp(v, "0") == 0 || strcasecmp(v, "no") == 0 ||
+                       strcasecmp(v, "off") == 0 || strcasecmp(v, "false") == 0);
+}
+
 static int listen_and_run(mgr_t *m) {
-  char cert[1200], key[1200], ca[1200];
+  char cert[1200], key[1200], ca[1200], tickets[1200];
+  /* RFC 5077 session tickets whose keys survive a restart: hosts resume (issue 23 item 5) */
+  snprintf(tickets, sizeof tickets, "%s/%s", m->cfg.state_dir, MANAGER_TICKET_KEY_FILE);
   snprintf(cert, sizeof cert, "%s/%s", m->cfg.state_dir, DFNET_PKI_MANAGER_CERT_FILE);
   snprintf(key, sizeof key, "%s/%s", m->cfg.state_dir, DFNET_PKI_MANAGER_KEY_FILE);
   snprintf(ca, sizeof ca, "%s/%s", m->cfg.state_dir, DFNET_PKI_CA_CERT_FILE);
@@ -407,6 +419,7 @@ static int listen_and_run(mgr_t *m) {
                     .on_session_closed = sessions__on_closed},
       .is_revoked = cert__is_revoked, /* revoked certificates refused at every handshake */
       .user = m,
+      .ticket_key_file = m->cfg.tls_tickets ? tickets : NULL,
   };
   dfnet_status_t st = dfnet_transport_listen(m->transport, &sc, NULL, &m->port);
   if (st != DFNET_STATUS_OK) {
@@ -418,6 +431,7 @@ static int listen_and_run(mgr_t *m) {
   fflush(stdout);
   DFNET_LOGI("manager", NULL, "listening on %s:%u, state %s, %zu drivers", m->cfg.listen_address,
              (unsigned)m->port, m->cfg.state_dir, m->index.count);
+  dfnet_service_notify_ready("listening on %s:%u", m->cfg.listen_address, (unsigned)m->port);
   st = dfnet_transport_run(m->transport);
   return st == DFNET_STATUS_OK ? 0 : 1;
 }
@@ -482,6 +496,9 @@ static const opt_t run_options[] = {
      "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
     {"--stop-drivers-on-exit", OPT_FLAG, &g_args.stop_drivers, 0, 0, NULL,
      "on SIGINT/SIGTERM, tell the hosts to stop their drivers first"},
+    {"--no-tls-tickets", OPT_FLAG, &g_args.no_tls_tickets, 0, 0, NULL,
+     "no TLS session tickets: hosts make full handshakes after a restart (benches; also "
+     "DFNET_TLS_TICKETS=0)"},
     {"--require-lease", OPT_FLAG, &g_args.require_lease, 0, 0, NULL,
      "every client call needs a lease on its node (dfnet lease acquire)"},
     OPT_END};
@@ -509,6 +526,7 @@ static int cmd_run(const mgr_args_t *a) {
   m->cfg.default_call_deadline_ms = (uint32_t)a->default_deadline_ms;
   m->cfg.stop_drivers_on_exit = a->stop_drivers;
   m->cfg.require_lease = a->require_lease;
+  m->cfg.tls_tickets = !a->no_tls_tickets && !env_says_no("DFNET_TLS_TICKETS");
 
   if (init_state(m->cfg.state_dir, NULL) != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: state directory %s unusable\n", m->cfg.state_dir);

@@ -43,6 +43,8 @@
 #define MGR_RESTART_BACKOFF_MAX_MS 8000u
 #define MGR_UPLOAD_MAX DFNET_PACKAGE_SIZE_MAX
 #define MGR_CHUNK_MAX (256u * 1024u) /* bytes of one PackageChunk we send */
+/* The state directory's file of the TLS session ticket keys (0600; lib/transport_tickets.c) */
+#define MANAGER_TICKET_KEY_FILE "tls-ticket.keys"
 
 /* A host agent known to the manager (online, or offline within its grace period). */
 typedef struct mgr_host {
@@ -63,7 +65,13 @@ typedef struct mgr_host {
   uint32_t node_count;
 } mgr_host_t;
 
-typedef enum mgr_session_kind { SESSION_HOST = 1, SESSION_CLIENT = 2 } mgr_session_kind_t;
+/* SESSION_ENROLL: a peer without a certificate on dfnet.enroll.v1 (handle_enroll.c): one
+ * Enroll, then closed; never welcomed, never a host or a client. */
+typedef enum mgr_session_kind {
+  SESSION_HOST = 1,
+  SESSION_CLIENT = 2,
+  SESSION_ENROLL = 3
+} mgr_session_kind_t;
 
 /* An upload in progress on a client session (PackageUpload chunks). */
 typedef struct mgr_upload {
@@ -171,6 +179,8 @@ typedef struct mgr_config {
   uint32_t default_call_deadline_ms; /* --default-deadline-ms: a call that gives none */
   bool stop_drivers_on_exit;
   bool require_lease; /* --require-lease: every client Call needs a lease's token (lease.h) */
+  bool tls_tickets;   /* RFC 5077 tickets, keys in MANAGER_TICKET_KEY_FILE (off:
+                         --no-tls-tickets or DFNET_TLS_TICKETS=0; issue 23 item 5) */
 } mgr_config_t;
 
 typedef struct mgr_call mgr_call_t; /* handle_call.c: a client's or a driver's call in flight */

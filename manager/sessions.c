@@ -7,7 +7,9 @@
  * checks the calling node). Leases (lease.h): ListLeases and LeaseHistory viewer; LeaseAcquire,
  * LeaseRenew and LeaseRelease operator (high priority, no expiry and force: admin, checked
  * by their handlers). Certificates and join tokens (cert.h): CertList viewer; CertRevoke,
- * TokenCreate, TokenList and TokenRevoke admin. Anything else: PERMISSION_DENIED. */
+ * TokenCreate, TokenList and TokenRevoke admin; CertRenew any host or client (its own
+ * certificate). Enrollment sessions (dfnet.enroll.v1, no certificate): one Enroll
+ * (handle_enroll.c). Anything else: PERMISSION_DENIED. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,12 +88,15 @@ void sessions__on_open(void *user, const dfnet_session_info_t *info) {
     return;
   }
   s->id = info->id;
-  s->kind = strcmp(info->subprotocol, DFNET_SUBPROTOCOL_HOST) == 0 ? SESSION_HOST : SESSION_CLIENT;
+  s->kind = strcmp(info->subprotocol, DFNET_SUBPROTOCOL_HOST) == 0     ? SESSION_HOST
+            : strcmp(info->subprotocol, DFNET_SUBPROTOCOL_ENROLL) == 0 ? SESSION_ENROLL
+                                                                       : SESSION_CLIENT;
   s->role = info->role;
   topology__fmt(s->name, sizeof s->name, "%s", info->peer_name ? info->peer_name : "");
   topology__fmt(s->address, sizeof s->address, "%s", info->peer_address ? info->peer_address : "");
   HASH_ADD(hh, m->sessions, id, sizeof s->id, s);
-  cert__session_open(m, info); /* its certificate: recorded, revocable */
+  if (s->kind != SESSION_ENROLL)
+    cert__session_open(m, info); /* its certificate: recorded, revocable */
   /* A peer must speak first, and soon: a session that never sends Hello holds a socket and
    * memory for nothing (docs/protocol.md). */
   s->hello_wait.m = m;
@@ -133,6 +138,7 @@ static dfnet_v1_Role client_role_needed(pb_size_t which) {
   case dfnet_v1_Envelope_list_leases_tag:
   case dfnet_v1_Envelope_lease_history_tag:
   case dfnet_v1_Envelope_cert_list_tag:
+  case dfnet_v1_Envelope_cert_renew_tag:
     return dfnet_v1_Role_VIEWER;
   case dfnet_v1_Envelope_call_tag:
   case dfnet_v1_Envelope_stream_credit_tag:
@@ -170,6 +176,7 @@ static bool host_message(pb_size_t which) {
   case dfnet_v1_Envelope_call_tag: /* a driver calling a node of another host */
   case dfnet_v1_Envelope_cancel_tag:
   case dfnet_v1_Envelope_stream_credit_tag:
+  case dfnet_v1_Envelope_cert_renew_tag:
     return true;
   default:
     return false;
@@ -301,6 +308,9 @@ static bool dispatch_trust(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *e
   case dfnet_v1_Envelope_token_revoke_tag:
     handle__token_revoke(m, s, env);
     return true;
+  case dfnet_v1_Envelope_cert_renew_tag:
+    handle__cert_renew(m, s, env);
+    return true;
   default:
     return false;
   }
@@ -381,6 +391,9 @@ static void dispatch_host(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *en
   case dfnet_v1_Envelope_stream_credit_tag:
     handle__stream_credit(m, s, env);
     break;
+  case dfnet_v1_Envelope_cert_renew_tag:
+    handle__cert_renew(m, s, env);
+    break;
   default:
     handle__package_fetch(m, s, env);
     break;
@@ -393,6 +406,10 @@ void sessions__on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envel
   if (s == NULL || m->stopping)
     return;
   pb_size_t which = env->pb.which_msg;
+  if (s->kind == SESSION_ENROLL) { /* one Enroll, nothing else (handle_enroll.c) */
+    handle__enroll(m, s, env);
+    return;
+  }
   if (which == dfnet_v1_Envelope_hello_tag) {
     on_hello(m, s, env);
     if (s->welcomed && s->hello_timer != 0) {

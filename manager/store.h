@@ -154,18 +154,19 @@ typedef struct store_queue_entry {
 } store_queue_entry_t;
 
 /* What an audit row records. Never renumbered; the file keeps the names. */
-#define STORE_AUDIT_ACTIONS(X)                                                   \
-  X(ACQUIRE, "acquire")                                                          \
-  X(RENEW, "renew")                                                              \
-  X(RELEASE, "release")                                                          \
-  X(EXPIRE, "expire")                                                            \
-  X(FORCE_RELEASE, "force_release")                                              \
-  X(QUEUE, "queue")                                                              \
-  X(DEQUEUE, "dequeue")           /* left the queue: granted, timed out, gone */ \
-  X(CERT_REVOKE, "cert_revoke")   /* issue 23: target "cert:<serial>" */         \
-  X(TOKEN_CREATE, "token_create") /* issue 23: target "token:<id>" */            \
-  X(TOKEN_REVOKE, "token_revoke")                                                \
-  X(ENROLL, "enroll") /* issue 23: a certificate issued for a join token */
+#define STORE_AUDIT_ACTIONS(X)                                                      \
+  X(ACQUIRE, "acquire")                                                             \
+  X(RENEW, "renew")                                                                 \
+  X(RELEASE, "release")                                                             \
+  X(EXPIRE, "expire")                                                               \
+  X(FORCE_RELEASE, "force_release")                                                 \
+  X(QUEUE, "queue")                                                                 \
+  X(DEQUEUE, "dequeue")           /* left the queue: granted, timed out, gone */    \
+  X(CERT_REVOKE, "cert_revoke")   /* issue 23: target "cert:<serial>" */            \
+  X(TOKEN_CREATE, "token_create") /* issue 23: target "token:<id>" */               \
+  X(TOKEN_REVOKE, "token_revoke")                                                   \
+  X(ENROLL, "enroll")         /* issue 23: a certificate issued for a join token */ \
+  X(CERT_RENEW, "cert_renew") /* issue 23: a certificate renewed for a new key */
 
 typedef enum store_audit_action {
 #define STORE_AUDIT_ENUM_(id, name) STORE_AUDIT_##id,

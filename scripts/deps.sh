@@ -4,7 +4,8 @@
 #
 #  1. apt packages (compiler, cmake, nanopb, protoc, mbedTLS, cmocka, libusb, umockdev,
 #     cJSON, SQLite, libseccomp for the driver hosts' confinement, iproute2, clang for the
-#     fuzzers, clang-format for the layout check).
+#     fuzzers, clang-format for the layout check; libsystemd for sd_notify, systemd's
+#     systemd-analyze, lintian and file for the packaging tests and cpack).
 #  2. libwebsockets 4.1.x from Debian's *source* package, built static against mbedTLS
 #     (Debian's binary package links OpenSSL, which dfnet does not use), with our patches
 #     from scripts/patches/libwebsockets/ applied, into .deps/ (git-ignored).
@@ -28,6 +29,7 @@ packages=(
   iproute2 procps clang libclang-rt-14-dev llvm clang-format
   libarchive-dev uthash-dev libsqlite3-dev
   inotify-tools openssl libseccomp-dev
+  libsystemd-dev systemd lintian file
 )
 
 missing=()
@@ -101,8 +103,11 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_want" ] && [ -f "$prefix/lib
   exit 0
 fi
 
+# Built into a staging prefix and swapped in at the end with two renames: builds that link
+# .deps/prefix never see a half-installed or missing library while this runs.
+staging="$deps/prefix.new"
 log "building libwebsockets $src_version against mbedTLS into $prefix"
-rm -rf "$deps/src" "$deps/build" "$prefix"
+rm -rf "$deps/src" "$deps/build" "$staging"
 mkdir -p "$deps/src" "$deps/build"
 ( cd "$deps/src" && apt-get source -qq --download-only libwebsockets >/dev/null 2>&1 \
     && dpkg-source --no-check -x ./*.dsc lws >/dev/null )
@@ -111,16 +116,20 @@ for p in $patches; do
   log "applying $(basename "$p")"
   patch -d "$lws_src" -p1 --forward --quiet < "$p"
 done
-cmake -S "$lws_src" -B "$deps/build" -DCMAKE_INSTALL_PREFIX="$prefix" "${lws_opts[@]}" >"$deps/build.log" 2>&1 \
+cmake -S "$lws_src" -B "$deps/build" -DCMAKE_INSTALL_PREFIX="$staging" "${lws_opts[@]}" >"$deps/build.log" 2>&1 \
   || { tail -40 "$deps/build.log"; exit 1; }
 cmake --build "$deps/build" -j"$(nproc)" >>"$deps/build.log" 2>&1 || { tail -40 "$deps/build.log"; exit 1; }
 cmake --install "$deps/build" >>"$deps/build.log" 2>&1 || { tail -40 "$deps/build.log"; exit 1; }
-grep -q '#define LWS_WITH_MBEDTLS' "$prefix/include/lws_config.h" \
+grep -q '#define LWS_WITH_MBEDTLS' "$staging/include/lws_config.h" \
   || { log "error: built libwebsockets does not have LWS_WITH_MBEDTLS"; exit 1; }
-if grep -qE '#define (LWS_HAVE_LIBCAP|LWS_WITH_LIBUV|LWS_WITH_ZLIB|LWS_WITH_SQLITE3)\b' "$prefix/include/lws_config.h"; then
+if grep -qE '#define (LWS_HAVE_LIBCAP|LWS_WITH_LIBUV|LWS_WITH_ZLIB|LWS_WITH_SQLITE3)\b' "$staging/include/lws_config.h"; then
   log "error: libwebsockets picked up an optional library from this machine:"
-  grep -E '#define (LWS_HAVE_LIBCAP|LWS_WITH_LIBUV|LWS_WITH_ZLIB|LWS_WITH_SQLITE3)\b' "$prefix/include/lws_config.h"
+  grep -E '#define (LWS_HAVE_LIBCAP|LWS_WITH_LIBUV|LWS_WITH_ZLIB|LWS_WITH_SQLITE3)\b' "$staging/include/lws_config.h"
   exit 1
 fi
-echo "$stamp_want" > "$stamp"
+echo "$stamp_want" > "$staging/.dfnet-lws-stamp"
+rm -rf "$deps/prefix.old"
+[ ! -e "$prefix" ] || mv "$prefix" "$deps/prefix.old"
+mv "$staging" "$prefix"
+rm -rf "$deps/prefix.old"
 log "libwebsockets $src_version built (LWS_WITH_MBEDTLS on)"

@@ -521,6 +521,35 @@ static void fill_token_revoke(dfnet_envelope_t *e) {
   WHICH(e, token_revoke);
   SET(e->pb.msg.token_revoke.id, "0a1b2c3d4e5f");
 }
+static void fill_enroll(dfnet_envelope_t *e) {
+  WHICH(e, enroll);
+  SET(e->pb.msg.enroll.token, "0a1b2c3d4e5f.00112233445566778899aabbccddeeff");
+  e->pb.msg.enroll.csr_der.size = 200;
+  memset(e->pb.msg.enroll.csr_der.bytes, 0x30, 200);
+}
+static void fill_enroll_result(dfnet_envelope_t *e) {
+  dfnet_v1_EnrollResult *r = &e->pb.msg.enroll_result;
+  WHICH(e, enroll_result);
+  SET(r->certificate_pem, "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n");
+  SET(r->ca_pem, "-----BEGIN CERTIFICATE-----\nMIIC...\n-----END CERTIFICATE-----\n");
+  r->labels_count = 1;
+  SET(r->labels[0].key, "rack");
+  SET(r->labels[0].value, "r3");
+  SET(r->name, "board-7");
+  r->role = dfnet_v1_Role_HOST;
+  r->not_after_ms = 1800000000000ull;
+}
+static void fill_cert_renew(dfnet_envelope_t *e) {
+  WHICH(e, cert_renew);
+  e->pb.msg.cert_renew.csr_der.size = 180;
+  memset(e->pb.msg.cert_renew.csr_der.bytes, 0x31, 180);
+}
+static void fill_cert_renew_result(dfnet_envelope_t *e) {
+  WHICH(e, cert_renew_result);
+  SET(e->pb.msg.cert_renew_result.certificate_pem, "-----BEGIN CERTIFICATE-----\n");
+  e->pb.msg.cert_renew_result.not_after_ms = 1800000000000ull;
+  SET(e->pb.msg.cert_renew_result.serial, "0a1b2c");
+}
 static void fill_call(dfnet_envelope_t *e) {
   uint64_t id = e->pb.id;
   sample_typical_call(e);
@@ -589,6 +618,10 @@ static const struct {
     {"token_info", fill_token_info},
     {"token_list", fill_token_list},
     {"token_revoke", fill_token_revoke},
+    {"enroll", fill_enroll},
+    {"enroll_result", fill_enroll_result},
+    {"cert_renew", fill_cert_renew},
+    {"cert_renew_result", fill_cert_renew_result},
 };
 
 size_t sample_count(void) { return sizeof samples / sizeof samples[0]; }

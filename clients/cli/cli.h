@@ -102,6 +102,11 @@ extern const cli_option_t cli_global_options[];
  * ~/.config/dfnet/config). Returns CLI_EXIT_OK or CLI_EXIT_USAGE (message printed). */
 int cli__config_resolve(void);
 
+/* The config file's path into out: DFNET_CONFIG (then *explicit_path), else
+ * $XDG_CONFIG_HOME/dfnet/config, else $HOME/.config/dfnet/config. false when there is none
+ * (no HOME). `dfnet login` writes there (cmd_login.c). */
+bool cli__config_path(char *out, size_t cap, bool *explicit_path);
+
 /* Connect with the global settings. Returns CLI_EXIT_OK, CLI_EXIT_USAGE (settings missing)
  * or CLI_EXIT_FAILED (message printed). */
 int cli__connect(dfnet_client_t **out);

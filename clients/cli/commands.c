@@ -62,6 +62,8 @@ const cli_command_t cli_commands[] = {
     {"lease", "run", cmd_lease_run, "run a command holding a lease: TARGET... -- CMD ARGS"},
     {"cert", "list", cmd_cert_list, "the certificates the manager has seen or issued [--json]"},
     {"cert", "revoke", cmd_cert_revoke, "revoke a certificate: NAME|SERIAL --reason R"},
+    {"cert", "renew", cmd_cert_renew, "renew this CLI's own certificate (a new key)"},
+    {"login", NULL, cmd_login, "enrol with a join token: URL --token T --ca-pin P"},
     {"token", "create", cmd_token_create, "create a join token: --role R [--name N] [--ttl D]"},
     {"token", "list", cmd_token_list, "the join tokens (never their secrets) [--json]"},
     {"token", "revoke", cmd_token_revoke, "revoke a join token: ID"},

@@ -144,6 +144,22 @@ static int read_config(const char *path, bool must_exist) {
   return rc;
 }
 
+bool cli__config_path(char *out, size_t cap, bool *explicit_path) {
+  const char *e = getenv("DFNET_CONFIG");
+  const char *xdg = getenv("XDG_CONFIG_HOME");
+  const char *home = getenv("HOME");
+  *explicit_path = e != NULL && e[0] != '\0';
+  if (*explicit_path)
+    snprintf(out, cap, "%s", e);
+  else if (xdg != NULL && xdg[0] == '/')
+    snprintf(out, cap, "%s/dfnet/config", xdg);
+  else if (home != NULL && home[0] != '\0')
+    snprintf(out, cap, "%s/.config/dfnet/config", home);
+  else
+    return false;
+  return true;
+}
+
 int cli__config_resolve(void) {
   const char *env[4] = {getenv("DFNET_MANAGER"), getenv("DFNET_CERT"), getenv("DFNET_KEY"),
                         getenv("DFNET_CA")};
@@ -152,19 +168,11 @@ int cli__config_resolve(void) {
   for (int i = 0; i < 4; i++)
     if (*dest[i] == NULL && env[i] != NULL && env[i][0] != '\0')
       *dest[i] = env[i];
-  const char *explicit_path = getenv("DFNET_CONFIG");
   char path[4096];
-  if (explicit_path != NULL && explicit_path[0] != '\0')
-    return read_config(explicit_path, true);
-  const char *xdg = getenv("XDG_CONFIG_HOME");
-  const char *home = getenv("HOME");
-  if (xdg != NULL && xdg[0] == '/')
-    snprintf(path, sizeof path, "%s/dfnet/config", xdg);
-  else if (home != NULL && home[0] != '\0')
-    snprintf(path, sizeof path, "%s/.config/dfnet/config", home);
-  else
+  bool explicit_path;
+  if (!cli__config_path(path, sizeof path, &explicit_path))
     return CLI_EXIT_OK;
-  return read_config(path, false);
+  return read_config(path, explicit_path);
 }
 
 int cli__connect(dfnet_client_t **out) {

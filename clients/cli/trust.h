@@ -8,6 +8,10 @@
 int cmd_cert_list(int argc, char **argv);
 /* `dfnet cert revoke NAME|SERIAL --reason TEXT` (role admin). */
 int cmd_cert_revoke(int argc, char **argv);
+/* `dfnet cert renew`: a new key and a certificate of the same name for it (cmd_cert_renew.c). */
+int cmd_cert_renew(int argc, char **argv);
+/* `dfnet login URL --token T --ca-pin P [--name N]` (cmd_login.c): enrol a person. */
+int cmd_login(int argc, char **argv);
 /* `dfnet token create --role ROLE [--name N | --name-prefix P] [--ttl D] [--uses N]
  * [--label K=V]...` (role admin). */
 int cmd_token_create(int argc, char **argv);

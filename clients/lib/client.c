@@ -11,6 +11,7 @@
 
 #include "clients/lib/client_internal.h"
 #include "lib/log.h"
+#include "lib/renewer.h"
 #include "lib/role.h"
 #include "lib/version.h"
 
@@ -53,6 +54,8 @@ static void hello_reply(void *user, dfnet_status_t status, const dfnet_envelope_
                         bool last) {
   dfnet_client_t *c = user;
   (void)last;
+  struct dfnet_renewer *renewer = NULL;
+  dfnet_session_id_t welcomed = 0;
   pthread_mutex_lock(&c->mu);
   if (status == DFNET_STATUS_OK && reply->pb.which_msg == dfnet_v1_Envelope_welcome_tag) {
     const dfnet_v1_Welcome *w = &reply->pb.msg.welcome;
@@ -65,6 +68,8 @@ static void hello_reply(void *user, dfnet_status_t status, const dfnet_envelope_
     /* The session the Welcome came on is the one the transport has now. */
     c->session = dfnet_transport_client_session(c->t, c->endpoint);
     c->hello_status = DFNET_STATUS_OK;
+    renewer = c->renewer;
+    welcomed = c->session;
   } else if (status == DFNET_STATUS_OK && reply->pb.which_msg == dfnet_v1_Envelope_status_tag) {
     c->hello_status = (dfnet_status_t)reply->pb.msg.status.code;
     if (c->hello_status == DFNET_STATUS_OK)
@@ -78,6 +83,8 @@ static void hello_reply(void *user, dfnet_status_t status, const dfnet_envelope_
   }
   pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
+  if (renewer != NULL) /* dfnet_client_renew_enable: renew on this session (cert_renewal.c) */
+    dfnet_renewer_welcomed(renewer, welcomed);
 }
 
 static void on_session_closed(void *user, dfnet_session_id_t sid, dfnet_status_t reason,
@@ -182,6 +189,10 @@ static dfnet_status_t add_endpoint(dfnet_client_t *c, const dfnet_client_options
        * (rpc_bench, 16 in flight: +6% calls/s, -15% client CPU per call). */
       .limits = {.batch_messages = 8},
   };
+  c->cert_file = strdup(opts->cert_file); /* for dfnet_client_renew_enable */
+  c->key_file = strdup(opts->key_file);
+  if (c->cert_file == NULL || c->key_file == NULL)
+    return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   dfnet_status_t st = dfnet_transport_connect(c->t, &cfg, &c->endpoint);
   if (st != DFNET_STATUS_OK)
     client__fail(err, st, "cannot connect to %s with cert %s, key %s, CA %s: %s", opts->url,
@@ -245,7 +256,10 @@ void dfnet_client_close(dfnet_client_t *c) {
   pthread_mutex_unlock(&c->mu);
   /* Fails every request in flight with CANCELLED: each op's final callback runs. */
   dfnet_transport_destroy(c->t);
-  client__leases_free(c); /* renewals end here; the leases stay the manager's */
+  client__leases_free(c);         /* renewals end here; the leases stay the manager's */
+  dfnet_renewer_free(c->renewer); /* after the transport: its CertRenew in flight ended */
+  free(c->cert_file);
+  free(c->key_file);
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);
   free(c);

@@ -117,9 +117,11 @@ struct dfnet_client {
   client_op_t *ops; /* calls and watches in flight */
   uint64_t next_op_id;
   bool closing;
-  char lease_token[96];        /* every call's Call.lease_token ("" = none) */
-  client_lease_t *leases;      /* leases acquired through this client (lease.c) */
-  client_acquire_t *acquiring; /* dfnet_client_lease_acquire calls waiting (lease.c) */
+  char lease_token[96];          /* every call's Call.lease_token ("" = none) */
+  client_lease_t *leases;        /* leases acquired through this client (lease.c) */
+  client_acquire_t *acquiring;   /* dfnet_client_lease_acquire calls waiting (lease.c) */
+  char *cert_file, *key_file;    /* the connect options' (cert_renewal.c renews them) */
+  struct dfnet_renewer *renewer; /* dfnet_client_renew_enable's (c->mu); NULL: none */
 };
 
 /* Wait (up to timeout_ms; 0 = the connect timeout) for a welcomed session. Not on the

@@ -68,6 +68,10 @@ typedef struct agent_options {
   const char *cert_file;
   const char *key_file;
   const char *ca_file;
+  /* --state-dir: where `dfnet-host join` wrote host.key, host.crt, ca.crt, labels and
+   * manager (state_dir.c); the defaults of --cert, --key, --ca and --manager. NULL: the
+   * default (state_dir.c agent__state_dir_default) */
+  const char *state_dir;
   const char *name; /* NULL: the host name (see main.c for the certificate's CN) */
   agent_label_t labels[AGENT_LABELS_MAX];
   size_t label_count;
@@ -106,6 +110,43 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
 
 /* The usage text (static). */
 const char *agent__usage(void);
+
+/* ---- state directory and join (state_dir.c, join.c; issue 23 item 2) ----------------- */
+
+#define AGENT_STATE_KEY "host.key"    /* 0600: the key, made by join, never sent */
+#define AGENT_STATE_CERT "host.crt"   /* the certificate the manager issued for it */
+#define AGENT_STATE_CA "ca.crt"       /* the manager's CA (its pin checked by join) */
+#define AGENT_STATE_LABELS "labels"   /* the join token's labels, "key=value" lines */
+#define AGENT_STATE_MANAGER "manager" /* the manager's URL, one line */
+
+/* Renewal (renew.c, lib/renewer.h): after each Welcome, renew this host's certificate at 2/3
+ * of its lifetime (+- 10 %) over the session with a new key (CertRenew); the new key and
+ * certificate replace the files (--key, --cert) atomically and the transport presents them
+ * from the next connection on; the session carries on. A refusal is logged once and the
+ * certificate kept until it expires. The renewer is made at the first call (a failure is
+ * logged: no renewal). Service thread. */
+struct agent;
+void agent__renew_schedule(struct agent *a);
+
+/* Add label "KEY=VALUE" to o->labels, checked as --label's (options.c). false: err says why. */
+bool agent__label_parse(const char *text, agent_options_t *o, char *err, size_t err_size);
+
+/* The default state directory into out: $DFNET_HOST_STATE_DIR, else /var/lib/dfnet-host
+ * for root, else $XDG_STATE_HOME/dfnet-host, else ~/.local/state/dfnet-host. */
+void agent__state_dir_default(char *out, size_t cap);
+
+/* Complete parsed options from the state directory (o->state_dir or the default): a missing
+ * --manager, --cert, --key or --ca is taken from its file there when that file exists, and
+ * the labels file's labels are added (a --label of the same key wins). Then every one of the
+ * four must be set. Errors (err: one line): INVALID_ARGUMENT (one missing: says join or the
+ * flag; a malformed labels file). The paths live in static storage (one agent a process). */
+dfnet_status_t agent__state_defaults(agent_options_t *o, char *err, size_t err_size);
+
+/* `dfnet-host join URL --token T --ca-pin P [--name N] [--state-dir D]` (argv[0] is "join"):
+ * enrols this host (lib/enroll.h) and writes the state directory. Prints where and the
+ * next command; one line with the status on a refusal. Returns the exit code: 0, 1 (the
+ * manager refused, or a file could not be written), 2 (usage). */
+int agent__join(int argc, char **argv);
 
 /* ---- state -------------------------------------------------------------------------- */
 
@@ -220,6 +261,9 @@ typedef struct agent {
   dfnet_session_id_t session; /* the current manager session, 0 when disconnected */
   bool welcomed;              /* Welcome received on `session` */
   uint32_t host_grace_ms;
+  /* renewal of this host's certificate (renew.c, lib/renewer.h; issue 23 item 3): made at
+   * the first Welcome, freed after the transport */
+  struct dfnet_renewer *renewer;
 
   /* One envelope to fill and send (sends encode during the call). Never held across a
    * call that might send something else. Each user resets it first: dfnet_envelope_init(),

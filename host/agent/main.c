@@ -55,6 +55,8 @@
 #include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/pki.h"
+#include "lib/renewer.h"
+#include "lib/service_notify.h"
 #include "lib/version.h"
 
 #define PROGRAM "dfnet-host"
@@ -246,6 +248,7 @@ static void *signal_thread(void *arg) {
       continue;
     if (n <= 0 || b == 0)
       return NULL;
+    dfnet_service_notify_stopping("stopping");
     if (post_guarded(a, shutdown_begin, a) != DFNET_STATUS_OK)
       return NULL;
   }
@@ -442,6 +445,8 @@ static void transport_teardown(agent_t *a) {
   pthread_mutex_unlock(&a->wake_mu);
   dfnet_transport_destroy(a->t);
   a->t = NULL;
+  dfnet_renewer_free(a->renewer); /* after the transport: a CertRenew in flight ended */
+  a->renewer = NULL;
 }
 
 /* Everything after the start-up checks. Returns the exit code. */
@@ -507,6 +512,7 @@ static int run_agent(agent_t *a) {
   DFNET_LOGI(AGENT_SUBSYS, a->host_name, "%s: manager %s, cache %s, driver host %s",
              dfnet_version_software(), a->opt.manager_url, a->cache_dir, a->driver_host_path);
   agent__sandbox_announce(a);
+  dfnet_service_notify_ready("serving; manager %s", a->opt.manager_url); /* reconnects forever */
 
   st = dfnet_transport_run(a->t);
   rc = st == DFNET_STATUS_OK ? 0 : 1;
@@ -535,6 +541,8 @@ int main(int argc, char **argv) {
   static agent_t agent;
   agent_t *a = &agent;
   char err[512];
+  if (argc > 1 && strcmp(argv[1], "join") == 0) /* enrol with a join token (join.c) */
+    return agent__join(argc - 1, argv + 1);
   if (agent__options_parse(argc, argv, &a->opt, err, sizeof err) != DFNET_STATUS_OK)
     return dfnet_cmdline_usage(PROGRAM, "%s", err);
   if (a->opt.help) {

@@ -46,6 +46,11 @@ static const opt_spec_t k_options[] = {
     {"--key", OPT_STRING, OFF(key_file), 0, 0, "FILE", "its private key, PEM (required)"},
     {"--ca", OPT_STRING, OFF(ca_file), 0, 0, "FILE",
      "the CA that signed the manager's certificate, PEM (required)"},
+    {"--state-dir", OPT_STRING, OFF(state_dir), 0, 0, "DIR",
+     "where `dfnet-host join` wrote this host's key, certificate, CA, labels and manager URL: "
+     "the defaults of --cert, --key, --ca, --manager and labels (default $DFNET_HOST_STATE_DIR, "
+     "/var/lib/dfnet-host as root, else $XDG_STATE_HOME/dfnet-host or "
+     "~/.local/state/dfnet-host)"},
     {"--name", OPT_STRING, OFF(name), 0, 0, "NAME",
      "host name (default: the host name; must be the certificate's CN)"},
     {"--label", OPT_LABEL, OFF(labels), 0, 0, "K=V", "a label of this host (repeatable)"},
@@ -97,6 +102,9 @@ const char *agent__usage(void) {
       text, sizeof text,
       "Usage: dfnet-host --manager wss://HOST:PORT --cert FILE --key FILE --ca FILE "
       "[OPTIONS]\n"
+      "       dfnet-host [--state-dir DIR] [OPTIONS]     (after dfnet-host join)\n"
+      "       dfnet-host join wss://HOST:PORT --token ID.SECRET --ca-pin sha256:HEX "
+      "[--name NAME] [--state-dir DIR]\n"
       "       dfnet-host --help | --version\n\n"
       "The host agent of a dfnet fleet: it publishes this machine's hardware (PCI functions\n"
       "from sysfs, USB devices with hot-plug, the board file's platform devices) as nodes to\n"
@@ -199,6 +207,10 @@ static bool label_parse(const char *text, agent_options_t *o, char *err, size_t 
   memcpy(l->value, eq + 1, vlen + 1);
   o->label_count++;
   return true;
+}
+
+bool agent__label_parse(const char *text, agent_options_t *o, char *err, size_t err_size) {
+  return label_parse(text, o, err, err_size);
 }
 
 /* --allow-right NAME: one of lib/driver_rights.h's names, added to *rights; a typo is told
@@ -347,18 +359,5 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
   }
   if (out->help || out->version)
     return DFNET_STATUS_OK;
-  static const struct {
-    size_t offset;
-    const char *name;
-  } required[] = {{OFF(manager_url), "--manager"},
-                  {OFF(cert_file), "--cert"},
-                  {OFF(key_file), "--key"},
-                  {OFF(ca_file), "--ca"}};
-  for (size_t k = 0; k < sizeof required / sizeof required[0]; k++) {
-    if (*(const char **)((char *)out + required[k].offset) == NULL) {
-      snprintf(err, err_size, "%s is required (see --help)", required[k].name);
-      return DFNET_STATUS_INVALID_ARGUMENT;
-    }
-  }
-  return DFNET_STATUS_OK;
+  return agent__state_defaults(out, err, err_size); /* and the required ones are set */
 }

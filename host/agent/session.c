@@ -388,6 +388,7 @@ static void on_hello_reply(void *user, dfnet_status_t status, const dfnet_envelo
   DFNET_LOGI(AGENT_SUBSYS, a->host_name, "welcomed by %s (session %llu, grace %u ms)",
              w->server_name, (unsigned long long)w->session_id, w->host_grace_ms);
   announce(a);
+  agent__renew_schedule(a); /* this certificate's renewal (renew.c) */
 }
 
 void agent__on_session_open(void *user, const dfnet_session_info_t *info) {

@@ -128,6 +128,18 @@ DFNET_CLIENT_API dfnet_status_t dfnet_client_connect(const dfnet_client_options_
  * Not from the client thread (a callback). */
 DFNET_CLIENT_API void dfnet_client_close(dfnet_client_t *client);
 
+/* Renew this client's own certificate over its session, as the host agent does (issue 23
+ * item 3): at 2/3 of its lifetime (+- 10 % of it), a new P-256 key is made, the manager
+ * issues a certificate of the same name and role for it, and both are written over the
+ * cert_file and key_file given to dfnet_client_connect (the key first, each atomically;
+ * one combined PEM when they are the same file); the next connection presents them, the
+ * session in use carries on. For long-lived programs (a short one never reaches 2/3; `dfnet
+ * cert renew` renews by hand). A refusal (a revoked certificate) is logged once and the
+ * certificate kept until it expires. Calling it again does nothing. Errors:
+ * INVALID_ARGUMENT (c NULL), RESOURCE_EXHAUSTED/INTERNAL (memory). Since ABI 1.1. */
+DFNET_CLIENT_API dfnet_status_t dfnet_client_renew_enable(dfnet_client_t *c,
+                                                          dfnet_client_error_t *err);
+
 /* Copy of the current session's Welcome. Errors: UNAVAILABLE (not connected now). */
 DFNET_CLIENT_API dfnet_status_t dfnet_client_info(dfnet_client_t *client, dfnet_client_info_t *out);
 
