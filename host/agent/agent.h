@@ -45,8 +45,8 @@
  * sysfs text; virtio-rng checks it, drivers/virtio-rng). */
 #define AGENT_ALLOW_RESOURCE_DEFAULT_1 "/dev/hwrng"
 #define AGENT_ALLOW_RESOURCE_DEFAULT_2 "/sys/class/misc/hw_random/rng_current"
-#define AGENT_DRIVER_USER_DEFAULT "dfnet-driver"  /* --driver-user */
-#define AGENT_RIGHTS_LISTED 8                     /* DriverHostInfo.rights max_count */
+#define AGENT_DRIVER_USER_DEFAULT "dfnet-driver" /* --driver-user */
+#define AGENT_RIGHTS_LISTED 8                    /* DriverHostInfo.rights max_count */
 
 /* ---- command line (options.c) ------------------------------------------------------ */
 
