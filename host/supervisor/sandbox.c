@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "lib/log.h"
 
 #define SB_SUBSYS "supervisor"
@@ -22,6 +23,9 @@ void sv__sandbox_close(sv_sandbox_t *sb) {
     if (sb->ro_fds[i] >= 0)
       close(sb->ro_fds[i]);
   sb->nro = 0;
+  if (sb->exe_fd >= 0)
+    close(sb->exe_fd);
+  sb->exe_fd = -1;
   for (size_t i = 0; i < sb->nargs; i++)
     free(sb->args[i]);
   free(sb->args);
@@ -60,8 +64,10 @@ static dfnet_status_t open_read_only(sv_sandbox_t *sb, const char *path) {
   return DFNET_STATUS_OK;
 }
 
-dfnet_status_t sv__sandbox_open(const dfnet_sandbox_config_t *cfg, sv_sandbox_t *sb) {
+dfnet_status_t sv__sandbox_open(const dfnet_sandbox_config_t *cfg, const char *exe,
+                                sv_sandbox_t *sb) {
   memset(sb, 0, sizeof *sb);
+  sb->exe_fd = -1;
   if (!cfg->enabled)
     return DFNET_STATUS_OK;
   size_t n = 0;
@@ -87,6 +93,12 @@ dfnet_status_t sv__sandbox_open(const dfnet_sandbox_config_t *cfg, sv_sandbox_t 
     st = open_read_only(sb, cfg->read_only[i]);
     if (st != DFNET_STATUS_OK)
       goto failed;
+  }
+  sb->exe_fd = open(exe, O_PATH | O_CLOEXEC);
+  if (sb->exe_fd < 0) {
+    st = dfnet_errno_status(errno);
+    DFNET_LOGE(SB_SUBSYS, exe, "driver host executable: %s", strerror(errno));
+    goto failed;
   }
   if (!sb->as_root && cfg->uid != getuid())
     DFNET_LOGW(SB_SUBSYS, NULL,
@@ -183,16 +195,21 @@ static int drop_privileges(const sv_sandbox_t *sb, int report) {
   return 0;
 }
 
+/* Where the child keeps the executable's descriptor: after the report pipe's. */
+static int child_exe_fd(const sv_sandbox_t *sb) { return SV_CHILD_FD + 2 + (int)sb->nro; }
+
 int sv__sandbox_child(const sv_sandbox_t *sb, int link_fd, int report_fd) {
-  int src[DFNET_SANDBOX_READ_ONLY_MAX + 2];
+  int src[DFNET_SANDBOX_READ_ONLY_MAX + 3];
   size_t n = 0;
   src[n++] = link_fd;
   if (sb->enabled) {
     for (size_t i = 0; i < sb->nro; i++)
       src[n++] = sb->ro_fds[i];
     src[n++] = report_fd;
+    src[n++] = sb->exe_fd;
   }
-  if (move_fds(src, n, SV_CHILD_FD) != 0) {
+  if (move_fds(src, n, SV_CHILD_FD) != 0 ||
+      (sb->enabled && fcntl(child_exe_fd(sb), F_SETFD, FD_CLOEXEC) != 0)) {
     if (sb->enabled && report_fd >= 0)
       child_report(report_fd, "moving its descriptors", "", errno);
     return -1;
@@ -200,6 +217,14 @@ int sv__sandbox_child(const sv_sandbox_t *sb, int link_fd, int report_fd) {
   if (!sb->enabled)
     return 0;
   return drop_privileges(sb, SV_CHILD_FD + 1 + (int)sb->nro);
+}
+
+void sv__sandbox_exec(const sv_sandbox_t *sb, const char *const *argv) {
+  extern char **environ;
+  if (!sb->enabled)
+    execv(argv[0], (char *const *)argv);
+  else
+    syscall(SYS_execveat, child_exe_fd(sb), "", (char *const *)argv, environ, AT_EMPTY_PATH);
 }
 
 void sv__sandbox_child_exec_failed(const sv_sandbox_t *sb, const char *path, int err) {

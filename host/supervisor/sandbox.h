@@ -28,29 +28,40 @@ typedef struct sv_sandbox {
   gid_t gid;
   int ro_fds[DFNET_SANDBOX_READ_ONLY_MAX]; /* O_PATH directories (ours) */
   size_t nro;
+  /* The driver host executable, O_PATH, opened while we may still reach it: the child
+   * execs it by this descriptor (execveat AT_EMPTY_PATH), so the driver user needs the
+   * right to execute the file only, not to pass the directories above it (a tree built in
+   * a 0700 home or mktemp directory). -1: not open. */
+  int exe_fd;
   /* The driver host's extra arguments: "--sandbox", "--report-fd", "N", then
    * "--read-only", "FD:PATH" per directory; NULL-terminated; owned. */
   char **args;
   size_t nargs;
 } sv_sandbox_t;
 
-/* Open what `cfg` names into *sb (zeroed first; disabled: nothing to open). Logs once why
- * it cannot.
+/* Open what `cfg` names, and the driver host executable `exe`, into *sb (zeroed first;
+ * disabled: nothing to open). Logs once why it cannot.
  * Returns OK; INVALID_ARGUMENT (more than DFNET_SANDBOX_READ_ONLY_MAX directories, a
  * relative one); NOT_FOUND (a directory missing, or not a directory); PERMISSION_DENIED
  * (one the agent may not open); INTERNAL (memory). On error nothing stays open. */
-dfnet_status_t sv__sandbox_open(const dfnet_sandbox_config_t *cfg, sv_sandbox_t *sb)
-    __attribute__((warn_unused_result));
+dfnet_status_t sv__sandbox_open(const dfnet_sandbox_config_t *cfg, const char *exe,
+                                sv_sandbox_t *sb) __attribute__((warn_unused_result));
 
 /* Close and free what sv__sandbox_open made. Idempotent. */
 void sv__sandbox_close(sv_sandbox_t *sb);
 
 /* In the forked child, before exec: move the link (link_fd) to SV_CHILD_FD, the read-only
- * directories to 4, 5, ... and the report pipe's write end (report_fd) after them, close
- * every other descriptor; sandboxed, drop the capability bounding set, and as root the
- * supplementary groups, gid and uid; set no_new_privs. Async-signal-safe calls only.
- * Returns 0, or -1 having written why to the report pipe (the caller then _exits 127). */
+ * directories to 4, 5, ..., the report pipe's write end (report_fd) after them and the
+ * executable's descriptor last (close-on-exec), close every other descriptor; sandboxed, drop the
+ * capability bounding set, and as root the supplementary groups, gid and uid; set no_new_privs.
+ * Async-signal-safe calls only. Returns 0, or -1 having written why to the report pipe (the caller
+ * then _exits 127). */
 int sv__sandbox_child(const sv_sandbox_t *sb, int link_fd, int report_fd);
+
+/* Exec the driver host with argv (argv[0] its path) and this process's environment:
+ * sandboxed, by the executable's descriptor (execveat(2) AT_EMPTY_PATH), else by path.
+ * Returns only when exec failed (errno set). Async-signal-safe. */
+void sv__sandbox_exec(const sv_sandbox_t *sb, const char *const *argv);
 
 /* Sandboxed child only: exec failed with `err`; say so on the report pipe (fd
  * SV_CHILD_FD + 1 + nro). Async-signal-safe. */

@@ -317,7 +317,7 @@ dfnet_status_t dfnet_supervisor_new(const dfnet_supervisor_config_t *config,
   if (access(sup->path, X_OK) != 0)
     DFNET_LOGE(SV_SUBSYS, NULL, "driver host executable %s: %s", sup->path, strerror(errno));
   else
-    st = sv__sandbox_open(&config->sandbox, &sup->sandbox);
+    st = sv__sandbox_open(&config->sandbox, sup->path, &sup->sandbox);
   if (st != DFNET_STATUS_OK) {
     free_config_copies(sup);
     free(sup);
@@ -420,7 +420,7 @@ static pid_t fork_driver_host(const dfnet_supervisor_t *sup, const char **argv, 
     signal(SIGPIPE, SIG_DFL);
     if (sv__sandbox_child(&sup->sandbox, link_fd, report_fd) != 0)
       _exit(127);
-    execv(argv[0], (char *const *)argv);
+    sv__sandbox_exec(&sup->sandbox, argv);
     sv__sandbox_child_exec_failed(&sup->sandbox, argv[0], errno);
     _exit(127);
   }

@@ -127,13 +127,13 @@ static const char *const *driver_dirs(void) {
   return list;
 }
 
-harness_t *h_new_sandbox(bool sandboxed) {
+static harness_t *new_harness(bool sandboxed, const char *driver_host_path) {
   harness_t *h = calloc(1, sizeof *h);
   h->env = malloc(sizeof *h->env);
   h->next_id = 1000;
   static const char *const extra[] = {"--log-level", "warn", NULL};
   dfnet_supervisor_config_t cfg = {
-      .driver_host_path = DFNET_DRIVER_HOST_BUILD_PATH,
+      .driver_host_path = driver_host_path,
       .extra_args = getenv("DFNET_LOG_LEVEL") ? NULL : extra,
       .stop_grace_ms = 10000,
       .sandbox = {.enabled = sandboxed, .read_only = driver_dirs()},
@@ -147,6 +147,12 @@ harness_t *h_new_sandbox(bool sandboxed) {
     abort();
   return h;
 }
+
+harness_t *h_new_sandbox(bool sandboxed) {
+  return new_harness(sandboxed, DFNET_DRIVER_HOST_BUILD_PATH);
+}
+
+harness_t *h_new_at(const char *driver_host_path) { return new_harness(true, driver_host_path); }
 
 harness_t *h_new(void) { return h_new_sandbox(true); }
 

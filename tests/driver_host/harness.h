@@ -64,6 +64,8 @@ typedef struct harness {
 /* A harness whose driver hosts are sandboxed (h_new) or not. Aborts when it cannot. */
 harness_t *h_new(void);
 harness_t *h_new_sandbox(bool sandboxed);
+/* A sandboxed harness whose driver host executable is `driver_host_path` (copied). */
+harness_t *h_new_at(const char *driver_host_path);
 void h_free(harness_t *h);
 /* Pump events for up to ms (returns early when `until` is true). */
 typedef bool (*h_pred)(harness_t *h, const void *arg);

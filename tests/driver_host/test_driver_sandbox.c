@@ -111,6 +111,36 @@ static void test_status_sandboxed(void **state) {
   h_close_clean(h, host);
 }
 
+/* Regression: a tree built under a directory only root may pass (a 0700 home, mktemp -d):
+ * the driver user could not exec dfnet-driver-host by its path (EACCES, every start failed).
+ * The supervisor execs it by a descriptor it opened first. */
+static void test_driver_host_in_private_dir(void **state) {
+  (void)state;
+  char dir[] = "/tmp/dfnet-private-XXXXXX", exe[64], cmd[256];
+  assert_non_null(mkdtemp(dir)); /* 0700, root's */
+  snprintf(exe, sizeof exe, "%s/dfnet-driver-host", dir);
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && chmod 0755 '%s'", DFNET_DRIVER_HOST_BUILD_PATH, exe,
+           exe);
+  assert_int_equal(system(cmd), 0);
+  harness_t *h = h_new_at(exe);
+  uint64_t host = h_spawn(h);
+  rec_t *r = h_final(h, h_start_send(h, host, ECHO_NODE, h_driver("echo"), NULL, "{}", 0));
+  bool ok = r != NULL && r->code == DFNET_STATUS_OK;
+  pid_t pid = dfnet_supervisor_pid(h->sup, host);
+  char seccomp[16] = "";
+  if (ok && pid > 0)
+    snprintf(seccomp, sizeof seccomp, "%s", proc_value(pid, "status", "Seccomp:"));
+  if (ok)
+    h_close_clean(h, host);
+  h_free(h);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+  if (!ok)
+    fail_msg("echo did not start from a driver host in a 0700 directory: %s",
+             r != NULL ? r->message : "no answer");
+  assert_string_equal(seccomp, "2");
+}
+
 static void test_status_unsandboxed(void **state) {
   harness_t *h = *state;
   uint64_t host = start_echo(h, "{}");
@@ -405,6 +435,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_status_sandboxed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_status_unsandboxed, setup_unsandboxed, teardown),
+      cmocka_unit_test(test_driver_host_in_private_dir),
       cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_unsandboxed, setup_unsandboxed, teardown),
