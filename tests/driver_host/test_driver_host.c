@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -287,11 +288,19 @@ static void test_bad_binaries(void **state) {
   assert_int_equal(h_start(h, host, "dev.t.a", h_driver("no_such_driver"), NULL, NULL, &st),
                    DFNET_STATUS_NOT_FOUND);
   assert_non_null(strstr(st->message, "no_such_driver.so"));
-  /* A file that is not a shared object: dlopen's reason. */
+  /* A file that is not a shared object: dlopen's reason. It lies where the sandboxed driver
+   * host may read drivers (the build's tests/drivers), so that the open succeeds and dlopen
+   * is what refuses it, whatever the modes above the build. */
   char path[600];
-  snprintf(path, sizeof path, "%s/tests/drivers/echo.c", getenv("DFNET_SOURCE_DIR"));
+  snprintf(path, sizeof path, "%s/not_a_driver_%ld.so", DFNET_TEST_DRIVER_DIR, (long)getpid());
+  FILE *text = fopen(path, "w");
+  assert_non_null(text);
+  fputs("/* not a shared object */\n", text);
+  assert_int_equal(fclose(text), 0);
+  assert_int_equal(chmod(path, 0644), 0);
   rec_t *st2 = NULL;
   int code = h_start(h, host, "dev.t.b", path, NULL, NULL, &st2);
+  unlink(path);
   assert_int_equal(code, DFNET_STATUS_INVALID_ARGUMENT);
   assert_non_null(strstr(st2->message, "cannot load driver"));
   /* A shared object without the registration symbol. */

@@ -60,16 +60,19 @@ const char *hw_package_dir(const char *name) {
 }
 
 bool hw_test_package(char *dir, size_t cap, const char *name, const char *so, const char *config) {
-  snprintf(dir, cap, "/tmp/dfnet-hw-package-XXXXXX");
+  /* beneath the build's tests/drivers, a directory the sandboxed driver host may read (by
+   * its descriptor: the directories above the build may be closed to the driver user, as a
+   * clone in a 0700 home is), the binary a relative link to its neighbour there */
+  const char *build = getenv("DFNET_BUILD_DIR");
+  snprintf(dir, cap, "%s/tests/drivers/pkg-XXXXXX", build != NULL ? build : ".");
   if (mkdtemp(dir) == NULL || chmod(dir, 0755) != 0) {
     perror("hw_test_package: mkdtemp");
     return false;
   }
-  const char *build = getenv("DFNET_BUILD_DIR");
   char cmd[3000], path[1200];
   snprintf(cmd, sizeof cmd,
-           "mkdir -p '%s/meta' '%s/driver' && ln -s '%s/tests/drivers/%s' '%s/driver/%s.so'", dir,
-           dir, build != NULL ? build : ".", so, dir, name);
+           "mkdir -p '%s/meta' '%s/driver' && ln -s '../../%s' '%s/driver/%s.so'", dir, dir, so,
+           dir, name);
   snprintf(path, sizeof path, "%s/meta/%s.json", dir, name);
   FILE *f = system(cmd) == 0 ? fopen(path, "w") : NULL;
   if (f == NULL) {

@@ -153,7 +153,8 @@ char *hw_bench_log(hw_bench_t *b);
 const char *hw_package_dir(const char *name);
 
 /* Make a package of test driver `so` (a file of $DFNET_BUILD_DIR/tests/drivers/, linked)
- * named `name` in a fresh directory (mode 0755: the driver user passes through it), written
+ * named `name` in a fresh directory beneath that one (mode 0755, a directory the sandboxed
+ * driver host may read whatever the modes of the directories above the build), written
  * to dir[cap], its program.config object's members `config` (JSON text, "" for none). False
  * (the reason on stderr) when it cannot. Remove it with hw_test_package_remove. */
 bool hw_test_package(char *dir, size_t cap, const char *name, const char *so, const char *config);

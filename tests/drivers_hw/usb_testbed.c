@@ -60,8 +60,10 @@ static int share_entry(const char *path, const struct stat *sb, int type, struct
 }
 
 bool usb_testbed_share(UMockdevTestbed *tb) {
-  const char *root = umockdev_testbed_get_root_dir(tb);
-  return root != NULL && nftw(root, share_entry, 16, FTW_PHYS) == 0;
+  gchar *root = umockdev_testbed_get_root_dir(tb); /* transfer full: ours to free */
+  bool ok = root != NULL && nftw(root, share_entry, 16, FTW_PHYS) == 0;
+  g_free(root);
+  return ok;
 }
 
 bool usb_testbed_add_shared(UMockdevTestbed *tb, const char *text) {
