@@ -70,9 +70,8 @@ bool hw_test_package(char *dir, size_t cap, const char *name, const char *so, co
     return false;
   }
   char cmd[3000], path[1200];
-  snprintf(cmd, sizeof cmd,
-           "mkdir -p '%s/meta' '%s/driver' && ln -s '../../%s' '%s/driver/%s.so'", dir, dir, so,
-           dir, name);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s/meta' '%s/driver' && ln -s '../../%s' '%s/driver/%s.so'",
+           dir, dir, so, dir, name);
   snprintf(path, sizeof path, "%s/meta/%s.json", dir, name);
   FILE *f = system(cmd) == 0 ? fopen(path, "w") : NULL;
   if (f == NULL) {
