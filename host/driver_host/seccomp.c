@@ -117,7 +117,7 @@ static void on_sigsys(int sig, siginfo_t *info, void *uctx) {
 static int add_raw_rules(scmp_filter_ctx ctx) {
   const struct scmp_arg_cmp raw = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW);
   int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 2,
-                            SCMP_A0(SCMP_CMP_GT, AF_NETLINK), raw);
+                            SCMP_A0(SCMP_CMP_GT, AF_NETLINK, 0), raw);
   for (scmp_datum_t family = AF_UNIX + 1; family < AF_NETLINK && rc == 0; family++)
     rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 2,
                           SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, family), raw);
