@@ -175,6 +175,85 @@ typedef struct dfnet_transport_callbacks {
   void (*on_connect_error)(void *user, dfnet_status_t code, const char *message, bool retry_helps);
 } dfnet_transport_callbacks_t;
 
+/* ---- HTTP requests (issue 24 items 4 and 5; lib/transport_http.c) --------------------
+ *
+ * Besides websocket upgrades, an endpoint may answer plain HTTP/1.1 requests: a server
+ * endpoint (dfnet_server_config_t.on_http: over its TLS, with the client certificate the
+ * peer presented, if any: /metrics for Prometheus) and a plain one without TLS
+ * (dfnet_transport_listen_http: --metrics-listen, `dfnet ui`). An endpoint without on_http
+ * answers every plain HTTP request 403, as before. The transport reads the request line,
+ * the headers and a body of at most DFNET_HTTP_BODY_MAX bytes (413 beyond), answers methods
+ * other than GET, HEAD and POST 405 itself, then calls on_http once on the service thread.
+ * The owner answers at once (fills *resp, returns true) or later from any thread
+ * (dfnet_transport_http_respond); a response may also stay open and stream pieces
+ * (resp->stream: Server-Sent Events for a browser's live feed). HTTP/1.1 keep-alive works
+ * as lws does it; one request is answered at a time per connection. */
+
+/* Names one HTTP request of a transport; 0 is none; never reused. */
+typedef uint64_t dfnet_http_id_t;
+
+/* The largest request body the transport reads (64 KiB). */
+#define DFNET_HTTP_BODY_MAX (64u * 1024u)
+/* The most a streaming response may have queued and unwritten (1 MiB): past it
+ * dfnet_transport_http_stream_write answers RESOURCE_EXHAUSTED. */
+#define DFNET_HTTP_STREAM_HWM (1024u * 1024u)
+
+/* One request. Every string and the body are owned by the transport and valid during the
+ * on_http call only (copy what you keep). */
+typedef struct dfnet_http_request {
+  dfnet_http_id_t id;
+  dfnet_endpoint_id_t endpoint;
+  const char *method;       /* "GET", "HEAD" or "POST" (HEAD: the body given is not sent) */
+  const char *path;         /* "/metrics": the URI before '?' (%XX decoded by lws) */
+  const char *query;        /* the arguments after '?', each %XX-decoded by lws, joined with
+                               '&' ("a=1&b=2"); "" when none */
+  const char *peer_address; /* "127.0.0.1:50312" */
+  /* TLS endpoints: the client certificate the peer presented, verified against the CA,
+   * validity and revocation (dfnet_server_config_t.is_revoked) as a websocket peer's is:
+   * its CN and its role (OU). A peer that presented none, or one that failed a check (the
+   * reason is logged once), has peer_name NULL and role ROLE_UNSPECIFIED: the owner decides
+   * (/metrics answers it 401). Plain endpoints: always NULL / ROLE_UNSPECIFIED. */
+  const char *peer_name;
+  dfnet_v1_Role role;       /* HOST, ADMIN, OPERATOR or VIEWER (the OU), else UNSPECIFIED */
+  const char *host;         /* the Host header, "" when none (a proxy on loopback checks it
+                               against DNS rebinding) */
+  const char *accept;       /* the Accept header, "" when none */
+  const char *cookie;       /* the Cookie header, "" when none */
+  const char *authorization; /* the Authorization header, "" when none */
+  const uint8_t *body;      /* POST body, body_len bytes (NULL when none) */
+  size_t body_len;
+} dfnet_http_request_t;
+
+/* One response. */
+typedef struct dfnet_http_response {
+  unsigned status;          /* 200, 400, 401, 403, 404, 500, 503, ... */
+  const char *content_type; /* copied; NULL = "text/plain; charset=utf-8" */
+  const char *headers;      /* more header lines, copied: "Cache-Control: no-store\r\n..."
+                               (each ending in CRLF), or NULL */
+  char *body;               /* malloc(3)ed; the transport owns it from the call on (frees it
+                               after writing it, or at once on an error): the caller never
+                               frees it. NULL with body_len 0 for none */
+  size_t body_len;
+  bool stream;              /* keep the response open: the headers go out now without a
+                               Content-Length (the connection closes at the end), body (if
+                               any) is the first piece, then dfnet_transport_http_stream_write
+                               pieces until dfnet_transport_http_end */
+} dfnet_http_response_t;
+
+/* on_http: answer a request. Return true when *resp is filled (the answer goes out now);
+ * false to answer later with dfnet_transport_http_respond(req->id). Service thread. Must
+ * not block. */
+typedef bool (*dfnet_http_fn)(void *user, const dfnet_http_request_t *req,
+                              dfnet_http_response_t *resp);
+/* A request the owner has not answered yet, or a stream not ended, is gone (its connection
+ * closed, the answer's timeout of 120 s ran out, the transport is being destroyed): stop
+ * writing to it (later calls with its id answer NOT_FOUND). Called once per such request,
+ * never for one answered at once without stream. lws does not read a connection while it
+ * answers a request on it, so a peer that went away is seen when the next piece is written:
+ * an owner whose stream is quiet should write an SSE comment line (": ping\n\n") every few
+ * seconds. Service thread. Optional. */
+typedef void (*dfnet_http_gone_fn)(void *user, dfnet_http_id_t id);
+
 /* Per-session bounds (0 in a field = its default). */
 typedef struct dfnet_transport_limits {
   uint32_t max_message_bytes; /* receive and send bound of one envelope (4 MiB) */
@@ -213,6 +292,10 @@ typedef struct dfnet_server_config {
    * cannot be read or written is logged and the endpoint listens without tickets. */
   const char *ticket_key_file;
   uint32_t ticket_rotate_secs;
+  /* Plain HTTP requests over this endpoint's TLS (see "HTTP requests" above): NULL = every
+   * one is answered 403 (not a websocket upgrade). on_http_gone is optional. */
+  dfnet_http_fn on_http;
+  dfnet_http_gone_fn on_http_gone;
 } dfnet_server_config_t;
 
 /* A client endpoint: keeps one session to a server, reconnecting with backoff. */
@@ -452,6 +535,41 @@ dfnet_status_t dfnet_transport_request_cancel(dfnet_transport_t *t, dfnet_sessio
 dfnet_status_t dfnet_transport_request_sync(dfnet_transport_t *t, dfnet_session_id_t session,
                                             dfnet_envelope_t *req, uint32_t deadline_ms,
                                             dfnet_envelope_t *reply, void **bulk_storage);
+
+/* ---- HTTP endpoints and responses (types above: "HTTP requests") ---------------------- */
+
+/* A plain HTTP endpoint (no TLS, no websocket): every request goes to on_http. */
+typedef struct dfnet_http_server_config {
+  const char *bind_address; /* "127.0.0.1"; NULL = all interfaces */
+  uint16_t port;            /* 0 = an ephemeral port (read it from *port_out) */
+  dfnet_http_fn on_http;    /* required */
+  dfnet_http_gone_fn on_http_gone;
+  void *user;
+} dfnet_http_server_config_t;
+
+/* Add a plain HTTP endpoint. On OK *endpoint_out and *port_out (each may be NULL) name it
+ * and the port it listens on. Errors: INVALID_ARGUMENT (on_http NULL), UNAVAILABLE (the
+ * address cannot be bound: logged), INTERNAL. Service thread, or before it starts. */
+dfnet_status_t dfnet_transport_listen_http(dfnet_transport_t *t,
+                                           const dfnet_http_server_config_t *cfg,
+                                           dfnet_endpoint_id_t *endpoint_out, uint16_t *port_out);
+
+/* Answer a request on_http kept (returned false for). resp->body passes to the transport
+ * whatever the result. Errors: NOT_FOUND (no such request waiting: answered, or gone),
+ * INVALID_ARGUMENT (resp NULL or status outside 100..599), INTERNAL (memory). Any thread. */
+dfnet_status_t dfnet_transport_http_respond(dfnet_transport_t *t, dfnet_http_id_t id,
+                                            const dfnet_http_response_t *resp);
+
+/* Queue a piece of an open streaming response (data: len bytes, malloc(3)ed; the
+ * transport owns it from the call on, whatever the result). Errors: NOT_FOUND (no such
+ * stream: ended, or gone), RESOURCE_EXHAUSTED (DFNET_HTTP_STREAM_HWM bytes already wait:
+ * the piece is dropped; a slow reader), INTERNAL. Any thread. */
+dfnet_status_t dfnet_transport_http_stream_write(dfnet_transport_t *t, dfnet_http_id_t id,
+                                                 char *data, size_t len);
+
+/* End a streaming response once what is queued is written (the connection then closes).
+ * Errors: NOT_FOUND. Any thread. */
+dfnet_status_t dfnet_transport_http_end(dfnet_transport_t *t, dfnet_http_id_t id);
 
 /* ---- Work on the service thread ----------------------------------------------------- */
 

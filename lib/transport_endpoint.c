@@ -213,6 +213,8 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   if (ep == NULL)
     return DFNET_STATUS_INTERNAL;
   ep->is_revoked = cfg->is_revoked;
+  ep->on_http = cfg->on_http;
+  ep->on_http_gone = cfg->on_http_gone;
   ep->ca_file = strdup(cfg->ca_file); /* presented after our certificate (transport_enroll.c) */
   if (ep->ca_file == NULL) {
     transport__endpoint_free(ep);
@@ -255,6 +257,54 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   listen_tickets(ep, cfg);
   int port = lws_get_vhost_listen_port(ep->vhost);
   DFNET_LOGI(SUB, NULL, "listening on %s:%d", cfg->bind_address ? cfg->bind_address : "*", port);
+  if (endpoint_out)
+    *endpoint_out = ep->id;
+  if (port_out)
+    *port_out = (uint16_t)port;
+  return DFNET_STATUS_OK;
+}
+
+dfnet_status_t dfnet_transport_listen_http(dfnet_transport_t *t,
+                                           const dfnet_http_server_config_t *cfg,
+                                           dfnet_endpoint_id_t *endpoint_out, uint16_t *port_out) {
+  if (t == NULL || cfg == NULL || cfg->on_http == NULL)
+    return DFNET_STATUS_INVALID_ARGUMENT;
+  static const dfnet_transport_limits_t no_limits;
+  static const dfnet_transport_callbacks_t no_callbacks;
+  transport__endpoint_t *ep = endpoint_new(t, false, &no_limits, &no_callbacks, cfg->user);
+  if (ep == NULL)
+    return DFNET_STATUS_INTERNAL;
+  ep->plain_http = true;
+  ep->on_http = cfg->on_http;
+  ep->on_http_gone = cfg->on_http_gone;
+  ep->protocols[0] = endpoint_protocol("dfnet-http", &ep->limits);
+
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof(info));
+  snprintf(ep->vhost_name, sizeof ep->vhost_name, "dfnet-http-%u", (unsigned)ep->id);
+  info.vhost_name = ep->vhost_name;
+  info.port = cfg->port;
+  info.iface = cfg->bind_address;
+  info.protocols = ep->protocols;
+  info.user = ep;
+  struct in_addr v4; /* an IPv4 address bound as such (see dfnet_transport_listen) */
+  if (cfg->bind_address != NULL && inet_pton(AF_INET, cfg->bind_address, &v4) == 1)
+    info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  ep->vhost = lws_create_vhost(t->ctx, &info);
+  if (ep->vhost == NULL) {
+    int err = probe_bind(cfg->bind_address, cfg->port);
+    DFNET_LOGE(SUB, NULL, "cannot listen for HTTP on %s:%u: %s",
+               cfg->bind_address ? cfg->bind_address : "*", (unsigned)cfg->port,
+               err == EADDRINUSE ? "address in use (another process listens there)"
+               : err != 0        ? strerror(err)
+                                 : "libwebsockets could not make the listener");
+    transport__endpoint_free(ep);
+    return DFNET_STATUS_UNAVAILABLE;
+  }
+  t->endpoints[t->n_endpoints++] = ep;
+  int port = lws_get_vhost_listen_port(ep->vhost);
+  DFNET_LOGI(SUB, NULL, "listening for HTTP on %s:%d",
+             cfg->bind_address ? cfg->bind_address : "*", port);
   if (endpoint_out)
     *endpoint_out = ep->id;
   if (port_out)

@@ -14,6 +14,7 @@
  *   transport_lws.c       the lws callback, one function per reason; the upgrade checks
  *   transport_peer.c      who the peer is: its certificate, role and name
  *   transport_tickets.c   a server's RFC 5077 session tickets, their keys kept in a file
+ *   transport_http.c      plain HTTP requests of an endpoint: the owner's answers, streams
  *
  * Locking: one mutex (t->mu) guards what other threads touch: the session table, each
  * session's send queue and pending-request list, the inbox of work for the service thread
@@ -141,6 +142,8 @@ typedef struct transport__pending {
 } transport__pending_t;
 
 typedef struct transport__endpoint transport__endpoint_t;
+/* An HTTP request being answered (transport_http.c). */
+typedef struct transport__http transport__http_t;
 /* A server endpoint's RFC 5077 session tickets and their persisted keys (transport_tickets.c) */
 typedef struct transport__tickets transport__tickets_t;
 
@@ -212,6 +215,9 @@ struct transport__endpoint {
   dfnet_is_revoked_fn is_revoked; /* server: dfnet_server_config_t.is_revoked */
   void *user;
   transport__tickets_t *tickets; /* server: RFC 5077 session tickets, or NULL */
+  dfnet_http_fn on_http;          /* server: plain HTTP requests (NULL: refused 403) */
+  dfnet_http_gone_fn on_http_gone;
+  bool plain_http;                /* dfnet_transport_listen_http: no TLS, no websockets */
 
   /* client */
   char *url, *host, *path, *subprotocol, *server_name, *server_role;
@@ -255,6 +261,7 @@ typedef struct transport__timer {
 typedef enum transport__work_kind {
   TRANSPORT__WORK_TIMER_CANCEL,
   TRANSPORT__WORK_REQUEST_CANCEL,
+  TRANSPORT__WORK_HTTP_KICK, /* request_id: an HTTP request with something to write */
 } transport__work_kind_t;
 
 typedef struct transport__work {
@@ -297,6 +304,9 @@ struct dfnet_transport {
   bool kicks;
   bool deadlines_dirty;
 
+  transport__http_t *http;     /* utlist DL: HTTP requests being answered (transport_http.c) */
+  dfnet_http_id_t next_http_id;
+
   atomic_bool wake_pending;  /* lws_cancel_service() called, inbox not drained yet */
   dfnet_work_fn turn_end_fn; /* dfnet_transport_set_turn_end */
   void *turn_end_user;
@@ -320,8 +330,10 @@ struct dfnet_transport {
 /* lws's per-connection data of our protocols. */
 typedef struct transport__pss {
   transport__session_t *s;
-  transport__peer_t peer; /* server side: from the upgrade check */
+  transport__peer_t peer; /* server side: from the upgrade check (or an HTTP request's) */
   bool checked;
+  transport__http_t *h; /* the HTTP request of this connection being answered, or NULL */
+  bool http_peer_ok;    /* h's peer presented a certificate that passed (peer) */
 } transport__pss_t;
 
 /* ---- Small helpers (every file) --------------------------------------------------------- */
@@ -436,6 +448,24 @@ void transport__peer_address(struct lws *wsi, char *out, size_t cap);
  * string; log_limit.h): a flood of bad frames writes a line per 10 s, not one per frame. */
 void transport__peer_warn(transport__session_t *s, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- transport_http.c ------------------------------------------------------------------ */
+
+/* Service thread, LWS_CALLBACK_HTTP on a server endpoint with on_http: a request's headers
+ * are in. peer: its verified client certificate, or NULL (plain endpoint, none presented,
+ * or refused: logged by the caller). A GET or HEAD goes to on_http now, a POST once its body
+ * is in. Returns what the lws callback returns (0, or -1 to close). */
+int transport__http_request(struct lws *wsi, transport__endpoint_t *ep, transport__pss_t *pss,
+                            const transport__peer_t *peer);
+/* LWS_CALLBACK_HTTP_BODY (a piece of the body) and _BODY_COMPLETION. */
+int transport__http_body(transport__pss_t *pss, const void *in, size_t len);
+int transport__http_body_done(transport__pss_t *pss);
+/* LWS_CALLBACK_HTTP_WRITEABLE: write what the request's answer has ready. */
+int transport__http_writable(transport__pss_t *pss);
+/* The connection closed (CLOSED_HTTP, WSI_DESTROY): free its request, on_http_gone. */
+void transport__http_closed(transport__pss_t *pss);
+/* Service thread (inbox): the request with that id has something to write. */
+void transport__http_kick(dfnet_transport_t *t, dfnet_http_id_t id);
 
 /* ---- transport_request.c --------------------------------------------------------------- */
 

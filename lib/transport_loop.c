@@ -291,6 +291,9 @@ static void run_work(dfnet_transport_t *t, transport__work_t *w) {
   case TRANSPORT__WORK_REQUEST_CANCEL:
     (void)transport__request_cancel_here(t, w->session, w->request_id, w->notify_peer, w->reason);
     break;
+  case TRANSPORT__WORK_HTTP_KICK:
+    transport__http_kick(t, w->request_id);
+    break;
   }
   free(w);
 }

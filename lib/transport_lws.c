@@ -141,11 +141,29 @@ CONNECTION_HANDLER static int on_ssl_info(struct lws *wsi, const struct lws_ssl_
   return 0;
 }
 
-/* Server: a plain HTTP request on the TLS port, not a websocket upgrade: 403, closed. */
-CONNECTION_HANDLER static int on_http(struct lws *wsi) {
-  refuse_log(wsi, NULL, "plain HTTP request, not a websocket upgrade");
-  lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
-  return -1;
+/* Server: a plain HTTP request, not a websocket upgrade. An endpoint without on_http answers
+ * it 403 and closes; otherwise it goes to the owner (transport_http.c) with the client
+ * certificate the peer presented, if that one passes every check a websocket peer's does
+ * (one that does not is logged, and the request goes on without it). */
+CONNECTION_HANDLER static int on_http(struct lws *wsi, transport__endpoint_t *ep,
+                                      transport__pss_t *pss) {
+  if (ep == NULL || ep->is_client || ep->on_http == NULL) {
+    refuse_log(wsi, NULL, "plain HTTP request, not a websocket upgrade");
+    lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
+    return -1;
+  }
+  if (ep->plain_http)
+    return transport__http_request(wsi, ep, pss, NULL);
+  transport__peer_t peer;
+  char why[256];
+  bool ok = transport__peer_verify(wsi, &peer, why, sizeof why);
+  if (!ok && strncmp(why, "no certificate", 14) != 0)
+    refuse_log(wsi, "the certificate of an HTTP request", why);
+  if (ok && revoked(wsi, &peer, why, sizeof why)) {
+    refuse_log(wsi, "the certificate of an HTTP request", why);
+    ok = false;
+  }
+  return transport__http_request(wsi, ep, pss, ok ? &peer : NULL);
 }
 
 /* Server: the websocket upgrade request of a TLS connection. 0 = accept. */
@@ -309,7 +327,16 @@ int transport__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
   case LWS_CALLBACK_SSL_INFO:
     return on_ssl_info(wsi, in);
   case LWS_CALLBACK_HTTP:
-    return on_http(wsi);
+    return on_http(wsi, vhost_endpoint(wsi), pss);
+  case LWS_CALLBACK_HTTP_BODY:
+    return transport__http_body(pss, in, len);
+  case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    return transport__http_body_done(pss);
+  case LWS_CALLBACK_HTTP_WRITEABLE:
+    return transport__http_writable(pss);
+  case LWS_CALLBACK_CLOSED_HTTP:
+    transport__http_closed(pss);
+    return 0;
   case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
     return on_confirm_upgrade(wsi, in);
   case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
@@ -349,6 +376,7 @@ int transport__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
   case LWS_CALLBACK_WSI_DESTROY:
     if (vhost_endpoint(wsi) != NULL) /* every connection, sessions or not (see the loop) */
       vhost_endpoint(wsi)->t->connections_gone++;
+    transport__http_closed(pss);
     if (pss && pss->s) { /* closed without CLOSED (should not happen) */
       transport__session_finalize(pss->s, "connection lost");
       pss->s = NULL;
