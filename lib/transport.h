@@ -214,13 +214,13 @@ typedef struct dfnet_http_request {
    * reason is logged once), has peer_name NULL and role ROLE_UNSPECIFIED: the owner decides
    * (/metrics answers it 401). Plain endpoints: always NULL / ROLE_UNSPECIFIED. */
   const char *peer_name;
-  dfnet_v1_Role role;       /* HOST, ADMIN, OPERATOR or VIEWER (the OU), else UNSPECIFIED */
-  const char *host;         /* the Host header, "" when none (a proxy on loopback checks it
-                               against DNS rebinding) */
-  const char *accept;       /* the Accept header, "" when none */
-  const char *cookie;       /* the Cookie header, "" when none */
+  dfnet_v1_Role role;        /* HOST, ADMIN, OPERATOR or VIEWER (the OU), else UNSPECIFIED */
+  const char *host;          /* the Host header, "" when none (a proxy on loopback checks it
+                                against DNS rebinding) */
+  const char *accept;        /* the Accept header, "" when none */
+  const char *cookie;        /* the Cookie header, "" when none */
   const char *authorization; /* the Authorization header, "" when none */
-  const uint8_t *body;      /* POST body, body_len bytes (NULL when none) */
+  const uint8_t *body;       /* POST body, body_len bytes (NULL when none) */
   size_t body_len;
 } dfnet_http_request_t;
 
@@ -234,10 +234,10 @@ typedef struct dfnet_http_response {
                                after writing it, or at once on an error): the caller never
                                frees it. NULL with body_len 0 for none */
   size_t body_len;
-  bool stream;              /* keep the response open: the headers go out now without a
-                               Content-Length (the connection closes at the end), body (if
-                               any) is the first piece, then dfnet_transport_http_stream_write
-                               pieces until dfnet_transport_http_end */
+  bool stream; /* keep the response open: the headers go out now without a
+                  Content-Length (the connection closes at the end), body (if
+                  any) is the first piece, then dfnet_transport_http_stream_write
+                  pieces until dfnet_transport_http_end */
 } dfnet_http_response_t;
 
 /* on_http: answer a request. Return true when *resp is filled (the answer goes out now);

@@ -303,8 +303,8 @@ dfnet_status_t dfnet_transport_listen_http(dfnet_transport_t *t,
   }
   t->endpoints[t->n_endpoints++] = ep;
   int port = lws_get_vhost_listen_port(ep->vhost);
-  DFNET_LOGI(SUB, NULL, "listening for HTTP on %s:%d",
-             cfg->bind_address ? cfg->bind_address : "*", port);
+  DFNET_LOGI(SUB, NULL, "listening for HTTP on %s:%d", cfg->bind_address ? cfg->bind_address : "*",
+             port);
   if (endpoint_out)
     *endpoint_out = ep->id;
   if (port_out)

@@ -215,9 +215,9 @@ struct transport__endpoint {
   dfnet_is_revoked_fn is_revoked; /* server: dfnet_server_config_t.is_revoked */
   void *user;
   transport__tickets_t *tickets; /* server: RFC 5077 session tickets, or NULL */
-  dfnet_http_fn on_http;          /* server: plain HTTP requests (NULL: refused 403) */
+  dfnet_http_fn on_http;         /* server: plain HTTP requests (NULL: refused 403) */
   dfnet_http_gone_fn on_http_gone;
-  bool plain_http;                /* dfnet_transport_listen_http: no TLS, no websockets */
+  bool plain_http; /* dfnet_transport_listen_http: no TLS, no websockets */
 
   /* client */
   char *url, *host, *path, *subprotocol, *server_name, *server_role;
@@ -304,7 +304,7 @@ struct dfnet_transport {
   bool kicks;
   bool deadlines_dirty;
 
-  transport__http_t *http;     /* utlist DL: HTTP requests being answered (transport_http.c) */
+  transport__http_t *http; /* utlist DL: HTTP requests being answered (transport_http.c) */
   dfnet_http_id_t next_http_id;
 
   atomic_bool wake_pending;  /* lws_cancel_service() called, inbox not drained yet */
