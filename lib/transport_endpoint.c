@@ -199,6 +199,25 @@ static void listen_tickets(transport__endpoint_t *ep, const dfnet_server_config_
   DFNET_LOGE(SUB, cfg->ticket_key_file, "listening without TLS session tickets");
 }
 
+/* A listening vhost's creation info: its name ("dfnet-<kind>-<id>", kept in ep), address,
+ * port, ep's protocols, ep as its user. */
+static void listen_info(transport__endpoint_t *ep, const char *kind, const char *bind_address,
+                        uint16_t port, struct lws_context_creation_info *info) {
+  memset(info, 0, sizeof *info);
+  snprintf(ep->vhost_name, sizeof ep->vhost_name, "dfnet-%s-%u", kind, (unsigned)ep->id);
+  info->vhost_name = ep->vhost_name;
+  info->port = port;
+  info->iface = bind_address;
+  info->protocols = ep->protocols;
+  info->user = ep;
+  /* An IPv4 address must be bound as such: with IPv6 on, lws 4.1 makes an IPv6 socket,
+   * cannot map the IPv4 literal and binds it to every address ("127.0.0.1" was reachable
+   * from the network). */
+  struct in_addr v4;
+  if (bind_address != NULL && inet_pton(AF_INET, bind_address, &v4) == 1)
+    info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+}
+
 dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_config_t *cfg,
                                       dfnet_endpoint_id_t *endpoint_out, uint16_t *port_out) {
   if (t == NULL || cfg == NULL)
@@ -227,26 +246,14 @@ dfnet_status_t dfnet_transport_listen(dfnet_transport_t *t, const dfnet_server_c
   ep->protocols[3] = endpoint_protocol(DFNET_SUBPROTOCOL_ENROLL, &ep->limits);
 
   struct lws_context_creation_info info;
-  memset(&info, 0, sizeof(info));
-  snprintf(ep->vhost_name, sizeof ep->vhost_name, "dfnet-server-%u", (unsigned)ep->id);
-  info.vhost_name = ep->vhost_name;
-  info.port = cfg->port;
-  info.iface = cfg->bind_address;
-  info.protocols = ep->protocols;
-  info.user = ep;
+  listen_info(ep, "server", cfg->bind_address, cfg->port, &info);
   info.ssl_cert_filepath = cfg->cert_file;
   info.ssl_private_key_filepath = cfg->key_file;
   info.ssl_ca_filepath = cfg->ca_file;
   /* asks the client for its certificate; lws+mbedTLS then only *records* the verdict,
    * which transport__lws_cb enforces at the websocket upgrade */
-  info.options =
+  info.options |=
       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
-  /* An IPv4 address must be bound as such: with IPv6 on, lws 4.1 makes an IPv6 socket,
-   * cannot map the IPv4 literal and binds it to every address ("127.0.0.1" was reachable
-   * from the network). */
-  struct in_addr v4;
-  if (cfg->bind_address != NULL && inet_pton(AF_INET, cfg->bind_address, &v4) == 1)
-    info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   ep->vhost = lws_create_vhost(t->ctx, &info);
   if (ep->vhost == NULL) {
     listen_failed(cfg);
@@ -280,16 +287,7 @@ dfnet_status_t dfnet_transport_listen_http(dfnet_transport_t *t,
   ep->protocols[0] = endpoint_protocol("dfnet-http", &ep->limits);
 
   struct lws_context_creation_info info;
-  memset(&info, 0, sizeof(info));
-  snprintf(ep->vhost_name, sizeof ep->vhost_name, "dfnet-http-%u", (unsigned)ep->id);
-  info.vhost_name = ep->vhost_name;
-  info.port = cfg->port;
-  info.iface = cfg->bind_address;
-  info.protocols = ep->protocols;
-  info.user = ep;
-  struct in_addr v4; /* an IPv4 address bound as such (see dfnet_transport_listen) */
-  if (cfg->bind_address != NULL && inet_pton(AF_INET, cfg->bind_address, &v4) == 1)
-    info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  listen_info(ep, "http", cfg->bind_address, cfg->port, &info);
   ep->vhost = lws_create_vhost(t->ctx, &info);
   if (ep->vhost == NULL) {
     int err = probe_bind(cfg->bind_address, cfg->port);
