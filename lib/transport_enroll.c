@@ -84,17 +84,6 @@ static const mbedtls_x509_crt *pinned_ca(transport__endpoint_t *ep, const mbedtl
   return ca;
 }
 
-/* A certificate's notAfter in UTC seconds. */
-static time_t not_after(const mbedtls_x509_crt *crt) {
-  struct tm end = {.tm_year = crt->valid_to.year - 1900,
-                   .tm_mon = crt->valid_to.mon - 1,
-                   .tm_mday = crt->valid_to.day,
-                   .tm_hour = crt->valid_to.hour,
-                   .tm_min = crt->valid_to.min,
-                   .tm_sec = crt->valid_to.sec};
-  return timegm(&end);
-}
-
 bool transport__enroll_check_server(struct lws *wsi, transport__endpoint_t *ep,
                                     transport__peer_t *peer, char *why, size_t cap) {
   const mbedtls_x509_crt *chain = lws_tls_peer_mbedtls_crt(wsi, NULL);
@@ -133,7 +122,7 @@ bool transport__enroll_check_server(struct lws *wsi, transport__endpoint_t *ep,
   }
   snprintf(peer->ou, sizeof peer->ou, "manager");
   snprintf(peer->cn, sizeof peer->cn, "dfnet-manager");
-  peer->not_after = not_after(chain);
+  peer->not_after = transport__crt_not_after(chain);
   return true;
 }
 

@@ -75,6 +75,9 @@ typedef struct transport__peer {
 bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why, size_t why_cap)
     __attribute__((warn_unused_result));
 
+/* A certificate's notAfter in UTC seconds (transport_peer.c). */
+time_t transport__crt_not_after(const mbedtls_x509_crt *crt);
+
 /* May a certificate with role OU `ou` use `subprotocol` on our server? NULL why on
  * success; otherwise a static reason. */
 const char *transport__role_refusal(const char *ou, const char *subprotocol);

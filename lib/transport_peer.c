@@ -30,6 +30,16 @@ const char *transport__mbedtls_strerror(int code, char *buf, size_t cap) {
   return buf;
 }
 
+time_t transport__crt_not_after(const mbedtls_x509_crt *crt) {
+  struct tm end = {.tm_year = crt->valid_to.year - 1900,
+                   .tm_mon = crt->valid_to.mon - 1,
+                   .tm_mday = crt->valid_to.day,
+                   .tm_hour = crt->valid_to.hour,
+                   .tm_min = crt->valid_to.min,
+                   .tm_sec = crt->valid_to.sec};
+  return timegm(&end);
+}
+
 /* Copy the first attribute `oid` of a distinguished name into out (NUL-terminated). */
 static bool name_attr(const mbedtls_x509_name *name, const char *oid, size_t oid_len, char *out,
                       size_t cap) {
@@ -101,13 +111,7 @@ bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
   }
   const dfnet_role_t *role = dfnet_role_by_name(peer->ou);
   peer->role = role != NULL ? role->wire : dfnet_v1_Role_ROLE_UNSPECIFIED;
-  struct tm end = {.tm_year = crt->valid_to.year - 1900,
-                   .tm_mon = crt->valid_to.mon - 1,
-                   .tm_mday = crt->valid_to.day,
-                   .tm_hour = crt->valid_to.hour,
-                   .tm_min = crt->valid_to.min,
-                   .tm_sec = crt->valid_to.sec};
-  peer->not_after = timegm(&end);
+  peer->not_after = transport__crt_not_after(crt);
   /* the serial number's content octets (RFC 5280 §4.1.2.2: at most 20), and its hex */
   if (crt->serial.len == 0 || crt->serial.len > DFNET_TRANSPORT_SERIAL_MAX) {
     snprintf(why, why_cap, "certificate of %s has a serial number of %zu octets (1..%d)", peer->cn,
