@@ -375,6 +375,7 @@ static dfnet_status_t explain_connect_error(transport__endpoint_t *ep, const cha
                                             char *msg, size_t cap, bool *retry_helps) {
   const char *peer = ep->server_role[0] ? ep->server_role : "server";
   *retry_helps = false;
+  ep->last_refused = false;
   if (ep->refusal[0] != '\0') { /* we refused the server (FILTER_PRE_ESTABLISH) */
     snprintf(msg, cap, "%s", ep->refusal);
     ep->refusal[0] = '\0';
@@ -426,7 +427,9 @@ static dfnet_status_t explain_connect_error(transport__endpoint_t *ep, const cha
     snprintf(msg, cap, "cannot start a connection to %s:%d", ep->host, ep->port);
     return DFNET_STATUS_UNAVAILABLE;
   }
-  if (strstr(lws_text, "Unable to connect") != NULL || strstr(lws_text, "connect failed") != NULL)
+  ep->last_refused =
+      strstr(lws_text, "Unable to connect") != NULL || strstr(lws_text, "connect failed") != NULL;
+  if (ep->last_refused)
     snprintf(msg, cap, "nothing answers at %s:%d (connection refused, or the host is unreachable)",
              ep->host, ep->port);
   else
@@ -567,6 +570,7 @@ free_endpoint:
 
 void transport__client_connected(transport__endpoint_t *ep) {
   transport__backoff_reset(ep);
+  ep->server_went_away = false;
   ep->attempts = 0;
 }
 

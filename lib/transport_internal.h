@@ -229,7 +229,11 @@ struct transport__endpoint {
   uint32_t backoff_initial_ms, backoff_max_ms, backoff_jitter_pct;
   double backoff_multiplier;
   double backoff_next_ms;
-  uint64_t backoff_rng; /* xorshift64* state of the full jitter, never 0 */
+  uint64_t backoff_rng;  /* xorshift64* state of the full jitter, never 0 */
+  uint64_t lost_ms;      /* monotonic ms when its last session ended (0: none yet) */
+  bool last_refused;     /* the last attempt found nothing listening (connection refused) */
+  bool server_went_away; /* the server closed our last session with 1001 (going away:
+                            shutting down, about to restart) */
   struct lws *wsi;
   bool retry_scheduled;
   lws_sorted_usec_list_t retry_sul;
