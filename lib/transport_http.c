@@ -11,6 +11,7 @@
  * connection waits for the next one), or when its connection closes (on_http_gone, if the
  * owner still held it).
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ struct transport__http {
   bool body_too_big;
   bool owner_holds; /* on_http returned false, or a stream: the owner may still write */
   bool headers_sent;
+  bool close_after; /* the connection cannot carry another request (a body left unread) */
 
   /* t->mu */
   bool answered;
@@ -259,8 +261,24 @@ int transport__http_request(struct lws *wsi, transport__endpoint_t *ep, transpor
     pss->peer = *peer;
   if (h->method[0] == '\0')
     return refuse(h, 405, "only GET, HEAD and POST are served here");
-  if (strcmp(h->method, "POST") == 0)
+  if (strcmp(h->method, "POST") == 0) {
+    /* RFC 7230 3.3.3: without Content-Length (lws 4.1 reads no chunked bodies) a request has
+     * no body, but lws would wait for one: 411. One declared too large is refused unread. */
+    char cl[24];
+    uint64_t declared;
+    header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof cl);
+    if (cl[0] == '\0' || sscanf(cl, "%" SCNu64, &declared) != 1) {
+      h->close_after = true;
+      return refuse(h, 411, "a POST needs a Content-Length");
+    }
+    if (declared > DFNET_HTTP_BODY_MAX) {
+      h->close_after = true;
+      char why[96];
+      snprintf(why, sizeof why, "the request body is larger than %u bytes", DFNET_HTTP_BODY_MAX);
+      return refuse(h, 413, why);
+    }
     return 0; /* the owner is asked once the body is in (transport__http_body) */
+  }
   return call_owner(h, peer);
 }
 
@@ -268,6 +286,8 @@ int transport__http_body(transport__pss_t *pss, const void *in, size_t len) {
   transport__http_t *h = pss ? pss->h : NULL;
   if (h == NULL)
     return -1;
+  if (h->close_after)
+    return 0; /* refused before its body: not kept */
   if (h->body_too_big || h->body_len + len > DFNET_HTTP_BODY_MAX) {
     h->body_too_big = true;
     return 0;
@@ -286,6 +306,8 @@ int transport__http_body_done(transport__pss_t *pss) {
   transport__http_t *h = pss ? pss->h : NULL;
   if (h == NULL)
     return -1;
+  if (h->close_after)
+    return 0; /* answered already */
   if (h->body_too_big) {
     char why[96];
     snprintf(why, sizeof why, "the request body is larger than %u bytes", DFNET_HTTP_BODY_MAX);
@@ -384,9 +406,10 @@ int transport__http_writable(transport__pss_t *pss) {
   }
   if (last) {
     struct lws *wsi = h->wsi;
+    bool close_after = h->close_after;
     pss->h = NULL;
     http_free(h, false);
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return close_after || lws_http_transaction_completed(wsi) ? -1 : 0;
   }
   if (more)
     lws_callback_on_writable(h->wsi);
