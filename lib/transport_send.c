@@ -383,7 +383,7 @@ int transport__on_writable(transport__session_t *s, struct lws *wsi) {
   bool close_now = s->close_requested && STAILQ_EMPTY(&s->queue);
   pthread_mutex_unlock(&t->mu);
   if (close_now) {
-    /* 1000 for an ordinary close, 1001 (going away) when this transport shuts down (a
+    /* 1000 for an ordinary close, 1001 (going away) when a server's transport shuts down (a
      * restarting manager: its hosts then retry within the backoff's restart cap); 1008 with
      * "<STATUS>: why" when the session ends for a reason the peer must hear (its
      * certificate ran out, it sent no Hello...): the peer's transport ends its requests
@@ -393,9 +393,10 @@ int transport__on_writable(transport__session_t *s, struct lws *wsi) {
     int n = ordinary ? snprintf(text, sizeof text, "%s", s->close_msg)
                      : snprintf(text, sizeof text, "%s: %s", dfnet_status_str(s->close_reason),
                                 s->close_msg);
-    enum lws_close_status code = !ordinary          ? LWS_CLOSE_STATUS_POLICY_VIOLATION
-                                 : t->shutting_down ? LWS_CLOSE_STATUS_GOINGAWAY
-                                                    : LWS_CLOSE_STATUS_NORMAL;
+    enum lws_close_status code = !ordinary ? LWS_CLOSE_STATUS_POLICY_VIOLATION
+                                 : t->shutting_down && !s->ep->is_client
+                                     ? LWS_CLOSE_STATUS_GOINGAWAY
+                                     : LWS_CLOSE_STATUS_NORMAL;
     lws_close_reason(wsi, code, (unsigned char *)text, n < 0 ? 0 : strlen(text));
     return -1;
   }
