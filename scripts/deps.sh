@@ -10,6 +10,9 @@
 #     (Debian's binary package links OpenSSL, which dfnet does not use), with our patches
 #     from scripts/patches/libwebsockets/ applied, into .deps/ (git-ignored).
 #     A stamp (version + patch digests + build options) skips the build when unchanged.
+#  3. puppeteer-core for the browser test of `dfnet ui` (tests/ui), as tests/ui's
+#     package-lock.json pins it, into .deps/node; it drives Debian's chromium (item 1:
+#     chromium, nodejs, fonts-dejavu-core) and never downloads a browser.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +33,8 @@ packages=(
   libarchive-dev uthash-dev libsqlite3-dev
   inotify-tools openssl libseccomp-dev
   libsystemd-dev systemd lintian file
+  nodejs chromium fonts-dejavu-core
+  prometheus curl
 )
 
 missing=()
@@ -56,6 +61,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing: ${missing[*]}"
   [ $apt_updated = 1 ] || { $sudo apt-get update -qq; apt_updated=1; }
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- puppeteer-core for tests/ui --------------------------------------------------------
+# `npm ci` from the lock file (exact versions and integrity hashes), install scripts off and
+# PUPPETEER_SKIP_DOWNLOAD set: nothing is run and no browser is fetched. A stamp (the
+# digest of package.json and the lock file) skips it when unchanged.
+command -v npm >/dev/null || {
+  log "installing npm"
+  [ $apt_updated = 1 ] || { $sudo apt-get update -qq; apt_updated=1; }
+  $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+}
+node_dir="$deps/node"
+node_want=$(cat "$root/tests/ui/package.json" "$root/tests/ui/package-lock.json" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$node_dir/.dfnet-stamp" 2>/dev/null)" = "$node_want" ] \
+   && [ -f "$node_dir/node_modules/puppeteer-core/package.json" ]; then
+  log "puppeteer-core (tests/ui) already installed"
+else
+  log "installing puppeteer-core (tests/ui/package-lock.json) into $node_dir"
+  rm -rf "$node_dir"; mkdir -p "$node_dir"
+  cp "$root/tests/ui/package.json" "$root/tests/ui/package-lock.json" "$node_dir/"
+  ( cd "$node_dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund \
+      --loglevel=error >/dev/null )
+  echo "$node_want" > "$node_dir/.dfnet-stamp"
 fi
 
 # ---- nanopb runtime sources ---------------------------------------------------------

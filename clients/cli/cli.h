@@ -226,6 +226,23 @@ cJSON *cli__json_strings(const char *const *v, size_t n);
 /* Print o as one line of JSON on stdout (JSON Lines: the streaming verbs' --json), flush,
  * and delete o (NULL: nothing printed). */
 void cli__json_line(cJSON *o);
+/* ---- the listings' documents (clients/cli/JSON.md) ----
+ * Built by one function each, for the command's --json and for `dfnet ui`'s /api answers
+ * alike (cmd_ui_api.c). Each returns a new document the caller deletes (NULL when out of
+ * memory); the list is only read. */
+/* `host list --json`: {"hosts": [...]} (cmd_query.c) */
+cJSON *cli__hosts_json(const dfnet_client_host_list_t *list);
+/* `node list --json`: {"nodes": [...]}, each node with its properties and offers */
+cJSON *cli__nodes_json(const dfnet_client_node_list_t *list);
+/* `bind why NODE --json`: {"node": node, "traces": [...]} */
+cJSON *cli__bind_why_json(const char *node, const dfnet_client_bind_trace_list_t *list);
+/* One event of `watch --json` (an object, not a document of its own) */
+cJSON *cli__event_json(const dfnet_client_event_t *ev);
+/* `board list --json`: {"boards": [...]}, the board nodes of a node list (cmd_board.c) */
+cJSON *cli__boards_json(const dfnet_client_node_list_t *nodes);
+/* `lease list --json`: {"leases": [...], "queue": [...]} (cmd_lease.c) */
+cJSON *cli__leases_json(const dfnet_client_lease_list_t *list);
+
 /* Lower-case hex of data into a malloc'd string (NULL on OOM). */
 char *cli__hex(const uint8_t *data, size_t len);
 /* Parse hex (even length, optional whitespace) into a malloc'd buffer. 0 or -1. */
@@ -335,6 +352,8 @@ int cmd_node_dump(int argc, char **argv);
 int cmd_composite_list(int argc, char **argv);
 int cmd_bind_why(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+/* `dfnet ui [--listen ADDR:PORT]`: the fleet's web page (cmd_ui.c) */
+int cmd_ui(int argc, char **argv);
 int cmd_driver_list(int argc, char **argv);
 int cmd_driver_register(int argc, char **argv);
 int cmd_driver_disable(int argc, char **argv);

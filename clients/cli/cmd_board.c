@@ -193,11 +193,10 @@ static int board_list_request(cli_run_t *run) {
                      &err);
 }
 
-static cJSON *board_list_json(cli_run_t *run) {
-  const board_list_t *s = run->ctx;
+cJSON *cli__boards_json(const dfnet_client_node_list_t *nodes) {
   cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "boards");
-  for (size_t i = 0; i < s->nodes->count; i++) {
-    const dfnet_client_node_t *n = &s->nodes->items[i];
+  for (size_t i = 0; i < nodes->count; i++) {
+    const dfnet_client_node_t *n = &nodes->items[i];
     if (!is_board(n))
       continue;
     cJSON *o = cJSON_CreateObject();
@@ -208,6 +207,11 @@ static cJSON *board_list_json(cli_run_t *run) {
     cJSON_AddItemToArray(arr, o);
   }
   return doc;
+}
+
+static cJSON *board_list_json(cli_run_t *run) {
+  const board_list_t *s = run->ctx;
+  return cli__boards_json(s->nodes);
 }
 
 static int board_list_print(cli_run_t *run) {

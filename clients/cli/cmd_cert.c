@@ -12,14 +12,9 @@
 
 /* ---- cert list ------------------------------------------------------------------------- */
 
-typedef struct cert_list {
-  dfnet_v1_CertInfo *items;
-  size_t count, cap;
-} cert_list_t;
-
 /* Client thread: keep one CertInfo. */
 static dfnet_status_t keep_cert(void *ctx, const dfnet_envelope_t *env) {
-  cert_list_t *l = ctx;
+  cli_cert_list_t *l = ctx;
   if (env->pb.which_msg != dfnet_v1_Envelope_cert_info_tag)
     return DFNET_STATUS_INTERNAL;
   dfnet_v1_CertInfo *i =
@@ -30,14 +25,24 @@ static dfnet_status_t keep_cert(void *ctx, const dfnet_envelope_t *env) {
   return DFNET_STATUS_OK;
 }
 
-static int cert_list_request(cli_run_t *run) {
-  cert_list_t *l = run->ctx;
-  dfnet_client_error_t err;
-  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_cert_list_tag, &err);
-  dfnet_status_t st = req != NULL ? client__query(run->client, req, true, 0, keep_cert, l, &err)
+dfnet_status_t cli__cert_list_fetch(dfnet_client_t *c, cli_cert_list_t *out,
+                                    dfnet_client_error_t *err) {
+  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_cert_list_tag, err);
+  dfnet_status_t st = req != NULL ? client__query(c, req, true, 0, keep_cert, out, err)
                                   : DFNET_STATUS_RESOURCE_EXHAUSTED;
   free(req);
-  return cli__status(st, &err);
+  return st;
+}
+
+void cli__cert_list_free(cli_cert_list_t *l) {
+  free(l->items);
+  l->items = NULL;
+  l->count = l->cap = 0;
+}
+
+static int cert_list_request(cli_run_t *run) {
+  dfnet_client_error_t err;
+  return cli__status(cli__cert_list_fetch(run->client, run->ctx, &err), &err);
 }
 
 static cJSON *time_json(uint64_t ms) {
@@ -48,8 +53,7 @@ static cJSON *time_json(uint64_t ms) {
   return cJSON_CreateString(t);
 }
 
-static cJSON *cert_list_json(cli_run_t *run) {
-  const cert_list_t *l = run->ctx;
+cJSON *cli__certs_json(const cli_cert_list_t *l) {
   cJSON *doc = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(doc, "certificates");
   for (size_t k = 0; k < l->count; k++) {
@@ -78,8 +82,10 @@ static cJSON *cert_list_json(cli_run_t *run) {
   return doc;
 }
 
+static cJSON *cert_list_json(cli_run_t *run) { return cli__certs_json(run->ctx); }
+
 static int cert_list_print(cli_run_t *run) {
-  const cert_list_t *l = run->ctx;
+  const cli_cert_list_t *l = run->ctx;
   if (l->count == 0) {
     printf("No certificates recorded.\n");
     return CLI_EXIT_OK;
@@ -108,10 +114,7 @@ static int cert_list_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void cert_list_release(cli_run_t *run) {
-  cert_list_t *l = run->ctx;
-  free(l->items);
-}
+static void cert_list_release(cli_run_t *run) { cli__cert_list_free(run->ctx); }
 
 int cmd_cert_list(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, cert_list_request, cert_list_json, cert_list_print,
@@ -123,7 +126,7 @@ int cmd_cert_list(int argc, char **argv) {
           "name, role, serial, not-after, when last seen (or online), and whether, "
           "when, by whom and why it was revoked. Role viewer.",
       .options = cli_json_options};
-  cert_list_t l = {0};
+  cli_cert_list_t l = {0};
   return cli__run(argc, argv, &syn, &ops, &l);
 }
 

@@ -264,16 +264,20 @@ static int lease_list_request(cli_run_t *run) {
                      &err);
 }
 
-static cJSON *lease_list_json(cli_run_t *run) {
-  const lease_list_t *s = run->ctx;
+cJSON *cli__leases_json(const dfnet_client_lease_list_t *list) {
   cJSON *doc = cJSON_CreateObject();
   cJSON *held = cJSON_AddArrayToObject(doc, "leases");
   cJSON *queue = cJSON_AddArrayToObject(doc, "queue");
-  for (size_t i = 0; i < s->list->count; i++) {
-    const dfnet_client_lease_t *l = &s->list->items[i];
+  for (size_t i = 0; i < list->count; i++) {
+    const dfnet_client_lease_t *l = &list->items[i];
     cJSON_AddItemToArray(l->queue_position ? queue : held, cli__lease_json(l));
   }
   return doc;
+}
+
+static cJSON *lease_list_json(cli_run_t *run) {
+  const lease_list_t *s = run->ctx;
+  return cli__leases_json(s->list);
 }
 
 static void targets_text(const dfnet_client_lease_t *l, char *buf, size_t cap) {

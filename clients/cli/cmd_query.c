@@ -45,13 +45,17 @@ static cJSON *host_json(const dfnet_client_host_t *h) {
   return o;
 }
 
-static cJSON *host_list_json(cli_run_t *run) {
-  const host_list_t *s = run->ctx;
+cJSON *cli__hosts_json(const dfnet_client_host_list_t *list) {
   cJSON *doc = cJSON_CreateObject();
   cJSON *hosts = cJSON_AddArrayToObject(doc, "hosts");
-  for (size_t i = 0; i < s->list->count; i++)
-    cJSON_AddItemToArray(hosts, host_json(&s->list->items[i]));
+  for (size_t i = 0; i < list->count; i++)
+    cJSON_AddItemToArray(hosts, host_json(&list->items[i]));
   return doc;
+}
+
+static cJSON *host_list_json(cli_run_t *run) {
+  const host_list_t *s = run->ctx;
+  return cli__hosts_json(s->list);
 }
 
 static void host_print(const dfnet_client_host_t *h) {
@@ -269,16 +273,20 @@ static int node_listing_request(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
+cJSON *cli__nodes_json(const dfnet_client_node_list_t *list) {
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *nodes = cJSON_AddArrayToObject(doc, "nodes");
+  for (size_t i = 0; i < list->count; i++)
+    cJSON_AddItemToArray(nodes, node_json(&list->items[i], true));
+  return doc;
+}
+
 static cJSON *node_listing_json(cli_run_t *run) {
   const node_listing_t *s = run->ctx;
+  if (!s->show)
+    return cli__nodes_json(s->list);
   cJSON *doc = cJSON_CreateObject();
-  if (s->show) {
-    cJSON_AddItemToObject(doc, "node", node_json(&s->list->items[0], true));
-  } else {
-    cJSON *nodes = cJSON_AddArrayToObject(doc, "nodes");
-    for (size_t i = 0; i < s->list->count; i++)
-      cJSON_AddItemToArray(nodes, node_json(&s->list->items[i], true));
-  }
+  cJSON_AddItemToObject(doc, "node", node_json(&s->list->items[0], true));
   return doc;
 }
 
@@ -599,13 +607,12 @@ static int bind_why_request(cli_run_t *run) {
       dfnet_client_bind_why(run->client, run->args[0], run->args[1], NULL, &s->list, &err), &err);
 }
 
-static cJSON *bind_why_json(cli_run_t *run) {
-  const bind_why_t *s = run->ctx;
+cJSON *cli__bind_why_json(const char *node, const dfnet_client_bind_trace_list_t *list) {
   cJSON *doc = cJSON_CreateObject();
-  cJSON_AddStringToObject(doc, "node", run->args[0]);
+  cJSON_AddStringToObject(doc, "node", node);
   cJSON *arr = cJSON_AddArrayToObject(doc, "traces");
-  for (size_t i = 0; i < s->list->count; i++) {
-    const dfnet_client_bind_trace_t *t = &s->list->items[i];
+  for (size_t i = 0; i < list->count; i++) {
+    const dfnet_client_bind_trace_t *t = &list->items[i];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "driver", t->driver_url);
     cJSON_AddStringToObject(o, "result", bind_result_str(t->result));
@@ -616,6 +623,11 @@ static cJSON *bind_why_json(cli_run_t *run) {
     cJSON_AddItemToArray(arr, o);
   }
   return doc;
+}
+
+static cJSON *bind_why_json(cli_run_t *run) {
+  const bind_why_t *s = run->ctx;
+  return cli__bind_why_json(run->args[0], s->list);
 }
 
 static void bind_trace_print(const dfnet_client_bind_trace_t *t) {
@@ -688,6 +700,17 @@ static void watch_on_signal(int sig) {
   }
 }
 
+cJSON *cli__event_json(const dfnet_client_event_t *ev) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "kind", dfnet_client_event_kind_str(ev->kind));
+  cJSON_AddStringToObject(o, "subject", ev->subject);
+  cJSON_AddItemToObject(o, "detail", cli__json_string_or_null(ev->detail));
+  cJSON_AddStringToObject(o, "code", dfnet_status_str(ev->code));
+  cJSON_AddItemToObject(o, "message", cli__json_string_or_null(ev->message));
+  cJSON_AddNumberToObject(o, "time_ms", (double)ev->time_ms);
+  return o;
+}
+
 static void watch_event(void *user, dfnet_client_watch_id_t w, const dfnet_client_event_t *ev) {
   watch_state_t *s = user;
   (void)w;
@@ -696,14 +719,7 @@ static void watch_event(void *user, dfnet_client_watch_id_t w, const dfnet_clien
   char when[40];
   cli__time_str(ev->time_ms, when, sizeof when);
   if (s->json) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kind", dfnet_client_event_kind_str(ev->kind));
-    cJSON_AddStringToObject(o, "subject", ev->subject);
-    cJSON_AddItemToObject(o, "detail", cli__json_string_or_null(ev->detail));
-    cJSON_AddStringToObject(o, "code", dfnet_status_str(ev->code));
-    cJSON_AddItemToObject(o, "message", cli__json_string_or_null(ev->message));
-    cJSON_AddNumberToObject(o, "time_ms", (double)ev->time_ms);
-    cli__json_line(o);
+    cli__json_line(cli__event_json(ev));
   } else {
     printf("%s %-18s %s", when, dfnet_client_event_kind_str(ev->kind), ev->subject);
     if (ev->detail[0] != '\0')

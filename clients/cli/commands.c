@@ -29,6 +29,7 @@ const cli_command_t cli_commands[] = {
     {"composite", "add", cmd_composite_add, "add a composite node spec from a JSON file"},
     {"bind", "why", cmd_bind_why, "why a node did or did not bind"},
     {"watch", NULL, cmd_watch, "print the fleet's events as they happen"},
+    {"ui", NULL, cmd_ui, "a web page of the fleet, live: [--listen 127.0.0.1:8080]"},
     {"call", NULL, cmd_call, "call a driver's method"},
     {"rng", "read", cmd_rng_read, "read entropy from a hardware RNG"},
     {"power", "on", cmd_power_on, "switch a board's power on"},

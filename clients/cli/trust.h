@@ -4,6 +4,28 @@
 #ifndef DFNET_CLIENTS_CLI_TRUST_H
 #define DFNET_CLIENTS_CLI_TRUST_H
 
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "dfnet/client.h"
+
+/* The manager's certificate records (CertList, role viewer), as CertInfo messages
+ * (proto/dfnet/v1/trust.proto): `cert list` prints them, `dfnet ui` shows each host's
+ * certificate expiry from them. */
+typedef struct cli_cert_list {
+  struct _dfnet_v1_CertInfo *items; /* count of them (malloc'd) */
+  size_t count, cap;
+} cli_cert_list_t;
+/* Append every record to *out (zeroed, or from an earlier call). Errors: the common ones of
+ * libdfnet-client (PERMISSION_DENIED below role viewer), RESOURCE_EXHAUSTED. Blocks; not on
+ * the client thread. Free *out with cli__cert_list_free whatever the result. */
+dfnet_status_t cli__cert_list_fetch(dfnet_client_t *c, cli_cert_list_t *out,
+                                    dfnet_client_error_t *err);
+void cli__cert_list_free(cli_cert_list_t *l);
+/* `cert list --json`'s document, {"certificates": [...]}; NULL when out of memory. */
+cJSON *cli__certs_json(const cli_cert_list_t *l);
+
 /* `dfnet cert list [--json]` (role viewer): every certificate the manager recorded. */
 int cmd_cert_list(int argc, char **argv);
 /* `dfnet cert revoke NAME|SERIAL --reason TEXT` (role admin). */
