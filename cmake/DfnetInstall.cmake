@@ -1,6 +1,7 @@
 # What `cmake --install` lays out, by component (one Debian package each, cmake/DfnetPackaging.cmake):
 #
-#   manager  bin/dfnet-manager, the systemd unit, sysusers.d (dfnet), tmpfiles.d
+#   manager  bin/dfnet-manager, the systemd unit, sysusers.d (dfnet), tmpfiles.d,
+#            /etc/dfnet/manager.conf and manager.env
 #   host     lib/dfnet/dfnet-host (bin/dfnet-host links to it) and lib/dfnet/dfnet-driver-host
 #            beside it, where dfnet-host finds it by default (host/agent/main.c
 #            find_driver_host: beside /proc/self/exe, which is the link's target); the boot
@@ -143,8 +144,11 @@ install(FILES packaging/systemd/tmpfiles/dfnet-host.conf
   DESTINATION ${DFNET_INSTALL_TMPFILESDIR} COMPONENT host)
 install(FILES packaging/udev/70-dfnet-host.rules
   DESTINATION ${DFNET_INSTALL_UDEVDIR} COMPONENT host)
-# /etc/dfnet/{manager,host}.env: the flags the units add (conffiles of the packages)
-install(FILES packaging/etc/manager.env DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/dfnet
-  COMPONENT manager)
-install(FILES packaging/etc/host.env DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/dfnet
-  COMPONENT host)
+# /etc/dfnet/{manager,host}.env: the flags the units add; /etc/dfnet/{manager,host}.conf: the
+# settings the binaries read (docs/configuration.md; every key commented out with its
+# default). All conffiles of the packages (packaging/debian/*/conffiles). The binaries look
+# in the same directory: lib/cmdline.cmake compiles ${CMAKE_INSTALL_FULL_SYSCONFDIR}/dfnet in.
+install(FILES packaging/etc/manager.env packaging/etc/manager.conf
+  DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/dfnet COMPONENT manager)
+install(FILES packaging/etc/host.env packaging/etc/host.conf
+  DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/dfnet COMPONENT host)

@@ -42,6 +42,11 @@ foreach(_c ${_dfnet_deb_components})
   install(FILES "${CMAKE_SOURCE_DIR}/packaging/debian/copyright"
     "${CMAKE_BINARY_DIR}/packaging/debian/changelog.Debian.gz"
     DESTINATION "${_doc}" COMPONENT ${_c})
+  # the configuration files' format, beside the daemons' example /etc/dfnet/*.conf
+  if(_c STREQUAL "manager" OR _c STREQUAL "host")
+    install(FILES "${CMAKE_SOURCE_DIR}/docs/configuration.md" DESTINATION "${_doc}"
+      COMPONENT ${_c})
+  endif()
   if(EXISTS "${CMAKE_SOURCE_DIR}/packaging/debian/${_dfnet_deb_name_${_c}}.lintian")
     install(FILES "${CMAKE_SOURCE_DIR}/packaging/debian/${_dfnet_deb_name_${_c}}.lintian"
       DESTINATION "${CMAKE_INSTALL_DATADIR}/lintian/overrides"

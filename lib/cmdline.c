@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
+
 void dfnet_cmdline_vreport(const char *prefix, const char *fmt, va_list ap) {
   char msg[1024];
   vsnprintf(msg, sizeof msg, fmt, ap);
-  fprintf(stderr, "%s: %s\n", prefix, msg);
+  /* an error to journald's eyes too (lib/log.h; journalctl -p err) */
+  fprintf(stderr, "%s%s: %s\n", dfnet_log_journal_detect() ? "<3>" : "", prefix, msg);
 }
 
 int dfnet_cmdline_usage(const char *prefix, const char *fmt, ...) {

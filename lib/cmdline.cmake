@@ -7,6 +7,8 @@
 #   lib/suggest.h  "did you mean": the nearest known command or option to a mistyped one.
 #   lib/cmdline.h  the rest they share: the usage-error line, the "unknown option" message,
 #                  --help, numbers with a range, an option's help line.
+#   lib/config_file.h  the "key = value" files: /etc/dfnet/{manager,host}.conf (their
+#                  directory compiled in from CMake's sysconfdir) and the CLI's config.
 set(DFNET_VERSION_DIR "${CMAKE_BINARY_DIR}/generated")
 add_custom_target(dfnet_version_header
   COMMAND "${CMAKE_COMMAND}" "-DSOURCE_DIR=${CMAKE_SOURCE_DIR}" "-DVERSION=${PROJECT_VERSION}"
@@ -14,9 +16,15 @@ add_custom_target(dfnet_version_header
           -P "${CMAKE_SOURCE_DIR}/cmake/DfnetVersion.cmake"
   BYPRODUCTS "${DFNET_VERSION_DIR}/dfnet_version.h"
   VERBATIM)
-add_library(dfnet_cmdline STATIC version.c suggest.c cmdline.c)
+add_library(dfnet_cmdline STATIC version.c suggest.c cmdline.c config_file.c)
 add_dependencies(dfnet_cmdline dfnet_version_header)
 target_compile_options(dfnet_cmdline PRIVATE ${DFNET_WARNINGS})
 target_include_directories(dfnet_cmdline PRIVATE "${DFNET_VERSION_DIR}"
   PUBLIC "${CMAKE_SOURCE_DIR}")
+# config_file.c reads the file (lib/fileio.h) and returns lib/status codes
+target_link_libraries(dfnet_cmdline PUBLIC dfnet_common)
+include(GNUInstallDirs) # the top-level CMakeLists.txt has set the prefix (/usr: /etc)
+# public: the binaries' --help (and so their man pages) name the directory too
+target_compile_definitions(dfnet_cmdline PUBLIC
+  "DFNET_CONFIG_DIR_DEFAULT=\"${CMAKE_INSTALL_FULL_SYSCONFDIR}/dfnet\"")
 set_target_properties(dfnet_cmdline PROPERTIES POSITION_INDEPENDENT_CODE ON)

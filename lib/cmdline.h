@@ -22,7 +22,8 @@
 #define DFNET_CMDLINE_EXIT_USAGE 2
 
 /* "<prefix>: <message>\n" on stderr: the message formatted as vprintf does, cut to 1023
- * bytes. prefix: the binary's name ("dfnet-manager"), or more ("dfnet: INVALID_ARGUMENT"). */
+ * bytes. prefix: the binary's name ("dfnet-manager"), or more ("dfnet: INVALID_ARGUMENT").
+ * When stderr is the journal (lib/log.h), "<3>" goes first: journald keeps it as an error. */
 void dfnet_cmdline_vreport(const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 

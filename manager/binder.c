@@ -93,6 +93,7 @@ static void started(mgr_t *m, topology_node_t *n, driver_t *d, uint64_t driver_h
     n->driver_host_pid = pid;
   d->device_count++;
   topology__set_unbound(n, DFNET_STATUS_OK, NULL);
+  metrics__bind(m, DFNET_STATUS_OK);
   DFNET_LOGI("binder", n->moniker, "bound to %s", d->url);
   streams__event(m, dfnet_v1_WatchEvent_Kind_NODE_BOUND, n->moniker, d->url, DFNET_STATUS_OK);
   /* the children its driver added while it started (asynchronous start) */
@@ -111,6 +112,7 @@ static void start_failed(mgr_t *m, topology_node_t *n, const driver_t *d, dfnet_
   topology__fmt(why, sizeof why, "driver %s failed to start: %s: %s", d ? d->url : "(gone)",
                 dfnet_status_str(code), msg);
   DFNET_LOGW("binder", n->moniker, "%s", why);
+  metrics__bind(m, code);
   if (unanswered && d != NULL) {
     stop_with_children(m, n, PENDING_STOP, 0, NULL, false);
   } else {

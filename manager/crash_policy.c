@@ -86,6 +86,7 @@ static mgr_pending_t *quarantine_or_restart(mgr_t *m, topology_node_t *n, driver
                   crashes, MGR_CRASH_WINDOW_MS / 1000);
     topology__set_unbound(n, DFNET_STATUS_FAILED_PRECONDITION, why);
     DFNET_LOGW("binder", n->moniker, "%s", why);
+    metrics__driver_crash(m, d->url, true);
     return NULL;
   }
   mgr_pending_t *p = pending__new(m, PENDING_RESTART);
@@ -118,6 +119,7 @@ static void crash_one(mgr_t *m, mgr_host_t *h, topology_node_t *n, const char *r
   topology__fmt(why, sizeof why, "driver host exited: %s", reason);
   streams__event(m, dfnet_v1_WatchEvent_Kind_DRIVER_HOST_EXITED, n->moniker, reason,
                  DFNET_STATUS_UNAVAILABLE);
+  metrics__driver_crash(m, d ? d->url : NULL, false);
   if (d == NULL || !d->m.host_restart_on_crash) {
     remove_crashed(m, h, n, why);
     return;

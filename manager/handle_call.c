@@ -45,6 +45,9 @@
  * limit in its message), so a route table, its hash entries and the host requests behind
  * them stay bounded per caller; a call without a deadline gets cfg.default_call_deadline_ms
  * (30 s), so none waits forever at any hop.
+ *
+ * Metrics (metrics.c, docs/metrics.md): every call's end is counted with its method and final
+ * code, a refusal here included, and its time from arrival; payload bytes both ways.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,7 +75,13 @@ struct mgr_call {
   bool registered;
   uint64_t lease_id;    /* the lease whose token it carried (0: none): its end cancels it */
   char end_reason[128]; /* why the manager cancelled it ("lease 42 expired"), "" = not */
+  uint64_t started_ms;  /* dfnet_transport_now_ms() at its arrival (metrics) */
+  char method[pb_membersize(dfnet_v1_Call, method)]; /* metrics: its label */
 };
+
+/* The method of the call handle__call is routing (metrics: a call answered there, refused,
+ * counts with its code), NULL outside handle__call. */
+static const char *g_routing_method;
 
 static mgr_call_t *call_find(mgr_t *m, dfnet_session_id_t session, uint64_t id) {
   call_key_t key = {session, id};
@@ -93,6 +102,8 @@ static void reply_final(mgr_t *m, dfnet_session_id_t session, uint64_t id, dfnet
   va_start(ap, fmt);
   vsnprintf(w->pb.msg.reply.message, sizeof w->pb.msg.reply.message, fmt, ap);
   va_end(ap);
+  if (g_routing_method != NULL) /* refused before it was forwarded */
+    metrics__call_end(m, g_routing_method, code, 0);
   /* a call always ends: its small final status passes a full send queue */
   (void)dfnet_transport_send(m->transport, session, w, DFNET_SEND_PAST_HWM);
 }
@@ -116,6 +127,7 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
           dfnet_envelope_reuse(m->scratch, c->key.id, dfnet_v1_Envelope_reply_tag);
       w->pb.msg.reply = reply->pb.msg.reply;
       w->bulk = reply->bulk;
+      metrics__relayed(m, true, reply->bulk.size);
       dfnet_status_t st = dfnet_transport_send(m->transport, c->key.session, w, 0);
       if (st == DFNET_STATUS_RESOURCE_EXHAUSTED && last) {
         /* The last reply does not fit the caller's send queue: end the call all the same. */
@@ -149,6 +161,14 @@ static void on_host_reply(void *user, dfnet_status_t status, const dfnet_envelop
                                            "the caller went away");
     return;
   }
+  metrics__call_end(m, c->method,
+                    status != DFNET_STATUS_OK ? status
+                    : reply->pb.which_msg == dfnet_v1_Envelope_reply_tag
+                        ? (dfnet_status_t)reply->pb.msg.reply.code
+                    : reply->pb.which_msg == dfnet_v1_Envelope_status_tag
+                        ? (dfnet_status_t)reply->pb.msg.status.code
+                        : DFNET_STATUS_INTERNAL,
+                    c->started_ms);
   if (c->registered) {
     HASH_DEL(m->calls, c);
     mgr_session_t *caller = sessions__find(m, c->key.session);
@@ -207,6 +227,8 @@ static void forward_to_host(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
   c->key.id = id;
   c->host_session = h->session;
   c->lease_id = lease_id;
+  c->started_ms = dfnet_transport_now_ms();
+  memcpy(c->method, call->method, sizeof c->method);
 
   dfnet_envelope_t *w = dfnet_envelope_reuse(m->scratch, 0, dfnet_v1_Envelope_call_tag);
   dfnet_v1_Call *fwd = &w->pb.msg.call;
@@ -237,9 +259,18 @@ static void forward_to_host(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *
   HASH_ADD(hh, m->calls, key, sizeof c->key, c);
   c->registered = true;
   s->calls++;
+  metrics__relayed(m, false, env->bulk.size);
 }
 
+static void route_call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+
 void handle__call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
+  g_routing_method = env->pb.msg.call.method; /* metrics: a refusal counts under it */
+  route_call(m, s, env);
+  g_routing_method = NULL;
+}
+
+static void route_call(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   const dfnet_v1_Call *call = &env->pb.msg.call;
   uint64_t id = env->pb.id;
   if (call_find(m, s->id, id) != NULL) {

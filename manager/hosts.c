@@ -72,6 +72,7 @@ static void on_grace_expired(void *user) {
     DFNET_LOGI("hosts", h->name, "grace period expired: host and its nodes removed");
     streams__event(m, dfnet_v1_WatchEvent_Kind_HOST_REMOVED, h->name, "grace period expired",
                    DFNET_STATUS_UNAVAILABLE);
+    metrics__host_gone(m, h->name);
     host_free(m, h);
   }
 }

@@ -296,6 +296,8 @@ static bool grant(mgr_t *m, lease_waiter_t *w, const lease_ask_t *a, const lease
   }
   dfnet_session_id_t sid = w->session;
   uint64_t rid = w->request_id, lid = l->id;
+  uint64_t now = mgr__wall_ms();
+  metrics__lease_waited(m, now > w->enqueued_ms ? now - w->enqueued_ms : 0);
   unlink_waiter(m->leases, w);
   waiter_free(w);
   st = lease__send_info(m, sid, rid, l, token);

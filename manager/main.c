@@ -19,6 +19,11 @@
  * opened and loaded before listening; one that cannot be is an error (exit 1) naming the
  * file and the cause. SIGINT/SIGTERM: stop accepting, stop every driver first if
  * --stop-drivers-on-exit, exit 0.
+ *
+ * Settings also come from a configuration file (issue 24 item 3; docs/configuration.md):
+ * --config FILE, else manager.conf in $DFNET_CONFIG_DIR or /etc/dfnet, its keys the run
+ * options' names without "--", the command line winning (read_config). Logs: lib/log.h
+ * (journald priorities under systemd), --log-format json (lib/log_format.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -34,7 +39,9 @@
 #include <unistd.h>
 
 #include "lib/cmdline.h"
+#include "lib/config_file.h"
 #include "lib/log.h"
+#include "lib/log_format.h"
 #include "lib/pki.h"
 #include "lib/service_notify.h"
 #include "lib/suggest.h"
@@ -57,6 +64,9 @@ dfnet_envelope_t *mgr__env(mgr_t *m) {
 /* ---- command line (table-driven, docs/style.md 12) ------------------------------------- */
 
 #define PROGRAM "dfnet-manager"
+/* The default configuration file, as the help says it (lib/config_file.h). */
+#define DFNET_MANAGER_CONF_HELP \
+  "$DFNET_CONFIG_DIR/manager.conf, else " DFNET_CONFIG_DIR_DEFAULT "/manager.conf"
 
 typedef struct str_list {
   const char *items[16];
@@ -67,6 +77,9 @@ typedef struct str_list {
  * its global options; each command's table names those it takes. */
 typedef struct mgr_args {
   const char *listen, *state_dir, *drivers, *log_level; /* run (state_dir: all) */
+  const char *metrics_listen; /* run: plain HTTP GET /metrics (issue 24 item 4) */
+  /* config: every command's (docs/configuration.md); log_format: run */
+  const char *config, *log_format;
   long host_grace, keepalive_ms, hello_timeout_ms, max_calls, default_deadline_ms;
   bool stop_drivers, require_lease, no_tls_tickets;
   const char *role, *name, *out; /* issue */
@@ -74,7 +87,15 @@ typedef struct mgr_args {
   str_list_t sans; /* init, issue */
 } mgr_args_t;
 
-typedef enum opt_kind { OPT_FLAG, OPT_STRING, OPT_LONG, OPT_LIST } opt_kind_t;
+/* OPT_LOG_LEVEL and OPT_LOG_FORMAT are strings checked when given (a level, a log format). */
+typedef enum opt_kind {
+  OPT_FLAG,
+  OPT_STRING,
+  OPT_LONG,
+  OPT_LIST,
+  OPT_LOG_LEVEL,
+  OPT_LOG_FORMAT
+} opt_kind_t;
 
 typedef struct opt {
   const char *name; /* "--listen" */
@@ -157,26 +178,48 @@ static int unknown_option(const command_t *c, const char *given) {
   return dfnet_cmdline_usage(PROGRAM, "%s", msg);
 }
 
-/* The value of option o. Returns -1, or DFNET_CMDLINE_EXIT_USAGE (printed). */
-static int set_option(const opt_t *o, const char *v) {
+/* The value of option o, from the command line (where "") or from the configuration file
+ * (where "FILE:LINE: ", the option named as its key; a flag's value true or false). The
+ * value is kept (not copied). Returns -1, or DFNET_CMDLINE_EXIT_USAGE (printed). */
+static int set_option(const opt_t *o, const char *v, const char *where) {
+  const char *name = where[0] != '\0' ? o->name + 2 : o->name;
+  dfnet_log_level_t level;
+  dfnet_log_format_t format;
+  bool flag;
   if (o->kind == OPT_STRING) {
+    *(const char **)o->dest = v;
+  } else if (o->kind == OPT_FLAG) {
+    if (!dfnet_config_bool(v, &flag))
+      return dfnet_cmdline_usage(PROGRAM, "%s%s: '%s' is not true or false (yes/no, 1/0)", where,
+                                 name, v);
+    *(bool *)o->dest = flag;
+  } else if (o->kind == OPT_LOG_LEVEL || o->kind == OPT_LOG_FORMAT) {
+    if (o->kind == OPT_LOG_LEVEL ? dfnet_log_level_parse(v, &level) != 0
+                                 : dfnet_log_format_parse(v, &format) != 0)
+      return dfnet_cmdline_usage(PROGRAM, "%s%s: '%s' is not %s", where, name, v,
+                                 o->kind == OPT_LOG_LEVEL ? "error, warn, info or debug"
+                                                          : "text or json");
     *(const char **)o->dest = v;
   } else if (o->kind == OPT_LIST) {
     str_list_t *l = o->dest;
     if (l->count == 16)
-      return dfnet_cmdline_usage(PROGRAM, "%s given more than 16 times", o->name);
+      return dfnet_cmdline_usage(PROGRAM, "%s%s given more than 16 times", where, name);
     l->items[l->count++] = v;
   } else {
     char *end;
     errno = 0;
     long num = strtol(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || num < o->min || num > o->max)
-      return dfnet_cmdline_usage(PROGRAM, "%s: '%s' is not a number in %ld..%ld", o->name, v,
+      return dfnet_cmdline_usage(PROGRAM, "%s%s: '%s' is not a number in %ld..%ld", where, name, v,
                                  o->min, o->max);
     *(long *)o->dest = num;
   }
   return -1;
 }
+
+/* The options the command line gave (by their index in the command's table): the file's
+ * settings of those are not used (docs/configuration.md: the command line wins). */
+static bool g_given[64];
 
 /* Parse argv[first..argc) against the command's table: "--name value" or
  * "--name=value". Returns -1 to run the command, 0 when --help or --version was answered,
@@ -205,6 +248,8 @@ static int parse_options(const command_t *c, int argc, char **argv, int first) {
                                    given, c->name ? " " : "", c->name ? c->name : "");
       return unknown_option(c, given);
     }
+    if ((size_t)(o - c->options) < sizeof g_given / sizeof g_given[0])
+      g_given[o - c->options] = true;
     if (o->kind == OPT_FLAG) {
       if (eq != NULL)
         return dfnet_cmdline_usage(PROGRAM, "%s takes no value", o->name);
@@ -213,10 +258,57 @@ static int parse_options(const command_t *c, int argc, char **argv, int first) {
     }
     if (eq == NULL && i + 1 >= argc)
       return dfnet_cmdline_usage(PROGRAM, "%s needs a value (%s)", o->name, o->arg);
-    int rc = set_option(o, eq ? eq + 1 : argv[++i]);
+    int rc = set_option(o, eq ? eq + 1 : argv[++i], "");
     if (rc >= 0)
       return rc;
   }
+  return -1;
+}
+
+static char g_config_read[1024]; /* the configuration file read (logged by run), or "" */
+
+/* The configuration file (docs/configuration.md; issue 24 item 3): --config FILE (it must
+ * exist), else manager.conf in $DFNET_CONFIG_DIR or /etc/dfnet (a missing one is fine). Its
+ * keys are the run options' names without "--"; it is checked whole against them, whatever
+ * the command, and each setting of an option the command has and the command line did not
+ * give goes through set_option, as a flag's value would. So `init` and `issue` take
+ * state-dir from it: they make and use the CA where the manager run with that file looks.
+ * Returns -1, or DFNET_CMDLINE_EXIT_USAGE (printed: "FILE:LINE: ..."). */
+static int read_config(const command_t *c) {
+  static dfnet_config_file_t file; /* the values are kept in g_args until exit */
+  const opt_t *by_key[64];
+  dfnet_config_key_t keys[64];
+  size_t n = 0;
+  for (const opt_t *t = commands[0].options; t->name && n < 64; t++) {
+    if (strcmp(t->name, "--config") != 0) {
+      keys[n] = (dfnet_config_key_t){t->name, t->kind == OPT_LIST};
+      by_key[n++] = t;
+    }
+  }
+  char path[1024], err[1400];
+  if (g_args.config != NULL)
+    snprintf(path, sizeof path, "%s", g_args.config);
+  else
+    dfnet_config_path(path, sizeof path, "manager.conf");
+  if (dfnet_config_file_read(path, g_args.config != NULL, keys, n, &file, err, sizeof err) !=
+      DFNET_STATUS_OK)
+    return dfnet_cmdline_usage(PROGRAM, "%s", err);
+  for (size_t i = 0; i < file.count; i++) {
+    const dfnet_config_entry_t *e = &file.entries[i];
+    const opt_t *o = c->options;
+    while (o->name != NULL && strcmp(o->name, by_key[e->key]->name) != 0)
+      o++;
+    size_t idx = (size_t)(o - c->options);
+    if (o->name == NULL || (idx < sizeof g_given / sizeof g_given[0] && g_given[idx]))
+      continue; /* not this command's, or the command line's value wins */
+    char where[1100];
+    snprintf(where, sizeof where, "%s:%u: ", path, e->line);
+    int rc = set_option(o, e->value, where);
+    if (rc >= 0)
+      return rc;
+  }
+  if (file.found)
+    snprintf(g_config_read, sizeof g_config_read, "%s", path); /* logged once logging is set */
   return -1;
 }
 
@@ -260,9 +352,11 @@ static dfnet_status_t init_state(const char *dir, const str_list_t *extra) {
 
 static const opt_t init_options[] = {
     {"--state-dir", OPT_STRING, &g_args.state_dir, 0, 0, "DIR",
-     "the state directory (default as the manager's)"},
+     "the state directory (default as the manager's; state-dir of manager.conf)"},
     {"--san", OPT_LIST, &g_args.sans, 0, 0, "DNS|IP",
      "a name or address hosts and clients reach the manager at (repeatable)"},
+    {"--config", OPT_STRING, &g_args.config, 0, 0, "FILE",
+     "the configuration file whose state-dir is used (default " DFNET_MANAGER_CONF_HELP ")"},
     OPT_END};
 
 static int cmd_init(const mgr_args_t *a) {
@@ -288,6 +382,8 @@ static const opt_t issue_options[] = {
     {"--days", OPT_LONG, &g_args.days, 1, DFNET_PKI_MAX_DAYS, "N", "validity (default 365)"},
     {"--state-dir", OPT_STRING, &g_args.state_dir, 0, 0, "DIR",
      "the state directory holding the CA (default as the manager's)"},
+    {"--config", OPT_STRING, &g_args.config, 0, 0, "FILE",
+     "the configuration file whose state-dir is used (default " DFNET_MANAGER_CONF_HELP ")"},
     OPT_END};
 
 static int cmd_issue(const mgr_args_t *a) {
@@ -420,13 +516,20 @@ static int listen_and_run(mgr_t *m) {
       .is_revoked = cert__is_revoked, /* revoked certificates refused at every handshake */
       .user = m,
       .ticket_key_file = m->cfg.tls_tickets ? tickets : NULL,
+      .on_http = metrics__on_http, /* GET /metrics for viewer certificates (issue 24) */
   };
+  if (metrics__init(m) != DFNET_STATUS_OK) {
+    fprintf(stderr, "dfnet-manager: metrics: out of memory\n");
+    return 1;
+  }
   dfnet_status_t st = dfnet_transport_listen(m->transport, &sc, NULL, &m->port);
   if (st != DFNET_STATUS_OK) {
     fprintf(stderr, "dfnet-manager: cannot listen on %s:%u: %s\n", m->cfg.listen_address,
             (unsigned)m->cfg.port, dfnet_status_str(st));
     return 1;
   }
+  if (metrics__listen(m) != 0)
+    return 1;
   printf("dfnet-manager: listening on %s:%u\n", m->cfg.listen_address, (unsigned)m->port);
   fflush(stdout);
   DFNET_LOGI("manager", NULL, "listening on %s:%u, state %s, %zu drivers", m->cfg.listen_address,
@@ -463,6 +566,7 @@ static void mgr_destroy(mgr_t *m) {
   m->stopping = 1;
   dfnet_transport_destroy(m->transport);
   m->transport = NULL;
+  metrics__destroy(m);
   sessions__destroy_all(m);
   cert__destroy(m);
   binder__destroy_composites(m);
@@ -478,6 +582,9 @@ static void mgr_destroy(mgr_t *m) {
 static const opt_t run_options[] = {
     {"--listen", OPT_STRING, &g_args.listen, 0, 0, "ADDR:PORT",
      "where to listen (default 127.0.0.1:7443; port 0: any free port)"},
+    {"--metrics-listen", OPT_STRING, &g_args.metrics_listen, 0, 0, "ADDR:PORT",
+     "also serve GET /metrics as plain HTTP, without authentication, there (e.g. "
+     "127.0.0.1:9464; the TLS listener serves it to viewer certificates)"},
     {"--state-dir", OPT_STRING, &g_args.state_dir, 0, 0, "DIR",
      "CA, certificates, registered packages (default $DFNET_STATE_DIR, else "
      "$XDG_STATE_HOME/dfnet, else ~/.local/state/dfnet)"},
@@ -492,8 +599,14 @@ static const opt_t run_options[] = {
      "calls one client may have open (default 256)"},
     {"--default-deadline-ms", OPT_LONG, &g_args.default_deadline_ms, 1, 86400000, "MS",
      "the deadline of a call that gives none (default 30000)"},
-    {"--log-level", OPT_STRING, &g_args.log_level, 0, 0, "LEVEL",
+    {"--log-level", OPT_LOG_LEVEL, &g_args.log_level, 0, 0, "LEVEL",
      "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
+    {"--log-format", OPT_LOG_FORMAT, &g_args.log_format, 0, 0, "FORMAT",
+     "text, or json: one JSON object a line (default text; DFNET_LOG_FORMAT)"},
+    {"--config", OPT_STRING, &g_args.config, 0, 0, "FILE",
+     "settings, one 'key = value' a line, the keys these options' names without '--'; the "
+     "command line wins (default " DFNET_MANAGER_CONF_HELP ", if it exists; "
+     "docs/configuration.md)"},
     {"--stop-drivers-on-exit", OPT_FLAG, &g_args.stop_drivers, 0, 0, NULL,
      "on SIGINT/SIGTERM, tell the hosts to stop their drivers first"},
     {"--no-tls-tickets", OPT_FLAG, &g_args.no_tls_tickets, 0, 0, NULL,
@@ -507,16 +620,27 @@ static int cmd_run(const mgr_args_t *a) {
   static mgr_t mgr;
   mgr_t *m = &mgr;
   dfnet_log_level_t lv;
+  if (dfnet_log_format_configure(a->log_format) != 0)
+    return dfnet_cmdline_usage(PROGRAM, "DFNET_LOG_FORMAT '%s': want text or json",
+                               getenv("DFNET_LOG_FORMAT"));
   if (a->log_level != NULL) {
     if (dfnet_log_level_parse(a->log_level, &lv) != 0)
       return dfnet_cmdline_usage(PROGRAM, "--log-level '%s': error, warn, info or debug",
                                  a->log_level);
     dfnet_log_set_level(lv);
   }
+  if (g_config_read[0] != '\0')
+    DFNET_LOGI("manager", g_config_read, "configuration file read");
   char addr[128];
   if (parse_listen(a->listen, addr, sizeof addr, &m->cfg.port) != 0)
     return dfnet_cmdline_usage(PROGRAM, "--listen: '%s' is not ADDR:PORT", a->listen);
   m->cfg.listen_address = addr;
+  char metrics_addr[128];
+  if (a->metrics_listen != NULL &&
+      parse_listen(a->metrics_listen, metrics_addr, sizeof metrics_addr, &m->cfg.metrics_port) != 0)
+    return dfnet_cmdline_usage(PROGRAM, "--metrics-listen: '%s' is not ADDR:PORT",
+                               a->metrics_listen);
+  m->cfg.metrics_address = a->metrics_listen != NULL ? metrics_addr : NULL;
   state_dir(a->state_dir, m->cfg.state_dir, sizeof m->cfg.state_dir);
   m->cfg.drivers_dir = a->drivers;
   m->cfg.host_grace_ms = (uint32_t)a->host_grace * 1000u;
@@ -606,5 +730,7 @@ int main(int argc, char **argv) {
   if (c == NULL)
     return DFNET_CMDLINE_EXIT_USAGE;
   int rc = parse_options(c, argc, argv, c->name != NULL ? 2 : 1);
+  if (rc < 0)
+    rc = read_config(c);
   return rc >= 0 ? rc : c->fn(&g_args);
 }

@@ -181,6 +181,8 @@ typedef struct mgr_config {
   bool require_lease; /* --require-lease: every client Call needs a lease's token (lease.h) */
   bool tls_tickets;   /* RFC 5077 tickets, keys in MANAGER_TICKET_KEY_FILE (off:
                          --no-tls-tickets or DFNET_TLS_TICKETS=0; issue 23 item 5) */
+  const char *metrics_address; /* --metrics-listen: plain GET /metrics; NULL = none */
+  uint16_t metrics_port;       /* its port (0: any free one) */
 } mgr_config_t;
 
 typedef struct mgr_call mgr_call_t; /* handle_call.c: a client's or a driver's call in flight */
@@ -209,6 +211,8 @@ typedef struct mgr {
   struct store *store;       /* <state-dir>/dfnet.db (store.h), open while running */
   struct mgr_leases *leases; /* lease.h: held leases, claims, the wait queue */
   struct mgr_trust *trust;   /* cert.h: certificate records, revocations, join tokens */
+  /* metrics.c: counters and histograms (NULL: none kept) */
+  struct mgr_metrics *metrics;
 } mgr_t;
 
 /* The scratch envelope, reset (binder, handlers, streams: built and sent in one go).
@@ -556,5 +560,44 @@ void calls__session_closed(mgr_t *m, dfnet_session_id_t session);
 /* Lease `lease_id` ended (lease.h, lease__end): every call in flight that carried its token
  * ends CANCELLED with `why` ("lease 42 expired"), cancelled through to its driver. */
 void calls__lease_ended(mgr_t *m, uint64_t lease_id, const char *why);
+
+/* ---- metrics.c: counters, state at scrape time, GET /metrics (docs/metrics.md) ----
+ * Every hook is a no-op while m->metrics is NULL (before metrics__init, in tests that build
+ * a manager without it). Service thread. */
+typedef struct mgr_metrics mgr_metrics_t;
+/* Make m->metrics. Errors: RESOURCE_EXHAUSTED (memory). */
+dfnet_status_t metrics__init(mgr_t *m);
+void metrics__destroy(mgr_t *m);
+/* A session opened: its TLS handshake (full or resumed); a host's certificate expiry. */
+void metrics__session_open(mgr_t *m, const dfnet_session_info_t *info);
+/* Host `host` was removed (grace period over): its certificate expiry goes. */
+void metrics__host_gone(mgr_t *m, const char *host);
+/* A driver start ended: OK (bound) or the failure's code. */
+void metrics__bind(mgr_t *m, dfnet_status_t code);
+/* A driver's driver host exited under it (quarantined: the crash that quarantined it). */
+void metrics__driver_crash(mgr_t *m, const char *driver_url, bool quarantined);
+/* A call ended with final status `code`; started_ms: dfnet_transport_now_ms() at its
+ * arrival (0: not timed, a call refused at once counts 0 s). */
+void metrics__call_end(mgr_t *m, const char *method, dfnet_status_t code, uint64_t started_ms);
+/* Call payload bytes relayed (reply: driver to caller, else caller to driver). */
+void metrics__relayed(mgr_t *m, bool reply, size_t bytes);
+/* A queued lease request was granted after waiting waited_ms. */
+void metrics__lease_waited(mgr_t *m, uint64_t waited_ms);
+/* Recount the state and render every metric (lib/metrics.h's format) into *out (malloc'd,
+ * *len bytes; the caller frees it). Errors: UNAVAILABLE (no m->metrics), RESOURCE_EXHAUSTED. */
+dfnet_status_t metrics__render(mgr_t *m, char **out, size_t *len);
+/* on_http of the manager's TLS listener (dfnet_server_config_t.on_http; user: the mgr_t):
+ * GET/HEAD /metrics for a viewer, operator or admin certificate (200, text format 0.0.4); 401
+ * without a valid client certificate, 403 for a host certificate, 404 for another path, 405
+ * for another method. Always answers at once. */
+bool metrics__on_http(void *user, const dfnet_http_request_t *req, dfnet_http_response_t *resp);
+/* Open --metrics-listen (cfg.metrics_address; nothing when NULL) and print
+ * "dfnet-manager: metrics on ADDR:PORT". Returns 0, or 1 when it cannot listen (printed).
+ * Before the loop runs. */
+int metrics__listen(mgr_t *m);
+/* on_http of --metrics-listen (plain HTTP, no authentication): as metrics__on_http without
+ * the certificate checks. */
+bool metrics__on_http_plain(void *user, const dfnet_http_request_t *req,
+                            dfnet_http_response_t *resp);
 
 #endif /* DFNET_MANAGER_MANAGER_H */

@@ -95,6 +95,7 @@ void sessions__on_open(void *user, const dfnet_session_info_t *info) {
   topology__fmt(s->name, sizeof s->name, "%s", info->peer_name ? info->peer_name : "");
   topology__fmt(s->address, sizeof s->address, "%s", info->peer_address ? info->peer_address : "");
   HASH_ADD(hh, m->sessions, id, sizeof s->id, s);
+  metrics__session_open(m, info); /* its TLS handshake; a host's certificate expiry */
   if (s->kind != SESSION_ENROLL)
     cert__session_open(m, info); /* its certificate: recorded, revocable */
   /* A peer must speak first, and soon: a session that never sends Hello holds a socket and

@@ -3,7 +3,8 @@
  *
  * Config file (DFNET_CONFIG, else $XDG_CONFIG_HOME/dfnet/config, else
  * $HOME/.config/dfnet/config; a missing default file is fine, a missing DFNET_CONFIG file
- * is an error). Parsed simply and strictly, one setting per line:
+ * is an error). Read by lib/config_file.h (the format of every dfnet configuration file,
+ * docs/configuration.md), strictly, one setting per line:
  *     # comment (a line whose first non-blank character is '#'); blank lines are ignored
  *     manager = wss://127.0.0.1:7443
  *     cert = admin.crt          # NOT a comment: values run to the end of the line
@@ -11,7 +12,8 @@
  *     ca = ca.crt
  * Keys: manager, cert, key, ca. Spaces around '=' and at the ends are trimmed; the value
  * must not be empty; a key may appear once; any other line is an error naming the file
- * and line. Relative paths of cert/key/ca are relative to the config file's directory. */
+ * and line (an unknown key with the nearest known one). Relative paths of cert/key/ca are
+ * relative to the config file's directory. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 
 #include "clients/cli/cli.h"
 #include "lib/cmdline.h"
+#include "lib/config_file.h"
 #include "lib/log.h"
 
 cli_globals_t cli_globals = {.connect_timeout_ms = 10000};
@@ -66,15 +69,6 @@ int cli__usage(const char *fmt, ...) {
   return CLI_EXIT_USAGE;
 }
 
-static char *trim(char *s) {
-  while (*s == ' ' || *s == '\t')
-    s++;
-  size_t n = strlen(s);
-  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-    s[--n] = '\0';
-  return s;
-}
-
 /* Values read from the file live until exit (the process is short-lived). */
 static const char *file_value(const char *dir, const char *value, bool is_path) {
   if (!is_path || value[0] == '/')
@@ -86,62 +80,28 @@ static const char *file_value(const char *dir, const char *value, bool is_path) 
   return p;
 }
 
+/* The file, read by lib/config_file.h (its format and messages); a setting fills what the
+ * command line and the environment left unset. */
 static int read_config(const char *path, bool must_exist) {
-  FILE *f = fopen(path, "r");
-  if (f == NULL) {
-    if (errno == ENOENT && !must_exist)
-      return CLI_EXIT_OK;
-    return cli__usage("config file %s: %s", path, strerror(errno));
-  }
+  static const dfnet_config_key_t keys[] = {
+      {"manager", false}, {"cert", false}, {"key", false}, {"ca", false}};
+  const char **dest[] = {&cli_globals.manager, &cli_globals.cert, &cli_globals.key,
+                         &cli_globals.ca};
+  const bool is_path[] = {false, true, true, true};
+  dfnet_config_file_t f;
+  char err[1200];
+  dfnet_status_t st = dfnet_config_file_read(path, must_exist, keys, sizeof keys / sizeof keys[0],
+                                             &f, err, sizeof err);
+  if (st != DFNET_STATUS_OK)
+    return st == DFNET_STATUS_NOT_FOUND ? cli__usage("config file %s", err) : cli__usage("%s", err);
   char *copy = strdup(path);
   const char *dir = copy ? dirname(copy) : ".";
-  struct {
-    const char *key;
-    const char **dest;
-    bool is_path;
-    const char *value;
-  } keys[] = {{"manager", &cli_globals.manager, false, NULL},
-              {"cert", &cli_globals.cert, true, NULL},
-              {"key", &cli_globals.key, true, NULL},
-              {"ca", &cli_globals.ca, true, NULL}};
-  char line[4096];
-  int rc = CLI_EXIT_OK;
-  for (unsigned no = 1; rc == CLI_EXIT_OK && fgets(line, sizeof line, f) != NULL; no++) {
-    if (strchr(line, '\n') == NULL && !feof(f)) {
-      rc = cli__usage("%s:%u: line longer than %zu bytes", path, no, sizeof line - 2);
-      break;
-    }
-    char *s = trim(line);
-    if (s[0] == '\0' || s[0] == '#')
-      continue;
-    char *eq = strchr(s, '=');
-    if (eq == NULL) {
-      rc = cli__usage("%s:%u: expected 'key = value'", path, no);
-      break;
-    }
-    *eq = '\0';
-    char *k = trim(s), *v = trim(eq + 1);
-    size_t i = 0;
-    while (i < sizeof keys / sizeof keys[0] && strcmp(keys[i].key, k) != 0)
-      i++;
-    if (i == sizeof keys / sizeof keys[0])
-      rc = cli__usage("%s:%u: unknown key '%s' (manager, cert, key, ca)", path, no, k);
-    else if (v[0] == '\0')
-      rc = cli__usage("%s:%u: '%s' has an empty value", path, no, k);
-    else if (keys[i].value != NULL)
-      rc = cli__usage("%s:%u: '%s' given twice", path, no, k);
-    else
-      keys[i].value = file_value(dir, v, keys[i].is_path);
-  }
-  fclose(f);
-  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-    if (rc == CLI_EXIT_OK && *keys[i].dest == NULL)
-      *keys[i].dest = keys[i].value;
-    else
-      free((void *)keys[i].value);
-  }
+  for (size_t i = 0; i < f.count; i++)
+    if (*dest[f.entries[i].key] == NULL)
+      *dest[f.entries[i].key] = file_value(dir, f.entries[i].value, is_path[f.entries[i].key]);
   free(copy);
-  return rc;
+  dfnet_config_file_free(&f);
+  return CLI_EXIT_OK;
 }
 
 bool cli__config_path(char *out, size_t cap, bool *explicit_path) {

@@ -64,6 +64,8 @@ typedef enum agent_shutdown_reason {
 } agent_shutdown_reason_t;
 
 typedef struct agent_options {
+  /* --config: the configuration file (NULL: host.conf in the default directory; options.c) */
+  const char *config;
   const char *manager_url; /* wss://HOST:PORT[/path] */
   const char *cert_file;
   const char *key_file;
@@ -81,6 +83,7 @@ typedef struct agent_options {
   const char *cache_dir;                   /* NULL: default (main.c) */
   const char *driver_host;                 /* NULL: beside this executable */
   const char *log_level;                   /* NULL: DFNET_LOG_LEVEL or info */
+  const char *log_format;                  /* --log-format: NULL: DFNET_LOG_FORMAT or text */
   uint32_t stop_grace_ms;                  /* --stop-grace-ms, default 5000 */
   agent_shutdown_reason_t shutdown_reason; /* --shutdown-reason, default none */
   uint32_t keepalive_ms; /* --keepalive-ms: ping after this much silence, drop after 3x */
@@ -98,13 +101,17 @@ typedef struct agent_options {
   /* --allow-right: the rights (DFNET_RIGHT_* bits, lib/driver_rights.h) a driver may ask
    * for on this host (grants.c); default none */
   uint32_t allow_rights;
+  /* --metrics-listen ADDR:PORT: plain HTTP GET /metrics (metrics.c; NULL: none) */
+  const char *metrics_listen;
   bool help;    /* --help / -h: print agent__usage() */
   bool version; /* --version: print the version */
 } agent_options_t;
 
-/* Parse argv into *out (pointers into argv; nothing allocated). On a bad flag, a missing
- * or out-of-range value or a malformed manager URL: writes a one-line reason into
- * err[0..err_size) and returns INVALID_ARGUMENT. Files are not opened here. */
+/* Parse argv, then the configuration file (--config, else host.conf: options.c), into *out
+ * (pointers into argv and the file's text, kept until exit). On a bad flag, a missing or
+ * out-of-range value, a malformed manager URL or a bad configuration file ("FILE:LINE:
+ * ..."): writes a one-line reason into err[0..err_size) and returns INVALID_ARGUMENT. No
+ * other file is opened here. */
 dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out, char *err,
                                     size_t err_size);
 
@@ -311,7 +318,26 @@ typedef struct agent {
   /* counters for logs, tests and the benchmark */
   uint64_t announces; /* full announces done */
   uint64_t session_opens;
+  struct agent_metrics *metrics; /* metrics.c (NULL: none kept) */
 } agent_t;
+
+/* ---- metrics.c: counters, state at scrape time, --metrics-listen (docs/metrics.md) ----
+ * Service thread; every hook is a no-op while a->metrics is NULL. */
+/* Make a->metrics and, with --metrics-listen, listen there (plain HTTP GET /metrics),
+ * printing "dfnet-host: metrics on ADDR:PORT". Returns 0, or the exit code (printed: 2 for
+ * a malformed ADDR:PORT, 1 when it cannot listen or without memory). Before the loop runs. */
+int agent__metrics_start(agent_t *a);
+/* Free a->metrics (after the transport). */
+void agent__metrics_free(agent_t *a);
+/* A session to the manager opened (its TLS handshake: full or resumed; a reconnect). */
+void agent__metrics_session_open(agent_t *a, const dfnet_session_info_t *info);
+/* A driver start completed with `code` (OK: running). */
+void agent__metrics_driver_start(agent_t *a, dfnet_status_t code);
+/* A driver host exited without being asked to. */
+void agent__metrics_driver_host_crash(agent_t *a);
+/* A call from the manager relayed to a driver host (reply false: counted, with its payload
+ * bytes) or a reply's payload bytes relayed back (reply true). */
+void agent__metrics_call(agent_t *a, bool reply, size_t bytes);
 
 /* ---- queue (main.c) -------------------------------------------------------------- */
 

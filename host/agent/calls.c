@@ -156,6 +156,7 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
       dfnet_envelope_reuse(a->scratch, op->local_id, dfnet_v1_Envelope_call_tag);
   fwd->pb.msg.call = *m;
   fwd->bulk = env->bulk;
+  agent__metrics_call(a, false, env->bulk.size);
   dfnet_status_t st = sup_send_batched(a, op->host_id, fwd);
   if (st != DFNET_STATUS_OK) {
     agent__op_free(a, op);
@@ -205,6 +206,7 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
           dfnet_envelope_reuse(a->scratch, op->manager_id, dfnet_v1_Envelope_reply_tag);
       out->pb.msg.reply = env->pb.msg.reply;
       out->bulk = env->bulk;
+      agent__metrics_call(a, true, env->bulk.size);
       dfnet_status_t st = dfnet_transport_send(a->t, op->session, out, 0);
       if (st != DFNET_STATUS_OK) {
         DFNET_LOGW(CALL_SUBSYS, a->host_name, "reply to call %llu lost: %s",

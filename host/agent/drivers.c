@@ -734,6 +734,7 @@ static void start_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, cons
     agent__op_free(a, op);
     return;
   }
+  agent__metrics_driver_start(a, code);
   if (code == DFNET_STATUS_OK) {
     if (n != NULL) {
       n->driver = AGENT_DRIVER_RUNNING;
@@ -855,6 +856,8 @@ void agent__sup_on_exit(void *arg, const dfnet_driver_host_exit_t *ex) {
   else
     DFNET_LOGW(DRV_SUBSYS, a->host_name, "driver host %llu (pid %ld) died: %s (%zu nodes)",
                (unsigned long long)ex->host_id, (long)ex->pid, ex->reason, ex->node_count);
+  if (!expected)
+    agent__metrics_driver_host_crash(a);
   /* Its drivers are gone. Calls to them now fail UNAVAILABLE (DEAD) until the manager
    * starts them again or stops them; what they added goes with them. */
   for (agent_node_t *n = a->nodes_head; n != NULL; n = n->next) {

@@ -54,6 +54,7 @@
 #include "host/agent/agent.h"
 #include "lib/cmdline.h"
 #include "lib/log.h"
+#include "lib/log_format.h"
 #include "lib/pki.h"
 #include "lib/renewer.h"
 #include "lib/service_notify.h"
@@ -456,10 +457,15 @@ static int run_agent(agent_t *a) {
   bool sig_thread_started = false;
   if (dfnet_transport_create(&a->t) != DFNET_STATUS_OK)
     return 1;
-  const char *extra[3] = {NULL, NULL, NULL};
+  if ((rc = agent__metrics_start(a)) != 0) /* --metrics-listen (issue 24 item 4) */
+    goto destroy_transport;
+  rc = 1;
+  /* driver hosts log to the same stderr: at the same level, in the same format */
+  const char *extra[5] = {"--log-format", dfnet_log_format_name(dfnet_log_format_get()), NULL, NULL,
+                          NULL};
   if (a->opt.log_level != NULL) {
-    extra[0] = "--log-level";
-    extra[1] = a->opt.log_level;
+    extra[2] = "--log-level";
+    extra[3] = a->opt.log_level;
   }
   dfnet_supervisor_config_t sc = {.driver_host_path = a->driver_host_path,
                                   .extra_args = extra,
@@ -558,6 +564,9 @@ int main(int argc, char **argv) {
     if (dfnet_log_level_parse(a->opt.log_level, &level) == 0)
       dfnet_log_set_level(level);
   }
+  if (dfnet_log_format_configure(a->opt.log_format) != 0)
+    return dfnet_cmdline_usage(PROGRAM, "DFNET_LOG_FORMAT '%s': want text or json",
+                               getenv("DFNET_LOG_FORMAT"));
   if (!check_credentials(a) || !check_inputs(a))
     return DFNET_CMDLINE_EXIT_USAGE;
 
@@ -590,6 +599,7 @@ int main(int argc, char **argv) {
   agent__nodes_free(a);
   agent__drivers_free(a);
   agent__lifecycle_free(a);
+  agent__metrics_free(a);
   free(a->pending_exits);
   free(a->scratch);
   close(g_signal_pipe[0]);

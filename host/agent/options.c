@@ -2,7 +2,12 @@
  * each option names its kind, where its value goes and its range; numbers go through
  * dfnet_cmdline_uint (lib/cmdline.h: an end pointer and a range check). `--opt value` and
  * `--opt=value` both work.
- * Nothing is opened here: main.c checks the files and reports what is unreadable.
+ * Then the configuration file (issue 24 item 3; docs/configuration.md): --config FILE, else
+ * host.conf in $DFNET_CONFIG_DIR or /etc/dfnet (lib/config_file.h); its keys are the
+ * options' names without "--", its values go through apply() as the command line's do, and
+ * an option the command line gave keeps the command line's value (all of its values, for a
+ * repeatable one).
+ * Nothing else is opened here: main.c checks the files and reports what is unreadable.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -12,20 +17,23 @@
 
 #include "host/agent/agent.h"
 #include "lib/cmdline.h"
+#include "lib/config_file.h"
 #include "lib/driver_rights.h"
 #include "lib/log.h"
+#include "lib/log_format.h"
 #include "lib/suggest.h"
 
 typedef enum opt_kind {
-  OPT_STRING,    /* const char * */
-  OPT_FLAG,      /* bool, no value */
-  OPT_LABEL,     /* k=v appended to labels */
-  OPT_U32,       /* uint32_t in [min, max] */
-  OPT_URL,       /* const char *, checked as wss://HOST:PORT[/path] */
-  OPT_LOG_LEVEL, /* const char *, checked by dfnet_log_level_parse */
-  OPT_SHUTDOWN,  /* agent_shutdown_reason_t: reboot, poweroff or none */
-  OPT_ALLOW,     /* a glob appended to allow_resources */
-  OPT_RIGHT,     /* a right (lib/driver_rights.h) added to the allow_rights bits */
+  OPT_STRING,     /* const char * */
+  OPT_FLAG,       /* bool, no value */
+  OPT_LABEL,      /* k=v appended to labels */
+  OPT_U32,        /* uint32_t in [min, max] */
+  OPT_URL,        /* const char *, checked as wss://HOST:PORT[/path] */
+  OPT_LOG_LEVEL,  /* const char *, checked by dfnet_log_level_parse */
+  OPT_LOG_FORMAT, /* const char *, checked by dfnet_log_format_parse */
+  OPT_SHUTDOWN,   /* agent_shutdown_reason_t: reboot, poweroff or none */
+  OPT_ALLOW,      /* a glob appended to allow_resources */
+  OPT_RIGHT,      /* a right (lib/driver_rights.h) added to the allow_rights bits */
 } opt_kind_t;
 
 typedef struct opt_spec {
@@ -57,6 +65,9 @@ static const opt_spec_t k_options[] = {
     {"--sysfs-root", OPT_STRING, OFF(sysfs_root), 0, 0, "DIR", "where sysfs is (default /sys)"},
     {"--board", OPT_STRING, OFF(board_file), 0, 0, "FILE", "board file (JSON) of platform devices"},
     {"--no-usb", OPT_FLAG, OFF(no_usb), 0, 0, NULL, "do not enumerate USB"},
+    {"--metrics-listen", OPT_STRING, OFF(metrics_listen), 0, 0, "ADDR:PORT",
+     "serve GET /metrics (Prometheus text) as plain HTTP, without authentication, there "
+     "(e.g. 127.0.0.1:9465; default none)"},
     {"--cache-dir", OPT_STRING, OFF(cache_dir), 0, 0, "DIR",
      "driver package cache, made mode 0711 (default $XDG_CACHE_HOME/dfnet-host or "
      "~/.cache/dfnet-host)"},
@@ -90,6 +101,13 @@ static const opt_spec_t k_options[] = {
      "first, within --stop-grace-ms) before stopping them (default none)"},
     {"--log-level", OPT_LOG_LEVEL, OFF(log_level), 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
+    {"--log-format", OPT_LOG_FORMAT, OFF(log_format), 0, 0, "FORMAT",
+     "text, or json: one JSON object a line; driver hosts log alike (default text; "
+     "DFNET_LOG_FORMAT)"},
+    {"--config", OPT_STRING, OFF(config), 0, 0, "FILE",
+     "settings, one 'key = value' a line, the keys these options' names without '--'; the "
+     "command line wins (default $DFNET_CONFIG_DIR/host.conf, else " DFNET_CONFIG_DIR_DEFAULT
+     "/host.conf, if it exists; docs/configuration.md)"},
     {"--help", OPT_FLAG, OFF(help), 0, 0, NULL, "this text (also -h)"},
     {"--version", OPT_FLAG, OFF(version), 0, 0, NULL, "print dfnet-host's version"},
 };
@@ -258,6 +276,15 @@ static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o,
     *(const char **)field = value;
     return true;
   }
+  case OPT_LOG_FORMAT: {
+    dfnet_log_format_t format;
+    if (dfnet_log_format_parse(value, &format) != 0) {
+      snprintf(err, err_size, "%s %s: want text or json", spec->name, value);
+      return false;
+    }
+    *(const char **)field = value;
+    return true;
+  }
   case OPT_LABEL:
     return label_parse(value, o, err, err_size);
   case OPT_ALLOW:
@@ -300,8 +327,67 @@ static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o,
   return false;
 }
 
+#define OPTION_COUNT (sizeof k_options / sizeof k_options[0])
+
+/* One setting of the file: as apply() takes the command line's value, but named as its key
+ * ("keepalive-ms 5: want ...") after "FILE:LINE: "; a flag's value is true or false. */
+static bool apply_setting(const char *path, const dfnet_config_entry_t *e, const opt_spec_t *spec,
+                          agent_options_t *o, char *err, size_t err_size) {
+  opt_spec_t named = *spec;
+  named.name = spec->name + 2;
+  char why[512];
+  bool ok;
+  if (spec->kind == OPT_FLAG) {
+    ok = dfnet_config_bool(e->value, (bool *)((char *)o + spec->offset));
+    if (!ok)
+      snprintf(why, sizeof why, "%s: '%s' is not true or false (yes/no, 1/0)", named.name,
+               e->value);
+  } else {
+    ok = apply(&named, e->value, o, why, sizeof why);
+  }
+  if (!ok)
+    snprintf(err, err_size, "%s:%u: %s", path, e->line, why);
+  return ok;
+}
+
+/* The configuration file into *out, but for the options the command line gave. Its text
+ * lives until exit (out points into it; one agent a process). */
+static bool read_config(agent_options_t *out, const bool given[OPTION_COUNT], char *err,
+                        size_t err_size) {
+  static dfnet_config_file_t file;
+  dfnet_config_key_t keys[OPTION_COUNT];
+  const opt_spec_t *by_key[OPTION_COUNT];
+  size_t n = 0, given_index[OPTION_COUNT];
+  for (size_t k = 0; k < OPTION_COUNT; k++) {
+    const char *name = k_options[k].name;
+    if (strcmp(name, "--config") == 0 || strcmp(name, "--help") == 0 ||
+        strcmp(name, "--version") == 0)
+      continue;
+    bool repeatable = k_options[k].kind == OPT_LABEL || k_options[k].kind == OPT_ALLOW ||
+                      k_options[k].kind == OPT_RIGHT;
+    keys[n] = (dfnet_config_key_t){name, repeatable};
+    given_index[n] = k;
+    by_key[n++] = &k_options[k];
+  }
+  char path[1024];
+  if (out->config != NULL)
+    snprintf(path, sizeof path, "%s", out->config);
+  else
+    dfnet_config_path(path, sizeof path, "host.conf");
+  if (dfnet_config_file_read(path, out->config != NULL, keys, n, &file, err, err_size) !=
+      DFNET_STATUS_OK)
+    return false;
+  for (size_t i = 0; i < file.count; i++) {
+    const dfnet_config_entry_t *e = &file.entries[i];
+    if (!given[given_index[e->key]] && !apply_setting(path, e, by_key[e->key], out, err, err_size))
+      return false;
+  }
+  return true;
+}
+
 dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out, char *err,
                                     size_t err_size) {
+  bool on_command_line[OPTION_COUNT] = {false};
   memset(out, 0, sizeof *out);
   out->sysfs_root = "/sys";
   out->stop_grace_ms = 5000;
@@ -352,7 +438,10 @@ dfnet_status_t agent__options_parse(int argc, char **argv, agent_options_t *out,
     }
     if (!apply(spec, value, out, err, err_size))
       return DFNET_STATUS_INVALID_ARGUMENT;
+    on_command_line[spec - k_options] = true;
   }
+  if (!out->help && !out->version && !read_config(out, on_command_line, err, err_size))
+    return DFNET_STATUS_INVALID_ARGUMENT;
   if (out->allow_resource_count == 0) {
     out->allow_resources[out->allow_resource_count++] = AGENT_ALLOW_RESOURCE_DEFAULT_1;
     out->allow_resources[out->allow_resource_count++] = AGENT_ALLOW_RESOURCE_DEFAULT_2;

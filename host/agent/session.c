@@ -396,6 +396,7 @@ void agent__on_session_open(void *user, const dfnet_session_info_t *info) {
   a->session = info->id;
   a->welcomed = false;
   a->session_opens++;
+  agent__metrics_session_open(a, info);
   DFNET_LOGI(AGENT_SUBSYS, a->host_name, "connected to %s (%s)", info->peer_name,
              info->peer_address);
   if (a->shutting_down) {

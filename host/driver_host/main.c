@@ -1,7 +1,7 @@
 /* dfnet-driver-host: the process drivers live in (docs/design.md "The picture"; docs/spec/dfv2.md
  * "Driver hosts and lifecycle").
  *
- *   dfnet-driver-host --fd N [--log-level error|warn|info|debug]
+ *   dfnet-driver-host --fd N [--log-level error|warn|info|debug] [--log-format text|json]
  *                     [--sandbox [--report-fd N] [--read-only FD:PATH ...]]
  *   dfnet-driver-host --help | --version
  *
@@ -28,6 +28,7 @@
 #include "host/driver_host/sandbox.h"
 #include "lib/cmdline.h"
 #include "lib/log.h"
+#include "lib/log_format.h"
 #include "lib/suggest.h"
 #include "lib/version.h"
 
@@ -40,6 +41,9 @@ static const dfnet_cmdline_help_t k_options[] = {
     {.name = "--log-level",
      .arg = "LEVEL",
      .help = "error, warn, info or debug (default info; DFNET_LOG_LEVEL)"},
+    {.name = "--log-format",
+     .arg = "FORMAT",
+     .help = "text or json, as dfnet-host's (default text; DFNET_LOG_FORMAT)"},
     {.name = "--sandbox", .help = "confine this process at its first DriverStart"},
     {.name = "--report-fd",
      .arg = "N",
@@ -54,7 +58,7 @@ static const dfnet_cmdline_help_t k_options[] = {
 
 static void help(void) {
   printf(
-      "Usage: dfnet-driver-host --fd N [--log-level LEVEL]\n"
+      "Usage: dfnet-driver-host --fd N [--log-level LEVEL] [--log-format FORMAT]\n"
       "                         [--sandbox [--report-fd N] [--read-only FD:PATH ...]]\n"
       "       dfnet-driver-host --help | --version\n\n"
       "The process dfnet's drivers live in, started by dfnet-host with one end of a\n"
@@ -109,6 +113,11 @@ static int take_option(char **argv, int argc, int *i, int *fd, dh_sandbox_t *sb)
     char why[256];
     if (dh__sandbox_add_read_only(sb, v, why, sizeof why) != DFNET_STATUS_OK)
       return dfnet_cmdline_usage(PROGRAM, "%s" SEE_HELP, why);
+  } else if (strcmp(a, "--log-format") == 0) {
+    dfnet_log_format_t format;
+    if (dfnet_log_format_parse(v, &format) != 0)
+      return dfnet_cmdline_usage(PROGRAM, "--log-format wants text or json" SEE_HELP);
+    dfnet_log_format_set(format);
   } else {
     dfnet_log_level_t level;
     if (dfnet_log_level_parse(v, &level) != 0)
@@ -120,13 +129,17 @@ static int take_option(char **argv, int argc, int *i, int *fd, dh_sandbox_t *sb)
 
 static bool takes_value(const char *a) {
   return strcmp(a, "--fd") == 0 || strcmp(a, "--log-level") == 0 || strcmp(a, "--report-fd") == 0 ||
-         strcmp(a, "--read-only") == 0;
+         strcmp(a, "--read-only") == 0 || strcmp(a, "--log-format") == 0;
 }
 
 int main(int argc, char **argv) {
   int fd = -1;
   bool sandboxed = false;
   static dh_sandbox_t sandbox = {.report_fd = -1};
+  /* before any confinement: stderr is the agent's; $DFNET_LOG_FORMAT, --log-format wins */
+  dfnet_log_journal_detect();
+  if (dfnet_log_format_configure(NULL) != 0)
+    return dfnet_cmdline_usage(PROGRAM, "DFNET_LOG_FORMAT wants text or json" SEE_HELP);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (dfnet_cmdline_is_help(a)) {

@@ -68,7 +68,7 @@ depends() { # depends PACKAGE REGEX...: its Depends field matches each
 echo "--- dpkg-deb -c / -f"
 has dfnet-manager /usr/bin/dfnet-manager /usr/lib/systemd/system/dfnet-manager.service \
   /usr/lib/sysusers.d/dfnet-manager.conf /usr/lib/tmpfiles.d/dfnet-manager.conf \
-  /etc/dfnet/manager.env /usr/share/doc/dfnet-manager/copyright \
+  /etc/dfnet/manager.env /etc/dfnet/manager.conf /usr/share/doc/dfnet-manager/copyright \
   /usr/share/doc/dfnet-manager/changelog.Debian.gz /usr/share/man/man1/dfnet-manager.1.gz
 has dfnet-host /usr/bin/dfnet-host /usr/lib/dfnet/dfnet-host /usr/lib/dfnet/dfnet-driver-host \
   /usr/lib/dfnet/drivers/pci-config/driver/pci-config.so \
@@ -76,7 +76,7 @@ has dfnet-host /usr/bin/dfnet-host /usr/lib/dfnet/dfnet-host /usr/lib/dfnet/dfne
   /usr/lib/dfnet/drivers/pci-config/meta/bind/pci-config.bindbc \
   /usr/lib/systemd/system/dfnet-host.service /usr/lib/sysusers.d/dfnet-host.conf \
   /usr/lib/tmpfiles.d/dfnet-host.conf /usr/lib/udev/rules.d/70-dfnet-host.rules \
-  /etc/dfnet/host.env /usr/share/doc/dfnet-host/copyright
+  /etc/dfnet/host.env /etc/dfnet/host.conf /usr/share/doc/dfnet-host/copyright
 has dfnet-tools /usr/bin/dfnet /usr/bin/dfnet-bindc /usr/share/dfnet/bind/fuchsia.pci.bind \
   /usr/share/bash-completion/completions/dfnet /usr/share/doc/dfnet-tools/copyright
 libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$build/CMakeCache.txt")

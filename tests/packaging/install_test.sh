@@ -56,7 +56,7 @@ for f in bin/dfnet-manager bin/dfnet bin/dfnet-bindc lib/dfnet/dfnet-host \
   share/bash-completion/completions/dfnet; do
   [ -f "$P/$f" ] || fail "$prefix/$f missing"
 done
-for f in manager.env host.env; do
+for f in manager.env host.env manager.conf host.conf; do
   [ -f "$etc/dfnet/$f" ] || fail "${etc#"$root"}/dfnet/$f missing"
 done
 [ "$(readlink "$P/bin/dfnet-host")" = ../lib/dfnet/dfnet-host ] ||

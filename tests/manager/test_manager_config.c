@@ -1,0 +1,322 @@
+/* dfnet-manager's configuration file (issue 24 item 3; docs/configuration.md), with the real
+ * binary: manager.conf in $DFNET_CONFIG_DIR is used (listen 127.0.0.1:0 and log-level from
+ * it), a flag wins over it, a typo, a bad value or a bad flag value is a usage error (exit
+ * 2) naming the file, the line and the key, --config FILE must exist, `init` takes
+ * state-dir from it, and log-format = json gives JSON lines. Every run is a child of the
+ * test (tests/child.h), stopped on every way out. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "child.h"
+
+static char g_dir[64]; /* the test's directory: manager.conf, state, outputs */
+static char g_out[128], g_err[128];
+
+typedef struct run {
+  int rc; /* the exit code, or -1 */
+  char out[8192], err[16384];
+} run_t;
+
+static run_t R;
+
+static void write_conf(const char *text) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/manager.conf", g_dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  assert_int_equal(fclose(f), 0);
+}
+
+static void slurp(const char *path, char *buf, size_t cap) {
+  buf[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  size_t n = fread(buf, 1, cap - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+}
+
+/* Start dfnet-manager with argv (argv[0] ignored), stdout and stderr to files. */
+static pid_t start(char **argv) {
+  unlink(g_out); /* no output of the run before is read as this one's */
+  unlink(g_err);
+  pid_t pid = test_child_fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int out = open(g_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(g_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+      _exit(127);
+    argv[0] = (char *)DFNET_MANAGER_BIN;
+    execv(DFNET_MANAGER_BIN, argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* Wait up to timeout_ms for the child to exit; R gets its code and outputs. */
+static void wait_exit(pid_t pid, int timeout_ms) {
+  int status = 0;
+  R.rc = -1;
+  for (int waited = 0; waited < timeout_ms; waited += 10) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      R.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    usleep(10000);
+  }
+  if (R.rc < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  slurp(g_out, R.out, sizeof R.out);
+  slurp(g_err, R.err, sizeof R.err);
+}
+
+/* Run to its end (a usage error, init). */
+static int run(char **argv) {
+  wait_exit(start(argv), 30000);
+  return R.rc;
+}
+
+/* Run until it says it listens, then SIGTERM it; R.out has the "listening on" line. */
+static void run_until_listening(char **argv) {
+  pid_t pid = start(argv);
+  bool listening = false;
+  for (int waited = 0; waited < 30000 && !listening; waited += 20) {
+    slurp(g_out, R.out, sizeof R.out);
+    listening = strstr(R.out, "dfnet-manager: listening on ") != NULL;
+    if (!listening)
+      usleep(20000);
+  }
+  kill(pid, SIGTERM);
+  wait_exit(pid, 30000);
+  if (!listening)
+    fail_msg("the manager did not listen: %s", R.err);
+  assert_int_equal(R.rc, 0);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(g_dir, sizeof g_dir, "/tmp/dfnet-mgr-conf-XXXXXX");
+  if (mkdtemp(g_dir) == NULL)
+    return -1;
+  snprintf(g_out, sizeof g_out, "%s/out", g_dir);
+  snprintf(g_err, sizeof g_err, "%s/err", g_dir);
+  char state_dir[128];
+  snprintf(state_dir, sizeof state_dir, "%s/state", g_dir);
+  setenv("DFNET_CONFIG_DIR", g_dir, 1);
+  setenv("DFNET_STATE_DIR", state_dir, 1);
+  unsetenv("DFNET_LOG_LEVEL");
+  unsetenv("DFNET_LOG_FORMAT");
+  unsetenv("JOURNAL_STREAM");
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+/* listen and log-level come from the file; flags replace them. */
+static void test_file_used_flag_wins(void **state) {
+  (void)state;
+  write_conf("# the test's manager\nlisten = 127.0.0.1:0\nlog-level = warn\n");
+  char *plain[] = {NULL, NULL};
+  run_until_listening(plain);
+  /* port 0 from the file: not the default 7443 */
+  assert_non_null(strstr(R.out, "dfnet-manager: listening on 127.0.0.1:"));
+  assert_null(strstr(R.out, "127.0.0.1:7443"));
+  /* warn from the file: no info line */
+  assert_null(strstr(R.err, " I manager: listening on"));
+
+  char *level[] = {NULL, "--log-level", "info", NULL};
+  run_until_listening(level);
+  assert_non_null(strstr(R.err, " I manager: listening on 127.0.0.1:"));
+
+  /* a value in the file the command line replaces is not used */
+  write_conf("listen = 127.0.0.1:1\nlisten-x = 1\n");
+  char *listen[] = {NULL, "--listen=127.0.0.1:0", NULL};
+  assert_int_equal(run(listen), 2); /* the file is still checked whole */
+  write_conf("listen = 127.0.0.1:1\nhost-grace = 5\n");
+  run_until_listening(listen);
+  assert_null(strstr(R.out, "127.0.0.1:1\n"));
+}
+
+static void test_typo_is_a_usage_error(void **state) {
+  (void)state;
+  write_conf("listen = 127.0.0.1:0\n\nlsiten = 127.0.0.1:0\n");
+  char *argv[] = {NULL, NULL};
+  assert_int_equal(run(argv), 2);
+  char want[256];
+  snprintf(want, sizeof want,
+           "dfnet-manager: %s/manager.conf:3: unknown key 'lsiten' (did you mean 'listen'?)\n",
+           g_dir);
+  assert_string_equal(R.err, want);
+  assert_string_equal(R.out, "");
+}
+
+static void test_bad_values(void **state) {
+  (void)state;
+  static const struct {
+    const char *conf, *message; /* after "dfnet-manager: DIR/manager.conf" */
+  } cases[] = {
+      {"host-grace = 86401\n", ":1: host-grace: '86401' is not a number in 0..86400"},
+      {"# x\nrequire-lease = maybe\n",
+       ":2: require-lease: 'maybe' is not true or false (yes/no, 1/0)"},
+      {"log-level = loud\n", ":1: log-level: 'loud' is not error, warn, info or debug"},
+      {"log-format = xml\n", ":1: log-format: 'xml' is not text or json"},
+      {"listen = a\nlisten = b\n", ":2: 'listen' given twice (first on line 1)"},
+      {"state-dir =\n", ":1: 'state-dir' has an empty value"},
+      {"listen 127.0.0.1:0\n", ":1: expected 'key = value'"},
+      {"config = /etc/x.conf\n", ":1: unknown key 'config'"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    write_conf(cases[i].conf);
+    char *argv[] = {NULL, NULL};
+    assert_int_equal(run(argv), 2);
+    char want[512];
+    snprintf(want, sizeof want, "dfnet-manager: %s/manager.conf%s\n", g_dir, cases[i].message);
+    if (strcmp(R.err, want) != 0)
+      fail_msg("case %zu: '%s', want '%s'", i, R.err, want);
+  }
+}
+
+/* --config FILE must exist; the default file need not; a flag's value true works. */
+static void test_config_flag(void **state) {
+  (void)state;
+  char missing[128], other[128];
+  snprintf(missing, sizeof missing, "%s/none.conf", g_dir);
+  char *argv[] = {NULL, "--config", missing, NULL};
+  assert_int_equal(run(argv), 2);
+  assert_non_null(strstr(R.err, missing));
+  assert_non_null(strstr(R.err, "No such file or directory"));
+
+  snprintf(other, sizeof other, "%s/other.conf", g_dir);
+  FILE *f = fopen(other, "w");
+  assert_non_null(f);
+  fputs("listen = 127.0.0.1:0\nrequire-lease = true\nlog-format = json\n", f);
+  fclose(f);
+  write_conf("lsiten = broken\n"); /* not read: --config names another file */
+  char *with_config[] = {NULL, "--config", other, NULL};
+  run_until_listening(with_config);
+  /* json from the file: every stderr line an object */
+  assert_non_null(strstr(R.err, "\"subsystem\":\"manager\""));
+  for (const char *l = R.err; *l != '\0'; l = strchr(l, '\n') + 1) {
+    if (l[0] != '{' || strchr(l, '\n') == NULL)
+      fail_msg("not a JSON line: %.80s", l);
+  }
+
+  char dir[128];
+  snprintf(dir, sizeof dir, "%s/empty", g_dir);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  setenv("DFNET_CONFIG_DIR", dir, 1); /* no manager.conf there: fine */
+  char *listen[] = {NULL, "--listen", "127.0.0.1:0", NULL};
+  run_until_listening(listen);
+  setenv("DFNET_CONFIG_DIR", g_dir, 1);
+}
+
+/* init takes state-dir from the file (where the manager run with it looks); --state-dir wins. */
+static void test_init_state_dir(void **state) {
+  (void)state;
+  char from_file[128], from_flag[128], ca[160], want[200];
+  snprintf(from_file, sizeof from_file, "%s/from-file", g_dir);
+  snprintf(from_flag, sizeof from_flag, "%s/from-flag", g_dir);
+  char conf[300];
+  snprintf(conf, sizeof conf, "listen = 127.0.0.1:0\nstate-dir = %s\n", from_file);
+  write_conf(conf);
+  char *init[] = {NULL, "init", NULL};
+  assert_int_equal(run(init), 0);
+  snprintf(want, sizeof want, "state directory: %s\n", from_file);
+  assert_string_equal(R.out, want);
+  snprintf(ca, sizeof ca, "%s/ca.crt", from_file);
+  assert_int_equal(access(ca, F_OK), 0);
+
+  char *init_flag[] = {NULL, "init", "--state-dir", from_flag, NULL};
+  assert_int_equal(run(init_flag), 0);
+  snprintf(want, sizeof want, "state directory: %s\n", from_flag);
+  assert_string_equal(R.out, want);
+
+  write_conf("stat-dir = x\n"); /* the file is checked for init too */
+  assert_int_equal(run(init), 2);
+  assert_non_null(strstr(R.err,
+                         "manager.conf:1: unknown key 'stat-dir' (did you mean "
+                         "'state-dir'?)"));
+}
+
+/* The shipped /etc/dfnet/manager.conf (packaging/etc/): every option of --help is in it,
+ * commented out with its default, and the file with every such line uncommented is a valid
+ * configuration (the values the test cannot use replaced by flags). */
+static void test_example_file(void **state) {
+  (void)state;
+  const char *src = getenv("DFNET_SOURCE_DIR");
+  assert_non_null(src);
+  char example[512], text[16384], un[128];
+  snprintf(example, sizeof example, "%s/packaging/etc/manager.conf", src);
+  slurp(example, text, sizeof text);
+  assert_true(strlen(text) > 100);
+  char *help[] = {NULL, "--help", NULL};
+  assert_int_equal(run(help), 0);
+  size_t options = 0;
+  for (const char *l = strstr(R.out, "\nOptions:\n"); l != NULL; l = strchr(l + 1, '\n')) {
+    char name[64];
+    if (sscanf(l, "\n  --%63[a-z0-9-]", name) != 1 || strcmp(name, "config") == 0 ||
+        strcmp(name, "version") == 0)
+      continue;
+    char want[80];
+    snprintf(want, sizeof want, "\n#%s = ", name);
+    if (strstr(text, want) == NULL)
+      fail_msg("%s has no line '#%s = ...'", example, name);
+    options++;
+  }
+  assert_true(options >= 10);
+
+  char *shipped[] = {NULL, "--config", example, "--listen", "127.0.0.1:0", NULL};
+  run_until_listening(shipped);
+  /* uncommented: "#key = value" lines become settings */
+  snprintf(un, sizeof un, "%s/uncommented.conf", g_dir);
+  FILE *f = fopen(un, "w");
+  assert_non_null(f);
+  for (char *save = NULL, *l = strtok_r(text, "\n", &save); l != NULL;
+       l = strtok_r(NULL, "\n", &save)) {
+    char key[64];
+    bool setting = sscanf(l, "#%63[a-z0-9-] = ", key) == 1 && strstr(l, " = ") != NULL;
+    fprintf(f, "%s\n", setting ? l + 1 : l);
+  }
+  fclose(f);
+  char state_dir[128], drivers[128];
+  snprintf(state_dir, sizeof state_dir, "%s/example-state", g_dir);
+  snprintf(drivers, sizeof drivers, "%s/example-drivers", g_dir);
+  assert_int_equal(mkdir(drivers, 0700), 0);
+  char *all[] = {
+      NULL,          "--config",    un,        "--listen",  "127.0.0.1:0", "--metrics-listen",
+      "127.0.0.1:0", "--state-dir", state_dir, "--drivers", drivers,       NULL};
+  run_until_listening(all);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_file_used_flag_wins), cmocka_unit_test(test_typo_is_a_usage_error),
+      cmocka_unit_test(test_bad_values),          cmocka_unit_test(test_config_flag),
+      cmocka_unit_test(test_init_state_dir),      cmocka_unit_test(test_example_file),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
