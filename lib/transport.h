@@ -101,10 +101,10 @@ extern "C" {
 #define DFNET_TRANSPORT_BACKOFF_BASE_MS_DEFAULT 500u
 #define DFNET_TRANSPORT_BACKOFF_MULTIPLIER_DEFAULT 2.0
 #define DFNET_TRANSPORT_BACKOFF_CAP_MS_DEFAULT 30000u
-/* ... but within this long after a session ended, while the server restarts (it closed the
- * session as "going away", or its address refuses connections: nothing listens), the window
- * stops growing at DFNET_TRANSPORT_BACKOFF_RESTART_CAP_MS: a refused connect costs the
- * server nothing, and the fleet is back within that window of the server listening again. */
+/* ... but within this long after a session ended, while the server's address refuses
+ * connections (nothing listens: the server is restarting), the window stops growing at
+ * DFNET_TRANSPORT_BACKOFF_RESTART_CAP_MS: a refused connect costs the server nothing, and
+ * the fleet is back within that window of the server listening again. */
 #define DFNET_TRANSPORT_BACKOFF_RESTART_PERIOD_MS 60000u
 #define DFNET_TRANSPORT_BACKOFF_RESTART_CAP_MS 1000u
 
@@ -324,9 +324,9 @@ typedef struct dfnet_client_config {
    * backoff_multiplier^n)], drawn from a generator seeded per endpoint by getrandom(2), so
    * that a fleet dropped at once comes back spread over the whole window instead of in
    * waves. Reset after a session opens. 0 = defaults: base 500 ms, x2, cap 30000 ms.
-   * Within DFNET_TRANSPORT_BACKOFF_RESTART_PERIOD_MS of losing a session that the server
-   * closed as going away (RFC 6455 1001), or after an attempt refused at the TCP level
-   * (nothing listens), the window is capped at DFNET_TRANSPORT_BACKOFF_RESTART_CAP_MS.
+   * Within DFNET_TRANSPORT_BACKOFF_RESTART_PERIOD_MS of losing a session, an attempt
+   * refused at the TCP level (nothing listens) caps the window at
+   * DFNET_TRANSPORT_BACKOFF_RESTART_CAP_MS.
    * backoff_jitter_pct is no longer used (full jitter has no width to set); kept so that
    * callers that set it still build. */
   uint32_t backoff_initial_ms;

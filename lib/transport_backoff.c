@@ -5,13 +5,13 @@
  * evenly over the window, so a restarted manager sees a steady trickle instead of waves.
  * Defaults (lib/transport.h): base 500 ms, x2, cap 30 s.
  *
- * A restarting server: for a minute after a session that the server closed as going away
- * (RFC 6455 1001: the manager stops, to restart), or after an attempt that found nothing
- * listening (connection refused), the window stays at 1 s at most. Knocking on a closed
- * port costs the server nothing, and a window grown to 4 or 8 s while the manager
- * restarted (about 2 s) made a fleet of 1,000 hosts wait that long after it listened again
- * (bench/reconnect_storm: 6.1 s instead of <= 5 s). A session lost otherwise (the network,
- * a refusal, a TLS handshake that timed out under load) grows the window as before.
+ * A restarting server: for a minute after a session ended, an attempt that found nothing
+ * listening (connection refused) keeps the window at 1 s at most. Knocking on a closed port
+ * costs the server nothing, and a window grown to 4 or 8 s while the manager restarted
+ * (about 2 s) made a fleet of 1,000 hosts wait that long after it listened again
+ * (bench/reconnect_storm: 6.1 s instead of <= 5 s). Any attempt that reaches a listening
+ * server and fails (a TLS handshake that timed out under load, a refusal) grows the window
+ * as before: that is the load the backoff must spread.
  */
 #include <stdint.h>
 #include <sys/random.h>
@@ -54,10 +54,10 @@ void transport__backoff_init(transport__endpoint_t *ep, const dfnet_client_confi
   ep->backoff_rng = seed ? seed : 0x9E3779B97F4A7C15ULL;
 }
 
-/* A server restarting: the session ended a short while ago, the server said it was going
- * away, or nothing listens at its address yet. */
+/* A server restarting: the session ended a short while ago and nothing listens at its
+ * address yet. */
 static bool server_restarting(const transport__endpoint_t *ep) {
-  return (ep->last_refused || ep->server_went_away) && ep->lost_ms != 0 &&
+  return ep->last_refused && ep->lost_ms != 0 &&
          dfnet_transport_now_ms() - ep->lost_ms < DFNET_TRANSPORT_BACKOFF_RESTART_PERIOD_MS;
 }
 

@@ -570,7 +570,6 @@ free_endpoint:
 
 void transport__client_connected(transport__endpoint_t *ep) {
   transport__backoff_reset(ep);
-  ep->server_went_away = false;
   ep->attempts = 0;
 }
 

@@ -83,6 +83,7 @@ dfnet_status_t dfnet_transport_create(dfnet_transport_t **out) {
                  LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
   info.user = t;
   info.pt_serv_buf_size = TRANSPORT__PT_SERV_BUF;
+  info.timeout_secs = TRANSPORT__HANDSHAKE_TIMEOUT_S;
   info.port = CONTEXT_PORT_NO_LISTEN;
   t->ctx = lws_create_context(&info);
   if (t->ctx == NULL) {

@@ -273,8 +273,6 @@ CONNECTION_HANDLER static int on_peer_close(transport__pss_t *pss, const uint8_t
    * debug level); our requests still waiting on it end UNAVAILABLE all the same */
   unsigned code = in != NULL && len >= 2 ? (unsigned)(in[0] << 8 | in[1]) : 0;
   s->peer_closed_cleanly = code == LWS_CLOSE_STATUS_NORMAL || code == LWS_CLOSE_STATUS_GOINGAWAY;
-  if (s->ep->is_client) /* the server stops, to restart: the backoff's restart period */
-    s->ep->server_went_away = code == LWS_CLOSE_STATUS_GOINGAWAY;
   s->kill_reason_set = true;
   s->kill_reason = DFNET_STATUS_UNAVAILABLE;
   close_text(in, len, s->kill_msg, sizeof(s->kill_msg));
