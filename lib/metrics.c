@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <uthash.h>
 
@@ -544,5 +545,20 @@ bool dfnet_metrics_listen_parse(const char *text, char *addr, size_t cap, uint16
   memcpy(addr, a, (size_t)(aend - a));
   addr[aend - a] = '\0';
   *port = (uint16_t)p;
+  return true;
+}
+
+bool dfnet_metrics_add_process(dfnet_metrics_t *r, const char *who, const char *version) {
+  char build_help[96], start_help[96];
+  snprintf(build_help, sizeof build_help, "%s's version (always 1)", who);
+  snprintf(start_help, sizeof start_help, "when %s started, Unix time in seconds", who);
+  dfnet_metric_t *build, *start;
+  if (!DFNET_METRICS_ADD(r, build, GAUGE, "dfnet_build_info", build_help, "version") ||
+      !DFNET_METRICS_ADD(r, start, GAUGE, "process_start_time_seconds", start_help, NULL))
+    return false;
+  dfnet_metric_set(build, (const char *[]){version}, 1);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  dfnet_metric_set(start, NULL, (double)now.tv_sec);
   return true;
 }

@@ -85,6 +85,21 @@ void dfnet_metrics_destroy(dfnet_metrics_t *r);
  * ran out; the cause is logged (subsystem "metrics", subject the name). */
 dfnet_metric_t *dfnet_metrics_add(dfnet_metrics_t *r, const dfnet_metric_desc_t *d);
 
+/* Add a family into `field` (a dfnet_metric_t *) and say whether it was added: a shorthand
+ * for the tables of families the manager and the agent add at start, chained with &&.
+ * The label names follow help_ (none: NULL). */
+#define DFNET_METRICS_ADD(reg, field, type_, name_, help_, ...)                             \
+  (((field) = dfnet_metrics_add((reg), &(dfnet_metric_desc_t){.type = DFNET_METRIC_##type_, \
+                                                              .name = (name_),              \
+                                                              .help = (help_),              \
+                                                              .labels = {__VA_ARGS__}})) != NULL)
+
+/* The families every dfnet daemon exports first: dfnet_build_info{version} 1 and
+ * process_start_time_seconds (now, Unix seconds), their help naming `who` ("the manager").
+ * Returns false when either cannot be added (logged by dfnet_metrics_add). Call it once,
+ * before the process's own families. */
+bool dfnet_metrics_add_process(dfnet_metrics_t *r, const char *who, const char *version);
+
 /* The series of family f with label values values[0..label count) (NULL with a family
  * without labels), made (at 0) if it is not there yet. The handle stays valid until the
  * series is removed (dfnet_metric_remove, dfnet_metric_clear) or r is destroyed: keep it for

@@ -39,30 +39,27 @@ static const double k_wait_buckets[] = {0.01, 0.1, 1, 5, 15, 60, 300, 900, 1800,
 /* The families, in the order they render. */
 static bool add_all(mgr_metrics_t *x) {
   dfnet_metrics_t *r = x->reg;
-  dfnet_metric_t *build, *start;
-#define ADD(field, type_, name_, help_, ...)                                           \
-  ((field) = dfnet_metrics_add(r, &(dfnet_metric_desc_t){.type = DFNET_METRIC_##type_, \
-                                                         .name = name_,                \
-                                                         .help = help_,                \
-                                                         .labels = {__VA_ARGS__}})) != NULL
   bool ok =
-      ADD(build, GAUGE, "dfnet_build_info", "the manager's version (always 1)", "version") &&
-      ADD(start, GAUGE, "process_start_time_seconds",
-          "when the manager started, Unix time in seconds", NULL) &&
-      ADD(x->hosts, GAUGE, "dfnet_hosts",
-          "hosts known: online, or offline within their grace period", "state") &&
-      ADD(x->sessions, GAUGE, "dfnet_sessions", "open sessions by kind and certificate role",
-          "kind", "role") &&
-      ADD(x->nodes, GAUGE, "dfnet_nodes", "nodes of the topology by state", "state") &&
-      ADD(x->binds, COUNTER, "dfnet_binds_total", "drivers started on a node (bound)", NULL) &&
-      ADD(x->bind_failures, COUNTER, "dfnet_bind_failures_total",
-          "driver starts that failed, by status code", "code") &&
-      ADD(x->crashes, COUNTER, "dfnet_driver_crashes_total",
-          "drivers whose driver host exited while they ran, by driver URL", "driver") &&
-      ADD(x->quarantines, COUNTER, "dfnet_driver_quarantines_total",
-          "nodes quarantined after too many crashes of their driver, by driver URL", "driver") &&
-      ADD(x->calls, COUNTER, "dfnet_calls_total",
-          "calls to drivers ended, by method and final status code", "method", "code") &&
+      dfnet_metrics_add_process(r, "the manager", dfnet_version()) &&
+      DFNET_METRICS_ADD(r, x->hosts, GAUGE, "dfnet_hosts",
+                        "hosts known: online, or offline within their grace period", "state") &&
+      DFNET_METRICS_ADD(r, x->sessions, GAUGE, "dfnet_sessions",
+                        "open sessions by kind and certificate role", "kind", "role") &&
+      DFNET_METRICS_ADD(r, x->nodes, GAUGE, "dfnet_nodes", "nodes of the topology by state",
+                        "state") &&
+      DFNET_METRICS_ADD(r, x->binds, COUNTER, "dfnet_binds_total",
+                        "drivers started on a node (bound)", NULL) &&
+      DFNET_METRICS_ADD(r, x->bind_failures, COUNTER, "dfnet_bind_failures_total",
+                        "driver starts that failed, by status code", "code") &&
+      DFNET_METRICS_ADD(r, x->crashes, COUNTER, "dfnet_driver_crashes_total",
+                        "drivers whose driver host exited while they ran, by driver URL",
+                        "driver") &&
+      DFNET_METRICS_ADD(r, x->quarantines, COUNTER, "dfnet_driver_quarantines_total",
+                        "nodes quarantined after too many crashes of their driver, by driver URL",
+                        "driver") &&
+      DFNET_METRICS_ADD(r, x->calls, COUNTER, "dfnet_calls_total",
+                        "calls to drivers ended, by method and final status code", "method",
+                        "code") &&
       (x->call_seconds = dfnet_metrics_add(
            r, &(dfnet_metric_desc_t){.type = DFNET_METRIC_HISTOGRAM,
                                      .name = "dfnet_call_duration_seconds",
@@ -72,15 +69,16 @@ static bool add_all(mgr_metrics_t *x) {
                                      .buckets = dfnet_metrics_latency_buckets,
                                      .bucket_count = DFNET_METRICS_LATENCY_BUCKET_COUNT})) !=
           NULL &&
-      ADD(x->calls_in_flight, GAUGE, "dfnet_calls_in_flight",
-          "calls forwarded to a driver and not ended yet", NULL) &&
-      ADD(x->watch_streams, GAUGE, "dfnet_watch_streams_open", "sessions with a Watch open",
-          NULL) &&
-      ADD(x->relayed_bytes, COUNTER, "dfnet_relayed_bytes_total",
-          "call payload bytes relayed: request (caller to driver) and reply", "direction") &&
-      ADD(x->leases_held, GAUGE, "dfnet_leases_held", "leases held", NULL) &&
-      ADD(x->leases_queued, GAUGE, "dfnet_lease_requests_queued",
-          "lease requests waiting in the queue", NULL) &&
+      DFNET_METRICS_ADD(r, x->calls_in_flight, GAUGE, "dfnet_calls_in_flight",
+                        "calls forwarded to a driver and not ended yet", NULL) &&
+      DFNET_METRICS_ADD(r, x->watch_streams, GAUGE, "dfnet_watch_streams_open",
+                        "sessions with a Watch open", NULL) &&
+      DFNET_METRICS_ADD(r, x->relayed_bytes, COUNTER, "dfnet_relayed_bytes_total",
+                        "call payload bytes relayed: request (caller to driver) and reply",
+                        "direction") &&
+      DFNET_METRICS_ADD(r, x->leases_held, GAUGE, "dfnet_leases_held", "leases held", NULL) &&
+      DFNET_METRICS_ADD(r, x->leases_queued, GAUGE, "dfnet_lease_requests_queued",
+                        "lease requests waiting in the queue", NULL) &&
       (x->lease_wait = dfnet_metrics_add(
            r, &(dfnet_metric_desc_t){.type = DFNET_METRIC_HISTOGRAM,
                                      .name = "dfnet_lease_wait_seconds",
@@ -89,22 +87,19 @@ static bool add_all(mgr_metrics_t *x) {
                                      .buckets = k_wait_buckets,
                                      .bucket_count = sizeof k_wait_buckets /
                                                      sizeof k_wait_buckets[0]})) != NULL &&
-      ADD(x->lease_holder, GAUGE, "dfnet_lease_holder",
-          "1 for each target of a held lease, with its holder", "target", "holder") &&
-      ADD(x->handshakes, COUNTER, "dfnet_tls_handshakes_total",
-          "sessions opened, by subprotocol and TLS handshake kind (full or resumed)", "subprotocol",
-          "kind") &&
-      ADD(x->cert_expiry, GAUGE, "dfnet_host_cert_expiry_timestamp_seconds",
+      DFNET_METRICS_ADD(r, x->lease_holder, GAUGE, "dfnet_lease_holder",
+                        "1 for each target of a held lease, with its holder", "target", "holder") &&
+      DFNET_METRICS_ADD(r, x->handshakes, COUNTER, "dfnet_tls_handshakes_total",
+                        "sessions opened, by subprotocol and TLS handshake kind (full or resumed)",
+                        "subprotocol", "kind") &&
+      DFNET_METRICS_ADD(
+          r, x->cert_expiry, GAUGE, "dfnet_host_cert_expiry_timestamp_seconds",
           "notAfter of the certificate each host last connected with, Unix time in seconds",
           "host") &&
-      ADD(x->scrapes, COUNTER, "dfnet_metrics_scrapes_total", "GET /metrics answered", NULL);
-#undef ADD
+      DFNET_METRICS_ADD(r, x->scrapes, COUNTER, "dfnet_metrics_scrapes_total",
+                        "GET /metrics answered", NULL);
   if (!ok)
     return false;
-  dfnet_metric_set(build, (const char *[]){dfnet_version()}, 1);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  dfnet_metric_set(start, NULL, (double)now.tv_sec);
   x->binds_ok = dfnet_metric_series(x->binds, NULL);
   x->bytes_request = dfnet_metric_series(x->relayed_bytes, (const char *[]){"request"});
   x->bytes_reply = dfnet_metric_series(x->relayed_bytes, (const char *[]){"reply"});

@@ -26,44 +26,35 @@ struct agent_metrics {
 
 static bool add_all(struct agent_metrics *x) {
   dfnet_metrics_t *r = x->reg;
-  dfnet_metric_t *build, *start;
-#define ADD(field, type_, name_, help_, ...)                                           \
-  ((field) = dfnet_metrics_add(r, &(dfnet_metric_desc_t){.type = DFNET_METRIC_##type_, \
-                                                         .name = name_,                \
-                                                         .help = help_,                \
-                                                         .labels = {__VA_ARGS__}})) != NULL
   bool ok =
-      ADD(build, GAUGE, "dfnet_build_info", "the host agent's version (always 1)", "version") &&
-      ADD(start, GAUGE, "process_start_time_seconds",
-          "when the host agent started, Unix time in seconds", NULL) &&
-      ADD(x->connected, GAUGE, "dfnet_agent_manager_connected",
-          "1 while the session to the manager is up and welcomed, else 0", NULL) &&
-      ADD(x->handshakes, COUNTER, "dfnet_agent_tls_handshakes_total",
-          "sessions to the manager opened, by TLS handshake kind (full or resumed)", "kind") &&
-      ADD(x->reconnects, COUNTER, "dfnet_agent_reconnects_total",
-          "sessions to the manager opened after the first one", NULL) &&
-      ADD(x->nodes, GAUGE, "dfnet_agent_nodes_published",
-          "nodes this host publishes (enumerated and added by drivers)", NULL) &&
-      ADD(x->driver_hosts, GAUGE, "dfnet_agent_driver_hosts_running",
-          "driver host processes running", NULL) &&
-      ADD(x->driver_starts, COUNTER, "dfnet_agent_driver_starts_total",
-          "driver starts that completed, by status code (OK: running)", "code") &&
-      ADD(x->crashes, COUNTER, "dfnet_agent_driver_host_crashes_total",
-          "driver hosts that exited without being asked to", NULL) &&
-      ADD(x->calls, COUNTER, "dfnet_agent_calls_relayed_total",
-          "calls from the manager relayed to a driver host", NULL) &&
-      ADD(x->bytes, COUNTER, "dfnet_agent_relayed_bytes_total",
-          "call payload bytes relayed: request (manager to driver) and reply", "direction") &&
-      ADD(x->cert_expiry, GAUGE, "dfnet_agent_cert_expiry_timestamp_seconds",
-          "notAfter of this host's certificate (--cert), Unix time in seconds", NULL) &&
-      ADD(x->scrapes, COUNTER, "dfnet_metrics_scrapes_total", "GET /metrics answered", NULL);
-#undef ADD
+      dfnet_metrics_add_process(r, "the host agent", dfnet_version()) &&
+      DFNET_METRICS_ADD(r, x->connected, GAUGE, "dfnet_agent_manager_connected",
+                        "1 while the session to the manager is up and welcomed, else 0", NULL) &&
+      DFNET_METRICS_ADD(r, x->handshakes, COUNTER, "dfnet_agent_tls_handshakes_total",
+                        "sessions to the manager opened, by TLS handshake kind (full or resumed)",
+                        "kind") &&
+      DFNET_METRICS_ADD(r, x->reconnects, COUNTER, "dfnet_agent_reconnects_total",
+                        "sessions to the manager opened after the first one", NULL) &&
+      DFNET_METRICS_ADD(r, x->nodes, GAUGE, "dfnet_agent_nodes_published",
+                        "nodes this host publishes (enumerated and added by drivers)", NULL) &&
+      DFNET_METRICS_ADD(r, x->driver_hosts, GAUGE, "dfnet_agent_driver_hosts_running",
+                        "driver host processes running", NULL) &&
+      DFNET_METRICS_ADD(r, x->driver_starts, COUNTER, "dfnet_agent_driver_starts_total",
+                        "driver starts that completed, by status code (OK: running)", "code") &&
+      DFNET_METRICS_ADD(r, x->crashes, COUNTER, "dfnet_agent_driver_host_crashes_total",
+                        "driver hosts that exited without being asked to", NULL) &&
+      DFNET_METRICS_ADD(r, x->calls, COUNTER, "dfnet_agent_calls_relayed_total",
+                        "calls from the manager relayed to a driver host", NULL) &&
+      DFNET_METRICS_ADD(r, x->bytes, COUNTER, "dfnet_agent_relayed_bytes_total",
+                        "call payload bytes relayed: request (manager to driver) and reply",
+                        "direction") &&
+      DFNET_METRICS_ADD(r, x->cert_expiry, GAUGE, "dfnet_agent_cert_expiry_timestamp_seconds",
+                        "notAfter of this host's certificate (--cert), Unix time in seconds",
+                        NULL) &&
+      DFNET_METRICS_ADD(r, x->scrapes, COUNTER, "dfnet_metrics_scrapes_total",
+                        "GET /metrics answered", NULL);
   if (!ok)
     return false;
-  dfnet_metric_set(build, (const char *[]){dfnet_version()}, 1);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  dfnet_metric_set(start, NULL, (double)now.tv_sec);
   /* series that exist from the start (0), so that rate() sees their first increment */
   dfnet_metric_add(x->handshakes, (const char *[]){"full"}, 0);
   dfnet_metric_add(x->handshakes, (const char *[]){"resumed"}, 0);
