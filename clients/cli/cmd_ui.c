@@ -118,6 +118,8 @@ static int serve(cli_ui_t *ui, const char *addr, uint16_t want) {
     rc = listen_http(ui, addr, want, &port);
   if (rc == CLI_EXIT_OK)
     rc = ui__worker_start(ui);
+  if (rc == CLI_EXIT_OK)
+    ui__events_keepalive_start(ui);
   dfnet_client_error_t err;
   if (rc == CLI_EXIT_OK && ui__watch_start(ui, &err) != DFNET_STATUS_OK)
     rc = cli__fail_err(&err);

@@ -31,6 +31,7 @@
 
 #define UI_TOKEN_BYTES 16 /* random bytes of the token: 32 hex digits */
 #define UI_STREAMS_MAX 16 /* open /api/events streams at once (more: 503) */
+#define UI_PING_MS 15000  /* an SSE comment to every stream this often (cmd_ui_events.c) */
 #define UI_JOBS_MAX 64    /* /api requests waiting for the worker (more: 503) */
 #define UI_ARG_MAX 512    /* the decoded argument of a request (a moniker) */
 #define UI_WATCH_RETRY_MS 1000
@@ -78,6 +79,7 @@ typedef struct cli_ui {
   size_t stream_count;
   dfnet_client_watch_id_t watch; /* 0: none running */
   uint64_t events_seen;
+  uint32_t ping_ms;          /* ui__events_keepalive_start */
   char *backlog[UI_BACKLOG]; /* the last events as SSE text (malloc'd), oldest at
                                 events_seen % UI_BACKLOG once full */
 } cli_ui_t;
@@ -112,6 +114,10 @@ bool ui__events_open(cli_ui_t *ui, dfnet_http_id_t id, dfnet_http_response_t *re
 void ui__events_gone(cli_ui_t *ui, dfnet_http_id_t id);
 /* Free the backlog. Main thread, once the client is closed. */
 void ui__events_free(cli_ui_t *ui);
+/* Start writing ": ping" to every open stream every UI_PING_MS (DFNET_UI_PING_MS, 10 ms ..
+ * 1 h, for tests), so that the streams of pages that closed are found gone and free their
+ * slots. After the transport started. */
+void ui__events_keepalive_start(cli_ui_t *ui);
 
 /* ---- ui_assets.c (generated) ---- */
 typedef struct ui_asset {

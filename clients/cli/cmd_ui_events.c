@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/cmdline.h"
+
 #include "clients/cli/cli.h"
 #include "clients/cli/cmd_ui.h"
 
@@ -156,4 +158,23 @@ void ui__events_gone(cli_ui_t *ui, dfnet_http_id_t id) {
     }
   }
   pthread_mutex_unlock(&ui->lock);
+}
+
+/* The HTTP transport's thread, every ui->ping_ms: an SSE comment to every open stream. The
+ * transport sees a reader that left only when it writes to it (lib/transport.h
+ * on_http_gone), so on a quiet fleet the streams of closed pages would keep their
+ * UI_STREAMS_MAX slots, and a page opened later would get 503. */
+static void ping(void *user) {
+  cli_ui_t *ui = user;
+  broadcast(ui, ": ping\n\n");
+  (void)dfnet_transport_timer_start(ui->transport, ui->ping_ms, ping, ui, NULL);
+}
+
+void ui__events_keepalive_start(cli_ui_t *ui) {
+  uint64_t ms = UI_PING_MS;
+  const char *e = getenv("DFNET_UI_PING_MS"); /* tests: a short period */
+  if (e != NULL && !dfnet_cmdline_uint(e, 10, 10, 3600000, &ms))
+    ms = UI_PING_MS;
+  ui->ping_ms = (uint32_t)ms;
+  (void)dfnet_transport_timer_start(ui->transport, ui->ping_ms, ping, ui, NULL);
 }

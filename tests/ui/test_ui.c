@@ -87,6 +87,7 @@ static int start_ui(void) {
     FILE *e = freopen(log, "w", stderr);
     (void)e;
     close(out[0]);
+    setenv("DFNET_UI_PING_MS", "200", 1); /* test_closed_feeds_free_their_slots */
     execl(cli, cli, "ui", "--listen", "127.0.0.1:0", (char *)NULL);
     _exit(127);
   }
@@ -172,6 +173,8 @@ typedef struct http_answer {
   char text[1 << 16]; /* headers and body */
   const char *body;
 } http_answer_t;
+
+#define UI_STREAMS 17 /* more than dfnet ui's UI_STREAMS_MAX (16) */
 
 static http_answer_t A;         /* 64 KiB: static storage */
 static const char *host_header; /* NULL: "127.0.0.1:<port>" */
@@ -407,6 +410,59 @@ static bool sse_wait(int fd, const char *needle, size_t *from, unsigned ms) {
   }
 }
 
+/* Open /api/events on a new connection; its fd once the answer's first bytes are in (the
+ * status line in *status), or -1. */
+static int open_feed(unsigned *status) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(F.port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+    return -1;
+  char req[400], buf[4096];
+  int n = snprintf(req, sizeof req,
+                   "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nAuthorization: Bearer "
+                   "%s\r\n\r\n",
+                   (unsigned)F.port, F.token);
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (write(fd, req, (size_t)n) != n || poll(&p, 1, 5000) <= 0 ||
+      (n = (int)read(fd, buf, sizeof buf - 1)) <= 0 || sscanf(buf, "HTTP/1.1 %u", status) != 1) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Regression: the transport sees a reader that left only when it writes, so the streams of
+ * closed pages kept their slots on a quiet fleet and a page opened later got 503. `dfnet ui`
+ * writes ": ping" to every stream (DFNET_UI_PING_MS, 200 ms here): the closed ones go. */
+static void test_closed_feeds_free_their_slots(void **state) {
+  (void)state;
+  int fds[UI_STREAMS];
+  size_t open = 0;
+  unsigned status = 0;
+  for (; open < UI_STREAMS; open++) { /* every slot (some may be the page's) */
+    fds[open] = open_feed(&status);
+    assert_true(fds[open] >= 0);
+    if (status != 200) {
+      close(fds[open]);
+      break;
+    }
+  }
+  assert_int_equal(status, 503);      /* full */
+  for (size_t i = 0; i < open; i++) { /* as a browser leaves: all read, then FIN (no RST) */
+    char buf[4096];
+    struct pollfd p = {.fd = fds[i], .events = POLLIN};
+    while (poll(&p, 1, 100) > 0 && read(fds[i], buf, sizeof buf) > 0)
+      ;
+    close(fds[i]);
+  }
+  fabric_sleep_ms(1500); /* several pings */
+  int fd = open_feed(&status);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(status, 200);
+}
+
 /* The session to the manager is lost: the feed says so (watch-ended), and once the manager is
  * back the watch runs again by itself: a node added then reaches the same open feed. */
 static void test_manager_restart(void **state) {
@@ -458,8 +514,11 @@ static void test_sigterm(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_token_required), cmocka_unit_test(test_port_in_use),
-      cmocka_unit_test(test_page),           cmocka_unit_test(test_manager_restart),
+      cmocka_unit_test(test_token_required),
+      cmocka_unit_test(test_port_in_use),
+      cmocka_unit_test(test_closed_feeds_free_their_slots),
+      cmocka_unit_test(test_page),
+      cmocka_unit_test(test_manager_restart),
       cmocka_unit_test(test_sigterm),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
