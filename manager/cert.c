@@ -262,6 +262,18 @@ static bool serial_normalize(const char *text, char *out, size_t cap) {
   return n > 0;
 }
 
+/* A revocation for store__change_audited. */
+typedef struct revocation {
+  const char *serial;
+  uint64_t now_ms;
+  const char *actor, *reason;
+} revocation_t;
+
+static dfnet_status_t store_revocation(store_t *s, void *arg, char *err, size_t err_size) {
+  const revocation_t *rv = arg;
+  return store__cert_revoke(s, rv->serial, rv->now_ms, rv->actor, rv->reason, err, err_size);
+}
+
 /* Revoke r (store, audit row, in one transaction), then keep it revoked. */
 static dfnet_status_t revoke_one(mgr_t *m, cert_rec_t *r, const char *reason, const char *actor,
                                  uint64_t now, char *why, size_t why_size) {
@@ -275,16 +287,8 @@ static dfnet_status_t revoke_one(mgr_t *m, cert_rec_t *r, const char *reason, co
                        .targets = &tg,
                        .target_count = 1,
                        .detail = detail};
-  dfnet_status_t st = store__begin(m->store, why, why_size);
-  if (st != DFNET_STATUS_OK)
-    return st;
-  st = store__cert_revoke(m->store, r->serial, now, actor, reason, why, why_size);
-  if (st == DFNET_STATUS_OK)
-    st = store__audit_append(m->store, &row, NULL, why, why_size);
-  if (st == DFNET_STATUS_OK)
-    st = store__commit(m->store, why, why_size);
-  else
-    store__rollback(m->store);
+  revocation_t rv = {r->serial, now, actor, reason};
+  dfnet_status_t st = store__change_audited(m->store, store_revocation, &rv, &row, why, why_size);
   if (st != DFNET_STATUS_OK)
     return st;
   r->revoked_ms = now;

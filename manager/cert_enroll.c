@@ -103,6 +103,11 @@ static dfnet_status_t accept_grant(void *arg, const token_grant_t *g, char *why,
                          why_size);
 }
 
+/* A certificate issued, for store__change_audited. */
+static dfnet_status_t store_issued(store_t *s, void *arg, char *err, size_t err_size) {
+  return store__cert_issued(s, arg, err, err_size);
+}
+
 dfnet_status_t cert__record_new(mgr_t *m, const dfnet_pki_cert_t *cert, const char *name,
                                 int action, const char *detail,
                                 char serial_out[STORE_SERIAL_MAX + 1], char *why, size_t why_size) {
@@ -128,15 +133,7 @@ dfnet_status_t cert__record_new(mgr_t *m, const dfnet_pki_cert_t *cert, const ch
                        .targets = &tg,
                        .target_count = 1,
                        .detail = detail};
-  if ((st = store__begin(m->store, why, why_size)) != DFNET_STATUS_OK)
-    return st;
-  st = store__cert_issued(m->store, &c, why, why_size);
-  if (st == DFNET_STATUS_OK)
-    st = store__audit_append(m->store, &row, NULL, why, why_size);
-  if (st == DFNET_STATUS_OK)
-    st = store__commit(m->store, why, why_size);
-  else
-    store__rollback(m->store);
+  st = store__change_audited(m->store, store_issued, &c, &row, why, why_size);
   if (st == DFNET_STATUS_OK && !cert__remember(m, &c))
     DFNET_LOGW(SUB, name,
                "certificate %s recorded, not kept in memory (no memory): listed "

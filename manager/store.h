@@ -400,6 +400,15 @@ const char *store__audit_action_str(store_audit_action_t action);
 dfnet_status_t store__audit_append(store_t *s, const store_audit_t *row, uint64_t *seq, char *err,
                                    size_t err_size) __attribute__((warn_unused_result));
 
+/* A change of the store and its audit row, durable together or not at all: store__begin,
+ * change(s, arg, err, err_size), store__audit_append(row), store__commit; on any failure
+ * store__rollback and its status (err says why). change runs on the calling thread, in the
+ * transaction. Errors: those of the four steps. */
+typedef dfnet_status_t (*store_change_fn)(store_t *s, void *arg, char *err, size_t err_size);
+dfnet_status_t store__change_audited(store_t *s, store_change_fn change, void *arg,
+                                     const store_audit_t *row, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
 /* Call fn for the rows matching q, oldest (lowest seq) first, at most q->limit of them;
  * *more (may be NULL) says whether more matched (ask again with after_seq = the last seq
  * seen). Indexed: by time, and by exact target or node. Errors: INVALID_ARGUMENT (limit 0

@@ -223,3 +223,17 @@ dfnet_status_t store__audit_query(store_t *s, const store_audit_query_t *q, stor
   sqlite3_reset(st);
   return status;
 }
+
+dfnet_status_t store__change_audited(store_t *s, store_change_fn change, void *arg,
+                                     const store_audit_t *row, char *err, size_t err_size) {
+  dfnet_status_t st = store__begin(s, err, err_size);
+  if (st != DFNET_STATUS_OK)
+    return st;
+  st = change(s, arg, err, err_size);
+  if (st == DFNET_STATUS_OK)
+    st = store__audit_append(s, row, NULL, err, err_size);
+  if (st == DFNET_STATUS_OK)
+    return store__commit(s, err, err_size);
+  store__rollback(s);
+  return st;
+}

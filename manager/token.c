@@ -218,6 +218,21 @@ static void hex(const uint8_t *p, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
+/* A token's creation or revocation, for store__change_audited. */
+typedef struct token_change {
+  const store_token_t *t;
+  uint64_t now_ms;
+} token_change_t;
+
+static dfnet_status_t store_token_put(store_t *s, void *arg, char *err, size_t err_size) {
+  return store__token_put(s, ((const token_change_t *)arg)->t, err, err_size);
+}
+
+static dfnet_status_t store_token_revoke(store_t *s, void *arg, char *err, size_t err_size) {
+  const token_change_t *c = arg;
+  return store__token_revoke(s, c->t->id, c->now_ms, err, err_size);
+}
+
 /* Write t and its audit row in one transaction. */
 static dfnet_status_t write_audited(token_book_t *b, const store_token_t *t, const char *by,
                                     store_audit_action_t action, uint64_t now_ms,
@@ -231,18 +246,10 @@ static dfnet_status_t write_audited(token_book_t *b, const store_token_t *t, con
                        .targets = &tg,
                        .target_count = 1,
                        .detail = detail};
-  dfnet_status_t st = store__begin(b->store, err, err_size);
-  if (st != DFNET_STATUS_OK)
-    return st;
-  st = action == STORE_AUDIT_TOKEN_CREATE
-           ? store__token_put(b->store, t, err, err_size)
-           : store__token_revoke(b->store, t->id, now_ms, err, err_size);
-  if (st == DFNET_STATUS_OK)
-    st = store__audit_append(b->store, &row, NULL, err, err_size);
-  if (st == DFNET_STATUS_OK)
-    return store__commit(b->store, err, err_size);
-  store__rollback(b->store);
-  return st;
+  token_change_t change = {t, now_ms};
+  return store__change_audited(
+      b->store, action == STORE_AUDIT_TOKEN_CREATE ? store_token_put : store_token_revoke, &change,
+      &row, err, err_size);
 }
 
 dfnet_status_t token__create(token_book_t *b, const token_spec_t *spec, const char *by,
