@@ -12,25 +12,17 @@
 
 /* ---- cert list ------------------------------------------------------------------------- */
 
-/* Client thread: keep one CertInfo. */
-static dfnet_status_t keep_cert(void *ctx, const dfnet_envelope_t *env) {
-  cli_cert_list_t *l = ctx;
-  if (env->pb.which_msg != dfnet_v1_Envelope_cert_info_tag)
-    return DFNET_STATUS_INTERNAL;
-  dfnet_v1_CertInfo *i =
-      client__items_push((void **)&l->items, &l->count, &l->cap, sizeof *l->items);
-  if (i == NULL)
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  *i = env->pb.msg.cert_info;
-  return DFNET_STATUS_OK;
-}
-
 dfnet_status_t cli__cert_list_fetch(dfnet_client_t *c, cli_cert_list_t *out,
                                     dfnet_client_error_t *err) {
+  client_kept_t kept = {dfnet_v1_Envelope_cert_info_tag, sizeof *out->items, out->items, out->count,
+                        out->cap};
   dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_cert_list_tag, err);
-  dfnet_status_t st = req != NULL ? client__query(c, req, true, 0, keep_cert, out, err)
+  dfnet_status_t st = req != NULL ? client__query(c, req, true, 0, client__keep_item, &kept, err)
                                   : DFNET_STATUS_RESOURCE_EXHAUSTED;
   free(req);
+  out->items = kept.items;
+  out->count = kept.count;
+  out->cap = kept.cap;
   return st;
 }
 

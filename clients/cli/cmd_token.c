@@ -175,53 +175,38 @@ int cmd_token_create(int argc, char **argv) {
 
 /* ---- token list ------------------------------------------------------------------------- */
 
-typedef struct token_list {
-  dfnet_v1_TokenInfo *items;
-  size_t count, cap;
-} token_list_t;
-
-static dfnet_status_t keep_token(void *ctx, const dfnet_envelope_t *env) {
-  token_list_t *l = ctx;
-  if (env->pb.which_msg != dfnet_v1_Envelope_token_info_tag)
-    return DFNET_STATUS_INTERNAL;
-  dfnet_v1_TokenInfo *t =
-      client__items_push((void **)&l->items, &l->count, &l->cap, sizeof *l->items);
-  if (t == NULL)
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  *t = env->pb.msg.token_info;
-  return DFNET_STATUS_OK;
-}
-
 static int token_list_request(cli_run_t *run) {
   dfnet_client_error_t err;
   dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_token_list_tag, &err);
-  dfnet_status_t st = req != NULL
-                          ? client__query(run->client, req, true, 0, keep_token, run->ctx, &err)
-                          : DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_status_t st =
+      req != NULL ? client__query(run->client, req, true, 0, client__keep_item, run->ctx, &err)
+                  : DFNET_STATUS_RESOURCE_EXHAUSTED;
   free(req);
   return cli__status(st, &err);
 }
 
 static cJSON *token_list_json(cli_run_t *run) {
-  const token_list_t *l = run->ctx;
+  const client_kept_t *k = run->ctx;
+  const dfnet_v1_TokenInfo *items = k->items;
   cJSON *doc = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(doc, "tokens");
-  for (size_t i = 0; i < l->count; i++)
-    cJSON_AddItemToArray(arr, token_json(&l->items[i]));
+  for (size_t i = 0; i < k->count; i++)
+    cJSON_AddItemToArray(arr, token_json(&items[i]));
   return doc;
 }
 
 static int token_list_print(cli_run_t *run) {
-  const token_list_t *l = run->ctx;
+  const client_kept_t *k = run->ctx;
+  const dfnet_v1_TokenInfo *items = k->items;
   uint64_t now = cli__now_ms();
-  if (l->count == 0) {
+  if (k->count == 0) {
     printf("No join tokens.\n");
     return CLI_EXIT_OK;
   }
   printf("%-12s %-8s %-24s %4s  %-24s %-16s %s\n", "ID", "ROLE", "NAME", "USES", "EXPIRES",
          "CREATED BY", "STATE");
-  for (size_t i = 0; i < l->count; i++) {
-    const dfnet_v1_TokenInfo *t = &l->items[i];
+  for (size_t i = 0; i < k->count; i++) {
+    const dfnet_v1_TokenInfo *t = &items[i];
     char name[80], exp[64];
     snprintf(name, sizeof name, "%s%s", t->name[0] ? t->name : t->name_prefix,
              t->name[0]          ? ""
@@ -239,8 +224,8 @@ static int token_list_print(cli_run_t *run) {
 }
 
 static void token_list_release(cli_run_t *run) {
-  token_list_t *l = run->ctx;
-  free(l->items);
+  client_kept_t *k = run->ctx;
+  free(k->items);
 }
 
 int cmd_token_list(int argc, char **argv) {
@@ -252,8 +237,9 @@ int cmd_token_list(int argc, char **argv) {
           "List the join tokens: id, role, name or prefix, uses left, expiry, who made "
           "them and whether they are still valid. Never a secret. Role admin.",
       .options = cli_json_options};
-  token_list_t l = {0};
-  return cli__run(argc, argv, &syn, &ops, &l);
+  client_kept_t kept = {.tag = dfnet_v1_Envelope_token_info_tag,
+                        .item_size = sizeof(dfnet_v1_TokenInfo)};
+  return cli__run(argc, argv, &syn, &ops, &kept);
 }
 
 /* ---- token revoke ----------------------------------------------------------------------- */

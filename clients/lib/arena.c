@@ -71,3 +71,14 @@ void *client__items_push(void **items, size_t *count, size_t *cap, size_t size) 
   (*count)++;
   return item;
 }
+
+dfnet_status_t client__keep_item(void *ctx, const dfnet_envelope_t *env) {
+  client_kept_t *k = ctx;
+  if (env->pb.which_msg != k->tag)
+    return DFNET_STATUS_INTERNAL;
+  void *item = client__items_push(&k->items, &k->count, &k->cap, k->item_size);
+  if (item == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  memcpy(item, &env->pb.msg, k->item_size); /* every member of the union starts there */
+  return DFNET_STATUS_OK;
+}

@@ -67,6 +67,20 @@ void client__arena_free(client_arena_t *a); /* every block; the arena is empty a
  * memory (*items, *count and *cap unchanged, still the caller's). Client thread. */
 void *client__items_push(void **items, size_t *count, size_t *cap, size_t size);
 
+/* Copies of one kind of streamed message (a listing's items: CertInfo, TokenInfo): the
+ * message of Envelope member `tag` is copied whole (item_size bytes: the member's nanopb
+ * struct) into items[count++]. The caller frees items. */
+typedef struct client_kept {
+  pb_size_t tag;    /* dfnet_v1_Envelope_<member>_tag */
+  size_t item_size; /* sizeof the member's struct */
+  void *items;
+  size_t count, cap;
+} client_kept_t;
+
+/* A client__query on_item for a client_kept_t (ctx): keep env's message. INTERNAL for a
+ * message of another kind, RESOURCE_EXHAUSTED when out of memory. Client thread. */
+dfnet_status_t client__keep_item(void *ctx, const dfnet_envelope_t *env);
+
 /* ---- waiting (wait.c) ---- */
 
 /* Initialise cv on CLOCK_MONOTONIC, the clock client__deadline reads. */
