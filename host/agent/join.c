@@ -34,8 +34,9 @@ static const char k_usage[] =
     "  --token ID.SECRET     the join token, as `dfnet token create` printed it\n"
     "  --ca-pin sha256:HEX   the SHA-256 of the manager CA's SubjectPublicKeyInfo\n"
     "  --name NAME           this host's name, the certificate's CN (default: the host name)\n"
-    "  --state-dir DIR       default $DFNET_HOST_STATE_DIR, /var/lib/dfnet-host as root,\n"
-    "                        else $XDG_STATE_HOME/dfnet-host or ~/.local/state/dfnet-host\n";
+    "  --state-dir DIR       default state-dir of host.conf (as dfnet-host reads it), else\n"
+    "                        $DFNET_HOST_STATE_DIR, /var/lib/dfnet-host as root, else\n"
+    "                        $XDG_STATE_HOME/dfnet-host or ~/.local/state/dfnet-host\n";
 
 /* argv after "join". 0 when parsed, else the exit code (usage printed). */
 static int parse(int argc, char **argv, join_args_t *a) {
@@ -113,6 +114,16 @@ int agent__join(int argc, char **argv) {
   if (a.name == NULL) {
     gethostname(host, sizeof host - 1);
     a.name = host;
+  }
+  if (a.state_dir == NULL) { /* host.conf's state-dir: where the agent will look */
+    static agent_options_t conf;
+    char *none[] = {argv[0], NULL};
+    char err[700];
+    if (agent__options_parse(1, none, &conf, err, sizeof err) != DFNET_STATUS_OK) {
+      fprintf(stderr, "dfnet-host join: %s\n", err);
+      return DFNET_CMDLINE_EXIT_USAGE;
+    }
+    a.state_dir = conf.state_dir;
   }
   if (a.state_dir != NULL)
     snprintf(dir, sizeof dir, "%s", a.state_dir);

@@ -158,6 +158,22 @@ static void test_typo_and_bad_values(void **state) {
   }
 }
 
+/* `dfnet-host join` takes host.conf's state-dir, so it writes where the agent will read:
+ * it reads the file as the agent does, and a typo there stops it the same way. */
+static void test_join_reads_host_conf(void **state) {
+  (void)state;
+  write_conf("state-dir = /tmp/nowhere\nmanagr = wss://m:7443\n");
+  char *argv[] = {NULL,  "join",     "wss://127.0.0.1:1", "--token",
+                  "a.b", "--ca-pin", "sha256:0",          NULL};
+  assert_int_equal(run_host(argv), 2);
+  char want[512];
+  snprintf(want, sizeof want,
+           "dfnet-host join: %s/host.conf:2: unknown key 'managr' (did you mean 'manager'?)\n",
+           g_dir);
+  if (strcmp(g_stderr_text, want) != 0)
+    fail_msg("'%s', want '%s'", g_stderr_text, want);
+}
+
 static void test_config_flag(void **state) {
   (void)state;
   char missing[128];
@@ -247,9 +263,9 @@ static void test_example_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_file_used_flag_wins), cmocka_unit_test(test_typo_and_bad_values),
-      cmocka_unit_test(test_config_flag),         cmocka_unit_test(test_driver_host_json),
-      cmocka_unit_test(test_example_file),
+      cmocka_unit_test(test_file_used_flag_wins),  cmocka_unit_test(test_typo_and_bad_values),
+      cmocka_unit_test(test_config_flag),          cmocka_unit_test(test_driver_host_json),
+      cmocka_unit_test(test_join_reads_host_conf), cmocka_unit_test(test_example_file),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
