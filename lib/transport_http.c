@@ -286,8 +286,8 @@ int transport__http_body(transport__pss_t *pss, const void *in, size_t len) {
   transport__http_t *h = pss ? pss->h : NULL;
   if (h == NULL)
     return -1;
-  if (h->close_after)
-    return 0; /* refused before its body: not kept */
+  if (h->close_after || len == 0)
+    return 0; /* refused before its body: not kept; or an empty piece (Content-Length: 0) */
   if (h->body_too_big || h->body_len + len > DFNET_HTTP_BODY_MAX) {
     h->body_too_big = true;
     return 0;
