@@ -1,7 +1,9 @@
 #include "tls_fixture.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -162,16 +164,33 @@ int fixture_make_leaf(const char *dir, const char *base, const char *subject, ti
   return rc;
 }
 
+static char cert_dir[256];
+static pid_t cert_dir_owner;
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+/* At exit of the process that made it (not of a forked child): the directory goes. */
+static void cert_dir_remove(void) {
+  if (cert_dir[0] != '\0' && getpid() == cert_dir_owner)
+    nftw(cert_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *fixture_cert_dir(void) {
-  static char dir[256];
-  if (dir[0])
-    return dir;
-  snprintf(dir, sizeof(dir), "/tmp/dfnet-transport-XXXXXX");
-  if (mkdtemp(dir) == NULL || fixture_make_certs(dir) != 0) {
-    dir[0] = '\0';
+  if (cert_dir[0])
+    return cert_dir;
+  snprintf(cert_dir, sizeof(cert_dir), "/tmp/dfnet-transport-XXXXXX");
+  if (mkdtemp(cert_dir) == NULL) {
+    cert_dir[0] = '\0';
     return NULL;
   }
-  return dir;
+  cert_dir_owner = getpid();
+  atexit(cert_dir_remove);
+  if (fixture_make_certs(cert_dir) != 0)
+    return NULL; /* removed at exit */
+  return cert_dir;
 }
 
 char *fixture_read_file(const char *path) {
