@@ -101,7 +101,7 @@ done
 
 echo "--- lintian"
 # shellcheck disable=SC2086
-lintian --tag-display-limit 0 $debs >"$tmp/lintian.log" 2>&1 || true
+TMPDIR="$tmp" lintian --tag-display-limit 0 $debs >"$tmp/lintian.log" 2>&1 || true  # its own temp files go with $tmp
 cat "$tmp/lintian.log"
 if grep -q '^E: ' "$tmp/lintian.log"; then fail "lintian reports errors"; fi
 echo "lintian: $(grep -c '^W: ' "$tmp/lintian.log" || true) warnings, no error"
