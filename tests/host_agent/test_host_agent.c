@@ -44,6 +44,7 @@
 
 #include <cmocka.h>
 
+#include "agent_proc.h"
 #include "child.h"
 #include "driver_user.h"
 #include "dfnet/bind_keys.h"
@@ -66,11 +67,6 @@ typedef struct pkg {
 static pkg_t g_echo, g_crasher, g_parent, g_child, g_forger;
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void sleep_ms(unsigned ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static int write_text(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
@@ -157,18 +153,7 @@ static pid_t spawn_agent_v(const char *const *args, size_t n, const char *stderr
   for (size_t i = 0; i < n && k < 63; i++)
     argv[k++] = args[i];
   argv[k] = NULL;
-  pid_t pid = test_child_fork();
-  if (pid == 0) {
-    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 2);
-      dup2(fd, 1);
-      close(fd);
-    }
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  return pid;
+  return agent_proc_spawn(argv, stderr_path);
 }
 
 /* The agent against the peer, with the fixture, the board and the cache. */
@@ -203,20 +188,6 @@ static pid_t spawn_agent(void) {
   return spawn_agent_v(args, sizeof args / sizeof args[0], g_log);
 }
 
-/* Wait for pid to exit, up to timeout_ms. Returns the wait status, or -1. */
-static int wait_exit(pid_t pid, unsigned timeout_ms) {
-  for (unsigned waited = 0; waited <= timeout_ms; waited += 20) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    if (r < 0)
-      return -1;
-    sleep_ms(20);
-  }
-  return -1;
-}
-
 static bool process_alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
 static bool wait_gone(pid_t pid, unsigned timeout_ms) {
@@ -235,7 +206,7 @@ static bool wait_gone(pid_t pid, unsigned timeout_ms) {
       if (rp != NULL && rp[1] == ' ' && rp[2] == 'Z')
         return true;
     }
-    sleep_ms(20);
+    agent_proc_sleep_ms(20);
   }
   return false;
 }
@@ -431,19 +402,6 @@ static void read_log_tail(void) {
   fprintf(stderr, "---- agent log (tail) ----\n%s\n----\n", buf);
 }
 
-/* How many times the agent's log says `what`. */
-static int log_count(const char *what) {
-  FILE *f = fopen(g_log, "r");
-  if (f == NULL)
-    return 0;
-  int n = 0;
-  char line[2048];
-  while (fgets(line, sizeof line, f) != NULL)
-    n += strstr(line, what) != NULL;
-  fclose(f);
-  return n;
-}
-
 /* ---- setup --------------------------------------------------------------------------- */
 
 static int group_setup(void **state) {
@@ -578,7 +536,7 @@ static void test_bad_usage(void **state) {
     unlink(out);
     pid_t pid = spawn_agent_v(c->args, n, out);
     assert_true(pid > 0);
-    int status = wait_exit(pid, 20000);
+    int status = agent_proc_wait_exit(pid, 20000);
     FILE *f = fopen(out, "r");
     assert_non_null(f);
     char text[4096];
@@ -846,7 +804,7 @@ static void test_session(void **state) {
    * drivers, no driver host restarted. */
   uint16_t port = g_peer.port;
   peer_stop(&g_peer);
-  sleep_ms(700);
+  agent_proc_sleep_ms(700);
   assert_true(process_alive((pid_t)pid_echo));
   assert_true(process_alive((pid_t)pid_blk));
   assert_int_equal(peer_start(&g_peer, port), 0);
@@ -882,14 +840,15 @@ static void test_session(void **state) {
    * the next Welcome, before the nodes, and its node comes without a driver. "Away" as the
    * agent knows it: the kill waits until the agent has seen the connection go (else the
    * exit may go out on the dying session, which the agent still believes in). */
-  int gone_before = log_count("disconnected from the manager");
+  int gone_before = agent_proc_log_count(g_log, "disconnected from the manager");
   peer_stop(&g_peer);
-  for (int i = 0; i < 500 && log_count("disconnected from the manager") == gone_before; i++)
-    sleep_ms(10);
-  assert_true(log_count("disconnected from the manager") > gone_before);
+  for (int i = 0;
+       i < 500 && agent_proc_log_count(g_log, "disconnected from the manager") == gone_before; i++)
+    agent_proc_sleep_ms(10);
+  assert_true(agent_proc_log_count(g_log, "disconnected from the manager") > gone_before);
   assert_int_equal(kill((pid_t)pid_blk, SIGKILL), 0);
   assert_true(wait_gone((pid_t)pid_blk, 5000));
-  sleep_ms(300);
+  agent_proc_sleep_ms(300);
   assert_int_equal(peer_start(&g_peer, port), 0);
   from = peer_count(&g_peer);
   size_t hello_at = from;
@@ -941,7 +900,7 @@ static void test_session(void **state) {
 
   /* SIGTERM: the drivers stop, the session closes, exit 0, no driver host left. */
   assert_int_equal(kill(agent, SIGTERM), 0);
-  int status = wait_exit(agent, 15000);
+  int status = agent_proc_wait_exit(agent, 15000);
   if (status == -1) {
     kill(agent, SIGKILL);
     waitpid(agent, &status, 0);
@@ -1052,7 +1011,7 @@ static void has(const char *text, const char *part) {
 static const char *parent_stats_until(const char *part, unsigned ms) {
   const char *stats = parent_stats();
   for (unsigned waited = 0; strstr(stats, part) == NULL && waited < ms; waited += 20) {
-    sleep_ms(20);
+    agent_proc_sleep_ms(20);
     stats = parent_stats();
   }
   has(stats, part);
@@ -1106,15 +1065,18 @@ static void driver_calls_forged(void) {
   forge(FORGER "|dfnet-evil://not-me");
   parent_stats_until(last, 5000);
   /* A node whose driver runs in another driver host, one with no driver, none at all. */
-  int refused = log_count("a node whose driver it does not run: refused");
+  int refused = agent_proc_log_count(g_log, "a node whose driver it does not run: refused");
   forge(CHILD "|");
   forge("dev.lab-a.pci.00_01_0|");
   forge("|");
   for (int i = 0;
-       i < 250 && log_count("a node whose driver it does not run: refused") < refused + 3; i++)
-    sleep_ms(20);
-  assert_int_equal(log_count("a node whose driver it does not run: refused"), refused + 3);
-  sleep_ms(100);
+       i < 250 &&
+       agent_proc_log_count(g_log, "a node whose driver it does not run: refused") < refused + 3;
+       i++)
+    agent_proc_sleep_ms(20);
+  assert_int_equal(agent_proc_log_count(g_log, "a node whose driver it does not run: refused"),
+                   refused + 3);
+  agent_proc_sleep_ms(100);
   has(parent_stats(), last); /* none of them reached the parent */
 
   /* Its own node, but a service it was not offered: refused by the agent, which does not
@@ -1123,12 +1085,15 @@ static void driver_calls_forged(void) {
   extra.source = NULL;
   assert_int_equal(driver_start_with(FORGER, &g_forger, "forger", 0, &extra, NULL, NULL),
                    DFNET_STATUS_OK);
-  int not_offered = log_count("a service it was not offered: refused");
+  int not_offered = agent_proc_log_count(g_log, "a service it was not offered: refused");
   forge(FORGER "|");
-  for (int i = 0; i < 250 && log_count("a service it was not offered: refused") == not_offered; i++)
-    sleep_ms(20);
-  assert_int_equal(log_count("a service it was not offered: refused"), not_offered + 1);
-  sleep_ms(100);
+  for (int i = 0; i < 250 && agent_proc_log_count(g_log, "a service it was not offered: refused") ==
+                                 not_offered;
+       i++)
+    agent_proc_sleep_ms(20);
+  assert_int_equal(agent_proc_log_count(g_log, "a service it was not offered: refused"),
+                   not_offered + 1);
+  agent_proc_sleep_ms(100);
   has(parent_stats(), last);
 }
 
@@ -1197,12 +1162,12 @@ static void test_driver_calls(void **state) {
   assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_call_tag, NULL, NULL, &calls_at, 0) < 0);
 
   /* Colocated with the parent: handed over in the process. */
-  int in_process = log_count("(in process)");
+  int in_process = agent_proc_log_count(g_log, "(in process)");
   assert_int_equal(start_child(COLO, PARENT, dh_parent, NULL), dh_parent);
   has(run(COLO, "method=Echo;payload=colo"), "data=colo");
   snprintf(want, sizeof want, "data=caller=%s;url=%s", COLO, g_child.url);
   has(run(COLO, "method=WhoCalls"), want);
-  assert_true(log_count("(in process)") >= in_process + 2);
+  assert_true(agent_proc_log_count(g_log, "(in process)") >= in_process + 2);
 
   driver_calls_forged();
   driver_calls_up_to_the_manager();
@@ -1247,7 +1212,7 @@ static void test_driver_calls(void **state) {
   run_async("dev.lab-a.pci.00_00_0", "method=Hold;deadline=15000", &ac);
   parent_stats_until("held=2 ", 5000);
   assert_int_equal(kill(agent, SIGTERM), 0);
-  int status = wait_exit(agent, 15000);
+  int status = agent_proc_wait_exit(agent, 15000);
   if (status == -1) {
     kill(agent, SIGKILL);
     waitpid(agent, &status, 0);
@@ -1331,11 +1296,11 @@ static void test_usb_umockdev(void **state) {
   assert_true(peer_wait(&g_peer, dfnet_v1_Envelope_node_add_tag, peer_is_node,
                         "dev.lab-a.usb.001_011.ifc-000", &at, 300) < 0);
   pid_t agent = -1;
-  for (int i = 0; i < 100 && agent < 0; i++, sleep_ms(20))
+  for (int i = 0; i < 100 && agent < 0; i++, agent_proc_sleep_ms(20))
     agent = child_of(run);
   assert_true(agent > 0);
   assert_int_equal(kill(agent, SIGTERM), 0);
-  int status = wait_exit(run, 15000);
+  int status = agent_proc_wait_exit(run, 15000);
   if (status == -1) {
     kill(agent, SIGKILL);
     kill(run, SIGKILL);

@@ -45,6 +45,7 @@
 
 #include <cmocka.h>
 
+#include "agent_proc.h"
 #include "child.h"
 #include "driver_user.h"
 #include "dfnet/driver.h"
@@ -69,11 +70,6 @@ static struct {
 } g_pkg;
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void sleep_ms(unsigned ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static int write_file(const char *path, const void *data, size_t len) {
   FILE *f = fopen(path, "wb");
@@ -161,57 +157,7 @@ static pid_t spawn_agent(const char *reason, const char *log) {
     argv[k++] = reason;
   }
   argv[k] = NULL;
-  pid_t pid = test_child_fork();
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 2);
-      dup2(fd, 1);
-      close(fd);
-    }
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-/* Wait for pid to exit, up to timeout_ms. Returns the wait status, or -1. */
-static int wait_exit(pid_t pid, unsigned timeout_ms) {
-  for (unsigned waited = 0; waited <= timeout_ms; waited += 20) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    if (r < 0)
-      return -1;
-    sleep_ms(20);
-  }
-  return -1;
-}
-
-/* SIGTERM the agent and expect exit 0 within 15 s. */
-static void terminate(pid_t agent) {
-  assert_int_equal(kill(agent, SIGTERM), 0);
-  int status = wait_exit(agent, 15000);
-  if (status == -1) {
-    kill(agent, SIGKILL);
-    waitpid(agent, &status, 0);
-    fail_msg("the agent did not exit after SIGTERM (log: %s)", g_log);
-  }
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
-}
-
-static const char *slurp(const char *path) {
-  static char buf[16384];
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return buf;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-  return buf;
+  return agent_proc_spawn(argv, log);
 }
 
 /* The offset of `line` (a whole line) in text, or -1. */
@@ -483,10 +429,10 @@ static void test_shutdown_reason_usage(void **state) {
   char out[400];
   snprintf(out, sizeof out, "%s/usage.txt", g_dir);
   pid_t pid = spawn_agent("sleep", out);
-  int status = wait_exit(pid, 20000);
+  int status = agent_proc_wait_exit(pid, 20000);
   assert_true(status != -1 && WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 2);
-  const char *text = slurp(out);
+  const char *text = agent_proc_slurp(out);
   assert_non_null(strstr(text, "--shutdown-reason sleep: want reboot, poweroff or none"));
   assert_non_null(strchr(text, '\n'));
   assert_null(strchr(strchr(text, '\n') + 1, '\n')); /* one line */
@@ -499,10 +445,10 @@ static void test_shutdown_reason_usage(void **state) {
     execl(DFNET_HOST_BIN, DFNET_HOST_BIN, "--help", (char *)NULL);
     _exit(127);
   }
-  status = wait_exit(pid, 20000);
+  status = agent_proc_wait_exit(pid, 20000);
   assert_true(status != -1 && WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
-  assert_non_null(strstr(slurp(out), "--shutdown-reason"));
+  assert_non_null(strstr(agent_proc_slurp(out), "--shutdown-reason"));
 }
 
 static void check_list(uint64_t dh1, uint32_t pid1, uint64_t dh2, uint32_t pid2) {
@@ -564,14 +510,14 @@ static void test_control_and_list(void **state) {
   /* Suspend: relayed, the hook runs with the flags, calls then end UNAVAILABLE. */
   assert_int_equal(control(PARENT, false, DFNET_SUSPEND_FLAG_REBOOT, msg, sizeof msg),
                    DFNET_STATUS_OK);
-  assert_true(line_at(slurp(g_trace), "suspend " PARENT " 0xdcdc0100") >= 0);
+  assert_true(line_at(agent_proc_slurp(g_trace), "suspend " PARENT " 0xdcdc0100") >= 0);
   assert_int_equal(ping(PARENT), DFNET_STATUS_UNAVAILABLE);
   assert_int_equal(ping(COLO), DFNET_STATUS_OK);
   assert_int_equal(control(PARENT, false, DFNET_SUSPEND_FLAG_REBOOT, msg, sizeof msg),
                    DFNET_STATUS_FAILED_PRECONDITION);
   assert_non_null(strstr(msg, "suspended already")); /* the driver host's answer */
   assert_int_equal(control(PARENT, true, 0, msg, sizeof msg), DFNET_STATUS_OK);
-  assert_true(line_at(slurp(g_trace), "resume " PARENT) >= 0);
+  assert_true(line_at(agent_proc_slurp(g_trace), "resume " PARENT) >= 0);
   assert_int_equal(ping(PARENT), DFNET_STATUS_OK);
   assert_int_equal(control(PARENT, true, 0, msg, sizeof msg), DFNET_STATUS_FAILED_PRECONDITION);
 
@@ -592,10 +538,10 @@ static void test_control_and_list(void **state) {
 
   /* SIGTERM without --shutdown-reason: the drivers stop, none is suspended. */
   size_t suspends = 0;
-  for (const char *p = slurp(g_trace); (p = strstr(p, "suspend ")) != NULL; p++)
+  for (const char *p = agent_proc_slurp(g_trace); (p = strstr(p, "suspend ")) != NULL; p++)
     suspends++;
-  terminate(agent);
-  const char *trace = slurp(g_trace);
+  agent_proc_terminate(agent, g_log);
+  const char *trace = agent_proc_slurp(g_trace);
   assert_true(line_at(trace, "stop " PARENT) >= 0);
   assert_true(line_at(trace, "stop " COLO) >= 0);
   size_t after = 0;
@@ -621,7 +567,7 @@ static void start_pair(size_t from, const char *kid_extra) {
   for (int i = 0; i < 50 && st == DFNET_STATUS_NOT_FOUND; i++) {
     st = start_lifecycle(KID, 0, config, &dh_kid, &pid_kid);
     if (st == DFNET_STATUS_NOT_FOUND)
-      sleep_ms(20);
+      agent_proc_sleep_ms(20);
   }
   assert_int_equal(st, DFNET_STATUS_OK);
   assert_true(dh_kid != dh);
@@ -632,8 +578,8 @@ static void test_shutdown_reboot(void **state) {
   size_t from;
   pid_t agent = begin("reboot", &from);
   start_pair(from, ", \"stop_delay_ms\": 300"); /* its stop takes a while */
-  terminate(agent);
-  const char *trace = slurp(g_trace);
+  agent_proc_terminate(agent, g_log);
+  const char *trace = agent_proc_slurp(g_trace);
   long kid = line_at(trace, "suspend " KID " 0xdcdc0100");
   long parent = line_at(trace, "suspend " PARENT " 0xdcdc0100");
   long first_stop = -1;
@@ -659,8 +605,8 @@ static void test_shutdown_child_fails(void **state) {
   size_t from;
   pid_t agent = begin("poweroff", &from);
   start_pair(from, ", \"suspend_status\": \"INTERNAL\"");
-  terminate(agent);
-  const char *trace = slurp(g_trace);
+  agent_proc_terminate(agent, g_log);
+  const char *trace = agent_proc_slurp(g_trace);
   if (line_at(trace, "suspend " KID " 0xdcdc0200") < 0 || strstr(trace, "suspend " PARENT " ") ||
       line_at(trace, "stop " KID) < 0 || line_at(trace, "stop " PARENT) < 0)
     fail_msg("want the child's suspend (failing), no parent suspend, both stopped:\n%s", trace);

@@ -39,6 +39,7 @@
 
 #include <cmocka.h>
 
+#include "agent_proc.h"
 #include "child.h"
 #include "driver_user.h"
 #include "lib/package.h"
@@ -61,11 +62,6 @@ static struct {
 } g_pkg;
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void sleep_ms(unsigned ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static int write_file(const char *path, const void *data, size_t len) {
   FILE *f = fopen(path, "wb");
@@ -161,70 +157,7 @@ static pid_t spawn_agent(const char *const *extra, const char *log) {
     argv[k++] = g_cache;
   }
   argv[k] = NULL;
-  pid_t pid = test_child_fork();
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 2);
-      dup2(fd, 1);
-      close(fd);
-    }
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-/* Wait for pid to exit, up to timeout_ms. Returns the wait status, or -1. */
-static int wait_exit(pid_t pid, unsigned timeout_ms) {
-  for (unsigned waited = 0; waited <= timeout_ms; waited += 20) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    if (r < 0)
-      return -1;
-    sleep_ms(20);
-  }
-  return -1;
-}
-
-/* SIGTERM the agent and expect exit 0 within 15 s. */
-static void terminate(pid_t agent) {
-  assert_int_equal(kill(agent, SIGTERM), 0);
-  int status = wait_exit(agent, 15000);
-  if (status == -1) {
-    kill(agent, SIGKILL);
-    waitpid(agent, &status, 0);
-    fail_msg("the agent did not exit after SIGTERM (log: %s)", g_log);
-  }
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
-}
-
-static const char *slurp(const char *path) {
-  static char buf[65536];
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return buf;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-  return buf;
-}
-
-/* How many lines of the agent's log hold `what`. */
-static int log_count(const char *what) {
-  FILE *f = fopen(g_log, "r");
-  if (f == NULL)
-    return 0;
-  int n = 0;
-  char line[4096];
-  while (fgets(line, sizeof line, f) != NULL)
-    n += strstr(line, what) != NULL;
-  fclose(f);
-  return n;
+  return agent_proc_spawn(argv, log);
 }
 
 static dfnet_envelope_t *env_new(void) {
@@ -361,7 +294,7 @@ static const dfnet_v1_DriverHostInfo *list_find(const list_t *l, uint64_t dh) {
 static void proc_status(pid_t pid, const char *field, char *out, size_t cap) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  const char *text = slurp(path);
+  const char *text = agent_proc_slurp(path);
   const char *at = strstr(text, field);
   if (at == NULL)
     fail_msg("%s has no %s", path, field);
@@ -472,8 +405,8 @@ static void expect_usage(const char *name, const char *const *extra, const char 
   unlink(out);
   pid_t pid = spawn_agent(extra, out);
   assert_true(pid > 0);
-  int status = wait_exit(pid, 20000);
-  const char *text = slurp(out);
+  int status = agent_proc_wait_exit(pid, 20000);
+  const char *text = agent_proc_slurp(out);
   size_t lines = 0;
   for (const char *p = text; *p != '\0'; p++)
     lines += *p == '\n';
@@ -520,9 +453,9 @@ static void test_rights_usage(void **state) {
   unlink(out);
   const char *help[] = {"--help", NULL};
   pid_t pid = spawn_agent(help, out);
-  int status = wait_exit(pid, 10000);
+  int status = agent_proc_wait_exit(pid, 10000);
   assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  const char *text = slurp(out);
+  const char *text = agent_proc_slurp(out);
   assert_non_null(strstr(text, "--allow-right RIGHT"));
   assert_non_null(strstr(text, "--driver-user NAME"));
   assert_non_null(strstr(text, "--no-sandbox"));
@@ -580,8 +513,8 @@ static void test_rights_sandboxed(void **state) {
            "--allow-right inet)",
            g_pkg.url);
   assert_string_equal(msg, want);
-  assert_int_equal(log_count(want), 1);
-  assert_int_equal(log_count("spawned"), 0);
+  assert_int_equal(agent_proc_log_count(g_log, want), 1);
+  assert_int_equal(agent_proc_log_count(g_log, "spawned"), 0);
 
   /* another driver starts and answers */
   assert_int_equal(start_echo(NODE(1), NULL, 0, &dh1, &pid1, msg, sizeof msg), DFNET_STATUS_OK);
@@ -619,7 +552,7 @@ static void test_rights_sandboxed(void **state) {
 
   check_confined((pid_t)pid1);
   check_confined((pid_t)pid2);
-  terminate(agent);
+  agent_proc_terminate(agent, g_log);
 }
 
 /* ---- --no-sandbox ------------------------------------------------------------------------ */
@@ -631,7 +564,8 @@ static void test_rights_no_sandbox(void **state) {
   pid_t agent = spawn_agent(args, g_log);
   assert_true(agent > 0);
   assert_false(hello_sandboxed());
-  assert_int_equal(log_count("SANDBOX OFF (--no-sandbox): driver hosts run UNCONFINED"), 1);
+  assert_int_equal(
+      agent_proc_log_count(g_log, "SANDBOX OFF (--no-sandbox): driver hosts run UNCONFINED"), 1);
   char msg[512];
   uint64_t dh = 0;
   uint32_t pid = 0;
@@ -655,7 +589,7 @@ static void test_rights_no_sandbox(void **state) {
   proc_status((pid_t)pid, "Uid:", v, sizeof v);
   snprintf(uid, sizeof uid, "%u", (unsigned)geteuid());
   assert_string_equal(v, uid);
-  terminate(agent);
+  agent_proc_terminate(agent, g_log);
 }
 
 int main(void) {
