@@ -133,8 +133,11 @@ pids+=($!)
 agent_pid=${pids[-1]}
 
 step "Waiting for binding to settle (watching events)"
-# Settled: the host is connected, at least one node has been bound, and the event stream
-# has been quiet for 2 seconds (every driver start answered). At most 60 seconds.
+# Settled: at least one node is bound and the event stream has been quiet for 2 seconds
+# (every driver start answered). At most 60 seconds. A node is bound when the watch saw
+# NODE_BOUND, or, should the watch have subscribed only after the first binds (it starts
+# beside the agent), when the fleet's node list says so.
+bound_nodes() { "$dfnet" node list --json 2>/dev/null | grep -cE '"state":[[:space:]]*"bound"' || true; }
 deadline=$((SECONDS + 60))
 last_size=-1; quiet_since=$SECONDS
 while :; do
@@ -142,11 +145,12 @@ while :; do
   kill -0 "$watch_pid" 2>/dev/null || { tail -20 "$logs/watch.log" >&2; fail "dfnet watch exited"; }
   size=$(stat -c %s "$logs/watch.log")
   if [ "$size" != "$last_size" ]; then last_size=$size; quiet_since=$SECONDS; fi
-  if grep -q "NODE_BOUND" "$logs/watch.log" && [ $((SECONDS - quiet_since)) -ge 2 ]; then break; fi
+  if [ $((SECONDS - quiet_since)) -ge 2 ] &&
+     { grep -q "NODE_BOUND" "$logs/watch.log" || [ "$(bound_nodes)" -gt 0 ]; }; then break; fi
   [ $SECONDS -lt $deadline ] || { cat "$logs/watch.log" >&2; fail "binding did not settle within 60 s"; }
   inotifywait -qq -t 1 -e modify "$logs/watch.log" 2>/dev/null || sleep 0.2
 done
-echo "settled: $(grep -c NODE_BOUND "$logs/watch.log") node(s) bound"
+echo "settled: $(bound_nodes) node(s) bound"
 
 step "dfnet host list"
 "$dfnet" host list
