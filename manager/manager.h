@@ -583,9 +583,6 @@ void metrics__call_end(mgr_t *m, const char *method, dfnet_status_t code, uint64
 void metrics__relayed(mgr_t *m, bool reply, size_t bytes);
 /* A queued lease request was granted after waiting waited_ms. */
 void metrics__lease_waited(mgr_t *m, uint64_t waited_ms);
-/* Recount the state and render every metric (lib/metrics.h's format) into *out (malloc'd,
- * *len bytes; the caller frees it). Errors: UNAVAILABLE (no m->metrics), RESOURCE_EXHAUSTED. */
-dfnet_status_t metrics__render(mgr_t *m, char **out, size_t *len);
 /* on_http of the manager's TLS listener (dfnet_server_config_t.on_http; user: the mgr_t):
  * GET/HEAD /metrics for a viewer, operator or admin certificate (200, text format 0.0.4); 401
  * without a valid client certificate, 403 for a host certificate, 404 for another path, 405

@@ -17,6 +17,7 @@
 
 #include "lib/log.h"
 #include "lib/metrics.h"
+#include "lib/metrics_http.h"
 #include "lib/role.h"
 #include "lib/version.h"
 #include "manager/lease.h"
@@ -269,15 +270,6 @@ static void count_state(mgr_t *m, mgr_metrics_t *x) {
   dfnet_metric_set(x->leases_held, NULL, (double)held);
 }
 
-dfnet_status_t metrics__render(mgr_t *m, char **out, size_t *len) {
-  mgr_metrics_t *x = m->metrics;
-  if (x == NULL)
-    return DFNET_STATUS_UNAVAILABLE;
-  dfnet_metric_add(x->scrapes, NULL, 1);
-  count_state(m, x);
-  return dfnet_metrics_render(x->reg, out, len);
-}
-
 /* ---- HTTP ------------------------------------------------------------------------------ */
 
 static bool answer_text(dfnet_http_response_t *resp, unsigned status, const char *text) {
@@ -286,28 +278,16 @@ static bool answer_text(dfnet_http_response_t *resp, unsigned status, const char
   return true;
 }
 
+/* refresh of dfnet_metrics_http_answer: a scrape, the state counted now. */
+static void refresh(void *arg) {
+  mgr_t *m = arg;
+  dfnet_metric_add(m->metrics->scrapes, NULL, 1);
+  count_state(m, m->metrics);
+}
+
 /* GET or HEAD /metrics, with the caller's authority already checked. */
 static bool answer_metrics(mgr_t *m, const dfnet_http_request_t *req, dfnet_http_response_t *resp) {
-  if (strcmp(req->path, "/metrics") != 0)
-    return answer_text(resp, 404, "not found: this listener serves GET /metrics only\n");
-  if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-    answer_text(resp, 405, "method not allowed: GET /metrics\n");
-    resp->headers = "Allow: GET, HEAD\r\n";
-    return true;
-  }
-  char *body = NULL;
-  size_t len = 0;
-  dfnet_status_t st = metrics__render(m, &body, &len);
-  if (st != DFNET_STATUS_OK) {
-    DFNET_LOGW("metrics", req->peer_address, "GET /metrics failed: %s", dfnet_status_str(st));
-    return answer_text(resp, 500, "metrics could not be rendered (out of memory)\n");
-  }
-  *resp = (dfnet_http_response_t){.status = 200,
-                                  .content_type = DFNET_METRICS_CONTENT_TYPE,
-                                  .headers = "Cache-Control: no-store\r\n",
-                                  .body = body,
-                                  .body_len = len};
-  return true;
+  return dfnet_metrics_http_answer(m->metrics ? m->metrics->reg : NULL, refresh, m, req, resp);
 }
 
 bool metrics__on_http(void *user, const dfnet_http_request_t *req, dfnet_http_response_t *resp) {

@@ -15,6 +15,7 @@
 #include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
+#include "lib/metrics_http.h"
 #include "lib/pki.h"
 #include "lib/version.h"
 
@@ -121,37 +122,17 @@ static void count_state(agent_t *a, struct agent_metrics *x) {
   dfnet_pki_cert_free(cert);
 }
 
-static bool answer_text(dfnet_http_response_t *resp, unsigned status, const char *text) {
-  *resp = (dfnet_http_response_t){.status = status, .body = strdup(text)};
-  resp->body_len = resp->body ? strlen(resp->body) : 0;
-  return true;
+/* refresh of dfnet_metrics_http_answer: a scrape, the state read now. */
+static void refresh(void *arg) {
+  agent_t *a = arg;
+  dfnet_metric_add(a->metrics->scrapes, NULL, 1);
+  count_state(a, a->metrics);
 }
 
-/* on_http of --metrics-listen: GET/HEAD /metrics (200), 404 for another path, 405 for
- * another method. Service thread. */
+/* on_http of --metrics-listen: GET/HEAD /metrics. Service thread. */
 static bool on_http(void *user, const dfnet_http_request_t *req, dfnet_http_response_t *resp) {
   agent_t *a = user;
-  struct agent_metrics *x = a->metrics;
-  if (strcmp(req->path, "/metrics") != 0)
-    return answer_text(resp, 404, "not found: this listener serves GET /metrics only\n");
-  if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-    answer_text(resp, 405, "method not allowed: GET /metrics\n");
-    resp->headers = "Allow: GET, HEAD\r\n";
-    return true;
-  }
-  dfnet_metric_add(x->scrapes, NULL, 1);
-  count_state(a, x);
-  char *body = NULL;
-  size_t len = 0;
-  dfnet_status_t st = dfnet_metrics_render(x->reg, &body, &len);
-  if (st != DFNET_STATUS_OK)
-    return answer_text(resp, 500, "metrics could not be rendered (out of memory)\n");
-  *resp = (dfnet_http_response_t){.status = 200,
-                                  .content_type = DFNET_METRICS_CONTENT_TYPE,
-                                  .headers = "Cache-Control: no-store\r\n",
-                                  .body = body,
-                                  .body_len = len};
-  return true;
+  return dfnet_metrics_http_answer(a->metrics ? a->metrics->reg : NULL, refresh, a, req, resp);
 }
 
 int agent__metrics_start(agent_t *a) {
