@@ -231,16 +231,20 @@ no_memory:
 
 /* ---- series ------------------------------------------------------------------------ */
 
-/* The key of `values` (sanitised, each ending in '\0') into a new buffer; NULL without
- * memory or with a NULL value. */
-static char *make_key(const dfnet_metric_t *f, const char *const *values, size_t *len) {
-  size_t cap = 1;
+/* The key of `values` (sanitised, each ending in '\0') into buf (cap bytes) when it fits,
+ * else into a new buffer (*heap true: the caller frees it); NULL without memory or with a
+ * NULL value. The common case, a lookup of an existing series on a hot path (a call's
+ * method and code), allocates nothing. */
+static char *make_key(const dfnet_metric_t *f, const char *const *values, char *buf, size_t cap,
+                      size_t *len, bool *heap) {
+  size_t need = 1;
   for (size_t i = 0; i < f->label_count; i++) {
     if (values == NULL || values[i] == NULL)
       return NULL;
-    cap += strlen(values[i]) + 1;
+    need += strlen(values[i]) + 1;
   }
-  char *key = malloc(cap);
+  *heap = need > cap;
+  char *key = *heap ? malloc(need) : buf;
   if (key == NULL)
     return NULL;
   size_t w = 0;
@@ -252,18 +256,24 @@ static char *make_key(const dfnet_metric_t *f, const char *const *values, size_t
   return key;
 }
 
+/* The series of `values`, or NULL. When it is not there and key_out is given, *key_out gets
+ * its key (malloc'd, *len_out bytes) for the caller to insert it. */
 static dfnet_metric_series_t *series_find(dfnet_metric_t *f, const char *const *values,
                                           char **key_out, size_t *len_out) {
+  char stack[256];
   size_t len = 0;
-  char *key = make_key(f, values, &len);
+  bool heap = false;
+  char *key = make_key(f, values, stack, sizeof stack, &len, &heap);
   if (key == NULL)
     return NULL;
   dfnet_metric_series_t *s = NULL;
   HASH_FIND(hh, f->series, key, len, s);
   if (key_out != NULL && s == NULL) {
+    if (!heap && (key = malloc(len ? len : 1)) != NULL)
+      memcpy(key, stack, len);
     *key_out = key;
     *len_out = len;
-  } else {
+  } else if (heap) {
     free(key);
   }
   return s;

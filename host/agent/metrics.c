@@ -23,6 +23,9 @@ struct agent_metrics {
   dfnet_metrics_t *reg;
   dfnet_metric_t *connected, *nodes, *driver_hosts, *cert_expiry; /* state */
   dfnet_metric_t *handshakes, *reconnects, *driver_starts, *crashes, *calls, *bytes, *scrapes;
+  /* the per-call series, looked up once (a call costs no label lookup: rpc_bench showed the
+   * lookups as +12% of the agent's CPU per call) */
+  dfnet_metric_series_t *calls_total, *bytes_request, *bytes_reply;
 };
 
 static bool add_all(struct agent_metrics *x) {
@@ -61,10 +64,10 @@ static bool add_all(struct agent_metrics *x) {
   dfnet_metric_add(x->handshakes, (const char *[]){"resumed"}, 0);
   dfnet_metric_add(x->reconnects, NULL, 0);
   dfnet_metric_add(x->crashes, NULL, 0);
-  dfnet_metric_add(x->calls, NULL, 0);
-  dfnet_metric_add(x->bytes, (const char *[]){"request"}, 0);
-  dfnet_metric_add(x->bytes, (const char *[]){"reply"}, 0);
-  return true;
+  x->calls_total = dfnet_metric_series(x->calls, NULL);
+  x->bytes_request = dfnet_metric_series(x->bytes, (const char *[]){"request"});
+  x->bytes_reply = dfnet_metric_series(x->bytes, (const char *[]){"reply"});
+  return x->calls_total != NULL && x->bytes_request != NULL && x->bytes_reply != NULL;
 }
 
 void agent__metrics_free(agent_t *a) {
@@ -99,8 +102,8 @@ void agent__metrics_call(agent_t *a, bool reply, size_t bytes) {
   if (x == NULL)
     return;
   if (!reply)
-    dfnet_metric_add(x->calls, NULL, 1);
-  dfnet_metric_add(x->bytes, (const char *[]){reply ? "reply" : "request"}, (double)bytes);
+    dfnet_metric_series_add(x->calls_total, 1);
+  dfnet_metric_series_add(reply ? x->bytes_reply : x->bytes_request, (double)bytes);
 }
 
 /* The state, read now. */
