@@ -126,22 +126,18 @@ install(FILES "${CMAKE_BINARY_DIR}/packaging/dfnetConfig.cmake"
 # ---- services: systemd units, users, directories, udev ------------------------------------
 set(DFNET_INSTALL_FULL_BINDIR "${CMAKE_INSTALL_FULL_BINDIR}")
 set(DFNET_INSTALL_FULL_PKGLIBDIR "${CMAKE_INSTALL_PREFIX}/${DFNET_INSTALL_PKGLIBDIR}")
-foreach(_unit dfnet-manager dfnet-host)
+# Each daemon (its component: manager, host): its unit, its system user, its directories.
+foreach(_component manager host)
+  set(_unit dfnet-${_component})
   configure_file("${CMAKE_SOURCE_DIR}/packaging/systemd/${_unit}.service.in"
     "${CMAKE_BINARY_DIR}/packaging/systemd/${_unit}.service" @ONLY)
+  install(FILES "${CMAKE_BINARY_DIR}/packaging/systemd/${_unit}.service"
+    DESTINATION ${DFNET_INSTALL_SYSTEMDDIR} COMPONENT ${_component})
+  install(FILES packaging/systemd/sysusers/${_unit}.conf
+    DESTINATION ${DFNET_INSTALL_SYSUSERSDIR} COMPONENT ${_component})
+  install(FILES packaging/systemd/tmpfiles/${_unit}.conf
+    DESTINATION ${DFNET_INSTALL_TMPFILESDIR} COMPONENT ${_component})
 endforeach()
-install(FILES "${CMAKE_BINARY_DIR}/packaging/systemd/dfnet-manager.service"
-  DESTINATION ${DFNET_INSTALL_SYSTEMDDIR} COMPONENT manager)
-install(FILES packaging/systemd/sysusers/dfnet-manager.conf
-  DESTINATION ${DFNET_INSTALL_SYSUSERSDIR} COMPONENT manager)
-install(FILES packaging/systemd/tmpfiles/dfnet-manager.conf
-  DESTINATION ${DFNET_INSTALL_TMPFILESDIR} COMPONENT manager)
-install(FILES "${CMAKE_BINARY_DIR}/packaging/systemd/dfnet-host.service"
-  DESTINATION ${DFNET_INSTALL_SYSTEMDDIR} COMPONENT host)
-install(FILES packaging/systemd/sysusers/dfnet-host.conf
-  DESTINATION ${DFNET_INSTALL_SYSUSERSDIR} COMPONENT host)
-install(FILES packaging/systemd/tmpfiles/dfnet-host.conf
-  DESTINATION ${DFNET_INSTALL_TMPFILESDIR} COMPONENT host)
 install(FILES packaging/udev/70-dfnet-host.rules
   DESTINATION ${DFNET_INSTALL_UDEVDIR} COMPONENT host)
 # /etc/dfnet/{manager,host}.env: the flags the units add; /etc/dfnet/{manager,host}.conf: the

@@ -10,18 +10,18 @@
 
 /* The rights, in the order of their bits (dfnet_rights_format's order). */
 static const struct {
+  const char *name; /* first: did_you_mean reads it */
   dfnet_right_t bit;
-  const char *name;
 } k_rights[] = {
-    {DFNET_RIGHT_INET, "inet"},
-    {DFNET_RIGHT_EXEC, "exec"},
-    {DFNET_RIGHT_USB, "usb"},
+    {"inet", DFNET_RIGHT_INET},
+    {"exec", DFNET_RIGHT_EXEC},
+    {"usb", DFNET_RIGHT_USB},
 };
 #define RIGHT_COUNT (sizeof k_rights / sizeof k_rights[0])
 
 /* The limits: their key and where each goes. */
 static const struct {
-  const char *key;
+  const char *key; /* first: did_you_mean reads it */
   size_t offset;
 } k_limits[] = {
     {"memory_mb", offsetof(dfnet_driver_rights_t, memory_mb)},
@@ -36,14 +36,15 @@ const char *dfnet_right_name(dfnet_right_t right) {
   return NULL;
 }
 
-/* " (did you mean \"x\"?)" into buf[cap] when one of names[0 .. count) is near `word`
- * (lib/suggest.h); else "". */
-static const char *did_you_mean(const char *word, const char *const *names, size_t count, char *buf,
-                                size_t cap) {
+/* " (did you mean \"x\"?)" into buf[cap] when one of the names of table[0 .. count) is near
+ * `word` (lib/suggest.h); else "". table: entries `stride` bytes apart, each beginning with
+ * its name (a const char *). */
+static const char *did_you_mean(const char *word, const void *table, size_t count, size_t stride,
+                                char *buf, size_t cap) {
   dfnet_suggest_t s;
   dfnet_suggest_init(&s, word);
   for (size_t i = 0; i < count; i++)
-    dfnet_suggest_offer(&s, names[i]);
+    dfnet_suggest_offer(&s, *(const char *const *)((const char *)table + i * stride));
   const char *best = dfnet_suggest_best(&s);
   if (best == NULL)
     return "";
@@ -60,13 +61,12 @@ dfnet_status_t dfnet_right_parse(const char *name, dfnet_right_t *out, char *why
       }
     }
   }
-  const char *names[RIGHT_COUNT];
-  for (size_t i = 0; i < RIGHT_COUNT; i++)
-    names[i] = k_rights[i].name;
   char hint[64];
   dfnet_why_set(why, cap, "unknown right \"%.64s\"%s (rights: inet, exec, usb)",
                 name != NULL ? name : "(null)",
-                name != NULL ? did_you_mean(name, names, RIGHT_COUNT, hint, sizeof hint) : "");
+                name != NULL ? did_you_mean(name, k_rights, RIGHT_COUNT, sizeof k_rights[0], hint,
+                                            sizeof hint)
+                             : "");
   return DFNET_STATUS_INVALID_ARGUMENT;
 }
 
@@ -143,12 +143,10 @@ static dfnet_status_t parse_limit(const cJSON *e, dfnet_driver_rights_t *out, ch
     *(uint32_t *)((char *)out + k_limits[k].offset) = (uint32_t)v;
     return DFNET_STATUS_OK;
   }
-  const char *names[LIMIT_COUNT];
-  for (size_t k = 0; k < LIMIT_COUNT; k++)
-    names[k] = k_limits[k].key;
   char hint[64];
-  dfnet_why_set(why, cap, "program.limits.%.64s: unknown limit%s (limits: memory_mb, open_files)",
-                e->string, did_you_mean(e->string, names, LIMIT_COUNT, hint, sizeof hint));
+  dfnet_why_set(
+      why, cap, "program.limits.%.64s: unknown limit%s (limits: memory_mb, open_files)", e->string,
+      did_you_mean(e->string, k_limits, LIMIT_COUNT, sizeof k_limits[0], hint, sizeof hint));
   return DFNET_STATUS_INVALID_ARGUMENT;
 }
 

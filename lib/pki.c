@@ -73,6 +73,15 @@ bool dfnet_pki_name_valid(const char *name) {
   return pki__chars_valid(name, len, "._-");
 }
 
+dfnet_status_t pki__name_check(const char *what, const char *name, const char *subject) {
+  if (dfnet_pki_name_valid(name))
+    return DFNET_STATUS_OK;
+  return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, subject,
+                   "%s \"%.80s\": 1..64 characters of [A-Za-z0-9._-], not starting with '.' "
+                   "or '-'",
+                   what, name ? name : "(null)");
+}
+
 /* ---- Objects ------------------------------------------------------------------------ */
 
 dfnet_pki_cert_t *pki__cert_new(void) {

@@ -75,13 +75,11 @@ dfnet_status_t dfnet_pki_csr_create(const char *name, dfnet_pki_key_t **key_out,
   *key_out = NULL;
   *der_out = NULL;
   *len_out = 0;
-  if (!dfnet_pki_name_valid(name))
-    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, NULL,
-                     "CSR: name \"%.80s\": 1..64 characters of [A-Za-z0-9._-], not starting "
-                     "with '.' or '-'",
-                     name ? name : "(null)");
+  dfnet_status_t st = pki__name_check("CSR: name", name, NULL);
+  if (st != DFNET_STATUS_OK)
+    return st;
   dfnet_pki_key_t *key = NULL;
-  dfnet_status_t st = dfnet_pki_key_generate(&key);
+  st = dfnet_pki_key_generate(&key);
   if (st == DFNET_STATUS_OK)
     st = csr_write(name, key, der_out, len_out);
   if (st != DFNET_STATUS_OK) {

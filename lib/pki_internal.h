@@ -47,6 +47,10 @@ dfnet_status_t pki__fail_errno(int err, const char *path, const char *what);
 
 /* ---- Objects and names (pki.c) ----------------------------------------------------------- */
 
+/* OK when dfnet_pki_name_valid(name); else INVALID_ARGUMENT, logged as "<what> "<name>": the
+ * rule for names" under `subject` (may be NULL). name may be NULL. */
+dfnet_status_t pki__name_check(const char *what, const char *name, const char *subject);
+
 /* Whether s[0..len) holds only ASCII letters, digits and characters of `extra` (the
  * character sets of peer names and SAN DNS names). */
 bool pki__chars_valid(const char *s, size_t len, const char *extra);

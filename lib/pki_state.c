@@ -224,11 +224,9 @@ dfnet_status_t dfnet_pki_init_state_dir(const char *dir, const char *manager_nam
     *created_out = false;
   if (dir == NULL || dir[0] == '\0')
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, NULL, "init: no state directory");
-  if (!dfnet_pki_name_valid(manager_name))
-    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, dir,
-                     "init: manager name \"%.80s\": 1..64 characters of [A-Za-z0-9._-], not "
-                     "starting with '.' or '-'",
-                     manager_name ? manager_name : "(null)");
+  dfnet_status_t st = pki__name_check("init: manager name", manager_name, dir);
+  if (st != DFNET_STATUS_OK)
+    return st;
   if (san_count > DFNET_PKI_MAX_SANS - 3 || (san_count > 0 && sans == NULL))
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, dir,
                      "init: %zu extra SANs (at most %d, and not NULL)", san_count,
@@ -237,7 +235,7 @@ dfnet_status_t dfnet_pki_init_state_dir(const char *dir, const char *manager_nam
   pki__san_t *check = calloc(DFNET_PKI_MAX_SANS, sizeof *check);
   if (check == NULL)
     return pki__fail(DFNET_STATUS_INTERNAL, dir, "out of memory");
-  dfnet_status_t st = pki__sans_parse(sans, san_count, manager_name, check);
+  st = pki__sans_parse(sans, san_count, manager_name, check);
   free(check);
   if (st != DFNET_STATUS_OK)
     return st;
@@ -284,14 +282,11 @@ dfnet_status_t dfnet_pki_issue_to_dir(const char *state_dir, dfnet_pki_role_t ro
   if (role == DFNET_PKI_ROLE_MANAGER || dfnet_role_by_pki(role) == NULL)
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, name,
                      "issue: role must be host, admin, operator or viewer");
-  if (!dfnet_pki_name_valid(name))
-    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, NULL,
-                     "issue: name \"%.80s\": 1..64 characters of [A-Za-z0-9._-], not starting "
-                     "with '.' or '-'",
-                     name ? name : "(null)");
+  dfnet_status_t st = pki__name_check("issue: name", name, NULL);
+  if (st != DFNET_STATUS_OK)
+    return st;
   char ca_crt[PATH_MAX], ca_key_path[PATH_MAX], crt_path[PATH_MAX], key_path[PATH_MAX],
       pem_path[PATH_MAX], ca_copy[PATH_MAX];
-  dfnet_status_t st;
   if ((st = path_join(ca_crt, sizeof ca_crt, state_dir, DFNET_PKI_CA_CERT_FILE, NULL)) != 0 ||
       (st = path_join(ca_key_path, sizeof ca_key_path, state_dir, DFNET_PKI_CA_KEY_FILE, NULL)) !=
           0 ||

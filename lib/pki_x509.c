@@ -428,11 +428,9 @@ static __attribute__((warn_unused_result)) dfnet_status_t
 leaf_params_check(const dfnet_pki_cert_t *ca, const dfnet_pki_leaf_params_t *p, time_t *not_before,
                   time_t *not_after) {
   const char *name = p->name ? p->name : "(null)";
-  if (!dfnet_pki_name_valid(p->name))
-    return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, NULL,
-                     "certificate name \"%.80s\": 1..64 characters of [A-Za-z0-9._-], not "
-                     "starting with '.' or '-'",
-                     name);
+  dfnet_status_t st = pki__name_check("certificate name", p->name, NULL);
+  if (st != DFNET_STATUS_OK)
+    return st;
   if (dfnet_role_by_pki(p->role) == NULL)
     return pki__fail(DFNET_STATUS_INVALID_ARGUMENT, name,
                      "role %d is not host, admin, operator, viewer or manager", (int)p->role);

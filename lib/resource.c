@@ -11,17 +11,8 @@
  * component and without a trailing '/'? */
 static bool path_ok(const char *path) {
   size_t len = strlen(path);
-  if (len < 2 || len >= DFNET_RESOURCE_NAME_MAX || path[0] != '/' || path[len - 1] == '/')
-    return false;
-  for (const char *c = path + 1; *c != '\0';) {
-    size_t n = strcspn(c, "/");
-    if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
-      return false;
-    c += n;
-    if (*c == '/')
-      c++;
-  }
-  return true;
+  return len >= 2 && path[0] == '/' && path[len - 1] != '/' &&
+         dfnet_path_below(path + 1, DFNET_RESOURCE_NAME_MAX - 2);
 }
 
 /* Entry i of "resources" into *out. False with why set. */

@@ -280,15 +280,11 @@ static dfnet_status_t revoke_one(mgr_t *m, cert_rec_t *r, const char *reason, co
   char target[8 + STORE_SERIAL_MAX], detail[STORE_DETAIL_MAX + 1];
   snprintf(target, sizeof target, "cert:%s", r->serial);
   snprintf(detail, sizeof detail, "%s (%s): %s", r->name, r->role, reason);
-  store_target_t tg = {STORE_TARGET_SELECTOR, target};
-  store_audit_t row = {.time_ms = now,
-                       .actor = actor,
-                       .action = STORE_AUDIT_CERT_REVOKE,
-                       .targets = &tg,
-                       .target_count = 1,
-                       .detail = detail};
+  store_audit_t row = {
+      .time_ms = now, .actor = actor, .action = STORE_AUDIT_CERT_REVOKE, .detail = detail};
   revocation_t rv = {r->serial, now, actor, reason};
-  dfnet_status_t st = store__change_audited(m->store, store_revocation, &rv, &row, why, why_size);
+  dfnet_status_t st =
+      store__change_audited_on(m->store, store_revocation, &rv, target, row, why, why_size);
   if (st != DFNET_STATUS_OK)
     return st;
   r->revoked_ms = now;

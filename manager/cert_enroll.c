@@ -126,14 +126,11 @@ dfnet_status_t cert__record_new(mgr_t *m, const dfnet_pki_cert_t *cert, const ch
                     .revoke_reason = ""};
   char target[8 + STORE_SERIAL_MAX];
   snprintf(target, sizeof target, "cert:%s", serial_out);
-  store_target_t tg = {STORE_TARGET_SELECTOR, target};
   store_audit_t row = {.time_ms = mgr__wall_ms(),
                        .actor = name,
                        .action = (store_audit_action_t)action,
-                       .targets = &tg,
-                       .target_count = 1,
                        .detail = detail};
-  st = store__change_audited(m->store, store_issued, &c, &row, why, why_size);
+  st = store__change_audited_on(m->store, store_issued, &c, target, row, why, why_size);
   if (st == DFNET_STATUS_OK && !cert__remember(m, &c))
     DFNET_LOGW(SUB, name,
                "certificate %s recorded, not kept in memory (no memory): listed "

@@ -1,4 +1,5 @@
 /* dfnet-manager: the driver index (driver_index.h). */
+#include "lib/array.h"
 #include "manager/driver_index.h"
 #include "manager/topology.h"
 
@@ -317,14 +318,10 @@ free_json:
 /* ---- packages ----------------------------------------------------------------------- */
 
 static dfnet_status_t index_append(driver_index_t *idx, driver_t *d) {
-  if (idx->count == idx->cap) {
-    size_t cap = idx->cap ? 2 * idx->cap : 16;
-    driver_t **p = realloc(idx->drivers, cap * sizeof *p);
-    if (p == NULL)
-      return DFNET_STATUS_RESOURCE_EXHAUSTED;
-    idx->drivers = p;
-    idx->cap = cap;
-  }
+  driver_t **p = dfnet_array_grow(idx->drivers, idx->count, &idx->cap, sizeof *p, 16);
+  if (p == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  idx->drivers = p;
   idx->drivers[idx->count++] = d;
   d->id = (uint32_t)idx->count;
   HASH_ADD_KEYPTR(hh, idx->by_url, d->url, strlen(d->url), d);

@@ -7,15 +7,13 @@
 #include "manager/cert.h"
 
 typedef struct list_ctx {
-  mgr_t *m;
-  dfnet_session_id_t sid;
-  uint64_t id;
-  size_t count, revoked;
+  list_stream_t ls;
+  size_t revoked;
 } list_ctx_t;
 
 static dfnet_status_t send_one(void *arg, const store_cert_t *c, bool online) {
   list_ctx_t *x = arg;
-  dfnet_envelope_t *w = dfnet_envelope_reuse(x->m->scratch, x->id, dfnet_v1_Envelope_cert_info_tag);
+  dfnet_envelope_t *w = list_stream__item(&x->ls, dfnet_v1_Envelope_cert_info_tag);
   dfnet_v1_CertInfo *i = &w->pb.msg.cert_info;
   *i = (dfnet_v1_CertInfo)dfnet_v1_CertInfo_init_zero;
   snprintf(i->serial, sizeof i->serial, "%s", c->serial);
@@ -30,19 +28,14 @@ static dfnet_status_t send_one(void *arg, const store_cert_t *c, bool online) {
   snprintf(i->revoked_by, sizeof i->revoked_by, "%s", c->revoked_by);
   snprintf(i->revoke_reason, sizeof i->revoke_reason, "%s", c->revoke_reason);
   i->online = online;
-  if (dfnet_transport_send(x->m->transport, x->sid, w, 0) != DFNET_STATUS_OK)
+  if (!list_stream__send(&x->ls, w))
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  x->count++;
   x->revoked += c->revoked_ms != 0;
   return DFNET_STATUS_OK;
 }
 
 void handle__cert_list(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
-  list_ctx_t x = {m, s->id, env->pb.id, 0, 0};
-  if (cert__each(m, send_one, &x) != DFNET_STATUS_OK)
-    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_RESOURCE_EXHAUSTED,
-                           "list interrupted");
-  else
-    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_OK, "%zu certificates, %zu revoked",
-                           x.count, x.revoked);
+  list_ctx_t x = {{m, s->id, env->pb.id, 0, false}, 0};
+  (void)cert__each(m, send_one, &x); /* fails only as x.ls records */
+  list_stream__end(&x.ls, "%zu certificates, %zu revoked", x.ls.sent, x.revoked);
 }

@@ -9,18 +9,9 @@
 
 #include "manager/lease.h"
 
-typedef struct history_ctx {
-  mgr_t *m;
-  dfnet_session_id_t sid;
-  uint64_t id;
-  size_t sent;
-} history_ctx_t;
-
 static dfnet_status_t send_row(void *arg, const store_audit_row_t *row) {
-  history_ctx_t *c = arg;
-  dfnet_envelope_t *w = mgr__env(c->m);
-  w->pb.id = c->id;
-  w->pb.which_msg = dfnet_v1_Envelope_lease_audit_entry_tag;
+  list_stream_t *ls = arg;
+  dfnet_envelope_t *w = list_stream__item(ls, dfnet_v1_Envelope_lease_audit_entry_tag);
   dfnet_v1_LeaseAuditEntry *e = &w->pb.msg.lease_audit_entry;
   e->seq = row->seq;
   e->time_ms = row->time_ms;
@@ -29,10 +20,7 @@ static dfnet_status_t send_row(void *arg, const store_audit_row_t *row) {
   e->lease_id = row->lease_id;
   topology__fmt(e->targets, sizeof e->targets, "%s", row->targets);
   topology__fmt(e->detail, sizeof e->detail, "%s", row->detail);
-  if (dfnet_transport_send(c->m->transport, c->sid, w, 0) != DFNET_STATUS_OK)
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  c->sent++;
-  return DFNET_STATUS_OK;
+  return list_stream__send(ls, w) ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
 }
 
 void handle__lease_history(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
@@ -48,13 +36,12 @@ void handle__lease_history(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *e
                             .since_ms = q->since_ms,
                             .after_seq = q->after_seq,
                             .limit = q->limit ? q->limit : LEASE_HISTORY_LIMIT_DEFAULT};
-  history_ctx_t c = {m, s->id, env->pb.id, 0};
+  list_stream_t ls = {m, s->id, env->pb.id, 0, false};
   bool more = false;
-  char err[700] = "list interrupted";
-  dfnet_status_t st = store__audit_query(m->store, &aq, send_row, &c, &more, err, sizeof err);
-  if (st != DFNET_STATUS_OK)
+  char err[700];
+  dfnet_status_t st = store__audit_query(m->store, &aq, send_row, &ls, &more, err, sizeof err);
+  if (st != DFNET_STATUS_OK && !ls.failed)
     sessions__reply_status(m, s->id, env->pb.id, st, "%s", err);
   else
-    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_OK, "%zu entries%s", c.sent,
-                           more ? ", more" : "");
+    list_stream__end(&ls, "%zu entries%s", ls.sent, more ? ", more" : "");
 }

@@ -65,7 +65,7 @@ static dh_entry_t *entry(gather_t *g, uint32_t host_id, uint64_t id) {
   for (size_t i = 0; i < g->count; i++)
     if (g->entries[i].host_id == host_id && g->entries[i].id == id)
       return &g->entries[i];
-  dh_entry_t *e = mgr__grow(g->entries, g->count, &g->cap, sizeof *e, 16);
+  dh_entry_t *e = dfnet_array_grow(g->entries, g->count, &g->cap, sizeof *e, 16);
   if (e == NULL)
     return NULL;
   g->entries = e;
@@ -172,6 +172,15 @@ static void gather_emit(gather_t *g) {
   gather_free(g);
 }
 
+/* A malloc'd copy of src[0..count), elements of `size` bytes; NULL for none or out of
+ * memory (the list then shows none). */
+static void *copy_of(const void *src, size_t count, size_t size) {
+  void *p = count > 0 ? malloc(count * size) : NULL;
+  if (p != NULL)
+    memcpy(p, src, count * size);
+  return p;
+}
+
 static void on_agent_reply(void *user, dfnet_status_t status, const dfnet_envelope_t *reply,
                            bool last) {
   ask_t *a = user;
@@ -188,21 +197,11 @@ static void on_agent_reply(void *user, dfnet_status_t status, const dfnet_envelo
       memcpy(e->rights, di->rights, di->rights_count * sizeof e->rights[0]);
       e->right_count = di->rights_count;
       free(e->agent_nodes);
-      e->agent_node_count = 0;
-      e->agent_nodes =
-          di->nodes_count > 0 ? malloc(di->nodes_count * sizeof *e->agent_nodes) : NULL;
-      if (e->agent_nodes != NULL) {
-        memcpy(e->agent_nodes, di->nodes, di->nodes_count * sizeof *e->agent_nodes);
-        e->agent_node_count = di->nodes_count;
-      }
+      e->agent_nodes = copy_of(di->nodes, di->nodes_count, sizeof *e->agent_nodes);
+      e->agent_node_count = e->agent_nodes != NULL ? di->nodes_count : 0;
       free(e->resources);
-      e->resource_count = 0;
-      e->resources =
-          di->resources_count > 0 ? malloc(di->resources_count * sizeof *e->resources) : NULL;
-      if (e->resources != NULL) {
-        memcpy(e->resources, di->resources, di->resources_count * sizeof *e->resources);
-        e->resource_count = di->resources_count;
-      }
+      e->resources = copy_of(di->resources, di->resources_count, sizeof *e->resources);
+      e->resource_count = e->resources != NULL ? di->resources_count : 0;
     }
   } else if (last && status != DFNET_STATUS_OK) {
     DFNET_LOGD("hosts", NULL, "host %u: ListDriverHosts: %s", (unsigned)a->host_id,

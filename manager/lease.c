@@ -202,7 +202,8 @@ static void expiry_down(mgr_leases_t *ls, size_t i) {
 
 /* Room for one more lease in the heap. False without memory. */
 static bool expiry_reserve(mgr_leases_t *ls) {
-  mgr_lease_t **a = mgr__grow(ls->expiries, ls->expiry_count, &ls->expiry_cap, sizeof *a, 64);
+  mgr_lease_t **a =
+      dfnet_array_grow(ls->expiries, ls->expiry_count, &ls->expiry_cap, sizeof *a, 64);
   if (a == NULL)
     return false;
   ls->expiries = a;
@@ -835,7 +836,7 @@ typedef struct load_ctx {
 
 static dfnet_status_t load_one(void *arg, const store_lease_t *rec) {
   load_ctx_t *c = arg;
-  mgr_lease_t **items = mgr__grow(c->items, c->count, &c->cap, sizeof *items, 64);
+  mgr_lease_t **items = dfnet_array_grow(c->items, c->count, &c->cap, sizeof *items, 64);
   if (items == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   c->items = items;

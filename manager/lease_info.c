@@ -92,7 +92,7 @@ static void host_walk(host_walk_t *w, const topology_node_t *n, mgr_lease_t *thr
   const mgr_lease_t *covering = lease__covering_down(w->m, n, &through);
   const mgr_lease_t *l = n->host_id == w->host_id && !n->hidden ? covering : NULL;
   if (l != NULL) {
-    host_leased_t *items = mgr__grow(w->items, w->count, &w->cap, sizeof *items, 64);
+    host_leased_t *items = dfnet_array_grow(w->items, w->count, &w->cap, sizeof *items, 64);
     if (items == NULL) {
       w->failed = true;
       return;

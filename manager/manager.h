@@ -28,6 +28,7 @@
 
 #include "dfnet/status.h"
 #include "dfnet/v1/envelope.pb.h"
+#include "lib/array.h"
 #include "lib/envelope.h"
 #include "lib/package.h"
 #include "lib/transport.h"
@@ -222,23 +223,6 @@ dfnet_envelope_t *mgr__env(mgr_t *m);
 
 /* ---- manager-wide (main.c) ---- */
 uint64_t mgr__wall_ms(void);
-
-/* ---- growing arrays ---- */
-
-/* The malloc'd array `items` (NULL when *cap is 0), holding `count` of *cap items of `size`
- * bytes, with room for one more: items itself when it has room, else moved to an array of
- * twice *cap items (`first` when *cap is 0), *cap updated. NULL when out of memory: items
- * and *cap are untouched, still the caller's. Inline, any thread (the caller owns the
- * array). */
-static inline void *mgr__grow(void *items, size_t count, size_t *cap, size_t size, size_t first) {
-  if (count < *cap)
-    return items;
-  size_t n = *cap ? 2 * *cap : first;
-  void *p = realloc(items, n * size);
-  if (p != NULL)
-    *cap = n;
-  return p;
-}
 
 /* ---- node references (node_refs.c) ----
  * A node kept across loop turns, named by moniker + id (the rule at the top of this file)
@@ -512,16 +496,48 @@ dfnet_status_t package_store__forget(mgr_t *m, const uint8_t digest[DFNET_PACKAG
 /* Emit a watch event to every session watching that kind. */
 void streams__event(mgr_t *m, dfnet_v1_WatchEvent_Kind kind, const char *subject,
                     const char *detail, dfnet_status_t code);
-void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListNodes *q);
-void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id);
-void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListDrivers *q);
-void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id,
-                              const dfnet_v1_ListComposites *q);
-void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_BindWhy *q);
+/* ListNodes, ListHosts, ListDrivers, ListComposites, BindWhy from a client: answered by a
+ * stream of items with the request's id, closed by a Status (docs/architecture.md "The
+ * wire"). */
+void streams__list_nodes(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req);
+void streams__list_hosts(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req);
+void streams__list_drivers(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req);
+void streams__list_composites(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req);
+void streams__bind_why(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req);
 void streams__fill_node_info(mgr_t *m, const topology_node_t *n, bool verbose,
                              dfnet_v1_NodeInfo *out);
 
-/* ---- handle_<message>.c: one per wire message (sessions.c dispatches) ---- */
+/* ---- list_stream.c ---- */
+/* A list answered to request `id` of session `sid` as a stream of items (each a message with
+ * that id, built in m->scratch), closed by a Status: OK with the caller's summary, or
+ * RESOURCE_EXHAUSTED "list interrupted" once an item did not fit the session's send queue
+ * (the items after it are not sent). Loop thread; never blocks. */
+typedef struct list_stream {
+  mgr_t *m;
+  dfnet_session_id_t sid;
+  uint64_t id;
+  size_t sent; /* items sent */
+  bool failed; /* an item did not fit: the list ends interrupted */
+} list_stream_t;
+
+/* The scratch envelope as item `which` of the list, its member not cleared: the caller fills
+ * it completely. */
+dfnet_envelope_t *list_stream__item(list_stream_t *ls, pb_size_t which);
+/* Send `item` (list_stream__item's); false, sending nothing more, once one did not fit. */
+bool list_stream__send(list_stream_t *ls, dfnet_envelope_t *item);
+/* Close the list: Status OK with the summary fmt (printf; "3 tokens"), or RESOURCE_EXHAUSTED
+ * "list interrupted". */
+void list_stream__end(list_stream_t *ls, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- dispatch.c ---- */
+/* Hand env, from welcomed session s (a host or a client), to its handler by the message
+ * table, or answer PERMISSION_DENIED with the reason (a host's message not among the host
+ * messages; a client's not among the client messages, or needing a higher role). Loop
+ * thread; never blocks. */
+void dispatch__envelope(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
+
+/* ---- handle_<message>.c: one per wire message (dispatch.c dispatches) ---- */
 void handle__node_add(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__node_remove(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);
 void handle__node_update(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env);

@@ -6,7 +6,7 @@
 #include "manager/manager.h"
 
 bool node_refs__add(mgr_node_refs_t *l, const topology_node_t *n) {
-  mgr_node_ref_t *items = mgr__grow(l->items, l->count, &l->cap, sizeof *items, 16);
+  mgr_node_ref_t *items = dfnet_array_grow(l->items, l->count, &l->cap, sizeof *items, 16);
   if (items == NULL)
     return false;
   l->items = items;

@@ -50,7 +50,8 @@ typedef struct specs_ctx {
 
 static dfnet_status_t collect_spec(void *arg, const store_spec_t *sp) {
   specs_ctx_t *c = arg;
-  dfnet_v1_CompositeNodeSpec *specs = mgr__grow(c->specs, c->count, &c->cap, sizeof *specs, 8);
+  dfnet_v1_CompositeNodeSpec *specs =
+      dfnet_array_grow(c->specs, c->count, &c->cap, sizeof *specs, 8);
   if (specs == NULL)
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   c->specs = specs;

@@ -409,6 +409,12 @@ dfnet_status_t store__change_audited(store_t *s, store_change_fn change, void *a
                                      const store_audit_t *row, char *err, size_t err_size)
     __attribute__((warn_unused_result));
 
+/* store__change_audited with `row` given one target, the selector `selector` ("cert:<serial>",
+ * "token:<id>"); row's own targets are not read. */
+dfnet_status_t store__change_audited_on(store_t *s, store_change_fn change, void *arg,
+                                        const char *selector, store_audit_t row, char *err,
+                                        size_t err_size) __attribute__((warn_unused_result));
+
 /* Call fn for the rows matching q, oldest (lowest seq) first, at most q->limit of them;
  * *more (may be NULL) says whether more matched (ask again with after_seq = the last seq
  * seen). Indexed: by time, and by exact target or node. Errors: INVALID_ARGUMENT (limit 0

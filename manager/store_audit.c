@@ -218,10 +218,7 @@ dfnet_status_t store__audit_query(store_t *s, const store_audit_query_t *q, stor
     if ((status = fn(arg, &r)) != DFNET_STATUS_OK)
       break;
   }
-  if (status == DFNET_STATUS_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-    status = store_sql__fail(s, rc, err, err_size, "querying the audit log");
-  sqlite3_reset(st);
-  return status;
+  return store_sql__walk_end(s, st, rc, status, "querying the audit log", err, err_size);
 }
 
 dfnet_status_t store__change_audited(store_t *s, store_change_fn change, void *arg,
@@ -236,4 +233,13 @@ dfnet_status_t store__change_audited(store_t *s, store_change_fn change, void *a
     return store__commit(s, err, err_size);
   store__rollback(s);
   return st;
+}
+
+dfnet_status_t store__change_audited_on(store_t *s, store_change_fn change, void *arg,
+                                        const char *selector, store_audit_t row, char *err,
+                                        size_t err_size) {
+  store_target_t tg = {STORE_TARGET_SELECTOR, selector};
+  row.targets = &tg;
+  row.target_count = 1;
+  return store__change_audited(s, change, arg, &row, err, err_size);
 }

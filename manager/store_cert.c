@@ -77,27 +77,6 @@ dfnet_status_t store__cert_issued(store_t *s, const store_cert_t *c, char *err, 
                               err_size);
 }
 
-/* Read the revoked_ms of row `key` with statement `stmt` (one parameter): OK and *revoked_ms,
- * NOT_FOUND (err set: "<path>: no <what> <key>"), or SQLite's failure. */
-dfnet_status_t store_sql__revoked_ms(store_t *s, store_stmt_t stmt, const char *what,
-                                     const char *key, uint64_t *revoked_ms, char *err,
-                                     size_t err_size) {
-  sqlite3_stmt *st = store_sql__stmt(s, stmt);
-  store_sql__bind_text(st, 1, key);
-  int rc = sqlite3_step(st);
-  dfnet_status_t status = DFNET_STATUS_OK;
-  if (rc == SQLITE_DONE) {
-    dfnet_why_set(err, err_size, "%s: no %s %s", s->path, what, key);
-    status = DFNET_STATUS_NOT_FOUND;
-  } else if (rc != SQLITE_ROW) {
-    status = store_sql__fail(s, rc, err, err_size, "reading %s %s", what, key);
-  } else if (!store_sql__col_u63(st, 0, revoked_ms)) {
-    status = store_sql__damaged(s, err, err_size, "%s %s: revoked_ms is not a time", what, key);
-  }
-  sqlite3_reset(st);
-  return status;
-}
-
 dfnet_status_t store__cert_revoke(store_t *s, const char *serial, uint64_t time_ms, const char *by,
                                   const char *reason, char *err, size_t err_size) {
   char why[160];
@@ -113,21 +92,8 @@ dfnet_status_t store__cert_revoke(store_t *s, const char *serial, uint64_t time_
                   time_ms == 0 ? "time_ms is 0" : why);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  uint64_t revoked = 0;
-  dfnet_status_t status =
-      store_sql__revoked_ms(s, STMT_CERT_EXISTS, "certificate", serial, &revoked, err, err_size);
-  if (status != DFNET_STATUS_OK)
-    return status;
-  if (revoked != 0) {
-    dfnet_why_set(err, err_size, "certificate %s was revoked already", serial);
-    return DFNET_STATUS_FAILED_PRECONDITION;
-  }
-  sqlite3_stmt *st = store_sql__stmt(s, STMT_CERT_REVOKE);
-  store_sql__bind_text(st, 1, serial);
-  store_sql__bind_u63(st, 2, time_ms);
-  store_sql__bind_text(st, 3, by);
-  store_sql__bind_text(st, 4, reason);
-  return store_sql__write_one(s, st, "revoking", true, "certificate", serial, err, err_size);
+  return store_sql__revoke(s, STMT_CERT_EXISTS, STMT_CERT_REVOKE, "certificate", serial, time_ms,
+                           by, reason, err, err_size);
 }
 
 /* Read one row of CERT_LOAD / CERT_GET into *c (strings valid until the statement steps).
@@ -170,8 +136,5 @@ dfnet_status_t store__cert_load(store_t *s, const char *serial, store_cert_fn fn
     if ((status = fn(arg, &c)) != DFNET_STATUS_OK)
       break;
   }
-  if (status == DFNET_STATUS_OK && rc != SQLITE_DONE)
-    status = store_sql__fail(s, rc, err, err_size, "reading the certificates");
-  sqlite3_reset(st);
-  return status;
+  return store_sql__walk_end(s, st, rc, status, "reading the certificates", err, err_size);
 }

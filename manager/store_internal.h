@@ -241,12 +241,23 @@ dfnet_status_t store_sql__write_one(store_t *s, sqlite3_stmt *st, const char *do
 dfnet_status_t store_sql__delete_id(store_t *s, store_stmt_t stmt, uint64_t id, const char *what,
                                     char *err, size_t err_size) __attribute__((warn_unused_result));
 
-/* Read the revoked_ms column of the row keyed `key` with statement `stmt` (its one
- * parameter: the key; store_cert.c). OK and *revoked_ms; NOT_FOUND ("<path>: no <what>
- * <key>" into err); DATA_LOSS; as SQLite says. */
-dfnet_status_t store_sql__revoked_ms(store_t *s, store_stmt_t stmt, const char *what,
-                                     const char *key, uint64_t *revoked_ms, char *err,
-                                     size_t err_size) __attribute__((warn_unused_result));
+/* The end of a walk over the rows of st, whose last sqlite3_step returned rc: status, the
+ * walk's own, unless it is OK and that step failed (neither a row, where the walk stopped
+ * early, nor the end): then SQLite's failure, reported as `what` ("reading the
+ * certificates"). Resets st. */
+dfnet_status_t store_sql__walk_end(store_t *s, sqlite3_stmt *st, int rc, dfnet_status_t status,
+                                   const char *what, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Revoke the row keyed `key` at time_ms (checked by the caller): `exists` reads its
+ * revoked_ms column (its one parameter: the key), then `revoke` sets it (parameters: 1 the
+ * key, 2 the time, 3 `by` and 4 `reason` when not NULL; store_cert.c, store_token.c). OK;
+ * NOT_FOUND ("<path>: no <what> <key>" into err); FAILED_PRECONDITION ("<what> <key> was
+ * revoked already"); DATA_LOSS; as SQLite says (store_sql__write_one's). */
+dfnet_status_t store_sql__revoke(store_t *s, store_stmt_t exists, store_stmt_t revoke,
+                                 const char *what, const char *key, uint64_t time_ms,
+                                 const char *by, const char *reason, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
 
 /* ---- Counters (store.c) ------------------------------------------------------------- */
 

@@ -141,10 +141,7 @@ static dfnet_status_t walk(store_t *s, store_queue_fn fn, void *arg, char *err, 
     else
       st = fn(arg, &e);
   }
-  if (st == DFNET_STATUS_OK && rc != SQLITE_DONE)
-    st = store_sql__fail(s, rc, err, err_size, "reading the queue");
-  sqlite3_reset(qs);
-  return st;
+  return store_sql__walk_end(s, qs, rc, st, "reading the queue", err, err_size);
 }
 
 dfnet_status_t store__queue_load(store_t *s, store_queue_fn fn, void *arg, char *err,

@@ -66,10 +66,7 @@ dfnet_status_t store__driver_flags_load(store_t *s, store_driver_flags_fn fn, vo
     if ((status = fn(arg, &f)) != DFNET_STATUS_OK)
       break;
   }
-  if (status == DFNET_STATUS_OK && rc != SQLITE_DONE)
-    status = store_sql__fail(s, rc, err, err_size, "reading the driver flags");
-  sqlite3_reset(st);
-  return status;
+  return store_sql__walk_end(s, st, rc, status, "reading the driver flags", err, err_size);
 }
 
 /* ---- Composite node specs ----------------------------------------------------------- */
@@ -120,8 +117,5 @@ dfnet_status_t store__spec_load(store_t *s, store_spec_fn fn, void *arg, char *e
     if ((status = fn(arg, &spec)) != DFNET_STATUS_OK)
       break;
   }
-  if (status == DFNET_STATUS_OK && rc != SQLITE_DONE)
-    status = store_sql__fail(s, rc, err, err_size, "reading the composite node specs");
-  sqlite3_reset(st);
-  return status;
+  return store_sql__walk_end(s, st, rc, status, "reading the composite node specs", err, err_size);
 }

@@ -113,19 +113,8 @@ dfnet_status_t store__token_revoke(store_t *s, const char *id, uint64_t time_ms,
       dfnet_why_set(err, err_size, "revoking join token %s: time_ms is 0", id);
     return DFNET_STATUS_INVALID_ARGUMENT;
   }
-  uint64_t revoked = 0;
-  dfnet_status_t status =
-      store_sql__revoked_ms(s, STMT_TOKEN_EXISTS, "join token", id, &revoked, err, err_size);
-  if (status != DFNET_STATUS_OK)
-    return status;
-  if (revoked != 0) {
-    dfnet_why_set(err, err_size, "join token %s was revoked already", id);
-    return DFNET_STATUS_FAILED_PRECONDITION;
-  }
-  sqlite3_stmt *st = store_sql__stmt(s, STMT_TOKEN_REVOKE);
-  store_sql__bind_text(st, 1, id);
-  store_sql__bind_u63(st, 2, time_ms);
-  return store_sql__write_one(s, st, "revoking", true, "join token", id, err, err_size);
+  return store_sql__revoke(s, STMT_TOKEN_EXISTS, STMT_TOKEN_REVOKE, "join token", id, time_ms, NULL,
+                           NULL, err, err_size);
 }
 
 /* The labels of token `id` into the load scratch (s->text, two slots per label) and
@@ -199,8 +188,5 @@ dfnet_status_t store__token_load(store_t *s, store_token_fn fn, void *arg, char 
     if ((status = fn(arg, &t)) != DFNET_STATUS_OK)
       break;
   }
-  if (status == DFNET_STATUS_OK && rc != SQLITE_DONE)
-    status = store_sql__fail(s, rc, err, err_size, "reading the join tokens");
-  sqlite3_reset(st);
-  return status;
+  return store_sql__walk_end(s, st, rc, status, "reading the join tokens", err, err_size);
 }

@@ -197,7 +197,9 @@ static bool node_selected(const topology_node_t *n, const dfnet_v1_ListNodes *q)
   return q->exact ? strcmp(n->moniker, q->filter) == 0 : strstr(n->moniker, q->filter) != NULL;
 }
 
-void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListNodes *q) {
+void streams__list_nodes(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req) {
+  uint64_t id = req->pb.id;
+  const dfnet_v1_ListNodes *q = &req->pb.msg.list_nodes;
   node_stream_t *ns = calloc(1, sizeof *ns);
   size_t cap = q->exact ? 1 : m->topo.count;
   if (ns == NULL || (cap > 0 && (ns->monikers = malloc(cap * sizeof(char *))) == NULL)) {
@@ -227,7 +229,8 @@ void streams__list_nodes(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1
 
 /* ---- hosts -------------------------------------------------------------------------- */
 
-void streams__list_hosts(mgr_t *m, mgr_session_t *s, uint64_t id) {
+void streams__list_hosts(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req) {
+  uint64_t id = req->pb.id;
   topology_driver_host_t *pairs = malloc((m->topo.count + 1) * sizeof *pairs);
   size_t np = 0;
   topology_node_t *n, *tmp;
@@ -316,7 +319,9 @@ static void fill_driver_info(mgr_t *m, const driver_t *d, bool verbose, dfnet_v1
   }
 }
 
-void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_ListDrivers *q) {
+void streams__list_drivers(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req) {
+  uint64_t id = req->pb.id;
+  const dfnet_v1_ListDrivers *q = &req->pb.msg.list_drivers;
   size_t sent = 0;
   for (size_t i = 0; i < m->index.count; i++) {
     const driver_t *d = m->index.drivers[i];
@@ -340,8 +345,9 @@ void streams__list_drivers(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_
 
 /* ---- composites --------------------------------------------------------------------- */
 
-void streams__list_composites(mgr_t *m, mgr_session_t *s, uint64_t id,
-                              const dfnet_v1_ListComposites *q) {
+void streams__list_composites(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req) {
+  uint64_t id = req->pb.id;
+  const dfnet_v1_ListComposites *q = &req->pb.msg.list_composites;
   size_t sent = 0;
   for (mgr_composite_t *c = m->composites; c; c = c->next) {
     dfnet_envelope_t *env = mgr__env(m);
@@ -416,7 +422,9 @@ static bool trace_driver(mgr_t *m, mgr_session_t *s, uint64_t id, const driver_t
   return true;
 }
 
-void streams__bind_why(mgr_t *m, mgr_session_t *s, uint64_t id, const dfnet_v1_BindWhy *q) {
+void streams__bind_why(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *req) {
+  uint64_t id = req->pb.id;
+  const dfnet_v1_BindWhy *q = &req->pb.msg.bind_why;
   topology_node_t *n = sessions__node_or_reply(m, s->id, id, q->node, false);
   if (n == NULL)
     return;

@@ -1,5 +1,6 @@
 /* dfnet-manager: join tokens (manager/token.h; issue 23 item 1): the book of tokens in
  * memory, written through the store, and their redemption with a per-address rate limit. */
+#include "lib/array.h"
 #include "manager/token.h"
 
 #include <inttypes.h>
@@ -73,16 +74,12 @@ static token_rec_t *rec_new(const store_token_t *t) {
 
 /* Keep r at the end of the book (it takes r). false without memory (r is freed). */
 static bool book_add(token_book_t *b, token_rec_t *r) {
-  if (b->count == b->cap) {
-    size_t cap = b->cap ? 2 * b->cap : 16;
-    token_rec_t **recs = realloc(b->recs, cap * sizeof *recs);
-    if (recs == NULL) {
-      free(r);
-      return false;
-    }
-    b->recs = recs;
-    b->cap = cap;
+  token_rec_t **recs = dfnet_array_grow(b->recs, b->count, &b->cap, sizeof *recs, 16);
+  if (recs == NULL) {
+    free(r);
+    return false;
   }
+  b->recs = recs;
   b->recs[b->count++] = r;
   return true;
 }
@@ -239,17 +236,11 @@ static dfnet_status_t write_audited(token_book_t *b, const store_token_t *t, con
                                     const char *detail, char *err, size_t err_size) {
   char target[32];
   snprintf(target, sizeof target, "token:%s", t->id);
-  store_target_t tg = {STORE_TARGET_SELECTOR, target};
-  store_audit_t row = {.time_ms = now_ms,
-                       .actor = by,
-                       .action = action,
-                       .targets = &tg,
-                       .target_count = 1,
-                       .detail = detail};
+  store_audit_t row = {.time_ms = now_ms, .actor = by, .action = action, .detail = detail};
   token_change_t change = {t, now_ms};
-  return store__change_audited(
+  return store__change_audited_on(
       b->store, action == STORE_AUDIT_TOKEN_CREATE ? store_token_put : store_token_revoke, &change,
-      &row, err, err_size);
+      target, row, err, err_size);
 }
 
 dfnet_status_t token__create(token_book_t *b, const token_spec_t *spec, const char *by,

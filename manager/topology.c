@@ -1,4 +1,5 @@
 /* dfnet-manager: the node topology (topology.h). */
+#include "lib/array.h"
 #include "manager/topology.h"
 
 #include <stdarg.h>
@@ -248,14 +249,11 @@ static dfnet_status_t build_offers(topology_node_t *n, const char (*offers)[128]
 }
 
 static dfnet_status_t add_child(topology_node_t *parent, topology_node_t *child) {
-  if (parent->child_count == parent->child_cap) {
-    uint32_t cap = parent->child_cap ? 2 * parent->child_cap : 2;
-    topology_node_t **p = realloc(parent->children, cap * sizeof *p);
-    if (p == NULL)
-      return DFNET_STATUS_RESOURCE_EXHAUSTED;
-    parent->children = p;
-    parent->child_cap = cap;
-  }
+  topology_node_t **p =
+      dfnet_array_grow(parent->children, parent->child_count, &parent->child_cap, sizeof *p, 2);
+  if (p == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  parent->children = p;
   parent->children[parent->child_count++] = child;
   return DFNET_STATUS_OK;
 }

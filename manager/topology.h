@@ -65,7 +65,8 @@ struct topology_node {
   bool test;            /* a test node (AddTestNode): the manager's only, matched, never started */
   topology_node_t *parents[TOPOLOGY_PARENTS_MAX]; /* [0] = primary parent */
   topology_node_t **children;
-  uint32_t child_count, child_cap;
+  uint32_t child_count;
+  size_t child_cap;
   topology_prop_t *props; /* one block with its strings; owned */
   char **offers;          /* offered to this node by its parent's driver; one block; owned */
   char *class_name;       /* owned, NULL when none */
