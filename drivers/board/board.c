@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include <pb_decode.h>
-#include <pb_encode.h>
 
 #include "dfnet/driver.h"
 #include "dfnet/hw/power.pb.h"
@@ -51,6 +50,18 @@ uint32_t board__sub_deadline(const dfnet_call_t *call, uint32_t bound_ms) {
   return bound_ms != 0 && bound_ms < left ? bound_ms : left;
 }
 
+void board__keep_tail(uint8_t *tail, size_t cap, size_t *tail_len, const uint8_t *p, size_t n) {
+  if (n >= cap) {
+    memcpy(tail, p + n - cap, cap);
+    *tail_len = cap;
+    return;
+  }
+  size_t keep = *tail_len + n <= cap ? *tail_len : cap - n;
+  memmove(tail, tail + *tail_len - keep, keep);
+  memcpy(tail + keep, p, n);
+  *tail_len = keep + n;
+}
+
 /* ---- Power ------------------------------------------------------------------------- */
 
 static void power_done(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t id,
@@ -73,8 +84,7 @@ static void board_power(void *ctx, dfnet_call_t *call, const uint8_t *request, s
   if (!drvkit__decode(call, dfnet_lab_PowerRequest_fields, &req, request, len))
     return;
   const char *method;
-  uint8_t buf[16];
-  size_t n = 0;
+  dfnet_hw_power_CycleRequest cr = {.off_ms = req.off_ms}; /* Cycle's request */
   switch (req.action) {
   case dfnet_lab_PowerRequest_Action_GET:
     method = "Get";
@@ -85,28 +95,21 @@ static void board_power(void *ctx, dfnet_call_t *call, const uint8_t *request, s
   case dfnet_lab_PowerRequest_Action_OFF:
     method = "Off";
     break;
-  case dfnet_lab_PowerRequest_Action_CYCLE: {
+  case dfnet_lab_PowerRequest_Action_CYCLE:
     method = "Cycle";
-    dfnet_hw_power_CycleRequest cr = {.off_ms = req.off_ms};
-    pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
-    if (!pb_encode(&os, dfnet_hw_power_CycleRequest_fields, &cr)) {
-      drvkit__fail(call, DFNET_STATUS_INTERNAL, "cannot encode Power.Cycle's request");
-      return;
-    }
-    n = os.bytes_written;
     break;
-  }
   default:
     drvkit__fail(call, DFNET_STATUS_INVALID_ARGUMENT, "unknown action %d", (int)req.action);
     return;
   }
   dfnet_driver_client_call_args_t args = {.method = method,
-                                          .request = buf,
-                                          .len = n,
                                           .deadline_ms = board__sub_deadline(call, 0),
                                           .on_done = power_done,
                                           .arg = call};
-  dfnet_status_t st = dfnet_driver_client_call(b->power, &args, NULL);
+  dfnet_status_t st =
+      req.action == dfnet_lab_PowerRequest_Action_CYCLE
+          ? drvkit__call_encoded(b->power, &args, dfnet_hw_power_CycleRequest_fields, &cr, NULL)
+          : dfnet_driver_client_call(b->power, &args, NULL);
   if (st != DFNET_STATUS_OK)
     drvkit__fail(call, st == DFNET_STATUS_INVALID_ARGUMENT ? DFNET_STATUS_INTERNAL : st,
                  "power: cannot call Power.%s: %s", method, dfnet_status_str(st));
@@ -157,19 +160,8 @@ static void state_log_item(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_
   (void)driver;
   dfnet_hw_serial_LogData d;
   pb_istream_t is = pb_istream_from_buffer(data, len);
-  if (pb_decode(&is, dfnet_hw_serial_LogData_fields, &d)) {
-    size_t n = d.data.size;
-    const uint8_t *p = d.data.bytes;
-    if (n >= sizeof j->tail) {
-      memcpy(j->tail, p + n - sizeof j->tail, sizeof j->tail);
-      j->tail_len = sizeof j->tail;
-    } else {
-      size_t keep = j->tail_len + n <= sizeof j->tail ? j->tail_len : sizeof j->tail - n;
-      memmove(j->tail, j->tail + j->tail_len - keep, keep);
-      memcpy(j->tail + keep, p, n);
-      j->tail_len = keep + n;
-    }
-  }
+  if (pb_decode(&is, dfnet_hw_serial_LogData_fields, &d))
+    board__keep_tail(j->tail, sizeof j->tail, &j->tail_len, d.data.bytes, d.data.size);
   (void)dfnet_driver_client_credit(b->console, id, 1);
 }
 
@@ -218,11 +210,9 @@ static void board_state(void *ctx, dfnet_call_t *call, const uint8_t *request, s
   dfnet_lab_StateRequest req;
   if (!drvkit__decode(call, dfnet_lab_StateRequest_fields, &req, request, len))
     return;
-  state_job_t *j = calloc(1, sizeof *j);
-  if (j == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  state_job_t *j = drvkit__calloc(call, sizeof *j);
+  if (j == NULL)
     return;
-  }
   j->call = call;
   j->waiting = 3; /* the two calls, and this handler (so neither ends the job early) */
   uint32_t deadline = board__sub_deadline(call, BOARD_STATE_DEADLINE_MS);
@@ -239,21 +229,13 @@ static void board_state(void *ctx, dfnet_call_t *call, const uint8_t *request, s
   dfnet_hw_serial_LogRequest lr = dfnet_hw_serial_LogRequest_init_zero;
   lr.which_from = dfnet_hw_serial_LogRequest_last_lines_tag;
   lr.from.last_lines = BOARD_STATE_LINES;
-  uint8_t buf[32];
-  pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
-  st = pb_encode(&os, dfnet_hw_serial_LogRequest_fields, &lr) ? DFNET_STATUS_OK
-                                                              : DFNET_STATUS_INTERNAL;
-  if (st == DFNET_STATUS_OK) {
-    dfnet_driver_client_call_args_t log = {.method = "Log",
-                                           .request = buf,
-                                           .len = os.bytes_written,
-                                           .deadline_ms = deadline,
-                                           .credit = 16,
-                                           .on_item = state_log_item,
-                                           .on_done = state_log_done,
-                                           .arg = j};
-    st = dfnet_driver_client_call(b->console, &log, NULL);
-  }
+  dfnet_driver_client_call_args_t log = {.method = "Log",
+                                         .deadline_ms = deadline,
+                                         .credit = 16,
+                                         .on_item = state_log_item,
+                                         .on_done = state_log_done,
+                                         .arg = j};
+  st = drvkit__call_encoded(b->console, &log, dfnet_hw_serial_LogRequest_fields, &lr, NULL);
   if (st != DFNET_STATUS_OK) {
     snprintf(j->reply.console_error, sizeof j->reply.console_error,
              "%s: cannot call Serial.Log: the serial driver is not reachable",

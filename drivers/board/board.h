@@ -35,4 +35,8 @@ void board__cycle_stop(board_t *b);
  * bounded by `bound_ms` (0: no bound). 0 means none. */
 uint32_t board__sub_deadline(const dfnet_call_t *call, uint32_t bound_ms);
 
+/* Append the console bytes p[n] to the tail tail[cap] holding *tail_len bytes, keeping only
+ * the last cap bytes of both (*tail_len updated). Any thread; no errors. */
+void board__keep_tail(uint8_t *tail, size_t cap, size_t *tail_len, const uint8_t *p, size_t n);
+
 #endif /* DFNET_DRIVERS_BOARD_BOARD_H */

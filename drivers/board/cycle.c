@@ -255,19 +255,10 @@ static void cycle_power_done(dfnet_driver_t *driver, void *ctx, dfnet_driver_cal
 static void cycle_power(board_t *b, board_cycle_t *c) {
   c->phase = CYCLE_WATCHING;
   dfnet_hw_power_CycleRequest req = {.off_ms = c->off_ms};
-  uint8_t buf[16];
-  pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
-  dfnet_status_t st = pb_encode(&os, dfnet_hw_power_CycleRequest_fields, &req)
-                          ? DFNET_STATUS_OK
-                          : DFNET_STATUS_INTERNAL;
-  if (st == DFNET_STATUS_OK) {
-    dfnet_driver_client_call_args_t args = {.method = "Cycle",
-                                            .request = buf,
-                                            .len = os.bytes_written,
-                                            .on_done = cycle_power_done,
-                                            .arg = id_arg(c->id)};
-    st = dfnet_driver_client_call(b->power, &args, NULL);
-  }
+  dfnet_driver_client_call_args_t args = {
+      .method = "Cycle", .on_done = cycle_power_done, .arg = id_arg(c->id)};
+  dfnet_status_t st =
+      drvkit__call_encoded(b->power, &args, dfnet_hw_power_CycleRequest_fields, &req, NULL);
   if (st != DFNET_STATUS_OK) {
     cycle_end(b, c, st == DFNET_STATUS_INVALID_ARGUMENT ? DFNET_STATUS_INTERNAL : st, false, false,
               "power: cannot call Power.Cycle: %s", dfnet_status_str(st));
@@ -278,15 +269,7 @@ static void cycle_power(board_t *b, board_cycle_t *c) {
 
 /* Console bytes: keep the tail, search the pattern, hand them on. */
 static void cycle_console(board_t *b, board_cycle_t *c, const uint8_t *p, size_t n) {
-  if (n >= sizeof c->tail) {
-    memcpy(c->tail, p + n - sizeof c->tail, sizeof c->tail);
-    c->tail_len = sizeof c->tail;
-  } else {
-    size_t keep = c->tail_len + n <= sizeof c->tail ? c->tail_len : sizeof c->tail - n;
-    memmove(c->tail, c->tail + c->tail_len - keep, keep);
-    memcpy(c->tail + keep, p, n);
-    c->tail_len = keep + n;
-  }
+  board__keep_tail(c->tail, sizeof c->tail, &c->tail_len, p, n);
 
   /* the pattern, across items: the carried bytes, then these */
   uint8_t scan[CYCLE_PATTERN_MAX + CYCLE_ITEM];
@@ -432,21 +415,13 @@ void board__cycle_and_wait(void *ctx, dfnet_call_t *call, const uint8_t *request
   lr.which_from = dfnet_hw_serial_LogRequest_now_tag;
   lr.from.now = true;
   lr.follow = true;
-  uint8_t buf[32];
-  pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
-  dfnet_status_t st = pb_encode(&os, dfnet_hw_serial_LogRequest_fields, &lr)
-                          ? DFNET_STATUS_OK
-                          : DFNET_STATUS_INTERNAL;
-  if (st == DFNET_STATUS_OK) {
-    dfnet_driver_client_call_args_t args = {.method = "Log",
-                                            .request = buf,
-                                            .len = os.bytes_written,
-                                            .credit = CYCLE_LOG_CREDIT,
-                                            .on_item = cycle_log_item,
-                                            .on_done = cycle_log_done,
-                                            .arg = id_arg(c->id)};
-    st = dfnet_driver_client_call(b->console, &args, &c->log_id);
-  }
+  dfnet_driver_client_call_args_t args = {.method = "Log",
+                                          .credit = CYCLE_LOG_CREDIT,
+                                          .on_item = cycle_log_item,
+                                          .on_done = cycle_log_done,
+                                          .arg = id_arg(c->id)};
+  dfnet_status_t st =
+      drvkit__call_encoded(b->console, &args, dfnet_hw_serial_LogRequest_fields, &lr, &c->log_id);
   if (st != DFNET_STATUS_OK) {
     c->end_status = st == DFNET_STATUS_INVALID_ARGUMENT ? DFNET_STATUS_INTERNAL : st;
     if (c->end_status == DFNET_STATUS_FAILED_PRECONDITION)

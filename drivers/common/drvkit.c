@@ -52,6 +52,30 @@ free_buf:
   free(buf);
 }
 
+dfnet_status_t drvkit__call_encoded(dfnet_driver_client_t *client,
+                                    const dfnet_driver_client_call_args_t *args,
+                                    const pb_msgdesc_t *fields, const void *msg,
+                                    dfnet_driver_call_id_t *id) {
+  uint8_t small[64]; /* the usual request: no allocation */
+  size_t size = 0;
+  if (!pb_get_encoded_size(&size, fields, msg))
+    return DFNET_STATUS_INTERNAL;
+  uint8_t *buf = size <= sizeof small ? small : malloc(size);
+  if (buf == NULL)
+    return DFNET_STATUS_INTERNAL;
+  dfnet_status_t st = DFNET_STATUS_INTERNAL;
+  pb_ostream_t out = pb_ostream_from_buffer(buf, size);
+  if (pb_encode(&out, fields, msg)) {
+    dfnet_driver_client_call_args_t a = *args;
+    a.request = buf;
+    a.len = out.bytes_written;
+    st = dfnet_driver_client_call(client, &a, id);
+  }
+  if (buf != small)
+    free(buf);
+  return st;
+}
+
 void drvkit__fail(dfnet_call_t *call, dfnet_status_t status, const char *fmt, ...) {
   char msg[512];
   va_list ap;
@@ -64,6 +88,13 @@ void drvkit__fail(dfnet_call_t *call, dfnet_status_t status, const char *fmt, ..
                    callers_mistake ? DFNET_DRIVER_LOG_INFO : DFNET_DRIVER_LOG_WARN, "%s: %s",
                    dfnet_status_str(status), msg);
   (void)dfnet_call_reply(call, status, msg, NULL, 0);
+}
+
+void *drvkit__calloc(dfnet_call_t *call, size_t size) {
+  void *p = calloc(1, size);
+  if (p == NULL)
+    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  return p;
 }
 
 /* The one errno map of dfnet (lib/fileio.h: ENOENT is NOT_FOUND there, an absent device

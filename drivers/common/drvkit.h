@@ -38,11 +38,27 @@ bool drvkit__decode(dfnet_call_t *call, const pb_msgdesc_t *fields, void *msg,
  * message is only read. */
 void drvkit__reply(dfnet_call_t *call, const pb_msgdesc_t *fields, const void *msg);
 
+/* Start a call on `client` (dfnet_driver_client_call) whose request is *msg encoded as
+ * `fields`: *args as given but for its request and len, which are the encoding's (the
+ * payload is copied by the call; msg is only read). *id (may be NULL) names the call.
+ * Returns what dfnet_driver_client_call returns (on_done then runs, or not, as it says), or
+ * INTERNAL when the message cannot be encoded or there is no memory for it (nothing was
+ * started). Any thread; never blocks. */
+dfnet_status_t drvkit__call_encoded(dfnet_driver_client_t *client,
+                                    const dfnet_driver_client_call_args_t *args,
+                                    const pb_msgdesc_t *fields, const void *msg,
+                                    dfnet_driver_call_id_t *id) __attribute__((warn_unused_result));
+
 /* Complete the call with `status` (not OK) and the formatted message, logged once on
  * the driver's log (info for the caller's mistakes: INVALID_ARGUMENT, OUT_OF_RANGE,
  * NOT_FOUND; warn otherwise). */
 void drvkit__fail(dfnet_call_t *call, dfnet_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* calloc(1, size) for the work of `call` (the caller frees it). When there is no memory,
+ * NULL once the call is completed with RESOURCE_EXHAUSTED "out of memory" (drvkit__fail):
+ * the handler must not touch `call` again. */
+void *drvkit__calloc(dfnet_call_t *call, size_t size) __attribute__((warn_unused_result));
 
 /* The status for an errno from opening or using a device file: ENOENT/ENODEV/ENXIO ->
  * UNAVAILABLE (absent or unplugged), EACCES/EPERM -> PERMISSION_DENIED, EAGAIN/EBUSY ->

@@ -19,9 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <pb_encode.h>
+#include <utlist.h>
 
 #include "drivers/common/drvkit.h"
+#include "drivers/serial/held.h"
 #include "drivers/serial/serial.h"
 
 struct serial_log {
@@ -30,22 +31,18 @@ struct serial_log {
   uint64_t cursor; /* the next byte to send */
   uint64_t until;  /* without follow: the end to stop at */
   bool follow;
-  bool writer;   /* holds the writer seat */
-  bool sent_any; /* the first item went (a follow stream's empty "in place" item) */
-  uint8_t *held; /* an encoded item the window had no room for */
-  size_t held_len;
+  bool writer;        /* holds the writer seat */
+  bool sent_any;      /* the first item went (a follow stream's empty "in place" item) */
+  serial_held_t held; /* an encoded item the window had no room for */
   serial_log_t *next;
 };
 
 static serial_log_t *log_unlink(serial_t *s, uint64_t id) {
-  for (serial_log_t **p = &s->logs; *p != NULL; p = &(*p)->next) {
-    if ((*p)->id == id) {
-      serial_log_t *l = *p;
-      *p = l->next;
-      return l;
-    }
-  }
-  return NULL;
+  serial_log_t *l;
+  LL_SEARCH_SCALAR(s->logs, l, id, id);
+  if (l != NULL)
+    LL_DELETE(s->logs, l);
+  return l;
 }
 
 static void log_free(serial_t *s, serial_log_t *l) {
@@ -55,7 +52,7 @@ static void log_free(serial_t *s, serial_log_t *l) {
     s->writer_held = false;
     dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_INFO, "%s: the writer seat is free", s->name);
   }
-  free(l->held);
+  serial_held_clear(&l->held);
   free(l);
 }
 
@@ -71,11 +68,12 @@ static void log_cancelled(void *ctx, dfnet_call_t *call, dfnet_status_t why, voi
   (void)dfnet_call_reply(call, why, NULL, NULL, 0);
 }
 
-/* Encode l's next item into l->held. False when there is nothing to send now. */
-static bool log_take(serial_t *s, serial_log_t *l) {
-  dfnet_hw_serial_LogData *item = calloc(1, sizeof *item);
-  if (item == NULL)
-    return false;
+/* The next LogData of log stream `stream` from the history into the zeroed *msg
+ * (serial_item_kind_t's fill; ctx: the serial_t). False when there is nothing to send now. */
+static bool log_fill(void *ctx, void *stream, void *msg) {
+  serial_t *s = ctx;
+  serial_log_t *l = stream;
+  dfnet_hw_serial_LogData *item = msg;
   pthread_mutex_lock(&s->mu);
   const serial_history_t *h = &s->history;
   if (l->cursor < h->start) { /* the ring overtook it (a replay counts only up to its end) */
@@ -94,20 +92,14 @@ static bool log_take(serial_t *s, serial_log_t *l) {
   pthread_mutex_unlock(&s->mu);
   bool any = item->data.size > 0 || item->dropped > 0 || !l->sent_any;
   l->sent_any = true;
-  size_t size = 0;
-  if (any && pb_get_encoded_size(&size, dfnet_hw_serial_LogData_fields, item) &&
-      (l->held = malloc(size > 0 ? size : 1)) != NULL) {
-    pb_ostream_t out = pb_ostream_from_buffer(l->held, size);
-    if (pb_encode(&out, dfnet_hw_serial_LogData_fields, item)) {
-      l->held_len = out.bytes_written;
-    } else {
-      free(l->held);
-      l->held = NULL;
-    }
-  }
-  free(item);
-  return l->held != NULL;
+  return any;
 }
+
+static const serial_item_kind_t log_items = {
+    .fields = dfnet_hw_serial_LogData_fields,
+    .size = sizeof(dfnet_hw_serial_LogData),
+    .fill = log_fill,
+};
 
 /* Has l sent all it will? OK: no; else the status it ends with (OK for a finished replay). */
 static bool log_finished(serial_t *s, const serial_log_t *l, dfnet_status_t *status, char *why,
@@ -129,17 +121,10 @@ static bool log_finished(serial_t *s, const serial_log_t *l, dfnet_status_t *sta
 
 /* Send what l can; end it when it is done. Returns false when l was ended and freed. */
 static bool log_flush(serial_t *s, serial_log_t *l, bool *window_full) {
-  while (l->held != NULL || log_take(s, l)) {
-    dfnet_status_t rc = dfnet_call_send(l->call, l->held, l->held_len);
-    if (rc == DFNET_STATUS_RESOURCE_EXHAUSTED) {
-      *window_full = true;
-      return true;
-    }
-    free(l->held);
-    l->held = NULL;
-    if (rc != DFNET_STATUS_OK)
-      return true; /* the call ended: its cancel callback unlinks and frees it */
-  }
+  /* stopped early: the window is full, or the call ended (its cancel callback unlinks and
+   * frees l) */
+  if (!serial_held_send(&l->held, l->call, &log_items, s, l, window_full))
+    return true;
   dfnet_status_t status;
   char why[256];
   if (!log_finished(s, l, &status, why, sizeof why))
@@ -205,11 +190,9 @@ static void log_open(serial_t *s, dfnet_call_t *call, const uint8_t *request, si
                  s->name, s->writer);
     return;
   }
-  serial_log_t *l = calloc(1, sizeof *l);
-  if (l == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  serial_log_t *l = drvkit__calloc(call, sizeof *l);
+  if (l == NULL)
     return;
-  }
   l->id = ++s->next_id;
   l->call = call;
   l->follow = writer || req.follow;

@@ -40,11 +40,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <pb_encode.h>
+#include <utlist.h>
 
 #include "bind/fuchsia_usb.h"
 #include "dfnet/bind_keys.h"
 #include "drivers/common/drvkit.h"
+#include "drivers/serial/held.h"
 #include "drivers/serial/serial.h"
 
 #define SERIAL_FLUSH_RETRY_MS 10u
@@ -88,8 +89,7 @@ struct serial_stream {
   dfnet_call_t *call;
   serial_ring_t ring; /* under mu */
   uint64_t dropped;   /* under mu: bytes lost since the last item */
-  uint8_t *held;      /* an encoded Data item the window had no room for (dispatcher) */
-  size_t held_len;
+  serial_held_t held; /* an encoded Data item the window had no room for (dispatcher) */
   serial_stream_t *next;
 };
 
@@ -140,11 +140,9 @@ static bool port_failed(serial_t *s, char *why, size_t cap) {
 
 /* Reply to a Read with what the Read buffer holds (possibly nothing). */
 static void read_reply(serial_t *s, dfnet_call_t *call, uint32_t max_bytes) {
-  dfnet_hw_serial_ReadReply *reply = calloc(1, sizeof *reply);
-  if (reply == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  dfnet_hw_serial_ReadReply *reply = drvkit__calloc(call, sizeof *reply);
+  if (reply == NULL)
     return;
-  }
   pthread_mutex_lock(&s->mu);
   reply->data.size = (pb_size_t)ring_pop(&s->rx, reply->data.bytes, max_bytes);
   pthread_mutex_unlock(&s->mu);
@@ -154,14 +152,11 @@ static void read_reply(serial_t *s, dfnet_call_t *call, uint32_t max_bytes) {
 
 /* Remove the parked Read `id`; NULL when it is no longer parked. */
 static serial_read_t *unpark(serial_t *s, uint64_t id) {
-  for (serial_read_t **p = &s->reads; *p != NULL; p = &(*p)->next) {
-    if ((*p)->id == id) {
-      serial_read_t *r = *p;
-      *p = r->next;
-      return r;
-    }
-  }
-  return NULL;
+  serial_read_t *r;
+  LL_SEARCH_SCALAR(s->reads, r, id, id);
+  if (r != NULL)
+    LL_DELETE(s->reads, r);
+  return r;
 }
 
 /* The Read's timeout passed with nothing received: OK with no data. */
@@ -206,18 +201,13 @@ static void serial_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
     drvkit__fail(call, DFNET_STATUS_UNAVAILABLE, "%s", why);
     return;
   }
-  serial_read_t *r = calloc(1, sizeof *r);
-  if (r == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  serial_read_t *r = drvkit__calloc(call, sizeof *r);
+  if (r == NULL)
     return;
-  }
   r->id = ++s->next_id;
   r->call = call;
   r->max_bytes = max;
-  serial_read_t **tail = &s->reads;
-  while (*tail != NULL)
-    tail = &(*tail)->next;
-  *tail = r;
+  LL_APPEND(s->reads, r);
   uint32_t left = dfnet_call_deadline_left_ms(call);
   uint32_t wait = req.timeout_ms < left ? req.timeout_ms : left;
   void *id = (void *)(uintptr_t)r->id;
@@ -231,15 +221,11 @@ static void serial_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
 /* ---- Subscribe --------------------------------------------------------------------------- */
 
 static serial_stream_t *stream_unlink(serial_t *s, uint64_t id) {
-  serial_stream_t *found = NULL;
+  serial_stream_t *found;
   pthread_mutex_lock(&s->mu);
-  for (serial_stream_t **p = &s->streams; *p != NULL; p = &(*p)->next) {
-    if ((*p)->id == id) {
-      found = *p;
-      *p = found->next;
-      break;
-    }
-  }
+  LL_SEARCH_SCALAR(s->streams, found, id, id);
+  if (found != NULL)
+    LL_DELETE(s->streams, found);
   pthread_mutex_unlock(&s->mu);
   return found;
 }
@@ -248,7 +234,7 @@ static void stream_free(serial_stream_t *st) {
   if (st == NULL)
     return;
   free(st->ring.buf);
-  free(st->held);
+  serial_held_clear(&st->held);
   free(st);
 }
 
@@ -258,7 +244,7 @@ static void stream_cancelled(void *ctx, dfnet_call_t *call, dfnet_status_t why, 
   (void)dfnet_call_reply(call, why, NULL, NULL, 0);
 }
 
-static bool stream_flush(serial_t *s, serial_stream_t *st, bool *window_full);
+static void stream_flush(serial_t *s, serial_stream_t *st, bool *window_full);
 
 /* /dfnet.hw.serial.Serial/Subscribe */
 static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
@@ -291,60 +277,39 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
   dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_DEBUG, "stream %llu subscribed (%s)",
                    (unsigned long long)st->id, dfnet_call_caller(call));
   /* The first item, empty (an empty Data encodes to no bytes): the stream is in place. */
-  st->held = malloc(1);
-  st->held_len = 0;
+  st->held = (serial_held_t){.buf = malloc(1), .len = 0};
   bool window_full = false;
-  if (st->held != NULL)
-    (void)stream_flush(s, st, &window_full);
+  if (st->held.buf != NULL)
+    stream_flush(s, st, &window_full);
   if (window_full)
     drvkit__retry_arm(s->driver, &s->flush_retry);
 }
 
-/* Encode the next Data item of the stream into st->held (from its buffer). False when
- * there is nothing to send. */
-static bool stream_take(serial_t *s, serial_stream_t *st) {
-  dfnet_hw_serial_Data *item = calloc(1, sizeof *item);
-  if (item == NULL)
-    return false;
+/* The next Data item of Subscribe stream `stream`, from its buffer, into the zeroed *msg
+ * (serial_item_kind_t's fill; ctx: the serial_t). False when there is nothing to send. */
+static bool stream_fill(void *ctx, void *stream, void *msg) {
+  serial_t *s = ctx;
+  serial_stream_t *st = stream;
+  dfnet_hw_serial_Data *item = msg;
   pthread_mutex_lock(&s->mu);
   item->data.size = (pb_size_t)ring_pop(&st->ring, item->data.bytes, SERIAL_ITEM_MAX);
   item->dropped = st->dropped;
   st->dropped = 0;
   pthread_mutex_unlock(&s->mu);
-  bool any = item->data.size > 0 || item->dropped > 0;
-  size_t size = 0;
-  if (any && pb_get_encoded_size(&size, dfnet_hw_serial_Data_fields, item) &&
-      (st->held = malloc(size > 0 ? size : 1)) != NULL) {
-    pb_ostream_t out = pb_ostream_from_buffer(st->held, size);
-    if (pb_encode(&out, dfnet_hw_serial_Data_fields, item))
-      st->held_len = out.bytes_written;
-    else {
-      free(st->held);
-      st->held = NULL;
-    }
-  }
-  free(item);
-  return st->held != NULL;
+  return item->data.size > 0 || item->dropped > 0;
 }
 
-/* Send what the stream holds while its window has room. Returns false when the stream
- * ended (the caller is gone: it was replied to and freed). */
-static bool stream_flush(serial_t *s, serial_stream_t *st, bool *window_full) {
-  while (st->held != NULL || stream_take(s, st)) {
-    dfnet_status_t rc = dfnet_call_send(st->call, st->held, st->held_len);
-    if (rc == DFNET_STATUS_RESOURCE_EXHAUSTED) {
-      *window_full = true;
-      return true;
-    }
-    free(st->held);
-    st->held = NULL;
-    if (rc != DFNET_STATUS_OK) {
-      /* The call ended (cancelled, deadline, stopping): its cancel callback is queued
-       * and will unlink, free and complete it. */
-      return true;
-    }
-  }
-  return true;
+static const serial_item_kind_t stream_items = {
+    .fields = dfnet_hw_serial_Data_fields,
+    .size = sizeof(dfnet_hw_serial_Data),
+    .fill = stream_fill,
+};
+
+/* Send what the stream holds while its window has room (*window_full set when it had
+ * none). A call that ended leaves the stream to its cancel callback, which is queued and
+ * will unlink, free and complete it. */
+static void stream_flush(serial_t *s, serial_stream_t *st, bool *window_full) {
+  (void)serial_held_send(&st->held, st->call, &stream_items, s, st, window_full);
 }
 
 /* ---- flushing: what the port delivered ---------------------------------------------- */
@@ -393,7 +358,7 @@ static void flush(serial_t *s, bool retry) {
   /* Streams: the list only changes on this dispatcher, so walking it unlocked is safe. */
   bool window_full = false;
   for (serial_stream_t *st = s->streams; st != NULL; st = st->next)
-    (void)stream_flush(s, st, &window_full);
+    stream_flush(s, st, &window_full);
   serial__logs_flush(s, &window_full);
   if (window_full)
     drvkit__retry_arm(s->driver, &s->flush_retry);
@@ -510,10 +475,7 @@ static void enqueue(serial_t *s, serial_job_t *j) {
     free(j);
     return;
   }
-  serial_job_t **tail = &s->jobs;
-  while (*tail != NULL)
-    tail = &(*tail)->next;
-  *tail = j;
+  LL_APPEND(s->jobs, j);
   pump(s);
 }
 
@@ -552,11 +514,9 @@ static void serial_write(void *ctx, dfnet_call_t *call, const uint8_t *request, 
 /* /dfnet.hw.serial.Serial/Configure */
 static void serial_configure(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
   serial_t *s = ctx;
-  serial_job_t *j = calloc(1, sizeof *j);
-  if (j == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  serial_job_t *j = drvkit__calloc(call, sizeof *j);
+  if (j == NULL)
     return;
-  }
   if (!drvkit__decode(call, dfnet_hw_serial_Config_fields, &j->config, request, len)) {
     free(j);
     return;
@@ -582,6 +542,18 @@ static const serial_port_ops_t *backend(dfnet_driver_t *driver, char *why, size_
            "USB interface (fuchsia.BIND_PROTOCOL %u)",
            protocol);
   return NULL;
+}
+
+/* Stop the port's backend (prepare_stop: it is idempotent) and release it: its close, then
+ * its state. Dispatcher. */
+static void port_close(serial_t *s) {
+  s->ops->prepare_stop(s);
+  if (s->port == NULL)
+    return;
+  if (s->ops->close != NULL)
+    s->ops->close(s);
+  free(s->port);
+  s->port = NULL;
 }
 
 static dfnet_status_t serial_start(dfnet_driver_t *driver, void *ctx) {
@@ -637,9 +609,7 @@ static dfnet_status_t serial_start(dfnet_driver_t *driver, void *ctx) {
   return DFNET_STATUS_OK;
 
 close_port:
-  if (s->ops->prepare_stop != NULL)
-    s->ops->prepare_stop(s);
-  s->ops->close(s);
+  port_close(s);
 free_buffer:
   free(s->rx.buf);
   serial_history_free(&s->history);
@@ -650,14 +620,13 @@ free_buffer:
 static void serial_prepare_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
   serial_t *s = ctx;
-  if (s->ops->prepare_stop != NULL)
-    s->ops->prepare_stop(s);
+  s->ops->prepare_stop(s);
 }
 
 static void serial_stop(dfnet_driver_t *driver, void *ctx) {
   (void)driver;
   serial_t *s = ctx;
-  s->ops->close(s);
+  port_close(s);
   pthread_mutex_lock(&s->mu);
   if (s->failure[0] == '\0')
     snprintf(s->failure, sizeof s->failure, "the driver stopped");

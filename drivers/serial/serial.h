@@ -49,16 +49,19 @@ struct serial_job {
 /* A port backend. Every hook runs on the default dispatcher. */
 typedef struct serial_port_ops {
   const char *name; /* "tty", "usb": for logs */
-  /* In `start`: open the port. OK: open and reading (then call serial__port_ready now) or
-   * opening (call serial__port_ready or serial__port_failed later). Else the status `start`
-   * returns, the reason in why[cap]; nothing is left to close. */
+  /* In `start`: open the port, its state (malloc'd) in s->port. OK: open and reading (then
+   * call serial__port_ready now) or opening (call serial__port_ready or serial__port_failed
+   * later). Else the status `start` returns, the reason in why[cap]; nothing is left to
+   * close and s->port is NULL. */
   dfnet_status_t (*open)(serial_t *s, char *why, size_t cap);
   /* Serve job j, the head of the queue (the port is ready): end it with serial__job_done,
    * now or later. */
   void (*run)(serial_t *s, serial_job_t *j);
-  /* prepare_stop: stop the backend's threads and calls. Optional. */
+  /* prepare_stop, and in stop before close: stop the backend's threads and calls.
+   * Idempotent. */
   void (*prepare_stop)(serial_t *s);
-  /* stop: release what open acquired. */
+  /* stop, after prepare_stop: release what open acquired but s->port itself, which the core
+   * frees after. Optional (NULL: the state holds nothing else). */
   void (*close)(serial_t *s);
 } serial_port_ops_t;
 

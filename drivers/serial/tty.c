@@ -157,12 +157,7 @@ static void tty_prepare_stop(serial_t *s) {
 
 static void tty_close(serial_t *s) {
   tty_t *t = s->port;
-  if (t == NULL)
-    return;
-  tty_prepare_stop(s);
   close(t->wake_fd); /* t->fd is the driver host's, closed after `stop` */
-  free(t);
-  s->port = NULL;
 }
 
 const serial_port_ops_t serial__tty_ops = {

@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include <pb_decode.h>
-#include <pb_encode.h>
 
 #include "dfnet/bind_keys.h"
 #include "drivers/common/drvkit.h"
@@ -40,6 +39,18 @@ static const serial_usb_chip_t *const chips[] = {&serial__ftdi, &serial__cp210x,
 
 typedef struct usb_port usb_port_t;
 typedef void (*usb_next_fn)(serial_t *s, usb_port_t *u, dfnet_status_t status, const char *why);
+
+/* What to do with the end of a call to Interface (usb_call's on_done), unless the port is
+ * closing: one of the two. */
+typedef struct usb_answer {
+  /* the call's status, message and (a unary OK) reply */
+  void (*fn)(serial_t *s, usb_port_t *u, dfnet_status_t status, const char *message,
+             const uint8_t *data, size_t len);
+  /* or (GetInterface, Claim) the InterfaceInfo an OK answer carries (only read); a failed
+   * or malformed answer fails the opening port at `step` (what was being done) instead */
+  void (*info)(serial_t *s, usb_port_t *u, const dfnet_hw_usb_InterfaceInfo *info);
+  const char *step;
+} usb_answer_t;
 
 struct usb_port {
   serial_t *s;
@@ -71,39 +82,77 @@ dfnet_status_t serial__usb_check_frame(const char *chip, const dfnet_hw_serial_C
   return DFNET_STATUS_OK;
 }
 
+/* ": " when a reason follows (`message` neither NULL nor empty), else "". */
+static const char *colon(const char *message) {
+  return message != NULL && message[0] != '\0' ? ": " : "";
+}
+
+/* `message`, "" for NULL. */
+static const char *text(const char *message) { return message != NULL ? message : ""; }
+
 /* Fail the port while opening (the step and the reason). */
 static void open_failed(serial_t *s, const char *step, dfnet_status_t status, const char *why) {
   char failure[512];
   snprintf(failure, sizeof failure, "%.100s: %s: %s%s%.200s", s->name, step,
-           dfnet_status_str(status), why != NULL && why[0] != '\0' ? ": " : "",
-           why != NULL ? why : "");
+           dfnet_status_str(status), colon(why), text(why));
   serial__port_failed(s, failure); /* the chain of steps stops here */
 }
 
-/* Encode and start a unary call to Interface; on_done gets `u`. False (why set) when the
- * call could not start. */
-static bool usb_call(usb_port_t *u, const char *method, const pb_msgdesc_t *fields, const void *msg,
-                     dfnet_driver_client_done_fn on_done, char *why, size_t cap) {
-  size_t size = 0;
-  uint8_t *buf = NULL;
-  dfnet_status_t st = DFNET_STATUS_INTERNAL;
-  if (pb_get_encoded_size(&size, fields, msg) && (buf = malloc(size > 0 ? size : 1)) != NULL) {
-    pb_ostream_t os = pb_ostream_from_buffer(buf, size);
-    if (pb_encode(&os, fields, msg)) {
-      const dfnet_driver_client_call_args_t args = {
-          .method = method,
-          .request = buf,
-          .len = os.bytes_written,
-          .deadline_ms = USB_CALL_MS + SERIAL_WRITE_MAX_MS,
-          .on_done = on_done,
-          .arg = u,
-      };
-      st = dfnet_driver_client_call(u->client, &args, NULL);
-    }
+/* The InterfaceInfo an answer to GetInterface or Claim carries (calloc'd: the caller frees
+ * it), or NULL once open_failed said why (`step`: what was being done). */
+static dfnet_hw_usb_InterfaceInfo *answer_info(serial_t *s, const char *step, dfnet_status_t status,
+                                               const char *message, const uint8_t *data,
+                                               size_t len) {
+  if (status != DFNET_STATUS_OK) {
+    open_failed(s, step, status, message);
+    return NULL;
   }
-  free(buf);
+  dfnet_hw_usb_InterfaceInfo *info = calloc(1, sizeof *info);
+  pb_istream_t is = pb_istream_from_buffer(data, len);
+  if (info == NULL || !pb_decode(&is, dfnet_hw_usb_InterfaceInfo_fields, info)) {
+    open_failed(s, step, DFNET_STATUS_INTERNAL,
+                info == NULL ? "out of memory" : "a malformed answer");
+    free(info);
+    return NULL;
+  }
+  return info;
+}
+
+/* The on_done of every call to Interface: hand its end to the usb_answer_t in `arg`, unless
+ * the port is closing (prepare_stop, stop: the calls end CANCELLED and touch nothing). */
+static void answered(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
+                     dfnet_status_t status, const char *message, const uint8_t *data, size_t len,
+                     void *arg) {
+  (void)driver;
+  (void)call;
+  serial_t *s = ctx;
+  usb_port_t *u = s->port;
+  const usb_answer_t *answer = arg;
+  if (u == NULL || u->closing)
+    return;
+  if (answer->info == NULL) {
+    answer->fn(s, u, status, message, data, len);
+    return;
+  }
+  dfnet_hw_usb_InterfaceInfo *info = answer_info(s, answer->step, status, message, data, len);
+  if (info != NULL)
+    answer->info(s, u, info);
+  free(info);
+}
+
+/* Encode and start a unary call to Interface, whose end goes to `answer`. False (why set)
+ * when the call could not start. */
+static bool usb_call(usb_port_t *u, const char *method, const pb_msgdesc_t *fields, const void *msg,
+                     const usb_answer_t *answer, char *why, size_t cap) {
+  const dfnet_driver_client_call_args_t args = {
+      .method = method,
+      .deadline_ms = USB_CALL_MS + SERIAL_WRITE_MAX_MS,
+      .on_done = answered,
+      .arg = (void *)answer,
+  };
+  dfnet_status_t st = drvkit__call_encoded(u->client, &args, fields, msg, NULL);
   if (st != DFNET_STATUS_OK)
-    snprintf(why, cap, "%s: cannot call %s: %s", u->s->name, method, dfnet_status_str(st));
+    snprintf(why, cap, "%.128s: cannot call %s: %s", u->s->name, method, dfnet_status_str(st));
   return st == DFNET_STATUS_OK;
 }
 
@@ -111,28 +160,23 @@ static bool usb_call(usb_port_t *u, const char *method, const pb_msgdesc_t *fiel
 
 static void run_step(serial_t *s, usb_port_t *u);
 
-static void step_done(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
-                      dfnet_status_t status, const char *message, const uint8_t *data, size_t len,
-                      void *arg) {
-  (void)driver;
-  (void)call;
+static void step_done(serial_t *s, usb_port_t *u, dfnet_status_t status, const char *message,
+                      const uint8_t *data, size_t len) {
   (void)data;
   (void)len;
-  serial_t *s = ctx;
-  usb_port_t *u = arg;
-  if (u->closing)
-    return;
   if (status != DFNET_STATUS_OK) {
     char why[300];
     const serial_usb_ctrl_t *c = &u->steps[u->step];
     snprintf(why, sizeof why, "request 0x%02x (bmRequestType 0x%02x): %s", c->request,
-             c->request_type, message != NULL ? message : "");
+             c->request_type, text(message));
     u->then(s, u, status, why);
     return;
   }
   u->step++;
   run_step(s, u);
 }
+
+static const usb_answer_t step_answer = {.fn = step_done};
 
 static void run_step(serial_t *s, usb_port_t *u) {
   if (u->step == u->count) {
@@ -150,8 +194,8 @@ static void run_step(serial_t *s, usb_port_t *u) {
     req->index = c->index;
     memcpy(req->data.bytes, c->data, c->len);
     req->data.size = c->len;
-    ok = usb_call(u, "ControlTransfer", dfnet_hw_usb_ControlTransferRequest_fields, req, step_done,
-                  why, sizeof why);
+    ok = usb_call(u, "ControlTransfer", dfnet_hw_usb_ControlTransferRequest_fields, req,
+                  &step_answer, why, sizeof why);
   }
   free(req);
   if (!ok)
@@ -179,9 +223,10 @@ static bool apply(serial_t *s, usb_port_t *u, const dfnet_hw_serial_Config *want
 static void stream_item(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
                         const uint8_t *data, size_t len, void *arg) {
   (void)driver;
+  (void)arg;
   serial_t *s = ctx;
-  usb_port_t *u = arg;
-  if (u->closing)
+  usb_port_t *u = s->port;
+  if (u == NULL || u->closing)
     return;
   dfnet_hw_usb_TransferReply *item = calloc(1, sizeof *item);
   pb_istream_t is = pb_istream_from_buffer(data, len);
@@ -199,23 +244,17 @@ static void stream_item(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_
   (void)dfnet_driver_client_credit(u->client, call, 1);
 }
 
-static void stream_done(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
-                        dfnet_status_t status, const char *message, const uint8_t *data, size_t len,
-                        void *arg) {
-  (void)driver;
-  (void)call;
+static void stream_done(serial_t *s, usb_port_t *u, dfnet_status_t status, const char *message,
+                        const uint8_t *data, size_t len) {
   (void)data;
   (void)len;
-  serial_t *s = ctx;
-  usb_port_t *u = arg;
-  if (u->closing)
-    return;
   char why[512];
   snprintf(why, sizeof why, "%.100s: reading endpoint 0x%02x ended: %s%s%.200s", s->name,
-           u->p.ep_in, dfnet_status_str(status), message != NULL && message[0] != '\0' ? ": " : "",
-           message != NULL ? message : "");
+           u->p.ep_in, dfnet_status_str(status), colon(message), text(message));
   serial__port_failed(s, why);
 }
+
+static const usb_answer_t stream_answer = {.fn = stream_done};
 
 /* The port is set up: read it, and let the jobs in. */
 static void opened(serial_t *s, usb_port_t *u, dfnet_status_t status, const char *why) {
@@ -227,21 +266,15 @@ static void opened(serial_t *s, usb_port_t *u, dfnet_status_t status, const char
   while (length * 2 <= USB_READ_MAX)
     length *= 2;
   dfnet_hw_usb_ReadStreamRequest req = {.endpoint = u->p.ep_in, .length = length};
-  uint8_t buf[32];
-  pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
-  dfnet_status_t st = DFNET_STATUS_INTERNAL;
-  if (pb_encode(&os, dfnet_hw_usb_ReadStreamRequest_fields, &req)) {
-    const dfnet_driver_client_call_args_t args = {
-        .method = "ReadStream",
-        .request = buf,
-        .len = os.bytes_written,
-        .credit = USB_CREDIT,
-        .on_item = stream_item,
-        .on_done = stream_done,
-        .arg = u,
-    };
-    st = dfnet_driver_client_call(u->client, &args, &u->stream);
-  }
+  const dfnet_driver_client_call_args_t args = {
+      .method = "ReadStream",
+      .credit = USB_CREDIT,
+      .on_item = stream_item,
+      .on_done = answered,
+      .arg = (void *)&stream_answer,
+  };
+  dfnet_status_t st = drvkit__call_encoded(u->client, &args, dfnet_hw_usb_ReadStreamRequest_fields,
+                                           &req, &u->stream);
   if (st != DFNET_STATUS_OK) {
     open_failed(s, "starting to read", st, NULL);
     return;
@@ -271,47 +304,25 @@ static bool find_endpoints(usb_port_t *u, const dfnet_hw_usb_InterfaceInfo *info
   return u->p.ep_in != 0 && u->p.ep_out != 0 && u->p.in_packet > 0;
 }
 
-/* The InterfaceInfo an answer to GetInterface or Claim carries (calloc'd: the caller frees
- * it), or NULL once open_failed said why (`step`: what was being done). */
-static dfnet_hw_usb_InterfaceInfo *answer_info(serial_t *s, const char *step, dfnet_status_t status,
-                                               const char *message, const uint8_t *data,
-                                               size_t len) {
-  if (status != DFNET_STATUS_OK) {
-    open_failed(s, step, status, message);
-    return NULL;
-  }
-  dfnet_hw_usb_InterfaceInfo *info = calloc(1, sizeof *info);
-  pb_istream_t is = pb_istream_from_buffer(data, len);
-  if (info == NULL || !pb_decode(&is, dfnet_hw_usb_InterfaceInfo_fields, info)) {
-    open_failed(s, step, DFNET_STATUS_INTERNAL,
-                info == NULL ? "out of memory" : "a malformed answer");
-    free(info);
-    return NULL;
-  }
-  return info;
+static const usb_answer_t claim_answer;
+
+/* Claim interface ifc, taken from its kernel driver (cdc_acm, ftdi_sio, ...); the answer
+ * goes to `claimed`. A call that cannot start fails the port at `step`. */
+static void claim(serial_t *s, usb_port_t *u, uint32_t ifc, const char *step) {
+  char why[sizeof s->name + 64]; /* the port's name, the method, a status */
+  dfnet_hw_usb_ClaimRequest req = {.interface_number = ifc, .detach_kernel_driver = true};
+  if (!usb_call(u, "Claim", dfnet_hw_usb_ClaimRequest_fields, &req, &claim_answer, why, sizeof why))
+    open_failed(s, step, DFNET_STATUS_UNAVAILABLE, why);
 }
 
 /* A Claim's answer, the interfaces now the node's: find the endpoints and set the chip up
  * (or claim the chip's extra interface first). */
-static void claimed(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
-                    dfnet_status_t status, const char *message, const uint8_t *data, size_t len,
-                    void *arg) {
-  (void)driver;
-  (void)call;
-  serial_t *s = ctx;
-  usb_port_t *u = arg;
-  dfnet_hw_usb_InterfaceInfo *info =
-      u->closing ? NULL : answer_info(s, "claiming the interface", status, message, data, len);
-  if (info == NULL)
-    return;
+static void claimed(serial_t *s, usb_port_t *u, const dfnet_hw_usb_InterfaceInfo *info) {
   char why[256];
   if (u->extra >= 0 && u->p.data_ifc < 0) {
     /* the chip's other interface, beside this one */
     u->p.data_ifc = u->extra;
-    dfnet_hw_usb_ClaimRequest req = {.interface_number = (uint32_t)u->extra,
-                                     .detach_kernel_driver = true};
-    if (!usb_call(u, "Claim", dfnet_hw_usb_ClaimRequest_fields, &req, claimed, why, sizeof why))
-      open_failed(s, "claiming the data interface", DFNET_STATUS_UNAVAILABLE, why);
+    claim(s, u, (uint32_t)u->extra, "claiming the data interface");
   } else if (!find_endpoints(u, info, u->p.data_ifc >= 0 ? (uint32_t)u->p.data_ifc : u->p.ifc)) {
     snprintf(why, sizeof why, "interface %d has no bulk IN and OUT endpoints",
              u->p.data_ifc >= 0 ? u->p.data_ifc : u->p.ifc);
@@ -322,32 +333,21 @@ static void claimed(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t ca
     if (!apply(s, u, &defaults, true, opened, &st, why, sizeof why))
       open_failed(s, "setting the chip up", st, why);
   }
-  free(info);
 }
 
+static const usb_answer_t claim_answer = {.info = claimed, .step = "claiming the interface"};
+
 /* GetInterface's answer: claim the node's interface. */
-static void got_interface(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
-                          dfnet_status_t status, const char *message, const uint8_t *data,
-                          size_t len, void *arg) {
-  (void)driver;
-  (void)call;
-  serial_t *s = ctx;
-  usb_port_t *u = arg;
-  dfnet_hw_usb_InterfaceInfo *info =
-      u->closing ? NULL : answer_info(s, "reading the interface", status, message, data, len);
-  if (info == NULL)
-    return;
-  char why[256];
+static void got_interface(serial_t *s, usb_port_t *u, const dfnet_hw_usb_InterfaceInfo *info) {
   u->p.ifc = (uint8_t)info->interface_number;
   u->p.vendor_id = (uint16_t)info->vendor_id;
   u->p.product_id = (uint16_t)info->product_id;
   u->extra = u->chip->extra_interface != NULL ? u->chip->extra_interface(info) : -1;
-  dfnet_hw_usb_ClaimRequest req = {.interface_number = info->interface_number,
-                                   .detach_kernel_driver = true};
-  if (!usb_call(u, "Claim", dfnet_hw_usb_ClaimRequest_fields, &req, claimed, why, sizeof why))
-    open_failed(s, "claiming the interface", DFNET_STATUS_UNAVAILABLE, why);
-  free(info);
+  claim(s, u, info->interface_number, "claiming the interface");
 }
+
+static const usb_answer_t interface_answer = {.info = got_interface,
+                                              .step = "reading the interface"};
 
 /* The chip the node's properties name; NULL when none. */
 static const serial_usb_chip_t *which_chip(const dfnet_driver_t *driver) {
@@ -388,7 +388,7 @@ static dfnet_status_t usb_open(serial_t *s, char *why, size_t cap) {
   }
   s->port = u;
   dfnet_hw_usb_GetInterfaceRequest req = dfnet_hw_usb_GetInterfaceRequest_init_zero;
-  if (!usb_call(u, "GetInterface", dfnet_hw_usb_GetInterfaceRequest_fields, &req, got_interface,
+  if (!usb_call(u, "GetInterface", dfnet_hw_usb_GetInterfaceRequest_fields, &req, &interface_answer,
                 why, cap)) {
     dfnet_driver_client_close(u->client);
     free(u);
@@ -404,15 +404,11 @@ static void configured(serial_t *s, usb_port_t *u, dfnet_status_t status, const 
   serial__job_done(s, status, why, status == DFNET_STATUS_OK ? &u->applying : NULL);
 }
 
-static void written(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t call,
-                    dfnet_status_t status, const char *message, const uint8_t *data, size_t len,
-                    void *arg) {
-  (void)driver;
-  (void)call;
-  serial_t *s = ctx;
-  usb_port_t *u = arg;
+static void written(serial_t *s, usb_port_t *u, dfnet_status_t status, const char *message,
+                    const uint8_t *data, size_t len) {
+  (void)u;
   serial_job_t *j = s->jobs;
-  if (u->closing || j == NULL || !j->started || j->configure)
+  if (j == NULL || !j->started || j->configure)
     return;
   dfnet_hw_usb_TransferReply *r = calloc(1, sizeof *r);
   pb_istream_t is = pb_istream_from_buffer(data, len);
@@ -422,12 +418,14 @@ static void written(dfnet_driver_t *driver, void *ctx, dfnet_driver_call_id_t ca
     j->done = r->transferred;
     serial__job_done(s, DFNET_STATUS_OK, NULL, NULL);
   } else {
-    snprintf(why, sizeof why, "writing: %s%s%s", dfnet_status_str(status),
-             message != NULL && message[0] != '\0' ? ": " : "", message != NULL ? message : "");
+    snprintf(why, sizeof why, "writing: %s%s%s", dfnet_status_str(status), colon(message),
+             text(message));
     serial__job_done(s, status != DFNET_STATUS_OK ? status : DFNET_STATUS_INTERNAL, why, NULL);
   }
   free(r);
 }
+
+static const usb_answer_t written_answer = {.fn = written};
 
 static void usb_run(serial_t *s, serial_job_t *j) {
   usb_port_t *u = s->port;
@@ -448,7 +446,7 @@ static void usb_run(serial_t *s, serial_job_t *j) {
   req->timeout_ms = j->give_up_ms > now ? (uint32_t)(j->give_up_ms - now) : 1;
   memcpy(req->data.bytes, j->data, j->len);
   req->data.size = (pb_size_t)j->len;
-  if (!usb_call(u, "BulkTransfer", dfnet_hw_usb_TransferRequest_fields, req, written, why,
+  if (!usb_call(u, "BulkTransfer", dfnet_hw_usb_TransferRequest_fields, req, &written_answer, why,
                 sizeof why))
     serial__job_done(s, DFNET_STATUS_UNAVAILABLE, why, NULL);
   free(req);
@@ -463,20 +461,9 @@ static void usb_prepare_stop(serial_t *s) {
   u->client = NULL;
 }
 
-static void usb_close(serial_t *s) {
-  usb_port_t *u = s->port;
-  if (u == NULL)
-    return;
-  u->closing = true;
-  dfnet_driver_client_close(u->client);
-  free(u);
-  s->port = NULL;
-}
-
 const serial_port_ops_t serial__usb_ops = {
     .name = "usb",
     .open = usb_open,
     .run = usb_run,
-    .prepare_stop = usb_prepare_stop,
-    .close = usb_close,
+    .prepare_stop = usb_prepare_stop, /* closes the client: nothing else to close */
 };

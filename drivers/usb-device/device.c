@@ -95,11 +95,9 @@ static void get_config_descriptor(void *ctx, dfnet_call_t *call, const uint8_t *
     usbdev__fail(u, call, rc, "reading the configuration descriptor");
     return;
   }
-  dfnet_hw_usb_ConfigDescriptor *r = calloc(1, sizeof *r);
-  if (r == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  dfnet_hw_usb_ConfigDescriptor *r = drvkit__calloc(call, sizeof *r);
+  if (r == NULL)
     goto free_config;
-  }
   size_t n = 0;
   if (!usbdev__config_raw(c, r->raw.bytes, sizeof r->raw.bytes, &n)) {
     drvkit__fail(call, DFNET_STATUS_OUT_OF_RANGE, "configuration %u is over %zu bytes", req.index,

@@ -98,11 +98,9 @@ static void *reader_main(void *arg) {
 
 void usbdev__stream_start(usb_dev_t *u, dfnet_call_t *call, const usbdev_endpoint_t *ep,
                           uint32_t length) {
-  usbdev_stream_t *s = calloc(1, sizeof *s);
-  if (s == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  usbdev_stream_t *s = drvkit__calloc(call, sizeof *s);
+  if (s == NULL)
     return;
-  }
   *s = (usbdev_stream_t){.driver = u->driver, .h = u->h, .call = call, .ep = *ep, .length = length};
   atomic_init(&s->quit, false);
   atomic_init(&s->done, false);

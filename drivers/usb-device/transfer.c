@@ -174,11 +174,9 @@ void usbdev__transfer_done(usb_dev_t *u, dfnet_call_t *call, const usbdev_claim_
                  transferred);
     return;
   }
-  dfnet_hw_usb_TransferReply *r = calloc(1, sizeof *r);
-  if (r == NULL) {
-    drvkit__fail(call, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  dfnet_hw_usb_TransferReply *r = drvkit__calloc(call, sizeof *r);
+  if (r == NULL)
     return;
-  }
   if (in != NULL && transferred > 0) {
     memcpy(r->data.bytes, in, (size_t)transferred);
     r->data.size = (pb_size_t)transferred;
