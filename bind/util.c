@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
 #include "bind/bind_internal.h"
 
 struct bind__arena_block {
@@ -104,27 +105,16 @@ dfnet_status_t bind__ctx_run(dfnet_status_t (*body)(bind__ctx *ctx, void *arg), 
 /* ---- byte buffer ---- */
 
 static bool bind__buf_reserve(bind__buf *b, size_t extra) {
-  if (b->oom) {
+  if (b->oom || extra > SIZE_MAX - b->len) {
+    b->oom = true;
     return false;
   }
-  if (b->cap - b->len >= extra) {
-    return true;
-  }
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap - b->len < extra) {
-    if (cap > SIZE_MAX / 2) {
-      b->oom = true;
-      return false;
-    }
-    cap *= 2;
-  }
-  uint8_t *p = realloc(b->data, cap);
+  uint8_t *p = dfnet_array_reserve(b->data, b->len + extra, &b->cap, 1, 256);
   if (p == NULL) {
     b->oom = true;
     return false;
   }
   b->data = p;
-  b->cap = cap;
   return true;
 }
 

@@ -1,4 +1,5 @@
 /* Metrics in the Prometheus text format 0.0.4 (lib/metrics.h; issue 24 item 4). */
+#include "lib/array.h"
 #include "lib/metrics.h"
 
 #include <errno.h>
@@ -369,20 +370,12 @@ typedef struct buf {
 } buf_t;
 
 static bool reserve(buf_t *b, size_t more) {
-  if (b->failed)
-    return false;
-  if (b->len + more + 1 <= b->cap)
-    return true;
-  size_t cap = b->cap ? b->cap : 4096;
-  while (cap < b->len + more + 1)
-    cap *= 2;
-  char *p = realloc(b->data, cap);
+  char *p = b->failed ? NULL : dfnet_array_reserve(b->data, b->len + more + 1, &b->cap, 1, 4096);
   if (p == NULL) {
     b->failed = true;
     return false;
   }
   b->data = p;
-  b->cap = cap;
   return true;
 }
 
