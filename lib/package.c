@@ -59,12 +59,7 @@ void dfnet_package_digest(const uint8_t *data, size_t size,
 
 void dfnet_package_digest_hex(const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
                               char out[DFNET_PACKAGE_DIGEST_HEX_SIZE]) {
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < DFNET_PACKAGE_DIGEST_SIZE; i++) {
-    out[2 * i] = hex[digest[i] >> 4];
-    out[2 * i + 1] = hex[digest[i] & 15];
-  }
-  out[2 * DFNET_PACKAGE_DIGEST_SIZE] = '\0';
+  dfnet_hex_encode(digest, DFNET_PACKAGE_DIGEST_SIZE, out);
 }
 
 dfnet_status_t dfnet_package_digest_parse(const char *hex, uint8_t out[DFNET_PACKAGE_DIGEST_SIZE]) {

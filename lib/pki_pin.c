@@ -8,6 +8,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
 
+#include "lib/hex.h"
 #include "lib/pki_internal.h"
 
 /* P-256 SubjectPublicKeyInfo DER is 91 bytes; room for any key mbedTLS parses. */
@@ -29,8 +30,7 @@ dfnet_status_t dfnet_pki_cert_spki_sha256(const dfnet_pki_cert_t *cert, uint8_t 
 
 void dfnet_pki_pin_format(const uint8_t sha256[32], char out[DFNET_PKI_PIN_TEXT_SIZE]) {
   memcpy(out, "sha256:", 7);
-  for (size_t i = 0; i < 32; i++)
-    snprintf(out + 7 + 2 * i, 3, "%02x", sha256[i]);
+  dfnet_hex_encode(sha256, 32, out + 7);
 }
 
 dfnet_status_t dfnet_pki_pin_parse(const char *text, uint8_t out[32]) {

@@ -9,6 +9,7 @@
 #include <mbedtls/asn1.h>
 #include <mbedtls/oid.h>
 
+#include "lib/hex.h"
 #include "lib/log.h"
 #include "lib/pki_internal.h"
 
@@ -177,10 +178,9 @@ dfnet_status_t dfnet_pki_cert_info(const dfnet_pki_cert_t *cert, dfnet_pki_cert_
                  info->issuer_cn);
   if (dfnet_pki_role_parse(info->ou, &info->role) != DFNET_STATUS_OK)
     info->role = DFNET_PKI_ROLE_NONE;
-  size_t s = 0;
-  for (size_t i = 0; i < crt->serial.len && s + 2 < sizeof info->serial_hex; i++)
-    s += (size_t)snprintf(info->serial_hex + s, sizeof info->serial_hex - s, "%02x",
-                          crt->serial.p[i]);
+  size_t octets = (sizeof info->serial_hex - 1) / 2; /* RFC 5280: at most 20 */
+  dfnet_hex_encode(crt->serial.p, crt->serial.len < octets ? crt->serial.len : octets,
+                   info->serial_hex);
   info->not_before = pki__x509_time(&crt->valid_from);
   info->not_after = pki__x509_time(&crt->valid_to);
   info->is_ca = crt->ca_istrue != 0;

@@ -14,6 +14,7 @@
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
 
+#include "lib/hex.h"
 #include "lib/pki.h"
 #include "lib/role.h"
 #include "lib/transport.h"
@@ -120,8 +121,7 @@ bool transport__peer_verify(struct lws *wsi, transport__peer_t *peer, char *why,
   }
   memcpy(peer->serial, crt->serial.p, crt->serial.len);
   peer->serial_len = crt->serial.len;
-  for (size_t i = 0; i < peer->serial_len; i++)
-    snprintf(peer->serial_hex + 2 * i, 3, "%02x", peer->serial[i]);
+  dfnet_hex_encode(peer->serial, peer->serial_len, peer->serial_hex);
   return true;
 }
 

@@ -1,6 +1,7 @@
 /* dfnet-manager: certificate records and revocation (manager/cert.h; issue 23 item 4): the
  * records in memory (a hash by serial, loaded from the store), the transport's is_revoked
  * hook, the certificate of each open session, and CertRevoke's work. */
+#include "lib/hex.h"
 #include "manager/cert.h"
 
 #include <ctype.h>
@@ -146,8 +147,7 @@ bool cert__is_revoked(void *user, const uint8_t *serial, size_t len, const char 
   (void)cn;
   if (m->trust == NULL || len == 0 || 2 * len > STORE_SERIAL_MAX)
     return false;
-  for (size_t i = 0; i < len; i++)
-    snprintf(hex + 2 * i, 3, "%02x", serial[i]);
+  dfnet_hex_encode(serial, len, hex);
   const cert_rec_t *r = rec_find(m, hex);
   if (r == NULL || r->revoked_ms == 0)
     return false;

@@ -245,8 +245,8 @@ bool lease__selector_valid(const char *text);
 /* ---- lease_token.c ------------------------------------------------------------------ */
 
 /* A fresh token for lease `id` into out (LEASE_TOKEN_SIZE bytes): "<id>.<64 lowercase hex
- * digits>" of LEASE_TOKEN_RANDOM_BYTES from getrandom(2). Errors: UNAVAILABLE (the kernel
- * gave no random bytes; errno logged). Any thread. */
+ * digits>" of LEASE_TOKEN_RANDOM_BYTES from dfnet_pki_random (lib/pki.h "Secrets").
+ * Errors: INTERNAL (no random bytes; logged). Any thread. */
 dfnet_status_t lease__token_new(uint64_t id, char *out) __attribute__((warn_unused_result));
 
 /* The lease id a token names ("<id>." prefix), or 0 when it is not a token's shape. */

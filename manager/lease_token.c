@@ -1,15 +1,17 @@
 /* dfnet-manager: lease fencing tokens (docs/architecture.md "Leases", "Fencing"): the
  * capability a client's Call carries in Call.lease_token. "<id>.<64 hex>": the lease's id,
- * then 256 bits from getrandom(2), the kernel's CSPRNG. The manager keeps only the SHA-256 of
- * the whole text (store__token_digest) and compares in constant time (store__token_matches).
+ * then 256 random bits (dfnet_pki_random: a CTR-DRBG seeded from getrandom(2)). The manager keeps
+ * only the SHA-256 of the whole text (store__token_digest) and compares in constant time
+ * (store__token_matches).
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
-#include "lib/log.h"
+#include <mbedtls/platform_util.h>
+
+#include "lib/hex.h"
+#include "lib/pki.h"
 #include "manager/lease.h"
 
 _Static_assert(20 + 1 + 2 * LEASE_TOKEN_RANDOM_BYTES + 1 <= LEASE_TOKEN_SIZE,
@@ -19,25 +21,12 @@ _Static_assert(LEASE_TOKEN_SIZE <= pb_membersize(dfnet_v1_LeaseInfo, token), "Le
 
 dfnet_status_t lease__token_new(uint64_t id, char *out) {
   uint8_t r[LEASE_TOKEN_RANDOM_BYTES];
-  size_t got = 0;
-  while (got < sizeof r) {
-    ssize_t n = getrandom(r + got, sizeof r - got, 0);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      DFNET_LOGE("lease", NULL, "getrandom: %s", n < 0 ? strerror(errno) : "no bytes");
-      return DFNET_STATUS_UNAVAILABLE;
-    }
-    got += (size_t)n;
-  }
-  static const char hex[] = "0123456789abcdef";
+  dfnet_status_t st = dfnet_pki_random(r, sizeof r);
+  if (st != DFNET_STATUS_OK)
+    return st;
   int len = snprintf(out, LEASE_TOKEN_SIZE, "%" PRIu64 ".", id);
-  for (size_t i = 0; i < sizeof r; i++) {
-    out[len++] = hex[r[i] >> 4];
-    out[len++] = hex[r[i] & 15];
-  }
-  out[len] = '\0';
-  memset(r, 0, sizeof r);
+  dfnet_hex_encode(r, sizeof r, out + len);
+  mbedtls_platform_zeroize(r, sizeof r);
   return DFNET_STATUS_OK;
 }
 

@@ -1,5 +1,6 @@
 /* dfnet-manager: join tokens (manager/token.h; issue 23 item 1): the book of tokens in
  * memory, written through the store, and their redemption with a per-address rate limit. */
+#include "lib/hex.h"
 #include "lib/array.h"
 #include "manager/token.h"
 
@@ -206,15 +207,6 @@ static bool spec_valid(const token_spec_t *s, char *err, size_t err_size) {
   return false;
 }
 
-static void hex(const uint8_t *p, size_t n, char *out) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 /* A token's creation or revocation, for store__change_audited. */
 typedef struct token_change {
   const store_token_t *t;
@@ -255,11 +247,11 @@ dfnet_status_t token__create(token_book_t *b, const token_spec_t *spec, const ch
       dfnet_why_set(err, err_size, "no random bytes for a token (see the log)");
       return DFNET_STATUS_INTERNAL;
     }
-    hex(raw, TOKEN_ID_BYTES, id);
+    dfnet_hex_encode(raw, TOKEN_ID_BYTES, id);
   } while (book_find(b, id) != NULL);
-  hex(raw, TOKEN_ID_BYTES, token_out);
+  dfnet_hex_encode(raw, TOKEN_ID_BYTES, token_out);
   token_out[TOKEN_ID_HEX] = '.';
-  hex(raw + TOKEN_ID_BYTES, TOKEN_SECRET_BYTES, token_out + TOKEN_ID_HEX + 1);
+  dfnet_hex_encode(raw + TOKEN_ID_BYTES, TOKEN_SECRET_BYTES, token_out + TOKEN_ID_HEX + 1);
   mbedtls_platform_zeroize(raw, sizeof raw);
   store_token_t t = {.id = id,
                      .role = spec->role,
