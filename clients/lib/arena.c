@@ -40,6 +40,21 @@ const char *client__arena_strdup(client_arena_t *a, const char *s) {
   return p;
 }
 
+const char **client__arena_strv(client_arena_t *a, const char *first, size_t stride, size_t n,
+                                bool *ok) {
+  if (n == 0)
+    return NULL;
+  const char **v = client__arena_alloc(a, n * sizeof *v);
+  if (v == NULL) {
+    *ok = false;
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((v[i] = client__arena_strdup(a, first + i * stride)) == NULL)
+      *ok = false;
+  return v;
+}
+
 const uint8_t *client__arena_memdup(client_arena_t *a, const uint8_t *p, size_t n) {
   uint8_t *q = client__arena_alloc(a, n);
   if (q != NULL && n > 0)

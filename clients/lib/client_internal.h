@@ -10,8 +10,8 @@
  *   stream.c      pull streams
  *   watch.c       watches
  *   query.c       one query of the client API (a list or a unary request)
- *   list.c        the six lists (hosts, nodes, drivers, composites, bind traces, driver
- *                 hosts)
+ *   list.c        one list request (client__list) and the six lists of query.proto
+ *                 (hosts, nodes, drivers, composites, bind traces, driver hosts)
  *   control.c     the unary control requests (driver control, node control: bind, unbind,
  *                 suspend, resume; test nodes, composite node spec, driver register)
  *   lease.c       leases: acquire (waiting in the queue), renew, release, list, show,
@@ -59,6 +59,11 @@ typedef struct client_arena {
 
 void *client__arena_alloc(client_arena_t *a, size_t size);          /* zeroed; NULL = OOM */
 const char *client__arena_strdup(client_arena_t *a, const char *s); /* NULL s -> "" */
+/* n strings of the wire, `stride` bytes apart from first (a repeated string field), copied
+ * into the arena: the array, NULL when n is 0. Out of memory: *ok = false (else untouched),
+ * and the array or some of its strings NULL. */
+const char **client__arena_strv(client_arena_t *a, const char *first, size_t stride, size_t n,
+                                bool *ok);
 const uint8_t *client__arena_memdup(client_arena_t *a, const uint8_t *p, size_t n);
 void client__arena_free(client_arena_t *a); /* every block; the arena is empty again */
 
@@ -273,5 +278,37 @@ typedef dfnet_status_t (*client_item_fn)(void *ctx, const dfnet_envelope_t *env)
 dfnet_status_t client__query(dfnet_client_t *c, dfnet_envelope_t *req, bool streaming,
                              uint32_t deadline_ms, client_item_fn on_item, void *ctx,
                              dfnet_client_error_t *err);
+
+/* A client__query on_item for a request answered by a Status only: any other reply is
+ * INTERNAL (ctx unused). */
+dfnet_status_t client__no_item(void *ctx, const dfnet_envelope_t *env);
+
+/* ---- lists (list.c): a streamed answer kept whole in one public list ---- */
+
+/* One list of the client API: the request's envelope member `ask`, filled from the public
+ * function's arguments (fill: NULL when it has none; else OK, or INVALID_ARGUMENT with err
+ * set), and the member `answer` of each item, copied into a zeroed public item of
+ * item_size bytes (copy: its strings into the arena; false = out of memory). end (NULL:
+ * none) sees the complete public list and the message of the Status that closed it. */
+typedef struct client_list_kind {
+  pb_size_t ask;
+  dfnet_status_t (*fill)(dfnet_envelope_t *req, const void *args, dfnet_client_error_t *err);
+  pb_size_t answer;
+  size_t item_size;
+  bool (*copy)(client_arena_t *arena, const dfnet_envelope_t *env, void *item);
+  void (*end)(void *list, const char *message);
+} client_list_kind_t;
+
+/* Ask for the list `kind` with args (its fill's); on OK *out is the public list (each
+ * starts with {size_t count; T *items;}), which the caller frees with client__list_free
+ * (what the list's public *_free calls). Not on the client thread. INVALID_ARGUMENT (c or
+ * out NULL: "client and out are required"; what fill refuses), RESOURCE_EXHAUSTED,
+ * client__query's; on OK, err (may be NULL) as client__query leaves it. */
+dfnet_status_t client__list(dfnet_client_t *c, const client_list_kind_t *kind, const void *args,
+                            const dfnet_client_query_options_t *q, void **out,
+                            dfnet_client_error_t *err);
+
+/* Free a public list client__list made: its items, their strings. NULL: nothing. */
+void client__list_free(void *list);
 
 #endif /* DFNET_CLIENTS_LIB_CLIENT_INTERNAL_H */

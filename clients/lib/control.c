@@ -17,16 +17,9 @@
 
 /* ---- one unary request -------------------------------------------------------------- */
 
-/* A unary request whose answer is a Status. */
-static dfnet_status_t unary_item(void *ctx, const dfnet_envelope_t *env) {
-  (void)ctx;
-  (void)env;
-  return DFNET_STATUS_INTERNAL; /* anything but the Status */
-}
-
 /* Send req (freed here) and wait for its Status. */
 static dfnet_status_t unary(dfnet_client_t *c, dfnet_envelope_t *req, dfnet_client_error_t *err) {
-  dfnet_status_t st = client__query(c, req, false, 0, unary_item, NULL, err);
+  dfnet_status_t st = client__query(c, req, false, 0, client__no_item, NULL, err);
   free(req);
   return st;
 }
@@ -479,7 +472,7 @@ dfnet_status_t dfnet_client_driver_register(dfnet_client_t *c, const char *pkg_d
     snprintf(m->name, sizeof m->name, "%s", name);
     req->bulk.data = pkg.data + off;
     req->bulk.size = n;
-    st = client__query(c, req, false, 0, unary_item, NULL, err);
+    st = client__query(c, req, false, 0, client__no_item, NULL, err);
     off += n;
   } while (st == DFNET_STATUS_OK && off < pkg.size);
   free(req);

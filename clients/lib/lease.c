@@ -39,17 +39,6 @@ typedef struct lease_holder {
   client_arena_t arena;
 } lease_holder_t;
 
-/* A list (leases, audit entries): the public list first, its items malloc'd, their strings
- * in the arena. */
-typedef struct list_holder {
-  union {
-    dfnet_client_lease_list_t leases;
-    dfnet_client_lease_audit_list_t audit;
-  } pub;
-  client_arena_t arena;
-  size_t cap;
-} list_holder_t;
-
 void dfnet_client_lease_free(dfnet_client_lease_t *lease) {
   if (lease == NULL)
     return;
@@ -58,20 +47,10 @@ void dfnet_client_lease_free(dfnet_client_lease_t *lease) {
   free(h);
 }
 
-static void list_holder_free(list_holder_t *h) {
-  if (h == NULL)
-    return;
-  client__arena_free(&h->arena);
-  free(h->pub.leases.items); /* every list starts with {size_t count; T *items;} */
-  free(h);
-}
-
-void dfnet_client_lease_list_free(dfnet_client_lease_list_t *list) {
-  list_holder_free((list_holder_t *)list); /* pub is the first member */
-}
+void dfnet_client_lease_list_free(dfnet_client_lease_list_t *list) { client__list_free(list); }
 
 void dfnet_client_lease_audit_list_free(dfnet_client_lease_audit_list_t *list) {
-  list_holder_free((list_holder_t *)list);
+  client__list_free(list);
 }
 
 const char *dfnet_client_lease_priority_str(dfnet_client_lease_priority_t p) {
@@ -85,32 +64,16 @@ const char *dfnet_client_lease_priority_str(dfnet_client_lease_priority_t p) {
   }
 }
 
-/* n strings of the wire (each cap bytes apart) into the arena. NULL = out of memory. */
-static const char **strv_copy(client_arena_t *a, const char *first, size_t cap, size_t n,
-                              bool *ok) {
-  if (n == 0)
-    return NULL;
-  const char **v = client__arena_alloc(a, n * sizeof *v);
-  if (v == NULL) {
-    *ok = false;
-    return NULL;
-  }
-  for (size_t i = 0; i < n; i++)
-    if ((v[i] = client__arena_strdup(a, first + i * cap)) == NULL)
-      *ok = false;
-  return v;
-}
-
 /* A LeaseInfo into *l, its strings in the arena. false = out of memory. */
 static bool lease_copy(client_arena_t *a, const dfnet_v1_LeaseInfo *w, dfnet_client_lease_t *l) {
   bool ok = true;
   l->id = w->id;
   ok = (l->holder = client__arena_strdup(a, w->holder)) != NULL && ok;
   l->target_count = w->targets_count;
-  l->targets = strv_copy(a, w->targets[0], sizeof w->targets[0], w->targets_count, &ok);
+  l->targets = client__arena_strv(a, w->targets[0], sizeof w->targets[0], w->targets_count, &ok);
   l->node_count = w->node_count;
   l->node_list_count = w->nodes_count;
-  l->nodes = strv_copy(a, w->nodes[0], sizeof w->nodes[0], w->nodes_count, &ok);
+  l->nodes = client__arena_strv(a, w->nodes[0], sizeof w->nodes[0], w->nodes_count, &ok);
   l->acquired_ms = w->acquired_ms;
   l->expires_ms = w->expires_ms;
   l->ttl_ms = w->ttl_ms;
@@ -499,13 +462,6 @@ static dfnet_status_t lease_one_item(void *ctx, const dfnet_envelope_t *env) {
   return *h != NULL ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
 }
 
-/* A unary request whose answer is a Status. */
-static dfnet_status_t status_item(void *ctx, const dfnet_envelope_t *env) {
-  (void)ctx;
-  (void)env;
-  return DFNET_STATUS_INTERNAL;
-}
-
 dfnet_status_t dfnet_client_lease_renew(dfnet_client_t *c, uint64_t id, const char *token,
                                         uint32_t ttl_ms, dfnet_client_lease_t **out,
                                         dfnet_client_error_t *err) {
@@ -548,7 +504,7 @@ static dfnet_status_t release_request(dfnet_client_t *c, uint64_t id, const char
   snprintf(m->token, sizeof m->token, "%s", token);
   dfnet_status_t st = client__copy_field(m->reason, sizeof m->reason, reason, "the reason", err);
   if (st == DFNET_STATUS_OK)
-    st = client__query(c, req, false, 0, status_item, NULL, err);
+    st = client__query(c, req, false, 0, client__no_item, NULL, err);
   free(req);
   return st;
 }
@@ -572,52 +528,29 @@ dfnet_status_t dfnet_client_lease_release(dfnet_client_t *c, uint64_t id, const 
 
 /* ---- list, show, history ------------------------------------------------------------ */
 
-static dfnet_status_t lease_list_item(void *ctx, const dfnet_envelope_t *env) {
-  list_holder_t *h = ctx;
-  if (env->pb.which_msg != dfnet_v1_Envelope_lease_info_tag)
-    return DFNET_STATUS_INTERNAL;
-  dfnet_client_lease_t *l =
-      client__items_push((void **)&h->pub.leases.items, &h->pub.leases.count, &h->cap, sizeof *l);
-  if (l == NULL)
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  return lease_copy(&h->arena, &env->pb.msg.lease_info, l) ? DFNET_STATUS_OK
-                                                           : DFNET_STATUS_RESOURCE_EXHAUSTED;
+static dfnet_status_t leases_fill(dfnet_envelope_t *req, const void *target,
+                                  dfnet_client_error_t *err) {
+  dfnet_v1_ListLeases *m = &req->pb.msg.list_leases;
+  return client__copy_field(m->target, sizeof m->target, target, "target", err);
 }
 
-/* A ListLeases for target or id, its items through on_item into ctx. */
-static dfnet_status_t list_leases(dfnet_client_t *c, const char *target, uint64_t id,
-                                  const dfnet_client_query_options_t *q, client_item_fn on_item,
-                                  void *ctx, dfnet_client_error_t *err) {
-  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_list_leases_tag, err);
-  if (req == NULL)
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  dfnet_v1_ListLeases *m = &req->pb.msg.list_leases;
-  m->id = id;
-  dfnet_status_t st = client__copy_field(m->target, sizeof m->target, target, "target", err);
-  if (st == DFNET_STATUS_OK)
-    st = client__query(c, req, true, q ? q->deadline_ms : 0, on_item, ctx, err);
-  free(req);
-  return st;
+static bool leases_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+  return lease_copy(arena, &env->pb.msg.lease_info, item);
 }
+
+static const client_list_kind_t lease_list = {
+    .ask = dfnet_v1_Envelope_list_leases_tag,
+    .fill = leases_fill,
+    .answer = dfnet_v1_Envelope_lease_info_tag,
+    .item_size = sizeof(dfnet_client_lease_t),
+    .copy = leases_copy,
+};
 
 dfnet_status_t dfnet_client_list_leases(dfnet_client_t *c, const char *target,
                                         const dfnet_client_query_options_t *q,
                                         dfnet_client_lease_list_t **out,
                                         dfnet_client_error_t *err) {
-  client__error_ok(err);
-  if (c == NULL || out == NULL)
-    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client and out are required");
-  *out = NULL;
-  list_holder_t *h = calloc(1, sizeof *h);
-  if (h == NULL)
-    return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  dfnet_status_t st = list_leases(c, target, 0, q, lease_list_item, h, err);
-  if (st != DFNET_STATUS_OK) {
-    list_holder_free(h);
-    return st;
-  }
-  *out = &h->pub.leases;
-  return DFNET_STATUS_OK;
+  return client__list(c, &lease_list, target, q, (void **)out, err);
 }
 
 dfnet_status_t dfnet_client_lease_show(dfnet_client_t *c, uint64_t id,
@@ -628,8 +561,13 @@ dfnet_status_t dfnet_client_lease_show(dfnet_client_t *c, uint64_t id,
     return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT,
                         "client, a lease id and out are required");
   *out = NULL;
+  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_list_leases_tag, err);
+  if (req == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  req->pb.msg.list_leases.id = id;
   lease_holder_t *h = NULL;
-  dfnet_status_t st = list_leases(c, NULL, id, q, lease_one_item, &h, err);
+  dfnet_status_t st = client__query(c, req, true, q ? q->deadline_ms : 0, lease_one_item, &h, err);
+  free(req);
   if (st == DFNET_STATUS_OK && h == NULL)
     st = client__fail(err, DFNET_STATUS_NOT_FOUND, "no lease %" PRIu64, id);
   if (st != DFNET_STATUS_OK) {
@@ -641,62 +579,52 @@ dfnet_status_t dfnet_client_lease_show(dfnet_client_t *c, uint64_t id,
   return DFNET_STATUS_OK;
 }
 
-static dfnet_status_t audit_item(void *ctx, const dfnet_envelope_t *env) {
-  list_holder_t *h = ctx;
-  if (env->pb.which_msg != dfnet_v1_Envelope_lease_audit_entry_tag)
-    return DFNET_STATUS_INTERNAL;
+static dfnet_status_t history_fill(dfnet_envelope_t *req, const void *args,
+                                   dfnet_client_error_t *err) {
+  const dfnet_client_lease_history_query_t *hq = args;
+  if (hq->limit > HISTORY_LIMIT_MAX)
+    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "limit %u: at most %u", hq->limit,
+                        HISTORY_LIMIT_MAX);
+  dfnet_v1_LeaseHistory *m = &req->pb.msg.lease_history;
+  m->since_ms = hq->since_ms;
+  m->limit = hq->limit;
+  m->after_seq = hq->after_seq;
+  return client__copy_field(m->target, sizeof m->target, hq->target, "target", err);
+}
+
+static bool audit_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_LeaseAuditEntry *w = &env->pb.msg.lease_audit_entry;
-  dfnet_client_lease_audit_t *e =
-      client__items_push((void **)&h->pub.audit.items, &h->pub.audit.count, &h->cap, sizeof *e);
-  if (e == NULL)
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_client_lease_audit_t *e = item;
   e->seq = w->seq;
   e->time_ms = w->time_ms;
   e->lease_id = w->lease_id;
-  bool ok = (e->actor = client__arena_strdup(&h->arena, w->actor)) != NULL;
-  ok = (e->action = client__arena_strdup(&h->arena, w->action)) != NULL && ok;
-  ok = (e->targets = client__arena_strdup(&h->arena, w->targets)) != NULL && ok;
-  ok = (e->detail = client__arena_strdup(&h->arena, w->detail)) != NULL && ok;
-  return ok ? DFNET_STATUS_OK : DFNET_STATUS_RESOURCE_EXHAUSTED;
+  bool ok = (e->actor = client__arena_strdup(arena, w->actor)) != NULL;
+  ok = (e->action = client__arena_strdup(arena, w->action)) != NULL && ok;
+  ok = (e->targets = client__arena_strdup(arena, w->targets)) != NULL && ok;
+  ok = (e->detail = client__arena_strdup(arena, w->detail)) != NULL && ok;
+  return ok;
 }
+
+/* The manager closes a history the limit cut with "N entries, more". */
+static void audit_end(void *list, const char *message) {
+  dfnet_client_lease_audit_list_t *l = list;
+  l->more = strstr(message, "more") != NULL;
+}
+
+static const client_list_kind_t audit_list = {
+    .ask = dfnet_v1_Envelope_lease_history_tag,
+    .fill = history_fill,
+    .answer = dfnet_v1_Envelope_lease_audit_entry_tag,
+    .item_size = sizeof(dfnet_client_lease_audit_t),
+    .copy = audit_copy,
+    .end = audit_end,
+};
 
 dfnet_status_t dfnet_client_lease_history(dfnet_client_t *c,
                                           const dfnet_client_lease_history_query_t *hq,
                                           const dfnet_client_query_options_t *q,
                                           dfnet_client_lease_audit_list_t **out,
                                           dfnet_client_error_t *err) {
-  client__error_ok(err);
-  if (c == NULL || out == NULL)
-    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client and out are required");
-  *out = NULL;
   const dfnet_client_lease_history_query_t none = {0};
-  if (hq == NULL)
-    hq = &none;
-  if (hq->limit > HISTORY_LIMIT_MAX)
-    return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "limit %u: at most %u", hq->limit,
-                        HISTORY_LIMIT_MAX);
-  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_lease_history_tag, err);
-  list_holder_t *h = req != NULL ? calloc(1, sizeof *h) : NULL;
-  if (h == NULL) {
-    free(req);
-    return client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  }
-  dfnet_v1_LeaseHistory *m = &req->pb.msg.lease_history;
-  m->since_ms = hq->since_ms;
-  m->limit = hq->limit;
-  m->after_seq = hq->after_seq;
-  dfnet_client_error_t e = {.code = DFNET_STATUS_OK};
-  dfnet_status_t st = client__copy_field(m->target, sizeof m->target, hq->target, "target", &e);
-  if (st == DFNET_STATUS_OK)
-    st = client__query(c, req, true, q ? q->deadline_ms : 0, audit_item, h, &e);
-  free(req);
-  if (err != NULL)
-    *err = e;
-  if (st != DFNET_STATUS_OK) {
-    list_holder_free(h);
-    return st;
-  }
-  h->pub.audit.more = strstr(e.message, "more") != NULL; /* "N entries, more" */
-  *out = &h->pub.audit;
-  return DFNET_STATUS_OK;
+  return client__list(c, &audit_list, hq != NULL ? hq : &none, q, (void **)out, err);
 }

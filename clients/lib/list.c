@@ -1,7 +1,8 @@
-/* libdfnet-client: the six lists of the manager's client API — hosts, nodes, drivers,
- * composites, bind traces, driver hosts (proto/dfnet/v1/query.proto). Each is one list request (a
- * table entry: what asks, what answers, how an item is copied) run by list_request; items are
- * copied from the borrowed envelope into the result's arena on the client thread. */
+/* libdfnet-client: the lists of the manager's client API. One list request (client__list:
+ * a table entry says what asks, what answers, how an item is copied) serves them all: the
+ * six lists here — hosts, nodes, drivers, composites, bind traces, driver hosts
+ * (proto/dfnet/v1/query.proto) — and lease.c's. Items are copied from the borrowed
+ * envelope into the result's arena on the client thread. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,32 +11,9 @@
 
 /* ---- one list request --------------------------------------------------------------- */
 
-/* The arguments of the public list functions; each list's fill reads its own. */
-typedef struct list_ask {
-  const char *filter; /* nodes */
-  bool exact;         /* nodes */
-  bool verbose;       /* nodes, drivers, composites */
-  bool loaded;        /* drivers */
-  const char *node;   /* bind why */
-  const char *url;    /* bind why: the driver, NULL = every driver */
-  const char *host;   /* driver hosts: one host, NULL = every host */
-} list_ask_t;
-
-/* One list: the request's envelope member, filled from the arguments (fill: NULL when it
- * has none; INVALID_ARGUMENT with err set), and the member of each item, copied into a
- * zeroed public item of item_size bytes (copy: strings into the arena; false = out of
- * memory). */
-typedef struct list_kind {
-  pb_size_t ask;
-  dfnet_status_t (*fill)(dfnet_envelope_t *req, const list_ask_t *a, dfnet_client_error_t *err);
-  pb_size_t answer;
-  size_t item_size;
-  bool (*copy)(client_arena_t *arena, const dfnet_envelope_t *env, void *item);
-} list_kind_t;
-
 /* A list being received: an arena and a growing array of items. */
 typedef struct list_ctx {
-  const list_kind_t *kind;
+  const client_list_kind_t *kind;
   client_arena_t arena;
   void *items; /* malloc'd, grown by doubling */
   size_t count, cap;
@@ -50,6 +28,8 @@ typedef struct list_holder {
     dfnet_client_composite_list_t composites;
     dfnet_client_bind_trace_list_t traces;
     dfnet_client_driver_host_list_t driver_hosts;
+    dfnet_client_lease_list_t leases;
+    dfnet_client_lease_audit_list_t audit;
   } pub;
   client_arena_t arena;
   void *items;
@@ -81,7 +61,7 @@ static list_holder_t *holder_make(list_ctx_t *l) {
   return h;
 }
 
-static void holder_free(void *pub) {
+void client__list_free(void *pub) {
   if (pub == NULL)
     return;
   list_holder_t *h = pub; /* pub is the first member */
@@ -90,41 +70,53 @@ static void holder_free(void *pub) {
   free(h);
 }
 
-void dfnet_client_host_list_free(dfnet_client_host_list_t *l) { holder_free(l); }
-void dfnet_client_node_list_free(dfnet_client_node_list_t *l) { holder_free(l); }
-void dfnet_client_driver_list_free(dfnet_client_driver_list_t *l) { holder_free(l); }
-void dfnet_client_composite_list_free(dfnet_client_composite_list_t *l) { holder_free(l); }
-void dfnet_client_bind_trace_list_free(dfnet_client_bind_trace_list_t *l) { holder_free(l); }
-void dfnet_client_driver_host_list_free(dfnet_client_driver_host_list_t *l) { holder_free(l); }
+void dfnet_client_host_list_free(dfnet_client_host_list_t *l) { client__list_free(l); }
+void dfnet_client_node_list_free(dfnet_client_node_list_t *l) { client__list_free(l); }
+void dfnet_client_driver_list_free(dfnet_client_driver_list_t *l) { client__list_free(l); }
+void dfnet_client_composite_list_free(dfnet_client_composite_list_t *l) { client__list_free(l); }
+void dfnet_client_bind_trace_list_free(dfnet_client_bind_trace_list_t *l) { client__list_free(l); }
+void dfnet_client_driver_host_list_free(dfnet_client_driver_host_list_t *l) {
+  client__list_free(l);
+}
 
-/* Ask for the list `kind` with the arguments a; on OK *out is its holder (the public list
- * the caller frees with its *_free function). The public list functions' checks and
- * errors: INVALID_ARGUMENT (c or out NULL, an argument fill refuses), RESOURCE_EXHAUSTED,
- * client__query's. */
-static dfnet_status_t list_request(dfnet_client_t *c, const list_kind_t *kind, const list_ask_t *a,
-                                   const dfnet_client_query_options_t *q, void **out,
-                                   dfnet_client_error_t *err) {
+/* The query of client__list, its err in e (never NULL: end reads the closing message). */
+static dfnet_status_t list_query(dfnet_client_t *c, const client_list_kind_t *kind,
+                                 const void *args, const dfnet_client_query_options_t *q,
+                                 void **out, dfnet_client_error_t *e) {
+  dfnet_envelope_t *req = client__envelope_new(kind->ask, e);
+  if (req == NULL)
+    return DFNET_STATUS_RESOURCE_EXHAUSTED;
+  dfnet_status_t st = kind->fill != NULL ? kind->fill(req, args, e) : DFNET_STATUS_OK;
+  list_ctx_t l = {.kind = kind};
+  if (st == DFNET_STATUS_OK)
+    st = client__query(c, req, true, q ? q->deadline_ms : 0, list_item, &l, e);
+  free(req);
+  if (st == DFNET_STATUS_OK) {
+    list_holder_t *h = holder_make(&l);
+    if (h == NULL) {
+      st = client__fail(e, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+      if (kind->end != NULL)
+        kind->end(&h->pub, e->message);
+      *out = h;
+    }
+  }
+  client__arena_free(&l.arena);
+  free(l.items);
+  return st;
+}
+
+dfnet_status_t client__list(dfnet_client_t *c, const client_list_kind_t *kind, const void *args,
+                            const dfnet_client_query_options_t *q, void **out,
+                            dfnet_client_error_t *err) {
   client__error_ok(err);
   if (c == NULL || out == NULL)
     return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "client and out are required");
   *out = NULL;
-  dfnet_envelope_t *req = client__envelope_new(kind->ask, err);
-  if (req == NULL)
-    return DFNET_STATUS_RESOURCE_EXHAUSTED;
-  dfnet_status_t st = kind->fill != NULL ? kind->fill(req, a, err) : DFNET_STATUS_OK;
-  list_ctx_t l = {.kind = kind};
-  if (st == DFNET_STATUS_OK)
-    st = client__query(c, req, true, q ? q->deadline_ms : 0, list_item, &l, err);
-  free(req);
-  if (st == DFNET_STATUS_OK) {
-    list_holder_t *h = holder_make(&l);
-    if (h == NULL)
-      st = client__fail(err, DFNET_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    else
-      *out = h;
-  }
-  client__arena_free(&l.arena);
-  free(l.items);
+  dfnet_client_error_t e = {.code = DFNET_STATUS_OK};
+  dfnet_status_t st = list_query(c, kind, args, q, out, &e);
+  if (err != NULL)
+    *err = e;
   return st;
 }
 
@@ -133,22 +125,6 @@ static dfnet_status_t list_request(dfnet_client_t *c, const list_kind_t *kind, c
 static const char **strv(client_arena_t *a, size_t n) {
   return n ? client__arena_alloc(a, n * sizeof(const char *)) : NULL;
 }
-
-/* A repeated string field of the wire (n strings of `stride` bytes from base) into the
- * arena: *out (NULL when n is 0) and *count. false = out of memory. */
-static bool strv_keep(client_arena_t *a, const char *base, size_t stride, size_t n,
-                      const char ***out, size_t *count) {
-  *count = n;
-  *out = strv(a, n);
-  if (n > 0 && *out == NULL)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (((*out)[i] = client__arena_strdup(a, base + i * stride)) == NULL)
-      return false;
-  return true;
-}
-#define STRV_KEEP(a, field, out, count) \
-  strv_keep((a), (const char *)(field), sizeof(field)[0], field##_count, (out), (count))
 
 /* A property converted from the wire (strings borrowed) keeps its strings in the arena.
  * false = out of memory. */
@@ -177,6 +153,26 @@ static bool property_copy(client_arena_t *a, const dfnet_v1_NodeProperty *w,
       ok = false;                               \
   } while (0)
 
+/* In the copy functions: dst (count strings: count) = a copy of the repeated string field
+ * `field` of the wire in their `arena`; their `ok` = false when out of memory. */
+#define ARENA_STRV(dst, count, field)                                                           \
+  do {                                                                                          \
+    (count) = field##_count;                                                                    \
+    (dst) =                                                                                     \
+        client__arena_strv(arena, (const char *)(field), sizeof(field)[0], field##_count, &ok); \
+  } while (0)
+
+/* The arguments of the six public list functions; each list's fill reads its own. */
+typedef struct list_ask {
+  const char *filter; /* nodes */
+  bool exact;         /* nodes */
+  bool verbose;       /* nodes, drivers, composites */
+  bool loaded;        /* drivers */
+  const char *node;   /* bind why */
+  const char *url;    /* bind why: the driver, NULL = every driver */
+  const char *host;   /* driver hosts: one host, NULL = every host */
+} list_ask_t;
+
 /* ---- hosts -------------------------------------------------------------------------- */
 
 static bool host_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
@@ -200,18 +196,13 @@ static bool host_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *
   h->node_count = w->node_count;
   h->driver_host_count = w->driver_host_count;
   ARENA_STR(h->software_version, w->software_version);
-  h->lease_holder_count = w->lease_holders_count;
-  h->lease_holders = strv(arena, w->lease_holders_count);
-  if (w->lease_holders_count && h->lease_holders == NULL)
-    return false;
-  for (pb_size_t i = 0; i < w->lease_holders_count; i++)
-    ARENA_STR(h->lease_holders[i], w->lease_holders[i]);
+  ARENA_STRV(h->lease_holders, h->lease_holder_count, w->lease_holders);
   h->leased_nodes = w->leased_nodes;
   h->sandboxed = w->sandboxed;
   return ok;
 }
 
-static const list_kind_t host_list = {
+static const client_list_kind_t host_list = {
     .ask = dfnet_v1_Envelope_list_hosts_tag,
     .answer = dfnet_v1_Envelope_host_info_tag,
     .item_size = sizeof(dfnet_client_host_t),
@@ -220,7 +211,7 @@ static const list_kind_t host_list = {
 
 dfnet_status_t dfnet_client_list_hosts(dfnet_client_t *c, const dfnet_client_query_options_t *q,
                                        dfnet_client_host_list_t **out, dfnet_client_error_t *err) {
-  return list_request(c, &host_list, NULL, q, (void **)out, err);
+  return client__list(c, &host_list, NULL, q, (void **)out, err);
 }
 
 /* ---- nodes -------------------------------------------------------------------------- */
@@ -244,8 +235,9 @@ const char *dfnet_client_node_state_str(dfnet_client_node_state_t state) {
   }
 }
 
-static dfnet_status_t node_fill(dfnet_envelope_t *req, const list_ask_t *a,
+static dfnet_status_t node_fill(dfnet_envelope_t *req, const void *args,
                                 dfnet_client_error_t *err) {
+  const list_ask_t *a = args;
   dfnet_v1_ListNodes *m = &req->pb.msg.list_nodes;
   m->exact = a->exact;
   m->verbose = a->verbose;
@@ -302,20 +294,12 @@ static bool node_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *
     for (pb_size_t i = 0; i < w->properties_count; i++)
       ok = ok && property_copy(arena, &w->properties[i], &n->properties[i]);
   }
-  n->offer_count = w->offers_count;
-  n->offers = strv(arena, w->offers_count);
-  n->parent_count = w->parents_count;
-  n->parents = strv(arena, w->parents_count);
-  if ((w->offers_count && n->offers == NULL) || (w->parents_count && n->parents == NULL))
-    return false;
-  for (pb_size_t i = 0; i < w->offers_count; i++)
-    ARENA_STR(n->offers[i], w->offers[i]);
-  for (pb_size_t i = 0; i < w->parents_count; i++)
-    ARENA_STR(n->parents[i], w->parents[i]);
+  ARENA_STRV(n->offers, n->offer_count, w->offers);
+  ARENA_STRV(n->parents, n->parent_count, w->parents);
   return ok && offered_copy(arena, w, n);
 }
 
-static const list_kind_t node_list = {
+static const client_list_kind_t node_list = {
     .ask = dfnet_v1_Envelope_list_nodes_tag,
     .fill = node_fill,
     .answer = dfnet_v1_Envelope_node_info_tag,
@@ -327,13 +311,14 @@ dfnet_status_t dfnet_client_list_nodes(dfnet_client_t *c, const char *filter, bo
                                        bool verbose, const dfnet_client_query_options_t *q,
                                        dfnet_client_node_list_t **out, dfnet_client_error_t *err) {
   list_ask_t a = {.filter = filter, .exact = exact, .verbose = verbose};
-  return list_request(c, &node_list, &a, q, (void **)out, err);
+  return client__list(c, &node_list, &a, q, (void **)out, err);
 }
 
 /* ---- drivers ------------------------------------------------------------------------ */
 
-static dfnet_status_t driver_fill(dfnet_envelope_t *req, const list_ask_t *a,
+static dfnet_status_t driver_fill(dfnet_envelope_t *req, const void *args,
                                   dfnet_client_error_t *err) {
+  const list_ask_t *a = args;
   (void)err;
   req->pb.msg.list_drivers.loaded = a->loaded;
   req->pb.msg.list_drivers.verbose = a->verbose;
@@ -357,12 +342,12 @@ static bool driver_copy(client_arena_t *arena, const dfnet_envelope_t *env, void
   d->category_count = w->device_categories_count;
   d->categories = strv(arena, w->device_categories_count);
   d->subcategories = strv(arena, w->device_categories_count);
-  if ((d->category_count && (d->categories == NULL || d->subcategories == NULL)) ||
-      !STRV_KEEP(arena, w->devices, &d->devices, &d->device_list_count) ||
-      !STRV_KEEP(arena, w->dispatcher_opts, &d->dispatcher_opts, &d->dispatcher_opt_count) ||
-      !STRV_KEEP(arena, w->resources, &d->resources, &d->resource_count) ||
-      !STRV_KEEP(arena, w->rights, &d->rights, &d->right_count))
+  if (d->category_count && (d->categories == NULL || d->subcategories == NULL))
     return false;
+  ARENA_STRV(d->devices, d->device_list_count, w->devices);
+  ARENA_STRV(d->dispatcher_opts, d->dispatcher_opt_count, w->dispatcher_opts);
+  ARENA_STRV(d->resources, d->resource_count, w->resources);
+  ARENA_STRV(d->rights, d->right_count, w->rights);
   for (pb_size_t i = 0; i < w->device_categories_count; i++) {
     ARENA_STR(d->categories[i], w->device_categories[i].category);
     ARENA_STR(d->subcategories[i], w->device_categories[i].subcategory);
@@ -382,7 +367,7 @@ static bool driver_copy(client_arena_t *arena, const dfnet_envelope_t *env, void
   return ok;
 }
 
-static const list_kind_t driver_list = {
+static const client_list_kind_t driver_list = {
     .ask = dfnet_v1_Envelope_list_drivers_tag,
     .fill = driver_fill,
     .answer = dfnet_v1_Envelope_driver_info_tag,
@@ -395,7 +380,7 @@ dfnet_status_t dfnet_client_list_drivers(dfnet_client_t *c, bool loaded, bool ve
                                          dfnet_client_driver_list_t **out,
                                          dfnet_client_error_t *err) {
   list_ask_t a = {.loaded = loaded, .verbose = verbose};
-  return list_request(c, &driver_list, &a, q, (void **)out, err);
+  return client__list(c, &driver_list, &a, q, (void **)out, err);
 }
 
 /* ---- composites --------------------------------------------------------------------- */
@@ -448,8 +433,9 @@ static bool spec_parent_copy(client_arena_t *a, const dfnet_v1_ParentSpec *w,
   return true;
 }
 
-static dfnet_status_t composite_fill(dfnet_envelope_t *req, const list_ask_t *a,
+static dfnet_status_t composite_fill(dfnet_envelope_t *req, const void *args,
                                      dfnet_client_error_t *err) {
+  const list_ask_t *a = args;
   (void)err;
   req->pb.msg.list_composites.verbose = a->verbose;
   return DFNET_STATUS_OK;
@@ -481,7 +467,7 @@ static bool composite_copy(client_arena_t *arena, const dfnet_envelope_t *env, v
   return ok;
 }
 
-static const list_kind_t composite_list = {
+static const client_list_kind_t composite_list = {
     .ask = dfnet_v1_Envelope_list_composites_tag,
     .fill = composite_fill,
     .answer = dfnet_v1_Envelope_composite_info_tag,
@@ -494,13 +480,14 @@ dfnet_status_t dfnet_client_list_composites(dfnet_client_t *c, bool verbose,
                                             dfnet_client_composite_list_t **out,
                                             dfnet_client_error_t *err) {
   list_ask_t a = {.verbose = verbose};
-  return list_request(c, &composite_list, &a, q, (void **)out, err);
+  return client__list(c, &composite_list, &a, q, (void **)out, err);
 }
 
 /* ---- bind why ----------------------------------------------------------------------- */
 
-static dfnet_status_t trace_fill(dfnet_envelope_t *req, const list_ask_t *a,
+static dfnet_status_t trace_fill(dfnet_envelope_t *req, const void *args,
                                  dfnet_client_error_t *err) {
+  const list_ask_t *a = args;
   if (a->node == NULL || a->node[0] == '\0')
     return client__fail(err, DFNET_STATUS_INVALID_ARGUMENT, "a node moniker is required");
   dfnet_v1_BindWhy *m = &req->pb.msg.bind_why;
@@ -523,7 +510,7 @@ static bool trace_copy(client_arena_t *arena, const dfnet_envelope_t *env, void 
   return ok;
 }
 
-static const list_kind_t trace_list = {
+static const client_list_kind_t trace_list = {
     .ask = dfnet_v1_Envelope_bind_why_tag,
     .fill = trace_fill,
     .answer = dfnet_v1_Envelope_bind_trace_tag,
@@ -536,13 +523,14 @@ dfnet_status_t dfnet_client_bind_why(dfnet_client_t *c, const char *node, const 
                                      dfnet_client_bind_trace_list_t **out,
                                      dfnet_client_error_t *err) {
   list_ask_t a = {.node = node, .url = driver_url};
-  return list_request(c, &trace_list, &a, q, (void **)out, err);
+  return client__list(c, &trace_list, &a, q, (void **)out, err);
 }
 
 /* ---- driver hosts ------------------------------------------------------------------- */
 
-static dfnet_status_t driver_host_fill(dfnet_envelope_t *req, const list_ask_t *a,
+static dfnet_status_t driver_host_fill(dfnet_envelope_t *req, const void *args,
                                        dfnet_client_error_t *err) {
+  const list_ask_t *a = args;
   dfnet_v1_ListDriverHosts *m = &req->pb.msg.list_driver_hosts;
   return client__copy_field(m->host, sizeof m->host, a->host, "host", err);
 }
@@ -557,13 +545,14 @@ static bool driver_host_copy(client_arena_t *arena, const dfnet_envelope_t *env,
   h->rss_bytes = w->rss_bytes;
   h->uid = w->uid;
   h->sandboxed = w->sandboxed;
-  return ok && STRV_KEEP(arena, w->driver_urls, &h->driver_urls, &h->driver_count) &&
-         STRV_KEEP(arena, w->nodes, &h->nodes, &h->node_count) &&
-         STRV_KEEP(arena, w->resources, &h->resources, &h->resource_count) &&
-         STRV_KEEP(arena, w->rights, &h->rights, &h->right_count);
+  ARENA_STRV(h->driver_urls, h->driver_count, w->driver_urls);
+  ARENA_STRV(h->nodes, h->node_count, w->nodes);
+  ARENA_STRV(h->resources, h->resource_count, w->resources);
+  ARENA_STRV(h->rights, h->right_count, w->rights);
+  return ok;
 }
 
-static const list_kind_t driver_host_list = {
+static const client_list_kind_t driver_host_list = {
     .ask = dfnet_v1_Envelope_list_driver_hosts_tag,
     .fill = driver_host_fill,
     .answer = dfnet_v1_Envelope_driver_host_info_tag,
@@ -576,5 +565,5 @@ dfnet_status_t dfnet_client_list_driver_hosts(dfnet_client_t *c, const char *hos
                                               dfnet_client_driver_host_list_t **out,
                                               dfnet_client_error_t *err) {
   list_ask_t a = {.host = host};
-  return list_request(c, &driver_host_list, &a, q, (void **)out, err);
+  return client__list(c, &driver_host_list, &a, q, (void **)out, err);
 }

@@ -85,6 +85,12 @@ dfnet_status_t client__query(dfnet_client_t *c, dfnet_envelope_t *req, bool stre
   return st;
 }
 
+dfnet_status_t client__no_item(void *ctx, const dfnet_envelope_t *env) {
+  (void)ctx;
+  (void)env;
+  return DFNET_STATUS_INTERNAL; /* anything but the Status */
+}
+
 dfnet_envelope_t *client__envelope_new(pb_size_t which, dfnet_client_error_t *err) {
   dfnet_envelope_t *env = malloc(sizeof *env);
   if (env == NULL) {

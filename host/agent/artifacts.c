@@ -486,6 +486,15 @@ static dfnet_status_t check_artifact(const agent_t *a, size_t digest_len, uint64
   return DFNET_STATUS_OK;
 }
 
+/* payload decoded into req, the ArtifactCache request `name` of nanopb `fields`. */
+static dfnet_status_t request_decode(dfnet_bytes_t payload, const pb_msgdesc_t *fields, void *req,
+                                     const char *name, artifact_err_t *e) {
+  pb_istream_t is = pb_istream_from_buffer(payload.data, payload.size);
+  if (!pb_decode(&is, fields, req))
+    return fail(e, DFNET_STATUS_INVALID_ARGUMENT, "not an %s: %s", name, PB_GET_ERROR(&is));
+  return DFNET_STATUS_OK;
+}
+
 /* The complete artifact `hex`: true with its size when it is there (its mtime touched: it
  * was used). */
 static bool complete_size(const agent_t *a, const char *hex, uint64_t *size) {
@@ -502,11 +511,9 @@ static bool complete_size(const agent_t *a, const char *hex, uint64_t *size) {
 static dfnet_status_t artifact_stat(agent_t *a, dfnet_bytes_t payload, uint64_t *held,
                                     uint64_t *total, bool *complete, artifact_err_t *e) {
   dfnet_lab_ArtifactStatRequest req = dfnet_lab_ArtifactStatRequest_init_zero;
-  pb_istream_t is = pb_istream_from_buffer(payload.data, payload.size);
-  if (!pb_decode(&is, dfnet_lab_ArtifactStatRequest_fields, &req))
-    return fail(e, DFNET_STATUS_INVALID_ARGUMENT, "not an ArtifactStatRequest: %s",
-                PB_GET_ERROR(&is));
-  if (check_artifact(a, req.sha256.size, req.total_size, e) != DFNET_STATUS_OK)
+  if (request_decode(payload, dfnet_lab_ArtifactStatRequest_fields, &req, "ArtifactStatRequest",
+                     e) != DFNET_STATUS_OK ||
+      check_artifact(a, req.sha256.size, req.total_size, e) != DFNET_STATUS_OK)
     return e->code;
   char hex[DFNET_PACKAGE_DIGEST_HEX_SIZE], path[4400];
   dfnet_package_digest_hex(req.sha256.bytes, hex);
@@ -623,11 +630,9 @@ static dfnet_status_t artifact_put(agent_t *a, dfnet_bytes_t payload, uint64_t *
   dfnet_bytes_t data = {NULL, 0};
   req.data.funcs.decode = data_view;
   req.data.arg = &data;
-  pb_istream_t is = pb_istream_from_buffer(payload.data, payload.size);
-  if (!pb_decode(&is, dfnet_lab_ArtifactPutRequest_fields, &req))
-    return fail(e, DFNET_STATUS_INVALID_ARGUMENT, "not an ArtifactPutRequest: %s",
-                PB_GET_ERROR(&is));
-  if (check_artifact(a, req.sha256.size, req.total_size, e) != DFNET_STATUS_OK)
+  if (request_decode(payload, dfnet_lab_ArtifactPutRequest_fields, &req, "ArtifactPutRequest", e) !=
+          DFNET_STATUS_OK ||
+      check_artifact(a, req.sha256.size, req.total_size, e) != DFNET_STATUS_OK)
     return e->code;
   if (data.size == 0 || data.size > CHUNK_MAX)
     return fail(e, DFNET_STATUS_INVALID_ARGUMENT, "a chunk has 1 byte to 4 MiB, not %zu",

@@ -67,6 +67,25 @@ agent_op_t *agent__op_find(agent_t *a, uint64_t local_id) {
   return op;
 }
 
+/* The call op of (peer, id) in flight: peer a manager session, or AGENT_DH_KEY of a driver
+ * host; NULL when none. */
+static agent_op_t *peer_find(agent_t *a, uint64_t peer, uint64_t id) {
+  agent_op_t *op = NULL;
+  struct {
+    uint64_t session, id;
+  } key = {peer, id};
+  HASH_FIND(hh_peer, a->calls_by_peer, &key, sizeof key, op);
+  return op;
+}
+
+/* op is call (peer, id) in flight, found by peer_find until peer_forget. */
+static void peer_add(agent_t *a, agent_op_t *op, uint64_t peer, uint64_t id) {
+  op->peer_key.session = peer;
+  op->peer_key.id = id;
+  HASH_ADD(hh_peer, a->calls_by_peer, peer_key, sizeof op->peer_key, op);
+  op->in_peer_table = true;
+}
+
 static void peer_forget(agent_t *a, agent_op_t *op) {
   if (op->in_peer_table) {
     HASH_DELETE(hh_peer, a->calls_by_peer, op);
@@ -130,12 +149,7 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
     agent__reply_call_status(a, session, id, DFNET_STATUS_FAILED_PRECONDITION, msg);
     return;
   }
-  agent_op_t *dup = NULL;
-  struct {
-    uint64_t session, id;
-  } key = {session, id};
-  HASH_FIND(hh_peer, a->calls_by_peer, &key, sizeof key, dup);
-  if (dup != NULL) {
+  if (peer_find(a, session, id) != NULL) {
     DFNET_LOGW(CALL_SUBSYS, m->target, "call id %llu is already in flight: dropped",
                (unsigned long long)id);
     return;
@@ -147,10 +161,7 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
   }
   op->session = session;
   op->manager_id = id;
-  op->peer_key.session = session;
-  op->peer_key.id = id;
-  HASH_ADD(hh_peer, a->calls_by_peer, peer_key, sizeof op->peer_key, op);
-  op->in_peer_table = true;
+  peer_add(a, op, session, id);
 
   dfnet_envelope_t *fwd =
       dfnet_envelope_reuse(a->scratch, op->local_id, dfnet_v1_Envelope_call_tag);
@@ -169,11 +180,7 @@ void agent__handle_call(agent_t *a, dfnet_session_id_t session, const dfnet_enve
 
 void agent__handle_call_control(agent_t *a, dfnet_session_id_t session,
                                 const dfnet_envelope_t *env) {
-  agent_op_t *op = NULL;
-  struct {
-    uint64_t session, id;
-  } key = {session, env->pb.id};
-  HASH_FIND(hh_peer, a->calls_by_peer, &key, sizeof key, op);
+  agent_op_t *op = peer_find(a, session, env->pb.id);
   if (op == NULL) {
     DFNET_LOGD(CALL_SUBSYS, a->host_name, "%s for call %llu not in flight: dropped",
                dfnet_envelope_msg_name(env->pb.which_msg), (unsigned long long)env->pb.id);
@@ -356,10 +363,7 @@ static agent_op_t *driver_call_op(agent_t *a, uint64_t dh_id, uint64_t id, uint6
     return NULL;
   op->caller_dh = dh_id;
   op->caller_id = id;
-  op->peer_key.session = AGENT_DH_KEY(dh_id);
-  op->peer_key.id = id;
-  HASH_ADD(hh_peer, a->calls_by_peer, peer_key, sizeof op->peer_key, op);
-  op->in_peer_table = true;
+  peer_add(a, op, AGENT_DH_KEY(dh_id), id);
   return op;
 }
 
@@ -485,12 +489,7 @@ static void driver_call(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env)
            "the caller is not a node whose driver runs in this driver host");
     return;
   }
-  agent_op_t *dup = NULL;
-  struct {
-    uint64_t session, id;
-  } key = {AGENT_DH_KEY(dh_id), id};
-  HASH_FIND(hh_peer, a->calls_by_peer, &key, sizeof key, dup);
-  if (dup != NULL) {
+  if (peer_find(a, AGENT_DH_KEY(dh_id), id) != NULL) {
     DFNET_LOGW(CALL_SUBSYS, caller->moniker, "call id %llu is already in flight: dropped",
                (unsigned long long)id);
     return;
@@ -520,11 +519,7 @@ static void driver_call(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env)
 
 /* Cancel / StreamCredit from a driver host for a call its driver made. */
 static void driver_call_control(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env) {
-  agent_op_t *op = NULL;
-  struct {
-    uint64_t session, id;
-  } key = {AGENT_DH_KEY(dh_id), env->pb.id};
-  HASH_FIND(hh_peer, a->calls_by_peer, &key, sizeof key, op);
+  agent_op_t *op = peer_find(a, AGENT_DH_KEY(dh_id), env->pb.id);
   bool cancel = env->pb.which_msg == dfnet_v1_Envelope_cancel_tag;
   if (op == NULL) {
     DFNET_LOGD(CALL_SUBSYS, a->host_name, "driver host %llu: %s for call %llu not in flight",

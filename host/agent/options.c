@@ -245,46 +245,51 @@ static bool right_parse(const opt_spec_t *spec, const char *value, uint32_t *rig
   return false;
 }
 
+/* A string option's value checked for its kind (OPT_STRING, OPT_URL, OPT_LOG_LEVEL,
+ * OPT_LOG_FORMAT); false with err set when it is not one. */
+static bool string_check(const opt_spec_t *spec, const char *value, char *err, size_t err_size) {
+  char why[96];
+  dfnet_log_level_t level;
+  dfnet_log_format_t format;
+  switch (spec->kind) {
+  case OPT_URL:
+    if (url_valid(value, why, sizeof why))
+      return true;
+    snprintf(err, err_size, "%s %s: malformed manager URL: %s", spec->name, value, why);
+    return false;
+  case OPT_LOG_LEVEL:
+    if (dfnet_log_level_parse(value, &level) == 0)
+      return true;
+    snprintf(err, err_size, "%s %s: want error, warn, info or debug", spec->name, value);
+    return false;
+  case OPT_LOG_FORMAT:
+    if (dfnet_log_format_parse(value, &format) == 0)
+      return true;
+    snprintf(err, err_size, "%s %s: want text or json", spec->name, value);
+    return false;
+  default: /* OPT_STRING */
+    if (value[0] != '\0')
+      return true;
+    snprintf(err, err_size, "%s: empty value", spec->name);
+    return false;
+  }
+}
+
 static bool apply(const opt_spec_t *spec, const char *value, agent_options_t *o, char *err,
                   size_t err_size) {
   char *field = (char *)o + spec->offset;
-  char why[96];
   switch (spec->kind) {
   case OPT_FLAG:
     *(bool *)field = true;
     return true;
   case OPT_STRING:
-    if (value[0] == '\0') {
-      snprintf(err, err_size, "%s: empty value", spec->name);
-      return false;
-    }
-    *(const char **)field = value;
-    return true;
   case OPT_URL:
-    if (!url_valid(value, why, sizeof why)) {
-      snprintf(err, err_size, "%s %s: malformed manager URL: %s", spec->name, value, why);
+  case OPT_LOG_LEVEL:
+  case OPT_LOG_FORMAT: /* kept as given, once checked */
+    if (!string_check(spec, value, err, err_size))
       return false;
-    }
     *(const char **)field = value;
     return true;
-  case OPT_LOG_LEVEL: {
-    dfnet_log_level_t level;
-    if (dfnet_log_level_parse(value, &level) != 0) {
-      snprintf(err, err_size, "%s %s: want error, warn, info or debug", spec->name, value);
-      return false;
-    }
-    *(const char **)field = value;
-    return true;
-  }
-  case OPT_LOG_FORMAT: {
-    dfnet_log_format_t format;
-    if (dfnet_log_format_parse(value, &format) != 0) {
-      snprintf(err, err_size, "%s %s: want text or json", spec->name, value);
-      return false;
-    }
-    *(const char **)field = value;
-    return true;
-  }
   case OPT_LABEL:
     return label_parse(value, o, err, err_size);
   case OPT_ALLOW:

@@ -33,57 +33,23 @@
 
 /* ---- the id table (host->calls_mu) ----------------------------------------------------- */
 
-static unsigned bucket_of(uint64_t id) {
-  return (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 56) % DH_CALL_BUCKETS;
-}
-
 static bool table_insert(dh_host_t *host, struct dfnet_call *call) {
-  unsigned b = bucket_of(call->id);
   pthread_mutex_lock(&host->calls_mu);
-  for (struct dfnet_call *c = host->calls[b]; c != NULL; c = c->hnext) {
-    if (c->id == call->id) {
-      pthread_mutex_unlock(&host->calls_mu);
-      return false;
-    }
-  }
-  call->hnext = host->calls[b];
-  host->calls[b] = call;
-  call->in_table = true;
-  host->live_calls++;
+  bool fresh = dh_call_table_find_locked(&host->calls, call->id) == NULL;
+  if (fresh)
+    dh_call_table_link_locked(&host->calls, call);
   pthread_mutex_unlock(&host->calls_mu);
-  return true;
+  return fresh;
 }
 
 static struct dfnet_call *table_find_ref(dh_host_t *host, uint64_t id) {
-  struct dfnet_call *found = NULL;
-  pthread_mutex_lock(&host->calls_mu);
-  for (struct dfnet_call *c = host->calls[bucket_of(id)]; c != NULL; c = c->hnext) {
-    if (c->id == id) {
-      atomic_fetch_add(&c->refs, 1);
-      found = c;
-      break;
-    }
-  }
-  pthread_mutex_unlock(&host->calls_mu);
-  return found;
+  return dh_call_table_find_ref(&host->calls, &host->calls_mu, id);
 }
 
 /* Remove the call from the table (idempotent) and drop the table's reference. */
 static void table_remove(struct dfnet_call *call) {
   dh_host_t *host = call->driver->host;
-  bool removed = false;
-  pthread_mutex_lock(&host->calls_mu);
-  if (call->in_table) {
-    struct dfnet_call **pp = &host->calls[bucket_of(call->id)];
-    while (*pp != call)
-      pp = &(*pp)->hnext;
-    *pp = call->hnext;
-    call->in_table = false;
-    host->live_calls--;
-    removed = true;
-  }
-  pthread_mutex_unlock(&host->calls_mu);
-  if (removed)
+  if (dh_call_table_remove(&host->calls, &host->calls_mu, call))
     dh__call_unref(call);
 }
 
@@ -267,9 +233,9 @@ int dh__call_expire(dh_host_t *host) {
     pthread_mutex_lock(&host->calls_mu);
     /* 0 until stored below: a deadline added meanwhile wakes the link thread */
     host->next_expiry_ns = 0;
-    outcalls = host->live_outcalls > 0;
-    for (unsigned b = 0; host->live_calls > 0 && b < DH_CALL_BUCKETS; b++) {
-      for (struct dfnet_call *c = host->calls[b]; c != NULL; c = c->hnext) {
+    outcalls = host->outcalls.live > 0;
+    for (unsigned b = 0; host->calls.live > 0 && b < DH_ID_TABLE_BUCKETS; b++) {
+      for (struct dfnet_call *c = host->calls.buckets[b]; c != NULL; c = c->hnext) {
         if (c->deadline_ns == 0)
           continue;
         if (c->deadline_ns <= now && n < BATCH) {
@@ -469,11 +435,7 @@ dfnet_status_t dh__call_start_local(dfnet_driver_t *serving, uint64_t id,
   }
   link_to_driver_locked(serving, call);
   pthread_mutex_lock(&host->calls_mu);
-  unsigned b = bucket_of(call->id);
-  call->hnext = host->calls[b];
-  host->calls[b] = call;
-  call->in_table = true;
-  host->live_calls++;
+  dh_call_table_link_locked(&host->calls, call);
   if (call->deadline_ns != 0)
     dh__link_deadline_added_locked(host, call->deadline_ns);
   pthread_mutex_unlock(&host->calls_mu);

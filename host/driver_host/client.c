@@ -101,52 +101,22 @@ static void outcall_finish(dh_outcall_t *out) {
 
 /* ---- the id table of remote calls (host->calls_mu) ----------------------------------- */
 
-static unsigned bucket_of(uint64_t id) {
-  return (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 56) % DH_CALL_BUCKETS;
-}
-
 static void table_insert(dh_host_t *host, dh_outcall_t *out) {
-  unsigned b = bucket_of(out->id);
   atomic_fetch_add(&out->refs, 1);
   pthread_mutex_lock(&host->calls_mu);
-  out->hnext = host->outcalls[b];
-  host->outcalls[b] = out;
-  out->in_table = true;
-  host->live_outcalls++;
+  dh_outcall_table_link_locked(&host->outcalls, out);
   if (out->deadline_ns != 0)
     dh__link_deadline_added_locked(host, out->deadline_ns);
   pthread_mutex_unlock(&host->calls_mu);
 }
 
 static dh_outcall_t *table_find_ref(dh_host_t *host, uint64_t id) {
-  dh_outcall_t *found = NULL;
-  pthread_mutex_lock(&host->calls_mu);
-  for (dh_outcall_t *o = host->outcalls[bucket_of(id)]; o != NULL; o = o->hnext) {
-    if (o->id == id) {
-      atomic_fetch_add(&o->refs, 1);
-      found = o;
-      break;
-    }
-  }
-  pthread_mutex_unlock(&host->calls_mu);
-  return found;
+  return dh_outcall_table_find_ref(&host->outcalls, &host->calls_mu, id);
 }
 
 /* Remove from the table (idempotent) and drop the table's reference. */
 static void table_remove(dh_host_t *host, dh_outcall_t *out) {
-  bool removed = false;
-  pthread_mutex_lock(&host->calls_mu);
-  if (out->in_table) {
-    dh_outcall_t **pp = &host->outcalls[bucket_of(out->id)];
-    while (*pp != out)
-      pp = &(*pp)->hnext;
-    *pp = out->hnext;
-    out->in_table = false;
-    host->live_outcalls--;
-    removed = true;
-  }
-  pthread_mutex_unlock(&host->calls_mu);
-  if (removed)
+  if (dh_outcall_table_remove(&host->outcalls, &host->calls_mu, out))
     outcall_unref(out);
 }
 
@@ -622,8 +592,8 @@ static size_t collect(dh_host_t *host, pick_fn pick, uint64_t now, uint64_t *nex
                       dh_outcall_t **got, size_t cap) {
   size_t n = 0;
   pthread_mutex_lock(&host->calls_mu);
-  for (unsigned b = 0; host->live_outcalls > 0 && b < DH_CALL_BUCKETS; b++) {
-    for (dh_outcall_t *o = host->outcalls[b]; o != NULL; o = o->hnext) {
+  for (unsigned b = 0; host->outcalls.live > 0 && b < DH_ID_TABLE_BUCKETS; b++) {
+    for (dh_outcall_t *o = host->outcalls.buckets[b]; o != NULL; o = o->hnext) {
       if (n < cap && pick(o, now, next)) {
         atomic_fetch_add(&o->refs, 1);
         got[n++] = o;

@@ -261,18 +261,13 @@ static void start_returned_error(dfnet_driver_t *drv, dfnet_status_t st) {
   DFNET_LOGW(DRV_SUBSYS, drv->moniker, "%s", msg);
   dh_waiter_t *w = dh__driver_waiter_new(drv->start_id, st, msg);
   pthread_mutex_lock(&drv->mu);
-  bool decided = dh__driver_start_decide_locked(drv, st);
-  if (decided && w != NULL) {
-    w->next = drv->stop_waiters;
-    drv->stop_waiters = w;
-    w = NULL;
-    decided = false;
-  }
+  bool decided = dh__driver_start_decide_deferred_locked(drv, st, w);
   drv->state = DH_DRIVER_STOPPING;
   pthread_mutex_unlock(&drv->mu);
-  free(w);
+  if (!decided)
+    free(w);
   dh__call_end_all(drv, DFNET_STATUS_UNAVAILABLE, "driver failed to start");
-  if (decided) /* no memory for the waiter: answered now rather than never */
+  if (decided && w == NULL) /* no memory for the waiter: answered now rather than never */
     dh__link_send_status(drv->host, drv->start_id, st, msg);
   dh__dispatcher_post(&drv->dispatcher, 0, task_final, NULL, drv, true);
 }
@@ -510,18 +505,13 @@ void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id) {
     w->next = drv->stop_waiters;
     drv->stop_waiters = w;
   }
-  bool cancel_now = drv->started && drv->start_async &&
-                    dh__driver_start_decide_locked(drv, DFNET_STATUS_CANCELLED);
-  if (cancel_now && start_w != NULL) {
-    start_w->next = drv->stop_waiters;
-    drv->stop_waiters = start_w;
-    start_w = NULL;
-    cancel_now = false;
-  }
+  bool cancelled = drv->started && drv->start_async &&
+                   dh__driver_start_decide_deferred_locked(drv, DFNET_STATUS_CANCELLED, start_w);
   drv->state = DH_DRIVER_STOPPING;
   pthread_mutex_unlock(&drv->mu);
-  free(start_w);
-  if (cancel_now) /* no memory for the waiter: answered now rather than never */
+  if (!cancelled)
+    free(start_w);
+  if (cancelled && start_w == NULL) /* no memory for the waiter: answered now rather than never */
     dh__link_send_status(drv->host, drv->start_id, DFNET_STATUS_CANCELLED,
                          "the driver was stopped before its start completed");
   if (was == DH_DRIVER_STOPPING)

@@ -51,19 +51,26 @@ bool dh__driver_start_decide_locked(dfnet_driver_t *drv, dfnet_status_t code) {
   return true;
 }
 
-bool dh__driver_start_fail(dfnet_driver_t *drv, dfnet_status_t code, const char *message) {
-  dh_waiter_t *w = dh__driver_waiter_new(drv->start_id, code, message);
-  pthread_mutex_lock(&drv->mu);
-  if (!dh__driver_start_decide_locked(drv, code)) {
-    pthread_mutex_unlock(&drv->mu);
-    free(w);
+bool dh__driver_start_decide_deferred_locked(dfnet_driver_t *drv, dfnet_status_t code,
+                                             dh_waiter_t *w) {
+  if (!dh__driver_start_decide_locked(drv, code))
     return false;
-  }
   if (w != NULL) {
     w->next = drv->stop_waiters;
     drv->stop_waiters = w;
   }
+  return true;
+}
+
+bool dh__driver_start_fail(dfnet_driver_t *drv, dfnet_status_t code, const char *message) {
+  dh_waiter_t *w = dh__driver_waiter_new(drv->start_id, code, message);
+  pthread_mutex_lock(&drv->mu);
+  bool decided = dh__driver_start_decide_deferred_locked(drv, code, w);
   pthread_mutex_unlock(&drv->mu);
+  if (!decided) {
+    free(w);
+    return false;
+  }
   DFNET_LOGW(LC_SUBSYS, drv->moniker, "%s; stopping the driver, then answering %s", message,
              dfnet_status_str(code));
   if (w == NULL) /* no memory for the waiter: answered now rather than never */

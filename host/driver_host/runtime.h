@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "dfnet/driver.h"
+#include "host/driver_host/id_table.h"
 #include "lib/envelope.h"
 #include "lib/resource.h"
 
@@ -266,6 +267,14 @@ dh_waiter_t *dh__driver_waiter_new(uint64_t id, dfnet_status_t code, const char 
  * Returns false when it was decided before (the caller then sends nothing). */
 bool dh__driver_start_decide_locked(dfnet_driver_t *drv, dfnet_status_t code);
 
+/* Decide the start's outcome `code` (dh__driver_start_decide_locked), its answer kept until
+ * the driver has stopped: w (the DriverStart's waiter from dh__driver_waiter_new; NULL when
+ * out of memory) joins the stop waiters. drv->mu held. Returns false when the outcome was
+ * decided before: w stays the caller's (to free). True: w is the driver's; when w is NULL
+ * the caller answers the DriverStart itself once unlocked, rather than never. */
+bool dh__driver_start_decide_deferred_locked(dfnet_driver_t *drv, dfnet_status_t code,
+                                             dh_waiter_t *w);
+
 /* The start failed after `start` returned OK (or while it runs): decide it `code`, stop the
  * driver (prepare_stop, drain, stop) and answer the DriverStart with code and message once
  * it has stopped. Any thread. Returns false when the start was decided before. */
@@ -432,6 +441,10 @@ typedef struct dh_outcall {
   struct dh_done *pending_done; /* its on_done, when the caller's dispatcher refused it */
 } dh_outcall_t;
 
+/* The id tables of dh_host (id_table.h): calls served for the link, calls made on it. */
+DH_ID_TABLE(dh_call_table, struct dfnet_call)
+DH_ID_TABLE(dh_outcall_table, dh_outcall_t)
+
 struct dfnet_driver_client {
   struct dfnet_driver_client *next; /* driver->clients (driver->mu) */
   dfnet_driver_t *driver;           /* the calling driver */
@@ -473,7 +486,6 @@ void dh__client_release_driver(dfnet_driver_t *drv);
 
 /* ---- the host and its link -------------------------------------------------------- */
 
-#define DH_CALL_BUCKETS 256u
 /* The ids of the requests this driver host sends have this bit (see "Ids" above). */
 #define DH_OWN_ID_BIT (1ull << 63)
 #define DH_OWN_ID_BASE (DH_OWN_ID_BIT | 1u)
@@ -526,12 +538,10 @@ typedef struct dh_host {
   _Atomic uint64_t deferred_since_ns; /* out holds deferred frames since then; 0: none */
   atomic_bool link_asleep;            /* the link thread waits in poll() with no timeout for them */
 
-  pthread_mutex_t calls_mu; /* calls, outcalls, next_expiry_ns, pending children, reap */
-  struct dfnet_call *calls[DH_CALL_BUCKETS];
-  size_t live_calls;
-  dh_outcall_t *outcalls[DH_CALL_BUCKETS]; /* our calls on the link, by id */
-  size_t live_outcalls;
-  uint64_t next_expiry_ns; /* the deadline the link thread wakes for (0: none) */
+  pthread_mutex_t calls_mu;    /* calls, outcalls, next_expiry_ns, pending children, reap */
+  dh_call_table_t calls;       /* the calls served for the link, by id */
+  dh_outcall_table_t outcalls; /* our calls on the link, by id */
+  uint64_t next_expiry_ns;     /* the deadline the link thread wakes for (0: none) */
   dh_pending_child_t *pending_children;
   dh_reap_t *reap;
   _Atomic uint64_t next_id; /* ids of requests this side sends (DH_OWN_ID_BASE ...) */
