@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
 #include "clients/lib/client_internal.h"
 
 #define BLOCK_MIN 16384u
@@ -73,14 +74,10 @@ void client__arena_free(client_arena_t *a) {
 }
 
 void *client__items_push(void **items, size_t *count, size_t *cap, size_t size) {
-  if (*count == *cap) {
-    size_t n = *cap ? *cap * 2 : 16;
-    void *p = realloc(*items, n * size);
-    if (p == NULL)
-      return NULL;
-    *items = p;
-    *cap = n;
-  }
+  void *p = dfnet_array_grow(*items, *count, cap, size, 16);
+  if (p == NULL)
+    return NULL;
+  *items = p;
   void *item = (char *)*items + *count * size;
   memset(item, 0, size);
   (*count)++;

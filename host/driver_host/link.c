@@ -34,6 +34,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "lib/array.h"
 #include "host/driver_host/runtime.h"
 #include "lib/frame.h"
 #include "lib/log.h"
@@ -357,17 +358,14 @@ static void fifo_push(fd_fifo_t *q, int fd) {
     memmove(q->fds, q->fds + q->head, q->count * sizeof *q->fds);
     q->head = 0;
   }
-  if (q->head + q->count == q->cap) {
-    size_t cap = q->cap ? 2 * q->cap : DH_READ_FDS_MAX;
-    int *grown = realloc(q->fds, cap * sizeof *grown);
-    if (grown == NULL) {
-      DFNET_LOGE(LINK_SUBSYS, NULL, "out of memory keeping a descriptor of the link: closed");
-      close(fd);
-      return;
-    }
-    q->fds = grown;
-    q->cap = cap;
+  int *grown =
+      dfnet_array_grow(q->fds, q->head + q->count, &q->cap, sizeof *grown, DH_READ_FDS_MAX);
+  if (grown == NULL) {
+    DFNET_LOGE(LINK_SUBSYS, NULL, "out of memory keeping a descriptor of the link: closed");
+    close(fd);
+    return;
   }
+  q->fds = grown;
   q->fds[q->head + q->count++] = fd;
 }
 

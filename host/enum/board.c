@@ -75,6 +75,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/array.h"
 #include "bind/fuchsia_platform.h"
 #include "dfnet/bind_keys.h"
 #include "host/enum/enum.h"
@@ -108,16 +109,13 @@ board_error(board_priv_t *priv, const char *json_path, const char *fmt, ...) {
   }
   snprintf(line, len, "%s: %s: %s", priv->file, json_path, problem);
   DFNET_LOGE(BOARD_LOG, NULL, "%s", line);
-  if (priv->error_count == priv->error_cap) {
-    size_t cap = priv->error_cap ? priv->error_cap * 2 : 8;
-    char **grown = realloc(priv->errors, cap * sizeof(*grown));
-    if (grown == NULL) {
-      free(line);
-      return;
-    }
-    priv->errors = grown;
-    priv->error_cap = cap;
+  char **grown =
+      dfnet_array_grow(priv->errors, priv->error_count, &priv->error_cap, sizeof *grown, 8);
+  if (grown == NULL) {
+    free(line);
+    return;
   }
+  priv->errors = grown;
   priv->errors[priv->error_count++] = line;
 }
 

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lib/array.h"
 #include "bind/fuchsia_pci.h"
 #include "dfnet/bind_keys.h"
 #include "host/enum/enum.h"
@@ -182,16 +183,12 @@ static dfnet_status_t list_functions(const char *dir, char ***out, size_t *count
     if (!parse_address(ent->d_name, &a)) {
       continue;
     }
-    if (n == cap) {
-      size_t ncap = cap ? cap * 2 : 32;
-      char **grown = realloc(names, ncap * sizeof(*names));
-      if (grown == NULL) {
-        status = DFNET_STATUS_RESOURCE_EXHAUSTED;
-        break;
-      }
-      names = grown;
-      cap = ncap;
+    char **grown = dfnet_array_grow(names, n, &cap, sizeof *names, 32);
+    if (grown == NULL) {
+      status = DFNET_STATUS_RESOURCE_EXHAUSTED;
+      break;
     }
+    names = grown;
     names[n] = strdup(ent->d_name);
     if (names[n] == NULL) {
       status = DFNET_STATUS_RESOURCE_EXHAUSTED;

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
 #include "bind/fuchsia_usb.h"
 #include "dfnet/bind_keys.h"
 #include "host/enum/enum.h"
@@ -183,16 +184,13 @@ static void device_arrived(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev
     DFNET_LOGW(USB_LOG, dev_name, "no device descriptor (%s); not published", libusb_error_name(r));
     return;
   }
-  if (priv->published_count == priv->published_cap) {
-    size_t cap = priv->published_cap ? priv->published_cap * 2 : 16;
-    usb_published_t *grown = realloc(priv->published, cap * sizeof(*grown));
-    if (grown == NULL) {
-      DFNET_LOGE(USB_LOG, dev_name, "out of memory; device not published");
-      return;
-    }
-    priv->published = grown;
-    priv->published_cap = cap;
+  usb_published_t *grown = dfnet_array_grow(priv->published, priv->published_count,
+                                            &priv->published_cap, sizeof *grown, 16);
+  if (grown == NULL) {
+    DFNET_LOGE(USB_LOG, dev_name, "out of memory; device not published");
+    return;
   }
+  priv->published = grown;
   int ports = port_path(dev, path, sizeof(path));
   if (ports == 0) {
     snprintf(sysfs_name, sizeof(sysfs_name), "usb%u", bus);
