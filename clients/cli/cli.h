@@ -150,6 +150,24 @@ typedef struct cli_command_ops {
   void (*release)(cli_run_t *run);
 } cli_command_ops_t;
 
+/* The results of the listings, which a request leaves first in its ctx (a pointer it sets;
+ * NULL: nothing): X(name, type, the client's function that frees it). Each has a release
+ * hook, cli__release_<name> (run.c), that frees it, so a listing needs none of its own. */
+#define CLI_RESULTS(X)                                                                             \
+  X(hosts, dfnet_client_host_list_t, dfnet_client_host_list_free)                                  \
+  X(nodes, dfnet_client_node_list_t, dfnet_client_node_list_free)                                  \
+  X(drivers, dfnet_client_driver_list_t, dfnet_client_driver_list_free)                            \
+  X(driver_hosts, dfnet_client_driver_host_list_t, dfnet_client_driver_host_list_free)             \
+  X(driver_control, dfnet_client_driver_control_result_t, dfnet_client_driver_control_result_free) \
+  X(composites, dfnet_client_composite_list_t, dfnet_client_composite_list_free)                   \
+  X(bind_traces, dfnet_client_bind_trace_list_t, dfnet_client_bind_trace_list_free)                \
+  X(leases, dfnet_client_lease_list_t, dfnet_client_lease_list_free)                               \
+  X(lease, dfnet_client_lease_t, dfnet_client_lease_free)
+/* void cli__release_hosts(cli_run_t *run); and so on: release hooks. */
+#define CLI_RESULT_RELEASE_DECLARE(name, type, free_fn) void cli__release_##name(cli_run_t *run);
+CLI_RESULTS(CLI_RESULT_RELEASE_DECLARE)
+#undef CLI_RESULT_RELEASE_DECLARE
+
 /* The option table of a command whose only option is --json (cli__run resets it). */
 extern const cli_option_t cli_json_options[];
 
@@ -174,21 +192,34 @@ void cli__stop_default(void);
 /* ---- waiting for a stream (signals.c) ----
  * A command that starts a server stream and waits for its end: a cli_stream_wait_t first
  * in the command's ctx (so the call's `user` serves its item callback and
- * cli__stream_wait_done alike); open it in prepare, pass cli__stream_wait_done as the
- * call's done callback, cli__stream_wait in request, close it in release. */
+ * cli__stream_wait_done alike); open it in prepare, start and wait with cli__stream_run in
+ * request (or pass cli__stream_wait_done as the call's done callback and cli__stream_wait),
+ * close it in release. */
 typedef struct cli_stream_wait {
   int pipe[2];           /* written when the stream ends, or by a signal */
   dfnet_status_t status; /* how it ended (OK when a signal stopped it) */
   char message[512];
+  bool ended; /* the stream ended (set before the pipe is written) */
 } cli_stream_wait_t;
 /* CLI_EXIT_OK, or the failure printed. */
 int cli__stream_wait_open(cli_stream_wait_t *w);
 /* The call's done callback (client thread): keeps the status and message, wakes the wait. */
 void cli__stream_wait_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st,
                            const char *msg);
+/* The same for any end (a watch's): status st, message msg (NULL: ""), ended; then one byte
+ * 'e' to w->pipe[1]. Client thread. */
+void cli__stream_wait_end(cli_stream_wait_t *w, dfnet_status_t st, const char *msg);
 /* Block until the stream ends or SIGINT/SIGTERM/SIGHUP; on a signal, cancel call `id` and
  * return true. Main thread. */
 bool cli__stream_wait(cli_stream_wait_t *w, dfnet_client_t *c, dfnet_client_call_id_t id);
+/* Start the server stream `method` on target with request req[len) (credit 32), whose items go
+ * to on_item with w as user (so w is first in the command's ctx) and whose end wakes w, then
+ * wait as cli__stream_wait. Returns the start's status: not OK, nothing started (the caller
+ * says what could not be done); OK, the stream ended or a signal cancelled it (w->status,
+ * w->message say how it ended). Main thread. */
+dfnet_status_t cli__stream_run(cli_stream_wait_t *w, dfnet_client_t *c, const char *target,
+                               const char *method, const void *req, size_t len,
+                               dfnet_client_message_fn on_item);
 /* Close the pipe (and stop the signal's writes to it). */
 void cli__stream_wait_close(cli_stream_wait_t *w);
 
@@ -220,6 +251,9 @@ int cli__json_print(cJSON *doc);
 /* A JSON string, or null when s is NULL or "" (the client's empty fields). New item, owned by
  * the caller (or the object it is added to); NULL when out of memory. */
 cJSON *cli__json_string_or_null(const char *s);
+/* A moment (Unix ms) as cli__time_str prints it, as a JSON string; null for 0 (never). New
+ * item, owned by the caller (or the object it is added to); NULL when out of memory. */
+cJSON *cli__json_time(uint64_t epoch_ms);
 /* A JSON array of the n strings v[0..n) (copied). New item, owned by the caller (or the
  * object it is added to); NULL when out of memory. */
 cJSON *cli__json_strings(const char *const *v, size_t n);

@@ -74,38 +74,40 @@ static int board_add_prepare(cli_run_t *run) {
   return rc;
 }
 
+/* One parent of a board's spec: the child that offers protocol's service (its
+ * "<protocol>.DriverTransport" offer), of the device named dfnet.lab.PART = part; the
+ * composite sees it as dfnet.lab.ROLE = role. spec points into p. */
+typedef struct board_parent {
+  char offer_name[64];
+  dfnet_client_property_t offer, part, role;
+  dfnet_client_bind_rule_t rules[2];
+} board_parent_t;
+
+static void board_parent(board_parent_t *p, const char *protocol, const char *part,
+                         const char *role, dfnet_client_parent_spec_t *spec) {
+  snprintf(p->offer_name, sizeof p->offer_name, "%s.DriverTransport", protocol);
+  p->offer =
+      (dfnet_client_property_t){.type = DFNET_CLIENT_VALUE_STRING, .str_value = p->offer_name};
+  p->part = (dfnet_client_property_t){.type = DFNET_CLIENT_VALUE_STRING, .str_value = part};
+  p->role = (dfnet_client_property_t){
+      .str_key = "dfnet.lab.ROLE", .type = DFNET_CLIENT_VALUE_STRING, .str_value = role};
+  p->rules[0] = (dfnet_client_bind_rule_t){
+      .str_key = protocol, .condition = DFNET_CLIENT_ACCEPT, .value_count = 1, .values = &p->offer};
+  p->rules[1] = (dfnet_client_bind_rule_t){.str_key = "dfnet.lab.PART",
+                                           .condition = DFNET_CLIENT_ACCEPT,
+                                           .value_count = 1,
+                                           .values = &p->part};
+  *spec = (dfnet_client_parent_spec_t){
+      .rule_count = 2, .rules = p->rules, .property_count = 1, .properties = &p->role};
+}
+
 static int board_add_request(cli_run_t *run) {
   const board_add_t *s = run->ctx;
   /* each parent: the child that offers the service, of that very device */
-  dfnet_client_property_t power_offer = {.type = DFNET_CLIENT_VALUE_STRING,
-                                         .str_value = "dfnet.hw.power.Power.DriverTransport"};
-  dfnet_client_property_t serial_offer = {.type = DFNET_CLIENT_VALUE_STRING,
-                                          .str_value = "dfnet.hw.serial.Serial.DriverTransport"};
-  dfnet_client_property_t power_part = {.type = DFNET_CLIENT_VALUE_STRING, .str_value = s->power};
-  dfnet_client_property_t console_part = {.type = DFNET_CLIENT_VALUE_STRING,
-                                          .str_value = s->console};
-  const dfnet_client_bind_rule_t power_rules[] = {{.str_key = "dfnet.hw.power.Power",
-                                                   .condition = DFNET_CLIENT_ACCEPT,
-                                                   .value_count = 1,
-                                                   .values = &power_offer},
-                                                  {.str_key = "dfnet.lab.PART",
-                                                   .condition = DFNET_CLIENT_ACCEPT,
-                                                   .value_count = 1,
-                                                   .values = &power_part}};
-  const dfnet_client_bind_rule_t console_rules[] = {{.str_key = "dfnet.hw.serial.Serial",
-                                                     .condition = DFNET_CLIENT_ACCEPT,
-                                                     .value_count = 1,
-                                                     .values = &serial_offer},
-                                                    {.str_key = "dfnet.lab.PART",
-                                                     .condition = DFNET_CLIENT_ACCEPT,
-                                                     .value_count = 1,
-                                                     .values = &console_part}};
-  const dfnet_client_property_t roles[] = {
-      {.str_key = "dfnet.lab.ROLE", .type = DFNET_CLIENT_VALUE_STRING, .str_value = "power"},
-      {.str_key = "dfnet.lab.ROLE", .type = DFNET_CLIENT_VALUE_STRING, .str_value = "console"}};
-  const dfnet_client_parent_spec_t parents[] = {
-      {.rule_count = 2, .rules = power_rules, .property_count = 1, .properties = &roles[0]},
-      {.rule_count = 2, .rules = console_rules, .property_count = 1, .properties = &roles[1]}};
+  board_parent_t power, console;
+  dfnet_client_parent_spec_t parents[2];
+  board_parent(&power, "dfnet.hw.power.Power", s->power, "power", &parents[0]);
+  board_parent(&console, "dfnet.hw.serial.Serial", s->console, "console", &parents[1]);
   dfnet_client_error_t err;
   return cli__status(dfnet_client_add_composite_node_spec(run->client, s->name, parents, 2, &err),
                      &err);
@@ -232,14 +234,9 @@ static int board_list_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void board_list_release(cli_run_t *run) {
-  board_list_t *s = run->ctx;
-  dfnet_client_node_list_free(s->nodes);
-}
-
 int cmd_board_list(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, board_list_request, board_list_json, board_list_print,
-                                        board_list_release};
+                                        cli__release_nodes};
   board_list_t s = {0};
   bool json = false;
   const cli_option_t opts[] = {CLI_OPT_JSON(&json), CLI_OPT_END};
@@ -253,9 +250,8 @@ int cmd_board_list(int argc, char **argv) {
 /* ---- board show ---------------------------------------------------------------------- */
 
 typedef struct board_show {
+  cli_unary_t call; /* first: its reply, freed by cli__unary_release */
   char moniker[400];
-  uint8_t *reply;
-  size_t reply_len;
 } board_show_t;
 
 static int board_show_request(cli_run_t *run) {
@@ -266,9 +262,9 @@ static int board_show_request(cli_run_t *run) {
   cli_pb_t pb;
   cli__pb_reset(&pb);
   dfnet_client_error_t err;
-  return cli__status(
-      cli__pb_call(run->client, s->moniker, M_STATE, &pb, 30000, &s->reply, &s->reply_len, &err),
-      &err);
+  return cli__status(cli__pb_call(run->client, s->moniker, M_STATE, &pb, 30000, &s->call.reply,
+                                  &s->call.reply_len, &err),
+                     &err);
 }
 
 /* BoardState: power (1), power_error (2), last_line (3), console_error (4). */
@@ -276,7 +272,7 @@ static void state_field(const board_show_t *s, uint32_t field, char *out, size_t
   const uint8_t *d = NULL;
   size_t n = 0;
   out[0] = '\0';
-  if (cli__pb_find_bytes(s->reply, s->reply_len, field, &d, &n) > 0)
+  if (cli__pb_find_bytes(s->call.reply, s->call.reply_len, field, &d, &n) > 0)
     snprintf(out, cap, "%.*s", (int)n, (const char *)d);
 }
 
@@ -285,7 +281,7 @@ static int board_show_print(cli_run_t *run) {
   static const char *const states[] = {"unknown", "on", "off"};
   uint64_t power = 0;
   char power_error[300], last[300], console_error[300];
-  (void)cli__pb_find_varint(s->reply, s->reply_len, 1, &power);
+  (void)cli__pb_find_varint(s->call.reply, s->call.reply_len, 1, &power);
   state_field(s, 2, power_error, sizeof power_error);
   state_field(s, 3, last, sizeof last);
   state_field(s, 4, console_error, sizeof console_error);
@@ -297,14 +293,9 @@ static int board_show_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void board_show_release(cli_run_t *run) {
-  board_show_t *s = run->ctx;
-  free(s->reply);
-}
-
 int cmd_board_show(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, board_show_request, NULL, board_show_print,
-                                        board_show_release};
+                                        cli__unary_release};
   board_show_t s = {0};
   const cli_syntax_t syn = {
       .usage = "board show NAME",
@@ -361,13 +352,10 @@ static int cycle_request(cli_run_t *run) {
   cli__pb_varint(&pb, 2, s->timeout_ms);               /* .timeout_ms */
   if (s->off_ms != 0)
     cli__pb_varint(&pb, 3, s->off_ms); /* .off_ms */
-  dfnet_client_call_options_t co = {.credit = 32};
-  dfnet_client_call_id_t id;
-  dfnet_status_t st = dfnet_client_call_start(run->client, moniker, M_CYCLE, pb.buf, pb.len, &co,
-                                              cycle_item, cli__stream_wait_done, s, &id);
+  dfnet_status_t st =
+      cli__stream_run(&s->wait, run->client, moniker, M_CYCLE, pb.buf, pb.len, cycle_item);
   if (st != DFNET_STATUS_OK)
     return cli__fail(st, "cannot cycle %s", run->args[0]);
-  (void)cli__stream_wait(&s->wait, run->client, id);
   return CLI_EXIT_OK; /* closing the client ends the call */
 }
 

@@ -16,10 +16,7 @@ dfnet_status_t cli__cert_list_fetch(dfnet_client_t *c, cli_cert_list_t *out,
                                     dfnet_client_error_t *err) {
   client_kept_t kept = {dfnet_v1_Envelope_cert_info_tag, sizeof *out->items, out->items, out->count,
                         out->cap};
-  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_cert_list_tag, err);
-  dfnet_status_t st = req != NULL ? client__query(c, req, true, 0, client__keep_item, &kept, err)
-                                  : DFNET_STATUS_RESOURCE_EXHAUSTED;
-  free(req);
+  dfnet_status_t st = cli__trust_list(c, dfnet_v1_Envelope_cert_list_tag, &kept, err);
   out->items = kept.items;
   out->count = kept.count;
   out->cap = kept.cap;
@@ -37,14 +34,6 @@ static int cert_list_request(cli_run_t *run) {
   return cli__status(cli__cert_list_fetch(run->client, run->ctx, &err), &err);
 }
 
-static cJSON *time_json(uint64_t ms) {
-  char t[64];
-  if (ms == 0)
-    return cJSON_CreateNull();
-  cli__time_str(ms, t, sizeof t);
-  return cJSON_CreateString(t);
-}
-
 cJSON *cli__certs_json(const cli_cert_list_t *l) {
   cJSON *doc = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(doc, "certificates");
@@ -54,18 +43,18 @@ cJSON *cli__certs_json(const cli_cert_list_t *l) {
     cJSON_AddStringToObject(o, "serial", i->serial);
     cJSON_AddStringToObject(o, "name", i->name);
     cJSON_AddStringToObject(o, "role", i->role);
-    cJSON_AddItemToObject(o, "not_after", time_json(i->not_after_ms));
+    cJSON_AddItemToObject(o, "not_after", cli__json_time(i->not_after_ms));
     cJSON_AddNumberToObject(o, "not_after_ms", (double)i->not_after_ms);
     cJSON_AddBoolToObject(o, "issued", i->issued);
-    cJSON_AddItemToObject(o, "first_seen", time_json(i->first_seen_ms));
-    cJSON_AddItemToObject(o, "last_seen", time_json(i->last_seen_ms));
+    cJSON_AddItemToObject(o, "first_seen", cli__json_time(i->first_seen_ms));
+    cJSON_AddItemToObject(o, "last_seen", cli__json_time(i->last_seen_ms));
     cJSON_AddItemToObject(o, "last_address", cli__json_string_or_null(i->last_address));
     cJSON_AddBoolToObject(o, "online", i->online);
     if (i->revoked_ms == 0) {
       cJSON_AddNullToObject(o, "revoked");
     } else {
       cJSON *r = cJSON_AddObjectToObject(o, "revoked");
-      cJSON_AddItemToObject(r, "at", time_json(i->revoked_ms));
+      cJSON_AddItemToObject(r, "at", cli__json_time(i->revoked_ms));
       cJSON_AddStringToObject(r, "by", i->revoked_by);
       cJSON_AddStringToObject(r, "reason", i->revoke_reason);
     }
@@ -140,17 +129,10 @@ static int cert_revoke_prepare(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static dfnet_status_t keep_result(void *ctx, const dfnet_envelope_t *env) {
-  cert_revoke_t *s = ctx;
-  if (env->pb.which_msg != dfnet_v1_Envelope_cert_revoke_result_tag)
-    return DFNET_STATUS_INTERNAL;
-  s->result = env->pb.msg.cert_revoke_result;
-  return DFNET_STATUS_OK;
-}
-
 static int cert_revoke_request(cli_run_t *run) {
   cert_revoke_t *s = run->ctx;
   dfnet_client_error_t err;
+  cli_answer_t answer = {dfnet_v1_Envelope_cert_revoke_result_tag, sizeof s->result, &s->result};
   dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_cert_revoke_tag, &err);
   dfnet_status_t st = DFNET_STATUS_RESOURCE_EXHAUSTED;
   if (req != NULL &&
@@ -160,7 +142,7 @@ static int cert_revoke_request(cli_run_t *run) {
       (st =
            client__copy_field(req->pb.msg.cert_revoke.reason, sizeof req->pb.msg.cert_revoke.reason,
                               s->reason, "--reason", &err)) == DFNET_STATUS_OK)
-    st = client__query(run->client, req, false, 0, keep_result, s, &err);
+    st = client__query(run->client, req, false, 0, cli__keep_answer, &answer, &err);
   free(req);
   return cli__status(st, &err);
 }

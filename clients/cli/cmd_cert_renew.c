@@ -19,14 +19,6 @@ typedef struct cert_renew {
   char name[DFNET_PKI_NAME_MAX + 1];
 } cert_renew_t;
 
-static dfnet_status_t keep_renewed(void *ctx, const dfnet_envelope_t *env) {
-  cert_renew_t *s = ctx;
-  if (env->pb.which_msg != dfnet_v1_Envelope_cert_renew_result_tag)
-    return DFNET_STATUS_INTERNAL;
-  s->result = env->pb.msg.cert_renew_result;
-  return DFNET_STATUS_OK;
-}
-
 /* The CN of the CLI's certificate into out. */
 static bool own_name(char *out, size_t cap) {
   dfnet_pki_cert_t *c = NULL;
@@ -70,6 +62,7 @@ static int cert_renew_request(cli_run_t *run) {
     fprintf(stderr, "dfnet: cannot read the certificate %s\n", cli_globals.cert);
     return CLI_EXIT_FAILED;
   }
+  cli_answer_t answer = {dfnet_v1_Envelope_cert_renew_result_tag, sizeof s->result, &s->result};
   dfnet_pki_key_t *key = NULL;
   dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_cert_renew_tag, &err);
   dfnet_status_t st = DFNET_STATUS_RESOURCE_EXHAUSTED;
@@ -77,7 +70,7 @@ static int cert_renew_request(cli_run_t *run) {
       (st = dfnet_renew_csr(s->name, &key, &req->pb.msg.cert_renew)) != DFNET_STATUS_OK)
     err = (dfnet_client_error_t){.code = st, .message = "cannot make a key and its CSR"};
   if (st == DFNET_STATUS_OK)
-    st = client__query(run->client, req, false, 0, keep_renewed, s, &err);
+    st = client__query(run->client, req, false, 0, cli__keep_answer, &answer, &err);
   free(req);
   int rc = st == DFNET_STATUS_OK ? write_renewed(s, key) : cli__status(st, &err);
   dfnet_pki_key_free(key);

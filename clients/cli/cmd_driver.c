@@ -129,8 +129,8 @@ static void driver_print_verbose(const dfnet_client_driver_t *d) {
 /* ---- driver list ---------------------------------------------------------------------- */
 
 typedef struct driver_list {
+  dfnet_client_driver_list_t *list; /* first: cli__release_drivers frees it */
   bool json, verbose, loaded;
-  dfnet_client_driver_list_t *list;
 } driver_list_t;
 
 static int driver_list_request(cli_run_t *run) {
@@ -160,14 +160,9 @@ static int driver_list_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void driver_list_release(cli_run_t *run) {
-  driver_list_t *s = run->ctx;
-  dfnet_client_driver_list_free(s->list);
-}
-
 int cmd_driver_list(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, driver_list_request, driver_list_json,
-                                        driver_list_print, driver_list_release};
+                                        driver_list_print, cli__release_drivers};
   driver_list_t s = {0};
   const cli_option_t opts[] = {
       {"verbose", 'v', CLI_OPT_FLAG, &s.verbose, 0, 0, NULL,
@@ -273,8 +268,8 @@ static cJSON *outcomes_json(const dfnet_client_driver_control_result_t *r) {
 
 /* One driver action: its result with the outcome per node. */
 typedef struct driver_action {
+  dfnet_client_driver_control_result_t *r; /* first: cli__release_driver_control frees it */
   dfnet_client_driver_action_t action;
-  dfnet_client_driver_control_result_t *r;
 } driver_action_t;
 
 static const char *action_name(dfnet_client_driver_action_t a) {
@@ -343,11 +338,6 @@ static int driver_action_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void driver_action_release(cli_run_t *run) {
-  driver_action_t *s = run->ctx;
-  dfnet_client_driver_control_result_free(s->r);
-}
-
 #define OUTCOMES_HELP                                                                      \
   " Then the outcome per node it touched, once they settled: `NODE: running URL` (what "   \
   "runs there now) or `NODE: STATUS: why`; exit 1 when one failed (a node left without a " \
@@ -380,7 +370,7 @@ static const struct {
 
 static int driver_action(int argc, char **argv, dfnet_client_driver_action_t action) {
   static const cli_command_ops_t ops = {NULL, driver_action_request, driver_action_json,
-                                        driver_action_print, driver_action_release};
+                                        driver_action_print, cli__release_driver_control};
   size_t i = 0;
   while (driver_actions[i].action != action)
     i++;

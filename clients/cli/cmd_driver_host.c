@@ -119,14 +119,9 @@ static int driver_host_list_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void driver_host_release(cli_run_t *run) {
-  driver_host_list_t *s = run->ctx;
-  dfnet_client_driver_host_list_free(s->list);
-}
-
 int cmd_driver_host(int argc, char **argv) {
   static const cli_command_ops_t ops = {driver_host_prepare, driver_host_request, driver_host_json,
-                                        driver_host_list_print, driver_host_release};
+                                        driver_host_list_print, cli__release_driver_hosts};
   static const cli_syntax_t syn = {
       .usage = "driver host list [--json] [HOST]",
       .about =

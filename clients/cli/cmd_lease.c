@@ -319,14 +319,9 @@ static int lease_list_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void lease_list_release(cli_run_t *run) {
-  lease_list_t *s = run->ctx;
-  dfnet_client_lease_list_free(s->list);
-}
-
 int cmd_lease_list(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, lease_list_request, lease_list_json, lease_list_print,
-                                        lease_list_release};
+                                        cli__release_leases};
   static const cli_syntax_t syn = {
       .usage = "lease list [--json] [TARGET]",
       .about =
@@ -342,12 +337,12 @@ int cmd_lease_list(int argc, char **argv) {
 /* ---- lease show, renew, release: one lease by its id ----------------------------------- */
 
 typedef struct lease_one {
-  const char *ttl; /* renew --ttl */
-  bool force;      /* release --force */
+  dfnet_client_lease_t *lease; /* first: cli__release_lease frees it */
+  const char *ttl;             /* renew --ttl */
+  bool force;                  /* release --force */
   const char *reason;
   uint64_t id;     /* 0: DFNET_LEASE's */
   uint32_t ttl_ms; /* --ttl */
-  dfnet_client_lease_t *lease;
 } lease_one_t;
 
 /* The lease a token names ("<id>.<hex>"), 0 when none. */
@@ -393,14 +388,9 @@ static int lease_show_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void lease_one_release(cli_run_t *run) {
-  lease_one_t *s = run->ctx;
-  dfnet_client_lease_free(s->lease);
-}
-
 int cmd_lease_show(int argc, char **argv) {
   static const cli_command_ops_t ops = {lease_show_prepare, lease_show_request, lease_one_json,
-                                        lease_show_print, lease_one_release};
+                                        lease_show_print, cli__release_lease};
   static const cli_syntax_t syn = {
       .usage = "lease show [--json] ID",
       .about =
@@ -440,7 +430,7 @@ static int lease_renew_print(cli_run_t *run) {
 
 int cmd_lease_renew(int argc, char **argv) {
   static const cli_command_ops_t ops = {lease_renew_prepare, lease_renew_request, lease_one_json,
-                                        lease_renew_print, lease_one_release};
+                                        lease_renew_print, cli__release_lease};
   lease_one_t s = {0};
   bool json = false;
   const cli_option_t opts[] = {{"ttl", 0, CLI_OPT_STRING, &s.ttl, 0, 0, "DURATION",

@@ -54,13 +54,9 @@ static cJSON *power_json(cli_run_t *run) {
   if (power_decode(run, &p) != CLI_EXIT_OK)
     return NULL;
   cJSON *doc = cJSON_CreateObject();
-  char when[40] = "";
-  if (p.changed_ms != 0)
-    cli__time_str(p.changed_ms, when, sizeof when);
   cJSON_AddStringToObject(doc, "target", run->args[0]);
   cJSON_AddStringToObject(doc, "state", p.state);
-  cJSON_AddItemToObject(doc, "changed",
-                        p.changed_ms != 0 ? cJSON_CreateString(when) : cJSON_CreateNull());
+  cJSON_AddItemToObject(doc, "changed", cli__json_time(p.changed_ms));
   cJSON_AddStringToObject(doc, "backend", p.backend);
   cJSON_AddStringToObject(doc, "address", p.address);
   return doc;

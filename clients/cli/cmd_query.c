@@ -92,14 +92,9 @@ static int host_list_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void host_list_release(cli_run_t *run) {
-  host_list_t *s = run->ctx;
-  dfnet_client_host_list_free(s->list);
-}
-
 int cmd_host_list(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, host_list_request, host_list_json, host_list_print,
-                                        host_list_release};
+                                        cli__release_hosts};
   static const cli_syntax_t syn = {
       .usage = "host list [--json]",
       .about =
@@ -246,9 +241,9 @@ static void node_print_verbose(const dfnet_client_node_t *n) {
 }
 
 typedef struct node_listing {
+  dfnet_client_node_list_t *list; /* first: cli__release_nodes frees it */
   bool json, verbose, exact;
   bool show; /* node show: one node, in full */
-  dfnet_client_node_list_t *list;
 } node_listing_t;
 
 static int node_listing_prepare(cli_run_t *run) {
@@ -303,15 +298,9 @@ static int node_listing_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void node_listing_release(cli_run_t *run) {
-  node_listing_t *s = run->ctx;
-  dfnet_client_node_list_free(s->list);
-}
-
 static int node_listing(int argc, char **argv, bool show) {
   static const cli_command_ops_t ops = {node_listing_prepare, node_listing_request,
-                                        node_listing_json, node_listing_print,
-                                        node_listing_release};
+                                        node_listing_json, node_listing_print, cli__release_nodes};
   node_listing_t s = {.show = show};
   const cli_option_t list_opts[] = {
       {"verbose", 'v', CLI_OPT_FLAG, &s.verbose, 0, 0, NULL,
@@ -369,8 +358,8 @@ static const char *parent_of(const char *moniker, char *buf, size_t cap) {
 
 /* node dump: the whole topology in tree order. */
 typedef struct node_dump {
+  dfnet_client_node_list_t *list; /* first: cli__release_nodes frees it */
   bool graph, json;
-  dfnet_client_node_list_t *list;
 } node_dump_t;
 
 static int node_dump_request(cli_run_t *run) {
@@ -441,14 +430,9 @@ static int node_dump_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void node_dump_release(cli_run_t *run) {
-  node_dump_t *s = run->ctx;
-  dfnet_client_node_list_free(s->list);
-}
-
 int cmd_node_dump(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, node_dump_request, node_dump_json, node_dump_print,
-                                        node_dump_release};
+                                        cli__release_nodes};
   node_dump_t s = {0};
   const cli_option_t opts[] = {
       {"graph", 0, CLI_OPT_FLAG, &s.graph, 0, 0, NULL, "print a Graphviz digraph"},
@@ -486,8 +470,8 @@ static void spec_parent_print(const dfnet_client_composite_parent_t *pp) {
 }
 
 typedef struct composite_list {
+  dfnet_client_composite_list_t *list; /* first: cli__release_composites frees it */
   bool json, verbose;
-  dfnet_client_composite_list_t *list;
 } composite_list_t;
 
 static int composite_list_request(cli_run_t *run) {
@@ -559,14 +543,9 @@ static int composite_list_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void composite_list_release(cli_run_t *run) {
-  composite_list_t *s = run->ctx;
-  dfnet_client_composite_list_free(s->list);
-}
-
 int cmd_composite_list(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, composite_list_request, composite_list_json,
-                                        composite_list_print, composite_list_release};
+                                        composite_list_print, cli__release_composites};
   composite_list_t s = {0};
   const cli_option_t opts[] = {
       {"verbose", 'v', CLI_OPT_FLAG, &s.verbose, 0, 0, NULL,
@@ -651,14 +630,9 @@ static int bind_why_print(cli_run_t *run) {
   return CLI_EXIT_OK;
 }
 
-static void bind_why_release(cli_run_t *run) {
-  bind_why_t *s = run->ctx;
-  dfnet_client_bind_trace_list_free(s->list);
-}
-
 int cmd_bind_why(int argc, char **argv) {
   static const cli_command_ops_t ops = {NULL, bind_why_request, bind_why_json, bind_why_print,
-                                        bind_why_release};
+                                        cli__release_bind_traces};
   static const cli_syntax_t syn = {
       .usage = "bind why [--json] NODE [DRIVER]",
       .about =
@@ -678,13 +652,13 @@ int cmd_bind_why(int argc, char **argv) {
 /* ---- watch ---------------------------------------------------------------------------- */
 
 typedef struct watch_state {
+  /* its pipe: written when the watch should end (count reached, its end, a signal) */
+  cli_stream_wait_t wait;
   bool json, nodes, drivers, hosts;
   uint64_t want, seen; /* --count (0: no end), events printed */
   uint64_t timeout;    /* --timeout MS (0: none) */
-  int wake[2];         /* written when the watch should end (count reached, on_end) */
-  bool ended, timed_out;
-  dfnet_status_t status;
-  char message[512];
+  bool ended;          /* the wait woke for the watch's end (not the count, a signal) */
+  bool timed_out;
 } watch_state_t;
 
 static volatile sig_atomic_t watch_interrupted;
@@ -732,7 +706,7 @@ static void watch_event(void *user, dfnet_client_watch_id_t w, const dfnet_clien
   s->seen++;
   if (s->want != 0 && s->seen >= s->want) {
     char b = 'c';
-    ssize_t wr = write(s->wake[1], &b, 1);
+    ssize_t wr = write(s->wait.pipe[1], &b, 1);
     (void)wr;
   }
 }
@@ -741,11 +715,7 @@ static void watch_end(void *user, dfnet_client_watch_id_t w, dfnet_status_t stat
                       const char *message) {
   watch_state_t *s = user;
   (void)w;
-  s->status = status;
-  snprintf(s->message, sizeof s->message, "%s", message);
-  char b = 'e';
-  ssize_t wr = write(s->wake[1], &b, 1);
-  (void)wr;
+  cli__stream_wait_end(&s->wait, status, message);
 }
 
 /* Wait for: count reached, the end, a signal or the timeout. */
@@ -753,10 +723,10 @@ static void watch_wait(watch_state_t *s) {
   for (;;) {
     fd_set rd;
     FD_ZERO(&rd);
-    FD_SET(s->wake[0], &rd);
+    FD_SET(s->wait.pipe[0], &rd);
     struct timeval tv = {.tv_sec = (time_t)(s->timeout / 1000),
                          .tv_usec = (long)(s->timeout % 1000) * 1000};
-    int n = select(s->wake[0] + 1, &rd, NULL, NULL, s->timeout ? &tv : NULL);
+    int n = select(s->wait.pipe[0] + 1, &rd, NULL, NULL, s->timeout ? &tv : NULL);
     if (n == 0) {
       s->timed_out = true;
       return;
@@ -764,7 +734,7 @@ static void watch_wait(watch_state_t *s) {
     if (n < 0)
       continue; /* EINTR: the handler wrote to the pipe */
     char b;
-    if (read(s->wake[0], &b, 1) == 1) {
+    if (read(s->wait.pipe[0], &b, 1) == 1) {
       s->ended = b == 'e';
       return;
     }
@@ -773,8 +743,8 @@ static void watch_wait(watch_state_t *s) {
 
 static int watch_prepare(cli_run_t *run) {
   watch_state_t *s = run->ctx;
-  if (pipe(s->wake) != 0) {
-    s->wake[0] = s->wake[1] = -1;
+  if (pipe(s->wait.pipe) != 0) {
+    s->wait.pipe[0] = s->wait.pipe[1] = -1;
     return cli__fail(DFNET_STATUS_INTERNAL, "pipe failed");
   }
   return CLI_EXIT_OK;
@@ -785,7 +755,7 @@ static int watch_request(cli_run_t *run) {
   unsigned what = (s->nodes ? DFNET_CLIENT_WATCH_NODES : 0) |
                   (s->drivers ? DFNET_CLIENT_WATCH_DRIVERS : 0) |
                   (s->hosts ? DFNET_CLIENT_WATCH_HOSTS : 0);
-  watch_sigfd = s->wake[1];
+  watch_sigfd = s->wait.pipe[1];
   struct sigaction sa = {.sa_handler = watch_on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
@@ -807,24 +777,21 @@ static int watch_print(cli_run_t *run) {
   if (s->timed_out && !(s->want != 0 && s->seen >= s->want))
     return cli__fail(DFNET_STATUS_DEADLINE_EXCEEDED, "%llu event(s) in %llu ms",
                      (unsigned long long)s->seen, (unsigned long long)s->timeout);
-  if (s->ended && s->status != DFNET_STATUS_OK && s->status != DFNET_STATUS_CANCELLED)
-    return cli__fail(s->status, "watch ended: %s", s->message);
+  if (s->ended && s->wait.status != DFNET_STATUS_OK && s->wait.status != DFNET_STATUS_CANCELLED)
+    return cli__fail(s->wait.status, "watch ended: %s", s->wait.message);
   return CLI_EXIT_OK;
 }
 
 static void watch_release(cli_run_t *run) {
   watch_state_t *s = run->ctx;
   watch_sigfd = -1;
-  if (s->wake[0] >= 0) {
-    close(s->wake[0]);
-    close(s->wake[1]);
-  }
+  cli__stream_wait_close(&s->wait);
 }
 
 int cmd_watch(int argc, char **argv) {
   static const cli_command_ops_t ops = {watch_prepare, watch_request, NULL, watch_print,
                                         watch_release};
-  watch_state_t s = {.status = DFNET_STATUS_OK, .wake = {-1, -1}};
+  watch_state_t s = {.wait = {.status = DFNET_STATUS_OK, .pipe = {-1, -1}}};
   const cli_option_t opts[] = {
       {"nodes", 0, CLI_OPT_FLAG, &s.nodes, 0, 0, NULL, "node events"},
       {"drivers", 0, CLI_OPT_FLAG, &s.drivers, 0, 0, NULL, "driver events"},

@@ -78,12 +78,9 @@ static dfnet_status_t serial_write(dfnet_client_t *c, const char *target, const 
 /* ---- console --------------------------------------------------------------------------- */
 
 typedef struct console {
-  int wake[2];
+  cli_stream_wait_t wait; /* first: the call's user serves cli__stream_wait_done */
   int ready[2]; /* written once, at the stream's first item (the port's stream is in place) */
   bool got_item;
-  dfnet_status_t status;
-  char message[512];
-  bool ended;
   bool tty;                          /* stdin is a terminal: raw mode */
   bool line_start, tilde, quit, eof; /* what was typed: console_escape's state, the end */
   bool read_only;                    /* --read-only: Log, nothing typed is sent */
@@ -113,18 +110,6 @@ static void console_data(void *user, dfnet_client_call_id_t id, const uint8_t *m
   /* LogData.dropped is rare (a console that fell 1 MiB behind); a gap in the output shows
    * it. */
   (void)cli__write_all(STDOUT_FILENO, it.data, it.len);
-}
-
-static void console_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st,
-                         const char *msg) {
-  console_t *k = user;
-  (void)id;
-  k->status = st;
-  snprintf(k->message, sizeof k->message, "%s", msg);
-  k->ended = true;
-  char b = 'e';
-  ssize_t w = write(k->wake[1], &b, 1);
-  (void)w;
 }
 
 /* Apply ssh-style escapes to what was typed: `~.` at a line start quits, `~~` sends `~`.
@@ -157,10 +142,9 @@ static size_t console_escape(const uint8_t *in, size_t len, uint8_t *out, bool *
 static int console_prepare(cli_run_t *run) {
   console_t *k = run->ctx;
   k->tty = isatty(STDIN_FILENO);
-  if (pipe(k->wake) != 0) {
-    k->wake[0] = k->wake[1] = -1;
-    return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
-  }
+  int rc = cli__stream_wait_open(&k->wait);
+  if (rc != CLI_EXIT_OK)
+    return rc;
   if (pipe(k->ready) != 0) {
     k->ready[0] = k->ready[1] = -1;
     return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
@@ -172,7 +156,7 @@ static int console_prepare(cli_run_t *run) {
  * is missed. Wait for it (or the stream's end) before saying "connected". */
 static int console_wait_ready(const console_t *k, const char *target) {
   struct pollfd ready[2] = {{.fd = k->ready[0], .events = POLLIN},
-                            {.fd = k->wake[0], .events = POLLIN}};
+                            {.fd = k->wait.pipe[0], .events = POLLIN}};
   int waited;
   do
     waited = poll(ready, 2, 10000);
@@ -187,7 +171,7 @@ static int console_type(cli_run_t *run, console_t *k) {
   uint8_t in[1024], out[2048];
   while (!k->quit && !k->eof && !cli__stop_signal()) {
     struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
-                          {.fd = k->wake[0], .events = POLLIN}};
+                          {.fd = k->wait.pipe[0], .events = POLLIN}};
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR)
         continue;
@@ -215,7 +199,7 @@ static int console_type(cli_run_t *run, console_t *k) {
   }
   if (k->eof && !k->tty) {
     /* Input came from a pipe: give the port a moment to answer before leaving. */
-    struct pollfd p = {.fd = k->wake[0], .events = POLLIN};
+    struct pollfd p = {.fd = k->wait.pipe[0], .events = POLLIN};
     (void)poll(&p, 1, 500);
   }
   return CLI_EXIT_OK;
@@ -226,7 +210,7 @@ static int console_session(cli_run_t *run, console_t *k) {
   int rc = console_wait_ready(k, k->target);
   if (rc != CLI_EXIT_OK)
     return rc;
-  cli__stop_on_signals(k->wake[1]); /* SIGINT: only when stdin is not in raw mode */
+  cli__stop_on_signals(k->wait.pipe[1]); /* SIGINT: only when stdin is not in raw mode */
   if (k->tty) {
     if (terminal_raw() != 0)
       return cli__fail(DFNET_STATUS_FAILED_PRECONDITION, "cannot set raw mode: %s",
@@ -247,10 +231,10 @@ static dfnet_status_t console_start(cli_run_t *run, console_t *k) {
   else
     cli__pb_varint(&pb, 4, 1); /* .now */
   cli__pb_varint(&pb, 5, 1);   /* .follow */
-  k->got_item = k->ended = false;
+  k->got_item = k->wait.ended = false;
   dfnet_client_call_options_t co = {.credit = 32};
   return dfnet_client_call_start(run->client, k->target, k->read_only ? M_LOG : M_ATTACH, pb.buf,
-                                 pb.len, &co, console_data, console_done, k, &k->sub);
+                                 pb.len, &co, console_data, cli__stream_wait_done, k, &k->sub);
 }
 
 /* Drain a pipe written to once per event. */
@@ -266,16 +250,16 @@ static void drain(int fd) {
 static bool console_resume(cli_run_t *run, console_t *k) {
   for (int i = 0; i < CONSOLE_RESUME_TRIES && !cli__stop_signal(); i++) {
     if (k->tty && i == 0)
-      fprintf(stderr, "\r\n[dfnet: %s; resuming from byte %llu]\r\n", k->message,
+      fprintf(stderr, "\r\n[dfnet: %s; resuming from byte %llu]\r\n", k->wait.message,
               (unsigned long long)k->next_offset);
-    drain(k->wake[0]); /* the last attempt's end */
-    struct pollfd p = {.fd = k->wake[0], .events = POLLIN};
+    drain(k->wait.pipe[0]); /* the last attempt's end */
+    struct pollfd p = {.fd = k->wait.pipe[0], .events = POLLIN};
     (void)poll(&p, 1, CONSOLE_RESUME_WAIT_MS); /* a pause, cut short by a signal */
     drain(k->ready[0]);
     if (console_start(run, k) != DFNET_STATUS_OK)
       continue; /* not connected again yet */
     /* the node may not be back yet either (its host reconnects too): NOT_FOUND, try again */
-    if (console_wait_ready(k, k->target) == CLI_EXIT_OK && !k->ended)
+    if (console_wait_ready(k, k->target) == CLI_EXIT_OK && !k->wait.ended)
       return true;
   }
   return false;
@@ -293,14 +277,14 @@ static int console_request(cli_run_t *run) {
   if (st != DFNET_STATUS_OK)
     return cli__fail(st, "cannot %s %s", k->read_only ? "watch" : "attach to", k->target);
   int rc = console_session(run, k);
-  while (rc == CLI_EXIT_OK && k->ended && k->status == DFNET_STATUS_UNAVAILABLE && !k->quit &&
-         !k->eof && !cli__stop_signal() && k->have_offset &&
-         strstr(k->message, "manager") != NULL && console_resume(run, k))
+  while (rc == CLI_EXIT_OK && k->wait.ended && k->wait.status == DFNET_STATUS_UNAVAILABLE &&
+         !k->quit && !k->eof && !cli__stop_signal() && k->have_offset &&
+         strstr(k->wait.message, "manager") != NULL && console_resume(run, k))
     rc = console_type(run, k);
   terminal_restore();
-  if (!k->ended)
+  if (!k->wait.ended)
     dfnet_client_call_cancel(run->client, k->sub);
-  return rc; /* closing the client runs console_done */
+  return rc; /* closing the client runs cli__stream_wait_done */
 }
 
 /* How the console ended, once the client is closed. */
@@ -308,9 +292,10 @@ static int console_print(cli_run_t *run) {
   const console_t *k = run->ctx;
   int rc = CLI_EXIT_OK;
   /* CANCELLED by the user is no failure; by the manager (a lease that ended) it is */
-  if (k->ended && !k->quit && !k->eof && !cli__stop_signal() && k->status != DFNET_STATUS_OK &&
-      (k->status != DFNET_STATUS_CANCELLED || k->message[0] != '\0'))
-    rc = cli__fail(k->status, "console ended: %s", k->message);
+  if (k->wait.ended && !k->quit && !k->eof && !cli__stop_signal() &&
+      k->wait.status != DFNET_STATUS_OK &&
+      (k->wait.status != DFNET_STATUS_CANCELLED || k->wait.message[0] != '\0'))
+    rc = cli__fail(k->wait.status, "console ended: %s", k->wait.message);
   if (k->tty && rc == CLI_EXIT_OK)
     fprintf(stderr, "\n[dfnet: disconnected]\n");
   return rc;
@@ -318,13 +303,10 @@ static int console_print(cli_run_t *run) {
 
 static void console_release(cli_run_t *run) {
   console_t *k = run->ctx;
-  cli__stop_wake_off();
-  for (int i = 0; i < 2; i++) {
-    if (k->wake[i] >= 0)
-      close(k->wake[i]);
+  cli__stream_wait_close(&k->wait);
+  for (int i = 0; i < 2; i++)
     if (k->ready[i] >= 0)
       close(k->ready[i]);
-  }
 }
 
 #define CONSOLE_ABOUT                                                                      \
@@ -338,8 +320,7 @@ static void console_release(cli_run_t *run) {
 static int console_command(int argc, char **argv, bool board) {
   static const cli_command_ops_t ops = {console_prepare, console_request, NULL, console_print,
                                         console_release};
-  console_t k = {.status = DFNET_STATUS_OK,
-                 .wake = {-1, -1},
+  console_t k = {.wait = {.status = DFNET_STATUS_OK, .pipe = {-1, -1}},
                  .ready = {-1, -1},
                  .line_start = true,
                  .board = board};

@@ -50,12 +50,9 @@ static void log_item(void *user, dfnet_client_call_id_t id, const uint8_t *msg, 
   if (it.len == 0 && it.dropped == 0)
     return; /* the "in place" item of a follow stream */
   cJSON *o = cJSON_CreateObject();
-  char when[40] = "";
-  if (it.unix_ms != 0)
-    cli__time_str(it.unix_ms, when, sizeof when);
   char *text = strndup((const char *)it.data, it.len);
   cJSON_AddNumberToObject(o, "offset", (double)it.offset);
-  cJSON_AddItemToObject(o, "time", it.unix_ms != 0 ? cJSON_CreateString(when) : cJSON_CreateNull());
+  cJSON_AddItemToObject(o, "time", cli__json_time(it.unix_ms));
   cJSON_AddNumberToObject(o, "dropped", (double)it.dropped);
   cJSON_AddStringToObject(o, "data", text != NULL ? text : "");
   free(text);
@@ -92,14 +89,10 @@ static int log_prepare(cli_run_t *run) {
 
 static int log_request(cli_run_t *run) {
   serial_log_t *s = run->ctx;
-  dfnet_client_call_options_t co = {.credit = 32};
-  dfnet_client_call_id_t id;
   dfnet_status_t st =
-      dfnet_client_call_start(run->client, run->args[0], M_LOG, s->pb->buf, s->pb->len, &co,
-                              log_item, cli__stream_wait_done, s, &id);
+      cli__stream_run(&s->wait, run->client, run->args[0], M_LOG, s->pb->buf, s->pb->len, log_item);
   if (st != DFNET_STATUS_OK)
     return cli__fail(st, "cannot read the log of %s", run->args[0]);
-  (void)cli__stream_wait(&s->wait, run->client, id);
   return CLI_EXIT_OK; /* closing the client ends the stream */
 }
 

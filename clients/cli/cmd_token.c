@@ -18,14 +18,6 @@ static const char *role_str(dfnet_v1_Role r) {
                                        : "?";
 }
 
-static cJSON *time_json(uint64_t ms) {
-  char t[64];
-  if (ms == 0)
-    return cJSON_CreateNull();
-  cli__time_str(ms, t, sizeof t);
-  return cJSON_CreateString(t);
-}
-
 static cJSON *token_json(const dfnet_v1_TokenInfo *t) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "id", t->id);
@@ -35,21 +27,13 @@ static cJSON *token_json(const dfnet_v1_TokenInfo *t) {
   cJSON *labels = cJSON_AddObjectToObject(o, "labels");
   for (pb_size_t i = 0; i < t->labels_count; i++)
     cJSON_AddStringToObject(labels, t->labels[i].key, t->labels[i].value);
-  cJSON_AddItemToObject(o, "created", time_json(t->created_ms));
+  cJSON_AddItemToObject(o, "created", cli__json_time(t->created_ms));
   cJSON_AddStringToObject(o, "created_by", t->created_by);
-  cJSON_AddItemToObject(o, "expires", time_json(t->expires_ms));
+  cJSON_AddItemToObject(o, "expires", cli__json_time(t->expires_ms));
   cJSON_AddNumberToObject(o, "expires_ms", (double)t->expires_ms);
   cJSON_AddNumberToObject(o, "uses_left", t->uses_left);
-  cJSON_AddItemToObject(o, "revoked", time_json(t->revoked_ms));
+  cJSON_AddItemToObject(o, "revoked", cli__json_time(t->revoked_ms));
   return o;
-}
-
-/* Client thread: the one TokenInfo answer. */
-static dfnet_status_t keep_one(void *ctx, const dfnet_envelope_t *env) {
-  if (env->pb.which_msg != dfnet_v1_Envelope_token_info_tag)
-    return DFNET_STATUS_INTERNAL;
-  *(dfnet_v1_TokenInfo *)ctx = env->pb.msg.token_info;
-  return DFNET_STATUS_OK;
 }
 
 /* ---- token create ----------------------------------------------------------------------- */
@@ -109,7 +93,9 @@ static int token_create_prepare(cli_run_t *run) {
 static int token_create_request(cli_run_t *run) {
   token_create_t *s = run->ctx;
   dfnet_client_error_t err;
-  return cli__status(client__query(run->client, s->req, false, 0, keep_one, &s->info, &err), &err);
+  cli_answer_t answer = {dfnet_v1_Envelope_token_info_tag, sizeof s->info, &s->info};
+  return cli__status(client__query(run->client, s->req, false, 0, cli__keep_answer, &answer, &err),
+                     &err);
 }
 
 static cJSON *token_create_json(cli_run_t *run) {
@@ -177,12 +163,8 @@ int cmd_token_create(int argc, char **argv) {
 
 static int token_list_request(cli_run_t *run) {
   dfnet_client_error_t err;
-  dfnet_envelope_t *req = client__envelope_new(dfnet_v1_Envelope_token_list_tag, &err);
-  dfnet_status_t st =
-      req != NULL ? client__query(run->client, req, true, 0, client__keep_item, run->ctx, &err)
-                  : DFNET_STATUS_RESOURCE_EXHAUSTED;
-  free(req);
-  return cli__status(st, &err);
+  return cli__status(cli__trust_list(run->client, dfnet_v1_Envelope_token_list_tag, run->ctx, &err),
+                     &err);
 }
 
 static cJSON *token_list_json(cli_run_t *run) {

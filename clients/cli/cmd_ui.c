@@ -8,11 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "clients/cli/cli.h"
 #include "clients/cli/cmd_ui.h"
+#include "lib/hex.h"
+#include "lib/pki.h"
 
 #define UI_LISTEN_DEFAULT "127.0.0.1:8080"
 
@@ -40,20 +41,14 @@ static int parse_listen(const char *text, char *addr, size_t cap, uint16_t *port
   return CLI_EXIT_OK;
 }
 
-/* UI_TOKEN_BYTES from getrandom(2) as lower-case hex into ui->token. */
+/* UI_TOKEN_BYTES of dfnet_pki_random (lib/pki.h "Secrets") as lower-case hex into
+ * ui->token. */
 static int make_token(cli_ui_t *ui) {
   uint8_t raw[UI_TOKEN_BYTES];
-  size_t got = 0;
-  while (got < sizeof raw) {
-    ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return cli__fail(DFNET_STATUS_INTERNAL, "getrandom: %s", strerror(errno));
-    got += (size_t)n;
-  }
-  for (size_t i = 0; i < sizeof raw; i++)
-    snprintf(ui->token + 2 * i, 3, "%02x", raw[i]);
+  dfnet_status_t st = dfnet_pki_random(raw, sizeof raw);
+  if (st != DFNET_STATUS_OK)
+    return cli__fail(st, "no random bytes for the token");
+  dfnet_hex_encode(raw, sizeof raw, ui->token);
   return CLI_EXIT_OK;
 }
 

@@ -127,7 +127,8 @@ static void do_info(cli_ui_t *ui, const ui_job_t *j) {
 
 /* The watch ended without being asked to: start it again after a pause (the session may be
  * coming back), until it runs or the command stops. */
-static void do_watch(cli_ui_t *ui) {
+static void do_watch(cli_ui_t *ui, const ui_job_t *j) {
+  (void)j;
   struct timespec pause = {.tv_sec = UI_WATCH_RETRY_MS / 1000,
                            .tv_nsec = (long)(UI_WATCH_RETRY_MS % 1000) * 1000000L};
   nanosleep(&pause, NULL);
@@ -136,34 +137,18 @@ static void do_watch(cli_ui_t *ui) {
     (void)ui__job_push(ui, UI_JOB_WATCH, 0, NULL);  /* false: stopping */
 }
 
+/* What the worker does for each kind of job. */
+static void (*const job_fns[])(cli_ui_t *ui, const ui_job_t *j) = {
+    [UI_JOB_HOSTS] = do_hosts,   [UI_JOB_NODES] = do_nodes, [UI_JOB_BOARDS] = do_nodes,
+    [UI_JOB_LEASES] = do_leases, [UI_JOB_CERTS] = do_certs, [UI_JOB_BIND_WHY] = do_bind_why,
+    [UI_JOB_INFO] = do_info,     [UI_JOB_WATCH] = do_watch,
+};
+
 static void *worker_main(void *arg) {
   cli_ui_t *ui = arg;
-  for (ui_job_t *j; (j = job_pop(ui)) != NULL; free(j)) {
-    switch (j->kind) {
-    case UI_JOB_HOSTS:
-      do_hosts(ui, j);
-      break;
-    case UI_JOB_NODES:
-    case UI_JOB_BOARDS:
-      do_nodes(ui, j);
-      break;
-    case UI_JOB_LEASES:
-      do_leases(ui, j);
-      break;
-    case UI_JOB_CERTS:
-      do_certs(ui, j);
-      break;
-    case UI_JOB_BIND_WHY:
-      do_bind_why(ui, j);
-      break;
-    case UI_JOB_INFO:
-      do_info(ui, j);
-      break;
-    case UI_JOB_WATCH:
-      do_watch(ui);
-      break;
-    }
-  }
+  for (ui_job_t *j; (j = job_pop(ui)) != NULL; free(j))
+    if ((size_t)j->kind < sizeof job_fns / sizeof job_fns[0] && job_fns[j->kind] != NULL)
+      job_fns[j->kind](ui, j);
   return NULL;
 }
 

@@ -146,6 +146,14 @@ cJSON *cli__json_string_or_null(const char *s) {
   return s != NULL && s[0] != '\0' ? cJSON_CreateString(s) : cJSON_CreateNull();
 }
 
+cJSON *cli__json_time(uint64_t epoch_ms) {
+  char t[40];
+  if (epoch_ms == 0)
+    return cJSON_CreateNull();
+  cli__time_str(epoch_ms, t, sizeof t);
+  return cJSON_CreateString(t);
+}
+
 cJSON *cli__json_strings(const char *const *v, size_t n) {
   cJSON *a = cJSON_CreateArray();
   for (size_t i = 0; a != NULL && i < n; i++)
@@ -163,15 +171,9 @@ void cli__json_line(cJSON *o) {
 }
 
 char *cli__hex(const uint8_t *data, size_t len) {
-  static const char digits[] = "0123456789abcdef";
   char *s = malloc(len * 2 + 1);
-  if (s == NULL)
-    return NULL;
-  for (size_t i = 0; i < len; i++) {
-    s[2 * i] = digits[data[i] >> 4];
-    s[2 * i + 1] = digits[data[i] & 15];
-  }
-  s[len * 2] = '\0';
+  if (s != NULL)
+    dfnet_hex_encode(data, len, s);
   return s;
 }
 

@@ -1,7 +1,8 @@
 /* dfnet CLI: the skeleton every command fills in (cli_command_ops_t): parse the command's
  * arguments, prepare, connect, send the request, close, print the result as text or as
- * one JSON document (--json), say what the result reports failed (exit 1), release. The commands
- * (cmd_*.c) keep only their own logic: their option tables, checks, requests and what they print.
+ * one JSON document (--json), say what the result reports failed (exit 1), release; and the
+ * release hooks of the listings' results (CLI_RESULTS). The commands (cmd_*.c) keep only
+ * their own logic: their option tables, checks, requests and what they print.
  */
 #include <string.h>
 
@@ -34,6 +35,12 @@ static int print_result(const cli_command_ops_t *ops, cli_run_t *run) {
     return cli__json_print(ops->json(run));
   return ops->print != NULL ? ops->print(run) : CLI_EXIT_OK;
 }
+
+/* The listings' release hooks: each frees the result first in ctx (CLI_RESULTS). */
+#define RESULT_RELEASE(name, type, free_fn) \
+  void cli__release_##name(cli_run_t *run) { free_fn(*(type **)run->ctx); }
+CLI_RESULTS(RESULT_RELEASE)
+#undef RESULT_RELEASE
 
 int cli__run(int argc, char **argv, const cli_syntax_t *syntax, const cli_command_ops_t *ops,
              void *ctx) {

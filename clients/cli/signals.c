@@ -46,20 +46,25 @@ int cli__stream_wait_open(cli_stream_wait_t *w) {
   w->pipe[0] = w->pipe[1] = -1;
   w->status = DFNET_STATUS_OK;
   w->message[0] = '\0';
+  w->ended = false;
   if (pipe(w->pipe) != 0)
     return cli__fail(DFNET_STATUS_INTERNAL, "pipe: %s", strerror(errno));
   return CLI_EXIT_OK;
 }
 
-void cli__stream_wait_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st,
-                           const char *msg) {
-  cli_stream_wait_t *w = user;
-  (void)id;
+void cli__stream_wait_end(cli_stream_wait_t *w, dfnet_status_t st, const char *msg) {
   w->status = st;
   snprintf(w->message, sizeof w->message, "%s", msg != NULL ? msg : "");
+  w->ended = true;
   char b = 'e';
   ssize_t n = write(w->pipe[1], &b, 1);
   (void)n;
+}
+
+void cli__stream_wait_done(void *user, dfnet_client_call_id_t id, dfnet_status_t st,
+                           const char *msg) {
+  (void)id;
+  cli__stream_wait_end(user, st, msg);
 }
 
 bool cli__stream_wait(cli_stream_wait_t *w, dfnet_client_t *c, dfnet_client_call_id_t id) {
@@ -72,6 +77,18 @@ bool cli__stream_wait(cli_stream_wait_t *w, dfnet_client_t *c, dfnet_client_call
   dfnet_client_call_cancel(c, id);
   w->status = DFNET_STATUS_OK; /* stopped by the user: not a failure */
   return true;
+}
+
+dfnet_status_t cli__stream_run(cli_stream_wait_t *w, dfnet_client_t *c, const char *target,
+                               const char *method, const void *req, size_t len,
+                               dfnet_client_message_fn on_item) {
+  dfnet_client_call_options_t co = {.credit = 32};
+  dfnet_client_call_id_t id;
+  dfnet_status_t st = dfnet_client_call_start(c, target, method, req, len, &co, on_item,
+                                              cli__stream_wait_done, w, &id);
+  if (st == DFNET_STATUS_OK)
+    (void)cli__stream_wait(w, c, id);
+  return st;
 }
 
 void cli__stream_wait_close(cli_stream_wait_t *w) {

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "clients/lib/client_internal.h"
 #include "dfnet/client.h"
 
 /* The manager's certificate records (CertList, role viewer), as CertInfo messages
@@ -25,6 +26,24 @@ dfnet_status_t cli__cert_list_fetch(dfnet_client_t *c, cli_cert_list_t *out,
 void cli__cert_list_free(cli_cert_list_t *l);
 /* `cert list --json`'s document, {"certificates": [...]}; NULL when out of memory. */
 cJSON *cli__certs_json(const cli_cert_list_t *l);
+
+/* ---- queries (trust_query.c) ---- */
+/* A listing (CertList, TokenList: Envelope member request_tag, no fields) streamed whole into
+ * k (its tag and item_size set; items appended). Errors: the common ones of libdfnet-client
+ * (PERMISSION_DENIED below the role), INTERNAL (another kind of answer), RESOURCE_EXHAUSTED.
+ * Blocks; not on the client thread. The caller frees k->items whatever the result. */
+dfnet_status_t cli__trust_list(dfnet_client_t *c, pb_size_t request_tag, client_kept_t *k,
+                               dfnet_client_error_t *err);
+/* Where one answer goes: the message of Envelope member tag, copied whole (size bytes: the
+ * member's nanopb struct) into dest. */
+typedef struct cli_answer {
+  pb_size_t tag;
+  size_t size;
+  void *dest;
+} cli_answer_t;
+/* A client__query on_item for a cli_answer_t (ctx): keep env's message; INTERNAL for a
+ * message of another kind. Client thread. */
+dfnet_status_t cli__keep_answer(void *ctx, const dfnet_envelope_t *env);
 
 /* `dfnet cert list [--json]` (role viewer): every certificate the manager recorded. */
 int cmd_cert_list(int argc, char **argv);
