@@ -2,6 +2,7 @@
  * CPU time per process. Measures nothing by itself. */
 #include "bench_util.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,4 +104,47 @@ pid_t bench_first_child(pid_t pid) {
   if (f != NULL)
     fclose(f);
   return (pid_t)child;
+}
+
+double bench_proc_cpu_s(pid_t pid) { return (double)cpu_ticks(pid) / (double)sysconf(_SC_CLK_TCK); }
+
+long bench_proc_rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+  FILE *f = fopen(path, "r");
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      kib = strtol(line + 6, NULL, 10);
+  if (f)
+    fclose(f);
+  return kib;
+}
+
+void bench_fsync_floor(const char *dir, uint64_t *t, size_t n) {
+  static char page[4096];
+  char path[600];
+  snprintf(path, sizeof path, "%s/fsync-floor", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    bench_die("%s: cannot create", path);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t t0 = bench_now_ns();
+    if (pwrite(fd, page, sizeof page, (off_t)(i % 16) * 4096) != (ssize_t)sizeof page ||
+        fdatasync(fd) != 0)
+      bench_die("%s: write failed", path);
+    t[i] = bench_now_ns() - t0;
+  }
+  close(fd);
+  unlink(path);
+}
+
+void bench_print_loadavg(const char *note) {
+  double load[3] = {0};
+  if (getloadavg(load, 3) != 3)
+    return;
+  printf("load average at the end: %.2f %.2f %.2f", load[0], load[1], load[2]);
+  if (note != NULL)
+    printf(" (%s)", note);
+  printf("\n");
 }

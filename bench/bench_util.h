@@ -1,7 +1,8 @@
-/* Helpers the call benchmarks share (rpc_bench, driver_calls_bench): the clock, the end of
- * a run on a failure, percentiles of latencies, and the CPU time processes spend per unit of
- * work, read from /proc/<pid>/stat (less sensitive to other load on the machine than rates,
- * so changes to a call path are compared with it). Measures nothing by itself. */
+/* Helpers the benchmarks share (rpc_bench, driver_calls_bench, lease_bench ...): the clock,
+ * the end of a run on a failure, percentiles of latencies, and the CPU time processes spend
+ * per unit of work, read from /proc/<pid>/stat (less sensitive to other load on the machine
+ * than rates, so changes to a call path are compared with it); a process's RSS, the disk's
+ * fsync floor and the load average. Measures nothing by itself. */
 #ifndef DFNET_BENCH_UTIL_H
 #define DFNET_BENCH_UTIL_H
 
@@ -58,5 +59,20 @@ void bench_cpu_print(const bench_procs_t *p, const double per[BENCH_PROCS_MAX], 
 
 /* The first child of `pid` (/proc/<pid>/task/<pid>/children), or 0. */
 pid_t bench_first_child(pid_t pid);
+
+/* utime + stime of `pid` in seconds (0 when it is gone). */
+double bench_proc_cpu_s(pid_t pid);
+
+/* VmRSS of `pid` in KiB (/proc/<pid>/status), or -1. */
+long bench_proc_rss_kib(pid_t pid);
+
+/* The disk's floor in directory dir: n times a 4 KiB pwrite + fdatasync of a scratch file
+ * "<dir>/fsync-floor" (removed after), each one's duration in t[i] (ns). Dies (bench_die)
+ * when the file cannot be created or written. */
+void bench_fsync_floor(const char *dir, uint64_t *t, size_t n);
+
+/* "load average at the end: 1.00 2.00 3.00" on stdout, then " (<note>)" unless note is
+ * NULL, and a newline; nothing when getloadavg fails. */
+void bench_print_loadavg(const char *note);
 
 #endif

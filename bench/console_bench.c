@@ -221,9 +221,7 @@ int main(void) {
   printf("keypress to echo on the console:   p50 %8.1f us  p99 %8.1f us   = %.2fx floor\n",
          e.p50_us, e.p99_us, e.p50_us / f.p50_us);
   bench_cpu_print(&procs, cpu, "echo");
-  double load[3] = {0};
-  if (getloadavg(load, 3) == 3)
-    printf("load average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
+  bench_print_loadavg(NULL);
   dfnet_client_call_cancel(c, id);
   dfnet_client_close(c);
   free(echo);

@@ -432,10 +432,9 @@ static void report(const bench_latency_t *floor, const bench_latency_t *e2e, dou
   printf("  %-40s %8.0f calls/s\n", "end-to-end client, 16 in flight", e2e_rate);
   bench_cpu_print(&client_procs, e2e_cpu, "call");
   print_paths(floor, e2e);
-  double load[3] = {0};
-  if (getloadavg(load, 3) == 3)
-    printf("load average at the end: %.2f %.2f %.2f (%ld CPUs shared with other work)\n", load[0],
-           load[1], load[2], sysconf(_SC_NPROCESSORS_ONLN));
+  char cpus[64];
+  snprintf(cpus, sizeof cpus, "%ld CPUs shared with other work", sysconf(_SC_NPROCESSORS_ONLN));
+  bench_print_loadavg(cpus);
 }
 
 /* Every figure, then the report. */

@@ -325,10 +325,7 @@ int main(void) {
   printf("upload + write = %.0f %% of streaming   (target >= %.0f %%: %s)\n",
          100.0 * together / stream, 100.0 * TARGET_RATIO,
          bench_met(together >= TARGET_RATIO * stream));
-  double load[3] = {0};
-  if (getloadavg(load, 3) == 3)
-    printf("load average at the end: %.2f %.2f %.2f (2 cores shared with other work)\n", load[0],
-           load[1], load[2]);
+  bench_print_loadavg("2 cores shared with other work");
   fabric_down();
   return 0;
 }

@@ -237,21 +237,7 @@ static const lat_run_t *best(const lat_run_t *a, const lat_run_t *b) {
 static bench_latency_t fsync_floor(const char *dir) {
   enum { N = 300 };
   static uint64_t t[N];
-  static char page[4096];
-  char path[600];
-  snprintf(path, sizeof path, "%s/fsync-floor", dir);
-  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0)
-    bench_die("%s: cannot create", path);
-  for (int i = 0; i < N; i++) {
-    uint64_t t0 = bench_now_ns();
-    if (pwrite(fd, page, sizeof page, (off_t)(i % 16) * 4096) != (ssize_t)sizeof page ||
-        fdatasync(fd) != 0)
-      bench_die("%s: write failed", path);
-    t[i] = bench_now_ns() - t0;
-  }
-  close(fd);
-  unlink(path);
+  bench_fsync_floor(dir, t, N);
   return bench_percentiles(t, N);
 }
 
@@ -989,10 +975,7 @@ int main(int argc, char **argv) {
             (long)E.agent.pid);
     bench_at_scale(full);
   }
-  double load[3] = {0};
-  if (getloadavg(load, 3) == 3)
-    printf("load average at the end: %.2f %.2f %.2f (2 cores shared with other work)\n", load[0],
-           load[1], load[2]);
+  bench_print_loadavg("2 cores shared with other work");
   fabric_down();
   return 0;
 }

@@ -4,7 +4,7 @@
 # by hand.
 if(TARGET dfnet_testhost)
   add_executable(metrics_scrape ${CMAKE_CURRENT_LIST_DIR}/metrics_scrape.c
-    ${CMAKE_CURRENT_LIST_DIR}/bench_util.c)
+    ${CMAKE_CURRENT_LIST_DIR}/sim_hosts.c ${CMAKE_CURRENT_LIST_DIR}/bench_util.c)
   target_compile_options(metrics_scrape PRIVATE ${DFNET_WARNINGS})
   target_include_directories(metrics_scrape PRIVATE "${CMAKE_CURRENT_LIST_DIR}")
   target_link_libraries(metrics_scrape PRIVATE dfnet_testhost)

@@ -21,145 +21,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench_util.h"
 #include "lib/pki.h"
 #include "lib/transport.h"
+#include "sim_hosts.h"
 #include "testhost/testhost.h"
 
 #define HOSTS 100
 #define DRIVERS 20
-#define PER_TRANSPORT 16 /* endpoints per transport: lib/transport_internal.h */
-
-static atomic_long welcomed, acked, started;
 static uint64_t g_nodes_per_host = 1000;
 
-typedef struct bhost {
-  dfnet_transport_t *t;
-  dfnet_endpoint_id_t ep;
-  char name[32];
-} bhost_t;
-
-static void wait_count(atomic_long *c, long want, double timeout_s) {
-  uint64_t end = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
-  while (atomic_load(c) < want && bench_now_ns() < end)
-    usleep(2000);
-}
-
-static void on_hello_reply(void *user, dfnet_status_t st, const dfnet_envelope_t *r, bool last) {
-  (void)user;
-  if (last && st == DFNET_STATUS_OK && r->pb.which_msg == dfnet_v1_Envelope_welcome_tag)
-    atomic_fetch_add(&welcomed, 1);
-}
-
-static void on_open(void *user, const dfnet_session_info_t *info) {
-  bhost_t *h = user;
-  dfnet_envelope_t *env = calloc(1, sizeof *env);
-  if (env == NULL)
-    bench_die("out of memory");
-  dfnet_envelope_init(env);
-  env->pb.which_msg = dfnet_v1_Envelope_hello_tag;
-  env->pb.msg.hello.protocol_version = DFNET_PROTOCOL_VERSION;
-  env->pb.msg.hello.role = dfnet_v1_Role_HOST;
-  snprintf(env->pb.msg.hello.name, sizeof env->pb.msg.hello.name, "%s", h->name);
-  dfnet_request_opts_t o = {.deadline_ms = 60000, .on_reply = on_hello_reply};
-  dfnet_transport_request(h->t, info->id, env, &o, 0, NULL);
-  free(env);
-}
-
-/* DriverStart -> DriverStatus RUNNING, as a host agent answers. */
-static void on_envelope(void *user, dfnet_session_id_t sid, const dfnet_envelope_t *env) {
-  bhost_t *h = user;
-  if (env->pb.which_msg != dfnet_v1_Envelope_driver_start_tag)
-    return;
-  static _Thread_local dfnet_envelope_t out;
-  dfnet_envelope_init(&out);
-  out.pb.id = env->pb.id;
-  out.pb.which_msg = dfnet_v1_Envelope_driver_status_tag;
-  snprintf(out.pb.msg.driver_status.node, sizeof out.pb.msg.driver_status.node, "%s",
-           env->pb.msg.driver_start.node);
-  snprintf(out.pb.msg.driver_status.url, sizeof out.pb.msg.driver_status.url, "%s",
-           env->pb.msg.driver_start.url);
-  out.pb.msg.driver_status.state = dfnet_v1_DriverState_RUNNING;
-  out.pb.msg.driver_status.driver_host_id = (uint64_t)atomic_fetch_add(&started, 1) + 1;
-  dfnet_transport_send(h->t, sid, &out, 0);
-}
-
-static void on_ack(void *user, dfnet_status_t st, const dfnet_envelope_t *r, bool last) {
-  (void)user;
-  (void)r;
-  if (last && st == DFNET_STATUS_OK)
-    atomic_fetch_add(&acked, 1);
-}
-
-static void connect_hosts(dfnet_transport_t **ts, th_manager_t *m, bhost_t *hs) {
-  char url[64], parent[600];
-  snprintf(url, sizeof url, "wss://127.0.0.1:%u/", (unsigned)m->port);
-  snprintf(parent, sizeof parent, "%s-certs", m->state_dir);
-  mkdir(parent, 0700);
-  for (int i = 0; i < HOSTS; i++) {
-    bhost_t *h = &hs[i];
-    if (i % PER_TRANSPORT == 0 && dfnet_transport_create(&ts[i / PER_TRANSPORT]) != DFNET_STATUS_OK)
-      bench_die("transport_create");
-    h->t = ts[i / PER_TRANSPORT];
-    snprintf(h->name, sizeof h->name, "lab%04d", i);
-    char dir[700], crt[800], key[800], ca[800];
-    snprintf(dir, sizeof dir, "%s-certs/%s", m->state_dir, h->name);
-    if (dfnet_pki_issue_to_dir(m->state_dir, DFNET_PKI_ROLE_HOST, h->name, dir, NULL, 0, 30) !=
-        DFNET_STATUS_OK)
-      bench_die("cannot issue %s's certificate", h->name);
-    snprintf(crt, sizeof crt, "%s/%s.crt", dir, h->name);
-    snprintf(key, sizeof key, "%s/%s.key", dir, h->name);
-    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
-    dfnet_client_config_t cc = {
-        .url = url,
-        .subprotocol = DFNET_SUBPROTOCOL_HOST,
-        .cert_file = crt,
-        .key_file = key,
-        .ca_file = ca,
-        .backoff_initial_ms = 1000,
-        .backoff_max_ms = 60000,
-        .callbacks = {.on_session_open = on_open, .on_envelope = on_envelope},
-        .user = h};
-    if (dfnet_transport_connect(h->t, &cc, &h->ep) != DFNET_STATUS_OK)
-      bench_die("transport_connect");
+/* Node k of a host: 4 properties; driver k % DRIVERS matches it. */
+static void fill_node(dfnet_v1_NodeAdd *a, uint64_t k) {
+  uint32_t keys[4] = {0x0100, 0x0101, 0x0102, 0x0107};
+  uint32_t vals[4] = {0x1af4, 0x1000 + (uint32_t)(k % DRIVERS), 0x02, (uint32_t)k};
+  for (int p = 0; p < 4; p++) {
+    a->properties[p].which_key = dfnet_v1_NodeProperty_int_key_tag;
+    a->properties[p].key.int_key = keys[p];
+    a->properties[p].which_value = dfnet_v1_NodeProperty_int_value_tag;
+    a->properties[p].value.int_value = vals[p];
   }
-  for (int i = 0; i < HOSTS; i += PER_TRANSPORT)
-    if (dfnet_transport_start(ts[i / PER_TRANSPORT]) != DFNET_STATUS_OK)
-      bench_die("transport_start");
-}
-
-/* NodeAdd of g_nodes_per_host nodes per host, ~10 properties each, like a PCI function;
- * driver k % DRIVERS matches node k. */
-static void publish(bhost_t *hs) {
-  dfnet_envelope_t *env = calloc(1, sizeof *env);
-  if (env == NULL)
-    bench_die("out of memory");
-  dfnet_request_opts_t o = {.deadline_ms = 120000, .on_reply = on_ack};
-  for (uint64_t k = 0; k < g_nodes_per_host; k++) {
-    for (int i = 0; i < HOSTS; i++) {
-      bhost_t *h = &hs[i];
-      dfnet_envelope_init(env);
-      env->pb.which_msg = dfnet_v1_Envelope_node_add_tag;
-      dfnet_v1_NodeAdd *a = &env->pb.msg.node_add;
-      snprintf(a->parent, sizeof a->parent, "dev.%s", h->name);
-      snprintf(a->name, sizeof a->name, "pci-%05llu", (unsigned long long)k);
-      uint32_t keys[4] = {0x0100, 0x0101, 0x0102, 0x0107};
-      uint32_t vals[4] = {0x1af4, 0x1000 + (uint32_t)(k % DRIVERS), 0x02, (uint32_t)k};
-      for (int p = 0; p < 4; p++) {
-        a->properties[p].which_key = dfnet_v1_NodeProperty_int_key_tag;
-        a->properties[p].key.int_key = keys[p];
-        a->properties[p].which_value = dfnet_v1_NodeProperty_int_value_tag;
-        a->properties[p].value.int_value = vals[p];
-      }
-      a->properties_count = 4;
-      dfnet_session_id_t sid = dfnet_transport_client_session(h->t, h->ep);
-      dfnet_transport_request(h->t, sid, env, &o, DFNET_SEND_WAIT, NULL);
-    }
-  }
-  free(env);
+  a->properties_count = 4;
 }
 
 /* A free TCP port of 127.0.0.1 now (bound and closed: the manager takes it next). */
@@ -228,44 +112,39 @@ int main(int argc, char **argv) {
   int scrapes = argc > 2 ? atoi(argv[2]) : 200;
   if (scrapes < 1 || scrapes > 100000)
     bench_die("SCRAPES: 1..100000");
-  char root[128], drivers[200], state[200];
-  snprintf(root, sizeof root, "/tmp/dfnet-bench-metrics-%d", (int)getpid());
-  snprintf(drivers, sizeof drivers, "%s/drivers", root);
-  snprintf(state, sizeof state, "%s/state", root);
-  th_fresh_dir(drivers);
-  for (int i = 0; i < DRIVERS; i++) {
-    char name[32], rules[256];
-    snprintf(name, sizeof name, "drv%03d", i);
-    snprintf(rules, sizeof rules, "fuchsia.BIND_PCI_VID == 0x1af4;\nfuchsia.BIND_PCI_DID == %u;\n",
-             0x1000 + i);
-    if (th_write_driver(drivers, name, rules, NULL) != 0)
-      bench_die("th_write_driver");
-  }
+  sim_dirs_t d;
+  sim_dirs_make(&d, "metrics");
+  if (sim_write_pci_drivers(d.drivers, DRIVERS, NULL) != 0)
+    bench_die("th_write_driver");
   char metrics_listen[32];
   uint16_t mport = free_port();
   snprintf(metrics_listen, sizeof metrics_listen, "127.0.0.1:%u", (unsigned)mport);
   th_manager_t m;
-  if (th_manager_start(&m, state, drivers, "--log-level", "warn", "--metrics-listen",
+  if (th_manager_start(&m, d.state, d.drivers, "--log-level", "warn", "--metrics-listen",
                        metrics_listen, NULL) != 0)
-    bench_die("the manager did not start (log: %s.log)", state);
+    bench_die("the manager did not start (log: %s.log)", d.state);
   bench_procs_t procs = {0};
   bench_procs_add(&procs, "dfnet-manager", m.pid);
 
-  dfnet_transport_t *ts[HOSTS / PER_TRANSPORT + 1] = {0};
-  bhost_t *hs = calloc(HOSTS, sizeof *hs);
-  if (hs == NULL)
-    bench_die("out of memory");
-  connect_hosts(ts, &m, hs);
-  wait_count(&welcomed, HOSTS, 120);
+  sim_fleet_t lab = {0};
+  sim_fleet_opts_t o = {
+      .prefix = "lab",
+      .callbacks = sim_agent_callbacks(),
+      .backoff_initial_ms = 1000,
+      .backoff_max_ms = 60000,
+  };
+  if (sim_fleet_connect(&lab, &m, HOSTS, &o) != 0)
+    bench_die("cannot connect %d simulated hosts", HOSTS);
+  sim_wait_count(&lab.welcomed, HOSTS, 120);
   long total = (long)(HOSTS * g_nodes_per_host);
   uint64_t p0 = bench_now_ns();
-  publish(hs);
-  wait_count(&acked, total, 300);
-  wait_count(&started, total, 300);
+  sim_fleet_publish(&lab, g_nodes_per_host, fill_node);
+  sim_wait_count(&lab.acked, total, 300);
+  sim_wait_count(&lab.started, total, 300);
   printf(
       "metrics_scrape: %ld nodes published by %d hosts (%ld acknowledged, %ld drivers "
       "started) in %.1f s\n",
-      total, HOSTS, atomic_load(&acked), atomic_load(&started),
+      total, HOSTS, atomic_load(&lab.acked), atomic_load(&lab.started),
       (double)(bench_now_ns() - p0) / 1e9);
   usleep(500000); /* the last DriverStatus handled */
 
@@ -290,8 +169,8 @@ int main(int argc, char **argv) {
 
   /* 3. the TLS listener with a viewer certificate, through curl */
   char certs[600], cmd[2400];
-  snprintf(certs, sizeof certs, "%s-certs/bench-viewer", state);
-  if (dfnet_pki_issue_to_dir(state, DFNET_PKI_ROLE_VIEWER, "bench-viewer", certs, NULL, 0, 30) !=
+  snprintf(certs, sizeof certs, "%s-certs/bench-viewer", d.state);
+  if (dfnet_pki_issue_to_dir(d.state, DFNET_PKI_ROLE_VIEWER, "bench-viewer", certs, NULL, 0, 30) !=
       DFNET_STATUS_OK)
     bench_die("cannot issue the viewer's certificate");
   snprintf(cmd, sizeof cmd,
@@ -315,11 +194,9 @@ int main(int argc, char **argv) {
       tl.p50_us / 1000, tl.p99_us / 1000);
 
   free(t);
-  for (int i = 0; i < HOSTS; i += PER_TRANSPORT)
-    dfnet_transport_destroy(ts[i / PER_TRANSPORT]);
-  free(hs);
+  sim_fleet_destroy(&lab);
   int rc = th_manager_stop(&m);
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.log' '%s-certs'", root, state, state);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.log' '%s-certs'", d.root, d.state, d.state);
   if (getenv("DFNET_KEEP") == NULL && system(cmd) != 0)
     return 1;
   return rc == 0 ? 0 : 1;

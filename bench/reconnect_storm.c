@@ -23,50 +23,24 @@
  * (N sockets here and N in the manager, which inherits it). Asserts nothing.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "lib/log.h"
-#include "lib/pki.h"
 #include "lib/transport.h"
+#include "sim_hosts.h"
 #include "testhost/testhost.h"
 
-#define PER_TRANSPORT 16 /* endpoints per transport: lib/transport_internal.h */
-#define PHASE_S 60.0     /* the longest a storm is watched */
+#define PHASE_S 60.0 /* the longest a storm is watched */
 
 static atomic_long opened, resumed, welcomed, reconciled;
 
-typedef struct shost {
-  dfnet_transport_t *t;
-  dfnet_endpoint_id_t ep;
-  char name[32];
-} shost_t;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(pid_t pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  unsigned long ut = 0, st = 0;
-  if (f) {
-    int r = fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-    (void)r;
-    fclose(f);
-  }
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
+static double now_s(void) { return (double)bench_now_ns() / 1e9; }
 
 static void on_node_ack(void *user, dfnet_status_t st, const dfnet_envelope_t *r, bool last) {
   (void)user;
@@ -78,7 +52,7 @@ static void on_node_ack(void *user, dfnet_status_t st, const dfnet_envelope_t *r
 
 /* Welcomed: announce the host's one node, as the agent does after its Hello. */
 static void on_welcome(void *user, dfnet_status_t st, const dfnet_envelope_t *r, bool last) {
-  shost_t *h = user;
+  sim_host_t *h = user;
   if (!last || st != DFNET_STATUS_OK || r->pb.which_msg != dfnet_v1_Envelope_welcome_tag)
     return;
   atomic_fetch_add(&welcomed, 1);
@@ -98,80 +72,31 @@ static void on_welcome(void *user, dfnet_status_t st, const dfnet_envelope_t *r,
 }
 
 static void on_open(void *user, const dfnet_session_info_t *info) {
-  shost_t *h = user;
   atomic_fetch_add(&opened, 1);
   if (info->tls_resumed)
     atomic_fetch_add(&resumed, 1);
-  static _Thread_local dfnet_envelope_t env;
-  dfnet_envelope_init(&env);
-  env.pb.which_msg = dfnet_v1_Envelope_hello_tag;
-  env.pb.msg.hello.protocol_version = DFNET_PROTOCOL_VERSION;
-  env.pb.msg.hello.role = dfnet_v1_Role_HOST;
-  snprintf(env.pb.msg.hello.name, sizeof env.pb.msg.hello.name, "%s", h->name);
-  dfnet_request_opts_t o = {.deadline_ms = 120000, .on_reply = on_welcome, .user = h};
-  dfnet_transport_request(h->t, info->id, &env, &o, 0, NULL);
+  sim_host_hello(user, info->id, 120000, on_welcome, user);
 }
 
-static bool wait_count(atomic_long *c, long want, double timeout_s) {
-  double end = now_s() + timeout_s;
-  while (atomic_load(c) < want && now_s() < end)
-    usleep(1000);
-  return atomic_load(c) >= want;
-}
-
-/* Issue host i's certificate (reused from an earlier run of the same state directory). */
-static int host_files(const th_manager_t *m, const char *name, char *crt, char *key, char *ca,
-                      size_t cap) {
-  char dir[700];
-  snprintf(dir, sizeof dir, "%s-certs/%s", m->state_dir, name);
-  if (access(dir, F_OK) != 0 && dfnet_pki_issue_to_dir(m->state_dir, DFNET_PKI_ROLE_HOST, name, dir,
-                                                       NULL, 0, 30) != DFNET_STATUS_OK)
+/* N hosts with the agent's reconnect backoff, connected in waves of SIM_PER_TRANSPORT (the
+ * first connection of each is a full handshake; a thousand at once would queue past their
+ * handshake timeout), until every host's node is reconciled. */
+static int connect_hosts(sim_fleet_t *f, const th_manager_t *m, int n) {
+  sim_fleet_opts_t o = {.prefix = "storm",
+                        .callbacks = {.on_session_open = on_open},
+                        .backoff_initial_ms = 250, /* host/agent/main.c's */
+                        .backoff_multiplier = 1.6,
+                        .backoff_max_ms = 5000,
+                        .wave_counter = &reconciled,
+                        .wave_base = 0,
+                        .wave_timeout_s = 20};
+  if (sim_fleet_connect(f, m, n, &o) != 0)
     return -1;
-  snprintf(crt, cap, "%s/%s.crt", dir, name);
-  snprintf(key, cap, "%s/%s.key", dir, name);
-  snprintf(ca, cap, "%s/ca.crt", dir);
-  return 0;
-}
-
-/* N hosts, connected in waves of PER_TRANSPORT (the first connection of each is a full
- * handshake; a thousand at once would queue past their handshake timeout). */
-static int connect_hosts(dfnet_transport_t **ts, const th_manager_t *m, shost_t *hs, int n) {
-  char url[64], parent[600];
-  snprintf(url, sizeof url, "wss://127.0.0.1:%u/", (unsigned)m->port);
-  snprintf(parent, sizeof parent, "%s-certs", m->state_dir);
-  mkdir(parent, 0700);
-  for (int i = 0; i < n; i++) {
-    shost_t *h = &hs[i];
-    if (i % PER_TRANSPORT == 0 && dfnet_transport_create(&ts[i / PER_TRANSPORT]) != DFNET_STATUS_OK)
-      return -1;
-    h->t = ts[i / PER_TRANSPORT];
-    snprintf(h->name, sizeof h->name, "storm%04d", i);
-    char crt[800], key[800], ca[800];
-    if (host_files(m, h->name, crt, key, ca, sizeof crt) != 0)
-      return -1;
-    dfnet_client_config_t cc = {.url = url,
-                                .subprotocol = DFNET_SUBPROTOCOL_HOST,
-                                .cert_file = crt,
-                                .key_file = key,
-                                .ca_file = ca,
-                                .backoff_initial_ms = 250, /* host/agent/main.c's */
-                                .backoff_multiplier = 1.6,
-                                .backoff_max_ms = 5000,
-                                .callbacks = {.on_session_open = on_open},
-                                .user = h};
-    if (dfnet_transport_connect(h->t, &cc, &h->ep) != DFNET_STATUS_OK)
-      return -1;
-  }
-  for (int i = 0; i < n; i += PER_TRANSPORT) {
-    if (dfnet_transport_start(ts[i / PER_TRANSPORT]) != DFNET_STATUS_OK)
-      return -1;
-    wait_count(&reconciled, i + PER_TRANSPORT < n ? i + PER_TRANSPORT : n, 20);
-  }
-  return wait_count(&reconciled, n, 60) ? 0 : -1;
+  return sim_wait_count(&reconciled, n, 60) ? 0 : -1;
 }
 
 /* Name the hosts (at most 5) without a session: a stuck reconnect shows here. */
-static void print_missing(const shost_t *hs, int n) {
+static void print_missing(const sim_host_t *hs, int n) {
   int shown = 0, missing = 0;
   for (int i = 0; i < n; i++) {
     if (dfnet_transport_client_session(hs[i].t, hs[i].ep) != 0)
@@ -206,14 +131,14 @@ static int restart(th_manager_t *m, const char *drivers, const char *extra_arg, 
   if (th_manager_start(m, state, drivers, "--log-level", "info", "--listen", listen, "--host-grace",
                        "60", extra_arg, NULL) != 0)
     return -1;
-  double c0 = cpu_s(m->pid);
+  double c0 = bench_proc_cpu_s(m->pid);
   out->floor_s = now_s() - t0;
   /* a phase that has not converged after PHASE_S is reported as such */
-  wait_count(&opened, n, PHASE_S - (now_s() - t0));
+  sim_wait_count(&opened, n, PHASE_S - (now_s() - t0));
   out->sessions_s = now_s() - t0;
-  wait_count(&reconciled, n, PHASE_S - (now_s() - t0));
+  sim_wait_count(&reconciled, n, PHASE_S - (now_s() - t0));
   out->nodes_s = now_s() - t0;
-  out->cpu_s = cpu_s(m->pid) - c0;
+  out->cpu_s = bench_proc_cpu_s(m->pid) - c0;
   out->sessions = atomic_load(&opened);
   out->resumed = atomic_load(&resumed);
   out->nodes = atomic_load(&reconciled);
@@ -251,21 +176,17 @@ int main(int argc, char **argv) {
 #endif
   dfnet_log_set_level(DFNET_LOG_WARN); /* 2 N session lines otherwise */
   raise_nofile(n);
-  char root[128], drivers[200], state[200];
-  snprintf(root, sizeof root, "/tmp/dfnet-bench-storm-%d", (int)getpid());
-  snprintf(drivers, sizeof drivers, "%s/drivers", root);
-  snprintf(state, sizeof state, "%s/state", root);
-  th_fresh_dir(drivers);
+  sim_dirs_t d;
+  sim_dirs_make(&d, "storm");
   th_manager_t m;
-  if (th_manager_start(&m, state, drivers, "--log-level", "info", "--host-grace", "60", NULL) !=
+  if (th_manager_start(&m, d.state, d.drivers, "--log-level", "info", "--host-grace", "60", NULL) !=
       0) {
     fprintf(stderr, "reconnect_storm: the manager did not start\n");
     return 1;
   }
-  dfnet_transport_t **ts = calloc((size_t)n / PER_TRANSPORT + 1, sizeof *ts);
-  shost_t *hs = calloc((size_t)n, sizeof *hs);
+  sim_fleet_t fleet = {0};
   double c0 = now_s();
-  if (ts == NULL || hs == NULL || connect_hosts(ts, &m, hs, n) != 0) {
+  if (connect_hosts(&fleet, &m, n) != 0) {
     fprintf(stderr, "reconnect_storm: %ld of %d hosts connected\n", atomic_load(&reconciled), n);
     th_manager_stop(&m);
     return 1;
@@ -273,11 +194,11 @@ int main(int argc, char **argv) {
   printf("reconnect_storm: %d hosts connected and their nodes announced in %.1f s\n", n,
          now_s() - c0);
   storm_t with = {0}, without = {0};
-  int rc = restart(&m, drivers, NULL, n, &with);
+  int rc = restart(&m, d.drivers, NULL, n, &with);
   if (with.sessions < n)
-    print_missing(hs, n);
+    print_missing(fleet.hosts, n);
   if (rc == 0)
-    rc = restart(&m, drivers, "--no-tls-tickets", n, &without);
+    rc = restart(&m, d.drivers, "--no-tls-tickets", n, &without);
   printf("manager restarted with %d hosts (from its stop; floor: stop -> listening again):\n", n);
   printf("  %-22s %9s %11s %10s %11s %10s %11s\n", "", "sessions", "nodes", "floor", "listen->all",
          "resumed", "mgr CPU");
@@ -286,14 +207,11 @@ int main(int argc, char **argv) {
   printf("  target with tickets <= 5 s: %s\n",
          with.sessions == n && with.nodes == n && with.nodes_s <= 5.0 ? "met" : "NOT met");
   printf("  (the manager's log: %s; kept with DFNET_KEEP=1)\n", m.log_path);
-  for (int i = 0; i < n; i += PER_TRANSPORT)
-    dfnet_transport_destroy(ts[i / PER_TRANSPORT]);
+  sim_fleet_destroy(&fleet);
   th_manager_stop(&m);
-  free(ts);
-  free(hs);
   char cmd[300]; /* the state, 1,000 certificates and the log, unless DFNET_KEEP is set */
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", d.root);
   if (getenv("DFNET_KEEP") == NULL && system(cmd) != 0)
-    fprintf(stderr, "reconnect_storm: could not remove %s\n", root);
+    fprintf(stderr, "reconnect_storm: could not remove %s\n", d.root);
   return rc == 0 ? 0 : 1;
 }

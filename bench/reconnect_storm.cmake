@@ -3,10 +3,12 @@
 # --no-tls-tickets; time until every host has a session and its node is reconciled, beside
 # the floor (the manager's own restart). Prints figures; run it by hand.
 if(TARGET dfnet_testhost)
-  add_executable(reconnect_storm ${CMAKE_CURRENT_LIST_DIR}/reconnect_storm.c)
+  add_executable(reconnect_storm ${CMAKE_CURRENT_LIST_DIR}/reconnect_storm.c
+    ${CMAKE_CURRENT_LIST_DIR}/sim_hosts.c ${CMAKE_CURRENT_LIST_DIR}/bench_util.c)
   target_compile_options(reconnect_storm PRIVATE ${DFNET_WARNINGS})
   target_compile_definitions(reconnect_storm PRIVATE
     RECONNECT_STORM_BUILD_DIR="${CMAKE_BINARY_DIR}")
+  target_include_directories(reconnect_storm PRIVATE "${CMAKE_CURRENT_LIST_DIR}")
   target_link_libraries(reconnect_storm PRIVATE dfnet_testhost)
   add_dependencies(reconnect_storm dfnet-manager)
 endif()

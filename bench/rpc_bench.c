@@ -223,10 +223,7 @@ static void run_all(const char *self, double seconds, uint32_t credit) {
       "      (target >= %.0f: %s)\n",
       credit, mbs, TARGET_STREAM_MB_S, bench_met(mbs >= TARGET_STREAM_MB_S));
   bench_cpu_print(&procs, cpus, "MiB");
-  double load[3] = {0};
-  if (getloadavg(load, 3) == 3)
-    printf("load average at the end: %.2f %.2f %.2f (2 cores shared with other work)\n", load[0],
-           load[1], load[2]);
+  bench_print_loadavg("2 cores shared with other work");
 }
 
 int main(int argc, char **argv) {

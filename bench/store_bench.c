@@ -13,7 +13,6 @@
  *   - audit queries: since a time, by exact moniker, by substring.
  * Asserts nothing. Usage: store_bench [DIR] (default: a new store-bench-XXXXXX directory in
  * the current one, removed at the end). The page cache is warm: these are not cold starts. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,21 +349,7 @@ static void measure_ops(void) {
   print_latency("floor: smallest write commit (one counter row)", t, OPS);
   store__close(s);
 
-  char path[600];
-  snprintf(path, sizeof path, "%s/fsync-floor", g_dir);
-  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0)
-    bench_die("%s: cannot create", path);
-  static char page[4096];
-  for (int i = 0; i < OPS; i++) {
-    uint64_t t0 = bench_now_ns();
-    if (pwrite(fd, page, sizeof page, (off_t)(i % 16) * 4096) != (ssize_t)sizeof page ||
-        fdatasync(fd) != 0)
-      bench_die("%s: write failed", path);
-    t[i] = bench_now_ns() - t0;
-  }
-  close(fd);
-  unlink(path);
+  bench_fsync_floor(g_dir, t, OPS);
   print_latency("floor: pwrite 4 KiB + fdatasync (the disk)", t, OPS);
 }
 

@@ -10,103 +10,36 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "child.h"
+#include "config_fixture.h"
 
-static char g_dir[64]; /* the test's directory: manager.conf, state, outputs */
-static char g_out[128], g_err[128];
+static const char *g_dir; /* the fixture's: manager.conf, state, outputs */
+static config_run_t R;    /* the last run's code and outputs */
 
-typedef struct run {
-  int rc; /* the exit code, or -1 */
-  char out[8192], err[16384];
-} run_t;
-
-static run_t R;
-
-static void write_conf(const char *text) {
-  char path[128];
-  snprintf(path, sizeof path, "%s/manager.conf", g_dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  assert_int_equal(fclose(f), 0);
-}
-
-static void slurp(const char *path, char *buf, size_t cap) {
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return;
-  size_t n = fread(buf, 1, cap - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-}
-
-/* Start dfnet-manager with argv (argv[0] ignored), stdout and stderr to files. */
-static pid_t start(char **argv) {
-  unlink(g_out); /* no output of the run before is read as this one's */
-  unlink(g_err);
-  pid_t pid = test_child_fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    int out = open(g_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = open(g_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-      _exit(127);
-    argv[0] = (char *)DFNET_MANAGER_BIN;
-    execv(DFNET_MANAGER_BIN, argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-/* Wait up to timeout_ms for the child to exit; R gets its code and outputs. */
-static void wait_exit(pid_t pid, int timeout_ms) {
-  int status = 0;
-  R.rc = -1;
-  for (int waited = 0; waited < timeout_ms; waited += 10) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      R.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      break;
-    }
-    usleep(10000);
-  }
-  if (R.rc < 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
-  slurp(g_out, R.out, sizeof R.out);
-  slurp(g_err, R.err, sizeof R.err);
-}
+static void write_conf(const char *text) { config_fixture_write("manager.conf", text); }
 
 /* Run to its end (a usage error, init). */
-static int run(char **argv) {
-  wait_exit(start(argv), 30000);
-  return R.rc;
-}
+static int run(char **argv) { return config_fixture_run(DFNET_MANAGER_BIN, argv, -1, -1, &R); }
 
 /* Run until it says it listens, then SIGTERM it; R.out has the "listening on" line. */
 static void run_until_listening(char **argv) {
-  pid_t pid = start(argv);
+  pid_t pid = config_fixture_start(DFNET_MANAGER_BIN, argv, -1);
   bool listening = false;
   for (int waited = 0; waited < 30000 && !listening; waited += 20) {
-    slurp(g_out, R.out, sizeof R.out);
+    config_fixture_slurp(config_fixture_out_path(), R.out, sizeof R.out);
     listening = strstr(R.out, "dfnet-manager: listening on ") != NULL;
     if (!listening)
       usleep(20000);
   }
   kill(pid, SIGTERM);
-  wait_exit(pid, 30000);
+  config_fixture_wait(pid, 30000, &R);
   if (!listening)
     fail_msg("the manager did not listen: %s", R.err);
   assert_int_equal(R.rc, 0);
@@ -114,26 +47,13 @@ static void run_until_listening(char **argv) {
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof g_dir, "/tmp/dfnet-mgr-conf-XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (config_fixture_setup("/tmp/dfnet-mgr-conf-XXXXXX") != 0)
     return -1;
-  snprintf(g_out, sizeof g_out, "%s/out", g_dir);
-  snprintf(g_err, sizeof g_err, "%s/err", g_dir);
+  g_dir = config_fixture_dir();
   char state_dir[128];
   snprintf(state_dir, sizeof state_dir, "%s/state", g_dir);
-  setenv("DFNET_CONFIG_DIR", g_dir, 1);
   setenv("DFNET_STATE_DIR", state_dir, 1);
-  unsetenv("DFNET_LOG_LEVEL");
-  unsetenv("DFNET_LOG_FORMAT");
-  unsetenv("JOURNAL_STREAM");
   return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  char cmd[160];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
 }
 
 /* listen and log-level come from the file; flags replace them. */
@@ -176,9 +96,7 @@ static void test_typo_is_a_usage_error(void **state) {
 
 static void test_bad_values(void **state) {
   (void)state;
-  static const struct {
-    const char *conf, *message; /* after "dfnet-manager: DIR/manager.conf" */
-  } cases[] = {
+  static const config_refusal_t cases[] = {
       {"host-grace = 86401\n", ":1: host-grace: '86401' is not a number in 0..86400"},
       {"# x\nrequire-lease = maybe\n",
        ":2: require-lease: 'maybe' is not true or false (yes/no, 1/0)"},
@@ -189,32 +107,20 @@ static void test_bad_values(void **state) {
       {"listen 127.0.0.1:0\n", ":1: expected 'key = value'"},
       {"config = /etc/x.conf\n", ":1: unknown key 'config'"},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    write_conf(cases[i].conf);
-    char *argv[] = {NULL, NULL};
-    assert_int_equal(run(argv), 2);
-    char want[512];
-    snprintf(want, sizeof want, "dfnet-manager: %s/manager.conf%s\n", g_dir, cases[i].message);
-    if (strcmp(R.err, want) != 0)
-      fail_msg("case %zu: '%s', want '%s'", i, R.err, want);
-  }
+  config_fixture_expect_refusals(DFNET_MANAGER_BIN, "dfnet-manager", "manager.conf", cases,
+                                 sizeof cases / sizeof cases[0], &R);
 }
 
 /* --config FILE must exist; the default file need not; a flag's value true works. */
 static void test_config_flag(void **state) {
   (void)state;
-  char missing[128], other[128];
-  snprintf(missing, sizeof missing, "%s/none.conf", g_dir);
-  char *argv[] = {NULL, "--config", missing, NULL};
-  assert_int_equal(run(argv), 2);
-  assert_non_null(strstr(R.err, missing));
-  assert_non_null(strstr(R.err, "No such file or directory"));
+  config_fixture_expect_missing_config(DFNET_MANAGER_BIN, &R);
+
+  char other[128];
 
   snprintf(other, sizeof other, "%s/other.conf", g_dir);
-  FILE *f = fopen(other, "w");
-  assert_non_null(f);
-  fputs("listen = 127.0.0.1:0\nrequire-lease = true\nlog-format = json\n", f);
-  fclose(f);
+  config_fixture_write("other.conf",
+                       "listen = 127.0.0.1:0\nrequire-lease = true\nlog-format = json\n");
   write_conf("lsiten = broken\n"); /* not read: --config names another file */
   char *with_config[] = {NULL, "--config", other, NULL};
   run_until_listening(with_config);
@@ -267,48 +173,20 @@ static void test_init_state_dir(void **state) {
  * configuration (the values the test cannot use replaced by flags). */
 static void test_example_file(void **state) {
   (void)state;
-  const char *src = getenv("DFNET_SOURCE_DIR");
-  assert_non_null(src);
-  char example[512], text[16384], un[128];
-  snprintf(example, sizeof example, "%s/packaging/etc/manager.conf", src);
-  slurp(example, text, sizeof text);
-  assert_true(strlen(text) > 100);
-  char *help[] = {NULL, "--help", NULL};
-  assert_int_equal(run(help), 0);
-  size_t options = 0;
-  for (const char *l = strstr(R.out, "\nOptions:\n"); l != NULL; l = strchr(l + 1, '\n')) {
-    char name[64];
-    if (sscanf(l, "\n  --%63[a-z0-9-]", name) != 1 || strcmp(name, "config") == 0 ||
-        strcmp(name, "version") == 0)
-      continue;
-    char want[80];
-    snprintf(want, sizeof want, "\n#%s = ", name);
-    if (strstr(text, want) == NULL)
-      fail_msg("%s has no line '#%s = ...'", example, name);
-    options++;
-  }
-  assert_true(options >= 10);
+  static config_example_t ex;
+  static const char *const skip[] = {"config", "version", NULL};
+  assert_true(config_fixture_load_example(DFNET_MANAGER_BIN, "manager.conf", skip, &ex, &R) >= 10);
 
-  char *shipped[] = {NULL, "--config", example, "--listen", "127.0.0.1:0", NULL};
+  char *shipped[] = {NULL, "--config", ex.path, "--listen", "127.0.0.1:0", NULL};
   run_until_listening(shipped);
-  /* uncommented: "#key = value" lines become settings */
-  snprintf(un, sizeof un, "%s/uncommented.conf", g_dir);
-  FILE *f = fopen(un, "w");
-  assert_non_null(f);
-  for (char *save = NULL, *l = strtok_r(text, "\n", &save); l != NULL;
-       l = strtok_r(NULL, "\n", &save)) {
-    char key[64];
-    bool setting = sscanf(l, "#%63[a-z0-9-] = ", key) == 1 && strstr(l, " = ") != NULL;
-    fprintf(f, "%s\n", setting ? l + 1 : l);
-  }
-  fclose(f);
   char state_dir[128], drivers[128];
   snprintf(state_dir, sizeof state_dir, "%s/example-state", g_dir);
   snprintf(drivers, sizeof drivers, "%s/example-drivers", g_dir);
   assert_int_equal(mkdir(drivers, 0700), 0);
-  char *all[] = {
-      NULL,          "--config",    un,        "--listen",  "127.0.0.1:0", "--metrics-listen",
-      "127.0.0.1:0", "--state-dir", state_dir, "--drivers", drivers,       NULL};
+  /* uncommented: "#key = value" lines become settings */
+  char *all[] = {NULL,          "--config",         ex.uncommented, "--listen",
+                 "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",  "--state-dir",
+                 state_dir,     "--drivers",        drivers,        NULL};
   run_until_listening(all);
 }
 
@@ -318,5 +196,5 @@ int main(void) {
       cmocka_unit_test(test_bad_values),          cmocka_unit_test(test_config_flag),
       cmocka_unit_test(test_init_state_dir),      cmocka_unit_test(test_example_file),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, config_fixture_teardown);
 }
