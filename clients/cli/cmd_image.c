@@ -31,6 +31,7 @@
 
 #include <mbedtls/sha256.h>
 
+#include "lib/hex.h"
 #include "clients/cli/cli.h"
 
 #define M_STAT "/dfnet.lab.ArtifactCache/Stat"
@@ -85,12 +86,7 @@ int cli__image_open(cli_image_t *im, const char *path) {
   free(buf);
   if (rc != CLI_EXIT_OK)
     return rc;
-  static const char digits[] = "0123456789abcdef";
-  for (int i = 0; i < 32; i++) {
-    im->hex[2 * i] = digits[im->sha256[i] >> 4];
-    im->hex[2 * i + 1] = digits[im->sha256[i] & 15];
-  }
-  im->hex[64] = '\0';
+  dfnet_hex_encode(im->sha256, sizeof im->sha256, im->hex);
   return CLI_EXIT_OK;
 }
 
