@@ -96,30 +96,30 @@ static const dispatch_entry_t k_messages[] = {
     ROW(package_fetch, NULL, NONE, handle__package_fetch),
 };
 
+/* Answer PERMISSION_DENIED with why env is refused (its message's name is looked up only
+ * here, off the path of the messages that pass). */
+static void refuse(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env,
+                   const dispatch_entry_t *e) {
+  const char *name = dfnet_envelope_msg_name(env->pb.which_msg);
+  if (s->kind == SESSION_HOST || e == NULL || e->client == NULL) {
+    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
+                           "%s is not a %s message", name,
+                           s->kind == SESSION_HOST ? "host" : "client");
+    return;
+  }
+  DFNET_LOGI("sessions", s->name, "%s refused: role too low", name);
+  sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_PERMISSION_DENIED, "%s needs role %s",
+                         name, dfnet_role_by_wire(e->client_role)->name);
+}
+
 void dispatch__envelope(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t *env) {
   pb_size_t which = env->pb.which_msg;
   const dispatch_entry_t *e =
       which < sizeof k_messages / sizeof k_messages[0] ? &k_messages[which] : NULL;
-  const char *name = dfnet_envelope_msg_name(which);
-  if (s->kind == SESSION_HOST) {
-    if (e == NULL || e->host == NULL) {
-      sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
-                             "%s is not a host message", name);
-      return;
-    }
-    e->host(m, s, env);
-    return;
-  }
-  if (e == NULL || e->client == NULL) {
-    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_PERMISSION_DENIED,
-                           "%s is not a client message", name);
-    return;
-  }
-  if (!dfnet_role_allows(s->role, e->client_role)) {
-    DFNET_LOGI("sessions", s->name, "%s refused: role too low", name);
-    sessions__reply_status(m, s->id, env->pb.id, DFNET_STATUS_PERMISSION_DENIED, "%s needs role %s",
-                           name, dfnet_role_by_wire(e->client_role)->name);
-    return;
-  }
-  e->client(m, s, env);
+  bool host = s->kind == SESSION_HOST;
+  dispatch_fn handler = e == NULL ? NULL : host ? e->host : e->client;
+  if (handler != NULL && (host || dfnet_role_allows(s->role, e->client_role)))
+    handler(m, s, env);
+  else
+    refuse(m, s, env, e);
 }

@@ -1,7 +1,6 @@
 /* dfnet-manager: a list answered as a stream (docs/architecture.md "The wire"): one item
  * message a record, with the request's id, then a Status closing it (manager.h). */
 #include <stdarg.h>
-#include <stdio.h>
 
 #include "manager/manager.h"
 
@@ -23,10 +22,8 @@ void list_stream__end(list_stream_t *ls, const char *fmt, ...) {
                            "list interrupted");
     return;
   }
-  char text[256];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
+  sessions__reply_vstatus(ls->m, ls->sid, ls->id, DFNET_STATUS_OK, fmt, ap);
   va_end(ap);
-  sessions__reply_status(ls->m, ls->sid, ls->id, DFNET_STATUS_OK, "%s", text);
 }

@@ -19,6 +19,7 @@
 #ifndef DFNET_MANAGER_MANAGER_H
 #define DFNET_MANAGER_MANAGER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -259,6 +260,9 @@ void sessions__destroy_all(mgr_t *m);
 /* Reply Status{code, msg} to request `id` of `sid` (logs a send failure). */
 void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet_status_t code,
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same with the message's arguments as a va_list (list_stream__end's summary). */
+void sessions__reply_vstatus(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet_status_t code,
+                             const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 /* The node a client names for request `id` of `sid`: by moniker only (moniker_only:
  * topology__find), else as topology__find_named resolves it. NULL after replying Status
  * NOT_FOUND "node <name> not found". Borrowed from the topology. */

@@ -36,11 +36,16 @@ void sessions__destroy_all(mgr_t *m) {
 
 void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet_status_t code,
                             const char *fmt, ...) {
-  char msg[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  sessions__reply_vstatus(m, sid, id, code, fmt, ap);
   va_end(ap);
+}
+
+void sessions__reply_vstatus(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet_status_t code,
+                             const char *fmt, va_list ap) {
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
   dfnet_status_t st = dfnet_transport_send_status(m->transport, sid, id, code, msg);
   if (st != DFNET_STATUS_OK && st != DFNET_STATUS_NOT_FOUND)
     DFNET_LOGW("sessions", NULL, "session %llu: status reply not sent: %s", (unsigned long long)sid,

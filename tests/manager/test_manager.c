@@ -205,12 +205,19 @@ static void test_start_failure_registration_roles(void **state) {
   assert_int_equal(th_request(viewer, req, rep, WAIT_MS), DFNET_STATUS_OK);
   assert_int_equal(rep->pb.which_msg, dfnet_v1_Envelope_status_tag);
   assert_int_equal(rep->pb.msg.status.code, dfnet_v1_Code_PERMISSION_DENIED);
+  assert_string_equal(rep->pb.msg.status.message, "driver_control needs role admin");
   assert_int_equal(th_request(admin, req, rep, WAIT_MS), DFNET_STATUS_OK);
   assert_int_equal(rep->pb.which_msg, dfnet_v1_Envelope_driver_control_result_tag);
   dfnet_envelope_init(req);
   req->pb.which_msg = dfnet_v1_Envelope_list_hosts_tag;
   assert_int_equal(th_request(h, req, rep, WAIT_MS), DFNET_STATUS_OK);
   assert_int_equal(rep->pb.msg.status.code, dfnet_v1_Code_PERMISSION_DENIED);
+  assert_string_equal(rep->pb.msg.status.message, "list_hosts is not a host message");
+  dfnet_envelope_init(req);
+  req->pb.which_msg = dfnet_v1_Envelope_node_add_tag; /* from a client */
+  assert_int_equal(th_request(admin, req, rep, WAIT_MS), DFNET_STATUS_OK);
+  assert_int_equal(rep->pb.msg.status.code, dfnet_v1_Code_PERMISSION_DENIED);
+  assert_string_equal(rep->pb.msg.status.message, "node_add is not a client message");
   assert_int_equal(th_node_add(admin, "dev.lab-b", "x", NULL, 0, NULL, NULL, NULL),
                    DFNET_STATUS_PERMISSION_DENIED);
   free(req);
