@@ -5,6 +5,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -138,4 +139,14 @@ pid_t test_child_forkpty(int *master) {
     return 0;
   }
   return registered(pid, false);
+}
+
+void test_child_read_output(const char *path, char *buf, size_t cap) {
+  buf[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  size_t n = fread(buf, 1, cap - 1, f);
+  buf[n] = '\0';
+  fclose(f);
 }

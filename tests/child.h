@@ -20,6 +20,7 @@
 #ifndef DFNET_TESTS_CHILD_H
 #define DFNET_TESTS_CHILD_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* fork(2) for a test. Returns 0 in the child (PDEATHSIG set, its own process group; call
@@ -36,5 +37,9 @@ pid_t test_child_forkpty(int *master);
  * Runs at exit and on SIGTERM/SIGINT/SIGHUP by itself; a test may call it too. Only the
  * process that registered the children acts (a forked child calling exit() does not). */
 void test_child_kill_all(void);
+
+/* What a child left in a file (its stdout or stderr redirected there, a file it wrote): up
+ * to cap - 1 bytes of path into buf, NUL-terminated; "" when the file cannot be opened. */
+void test_child_read_output(const char *path, char *buf, size_t cap);
 
 #endif /* DFNET_TESTS_CHILD_H */

@@ -52,16 +52,6 @@ void config_fixture_write(const char *name, const char *text) {
   assert_int_equal(fclose(f), 0);
 }
 
-void config_fixture_slurp(const char *path, char *buf, size_t cap) {
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return;
-  size_t n = fread(buf, 1, cap - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-}
-
 pid_t config_fixture_start(const char *bin, char **argv, int keep_fd) {
   unlink(g_out); /* no output of the run before is read as this one's */
   unlink(g_err);
@@ -97,8 +87,8 @@ void config_fixture_wait(pid_t pid, int timeout_ms, config_run_t *r) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
   }
-  config_fixture_slurp(g_out, r->out, sizeof r->out);
-  config_fixture_slurp(g_err, r->err, sizeof r->err);
+  test_child_read_output(g_out, r->out, sizeof r->out);
+  test_child_read_output(g_err, r->err, sizeof r->err);
 }
 
 int config_fixture_run(const char *bin, char **argv, int keep_fd, int close_fd, config_run_t *r) {
@@ -175,7 +165,7 @@ size_t config_fixture_load_example(const char *bin, const char *name, const char
   const char *src = getenv("DFNET_SOURCE_DIR");
   assert_non_null(src);
   snprintf(ex->path, sizeof ex->path, "%s/packaging/etc/%s", src, name);
-  config_fixture_slurp(ex->path, ex->text, sizeof ex->text);
+  test_child_read_output(ex->path, ex->text, sizeof ex->text);
   assert_true(strlen(ex->text) > 100);
   char *help[] = {NULL, "--help", NULL};
   assert_int_equal(config_fixture_run(bin, help, -1, -1, r), 0);

@@ -33,9 +33,6 @@ const char *config_fixture_dir(void);
 /* Write text as the file `name` of the fixture's directory (replacing it). Asserts. */
 void config_fixture_write(const char *name, const char *text);
 
-/* Read up to cap - 1 bytes of path into buf, NUL-terminated; "" when it cannot be opened. */
-void config_fixture_slurp(const char *path, char *buf, size_t cap);
-
 /* Start bin with argv (argv[0] is set to bin here; NULL-terminated) as a child of the test,
  * its stdout and stderr to files of the fixture's directory (those of an earlier run removed
  * first); keep_fd (or -1) stays open in the child as its fd 3. Returns the child's pid.

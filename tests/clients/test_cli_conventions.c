@@ -40,16 +40,6 @@ typedef struct run {
 
 static run_t R;
 
-static void read_file(const char *path, char *buf, size_t cap) {
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return;
-  size_t n = fread(buf, 1, cap - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-}
-
 /* Run argv (NULL-terminated; argv[0] a path) with stdin /dev/null; fills R. */
 static int run_v(const char *const *argv) {
   char out[400], err[400];
@@ -72,8 +62,8 @@ static int run_v(const char *const *argv) {
   int ws = 0;
   assert_int_equal(waitpid(pid, &ws, 0), pid);
   R.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-  read_file(out, R.out, sizeof R.out);
-  read_file(err, R.err, sizeof R.err);
+  test_child_read_output(out, R.out, sizeof R.out);
+  test_child_read_output(err, R.err, sizeof R.err);
   return R.status;
 }
 
@@ -417,7 +407,7 @@ static void test_man_pages(void **state) {
     const char *name = binaries[i].name;
     char path[700], text[256 * 1024], th[256], upper[64];
     snprintf(path, sizeof path, "%s/man/%s.1", build, name);
-    read_file(path, text, sizeof text);
+    test_child_read_output(path, text, sizeof text);
     if (text[0] == '\0')
       fail_msg("%s: missing or empty (the build makes it: cmake/DfnetMan.cmake)", path);
     size_t k = 0;

@@ -141,16 +141,6 @@ static int reap(pid_t pid) {
   return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
 }
 
-static void read_file(const char *path, char *buf, size_t cap) {
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return;
-  size_t n = fread(buf, 1, cap - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-}
-
 static void sleep_ms(unsigned ms) {
   struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -159,7 +149,7 @@ static void sleep_ms(unsigned ms) {
 /* Wait (up to 15 s) until path holds a whole line; its text into buf. */
 static bool wait_line(const char *path, char *buf, size_t cap) {
   for (int i = 0; i < 1500; i++) {
-    read_file(path, buf, cap);
+    test_child_read_output(path, buf, cap);
     char *nl = strchr(buf, '\n');
     if (nl != NULL) {
       *nl = '\0';
@@ -605,7 +595,7 @@ static void test_run_env_and_status(void **state) {
   unsigned releases = stats().releases;
   assert_int_equal(
       run("lease", "run", "--ttl", "10m", "dev.lab-a.pci.00_07_0", "--", "sh", "-c", script), 7);
-  read_file(path, token, sizeof token);
+  test_child_read_output(path, token, sizeof token);
   token[strcspn(token, "\n")] = '\0';
   unsigned long long id = strtoull(token, NULL, 10);
   assert_true(id >= 42);
@@ -677,7 +667,7 @@ static void test_run_sigterm_forwarded(void **state) {
   assert_int_equal(st.release_id, id);
   char err[4096];
   snprintf(path, sizeof path, "%s/bg.err", dir);
-  read_file(path, err, sizeof err);
+  test_child_read_output(path, err, sizeof err);
   assert_non_null(strstr(err, "released]"));
 }
 
@@ -696,7 +686,7 @@ static void test_signal_while_waiting(void **state) {
   snprintf(errpath, sizeof errpath, "%s/bg.err", dir);
   for (int i = 0; i < 1500 && strstr(err, "position 1") == NULL; i++) {
     sleep_ms(10);
-    read_file(errpath, err, sizeof err);
+    test_child_read_output(errpath, err, sizeof err);
   }
   assert_non_null(strstr(err, "position 1"));
   assert_int_equal(kill(pid, SIGINT), 0);
@@ -705,14 +695,14 @@ static void test_signal_while_waiting(void **state) {
     sleep_ms(10);
   assert_int_equal(stats().cancels, cancels + 1);
   assert_int_equal(access(path, F_OK), -1);
-  read_file(errpath, err, sizeof err);
+  test_child_read_output(errpath, err, sizeof err);
   assert_non_null(strstr(err, "dfnet: CANCELLED: interrupted by signal 2"));
   /* lease acquire --wait and SIGTERM alike */
   err[0] = '\0';
   pid = spawn("lease", "acquire", "--wait", "dev.lab-a.busy");
   for (int i = 0; i < 1500 && strstr(err, "position 1") == NULL; i++) {
     sleep_ms(10);
-    read_file(errpath, err, sizeof err);
+    test_child_read_output(errpath, err, sizeof err);
   }
   assert_int_equal(kill(pid, SIGTERM), 0);
   assert_int_equal(reap(pid), 143);

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "config_fixture.h"
 
 static const char *g_dir; /* the fixture's: host.conf, outputs */

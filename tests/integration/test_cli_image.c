@@ -175,13 +175,7 @@ static int cli_wait(pid_t pid, uint32_t ms) {
 static void read_output(const char *tag, const char *ext, char *buf, size_t cap) {
   char path[400];
   snprintf(path, sizeof path, "%s/%s.%s", F.fab.root, tag, ext);
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return;
-  size_t n = fread(buf, 1, cap - 1, f);
-  buf[n] = '\0';
-  fclose(f);
+  test_child_read_output(path, buf, cap);
 }
 
 /* Line `index` of text (0 first; -1 the last) parsed as JSON; fails the test otherwise. */

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "config_fixture.h"
 
 static const char *g_dir; /* the fixture's: manager.conf, state, outputs */
@@ -33,7 +34,7 @@ static void run_until_listening(char **argv) {
   pid_t pid = config_fixture_start(DFNET_MANAGER_BIN, argv, -1);
   bool listening = false;
   for (int waited = 0; waited < 30000 && !listening; waited += 20) {
-    config_fixture_slurp(config_fixture_out_path(), R.out, sizeof R.out);
+    test_child_read_output(config_fixture_out_path(), R.out, sizeof R.out);
     listening = strstr(R.out, "dfnet-manager: listening on ") != NULL;
     if (!listening)
       usleep(20000);
