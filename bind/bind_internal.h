@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "dfnet/bind.h"
+#include "lib/arena.h"
 
 /* ---- bytecode v2 constants (Fuchsia bytecode_constants.rs) ---- */
 #define BIND__MAGIC_BIND 0x42494E44u /* "BIND", written big-endian */
@@ -45,12 +46,6 @@ enum bind__raw_type {
   BIND__RAW_BOOL = 3,
   BIND__RAW_ENUM = 4,
 };
-
-/* ---- arena ---- */
-typedef struct bind__arena_block bind__arena_block;
-typedef struct bind__arena {
-  bind__arena_block *head;
-} bind__arena;
 
 /* ---- growable byte buffer (malloc'd, not arena) ---- */
 typedef struct bind__buf {
@@ -81,7 +76,7 @@ typedef struct bind__file {
 } bind__file;
 
 typedef struct bind__ctx {
-  bind__arena arena;
+  dfnet_arena_t arena; /* lib/arena.h; blocks of BIND__ARENA_BLOCK */
   jmp_buf fail;
   char *error; /* malloc'd diagnostic after a failure */
   dfnet_status_t status;
@@ -90,7 +85,6 @@ typedef struct bind__ctx {
 void *bind__alloc(bind__ctx *ctx, size_t n); /* zeroed; fails the context on OOM */
 char *bind__strndup(bind__ctx *ctx, const char *s, size_t n);
 char *bind__strcat3(bind__ctx *ctx, const char *a, const char *b, const char *c);
-void bind__arena_free(bind__arena *arena);
 /* Free a heap-allocated context and its arena. When `error` is non-NULL it receives the
  * context's diagnostic (caller frees), else the diagnostic is freed. Entry points keep the
  * context on the heap so nothing they read after longjmp is an automatic variable changed

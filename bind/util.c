@@ -1,17 +1,11 @@
-/* dfnet bind: arena, byte buffer, string map and error formatting for the compiler. */
+/* dfnet bind: the compile context's arena (lib/arena.h, failing the context when out of
+ * memory), byte buffer, string map and error formatting for the compiler. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/array.h"
 #include "bind/bind_internal.h"
-
-struct bind__arena_block {
-  bind__arena_block *next;
-  size_t used;
-  size_t cap;
-  max_align_t data[];
-};
 
 #define BIND__ARENA_BLOCK (64u * 1024u)
 
@@ -23,33 +17,18 @@ static void bind__oom(bind__ctx *ctx) {
 }
 
 void *bind__alloc(bind__ctx *ctx, size_t n) {
-  size_t align = sizeof(max_align_t);
-  n = (n + align - 1) / align * align;
-  if (n == 0) {
-    n = align;
+  void *p = dfnet_arena_alloc(&ctx->arena, n);
+  if (p == NULL) {
+    bind__oom(ctx);
   }
-  bind__arena_block *b = ctx->arena.head;
-  if (b == NULL || b->cap - b->used < n) {
-    size_t cap = n > BIND__ARENA_BLOCK ? n : BIND__ARENA_BLOCK;
-    b = malloc(sizeof(*b) + cap);
-    if (b == NULL) {
-      bind__oom(ctx);
-    }
-    b->cap = cap;
-    b->used = 0;
-    b->next = ctx->arena.head;
-    ctx->arena.head = b;
-  }
-  void *p = (char *)b->data + b->used;
-  b->used += n;
-  memset(p, 0, n);
   return p;
 }
 
 char *bind__strndup(bind__ctx *ctx, const char *s, size_t n) {
-  char *p = bind__alloc(ctx, n + 1);
-  memcpy(p, s, n);
-  p[n] = '\0';
+  char *p = dfnet_arena_strndup(&ctx->arena, s, n);
+  if (p == NULL) {
+    bind__oom(ctx);
+  }
   return p;
 }
 
@@ -63,18 +42,8 @@ char *bind__strcat3(bind__ctx *ctx, const char *a, const char *b, const char *c)
   return p;
 }
 
-void bind__arena_free(bind__arena *arena) {
-  bind__arena_block *b = arena->head;
-  while (b != NULL) {
-    bind__arena_block *next = b->next;
-    free(b);
-    b = next;
-  }
-  arena->head = NULL;
-}
-
 void bind__ctx_free(bind__ctx *ctx, char **error) {
-  bind__arena_free(&ctx->arena);
+  dfnet_arena_free(&ctx->arena);
   if (error) {
     *error = ctx->error;
   } else {
@@ -92,6 +61,7 @@ dfnet_status_t bind__ctx_run(dfnet_status_t (*body)(bind__ctx *ctx, void *arg), 
   if (ctx == NULL) {
     return DFNET_STATUS_RESOURCE_EXHAUSTED;
   }
+  ctx->arena.block_min = BIND__ARENA_BLOCK;
   if (setjmp(ctx->fail) != 0) {
     dfnet_status_t status = ctx->status;
     bind__ctx_free(ctx, error);

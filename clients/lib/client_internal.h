@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "dfnet/client.h"
+#include "lib/arena.h"
 #include "lib/envelope.h"
 #include "lib/transport.h"
 
@@ -46,26 +47,13 @@ void client__error_ok(dfnet_client_error_t *err);
 dfnet_status_t client__copy_field(char *dst, size_t cap, const char *src, const char *what,
                                   dfnet_client_error_t *err);
 
-/* ---- arena (arena.c): every list result is one arena, freed at once ---- */
-typedef struct client_arena_block {
-  struct client_arena_block *next;
-  size_t used, cap;
-  max_align_t data[]; /* cap bytes */
-} client_arena_block_t;
-
-typedef struct client_arena {
-  client_arena_block_t *head; /* NULL: empty */
-} client_arena_t;
-
-void *client__arena_alloc(client_arena_t *a, size_t size);          /* zeroed; NULL = OOM */
-const char *client__arena_strdup(client_arena_t *a, const char *s); /* NULL s -> "" */
+/* ---- arena (arena.c): every list result is one arena (lib/arena.h), freed at once ---- */
+const char *client__arena_strdup(dfnet_arena_t *a, const char *s); /* NULL s -> ""; NULL = OOM */
 /* n strings of the wire, `stride` bytes apart from first (a repeated string field), copied
  * into the arena: the array, NULL when n is 0. Out of memory: *ok = false (else untouched),
  * and the array or some of its strings NULL. */
-const char **client__arena_strv(client_arena_t *a, const char *first, size_t stride, size_t n,
+const char **client__arena_strv(dfnet_arena_t *a, const char *first, size_t stride, size_t n,
                                 bool *ok);
-const uint8_t *client__arena_memdup(client_arena_t *a, const uint8_t *p, size_t n);
-void client__arena_free(client_arena_t *a); /* every block; the arena is empty again */
 
 /* One more item of size bytes at the end of the malloc'd array *items (*count used, *cap
  * allocated; doubled when full, 16 at first): zeroed, *count incremented. NULL when out of
@@ -295,7 +283,7 @@ typedef struct client_list_kind {
   dfnet_status_t (*fill)(dfnet_envelope_t *req, const void *args, dfnet_client_error_t *err);
   pb_size_t answer;
   size_t item_size;
-  bool (*copy)(client_arena_t *arena, const dfnet_envelope_t *env, void *item);
+  bool (*copy)(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item);
   void (*end)(void *list, const char *message);
 } client_list_kind_t;
 

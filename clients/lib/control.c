@@ -29,23 +29,23 @@ static dfnet_status_t unary(dfnet_client_t *c, dfnet_envelope_t *req, dfnet_clie
 /* A DriverControlResult kept whole: the public result first, its strings in the arena. */
 typedef struct control_holder {
   dfnet_client_driver_control_result_t pub;
-  client_arena_t arena;
+  dfnet_arena_t arena;
 } control_holder_t;
 
 void dfnet_client_driver_control_result_free(dfnet_client_driver_control_result_t *result) {
   if (result == NULL)
     return;
   control_holder_t *h = (control_holder_t *)result; /* pub is the first member */
-  client__arena_free(&h->arena);
+  dfnet_arena_free(&h->arena);
   free(h);
 }
 
 /* The result's outcomes into the arena. false = out of memory. */
-static bool outcomes_copy(client_arena_t *a, const dfnet_v1_DriverControlResult *w,
+static bool outcomes_copy(dfnet_arena_t *a, const dfnet_v1_DriverControlResult *w,
                           dfnet_client_driver_control_result_t *r) {
   if (w->outcomes_count == 0)
     return true;
-  dfnet_client_node_outcome_t *o = client__arena_alloc(a, w->outcomes_count * sizeof *o);
+  dfnet_client_node_outcome_t *o = dfnet_arena_alloc(a, w->outcomes_count * sizeof *o);
   if (o == NULL)
     return false;
   bool ok = true;

@@ -36,14 +36,14 @@ _Static_assert(DFNET_CLIENT_LEASE_LOW == (int)dfnet_v1_LeasePriority_LEASE_PRIOR
 /* One lease: the public struct first, its strings in the arena. */
 typedef struct lease_holder {
   dfnet_client_lease_t pub;
-  client_arena_t arena;
+  dfnet_arena_t arena;
 } lease_holder_t;
 
 void dfnet_client_lease_free(dfnet_client_lease_t *lease) {
   if (lease == NULL)
     return;
   lease_holder_t *h = (lease_holder_t *)lease; /* pub is the first member */
-  client__arena_free(&h->arena);
+  dfnet_arena_free(&h->arena);
   free(h);
 }
 
@@ -65,7 +65,7 @@ const char *dfnet_client_lease_priority_str(dfnet_client_lease_priority_t p) {
 }
 
 /* A LeaseInfo into *l, its strings in the arena. false = out of memory. */
-static bool lease_copy(client_arena_t *a, const dfnet_v1_LeaseInfo *w, dfnet_client_lease_t *l) {
+static bool lease_copy(dfnet_arena_t *a, const dfnet_v1_LeaseInfo *w, dfnet_client_lease_t *l) {
   bool ok = true;
   l->id = w->id;
   ok = (l->holder = client__arena_strdup(a, w->holder)) != NULL && ok;
@@ -534,7 +534,7 @@ static dfnet_status_t leases_fill(dfnet_envelope_t *req, const void *target,
   return client__copy_field(m->target, sizeof m->target, target, "target", err);
 }
 
-static bool leases_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+static bool leases_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   return lease_copy(arena, &env->pb.msg.lease_info, item);
 }
 
@@ -592,7 +592,7 @@ static dfnet_status_t history_fill(dfnet_envelope_t *req, const void *args,
   return client__copy_field(m->target, sizeof m->target, hq->target, "target", err);
 }
 
-static bool audit_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+static bool audit_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_LeaseAuditEntry *w = &env->pb.msg.lease_audit_entry;
   dfnet_client_lease_audit_t *e = item;
   e->seq = w->seq;

@@ -14,7 +14,7 @@
 /* A list being received: an arena and a growing array of items. */
 typedef struct list_ctx {
   const client_list_kind_t *kind;
-  client_arena_t arena;
+  dfnet_arena_t arena;
   void *items; /* malloc'd, grown by doubling */
   size_t count, cap;
 } list_ctx_t;
@@ -31,7 +31,7 @@ typedef struct list_holder {
     dfnet_client_lease_list_t leases;
     dfnet_client_lease_audit_list_t audit;
   } pub;
-  client_arena_t arena;
+  dfnet_arena_t arena;
   void *items;
 } list_holder_t;
 
@@ -65,7 +65,7 @@ void client__list_free(void *pub) {
   if (pub == NULL)
     return;
   list_holder_t *h = pub; /* pub is the first member */
-  client__arena_free(&h->arena);
+  dfnet_arena_free(&h->arena);
   free(h->items);
   free(h);
 }
@@ -101,7 +101,7 @@ static dfnet_status_t list_query(dfnet_client_t *c, const client_list_kind_t *ki
       *out = h;
     }
   }
-  client__arena_free(&l.arena);
+  dfnet_arena_free(&l.arena);
   free(l.items);
   return st;
 }
@@ -122,13 +122,13 @@ dfnet_status_t client__list(dfnet_client_t *c, const client_list_kind_t *kind, c
 
 /* ---- copying items ------------------------------------------------------------------ */
 
-static const char **strv(client_arena_t *a, size_t n) {
-  return n ? client__arena_alloc(a, n * sizeof(const char *)) : NULL;
+static const char **strv(dfnet_arena_t *a, size_t n) {
+  return n ? dfnet_arena_alloc(a, n * sizeof(const char *)) : NULL;
 }
 
 /* A property converted from the wire (strings borrowed) keeps its strings in the arena.
  * false = out of memory. */
-static bool property_keep(client_arena_t *a, const dfnet_bind_property_t *b,
+static bool property_keep(dfnet_arena_t *a, const dfnet_bind_property_t *b,
                           dfnet_client_property_t *p) {
   dfnet_property_to_client(b, p);
   if (p->str_key != NULL && (p->str_key = client__arena_strdup(a, p->str_key)) == NULL)
@@ -137,7 +137,7 @@ static bool property_keep(client_arena_t *a, const dfnet_bind_property_t *b,
 }
 
 /* Copy a wire property into the arena. false = out of memory. */
-static bool property_copy(client_arena_t *a, const dfnet_v1_NodeProperty *w,
+static bool property_copy(dfnet_arena_t *a, const dfnet_v1_NodeProperty *w,
                           dfnet_client_property_t *p) {
   dfnet_bind_property_t b;
   dfnet_property_from_wire(w, &b);
@@ -175,7 +175,7 @@ typedef struct list_ask {
 
 /* ---- hosts -------------------------------------------------------------------------- */
 
-static bool host_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+static bool host_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_HostInfo *w = &env->pb.msg.host_info;
   dfnet_client_host_t *h = item;
   bool ok = true;
@@ -245,12 +245,12 @@ static dfnet_status_t node_fill(dfnet_envelope_t *req, const void *args,
 }
 
 /* NodeInfo.offered into n->offered (in the arena). */
-static bool offered_copy(client_arena_t *arena, const dfnet_v1_NodeInfo *w,
+static bool offered_copy(dfnet_arena_t *arena, const dfnet_v1_NodeInfo *w,
                          dfnet_client_node_t *n) {
   n->offered_count = w->offered_count;
   if (w->offered_count == 0)
     return true;
-  dfnet_client_offer_t *o = client__arena_alloc(arena, w->offered_count * sizeof *o);
+  dfnet_client_offer_t *o = dfnet_arena_alloc(arena, w->offered_count * sizeof *o);
   if (o == NULL)
     return false;
   bool ok = true;
@@ -263,7 +263,7 @@ static bool offered_copy(client_arena_t *arena, const dfnet_v1_NodeInfo *w,
   return ok;
 }
 
-static bool node_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+static bool node_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_NodeInfo *w = &env->pb.msg.node_info;
   dfnet_client_node_t *n = item;
   bool ok = true;
@@ -288,7 +288,7 @@ static bool node_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *
   n->property_count = w->properties_count;
   if (w->properties_count) {
     n->properties =
-        client__arena_alloc(arena, w->properties_count * sizeof(dfnet_client_property_t));
+        dfnet_arena_alloc(arena, w->properties_count * sizeof(dfnet_client_property_t));
     if (n->properties == NULL)
       return false;
     for (pb_size_t i = 0; i < w->properties_count; i++)
@@ -325,7 +325,7 @@ static dfnet_status_t driver_fill(dfnet_envelope_t *req, const void *args,
   return DFNET_STATUS_OK;
 }
 
-static bool driver_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+static bool driver_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_DriverInfo *w = &env->pb.msg.driver_info;
   dfnet_client_driver_t *d = item;
   bool ok = true;
@@ -359,7 +359,7 @@ static bool driver_copy(client_arena_t *arena, const dfnet_envelope_t *env, void
   d->memory_mb = w->memory_mb;
   d->open_files = w->open_files;
   if (env->bulk.size > 0) {
-    d->bind_bytecode = client__arena_memdup(arena, env->bulk.data, env->bulk.size);
+    d->bind_bytecode = dfnet_arena_memdup(arena, env->bulk.data, env->bulk.size);
     if (d->bind_bytecode == NULL)
       return false;
     d->bind_bytecode_len = env->bulk.size;
@@ -386,7 +386,7 @@ dfnet_status_t dfnet_client_list_drivers(dfnet_client_t *c, bool loaded, bool ve
 /* ---- composites --------------------------------------------------------------------- */
 
 /* Copy a wire bind rule value into the arena (its key fields stay unset). */
-static bool rule_value_copy(client_arena_t *a, const dfnet_v1_PropertyValue *w,
+static bool rule_value_copy(dfnet_arena_t *a, const dfnet_v1_PropertyValue *w,
                             dfnet_client_property_t *p) {
   dfnet_bind_property_t b;
   dfnet_property_value_from_wire(w, &b);
@@ -394,12 +394,12 @@ static bool rule_value_copy(client_arena_t *a, const dfnet_v1_PropertyValue *w,
 }
 
 /* A spec parent's bind rules and properties into the arena. false = out of memory. */
-static bool spec_parent_copy(client_arena_t *a, const dfnet_v1_ParentSpec *w,
+static bool spec_parent_copy(dfnet_arena_t *a, const dfnet_v1_ParentSpec *w,
                              dfnet_client_composite_parent_t *p) {
   dfnet_client_bind_rule_t *rules =
-      w->bind_rules_count ? client__arena_alloc(a, w->bind_rules_count * sizeof *rules) : NULL;
+      w->bind_rules_count ? dfnet_arena_alloc(a, w->bind_rules_count * sizeof *rules) : NULL;
   dfnet_client_property_t *props =
-      w->properties_count ? client__arena_alloc(a, w->properties_count * sizeof *props) : NULL;
+      w->properties_count ? dfnet_arena_alloc(a, w->properties_count * sizeof *props) : NULL;
   if ((w->bind_rules_count && rules == NULL) || (w->properties_count && props == NULL))
     return false;
   for (pb_size_t r = 0; r < w->bind_rules_count; r++) {
@@ -414,7 +414,7 @@ static bool spec_parent_copy(client_arena_t *a, const dfnet_v1_ParentSpec *w,
     cr->condition =
         wr->condition == dfnet_v1_Condition_REJECT ? DFNET_CLIENT_REJECT : DFNET_CLIENT_ACCEPT;
     dfnet_client_property_t *values =
-        wr->values_count ? client__arena_alloc(a, wr->values_count * sizeof *values) : NULL;
+        wr->values_count ? dfnet_arena_alloc(a, wr->values_count * sizeof *values) : NULL;
     if (wr->values_count && values == NULL)
       return false;
     for (pb_size_t v = 0; v < wr->values_count; v++)
@@ -441,7 +441,7 @@ static dfnet_status_t composite_fill(dfnet_envelope_t *req, const void *args,
   return DFNET_STATUS_OK;
 }
 
-static bool composite_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+static bool composite_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_CompositeInfo *w = &env->pb.msg.composite_info;
   dfnet_client_composite_t *k = item;
   bool ok = true;
@@ -452,7 +452,7 @@ static bool composite_copy(client_arena_t *arena, const dfnet_envelope_t *env, v
   k->parent_count = w->parents_count;
   if (w->parents_count) {
     k->parents =
-        client__arena_alloc(arena, w->parents_count * sizeof(dfnet_client_composite_parent_t));
+        dfnet_arena_alloc(arena, w->parents_count * sizeof(dfnet_client_composite_parent_t));
     if (k->parents == NULL)
       return false;
   }
@@ -497,7 +497,7 @@ static dfnet_status_t trace_fill(dfnet_envelope_t *req, const void *args,
   return st;
 }
 
-static bool trace_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+static bool trace_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_BindTrace *w = &env->pb.msg.bind_trace;
   dfnet_client_bind_trace_t *t = item;
   bool ok = true;
@@ -535,7 +535,7 @@ static dfnet_status_t driver_host_fill(dfnet_envelope_t *req, const void *args,
   return client__copy_field(m->host, sizeof m->host, a->host, "host", err);
 }
 
-static bool driver_host_copy(client_arena_t *arena, const dfnet_envelope_t *env, void *item) {
+static bool driver_host_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *item) {
   const dfnet_v1_DriverHostInfo *w = &env->pb.msg.driver_host_info;
   dfnet_client_driver_host_t *h = item;
   bool ok = true;
