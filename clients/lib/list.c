@@ -245,8 +245,7 @@ static dfnet_status_t node_fill(dfnet_envelope_t *req, const void *args,
 }
 
 /* NodeInfo.offered into n->offered (in the arena). */
-static bool offered_copy(dfnet_arena_t *arena, const dfnet_v1_NodeInfo *w,
-                         dfnet_client_node_t *n) {
+static bool offered_copy(dfnet_arena_t *arena, const dfnet_v1_NodeInfo *w, dfnet_client_node_t *n) {
   n->offered_count = w->offered_count;
   if (w->offered_count == 0)
     return true;
@@ -287,8 +286,7 @@ static bool node_copy(dfnet_arena_t *arena, const dfnet_envelope_t *env, void *i
   n->lease_expires_ms = w->lease_expires_ms;
   n->property_count = w->properties_count;
   if (w->properties_count) {
-    n->properties =
-        dfnet_arena_alloc(arena, w->properties_count * sizeof(dfnet_client_property_t));
+    n->properties = dfnet_arena_alloc(arena, w->properties_count * sizeof(dfnet_client_property_t));
     if (n->properties == NULL)
       return false;
     for (pb_size_t i = 0; i < w->properties_count; i++)
