@@ -91,6 +91,21 @@ dfnet_status_t dfnet_frame_reader_feed(dfnet_frame_reader_t *r, const uint8_t *d
   return DFNET_STATUS_OK;
 }
 
+void dfnet_frame_reader_feed_all(dfnet_frame_reader_t *r, const uint8_t *data, size_t len,
+                                 dfnet_frame_fn fn, void *user) {
+  size_t off = 0;
+  while (off < len) {
+    size_t used = 0, flen = 0;
+    const uint8_t *frame = NULL;
+    dfnet_status_t st = dfnet_frame_reader_feed(r, data + off, len - off, &used, &frame, &flen);
+    off += used;
+    if (st != DFNET_STATUS_OK)
+      fn(user, st, NULL, 0);
+    if (frame != NULL)
+      fn(user, DFNET_STATUS_OK, frame, flen);
+  }
+}
+
 dfnet_status_t dfnet_frame_write_fd(int fd, const uint8_t *body, size_t len) {
   if (len > UINT32_MAX)
     return DFNET_STATUS_INVALID_ARGUMENT;

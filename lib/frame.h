@@ -50,6 +50,18 @@ void dfnet_frame_reader_free(dfnet_frame_reader_t *r);
 dfnet_status_t dfnet_frame_reader_feed(dfnet_frame_reader_t *r, const uint8_t *data, size_t len,
                                        size_t *consumed, const uint8_t **frame, size_t *frame_len);
 
+/* What dfnet_frame_reader_feed_all hands on: a complete frame (st OK; frame owned by the
+ * reader, valid during the call, len bytes), or a frame skipped (frame NULL; st
+ * RESOURCE_EXHAUSTED or INTERNAL as dfnet_frame_reader_feed reports it), for the caller to
+ * log. Called on the feeding thread; it must not feed the same reader. */
+typedef void (*dfnet_frame_fn)(void *user, dfnet_status_t st, const uint8_t *frame, size_t len);
+
+/* Consume all of data[0..len) (what one read(2) returned), calling fn once per frame
+ * completed and once per frame skipped, in stream order. The reader keeps a partial frame
+ * for the next call. */
+void dfnet_frame_reader_feed_all(dfnet_frame_reader_t *r, const uint8_t *data, size_t len,
+                                 dfnet_frame_fn fn, void *user);
+
 /* Write one frame (header + body) to a blocking fd, retrying on EINTR and short writes.
  * Returns OK; UNAVAILABLE when the peer is gone (EPIPE, ECONNRESET) or another write
  * error; INVALID_ARGUMENT when len does not fit in u32. Uses MSG_NOSIGNAL on sockets. */

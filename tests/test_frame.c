@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -82,6 +83,46 @@ static void test_oversized_frame_is_skipped(void **state) {
   dfnet_frame_reader_free(&r);
 }
 
+/* What feed_all handed on, as text: "ok:<body>" per frame, "skip:<status>" per skip. */
+typedef struct seen {
+  char log[256];
+} seen_t;
+
+static void note_frame(void *user, dfnet_status_t st, const uint8_t *frame, size_t len) {
+  seen_t *s = user;
+  size_t at = strlen(s->log);
+  if (frame == NULL)
+    snprintf(s->log + at, sizeof s->log - at, "skip:%s ", dfnet_status_str(st));
+  else
+    snprintf(s->log + at, sizeof s->log - at, "ok:%.*s ", (int)len, (const char *)frame);
+}
+
+/* feed_all: every frame of a read in order, the oversized one reported as skipped in its
+ * place, and a frame cut between two reads handed on once the second read completes it. */
+static void test_feed_all_in_stream_order(void **state) {
+  (void)state;
+  uint8_t stream[256];
+  size_t n = 0;
+  const char *bodies[] = {"one", NULL, "two", "three"};
+  for (size_t i = 0; i < 4; i++) {
+    size_t len = bodies[i] != NULL ? strlen(bodies[i]) : 100;
+    dfnet_frame_put_header(stream + n, (uint32_t)len);
+    if (bodies[i] != NULL)
+      memcpy(stream + n + 4, bodies[i], len);
+    else
+      memset(stream + n + 4, 'x', len);
+    n += 4 + len;
+  }
+  dfnet_frame_reader_t r;
+  dfnet_frame_reader_init(&r, 64);
+  seen_t seen = {{0}};
+  dfnet_frame_reader_feed_all(&r, stream, n - 3, note_frame, &seen); /* "three" cut short */
+  assert_string_equal(seen.log, "ok:one skip:RESOURCE_EXHAUSTED ok:two ");
+  dfnet_frame_reader_feed_all(&r, stream + n - 3, 3, note_frame, &seen);
+  assert_string_equal(seen.log, "ok:one skip:RESOURCE_EXHAUSTED ok:two ok:three ");
+  dfnet_frame_reader_free(&r);
+}
+
 /* Real socketpair: a 1 MiB frame written by one end is read whole by the other. */
 static void test_socketpair_large_frame(void **state) {
   (void)state;
@@ -139,6 +180,7 @@ int main(void) {
       cmocka_unit_test(test_header_is_little_endian),
       cmocka_unit_test(test_byte_at_a_time),
       cmocka_unit_test(test_oversized_frame_is_skipped),
+      cmocka_unit_test(test_feed_all_in_stream_order),
       cmocka_unit_test(test_socketpair_large_frame),
       cmocka_unit_test(test_write_to_closed_peer),
   };

@@ -548,6 +548,15 @@ static void flush_overdue(dh_host_t *host) {
 
 /* ---- the link turn: whoever holds role_mu reads the link ----------------------------- */
 
+/* A frame of the link, or one skipped (dfnet_frame_fn; user: the host). Link thread. */
+static void link_frame(void *user, dfnet_status_t st, const uint8_t *frame, size_t len) {
+  dh_host_t *host = user;
+  if (frame == NULL)
+    DFNET_LOGW(LINK_SUBSYS, NULL, "frame skipped: %s", dfnet_status_str(st));
+  else
+    handle_frame(host, host->ls->env, frame, len);
+}
+
 /* Read what the link has into ls->chunk: recvmsg(2) with room for DH_READ_FDS_MAX
  * descriptors, which join ls->fds (read(2) when the link is no socket). Returns what read
  * returns. */
@@ -627,19 +636,8 @@ static int link_turn(dh_host_t *host, bool is_rescuer) {
     link_down(host);
     return 0;
   }
-  size_t off = 0;
   dh__dispatcher_hold_signals();
-  while (off < (size_t)got) {
-    size_t used = 0, flen = 0;
-    const uint8_t *frame = NULL;
-    dfnet_status_t st = dfnet_frame_reader_feed(&ls->reader, ls->chunk + off, (size_t)got - off,
-                                                &used, &frame, &flen);
-    off += used;
-    if (st != DFNET_STATUS_OK)
-      DFNET_LOGW(LINK_SUBSYS, NULL, "frame skipped: %s", dfnet_status_str(st));
-    if (frame != NULL)
-      handle_frame(host, ls->env, frame, flen);
-  }
+  dfnet_frame_reader_feed_all(&ls->reader, ls->chunk, (size_t)got, link_frame, host);
   dh_dispatcher_t *one = dh__dispatcher_release_signals(!is_rescuer);
   if (one != NULL)
     run_inline(host, one);

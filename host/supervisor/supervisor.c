@@ -799,11 +799,26 @@ static void exit_reason(char *buf, size_t cap, int code, int sig) {
   }
 }
 
-/* Decode one frame, map its id, deliver it. */
-static void deliver_frame(dfnet_supervisor_t *sup, sv_host_t *h, const uint8_t *frame, size_t len,
-                          size_t *delivered) {
+/* What read_host hands its frames to. */
+typedef struct sv_reading {
+  dfnet_supervisor_t *sup;
+  sv_host_t *h;
+  size_t *delivered; /* counts the frames delivered */
+} sv_reading_t;
+
+/* Decode one frame, map its id, deliver it (dfnet_frame_fn; user: an sv_reading_t); or log
+ * a frame skipped. */
+static void read_frame(void *user, dfnet_status_t st, const uint8_t *frame, size_t len) {
+  const sv_reading_t *r = user;
+  dfnet_supervisor_t *sup = r->sup;
+  sv_host_t *h = r->h;
+  if (frame == NULL) {
+    DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu: frame skipped: %s", (unsigned long long)h->id,
+               dfnet_status_str(st));
+    return;
+  }
   const char *err = NULL;
-  dfnet_status_t st = dfnet_envelope_decode(frame, len, DFNET_FRAME_MAX_DEFAULT, sup->denv, &err);
+  st = dfnet_envelope_decode(frame, len, DFNET_FRAME_MAX_DEFAULT, sup->denv, &err);
   if (st != DFNET_STATUS_OK) {
     DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu sent a frame that does not decode: %s: %s",
                (unsigned long long)h->id, dfnet_status_str(st), err ? err : "?");
@@ -814,7 +829,7 @@ static void deliver_frame(dfnet_supervisor_t *sup, sv_host_t *h, const uint8_t *
   pthread_mutex_unlock(&sup->mu);
   if (deliver) {
     sup->cfg.on_envelope(sup->cfg.arg, h->id, sup->denv);
-    (*delivered)++;
+    (*r->delivered)++;
   }
 }
 
@@ -839,19 +854,8 @@ static void read_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) 
       break;
     }
     drained = (size_t)got < SV_READ_CHUNK;
-    size_t off = 0;
-    while (off < (size_t)got) {
-      size_t used = 0, flen = 0;
-      const uint8_t *frame = NULL;
-      dfnet_status_t st = dfnet_frame_reader_feed(&h->reader, sup->chunk + off, (size_t)got - off,
-                                                  &used, &frame, &flen);
-      off += used;
-      if (st != DFNET_STATUS_OK)
-        DFNET_LOGW(SV_SUBSYS, NULL, "driver host %llu: frame skipped: %s",
-                   (unsigned long long)h->id, dfnet_status_str(st));
-      if (frame != NULL)
-        deliver_frame(sup, h, frame, flen, delivered);
-    }
+    sv_reading_t reading = {sup, h, delivered};
+    dfnet_frame_reader_feed_all(&h->reader, sup->chunk, (size_t)got, read_frame, &reading);
   }
 }
 
