@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <utlist.h>
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
@@ -90,12 +91,7 @@ void dh__call_unref(struct dfnet_call *call) {
     return;
   dfnet_driver_t *drv = call->driver;
   pthread_mutex_lock(&drv->mu);
-  if (call->dprev != NULL)
-    call->dprev->dnext = call->dnext;
-  else
-    drv->calls = call->dnext;
-  if (call->dnext != NULL)
-    call->dnext->dprev = call->dprev;
+  DL_DELETE2(drv->calls, call, dprev, dnext);
   pthread_mutex_unlock(&drv->mu);
   drop_queue(call);
   drop_final(call);
@@ -359,10 +355,7 @@ static struct dfnet_call *call_new(dfnet_driver_t *drv, uint64_t id, const char 
 
 /* Link a new call into its driver's list. drv->mu held. */
 static void link_to_driver_locked(dfnet_driver_t *drv, struct dfnet_call *call) {
-  call->dnext = drv->calls;
-  if (drv->calls != NULL)
-    drv->calls->dprev = call;
-  drv->calls = call;
+  DL_PREPEND2(drv->calls, call, dprev, dnext);
 }
 
 void dh__call_handle(dh_host_t *host, uint64_t id, const dfnet_v1_Call *m, dfnet_bytes_t payload) {

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
@@ -88,12 +89,7 @@ static void outcall_unref(dh_outcall_t *out) {
 static void outcall_finish(dh_outcall_t *out) {
   dfnet_driver_client_t *c = out->client;
   pthread_mutex_lock(&c->mu);
-  if (out->cprev != NULL)
-    out->cprev->cnext = out->cnext;
-  else
-    c->calls = out->cnext;
-  if (out->cnext != NULL)
-    out->cnext->cprev = out->cprev;
+  DL_DELETE2(c->calls, out, cprev, cnext);
   c->call_count--;
   pthread_mutex_unlock(&c->mu);
   outcall_unref(out);
@@ -361,10 +357,7 @@ static dfnet_status_t client_add(dfnet_driver_client_t *c, dh_outcall_t *out) {
   else if (c->call_count >= CLIENT_CALLS_MAX)
     st = DFNET_STATUS_RESOURCE_EXHAUSTED;
   if (st == DFNET_STATUS_OK) {
-    out->cnext = c->calls;
-    if (c->calls != NULL)
-      c->calls->cprev = out;
-    c->calls = out;
+    DL_PREPEND2(c->calls, out, cprev, cnext);
     c->call_count++;
   }
   pthread_mutex_unlock(&c->mu);

@@ -326,7 +326,7 @@ typedef struct dh_item {
 
 struct dfnet_call {
   struct dfnet_call *hnext;         /* dh_host.calls hash chain (calls_mu) */
-  struct dfnet_call *dnext, *dprev; /* driver->calls (driver->mu) */
+  struct dfnet_call *dnext, *dprev; /* driver->calls, a utlist DL (driver->mu) */
   bool in_table;
   bool local;  /* made by a driver of this process: replies go to `sink`, never the link */
   uint64_t id; /* link id of the Call envelope (an id of ours when local) */
@@ -424,7 +424,7 @@ void dh__call_unref(struct dfnet_call *call);
  * finished), the id table (remote, until ended), short-lived lookups. */
 typedef struct dh_outcall {
   struct dh_outcall *hnext;         /* dh_host.outcalls hash chain (calls_mu): remote only */
-  struct dh_outcall *cnext, *cprev; /* client->calls (client->mu) */
+  struct dh_outcall *cnext, *cprev; /* client->calls, a utlist DL (client->mu) */
   uint64_t id;                      /* an id of ours (DH_OWN_ID_BASE) */
   struct dfnet_driver_client *client;
   atomic_int refs;
