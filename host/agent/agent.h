@@ -295,14 +295,15 @@ typedef struct agent {
   size_t node_count;
   uint64_t next_uid;
 
+  /* utlist LLs (drivers.c): the driver hosts running; the stops waiting for the drivers
+   * below; the DriverStops answered once a driver this host stopped on its own has. */
   agent_dh_t *dhs;
-  struct agent_stop_wait *stop_waits;     /* stops waiting for the drivers below (drivers.c) */
-  struct agent_stop_answer *stop_answers; /* DriverStops answered once a driver this host
-                                             stopped on its own has stopped (drivers.c) */
-  struct agent_suspend_all *suspend_all;  /* the suspend before a shutdown (lifecycle.c) */
-  agent_op_t *ops_by_local;               /* uthash on local_id */
-  agent_op_t *calls_by_peer; /* uthash on (session, manager id), or (AGENT_DH_KEY(driver
-                                host), its id) for a driver's call: calls only */
+  struct agent_stop_wait *stop_waits;
+  struct agent_stop_answer *stop_answers;
+  struct agent_suspend_all *suspend_all; /* the suspend before a shutdown (lifecycle.c) */
+  agent_op_t *ops_by_local;              /* uthash on local_id */
+  agent_op_t *calls_by_peer;             /* uthash on (session, manager id), or (AGENT_DH_KEY(driver
+                                            host), its id) for a driver's call: calls only */
   uint64_t next_local_id;
 
   agent_fetch_t *fetches;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "host/agent/agent.h"
 #include "lib/log.h"
@@ -34,20 +35,16 @@ void agent__pending_start_free(agent_pending_start_t *ps) {
 }
 
 agent_dh_t *agent__dh_find(agent_t *a, uint64_t id) {
-  for (agent_dh_t *d = a->dhs; d != NULL; d = d->next)
-    if (d->id == id)
-      return d;
-  return NULL;
+  agent_dh_t *d;
+  LL_SEARCH_SCALAR(a->dhs, d, id, id);
+  return d;
 }
 
 static void dh_remove(agent_t *a, uint64_t id) {
-  for (agent_dh_t **pp = &a->dhs; *pp != NULL; pp = &(*pp)->next) {
-    if ((*pp)->id == id) {
-      agent_dh_t *d = *pp;
-      *pp = d->next;
-      free(d);
-      return;
-    }
+  agent_dh_t *d = agent__dh_find(a, id);
+  if (d != NULL) {
+    LL_DELETE(a->dhs, d);
+    free(d);
   }
 }
 
@@ -240,8 +237,7 @@ static agent_dh_t *dh_for_start(agent_t *a, agent_node_t *n, uint32_t rights, bo
   dh->id = host_id;
   dh->pid = pid;
   dh->rights = rights;
-  dh->next = a->dhs;
-  a->dhs = dh;
+  LL_PREPEND(a->dhs, dh);
   *fresh = true;
   DFNET_LOGI(DRV_SUBSYS, n->moniker, "driver host %llu spawned (pid %ld)",
              (unsigned long long)host_id, (long)pid);
@@ -543,13 +539,11 @@ static void stop_wait_free(struct agent_stop_wait *w) {
 /* Send every waiting stop that nothing below blocks any more. One pass does: a stop sent
  * here leaves an op with the same moniker, so whatever it blocked stays blocked. */
 static void stop_waits_progress(agent_t *a) {
-  for (struct agent_stop_wait **pp = &a->stop_waits; *pp != NULL;) {
-    struct agent_stop_wait *w = *pp;
-    if (stop_blocked(a, w->moniker)) {
-      pp = &w->next;
+  struct agent_stop_wait *w, *tmp;
+  LL_FOREACH_SAFE(a->stop_waits, w, tmp) {
+    if (stop_blocked(a, w->moniker))
       continue;
-    }
-    *pp = w->next;
+    LL_DELETE(a->stop_waits, w);
     DFNET_LOGI(DRV_SUBSYS, w->moniker, "the drivers below have stopped: stopping its driver");
     stop_orphan(a, w->host_id, w->moniker, w->url);
     stop_wait_free(w);
@@ -558,13 +552,11 @@ static void stop_waits_progress(agent_t *a) {
 
 /* Forget the waiting stops of a driver host that has gone (its drivers went with it). */
 static void stop_waits_forget_host(agent_t *a, uint64_t host_id) {
-  for (struct agent_stop_wait **pp = &a->stop_waits; *pp != NULL;) {
-    struct agent_stop_wait *w = *pp;
+  struct agent_stop_wait *w, *tmp;
+  LL_FOREACH_SAFE(a->stop_waits, w, tmp) {
     if (w->host_id == host_id) {
-      *pp = w->next;
+      LL_DELETE(a->stop_waits, w);
       stop_wait_free(w);
-    } else {
-      pp = &w->next;
     }
   }
 }
@@ -611,26 +603,27 @@ static bool stop_answer_defer(agent_t *a, dfnet_session_id_t session, uint64_t i
   }
   w->session = session;
   w->id = id;
-  w->next = a->stop_answers;
-  a->stop_answers = w;
+  LL_PREPEND(a->stop_answers, w);
   DFNET_LOGI(DRV_SUBSYS, moniker,
              "DriverStop: its driver is stopping already; answered once it "
              "has stopped");
   return true;
 }
 
+static void stop_answer_free(struct agent_stop_answer *w) {
+  free(w->moniker);
+  free(w);
+}
+
 /* Answer the DriverStops whose orphaned driver has stopped. */
 static void stop_answers_progress(agent_t *a) {
-  for (struct agent_stop_answer **pp = &a->stop_answers; *pp != NULL;) {
-    struct agent_stop_answer *w = *pp;
-    if (orphan_stopping(a, w->moniker)) {
-      pp = &w->next;
+  struct agent_stop_answer *w, *tmp;
+  LL_FOREACH_SAFE(a->stop_answers, w, tmp) {
+    if (orphan_stopping(a, w->moniker))
       continue;
-    }
-    *pp = w->next;
+    LL_DELETE(a->stop_answers, w);
     agent__reply_status(a, w->session, w->id, DFNET_STATUS_OK, "its driver has stopped");
-    free(w->moniker);
-    free(w);
+    stop_answer_free(w);
   }
 }
 
@@ -656,8 +649,7 @@ static void stop_in_order(agent_t *a, agent_node_t *n) {
     return;
   }
   DFNET_LOGI(DRV_SUBSYS, n->moniker, "node gone: its driver stops once the drivers below have");
-  w->next = a->stop_waits;
-  a->stop_waits = w;
+  LL_PREPEND(a->stop_waits, w);
 }
 
 void agent__driver_stop_local(agent_t *a, agent_node_t *n) {
@@ -952,20 +944,16 @@ bool agent__drivers_close_all(agent_t *a) {
 }
 
 void agent__drivers_free(agent_t *a) {
-  while (a->stop_answers != NULL) {
-    struct agent_stop_answer *w = a->stop_answers;
-    a->stop_answers = w->next;
-    free(w->moniker);
-    free(w);
-  }
-  while (a->stop_waits != NULL) {
-    struct agent_stop_wait *w = a->stop_waits;
-    a->stop_waits = w->next;
-    stop_wait_free(w);
-  }
-  while (a->dhs != NULL) {
-    agent_dh_t *d = a->dhs;
-    a->dhs = d->next;
-    free(d);
-  }
+  struct agent_stop_answer *answer, *answer_tmp;
+  LL_FOREACH_SAFE(a->stop_answers, answer, answer_tmp)
+  stop_answer_free(answer);
+  a->stop_answers = NULL;
+  struct agent_stop_wait *wait, *wait_tmp;
+  LL_FOREACH_SAFE(a->stop_waits, wait, wait_tmp)
+  stop_wait_free(wait);
+  a->stop_waits = NULL;
+  agent_dh_t *d, *d_tmp;
+  LL_FOREACH_SAFE(a->dhs, d, d_tmp)
+  free(d);
+  a->dhs = NULL;
 }
