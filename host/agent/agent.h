@@ -388,9 +388,22 @@ void agent__nodes_free(agent_t *a);
 /* ---- session (session.c) ------------------------------------------------------------ */
 
 void agent__on_session_open(void *user, const dfnet_session_info_t *info);
-void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_envelope_t *env);
 void agent__on_session_closed(void *user, dfnet_session_id_t session, dfnet_status_t reason,
                               const char *message);
+
+/* NodeRemove from the manager, which removed the node's subtree after a driver host crash
+ * without restart: nodes that drivers added are dropped here too; a hardware node stays (it
+ * is announced again after the next reconnect). Answered OK when it carries an id. */
+void agent__handle_node_remove(agent_t *a, dfnet_session_id_t session, const dfnet_envelope_t *env);
+
+/* ---- the message tables (dispatch.c) --------------------------------------------------
+ * Service thread. What the manager sends a welcomed agent, each member to its handler (while
+ * the agent stops, only Cancel and StreamCredit; the rest is answered UNAVAILABLE), and
+ * what the driver hosts send (main.c wires agent__dh_on_envelope as the supervisor's
+ * callback). A member without a handler: UNIMPLEMENTED to a manager's request, else logged
+ * and dropped. */
+void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_envelope_t *env);
+void agent__dh_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env);
 
 /* Send NodeAdd for a node now, when welcomed (announce or new node). */
 void agent__send_node_add(agent_t *a, agent_node_t *node);
@@ -490,8 +503,11 @@ void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session, const dfn
  * once every driver below it has stopped (drivers.c, "stop order"). */
 void agent__driver_stop_local(agent_t *a, agent_node_t *node);
 
-/* Supervisor callbacks (run inside dfnet_supervisor_dispatch on the service thread). */
-void agent__sup_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env);
+/* A driver host's Reply or Status to what the agent asked of it: a call's answer goes on to
+ * its caller (agent__call_answer), a DriverStart's, DriverStop's or suspend's ends its op.
+ * An answer to no op of that driver host is dropped (debug log). */
+void agent__dh_answer(agent_t *a, uint64_t host_id, const dfnet_envelope_t *env);
+/* Supervisor callback (run inside dfnet_supervisor_dispatch on the service thread). */
 void agent__sup_on_exit(void *arg, const dfnet_driver_host_exit_t *exit);
 
 agent_dh_t *agent__dh_find(agent_t *a, uint64_t id);
@@ -643,11 +659,14 @@ void agent__call_answer(agent_t *a, agent_op_t *op, const dfnet_envelope_t *env)
 /* The session went away: cancel its calls at the driver hosts. */
 void agent__calls_session_closed(agent_t *a, dfnet_session_id_t session);
 
-/* What the driver hosts send, first seen by calls.c (main.c wires these as the supervisor's
- * callbacks): a driver's Call, Cancel or StreamCredit is routed here, everything else goes
- * on to agent__sup_on_envelope / agent__sup_on_exit (drivers.c). A driver host that ended
- * has the calls its drivers made cancelled. */
-void agent__dh_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env);
+/* A Call from driver host dh_id: one of its drivers calls a service offered to its node
+ * (routed to the node's driver host here, or up to the manager; refused with a Reply when
+ * the caller is no node of dh_id's, or was offered no such service). */
+void agent__dh_call(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env);
+/* Cancel / StreamCredit from a driver host for a call its driver made. */
+void agent__dh_call_control(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env);
+/* The supervisor's exit callback (main.c wires it): a driver host that ended has the calls
+ * its drivers made cancelled, then agent__sup_on_exit (drivers.c) runs. */
 void agent__dh_on_exit(void *arg, const dfnet_driver_host_exit_t *exit);
 
 /* Send a final Reply{code, message, end_of_stream} with the given id. */

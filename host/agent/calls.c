@@ -471,8 +471,7 @@ static bool driver_live(const agent_node_t *n) {
          n->driver == AGENT_DRIVER_STOPPING;
 }
 
-/* A Call from driver host dh_id: one of its drivers calls a service offered to its node. */
-static void driver_call(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env) {
+void agent__dh_call(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env) {
   const dfnet_v1_Call *m = &env->pb.msg.call;
   uint64_t id = env->pb.id;
   char msg[700];
@@ -517,8 +516,7 @@ static void driver_call(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env)
   }
 }
 
-/* Cancel / StreamCredit from a driver host for a call its driver made. */
-static void driver_call_control(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env) {
+void agent__dh_call_control(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *env) {
   agent_op_t *op = peer_find(a, AGENT_DH_KEY(dh_id), env->pb.id);
   bool cancel = env->pb.which_msg == dfnet_v1_Envelope_cancel_tag;
   if (op == NULL) {
@@ -548,25 +546,6 @@ static void driver_call_control(agent_t *a, uint64_t dh_id, const dfnet_envelope
   else
     fwd->pb.msg.stream_credit = env->pb.msg.stream_credit;
   (void)sup_send_batched(a, op->host_id, fwd);
-}
-
-void agent__dh_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env) {
-  agent_t *a = arg;
-  switch (env->pb.which_msg) {
-  case dfnet_v1_Envelope_call_tag:
-    driver_call(a, host_id, env);
-    return;
-  case dfnet_v1_Envelope_cancel_tag:
-  case dfnet_v1_Envelope_stream_credit_tag:
-    driver_call_control(a, host_id, env);
-    return;
-  case dfnet_v1_Envelope_artifact_open_tag:
-    agent__artifact_open(a, host_id, env);
-    return;
-  default:
-    agent__sup_on_envelope(arg, host_id, env);
-    return;
-  }
 }
 
 /* Driver host dh_id ended: the calls its drivers made are cancelled where they went. (The

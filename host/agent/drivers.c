@@ -792,50 +792,33 @@ static void stop_answered(agent_t *a, agent_op_t *op, dfnet_status_t code, const
   dh_release(a, dh);
 }
 
-void agent__sup_on_envelope(void *arg, uint64_t host_id, const dfnet_envelope_t *env) {
-  agent_t *a = arg;
-  switch (env->pb.which_msg) {
-  case dfnet_v1_Envelope_reply_tag:
-  case dfnet_v1_Envelope_status_tag: {
-    agent_op_t *op = agent__op_find(a, env->pb.id);
-    if (op == NULL || op->host_id != host_id) {
-      DFNET_LOGD(DRV_SUBSYS, a->host_name, "driver host %llu: answer to unknown id %llu dropped",
-                 (unsigned long long)host_id, (unsigned long long)env->pb.id);
-      return;
-    }
-    if (op->kind == AGENT_OP_CALL) {
-      agent__call_answer(a, op, env);
-      return;
-    }
-    dfnet_status_t code = DFNET_STATUS_INTERNAL;
-    const char *message = "unexpected answer";
-    if (env->pb.which_msg == dfnet_v1_Envelope_status_tag) {
-      code = (dfnet_status_t)env->pb.msg.status.code;
-      message = env->pb.msg.status.message;
-    }
-    if (op->kind == AGENT_OP_SUSPEND || op->kind == AGENT_OP_RESUME) {
-      agent__control_answered(a, op, code, message);
-      return;
-    }
-    if (op->kind == AGENT_OP_START)
-      start_answered(a, op, code, message);
-    else
-      stop_answered(a, op, code, message);
-    stop_waits_progress(a);
-    stop_answers_progress(a);
+void agent__dh_answer(agent_t *a, uint64_t host_id, const dfnet_envelope_t *env) {
+  agent_op_t *op = agent__op_find(a, env->pb.id);
+  if (op == NULL || op->host_id != host_id) {
+    DFNET_LOGD(DRV_SUBSYS, a->host_name, "driver host %llu: answer to unknown id %llu dropped",
+               (unsigned long long)host_id, (unsigned long long)env->pb.id);
     return;
   }
-  case dfnet_v1_Envelope_node_add_tag:
-    agent__dh_node_add(a, host_id, env);
-    return;
-  case dfnet_v1_Envelope_node_remove_tag:
-    agent__dh_node_remove(a, host_id, env);
-    return;
-  default:
-    DFNET_LOGW(DRV_SUBSYS, a->host_name, "driver host %llu sent %s: dropped",
-               (unsigned long long)host_id, dfnet_envelope_msg_name(env->pb.which_msg));
+  if (op->kind == AGENT_OP_CALL) {
+    agent__call_answer(a, op, env);
     return;
   }
+  dfnet_status_t code = DFNET_STATUS_INTERNAL;
+  const char *message = "unexpected answer";
+  if (env->pb.which_msg == dfnet_v1_Envelope_status_tag) {
+    code = (dfnet_status_t)env->pb.msg.status.code;
+    message = env->pb.msg.status.message;
+  }
+  if (op->kind == AGENT_OP_SUSPEND || op->kind == AGENT_OP_RESUME) {
+    agent__control_answered(a, op, code, message);
+    return;
+  }
+  if (op->kind == AGENT_OP_START)
+    start_answered(a, op, code, message);
+  else
+    stop_answered(a, op, code, message);
+  stop_waits_progress(a);
+  stop_answers_progress(a);
 }
 
 void agent__sup_on_exit(void *arg, const dfnet_driver_host_exit_t *ex) {

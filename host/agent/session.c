@@ -452,8 +452,8 @@ void agent__on_session_closed(void *user, dfnet_session_id_t session, dfnet_stat
  * it after a driver host crash without restart, having removed the node's subtree): nodes
  * that drivers added are dropped here too; a hardware node stays (it is still there, and is
  * announced again after the next reconnect). Answered OK when it carries an id. */
-static void manager_node_remove(agent_t *a, dfnet_session_id_t session,
-                                const dfnet_envelope_t *env) {
+void agent__handle_node_remove(agent_t *a, dfnet_session_id_t session,
+                               const dfnet_envelope_t *env) {
   const dfnet_v1_NodeRemove *m = &env->pb.msg.node_remove;
   agent_node_t *n = agent__node_find(a, m->moniker);
   DFNET_LOGI(AGENT_SUBSYS, m->moniker, "the manager removed this node%s%s",
@@ -462,61 +462,4 @@ static void manager_node_remove(agent_t *a, dfnet_session_id_t session,
     agent__node_drop_subtree(a, n);
   if (env->pb.id != 0)
     agent__reply_status(a, session, env->pb.id, DFNET_STATUS_OK, NULL);
-}
-
-void agent__on_envelope(void *user, dfnet_session_id_t session, const dfnet_envelope_t *env) {
-  agent_t *a = user;
-  if (session != a->session)
-    return;
-  if (!a->welcomed) {
-    agent__reply_status(a, session, env->pb.id, DFNET_STATUS_FAILED_PRECONDITION, "no Welcome yet");
-    return;
-  }
-  if (a->shutting_down && env->pb.which_msg != dfnet_v1_Envelope_cancel_tag &&
-      env->pb.which_msg != dfnet_v1_Envelope_stream_credit_tag) {
-    if (env->pb.which_msg == dfnet_v1_Envelope_call_tag)
-      agent__reply_call_status(a, session, env->pb.id, DFNET_STATUS_UNAVAILABLE,
-                               "host agent stopping");
-    else
-      agent__reply_status(a, session, env->pb.id, DFNET_STATUS_UNAVAILABLE, "host agent stopping");
-    return;
-  }
-  switch (env->pb.which_msg) {
-  case dfnet_v1_Envelope_driver_start_tag:
-    agent__handle_driver_start(a, session, env);
-    break;
-  case dfnet_v1_Envelope_driver_stop_tag:
-    agent__handle_driver_stop(a, session, env);
-    break;
-  case dfnet_v1_Envelope_driver_suspend_tag:
-  case dfnet_v1_Envelope_driver_resume_tag:
-    agent__handle_driver_control(a, session, env);
-    break;
-  case dfnet_v1_Envelope_list_driver_hosts_tag:
-    agent__handle_list_driver_hosts(a, session, env);
-    break;
-  case dfnet_v1_Envelope_call_tag:
-    agent__handle_call(a, session, env);
-    break;
-  case dfnet_v1_Envelope_cancel_tag:
-  case dfnet_v1_Envelope_stream_credit_tag:
-    agent__handle_call_control(a, session, env);
-    break;
-  case dfnet_v1_Envelope_node_remove_tag:
-    manager_node_remove(a, session, env);
-    break;
-  case dfnet_v1_Envelope_status_tag:
-    DFNET_LOGD(AGENT_SUBSYS, a->host_name, "stray Status for id %llu dropped",
-               (unsigned long long)env->pb.id);
-    break;
-  default:
-    if (env->pb.id != 0)
-      agent__reply_status(a, session, env->pb.id, DFNET_STATUS_UNIMPLEMENTED,
-                          "a host agent does not handle %s",
-                          dfnet_envelope_msg_name(env->pb.which_msg));
-    else
-      DFNET_LOGW(AGENT_SUBSYS, a->host_name, "unexpected event %s dropped",
-                 dfnet_envelope_msg_name(env->pb.which_msg));
-    break;
-  }
 }

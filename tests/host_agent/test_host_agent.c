@@ -704,6 +704,18 @@ static void test_session(void **state) {
   assert_int_equal(call("dev.lab-a.pci.99_00_0", "/dfnet.test.Echo/Echo", "x", NULL, 0),
                    DFNET_STATUS_NOT_FOUND);
 
+  /* A message no host agent handles: UNIMPLEMENTED, naming it (host/agent/dispatch.c). */
+  dfnet_envelope_t *req = env_new(), *rep = env_new();
+  req->pb.which_msg = dfnet_v1_Envelope_list_nodes_tag;
+  void *bulk = NULL;
+  assert_int_equal(request(req, rep, &bulk), DFNET_STATUS_OK);
+  assert_int_equal(rep->pb.which_msg, dfnet_v1_Envelope_status_tag);
+  assert_int_equal(rep->pb.msg.status.code, DFNET_STATUS_UNIMPLEMENTED);
+  assert_string_equal(rep->pb.msg.status.message, "a host agent does not handle list_nodes");
+  free(bulk);
+  free(req);
+  free(rep);
+
   /* An unknown package: the manager's NOT_FOUND comes back as the start's status. */
   pkg_t unknown = g_echo;
   unknown.digest[0] ^= 0xff;
