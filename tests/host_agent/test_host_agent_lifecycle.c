@@ -21,7 +21,8 @@
  *                             suspends nothing.
  * test_shutdown_reboot        SIGTERM with --shutdown-reason reboot: a child's driver (in
  *                             another driver host) is suspended before its parent's, both
- *                             before any driver stops, with DFNET_SUSPEND_FLAG_REBOOT; then
+ *                             before any driver stops, with DFNET_SUSPEND_FLAG_REBOOT (a
+ *                             ListDriverHosts meanwhile is answered UNAVAILABLE); then
  *                             the child's driver (a slow stop) has stopped before its
  *                             parent's begins to.
  * test_shutdown_child_fails   --shutdown-reason poweroff and a child whose suspend fails: the
@@ -578,7 +579,16 @@ static void test_shutdown_reboot(void **state) {
   size_t from;
   pid_t agent = begin("reboot", &from);
   start_pair(from, ", \"stop_delay_ms\": 300"); /* its stop takes a while */
-  agent_proc_terminate(agent, g_log);
+  /* While the agent stops, what the manager asks (but Cancel and StreamCredit) is answered
+   * UNAVAILABLE (host/agent/dispatch.c): asked once the child's suspend shows it stopping. */
+  assert_int_equal(kill(agent, SIGTERM), 0);
+  for (int i = 0; i < 1000 && line_at(agent_proc_slurp(g_trace), "suspend " KID " 0xdcdc0100") < 0;
+       i++)
+    agent_proc_sleep_ms(10);
+  list_t stopping;
+  list_driver_hosts("", &stopping);
+  assert_int_equal(stopping.status, DFNET_STATUS_UNAVAILABLE);
+  agent_proc_terminate(agent, g_log); /* a second SIGTERM changes nothing; waits for the exit */
   const char *trace = agent_proc_slurp(g_trace);
   long kid = line_at(trace, "suspend " KID " 0xdcdc0100");
   long parent = line_at(trace, "suspend " PARENT " 0xdcdc0100");
