@@ -71,7 +71,9 @@ static void deadline_fire(lws_sorted_usec_list_t *sul) {
     }
   }
   pthread_mutex_unlock(&t->mu);
-  DL_FOREACH_SAFE(expired, p, n) { transport__pending_complete(p, DFNET_STATUS_DEADLINE_EXCEEDED); }
+  DL_FOREACH_SAFE(expired, p, n) {
+    transport__pending_complete(p, DFNET_STATUS_DEADLINE_EXCEEDED);
+  }
   transport__deadline_rearm(t);
 }
 

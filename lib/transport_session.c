@@ -367,7 +367,9 @@ static dfnet_status_t close_outcome(const transport__session_t *s, const char *l
 static void discard(transport__pending_t *pending, transport__outmsg_t *queue,
                     dfnet_status_t status) {
   transport__pending_t *p, *pn;
-  DL_FOREACH_SAFE(pending, p, pn) { transport__pending_complete(p, status); }
+  DL_FOREACH_SAFE(pending, p, pn) {
+    transport__pending_complete(p, status);
+  }
   for (transport__outmsg_t *m = queue, *mn; m; m = mn) {
     mn = STAILQ_NEXT(m, link);
     free(m);

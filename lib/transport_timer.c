@@ -33,7 +33,9 @@ static void timer_schedule(dfnet_transport_t *t, transport__timer_t *tm) {
 
 void transport__timer_arm_all(dfnet_transport_t *t, transport__timer_t *list) {
   transport__timer_t *tm, *n;
-  DL_FOREACH_SAFE(list, tm, n) { timer_schedule(t, tm); }
+  DL_FOREACH_SAFE(list, tm, n) {
+    timer_schedule(t, tm);
+  }
 }
 
 dfnet_status_t dfnet_transport_timer_start(dfnet_transport_t *t, uint32_t delay_ms,
@@ -101,7 +103,11 @@ bool dfnet_transport_timer_cancel(dfnet_transport_t *t, dfnet_timer_id_t id) {
 
 void transport__timers_free(dfnet_transport_t *t) {
   transport__timer_t *tm, *n;
-  DL_FOREACH_SAFE(t->timers, tm, n) { free(tm); }
-  DL_FOREACH_SAFE(t->inbox_timers, tm, n) { free(tm); }
+  DL_FOREACH_SAFE(t->timers, tm, n) {
+    free(tm);
+  }
+  DL_FOREACH_SAFE(t->inbox_timers, tm, n) {
+    free(tm);
+  }
   t->timers = t->inbox_timers = NULL;
 }

@@ -263,7 +263,8 @@ void handle__list_driver_hosts(mgr_t *m, mgr_session_t *s, const dfnet_envelope_
     ask_agent(g, only);
   } else {
     mgr_host_t *h, *tmp;
-    HASH_ITER(hh, m->hosts, h, tmp) ask_agent(g, h);
+    HASH_ITER(hh, m->hosts, h, tmp)
+      ask_agent(g, h);
   }
   if (--g->outstanding == 0)
     gather_emit(g);

@@ -31,7 +31,8 @@ static void host_free(mgr_t *m, mgr_host_t *h) {
 
 void hosts__destroy_all(mgr_t *m) {
   mgr_host_t *h, *tmp;
-  HASH_ITER(hh, m->hosts, h, tmp) host_free(m, h);
+  HASH_ITER(hh, m->hosts, h, tmp)
+    host_free(m, h);
 }
 
 static void root_name(const mgr_host_t *h, char *out, size_t size) {

@@ -322,7 +322,8 @@ size_t lease__sorted(mgr_t *m, mgr_lease_t ***out) {
     return 0;
   size_t i = 0;
   mgr_lease_t *l, *tmp;
-  HASH_ITER(hh, m->leases->by_id, l, tmp)(*out)[i++] = l;
+  HASH_ITER(hh, m->leases->by_id, l, tmp)
+    (*out)[i++] = l;
   qsort(*out, n, sizeof **out, cmp_lease_id);
   return n;
 }

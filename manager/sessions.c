@@ -31,7 +31,8 @@ static void session_free(mgr_t *m, mgr_session_t *s) {
 
 void sessions__destroy_all(mgr_t *m) {
   mgr_session_t *s, *tmp;
-  HASH_ITER(hh, m->sessions, s, tmp) session_free(m, s);
+  HASH_ITER(hh, m->sessions, s, tmp)
+    session_free(m, s);
 }
 
 void sessions__reply_status(mgr_t *m, dfnet_session_id_t sid, uint64_t id, dfnet_status_t code,

@@ -249,7 +249,9 @@ static void upload_drop(agent_t *a, agent_upload_t *u, bool unlink_part) {
 
 void agent__artifacts_free(agent_t *a) {
   agent_upload_t *u, *tmp;
-  HASH_ITER(hh, a->uploads, u, tmp) { upload_drop(a, u, false); }
+  HASH_ITER(hh, a->uploads, u, tmp) {
+    upload_drop(a, u, false);
+  }
 }
 
 /* ---- the cache's bound ------------------------------------------------------------------ */

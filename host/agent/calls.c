@@ -106,7 +106,9 @@ void agent__op_free(agent_t *a, agent_op_t *op) {
 
 void agent__ops_free(agent_t *a) {
   agent_op_t *op, *tmp;
-  HASH_ITER(hh_local, a->ops_by_local, op, tmp) { agent__op_free(a, op); }
+  HASH_ITER(hh_local, a->ops_by_local, op, tmp) {
+    agent__op_free(a, op);
+  }
 }
 
 void agent__reply_call_status(agent_t *a, dfnet_session_id_t session, uint64_t id,

@@ -929,14 +929,14 @@ bool agent__drivers_close_all(agent_t *a) {
 void agent__drivers_free(agent_t *a) {
   struct agent_stop_answer *answer, *answer_tmp;
   LL_FOREACH_SAFE(a->stop_answers, answer, answer_tmp)
-  stop_answer_free(answer);
+    stop_answer_free(answer);
   a->stop_answers = NULL;
   struct agent_stop_wait *wait, *wait_tmp;
   LL_FOREACH_SAFE(a->stop_waits, wait, wait_tmp)
-  stop_wait_free(wait);
+    stop_wait_free(wait);
   a->stop_waits = NULL;
   agent_dh_t *d, *d_tmp;
   LL_FOREACH_SAFE(a->dhs, d, d_tmp)
-  free(d);
+    free(d);
   a->dhs = NULL;
 }
