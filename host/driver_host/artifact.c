@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
@@ -45,14 +46,6 @@ static void fill_open(dfnet_envelope_t *env, void *arg) {
   m->partial = o->partial;
 }
 
-static void unlink_wait(artifact_wait_t *w) {
-  for (artifact_wait_t **p = &g_waits; *p != NULL; p = &(*p)->next)
-    if (*p == w) {
-      *p = w->next;
-      return;
-    }
-}
-
 static dfnet_status_t artifact_request(const dfnet_driver_t *driver, const uint8_t sha256[32],
                                        bool partial, int *fd) {
   if (driver == NULL || sha256 == NULL || fd == NULL)
@@ -61,8 +54,7 @@ static dfnet_status_t artifact_request(const dfnet_driver_t *driver, const uint8
   dh_host_t *host = driver->host;
   artifact_wait_t w = {.id = atomic_fetch_add(&host->next_id, 1), .fd = -1};
   pthread_mutex_lock(&g_mu);
-  w.next = g_waits;
-  g_waits = &w;
+  LL_PREPEND(g_waits, &w);
   pthread_mutex_unlock(&g_mu);
   open_args_t o = {sha256, partial};
   dfnet_status_t st = dh__link_send(host, w.id, fill_open, &o, NULL, 0);
@@ -73,7 +65,7 @@ static dfnet_status_t artifact_request(const dfnet_driver_t *driver, const uint8
   while (st == DFNET_STATUS_OK && !w.done)
     if (pthread_cond_timedwait(&g_cv, &g_mu, &until) != 0 && !w.done)
       st = DFNET_STATUS_UNAVAILABLE; /* no answer: the link is as good as gone */
-  unlink_wait(&w);
+  LL_DELETE(g_waits, &w);
   pthread_mutex_unlock(&g_mu);
   if (st != DFNET_STATUS_OK) {
     DFNET_LOGW("driver-host", dfnet_driver_node_moniker(driver),
@@ -88,18 +80,17 @@ static dfnet_status_t artifact_request(const dfnet_driver_t *driver, const uint8
 
 bool dh__artifact_waiting(uint64_t id) {
   pthread_mutex_lock(&g_mu);
-  bool found = false;
-  for (artifact_wait_t *w = g_waits; w != NULL && !found; w = w->next)
-    found = w->id == id && !w->done;
+  artifact_wait_t *w;
+  LL_SEARCH_SCALAR(g_waits, w, id, id);
+  bool found = w != NULL && !w->done;
   pthread_mutex_unlock(&g_mu);
   return found;
 }
 
 void dh__artifact_answer(uint64_t id, dfnet_status_t code, int fd) {
   pthread_mutex_lock(&g_mu);
-  artifact_wait_t *w = g_waits;
-  while (w != NULL && w->id != id)
-    w = w->next;
+  artifact_wait_t *w;
+  LL_SEARCH_SCALAR(g_waits, w, id, id);
   if (w != NULL && !w->done) {
     w->done = true;
     w->code = code;
@@ -114,11 +105,13 @@ void dh__artifact_answer(uint64_t id, dfnet_status_t code, int fd) {
 
 void dh__artifact_link_down(void) {
   pthread_mutex_lock(&g_mu);
-  for (artifact_wait_t *w = g_waits; w != NULL; w = w->next)
+  artifact_wait_t *w;
+  LL_FOREACH(g_waits, w) {
     if (!w->done) {
       w->done = true;
       w->code = DFNET_STATUS_UNAVAILABLE;
     }
+  }
   pthread_cond_broadcast(&g_cv);
   pthread_mutex_unlock(&g_mu);
 }

@@ -69,9 +69,9 @@ static dfnet_status_t call_emit(struct dfnet_call *call, dfnet_status_t code, co
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 static void drop_queue(struct dfnet_call *call) {
-  while (call->q_head != NULL) {
-    dh_item_t *it = call->q_head;
-    call->q_head = it->next;
+  dh_item_t *it, *tmp;
+  LL_FOREACH_SAFE(call->q_head, it, tmp) {
+    LL_DELETE(call->q_head, it);
     free(it);
   }
   call->q_tail = NULL;
@@ -171,11 +171,11 @@ static struct dfnet_call **collect_calls(dfnet_driver_t *drv, size_t *n) {
   struct dfnet_call **all = NULL;
   *n = 0;
   pthread_mutex_lock(&drv->mu);
-  size_t count = 0;
-  for (struct dfnet_call *c = drv->calls; c != NULL; c = c->dnext)
-    count++;
+  size_t count;
+  struct dfnet_call *c;
+  DL_COUNT2(drv->calls, c, count, dnext);
   if (count > 0 && (all = malloc(count * sizeof *all)) != NULL) {
-    for (struct dfnet_call *c = drv->calls; c != NULL; c = c->dnext) {
+    DL_FOREACH2(drv->calls, c, dnext) {
       atomic_fetch_add(&c->refs, 1);
       all[(*n)++] = c;
     }
@@ -231,7 +231,8 @@ int dh__call_expire(dh_host_t *host) {
     host->next_expiry_ns = 0;
     outcalls = host->outcalls.live > 0;
     for (unsigned b = 0; host->calls.live > 0 && b < DH_ID_TABLE_BUCKETS; b++) {
-      for (struct dfnet_call *c = host->calls.buckets[b]; c != NULL; c = c->hnext) {
+      struct dfnet_call *c;
+      LL_FOREACH2(host->calls.buckets[b], c, hnext) {
         if (c->deadline_ns == 0)
           continue;
         if (c->deadline_ns <= now && n < BATCH) {
@@ -467,7 +468,7 @@ void dh__call_handle_cancel(dh_host_t *host, uint64_t id) {
 static bool flush_locked(struct dfnet_call *call) {
   while (call->credit > 0 && call->q_head != NULL) {
     dh_item_t *it = call->q_head;
-    call->q_head = it->next;
+    LL_DELETE(call->q_head, it);
     if (call->q_head == NULL)
       call->q_tail = NULL;
     call->q_len--;
@@ -604,14 +605,10 @@ dfnet_status_t dfnet_call_send(dfnet_call_t *call, const uint8_t *data, size_t l
         st = DFNET_STATUS_RESOURCE_EXHAUSTED;
         break;
       }
-      it->next = NULL;
       it->len = len;
       if (len > 0)
         memcpy(it->data, data, len);
-      if (call->q_tail != NULL)
-        call->q_tail->next = it;
-      else
-        call->q_head = it;
+      LL_APPEND_ELEM(call->q_head, call->q_tail, it); /* after the tail: no walk */
       call->q_tail = it;
       call->q_len++;
       st = DFNET_STATUS_OK;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
@@ -69,33 +70,34 @@ static void fill_node_add(dfnet_envelope_t *env, void *arg) {
     dh__strlcpy(m->offers[i], c->offers[i], sizeof m->offers[i]);
 }
 
+/* The child of that name, or NULL. drv->mu held. */
+static dh_child_t *find_child(dfnet_driver_t *drv, const char *name) {
+  dh_child_t *c;
+  LL_FOREACH(drv->children, c) {
+    if (strcmp(c->name, name) == 0)
+      break;
+  }
+  return c;
+}
+
 /* Forget a child name. Returns true if it was there. */
 static bool forget_child(dfnet_driver_t *drv, const char *name) {
-  bool found = false;
   pthread_mutex_lock(&drv->mu);
-  for (dh_child_t **pp = &drv->children; *pp != NULL; pp = &(*pp)->next) {
-    if (strcmp((*pp)->name, name) == 0) {
-      dh_child_t *c = *pp;
-      *pp = c->next;
-      free(c);
-      found = true;
-      break;
-    }
-  }
+  dh_child_t *c = find_child(drv, name);
+  if (c != NULL)
+    LL_DELETE(drv->children, c);
   pthread_mutex_unlock(&drv->mu);
+  bool found = c != NULL;
+  free(c);
   return found;
 }
 
 static dh_pending_child_t *take_pending(dh_host_t *host, uint64_t id) {
-  dh_pending_child_t *found = NULL;
+  dh_pending_child_t *found;
   pthread_mutex_lock(&host->calls_mu);
-  for (dh_pending_child_t **pp = &host->pending_children; *pp != NULL; pp = &(*pp)->next) {
-    if ((*pp)->id == id) {
-      found = *pp;
-      *pp = found->next;
-      break;
-    }
-  }
+  DL_SEARCH_SCALAR(host->pending_children, found, id, id);
+  if (found != NULL)
+    DL_DELETE(host->pending_children, found);
   pthread_mutex_unlock(&host->calls_mu);
   return found;
 }
@@ -118,12 +120,10 @@ dfnet_status_t dfnet_driver_add_child(dfnet_driver_t *driver, const dfnet_child_
   pthread_mutex_lock(&driver->mu);
   if (driver->state >= DH_DRIVER_STOPPING)
     st = DFNET_STATUS_FAILED_PRECONDITION;
-  for (dh_child_t *c = driver->children; st == DFNET_STATUS_OK && c != NULL; c = c->next)
-    if (strcmp(c->name, child->name) == 0)
-      st = DFNET_STATUS_ALREADY_EXISTS;
+  if (st == DFNET_STATUS_OK && find_child(driver, child->name) != NULL)
+    st = DFNET_STATUS_ALREADY_EXISTS;
   if (st == DFNET_STATUS_OK) {
-    child->next = driver->children;
-    driver->children = child;
+    LL_PREPEND(driver->children, child);
     child = NULL;
   }
   pthread_mutex_unlock(&driver->mu);
@@ -138,8 +138,7 @@ dfnet_status_t dfnet_driver_add_child(dfnet_driver_t *driver, const dfnet_child_
   pending->arg = arg;
   uint64_t id = pending->id;
   pthread_mutex_lock(&host->calls_mu);
-  pending->next = host->pending_children;
-  host->pending_children = pending;
+  DL_PREPEND(host->pending_children, pending);
   pthread_mutex_unlock(&host->calls_mu);
   node_add_args_t na = {driver, args};
   st = dh__link_send(host, id, fill_node_add, &na, NULL, 0);

@@ -287,10 +287,8 @@ dfnet_status_t dfnet_driver_connect(dfnet_driver_t *driver, const char *service,
   c->local = dh__driver_find_ref(driver->host, o->source);
   pthread_mutex_lock(&driver->mu);
   bool stopping = driver->state >= DH_DRIVER_STOPPING;
-  if (!stopping) {
-    c->next = driver->clients;
-    driver->clients = c;
-  }
+  if (!stopping)
+    LL_PREPEND(driver->clients, c);
   pthread_mutex_unlock(&driver->mu);
   if (stopping) {
     client_unref(c);
@@ -422,15 +420,11 @@ dfnet_status_t dfnet_driver_client_call(dfnet_driver_client_t *client,
 
 /* The client's call `id`, with a reference, or NULL. */
 static dh_outcall_t *client_find_ref(dfnet_driver_client_t *c, dfnet_driver_call_id_t id) {
-  dh_outcall_t *found = NULL;
+  dh_outcall_t *found;
   pthread_mutex_lock(&c->mu);
-  for (dh_outcall_t *o = c->calls; o != NULL; o = o->cnext) {
-    if (o->id == id) {
-      atomic_fetch_add(&o->refs, 1);
-      found = o;
-      break;
-    }
-  }
+  DL_SEARCH_SCALAR2(c->calls, found, id, id, cnext);
+  if (found != NULL)
+    atomic_fetch_add(&found->refs, 1);
   pthread_mutex_unlock(&c->mu);
   return found;
 }
@@ -493,21 +487,21 @@ static void client_close(dfnet_driver_client_t *c, bool callbacks) {
   c->closed = true;
   size_t n = 0, count = c->call_count;
   dh_outcall_t **all = count > 0 ? malloc(count * sizeof *all) : NULL;
-  for (dh_outcall_t *o = c->calls; all != NULL && o != NULL; o = o->cnext) {
-    atomic_fetch_add(&o->refs, 1);
-    all[n++] = o;
+  dh_outcall_t *o;
+  if (all != NULL) {
+    DL_FOREACH2(c->calls, o, cnext) {
+      atomic_fetch_add(&o->refs, 1);
+      all[n++] = o;
+    }
   }
   pthread_mutex_unlock(&c->mu);
   if (count > 0 && all == NULL)
     DFNET_LOGE(CLIENT_SUBSYS, c->driver->moniker, "out of memory closing a client");
   dfnet_driver_t *drv = c->driver;
   pthread_mutex_lock(&drv->mu);
-  for (dfnet_driver_client_t **pp = &drv->clients; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == c) {
-      *pp = c->next;
-      break;
-    }
-  }
+  /* LL_DELETE needs a list; c is off it already when dh__client_release_driver took it */
+  if (drv->clients != NULL)
+    LL_DELETE(drv->clients, c);
   pthread_mutex_unlock(&drv->mu);
   for (size_t i = 0; i < n; i++) {
     if (end_outcall(all[i], DFNET_STATUS_CANCELLED, "the client was closed", NULL, 0))
@@ -529,7 +523,7 @@ void dh__client_release_driver(dfnet_driver_t *drv) {
     pthread_mutex_lock(&drv->mu);
     dfnet_driver_client_t *c = drv->clients;
     if (c != NULL) {
-      drv->clients = c->next;
+      LL_DELETE(drv->clients, c);
       atomic_fetch_add(&c->refs, 1);
     }
     pthread_mutex_unlock(&drv->mu);
@@ -586,7 +580,8 @@ static size_t collect(dh_host_t *host, pick_fn pick, uint64_t now, uint64_t *nex
   size_t n = 0;
   pthread_mutex_lock(&host->calls_mu);
   for (unsigned b = 0; host->outcalls.live > 0 && b < DH_ID_TABLE_BUCKETS; b++) {
-    for (dh_outcall_t *o = host->outcalls.buckets[b]; o != NULL; o = o->hnext) {
+    dh_outcall_t *o;
+    LL_FOREACH2(host->outcalls.buckets[b], o, hnext) {
       if (n < cap && pick(o, now, next)) {
         atomic_fetch_add(&o->refs, 1);
         got[n++] = o;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <utlist.h>
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
@@ -131,13 +132,16 @@ bool dh__dispatcher_busy(const dh_dispatcher_t *d) {
   return atomic_load(&d->running) || atomic_load(&d->ready) > 0;
 }
 
+/* The order of d->delayed for LL_INSERT_INORDER(list task a, task being inserted b): a
+ * due at the same time as b sorts before it, so that b goes behind it (equal due_ns keep
+ * the order they were posted in). */
+static int due_order(const dh_task_t *a, const dh_task_t *b) {
+  return a->due_ns <= b->due_ns ? -1 : 1;
+}
+
 /* Append t to the ready queue. Called with d->mu held. */
 static void push_ready(dh_dispatcher_t *d, dh_task_t *t) {
-  t->next = NULL;
-  if (d->tail != NULL)
-    d->tail->next = t;
-  else
-    d->head = t;
+  LL_APPEND_ELEM(d->head, d->tail, t); /* after the tail: no walk */
   d->tail = t;
   atomic_fetch_add(&d->ready, 1);
 }
@@ -146,7 +150,7 @@ static void push_ready(dh_dispatcher_t *d, dh_task_t *t) {
 static void promote_due(dh_dispatcher_t *d, uint64_t now) {
   while (d->delayed != NULL && d->delayed->due_ns <= now) {
     dh_task_t *t = d->delayed;
-    d->delayed = t->next;
+    LL_DELETE(d->delayed, t);
     push_ready(d, t);
   }
 }
@@ -156,7 +160,7 @@ static void promote_due(dh_dispatcher_t *d, uint64_t now) {
  * while the task runs). */
 static void run_next_locked(dh_dispatcher_t *d) {
   dh_task_t *t = d->head;
-  d->head = t->next;
+  LL_DELETE(d->head, t);
   if (d->head == NULL)
     d->tail = NULL;
   atomic_store(&d->running, true);
@@ -261,11 +265,7 @@ static dfnet_status_t post(dh_dispatcher_t *d, uint32_t delay_ms, void (*run)(vo
     push_ready(d, t);
   } else {
     t->due_ns = dh__now_ns() + (uint64_t)delay_ms * 1000000u;
-    dh_task_t **pp = &d->delayed;
-    while (*pp != NULL && (*pp)->due_ns <= t->due_ns)
-      pp = &(*pp)->next;
-    t->next = *pp;
-    *pp = t;
+    LL_INSERT_INORDER(d->delayed, t, due_order);
   }
   /* Signal after unlocking (a waiter woken under the lock would only block on it again);
    * `posters` keeps dh__dispatcher_join from destroying the condvar meanwhile. While this
@@ -305,10 +305,9 @@ static dfnet_status_t post(dh_dispatcher_t *d, uint32_t delay_ms, void (*run)(vo
     pthread_cond_signal(&d->cv);
   if (!keep)
     atomic_fetch_sub(&d->posters, 1);
-  while (dropped != NULL) {
-    dh_task_t *next = dropped->next;
-    drop_task(dropped);
-    dropped = next;
+  dh_task_t *gone, *tmp;
+  LL_FOREACH_SAFE(dropped, gone, tmp) {
+    drop_task(gone);
   }
   return DFNET_STATUS_OK;
 }
@@ -390,10 +389,9 @@ void dh__dispatcher_join(dh_dispatcher_t *d) {
   dh_task_t *lists[2] = {d->head, d->delayed};
   d->head = d->tail = d->delayed = NULL;
   for (int i = 0; i < 2; i++) {
-    while (lists[i] != NULL) {
-      dh_task_t *next = lists[i]->next;
-      drop_task(lists[i]);
-      lists[i] = next;
+    dh_task_t *t, *tmp;
+    LL_FOREACH_SAFE(lists[i], t, tmp) {
+      drop_task(t);
     }
   }
   pthread_cond_destroy(&d->cv);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "host/driver_host/runtime.h"
 #include "host/driver_host/sandbox.h"
@@ -220,14 +221,14 @@ static bool take_resources(dfnet_driver_t *drv, const dfnet_v1_DriverStart *m, i
 }
 
 static void free_driver(dfnet_driver_t *drv) {
-  while (drv->children != NULL) {
-    dh_child_t *c = drv->children;
-    drv->children = c->next;
+  dh_child_t *c, *ctmp;
+  LL_FOREACH_SAFE(drv->children, c, ctmp) {
+    LL_DELETE(drv->children, c);
     free(c);
   }
-  while (drv->stop_waiters != NULL) {
-    dh_waiter_t *w = drv->stop_waiters;
-    drv->stop_waiters = w->next;
+  dh_waiter_t *w, *wtmp;
+  LL_FOREACH_SAFE(drv->stop_waiters, w, wtmp) {
+    LL_DELETE(drv->stop_waiters, w);
     free(w);
   }
   free(drv->methods);
@@ -311,24 +312,17 @@ static void task_prepare_stop(void *arg) {
 
 static void remove_pending_children(dfnet_driver_t *drv) {
   dh_host_t *host = drv->host;
-  dh_pending_child_t *gone = NULL;
+  dh_pending_child_t *gone = NULL, *p, *tmp;
   pthread_mutex_lock(&host->calls_mu);
-  dh_pending_child_t **pp = &host->pending_children;
-  while (*pp != NULL) {
-    dh_pending_child_t *p = *pp;
+  DL_FOREACH_SAFE(host->pending_children, p, tmp) {
     if (p->driver == drv) {
-      *pp = p->next;
-      p->next = gone;
-      gone = p;
-    } else {
-      pp = &p->next;
+      DL_DELETE(host->pending_children, p);
+      DL_PREPEND(gone, p);
     }
   }
   pthread_mutex_unlock(&host->calls_mu);
-  while (gone != NULL) {
-    dh_pending_child_t *next = gone->next;
-    free(gone);
-    gone = next;
+  DL_FOREACH_SAFE(gone, p, tmp) {
+    free(p);
   }
 }
 
@@ -351,12 +345,10 @@ static void task_final(void *arg) {
   pthread_mutex_unlock(&drv->mu);
   if (drv->started)
     DFNET_LOGI(DRV_SUBSYS, drv->moniker, "driver %s stopped", drv->name);
-  while (waiters != NULL) {
-    dh_waiter_t *next = waiters->next;
-    dh__link_send_status(drv->host, waiters->id, waiters->code,
-                         waiters->message[0] != '\0' ? waiters->message : NULL);
-    free(waiters);
-    waiters = next;
+  dh_waiter_t *w, *tmp;
+  LL_FOREACH_SAFE(waiters, w, tmp) {
+    dh__link_send_status(drv->host, w->id, w->code, w->message[0] != '\0' ? w->message : NULL);
+    free(w);
   }
   dh__dispatcher_exit(&drv->dispatcher);
   dh__host_queue_reap(drv->host, drv);
@@ -452,8 +444,7 @@ void dh__driver_handle_start(dh_host_t *host, uint64_t id, const dfnet_v1_Driver
     goto dispatcher_failed;
   }
   pthread_mutex_lock(&host->drivers_mu);
-  drv->next = host->drivers;
-  host->drivers = drv;
+  LL_PREPEND(host->drivers, drv);
   pthread_mutex_unlock(&host->drivers_mu);
   atomic_fetch_add(&host->starts_pending, 1); /* until dh__driver_start_decide_locked */
   DFNET_LOGD(DRV_SUBSYS, drv->moniker, "driver %s%s", drv->name,
@@ -501,10 +492,8 @@ void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id) {
       dh__link_send_status(drv->host, reply_id, DFNET_STATUS_OK, "already stopped");
     return;
   }
-  if (w != NULL) {
-    w->next = drv->stop_waiters;
-    drv->stop_waiters = w;
-  }
+  if (w != NULL)
+    LL_PREPEND(drv->stop_waiters, w);
   bool cancelled = drv->started && drv->start_async &&
                    dh__driver_start_decide_deferred_locked(drv, DFNET_STATUS_CANCELLED, start_w);
   drv->state = DH_DRIVER_STOPPING;
@@ -524,7 +513,8 @@ void dh__driver_begin_stop(dfnet_driver_t *drv, uint64_t reply_id) {
 
 dfnet_driver_t *dh__driver_find_live(dh_host_t *host, const char *moniker,
                                      dh_driver_state_t *state) {
-  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
+  dfnet_driver_t *d;
+  LL_FOREACH(host->drivers, d) {
     if (strcmp(d->moniker, moniker) != 0)
       continue;
     pthread_mutex_lock(&d->mu);
@@ -542,7 +532,8 @@ dfnet_driver_t *dh__driver_find_live(dh_host_t *host, const char *moniker,
 dfnet_driver_t *dh__driver_find_ref(dh_host_t *host, const char *moniker) {
   dfnet_driver_t *found = NULL;
   pthread_mutex_lock(&host->drivers_mu);
-  for (dfnet_driver_t *d = host->drivers; d != NULL && found == NULL; d = d->next) {
+  dfnet_driver_t *d;
+  LL_FOREACH(host->drivers, d) {
     if (strcmp(d->moniker, moniker) != 0)
       continue;
     pthread_mutex_lock(&d->mu);
@@ -551,6 +542,8 @@ dfnet_driver_t *dh__driver_find_ref(dh_host_t *host, const char *moniker) {
       found = d;
     }
     pthread_mutex_unlock(&d->mu);
+    if (found != NULL)
+      break;
   }
   pthread_mutex_unlock(&host->drivers_mu);
   return found;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <utlist.h>
 
 #define DH_ID_TABLE_BUCKETS 256u
 
@@ -36,16 +37,14 @@ static inline unsigned dh__id_bucket(uint64_t id) {
   } name##_t;                                                                         \
                                                                                       \
   static inline T *name##_find_locked(name##_t *tab, uint64_t id) {                   \
-    T *r = tab->buckets[dh__id_bucket(id)];                                           \
-    while (r != NULL && r->id != id)                                                  \
-      r = r->hnext;                                                                   \
+    T *r;                                                                             \
+    LL_SEARCH_SCALAR2(tab->buckets[dh__id_bucket(id)], r, id, id, hnext);             \
     return r;                                                                         \
   }                                                                                   \
                                                                                       \
   static inline void name##_link_locked(name##_t *tab, T *r) {                        \
-    unsigned b = dh__id_bucket(r->id);                                                \
-    r->hnext = tab->buckets[b];                                                       \
-    tab->buckets[b] = r;                                                              \
+    T **chain = &tab->buckets[dh__id_bucket(r->id)];                                  \
+    LL_PREPEND2(*chain, r, hnext);                                                    \
     r->in_table = true;                                                               \
     tab->live++;                                                                      \
   }                                                                                   \
@@ -63,10 +62,8 @@ static inline unsigned dh__id_bucket(uint64_t id) {
     bool removed = false;                                                             \
     pthread_mutex_lock(mu);                                                           \
     if (r->in_table) {                                                                \
-      T **pp = &tab->buckets[dh__id_bucket(r->id)];                                   \
-      while (*pp != r)                                                                \
-        pp = &(*pp)->hnext;                                                           \
-      *pp = r->hnext;                                                                 \
+      T **chain = &tab->buckets[dh__id_bucket(r->id)];                                \
+      LL_DELETE2(*chain, r, hnext); /* r is in its chain: in_table */                 \
       r->in_table = false;                                                            \
       tab->live--;                                                                    \
       removed = true;                                                                 \

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "host/driver_host/runtime.h"
 #include "lib/log.h"
@@ -55,10 +56,8 @@ bool dh__driver_start_decide_deferred_locked(dfnet_driver_t *drv, dfnet_status_t
                                              dh_waiter_t *w) {
   if (!dh__driver_start_decide_locked(drv, code))
     return false;
-  if (w != NULL) {
-    w->next = drv->stop_waiters;
-    drv->stop_waiters = w;
-  }
+  if (w != NULL)
+    LL_PREPEND(drv->stop_waiters, w);
   return true;
 }
 
@@ -83,7 +82,8 @@ int dh__driver_expire_starts(dh_host_t *host) {
   if (atomic_load(&host->starts_pending) == 0)
     return -1; /* the usual case: no lock taken */
   uint64_t now = dh__now_ns(), next = 0;
-  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
+  dfnet_driver_t *d;
+  LL_FOREACH(host->drivers, d) {
     pthread_mutex_lock(&d->mu);
     bool pending = !d->start_done && d->state != DH_DRIVER_STOPPED;
     pthread_mutex_unlock(&d->mu);

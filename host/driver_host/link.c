@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "lib/array.h"
 #include "host/driver_host/runtime.h"
@@ -299,8 +300,7 @@ void dh__host_queue_reap(dh_host_t *host, dfnet_driver_t *drv) {
   pthread_mutex_lock(&host->calls_mu);
   if (r != NULL) {
     r->driver = drv;
-    r->next = host->reap;
-    host->reap = r;
+    LL_PREPEND(host->reap, r);
   }
   pthread_mutex_unlock(&host->calls_mu);
   if (r == NULL)
@@ -314,21 +314,15 @@ static void reap_stopped(dh_host_t *host) {
   if (read(host->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
     DFNET_LOGE(LINK_SUBSYS, NULL, "eventfd read: %s", strerror(errno));
   pthread_mutex_lock(&host->calls_mu);
-  dh_reap_t *list = host->reap;
+  dh_reap_t *list = host->reap, *r, *tmp;
   host->reap = NULL;
   pthread_mutex_unlock(&host->calls_mu);
-  while (list != NULL) {
-    dh_reap_t *next = list->next;
+  LL_FOREACH_SAFE(list, r, tmp) {
     pthread_mutex_lock(&host->drivers_mu);
-    dfnet_driver_t **pp = &host->drivers;
-    while (*pp != NULL && *pp != list->driver)
-      pp = &(*pp)->next;
-    if (*pp != NULL)
-      *pp = list->driver->next;
+    LL_DELETE(host->drivers, r->driver); /* there since its start (driver.c) */
     pthread_mutex_unlock(&host->drivers_mu);
-    dh__driver_reap(list->driver);
-    free(list);
-    list = next;
+    dh__driver_reap(r->driver);
+    free(r);
   }
 }
 
@@ -501,8 +495,10 @@ static void link_down(dh_host_t *host) {
     DFNET_LOGI(LINK_SUBSYS, NULL, "link to the host agent closed: stopping every driver");
   dh__client_link_down(host); /* no answer will come: the drivers' own calls end now */
   dh__artifact_link_down();
-  for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next)
+  dfnet_driver_t *d;
+  LL_FOREACH(host->drivers, d) {
     dh__driver_begin_stop(d, 0);
+  }
 }
 
 /* The poll() timeout (ms, -1: none) for the link thread, given `timeout` for deadlines:
@@ -518,7 +514,8 @@ static int link_timeout(dh_host_t *host, int timeout, bool watched_for_nothing, 
   *watching = false;
   uint64_t since = atomic_load(&host->deferred_since_ns);
   if (since == 0 && !watched_for_nothing) {
-    for (dfnet_driver_t *d = host->drivers; d != NULL; d = d->next) {
+    dfnet_driver_t *d;
+    LL_FOREACH(host->drivers, d) {
       if (dh__dispatcher_busy(&d->dispatcher)) {
         *watching = true;
         return timeout >= 0 && timeout < DH_DEFER_MAX_MS ? timeout : DH_DEFER_MAX_MS;

@@ -491,7 +491,7 @@ void dh__client_release_driver(dfnet_driver_t *drv);
 #define DH_OWN_ID_BASE (DH_OWN_ID_BIT | 1u)
 
 typedef struct dh_pending_child {
-  struct dh_pending_child *next;
+  struct dh_pending_child *next, *prev; /* dh_host.pending_children (utlist DL) */
   uint64_t id;
   dfnet_driver_t *driver;
   char name[129];

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "host/supervisor/sandbox.h"
 #include "lib/frame.h"
@@ -107,10 +108,9 @@ static uint64_t now_ns(void) {
 }
 
 static sv_host_t *find_host(dfnet_supervisor_t *sup, uint64_t id) {
-  for (sv_host_t *h = sup->hosts; h != NULL; h = h->next)
-    if (h->id == id)
-      return h;
-  return NULL;
+  sv_host_t *h;
+  LL_SEARCH_SCALAR(sup->hosts, h, id, id);
+  return h;
 }
 
 /* Register or change the socket's epoll interest (EPOLLOUT while the out queue has data).
@@ -140,10 +140,10 @@ static void out_buf_free(out_buf_t *b) {
 }
 
 static void drop_out_queue(sv_host_t *h) {
-  while (h->out_head != NULL) {
-    out_buf_t *next = h->out_head->next;
-    out_buf_free(h->out_head);
-    h->out_head = next;
+  out_buf_t *b, *tmp;
+  LL_FOREACH_SAFE(h->out_head, b, tmp) {
+    LL_DELETE(h->out_head, b);
+    out_buf_free(b);
   }
   h->out_tail = NULL;
 }
@@ -173,9 +173,12 @@ static void flush_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
   while (h->out_head != NULL && !h->exited) {
     struct iovec iov[SV_IOV_MAX];
     int n_iov = 0;
-    out_buf_t *first = h->out_head, *b = first;
-    for (; b != NULL && n_iov < SV_IOV_MAX && (b == first || b->nfds == 0); b = b->next)
+    out_buf_t *first = h->out_head, *b;
+    LL_FOREACH(first, b) {
+      if (n_iov == SV_IOV_MAX || (b != first && b->nfds > 0))
+        break;
       iov[n_iov++] = (struct iovec){.iov_base = b->data + b->off, .iov_len = b->len - b->off};
+    }
     bool more = b != NULL; /* frames left for the next round */
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
     sv_cmsg_t ctl;
@@ -199,7 +202,7 @@ static void flush_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
     while (h->out_head != NULL && taken < n_iov && left >= h->out_head->len - h->out_head->off) {
       out_buf_t *done = h->out_head;
       left -= done->len - done->off;
-      h->out_head = done->next;
+      LL_DELETE(h->out_head, done);
       out_buf_free(done);
       taken++;
     }
@@ -218,7 +221,8 @@ static void flush_locked(dfnet_supervisor_t *sup, sv_host_t *h) {
 /* Arm the timer for the earliest stop grace deadline; SIGKILL the overdue. sup->mu held. */
 static void kill_timers_locked(dfnet_supervisor_t *sup) {
   uint64_t now = now_ns(), next = 0;
-  for (sv_host_t *h = sup->hosts; h != NULL; h = h->next) {
+  sv_host_t *h;
+  LL_FOREACH(sup->hosts, h) {
     if (!h->closing || h->killed || h->exited)
       continue;
     if (now >= h->kill_at_ns) {
@@ -355,7 +359,8 @@ void dfnet_supervisor_free(dfnet_supervisor_t *sup) {
   pthread_mutex_lock(&sup->mu);
   sup->freeing = true;
   uint64_t now = now_ns();
-  for (sv_host_t *h = sup->hosts; h != NULL; h = h->next) {
+  sv_host_t *h;
+  LL_FOREACH(sup->hosts, h) {
     if (!h->closing && !h->exited) {
       h->closing = true;
       h->kill_at_ns = now + (uint64_t)sup->cfg.stop_grace_ms * 1000000u;
@@ -479,8 +484,7 @@ dfnet_status_t dfnet_supervisor_spawn(dfnet_supervisor_t *sup, uint64_t *host_id
     free_host(h);
     return DFNET_STATUS_UNAVAILABLE;
   }
-  h->next = sup->hosts;
-  sup->hosts = h;
+  LL_PREPEND(sup->hosts, h);
   pthread_mutex_unlock(&sup->mu);
   DFNET_LOGD(SV_SUBSYS, NULL, "driver host %llu: pid %ld", (unsigned long long)h->id, (long)child);
   *host_id = h->id;
@@ -714,10 +718,7 @@ static dfnet_status_t send_frame(dfnet_supervisor_t *sup, uint64_t host_id, dfne
   fds = NULL;
   nfds = 0;
   bool was_empty = h->out_head == NULL;
-  if (h->out_tail != NULL)
-    h->out_tail->next = b;
-  else
-    h->out_head = b;
+  LL_APPEND_ELEM(h->out_head, h->out_tail, b); /* after the tail: no walk */
   h->out_tail = b;
   if (was_empty && !sup->corked)
     flush_locked(sup, h);
@@ -889,12 +890,7 @@ static void reap_host(dfnet_supervisor_t *sup, sv_host_t *h, size_t *delivered) 
   for (size_t i = 0; i < npend; i++)
     if (pend[i].kind == PEND_START)
       add_node(h, pend[i].node);
-  for (sv_host_t **pp = &sup->hosts; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == h) {
-      *pp = h->next;
-      break;
-    }
-  }
+  LL_DELETE(sup->hosts, h); /* there: found by dispatch, which alone removes hosts */
   bool quiet = sup->freeing;
   pthread_mutex_unlock(&sup->mu);
 
@@ -986,9 +982,11 @@ void dfnet_supervisor_uncork(dfnet_supervisor_t *sup) {
   pthread_mutex_lock(&sup->mu);
   if (sup->corked) {
     sup->corked = false;
-    for (sv_host_t *h = sup->hosts; h != NULL; h = h->next)
+    sv_host_t *h;
+    LL_FOREACH(sup->hosts, h) {
       if (h->out_head != NULL && !h->pollout)
         flush_locked(sup, h);
+    }
   }
   pthread_mutex_unlock(&sup->mu);
 }
