@@ -4,9 +4,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 struct dfnet_arena_block {
-  dfnet_arena_block_t *next;
+  dfnet_arena_block_t *next; /* utlist LL: a->head, newest first */
   size_t used, cap;
   max_align_t data[]; /* cap bytes */
 };
@@ -25,8 +26,7 @@ void *dfnet_arena_alloc(dfnet_arena_t *a, size_t size) {
       return NULL;
     b->cap = cap;
     b->used = 0;
-    b->next = a->head;
-    a->head = b;
+    LL_PREPEND(a->head, b);
   }
   void *p = (char *)b->data + b->used;
   b->used += size;
@@ -51,11 +51,9 @@ char *dfnet_arena_strndup(dfnet_arena_t *a, const char *s, size_t n) {
 }
 
 void dfnet_arena_free(dfnet_arena_t *a) {
-  dfnet_arena_block_t *b = a->head;
-  while (b != NULL) {
-    dfnet_arena_block_t *next = b->next;
+  dfnet_arena_block_t *b, *next;
+  LL_FOREACH_SAFE(a->head, b, next) {
     free(b);
-    b = next;
   }
   a->head = NULL;
 }

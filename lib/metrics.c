@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <uthash.h>
+#include <utlist.h>
 
 #include "lib/log.h"
 
@@ -28,7 +29,7 @@ struct dfnet_metric_series {
 };
 
 struct dfnet_metric {
-  dfnet_metric_t *next; /* the registry's order */
+  dfnet_metric_t *next, *prev; /* utlist DL: the registry's families, in the order added */
   dfnet_metric_type_t type;
   char *name, *help;
   size_t label_count;
@@ -41,7 +42,7 @@ struct dfnet_metric {
 };
 
 struct dfnet_metrics {
-  dfnet_metric_t *first, *last;
+  dfnet_metric_t *families; /* utlist DL, in the order added */
 };
 
 /* ---- names and values ---------------------------------------------------------------- */
@@ -155,11 +156,9 @@ static void family_free(dfnet_metric_t *f) {
 void dfnet_metrics_destroy(dfnet_metrics_t *r) {
   if (r == NULL)
     return;
-  dfnet_metric_t *f = r->first;
-  while (f != NULL) {
-    dfnet_metric_t *next = f->next;
+  dfnet_metric_t *f, *next;
+  DL_FOREACH_SAFE(r->families, f, next) {
     family_free(f);
-    f = next;
   }
   free(r);
 }
@@ -173,9 +172,11 @@ static const char *desc_invalid(const dfnet_metrics_t *r, const dfnet_metric_des
     return "no such metric type";
   if ((d->type == DFNET_METRIC_COUNTER) != ends_with(d->name, "_total"))
     return "counters, and only counters, are named *_total";
-  for (const dfnet_metric_t *f = r->first; f != NULL; f = f->next)
+  const dfnet_metric_t *f;
+  DL_FOREACH(r->families, f) {
     if (strcmp(f->name, d->name) == 0)
       return "added twice";
+  }
   for (size_t i = 0; i < DFNET_METRICS_LABELS_MAX && d->labels[i] != NULL; i++) {
     if (!name_valid(d->labels[i], false) || strncmp(d->labels[i], "__", 2) == 0)
       return "a label name is not [a-zA-Z_][a-zA-Z0-9_]* or starts with __";
@@ -216,11 +217,7 @@ dfnet_metric_t *dfnet_metrics_add(dfnet_metrics_t *r, const dfnet_metric_desc_t 
   if (d->bucket_count > 0)
     memcpy(f->buckets, d->buckets, d->bucket_count * sizeof *d->buckets);
   f->bucket_count = d->bucket_count;
-  if (r->last != NULL)
-    r->last->next = f;
-  else
-    r->first = f;
-  r->last = f;
+  DL_APPEND(r->families, f);
   return f;
 
 free_family:
@@ -516,8 +513,10 @@ dfnet_status_t dfnet_metrics_render(const dfnet_metrics_t *r, char **out, size_t
   buf_t b = {0};
   if (reserve(&b, 0))
     b.data[0] = '\0';
-  for (const dfnet_metric_t *f = r->first; f != NULL; f = f->next)
+  const dfnet_metric_t *f;
+  DL_FOREACH(r->families, f) {
     render_family(&b, f);
+  }
   if (b.failed) {
     free(b.data);
     *out = NULL;

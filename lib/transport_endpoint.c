@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <utlist.h>
 
 #include "lib/log.h"
 #include "lib/pki.h"
@@ -157,9 +158,8 @@ void transport__endpoint_free(transport__endpoint_t *ep) {
   free(ep->key_file);
   free(ep->ca_file);
   mbedtls_x509_crt_free(&ep->pinned_ca); /* enrollment clients (transport_enroll.c) */
-  while (ep->vhost_names != NULL) {      /* reloaded identities' (transport_identity.c) */
-    transport__name_t *n = ep->vhost_names;
-    ep->vhost_names = n->next;
+  transport__name_t *n, *next;           /* reloaded identities' (transport_identity.c) */
+  LL_FOREACH_SAFE(ep->vhost_names, n, next) {
     free(n);
   }
   transport__tickets_free(ep->tickets);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include <libwebsockets.h>
+#include <utlist.h>
 
 #include "lib/log.h"
 #include "lib/pki.h"
@@ -59,8 +60,7 @@ dfnet_status_t dfnet_transport_client_reload_identity(dfnet_transport_t *t,
     free(n);
     return DFNET_STATUS_INTERNAL;
   }
-  n->next = ep->vhost_names;
-  ep->vhost_names = n;
+  LL_PREPEND(ep->vhost_names, n);
   ep->vhost = vh; /* the next connection's */
   DFNET_LOGI(SUB, ep->url, "new identity loaded from %s: used from the next connection on",
              ep->cert_file);

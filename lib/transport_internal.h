@@ -97,7 +97,7 @@ struct lws_vhost;
 
 /* A name lws keeps a pointer to (a client vhost's after a reload of its identity). */
 typedef struct transport__name {
-  struct transport__name *next;
+  struct transport__name *next; /* utlist LL: transport__endpoint_t.vhost_names */
   char text[40];
 } transport__name_t;
 

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "dfnet/bind_keys.h"
 #include "lib/log.h"
@@ -37,10 +38,9 @@ _Static_assert(sizeof(dfnet_v1_AddCompositeNodeSpec) < 65536, "AddCompositeNodeS
 _Static_assert(sizeof(dfnet_v1_CompositeInfo) < 65536, "CompositeInfo");
 
 mgr_composite_t *binder__composite_get(mgr_t *m, uint32_t id) {
-  for (mgr_composite_t *c = m->composites; c; c = c->next)
-    if (c->id == id)
-      return c;
-  return NULL;
+  mgr_composite_t *c;
+  DL_SEARCH_SCALAR(m->composites, c, id, id);
+  return c;
 }
 
 static void composite_free(mgr_composite_t *c) {
@@ -306,19 +306,18 @@ static mgr_composite_t *composite_new(mgr_t *m) {
   if (c == NULL)
     return NULL;
   c->id = ++m->next_composite_id;
-  mgr_composite_t **tail = &m->composites;
-  while (*tail)
-    tail = &(*tail)->next;
-  *tail = c;
+  DL_APPEND(m->composites, c);
   return c;
 }
 
 /* The instance of composite driver d on a host (made on first use). */
 static mgr_composite_t *driver_instance(mgr_t *m, driver_t *d, uint32_t host_id) {
-  for (mgr_composite_t *c = m->composites; c; c = c->next)
+  mgr_composite_t *c;
+  DL_FOREACH(m->composites, c) {
     if (!c->from_spec && c->driver_id == d->id && c->host_id == host_id)
       return c;
-  mgr_composite_t *c = composite_new(m);
+  }
+  c = composite_new(m);
   if (c == NULL)
     return NULL;
   c->driver_id = d->id;
@@ -363,9 +362,11 @@ static bool bind_parent_to_driver(mgr_t *m, driver_t *d, topology_node_t *n,
 
 bool binder__bind_parent(mgr_t *m, topology_node_t *n, const dfnet_bind_node_t *bn) {
   bool owned = false;
-  for (mgr_composite_t *c = m->composites; c; c = c->next)
+  mgr_composite_t *c;
+  DL_FOREACH(m->composites, c) {
     if (c->from_spec && bind_parent_to_spec(m, c, n))
       owned = true;
+  }
   for (size_t i = 0; i < m->index.count; i++) {
     driver_t *d = m->index.drivers[i];
     if (d != NULL && d->composite && !d->disabled && bind_parent_to_driver(m, d, n, bn))
@@ -377,7 +378,8 @@ bool binder__bind_parent(mgr_t *m, topology_node_t *n, const dfnet_bind_node_t *
 /* ---- records ------------------------------------------------------------------------ */
 
 void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n) {
-  for (mgr_composite_t *c = m->composites; c; c = c->next) {
+  mgr_composite_t *c;
+  DL_FOREACH(m->composites, c) {
     for (size_t i = 0; i < c->parent_count; i++) {
       if (c->parents[i].moniker != NULL && c->parents[i].node_id == n->id) {
         free(c->parents[i].moniker);
@@ -394,11 +396,9 @@ void binder__node_removed_from_composites(mgr_t *m, topology_node_t *n) {
 }
 
 void binder__destroy_composites(mgr_t *m) {
-  mgr_composite_t *c = m->composites;
-  while (c) {
-    mgr_composite_t *next = c->next;
+  mgr_composite_t *c, *next;
+  DL_FOREACH_SAFE(m->composites, c, next) {
     composite_free(c);
-    c = next;
   }
   m->composites = NULL;
 }
@@ -417,8 +417,13 @@ static uint32_t composite_drop(mgr_t *m, mgr_composite_t *c, const driver_t *d,
   for (size_t i = 0; i < c->parent_count; i++) {
     topology_node_t *n = parent_node(m, &c->parents[i]);
     bool held = false;
-    for (mgr_composite_t *o = m->composites; o != NULL && n != NULL && !held; o = o->next)
-      held = in_composite(m, o, n);
+    if (n != NULL) {
+      mgr_composite_t *o;
+      DL_FOREACH(m->composites, o) {
+        if ((held = in_composite(m, o, n)))
+          break;
+      }
+    }
     if (n != NULL && !held && n->state == dfnet_v1_NodeState_OWNED_BY_COMPOSITE)
       n->state = dfnet_v1_NodeState_UNBOUND;
   }
@@ -428,19 +433,15 @@ static uint32_t composite_drop(mgr_t *m, mgr_composite_t *c, const driver_t *d,
 
 uint32_t binder__composites_forget_driver(mgr_t *m, const driver_t *d, const char *reason) {
   uint32_t stopped = 0; /* composite nodes that had d */
-  mgr_composite_t **link = &m->composites;
-  while (*link != NULL) {
-    mgr_composite_t *c = *link;
-    if (c->driver_id != d->id) {
-      link = &c->next;
+  mgr_composite_t *c, *next;
+  DL_FOREACH_SAFE(m->composites, c, next) {
+    if (c->driver_id != d->id)
       continue;
-    }
     if (c->from_spec) {
       c->driver_id = 0;
-      link = &c->next;
       continue;
     }
-    *link = c->next;
+    DL_DELETE(m->composites, c);
     stopped += composite_drop(m, c, d, reason);
   }
   return stopped;
@@ -481,7 +482,8 @@ static bool spec_valid(const dfnet_v1_CompositeNodeSpec *spec, char *err, size_t
 /* A spec of a name already taken is refused. (Its parents may be on any hosts.) */
 static dfnet_status_t spec_admissible(mgr_t *m, const dfnet_v1_CompositeNodeSpec *spec, char *err,
                                       size_t err_size) {
-  for (mgr_composite_t *c = m->composites; c; c = c->next) {
+  const mgr_composite_t *c;
+  DL_FOREACH(m->composites, c) {
     if (c->from_spec && strcmp(c->name, spec->name) == 0) {
       topology__fmt(err, err_size, "composite node spec %s already exists", spec->name);
       return DFNET_STATUS_ALREADY_EXISTS;

@@ -22,12 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "lib/log.h"
 #include "manager/lease.h"
 
 struct lease_waiter {
-  lease_waiter_t *next; /* queue order */
+  lease_waiter_t *next; /* queue order (utlist LL: ls->queue) */
   uint64_t id, seq;
   char principal[STORE_PRINCIPAL_MAX + 1];
   dfnet_v1_Role role;
@@ -86,23 +87,21 @@ static bool comes_before(const lease_waiter_t *a, const lease_waiter_t *b) {
   return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
 }
 
+/* Queue order as LL_INSERT_INORDER wants it: < 0 when a comes before b. w goes before the
+ * first waiter that does not come before it (an equal one included). */
+static int waiter_cmp(const lease_waiter_t *a, const lease_waiter_t *b) {
+  return comes_before(a, b) ? -1 : comes_before(b, a) ? 1 : 0;
+}
+
 static void insert(mgr_leases_t *ls, lease_waiter_t *w) {
-  lease_waiter_t **at = &ls->queue;
-  while (*at != NULL && comes_before(*at, w))
-    at = &(*at)->next;
-  w->next = *at;
-  *at = w;
+  LL_INSERT_INORDER(ls->queue, w, waiter_cmp);
   ls->queue_len++;
 }
 
+/* w is on ls->queue. */
 static void unlink_waiter(mgr_leases_t *ls, lease_waiter_t *w) {
-  for (lease_waiter_t **at = &ls->queue; *at != NULL; at = &(*at)->next) {
-    if (*at == w) {
-      *at = w->next;
-      ls->queue_len--;
-      return;
-    }
-  }
+  LL_DELETE(ls->queue, w);
+  ls->queue_len--;
 }
 
 /* w as a request (strings borrowed from w). */
@@ -159,7 +158,8 @@ static void waiter_info(const lease_waiter_t *w, uint32_t position, dfnet_v1_Lea
  * changed. */
 static void tell_positions(mgr_t *m) {
   uint32_t position = 0;
-  for (lease_waiter_t *w = m->leases->queue; w != NULL; w = w->next) {
+  lease_waiter_t *w;
+  LL_FOREACH(m->leases->queue, w) {
     position++;
     if (w->session == 0 || w->told == position)
       continue;
@@ -206,8 +206,10 @@ dfnet_status_t lease_queue__enqueue(mgr_t *m, const mgr_session_t *s, uint64_t i
                                     size_t err_size) {
   mgr_leases_t *ls = m->leases;
   size_t mine = 0;
-  for (const lease_waiter_t *w = ls->queue; w != NULL; w = w->next)
-    mine += w->session == s->id;
+  const lease_waiter_t *q;
+  LL_FOREACH(ls->queue, q) {
+    mine += q->session == s->id;
+  }
   if (mine >= LEASE_WAITERS_PER_SESSION_MAX) {
     topology__fmt(err, err_size, "%u lease requests wait on this session: the limit",
                   LEASE_WAITERS_PER_SESSION_MAX);
@@ -269,16 +271,19 @@ bool lease_queue__blocker(mgr_t *m, store_priority_t priority, const lease_plan_
                           uint64_t *waiter_id, const char **principal, const char **node) {
   lease_plan_t *wants = malloc(sizeof *wants);
   bool found = false;
-  for (const lease_waiter_t *w = m->leases->queue; wants != NULL && w != NULL && !found;
-       w = w->next) {
-    if (w->priority < priority)
-      break; /* a lower band: it comes after */
-    waiter_wants(m, w, wants);
-    if ((found = lease__plans_overlap(m, p, wants, node))) {
-      if (waiter_id != NULL)
-        *waiter_id = w->id;
-      if (principal != NULL)
-        *principal = w->principal;
+  const lease_waiter_t *w;
+  if (wants != NULL) {
+    LL_FOREACH(m->leases->queue, w) {
+      if (w->priority < priority)
+        break; /* a lower band: it comes after */
+      waiter_wants(m, w, wants);
+      if ((found = lease__plans_overlap(m, p, wants, node))) {
+        if (waiter_id != NULL)
+          *waiter_id = w->id;
+        if (principal != NULL)
+          *principal = w->principal;
+        break;
+      }
     }
   }
   free(wants);
@@ -369,8 +374,8 @@ void lease_queue__try(mgr_t *m) {
     return;
   lease_plan_t plan, view;
   bool granted_any = false;
-  for (lease_waiter_t *w = ls->queue, *next; w != NULL; w = next) {
-    next = w->next;
+  lease_waiter_t *w, *next;
+  LL_FOREACH_SAFE(ls->queue, w, next) {
     lease_ask_t a;
     waiter_ask(w, &a);
     bool resolved =
@@ -397,7 +402,8 @@ void lease_queue__try(mgr_t *m) {
 bool lease_queue__cancel(mgr_t *m, const mgr_session_t *s, uint64_t id) {
   if (m->leases == NULL)
     return false;
-  for (lease_waiter_t *w = m->leases->queue; w != NULL; w = w->next) {
+  lease_waiter_t *w;
+  LL_FOREACH(m->leases->queue, w) {
     if (w->session != s->id || w->request_id != id)
       continue;
     char detail[96], message[96];
@@ -417,7 +423,8 @@ void lease_queue__session_closed(mgr_t *m, dfnet_session_id_t sid) {
     return;
   uint64_t grace_end = mgr__wall_ms() + m->cfg.host_grace_ms;
   bool any = false;
-  for (lease_waiter_t *w = m->leases->queue; w != NULL; w = w->next) {
+  lease_waiter_t *w;
+  LL_FOREACH(m->leases->queue, w) {
     if (w->session != sid)
       continue;
     w->session = 0;
@@ -434,9 +441,8 @@ void lease_queue__session_closed(mgr_t *m, dfnet_session_id_t sid) {
 
 dfnet_status_t lease_queue__resume(mgr_t *m, const mgr_session_t *s, uint64_t id, uint64_t queue_id,
                                    char *err, size_t err_size) {
-  lease_waiter_t *w = m->leases->queue;
-  while (w != NULL && w->id != queue_id)
-    w = w->next;
+  lease_waiter_t *w;
+  LL_SEARCH_SCALAR(m->leases->queue, w, id, queue_id);
   if (w == NULL) {
     topology__fmt(err, err_size,
                   "no waiting request %" PRIu64 " (granted, timed out, or its grace ran out)",
@@ -463,7 +469,8 @@ dfnet_status_t lease_queue__resume(mgr_t *m, const mgr_session_t *s, uint64_t id
 
 uint64_t lease_queue__next_due(mgr_t *m, uint64_t now) {
   uint64_t due = UINT64_MAX;
-  for (const lease_waiter_t *w = m->leases->queue; w != NULL; w = w->next) {
+  const lease_waiter_t *w;
+  LL_FOREACH(m->leases->queue, w) {
     if (w->deadline_ms != 0 && w->deadline_ms < due)
       due = w->deadline_ms;
     if (w->session == 0 && w->grace_end_ms < due)
@@ -493,8 +500,8 @@ static void still_taken(mgr_t *m, const lease_waiter_t *w, char *buf, size_t siz
 
 void lease_queue__expire(mgr_t *m, uint64_t now) {
   size_t before = m->leases->queue_len;
-  for (lease_waiter_t *w = m->leases->queue, *next; w != NULL; w = next) {
-    next = w->next;
+  lease_waiter_t *w, *next;
+  LL_FOREACH_SAFE(m->leases->queue, w, next) {
     char detail[128], message[900];
     if (w->deadline_ms != 0 && w->deadline_ms <= now) {
       still_taken(m, w, message, sizeof message);
@@ -540,11 +547,11 @@ dfnet_status_t lease_queue__load(mgr_t *m, char *err, size_t err_size) {
 
 void lease_queue__destroy(mgr_t *m) {
   mgr_leases_t *ls = m->leases;
-  while (ls->queue != NULL) {
-    lease_waiter_t *w = ls->queue;
-    ls->queue = w->next;
+  lease_waiter_t *w, *next;
+  LL_FOREACH_SAFE(ls->queue, w, next) {
     waiter_free(w);
   }
+  ls->queue = NULL;
   ls->queue_len = 0;
 }
 
@@ -566,14 +573,17 @@ size_t lease_queue__each(mgr_t *m, uint64_t id, const char *node,
   dfnet_v1_LeaseInfo *info = malloc(sizeof *info);
   size_t given = 0;
   uint32_t position = 0;
-  for (const lease_waiter_t *w = m->leases->queue; info != NULL && w != NULL; w = w->next) {
-    position++;
-    if ((id != 0 && w->id != id) || (node != NULL && !waiter_concerns(m, w, node)))
-      continue;
-    waiter_info(w, position, info);
-    given++;
-    if (!fn(arg, info))
-      break;
+  const lease_waiter_t *w;
+  if (info != NULL) {
+    LL_FOREACH(m->leases->queue, w) {
+      position++;
+      if ((id != 0 && w->id != id) || (node != NULL && !waiter_concerns(m, w, node)))
+        continue;
+      waiter_info(w, position, info);
+      given++;
+      if (!fn(arg, info))
+        break;
+    }
   }
   free(info);
   return given;

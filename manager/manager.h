@@ -124,7 +124,7 @@ typedef struct mgr_composite_parent {
 
 /* A composite: an instance of a composite driver on one host, or a composite node spec. */
 typedef struct mgr_composite {
-  struct mgr_composite *next;
+  struct mgr_composite *next, *prev; /* utlist DL: mgr_t.composites, in the order made */
   uint32_t id;
   bool from_spec;
   char name[pb_membersize(dfnet_v1_CompositeInfo, name)]; /* its composite node's name */
@@ -141,7 +141,7 @@ typedef struct mgr_composite {
 
 /* A timer or request record that outlives a loop turn: refers to things by id. */
 typedef struct mgr_pending {
-  struct mgr_pending *next, *prev;
+  struct mgr_pending *next, *prev; /* utlist DL: mgr_t.pending, from pending__timer on */
   struct mgr *mgr;
   dfnet_timer_id_t timer;
   uint64_t node_id;
@@ -202,7 +202,7 @@ typedef struct mgr {
   mgr_session_t *sessions;
   mgr_composite_t *composites;
   uint32_t next_composite_id;
-  mgr_pending_t pending;          /* list head of timers in flight (sentinel) */
+  mgr_pending_t *pending;         /* timers in flight, newest first (utlist DL) */
   dfnet_envelope_t *scratch;      /* one envelope being built (heap: ~34 KiB) */
   dfnet_envelope_t *event_env;    /* for watch events, built while scratch may be in use */
   uint32_t watchers;              /* sessions with a Watch open */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "lib/log.h"
 #include "manager/manager.h"
@@ -24,7 +25,7 @@
 #define CONTROL_TICK_MS 10u
 
 struct mgr_control {
-  mgr_control_t *next;
+  mgr_control_t *next, *prev; /* utlist DL: m->controls, newest first */
   mgr_control_kind_t kind;
   dfnet_session_id_t session;
   uint64_t request_id;
@@ -167,14 +168,11 @@ static void control_arm(mgr_t *m) {
 
 static void control_check_all(mgr_t *m) {
   uint64_t now = dfnet_transport_now_ms();
-  mgr_control_t **link = &m->controls;
-  while (*link != NULL) {
-    mgr_control_t *c = *link;
+  mgr_control_t *c, *next;
+  DL_FOREACH_SAFE(m->controls, c, next) {
     if (control_done(m, c, now)) {
-      *link = c->next;
+      DL_DELETE(m->controls, c);
       control_free(c);
-    } else {
-      link = &c->next;
     }
   }
 }
@@ -191,8 +189,7 @@ static void control_tick(void *user) {
 void control__commit(mgr_t *m, mgr_control_t *c) {
   if (c->oom)
     DFNET_LOGW("control", c->subject, "out of memory: some outcomes are missing");
-  c->next = m->controls;
-  m->controls = c;
+  DL_PREPEND(m->controls, c);
   control_check_all(m); /* nothing to wait for: answered now */
   control_arm(m);
 }
@@ -201,11 +198,11 @@ void control__destroy_all(mgr_t *m) {
   if (m->control_timer != 0 && m->transport != NULL)
     (void)dfnet_transport_timer_cancel(m->transport, m->control_timer);
   m->control_timer = 0;
-  while (m->controls != NULL) {
-    mgr_control_t *c = m->controls;
-    m->controls = c->next;
+  mgr_control_t *c, *next;
+  DL_FOREACH_SAFE(m->controls, c, next) {
     control_free(c);
   }
+  m->controls = NULL;
 }
 
 /* ---- driver control ----------------------------------------------------------------- */

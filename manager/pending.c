@@ -2,6 +2,7 @@
  * They refer to nodes, drivers and hosts by id (docs/style.md 7); timers are linked so that
  * shutdown can cancel and free them. */
 #include <stdlib.h>
+#include <utlist.h>
 
 #include "manager/manager.h"
 
@@ -14,10 +15,10 @@ mgr_pending_t *pending__new(mgr_t *m, int kind) {
   return p;
 }
 
+/* Off m->pending when on it (a DL member's prev is never NULL). */
 static void unlink_pending(mgr_pending_t *p) {
-  if (p->next != NULL) {
-    p->prev->next = p->next;
-    p->next->prev = p->prev;
+  if (p->prev != NULL) {
+    DL_DELETE(p->mgr->pending, p);
     p->next = p->prev = NULL;
   }
 }
@@ -34,20 +35,13 @@ dfnet_status_t pending__timer(mgr_pending_t *p, uint32_t delay_ms, dfnet_work_fn
   dfnet_status_t st = dfnet_transport_timer_start(m->transport, delay_ms, fn, p, &p->timer);
   if (st != DFNET_STATUS_OK)
     return st;
-  if (m->pending.next == NULL)
-    m->pending.next = m->pending.prev = &m->pending;
-  p->next = m->pending.next;
-  p->prev = &m->pending;
-  m->pending.next->prev = p;
-  m->pending.next = p;
+  DL_PREPEND(m->pending, p);
   return DFNET_STATUS_OK;
 }
 
 void pending__cancel_all(mgr_t *m) {
-  if (m->pending.next == NULL)
-    return;
-  while (m->pending.next != &m->pending) {
-    mgr_pending_t *p = m->pending.next;
+  while (m->pending != NULL) {
+    mgr_pending_t *p = m->pending;
     dfnet_transport_timer_cancel(m->transport, p->timer);
     pending__free(p);
   }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "lib/log.h"
 #include "manager/lease.h"
@@ -349,7 +350,8 @@ void streams__list_composites(mgr_t *m, mgr_session_t *s, const dfnet_envelope_t
   uint64_t id = req->pb.id;
   const dfnet_v1_ListComposites *q = &req->pb.msg.list_composites;
   size_t sent = 0;
-  for (mgr_composite_t *c = m->composites; c; c = c->next) {
+  const mgr_composite_t *c;
+  DL_FOREACH(m->composites, c) {
     dfnet_envelope_t *env = mgr__env(m);
     env->pb.id = id;
     env->pb.which_msg = dfnet_v1_Envelope_composite_info_tag;

@@ -192,7 +192,7 @@ void client__leases_free(dfnet_client_t *c);
 typedef enum client_op_kind { CLIENT_OP_CALL = 1, CLIENT_OP_WATCH = 2 } client_op_kind_t;
 
 struct client_op {
-  client_op_t *next;
+  client_op_t *next; /* utlist LL: dfnet_client_t.ops, newest first */
   dfnet_client_t *c;
   uint64_t id; /* public call / watch id */
   client_op_kind_t kind;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "clients/lib/client_internal.h"
 #include "lib/log.h"
@@ -142,7 +143,7 @@ dfnet_status_t dfnet_client_lease_token(dfnet_client_t *c, char *buf, size_t cap
 /* ---- acquire ------------------------------------------------------------------------ */
 
 struct client_acquire {
-  client_acquire_t *next; /* on c->acquiring (c->mu) */
+  client_acquire_t *next; /* utlist LL: on c->acquiring (c->mu), newest first */
   client_waiter_t w;      /* the end; under w.mu also what follows */
   bool cancel;            /* dfnet_client_lease_acquire_cancel (set under c->mu and w.mu) */
   uint64_t queue_id;      /* the queue entry's id, from the manager's LeaseInfo */
@@ -360,8 +361,7 @@ dfnet_status_t dfnet_client_lease_acquire(dfnet_client_t *c, const dfnet_client_
   client_acquire_t a = {.on_queued = o->on_queued, .user = o->user};
   client__waiter_init(&a.w);
   pthread_mutex_lock(&c->mu);
-  a.next = c->acquiring;
-  c->acquiring = &a;
+  LL_PREPEND(c->acquiring, &a);
   pthread_mutex_unlock(&c->mu);
   /* How long it may take: an answer at once, or the wait and a little more. */
   uint32_t limit = !o->wait                                     ? ACQUIRE_ANSWER_MS
@@ -398,12 +398,7 @@ dfnet_status_t dfnet_client_lease_acquire(dfnet_client_t *c, const dfnet_client_
     }
   }
   pthread_mutex_lock(&c->mu);
-  for (client_acquire_t **pp = &c->acquiring; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == &a) {
-      *pp = a.next;
-      break;
-    }
-  }
+  LL_DELETE(c->acquiring, &a);
   pthread_mutex_unlock(&c->mu);
   if (a.granted != NULL)
     dfnet_client_lease_free(&a.granted->pub);
@@ -417,7 +412,8 @@ dfnet_status_t dfnet_client_lease_acquire_cancel(dfnet_client_t *c) {
     return DFNET_STATUS_INVALID_ARGUMENT;
   size_t n = 0;
   pthread_mutex_lock(&c->mu);
-  for (client_acquire_t *a = c->acquiring; a != NULL; a = a->next) {
+  client_acquire_t *a;
+  LL_FOREACH(c->acquiring, a) {
     pthread_mutex_lock(&a->w.mu);
     n += !a->cancel;
     a->cancel = true;

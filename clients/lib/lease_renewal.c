@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "clients/lib/client_internal.h"
 #include "lib/log.h"
@@ -22,7 +23,7 @@
 #define RETRY_MAX_MS 5000u
 
 struct client_lease {
-  client_lease_t *next;
+  client_lease_t *next; /* utlist LL: c->leases, newest first */
   dfnet_client_t *c;
   uint64_t id;
   char token[TOKEN_CAP];
@@ -42,19 +43,12 @@ struct client_lease {
 
 /* c->mu held: the live record of lease id, or NULL. */
 static client_lease_t *record_find_locked(dfnet_client_t *c, uint64_t id) {
-  for (client_lease_t *l = c->leases; l != NULL; l = l->next)
+  client_lease_t *l;
+  LL_FOREACH(c->leases, l) {
     if (l->id == id && !l->released)
       return l;
-  return NULL;
-}
-
-static void record_unlink_locked(dfnet_client_t *c, client_lease_t *l) {
-  for (client_lease_t **pp = &c->leases; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == l) {
-      *pp = l->next;
-      return;
-    }
   }
+  return NULL;
 }
 
 /* l's activity held: take c->mu and return true; or, when l is over (released, or the
@@ -63,18 +57,18 @@ static bool record_lock(dfnet_client_t *c, client_lease_t *l) {
   pthread_mutex_lock(&c->mu);
   if (!l->released && !c->closing)
     return true;
-  record_unlink_locked(c, l);
+  LL_DELETE(c->leases, l);
   pthread_mutex_unlock(&c->mu);
   free(l);
   return false;
 }
 
 void client__leases_free(dfnet_client_t *c) {
-  while (c->leases != NULL) {
-    client_lease_t *l = c->leases;
-    c->leases = l->next;
+  client_lease_t *l, *next;
+  LL_FOREACH_SAFE(c->leases, l, next) {
     free(l);
   }
+  c->leases = NULL;
 }
 
 /* Failures the manager did not decide: tried again while the lease lives. */
@@ -250,8 +244,7 @@ void client__lease_record_start(dfnet_client_t *c, const dfnet_client_lease_t *l
   l->user = o->user;
   uint32_t delay = lease->ttl_ms / 3 ? lease->ttl_ms / 3 : 1;
   pthread_mutex_lock(&c->mu);
-  l->next = c->leases;
-  c->leases = l;
+  LL_PREPEND(c->leases, l);
   if (c->lease_token[0] == '\0') /* the client's lease token when it has none */
     memcpy(c->lease_token, l->token, sizeof l->token);
   bool renewing = l->renewing;
@@ -267,7 +260,7 @@ void client__lease_record_end(dfnet_client_t *c, uint64_t id) {
   if (l != NULL) {
     l->released = true;
     if (!l->active) {
-      record_unlink_locked(c, l);
+      LL_DELETE(c->leases, l);
       gone = l;
     }
   }

@@ -7,6 +7,7 @@
  * is never held while a callback runs or a message is sent (docs/style.md 8). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <utlist.h>
 
 #include "clients/lib/client_internal.h"
 #include "lib/log.h"
@@ -25,21 +26,18 @@ void client__op_unref(client_op_t *op) {
 
 /* c->mu held: op `id` of the given kind in the client's list, or NULL. */
 static client_op_t *op_find_locked(dfnet_client_t *c, uint64_t id, client_op_kind_t kind) {
-  client_op_t *op = c->ops;
-  while (op != NULL && !(op->id == id && op->kind == kind))
-    op = op->next;
+  client_op_t *op;
+  LL_FOREACH(c->ops, op) {
+    if (op->id == id && op->kind == kind)
+      break;
+  }
   return op;
 }
 
-/* c->mu held: unlink op from the client's list. */
+/* c->mu held: unlink op (on the list) from the client's list. */
 static void op_unlink_locked(dfnet_client_t *c, client_op_t *op) {
-  for (client_op_t **pp = &c->ops; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == op) {
-      *pp = op->next;
-      op->next = NULL;
-      return;
-    }
-  }
+  LL_DELETE(c->ops, op);
+  op->next = NULL;
 }
 
 client_op_t *client__op_get(dfnet_client_t *c, uint64_t id, client_op_kind_t kind) {
@@ -225,8 +223,7 @@ dfnet_status_t client__op_start(dfnet_client_t *c, client_op_t *op, dfnet_envelo
     return client__fail(err, DFNET_STATUS_CANCELLED, "the client is closing");
   }
   op->id = ++c->next_op_id;
-  op->next = c->ops;
-  c->ops = op;
+  LL_PREPEND(c->ops, op);
   pthread_mutex_unlock(&c->mu);
 
   dfnet_session_id_t sid = 0;
@@ -284,7 +281,10 @@ void client__op_unsolicited(void *user, dfnet_session_id_t sid, const dfnet_enve
   client_op_t *list[BROADCAST_MAX];
   size_t n = 0;
   pthread_mutex_lock(&c->mu);
-  for (client_op_t *op = c->ops; op != NULL && n < BROADCAST_MAX; op = op->next) {
+  client_op_t *op;
+  LL_FOREACH(c->ops, op) {
+    if (n == BROADCAST_MAX)
+      break;
     if (op->kind == CLIENT_OP_WATCH && op->session == sid && !op->cancelled) {
       op->refs++;
       list[n++] = op;

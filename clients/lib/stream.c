@@ -4,11 +4,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "clients/lib/client_internal.h"
 
 typedef struct stream_msg {
-  struct stream_msg *next;
+  struct stream_msg *next, *prev; /* utlist DL: dfnet_client_stream.head */
   size_t len;
   uint8_t data[];
 } stream_msg_t;
@@ -16,10 +17,10 @@ typedef struct stream_msg {
 struct dfnet_client_stream {
   dfnet_client_t *c;
   dfnet_client_call_id_t call;
-  client_op_t *op;   /* a reference of ours until close; NULL when the call ended first */
-  client_waiter_t w; /* the call's end; w.mu also guards the queue and refs */
-  stream_msg_t *head, *tail;
-  int refs; /* the reader's + the call's (dropped in stream_done) */
+  client_op_t *op;    /* a reference of ours until close; NULL when the call ended first */
+  client_waiter_t w;  /* the call's end; w.mu also guards the queue and refs */
+  stream_msg_t *head; /* the queue, oldest first (utlist DL) */
+  int refs;           /* the reader's + the call's (dropped in stream_done) */
 };
 
 static void stream_unref(dfnet_client_stream_t *s) {
@@ -28,10 +29,9 @@ static void stream_unref(dfnet_client_stream_t *s) {
   pthread_mutex_unlock(&s->w.mu);
   if (!last)
     return;
-  for (stream_msg_t *m = s->head; m != NULL;) {
-    stream_msg_t *next = m->next;
+  stream_msg_t *m, *next;
+  DL_FOREACH_SAFE(s->head, m, next) {
     free(m);
-    m = next;
   }
   client__waiter_destroy(&s->w);
   free(s);
@@ -47,15 +47,10 @@ static void stream_message(void *user, dfnet_client_call_id_t call, const uint8_
   if (m == NULL) {
     s->w.oom = true;
   } else {
-    m->next = NULL;
     m->len = len;
     if (len > 0)
       memcpy(m->data, data, len);
-    if (s->tail)
-      s->tail->next = m;
-    else
-      s->head = m;
-    s->tail = m;
+    DL_APPEND(s->head, m);
   }
   pthread_cond_signal(&s->w.cv);
   pthread_mutex_unlock(&s->w.mu);
@@ -139,9 +134,7 @@ dfnet_status_t dfnet_client_stream_next(dfnet_client_stream_t *s, uint32_t timeo
       return client__fail(err, DFNET_STATUS_ABORTED, "end of stream");
     return client__fail(err, st, "%s", s->w.message);
   }
-  s->head = m->next;
-  if (s->head == NULL)
-    s->tail = NULL;
+  DL_DELETE(s->head, m);
   bool done = s->w.done;
   pthread_mutex_unlock(&s->w.mu);
   if (!done && s->op != NULL)
