@@ -50,7 +50,7 @@ typedef enum ui_job_kind {
 } ui_job_kind_t;
 
 typedef struct ui_job {
-  struct ui_job *next;
+  struct ui_job *next, *prev; /* cli_ui_t's jobs */
   ui_job_kind_t kind;
   dfnet_http_id_t http; /* the request to answer (0 for UI_JOB_WATCH) */
   char arg[UI_ARG_MAX]; /* decoded; "" when none */
@@ -72,7 +72,7 @@ typedef struct cli_ui {
   pthread_cond_t wake;
   pthread_t worker;
   bool worker_started, stopping;
-  ui_job_t *head, *tail;
+  ui_job_t *jobs; /* utlist DL, oldest first */
   size_t queued;
   /* events (cmd_ui_events.c) */
   dfnet_http_id_t streams[UI_STREAMS_MAX];

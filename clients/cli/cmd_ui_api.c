@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <utlist.h>
+
 #include "clients/cli/cli.h"
 #include "clients/cli/cmd_ui.h"
 #include "clients/cli/trust.h"
@@ -21,11 +23,7 @@ bool ui__job_push(cli_ui_t *ui, ui_job_kind_t kind, dfnet_http_id_t http, const 
   pthread_mutex_lock(&ui->lock);
   bool ok = !ui->stopping && ui->queued < UI_JOBS_MAX;
   if (ok) {
-    if (ui->tail != NULL)
-      ui->tail->next = j;
-    else
-      ui->head = j;
-    ui->tail = j;
+    DL_APPEND(ui->jobs, j);
     ui->queued++;
     pthread_cond_signal(&ui->wake);
   }
@@ -38,14 +36,12 @@ bool ui__job_push(cli_ui_t *ui, ui_job_kind_t kind, dfnet_http_id_t http, const 
 /* The next job, or NULL once stopping. */
 static ui_job_t *job_pop(cli_ui_t *ui) {
   pthread_mutex_lock(&ui->lock);
-  while (!ui->stopping && ui->head == NULL)
+  while (!ui->stopping && ui->jobs == NULL)
     pthread_cond_wait(&ui->wake, &ui->lock);
   ui_job_t *j = NULL;
   if (!ui->stopping) {
-    j = ui->head;
-    ui->head = j->next;
-    if (ui->head == NULL)
-      ui->tail = NULL;
+    j = ui->jobs;
+    DL_DELETE(ui->jobs, j);
     ui->queued--;
   }
   pthread_mutex_unlock(&ui->lock);
@@ -162,15 +158,15 @@ int ui__worker_start(cli_ui_t *ui) {
 void ui__worker_stop(cli_ui_t *ui) {
   pthread_mutex_lock(&ui->lock);
   ui->stopping = true;
-  ui_job_t *left = ui->head;
-  ui->head = ui->tail = NULL;
+  ui_job_t *left = ui->jobs;
+  ui->jobs = NULL;
   ui->queued = 0;
   pthread_cond_broadcast(&ui->wake);
   pthread_mutex_unlock(&ui->lock);
-  while (left != NULL) {
-    ui_job_t *next = left->next;
-    free(left);
-    left = next;
+  ui_job_t *j, *tmp;
+  DL_FOREACH_SAFE(left, j, tmp) {
+    DL_DELETE(left, j);
+    free(j);
   }
   if (ui->worker_started)
     pthread_join(ui->worker, NULL);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 struct fairq_lane {
   fairq_lane_t *next, *prev; /* the ring */
@@ -21,14 +22,11 @@ void fairq__init(fairq_t *q, size_t next_offset) {
 }
 
 static fairq_lane_t *lane_find(const fairq_t *q, const char *caller) {
-  fairq_lane_t *l = q->lanes;
-  if (l == NULL)
-    return NULL;
-  do {
+  fairq_lane_t *l;
+  CDL_FOREACH(q->lanes, l) {
     if (strncmp(l->caller, caller, sizeof l->caller - 1) == 0)
       return l;
-    l = l->next;
-  } while (l != q->lanes);
+  }
   return NULL;
 }
 
@@ -40,15 +38,7 @@ bool fairq__push(fairq_t *q, const char *caller, void *item) {
     if ((l = calloc(1, sizeof *l)) == NULL)
       return false;
     snprintf(l->caller, sizeof l->caller, "%s", caller);
-    if (q->lanes == NULL) { /* the only lane */
-      l->next = l->prev = l;
-      q->lanes = l;
-    } else { /* served last in this round: just before the current lane */
-      l->next = q->lanes;
-      l->prev = q->lanes->prev;
-      l->prev->next = l;
-      q->lanes->prev = l;
-    }
+    CDL_APPEND(q->lanes, l); /* served last in this round: just before the current lane */
   }
   *link_of(q, item) = NULL;
   if (l->tail != NULL)
@@ -73,13 +63,8 @@ void *fairq__pop(fairq_t *q) {
   q->count--;
   if (l->head != NULL) {
     q->lanes = l->next; /* the next caller is served next */
-  } else if (l->next == l) {
-    q->lanes = NULL;
-    free(l);
   } else {
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    q->lanes = l->next;
+    CDL_DELETE(q->lanes, l); /* the lane after it (if any) is served next */
     free(l);
   }
   return item;
@@ -88,13 +73,7 @@ void *fairq__pop(fairq_t *q) {
 void fairq__destroy(fairq_t *q) {
   while (q->lanes != NULL) {
     fairq_lane_t *l = q->lanes;
-    if (l->next == l) {
-      q->lanes = NULL;
-    } else {
-      l->prev->next = l->next;
-      l->next->prev = l->prev;
-      q->lanes = l->next;
-    }
+    CDL_DELETE(q->lanes, l);
     free(l);
   }
   q->count = 0;

@@ -134,18 +134,16 @@ static bool log_flush(serial_t *s, serial_log_t *l, bool *window_full) {
 }
 
 void serial__logs_flush(serial_t *s, bool *window_full) {
-  serial_log_t *l = s->logs;
-  while (l != NULL) {
-    serial_log_t *next = l->next; /* l may be freed */
+  serial_log_t *l, *tmp;
+  LL_FOREACH_SAFE(s->logs, l, tmp) { /* l may be freed */
     (void)log_flush(s, l, window_full);
-    l = next;
   }
 }
 
 void serial__logs_end(serial_t *s, const char *why) {
   while (s->logs != NULL) {
     serial_log_t *l = s->logs;
-    s->logs = l->next;
+    LL_DELETE(s->logs, l);
     log_end(s, l, DFNET_STATUS_UNAVAILABLE, why);
   }
 }
@@ -211,8 +209,7 @@ static void log_open(serial_t *s, dfnet_call_t *call, const uint8_t *request, si
     dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_INFO, "%s: %s attached (writer)", s->name,
                      s->writer);
   }
-  l->next = s->logs;
-  s->logs = l;
+  LL_PREPEND(s->logs, l);
   bool window_full = false;
   if (log_flush(s, l, &window_full) && window_full)
     drvkit__retry_arm(s->driver, &s->flush_retry);

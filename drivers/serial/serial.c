@@ -271,8 +271,7 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
     return;
   }
   pthread_mutex_lock(&s->mu);
-  st->next = s->streams;
-  s->streams = st;
+  LL_PREPEND(s->streams, st);
   pthread_mutex_unlock(&s->mu);
   dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_DEBUG, "stream %llu subscribed (%s)",
                    (unsigned long long)st->id, dfnet_call_caller(call));
@@ -319,7 +318,7 @@ static void pump(serial_t *s);
 static void end_everything(serial_t *s, const char *why) {
   while (s->reads != NULL) {
     serial_read_t *r = s->reads;
-    s->reads = r->next;
+    LL_DELETE(s->reads, r);
     drvkit__fail(r->call, DFNET_STATUS_UNAVAILABLE, "%s", why);
     free(r);
   }
@@ -327,7 +326,7 @@ static void end_everything(serial_t *s, const char *why) {
     pthread_mutex_lock(&s->mu);
     serial_stream_t *st = s->streams;
     if (st != NULL)
-      s->streams = st->next;
+      LL_DELETE(s->streams, st);
     pthread_mutex_unlock(&s->mu);
     if (st == NULL)
       break;
@@ -348,7 +347,7 @@ static void flush(serial_t *s, bool retry) {
   /* Parked Reads, oldest first. */
   while (have && s->reads != NULL) {
     serial_read_t *r = s->reads;
-    s->reads = r->next;
+    LL_DELETE(s->reads, r);
     read_reply(s, r->call, r->max_bytes);
     free(r);
     pthread_mutex_lock(&s->mu);
@@ -412,7 +411,7 @@ static void pump(serial_t *s) {
 static void drop_jobs(serial_t *s, const char *why) {
   while (s->jobs != NULL) {
     serial_job_t *j = s->jobs;
-    s->jobs = j->next;
+    LL_DELETE(s->jobs, j);
     (void)dfnet_call_reply(j->call, DFNET_STATUS_UNAVAILABLE, why, NULL, 0);
     free(j);
   }
@@ -428,7 +427,7 @@ void serial__port_ready(serial_t *s) {
 static void job_end(serial_t *s, dfnet_status_t status, const char *message,
                     const dfnet_hw_serial_Config *got) {
   serial_job_t *j = s->jobs;
-  s->jobs = j->next;
+  LL_DELETE(s->jobs, j);
   if (status != DFNET_STATUS_OK && message != NULL) {
     drvkit__fail(j->call, status, "%s", message);
   } else if (status != DFNET_STATUS_OK) {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include <pb_encode.h>
 
@@ -35,7 +36,7 @@ struct usbdev_stream {
   atomic_bool quit; /* set by the dispatcher; `why` is written before */
   atomic_bool done; /* set by the reader when it has replied */
   char why[128];
-  usbdev_stream_t *next;
+  usbdev_stream_t *next, *prev; /* u->streams */
 };
 
 /* One transfer of the stream: its libusb result, bytes read into buf. */
@@ -111,15 +112,15 @@ void usbdev__stream_start(usb_dev_t *u, dfnet_call_t *call, const usbdev_endpoin
                  strerror(rc));
     return;
   }
-  s->next = u->streams;
-  u->streams = s;
+  DL_PREPEND(u->streams, s);
   dfnet_driver_log(u->driver, DFNET_DRIVER_LOG_DEBUG,
                    "stream on endpoint 0x%02x (interface %u) for %s, %u bytes a transfer",
                    ep->address, ep->ifc, dfnet_call_caller(call), length);
 }
 
 void usbdev__streams_end(usb_dev_t *u, int ifc, const char *why) {
-  for (usbdev_stream_t *s = u->streams; s != NULL; s = s->next) {
+  usbdev_stream_t *s;
+  DL_FOREACH(u->streams, s) {
     if (ifc >= 0 && s->ep.ifc != ifc)
       continue;
     if (!atomic_load(&s->quit))
@@ -130,14 +131,12 @@ void usbdev__streams_end(usb_dev_t *u, int ifc, const char *why) {
 
 /* Join and free the streams that are done (all: every stream, waiting for each). */
 static void join(usb_dev_t *u, bool all) {
-  for (usbdev_stream_t **p = &u->streams; *p != NULL;) {
-    usbdev_stream_t *s = *p;
-    if (!all && !atomic_load(&s->done)) {
-      p = &s->next;
+  usbdev_stream_t *s, *tmp;
+  DL_FOREACH_SAFE(u->streams, s, tmp) {
+    if (!all && !atomic_load(&s->done))
       continue;
-    }
     pthread_join(s->thread, NULL);
-    *p = s->next;
+    DL_DELETE(u->streams, s);
     free(s);
   }
 }

@@ -288,7 +288,7 @@ typedef struct agent {
 
   /* Events from other threads (enumerator hot-plug), in order. */
   pthread_mutex_t queue_mu;
-  agent_queue_item_t *queue_head, *queue_tail;
+  agent_queue_item_t *queue; /* utlist DL, oldest first (the head's prev is the tail) */
   bool queue_posted;
 
   agent_node_t *nodes_head; /* utlist DL, announce order (the head's prev is the tail) */
@@ -344,7 +344,7 @@ void agent__metrics_call(agent_t *a, bool reply, size_t bytes);
 
 /* An event from another thread. */
 struct agent_queue_item {
-  agent_queue_item_t *next;
+  agent_queue_item_t *next, *prev;
   enum { AGENT_Q_NODE_ADDED, AGENT_Q_NODE_REMOVED } kind;
   char *moniker; /* relative (enumerator), for removals */
   uint8_t *add;  /* encoded relative NodeAdd, for additions */

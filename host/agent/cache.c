@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "host/agent/agent.h"
 #include "lib/fileio.h"
@@ -270,20 +271,11 @@ struct agent_fetch {
   char message[300];
 };
 
-static void fetch_unlink(agent_t *a, agent_fetch_t *f) {
-  for (agent_fetch_t **pp = &a->fetches; *pp != NULL; pp = &(*pp)->next) {
-    if (*pp == f) {
-      *pp = f->next;
-      return;
-    }
-  }
-}
-
 /* End a fetch: unlink it, tell every waiter, free it. */
 static void fetch_finish(agent_fetch_t *f, dfnet_status_t st, const char *dir,
                          const char *message) {
   agent_t *a = f->a;
-  fetch_unlink(a, f);
+  LL_DELETE(a->fetches, f);
   if (st != DFNET_STATUS_OK)
     DFNET_LOGW(CACHE_SUBSYS, f->hex, "fetch failed: %s: %s", dfnet_status_str(st), message);
   for (size_t i = 0; i < f->waiter_count; i++)
@@ -304,7 +296,7 @@ static void fetch_fail_later(agent_fetch_t *f, dfnet_status_t st, const char *me
   agent__strlcpy(f->message, message, sizeof f->message);
   if (dfnet_transport_post(f->a->t, fetch_finish_posted, f) != DFNET_STATUS_OK) {
     DFNET_LOGE(CACHE_SUBSYS, f->hex, "out of memory: fetch abandoned");
-    fetch_unlink(f->a, f);
+    LL_DELETE(f->a->fetches, f);
     free(f->waiters);
     free(f->buf);
     free(f);
@@ -411,10 +403,11 @@ static dfnet_status_t fetch_request(agent_fetch_t *f) {
 
 void agent__cache_fetch(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SIZE],
                         uint64_t node_uid, agent_fetch_done_fn done) {
-  agent_fetch_t *f = NULL;
-  for (agent_fetch_t *it = a->fetches; it != NULL; it = it->next)
-    if (memcmp(it->digest, digest, sizeof it->digest) == 0)
-      f = it;
+  agent_fetch_t *f;
+  LL_FOREACH(a->fetches, f) { /* at most one fetch a digest */
+    if (memcmp(f->digest, digest, sizeof f->digest) == 0)
+      break;
+  }
   bool fresh = f == NULL;
   if (fresh) {
     f = calloc(1, sizeof *f);
@@ -426,8 +419,7 @@ void agent__cache_fetch(agent_t *a, const uint8_t digest[DFNET_PACKAGE_DIGEST_SI
     memcpy(f->digest, digest, sizeof f->digest);
     dfnet_package_digest_hex(digest, f->hex);
     f->session = a->session;
-    f->next = a->fetches;
-    a->fetches = f;
+    LL_PREPEND(a->fetches, f);
   }
   fetch_waiter_t *grown = realloc(f->waiters, (f->waiter_count + 1) * sizeof *grown);
   if (grown == NULL) {
@@ -457,9 +449,9 @@ void agent__cache_session_closed(agent_t *a, dfnet_session_id_t session) {
 }
 
 void agent__cache_free(agent_t *a) {
-  while (a->fetches != NULL) {
-    agent_fetch_t *f = a->fetches;
-    a->fetches = f->next;
+  agent_fetch_t *f, *tmp;
+  LL_FOREACH_SAFE(a->fetches, f, tmp) {
+    LL_DELETE(a->fetches, f);
     free(f->waiters);
     free(f->buf);
     free(f);

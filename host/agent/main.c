@@ -50,6 +50,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "host/agent/agent.h"
 #include "lib/cmdline.h"
@@ -104,13 +105,13 @@ static void turn_end(void *user) {
 static void queue_drain(void *user) {
   agent_t *a = user;
   pthread_mutex_lock(&a->queue_mu);
-  agent_queue_item_t *item = a->queue_head;
-  a->queue_head = a->queue_tail = NULL;
+  agent_queue_item_t *items = a->queue;
+  a->queue = NULL;
   a->queue_posted = false;
   pthread_mutex_unlock(&a->queue_mu);
   dfnet_v1_NodeAdd *add = malloc(sizeof *add);
-  while (item != NULL) {
-    agent_queue_item_t *next = item->next;
+  agent_queue_item_t *item, *tmp;
+  DL_FOREACH_SAFE(items, item, tmp) {
     if (item->kind == AGENT_Q_NODE_REMOVED) {
       agent__enum_node_removed(a, item->moniker);
     } else if (add != NULL &&
@@ -122,19 +123,13 @@ static void queue_drain(void *user) {
     free(item->moniker);
     free(item->add);
     free(item);
-    item = next;
   }
   free(add);
 }
 
 void agent__queue_push(agent_t *a, agent_queue_item_t *item) {
-  item->next = NULL;
   pthread_mutex_lock(&a->queue_mu);
-  if (a->queue_tail != NULL)
-    a->queue_tail->next = item;
-  else
-    a->queue_head = item;
-  a->queue_tail = item;
+  DL_APPEND(a->queue, item);
   bool need_post = !a->queue_posted;
   a->queue_posted = true;
   pthread_mutex_unlock(&a->queue_mu);
@@ -146,15 +141,13 @@ void agent__queue_push(agent_t *a, agent_queue_item_t *item) {
 }
 
 static void queue_free(agent_t *a) {
-  agent_queue_item_t *item = a->queue_head;
-  while (item != NULL) {
-    agent_queue_item_t *next = item->next;
+  agent_queue_item_t *item, *tmp;
+  DL_FOREACH_SAFE(a->queue, item, tmp) {
     free(item->moniker);
     free(item->add);
     free(item);
-    item = next;
   }
-  a->queue_head = a->queue_tail = NULL;
+  a->queue = NULL;
 }
 
 /* Enumerator sink: any thread (USB hot-plug comes from libusb's event thread). */

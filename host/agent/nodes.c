@@ -61,17 +61,18 @@ bool agent__moniker_within(const char *moniker, const char *ancestor) {
 }
 
 agent_node_t *agent__node_find(agent_t *a, const char *moniker) {
-  for (agent_node_t *n = a->nodes_head; n != NULL; n = n->next)
+  agent_node_t *n;
+  DL_FOREACH(a->nodes_head, n) {
     if (strcmp(n->moniker, moniker) == 0)
-      return n;
-  return NULL;
+      break;
+  }
+  return n;
 }
 
 agent_node_t *agent__node_find_uid(agent_t *a, uint64_t uid) {
-  for (agent_node_t *n = a->nodes_head; n != NULL; n = n->next)
-    if (n->uid == uid)
-      return n;
-  return NULL;
+  agent_node_t *n;
+  DL_SEARCH_SCALAR(a->nodes_head, n, uid, uid);
+  return n;
 }
 
 dfnet_status_t agent__node_insert(agent_t *a, const dfnet_v1_NodeAdd *add, uint64_t origin_host,

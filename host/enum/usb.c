@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "lib/array.h"
 #include "bind/fuchsia_usb.h"
@@ -55,7 +56,7 @@
 typedef struct usb_pending {
   libusb_device *dev; /* one reference held */
   libusb_hotplug_event event;
-  struct usb_pending *next;
+  struct usb_pending *next, *prev;
 } usb_pending_t;
 
 /* A device reported to the sink and not yet removed. */
@@ -73,8 +74,8 @@ typedef struct usb_priv {
   atomic_bool quit;
   pthread_mutex_t lock; /* guards the pending queue */
   bool lock_ready;
-  usb_pending_t *pending_head, *pending_tail;
-  bool queue_failed; /* an allocation failed in the callback; logged once per drain */
+  usb_pending_t *pending; /* utlist DL, oldest first */
+  bool queue_failed;      /* an allocation failed in the callback; logged once per drain */
   /* Touched only by drain(), which runs on one thread at a time (start's, then the
    * event thread's). */
   usb_published_t *published;
@@ -93,13 +94,7 @@ static int LIBUSB_CALL on_hotplug(libusb_context *ctx, libusb_device *dev,
   } else {
     p->dev = libusb_ref_device(dev);
     p->event = event;
-    p->next = NULL;
-    if (priv->pending_tail != NULL) {
-      priv->pending_tail->next = p;
-    } else {
-      priv->pending_head = p;
-    }
-    priv->pending_tail = p;
+    DL_APPEND(priv->pending, p);
   }
   pthread_mutex_unlock(&priv->lock);
   return 0; /* keep the callback registered */
@@ -242,14 +237,11 @@ static void device_left(dfnet_enum_t *e, usb_priv_t *priv, libusb_device *dev) {
 static void drain(dfnet_enum_t *e, usb_priv_t *priv, bool report) {
   for (;;) {
     pthread_mutex_lock(&priv->lock);
-    usb_pending_t *p = priv->pending_head;
+    usb_pending_t *p = priv->pending;
     bool failed = priv->queue_failed;
     priv->queue_failed = false;
     if (p != NULL) {
-      priv->pending_head = p->next;
-      if (priv->pending_head == NULL) {
-        priv->pending_tail = NULL;
-      }
+      DL_DELETE(priv->pending, p);
     }
     pthread_mutex_unlock(&priv->lock);
     if (failed) {
