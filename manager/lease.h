@@ -3,8 +3,11 @@
  * A lease gives one principal (a certificate's CN) exclusive use of nodes for a time. What
  * the manager keeps of it, and where:
  *   lease.c           the held leases by id, the claims index (which moniker a lease claims)
- *                     with its prefix counts, coverage and conflicts, granting and ending,
- *                     the one timer (an expiry heap), loading;
+ *                     with its prefix counts, holding a lease, loading;
+ *   lease_coverage.c  coverage and conflicts;
+ *   lease_expiry.c    the expiry heap and the one timer;
+ *   lease_grant.c     granting, renewing and ending a lease through the store;
+ *   lease_internal.h  what those four share;
  *   lease_target.c    a request's targets resolved against the topology (a plan): monikers,
  *                     class paths, selectors over host labels and node properties;
  *   lease_queue.c     the wait queue: priority band then arrival, no overtaking, wait_ms,
@@ -117,7 +120,7 @@ typedef struct mgr_leases {
   dfnet_timer_id_t timer; /* the one timer: expiries, wait deadlines, graces, retries */
 } mgr_leases_t;
 
-/* ---- lease.c: the held leases ------------------------------------------------------- */
+/* ---- lease.c, lease_coverage.c, lease_expiry.c, lease_grant.c: the held leases ------- */
 
 /* Allocate m->leases (empty). Errors: RESOURCE_EXHAUSTED. Before the loop runs. */
 dfnet_status_t lease__init(mgr_t *m) __attribute__((warn_unused_result));
