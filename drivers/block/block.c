@@ -1,6 +1,6 @@
 /* block: writes disk images to a block device, served as dfnet.hw.block.Block
  * (proto/dfnet/hw/block.proto) with class "block", on a board-file platform device whose
- * "block" resource names the device file (host/enum/board.c: "dfnet.platform.BLOCK"): a
+ * "block" resource names the device file (host/enum/board_device.c: "dfnet.platform.BLOCK"): a
  * USB stick or an SD mux's card reader on the lab PC, a loop device or a regular file in
  * tests. labgrid's USBStorageDriver.write_image is the model; the images come from the
  * host's artifact cache (dfnet_driver_artifact_open, proto/dfnet/lab/artifact.proto).

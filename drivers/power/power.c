@@ -1,6 +1,6 @@
 /* power: a board's power switch, served as dfnet.hw.power.Power
  * (proto/dfnet/hw/power.proto) with class "power", on a board-file platform device whose
- * "power" resource names the switch (host/enum/board.c; power_switch.h for the properties
+ * "power" resource names the switch (host/enum/board_device.c; power_switch.h for the properties
  * and the backends).
  *
  *   start   reads the switch from the node's properties (FAILED_PRECONDITION with the

@@ -19,7 +19,7 @@
 #include "dfnet/status.h"
 #include "drivers/power/http_get.h"
 
-/* The node properties a board file's "power" resource becomes (host/enum/board.c; the bind
+/* The node properties a board file's "power" resource becomes (host/enum/board_device.c; the bind
  * library dfnet.platform). */
 #define POWER_PROP_BACKEND "dfnet.platform.POWER_BACKEND" /* string: a backend's name */
 #define POWER_PROP_ADDRESS "dfnet.platform.POWER_ADDRESS" /* string: HTTP backends' address */

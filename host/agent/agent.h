@@ -7,13 +7,14 @@
  *
  * Files: main.c (process, signals, threading), options.c (command line), nodes.c (the
  * node table), session.c (Hello, announcing, requests from the manager), cache.c (the
- * package cache and PackageFetch), drivers.c (DriverStart/DriverStop, driver hosts,
- * supervisor events), calls.c (Call/Cancel/StreamCredit forwarding: the manager's calls to
- * drivers, and drivers' calls to other drivers, which it routes to another driver host or
- * to the manager), lifecycle.c (DriverSuspend/DriverResume, ListDriverHosts, the suspend of
- * every driver before a shutdown), artifacts.c (dfnet.lab.ArtifactCache: the host's cache
- * of uploaded artifacts, answered by the agent itself), grants.c (what a driver is granted:
- * the rights of its driver host, --allow-right, and the descriptors opened for it).
+ * package cache and PackageFetch), drivers.c (DriverStart, driver hosts, supervisor
+ * events), driver_stop.c (DriverStop, the stop order), calls.c (Call/Cancel/StreamCredit
+ * forwarding: the manager's calls to drivers, and drivers' calls to other drivers, which it routes
+ * to another driver host or to the manager), lifecycle.c (DriverSuspend/DriverResume,
+ * ListDriverHosts, the suspend of every driver before a shutdown), artifacts.c
+ * (dfnet.lab.ArtifactCache: the host's cache of uploaded artifacts, answered by the agent itself),
+ * grants.c (what a driver is granted: the rights of its driver host, --allow-right, and the
+ * descriptors opened for it).
  */
 #ifndef DFNET_HOST_AGENT_AGENT_H
 #define DFNET_HOST_AGENT_AGENT_H
@@ -295,8 +296,8 @@ typedef struct agent {
   size_t node_count;
   uint64_t next_uid;
 
-  /* utlist LLs (drivers.c): the driver hosts running; the stops waiting for the drivers
-   * below; the DriverStops answered once a driver this host stopped on its own has. */
+  /* utlist LLs (drivers.c, driver_stop.c): the driver hosts running; the stops waiting for the
+   * drivers below; the DriverStops answered once a driver this host stopped on its own has. */
   agent_dh_t *dhs;
   struct agent_stop_wait *stop_waits;
   struct agent_stop_answer *stop_answers;
@@ -493,14 +494,14 @@ void agent__artifact_open(agent_t *a, uint64_t dh_id, const dfnet_envelope_t *en
 /* Close and free every upload record (exit). The .part files stay for the next run. */
 void agent__artifacts_free(agent_t *a);
 
-/* ---- drivers (drivers.c) ------------------------------------------------------------ */
+/* ---- drivers (drivers.c, driver_stop.c) --------------------------------------------- */
 
 void agent__handle_driver_start(agent_t *a, dfnet_session_id_t session,
                                 const dfnet_envelope_t *env);
 void agent__handle_driver_stop(agent_t *a, dfnet_session_id_t session, const dfnet_envelope_t *env);
 
 /* Stop the driver of a node on our own (no manager request), e.g. its node went away:
- * once every driver below it has stopped (drivers.c, "stop order"). */
+ * once every driver below it has stopped (driver_stop.c, "stop order"). */
 void agent__driver_stop_local(agent_t *a, agent_node_t *node);
 
 /* A driver host's Reply or Status to what the agent asked of it: a call's answer goes on to
@@ -520,6 +521,25 @@ void agent__shutdown_progress(agent_t *a);
  * without driver at once); true when none is left. */
 bool agent__drivers_close_all(agent_t *a);
 void agent__drivers_free(agent_t *a);
+
+/* Shared by drivers.c and driver_stop.c (service thread). */
+
+/* Forget n's driver: its state NONE, its url, offers, resources and pending start freed. */
+void agent__driver_clear(agent_node_t *n);
+/* Close driver host dh (NULL: nothing) once it has no driver left and is not closing. */
+void agent__dh_release(agent_t *a, agent_dh_t *dh);
+/* Send DriverStop for the driver of `moniker` (url may be NULL) to driver host host_id, with
+ * an AGENT_OP_STOP op for its answer; node_uid 0: nobody to tell. Returns OK (*op_id, may be
+ * NULL, gets the op's local id), RESOURCE_EXHAUSTED (no memory for the op), or
+ * dfnet_supervisor_send's error (the driver host is going or gone); no op is left then. */
+dfnet_status_t agent__driver_send_stop(agent_t *a, uint64_t host_id, const char *moniker,
+                                       const char *url, uint64_t node_uid, uint64_t *op_id);
+/* Send every stop waiting for the drivers below it that nothing blocks any more. */
+void agent__stop_waits_progress(agent_t *a);
+/* Answer the manager's DriverStops whose orphaned driver has stopped. */
+void agent__stop_answers_progress(agent_t *a);
+/* Forget the waiting stops of driver host host_id, gone with its drivers. */
+void agent__stop_waits_forget_host(agent_t *a, uint64_t host_id);
 
 /* ---- grants (grants.c) ------------------------------------------------------------- */
 
@@ -622,7 +642,7 @@ struct agent_op {
                                  the manager) */
   uint64_t node_uid;          /* START / STOP / SUSPEND / RESUME */
   bool fresh_host;            /* START: the host was spawned for it */
-  bool stopping;              /* START: a DriverStop went behind it (drivers.c stop_starting):
+  bool stopping;              /* START: a DriverStop went behind it (driver_stop.c stop_starting):
                                  its answer changes nothing, the stop's does */
   char *moniker;              /* START / STOP: the node (to stop an orphaned driver, to
                                  stop parents after children); owned */

@@ -12,7 +12,7 @@
  *
  * The suspend before a shutdown keeps a list of the nodes whose drivers were running (by
  * uid, in announce order). A node's DriverSuspend is sent once no node below it waits or
- * is in flight (the same rule as the stop order, drivers.c "stop order"); a suspend that
+ * is in flight (the same rule as the stop order, driver_stop.c "stop order"); a suspend that
  * fails (or a driver host that dies) leaves the nodes above it running, as the manager's
  * SuspendNode does. Everything runs on the service thread.
  */

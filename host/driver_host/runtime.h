@@ -532,7 +532,7 @@ typedef struct dh_host {
 
   pthread_mutex_t write_mu; /* wenv, out, writes to fd */
   dfnet_envelope_t *wenv;
-  uint8_t *out; /* frames encoded and not yet written (see link.c) */
+  uint8_t *out; /* frames encoded and not yet written (see link_write.c) */
   size_t out_len, out_cap;
   atomic_bool write_failed;
   _Atomic uint64_t deferred_since_ns; /* out holds deferred frames since then; 0: none */
@@ -563,11 +563,14 @@ dfnet_status_t dh__link_start_rescuer(dh_host_t *host);
 /* Monotonic clock, ns. */
 uint64_t dh__now_ns(void);
 
+/* How long the link thread lets deferred frames wait (link_write.c, link.c). */
+#define DH_DEFER_MAX_MS 1
+
 /* Write the frames dispatchers deferred (dispatcher on_idle hook; arg is the host). */
 void dh__link_flush_deferred(void *host);
 
 /* Fill and send one envelope: `fill` sets the member of env (already initialised with id).
- * Any thread. On a dispatcher with more tasks ready the frame may be deferred (link.c):
+ * Any thread. On a dispatcher with more tasks ready the frame may be deferred (link_write.c):
  * OK then means queued behind the frames before it. Returns OK or UNAVAILABLE (link
  * gone) or INVALID_ARGUMENT (encode failed) or RESOURCE_EXHAUSTED (out of memory). */
 typedef void (*dh_fill_fn)(dfnet_envelope_t *env, void *arg);

@@ -4,9 +4,10 @@
  * access the filesystem ... Bus drivers such as PCI and platform only return the resources
  * associated to the child device"; lib/resource.h for the manifest's part).
  *
- * What is opened, by the name the driver finds it under (dfnet_driver_resource_fd):
+ * What is opened, by the name the driver finds it under (dfnet_driver_resource_fd), for
+ * the node properties host/enum/board_device.c and pci.c publish:
  *
- *   node property (host/enum/board.c, pci.c)   name      open(2) flags
+ *   node property                              name      open(2) flags
  *   "dfnet.platform.TTY"                       "tty"     O_RDWR | O_NOCTTY
  *   "dfnet.platform.GPIO_CHIP"                 "gpio"    O_RDWR
  *   "dfnet.platform.I2C_BUS"                   "i2c"     O_RDWR

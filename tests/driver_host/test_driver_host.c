@@ -394,7 +394,7 @@ static void test_blocking_with_sync_calls(void **state) {
   blocking_case(*state, "allow_sync_calls", "waited");
 }
 
-/* Replies a dispatcher defers while it has more tasks ready (host/driver_host/link.c) are
+/* Replies a dispatcher defers while it has more tasks ready (host/driver_host/link_write.c) are
  * not held back by a task after them that blocks. Each batch is one write, so the driver
  * host reads it whole: the pings' replies are deferred behind the Block that follows.
  *   lead_ms > 0: a Block of lead_ms first, so the link thread has gone to sleep by the
