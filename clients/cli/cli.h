@@ -248,6 +248,8 @@ cJSON *cli__bind_rule_json(const dfnet_client_bind_rule_t *r);
 /* Print a JSON document (pretty) and a newline to stdout; frees it. CLI_EXIT_OK or
  * CLI_EXIT_FAILED (out of memory). */
 int cli__json_print(cJSON *doc);
+/* s for text, or dflt ("-", "None") when s is NULL or "" (the client's empty fields). */
+const char *cli__nonempty(const char *s, const char *dflt);
 /* A JSON string, or null when s is NULL or "" (the client's empty fields). New item, owned by
  * the caller (or the object it is added to); NULL when out of memory. */
 cJSON *cli__json_string_or_null(const char *s);
@@ -264,13 +266,14 @@ void cli__json_line(cJSON *o);
  * Built by one function each, for the command's --json and for `dfnet ui`'s /api answers
  * alike (cmd_ui_api.c). Each returns a new document the caller deletes (NULL when out of
  * memory); the list is only read. */
-/* `host list --json`: {"hosts": [...]} (cmd_query.c) */
+/* `host list --json`: {"hosts": [...]} (cmd_host.c) */
 cJSON *cli__hosts_json(const dfnet_client_host_list_t *list);
-/* `node list --json`: {"nodes": [...]}, each node with its properties and offers */
+/* `node list --json`: {"nodes": [...]}, each node with its properties and offers
+ * (cmd_node_list.c) */
 cJSON *cli__nodes_json(const dfnet_client_node_list_t *list);
-/* `bind why NODE --json`: {"node": node, "traces": [...]} */
+/* `bind why NODE --json`: {"node": node, "traces": [...]} (cmd_bind_why.c) */
 cJSON *cli__bind_why_json(const char *node, const dfnet_client_bind_trace_list_t *list);
-/* One event of `watch --json` (an object, not a document of its own) */
+/* One event of `watch --json` (an object, not a document of its own; cmd_watch.c) */
 cJSON *cli__event_json(const dfnet_client_event_t *ev);
 /* `board list --json`: {"boards": [...]}, the board nodes of a node list (cmd_board.c) */
 cJSON *cli__boards_json(const dfnet_client_node_list_t *nodes);
@@ -439,7 +442,8 @@ int cmd_lease_run(int argc, char **argv);
 int cmd_image_upload(int argc, char **argv);
 int cmd_image_write(int argc, char **argv);
 
-/* ---- images (cmd_image.c): a file into a host's artifact cache, then onto a device ----
+/* ---- images (image_upload.c, cmd_image.c): a file into a host's artifact cache, then onto
+ * a device ----
  * proto/dfnet/lab/artifact.proto (dfnet.lab.ArtifactCache, answered by the host agent for any
  * node of its host) and proto/dfnet/hw/block.proto (dfnet.hw.block.Block/WriteImage). */
 /* Puts of 1 MiB in flight: by default (the fastest in bench/image_bench.c), and the most a
@@ -490,6 +494,19 @@ typedef struct cli_image {
 int cli__image_open(cli_image_t *im, const char *path);
 /* Close the file (idempotent). */
 void cli__image_close(cli_image_t *im);
+
+/* What the upload and WriteImage share (image_upload.c). */
+#define CLI_IMAGE_REPORT_MS 250 /* progress at most this often */
+/* Milliseconds of the monotonic clock (CLOCK_MONOTONIC): when a phase began. */
+uint64_t cli__image_mono_ms(void);
+/* Report progress of `phase` to im->progress (nothing when it is NULL): done of im->size
+ * bytes, base of them done when the phase began in this run at since_ms (cli__image_mono_ms);
+ * end: the phase is over. Called on the thread that runs the phase. */
+void cli__image_report(cli_image_t *im, const char *phase, uint64_t done, uint64_t base,
+                       uint64_t since_ms, bool end);
+/* Wait for a byte on fd (a wake pipe, non-blocking), up to ms; drains what is there. False
+ * when a signal stopped us (cli__stop_signal). */
+bool cli__image_wait_wake(int fd, int ms);
 
 /* Upload the opened image into the artifact cache of target's host (target: any node of
  * it, a moniker or a class path): Stat, then Puts of 1 MiB from what the host holds, with

@@ -142,6 +142,10 @@ int cli__json_print(cJSON *doc) {
   return CLI_EXIT_OK;
 }
 
+const char *cli__nonempty(const char *s, const char *dflt) {
+  return s != NULL && s[0] != '\0' ? s : dflt;
+}
+
 cJSON *cli__json_string_or_null(const char *s) {
   return s != NULL && s[0] != '\0' ? cJSON_CreateString(s) : cJSON_CreateNull();
 }
