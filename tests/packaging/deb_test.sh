@@ -10,6 +10,8 @@
 #     cleanup (and the users and directories the packages made, when they were not there
 #     before), one build tree at a time (flock). Otherwise that step is skipped with the
 #     reason.
+# $pkgs and $debs are word lists, split on purpose where they are expanded
+# shellcheck disable=SC2086
 set -eu
 build=$1
 for t in cpack dpkg-deb lintian; do
@@ -40,6 +42,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+export TMPDIR="$tmp" # every tool's temporary files (cpack, dpkg-deb, lintian) go with $tmp
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 echo "--- cpack -G DEB"
@@ -91,17 +94,22 @@ depends dfnet-host 'libc6' 'libseccomp2' 'libusb-1.0-0' 'libsystemd0'
 depends dfnet-tools 'libc6' 'libcjson1'
 depends libdfnet-client1 'libc6' 'libmbedtls'
 depends libdfnet-dev "libdfnet-client1 \\(= $version\\)" "dfnet-tools \\(= $version\\)"
-dpkg-deb -I "$(deb libdfnet-client1)" | grep -q ' shlibs' || fail "libdfnet-client1 has no shlibs file"
-dpkg-deb -I "$(deb libdfnet-client1)" | grep -q ' triggers' || fail "libdfnet-client1 has no ldconfig trigger"
+# dpkg-deb -I extracts the control members into a temporary directory it removes when it is
+# done: its output is read whole (grep -q on the pipe could kill it first with SIGPIPE)
+for p in libdfnet-client1 dfnet-manager dfnet-host; do
+  dpkg-deb -I "$(deb $p)" >"$tmp/$p.info" || fail "dpkg-deb -I $(deb $p) failed"
+done
+grep -q ' shlibs' "$tmp/libdfnet-client1.info" || fail "libdfnet-client1 has no shlibs file"
+grep -q ' triggers' "$tmp/libdfnet-client1.info" || fail "libdfnet-client1 has no ldconfig trigger"
 for p in dfnet-manager dfnet-host; do
   for s in postinst prerm postrm conffiles; do
-    dpkg-deb -I "$(deb $p)" | grep -q " $s" || fail "$p has no $s"
+    grep -q " $s" "$tmp/$p.info" || fail "$p has no $s"
   done
 done
 
 echo "--- lintian"
 # shellcheck disable=SC2086
-TMPDIR="$tmp" lintian --tag-display-limit 0 $debs >"$tmp/lintian.log" 2>&1 || true  # its own temp files go with $tmp
+lintian --tag-display-limit 0 $debs >"$tmp/lintian.log" 2>&1 || true
 cat "$tmp/lintian.log"
 if grep -q '^E: ' "$tmp/lintian.log"; then fail "lintian reports errors"; fi
 echo "lintian: $(grep -c '^W: ' "$tmp/lintian.log" || true) warnings, no error"
@@ -116,7 +124,6 @@ fi
 if [ -n "$why" ]; then :
 elif [ "$(id -u)" != 0 ]; then why="not root"
 elif [ -n "${DFNET_TEST_NO_DPKG:-}" ]; then why="DFNET_TEST_NO_DPKG is set"
-# shellcheck disable=SC2086
 elif dpkg-query -W -f='${Status}\n' $pkgs 2>/dev/null | grep -q ' installed$'; then why="dfnet packages are installed already"
 elif [ -e /usr/bin/dfnet-manager ] || [ -e /usr/bin/dfnet-host ] || [ -e /usr/bin/dfnet ]; then why="/usr/bin/dfnet* exist"
 elif command -v fuser >/dev/null 2>&1 && fuser /var/lib/dpkg/lock-frontend >/dev/null 2>&1; then why="dpkg is busy"
