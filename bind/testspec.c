@@ -15,6 +15,7 @@
 
 #include "bind/bind_internal.h"
 #include "dfnet/bind_keys.h"
+#include "lib/bind_key_name.h"
 
 typedef struct bind__test_state {
   bind__buf report;
@@ -295,7 +296,12 @@ dfnet_status_t dfnet_bind_parse_property_args(char *const *args, size_t count,
     char *value = eq + 1;
     dfnet_bind_property_t *p = &props[i];
     memset(p, 0, sizeof(*p));
-    if (!dfnet_bind_key_from_name(arg, &p->int_key)) {
+    char why[224];
+    if (!dfnet_bind_key_name_resolve(arg, &p->int_key, why, sizeof why)) {
+      snprintf(err, err_len, "%s", why);
+      return DFNET_STATUS_INVALID_ARGUMENT;
+    }
+    if (p->int_key == 0) {
       p->str_key = arg;
     }
     size_t vlen = strlen(value);

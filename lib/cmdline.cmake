@@ -7,6 +7,8 @@
 #   lib/suggest.h  "did you mean": the nearest known command or option to a mistyped one.
 #   lib/cmdline.h  the rest they share: the usage-error line, the "unknown option" message,
 #                  --help, numbers with a range, an option's help line.
+#   lib/bind_key_name.h  a property key as a person writes it: a deprecated fuchsia.BIND_*
+#                  name (a misspelt one refused with the nearest), or a string key.
 #   lib/config_file.h  the "key = value" files: /etc/dfnet/{manager,host}.conf (their
 #                  directory compiled in from CMake's sysconfdir) and the CLI's config.
 set(DFNET_VERSION_DIR "${CMAKE_BINARY_DIR}/generated")
@@ -16,7 +18,7 @@ add_custom_target(dfnet_version_header
           -P "${CMAKE_SOURCE_DIR}/cmake/DfnetVersion.cmake"
   BYPRODUCTS "${DFNET_VERSION_DIR}/dfnet_version.h"
   VERBATIM)
-add_library(dfnet_cmdline STATIC version.c suggest.c cmdline.c config_file.c)
+add_library(dfnet_cmdline STATIC version.c suggest.c cmdline.c config_file.c bind_key_name.c)
 add_dependencies(dfnet_cmdline dfnet_version_header)
 target_compile_options(dfnet_cmdline PRIVATE ${DFNET_WARNINGS})
 target_include_directories(dfnet_cmdline PRIVATE "${DFNET_VERSION_DIR}"

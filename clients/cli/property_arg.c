@@ -8,9 +8,8 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
-#include "dfnet/bind_keys.h"
+#include "lib/bind_key_name.h"
 #include "lib/cmdline.h"
-#include "lib/suggest.h"
 
 #define KEY_MAX 127   /* NodeProperty.str_key */
 #define VALUE_MAX 255 /* NodeProperty.str_value, enum_value */
@@ -50,20 +49,10 @@ static bool enum_shaped(const char *v) {
 /* The key: a deprecated fuchsia.BIND_* name or a number (an integer key), else a string
  * key. */
 static bool parse_key(char *key, dfnet_client_property_t *p, char *why, size_t cap) {
-  if (strncmp(key, "fuchsia.BIND_", 13) == 0) {
-    if (dfnet_bind_key_from_name(key, &p->int_key))
-      return true;
-    dfnet_suggest_t s;
-    dfnet_suggest_init(&s, key);
-    size_t count = 0;
-    const dfnet_bind_key_entry_t *keys = dfnet_bind_keys(&count);
-    for (size_t i = 0; i < count; i++)
-      dfnet_suggest_offer(&s, keys[i].name);
-    const char *best = dfnet_suggest_best(&s);
-    snprintf(why, cap, "%s is not a deprecated key of fuchsia%s%s%s", key,
-             best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
+  if (!dfnet_bind_key_name_resolve(key, &p->int_key, why, cap))
     return false;
-  }
+  if (p->int_key != 0)
+    return true;
   if (isdigit((unsigned char)key[0])) {
     if (text_uint32(key, &p->int_key))
       return true;

@@ -17,6 +17,7 @@
 #include "dfnet/bind_keys.h"
 #include "host/enum/board.h"
 #include "host/enum/enum.h"
+#include "lib/bind_key_name.h"
 
 /* base followed by the formatted suffix, in buf[cap], cut to fit (a JSON path is only
  * used in messages). Returns buf. */
@@ -177,8 +178,9 @@ static bool parse_property(board_priv_t *priv, const cJSON *prop, const char *pa
     return false;
   }
   uint32_t int_key = 0;
-  if (strncmp(key, "fuchsia.BIND_", 13) == 0 && !dfnet_bind_key_from_name(key, &int_key)) {
-    board__error(priv, key_path, "%s is not a deprecated key of fuchsia (bind_keys.h)", key);
+  char why[256];
+  if (!dfnet_bind_key_name_resolve(key, &int_key, why, sizeof why)) {
+    board__error(priv, key_path, "%s", why);
     return false;
   }
   const cJSON *type_item =

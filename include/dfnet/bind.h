@@ -222,7 +222,8 @@ dfnet_status_t dfnet_bind_run_tests(const dfnet_bind_source_t *rules,
                                     const dfnet_bind_source_t *tests_json, char **report);
 
 /* Build the properties of `KEY=VALUE` arguments (`dfnet-bindc match`): KEY is a
- * deprecated key name ("fuchsia.BIND_PCI_VID" becomes the integer key) or any string key;
+ * deprecated key name ("fuchsia.BIND_PCI_VID" becomes the integer key; any other
+ * "fuchsia.BIND_" name is refused, with the nearest deprecated key) or any string key;
  * VALUE is bind syntax: a number (decimal or 0x hex), "quoted string", true/false, or an
  * identifier, which becomes an ENUM value of that text. Strings point into `args`, which
  * must outlive the properties. Returns OK, INVALID_ARGUMENT (message in err), or

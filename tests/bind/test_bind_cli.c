@@ -192,6 +192,14 @@ static void test_match_prints_trace(void **state) {
   assert_non_null(strstr(r.out, "fuchsia.BIND_PCI_VID is 0x1af5, want 0x1af4"));
   bindc(&r, (const char *[]){"match", path_of("rng.bindbc"), "oops", NULL});
   assert_int_equal(r.code, 2);
+  /* A misspelt deprecated key: refused before matching (it was a string key, "no match"). */
+  bindc(&r, (const char *[]){"match", path_of("rng.bindbc"), "fuchsia.BIND_PROTOCOL=31",
+                             "fuchsia.BIND_PCI_VDI=0x1af4", NULL});
+  assert_int_equal(r.code, 2);
+  assert_string_equal(r.out, "");
+  assert_non_null(strstr(r.err,
+                         "dfnet-bindc: match: fuchsia.BIND_PCI_VDI is not a deprecated "
+                         "key of fuchsia (did you mean 'fuchsia.BIND_PCI_VID'?)\n"));
 }
 
 static const char k_tests_pass[] =

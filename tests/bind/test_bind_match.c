@@ -301,6 +301,14 @@ static void test_property_args(void **state) {
   }
   assert_int_equal(dfnet_bind_parse_property_args(args, 5, props, 4, err, sizeof err),
                    DFNET_STATUS_OUT_OF_RANGE);
+  /* A misspelt deprecated key is refused, not taken for a string key no rule tests. */
+  char typo[] = "fuchsia.BIND_PCI_VDI=0x1af4";
+  char *typo_args[] = {typo};
+  assert_int_equal(dfnet_bind_parse_property_args(typo_args, 1, props, 5, err, sizeof err),
+                   DFNET_STATUS_INVALID_ARGUMENT);
+  assert_string_equal(err,
+                      "fuchsia.BIND_PCI_VDI is not a deprecated key of fuchsia (did you "
+                      "mean 'fuchsia.BIND_PCI_VID'?)");
 }
 
 /* Readers share one program and one node from several threads. */
