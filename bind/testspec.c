@@ -8,14 +8,13 @@
  * failure) and a failure prints the matcher's trace.
  */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bind/bind_internal.h"
 #include "dfnet/bind_keys.h"
-#include "lib/bind_key_name.h"
+#include "lib/property_text.h"
 
 typedef struct bind__test_state {
   bind__buf report;
@@ -265,19 +264,6 @@ dfnet_status_t dfnet_bind_run_tests(const dfnet_bind_source_t *rules,
 
 /* ---- KEY=VALUE ---- */
 
-static bool bind__parse_number(const char *s, uint32_t *out) {
-  char *end = NULL;
-  errno = 0;
-  unsigned long long v =
-      strncmp(s, "0x", 2) == 0 ? strtoull(s + 2, &end, 16) : strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v > UINT32_MAX || s[0] == '-' || s[0] == '+' ||
-      (s[0] == '0' && s[1] == 'x' && (s[2] == '\0' || s[2] == '-' || s[2] == '+'))) {
-    return false;
-  }
-  *out = (uint32_t)v;
-  return true;
-}
-
 dfnet_status_t dfnet_bind_parse_property_args(char *const *args, size_t count,
                                               dfnet_bind_property_t *props, size_t max, char *err,
                                               size_t err_len) {
@@ -286,45 +272,8 @@ dfnet_status_t dfnet_bind_parse_property_args(char *const *args, size_t count,
     return DFNET_STATUS_OUT_OF_RANGE;
   }
   for (size_t i = 0; i < count; i++) {
-    char *arg = args[i];
-    char *eq = strchr(arg, '=');
-    if (eq == NULL || eq == arg || eq[1] == '\0') {
-      snprintf(err, err_len, "'%s' is not KEY=VALUE", arg);
+    if (!dfnet_property_text_parse(args[i], &props[i], err, err_len)) {
       return DFNET_STATUS_INVALID_ARGUMENT;
-    }
-    *eq = '\0';
-    char *value = eq + 1;
-    dfnet_bind_property_t *p = &props[i];
-    memset(p, 0, sizeof(*p));
-    char why[224];
-    if (!dfnet_bind_key_name_resolve(arg, &p->int_key, why, sizeof why)) {
-      snprintf(err, err_len, "%s", why);
-      return DFNET_STATUS_INVALID_ARGUMENT;
-    }
-    if (p->int_key == 0) {
-      p->str_key = arg;
-    }
-    size_t vlen = strlen(value);
-    if (value[0] >= '0' && value[0] <= '9') {
-      p->type = DFNET_BIND_VALUE_UINT;
-      if (!bind__parse_number(value, &p->int_value)) {
-        snprintf(err, err_len, "%s: '%s' is not a 32-bit number", arg, value);
-        return DFNET_STATUS_INVALID_ARGUMENT;
-      }
-    } else if (value[0] == '"') {
-      if (vlen < 2 || value[vlen - 1] != '"') {
-        snprintf(err, err_len, "%s: unterminated string %s", arg, value);
-        return DFNET_STATUS_INVALID_ARGUMENT;
-      }
-      value[vlen - 1] = '\0';
-      p->type = DFNET_BIND_VALUE_STRING;
-      p->str_value = value + 1;
-    } else if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
-      p->type = DFNET_BIND_VALUE_BOOL;
-      p->bool_value = value[0] == 't';
-    } else {
-      p->type = DFNET_BIND_VALUE_ENUM;
-      p->str_value = value;
     }
   }
   return DFNET_STATUS_OK;

@@ -9,6 +9,8 @@
 #                  --help, numbers with a range, an option's help line.
 #   lib/bind_key_name.h  a property key as a person writes it: a deprecated fuchsia.BIND_*
 #                  name (a misspelt one refused with the nearest), or a string key.
+#   lib/property_text.h  a node property written as text, KEY=VALUE: dfnet node add-test and
+#                  dfnet-bindc match read it alike.
 #   lib/config_file.h  the "key = value" files: /etc/dfnet/{manager,host}.conf (their
 #                  directory compiled in from CMake's sysconfdir) and the CLI's config.
 set(DFNET_VERSION_DIR "${CMAKE_BINARY_DIR}/generated")
@@ -18,7 +20,8 @@ add_custom_target(dfnet_version_header
           -P "${CMAKE_SOURCE_DIR}/cmake/DfnetVersion.cmake"
   BYPRODUCTS "${DFNET_VERSION_DIR}/dfnet_version.h"
   VERBATIM)
-add_library(dfnet_cmdline STATIC version.c suggest.c cmdline.c config_file.c bind_key_name.c)
+add_library(dfnet_cmdline STATIC version.c suggest.c cmdline.c config_file.c bind_key_name.c
+  property_text.c)
 add_dependencies(dfnet_cmdline dfnet_version_header)
 target_compile_options(dfnet_cmdline PRIVATE ${DFNET_WARNINGS})
 target_include_directories(dfnet_cmdline PRIVATE "${DFNET_VERSION_DIR}"

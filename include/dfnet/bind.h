@@ -221,13 +221,14 @@ dfnet_status_t dfnet_bind_run_tests(const dfnet_bind_source_t *rules,
                                     const dfnet_bind_compile_options_t *opts,
                                     const dfnet_bind_source_t *tests_json, char **report);
 
-/* Build the properties of `KEY=VALUE` arguments (`dfnet-bindc match`): KEY is a
- * deprecated key name ("fuchsia.BIND_PCI_VID" becomes the integer key; any other
- * "fuchsia.BIND_" name is refused, with the nearest deprecated key) or any string key;
- * VALUE is bind syntax: a number (decimal or 0x hex), "quoted string", true/false, or an
- * identifier, which becomes an ENUM value of that text. Strings point into `args`, which
- * must outlive the properties. Returns OK, INVALID_ARGUMENT (message in err), or
- * OUT_OF_RANGE when count > max. */
+/* Build the properties of `KEY=VALUE` arguments (`dfnet-bindc match`), read as `dfnet node
+ * add-test --property` reads them (lib/property_text.h): KEY a deprecated key name
+ * ("fuchsia.BIND_PCI_VID"; a misspelt one is refused), a number (an integer key) or a
+ * string key; VALUE a number (decimal or 0x hex), true/false, an enum value lib.KEY.VALUE,
+ * "a quoted string" or other text (a string). Each argument is parsed in place and the
+ * strings point into `args`, which must outlive the properties. Returns OK,
+ * INVALID_ARGUMENT (the mistake, naming the part, in err), or OUT_OF_RANGE when count >
+ * max. */
 dfnet_status_t dfnet_bind_parse_property_args(char *const *args, size_t count,
                                               dfnet_bind_property_t *props, size_t max, char *err,
                                               size_t err_len);

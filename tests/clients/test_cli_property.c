@@ -1,7 +1,8 @@
 /* The CLI's own parsing and formatting, linked (no process): `--property KEY=VALUE` as
  * `node add-test` reads it (cli__property_parse: every key and value form, the wire's
- * bounds, each mistake's message) and sizes for people (cli__size_str, `driver host list`'s
- * RSS). */
+ * bounds, each mistake's message), checked against `dfnet-bindc match`'s reading of the
+ * same text (the same property or the same mistake), and sizes for people (cli__size_str,
+ * `driver host list`'s RSS). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
+#include "dfnet/bind.h"
+#include "lib/property.h"
 
 typedef struct good {
   const char *arg;
@@ -22,6 +25,36 @@ typedef struct good {
   bool bool_value;
   const char *str_value;
 } good_t;
+
+/* dfnet-bindc match reads `arg` as the CLI does: the same property, or the same mistake
+ * (why_cli: the CLI's message, or NULL when the CLI accepted it as *cli). */
+static void bindc_reads_alike(const char *arg, const dfnet_client_property_t *cli,
+                              const char *why_cli) {
+  char text[512], err[400] = "";
+  snprintf(text, sizeof text, "%s", arg);
+  char *args[] = {text};
+  dfnet_bind_property_t bp;
+  dfnet_status_t st = dfnet_bind_parse_property_args(args, 1, &bp, 1, err, sizeof err);
+  if (why_cli != NULL) {
+    if (st != DFNET_STATUS_INVALID_ARGUMENT || strcmp(err, why_cli) != 0)
+      fail_msg("%.60s: bindc %s \"%s\", the CLI \"%s\"", arg, dfnet_status_str(st), err, why_cli);
+    return;
+  }
+  if (st != DFNET_STATUS_OK)
+    fail_msg("%.60s: bindc refused it: %s", arg, err);
+  dfnet_client_property_t p;
+  dfnet_property_to_client(&bp, &p);
+  assert_int_equal(p.type, cli->type);
+  assert_int_equal(p.int_key, cli->int_key);
+  assert_int_equal(p.int_value, cli->int_value);
+  assert_int_equal(p.bool_value, cli->bool_value);
+  assert_true((p.str_key == NULL) == (cli->str_key == NULL));
+  if (p.str_key != NULL)
+    assert_string_equal(p.str_key, cli->str_key);
+  assert_true((p.str_value == NULL) == (cli->str_value == NULL));
+  if (p.str_value != NULL)
+    assert_string_equal(p.str_value, cli->str_value);
+}
 
 static void test_property_forms(void **state) {
   (void)state;
@@ -50,6 +83,7 @@ static void test_property_forms(void **state) {
     if (!cli__property_parse(g->arg, &a, why, sizeof why))
       fail_msg("%s: refused: %s", g->arg, why);
     const dfnet_client_property_t *p = &a.prop;
+    bindc_reads_alike(g->arg, p, NULL);
     if (g->str_key == NULL) {
       assert_null(p->str_key);
       assert_int_equal(p->int_key, g->int_key);
@@ -109,6 +143,7 @@ static void test_property_mistakes(void **state) {
     cli_property_arg_t a;
     char why[400] = "";
     bool ok = cli__property_parse(bad[i].arg, &a, why, sizeof why);
+    bindc_reads_alike(bad[i].arg, &a.prop, ok ? NULL : why);
     if (bad[i].says == NULL) {
       assert_true(ok);
       continue;
