@@ -1,6 +1,7 @@
 /* dfnet CLI: what the lease commands share (cmd_lease.c, lease_run.c): the acquire options
- * of `lease acquire` and `lease run`, acquiring with a cancel on SIGINT/SIGTERM, a lease as
- * text and JSON, and the signal watcher. Not installed. */
+ * of `lease acquire` and `lease run`, acquiring with a cancel on SIGINT/SIGTERM (both
+ * lease_ask.c), a lease as text and JSON (lease_format.c), and the signal watcher
+ * (lease_run.c). Not installed. */
 #ifndef DFNET_CLIENTS_CLI_LEASE_H
 #define DFNET_CLIENTS_CLI_LEASE_H
 
@@ -79,5 +80,8 @@ int cli__lease_acquire(cli_lease_ask_t *a, cli_lease_signals_t *w, bool renew, d
 void cli__lease_print(const dfnet_client_lease_t *l, uint64_t now_ms);
 /* A lease as JSON (clients/cli/JSON.md "lease"); NULL when out of memory. */
 cJSON *cli__lease_json(const dfnet_client_lease_t *l);
+/* {"lease": LEASE}, the document of `lease acquire --json`, `lease show --json` and `lease
+ * renew --json` (the caller owns it); NULL when out of memory. */
+cJSON *cli__lease_doc(const dfnet_client_lease_t *l);
 
 #endif /* DFNET_CLIENTS_CLI_LEASE_H */

@@ -14,8 +14,10 @@
  *                 (hosts, nodes, drivers, composites, bind traces, driver hosts)
  *   control.c     the unary control requests (driver control, node control: bind, unbind,
  *                 suspend, resume; test nodes, composite node spec, driver register)
- *   lease.c       leases: acquire (waiting in the queue), renew, release, list, show,
- *                 history; the client's lease token; renewing the leases it acquired
+ *   lease.c       leases: a lease's copy, renew, release, list, show, history; the
+ *                 client's lease token
+ *   lease_acquire.c  acquiring a lease (waiting in the queue, cancellable)
+ *   lease_renewal.c  renewing the leases acquired through a client
  * "Client thread" is the transport's service thread (include/dfnet/client.h "Threads"). */
 #ifndef DFNET_CLIENTS_LIB_CLIENT_INTERNAL_H
 #define DFNET_CLIENTS_LIB_CLIENT_INTERNAL_H
@@ -126,7 +128,7 @@ struct dfnet_client {
   bool closing;
   char lease_token[96];          /* every call's Call.lease_token ("" = none) */
   client_lease_t *leases;        /* leases acquired through this client (lease.c) */
-  client_acquire_t *acquiring;   /* dfnet_client_lease_acquire calls waiting (lease.c) */
+  client_acquire_t *acquiring;   /* dfnet_client_lease_acquire calls waiting (lease_acquire.c) */
   char *cert_file, *key_file;    /* the connect options' (cert_renewal.c renews them) */
   struct dfnet_renewer *renewer; /* dfnet_client_renew_enable's (c->mu); NULL: none */
 };
@@ -150,7 +152,7 @@ void client__session_gone(dfnet_client_t *c, dfnet_session_id_t sid);
  * the process's one log. The last connect wins (include/dfnet/client.h). */
 void client__log_configure(const dfnet_client_options_t *opts);
 
-/* ---- leases (lease.c) ---- */
+/* ---- leases (lease.c; lease_acquire.c acquires them) ---- */
 
 /* At connect, before the client thread runs: the lease token from DFNET_LEASE.
  * INVALID_ARGUMENT (err set) when it is over the bound. */
@@ -158,6 +160,25 @@ dfnet_status_t client__lease_init(dfnet_client_t *c, dfnet_client_error_t *err);
 
 /* The lease a token "<id>.<64 hex>" names, or 0. Any thread. */
 uint64_t client__lease_token_id(const char *token);
+
+/* One lease as the library gives it (dfnet_client_lease_t): the public struct first, its
+ * strings in the arena; dfnet_client_lease_free(&h->pub) frees the whole. */
+typedef struct client_lease_holder {
+  dfnet_client_lease_t pub;
+  dfnet_arena_t arena;
+} client_lease_holder_t;
+
+/* A new holder of a copy of the manager's LeaseInfo w (the caller frees it with
+ * dfnet_client_lease_free(&h->pub)), or NULL (out of memory). Any thread. */
+client_lease_holder_t *client__lease_holder_new(const dfnet_v1_LeaseInfo *w);
+
+/* Send a LeaseRelease of lease id with token (not NULL; "" = none; force: role admin, with
+ * reason, which may be NULL otherwise) and wait for its Status. Not on the client thread.
+ * OK; INVALID_ARGUMENT (the reason over its bound), RESOURCE_EXHAUSTED, or client__query's
+ * and the manager's status (NOT_FOUND: no such lease, PERMISSION_DENIED), err set. */
+dfnet_status_t client__lease_release_request(dfnet_client_t *c, uint64_t id, const char *token,
+                                             bool force, const char *reason,
+                                             dfnet_client_error_t *err);
 
 /* ---- lease renewals (lease_renewal.c) ---- */
 
