@@ -277,7 +277,7 @@ cJSON *cli__bind_why_json(const char *node, const dfnet_client_bind_trace_list_t
 cJSON *cli__event_json(const dfnet_client_event_t *ev);
 /* `board list --json`: {"boards": [...]}, the board nodes of a node list (cmd_board.c) */
 cJSON *cli__boards_json(const dfnet_client_node_list_t *nodes);
-/* `lease list --json`: {"leases": [...], "queue": [...]} (cmd_lease.c) */
+/* `lease list --json`: {"leases": [...], "queue": [...]} (lease_format.c) */
 cJSON *cli__leases_json(const dfnet_client_lease_list_t *list);
 
 /* Lower-case hex of data into a malloc'd string (NULL on OOM). */
@@ -317,16 +317,10 @@ typedef struct cli_property_arg {
   char text[400]; /* "KEY\0VALUE\0": the property's strings */
 } cli_property_arg_t;
 
-/* Parse `KEY=VALUE` as a node property (the value forms of `composite add`, as text):
- *   KEY    fuchsia.BIND_* (a deprecated key: the integer key; a name not in
- *          dfnet/bind_keys.h is refused, with the nearest one), a number (an integer key),
- *          or a string key ("fuchsia.hardware.pci.Device", "vendor.role": 1..127 bytes, no
- *          blank, no '=');
- *   VALUE  a number (decimal or 0x hex, 0..4294967295: uint), true or false (bool), an
- *          enum value lib.KEY.VALUE (three or more dotted identifiers:
- *          "fuchsia.usb.BIND_PROTOCOL.DEVICE"), "a quoted string", or any other text (a
- *          string; at most 255 bytes). An integer key takes a number only.
- * true, or false with *why (cap bytes) saying what is wrong, naming the part. */
+/* Parse `KEY=VALUE` as a node property, as lib/property_text.h reads it (the forms of
+ * `composite add`'s values, as text; dfnet-bindc match reads it alike). *out's strings
+ * point into out->text. true, or false with *why (cap bytes) saying what is wrong, naming
+ * the part. */
 bool cli__property_parse(const char *arg, cli_property_arg_t *out, char *why, size_t cap);
 
 /* ---- a command's bytes: what it sends, what it read (data.c) ---- */
