@@ -5,14 +5,17 @@
  * no function of this header may be called from another thread, except
  * agent__queue_push(), which is how other threads hand events in.
  *
- * Files: main.c (process, signals, threading), options.c (command line), nodes.c (the
+ * Files: main.c (process, signals, threading), startup.c (the start-up checks: credentials,
+ * inputs, driver host, cache directory), options.c (command line), nodes.c (the
  * node table), session.c (Hello, announcing, requests from the manager), cache.c (the
  * package cache and PackageFetch), drivers.c (DriverStart, driver hosts, supervisor
  * events), driver_stop.c (DriverStop, the stop order), calls.c (Call/Cancel/StreamCredit
  * forwarding: the manager's calls to drivers, and drivers' calls to other drivers, which it routes
  * to another driver host or to the manager), lifecycle.c (DriverSuspend/DriverResume,
  * ListDriverHosts, the suspend of every driver before a shutdown), artifacts.c
- * (dfnet.lab.ArtifactCache: the host's cache of uploaded artifacts, answered by the agent itself),
+ * (dfnet.lab.ArtifactCache: the host's cache of uploaded artifacts, answered by the agent itself;
+ * its bound in artifact_cache.c, its hash checkpoints in artifact_checkpoint.c, what those share
+ * in artifacts_internal.h),
  * grants.c (what a driver is granted: the rights of its driver host, --allow-right, and the
  * descriptors opened for it).
  */
@@ -75,13 +78,13 @@ typedef struct agent_options {
    * manager (state_dir.c); the defaults of --cert, --key, --ca and --manager. NULL: the
    * default (state_dir.c agent__state_dir_default) */
   const char *state_dir;
-  const char *name; /* NULL: the host name (see main.c for the certificate's CN) */
+  const char *name; /* NULL: the host name (see startup.c for the certificate's CN) */
   agent_label_t labels[AGENT_LABELS_MAX];
   size_t label_count;
   const char *sysfs_root; /* default "/sys" */
   const char *board_file; /* NULL: none */
   bool no_usb;
-  const char *cache_dir;                   /* NULL: default (main.c) */
+  const char *cache_dir;                   /* NULL: default (startup.c) */
   const char *driver_host;                 /* NULL: beside this executable */
   const char *log_level;                   /* NULL: DFNET_LOG_LEVEL or info */
   const char *log_format;                  /* --log-format: NULL: DFNET_LOG_FORMAT or text */
@@ -341,6 +344,30 @@ void agent__metrics_driver_host_crash(agent_t *a);
  * bytes) or a reply's payload bytes relayed back (reply true). */
 void agent__metrics_call(agent_t *a, bool reply, size_t bytes);
 
+/* ---- start-up checks (startup.c) ---------------------------------------------------
+ * Main thread, before the transport exists: main() runs them in this order and exits 2 when
+ * one returns false (it has printed one line saying why). */
+
+/* The OS host name when it differs from the certificate's CN and no --name was given (set by
+ * agent__check_credentials, logged once by main.c when the agent runs); "" otherwise. */
+extern char agent__os_host_name[256];
+
+/* Load and check the credentials; set the host name. --cert, --key and --ca must be readable
+ * regular files, the key the certificate's, the certificate a host's ("host" role) verified
+ * by the CA, and --name (if given) its CN. On true a->host_name is the CN and a->root
+ * "dev.<CN>". On false one line was printed: by pki itself for a file it cannot load, verify
+ * or pair, else a usage line naming the flag. */
+bool agent__check_credentials(agent_t *a);
+
+/* Check the inputs: --sysfs-root (a directory), --board (a readable regular file); find the
+ * driver host executable (--driver-host, else $DFNET_DRIVER_HOST, else dfnet-driver-host
+ * beside this executable or in the build tree's host/driver_host/) into a->driver_host_path;
+ * make the cache directory (--cache-dir, else $XDG_CACHE_HOME/dfnet-host,
+ * ~/.cache/dfnet-host or /var/cache/dfnet-host; agent__cache_init) into a->cache_dir (made
+ * absolute) and its artifacts/ into a->artifact_dir; then agent__sandbox_prepare. false:
+ * one usage line was printed (the first check that failed). */
+bool agent__check_inputs(agent_t *a);
+
 /* ---- queue (main.c) -------------------------------------------------------------- */
 
 /* An event from another thread. */
@@ -574,7 +601,7 @@ char *agent__resources_text(const dfnet_resource_set_t *res);
 
 /* ---- confinement (sandbox.c) ------------------------------------------------------ */
 
-/* At start, after the cache directory is made and the driver host found (main.c): the
+/* At start, after the cache directory is made and the driver host found (startup.c): the
  * driver user and what its driver hosts read. Sandboxed and root: --driver-user is looked
  * up (missing: "driver user NAME does not exist: create it (useradd ...), name another with
  * --driver-user, or run drivers unconfined with --no-sandbox"; uid 0 refused) and must be

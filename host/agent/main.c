@@ -17,8 +17,9 @@
  * the session is closed, exit 0; with --shutdown-reason reboot|poweroff the drivers are
  * suspended first (the seeds' suspend(flags), children before parents). The agent does not
  * guess why it is stopped: a unit file that knows (a shutdown or reboot target's ordering)
- * passes the flag. Bad usage or unusable files: one line on stderr, exit 2. Driver hosts
- * run confined (sandbox.c; --no-sandbox: unconfined, said by a warning at start).
+ * passes the flag. Bad usage or unusable files: one line on stderr, exit 2 (the start-up
+ * checks: startup.c). Driver hosts run confined (sandbox.c; --no-sandbox: unconfined, said by
+ * a warning at start).
  *
  * Threads
  *   - The main thread runs dfnet_transport_run(): it is the transport's service thread
@@ -41,14 +42,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <utlist.h>
 
@@ -56,7 +54,6 @@
 #include "lib/cmdline.h"
 #include "lib/log.h"
 #include "lib/log_format.h"
-#include "lib/pki.h"
 #include "lib/renewer.h"
 #include "lib/service_notify.h"
 #include "lib/version.h"
@@ -64,8 +61,6 @@
 #define PROGRAM "dfnet-host"
 
 static int g_signal_pipe[2] = {-1, -1};
-/* The OS host name when it differs from the certificate's CN (logged once running). */
-static char g_os_host_name[256];
 
 static void on_signal(int sig) {
   int saved = errno;
@@ -248,152 +243,7 @@ static void *signal_thread(void *arg) {
   }
 }
 
-/* ---- start-up checks --------------------------------------------------------------------- */
-
-/* Is the file there and readable? On no: one line naming the flag and why. */
-static bool file_readable(const char *flag, const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    dfnet_cmdline_usage(PROGRAM, "%s %s: %s", flag, path, strerror(errno));
-    return false;
-  }
-  struct stat sb;
-  bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
-  close(fd);
-  if (!ok)
-    dfnet_cmdline_usage(PROGRAM, "%s %s: not a regular file", flag, path);
-  return ok;
-}
-
-/* Load and check the credentials; set the host name. pki logs its one line itself. */
-static bool check_credentials(agent_t *a) {
-  const agent_options_t *o = &a->opt;
-  if (!file_readable("--cert", o->cert_file) || !file_readable("--key", o->key_file) ||
-      !file_readable("--ca", o->ca_file))
-    return false;
-  dfnet_pki_cert_t *cert = NULL, *ca = NULL;
-  dfnet_pki_key_t *key = NULL;
-  bool ok = false;
-  if (dfnet_pki_cert_load(o->cert_file, &cert) != DFNET_STATUS_OK ||
-      dfnet_pki_key_load(o->key_file, &key) != DFNET_STATUS_OK ||
-      dfnet_pki_cert_load(o->ca_file, &ca) != DFNET_STATUS_OK ||
-      dfnet_pki_key_check_pair(cert, key) != DFNET_STATUS_OK)
-    goto free_creds; /* pki has logged the one line naming the file and the problem */
-  dfnet_pki_cert_info_t info;
-  if (dfnet_pki_cert_info(cert, &info) != DFNET_STATUS_OK)
-    goto free_creds;
-  if (info.role != DFNET_PKI_ROLE_HOST) {
-    dfnet_cmdline_usage(PROGRAM,
-                        "--cert %s: a certificate with role \"%s\", a host agent needs \"host\"",
-                        o->cert_file, info.ou);
-    goto free_creds;
-  }
-  if (dfnet_pki_cert_verify(ca, cert, NULL) != DFNET_STATUS_OK)
-    goto free_creds; /* logged by pki */
-  if (o->name != NULL && strcmp(o->name, info.cn) != 0) {
-    dfnet_cmdline_usage(
-        PROGRAM,
-        "--name %s: the certificate %s is issued to \"%s\" (the manager names hosts "
-        "by their certificate)",
-        o->name, o->cert_file, info.cn);
-    goto free_creds;
-  }
-  if (o->name == NULL) {
-    gethostname(g_os_host_name, sizeof g_os_host_name - 1);
-    if (strcmp(g_os_host_name, info.cn) == 0)
-      g_os_host_name[0] = '\0'; /* nothing to say */
-  }
-  agent__strlcpy(a->host_name, info.cn, sizeof a->host_name);
-  snprintf(a->root, sizeof a->root, "dev.%s", a->host_name);
-  ok = true;
-free_creds:
-  dfnet_pki_cert_free(cert);
-  dfnet_pki_cert_free(ca);
-  dfnet_pki_key_free(key);
-  return ok;
-}
-
-static bool find_driver_host(agent_t *a) {
-  const char *given = a->opt.driver_host;
-  if (given == NULL)
-    given = getenv("DFNET_DRIVER_HOST");
-  if (given != NULL && given[0] != '\0') {
-    if (access(given, X_OK) != 0) {
-      dfnet_cmdline_usage(PROGRAM, "--driver-host %s: %s", given, strerror(errno));
-      return false;
-    }
-    agent__strlcpy(a->driver_host_path, given, sizeof a->driver_host_path);
-    return true;
-  }
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0)
-    return dfnet_cmdline_usage(PROGRAM,
-                               "cannot find this executable (/proc/self/exe): give --driver-host"),
-           false;
-  self[n] = '\0';
-  char *dir = dirname(self);
-  /* Installed: beside dfnet-host; build tree: host/driver_host/ next to host/agent/. */
-  const char *candidates[] = {"dfnet-driver-host", "../driver_host/dfnet-driver-host"};
-  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, candidates[i]);
-    if (access(path, X_OK) == 0) {
-      agent__strlcpy(a->driver_host_path, path, sizeof a->driver_host_path);
-      return true;
-    }
-  }
-  dfnet_cmdline_usage(PROGRAM, "no dfnet-driver-host beside %s: give --driver-host PATH", dir);
-  return false;
-}
-
-static bool pick_cache_dir(agent_t *a) {
-  const char *dir = a->opt.cache_dir;
-  char def[4096];
-  if (dir == NULL) {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (xdg != NULL && xdg[0] == '/')
-      snprintf(def, sizeof def, "%s/dfnet-host", xdg);
-    else if (home != NULL && home[0] == '/')
-      snprintf(def, sizeof def, "%s/.cache/dfnet-host", home);
-    else
-      snprintf(def, sizeof def, "/var/cache/dfnet-host");
-    dir = def;
-  }
-  char err[600];
-  if (agent__cache_init(dir, err, sizeof err) != DFNET_STATUS_OK) {
-    dfnet_cmdline_usage(PROGRAM, "%s", err);
-    return false;
-  }
-  /* absolute: DriverStart.local_path, and the directory of driver code the supervisor opens
-   * for sandboxed driver hosts (sandbox.c) */
-  char real[PATH_MAX];
-  if (realpath(dir, real) != NULL)
-    dir = real;
-  agent__strlcpy(a->cache_dir, dir, sizeof a->cache_dir);
-  /* the artifact cache (artifacts.c) lives beside the packages */
-  snprintf(a->artifact_dir, sizeof a->artifact_dir, "%s/artifacts", dir);
-  if (mkdir(a->artifact_dir, 0700) != 0 && errno != EEXIST) {
-    dfnet_cmdline_usage(PROGRAM, "cannot create %s: %s", a->artifact_dir, strerror(errno));
-    return false;
-  }
-  return true;
-}
-
-static bool check_inputs(agent_t *a) {
-  struct stat sb;
-  if (stat(a->opt.sysfs_root, &sb) != 0) {
-    dfnet_cmdline_usage(PROGRAM, "--sysfs-root %s: %s", a->opt.sysfs_root, strerror(errno));
-    return false;
-  }
-  if (!S_ISDIR(sb.st_mode)) {
-    dfnet_cmdline_usage(PROGRAM, "--sysfs-root %s: not a directory", a->opt.sysfs_root);
-    return false;
-  }
-  if (a->opt.board_file != NULL && !file_readable("--board", a->opt.board_file))
-    return false;
-  return find_driver_host(a) && pick_cache_dir(a) && agent__sandbox_prepare(a);
-}
+/* ---- the enumerators ------------------------------------------------------------------ */
 
 /* Create and start the enumerators. Returns false (after one line) when the board file
  * cannot be used; PCI or USB trouble is logged and the agent goes on without them. */
@@ -504,10 +354,10 @@ static int run_agent(agent_t *a) {
     goto stop_enumerators;
   }
   sig_thread_started = pthread_create(&sig_thread, NULL, signal_thread, a) == 0;
-  if (g_os_host_name[0] != '\0')
+  if (agent__os_host_name[0] != '\0')
     DFNET_LOGI(AGENT_SUBSYS, a->host_name,
                "host name \"%s\" differs from the certificate's name: publishing as \"%s\"",
-               g_os_host_name, a->host_name);
+               agent__os_host_name, a->host_name);
   DFNET_LOGI(AGENT_SUBSYS, a->host_name, "%s: manager %s, cache %s, driver host %s",
              dfnet_version_software(), a->opt.manager_url, a->cache_dir, a->driver_host_path);
   agent__sandbox_announce(a);
@@ -560,7 +410,7 @@ int main(int argc, char **argv) {
   if (dfnet_log_format_configure(a->opt.log_format) != 0)
     return dfnet_cmdline_usage(PROGRAM, "DFNET_LOG_FORMAT '%s': want text or json",
                                getenv("DFNET_LOG_FORMAT"));
-  if (!check_credentials(a) || !check_inputs(a))
+  if (!agent__check_credentials(a) || !agent__check_inputs(a))
     return DFNET_CMDLINE_EXIT_USAGE;
 
   pthread_mutex_init(&a->queue_mu, NULL);
