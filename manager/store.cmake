@@ -3,6 +3,11 @@
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET GLOBAL sqlite3)
 add_library(dfnet_manager_store STATIC
   ${CMAKE_CURRENT_LIST_DIR}/store.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_sql.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_tx.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_write.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_counter.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_check.c
   ${CMAKE_CURRENT_LIST_DIR}/store_schema.c
   ${CMAKE_CURRENT_LIST_DIR}/store_lease.c
   ${CMAKE_CURRENT_LIST_DIR}/store_queue.c

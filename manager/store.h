@@ -20,8 +20,8 @@
  *   - the file is created 0600 (SQLite's -wal and -shm files take its mode);
  *   - the SQL is kept portable (standard types and statements; upserts in the form SQLite
  *     and PostgreSQL share; LIMIT) so that a shared database can replace SQLite later for a
- *     highly available pair of managers: only the PRAGMAs and the schema-catalogue query
- *     of store.c are SQLite's own.
+ *     highly available pair of managers: only the PRAGMAs of store.c and the
+ *     schema-catalogue query of store_schema.c are SQLite's own.
  *
  * Schema versions. The file carries its schema version (table schema_version). Opening
  * applies the migrations the file lacks, in order, each in one transaction (a failure

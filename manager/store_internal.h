@@ -1,10 +1,12 @@
 /* dfnet-manager: what the store's files share (not public; manager/store.h is the interface).
  *
- * Files: store.c (opening, closing, SQLite's result codes, transactions, counters, the
- * checks every record shares), store_schema.c (the schema and its migrations),
- * store_lease.c (leases, lease tokens), store_queue.c (the wait queue), store_audit.c (the
- * audit log), store_state.c (driver flags, composite node specs), store_cert.c (certificates
- * seen and issued, revocations), store_token.c (join tokens).
+ * Files: store.c (opening, closing), store_sql.c (SQLite's result codes, the statements
+ * run, bound and read), store_tx.c (write brackets, transactions), store_write.c (the
+ * writes records share), store_counter.c (counters), store_check.c (the checks every
+ * record shares), store_schema.c (the schema and its migrations), store_lease.c (leases,
+ * lease tokens), store_queue.c (the wait queue), store_audit.c (the audit log),
+ * store_state.c (driver flags, composite node specs), store_cert.c (certificates seen and
+ * issued, revocations), store_token.c (join tokens).
  *
  * Every statement is prepared once, at open, from STORE_STATEMENTS below (one place to read
  * all the SQL the store runs but the schema): the hot paths never parse SQL. A write is
@@ -173,7 +175,7 @@ struct store {
   char audit_text[STORE_AUDIT_TEXT_MAX + 1];
 };
 
-/* ---- Failures (store.c) ------------------------------------------------------------- */
+/* ---- Failures (store_sql.c) --------------------------------------------------------- */
 
 /* The one place a SQLite result code becomes a status (store.h "Errors"). sys_errno: the
  * errno SQLite saw for CANTOPEN and IOERR (sqlite3_system_errno), else 0. */
@@ -189,7 +191,7 @@ dfnet_status_t store_sql__fail(store_t *s, int rc, char *err, size_t err_size, c
 dfnet_status_t store_sql__damaged(store_t *s, char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5), warn_unused_result));
 
-/* ---- Statements (store.c) ----------------------------------------------------------- */
+/* ---- Statements (store_sql.c) ------------------------------------------------------- */
 
 /* Statement `id`, reset and with its bindings cleared. */
 sqlite3_stmt *store_sql__stmt(store_t *s, store_stmt_t id);
@@ -208,7 +210,19 @@ int store_sql__bind_u63(sqlite3_stmt *st, int idx, uint64_t v);
 bool store_sql__col_u63(sqlite3_stmt *st, int col, uint64_t *out);
 bool store_sql__col_text(sqlite3_stmt *st, int col, const char **out, size_t *len);
 
-/* ---- Write brackets (store.c) ------------------------------------------------------- */
+/* Copy a row's target text into the load scratch slot `slot` (< STORE_TEXT_SLOTS).
+ * Returns the copy, or NULL when it is over STORE_TARGET_MAX bytes or not text. */
+const char *store_sql__col_copy(store_t *s, sqlite3_stmt *st, int col, size_t slot);
+
+/* The end of a walk over the rows of st, whose last sqlite3_step returned rc: status, the
+ * walk's own, unless it is OK and that step failed (neither a row, where the walk stopped
+ * early, nor the end): then SQLite's failure, reported as `what` ("reading the
+ * certificates"). Resets st. */
+dfnet_status_t store_sql__walk_end(store_t *s, sqlite3_stmt *st, int rc, dfnet_status_t status,
+                                   const char *what, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* ---- Write brackets (store_tx.c) ---------------------------------------------------- */
 
 /* Start one call's writes: BEGIN, or SAVEPOINT inside a transaction or another call's
  * bracket. Errors: ABORTED (SQLite had rolled back the caller's transaction); as SQLite. */
@@ -219,6 +233,8 @@ dfnet_status_t store_sql__op_begin(store_t *s, char *err, size_t err_size)
  * otherwise undo the call's writes and return st (err is left as the caller wrote it). */
 dfnet_status_t store_sql__op_end(store_t *s, dfnet_status_t st, char *err, size_t err_size)
     __attribute__((warn_unused_result));
+
+/* ---- Shared writes (store_write.c) -------------------------------------------------- */
 
 /* Replace the targets of row `id`: `clear` (its parameter: the id) removes the old ones,
  * `insert` (the id, the index, the kind, the text) adds targets[0..count) in order. Inside
@@ -241,14 +257,6 @@ dfnet_status_t store_sql__write_one(store_t *s, sqlite3_stmt *st, const char *do
 dfnet_status_t store_sql__delete_id(store_t *s, store_stmt_t stmt, uint64_t id, const char *what,
                                     char *err, size_t err_size) __attribute__((warn_unused_result));
 
-/* The end of a walk over the rows of st, whose last sqlite3_step returned rc: status, the
- * walk's own, unless it is OK and that step failed (neither a row, where the walk stopped
- * early, nor the end): then SQLite's failure, reported as `what` ("reading the
- * certificates"). Resets st. */
-dfnet_status_t store_sql__walk_end(store_t *s, sqlite3_stmt *st, int rc, dfnet_status_t status,
-                                   const char *what, char *err, size_t err_size)
-    __attribute__((warn_unused_result));
-
 /* Revoke the row keyed `key` at time_ms (checked by the caller): `exists` reads its
  * revoked_ms column (its one parameter: the key), then `revoke` sets it (parameters: 1 the
  * key, 2 the time, 3 `by` and 4 `reason` when not NULL; store_cert.c, store_token.c). OK;
@@ -259,13 +267,13 @@ dfnet_status_t store_sql__revoke(store_t *s, store_stmt_t exists, store_stmt_t r
                                  const char *by, const char *reason, char *err, size_t err_size)
     __attribute__((warn_unused_result));
 
-/* ---- Counters (store.c) ------------------------------------------------------------- */
+/* ---- Counters (store_counter.c) ----------------------------------------------------- */
 
 /* Take the next value of counter `kind` (a store_id_kind_t) and write it to store_counter. */
 dfnet_status_t store_sql__take(store_t *s, store_id_kind_t kind, uint64_t *out, char *err,
                                size_t err_size) __attribute__((warn_unused_result));
 
-/* ---- Checks every record shares (store.c) ------------------------------------------- */
+/* ---- Checks every record shares (store_check.c) ------------------------------------- */
 
 /* Is text 1..max bytes (min 0: may be empty) without control characters? On false, err
  * says "<field>: ..." and the caller returns INVALID_ARGUMENT (or DATA_LOSS for a row). */
@@ -288,10 +296,6 @@ const char *store_sql__role_name(dfnet_v1_Role role);
 
 /* The client role stored as `name`; false for any other text. */
 bool store_sql__role_parse(const char *name, dfnet_v1_Role *out);
-
-/* Copy a row's target text into the load scratch slot `slot` (< STORE_TEXT_SLOTS).
- * Returns the copy, or NULL when it is over STORE_TARGET_MAX bytes or not text. */
-const char *store_sql__col_copy(store_t *s, sqlite3_stmt *st, int col, size_t slot);
 
 /* ---- Schema (store_schema.c) -------------------------------------------------------- */
 

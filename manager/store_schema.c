@@ -4,7 +4,7 @@
  * and never edited once released: a change is a new migration at the end. Types are the
  * standard ones (BIGINT, SMALLINT, VARCHAR, BOOLEAN, BLOB); INTEGER PRIMARY KEY makes
  * SQLite keep the table in that key's order (its rowid) and is standard SQL too. Lengths
- * are not enforced by SQLite: the store checks every value (store.c), on write and on read.
+ * are not enforced by SQLite: the store checks every value (store_check.c), on write and on read.
  */
 #include <stdio.h>
 #include <string.h>
