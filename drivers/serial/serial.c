@@ -16,8 +16,8 @@
  * Everything here runs on the default dispatcher (no allow_sync_calls: nothing blocks it).
  * What the port receives arrives through serial__deliver (from the tty reader thread, or
  * from the USB backend on the dispatcher), under `mu`, into the Read buffer and every
- * subscriber's buffer, each bounded (64 KiB; the oldest bytes go first and are counted);
- * then one flush task serves them:
+ * subscriber's buffer, each bounded (ring.c: 64 KiB; the oldest bytes go first and are
+ * counted); then one flush task serves them:
  *  - Read takes from the Read buffer at once, or parks (with a timer task and a cancel
  *    callback, both naming the Read by id, never by pointer) until a flush serves it.
  *  - Subscribe registers a stream and sends it an empty Data item at once (the stream is
@@ -26,7 +26,7 @@
  *    dfnet_call_send: with no room it returns RESOURCE_EXHAUSTED at once, the item is kept,
  *    and a flush is retried 10 ms later. The data keeps accumulating (bounded) meanwhile.
  *  - Write and Configure are jobs served one at a time, in order, by the backend
- *    (serial__job_done ends each), once the port is open. A Write from anyone but the
+ *    (serial__job_done ends each; jobs.c), once the port is open. A Write from anyone but the
  *    caller attached to the console (Attach's writer seat) ends FAILED_PRECONDITION.
  *  - Everything received also goes into the port's history (history.c: a ring, 1 MiB by
  *    default, the setting "history_bytes"), which Log and Attach streams replay and follow
@@ -50,38 +50,6 @@
 
 #define SERIAL_FLUSH_RETRY_MS 10u
 #define SERIAL_HISTORY_DEFAULT "1048576" /* the history's bytes (setting "history_bytes") */
-
-/* ---- the byte rings ----------------------------------------------------------------- */
-
-/* Append data; returns how many old bytes were dropped to make room. */
-static size_t ring_push(serial_ring_t *r, const uint8_t *data, size_t n) {
-  size_t dropped = 0;
-  if (n > SERIAL_BUF_SIZE) {
-    dropped += n - SERIAL_BUF_SIZE;
-    data += n - SERIAL_BUF_SIZE;
-    n = SERIAL_BUF_SIZE;
-  }
-  if (r->len + n > SERIAL_BUF_SIZE) {
-    size_t drop = r->len + n - SERIAL_BUF_SIZE;
-    r->head = (r->head + drop) % SERIAL_BUF_SIZE;
-    r->len -= drop;
-    dropped += drop;
-  }
-  for (size_t i = 0; i < n; i++)
-    r->buf[(r->head + r->len + i) % SERIAL_BUF_SIZE] = data[i];
-  r->len += n;
-  return dropped;
-}
-
-/* Take up to max bytes into out; returns how many. */
-static size_t ring_pop(serial_ring_t *r, uint8_t *out, size_t max) {
-  size_t n = r->len < max ? r->len : max;
-  for (size_t i = 0; i < n; i++)
-    out[i] = r->buf[(r->head + i) % SERIAL_BUF_SIZE];
-  r->head = (r->head + n) % SERIAL_BUF_SIZE;
-  r->len -= n;
-  return n;
-}
 
 /* A Subscribe stream. */
 struct serial_stream {
@@ -115,9 +83,9 @@ void serial__deliver(serial_t *s, const uint8_t *data, size_t n, const char *fai
   pthread_mutex_lock(&s->mu);
   if (n > 0) {
     serial_history_append(&s->history, data, n, unix_ms());
-    (void)ring_push(&s->rx, data, n);
+    (void)serial_ring_push(&s->rx, data, n);
     for (serial_stream_t *st = s->streams; st != NULL; st = st->next)
-      st->dropped += ring_push(&st->ring, data, n);
+      st->dropped += serial_ring_push(&st->ring, data, n);
   }
   if (failure != NULL && s->failure[0] == '\0')
     snprintf(s->failure, sizeof s->failure, "%s", failure);
@@ -129,7 +97,7 @@ void serial__deliver(serial_t *s, const uint8_t *data, size_t n, const char *fai
 }
 
 /* The port's failure into why (empty string: healthy). Dispatcher or any thread. */
-static bool port_failed(serial_t *s, char *why, size_t cap) {
+bool serial__failed(serial_t *s, char *why, size_t cap) {
   pthread_mutex_lock(&s->mu);
   snprintf(why, cap, "%s", s->failure);
   pthread_mutex_unlock(&s->mu);
@@ -144,7 +112,7 @@ static void read_reply(serial_t *s, dfnet_call_t *call, uint32_t max_bytes) {
   if (reply == NULL)
     return;
   pthread_mutex_lock(&s->mu);
-  reply->data.size = (pb_size_t)ring_pop(&s->rx, reply->data.bytes, max_bytes);
+  reply->data.size = (pb_size_t)serial_ring_pop(&s->rx, reply->data.bytes, max_bytes);
   pthread_mutex_unlock(&s->mu);
   drvkit__reply(call, dfnet_hw_serial_ReadReply_fields, reply);
   free(reply);
@@ -197,7 +165,7 @@ static void serial_read(void *ctx, dfnet_call_t *call, const uint8_t *request, s
     read_reply(s, call, max); /* what is buffered, even after a failure */
     return;
   }
-  if (port_failed(s, why, sizeof why)) {
+  if (serial__failed(s, why, sizeof why)) {
     drvkit__fail(call, DFNET_STATUS_UNAVAILABLE, "%s", why);
     return;
   }
@@ -253,7 +221,7 @@ static void serial_subscribe(void *ctx, dfnet_call_t *call, const uint8_t *reque
   if (!drvkit__decode(call, dfnet_hw_serial_SubscribeRequest_fields, &req, request, len))
     return;
   char why[256];
-  if (port_failed(s, why, sizeof why)) {
+  if (serial__failed(s, why, sizeof why)) {
     drvkit__fail(call, DFNET_STATUS_UNAVAILABLE, "%s", why);
     return;
   }
@@ -291,7 +259,7 @@ static bool stream_fill(void *ctx, void *stream, void *msg) {
   serial_stream_t *st = stream;
   dfnet_hw_serial_Data *item = msg;
   pthread_mutex_lock(&s->mu);
-  item->data.size = (pb_size_t)ring_pop(&st->ring, item->data.bytes, SERIAL_ITEM_MAX);
+  item->data.size = (pb_size_t)serial_ring_pop(&st->ring, item->data.bytes, SERIAL_ITEM_MAX);
   item->dropped = st->dropped;
   st->dropped = 0;
   pthread_mutex_unlock(&s->mu);
@@ -313,8 +281,6 @@ static void stream_flush(serial_t *s, serial_stream_t *st, bool *window_full) {
 
 /* ---- flushing: what the port delivered ---------------------------------------------- */
 
-static void pump(serial_t *s);
-
 static void end_everything(serial_t *s, const char *why) {
   while (s->reads != NULL) {
     serial_read_t *r = s->reads;
@@ -333,7 +299,7 @@ static void end_everything(serial_t *s, const char *why) {
     (void)dfnet_call_reply(st->call, DFNET_STATUS_UNAVAILABLE, why, NULL, 0);
     stream_free(st);
   }
-  pump(s); /* the jobs that wait end too */
+  serial__pump(s); /* the jobs that wait end too */
 }
 
 /* Serve parked Reads and streams from what the port delivered; `retry`: the run of
@@ -362,7 +328,7 @@ static void flush(serial_t *s, bool retry) {
   if (window_full)
     drvkit__retry_arm(s->driver, &s->flush_retry);
   char why[256];
-  if (port_failed(s, why, sizeof why))
+  if (serial__failed(s, why, sizeof why))
     end_everything(s, why);
 }
 
@@ -379,104 +345,7 @@ void serial__port_failed(serial_t *s, const char *why) {
   dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_WARN, "%s", why);
 }
 
-/* ---- Write and Configure: the jobs ------------------------------------------------------ */
-
-static void job_end(serial_t *s, dfnet_status_t status, const char *message,
-                    const dfnet_hw_serial_Config *got);
-
-/* Start the jobs at the head of the queue while the port takes them. Dispatcher. */
-static void pump(serial_t *s) {
-  if (s->pumping)
-    return; /* a job ended inside run: the loop below goes on */
-  s->pumping = true;
-  char why[256];
-  while (s->jobs != NULL && !s->jobs->started) {
-    serial_job_t *j = s->jobs;
-    dfnet_status_t st = dfnet_call_status(j->call);
-    bool failed = port_failed(s, why, sizeof why);
-    if (!failed && st == DFNET_STATUS_OK && !s->ready)
-      break; /* the port is still opening: the job waits */
-    j->started = true;
-    if (failed)
-      job_end(s, DFNET_STATUS_UNAVAILABLE, why, NULL); /* the failure names the port */
-    else if (st != DFNET_STATUS_OK)
-      job_end(s, st, NULL, NULL); /* it ended while it waited */
-    else
-      s->ops->run(s, j);
-  }
-  s->pumping = false;
-}
-
-/* End every job, the one in progress too (stop: the backend is closed). */
-static void drop_jobs(serial_t *s, const char *why) {
-  while (s->jobs != NULL) {
-    serial_job_t *j = s->jobs;
-    LL_DELETE(s->jobs, j);
-    (void)dfnet_call_reply(j->call, DFNET_STATUS_UNAVAILABLE, why, NULL, 0);
-    free(j);
-  }
-}
-
-void serial__port_ready(serial_t *s) {
-  s->ready = true;
-  pump(s);
-}
-
-/* End the job at the head of the queue with `status` and the whole `message` (NULL: none)
- * or, when OK, its answer; start the next. */
-static void job_end(serial_t *s, dfnet_status_t status, const char *message,
-                    const dfnet_hw_serial_Config *got) {
-  serial_job_t *j = s->jobs;
-  LL_DELETE(s->jobs, j);
-  if (status != DFNET_STATUS_OK && message != NULL) {
-    drvkit__fail(j->call, status, "%s", message);
-  } else if (status != DFNET_STATUS_OK) {
-    (void)dfnet_call_reply(j->call, status, NULL, NULL, 0);
-  } else if (j->configure) {
-    dfnet_driver_log(s->driver, DFNET_DRIVER_LOG_INFO,
-                     "%s: %u baud, %u data bits, parity %d, %u stop bits, flow control %d", s->name,
-                     got->baud_rate, got->data_bits, (int)got->parity, got->stop_bits,
-                     (int)got->flow_control);
-    drvkit__reply(j->call, dfnet_hw_serial_Config_fields, got);
-  } else {
-    dfnet_hw_serial_WriteReply reply = {.written = (uint32_t)j->done};
-    drvkit__reply(j->call, dfnet_hw_serial_WriteReply_fields, &reply);
-  }
-  free(j);
-  pump(s);
-}
-
-void serial__job_done(serial_t *s, dfnet_status_t status, const char *why,
-                      const dfnet_hw_serial_Config *got) {
-  if (s->jobs == NULL || !s->jobs->started)
-    return;
-  char message[768];
-  if (why != NULL)
-    snprintf(message, sizeof message, "%.200s: %.500s", s->name, why);
-  job_end(s, status, why != NULL ? message : NULL, got);
-}
-
-void serial__config_defaults(const dfnet_hw_serial_Config *want, dfnet_hw_serial_Config *out) {
-  *out = *want;
-  if (out->baud_rate == 0)
-    out->baud_rate = 115200;
-  if (out->data_bits == 0)
-    out->data_bits = 8;
-  if (out->stop_bits == 0)
-    out->stop_bits = 1;
-}
-
-/* Queue a job and start it when its turn comes. */
-static void enqueue(serial_t *s, serial_job_t *j) {
-  char why[256];
-  if (port_failed(s, why, sizeof why)) {
-    drvkit__fail(j->call, DFNET_STATUS_UNAVAILABLE, "%s", why);
-    free(j);
-    return;
-  }
-  LL_APPEND(s->jobs, j);
-  pump(s);
-}
+/* ---- Write and Configure: their requests, queued as jobs (jobs.c) ----------------------- */
 
 /* /dfnet.hw.serial.Serial/Write */
 static void serial_write(void *ctx, dfnet_call_t *call, const uint8_t *request, size_t len) {
@@ -507,7 +376,7 @@ static void serial_write(void *ctx, dfnet_call_t *call, const uint8_t *request, 
   free(req);
   uint32_t left = dfnet_call_deadline_left_ms(call);
   j->give_up_ms = drvkit__now_ms() + (left < SERIAL_WRITE_MAX_MS ? left : SERIAL_WRITE_MAX_MS);
-  enqueue(s, j);
+  serial__enqueue(s, j);
 }
 
 /* /dfnet.hw.serial.Serial/Configure */
@@ -522,7 +391,7 @@ static void serial_configure(void *ctx, dfnet_call_t *call, const uint8_t *reque
   }
   j->call = call;
   j->configure = true;
-  enqueue(s, j);
+  serial__enqueue(s, j);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
@@ -632,7 +501,7 @@ static void serial_stop(dfnet_driver_t *driver, void *ctx) {
   pthread_mutex_unlock(&s->mu);
   end_everything(s, "the driver stopped");
   serial__logs_end(s, "the driver stopped");
-  drop_jobs(s, "the driver stopped");
+  serial__drop_jobs(s, "the driver stopped");
   free(s->rx.buf);
   serial_history_free(&s->history);
   pthread_mutex_destroy(&s->mu);

@@ -1,6 +1,6 @@
-/* The serial driver's internals: the core (serial.c: the Serial service, its buffers,
- * streams and the queue of Writes and Configures) and its port backends, one per file
- * behind one ops table (as libusb's backends in libusb/os/):
+/* The serial driver's internals: the core (serial.c: the Serial service, its buffers and
+ * streams; ring.c: the byte rings; jobs.c: the queue of Writes and Configures) and its port
+ * backends, one per file behind one ops table (as libusb's backends in libusb/os/):
  *
  *   tty.c   a kernel tty: a board file's UART ("dfnet.platform.TTY"), a pty. A reader
  *           thread reads it; writes and line settings go through write(2) and termios
@@ -74,6 +74,15 @@ typedef struct serial_ring {
   size_t len;
 } serial_ring_t;
 
+/* ---- ring.c: the byte rings (under the caller's lock) ---- */
+
+/* Append data[0..n) to r, dropping its oldest bytes to make room (more than SERIAL_BUF_SIZE:
+ * only the last SERIAL_BUF_SIZE are kept). Returns how many bytes were dropped. */
+size_t serial_ring_push(serial_ring_t *r, const uint8_t *data, size_t n);
+
+/* Take up to max of r's oldest bytes into out. Returns how many (0: r is empty). */
+size_t serial_ring_pop(serial_ring_t *r, uint8_t *out, size_t max);
+
 typedef struct serial_stream serial_stream_t;
 typedef struct serial_read serial_read_t;
 typedef struct serial_log serial_log_t;
@@ -103,22 +112,47 @@ struct serial {
   uint64_t next_id;
 };
 
+/* ---- serial.c: the core ---- */
+
 /* Received bytes (n may be 0) and/or the port's failure (NULL: none): appended to the Read
  * buffer and every stream's, then served on the dispatcher. Any thread. */
 void serial__deliver(serial_t *s, const uint8_t *data, size_t n, const char *failure);
 
-/* The port is open: the queued jobs start. Dispatcher. */
-void serial__port_ready(serial_t *s);
-
 /* The port failed (why: the reason later calls get): every waiting call and stream ends
  * UNAVAILABLE. Dispatcher. */
 void serial__port_failed(serial_t *s, const char *why);
+
+/* The port's failure into why[cap] (the empty string while it is healthy). Returns true when
+ * it failed. Dispatcher or any thread (takes mu). */
+bool serial__failed(serial_t *s, char *why, size_t cap);
+
+/* ---- jobs.c: Write and Configure, the jobs ---- */
+
+/* The port is open: the queued jobs start. Dispatcher. */
+void serial__port_ready(serial_t *s);
+
+/* Queue job j (malloc'd; owned from here) and start it when its turn comes. A port that
+ * failed ends it UNAVAILABLE with the reason at once. Dispatcher. */
+void serial__enqueue(serial_t *s, serial_job_t *j);
+
+/* Start the jobs at the head of the queue while the port takes them (a job waits while the
+ * port is opening; one whose call ended, or every one once the port failed, ends). A call
+ * from inside a job's run returns at once: the running loop goes on. Dispatcher. */
+void serial__pump(serial_t *s);
+
+/* End every job, the one in progress too, UNAVAILABLE with why (stop: the backend is
+ * closed). Dispatcher. */
+void serial__drop_jobs(serial_t *s, const char *why);
 
 /* The job at the head of the queue ended: its reply is `status` with `why` (NULL: none)
  * and, when OK, the bytes written (a Write) or the settings in effect `got` (a Configure).
  * The next job starts. Dispatcher. */
 void serial__job_done(serial_t *s, dfnet_status_t status, const char *why,
                       const dfnet_hw_serial_Config *got);
+
+/* The line settings `want` with its defaults filled in (0 baud: 115200, 0 data bits: 8,
+ * 0 stop bits: 1) into *out. */
+void serial__config_defaults(const dfnet_hw_serial_Config *want, dfnet_hw_serial_Config *out);
 
 /* ---- log.c: Log, Attach and the writer seat ---- */
 
@@ -136,9 +170,5 @@ void serial__logs_end(serial_t *s, const char *why);
 /* May `call`'s caller write to the port? False, with the reason in why, while an Attach of
  * another caller holds the writer seat. Dispatcher. */
 bool serial__may_write(serial_t *s, dfnet_call_t *call, char *why, size_t cap);
-
-/* The line settings `want` with its defaults filled in (0 baud: 115200, 0 data bits: 8,
- * 0 stop bits: 1) into *out. */
-void serial__config_defaults(const dfnet_hw_serial_Config *want, dfnet_hw_serial_Config *out);
 
 #endif /* DFNET_DRIVERS_SERIAL_SERIAL_H */
