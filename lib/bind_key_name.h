@@ -2,7 +2,7 @@
  * file's properties and in `dfnet-bindc match KEY=VALUE`.
  *
  * A name that begins "fuchsia.BIND_" names one of Fuchsia's deprecated integer keys
- * (include/dfnet/bind_keys.h; docs/bind.md): it must be one of them, or it is refused with
+ * (include/dfnet/bind_keys.h; docs/spec/bind.md): it must be one of them, or it is refused with
  * the nearest one (lib/suggest.h), so a misspelt key is not taken for a string key that no
  * bind rule tests. Any other text is a string key, left to the caller to check.
  *

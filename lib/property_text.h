@@ -1,6 +1,6 @@
 /* A node property written as text, `KEY=VALUE`: `dfnet node add-test --property` (as `ffx
  * driver test-node add` takes one) and `dfnet-bindc match` read it alike, so a property
- * tried offline is the property the fleet gets (docs/spec/bind.md "Matching").
+ * tried offline is the property the fleet gets (docs/spec/bind.md "The trace").
  *
  *   KEY    a deprecated key fuchsia.BIND_* (an integer key; a misspelt one is refused with
  *          the nearest, lib/bind_key_name.h), a number 0..4294967295 (an integer key), or
