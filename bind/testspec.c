@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "bind/bind_internal.h"
-#include "dfnet/bind_keys.h"
 #include "lib/property_text.h"
 
 typedef struct bind__test_state {
